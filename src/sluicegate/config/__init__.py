@@ -1,0 +1,1 @@
+"""Gateway Config: schema, validation messages, compilation to frozen runtime objects."""

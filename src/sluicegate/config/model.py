@@ -1,0 +1,80 @@
+"""The compiled Gateway Config: frozen runtime objects, built once per distinct config text.
+
+Inheritance (reference §4.3) is already applied when these objects exist, so the hot path only layers the
+request headers (custom host, forward headers, timeout, strictness) on top of a leaf ``Target``.
+A request without a config is the one-leaf tree ``Target(path="config", provider=None, ...)``:
+``provider=None`` means "take the provider and the credential from the request headers".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Mapping, Union
+
+EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+DEFAULT_RETRY_STATUS_CODES = frozenset({429, 500, 502, 503, 504})
+MAX_RETRY_ATTEMPTS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    attempts: int  # retries after the first call: 0..MAX_RETRY_ATTEMPTS
+    on_status_codes: frozenset[int] = DEFAULT_RETRY_STATUS_CODES
+    use_retry_after: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerPolicy:
+    """Circuit breaker (hosted ``cb_config``): skip a target that keeps failing until its cooldown passes."""
+
+    failure_threshold: int
+    cooldown_ms: int
+    failure_status_codes: frozenset[int] | None = None  # None: any 5xx, 429, timeout or connection error
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    query: Mapping[str, Any]
+    then: str
+
+
+@dataclass(frozen=True, slots=True)
+class Strategy:
+    mode: str  # "single" | "fallback" | "loadbalance" | "conditional"
+    on_status_codes: frozenset[int] | None = None
+    conditions: tuple[Condition, ...] = ()
+    default: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A leaf: one upstream to try, with every inherited setting resolved."""
+
+    path: str  # JSON path for x-portkey-last-used-option-index: "config", "config.targets[1].targets[0]"
+    provider: str | None = None  # provider id ("openai"), catalog slug ("@my-llm"), or None: from the request
+    api_key: str | None = None
+    custom_host: str | None = None
+    forward_headers: tuple[str, ...] = ()  # lower-case, "_" folded to "-"
+    override_params: Mapping[str, Any] = EMPTY
+    retry: RetryPolicy | None = None
+    request_timeout_ms: int | None = None
+    strict_open_ai_compliance: bool | None = None
+    breaker: BreakerPolicy | None = None
+    name: str | None = None
+    weight: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """An inner node: a strategy over children (groups or leaves)."""
+
+    path: str
+    strategy: Strategy
+    children: tuple["Node", ...] = field(default_factory=tuple)
+    name: str | None = None
+    weight: float = 1.0
+
+
+Node = Union[Group, Target]

@@ -1,0 +1,122 @@
+"""The gateway's error tree and its mapping to HTTP status and JSON envelope, in one place.
+
+Two envelopes exist on the wire (Portkey compatibility):
+  - the gateway's own refusals: ``{"status": "failure", "message": ...}`` (+ ``errors`` for config schema);
+  - failures of an upstream attempt: ``{"error": {"message", "type", "param", "code"}, "provider": ...}``.
+Messages never carry credentials: callers pass redacted text only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class GatewayError(Exception):
+    """Base of every error the gateway answers with itself."""
+
+    status: int = 500
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if status is not None:
+            self.status = status
+
+    def body(self) -> dict[str, Any]:
+        return {"status": "failure", "message": self.message}
+
+
+class BadRequest(GatewayError):
+    """A request the gateway refuses before any upstream attempt (HTTP 400)."""
+
+    status = 400
+
+
+class ConfigError(BadRequest):
+    """A Gateway Config that fails validation; ``errors`` names each offending path."""
+
+    def __init__(self, errors: list[str], message: str = "Invalid config passed") -> None:
+        super().__init__(message)
+        self.errors = errors
+
+    def body(self) -> dict[str, Any]:
+        return {"status": "failure", "message": self.message, "errors": self.errors}
+
+
+class RouterError(BadRequest):
+    """Conditional routing could not pick a target (unknown operator, unknown target name …)."""
+
+
+class InvalidCustomHost(BadRequest):
+    """The SSRF guard refused an upstream URL; ``reason`` tells the user what to change."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"Invalid custom host: {reason}")
+        self.reason = reason
+
+
+class Unauthorized(GatewayError):
+    status = 401
+
+
+class NotFound(GatewayError):
+    status = 404
+
+    def body(self) -> dict[str, Any]:
+        return {"message": "Not Found", "ok": False}
+
+
+class Conflict(GatewayError):
+    status = 409
+
+
+class PayloadTooLarge(GatewayError):
+    status = 413
+
+
+class UpstreamFailure(GatewayError):
+    """An attempt that produced no usable upstream response: timeout, refused connection, broken stream.
+
+    It takes part in retries and fallbacks exactly like an upstream status would.
+    """
+
+    error_type = "upstream_error"
+
+    def __init__(self, message: str, *, status: int, provider: str | None = None) -> None:
+        super().__init__(message, status=status)
+        self.provider = provider
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "error": {"message": self.message, "type": self.error_type, "param": None, "code": None}
+        }
+        if self.provider:
+            body["provider"] = self.provider
+        return body
+
+
+class UpstreamTimeout(UpstreamFailure):
+    error_type = "timeout_error"
+
+    def __init__(self, timeout_ms: int, provider: str | None = None) -> None:
+        super().__init__(
+            f"Request exceeded the timeout sent in the request: {timeout_ms}ms",
+            status=408,
+            provider=provider,
+        )
+
+
+class UpstreamUnreachable(UpstreamFailure):
+    """Connection refused, DNS failure, reset before a response: HTTP 502, retryable."""
+
+    error_type = "upstream_connection_error"
+
+    def __init__(self, message: str, provider: str | None = None) -> None:
+        super().__init__(message, status=502, provider=provider)
+
+
+class EndpointNotSupported(GatewayError):
+    """The target's API spec has no such endpoint; stops fallback (gateway exception)."""
+
+    status = 400
+    gateway_exception = True

@@ -1,0 +1,91 @@
+"""Process settings: environment and command-line flags folded into one frozen dataclass.
+
+Everything configurable lives here and is read once at start; nothing else reads the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping
+
+ENV_PREFIX = "SLUICEGATE_"
+PROVIDER_URL_PREFIX = "SLUICEGATE_PROVIDER_URL_"  # SLUICEGATE_PROVIDER_URL_OPENAI=http://egress-proxy/v1
+
+
+def _bool(text: str) -> bool:
+    return text.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _csv(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8787
+    workers: int = 1
+    data_dir: Path = Path(".sluicegate")
+    database_url: str | None = None  # None: SQLite file under data_dir
+    max_body_bytes: int = 32 * 1024 * 1024
+    # Where commercial providers live; operators behind an egress proxy (and tests) point them elsewhere.
+    provider_base_urls: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # SSRF allow-list: None means "the default for the listen address" (loopback trusted on loopback only).
+    trusted_custom_hosts: tuple[str, ...] | None = None
+    allowed_upstreams: tuple[str, ...] = ()
+    upstream_connect_timeout_s: float = 10.0
+    upstream_pool_size: int = 0  # 0: unbounded keep-alive pool
+    admin_token: str | None = None
+    master_key: str | None = None
+    log_bodies: bool = True
+    log_body_max_bytes: int = 64 * 1024
+    log_retention_days: int | None = None
+    access_log: bool = False
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "sluicegate.db"
+
+    def with_overrides(self, **overrides: Any) -> "Settings":
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def settings_from_env(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Build Settings from ``env`` (default: the process environment), then apply explicit overrides."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    scalar = {
+        "HOST": ("host", str),
+        "PORT": ("port", int),
+        "WORKERS": ("workers", int),
+        "DATA_DIR": ("data_dir", Path),
+        "DATABASE_URL": ("database_url", str),
+        "MAX_BODY_BYTES": ("max_body_bytes", int),
+        "UPSTREAM_CONNECT_TIMEOUT": ("upstream_connect_timeout_s", float),
+        "UPSTREAM_POOL_SIZE": ("upstream_pool_size", int),
+        "ADMIN_TOKEN": ("admin_token", str),
+        "MASTER_KEY": ("master_key", str),
+        "LOG_BODIES": ("log_bodies", _bool),
+        "LOG_BODY_MAX_BYTES": ("log_body_max_bytes", int),
+        "LOG_RETENTION_DAYS": ("log_retention_days", int),
+        "ACCESS_LOG": ("access_log", _bool),
+        "ALLOWED_UPSTREAMS": ("allowed_upstreams", _csv),
+    }
+    for suffix, (name, convert) in scalar.items():
+        raw = env.get(ENV_PREFIX + suffix)
+        if raw not in (None, ""):
+            values[name] = convert(raw)
+    if "TRUSTED_CUSTOM_HOSTS" in env:  # Portkey's variable; set (even empty) replaces the defaults
+        values["trusted_custom_hosts"] = _csv(env["TRUSTED_CUSTOM_HOSTS"])
+    urls = {
+        key[len(PROVIDER_URL_PREFIX):].lower().replace("_", "-"): value.rstrip("/")
+        for key, value in env.items()
+        if key.startswith(PROVIDER_URL_PREFIX) and value
+    }
+    if urls:
+        values["provider_base_urls"] = MappingProxyType(urls)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return Settings(**values)
