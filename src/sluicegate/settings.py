@@ -37,6 +37,7 @@ class Settings:
     trusted_custom_hosts: tuple[str, ...] | None = None
     allowed_upstreams: tuple[str, ...] = ()
     upstream_connect_timeout_s: float = 10.0
+    upstream_read_timeout_s: float = 600.0  # longest silence tolerated from an upstream
     upstream_pool_size: int = 0  # 0: unbounded keep-alive pool
     admin_token: str | None = None
     master_key: str | None = None
@@ -65,6 +66,7 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: Any) ->
         "DATABASE_URL": ("database_url", str),
         "MAX_BODY_BYTES": ("max_body_bytes", int),
         "UPSTREAM_CONNECT_TIMEOUT": ("upstream_connect_timeout_s", float),
+        "UPSTREAM_READ_TIMEOUT": ("upstream_read_timeout_s", float),
         "UPSTREAM_POOL_SIZE": ("upstream_pool_size", int),
         "ADMIN_TOKEN": ("admin_token", str),
         "MASTER_KEY": ("master_key", str),

@@ -57,7 +57,7 @@ class Target:
     api_key: str | None = None
     custom_host: str | None = None
     forward_headers: tuple[str, ...] = ()  # lower-case, "_" folded to "-"
-    override_params: Mapping[str, Any] = EMPTY
+    override_params: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
     retry: RetryPolicy | None = None
     request_timeout_ms: int | None = None
     strict_open_ai_compliance: bool | None = None

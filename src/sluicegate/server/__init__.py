@@ -1,0 +1,1 @@
+"""The edge: HTTP routes, header parsing, responses and streaming."""

@@ -1,0 +1,1 @@
+"""The outbound side: one pooled HTTP client, the SSRF guard, credential application."""

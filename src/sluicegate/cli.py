@@ -1,0 +1,53 @@
+"""Command line: ``sluicegate serve`` and the management commands of each subsystem."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from . import serve
+from .settings import settings_from_env
+
+
+def _add_serve(subparsers) -> None:
+    p = subparsers.add_parser("serve", help="run the gateway", description="Run the gateway.")
+    p.add_argument("--host", help="listen address (default 127.0.0.1; env SLUICEGATE_HOST)")
+    p.add_argument("--port", type=int, help="listen port (default 8787; env SLUICEGATE_PORT)")
+    p.add_argument("--workers", type=int, help="worker processes sharing the port (default 1)")
+    p.add_argument("--data-dir", help="where the database and keys live (default ./.sluicegate)")
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    p.set_defaults(func=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    if args.workers is not None and args.workers < 1:
+        print("--workers must be at least 1", file=sys.stderr)
+        return 2
+    settings = settings_from_env(
+        host=args.host, port=args.port, workers=args.workers,
+        data_dir=Path(args.data_dir) if args.data_dir else None,
+    )
+    return serve.run(settings, worker=args.worker)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sluicegate",
+        description="An AI gateway for privately hosted and commercial LLMs, compatible with Portkey's clients.",
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    _add_serve(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

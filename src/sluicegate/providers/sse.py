@@ -1,0 +1,70 @@
+"""Server-sent events, just enough to judge the start and the end of an OpenAI-style stream.
+
+Pure functions: the relay decides whether a stream has really started (first event with content),
+and whether it ended cleanly (``data: [DONE]``), without parsing every chunk.
+"""
+
+from __future__ import annotations
+
+import re
+
+import orjson
+
+_EVENT_END = re.compile(rb"\r?\n\r?\n")
+DONE_MARK = b"data: [DONE]"
+
+CONTENT, EMPTY, ERROR, DONE = "content", "empty", "error", "done"
+
+
+def split_events(buffer: bytes) -> tuple[list[bytes], bytes]:
+    """Complete events in ``buffer`` and the incomplete remainder."""
+    events, start = [], 0
+    for match in _EVENT_END.finditer(buffer):
+        events.append(buffer[start:match.start()])
+        start = match.end()
+    return events, buffer[start:]
+
+
+def _data_of(event: bytes) -> tuple[bytes | None, bytes]:
+    name, data = b"", []
+    for line in event.splitlines():
+        if line.startswith(b"data:"):
+            data.append(line[5:].lstrip())
+        elif line.startswith(b"event:"):
+            name = line[6:].strip()
+    return (b"\n".join(data) if data else None), name
+
+
+def classify_event(event: bytes) -> tuple[str, str | None]:
+    """(kind, error message): does this event carry content, nothing yet, an error, or the end?"""
+    data, name = _data_of(event)
+    if data is None:  # comment or keep-alive (": ping")
+        return EMPTY, None
+    if data == b"[DONE]":
+        return DONE, None
+    try:
+        chunk = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return CONTENT, None  # not ours to judge; relay it
+    if name == b"error" or (isinstance(chunk, dict) and "error" in chunk):
+        error = chunk.get("error") if isinstance(chunk, dict) else None
+        message = error.get("message") if isinstance(error, dict) else error
+        return ERROR, str(message or "upstream stream error")
+    return (CONTENT if _has_content(chunk) else EMPTY), None
+
+
+def _has_content(chunk: object) -> bool:
+    if not isinstance(chunk, dict):
+        return True
+    choices = chunk.get("choices")
+    if not choices:
+        return bool(chunk.get("usage"))  # a usage-only chunk is real output too
+    for choice in choices:
+        if not isinstance(choice, dict):
+            return True
+        if choice.get("text") or choice.get("finish_reason"):
+            return True
+        delta = choice.get("delta") or {}
+        if any(delta.get(k) for k in ("content", "tool_calls", "function_call", "refusal", "reasoning_content")):
+            return True
+    return False

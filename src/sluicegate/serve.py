@@ -1,0 +1,94 @@
+"""Running the server: one process on uvloop, or N worker processes sharing the port (SO_REUSEPORT)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+from typing import Sequence
+
+from aiohttp import web
+
+from .app import build_app
+from .settings import Settings
+
+log = logging.getLogger("sluicegate")
+
+
+def banner(settings: Settings) -> str:
+    url = f"http://{_url_host(settings.host)}:{settings.port}"
+    return (
+        f"sluicegate listening on {url} (workers: {settings.workers})\n"
+        f"Try it:\n"
+        f"  curl {url}/v1/chat/completions \\\n"
+        f"    -H 'content-type: application/json' \\\n"
+        f"    -H 'x-portkey-provider: openai' \\\n"
+        f"    -H 'x-portkey-custom-host: http://127.0.0.1:8000/v1' \\\n"
+        f"    -d '{{\"model\": \"my-model\", \"messages\": [{{\"role\": \"user\", \"content\": \"Hello!\"}}]}}'\n"
+    )
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+async def serve_forever(settings: Settings, *, reuse_port: bool, announce: bool = True) -> None:
+    app = build_app(settings)
+    # handler_cancellation: a client that disconnects cancels its handler, which aborts the upstream call.
+    runner = web.AppRunner(app, handler_cancellation=True, access_log=log if settings.access_log else None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port, backlog=1024)
+    await site.start()
+    if announce:
+        print(banner(settings), flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()  # stops accepting, finishes in-flight requests, runs cleanup contexts
+
+
+def run(settings: Settings, *, worker: bool = False) -> int:
+    if settings.workers > 1 and not worker:
+        return supervise(settings)
+    _run_loop(serve_forever(settings, reuse_port=worker or settings.workers > 1, announce=not worker))
+    return 0
+
+
+def _run_loop(main) -> None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on every supported platform
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
+
+
+def supervise(settings: Settings) -> int:
+    """Start N worker processes on the same port and relay termination signals to them."""
+    argv = worker_argv(settings)
+    workers = [subprocess.Popen(argv) for _ in range(settings.workers)]
+    print(banner(settings), flush=True)
+
+    def forward(signum, _frame):
+        for proc in workers:
+            if proc.poll() is None:
+                proc.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    codes = [proc.wait() for proc in workers]
+    return max(codes, default=0)
+
+
+def worker_argv(settings: Settings) -> Sequence[str]:
+    return [
+        sys.executable, "-m", "sluicegate", "serve", "--worker",
+        "--host", settings.host, "--port", str(settings.port), "--data-dir", os.fspath(settings.data_dir),
+    ]

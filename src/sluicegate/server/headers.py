@@ -1,0 +1,165 @@
+"""x-portkey-* request headers → RequestContext, parsed once at the edge.
+
+Adding a header means adding it here and only here. Unknown ``x-portkey-*`` headers (the SDKs send
+several: package version, runtime, api key …) are tolerated and never forwarded upstream.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import orjson
+from multidict import CIMultiDictProxy
+
+from ..errors import BadRequest
+
+FORWARD_HEADERS = "x-portkey-forward-headers"
+METADATA_VALUE_LIMIT = 128
+# Never forwardable: they would let a client steer the hop itself or talk to a cloud metadata service.
+_UNFORWARDABLE = frozenset(
+    {
+        "host", "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te",
+        "trailer", "proxy-authorization", "proxy-connection", "expect",
+        "metadata-flavor", "x-aws-ec2-metadata-token", "x-google-metadata-request",
+    }
+)
+# The OpenAI client inside the portkey-ai SDK sends this literal when no credential was given.
+_PLACEHOLDER_KEYS = frozenset({"OPENAI_API_KEY", "undefined", ""})
+
+
+def fold_header_name(name: str) -> str:
+    """Header names compare case-insensitively, with ``_`` and ``-`` alike (the SDK's ``x_api_key`` form)."""
+    return name.strip().lower().replace("_", "-")
+
+
+@dataclass(slots=True)
+class RequestContext:
+    """Everything the gateway reads from the request headers, in one place."""
+
+    headers: CIMultiDictProxy[str]
+    trace_id: str
+    provider: str | None = None
+    config: str | None = None
+    custom_host: str | None = None
+    forward_headers: tuple[str, ...] | None = None  # None: not given (a config's list may apply)
+    request_timeout_ms: int | None = None
+    api_key: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    strict_open_ai_compliance: bool | None = None
+    log_bodies: bool = True
+    span_id: str | None = None
+    parent_span_id: str | None = None
+    span_name: str | None = None
+    traceparent: str | None = None
+
+    def forwarded_values(self, names: tuple[str, ...]) -> list[tuple[str, str]]:
+        """The incoming values of the headers to forward verbatim (folded names; absent ones skipped)."""
+        values = []
+        for name in names:
+            value = self.headers.get(name)
+            if value is None:
+                value = self.headers.get(name.replace("-", "_"))
+            if value is not None:
+                values.append((name, value))
+        return values
+
+
+def parse_forward_headers(names: Any, *, source: str = FORWARD_HEADERS) -> tuple[str, ...]:
+    """Validate and fold a forward-headers list (header text or config list)."""
+    if isinstance(names, str):
+        names = names.split(",")
+    folded = tuple(dict.fromkeys(fold_header_name(n) for n in names if n and n.strip()))
+    for name in folded:
+        if name == FORWARD_HEADERS:
+            raise BadRequest("forward_headers must not contain the 'x-portkey-forward-headers' header")
+        if name.startswith("x-portkey-"):
+            raise BadRequest(f"{source}: x-portkey-* headers are never forwarded upstream ({name})")
+        if name in _UNFORWARDABLE:
+            raise BadRequest(f"{source}: the '{name}' header cannot be forwarded")
+    return folded
+
+
+def parse_metadata(text: str) -> dict[str, str]:
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        raise BadRequest("Invalid x-portkey-metadata header: it must be a JSON object") from None
+    if not isinstance(value, dict):
+        raise BadRequest("Invalid x-portkey-metadata header: it must be a JSON object")
+    metadata = {}
+    for key, item in value.items():
+        if isinstance(item, (dict, list)):
+            raise BadRequest(f"Invalid x-portkey-metadata header: value of '{key}' must be a string")
+        text_value = item if isinstance(item, str) else orjson.dumps(item).decode()
+        if len(text_value) > METADATA_VALUE_LIMIT:
+            raise BadRequest(
+                f"Invalid x-portkey-metadata header: value of '{key}' is longer than "
+                f"{METADATA_VALUE_LIMIT} characters"
+            )
+        metadata[key] = text_value
+    return metadata
+
+
+def parse_timeout(text: str) -> int:
+    try:
+        value = int(float(text))
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise BadRequest("Invalid x-portkey-request-timeout header: a positive number of milliseconds")
+    return value
+
+
+def parse_bool(text: str | None) -> bool | None:
+    if text is None:
+        return None
+    return text.strip().lower() not in {"false", "0", "no", "off"}
+
+
+def bearer_credential(authorization: str | None) -> str | None:
+    """``Authorization: Bearer k`` → ``k``; a non-Bearer value is kept whole (it reaches upstream as is)."""
+    if not authorization:
+        return None
+    scheme, _, rest = authorization.partition(" ")
+    key = rest.strip() if scheme.lower() == "bearer" else authorization.strip()
+    return None if key in _PLACEHOLDER_KEYS else key
+
+
+def new_trace_id() -> str:
+    return os.urandom(16).hex()
+
+
+def parse_request_headers(headers: CIMultiDictProxy[str]) -> RequestContext:
+    get = headers.get
+    ctx = RequestContext(headers=headers, trace_id=get("x-portkey-trace-id") or new_trace_id())
+    ctx.provider = (get("x-portkey-provider") or "").strip() or None
+    ctx.config = (get("x-portkey-config") or "").strip() or None
+    ctx.custom_host = (get("x-portkey-custom-host") or "").strip() or None
+    forward = get(FORWARD_HEADERS)
+    if forward is not None:
+        ctx.forward_headers = parse_forward_headers(forward)
+    timeout = get("x-portkey-request-timeout")
+    if timeout is not None:
+        ctx.request_timeout_ms = parse_timeout(timeout)
+    ctx.api_key = bearer_credential(get("authorization"))
+    metadata = get("x-portkey-metadata")
+    if metadata:
+        ctx.metadata = parse_metadata(metadata)
+    ctx.strict_open_ai_compliance = parse_bool(get("x-portkey-strict-open-ai-compliance"))
+    ctx.log_bodies = parse_bool(get("x-portkey-debug")) is not False
+    ctx.span_id = get("x-portkey-span-id")
+    ctx.parent_span_id = get("x-portkey-parent-span-id")
+    ctx.span_name = get("x-portkey-span-name")
+    ctx.traceparent = get("traceparent")
+    return ctx
+
+
+def public_metadata(ctx: RequestContext, body: Mapping[str, Any] | None) -> dict[str, str]:
+    """Metadata for logs and routing: the body's ``user`` is copied to ``_user`` unless given."""
+    metadata = ctx.metadata
+    user = body.get("user") if body else None
+    if isinstance(user, str) and user and "_user" not in metadata:
+        metadata = {**metadata, "_user": user[:METADATA_VALUE_LIMIT]}
+    return metadata

@@ -1,0 +1,136 @@
+"""Inference routes: the OpenAI-compatible surface under /v1, health, and the passthrough catch-all."""
+
+from __future__ import annotations
+
+import orjson
+from aiohttp import web
+from multidict import CIMultiDict
+
+from ..dispatch import Call, Outcome
+from ..errors import BadRequest, PayloadTooLarge
+from .headers import parse_request_headers
+from .keys import GATEWAY, TRACE_ID
+from .streaming import relay_stream
+
+_JSON_TYPES = ("application/json", "")
+_PASSTHROUGH_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+_HEALTHY = orjson.dumps({"status": "healthy"})
+
+
+async def root(request: web.Request) -> web.Response:
+    return web.Response(text="sluicegate says hey! The OpenAI-compatible API is under /v1.")
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.Response(body=_HEALTHY, content_type="application/json")
+
+
+def _content_type_ok(request: web.Request, *, json_only: bool) -> bool:
+    kind = request.content_type if request.headers.get("content-type") else ""
+    if kind in _JSON_TYPES:
+        return True
+    return not json_only and (kind == "multipart/form-data" or kind.startswith("audio/"))
+
+
+async def _read_body(request: web.Request) -> bytes:
+    limit = request.app[GATEWAY].settings.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"Request body is larger than the gateway's limit of {limit} bytes")
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise PayloadTooLarge(f"Request body is larger than the gateway's limit of {limit} bytes") from None
+
+
+def parse_json_body(raw: bytes, endpoint: str) -> dict:
+    """Light validation, so malformed input gets a clear 400 here instead of a traceback upstream."""
+    if not raw:
+        raise BadRequest("Request body is required: a JSON object")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"Invalid JSON body: {exc}") from None
+    if not isinstance(body, dict):
+        raise BadRequest("Request body must be a JSON object")
+    _check_fields(body, endpoint)
+    return body
+
+
+def _check_fields(body: dict, endpoint: str) -> None:
+    if "model" in body and not isinstance(body["model"], str):
+        raise BadRequest("'model' must be a string")
+    if "stream" in body and not isinstance(body["stream"], bool):
+        raise BadRequest("'stream' must be a boolean")
+    if endpoint == "chat":
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise BadRequest("'messages' is required and must be a non-empty array")
+        if not all(isinstance(m, dict) for m in messages):
+            raise BadRequest("each item of 'messages' must be an object")
+    elif endpoint == "completions" and "prompt" not in body:
+        raise BadRequest("'prompt' is required")
+    elif endpoint == "embeddings" and "input" not in body:
+        raise BadRequest("'input' is required")
+
+
+def unified(endpoint: str):
+    """A handler for one OpenAI-spec endpoint (chat, completions, embeddings)."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        ctx = parse_request_headers(request.headers)
+        request[TRACE_ID] = ctx.trace_id
+        if not _content_type_ok(request, json_only=True):
+            raise BadRequest("Invalid content type passed")
+        raw = await _read_body(request)
+        body = parse_json_body(raw, endpoint)
+        call = Call(ctx, endpoint, "POST", "", raw, body, stream=body.get("stream") is True)
+        return await _dispatch(request, call)
+
+    return handler
+
+
+async def passthrough(request: web.Request) -> web.StreamResponse:
+    """Any other /v1/* path goes to the target as is (e.g. /v1/rerank, /v1/models), query kept."""
+    if request.method not in _PASSTHROUGH_METHODS:
+        raise web.HTTPMethodNotAllowed(request.method, _PASSTHROUGH_METHODS)
+    ctx = parse_request_headers(request.headers)
+    request[TRACE_ID] = ctx.trace_id
+    if not _content_type_ok(request, json_only=False):
+        raise BadRequest("Invalid content type passed")
+    raw = await _read_body(request)
+    tail = request.raw_path[len("/v1"):]
+    call = Call(ctx, "proxy", request.method, tail, raw, None, stream=False)
+    return await _dispatch(request, call)
+
+
+async def _dispatch(request: web.Request, call: Call) -> web.StreamResponse:
+    gateway = request.app[GATEWAY]
+    root = gateway.root_node(call.ctx)
+    outcome, attempts = await gateway.dispatcher.run(call, root)
+    headers = response_headers(call, outcome)
+    if outcome.upstream is not None:
+        return await relay_stream(request, outcome, headers)
+    return web.Response(status=outcome.status, body=outcome.body, headers=headers)
+
+
+def response_headers(call: Call, outcome: Outcome) -> CIMultiDict:
+    headers = CIMultiDict(outcome.headers)
+    headers["x-portkey-trace-id"] = call.ctx.trace_id
+    headers["x-portkey-last-used-option-index"] = outcome.path
+    headers["x-portkey-retry-attempt-count"] = str(outcome.retries)
+    headers["x-portkey-cache-status"] = "DISABLED"
+    if outcome.provider:
+        headers["x-portkey-provider"] = outcome.provider
+    if outcome.gateway_exception:
+        headers["x-portkey-gateway-exception"] = "true"
+    return headers
+
+
+def add_routes(app: web.Application) -> None:
+    router = app.router
+    router.add_get("/", root)
+    router.add_get("/v1/health", health)
+    router.add_post("/v1/chat/completions", unified("chat"))
+    router.add_post("/v1/completions", unified("completions"))
+    router.add_post("/v1/embeddings", unified("embeddings"))
+    router.add_route("*", "/v1/{tail:.*}", passthrough)

@@ -1,0 +1,43 @@
+"""Upstream request headers: spec credential first, forwarded client headers last (they win).
+
+Credentials are applied after translation and live only in the outgoing headers: nothing here is logged.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Iterable
+
+# Client headers a passthrough request never carries upstream.
+_NOT_PASSED = frozenset(
+    {
+        "host", "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te",
+        "trailer", "proxy-authorization", "proxy-connection", "expect", "accept-encoding", "cookie",
+    }
+)
+
+
+def upstream_headers(
+    spec: ModuleType,
+    api_key: str | None,
+    forwarded: Iterable[tuple[str, str]],
+    *,
+    content_type: str | None = "application/json",
+) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    if content_type:
+        headers["content-type"] = content_type
+    if api_key:
+        headers.update(spec.auth_headers(api_key))
+    for name, value in forwarded:
+        headers[name] = value
+    return headers
+
+
+def passthrough_headers(incoming: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Client headers a passthrough route relays: all but x-portkey-* and hop-by-hop ones."""
+    return [
+        (name, value)
+        for name, value in incoming
+        if not name.lower().startswith("x-portkey-") and name.lower() not in _NOT_PASSED
+    ]
