@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 import aiohttp
 import orjson
+from multidict import CIMultiDict
 
 from .config.model import Group, Node, Target
 from .errors import BadRequest, EndpointNotSupported, UpstreamFailure, UpstreamTimeout, UpstreamUnreachable
@@ -78,7 +79,7 @@ class Prepared:
     spec: Any
     url: str
     host: str
-    headers: dict[str, str] | list[tuple[str, str]]
+    headers: dict[str, str] | CIMultiDict[str]
     body: bytes
     timeout_ms: int | None
 
@@ -136,9 +137,10 @@ class Dispatcher:
         api_key = target.api_key if target.provider else ctx.api_key
         if call.endpoint == "proxy":
             path = call.path
-            headers: Any = upstream_headers(info.spec, api_key, (), content_type=None)
-            headers = list(headers.items()) + passthrough_headers(ctx.headers.items())
-            headers += forwarded
+            # Passthrough: the client's own headers win over the spec's credential (Portkey's merge order).
+            headers: Any = CIMultiDict(upstream_headers(info.spec, api_key, (), content_type=None))
+            for name, value in passthrough_headers(ctx.headers.items()) + forwarded:
+                headers[name] = value
         else:
             path = info.spec.endpoint_path(call.endpoint)
             if path is None:

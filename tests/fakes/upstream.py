@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from multidict import CIMultiDict
 
 
 @dataclass
@@ -36,7 +37,7 @@ class Received:
     method: str
     path: str
     query: str
-    headers: dict[str, str]
+    headers: CIMultiDict[str]  # case-insensitive, as HTTP header names are
     body: bytes
 
     def json(self) -> Any:
@@ -131,7 +132,7 @@ class FakeUpstream:
         body = await request.read()
         with self._lock:
             self.received.append(
-                Received(request.method, request.path, request.query_string, dict(request.headers), body)
+                Received(request.method, request.path, request.raw_path.partition("?")[2], CIMultiDict(request.headers), body)
             )
             reply = self._script.popleft() if self._script else None
         reply = reply or self._default_reply(request, body)

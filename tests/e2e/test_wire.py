@@ -1,0 +1,199 @@
+"""Wire behaviour of the direct integration: endpoints, pass-through, headers, upstream failures."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import httpx
+import openai
+import orjson
+import pytest
+
+from tests.fakes.upstream import Reply, chat_chunks
+
+
+def direct(upstream, **extra) -> dict[str, str]:
+    return {"x-portkey-provider": "openai", "x-portkey-custom-host": upstream.v1, **extra}
+
+
+def post(gateway, path, upstream, body, **headers) -> httpx.Response:
+    return httpx.post(f"{gateway.v1}{path}", headers=direct(upstream, **headers), json=body, timeout=30)
+
+
+def test_unknown_parameters_reach_the_model_and_unknown_fields_reach_the_client(gateway, upstream):
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "top_k": 20,
+            "chat_template_kwargs": {"enable_thinking": False}, "repetition_penalty": 1.1}
+    response = post(gateway, "/chat/completions", upstream, body)
+    assert response.status_code == 200
+    assert upstream.last.json() == body  # untouched, byte for byte in meaning
+    assert response.json()["system_fingerprint"] == "fake-upstream"
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [("/completions", {"model": "m", "prompt": "hi"}), ("/embeddings", {"model": "e", "input": ["a", "b"]})],
+)
+def test_completions_and_embeddings(gateway, upstream, path, body):
+    upstream.push(Reply(json={"object": "list", "data": [{"embedding": [0.1]}], "echo": path}))
+    response = post(gateway, path, upstream, body)
+    assert response.status_code == 200 and response.json()["echo"] == path
+    assert upstream.last.path == f"/v1{path}" and upstream.last.json() == body
+
+
+def test_embeddings_through_the_openai_sdk(gateway, upstream):
+    upstream.push(Reply(json={"object": "list", "model": "e", "usage": {"prompt_tokens": 1, "total_tokens": 1},
+                              "data": [{"object": "embedding", "index": 0, "embedding": [0.5, 0.25]}]}))
+    client = openai.OpenAI(api_key="k", base_url=gateway.v1, default_headers=direct(upstream))
+    result = client.embeddings.create(model="e", input="hello", encoding_format="float")
+    assert result.data[0].embedding == [0.5, 0.25]
+
+
+@pytest.mark.parametrize("method", ["GET", "POST", "PUT", "DELETE"])
+def test_passthrough_keeps_path_query_method_and_headers(gateway, upstream, method):
+    body = b'{"query": "q", "documents": ["a"]}' if method in ("POST", "PUT") else None
+    response = httpx.request(
+        method, f"{gateway.v1}/rerank?top_n=2&x=a%20b",
+        headers=direct(upstream, **{"content-type": "application/json", "x-custom": "yes",
+                                    "authorization": "Bearer pass"}),
+        content=body,
+    )
+    assert response.status_code == 200, response.text
+    received = upstream.last
+    assert (received.method, received.path, received.query) == (method, "/v1/rerank", "top_n=2&x=a%20b")
+    assert received.headers["x-custom"] == "yes"
+    assert received.headers["authorization"] == "Bearer pass"
+    assert received.body == (body or b"")
+    assert not [h for h in received.headers if h.lower().startswith("x-portkey-")]
+
+
+def test_models_listing_is_passed_through(gateway, upstream):
+    upstream.push(Reply(json={"object": "list", "data": [{"id": "smol", "object": "model"}]}))
+    client = openai.OpenAI(api_key="k", base_url=gateway.v1, default_headers=direct(upstream))
+    assert [m.id for m in client.models.list()] == ["smol"]
+    assert upstream.last.path == "/v1/models"
+
+
+def test_response_headers(gateway, upstream):
+    upstream.push(Reply(json={"ok": True}, headers={"x-request-id": "up-1", "x-ratelimit-remaining": "9",
+                                                    "x-portkey-spoof": "no"}))
+    response = post(gateway, "/chat/completions", upstream, {"messages": [{"role": "user", "content": "x"}]},
+                    **{"x-portkey-trace-id": "trace-42"})
+    h = response.headers
+    assert h["x-portkey-trace-id"] == "trace-42"
+    assert h["x-portkey-provider"] == "openai"
+    assert h["x-portkey-last-used-option-index"] == "config"
+    assert h["x-portkey-retry-attempt-count"] == "0"
+    assert h["x-portkey-cache-status"] == "DISABLED"
+    assert h["x-request-id"] == "up-1" and h["x-ratelimit-remaining"] == "9"
+    assert "x-portkey-spoof" not in h
+
+
+def test_trace_id_is_generated_when_absent_and_echoed_on_errors(gateway, upstream):
+    ok = post(gateway, "/chat/completions", upstream, {"messages": [{"role": "user", "content": "x"}]})
+    refused = httpx.post(f"{gateway.v1}/chat/completions", json={"messages": []},
+                         headers={"x-portkey-trace-id": "t-err"})
+    assert len(ok.headers["x-portkey-trace-id"]) >= 16
+    assert refused.status_code == 400 and refused.headers["x-portkey-trace-id"] == "t-err"
+
+
+def test_upstream_error_is_relayed_with_its_status_in_the_unified_envelope(gateway, upstream):
+    upstream.push(Reply(status=401, json={"error": {"message": "bad key", "type": "auth", "code": "invalid_api_key"}}))
+    response = post(gateway, "/chat/completions", upstream, {"messages": [{"role": "user", "content": "x"}]})
+    assert response.status_code == 401
+    assert response.json() == {
+        "error": {"message": "openai error: bad key", "type": "auth", "param": None, "code": "invalid_api_key"},
+        "provider": "openai",
+    }
+
+
+def test_upstream_non_json_error(gateway, upstream):
+    upstream.push(Reply(status=503, body=b"<html>overloaded</html>", content_type="text/html"))
+    response = post(gateway, "/chat/completions", upstream, {"messages": [{"role": "user", "content": "x"}]})
+    assert response.status_code == 503
+    assert response.json()["error"]["message"] == "openai error: <html>overloaded</html>"
+
+
+def _dead_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]  # closed again: nothing listens there
+
+
+def test_connection_refused_names_the_host_not_the_credential(gateway):
+    host = f"http://127.0.0.1:{_dead_port()}/v1"
+    response = httpx.post(
+        f"{gateway.v1}/chat/completions",
+        headers={"x-portkey-provider": "openai", "x-portkey-custom-host": host,
+                 "authorization": "Bearer sk-secret-123"},
+        json={"messages": [{"role": "user", "content": "x"}]},
+    )
+    assert response.status_code == 502
+    error = response.json()["error"]
+    assert host in error["message"] and error["type"] == "upstream_connection_error"
+    assert "sk-secret-123" not in response.text
+
+
+def test_request_timeout_gives_408(gateway, upstream):
+    upstream.push(Reply(delay=2.0))
+    started = time.monotonic()
+    response = post(gateway, "/chat/completions", upstream, {"messages": [{"role": "user", "content": "x"}]},
+                    **{"x-portkey-request-timeout": "300"})
+    assert time.monotonic() - started < 1.5
+    assert response.status_code == 408
+    assert response.json()["error"] == {
+        "message": "Request exceeded the timeout sent in the request: 300ms",
+        "type": "timeout_error", "param": None, "code": None,
+    }
+
+
+def test_timeout_does_not_cut_a_stream_that_started(gateway, upstream):
+    upstream.push(Reply(stream=chat_chunks("a b c d e"), chunk_interval=0.1))
+    response = post(gateway, "/chat/completions", upstream,
+                    {"stream": True, "messages": [{"role": "user", "content": "x"}]},
+                    **{"x-portkey-request-timeout": "250"})
+    assert response.status_code == 200
+    assert response.text.rstrip().endswith("data: [DONE]")
+
+
+def test_stream_is_relayed_intact_with_done(gateway, upstream):
+    chunks = chat_chunks("alpha beta gamma")
+    upstream.push(Reply(stream=chunks))
+    response = post(gateway, "/chat/completions", upstream,
+                    {"stream": True, "messages": [{"role": "user", "content": "x"}]})
+    assert response.headers["content-type"].startswith("text/event-stream")
+    events = [e for e in response.text.split("\n\n") if e]
+    assert len(events) == len(chunks)
+    assert [orjson.loads(e[6:]) for e in events[:-1]] == chunks[:-1]
+    assert events[-1] == "data: [DONE]"
+
+
+def test_stream_dropped_mid_way_ends_with_an_error_event(gateway, upstream):
+    upstream.push(Reply(stream=chat_chunks("one two three four"), drop_after=3))
+    client = openai.OpenAI(api_key="k", base_url=gateway.v1, default_headers=direct(upstream), max_retries=0)
+    stream = client.chat.completions.create(model="m", stream=True, messages=[{"role": "user", "content": "x"}])
+    seen = []
+    with pytest.raises(openai.APIError, match="upstream"):
+        for chunk in stream:
+            seen.append(chunk.choices[0].delta.content)
+    assert seen  # content arrived before the break, then the client was told
+
+
+def test_stream_that_errors_before_content_is_an_error_response(gateway, upstream):
+    upstream.push(Reply(stream=[{"error": {"message": "model overloaded"}}]))
+    response = post(gateway, "/chat/completions", upstream,
+                    {"stream": True, "messages": [{"role": "user", "content": "x"}]})
+    assert response.status_code == 502
+    assert "model overloaded" in response.json()["error"]["message"]
+
+
+def test_client_disconnect_cancels_the_upstream_stream(gateway, upstream):
+    upstream.push(Reply(stream=chat_chunks(" ".join(["w"] * 200)), chunk_interval=0.05))
+    with httpx.stream("POST", f"{gateway.v1}/chat/completions", headers=direct(upstream),
+                      json={"stream": True, "messages": [{"role": "user", "content": "x"}]}) as response:
+        for _ in response.iter_bytes():
+            break  # take the first bytes, then hang up
+    deadline = time.monotonic() + 5
+    while upstream.aborted_streams == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert upstream.aborted_streams == 1
