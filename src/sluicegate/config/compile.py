@@ -26,7 +26,9 @@ INHERITED = (
 )
 
 
-def compile_node(spec: Mapping[str, Any], path: str = ROOT_PATH, inherited: Mapping[str, Any] = EMPTY) -> Node:
+def compile_node(
+    spec: Mapping[str, Any], path: str = ROOT_PATH, inherited: Mapping[str, Any] = EMPTY
+) -> Node:
     """Build the node at ``path`` (the jsonpath reported in ``x-portkey-last-used-option-index``)."""
     scope = _inherit(inherited, spec)
     if "targets" not in spec:
@@ -56,7 +58,7 @@ def _inherit(parent: Mapping[str, Any], spec: Mapping[str, Any]) -> dict[str, An
 
 
 def _leaf(spec: Mapping[str, Any], path: str, scope: Mapping[str, Any]) -> Target:
-    # virtual_key was already turned into "@slug" by the schema; passthrough leaves the provider to the request.
+    # The schema already turned virtual_key into "@slug"; passthrough leaves the provider to the request.
     provider = None if spec.get("passthrough") else spec.get("provider", spec.get("virtual_key"))
     return Target(
         path=path,

@@ -114,7 +114,9 @@ def expect(value: Any, kind: type | tuple[type, ...], expected: str, path: Path,
     return value
 
 
-def integer(value: Any, path: Path, report: Report, *, low: int | None = None, high: int | None = None) -> Any:
+def integer(
+    value: Any, path: Path, report: Report, *, low: int | None = None, high: int | None = None
+) -> Any:
     """A JSON integer; ``3.0`` counts because JavaScript clients cannot tell it apart from ``3``."""
     if expect(value, (int, float), "number", path, report) is INVALID:
         return INVALID
@@ -125,7 +127,9 @@ def integer(value: Any, path: Path, report: Report, *, low: int | None = None, h
     return bounded(value, path, report, low=low, high=high)
 
 
-def number(value: Any, path: Path, report: Report, *, low: float | None = None, high: float | None = None) -> Any:
+def number(
+    value: Any, path: Path, report: Report, *, low: float | None = None, high: float | None = None
+) -> Any:
     if expect(value, (int, float), "number", path, report) is INVALID:
         return INVALID
     return bounded(value, path, report, low=low, high=high)

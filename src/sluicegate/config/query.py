@@ -24,6 +24,7 @@ MAX_REGEX_PATTERN = 256
 MAX_REGEX_SUBJECT = 16 * 1024
 
 UNSUPPORTED_OPERATOR = "Unsupported operator used in the query router: {}"
+INVALID_FIELD = "Invalid query field '{}'. Use metadata.<key>, params.<key> or url.pathname"
 
 _ESCAPED = re.compile(r"\\.")
 _CHAR_CLASS = re.compile(r"\[\^?\]?(?:\\.|[^\]])*\]")
@@ -75,7 +76,7 @@ def validate_query(query: Any, path: Path, report: Report, depth: int = 0) -> No
         elif key.startswith("$"):
             report.add(where, UNSUPPORTED_OPERATOR.format(key))
         elif not _valid_field(key):
-            report.add(where, f"Invalid query field '{key}'. Use metadata.<key>, params.<key> or url.pathname")
+            report.add(where, INVALID_FIELD.format(key))
         elif isinstance(value, dict):
             _validate_operators(value, where, report)
 

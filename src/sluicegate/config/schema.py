@@ -47,6 +47,12 @@ UNSUPPORTED_KEYS = frozenset({
     "deployments",
 })  # fmt: skip
 LEAF_ONLY = ("provider", "api_key", "virtual_key", "passthrough")
+NOT_INHERITED = "'{}' cannot be set next to 'targets': it is not inherited, set it on each target"
+BAD_SLUG = "Invalid 'provider' value. A Model Catalog slug is '@' then lowercase letters, digits and '-'"
+BAD_VIRTUAL_KEY = (
+    "Invalid 'virtual_key' value. It must be a Model Catalog slug: lowercase letters, digits and '-'"
+)
+BAD_CACHE_MODE = "Invalid 'cache.mode' value. Must be one of: simple, semantic"
 CATCH_ALL = (
     "Invalid configuration. It must set something besides 'name' and 'weight': for example 'provider', "
     "'virtual_key', 'strategy' and 'targets', 'custom_host', 'override_params', 'retry' or 'request_timeout'"
@@ -96,8 +102,7 @@ def _validate_group(keys: dict, spec: dict, path: Path, ctx: Context, depth: int
     for name in LEAF_ONLY:
         if name in keys:
             written = keys[name][0]
-            message = f"'{written}' cannot be set next to 'targets': it is not inherited, set it on each target"
-            ctx.report.add((*path, written), message)
+            ctx.report.add((*path, written), NOT_INHERITED.format(written))
     children = None
     if "targets" in keys:
         written, value = keys["targets"]
@@ -143,8 +148,7 @@ def _provider(value: Any, path: Path, ctx: Context) -> Any:
     if name.startswith("@"):
         if SLUG.match(name[1:]):
             return name
-        message = "Invalid 'provider' value. A Model Catalog slug is '@' then lowercase letters, digits and '-'"
-        return ctx.report.add(path, message)
+        return ctx.report.add(path, BAD_SLUG)
     if name in ctx.known_providers:
         return name
     choices = ", ".join(sorted(ctx.known_providers))
@@ -158,8 +162,7 @@ def _virtual_key(value: Any, path: Path, ctx: Context) -> Any:
         return INVALID
     slug = name[1:] if name.startswith("@") else name
     if not SLUG.match(slug):
-        message = "Invalid 'virtual_key' value. It must be a Model Catalog slug: lowercase letters, digits and '-'"
-        return ctx.report.add(path, message)
+        return ctx.report.add(path, BAD_VIRTUAL_KEY)
     return "@" + slug
 
 
@@ -202,7 +205,7 @@ def _cache(value: Any, path: Path, ctx: Context) -> Any:
         return INVALID
     keys = f.canonical_keys(value, CACHE_ALIASES, path, ctx.report)
     if _required(keys, "mode", path, ctx) and keys["mode"][1] not in ("simple", "semantic"):
-        ctx.report.add((*path, keys["mode"][0]), "Invalid 'cache.mode' value. Must be one of: simple, semantic")
+        ctx.report.add((*path, keys["mode"][0]), BAD_CACHE_MODE)
     if "max_age" in keys:
         f.integer(keys["max_age"][1], (*path, keys["max_age"][0]), ctx.report, low=1)
     return {name: raw for name, (_, raw) in keys.items()}

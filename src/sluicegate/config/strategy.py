@@ -50,9 +50,10 @@ def validate_strategy(
                 _only_for(mode, "conditional", keys[name][0], path, report)
     if mode == "loadbalance" and children:
         _some_weight(children, path[:-1], report)
+    breaker = keys.get("cb_config")
     if len(report.errors) > before:
-        return INVALID, keys.get("cb_config")
-    return Strategy(mode=mode, on_status_codes=codes, conditions=conditions, default=default), keys.get("cb_config")
+        return INVALID, breaker
+    return Strategy(mode=mode, on_status_codes=codes, conditions=conditions, default=default), breaker
 
 
 def _mode(keys: dict, path: Path, report: Report) -> Any:
