@@ -267,6 +267,19 @@ def test_invalid_regex_is_reported_with_the_reason():
     assert error.startswith("path: strategy,conditions,0,query,params.model,$regex, message: Invalid $regex pattern: ")
 
 
+@pytest.mark.parametrize(
+    "targets, expected",
+    [
+        ({}, "path: targets, message: Expected array, received object"),
+        ([1, {"provider": "openai", "weight": 0}], "path: targets,0, message: Expected object, received number"),
+        ([{"provider": "openai", "weight": "x"}, {"provider": "openai", "weight": 0}],
+         "path: targets,0,weight, message: Expected number, received string"),
+    ],
+)  # fmt: skip
+def test_broken_loadbalance_targets_give_one_error_not_a_cascade(targets, expected):
+    assert errors_of({"strategy": {"mode": "loadbalance"}, "targets": targets}) == [expected]
+
+
 def test_a_broken_child_name_does_not_cause_a_second_bogus_then_error():
     config = conditional([{"query": {}, "then": "a"}], targets=[OK_LEAF | {"name": 1}, OK_LEAF | {"name": "b"}])
     assert errors_of(config) == ["path: targets,0,name, message: Expected string, received number"]

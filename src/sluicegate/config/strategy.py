@@ -48,7 +48,7 @@ def validate_strategy(
         for name in ("conditions", "default"):
             if name in keys:
                 _only_for(mode, "conditional", keys[name][0], path, report)
-    if mode == "loadbalance" and children:
+    if mode == "loadbalance" and isinstance(children, list) and INVALID not in children:
         _some_weight(children, path[:-1], report)
     breaker = keys.get("cb_config")
     if len(report.errors) > before:
@@ -137,6 +137,6 @@ def _unique_names(names: list[Any] | None, node: Path, report: Report) -> None:
 
 
 def _some_weight(children: list[Any], node: Path, report: Report) -> None:
-    weights = [child.get("weight", 1) for child in children if isinstance(child, dict)]
-    if INVALID not in weights and weights and not any(weight > 0 for weight in weights):
+    weights = [child.get("weight", 1) for child in children]
+    if INVALID not in weights and not any(weight > 0 for weight in weights):
         report.add((*node, "targets"), "At least one target must have a weight greater than 0")
