@@ -10,9 +10,11 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from .config import ConfigCache
 from .config.model import Node, Target
 from .dispatch import Dispatcher
 from .errors import BadRequest
+from .providers import registry
 from .server.headers import RequestContext
 from .server.keys import GATEWAY
 from .server.middleware import errors_middleware
@@ -30,12 +32,13 @@ _DIRECT = Target(path="config")  # no config: provider, credential and host all 
 class Gateway:
     settings: Settings
     guard: Guard
+    configs: ConfigCache
     dispatcher: Dispatcher = field(init=False)
 
     def root_node(self, ctx: RequestContext) -> Node:
         """The config tree for a request: its Gateway Config, or the direct one-target tree."""
         if ctx.config:
-            raise BadRequest("x-portkey-config is not supported yet")
+            return self.configs.get(ctx.config)
         if ctx.provider:
             return _DIRECT
         raise BadRequest("Either x-portkey-config or x-portkey-provider header is required")
@@ -43,13 +46,22 @@ class Gateway:
 
 def build_app(settings: Settings) -> web.Application:
     guard = Guard(GuardPolicy.from_settings(settings))
-    gateway = Gateway(settings=settings, guard=guard)
+    configs = ConfigCache(
+        known_providers=registry.PROVIDERS.keys(),
+        check_host=guard.check_url,  # request-time checks only: pure, so a cached verdict stays true
+        maxsize=settings.config_cache_size,
+    )
+    gateway = Gateway(settings=settings, guard=guard, configs=configs)
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[errors_middleware])
     app[GATEWAY] = gateway
 
     async def upstream_context(app: web.Application):
         session = create_session(settings, guard.resolver())
-        gateway.dispatcher = Dispatcher(session, guard, provider_urls=dict(settings.provider_base_urls))
+        gateway.dispatcher = Dispatcher(
+            session, guard,
+            provider_urls=settings.provider_base_urls,
+            backoff_scale=settings.retry_backoff_scale,
+        )
         yield
         await session.close()
 

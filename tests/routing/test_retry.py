@@ -134,3 +134,12 @@ ONLY_429 = Strategy(mode="fallback", on_status_codes=frozenset({429}))
 )
 def test_should_fallback(strategy, status, expected):
     assert should_fallback(strategy, status) is expected
+
+
+def test_backoff_scale_scales_the_backoff_but_not_the_upstream_hint():
+    from sluicegate.config.model import RetryPolicy
+    from sluicegate.routing.retry import retry_delay
+
+    policy = RetryPolicy(attempts=3, use_retry_after=True)
+    assert retry_delay(policy, 2, 503, {}, 0.0, backoff_scale=0.5) == 2.0
+    assert retry_delay(policy, 0, 429, {"retry-after": "3"}, 0.0, backoff_scale=0.01) == 3.0

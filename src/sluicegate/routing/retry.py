@@ -26,6 +26,7 @@ def retry_delay(
     waited_s: float,
     *,
     now_epoch_s: float | None = None,
+    backoff_scale: float = 1.0,
 ) -> float | None:
     """Seconds to wait before retry number ``retries_done + 1``, or None to stop retrying.
 
@@ -34,12 +35,13 @@ def retry_delay(
     Pass the synthetic status instead (e.g. 408) to let the list decide. A 2xx is never retried.
     ``waited_s`` is the total already slept for this target. ``now_epoch_s`` (wall clock, seconds) is
     only needed to honour a ``Retry-After`` given as an HTTP-date; without it such a date is ignored.
+    ``backoff_scale`` multiplies the exponential backoff (an operator setting), never the upstream's hint.
     """
     if policy is None or retries_done >= policy.attempts:
         return None
     if status is not None and (200 <= status < 300 or status not in policy.on_status_codes):
         return None
-    delay = backoff_s(retries_done)
+    delay = backoff_s(retries_done) * backoff_scale
     # OSS honours the hint on 429 only; a 503 with Retry-After (RFC 9110) means the same, so any
     # retryable status counts here.
     if policy.use_retry_after and status is not None:

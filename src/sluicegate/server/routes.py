@@ -6,7 +6,8 @@ import orjson
 from aiohttp import web
 from multidict import CIMultiDict
 
-from ..dispatch import Call, Outcome
+from ..dispatch import Call
+from ..upstream.exchange import Outcome
 from ..errors import BadRequest, PayloadTooLarge
 from .headers import parse_request_headers
 from .keys import GATEWAY, TRACE_ID
@@ -83,7 +84,8 @@ def unified(endpoint: str):
             raise BadRequest("Invalid content type passed")
         raw = await _read_body(request)
         body = parse_json_body(raw, endpoint)
-        call = Call(ctx, endpoint, "POST", "", raw, body, stream=body.get("stream") is True)
+        call = Call(ctx, endpoint, "POST", "", raw, body, stream=body.get("stream") is True,
+                    pathname=request.path)
         return await _dispatch(request, call)
 
     return handler
@@ -99,7 +101,7 @@ async def passthrough(request: web.Request) -> web.StreamResponse:
         raise BadRequest("Invalid content type passed")
     raw = await _read_body(request)
     tail = request.raw_path[len("/v1"):]
-    call = Call(ctx, "proxy", request.method, tail, raw, None, stream=False)
+    call = Call(ctx, "proxy", request.method, tail, raw, None, stream=False, pathname=request.path)
     return await _dispatch(request, call)
 
 
@@ -107,13 +109,13 @@ async def _dispatch(request: web.Request, call: Call) -> web.StreamResponse:
     gateway = request.app[GATEWAY]
     root = gateway.root_node(call.ctx)
     outcome, attempts = await gateway.dispatcher.run(call, root)
-    headers = response_headers(call, outcome)
+    headers = response_headers(call, outcome, len(attempts))
     if outcome.upstream is not None:
         return await relay_stream(request, outcome, headers)
     return web.Response(status=outcome.status, body=outcome.body, headers=headers)
 
 
-def response_headers(call: Call, outcome: Outcome) -> CIMultiDict:
+def response_headers(call: Call, outcome: Outcome, attempts: int) -> CIMultiDict:
     headers = CIMultiDict(outcome.headers)
     headers["x-portkey-trace-id"] = call.ctx.trace_id
     headers["x-portkey-last-used-option-index"] = outcome.path
@@ -123,6 +125,9 @@ def response_headers(call: Call, outcome: Outcome) -> CIMultiDict:
         headers["x-portkey-provider"] = outcome.provider
     if outcome.gateway_exception:
         headers["x-portkey-gateway-exception"] = "true"
+    if not outcome.ok and attempts > 1:
+        # The gateway already retried or fell back: the SDK's own automatic retry would only repeat it.
+        headers["x-should-retry"] = "false"
     return headers
 
 

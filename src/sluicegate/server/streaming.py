@@ -12,7 +12,7 @@ import asyncio
 import aiohttp
 from aiohttp import web
 
-from ..dispatch import Outcome
+from ..upstream.exchange import Outcome
 from ..providers import openai, sse
 
 _TAIL = 64  # enough bytes to see "data: [DONE]" at the end of what was relayed
