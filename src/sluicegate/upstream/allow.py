@@ -74,10 +74,12 @@ def _strip_url(text: str, entry: str) -> str:
 
 def _address_entry(host: str, port: int | None, entry: str) -> AllowEntry | None:
     try:
-        address = parse_ipv4_host(host) or ipaddress.ip_address(host)
+        address = ipaddress.ip_address(host) if ":" in host else parse_ipv4_host(host)
     except NotAnIPv4 as exc:
         raise ValueError(f"allow entry {entry!r}: {exc}") from None
     except ValueError:
+        return None
+    if address is None:
         return None
     return AllowEntry(entry, network=ipaddress.ip_network(unmapped(address)), port=port)
 
