@@ -11,7 +11,7 @@ from sluicegate.settings import Settings, settings_from_env
 from sluicegate.upstream import guard as guard_module
 from sluicegate.upstream.allow import parse_allow_entry
 from sluicegate.upstream.guard import Guard, GuardPolicy, blocked_reason, redact_url
-from sluicegate.upstream.policy import BLOCKED_PORTS, EPHEMERAL_PORTS_START, listens_on_loopback
+from sluicegate.upstream.policy import BLOCKED_PORTS, EPHEMERAL_PORTS_START, check_port, listens_on_loopback
 
 EVERYTHING = ("0.0.0.0/0", "::/0", "169.254.169.254", "169.254.169.0/24", "metadata.google.internal",
               "*.internal", "*.cluster.local", "kubernetes.default.svc", "*.goog", "metadata", "fd00:ec2::/96")
@@ -75,12 +75,11 @@ def test_port_rule_never_touches_the_ephemeral_range():
     # Test upstreams and developer tools bind "any free port" on 127.0.0.1; Linux hands those out
     # from 32768 up, so the port rule must never refuse one of them.
     assert max(BLOCKED_PORTS) < EPHEMERAL_PORTS_START
-    policy = GuardPolicy.from_settings(Settings(host="127.0.0.1"))
-    from ipaddress import ip_address
-
-    for port in range(1024, 65536):
-        if port not in BLOCKED_PORTS:
-            policy.check_ip_literal(ip_address("127.0.0.1"), port, "127.0.0.1")
+    for port in range(EPHEMERAL_PORTS_START, 65536):
+        check_port(port)
+    guard = guard_for(host="127.0.0.1")
+    for port in (32768, 40001, 49152, 54321, 60999, 65535):
+        guard.check_url(f"http://127.0.0.1:{port}/v1")
 
 
 @pytest.mark.parametrize(("listen", "expected"), [

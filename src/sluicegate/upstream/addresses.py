@@ -13,7 +13,7 @@ Two kinds of verdict:
 from __future__ import annotations
 
 import ipaddress
-from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+from ipaddress import IPv4Address, IPv6Address
 from typing import NamedTuple, Union
 
 IPAddress = Union[IPv4Address, IPv6Address]
@@ -29,8 +29,16 @@ class AddressVerdict(NamedTuple):
     label: str  # "a private address", used in "resolves to 10.0.0.5, a private address"
 
 
-def _nets(*pairs: tuple[str, str]) -> tuple[tuple[IPv4Network | IPv6Network, str], ...]:
-    return tuple((ipaddress.ip_network(cidr), label) for cidr, label in pairs)
+class _Range(NamedTuple):
+    version: int
+    first: int  # as integers: ``address in network`` costs ~2 µs, an int compare ~50 ns
+    last: int
+    label: str
+
+
+def _nets(*pairs: tuple[str, str]) -> tuple[_Range, ...]:
+    nets = [(ipaddress.ip_network(cidr), label) for cidr, label in pairs]
+    return tuple(_Range(n.version, int(n.network_address), int(n.broadcast_address), lbl) for n, lbl in nets)
 
 
 # Metadata services of AWS, GCP, Azure, Alibaba, Oracle, ECS/EKS task roles … Reachable from inside
@@ -91,7 +99,7 @@ _LOW32_EMBEDDING = _nets(
     ("64:ff9b:1::/48", "NAT64"),
 )
 
-_LOOPBACK_NETS = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+_LOOPBACK_NETS = _nets(("127.0.0.0/8", "loopback"), ("::1/128", "loopback"))
 
 
 _DIGITS = {8: frozenset("01234567"), 10: frozenset("0123456789"), 16: frozenset("0123456789abcdefABCDEF")}
@@ -160,9 +168,10 @@ def parse_ip(text: str) -> IPAddress | None:
 def embedded_ipv4(address: IPv6Address) -> list[tuple[IPv4Address, str]]:
     """Every IPv4 address an IPv6 address carries, with the name of the form that carries it."""
     found: list[tuple[IPv4Address, str]] = []
-    for net, form in _LOW32_EMBEDDING:
-        if address in net and int(address) > 1:  # "::" and "::1" are IPv6's own, not compatible forms
-            found.append((IPv4Address(int(address) & 0xFFFFFFFF), form))
+    value = int(address)
+    for net in _LOW32_EMBEDDING:
+        if net.first <= value <= net.last and value > 1:  # "::" and "::1" are IPv6's own forms
+            found.append((IPv4Address(value & 0xFFFFFFFF), net.label))
     if address.sixtofour is not None:
         found.append((address.sixtofour, "6to4"))
     if address.teredo is not None:
@@ -171,10 +180,11 @@ def embedded_ipv4(address: IPv6Address) -> list[tuple[IPv4Address, str]]:
     return found
 
 
-def _first_match(address: IPAddress, table) -> str | None:
-    for net, label in table:
-        if address.version == net.version and address in net:
-            return label
+def _first_match(address: IPAddress, table: tuple[_Range, ...]) -> str | None:
+    value, version = int(address), address.version
+    for net in table:
+        if net.version == version and net.first <= value <= net.last:
+            return net.label
     return None
 
 
@@ -226,5 +236,4 @@ def unmapped(address: IPAddress) -> IPAddress:
 
 
 def is_loopback(address: IPAddress) -> bool:
-    address = unmapped(address)
-    return any(address.version == net.version and address in net for net in _LOOPBACK_NETS)
+    return _first_match(unmapped(address), _LOOPBACK_NETS) is not None

@@ -8,6 +8,7 @@ the address rules are the ones that cannot be talked around.
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import NamedTuple
 
 import idna
@@ -127,12 +128,23 @@ def check_name_syntax(name: str) -> None:
         _check_label(label, name)
 
 
+# Lookup tables keyed by domain: a name is checked by its few suffixes, not against every entry.
+_ALWAYS_BY_DOMAIN = MappingProxyType(dict(ALWAYS_BLOCKED_NAMES))
+_DEFAULT_BY_DOMAIN = MappingProxyType(dict(DEFAULT_BLOCKED_NAMES))
+
+
+def _suffixes(name: str) -> list[str]:
+    """``a.b.c`` → ``["a.b.c", "b.c", "c"]``: the name and every domain it is within."""
+    labels = name.split(".")
+    return [".".join(labels[i:]) for i in range(len(labels))]
+
+
 def classify_name(name: str) -> NameVerdict | None:
     """Why a (normalised) name is blocked, or None when only its addresses can tell."""
-    for domain, label in ALWAYS_BLOCKED_NAMES:
-        if is_within(name, domain):
-            return NameVerdict(ALWAYS, label)
-    for domain, label in DEFAULT_BLOCKED_NAMES:
-        if is_within(name, domain):
-            return NameVerdict(DEFAULT, label)
+    suffixes = _suffixes(name)
+    for kind, table in ((ALWAYS, _ALWAYS_BY_DOMAIN), (DEFAULT, _DEFAULT_BY_DOMAIN)):
+        for suffix in suffixes:
+            label = table.get(suffix)
+            if label is not None:
+                return NameVerdict(kind, label)
     return None
