@@ -4,7 +4,7 @@ For end-to-end SSRF tests: a gateway started in such a namespace cannot reach an
 so even a broken guard cannot send a packet off the machine (there is no interface and no route).
 Needs Linux, root and iproute2's ``ip netns``; ``unavailable_reason()`` says why not, for a skip.
 
-    from netns import isolated_netns, run_in_netns, unavailable_reason
+    from tests.netns import isolated_netns, run_in_netns, unavailable_reason
     if (why := unavailable_reason()): pytest.skip(why)
     with isolated_netns() as ns:
         run_in_netns(ns, [sys.executable, "-m", "sluicegate", "serve", ...])

@@ -11,7 +11,7 @@ import ipaddress
 import socket
 
 import pytest
-from guard_stubs import FakeClock
+from tests.upstream.guard_stubs import FakeClock
 
 
 def _is_loopback_literal(host) -> bool:

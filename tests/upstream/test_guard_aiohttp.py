@@ -12,7 +12,7 @@ import socket
 
 import aiohttp
 import pytest
-from guard_stubs import FakeClock, StubResolver
+from tests.upstream.guard_stubs import FakeClock, StubResolver
 
 from sluicegate.errors import InvalidCustomHost
 from sluicegate.settings import Settings

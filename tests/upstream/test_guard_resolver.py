@@ -7,7 +7,7 @@ import logging
 import socket
 
 import pytest
-from guard_stubs import FakeClock, StubResolver
+from tests.upstream.guard_stubs import FakeClock, StubResolver
 
 from sluicegate.errors import InvalidCustomHost
 from sluicegate.settings import Settings

@@ -15,8 +15,8 @@ import ipaddress
 from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network
 
-from sluicegate.upstream.addresses import IPAddress, NotAnIPv4, parse_ipv4_host, unmapped
-from sluicegate.upstream.names import BadHostName, check_name_syntax, is_within, normalise_name
+from .addresses import IPAddress, NotAnIPv4, parse_ipv4_host, unmapped
+from .names import BadHostName, check_name_syntax, is_within, normalise_name
 
 
 @dataclass(frozen=True)

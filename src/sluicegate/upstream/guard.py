@@ -38,11 +38,11 @@ from typing import Callable, Iterable
 import aiohttp.abc
 from aiohttp.abc import ResolveResult
 
-from sluicegate.errors import InvalidCustomHost
-from sluicegate.upstream.addresses import parse_ip
-from sluicegate.upstream.names import BadHostName, check_name_syntax, normalise_name
-from sluicegate.upstream.policy import GuardPolicy
-from sluicegate.upstream.urls import MAX_URL, CheckedURL, parse_url
+from ..errors import InvalidCustomHost
+from .addresses import parse_ip
+from .names import BadHostName, check_name_syntax, normalise_name
+from .policy import GuardPolicy
+from .urls import MAX_URL, CheckedURL, parse_url
 
 __all__ = ["CheckedURL", "Guard", "GuardPolicy", "GuardedResolver", "blocked_reason", "redact_url"]
 

@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import idna
 
-from sluicegate.upstream.addresses import ALWAYS, DEFAULT, METADATA
+from .addresses import ALWAYS, DEFAULT, METADATA
 
 MAX_NAME = 253  # DNS limit on a full name (RFC 1035), without the trailing dot
 MAX_LABEL = 63

@@ -15,10 +15,10 @@ from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Iterable
 
-from sluicegate.errors import InvalidCustomHost
-from sluicegate.upstream.addresses import ALWAYS, IPAddress, classify_ip, is_loopback, parse_ip
-from sluicegate.upstream.allow import AllowEntry, parse_allow_entries
-from sluicegate.upstream.names import classify_name
+from ..errors import InvalidCustomHost
+from .addresses import ALWAYS, IPAddress, classify_ip, is_loopback, parse_ip
+from .allow import AllowEntry, parse_allow_entries
+from .names import classify_name
 
 # Ports whose services speak something other than HTTP, or HTTP APIs that hold secrets (Docker, etcd,
 # kubelet, Vault, Consul). A request smuggled into them is the classic SSRF-to-RCE step. Every one is

@@ -14,9 +14,9 @@ import unicodedata
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from sluicegate.errors import InvalidCustomHost
-from sluicegate.upstream.addresses import IPAddress, NotAnIPv4, parse_ipv4_host
-from sluicegate.upstream.names import BadHostName, check_name_syntax, normalise_name
+from ..errors import InvalidCustomHost
+from .addresses import IPAddress, NotAnIPv4, parse_ipv4_host
+from .names import BadHostName, check_name_syntax, normalise_name
 
 MAX_URL = 2048
 DEFAULT_PORTS = {"http": 80, "https": 443}
