@@ -33,7 +33,14 @@ class StubResolver(AbstractResolver):
         if answer and isinstance(answer[0], list):
             answer = answer[min(len(self.calls_for(host)), len(answer)) - 1]
         return [
-            {"hostname": host, "host": address, "port": port, "family": socket.AF_INET6 if ":" in address else socket.AF_INET, "proto": 0, "flags": 0}
+            {
+                "hostname": host,
+                "host": address,
+                "port": port,
+                "family": socket.AF_INET6 if ":" in address else socket.AF_INET,
+                "proto": 0,
+                "flags": 0,
+            }
             for address in answer
         ]
 

@@ -272,7 +272,9 @@ class GuardedResolver(aiohttp.abc.AbstractResolver):
     def _pin(hostname: str, address: str, port: int) -> ResolveResult:
         # The requested port, not the resolver's: a resolver must not be able to move us to port 22.
         family = socket.AF_INET6 if ":" in address else socket.AF_INET
-        return ResolveResult(hostname=hostname, host=address, port=port, family=family, proto=0, flags=_NUMERIC_FLAGS)
+        return ResolveResult(
+            hostname=hostname, host=address, port=port, family=family, proto=0, flags=_NUMERIC_FLAGS
+        )
 
     async def close(self) -> None:
         if self._inner is not None:

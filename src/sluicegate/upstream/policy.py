@@ -89,8 +89,9 @@ class GuardPolicy:
         """``trusted_custom_hosts`` None means the default (loopback, on a loopback gateway only);
         any value, even empty, replaces that default, as Portkey's TRUSTED_CUSTOM_HOSTS does."""
         if trusted_custom_hosts is None:
-            loopback = listens_on_loopback(listen_host)
-            trusted = (parse_allow_entries(_LOOPBACK_DEFAULTS, "default") + _LOOPBACK_NAMES) if loopback else ()
+            trusted = ()
+            if listens_on_loopback(listen_host):
+                trusted = parse_allow_entries(_LOOPBACK_DEFAULTS, "default") + _LOOPBACK_NAMES
         else:
             trusted = parse_allow_entries(trusted_custom_hosts, "TRUSTED_CUSTOM_HOSTS")
         configured = parse_allow_entries(allowed_upstreams, "allowed_upstreams")
@@ -157,7 +158,9 @@ class GuardPolicy:
         verdicts = [(address, classify_ip(address)) for address in addresses]
         for address, verdict in verdicts:
             if verdict is not None and verdict.kind == ALWAYS:
-                raise InvalidCustomHost(f"{name} resolves to {address}, {verdict.label}, which is always blocked")
+                raise InvalidCustomHost(
+                    f"{name} resolves to {address}, {verdict.label}, which is always blocked"
+                )
         if vouched:
             return
         for address, verdict in verdicts:

@@ -63,7 +63,9 @@ def _check_characters(url: str) -> None:
         if ch == "\\":
             raise InvalidCustomHost("the URL contains a backslash, which clients disagree about")
         if unicodedata.category(ch)[0] in "CZ":
-            raise InvalidCustomHost(f"the URL contains an invisible or formatting character (U+{ord(ch):04X})")
+            raise InvalidCustomHost(
+                f"the URL contains an invisible or formatting character (U+{ord(ch):04X})"
+            )
 
 
 def _split(url: str) -> tuple[str, str, str]:
