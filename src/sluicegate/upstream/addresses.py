@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 from ipaddress import IPv4Address, IPv6Address
+from types import MappingProxyType
 from typing import NamedTuple, Union
 
 IPAddress = Union[IPv4Address, IPv6Address]
@@ -102,7 +103,9 @@ _LOW32_EMBEDDING = _nets(
 _LOOPBACK_NETS = _nets(("127.0.0.0/8", "loopback"), ("::1/128", "loopback"))
 
 
-_DIGITS = {8: frozenset("01234567"), 10: frozenset("0123456789"), 16: frozenset("0123456789abcdefABCDEF")}
+_DIGITS = MappingProxyType(
+    {8: frozenset("01234567"), 10: frozenset("0123456789"), 16: frozenset("0123456789abcdefABCDEF")}
+)
 
 
 class NotAnIPv4(ValueError):

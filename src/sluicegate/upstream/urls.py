@@ -12,6 +12,7 @@ import ipaddress
 import re
 import unicodedata
 from dataclasses import dataclass
+from types import MappingProxyType
 from urllib.parse import quote
 
 from ..errors import InvalidCustomHost
@@ -19,7 +20,7 @@ from .addresses import IPAddress, NotAnIPv4, parse_ipv4_host
 from .names import BadHostName, check_name_syntax, normalise_name
 
 MAX_URL = 2048
-DEFAULT_PORTS = {"http": 80, "https": 443}
+DEFAULT_PORTS = MappingProxyType({"http": 80, "https": 443})
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
 _PATH_SAFE = "/%:!$&'()*+,;=-._~"
 
