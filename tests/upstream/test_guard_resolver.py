@@ -258,3 +258,37 @@ async def test_connect_time_refusal_is_logged(caplog):
 async def test_trailing_dot_and_case_are_normalised_for_the_rules():
     _, resolver, _ = make({"LLM.Example.COM.": ["10.0.0.5"]}, allowed_upstreams=("llm.example.com",))
     assert (await resolver.resolve("LLM.Example.COM.", 80))[0]["host"] == "10.0.0.5"
+
+
+async def test_numeric_ipv4_forms_reaching_the_resolver_are_judged_as_addresses():
+    _, resolver, stub = make({})
+    for host in ("127.1", "2130706433", "0x7f000001"):
+        with pytest.raises(InvalidCustomHost, match="127.0.0.1 is a loopback address"):
+            await resolver.resolve(host, 80)
+    with pytest.raises(InvalidCustomHost, match="not a valid IPv4"):
+        await resolver.resolve("1.2.3.999", 80)
+    assert stub.calls == []
+
+
+async def test_allow_list_change_during_a_lookup_is_not_cached_from_the_old_policy():
+    gate = asyncio.Event()
+
+    class Slow(StubResolver):
+        async def resolve(self, host, port=0, family=socket.AF_INET):
+            await gate.wait()
+            return await super().resolve(host, port, family)
+
+    stub = Slow({"llm.example.com": ["10.0.0.5"]})
+    guard = Guard(GuardPolicy.from_settings(Settings(host="0.0.0.0")), resolver=stub, clock=FakeClock())
+    old = asyncio.ensure_future(guard.resolver().resolve("llm.example.com", 80))
+    for _ in range(5):  # let the first lookup start and block inside the resolver
+        await asyncio.sleep(0)
+    guard.set_extra_allows(["10.0.0.0/8"])
+    new = asyncio.ensure_future(guard.resolver().resolve("llm.example.com", 80))
+    await asyncio.sleep(0)
+    gate.set()
+    with pytest.raises(InvalidCustomHost):
+        await old  # judged under the allow-list it started with
+    assert (await new)[0]["host"] == "10.0.0.5"
+    assert (await guard.resolver().resolve("llm.example.com", 80))[0]["host"] == "10.0.0.5"
+    assert len(stub.calls) == 2

@@ -39,7 +39,7 @@ import aiohttp.abc
 from aiohttp.abc import ResolveResult
 
 from ..errors import InvalidCustomHost
-from .addresses import parse_ip
+from .addresses import NotAnIPv4, parse_ip, parse_ipv4_host
 from .names import BadHostName, check_name_syntax, normalise_name
 from .policy import GuardPolicy
 from .urls import MAX_URL, CheckedURL, parse_url
@@ -174,7 +174,6 @@ class Guard:
 @dataclass(frozen=True)
 class _Verdict:
     expires: float
-    generation: int
     results: tuple[ResolveResult, ...] = ()
     refusal: str | None = None
 
@@ -192,8 +191,11 @@ class GuardedResolver(aiohttp.abc.AbstractResolver):
         self._generation = 0  # bumped when the allow-list changes; older lookups are not cached
 
     def forget(self) -> None:
+        """Drop every verdict; lookups still running under the old allow-list are neither joined
+        by new requests nor cached."""
         self._generation += 1
         self._verdicts.clear()
+        self._inflight.clear()
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
@@ -211,7 +213,8 @@ class GuardedResolver(aiohttp.abc.AbstractResolver):
         return self._answer(host, await asyncio.shield(task))
 
     def _settle(self, key, task: asyncio.Task) -> None:
-        self._inflight.pop(key, None)
+        if self._inflight.get(key) is task:  # forget() may have let a newer lookup take the key
+            del self._inflight[key]
         if not task.cancelled():
             task.exception()  # mark retrieved: a waiter may have gone away
 
@@ -234,9 +237,9 @@ class GuardedResolver(aiohttp.abc.AbstractResolver):
                 policy.check_name(name, port)  # a refused name never costs a DNS query
                 results = self._pin_all(host, port, await self._resolve_inner(host, port, family))
                 policy.check_resolved(name, port, [parse_ip(r["host"]) for r in results])
-            verdict = _Verdict(self._clock() + self._ttl_s, generation, tuple(results))
+            verdict = _Verdict(self._clock() + self._ttl_s, tuple(results))
         except InvalidCustomHost as exc:
-            verdict = _Verdict(self._clock() + self._ttl_s, generation, refusal=exc.reason)
+            verdict = _Verdict(self._clock() + self._ttl_s, refusal=exc.reason)
         if generation == self._generation:
             _remember(self._verdicts, (host, port, int(family)), verdict, VERDICT_CACHE_SIZE)
         return verdict
@@ -246,8 +249,11 @@ class GuardedResolver(aiohttp.abc.AbstractResolver):
         try:
             name = normalise_name(host.strip("[]"))
             if parse_ip(name) is None:
+                numeric = parse_ipv4_host(name)  # "127.1" would reach getaddrinfo as 127.0.0.1
+                if numeric is not None:
+                    return str(numeric)
                 check_name_syntax(name)
-        except BadHostName as exc:
+        except (BadHostName, NotAnIPv4) as exc:
             raise InvalidCustomHost(str(exc)) from None
         return name
 
