@@ -12,10 +12,10 @@ from aiohttp import web
 
 from .config import ConfigCache
 from .config.model import Node, Target
-from .dispatch import Dispatcher
+from .dispatch import Call, Dispatcher
+from .prepare import RequestBuilder
 from .errors import BadRequest
 from .providers import registry
-from .server.headers import RequestContext
 from .server.keys import GATEWAY
 from .server.middleware import errors_middleware
 from .server.routes import add_routes
@@ -35,11 +35,12 @@ class Gateway:
     configs: ConfigCache
     dispatcher: Dispatcher = field(init=False)
 
-    def root_node(self, ctx: RequestContext) -> Node:
+    def root_node(self, call: Call) -> Node:
         """The config tree for a request: its Gateway Config, or the direct one-target tree."""
+        ctx = call.ctx
         if ctx.config:
             return self.configs.get(ctx.config)
-        if ctx.provider:
+        if ctx.provider or call.model_slug:
             return _DIRECT
         raise BadRequest("Either x-portkey-config or x-portkey-provider header is required")
 
@@ -57,11 +58,8 @@ def build_app(settings: Settings) -> web.Application:
 
     async def upstream_context(app: web.Application):
         session = create_session(settings, guard.resolver())
-        gateway.dispatcher = Dispatcher(
-            session, guard,
-            provider_urls=settings.provider_base_urls,
-            backoff_scale=settings.retry_backoff_scale,
-        )
+        builder = RequestBuilder(guard, provider_urls=settings.provider_base_urls)
+        gateway.dispatcher = Dispatcher(session, builder, backoff_scale=settings.retry_backoff_scale)
         yield
         await session.close()
 

@@ -12,26 +12,17 @@ import asyncio
 import random
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any, Awaitable, Callable
 
 import aiohttp
-import orjson
 from multidict import CIMultiDict
 
 from .config.model import Group, Node, Target
-from .errors import BadRequest, EndpointNotSupported, UpstreamFailure
-from .providers import registry
+from .errors import UpstreamFailure
+from .prepare import RequestBuilder
 from .routing import CircuitBreaker, breaker_key, choose_conditional, pick_weighted, retry_delay, should_fallback
 from .server.headers import RequestContext, public_metadata
-from .upstream.auth import passthrough_headers, upstream_headers
 from .upstream.exchange import Outcome, Prepared, exchange, failure
-from .upstream.guard import Guard
-
-NO_PROVIDER = (
-    "Either x-portkey-provider needs to be passed. Or the x-portkey-config header should have a valid "
-    "config with provider details in it."
-)
-
 
 @dataclass(slots=True)
 class Call:
@@ -45,7 +36,8 @@ class Call:
     json: dict[str, Any] | None
     stream: bool
     pathname: str = ""  # the request path, for conditional routing (url.pathname)
-    model: str | None = None  # set when the gateway rewrites the model (catalog prefix stripped)
+    model: str | None = None  # the model without its "@slug/" prefix, when the client sent one
+    model_slug: str | None = None  # that prefix: the catalog provider the body names
 
 
 @dataclass(slots=True)
@@ -71,9 +63,8 @@ class Dispatcher:
     def __init__(
         self,
         session: aiohttp.ClientSession,
-        guard: Guard,
+        builder: RequestBuilder,
         *,
-        provider_urls: Mapping[str, str] | None = None,
         breaker: CircuitBreaker | None = None,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         rng: Callable[[], float] = random.random,
@@ -81,8 +72,7 @@ class Dispatcher:
         backoff_scale: float = 1.0,
     ) -> None:
         self._session = session
-        self._guard = guard
-        self._provider_urls = provider_urls or {}
+        self._builder = builder
         self._breaker = breaker or CircuitBreaker(time.monotonic)
         self._sleep = sleep
         self._rng = rng
@@ -160,7 +150,7 @@ class Dispatcher:
     # -- one target, with its retries ------------------------------------------------------------
 
     async def _run_target(self, target: Target, state: Dispatch, *, gated: bool) -> Outcome:
-        prepared = self.prepare(target, state.call)
+        prepared = self._builder.build(target, state.call)
         key = self._breaker_key(target, state.call) if target.breaker else ""
         if gated and target.breaker and not self._breaker.allow(key, target.breaker):
             message = f"{prepared.host} is failing; its circuit breaker is open"
@@ -205,56 +195,6 @@ class Dispatcher:
             )
         )
         return outcome
-
-    # -- building the upstream request -------------------------------------------------------------
-
-    def prepare(self, target: Target, call: Call) -> Prepared:
-        ctx = call.ctx
-        provider_id = target.provider or ctx.provider
-        if not provider_id:
-            raise BadRequest(NO_PROVIDER)
-        info = registry.lookup(provider_id)
-        if info is None:
-            raise BadRequest("Invalid provider passed")
-        base = ctx.custom_host or target.custom_host or registry.base_url(info, self._provider_urls)
-        if not base:
-            raise BadRequest(f"Provider {provider_id} needs a custom host")
-        checked = self._guard.check_url(base)
-        names = ctx.forward_headers if ctx.forward_headers is not None else target.forward_headers
-        forwarded = ctx.forwarded_values(names)
-        api_key = target.api_key if target.provider else ctx.api_key
-        if call.endpoint == "proxy":
-            path = call.path
-            # Passthrough: the client's own headers win over the spec's credential (Portkey's merge order).
-            headers: Any = CIMultiDict(upstream_headers(info.spec, api_key, (), content_type=None))
-            for name, value in passthrough_headers(ctx.headers.items()) + forwarded:
-                headers[name] = value
-        else:
-            path = info.spec.endpoint_path(call.endpoint)
-            if path is None:
-                raise EndpointNotSupported(f"{call.endpoint} is not supported by {provider_id}")
-            headers = upstream_headers(info.spec, api_key, forwarded)
-        return Prepared(
-            provider=provider_id,
-            spec=info.spec,
-            method=call.method,
-            url=checked.base + info.path_prefix + path,
-            host=checked.base,
-            headers=headers,
-            body=_body_for(target, call),
-            timeout_ms=ctx.request_timeout_ms or target.request_timeout_ms,
-            rewrite_errors=call.endpoint != "proxy",
-        )
-
-
-def _body_for(target: Target, call: Call) -> bytes:
-    if call.json is None or (not target.override_params and call.model is None):
-        return call.body  # untouched bytes: no re-serialisation on the common path
-    body = dict(call.json)  # shallow: the cached config's nested values are read, never changed
-    if call.model is not None:
-        body["model"] = call.model
-    body.update(target.override_params)
-    return orjson.dumps(body)
 
 
 def _error_text(outcome: Outcome) -> str | None:

@@ -9,6 +9,7 @@ from multidict import CIMultiDict
 from ..dispatch import Call
 from ..upstream.exchange import Outcome
 from ..errors import BadRequest, PayloadTooLarge
+from ..prepare import split_model_slug
 from .headers import parse_request_headers
 from .keys import GATEWAY, TRACE_ID
 from .streaming import relay_stream
@@ -84,8 +85,9 @@ def unified(endpoint: str):
             raise BadRequest("Invalid content type passed")
         raw = await _read_body(request)
         body = parse_json_body(raw, endpoint)
+        slug, model = split_model_slug(body.get("model"))
         call = Call(ctx, endpoint, "POST", "", raw, body, stream=body.get("stream") is True,
-                    pathname=request.path)
+                    pathname=request.path, model=model, model_slug=slug)
         return await _dispatch(request, call)
 
     return handler
@@ -107,7 +109,7 @@ async def passthrough(request: web.Request) -> web.StreamResponse:
 
 async def _dispatch(request: web.Request, call: Call) -> web.StreamResponse:
     gateway = request.app[GATEWAY]
-    root = gateway.root_node(call.ctx)
+    root = gateway.root_node(call)
     outcome, attempts = await gateway.dispatcher.run(call, root)
     headers = response_headers(call, outcome, len(attempts))
     if outcome.upstream is not None:
