@@ -9,7 +9,11 @@ from pathlib import Path
 from typing import Sequence
 
 from . import serve
+from .access import commands as access_commands
+from .catalog import commands as catalog_commands
 from .settings import settings_from_env
+from .store import commands as store_commands
+from .vault import commands as vault_commands
 
 
 def _add_serve(subparsers) -> None:
@@ -40,6 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", required=True)
     _add_serve(subparsers)
+    catalog_commands.register(subparsers)  # providers, configs
+    store_commands.register(subparsers)  # db upgrade | current
+    vault_commands.register(subparsers)  # vault rotate | status | generate-key
+    access_commands.register(subparsers)  # admin-token reset
     return parser
 
 
