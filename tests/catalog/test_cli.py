@@ -124,6 +124,9 @@ def test_configs_round_trip(cli: Cli, tmp_path: Path, monkeypatch: pytest.Monkey
     path.write_text('{"provider": "@ghost"}')
     code, _, err = cli("configs", "add", "bad", "--file", str(path))
     assert code == 1 and err == "sluicegate: error: Provider @ghost not found in the catalog\n"
+    path.write_text('{"strategy": {"mode": "sideways"}, "targets": [{"provider": "@my-llm"}]}')
+    code, _, err = cli("configs", "add", "bad", "--file", str(path))  # the Gateway Config schema applies
+    assert code == 1 and err.startswith("sluicegate: error: Invalid config passed\n  ")
     assert cli("configs", "rm", "prod")[:2] == (0, "removed config prod\n")
     assert cli("providers", "rm", "my-llm")[0] == 0
 
@@ -136,9 +139,9 @@ def test_injected_config_validator(settings: Settings, capsys, tmp_path: Path) -
 
     calls = []
 
-    def factory(got_settings: Settings, known: frozenset[str]):
+    def factory(got_settings: Settings):
         def validate(text: str) -> None:
-            calls.append(known)
+            calls.append(got_settings.data_dir)
             raise ConfigError(["targets: at least one target is required"])
         return validate
 
@@ -152,7 +155,7 @@ def test_injected_config_validator(settings: Settings, capsys, tmp_path: Path) -
     assert capsys.readouterr().err == (
         "sluicegate: error: Invalid config passed\n  targets: at least one target is required\n"
     )
-    assert calls == [frozenset()]
+    assert calls == [settings.data_dir]
 
 
 def test_db_vault_and_admin_token_commands(cli: Cli) -> None:

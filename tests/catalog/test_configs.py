@@ -107,3 +107,13 @@ async def test_provider_in_use_cannot_be_deleted(engine, providers) -> None:
     await configs.remove("a-uses")
     await configs.remove("b-uses")
     await providers.remove("my-llm")
+
+
+async def test_gateway_config_schema_as_validator(engine, providers) -> None:
+    from sluicegate.catalog.configs import gateway_config_validator
+
+    repo = ConfigRepository(engine, validate=gateway_config_validator())
+    await repo.add("ok", FALLBACK)
+    with pytest.raises(ConfigError) as caught:
+        await repo.add("bad", '{"strategy": {"mode": "sideways"}, "targets": [{"provider": "@my-llm"}]}')
+    assert caught.value.errors and "sideways" not in caught.value.message

@@ -13,14 +13,15 @@ from ..cli_support import command, open_store, print_json, print_table, settings
 from ..errors import BadRequest
 from ..settings import Settings
 from ..vault import Vault
-from .configs import ConfigRepository, ValidateConfig
+from .configs import ConfigRepository, ValidateConfig, gateway_config_validator
 from .providers import ProviderRepository
 from .records import SPECS, UNSET, CheckHost, ProviderPatch, ProviderView, provider_input
 
-# Injection points for the composition root: the SSRF host check and the Gateway Config validator
-# (config/'s parse_config) are written elsewhere; the defaults below work without them.
+# Injection points, built per invocation from the settings: the SSRF host check for custom hosts (default:
+# none at save time; the guard still checks every request) and the saved-config validator (default: the
+# Gateway Config schema without host checks, which run again when the config is used).
 CheckHostFactory = Callable[[Settings], CheckHost | None]
-ValidatorFactory = Callable[[Settings, frozenset[str]], ValidateConfig | None]
+ValidatorFactory = Callable[[Settings], ValidateConfig | None]
 
 
 def register(
@@ -29,19 +30,9 @@ def register(
     check_host: CheckHostFactory | None = None,
     config_validator: ValidatorFactory | None = None,
 ) -> None:
-    """Add ``providers`` and ``configs``. ``check_host(settings)`` and ``config_validator(settings,
-    known_slugs)`` build the injected checks per invocation."""
+    """Add ``providers`` and ``configs``; the factories build the injected checks (see above)."""
     _register_providers(subparsers, check_host or (lambda _s: None))
-    _register_configs(subparsers, config_validator or default_config_validator)
-
-
-def default_config_validator(settings: Settings, known: frozenset[str]) -> ValidateConfig | None:
-    """config/'s ``parse_config`` when it exists; until then only the catalog's own checks apply."""
-    try:
-        from ..config import parse_config  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    return lambda text: parse_config(text, known_providers=known, check_host=None)
+    _register_configs(subparsers, config_validator or (lambda _s: gateway_config_validator()))
 
 
 # ------------------------------------------------------------------------------------------- providers
@@ -226,8 +217,7 @@ async def _configs_save(args: argparse.Namespace, *, replace: bool) -> None:
     settings = settings_from_args(args)
     text = _read_config_file(args.file)
     async with open_store(settings) as engine:
-        known = await ProviderRepository(engine, Vault.load(settings)).slugs()
-        repo = ConfigRepository(engine, validate=args.validator_factory(settings, known))
+        repo = ConfigRepository(engine, validate=args.validator_factory(settings))
         if replace:
             view = await repo.replace(args.id, text, notes=UNSET if args.notes is None else args.notes)
         else:

@@ -14,7 +14,9 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from ..config import parse_config
 from ..errors import BadRequest, Conflict
+from ..providers import registry
 from ..store.state import bump_catalog_version
 from ..store.tables import providers, saved_configs, utcnow
 from .records import MAX_NOTES, UNSET, NotInCatalog, SavedConfigView, provider_not_found, validate_slug
@@ -26,6 +28,17 @@ ValidateConfig = Callable[[str], None]  # raises errors.BadRequest / errors.Conf
 SECRET_KEYS = frozenset(
     {"api_key", "aws_secret_access_key", "aws_session_token", "azure_ad_token", "vertex_service_account_json"}
 )
+
+
+def gateway_config_validator(check_host: Callable[[str], None] | None = None) -> ValidateConfig:
+    """The Gateway Config schema (``config.parse_config``) as a saved-config validator. Provider ids are the
+    registry's; ``@slug`` existence is this layer's own check, made inside the write transaction."""
+    known = frozenset(registry.PROVIDERS)
+
+    def validate(text: str) -> None:
+        parse_config(text, known_providers=known, check_host=check_host)
+
+    return validate
 
 
 def referenced_slugs(text: str) -> tuple[str, ...]:
