@@ -1,5 +1,5 @@
-"""What every management subcommand (``catalog/commands.py``, ``store/commands.py``, …) shares: store options, the Settings they build, running a coroutine,
-mapping errors to exit codes, and printing tables or JSON.
+"""What every management subcommand (``catalog/commands.py``, ``store/commands.py``, …) shares: store
+options, the Settings they build, running a coroutine, mapping errors to exit codes, printing tables or JSON.
 
 Exit codes: 0 done; 1 the request was refused (bad input, unknown name, conflict); 2 the gateway is not
 usable as configured (master key, database URL or server).
@@ -31,16 +31,27 @@ def store_options() -> argparse.ArgumentParser:
     """A parent parser for leaf subcommands. SUPPRESS defaults: a value given before the subcommand (on the
     top-level parser) is not overwritten by the leaf's default."""
     parent = argparse.ArgumentParser(add_help=False)
-    parent.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS,
-                        help="data directory (default: $SLUICEGATE_DATA_DIR or ./.sluicegate)")
-    parent.add_argument("--database-url", default=argparse.SUPPRESS,
-                        help="postgresql://… (default: $SLUICEGATE_DATABASE_URL or SQLite in the data dir)")
-    parent.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
+    parent.add_argument(
+        "--data-dir",
+        type=Path,
+        default=argparse.SUPPRESS,
+        help="data directory (default: $SLUICEGATE_DATA_DIR or ./.sluicegate)",
+    )
+    parent.add_argument(
+        "--database-url",
+        default=argparse.SUPPRESS,
+        help="postgresql://… (default: $SLUICEGATE_DATABASE_URL or SQLite in the data dir)",
+    )
+    parent.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output"
+    )
     return parent
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
-    return settings_from_env(data_dir=getattr(args, "data_dir", None), database_url=getattr(args, "database_url", None))
+    return settings_from_env(
+        data_dir=getattr(args, "data_dir", None), database_url=getattr(args, "database_url", None)
+    )
 
 
 def wants_json(args: argparse.Namespace) -> bool:
@@ -86,10 +97,12 @@ def print_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     cells = [[str(c) for c in header]] + [["" if c is None else str(c) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     for row in cells:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
 
-def command(func: Callable[[argparse.Namespace], Awaitable[int | None]]) -> Callable[[argparse.Namespace], int]:
+def command(
+    func: Callable[[argparse.Namespace], Awaitable[int | None]],
+) -> Callable[[argparse.Namespace], int]:
     """Wrap an async command as the sync ``args.func(args) -> exit code`` that cli.py calls."""
 
     def sync(args: argparse.Namespace) -> int:

@@ -53,7 +53,9 @@ async def test_start_loads_everything(engine, vault, catalog: Catalog) -> None:
         catalog.require("@ghost")
 
 
-async def test_change_by_another_process_is_seen_within_a_second(settings: Settings, catalog: Catalog) -> None:
+async def test_change_by_another_process_is_seen_within_a_second(
+    settings: Settings, catalog: Catalog
+) -> None:
     await catalog.start()
     cli_engine = create_engine(settings)  # a second engine and vault: what `sluicegate providers add` uses
     try:
@@ -61,7 +63,9 @@ async def test_change_by_another_process_is_seen_within_a_second(settings: Setti
         await cli.add(new_provider("late"))
         assert await wait_for(lambda: catalog.resolve("late") is not None) < 1.0
         await cli.update("late", ProviderPatch(headers=(("x-api-key", "xk-new-value-1234567890"),)))
-        await wait_for(lambda: dict(catalog.resolve("late").headers)["x-api-key"] == "xk-new-value-1234567890")
+        await wait_for(
+            lambda: dict(catalog.resolve("late").headers)["x-api-key"] == "xk-new-value-1234567890"
+        )
         await cli.remove("late")
         await wait_for(lambda: catalog.resolve("late") is None)
     finally:
@@ -107,7 +111,9 @@ async def test_tampered_ciphertext_is_a_startup_error(engine, vault) -> None:
     await ProviderRepository(engine, vault).add(new_provider("alpha"))
     await ProviderRepository(engine, vault).add(new_provider("beta"))
     await _tamper(engine, "x-api-key")
-    with pytest.raises(CatalogKeyError, match=r"@alpha: header 'x-api-key': ciphertext failed authentication"):
+    with pytest.raises(
+        CatalogKeyError, match=r"@alpha: header 'x-api-key': ciphertext failed authentication"
+    ):
         await Catalog(engine, vault).start()
 
 
@@ -148,7 +154,9 @@ async def test_poll_survives_store_errors(engine, vault, catalog, monkeypatch, c
 
 async def _tamper(engine, header: str) -> None:
     async with engine.begin() as conn:
-        token = await conn.scalar(select(provider_headers.c.ciphertext).where(provider_headers.c.name == header))
+        token = await conn.scalar(
+            select(provider_headers.c.ciphertext).where(provider_headers.c.name == header)
+        )
         flipped = token[:-3] + ("A" if token[-3] != "A" else "B") + token[-2:]
         await conn.execute(
             update(provider_headers).where(provider_headers.c.name == header).values(ciphertext=flipped)

@@ -58,8 +58,23 @@ def cli(settings: Settings, capsys: pytest.CaptureFixture[str]):
     assert SECRET not in runner.seen and API_KEY not in runner.seen and "PLAINTEXT" not in runner.seen
 
 
-ADD = ["providers", "add", "my-llm", "--custom-host", "http://gpu.lan:8000/v1", "--header", f"Authorization: {SECRET}",
-       "--model", "llama-3", "--model", "qwen", "--default-model", "qwen", "--forward-header", "X-Trace"]
+ADD = [
+    "providers",
+    "add",
+    "my-llm",
+    "--custom-host",
+    "http://gpu.lan:8000/v1",
+    "--header",
+    f"Authorization: {SECRET}",
+    "--model",
+    "llama-3",
+    "--model",
+    "qwen",
+    "--default-model",
+    "qwen",
+    "--forward-header",
+    "X-Trace",
+]
 
 
 def test_provider_round_trip(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -71,9 +86,24 @@ def test_provider_round_trip(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
     assert out.splitlines()[0].split() == ["SLUG", "SPEC", "CUSTOM", "HOST", "AUTH", "HEADERS", "MODELS"]
     assert "@my-llm" in out and "Authorization" in out
     monkeypatch.setenv("MY_KEY", API_KEY)
-    shown = cli.json("providers", "update", "my-llm", "--header-env", "x-api-key=MY_KEY", "--remove-header",
-                     "authorization", "--clear-models", "--clear-default-model", "--notes", "gpu box")
-    assert shown["headers"] == {"x-api-key": "xk-…alue"} and shown["models"] == [] and shown["notes"] == "gpu box"
+    shown = cli.json(
+        "providers",
+        "update",
+        "my-llm",
+        "--header-env",
+        "x-api-key=MY_KEY",
+        "--remove-header",
+        "authorization",
+        "--clear-models",
+        "--clear-default-model",
+        "--notes",
+        "gpu box",
+    )
+    assert (
+        shown["headers"] == {"x-api-key": "xk-…alue"}
+        and shown["models"] == []
+        and shown["notes"] == "gpu box"
+    )
     assert shown["forward_headers"] == ["x-trace"] and shown["default_model"] is None
     assert cli.json("providers", "show", "my-llm") == shown
     assert cli("providers", "rm", "my-llm")[:2] == (0, "removed @my-llm\n")
@@ -87,10 +117,22 @@ def test_provider_round_trip(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
         (["providers", "rm", "ghost"], "Provider @ghost not found in the catalog"),
         (["providers", "update", "ghost", "--notes", "x"], "Provider @ghost not found in the catalog"),
         (["providers", "add", "Bad_Slug", "--custom-host", "http://h/v1"], "slug: must be 1-63 lowercase"),
-        (["providers", "add", "ok", "--custom-host", "gopher://h"], "custom_host: must be an http:// or https:// URL"),
-        (["providers", "add", "ok", "--custom-host", "http://h/v1", "--header", "no colon"], "--header: expected 'Name: value'"),
-        (["providers", "add", "ok", "--custom-host", "http://h/v1", "--header", "Bad Name: v"], "headers: invalid header name"),
-        (["providers", "add", "ok", "--custom-host", "http://h/v1", "--header-env", "X=UNSET_VAR"], "--header-env: expected NAME=ENV_VAR"),
+        (
+            ["providers", "add", "ok", "--custom-host", "gopher://h"],
+            "custom_host: must be an http:// or https:// URL",
+        ),
+        (
+            ["providers", "add", "ok", "--custom-host", "http://h/v1", "--header", "no colon"],
+            "--header: expected 'Name: value'",
+        ),
+        (
+            ["providers", "add", "ok", "--custom-host", "http://h/v1", "--header", "Bad Name: v"],
+            "headers: invalid header name",
+        ),
+        (
+            ["providers", "add", "ok", "--custom-host", "http://h/v1", "--header-env", "X=UNSET_VAR"],
+            "--header-env: expected NAME=ENV_VAR",
+        ),
         (["configs", "show", "ghost"], "Config ghost not found"),
     ],
 )
@@ -143,14 +185,25 @@ def test_injected_config_validator(settings: Settings, capsys, tmp_path: Path) -
         def validate(text: str) -> None:
             calls.append(got_settings.data_dir)
             raise ConfigError(["targets: at least one target is required"])
+
         return validate
 
     parser = argparse.ArgumentParser()
     commands.register(parser.add_subparsers(), config_validator=factory)
     path = tmp_path / "c.json"
     path.write_text('{"targets": []}')
-    args = parser.parse_args(["configs", "add", "c", "--file", str(path), "--data-dir", str(settings.data_dir),
-                              *(["--database-url", settings.database_url] if settings.database_url else [])])
+    args = parser.parse_args(
+        [
+            "configs",
+            "add",
+            "c",
+            "--file",
+            str(path),
+            "--data-dir",
+            str(settings.data_dir),
+            *(["--database-url", settings.database_url] if settings.database_url else []),
+        ]
+    )
     assert args.func(args) == 1
     assert capsys.readouterr().err == (
         "sluicegate: error: Invalid config passed\n  targets: at least one target is required\n"
@@ -170,7 +223,9 @@ def test_db_vault_and_admin_token_commands(cli: Cli) -> None:
     assert token.startswith("sgadm_") and len(token) > 40
 
 
-def test_vault_rotate_with_a_single_env_key_explains(cli: Cli, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+def test_vault_rotate_with_a_single_env_key_explains(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
     assert main(["vault", "generate-key"]) == 0
     key = capsys.readouterr().out.strip()
     assert len(key) == 44 and key.endswith("=")
@@ -197,15 +252,18 @@ def test_loose_key_file_exits_2(tmp_path: Path, capsys) -> None:
 
 # --------------------------------------------------------------------------------- a real second process
 
-needs_main = pytest.mark.skipif(importlib.util.find_spec("sluicegate.__main__") is None,
-                                reason="python -m sluicegate needs sluicegate/__main__.py (core's cli.py)")
+needs_main = pytest.mark.skipif(
+    importlib.util.find_spec("sluicegate.__main__") is None,
+    reason="python -m sluicegate needs sluicegate/__main__.py (core's cli.py)",
+)
 
 
 def run_cli(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("SLUICEGATE_")}
     full_env.update(env or {}, PYTHONPATH=str(SRC))
-    return subprocess.run([sys.executable, "-m", "sluicegate", *argv], capture_output=True, text=True,
-                          env=full_env, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "sluicegate", *argv], capture_output=True, text=True, env=full_env, timeout=60
+    )
 
 
 @needs_main
@@ -218,8 +276,17 @@ async def test_running_server_sees_a_cli_add_within_a_second(settings: Settings)
     if settings.database_url:
         env["SLUICEGATE_DATABASE_URL"] = settings.database_url
     try:
-        done = await asyncio.to_thread(run_cli, "providers", "add", "from-cli", "--custom-host", "http://h/v1",
-                                       "--header", f"Authorization: {SECRET}", env=env)
+        done = await asyncio.to_thread(
+            run_cli,
+            "providers",
+            "add",
+            "from-cli",
+            "--custom-host",
+            "http://h/v1",
+            "--header",
+            f"Authorization: {SECRET}",
+            env=env,
+        )
         assert done.returncode == 0, done.stderr
         assert SECRET not in done.stdout + done.stderr
         deadline = asyncio.get_running_loop().time() + 1.0

@@ -28,7 +28,10 @@ async def providers(engine, vault) -> ProviderRepository:
         ({"provider": "@a"}, ("a",)),
         ({"provider": "openai", "api_key": ""}, ()),
         ({"virtual_key": "vk-legacy"}, ("vk-legacy",)),
-        ({"targets": [{"targets": [{"provider": "@deep"}]}, {"override_params": {"model": "@b/gpt-4o"}}]}, ("deep", "b")),
+        (
+            {"targets": [{"targets": [{"provider": "@deep"}]}, {"override_params": {"model": "@b/gpt-4o"}}]},
+            ("deep", "b"),
+        ),
         ({"override_params": {"model": "gpt-4o"}}, ()),
         ({"targets": [{"provider": "@a"}, {"provider": "@a"}]}, ("a",)),
     ],
@@ -73,7 +76,11 @@ async def test_duplicate_id_is_409(engine, providers) -> None:
         ("c", "[1, 2]", "^config: expected a JSON object$"),
         ("c", '{"provider": "@ghost"}', "^Provider @ghost not found in the catalog$"),
         ("c", '{"provider": "openai", "api_key": "sk-x"}', "^config.api_key: credentials cannot be stored"),
-        ("c", '{"targets": [{"provider": "@my-llm"}, {"override_params": {"model": "@nope/m"}}]}', "@nope not found"),
+        (
+            "c",
+            '{"targets": [{"provider": "@my-llm"}, {"override_params": {"model": "@nope/m"}}]}',
+            "@nope not found",
+        ),
     ],
 )
 async def test_bad_configs_are_400(engine, providers, config_id: str, text: str, message: str) -> None:

@@ -104,7 +104,10 @@ def test_header_errors_never_quote_the_value() -> None:
 
 @pytest.mark.parametrize(
     ("names", "expected"),
-    [(["Authorization", "x_api_key", "X-Org"], ("authorization", "x-api-key", "x-org")), (["a", "A"], ("a",))],
+    [
+        (["Authorization", "x_api_key", "X-Org"], ("authorization", "x-api-key", "x-org")),
+        (["a", "A"], ("a",)),
+    ],
 )
 def test_forward_headers_folded(names, expected) -> None:
     assert validate_forward_headers(names) == expected
@@ -130,8 +133,16 @@ def test_invalid_forward_headers(names, message: str) -> None:
 
 @pytest.mark.parametrize(
     "entry",
-    ["vllm.internal", "*.corp.example", "10.0.0.5", "10.0.0.0/8", "[fd00::1]:8000", "http://GPU-Box:8000/v1",
-     "my_service", "gpu.lan:8000"],
+    [
+        "vllm.internal",
+        "*.corp.example",
+        "10.0.0.5",
+        "10.0.0.0/8",
+        "[fd00::1]:8000",
+        "http://GPU-Box:8000/v1",
+        "my_service",
+        "gpu.lan:8000",
+    ],
 )
 def test_allow_entry_uses_the_guards_syntax(entry: str) -> None:
     assert validate_allow_entry(f"  {entry} ") == entry

@@ -11,8 +11,9 @@ from .admin_token import reset_admin_token
 def register(subparsers: argparse._SubParsersAction) -> None:
     token = subparsers.add_parser("admin-token", help="the admin API token")
     actions = token.add_subparsers(dest="admin_token_command", required=True, metavar="{reset}")
-    actions.add_parser("reset", parents=[store_options()], help="replace the stored admin token, print the new one once") \
-        .set_defaults(func=command(admin_token_reset))
+    actions.add_parser(
+        "reset", parents=[store_options()], help="replace the stored admin token, print the new one once"
+    ).set_defaults(func=command(admin_token_reset))
 
 
 async def admin_token_reset(args: argparse.Namespace) -> None:

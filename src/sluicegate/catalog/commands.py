@@ -9,7 +9,15 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from ..cli_support import command, open_store, print_json, print_table, settings_from_args, store_options, wants_json
+from ..cli_support import (
+    command,
+    open_store,
+    print_json,
+    print_table,
+    settings_from_args,
+    store_options,
+    wants_json,
+)
 from ..errors import BadRequest
 from ..settings import Settings
 from ..vault import Vault
@@ -40,15 +48,21 @@ def register(
 
 def _register_providers(subparsers: argparse._SubParsersAction, check_host: CheckHostFactory) -> None:
     group = subparsers.add_parser("providers", help="Model Catalog providers (@slug)")
-    actions = group.add_subparsers(dest="providers_command", required=True, metavar="{add,list,show,update,rm}")
+    actions = group.add_subparsers(
+        dest="providers_command", required=True, metavar="{add,list,show,update,rm}"
+    )
     common = store_options()
     add = actions.add_parser("add", parents=[common], help="add a provider")
     add.add_argument("slug")
     add.add_argument("--spec", default="openai", choices=SPECS, help="API spec (default openai)")
-    add.add_argument("--custom-host", required=True, metavar="URL", help="base URL incl. version, e.g. http://gpu:8000/v1")
+    add.add_argument(
+        "--custom-host", required=True, metavar="URL", help="base URL incl. version, e.g. http://gpu:8000/v1"
+    )
     _field_options(add)
     add.set_defaults(func=command(_providers_add), check_host_factory=check_host)
-    actions.add_parser("list", parents=[common], help="list providers").set_defaults(func=command(_providers_list))
+    actions.add_parser("list", parents=[common], help="list providers").set_defaults(
+        func=command(_providers_list)
+    )
     show = actions.add_parser("show", parents=[common], help="show one provider (secrets masked)")
     show.add_argument("slug")
     show.set_defaults(func=command(_providers_show))
@@ -61,21 +75,42 @@ def _register_providers(subparsers: argparse._SubParsersAction, check_host: Chec
     for name in ("models", "default-model", "forward-headers", "allow-entry"):
         update.add_argument(f"--clear-{name}", action="store_true")
     update.set_defaults(func=command(_providers_update), check_host_factory=check_host)
-    remove = actions.add_parser("rm", parents=[common], help="remove a provider (refused while a saved config uses it)")
+    remove = actions.add_parser(
+        "rm", parents=[common], help="remove a provider (refused while a saved config uses it)"
+    )
     remove.add_argument("slug")
     remove.set_defaults(func=command(_providers_rm))
 
 
 def _field_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--header", action="append", default=[], metavar='"NAME: VALUE"',
-                        help="auth header, stored encrypted (repeatable); see --header-env to keep it off argv")
-    parser.add_argument("--header-env", action="append", default=[], metavar="NAME=ENV_VAR",
-                        help="auth header whose value is read from an environment variable")
-    parser.add_argument("--model", action="append", default=None, metavar="NAME", help="allowed model (repeatable)")
+    parser.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        metavar='"NAME: VALUE"',
+        help="auth header, stored encrypted (repeatable); see --header-env to keep it off argv",
+    )
+    parser.add_argument(
+        "--header-env",
+        action="append",
+        default=[],
+        metavar="NAME=ENV_VAR",
+        help="auth header whose value is read from an environment variable",
+    )
+    parser.add_argument(
+        "--model", action="append", default=None, metavar="NAME", help="allowed model (repeatable)"
+    )
     parser.add_argument("--default-model", metavar="NAME")
-    parser.add_argument("--forward-header", action="append", default=None, metavar="NAME",
-                        help="client header forwarded verbatim (repeatable)")
-    parser.add_argument("--allow-entry", metavar="HOST|IP|CIDR", help="SSRF allow-list entry this provider needs")
+    parser.add_argument(
+        "--forward-header",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="client header forwarded verbatim (repeatable)",
+    )
+    parser.add_argument(
+        "--allow-entry", metavar="HOST|IP|CIDR", help="SSRF allow-list entry this provider needs"
+    )
     parser.add_argument("--notes")
 
 
@@ -97,11 +132,18 @@ def parse_header_args(headers: list[str], header_envs: list[str]) -> list[tuple[
 
 async def _providers_add(args: argparse.Namespace) -> None:
     settings = settings_from_args(args)
-    raw = {"spec": args.spec, "custom_host": args.custom_host, "models": args.model or (),
-           "default_model": args.default_model, "forward_headers": args.forward_header or (),
-           "allow_entry": args.allow_entry, "notes": args.notes}
-    item = provider_input(args.slug, raw, parse_header_args(args.header, args.header_env),
-                          args.check_host_factory(settings))
+    raw = {
+        "spec": args.spec,
+        "custom_host": args.custom_host,
+        "models": args.model or (),
+        "default_model": args.default_model,
+        "forward_headers": args.forward_header or (),
+        "allow_entry": args.allow_entry,
+        "notes": args.notes,
+    }
+    item = provider_input(
+        args.slug, raw, parse_header_args(args.header, args.header_env), args.check_host_factory(settings)
+    )
     async with open_store(settings) as engine:
         view = await ProviderRepository(engine, Vault.load(settings)).add(item)
     _show(view, args, f"added @{view.slug}")
@@ -126,8 +168,9 @@ def _patch_from_args(args: argparse.Namespace) -> ProviderPatch:
         custom_host=pick(args.custom_host, False, None),
         models=pick(tuple(args.model) if args.model else None, args.clear_models, ()),
         default_model=pick(args.default_model, args.clear_default_model, None),
-        forward_headers=pick(tuple(args.forward_header) if args.forward_header else None,
-                             args.clear_forward_headers, ()),
+        forward_headers=pick(
+            tuple(args.forward_header) if args.forward_header else None, args.clear_forward_headers, ()
+        ),
         allow_entry=pick(args.allow_entry, args.clear_allow_entry, None),
         notes=pick(args.notes, False, None),
         headers=tuple(headers),
@@ -141,8 +184,16 @@ async def _providers_list(args: argparse.Namespace) -> None:
     if wants_json(args):
         print_json([v.to_json() for v in views])
         return
-    rows = [(f"@{v.slug}", v.fields.spec, v.fields.custom_host, ", ".join(n for n, _ in v.headers) or "-",
-             ", ".join(v.fields.models) or "(any)") for v in views]
+    rows = [
+        (
+            f"@{v.slug}",
+            v.fields.spec,
+            v.fields.custom_host,
+            ", ".join(n for n, _ in v.headers) or "-",
+            ", ".join(v.fields.models) or "(any)",
+        )
+        for v in views
+    ]
     print_table(("SLUG", "SPEC", "CUSTOM HOST", "AUTH HEADERS", "MODELS"), rows)
 
 
@@ -183,16 +234,24 @@ def _register_configs(subparsers: argparse._SubParsersAction, validator: Validat
     group = subparsers.add_parser("configs", help="saved Gateway Configs (x-portkey-config: ID)")
     actions = group.add_subparsers(dest="configs_command", required=True, metavar="{add,list,show,update,rm}")
     common = store_options()
-    for name, helptext, func in (("add", "save a new config", _configs_add),
-                                 ("update", "replace a saved config", _configs_update)):
+    for name, helptext, func in (
+        ("add", "save a new config", _configs_add),
+        ("update", "replace a saved config", _configs_update),
+    ):
         parser = actions.add_parser(name, parents=[common], help=helptext)
         parser.add_argument("id")
-        parser.add_argument("--file", required=True, type=Path, metavar="PATH", help="config JSON ('-': stdin)")
+        parser.add_argument(
+            "--file", required=True, type=Path, metavar="PATH", help="config JSON ('-': stdin)"
+        )
         parser.add_argument("--notes")
         parser.set_defaults(func=command(func), validator_factory=validator)
-    actions.add_parser("list", parents=[common], help="list saved configs").set_defaults(func=command(_configs_list))
-    for name, helptext, func in (("show", "print a saved config", _configs_show),
-                                 ("rm", "remove a saved config", _configs_rm)):
+    actions.add_parser("list", parents=[common], help="list saved configs").set_defaults(
+        func=command(_configs_list)
+    )
+    for name, helptext, func in (
+        ("show", "print a saved config", _configs_show),
+        ("rm", "remove a saved config", _configs_rm),
+    ):
         parser = actions.add_parser(name, parents=[common], help=helptext)
         parser.add_argument("id")
         parser.set_defaults(func=command(func))
@@ -225,7 +284,9 @@ async def _configs_save(args: argparse.Namespace, *, replace: bool) -> None:
     if wants_json(args):
         print_json(view.to_json())
     else:
-        print(f"{'updated' if replace else 'saved'} config {view.id} (use it with x-portkey-config: {view.id})")
+        print(
+            f"{'updated' if replace else 'saved'} config {view.id} (use it with x-portkey-config: {view.id})"
+        )
 
 
 async def _configs_list(args: argparse.Namespace) -> None:

@@ -87,7 +87,7 @@ def _walk_slugs(node: Any) -> Iterator[str]:
 
 
 async def configs_referencing(conn: AsyncConnection, slug: str) -> list[str]:
-    """Ids of saved configs naming ``@slug`` (a scan: configs are few, and it cannot drift from their text)."""
+    """Ids of saved configs naming ``@slug`` (a scan: configs are few, and it cannot drift from the text)."""
     rows = await conn.execute(select(saved_configs.c.id, saved_configs.c.text).order_by(saved_configs.c.id))
     return [row.id for row in rows if slug in referenced_slugs(row.text)]
 
@@ -137,7 +137,9 @@ class ConfigRepository:
 
     async def list(self) -> list[SavedConfigView]:
         async with self._engine.connect() as conn:
-            return [_view(row) for row in await conn.execute(select(saved_configs).order_by(saved_configs.c.id))]
+            return [
+                _view(row) for row in await conn.execute(select(saved_configs).order_by(saved_configs.c.id))
+            ]
 
     def _check_text(self, text: str) -> None:
         if len(text.encode("utf-8", "surrogatepass")) > MAX_CONFIG_BYTES:
@@ -150,8 +152,8 @@ class ConfigRepository:
             raise BadRequest("config: expected a JSON object")
         if (where := inlined_secret(tree)) is not None:
             raise BadRequest(
-                f"{where}: credentials cannot be stored in a saved config (it is kept in clear); add a catalog "
-                'provider with the credential as an auth header and reference it as "@slug"'
+                f"{where}: credentials cannot be stored in a saved config (it is kept in clear); "
+                'add a catalog provider with the credential as an auth header and reference it as "@slug"'
             )
         if self._validate is not None:
             self._validate(text)

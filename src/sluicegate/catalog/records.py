@@ -28,13 +28,26 @@ _CONTROL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # control characters exce
 _MULTILINE_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # notes may span lines
 # Set by the HTTP client itself, or hop-by-hop: a stored value would corrupt framing or routing.
 RESERVED_HEADERS = frozenset(
-    {"host", "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te", "trailer",
-     "proxy-connection", "expect"}
+    {
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "upgrade",
+        "te",
+        "trailer",
+        "proxy-connection",
+        "expect",
+    }
 )
 # Forwarding these would let a client steer the hop itself or reach cloud metadata services (the same list
 # as server/headers.py applies to x-portkey-forward-headers; x-portkey-* are refused by prefix).
 FORBIDDEN_FORWARD = RESERVED_HEADERS | {
-    "proxy-authorization", "metadata-flavor", "x-aws-ec2-metadata-token", "x-google-metadata-request",
+    "proxy-authorization",
+    "metadata-flavor",
+    "x-aws-ec2-metadata-token",
+    "x-google-metadata-request",
 }
 
 CheckHost = Callable[[str], None]
@@ -53,7 +66,7 @@ def provider_not_found(slug: str) -> BadRequest:
 
 @dataclass(frozen=True, slots=True)
 class ResolvedProvider:
-    """What the hot path needs to call a catalog provider; header values are decrypted, so never print them."""
+    """What the hot path needs to call a catalog provider; header values are decrypted: never print them."""
 
     slug: str
     spec: str
@@ -151,8 +164,13 @@ class SavedConfigView:
     updated_at: datetime
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "config": self.text, "notes": self.notes,
-                "created_at": self.created_at.isoformat(), "updated_at": self.updated_at.isoformat()}
+        return {
+            "id": self.id,
+            "config": self.text,
+            "notes": self.notes,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+        }
 
 
 def duplicate_provider(slug: str) -> Conflict:
@@ -198,7 +216,7 @@ def validate_custom_host(value: Any, check_host: CheckHost | None) -> str:
     if parts.query or parts.fragment:
         raise BadRequest("custom_host: must not have a query string or fragment")
     try:
-        parts.port
+        _ = parts.port  # urlsplit checks the port only when asked
     except ValueError:
         raise BadRequest(f"custom_host: invalid port (got {_shown(url)})") from None
     if check_host is not None:
@@ -238,7 +256,9 @@ def validate_header_value(name: str, value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise BadRequest(f"headers: value of {name!r} must be a non-empty string")
     if _CONTROL_RE.search(value) or len(value) > MAX_HEADER_VALUE:
-        raise BadRequest(f"headers: value of {name!r} has control characters or is longer than {MAX_HEADER_VALUE}")
+        raise BadRequest(
+            f"headers: value of {name!r} has control characters or is longer than {MAX_HEADER_VALUE}"
+        )
     return value
 
 

@@ -13,10 +13,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     db = subparsers.add_parser("db", help="database schema")
     actions = db.add_subparsers(dest="db_command", required=True, metavar="{upgrade,current}")
     common = store_options()
-    actions.add_parser("upgrade", parents=[common], help="apply pending migrations (serve does this too)") \
-        .set_defaults(func=command(db_upgrade))
-    actions.add_parser("current", parents=[common], help="show the schema revision") \
-        .set_defaults(func=command(db_current))
+    actions.add_parser(
+        "upgrade", parents=[common], help="apply pending migrations (serve does this too)"
+    ).set_defaults(func=command(db_upgrade))
+    actions.add_parser("current", parents=[common], help="show the schema revision").set_defaults(
+        func=command(db_current)
+    )
 
 
 async def db_upgrade(args: argparse.Namespace) -> None:
