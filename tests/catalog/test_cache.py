@@ -161,3 +161,30 @@ async def _tamper(engine, header: str) -> None:
         await conn.execute(
             update(provider_headers).where(provider_headers.c.name == header).values(ciphertext=flipped)
         )
+
+
+async def test_allow_entries_reach_the_guard(engine, vault, catalog: Catalog) -> None:
+    """The hookup the composition root makes: catalog allow entries feed Guard.set_extra_allows."""
+    from sluicegate.errors import InvalidCustomHost
+    from sluicegate.upstream.guard import Guard, GuardPolicy
+
+    guard = Guard(GuardPolicy.build(listen_host="0.0.0.0"))
+    catalog.on_change(lambda snap: guard.set_extra_allows(snap.allow_entries))
+    await catalog.start()
+    with pytest.raises(InvalidCustomHost):
+        guard.check_url("http://10.0.0.5:8000/v1")
+    repo = ProviderRepository(engine, vault, check_host=guard.check_url)
+    await repo.add(new_provider("gpu", custom_host="http://10.0.0.5:8000/v1", allow_entry="10.0.0.5:8000"))
+    await catalog.refresh()
+    guard.check_url(catalog.require("@gpu").custom_host)  # allowed now
+    await repo.remove("gpu")
+    await catalog.refresh()
+    with pytest.raises(InvalidCustomHost):
+        guard.check_url("http://10.0.0.5:8000/v1")
+
+
+def test_every_catalog_spec_is_a_registry_spec() -> None:
+    from sluicegate.catalog import SPECS
+    from sluicegate.providers import registry
+
+    assert all(spec in registry.SPECS for spec in SPECS)
