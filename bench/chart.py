@@ -1,0 +1,57 @@
+"""One PNG summarising a run: req/s, added latency, streaming TTFT, memory, per hop.
+
+matplotlib lives in the bench's own venv (bench/.cache/venv), never the project's; without it the
+run still writes its JSON and Markdown and says the chart was skipped.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+COLOURS = {"direct": "#9e9e9e", "nginx": "#607d8b", "sluicegate": "#1565c0", "portkey": "#ef6c00",
+           "litellm": "#6a1b9a"}
+
+
+def _hops(results: dict) -> list[str]:
+    return [n for n, h in results.get("hops", {}).items() if h.get("status") == "ok"]
+
+
+def _bars(ax, names: list[str], values: list[float | None], title: str, log: bool = False) -> None:
+    shown = [(n, v) for n, v in zip(names, values) if v is not None]
+    if not shown:
+        ax.set_title(title + " (no data)")
+        return
+    labels, heights = zip(*shown)
+    floor = [max(h, 1e-3) for h in heights] if log else list(heights)
+    bars = ax.bar(labels, floor, color=[COLOURS.get(n, "#455a64") for n in labels])
+    ax.bar_label(bars, labels=[f"{h:,.0f}" if abs(h) >= 10 else f"{h:.2f}" for h in heights], fontsize=8)
+    ax.set_title(title, fontsize=10)
+    ax.tick_params(axis="x", labelsize=8, rotation=20)
+    if log:
+        ax.set_yscale("log")
+
+
+def draw(results: dict, path: Path) -> str:
+    """Write the PNG; '' on success, else why it was skipped."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "matplotlib is not installed in this environment"
+    sc = results.get("scenarios", {})
+    names = _hops(results)
+    gateways = [n for n in names if n != "direct"]
+    pick = lambda scen, key, ns: [sc.get(scen, {}).get(n, {}).get(key) for n in ns]  # noqa: E731
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
+    _bars(axes[0][0], names, pick("throughput", "rps", names), "req/s at c=50 (log scale)", log=True)
+    _bars(axes[0][1], gateways, pick("latency_c1", "added_p99_us", gateways), "added latency p99 at c=1, µs (log)", log=True)
+    _bars(axes[1][0], gateways, pick("stream_many", "added_ttft_p99_ms", gateways), "added TTFT p99, many streams, ms (log)", log=True)
+    _bars(axes[1][1], gateways, pick("memory", "streams_rss_mb", gateways), "RSS with the open streams, MB")
+    fig.suptitle(f"sluicegate bench — {results.get('mode')} run, {results.get('started_at', '')[:10]}, "
+                 f"{results.get('machine', {}).get('nproc')} cores", fontsize=11)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return ""

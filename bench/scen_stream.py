@@ -1,0 +1,86 @@
+"""Streaming scenarios, driven by the asyncio client: 1 and N concurrent streams (TTFT, per-chunk
+delay, chunks held back), and RSS while 1,000 streams are open."""
+
+from __future__ import annotations
+
+from bench.context import Bench, run_async
+from bench.memory import hold_streams
+from bench.stats import minus, percentile
+from bench.streams import HELD_BACK_MS, StreamSamples, run_batch
+
+MB = 1024 * 1024
+
+
+def _batch_timeout(plan_chunks: int, interval_ms: int, streams: int, concurrency: int) -> float:
+    """Generous but finite: three times the ideal duration of the batch, plus start-up slack."""
+    waves = -(-streams // concurrency)
+    return 3.0 * waves * plan_chunks * interval_ms / 1000.0 + 20.0
+
+
+def stream_rounds(bench: Bench, streams: int, concurrency: int) -> dict[str, StreamSamples]:
+    plan = bench.plan
+    timeout = _batch_timeout(plan.stream_chunks, plan.stream_interval_ms, streams, concurrency)
+    pooled = {name: StreamSamples() for name in bench.names()}
+    for index in range(plan.rounds):
+        for name in bench.order(bench.names(), index):
+            dead = bench.alive(name)
+            if dead:
+                pooled[name].failed += streams
+                pooled[name].errors.append(dead)
+                continue
+            endpoint = bench.hops[name].target.endpoints["stream"]
+            batch = run_async(run_batch(endpoint, streams, concurrency, plan.stream_chunks, timeout,
+                                        ramp_per_s=2000.0))
+            pooled[name].merge(batch)
+    return pooled
+
+
+def _describe(samples: StreamSamples) -> dict:
+    ms = 1e-3
+    def pct(values: list[float], p: float) -> float | None:
+        value = percentile(values, p)
+        return None if value is None else value * ms
+    return {
+        "ttft_p50_ms": pct(samples.ttft_us, 50), "ttft_p99_ms": pct(samples.ttft_us, 99),
+        "chunk_delay_p50_ms": pct(samples.chunk_delay_us, 50),
+        "chunk_delay_p99_ms": pct(samples.chunk_delay_us, 99),
+        "chunk_delay_max_ms": pct(samples.chunk_delay_us, 100),
+        "held_back": samples.held_back, "held_back_threshold_ms": HELD_BACK_MS,
+        "chunks": samples.chunks, "expected_chunks": samples.expected_chunks,
+        "streams": len(samples.ttft_us), "failed_streams": samples.failed, "errors": samples.errors,
+    }
+
+
+def streaming(bench: Bench, streams: int, concurrency: int) -> dict:
+    pooled = stream_rounds(bench, streams, concurrency)
+    described = {name: _describe(samples) for name, samples in pooled.items()}
+    base = described["direct"]
+    for row in described.values():
+        for key in ("ttft_p50_ms", "ttft_p99_ms", "chunk_delay_p50_ms", "chunk_delay_p99_ms"):
+            row[f"added_{key}"] = minus(row[key], base[key])
+    described["_shape"] = {"chunks": bench.plan.stream_chunks, "interval_ms": bench.plan.stream_interval_ms,
+                           "concurrency": concurrency, "streams_per_round": streams}
+    return described
+
+
+def memory(bench: Bench) -> dict:
+    """Idle RSS (read at start-up) and peak RSS while `hold_streams` streams are open, per hop."""
+    plan = bench.plan
+    timeout = _batch_timeout(plan.hold_chunks, plan.hold_interval_ms, 1, 1) + plan.hold_streams / 100.0
+    result: dict[str, dict] = {}
+    for name in bench.names(include_direct=False):
+        running = bench.hops[name]
+        row = {"idle_rss_mb": running.idle_rss / MB if running.idle_rss else None}
+        dead = bench.alive(name)
+        if dead:
+            result[name] = row | {"error": dead}
+            continue
+        held = run_async(hold_streams(running.target.endpoints["hold"], running.child.pid, plan.hold_streams,
+                                      plan.hold_chunks, timeout, ramp_per_s=1000.0))
+        row |= {"streams_rss_mb": held.peak_rss / MB, "open_at_peak": held.open_at_peak,
+                "max_open": held.max_open, "failed_streams": held.samples.failed,
+                "errors": held.samples.errors}
+        result[name] = row
+    result["_shape"] = {"streams": plan.hold_streams, "chunks": plan.hold_chunks,
+                        "interval_ms": plan.hold_interval_ms}
+    return result
