@@ -7,12 +7,13 @@ with --write-docs also docs/benchmarks.md and docs/benchmarks.png.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import sys
 from pathlib import Path
 
-from bench import chart, docs, report, run
+from bench import bars, chart, docs, report, run
 from bench.plan import PLANS
 
 REPO = Path(__file__).resolve().parent.parent
@@ -41,6 +42,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--cache-dir", type=Path, default=REPO / "bench" / ".cache")
     parser.add_argument("--write-docs", action="store_true",
                         help="write the figures and chart into docs/benchmarks.md and docs/benchmarks.png")
+    parser.add_argument("--from-result", type=Path, default=None, metavar="JSON",
+                        help="do not measure: render the tables (and docs) from an earlier result file")
     parser.add_argument("--development", action="store_true",
                         help="mark the docs figures as a development run (implied by any mode but full)")
     return parser.parse_args(argv)
@@ -48,21 +51,24 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    command = os.environ.get("BENCH_COMMAND") or "python -m bench " + " ".join(sys.argv[1:])
-    results = run.execute(PLANS[args.mode], args.sluicegate_cmd or default_sluicegate_cmd(), args.cache_dir,
-                          command)
-    path = run.write_result(results, args.out_dir)
-    markdown = report.render(results)
-    path.with_suffix(".md").write_text(markdown)
-    print(markdown)
-    print(f"bench: results in {path}", file=sys.stderr)
+    if args.from_result:
+        results = json.loads(args.from_result.read_text())
+        results["bars"] = bars.judge(results)  # judged again: the bars may have changed since
+    else:
+        command = os.environ.get("BENCH_COMMAND") or "python -m bench " + " ".join(sys.argv[1:])
+        results = run.execute(PLANS[args.mode], args.sluicegate_cmd or default_sluicegate_cmd(), args.cache_dir,
+                              command)
+        path = run.write_result(results, args.out_dir)
+        path.with_suffix(".md").write_text(report.render(results))
+        print(f"bench: results in {path}", file=sys.stderr)
+    print(report.render(results))
     if args.write_docs:
         png = REPO / "docs" / "benchmarks.png"
         why = chart.draw(results, png)
         if why:
             print(f"bench: chart skipped: {why}", file=sys.stderr)
         docs.write(REPO / "docs" / "benchmarks.md", results, None if why else png.name,
-                   args.development or args.mode != "full")
+                   args.development or results.get("mode") != "full")
         print("bench: wrote docs/benchmarks.md", file=sys.stderr)
     return 0
 

@@ -19,6 +19,7 @@ class Bar:
     unit: str
     higher_is_better: bool
     value: Callable[[dict], float | None]
+    invalid: Callable[[dict], str] = lambda _r: ""  # a reason the figure cannot be judged, or ''
 
 
 def _get(results: dict, *path: str) -> Any:
@@ -55,6 +56,13 @@ def _held_back(scenario: str) -> Callable[[dict], float | None]:
     return value
 
 
+def _saturated(scenario: str) -> Callable[[dict], str]:
+    def reason(r: dict) -> str:
+        held = _get(r, "scenarios", scenario, "_baseline", "direct_held_back")
+        return f"baseline saturated: {held} chunks late even without a hop" if held else ""
+    return reason
+
+
 BARS = (
     Bar("rps_vs_portkey", "throughput ≥ 3× Portkey's gateway (c=50)", 3.0, "×", True, _rps_ratio("portkey")),
     Bar("rps_vs_litellm", "throughput ≥ 40× LiteLLM's proxy (c=50)", 40.0, "×", True, _rps_ratio("litellm")),
@@ -63,11 +71,13 @@ BARS = (
     Bar("added_p99", "added latency at c=1, p99 ≤ 1 ms", 1000.0, "µs", False,
         lambda r: _get(r, "scenarios", "latency_c1", SUBJECT, "added_p99_us")),
     Bar("ttft_p99_c1", "streaming added TTFT p99 ≤ 1 ms (1 stream)", 1.0, "ms", False,
-        lambda r: _get(r, "scenarios", "stream_c1", SUBJECT, "added_ttft_p99_ms")),
+        lambda r: _get(r, "scenarios", "stream_c1", SUBJECT, "added_ttft_p99_ms"), _saturated("stream_c1")),
     Bar("ttft_p99_many", "streaming added TTFT p99 ≤ 1 ms (many streams)", 1.0, "ms", False,
-        lambda r: _get(r, "scenarios", "stream_many", SUBJECT, "added_ttft_p99_ms")),
-    Bar("held_back_c1", "no chunk held back (1 stream)", 0.0, "chunks", False, _held_back("stream_c1")),
-    Bar("held_back_many", "no chunk held back (many streams)", 0.0, "chunks", False, _held_back("stream_many")),
+        lambda r: _get(r, "scenarios", "stream_many", SUBJECT, "added_ttft_p99_ms"), _saturated("stream_many")),
+    Bar("held_back_c1", "no chunk held back (1 stream)", 0.0, "chunks", False, _held_back("stream_c1"),
+        _saturated("stream_c1")),
+    Bar("held_back_many", "no chunk held back (many streams)", 0.0, "chunks", False, _held_back("stream_many"),
+        _saturated("stream_many")),
     Bar("streams_rss", "1,000 concurrent open streams in ≤ 300 MB RSS", 300.0, "MB", False, _streams_rss),
     Bar("workers_speedup", "--workers 2 ≥ 1.6× one worker (c=100)", 1.6, "×", True,
         lambda r: _get(r, "scenarios", "scaling", "speedup")),
@@ -81,13 +91,13 @@ BARS = (
 def judge(results: dict) -> list[dict]:
     verdicts = []
     for bar in BARS:
-        value = bar.value(results)
-        if value is None:
+        value, note = bar.value(results), bar.invalid(results)
+        if value is None or note:
             verdict = "n/a"
         elif bar.higher_is_better:
             verdict = "pass" if value >= bar.limit else "miss"
         else:
             verdict = "pass" if value <= bar.limit else "miss"
-        row = {k: v for k, v in asdict(bar).items() if k != "value"}
-        verdicts.append(row | {"value": value, "verdict": verdict})
+        row = {k: v for k, v in asdict(bar).items() if k not in ("value", "invalid")}
+        verdicts.append(row | {"value": value, "verdict": verdict, "note": note})
     return verdicts

@@ -65,20 +65,35 @@ def _python_dist_version(python: Path, dist: str) -> str:
     return out.stdout.strip() if out.returncode == 0 else ""
 
 
-def portkey(cache: Path, spec: str = "@portkey-ai/gateway") -> Install:
-    """`npm install @portkey-ai/gateway` into bench/.cache/portkey (Node from the machine)."""
+# Portkey's gateway declares `@hono/node-server ^1.3.3`, so npm picks the newest 1.x; from 1.14 on, that
+# server hands the upstream fetch() Response (immutable headers) to Portkey's updateHeaders, and every
+# streaming request answers 500 "Something went wrong" (TypeError: immutable; cf. Portkey-AI/gateway
+# issues 1389 and 1550). 1.13.8 is the newest release with which both kinds of request work here.
+PORTKEY_OVERRIDES = {"@hono/node-server": "1.13.8"}
+
+
+def portkey_manifest(spec: str) -> str:
+    """package.json for the bench's private Portkey install: the gateway plus the override above."""
+    return json.dumps({"private": True, "dependencies": {"@portkey-ai/gateway": spec},
+                       "overrides": PORTKEY_OVERRIDES}, indent=2) + "\n"
+
+
+def portkey(cache: Path, spec: str = "latest") -> Install:
+    """`npm install @portkey-ai/gateway` into bench/.cache/portkey (run with the machine's Node)."""
     if shutil.which("node") is None or shutil.which("npm") is None:
         return Install("portkey", False, reason="node/npm not found on PATH")
     home = cache / "portkey"
     package = home / "node_modules" / "@portkey-ai" / "gateway"
-    log = cache / "portkey-install.log"
-    if not (package / "package.json").exists():
+    manifest, log = home / "package.json", cache / "portkey-install.log"
+    wanted = portkey_manifest(spec)
+    if not (package / "package.json").exists() or not manifest.exists() or manifest.read_text() != wanted:
         home.mkdir(parents=True, exist_ok=True)
-        argv = ["npm", "install", "--no-audit", "--no-fund", "--no-save", spec]
-        if not _run(argv, log, cwd=home):
-            return Install("portkey", False, reason=f"npm install {spec} failed, see {log}")
+        manifest.write_text(wanted)
+        if not _run(["npm", "install", "--no-audit", "--no-fund"], log, cwd=home):
+            return Install("portkey", False, reason=f"npm install @portkey-ai/gateway@{spec} failed, see {log}")
     try:
         version = json.loads((package / "package.json").read_text())["version"]
     except (OSError, KeyError, ValueError):
         return Install("portkey", False, reason="installed, but its package.json is unreadable")
-    return Install("portkey", True, version=version, home=package)
+    pins = ", ".join(f"{name} {pin}" for name, pin in PORTKEY_OVERRIDES.items())
+    return Install("portkey", True, version=f"{version} (with {pins})", home=package)

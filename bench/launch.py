@@ -94,10 +94,11 @@ def start_sluicegate(sup: Supervisor, work: Path, ups: Upstreams, shapes: Shapes
     return _settled(target, child, 30, settle_s, version)
 
 
-def start_portkey(sup: Supervisor, install: Install, ups: Upstreams, shapes: Shapes, settle_s: float) -> Running:
+def start_portkey(sup: Supervisor, install: Install, ups: Upstreams, shapes: Shapes, settle_s: float,
+                  node: str = "node") -> Running:
     """Portkey's Node gateway, headless (no UI, no log stream), bound to loopback by a preload shim."""
     port = free_port()
-    argv = ["node", "--require", str(BENCH_DIR / "loopback.cjs"),
+    argv = [node, "--require", str(BENCH_DIR / "loopback.cjs"),
             str(install.home / "build" / "start-server.js"), f"--port={port}", "--headless"]
     child = sup.start("portkey", argv, env=clean_env())
     target = targets.portkey_style("portkey", "peer", port, ups, shapes)

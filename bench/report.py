@@ -93,10 +93,14 @@ def stream_table(results: dict) -> str:
                     + (f", {s['failed_streams']} failed" if s.get("failed_streams") else "")]
         rows.append(row)
     n = many.get("_shape", {}).get("concurrency", "N")
+    notes = [f"**{label}: baseline saturated** — {scen['_baseline']['direct_held_back']} chunks were late "
+             "even without a hop, so this machine could not drive the scenario; its figures are not "
+             "trustworthy." for label, scen in (("1 stream", c1), (f"{n} streams", many))
+             if scen.get("_baseline", {}).get("saturated")]
     header = ["hop", "1 stream: added TTFT p50 / p99 ms", "added chunk delay p50 / p99 ms",
               "held back / received", f"{n} streams: added TTFT p50 / p99 ms", "added chunk delay p50 / p99 ms",
               "held back / received"]
-    return table(header, rows)
+    return table(header, rows) + "".join(f"\n\n{note}" for note in notes)
 
 
 def memory_table(results: dict) -> str:
@@ -141,9 +145,9 @@ def fallback_text(results: dict) -> str:
 
 
 def bars_table(results: dict) -> str:
-    rows = [[bar["text"], fmt(bar["value"], 2, f" {bar['unit']}"), VERDICT[bar["verdict"]]]
+    rows = [[bar["text"], fmt(bar["value"], 2, f" {bar['unit']}"), VERDICT[bar["verdict"]], bar.get("note") or ""]
             for bar in results.get("bars", [])]
-    return table(["bar (issue 7)", "sluicegate", "verdict"], rows)
+    return table(["bar (issue 7)", "sluicegate", "verdict", "note"], rows)
 
 
 def render(results: dict) -> str:

@@ -55,7 +55,8 @@ def _start_peer(bench: Bench, cache: Path, name: str) -> None:
         return
     s = bench.plan.settle_s
     if name == "portkey":
-        _try_start(bench, name, lambda: launch.start_portkey(bench.sup, got, bench.ups, bench.shapes, s))
+        node = os.environ.get("BENCH_NODE", "node")  # which Node runs Portkey (default: the machine's)
+        _try_start(bench, name, lambda: launch.start_portkey(bench.sup, got, bench.ups, bench.shapes, s, node))
     else:
         _try_start(bench, name, lambda: launch.start_litellm(bench.sup, got, bench.work, bench.ups, bench.shapes, s))
 
@@ -117,7 +118,7 @@ def execute(plan: Plan, sluicegate_cmd: list[str], cache: Path, command: str) ->
     require_tools()
     install_termination_handlers()
     work = Path(tempfile.mkdtemp(prefix="sluicegate-bench-"))
-    versions = machine.tool_versions()
+    versions = machine.tool_versions(os.environ.get("BENCH_NODE", "node"))
     results = {"schema": SCHEMA, "mode": plan.mode, "command": command,
                "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                "machine": machine.machine(), "versions": versions, "plan": asdict(plan),
