@@ -33,7 +33,8 @@ def _get(results: dict, *path: str) -> Any:
 
 def _rps_ratio(peer: str) -> Callable[[dict], float | None]:
     def value(r: dict) -> float | None:
-        ours, theirs = _get(r, "scenarios", "throughput", SUBJECT, "rps"), _get(r, "scenarios", "throughput", peer, "rps")
+        ours = _get(r, "scenarios", "throughput", SUBJECT, "rps")
+        theirs = _get(r, "scenarios", "throughput", peer, "rps")
         return ours / theirs if ours and theirs else None
     return value
 

@@ -16,12 +16,13 @@ def _hops(results: dict) -> list[str]:
     return [n for n, h in results.get("hops", {}).items() if h.get("status") == "ok"]
 
 
-def _bars(ax, names: list[str], values: list[float | None], title: str, log: bool = False) -> None:
-    shown = [(n, v) for n, v in zip(names, values) if v is not None]
+def _bars(ax, names: list[str], values: list[float | None], title: str, log: bool = False,
+          limit: float | None = None) -> None:
+    shown = [(n, v) for n, v in zip(names, values, strict=True) if v is not None]
     if not shown:
         ax.set_title(title + " (no data)")
         return
-    labels, heights = zip(*shown)
+    labels, heights = zip(*shown, strict=True)
     floor = [max(h, 1e-3) for h in heights] if log else list(heights)
     bars = ax.bar(labels, floor, color=[COLOURS.get(n, "#455a64") for n in labels])
     ax.bar_label(bars, labels=[f"{h:,.0f}" if abs(h) >= 10 else f"{h:.2f}" for h in heights], fontsize=8)
@@ -29,6 +30,10 @@ def _bars(ax, names: list[str], values: list[float | None], title: str, log: boo
     ax.tick_params(axis="x", labelsize=8, rotation=20)
     if log:
         ax.set_yscale("log")
+    if limit is not None:  # sluicegate's bar from issue 7, for the eye
+        ax.axhline(limit, color="#c62828", linestyle="--", linewidth=1)
+        ax.annotate(f"bar {limit:g}", (0.01, limit), xycoords=("axes fraction", "data"), color="#c62828",
+                    fontsize=7, va="bottom")
 
 
 def draw(results: dict, path: Path) -> str:
@@ -45,11 +50,16 @@ def draw(results: dict, path: Path) -> str:
     pick = lambda scen, key, ns: [sc.get(scen, {}).get(n, {}).get(key) for n in ns]  # noqa: E731
     fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
     _bars(axes[0][0], names, pick("throughput", "rps", names), "req/s at c=50 (log scale)", log=True)
-    _bars(axes[0][1], gateways, pick("latency_c1", "added_p99_us", gateways), "added latency p99 at c=1, µs (log)", log=True)
-    _bars(axes[1][0], gateways, pick("stream_many", "added_ttft_p99_ms", gateways), "added TTFT p99, many streams, ms (log)", log=True)
-    _bars(axes[1][1], gateways, pick("memory", "streams_rss_mb", gateways), "RSS with the open streams, MB")
-    fig.suptitle(f"sluicegate bench — {results.get('mode')} run, {results.get('started_at', '')[:10]}, "
-                 f"{results.get('machine', {}).get('nproc')} cores", fontsize=11)
+    _bars(axes[0][1], gateways, pick("latency_c1", "added_p99_us", gateways), "added latency p99 at c=1, µs (log)",
+          log=True, limit=1000)
+    _bars(axes[1][0], gateways, pick("stream_many", "added_ttft_p99_ms", gateways),
+          "added TTFT p99, many streams, ms (log)", log=True, limit=1)
+    streams = sc.get("memory", {}).get("_shape", {}).get("streams", "N")
+    _bars(axes[1][1], gateways, pick("memory", "streams_rss_mb", gateways), f"peak RSS with {streams} streams open, MB",
+          limit=300)
+    kind = "" if results.get("mode") == "full" else " — DEVELOPMENT RUN, not the figures of record"
+    fig.suptitle(f"sluicegate bench: {results.get('mode')} run, {results.get('started_at', '')[:10]}, "
+                 f"{results.get('machine', {}).get('nproc')} cores{kind}", fontsize=11)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

@@ -17,8 +17,8 @@ class Plan:
     stream_c1: int           # sequential streams per hop per round
     stream_many: int         # concurrent streams per hop per round
     hold_streams: int        # concurrent open streams for the memory scenario
-    hold_chunks: int
-    hold_interval_ms: int
+    hold_chunks: int         # long enough to outlast the ramp: the scenario stops itself once
+    hold_interval_ms: int    # every stream has been seen open, so it rarely runs to the end
     settle_s: float          # pause after the first 200 before reading idle RSS
     throughput_c: int = 50
     workers: int = 2
@@ -39,12 +39,12 @@ class Plan:
 
 
 FULL = Plan(mode="full", rounds=3, warmup_s=3, latency_s=10, throughput_s=10, stream_chunks=64,
-            stream_interval_ms=20, stream_c1=10, stream_many=200, hold_streams=1000, hold_chunks=20,
+            stream_interval_ms=20, stream_c1=10, stream_many=200, hold_streams=1000, hold_chunks=60,
             hold_interval_ms=500, settle_s=2.0)
 QUICK = replace(FULL, mode="quick", rounds=1, warmup_s=1, latency_s=2, throughput_s=2, stream_chunks=16,
-                stream_c1=3, hold_chunks=8, settle_s=1.0)
+                stream_c1=3, hold_chunks=20, settle_s=1.0)
 SMOKE = replace(QUICK, mode="smoke", warmup_s=0, latency_s=1, throughput_s=1, stream_chunks=8,
-                stream_interval_ms=10, stream_c1=2, stream_many=20, hold_streams=50, hold_chunks=3,
+                stream_interval_ms=10, stream_c1=2, stream_many=20, hold_streams=50, hold_chunks=20,
                 hold_interval_ms=200, settle_s=0.2, peers=False, floor=False, scaling=False,
                 fallback=False)
 PLANS = {plan.mode: plan for plan in (FULL, QUICK, SMOKE)}

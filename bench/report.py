@@ -48,11 +48,11 @@ def http_table(results: dict) -> str:
     direct_rps = tput.get("direct", {}).get("rps")
     rows = []
     for name in _hop_names(results):
-        l, t = lat.get(name, {}), tput.get(name, {})
-        share = t.get("rps") / direct_rps if t.get("rps") and direct_rps else None
-        rows.append([name, fmt(t.get("rps")), fmt(share, 3), fmt(l.get("p50_us")), fmt(l.get("p99_us")),
-                     fmt(l.get("added_p50_us")), fmt(l.get("added_p99_us")),
-                     fmt((l.get("errors") or 0) + (t.get("errors") or 0))])
+        lt, tp = lat.get(name, {}), tput.get(name, {})
+        share = tp.get("rps") / direct_rps if tp.get("rps") and direct_rps else None
+        rows.append([name, fmt(tp.get("rps")), fmt(share, 3), fmt(lt.get("p50_us")), fmt(lt.get("p99_us")),
+                     fmt(lt.get("added_p50_us")), fmt(lt.get("added_p99_us")),
+                     fmt((lt.get("errors") or 0) + (tp.get("errors") or 0))])
     header = ["hop", "req/s (c=50)", "÷ direct", "p50 µs (c=1)", "p99 µs (c=1)", "added p50 µs",
               "added p99 µs", "errors"]
     return table(header, rows)

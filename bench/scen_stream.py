@@ -69,7 +69,8 @@ def streaming(bench: Bench, streams: int, concurrency: int) -> dict:
 def memory(bench: Bench) -> dict:
     """Idle RSS (read at start-up) and peak RSS while `hold_streams` streams are open, per hop."""
     plan = bench.plan
-    timeout = _batch_timeout(plan.hold_chunks, plan.hold_interval_ms, 1, 1) + plan.hold_streams / 100.0
+    # The streams outlast the ramp; the batch stops itself once all are open, or ends with them.
+    timeout = 1.5 * plan.hold_chunks * plan.hold_interval_ms / 1000.0 + plan.hold_streams / 1000.0 + 20.0
     result: dict[str, dict] = {}
     for name in bench.names(include_direct=False):
         running = bench.hops[name]

@@ -35,4 +35,4 @@ def paired_added(rounds: Sequence[dict], base_rounds: Sequence[dict], key: str) 
     Pairing matters: the machine drifts between rounds, and A B A B interleaving only helps if each
     difference is taken between neighbours in time.
     """
-    return median([minus(r.get(key), b.get(key)) for r, b in zip(rounds, base_rounds)])
+    return median([minus(r.get(key), b.get(key)) for r, b in zip(rounds, base_rounds, strict=False)])

@@ -106,8 +106,13 @@ def session_for(timeout_s: float) -> aiohttp.ClientSession:
 
 
 async def run_batch(endpoint: Endpoint, streams: int, concurrency: int, chunks_per_stream: int,
-                    timeout_s: float, ramp_per_s: float = 0.0, count: OpenCount | None = None) -> StreamSamples:
-    """`streams` streams, at most `concurrency` at once; bounded by count and, as a whole, by `timeout_s`."""
+                    timeout_s: float, ramp_per_s: float = 0.0, count: OpenCount | None = None,
+                    stop: asyncio.Event | None = None) -> StreamSamples:
+    """`streams` streams, at most `concurrency` at once; bounded by count and, as a whole, by `timeout_s`.
+
+    Setting `stop` ends the batch early (the memory scenario stops once it has seen every stream
+    open); streams cut short that way are not failures, streams cut short by the time bound are.
+    """
     out = StreamSamples(expected_chunks=streams * chunks_per_stream)
     gate = asyncio.Semaphore(concurrency)
 
@@ -119,11 +124,26 @@ async def run_batch(endpoint: Endpoint, streams: int, concurrency: int, chunks_p
 
     async with session_for(timeout_s) as session:
         tasks = [asyncio.ensure_future(gated(i)) for i in range(streams)]
-        _, pending = await asyncio.wait(tasks, timeout=timeout_s)
+        stopped = await _wait_all_or_stop(tasks, stop, timeout_s)
+        pending = [task for task in tasks if not task.done()]
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
-        out.failed += len(pending)
-        if pending and len(out.errors) < 5:
+        if pending and not stopped:
+            out.failed += len(pending)
             out.errors.append(f"{len(pending)} streams unfinished when the batch's {timeout_s:.0f} s bound ran out")
     return out
+
+
+async def _wait_all_or_stop(tasks: list[asyncio.Future], stop: asyncio.Event | None, timeout_s: float) -> bool:
+    """Wait for every task, for `stop`, or for the time bound; True if `stop` ended the wait."""
+    everything = asyncio.ensure_future(asyncio.wait(tasks))
+    waiters = {everything}
+    stopper = asyncio.ensure_future(stop.wait()) if stop is not None else None
+    if stopper is not None:
+        waiters.add(stopper)
+    await asyncio.wait(waiters, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+    for waiter in waiters:
+        waiter.cancel()
+    await asyncio.gather(*waiters, return_exceptions=True)
+    return stop is not None and stop.is_set()
