@@ -74,4 +74,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except KeyboardInterrupt:  # every process was already stopped on the way out
+        print("bench: interrupted", file=sys.stderr)
+        raise SystemExit(130) from None

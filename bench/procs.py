@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,7 +95,10 @@ class Supervisor:
     def __enter__(self) -> "Supervisor":
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: type | None, *_rest: object) -> None:
+        if exc_type is not None and self.children:
+            print(f"bench: stopping {len(self.children)} process group(s) after {exc_type.__name__}",
+                  file=sys.stderr, flush=True)
         self.stop_all()
 
 
@@ -123,11 +127,13 @@ def _signal_group(pgid: int, sig: int) -> None:
 def install_termination_handlers() -> None:
     """Turn SIGTERM/SIGHUP into SystemExit so `with Supervisor()` unwinds and stops the children.
 
-    Ctrl-C already raises KeyboardInterrupt, which unwinds the same way.
+    Ctrl-C raises KeyboardInterrupt, which unwinds the same way; its handler is set explicitly
+    because a shell starting us in the background hands us SIGINT ignored.
     """
     def _exit(signum: int, _frame: object) -> None:
         raise SystemExit(128 + signum)
 
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _exit)
     signal.signal(signal.SIGHUP, _exit)
 
