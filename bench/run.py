@@ -90,7 +90,7 @@ def measure(bench: Bench) -> dict:
     scen_http.warm_up(bench)
     _step(out, "latency_c1", lambda: scen_http.latency_c1(bench))
     _step(out, "throughput", lambda: scen_http.throughput(bench))
-    _step(out, "stream_c1", lambda: scen_stream.streaming(bench, plan.stream_c1, 1))
+    _step(out, "stream_c1", lambda: scen_stream.streaming(bench, plan.stream_c1, 1, plan.ttft_c1))
     _step(out, "stream_many", lambda: scen_stream.streaming(bench, plan.stream_many, plan.stream_many))
     _step(out, "memory", lambda: scen_stream.memory(bench))
     _step(out, "scaling", lambda: steps.scaling(bench))

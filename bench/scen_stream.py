@@ -17,7 +17,12 @@ def _batch_timeout(plan_chunks: int, interval_ms: int, streams: int, concurrency
     return 3.0 * waves * plan_chunks * interval_ms / 1000.0 + 20.0
 
 
-def stream_rounds(bench: Bench, streams: int, concurrency: int) -> dict[str, StreamSamples]:
+TTFT_CHUNKS, TTFT_INTERVAL_MS = 2, 5  # the `ttft` shape (targets.Shapes.ttft)
+
+
+def stream_rounds(bench: Bench, streams: int, concurrency: int, ttft_streams: int = 0) -> dict[str, StreamSamples]:
+    """Pooled samples per hop; with `ttft_streams`, each visit also runs that many two-chunk streams,
+    whose first chunks add TTFT samples (their chunk delays are left out: they are not paced)."""
     plan = bench.plan
     timeout = _batch_timeout(plan.stream_chunks, plan.stream_interval_ms, streams, concurrency)
     pooled = {name: StreamSamples() for name in bench.names()}
@@ -28,10 +33,15 @@ def stream_rounds(bench: Bench, streams: int, concurrency: int) -> dict[str, Str
                 pooled[name].failed += streams
                 pooled[name].errors.append(dead)
                 continue
-            endpoint = bench.hops[name].target.endpoints["stream"]
-            batch = run_async(run_batch(endpoint, streams, concurrency, plan.stream_chunks, timeout,
-                                        ramp_per_s=2000.0))
-            pooled[name].merge(batch)
+            endpoints = bench.hops[name].target.endpoints
+            pooled[name].merge(run_async(run_batch(endpoints["stream"], streams, concurrency, plan.stream_chunks,
+                                                   timeout, ramp_per_s=2000.0)))
+            if ttft_streams:
+                short = run_async(run_batch(endpoints["ttft"], ttft_streams, 1, TTFT_CHUNKS,
+                                            _batch_timeout(TTFT_CHUNKS, TTFT_INTERVAL_MS, ttft_streams, 1)))
+                pooled[name].ttft_us += short.ttft_us
+                pooled[name].failed += short.failed
+                pooled[name].errors += short.errors[:2]
     return pooled
 
 
@@ -51,15 +61,16 @@ def _describe(samples: StreamSamples) -> dict:
     }
 
 
-def streaming(bench: Bench, streams: int, concurrency: int) -> dict:
-    pooled = stream_rounds(bench, streams, concurrency)
+def streaming(bench: Bench, streams: int, concurrency: int, ttft_streams: int = 0) -> dict:
+    pooled = stream_rounds(bench, streams, concurrency, ttft_streams)
     described = {name: _describe(samples) for name, samples in pooled.items()}
     base = described["direct"]
     for row in described.values():
         for key in ("ttft_p50_ms", "ttft_p99_ms", "chunk_delay_p50_ms", "chunk_delay_p99_ms"):
             row[f"added_{key}"] = minus(row[key], base[key])
     described["_shape"] = {"chunks": bench.plan.stream_chunks, "interval_ms": bench.plan.stream_interval_ms,
-                           "concurrency": concurrency, "streams_per_round": streams}
+                           "concurrency": concurrency, "streams_per_round": streams,
+                           "ttft_streams_per_round": ttft_streams}
     # If chunks arrive late even without a hop, the client or the upstream could not keep up (a busy
     # machine): then no hop's figure in this scenario means much, and the report says so.
     described["_baseline"] = {"direct_held_back": base["held_back"], "saturated": base["held_back"] > 0}

@@ -1,8 +1,9 @@
 """What a request to each target looks like. Pure: ports and names in, URLs, headers and bodies out.
 
-A target answers three kinds of request: `static` (non-streaming, to the nginx static upstream),
-`stream` (the paced SSE upstream, fast shape) and `hold` (the SSE upstream, slow shape, to keep many
-streams open at once). Gateways choose the upstream from headers (Portkey's wire format) or, for
+A target answers four kinds of request: `static` (non-streaming, to the nginx static upstream),
+`stream` (the paced SSE upstream, fast shape), `hold` (the SSE upstream, slow shape, to keep many
+streams open at once) and `ttft` (two chunks: many short streams give a time-to-first-token p99
+worth the name). Gateways choose the upstream from headers (Portkey's wire format) or, for
 LiteLLM, from the model alias in its config; nginx and direct need one port per upstream.
 """
 
@@ -12,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Mapping
 
-KINDS = ("static", "stream", "hold")
+KINDS = ("static", "stream", "hold", "ttft")
 API_KEY = "sk-bench-not-a-secret"
 
 
@@ -31,9 +32,10 @@ class Shapes:
     """The SSE model names (which carry their pacing) for the `stream` and `hold` kinds."""
     stream: str = "sse-64x20"
     hold: str = "sse-20x500"
+    ttft: str = "sse-2x5"
 
     def model(self, kind: str) -> str:
-        return {"static": "bench-static", "stream": self.stream, "hold": self.hold}[kind]
+        return {"static": "bench-static", "stream": self.stream, "hold": self.hold, "ttft": self.ttft}[kind]
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,7 @@ def direct(ups: Upstreams, shapes: Shapes) -> Target:
 
 
 def nginx_floor(static_listen: int, sse_listen: int, shapes: Shapes) -> Target:
-    port = {"static": static_listen, "stream": sse_listen, "hold": sse_listen}
+    port = {kind: static_listen if kind == "static" else sse_listen for kind in KINDS}
     endpoints = {kind: Endpoint(f"http://127.0.0.1:{port[kind]}/v1/chat/completions", _plain_headers(),
                                 chat_body(shapes.model(kind), kind != "static")) for kind in KINDS}
     return Target("nginx", "floor", endpoints)
