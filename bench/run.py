@@ -133,7 +133,27 @@ def execute(plan: Plan, sluicegate_cmd: list[str], cache: Path, command: str) ->
     results["machine"]["loadavg_at_end"] = os.getloadavg()
     results["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     results["bars"] = bars.judge(results)
+    _tidy(work, results)
     return results
+
+
+def _tidy(work: Path, results: dict) -> None:
+    """Remove the run's scratch dir (configs, logs, sluicegate's data) unless something went wrong,
+    in which case its logs are what explains it, so it stays and the result file points to it."""
+    troubled = bench_troubles(results)
+    if troubled:
+        results["work_dir_kept_because"] = troubled
+        print(f"bench: kept {work} for its logs ({'; '.join(troubled)[:200]})", file=sys.stderr)
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+        results["work_dir"] = None
+
+
+def bench_troubles(results: dict) -> list[str]:
+    troubles = [f"{name} missing" for name, hop in results.get("hops", {}).items() if hop.get("status") != "ok"]
+    troubles += [f"scenario {key} failed" for key, value in results.get("scenarios", {}).items()
+                 if isinstance(value, dict) and "error" in value]
+    return troubles
 
 
 def write_result(results: dict, out_dir: Path) -> Path:
