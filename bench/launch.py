@@ -42,8 +42,13 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def _settled(target: Target, child: Child, timeout_s: float, settle_s: float, version: str) -> Running:
-    startup = wait_first_200(target.endpoints["static"], child, timeout_s, EXPECT)
+def _settled(sup: Supervisor, target: Target, child: Child, timeout_s: float, settle_s: float,
+             version: str) -> Running:
+    try:
+        startup = wait_first_200(target.endpoints["static"], child, timeout_s, EXPECT)
+    except NotReady:
+        sup.stop(child)  # a hop that never came up must not eat CPU during the others' runs
+        raise
     time.sleep(settle_s)  # let start-up allocations and lazy imports finish before "idle"
     return Running(target, child, startup, rss_bytes(child.pid), version)
 
@@ -77,7 +82,7 @@ def start_nginx_floor(sup: Supervisor, work: Path, ups: Upstreams, shapes: Shape
     prefix = work / "nginx-floor"
     text = nginx_conf.proxy_floor(str(prefix), ups.static_port, ups.sse_port, listen_static, listen_sse)
     child = start_nginx(sup, "nginx", prefix, text)
-    return _settled(targets.nginx_floor(listen_static, listen_sse, shapes), child, 20, settle_s, "")
+    return _settled(sup, targets.nginx_floor(listen_static, listen_sse, shapes), child, 20, settle_s, "")
 
 
 def start_sluicegate(sup: Supervisor, work: Path, ups: Upstreams, shapes: Shapes, cmd: Sequence[str],
@@ -91,7 +96,7 @@ def start_sluicegate(sup: Supervisor, work: Path, ups: Upstreams, shapes: Shapes
         argv += ["--workers", str(workers)]
     child = sup.start(name, argv, env=clean_env(SLUICEGATE_DATA_DIR=str(data_dir)))
     target = targets.portkey_style(name, "gateway", port, ups, shapes)
-    return _settled(target, child, 30, settle_s, version)
+    return _settled(sup, target, child, 30, settle_s, version)
 
 
 def start_portkey(sup: Supervisor, install: Install, ups: Upstreams, shapes: Shapes, settle_s: float,
@@ -102,7 +107,7 @@ def start_portkey(sup: Supervisor, install: Install, ups: Upstreams, shapes: Sha
             str(install.home / "build" / "start-server.js"), f"--port={port}", "--headless"]
     child = sup.start("portkey", argv, env=clean_env())
     target = targets.portkey_style("portkey", "peer", port, ups, shapes)
-    return _settled(target, child, 60, settle_s, install.version)
+    return _settled(sup, target, child, 60, settle_s, install.version)
 
 
 def start_litellm(sup: Supervisor, install: Install, work: Path, ups: Upstreams, shapes: Shapes,
@@ -118,7 +123,7 @@ def start_litellm(sup: Supervisor, install: Install, work: Path, ups: Upstreams,
     env = clean_env(LITELLM_LOCAL_MODEL_COST_MAP="True", LITELLM_LOG="ERROR", NO_DOCS="True",
                     LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY="true")
     child = sup.start("litellm", argv, env=env)
-    return _settled(targets.litellm(port, shapes), child, 240, settle_s, install.version)
+    return _settled(sup, targets.litellm(port, shapes), child, 240, settle_s, install.version)
 
 
 __all__ = ["NotReady", "Running", "start_upstreams", "start_nginx_floor", "start_sluicegate",
