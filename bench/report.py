@@ -127,10 +127,11 @@ def scaling_text(results: dict) -> str:
         f"\n\nspeed-up with {sc.get('workers')} workers: **{fmt(sc.get('speedup'), 2, '×')}**"
 
 
-def fallback_text(results: dict) -> str:
-    fb = _scenario(results, "fallback")
-    if "skipped" in fb or "error" in fb:
-        return f"_not measured: {fb.get('skipped') or fb.get('error')}_"
+def variant_text(results: dict, key: str) -> str:
+    fb = _scenario(results, key)
+    for reason in ("skipped", "pending", "unavailable", "error"):
+        if reason in fb:
+            return f"_not measured ({reason}): {fb[reason]}_"
     rows = []
     for name, row in fb.items():
         if name.startswith("_"):
@@ -161,7 +162,7 @@ def render(results: dict) -> str:
         "“added” = hop − direct)\n\n" + stream_table(results),
         "#### Memory\n\n" + memory_table(results),
         "#### --workers scaling\n\n" + scaling_text(results),
-        "#### 3-target fallback config (503, 503, then the static upstream)\n\n" + fallback_text(results),
-        "#### Catalog @slug\n\n_" + str(_scenario(results, "catalog_slug").get("pending", "see results")) + "_",
+        "#### 3-target fallback config (503, 503, then the static upstream)\n\n" + variant_text(results, "fallback"),
+        "#### Catalog @slug provider\n\n" + variant_text(results, "catalog_slug"),
     ]
     return "\n\n".join(parts) + "\n"

@@ -81,10 +81,10 @@ def scaling(bench: Bench, one: str, many: str) -> dict:
     return result
 
 
-def fallback(bench: Bench, names: list[str]) -> dict:
-    """The `fallback3` variant (two 503 targets, then the good one) on the hops that support it."""
-    lat = wrk_rounds(bench, names, "fallback3", 1, bench.plan.latency_s, "fallback_c1")
+def variant(bench: Bench, names: list[str], kind: str) -> dict:
+    """A request variant (`fallback3`, `catalog`) at c=1 and c=50 on the hops that support it."""
+    lat = wrk_rounds(bench, names, kind, 1, bench.plan.latency_s, f"{kind}_c1")
     c = bench.plan.throughput_c
-    tput = wrk_rounds(bench, names, "fallback3", c, bench.plan.throughput_s, f"fallback_c{c}")
+    tput = wrk_rounds(bench, names, kind, c, bench.plan.throughput_s, f"{kind}_c{c}")
     return {name: {"c1": _summary(lat[name], ("p50_us", "p99_us")),
                    f"c{c}": _summary(tput[name], ("rps",))} for name in names}

@@ -55,16 +55,30 @@ def fallback(bench: Bench) -> dict:
         else:
             ready.append(name)
     if ready:
-        result |= scen_http.fallback(bench, ready)
+        result |= scen_http.variant(bench, ready, "fallback3")
     return result
 
 
 def catalog_slug(bench: Bench) -> dict:
-    """Hook for the Model Catalog scenario: `model: "@slug/m"` resolved by sluicegate's catalog.
+    """`model: "@bench-static/bench-static"`, resolved by sluicegate's Model Catalog, measured like fallback."""
+    if SUBJECT not in bench.hops:
+        return {"skipped": "sluicegate is not running"}
+    why = create_catalog_provider(bench)
+    if why:
+        return {"pending": why}
+    why = probe(bench.hops[SUBJECT].target.endpoints["catalog"], launch.EXPECT)
+    if why:
+        return {"unavailable": why}
+    return scen_http.variant(bench, [SUBJECT], "catalog")
 
-    To light it up: create a provider slug pointing at the static upstream in the sluicegate data
-    dir before start (via sluicegate's CLI or admin API), add a `catalog` endpoint to its Target
-    (body model "@bench/bench-static", no x-portkey-provider header), and measure it like
-    `fallback` does. Until the catalog exists it reports itself as pending.
+
+def create_catalog_provider(bench: Bench) -> str:
+    """Create the provider slug targets.CATALOG_SLUG (OpenAI spec, host: the static upstream,
+    key: targets.API_KEY) in the running sluicegate; '' on success, else why not.
+
+    The hook to fill in once sluicegate can create catalog providers (its CLI against
+    `<work>/sluicegate-data`, or its admin API on the running port); the rest of the scenario, the
+    request shape and the report already exist.
     """
-    return {"pending": "sluicegate has no Model Catalog yet; see bench/steps.py:catalog_slug"}
+    return ("sluicegate resolves @slug models (main d0c881b) but has no way yet to create a provider "
+            "slug; fill in bench/steps.py:create_catalog_provider")

@@ -15,6 +15,7 @@ from typing import Mapping
 
 KINDS = ("static", "stream", "hold", "ttft")
 API_KEY = "sk-bench-not-a-secret"
+CATALOG_SLUG = "@bench-static"  # the provider slug the catalog scenario creates, pointing at nginx
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,9 @@ def portkey_style(name: str, role: str, port: int, ups: Upstreams, shapes: Shape
         endpoints[kind] = Endpoint(url, headers, chat_body(shapes.model(kind), kind != "static"))
     endpoints["fallback3"] = Endpoint(url, _plain_headers() | {"x-portkey-config": fallback_config(ups)},
                                       chat_body(shapes.model("static"), False))
+    # Model Catalog: the provider (and its host and key) come from a stored slug, named in the model.
+    endpoints["catalog"] = Endpoint(url, {"content-type": "application/json"},
+                                    chat_body(f"{CATALOG_SLUG}/{shapes.model('static')}", False))
     return Target(name, role, endpoints)
 
 
