@@ -18,13 +18,16 @@ def _hops(results: dict) -> list[str]:
 
 def _bars(ax, names: list[str], values: list[float | None], title: str, log: bool = False,
           limit: float | None = None) -> None:
-    shown = [(n, v) for n, v in zip(names, values, strict=True) if v is not None]
+    # A log axis cannot show 0 or a negative "added" (noise); those hops are named under the panel.
+    shown = [(n, v) for n, v in zip(names, values, strict=True) if v is not None and (v > 0 or not log)]
+    left_out = [n for n, v in zip(names, values, strict=True) if v is not None and log and v <= 0]
+    if left_out:
+        ax.set_xlabel(f"not shown (≤ 0): {', '.join(left_out)}", fontsize=7)
     if not shown:
         ax.set_title(title + " (no data)")
         return
     labels, heights = zip(*shown, strict=True)
-    floor = [max(h, 1e-3) for h in heights] if log else list(heights)
-    bars = ax.bar(labels, floor, color=[COLOURS.get(n, "#455a64") for n in labels])
+    bars = ax.bar(labels, heights, color=[COLOURS.get(n, "#455a64") for n in labels])
     ax.bar_label(bars, labels=[f"{h:,.0f}" if abs(h) >= 10 else f"{h:.2f}" for h in heights], fontsize=8)
     ax.set_title(title, fontsize=10)
     ax.tick_params(axis="x", labelsize=8, rotation=20)
