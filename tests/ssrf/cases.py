@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from yarl import URL
+
 from tests.ssrf.entry import EntryPoint
 
 INVALID_HOST = "Invalid custom host: "
@@ -21,7 +23,7 @@ class Case:
     url: str
     refused: str | None = None  # substring of the refusal reason; None: the request must go through
     stage: str = "request"  # where a refusal happens: "request" (check_url) or "connect" (resolver)
-    reach: str | None = None  # accepted: the address the trap must see
+    reach: tuple[str, ...] = ()  # accepted: the address the trap must see (one of them)
     port: int = 8000  # accepted: the port the trap must see
     request: dict[str, Any] = field(init=False)
 
@@ -33,7 +35,8 @@ def refused(entry: EntryPoint, url: str, reason: str, *, tag: str = "", stage: s
     return Case(f"{entry.name}:{tag or ascii(url)[1:-1]}", entry, url, refused=reason, stage=stage)
 
 
-def accepted(entry: EntryPoint, url: str, reach: str, *, port: int = 8000, tag: str = "") -> Case:
+def accepted(entry: EntryPoint, url: str, *reach: str, port: int = 8000, tag: str = "") -> Case:
+    """``reach``: the address the connection must arrive at (a name with several: any one of them)."""
     return Case(f"{entry.name}:{tag or ascii(url)[1:-1]}", entry, url, reach=reach, port=port)
 
 
@@ -62,5 +65,8 @@ def check(case: Case, result: dict) -> None:
         return
     assert result["status"] == 200, result
     assert result["stages"] == [], result["security_log"]
-    assert [(hit["address"], hit["port"]) for hit in result["hits"]] == [(case.reach, case.port)], result
-    assert result["body"]["object"] == "trap" and result["body"]["address"] == case.reach, result
+    assert len(result["hits"]) == 1, result
+    assert (result["hits"][0]["address"], result["hits"][0]["port"]) in {(a, case.port) for a in case.reach}
+    assert result["body"]["object"] == "trap" and result["body"]["address"] == result["hits"][0]["address"]
+    path = URL(case.url).path.rstrip("/") + case.entry.path[len("/v1"):]
+    assert result["hits"][0]["request_line"] == f"{case.entry.method} {path} HTTP/1.1", result

@@ -49,8 +49,10 @@ def _nested_camel(url: str) -> dict:
 
 
 def _deep(url: str) -> dict:
+    # The URL's target first: the fallback behind it (the provider default, a loopback black hole that
+    # a 0.0.0.0 gateway itself refuses) is only there to make the tree deep.
     inner = {"strategy": {"mode": "fallback"},
-             "targets": [{"provider": "openai", "api_key": "sk-test"}, _leaf(url, "customHost")]}
+             "targets": [_leaf(url, "customHost"), {"provider": "openai", "api_key": "sk-test"}]}
     return {"strategy": {"mode": "loadbalance"}, "targets": [inner]}
 
 
@@ -66,7 +68,7 @@ CONFIG_SNAKE = EntryPoint("config-snake", "POST", "/v1/chat/completions", _leaf,
 CONFIG_CAMEL_NESTED = EntryPoint("config-camel-nested", "POST", "/v1/chat/completions", _nested_camel,
                                  "targets,0,customHost")
 CONFIG_DEEP = EntryPoint("config-deep", "POST", "/v1/chat/completions", _deep,
-                         "targets,0,targets,1,customHost")
+                         "targets,0,targets,0,customHost")
 CONFIG_INHERITED = EntryPoint("config-inherited", "POST", "/v1/chat/completions", _inherited,
                               "custom_host")
 CONFIG_RERANK = EntryPoint("config-rerank", "POST", "/v1/rerank", lambda url: _leaf(url, "customHost"),
