@@ -35,6 +35,8 @@ NAMES = {
     "meta6.example.com": ["fd00:ec2::254"],
     "mixed.example.net": ["192.168.50.21", "10.0.0.1"],  # one allowed address, one not
     "evil.corp.example": ["169.254.169.254"],  # the wildcard vouches, metadata still wins
+    "mapped.example.com": ["::ffff:169.254.169.254"],  # metadata in IPv6 clothing
+    "zero.example.com": ["0.0.0.0"],  # Linux connects 0.0.0.0 to this host
 }
 ADDRESSES = ["10.0.0.1", "10.0.0.5", "192.168.77.7", "192.168.77.8", "192.168.50.10", "192.168.50.20",
              "192.168.50.21", "169.254.169.254", "fd00:ec2::254", "fd12:3456:789a::1"]
@@ -77,6 +79,11 @@ CASES: list[Case] = [
             stage="connect"),
     refused(E.CONFIG_DEEP, "http://evil.corp.example/", f"evil.corp.example resolves to 169.254.169.254, "
             f"{META_RESOLVED}", stage="connect"),
+    # (how the address itself is printed depends on the Python version: ::ffff:a9fe:a9fe before 3.13)
+    refused(E.HEADER_RERANK, "http://mapped.example.com/", "a cloud metadata endpoint (IPv4-mapped form "
+            "of 169.254.169.254), which is always blocked", stage="connect"),
+    refused(E.CONFIG_SNAKE, "http://zero.example.com:8000/v1",
+            "zero.example.com resolves to 0.0.0.0, the unspecified address", stage="connect"),
 ]
 
 
