@@ -15,16 +15,20 @@ gateway resolves them with aiohttp's ThreadedResolver (getaddrinfo), under the g
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 import pytest
 
 from tests.ssrf import entry
 from tests.ssrf.cases import Case, accepted, check, refused
 from tests.ssrf.harness import run_scenario
 
+pytestmark = pytest.mark.netns
+
 TRUSTED = "10.0.0.5:8000,llm.models.example,169.254.169.254"
 ALLOWED = "192.168.50.0/24,*.corp.example,[fd12:3456:789a::1]"
 
-NAMES = {
+NAMES = MappingProxyType({
     "llm.models.example": ["192.168.77.7"],  # allowed by name: the entry vouches for its address
     "gpu.corp.example": ["192.168.77.8"],  # allowed by the wildcard name
     "box.example.net": ["192.168.50.20"],  # a plain name whose address is in an allowed CIDR
@@ -37,15 +41,15 @@ NAMES = {
     "evil.corp.example": ["169.254.169.254"],  # the wildcard vouches, metadata still wins
     "mapped.example.com": ["::ffff:169.254.169.254"],  # metadata in IPv6 clothing
     "zero.example.com": ["0.0.0.0"],  # Linux connects 0.0.0.0 to this host
-}
-ADDRESSES = ["10.0.0.1", "10.0.0.5", "192.168.77.7", "192.168.77.8", "192.168.50.10", "192.168.50.20",
-             "192.168.50.21", "169.254.169.254", "fd00:ec2::254", "fd12:3456:789a::1"]
+})
+ADDRESSES = ("10.0.0.1", "10.0.0.5", "192.168.77.7", "192.168.77.8", "192.168.50.10", "192.168.50.20",
+             "192.168.50.21", "169.254.169.254", "fd00:ec2::254", "fd12:3456:789a::1")
 
 PRIV = "a private address; add it to TRUSTED_CUSTOM_HOSTS to allow it"
 META_RESOLVED = "a cloud metadata endpoint, which is always blocked"
 E = entry
 
-CASES: list[Case] = [
+CASES: tuple[Case, ...] = (
     # allow-listed targets go through, from the header, configs and passthrough routes
     accepted(E.HEADER_CHAT, "http://10.0.0.5:8000/v1", "10.0.0.5"),
     accepted(E.CONFIG_CAMEL_NESTED, "http://10.0.0.5:8000/v1", "10.0.0.5"),
@@ -84,7 +88,7 @@ CASES: list[Case] = [
             "of 169.254.169.254), which is always blocked", stage="connect"),
     refused(E.CONFIG_SNAKE, "http://zero.example.com:8000/v1",
             "zero.example.com resolves to 0.0.0.0, the unspecified address", stage="connect"),
-]
+)
 
 
 @pytest.fixture(scope="module")

@@ -20,12 +20,14 @@ from tests.ssrf import entry
 from tests.ssrf.cases import Case, check, refused
 from tests.ssrf.harness import run_scenario
 
+pytestmark = pytest.mark.netns
+
 LOOP = "a loopback address (this gateway listens on 0.0.0.0, so loopback is not trusted by default)"
 PRIV = "a private address; add it to TRUSTED_CUSTOM_HOSTS to allow it"
 META = "a cloud metadata endpoint and is always blocked"
 CRED = "credentials in the URL are not allowed"
 
-HOSTILE = [
+HOSTILE = (
     # loopback in every notation (a trap listens on 127.0.0.1 and ::1)
     ("http://127.0.0.1:8000/v1", f"127.0.0.1 is {LOOP}"),
     ("http://127.1/", LOOP),
@@ -68,10 +70,10 @@ HOSTILE = [
     ("file:///etc/passwd", "scheme 'file' is not allowed"),
     ("gopher://127.0.0.1:6379/_INFO", "scheme 'gopher' is not allowed"),
     ("http://example.com:6379/", "port 6379 (Redis)"),
-]
+)
 
 # Through every entry point: the metadata service, the classic prize (traps on all of these addresses).
-METADATA = [
+METADATA = (
     ("http://169.254.169.254/latest/meta-data/", f"169.254.169.254 is {META}"),
     ("http://2852039166/", META),
     ("http://0251.0376.0251.0376/", META),
@@ -81,27 +83,27 @@ METADATA = [
     ("http://[fd00:ec2::254]/", META),
     ("http://[::ffff:169.254.169.254]/", "IPv4-mapped form of 169.254.169.254"),
     ("http://metadata.google.internal/computeMetadata/v1", META),
-]
+)
 
 # Headers cannot carry control characters at all, so these only go through a config (JSON-escaped).
-CONFIG_ONLY = [
+CONFIG_ONLY = (
     ("http://127.0.0.1\r\nHost: example.com/", "control character"),
     ("http://example.com\x00.evil.com/", "control character"),
-]
+)
 
-TRAP_ADDRESSES = ["10.0.0.1", "172.16.0.1", "192.168.1.1", "100.64.0.1", "169.254.169.254",
-                  "169.254.170.2", "100.100.100.200", "fd00:ec2::254", "fd12:3456:789a::1"]
-TRAP_PORTS = [80, 443, 8000, 8080, 6379]
+TRAP_ADDRESSES = ("10.0.0.1", "172.16.0.1", "192.168.1.1", "100.64.0.1", "169.254.169.254",
+                  "169.254.170.2", "100.100.100.200", "fd00:ec2::254", "fd12:3456:789a::1")
+TRAP_PORTS = (80, 443, 8000, 8080, 6379)
 
 
-def _cases() -> list[Case]:
+def _cases() -> tuple[Case, ...]:
     others = itertools.cycle([e for e in entry.ALL if e is not entry.HEADER_CHAT])
     cases = []
     for url, reason in HOSTILE:
         cases += [refused(entry.HEADER_CHAT, url, reason), refused(next(others), url, reason)]
     cases += [refused(point, url, reason) for url, reason in METADATA for point in entry.ALL]
     cases += [refused(point, url, reason) for url, reason in CONFIG_ONLY for point in entry.CONFIGS[:3]]
-    return cases
+    return tuple(cases)
 
 
 CASES = _cases()

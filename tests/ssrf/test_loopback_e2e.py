@@ -9,20 +9,24 @@ namespace, so the private and metadata traps are real addresses on ``lo``.
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 import pytest
 
 from tests.ssrf import entry as E
 from tests.ssrf.cases import Case, accepted, check, refused
 from tests.ssrf.harness import run_scenario
 
-NAMES = {
+pytestmark = pytest.mark.netns
+
+NAMES = MappingProxyType({
     "api.localhost": ["127.0.0.3"],
     "bad.localhost": ["10.0.0.5"],  # a *.localhost name is trusted only while it resolves to loopback
     "loop.example.com": ["127.0.0.1"],  # any name: loopback addresses are what is trusted
     "meta.example.com": ["169.254.169.254"],
-}
+})
 
-CASES: list[Case] = [
+CASES: tuple[Case, ...] = (
     accepted(E.HEADER_CHAT, "http://127.0.0.1:8000/v1", "127.0.0.1"),
     accepted(E.CONFIG_CAMEL_NESTED, "http://127.1:8000/v1", "127.0.0.1"),
     accepted(E.HEADER_RERANK, "http://2130706434:8000/v1", "127.0.0.2"),
@@ -39,7 +43,7 @@ CASES: list[Case] = [
     refused(E.CONFIG_INHERITED, "http://169.254.169.254/latest/meta-data/", "always blocked"),
     refused(E.HEADER_RERANK, "http://127.0.0.1:6379/", "port 6379 (Redis)"),
     refused(E.CONFIG_SNAKE, "http://[::ffff:10.0.0.5]:8000/v1", "IPv4-mapped form of 10.0.0.5"),
-]
+)
 
 
 @pytest.fixture(scope="module")
