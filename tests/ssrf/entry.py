@@ -81,3 +81,20 @@ ALL = (HEADER_CHAT, HEADER_RERANK, HEADER_MODELS, CONFIG_SNAKE, CONFIG_CAMEL_NES
        CONFIG_INHERITED, CONFIG_RERANK, CONFIG_MODELS)
 HEADERS = tuple(entry for entry in ALL if entry.config is None)
 CONFIGS = tuple(entry for entry in ALL if entry.config is not None)
+
+
+@dataclass(frozen=True)
+class CatalogEntry(EntryPoint):
+    """A catalog provider, called as ``@slug``: the URL is the provider's stored custom host, so it is
+    not in the request at all."""
+
+    slug: str = ""
+
+    def request(self, url: str) -> dict[str, Any]:
+        headers = {"x-portkey-provider": f"@{self.slug}", "content-type": "application/json"}
+        return {"method": "POST", "path": self.path, "headers": headers, "body": json.dumps(CHAT)}
+
+
+def catalog(slug: str) -> CatalogEntry:
+    return CatalogEntry(f"catalog-{slug}", "POST", "/v1/chat/completions", slug=slug)
+
