@@ -33,7 +33,8 @@ def loopback_only_env() -> dict[str, str]:
 
 class GatewayProcess:
     """``env`` values of None remove that variable; ``listen`` is the ``--host`` the gateway binds
-    (a wildcard is reached on the loopback address of its family, which it includes)."""
+    (a wildcard is reached on the loopback address of its family, which it includes); ``port`` defaults
+    to a free one."""
 
     def __init__(
         self,
@@ -41,9 +42,10 @@ class GatewayProcess:
         env: dict[str, str | None] | None = None,
         args: tuple[str, ...] = (),
         listen: str = "127.0.0.1",
+        port: int | None = None,
     ) -> None:
         self.listen = listen
-        self.port = free_port()
+        self.port = port or free_port()
         self.data_dir = data_dir
         merged = {**os.environ, **loopback_only_env(), "SLUICEGATE_DATA_DIR": str(data_dir), **(env or {})}
         self.env = {key: value for key, value in merged.items() if value is not None}
