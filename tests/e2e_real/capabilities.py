@@ -12,11 +12,12 @@ def require_configs(gateway) -> None:
         pytest.skip("Gateway Configs are not in this gateway yet (they arrive with the config branch)")
 
 
-def require_request_logs(gateway) -> None:
-    if not probes.has_request_logs(gateway.url):
+def require_request_logs(gateway, admin_token: str) -> None:
+    if not probes.has_request_logs(gateway.url, admin_token):
         pytest.skip("request logs (GET /admin/api/logs) are not in this gateway yet (telemetry branch)")
 
 
-def require_catalog() -> None:
-    if not probes.has_catalog_cli():
-        pytest.skip("the Model Catalog (`sluicegate providers`) is not in this gateway yet (catalog branch)")
+def require_catalog(gateway) -> None:
+    if not probes.has_catalog(gateway.url):
+        pytest.skip("the gateway does not serve the Model Catalog yet (`sluicegate providers` and @slug "
+                    "resolution: catalog branch)")

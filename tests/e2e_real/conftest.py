@@ -11,8 +11,11 @@ import os
 
 import pytest
 
+from tests.gateway import GatewayProcess
 from tests.realllm.build import default_cache, find_built
 from tests.realllm.server import LlamaServer, free_port
+
+ADMIN_TOKEN = "realllm-tests-admin-token"  # the admin API (request logs) wants a bearer token
 
 
 def pytest_collection_modifyitems(config, items):
@@ -20,6 +23,15 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if str(item.fspath).startswith(here):
             item.add_marker(pytest.mark.real_llm)
+
+
+@pytest.fixture(scope="session")
+def gateway(tmp_path_factory):
+    """This directory's own gateway process: the suite-wide one, plus a known admin token."""
+    process = GatewayProcess(tmp_path_factory.mktemp("gateway-realllm"),
+                             env={"SLUICEGATE_ADMIN_TOKEN": ADMIN_TOKEN}).start()
+    yield process
+    process.stop()
 
 
 @pytest.fixture(scope="session")

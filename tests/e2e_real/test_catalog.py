@@ -23,8 +23,8 @@ SLUG = "local-smollm2"
 
 
 @pytest.fixture(scope="module")
-def catalog_gateway(tmp_path_factory, smol):
-    require_catalog()
+def catalog_gateway(tmp_path_factory, gateway, smol):
+    require_catalog(gateway)
     data_dir = tmp_path_factory.mktemp("catalog-gateway")
     env = {**os.environ, "SLUICEGATE_DATA_DIR": str(data_dir)}
     subprocess.run([sys.executable, "-m", "sluicegate", "providers", "add", SLUG, "--spec", "openai",

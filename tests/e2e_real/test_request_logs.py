@@ -19,6 +19,7 @@ import pytest
 
 from tests.e2e_real.capabilities import require_request_logs
 from tests.e2e_real.clients import MODEL, SHORT, direct_headers, user
+from tests.e2e_real.conftest import ADMIN_TOKEN
 
 FIND_TIMEOUT_S = 10  # the log is written in batches, off the request path
 
@@ -43,7 +44,8 @@ def _numbers(record: dict, word: str) -> list[float]:
 def _find_record(gateway, trace_id: str) -> dict:
     deadline = time.monotonic() + FIND_TIMEOUT_S
     while time.monotonic() < deadline:
-        response = httpx.get(f"{gateway.url}/admin/api/logs", params={"trace_id": trace_id}, timeout=10)
+        response = httpx.get(f"{gateway.url}/admin/api/logs", params={"trace_id": trace_id}, timeout=10,
+                             headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
         assert response.status_code == 200, response.text
         body = response.json()
         rows = body if isinstance(body, list) else next((v for v in body.values() if isinstance(v, list)), [])
@@ -56,7 +58,7 @@ def _find_record(gateway, trace_id: str) -> dict:
 
 @pytest.fixture(scope="session")  # session: asked before the model servers start, skips cheaply
 def logs(gateway):
-    require_request_logs(gateway)
+    require_request_logs(gateway, ADMIN_TOKEN)
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])

@@ -39,12 +39,15 @@ def has_configs(gateway_url: str) -> bool:
     return not (status == 400 and message == CONFIG_NOT_YET)
 
 
-def has_request_logs(gateway_url: str) -> bool:
-    return _request(f"{gateway_url}/admin/api/logs")[0] != 404
+def has_request_logs(gateway_url: str, admin_token: str) -> bool:
+    """With a valid token, so that the admin API's 401 for anyone without one is not taken for a yes."""
+    return _request(f"{gateway_url}/admin/api/logs", headers={"authorization": f"Bearer {admin_token}"})[0] != 404
 
 
-def has_catalog_cli(python: str = sys.executable) -> bool:
-    """`sluicegate providers` is the Model Catalog's command."""
+def has_catalog(gateway_url: str, python: str = sys.executable) -> bool:
+    """The `sluicegate providers` command exists AND the running gateway serves the catalog. The CLI can
+    land before the gateway resolves @slugs; the admin API (/admin/api/providers, 401 without a token)
+    is mounted by the same wiring that makes the gateway read the catalog."""
     result = subprocess.run([python, "-m", "sluicegate", "providers", "--help"], capture_output=True,
                             timeout=60)
-    return result.returncode == 0
+    return result.returncode == 0 and _request(f"{gateway_url}/admin/api/providers")[0] != 404
