@@ -49,8 +49,9 @@ for chunk in client.chat.completions.create(model="{d.model}", max_tokens=64, st
 
 def catalog_examples(d: DemoInfo) -> str:
     if not d.slug:
-        return ("── Model Catalog: not in this gateway yet. Once `sluicegate providers` exists the demo registers\n"
-                f"   the model as @local-smollm2 and shows `model=\"@local-smollm2/{d.model}\"` here. ──\n")
+        return ("── Model Catalog: this gateway does not serve it yet. Once it does (`sluicegate providers` and\n"
+                f"   @slug resolution), the demo registers the model as @local-smollm2 and shows\n"
+                f"   `model=\"@local-smollm2/{d.model}\"` here. ──\n")
     return f"""\
 ── Model Catalog: the model is registered as @{d.slug} ──
 curl {d.gateway}/v1/chat/completions -H "Content-Type: application/json" \\
@@ -73,11 +74,13 @@ def config_examples(d: DemoInfo) -> str:
   -d '{{"model": "{d.model}", "max_tokens": 16, "messages": [{{"role": "user", "content": "Hi"}}]}}' \\
   | grep -i x-portkey-last-used-option-index      # config.targets[1]: the live one answered
 
-import json; from portkey_ai import Portkey
-portkey = Portkey(base_url="{d.gateway}/v1", config=json.load(open("{d.loadbalance_json}")))
+from openai import OpenAI      # portkey-ai: Portkey(base_url=…, config=json.load(open(…)))
+client = OpenAI(base_url="{d.gateway}/v1", api_key="unused",
+                default_headers={{"x-portkey-config": open("{d.loadbalance_json}").read()}})
 for _ in range(6):   # spread over {d.model_a} and {d.model_b}
-    print(portkey.chat.completions.with_raw_response.create(model="{d.model}", max_tokens=4,
-          messages=[{{"role": "user", "content": "Hi"}}]).headers["x-portkey-last-used-option-index"])
+    raw = client.chat.completions.with_raw_response.create(
+        model="{d.model}", max_tokens=4, messages=[{{"role": "user", "content": "Hi"}}])
+    print(raw.headers["x-portkey-last-used-option-index"])
 """
 
 
