@@ -49,11 +49,15 @@ def _port_free(port: int) -> bool:
             return False
 
 
-def _register(slug: str, host: str, data_dir: Path) -> None:
+def _register(slug: str, host: str, data_dir: Path) -> bool:
     """With the CLI, as a user would; it shares the gateway's data dir (and so its database)."""
     env = {**os.environ, "SLUICEGATE_DATA_DIR": str(data_dir)}
-    subprocess.run([sys.executable, "-m", "sluicegate", "providers", "add", slug, "--spec", "openai",
-                    "--custom-host", host, "--model", MODEL_ALIAS], env=env, check=True, timeout=60)
+    result = subprocess.run([sys.executable, "-m", "sluicegate", "providers", "add", slug, "--spec", "openai",
+                             "--custom-host", host, "--model", MODEL_ALIAS], env=env, capture_output=True,
+                            text=True, timeout=60)
+    if result.returncode != 0:
+        say(f"✗ `sluicegate providers add {slug}` failed: {result.stderr.strip() or result.stdout.strip()}")
+    return result.returncode == 0
 
 
 def _chat(gateway: str, headers: dict, content: str = "Say hello in five words.") -> tuple[int, dict, dict]:
@@ -139,11 +143,8 @@ def run(args: argparse.Namespace, stack: ExitStack) -> int:
     gateway = GatewayProcess(work, port=port)
     stack.callback(gateway.stop)
     gateway.start()
-    slug = None
-    if probes.has_catalog(gateway.url):
-        # The catalog CLI writes to the data dir; the running gateway picks the change up (it polls).
-        _register(SLUG, servers[0].v1, work)
-        slug = SLUG
+    # The catalog CLI writes to the data dir; the running gateway picks the change up (it polls).
+    slug = SLUG if probes.has_catalog(gateway.url) and _register(SLUG, servers[0].v1, work) else None
     say(f"→ sluicegate: {gateway.url}  (its log: {gateway.log_path})")
     fallback, loadbalance = write_configs(work, servers[0].v1, servers[1].v1, dead)
     info = DemoInfo(gateway.url, servers[0].v1, servers[1].v1, dead, MODEL_ALIAS, slug, fallback, loadbalance,
