@@ -8,6 +8,7 @@ SLUICEGATE_REALLLM_REQUIRED=1 (CI sets it) a missing build is an error instead o
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -19,9 +20,10 @@ ADMIN_TOKEN = "realllm-tests-admin-token"  # the admin API (request logs) wants 
 
 
 def pytest_collection_modifyitems(config, items):
-    here = os.path.dirname(__file__)
+    """Mark every test of this directory `real_llm` (this hook sees the whole session's items)."""
+    here = Path(__file__).parent
     for item in items:
-        if str(item.fspath).startswith(here):
+        if item.path.is_relative_to(here):
             item.add_marker(pytest.mark.real_llm)
 
 
@@ -39,7 +41,7 @@ def llama_build() -> dict:
     record = find_built()
     if record is None:
         reason = (f"llama.cpp server not built (no ready venv under {default_cache()}): run "
-                  "`python3 -m tests.realllm.build` (~3 min, cached) or `make demo`")
+                  "`python3 -m tests.realllm.build` (5-10 min once, then cached) or `make demo`")
         if os.environ.get("SLUICEGATE_REALLLM_REQUIRED") == "1":
             pytest.fail(reason)
         pytest.skip(reason)
