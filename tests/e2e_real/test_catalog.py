@@ -1,8 +1,8 @@
 """A real private LLM registered in the Model Catalog as `@local-smollm2`, used by its slug.
 
-Skipped until the Model Catalog (`sluicegate providers add …`, `@slug` resolution) is merged (catalog
-branch). The provider is registered before the gateway starts, as `make demo` does, so the test does not
-depend on how a running gateway learns of catalog changes.
+Skipped when the gateway does not serve the Model Catalog (`sluicegate providers add …`, `@slug`
+resolution). The provider is registered with the CLI before this gateway starts, so these tests do not
+depend on the catalog's polling; `make demo` (tested in test_demo.py) registers into a running gateway.
 """
 
 from __future__ import annotations
