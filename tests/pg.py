@@ -23,11 +23,11 @@ class PgServer:
         self.prefix = f"sgtest_{uuid.uuid4().hex[:10]}_"
         self._counter = itertools.count(1)
 
-    def _run(self, *statements: str) -> list[str]:
+    def _run(self, *statements: str, url: str | None = None) -> list[str]:
         import asyncpg
 
         async def go() -> list[str]:
-            conn = await asyncpg.connect(self.admin_url, timeout=5)
+            conn = await asyncpg.connect(url or self.admin_url, timeout=5)
             try:
                 rows: list[str] = []
                 for statement in statements:
@@ -46,6 +46,9 @@ class PgServer:
         name = f"{self.prefix}{next(self._counter)}"
         self._run(f'CREATE DATABASE "{name}"')
         return make_url(self.admin_url).set(database=name).render_as_string(hide_password=False)
+
+    def run_on(self, url: str, *statements: str) -> None:
+        self._run(*statements, url=url)
 
     def drop_database(self, url: str) -> None:
         name = make_url(url).database

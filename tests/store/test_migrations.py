@@ -12,8 +12,8 @@ from sluicegate.store import create_engine, current_revision, head_revision, upg
 from sluicegate.store.tables import catalog_state, metadata
 
 
-async def test_upgrade_creates_schema_and_is_idempotent(settings: Settings) -> None:
-    engine = create_engine(settings)
+async def test_upgrade_creates_schema_and_is_idempotent(empty_settings: Settings) -> None:
+    engine = create_engine(empty_settings)
     try:
         assert await current_revision(engine) is None
         await upgrade(engine)
@@ -38,9 +38,9 @@ async def test_migrations_match_tables_py(engine) -> None:
     assert {"providers", "provider_headers", "saved_configs", "admin_tokens", "catalog_state"} <= names
 
 
-async def test_concurrent_upgrades_serialise(settings: Settings) -> None:
+async def test_concurrent_upgrades_serialise(empty_settings: Settings) -> None:
     """Workers and a CLI may start together: every one must succeed, the schema built exactly once."""
-    engines = [create_engine(settings) for _ in range(3)]
+    engines = [create_engine(empty_settings) for _ in range(3)]
     try:
         await asyncio.gather(*(upgrade(e) for e in engines))
         assert await current_revision(engines[0]) == head_revision()
@@ -49,11 +49,11 @@ async def test_concurrent_upgrades_serialise(settings: Settings) -> None:
             await e.dispose()
 
 
-async def test_upgrade_accepts_a_url(settings: Settings) -> None:
-    url = settings.database_url or f"sqlite:///{settings.sqlite_path}"
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+async def test_upgrade_accepts_a_url(empty_settings: Settings) -> None:
+    url = empty_settings.database_url or f"sqlite:///{empty_settings.sqlite_path}"
+    empty_settings.data_dir.mkdir(parents=True, exist_ok=True)
     await upgrade(url)
-    engine = create_engine(settings)
+    engine = create_engine(empty_settings)
     try:
         assert await current_revision(engine) == head_revision()
     finally:
