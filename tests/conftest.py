@@ -1,9 +1,99 @@
+"""Shared fixtures: a data dir and a migrated store on SQLite and on PostgreSQL (``settings``/``engine`` are
+parametrised over both dialects; ask for ``sqlite_settings`` or ``pg_settings`` to pin one)."""
+
 from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import AsyncIterator, Iterator
 
 import pytest
 
+from sluicegate.settings import Settings
+from sluicegate.store import create_engine, upgrade
+from sluicegate.store.tables import metadata
+from sluicegate.vault import Vault
+
 from tests.fakes.upstream import FakeUpstream
 from tests.gateway import GatewayProcess
+
+from .pg import PgServer, pg_server_or_skip
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    server = pg_server_or_skip()
+    yield server
+    server.drop_all()
+
+
+@pytest.fixture
+def pg_url(pg_server: PgServer) -> Iterator[str]:
+    """A fresh, empty database of its own (for migration and process-level tests)."""
+    url = pg_server.create_database()
+    yield url
+    pg_server.drop_database(url)
+
+
+@pytest.fixture(scope="session")
+def pg_shared_url(pg_server: PgServer) -> str:
+    """One migrated database for the whole run; ``pg_clean_url`` empties it before each test (much faster
+    than a database per test). Dropped with the rest of the run's databases at the end."""
+    url = pg_server.create_database()
+    asyncio.run(upgrade(url))
+    return url
+
+
+@pytest.fixture
+def pg_clean_url(pg_server: PgServer, pg_shared_url: str) -> str:
+    # DELETE, not TRUNCATE: on tables this small it is several times faster (no new files, no fsync).
+    deletes = [f"DELETE FROM {t.name}" for t in reversed(metadata.sorted_tables) if t.name != "catalog_state"]
+    pg_server.run_on(pg_shared_url, *deletes, "UPDATE catalog_state SET version = 0")
+    return pg_shared_url
+
+
+@pytest.fixture
+def sqlite_settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data")
+
+
+@pytest.fixture
+def pg_settings(tmp_path: Path, pg_clean_url: str) -> Settings:
+    return Settings(data_dir=tmp_path / "data", database_url=pg_clean_url)
+
+
+@pytest.fixture
+def pg_empty_settings(tmp_path: Path, pg_url: str) -> Settings:
+    return Settings(data_dir=tmp_path / "data", database_url=pg_url)
+
+
+DIALECTS = ["sqlite", pytest.param("pg", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=DIALECTS)
+def settings(request: pytest.FixtureRequest) -> Settings:
+    """A migrated, empty store on each dialect, with its own data dir (master key file)."""
+    return request.getfixturevalue(f"{request.param}_settings")
+
+
+@pytest.fixture(params=DIALECTS)
+def empty_settings(request: pytest.FixtureRequest) -> Settings:
+    """A database with no schema at all, on each dialect."""
+    name = "sqlite_settings" if request.param == "sqlite" else "pg_empty_settings"
+    return request.getfixturevalue(name)
+
+
+@pytest.fixture
+async def engine(settings: Settings) -> AsyncIterator:
+    engine = create_engine(settings)
+    await upgrade(engine)  # SQLite: builds the schema; PostgreSQL: already there, a quick no-op
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def vault(settings: Settings) -> Vault:
+    return Vault.load(settings)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,14 @@
+"""Persistence: one schema (tables.py), Alembic migrations, SQLite by default and PostgreSQL for scale."""
+
+from .engine import StoreConfigError, create_engine, database_url, is_sqlite
+from .migrate import current_revision, head_revision, upgrade
+
+__all__ = [
+    "StoreConfigError",
+    "create_engine",
+    "current_revision",
+    "database_url",
+    "head_revision",
+    "is_sqlite",
+    "upgrade",
+]

@@ -1,0 +1,232 @@
+"""The in-memory catalog the hot path reads: an immutable snapshot swapped whole, never a database read.
+
+Freshness: a background task reads the catalog version (one primary-key row) every ``poll_interval_s``
+and reloads everything when it moved; writers in this process call ``refresh()`` directly. Catalogs are
+small (tens to hundreds of providers), so a full reload is simpler and safer than incremental patches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Callable, Mapping
+
+from sqlalchemy import select
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ..store.state import read_catalog_version
+from ..store.tables import provider_headers, providers, saved_configs
+from ..vault import Vault, VaultError, provider_header_aad
+from .records import ResolvedProvider, provider_not_found
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+DEFAULT_POLL_INTERVAL_S = 0.5
+
+
+@dataclass(frozen=True)
+class CatalogSnapshot:
+    version: int = -1  # -1: never loaded
+    providers: Mapping[str, ResolvedProvider] = field(default_factory=lambda: _EMPTY, repr=False)
+    configs: Mapping[str, str] = field(default_factory=lambda: _EMPTY, repr=False)
+
+    @property
+    def allow_entries(self) -> tuple[str, ...]:
+        """The SSRF allow-list entries the catalog's providers ask for (sorted, unique)."""
+        return tuple(sorted({p.allow_entry for p in self.providers.values() if p.allow_entry}))
+
+
+class CatalogKeyError(VaultError):
+    """Stored credentials that do not decrypt; names every affected provider."""
+
+    def __init__(self, failures: Mapping[str, str]) -> None:
+        listed = "; ".join(f"@{slug}: {reason}" for slug, reason in sorted(failures.items()))
+        super().__init__(
+            f"cannot decrypt the stored credentials of {len(failures)} provider(s): {listed}. Start with the "
+            "master key this database was written with (SLUICEGATE_MASTER_KEY or <data-dir>/master.key), "
+            "or re-enter the credentials: sluicegate providers update SLUG --header 'Name: value'"
+        )
+        self.failures = dict(failures)
+
+
+Listener = Callable[[CatalogSnapshot], None]
+
+
+@dataclass(frozen=True)
+class _Sealed:
+    version: int
+    providers: list[Row[Any]]
+    headers: list[Row[Any]]
+    configs: dict[str, str]
+
+
+class Catalog:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        vault: Vault,
+        *,
+        poll_interval_s: float = DEFAULT_POLL_INTERVAL_S,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self._engine = engine
+        self._vault = vault
+        self._interval = poll_interval_s
+        self._log = logger or logging.getLogger("sluicegate.catalog")
+        self._snapshot = CatalogSnapshot()
+        self._listeners: list[Listener] = []
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self._failures: dict[str, str] = {}  # providers whose last reload did not decrypt (retried each poll)
+
+    # ------------------------------------------------------------------------------------------- hot path
+
+    def resolve(self, slug: str) -> ResolvedProvider | None:
+        """The provider for ``slug`` (``"my-llm"`` or ``"@my-llm"``), or None."""
+        return self._snapshot.providers.get(slug[1:] if slug.startswith("@") else slug)
+
+    def require(self, slug: str) -> ResolvedProvider:
+        """Like ``resolve``; an unknown slug raises the 400 ``Provider @x not found in the catalog``."""
+        found = self.resolve(slug)
+        if found is None:
+            raise provider_not_found(slug.lstrip("@"))
+        return found
+
+    def saved_config(self, config_id: str) -> str | None:
+        return self._snapshot.configs.get(config_id)
+
+    def slugs(self) -> frozenset[str]:
+        return frozenset(self._snapshot.providers)
+
+    @property
+    def snapshot(self) -> CatalogSnapshot:
+        return self._snapshot
+
+    @property
+    def version(self) -> int:
+        return self._snapshot.version
+
+    # ---------------------------------------------------------------------------------------- lifecycle
+
+    def on_change(self, listener: Listener) -> None:
+        """Call ``listener(snapshot)`` after every change; at once too, if the catalog is already loaded."""
+        self._listeners.append(listener)
+        if self._snapshot.version >= 0:
+            self._notify(listener)
+
+    async def start(self) -> None:
+        """Load strictly (undecryptable credentials raise CatalogKeyError), then poll in the background."""
+        await self.refresh(strict=True)
+        if self._task is None:
+            self._task = asyncio.create_task(self._poll(), name="sluicegate-catalog-poll")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+
+    async def refresh(self, *, strict: bool = False) -> bool:
+        """Reload from the store; True when the snapshot changed. Without ``strict``, a provider that does
+        not decrypt keeps its previous entry (or stays absent) and is logged by slug, never by value."""
+        async with self._lock:
+            self._vault.reload_if_changed()  # a rotation rewrote the key file: adopt the new active key
+            sealed = await self._load()
+            opened, failures = self._open(sealed)
+            if failures and strict:
+                raise CatalogKeyError(failures)
+            if failures and failures != self._failures:
+                self._log.error("%s", CatalogKeyError(failures))
+            self._failures = failures
+            old = self._snapshot
+            if old.version == sealed.version and dict(old.providers) == opened and dict(old.configs) == sealed.configs:
+                return False
+            self._snapshot = CatalogSnapshot(sealed.version, MappingProxyType(opened), MappingProxyType(sealed.configs))
+        for listener in list(self._listeners):
+            self._notify(listener)
+        return True
+
+    # ----------------------------------------------------------------------------------------- internals
+
+    async def _poll(self) -> None:
+        failing = False
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                async with self._engine.connect() as conn:
+                    version = await read_catalog_version(conn)
+                if version != self._snapshot.version or self._failures:
+                    await self.refresh()
+                if failing:
+                    self._log.warning("catalog reload works again")
+                failing = False
+            except Exception as exc:  # keep serving the last good snapshot whatever the store does
+                if not failing:
+                    self._log.warning("catalog reload failed, serving the last catalog: %s", _first_line(exc))
+                failing = True
+
+    async def _load(self) -> _Sealed:
+        h = provider_headers
+        async with self._engine.connect() as conn:
+            # Version first: data read after it is at least that new, so a write racing this load only
+            # causes one more reload, never a stale snapshot labelled fresh.
+            version = await read_catalog_version(conn)
+            rows = (await conn.execute(select(providers))).all()
+            headers = (await conn.execute(select(h).order_by(h.c.provider_id, h.c.position))).all()
+            configs = {r.id: r.text for r in await conn.execute(select(saved_configs.c.id, saved_configs.c.text))}
+        return _Sealed(version, rows, headers, configs)
+
+    def _open(self, sealed: _Sealed) -> tuple[dict[str, ResolvedProvider], dict[str, str]]:
+        by_provider: dict[int, list[Row[Any]]] = {}
+        for header in sealed.headers:
+            by_provider.setdefault(header.provider_id, []).append(header)
+        opened: dict[str, ResolvedProvider] = {}
+        failures: dict[str, str] = {}
+        for row in sealed.providers:
+            try:
+                opened[row.slug] = _resolved(row, self._decrypt_all(row.id, by_provider.get(row.id, [])))
+            except VaultError as exc:
+                failures[row.slug] = str(exc)
+                previous = self._snapshot.providers.get(row.slug)
+                if previous is not None:
+                    opened[row.slug] = previous
+        return opened, failures
+
+    def _decrypt_all(self, provider_id: int, headers: list[Row[Any]]) -> tuple[tuple[str, str], ...]:
+        result = []
+        for header in headers:
+            try:
+                result.append((header.name, self._vault.decrypt(header.ciphertext, provider_header_aad(provider_id, header.name))))
+            except VaultError as exc:
+                raise VaultError(f"header {header.name!r}: {exc}") from None
+        return tuple(result)
+
+    def _notify(self, listener: Listener) -> None:
+        try:
+            listener(self._snapshot)
+        except Exception:  # one faulty listener must not stop the others or the poll
+            self._log.exception("catalog change listener failed")
+
+
+def _resolved(row: Row[Any], headers: tuple[tuple[str, str], ...]) -> ResolvedProvider:
+    return ResolvedProvider(
+        slug=row.slug,
+        spec=row.spec,
+        custom_host=row.custom_host,
+        headers=headers,
+        models=tuple(row.models or ()),
+        default_model=row.default_model,
+        forward_headers=tuple(row.forward_headers or ()),
+        allow_entry=row.allow_entry,
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    # Driver errors can append the SQL text; the first line names the problem without it.
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"

@@ -1,0 +1,92 @@
+"""One async engine per process, for SQLite (default, embedded) or PostgreSQL (``SLUICEGATE_DATABASE_URL``).
+
+The URL a user writes is the one libpq understands (``postgresql://…``); the async driver is our business,
+so it is chosen here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from ..settings import Settings
+
+# A CLI write and the server's poll may meet on the SQLite write lock; waiting a few seconds beats failing.
+SQLITE_BUSY_TIMEOUT_MS = 5000
+
+_ASYNC_DRIVERS = {
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+    "postgresql+asyncpg": "postgresql+asyncpg",
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+}
+
+
+class StoreConfigError(ValueError):
+    """The database URL cannot be used (unknown scheme, wrong driver)."""
+
+
+def database_url(settings: Settings) -> URL:
+    """The async SQLAlchemy URL for ``settings``: the configured one, or the SQLite file in the data dir."""
+    if not settings.database_url:
+        return URL.create("sqlite+aiosqlite", database=str(settings.sqlite_path))
+    try:
+        url = make_url(settings.database_url)
+    except Exception as exc:  # SQLAlchemy raises ArgumentError; the message names the bad URL part
+        raise StoreConfigError(f"SLUICEGATE_DATABASE_URL is not a database URL: {exc}") from None
+    driver = _ASYNC_DRIVERS.get(url.drivername)
+    if driver is None:
+        raise StoreConfigError(
+            f"SLUICEGATE_DATABASE_URL: unsupported scheme {url.drivername!r} "
+            "(use postgresql://user@host/db or sqlite:///path)"
+        )
+    return url.set(drivername=driver)
+
+
+def is_sqlite(engine_or_url: AsyncEngine | URL) -> bool:
+    url = engine_or_url.url if isinstance(engine_or_url, AsyncEngine) else engine_or_url
+    return url.get_backend_name() == "sqlite"
+
+
+def create_engine(settings: Settings, **engine_kwargs: Any) -> AsyncEngine:
+    """Create the process's engine; for SQLite, create the data dir and switch the file to WAL."""
+    url = database_url(settings)
+    if is_sqlite(url):
+        return _sqlite_engine(url, **engine_kwargs)
+    return create_async_engine(url, pool_pre_ping=True, **engine_kwargs)
+
+
+def _sqlite_engine(url: URL, **engine_kwargs: Any) -> AsyncEngine:
+    if url.database and url.database != ":memory:":
+        # 0700: the database holds ciphertexts and token hashes; nobody else needs to list it.
+        Path(url.database).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    engine = create_async_engine(url, **engine_kwargs)
+    event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets the server's readers run while a CLI process writes; NORMAL sync is durable enough under WAL
+    # (a power cut may lose the last commit, never corrupt the file); foreign keys are off by default.
+    cursor = dbapi_connection.cursor()
+    for pragma in (
+        "PRAGMA journal_mode=WAL",
+        f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
+        "PRAGMA synchronous=NORMAL",
+        "PRAGMA foreign_keys=ON",
+    ):
+        cursor.execute(pragma)
+    cursor.close()
+
+
+def sqlite_file(engine: AsyncEngine) -> Path | None:
+    """The database file of a SQLite engine (None for PostgreSQL or an in-memory database)."""
+    if not is_sqlite(engine) or engine.url.database in (None, "", ":memory:"):
+        return None
+    return Path(os.path.abspath(engine.url.database))

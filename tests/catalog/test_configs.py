@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from sluicegate.catalog import ConfigRepository, NotInCatalog, ProviderRepository, referenced_slugs
+from sluicegate.catalog.configs import inlined_secret
+from sluicegate.errors import BadRequest, ConfigError, Conflict
+
+from .helpers import new_provider
+
+FALLBACK = orjson.dumps(
+    {"strategy": {"mode": "fallback"}, "targets": [{"provider": "@my-llm"}, {"provider": "@other"}]}
+).decode()
+
+
+@pytest.fixture
+async def providers(engine, vault) -> ProviderRepository:
+    repo = ProviderRepository(engine, vault)
+    await repo.add(new_provider("my-llm"))
+    await repo.add(new_provider("other"))
+    return repo
+
+
+@pytest.mark.parametrize(
+    ("config", "slugs"),
+    [
+        ({"provider": "@a"}, ("a",)),
+        ({"provider": "openai", "api_key": ""}, ()),
+        ({"virtual_key": "vk-legacy"}, ("vk-legacy",)),
+        ({"targets": [{"targets": [{"provider": "@deep"}]}, {"override_params": {"model": "@b/gpt-4o"}}]}, ("deep", "b")),
+        ({"override_params": {"model": "gpt-4o"}}, ()),
+        ({"targets": [{"provider": "@a"}, {"provider": "@a"}]}, ("a",)),
+    ],
+)
+def test_referenced_slugs(config, slugs) -> None:
+    assert referenced_slugs(orjson.dumps(config).decode()) == slugs
+
+
+def test_inlined_secret_path() -> None:
+    assert inlined_secret({"targets": [{"provider": "@a"}, {"provider": "openai", "api_key": "sk"}]}) == (
+        "config.targets[1].api_key"
+    )
+    assert inlined_secret({"provider": "openai", "api_key": ""}) is None
+
+
+async def test_crud(engine, providers) -> None:
+    repo = ConfigRepository(engine)
+    view = await repo.add("fallback-prod", FALLBACK, notes="primary then backup")
+    assert view.id == "fallback-prod" and view.text == FALLBACK and view.notes == "primary then backup"
+    assert [c.id for c in await repo.list()] == ["fallback-prod"]
+    replaced = await repo.replace("fallback-prod", '{"provider": "@other"}')
+    assert replaced.text == '{"provider": "@other"}' and replaced.notes == "primary then backup"
+    assert (await repo.replace("fallback-prod", replaced.text, notes="")).notes == ""
+    await repo.remove("fallback-prod")
+    assert await repo.list() == []
+    with pytest.raises(NotInCatalog, match="^Config fallback-prod not found$"):
+        await repo.get("fallback-prod")
+
+
+async def test_duplicate_id_is_409(engine, providers) -> None:
+    repo = ConfigRepository(engine)
+    await repo.add("c1", FALLBACK)
+    with pytest.raises(Conflict, match="^Config c1 already exists$"):
+        await repo.add("c1", FALLBACK)
+
+
+@pytest.mark.parametrize(
+    ("config_id", "text", "message"),
+    [
+        ("Bad_Id", "{}", "^id: must be 1-63 lowercase"),
+        ("c", "{not json", "^config: not valid JSON"),
+        ("c", "[1, 2]", "^config: expected a JSON object$"),
+        ("c", '{"provider": "@ghost"}', "^Provider @ghost not found in the catalog$"),
+        ("c", '{"provider": "openai", "api_key": "sk-x"}', "^config.api_key: credentials cannot be stored"),
+        ("c", '{"targets": [{"provider": "@my-llm"}, {"override_params": {"model": "@nope/m"}}]}', "@nope not found"),
+    ],
+)
+async def test_bad_configs_are_400(engine, providers, config_id: str, text: str, message: str) -> None:
+    with pytest.raises(BadRequest, match=message):
+        await ConfigRepository(engine).add(config_id, text)
+
+
+async def test_injected_validator_runs_and_its_errors_pass_through(engine, providers) -> None:
+    seen: list[str] = []
+
+    def validate(text: str) -> None:
+        seen.append(text)
+        if "loadbalance" in text:
+            raise ConfigError(["strategy.mode: loadbalance needs weights"])
+
+    repo = ConfigRepository(engine, validate=validate)
+    await repo.add("ok", FALLBACK)
+    with pytest.raises(ConfigError) as caught:
+        await repo.add("lb", '{"strategy": {"mode": "loadbalance"}, "targets": []}')
+    assert caught.value.errors == ["strategy.mode: loadbalance needs weights"]
+    assert seen[0] == FALLBACK and len(seen) == 2
+    assert [c.id for c in await repo.list()] == ["ok"]
+
+
+async def test_provider_in_use_cannot_be_deleted(engine, providers) -> None:
+    configs = ConfigRepository(engine)
+    await configs.add("b-uses", FALLBACK)
+    await configs.add("a-uses", '{"override_params": {"model": "@my-llm/llama"}}')
+    with pytest.raises(Conflict, match="^Provider @my-llm is used by saved config\\(s\\): a-uses, b-uses$"):
+        await providers.remove("my-llm")
+    await configs.remove("a-uses")
+    await configs.remove("b-uses")
+    await providers.remove("my-llm")

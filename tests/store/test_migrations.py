@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, select
+
+from sluicegate.settings import Settings
+from sluicegate.store import create_engine, current_revision, head_revision, upgrade
+from sluicegate.store.tables import catalog_state, metadata
+
+
+async def test_upgrade_creates_schema_and_is_idempotent(empty_settings: Settings) -> None:
+    engine = create_engine(empty_settings)
+    try:
+        assert await current_revision(engine) is None
+        await upgrade(engine)
+        await upgrade(engine)  # a second start changes nothing
+        assert await current_revision(engine) == head_revision()
+        async with engine.connect() as conn:
+            assert (await conn.execute(select(catalog_state))).all() == [(1, 0)]
+    finally:
+        await engine.dispose()
+
+
+async def test_migrations_match_tables_py(engine) -> None:
+    """tables.py and the migrations must describe the same schema on both dialects."""
+
+    def diff(sync_conn):
+        context = MigrationContext.configure(sync_conn, opts={"compare_type": True})
+        return compare_metadata(context, metadata)
+
+    async with engine.connect() as conn:
+        assert await conn.run_sync(diff) == []
+        names = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+    assert {"providers", "provider_headers", "saved_configs", "admin_tokens", "catalog_state"} <= names
+
+
+async def test_concurrent_upgrades_serialise(empty_settings: Settings) -> None:
+    """Workers and a CLI may start together: every one must succeed, the schema built exactly once."""
+    engines = [create_engine(empty_settings) for _ in range(3)]
+    try:
+        await asyncio.gather(*(upgrade(e) for e in engines))
+        assert await current_revision(engines[0]) == head_revision()
+    finally:
+        for e in engines:
+            await e.dispose()
+
+
+async def test_upgrade_accepts_a_url(empty_settings: Settings) -> None:
+    url = empty_settings.database_url or f"sqlite:///{empty_settings.sqlite_path}"
+    empty_settings.data_dir.mkdir(parents=True, exist_ok=True)
+    await upgrade(url)
+    engine = create_engine(empty_settings)
+    try:
+        assert await current_revision(engine) == head_revision()
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("revision", ["base"])
+async def test_downgrade_to_base_and_back(engine, revision: str) -> None:
+    from alembic import command
+
+    from sluicegate.store.migrate import alembic_config
+
+    def down(sync_conn):
+        cfg = alembic_config()
+        cfg.attributes["connection"] = sync_conn
+        command.downgrade(cfg, revision)
+
+    async with engine.begin() as conn:
+        await conn.run_sync(down)
+    assert await current_revision(engine) is None
+    await upgrade(engine)
+    assert await current_revision(engine) == head_revision()

@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+import pytest
+
+from sluicegate.catalog import Catalog, ProviderRepository
+from sluicegate.settings import Settings
+from sluicegate.vault import Vault, VaultError, encode_key, generate_key
+from sluicegate.vault import rotate as rotation
+from sluicegate.vault.keys import read_key_file, write_key_file
+
+from ..catalog.helpers import API_KEY, SECRET, new_provider
+
+
+async def add_providers(engine, vault, count: int = 3) -> None:
+    repo = ProviderRepository(engine, vault)
+    for i in range(count):
+        await repo.add(new_provider(f"p{i}"))
+
+
+async def test_rotate_key_file_while_a_server_runs(engine, settings: Settings, monkeypatch) -> None:
+    monkeypatch.setattr(rotation, "BATCH_ROWS", 2)  # several batches, several version bumps
+    server_vault = Vault.load(settings)
+    await add_providers(engine, server_vault)
+    old_id = server_vault.active_key_id
+    server = Catalog(engine, server_vault, poll_interval_s=0.1)
+    await server.start()
+    misses = 0
+
+    async def traffic() -> None:
+        nonlocal misses
+        while True:
+            misses += sum(server.resolve(f"p{i}") is None for i in range(3))
+            await asyncio.sleep(0.005)
+
+    load = asyncio.create_task(traffic())
+    try:
+        cli_vault = Vault.load(settings)
+        lines: list[str] = []
+        report = await rotation.rotate(engine, cli_vault, settle_s=0.3, say=lines.append)
+        await asyncio.sleep(0.3)
+    finally:
+        load.cancel()
+        await server.stop()
+    assert misses == 0  # no downtime: every lookup answered throughout
+    assert report.reencrypted == 6 and report.retired_key_ids == (old_id,)
+    assert report.active_key_id != old_id and server_vault.active_key_id == report.active_key_id
+    assert await rotation.key_usage(engine) == {report.active_key_id: 6}
+    assert [k.key_id for k in read_key_file(settings.data_dir / "master.key").keys] == [report.active_key_id]
+    assert dict(server.resolve("p2").headers) == {"Authorization": SECRET, "x-api-key": API_KEY}
+    fresh = Catalog(engine, Vault.load(settings))  # a restart with the rewritten file
+    await fresh.start()
+    await fresh.stop()
+    assert fresh.resolve("p0").headers == server.resolve("p0").headers
+    assert all(SECRET not in line for line in lines) and len(lines) == 3
+
+
+async def test_rotate_resumes_after_a_crash(engine, settings: Settings) -> None:
+    vault = Vault.load(settings)
+    await add_providers(engine, vault)
+    path = settings.data_dir / "master.key"
+    crashed = generate_key()  # step 1 of an earlier run completed, nothing else
+    write_key_file(path, (crashed,) + read_key_file(path).keys)
+    report = await rotation.rotate(engine, Vault.load(settings), settle_s=0)
+    assert len(report.retired_key_ids) == 2 and report.reencrypted == 6
+    assert await rotation.key_usage(engine) == {report.active_key_id: 6}
+    catalog = Catalog(engine, Vault.load(settings))
+    await catalog.start()
+    await catalog.stop()
+    assert dict(catalog.resolve("p1").headers)["Authorization"] == SECRET
+
+
+async def test_rotate_with_env_keys(engine, settings: Settings) -> None:
+    old, new = generate_key(), generate_key()
+    env = dataclasses.replace(settings, master_key=encode_key(old))
+    await add_providers(engine, Vault.load(env))
+    rotated = dataclasses.replace(settings, master_key=f"{encode_key(new)},{encode_key(old)}")
+    report = await rotation.rotate(engine, Vault.load(rotated), settle_s=0)
+    assert report.source == "SLUICEGATE_MASTER_KEY" and report.retired_key_ids == (old.key_id,)
+    assert await rotation.key_usage(engine) == {new.key_id: 6}
+    assert not (settings.data_dir / "master.key").exists()
+    only_new = dataclasses.replace(settings, master_key=encode_key(new))
+    catalog = Catalog(engine, Vault.load(only_new))
+    await catalog.start()
+    await catalog.stop()
+    assert dict(catalog.resolve("p0").headers)["x-api-key"] == API_KEY
+
+
+async def test_rotate_with_the_wrong_key_names_the_provider(engine, settings: Settings) -> None:
+    await add_providers(engine, Vault.load(settings), count=1)
+    wrong = dataclasses.replace(settings, master_key=encode_key(generate_key()))
+    with pytest.raises(VaultError, match=r"provider @p0, header 'Authorization': sealed with master key"):
+        await rotation.rotate(engine, Vault.load(wrong), settle_s=0)
+
+
+async def test_rotate_empty_catalog(engine, settings: Settings) -> None:
+    vault = Vault.load(settings)
+    report = await rotation.rotate(engine, vault, settle_s=0)
+    assert report.reencrypted == 0 and await rotation.key_usage(engine) == {}
+    assert vault.active_key_id == report.active_key_id
