@@ -1,23 +1,30 @@
-"""Composition root: Settings → guard, upstream client, dispatcher … → the aiohttp application.
+"""Composition root: Settings → guard, store, upstream client, dispatcher, telemetry … → the aiohttp application.
 
 Nothing else constructs long-lived objects; everything a handler needs hangs off the Gateway built here.
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
 from dataclasses import dataclass, field
 
+import aiohttp
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .config.model import Node, Target
 from .dispatch import Dispatcher
 from .errors import BadRequest
-from .server.headers import RequestContext
+from .server.headers import RequestContext, public_metadata
 from .server.keys import GATEWAY
 from .server.middleware import errors_middleware
+from .server.observability import add_observability_routes
 from .server.routes import add_routes
 from .settings import Settings
+from .store import create_engine, upgrade
+from .telemetry.metrics import pool_gauges
+from .telemetry.service import Telemetry
 from .upstream.client import create_session
 from .upstream.guard import Guard, GuardPolicy
 
@@ -26,11 +33,25 @@ log = logging.getLogger("sluicegate")
 _DIRECT = Target(path="config")  # no config: provider, credential and host all come from the request
 
 
+class EnvAdminAuth:
+    """Stand-in until the catalog branch's AdminAuth is merged: only SLUICEGATE_ADMIN_TOKEN is accepted."""
+
+    def __init__(self, token: str | None) -> None:
+        self._token = token.encode() if token else None
+
+    async def check(self, presented: str) -> bool:
+        return self._token is not None and hmac.compare_digest(presented.encode(), self._token)
+
+
 @dataclass
 class Gateway:
     settings: Settings
     guard: Guard
+    engine: AsyncEngine
+    telemetry: Telemetry
+    admin_auth: EnvAdminAuth
     dispatcher: Dispatcher = field(init=False)
+    session: aiohttp.ClientSession | None = field(init=False, default=None)
 
     def root_node(self, ctx: RequestContext) -> Node:
         """The config tree for a request: its Gateway Config, or the direct one-target tree."""
@@ -43,16 +64,36 @@ class Gateway:
 
 def build_app(settings: Settings) -> web.Application:
     guard = Guard(GuardPolicy.from_settings(settings))
-    gateway = Gateway(settings=settings, guard=guard)
+    engine = create_engine(settings)
+    gateway: Gateway
+
+    def pool():
+        return pool_gauges(gateway.session.connector if gateway.session is not None else None)
+
+    telemetry = Telemetry(settings, engine, metadata_of=public_metadata, pool=pool)
+    gateway = Gateway(settings=settings, guard=guard, engine=engine, telemetry=telemetry,
+                      admin_auth=EnvAdminAuth(settings.admin_token))
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[errors_middleware])
     app[GATEWAY] = gateway
 
+    async def store_context(app: web.Application):
+        await upgrade(engine)
+        yield
+        await engine.dispose()
+
     async def upstream_context(app: web.Application):
-        session = create_session(settings, guard.resolver())
+        session = gateway.session = create_session(settings, guard.resolver())
         gateway.dispatcher = Dispatcher(session, guard, provider_urls=dict(settings.provider_base_urls))
         yield
         await session.close()
 
-    app.cleanup_ctx.append(upstream_context)
+    async def telemetry_context(app: web.Application):
+        await telemetry.start()
+        yield
+        await telemetry.close()  # after the server stopped taking requests: drains every record
+
+    # Cleanup runs in reverse: telemetry drains first, while the store is still open.
+    app.cleanup_ctx.extend([store_context, upstream_context, telemetry_context])
     add_routes(app)
+    add_observability_routes(app)
     return app

@@ -153,10 +153,11 @@ def _derive_stream(record: RequestRecord) -> Derived:
     tap = record.tap
     assert tap is not None
     tail = b"".join(tap.tail)
-    answer = usage_mod.from_stream(tap.head, tail)
+    whole = tap.chunks <= TAIL_CHUNKS
+    answer = usage_mod.from_stream(tap.head, tail, whole)
     used = answer.usage
     if used is None and record.status < 400:
-        completion = usage_mod.estimate_completion(tap.head, tail, tap.events, tap.chunks <= TAIL_CHUNKS)
+        completion = usage_mod.estimate_completion(tap.head, tail, tap.events, whole)
         prompt = usage_mod.estimate_prompt(record.call.json if record.call is not None else None)
         used = usage_mod.Usage(prompt, completion, prompt + completion, estimated=True)
     return Derived(used, answer.model)

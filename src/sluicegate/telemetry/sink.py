@@ -39,7 +39,12 @@ class StoreUnavailable(Exception):
 
 
 class RejectedBatch(Exception):
-    """The store refused the batch itself (a schema or data error): retrying cannot help."""
+    """The store refused ``count`` records of the batch (a schema or data error): retrying cannot help.
+    The rest of the batch is stored."""
+
+    def __init__(self, message: str, count: int) -> None:
+        super().__init__(message)
+        self.count = count
 
 
 class Sink:
@@ -167,8 +172,8 @@ class Sink:
             async with asyncio.timeout(WRITE_TIMEOUT_S):
                 await self._writer.write(entries)
         except RejectedBatch as exc:
-            log.error("request log store refused %d records (%s); they are dropped", len(entries), exc)
-            self._drop("rejected", len(entries))
+            log.error("request log store refused %d records (%s); they are dropped", exc.count, exc)
+            self._drop("rejected", exc.count)
             return True  # consumed: spooling data the store refuses would only replay the refusal
         except Exception as exc:  # noqa: BLE001 - any failure to reach the store means: spool, probe later
             self._went_down(exc)

@@ -81,9 +81,13 @@ def _data(event: bytes) -> bytes | None:
     return b"\n".join(lines) if lines else None
 
 
-def from_stream(head: bytes, tail: bytes) -> Answer:
-    """Usage from the last events that carry one; the model from the first event that names it."""
-    tail_events, _ = sse.split_events(tail)
+def from_stream(head: bytes, tail: bytes, whole: bool) -> Answer:
+    """Usage from the last event that carries one; the model from the first event that names it.
+
+    ``whole``: the tail holds every chunk after the head, so the end may be in the head (a short stream
+    often arrives in the very read that found its first content).
+    """
+    tail_events, _ = sse.split_events(head + tail if whole else tail)
     usage = None
     for chunk in reversed(list(_chunks_of(tail_events))):
         usage = usage_of(chunk.get("usage"))
