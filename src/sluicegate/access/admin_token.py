@@ -1,0 +1,86 @@
+"""The admin token guarding ``/admin/api``.
+
+``SLUICEGATE_ADMIN_TOKEN`` wins when set (nothing is stored). Otherwise a random token is generated on first
+start, only its SHA-256 is stored, and the caller prints it once. A plain hash is enough here because the
+generated token carries 256 random bits; there is nothing to brute-force that a slow KDF would protect.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ..store.tables import admin_tokens, utcnow
+
+TOKEN_PREFIX = "sgadm_"  # recognisable in a leaked-secret scan
+DEFAULT_NAME = "default"
+MIN_ENV_TOKEN = 16
+
+
+class AdminTokenError(ValueError):
+    """SLUICEGATE_ADMIN_TOKEN is unusable (too short to be a credential)."""
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+async def ensure_admin_token(engine: AsyncEngine, env_token: str | None) -> str | None:
+    """Make sure an admin token exists; return it only if it was generated now (print it once, then forget)."""
+    if env_token:
+        if len(env_token) < MIN_ENV_TOKEN:
+            raise AdminTokenError(f"SLUICEGATE_ADMIN_TOKEN must be at least {MIN_ENV_TOKEN} characters long")
+        return None
+    async with engine.connect() as conn:
+        if await conn.scalar(select(admin_tokens.c.id).limit(1)) is not None:
+            return None
+    token = new_token()
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                insert(admin_tokens).values(name=DEFAULT_NAME, token_hash=hash_token(token), created_at=utcnow())
+            )
+    except IntegrityError:  # another process started at the same moment and stored its own token
+        return None
+    return token
+
+
+async def reset_admin_token(engine: AsyncEngine) -> str:
+    """Replace every stored admin token with a new one (returned once; ``sluicegate admin-token reset``)."""
+    token = new_token()
+    async with engine.begin() as conn:
+        await conn.execute(delete(admin_tokens))
+        await conn.execute(
+            insert(admin_tokens).values(name=DEFAULT_NAME, token_hash=hash_token(token), created_at=utcnow())
+        )
+    return token
+
+
+class AdminAuth:
+    """Checks a presented bearer token. Stored hashes are read per check: admin calls are rare, and a reset
+    from the CLI then takes effect at once, with no cache to invalidate."""
+
+    def __init__(self, engine: AsyncEngine, env_token: str | None = None) -> None:
+        self._engine = engine
+        self._env_hash = hash_token(env_token) if env_token else None
+
+    async def check(self, presented: str | None) -> bool:
+        if not presented:
+            return False
+        # Comparing fixed-length digests with compare_digest: timing reveals neither the token nor its length.
+        digest = hash_token(presented)
+        if self._env_hash is not None:
+            return hmac.compare_digest(digest, self._env_hash)
+        async with self._engine.connect() as conn:
+            stored = (await conn.execute(select(admin_tokens.c.token_hash))).scalars().all()
+        matches = [hmac.compare_digest(digest, candidate) for candidate in stored]
+        return any(matches)

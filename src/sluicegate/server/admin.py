@@ -1,0 +1,218 @@
+"""The admin JSON API, a sub-application mounted at ``/admin/api``, apart from ``/v1``.
+
+  GET/POST              /admin/api/providers
+  GET/PATCH/DELETE      /admin/api/providers/{slug}
+  GET/POST              /admin/api/configs
+  GET/PUT/DELETE        /admin/api/configs/{id}
+
+Every request needs ``Authorization: Bearer <admin token>``. Every answer is JSON; refusals use the
+gateway envelope ``{"status": "failure", "message": ...}`` with 400/401/404/409 (413 for huge bodies) and
+never a traceback. Header values only ever leave as their masked form.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+import orjson
+from aiohttp import web
+
+from ..access.admin_token import AdminAuth
+from ..catalog.configs import ConfigRepository
+from ..catalog.jsonio import config_from_json, parse_body, patch_from_json, provider_from_json
+from ..catalog.providers import ProviderRepository
+from ..catalog.records import validate_slug
+from ..errors import GatewayError, PayloadTooLarge, Unauthorized
+from ..vault import VaultError
+
+ADMIN_PREFIX = "/admin/api"
+MAX_ADMIN_BODY = 1024 * 1024
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class AdminServices:
+    providers: ProviderRepository
+    configs: ConfigRepository
+    auth: AdminAuth
+    # Called after every successful write, e.g. ``catalog.refresh``: this process serves the change at
+    # once instead of on its next poll.
+    on_write: Callable[[], Awaitable[Any]] | None = None
+    logger: logging.Logger = field(default_factory=lambda: logging.getLogger("sluicegate.admin"))
+
+
+SERVICES = web.AppKey("sluicegate_admin_services", AdminServices)
+
+
+def admin_app(services: AdminServices) -> web.Application:
+    """Build the sub-app; mount it with ``app.add_subapp(ADMIN_PREFIX, admin_app(services))``."""
+    app = web.Application(middlewares=[_errors_middleware(services.logger), _auth_middleware(services.auth)])
+    app[SERVICES] = services
+    app.router.add_routes(
+        [
+            web.get("/providers", list_providers),
+            web.post("/providers", create_provider),
+            web.get("/providers/{slug}", get_provider),
+            web.patch("/providers/{slug}", update_provider),
+            web.delete("/providers/{slug}", delete_provider),
+            web.get("/configs", list_configs),
+            web.post("/configs", create_config),
+            web.get("/configs/{id}", get_config),
+            web.put("/configs/{id}", replace_config),
+            web.delete("/configs/{id}", delete_config),
+        ]
+    )
+    return app
+
+
+# ------------------------------------------------------------------------------------------ middlewares
+
+
+def _errors_middleware(log: logging.Logger) -> Any:
+    @web.middleware
+    async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except GatewayError as exc:
+            body = exc.body() if "status" in exc.body() else {"status": "failure", "message": exc.message}
+            return _json(body, exc.status, _auth_challenge(exc.status))
+        except web.HTTPException as exc:  # unknown route, wrong method
+            if exc.status < 400:
+                raise
+            return _json({"status": "failure", "message": exc.reason}, exc.status)
+        except VaultError as exc:  # an operator problem (key file), never a secret in the message
+            log.error("admin %s %s: %s", request.method, request.path, exc)
+            return _json({"status": "failure", "message": f"vault: {exc}"}, 500)
+        except Exception:
+            log.exception("admin %s %s failed", request.method, request.path)
+            return _json({"status": "failure", "message": "Internal error"}, 500)
+
+    return errors
+
+
+def _auth_middleware(auth: AdminAuth) -> Any:
+    @web.middleware
+    async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+        scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("Missing admin token: send Authorization: Bearer <admin token>")
+        if not await auth.check(token.strip()):
+            raise Unauthorized("Invalid admin token")
+        return await handler(request)
+
+    return authenticate
+
+
+def _auth_challenge(status: int) -> dict[str, str] | None:
+    return {"WWW-Authenticate": 'Bearer realm="sluicegate-admin"'} if status == 401 else None
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json", headers=headers)
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    if (request.content_length or 0) > MAX_ADMIN_BODY:
+        raise PayloadTooLarge(f"body: larger than {MAX_ADMIN_BODY // 1024} KiB")
+    raw = await request.read()
+    if len(raw) > MAX_ADMIN_BODY:
+        raise PayloadTooLarge(f"body: larger than {MAX_ADMIN_BODY // 1024} KiB")
+    return parse_body(raw)
+
+
+def _services(request: web.Request) -> AdminServices:
+    return request.app[SERVICES]
+
+
+async def _written(request: web.Request) -> None:
+    services = _services(request)
+    if services.on_write is None:
+        return
+    try:
+        await services.on_write()
+    except Exception as exc:  # the write is committed; the poll will pick it up anyway
+        services.logger.warning("catalog refresh after admin write failed: %s", type(exc).__name__)
+
+
+def _slug(request: web.Request) -> str:
+    return validate_slug(request.match_info["slug"])
+
+
+def _config_id(request: web.Request) -> str:
+    return validate_slug(request.match_info["id"], "id")
+
+
+# --------------------------------------------------------------------------------------------- providers
+
+
+async def list_providers(request: web.Request) -> web.Response:
+    views = await _services(request).providers.list()
+    return _json({"providers": [view.to_json() for view in views]})
+
+
+async def create_provider(request: web.Request) -> web.Response:
+    repo = _services(request).providers
+    item = provider_from_json(await _body(request), repo.check_host)
+    view = await repo.add(item)
+    await _written(request)
+    return _json(view.to_json(), 201)
+
+
+async def get_provider(request: web.Request) -> web.Response:
+    return _json((await _services(request).providers.get(_slug(request))).to_json())
+
+
+async def update_provider(request: web.Request) -> web.Response:
+    slug = _slug(request)
+    view = await _services(request).providers.update(slug, patch_from_json(await _body(request)))
+    await _written(request)
+    return _json(view.to_json())
+
+
+async def delete_provider(request: web.Request) -> web.Response:
+    slug = _slug(request)
+    await _services(request).providers.remove(slug)
+    await _written(request)
+    return _json({"status": "success", "message": f"Provider @{slug} deleted"})
+
+
+# ----------------------------------------------------------------------------------------------- configs
+
+
+async def list_configs(request: web.Request) -> web.Response:
+    views = await _services(request).configs.list()
+    return _json({"configs": [view.to_json() for view in views]})
+
+
+async def create_config(request: web.Request) -> web.Response:
+    config_id, text, notes = config_from_json(await _body(request), require_id=True)
+    view = await _services(request).configs.add(validate_slug(config_id, "id"), text, notes=notes)
+    await _written(request)
+    return _json(view.to_json(), 201)
+
+
+async def get_config(request: web.Request) -> web.Response:
+    return _json((await _services(request).configs.get(_config_id(request))).to_json())
+
+
+async def replace_config(request: web.Request) -> web.Response:
+    config_id = _config_id(request)
+    body = await _body(request)
+    _, text, notes = config_from_json(body, require_id=False)
+    kwargs = {"notes": notes or ""} if "notes" in body else {}
+    view = await _services(request).configs.replace(config_id, text, **kwargs)
+    await _written(request)
+    return _json(view.to_json())
+
+
+async def delete_config(request: web.Request) -> web.Response:
+    config_id = _config_id(request)
+    await _services(request).configs.remove(config_id)
+    await _written(request)
+    return _json({"status": "success", "message": f"Config {config_id} deleted"})
