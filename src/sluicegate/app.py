@@ -5,7 +5,6 @@ Nothing else constructs long-lived objects; everything a handler needs hangs off
 
 from __future__ import annotations
 
-import hmac
 import logging
 from dataclasses import dataclass, field
 
@@ -13,13 +12,16 @@ import aiohttp
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from .access.admin_token import AdminAuth, ensure_admin_token
+from .catalog import ConfigRepository, ProviderRepository
 from .config.model import Node, Target
 from .dispatch import Dispatcher
 from .errors import BadRequest
 from .server.headers import RequestContext, public_metadata
 from .server.keys import GATEWAY
 from .server.middleware import errors_middleware
-from .server.observability import add_observability_routes
+from .server.admin import ADMIN_PREFIX, AdminServices, admin_app
+from .server.observability import add_log_routes, add_metrics_route
 from .server.routes import add_routes
 from .settings import Settings
 from .store import create_engine, upgrade
@@ -27,20 +29,11 @@ from .telemetry.metrics import pool_gauges
 from .telemetry.service import Telemetry
 from .upstream.client import create_session
 from .upstream.guard import Guard, GuardPolicy
+from .vault import Vault
 
 log = logging.getLogger("sluicegate")
 
 _DIRECT = Target(path="config")  # no config: provider, credential and host all come from the request
-
-
-class EnvAdminAuth:
-    """Stand-in until the catalog branch's AdminAuth is merged: only SLUICEGATE_ADMIN_TOKEN is accepted."""
-
-    def __init__(self, token: str | None) -> None:
-        self._token = token.encode() if token else None
-
-    async def check(self, presented: str) -> bool:
-        return self._token is not None and hmac.compare_digest(presented.encode(), self._token)
 
 
 @dataclass
@@ -49,7 +42,6 @@ class Gateway:
     guard: Guard
     engine: AsyncEngine
     telemetry: Telemetry
-    admin_auth: EnvAdminAuth
     dispatcher: Dispatcher = field(init=False)
     session: aiohttp.ClientSession | None = field(init=False, default=None)
 
@@ -71,13 +63,15 @@ def build_app(settings: Settings) -> web.Application:
         return pool_gauges(gateway.session.connector if gateway.session is not None else None)
 
     telemetry = Telemetry(settings, engine, metadata_of=public_metadata, pool=pool)
-    gateway = Gateway(settings=settings, guard=guard, engine=engine, telemetry=telemetry,
-                      admin_auth=EnvAdminAuth(settings.admin_token))
+    gateway = Gateway(settings=settings, guard=guard, engine=engine, telemetry=telemetry)
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[errors_middleware])
     app[GATEWAY] = gateway
 
     async def store_context(app: web.Application):
         await upgrade(engine)
+        generated = await ensure_admin_token(engine, settings.admin_token)
+        if generated:  # shown once; only its hash is stored
+            print(f"Admin token (shown once, keep it): {generated}", flush=True)
         yield
         await engine.dispose()
 
@@ -95,5 +89,19 @@ def build_app(settings: Settings) -> web.Application:
     # Cleanup runs in reverse: telemetry drains first, while the store is still open.
     app.cleanup_ctx.extend([store_context, upstream_context, telemetry_context])
     add_routes(app)
-    add_observability_routes(app)
+    add_metrics_route(app)
+    app.add_subapp(ADMIN_PREFIX, _admin(settings, engine))
     return app
+
+
+def _admin(settings: Settings, engine: AsyncEngine) -> web.Application:
+    """The admin API (catalog providers and configs, and the request log), behind the admin token."""
+    vault = Vault.load(settings)
+    services = AdminServices(
+        providers=ProviderRepository(engine, vault),
+        configs=ConfigRepository(engine),
+        auth=AdminAuth(engine, settings.admin_token),
+    )
+    admin = admin_app(services)
+    add_log_routes(admin)
+    return admin
