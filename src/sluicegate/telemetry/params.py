@@ -84,13 +84,12 @@ def _statuses(text: str) -> tuple[tuple[int, ...], tuple[int, ...], bool | None]
 
 def parse_filter(params: Mapping[str, str], allowed: Iterable[str] = ()) -> LogFilter:
     known = set(_FILTERS) | set(allowed)
-    seen: set[str] = set()
-    for name in params:  # a multidict lists a repeated name twice
+    getall = getattr(params, "getall", None)  # a query string is a multidict: a name may come twice
+    for name in params:
         if name not in known and not name.startswith("metadata."):
             raise BadRequest(f"Unknown query parameter '{name}'")
-        if name in seen:
+        if getall is not None and len(getall(name)) > 1:
             raise BadRequest(f"'{name}' is given twice; give one value (lists are comma-separated)")
-        seen.add(name)
     start = parse_time("from", params["from"]) if "from" in params else None
     end = parse_time("to", params["to"]) if "to" in params else None
     if start is not None and end is not None and start >= end:

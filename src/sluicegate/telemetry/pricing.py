@@ -77,7 +77,7 @@ class PriceTable:
     def from_mapping(cls, data: Any, source: str = "pricing") -> "PriceTable":
         if not isinstance(data, dict) or set(data) - {"models", "default"}:
             raise PricingError(f"{source}: expected an object with 'models' and/or 'default'")
-        models = data.get("models") or {}
+        models = data.get("models", {})
         if not isinstance(models, dict):
             raise PricingError(f"{source}: 'models' must be an object")
         parsed = {name: _price(entry, f"{source}: models.{name}") for name, entry in models.items()}

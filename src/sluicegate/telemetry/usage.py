@@ -107,12 +107,35 @@ def estimate_completion(head: bytes, tail: bytes, events_after_head: int, whole:
     """
     if whole:
         events, _ = sse.split_events(head + tail)
-        return sum(1 for e in events if sse.classify_event(e)[0] == sse.CONTENT)
+        return sum(1 for e in events if _carries_tokens(e))
     total = head.count(b"data:") + events_after_head
     # Only complete events are judged: the head may end mid-event and the tail may begin mid-event.
     judged = sse.split_events(head)[0] + sse.split_events(tail)[0][1:]
-    empty = sum(1 for e in judged if sse.classify_event(e)[0] != sse.CONTENT)
+    empty = sum(1 for e in judged if _data(e) is not None and not _carries_tokens(e))
     return max(total - empty, 0)
+
+
+_TOKEN_FIELDS = ("content", "reasoning_content", "tool_calls", "function_call", "refusal")
+
+
+def _carries_tokens(event: bytes) -> bool:
+    """Generated text in this event? (A finish_reason or usage-only chunk, or [DONE], carries none.)"""
+    data = _data(event)
+    if data is None or data == b"[DONE]":
+        return False
+    try:
+        chunk = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return True  # not ours to judge: count it
+    if not isinstance(chunk, dict):
+        return True
+    for choice in chunk.get("choices") or ():
+        if not isinstance(choice, dict):
+            continue
+        delta = choice.get("delta") or {}
+        if choice.get("text") or any(delta.get(name) for name in _TOKEN_FIELDS):
+            return True
+    return False
 
 
 def estimate_prompt(body: Any) -> int:
