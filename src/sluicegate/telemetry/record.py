@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from ..errors import GatewayError
+from ..providers import sse
 
 if TYPE_CHECKING:  # annotations only: telemetry sits below dispatch and server in the import order
     from ..dispatch import AttemptRecord, Call, Outcome
@@ -44,6 +45,11 @@ class StreamTap:
     captured_bytes: int = 0
     first_content_at: float | None = None  # perf_counter when the first content was relayed
     failure: str | None = None  # why the stream ended badly after it started, if it did
+
+    def relayed_done(self) -> bool:
+        """Was ``data: [DONE]`` among the last bytes relayed?"""
+        last = b"".join(list(self.tail)[-2:]) if self.tail else self.head
+        return sse.DONE_MARK in last[-2 * len(sse.DONE_MARK):]
 
     def feed(self, chunk: bytes) -> None:
         self.chunks += 1
@@ -107,8 +113,10 @@ class RequestRecord:
             self.error_type = "http_error"
             self.error_message = exc.reason
         elif isinstance(exc, (asyncio.CancelledError, ConnectionResetError)):
-            # The client went away (aiohttp cancels the handler, or the write fails): the answer, if any, was
-            # cut short, whatever the upstream said.
+            # The client went away (aiohttp cancels the handler, or the write fails). SDKs hang up as soon as
+            # they read [DONE]: a stream relayed in full was answered, whatever happens to the final bytes.
+            if self.tap is not None and self.tap.relayed_done():
+                return
             self.status = CLIENT_CLOSED
             self.error_type = "client_closed_request"
             self.error_message = "the client closed the connection before the response was complete"
