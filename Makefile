@@ -7,6 +7,8 @@ PYTEST_ARGS ?=
 
 .PHONY: install serve test clean
 
+include bench/bench.mk
+
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip

@@ -14,12 +14,10 @@ from sluicegate.settings import Settings
 from sluicegate.store import create_engine, upgrade
 from sluicegate.store.tables import metadata
 from sluicegate.vault import Vault
-
 from tests.fakes.upstream import FakeUpstream
 from tests.gateway import GatewayProcess
 from tests.logapi import ADMIN_TOKEN, LogApi
-
-from .pg import PgServer, pg_server_or_skip
+from tests.pg import PgServer, pg_server_or_skip
 
 
 @pytest.fixture(scope="session")

@@ -19,11 +19,23 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+# Nothing listens on the discard port: a provider default that a test forgot to point at a fake fails
+# here, on loopback, instead of reaching a real provider.
+BLACKHOLE = "http://127.0.0.1:9/blackhole"
+
+
+def loopback_only_env() -> dict[str, str]:
+    """Point every provider's default base URL at loopback, so no test can reach a commercial API."""
+    from sluicegate.providers.registry import PROVIDERS
+
+    return {f"SLUICEGATE_PROVIDER_URL_{pid.upper().replace('-', '_')}": BLACKHOLE for pid in PROVIDERS}
+
+
 class GatewayProcess:
     def __init__(self, data_dir: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> None:
         self.port = free_port()
         self.data_dir = data_dir
-        self.env = {**os.environ, "SLUICEGATE_DATA_DIR": str(data_dir), **(env or {})}
+        self.env = {**os.environ, **loopback_only_env(), "SLUICEGATE_DATA_DIR": str(data_dir), **(env or {})}
         self.args = args
         self.proc: subprocess.Popen | None = None
         self.log_path = data_dir / "gateway.log"

@@ -63,8 +63,15 @@ class PgServer:
     def libpq_args(self, url: str) -> list[str]:
         """Arguments for pg_dump/psql reaching ``url``."""
         parsed = make_url(url)
-        return ["-h", parsed.host or "127.0.0.1", "-p", str(parsed.port or 5432),
-                "-U", parsed.username or "postgres", parsed.database or ""]
+        return [
+            "-h",
+            parsed.host or "127.0.0.1",
+            "-p",
+            str(parsed.port or 5432),
+            "-U",
+            parsed.username or "postgres",
+            parsed.database or "",
+        ]
 
 
 def pg_server_or_skip() -> PgServer:
@@ -72,8 +79,10 @@ def pg_server_or_skip() -> PgServer:
     try:
         server.ping()
     except Exception as exc:  # noqa: BLE001 - any failure means "no server here"
-        reason = f"PostgreSQL not reachable at {server.admin_url} ({type(exc).__name__}: {exc}); " \
-                 "set SLUICEGATE_TEST_PG_URL"
+        reason = (
+            f"PostgreSQL not reachable at {server.admin_url} ({type(exc).__name__}: {exc}); "
+            "set SLUICEGATE_TEST_PG_URL"
+        )
         if os.environ.get("CI"):
             pytest.fail(reason)  # in CI the server is part of the contract: never skip silently
         pytest.skip(reason)

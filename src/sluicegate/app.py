@@ -1,6 +1,9 @@
-"""Composition root: Settings → guard, store, upstream client, dispatcher, telemetry … → the aiohttp application.
+"""Composition root: Settings → guard, store, vault, catalog, upstream client, dispatcher → aiohttp app.
 
 Nothing else constructs long-lived objects; everything a handler needs hangs off the Gateway built here.
+Start order (cleanup runs in reverse): store (migrations, admin token) → catalog (decrypts every stored
+credential, or refuses to start naming the providers) → upstream session and dispatcher → telemetry (the
+log sink: on shutdown it drains every record while the store is still open).
 """
 
 from __future__ import annotations
@@ -13,14 +16,18 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .access.admin_token import AdminAuth, ensure_admin_token
-from .catalog import ConfigRepository, ProviderRepository
+from .catalog import Catalog, ConfigRepository, ProviderRepository
+from .catalog.configs import gateway_config_validator
+from .config import ConfigCache
 from .config.model import Node, Target
-from .dispatch import Dispatcher
+from .dispatch import Call, Dispatcher
 from .errors import BadRequest
-from .server.headers import RequestContext, public_metadata
+from .prepare import RequestBuilder
+from .providers import registry
+from .server.admin import ADMIN_PREFIX, AdminServices, admin_app
+from .server.headers import public_metadata
 from .server.keys import GATEWAY
 from .server.middleware import errors_middleware
-from .server.admin import ADMIN_PREFIX, AdminServices, admin_app
 from .server.observability import add_log_routes, add_metrics_route
 from .server.routes import add_routes
 from .settings import Settings
@@ -40,68 +47,147 @@ _DIRECT = Target(path="config")  # no config: provider, credential and host all 
 class Gateway:
     settings: Settings
     guard: Guard
+    configs: ConfigCache
+    catalog: Catalog
     engine: AsyncEngine
     telemetry: Telemetry
     dispatcher: Dispatcher = field(init=False)
     session: aiohttp.ClientSession | None = field(init=False, default=None)
 
-    def root_node(self, ctx: RequestContext) -> Node:
+    def root_node(self, call: Call) -> Node:
         """The config tree for a request: its Gateway Config, or the direct one-target tree."""
+        ctx = call.ctx
         if ctx.config:
-            raise BadRequest("x-portkey-config is not supported yet")
-        if ctx.provider:
+            return self.configs.get(self._config_text(ctx.config))
+        if ctx.provider or call.model_slug:
             return _DIRECT
         raise BadRequest("Either x-portkey-config or x-portkey-provider header is required")
+
+    def _config_text(self, value: str) -> str:
+        """Inline JSON, or the id of a saved config (the portkey-ai SDK sends either as is)."""
+        if value[0] in "{[":
+            return value
+        text = self.catalog.saved_config(value)
+        if text is None:
+            raise BadRequest(f"Config '{value[:64]}' not found: x-portkey-config takes a JSON config "
+                             "or the id of a saved config")
+        return text
 
 
 def build_app(settings: Settings) -> web.Application:
     guard = Guard(GuardPolicy.from_settings(settings))
     engine = create_engine(settings)
+    vault = Vault.load(settings)
+    catalog = Catalog(engine, vault)
+    configs = ConfigCache(
+        known_providers=registry.PROVIDERS.keys(),
+        check_host=guard.check_url,  # request-time checks only: pure, so a cached verdict stays true
+        maxsize=settings.config_cache_size,
+    )
     gateway: Gateway
 
     def pool():
         return pool_gauges(gateway.session.connector if gateway.session is not None else None)
 
-    telemetry = Telemetry(settings, engine, metadata_of=public_metadata, pool=pool)
-    gateway = Gateway(settings=settings, guard=guard, engine=engine, telemetry=telemetry)
+    telemetry = Telemetry(settings, engine, metadata_of=public_metadata, pool=pool,
+                          lookups=_LogLookups(catalog, configs))
+    gateway = Gateway(settings=settings, guard=guard, configs=configs, catalog=catalog, engine=engine,
+                      telemetry=telemetry)
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[errors_middleware])
     app[GATEWAY] = gateway
-
-    async def store_context(app: web.Application):
-        await upgrade(engine)
-        generated = await ensure_admin_token(engine, settings.admin_token)
-        if generated:  # shown once; only its hash is stored
-            print(f"Admin token (shown once, keep it): {generated}", flush=True)
-        yield
-        await engine.dispose()
-
-    async def upstream_context(app: web.Application):
-        session = gateway.session = create_session(settings, guard.resolver())
-        gateway.dispatcher = Dispatcher(session, guard, provider_urls=dict(settings.provider_base_urls))
-        yield
-        await session.close()
-
-    async def telemetry_context(app: web.Application):
-        await telemetry.start()
-        yield
-        await telemetry.close()  # after the server stopped taking requests: drains every record
-
-    # Cleanup runs in reverse: telemetry drains first, while the store is still open.
-    app.cleanup_ctx.extend([store_context, upstream_context, telemetry_context])
+    app.cleanup_ctx.extend([_store_context(gateway), _catalog_context(gateway), _upstream_context(gateway),
+                            _telemetry_context(gateway)])
     add_routes(app)
     add_metrics_route(app)
-    app.add_subapp(ADMIN_PREFIX, _admin(settings, engine))
+    admin = _admin(gateway, vault)
+    add_log_routes(admin)
+    app.add_subapp(ADMIN_PREFIX, admin)
     return app
 
 
-def _admin(settings: Settings, engine: AsyncEngine) -> web.Application:
-    """The admin API (catalog providers and configs, and the request log), behind the admin token."""
-    vault = Vault.load(settings)
+def _store_context(gateway: Gateway):
+    async def context(app: web.Application):
+        await upgrade(gateway.engine)
+        generated = await ensure_admin_token(gateway.engine, gateway.settings.admin_token)
+        if generated:  # shown once; only its hash is stored
+            print(f"Admin token (shown once, keep it): {generated}", flush=True)
+        yield
+        await gateway.engine.dispose()
+
+    return context
+
+
+def _catalog_context(gateway: Gateway):
+    async def context(app: web.Application):
+        # Registered providers' hosts are the operator's explicit allow entries for the SSRF guard.
+        gateway.catalog.on_change(lambda snapshot: gateway.guard.set_extra_allows(snapshot.allow_entries))
+        await gateway.catalog.start()
+        yield
+        await gateway.catalog.stop()
+
+    return context
+
+
+def _upstream_context(gateway: Gateway):
+    async def context(app: web.Application):
+        settings = gateway.settings
+        session = gateway.session = create_session(settings, gateway.guard.resolver())
+        builder = RequestBuilder(gateway.guard, catalog=gateway.catalog, provider_urls=settings.provider_base_urls)
+        gateway.dispatcher = Dispatcher(session, builder, backoff_scale=settings.retry_backoff_scale)
+        yield
+        await session.close()
+
+    return context
+
+
+class _LogLookups:
+    """What the request log asks of the catalog and the config cache (telemetry sits below both)."""
+
+    def __init__(self, catalog: Catalog, configs: ConfigCache) -> None:
+        self._catalog, self._configs = catalog, configs
+
+    def provider(self, provider_id: str) -> tuple[str | None, tuple[str, ...]]:
+        found = self._catalog.resolve(provider_id) if provider_id.startswith("@") else None
+        if found is None:
+            return None, ()
+        return found.spec, tuple(value for _, value in found.headers)
+
+    def config_secrets(self, config: str) -> tuple[str, ...]:
+        if config[:1] not in "{[":
+            return ()  # a saved config's id: saved configs cannot hold credentials
+        try:
+            root = self._configs.get(config)  # cached: the request compiled it already
+        except Exception:  # noqa: BLE001 - a config the request was refused for has nothing to scrub
+            return ()
+        return tuple(_api_keys(root))
+
+
+def _api_keys(node: Node):
+    if isinstance(node, Target):
+        if node.api_key:
+            yield node.api_key
+        return
+    for child in node.children:
+        yield from _api_keys(child)
+
+
+def _telemetry_context(gateway: Gateway):
+    async def context(app: web.Application):
+        await gateway.telemetry.start()
+        yield
+        await gateway.telemetry.close()  # the server takes no more requests: drain every record
+
+    return context
+
+
+def _admin(gateway: Gateway, vault: Vault) -> web.Application:
+    """The admin API (catalog providers, saved configs; the request log is added to it), behind the admin
+    token, apart from /v1."""
+    check = gateway.guard.check_url
     services = AdminServices(
-        providers=ProviderRepository(engine, vault),
-        configs=ConfigRepository(engine),
-        auth=AdminAuth(engine, settings.admin_token),
+        providers=ProviderRepository(gateway.engine, vault, check_host=check),
+        configs=ConfigRepository(gateway.engine, validate=gateway_config_validator(check)),
+        auth=AdminAuth(gateway.engine, gateway.settings.admin_token),
+        on_write=gateway.catalog.refresh,
     )
-    admin = admin_app(services)
-    add_log_routes(admin)
-    return admin
+    return admin_app(services)

@@ -1,30 +1,28 @@
-"""The attempt loop: resolve a target, guard it, send, classify, and return what the client gets.
+"""The attempt loop: walk the config tree, retry and fall back, and return what the client gets.
 
-Every attempt is recorded (target path, status, latency, error) for the request log. Upstream failures
-(timeouts, refused connections, streams that break before any content) are values here, not exceptions,
-so retries and fallbacks treat them like upstream statuses; only the gateway's own refusals raise.
+Strategies (fallback, loadbalance, conditional, single), retry timing and the circuit breaker are pure
+decisions in ``routing/``; this module owns the I/O around them: it prepares each target, sends it
+(``upstream/exchange.py``), sleeps between retries (injected, so tests run in milliseconds) and records
+every attempt for the request log.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from dataclasses import dataclass, field, replace
+from typing import Any, Awaitable, Callable
 
 import aiohttp
-import orjson
 from multidict import CIMultiDict
 
 from .config.model import Group, Node, Target
-from .errors import BadRequest, EndpointNotSupported, UpstreamFailure, UpstreamTimeout, UpstreamUnreachable
-from .providers import registry, sse
-from .server.headers import RequestContext
-from .upstream.auth import passthrough_headers, upstream_headers
-from .upstream.guard import Guard, blocked_reason
-
-STREAM_PEEK_LIMIT = 64 * 1024  # bytes held back at most while waiting for a stream's first content
-
+from .errors import UpstreamFailure
+from .prepare import RequestBuilder
+from .routing import CircuitBreaker, breaker_key, choose_conditional, pick_weighted, retry_delay, should_fallback
+from .server.headers import RequestContext, public_metadata
+from .upstream.exchange import Outcome, Prepared, exchange, failure
 
 @dataclass(slots=True)
 class Call:
@@ -37,7 +35,9 @@ class Call:
     body: bytes
     json: dict[str, Any] | None
     stream: bool
-    model: str | None = None  # after catalog prefix stripping
+    pathname: str = ""  # the request path, for conditional routing (url.pathname)
+    model: str | None = None  # the model without its "@slug/" prefix, when the client sent one
+    model_slug: str | None = None  # that prefix: the catalog provider the body names
 
 
 @dataclass(slots=True)
@@ -47,46 +47,13 @@ class AttemptRecord:
     host: str | None
     status: int | None
     latency_ms: float
+    retry: int
     error: str | None = None
 
 
 @dataclass(slots=True)
-class Outcome:
-    """What one target (with its retries) produced."""
-
-    status: int
-    headers: list[tuple[str, str]]
-    body: bytes | None  # complete body, or the held-back start of a stream
-    provider: str | None
-    path: str
-    upstream: aiohttp.ClientResponse | None = None  # an open stream still to relay
-    retries: int = 0
-    gateway_exception: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return 200 <= self.status < 300
-
-    def discard(self) -> None:
-        if self.upstream is not None:
-            self.upstream.close()
-            self.upstream = None
-
-
-@dataclass(slots=True)
-class Prepared:
-    provider: str
-    spec: Any
-    url: str
-    host: str
-    headers: dict[str, str] | CIMultiDict[str]
-    body: bytes
-    timeout_ms: int | None
-
-
-@dataclass
 class Dispatch:
-    """Per-request state: the attempts made so far."""
+    """One request's walk through the tree: the attempts made so far."""
 
     call: Call
     attempts: list[AttemptRecord] = field(default_factory=list)
@@ -96,81 +63,126 @@ class Dispatcher:
     def __init__(
         self,
         session: aiohttp.ClientSession,
-        guard: Guard,
+        builder: RequestBuilder,
         *,
-        provider_urls: dict[str, str] | None = None,
+        breaker: CircuitBreaker | None = None,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        rng: Callable[[], float] = random.random,
         clock: Callable[[], float] = time.perf_counter,
+        backoff_scale: float = 1.0,
     ) -> None:
         self._session = session
-        self._guard = guard
-        self._provider_urls = provider_urls or {}
+        self._builder = builder
+        self._breaker = breaker or CircuitBreaker(time.monotonic)
+        self._sleep = sleep
+        self._rng = rng
         self._clock = clock
+        self._backoff_scale = backoff_scale
 
     async def run(self, call: Call, root: Node) -> tuple[Outcome, list[AttemptRecord]]:
         state = Dispatch(call)
-        outcome = await self._run_node(root, state)
+        outcome = await self._run_node(root, state, gated=True)
         return outcome, state.attempts
 
-    async def _run_node(self, node: Node, state: Dispatch) -> Outcome:
-        if isinstance(node, Group):
-            raise BadRequest("Gateway Config strategies are not supported yet")
-        return await self._run_target(node, state)
+    # -- the tree ----------------------------------------------------------------------------------
 
-    async def _run_target(self, target: Target, state: Dispatch) -> Outcome:
-        prepared = self.prepare(target, state.call)
-        return await self._attempt(prepared, target, state)
-
-    # -- building the upstream request -------------------------------------------------------------
-
-    def prepare(self, target: Target, call: Call) -> Prepared:
-        ctx = call.ctx
-        provider_id = target.provider or ctx.provider
-        info = registry.lookup(provider_id) if provider_id else None
-        if info is None:
-            raise BadRequest("Invalid provider passed")
-        base = ctx.custom_host or target.custom_host or registry.base_url(info, self._provider_urls)
-        if not base:
-            raise BadRequest(f"Provider {provider_id} needs a custom host")
-        checked = self._guard.check_url(base)
-        names = ctx.forward_headers if ctx.forward_headers is not None else target.forward_headers
-        forwarded = ctx.forwarded_values(names)
-        api_key = target.api_key if target.provider else ctx.api_key
-        if call.endpoint == "proxy":
-            path = call.path
-            # Passthrough: the client's own headers win over the spec's credential (Portkey's merge order).
-            headers: Any = CIMultiDict(upstream_headers(info.spec, api_key, (), content_type=None))
-            for name, value in passthrough_headers(ctx.headers.items()) + forwarded:
-                headers[name] = value
+    async def _run_node(self, node: Node, state: Dispatch, *, gated: bool) -> Outcome:
+        if isinstance(node, Target):
+            return await self._run_target(node, state, gated=gated)
+        mode = node.strategy.mode
+        if mode == "fallback":
+            return await self._fallback(node, state)
+        if mode == "loadbalance":
+            index, gated = self._pick_balanced(node, state.call)
+        elif mode == "conditional":
+            index = self._pick_conditional(node, state.call)
         else:
-            path = info.spec.endpoint_path(call.endpoint)
-            if path is None:
-                raise EndpointNotSupported(f"{call.endpoint} is not supported by {provider_id}")
-            headers = upstream_headers(info.spec, api_key, forwarded)
-        return Prepared(
-            provider=provider_id,
-            spec=info.spec,
-            url=checked.base + info.path_prefix + path,
-            host=checked.base,
-            headers=headers,
-            body=self._body_for(target, call),
-            timeout_ms=ctx.request_timeout_ms or target.request_timeout_ms,
+            index = 0
+        return await self._run_node(node.children[index], state, gated=gated)
+
+    async def _fallback(self, group: Group, state: Dispatch) -> Outcome:
+        indices, gated = self._admitted(group, state.call)
+        outcome: Outcome | None = None
+        for index in indices:
+            if outcome is not None:
+                outcome.discard()
+            outcome = await self._run_node(group.children[index], state, gated=gated)
+            if outcome.ok or outcome.gateway_exception:
+                return outcome
+            if not should_fallback(group.strategy, outcome.status if outcome.responded else None):
+                return outcome
+        assert outcome is not None  # a group always has children (the schema says so)
+        return outcome
+
+    def _pick_balanced(self, group: Group, call: Call) -> tuple[int, bool]:
+        indices, gated = self._admitted(group, call)
+        weights = [group.children[i].weight for i in indices]
+        choice = pick_weighted(weights, self._rng())
+        return (indices[0] if choice is None else indices[choice]), gated
+
+    def _pick_conditional(self, group: Group, call: Call) -> int:
+        return choose_conditional(
+            group.strategy,
+            [child.name for child in group.children],
+            metadata=public_metadata(call.ctx, call.json),
+            params=call.json or {},
+            pathname=call.pathname,
         )
 
+    def _admitted(self, group: Group, call: Call) -> tuple[list[int], bool]:
+        """Children a strategy may use now (open circuits left out); all of them, ungated, if none is."""
+        candidates = [
+            (self._breaker_key(child, call), child.breaker) if isinstance(child, Target) else ("", None)
+            for child in group.children
+        ]
+        if not any(policy for _, policy in candidates):
+            return list(range(len(candidates))), True
+        admitted = self._breaker.available(candidates)
+        return admitted.indices, not admitted.bypassed
+
     @staticmethod
-    def _body_for(target: Target, call: Call) -> bytes:
-        if call.json is None or (not target.override_params and call.model is None):
-            return call.body  # untouched bytes: no re-serialisation on the common path
-        body = dict(call.json)
-        if call.model is not None:
-            body["model"] = call.model
-        body.update(target.override_params)
-        return orjson.dumps(body)
+    def _breaker_key(target: Target, call: Call) -> str:
+        # The request's custom host replaces the target's, so health is tracked for where traffic goes.
+        if call.ctx.custom_host:
+            target = replace(target, custom_host=call.ctx.custom_host)
+        return breaker_key(target)
 
-    # -- one attempt --------------------------------------------------------------------------------
+    # -- one target, with its retries ------------------------------------------------------------
 
-    async def _attempt(self, prepared: Prepared, target: Target, state: Dispatch) -> Outcome:
+    async def _run_target(self, target: Target, state: Dispatch, *, gated: bool) -> Outcome:
+        prepared = self._builder.build(target, state.call)
+        key = self._breaker_key(target, state.call) if target.breaker else ""
+        if gated and target.breaker and not self._breaker.allow(key, target.breaker):
+            message = f"{prepared.host} is failing; its circuit breaker is open"
+            return failure(UpstreamFailure(message, status=503, provider=prepared.provider), target.path)
+        outcome = await self._with_retries(prepared, target, state)
+        if target.breaker:
+            self._breaker.record(key, target.breaker, outcome.status if outcome.responded else None)
+        return outcome
+
+    async def _with_retries(self, prepared: Prepared, target: Target, state: Dispatch) -> Outcome:
+        retries, waited = 0, 0.0
+        while True:
+            outcome = await self._attempt(prepared, target, state, retries)
+            if outcome.ok or target.retry is None:
+                break
+            status = outcome.status if outcome.responded else None
+            delay = retry_delay(target.retry, retries, status, CIMultiDict(outcome.headers), waited,
+                                now_epoch_s=time.time(), backoff_scale=self._backoff_scale)
+            if delay is None:
+                if target.retry.attempts and (status is None or status in target.retry.on_status_codes):
+                    retries = -1  # every attempt spent on a retryable failure (Portkey reports -1)
+                break
+            outcome.discard()
+            await self._sleep(delay)
+            waited += delay
+            retries += 1
+        outcome.retries = retries
+        return outcome
+
+    async def _attempt(self, prepared: Prepared, target: Target, state: Dispatch, retry: int) -> Outcome:
         started = self._clock()
-        outcome = await self._send(prepared, target, state.call)
+        outcome = await exchange(self._session, prepared, target.path)
         state.attempts.append(
             AttemptRecord(
                 path=target.path,
@@ -178,101 +190,11 @@ class Dispatcher:
                 host=prepared.host,
                 status=outcome.status,
                 latency_ms=(self._clock() - started) * 1000.0,
+                retry=retry,
                 error=_error_text(outcome),
             )
         )
         return outcome
-
-    async def _send(self, prepared: Prepared, target: Target, call: Call) -> Outcome:
-        timeout_s = prepared.timeout_ms / 1000.0 if prepared.timeout_ms else None
-        try:
-            async with asyncio.timeout(timeout_s):
-                return await self._exchange(prepared, target, call)
-        except TimeoutError:
-            return self._failure(UpstreamTimeout(prepared.timeout_ms or 0, prepared.provider), target)
-        except aiohttp.ClientError as exc:
-            blocked = blocked_reason(exc)
-            if blocked is not None:
-                raise blocked from None
-            return self._failure(_unreachable(exc, prepared), target)
-        except UpstreamFailure as exc:
-            return self._failure(exc, target)
-
-    async def _exchange(self, prepared: Prepared, target: Target, call: Call) -> Outcome:
-        response = await self._session.request(
-            call.method, prepared.url, headers=prepared.headers, data=prepared.body or None,
-            allow_redirects=False,
-        )
-        headers = relayable_headers(response.headers.items())
-        if response.ok and _is_event_stream(response):
-            try:
-                start = await open_stream(response, prepared.provider)
-            except BaseException:
-                response.close()
-                raise
-            return Outcome(response.status, headers, start, prepared.provider, target.path, upstream=response)
-        async with response:
-            body = await response.read()
-        if not response.ok and call.endpoint != "proxy":
-            body = orjson.dumps(prepared.spec.error_body(response.status, body, prepared.provider))
-            headers = [(k, v) for k, v in headers if k.lower() != "content-type"]
-            headers.append(("content-type", "application/json"))
-        return Outcome(response.status, headers, body, prepared.provider, target.path)
-
-    @staticmethod
-    def _failure(exc: UpstreamFailure, target: Target) -> Outcome:
-        body = orjson.dumps(exc.body())
-        return Outcome(exc.status, [("content-type", "application/json")], body, exc.provider, target.path)
-
-
-# Response headers that describe the hop, not the content; never relayed.
-_HOP_BY_HOP = frozenset(
-    {
-        "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
-        "transfer-encoding", "upgrade", "content-length", "content-encoding", "date", "server",
-    }
-)
-
-
-def relayable_headers(items) -> list[tuple[str, str]]:
-    return [(k, v) for k, v in items if k.lower() not in _HOP_BY_HOP and not k.lower().startswith("x-portkey-")]
-
-
-def _is_event_stream(response: aiohttp.ClientResponse) -> bool:
-    return response.content_type == "text/event-stream"
-
-
-async def open_stream(response: aiohttp.ClientResponse, provider: str) -> bytes:
-    """Read a stream until its first event with content (or its end), and return what was read.
-
-    Until then the stream's fate is open: an error event or a disconnect here is an upstream failure that
-    can still be retried or fall back. After it, the stream is the client's and failures become error events.
-    """
-    buffer, scanned = b"", 0
-    while len(buffer) < STREAM_PEEK_LIMIT:
-        try:
-            chunk = await response.content.readany()
-        except aiohttp.ClientPayloadError:
-            chunk = b""
-        if not chunk:
-            raise UpstreamUnreachable(f"{provider} stream ended before any content", provider)
-        buffer += chunk
-        events, rest = sse.split_events(buffer[scanned:])
-        for event in events:
-            kind, message = sse.classify_event(event)
-            if kind == sse.ERROR:
-                raise UpstreamFailure(f"{provider} error: {message}", status=502, provider=provider)
-            if kind in (sse.CONTENT, sse.DONE):
-                return buffer
-        scanned = len(buffer) - len(rest)  # resume after the last complete event
-    return buffer
-
-
-def _unreachable(exc: aiohttp.ClientError, prepared: Prepared) -> UpstreamUnreachable:
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        reason = exc.os_error.strerror or type(exc.os_error).__name__
-        return UpstreamUnreachable(f"Could not connect to {prepared.host}: {reason}", prepared.provider)
-    return UpstreamUnreachable(f"Upstream {prepared.host} failed: {type(exc).__name__}", prepared.provider)
 
 
 def _error_text(outcome: Outcome) -> str | None:

@@ -12,8 +12,17 @@ from typing import Sequence
 
 from aiohttp import web
 
+from sqlalchemy.exc import SQLAlchemyError
+
+from .access.admin_token import ensure_admin_token
 from .app import build_app
 from .settings import Settings
+from .store import create_engine, upgrade
+from .vault import VaultError
+
+# What an operator can fix: a wrong or loose master key, credentials that do not decrypt (named), an
+# unreachable database, a malformed allow-list entry, a port already in use.
+STARTUP_ERRORS = (VaultError, SQLAlchemyError, ValueError, OSError)
 
 log = logging.getLogger("sluicegate")
 
@@ -55,10 +64,28 @@ async def serve_forever(settings: Settings, *, reuse_port: bool, announce: bool 
 
 
 def run(settings: Settings, *, worker: bool = False) -> int:
-    if settings.workers > 1 and not worker:
-        return supervise(settings)
-    _run_loop(serve_forever(settings, reuse_port=worker or settings.workers > 1, announce=not worker))
+    try:
+        if settings.workers > 1 and not worker:
+            _run_loop(prepare_store(settings))  # once, before the workers race for it
+            return supervise(settings)
+        _run_loop(serve_forever(settings, reuse_port=worker or settings.workers > 1, announce=not worker))
+    except STARTUP_ERRORS as exc:
+        log.debug("startup failed", exc_info=True)
+        print(f"sluicegate: cannot start: {exc}", file=sys.stderr)
+        return 2
     return 0
+
+
+async def prepare_store(settings: Settings) -> None:
+    """Migrate the store and create the admin token (printed once) before any worker starts."""
+    engine = create_engine(settings)
+    try:
+        await upgrade(engine)
+        generated = await ensure_admin_token(engine, settings.admin_token)
+        if generated:
+            print(f"Admin token (shown once, keep it): {generated}", flush=True)
+    finally:
+        await engine.dispose()
 
 
 def _run_loop(main) -> None:
@@ -88,7 +115,10 @@ def supervise(settings: Settings) -> int:
 
 
 def worker_argv(settings: Settings) -> Sequence[str]:
-    return [
+    argv = [
         sys.executable, "-m", "sluicegate", "serve", "--worker",
         "--host", settings.host, "--port", str(settings.port), "--data-dir", os.fspath(settings.data_dir),
     ]
+    if settings.log_retention_days is not None:  # a flag, not only env: workers must see it too
+        argv += ["--log-retention-days", str(settings.log_retention_days)]
+    return argv

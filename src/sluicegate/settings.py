@@ -39,6 +39,8 @@ class Settings:
     upstream_connect_timeout_s: float = 10.0
     upstream_read_timeout_s: float = 600.0  # longest silence tolerated from an upstream
     upstream_pool_size: int = 0  # 0: unbounded keep-alive pool
+    retry_backoff_scale: float = 1.0  # multiplies the 1, 2, 4, 8, 16 s retry backoff (not Retry-After)
+    config_cache_size: int = 512  # distinct x-portkey-config texts kept compiled
     admin_token: str | None = None
     master_key: str | None = None
     log_bodies: bool = True
@@ -75,6 +77,8 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: Any) ->
         "UPSTREAM_CONNECT_TIMEOUT": ("upstream_connect_timeout_s", float),
         "UPSTREAM_READ_TIMEOUT": ("upstream_read_timeout_s", float),
         "UPSTREAM_POOL_SIZE": ("upstream_pool_size", int),
+        "RETRY_BACKOFF_SCALE": ("retry_backoff_scale", float),
+        "CONFIG_CACHE_SIZE": ("config_cache_size", int),
         "ADMIN_TOKEN": ("admin_token", str),
         "MASTER_KEY": ("master_key", str),
         "LOG_BODIES": ("log_bodies", _bool),

@@ -53,7 +53,9 @@ async def test_start_loads_everything(engine, vault, catalog: Catalog) -> None:
         catalog.require("@ghost")
 
 
-async def test_change_by_another_process_is_seen_within_a_second(settings: Settings, catalog: Catalog) -> None:
+async def test_change_by_another_process_is_seen_within_a_second(
+    settings: Settings, catalog: Catalog
+) -> None:
     await catalog.start()
     cli_engine = create_engine(settings)  # a second engine and vault: what `sluicegate providers add` uses
     try:
@@ -61,7 +63,9 @@ async def test_change_by_another_process_is_seen_within_a_second(settings: Setti
         await cli.add(new_provider("late"))
         assert await wait_for(lambda: catalog.resolve("late") is not None) < 1.0
         await cli.update("late", ProviderPatch(headers=(("x-api-key", "xk-new-value-1234567890"),)))
-        await wait_for(lambda: dict(catalog.resolve("late").headers)["x-api-key"] == "xk-new-value-1234567890")
+        await wait_for(
+            lambda: dict(catalog.resolve("late").headers)["x-api-key"] == "xk-new-value-1234567890"
+        )
         await cli.remove("late")
         await wait_for(lambda: catalog.resolve("late") is None)
     finally:
@@ -107,7 +111,9 @@ async def test_tampered_ciphertext_is_a_startup_error(engine, vault) -> None:
     await ProviderRepository(engine, vault).add(new_provider("alpha"))
     await ProviderRepository(engine, vault).add(new_provider("beta"))
     await _tamper(engine, "x-api-key")
-    with pytest.raises(CatalogKeyError, match=r"@alpha: header 'x-api-key': ciphertext failed authentication"):
+    with pytest.raises(
+        CatalogKeyError, match=r"@alpha: header 'x-api-key': ciphertext failed authentication"
+    ):
         await Catalog(engine, vault).start()
 
 
@@ -148,8 +154,37 @@ async def test_poll_survives_store_errors(engine, vault, catalog, monkeypatch, c
 
 async def _tamper(engine, header: str) -> None:
     async with engine.begin() as conn:
-        token = await conn.scalar(select(provider_headers.c.ciphertext).where(provider_headers.c.name == header))
+        token = await conn.scalar(
+            select(provider_headers.c.ciphertext).where(provider_headers.c.name == header)
+        )
         flipped = token[:-3] + ("A" if token[-3] != "A" else "B") + token[-2:]
         await conn.execute(
             update(provider_headers).where(provider_headers.c.name == header).values(ciphertext=flipped)
         )
+
+
+async def test_allow_entries_reach_the_guard(engine, vault, catalog: Catalog) -> None:
+    """The hookup the composition root makes: catalog allow entries feed Guard.set_extra_allows."""
+    from sluicegate.errors import InvalidCustomHost
+    from sluicegate.upstream.guard import Guard, GuardPolicy
+
+    guard = Guard(GuardPolicy.build(listen_host="0.0.0.0"))
+    catalog.on_change(lambda snap: guard.set_extra_allows(snap.allow_entries))
+    await catalog.start()
+    with pytest.raises(InvalidCustomHost):
+        guard.check_url("http://10.0.0.5:8000/v1")
+    repo = ProviderRepository(engine, vault, check_host=guard.check_url)
+    await repo.add(new_provider("gpu", custom_host="http://10.0.0.5:8000/v1", allow_entry="10.0.0.5:8000"))
+    await catalog.refresh()
+    guard.check_url(catalog.require("@gpu").custom_host)  # allowed now
+    await repo.remove("gpu")
+    await catalog.refresh()
+    with pytest.raises(InvalidCustomHost):
+        guard.check_url("http://10.0.0.5:8000/v1")
+
+
+def test_every_catalog_spec_is_a_registry_spec() -> None:
+    from sluicegate.catalog import SPECS
+    from sluicegate.providers import registry
+
+    assert all(spec in registry.SPECS for spec in SPECS)

@@ -28,7 +28,10 @@ async def providers(engine, vault) -> ProviderRepository:
         ({"provider": "@a"}, ("a",)),
         ({"provider": "openai", "api_key": ""}, ()),
         ({"virtual_key": "vk-legacy"}, ("vk-legacy",)),
-        ({"targets": [{"targets": [{"provider": "@deep"}]}, {"override_params": {"model": "@b/gpt-4o"}}]}, ("deep", "b")),
+        (
+            {"targets": [{"targets": [{"provider": "@deep"}]}, {"override_params": {"model": "@b/gpt-4o"}}]},
+            ("deep", "b"),
+        ),
         ({"override_params": {"model": "gpt-4o"}}, ()),
         ({"targets": [{"provider": "@a"}, {"provider": "@a"}]}, ("a",)),
     ],
@@ -73,7 +76,11 @@ async def test_duplicate_id_is_409(engine, providers) -> None:
         ("c", "[1, 2]", "^config: expected a JSON object$"),
         ("c", '{"provider": "@ghost"}', "^Provider @ghost not found in the catalog$"),
         ("c", '{"provider": "openai", "api_key": "sk-x"}', "^config.api_key: credentials cannot be stored"),
-        ("c", '{"targets": [{"provider": "@my-llm"}, {"override_params": {"model": "@nope/m"}}]}', "@nope not found"),
+        (
+            "c",
+            '{"targets": [{"provider": "@my-llm"}, {"override_params": {"model": "@nope/m"}}]}',
+            "@nope not found",
+        ),
     ],
 )
 async def test_bad_configs_are_400(engine, providers, config_id: str, text: str, message: str) -> None:
@@ -107,3 +114,13 @@ async def test_provider_in_use_cannot_be_deleted(engine, providers) -> None:
     await configs.remove("a-uses")
     await configs.remove("b-uses")
     await providers.remove("my-llm")
+
+
+async def test_gateway_config_schema_as_validator(engine, providers) -> None:
+    from sluicegate.catalog.configs import gateway_config_validator
+
+    repo = ConfigRepository(engine, validate=gateway_config_validator())
+    await repo.add("ok", FALLBACK)
+    with pytest.raises(ConfigError) as caught:
+        await repo.add("bad", '{"strategy": {"mode": "sideways"}, "targets": [{"provider": "@my-llm"}]}')
+    assert caught.value.errors and "sideways" not in caught.value.message

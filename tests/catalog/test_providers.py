@@ -6,7 +6,7 @@ from sluicegate.catalog import NotInCatalog, ProviderPatch, ProviderRepository
 from sluicegate.errors import BadRequest, Conflict, InvalidCustomHost
 from sluicegate.vault import Vault, provider_header_aad
 
-from .helpers import API_KEY, HOST, SECRET, new_provider
+from .helpers import HOST, SECRET, new_provider
 
 
 @pytest.fixture
@@ -21,7 +21,10 @@ async def test_add_get_list_masked(repo: ProviderRepository) -> None:
     assert view.fields.models == ("a", "b") and view.fields.forward_headers == ("x-org",)
     assert view.created_at.tzinfo is not None and view.created_at == view.updated_at
     assert [v.slug for v in await repo.list()] == ["my-llm"]
-    assert (await repo.get("my-llm")).to_json()["headers"] == {"Authorization": "Bearer sk-…2e1b", "x-api-key": "xk-…alue"}
+    assert (await repo.get("my-llm")).to_json()["headers"] == {
+        "Authorization": "Bearer sk-…2e1b",
+        "x-api-key": "xk-…alue",
+    }
     assert await repo.slugs() == frozenset({"my-llm"})
 
 
@@ -63,7 +66,9 @@ async def test_update_merges_headers_and_fields(repo: ProviderRepository) -> Non
     assert view.fields.models == ("m1",)
     assert view.headers == (("X-API-KEY", "xk-…abcd"), ("X-Org", "…"))  # replaced in place, then appended
     assert view.updated_at >= view.created_at
-    view = await repo.update("my-llm", ProviderPatch(headers=(("Never-Set", None),)))  # removing nothing is fine
+    view = await repo.update(
+        "my-llm", ProviderPatch(headers=(("Never-Set", None),))
+    )  # removing nothing is fine
     assert len(view.headers) == 2
 
 
@@ -90,7 +95,9 @@ async def test_host_check_applies_to_updates(engine, vault: Vault) -> None:
     await repo.add(new_provider())
     with pytest.raises(BadRequest, match="^custom_host: Invalid custom host: 10.0.0.5 is a private address"):
         await repo.update("my-llm", ProviderPatch(custom_host="http://10.0.0.5/v1"))
-    view = await repo.update("my-llm", ProviderPatch(custom_host="http://10.0.0.5/v1", allow_entry="10.0.0.5"))
+    view = await repo.update(
+        "my-llm", ProviderPatch(custom_host="http://10.0.0.5/v1", allow_entry="10.0.0.5")
+    )
     assert view.fields.allow_entry == "10.0.0.5"
 
 
@@ -122,5 +129,3 @@ async def test_writes_bump_the_catalog_version(repo: ProviderRepository, engine)
     with pytest.raises(NotInCatalog):
         await repo.remove("my-llm")
     assert await version() == before + 3  # a failed write leaves it alone
-
-

@@ -83,6 +83,7 @@ def test_allow_entry_skips_the_host_check() -> None:
         ([("X:Y", "v")], "headers: invalid header name"),
         ([("Host", "v")], "headers: 'Host' is set by the gateway itself"),
         ([("Content-Length", "1")], "is set by the gateway itself"),
+        ([("x-portkey-api-key", "1")], "x-portkey-\\* headers are never sent upstream"),
         ([("Authorization", "a"), ("authorization", "b")], "given twice"),
         ([("X-Key", "")], "value of 'X-Key' must be a non-empty string"),
         ([("X-Key", "a\r\nInjected: 1")], "value of 'X-Key' has control characters"),
@@ -103,7 +104,10 @@ def test_header_errors_never_quote_the_value() -> None:
 
 @pytest.mark.parametrize(
     ("names", "expected"),
-    [(["Authorization", "x_api_key", "X-Org"], ("authorization", "x-api-key", "x-org")), (["a", "A"], ("a",))],
+    [
+        (["Authorization", "x_api_key", "X-Org"], ("authorization", "x-api-key", "x-org")),
+        (["a", "A"], ("a",)),
+    ],
 )
 def test_forward_headers_folded(names, expected) -> None:
     assert validate_forward_headers(names) == expected
@@ -114,6 +118,8 @@ def test_forward_headers_folded(names, expected) -> None:
     [
         ("authorization", "expected a list of strings"),
         (["x-portkey-forward-headers"], "may not be forwarded"),
+        (["X-Portkey-Api-Key"], "may not be forwarded"),
+        (["proxy_authorization"], "may not be forwarded"),
         (["Metadata-Flavor"], "may not be forwarded"),
         (["host"], "may not be forwarded"),
         (["bad name"], "invalid header name"),
@@ -126,26 +132,38 @@ def test_invalid_forward_headers(names, message: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("entry", "expected"),
+    "entry",
     [
-        ("vllm.internal", "vllm.internal"),
-        ("*.corp.example", "*.corp.example"),
-        ("10.0.0.5", "10.0.0.5"),
-        ("10.1.2.3/8", "10.0.0.0/8"),
-        ("[fd00::1]", "fd00::1"),
-        ("http://GPU-Box:8000/v1", "gpu-box"),
-        ("my_service", "my_service"),
-        ("", None),
-        (None, None),
+        "vllm.internal",
+        "*.corp.example",
+        "10.0.0.5",
+        "10.0.0.0/8",
+        "[fd00::1]:8000",
+        "http://GPU-Box:8000/v1",
+        "my_service",
+        "gpu.lan:8000",
     ],
 )
-def test_allow_entry_normalised(entry, expected) -> None:
-    assert validate_allow_entry(entry) == expected
+def test_allow_entry_uses_the_guards_syntax(entry: str) -> None:
+    assert validate_allow_entry(f"  {entry} ") == entry
+    assert validate_allow_entry("") is None and validate_allow_entry(None) is None
 
 
-@pytest.mark.parametrize("entry", ["a b", "a..b", "*.", "host:8000", "-", 5])
-def test_invalid_allow_entry(entry) -> None:
-    with pytest.raises(BadRequest, match="^allow_entry: "):
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ("a b", "characters not allowed"),
+        ("a..b", "empty label"),
+        ("*.10.0.0.1", "use a CIDR"),
+        ("10.0.0.0/33", "not a valid CIDR range"),
+        ("host:99999", "port must be a number"),
+        ("http://u:p@host/", "credentials"),
+        (5, "must be a host name"),
+        ("x\n", "must be a host name"),
+    ],
+)
+def test_invalid_allow_entry(entry, message: str) -> None:
+    with pytest.raises(BadRequest, match=f"^allow_entry: .*{message}"):
         validate_allow_entry(entry)
 
 

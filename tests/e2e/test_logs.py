@@ -252,12 +252,9 @@ def test_an_unknown_record_is_404(log_api):
     assert response.status_code == 404 and response.json()["status"] == "failure"
 
 
-# -- waiting for the config branch ---------------------------------------------------------------------
-
-NEEDS_CONFIG = pytest.mark.skip(reason="enable when Gateway Configs (retry, fallback) are merged from 'config'")
+# -- Gateway Configs: retries and fallbacks -----------------------------------------------------------
 
 
-@NEEDS_CONFIG
 def test_retries_appear_in_the_attempt_chain(logged_gateway, log_api, upstream):
     trace = new_trace()
     config = {"retry": {"attempts": 2, "on_status_codes": [503]},
@@ -268,11 +265,10 @@ def test_retries_appear_in_the_attempt_chain(logged_gateway, log_api, upstream):
     portkey.chat.completions.create(model="m", messages=PROMPT)
     record = log_api.one(trace)
     assert record["status"] == 200 and record["retries"] == 2
-    assert [(a["target_path"], a["status"]) for a in record["attempts"]] == [
-        ("config", 503), ("config", 503), ("config", 200)]
+    assert [(a["target_path"], a["status"], a["retry"]) for a in record["attempts"]] == [
+        ("config", 503, 0), ("config", 503, 1), ("config", 200, 2)]
 
 
-@NEEDS_CONFIG
 def test_fallbacks_appear_in_the_attempt_chain(logged_gateway, log_api, upstream):
     trace = new_trace()
     config = {
@@ -288,5 +284,22 @@ def test_fallbacks_appear_in_the_attempt_chain(logged_gateway, log_api, upstream
     assert record["status"] == 200 and record["target_path"] == "config.targets[1]"
     assert [(a["target_path"], a["status"]) for a in record["attempts"]] == [
         ("config.targets[0]", 502), ("config.targets[1]", 200)]
-    metrics = httpx.get(f"{logged_gateway.url}/metrics").text
-    assert "sluicegate_fallbacks_total" in metrics
+    fallbacks = [s.value for f in text_string_to_metric_families(httpx.get(f"{logged_gateway.url}/metrics").text)
+                 if f.name == "sluicegate_fallbacks" for s in f.samples if s.labels.get("model") == "m"]
+    assert fallbacks and fallbacks[0] >= 1
+
+
+def test_a_catalog_provider_is_logged_with_its_slug(logged_gateway, log_api, upstream):
+    slug = f"llm-{uuid.uuid4().hex[:8]}"
+    created = httpx.post(f"{logged_gateway.url}/admin/api/providers",
+                         headers={"authorization": f"Bearer {log_api.token}"},
+                         json={"slug": slug, "spec": "openai", "custom_host": upstream.v1,
+                               "headers": {"Authorization": "Bearer catalog-key-0123456789"}})
+    assert created.status_code == 201, created.text
+    trace = new_trace()
+    client = openai.OpenAI(api_key="unused", base_url=logged_gateway.v1,
+                           default_headers={"x-portkey-trace-id": trace})
+    client.chat.completions.create(model=f"@{slug}/llama", messages=PROMPT)
+    record = log_api.one(trace)
+    assert (record["provider"], record["provider_slug"], record["model"]) == ("openai", f"@{slug}", "llama")
+    assert record["attempts"][0]["provider"] == f"@{slug}"

@@ -11,7 +11,7 @@ import asyncio
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -22,7 +22,7 @@ from multidict import CIMultiDict
 @dataclass
 class Reply:
     status: int = 200
-    json: Any = None  # body as JSON; None: the default model answer
+    json: Any = None  # body as JSON; None (and no body, no stream): the default model answer
     body: bytes | None = None  # raw body (wins over json)
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0  # seconds before the response headers
@@ -135,7 +135,11 @@ class FakeUpstream:
                 Received(request.method, request.path, request.raw_path.partition("?")[2], CIMultiDict(request.headers), body)
             )
             reply = self._script.popleft() if self._script else None
-        reply = reply or self._default_reply(request, body)
+        if reply is None or (reply.json is None and reply.body is None and reply.stream is None):
+            default = self._default_reply(request, body)
+            reply = default if reply is None else replace(
+                reply, json=default.json, stream=default.stream, content_type=reply.content_type
+            )
         if reply.delay:
             await asyncio.sleep(reply.delay)
         if reply.stream is not None:

@@ -37,8 +37,16 @@ class Admin:
     def __init__(self, client: TestClient, token: str) -> None:
         self.client, self.token, self.bodies = client, token, []
 
-    async def call(self, method: str, path: str, body: Any = None, *, raw: bytes | None = None,
-                   token: str | None = "default", headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    async def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        raw: bytes | None = None,
+        token: str | None = "default",
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, Any]:
         sent = dict(headers or {})
         if token is not None:
             sent["Authorization"] = f"Bearer {self.token if token == 'default' else token}"
@@ -83,25 +91,44 @@ async def test_provider_lifecycle(admin: Admin) -> None:
     status, listed = await admin.call("GET", P)
     assert status == 200 and listed == {"providers": [created]}
     status, patched = await admin.call(
-        "PATCH", f"{P}/my-llm", {"headers": {"x-api-key": None, "X-Org": "org-1234567890abcdef"}, "notes": "gpu box"}
+        "PATCH",
+        f"{P}/my-llm",
+        {"headers": {"x-api-key": None, "X-Org": "org-1234567890abcdef"}, "notes": "gpu box"},
     )
     assert status == 200, patched
     assert patched["headers"] == {"Authorization": "Bearer sk-…2e1b", "X-Org": "org…cdef"}
     assert patched["notes"] == "gpu box" and patched["custom_host"] == PROVIDER["custom_host"]
-    assert dict(admin.catalog.resolve("my-llm").headers) == {"Authorization": SECRET, "X-Org": "org-1234567890abcdef"}
-    status, cleared = await admin.call("PATCH", f"{P}/my-llm", {"models": None, "default_model": None, "notes": None})
-    assert status == 200 and cleared["models"] == [] and cleared["default_model"] is None and cleared["notes"] == ""
-    assert await admin.call("DELETE", f"{P}/my-llm") == (200, {"status": "success", "message": "Provider @my-llm deleted"})
+    assert dict(admin.catalog.resolve("my-llm").headers) == {
+        "Authorization": SECRET,
+        "X-Org": "org-1234567890abcdef",
+    }
+    status, cleared = await admin.call(
+        "PATCH", f"{P}/my-llm", {"models": None, "default_model": None, "notes": None}
+    )
+    assert (
+        status == 200
+        and cleared["models"] == []
+        and cleared["default_model"] is None
+        and cleared["notes"] == ""
+    )
+    assert await admin.call("DELETE", f"{P}/my-llm") == (
+        200,
+        {"status": "success", "message": "Provider @my-llm deleted"},
+    )
     assert admin.catalog.resolve("my-llm") is None
 
 
 async def test_config_lifecycle(admin: Admin) -> None:
     await admin.call("POST", P, PROVIDER)
-    status, created = await admin.call("POST", C, {"id": "prod", "config": {"provider": "@my-llm"}, "notes": "n"})
+    status, created = await admin.call(
+        "POST", C, {"id": "prod", "config": {"provider": "@my-llm"}, "notes": "n"}
+    )
     assert status == 201, created
     assert orjson.loads(created["config"]) == {"provider": "@my-llm"} and created["notes"] == "n"
     assert admin.catalog.saved_config("prod") == created["config"]
-    status, text_form = await admin.call("PUT", f"{C}/prod", {"config": '{"provider":"@my-llm","retry":{"attempts":2}}'})
+    status, text_form = await admin.call(
+        "PUT", f"{C}/prod", {"config": '{"provider":"@my-llm","retry":{"attempts":2}}'}
+    )
     assert status == 200 and text_form["config"] == '{"provider":"@my-llm","retry":{"attempts":2}}'
     assert text_form["notes"] == "n"
     assert (await admin.call("GET", C))[1] == {"configs": [text_form]}
@@ -137,32 +164,66 @@ async def test_unauthenticated_is_401(admin: Admin) -> None:
 async def test_env_token(engine) -> None:
     auth = AdminAuth(engine, env_token="an-operator-chosen-token")
     assert await auth.check("an-operator-chosen-token")
-    assert not await auth.check("an-operator-chosen-tokeN") and not await auth.check("") and not await auth.check(None)
+    assert (
+        not await auth.check("an-operator-chosen-tokeN")
+        and not await auth.check("")
+        and not await auth.check(None)
+    )
 
 
 BAD_PROVIDER_POSTS = [
     (b"{not json", 400, "body: not valid JSON"),
     (b"[1, 2]", 400, "body: expected a JSON object"),
     (b'"text"', 400, "body: expected a JSON object"),
-    ({**PROVIDER, "bogus": 1}, 400, "bogus: unknown field (allowed: slug, headers, spec, custom_host, models, default_model, forward_headers, allow_entry, notes)"),
-    ({**PROVIDER, "slug": "My_LLM"}, 400, "slug: must be 1-63 lowercase letters, digits or '-', starting and ending with a letter or digit (got 'My_LLM')"),
+    (
+        {**PROVIDER, "bogus": 1},
+        400,
+        "bogus: unknown field (allowed: slug, headers, spec, custom_host, models, default_model, "
+        "forward_headers, allow_entry, notes)",
+    ),
+    (
+        {**PROVIDER, "slug": "My_LLM"},
+        400,
+        "slug: must be 1-63 lowercase letters, digits or '-', starting and ending with a letter or digit "
+        "(got 'My_LLM')",
+    ),
     ({**PROVIDER, "slug": 5}, 400, "slug: must be 1-63 lowercase"),
     ({k: v for k, v in PROVIDER.items() if k != "slug"}, 400, "slug: must be 1-63 lowercase"),
     ({**PROVIDER, "custom_host": None}, 400, "custom_host: required, an http:// or https:// URL"),
     ({**PROVIDER, "custom_host": ["x"]}, 400, "custom_host: required"),
-    ({**PROVIDER, "custom_host": "file:///etc/passwd"}, 400, "custom_host: must be an http:// or https:// URL with a host (got 'file:///etc/passwd')"),
-    ({**PROVIDER, "custom_host": "https://u:p@h/v1"}, 400, "custom_host: credentials in the URL are not allowed; put them in an auth header"),
+    (
+        {**PROVIDER, "custom_host": "file:///etc/passwd"},
+        400,
+        "custom_host: must be an http:// or https:// URL with a host (got 'file:///etc/passwd')",
+    ),
+    (
+        {**PROVIDER, "custom_host": "https://u:p@h/v1"},
+        400,
+        "custom_host: credentials in the URL are not allowed; put them in an auth header",
+    ),
     ({**PROVIDER, "spec": "cohere"}, 400, "spec: unknown API spec 'cohere' (supported: openai)"),
-    ({**PROVIDER, "headers": ["Authorization: x"]}, 400, "headers: expected an object of header name to value"),
+    (
+        {**PROVIDER, "headers": ["Authorization: x"]},
+        400,
+        "headers: expected an object of header name to value",
+    ),
     ({**PROVIDER, "headers": {"Bad Name": "x"}}, 400, "headers: invalid header name 'Bad Name'"),
     ({**PROVIDER, "headers": {"X-Key": 12}}, 400, "headers: value of 'X-Key' must be a non-empty string"),
     ({**PROVIDER, "headers": {"X-Key": None}}, 400, "headers: value of 'X-Key' must be a non-empty string"),
-    ({**PROVIDER, "headers": {"X-Key": "a\nb"}}, 400, "headers: value of 'X-Key' has control characters or is longer than 8192"),
+    (
+        {**PROVIDER, "headers": {"X-Key": "a\nb"}},
+        400,
+        "headers: value of 'X-Key' has control characters or is longer than 8192",
+    ),
     ({**PROVIDER, "models": "llama-3"}, 400, "models: expected a list of strings"),
     ({**PROVIDER, "models": [1]}, 400, "models: entries must be non-empty strings up to 256 characters"),
     ({**PROVIDER, "default_model": "gpt-4o"}, 400, "default_model: 'gpt-4o' is not in models"),
     ({**PROVIDER, "forward_headers": "authorization"}, 400, "forward_headers: expected a list of strings"),
-    ({**PROVIDER, "allow_entry": 3}, 400, "allow_entry: must be a host name, *.domain, IP address or CIDR block"),
+    (
+        {**PROVIDER, "allow_entry": 3},
+        400,
+        "allow_entry: must be a host name, *.domain, IP address or CIDR block",
+    ),
     ({**PROVIDER, "notes": {}}, 400, "notes: expected a string"),
 ]
 
@@ -186,18 +247,48 @@ BAD_REQUESTS = [
     ("PATCH", f"{P}/my-llm", {"custom_host": None}, 400, "custom_host: cannot be null"),
     ("PATCH", f"{P}/my-llm", {"spec": None}, 400, "spec: cannot be null"),
     ("PATCH", f"{P}/my-llm", {"nope": 1}, 400, "nope: unknown field"),
-    ("PATCH", f"{P}/my-llm", {"headers": {"Host": "evil"}}, 400, "headers: 'Host' is set by the gateway itself"),
-    ("PATCH", f"{P}/my-llm", {"headers": {"A": "1", "a": "2"}}, 400, "headers: the same header is given twice"),
+    (
+        "PATCH",
+        f"{P}/my-llm",
+        {"headers": {"Host": "evil"}},
+        400,
+        "headers: 'Host' is set by the gateway itself",
+    ),
+    (
+        "PATCH",
+        f"{P}/my-llm",
+        {"headers": {"A": "1", "a": "2"}},
+        400,
+        "headers: the same header is given twice",
+    ),
     ("PATCH", f"{P}/my-llm", {"models": ["other"]}, 400, "default_model: 'llama-3' is not in models"),
     ("PATCH", f"{P}/my-llm", [], 400, "body: expected a JSON object"),
-    ("POST", C, {"id": "c1", "config": {"provider": "@ghost"}}, 400, "Provider @ghost not found in the catalog"),
+    (
+        "POST",
+        C,
+        {"id": "c1", "config": {"provider": "@ghost"}},
+        400,
+        "Provider @ghost not found in the catalog",
+    ),
     ("POST", C, {"id": "c1", "config": 5}, 400, "config: required, a JSON object (or its text)"),
     ("POST", C, {"id": "c1", "config": "{broken"}, 400, "config: not valid JSON"),
     ("POST", C, {"id": "c1", "config": "[]"}, 400, "config: expected a JSON object"),
     ("POST", C, {"config": {}}, 400, "id: required, a string"),
     ("POST", C, {"id": "C 1", "config": {}}, 400, "id: must be 1-63 lowercase"),
-    ("POST", C, {"id": "c1", "config": {}, "extra": 1}, 400, "extra: unknown field (allowed: id, config, notes)"),
-    ("POST", C, {"id": "c1", "config": {"provider": "openai", "api_key": "sk-1"}}, 400, "config.api_key: credentials cannot be stored"),
+    (
+        "POST",
+        C,
+        {"id": "c1", "config": {}, "extra": 1},
+        400,
+        "extra: unknown field (allowed: id, config, notes)",
+    ),
+    (
+        "POST",
+        C,
+        {"id": "c1", "config": {"provider": "openai", "api_key": "sk-1"}},
+        400,
+        "config.api_key: credentials cannot be stored",
+    ),
     ("POST", C, {"id": "c1", "config": {"strategy": {"mode": "loadbalance"}}}, 400, "Invalid config passed"),
     ("GET", f"{C}/ghost", None, 404, "Config ghost not found"),
     ("PUT", f"{C}/ghost", {"config": {}}, 404, "Config ghost not found"),

@@ -9,7 +9,8 @@ from typing import Any
 import orjson
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from sluicegate.dispatch import AttemptRecord, Call, Outcome
+from sluicegate.dispatch import AttemptRecord, Call
+from sluicegate.upstream.exchange import Outcome
 from sluicegate.server.headers import parse_request_headers, public_metadata
 from sluicegate.telemetry.pricing import PriceTable
 from sluicegate.telemetry.record import RequestRecord
@@ -47,7 +48,7 @@ def record(
         "model": "m-answered", "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}}
     outcome = Outcome(status, [("content-type", "application/json")], orjson.dumps(answer), provider, "config")
     attempts = attempts if attempts is not None else [
-        AttemptRecord("config", provider, "http://127.0.0.1:9/v1", status, 1.5)]
+        AttemptRecord("config", provider, "http://127.0.0.1:9/v1", status, 1.5, retry=0)]
     rec.answered(outcome, attempts)
     rec.finish()
     return rec

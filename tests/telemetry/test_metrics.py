@@ -59,8 +59,9 @@ def test_retries_and_fallbacks_from_the_attempt_chain():
     stats = RequestStats()
     row = {"provider": "openai", "model": "m", "status": 200, "error_type": None, "latency_ms": 5.0, "stream": False,
            "ttfb_ms": 1.0, "prompt_tokens": None, "completion_tokens": None, "cost": None}
-    attempts = [{"path": p, "provider": "openai", "status": s}
-                for p, s in [("config.targets[0]", 503), ("config.targets[0]", 503), ("config.targets[1]", 200)]]
+    attempts = [{"path": p, "provider": "openai", "status": s, "retry": r}
+                for p, s, r in [("config.targets[0]", 503, 0), ("config.targets[0]", 503, 1),
+                                ("config.targets[1]", 200, 0)]]
     stats.observe(row, attempts)
     series = stats.series[("openai", "m")]
     assert (series.retries, series.fallbacks) == (1, 1)

@@ -22,7 +22,8 @@ FORWARDED_KEY = "forwarded-api-key-77aa1e"
 FORWARDED_ORG = "forwarded-org-secret-5c2f"
 PORTKEY_KEY = "portkey-api-key-91fe3a"
 CATALOG_KEY = "catalog-secret-token-6d4e"
-SECRETS = [CLIENT_KEY, FORWARDED_KEY, FORWARDED_ORG, PORTKEY_KEY, CATALOG_KEY, ADMIN_TOKEN]
+CONFIG_KEY = "config-inline-key-3e9b"
+SECRETS = [CLIENT_KEY, FORWARDED_KEY, FORWARDED_ORG, PORTKEY_KEY, CATALOG_KEY, CONFIG_KEY, ADMIN_TOKEN]
 
 
 def send_everything(gateway: GatewayProcess, upstream, api: LogApi) -> None:
@@ -38,7 +39,7 @@ def send_everything(gateway: GatewayProcess, upstream, api: LogApi) -> None:
         "x-portkey-forward-headers": "x-api-key, x-org-id", "x-portkey-api-key": PORTKEY_KEY,
         "cookie": f"session={CLIENT_KEY}",
     }
-    traces = [new_trace() for _ in range(4)]
+    traces = [new_trace() for _ in range(6)]
     body = {"model": "m", "messages": [{"role": "user", "content": "hello"}]}
     # An upstream that echoes the credentials it received, in a success, an error and a stream.
     upstream.push(
@@ -52,6 +53,16 @@ def send_everything(gateway: GatewayProcess, upstream, api: LogApi) -> None:
     httpx.post(f"{gateway.v1}/chat/completions", json={**body, "stream": True},
                headers={**headers, "x-portkey-trace-id": traces[2]})
     httpx.get(f"{gateway.v1}/models?key={CLIENT_KEY}", headers={**headers, "x-portkey-trace-id": traces[3]})
+    # Through the catalog provider (its stored credential) and an inline config (its api_key), echoed back.
+    upstream.push(Reply(status=401, json={"error": {"message": f"bad token {CATALOG_KEY}"}}),
+                  Reply(json={"model": "m", "note": f"key {CONFIG_KEY}"}))
+    httpx.post(f"{gateway.v1}/chat/completions", json={**body, "model": "@private-llm/llama"},
+               headers={"x-portkey-trace-id": traces[4]})
+    config = f'{{"provider": "openai", "api_key": "{CONFIG_KEY}", "custom_host": "{upstream.v1}"}}'
+    httpx.post(f"{gateway.v1}/chat/completions", json=body,
+               headers={"x-portkey-config": config, "x-portkey-trace-id": traces[5]})
+    assert upstream.received[-2].headers["authorization"] == f"Bearer {CATALOG_KEY}"
+    assert upstream.received[-1].headers["authorization"] == f"Bearer {CONFIG_KEY}"
     for trace in traces:
         api.wait(trace_id=trace)
     echoed = api.one(traces[0])

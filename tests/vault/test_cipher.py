@@ -59,7 +59,9 @@ def test_flipped_byte_is_detected(position: int) -> None:
         vault.decrypt(tampered, AAD)
 
 
-@pytest.mark.parametrize("token", ["", "plain text", "sg1:abc", "sg2:abc:AAAA", "sg1:{kid}:AAAA", "sg1:{kid}:!!"])
+@pytest.mark.parametrize(
+    "token", ["", "plain text", "sg1:abc", "sg2:abc:AAAA", "sg1:{kid}:AAAA", "sg1:{kid}:!!"]
+)
 def test_malformed_tokens(token: str) -> None:
     vault = env_vault(generate_key())
     with pytest.raises((TamperedCiphertext, UnknownKey)):
@@ -69,7 +71,9 @@ def test_malformed_tokens(token: str) -> None:
 def test_wrong_master_key_names_key_ids() -> None:
     right, wrong = generate_key(), generate_key()
     token = env_vault(right).encrypt(SECRET, AAD)
-    with pytest.raises(UnknownKey, match=f"sealed with master key {right.key_id}, which is not in SLUICEGATE_MASTER_KEY"):
+    with pytest.raises(
+        UnknownKey, match=f"sealed with master key {right.key_id}, which is not in SLUICEGATE_MASTER_KEY"
+    ):
         env_vault(wrong).decrypt(token, AAD)
 
 

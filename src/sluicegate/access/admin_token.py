@@ -35,7 +35,7 @@ def new_token() -> str:
 
 
 async def ensure_admin_token(engine: AsyncEngine, env_token: str | None) -> str | None:
-    """Make sure an admin token exists; return it only if it was generated now (print it once, then forget)."""
+    """Make sure an admin token exists; return it only if generated now (print it once, then forget it)."""
     if env_token:
         if len(env_token) < MIN_ENV_TOKEN:
             raise AdminTokenError(f"SLUICEGATE_ADMIN_TOKEN must be at least {MIN_ENV_TOKEN} characters long")
@@ -47,7 +47,9 @@ async def ensure_admin_token(engine: AsyncEngine, env_token: str | None) -> str 
     try:
         async with engine.begin() as conn:
             await conn.execute(
-                insert(admin_tokens).values(name=DEFAULT_NAME, token_hash=hash_token(token), created_at=utcnow())
+                insert(admin_tokens).values(
+                    name=DEFAULT_NAME, token_hash=hash_token(token), created_at=utcnow()
+                )
             )
     except IntegrityError:  # another process started at the same moment and stored its own token
         return None

@@ -144,9 +144,15 @@ class Catalog:
                 self._log.error("%s", CatalogKeyError(failures))
             self._failures = failures
             old = self._snapshot
-            if old.version == sealed.version and dict(old.providers) == opened and dict(old.configs) == sealed.configs:
+            if (
+                old.version == sealed.version
+                and dict(old.providers) == opened
+                and dict(old.configs) == sealed.configs
+            ):
                 return False
-            self._snapshot = CatalogSnapshot(sealed.version, MappingProxyType(opened), MappingProxyType(sealed.configs))
+            self._snapshot = CatalogSnapshot(
+                sealed.version, MappingProxyType(opened), MappingProxyType(sealed.configs)
+            )
         for listener in list(self._listeners):
             self._notify(listener)
         return True
@@ -178,7 +184,9 @@ class Catalog:
             version = await read_catalog_version(conn)
             rows = (await conn.execute(select(providers))).all()
             headers = (await conn.execute(select(h).order_by(h.c.provider_id, h.c.position))).all()
-            configs = {r.id: r.text for r in await conn.execute(select(saved_configs.c.id, saved_configs.c.text))}
+            configs = {
+                r.id: r.text for r in await conn.execute(select(saved_configs.c.id, saved_configs.c.text))
+            }
         return _Sealed(version, rows, headers, configs)
 
     def _open(self, sealed: _Sealed) -> tuple[dict[str, ResolvedProvider], dict[str, str]]:
@@ -201,7 +209,12 @@ class Catalog:
         result = []
         for header in headers:
             try:
-                result.append((header.name, self._vault.decrypt(header.ciphertext, provider_header_aad(provider_id, header.name))))
+                result.append(
+                    (
+                        header.name,
+                        self._vault.decrypt(header.ciphertext, provider_header_aad(provider_id, header.name)),
+                    )
+                )
             except VaultError as exc:
                 raise VaultError(f"header {header.name!r}: {exc}") from None
         return tuple(result)

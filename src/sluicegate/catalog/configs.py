@@ -14,7 +14,9 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from ..config import parse_config
 from ..errors import BadRequest, Conflict
+from ..providers import registry
 from ..store.state import bump_catalog_version
 from ..store.tables import providers, saved_configs, utcnow
 from .records import MAX_NOTES, UNSET, NotInCatalog, SavedConfigView, provider_not_found, validate_slug
@@ -26,6 +28,17 @@ ValidateConfig = Callable[[str], None]  # raises errors.BadRequest / errors.Conf
 SECRET_KEYS = frozenset(
     {"api_key", "aws_secret_access_key", "aws_session_token", "azure_ad_token", "vertex_service_account_json"}
 )
+
+
+def gateway_config_validator(check_host: Callable[[str], None] | None = None) -> ValidateConfig:
+    """The Gateway Config schema (``config.parse_config``) as a saved-config validator. Provider ids are the
+    registry's; ``@slug`` existence is this layer's own check, made inside the write transaction."""
+    known = frozenset(registry.PROVIDERS)
+
+    def validate(text: str) -> None:
+        parse_config(text, known_providers=known, check_host=check_host)
+
+    return validate
 
 
 def referenced_slugs(text: str) -> tuple[str, ...]:
@@ -74,7 +87,7 @@ def _walk_slugs(node: Any) -> Iterator[str]:
 
 
 async def configs_referencing(conn: AsyncConnection, slug: str) -> list[str]:
-    """Ids of saved configs naming ``@slug`` (a scan: configs are few, and it cannot drift from their text)."""
+    """Ids of saved configs naming ``@slug`` (a scan: configs are few, and it cannot drift from the text)."""
     rows = await conn.execute(select(saved_configs.c.id, saved_configs.c.text).order_by(saved_configs.c.id))
     return [row.id for row in rows if slug in referenced_slugs(row.text)]
 
@@ -124,7 +137,9 @@ class ConfigRepository:
 
     async def list(self) -> list[SavedConfigView]:
         async with self._engine.connect() as conn:
-            return [_view(row) for row in await conn.execute(select(saved_configs).order_by(saved_configs.c.id))]
+            return [
+                _view(row) for row in await conn.execute(select(saved_configs).order_by(saved_configs.c.id))
+            ]
 
     def _check_text(self, text: str) -> None:
         if len(text.encode("utf-8", "surrogatepass")) > MAX_CONFIG_BYTES:
@@ -137,8 +152,8 @@ class ConfigRepository:
             raise BadRequest("config: expected a JSON object")
         if (where := inlined_secret(tree)) is not None:
             raise BadRequest(
-                f"{where}: credentials cannot be stored in a saved config (it is kept in clear); add a catalog "
-                'provider with the credential as an auth header and reference it as "@slug"'
+                f"{where}: credentials cannot be stored in a saved config (it is kept in clear); "
+                'add a catalog provider with the credential as an auth header and reference it as "@slug"'
             )
         if self._validate is not None:
             self._validate(text)

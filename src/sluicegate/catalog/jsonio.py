@@ -18,7 +18,15 @@ from .records import (
     validate_header_value,
 )
 
-_PROVIDER_FIELDS = ("spec", "custom_host", "models", "default_model", "forward_headers", "allow_entry", "notes")
+_PROVIDER_FIELDS = (
+    "spec",
+    "custom_host",
+    "models",
+    "default_model",
+    "forward_headers",
+    "allow_entry",
+    "notes",
+)
 MAX_CONFIG_BYTES = 256 * 1024
 
 
@@ -82,7 +90,7 @@ def patch_from_json(body: dict[str, Any]) -> ProviderPatch:
 
 
 def config_from_json(body: dict[str, Any], *, require_id: bool) -> tuple[str | None, str, str | None]:
-    """``{"id", "config", "notes"}`` → (id, config text, notes); ``config`` may be an object or its JSON text."""
+    """``{"id", "config", "notes"}`` → (id, config text, notes); ``config``: an object or its JSON text."""
     _check_keys(body, ("id", "config", "notes") if require_id else ("config", "notes"))
     config = body.get("config")
     if isinstance(config, dict):

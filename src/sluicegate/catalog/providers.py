@@ -52,7 +52,12 @@ class ProviderRepository:
                 await bump_catalog_version(conn)
                 if await conn.scalar(select(providers.c.id).where(providers.c.slug == item.slug)) is not None:
                     raise duplicate_provider(item.slug)
-                values = {**_column_values(item.fields), "slug": item.slug, "created_at": now, "updated_at": now}
+                values = {
+                    **_column_values(item.fields),
+                    "slug": item.slug,
+                    "created_at": now,
+                    "updated_at": now,
+                }
                 result = await conn.execute(insert(providers).values(**values))
                 provider_id = result.inserted_primary_key[0]
                 for position, (name, value) in enumerate(item.headers):
@@ -119,7 +124,7 @@ class ProviderRepository:
         rows = {row.name.lower(): row for row in (await conn.execute(query)).all()}
         names = set(rows)
         next_position = max((row.position for row in rows.values()), default=-1) + 1
-        for (name, value), lower in zip(changes, lowered):
+        for (name, value), lower in zip(changes, lowered, strict=True):
             current = rows.get(lower)
             if value is None:
                 names.discard(lower)

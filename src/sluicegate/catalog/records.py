@@ -6,7 +6,6 @@ header value (it may be a secret).
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -14,6 +13,7 @@ from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from ..errors import BadRequest, Conflict, GatewayError
+from ..upstream.allow import parse_allow_entry
 
 SPECS = ("openai",)  # "anthropic" joins when providers/anthropic.py exists
 MAX_HEADERS = 32
@@ -26,15 +26,28 @@ SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 HEADER_NAME_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$")  # an RFC 9110 token
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # control characters except TAB
 _MULTILINE_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # notes may span lines
-_HOSTNAME_RE = re.compile(r"^(?:\*\.)?[a-z0-9_](?:[a-z0-9_.-]{0,251}[a-z0-9])?$")
 # Set by the HTTP client itself, or hop-by-hop: a stored value would corrupt framing or routing.
 RESERVED_HEADERS = frozenset(
-    {"host", "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te", "trailer",
-     "proxy-connection", "expect"}
+    {
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "upgrade",
+        "te",
+        "trailer",
+        "proxy-connection",
+        "expect",
+    }
 )
-# Forwarding these would let a client steer the gateway itself or reach cloud metadata services.
+# Forwarding these would let a client steer the hop itself or reach cloud metadata services (the same list
+# as server/headers.py applies to x-portkey-forward-headers; x-portkey-* are refused by prefix).
 FORBIDDEN_FORWARD = RESERVED_HEADERS | {
-    "x-portkey-forward-headers", "metadata-flavor", "x-aws-ec2-metadata-token", "x-google-metadata-request",
+    "proxy-authorization",
+    "metadata-flavor",
+    "x-aws-ec2-metadata-token",
+    "x-google-metadata-request",
 }
 
 CheckHost = Callable[[str], None]
@@ -53,7 +66,7 @@ def provider_not_found(slug: str) -> BadRequest:
 
 @dataclass(frozen=True, slots=True)
 class ResolvedProvider:
-    """What the hot path needs to call a catalog provider; header values are decrypted, so never print them."""
+    """What the hot path needs to call a catalog provider; header values are decrypted: never print them."""
 
     slug: str
     spec: str
@@ -151,8 +164,13 @@ class SavedConfigView:
     updated_at: datetime
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "config": self.text, "notes": self.notes,
-                "created_at": self.created_at.isoformat(), "updated_at": self.updated_at.isoformat()}
+        return {
+            "id": self.id,
+            "config": self.text,
+            "notes": self.notes,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+        }
 
 
 def duplicate_provider(slug: str) -> Conflict:
@@ -198,7 +216,7 @@ def validate_custom_host(value: Any, check_host: CheckHost | None) -> str:
     if parts.query or parts.fragment:
         raise BadRequest("custom_host: must not have a query string or fragment")
     try:
-        parts.port
+        _ = parts.port  # urlsplit checks the port only when asked
     except ValueError:
         raise BadRequest(f"custom_host: invalid port (got {_shown(url)})") from None
     if check_host is not None:
@@ -229,6 +247,8 @@ def validate_header_name(name: Any, field_name: str) -> str:
         raise BadRequest(f"{field_name}: invalid header name {_shown(name)}")
     if name.lower() in RESERVED_HEADERS:
         raise BadRequest(f"{field_name}: {name!r} is set by the gateway itself and cannot be configured")
+    if name.lower().startswith("x-portkey-"):
+        raise BadRequest(f"{field_name}: x-portkey-* headers are never sent upstream ({name})")
     return name.lower()
 
 
@@ -236,7 +256,9 @@ def validate_header_value(name: str, value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise BadRequest(f"headers: value of {name!r} must be a non-empty string")
     if _CONTROL_RE.search(value) or len(value) > MAX_HEADER_VALUE:
-        raise BadRequest(f"headers: value of {name!r} has control characters or is longer than {MAX_HEADER_VALUE}")
+        raise BadRequest(
+            f"headers: value of {name!r} has control characters or is longer than {MAX_HEADER_VALUE}"
+        )
     return value
 
 
@@ -274,7 +296,7 @@ def validate_forward_headers(names: Any) -> tuple[str, ...]:
         folded = name.strip().lower().replace("_", "-")
         if not HEADER_NAME_RE.match(folded):
             raise BadRequest(f"forward_headers: invalid header name {_shown(name)}")
-        if folded in FORBIDDEN_FORWARD:
+        if folded in FORBIDDEN_FORWARD or folded.startswith("x-portkey-"):
             raise BadRequest(f"forward_headers: {folded!r} may not be forwarded")
         if folded not in result:
             result.append(folded)
@@ -282,26 +304,17 @@ def validate_forward_headers(names: Any) -> tuple[str, ...]:
 
 
 def validate_allow_entry(value: Any) -> str | None:
-    """An SSRF allow-list entry: a host name, ``*.domain``, an IP address or a CIDR block (a URL → its host)."""
+    """An SSRF allow-list entry in the guard's own syntax (host, ``*.domain``, IP, CIDR, optional port, or a
+    URL standing for its host): parsed by the guard's parser, so a stored entry can never fail the guard."""
     if value is None or value == "":
         return None
-    if not isinstance(value, str) or len(value) > 256:
+    if not isinstance(value, str) or len(value) > 256 or _CONTROL_RE.search(value):
         raise BadRequest("allow_entry: must be a host name, *.domain, IP address or CIDR block")
-    entry = value.strip().lower()
-    if "://" in entry:
-        entry = urlsplit(entry).hostname or ""
-    entry = entry.strip("[]")
     try:
-        if "/" in entry:
-            return str(ipaddress.ip_network(entry, strict=False))
-        return str(ipaddress.ip_address(entry))
-    except ValueError:
-        pass
-    if not _HOSTNAME_RE.match(entry) or ".." in entry:
-        raise BadRequest(
-            f"allow_entry: must be a host name, *.domain, IP address or CIDR block (got {_shown(value)})"
-        )
-    return entry
+        parse_allow_entry(value)
+    except ValueError as exc:
+        raise BadRequest(f"allow_entry: {exc}") from None
+    return value.strip()
 
 
 def _string_list(value: Any, field_name: str, limit: int) -> tuple[str, ...]:

@@ -29,9 +29,12 @@ class RetryPolicy:
 class BreakerPolicy:
     """Circuit breaker (hosted ``cb_config``): skip a target that keeps failing until its cooldown passes."""
 
-    failure_threshold: int
+    failure_threshold: int | None  # consecutive failures that open it; None: only the rate rule below
     cooldown_ms: int
     failure_status_codes: frozenset[int] | None = None  # None: any 5xx, 429, timeout or connection error
+    # Hosted's rate rule: open when more than this share of the requests failed, once there were enough.
+    failure_threshold_percentage: float | None = None
+    minimum_requests: int = 1
 
 
 @dataclass(frozen=True, slots=True)

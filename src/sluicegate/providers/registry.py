@@ -49,6 +49,10 @@ PROVIDERS: Mapping[str, ProviderInfo] = MappingProxyType(
 )
 
 
+# API specs by the name the Model Catalog stores (a catalog provider names its spec, not a provider id).
+SPECS: Mapping[str, ModuleType] = MappingProxyType({openai.SPEC: openai})
+
+
 def lookup(provider_id: str) -> ProviderInfo | None:
     return PROVIDERS.get(provider_id)
 

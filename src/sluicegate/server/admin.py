@@ -114,7 +114,9 @@ def _auth_challenge(status: int) -> dict[str, str] | None:
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json", headers=headers)
+    return web.Response(
+        body=orjson.dumps(body), status=status, content_type="application/json", headers=headers
+    )
 
 
 async def _body(request: web.Request) -> dict[str, Any]:

@@ -6,8 +6,10 @@ import orjson
 from aiohttp import web
 from multidict import CIMultiDict
 
-from ..dispatch import Call, Outcome
+from ..dispatch import Call
+from ..upstream.exchange import Outcome
 from ..errors import BadRequest, PayloadTooLarge
+from ..prepare import split_model_slug
 from ..telemetry.record import RequestRecord
 from .headers import parse_request_headers
 from .keys import GATEWAY, TRACE_ID
@@ -84,7 +86,9 @@ def unified(endpoint: str):
             raise BadRequest("Invalid content type passed")
         raw = await _read_body(request)
         body = parse_json_body(raw, endpoint)
-        return Call(ctx, endpoint, "POST", "", raw, body, stream=body.get("stream") is True)
+        slug, model = split_model_slug(body.get("model"))
+        return Call(ctx, endpoint, "POST", "", raw, body, stream=body.get("stream") is True,
+                    pathname=request.path, model=model, model_slug=slug)
 
     return _logged(endpoint, prepare)
 
@@ -99,7 +103,7 @@ async def _prepare_passthrough(request: web.Request, record: RequestRecord) -> C
         raise BadRequest("Invalid content type passed")
     raw = await _read_body(request)
     tail = request.raw_path[len("/v1"):]
-    return Call(ctx, "proxy", request.method, tail, raw, None, stream=False)
+    return Call(ctx, "proxy", request.method, tail, raw, None, stream=False, pathname=request.path)
 
 
 def _logged(endpoint: str, prepare):
@@ -129,17 +133,17 @@ passthrough = _logged("proxy", _prepare_passthrough)
 
 async def _dispatch(request: web.Request, call: Call, record: RequestRecord) -> web.StreamResponse:
     gateway = request.app[GATEWAY]
-    root = gateway.root_node(call.ctx)
+    root = gateway.root_node(call)
     outcome, attempts = await gateway.dispatcher.run(call, root)
     record.answered(outcome, attempts)
-    headers = response_headers(call, outcome)
+    headers = response_headers(call, outcome, len(attempts))
     if outcome.upstream is not None:
         tap = record.tap_stream(outcome.body or b"", gateway.settings.log_body_max_bytes)
         return await relay_stream(request, outcome, headers, tap)
     return web.Response(status=outcome.status, body=outcome.body, headers=headers)
 
 
-def response_headers(call: Call, outcome: Outcome) -> CIMultiDict:
+def response_headers(call: Call, outcome: Outcome, attempts: int) -> CIMultiDict:
     headers = CIMultiDict(outcome.headers)
     headers["x-portkey-trace-id"] = call.ctx.trace_id
     headers["x-portkey-last-used-option-index"] = outcome.path
@@ -149,6 +153,9 @@ def response_headers(call: Call, outcome: Outcome) -> CIMultiDict:
         headers["x-portkey-provider"] = outcome.provider
     if outcome.gateway_exception:
         headers["x-portkey-gateway-exception"] = "true"
+    if not outcome.ok and attempts > 1:
+        # The gateway already retried or fell back: the SDK's own automatic retry would only repeat it.
+        headers["x-should-retry"] = "false"
     return headers
 
 

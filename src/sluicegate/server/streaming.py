@@ -13,7 +13,7 @@ import time
 import aiohttp
 from aiohttp import web
 
-from ..dispatch import Outcome
+from ..upstream.exchange import Outcome
 from ..providers import openai, sse
 from ..telemetry.record import StreamTap
 

@@ -68,7 +68,11 @@ def _upgrade_sync(connection: Connection, revision: str) -> None:
 def _as_engine(engine_or_url: AsyncEngine | URL | str) -> tuple[AsyncEngine, bool]:
     if isinstance(engine_or_url, AsyncEngine):
         return engine_or_url, False
-    url = engine_or_url.render_as_string(hide_password=False) if isinstance(engine_or_url, URL) else engine_or_url
+    url = (
+        engine_or_url.render_as_string(hide_password=False)
+        if isinstance(engine_or_url, URL)
+        else engine_or_url
+    )
     return create_engine(Settings(database_url=url)), True
 
 

@@ -34,7 +34,8 @@ request_logs = Table(
     Column("latency_ms", Float, nullable=False),
     Column("ttfb_ms", Float, nullable=True),  # streams: time to the first content relayed (TTFT)
     Column("stream", Boolean, nullable=False),
-    Column("provider", String(NAME_MAX), nullable=True),
+    Column("provider", String(NAME_MAX), nullable=True),  # the provider id or API spec ("openai")
+    Column("provider_slug", String(NAME_MAX), nullable=True),  # a catalog provider ("@my-llm"), if one answered
     Column("model", String(NAME_MAX), nullable=True),  # as asked
     Column("model_answered", String(NAME_MAX), nullable=True),
     Column("custom_host", Text, nullable=True),  # scheme://host:port/path only: no user-info, no query
@@ -68,6 +69,7 @@ request_attempts = Table(
     Column("host", Text, nullable=True),
     Column("status", Integer, nullable=True),
     Column("latency_ms", Float, nullable=False),
+    Column("retry", Integer, nullable=False),  # 0: the target's first try; n: its n-th retry
     Column("error", Text, nullable=True),
     # No foreign key: attempts are written with their request in one transaction, pruned by the same time,
     # and a key check per inserted row would tax the writer for nothing.

@@ -1,5 +1,5 @@
-"""The schema, once, for both dialects. Alembic migrations in ``migrations/versions`` must produce exactly this
-(tests compare them), so a change here always comes with a new migration.
+"""The schema, once, for both dialects. The Alembic migrations in ``migrations/versions`` must produce
+exactly this (tests compare them), so a change here always comes with a new migration.
 
 Later tables (``request_logs`` for telemetry, API keys for access/) are added by their own migrations to this
 same MetaData; nothing here needs to change for them.
@@ -93,7 +93,9 @@ provider_headers = Table(
     Column("position", Integer, nullable=False),  # headers are sent in the order the operator gave
     Column("name", String(256), nullable=False),
     Column("ciphertext", Text, nullable=False),
-    Column("key_id", String(32), nullable=False, index=True),  # also inside the ciphertext; indexed for rotation
+    Column(
+        "key_id", String(32), nullable=False, index=True
+    ),  # also inside the ciphertext; indexed for rotation
     Column("masked", String(64), nullable=False),
     UniqueConstraint("provider_id", "name", name="uq_provider_headers_provider_id_name"),
 )

@@ -99,15 +99,11 @@ class RequestStats:
         self._observe_attempts(series, attempts)
 
     def _observe_attempts(self, series: Series, attempts: Iterable[Mapping[str, Any]]) -> None:
-        previous = None
-        for attempt in attempts:
-            path = attempt["path"]
-            if previous is not None:  # same target again: a retry; another target: a fallback
-                if path == previous:
-                    series.retries += 1
-                else:
-                    series.fallbacks += 1
-            previous = path
+        for position, attempt in enumerate(attempts):
+            if attempt["retry"]:  # the same target again
+                series.retries += 1
+            elif position:  # a first try after another target's: a fallback
+                series.fallbacks += 1
             key = (attempt["provider"] or UNKNOWN, attempt["status"] or 0)
             if key not in self.attempts and len(self.attempts) >= self._max:
                 key = (OTHER, 0)

@@ -20,10 +20,11 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 MAX_BUCKETS = 10_000
 DEFAULT_WINDOW_MS = 86_400_000  # analytics without "from": the last 24 hours
-GROUPS = ("provider", "model", "user", "status", "none")
+GROUPS = ("provider", "provider_slug", "model", "user", "status", "none")
 _UNITS_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 _STATUS_CLASS = re.compile(r"^[1-5]xx$")
-_FILTERS = ("from", "to", "status", "provider", "model", "user", "trace_id", "error_type")
+_EQUALS = ("provider", "provider_slug", "model", "user", "trace_id", "error_type")
+_FILTERS = ("from", "to", "status", *_EQUALS)
 
 
 @dataclass(frozen=True)
@@ -95,8 +96,7 @@ def parse_filter(params: Mapping[str, str], allowed: Iterable[str] = ()) -> LogF
     if start is not None and end is not None and start >= end:
         raise BadRequest("'from' must be earlier than 'to'")
     codes, classes, errors = _statuses(params["status"]) if "status" in params else ((), (), None)
-    equals = {name: tuple(v for v in params[name].split(",") if v) for name in
-              ("provider", "model", "user", "trace_id", "error_type") if name in params}
+    equals = {name: tuple(v for v in params[name].split(",") if v) for name in _EQUALS if name in params}
     for name, values in equals.items():
         if not values:
             raise BadRequest(f"'{name}' must not be empty")

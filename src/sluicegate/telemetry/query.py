@@ -89,7 +89,7 @@ async def _attempts(conn: Any, ids: list[str]) -> dict[str, list[dict[str, Any]]
     for row in await conn.execute(query):
         found.setdefault(row.request_id, []).append({
             "position": row.position, "target_path": row.path, "provider": row.provider, "host": row.host,
-            "status": row.status, "latency_ms": row.latency_ms, "error": row.error,
+            "status": row.status, "latency_ms": row.latency_ms, "retry": row.retry, "error": row.error,
         })
     return found
 
@@ -106,7 +106,8 @@ def public_record(r: dict[str, Any], attempts: list[dict[str, Any]]) -> dict[str
         "created_at": iso(r["created_ms"]), "created_ms": r["created_ms"],
         "method": r["method"], "route": r["route"], "endpoint": r["endpoint"], "status": r["status"],
         "latency_ms": r["latency_ms"], "ttfb_ms": r["ttfb_ms"], "stream": r["stream"],
-        "provider": r["provider"], "model": r["model"], "model_answered": r["model_answered"],
+        "provider": r["provider"], "provider_slug": r["provider_slug"], "model": r["model"],
+        "model_answered": r["model_answered"],
         "custom_host": r["custom_host"], "retries": r["retries"], "target_path": r["target_path"],
         "usage": {
             "prompt_tokens": r["prompt_tokens"], "completion_tokens": r["completion_tokens"],

@@ -20,8 +20,9 @@ from ..errors import GatewayError
 from ..providers import sse
 
 if TYPE_CHECKING:  # annotations only: telemetry sits below dispatch and server in the import order
-    from ..dispatch import AttemptRecord, Call, Outcome
+    from ..dispatch import AttemptRecord, Call
     from ..server.headers import RequestContext
+    from ..upstream.exchange import Outcome
 
 CLIENT_CLOSED = 499  # nginx's "client closed request": the client left before the response was complete
 TAIL_CHUNKS = 4  # the usage chunk and [DONE] arrive at the very end of a stream, within the last few reads

@@ -32,9 +32,12 @@ def is_secret_header(name: str) -> bool:
 def request_secrets(ctx: RequestContext | None, extra: Iterable[str] = (),
                     is_secret: Callable[[str], bool] = is_secret_header) -> tuple[str, ...]:
     """Every credential-like value of the request: secret headers, forwarded headers, the API key."""
+    values: list[str] = []
+    for value in extra:  # credentials the gateway added (catalog headers, config api keys)
+        values.append(value)
+        values.append(value.partition(" ")[2].strip())
     if ctx is None:
-        return _usable(extra)
-    values: list[str] = list(extra)
+        return _usable(values)
     for name, value in ctx.headers.items():
         if is_secret(name):
             values.append(value)
@@ -95,8 +98,8 @@ class Redactor:
             _remember(self._names, name, found, self._limit)
         return found
 
-    def secrets(self, ctx: RequestContext | None) -> tuple[str, ...]:
-        return request_secrets(ctx, is_secret=self._is_secret)
+    def secrets(self, ctx: RequestContext | None, extra: Iterable[str] = ()) -> tuple[str, ...]:
+        return request_secrets(ctx, extra, is_secret=self._is_secret)
 
     def url(self, url: str | None) -> str | None:
         if not url:

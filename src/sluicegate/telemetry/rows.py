@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Protocol
 
 import orjson
 
@@ -25,6 +25,24 @@ CACHE_STATUS = "DISABLED"  # no response cache yet; the column is there for when
 _TEXT_TYPES = ("application/json", "text/", "application/x-ndjson", "application/problem+json")
 _SHORT = 256  # column width of names (model, provider, span name …)
 _ERROR_LIMIT = 2048
+
+
+class Lookups(Protocol):
+    """What the rest of the gateway knows that a row needs; app.py provides it (catalog, configs)."""
+
+    def provider(self, provider_id: str) -> tuple[str | None, tuple[str, ...]]:
+        """For a catalog slug: the API spec behind it and its credential values (to scrub); else (None, ())."""
+
+    def config_secrets(self, config: str) -> tuple[str, ...]:
+        """Credentials written inline in a Gateway Config header (to scrub)."""
+
+
+class NoLookups:
+    def provider(self, provider_id: str) -> tuple[str | None, tuple[str, ...]]:
+        return None, ()
+
+    def config_secrets(self, config: str) -> tuple[str, ...]:
+        return ()
 
 
 def new_id(created_ms: int) -> str:
@@ -44,19 +62,20 @@ class Derived:
 
 
 class RowBuilder:
-    def __init__(self, prices: PriceTable, body_cap: int, metadata_of: MetadataOf) -> None:
+    def __init__(self, prices: PriceTable, body_cap: int, metadata_of: MetadataOf,
+                 lookups: Lookups | None = None) -> None:
         self._prices = prices
         self._cap = body_cap
         self._metadata_of = metadata_of
+        self._lookups = lookups or NoLookups()
         self._redact = Redactor()
 
     def build(self, record: RequestRecord) -> tuple[Row, list[Row]]:
         ctx, call, outcome = record.ctx, record.call, record.outcome
         created_ms = int(record.started_at * 1000)
-        secrets = self._redact.secrets(ctx)
+        provider, slug, secrets = self._provider_and_secrets(record)
         body = call.json if call is not None else None
         derived = self._derive(record)
-        provider = _provider(record)
         model = _model(call)
         host = self._redact.url(_host(record))
         metadata = dict(self._metadata_of(ctx, body)) if ctx is not None else {}
@@ -72,11 +91,12 @@ class RowBuilder:
             "ttfb_ms": round(record.ttfb_ms, 3) if record.ttfb_ms is not None else None,
             "stream": record.tap is not None or (call is not None and call.stream),
             "provider": _cut(provider),
+            "provider_slug": _cut(slug),
             "model": _cut(model),
             "model_answered": _cut(derived.model),
             "custom_host": host,
             "attempt_count": len(record.attempts or ()),
-            "retries": outcome.retries if outcome is not None else 0,
+            "retries": sum(1 for a in record.attempts or () if a.retry > 0),
             "target_path": _cut(outcome.path) if outcome is not None else None,
             "cache_status": CACHE_STATUS,
             "user": _cut(metadata.get("_user")),
@@ -88,6 +108,19 @@ class RowBuilder:
             **self._bodies(record, secrets),
         }
         return row, self._attempt_rows(record, row["id"], created_ms, secrets)
+
+    def _provider_and_secrets(self, record: RequestRecord) -> tuple[str | None, str | None, tuple[str, ...]]:
+        """(provider, catalog slug, every secret of the request): the slug's spec is the provider."""
+        provider, slug = _provider(record), None
+        extra: list[str] = []
+        for name in {provider, *(a.provider for a in record.attempts or ())} - {None}:
+            spec, credentials = self._lookups.provider(name)
+            extra.extend(credentials)
+            if name == provider and spec is not None:
+                provider, slug = spec, name
+        if record.ctx is not None and record.ctx.config:
+            extra.extend(self._lookups.config_secrets(record.ctx.config))
+        return provider, slug, self._redact.secrets(record.ctx, extra)
 
     # -- the answer ------------------------------------------------------------------------------------
 
@@ -133,6 +166,7 @@ class RowBuilder:
                 "host": self._redact.url(attempt.host),
                 "status": attempt.status,
                 "latency_ms": round(attempt.latency_ms, 3),
+                "retry": attempt.retry,
                 "error": scrub(attempt.error, secrets),
             }
             for position, attempt in enumerate(record.attempts or ())

@@ -17,7 +17,7 @@ from .metrics import Collector, PoolGauges, RequestStats, build_registry, render
 from .pricing import PriceTable
 from .record import RequestRecord
 from .retention import Retention
-from .rows import MetadataOf, RowBuilder
+from .rows import Lookups, MetadataOf, RowBuilder
 from .sink import Sink, Writer
 from .spool import Spool
 from .writer import StoreWriter
@@ -33,13 +33,14 @@ class Telemetry:
         *,
         metadata_of: MetadataOf,
         pool: Callable[[], PoolGauges | None] = lambda: None,
+        lookups: Lookups | None = None,
         writer: Writer | None = None,
     ) -> None:
         self.engine = engine
         self.log_bodies = settings.log_bodies
         self.stats = RequestStats()
         self.prices = PriceTable.load(settings.pricing_file)
-        builder = RowBuilder(self.prices, settings.log_body_max_bytes, metadata_of)
+        builder = RowBuilder(self.prices, settings.log_body_max_bytes, metadata_of, lookups)
         self.spool = Spool(settings.data_dir / SPOOL_DIR, settings.log_spool_max_bytes)
         self.sink = Sink(builder.build, writer or StoreWriter(engine), self.spool, self.stats,
                          queue_max=settings.log_queue_max, batch_max=settings.log_batch_max)

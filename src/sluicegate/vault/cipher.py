@@ -69,7 +69,7 @@ class Vault:
 
     @classmethod
     def load(cls, settings: Settings, *, create: bool = True) -> "Vault":
-        """The vault for ``settings``: the env keys, else the key file (created 0600 if absent and ``create``)."""
+        """The vault for ``settings``: the env keys, else the key file (created 0600 when ``create``)."""
         if settings.master_key:
             return cls(keyring_from_env(settings.master_key))
         path = key_file_path(settings.data_dir)
@@ -107,9 +107,13 @@ class Vault:
         if len(blob) < _NONCE_BYTES + 16:
             raise TamperedCiphertext("ciphertext too short")
         try:
-            plain = AESGCM(key.material).decrypt(blob[:_NONCE_BYTES], blob[_NONCE_BYTES:], _aad(f"{_VERSION}:{key_id}", aad))
+            plain = AESGCM(key.material).decrypt(
+                blob[:_NONCE_BYTES], blob[_NONCE_BYTES:], _aad(f"{_VERSION}:{key_id}", aad)
+            )
         except InvalidTag:
-            raise TamperedCiphertext("ciphertext failed authentication (tampered, or bound to another row)") from None
+            raise TamperedCiphertext(
+                "ciphertext failed authentication (tampered, or bound to another row)"
+            ) from None
         return plain.decode("utf-8")
 
     def reload_if_changed(self) -> bool:

@@ -82,7 +82,9 @@ def parse_key(text: str, where: str) -> MasterKey:
     except (binascii.Error, ValueError):
         raise VaultError(f"{where}: not valid base64") from None
     if len(material) != KEY_BYTES:
-        raise VaultError(f"{where}: a master key is base64 of {KEY_BYTES} bytes, this one has {len(material)}")
+        raise VaultError(
+            f"{where}: a master key is base64 of {KEY_BYTES} bytes, this one has {len(material)}"
+        )
     return MasterKey.from_material(material)
 
 
@@ -107,7 +109,9 @@ def key_file_path(data_dir: Path) -> Path:
 def read_key_file(path: Path) -> Keyring:
     _check_mode(path)
     lines = path.read_text(encoding="ascii").splitlines()
-    entries = [(n, line) for n, line in enumerate(lines, 1) if line.strip() and not line.lstrip().startswith("#")]
+    entries = [
+        (n, line) for n, line in enumerate(lines, 1) if line.strip() and not line.lstrip().startswith("#")
+    ]
     if not entries:
         raise VaultError(f"{path}: no key in the key file")
     keys = tuple(parse_key(line, f"{path} line {n}") for n, line in entries)

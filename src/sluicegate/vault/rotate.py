@@ -122,7 +122,9 @@ async def _reencrypt_batch(engine: AsyncEngine, vault: Vault) -> int:
 
 
 async def _remaining(engine: AsyncEngine, active_key_id: str) -> int:
-    query = select(func.count()).select_from(provider_headers).where(provider_headers.c.key_id != active_key_id)
+    query = (
+        select(func.count()).select_from(provider_headers).where(provider_headers.c.key_id != active_key_id)
+    )
     async with engine.connect() as conn:
         return int(await conn.scalar(query) or 0)
 

@@ -23,7 +23,7 @@ def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=metadata,
-        # SQLite cannot ALTER most things; batch mode rebuilds the table instead, so one migration works on both.
+        # SQLite cannot ALTER most things; batch mode rebuilds the table: one migration for both dialects.
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
     )

@@ -22,6 +22,13 @@ _TS = sa.DateTime(timezone=True)
 
 
 def upgrade() -> None:
+    _providers()
+    _provider_headers()
+    _saved_configs_and_admin_tokens()
+    _catalog_state()
+
+
+def _providers() -> None:
     op.create_table(
         "providers",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -38,6 +45,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_providers"),
         sa.UniqueConstraint("slug", name="uq_providers_slug"),
     )
+
+
+def _provider_headers() -> None:
     op.create_table(
         "provider_headers",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -58,6 +68,9 @@ def upgrade() -> None:
     )
     op.create_index("ix_provider_headers_provider_id", "provider_headers", ["provider_id"])
     op.create_index("ix_provider_headers_key_id", "provider_headers", ["key_id"])
+
+
+def _saved_configs_and_admin_tokens() -> None:
     op.create_table(
         "saved_configs",
         sa.Column("id", sa.String(63), nullable=False),
@@ -76,6 +89,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_admin_tokens"),
         sa.UniqueConstraint("name", name="uq_admin_tokens_name"),
     )
+
+
+def _catalog_state() -> None:
     state = op.create_table(
         "catalog_state",
         sa.Column("id", sa.Integer, autoincrement=False, nullable=False),

@@ -38,6 +38,7 @@ def upgrade() -> None:
         sa.Column("ttfb_ms", sa.Float, nullable=True),
         sa.Column("stream", sa.Boolean, nullable=False),
         sa.Column("provider", _NAME, nullable=True),
+        sa.Column("provider_slug", _NAME, nullable=True),
         sa.Column("model", _NAME, nullable=True),
         sa.Column("model_answered", _NAME, nullable=True),
         sa.Column("custom_host", sa.Text, nullable=True),
@@ -73,6 +74,7 @@ def upgrade() -> None:
         sa.Column("host", sa.Text, nullable=True),
         sa.Column("status", sa.Integer, nullable=True),
         sa.Column("latency_ms", sa.Float, nullable=False),
+        sa.Column("retry", sa.Integer, nullable=False),
         sa.Column("error", sa.Text, nullable=True),
         sa.PrimaryKeyConstraint("request_id", "position", name="pk_request_attempts"),
     )

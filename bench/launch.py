@@ -1,0 +1,130 @@
+"""Start each hop (upstreams, floor, sluicegate, peers) and wait until it serves.
+
+A launcher returns a Running hop (its Target, its process, startup time, idle RSS) or raises
+NotReady with the reason, which the run records as "missing".
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from bench import nginx_conf, targets
+from bench.install import Install
+from bench.procs import Child, Supervisor, free_port, rss_bytes
+from bench.ready import NotReady, wait_first_200
+from bench.targets import Shapes, Target, Upstreams
+
+EXPECT = nginx_conf.STATIC_ID.encode()
+BENCH_DIR = Path(__file__).resolve().parent
+# Variables that would change a hop's defaults; each hop starts from the environment without them.
+FOREIGN_ENV_PREFIXES = ("SLUICEGATE_", "LITELLM_", "PORTKEY_")
+FOREIGN_ENV = {"TRUSTED_CUSTOM_HOSTS", "PORT", "NODE_ENV", "DATABASE_URL", "NODE_OPTIONS"}
+
+
+@dataclass
+class Running:
+    target: Target
+    child: Child | None
+    startup_s: float | None
+    idle_rss: int | None
+    version: str = ""
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in FOREIGN_ENV and not k.startswith(FOREIGN_ENV_PREFIXES)}
+    env.update(extra)
+    return env
+
+
+def _settled(sup: Supervisor, target: Target, child: Child, timeout_s: float, settle_s: float,
+             version: str) -> Running:
+    try:
+        startup = wait_first_200(target.endpoints["static"], child, timeout_s, EXPECT)
+    except NotReady:
+        sup.stop(child)  # a hop that never came up must not eat CPU during the others' runs
+        raise
+    time.sleep(settle_s)  # let start-up allocations and lazy imports finish before "idle"
+    return Running(target, child, startup, rss_bytes(child.pid), version)
+
+
+def start_nginx(sup: Supervisor, name: str, prefix: Path, conf_text: str) -> Child:
+    for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        (prefix / "tmp" / sub).mkdir(parents=True, exist_ok=True)
+        os.chmod(prefix / "tmp" / sub, 0o777)  # nginx workers may drop to `nobody` when run as root
+    conf = prefix / "nginx.conf"
+    conf.write_text(conf_text)
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"  # Debian puts it in sbin, off some PATHs
+    return sup.start(name, [nginx, "-p", str(prefix), "-e", str(prefix / "error.log"), "-c", str(conf)],
+                     env=clean_env())
+
+
+def start_upstreams(sup: Supervisor, work: Path, python: str) -> Upstreams:
+    """nginx static JSON + the paced SSE upstream; both must answer before anything else starts."""
+    ups = Upstreams(static_port=free_port(), sse_port=free_port())
+    static = start_nginx(sup, "upstream-static", work / "nginx-static",
+                         nginx_conf.static_upstream(str(work / "nginx-static"), ups.static_port))
+    sse = sup.start("upstream-sse", [python, "-m", "bench.sse_upstream", "--port", str(ups.sse_port)],
+                    env=clean_env(PYTHONPATH=str(BENCH_DIR.parent)))
+    direct = targets.direct(ups, Shapes(stream="sse-1x0"))
+    wait_first_200(direct.endpoints["static"], static, 20, EXPECT)
+    wait_first_200(direct.endpoints["stream"], sse, 20, b"[DONE]")
+    return ups
+
+
+def start_nginx_floor(sup: Supervisor, work: Path, ups: Upstreams, shapes: Shapes, settle_s: float) -> Running:
+    listen_static, listen_sse = free_port(), free_port()
+    prefix = work / "nginx-floor"
+    text = nginx_conf.proxy_floor(str(prefix), ups.static_port, ups.sse_port, listen_static, listen_sse)
+    child = start_nginx(sup, "nginx", prefix, text)
+    return _settled(sup, targets.nginx_floor(listen_static, listen_sse, shapes), child, 20, settle_s, "")
+
+
+def start_sluicegate(sup: Supervisor, work: Path, ups: Upstreams, shapes: Shapes, cmd: Sequence[str],
+                     workers: int, name: str, settle_s: float, version: str) -> Running:
+    """sluicegate with its real defaults: its own data dir (so its SQLite log store), logging on."""
+    port = free_port()
+    data_dir = work / f"{name}-data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    argv = [*cmd, "serve", "--host", "127.0.0.1", "--port", str(port)]
+    if workers > 1:
+        argv += ["--workers", str(workers)]
+    child = sup.start(name, argv, env=clean_env(SLUICEGATE_DATA_DIR=str(data_dir)))
+    target = targets.portkey_style(name, "gateway", port, ups, shapes)
+    return _settled(sup, target, child, 30, settle_s, version)
+
+
+def start_portkey(sup: Supervisor, install: Install, ups: Upstreams, shapes: Shapes, settle_s: float,
+                  node: str = "node") -> Running:
+    """Portkey's Node gateway, headless (no UI, no log stream), bound to loopback by a preload shim."""
+    port = free_port()
+    argv = [node, "--require", str(BENCH_DIR / "loopback.cjs"),
+            str(install.home / "build" / "start-server.js"), f"--port={port}", "--headless"]
+    child = sup.start("portkey", argv, env=clean_env())
+    target = targets.portkey_style("portkey", "peer", port, ups, shapes)
+    return _settled(sup, target, child, 60, settle_s, install.version)
+
+
+def start_litellm(sup: Supervisor, install: Install, work: Path, ups: Upstreams, shapes: Shapes,
+                  settle_s: float) -> Running:
+    """LiteLLM's proxy: one worker, no database, no callbacks, the cost map read from the package."""
+    port = free_port()
+    config = work / "litellm.yaml"
+    config.write_text(targets.litellm_config(ups, shapes))
+    argv = [str(install.home / "bin" / "litellm"), "--config", str(config), "--host", "127.0.0.1",
+            "--port", str(port), "--num_workers", "1", "--telemetry", "False"]
+    # No master key is the lightest auth path; since 1.108 the proxy refuses that unless told the
+    # operator means it (safe here: it listens on 127.0.0.1 and lives for one run).
+    env = clean_env(LITELLM_LOCAL_MODEL_COST_MAP="True", LITELLM_LOG="ERROR", NO_DOCS="True",
+                    LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY="true")
+    child = sup.start("litellm", argv, env=env)
+    return _settled(sup, targets.litellm(port, shapes), child, 240, settle_s, install.version)
+
+
+__all__ = ["NotReady", "Running", "start_upstreams", "start_nginx_floor", "start_sluicegate",
+           "start_portkey", "start_litellm"]

@@ -1,0 +1,168 @@
+"""The Markdown tables of one result document. Pure: results dict in, Markdown text out."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+SUBJECT = "sluicegate"
+VERDICT = {"pass": "✅ pass", "miss": "❌ miss", "n/a": "— n/a"}
+
+
+def fmt(value: Any, digits: int = 0, suffix: str = "") -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, (int, float)):
+        return f"{value:,.{digits}f}{suffix}"
+    return str(value)
+
+
+def table(header: Iterable[str], rows: Iterable[Iterable[Any]]) -> str:
+    header = list(header)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _scenario(results: dict, key: str) -> dict:
+    node = results.get("scenarios", {}).get(key, {})
+    return node if isinstance(node, dict) else {}
+
+
+def _hop_names(results: dict) -> list[str]:
+    return [name for name, hop in results.get("hops", {}).items() if hop.get("status") == "ok"]
+
+
+def hops_table(results: dict) -> str:
+    rows = []
+    for name, hop in results.get("hops", {}).items():
+        if hop.get("status") != "ok":
+            rows.append([name, "—", f"**missing**: {hop.get('reason', '')[:160]}", "—", "—"])
+            continue
+        rows.append([name, hop.get("version") or "—", "ok", fmt(hop.get("startup_s"), 2, " s"),
+                     fmt(hop.get("idle_rss_mb"), 0, " MB")])
+    return table(["hop", "version", "status", "startup → first 200", "idle RSS"], rows)
+
+
+def http_table(results: dict) -> str:
+    lat, tput = _scenario(results, "latency_c1"), _scenario(results, "throughput")
+    direct_rps = tput.get("direct", {}).get("rps")
+    rows = []
+    for name in _hop_names(results):
+        lt, tp = lat.get(name, {}), tput.get(name, {})
+        share = tp.get("rps") / direct_rps if tp.get("rps") and direct_rps else None
+        rows.append([name, fmt(tp.get("rps")), fmt(share, 3), fmt(lt.get("p50_us")), fmt(lt.get("p99_us")),
+                     fmt(lt.get("added_p50_us")), fmt(lt.get("added_p99_us")),
+                     fmt((lt.get("errors") or 0) + (tp.get("errors") or 0))])
+    header = ["hop", "req/s (c=50)", "÷ direct", "p50 µs (c=1)", "p99 µs (c=1)", "added p50 µs",
+              "added p99 µs", "errors"]
+    return table(header, rows)
+
+
+def ratio_table(results: dict) -> str:
+    """sluicegate against every other hop: how many times its req/s, how many times its latency."""
+    lat, tput = _scenario(results, "latency_c1"), _scenario(results, "throughput")
+    ours_rps, ours_lat = tput.get(SUBJECT, {}).get("rps"), lat.get(SUBJECT, {})
+    if ours_rps is None:
+        return "_sluicegate has no figures in this run._"
+    rows = []
+    for name in _hop_names(results):
+        if name == SUBJECT:
+            continue
+        theirs_rps, theirs_lat = tput.get(name, {}).get("rps"), lat.get(name, {})
+        rows.append([name, fmt(ours_rps / theirs_rps if theirs_rps else None, 2, "×"),
+                     fmt(_div(theirs_lat.get("p50_us"), ours_lat.get("p50_us")), 2, "×"),
+                     fmt(_div(theirs_lat.get("p99_us"), ours_lat.get("p99_us")), 2, "×")])
+    return table(["other hop", "sluicegate req/s ÷ hop's", "hop's p50 ÷ sluicegate's",
+                  "hop's p99 ÷ sluicegate's"], rows)
+
+
+def _div(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def stream_table(results: dict) -> str:
+    c1, many = _scenario(results, "stream_c1"), _scenario(results, "stream_many")
+    rows = []
+    for name in _hop_names(results):
+        row = [name]
+        for scen in (c1, many):
+            s = scen.get(name, {})
+            row += [f"{fmt(s.get('added_ttft_p50_ms'), 2)} / {fmt(s.get('added_ttft_p99_ms'), 2)}",
+                    f"{fmt(s.get('added_chunk_delay_p50_ms'), 2)} / {fmt(s.get('added_chunk_delay_p99_ms'), 2)}",
+                    f"{fmt(s.get('held_back'))} / {fmt(s.get('chunks'))} of {fmt(s.get('expected_chunks'))}"
+                    + (f", {s['failed_streams']} failed" if s.get("failed_streams") else "")]
+        rows.append(row)
+    n = many.get("_shape", {}).get("concurrency", "N")
+    notes = [f"**{label}: baseline saturated** — {scen['_baseline']['direct_held_back']} chunks were late "
+             "even without a hop, so this machine could not drive the scenario; its figures are not "
+             "trustworthy." for label, scen in (("1 stream", c1), (f"{n} streams", many))
+             if scen.get("_baseline", {}).get("saturated")]
+    header = ["hop", "1 stream: added TTFT p50 / p99 ms", "added chunk delay p50 / p99 ms",
+              "held back / received", f"{n} streams: added TTFT p50 / p99 ms", "added chunk delay p50 / p99 ms",
+              "held back / received"]
+    return table(header, rows) + "".join(f"\n\n{note}" for note in notes)
+
+
+def memory_table(results: dict) -> str:
+    mem = _scenario(results, "memory")
+    n = mem.get("_shape", {}).get("streams", "N")
+    rows = []
+    for name in _hop_names(results):
+        if name == "direct":
+            continue
+        m = mem.get(name, {})
+        rows.append([name, fmt(m.get("idle_rss_mb"), 0, " MB"), fmt(m.get("streams_rss_mb"), 0, " MB"),
+                     fmt(m.get("max_open")), fmt(m.get("failed_streams"))])
+    return table(["hop", "idle RSS", f"peak RSS, {n} streams", "max open at once", "failed streams"], rows)
+
+
+def scaling_text(results: dict) -> str:
+    sc = _scenario(results, "scaling")
+    if "speedup" not in sc:
+        return f"_not measured: {sc.get('skipped') or sc.get('unavailable') or sc.get('error', '?')}_"
+    many = next((k for k in sc if k.startswith(f"{SUBJECT}-w")), "?")
+    return table(["hop", f"req/s (c={sc.get('connections')})", "p99 µs"],
+                 [[SUBJECT, fmt(sc[SUBJECT].get("rps")), fmt(sc[SUBJECT].get("p99_us"))],
+                  [many, fmt(sc[many].get("rps")), fmt(sc[many].get("p99_us"))]]) + \
+        f"\n\nspeed-up with {sc.get('workers')} workers: **{fmt(sc.get('speedup'), 2, '×')}**"
+
+
+def variant_text(results: dict, key: str) -> str:
+    fb = _scenario(results, key)
+    for reason in ("skipped", "pending", "unavailable", "error"):
+        if reason in fb:
+            return f"_not measured ({reason}): {fb[reason]}_"
+    rows = []
+    for name, row in fb.items():
+        if name.startswith("_"):
+            continue
+        if "unavailable" in row:
+            rows.append([name, f"unavailable: {row['unavailable'][:120]}", "—", "—"])
+            continue
+        c1 = row.get("c1", {})
+        tput = next((v for k, v in row.items() if k.startswith("c") and k != "c1"), {})
+        rows.append([name, fmt(tput.get("rps")), fmt(c1.get("p50_us")), fmt(c1.get("p99_us"))])
+    return table(["hop", "req/s (c=50)", "p50 µs (c=1)", "p99 µs (c=1)"], rows)
+
+
+def bars_table(results: dict) -> str:
+    rows = [[bar["text"], fmt(bar["value"], 2, f" {bar['unit']}"), VERDICT[bar["verdict"]], bar.get("note") or ""]
+            for bar in results.get("bars", [])]
+    return table(["bar (issue 7)", "sluicegate", "verdict", "note"], rows)
+
+
+def render(results: dict) -> str:
+    shape = _scenario(results, "stream_c1").get("_shape", {})
+    parts = [
+        "#### Bars\n\n" + bars_table(results),
+        "#### Hops\n\n" + hops_table(results),
+        "#### Non-streaming (static upstream)\n\n" + http_table(results),
+        "#### sluicegate relative to each hop\n\n" + ratio_table(results),
+        f"#### Streaming ({shape.get('chunks')} chunks, {shape.get('interval_ms')} ms apart; "
+        "“added” = hop − direct)\n\n" + stream_table(results),
+        "#### Memory\n\n" + memory_table(results),
+        "#### --workers scaling\n\n" + scaling_text(results),
+        "#### 3-target fallback config (503, 503, then the static upstream)\n\n" + variant_text(results, "fallback"),
+        "#### Catalog @slug provider\n\n" + variant_text(results, "catalog_slug"),
+    ]
+    return "\n\n".join(parts) + "\n"

@@ -1,0 +1,84 @@
+"""Scenarios that need extra set-up: --workers scaling, the fallback config, the catalog @slug.
+
+Each returns a JSON-able dict, with "skipped"/"unavailable"/"pending" and a reason when it could
+not run, so a result file always says why a figure is absent.
+"""
+
+from __future__ import annotations
+
+from bench import launch, scen_http
+from bench.context import Bench
+from bench.ready import NotReady, probe
+
+SUBJECT = "sluicegate"
+
+
+def scaling(bench: Bench) -> dict:
+    """sluicegate --workers N next to the single-worker one; the N-worker process lives only here."""
+    if not bench.plan.scaling:
+        return {"skipped": f"not part of the {bench.plan.mode} plan"}
+    if SUBJECT not in bench.hops:
+        return {"skipped": "sluicegate is not running"}
+    name = f"{SUBJECT}-w{bench.plan.workers}"
+    try:
+        running = launch.start_sluicegate(bench.sup, bench.work, bench.ups, bench.shapes, bench.sluicegate_cmd,
+                                          bench.plan.workers, name, bench.plan.settle_s, bench.sluicegate_version)
+    except NotReady as exc:
+        return {"unavailable": f"{name} did not start: {exc}"}
+    bench.hops[name] = running
+    try:
+        scen_http.warm_up_one(bench, name)
+        result = scen_http.scaling(bench, SUBJECT, name)
+    finally:
+        del bench.hops[name]
+        bench.sup.stop(running.child)
+    result["startup_s"] = running.startup_s
+    result["idle_rss_mb"] = running.idle_rss / 2**20 if running.idle_rss else None
+    return result
+
+
+def fallback(bench: Bench) -> dict:
+    """A 3-target fallback config (503, 503, ok) on each hop that accepts Portkey's config header.
+
+    The hook lights up by itself: a hop whose probe request does not come back 200 is reported
+    as unavailable with its answer, and measured once it answers.
+    """
+    if not bench.plan.fallback:
+        return {"skipped": f"not part of the {bench.plan.mode} plan"}
+    ready, result = [], {}
+    for name in (SUBJECT, "portkey"):
+        if name not in bench.hops:
+            continue
+        why = probe(bench.hops[name].target.endpoints["fallback3"], launch.EXPECT)
+        if why:
+            result[name] = {"unavailable": why}
+        else:
+            ready.append(name)
+    if ready:
+        result |= scen_http.variant(bench, ready, "fallback3")
+    return result
+
+
+def catalog_slug(bench: Bench) -> dict:
+    """`model: "@bench-static/bench-static"`, resolved by sluicegate's Model Catalog, measured like fallback."""
+    if SUBJECT not in bench.hops:
+        return {"skipped": "sluicegate is not running"}
+    why = create_catalog_provider(bench)
+    if why:
+        return {"pending": why}
+    why = probe(bench.hops[SUBJECT].target.endpoints["catalog"], launch.EXPECT)
+    if why:
+        return {"unavailable": why}
+    return scen_http.variant(bench, [SUBJECT], "catalog")
+
+
+def create_catalog_provider(bench: Bench) -> str:
+    """Create the provider slug targets.CATALOG_SLUG (OpenAI spec, host: the static upstream,
+    key: targets.API_KEY) in the running sluicegate; '' on success, else why not.
+
+    The hook to fill in once sluicegate can create catalog providers (its CLI against
+    `<work>/sluicegate-data`, or its admin API on the running port); the rest of the scenario, the
+    request shape and the report already exist.
+    """
+    return ("sluicegate resolves @slug models (main d0c881b) but has no way yet to create a provider "
+            "slug; fill in bench/steps.py:create_catalog_provider")

@@ -1,0 +1,152 @@
+"""One upstream exchange: send a prepared request, and turn whatever happens into an Outcome.
+
+Upstream failures (timeout, refused connection, a stream that breaks before its first content) become
+Outcomes carrying the error envelope, not exceptions, so retries and fallbacks treat them like an
+upstream status. Only an SSRF refusal raises: it is the gateway's own decision, not the upstream's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from types import ModuleType
+
+import aiohttp
+import orjson
+from multidict import CIMultiDict
+
+from ..errors import UpstreamFailure, UpstreamTimeout, UpstreamUnreachable
+from ..providers import sse
+from .guard import blocked_reason
+
+STREAM_PEEK_LIMIT = 64 * 1024  # bytes held back at most while waiting for a stream's first content
+
+# Response headers that describe the hop, not the content; never relayed.
+_HOP_BY_HOP = frozenset(
+    {
+        "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+        "transfer-encoding", "upgrade", "content-length", "content-encoding", "date", "server",
+    }
+)
+
+
+@dataclass(slots=True)
+class Prepared:
+    """An upstream request ready to send: everything resolved, credentials in the headers only."""
+
+    provider: str
+    spec: ModuleType
+    method: str
+    url: str
+    host: str  # the checked base URL, safe to show (no credentials): used in messages and logs
+    headers: dict[str, str] | CIMultiDict[str]
+    body: bytes
+    timeout_ms: int | None
+    rewrite_errors: bool  # unified endpoints answer errors in the unified envelope; passthrough relays
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one attempt (or one target, after its retries) produced."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes | None  # complete body, or the held-back start of a stream
+    provider: str | None
+    path: str
+    upstream: aiohttp.ClientResponse | None = None  # an open stream still to relay
+    responded: bool = True  # False: no HTTP answer (timeout, connection error, broken stream start)
+    retries: int = 0
+    gateway_exception: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    def discard(self) -> None:
+        """Drop an outcome that will not be used (closing a held stream frees its connection)."""
+        if self.upstream is not None:
+            self.upstream.close()
+            self.upstream = None
+
+
+async def exchange(session: aiohttp.ClientSession, prepared: Prepared, path: str) -> Outcome:
+    """Send ``prepared`` once, within its timeout; ``path`` names the config target for the log."""
+    timeout_s = prepared.timeout_ms / 1000.0 if prepared.timeout_ms else None
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await _send(session, prepared, path)
+    except TimeoutError:
+        return failure(UpstreamTimeout(prepared.timeout_ms or 0, prepared.provider), path)
+    except aiohttp.ClientError as exc:
+        blocked = blocked_reason(exc)
+        if blocked is not None:
+            raise blocked from None
+        return failure(_unreachable(exc, prepared), path)
+    except UpstreamFailure as exc:
+        return failure(exc, path)
+
+
+def failure(exc: UpstreamFailure, path: str, *, responded: bool = False) -> Outcome:
+    body = orjson.dumps(exc.body())
+    return Outcome(exc.status, [("content-type", "application/json")], body, exc.provider, path,
+                   responded=responded)
+
+
+async def _send(session: aiohttp.ClientSession, prepared: Prepared, path: str) -> Outcome:
+    response = await session.request(
+        prepared.method, prepared.url, headers=prepared.headers, data=prepared.body or None,
+        allow_redirects=False,
+    )
+    headers = relayable_headers(response.headers.items())
+    if response.ok and response.content_type == "text/event-stream":
+        try:
+            start = await open_stream(response, prepared.provider)
+        except BaseException:
+            response.close()
+            raise
+        return Outcome(response.status, headers, start, prepared.provider, path, upstream=response)
+    async with response:
+        body = await response.read()
+    if not response.ok and prepared.rewrite_errors:
+        body = orjson.dumps(prepared.spec.error_body(response.status, body, prepared.provider))
+        headers = [(k, v) for k, v in headers if k.lower() != "content-type"]
+        headers.append(("content-type", "application/json"))
+    return Outcome(response.status, headers, body, prepared.provider, path)
+
+
+def relayable_headers(items) -> list[tuple[str, str]]:
+    return [(k, v) for k, v in items if k.lower() not in _HOP_BY_HOP and not k.lower().startswith("x-portkey-")]
+
+
+async def open_stream(response: aiohttp.ClientResponse, provider: str) -> bytes:
+    """Read a stream until its first event with content (or its end), and return what was read.
+
+    Until then the stream's fate is open: an error event or a disconnect here is an upstream failure that
+    can still be retried or fall back. After it, the stream is the client's and failures become error events.
+    """
+    buffer, scanned = b"", 0
+    while len(buffer) < STREAM_PEEK_LIMIT:
+        try:
+            chunk = await response.content.readany()
+        except aiohttp.ClientPayloadError:
+            chunk = b""
+        if not chunk:
+            raise UpstreamUnreachable(f"{provider} stream ended before any content", provider)
+        buffer += chunk
+        events, rest = sse.split_events(buffer[scanned:])
+        for event in events:
+            kind, message = sse.classify_event(event)
+            if kind == sse.ERROR:
+                raise UpstreamFailure(f"{provider} error: {message}", status=502, provider=provider)
+            if kind in (sse.CONTENT, sse.DONE):
+                return buffer
+        scanned = len(buffer) - len(rest)  # resume after the last complete event
+    return buffer
+
+
+def _unreachable(exc: aiohttp.ClientError, prepared: Prepared) -> UpstreamUnreachable:
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        reason = exc.os_error.strerror or type(exc.os_error).__name__
+        return UpstreamUnreachable(f"Could not connect to {prepared.host}: {reason}", prepared.provider)
+    return UpstreamUnreachable(f"Upstream {prepared.host} failed: {type(exc).__name__}", prepared.provider)

@@ -1,0 +1,310 @@
+"""The management CLI, in-process (fast, both dialects) and as a real ``python -m sluicegate`` process."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from sluicegate.catalog import Catalog
+from sluicegate.cli import main
+from sluicegate.settings import Settings
+from sluicegate.store import create_engine, head_revision, upgrade
+from sluicegate.vault import Vault
+
+from .helpers import API_KEY, SECRET
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("SLUICEGATE_"):
+            monkeypatch.delenv(name)
+
+
+class Cli:
+    def __init__(self, settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+        self.store = ["--data-dir", str(settings.data_dir)]
+        if settings.database_url:
+            self.store += ["--database-url", settings.database_url]
+        self.capsys = capsys
+        self.seen = ""
+
+    def __call__(self, *argv: str, json: bool = False) -> tuple[int, str, str]:
+        code = main([*argv, *self.store, *(["--json"] if json else [])])
+        out, err = self.capsys.readouterr()
+        self.seen += out + err
+        return code, out, err
+
+    def json(self, *argv: str):
+        code, out, err = self(*argv, json=True)
+        assert code == 0, err
+        return orjson.loads(out)
+
+
+@pytest.fixture
+def cli(settings: Settings, capsys: pytest.CaptureFixture[str]):
+    runner = Cli(settings, capsys)
+    yield runner
+    assert SECRET not in runner.seen and API_KEY not in runner.seen and "PLAINTEXT" not in runner.seen
+
+
+ADD = [
+    "providers",
+    "add",
+    "my-llm",
+    "--custom-host",
+    "http://gpu.lan:8000/v1",
+    "--header",
+    f"Authorization: {SECRET}",
+    "--model",
+    "llama-3",
+    "--model",
+    "qwen",
+    "--default-model",
+    "qwen",
+    "--forward-header",
+    "X-Trace",
+]
+
+
+def test_provider_round_trip(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    code, out, _ = cli(*ADD)
+    assert code == 0 and out.startswith("added @my-llm") and "Authorization: Bearer sk-…2e1b" in out
+    listed = cli.json("providers", "list")
+    assert [p["slug"] for p in listed] == ["my-llm"] and listed[0]["models"] == ["llama-3", "qwen"]
+    code, out, _ = cli("providers", "list")
+    assert out.splitlines()[0].split() == ["SLUG", "SPEC", "CUSTOM", "HOST", "AUTH", "HEADERS", "MODELS"]
+    assert "@my-llm" in out and "Authorization" in out
+    monkeypatch.setenv("MY_KEY", API_KEY)
+    shown = cli.json(
+        "providers",
+        "update",
+        "my-llm",
+        "--header-env",
+        "x-api-key=MY_KEY",
+        "--remove-header",
+        "authorization",
+        "--clear-models",
+        "--clear-default-model",
+        "--notes",
+        "gpu box",
+    )
+    assert (
+        shown["headers"] == {"x-api-key": "xk-…alue"}
+        and shown["models"] == []
+        and shown["notes"] == "gpu box"
+    )
+    assert shown["forward_headers"] == ["x-trace"] and shown["default_model"] is None
+    assert cli.json("providers", "show", "my-llm") == shown
+    assert cli("providers", "rm", "my-llm")[:2] == (0, "removed @my-llm\n")
+    assert cli.json("providers", "list") == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["providers", "show", "ghost"], "Provider @ghost not found in the catalog"),
+        (["providers", "rm", "ghost"], "Provider @ghost not found in the catalog"),
+        (["providers", "update", "ghost", "--notes", "x"], "Provider @ghost not found in the catalog"),
+        (["providers", "add", "Bad_Slug", "--custom-host", "http://h/v1"], "slug: must be 1-63 lowercase"),
+        (
+            ["providers", "add", "ok", "--custom-host", "gopher://h"],
+            "custom_host: must be an http:// or https:// URL",
+        ),
+        (
+            ["providers", "add", "ok", "--custom-host", "http://h/v1", "--header", "no colon"],
+            "--header: expected 'Name: value'",
+        ),
+        (
+            ["providers", "add", "ok", "--custom-host", "http://h/v1", "--header", "Bad Name: v"],
+            "headers: invalid header name",
+        ),
+        (
+            ["providers", "add", "ok", "--custom-host", "http://h/v1", "--header-env", "X=UNSET_VAR"],
+            "--header-env: expected NAME=ENV_VAR",
+        ),
+        (["configs", "show", "ghost"], "Config ghost not found"),
+    ],
+)
+def test_refusals_exit_1_with_one_clear_line(cli: Cli, argv: list[str], message: str) -> None:
+    code, out, err = cli(*argv)
+    assert code == 1 and out == ""
+    assert err.startswith(f"sluicegate: error: {message}"), err
+
+
+def test_duplicate_is_refused(cli: Cli) -> None:
+    assert cli(*ADD)[0] == 0
+    code, _, err = cli(*ADD)
+    assert code == 1 and err == "sluicegate: error: Provider @my-llm already exists\n"
+
+
+def test_configs_round_trip(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cli(*ADD)
+    path = tmp_path / "cfg.json"
+    path.write_text('{"strategy": {"mode": "fallback"}, "targets": [{"provider": "@my-llm"}]}')
+    code, out, _ = cli("configs", "add", "prod", "--file", str(path), "--notes", "fallback")
+    assert code == 0 and out == "saved config prod (use it with x-portkey-config: prod)\n"
+    assert cli("configs", "show", "prod")[1] == path.read_text() + "\n"
+    assert [c["id"] for c in cli.json("configs", "list")] == ["prod"]
+    code, _, err = cli("providers", "rm", "my-llm")
+    assert code == 1 and err == "sluicegate: error: Provider @my-llm is used by saved config(s): prod\n"
+    monkeypatch.setattr(sys, "stdin", io.StringIO('{"provider": "@my-llm"}'))
+    updated = cli.json("configs", "update", "prod", "--file", "-")
+    assert updated["config"] == '{"provider": "@my-llm"}' and updated["notes"] == "fallback"
+    code, _, err = cli("configs", "add", "bad", "--file", str(tmp_path / "missing.json"))
+    assert code == 1 and "--file: cannot read" in err
+    path.write_text('{"provider": "@ghost"}')
+    code, _, err = cli("configs", "add", "bad", "--file", str(path))
+    assert code == 1 and err == "sluicegate: error: Provider @ghost not found in the catalog\n"
+    path.write_text('{"strategy": {"mode": "sideways"}, "targets": [{"provider": "@my-llm"}]}')
+    code, _, err = cli("configs", "add", "bad", "--file", str(path))  # the Gateway Config schema applies
+    assert code == 1 and err.startswith("sluicegate: error: Invalid config passed\n  ")
+    assert cli("configs", "rm", "prod")[:2] == (0, "removed config prod\n")
+    assert cli("providers", "rm", "my-llm")[0] == 0
+
+
+def test_injected_config_validator(settings: Settings, capsys, tmp_path: Path) -> None:
+    import argparse
+
+    from sluicegate.catalog import commands
+    from sluicegate.errors import ConfigError
+
+    calls = []
+
+    def factory(got_settings: Settings):
+        def validate(text: str) -> None:
+            calls.append(got_settings.data_dir)
+            raise ConfigError(["targets: at least one target is required"])
+
+        return validate
+
+    parser = argparse.ArgumentParser()
+    commands.register(parser.add_subparsers(), config_validator=factory)
+    path = tmp_path / "c.json"
+    path.write_text('{"targets": []}')
+    args = parser.parse_args(
+        [
+            "configs",
+            "add",
+            "c",
+            "--file",
+            str(path),
+            "--data-dir",
+            str(settings.data_dir),
+            *(["--database-url", settings.database_url] if settings.database_url else []),
+        ]
+    )
+    assert args.func(args) == 1
+    assert capsys.readouterr().err == (
+        "sluicegate: error: Invalid config passed\n  targets: at least one target is required\n"
+    )
+    assert calls == [settings.data_dir]
+
+
+def test_db_vault_and_admin_token_commands(cli: Cli) -> None:
+    head = head_revision()  # the newest migration, whichever subsystem added it
+    assert cli.json("db", "upgrade")["to"] == head
+    assert cli.json("db", "current") == {"current": head, "head": head}
+    cli(*ADD)
+    status = cli.json("vault", "status")
+    assert [k["secrets"] for k in status["keys"]] == [1] and status["keys"][0]["role"] == "encrypts"
+    rotated = cli.json("vault", "rotate", "--settle", "0")
+    assert rotated["reencrypted"] == 1 and rotated["retired_key_ids"] == [status["keys"][0]["key_id"]]
+    token = cli.json("admin-token", "reset")["admin_token"]
+    assert token.startswith("sgadm_") and len(token) > 40
+
+
+def test_vault_rotate_with_a_single_env_key_explains(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    assert main(["vault", "generate-key"]) == 0
+    key = capsys.readouterr().out.strip()
+    assert len(key) == 44 and key.endswith("=")
+    monkeypatch.setenv("SLUICEGATE_MASTER_KEY", key)
+    code, _, err = cli("vault", "rotate")
+    assert code == 2 and "put a new key first (SLUICEGATE_MASTER_KEY=NEW,OLD" in err
+
+
+def test_store_errors_exit_2(tmp_path: Path, capsys) -> None:
+    assert main(["providers", "list", "--database-url", "mysql://x@y/z"]) == 2
+    assert "unsupported scheme 'mysql'" in capsys.readouterr().err
+    assert main(["providers", "list", "--database-url", "postgresql://nobody@127.0.0.1:1/none"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("sluicegate: error: store unavailable:") and len(err.splitlines()) == 1
+
+
+def test_loose_key_file_exits_2(tmp_path: Path, capsys) -> None:
+    data = tmp_path / "data"
+    assert main(["providers", "list", "--data-dir", str(data)]) == 0
+    (data / "master.key").chmod(0o644)
+    assert main(["providers", "list", "--data-dir", str(data)]) == 2
+    assert "chmod 600" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------- a real second process
+
+needs_main = pytest.mark.skipif(
+    importlib.util.find_spec("sluicegate.__main__") is None,
+    reason="python -m sluicegate needs sluicegate/__main__.py (core's cli.py)",
+)
+
+
+def run_cli(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("SLUICEGATE_")}
+    full_env.update(env or {}, PYTHONPATH=str(SRC))
+    return subprocess.run(
+        [sys.executable, "-m", "sluicegate", *argv], capture_output=True, text=True, env=full_env, timeout=60
+    )
+
+
+@needs_main
+async def test_running_server_sees_a_cli_add_within_a_second(settings: Settings) -> None:
+    engine = create_engine(settings)
+    await upgrade(engine)
+    catalog = Catalog(engine, Vault.load(settings))
+    await catalog.start()
+    env = {"SLUICEGATE_DATA_DIR": str(settings.data_dir)}
+    if settings.database_url:
+        env["SLUICEGATE_DATABASE_URL"] = settings.database_url
+    try:
+        done = await asyncio.to_thread(
+            run_cli,
+            "providers",
+            "add",
+            "from-cli",
+            "--custom-host",
+            "http://h/v1",
+            "--header",
+            f"Authorization: {SECRET}",
+            env=env,
+        )
+        assert done.returncode == 0, done.stderr
+        assert SECRET not in done.stdout + done.stderr
+        deadline = asyncio.get_running_loop().time() + 1.0
+        while catalog.resolve("from-cli") is None:
+            assert asyncio.get_running_loop().time() < deadline, "not visible within a second"
+            await asyncio.sleep(0.02)
+        assert dict(catalog.resolve("from-cli").headers) == {"Authorization": SECRET}
+        listed = await asyncio.to_thread(run_cli, "providers", "list", "--json", env=env)
+        assert [p["slug"] for p in orjson.loads(listed.stdout)] == ["from-cli"]
+    finally:
+        await catalog.stop()
+        await engine.dispose()
+
+
+@needs_main
+def test_cli_process_exit_codes(tmp_path: Path) -> None:
+    data = ["--data-dir", str(tmp_path / "d")]
+    assert run_cli("providers", "show", "ghost", *data).returncode == 1
+    usage = run_cli("providers", "add", *data)
+    assert usage.returncode == 2 and "usage:" in usage.stderr
