@@ -16,6 +16,7 @@ from sluicegate.store.tables import metadata
 from sluicegate.vault import Vault
 from tests.fakes.upstream import FakeUpstream
 from tests.gateway import GatewayProcess
+from tests.logapi import ADMIN_TOKEN, LogApi
 from tests.pg import PgServer, pg_server_or_skip
 
 
@@ -131,3 +132,17 @@ def gateway(tmp_path_factory):
     process = GatewayProcess(tmp_path_factory.mktemp("gateway")).start()
     yield process
     process.stop()
+
+
+@pytest.fixture(scope="session")
+def logged_gateway(tmp_path_factory):
+    """A gateway process with a known admin token, for tests that read its request log back."""
+    process = GatewayProcess(tmp_path_factory.mktemp("logged-gateway"),
+                             env={"SLUICEGATE_ADMIN_TOKEN": ADMIN_TOKEN}).start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def log_api(logged_gateway) -> LogApi:
+    return LogApi(logged_gateway.url)

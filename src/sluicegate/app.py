@@ -2,7 +2,8 @@
 
 Nothing else constructs long-lived objects; everything a handler needs hangs off the Gateway built here.
 Start order (cleanup runs in reverse): store (migrations, admin token) → catalog (decrypts every stored
-credential, or refuses to start naming the providers) → upstream session and dispatcher.
+credential, or refuses to start naming the providers) → upstream session and dispatcher → telemetry (the
+log sink: on shutdown it drains every record while the store is still open).
 """
 
 from __future__ import annotations
@@ -24,11 +25,15 @@ from .errors import BadRequest
 from .prepare import RequestBuilder
 from .providers import registry
 from .server.admin import ADMIN_PREFIX, AdminServices, admin_app
+from .server.headers import public_metadata
 from .server.keys import GATEWAY
 from .server.middleware import errors_middleware
+from .server.observability import add_log_routes, add_metrics_route
 from .server.routes import add_routes
 from .settings import Settings
 from .store import create_engine, upgrade
+from .telemetry.metrics import pool_gauges
+from .telemetry.service import Telemetry
 from .upstream.client import create_session
 from .upstream.guard import Guard, GuardPolicy
 from .vault import Vault
@@ -45,6 +50,7 @@ class Gateway:
     configs: ConfigCache
     catalog: Catalog
     engine: AsyncEngine
+    telemetry: Telemetry
     dispatcher: Dispatcher = field(init=False)
     session: aiohttp.ClientSession | None = field(init=False, default=None)
 
@@ -78,12 +84,24 @@ def build_app(settings: Settings) -> web.Application:
         check_host=guard.check_url,  # request-time checks only: pure, so a cached verdict stays true
         maxsize=settings.config_cache_size,
     )
-    gateway = Gateway(settings=settings, guard=guard, configs=configs, catalog=catalog, engine=engine)
+    gateway: Gateway
+
+    def pool():
+        return pool_gauges(gateway.session.connector if gateway.session is not None else None)
+
+    telemetry = Telemetry(settings, engine, metadata_of=public_metadata, pool=pool,
+                          lookups=_LogLookups(catalog, configs))
+    gateway = Gateway(settings=settings, guard=guard, configs=configs, catalog=catalog, engine=engine,
+                      telemetry=telemetry)
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[errors_middleware])
     app[GATEWAY] = gateway
-    app.cleanup_ctx.extend([_store_context(gateway), _catalog_context(gateway), _upstream_context(gateway)])
+    app.cleanup_ctx.extend([_store_context(gateway), _catalog_context(gateway), _upstream_context(gateway),
+                            _telemetry_context(gateway)])
     add_routes(app)
-    app.add_subapp(ADMIN_PREFIX, _admin(gateway, vault))
+    add_metrics_route(app)
+    admin = _admin(gateway, vault)
+    add_log_routes(admin)
+    app.add_subapp(ADMIN_PREFIX, admin)
     return app
 
 
@@ -123,8 +141,49 @@ def _upstream_context(gateway: Gateway):
     return context
 
 
+class _LogLookups:
+    """What the request log asks of the catalog and the config cache (telemetry sits below both)."""
+
+    def __init__(self, catalog: Catalog, configs: ConfigCache) -> None:
+        self._catalog, self._configs = catalog, configs
+
+    def provider(self, provider_id: str) -> tuple[str | None, tuple[str, ...]]:
+        found = self._catalog.resolve(provider_id) if provider_id.startswith("@") else None
+        if found is None:
+            return None, ()
+        return found.spec, tuple(value for _, value in found.headers)
+
+    def config_secrets(self, config: str) -> tuple[str, ...]:
+        if config[:1] not in "{[":
+            return ()  # a saved config's id: saved configs cannot hold credentials
+        try:
+            root = self._configs.get(config)  # cached: the request compiled it already
+        except Exception:  # noqa: BLE001 - a config the request was refused for has nothing to scrub
+            return ()
+        return tuple(_api_keys(root))
+
+
+def _api_keys(node: Node):
+    if isinstance(node, Target):
+        if node.api_key:
+            yield node.api_key
+        return
+    for child in node.children:
+        yield from _api_keys(child)
+
+
+def _telemetry_context(gateway: Gateway):
+    async def context(app: web.Application):
+        await gateway.telemetry.start()
+        yield
+        await gateway.telemetry.close()  # the server takes no more requests: drain every record
+
+    return context
+
+
 def _admin(gateway: Gateway, vault: Vault) -> web.Application:
-    """The admin API (catalog providers and saved configs), behind the admin token, apart from /v1."""
+    """The admin API (catalog providers, saved configs; the request log is added to it), behind the admin
+    token, apart from /v1."""
     check = gateway.guard.check_url
     services = AdminServices(
         providers=ProviderRepository(gateway.engine, vault, check_host=check),

@@ -13,6 +13,7 @@ from .access import commands as access_commands
 from .catalog import commands as catalog_commands
 from .settings import settings_from_env
 from .store import commands as store_commands
+from .telemetry import commands as telemetry_commands
 from .vault import commands as vault_commands
 
 
@@ -22,6 +23,8 @@ def _add_serve(subparsers) -> None:
     p.add_argument("--port", type=int, help="listen port (default 8787; env SLUICEGATE_PORT)")
     p.add_argument("--workers", type=int, help="worker processes sharing the port (default 1)")
     p.add_argument("--data-dir", help="where the database and keys live (default ./.sluicegate)")
+    p.add_argument("--log-retention-days", type=int,
+                   help="delete request logs older than this (default: keep; env SLUICEGATE_LOG_RETENTION_DAYS)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=_serve)
 
@@ -30,9 +33,12 @@ def _serve(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         print("--workers must be at least 1", file=sys.stderr)
         return 2
+    if args.log_retention_days is not None and args.log_retention_days < 1:
+        print("--log-retention-days must be at least 1", file=sys.stderr)
+        return 2
     settings = settings_from_env(
         host=args.host, port=args.port, workers=args.workers,
-        data_dir=Path(args.data_dir) if args.data_dir else None,
+        data_dir=Path(args.data_dir) if args.data_dir else None, log_retention_days=args.log_retention_days,
     )
     return serve.run(settings, worker=args.worker)
 
@@ -48,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     store_commands.register(subparsers)  # db upgrade | current
     vault_commands.register(subparsers)  # vault rotate | status | generate-key
     access_commands.register(subparsers)  # admin-token reset
+    telemetry_commands.register(subparsers)  # logs tail | show
     return parser
 
 

@@ -115,7 +115,10 @@ def supervise(settings: Settings) -> int:
 
 
 def worker_argv(settings: Settings) -> Sequence[str]:
-    return [
+    argv = [
         sys.executable, "-m", "sluicegate", "serve", "--worker",
         "--host", settings.host, "--port", str(settings.port), "--data-dir", os.fspath(settings.data_dir),
     ]
+    if settings.log_retention_days is not None:  # a flag, not only env: workers must see it too
+        argv += ["--log-retention-days", str(settings.log_retention_days)]
+    return argv

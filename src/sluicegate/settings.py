@@ -46,6 +46,13 @@ class Settings:
     log_bodies: bool = True
     log_body_max_bytes: int = 64 * 1024
     log_retention_days: int | None = None
+    # The request-log sink: records wait in a bounded queue (beyond it they are dropped and counted), are
+    # written in batches of at most log_batch_max, and while the store is down they go to a spool file
+    # under data_dir that may grow to log_spool_max_bytes.
+    log_queue_max: int = 20_000
+    log_batch_max: int = 1_000
+    log_spool_max_bytes: int = 256 * 1024 * 1024
+    pricing_file: Path | None = None  # JSON price table (docs/observability.md); None: built-in prices only
     access_log: bool = False
 
     @property
@@ -77,6 +84,10 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: Any) ->
         "LOG_BODIES": ("log_bodies", _bool),
         "LOG_BODY_MAX_BYTES": ("log_body_max_bytes", int),
         "LOG_RETENTION_DAYS": ("log_retention_days", int),
+        "LOG_QUEUE_MAX": ("log_queue_max", int),
+        "LOG_BATCH_MAX": ("log_batch_max", int),
+        "LOG_SPOOL_MAX_BYTES": ("log_spool_max_bytes", int),
+        "PRICING_FILE": ("pricing_file", Path),
         "ACCESS_LOG": ("access_log", _bool),
         "ALLOWED_UPSTREAMS": ("allowed_upstreams", _csv),
     }

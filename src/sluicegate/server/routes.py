@@ -10,6 +10,7 @@ from ..dispatch import Call
 from ..upstream.exchange import Outcome
 from ..errors import BadRequest, PayloadTooLarge
 from ..prepare import split_model_slug
+from ..telemetry.record import RequestRecord
 from .headers import parse_request_headers
 from .keys import GATEWAY, TRACE_ID
 from .streaming import relay_stream
@@ -78,26 +79,25 @@ def _check_fields(body: dict, endpoint: str) -> None:
 def unified(endpoint: str):
     """A handler for one OpenAI-spec endpoint (chat, completions, embeddings)."""
 
-    async def handler(request: web.Request) -> web.StreamResponse:
-        ctx = parse_request_headers(request.headers)
+    async def prepare(request: web.Request, record: RequestRecord) -> Call:
+        ctx = record.ctx = parse_request_headers(request.headers)
         request[TRACE_ID] = ctx.trace_id
         if not _content_type_ok(request, json_only=True):
             raise BadRequest("Invalid content type passed")
         raw = await _read_body(request)
         body = parse_json_body(raw, endpoint)
         slug, model = split_model_slug(body.get("model"))
-        call = Call(ctx, endpoint, "POST", "", raw, body, stream=body.get("stream") is True,
+        return Call(ctx, endpoint, "POST", "", raw, body, stream=body.get("stream") is True,
                     pathname=request.path, model=model, model_slug=slug)
-        return await _dispatch(request, call)
 
-    return handler
+    return _logged(endpoint, prepare)
 
 
-async def passthrough(request: web.Request) -> web.StreamResponse:
+async def _prepare_passthrough(request: web.Request, record: RequestRecord) -> Call:
     """Any other /v1/* path goes to the target as is (e.g. /v1/rerank, /v1/models), query kept."""
     if request.method not in _PASSTHROUGH_METHODS:
         raise web.HTTPMethodNotAllowed(request.method, _PASSTHROUGH_METHODS)
-    ctx = parse_request_headers(request.headers)
+    ctx = record.ctx = parse_request_headers(request.headers)
     request[TRACE_ID] = ctx.trace_id
     if not _content_type_ok(request, json_only=False):
         raise BadRequest("Invalid content type passed")
@@ -106,17 +106,43 @@ async def passthrough(request: web.Request) -> web.StreamResponse:
     # ("POST http://gw/v1/rerank") raw_path is the whole URL, and its tail appended to the checked
     # base URL would change the upstream's host or port after the SSRF guard judged it.
     tail = request.rel_url.raw_path_qs[len("/v1"):]
-    call = Call(ctx, "proxy", request.method, tail, raw, None, stream=False, pathname=request.path)
-    return await _dispatch(request, call)
+    return Call(ctx, "proxy", request.method, tail, raw, None, stream=False, pathname=request.path)
 
 
-async def _dispatch(request: web.Request, call: Call) -> web.StreamResponse:
+def _logged(endpoint: str, prepare):
+    """Wrap a route so that every request, however it ends, is logged exactly once.
+
+    The record is submitted in ``finally``: a gateway refusal, an upstream failure, a client that leaves
+    mid-stream (the handler is cancelled) all still produce their record.
+    """
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        telemetry = request.app[GATEWAY].telemetry
+        record = telemetry.begin(request.method, request.path, endpoint)
+        try:
+            record.call = call = await prepare(request, record)
+            return await _dispatch(request, call, record)
+        except BaseException as exc:
+            record.failed(exc)
+            raise
+        finally:
+            telemetry.submit(record)
+
+    return handler
+
+
+passthrough = _logged("proxy", _prepare_passthrough)
+
+
+async def _dispatch(request: web.Request, call: Call, record: RequestRecord) -> web.StreamResponse:
     gateway = request.app[GATEWAY]
     root = gateway.root_node(call)
     outcome, attempts = await gateway.dispatcher.run(call, root)
+    record.answered(outcome, attempts)
     headers = response_headers(call, outcome, len(attempts))
     if outcome.upstream is not None:
-        return await relay_stream(request, outcome, headers)
+        tap = record.tap_stream(outcome.body or b"", gateway.settings.log_body_max_bytes)
+        return await relay_stream(request, outcome, headers, tap)
     return web.Response(status=outcome.status, body=outcome.body, headers=headers)
 
 

@@ -2,6 +2,7 @@
 
 from .engine import StoreConfigError, create_engine, database_url, is_sqlite
 from .migrate import current_revision, head_revision, upgrade
+from . import request_logs  # noqa: E402,F401 - registers the request-log tables on the one MetaData
 
 __all__ = [
     "StoreConfigError",

@@ -1,0 +1,77 @@
+"""The request log: one row per request, one per upstream attempt (written by telemetry/, read by its query).
+
+Times are integer milliseconds since the epoch (``created_ms``), not timestamps: time buckets for analytics
+are then plain integer arithmetic that both dialects compute the same way, and the column sorts and compares
+cheaply. Ids are made by the gateway (sortable by time, see telemetry/rows.py), so a batch replayed from the
+spool can be inserted again without duplicates. No request header is stored, ever.
+
+The tables join the store's one MetaData (``store/__init__`` imports this module), so the migration test
+and the test fixtures see them; the schema comes from migration ``0002_request_logs``.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import JSON, BigInteger, Boolean, Column, Float, Integer, PrimaryKeyConstraint, String, Table, Text
+
+from .tables import metadata
+
+NAME_MAX = 256  # names, ids and paths are cut to this before they are written (telemetry/rows.py)
+
+request_logs = Table(
+    "request_logs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("created_ms", BigInteger, nullable=False, index=True),
+    Column("trace_id", String(NAME_MAX), nullable=True, index=True),
+    Column("span_id", String(NAME_MAX), nullable=True),
+    Column("parent_span_id", String(NAME_MAX), nullable=True),
+    Column("span_name", String(NAME_MAX), nullable=True),
+    Column("traceparent", String(NAME_MAX), nullable=True),
+    Column("method", String(16), nullable=False),
+    Column("route", String(NAME_MAX), nullable=False),
+    Column("endpoint", String(16), nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("latency_ms", Float, nullable=False),
+    Column("ttfb_ms", Float, nullable=True),  # streams: time to the first content relayed (TTFT)
+    Column("stream", Boolean, nullable=False),
+    Column("provider", String(NAME_MAX), nullable=True),  # the provider id or API spec ("openai")
+    Column("provider_slug", String(NAME_MAX), nullable=True),  # a catalog provider ("@my-llm"), if one answered
+    Column("model", String(NAME_MAX), nullable=True),  # as asked
+    Column("model_answered", String(NAME_MAX), nullable=True),
+    Column("custom_host", Text, nullable=True),  # scheme://host:port/path only: no user-info, no query
+    Column("attempt_count", Integer, nullable=False),
+    Column("retries", Integer, nullable=False),
+    Column("target_path", String(NAME_MAX), nullable=True),  # the config target that answered
+    Column("prompt_tokens", Integer, nullable=True),
+    Column("completion_tokens", Integer, nullable=True),
+    Column("total_tokens", Integer, nullable=True),
+    Column("usage_estimated", Boolean, nullable=False),
+    Column("cost", Float, nullable=True),  # USD
+    Column("user", String(NAME_MAX), nullable=True, index=True),  # metadata "_user"
+    Column("metadata", JSON, nullable=False),
+    Column("error_type", String(NAME_MAX), nullable=True),
+    Column("error_message", Text, nullable=True),
+    Column("cache_status", String(16), nullable=True),
+    Column("request_bytes", BigInteger, nullable=False),
+    Column("response_bytes", BigInteger, nullable=False),
+    Column("request_body", Text, nullable=True),  # cut to log_body_max_bytes; NULL when not logged
+    Column("response_body", Text, nullable=True),
+)
+
+request_attempts = Table(
+    "request_attempts",
+    metadata,
+    Column("request_id", String(32), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("created_ms", BigInteger, nullable=False, index=True),  # the request's: retention prunes by it
+    Column("path", String(NAME_MAX), nullable=True),
+    Column("provider", String(NAME_MAX), nullable=True),
+    Column("host", Text, nullable=True),
+    Column("status", Integer, nullable=True),
+    Column("latency_ms", Float, nullable=False),
+    Column("retry", Integer, nullable=False),  # 0: the target's first try; n: its n-th retry
+    Column("error", Text, nullable=True),
+    # No foreign key: attempts are written with their request in one transaction, pruned by the same time,
+    # and a key check per inserted row would tax the writer for nothing.
+    PrimaryKeyConstraint("request_id", "position"),
+)

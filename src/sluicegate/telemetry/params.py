@@ -1,0 +1,170 @@
+"""Query parameters of the log API, parsed and checked (pure): anything wrong is a 400 with a message.
+
+Unknown parameters are errors too: a misspelt filter silently ignored would return the wrong logs.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Iterable, Mapping
+
+import orjson
+
+from ..errors import BadRequest
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+MAX_BUCKETS = 10_000
+DEFAULT_WINDOW_MS = 86_400_000  # analytics without "from": the last 24 hours
+GROUPS = ("provider", "provider_slug", "model", "user", "status", "none")
+_UNITS_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+_STATUS_CLASS = re.compile(r"^[1-5]xx$")
+_EQUALS = ("provider", "provider_slug", "model", "user", "trace_id", "error_type")
+_FILTERS = ("from", "to", "status", *_EQUALS)
+
+
+@dataclass(frozen=True)
+class LogFilter:
+    start_ms: int | None = None
+    end_ms: int | None = None  # exclusive
+    statuses: tuple[int, ...] = ()
+    status_classes: tuple[int, ...] = ()  # 4 for "4xx"
+    errors: bool | None = None  # "error": status >= 400 or an error type; "success": neither
+    equals: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # column → accepted values
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Page:
+    filter: LogFilter
+    limit: int
+    cursor: tuple[int, str] | None
+
+
+@dataclass(frozen=True)
+class AnalyticsQuery:
+    filter: LogFilter
+    interval_ms: int
+    interval: str
+    group_by: str  # a column name, "none", or "metadata.<key>"
+
+
+def parse_time(name: str, text: str) -> int:
+    """ISO 8601 (``2025-01-02T03:04:05Z``; no zone means UTC) or seconds since the epoch → epoch ms."""
+    value = text.strip()
+    try:
+        return int(float(value) * 1000)
+    except (ValueError, OverflowError):  # not a number, or nan/inf
+        pass
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:  # includes out-of-range dates
+        raise BadRequest(f"'{name}' must be an ISO 8601 time or seconds since the epoch, got {text!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return int(moment.timestamp() * 1000)
+
+
+def _statuses(text: str) -> tuple[tuple[int, ...], tuple[int, ...], bool | None]:
+    codes, classes, errors = [], [], None
+    for part in (p.strip().lower() for p in text.split(",")):
+        if part in ("error", "success"):
+            errors = part == "error"
+        elif _STATUS_CLASS.match(part):
+            classes.append(int(part[0]))
+        elif part.isdigit() and 100 <= int(part) <= 599:
+            codes.append(int(part))
+        else:
+            raise BadRequest(f"'status' takes HTTP codes (200), classes (4xx), 'error' or 'success'; got {part!r}")
+    return tuple(codes), tuple(classes), errors
+
+
+def parse_filter(params: Mapping[str, str], allowed: Iterable[str] = ()) -> LogFilter:
+    known = set(_FILTERS) | set(allowed)
+    getall = getattr(params, "getall", None)  # a query string is a multidict: a name may come twice
+    for name in params:
+        if name not in known and not name.startswith("metadata."):
+            raise BadRequest(f"Unknown query parameter '{name}'")
+        if getall is not None and len(getall(name)) > 1:
+            raise BadRequest(f"'{name}' is given twice; give one value (lists are comma-separated)")
+    start = parse_time("from", params["from"]) if "from" in params else None
+    end = parse_time("to", params["to"]) if "to" in params else None
+    if start is not None and end is not None and start >= end:
+        raise BadRequest("'from' must be earlier than 'to'")
+    codes, classes, errors = _statuses(params["status"]) if "status" in params else ((), (), None)
+    equals = {name: tuple(v for v in params[name].split(",") if v) for name in _EQUALS if name in params}
+    for name, values in equals.items():
+        if not values:
+            raise BadRequest(f"'{name}' must not be empty")
+    metadata = {}
+    for name, value in params.items():
+        if name.startswith("metadata."):
+            key = name[len("metadata."):]
+            if not key:
+                raise BadRequest("'metadata.' needs a key, e.g. metadata.team=search")
+            metadata[key] = value
+    return LogFilter(start, end, codes, classes, errors, equals, metadata)
+
+
+def parse_page(params: Mapping[str, str]) -> Page:
+    filter_ = parse_filter(params, allowed=("limit", "cursor"))
+    limit = _int_param(params, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+    cursor = decode_cursor(params["cursor"]) if params.get("cursor") else None
+    return Page(filter_, limit, cursor)
+
+
+def parse_analytics(params: Mapping[str, str], now_ms: int | None = None) -> AnalyticsQuery:
+    filter_ = parse_filter(params, allowed=("interval", "group_by"))
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    end = filter_.end_ms if filter_.end_ms is not None else now_ms
+    start = filter_.start_ms if filter_.start_ms is not None else end - DEFAULT_WINDOW_MS
+    if start >= end:
+        raise BadRequest("'from' must be earlier than 'to'")
+    interval = params.get("interval", "1h")
+    interval_ms = parse_interval(interval)
+    if (end - start) // interval_ms > MAX_BUCKETS:
+        raise BadRequest(f"'interval' {interval} makes more than {MAX_BUCKETS} buckets over this time range")
+    group_by = params.get("group_by", "none")
+    if group_by not in GROUPS and not (group_by.startswith("metadata.") and len(group_by) > len("metadata.")):
+        raise BadRequest(f"'group_by' must be one of {', '.join(GROUPS)} or metadata.<key>; got {group_by!r}")
+    bounded = LogFilter(start, end, filter_.statuses, filter_.status_classes, filter_.errors, filter_.equals,
+                        filter_.metadata)
+    return AnalyticsQuery(bounded, interval_ms, interval, group_by)
+
+
+def parse_interval(text: str) -> int:
+    match = re.fullmatch(r"(\d+)([smhd])", text.strip())
+    if not match or int(match.group(1)) == 0:
+        raise BadRequest(f"'interval' must look like 30s, 5m, 1h or 1d; got {text!r}")
+    return int(match.group(1)) * _UNITS_MS[match.group(2)]
+
+
+def _int_param(params: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    if name not in params:
+        return default
+    try:
+        value = int(params[name])
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        raise BadRequest(f"'{name}' must be an integer from {low} to {high}")
+    return value
+
+
+def encode_cursor(created_ms: int, record_id: str) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps([created_ms, record_id])).decode().rstrip("=")
+
+
+def decode_cursor(text: str) -> tuple[int, str]:
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        created_ms, record_id = orjson.loads(raw)
+        if isinstance(created_ms, int) and isinstance(record_id, str) and not isinstance(created_ms, bool):
+            return created_ms, record_id
+    except (ValueError, TypeError, orjson.JSONDecodeError):
+        pass
+    raise BadRequest("Invalid 'cursor': pass back the next_cursor of a previous page unchanged")

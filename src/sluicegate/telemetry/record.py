@@ -1,0 +1,148 @@
+"""RequestRecord: what the hot path knows about one request, gathered by reference and handed to the sink.
+
+Building a record must cost next to nothing, so the handler only stores references to objects it already
+holds (the RequestContext, the Call with its parsed body, the Outcome and its attempt list) plus a few clock
+readings. Everything derived from them (usage, cost, redaction, truncation, the database row) is computed
+later by the sink's drain task (rows.py), after the response has gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from ..errors import GatewayError
+from ..providers import sse
+
+if TYPE_CHECKING:  # annotations only: telemetry sits below dispatch and server in the import order
+    from ..dispatch import AttemptRecord, Call
+    from ..server.headers import RequestContext
+    from ..upstream.exchange import Outcome
+
+CLIENT_CLOSED = 499  # nginx's "client closed request": the client left before the response was complete
+TAIL_CHUNKS = 4  # the usage chunk and [DONE] arrive at the very end of a stream, within the last few reads
+
+
+@dataclass(slots=True)
+class StreamTap:
+    """Watches the chunks a stream relay already holds, without parsing them.
+
+    Per chunk it only counts ``data:`` lines (one C-level scan) and keeps a reference to the latest
+    chunks: the usage chunk, if the upstream sends one, is among them. Content events are counted so that
+    a stream without usage still gets an (estimated) completion token count.
+    """
+
+    head: bytes  # the held-back start of the stream, relayed first (it holds the first content event)
+    capture_limit: int  # bytes of the stream kept for the log; 0 when bodies are not logged
+    tail: deque = field(default_factory=lambda: deque(maxlen=TAIL_CHUNKS))
+    chunks: int = 0
+    events: int = 0  # "data:" lines in the chunks after the head
+    captured: list = field(default_factory=list)
+    captured_bytes: int = 0
+    first_content_at: float | None = None  # perf_counter when the first content was relayed
+    failure: str | None = None  # why the stream ended badly after it started, if it did
+
+    def relayed_done(self) -> bool:
+        """Was ``data: [DONE]`` among the last bytes relayed?"""
+        last = b"".join(list(self.tail)[-2:]) if self.tail else self.head
+        return sse.DONE_MARK in last[-2 * len(sse.DONE_MARK):]
+
+    def feed(self, chunk: bytes) -> None:
+        self.chunks += 1
+        self.events += chunk.count(b"data:")
+        self.tail.append(chunk)
+        if self.captured_bytes < self.capture_limit:
+            self.captured.append(chunk)
+            self.captured_bytes += len(chunk)
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    """One request as logged. Filled in by the route handler as the request progresses."""
+
+    started_at: float  # wall clock (epoch seconds) at the start: the record's time
+    t0: float  # perf_counter at the start: latencies are differences of perf_counter readings
+    method: str
+    route: str  # the request path, without its query string (which may carry credentials)
+    endpoint: str  # "chat" | "completions" | "embeddings" | "proxy"
+    log_bodies: bool  # the process setting; x-portkey-debug: false switches it off per request
+    ctx: RequestContext | None = None
+    call: Call | None = None
+    outcome: Outcome | None = None
+    attempts: list[AttemptRecord] | None = None
+    status: int = 0
+    latency_ms: float = 0.0
+    ttfb_ms: float | None = None  # first byte of the answer (for streams: the first content relayed)
+    tap: StreamTap | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+
+    @classmethod
+    def begin(cls, method: str, route: str, endpoint: str, log_bodies: bool) -> "RequestRecord":
+        return cls(time.time(), time.perf_counter(), method, route, endpoint, log_bodies)
+
+    def elapsed_ms(self) -> float:
+        return (time.perf_counter() - self.t0) * 1000.0
+
+    def answered(self, outcome: Outcome, attempts: list[AttemptRecord]) -> None:
+        """The dispatcher produced what the client gets (a body, or a stream about to be relayed)."""
+        self.outcome = outcome
+        self.attempts = attempts
+        self.status = outcome.status
+        self.ttfb_ms = self.elapsed_ms()
+
+    def tap_stream(self, head: bytes, capture_limit: int) -> StreamTap:
+        self.tap = StreamTap(head, capture_limit if self.bodies_wanted() else 0)
+        return self.tap
+
+    def bodies_wanted(self) -> bool:
+        return self.log_bodies and (self.ctx is None or self.ctx.log_bodies)
+
+    def failed(self, exc: BaseException) -> None:
+        """The handler raised: record what the client was (or would have been) told."""
+        if isinstance(exc, GatewayError):
+            self.status = exc.status
+            self.error_type = _snake(type(exc).__name__)
+            self.error_message = exc.message
+        elif isinstance(exc, web.HTTPException):  # aiohttp's own refusals (405 on an unknown method …)
+            self.status = exc.status
+            self.error_type = "http_error"
+            self.error_message = exc.reason
+        elif isinstance(exc, (asyncio.CancelledError, ConnectionResetError)):
+            # The client went away (aiohttp cancels the handler, or the write fails). SDKs hang up as soon as
+            # they read [DONE]: a stream relayed in full was answered, whatever happens to the final bytes.
+            if self.tap is not None and self.tap.relayed_done():
+                return
+            self.status = CLIENT_CLOSED
+            self.error_type = "client_closed_request"
+            self.error_message = "the client closed the connection before the response was complete"
+        else:  # the middleware answers 500; the traceback (never stored: it may hold values) goes to stderr
+            self.status = 500
+            self.error_type = "internal_error"
+            self.error_message = f"Something went wrong ({type(exc).__name__})"
+
+    def finish(self) -> None:
+        self.latency_ms = self.elapsed_ms()
+        tap = self.tap
+        if tap is None:
+            return
+        if tap.first_content_at is not None:  # for a stream, the first byte that counts is the first token
+            self.ttfb_ms = (tap.first_content_at - self.t0) * 1000.0
+        if tap.failure and self.error_type is None:
+            self.error_type = "upstream_stream_error"
+            self.error_message = tap.failure
+
+
+def _snake(name: str) -> str:
+    out = []
+    for i, ch in enumerate(name):
+        if ch.isupper() and i:
+            out.append("_")
+        out.append(ch.lower())
+    return "".join(out)
+

@@ -1,0 +1,117 @@
+"""What may never reach the store: credentials and forwarded header values.
+
+The log stores no request headers at all, so a secret could only reach it inside text that is stored:
+a body (an upstream that echoes its credential in an error, a client that pastes one), an error message,
+metadata. Every such text is scrubbed of the request's secret values before it is written or spooled.
+Custom hosts lose their user-info, query and fragment, where credentials hide in URLs.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable, Iterable
+from urllib.parse import urlsplit, urlunsplit
+
+if TYPE_CHECKING:
+    from ..server.headers import RequestContext
+
+REDACTED = "[REDACTED]"
+# Shorter values are not credentials, and replacing them would mangle ordinary text ("k" in every word).
+MIN_SECRET_LENGTH = 8
+# Header names whose values are credentials wherever they appear, plus any name containing these words.
+_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key", "api-key"})
+_SECRET_WORDS = ("key", "token", "secret", "auth", "password", "credential", "signature", "session")
+
+
+def is_secret_header(name: str) -> bool:
+    lowered = name.lower().replace("_", "-")
+    # "portkey" itself contains "key": judge x-portkey-* headers by the rest of their name (api-key, virtual-key).
+    rest = lowered.removeprefix("x-portkey-")
+    return lowered in _SECRET_HEADERS or any(word in rest for word in _SECRET_WORDS)
+
+
+def request_secrets(ctx: RequestContext | None, extra: Iterable[str] = (),
+                    is_secret: Callable[[str], bool] = is_secret_header) -> tuple[str, ...]:
+    """Every credential-like value of the request: secret headers, forwarded headers, the API key."""
+    values: list[str] = []
+    for value in extra:  # credentials the gateway added (catalog headers, config api keys)
+        values.append(value)
+        values.append(value.partition(" ")[2].strip())
+    if ctx is None:
+        return _usable(values)
+    for name, value in ctx.headers.items():
+        if is_secret(name):
+            values.append(value)
+            scheme, _, rest = value.partition(" ")
+            if rest:  # "Bearer sk-…": the token alone may appear elsewhere
+                values.append(rest.strip())
+    if ctx.forward_headers:
+        values.extend(value for _, value in ctx.forwarded_values(ctx.forward_headers))
+    if ctx.api_key:
+        values.append(ctx.api_key)
+    return _usable(values)
+
+
+def _usable(values: Iterable[str]) -> tuple[str, ...]:
+    # Longest first: a token inside a longer header value must not leave the rest of that value behind.
+    unique = {v for v in values if v and len(v) >= MIN_SECRET_LENGTH}
+    return tuple(sorted(unique, key=len, reverse=True))
+
+
+def scrub(text: str | None, secrets: tuple[str, ...]) -> str | None:
+    if not text or not secrets:
+        return text
+    for secret in secrets:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+def safe_url(url: str | None) -> str | None:
+    """``https://user:pw@host:8000/v1?key=k#x`` → ``https://host:8000/v1``."""
+    if not url:
+        return None
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return None  # unparseable: storing it raw could store whatever it hides
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{port}" if port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+class Redactor:
+    """The functions above, with their answers for header names and hosts remembered: the same few names
+    and hosts come with every request. Bounded, because clients choose both."""
+
+    def __init__(self, limit: int = 4096) -> None:
+        self._limit = limit
+        self._names: dict[str, bool] = {}
+        self._urls: dict[str, str | None] = {}
+
+    def _is_secret(self, name: str) -> bool:
+        found = self._names.get(name)
+        if found is None:
+            found = is_secret_header(name)
+            _remember(self._names, name, found, self._limit)
+        return found
+
+    def secrets(self, ctx: RequestContext | None, extra: Iterable[str] = ()) -> tuple[str, ...]:
+        return request_secrets(ctx, extra, is_secret=self._is_secret)
+
+    def url(self, url: str | None) -> str | None:
+        if not url:
+            return None
+        if url in self._urls:
+            return self._urls[url]
+        safe = safe_url(url)
+        _remember(self._urls, url, safe, self._limit)
+        return safe
+
+
+def _remember(memo: dict, key: str, value: object, limit: int) -> None:
+    if len(memo) >= limit:
+        memo.clear()
+    memo[key] = value

@@ -1,0 +1,76 @@
+"""Telemetry: everything the request log and the metrics need, built once by app.py and hung off the Gateway.
+
+The request path sees two calls, ``begin`` and ``submit``; the rest (the drain task, retention, the
+Prometheus registry) lives here with the app's lifetime.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any, Callable
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ..settings import Settings
+from .metrics import Collector, PoolGauges, RequestStats, build_registry, render
+from .pricing import PriceTable
+from .record import RequestRecord
+from .retention import Retention
+from .rows import Lookups, MetadataOf, RowBuilder
+from .sink import Sink, Writer
+from .spool import Spool
+from .writer import StoreWriter
+
+SPOOL_DIR = "spool"
+
+
+class Telemetry:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: AsyncEngine,
+        *,
+        metadata_of: MetadataOf,
+        pool: Callable[[], PoolGauges | None] = lambda: None,
+        lookups: Lookups | None = None,
+        writer: Writer | None = None,
+    ) -> None:
+        self.engine = engine
+        self.log_bodies = settings.log_bodies
+        self.stats = RequestStats()
+        self.prices = PriceTable.load(settings.pricing_file)
+        builder = RowBuilder(self.prices, settings.log_body_max_bytes, metadata_of, lookups)
+        self.spool = Spool(settings.data_dir / SPOOL_DIR, settings.log_spool_max_bytes)
+        self.sink = Sink(builder.build, writer or StoreWriter(engine), self.spool, self.stats,
+                         queue_max=settings.log_queue_max, batch_max=settings.log_batch_max)
+        self.registry = build_registry(Collector(self.stats, self.sink.gauges, pool))
+        days = settings.log_retention_days
+        self.retention = Retention(engine, days) if days else None
+        self._background: list[asyncio.Task[Any]] = []
+
+    # -- the request path ------------------------------------------------------------------------------
+
+    def begin(self, method: str, route: str, endpoint: str) -> RequestRecord:
+        return RequestRecord.begin(method, route, endpoint, self.log_bodies)
+
+    def submit(self, record: RequestRecord) -> None:
+        record.finish()
+        self.sink.submit(record)
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.sink.start()
+        if self.retention is not None:
+            self._background.append(asyncio.create_task(self.retention.run(), name="sluicegate-log-retention"))
+
+    async def close(self) -> None:
+        for task in self._background:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.sink.close()
+
+    def metrics_text(self) -> bytes:
+        return render(self.registry)

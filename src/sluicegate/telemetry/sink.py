@@ -1,0 +1,238 @@
+"""The log sink: a bounded in-memory queue, drained in batches to the store by one task.
+
+``submit`` is the only thing the request path calls: an append to a deque and, at most, setting an event.
+The drain task turns records into rows (rows.py), feeds the metrics, and writes each batch in one
+transaction. While the store is unreachable, batches go to the bounded local spool instead, the store is
+probed with the next batch after a growing pause, and once it answers the spool is replayed a segment at a
+time between live batches. Records are dropped, counted and warned about only when the queue is full or the
+spool is at its bound. ``close`` drains everything that was submitted (to the store, or the spool).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from typing import Callable, Protocol
+
+from .metrics import RequestStats, SinkGauges
+from .record import RequestRecord
+from .spool import Entry, Spool
+
+log = logging.getLogger("sluicegate.telemetry")
+
+PROBE_MIN_S = 0.5  # first pause after a failed write; doubles up to PROBE_MAX_S
+PROBE_MAX_S = 10.0
+WRITE_TIMEOUT_S = 15.0  # a store that takes longer for one batch is treated as unreachable
+WARN_EVERY_S = 10.0
+# At most one transaction per interval unless a full batch is waiting. Bigger batches cost far less per
+# record: SQLite rewrites the same index pages into its WAL at every commit, and each transaction has a
+# fixed cost on the event loop. A record still reaches the store within a fraction of a second.
+FLUSH_INTERVAL_S = 0.05
+
+
+class Writer(Protocol):
+    async def write(self, entries: list[Entry]) -> None:
+        """Insert the entries in one transaction, ignoring ids already stored. Raise StoreUnavailable (or
+        any connection error) when the store cannot be reached; RejectedBatch when it refused the data."""
+
+
+class StoreUnavailable(Exception):
+    """The store could not be reached or did not answer: spool and try again later."""
+
+
+class RejectedBatch(Exception):
+    """The store refused ``count`` records of the batch (a schema or data error): retrying cannot help.
+    The rest of the batch is stored."""
+
+    def __init__(self, message: str, count: int) -> None:
+        super().__init__(message)
+        self.count = count
+
+
+class Sink:
+    def __init__(
+        self,
+        build: Callable[[RequestRecord], Entry],
+        writer: Writer,
+        spool: Spool,
+        stats: RequestStats,
+        *,
+        queue_max: int,
+        batch_max: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._build, self._writer, self._spool, self._stats = build, writer, spool, stats
+        self._queue: deque[RequestRecord] = deque()
+        self._queue_max = queue_max
+        self._batch_max = batch_max
+        self._clock = clock
+        self._wakeup = asyncio.Event()
+        self._closing = False
+        self._task: asyncio.Task | None = None
+        self._accepting = False  # between start and the end of the drain task
+        self.store_up = True
+        self._probe_at = 0.0
+        self._pause = PROBE_MIN_S
+        self.written = self.spooled = self.replayed = 0
+        self.dropped: dict[str, int] = {}
+        self._warned_at = -WARN_EVERY_S
+        self._flushed_at = -FLUSH_INTERVAL_S
+
+    # -- the request path ------------------------------------------------------------------------------
+
+    def submit(self, record: RequestRecord) -> None:
+        """Never blocks, never raises: a full queue (or a closed sink) costs the record, counted."""
+        if self._accepting and len(self._queue) < self._queue_max:
+            self._queue.append(record)
+            if not self._wakeup.is_set():
+                self._wakeup.set()
+            return
+        self._drop("queue_full" if self._accepting else "closed", 1)
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self._spool.open)
+        self._accepting = True
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="sluicegate-log-sink")
+
+    async def close(self) -> None:
+        """Drain every submitted record (SIGTERM path), then stop."""
+        self._closing = True
+        self._wakeup.set()
+        if self._task is not None:
+            await self._task
+        await asyncio.to_thread(self._spool.close)
+
+    def gauges(self) -> SinkGauges:
+        return SinkGauges(
+            queue_depth=len(self._queue), queue_capacity=self._queue_max, written=self.written,
+            spooled=self.spooled, replayed=self.replayed, spool_bytes=self._spool.bytes,
+            dropped=dict(self.dropped), store_up=self.store_up,
+        )
+
+    # -- the drain task --------------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                if await self._step():
+                    self._accepting = False
+                    return
+            except Exception:  # a bug here must not stop logging for the rest of the process's life
+                log.exception("request log sink: unexpected error; continuing")
+                await asyncio.sleep(PROBE_MIN_S)
+
+    async def _step(self) -> bool:
+        """One unit of work; True when closed and drained."""
+        if self.store_up and self._spool.pending and not self._closing:
+            await self._replay_one()
+        if not self._queue:
+            if self._closing:
+                return True
+            await self._idle()
+            return False
+        pause = self._flushed_at + FLUSH_INTERVAL_S - self._clock()
+        if pause > 0 and len(self._queue) < self._batch_max and not self._closing:
+            await asyncio.sleep(pause)  # let the batch fill up
+        self._flushed_at = self._clock()
+        batch = [self._queue.popleft() for _ in range(min(self._batch_max, len(self._queue)))]
+        await self._deliver(self._entries(batch))
+        return False
+
+    async def _idle(self) -> None:
+        self._wakeup.clear()
+        if self.store_up or not self._spool.pending:
+            await self._wakeup.wait()
+            return
+        # Down with records spooled: wake up in time to probe the store, even if no request comes.
+        try:
+            await asyncio.wait_for(self._wakeup.wait(), max(0.0, self._probe_at - self._clock()))
+        except TimeoutError:
+            await self._probe()
+
+    def _entries(self, batch: list[RequestRecord]) -> list[Entry]:
+        entries = []
+        for record in batch:
+            try:
+                row, attempts = self._build(record)
+            except Exception:
+                log.exception("request log sink: could not build a log row; record dropped")
+                self._drop("invalid", 1)
+                continue
+            self._stats.observe(row, attempts)
+            entries.append((row, attempts))
+        return entries
+
+    async def _deliver(self, entries: list[Entry]) -> None:
+        if not entries:
+            return
+        if self.store_up or (not self._closing and self._clock() >= self._probe_at):
+            if await self._write(entries):
+                self.written += len(entries)
+                return
+        await self._spool_entries(entries)
+
+    async def _write(self, entries: list[Entry]) -> bool:
+        """True when stored; False when the store is down (now marked so) and the entries are still ours."""
+        try:
+            async with asyncio.timeout(WRITE_TIMEOUT_S):
+                await self._writer.write(entries)
+        except RejectedBatch as exc:
+            log.error("request log store refused %d records (%s); they are dropped", exc.count, exc)
+            self._drop("rejected", exc.count)
+            return True  # consumed: spooling data the store refuses would only replay the refusal
+        except Exception as exc:  # noqa: BLE001 - any failure to reach the store means: spool, probe later
+            self._went_down(exc)
+            return False
+        self._came_up()
+        return True
+
+    async def _probe(self) -> None:
+        """Nothing to write but records spooled: check the store with an empty batch."""
+        await self._write([])
+
+    def _went_down(self, exc: BaseException) -> None:
+        if self.store_up:
+            log.warning("request log store unreachable (%s: %s); spooling to %s",
+                        type(exc).__name__, str(exc)[:200], self._spool.directory)
+            self._pause = PROBE_MIN_S
+        else:
+            self._pause = min(self._pause * 2, PROBE_MAX_S)
+        self.store_up = False
+        self._probe_at = self._clock() + self._pause
+
+    def _came_up(self) -> None:
+        if not self.store_up:
+            log.warning("request log store reachable again; replaying the spool")
+        self.store_up = True
+
+    async def _spool_entries(self, entries: list[Entry]) -> None:
+        kept = await asyncio.to_thread(self._spool.append, entries)
+        self.spooled += kept
+        if kept < len(entries):
+            self._drop("spool_full", len(entries) - kept)
+
+    async def _replay_one(self) -> None:
+        segment = await asyncio.to_thread(self._spool.take)
+        if segment is None:
+            return
+        entries, torn = await asyncio.to_thread(segment.read)
+        if torn:
+            self._drop("spool_corrupt", torn)
+        for start in range(0, len(entries), self._batch_max):
+            if not await self._write(entries[start:start + self._batch_max]):
+                await asyncio.to_thread(segment.release, delete=False)  # kept whole; stored ids are skipped
+                return
+        self.replayed += len(entries)
+        await asyncio.to_thread(self._spool.replayed, segment)
+
+    def _drop(self, reason: str, count: int) -> None:
+        self.dropped[reason] = self.dropped.get(reason, 0) + count
+        now = self._clock()
+        if now - self._warned_at >= WARN_EVERY_S:  # a storm of drops must not become a storm of log lines
+            self._warned_at = now
+            log.warning("request log records dropped so far: %s", self.dropped)
+

@@ -1,0 +1,138 @@
+"""A bounded local spool for log records while the store is unreachable: JSON lines in segment files.
+
+Files live in ``<data_dir>/spool/`` (0700; files 0600: they hold bodies), one segment at a time per process,
+each held under an exclusive ``flock`` while it is written so that another worker never replays a segment
+still being written; a segment left by a process that died is unlocked and replayed by whoever comes next.
+A segment is deleted only after all its records are committed; records carry their final ids and the store
+ignores ids it already has, so a replay interrupted by a crash, redone later, still lands every record
+exactly once. The methods block (file I/O): the sink calls them in a thread.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+log = logging.getLogger("sluicegate.telemetry")
+
+Entry = tuple[dict[str, Any], list[dict[str, Any]]]  # (request row, attempt rows)
+SEGMENT_MAX_BYTES = 8 * 1024 * 1024  # also bounds the memory a replay needs: one segment is read at a time
+SUFFIX = ".jsonl"
+
+
+@dataclass
+class Segment:
+    path: Path
+    fd: int
+    size: int
+
+    def read(self) -> tuple[list[Entry], int]:
+        """The entries, and how many lines could not be read (a torn last line after a crash)."""
+        with os.fdopen(os.dup(self.fd), "rb") as handle:
+            handle.seek(0)
+            lines = handle.read().splitlines()
+        entries, bad = [], 0
+        for line in lines:
+            try:
+                row, attempts = orjson.loads(line)
+                entries.append((row, attempts))
+            except (orjson.JSONDecodeError, TypeError, ValueError):
+                bad += 1
+        return entries, bad
+
+    def release(self, *, delete: bool) -> None:
+        if delete:
+            self.path.unlink(missing_ok=True)
+        os.close(self.fd)  # closing drops the lock
+
+
+class Spool:
+    def __init__(self, directory: Path, max_bytes: int) -> None:
+        self.directory = directory
+        self.max_bytes = max_bytes
+        self.bytes = 0  # in segments not yet replayed (this process's view)
+        self._current: Segment | None = None
+        self._pending = False
+
+    def open(self) -> None:
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        sizes = [p.stat().st_size for p in self.directory.glob("*" + SUFFIX)]
+        self.bytes = sum(sizes)
+        self._pending = bool(sizes)  # left by an earlier run or a worker that died: replay them
+
+    @property
+    def pending(self) -> bool:
+        return self._pending
+
+    def append(self, entries: list[Entry]) -> int:
+        """Write what fits under the bound; return how many entries were kept (the rest are the caller's
+        to count as dropped)."""
+        kept = 0
+        lines = []
+        for row, attempts in entries:
+            line = orjson.dumps([row, attempts]) + b"\n"
+            if self.bytes + len(line) > self.max_bytes:
+                break
+            self.bytes += len(line)
+            lines.append(line)
+            kept += 1
+        if lines:
+            segment = self._segment()
+            data = b"".join(lines)
+            os.write(segment.fd, data)
+            segment.size += len(data)
+            self._pending = True
+            if segment.size >= SEGMENT_MAX_BYTES:
+                self._close_current()
+        return kept
+
+    def _segment(self) -> Segment:
+        if self._current is None:
+            name = f"{time.time_ns():020d}-{os.getpid()}{SUFFIX}"  # names sort by age: replay oldest first
+            path = self.directory / name
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            self._current = Segment(path, fd, 0)
+        return self._current
+
+    def _close_current(self) -> None:
+        if self._current is not None:
+            self._current.release(delete=False)
+            self._current = None
+
+    def take(self) -> Segment | None:
+        """The oldest segment ready to replay, locked until released; None when there is none.
+
+        Closes our own current segment first: what this process spooled so far is replayable too.
+        """
+        self._close_current()
+        for path in sorted(self.directory.glob("*" + SUFFIX)):
+            try:
+                fd = os.open(path, os.O_RDWR)
+            except FileNotFoundError:  # another worker replayed it meanwhile
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # a live worker is writing or replaying it
+                os.close(fd)
+                continue
+            if not path.exists():  # replayed and deleted between our listing and our lock
+                os.close(fd)
+                continue
+            return Segment(path, fd, os.fstat(fd).st_size)
+        self._pending = False
+        return None
+
+    def replayed(self, segment: Segment) -> None:
+        segment.release(delete=True)
+        self.bytes = max(0, self.bytes - segment.size)
+
+    def close(self) -> None:
+        self._close_current()

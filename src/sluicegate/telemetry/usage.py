@@ -1,0 +1,158 @@
+"""Token usage and the answering model, read from what the upstream sent (pure functions).
+
+A JSON answer is parsed once, here, off the request path. A stream is never parsed as a whole: the relay's
+StreamTap hands over its head (the first events) and its last chunks, where the usage chunk lives; when a
+stream carries no usage, completion tokens are estimated from the number of content events (OpenAI-style
+servers send about one token per event) and the prompt from its length, and the usage is marked estimated.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, NamedTuple
+
+import orjson
+
+from ..providers import sse
+
+CHARS_PER_TOKEN = 4  # the usual rule of thumb for English text with BPE tokenizers; only for estimates
+
+
+class Usage(NamedTuple):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    estimated: bool = False
+
+
+class Answer(NamedTuple):
+    usage: Usage | None
+    model: str | None
+
+
+NO_ANSWER = Answer(None, None)
+
+
+def usage_of(value: Any) -> Usage | None:
+    """OpenAI's ``usage`` (or Anthropic's input/output names, seen on passthrough routes)."""
+    if not isinstance(value, dict):
+        return None
+    prompt = _int(value.get("prompt_tokens", value.get("input_tokens")))
+    completion = _int(value.get("completion_tokens", value.get("output_tokens")))
+    total = _int(value.get("total_tokens"))
+    if prompt is None and completion is None and total is None:
+        return None
+    prompt, completion = prompt or 0, completion or 0
+    return Usage(prompt, completion, total if total is not None else prompt + completion)
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def from_json_body(body: bytes | None) -> Answer:
+    """Usage and model of a complete JSON answer; nothing for anything else."""
+    if not body or body[:1] not in (b"{", b" ", b"\n"):
+        return NO_ANSWER
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return NO_ANSWER
+    if not isinstance(parsed, dict):
+        return NO_ANSWER
+    model = parsed.get("model")
+    return Answer(usage_of(parsed.get("usage")), model if isinstance(model, str) else None)
+
+
+def _chunks_of(events: Iterable[bytes]) -> Iterable[dict]:
+    for event in events:
+        data = _data(event)
+        if data is None or data == b"[DONE]":
+            continue
+        try:
+            chunk = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(chunk, dict):
+            yield chunk
+
+
+def _data(event: bytes) -> bytes | None:
+    lines = [line[5:].lstrip() for line in event.splitlines() if line.startswith(b"data:")]
+    return b"\n".join(lines) if lines else None
+
+
+def from_stream(head: bytes, tail: bytes, whole: bool) -> Answer:
+    """Usage from the last event that carries one; the model from the first event that names it.
+
+    ``whole``: the tail holds every chunk after the head, so the end may be in the head (a short stream
+    often arrives in the very read that found its first content).
+    """
+    tail_events, _ = sse.split_events(head + tail if whole else tail)
+    usage = None
+    for chunk in reversed(list(_chunks_of(tail_events))):
+        usage = usage_of(chunk.get("usage"))
+        if usage is not None:
+            break
+    head_events, _ = sse.split_events(head)
+    model = next((c["model"] for c in _chunks_of(head_events) if isinstance(c.get("model"), str)), None)
+    return Answer(usage, model)
+
+
+def estimate_completion(head: bytes, tail: bytes, events_after_head: int, whole: bool) -> int:
+    """Content events in a stream: every ``data:`` event, minus those seen to carry no content.
+
+    Events without content (the role-only first chunk, the finish_reason chunk, [DONE]) sit at the start
+    and at the end, so only the head and the kept tail are classified; the middle is all content. ``whole``:
+    the tail holds every chunk after the head, so the stream can be judged event by event.
+    """
+    if whole:
+        events, _ = sse.split_events(head + tail)
+        return sum(1 for e in events if _carries_tokens(e))
+    total = head.count(b"data:") + events_after_head
+    # Only complete events are judged: the head may end mid-event and the tail may begin mid-event.
+    judged = sse.split_events(head)[0] + sse.split_events(tail)[0][1:]
+    empty = sum(1 for e in judged if _data(e) is not None and not _carries_tokens(e))
+    return max(total - empty, 0)
+
+
+_TOKEN_FIELDS = ("content", "reasoning_content", "tool_calls", "function_call", "refusal")
+
+
+def _carries_tokens(event: bytes) -> bool:
+    """Generated text in this event? (A finish_reason or usage-only chunk, or [DONE], carries none.)"""
+    data = _data(event)
+    if data is None or data == b"[DONE]":
+        return False
+    try:
+        chunk = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return True  # not ours to judge: count it
+    if not isinstance(chunk, dict):
+        return True
+    for choice in chunk.get("choices") or ():
+        if not isinstance(choice, dict):
+            continue
+        delta = choice.get("delta") or {}
+        if choice.get("text") or any(delta.get(name) for name in _TOKEN_FIELDS):
+            return True
+    return False
+
+
+def estimate_prompt(body: Any) -> int:
+    """Prompt tokens from the request's text: a rough count, marked as estimated wherever it is used."""
+    if not isinstance(body, dict):
+        return 0
+    chars = 0
+    for message in body.get("messages") or ():
+        if isinstance(message, dict):
+            chars += _text_length(message.get("content"))
+    chars += _text_length(body.get("prompt")) + _text_length(body.get("input"))
+    return (chars + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN
+
+
+def _text_length(value: Any) -> int:
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, list):
+        return sum(_text_length(part.get("text") if isinstance(part, dict) else part) for part in value)
+    return 0

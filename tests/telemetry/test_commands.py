@@ -1,0 +1,91 @@
+"""``sluicegate logs tail | show`` and the serve flag, against a real store (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import os
+
+import orjson
+import pytest
+
+from sluicegate.cli import build_parser, main
+from sluicegate.serve import worker_argv
+from sluicegate.settings import Settings
+from sluicegate.telemetry.writer import StoreWriter
+
+from .helpers import entry
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("SLUICEGATE_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+async def seeded(engine, settings: Settings):
+    rows = []
+    for i in range(6):
+        row, attempts = entry(1_750_000_000_000 + i * 1000)
+        row.update(status=500 if i == 5 else 200, trace_id=f"cli-{i}", metadata={"team": f"t{i % 2}"})
+        rows.append((row, attempts))
+    await StoreWriter(engine).write(rows)
+    store = ["--data-dir", str(settings.data_dir)]
+    if settings.database_url:
+        store += ["--database-url", settings.database_url]
+    return [r for r, _ in rows], store
+
+
+async def run(capsys, *argv: str) -> tuple[int, str, str]:
+    import asyncio
+
+    code = await asyncio.to_thread(main, list(argv))  # the command runs its own event loop
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+async def test_tail_prints_the_latest_oldest_first(seeded, capsys):
+    rows, store = seeded
+    code, out, _ = await run(capsys, "logs", "tail", "-n", "3", *store)
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split()[:3] == ["time", "id", "status"]
+    assert [line.split()[1] for line in lines[1:]] == [r["id"] for r in rows[3:]]
+
+
+async def test_tail_filters_and_json(seeded, capsys):
+    rows, store = seeded
+    code, out, _ = await run(capsys, "logs", "tail", "--status", "5xx", "--json", *store)
+    assert code == 0 and orjson.loads(out)["trace_id"] == "cli-5"
+    code, out, _ = await run(capsys, "logs", "tail", "--metadata", "team=t1", "--json", *store)
+    assert code == 0 and out.count('"trace_id"') == 3
+
+
+async def test_show_one_record_in_full(seeded, capsys):
+    rows, store = seeded
+    code, out, _ = await run(capsys, "logs", "show", rows[2]["id"], *store)
+    record = orjson.loads(out)
+    assert code == 0 and record["id"] == rows[2]["id"] and record["request_body"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["logs", "tail", "--status", "teapot"], "'status' takes"),
+        (["logs", "tail", "-n", "0"], "'limit' must be"),
+        (["logs", "tail", "--metadata", "nokey"], "--metadata takes KEY=VALUE"),
+        (["logs", "show", "0000"], "no request log record"),
+    ],
+)
+async def test_refusals_exit_1_with_a_message(seeded, capsys, argv, message):
+    _, store = seeded
+    code, _, err = await run(capsys, *argv, *store)
+    assert code == 1 and message in err
+
+
+def test_retention_flag_reaches_settings_and_workers():
+    args = build_parser().parse_args(["serve", "--log-retention-days", "7"])
+    assert args.log_retention_days == 7
+    assert worker_argv(Settings(log_retention_days=7))[-2:] == ["--log-retention-days", "7"]
+    assert "--log-retention-days" not in worker_argv(Settings())
+    assert main(["serve", "--log-retention-days", "0"]) == 2

@@ -1,0 +1,57 @@
+"""Redaction: which values count as secrets, scrubbing, and URLs without credentials."""
+
+from __future__ import annotations
+
+import pytest
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from sluicegate.server.headers import parse_request_headers
+from sluicegate.telemetry.redact import REDACTED, request_secrets, safe_url, scrub
+
+
+def ctx_of(headers: dict[str, str]):
+    return parse_request_headers(CIMultiDictProxy(CIMultiDict(headers)))
+
+
+def test_secret_values_of_a_request():
+    ctx = ctx_of({
+        "authorization": "Bearer sk-live-0123456789",
+        "x-api-key": "api-key-value-123",
+        "x-org-id": "org-forwarded-42",
+        "x-portkey-forward-headers": "authorization, x-api-key, x-org-id",
+        "x-portkey-api-key": "portkey-key-0001",
+        "x-portkey-custom-host": "http://127.0.0.1:8000/v1",
+        "x-portkey-trace-id": "trace-abcdefgh",
+        "x-portkey-metadata": '{"team": "search-team"}',
+        "x-short": "k",
+    })
+    secrets = request_secrets(ctx)
+    for value in ("Bearer sk-live-0123456789", "sk-live-0123456789", "api-key-value-123", "org-forwarded-42",
+                  "portkey-key-0001"):
+        assert value in secrets
+    # Routing headers are not secrets: scrubbing them would mangle the log (trace id, host, metadata)
+    for value in ("http://127.0.0.1:8000/v1", "trace-abcdefgh", '{"team": "search-team"}'):
+        assert value not in secrets
+    assert secrets == tuple(sorted(secrets, key=len, reverse=True))
+
+
+def test_scrub_replaces_every_occurrence():
+    secrets = ("Bearer sk-live-0123456789", "sk-live-0123456789")
+    text = 'bad key "sk-live-0123456789"; header Bearer sk-live-0123456789'
+    assert scrub(text, secrets) == f'bad key "{REDACTED}"; header {REDACTED}'
+    assert scrub(None, secrets) is None
+    assert scrub("nothing here", ()) == "nothing here"
+
+
+@pytest.mark.parametrize(
+    ("url", "safe"),
+    [
+        ("https://user:pw@llm.example.com:8443/v1?key=abc#frag", "https://llm.example.com:8443/v1"),
+        ("http://127.0.0.1:8000/v1", "http://127.0.0.1:8000/v1"),
+        ("http://[::1]:8000/v1", "http://[::1]:8000/v1"),
+        ("http://host:notaport/v1", None),
+        (None, None),
+    ],
+)
+def test_safe_url(url, safe):
+    assert safe_url(url) == safe

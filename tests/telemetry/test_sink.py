@@ -1,0 +1,184 @@
+"""The sink with a scripted store: batching, outage → spool → replay exactly once, drops, draining on close."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from sluicegate.telemetry import sink as sink_mod
+from sluicegate.telemetry.metrics import RequestStats
+from sluicegate.telemetry.sink import RejectedBatch, Sink
+from sluicegate.telemetry.spool import Spool
+
+from .helpers import builder, record
+
+
+class FakeStore:
+    """Stores rows by id (ignoring ids it has, like ON CONFLICT DO NOTHING); can be cut off."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, dict] = {}
+        self.batches: list[int] = []
+        self.up = True
+        self.lose_commit = False  # write, then fail as if the connection died during COMMIT
+        self.refuse: set[str] = set()
+
+    async def write(self, entries):
+        await asyncio.sleep(0)
+        if not self.up:
+            raise ConnectionRefusedError("store down")
+        refused = [row for row, _ in entries if row["model"] in self.refuse]
+        for row, _ in entries:
+            if row["model"] not in self.refuse:
+                self.rows.setdefault(row["id"], row)
+        if entries:
+            self.batches.append(len(entries))
+        if self.lose_commit:
+            self.lose_commit = False
+            raise ConnectionResetError("lost during commit")
+        if refused:
+            raise RejectedBatch("bad data", len(refused))
+
+
+@pytest.fixture
+def store():
+    return FakeStore()
+
+
+def make_sink(store, tmp_path, *, queue_max=10_000, batch_max=100, spool_bytes=50_000_000):
+    return Sink(builder().build, store, Spool(tmp_path / "spool", spool_bytes), RequestStats(),
+                queue_max=queue_max, batch_max=batch_max)
+
+
+async def settle(sink, condition, timeout=5.0):
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+@pytest.fixture(autouse=True)
+def fast_probes(monkeypatch):
+    monkeypatch.setattr(sink_mod, "PROBE_MIN_S", 0.02)
+    monkeypatch.setattr(sink_mod, "PROBE_MAX_S", 0.05)
+
+
+async def test_batches_and_metrics(store, tmp_path):
+    sink = make_sink(store, tmp_path, batch_max=50)
+    await sink.start()
+    for _ in range(230):
+        sink.submit(record())
+    await settle(sink, lambda: len(store.rows) == 230)
+    assert max(store.batches) <= 50 and len(store.batches) < 230  # batched, never one transaction per record
+    await sink.close()
+    g = sink.gauges()
+    assert g.written == 230 and g.queue_depth == 0 and g.dropped == {}
+    series = sink._stats.series[("openai", "m")]
+    assert series.by_status == {200: 230} and series.prompt_tokens == 230 * 5
+
+
+async def test_outage_spools_then_replays_every_record_exactly_once(store, tmp_path):
+    sink = make_sink(store, tmp_path)
+    await sink.start()
+    for _ in range(20):
+        sink.submit(record())
+    await settle(sink, lambda: len(store.rows) == 20)
+    store.up = False
+    for _ in range(300):
+        sink.submit(record())
+        await asyncio.sleep(0)
+    await settle(sink, lambda: sink.spooled == 300)
+    assert not sink.store_up and len(store.rows) == 20
+    assert list((tmp_path / "spool").iterdir())  # on disk meanwhile
+    store.up = True
+    await settle(sink, lambda: len(store.rows) == 320)  # replayed by the probe, without any new request
+    for _ in range(5):
+        sink.submit(record())
+    await sink.close()
+    assert len(store.rows) == 325 and sink.gauges().dropped == {}
+    assert sink.replayed == 300 and list((tmp_path / "spool").iterdir()) == []
+
+
+async def test_a_commit_lost_with_the_connection_is_not_duplicated(store, tmp_path):
+    sink = make_sink(store, tmp_path)
+    await sink.start()
+    store.lose_commit = True
+    for _ in range(10):
+        sink.submit(record())
+    await settle(sink, lambda: sink.spooled == 10)
+    await settle(sink, lambda: sink.replayed == 10)
+    await sink.close()
+    assert len(store.rows) == 10  # written twice, stored once (ids are the gateway's)
+
+
+async def test_spool_bound_drops_are_counted_and_warned(store, tmp_path, caplog):
+    sink = make_sink(store, tmp_path, spool_bytes=20_000)
+    store.up = False
+    await sink.start()
+    caplog.set_level(logging.WARNING, logger="sluicegate.telemetry")
+    for _ in range(100):
+        sink.submit(record())
+    await settle(sink, lambda: sink.spooled + sink.dropped.get("spool_full", 0) == 100)
+    await sink.close()
+    assert 0 < sink.spooled < 100 and sink.dropped["spool_full"] == 100 - sink.spooled
+    assert "dropped" in caplog.text and "spool_full" in caplog.text
+    assert sink.gauges().spool_bytes <= 20_000
+
+
+async def test_full_queue_drops_instead_of_blocking(store, tmp_path):
+    sink = make_sink(store, tmp_path, queue_max=10)
+    await sink.start()
+    for _ in range(25):  # no await: the drain task cannot run in between
+        sink.submit(record())
+    assert sink.dropped == {"queue_full": 15}
+    await sink.close()
+    assert len(store.rows) == 10
+
+
+async def test_close_drains_everything_submitted(store, tmp_path):
+    sink = make_sink(store, tmp_path, batch_max=7)
+    await sink.start()
+    for _ in range(1000):
+        sink.submit(record())
+    await sink.close()
+    assert len(store.rows) == 1000
+    sink.submit(record())
+    assert sink.dropped == {"closed": 1}
+
+
+async def test_close_with_the_store_down_spools(store, tmp_path):
+    sink = make_sink(store, tmp_path)
+    await sink.start()
+    store.up = False
+    for _ in range(50):
+        sink.submit(record())
+    await sink.close()
+    assert sink.spooled == 50 and not store.rows
+    store.up = True
+    again = make_sink(store, tmp_path)  # the next start replays what the last one spooled
+    await again.start()
+    await settle(again, lambda: len(store.rows) == 50)
+    await again.close()
+
+
+async def test_refused_records_are_dropped_alone(store, tmp_path):
+    sink = make_sink(store, tmp_path)
+    store.refuse = {"poison"}
+    await sink.start()
+    sink.submit(record(body={"model": "poison", "messages": [{"role": "user", "content": "x"}]}))
+    for _ in range(5):
+        sink.submit(record())
+    await sink.close()
+    assert len(store.rows) == 5 and sink.dropped == {"rejected": 1} and sink.store_up
+
+
+async def test_a_record_that_cannot_be_built_does_not_stop_the_sink(store, tmp_path):
+    sink = make_sink(store, tmp_path)
+    await sink.start()
+    broken = record()
+    broken.call = object()  # not a Call: building its row fails
+    sink.submit(broken)
+    sink.submit(record())
+    await sink.close()
+    assert len(store.rows) == 1 and sink.dropped == {"invalid": 1}

@@ -1,0 +1,136 @@
+"""Writer, queries and retention against the real store, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from sqlalchemy import func, select
+
+from sluicegate.store.request_logs import request_attempts, request_logs
+from sluicegate.telemetry import params, query
+from sluicegate.telemetry.retention import DAY_MS, Retention
+from sluicegate.telemetry.sink import RejectedBatch
+from sluicegate.telemetry.writer import StoreWriter
+
+from .helpers import entry
+
+BASE = 1_749_996_000_000  # on an hour boundary: buckets are predictable
+HOUR = 3_600_000
+
+
+async def count(engine, table=request_logs) -> int:
+    async with engine.connect() as conn:
+        return await conn.scalar(select(func.count()).select_from(table))
+
+
+async def test_write_is_idempotent_and_keeps_attempts(engine):
+    writer = StoreWriter(engine)
+    batch = [entry() for _ in range(50)]
+    await writer.write(batch)
+    await writer.write(batch[:20])  # a replay of rows already stored
+    assert await count(engine) == 50 and await count(engine, request_attempts) == 50
+    await writer.write([])  # the probe: just answers
+
+
+async def test_a_bad_row_is_refused_alone(engine):
+    writer = StoreWriter(engine)
+    batch = [entry() for _ in range(9)]
+    batch[4][0]["latency_ms"] = None  # NOT NULL
+    with pytest.raises(RejectedBatch) as refused:
+        await writer.write(batch)
+    assert refused.value.count == 1 and await count(engine) == 8
+
+
+@pytest.fixture
+async def seeded(engine):
+    """30 requests over three hours: providers a/b, users u0..u2, statuses 200 or 500 every fifth."""
+    entries = []
+    for i in range(30):
+        row, attempts = entry(BASE + (i // 10) * HOUR + i * 1000)
+        row.update(provider="a" if i % 2 else "b", user=f"u{i % 3}", metadata={"team": f"t{i % 2}", "_user": f"u{i % 3}"},
+                   status=500 if i % 5 == 0 else 200, latency_ms=float(i + 1), prompt_tokens=i, completion_tokens=1,
+                   total_tokens=i + 1, cost=0.5, trace_id=f"trace-{i}",
+                   error_type="upstream_error" if i % 5 == 0 else None)
+        entries.append((row, attempts))
+    await StoreWriter(engine).write(entries)
+    return [row for row, _ in entries]
+
+
+async def test_pages_walk_every_row_once_newest_first(engine, seeded):
+    seen, cursor = [], None
+    while True:
+        page = params.Page(params.LogFilter(), 7, cursor)
+        result = await query.list_logs(engine, page)
+        seen += [r["id"] for r in result["data"]]
+        if result["next_cursor"] is None:
+            break
+        cursor = params.decode_cursor(result["next_cursor"])
+    expected = [r["id"] for r in sorted(seeded, key=lambda r: (r["created_ms"], r["id"]), reverse=True)]
+    assert seen == expected
+    first = (await query.list_logs(engine, params.Page(params.LogFilter(), 1, None)))["data"][0]
+    assert first["attempts"][0]["target_path"] == "config" and "request_body" not in first
+    assert first["usage"] == {"prompt_tokens": 29, "completion_tokens": 1, "total_tokens": 30, "estimated": False}
+
+
+@pytest.mark.parametrize(
+    ("query_params", "expected"),
+    [
+        ({"provider": "a"}, lambda r: r["provider"] == "a"),
+        ({"user": "u1,u2"}, lambda r: r["user"] in ("u1", "u2")),
+        ({"status": "5xx"}, lambda r: r["status"] >= 500),
+        ({"status": "200"}, lambda r: r["status"] == 200),
+        ({"status": "error"}, lambda r: r["status"] >= 400),
+        ({"status": "success"}, lambda r: r["status"] < 400),
+        ({"metadata.team": "t1"}, lambda r: r["metadata"]["team"] == "t1"),
+        ({"trace_id": "trace-7"}, lambda r: r["trace_id"] == "trace-7"),
+        ({"from": str((BASE + HOUR) / 1000), "to": str((BASE + 2 * HOUR) / 1000)},
+         lambda r: BASE + HOUR <= r["created_ms"] < BASE + 2 * HOUR),
+        ({"provider": "b", "metadata.team": "t0", "status": "500"},
+         lambda r: r["provider"] == "b" and r["metadata"]["team"] == "t0" and r["status"] == 500),
+    ],
+)
+async def test_filters(engine, seeded, query_params, expected):
+    page = params.parse_page({**query_params, "limit": "500"})
+    got = {r["id"] for r in (await query.list_logs(engine, page))["data"]}
+    assert got == {r["id"] for r in seeded if expected(r)} and got
+
+
+async def test_one_record_in_full(engine, seeded):
+    record = await query.get_log(engine, seeded[3]["id"])
+    assert record["request_body"] and record["response_body"] and record["attempts"]
+    assert await query.get_log(engine, "nope") is None
+
+
+@pytest.mark.parametrize("group_by", ["none", "provider", "user", "metadata.team", "status"])
+async def test_analytics_totals_equal_the_sum_of_the_logs(engine, seeded, group_by):
+    q = params.parse_analytics({"from": str(BASE / 1000), "to": str((BASE + 3 * HOUR) / 1000),
+                                "interval": "1h", "group_by": group_by})
+    result = await query.analytics(engine, q)
+    totals = result["totals"]
+    assert totals["requests"] == 30 and totals["errors"] == 6 and totals["error_rate"] == 0.2
+    assert totals["prompt_tokens"] == sum(r["prompt_tokens"] for r in seeded)
+    assert totals["total_tokens"] == sum(r["total_tokens"] for r in seeded)
+    assert totals["cost"] == pytest.approx(15.0)
+    assert totals["latency_ms"] == {"p50": 15.0, "p95": 29.0, "p99": 30.0}
+    assert {d["bucket_ms"] for d in result["data"]} == {BASE, BASE + HOUR, BASE + 2 * HOUR}
+    assert sum(d["requests"] for d in result["data"]) == 30
+
+
+async def test_analytics_grouped_by_provider(engine, seeded):
+    q = params.parse_analytics({"from": str(BASE / 1000), "to": str((BASE + HOUR) / 1000), "group_by": "provider"})
+    data = (await query.analytics(engine, q))["data"]
+    assert [(d["group"], d["requests"]) for d in data] == [("a", 5), ("b", 5)]
+    b = data[1]
+    assert b["errors"] == 1 and b["latency_ms"]["p50"] == 5.0  # i = 0, 2, 4, 6, 8: latencies 1, 3, 5, 7, 9
+
+
+async def test_retention_prunes_old_rows_and_their_attempts(engine):
+    now = time.time()
+    old = [entry(int((now - 10 * DAY_MS / 1000) * 1000)) for _ in range(7)]
+    fresh = [entry(int(now * 1000)) for _ in range(3)]
+    await StoreWriter(engine).write(old + fresh)
+    retention = Retention(engine, days=7, clock=lambda: now)
+    assert await retention.prune_once() == 7
+    assert await count(engine) == 3 and await count(engine, request_attempts) == 3
+    assert await retention.prune_once() == 0

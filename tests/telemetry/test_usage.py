@@ -1,0 +1,94 @@
+"""Usage, model and estimates from what the upstream sent (pure functions)."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from sluicegate.telemetry import usage
+from sluicegate.telemetry.usage import Usage
+
+
+def sse(*events) -> bytes:
+    out = b""
+    for event in events:
+        out += b"data: " + (event.encode() if isinstance(event, str) else orjson.dumps(event)) + b"\n\n"
+    return out
+
+
+def chunk(content=None, *, role=None, finish=None, usage_=None, model="m"):
+    delta = {}
+    if role:
+        delta["role"] = role
+    if content is not None:
+        delta["content"] = content
+    body = {"model": model, "choices": [] if usage_ else [{"index": 0, "delta": delta, "finish_reason": finish}]}
+    if usage_:
+        body["usage"] = usage_
+    return body
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b'{"model":"gpt","usage":{"prompt_tokens":5,"completion_tokens":3,"total_tokens":8}}',
+         (Usage(5, 3, 8), "gpt")),
+        (b'{"usage":{"prompt_tokens":7,"total_tokens":7}}', (Usage(7, 0, 7), None)),  # embeddings
+        (b'{"usage":{"input_tokens":2,"output_tokens":4}}', (Usage(2, 4, 6), None)),  # Anthropic names
+        (b'{"usage":{"prompt_tokens":-1}}', (None, None)),
+        (b'{"usage":{"prompt_tokens":true}}', (None, None)),
+        (b'{"usage":null,"model":3}', (None, None)),
+        (b"[1,2]", (None, None)),
+        (b"not json", (None, None)),
+        (b"", (None, None)),
+    ],
+)
+def test_json_answers(body, expected):
+    assert tuple(usage.from_json_body(body)) == expected
+
+
+def test_stream_usage_in_the_tail_and_model_in_the_head():
+    head = sse(chunk(role="assistant", content=""), chunk("Hel"))
+    tail = sse(chunk("lo"), chunk(finish="stop"), chunk(usage_={"prompt_tokens": 4, "completion_tokens": 2,
+                                                                 "total_tokens": 6}), "[DONE]")
+    answer = usage.from_stream(head, tail, whole=False)
+    assert answer == (Usage(4, 2, 6), "m")
+
+
+def test_stream_whose_end_arrived_with_its_head():
+    head = sse(chunk("a"), chunk(usage_={"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}), "[DONE]")
+    assert usage.from_stream(head, b"", whole=True).usage == Usage(1, 1, 2)
+    assert usage.from_stream(head, b"", whole=False).usage is None  # the head is not searched for the end
+
+
+def test_estimate_counts_content_events_only():
+    head = sse(chunk(role="assistant", content=""), chunk("one"))
+    middle = [sse(chunk(f"w{i}")) for i in range(10)]
+    end = [sse(chunk("last")), sse(chunk(finish="stop")), sse("[DONE]")]
+    chunks = middle + end
+    events_after_head = sum(c.count(b"data:") for c in chunks)
+    tail = b"".join(chunks[-4:])
+    # one + w0..w9 + last = 12 content events; the role chunk, the finish chunk and [DONE] are not content
+    assert usage.estimate_completion(head, tail, events_after_head, whole=False) == 12
+    assert usage.estimate_completion(head, b"".join(chunks), events_after_head, whole=True) == 12
+
+
+def test_estimate_when_the_tail_starts_mid_event():
+    head = sse(chunk("a"))
+    stream = b"".join(sse(chunk(f"t{i}")) for i in range(6)) + sse(chunk(finish="stop")) + sse("[DONE]")
+    cut = stream[10:]  # the kept tail begins inside the first event
+    assert usage.estimate_completion(head, cut, stream.count(b"data:"), whole=False) == 7
+
+
+@pytest.mark.parametrize(
+    ("body", "tokens"),
+    [
+        ({"messages": [{"role": "user", "content": "abcdefgh"}]}, 2),
+        ({"messages": [{"role": "user", "content": [{"type": "text", "text": "abcd"}, {"type": "image_url"}]}]}, 1),
+        ({"prompt": "abcde"}, 2),
+        ({"input": ["abcd", "efgh"]}, 2),
+        (None, 0),
+    ],
+)
+def test_prompt_estimate(body, tokens):
+    assert usage.estimate_prompt(body) == tokens
