@@ -4,8 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+DEMO_ARGS ?=
 
-.PHONY: install serve test clean
+.PHONY: install serve test clean demo
 
 include bench/bench.mk
 
@@ -22,6 +23,11 @@ serve: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# A real private LLM (llama.cpp's server, SmolLM2-135M) behind the gateway, with examples to paste; Ctrl-C
+# stops it. The first run compiles the model server (5-10 min on 2 cores), later runs reuse the cache.
+demo: $(STAMP)
+	$(BIN)/python -m tests.realllm.demo $(DEMO_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build dist src/*.egg-info

@@ -6,7 +6,10 @@ not run, so a result file always says why a figure is absent.
 
 from __future__ import annotations
 
-from bench import launch, scen_http
+import subprocess
+import time
+
+from bench import launch, scen_http, targets
 from bench.context import Bench
 from bench.ready import NotReady, probe
 
@@ -74,11 +77,14 @@ def catalog_slug(bench: Bench) -> dict:
 
 def create_catalog_provider(bench: Bench) -> str:
     """Create the provider slug targets.CATALOG_SLUG (OpenAI spec, host: the static upstream,
-    key: targets.API_KEY) in the running sluicegate; '' on success, else why not.
-
-    The hook to fill in once sluicegate can create catalog providers (its CLI against
-    `<work>/sluicegate-data`, or its admin API on the running port); the rest of the scenario, the
-    request shape and the report already exist.
-    """
-    return ("sluicegate resolves @slug models (main d0c881b) but has no way yet to create a provider "
-            "slug; fill in bench/steps.py:create_catalog_provider")
+    key: targets.API_KEY) with sluicegate's CLI against the running hop's data dir; '' on success,
+    else why not. The running gateway picks it up by its catalog poll (well under a second)."""
+    slug = targets.CATALOG_SLUG.lstrip("@")
+    argv = [*bench.sluicegate_cmd, "providers", "add", slug, "--spec", "openai",
+            "--custom-host", bench.ups.base("static"), "--header", f"Authorization: Bearer {targets.API_KEY}"]
+    env = launch.clean_env(SLUICEGATE_DATA_DIR=str(bench.work / f"{SUBJECT}-data"))
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+    if done.returncode != 0:
+        return f"`sluicegate providers add` failed: {done.stderr.strip()[:300]}"
+    time.sleep(1.0)  # one catalog poll interval and then some
+    return ""

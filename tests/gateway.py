@@ -32,17 +32,31 @@ def loopback_only_env() -> dict[str, str]:
 
 
 class GatewayProcess:
-    def __init__(self, data_dir: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> None:
-        self.port = free_port()
+    """``env`` values of None remove that variable; ``listen`` is the ``--host`` the gateway binds
+    (a wildcard is reached on the loopback address of its family, which it includes); ``port`` defaults
+    to a free one."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        env: dict[str, str | None] | None = None,
+        args: tuple[str, ...] = (),
+        listen: str = "127.0.0.1",
+        port: int | None = None,
+    ) -> None:
+        self.listen = listen
+        self.port = port or free_port()
         self.data_dir = data_dir
-        self.env = {**os.environ, **loopback_only_env(), "SLUICEGATE_DATA_DIR": str(data_dir), **(env or {})}
+        merged = {**os.environ, **loopback_only_env(), "SLUICEGATE_DATA_DIR": str(data_dir), **(env or {})}
+        self.env = {key: value for key, value in merged.items() if value is not None}
         self.args = args
         self.proc: subprocess.Popen | None = None
         self.log_path = data_dir / "gateway.log"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(self.listen.strip("[]"), self.listen.strip("[]"))
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
 
     @property
     def v1(self) -> str:
@@ -51,14 +65,16 @@ class GatewayProcess:
     def start(self, timeout: float = 20.0) -> "GatewayProcess":
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
-        cmd = [sys.executable, "-m", "sluicegate", "serve", "--host", "127.0.0.1", "--port", str(self.port), *self.args]
+        cmd = [sys.executable, "-m", "sluicegate", "serve", "--host", self.listen, "--port", str(self.port),
+               *self.args]
         self.proc = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"gateway exited with {self.proc.returncode}:\n{self.log()}")
             try:
-                if httpx.get(f"{self.url}/v1/health", timeout=0.5).status_code == 200:
+                # No proxy from the environment: the gateway is local (and may sit in a namespace).
+                if httpx.get(f"{self.url}/v1/health", timeout=0.5, trust_env=False).status_code == 200:
                     return self
             except httpx.HTTPError:
                 time.sleep(0.05)

@@ -131,8 +131,9 @@ def _catalog_context(gateway: Gateway):
 def _upstream_context(gateway: Gateway):
     async def context(app: web.Application):
         settings = gateway.settings
-        session = gateway.session = create_session(settings, gateway.guard.resolver())
-        builder = RequestBuilder(gateway.guard, catalog=gateway.catalog, provider_urls=settings.provider_base_urls)
+        guard = gateway.guard
+        session = gateway.session = create_session(settings, guard.resolver(), (guard.client_middleware(),))
+        builder = RequestBuilder(guard, catalog=gateway.catalog, provider_urls=settings.provider_base_urls)
         gateway.dispatcher = Dispatcher(session, builder, backoff_scale=settings.retry_backoff_scale)
         yield
         await session.close()

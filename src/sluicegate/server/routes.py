@@ -102,7 +102,10 @@ async def _prepare_passthrough(request: web.Request, record: RequestRecord) -> C
     if not _content_type_ok(request, json_only=False):
         raise BadRequest("Invalid content type passed")
     raw = await _read_body(request)
-    tail = request.raw_path[len("/v1"):]
+    # From the routed (origin-form) URL, never raw_path: for an absolute-form target
+    # ("POST http://gw/v1/rerank") raw_path is the whole URL, and its tail appended to the checked
+    # base URL would change the upstream's host or port after the SSRF guard judged it.
+    tail = request.rel_url.raw_path_qs[len("/v1"):]
     return Call(ctx, "proxy", request.method, tail, raw, None, stream=False, pathname=request.path)
 
 
