@@ -8,7 +8,6 @@ from pathlib import Path
 
 import aiohttp
 import orjson
-from sqlalchemy import create_engine, text
 
 BODY = orjson.dumps({"model": "load", "messages": [{"role": "user", "content": "hi"}]})
 
@@ -35,7 +34,7 @@ def fire(url: str, headers: dict[str, str], total: int, concurrency: int = 50, p
 
 
 def count_rows(database: Path | str, where: str = "1=1") -> int:
-    """Rows in request_logs: a SQLite file path, or a PostgreSQL URL (read with a sync driver-free engine)."""
+    """Rows in request_logs: a SQLite file path, or a PostgreSQL URL."""
     if isinstance(database, Path):
         with sqlite3.connect(database) as conn:
             return conn.execute(f"SELECT count(*) FROM request_logs WHERE {where}").fetchone()[0]
@@ -51,9 +50,3 @@ async def _pg_count(url: str, where: str) -> int:
     finally:
         await conn.close()
 
-
-def distinct_traces(database: Path | str, prefix: str) -> int:
-    return count_rows(database, f"trace_id LIKE '{prefix}-%'")
-
-
-__all__ = ["fire", "count_rows", "distinct_traces", "create_engine", "text"]

@@ -10,7 +10,7 @@ import pytest
 from sluicegate.cli import build_parser, main
 from sluicegate.serve import worker_argv
 from sluicegate.settings import Settings
-from sluicegate.telemetry.writer import StoreWriter
+from sluicegate.telemetry.service import store_writer
 
 from .helpers import entry
 
@@ -29,7 +29,9 @@ async def seeded(engine, settings: Settings):
         row, attempts = entry(1_750_000_000_000 + i * 1000)
         row.update(status=500 if i == 5 else 200, trace_id=f"cli-{i}", metadata={"team": f"t{i % 2}"})
         rows.append((row, attempts))
-    await StoreWriter(engine).write(rows)
+    writer = store_writer(engine)
+    await writer.write(rows)
+    await writer.close()
     store = ["--data-dir", str(settings.data_dir)]
     if settings.database_url:
         store += ["--database-url", settings.database_url]

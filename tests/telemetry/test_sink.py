@@ -25,6 +25,9 @@ class FakeStore:
         self.lose_commit = False  # write, then fail as if the connection died during COMMIT
         self.refuse: set[str] = set()
 
+    async def close(self):
+        self.closed = True
+
     async def write(self, entries):
         await asyncio.sleep(0)
         if not self.up:

@@ -11,7 +11,7 @@ from sluicegate.store.request_logs import request_attempts, request_logs
 from sluicegate.telemetry import params, query
 from sluicegate.telemetry.retention import DAY_MS, Retention
 from sluicegate.telemetry.sink import RejectedBatch
-from sluicegate.telemetry.writer import StoreWriter
+from sluicegate.telemetry.service import store_writer
 
 from .helpers import entry
 
@@ -19,22 +19,31 @@ BASE = 1_749_996_000_000  # on an hour boundary: buckets are predictable
 HOUR = 3_600_000
 
 
+@pytest.fixture
+async def writer(engine):
+    writer = store_writer(engine)
+    yield writer
+    await writer.close()
+
+
 async def count(engine, table=request_logs) -> int:
     async with engine.connect() as conn:
         return await conn.scalar(select(func.count()).select_from(table))
 
 
-async def test_write_is_idempotent_and_keeps_attempts(engine):
-    writer = StoreWriter(engine)
-    batch = [entry() for _ in range(50)]
+async def test_write_is_idempotent_and_keeps_attempts(engine, writer):
+    batch = [entry() for _ in range(300)]  # several multi-row chunks of different sizes on SQLite
     await writer.write(batch)
     await writer.write(batch[:20])  # a replay of rows already stored
-    assert await count(engine) == 50 and await count(engine, request_attempts) == 50
+    assert await count(engine) == 300 and await count(engine, request_attempts) == 300
+    async with engine.connect() as conn:
+        stored = {r.id: r for r in await conn.execute(select(request_logs))}
+    for row, _ in batch:  # every column lands in its own place, whatever the chunk
+        assert {k: v for k, v in stored[row["id"]]._mapping.items()} == row
     await writer.write([])  # the probe: just answers
 
 
-async def test_a_bad_row_is_refused_alone(engine):
-    writer = StoreWriter(engine)
+async def test_a_bad_row_is_refused_alone(engine, writer):
     batch = [entry() for _ in range(9)]
     batch[4][0]["latency_ms"] = None  # NOT NULL
     with pytest.raises(RejectedBatch) as refused:
@@ -43,7 +52,7 @@ async def test_a_bad_row_is_refused_alone(engine):
 
 
 @pytest.fixture
-async def seeded(engine):
+async def seeded(engine, writer):
     """30 requests over three hours: providers a/b, users u0..u2, statuses 200 or 500 every fifth."""
     entries = []
     for i in range(30):
@@ -53,7 +62,7 @@ async def seeded(engine):
                    total_tokens=i + 1, cost=0.5, trace_id=f"trace-{i}",
                    error_type="upstream_error" if i % 5 == 0 else None)
         entries.append((row, attempts))
-    await StoreWriter(engine).write(entries)
+    await writer.write(entries)
     return [row for row, _ in entries]
 
 
@@ -125,11 +134,11 @@ async def test_analytics_grouped_by_provider(engine, seeded):
     assert b["errors"] == 1 and b["latency_ms"]["p50"] == 5.0  # i = 0, 2, 4, 6, 8: latencies 1, 3, 5, 7, 9
 
 
-async def test_retention_prunes_old_rows_and_their_attempts(engine):
+async def test_retention_prunes_old_rows_and_their_attempts(engine, writer):
     now = time.time()
     old = [entry(int((now - 10 * DAY_MS / 1000) * 1000)) for _ in range(7)]
     fresh = [entry(int(now * 1000)) for _ in range(3)]
-    await StoreWriter(engine).write(old + fresh)
+    await writer.write(old + fresh)
     retention = Retention(engine, days=7, clock=lambda: now)
     assert await retention.prune_once() == 7
     assert await count(engine) == 3 and await count(engine, request_attempts) == 3

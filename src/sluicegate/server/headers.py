@@ -7,6 +7,7 @@ several: package version, runtime, api key …) are tolerated and never forwarde
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -128,7 +129,10 @@ def bearer_credential(authorization: str | None) -> str | None:
 
 
 def new_trace_id() -> str:
-    return os.urandom(16).hex()
+    """32 hex digits, the first 12 the time in milliseconds (like a UUIDv7): the request log indexes trace
+    ids, and ids that grow with time are appended to that index instead of landing on a random page of it
+    (measured: a third of the log's database cost per request, on SQLite)."""
+    return f"{time.time_ns() // 1_000_000:012x}{os.urandom(10).hex()}"
 
 
 def parse_request_headers(headers: CIMultiDictProxy[str]) -> RequestContext:

@@ -71,19 +71,21 @@ class RowBuilder:
         self._redact = Redactor()
 
     def build(self, record: RequestRecord) -> tuple[Row, list[Row]]:
-        ctx, call, outcome = record.ctx, record.call, record.outcome
+        ctx, call, outcome, attempts = record.ctx, record.call, record.outcome, record.attempts or ()
         created_ms = int(record.started_at * 1000)
         provider, slug, secrets = self._provider_and_secrets(record)
-        body = call.json if call is not None else None
         derived = self._derive(record)
         model = _model(call)
-        host = self._redact.url(_host(record))
-        metadata = dict(self._metadata_of(ctx, body)) if ctx is not None else {}
+        metadata = self._metadata_of(ctx, call.json if call is not None else None) if ctx is not None else {}
         row: Row = {
             "id": new_id(created_ms),
             "created_ms": created_ms,
-            **_trace(record),
-            "method": record.method,
+            "trace_id": _cut(ctx.trace_id) if ctx is not None else None,
+            "span_id": _cut(ctx.span_id) if ctx is not None else None,
+            "parent_span_id": _cut(ctx.parent_span_id) if ctx is not None else None,
+            "span_name": _cut(ctx.span_name) if ctx is not None else None,
+            "traceparent": _cut(ctx.traceparent) if ctx is not None else None,
+            "method": record.method[:16],
             "route": record.route[:_SHORT],
             "endpoint": record.endpoint,
             "status": record.status,
@@ -94,26 +96,30 @@ class RowBuilder:
             "provider_slug": _cut(slug),
             "model": _cut(model),
             "model_answered": _cut(derived.model),
-            "custom_host": host,
-            "attempt_count": len(record.attempts or ()),
-            "retries": sum(1 for a in record.attempts or () if a.retry > 0),
+            "custom_host": self._redact.url(_host(record)),
+            "attempt_count": len(attempts),
+            "retries": sum(a.retry > 0 for a in attempts),
             "target_path": _cut(outcome.path) if outcome is not None else None,
             "cache_status": CACHE_STATUS,
             "user": _cut(metadata.get("_user")),
-            "metadata": {k: scrub(v, secrets) for k, v in metadata.items()},
+            "metadata": {k: scrub(v, secrets) for k, v in metadata.items()} if secrets else dict(metadata),
             "error_type": _cut(record.error_type or derived.error_type),
             "error_message": scrub((record.error_message or derived.error_message or "")[:_ERROR_LIMIT], secrets)
             or None,
-            **self._usage_columns(derived.usage, provider, model, derived.model, public=_is_public(record)),
-            **self._bodies(record, secrets),
         }
+        self._add_usage(row, derived.usage, provider, model, derived.model, public=_is_public(record))
+        self._add_bodies(row, record, secrets)
         return row, self._attempt_rows(record, row["id"], created_ms, secrets)
 
     def _provider_and_secrets(self, record: RequestRecord) -> tuple[str | None, str | None, tuple[str, ...]]:
         """(provider, catalog slug, every secret of the request): the slug's spec is the provider."""
         provider, slug = _provider(record), None
         extra: list[str] = []
-        for name in {provider, *(a.provider for a in record.attempts or ())} - {None}:
+        names = {a.provider for a in record.attempts or ()}
+        names.add(provider)
+        for name in names:
+            if not name or name[0] != "@":  # only catalog providers hold credentials of their own
+                continue
             spec, credentials = self._lookups.provider(name)
             extra.extend(credentials)
             if name == provider and spec is not None:
@@ -140,19 +146,16 @@ class RowBuilder:
             derived.error_type, derived.error_message = _error_of(parsed)
         return derived
 
-    def _usage_columns(self, used: usage_mod.Usage | None, provider: str | None, model: str | None,
-                       answered: str | None, *, public: bool) -> Row:
+    def _add_usage(self, row: Row, used: usage_mod.Usage | None, provider: str | None, model: str | None,
+                   answered: str | None, *, public: bool) -> None:
         if used is None:
-            return {"prompt_tokens": None, "completion_tokens": None, "total_tokens": None,
-                    "usage_estimated": False, "cost": None}
+            row.update(prompt_tokens=None, completion_tokens=None, total_tokens=None, usage_estimated=False,
+                       cost=None)
+            return
         price = self._prices.price(provider, model, answered, public)
-        return {
-            "prompt_tokens": used.prompt_tokens,
-            "completion_tokens": used.completion_tokens,
-            "total_tokens": used.total_tokens,
-            "usage_estimated": used.estimated,
-            "cost": price.cost(used.prompt_tokens, used.completion_tokens),
-        }
+        row.update(prompt_tokens=used.prompt_tokens, completion_tokens=used.completion_tokens,
+                   total_tokens=used.total_tokens, usage_estimated=used.estimated,
+                   cost=price.cost(used.prompt_tokens, used.completion_tokens))
 
     def _attempt_rows(self, record: RequestRecord, request_id: str, created_ms: int,
                       secrets: tuple[str, ...]) -> list[Row]:
@@ -174,25 +177,24 @@ class RowBuilder:
 
     # -- bodies ----------------------------------------------------------------------------------------
 
-    def _bodies(self, record: RequestRecord, secrets: tuple[str, ...]) -> Row:
+    def _add_bodies(self, row: Row, record: RequestRecord, secrets: tuple[str, ...]) -> None:
         call, outcome, tap = record.call, record.outcome, record.tap
         request = call.body if call is not None else b""
         if tap is not None:
             response_size = len(tap.head) + tap.captured_bytes
         else:
             response_size = len(outcome.body) if outcome is not None and outcome.body else 0
-        columns: Row = {"request_bytes": len(request), "response_bytes": response_size,
-                        "request_body": None, "response_body": None}
+        row.update(request_bytes=len(request), response_bytes=response_size, request_body=None,
+                   response_body=None)
         if not record.bodies_wanted():
-            return columns
+            return
         if request:
-            columns["request_body"] = scrub(self._text(request, _request_is_text(record)), secrets)
+            row["request_body"] = scrub(self._text(request, _request_is_text(record)), secrets)
         if tap is not None:
             streamed = b"".join([tap.head, *tap.captured])
-            columns["response_body"] = scrub(self._text(streamed, True), secrets)
+            row["response_body"] = scrub(self._text(streamed, True), secrets)
         elif outcome is not None and outcome.body:
-            columns["response_body"] = scrub(self._text(outcome.body, _is_text(outcome.headers)), secrets)
-        return columns
+            row["response_body"] = scrub(self._text(outcome.body, _is_text(outcome.headers)), secrets)
 
     def _text(self, raw: bytes, is_text: bool) -> str:
         if not is_text:
@@ -224,19 +226,6 @@ def _error_of(parsed: dict) -> tuple[str | None, str | None]:
         return "upstream_error", error
     message = parsed.get("message")
     return "upstream_error", message if isinstance(message, str) else None
-
-
-def _trace(record: RequestRecord) -> Row:
-    ctx = record.ctx
-    if ctx is None:
-        return {"trace_id": None, "span_id": None, "parent_span_id": None, "span_name": None, "traceparent": None}
-    return {
-        "trace_id": _cut(ctx.trace_id),
-        "span_id": _cut(ctx.span_id),
-        "parent_span_id": _cut(ctx.parent_span_id),
-        "span_name": _cut(ctx.span_name),
-        "traceparent": _cut(ctx.traceparent),
-    }
 
 
 def _provider(record: RequestRecord) -> str | None:

@@ -13,6 +13,7 @@ from typing import Any, Callable
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..settings import Settings
+from ..store.engine import sqlite_file
 from .metrics import Collector, PoolGauges, RequestStats, build_registry, render
 from .pricing import PriceTable
 from .record import RequestRecord
@@ -20,7 +21,8 @@ from .retention import Retention
 from .rows import Lookups, MetadataOf, RowBuilder
 from .sink import Sink, Writer
 from .spool import Spool
-from .writer import StoreWriter
+from .sqlite_writer import SqliteWriter
+from .writer import AsyncWriter, StoreWriter
 
 SPOOL_DIR = "spool"
 
@@ -42,7 +44,7 @@ class Telemetry:
         self.prices = PriceTable.load(settings.pricing_file)
         builder = RowBuilder(self.prices, settings.log_body_max_bytes, metadata_of, lookups)
         self.spool = Spool(settings.data_dir / SPOOL_DIR, settings.log_spool_max_bytes)
-        self.sink = Sink(builder.build, writer or StoreWriter(engine), self.spool, self.stats,
+        self.sink = Sink(builder.build, writer or store_writer(engine), self.spool, self.stats,
                          queue_max=settings.log_queue_max, batch_max=settings.log_batch_max)
         self.registry = build_registry(Collector(self.stats, self.sink.gauges, pool))
         days = settings.log_retention_days
@@ -74,3 +76,9 @@ class Telemetry:
 
     def metrics_text(self) -> bytes:
         return render(self.registry)
+
+
+def store_writer(engine: AsyncEngine) -> StoreWriter:
+    """A SQLite file gets a writer thread of its own (sqlite_writer.py); PostgreSQL the app's async engine."""
+    path = sqlite_file(engine)
+    return SqliteWriter(engine.dialect, path) if path is not None else AsyncWriter(engine)

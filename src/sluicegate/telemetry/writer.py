@@ -1,12 +1,15 @@
-"""Writing log batches to the store: one transaction per batch, executemany, ids already stored skipped.
+"""Writing log batches to the store: one transaction per batch, ids already stored skipped.
 
 ``ON CONFLICT DO NOTHING`` on the gateway-made ids makes every write idempotent: a batch whose commit was
 lost with the connection is spooled and replayed, and whatever part of it did land is not written twice.
 
-The INSERT is compiled once, by SQLAlchemy, from the Table for the engine's dialect, and executed with
-positional tuples through ``exec_driver_sql``: SQLAlchemy's per-row parameter processing for a 36-column
-row cost more CPU than everything else the log does per request (measured: ~90 µs of CPU per row through
-Core, ~40 µs this way, SQLite's own work included). The only conversion it did for us, JSON, is done here.
+The INSERTs are compiled once, by SQLAlchemy, from the Tables for the store's dialect, and executed with
+positional tuples: SQLAlchemy's per-row parameter processing for a 38-column row cost more CPU than
+everything else the log does per request (measured: ~90 µs of CPU per row through Core, ~40 µs this way,
+SQLite's own work included). The only conversion it did for us, JSON, is done here.
+
+PostgreSQL: asyncpg runs on the event loop, and executemany of the one-row statement is pipelined.
+SQLite: see sqlite_writer.py, which writes from a thread of its own.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import logging
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, Table, select
+from sqlalchemy import JSON, Table, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, IntegrityError, ProgrammingError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -28,54 +31,88 @@ log = logging.getLogger("sluicegate.telemetry")
 
 # Errors about the data, not the connection: spooling them would only replay the refusal later.
 _REFUSALS = (DataError, IntegrityError, ProgrammingError)
+PARAMS_PER_STATEMENT = 16_384  # SQLite allows 32,766 bound parameters per statement (since 3.32)
 
 
-class _Insert:
-    """An idempotent INSERT for one table, compiled for one dialect, fed rows as positional tuples."""
+class Insert:
+    """An idempotent INSERT for one table, compiled by SQLAlchemy for one dialect, fed positional tuples.
 
-    def __init__(self, engine: AsyncEngine, table: Table, key: list[str]) -> None:
-        dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
-        compiled = dialect.insert(table).on_conflict_do_nothing(index_elements=key).compile(dialect=engine.dialect)
-        assert compiled.positiontup is not None, "both dialects' drivers take positional parameters"
-        self.sql = compiled.string
-        self._columns = list(compiled.positiontup)
+    ``multirow(n)`` is the same INSERT with n rows of VALUES: SQLite binds a whole chunk under one GIL
+    hold instead of taking and dropping the GIL once per row as executemany does.
+    """
+
+    def __init__(self, dialect: Any, table: Table, key: list[str]) -> None:
+        self._dialect = dialect
+        self._factory = (postgresql if dialect.name == "postgresql" else sqlite).insert
+        self._table, self._key = table, key
+        self.sql, self.columns = self._compile(1)
+        self._multirow: dict[int, str] = {}
         self._json = {c.name for c in table.c if isinstance(c.type, JSON)}
+        self.chunk_max = 1 << ((PARAMS_PER_STATEMENT // len(self.columns)).bit_length() - 1)
+
+    def _compile(self, rows: int) -> tuple[str, list[str]]:
+        stmt = self._factory(self._table)
+        if rows > 1:
+            stmt = stmt.values([{c.name: bindparam(f"{c.name}_{i}") for c in self._table.c} for i in range(rows)])
+        compiled = stmt.on_conflict_do_nothing(index_elements=self._key).compile(dialect=self._dialect)
+        assert compiled.positiontup is not None, "both dialects' drivers take positional parameters"
+        return compiled.string, list(compiled.positiontup)
+
+    def multirow(self, rows: int) -> str:
+        if rows == 1:
+            return self.sql
+        if rows not in self._multirow:
+            self._multirow[rows] = self._compile(rows)[0]
+        return self._multirow[rows]
 
     def params(self, rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-        columns, json_columns = self._columns, self._json
+        columns, json_columns = self.columns, self._json
         return [
             tuple(orjson.dumps(row[c]).decode() if c in json_columns else row[c] for c in columns)
             for row in rows
         ]
 
+    def chunks(self, rows: list[dict[str, Any]]) -> list[tuple[str, tuple[Any, ...]]]:
+        """(statement, flat parameters) per chunk: the largest power of two that fits, then smaller ones,
+        so at most a handful of distinct statements are ever compiled."""
+        params, out, start = self.params(rows), [], 0
+        while start < len(params):
+            size = min(self.chunk_max, 1 << ((len(params) - start).bit_length() - 1))
+            out.append((self.multirow(size), tuple(v for row in params[start:start + size] for v in row)))
+            start += size
+        return out
+
 
 class StoreWriter:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
-        self._insert_logs = _Insert(engine, request_logs, ["id"])
-        self._insert_attempts = _Insert(engine, request_attempts, ["request_id", "position"])
+    """What every writer shares: the probe, and isolating the records a store refuses."""
+
+    def __init__(self, dialect: Any) -> None:
+        self.logs = Insert(dialect, request_logs, ["id"])
+        self.attempts = Insert(dialect, request_attempts, ["request_id", "position"])
 
     async def write(self, entries: list[Entry]) -> None:
-        """Store ``entries``; an empty list only checks that the store answers."""
+        """Store ``entries`` in one transaction; an empty list only checks that the store answers."""
         if not entries:
-            async with self._engine.connect() as conn:
-                await conn.execute(select(1))
+            await self._ping()
             return
         try:
             await self._insert(entries)
-        except _REFUSALS + (StatementError,) as exc:
-            if not isinstance(exc, _REFUSALS) and _is_connection_error(exc):
-                raise
+        except Exception as exc:
+            if not self._refused(exc):
+                raise  # the store is unreachable: the sink spools
             await self._isolate(entries, exc)
 
+    async def close(self) -> None:
+        """Release what the writer holds of its own (the engine is the app's)."""
+
+    async def _ping(self) -> None:
+        raise NotImplementedError
+
     async def _insert(self, entries: list[Entry]) -> None:
-        rows = [row for row, _ in entries]
-        attempts = [attempt for _, batch in entries for attempt in batch]
-        logs, tries = self._insert_logs, self._insert_attempts
-        async with self._engine.begin() as conn:
-            await conn.exec_driver_sql(logs.sql, logs.params(rows))
-            if attempts:
-                await conn.exec_driver_sql(tries.sql, tries.params(attempts))
+        raise NotImplementedError
+
+    def _refused(self, exc: Exception) -> bool:
+        raise NotImplementedError
 
     async def _isolate(self, entries: list[Entry], exc: Exception) -> None:
         """One bad record must not cost its whole batch: halve until the refused ones are alone."""
@@ -92,8 +129,35 @@ class StoreWriter:
             raise RejectedBatch(str(refused[0]), sum(error.count for error in refused))
 
 
+class AsyncWriter(StoreWriter):
+    """Through the app's async engine: PostgreSQL (asyncpg pipelines executemany on the event loop)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        super().__init__(engine.dialect)
+        self._engine = engine
+
+    async def _ping(self) -> None:
+        async with self._engine.connect() as conn:
+            await conn.execute(select(1))
+
+    async def _insert(self, entries: list[Entry]) -> None:
+        rows = [row for row, _ in entries]
+        attempts = [attempt for _, batch in entries for attempt in batch]
+        async with self._engine.begin() as conn:
+            await conn.exec_driver_sql(self.logs.sql, self.logs.params(rows))
+            if attempts:
+                await conn.exec_driver_sql(self.attempts.sql, self.attempts.params(attempts))
+
+    def _refused(self, exc: Exception) -> bool:
+        if isinstance(exc, _REFUSALS):
+            return True
+        # Other statement errors refuse the data too, unless they are about the connection.
+        return isinstance(exc, StatementError) and not _is_connection_error(exc)
+
+
 def _is_connection_error(exc: StatementError) -> bool:
     # SQLAlchemy wraps driver errors; DBAPIError.connection_invalidated marks a lost connection.
     return bool(getattr(exc, "connection_invalidated", False)) or exc.__class__.__name__ in (
         "OperationalError", "InterfaceError",
     )
+

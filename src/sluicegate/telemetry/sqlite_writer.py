@@ -1,0 +1,84 @@
+"""The SQLite log writer: its own connection, in a thread of its own, one call per batch.
+
+Through aiosqlite, every statement is a round trip between the event loop and aiosqlite's thread, and
+under load each one waits for the busy loop and for the GIL: a 1,000-record batch took two seconds, the
+queue grew without bound and the records it held made every garbage collection slower. Here the whole
+transaction (BEGIN, multi-row INSERTs, COMMIT) is one job for the writer thread, which the loop awaits once.
+The statements are the ones SQLAlchemy compiled for SQLite (writer.py), run on a stdlib sqlite3 connection
+to the same file; WAL lets it write while the app's engine reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from ..store.engine import SQLITE_BUSY_TIMEOUT_MS
+from .spool import Entry
+from .writer import StoreWriter
+
+# About the data: retrying cannot help. OperationalError (locked past the busy timeout, disk I/O error,
+# a missing table before migrations ran) is treated as the store being unavailable: spool, retry later.
+_REFUSALS = (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.ProgrammingError, sqlite3.InterfaceError)
+
+Chunks = list[tuple[str, tuple[Any, ...]]]
+
+
+class SqliteWriter(StoreWriter):
+    def __init__(self, dialect: Any, path: Path) -> None:
+        super().__init__(dialect)
+        self._path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sluicegate-log-writer")
+        self._conn: sqlite3.Connection | None = None  # created, used and closed in the writer thread only
+
+    async def _run(self, func: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, func, *args)
+
+    async def _ping(self) -> None:
+        await self._run(self._ping_sync)
+
+    async def _insert(self, entries: list[Entry]) -> None:
+        rows = [row for row, _ in entries]
+        attempts = [attempt for _, batch in entries for attempt in batch]
+        await self._run(self._transaction, self.logs.chunks(rows) + self.attempts.chunks(attempts))
+
+    def _refused(self, exc: Exception) -> bool:
+        return isinstance(exc, _REFUSALS)
+
+    async def close(self) -> None:
+        await self._run(self._close_sync)
+        self._executor.shutdown(wait=True)
+
+    # -- in the writer thread --------------------------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            conn = sqlite3.connect(self._path, isolation_level=None, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+            # The same settings as the app's engine (store/engine.py): WAL, NORMAL sync (durable under WAL).
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn = conn
+        return self._conn
+
+    def _ping_sync(self) -> None:
+        self._connection().execute("SELECT 1").fetchone()
+
+    def _transaction(self, chunks: Chunks) -> None:
+        conn = self._connection()
+        conn.execute("BEGIN")
+        try:
+            for sql, params in chunks:
+                conn.execute(sql, params)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def _close_sync(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
