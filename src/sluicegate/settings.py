@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
+from urllib.parse import unquote
 
 ENV_PREFIX = "SLUICEGATE_"
 PROVIDER_URL_PREFIX = "SLUICEGATE_PROVIDER_URL_"  # SLUICEGATE_PROVIDER_URL_OPENAI=http://egress-proxy/v1
@@ -21,6 +22,18 @@ def _bool(text: str) -> bool:
 
 def _csv(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _pairs(text: str) -> Mapping[str, str]:
+    """``k=v,k2=v2`` (OTEL_EXPORTER_OTLP_HEADERS' format: values may be percent-encoded, and may hold ``=``)."""
+    pairs = {}
+    for part in _csv(text):
+        name, sep, value = part.partition("=")
+        if not sep or not name.strip():
+            # Never echo the entry: it is most likely a credential.
+            raise ValueError("SLUICEGATE_OTLP_HEADERS: expected name=value pairs separated by commas")
+        pairs[name.strip()] = unquote(value.strip())
+    return MappingProxyType(pairs)
 
 
 @dataclass(frozen=True)
@@ -54,6 +67,10 @@ class Settings:
     log_spool_max_bytes: int = 256 * 1024 * 1024
     pricing_file: Path | None = None  # JSON price table (docs/observability.md); None: built-in prices only
     access_log: bool = False
+    # OpenTelemetry trace export (OTLP/HTTP JSON), off unless an endpoint is set. The headers usually carry
+    # the collector's credential: kept out of repr so that printing the settings cannot leak it.
+    otlp_endpoint: str | None = None
+    otlp_headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), repr=False)
 
     @property
     def sqlite_path(self) -> Path:
@@ -90,6 +107,8 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: Any) ->
         "PRICING_FILE": ("pricing_file", Path),
         "ACCESS_LOG": ("access_log", _bool),
         "ALLOWED_UPSTREAMS": ("allowed_upstreams", _csv),
+        "OTLP_ENDPOINT": ("otlp_endpoint", str),
+        "OTLP_HEADERS": ("otlp_headers", _pairs),
     }
     for suffix, (name, convert) in scalar.items():
         raw = env.get(ENV_PREFIX + suffix)

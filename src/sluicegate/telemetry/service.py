@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..settings import Settings
 from ..store.engine import sqlite_file
+from .exporter import ExporterMetrics, OtlpExporter
 from .metrics import Collector, PoolGauges, RequestStats, build_registry, render
 from .pricing import PriceTable
 from .record import RequestRecord
@@ -44,9 +45,16 @@ class Telemetry:
         self.prices = PriceTable.load(settings.pricing_file)
         builder = RowBuilder(self.prices, settings.log_body_max_bytes, metadata_of, lookups)
         self.spool = Spool(settings.data_dir / SPOOL_DIR, settings.log_spool_max_bytes)
+        # Spans are built from the sink's finished rows, in its drain task: off the request path, and from
+        # data that has already been scrubbed.
+        self.exporter = (OtlpExporter(settings.otlp_endpoint, settings.otlp_headers)
+                         if settings.otlp_endpoint else None)
         self.sink = Sink(builder.build, writer or store_writer(engine), self.spool, self.stats,
-                         queue_max=settings.log_queue_max, batch_max=settings.log_batch_max)
+                         queue_max=settings.log_queue_max, batch_max=settings.log_batch_max,
+                         on_row=self.exporter.offer if self.exporter is not None else None)
         self.registry = build_registry(Collector(self.stats, self.sink.gauges, pool))
+        if self.exporter is not None:
+            self.registry.register(ExporterMetrics(self.exporter))
         days = settings.log_retention_days
         self.retention = Retention(engine, days) if days else None
         self._background: list[asyncio.Task[Any]] = []
@@ -63,6 +71,8 @@ class Telemetry:
     # -- lifecycle -------------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        if self.exporter is not None:  # before the sink: its first rows may already carry spans
+            await self.exporter.start()
         await self.sink.start()
         if self.retention is not None:
             self._background.append(asyncio.create_task(self.retention.run(), name="sluicegate-log-retention"))
@@ -73,6 +83,8 @@ class Telemetry:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.sink.close()
+        if self.exporter is not None:  # after the sink: its last rows' spans are queued by now
+            await self.exporter.close()
 
     def metrics_text(self) -> bytes:
         return render(self.registry)

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from typing import Callable, Protocol
+from typing import Any, Callable, Mapping, Protocol
 
 from .metrics import RequestStats, SinkGauges
 from .record import RequestRecord
@@ -42,6 +42,10 @@ class Writer(Protocol):
         """Release the writer's own resources (after the last write)."""
 
 
+# Told of every finished row (already scrubbed) with its attempt rows; must not raise (the OTLP exporter).
+RowObserver = Callable[[Mapping[str, Any], list], None]
+
+
 class StoreUnavailable(Exception):
     """The store could not be reached or did not answer: spool and try again later."""
 
@@ -66,8 +70,10 @@ class Sink:
         queue_max: int,
         batch_max: int,
         clock: Callable[[], float] = time.monotonic,
+        on_row: RowObserver | None = None,
     ) -> None:
         self._build, self._writer, self._spool, self._stats = build, writer, spool, stats
+        self._on_row = on_row
         self._queue: deque[RequestRecord] = deque()
         self._queue_max = queue_max
         self._batch_max = batch_max
@@ -170,6 +176,8 @@ class Sink:
                 self._drop("invalid", 1)
                 continue
             self._stats.observe(row, attempts)
+            if self._on_row is not None:
+                self._on_row(row, attempts)
             entries.append((row, attempts))
         return entries
 
