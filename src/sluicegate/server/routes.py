@@ -76,15 +76,20 @@ def _check_fields(body: dict, endpoint: str) -> None:
         raise BadRequest("'input' is required")
 
 
+async def _read_request(request: web.Request, record: RequestRecord, *, json_only: bool):
+    """Headers parsed once (the trace id known from here on), content type checked, body read."""
+    ctx = record.ctx = parse_request_headers(request.headers)
+    request[TRACE_ID] = ctx.trace_id
+    if not _content_type_ok(request, json_only=json_only):
+        raise BadRequest("Invalid content type passed")
+    return ctx, await _read_body(request)
+
+
 def unified(endpoint: str):
     """A handler for one OpenAI-spec endpoint (chat, completions, embeddings)."""
 
     async def prepare(request: web.Request, record: RequestRecord) -> Call:
-        ctx = record.ctx = parse_request_headers(request.headers)
-        request[TRACE_ID] = ctx.trace_id
-        if not _content_type_ok(request, json_only=True):
-            raise BadRequest("Invalid content type passed")
-        raw = await _read_body(request)
+        ctx, raw = await _read_request(request, record, json_only=True)
         body = parse_json_body(raw, endpoint)
         slug, model = split_model_slug(body.get("model"))
         return Call(ctx, endpoint, "POST", "", raw, body, stream=body.get("stream") is True,
@@ -97,11 +102,7 @@ async def _prepare_passthrough(request: web.Request, record: RequestRecord) -> C
     """Any other /v1/* path goes to the target as is (e.g. /v1/rerank, /v1/models), query kept."""
     if request.method not in _PASSTHROUGH_METHODS:
         raise web.HTTPMethodNotAllowed(request.method, _PASSTHROUGH_METHODS)
-    ctx = record.ctx = parse_request_headers(request.headers)
-    request[TRACE_ID] = ctx.trace_id
-    if not _content_type_ok(request, json_only=False):
-        raise BadRequest("Invalid content type passed")
-    raw = await _read_body(request)
+    ctx, raw = await _read_request(request, record, json_only=False)
     # From the routed (origin-form) URL, never raw_path: for an absolute-form target
     # ("POST http://gw/v1/rerank") raw_path is the whole URL, and its tail appended to the checked
     # base URL would change the upstream's host or port after the SSRF guard judged it.
