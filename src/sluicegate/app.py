@@ -1,77 +1,40 @@
-"""Composition root: Settings → guard, store, vault, catalog, upstream client, dispatcher → aiohttp app.
+"""Composition root: Settings → guard, store, vault, catalog, upstream transport, pipeline → aiohttp app.
 
-Nothing else constructs long-lived objects; everything a handler needs hangs off the Gateway built here.
+Wiring only: nothing else constructs long-lived objects, and nothing here decides anything about a request.
+Everything a handler needs hangs off the Gateway (server/gateway.py) built here.
 Start order (cleanup runs in reverse): store (migrations, admin token) → catalog (decrypts every stored
-credential, or refuses to start naming the providers) → upstream session and dispatcher → telemetry (the
-log sink: on shutdown it drains every record while the store is still open).
+credential, or refuses to start naming the providers) → upstream transport, dispatcher and pipeline →
+telemetry (the log sink: on shutdown it drains every record while the store is still open).
 """
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass, field
-
-import aiohttp
 from aiohttp import web
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from .access.admin_token import AdminAuth, ensure_admin_token
+from .access.admin_token import AdminAuth, announce_admin_token
 from .catalog import Catalog, ConfigRepository, ProviderRepository
 from .catalog.configs import gateway_config_validator
+from .catalog.log_lookups import LogLookups
 from .config import ConfigCache
-from .config.model import Node, Target
-from .dispatch import Call, Dispatcher
-from .errors import BadRequest
+from .dispatch import Dispatcher
+from .pipeline import ConfigSelector, Pipeline, default_steps
 from .prepare import RequestBuilder
 from .providers import registry
 from .server.admin import ADMIN_PREFIX, AdminServices, admin_app
-from .server.headers import public_metadata
+from .server.gateway import Gateway
 from .server.keys import GATEWAY
 from .server.middleware import errors_middleware
 from .server.observability import add_log_routes, add_metrics_route
 from .server.routes import add_routes
 from .settings import Settings
-from .store import create_engine, upgrade
-from .telemetry.metrics import pool_gauges
+from .store import create_engine, opened_store
+from .telemetry.metrics import PoolGauges, pool_gauges
 from .telemetry.service import Telemetry
+from .types import public_metadata
 from .upstream.client import create_session
 from .upstream.guard import Guard, GuardPolicy
+from .upstream.transport import AiohttpTransport
 from .vault import Vault
-
-log = logging.getLogger("sluicegate")
-
-_DIRECT = Target(path="config")  # no config: provider, credential and host all come from the request
-
-
-@dataclass
-class Gateway:
-    settings: Settings
-    guard: Guard
-    configs: ConfigCache
-    catalog: Catalog
-    engine: AsyncEngine
-    telemetry: Telemetry
-    dispatcher: Dispatcher = field(init=False)
-    session: aiohttp.ClientSession | None = field(init=False, default=None)
-
-    def root_node(self, call: Call) -> Node:
-        """The config tree for a request: its Gateway Config, or the direct one-target tree."""
-        ctx = call.ctx
-        if ctx.config:
-            return self.configs.get(self._config_text(ctx.config))
-        if ctx.provider or call.model_slug:
-            return _DIRECT
-        raise BadRequest("Either x-portkey-config or x-portkey-provider header is required")
-
-    def _config_text(self, value: str) -> str:
-        """Inline JSON, or the id of a saved config (the portkey-ai SDK sends either as is)."""
-        if value[0] in "{[":
-            return value
-        text = self.catalog.saved_config(value)
-        if text is None:
-            raise BadRequest(f"Config '{value[:64]}' not found: x-portkey-config takes a JSON config "
-                             "or the id of a saved config")
-        return text
 
 
 def build_app(settings: Settings) -> web.Application:
@@ -86,11 +49,12 @@ def build_app(settings: Settings) -> web.Application:
     )
     gateway: Gateway
 
-    def pool():
-        return pool_gauges(gateway.session.connector if gateway.session is not None else None)
+    def pool() -> PoolGauges | None:
+        transport = gateway.transport
+        return pool_gauges(transport.session.connector if transport is not None else None)
 
     telemetry = Telemetry(settings, engine, metadata_of=public_metadata, pool=pool,
-                          lookups=_LogLookups(catalog, configs))
+                          lookups=LogLookups(catalog, configs))
     gateway = Gateway(settings=settings, guard=guard, configs=configs, catalog=catalog, engine=engine,
                       telemetry=telemetry)
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[errors_middleware])
@@ -107,12 +71,9 @@ def build_app(settings: Settings) -> web.Application:
 
 def _store_context(gateway: Gateway):
     async def context(app: web.Application):
-        await upgrade(gateway.engine)
-        generated = await ensure_admin_token(gateway.engine, gateway.settings.admin_token)
-        if generated:  # shown once; only its hash is stored
-            print(f"Admin token (shown once, keep it): {generated}", flush=True)
-        yield
-        await gateway.engine.dispose()
+        async with opened_store(gateway.settings, gateway.engine) as engine:
+            await announce_admin_token(engine, gateway.settings.admin_token)
+            yield
 
     return context
 
@@ -132,44 +93,16 @@ def _upstream_context(gateway: Gateway):
     async def context(app: web.Application):
         settings = gateway.settings
         guard = gateway.guard
-        session = gateway.session = create_session(settings, guard.resolver(), (guard.client_middleware(),))
+        session = create_session(settings, guard.resolver(), (guard.client_middleware(),))
+        transport = gateway.transport = AiohttpTransport(session)
         builder = RequestBuilder(guard, catalog=gateway.catalog, provider_urls=settings.provider_base_urls)
-        gateway.dispatcher = Dispatcher(session, builder, backoff_scale=settings.retry_backoff_scale)
+        gateway.dispatcher = Dispatcher(transport, builder, backoff_scale=settings.retry_backoff_scale)
+        selector = ConfigSelector(gateway.configs, gateway.catalog.saved_config)
+        gateway.pipeline = Pipeline(default_steps(selector, gateway.dispatcher))
         yield
-        await session.close()
+        await transport.close()
 
     return context
-
-
-class _LogLookups:
-    """What the request log asks of the catalog and the config cache (telemetry sits below both)."""
-
-    def __init__(self, catalog: Catalog, configs: ConfigCache) -> None:
-        self._catalog, self._configs = catalog, configs
-
-    def provider(self, provider_id: str) -> tuple[str | None, tuple[str, ...]]:
-        found = self._catalog.resolve(provider_id) if provider_id.startswith("@") else None
-        if found is None:
-            return None, ()
-        return found.spec, tuple(value for _, value in found.headers)
-
-    def config_secrets(self, config: str) -> tuple[str, ...]:
-        if config[:1] not in "{[":
-            return ()  # a saved config's id: saved configs cannot hold credentials
-        try:
-            root = self._configs.get(config)  # cached: the request compiled it already
-        except Exception:  # noqa: BLE001 - a config the request was refused for has nothing to scrub
-            return ()
-        return tuple(_api_keys(root))
-
-
-def _api_keys(node: Node):
-    if isinstance(node, Target):
-        if node.api_key:
-            yield node.api_key
-        return
-    for child in node.children:
-        yield from _api_keys(child)
 
 
 def _telemetry_context(gateway: Gateway):

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import sys
 from pathlib import Path
-from typing import Any, AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, Awaitable, Callable, Sequence
 
 import orjson
 from sqlalchemy.exc import SQLAlchemyError
@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from .access.admin_token import AdminTokenError
 from .errors import ConfigError, GatewayError
 from .settings import Settings, settings_from_env
-from .store import StoreConfigError, create_engine, upgrade
+from .store import StoreConfigError, opened_store
 from .vault import VaultError
 
 EXIT_OK, EXIT_REFUSED, EXIT_UNUSABLE = 0, 1, 2
@@ -58,15 +58,9 @@ def wants_json(args: argparse.Namespace) -> bool:
     return bool(getattr(args, "json", False))
 
 
-@contextlib.asynccontextmanager
-async def open_store(settings: Settings) -> AsyncIterator[AsyncEngine]:
+def open_store(settings: Settings) -> contextlib.AbstractAsyncContextManager[AsyncEngine]:
     """The store, migrated: a CLI command works on a fresh data dir before any server ever started."""
-    engine = create_engine(settings)
-    try:
-        await upgrade(engine)
-        yield engine
-    finally:
-        await engine.dispose()
+    return opened_store(settings)
 
 
 def run(command: Callable[[argparse.Namespace], Awaitable[int | None]], args: argparse.Namespace) -> int:

@@ -14,45 +14,21 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Awaitable, Callable
 
-import aiohttp
 from multidict import CIMultiDict
 
 from .config.model import Group, Node, Target
 from .errors import UpstreamFailure
 from .prepare import RequestBuilder
 from .routing import CircuitBreaker, breaker_key, choose_conditional, pick_weighted, retry_delay, should_fallback
-from .server.headers import RequestContext, public_metadata
-from .upstream.exchange import Outcome, Prepared, exchange, failure
+from .types import AttemptRecord, Call, Outcome, Prepared, public_metadata
+from .upstream.exchange import exchange, failure
+from .upstream.transport import Transport
 
-@dataclass(slots=True)
-class Call:
-    """One client request as the dispatcher sees it."""
-
-    ctx: RequestContext
-    endpoint: str  # "chat" | "completions" | "embeddings" | "proxy"
-    method: str
-    path: str  # proxy: the path after /v1 with its query string; unified endpoints: unused
-    body: bytes
-    json: dict[str, Any] | None
-    stream: bool
-    pathname: str = ""  # the request path, for conditional routing (url.pathname)
-    model: str | None = None  # the model without its "@slug/" prefix, when the client sent one
-    model_slug: str | None = None  # that prefix: the catalog provider the body names
+__all__ = ["AttemptRecord", "Call", "Dispatcher"]  # the first two live in types.py; re-exported
 
 
 @dataclass(slots=True)
-class AttemptRecord:
-    path: str
-    provider: str | None
-    host: str | None
-    status: int | None
-    latency_ms: float
-    retry: int
-    error: str | None = None
-
-
-@dataclass(slots=True)
-class Dispatch:
+class Walk:
     """One request's walk through the tree: the attempts made so far."""
 
     call: Call
@@ -62,31 +38,33 @@ class Dispatch:
 class Dispatcher:
     def __init__(
         self,
-        session: aiohttp.ClientSession,
+        transport: Transport,
         builder: RequestBuilder,
         *,
         breaker: CircuitBreaker | None = None,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         rng: Callable[[], float] = random.random,
         clock: Callable[[], float] = time.perf_counter,
+        wall_clock: Callable[[], float] = time.time,
         backoff_scale: float = 1.0,
     ) -> None:
-        self._session = session
+        self._transport = transport
         self._builder = builder
         self._breaker = breaker or CircuitBreaker(time.monotonic)
         self._sleep = sleep
         self._rng = rng
         self._clock = clock
+        self._wall_clock = wall_clock  # Retry-After dates are compared with it
         self._backoff_scale = backoff_scale
 
     async def run(self, call: Call, root: Node) -> tuple[Outcome, list[AttemptRecord]]:
-        state = Dispatch(call)
+        state = Walk(call)
         outcome = await self._run_node(root, state, gated=True)
         return outcome, state.attempts
 
     # -- the tree ----------------------------------------------------------------------------------
 
-    async def _run_node(self, node: Node, state: Dispatch, *, gated: bool) -> Outcome:
+    async def _run_node(self, node: Node, state: Walk, *, gated: bool) -> Outcome:
         if isinstance(node, Target):
             return await self._run_target(node, state, gated=gated)
         mode = node.strategy.mode
@@ -100,7 +78,7 @@ class Dispatcher:
             index = 0
         return await self._run_node(node.children[index], state, gated=gated)
 
-    async def _fallback(self, group: Group, state: Dispatch) -> Outcome:
+    async def _fallback(self, group: Group, state: Walk) -> Outcome:
         indices, gated = self._admitted(group, state.call)
         outcome: Outcome | None = None
         for index in indices:
@@ -149,7 +127,7 @@ class Dispatcher:
 
     # -- one target, with its retries ------------------------------------------------------------
 
-    async def _run_target(self, target: Target, state: Dispatch, *, gated: bool) -> Outcome:
+    async def _run_target(self, target: Target, state: Walk, *, gated: bool) -> Outcome:
         prepared = self._builder.build(target, state.call)
         key = self._breaker_key(target, state.call) if target.breaker else ""
         if gated and target.breaker and not self._breaker.allow(key, target.breaker):
@@ -160,7 +138,7 @@ class Dispatcher:
             self._breaker.record(key, target.breaker, outcome.status if outcome.responded else None)
         return outcome
 
-    async def _with_retries(self, prepared: Prepared, target: Target, state: Dispatch) -> Outcome:
+    async def _with_retries(self, prepared: Prepared, target: Target, state: Walk) -> Outcome:
         retries, waited = 0, 0.0
         while True:
             outcome = await self._attempt(prepared, target, state, retries)
@@ -168,7 +146,7 @@ class Dispatcher:
                 break
             status = outcome.status if outcome.responded else None
             delay = retry_delay(target.retry, retries, status, CIMultiDict(outcome.headers), waited,
-                                now_epoch_s=time.time(), backoff_scale=self._backoff_scale)
+                                now_epoch_s=self._wall_clock(), backoff_scale=self._backoff_scale)
             if delay is None:
                 if target.retry.attempts and (status is None or status in target.retry.on_status_codes):
                     retries = -1  # every attempt spent on a retryable failure (Portkey reports -1)
@@ -180,12 +158,12 @@ class Dispatcher:
         outcome.retries = retries
         return outcome
 
-    async def _attempt(self, prepared: Prepared, target: Target, state: Dispatch, retry: int) -> Outcome:
+    async def _attempt(self, prepared: Prepared, target: Target, state: Walk, retry: int) -> Outcome:
         started = self._clock()
-        outcome = await exchange(self._session, prepared, target.path)
+        outcome = await exchange(self._transport, prepared, target.path)
         state.attempts.append(
             AttemptRecord(
-                path=target.path,
+                target_path=target.path,
                 provider=prepared.provider,
                 host=prepared.host,
                 status=outcome.status,
@@ -198,6 +176,6 @@ class Dispatcher:
 
 
 def _error_text(outcome: Outcome) -> str | None:
-    if outcome.ok or outcome.upstream is not None or not outcome.body:
+    if outcome.ok or outcome.stream is not None or not outcome.body:
         return None
     return outcome.body[:512].decode("utf-8", "replace")

@@ -26,6 +26,16 @@ class GatewayError(Exception):
         return {"status": "failure", "message": self.message}
 
 
+INTERNAL_MESSAGE = "Something went wrong"  # a 500's whole message: the traceback is for the operator only
+
+
+class InternalError(GatewayError):
+    """What any unexpected exception becomes on the wire (server/middleware.py ``error_for``)."""
+
+    def __init__(self) -> None:
+        super().__init__(INTERNAL_MESSAGE)
+
+
 class BadRequest(GatewayError):
     """A request the gateway refuses before any upstream attempt (HTTP 400)."""
 

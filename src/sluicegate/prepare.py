@@ -8,21 +8,17 @@ A catalog provider's host is authoritative: a request may not redirect its store
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Protocol
+from typing import Any, Iterable, Mapping, Protocol
 
-import orjson
 from multidict import CIMultiDict
 
 from .config.model import Target
 from .errors import BadRequest, EndpointNotSupported
 from .providers import registry
+from .providers.contract import ApiSpec
+from .types import Call, Prepared
 from .upstream.auth import passthrough_headers, upstream_headers
-from .upstream.exchange import Prepared
 from .upstream.guard import Guard
-
-if TYPE_CHECKING:
-    from .catalog import ResolvedProvider
-    from .dispatch import Call
 
 NO_PROVIDER = (
     "Either x-portkey-provider needs to be passed. Or the x-portkey-config header should have a valid "
@@ -30,8 +26,20 @@ NO_PROVIDER = (
 )
 
 
+class CatalogEntry(Protocol):
+    """What prepare needs of a Model Catalog provider (``catalog.ResolvedProvider``)."""
+
+    spec: str
+    custom_host: str
+    headers: tuple[tuple[str, str], ...]
+    default_model: str | None
+    forward_headers: tuple[str, ...]
+
+    def allows_model(self, model: str) -> bool: ...
+
+
 class ProviderLookup(Protocol):
-    def require(self, slug: str) -> "ResolvedProvider": ...
+    def require(self, slug: str) -> CatalogEntry: ...
 
 
 def split_model_slug(model: Any) -> tuple[str | None, str | None]:
@@ -51,7 +59,7 @@ class RequestBuilder:
         self._catalog = catalog
         self._provider_urls = provider_urls or {}
 
-    def build(self, target: Target, call: "Call") -> Prepared:
+    def build(self, target: Target, call: Call) -> Prepared:
         provider_id = target.provider or call.ctx.provider or call.model_slug
         if not provider_id:
             raise BadRequest(NO_PROVIDER)
@@ -68,7 +76,7 @@ class RequestBuilder:
                               credential=upstream_headers(info.spec, api_key, (), content_type=None),
                               model=call.model)
 
-    def _from_catalog(self, slug: str, target: Target, call: "Call") -> Prepared:
+    def _from_catalog(self, slug: str, target: Target, call: Call) -> Prepared:
         if self._catalog is None:
             raise BadRequest(f"Provider {slug} not found in the catalog")
         entry = self._catalog.require(slug)
@@ -84,7 +92,7 @@ class RequestBuilder:
         return self._prepared(slug, spec, entry.custom_host, target, call, credential=dict(entry.headers),
                               model=model, default_forward=entry.forward_headers)
 
-    def _prepared(self, provider_id: str, spec, base: str, target: Target, call: "Call", *,
+    def _prepared(self, provider_id: str, spec: ApiSpec, base: str, target: Target, call: Call, *,
                   credential: dict[str, str], model: str | None,
                   default_forward: Iterable[str] = ()) -> Prepared:
         ctx = call.ctx
@@ -102,28 +110,33 @@ class RequestBuilder:
                 headers[name] = value
             if provider_id.startswith("@"):
                 headers.update(credential)
-            path = call.path
+            tail = call.url_tail
         else:
-            path = spec.endpoint_path(call.endpoint)
-            if path is None:
+            tail = spec.endpoint_path(call.endpoint)
+            if tail is None:
                 raise EndpointNotSupported(f"{call.endpoint} is not supported by {provider_id}")
             headers = {"content-type": "application/json", **credential}
         for name, value in forwarded:
             headers[name] = value
+        translation = spec.translation(call.endpoint)
+        body, edited = _edited_body(target, call, model)
         return Prepared(
-            provider=provider_id, spec=spec, method=call.method, url=checked.base + path, host=checked.base,
-            headers=headers, body=_body(target, call, model),
+            provider=provider_id, translation=translation, method=call.method, url=checked.base + tail,
+            host=checked.base, headers=headers,
+            body=translation.request_body(body, call.body, edited=edited),
             timeout_ms=ctx.request_timeout_ms or target.request_timeout_ms,
             rewrite_errors=call.endpoint != "proxy",
         )
 
 
-def _body(target: Target, call: "Call", model: str | None) -> bytes:
+def _edited_body(target: Target, call: Call, model: str | None) -> tuple[dict[str, Any] | None, bool]:
+    """The body after the gateway's edits (model, override_params), and whether there were any: without
+    edits an OpenAI-spec upstream gets the client's bytes untouched, never re-serialised."""
     json = call.json
     if json is None or (not target.override_params and (model is None or model == json.get("model"))):
-        return call.body  # untouched bytes: no re-serialisation on the common path
+        return json, False
     body = dict(json)  # shallow: the cached config's nested values are read, never changed
     if model is not None:
         body["model"] = model
     body.update(target.override_params)
-    return orjson.dumps(body)
+    return body, True

@@ -15,10 +15,10 @@ from aiohttp import web
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from .access.admin_token import ensure_admin_token
+from .access.admin_token import announce_admin_token
 from .app import build_app
 from .settings import Settings
-from .store import create_engine, upgrade
+from .store import opened_store
 from .vault import VaultError
 
 # What an operator can fix: a wrong or loose master key, credentials that do not decrypt (named), an
@@ -83,14 +83,8 @@ def run(settings: Settings, *, worker: bool = False) -> int:
 
 async def prepare_store(settings: Settings) -> None:
     """Migrate the store and create the admin token (printed once) before any worker starts."""
-    engine = create_engine(settings)
-    try:
-        await upgrade(engine)
-        generated = await ensure_admin_token(engine, settings.admin_token)
-        if generated:
-            print(f"Admin token (shown once, keep it): {generated}", flush=True)
-    finally:
-        await engine.dispose()
+    async with opened_store(settings) as engine:
+        await announce_admin_token(engine, settings.admin_token)
 
 
 def _run_loop(main) -> None:

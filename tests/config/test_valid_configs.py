@@ -6,7 +6,7 @@ from types import MappingProxyType
 
 import pytest
 
-from sluicegate.config.model import DEFAULT_RETRY_STATUS_CODES, BreakerPolicy, Group, RetryPolicy, Strategy, Target
+from sluicegate.config.model import DEFAULT_RETRY_STATUS_CODES, BreakerPolicy, CachePolicy, Group, RetryPolicy, Strategy, Target
 from sluicegate.errors import BadRequest
 from tests.config.helpers import parse
 
@@ -134,7 +134,9 @@ def test_docs_loadbalance_fallback_combination_compiles():
          Target(path="config", provider="openai", custom_host="https://your-llm-server.com/v1")),
         ({"retry": {"attempts": 3}}, Target(path="config", retry=RetryPolicy(attempts=3))),
         ({"request_timeout": 10000}, Target(path="config", request_timeout_ms=10000)),
-        ({"cache": {"mode": "semantic", "max_age": 10000}}, Target(path="config")),
+        # The cache block is carried to the pipeline's cache step, not dropped.
+        ({"cache": {"mode": "semantic", "max_age": 10000}},
+         Target(path="config", cache=CachePolicy(mode="semantic", max_age_s=10000))),
         ({"forward_headers": ["Authorization"]}, Target(path="config", forward_headers=("authorization",))),
         ({"virtual_key": "openai-prod"}, Target(path="config", provider="@openai-prod")),
         ({"virtual_key": "@openai-prod"}, Target(path="config", provider="@openai-prod")),

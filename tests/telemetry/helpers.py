@@ -9,9 +9,8 @@ from typing import Any
 import orjson
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from sluicegate.dispatch import AttemptRecord, Call
-from sluicegate.upstream.exchange import Outcome
-from sluicegate.server.headers import parse_request_headers, public_metadata
+from sluicegate.server.headers import parse_request_headers
+from sluicegate.types import AttemptRecord, Call, Outcome, public_metadata
 from sluicegate.telemetry.pricing import PriceTable
 from sluicegate.telemetry.record import RequestRecord
 from sluicegate.telemetry.rows import RowBuilder

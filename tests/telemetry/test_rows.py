@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from sluicegate.dispatch import AttemptRecord
+from sluicegate.types import AttemptRecord
 from sluicegate.telemetry.pricing import PriceTable
 from sluicegate.telemetry.record import RequestRecord
 from sluicegate.telemetry.redact import REDACTED

@@ -56,6 +56,13 @@ async def ensure_admin_token(engine: AsyncEngine, env_token: str | None) -> str 
     return token
 
 
+async def announce_admin_token(engine: AsyncEngine, env_token: str | None) -> None:
+    """At start: make sure an admin token exists, and print it the one time it is generated."""
+    generated = await ensure_admin_token(engine, env_token)
+    if generated:  # shown once; only its hash is stored
+        print(f"Admin token (shown once, keep it): {generated}", flush=True)
+
+
 async def reset_admin_token(engine: AsyncEngine) -> str:
     """Replace every stored admin token with a new one (returned once; ``sluicegate admin-token reset``)."""
     token = new_token()

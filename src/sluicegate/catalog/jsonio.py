@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 
 from ..errors import BadRequest
+from ..jsontext import json_object
 from .records import (
     UNSET,
     CheckHost,
@@ -31,13 +32,7 @@ MAX_CONFIG_BYTES = 256 * 1024
 
 
 def parse_body(raw: bytes) -> dict[str, Any]:
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise BadRequest("body: not valid JSON") from None
-    if not isinstance(body, dict):
-        raise BadRequest("body: expected a JSON object")
-    return body
+    return json_object(raw, invalid="body: not valid JSON", not_object="body: expected a JSON object")
 
 
 def _check_keys(body: dict[str, Any], allowed: tuple[str, ...]) -> None:

@@ -13,9 +13,11 @@ from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from ..errors import BadRequest, Conflict, GatewayError
+from ..header_rules import fold_header_name, may_forward
+from ..providers.registry import SPEC_NAMES
 from ..upstream.allow import parse_allow_entry
 
-SPECS = ("openai",)  # "anthropic" joins when providers/anthropic.py exists
+SPECS = SPEC_NAMES  # the API specs a provider may name: providers/registry.py is the one list
 MAX_HEADERS = 32
 MAX_HEADER_VALUE = 8192
 MAX_MODELS = 1000
@@ -41,14 +43,6 @@ RESERVED_HEADERS = frozenset(
         "expect",
     }
 )
-# Forwarding these would let a client steer the hop itself or reach cloud metadata services (the same list
-# as server/headers.py applies to x-portkey-forward-headers; x-portkey-* are refused by prefix).
-FORBIDDEN_FORWARD = RESERVED_HEADERS | {
-    "proxy-authorization",
-    "metadata-flavor",
-    "x-aws-ec2-metadata-token",
-    "x-google-metadata-request",
-}
 
 CheckHost = Callable[[str], None]
 
@@ -293,10 +287,10 @@ def validate_forward_headers(names: Any) -> tuple[str, ...]:
     # Lower-case with "_" folded to "-": the form the SDKs' snake_case names must match (reference §7).
     result = []
     for name in _string_list(names, "forward_headers", MAX_HEADERS):
-        folded = name.strip().lower().replace("_", "-")
+        folded = fold_header_name(name)
         if not HEADER_NAME_RE.match(folded):
             raise BadRequest(f"forward_headers: invalid header name {_shown(name)}")
-        if folded in FORBIDDEN_FORWARD or folded.startswith("x-portkey-"):
+        if not may_forward(folded):  # the one rule (header_rules.py)
             raise BadRequest(f"forward_headers: {folded!r} may not be forwarded")
         if folded not in result:
             result.append(folded)

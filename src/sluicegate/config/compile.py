@@ -12,7 +12,7 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from sluicegate.config.model import EMPTY, Group, Node, Target
+from sluicegate.config.model import EMPTY, CachePolicy, Group, Node, Target
 
 ROOT_PATH = "config"
 INHERITED = (
@@ -42,7 +42,16 @@ def compile_node(
         children=children,
         name=spec.get("name"),
         weight=float(spec.get("weight", 1.0)),
+        cache=_cache(spec),
     )
+
+
+def _cache(spec: Mapping[str, Any]) -> CachePolicy | None:
+    block = spec.get("cache")
+    if block is None:
+        return None
+    max_age = block.get("max_age")  # validated: a whole number of seconds, maybe written 60.0
+    return CachePolicy(mode=block["mode"], max_age_s=int(max_age) if max_age is not None else None)
 
 
 def _inherit(parent: Mapping[str, Any], spec: Mapping[str, Any]) -> dict[str, Any]:
@@ -73,4 +82,5 @@ def _leaf(spec: Mapping[str, Any], path: str, scope: Mapping[str, Any]) -> Targe
         breaker=scope.get("cb_config"),
         name=spec.get("name"),
         weight=float(spec.get("weight", 1.0)),
+        cache=_cache(spec),
     )

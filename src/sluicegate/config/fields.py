@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Collection, Iterable, Mapping
 
 from sluicegate.errors import InvalidCustomHost
+from sluicegate.header_rules import fold_header_name, may_forward
 
 Path = tuple[str | int, ...]
 
@@ -25,9 +26,6 @@ class _Invalid:
 
 INVALID: Any = _Invalid()
 
-# Forwarding these would leak the gateway's own credentials upstream or let a client reach cloud metadata
-# services through the gateway (hosted rejects the metadata ones too).
-_FORBIDDEN_FORWARD = frozenset({"metadata-flavor", "x-aws-ec2-metadata-token", "x-google-metadata-request"})
 _HEADER_TOKEN = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 _CAMEL_HUMP = re.compile(r"(?<=[a-z0-9])([A-Z])")
 
@@ -173,10 +171,10 @@ def forward_headers(value: Any, path: Path, report: Report) -> Any:
         name = string(item, (*path, i), report)
         if name is INVALID:
             continue
-        name = name.strip().lower().replace("_", "-")
+        name = fold_header_name(name)
         if not _HEADER_TOKEN.match(name):
             report.add((*path, i), f"Invalid header name: '{item}'")
-        elif name.startswith("x-portkey-") or name in _FORBIDDEN_FORWARD:
+        elif not may_forward(name):  # the same rule as the header form and the catalog (header_rules.py)
             report.add(path, f"forward_headers must not contain the '{name}' header")
         elif name not in names:
             names.append(name)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Mapping, Union
+from typing import Any, Iterator, Mapping, Union
 
 EMPTY: Mapping[str, Any] = MappingProxyType({})
 
@@ -35,6 +35,14 @@ class BreakerPolicy:
     # Hosted's rate rule: open when more than this share of the requests failed, once there were enough.
     failure_threshold_percentage: float | None = None
     minimum_requests: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class CachePolicy:
+    """A config's ``cache`` block, validated and carried to the pipeline's cache step (``pipeline/``)."""
+
+    mode: str  # "simple" | "semantic"
+    max_age_s: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +75,7 @@ class Target:
     breaker: BreakerPolicy | None = None
     name: str | None = None
     weight: float = 1.0
+    cache: CachePolicy | None = None  # as written on this node (not inherited)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +87,17 @@ class Group:
     children: tuple["Node", ...] = field(default_factory=tuple)
     name: str | None = None
     weight: float = 1.0
+    cache: CachePolicy | None = None  # as written on this node (not inherited)
 
 
 Node = Union[Group, Target]
+
+
+def inline_api_keys(node: Node) -> Iterator[str]:
+    """Every credential written into a config (``api_key`` on its targets): the request log scrubs them."""
+    if isinstance(node, Target):
+        if node.api_key:
+            yield node.api_key
+        return
+    for child in node.children:
+        yield from inline_api_keys(child)

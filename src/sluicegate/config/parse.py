@@ -6,12 +6,11 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable, Collection
 
-import orjson
-
 from sluicegate.config.compile import compile_node
 from sluicegate.config.model import Node
 from sluicegate.config.schema import validate_config
 from sluicegate.errors import BadRequest, ConfigError
+from sluicegate.jsontext import json_object
 
 INVALID_JSON = "Invalid config passed. You need to pass a valid json"
 LEGACY_CONFIG = "This version of config is not supported in this route. Please migrate to the latest version"
@@ -37,12 +36,7 @@ def parse_config(
 
 
 def _decode(text: str | bytes) -> dict[str, Any]:
-    try:
-        raw = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        raise BadRequest(INVALID_JSON) from None
-    if not isinstance(raw, dict):
-        raise BadRequest(INVALID_JSON)
+    raw = json_object(text, invalid=INVALID_JSON)
     if "options" in raw:
         raise BadRequest(LEGACY_CONFIG)
     return raw

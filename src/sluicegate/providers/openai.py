@@ -3,15 +3,19 @@
 Pure functions only. Requests and successful responses pass through untouched: unknown parameters
 (vLLM's ``top_k``, ``chat_template_kwargs`` …) must reach the model and unknown response fields must reach
 the client, which is exactly where Portkey's open-source gateway falls short (it whitelists parameters).
+The client speaks this spec too, so its translation is the identity (``Passthrough``).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 import orjson
 
-SPEC = "openai"
+from . import sse
+from .contract import FAILED, PENDING, STARTED, Translation
+
+NAME = "openai"
 
 ENDPOINT_PATHS = {
     "chat": "/chat/completions",
@@ -20,6 +24,8 @@ ENDPOINT_PATHS = {
 }
 
 _ERROR_TEXT_LIMIT = 2000
+_TAIL = 64  # enough bytes to see "data: [DONE]" at the end of what was relayed
+_CLOSED_EARLY = "upstream closed the stream before it finished"
 
 
 def endpoint_path(endpoint: str) -> str | None:
@@ -60,3 +66,78 @@ def stream_error_event(message: str, error_type: str) -> bytes:
     """The SSE event that tells an OpenAI client its stream broke (the OpenAI SDKs raise on it)."""
     payload = {"error": {"message": message, "type": error_type, "param": None, "code": None}}
     return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+
+class PassthroughStream:
+    """An OpenAI-style SSE stream relayed byte for byte: events are parsed only until the first content."""
+
+    __slots__ = ("_held", "_scanned", "_tail")
+
+    def __init__(self) -> None:
+        self._held = b""
+        self._scanned = 0
+        self._tail = b""
+
+    def opening(self, chunk: bytes) -> tuple[str, str | None]:
+        self._held += chunk
+        events, rest = sse.split_events(self._held[self._scanned:])
+        for event in events:
+            kind, message = sse.classify_event(event)
+            if kind == sse.ERROR:
+                return FAILED, message
+            if kind in (sse.CONTENT, sse.DONE):
+                return STARTED, None
+        self._scanned = len(self._held) - len(rest)  # resume after the last complete event
+        return PENDING, None
+
+    def head(self) -> bytes:
+        self._tail = self._held[-_TAIL:]
+        return self._held
+
+    def relay(self, chunk: bytes) -> bytes:
+        self._tail = (self._tail + chunk)[-_TAIL:]
+        return chunk
+
+    def end_failure(self) -> str | None:
+        return None if sse.DONE_MARK in self._tail else _CLOSED_EARLY
+
+    def error_event(self, message: str, error_type: str) -> bytes:
+        return stream_error_event(message, error_type)
+
+
+class Passthrough:
+    """OpenAI in, OpenAI out: the client's bytes go upstream untouched unless the gateway edited the body."""
+
+    __slots__ = ()
+
+    def request_body(self, body: Mapping[str, Any] | None, raw: bytes, *, edited: bool) -> bytes:
+        return orjson.dumps(body) if edited and body is not None else raw
+
+    def response_body(self, status: int, body: bytes) -> bytes:
+        return body
+
+    def error_body(self, status: int, raw: bytes, provider: str) -> dict[str, Any]:
+        return error_body(status, raw, provider)
+
+    def stream_decoder(self) -> PassthroughStream:
+        return PassthroughStream()
+
+
+_PASSTHROUGH = Passthrough()  # stateless: one for every request
+
+
+class OpenAISpec:
+    __slots__ = ()
+    name = NAME
+
+    def endpoint_path(self, endpoint: str) -> str | None:
+        return endpoint_path(endpoint)
+
+    def auth_headers(self, api_key: str) -> dict[str, str]:
+        return auth_headers(api_key)
+
+    def translation(self, endpoint: str) -> Translation:
+        return _PASSTHROUGH
+
+
+SPEC = OpenAISpec()

@@ -1,5 +1,9 @@
 """Which provider ids the gateway accepts, the API spec each speaks and where it lives by default.
 
+This is the one list of API specs and provider ids: adding a spec is one module (``providers/<spec>.py``
+with an object satisfying ``contract.ApiSpec``) plus its line in ``SPECS`` below; the Model Catalog
+(``catalog/records.py``) and the config schema read their choices from here.
+
 A provider id (what clients put in ``x-portkey-provider`` or a config's ``provider``) names an API spec
 and a default base URL. Private LLMs use ``openai`` (the spec they implement) with a custom host.
 Operators behind an egress proxy, and tests, move a default base URL with
@@ -9,22 +13,27 @@ Operators behind an egress proxy, and tests, move a default base URL with
 from __future__ import annotations
 
 from dataclasses import dataclass
-from types import MappingProxyType, ModuleType
+from types import MappingProxyType
 from typing import Mapping
 
 from . import openai
+from .contract import ApiSpec
+
+# API specs by the name the Model Catalog stores (a catalog provider names its spec, not a provider id).
+SPECS: Mapping[str, ApiSpec] = MappingProxyType({spec.name: spec for spec in (openai.SPEC,)})
+SPEC_NAMES: tuple[str, ...] = tuple(SPECS)
 
 
 @dataclass(frozen=True, slots=True)
 class ProviderInfo:
     id: str
-    spec: ModuleType
+    spec: ApiSpec
     default_base_url: str | None
     path_prefix: str = ""  # inserted between the base URL and the endpoint path (Ollama: "/v1")
 
 
 def _openai_compatible(id_: str, base_url: str | None, path_prefix: str = "") -> ProviderInfo:
-    return ProviderInfo(id_, openai, base_url, path_prefix)
+    return ProviderInfo(id_, openai.SPEC, base_url, path_prefix)
 
 
 PROVIDERS: Mapping[str, ProviderInfo] = MappingProxyType(
@@ -47,10 +56,6 @@ PROVIDERS: Mapping[str, ProviderInfo] = MappingProxyType(
         )
     }
 )
-
-
-# API specs by the name the Model Catalog stores (a catalog provider names its spec, not a provider id).
-SPECS: Mapping[str, ModuleType] = MappingProxyType({openai.SPEC: openai})
 
 
 def lookup(provider_id: str) -> ProviderInfo | None:

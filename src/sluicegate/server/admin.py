@@ -26,12 +26,10 @@ from ..catalog.providers import ProviderRepository
 from ..catalog.records import validate_slug
 from ..errors import GatewayError, PayloadTooLarge, Unauthorized
 from ..vault import VaultError
+from .middleware import Handler, error_for
 
 ADMIN_PREFIX = "/admin/api"
 MAX_ADMIN_BODY = 1024 * 1024
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
 
 @dataclass(frozen=True)
 class AdminServices:
@@ -76,19 +74,17 @@ def _errors_middleware(log: logging.Logger) -> Any:
     async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
             return await handler(request)
-        except GatewayError as exc:
-            body = exc.body() if "status" in exc.body() else {"status": "failure", "message": exc.message}
-            return _json(body, exc.status, _auth_challenge(exc.status))
-        except web.HTTPException as exc:  # unknown route, wrong method
+        except web.HTTPException as exc:  # unknown route, wrong method: aiohttp's own words here
             if exc.status < 400:
                 raise
             return _json({"status": "failure", "message": exc.reason}, exc.status)
         except VaultError as exc:  # an operator problem (key file), never a secret in the message
             log.error("admin %s %s: %s", request.method, request.path, exc)
             return _json({"status": "failure", "message": f"vault: {exc}"}, 500)
-        except Exception:
-            log.exception("admin %s %s failed", request.method, request.path)
-            return _json({"status": "failure", "message": "Internal error"}, 500)
+        except Exception as exc:  # the gateway's errors, and the 500 every surface gives (middleware.py)
+            error = error_for(exc, request, log)
+            body = error.body() if "status" in error.body() else {"status": "failure", "message": error.message}
+            return _json(body, error.status, _auth_challenge(error.status))
 
     return errors
 

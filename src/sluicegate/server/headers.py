@@ -8,63 +8,21 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import orjson
 from multidict import CIMultiDictProxy
 
 from ..errors import BadRequest
+from ..header_rules import fold_header_name, may_forward
+from ..jsontext import json_object
+from ..types import METADATA_VALUE_LIMIT, RequestContext, public_metadata
+
+__all__ = ["RequestContext", "fold_header_name", "parse_request_headers", "public_metadata"]  # the first and last: types.py
 
 FORWARD_HEADERS = "x-portkey-forward-headers"
-METADATA_VALUE_LIMIT = 128
-# Never forwardable: they would let a client steer the hop itself or talk to a cloud metadata service.
-_UNFORWARDABLE = frozenset(
-    {
-        "host", "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te",
-        "trailer", "proxy-authorization", "proxy-connection", "expect",
-        "metadata-flavor", "x-aws-ec2-metadata-token", "x-google-metadata-request",
-    }
-)
 # The OpenAI client inside the portkey-ai SDK sends this literal when no credential was given.
 _PLACEHOLDER_KEYS = frozenset({"OPENAI_API_KEY", "undefined", ""})
-
-
-def fold_header_name(name: str) -> str:
-    """Header names compare case-insensitively, with ``_`` and ``-`` alike (the SDK's ``x_api_key`` form)."""
-    return name.strip().lower().replace("_", "-")
-
-
-@dataclass(slots=True)
-class RequestContext:
-    """Everything the gateway reads from the request headers, in one place."""
-
-    headers: CIMultiDictProxy[str]
-    trace_id: str
-    provider: str | None = None
-    config: str | None = None
-    custom_host: str | None = None
-    forward_headers: tuple[str, ...] | None = None  # None: not given (a config's list may apply)
-    request_timeout_ms: int | None = None
-    api_key: str | None = None
-    metadata: dict[str, str] = field(default_factory=dict)
-    strict_open_ai_compliance: bool | None = None
-    log_bodies: bool = True
-    span_id: str | None = None
-    parent_span_id: str | None = None
-    span_name: str | None = None
-    traceparent: str | None = None
-
-    def forwarded_values(self, names: tuple[str, ...]) -> list[tuple[str, str]]:
-        """The incoming values of the headers to forward verbatim (folded names; absent ones skipped)."""
-        values = []
-        for name in names:
-            value = self.headers.get(name)
-            if value is None:
-                value = self.headers.get(name.replace("-", "_"))
-            if value is not None:
-                values.append((name, value))
-        return values
 
 
 def parse_forward_headers(names: Any, *, source: str = FORWARD_HEADERS) -> tuple[str, ...]:
@@ -77,18 +35,13 @@ def parse_forward_headers(names: Any, *, source: str = FORWARD_HEADERS) -> tuple
             raise BadRequest("forward_headers must not contain the 'x-portkey-forward-headers' header")
         if name.startswith("x-portkey-"):
             raise BadRequest(f"{source}: x-portkey-* headers are never forwarded upstream ({name})")
-        if name in _UNFORWARDABLE:
+        if not may_forward(name):  # header_rules.py: the one list
             raise BadRequest(f"{source}: the '{name}' header cannot be forwarded")
     return folded
 
 
 def parse_metadata(text: str) -> dict[str, str]:
-    try:
-        value = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        raise BadRequest("Invalid x-portkey-metadata header: it must be a JSON object") from None
-    if not isinstance(value, dict):
-        raise BadRequest("Invalid x-portkey-metadata header: it must be a JSON object")
+    value = json_object(text, invalid="Invalid x-portkey-metadata header: it must be a JSON object")
     metadata = {}
     for key, item in value.items():
         if isinstance(item, (dict, list)):
@@ -158,12 +111,3 @@ def parse_request_headers(headers: CIMultiDictProxy[str]) -> RequestContext:
     ctx.span_name = get("x-portkey-span-name")
     ctx.traceparent = get("traceparent")
     return ctx
-
-
-def public_metadata(ctx: RequestContext, body: Mapping[str, Any] | None) -> dict[str, str]:
-    """Metadata for logs and routing: the body's ``user`` is copied to ``_user`` unless given."""
-    metadata = ctx.metadata
-    user = body.get("user") if body else None
-    if isinstance(user, str) and user and "_user" not in metadata:
-        metadata = {**metadata, "_user": user[:METADATA_VALUE_LIMIT]}
-    return metadata

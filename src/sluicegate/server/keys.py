@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from aiohttp import web
 
-if TYPE_CHECKING:
-    from ..app import Gateway
+from .gateway import Gateway
 
-GATEWAY: web.AppKey["Gateway"] = web.AppKey("gateway")
+GATEWAY: web.AppKey[Gateway] = web.AppKey("gateway", Gateway)
 TRACE_ID = "sluicegate.trace_id"  # request-scoped: set as soon as the trace id is known

@@ -1,16 +1,23 @@
-"""The one place where errors become HTTP responses: a JSON envelope, never a traceback."""
+"""The one place where exceptions become HTTP answers: a JSON envelope, never a traceback.
+
+``error_for`` decides what any exception means to a client; ``errors_middleware`` (the app's) and the admin
+sub-app's middleware (server/admin.py) only render it, each in its envelope.
+"""
 
 from __future__ import annotations
 
 import logging
+from typing import Awaitable, Callable
 
 import orjson
 from aiohttp import web
 
-from ..errors import GatewayError, NotFound, PayloadTooLarge
+from ..errors import GatewayError, InternalError, NotFound, PayloadTooLarge
 from .keys import TRACE_ID
 
 log = logging.getLogger("sluicegate.server")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def error_response(error: GatewayError, trace_id: str | None) -> web.Response:
@@ -21,6 +28,18 @@ def error_response(error: GatewayError, trace_id: str | None) -> web.Response:
         content_type="application/json",
         headers=headers,
     )
+
+
+def error_for(exc: Exception, request: web.Request, logger: logging.Logger = log) -> GatewayError:
+    """The answer for ``exc``: the gateway's own error as it is, aiohttp's refusals (404, 405, 413 …)
+    in the gateway's words, anything else a 500 whose traceback goes to ``logger`` only."""
+    if isinstance(exc, GatewayError):
+        return exc
+    if isinstance(exc, web.HTTPException):
+        return _from_http_exception(exc)
+    # It may not name secrets: none are in the locals we log.
+    logger.exception("unhandled error on %s %s", request.method, request.path)
+    return InternalError()
 
 
 def _from_http_exception(exc: web.HTTPException) -> GatewayError:
@@ -34,16 +53,12 @@ def _from_http_exception(exc: web.HTTPException) -> GatewayError:
 
 
 @web.middleware
-async def errors_middleware(request: web.Request, handler):
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
-    except GatewayError as error:
-        return error_response(error, request.get(TRACE_ID))
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return error_response(_from_http_exception(exc), request.get(TRACE_ID))
-    except Exception:
-        # The traceback goes to the operator's log only; it may not name secrets (none are in locals we log).
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return error_response(GatewayError("Something went wrong"), request.get(TRACE_ID))
+        return error_response(error_for(exc, request), request.get(TRACE_ID))
+    except Exception as exc:
+        return error_response(error_for(exc, request), request.get(TRACE_ID))

@@ -6,11 +6,12 @@ import orjson
 from aiohttp import web
 from multidict import CIMultiDict
 
-from ..dispatch import Call
-from ..upstream.exchange import Outcome
 from ..errors import BadRequest, PayloadTooLarge
+from ..jsontext import json_object
+from ..pipeline import RequestState
 from ..prepare import split_model_slug
 from ..telemetry.record import RequestRecord
+from ..types import Call, Outcome
 from .headers import parse_request_headers
 from .keys import GATEWAY, TRACE_ID
 from .streaming import relay_stream
@@ -49,12 +50,8 @@ def parse_json_body(raw: bytes, endpoint: str) -> dict:
     """Light validation, so malformed input gets a clear 400 here instead of a traceback upstream."""
     if not raw:
         raise BadRequest("Request body is required: a JSON object")
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"Invalid JSON body: {exc}") from None
-    if not isinstance(body, dict):
-        raise BadRequest("Request body must be a JSON object")
+    body = json_object(raw, invalid="Invalid JSON body: {error}",
+                       not_object="Request body must be a JSON object")
     _check_fields(body, endpoint)
     return body
 
@@ -122,7 +119,7 @@ def _logged(endpoint: str, prepare):
         record = telemetry.begin(request.method, request.path, endpoint)
         try:
             record.call = call = await prepare(request, record)
-            return await _dispatch(request, call, record)
+            return await _answer(request, call, record)
         except BaseException as exc:
             record.failed(exc)
             raise
@@ -135,24 +132,26 @@ def _logged(endpoint: str, prepare):
 passthrough = _logged("proxy", _prepare_passthrough)
 
 
-async def _dispatch(request: web.Request, call: Call, record: RequestRecord) -> web.StreamResponse:
+async def _answer(request: web.Request, call: Call, record: RequestRecord) -> web.StreamResponse:
+    """Run the request pipeline (admit, config, cache, dispatch) and answer with what it produced."""
     gateway = request.app[GATEWAY]
-    root = gateway.root_node(call)
-    outcome, attempts = await gateway.dispatcher.run(call, root)
-    record.answered(outcome, attempts)
-    headers = response_headers(call, outcome, len(attempts))
-    if outcome.upstream is not None:
+    state = RequestState(call)
+    outcome = await gateway.pipeline.run(state)
+    record.answered(outcome, state.attempts, state.cache_status)
+    headers = response_headers(state, outcome)
+    if outcome.stream is not None:
         tap = record.tap_stream(outcome.body or b"", gateway.settings.log_body_max_bytes)
         return await relay_stream(request, outcome, headers, tap)
     return web.Response(status=outcome.status, body=outcome.body, headers=headers)
 
 
-def response_headers(call: Call, outcome: Outcome, attempts: int) -> CIMultiDict:
+def response_headers(state: RequestState, outcome: Outcome) -> CIMultiDict[str]:
+    attempts = len(state.attempts)
     headers = CIMultiDict(outcome.headers)
-    headers["x-portkey-trace-id"] = call.ctx.trace_id
-    headers["x-portkey-last-used-option-index"] = outcome.path
+    headers["x-portkey-trace-id"] = state.call.ctx.trace_id
+    headers["x-portkey-last-used-option-index"] = outcome.target_path
     headers["x-portkey-retry-attempt-count"] = str(outcome.retries)
-    headers["x-portkey-cache-status"] = "DISABLED"
+    headers["x-portkey-cache-status"] = state.cache_status
     if outcome.provider:
         headers["x-portkey-provider"] = outcome.provider
     if outcome.gateway_exception:

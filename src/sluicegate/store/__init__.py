@@ -2,6 +2,7 @@
 
 from .engine import StoreConfigError, create_engine, database_url, is_sqlite
 from .migrate import current_revision, head_revision, upgrade
+from .setup import opened_store
 from . import request_logs  # noqa: E402,F401 - registers the request-log tables on the one MetaData
 
 __all__ = [
@@ -11,5 +12,6 @@ __all__ = [
     "database_url",
     "head_revision",
     "is_sqlite",
+    "opened_store",
     "upgrade",
 ]

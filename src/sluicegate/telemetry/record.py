@@ -12,17 +12,12 @@ import asyncio
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from ..errors import GatewayError
+from ..errors import INTERNAL_MESSAGE, GatewayError
 from ..providers import sse
-
-if TYPE_CHECKING:  # annotations only: telemetry sits below dispatch and server in the import order
-    from ..dispatch import AttemptRecord, Call
-    from ..server.headers import RequestContext
-    from ..upstream.exchange import Outcome
+from ..types import CACHE_DISABLED, AttemptRecord, Call, Outcome, RequestContext
 
 CLIENT_CLOSED = 499  # nginx's "client closed request": the client left before the response was complete
 TAIL_CHUNKS = 4  # the usage chunk and [DONE] arrive at the very end of a stream, within the last few reads
@@ -75,6 +70,7 @@ class RequestRecord:
     call: Call | None = None
     outcome: Outcome | None = None
     attempts: list[AttemptRecord] | None = None
+    cache_status: str = CACHE_DISABLED
     status: int = 0
     latency_ms: float = 0.0
     ttfb_ms: float | None = None  # first byte of the answer (for streams: the first content relayed)
@@ -89,10 +85,12 @@ class RequestRecord:
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.t0) * 1000.0
 
-    def answered(self, outcome: Outcome, attempts: list[AttemptRecord]) -> None:
-        """The dispatcher produced what the client gets (a body, or a stream about to be relayed)."""
+    def answered(self, outcome: Outcome, attempts: list[AttemptRecord],
+                 cache_status: str = CACHE_DISABLED) -> None:
+        """The pipeline produced what the client gets (a body, or a stream about to be relayed)."""
         self.outcome = outcome
         self.attempts = attempts
+        self.cache_status = cache_status
         self.status = outcome.status
         self.ttfb_ms = self.elapsed_ms()
 
@@ -124,7 +122,7 @@ class RequestRecord:
         else:  # the middleware answers 500; the traceback (never stored: it may hold values) goes to stderr
             self.status = 500
             self.error_type = "internal_error"
-            self.error_message = f"Something went wrong ({type(exc).__name__})"
+            self.error_message = f"{INTERNAL_MESSAGE} ({type(exc).__name__})"
 
     def finish(self) -> None:
         self.latency_ms = self.elapsed_ms()

@@ -8,11 +8,10 @@ Custom hosts lose their user-info, query and fragment, where credentials hide in
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import Callable, Iterable
 from urllib.parse import urlsplit, urlunsplit
 
-if TYPE_CHECKING:
-    from ..server.headers import RequestContext
+from ..types import RequestContext
 
 REDACTED = "[REDACTED]"
 # Shorter values are not credentials, and replacing them would mangle ordinary text ("k" in every word).

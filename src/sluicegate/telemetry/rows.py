@@ -21,7 +21,6 @@ from .redact import Redactor, scrub
 Row = dict[str, Any]
 MetadataOf = Callable[[Any, Any], Mapping[str, str]]  # (ctx, parsed body) → metadata incl. "_user"
 
-CACHE_STATUS = "DISABLED"  # no response cache yet; the column is there for when one exists
 _TEXT_TYPES = ("application/json", "text/", "application/x-ndjson", "application/problem+json")
 _SHORT = 256  # column width of names (model, provider, span name …)
 _ERROR_LIMIT = 2048
@@ -99,8 +98,8 @@ class RowBuilder:
             "custom_host": self._redact.url(_host(record)),
             "attempt_count": len(attempts),
             "retries": sum(a.retry > 0 for a in attempts),
-            "target_path": _cut(outcome.path) if outcome is not None else None,
-            "cache_status": CACHE_STATUS,
+            "target_path": _cut(outcome.target_path) if outcome is not None else None,
+            "cache_status": record.cache_status,
             "user": _cut(metadata.get("_user")),
             "metadata": {k: scrub(v, secrets) for k, v in metadata.items()} if secrets else dict(metadata),
             "error_type": _cut(record.error_type or derived.error_type),
@@ -164,7 +163,7 @@ class RowBuilder:
                 "request_id": request_id,
                 "position": position,
                 "created_ms": created_ms,
-                "path": _cut(attempt.path),
+                "path": _cut(attempt.target_path),
                 "provider": _cut(attempt.provider),
                 "host": self._redact.url(attempt.host),
                 "status": attempt.status,

@@ -5,8 +5,9 @@ Credentials are applied after translation and live only in the outgoing headers:
 
 from __future__ import annotations
 
-from types import ModuleType
 from typing import Iterable
+
+from ..providers.contract import ApiSpec
 
 # Client headers a passthrough request never carries upstream.
 _NOT_PASSED = frozenset(
@@ -18,7 +19,7 @@ _NOT_PASSED = frozenset(
 
 
 def upstream_headers(
-    spec: ModuleType,
+    spec: ApiSpec,
     api_key: str | None,
     forwarded: Iterable[tuple[str, str]],
     *,

@@ -3,21 +3,23 @@
 Upstream failures (timeout, refused connection, a stream that breaks before its first content) become
 Outcomes carrying the error envelope, not exceptions, so retries and fallbacks treat them like an
 upstream status. Only an SSRF refusal raises: it is the gateway's own decision, not the upstream's.
+Requests go out through a ``Transport`` (transport.py): the pooled aiohttp session, or a test's fake.
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
-from types import ModuleType
+from typing import Iterable
 
-import aiohttp
 import orjson
-from multidict import CIMultiDict
 
 from ..errors import UpstreamFailure, UpstreamTimeout, UpstreamUnreachable
-from ..providers import sse
-from .guard import blocked_reason
+from ..providers.contract import FAILED, PENDING, StreamDecoder
+from ..types import OpenStream, Outcome, Prepared
+from .transport import BodyBroken, Transport, TransportError, TransportResponse
+
+# Outcome and Prepared are the request's vocabulary (types.py); re-exported for older imports.
+__all__ = ["STREAM_PEEK_LIMIT", "Outcome", "Prepared", "exchange", "failure", "open_stream", "relayable_headers"]
 
 STREAM_PEEK_LIMIT = 64 * 1024  # bytes held back at most while waiting for a stream's first content
 
@@ -30,123 +32,79 @@ _HOP_BY_HOP = frozenset(
 )
 
 
-@dataclass(slots=True)
-class Prepared:
-    """An upstream request ready to send: everything resolved, credentials in the headers only."""
-
-    provider: str
-    spec: ModuleType
-    method: str
-    url: str
-    host: str  # the checked base URL, safe to show (no credentials): used in messages and logs
-    headers: dict[str, str] | CIMultiDict[str]
-    body: bytes
-    timeout_ms: int | None
-    rewrite_errors: bool  # unified endpoints answer errors in the unified envelope; passthrough relays
-
-
-@dataclass(slots=True)
-class Outcome:
-    """What one attempt (or one target, after its retries) produced."""
-
-    status: int
-    headers: list[tuple[str, str]]
-    body: bytes | None  # complete body, or the held-back start of a stream
-    provider: str | None
-    path: str
-    upstream: aiohttp.ClientResponse | None = None  # an open stream still to relay
-    responded: bool = True  # False: no HTTP answer (timeout, connection error, broken stream start)
-    retries: int = 0
-    gateway_exception: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return 200 <= self.status < 300
-
-    def discard(self) -> None:
-        """Drop an outcome that will not be used (closing a held stream frees its connection)."""
-        if self.upstream is not None:
-            self.upstream.close()
-            self.upstream = None
-
-
-async def exchange(session: aiohttp.ClientSession, prepared: Prepared, path: str) -> Outcome:
-    """Send ``prepared`` once, within its timeout; ``path`` names the config target for the log."""
+async def exchange(transport: Transport, prepared: Prepared, target_path: str) -> Outcome:
+    """Send ``prepared`` once, within its timeout; ``target_path`` names the config target for the log."""
     timeout_s = prepared.timeout_ms / 1000.0 if prepared.timeout_ms else None
     try:
         async with asyncio.timeout(timeout_s):
-            return await _send(session, prepared, path)
+            return await _send(transport, prepared, target_path)
     except TimeoutError:
-        return failure(UpstreamTimeout(prepared.timeout_ms or 0, prepared.provider), path)
-    except aiohttp.ClientError as exc:
-        blocked = blocked_reason(exc)
-        if blocked is not None:
-            raise blocked from None
-        return failure(_unreachable(exc, prepared), path)
+        return failure(UpstreamTimeout(prepared.timeout_ms or 0, prepared.provider), target_path)
+    except TransportError as exc:
+        return failure(_unreachable(exc, prepared), target_path)
     except UpstreamFailure as exc:
-        return failure(exc, path)
+        return failure(exc, target_path)
 
 
-def failure(exc: UpstreamFailure, path: str, *, responded: bool = False) -> Outcome:
+def failure(exc: UpstreamFailure, target_path: str, *, responded: bool = False) -> Outcome:
     body = orjson.dumps(exc.body())
-    return Outcome(exc.status, [("content-type", "application/json")], body, exc.provider, path,
+    return Outcome(exc.status, [("content-type", "application/json")], body, exc.provider, target_path,
                    responded=responded)
 
 
-async def _send(session: aiohttp.ClientSession, prepared: Prepared, path: str) -> Outcome:
-    response = await session.request(
-        prepared.method, prepared.url, headers=prepared.headers, data=prepared.body or None,
-        allow_redirects=False,
-    )
-    headers = relayable_headers(response.headers.items())
-    if response.ok and response.content_type == "text/event-stream":
+async def _send(transport: Transport, prepared: Prepared, target_path: str) -> Outcome:
+    response = await transport.send(prepared.method, prepared.url, prepared.headers, prepared.body or None)
+    headers = relayable_headers(response.headers)
+    ok = response.status < 400
+    if ok and response.content_type == "text/event-stream":
+        decoder = prepared.translation.stream_decoder()
         try:
-            start = await open_stream(response, prepared.provider)
+            start = await open_stream(response, decoder, prepared.provider)
         except BaseException:
             response.close()
             raise
-        return Outcome(response.status, headers, start, prepared.provider, path, upstream=response)
-    async with response:
-        body = await response.read()
-    if not response.ok and prepared.rewrite_errors:
-        body = orjson.dumps(prepared.spec.error_body(response.status, body, prepared.provider))
+        return Outcome(response.status, headers, start, prepared.provider, target_path,
+                       stream=OpenStream(response, decoder))
+    body = await response.read()
+    if ok:
+        body = prepared.translation.response_body(response.status, body)
+    elif prepared.rewrite_errors:
+        body = orjson.dumps(prepared.translation.error_body(response.status, body, prepared.provider))
         headers = [(k, v) for k, v in headers if k.lower() != "content-type"]
         headers.append(("content-type", "application/json"))
-    return Outcome(response.status, headers, body, prepared.provider, path)
+    return Outcome(response.status, headers, body, prepared.provider, target_path)
 
 
-def relayable_headers(items) -> list[tuple[str, str]]:
+def relayable_headers(items: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     return [(k, v) for k, v in items if k.lower() not in _HOP_BY_HOP and not k.lower().startswith("x-portkey-")]
 
 
-async def open_stream(response: aiohttp.ClientResponse, provider: str) -> bytes:
-    """Read a stream until its first event with content (or its end), and return what was read.
+async def open_stream(response: TransportResponse, decoder: StreamDecoder, provider: str) -> bytes:
+    """Read a stream until its first event with content (or its end), and return its start as the client
+    gets it.
 
     Until then the stream's fate is open: an error event or a disconnect here is an upstream failure that
     can still be retried or fall back. After it, the stream is the client's and failures become error events.
     """
-    buffer, scanned = b"", 0
-    while len(buffer) < STREAM_PEEK_LIMIT:
+    held = 0
+    while held < STREAM_PEEK_LIMIT:
         try:
-            chunk = await response.content.readany()
-        except aiohttp.ClientPayloadError:
+            chunk = await response.read_chunk()
+        except BodyBroken:
             chunk = b""
         if not chunk:
             raise UpstreamUnreachable(f"{provider} stream ended before any content", provider)
-        buffer += chunk
-        events, rest = sse.split_events(buffer[scanned:])
-        for event in events:
-            kind, message = sse.classify_event(event)
-            if kind == sse.ERROR:
-                raise UpstreamFailure(f"{provider} error: {message}", status=502, provider=provider)
-            if kind in (sse.CONTENT, sse.DONE):
-                return buffer
-        scanned = len(buffer) - len(rest)  # resume after the last complete event
-    return buffer
+        held += len(chunk)
+        verdict, message = decoder.opening(chunk)
+        if verdict == FAILED:
+            raise UpstreamFailure(f"{provider} error: {message}", status=502, provider=provider)
+        if verdict != PENDING:
+            break
+    return decoder.head()
 
 
-def _unreachable(exc: aiohttp.ClientError, prepared: Prepared) -> UpstreamUnreachable:
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        reason = exc.os_error.strerror or type(exc.os_error).__name__
-        return UpstreamUnreachable(f"Could not connect to {prepared.host}: {reason}", prepared.provider)
-    return UpstreamUnreachable(f"Upstream {prepared.host} failed: {type(exc).__name__}", prepared.provider)
+def _unreachable(exc: TransportError, prepared: Prepared) -> UpstreamUnreachable:
+    if exc.connect_reason is not None:
+        return UpstreamUnreachable(f"Could not connect to {prepared.host}: {exc.connect_reason}",
+                                   prepared.provider)
+    return UpstreamUnreachable(f"Upstream {prepared.host} failed: {exc.kind}", prepared.provider)

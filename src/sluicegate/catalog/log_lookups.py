@@ -1,0 +1,28 @@
+"""What the request log asks of the catalog and the config cache (telemetry sits below both, and names
+this only as its ``rows.Lookups`` protocol)."""
+
+from __future__ import annotations
+
+from ..config import ConfigCache
+from ..config.model import inline_api_keys
+from .cache import Catalog
+
+
+class LogLookups:
+    def __init__(self, catalog: Catalog, configs: ConfigCache) -> None:
+        self._catalog, self._configs = catalog, configs
+
+    def provider(self, provider_id: str) -> tuple[str | None, tuple[str, ...]]:
+        found = self._catalog.resolve(provider_id) if provider_id.startswith("@") else None
+        if found is None:
+            return None, ()
+        return found.spec, tuple(value for _, value in found.headers)
+
+    def config_secrets(self, config: str) -> tuple[str, ...]:
+        if config[:1] not in "{[":
+            return ()  # a saved config's id: saved configs cannot hold credentials
+        try:
+            root = self._configs.get(config)  # cached: the request compiled it already
+        except Exception:  # noqa: BLE001 - a config the request was refused for has nothing to scrub
+            return ()
+        return tuple(inline_api_keys(root))

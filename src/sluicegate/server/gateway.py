@@ -1,0 +1,30 @@
+"""The Gateway: every long-lived object a handler needs, built by ``app.py`` and hung off the application."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ..catalog import Catalog
+from ..config import ConfigCache
+from ..dispatch import Dispatcher
+from ..pipeline import Pipeline
+from ..settings import Settings
+from ..telemetry.service import Telemetry
+from ..upstream.guard import Guard
+from ..upstream.transport import AiohttpTransport
+
+
+@dataclass
+class Gateway:
+    settings: Settings
+    guard: Guard
+    configs: ConfigCache
+    catalog: Catalog
+    engine: AsyncEngine
+    telemetry: Telemetry
+    # Built when the app starts (they need the running loop): the upstream transport and what uses it.
+    transport: AiohttpTransport | None = field(init=False, default=None)
+    dispatcher: Dispatcher = field(init=False)
+    pipeline: Pipeline = field(init=False)

@@ -1,0 +1,158 @@
+"""The request's vocabulary: what one request is made of as it crosses the layers.
+
+Every layer names these types (the edge builds them, the pipeline and the dispatcher pass them on, the
+exchange fills them in, telemetry logs them), so they live here, above the pure packages and below
+everything that does I/O, and import nothing of the gateway but the provider contract.
+
+  RequestContext   the x-portkey-* headers, parsed once at the edge (server/headers.py)
+  Call             one client request as the pipeline and the dispatcher see it
+  Prepared         one target's upstream request, ready to send (prepare.py)
+  Outcome          what one attempt (or one target, after its retries) produced (upstream/exchange.py)
+  AttemptRecord    one upstream attempt, for the request log
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Protocol
+
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from .providers.contract import StreamDecoder, Translation
+
+METADATA_VALUE_LIMIT = 128
+
+# x-portkey-cache-status values (and the request log's cache_status column): the pipeline's cache step sets
+# one per request; without a cache behind it every request is DISABLED.
+CACHE_DISABLED, CACHE_HIT, CACHE_MISS = "DISABLED", "HIT", "MISS"
+
+
+@dataclass(slots=True)
+class RequestContext:
+    """Everything the gateway reads from the request headers, in one place."""
+
+    headers: CIMultiDictProxy[str]
+    trace_id: str
+    provider: str | None = None
+    config: str | None = None
+    custom_host: str | None = None
+    forward_headers: tuple[str, ...] | None = None  # None: not given (a config's list may apply)
+    request_timeout_ms: int | None = None
+    api_key: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    strict_open_ai_compliance: bool | None = None
+    log_bodies: bool = True
+    span_id: str | None = None
+    parent_span_id: str | None = None
+    span_name: str | None = None
+    traceparent: str | None = None
+
+    def forwarded_values(self, names: tuple[str, ...]) -> list[tuple[str, str]]:
+        """The incoming values of the headers to forward verbatim (folded names; absent ones skipped)."""
+        values = []
+        for name in names:
+            value = self.headers.get(name)
+            if value is None:
+                value = self.headers.get(name.replace("-", "_"))
+            if value is not None:
+                values.append((name, value))
+        return values
+
+
+def public_metadata(ctx: RequestContext, body: Mapping[str, Any] | None) -> dict[str, str]:
+    """Metadata for logs and routing: the body's ``user`` is copied to ``_user`` unless given."""
+    metadata = ctx.metadata
+    user = body.get("user") if body else None
+    if isinstance(user, str) and user and "_user" not in metadata:
+        metadata = {**metadata, "_user": user[:METADATA_VALUE_LIMIT]}
+    return metadata
+
+
+@dataclass(slots=True)
+class Call:
+    """One client request as the dispatcher sees it."""
+
+    ctx: RequestContext
+    endpoint: str  # "chat" | "completions" | "embeddings" | "proxy"
+    method: str
+    url_tail: str  # proxy: the URL after /v1, query string included; unified endpoints: unused
+    body: bytes
+    json: dict[str, Any] | None
+    stream: bool
+    pathname: str = ""  # the request path, for conditional routing (url.pathname)
+    model: str | None = None  # the model without its "@slug/" prefix, when the client sent one
+    model_slug: str | None = None  # that prefix: the catalog provider the body names
+
+
+@dataclass(slots=True)
+class AttemptRecord:
+    target_path: str  # the config target's JSON path ("config.targets[1]")
+    provider: str | None
+    host: str | None
+    status: int | None
+    latency_ms: float
+    retry: int
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class Prepared:
+    """An upstream request ready to send: everything resolved, credentials in the headers only."""
+
+    provider: str
+    translation: Translation  # how the answer comes back (errors, stream) across the provider's spec
+    method: str
+    url: str
+    host: str  # the checked base URL, safe to show (no credentials): used in messages and logs
+    headers: dict[str, str] | CIMultiDict[str]
+    body: bytes
+    timeout_ms: int | None
+    rewrite_errors: bool  # unified endpoints answer errors in the unified envelope; passthrough relays
+
+
+class UpstreamBody(Protocol):
+    """The unread rest of an upstream response (a transport's, see upstream/transport.py)."""
+
+    async def read_chunk(self) -> bytes:
+        """The next bytes as they arrive; b"" at the end."""
+        ...
+
+    def close(self) -> None:
+        """Drop the connection (an upstream still generating stops)."""
+        ...
+
+
+@dataclass(slots=True)
+class OpenStream:
+    """A stream whose start was judged good: the rest is still with the upstream."""
+
+    body: UpstreamBody
+    decoder: StreamDecoder  # the same decoder that judged the start relays the rest
+
+    def close(self) -> None:
+        self.body.close()
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one attempt (or one target, after its retries) produced."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes | None  # complete body, or the held-back start of a stream as the client gets it
+    provider: str | None
+    target_path: str  # the config target that answered, for x-portkey-last-used-option-index
+    stream: OpenStream | None = None  # an open stream still to relay
+    responded: bool = True  # False: no HTTP answer (timeout, connection error, broken stream start)
+    retries: int = 0
+    gateway_exception: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    def discard(self) -> None:
+        """Drop an outcome that will not be used (closing a held stream frees its connection)."""
+        if self.stream is not None:
+            self.stream.close()
+            self.stream = None
