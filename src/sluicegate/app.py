@@ -33,11 +33,13 @@ from .telemetry.service import Telemetry
 from .types import public_metadata
 from .upstream.client import create_session
 from .upstream.guard import Guard, GuardPolicy
-from .upstream.transport import AiohttpTransport
+from .upstream.transport import AiohttpTransport, Transport
 from .vault import Vault
 
 
-def build_app(settings: Settings) -> web.Application:
+def build_app(settings: Settings, *, transport: Transport | None = None) -> web.Application:
+    """The app for ``settings``; ``transport``: send upstream requests through this one (tests' in-process
+    fake) instead of the pooled aiohttp session."""
     guard = Guard(GuardPolicy.from_settings(settings))
     engine = create_engine(settings)
     vault = Vault.load(settings)
@@ -50,8 +52,8 @@ def build_app(settings: Settings) -> web.Application:
     gateway: Gateway
 
     def pool() -> PoolGauges | None:
-        transport = gateway.transport
-        return pool_gauges(transport.session.connector if transport is not None else None)
+        session = getattr(gateway.transport, "session", None)
+        return pool_gauges(session.connector if session is not None else None)
 
     telemetry = Telemetry(settings, engine, metadata_of=public_metadata, pool=pool,
                           lookups=LogLookups(catalog, configs))
@@ -59,8 +61,8 @@ def build_app(settings: Settings) -> web.Application:
                       telemetry=telemetry)
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[errors_middleware])
     app[GATEWAY] = gateway
-    app.cleanup_ctx.extend([_store_context(gateway), _catalog_context(gateway), _upstream_context(gateway),
-                            _telemetry_context(gateway)])
+    app.cleanup_ctx.extend([_store_context(gateway), _catalog_context(gateway),
+                            _upstream_context(gateway, transport), _telemetry_context(gateway)])
     add_routes(app)
     add_metrics_route(app)
     admin = _admin(gateway, vault)
@@ -89,12 +91,12 @@ def _catalog_context(gateway: Gateway):
     return context
 
 
-def _upstream_context(gateway: Gateway):
+def _upstream_context(gateway: Gateway, given: Transport | None):
     async def context(app: web.Application):
         settings = gateway.settings
         guard = gateway.guard
-        session = create_session(settings, guard.resolver(), (guard.client_middleware(),))
-        transport = gateway.transport = AiohttpTransport(session)
+        transport = gateway.transport = given or AiohttpTransport(
+            create_session(settings, guard.resolver(), (guard.client_middleware(),)))
         builder = RequestBuilder(guard, catalog=gateway.catalog, provider_urls=settings.provider_base_urls)
         gateway.dispatcher = Dispatcher(transport, builder, backoff_scale=settings.retry_backoff_scale)
         selector = ConfigSelector(gateway.configs, gateway.catalog.saved_config)

@@ -28,7 +28,7 @@ async def test_the_apps_session_refuses_an_unchecked_ip_literal(
     runner = web.AppRunner(app)
     await runner.setup()  # runs the cleanup contexts (store, catalog, upstream session), as serve does
     try:
-        session = app[GATEWAY].transport.session
+        session = app[GATEWAY].transport.session  # type: ignore[union-attr]
         with pytest.raises(InvalidCustomHost, match="127.0.0.1 is a loopback address"):
             await session.get(f"http://127.0.0.1:{listener.port}/never-checked", allow_redirects=False)
     finally:

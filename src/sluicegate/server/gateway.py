@@ -13,7 +13,7 @@ from ..pipeline import Pipeline
 from ..settings import Settings
 from ..telemetry.service import Telemetry
 from ..upstream.guard import Guard
-from ..upstream.transport import AiohttpTransport
+from ..upstream.transport import Transport
 
 
 @dataclass
@@ -25,6 +25,6 @@ class Gateway:
     engine: AsyncEngine
     telemetry: Telemetry
     # Built when the app starts (they need the running loop): the upstream transport and what uses it.
-    transport: AiohttpTransport | None = field(init=False, default=None)
+    transport: Transport | None = field(init=False, default=None)
     dispatcher: Dispatcher = field(init=False)
     pipeline: Pipeline = field(init=False)

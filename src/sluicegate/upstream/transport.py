@@ -57,6 +57,10 @@ class Transport(Protocol):
         """Send one request (redirects are never followed) and return once the headers are in."""
         ...
 
+    async def close(self) -> None:
+        """Release every connection (at shutdown)."""
+        ...
+
 
 @dataclass(slots=True)
 class _AiohttpResponse:
