@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from sluicegate.catalog.records import validate_forward_headers
+from sluicegate.catalog.entries import validate_forward_headers
 from sluicegate.errors import BadRequest
 from sluicegate.header_rules import UNFORWARDABLE, fold_header_name, may_forward
 from sluicegate.server.headers import parse_request_headers

@@ -22,7 +22,7 @@ from .prepare import RequestBuilder
 from .providers import registry
 from .server.admin import ADMIN_PREFIX, AdminServices, admin_app
 from .server.gateway import Gateway
-from .server.keys import GATEWAY
+from .server.appkeys import GATEWAY
 from .server.middleware import errors_middleware
 from .server.observability import add_log_routes, add_metrics_route
 from .server.routes import add_routes

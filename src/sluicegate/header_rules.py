@@ -2,7 +2,7 @@
 
 The same names are refused wherever a forward list is written: the ``x-portkey-forward-headers`` header
 (server/headers.py), a Gateway Config's ``forward_headers`` (config/fields.py) and a catalog provider's
-(catalog/records.py). Each caller words its own message; none keeps a list of its own.
+(catalog/entries.py). Each caller words its own message; none keeps a list of its own.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from sluicegate.catalog import ResolvedProvider, mask_secret, provider_input
-from sluicegate.catalog.records import (
+from sluicegate.catalog.entries import (
     validate_allow_entry,
     validate_custom_host,
     validate_fields,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sluicegate.config.query import regex_problem
+from sluicegate.config.conditions import regex_problem
 
 NESTED = "$regex pattern nests quantifiers (like '(a+)+'), which can take exponential time"
 

@@ -16,7 +16,7 @@ from tests.upstream.test_guard_urls import ALLOWED, LEGIT, LOOPBACK_OK
 
 from sluicegate.app import build_app
 from sluicegate.errors import InvalidCustomHost
-from sluicegate.server.keys import GATEWAY
+from sluicegate.server.appkeys import GATEWAY
 from sluicegate.settings import Settings
 from sluicegate.upstream.guard import Guard, GuardPolicy
 

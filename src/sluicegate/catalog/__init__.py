@@ -3,7 +3,7 @@
 from .cache import Catalog, CatalogKeyError, CatalogSnapshot
 from .configs import ConfigRepository, ValidateConfig, referenced_slugs
 from .providers import ProviderRepository
-from .records import (
+from .entries import (
     SPECS,
     UNSET,
     CheckHost,

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ..store.state import read_catalog_version
 from ..store.tables import provider_headers, providers, saved_configs
 from ..vault import Vault, VaultError, provider_header_aad
-from .records import ResolvedProvider, provider_not_found
+from .entries import ResolvedProvider, provider_not_found
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 DEFAULT_POLL_INTERVAL_S = 0.5

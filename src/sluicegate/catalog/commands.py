@@ -23,7 +23,7 @@ from ..settings import Settings
 from ..vault import Vault
 from .configs import ConfigRepository, ValidateConfig, gateway_config_validator
 from .providers import ProviderRepository
-from .records import SPECS, UNSET, CheckHost, ProviderPatch, ProviderView, provider_input
+from .entries import SPECS, UNSET, CheckHost, ProviderPatch, ProviderView, provider_input
 
 # Injection points, built per invocation from the settings: the SSRF host check for custom hosts (default:
 # none at save time; the guard still checks every request) and the saved-config validator (default: the

@@ -20,7 +20,7 @@ from ..jsontext import json_object
 from ..providers import registry
 from ..store.state import bump_catalog_version
 from ..store.tables import providers, saved_configs, utcnow
-from .records import MAX_NOTES, UNSET, NotInCatalog, SavedConfigView, provider_not_found, validate_slug
+from .entries import MAX_NOTES, UNSET, NotInCatalog, SavedConfigView, provider_not_found, validate_slug
 
 MAX_CONFIG_BYTES = 256 * 1024
 ValidateConfig = Callable[[str], None]  # raises errors.BadRequest / errors.ConfigError

@@ -9,7 +9,7 @@ import orjson
 
 from ..errors import BadRequest
 from ..jsontext import json_object
-from .records import (
+from .entries import (
     UNSET,
     CheckHost,
     ProviderInput,

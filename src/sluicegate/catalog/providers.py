@@ -14,7 +14,7 @@ from ..store.state import bump_catalog_version
 from ..store.tables import provider_headers, providers, utcnow
 from ..vault import Vault, key_id_of, provider_header_aad
 from .configs import configs_referencing
-from .records import (
+from .entries import (
     MAX_HEADERS,
     CheckHost,
     NotInCatalog,

@@ -2,7 +2,7 @@
 
 This is the one list of API specs and provider ids: adding a spec is one module (``providers/<spec>.py``
 with an object satisfying ``contract.ApiSpec``) plus its line in ``SPECS`` below; the Model Catalog
-(``catalog/records.py``) and the config schema read their choices from here.
+(``catalog/entries.py``) and the config schema read their choices from here.
 
 A provider id (what clients put in ``x-portkey-provider`` or a config's ``provider``) names an API spec
 and a default base URL. Private LLMs use ``openai`` (the spec they implement) with a custom host.

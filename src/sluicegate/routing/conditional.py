@@ -14,7 +14,7 @@ import re
 from typing import Any, Callable, Mapping, Sequence
 
 from sluicegate.config.model import Strategy
-from sluicegate.config.query import MAX_REGEX_PATTERN, MAX_REGEX_SUBJECT, UNSUPPORTED_OPERATOR
+from sluicegate.config.conditions import MAX_REGEX_PATTERN, MAX_REGEX_SUBJECT, UNSUPPORTED_OPERATOR
 from sluicegate.config.strategy import INVALID_TARGET, NO_CONDITIONS
 from sluicegate.errors import RouterError
 

@@ -23,7 +23,7 @@ from ..access.admin_token import AdminAuth
 from ..catalog.configs import ConfigRepository
 from ..catalog.jsonio import config_from_json, parse_body, patch_from_json, provider_from_json
 from ..catalog.providers import ProviderRepository
-from ..catalog.records import validate_slug
+from ..catalog.entries import validate_slug
 from ..errors import GatewayError, PayloadTooLarge, Unauthorized
 from ..vault import VaultError
 from .middleware import Handler, error_for

@@ -13,7 +13,7 @@ import orjson
 from aiohttp import web
 
 from ..errors import GatewayError, InternalError, NotFound, PayloadTooLarge
-from .keys import TRACE_ID
+from .appkeys import TRACE_ID
 
 log = logging.getLogger("sluicegate.server")
 

@@ -15,7 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from ..errors import NotFound
 from ..telemetry import params, query
-from .keys import GATEWAY
+from .appkeys import GATEWAY
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -13,7 +13,7 @@ from ..prepare import split_model_slug
 from ..telemetry.record import RequestRecord
 from ..types import Call, Outcome
 from .headers import parse_request_headers
-from .keys import GATEWAY, TRACE_ID
+from .appkeys import GATEWAY, TRACE_ID
 from .streaming import relay_stream
 
 _JSON_TYPES = ("application/json", "")
