@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import sys
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Sequence
+from typing import Any, Callable, Coroutine, Sequence
 
 import orjson
 from sqlalchemy.exc import SQLAlchemyError
@@ -63,7 +63,8 @@ def open_store(settings: Settings) -> contextlib.AbstractAsyncContextManager[Asy
     return opened_store(settings)
 
 
-def run(command: Callable[[argparse.Namespace], Awaitable[int | None]], args: argparse.Namespace) -> int:
+def run(command: Callable[[argparse.Namespace], Coroutine[Any, Any, int | None]],
+        args: argparse.Namespace) -> int:
     """Run an async command; turn the errors we know into one clear line on stderr and an exit code."""
     try:
         return asyncio.run(command(args)) or EXIT_OK
@@ -95,7 +96,7 @@ def print_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
 
 
 def command(
-    func: Callable[[argparse.Namespace], Awaitable[int | None]],
+    func: Callable[[argparse.Namespace], Coroutine[Any, Any, int | None]],
 ) -> Callable[[argparse.Namespace], int]:
     """Wrap an async command as the sync ``args.func(args) -> exit code`` that cli.py calls."""
 

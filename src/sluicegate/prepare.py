@@ -29,11 +29,16 @@ NO_PROVIDER = (
 class CatalogEntry(Protocol):
     """What prepare needs of a Model Catalog provider (``catalog.ResolvedProvider``)."""
 
-    spec: str
-    custom_host: str
-    headers: tuple[tuple[str, str], ...]
-    default_model: str | None
-    forward_headers: tuple[str, ...]
+    @property
+    def spec(self) -> str: ...
+    @property
+    def custom_host(self) -> str: ...
+    @property
+    def headers(self) -> tuple[tuple[str, str], ...]: ...
+    @property
+    def default_model(self) -> str | None: ...
+    @property
+    def forward_headers(self) -> tuple[str, ...]: ...
 
     def allows_model(self, model: str) -> bool: ...
 
@@ -110,12 +115,9 @@ class RequestBuilder:
                 headers[name] = value
             if provider_id.startswith("@"):
                 headers.update(credential)
-            tail = call.url_tail
         else:
-            tail = spec.endpoint_path(call.endpoint)
-            if tail is None:
-                raise EndpointNotSupported(f"{call.endpoint} is not supported by {provider_id}")
             headers = {"content-type": "application/json", **credential}
+        tail = _url_tail(spec, call, provider_id)
         for name, value in forwarded:
             headers[name] = value
         translation = spec.translation(call.endpoint)
@@ -127,6 +129,16 @@ class RequestBuilder:
             timeout_ms=ctx.request_timeout_ms or target.request_timeout_ms,
             rewrite_errors=call.endpoint != "proxy",
         )
+
+
+def _url_tail(spec: ApiSpec, call: Call, provider_id: str) -> str:
+    """What follows the base URL: the client's own tail (passthrough), or the spec's endpoint path."""
+    if call.endpoint == "proxy":
+        return call.url_tail
+    tail = spec.endpoint_path(call.endpoint)
+    if tail is None:
+        raise EndpointNotSupported(f"{call.endpoint} is not supported by {provider_id}")
+    return tail
 
 
 def _edited_body(target: Target, call: Call, model: str | None) -> tuple[dict[str, Any] | None, bool]:

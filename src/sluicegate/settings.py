@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 from urllib.parse import unquote
 
 ENV_PREFIX = "SLUICEGATE_"
@@ -84,7 +84,7 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: Any) ->
     """Build Settings from ``env`` (default: the process environment), then apply explicit overrides."""
     env = os.environ if env is None else env
     values: dict[str, Any] = {}
-    scalar = {
+    scalar: dict[str, tuple[str, Callable[[str], Any]]] = {
         "HOST": ("host", str),
         "PORT": ("port", int),
         "WORKERS": ("workers", int),

@@ -187,7 +187,7 @@ class Catalog:
             configs = {
                 r.id: r.text for r in await conn.execute(select(saved_configs.c.id, saved_configs.c.text))
             }
-        return _Sealed(version, rows, headers, configs)
+        return _Sealed(version, list(rows), list(headers), configs)
 
     def _open(self, sealed: _Sealed) -> tuple[dict[str, ResolvedProvider], dict[str, str]]:
         by_provider: dict[int, list[Row[Any]]] = {}

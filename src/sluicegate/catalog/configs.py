@@ -31,7 +31,7 @@ SECRET_KEYS = frozenset(
 )
 
 
-def gateway_config_validator(check_host: Callable[[str], None] | None = None) -> ValidateConfig:
+def gateway_config_validator(check_host: Callable[[str], object] | None = None) -> ValidateConfig:
     """The Gateway Config schema (``config.parse_config``) as a saved-config validator. Provider ids are the
     registry's; ``@slug`` existence is this layer's own check, made inside the write transaction."""
     known = frozenset(registry.PROVIDERS)

@@ -44,7 +44,7 @@ RESERVED_HEADERS = frozenset(
     }
 )
 
-CheckHost = Callable[[str], None]
+CheckHost = Callable[[str], object]  # the SSRF guard's check_url: raises to refuse
 
 
 class NotInCatalog(GatewayError):

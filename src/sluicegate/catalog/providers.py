@@ -59,7 +59,7 @@ class ProviderRepository:
                     "updated_at": now,
                 }
                 result = await conn.execute(insert(providers).values(**values))
-                provider_id = result.inserted_primary_key[0]
+                provider_id = result.inserted_primary_key[0]  # type: ignore[index]  # an INSERT has one
                 for position, (name, value) in enumerate(item.headers):
                     await conn.execute(insert(_H).values(**self._sealed(provider_id, position, name, value)))
         except IntegrityError:  # a concurrent add of the same slug won the race

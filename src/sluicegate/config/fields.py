@@ -181,7 +181,7 @@ def forward_headers(value: Any, path: Path, report: Report) -> Any:
     return tuple(names) if len(report.errors) == before else INVALID
 
 
-def custom_host(value: Any, path: Path, report: Report, check_host: Callable[[str], None] | None) -> Any:
+def custom_host(value: Any, path: Path, report: Report, check_host: Callable[[str], object] | None) -> Any:
     """A base URL, checked by the SSRF guard's request-time rules when one is given."""
     url = string(value, path, report)
     if url is INVALID:

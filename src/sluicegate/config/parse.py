@@ -20,7 +20,7 @@ def parse_config(
     text: str | bytes,
     *,
     known_providers: Collection[str],
-    check_host: Callable[[str], None] | None = None,
+    check_host: Callable[[str], object] | None = None,
 ) -> Node:
     """Validate and compile an ``x-portkey-config`` value (or a saved config's JSON).
 
@@ -68,7 +68,7 @@ class ConfigCache:
         self,
         *,
         known_providers: Collection[str],
-        check_host: Callable[[str], None] | None = None,
+        check_host: Callable[[str], object] | None = None,
         maxsize: int = 512,
         max_text_chars: int = 64 * 1024,
     ) -> None:

@@ -63,11 +63,11 @@ CATCH_ALL = (
 class Context:
     report: Report
     known_providers: Collection[str]
-    check_host: Callable[[str], None] | None
+    check_host: Callable[[str], object] | None
 
 
 def validate_config(
-    raw: dict[str, Any], *, known_providers: Collection[str], check_host: Callable[[str], None] | None
+    raw: dict[str, Any], *, known_providers: Collection[str], check_host: Callable[[str], object] | None
 ) -> tuple[dict[str, Any], list[str]]:
     """Validate a decoded config object; returns the spec tree and the error entries (empty when valid)."""
     ctx = Context(Report(), known_providers, check_host)
@@ -94,7 +94,7 @@ def validate_node(obj: Any, path: Path, ctx: Context, depth: int) -> Any:
     return spec
 
 
-def _validate_group(keys: dict, spec: dict, path: Path, ctx: Context, depth: int) -> None:
+def _validate_group(keys: dict[str, Any], spec: dict[str, Any], path: Path, ctx: Context, depth: int) -> None:
     if "targets" not in keys:
         ctx.report.add((*path, "targets"), "'targets' is required when 'strategy' is set")
     if "strategy" not in keys:
@@ -123,7 +123,7 @@ def _validate_targets(value: Any, path: Path, ctx: Context, depth: int) -> Any:
     return [validate_node(child, (*path, i), ctx, depth + 1) for i, child in enumerate(value)]
 
 
-def _breaker_from_strategy(breaker: tuple[str, Any], keys: dict, path: Path, ctx: Context) -> Any:
+def _breaker_from_strategy(breaker: tuple[str, Any], keys: dict[str, Any], path: Path, ctx: Context) -> Any:
     # Hosted documents cb_config inside 'strategy'; we also accept it on the node. Both at once is ambiguous.
     written, value = breaker
     if "cb_config" in keys:
@@ -131,7 +131,7 @@ def _breaker_from_strategy(breaker: tuple[str, Any], keys: dict, path: Path, ctx
     return _breaker(value, (*path, written), ctx)
 
 
-def _check_provider_keys(keys: dict, spec: dict, path: Path, ctx: Context) -> None:
+def _check_provider_keys(keys: dict[str, Any], spec: dict[str, Any], path: Path, ctx: Context) -> None:
     if "virtual_key" in keys and "provider" in keys:
         ctx.report.add((*path, keys["virtual_key"][0]), "'virtual_key' cannot be combined with 'provider'")
     if spec.get("passthrough") is True:
@@ -172,7 +172,7 @@ def _object(value: Any, path: Path, ctx: Context) -> Any:
     return MappingProxyType(value)
 
 
-def _required(keys: dict, name: str, path: Path, ctx: Context) -> bool:
+def _required(keys: dict[str, Any], name: str, path: Path, ctx: Context) -> bool:
     if name in keys:
         return True
     ctx.report.add((*path, name), "Required")

@@ -56,7 +56,7 @@ def validate_strategy(
     return Strategy(mode=mode, on_status_codes=codes, conditions=conditions, default=default), breaker
 
 
-def _mode(keys: dict, path: Path, report: Report) -> Any:
+def _mode(keys: dict[str, Any], path: Path, report: Report) -> Any:
     if "mode" not in keys:
         return report.add((*path, "mode"), "Required")
     written, raw = keys["mode"]
@@ -79,7 +79,7 @@ def _child_names(children: list[Any] | None) -> list[Any] | None:
     return None if INVALID in names else names
 
 
-def _conditions(keys: dict, path: Path, report: Report, names: list[Any] | None) -> Any:
+def _conditions(keys: dict[str, Any], path: Path, report: Report, names: list[Any] | None) -> Any:
     if "conditions" not in keys:
         return report.add((*path, "conditions"), NO_CONDITIONS)
     written, raw = keys["conditions"]
@@ -112,7 +112,7 @@ def _condition(item: Any, path: Path, report: Report, names: list[Any] | None) -
     return Condition(query=query, then=then)
 
 
-def _default(keys: dict, path: Path, report: Report, names: list[Any] | None) -> Any:
+def _default(keys: dict[str, Any], path: Path, report: Report, names: list[Any] | None) -> Any:
     # Optional (as in OSS): without it a request that matches no condition gets the router's 400.
     if "default" not in keys:
         return None

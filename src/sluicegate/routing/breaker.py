@@ -82,6 +82,7 @@ class CircuitBreaker:
         state = self.state(key, policy, now)
         if state != HALF_OPEN:
             return state == CLOSED
+        assert policy is not None  # only a circuit with a policy is ever half-open
         return self._trial_free(self._circuits[key], policy, now)
 
     def allow(self, key: str, policy: BreakerPolicy | None, now: float | None = None) -> bool:

@@ -29,7 +29,7 @@ def conditions(f: LogFilter) -> list[ColumnElement[bool]]:
         where.append(T.c.created_ms >= f.start_ms)
     if f.end_ms is not None:
         where.append(T.c.created_ms < f.end_ms)
-    status_terms = [T.c.status.in_(f.statuses)] if f.statuses else []
+    status_terms: list[ColumnElement[bool]] = [T.c.status.in_(f.statuses)] if f.statuses else []
     status_terms += [and_(T.c.status >= n * 100, T.c.status < (n + 1) * 100) for n in f.status_classes]
     if status_terms:
         where.append(or_(*status_terms))
@@ -153,7 +153,7 @@ async def analytics(engine: AsyncEngine, q: AnalyticsQuery) -> dict[str, Any]:
             everything.append(row.latency_ms)
     data = [_bucket_entry(g, samples.get((g["bucket"], _key(g["grp"])), [])) for g in groups]
     return {
-        "from": iso(q.filter.start_ms), "to": iso(q.filter.end_ms), "interval": q.interval,
+        "from": iso(q.filter.start_ms), "to": iso(q.filter.end_ms),  # type: ignore[arg-type]  # parse_analytics sets both "interval": q.interval,
         "interval_ms": q.interval_ms, "group_by": q.group_by, "data": data, "totals": _totals(data, everything),
     }
 

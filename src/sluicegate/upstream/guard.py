@@ -236,7 +236,8 @@ class GuardedResolver(aiohttp.abc.AbstractResolver):
             else:
                 policy.check_name(name, port)  # a refused name never costs a DNS query
                 results = self._pin_all(host, port, await self._resolve_inner(host, port, family))
-                policy.check_resolved(name, port, [parse_ip(r["host"]) for r in results])
+                # Pinned results are the resolver's own IP literals: they always parse.
+                policy.check_resolved(name, port, [parse_ip(r["host"]) for r in results])  # type: ignore[misc]
             verdict = _Verdict(self._clock() + self._ttl_s, tuple(results))
         except InvalidCustomHost as exc:
             verdict = _Verdict(self._clock() + self._ttl_s, refusal=exc.reason)

@@ -88,6 +88,7 @@ class GuardPolicy:
     ) -> "GuardPolicy":
         """``trusted_custom_hosts`` None means the default (loopback, on a loopback gateway only);
         any value, even empty, replaces that default, as Portkey's TRUSTED_CUSTOM_HOSTS does."""
+        trusted: tuple[AllowEntry, ...]
         if trusted_custom_hosts is None:
             trusted = ()
             if listens_on_loopback(listen_host):
@@ -111,8 +112,8 @@ class GuardPolicy:
             if entry.name is not None and (verdict := classify_name(entry.name)) and verdict.kind == ALWAYS:
                 out.append(entry.text)
             elif entry.network is not None and entry.network.num_addresses == 1:
-                verdict = classify_ip(entry.network.network_address)
-                if verdict and verdict.kind == ALWAYS:
+                address_verdict = classify_ip(entry.network.network_address)
+                if address_verdict and address_verdict.kind == ALWAYS:
                     out.append(entry.text)
         return out
 

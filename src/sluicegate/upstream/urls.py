@@ -115,9 +115,9 @@ def _host(text: str, bracketed: bool) -> tuple[str, IPAddress | None]:
         return str(address), address
     try:
         name = normalise_name(text)
-        address = parse_ipv4_host(name)
-        if address is not None:
-            return str(address), address
+        v4 = parse_ipv4_host(name)
+        if v4 is not None:
+            return str(v4), v4
         check_name_syntax(name)
     except (BadHostName, NotAnIPv4) as exc:
         raise InvalidCustomHost(str(exc)) from None

@@ -56,8 +56,9 @@ async def rotate(
     """Rotate as the module docstring describes; ``say`` receives progress lines (never secrets)."""
     keyring = vault.keyring
     if keyring.path is not None:
-        keyring = Keyring(keys=(generate_key(),) + keyring.keys, source=keyring.source, path=keyring.path)
-        write_key_file(keyring.path, keyring.keys)
+        path = keyring.path
+        keyring = Keyring(keys=(generate_key(),) + keyring.keys, source=keyring.source, path=path)
+        write_key_file(path, keyring.keys)
         vault.replace_keyring(keyring)
         say(f"new master key {keyring.active.key_id} written to {keyring.path}")
         await _bump(engine)
