@@ -102,33 +102,40 @@ class RequestBuilder:
                   default_forward: Iterable[str] = ()) -> Prepared:
         ctx = call.ctx
         checked = self._guard.check_url(base)
-        names = ctx.forward_headers if ctx.forward_headers is not None else (
-            target.forward_headers or tuple(default_forward))
-        forwarded = ctx.forwarded_values(names)
-        if call.endpoint == "proxy":
-            # Passthrough: the client's own headers win over the spec's credential (Portkey's merge order),
-            # but never over a catalog provider's stored ones.
-            headers: Any = CIMultiDict()
-            if not provider_id.startswith("@"):
-                headers.extend(credential)
-            for name, value in passthrough_headers(ctx.headers.items()):
-                headers[name] = value
-            if provider_id.startswith("@"):
-                headers.update(credential)
-        else:
-            headers = {"content-type": "application/json", **credential}
         tail = _url_tail(spec, call, provider_id)
-        for name, value in forwarded:
-            headers[name] = value
         translation = spec.translation(call.endpoint)
         body, edited = _edited_body(target, call, model)
+        body_out = translation.request_body(body, call.body, edited=edited)
+        # Credentials and forwarded headers after translation: a translation never sees them.
+        names = ctx.forward_headers if ctx.forward_headers is not None else (
+            target.forward_headers or tuple(default_forward))
+        headers = _headers(provider_id, call, credential, ctx.forwarded_values(names))
         return Prepared(
             provider=provider_id, translation=translation, method=call.method, url=checked.base + tail,
-            host=checked.base, headers=headers,
-            body=translation.request_body(body, call.body, edited=edited),
+            host=checked.base, headers=headers, body=body_out,
             timeout_ms=ctx.request_timeout_ms or target.request_timeout_ms,
             rewrite_errors=call.endpoint != "proxy",
         )
+
+
+def _headers(provider_id: str, call: Call, credential: dict[str, str],
+             forwarded: list[tuple[str, str]]) -> dict[str, str] | CIMultiDict[str]:
+    headers: dict[str, str] | CIMultiDict[str]
+    if call.endpoint == "proxy":
+        # Passthrough: the client's own headers win over the spec's credential (Portkey's merge order),
+        # but never over a catalog provider's stored ones.
+        headers = CIMultiDict()
+        if not provider_id.startswith("@"):
+            headers.extend(credential)
+        for name, value in passthrough_headers(call.ctx.headers.items()):
+            headers[name] = value
+        if provider_id.startswith("@"):
+            headers.update(credential)
+    else:
+        headers = {"content-type": "application/json", **credential}
+    for name, value in forwarded:
+        headers[name] = value
+    return headers
 
 
 def _url_tail(spec: ApiSpec, call: Call, provider_id: str) -> str:
