@@ -6,6 +6,7 @@ several: package version, runtime, api key …) are tolerated and never forwarde
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from typing import Any, Mapping
 import orjson
 from multidict import CIMultiDictProxy
 
+from ..config.schema import MAX_TIMEOUT_MS
 from ..errors import BadRequest
 
 FORWARD_HEADERS = "x-portkey-forward-headers"
@@ -104,13 +106,16 @@ def parse_metadata(text: str) -> dict[str, str]:
 
 
 def parse_timeout(text: str) -> int:
+    """Whole milliseconds in [1, MAX_TIMEOUT_MS]; ``inf``, ``nan``, ``1e309`` and the like are refused here,
+    before they can overflow the event loop's timer (a 500) further down."""
     try:
-        value = int(float(text))
+        value = float(text)
     except ValueError:
-        value = 0
-    if value <= 0:
-        raise BadRequest("Invalid x-portkey-request-timeout header: a positive number of milliseconds")
-    return value
+        value = math.nan
+    if not (1 <= value <= MAX_TIMEOUT_MS):  # False for nan as well
+        raise BadRequest("Invalid x-portkey-request-timeout header: a number of milliseconds from 1 to "
+                         f"{MAX_TIMEOUT_MS}")
+    return int(value)
 
 
 def parse_bool(text: str | None) -> bool | None:
