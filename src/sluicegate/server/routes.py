@@ -13,6 +13,7 @@ from ..prepare import split_model_slug
 from ..telemetry.record import RequestRecord
 from .headers import parse_request_headers
 from .keys import GATEWAY, TRACE_ID
+from .paths import passthrough_tail
 from .streaming import relay_stream
 
 _JSON_TYPES = ("application/json", "")
@@ -106,7 +107,8 @@ async def _prepare_passthrough(request: web.Request, record: RequestRecord) -> C
     # From the routed (origin-form) URL, never raw_path: for an absolute-form target
     # ("POST http://gw/v1/rerank") raw_path is the whole URL, and its tail appended to the checked
     # base URL would change the upstream's host or port after the SSRF guard judged it.
-    tail = request.rel_url.raw_path_qs[len("/v1"):]
+    # Dot segments resolved and kept below /v1 (the base path of the target), see paths.py.
+    tail = passthrough_tail(request.rel_url.raw_path_qs[len("/v1"):])
     return Call(ctx, "proxy", request.method, tail, raw, None, stream=False, pathname=request.path)
 
 
