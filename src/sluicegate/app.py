@@ -27,7 +27,8 @@ from .providers import registry
 from .server.admin import ADMIN_PREFIX, AdminServices, admin_app
 from .server.headers import public_metadata
 from .server.keys import GATEWAY
-from .server.middleware import errors_middleware
+from .server.hosts import HostPolicy
+from .server.middleware import errors_middleware, host_middleware
 from .server.observability import add_log_routes, add_metrics_route
 from .server.routes import add_routes
 from .settings import Settings
@@ -93,7 +94,9 @@ def build_app(settings: Settings) -> web.Application:
                           lookups=_LogLookups(catalog, configs))
     gateway = Gateway(settings=settings, guard=guard, configs=configs, catalog=catalog, engine=engine,
                       telemetry=telemetry)
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[errors_middleware])
+    hosts = HostPolicy.build(settings.host, settings.allowed_hosts)
+    app = web.Application(client_max_size=settings.max_body_bytes,
+                          middlewares=[errors_middleware, host_middleware(hosts)])
     app[GATEWAY] = gateway
     app.cleanup_ctx.extend([_store_context(gateway), _catalog_context(gateway), _upstream_context(gateway),
                             _telemetry_context(gateway)])

@@ -19,6 +19,7 @@ from .access.admin_token import ensure_admin_token
 from .app import build_app
 from .settings import Settings
 from .store import create_engine, upgrade
+from .upstream.policy import listens_on_loopback
 from .vault import VaultError
 
 # What an operator can fix: a wrong or loose master key, credentials that do not decrypt (named), an
@@ -41,6 +42,27 @@ def banner(settings: Settings) -> str:
     )
 
 
+def exposure_warning(settings: Settings) -> str | None:
+    """The start-up warning for a gateway reachable beyond this machine; None on loopback."""
+    if listens_on_loopback(settings.host):
+        return None
+    names = ", ".join(settings.allowed_hosts) or "none listed"
+    return (
+        f"WARNING: sluicegate listens on {settings.host}, beyond loopback, and the /v1 API has no access\n"
+        f"WARNING: control yet: anyone who can reach port {settings.port} can send requests with every\n"
+        f"WARNING: credential stored in the vault (catalog @providers). Keep the port behind a firewall or\n"
+        f"WARNING: a proxy that authenticates. Host names answered for: loopback names, IP addresses, and\n"
+        f"WARNING: SLUICEGATE_ALLOWED_HOSTS ({names}).\n"
+    )
+
+
+def _announce(settings: Settings) -> None:
+    print(banner(settings), flush=True)
+    warning = exposure_warning(settings)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
+
+
 def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
@@ -57,7 +79,7 @@ async def serve_forever(settings: Settings, *, reuse_port: bool, announce: bool 
     site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port, backlog=1024)
     await site.start()
     if announce:
-        print(banner(settings), flush=True)
+        _announce(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -106,7 +128,7 @@ def supervise(settings: Settings) -> int:
     """Start N worker processes on the same port and relay termination signals to them."""
     argv = worker_argv(settings)
     workers = [subprocess.Popen(argv) for _ in range(settings.workers)]
-    print(banner(settings), flush=True)
+    _announce(settings)
 
     def forward(signum, _frame):
         for proc in workers:

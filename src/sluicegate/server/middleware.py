@@ -8,6 +8,7 @@ import orjson
 from aiohttp import web
 
 from ..errors import GatewayError, NotFound, PayloadTooLarge
+from .hosts import HostPolicy, refused_host
 from .keys import TRACE_ID
 
 log = logging.getLogger("sluicegate.server")
@@ -47,3 +48,24 @@ async def errors_middleware(request: web.Request, handler):
         # The traceback goes to the operator's log only; it may not name secrets (none are in locals we log).
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(GatewayError("Something went wrong"), request.get(TRACE_ID))
+
+
+class MisdirectedHost(GatewayError):
+    status = 421
+
+
+def host_middleware(policy: HostPolicy):
+    """Refuse a request whose Host is not one the gateway serves (DNS rebinding, see hosts.py): before any
+    route, the admin API and /metrics included. Placed inside errors_middleware, which makes the envelope."""
+
+    @web.middleware
+    async def check_host(request: web.Request, handler):
+        refused = refused_host(policy, request.headers.get("Host"), request.raw_path)
+        if refused is not None:
+            raise MisdirectedHost(
+                f"Host '{refused[:255]}' is not served by this gateway: list it in SLUICEGATE_ALLOWED_HOSTS "
+                "(a defence against DNS rebinding, see docs/security.md)"
+            )
+        return await handler(request)
+
+    return check_host
