@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from .access.admin_token import ensure_admin_token
 from .app import build_app
+from .server.protocol_log import ProtocolLog
 from .settings import Settings
 from .store import create_engine, upgrade
 from .upstream.policy import listens_on_loopback
@@ -70,7 +71,9 @@ def _url_host(host: str) -> str:
 async def serve_forever(settings: Settings, *, reuse_port: bool, announce: bool = True) -> None:
     app = build_app(settings)
     # handler_cancellation: a client that disconnects cancels its handler, which aborts the upstream call.
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=log if settings.access_log else None)
+    # logger: aiohttp's own log of bad requests, cut to one line without the request's bytes (secrets).
+    runner = web.AppRunner(app, handler_cancellation=True, access_log=log if settings.access_log else None,
+                           logger=ProtocolLog())
     await runner.setup()
     # Everything built so far (modules, SQLAlchemy, the app, the catalog) lives as long as the process: keep
     # it out of the collector's full passes. Under load those ran about once a second and walked all of it
