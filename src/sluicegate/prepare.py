@@ -121,7 +121,7 @@ class RequestBuilder:
 def _body(target: Target, call: "Call", model: str | None) -> bytes:
     json = call.json
     if json is None or (not target.override_params and (model is None or model == json.get("model"))):
-        return call.body  # untouched bytes: no re-serialisation on the common path
+        return call.body  # as parsed (server/routes.forwarded_body): not serialised a second time
     body = dict(json)  # shallow: the cached config's nested values are read, never changed
     if model is not None:
         body["model"] = model

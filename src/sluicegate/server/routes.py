@@ -60,6 +60,22 @@ def parse_json_body(raw: bytes, endpoint: str) -> dict:
     return body
 
 
+def forwarded_body(body: dict) -> bytes:
+    """The body the gateway parsed, serialised again: what goes upstream (and into the request log).
+
+    Duplicate keys (``{"model": "a", ..., "model": "b"}``): the parser keeps the last, an upstream may keep
+    the first, so the model checked against a catalog allow-list, the ``stream`` flag or a field a
+    conditional route read could differ from what the upstream acts on. Forwarding the parsed body gives
+    both one view, at every depth. Refusing duplicates instead would need a second parse of every body
+    (a pure-Python one with ``object_pairs_hook``: ~3x orjson's parse), while this costs less than the
+    parse already done (orjson: ~0.2 µs for a small chat body, ~0.3 ms per MiB against ~1.2 ms to parse it).
+    """
+    try:
+        return orjson.dumps(body)
+    except TypeError:  # orjson serialises at most 254 levels deep; its parser took more
+        raise BadRequest("Request body is nested too deeply: at most 254 levels") from None
+
+
 def _check_fields(body: dict, endpoint: str) -> None:
     if "model" in body and not isinstance(body["model"], str):
         raise BadRequest("'model' must be a string")
@@ -93,7 +109,7 @@ def unified(endpoint: str):
         ctx, raw = await _read_request(request, record, json_only=True)
         body = parse_json_body(raw, endpoint)
         slug, model = split_model_slug(body.get("model"))
-        return Call(ctx, endpoint, "POST", "", raw, body, stream=body.get("stream") is True,
+        return Call(ctx, endpoint, "POST", "", forwarded_body(body), body, stream=body.get("stream") is True,
                     pathname=request.path, model=model, model_slug=slug)
 
     return _logged(endpoint, prepare)
