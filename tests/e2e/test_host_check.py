@@ -40,7 +40,7 @@ def assert_misdirected(response, name):
     ("GET", "/v1/health", {}, b""),
     ("POST", "/v1/chat/completions", {"x-portkey-provider": "openai", "content-type": "application/json"}, CHAT),
     ("GET", "/v1/models", {"x-portkey-provider": "openai"}, b""),
-    ("GET", "/admin/providers", {"authorization": f"Bearer {ADMIN}"}, b""),
+    ("GET", "/admin/api/providers", {"authorization": f"Bearer {ADMIN}"}, b""),
     ("GET", "/metrics", {}, b""),
     ("GET", "/nope", {}, b""),
 ])

@@ -53,3 +53,9 @@ def test_absolute_form_authority_is_checked_too():
     assert refused_host(LOOPBACK, "127.0.0.1", "http://evil.example/v1/models") == "evil.example"
     assert refused_host(LOOPBACK, None, "/v1/models") is None
     assert refused_host(LOOPBACK, "evil.example", "/v1/models") == "evil.example"
+
+
+@pytest.mark.parametrize("entry", ["https://gw.example.com", "*example.com", "user@gw", "gw.example.com/v1"])
+def test_an_entry_that_is_not_a_host_name_stops_the_start(entry):
+    with pytest.raises(ValueError, match="SLUICEGATE_ALLOWED_HOSTS: '.*' is not a host name"):
+        HostPolicy.build("0.0.0.0", (entry,))

@@ -51,6 +51,11 @@ class HostPolicy:
     @classmethod
     def build(cls, listen_host: str, allowed: tuple[str, ...]) -> "HostPolicy":
         entries = [entry.strip().lower().rstrip(".") for entry in allowed if entry.strip()]
+        for entry in entries:
+            wildcard_ok = not entry.startswith("*") or entry == "*" or entry.startswith("*.")
+            if "/" in entry or "@" in entry or not wildcard_ok:
+                # ValueError: serve.py reports it as "cannot start", naming the entry (a host name, no secret).
+                raise ValueError(f"SLUICEGATE_ALLOWED_HOSTS: '{entry}' is not a host name, '*.domain' or '*'")
         return cls(
             names=frozenset(host_name(e) for e in entries if not e.startswith("*")),
             suffixes=tuple(e[1:] for e in entries if e.startswith("*.")),
