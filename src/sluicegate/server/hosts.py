@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 from ..upstream.policy import listens_on_loopback
 
-LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
+# Matched before any IP parsing: the names nearly every local request carries (ipaddress costs ~2 µs).
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "127.0.0.1", "::1"})
 
 
 def host_name(value: str) -> str:
