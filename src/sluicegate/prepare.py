@@ -44,6 +44,26 @@ def split_model_slug(model: Any) -> tuple[str | None, str | None]:
     return slug, name
 
 
+def forward_names(target: Target, requested: tuple[str, ...] | None, catalog_default: tuple[str, ...], *,
+                  own_credential: bool) -> tuple[str, ...]:
+    """Which client headers one target receives verbatim (docs/configuration.md, "Forward headers").
+
+    Without a config (or for a config target that takes its provider from the request) the request's
+    ``x-portkey-forward-headers`` decides, as in Portkey. A config target that names its provider gets
+    its own ``forward_headers`` (inherited ones included) and only those: a private header listed for the
+    private target never reaches the commercial fallback. Such a target without a list of its own gets
+    the request's list only when it brings no credential of its own (no ``api_key``, not a catalog
+    provider), so a forwarded ``Authorization`` never replaces a fallback's key.
+    """
+    if target.provider is None:
+        return requested if requested is not None else (target.forward_headers or catalog_default)
+    if target.forward_headers:
+        return target.forward_headers
+    if own_credential:
+        return catalog_default
+    return requested or ()
+
+
 class RequestBuilder:
     def __init__(self, guard: Guard, *, catalog: ProviderLookup | None = None,
                  provider_urls: Mapping[str, str] | None = None) -> None:
@@ -89,8 +109,8 @@ class RequestBuilder:
                   default_forward: Iterable[str] = ()) -> Prepared:
         ctx = call.ctx
         checked = self._guard.check_url(base)
-        names = ctx.forward_headers if ctx.forward_headers is not None else (
-            target.forward_headers or tuple(default_forward))
+        names = forward_names(target, ctx.forward_headers, tuple(default_forward),
+                              own_credential=bool(target.api_key) or provider_id.startswith("@"))
         forwarded = ctx.forwarded_values(names)
         if call.endpoint == "proxy":
             # Passthrough: the client's own headers win over the spec's credential (Portkey's merge order),

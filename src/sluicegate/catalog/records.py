@@ -13,6 +13,7 @@ from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from ..errors import BadRequest, Conflict, GatewayError
+from ..header_names import forms
 from ..upstream.allow import parse_allow_entry
 
 SPECS = ("openai",)  # "anthropic" joins when providers/anthropic.py exists
@@ -290,16 +291,16 @@ def validate_fields(raw: dict[str, Any], check_host: CheckHost | None) -> Provid
 
 
 def validate_forward_headers(names: Any) -> tuple[str, ...]:
-    # Lower-case with "_" folded to "-": the form the SDKs' snake_case names must match (reference §7).
+    # Expanded into every form the SDKs' spellings must match (x_api_key, xApiKey, X-Api-Key): header_names.py.
     result = []
     for name in _string_list(names, "forward_headers", MAX_HEADERS):
-        folded = name.strip().lower().replace("_", "-")
-        if not HEADER_NAME_RE.match(folded):
+        if not HEADER_NAME_RE.match(name.strip()):
             raise BadRequest(f"forward_headers: invalid header name {_shown(name)}")
-        if folded in FORBIDDEN_FORWARD or folded.startswith("x-portkey-"):
-            raise BadRequest(f"forward_headers: {folded!r} may not be forwarded")
-        if folded not in result:
-            result.append(folded)
+        for folded in forms(name):
+            if folded in FORBIDDEN_FORWARD or folded.startswith("x-portkey-"):
+                raise BadRequest(f"forward_headers: {folded!r} may not be forwarded")
+            if folded not in result:
+                result.append(folded)
     return tuple(result)
 
 

@@ -15,6 +15,7 @@ import orjson
 from multidict import CIMultiDictProxy
 
 from ..errors import BadRequest
+from ..header_names import expand, prefixed_stand_in
 
 FORWARD_HEADERS = "x-portkey-forward-headers"
 METADATA_VALUE_LIMIT = 128
@@ -28,11 +29,6 @@ _UNFORWARDABLE = frozenset(
 )
 # The OpenAI client inside the portkey-ai SDK sends this literal when no credential was given.
 _PLACEHOLDER_KEYS = frozenset({"OPENAI_API_KEY", "undefined", ""})
-
-
-def fold_header_name(name: str) -> str:
-    """Header names compare case-insensitively, with ``_`` and ``-`` alike (the SDK's ``x_api_key`` form)."""
-    return name.strip().lower().replace("_", "-")
 
 
 @dataclass(slots=True)
@@ -56,12 +52,20 @@ class RequestContext:
     traceparent: str | None = None
 
     def forwarded_values(self, names: tuple[str, ...]) -> list[tuple[str, str]]:
-        """The incoming values of the headers to forward verbatim (folded names; absent ones skipped)."""
+        """The incoming values of the headers to forward verbatim, under their real (folded) names.
+
+        A name is found as sent (``x-api-key``, ``x_api_key``) or in the SDKs' ``x-portkey-x-api-key`` form,
+        which they use for a custom header the client did not list in its own forward list; absent ones
+        are skipped (see header_names.py for the forms a listed name was expanded into).
+        """
+        get = self.headers.get
         values = []
         for name in names:
-            value = self.headers.get(name)
+            value = get(name)
             if value is None:
-                value = self.headers.get(name.replace("-", "_"))
+                value = get(name.replace("-", "_"))
+            if value is None and (stand_in := prefixed_stand_in(name)) is not None:
+                value = get(stand_in)
             if value is not None:
                 values.append((name, value))
         return values
@@ -71,7 +75,7 @@ def parse_forward_headers(names: Any, *, source: str = FORWARD_HEADERS) -> tuple
     """Validate and fold a forward-headers list (header text or config list)."""
     if isinstance(names, str):
         names = names.split(",")
-    folded = tuple(dict.fromkeys(fold_header_name(n) for n in names if n and n.strip()))
+    folded = expand(n for n in names if n and n.strip())
     for name in folded:
         if name == FORWARD_HEADERS:
             raise BadRequest("forward_headers must not contain the 'x-portkey-forward-headers' header")
