@@ -30,6 +30,20 @@ NO_PROVIDER = (
 )
 
 
+# Model servers people name as if they were providers; each speaks the OpenAI API (Ollama has its own id).
+_MODEL_SERVERS = frozenset({"vllm", "llama.cpp", "llamacpp", "llama-cpp", "tgi", "text-generation-inference",
+                            "lmstudio", "lm-studio", "localai", "sglang"})
+
+
+def invalid_provider_message(provider_id: str) -> str:
+    """Portkey's message, plus the way out when the name is a model server rather than an API spec."""
+    if provider_id.strip().lower() not in _MODEL_SERVERS:
+        return "Invalid provider passed"
+    return (f"Invalid provider passed: '{provider_id}' is a model server, not an API spec. A private server "
+            "is reached with the spec it implements and its address: x-portkey-provider: openai and "
+            "x-portkey-custom-host: http://HOST:PORT/v1 (or a catalog provider: @slug)")
+
+
 class ProviderLookup(Protocol):
     def require(self, slug: str) -> "ResolvedProvider": ...
 
@@ -79,7 +93,7 @@ class RequestBuilder:
             return self._from_catalog(provider_id, target, call)
         info = registry.lookup(provider_id)
         if info is None:
-            raise BadRequest("Invalid provider passed")
+            raise BadRequest(invalid_provider_message(provider_id))
         base = call.ctx.custom_host or target.custom_host or registry.base_url(info, self._provider_urls)
         if not base:
             raise BadRequest(f"Provider {provider_id} needs a custom host")

@@ -224,8 +224,16 @@ def validate_custom_host(value: Any, check_host: CheckHost | None) -> str:
         try:
             check_host(url)
         except BadRequest as exc:  # the SSRF guard's InvalidCustomHost is one
-            raise BadRequest(f"custom_host: {exc.message}") from None
+            raise BadRequest(f"custom_host: {exc.message}{_allow_hint(exc.message, parts.hostname)}") from None
     return url
+
+
+def _allow_hint(reason: str, host: str) -> str:
+    """A host the operator may allow (the guard names TRUSTED_CUSTOM_HOSTS): say how, for this provider only."""
+    if "TRUSTED_CUSTOM_HOSTS" not in reason:
+        return ""  # always blocked (metadata, rebinding names …): nothing unlocks it
+    return (f"; or allow it for this provider only with --allow-entry {host} (CLI) or "
+            f'"allow_entry": "{host}" (admin API)')
 
 
 def validate_headers(pairs: Any) -> tuple[tuple[str, str], ...]:
