@@ -1,8 +1,8 @@
 """Small validators shared by the config schema: types, numbers, status codes, header names, keys.
 
 Every validator reports into a ``Report`` and returns ``INVALID`` on failure, so the schema can keep going
-and list every problem at once (as the reference's ``errors`` array does) instead of stopping at the first.
-Messages follow zod's wording where the reference shows zod's output, so clients see familiar text.
+and list every problem at once (as Portkey's ``errors`` array does) instead of stopping at the first.
+Messages follow zod's wording where Portkey's gateway answers with zod's output, so clients see familiar text.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ _CAMEL_HUMP = re.compile(r"(?<=[a-z0-9])([A-Z])")
 
 @dataclass
 class Report:
-    """Collects error entries in the reference's ``path: a,0,b, message: ...`` form."""
+    """Collects error entries in Portkey's ``path: a,0,b, message: ...`` form."""
 
     errors: list[str] = field(default_factory=list)
 
