@@ -129,12 +129,22 @@ def test_every_spelling_of_a_name_matches(gw, private, listed):
     assert lowered(private.last).get("x-org-id") == PRIVATE["x-org-id"]
 
 
-def test_private_values_never_reach_the_log(gw, private, commercial):
-    private.push(Reply(status=401, json={"error": {"message": f"bad key {PRIVATE['x-api-key']} "
-                                                              f"{PRIVATE['x-custom-token']}"}}))
-    trace = "forward-headers-log-check"
-    sdk_client(gw, seed_config(private.v1), trace_id=trace).chat.completions.create(**CHAT)
+@pytest.mark.parametrize("form", ["raw", "sdk-prefixed"])
+def test_private_values_never_reach_the_log(gw, private, commercial, form):
+    """x-org-id is no credential by its name: it is secret because a config target forwards it."""
+    config = seed_config(private.v1)["targets"][0]  # the private target alone: its answer is the response
+    config["forward_headers"].append("x-org-id")
+    org = PRIVATE["x-org-id"]
+    private.push(Reply(status=401, json={"error": {"message": f"bad org {org} key {PRIVATE['x-api-key']}"}}))
+    trace = f"forward-headers-log-check-{form}"
+    name = "x-org-id" if form == "raw" else "x-portkey-x-org-id"
+    response = httpx.post(f"{gw.v1}/chat/completions", json=CHAT, timeout=30, headers={
+        "x-portkey-config": json.dumps(config), "x-portkey-trace-id": trace, name: org,
+        "x-portkey-x-api-key": PRIVATE["x-api-key"]})
+    assert lowered(private.last)["x-org-id"] == org
+    assert org in response.text  # the client sees its own upstream's answer; the log must not
     records = LogApi(gw.url).wait(1, trace_id=trace)
     detail = LogApi(gw.url).get(f"/logs/{records[0]['id']}")
     text = json.dumps(records) + detail.text
-    assert [value for value in PRIVATE.values() if value.split()[-1] in text] == []
+    assert "bad org" in text  # the body is logged ...
+    assert [value for value in PRIVATE.values() if value.split()[-1] in text] == []  # ... scrubbed
