@@ -8,6 +8,7 @@ file and reused. Nothing goes into the repository or into the project's venv.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -43,10 +44,17 @@ def ensure(pins: dict[str, str] = PINS) -> NodeSdks:
     if shutil.which("node") is None or shutil.which("npm") is None:
         return NodeSdks(False, reason="node/npm not found on PATH (install Node.js 18+ to run tests/node)")
     home = home_for(pins)
+    home.mkdir(parents=True, exist_ok=True)
+    # pytest-xdist workers may both get here on a fresh machine: one installs, the other waits for it.
+    with open(home / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _install(home, pins)
+
+
+def _install(home: Path, pins: dict[str, str]) -> NodeSdks:
     stamp, log = home / ".installed", home / "install.log"
     manifest = json.dumps({"private": True, "dependencies": pins}, indent=2) + "\n"
     if not stamp.exists() or stamp.read_text() != manifest:
-        home.mkdir(parents=True, exist_ok=True)
         (home / "package.json").write_text(manifest)
         with open(log, "ab") as out:
             try:
