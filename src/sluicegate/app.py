@@ -159,20 +159,29 @@ class _LogLookups:
     def config_secrets(self, config: str) -> tuple[str, ...]:
         if config[:1] not in "{[":
             return ()  # a saved config's id: saved configs cannot hold credentials
+        root = self._compiled(config)
+        return tuple(target.api_key for target in _targets(root) if target.api_key) if root else ()
+
+    def config_forward_names(self, config: str) -> tuple[str, ...]:
+        root = self._compiled(config)
+        return tuple(dict.fromkeys(n for target in _targets(root) for n in target.forward_headers)) if root else ()
+
+    def _compiled(self, config: str) -> Node | None:
+        text = config if config[:1] in "{[" else self._catalog.saved_config(config)
+        if text is None:
+            return None
         try:
-            root = self._configs.get(config)  # cached: the request compiled it already
+            return self._configs.get(text)  # cached: the request compiled it already
         except Exception:  # noqa: BLE001 - a config the request was refused for has nothing to scrub
-            return ()
-        return tuple(_api_keys(root))
+            return None
 
 
-def _api_keys(node: Node):
+def _targets(node: Node):
     if isinstance(node, Target):
-        if node.api_key:
-            yield node.api_key
+        yield node
         return
     for child in node.children:
-        yield from _api_keys(child)
+        yield from _targets(child)
 
 
 def _telemetry_context(gateway: Gateway):

@@ -21,7 +21,7 @@ from .config.model import Group, Node, Target
 from .errors import UpstreamFailure
 from .prepare import RequestBuilder
 from .routing import CircuitBreaker, breaker_key, choose_conditional, pick_weighted, retry_delay, should_fallback
-from .server.headers import RequestContext, public_metadata
+from .server.headers import RequestContext, routing_metadata
 from .upstream.exchange import Outcome, Prepared, exchange, failure
 
 @dataclass(slots=True)
@@ -124,7 +124,7 @@ class Dispatcher:
         return choose_conditional(
             group.strategy,
             [child.name for child in group.children],
-            metadata=public_metadata(call.ctx, call.json),
+            metadata=routing_metadata(call.ctx, call.json),
             params=call.json or {},
             pathname=call.pathname,
         )

@@ -30,6 +30,20 @@ NO_PROVIDER = (
 )
 
 
+# Model servers people name as if they were providers; each speaks the OpenAI API (Ollama has its own id).
+_MODEL_SERVERS = frozenset({"vllm", "llama.cpp", "llamacpp", "llama-cpp", "tgi", "text-generation-inference",
+                            "lmstudio", "lm-studio", "localai", "sglang"})
+
+
+def invalid_provider_message(provider_id: str) -> str:
+    """Portkey's message, plus the way out when the name is a model server rather than an API spec."""
+    if provider_id.strip().lower() not in _MODEL_SERVERS:
+        return "Invalid provider passed"
+    return (f"Invalid provider passed: '{provider_id}' is a model server, not an API spec. A private server "
+            "is reached with the spec it implements and its address: x-portkey-provider: openai and "
+            "x-portkey-custom-host: http://HOST:PORT/v1 (or a catalog provider: @slug)")
+
+
 class ProviderLookup(Protocol):
     def require(self, slug: str) -> "ResolvedProvider": ...
 
@@ -42,6 +56,26 @@ def split_model_slug(model: Any) -> tuple[str | None, str | None]:
     if not sep or len(slug) < 2 or not name:
         raise BadRequest(f"Invalid model '{model}': use @provider-slug/model-name")
     return slug, name
+
+
+def forward_names(target: Target, requested: tuple[str, ...] | None, catalog_default: tuple[str, ...], *,
+                  own_credential: bool) -> tuple[str, ...]:
+    """Which client headers one target receives verbatim (docs/configuration.md, "Forward headers").
+
+    Without a config (or for a config target that takes its provider from the request) the request's
+    ``x-portkey-forward-headers`` decides, as in Portkey. A config target that names its provider gets
+    its own ``forward_headers`` (inherited ones included) and only those: a private header listed for the
+    private target never reaches the commercial fallback. Such a target without a list of its own gets
+    the request's list only when it brings no credential of its own (no ``api_key``, not a catalog
+    provider), so a forwarded ``Authorization`` never replaces a fallback's key.
+    """
+    if target.provider is None:
+        return requested if requested is not None else (target.forward_headers or catalog_default)
+    if target.forward_headers:
+        return target.forward_headers
+    if own_credential:
+        return catalog_default
+    return requested or ()
 
 
 class RequestBuilder:
@@ -59,7 +93,7 @@ class RequestBuilder:
             return self._from_catalog(provider_id, target, call)
         info = registry.lookup(provider_id)
         if info is None:
-            raise BadRequest("Invalid provider passed")
+            raise BadRequest(invalid_provider_message(provider_id))
         base = call.ctx.custom_host or target.custom_host or registry.base_url(info, self._provider_urls)
         if not base:
             raise BadRequest(f"Provider {provider_id} needs a custom host")
@@ -89,8 +123,8 @@ class RequestBuilder:
                   default_forward: Iterable[str] = ()) -> Prepared:
         ctx = call.ctx
         checked = self._guard.check_url(base)
-        names = ctx.forward_headers if ctx.forward_headers is not None else (
-            target.forward_headers or tuple(default_forward))
+        names = forward_names(target, ctx.forward_headers, tuple(default_forward),
+                              own_credential=bool(target.api_key) or provider_id.startswith("@"))
         forwarded = ctx.forwarded_values(names)
         if call.endpoint == "proxy":
             # Passthrough: the client's own headers win over the spec's credential (Portkey's merge order),

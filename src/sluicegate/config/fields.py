@@ -1,8 +1,8 @@
 """Small validators shared by the config schema: types, numbers, status codes, header names, keys.
 
 Every validator reports into a ``Report`` and returns ``INVALID`` on failure, so the schema can keep going
-and list every problem at once (as the reference's ``errors`` array does) instead of stopping at the first.
-Messages follow zod's wording where the reference shows zod's output, so clients see familiar text.
+and list every problem at once (as Portkey's ``errors`` array does) instead of stopping at the first.
+Messages follow zod's wording where Portkey's gateway answers with zod's output, so clients see familiar text.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Collection, Iterable, Mapping
 
+from sluicegate import header_names
 from sluicegate.errors import InvalidCustomHost
 
 Path = tuple[str | int, ...]
@@ -34,7 +35,7 @@ _CAMEL_HUMP = re.compile(r"(?<=[a-z0-9])([A-Z])")
 
 @dataclass
 class Report:
-    """Collects error entries in the reference's ``path: a,0,b, message: ...`` form."""
+    """Collects error entries in Portkey's ``path: a,0,b, message: ...`` form."""
 
     errors: list[str] = field(default_factory=list)
 
@@ -164,7 +165,7 @@ def status_codes(value: Any, path: Path, report: Report) -> Any:
 
 
 def forward_headers(value: Any, path: Path, report: Report) -> Any:
-    """Header names, lower-cased with ``_`` folded to ``-`` so the Python SDK's snake_case names match."""
+    """Header names, expanded into every form the SDKs' spellings must match (header_names.py)."""
     if expect(value, list, "array", path, report) is INVALID:
         return INVALID
     names: list[str] = []
@@ -173,13 +174,15 @@ def forward_headers(value: Any, path: Path, report: Report) -> Any:
         name = string(item, (*path, i), report)
         if name is INVALID:
             continue
-        name = name.strip().lower().replace("_", "-")
-        if not _HEADER_TOKEN.match(name):
+        if not _HEADER_TOKEN.match(name.strip()):
             report.add((*path, i), f"Invalid header name: '{item}'")
-        elif name.startswith("x-portkey-") or name in _FORBIDDEN_FORWARD:
-            report.add(path, f"forward_headers must not contain the '{name}' header")
-        elif name not in names:
-            names.append(name)
+            continue
+        for form in header_names.forms(name):
+            if form.startswith("x-portkey-") or form in _FORBIDDEN_FORWARD:
+                report.add(path, f"forward_headers must not contain the '{form}' header")
+                break
+            if form not in names:
+                names.append(form)
     return tuple(names) if len(report.errors) == before else INVALID
 
 

@@ -1,6 +1,6 @@
 """The compiled Gateway Config: frozen runtime objects, built once per distinct config text.
 
-Inheritance (reference §4.3) is already applied when these objects exist, so the hot path only layers the
+Inheritance (docs/gateway-config.md) is already applied when these objects exist, so the hot path only layers the
 request headers (custom host, forward headers, timeout, strictness) on top of a leaf ``Target``.
 A request without a config is the one-leaf tree ``Target(path="config", provider=None, ...)``:
 ``provider=None`` means "take the provider and the credential from the request headers".

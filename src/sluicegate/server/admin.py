@@ -19,7 +19,7 @@ from typing import Any, Awaitable, Callable
 import orjson
 from aiohttp import web
 
-from ..access.admin_token import AdminAuth
+from ..access.admin_token import TOKEN_HINT, AdminAuth
 from ..catalog.configs import ConfigRepository
 from ..catalog.jsonio import config_from_json, parse_body, patch_from_json, provider_from_json
 from ..catalog.providers import ProviderRepository
@@ -98,9 +98,9 @@ def _auth_middleware(auth: AdminAuth) -> Any:
     async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
         scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthorized("Missing admin token: send Authorization: Bearer <admin token>")
+            raise Unauthorized(f"Missing admin token: send Authorization: Bearer <admin token>. {TOKEN_HINT}")
         if not await auth.check(token.strip()):
-            raise Unauthorized("Invalid admin token")
+            raise Unauthorized(f"Invalid admin token. {TOKEN_HINT}")
         return await handler(request)
 
     return authenticate

@@ -17,6 +17,7 @@ from multidict import CIMultiDictProxy
 
 from ..config.schema import MAX_TIMEOUT_MS
 from ..errors import BadRequest
+from ..header_names import expand, prefixed_stand_in
 
 FORWARD_HEADERS = "x-portkey-forward-headers"
 METADATA_VALUE_LIMIT = 128
@@ -32,11 +33,6 @@ _UNFORWARDABLE = frozenset(
 _PLACEHOLDER_KEYS = frozenset({"OPENAI_API_KEY", "undefined", ""})
 
 
-def fold_header_name(name: str) -> str:
-    """Header names compare case-insensitively, with ``_`` and ``-`` alike (the SDK's ``x_api_key`` form)."""
-    return name.strip().lower().replace("_", "-")
-
-
 @dataclass(slots=True)
 class RequestContext:
     """Everything the gateway reads from the request headers, in one place."""
@@ -49,7 +45,7 @@ class RequestContext:
     forward_headers: tuple[str, ...] | None = None  # None: not given (a config's list may apply)
     request_timeout_ms: int | None = None
     api_key: str | None = None
-    metadata: dict[str, str] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)  # scalar values as sent (parse_metadata)
     strict_open_ai_compliance: bool | None = None
     log_bodies: bool = True
     span_id: str | None = None
@@ -58,12 +54,20 @@ class RequestContext:
     traceparent: str | None = None
 
     def forwarded_values(self, names: tuple[str, ...]) -> list[tuple[str, str]]:
-        """The incoming values of the headers to forward verbatim (folded names; absent ones skipped)."""
+        """The incoming values of the headers to forward verbatim, under their real (folded) names.
+
+        A name is found as sent (``x-api-key``, ``x_api_key``) or in the SDKs' ``x-portkey-x-api-key`` form,
+        which they use for a custom header the client did not list in its own forward list; absent ones
+        are skipped (see header_names.py for the forms a listed name was expanded into).
+        """
+        get = self.headers.get
         values = []
         for name in names:
-            value = self.headers.get(name)
+            value = get(name)
             if value is None:
-                value = self.headers.get(name.replace("-", "_"))
+                value = get(name.replace("-", "_"))
+            if value is None and (stand_in := prefixed_stand_in(name)) is not None:
+                value = get(stand_in)
             if value is not None:
                 values.append((name, value))
         return values
@@ -73,7 +77,7 @@ def parse_forward_headers(names: Any, *, source: str = FORWARD_HEADERS) -> tuple
     """Validate and fold a forward-headers list (header text or config list)."""
     if isinstance(names, str):
         names = names.split(",")
-    folded = tuple(dict.fromkeys(fold_header_name(n) for n in names if n and n.strip()))
+    folded = expand(n for n in names if n and n.strip())
     for name in folded:
         if name == FORWARD_HEADERS:
             raise BadRequest("forward_headers must not contain the 'x-portkey-forward-headers' header")
@@ -84,25 +88,31 @@ def parse_forward_headers(names: Any, *, source: str = FORWARD_HEADERS) -> tuple
     return folded
 
 
-def parse_metadata(text: str) -> dict[str, str]:
+def parse_metadata(text: str) -> dict[str, Any]:
+    """A JSON object of scalar values, kept as sent: like Portkey, ``{"n": 5}`` is accepted and conditional
+    routing compares the number 5 (``$eq: 5``, ``$gt: 3``). The log stores each value as text (``"5"``);
+    nested objects and arrays are refused, since a log value is one flat string."""
     try:
         value = orjson.loads(text)
     except orjson.JSONDecodeError:
         raise BadRequest("Invalid x-portkey-metadata header: it must be a JSON object") from None
     if not isinstance(value, dict):
         raise BadRequest("Invalid x-portkey-metadata header: it must be a JSON object")
-    metadata = {}
     for key, item in value.items():
         if isinstance(item, (dict, list)):
-            raise BadRequest(f"Invalid x-portkey-metadata header: value of '{key}' must be a string")
-        text_value = item if isinstance(item, str) else orjson.dumps(item).decode()
-        if len(text_value) > METADATA_VALUE_LIMIT:
+            raise BadRequest(f"Invalid x-portkey-metadata header: value of '{key}' must be a string, number, "
+                             "boolean or null, not an object or array")
+        if len(metadata_text(item)) > METADATA_VALUE_LIMIT:
             raise BadRequest(
                 f"Invalid x-portkey-metadata header: value of '{key}' is longer than "
                 f"{METADATA_VALUE_LIMIT} characters"
             )
-        metadata[key] = text_value
-    return metadata
+    return value
+
+
+def metadata_text(value: Any) -> str:
+    """How a metadata value is logged: a string as is, any other scalar as its JSON text (5 → "5")."""
+    return value if isinstance(value, str) else orjson.dumps(value).decode()
 
 
 def parse_timeout(text: str) -> int:
@@ -165,10 +175,15 @@ def parse_request_headers(headers: CIMultiDictProxy[str]) -> RequestContext:
     return ctx
 
 
-def public_metadata(ctx: RequestContext, body: Mapping[str, Any] | None) -> dict[str, str]:
-    """Metadata for logs and routing: the body's ``user`` is copied to ``_user`` unless given."""
+def routing_metadata(ctx: RequestContext, body: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Metadata for conditional routing, values as sent: the body's ``user`` is copied to ``_user`` unless given."""
     metadata = ctx.metadata
     user = body.get("user") if body else None
     if isinstance(user, str) and user and "_user" not in metadata:
         metadata = {**metadata, "_user": user[:METADATA_VALUE_LIMIT]}
     return metadata
+
+
+def public_metadata(ctx: RequestContext, body: Mapping[str, Any] | None) -> dict[str, str]:
+    """Metadata for the request log: the routing view, every value as text."""
+    return {key: metadata_text(value) for key, value in routing_metadata(ctx, body).items()}

@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable, Iterable
 from urllib.parse import urlsplit, urlunsplit
 
+from ..header_names import GATEWAY_HEADER_NAMES, PORTKEY_PREFIX
+
 if TYPE_CHECKING:
     from ..server.headers import RequestContext
 
@@ -25,13 +27,17 @@ _SECRET_WORDS = ("key", "token", "secret", "auth", "password", "credential", "si
 def is_secret_header(name: str) -> bool:
     lowered = name.lower().replace("_", "-")
     # "portkey" itself contains "key": judge x-portkey-* headers by the rest of their name (api-key, virtual-key).
-    rest = lowered.removeprefix("x-portkey-")
+    rest = lowered.removeprefix(PORTKEY_PREFIX)
+    if rest is not lowered and rest not in GATEWAY_HEADER_NAMES:
+        return True  # a custom header the SDK prefixed (x-portkey-x-org-id): a config target may forward it
     return lowered in _SECRET_HEADERS or any(word in rest for word in _SECRET_WORDS)
 
 
 def request_secrets(ctx: RequestContext | None, extra: Iterable[str] = (),
-                    is_secret: Callable[[str], bool] = is_secret_header) -> tuple[str, ...]:
-    """Every credential-like value of the request: secret headers, forwarded headers, the API key."""
+                    is_secret: Callable[[str], bool] = is_secret_header,
+                    forwarded_by_config: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """Every credential-like value of the request: secret headers, forwarded headers (by the request's list
+    or by a config target's), the API key."""
     values: list[str] = []
     for value in extra:  # credentials the gateway added (catalog headers, config api keys)
         values.append(value)
@@ -44,8 +50,9 @@ def request_secrets(ctx: RequestContext | None, extra: Iterable[str] = (),
             scheme, _, rest = value.partition(" ")
             if rest:  # "Bearer sk-…": the token alone may appear elsewhere
                 values.append(rest.strip())
-    if ctx.forward_headers:
-        values.extend(value for _, value in ctx.forwarded_values(ctx.forward_headers))
+    for names in (ctx.forward_headers, forwarded_by_config):
+        if names:
+            values.extend(value for _, value in ctx.forwarded_values(names))
     if ctx.api_key:
         values.append(ctx.api_key)
     return _usable(values)
@@ -98,8 +105,9 @@ class Redactor:
             _remember(self._names, name, found, self._limit)
         return found
 
-    def secrets(self, ctx: RequestContext | None, extra: Iterable[str] = ()) -> tuple[str, ...]:
-        return request_secrets(ctx, extra, is_secret=self._is_secret)
+    def secrets(self, ctx: RequestContext | None, extra: Iterable[str] = (),
+                forwarded_by_config: tuple[str, ...] = ()) -> tuple[str, ...]:
+        return request_secrets(ctx, extra, is_secret=self._is_secret, forwarded_by_config=forwarded_by_config)
 
     def url(self, url: str | None) -> str | None:
         if not url:

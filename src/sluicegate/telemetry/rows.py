@@ -36,12 +36,18 @@ class Lookups(Protocol):
     def config_secrets(self, config: str) -> tuple[str, ...]:
         """Credentials written inline in a Gateway Config header (to scrub)."""
 
+    def config_forward_names(self, config: str) -> tuple[str, ...]:
+        """Every header name a Gateway Config's targets forward (their values are scrubbed too)."""
+
 
 class NoLookups:
     def provider(self, provider_id: str) -> tuple[str | None, tuple[str, ...]]:
         return None, ()
 
     def config_secrets(self, config: str) -> tuple[str, ...]:
+        return ()
+
+    def config_forward_names(self, config: str) -> tuple[str, ...]:
         return ()
 
 
@@ -124,9 +130,11 @@ class RowBuilder:
             extra.extend(credentials)
             if name == provider and spec is not None:
                 provider, slug = spec, name
+        forwarded: tuple[str, ...] = ()
         if record.ctx is not None and record.ctx.config:
             extra.extend(self._lookups.config_secrets(record.ctx.config))
-        return provider, slug, self._redact.secrets(record.ctx, extra)
+            forwarded = self._lookups.config_forward_names(record.ctx.config)
+        return provider, slug, self._redact.secrets(record.ctx, extra, forwarded)
 
     # -- the answer ------------------------------------------------------------------------------------
 
