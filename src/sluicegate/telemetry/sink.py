@@ -87,6 +87,7 @@ class Sink:
         self._pause = PROBE_MIN_S
         self.written = self.spooled = self.replayed = 0
         self.dropped: dict[str, int] = {}
+        self.spool_error: str | None = None  # why the last spool write failed; None once one succeeds
         self._warned_at = -WARN_EVERY_S
         self._flushed_at = -FLUSH_INTERVAL_S
 
@@ -225,10 +226,24 @@ class Sink:
         self.store_up = True
 
     async def _spool_entries(self, entries: list[Entry]) -> None:
-        kept = await asyncio.to_thread(self._spool.append, entries)
-        self.spooled += kept
-        if kept < len(entries):
-            self._drop("spool_full", len(entries) - kept)
+        try:
+            appended = await asyncio.to_thread(self._spool.append, entries)
+        except OSError as exc:  # disk full, read-only: the records are lost, and the operator must know
+            self._spool_failed(exc)
+            self._drop("spool_failed", len(entries))
+            return
+        self.spool_error = None
+        self.spooled += appended.kept
+        if appended.full:
+            self._drop("spool_full", appended.full)
+        if appended.invalid:
+            self._drop("invalid", appended.invalid)
+
+    def _spool_failed(self, exc: OSError) -> None:
+        if self.spool_error is None:
+            log.error("request log spool cannot be written (%s); records are being lost",
+                      exc.strerror or type(exc).__name__)
+        self.spool_error = exc.strerror or type(exc).__name__
 
     async def _replay_one(self) -> None:
         segment = await asyncio.to_thread(self._spool.take)
