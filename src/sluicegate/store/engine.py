@@ -6,6 +6,7 @@ so it is chosen here and nowhere else.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from ..settings import Settings
+
+log = logging.getLogger("sluicegate.store")
 
 # A CLI write and the server's poll may meet on the SQLite write lock; waiting a few seconds beats failing.
 SQLITE_BUSY_TIMEOUT_MS = 5000
@@ -64,11 +67,36 @@ def create_engine(settings: Settings, **engine_kwargs: Any) -> AsyncEngine:
 
 def _sqlite_engine(url: URL, **engine_kwargs: Any) -> AsyncEngine:
     if url.database and url.database != ":memory:":
-        # 0700: the database holds ciphertexts and token hashes; nobody else needs to list it.
-        Path(url.database).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_private(Path(url.database))
     engine = create_async_engine(url, **engine_kwargs)
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def make_private(database: Path) -> None:
+    """The data dir 0700 and the database file 0600, created so if absent, tightened if we own them.
+
+    The file holds prompts, answers, ciphertexts and token hashes. SQLite gives the ``-wal`` and ``-shm``
+    files it creates the mode of the database file, so making that one private is enough for all three;
+    any left from an earlier run are tightened as well.
+    """
+    directory = database.parent
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _tighten(directory, 0o700)
+    os.close(os.open(database, os.O_RDWR | os.O_CREAT, 0o600))  # an empty file is an empty database
+    for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
+        _tighten(path, 0o600)
+
+
+def _tighten(path: Path, mode: int) -> None:
+    try:
+        found = path.stat()
+        if found.st_uid == os.geteuid() and found.st_mode & 0o777 & ~mode:
+            path.chmod(mode)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:  # a read-only mount, say: the database works, only less private
+        log.warning("could not make %s private (mode %o): %s", path, mode, exc.strerror)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
