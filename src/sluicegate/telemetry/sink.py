@@ -25,6 +25,9 @@ log = logging.getLogger("sluicegate.telemetry")
 PROBE_MIN_S = 0.5  # first pause after a failed write; doubles up to PROBE_MAX_S
 PROBE_MAX_S = 10.0
 WRITE_TIMEOUT_S = 15.0  # a store that takes longer for one batch is treated as unreachable
+# A write in flight for longer than this (a lock held elsewhere, a store that hangs) already reads as down on
+# /metrics, before it fails: a batch of 1,000 rows takes well under a second.
+WRITE_STALL_S = 2.0
 WARN_EVERY_S = 10.0
 # At most one transaction per interval unless a full batch is waiting. Bigger batches cost far less per
 # record: SQLite rewrites the same index pages into its WAL at every commit, and each transaction has a
@@ -90,6 +93,7 @@ class Sink:
         self.spool_error: str | None = None  # why the last spool write failed; None once one succeeds
         self._warned_at = -WARN_EVERY_S
         self._flushed_at = -FLUSH_INTERVAL_S
+        self._writing_since: float | None = None
 
     # -- the request path ------------------------------------------------------------------------------
 
@@ -122,8 +126,12 @@ class Sink:
         return SinkGauges(
             queue_depth=len(self._queue), queue_capacity=self._queue_max, written=self.written,
             spooled=self.spooled, replayed=self.replayed, spool_bytes=self._spool.bytes,
-            dropped=dict(self.dropped), store_up=self.store_up,
+            dropped=dict(self.dropped), store_up=self.store_up and not self._stalled(),
         )
+
+    def _stalled(self) -> bool:
+        since = self._writing_since
+        return since is not None and self._clock() - since > WRITE_STALL_S
 
     # -- the drain task --------------------------------------------------------------------------------
 
@@ -193,6 +201,7 @@ class Sink:
 
     async def _write(self, entries: list[Entry]) -> bool:
         """True when stored; False when the store is down (now marked so) and the entries are still ours."""
+        self._writing_since = self._clock()
         try:
             async with asyncio.timeout(WRITE_TIMEOUT_S):
                 await self._writer.write(entries)
@@ -203,6 +212,8 @@ class Sink:
         except Exception as exc:  # noqa: BLE001 - any failure to reach the store means: spool, probe later
             self._went_down(exc)
             return False
+        finally:
+            self._writing_since = None
         self._came_up()
         return True
 

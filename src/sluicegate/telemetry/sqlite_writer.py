@@ -64,7 +64,11 @@ class SqliteWriter(StoreWriter):
         return self._conn
 
     def _ping_sync(self) -> None:
-        self._connection().execute("SELECT 1").fetchone()
+        # Take the write lock, not just read: under WAL a reader gets through while another process holds
+        # the lock, and a store that answers SELECT 1 but accepts no write is not up.
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ROLLBACK")
 
     def _transaction(self, chunks: Chunks) -> None:
         conn = self._connection()
