@@ -15,6 +15,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from ..errors import GatewayError
 from ..settings import Settings
 
 log = logging.getLogger("sluicegate.store")
@@ -70,6 +71,10 @@ def _sqlite_engine(url: URL, **engine_kwargs: Any) -> AsyncEngine:
         make_private(Path(url.database))
     engine = create_async_engine(url, **engine_kwargs)
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    if url.database and url.database != ":memory:":
+        watch = FileWatch(Path(os.path.abspath(url.database)))
+        event.listen(engine.sync_engine.pool, "checkout", lambda *_: watch.check())
+    event.listen(engine.sync_engine, "handle_error", _unwritable)
     return engine
 
 
@@ -97,6 +102,56 @@ def _tighten(path: Path, mode: int) -> None:
         pass
     except OSError as exc:  # a read-only mount, say: the database works, only less private
         log.warning("could not make %s private (mode %o): %s", path, mode, exc.strerror)
+
+
+class StoreUnwritable(GatewayError):
+    """The database cannot keep what is written to it: its file was deleted or replaced while in use, or
+    the disk is full or read-only. A write must fail loudly (503), never answer as if it were stored."""
+
+    status = 503
+
+
+def file_identity(path: Path) -> tuple[int, int] | None:
+    try:
+        found = path.stat()
+    except FileNotFoundError:
+        return None
+    return found.st_dev, found.st_ino
+
+
+class FileWatch:
+    """The database file this engine (or writer) opened, by identity. SQLite keeps writing to a file that
+    was unlinked without an error (and a new connection would create an empty one): everything written
+    then is lost when the process exits. ``check`` raises StoreUnwritable from then on, and says it once
+    in the operator's log."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.opened = file_identity(path)
+        self._reported = False
+
+    def check(self) -> None:
+        if self.opened is None or file_identity(self.path) == self.opened:
+            return
+        error = StoreUnwritable(f"the database file {self.path} was deleted or replaced while the gateway was "
+                                "using it; nothing can be stored until the gateway is restarted")
+        if not self._reported:
+            self._reported = True
+            log.error("%s", error)
+        raise error
+
+
+# SQLite's words for a store that cannot take writes: the operator's problem, not the request's.
+_UNWRITABLE = ("database or disk is full", "disk i/o error", "readonly database", "unable to open database")
+
+
+def _unwritable(context: Any) -> Exception | None:
+    message = str(context.original_exception).lower()
+    if any(words in message for words in _UNWRITABLE):
+        log.error("the database cannot be written: %s", context.original_exception)
+        return StoreUnwritable(f"the database cannot be written ({context.original_exception}); "
+                               "see the gateway's log")
+    return None
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -127,6 +127,7 @@ class Sink:
             queue_depth=len(self._queue), queue_capacity=self._queue_max, written=self.written,
             spooled=self.spooled, replayed=self.replayed, spool_bytes=self._spool.bytes,
             dropped=dict(self.dropped), store_up=self.store_up and not self._stalled(),
+            spool_up=self.spool_error is None,
         )
 
     def _stalled(self) -> bool:

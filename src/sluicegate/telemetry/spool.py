@@ -113,7 +113,12 @@ class Spool:
             self._close_current()
 
     def _segment(self) -> Segment:
+        if self._current is not None and not self._current.path.exists():  # deleted under us (rm -r data)
+            log.error("request log spool segment %s was deleted; its records are lost", self._current.path)
+            self.bytes = max(0, self.bytes - self._current.size)
+            self._close_current()
         if self._current is None:
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             name = f"{time.time_ns():020d}-{os.getpid()}{SUFFIX}"  # names sort by age: replay oldest first
             path = self.directory / name
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
