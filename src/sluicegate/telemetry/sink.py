@@ -31,8 +31,12 @@ WRITE_STALL_S = 2.0
 WARN_EVERY_S = 10.0
 # At most one transaction per interval unless a full batch is waiting. Bigger batches cost far less per
 # record: SQLite rewrites the same index pages into its WAL at every commit, and each transaction has a
-# fixed cost on the event loop. A record still reaches the store within a fraction of a second.
+# fixed cost on the event loop. The interval follows the store: FLUSH_PACE times the last write's duration,
+# between FLUSH_MIN_S (a quiet gateway: a record is committed within some tens of ms, so a kill -9 loses
+# little) and FLUSH_INTERVAL_S (under load, where writes take longer and batching pays).
 FLUSH_INTERVAL_S = 0.1
+FLUSH_MIN_S = 0.02
+FLUSH_PACE = 4.0
 BUILD_SLICE = 64  # records turned into rows between two yields to the event loop
 
 
@@ -94,6 +98,7 @@ class Sink:
         self._warned_at = -WARN_EVERY_S
         self._flushed_at = -FLUSH_INTERVAL_S
         self._writing_since: float | None = None
+        self._interval = FLUSH_MIN_S  # between two transactions; follows how long writes take
 
     # -- the request path ------------------------------------------------------------------------------
 
@@ -155,7 +160,7 @@ class Sink:
                 return True
             await self._idle()
             return False
-        pause = self._flushed_at + FLUSH_INTERVAL_S - self._clock()
+        pause = self._flushed_at + self._interval - self._clock()
         if pause > 0 and len(self._queue) < self._batch_max and not self._closing:
             await asyncio.sleep(pause)  # let the batch fill up
         self._flushed_at = self._clock()
@@ -214,7 +219,8 @@ class Sink:
             self._went_down(exc)
             return False
         finally:
-            self._writing_since = None
+            took, self._writing_since = self._clock() - self._writing_since, None
+            self._interval = min(FLUSH_INTERVAL_S, max(FLUSH_MIN_S, FLUSH_PACE * took))
         self._came_up()
         return True
 
