@@ -118,6 +118,9 @@ class RowBuilder:
         """(provider, catalog slug, every secret of the request): the slug's spec is the provider."""
         provider, slug = _provider(record), None
         extra: list[str] = []
+        for attempt in record.attempts or ():
+            if attempt.sent is not None:  # whatever the gateway sent: by value, whatever the names
+                extra.extend(self._redact.sent(attempt.sent.headers, attempt.sent.url))
         names = {a.provider for a in record.attempts or ()}
         names.add(provider)
         for name in names:

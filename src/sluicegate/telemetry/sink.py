@@ -242,6 +242,7 @@ class Sink:
         if not self.store_up:
             log.warning("request log store reachable again; replaying the spool")
         self.store_up = True
+        self.spool_error = None  # records are stored again: none is being lost for want of a spool
 
     async def _spool_entries(self, entries: list[Entry]) -> None:
         try:
