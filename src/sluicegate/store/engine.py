@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from ..errors import GatewayError
@@ -151,6 +152,17 @@ def _unwritable(context: Any) -> Exception | None:
         log.error("the database cannot be written: %s", context.original_exception)
         return StoreUnwritable(f"the database cannot be written ({context.original_exception}); "
                                "see the gateway's log")
+    return None
+
+
+def store_outage(exc: BaseException) -> str | None:
+    """A one-line reason when ``exc`` says the database cannot be reached or written (the operator's
+    problem: 503), None for anything else. Never the URL: it may hold a password."""
+    if isinstance(exc, (OSError, TimeoutError)):
+        return f"the database cannot be reached ({type(exc).__name__})"
+    if isinstance(exc, DBAPIError) and (exc.connection_invalidated
+                                        or isinstance(exc, (OperationalError, InterfaceError))):
+        return f"the database cannot be used ({str(exc.orig).splitlines()[0][:200] if exc.orig else 'error'})"
     return None
 
 
