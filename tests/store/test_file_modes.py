@@ -36,7 +36,8 @@ def test_database_files_and_data_dir_are_private(tmp_path, upstream):
         created = httpx.post(f"{gateway.url}/admin/api/providers", headers={"authorization": f"Bearer {ADMIN_TOKEN}"},
                              json={"slug": "modes", "spec": "openai", "custom_host": upstream.v1})
         assert created.status_code == 201, created.text
-        answer = httpx.post(f"{gateway.v1}/chat/completions", json={"model": "m", "messages": [{"role": "user", "content": "hi"}]},
+        body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+        answer = httpx.post(f"{gateway.v1}/chat/completions", json=body,
                             headers={"x-portkey-provider": "openai", "x-portkey-custom-host": upstream.v1,
                                      "x-portkey-trace-id": trace})
         assert answer.status_code == 200
