@@ -165,7 +165,12 @@ class Sink:
             await asyncio.sleep(pause)  # let the batch fill up
         self._flushed_at = self._clock()
         batch = [self._queue.popleft() for _ in range(min(self._batch_max, len(self._queue)))]
-        await self._deliver(await self._entries(batch))
+        entries = await self._entries(batch)
+        try:
+            await self._deliver(entries)
+        except Exception:
+            self._drop("unexpected", len(entries))  # a bug must not lose records uncounted
+            raise
         return False
 
     async def _idle(self) -> None:
