@@ -49,6 +49,9 @@ class AttemptRecord:
     latency_ms: float
     retry: int
     error: str | None = None
+    # The request as sent (a reference, no copy): the log scrubs every credential the gateway sent, by
+    # value, whatever the header's name, and the query's credential-like parameters.
+    sent: Prepared | None = None
 
 
 @dataclass(slots=True)
@@ -192,6 +195,7 @@ class Dispatcher:
                 latency_ms=(self._clock() - started) * 1000.0,
                 retry=retry,
                 error=_error_text(outcome),
+                sent=prepared,
             )
         )
         return outcome

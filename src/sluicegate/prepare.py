@@ -148,6 +148,7 @@ class RequestBuilder:
             provider=provider_id, spec=spec, method=call.method, url=checked.base + path, host=checked.base,
             headers=headers, body=_body(target, call, model),
             timeout_ms=ctx.request_timeout_ms or target.request_timeout_ms,
+            timeout_source="header" if ctx.request_timeout_ms else "config",
             rewrite_errors=call.endpoint != "proxy",
         )
 

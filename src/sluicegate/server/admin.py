@@ -25,6 +25,7 @@ from ..catalog.jsonio import config_from_json, parse_body, patch_from_json, prov
 from ..catalog.providers import ProviderRepository
 from ..catalog.records import validate_slug
 from ..errors import GatewayError, PayloadTooLarge, Unauthorized
+from ..store.engine import store_outage
 from ..vault import VaultError
 
 ADMIN_PREFIX = "/admin/api"
@@ -86,7 +87,11 @@ def _errors_middleware(log: logging.Logger) -> Any:
         except VaultError as exc:  # an operator problem (key file), never a secret in the message
             log.error("admin %s %s: %s", request.method, request.path, exc)
             return _json({"status": "failure", "message": f"vault: {exc}"}, 500)
-        except Exception:
+        except Exception as exc:
+            outage = store_outage(exc)
+            if outage is not None:  # not a bug: the store is down or full; say so, without a traceback
+                log.error("admin %s %s: %s", request.method, request.path, outage)
+                return _json({"status": "failure", "message": f"{outage}; see the gateway's log"}, 503)
             log.exception("admin %s %s failed", request.method, request.path)
             return _json({"status": "failure", "message": "Internal error"}, 500)
 

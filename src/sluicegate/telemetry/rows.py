@@ -2,7 +2,8 @@
 
 Runs in the sink's drain task, never on a request's path. This is where the answer is parsed (once) for
 usage, model and error, the cost is priced, bodies are cut to the size cap, and every stored text is
-scrubbed of the request's secrets: the rows it returns are safe to write, and to spool to a local file.
+scrubbed of the request's secrets and made storable (storable.py: no NUL, no lone surrogates): the rows
+it returns are safe to write, and to spool to a local file.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from . import usage as usage_mod
 from .pricing import PriceTable
 from .record import TAIL_CHUNKS, RequestRecord
 from .redact import Redactor, scrub
+from .storable import storable_row
 
 Row = dict[str, Any]
 MetadataOf = Callable[[Any, Any], Mapping[str, str]]  # (ctx, parsed body) → metadata incl. "_user"
@@ -115,12 +117,16 @@ class RowBuilder:
         }
         self._add_usage(row, derived.usage, provider, model, derived.model, public=_is_public(record))
         self._add_bodies(row, record, secrets)
-        return row, self._attempt_rows(record, row["id"], created_ms, secrets)
+        attempt_rows = self._attempt_rows(record, row["id"], created_ms, secrets)
+        return storable_row(row), [storable_row(attempt) for attempt in attempt_rows]
 
     def _provider_and_secrets(self, record: RequestRecord) -> tuple[str | None, str | None, tuple[str, ...]]:
         """(provider, catalog slug, every secret of the request): the slug's spec is the provider."""
         provider, slug = _provider(record), None
         extra: list[str] = []
+        for attempt in record.attempts or ():
+            if attempt.sent is not None:  # whatever the gateway sent: by value, whatever the names
+                extra.extend(self._redact.sent(attempt.sent.headers, attempt.sent.url))
         names = {a.provider for a in record.attempts or ()}
         names.add(provider)
         for name in names:

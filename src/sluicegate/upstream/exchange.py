@@ -43,6 +43,7 @@ class Prepared:
     body: bytes
     timeout_ms: int | None
     rewrite_errors: bool  # unified endpoints answer errors in the unified envelope; passthrough relays
+    timeout_source: str = "header"  # where timeout_ms was set: "header" or "config" (the message names it)
 
 
 @dataclass(slots=True)
@@ -76,8 +77,8 @@ async def exchange(session: aiohttp.ClientSession, prepared: Prepared, path: str
     try:
         async with asyncio.timeout(timeout_s):
             return await _send(session, prepared, path)
-    except TimeoutError:
-        return failure(UpstreamTimeout(prepared.timeout_ms or 0, prepared.provider), path)
+    except TimeoutError as exc:
+        return failure(_timed_out(exc, session, prepared), path)
     except aiohttp.ClientError as exc:
         blocked = blocked_reason(exc)
         if blocked is not None:
@@ -85,6 +86,16 @@ async def exchange(session: aiohttp.ClientSession, prepared: Prepared, path: str
         return failure(_unreachable(exc, prepared), path)
     except UpstreamFailure as exc:
         return failure(exc, path)
+
+
+def _timed_out(exc: TimeoutError, session: aiohttp.ClientSession, prepared: Prepared) -> UpstreamTimeout:
+    """Which timeout fired: the request's own (a plain TimeoutError from asyncio.timeout), or one of the
+    session's (aiohttp's subclasses), which apply when the request set none or set a longer one."""
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return UpstreamTimeout((session.timeout.sock_connect or 0) * 1000, prepared.provider, source="connect")
+    if isinstance(exc, aiohttp.ServerTimeoutError):
+        return UpstreamTimeout((session.timeout.sock_read or 0) * 1000, prepared.provider, source="read")
+    return UpstreamTimeout(prepared.timeout_ms or 0, prepared.provider, source=prepared.timeout_source)
 
 
 def failure(exc: UpstreamFailure, path: str, *, responded: bool = False) -> Outcome:
