@@ -34,7 +34,7 @@ ROWS: list[set[str]] = [
     {"types"},
     {"providers", "routing"},
     {"config"},
-    {"header_rules", "jsontext"},
+    {"header_names", "jsontext"},
     {"errors", "settings"},
 ]
 # Each subsystem's management commands belong to the cli row (cli.py registers them).

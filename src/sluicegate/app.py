@@ -21,9 +21,10 @@ from .pipeline import ConfigSelector, Pipeline, default_steps
 from .prepare import RequestBuilder
 from .providers import registry
 from .server.admin import ADMIN_PREFIX, AdminServices, admin_app
-from .server.gateway import Gateway
 from .server.appkeys import GATEWAY
-from .server.middleware import errors_middleware
+from .server.gateway import Gateway
+from .server.hosts import HostPolicy
+from .server.middleware import errors_middleware, host_middleware
 from .server.observability import add_log_routes, add_metrics_route
 from .server.routes import add_routes
 from .settings import Settings
@@ -59,7 +60,9 @@ def build_app(settings: Settings, *, transport: Transport | None = None) -> web.
                           lookups=LogLookups(catalog, configs))
     gateway = Gateway(settings=settings, guard=guard, configs=configs, catalog=catalog, engine=engine,
                       telemetry=telemetry)
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[errors_middleware])
+    hosts = HostPolicy.build(settings.host, settings.allowed_hosts)
+    app = web.Application(client_max_size=settings.max_body_bytes,
+                          middlewares=[errors_middleware, host_middleware(hosts)])
     app[GATEWAY] = gateway
     app.cleanup_ctx.extend([_store_context(gateway), _catalog_context(gateway),
                             _upstream_context(gateway, transport), _telemetry_context(gateway)])

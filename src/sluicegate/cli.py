@@ -14,6 +14,7 @@ from .catalog import commands as catalog_commands
 from .settings import settings_from_env
 from .store import commands as store_commands
 from .telemetry import commands as telemetry_commands
+from .upstream.guard import Guard, GuardPolicy
 from .vault import commands as vault_commands
 
 
@@ -50,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", required=True)
     _add_serve(subparsers)
-    catalog_commands.register(subparsers)  # providers, configs
+    # providers, configs: a custom host is checked by the same SSRF rules as the admin API and the gateway
+    catalog_commands.register(subparsers, check_host=lambda settings: Guard(GuardPolicy.from_settings(settings)).check_url)
     store_commands.register(subparsers)  # db upgrade | current
     vault_commands.register(subparsers)  # vault rotate | status | generate-key
     access_commands.register(subparsers)  # admin-token reset
@@ -59,8 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
+    # The server logs what it does; a management command prints its result and only warnings besides
+    # (no "Context impl SQLiteImpl" / "Will assume non-transactional DDL" from Alembic on every command).
+    level = logging.INFO if args.command == "serve" else logging.WARNING
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return args.func(args)
 
 

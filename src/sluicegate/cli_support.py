@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Coroutine, Sequence
 
@@ -25,6 +27,8 @@ from .store import StoreConfigError, opened_store
 from .vault import VaultError
 
 EXIT_OK, EXIT_REFUSED, EXIT_UNUSABLE = 0, 1, 2
+DATA_DIR_ENV = "SLUICEGATE_DATA_DIR"
+DEFAULT_DATA_DIR = ".sluicegate"  # Settings.data_dir's default, relative to where the gateway runs
 
 
 def store_options() -> argparse.ArgumentParser:
@@ -49,8 +53,30 @@ def store_options() -> argparse.ArgumentParser:
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
-    return settings_from_env(
+    """The settings of a management command: the gateway's store, never a new empty one by accident.
+
+    With ``--data-dir`` or ``SLUICEGATE_DATA_DIR`` that directory is used (created if new: it was named).
+    Otherwise the command looks for the gateway's ``.sluicegate`` in the current directory and its parents,
+    so it finds the store of a gateway started with ``make serve`` from anywhere inside the clone, and
+    refuses, saying where it looked, when there is none.
+    """
+    settings = settings_from_env(
         data_dir=getattr(args, "data_dir", None), database_url=getattr(args, "database_url", None)
+    )
+    if getattr(args, "data_dir", None) is None and not os.environ.get(DATA_DIR_ENV):
+        settings = replace(settings, data_dir=find_data_dir(Path.cwd()))
+    return settings
+
+
+def find_data_dir(start: Path) -> Path:
+    for directory in (start, *start.parents):
+        candidate = directory / DEFAULT_DATA_DIR
+        if candidate.is_dir():
+            return candidate
+    raise StoreConfigError(
+        f"no gateway data directory found: looked for {DEFAULT_DATA_DIR} in {start} and every parent. Run "
+        f"the command where the gateway runs (`make serve` keeps it in the repository root), or name the "
+        f"gateway's data directory: {DATA_DIR_ENV}=/path/to/{DEFAULT_DATA_DIR} (or --data-dir)"
     )
 
 

@@ -20,7 +20,7 @@ from .config.model import Group, Node, Target
 from .errors import UpstreamFailure
 from .prepare import RequestBuilder
 from .routing import CircuitBreaker, breaker_key, choose_conditional, pick_weighted, retry_delay, should_fallback
-from .types import AttemptRecord, Call, Outcome, Prepared, public_metadata
+from .types import AttemptRecord, Call, Outcome, Prepared, routing_metadata
 from .upstream.exchange import exchange, failure
 from .upstream.transport import Transport
 
@@ -102,7 +102,7 @@ class Dispatcher:
         return choose_conditional(
             group.strategy,
             [child.name for child in group.children],
-            metadata=public_metadata(call.ctx, call.json),
+            metadata=routing_metadata(call.ctx, call.json),
             params=call.json or {},
             pathname=call.pathname,
         )
@@ -170,6 +170,7 @@ class Dispatcher:
                 latency_ms=(self._clock() - started) * 1000.0,
                 retry=retry,
                 error=_error_text(outcome),
+                sent=prepared,
             )
         )
         return outcome

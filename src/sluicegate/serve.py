@@ -17,8 +17,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from .access.admin_token import announce_admin_token
 from .app import build_app
+from .server.protocol_log import ProtocolLog
 from .settings import Settings
 from .store import opened_store
+from .upstream.policy import listens_on_loopback
 from .vault import VaultError
 
 # What an operator can fix: a wrong or loose master key, credentials that do not decrypt (named), an
@@ -41,6 +43,27 @@ def banner(settings: Settings) -> str:
     )
 
 
+def exposure_warning(settings: Settings) -> str | None:
+    """The start-up warning for a gateway reachable beyond this machine; None on loopback."""
+    if listens_on_loopback(settings.host):
+        return None
+    names = ", ".join(settings.allowed_hosts) or "none listed"
+    return (
+        f"WARNING: sluicegate listens on {settings.host}, beyond loopback, and the /v1 API has no access\n"
+        f"WARNING: control yet: anyone who can reach port {settings.port} can send requests with every\n"
+        f"WARNING: credential stored in the vault (catalog @providers). Keep the port behind a firewall or\n"
+        f"WARNING: a proxy that authenticates. Host names answered for: loopback names, IP addresses, and\n"
+        f"WARNING: SLUICEGATE_ALLOWED_HOSTS ({names}).\n"
+    )
+
+
+def _announce(settings: Settings) -> None:
+    print(banner(settings), flush=True)
+    warning = exposure_warning(settings)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
+
+
 def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
@@ -48,7 +71,9 @@ def _url_host(host: str) -> str:
 async def serve_forever(settings: Settings, *, reuse_port: bool, announce: bool = True) -> None:
     app = build_app(settings)
     # handler_cancellation: a client that disconnects cancels its handler, which aborts the upstream call.
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=log if settings.access_log else None)
+    # logger: aiohttp's own log of bad requests, cut to one line without the request's bytes (secrets).
+    runner = web.AppRunner(app, handler_cancellation=True, access_log=log if settings.access_log else None,
+                           logger=ProtocolLog())
     await runner.setup()
     # Everything built so far (modules, SQLAlchemy, the app, the catalog) lives as long as the process: keep
     # it out of the collector's full passes. Under load those ran about once a second and walked all of it
@@ -57,7 +82,7 @@ async def serve_forever(settings: Settings, *, reuse_port: bool, announce: bool 
     site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port, backlog=1024)
     await site.start()
     if announce:
-        print(banner(settings), flush=True)
+        _announce(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -100,7 +125,7 @@ def supervise(settings: Settings) -> int:
     """Start N worker processes on the same port and relay termination signals to them."""
     argv = worker_argv(settings)
     workers = [subprocess.Popen(argv) for _ in range(settings.workers)]
-    print(banner(settings), flush=True)
+    _announce(settings)
 
     def forward(signum, _frame):
         for proc in workers:

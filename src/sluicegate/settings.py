@@ -40,6 +40,9 @@ def _pairs(text: str) -> Mapping[str, str]:
 class Settings:
     host: str = "127.0.0.1"
     port: int = 8787
+    # Host names answered for besides loopback names (and, bound beyond loopback, IP literals): exact
+    # names, "*.example.com", or "*" for any. The defence against DNS rebinding (server/hosts.py).
+    allowed_hosts: tuple[str, ...] = ()
     workers: int = 1
     data_dir: Path = Path(".sluicegate")
     database_url: str | None = None  # None: SQLite file under data_dir
@@ -107,6 +110,7 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: Any) ->
         "PRICING_FILE": ("pricing_file", Path),
         "ACCESS_LOG": ("access_log", _bool),
         "ALLOWED_UPSTREAMS": ("allowed_upstreams", _csv),
+        "ALLOWED_HOSTS": ("allowed_hosts", _csv),
         "OTLP_ENDPOINT": ("otlp_endpoint", str),
         "OTLP_HEADERS": ("otlp_headers", _pairs),
     }

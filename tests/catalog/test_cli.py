@@ -29,6 +29,8 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("SLUICEGATE_"):
             monkeypatch.delenv(name)
+    # The CLI checks custom hosts with the gateway's SSRF rules: the operator trusts the tests' model hosts.
+    monkeypatch.setenv("TRUSTED_CUSTOM_HOSTS", "gpu.lan,h,localhost,127.0.0.1")
 
 
 class Cli:
@@ -236,9 +238,10 @@ def test_vault_rotate_with_a_single_env_key_explains(
 
 
 def test_store_errors_exit_2(tmp_path: Path, capsys) -> None:
-    assert main(["providers", "list", "--database-url", "mysql://x@y/z"]) == 2
+    data = ["--data-dir", str(tmp_path / "data")]
+    assert main(["providers", "list", "--database-url", "mysql://x@y/z", *data]) == 2
     assert "unsupported scheme 'mysql'" in capsys.readouterr().err
-    assert main(["providers", "list", "--database-url", "postgresql://nobody@127.0.0.1:1/none"]) == 2
+    assert main(["providers", "list", "--database-url", "postgresql://nobody@127.0.0.1:1/none", *data]) == 2
     err = capsys.readouterr().err
     assert err.startswith("sluicegate: error: store unavailable:") and len(err.splitlines()) == 1
 

@@ -1,4 +1,4 @@
-"""Inheritance (reference §4.3) and jsonpaths, applied once at compile time."""
+"""Inheritance (docs/gateway-config.md) and jsonpaths, applied once at compile time."""
 
 from __future__ import annotations
 

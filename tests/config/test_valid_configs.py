@@ -10,7 +10,7 @@ from sluicegate.config.model import DEFAULT_RETRY_STATUS_CODES, BreakerPolicy, C
 from sluicegate.errors import BadRequest
 from tests.config.helpers import parse
 
-# /work/shared/seed/000_f0b1a603fb74cd31.txt, "Using Private LLMs with Gateway Configs", verbatim.
+# The product page ("Bring Your Own LLM"), "Using Private LLMs with Gateway Configs", verbatim.
 SEED_PRIVATE_LLM_FALLBACK = """{
     "strategy": {
         "mode": "fallback"

@@ -143,3 +143,13 @@ async def test_retention_prunes_old_rows_and_their_attempts(engine, writer):
     assert await retention.prune_once() == 7
     assert await count(engine) == 3 and await count(engine, request_attempts) == 3
     assert await retention.prune_once() == 0
+
+
+async def test_an_unencodable_row_is_refused_alone_not_taken_for_an_outage(engine, writer):
+    # Rows are made storable when built; a row that slips past that must still not fail its batch.
+    batch = [entry() for _ in range(9)]
+    batch[2][0]["trace_id"] = "poison-\udcff"
+    batch[6][0]["metadata"] = {"k": "\ud800"}
+    with pytest.raises(RejectedBatch) as refused:
+        await writer.write(batch)
+    assert refused.value.count == 2 and await count(engine) == 7

@@ -1,6 +1,6 @@
 """Compile a validated spec tree into the frozen runtime objects of ``model.py``, applying inheritance.
 
-Inheritance (reference §4.3, OSS ``tryTargetsRecursively``): a child inherits from its parent
+Inheritance (docs/gateway-config.md; Portkey OSS ``tryTargetsRecursively``): a child inherits from its parent
 ``override_params`` (shallow merge, child's keys win), and ``retry``, ``custom_host``, ``forward_headers``,
 ``request_timeout``, ``strict_open_ai_compliance``, ``cb_config`` (the child's value replaces the parent's
 whole). ``provider``, ``api_key`` and ``virtual_key`` are not inherited in Portkey, so the schema refuses

@@ -1,6 +1,6 @@
 """The compiled Gateway Config: frozen runtime objects, built once per distinct config text.
 
-Inheritance (reference §4.3) is already applied when these objects exist, so the hot path only layers the
+Inheritance (docs/gateway-config.md) is already applied when these objects exist, so the hot path only layers the
 request headers (custom host, forward headers, timeout, strictness) on top of a leaf ``Target``.
 A request without a config is the one-leaf tree ``Target(path="config", provider=None, ...)``:
 ``provider=None`` means "take the provider and the credential from the request headers".
@@ -93,11 +93,10 @@ class Group:
 Node = Union[Group, Target]
 
 
-def inline_api_keys(node: Node) -> Iterator[str]:
-    """Every credential written into a config (``api_key`` on its targets): the request log scrubs them."""
+def targets(node: Node) -> Iterator[Target]:
+    """Every leaf of a config tree, in order."""
     if isinstance(node, Target):
-        if node.api_key:
-            yield node.api_key
+        yield node
         return
     for child in node.children:
-        yield from inline_api_keys(child)
+        yield from targets(child)

@@ -1,6 +1,6 @@
 """Conditional routing: evaluate ``strategy.conditions`` against the request and name the child to use.
 
-The language is Portkey's (reference §4.4): fields ``metadata.<k>``, ``params.<k>``, ``url.pathname``;
+The language is Portkey's (docs/gateway-config.md): fields ``metadata.<k>``, ``params.<k>``, ``url.pathname``;
 comparisons ``$eq $ne $gt $gte $lt $lte $in $nin $regex $length``; logic ``$and $or``; a bare value means
 equality; the keys of one object are ANDed; the first matching condition wins, else ``default``.
 Equality is JavaScript's strict equality (``"1"`` is not ``1``, ``true`` is not ``1``), ordering uses

@@ -19,12 +19,13 @@ from typing import Any, Awaitable, Callable
 import orjson
 from aiohttp import web
 
-from ..access.admin_token import AdminAuth
+from ..access.admin_token import TOKEN_HINT, AdminAuth
 from ..catalog.configs import ConfigRepository
 from ..catalog.jsonio import config_from_json, parse_body, patch_from_json, provider_from_json
 from ..catalog.providers import ProviderRepository
 from ..catalog.entries import validate_slug
 from ..errors import GatewayError, PayloadTooLarge, Unauthorized
+from ..store.engine import store_outage
 from ..vault import VaultError
 from .middleware import Handler, error_for
 
@@ -81,7 +82,12 @@ def _errors_middleware(log: logging.Logger) -> Any:
         except VaultError as exc:  # an operator problem (key file), never a secret in the message
             log.error("admin %s %s: %s", request.method, request.path, exc)
             return _json({"status": "failure", "message": f"vault: {exc}"}, 500)
-        except Exception as exc:  # the gateway's errors, and the 500 every surface gives (middleware.py)
+        except Exception as exc:
+            outage = store_outage(exc)
+            if outage is not None:  # not a bug: the store is down or full; say so, without a traceback
+                log.error("admin %s %s: %s", request.method, request.path, outage)
+                return _json({"status": "failure", "message": f"{outage}; see the gateway's log"}, 503)
+            # The gateway's errors, and the 500 every surface gives (middleware.py).
             error = error_for(exc, request, log)
             body = error.body() if "status" in error.body() else {"status": "failure", "message": error.message}
             return _json(body, error.status, _auth_challenge(error.status))
@@ -94,9 +100,9 @@ def _auth_middleware(auth: AdminAuth) -> Any:
     async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
         scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthorized("Missing admin token: send Authorization: Bearer <admin token>")
+            raise Unauthorized(f"Missing admin token: send Authorization: Bearer <admin token>. {TOKEN_HINT}")
         if not await auth.check(token.strip()):
-            raise Unauthorized("Invalid admin token")
+            raise Unauthorized(f"Invalid admin token. {TOKEN_HINT}")
         return await handler(request)
 
     return authenticate

@@ -120,6 +120,7 @@ class SinkGauges:
     spool_bytes: int
     dropped: Mapping[str, int]  # reason → count
     store_up: bool
+    spool_up: bool = True  # False while spool writes fail (disk full, read-only): records are being lost
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,12 +192,14 @@ def _sink_families(g: SinkGauges) -> Iterator[Metric]:
     yield CounterMetricFamily("sluicegate_log_records_replayed", "Spooled records later written to the store",
                               value=g.replayed)
     yield GaugeMetricFamily("sluicegate_log_spool_bytes", "Size of the local spool", value=g.spool_bytes)
-    dropped = CounterMetricFamily("sluicegate_log_records_dropped", "Records lost (queue or spool full)",
+    dropped = CounterMetricFamily("sluicegate_log_records_dropped", "Records lost, by reason",
                                   labels=["reason"])
     for reason, count in g.dropped.items():
         dropped.add_metric([reason], count)
     yield dropped
     yield GaugeMetricFamily("sluicegate_log_store_up", "1 while the log store accepts writes", value=int(g.store_up))
+    yield GaugeMetricFamily("sluicegate_log_spool_up", "0 while the local spool cannot be written (records lost)",
+                            value=int(g.spool_up))
 
 
 def _pool_families(p: PoolGauges) -> Iterator[Metric]:

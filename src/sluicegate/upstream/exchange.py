@@ -16,7 +16,7 @@ import orjson
 from ..errors import UpstreamFailure, UpstreamTimeout, UpstreamUnreachable
 from ..providers.contract import FAILED, PENDING, StreamDecoder
 from ..types import OpenStream, Outcome, Prepared
-from .transport import BodyBroken, Transport, TransportError, TransportResponse
+from .transport import BodyBroken, Transport, TransportError, TransportResponse, TransportTimeout
 
 # Outcome and Prepared are the request's vocabulary (types.py); re-exported for older imports.
 __all__ = ["STREAM_PEEK_LIMIT", "Outcome", "Prepared", "exchange", "failure", "open_stream", "relayable_headers"]
@@ -38,12 +38,20 @@ async def exchange(transport: Transport, prepared: Prepared, target_path: str) -
     try:
         async with asyncio.timeout(timeout_s):
             return await _send(transport, prepared, target_path)
-    except TimeoutError:
-        return failure(UpstreamTimeout(prepared.timeout_ms or 0, prepared.provider), target_path)
+    except TimeoutError as exc:
+        return failure(_timed_out(exc, prepared), target_path)
     except TransportError as exc:
         return failure(_unreachable(exc, prepared), target_path)
     except UpstreamFailure as exc:
         return failure(exc, target_path)
+
+
+def _timed_out(exc: TimeoutError, prepared: Prepared) -> UpstreamTimeout:
+    """Which timeout fired: one of the transport's own (connect, read: when the request set none or a longer
+    one), or the request's (a plain TimeoutError from asyncio.timeout)."""
+    if isinstance(exc, TransportTimeout):
+        return UpstreamTimeout(exc.seconds * 1000, prepared.provider, source=exc.source)
+    return UpstreamTimeout(prepared.timeout_ms or 0, prepared.provider, source=prepared.timeout_source)
 
 
 def failure(exc: UpstreamFailure, target_path: str, *, responded: bool = False) -> Outcome:

@@ -1,6 +1,6 @@
 """The SSRF guard every outbound request passes through: check the URL, then pin what the name resolves to.
 
-Two layers (reference §6.3; rules and their order in ``policy.py``):
+Two layers (docs/security.md; rules and their order in ``policy.py``):
 
 * ``Guard.check_url(url)`` — request time, pure and cached: syntax, scheme, port, and the host as
   written. IP-literal hosts are judged completely here, because aiohttp never calls the resolver for
