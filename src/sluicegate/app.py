@@ -134,7 +134,8 @@ def _upstream_context(gateway: Gateway):
         guard = gateway.guard
         session = gateway.session = create_session(settings, guard.resolver(), (guard.client_middleware(),))
         builder = RequestBuilder(guard, catalog=gateway.catalog, provider_urls=settings.provider_base_urls)
-        gateway.dispatcher = Dispatcher(session, builder, backoff_scale=settings.retry_backoff_scale)
+        gateway.dispatcher = Dispatcher(session, builder, backoff_scale=settings.retry_backoff_scale,
+                                        max_response_bytes=settings.max_upstream_body_bytes)
         yield
         await session.close()
 

@@ -24,6 +24,16 @@ def _csv(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
+def _positive(convert):
+    def checked(text: str):
+        value = convert(text)
+        if not value > 0:
+            raise ValueError(f"expected a positive number, got {text!r}")
+        return value
+
+    return checked
+
+
 def _pairs(text: str) -> Mapping[str, str]:
     """``k=v,k2=v2`` (OTEL_EXPORTER_OTLP_HEADERS' format: values may be percent-encoded, and may hold ``=``)."""
     pairs = {}
@@ -43,7 +53,19 @@ class Settings:
     workers: int = 1
     data_dir: Path = Path(".sluicegate")
     database_url: str | None = None  # None: SQLite file under data_dir
-    max_body_bytes: int = 32 * 1024 * 1024
+    max_body_bytes: int = 32 * 1024 * 1024  # a request body, after any Content-Encoding is decoded
+    # A non-streamed upstream answer is buffered whole: beyond this the attempt fails (502) and the
+    # connection is dropped. Large enough for big embedding batches.
+    max_upstream_body_bytes: int = 128 * 1024 * 1024
+    # Client connections (per process): a new connection must send its request head within
+    # header_timeout_s, a kept-alive one may sit idle for idle_timeout_s, a body must arrive within
+    # body_timeout_s. Beyond max_connections the longest-waiting idle connection is closed, or the new
+    # one refused with 503 when every connection is busy.
+    max_connections: int = 1000
+    idle_timeout_s: float = 75.0
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 120.0
+    drain_timeout_s: float = 25.0  # on SIGTERM: in-flight requests get this long, then they are cancelled
     # Where commercial providers live; operators behind an egress proxy (and tests) point them elsewhere.
     provider_base_urls: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     # SSRF allow-list: None means "the default for the listen address" (loopback trusted on loopback only).
@@ -91,6 +113,12 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: Any) ->
         "DATA_DIR": ("data_dir", Path),
         "DATABASE_URL": ("database_url", str),
         "MAX_BODY_BYTES": ("max_body_bytes", int),
+        "MAX_UPSTREAM_BODY_BYTES": ("max_upstream_body_bytes", _positive(int)),
+        "MAX_CONNECTIONS": ("max_connections", _positive(int)),
+        "IDLE_TIMEOUT": ("idle_timeout_s", _positive(float)),
+        "HEADER_TIMEOUT": ("header_timeout_s", _positive(float)),
+        "BODY_TIMEOUT": ("body_timeout_s", _positive(float)),
+        "DRAIN_TIMEOUT": ("drain_timeout_s", _positive(float)),
         "UPSTREAM_CONNECT_TIMEOUT": ("upstream_connect_timeout_s", float),
         "UPSTREAM_READ_TIMEOUT": ("upstream_read_timeout_s", float),
         "UPSTREAM_POOL_SIZE": ("upstream_pool_size", int),
