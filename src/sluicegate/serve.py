@@ -48,7 +48,9 @@ def _url_host(host: str) -> str:
 async def serve_forever(settings: Settings, *, reuse_port: bool, announce: bool = True) -> None:
     app = build_app(settings)
     # handler_cancellation: a client that disconnects cancels its handler, which aborts the upstream call.
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=log if settings.access_log else None)
+    # auto_decompress off: server/bodies.py decodes request bodies itself, in bounded slices.
+    runner = web.AppRunner(app, handler_cancellation=True, access_log=log if settings.access_log else None,
+                           auto_decompress=False)
     await runner.setup()
     # Everything built so far (modules, SQLAlchemy, the app, the catalog) lives as long as the process: keep
     # it out of the collector's full passes. Under load those ran about once a second and walked all of it
