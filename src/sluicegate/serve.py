@@ -49,8 +49,10 @@ async def serve_forever(settings: Settings, *, reuse_port: bool, announce: bool 
     app = build_app(settings)
     # handler_cancellation: a client that disconnects cancels its handler, which aborts the upstream call.
     # auto_decompress off: server/bodies.py decodes request bodies itself, in bounded slices.
+    # shutdown_timeout: on SIGTERM requests in flight get drain_timeout_s to finish, then their handlers
+    # are cancelled (a stream is cut, its upstream closed) and the log sink still drains.
     runner = web.AppRunner(app, handler_cancellation=True, access_log=log if settings.access_log else None,
-                           auto_decompress=False)
+                           auto_decompress=False, shutdown_timeout=settings.drain_timeout_s)
     await runner.setup()
     # Everything built so far (modules, SQLAlchemy, the app, the catalog) lives as long as the process: keep
     # it out of the collector's full passes. Under load those ran about once a second and walked all of it
