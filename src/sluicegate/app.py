@@ -25,6 +25,7 @@ from .errors import BadRequest
 from .prepare import RequestBuilder
 from .providers import registry
 from .server.admin import ADMIN_PREFIX, AdminServices, admin_app
+from .server.connections import CONNECTIONS, ConnectionGuard, ConnectionLimits
 from .server.headers import public_metadata
 from .server.keys import GATEWAY
 from .server.middleware import errors_middleware
@@ -93,8 +94,11 @@ def build_app(settings: Settings) -> web.Application:
                           lookups=_LogLookups(catalog, configs))
     gateway = Gateway(settings=settings, guard=guard, configs=configs, catalog=catalog, engine=engine,
                       telemetry=telemetry)
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[errors_middleware])
+    connections = ConnectionGuard(ConnectionLimits(settings.max_connections, settings.header_timeout_s))
+    app = web.Application(client_max_size=settings.max_body_bytes,
+                          middlewares=[connections.middleware(), errors_middleware])
     app[GATEWAY] = gateway
+    app[CONNECTIONS] = connections  # serve.py's listening site puts every connection through it
     app.cleanup_ctx.extend([_store_context(gateway), _catalog_context(gateway), _upstream_context(gateway),
                             _telemetry_context(gateway)])
     add_routes(app)

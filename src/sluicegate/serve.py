@@ -6,6 +6,7 @@ import asyncio
 import gc
 import logging
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from .access.admin_token import ensure_admin_token
 from .app import build_app
+from .server.connections import CONNECTIONS, GuardedSite
 from .settings import Settings
 from .store import create_engine, upgrade
 from .vault import VaultError
@@ -51,14 +53,19 @@ async def serve_forever(settings: Settings, *, reuse_port: bool, announce: bool 
     # auto_decompress off: server/bodies.py decodes request bodies itself, in bounded slices.
     # shutdown_timeout: on SIGTERM requests in flight get drain_timeout_s to finish, then their handlers
     # are cancelled (a stream is cut, its upstream closed) and the log sink still drains.
+    # keepalive_timeout: how long a connection may sit idle between requests (server/connections.py
+    # bounds the rest: request heads, the number of connections).
     runner = web.AppRunner(app, handler_cancellation=True, access_log=log if settings.access_log else None,
-                           auto_decompress=False, shutdown_timeout=settings.drain_timeout_s)
+                           auto_decompress=False, shutdown_timeout=settings.drain_timeout_s,
+                           keepalive_timeout=settings.idle_timeout_s)
     await runner.setup()
     # Everything built so far (modules, SQLAlchemy, the app, the catalog) lives as long as the process: keep
     # it out of the collector's full passes. Under load those ran about once a second and walked all of it
     # (~100 ms each, measured); the request log's short-lived records made them more frequent still.
     gc.freeze()
-    site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port, backlog=1024)
+    raise_open_files_limit(2 * settings.max_connections + 256)  # each client may hold an upstream connection
+    site = GuardedSite(runner, app[CONNECTIONS], settings.host, settings.port, reuse_port=reuse_port,
+                       backlog=1024)
     await site.start()
     if announce:
         print(banner(settings), flush=True)
@@ -70,6 +77,18 @@ async def serve_forever(settings: Settings, *, reuse_port: bool, announce: bool 
         await stop.wait()
     finally:
         await runner.cleanup()  # stops accepting, finishes in-flight requests, runs cleanup contexts
+
+
+def raise_open_files_limit(wanted: int) -> None:
+    """Lift the soft limit on open files towards ``wanted`` (never above the hard limit): running out of
+    descriptors stops a server from accepting anything, which is what the connection cap is there to avoid."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    if target < wanted:
+        log.warning("open files are limited to %d: fewer than SLUICEGATE_MAX_CONNECTIONS needs (%d)",
+                    target, wanted)
 
 
 def run(settings: Settings, *, worker: bool = False) -> int:
