@@ -27,11 +27,24 @@ def _csv(text: str) -> tuple[str, ...]:
 def _positive(convert):
     def checked(text: str):
         value = convert(text)
-        if not value > 0:
-            raise ValueError(f"expected a positive number, got {text!r}")
+        if not value > 0 or value == float("inf"):
+            raise ValueError(text)
         return value
 
     return checked
+
+
+_POSITIVE_INT, _POSITIVE_FLOAT = _positive(int), _positive(float)
+_LIMITS = (_POSITIVE_INT, _POSITIVE_FLOAT)  # their errors name the variable (none of them is a secret)
+
+
+def _converted(variable: str, raw: str, convert):
+    if convert not in _LIMITS:
+        return convert(raw)
+    try:
+        return convert(raw)
+    except ValueError:
+        raise ValueError(f"{variable} must be a positive number, not {raw[:32]!r}") from None
 
 
 def _pairs(text: str) -> Mapping[str, str]:
@@ -113,12 +126,12 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: Any) ->
         "DATA_DIR": ("data_dir", Path),
         "DATABASE_URL": ("database_url", str),
         "MAX_BODY_BYTES": ("max_body_bytes", int),
-        "MAX_UPSTREAM_BODY_BYTES": ("max_upstream_body_bytes", _positive(int)),
-        "MAX_CONNECTIONS": ("max_connections", _positive(int)),
-        "IDLE_TIMEOUT": ("idle_timeout_s", _positive(float)),
-        "HEADER_TIMEOUT": ("header_timeout_s", _positive(float)),
-        "BODY_TIMEOUT": ("body_timeout_s", _positive(float)),
-        "DRAIN_TIMEOUT": ("drain_timeout_s", _positive(float)),
+        "MAX_UPSTREAM_BODY_BYTES": ("max_upstream_body_bytes", _POSITIVE_INT),
+        "MAX_CONNECTIONS": ("max_connections", _POSITIVE_INT),
+        "IDLE_TIMEOUT": ("idle_timeout_s", _POSITIVE_FLOAT),
+        "HEADER_TIMEOUT": ("header_timeout_s", _POSITIVE_FLOAT),
+        "BODY_TIMEOUT": ("body_timeout_s", _POSITIVE_FLOAT),
+        "DRAIN_TIMEOUT": ("drain_timeout_s", _POSITIVE_FLOAT),
         "UPSTREAM_CONNECT_TIMEOUT": ("upstream_connect_timeout_s", float),
         "UPSTREAM_READ_TIMEOUT": ("upstream_read_timeout_s", float),
         "UPSTREAM_POOL_SIZE": ("upstream_pool_size", int),
@@ -141,7 +154,7 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: Any) ->
     for suffix, (name, convert) in scalar.items():
         raw = env.get(ENV_PREFIX + suffix)
         if raw not in (None, ""):
-            values[name] = convert(raw)
+            values[name] = _converted(ENV_PREFIX + suffix, raw, convert)
     if "TRUSTED_CUSTOM_HOSTS" in env:  # Portkey's variable; set (even empty) replaces the defaults
         values["trusted_custom_hosts"] = _csv(env["TRUSTED_CUSTOM_HOSTS"])
     urls = {
