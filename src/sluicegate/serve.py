@@ -51,12 +51,11 @@ async def serve_forever(settings: Settings, *, reuse_port: bool, announce: bool 
     app = build_app(settings)
     # handler_cancellation: a client that disconnects cancels its handler, which aborts the upstream call.
     # auto_decompress off: server/bodies.py decodes request bodies itself, in bounded slices.
-    # shutdown_timeout: on SIGTERM requests in flight get drain_timeout_s to finish, then their handlers
-    # are cancelled (a stream is cut, its upstream closed) and the log sink still drains.
+    # shutdown_timeout: only a backstop; the drain bound is enforced below (aiohttp would wait twice it).
     # keepalive_timeout: how long a connection may sit idle between requests (server/connections.py
     # bounds the rest: request heads, the number of connections).
     runner = web.AppRunner(app, handler_cancellation=True, access_log=log if settings.access_log else None,
-                           auto_decompress=False, shutdown_timeout=settings.drain_timeout_s,
+                           auto_decompress=False, shutdown_timeout=settings.drain_timeout_s + 5,
                            keepalive_timeout=settings.idle_timeout_s)
     await runner.setup()
     # Everything built so far (modules, SQLAlchemy, the app, the catalog) lives as long as the process: keep
@@ -76,7 +75,10 @@ async def serve_forever(settings: Settings, *, reuse_port: bool, announce: bool 
     try:
         await stop.wait()
     finally:
-        await runner.cleanup()  # stops accepting, finishes in-flight requests, runs cleanup contexts
+        # Requests in flight get drain_timeout_s to finish; then they are cancelled (a stalled stream is
+        # cut, its upstream closed) so that shutdown goes on, and the log sink still drains their records.
+        loop.call_later(settings.drain_timeout_s, app[CONNECTIONS].cancel_requests)
+        await runner.cleanup()  # stops accepting, waits for requests in flight, runs cleanup contexts
 
 
 def raise_open_files_limit(wanted: int) -> None:

@@ -79,7 +79,7 @@ def test_workers_must_be_positive(tmp_path, bad):
 def test_sigterm_drains_a_stalled_stream_within_the_bound_and_flushes_the_log(tmp_path, upstream):
     """A stream whose upstream stalls would hold shutdown for ever: SLUICEGATE_DRAIN_TIMEOUT bounds it, the
     stream is then cut, and its request-log row is still written before the process exits."""
-    drain = 2.0
+    drain = 3.0
     process = GatewayProcess(tmp_path, env={"SLUICEGATE_DRAIN_TIMEOUT": str(drain)}).start()
     first = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "m",
              "choices": [{"index": 0, "delta": {"content": "tick"}}]}
@@ -105,7 +105,9 @@ def test_sigterm_drains_a_stalled_stream_within_the_bound_and_flushes_the_log(tm
     started = time.monotonic()
     assert process.stop(signal.SIGTERM, timeout=60) == 0
     elapsed = time.monotonic() - started
-    assert elapsed < drain + 5, elapsed  # the bound, plus cancelling, flushing the log and exiting
+    # Not cut before the bound; and after it only cancelling, flushing the log and exiting (aiohttp's own
+    # shutdown would have waited twice the bound).
+    assert drain * 0.9 <= elapsed < drain + 2.5, elapsed
     thread.join(10)
     with sqlite3.connect(tmp_path / "sluicegate.db") as db:
         rows = db.execute("SELECT count(*) FROM request_logs WHERE trace_id = ?", (trace,)).fetchone()

@@ -93,6 +93,8 @@ async def read_body(request: web.Request, *, limit: int, timeout_s: float) -> by
     decoder = decoder_for(request.headers.get("content-encoding"))
     if request.content_length is not None and request.content_length > limit:
         raise too_large(limit)
+    if decoder is None and request.content.is_eof():  # the usual small body came with the head: no timer
+        return await _read_plain(request, limit)
     try:
         async with asyncio.timeout(timeout_s):
             if decoder is None:

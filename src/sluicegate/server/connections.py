@@ -58,13 +58,20 @@ class ConnectionGuard:
             connection = self._open.get(request.transport)
             if connection is None:  # in-process test servers: no guarded site
                 return await handler(request)
-            connection.request_started()
+            connection.request_started(asyncio.current_task())
             try:
                 return await handler(request)
             finally:
                 connection.request_finished()
 
         return track_requests
+
+    def cancel_requests(self) -> int:
+        """Cancel every request still running (on shutdown, once the drain bound is over); how many."""
+        tasks = [connection.task for connection in self._open.values() if connection.task is not None]
+        for task in tasks:
+            task.cancel()
+        return len(tasks)
 
     def admit(self, connection: "_Guarded", transport: asyncio.BaseTransport) -> bool:
         if len(self._open) >= self.limits.max_connections and not self._evict_one():
@@ -105,6 +112,7 @@ class _Guarded(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._running = 0  # requests running (the middleware's count)
+        self.task: asyncio.Task | None = None  # the task running the current request
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
@@ -142,13 +150,15 @@ class _Guarded(asyncio.Protocol):
 
     # -- told by the middleware, and by the guard -------------------------------------------------
 
-    def request_started(self) -> None:
+    def request_started(self, task: asyncio.Task | None) -> None:
+        self.task = task
         self._running += 1
         self._disarm()
         self._guard.busy(self)
 
     def request_finished(self) -> None:
         self._running -= 1
+        self.task = None
         if not self._running and self._transport is not None and not self._transport.is_closing():
             self._guard.waiting(self)
 
