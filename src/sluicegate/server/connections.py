@@ -44,10 +44,6 @@ class ConnectionGuard:
         self._open: dict[asyncio.BaseTransport, _Guarded] = {}
         self._waiting: dict[_Guarded, None] = {}
 
-    @property
-    def open_connections(self) -> int:
-        return len(self._open)
-
     def protocol_factory(self, make_handler: Callable[[], asyncio.Protocol]) -> Callable[[], asyncio.Protocol]:
         """What ``loop.create_server`` calls per connection; ``make_handler`` builds aiohttp's handler."""
         return lambda: _Guarded(self, make_handler)
