@@ -49,14 +49,7 @@ def _url_host(host: str) -> str:
 
 async def serve_forever(settings: Settings, *, reuse_port: bool, announce: bool = True) -> None:
     app = build_app(settings)
-    # handler_cancellation: a client that disconnects cancels its handler, which aborts the upstream call.
-    # auto_decompress off: server/bodies.py decodes request bodies itself, in bounded slices.
-    # shutdown_timeout: only a backstop; the drain bound is enforced below (aiohttp would wait twice it).
-    # keepalive_timeout: how long a connection may sit idle between requests (server/connections.py
-    # bounds the rest: request heads, the number of connections).
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=log if settings.access_log else None,
-                           auto_decompress=False, shutdown_timeout=settings.drain_timeout_s + 5,
-                           keepalive_timeout=settings.idle_timeout_s)
+    runner = make_runner(app, settings)
     await runner.setup()
     # Everything built so far (modules, SQLAlchemy, the app, the catalog) lives as long as the process: keep
     # it out of the collector's full passes. Under load those ran about once a second and walked all of it
@@ -79,6 +72,18 @@ async def serve_forever(settings: Settings, *, reuse_port: bool, announce: bool 
         # cut, its upstream closed) so that shutdown goes on, and the log sink still drains their records.
         loop.call_later(settings.drain_timeout_s, app[CONNECTIONS].cancel_requests)
         await runner.cleanup()  # stops accepting, waits for requests in flight, runs cleanup contexts
+
+
+def make_runner(app: web.Application, settings: Settings) -> web.AppRunner:
+    # handler_cancellation: a client that disconnects cancels its handler, which aborts the upstream call.
+    # auto_decompress off: server/bodies.py decodes request bodies itself, in bounded slices.
+    # shutdown_timeout: only a backstop; the drain bound is enforced in serve_forever (aiohttp alone
+    # would wait twice it).
+    # keepalive_timeout: how long a connection may sit idle between requests (server/connections.py
+    # bounds the rest: request heads, the number of connections).
+    return web.AppRunner(app, handler_cancellation=True, access_log=log if settings.access_log else None,
+                         auto_decompress=False, shutdown_timeout=settings.drain_timeout_s + 5,
+                         keepalive_timeout=settings.idle_timeout_s)
 
 
 def raise_open_files_limit(wanted: int) -> None:
