@@ -25,6 +25,7 @@ from .errors import BadRequest
 from .prepare import RequestBuilder
 from .providers import registry
 from .server.admin import ADMIN_PREFIX, AdminServices, admin_app
+from .server.connections import CONNECTIONS, ConnectionGuard, ConnectionLimits
 from .server.headers import public_metadata
 from .server.keys import GATEWAY
 from .server.hosts import HostPolicy
@@ -95,9 +96,11 @@ def build_app(settings: Settings) -> web.Application:
     gateway = Gateway(settings=settings, guard=guard, configs=configs, catalog=catalog, engine=engine,
                       telemetry=telemetry)
     hosts = HostPolicy.build(settings.host, settings.allowed_hosts)
+    connections = ConnectionGuard(ConnectionLimits(settings.max_connections, settings.header_timeout_s))
     app = web.Application(client_max_size=settings.max_body_bytes,
-                          middlewares=[errors_middleware, host_middleware(hosts)])
+                          middlewares=[connections.middleware(), errors_middleware, host_middleware(hosts)])
     app[GATEWAY] = gateway
+    app[CONNECTIONS] = connections  # serve.py's listening site puts every connection through it
     app.cleanup_ctx.extend([_store_context(gateway), _catalog_context(gateway), _upstream_context(gateway),
                             _telemetry_context(gateway)])
     add_routes(app)
@@ -137,7 +140,8 @@ def _upstream_context(gateway: Gateway):
         guard = gateway.guard
         session = gateway.session = create_session(settings, guard.resolver(), (guard.client_middleware(),))
         builder = RequestBuilder(guard, catalog=gateway.catalog, provider_urls=settings.provider_base_urls)
-        gateway.dispatcher = Dispatcher(session, builder, backoff_scale=settings.retry_backoff_scale)
+        gateway.dispatcher = Dispatcher(session, builder, backoff_scale=settings.retry_backoff_scale,
+                                        max_response_bytes=settings.max_upstream_body_bytes)
         yield
         await session.close()
 

@@ -22,7 +22,7 @@ from .errors import UpstreamFailure
 from .prepare import RequestBuilder
 from .routing import CircuitBreaker, breaker_key, choose_conditional, pick_weighted, retry_delay, should_fallback
 from .server.headers import RequestContext, routing_metadata
-from .upstream.exchange import Outcome, Prepared, exchange, failure
+from .upstream.exchange import DEFAULT_MAX_BODY_BYTES, Outcome, Prepared, exchange, failure
 
 @dataclass(slots=True)
 class Call:
@@ -73,6 +73,7 @@ class Dispatcher:
         rng: Callable[[], float] = random.random,
         clock: Callable[[], float] = time.perf_counter,
         backoff_scale: float = 1.0,
+        max_response_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ) -> None:
         self._session = session
         self._builder = builder
@@ -81,6 +82,7 @@ class Dispatcher:
         self._rng = rng
         self._clock = clock
         self._backoff_scale = backoff_scale
+        self._max_response_bytes = max_response_bytes
 
     async def run(self, call: Call, root: Node) -> tuple[Outcome, list[AttemptRecord]]:
         state = Dispatch(call)
@@ -185,7 +187,7 @@ class Dispatcher:
 
     async def _attempt(self, prepared: Prepared, target: Target, state: Dispatch, retry: int) -> Outcome:
         started = self._clock()
-        outcome = await exchange(self._session, prepared, target.path)
+        outcome = await exchange(self._session, prepared, target.path, max_body_bytes=self._max_response_bytes)
         state.attempts.append(
             AttemptRecord(
                 path=target.path,

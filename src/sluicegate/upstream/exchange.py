@@ -20,6 +20,7 @@ from ..providers import sse
 from .guard import blocked_reason
 
 STREAM_PEEK_LIMIT = 64 * 1024  # bytes held back at most while waiting for a stream's first content
+DEFAULT_MAX_BODY_BYTES = 128 * 1024 * 1024  # Settings.max_upstream_body_bytes
 
 # Response headers that describe the hop, not the content; never relayed.
 _HOP_BY_HOP = frozenset(
@@ -71,12 +72,16 @@ class Outcome:
             self.upstream = None
 
 
-async def exchange(session: aiohttp.ClientSession, prepared: Prepared, path: str) -> Outcome:
-    """Send ``prepared`` once, within its timeout; ``path`` names the config target for the log."""
+async def exchange(
+    session: aiohttp.ClientSession, prepared: Prepared, path: str, *,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+) -> Outcome:
+    """Send ``prepared`` once, within its timeout; ``path`` names the config target for the log. A
+    non-streamed answer larger than ``max_body_bytes`` fails the attempt (502)."""
     timeout_s = prepared.timeout_ms / 1000.0 if prepared.timeout_ms else None
     try:
         async with asyncio.timeout(timeout_s):
-            return await _send(session, prepared, path)
+            return await _send(session, prepared, path, max_body_bytes)
     except TimeoutError as exc:
         return failure(_timed_out(exc, session, prepared), path)
     except aiohttp.ClientError as exc:
@@ -104,7 +109,7 @@ def failure(exc: UpstreamFailure, path: str, *, responded: bool = False) -> Outc
                    responded=responded)
 
 
-async def _send(session: aiohttp.ClientSession, prepared: Prepared, path: str) -> Outcome:
+async def _send(session: aiohttp.ClientSession, prepared: Prepared, path: str, max_body_bytes: int) -> Outcome:
     response = await session.request(
         prepared.method, prepared.url, headers=prepared.headers, data=prepared.body or None,
         allow_redirects=False,
@@ -118,12 +123,32 @@ async def _send(session: aiohttp.ClientSession, prepared: Prepared, path: str) -
             raise
         return Outcome(response.status, headers, start, prepared.provider, path, upstream=response)
     async with response:
-        body = await response.read()
+        body = await read_capped(response, max_body_bytes, prepared.provider)
     if not response.ok and prepared.rewrite_errors:
         body = orjson.dumps(prepared.spec.error_body(response.status, body, prepared.provider))
         headers = [(k, v) for k, v in headers if k.lower() != "content-type"]
         headers.append(("content-type", "application/json"))
     return Outcome(response.status, headers, body, prepared.provider, path)
+
+
+async def read_capped(response: aiohttp.ClientResponse, limit: int, provider: str) -> bytes:
+    """The whole (decoded) body, or an UpstreamFailure (502) as soon as it is known to exceed ``limit``.
+
+    The connection is then closed, not returned to the pool, so an endless body stops flowing, and
+    what was read so far is freed with this frame.
+    """
+    announced = response.content_length
+    if announced is None or announced <= limit or "content-encoding" in response.headers:
+        body = bytearray()
+        async for chunk in response.content.iter_any():
+            body += chunk
+            if len(body) > limit:
+                break
+        else:
+            return bytes(body)
+    response.close()
+    raise UpstreamFailure(f"{provider}: the upstream's response body is larger than the gateway's "
+                          f"limit of {limit} bytes", status=502, provider=provider)
 
 
 def relayable_headers(items) -> list[tuple[str, str]]:
