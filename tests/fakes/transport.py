@@ -16,7 +16,7 @@ from typing import Any, Awaitable, Callable, Iterable
 import orjson
 from multidict import CIMultiDict
 
-from sluicegate.upstream.transport import BodyBroken, TransportError
+from sluicegate.upstream.transport import BodyBroken, BodyTooLarge, TransportError
 
 
 @dataclass
@@ -48,10 +48,14 @@ class FakeResponse:
         value = CIMultiDict(self.headers).get("content-type", "application/octet-stream")
         return value.split(";")[0].strip().lower()
 
-    async def read(self) -> bytes:
-        parts = []
+    async def read(self, limit: int = 1 << 62) -> bytes:
+        parts, size = [], 0
         while chunk := await self.read_chunk():
             parts.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                self.close()
+                raise BodyTooLarge(f"larger than {limit} bytes")
         return b"".join(parts)
 
     async def read_chunk(self) -> bytes:
