@@ -8,14 +8,14 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from . import serve
-from .access import commands as access_commands
-from .catalog import commands as catalog_commands
-from .settings import settings_from_env
-from .store import commands as store_commands
-from .telemetry import commands as telemetry_commands
-from .upstream.guard import Guard, GuardPolicy
-from .vault import commands as vault_commands
+from .. import serve
+from ..settings import settings_from_env
+from ..upstream.guard import Guard, GuardPolicy
+from . import access as access_commands
+from . import catalog as catalog_commands
+from . import logs as telemetry_commands
+from . import store as store_commands
+from . import vault as vault_commands
 
 
 def _add_serve(subparsers) -> None:

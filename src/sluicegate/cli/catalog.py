@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from ..cli_support import (
+from .support import (
     command,
     open_store,
     print_json,
@@ -21,9 +21,9 @@ from ..cli_support import (
 from ..errors import BadRequest
 from ..settings import Settings
 from ..vault import Vault
-from .configs import ConfigRepository, ValidateConfig, gateway_config_validator
-from .providers import ProviderRepository
-from .entries import SPECS, UNSET, CheckHost, ProviderPatch, ProviderView, provider_input
+from ..catalog.configs import ConfigRepository, ValidateConfig, gateway_config_validator
+from ..catalog.providers import ProviderRepository
+from ..catalog.entries import SPECS, UNSET, CheckHost, ProviderPatch, ProviderView, provider_input
 
 # Injection points, built per invocation from the settings: the SSRF host check for custom hosts (default:
 # none at save time; the guard still checks every request) and the saved-config validator (default: the
