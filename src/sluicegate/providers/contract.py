@@ -15,7 +15,8 @@ Everything here is pure: no network, clock or randomness.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Protocol
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 # What StreamDecoder.opening says about the stream so far.
 PENDING = "pending"  # no content yet: keep holding the start back

@@ -12,9 +12,9 @@ from ..pipeline import RequestState
 from ..prepare import split_model_slug
 from ..telemetry.record import RequestRecord
 from ..types import Call, Outcome
+from .appkeys import GATEWAY, TRACE_ID
 from .bodies import read_body
 from .headers import parse_request_headers
-from .appkeys import GATEWAY, TRACE_ID
 from .paths import passthrough_tail
 from .streaming import relay_stream
 
