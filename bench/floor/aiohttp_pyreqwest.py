@@ -23,7 +23,9 @@ async def hop(request: web.Request) -> web.StreamResponse:
         answer = await upstream.build().send()
         return web.Response(status=answer.status, body=bytes(await answer.bytes()),
                             headers={"content-type": _content_type(answer)})
-    async with upstream.build_streamed() as answer:
+    # pyreqwest hands the body over in batches of `streamed_read_buffer_limit` bytes (64 KiB by default),
+    # and returns the head only once the first batch is full: 1 byte means "every chunk as it arrives".
+    async with upstream.streamed_read_buffer_limit(1).build_streamed() as answer:
         response = web.StreamResponse(status=answer.status, headers={"content-type": _content_type(answer)})
         await response.prepare(request)
         reader = answer.body_reader

@@ -38,7 +38,9 @@ class Hop:
             answer = await request.build().send()
             proto.response_bytes(answer.status, _relayed(answer), bytes(await answer.bytes()))
             return
-        async with request.build_streamed() as answer:
+        # pyreqwest hands the body over in batches of `streamed_read_buffer_limit` bytes (64 KiB by default),
+        # and returns the head only once the first batch is full: 1 byte means "every chunk as it arrives".
+        async with request.streamed_read_buffer_limit(1).build_streamed() as answer:
             transport = proto.response_stream(answer.status, _relayed(answer))
             reader = answer.body_reader
             while (chunk := await reader.read_chunk()) is not None:
