@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from bench import bars, install, launch, machine, scen_http, scen_stream, steps, targets
+from bench import bars, gap, install, launch, machine, scen_http, scen_stream, steps, targets
 from bench.context import Bench
 from bench.launch import NotReady, Running
 from bench.plan import Plan
@@ -146,6 +146,7 @@ def execute(plan: Plan, sluicegate_cmd: list[str], cache: Path, command: str) ->
         results["hops"] = hop_table(bench, versions)
     results["machine"]["loadavg_at_end"] = os.getloadavg()
     results["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    results["floor_gap"] = gap.floor_gap(results)
     results["bars"] = bars.judge(results)
     _tidy(work, results)
     return results
