@@ -100,12 +100,15 @@ def start_sluicegate(sup: Supervisor, work: Path, ups: Upstreams, shapes: Shapes
 
 
 # The minimal hops (issue 14's reference rows): name -> (server, module in bench/floor/, the packages
-# it runs on). Granian serves the module's `app` (RSGI); the aiohttp ones are scripts with a --port.
+# it runs on). Granian serves the module's `app` (RSGI, or ASGI for "granian-asgi"); the aiohttp ones
+# are scripts with a --port.
 MINIMAL_HOPS = {
     "min-granian-pyreqwest": ("granian", "bench.floor.granian_pyreqwest", ("granian", "pyreqwest", "orjson")),
     "min-aiohttp-pyreqwest": ("aiohttp", "bench.floor.aiohttp_pyreqwest", ("aiohttp", "pyreqwest", "orjson")),
     "min-granian-aiohttp": ("granian", "bench.floor.granian_aiohttp", ("granian", "aiohttp", "orjson")),
     "min-aiohttp-aiohttp": ("aiohttp", "bench.floor.aiohttp_aiohttp", ("aiohttp", "uvloop", "orjson")),
+    "min-granian-asgi-pyreqwest": ("granian-asgi", "bench.floor.granian_asgi_pyreqwest",
+                                   ("granian", "pyreqwest", "orjson")),
 }
 
 
@@ -114,7 +117,8 @@ def minimal_argv(name: str, python: str, port: int) -> list[str]:
     if server == "aiohttp":
         return [python, "-m", module, "--port", str(port)]
     # One worker, uvloop, HTTP/1.1, no websockets, no access log: the same shape as sluicegate's default.
-    return [python, "-m", "granian", "--interface", "rsgi", "--host", "127.0.0.1", "--port", str(port),
+    interface = "asgi" if server == "granian-asgi" else "rsgi"
+    return [python, "-m", "granian", "--interface", interface, "--host", "127.0.0.1", "--port", str(port),
             "--workers", "1", "--loop", "uvloop", "--http", "1", "--no-ws", "--log-level", "warning",
             f"{module}:app"]
 

@@ -6,7 +6,8 @@ from dataclasses import dataclass, replace
 
 
 # Names as in launch.MINIMAL_HOPS; kept here as plain strings so a Plan stays pure data.
-ALL_MINIMAL = ("min-granian-pyreqwest", "min-aiohttp-pyreqwest", "min-granian-aiohttp", "min-aiohttp-aiohttp")
+ALL_MINIMAL = ("min-granian-pyreqwest", "min-aiohttp-pyreqwest", "min-granian-aiohttp", "min-aiohttp-aiohttp",
+               "min-granian-asgi-pyreqwest")
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ gateway's custom host), and relay the answer — buffered when the request did n
 by chunk when it did. No auth, no config, no logging, no limits: whatever sluicegate spends above these
 rows is the price of being a gateway rather than the price of being Python.
 
-The four hops cross two servers (granian's RSGI in Rust, aiohttp's web server) with two clients
-(pyreqwest on Rust's reqwest/hyper, aiohttp's client). They run in their own venv (bench/.cache/floor-venv,
+The four hops of issue 14 cross two servers (granian's RSGI in Rust, aiohttp's web server) with two
+clients (pyreqwest on Rust's reqwest/hyper, aiohttp's client); a fifth runs granian + pyreqwest
+through granian's ASGI interface, for the transport decision (docs/transport.md). They run in their own venv (bench/.cache/floor-venv,
 from bench/floor/requirements.txt), never the project's.
 """

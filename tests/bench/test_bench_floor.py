@@ -82,3 +82,10 @@ def test_no_minimal_hop_means_not_applicable():
     results["hops"][gap.REFERENCE] = {"status": "missing", "reason": "install failed"}
     verdicts = {b["key"]: b["verdict"] for b in bars.judge(results)}
     assert verdicts["rps_vs_floor"] == verdicts["added_p50_vs_floor"] == "n/a"
+
+
+def test_the_asgi_row_runs_granian_in_asgi_mode():
+    argv = launch.minimal_argv("min-granian-asgi-pyreqwest", "py", 9000)
+    assert argv[argv.index("--interface") + 1] == "asgi"
+    assert argv[-1] == "bench.floor.granian_asgi_pyreqwest:app"
+    assert launch.minimal_argv("min-granian-aiohttp", "py", 9000)[4] == "rsgi"
