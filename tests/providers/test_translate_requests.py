@@ -86,10 +86,11 @@ MESSAGES_TO_CHAT = [
     ),
     (
         "thinking blocks of earlier turns are dropped",
-        {"model": "m", "max_tokens": 8, "tool_choice": {"type": "none"}, "messages": [
+        {"model": "m", "max_tokens": 8, "tool_choice": {"type": "none"}, "tools": [{"name": "t"}], "messages": [
             {"role": "assistant", "content": [{"type": "thinking", "thinking": "hm", "signature": "s"},
                                               {"type": "text", "text": "Yes."}]}]},
-        {"model": "m", "max_tokens": 8, "tool_choice": "none",
+        {"model": "m", "max_tokens": 8, "tool_choice": "none", "tools": [{"type": "function", "function": {
+            "name": "t", "parameters": {"type": "object", "properties": {}}}}],
          "messages": [{"role": "assistant", "content": "Yes."}]},
     ),
 ]
@@ -180,9 +181,16 @@ REFUSED_MESSAGES = [
     ({"messages": [{"role": "user", "content": [{"type": "audio"}]}]}, "audio"),
     ({"messages": [{"role": "user", "content": [{"type": "image", "source": {"type": "file"}}]}]}, "image"),
     ({"messages": [], "tools": [{"type": "web_search_20250305", "name": "web_search"}]}, "server tool"),
-    ({"messages": [], "tool_choice": {"type": "sometimes"}}, "tool_choice"),
+    ({"messages": [], "tools": [{"name": "t"}], "tool_choice": {"type": "sometimes"}}, "tool_choice"),
     ({"messages": [{"role": "user", "content": [{"type": "tool_result"}]}]}, "tool_use_id"),
 ]
+
+
+def test_tool_choice_without_tools_is_left_out() -> None:
+    """OpenAI answers 400 to a tool_choice without tools; Anthropic accepts it, so the choice goes."""
+    body = {"model": "m", "max_tokens": 8, "tool_choice": {"type": "auto"},
+            "messages": [{"role": "user", "content": "Hi"}]}
+    assert "tool_choice" not in messages_request_to_chat(body)
 
 
 @pytest.mark.parametrize("body, word", REFUSED_MESSAGES)

@@ -39,7 +39,7 @@ def messages_request_to_chat(body: dict[str, Any]) -> dict[str, Any]:
         chat["stop"] = list(body["stop_sequences"])
     if body.get("tools"):
         chat["tools"] = [_tool(tool) for tool in body["tools"]]
-    if body.get("tool_choice") is not None:
+    if body.get("tool_choice") is not None and body.get("tools"):  # OpenAI refuses a choice without tools
         chat.update(_tool_choice(body["tool_choice"], bool(body.get("tools"))))
     user_id = (body.get("metadata") or {}).get("user_id") if isinstance(body.get("metadata"), dict) else None
     if user_id is not None:
