@@ -78,6 +78,17 @@ def openai_sdk_chunks(frames: list[bytes]) -> list[Any]:
     return list(client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}], stream=True))
 
 
+def openai_sdk_completion(frames: list[bytes]) -> dict[str, Any]:
+    """What ``chat.completions.stream(...).get_final_completion()`` of the real SDK makes of the frames."""
+    client = openai.OpenAI(api_key="k", base_url="http://127.0.0.1:9/v1", http_client=_transport(b"".join(frames)),
+                           max_retries=0)
+    with client.chat.completions.stream(model="m", messages=[{"role": "user", "content": "hi"}]) as stream:
+        completion = stream.get_final_completion().model_dump(exclude_none=True)
+    for call in completion["choices"][0]["message"].get("tool_calls", []):
+        call.pop("index", None)  # the SDK keeps the stream index; a non-streamed completion has none
+    return completion
+
+
 def accumulate_chat(chunks: list[dict[str, Any]]) -> dict[str, Any]:
     """An OpenAI stream folded into the Chat Completion a non-streamed call would return (tool calls by
     ``index``; id and name from their first appearance; content and arguments concatenated)."""

@@ -5,8 +5,8 @@ mid-stream errors. Every translation obeys Anthropic's event grammar; a clean on
 ``anthropic`` SDK, equals the non-streamed translation of the accumulated OpenAI response; a broken one
 ends in an error event the SDK raises on.
 
-Anthropic → OpenAI: generated messages streamed with pings and arbitrary splits; the accumulated chunks
-equal the non-streamed translation of the message.
+Anthropic → OpenAI: generated messages streamed with pings and arbitrary splits; the completion the real
+``openai`` SDK accumulates equals the non-streamed translation of the message.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from sluicegate.providers.translate.chat_to_messages import chat_response_to_message
+from sluicegate.providers.translate.frames import DONE
 from sluicegate.providers.translate.messages_to_chat import message_to_chat_response
 from sluicegate.providers.translate.stream_chat_to_messages import ChatToMessagesStream
 from sluicegate.providers.translate.stream_messages_to_chat import MessagesToChatStream
@@ -30,11 +31,13 @@ from tests.providers.streams import (
     check_grammar,
     decode,
     normalise,
+    openai_sdk_completion,
 )
 
 EXAMPLES = settings(max_examples=80, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
+STOPS = ("END",)  # the client's stop sequences: "END" matched is stop_sequence, "</s>" is end_turn
 texts = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=6)
 json_values = st.recursive(st.none() | st.booleans() | st.integers(-99, 99) | texts,
                            lambda inner: st.lists(inner, max_size=2) | st.dictionaries(texts, inner, max_size=2),
@@ -98,6 +101,8 @@ def openai_streams(draw: st.DrawFn) -> dict[str, Any]:
         chunks.insert(draw(st.integers(1, len(chunks))), _chunk(draw(st.sampled_from([{}, {"content": ""}, None]))))
     finish = draw(st.sampled_from(["tool_calls", "stop"] if call_count else ["stop", "length"]))
     chunks.append(_chunk({}, finish))
+    if finish == "stop" and draw(st.booleans()):  # the upstream says which stop matched (vLLM does)
+        chunks[-1]["choices"][0]["stop_reason"] = draw(st.sampled_from(["END", "</s>"]))
     if draw(st.booleans()):
         prompt, completion = draw(st.integers(1, 500)), draw(st.integers(0, 500))
         chunks.append({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "smol", "choices": [],
@@ -125,7 +130,7 @@ def _label(case: dict[str, Any]) -> None:
 def _run(case: dict[str, Any]) -> list[bytes]:
     _label(case)
     stream = ChatToMessagesStream(message_id="msg_p", model="alias", estimated_input_tokens=17,
-                                  stream_tool_arguments=case["live"])
+                                  stop_sequences=STOPS, stream_tool_arguments=case["live"])
     chunks = case["chunks"]
     if case["failure"] == "error_chunk":
         chunks = [*chunks[:case["cut_at"]], {"error": {"message": "boom", "type": "server_error"}}, *chunks]
@@ -147,7 +152,7 @@ def test_openai_stream_translates_to_a_well_formed_anthropic_stream(case: dict[s
             anthropic_sdk_message(frames)
         return
     streamed = anthropic_sdk_message(frames)
-    whole = chat_response_to_message(accumulate_chat(case["chunks"]), message_id="msg_p",
+    whole = chat_response_to_message(accumulate_chat(case["chunks"]), message_id="msg_p", stop_sequences=STOPS,
                                      estimated_input_tokens=17)
     streamed = {key: streamed.get(key) for key in whole}
     assert (normalise(streamed) if case["late_text"] else streamed) == (normalise(whole) if case["late_text"] else whole)
@@ -200,11 +205,14 @@ def test_anthropic_stream_accumulates_to_the_non_streamed_translation(data: st.D
     stream = MessagesToChatStream(completion_id="chatcmpl-q", created=5, include_usage=True)
     frames = [frame for event in data.draw(anthropic_stream(message)) for frame in stream.feed(event)]
     frames += stream.finish()
-    chunks = [payload for _, payload in decode(frames)]
-    assert chunks[-1] is not None and all(isinstance(c, dict) for c in chunks[:-1])
-    streamed = accumulate_chat(chunks[:-1])  # the last is [DONE]
+    payloads = [payload for _, payload in decode(frames)]
+    assert payloads[-1] is DONE and all(isinstance(p, dict) and "error" not in p for p in payloads[:-1])
+    if message["stop_reason"] == "max_tokens":  # the SDK's stream helper raises LengthFinishReasonError
+        streamed = accumulate_chat(payloads[:-1])
+    else:
+        streamed = openai_sdk_completion(frames)
     whole = message_to_chat_response(message, completion_id="chatcmpl-q", created=5)
     assert streamed["choices"][0]["finish_reason"] == whole["choices"][0]["finish_reason"]
     assert streamed["usage"] == whole["usage"]
     got, want = streamed["choices"][0]["message"], whole["choices"][0]["message"]
-    assert (got["content"] or None, got.get("tool_calls")) == (want["content"] or None, want.get("tool_calls"))
+    assert (got.get("content") or None, got.get("tool_calls")) == (want["content"] or None, want.get("tool_calls"))

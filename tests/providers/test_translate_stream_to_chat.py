@@ -7,7 +7,7 @@ import pytest
 
 from sluicegate.providers.translate.frames import DONE
 from sluicegate.providers.translate.stream_messages_to_chat import MessagesToChatStream
-from tests.providers.streams import decode, openai_sdk_chunks
+from tests.providers.streams import decode, openai_sdk_chunks, openai_sdk_completion
 
 START = {"type": "message_start", "message": {
     "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-like", "content": [],
@@ -69,8 +69,12 @@ def test_parallel_tool_use_blocks_become_indexed_tool_calls() -> None:
             entry = calls.setdefault(call.index, {"id": call.id, "name": call.function.name, "arguments": ""})
             entry["arguments"] += call.function.arguments or ""
     assert calls == {0: {"id": "toolu_a", "name": "weather", "arguments": '{"city": "Oslo"}'},
-                     1: {"id": "toolu_b", "name": "time", "arguments": ""}}
+                     1: {"id": "toolu_b", "name": "time", "arguments": "{}"}}  # no arguments is "{}", not ""
     assert chunks[-1].choices[0].finish_reason == "tool_calls"
+    final = openai_sdk_completion(frames)["choices"][0]
+    assert final["finish_reason"] == "tool_calls" and final["message"]["content"] == "Checking."
+    assert [c["function"] for c in final["message"]["tool_calls"]] == [
+        {"name": "weather", "arguments": '{"city": "Oslo"}'}, {"name": "time", "arguments": "{}"}]
 
 
 @pytest.mark.parametrize("reason, finish", [("max_tokens", "length"), ("stop_sequence", "stop"),

@@ -30,6 +30,7 @@ class MessagesToChatStream:
         self._id, self._created, self._model, self._include_usage = completion_id, created, model, include_usage
         self.started = self.closed = False
         self._tool_by_block: dict[int, int] = {}
+        self._without_arguments: set[int] = set()  # tool blocks that have sent no argument text yet
         self._usage: dict[str, Any] = {}
         self._finish_reason: str | None = None
 
@@ -78,6 +79,8 @@ class MessagesToChatStream:
             return []
         position = self._tool_by_block.setdefault(index, len(self._tool_by_block))
         arguments = orjson.dumps(block["input"]).decode() if block.get("input") else ""
+        if not arguments:
+            self._without_arguments.add(index)
         call = {"index": position, "id": block.get("id", ""), "type": "function",
                 "function": {"name": block.get("name", ""), "arguments": arguments}}
         return [self._chunk({"tool_calls": [call]})]
@@ -88,8 +91,17 @@ class MessagesToChatStream:
             return [self._chunk({"content": delta["text"]})]
         position = self._tool_by_block.get(event.get("index"))  # type: ignore[arg-type]
         if delta.get("type") == "input_json_delta" and delta.get("partial_json") and position is not None:
+            self._without_arguments.discard(event["index"])
             return [self._chunk({"tool_calls": [{"index": position, "function": {"arguments": delta["partial_json"]}}]})]
         return []
+
+    def _on_block_stop(self, event: dict[str, Any]) -> list[bytes]:
+        """A call without arguments says ``{}``: clients json-parse ``arguments`` and "" is no JSON."""
+        if event.get("index") not in self._without_arguments:
+            return []
+        self._without_arguments.discard(event["index"])
+        position = self._tool_by_block[event["index"]]
+        return [self._chunk({"tool_calls": [{"index": position, "function": {"arguments": "{}"}}]})]
 
     def _on_message_delta(self, event: dict[str, Any]) -> list[bytes]:
         self._merge_usage(event.get("usage"))
@@ -119,6 +131,7 @@ _HANDLERS = {
     "message_start": MessagesToChatStream._on_message_start,
     "content_block_start": MessagesToChatStream._on_block_start,
     "content_block_delta": MessagesToChatStream._on_block_delta,
+    "content_block_stop": MessagesToChatStream._on_block_stop,
     "message_delta": MessagesToChatStream._on_message_delta,
     "message_stop": MessagesToChatStream._on_message_stop,
     "error": MessagesToChatStream._on_error,
