@@ -183,6 +183,8 @@ REFUSED_MESSAGES = [
     ({"messages": [], "tools": [{"type": "web_search_20250305", "name": "web_search"}]}, "server tool"),
     ({"messages": [], "tools": [{"name": "t"}], "tool_choice": {"type": "sometimes"}}, "tool_choice"),
     ({"messages": [{"role": "user", "content": [{"type": "tool_result"}]}]}, "tool_use_id"),
+    ({"messages": [], "stop_sequences": "END"}, "stop_sequences"),  # not ['E', 'N', 'D']
+    ({"messages": [], "tools": 3}, "tools"),
 ]
 
 
@@ -210,6 +212,11 @@ REFUSED_CHAT = [
     ({"messages": [{"role": "tool", "content": "x"}]}, "tool_call_id"),
     ({"messages": [], "tools": [{"type": "function", "function": {}}]}, "tools"),
     ({"messages": [], "tool_choice": "sometimes"}, "tool_choice"),
+    ({"messages": [], "stop": 3}, "stop"),
+    ({"messages": [], "stop": ["a", 1]}, "stop"),
+    ({"messages": [], "tools": {"type": "function"}}, "tools"),
+    ({"messages": [], "tool_choice": {"function": True}}, "tool_choice"),
+    ({"messages": [{"role": "assistant", "tool_calls": 3}]}, "tool_calls"),
 ]
 
 

@@ -41,11 +41,11 @@ def chat_request_to_messages(body: dict[str, Any], *, default_max_tokens: int = 
     for key in ("temperature", "top_p", "top_k"):
         if body.get(key) is not None:
             request[key] = body[key]
-    stop = body.get("stop")
+    stop = _strings(body.get("stop"), "stop")
     if stop:
-        request["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
+        request["stop_sequences"] = stop
     if body.get("tools"):
-        request["tools"] = [_tool(tool) for tool in body["tools"]]
+        request["tools"] = [_tool(tool) for tool in _items(body["tools"], "tools")]
     choice = _tool_choice(body.get("tool_choice"), body.get("parallel_tool_calls"))
     if choice and body.get("tools"):
         request["tool_choice"] = choice
@@ -54,6 +54,21 @@ def chat_request_to_messages(body: dict[str, Any], *, default_max_tokens: int = 
     if body.get("stream"):
         request["stream"] = True
     return request
+
+
+def _strings(value: object, where: str) -> list[str]:
+    """A string or a list of strings as a list (None as empty)."""
+    if value is None or isinstance(value, str):
+        return [value] if value else []
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return list(value)
+    raise TranslationError(f"{where}: a string or a list of strings is required")
+
+
+def _items(value: object, where: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise TranslationError(f"{where}: a list is required")
+    return value
 
 
 def _refuse_response_format(response_format: object) -> None:
@@ -140,7 +155,7 @@ def _assistant_blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
     text = text_of(message.get("content"), "assistant")
     if text:  # Anthropic refuses empty text blocks
         blocks.append({"type": "text", "text": text})
-    for call in message.get("tool_calls") or []:
+    for call in _items(message.get("tool_calls") or [], "tool_calls"):
         function = call.get("function") if isinstance(call, dict) else None
         if not isinstance(function, dict) or not isinstance(call.get("id"), str):
             raise TranslationError("tool_calls: each call needs an id and a function")
@@ -203,7 +218,8 @@ def _tool_choice(choice: object, parallel: object) -> dict[str, Any] | None:
         mapped = None
     elif choice in ("auto", "required", "none"):
         mapped = {"type": {"auto": "auto", "required": "any", "none": "none"}[choice]}  # type: ignore[index]
-    elif isinstance(choice, dict) and isinstance((choice.get("function") or {}).get("name"), str):
+    elif isinstance(choice, dict) and isinstance(choice.get("function"), dict) and isinstance(
+            choice["function"].get("name"), str):
         mapped = {"type": "tool", "name": choice["function"]["name"]}
     else:
         raise TranslationError("tool_choice: auto, required, none or {type: function, function: {name}}")
@@ -218,7 +234,9 @@ def chat_response_to_message(
 ) -> dict[str, Any]:
     """A Chat Completion as an Anthropic Message. ``stop_sequences`` (the client's) tell a matched stop
     sequence from a natural end; ``estimated_input_tokens`` stands in when the upstream gave no usage."""
-    choices = chat.get("choices") if isinstance(chat, dict) else None
+    if not isinstance(chat, dict):
+        raise TranslationError("upstream completion: an object is required")
+    choices = chat.get("choices")
     choice = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
     reply = choice.get("message") if isinstance(choice.get("message"), dict) else {}
     content: list[dict[str, Any]] = []
@@ -268,7 +286,9 @@ def stop_reason(finish_reason: object, matched_stop: object, stop_sequences: tup
         return "tool_use", None
     if finish_reason == "stop" and isinstance(matched_stop, str) and matched_stop in stop_sequences:
         return "stop_sequence", matched_stop
-    return STOP_REASON_BY_FINISH_REASON.get(finish_reason, "end_turn"), None  # type: ignore[arg-type]
+    if not isinstance(finish_reason, str):
+        return "end_turn", None
+    return STOP_REASON_BY_FINISH_REASON.get(finish_reason, "end_turn"), None
 
 
 def anthropic_usage(usage: dict[str, Any] | None, estimated_input_tokens: int | None = None) -> dict[str, Any]:

@@ -80,7 +80,8 @@ def anthropic_error_to_openai(status: int, body: object, raw: bytes = b"") -> di
     upstream_type = None
     if isinstance(body, dict) and isinstance(body.get("error"), dict):
         upstream_type = body["error"].get("type")
-    anthropic_type = upstream_type if upstream_type in OPENAI_TYPE_BY_ANTHROPIC_TYPE else anthropic_error_type(status)
+    known = isinstance(upstream_type, str) and upstream_type in OPENAI_TYPE_BY_ANTHROPIC_TYPE
+    anthropic_type = upstream_type if known else anthropic_error_type(status)
     return openai_error(status, error_message(body, raw, status), OPENAI_TYPE_BY_ANTHROPIC_TYPE[anthropic_type])
 
 

@@ -36,9 +36,9 @@ def messages_request_to_chat(body: dict[str, Any]) -> dict[str, Any]:
         if body.get(key) is not None:
             chat[key] = body[key]
     if body.get("stop_sequences"):
-        chat["stop"] = list(body["stop_sequences"])
+        chat["stop"] = _strings(body["stop_sequences"], "stop_sequences")
     if body.get("tools"):
-        chat["tools"] = [_tool(tool) for tool in body["tools"]]
+        chat["tools"] = [_tool(tool) for tool in _items(body["tools"], "tools")]
     if body.get("tool_choice") is not None and body.get("tools"):  # OpenAI refuses a choice without tools
         chat.update(_tool_choice(body["tool_choice"], bool(body.get("tools"))))
     user_id = (body.get("metadata") or {}).get("user_id") if isinstance(body.get("metadata"), dict) else None
@@ -48,6 +48,18 @@ def messages_request_to_chat(body: dict[str, Any]) -> dict[str, Any]:
         chat["stream"] = True
         chat["stream_options"] = {"include_usage": True}  # usage in the last chunk, for real token counts
     return chat
+
+
+def _strings(value: object, where: str) -> list[str]:
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return list(value)
+    raise TranslationError(f"{where}: a list of strings is required")
+
+
+def _items(value: object, where: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise TranslationError(f"{where}: a list is required")
+    return value
 
 
 def _system_messages(system: object) -> list[dict[str, Any]]:

@@ -64,7 +64,7 @@ class ChatToMessagesStream:
         frames = [] if self.started else self._message_start(chunk)
         if isinstance(chunk.get("usage"), dict) and chunk["usage"]:
             self._usage = chunk["usage"]
-        for choice in chunk.get("choices") or []:
+        for choice in _list(chunk.get("choices")):
             if isinstance(choice, dict) and choice.get("index", 0) == 0:
                 frames += self._choice(choice)
         return frames
@@ -113,7 +113,7 @@ class ChatToMessagesStream:
         calls = delta.get("tool_calls")
         if not calls and isinstance(delta.get("function_call"), dict):  # the legacy single call
             calls = [{"index": 0, "function": delta["function_call"]}]
-        for call in calls or []:
+        for call in _list(calls):
             if isinstance(call, dict):
                 frames += self._tool_delta(call)
         if choice.get("finish_reason"):
@@ -201,3 +201,7 @@ class ChatToMessagesStream:
             frames.append(self._json_delta(index, orjson.dumps(tool_input(arguments)).decode()))
         frames.append(self._close(index))
         return frames
+
+
+def _list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []

@@ -89,18 +89,20 @@ class MessagesToChatStream:
         delta = event.get("delta") if isinstance(event.get("delta"), dict) else {}
         if delta.get("type") == "text_delta" and delta.get("text"):
             return [self._chunk({"content": delta["text"]})]
-        position = self._tool_by_block.get(event.get("index"))  # type: ignore[arg-type]
+        index = event.get("index")
+        position = self._tool_by_block.get(index) if isinstance(index, int) else None
         if delta.get("type") == "input_json_delta" and delta.get("partial_json") and position is not None:
-            self._without_arguments.discard(event["index"])
+            self._without_arguments.discard(index)  # type: ignore[arg-type]
             return [self._chunk({"tool_calls": [{"index": position, "function": {"arguments": delta["partial_json"]}}]})]
         return []
 
     def _on_block_stop(self, event: dict[str, Any]) -> list[bytes]:
         """A call without arguments says ``{}``: clients json-parse ``arguments`` and "" is no JSON."""
-        if event.get("index") not in self._without_arguments:
+        index = event.get("index")
+        if not isinstance(index, int) or index not in self._without_arguments:
             return []
-        self._without_arguments.discard(event["index"])
-        position = self._tool_by_block[event["index"]]
+        self._without_arguments.discard(index)
+        position = self._tool_by_block[index]
         return [self._chunk({"tool_calls": [{"index": position, "function": {"arguments": "{}"}}]})]
 
     def _on_message_delta(self, event: dict[str, Any]) -> list[bytes]:
@@ -119,7 +121,9 @@ class MessagesToChatStream:
 
     def _on_error(self, event: dict[str, Any]) -> list[bytes]:
         error = event.get("error") if isinstance(event.get("error"), dict) else {}
-        return self.fail(error_message(event), OPENAI_TYPE_BY_ANTHROPIC_TYPE.get(error.get("type"), "server_error"))
+        kind = error.get("type")
+        return self.fail(error_message(event), OPENAI_TYPE_BY_ANTHROPIC_TYPE.get(kind, "server_error")
+                         if isinstance(kind, str) else "server_error")
 
     def _merge_usage(self, usage: object) -> None:
         """Anthropic usage fields are cumulative: a later value replaces an earlier one."""
