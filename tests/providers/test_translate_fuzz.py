@@ -65,7 +65,7 @@ def test_odd_upstream_responses_never_crash(body: dict) -> None:
 @FUZZ
 @given(st.lists(json_like | bodies, max_size=6))
 def test_odd_stream_chunks_never_crash(chunks: list) -> None:
-    for stream in (ChatToMessagesStream(message_id="m"), MessagesToChatStream(completion_id="c", created=1)):
+    for stream in (ChatToMessagesStream(message_id="m", estimated_input_tokens=1), MessagesToChatStream(completion_id="c", created=1)):
         for chunk in chunks:
             assert all(isinstance(frame, bytes) for frame in stream.feed(chunk))
         stream.finish()

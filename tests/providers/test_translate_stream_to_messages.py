@@ -58,6 +58,13 @@ def test_message_start_usage_is_never_zero_zero() -> None:
     assert anthropic_sdk_message(frames)["usage"]["input_tokens"] == 31
 
 
+def test_usage_in_the_first_chunk_is_used_at_message_start() -> None:
+    """Servers reporting usage on every chunk (vLLM's continuous usage stats) give the real count at once."""
+    stream = ChatToMessagesStream(message_id="m", estimated_input_tokens=25)
+    start = anthropic_events(stream.feed(chunk({"role": "assistant", "content": ""}, usage=USAGE)))[0]
+    assert start["message"]["usage"]["input_tokens"] == 31 and not stream.usage["input_tokens_estimated"]
+
+
 def test_without_upstream_usage_the_estimate_stays_and_is_marked() -> None:
     stream = ChatToMessagesStream(message_id="m", estimated_input_tokens=25)
     frames = stream.feed(chunk({"content": "Hi"})) + stream.feed(chunk({}, "stop")) + stream.finish()
@@ -147,7 +154,7 @@ def test_failure_after_the_start_is_an_error_event_never_a_clean_end() -> None:
 
 
 def test_error_chunk_mid_stream_becomes_an_error_event_and_ends_the_stream() -> None:
-    stream = ChatToMessagesStream(message_id="m")
+    stream = ChatToMessagesStream(message_id="m", estimated_input_tokens=1)
     frames = stream.feed(chunk({"content": "Hel"}))
     frames += stream.feed({"error": {"message": "out of memory", "code": 503}})
     assert stream.feed(chunk({"content": "lo"})) == [] and stream.finish() == []
@@ -164,8 +171,8 @@ def test_an_empty_clean_stream_is_an_empty_message() -> None:
 
 
 def test_started_means_message_start_was_produced() -> None:
-    stream = ChatToMessagesStream(message_id="m")
+    stream = ChatToMessagesStream(message_id="m", estimated_input_tokens=1)
     assert stream.fail("refused") and not stream.started  # a failure before the start may still fall back
-    stream = ChatToMessagesStream(message_id="m")
+    stream = ChatToMessagesStream(message_id="m", estimated_input_tokens=1)
     stream.feed(chunk({"role": "assistant"}))
     assert stream.started

@@ -32,11 +32,13 @@ class _ToolCall:
 class ChatToMessagesStream:
     """Feed parsed OpenAI chunks (dicts); get Anthropic SSE frames (bytes) ready to write.
 
+    ``estimated_input_tokens`` is required (``estimate.estimate_input_tokens`` of the client's request):
+    ``message_start`` comes before the upstream's usage, and peers that put 0 there break budgets.
     ``finish()`` when the upstream ended cleanly (``data: [DONE]``), ``fail(message)`` on anything else
     (a cut connection, a timeout). After either, the object is spent and returns no more frames.
     """
 
-    def __init__(self, *, message_id: str, model: str = "", estimated_input_tokens: int = 0,
+    def __init__(self, *, message_id: str, estimated_input_tokens: int, model: str = "",
                  stop_sequences: tuple[str, ...] | list[str] = (), stream_tool_arguments: bool = True) -> None:
         self._id, self._model, self._estimate = message_id, model, max(estimated_input_tokens, 0)
         self._stop_sequences, self._live_tools = tuple(stop_sequences), stream_tool_arguments
