@@ -22,6 +22,7 @@ ROWS: list[set[str]] = [
     {"serve"},
     {"app"},
     {"server"},
+    {"cache"},
     {"pipeline"},
     {"dispatch"},
     {"prepare"},

@@ -12,6 +12,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from .access.admin_token import AdminAuth, announce_admin_token
+from .cache import build_cache
 from .catalog import Catalog, ConfigRepository, ProviderRepository
 from .catalog.configs import gateway_config_validator
 from .catalog.log_lookups import LogLookups
@@ -107,8 +108,11 @@ def _upstream_context(gateway: Gateway, given: Transport | None):
         gateway.dispatcher = Dispatcher(transport, builder, backoff_scale=settings.retry_backoff_scale,
                                         max_response_bytes=settings.max_upstream_body_bytes)
         selector = ConfigSelector(gateway.configs, gateway.catalog.saved_config)
-        gateway.pipeline = Pipeline(default_steps(selector, gateway.dispatcher))
+        cache = gateway.cache = build_cache(settings)
+        gateway.pipeline = Pipeline(default_steps(selector, gateway.dispatcher, cache))
         yield
+        if cache is not None:
+            await cache.close()
         await transport.close()
 
     return context

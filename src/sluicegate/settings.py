@@ -93,6 +93,11 @@ class Settings:
     upstream_pool_size: int = 0  # 0: unbounded keep-alive pool
     retry_backoff_scale: float = 1.0  # multiplies the 1, 2, 4, 8, 16 s retry backoff (not Retry-After)
     config_cache_size: int = 512  # distinct x-portkey-config texts kept compiled
+    # The response cache (docs/caching.md): used by requests whose config has a cache block.
+    cache_backend: str = "memory"  # memory | off (more backends: docs/caching.md)
+    cache_max_bytes: int = 64 * 1024 * 1024  # the in-memory backend's bound (least recently used out)
+    cache_max_entries: int = 10_000
+    cache_entry_max_bytes: int = 1024 * 1024  # a larger answer is relayed but not stored
     admin_token: str | None = None
     master_key: str | None = None
     log_bodies: bool = True
@@ -141,6 +146,10 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: Any) ->
         "UPSTREAM_POOL_SIZE": ("upstream_pool_size", int),
         "RETRY_BACKOFF_SCALE": ("retry_backoff_scale", float),
         "CONFIG_CACHE_SIZE": ("config_cache_size", int),
+        "CACHE_BACKEND": ("cache_backend", lambda text: text.strip().lower()),
+        "CACHE_MAX_BYTES": ("cache_max_bytes", _POSITIVE_INT),
+        "CACHE_MAX_ENTRIES": ("cache_max_entries", _POSITIVE_INT),
+        "CACHE_ENTRY_MAX_BYTES": ("cache_entry_max_bytes", _POSITIVE_INT),
         "ADMIN_TOKEN": ("admin_token", str),
         "MASTER_KEY": ("master_key", str),
         "LOG_BODIES": ("log_bodies", _bool),

@@ -26,8 +26,10 @@ from .providers.contract import StreamDecoder, Translation
 METADATA_VALUE_LIMIT = 128
 
 # x-portkey-cache-status values (and the request log's cache_status column): the pipeline's cache step sets
-# one per request; without a cache behind it every request is DISABLED.
-CACHE_DISABLED, CACHE_HIT, CACHE_MISS = "DISABLED", "HIT", "MISS"
+# one per request; a request without a cache policy (or a cache behind it) is DISABLED. REFRESH: the client
+# asked for a fresh answer (x-portkey-cache-force-refresh), which then replaces the stored one.
+CACHE_DISABLED, CACHE_HIT, CACHE_MISS, CACHE_REFRESH = "DISABLED", "HIT", "MISS", "REFRESH"
+CACHE_SEMANTIC_HIT, CACHE_SEMANTIC_MISS = "SEMANTIC HIT", "SEMANTIC MISS"
 
 
 @dataclass(slots=True)
@@ -49,6 +51,8 @@ class RequestContext:
     parent_span_id: str | None = None
     span_name: str | None = None
     traceparent: str | None = None
+    cache_namespace: str | None = None  # x-portkey-cache-namespace: shares entries across scopes on purpose
+    cache_force_refresh: bool = False  # x-portkey-cache-force-refresh: true
 
     def forwarded_values(self, names: tuple[str, ...]) -> list[tuple[str, str]]:
         """The incoming values of the headers to forward verbatim, under their real (folded) names.

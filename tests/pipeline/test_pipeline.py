@@ -8,6 +8,7 @@ from sluicegate.config import ConfigCache
 from sluicegate.errors import Unauthorized
 from sluicegate.pipeline import (
     AdmitAll,
+    CacheHit,
     CacheStep,
     ConfigSelector,
     DispatchStep,
@@ -17,7 +18,7 @@ from sluicegate.pipeline import (
     default_steps,
 )
 from sluicegate.providers import registry
-from sluicegate.types import CACHE_DISABLED, CACHE_HIT, CACHE_MISS, Outcome
+from sluicegate.types import CACHE_DISABLED, CACHE_HIT, CACHE_MISS, CACHE_REFRESH, Outcome
 from tests.fakes.transport import FakeTransport, chat_completion, json_response
 from tests.inprocess import HOST, call, dispatcher
 
@@ -41,9 +42,12 @@ class MemoryCache:
         self.stored: list[Outcome] = []
 
     async def lookup(self, state, policy):
-        return self.stored[0] if self.stored else None
+        return CacheHit(self.stored[0], CACHE_HIT) if self.stored else None
 
-    async def store(self, state, policy, outcome):
+    def miss_status(self, policy):
+        return CACHE_MISS
+
+    def store(self, state, policy, outcome):
         self.stored.append(outcome)
 
 
@@ -66,6 +70,22 @@ async def test_a_cache_behind_the_step_answers_the_second_request_without_an_ups
     await run.run(second)
     assert (first.cache_status, second.cache_status) == (CACHE_MISS, CACHE_HIT)
     assert len(transport.sent) == 1 and second.attempts == []
+
+
+async def test_force_refresh_skips_the_lookup_and_stores_the_fresh_answer():
+    transport, cache = answering(), MemoryCache()
+    run = pipeline(transport, cache)
+    await run.run(RequestState(call({"x-portkey-config": "pc-1"})))
+    state = RequestState(call({"x-portkey-config": "pc-1", "x-portkey-cache-force-refresh": "true"}))
+    await run.run(state)
+    assert state.cache_status == CACHE_REFRESH and len(transport.sent) == 2 and len(cache.stored) == 2
+
+
+async def test_debug_false_switches_caching_off():
+    transport, cache = answering(), MemoryCache()
+    state = RequestState(call({"x-portkey-config": "pc-1", "x-portkey-debug": "false"}))
+    await pipeline(transport, cache).run(state)
+    assert state.cache_status == CACHE_DISABLED and cache.stored == []
 
 
 async def test_without_a_cache_block_the_cache_is_not_asked():

@@ -10,6 +10,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from sluicegate.app import build_app
+from sluicegate.server.appkeys import GATEWAY
 from sluicegate.settings import Settings
 from tests.fakes.transport import FakeTransport, chat_completion, content_chunk, json_response, sse_response
 from tests.inprocess import HOST
@@ -45,12 +46,33 @@ async def test_chat_answers_with_the_portkey_headers(client_for):
     assert transport.sent[0].url == HOST + "/chat/completions"
 
 
-async def test_a_cache_block_is_read_and_still_disabled(client_for):
+async def test_a_cache_block_answers_the_second_request_from_the_cache(client_for):
     transport = FakeTransport(script=[json_response(chat_completion())])
     client = await client_for(transport)
     config = {"provider": "openai", "api_key": "sk-x", "custom_host": HOST, "cache": {"mode": "simple"}}
-    response = await client.post("/v1/chat/completions", json=CHAT, headers={"x-portkey-config": orjson.dumps(config).decode()})
-    assert response.status == 200 and response.headers["x-portkey-cache-status"] == "DISABLED"
+    headers = {"x-portkey-config": orjson.dumps(config).decode()}
+    first = await client.post("/v1/chat/completions", json=CHAT, headers=headers)
+    assert first.status == 200 and first.headers["x-portkey-cache-status"] == "MISS"
+    await client.app[GATEWAY].cache.drain()
+    second = await client.post("/v1/chat/completions", json=CHAT, headers=headers)
+    assert second.status == 200 and second.headers["x-portkey-cache-status"] == "HIT"
+    assert await second.read() == await first.read() and len(transport.sent) == 1
+
+
+async def test_a_cached_stream_is_replayed_through_the_relay_with_the_same_events(client_for):
+    transport = FakeTransport(script=[sse_response(content_chunk("Hel"), content_chunk("lo"), "[DONE]")])
+    client = await client_for(transport)
+    config = {"provider": "openai", "api_key": "sk-x", "custom_host": HOST, "cache": {"mode": "simple"}}
+    headers = {"x-portkey-config": orjson.dumps(config).decode()}
+    streamed = {**CHAT, "stream": True}
+    first = await client.post("/v1/chat/completions", json=streamed, headers=headers)
+    original = await first.read()
+    await client.app[GATEWAY].cache.drain()
+    second = await client.post("/v1/chat/completions", json=streamed, headers=headers)
+    assert second.headers["x-portkey-cache-status"] == "HIT"
+    assert second.headers["content-type"].startswith("text/event-stream")
+    assert await second.read() == original and original.endswith(b"data: [DONE]\n\n")
+    assert len(transport.sent) == 1
 
 
 async def test_a_request_without_provider_or_config_is_a_400_envelope(client_for):

@@ -4,16 +4,16 @@
 
 ``app.py`` builds the list once; ``server/routes.py`` runs it per request. A step is an async callable
 ``step(state, call_next) -> Outcome``: it may act before ``call_next`` (refuse, look up), answer without it
-(a cache hit), or act on the outcome after it (store, count usage). Today admission lets every request in
-and the cache step has no cache behind it (every answer says ``x-portkey-cache-status: DISABLED``); the next
+(a cache hit), or act on the outcome after it (store, count usage). Today admission lets every request in;
+the cache step answers from the response cache (cache/) when the config has a ``cache`` block. The next
 features plug in here (see docs/architecture.md, "where do I put X") rather than edit the handlers.
 """
 
-from .core import Next, Pipeline, RequestState, Step
+from .core import DEFAULT_CACHE_SCOPE, Next, Pipeline, RequestState, Step
 from .select import ConfigSelector
-from .steps import AdmitAll, CacheStep, DispatchStep, ResponseCache, SelectConfig, default_steps
+from .steps import AdmitAll, CacheHit, CacheStep, DispatchStep, ResponseCache, SelectConfig, default_steps
 
 __all__ = [
-    "AdmitAll", "CacheStep", "ConfigSelector", "DispatchStep", "Next", "Pipeline", "RequestState",
-    "ResponseCache", "SelectConfig", "Step", "default_steps",
+    "DEFAULT_CACHE_SCOPE", "AdmitAll", "CacheHit", "CacheStep", "ConfigSelector", "DispatchStep", "Next",
+    "Pipeline", "RequestState", "ResponseCache", "SelectConfig", "Step", "default_steps",
 ]

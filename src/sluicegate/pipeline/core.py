@@ -9,6 +9,8 @@ from typing import Protocol
 from ..config.model import Node
 from ..types import CACHE_DISABLED, AttemptRecord, Call, Outcome
 
+DEFAULT_CACHE_SCOPE = "default"
+
 
 @dataclass(slots=True)
 class RequestState:
@@ -18,6 +20,10 @@ class RequestState:
     root: Node | None = None  # the request's config tree, once the select step chose it
     attempts: list[AttemptRecord] = field(default_factory=list)  # every upstream attempt, for the log
     cache_status: str = CACHE_DISABLED  # x-portkey-cache-status
+    # Whose cache entries this request may read and write: admission sets it (the API key's or workspace's
+    # scope); until a key system exists every request shares DEFAULT_CACHE_SCOPE. The cache key also holds
+    # the upstream credential and the config tree, so two callers with different credentials never share.
+    cache_scope: str = DEFAULT_CACHE_SCOPE
 
 
 Next = Callable[[RequestState], Awaitable[Outcome]]

@@ -2,17 +2,18 @@
 
   AdmitAll      admission (API keys, permissions, usage limits): lets every request in today
   SelectConfig  the request's config tree (ConfigSelector)
-  CacheStep     answer from a response cache, or store the answer in it; no cache exists yet
+  CacheStep     answer from a response cache (cache/), or store the answer in it
   DispatchStep  the config tree walk with retries and fallbacks (dispatch.py): always answers
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 from ..config.model import CachePolicy
 from ..dispatch import Dispatcher
-from ..types import CACHE_DISABLED, CACHE_HIT, CACHE_MISS, Outcome
+from ..types import CACHE_DISABLED, CACHE_REFRESH, Outcome
 from .core import Next, RequestState, Step
 from .select import ConfigSelector
 
@@ -34,32 +35,52 @@ class SelectConfig:
         return await call_next(state)
 
 
+@dataclass(frozen=True, slots=True)
+class CacheHit:
+    outcome: Outcome
+    status: str  # CACHE_HIT, or CACHE_SEMANTIC_HIT for a neighbour's answer
+
+
 class ResponseCache(Protocol):
-    """A response cache (none exists yet): keyed by what it chooses from the call, bounded by the policy."""
+    """A response cache (cache/): keyed by what it chooses from the request, bounded by the policy.
 
-    async def lookup(self, state: RequestState, policy: CachePolicy) -> Outcome | None: ...
+    ``lookup`` answers None for a miss; ``miss_status`` is what a miss is called under the policy (MISS or
+    SEMANTIC MISS); ``store`` keeps a successful answer (a stream once it ended cleanly) off the request path.
+    """
 
-    async def store(self, state: RequestState, policy: CachePolicy, outcome: Outcome) -> None: ...
+    async def lookup(self, state: RequestState, policy: CachePolicy) -> CacheHit | None: ...
+
+    def miss_status(self, policy: CachePolicy) -> str: ...
+
+    def store(self, state: RequestState, policy: CachePolicy, outcome: Outcome) -> None: ...
 
 
 class CacheStep:
-    """The config's ``cache`` block (on its root) switches caching on for a request, given a cache."""
+    """The config's ``cache`` block (on its root) switches caching on for a request, given a cache.
+
+    ``x-portkey-cache-force-refresh`` skips the lookup (REFRESH) and the fresh answer replaces the stored
+    one; ``x-portkey-debug: false`` (no logging) also means no caching, as on Portkey.
+    """
 
     def __init__(self, cache: ResponseCache | None = None) -> None:
         self._cache = cache
 
     async def __call__(self, state: RequestState, call_next: Next) -> Outcome:
         policy = state.root.cache if state.root is not None else None
-        if self._cache is None or policy is None:
+        ctx = state.call.ctx
+        if self._cache is None or policy is None or not ctx.log_bodies:
             state.cache_status = CACHE_DISABLED
             return await call_next(state)
-        hit = await self._cache.lookup(state, policy)
-        if hit is not None:
-            state.cache_status = CACHE_HIT
-            return hit
-        state.cache_status = CACHE_MISS
+        if ctx.cache_force_refresh:
+            state.cache_status = CACHE_REFRESH
+        else:
+            hit = await self._cache.lookup(state, policy)
+            if hit is not None:
+                state.cache_status = hit.status
+                return hit.outcome
+            state.cache_status = self._cache.miss_status(policy)
         outcome = await call_next(state)
-        await self._cache.store(state, policy, outcome)
+        self._cache.store(state, policy, outcome)
         return outcome
 
 

@@ -116,4 +116,6 @@ def parse_request_headers(headers: CIMultiDictProxy[str]) -> RequestContext:
     ctx.parent_span_id = get("x-portkey-parent-span-id")
     ctx.span_name = get("x-portkey-span-name")
     ctx.traceparent = get("traceparent")
+    ctx.cache_namespace = (get("x-portkey-cache-namespace") or "").strip() or None
+    ctx.cache_force_refresh = parse_bool(get("x-portkey-cache-force-refresh")) is True
     return ctx

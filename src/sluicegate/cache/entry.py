@@ -1,0 +1,89 @@
+"""A cache entry: what a stored answer holds, its bytes, and the answer it gives back.
+
+An entry holds the response status, the relayable headers of an allow-list (content type only: an
+upstream's rate-limit or request-id headers describe another request, a cookie another client) and the
+body as the client got it — a stream as its events, ``[DONE]`` included. Never a request header, never a
+credential. Encoded as one JSON line (status, headers, provider, target path, stream flag) then the body.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import orjson
+
+from ..providers.contract import STARTED
+from ..types import OpenStream, Outcome
+
+KEPT_HEADERS = frozenset({"content-type"})
+EVENT_END = b"\n\n"
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+    provider: str | None
+    target_path: str
+    stream: bool
+
+    def encode(self) -> bytes:
+        meta = [self.status, self.headers, self.provider, self.target_path, self.stream]
+        return orjson.dumps(meta) + b"\n" + self.body
+
+    @staticmethod
+    def decode(data: bytes) -> Entry:
+        meta, _, body = data.partition(b"\n")
+        status, headers, provider, target_path, stream = orjson.loads(meta)
+        return Entry(status, tuple((k, v) for k, v in headers), body, provider, target_path, stream)
+
+    def outcome(self) -> Outcome:
+        """The stored answer as an Outcome; a stream is replayed through the relay, event by event."""
+        headers = list(self.headers)
+        if not self.stream:
+            return Outcome(self.status, headers, self.body, self.provider, self.target_path)
+        replay = OpenStream(ReplayBody(self.body), PassThroughDecoder())
+        return Outcome(self.status, headers, b"", self.provider, self.target_path, stream=replay)
+
+
+def kept_headers(headers: list[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    return tuple((name, value) for name, value in headers if name.lower() in KEPT_HEADERS)
+
+
+class ReplayBody:
+    """A stored stream read back one event at a time (an ``UpstreamBody`` for the relay)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._at = 0
+
+    async def read_chunk(self) -> bytes:
+        if self._at >= len(self._data):
+            return b""
+        end = self._data.find(EVENT_END, self._at)
+        end = len(self._data) if end < 0 else end + len(EVENT_END)
+        chunk, self._at = self._data[self._at:end], end
+        return chunk
+
+    def close(self) -> None:
+        self._at = len(self._data)
+
+
+class PassThroughDecoder:
+    """The relay's decoder for a replayed stream: the stored events are already what the client gets."""
+
+    def opening(self, chunk: bytes) -> tuple[str, str | None]:
+        return STARTED, None
+
+    def head(self) -> bytes:
+        return b""
+
+    def relay(self, chunk: bytes) -> bytes:
+        return chunk
+
+    def end_failure(self) -> str | None:
+        return None
+
+    def error_event(self, message: str, error_type: str) -> bytes:
+        return b""
