@@ -94,7 +94,8 @@ class Settings:
     retry_backoff_scale: float = 1.0  # multiplies the 1, 2, 4, 8, 16 s retry backoff (not Retry-After)
     config_cache_size: int = 512  # distinct x-portkey-config texts kept compiled
     # The response cache (docs/caching.md): used by requests whose config has a cache block.
-    cache_backend: str = "memory"  # memory | off (more backends: docs/caching.md)
+    cache_backend: str = "memory"  # memory | store | redis | off
+    redis_url: str | None = field(default=None, repr=False)  # may hold a password
     cache_max_bytes: int = 64 * 1024 * 1024  # the in-memory backend's bound (least recently used out)
     cache_max_entries: int = 10_000
     cache_entry_max_bytes: int = 1024 * 1024  # a larger answer is relayed but not stored
@@ -147,6 +148,7 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: Any) ->
         "RETRY_BACKOFF_SCALE": ("retry_backoff_scale", float),
         "CONFIG_CACHE_SIZE": ("config_cache_size", int),
         "CACHE_BACKEND": ("cache_backend", lambda text: text.strip().lower()),
+        "REDIS_URL": ("redis_url", str),
         "CACHE_MAX_BYTES": ("cache_max_bytes", _POSITIVE_INT),
         "CACHE_MAX_ENTRIES": ("cache_max_entries", _POSITIVE_INT),
         "CACHE_ENTRY_MAX_BYTES": ("cache_entry_max_bytes", _POSITIVE_INT),
