@@ -13,8 +13,8 @@ class RedisBackend:
         self._redis = Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
 
     async def get(self, key: str) -> bytes | None:
-        data = await self._redis.get(PREFIX + key)
-        return bytes(data) if data is not None else None
+        data = await self._redis.get(PREFIX + key)  # bytes: the client does not decode responses
+        return data.encode() if isinstance(data, str) else data
 
     async def put(self, key: str, data: bytes, ttl_s: float) -> None:
         await self._redis.set(PREFIX + key, data, px=max(1, int(ttl_s * 1000)))
