@@ -205,7 +205,7 @@ def _retry(value: Any, path: Path, ctx: Context) -> Any:
 
 
 def _cache(value: Any, path: Path, ctx: Context) -> Any:
-    """Validated so a typo is caught; the cache itself is not implemented by this module."""
+    """Validated so a typo is caught; compiled into a CachePolicy that the pipeline's cache step reads."""
     if f.expect(value, dict, "object", path, ctx.report) is INVALID:
         return INVALID
     keys = f.canonical_keys(value, CACHE_ALIASES, path, ctx.report)

@@ -1,0 +1,184 @@
+"""The response cache end to end: a real gateway process, the real portkey-ai and openai SDKs and raw HTTP,
+scripted upstreams that count their calls. The memory backend by default; the store and Redis backends
+each get a process of their own."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+from portkey_ai import Portkey
+
+from tests.fakes.upstream import FakeUpstream, Reply, chat_chunks
+from tests.gateway import GatewayProcess
+
+SECRET = "sk-cache-secret-0123456789abcdef"
+CLIENT_SECRET = "client-cred-fedcba9876543210"
+CHAT = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+
+
+@pytest.fixture(scope="module")
+def llm():
+    server = FakeUpstream().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def upstream(llm):
+    llm.reset()
+    return llm
+
+
+def cache_config(upstream: FakeUpstream, max_age: int = 60) -> dict:
+    return {"provider": "openai", "api_key": SECRET, "custom_host": upstream.v1,
+            "cache": {"mode": "simple", "max_age": max_age}}
+
+
+def start(tmp_path_factory, name: str, **env: str) -> GatewayProcess:
+    return GatewayProcess(tmp_path_factory.mktemp(name), env=env).start()
+
+
+@pytest.fixture(scope="module")
+def gw(tmp_path_factory):
+    process = start(tmp_path_factory, "cache")
+    yield process
+    process.stop()
+
+
+def post(gw, upstream, body=CHAT, config=None, **headers) -> httpx.Response:
+    config = config or cache_config(upstream)
+    return httpx.post(f"{gw.v1}/chat/completions", json=body, timeout=30,
+                      headers={"x-portkey-config": json.dumps(config), "authorization": "Bearer k", **headers})
+
+
+def test_hit_and_miss_through_the_portkey_sdk(gw, upstream):
+    portkey = Portkey(base_url=gw.v1, config=cache_config(upstream))
+    first = portkey.chat.completions.create(**CHAT)
+    second = portkey.chat.completions.create(**CHAT)
+    other = portkey.chat.completions.create(model="m", messages=[{"role": "user", "content": "other"}])
+    assert [r.get_headers()["cache-status"] for r in (first, second, other)] == ["MISS", "HIT", "MISS"]
+    assert (second.id, second.created, second.choices[0].message.content) == (
+        first.id, first.created, "echo: hi")
+    assert len(upstream.received) == 2
+
+
+def test_force_refresh_dispatches_and_replaces_the_entry(gw, upstream):
+    config = cache_config(upstream)
+    Portkey(base_url=gw.v1, config=config).chat.completions.create(model="m2", messages=CHAT["messages"])
+    upstream.push(Reply(json={"id": "fresh", "object": "chat.completion", "created": 1, "model": "m2",
+                              "choices": [{"index": 0, "message": {"role": "assistant", "content": "fresh"},
+                                           "finish_reason": "stop"}]}))
+    refreshed = Portkey(base_url=gw.v1, config=config, cache_force_refresh=True).chat.completions.create(
+        model="m2", messages=CHAT["messages"])
+    after = Portkey(base_url=gw.v1, config=config).chat.completions.create(model="m2", messages=CHAT["messages"])
+    assert refreshed.get_headers()["cache-status"] == "REFRESH"
+    assert after.get_headers()["cache-status"] == "HIT" and after.choices[0].message.content == "fresh"
+    assert len(upstream.received) == 2
+
+
+def test_a_namespace_partitions_the_cache(gw, upstream):
+    body = {"model": "ns", "messages": CHAT["messages"]}
+    statuses = [post(gw, upstream, body, **{"x-portkey-cache-namespace": ns}).headers["x-portkey-cache-status"]
+                for ns in ("team-a", "team-b", "team-a")]
+    assert statuses == ["MISS", "MISS", "HIT"] and len(upstream.received) == 2
+
+
+def test_two_callers_with_different_credentials_never_share_an_entry(gw, upstream):
+    # The provider and its credential come from the request; the config only switches the cache on.
+    headers = {"x-portkey-config": json.dumps({"cache": {"mode": "simple"}}), "x-portkey-provider": "openai",
+               "x-portkey-custom-host": upstream.v1}
+    clients = [openai.OpenAI(api_key=key, base_url=gw.v1, max_retries=0, default_headers=headers)
+               for key in ("key-a", "key-b", "key-a")]
+    answers = [c.chat.completions.with_raw_response.create(model="cred", messages=CHAT["messages"]) for c in clients]
+    assert [a.headers["x-portkey-cache-status"] for a in answers] == ["MISS", "MISS", "HIT"]
+    assert [r.headers["authorization"] for r in upstream.received] == ["Bearer key-a", "Bearer key-b"]
+
+
+def test_max_age_expires_an_entry(gw, upstream):
+    body = {"model": "short", "messages": CHAT["messages"]}
+    config = cache_config(upstream, max_age=1)
+    assert post(gw, upstream, body, config).headers["x-portkey-cache-status"] == "MISS"
+    assert post(gw, upstream, body, config).headers["x-portkey-cache-status"] == "HIT"
+    time.sleep(1.3)
+    assert post(gw, upstream, body, config).headers["x-portkey-cache-status"] == "MISS"
+    assert len(upstream.received) == 2
+
+
+def test_a_replayed_stream_equals_the_original(gw, upstream):
+    body = {"model": "s", "messages": CHAT["messages"], "stream": True}
+    upstream.push(Reply(stream=chat_chunks("the first answer")), Reply(stream=chat_chunks("another answer")))
+    first = post(gw, upstream, body)
+    second = post(gw, upstream, body)
+    assert (first.headers["x-portkey-cache-status"], second.headers["x-portkey-cache-status"]) == ("MISS", "HIT")
+    assert second.content == first.content and first.content.endswith(b"data: [DONE]\n\n")
+    assert second.headers["content-type"].startswith("text/event-stream") and len(upstream.received) == 1
+    client = openai.OpenAI(api_key="k", base_url=gw.v1, max_retries=0,
+                           default_headers={"x-portkey-config": json.dumps(cache_config(upstream))})
+    chunks = client.chat.completions.create(model="s", messages=CHAT["messages"], stream=True)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "the first answer "
+
+
+def test_a_stream_the_client_leaves_early_leaves_no_entry(gw, upstream):
+    body = {"model": "cut", "messages": CHAT["messages"], "stream": True}
+    upstream.push(Reply(stream=chat_chunks(" ".join(["word"] * 40)), chunk_interval=0.05))
+    headers = {"x-portkey-config": json.dumps(cache_config(upstream))}
+    with httpx.stream("POST", f"{gw.v1}/chat/completions", json=body, headers=headers, timeout=30) as response:
+        assert next(response.iter_raw()).startswith(b"data: ")
+    deadline = time.monotonic() + 15
+    while upstream.aborted_streams == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert upstream.aborted_streams == 1
+    again = post(gw, upstream, body)
+    assert again.headers["x-portkey-cache-status"] == "MISS" and len(upstream.received) == 2
+
+
+def test_an_error_answer_is_not_stored(gw, upstream):
+    body = {"model": "err", "messages": CHAT["messages"]}
+    upstream.push(Reply(status=400, json={"error": {"message": "bad"}}))
+    assert post(gw, upstream, body).status_code == 400
+    assert post(gw, upstream, body).headers["x-portkey-cache-status"] == "MISS"
+
+
+def test_the_store_backend_serves_hits_and_holds_no_secret(tmp_path_factory, upstream):
+    gw = start(tmp_path_factory, "cache-store", SLUICEGATE_CACHE_BACKEND="store")
+    try:
+        body = {"model": "stored", "messages": [{"role": "user", "content": "remember me"}]}
+        auth = {"authorization": f"Bearer {CLIENT_SECRET}"}
+        assert post(gw, upstream, body, **auth).headers["x-portkey-cache-status"] == "MISS"
+        hit = eventually_hit(lambda: post(gw, upstream, body, **auth))
+        assert hit.json()["choices"][0]["message"]["content"] == "echo: remember me"
+        assert len(upstream.received) == 1
+    finally:
+        gw.stop()
+    stored = b"".join(p.read_bytes() for p in Path(gw.data_dir).glob("sluicegate.db*"))
+    assert b"echo: remember me" in stored
+    assert SECRET.encode() not in stored and CLIENT_SECRET.encode() not in stored
+
+
+def test_replicas_share_entries_through_redis(tmp_path_factory, upstream):
+    env = {"SLUICEGATE_CACHE_BACKEND": "redis", "SLUICEGATE_REDIS_URL": "redis://127.0.0.1:6379/0"}
+    replicas = [start(tmp_path_factory, f"cache-redis-{i}", **env) for i in range(2)]
+    try:
+        body = {"model": f"redis-{time.time_ns()}", "messages": CHAT["messages"]}
+        assert post(replicas[0], upstream, body).headers["x-portkey-cache-status"] == "MISS"
+        eventually_hit(lambda: post(replicas[1], upstream, body))
+        assert len(upstream.received) == 1
+    finally:
+        for gw in replicas:
+            gw.stop()
+
+
+def eventually_hit(send) -> httpx.Response:
+    """The write after a miss runs off the request path: allow it a moment on a loaded machine."""
+    deadline = time.monotonic() + 10
+    while True:
+        response = send()
+        if response.headers["x-portkey-cache-status"] == "HIT" or time.monotonic() > deadline:
+            assert response.headers["x-portkey-cache-status"] == "HIT"
+            return response
+        time.sleep(0.1)
