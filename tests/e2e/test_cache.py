@@ -15,6 +15,7 @@ from portkey_ai import Portkey
 
 from tests.fakes.upstream import FakeUpstream, Reply, chat_chunks
 from tests.gateway import GatewayProcess
+from tests.logapi import new_trace
 
 SECRET = "sk-cache-secret-0123456789abcdef"
 CLIENT_SECRET = "client-cred-fedcba9876543210"
@@ -182,3 +183,16 @@ def eventually_hit(send) -> httpx.Response:
             assert response.headers["x-portkey-cache-status"] == "HIT"
             return response
         time.sleep(0.1)
+
+
+def test_the_request_log_and_analytics_count_hits_and_what_they_saved(logged_gateway, log_api, upstream):
+    trace = new_trace()
+    body = {"model": f"logged-{trace}", "messages": CHAT["messages"]}
+    statuses = [post(logged_gateway, upstream, body, **{"x-portkey-trace-id": trace}).headers["x-portkey-cache-status"]
+                for _ in range(2)]
+    assert statuses == ["MISS", "HIT"]
+    records = log_api.wait(2, trace_id=trace)
+    assert sorted(r["cache_status"] for r in records) == ["HIT", "MISS"]
+    totals = log_api.get("/analytics", trace_id=trace).json()["totals"]
+    assert (totals["cache_hits"], totals["cache_misses"], totals["cache_hit_rate"]) == (1, 1, 0.5)
+    assert totals["tokens_saved"] == 8  # the fake's usage: 5 prompt + 3 completion tokens

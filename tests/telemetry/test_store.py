@@ -60,7 +60,8 @@ async def seeded(engine, writer):
         row.update(provider="a" if i % 2 else "b", user=f"u{i % 3}", metadata={"team": f"t{i % 2}", "_user": f"u{i % 3}"},
                    status=500 if i % 5 == 0 else 200, latency_ms=float(i + 1), prompt_tokens=i, completion_tokens=1,
                    total_tokens=i + 1, cost=0.5, trace_id=f"trace-{i}",
-                   error_type="upstream_error" if i % 5 == 0 else None)
+                   error_type="upstream_error" if i % 5 == 0 else None,
+                   cache_status=("HIT", "MISS", "DISABLED")[i % 3])
         entries.append((row, attempts))
     await writer.write(entries)
     return [row for row, _ in entries]
@@ -111,7 +112,7 @@ async def test_one_record_in_full(engine, seeded):
     assert await query.get_log(engine, "nope") is None
 
 
-@pytest.mark.parametrize("group_by", ["none", "provider", "user", "metadata.team", "status"])
+@pytest.mark.parametrize("group_by", ["none", "provider", "user", "metadata.team", "status", "cache_status"])
 async def test_analytics_totals_equal_the_sum_of_the_logs(engine, seeded, group_by):
     q = params.parse_analytics({"from": str(BASE / 1000), "to": str((BASE + 3 * HOUR) / 1000),
                                 "interval": "1h", "group_by": group_by})
@@ -122,6 +123,9 @@ async def test_analytics_totals_equal_the_sum_of_the_logs(engine, seeded, group_
     assert totals["total_tokens"] == sum(r["total_tokens"] for r in seeded)
     assert totals["cost"] == pytest.approx(15.0)
     assert totals["latency_ms"] == {"p50": 15.0, "p95": 29.0, "p99": 30.0}
+    assert (totals["cache_hits"], totals["cache_misses"], totals["cache_hit_rate"]) == (10, 10, 0.5)
+    assert totals["tokens_saved"] == sum(r["total_tokens"] for r in seeded if r["cache_status"] == "HIT")
+    assert totals["cost_saved"] == pytest.approx(5.0)
     assert {d["bucket_ms"] for d in result["data"]} == {BASE, BASE + HOUR, BASE + 2 * HOUR}
     assert sum(d["requests"] for d in result["data"]) == 30
 

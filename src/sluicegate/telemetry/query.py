@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
 from ..store.request_logs import request_attempts, request_logs
+from ..types import CACHE_HIT, CACHE_MISS, CACHE_SEMANTIC_HIT, CACHE_SEMANTIC_MISS
 from .params import AnalyticsQuery, LogFilter, Page, encode_cursor
 
 T = request_logs
@@ -123,6 +124,9 @@ def public_record(r: dict[str, Any], attempts: list[dict[str, Any]]) -> dict[str
 
 # -- analytics ------------------------------------------------------------------------------------------
 
+CACHE_HITS = (CACHE_HIT, CACHE_SEMANTIC_HIT)
+CACHE_MISSES = (CACHE_MISS, CACHE_SEMANTIC_MISS)  # REFRESH is neither: the client chose not to look
+
 
 def _group_column(group_by: str) -> ColumnElement[Any]:
     if group_by == "none":
@@ -136,6 +140,7 @@ async def analytics(engine: AsyncEngine, q: AnalyticsQuery) -> dict[str, Any]:
     bucket = ((T.c.created_ms // q.interval_ms) * q.interval_ms).label("bucket")
     group = _group_column(q.group_by)
     where = conditions(q.filter)
+    cache_hit = T.c.cache_status.in_(CACHE_HITS)
     sums = select(
         bucket, group, func.count().label("requests"),
         func.sum(case((is_error(), 1), else_=0)).label("errors"),
@@ -143,6 +148,10 @@ async def analytics(engine: AsyncEngine, q: AnalyticsQuery) -> dict[str, Any]:
         func.sum(T.c.completion_tokens).label("completion_tokens"),
         func.sum(T.c.total_tokens).label("total_tokens"),
         func.sum(T.c.cost).label("cost"),
+        func.sum(case((cache_hit, 1), else_=0)).label("cache_hits"),
+        func.sum(case((T.c.cache_status.in_(CACHE_MISSES), 1), else_=0)).label("cache_misses"),
+        func.sum(case((cache_hit, T.c.total_tokens), else_=0)).label("tokens_saved"),
+        func.sum(case((cache_hit, T.c.cost), else_=0)).label("cost_saved"),
     ).where(*where).group_by(bucket, group).order_by(bucket, group)
     latencies = select(bucket, group, T.c.latency_ms).where(*where)
     async with engine.connect() as conn:
@@ -171,7 +180,15 @@ def _bucket_entry(g: dict[str, Any], latencies: list[float]) -> dict[str, Any]:
         "latency_ms": percentiles(latencies),
         "prompt_tokens": int(g["prompt_tokens"] or 0), "completion_tokens": int(g["completion_tokens"] or 0),
         "total_tokens": int(g["total_tokens"] or 0), "cost": float(g["cost"] or 0.0),
+        **_cache_entry(int(g["cache_hits"] or 0), int(g["cache_misses"] or 0)),
+        "tokens_saved": int(g["tokens_saved"] or 0), "cost_saved": float(g["cost_saved"] or 0.0),
     }
+
+
+def _cache_entry(hits: int, misses: int) -> dict[str, Any]:
+    """A request answered from the cache is a hit; its tokens and cost are what it would have cost."""
+    lookups = hits + misses
+    return {"cache_hits": hits, "cache_misses": misses, "cache_hit_rate": hits / lookups if lookups else 0.0}
 
 
 def _totals(data: list[dict[str, Any]], latencies: list[float]) -> dict[str, Any]:
@@ -183,6 +200,9 @@ def _totals(data: list[dict[str, Any]], latencies: list[float]) -> dict[str, Any
     for name in ("prompt_tokens", "completion_tokens", "total_tokens"):
         totals[name] = sum(d[name] for d in data)
     totals["cost"] = sum(d["cost"] for d in data)
+    totals.update(_cache_entry(sum(d["cache_hits"] for d in data), sum(d["cache_misses"] for d in data)))
+    totals["tokens_saved"] = sum(d["tokens_saved"] for d in data)
+    totals["cost_saved"] = sum(d["cost_saved"] for d in data)
     return totals
 
 
