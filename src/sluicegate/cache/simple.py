@@ -47,7 +47,7 @@ class SimpleCache:
     def key_for(self, state: RequestState) -> str | None:
         if not cacheable(state.call):
             return None
-        return simple_key(state.cache_scope, state.call, self._tree(state.root))
+        return simple_key(state.cache_scope, state.call, self.tree_identity(state.root))
 
     async def lookup(self, state: RequestState, policy: CachePolicy) -> CacheHit | None:
         key = self.key_for(state)
@@ -94,7 +94,10 @@ class SimpleCache:
         await self.backend.close()
 
     def _put(self, key: str, data: bytes, ttl_s: int) -> None:
-        task = asyncio.get_running_loop().create_task(self.backend.put(key, data, ttl_s))
+        self.track(asyncio.get_running_loop().create_task(self.backend.put(key, data, ttl_s)))
+
+    def track(self, task: asyncio.Task[None]) -> None:
+        """Keep a write task until it is done (drain waits for it; a failure is logged)."""
         self._pending.add(task)
         task.add_done_callback(self._written)
 
@@ -103,7 +106,7 @@ class SimpleCache:
         if not task.cancelled() and task.exception() is not None:
             log.warning("response cache write failed: %s", type(task.exception()).__name__)
 
-    def _tree(self, root: object) -> bytes:
+    def tree_identity(self, root: object) -> bytes:
         known = self._trees.get(id(root))
         if known is not None and known[0] is root:
             return known[1]

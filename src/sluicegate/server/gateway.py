@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ..cache import SimpleCache
+from ..cache import SemanticCache, SimpleCache
 from ..catalog import Catalog
 from ..config import ConfigCache
 from ..dispatch import Dispatcher
@@ -29,4 +29,4 @@ class Gateway:
     transport: Transport | None = field(init=False, default=None)
     dispatcher: Dispatcher = field(init=False)
     pipeline: Pipeline = field(init=False)
-    cache: SimpleCache | None = field(init=False, default=None)  # the response cache (None: switched off)
+    cache: SimpleCache | SemanticCache | None = field(init=False, default=None)  # None: no response cache
