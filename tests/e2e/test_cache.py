@@ -196,3 +196,19 @@ def test_the_request_log_and_analytics_count_hits_and_what_they_saved(logged_gat
     totals = log_api.get("/analytics", trace_id=trace).json()["totals"]
     assert (totals["cache_hits"], totals["cache_misses"], totals["cache_hit_rate"]) == (1, 1, 0.5)
     assert totals["tokens_saved"] == 8  # the fake's usage: 5 prompt + 3 completion tokens
+
+
+def test_semantic_mode_hits_a_paraphrase_and_never_a_negation(gw, upstream):
+    config = {**cache_config(upstream), "cache": {"mode": "semantic"}}
+    portkey = Portkey(base_url=gw.v1, config=config)
+
+    def ask(text: str) -> str:
+        answer = portkey.chat.completions.create(model="sem", messages=[{"role": "user", "content": text}])
+        return answer.get_headers()["cache-status"]
+
+    # A prompt is indexed off the request path; a lookup in its bucket waits for that to finish.
+    assert ask("How do I reset my password?") == "SEMANTIC MISS"
+    assert ask("What's the way to reset my password?") == "SEMANTIC HIT"
+    assert ask("Is aspirin safe for children?") == "SEMANTIC MISS"
+    assert ask("Is aspirin unsafe for children?") == "SEMANTIC MISS"
+    assert len(upstream.received) == 3

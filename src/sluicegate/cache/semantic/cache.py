@@ -29,6 +29,7 @@ from .index import SemanticIndex
 log = logging.getLogger(__name__)
 
 DEFAULT_THRESHOLD = 0.95
+INDEX_WAIT_S = 5.0  # the longest a lookup waits for an earlier answer of its bucket to be indexed
 
 
 def user_text(body: dict[str, Any]) -> str | None:
@@ -67,6 +68,7 @@ class SemanticCache:
         self._embed = embed
         self.threshold = threshold
         self.index = index or SemanticIndex()
+        self._indexing: dict[str, set[asyncio.Task[None]]] = {}  # bucket → prompts being embedded for it
 
     async def lookup(self, state: RequestState, policy: CachePolicy) -> CacheHit | None:
         hit = await self.exact.lookup(state, policy)
@@ -77,6 +79,9 @@ class SemanticCache:
             return None
         bucket, text = found
         vector = await asyncio.to_thread(self._embed, text)
+        pending = self._indexing.get(bucket)
+        if pending:  # an answer in this bucket is being indexed: wait for it, so a paraphrase sent right after
+            await asyncio.wait(set(pending), timeout=INDEX_WAIT_S)  # its original finds it
         for neighbour in self.index.nearest(bucket, vector, self.threshold):
             if contradicts(text, neighbour.text):
                 continue
@@ -97,6 +102,8 @@ class SemanticCache:
         if found is not None and key is not None:
             bucket, text = found
             task = asyncio.get_running_loop().create_task(self._index(bucket, text, key))
+            self._indexing.setdefault(bucket, set()).add(task)
+            task.add_done_callback(lambda done: self._indexed(bucket, done))
             self.exact.track(task)
 
     async def drain(self) -> None:
@@ -107,6 +114,13 @@ class SemanticCache:
 
     def key_for(self, state: RequestState) -> str | None:
         return self.exact.key_for(state)
+
+    def _indexed(self, bucket: str, task: asyncio.Task[None]) -> None:
+        pending = self._indexing.get(bucket)
+        if pending is not None:
+            pending.discard(task)
+            if not pending:
+                del self._indexing[bucket]
 
     async def _index(self, bucket: str, text: str, key: str) -> None:
         vector = await asyncio.to_thread(self._embed, text)
