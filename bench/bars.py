@@ -89,6 +89,8 @@ BARS = (
         lambda r: _get(r, "hops", SUBJECT, "startup_s")),
     Bar("idle_rss", "idle RSS ≤ 80 MB", 80.0, "MB", False,
         lambda r: _get(r, "hops", SUBJECT, "idle_rss_mb")),
+    Bar("cache_hit_p99", "a response cache hit (in memory) adds ≤ 1 ms p99 over direct (c=1)", 1000.0, "µs",
+        False, lambda r: _get(r, "scenarios", "cache_hit", SUBJECT, "added_p99_us")),
     # Issue 14: against the floor of a Python hop, measured in the same run (bench/floor/).
     Bar("rps_vs_floor", "throughput ≥ 0.6× the granian + pyreqwest minimal hop (c=50)", 0.6, "×", True,
         lambda r: gap.reference(r, "rps_ratio")),

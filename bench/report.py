@@ -179,5 +179,6 @@ def render(results: dict) -> str:
         "#### --workers scaling\n\n" + scaling_text(results),
         "#### 3-target fallback config (503, 503, then the static upstream)\n\n" + variant_text(results, "fallback"),
         "#### Catalog @slug provider\n\n" + variant_text(results, "catalog_slug"),
+        "#### Response cache hit (in memory) beside direct\n\n" + variant_text(results, "cache_hit"),
     ]
     return "\n\n".join(parts) + "\n"

@@ -110,6 +110,7 @@ def measure(bench: Bench) -> dict:
     _step(out, "scaling", lambda: steps.scaling(bench))
     _step(out, "fallback", lambda: steps.fallback(bench))
     _step(out, "catalog_slug", lambda: steps.catalog_slug(bench))
+    _step(out, "cache_hit", lambda: steps.cache_hit(bench))
     return out
 
 

@@ -62,6 +62,21 @@ def fallback(bench: Bench) -> dict:
     return result
 
 
+def cache_hit(bench: Bench) -> dict:
+    """sluicegate answering from its in-memory response cache, against direct's static upstream, both at c=1
+    and c=50, rounds interleaved; ``added_p99_us``: the hit's p99 over direct's (the issue's ≤ 1 ms bar)."""
+    if SUBJECT not in bench.hops:
+        return {"skipped": "sluicegate is not running"}
+    why = probe(bench.hops[SUBJECT].target.endpoints["cache_hit"], launch.EXPECT)  # stores the answer
+    if why:
+        return {"unavailable": why}
+    result = scen_http.variant(bench, ["direct", SUBJECT], "cache_hit")
+    ours, direct = result[SUBJECT]["c1"].get("p99_us"), result["direct"]["c1"].get("p99_us")
+    if ours is not None and direct is not None:
+        result[SUBJECT]["added_p99_us"] = ours - direct
+    return result
+
+
 def catalog_slug(bench: Bench) -> dict:
     """`model: "@bench-static/bench-static"`, resolved by sluicegate's Model Catalog, measured like fallback."""
     if SUBJECT not in bench.hops:

@@ -69,6 +69,7 @@ def _plain_headers() -> dict[str, str]:
 def direct(ups: Upstreams, shapes: Shapes) -> Target:
     endpoints = {kind: Endpoint(f"{ups.base(kind)}/chat/completions", _plain_headers(),
                                 chat_body(shapes.model(kind), kind != "static")) for kind in KINDS}
+    endpoints["cache_hit"] = endpoints["static"]  # the baseline a cache hit is compared with
     return Target("direct", "direct", endpoints)
 
 
@@ -99,6 +100,9 @@ def portkey_style(name: str, role: str, port: int, ups: Upstreams, shapes: Shape
         endpoints[kind] = Endpoint(url, headers, chat_body(shapes.model(kind), kind != "static"))
     endpoints["fallback3"] = Endpoint(url, _plain_headers() | {"x-portkey-config": fallback_config(ups)},
                                       chat_body(shapes.model("static"), False))
+    # The response cache (in memory): after the probe's first request every request is a hit.
+    endpoints["cache_hit"] = Endpoint(url, _plain_headers() | {"x-portkey-config": cache_config(ups)},
+                                      chat_body(shapes.model("static"), False))
     # Model Catalog: the provider (and its host and key) come from a stored slug, named in the model.
     endpoints["catalog"] = Endpoint(url, {"content-type": "application/json"},
                                     chat_body(f"{CATALOG_SLUG}/{shapes.model('static')}", False))
@@ -110,6 +114,12 @@ def fallback_config(ups: Upstreams) -> str:
     def target(prefix: str) -> dict[str, str]:
         return {"provider": "openai", "api_key": API_KEY, "custom_host": ups.base("static", prefix)}
     config = {"strategy": {"mode": "fallback"}, "targets": [target("/fail"), target("/fail"), target("")]}
+    return json.dumps(config, separators=(",", ":"))
+
+
+def cache_config(ups: Upstreams) -> str:
+    config = {"provider": "openai", "api_key": API_KEY, "custom_host": ups.base("static"),
+              "cache": {"mode": "simple", "max_age": 3600}}
     return json.dumps(config, separators=(",", ":"))
 
 

@@ -25,7 +25,7 @@ RUN_TIMEOUT_S = 150
 pytestmark = pytest.mark.timeout(RUN_TIMEOUT_S + 30)
 
 SCENARIOS = {"latency_c1", "throughput", "stream_c1", "stream_many", "memory", "scaling", "fallback",
-             "catalog_slug"}
+             "catalog_slug", "cache_hit"}
 TOP_KEYS = {"schema", "mode", "command", "started_at", "finished_at", "machine", "versions", "plan", "hops",
             "scenarios", "bars", "floor_gap"}
 MINIMAL = "min-granian-pyreqwest"  # the one minimal hop (bench/floor/) the smoke plan runs
