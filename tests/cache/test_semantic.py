@@ -109,3 +109,12 @@ async def test_an_answer_with_tool_calls_is_not_cached(encoder):
     rig.pipeline = Pipeline(default_steps(selector, dispatcher(rig.transport), rig.cache))
     assert await rig.ask("What's the weather?") == CACHE_SEMANTIC_MISS
     assert await rig.ask("What's the weather?") == CACHE_SEMANTIC_MISS
+
+
+async def test_odd_messages_are_judged_not_crashed_on(encoder):
+    rig = Rig(encoder)
+    for messages in ([1, "x", {"role": "user", "content": "hi"}], [{"role": "user", "content": [{"type": "text"}]}],
+                     "not a list"):
+        state = RequestState(call({"x-portkey-config": CONFIG}, {"model": "m", "messages": messages}))
+        await rig.pipeline.run(state)
+        assert state.cache_status == CACHE_SEMANTIC_MISS

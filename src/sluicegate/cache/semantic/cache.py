@@ -39,7 +39,7 @@ def user_text(body: dict[str, Any]) -> str | None:
         return None
     parts = []
     for message in messages:
-        if isinstance(message, dict) and message.get("role") == "user":
+        if _is_user(message):
             content = message.get("content")
             if not isinstance(content, str):
                 return None
@@ -47,10 +47,14 @@ def user_text(body: dict[str, Any]) -> str | None:
     return "\n".join(parts) or None
 
 
+def _is_user(message: Any) -> bool:
+    return isinstance(message, dict) and message.get("role") == "user"
+
+
 def bucket_key(scope: str, call: Call, tree: bytes) -> str:
     assert call.json is not None
     body = body_without_stream(call.json)
-    body["messages"] = [m if m.get("role") != "user" else {"role": "user"} for m in body["messages"]]
+    body["messages"] = [{"role": "user"} if _is_user(m) else m for m in body["messages"]]
     digest = hashlib.sha256(KEY_VERSION + b"/semantic")
     digest.update(orjson.dumps(request_parts(scope, call, tree), option=orjson.OPT_SORT_KEYS))
     digest.update(orjson.dumps(body, option=orjson.OPT_SORT_KEYS))
