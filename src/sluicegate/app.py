@@ -108,7 +108,7 @@ def _upstream_context(gateway: Gateway, given: Transport | None):
         gateway.dispatcher = Dispatcher(transport, builder, backoff_scale=settings.retry_backoff_scale,
                                         max_response_bytes=settings.max_upstream_body_bytes)
         selector = ConfigSelector(gateway.configs, gateway.catalog.saved_config)
-        cache = gateway.cache = build_cache(settings, gateway.engine)
+        cache = gateway.cache = build_cache(settings, gateway.engine, gateway.dispatcher)
         gateway.pipeline = Pipeline(default_steps(selector, gateway.dispatcher, cache))
         yield
         if cache is not None:

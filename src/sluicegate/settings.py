@@ -99,7 +99,7 @@ class Settings:
     cache_max_bytes: int = 64 * 1024 * 1024  # the in-memory backend's bound (least recently used out)
     cache_max_entries: int = 10_000
     cache_entry_max_bytes: int = 1024 * 1024  # a larger answer is relayed but not stored
-    cache_embedder: str = "minilm"  # semantic mode's embeddings: the local all-MiniLM-L6-v2, or "off"
+    cache_embedder: str = "minilm"  # semantic mode's embeddings: local all-MiniLM-L6-v2, "@slug/model", "off"
     cache_semantic_threshold: float = 0.95  # cosine similarity a neighbour must reach
     admin_token: str | None = None
     master_key: str | None = None
@@ -154,7 +154,7 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: Any) ->
         "CACHE_MAX_BYTES": ("cache_max_bytes", _POSITIVE_INT),
         "CACHE_MAX_ENTRIES": ("cache_max_entries", _POSITIVE_INT),
         "CACHE_ENTRY_MAX_BYTES": ("cache_entry_max_bytes", _POSITIVE_INT),
-        "CACHE_EMBEDDER": ("cache_embedder", lambda text: text.strip().lower()),
+        "CACHE_EMBEDDER": ("cache_embedder", str.strip),
         "CACHE_SEMANTIC_THRESHOLD": ("cache_semantic_threshold", _POSITIVE_FLOAT),
         "ADMIN_TOKEN": ("admin_token", str),
         "MASTER_KEY": ("master_key", str),

@@ -46,11 +46,18 @@ def encoder() -> MiniLM:
     return MiniLM()
 
 
+def embed_with(encoder: MiniLM):
+    async def embed(text: str):
+        return encoder.embed(text)
+
+    return embed
+
+
 class Rig:
     def __init__(self, encoder: MiniLM) -> None:
         self.transport = FakeTransport(lambda sent: json_response(chat_completion(f"n{len(self.transport.sent)}")))
         exact = SimpleCache(MemoryBackend(1 << 20, 100, clock=Clock()), entry_max_bytes=64 * 1024)
-        self.cache = SemanticCache(exact, encoder.embed)
+        self.cache = SemanticCache(exact, embed_with(encoder))
         selector = ConfigSelector(ConfigCache(known_providers=registry.PROVIDERS.keys()), {}.get)
         self.pipeline = Pipeline(default_steps(selector, dispatcher(self.transport), self.cache))
 
@@ -118,3 +125,14 @@ async def test_odd_messages_are_judged_not_crashed_on(encoder):
         state = RequestState(call({"x-portkey-config": CONFIG}, {"model": "m", "messages": messages}))
         await rig.pipeline.run(state)
         assert state.cache_status == CACHE_SEMANTIC_MISS
+
+
+async def test_an_embedding_outage_is_a_miss_not_a_failed_request(encoder):
+    rig = Rig(encoder)
+
+    async def down(text: str):
+        raise ConnectionError("embeddings server down")
+
+    rig.cache._embed = down
+    assert await rig.ask("How do I reset my password?") == CACHE_SEMANTIC_MISS
+    assert await rig.ask("How do I reset my password?") == CACHE_HIT  # the exact match still works

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ..dispatch import Dispatcher
 from ..settings import Settings
 from .memory import MemoryBackend
 from .semantic.cache import SemanticCache
@@ -16,7 +19,8 @@ log = logging.getLogger(__name__)
 BACKENDS = ("memory", "store", "redis", "off")
 
 
-def build_cache(settings: Settings, engine: AsyncEngine) -> SimpleCache | SemanticCache | None:
+def build_cache(settings: Settings, engine: AsyncEngine,
+                dispatcher: Dispatcher | None = None) -> SimpleCache | SemanticCache | None:
     backend: CacheBackend
     if settings.cache_backend == "off":
         return None
@@ -35,13 +39,21 @@ def build_cache(settings: Settings, engine: AsyncEngine) -> SimpleCache | Semant
     else:
         raise ValueError(f"SLUICEGATE_CACHE_BACKEND must be one of {', '.join(BACKENDS)}")
     simple = SimpleCache(backend, entry_max_bytes=settings.cache_entry_max_bytes)
-    embedder = local_embedder() if settings.cache_embedder == "minilm" else None
+    embedder: Callable[[str], Awaitable[Any]] | None = None
+    if settings.cache_embedder == "minilm":
+        embedder = local_embedder()
+    elif settings.cache_embedder.startswith("@") and dispatcher is not None:
+        from .semantic.provider import ProviderEmbedder
+
+        embedder = ProviderEmbedder(dispatcher, settings.cache_embedder)
+    elif settings.cache_embedder != "off":
+        raise ValueError("SLUICEGATE_CACHE_EMBEDDER: use minilm, off, or @provider-slug/model")
     if embedder is None:
         return simple
     return SemanticCache(simple, embedder, threshold=settings.cache_semantic_threshold)
 
 
-def local_embedder():
+def local_embedder() -> Callable[[str], Awaitable[Any]] | None:
     """The local all-MiniLM-L6-v2 encoder when numpy and the model package are installed (the ``semantic``
     extra), else None: a semantic cache block is then served by the exact match alone."""
     try:

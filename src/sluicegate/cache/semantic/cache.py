@@ -4,7 +4,8 @@ bucket whose similarity reaches the threshold and which the guard (guard.py) doe
 A bucket is everything in the exact key but the user turns' text: the scope, route, model, every other
 body parameter and the system prompt must match exactly. Only the user turns are embedded. Requests that
 offer tools, and answers that call one, are not indexed: a tool call acts, and acting on a neighbour's
-question is not a cache hit. Embedding runs in a worker thread, never on the event loop.
+question is not a cache hit. ``embed`` is async: the local encoder runs in a worker thread, never on the
+event loop; a provider's is an upstream request (provider.py).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -66,7 +67,8 @@ def _offers_tools(call: Call) -> bool:
 
 
 class SemanticCache:
-    def __init__(self, exact: SimpleCache, embed: Callable[[str], Any], *, threshold: float = DEFAULT_THRESHOLD,
+    def __init__(self, exact: SimpleCache, embed: Callable[[str], Awaitable[Any]], *,
+                 threshold: float = DEFAULT_THRESHOLD,
                  index: SemanticIndex | None = None) -> None:
         self.exact = exact
         self._embed = embed
@@ -82,7 +84,11 @@ class SemanticCache:
         if found is None:
             return None
         bucket, text = found
-        vector = await asyncio.to_thread(self._embed, text)
+        try:
+            vector = await self._embed(text)
+        except Exception as exc:  # an embeddings outage is a miss, never a failed request
+            log.warning("semantic cache: embedding failed: %s", type(exc).__name__)
+            return None
         pending = self._indexing.get(bucket)
         if pending:  # an answer in this bucket is being indexed: wait for it, so a paraphrase sent right after
             await asyncio.wait(set(pending), timeout=INDEX_WAIT_S)  # its original finds it
@@ -127,7 +133,7 @@ class SemanticCache:
                 del self._indexing[bucket]
 
     async def _index(self, bucket: str, text: str, key: str) -> None:
-        vector = await asyncio.to_thread(self._embed, text)
+        vector = await self._embed(text)
         self.index.add(bucket, vector, text, key)
 
     def _semantic_request(self, state: RequestState) -> tuple[str, str] | None:

@@ -102,7 +102,8 @@ class MiniLM:
 
 
 class LazyMiniLM:
-    """Loads the model (90 MB) on the first sentence, in the worker thread that asks, not at start."""
+    """Loads the model (90 MB) on the first sentence, in the worker thread that asks, not at start; awaiting
+    it runs the forward pass in a worker thread."""
 
     def __init__(self) -> None:
         import threading
@@ -110,7 +111,12 @@ class LazyMiniLM:
         self._lock = threading.Lock()
         self._model: MiniLM | None = None
 
-    def __call__(self, text: str) -> np.ndarray:
+    async def __call__(self, text: str) -> np.ndarray:
+        import asyncio
+
+        return await asyncio.to_thread(self.embed, text)
+
+    def embed(self, text: str) -> np.ndarray:
         with self._lock:
             if self._model is None:
                 self._model = MiniLM()
