@@ -104,6 +104,14 @@ def test_streams_arrived_whole(smoke_result, hop):
 
 def test_every_bar_has_a_verdict(smoke_result):
     verdicts = {bar["key"]: bar["verdict"] for bar in smoke_result["bars"]}
-    assert len(verdicts) == 14
+    assert len(verdicts) == 15
     assert set(verdicts.values()) <= {"pass", "miss", "n/a"}
     assert verdicts["rps_vs_portkey"] == "n/a"  # no peers in smoke mode: reported, not faked
+
+
+def test_the_cache_hit_scenario_measured_hits_beside_direct(smoke_result):
+    scenario = smoke_result["scenarios"]["cache_hit"]
+    assert scenario["sluicegate"]["c1"]["p99_us"] > 0 and scenario["direct"]["c1"]["p99_us"] > 0
+    assert "added_p99_us" in scenario["sluicegate"]
+    verdict = next(bar for bar in smoke_result["bars"] if bar["key"] == "cache_hit_p99")
+    assert verdict["verdict"] in ("pass", "miss") and verdict["value"] == scenario["sluicegate"]["added_p99_us"]
