@@ -1,7 +1,7 @@
 """The schema, once, for both dialects. The Alembic migrations in ``migrations/versions`` must produce
 exactly this (tests compare them), so a change here always comes with a new migration.
 
-Later tables (``request_logs`` for telemetry, API keys for access/) are added by their own migrations to this
+Later tables (``request_logs`` for telemetry, ``access_tables`` for access/) are added by their own migrations to this
 same MetaData; nothing here needs to change for them.
 """
 
@@ -38,6 +38,8 @@ NAMING_CONVENTION = {
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 SLUG_MAX = 63  # a DNS label: slugs end up in URLs and log lines
+# The workspace catalog rows belong to when none is named (access_tables.py holds the workspaces).
+DEFAULT_WORKSPACE_ID = "ws-default"
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -75,6 +77,7 @@ providers = Table(
     Column("notes", Text, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    Column("workspace_id", String(64), nullable=False, server_default=DEFAULT_WORKSPACE_ID, index=True),
 )
 
 # One row per auth header. The value exists only as a vault ciphertext bound to (provider id, header name);
@@ -108,6 +111,7 @@ saved_configs = Table(
     Column("notes", Text, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    Column("workspace_id", String(64), nullable=False, server_default=DEFAULT_WORKSPACE_ID, index=True),
 )
 
 admin_tokens = Table(
