@@ -12,12 +12,15 @@ from __future__ import annotations
 from aiohttp import web
 
 from .access.admin_token import AdminAuth, announce_admin_token
+from .access.mode import startup_notice
+from .access.registry import AccessRegistry
+from .access.secrets import KeyHasher
 from .catalog import Catalog, ConfigRepository, ProviderRepository
 from .catalog.configs import gateway_config_validator
 from .catalog.log_lookups import LogLookups
 from .config import ConfigCache
 from .dispatch import Dispatcher
-from .pipeline import ConfigSelector, Pipeline, default_steps
+from .pipeline import Admit, Authorize, ConfigSelector, Pipeline, default_steps
 from .prepare import RequestBuilder
 from .providers import registry
 from .server.admin import ADMIN_PREFIX, AdminServices, admin_app
@@ -57,11 +60,12 @@ def build_app(settings: Settings, *, transport: Transport | None = None) -> web.
 
     telemetry = Telemetry(settings, engine, metadata_of=public_metadata, pool=pool,
                           lookups=LogLookups(catalog, configs))
+    access = AccessRegistry(engine, KeyHasher.load(settings), env_admin_token=settings.admin_token)
     gateway = Gateway(settings=settings, guard=guard, configs=configs, catalog=catalog, engine=engine,
-                      telemetry=telemetry)
+                      telemetry=telemetry, access=access)
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[errors_middleware])
     app[GATEWAY] = gateway
-    app.cleanup_ctx.extend([_store_context(gateway), _catalog_context(gateway),
+    app.cleanup_ctx.extend([_store_context(gateway), _access_context(gateway), _catalog_context(gateway),
                             _upstream_context(gateway, transport), _telemetry_context(gateway)])
     add_routes(app)
     add_metrics_route(app)
@@ -76,6 +80,19 @@ def _store_context(gateway: Gateway):
         async with opened_store(gateway.settings, gateway.engine) as engine:
             await announce_admin_token(engine, gateway.settings.admin_token)
             yield
+
+    return context
+
+
+def _access_context(gateway: Gateway):
+    async def context(app: web.Application):
+        await gateway.access.start()
+        settings = gateway.settings
+        notice = startup_notice(settings.auth_mode, settings.host, gateway.access.snapshot.has_keys)
+        if notice:
+            print(notice, flush=True)
+        yield
+        await gateway.access.stop()
 
     return context
 
@@ -100,7 +117,9 @@ def _upstream_context(gateway: Gateway, given: Transport | None):
         builder = RequestBuilder(guard, catalog=gateway.catalog, provider_urls=settings.provider_base_urls)
         gateway.dispatcher = Dispatcher(transport, builder, backoff_scale=settings.retry_backoff_scale)
         selector = ConfigSelector(gateway.configs, gateway.catalog.saved_config)
-        gateway.pipeline = Pipeline(default_steps(selector, gateway.dispatcher))
+        admit = Admit(gateway.access, gateway.catalog, mode=settings.auth_mode, host=settings.host)
+        gateway.pipeline = Pipeline(default_steps(selector, gateway.dispatcher, admit=admit,
+                                                  authorize=Authorize(gateway.catalog)))
         yield
         await transport.close()
 
@@ -125,5 +144,6 @@ def _admin(gateway: Gateway, vault: Vault) -> web.Application:
         configs=ConfigRepository(gateway.engine, validate=gateway_config_validator(check)),
         auth=AdminAuth(gateway.engine, gateway.settings.admin_token),
         on_write=gateway.catalog.refresh,
+        access=gateway.access,
     )
     return admin_app(services)

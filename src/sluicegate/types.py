@@ -46,11 +46,19 @@ class RequestContext:
     parent_span_id: str | None = None
     span_name: str | None = None
     traceparent: str | None = None
+    # The gateway API key (x-portkey-api-key, or an Authorization bearer with the key prefix: then the
+    # Authorization header is consumed, never sent upstream); who it is, once admitted (for the log).
+    gateway_key: str | None = field(default=None, repr=False)
+    authorization_consumed: bool = False
+    workspace_id: str | None = None
+    api_key_id: str | None = None
 
     def forwarded_values(self, names: tuple[str, ...]) -> list[tuple[str, str]]:
         """The incoming values of the headers to forward verbatim (folded names; absent ones skipped)."""
         values = []
         for name in names:
+            if self.authorization_consumed and name == "authorization":
+                continue  # it carried the gateway's own key
             value = self.headers.get(name)
             if value is None:
                 value = self.headers.get(name.replace("-", "_"))

@@ -11,9 +11,10 @@ features plug in here (see docs/architecture.md, "where do I put X") rather than
 
 from .core import Next, Pipeline, RequestState, Step
 from .select import ConfigSelector
+from .admit import Admit, Authorize
 from .steps import AdmitAll, CacheStep, DispatchStep, ResponseCache, SelectConfig, default_steps
 
 __all__ = [
-    "AdmitAll", "CacheStep", "ConfigSelector", "DispatchStep", "Next", "Pipeline", "RequestState",
+    "Admit", "AdmitAll", "Authorize", "CacheStep", "ConfigSelector", "DispatchStep", "Next", "Pipeline", "RequestState",
     "ResponseCache", "SelectConfig", "Step", "default_steps",
 ]

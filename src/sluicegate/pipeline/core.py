@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Protocol, Sequence
 
+from ..access.model import Principal
 from ..config.model import Node
 from ..types import CACHE_DISABLED, AttemptRecord, Call, Outcome
 
@@ -17,6 +18,7 @@ class RequestState:
     root: Node | None = None  # the request's config tree, once the select step chose it
     attempts: list[AttemptRecord] = field(default_factory=list)  # every upstream attempt, for the log
     cache_status: str = CACHE_DISABLED  # x-portkey-cache-status
+    principal: Principal | None = None  # the admitted API key (None: /v1 is open and none was given)
 
 
 Next = Callable[[RequestState], Awaitable[Outcome]]
