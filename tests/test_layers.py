@@ -38,7 +38,8 @@ ROWS: list[set[str]] = [
     {"errors", "settings"},
 ]
 # Each subsystem's management commands belong to the cli row (cli.py registers them).
-CLI_MODULES = {"catalog.commands", "store.commands", "vault.commands", "access.commands", "telemetry.commands"}
+CLI_MODULES = {"catalog.commands", "store.commands", "vault.commands", "access.commands", "access.keys_commands",
+               "telemetry.commands"}
 
 
 def module_name(path: Path) -> str:

@@ -10,6 +10,7 @@ from typing import Sequence
 
 from . import serve
 from .access import commands as access_commands
+from .access import keys_commands
 from .catalog import commands as catalog_commands
 from .settings import settings_from_env
 from .store import commands as store_commands
@@ -54,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     store_commands.register(subparsers)  # db upgrade | current
     vault_commands.register(subparsers)  # vault rotate | status | generate-key
     access_commands.register(subparsers)  # admin-token reset
+    keys_commands.register(subparsers)  # workspaces, keys, audit
     telemetry_commands.register(subparsers)  # logs tail | show
     return parser
 
