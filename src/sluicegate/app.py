@@ -14,7 +14,9 @@ from aiohttp import web
 from .access.admin_token import AdminAuth, announce_admin_token
 from .access.mode import startup_notice
 from .access.registry import AccessRegistry
+from .access.keys import KeyRepository
 from .access.secrets import KeyHasher
+from .access.workspaces import WorkspaceRepository
 from .catalog import Catalog, ConfigRepository, ProviderRepository
 from .catalog.configs import gateway_config_validator
 from .catalog.log_lookups import LogLookups
@@ -23,6 +25,7 @@ from .dispatch import Dispatcher
 from .pipeline import Admit, Authorize, ConfigSelector, Pipeline, default_steps
 from .prepare import RequestBuilder
 from .providers import registry
+from .server.access_admin import ACCESS_ADMIN, AccessAdmin, add_access_routes
 from .server.admin import ADMIN_PREFIX, AdminServices, admin_app
 from .server.gateway import Gateway
 from .server.appkeys import GATEWAY
@@ -67,9 +70,13 @@ def build_app(settings: Settings, *, transport: Transport | None = None) -> web.
     app[GATEWAY] = gateway
     app.cleanup_ctx.extend([_store_context(gateway), _access_context(gateway), _catalog_context(gateway),
                             _upstream_context(gateway, transport), _telemetry_context(gateway)])
+    app[ACCESS_ADMIN] = _access_admin(gateway)
+    # Portkey's Admin API paths under /v1, before add_routes' /v1 catch-all (passthrough) can claim them.
+    add_access_routes(app.router, workspaces="/v1/admin/workspaces", keys="/v1/api-keys", audit="/v1/audit-logs")
     add_routes(app)
     add_metrics_route(app)
     admin = _admin(gateway, vault)
+    add_access_routes(admin.router, workspaces="/workspaces", keys="/api-keys", audit="/audit-logs", patch=True)
     add_log_routes(admin)
     app.add_subapp(ADMIN_PREFIX, admin)
     return app
@@ -133,6 +140,14 @@ def _telemetry_context(gateway: Gateway):
         await gateway.telemetry.close()  # the server takes no more requests: drain every record
 
     return context
+
+
+def _access_admin(gateway: Gateway) -> AccessAdmin:
+    engine = gateway.engine
+    return AccessAdmin(engine=engine, workspaces=WorkspaceRepository(engine),
+                       keys=KeyRepository(engine, gateway.access.hasher),
+                       auth=AdminAuth(engine, gateway.settings.admin_token), access=gateway.access,
+                       on_write=gateway.access.refresh)
 
 
 def _admin(gateway: Gateway, vault: Vault) -> web.Application:

@@ -76,7 +76,7 @@ class KeyRepository:
         scopes = validate_scopes(body["scopes"]) if body.get("scopes") is not None else DEFAULT_SCOPES
         secret = new_secret()
         now = utcnow()
-        values = {
+        values: dict[str, Any] = {
             "id": str(uuid.uuid4()), "type": key_type, "sub_type": sub_type, "name": name,
             "description": _text(body.get("description"), "description", 4000),
             "scopes": list(scopes), "defaults": KeyDefaults.from_json(body.get("defaults")).to_json(),

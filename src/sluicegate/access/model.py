@@ -24,6 +24,7 @@ SCOPE_ACTIONS: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "completions": ("write",),
     "workspaces": _CRUD,
     "organisation_service_api_keys": _CRUD,
+    "organisation_user_api_keys": _CRUD,
     "workspace_service_api_keys": _CRUD,
     "workspace_user_api_keys": _CRUD,
     "integrations": _CRUD,

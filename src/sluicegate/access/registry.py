@@ -64,6 +64,10 @@ class AccessRegistry:
         self._task: asyncio.Task[None] | None = None
 
     @property
+    def hasher(self) -> KeyHasher:
+        return self._hasher
+
+    @property
     def snapshot(self) -> AccessSnapshot:
         return self._snapshot
 

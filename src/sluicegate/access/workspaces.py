@@ -20,7 +20,7 @@ from ..store.access_tables import DEFAULT_WORKSPACE_ID, api_keys, workspaces
 from ..store.state import bump_access_version
 from ..store.tables import providers, saved_configs, utcnow
 from .audit import record_event
-from .model import Permissions
+from .model import ACTIVE, Permissions
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 MAX_NAME = 256
@@ -83,7 +83,7 @@ class WorkspaceRepository:
         if not isinstance(slug, str) or not SLUG_RE.match(slug):
             raise BadRequest("slug: 1-63 lowercase letters, digits or '-'")
         now = utcnow()
-        values = {"id": f"ws-{secrets.token_hex(8)}", "slug": slug, "name": name,
+        values: dict[str, Any] = {"id": f"ws-{secrets.token_hex(8)}", "slug": slug, "name": name,
                   "description": _text(body.get("description"), "description", MAX_DESCRIPTION),
                   "defaults": _defaults(body.get("defaults")),
                   "permissions": Permissions.from_json(body.get("permissions")).to_json(),
@@ -138,9 +138,11 @@ class WorkspaceRepository:
             row = await workspace_row(conn, ref)
             if row.id == DEFAULT_WORKSPACE_ID:
                 raise Conflict("The default workspace cannot be deleted")
-            for table, what in ((providers, "providers"), (saved_configs, "configs"), (api_keys, "API keys")):
+            active = api_keys.c.status == ACTIVE  # revoked keys stay as rows (the log names them), inert
+            for table, what, extra in ((providers, "providers", True), (saved_configs, "configs", True),
+                                       (api_keys, "active API keys", active)):
                 count = await conn.scalar(select(func.count()).select_from(table)
-                                          .where(table.c.workspace_id == row.id))
+                                          .where(table.c.workspace_id == row.id, extra))
                 if count:
                     raise Conflict(f"Workspace {row.slug} still has {count} {what}: delete them first")
             await conn.execute(delete(workspaces).where(workspaces.c.id == row.id))
