@@ -19,6 +19,7 @@ from .access.secrets import KeyHasher
 from .access.workspaces import WorkspaceRepository
 from .catalog import Catalog, ConfigRepository, ProviderRepository
 from .catalog.configs import gateway_config_validator
+from .catalog.integrations import IntegrationRepository
 from .catalog.log_lookups import LogLookups
 from .config import ConfigCache
 from .dispatch import Dispatcher
@@ -27,6 +28,7 @@ from .prepare import RequestBuilder
 from .providers import registry
 from .server.access_admin import ACCESS_ADMIN, AccessAdmin, add_access_routes
 from .server.admin import ADMIN_PREFIX, AdminServices, admin_app
+from .server.portkey_catalog import CATALOG_ADMIN, CatalogAdmin, add_portkey_catalog_routes
 from .server.gateway import Gateway
 from .server.appkeys import GATEWAY
 from .server.middleware import errors_middleware
@@ -71,6 +73,8 @@ def build_app(settings: Settings, *, transport: Transport | None = None) -> web.
     app.cleanup_ctx.extend([_store_context(gateway), _access_context(gateway), _catalog_context(gateway),
                             _upstream_context(gateway, transport), _telemetry_context(gateway)])
     app[ACCESS_ADMIN] = _access_admin(gateway)
+    app[CATALOG_ADMIN] = _catalog_admin(gateway, vault)
+    add_portkey_catalog_routes(app.router)
     # Portkey's Admin API paths under /v1, before add_routes' /v1 catch-all (passthrough) can claim them.
     add_access_routes(app.router, workspaces="/v1/admin/workspaces", keys="/v1/api-keys", audit="/v1/audit-logs")
     add_routes(app)
@@ -148,6 +152,18 @@ def _access_admin(gateway: Gateway) -> AccessAdmin:
                        keys=KeyRepository(engine, gateway.access.hasher),
                        auth=AdminAuth(engine, gateway.settings.admin_token), access=gateway.access,
                        on_write=gateway.access.refresh)
+
+
+def _catalog_admin(gateway: Gateway, vault: Vault) -> CatalogAdmin:
+    check, engine = gateway.guard.check_url, gateway.engine
+    return CatalogAdmin(
+        engine=engine,
+        integrations=IntegrationRepository(engine, vault, check_host=check,
+                                           provider_urls=dict(gateway.settings.provider_base_urls)),
+        providers=ProviderRepository(engine, vault, check_host=check),
+        configs=ConfigRepository(engine, validate=gateway_config_validator(check)),
+        on_write=gateway.catalog.refresh,
+    )
 
 
 def _admin(gateway: Gateway, vault: Vault) -> web.Application:

@@ -10,7 +10,7 @@ import re
 import secrets
 from typing import Any
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import delete, func, insert, or_, select, true, update
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -139,7 +139,7 @@ class WorkspaceRepository:
             if row.id == DEFAULT_WORKSPACE_ID:
                 raise Conflict("The default workspace cannot be deleted")
             active = api_keys.c.status == ACTIVE  # revoked keys stay as rows (the log names them), inert
-            for table, what, extra in ((providers, "providers", True), (saved_configs, "configs", True),
+            for table, what, extra in ((providers, "providers", true()), (saved_configs, "configs", true()),
                                        (api_keys, "active API keys", active)):
                 count = await conn.scalar(select(func.count()).select_from(table)
                                           .where(table.c.workspace_id == row.id, extra))

@@ -96,6 +96,7 @@ class ProviderInput:
     fields: ProviderFields
     headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     workspace_id: str = DEFAULT_WORKSPACE_ID
+    integration_id: str | None = None  # made from a Portkey-style integration (catalog/integrations.py)
 
 
 class _Unset:
@@ -135,12 +136,14 @@ class ProviderView:
     created_at: datetime
     updated_at: datetime
     workspace_id: str = DEFAULT_WORKSPACE_ID
+    integration_id: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         f = self.fields
         return {
             "slug": self.slug,
             "workspace_id": self.workspace_id,
+            "integration_id": self.integration_id,
             "spec": f.spec,
             "custom_host": f.custom_host,
             "headers": dict(self.headers),

@@ -56,6 +56,7 @@ class ProviderRepository:
                     **_column_values(item.fields),
                     "slug": item.slug,
                     "workspace_id": item.workspace_id,
+                    "integration_id": item.integration_id,
                     "created_at": now,
                     "updated_at": now,
                 }
@@ -191,4 +192,5 @@ def _column_values(fields: ProviderFields) -> dict[str, Any]:
 
 
 def _view(row: Row[Any], headers: tuple[tuple[str, str], ...]) -> ProviderView:
-    return ProviderView(row.slug, _fields_of(row), headers, row.created_at, row.updated_at, row.workspace_id)
+    return ProviderView(row.slug, _fields_of(row), headers, row.created_at, row.updated_at, row.workspace_id,
+                        row.integration_id)

@@ -78,6 +78,25 @@ providers = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("workspace_id", String(64), nullable=False, server_default=DEFAULT_WORKSPACE_ID, index=True),
+    Column("integration_id", String(64), nullable=True),  # made from a Portkey-style integration
+)
+
+# Portkey's "integrations": a provider credential and host, from which catalog providers are made
+# (catalog/integrations.py). The key and custom header values exist only as one vault ciphertext.
+integrations = Table(
+    "integrations",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("slug", String(SLUG_MAX), nullable=False, unique=True),
+    Column("name", String(256), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("ai_provider_id", String(64), nullable=False),
+    Column("workspace_id", String(64), nullable=True),  # None: the organisation's
+    Column("configurations", JSON, nullable=False),  # custom_host and the custom header *names*
+    Column("secret", Text, nullable=True),  # vault ciphertext of {"key": …, "custom_headers": {…}}
+    Column("masked_key", String(64), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
 )
 
 # One row per auth header. The value exists only as a vault ciphertext bound to (provider id, header name);

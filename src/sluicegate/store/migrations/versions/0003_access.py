@@ -31,6 +31,8 @@ def upgrade() -> None:
     for table in ("providers", "saved_configs"):
         op.add_column(table, sa.Column("workspace_id", _ID, nullable=False, server_default=_DEFAULT))
         op.create_index(f"ix_{table}_workspace_id", table, ["workspace_id"])
+    op.add_column("providers", sa.Column("integration_id", _ID, nullable=True))
+    _integrations()
     for column in ("workspace_id", "api_key_id"):
         op.add_column("request_logs", sa.Column(column, _ID, nullable=True))
         op.create_index(f"ix_request_logs_{column}", "request_logs", [column])
@@ -80,6 +82,25 @@ def _api_keys() -> None:
     op.create_index("ix_api_keys_workspace_id", "api_keys", ["workspace_id"])
 
 
+def _integrations() -> None:
+    op.create_table(
+        "integrations",
+        sa.Column("id", _ID, nullable=False),
+        sa.Column("slug", sa.String(63), nullable=False),
+        sa.Column("name", sa.String(256), nullable=False),
+        sa.Column("description", sa.Text, nullable=False),
+        sa.Column("ai_provider_id", sa.String(64), nullable=False),
+        sa.Column("workspace_id", _ID, nullable=True),
+        sa.Column("configurations", sa.JSON, nullable=False),
+        sa.Column("secret", sa.Text, nullable=True),
+        sa.Column("masked_key", sa.String(64), nullable=True),
+        sa.Column("created_at", _TS, nullable=False),
+        sa.Column("updated_at", _TS, nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_integrations"),
+        sa.UniqueConstraint("slug", name="uq_integrations_slug"),
+    )
+
+
 def _audit_events() -> None:
     op.create_table(
         "audit_events",
@@ -108,5 +129,7 @@ def downgrade() -> None:
         with op.batch_alter_table(table) as batch:
             batch.drop_index(f"ix_{table}_workspace_id")
             batch.drop_column("workspace_id")
-    for table in ("audit_events", "api_keys", "workspaces"):
+            if table == "providers":
+                batch.drop_column("integration_id")
+    for table in ("integrations", "audit_events", "api_keys", "workspaces"):
         op.drop_table(table)
