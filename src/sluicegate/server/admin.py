@@ -29,6 +29,7 @@ from ..catalog.entries import ProviderView, SavedConfigView, validate_slug
 from ..errors import GatewayError, PayloadTooLarge
 from ..vault import VaultError
 from .middleware import Handler, error_for
+from .audit_trail import audited
 from .principals import PRINCIPAL, authenticate, check_workspace, require, workspace_for_write
 
 ADMIN_PREFIX = "/admin/api"
@@ -166,6 +167,7 @@ async def create_provider(request: web.Request) -> web.Response:
         item = replace(item, workspace_id=workspace)
     view = await repo.add(item)
     await _written(request)
+    await audited(request, "provider.create", "provider", view.slug, view.workspace_id, after=view.to_json())
     return _json(view.to_json(), 201)
 
 
@@ -182,16 +184,20 @@ async def get_provider(request: web.Request) -> web.Response:
 
 async def update_provider(request: web.Request) -> web.Response:
     patch = patch_from_json(await _body(request))  # a bad body is a 400 before the 404 of a missing slug
-    slug = (await _own_provider(request, "providers.update")).slug
-    view = await _services(request).providers.update(slug, patch)
+    before = await _own_provider(request, "providers.update")
+    view = await _services(request).providers.update(before.slug, patch)
     await _written(request)
+    await audited(request, "provider.update", "provider", view.slug, view.workspace_id, before=before.to_json(),
+                  after=view.to_json())
     return _json(view.to_json())
 
 
 async def delete_provider(request: web.Request) -> web.Response:
-    slug = (await _own_provider(request, "providers.delete")).slug
+    before = await _own_provider(request, "providers.delete")
+    slug = before.slug
     await _services(request).providers.remove(slug)
     await _written(request)
+    await audited(request, "provider.delete", "provider", slug, before.workspace_id, before=before.to_json())
     return _json({"status": "success", "message": f"Provider @{slug} deleted"})
 
 
@@ -212,6 +218,7 @@ async def create_config(request: web.Request) -> web.Response:
     extra = {"workspace_id": workspace} if workspace is not None else {}
     view = await _services(request).configs.add(validate_slug(config_id, "id"), text, notes=notes, **extra)
     await _written(request)
+    await audited(request, "config.create", "config", view.id, view.workspace_id, after=view.to_json())
     return _json(view.to_json(), 201)
 
 
@@ -229,15 +236,19 @@ async def get_config(request: web.Request) -> web.Response:
 async def replace_config(request: web.Request) -> web.Response:
     body = await _body(request)
     _, text, notes = config_from_json(body, require_id=False)  # a 400 before the 404 of a missing id
-    config_id = (await _own_config(request, "configs.update")).id
+    before = await _own_config(request, "configs.update")
     kwargs = {"notes": notes or ""} if "notes" in body else {}
-    view = await _services(request).configs.replace(config_id, text, **kwargs)
+    view = await _services(request).configs.replace(before.id, text, **kwargs)
     await _written(request)
+    await audited(request, "config.update", "config", view.id, view.workspace_id, before=before.to_json(),
+                  after=view.to_json())
     return _json(view.to_json())
 
 
 async def delete_config(request: web.Request) -> web.Response:
-    config_id = (await _own_config(request, "configs.delete")).id
+    before = await _own_config(request, "configs.delete")
+    config_id = before.id
     await _services(request).configs.remove(config_id)
     await _written(request)
+    await audited(request, "config.delete", "config", config_id, before.workspace_id, before=before.to_json())
     return _json({"status": "success", "message": f"Config {config_id} deleted"})

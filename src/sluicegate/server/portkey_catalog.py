@@ -30,6 +30,7 @@ from ..catalog.integrations import IntegrationRepository
 from ..catalog.providers import ProviderRepository
 from ..errors import BadRequest
 from .access_admin import body_of, listing, principal
+from .audit_trail import audited
 from .principals import check_workspace, workspace_for_write
 
 
@@ -93,6 +94,7 @@ async def create_integration(request: web.Request) -> web.Response:
     body = await body_of(request)
     workspace = await _workspace(request, caller, body.pop("workspace_id", None), default=False)
     view = await _admin(request).integrations.create(body, workspace_id=workspace)
+    await audited(request, "integration.create", "integration", view["id"], workspace, after=view)
     return _json({"id": view["id"], "slug": view["slug"], "object": "integration"})
 
 
@@ -117,12 +119,16 @@ async def get_integration(request: web.Request) -> web.Response:
 
 async def update_integration(request: web.Request) -> web.Response:
     view = await _own_integration(request, "integrations.update")
-    return _json(await _admin(request).integrations.update(view["id"], await body_of(request)))
+    updated = await _admin(request).integrations.update(view["id"], await body_of(request))
+    await audited(request, "integration.update", "integration", view["id"], view["workspace_id"], before=view,
+                  after=updated)
+    return _json(updated)
 
 
 async def delete_integration(request: web.Request) -> web.Response:
     view = await _own_integration(request, "integrations.delete")
     await _admin(request).integrations.remove(view["id"])
+    await audited(request, "integration.delete", "integration", view["id"], view["workspace_id"], before=view)
     return _json({})
 
 
@@ -153,6 +159,7 @@ async def create_provider(request: web.Request) -> web.Response:
     item = await admin.integrations.provider_from(integration, slug, workspace_id=workspace, notes=note)
     view = await admin.providers.add(item)
     await _changed(request)
+    await audited(request, "provider.create", "provider", view.slug, view.workspace_id, after=view.to_json())
     return _json({"id": view.slug, "slug": view.slug, "object": "provider"})
 
 
@@ -180,6 +187,8 @@ async def update_provider(request: web.Request) -> web.Response:
     patch = ProviderPatch(notes=body["note"]) if isinstance(body.get("note"), str) else ProviderPatch()
     updated = await _admin(request).providers.update(view.slug, patch)
     await _changed(request)
+    await audited(request, "provider.update", "provider", view.slug, view.workspace_id, before=view.to_json(),
+                  after=updated.to_json())
     return _json({"id": updated.slug, "slug": updated.slug, "object": "provider"})
 
 
@@ -187,6 +196,7 @@ async def delete_provider(request: web.Request) -> web.Response:
     view = await _own_provider(request, "providers.delete")
     await _admin(request).providers.remove(view.slug)
     await _changed(request)
+    await audited(request, "provider.delete", "provider", view.slug, view.workspace_id, before=view.to_json())
     return _json({})
 
 
@@ -225,6 +235,7 @@ async def create_config(request: web.Request) -> web.Response:
     view = await _admin(request).configs.add(slug, _config_text(body.get("config")), notes=name,
                                               workspace_id=workspace)
     await _changed(request)
+    await audited(request, "config.create", "config", view.id, view.workspace_id, after=view.to_json())
     return _json({"id": view.id, "slug": view.id, "version_id": f"{view.id}-v1", "object": "config"})
 
 
@@ -253,6 +264,8 @@ async def update_config(request: web.Request) -> web.Response:
     notes = body["name"] if isinstance(body.get("name"), str) else UNSET
     updated = await _admin(request).configs.replace(view.id, text, notes=notes)
     await _changed(request)
+    await audited(request, "config.update", "config", view.id, view.workspace_id, before=view.to_json(),
+                  after=updated.to_json())
     return _json({"id": updated.id, "version_id": f"{updated.id}-v2", "object": "config"})
 
 
@@ -260,4 +273,5 @@ async def delete_config(request: web.Request) -> web.Response:
     view = await _own_config(request, "configs.delete")
     await _admin(request).configs.remove(view.id)
     await _changed(request)
+    await audited(request, "config.delete", "config", view.id, view.workspace_id, before=view.to_json())
     return _json({})

@@ -39,8 +39,10 @@ class LogFilter:
 
 
 def within_workspace(f: LogFilter, workspace_id: str) -> LogFilter:
-    """The filter narrowed to one workspace (a workspace key's view), whatever it asked for."""
-    return replace(f, equals={**f.equals, "workspace_id": (workspace_id,)})
+    """The filter narrowed to one workspace (a workspace key's view): asking for another finds nothing."""
+    asked = f.equals.get("workspace_id")
+    allowed = (workspace_id,) if asked is None or workspace_id in asked else ()
+    return replace(f, equals={**f.equals, "workspace_id": allowed})
 
 
 @dataclass(frozen=True)
