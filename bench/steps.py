@@ -1,4 +1,4 @@
-"""Scenarios that need extra set-up: --workers scaling, the fallback config, the catalog @slug.
+"""Scenarios that need extra set-up: --workers scaling, the fallback config, the catalog @slug, keys on.
 
 Each returns a JSON-able dict, with "skipped"/"unavailable"/"pending" and a reason when it could
 not run, so a result file always says why a figure is absent.
@@ -6,12 +6,14 @@ not run, so a result file always says why a figure is absent.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 
 from bench import launch, scen_http, targets
 from bench.context import Bench
 from bench.ready import NotReady, probe
+from bench.stats import ratio
 
 SUBJECT = "sluicegate"
 
@@ -88,3 +90,40 @@ def create_catalog_provider(bench: Bench) -> str:
         return f"`sluicegate providers add` failed: {done.stderr.strip()[:300]}"
     time.sleep(1.0)  # one catalog poll interval and then some
     return ""
+
+
+KEYS_HOP = f"{SUBJECT}-keys"
+KEYS_BAR = 0.95  # keys on must keep at least 95 % of the throughput with keys off
+
+
+def keys_on(bench: Bench) -> dict:
+    """The same static request through a second sluicegate whose data dir holds an API key (so every
+    request is verified: x-portkey-api-key, snapshot lookup, scope and permission checks), interleaved
+    with the first one, which has no key (auto mode on loopback: open)."""
+    if SUBJECT not in bench.hops:
+        return {"skipped": "sluicegate is not running"}
+    data_dir = bench.work / f"{KEYS_HOP}-data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    argv = [*bench.sluicegate_cmd, "keys", "create", "--name", "bench", "--json"]
+    done = subprocess.run(argv, env=launch.clean_env(SLUICEGATE_DATA_DIR=str(data_dir)), capture_output=True,
+                          text=True, timeout=60)
+    if done.returncode != 0:
+        return {"pending": f"`sluicegate keys create` failed: {done.stderr.strip()[-300:]}"}
+    secret = json.loads(done.stdout)["key"]
+    try:
+        running = launch.start_sluicegate(bench.sup, bench.work, bench.ups, bench.shapes, bench.sluicegate_cmd, 1,
+                                          KEYS_HOP, bench.plan.settle_s, bench.sluicegate_version, secret)
+    except NotReady as exc:
+        return {"unavailable": f"{KEYS_HOP} did not start: {exc}"}
+    bench.hops[KEYS_HOP] = running
+    try:
+        scen_http.warm_up_one(bench, KEYS_HOP)
+        result = scen_http.variant(bench, [SUBJECT, KEYS_HOP], "keys")
+    finally:
+        del bench.hops[KEYS_HOP]
+        bench.sup.stop(running.child)
+    c = f"c{bench.plan.throughput_c}"
+    share = ratio(result[KEYS_HOP][c]["rps"], result[SUBJECT][c]["rps"])
+    result["_throughput_ratio"] = share
+    result["_within_bar"] = share is not None and share >= KEYS_BAR
+    return result

@@ -28,6 +28,7 @@ from .prepare import RequestBuilder
 from .providers import registry
 from .server.access_admin import ACCESS_ADMIN, AccessAdmin, add_access_routes
 from .server.admin import ADMIN_PREFIX, AdminServices, admin_app
+from .server.audit_trail import AUDIT_STORE
 from .server.portkey_catalog import CATALOG_ADMIN, CatalogAdmin, add_portkey_catalog_routes
 from .server.gateway import Gateway
 from .server.appkeys import GATEWAY
@@ -72,6 +73,7 @@ def build_app(settings: Settings, *, transport: Transport | None = None) -> web.
     app[GATEWAY] = gateway
     app.cleanup_ctx.extend([_store_context(gateway), _access_context(gateway), _catalog_context(gateway),
                             _upstream_context(gateway, transport), _telemetry_context(gateway)])
+    app[AUDIT_STORE] = engine
     app[ACCESS_ADMIN] = _access_admin(gateway)
     app[CATALOG_ADMIN] = _catalog_admin(gateway, vault)
     add_portkey_catalog_routes(app.router)

@@ -153,3 +153,19 @@ def test_audit_trail(admin: Portkey, gateway: GatewayProcess) -> None:
     update = events[1]
     assert update["before"]["description"] == "" and update["after"]["description"] == "now with a description"
     assert created.key not in str(events)
+
+
+def test_catalog_writes_are_audited(admin: Portkey, gateway: GatewayProcess, upstream) -> None:
+    space = admin.admin.workspaces.create(name="Audited catalog")
+    _private_llm(admin, upstream.v1, space.id, "audited-llm")
+    admin.providers.update(slug="audited-llm", note="for the audit")
+    events = httpx.get(f"{gateway.url}/admin/api/audit-logs", params={"workspace_id": space.id}, timeout=10,
+                       headers={"authorization": f"Bearer {ADMIN_TOKEN}"}).json()["data"]
+    assert [e["action"] for e in events][:2] == ["provider.update", "provider.create"]
+    update = events[0]
+    assert update["before"]["notes"] == "" and update["after"]["notes"] == "for the audit"
+    assert update["after"]["headers"]["Authorization"].startswith("Bearer sk-")  # masked
+    assert "sk-upstream-audited-llm-0123456789" not in str(events)
+    integration = [e for e in httpx.get(f"{gateway.v1}/audit-logs", params={"action": "integration.create"},
+                                         timeout=10, headers={"x-portkey-api-key": ADMIN_TOKEN}).json()["data"]]
+    assert integration and "sk-upstream-audited-llm-0123456789" not in str(integration)

@@ -24,7 +24,7 @@ RUN_TIMEOUT_S = 150
 pytestmark = pytest.mark.timeout(RUN_TIMEOUT_S + 30)
 
 SCENARIOS = {"latency_c1", "throughput", "stream_c1", "stream_many", "memory", "scaling", "fallback",
-             "catalog_slug"}
+             "catalog_slug", "keys_on"}
 TOP_KEYS = {"schema", "mode", "command", "started_at", "finished_at", "machine", "versions", "plan", "hops",
             "scenarios", "bars"}
 
@@ -94,3 +94,10 @@ def test_every_bar_has_a_verdict(smoke_result):
     assert len(verdicts) == 12
     assert set(verdicts.values()) <= {"pass", "miss", "n/a"}
     assert verdicts["rps_vs_portkey"] == "n/a"  # no peers in smoke mode: reported, not faked
+
+
+def test_keys_on_was_measured_with_every_request_admitted(smoke_result):
+    keys = smoke_result["scenarios"]["keys_on"]
+    for name in ("sluicegate", "sluicegate-keys"):
+        assert keys[name]["c50"]["requests"] > 0 and keys[name]["c50"]["errors"] == 0, keys[name]
+    assert keys["_throughput_ratio"] > 0
