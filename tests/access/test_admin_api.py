@@ -164,7 +164,7 @@ def test_catalog_writes_are_audited(admin: Portkey, gateway: GatewayProcess, ups
     assert [e["action"] for e in events][:2] == ["provider.update", "provider.create"]
     update = events[0]
     assert update["before"]["notes"] == "" and update["after"]["notes"] == "for the audit"
-    assert update["after"]["headers"]["Authorization"].startswith("Bearer sk-")  # masked
+    assert update["after"]["headers"]["authorization"].startswith("Bearer sk-")  # masked
     assert "sk-upstream-audited-llm-0123456789" not in str(events)
     integration = [e for e in httpx.get(f"{gateway.v1}/audit-logs", params={"action": "integration.create"},
                                          timeout=10, headers={"x-portkey-api-key": ADMIN_TOKEN}).json()["data"]]

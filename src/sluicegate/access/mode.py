@@ -20,11 +20,27 @@ def is_loopback(host: str) -> bool:
 
 
 def key_required(mode: str, host: str, has_keys: bool) -> bool:
-    if mode == REQUIRED:
-        return True
-    if mode == OFF:
-        return False
-    return has_keys or not is_loopback(host)
+    return Requirement.of(mode, host).required(has_keys)
+
+
+class Requirement:
+    """The rule for one process, decided once at start (the listen address is parsed here, not per
+    request): ``required(has_keys)`` is then two comparisons."""
+
+    __slots__ = ("always", "when_keys")
+
+    def __init__(self, always: bool, when_keys: bool) -> None:
+        self.always = always
+        self.when_keys = when_keys
+
+    @classmethod
+    def of(cls, mode: str, host: str) -> "Requirement":
+        if mode == OFF:
+            return cls(False, False)
+        return cls(mode == REQUIRED or not is_loopback(host), True)
+
+    def required(self, has_keys: bool) -> bool:
+        return self.always or (self.when_keys and has_keys)
 
 
 def startup_notice(mode: str, host: str, has_keys: bool) -> str | None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from ..access import policy
-from ..access.mode import key_required
+from ..access.mode import OFF, Requirement
 from ..access.model import INFERENCE_SCOPE, Principal
 from ..access.registry import AccessRegistry
 from ..errors import Unauthorized
@@ -36,13 +36,13 @@ class Admit:
     def __init__(self, access: AccessRegistry, catalog: CatalogFacts, *, mode: str, host: str) -> None:
         self._access = access
         self._catalog = catalog
-        self._mode = mode
-        self._host = host
+        self._off = mode == OFF
+        self._requirement = Requirement.of(mode, host)
 
     async def __call__(self, state: RequestState, call_next: Next) -> Outcome:
         ctx = state.call.ctx
-        required = key_required(self._mode, self._host, self._access.snapshot.has_keys)
-        if ctx.gateway_key is None or self._mode == "off":
+        required = self._requirement.required(self._access.snapshot.has_keys)
+        if ctx.gateway_key is None or self._off:
             if required:
                 raise Unauthorized(MISSING_KEY)
             return await call_next(state)
