@@ -27,6 +27,7 @@ from .model import ADMIN, REVOKED, KeyDefaults, KeyRecord, Permissions, Principa
 from .secrets import KeyHasher
 
 DEFAULT_POLL_INTERVAL_S = 0.5
+VERIFIED_CACHE_MAX = 10_000  # presented secrets whose digest matched a key: the HMAC is skipped next time
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
@@ -62,6 +63,9 @@ class AccessRegistry:
         self._snapshot = AccessSnapshot()
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        # secret → digest, for keys that verified (never for unknown values, which must not fill it); the
+        # digest is still looked up in the current snapshot, so a revocation counts at once.
+        self._verified: dict[str, str] = {}
 
     @property
     def hasher(self) -> KeyHasher:
@@ -76,9 +80,13 @@ class AccessRegistry:
     def authenticate(self, presented: str) -> Principal:
         """The caller behind ``presented`` (an API key or the admin token), or 401 (never echoing it)."""
         snapshot = self._snapshot
-        digest = self._hasher.digest(presented)
+        digest = self._verified.get(presented) or self._hasher.digest(presented)
         principal = snapshot.principals.get(digest)
         if principal is not None:
+            if presented not in self._verified:
+                if len(self._verified) >= VERIFIED_CACHE_MAX:
+                    self._verified.clear()
+                self._verified[presented] = digest
             record = snapshot.keys[digest]
             if record.status == REVOKED:
                 raise Unauthorized("This API key has been revoked")
