@@ -21,7 +21,7 @@ def refused(status: int, call, *args, **kwargs) -> str:
     carry the status code."""
     try:
         call(*args, **kwargs)
-    except Exception as exc:  # noqa: BLE001 - either family
+    except Exception as exc:
         assert getattr(exc, "status_code", None) == status, exc
         return str(exc)
     raise AssertionError(f"expected HTTP {status}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import select, text
 
@@ -15,7 +15,7 @@ from sluicegate.store.tables import providers, saved_configs
 
 async def test_existing_catalog_rows_join_the_default_workspace(empty_settings: Settings) -> None:
     engine = create_engine(empty_settings)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     try:
         await upgrade(engine, "0002_request_logs")
         async with engine.begin() as conn:

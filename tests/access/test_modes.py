@@ -7,14 +7,13 @@ import time
 
 import httpx
 import pytest
-
 from aiohttp.test_utils import TestClient, TestServer
 
-from sluicegate.app import build_app
 from sluicegate.access.mode import is_loopback, key_required, startup_notice
+from sluicegate.app import build_app
 from sluicegate.settings import Settings, settings_from_env
-from tests.fakes.transport import FakeTransport
 from tests.access.world import World
+from tests.fakes.transport import FakeTransport
 from tests.gateway import GatewayProcess
 
 RULE = [  # mode, listen address, any key exists → required

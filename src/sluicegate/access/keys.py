@@ -6,7 +6,7 @@ every server's snapshot (registry.py) sees it within one poll.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import insert, select, update
@@ -47,7 +47,7 @@ def parse_expiry(value: Any) -> datetime | None:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise BadRequest("expires_at: expected an ISO 8601 date-time, e.g. 2030-01-01T00:00:00Z") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _choice(value: Any, allowed: tuple[str, ...], where: str) -> str:

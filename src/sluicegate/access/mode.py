@@ -34,7 +34,7 @@ class Requirement:
         self.when_keys = when_keys
 
     @classmethod
-    def of(cls, mode: str, host: str) -> "Requirement":
+    def of(cls, mode: str, host: str) -> Requirement:
         if mode == OFF:
             return cls(False, False)
         return cls(mode == REQUIRED or not is_loopback(host), True)

@@ -8,9 +8,10 @@ carry over.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 from ..errors import BadRequest
 
@@ -77,7 +78,7 @@ class Permissions:
     direct_integration: bool = True  # a provider and host named in the request rather than the catalog
 
     @classmethod
-    def from_json(cls, value: Any, where: str = "permissions") -> "Permissions":
+    def from_json(cls, value: Any, where: str = "permissions") -> Permissions:
         if value in (None, {}):
             return cls()
         if not isinstance(value, dict):
@@ -107,7 +108,7 @@ class KeyDefaults:
     metadata: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
 
     @classmethod
-    def from_json(cls, value: Any) -> "KeyDefaults":
+    def from_json(cls, value: Any) -> KeyDefaults:
         if value in (None, {}):
             return cls()
         if not isinstance(value, dict):

@@ -8,7 +8,7 @@ direct integration) and the model.
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from ..config.model import Group, Node, Target
 from ..errors import GatewayError

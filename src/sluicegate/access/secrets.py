@@ -43,7 +43,7 @@ class KeyHasher:
         return hmac.new(self.material, secret.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
 
     @classmethod
-    def load(cls, settings: Settings, *, create: bool = True) -> "KeyHasher":
+    def load(cls, settings: Settings, *, create: bool = True) -> KeyHasher:
         if settings.api_key_hash_key:
             return cls(parse_key(settings.api_key_hash_key, HASH_KEY_ENV).material)
         path = Path(settings.data_dir) / HASH_KEY_FILE

@@ -15,8 +15,9 @@ acts within its own workspace only and cannot grant a scope it does not hold.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import orjson
 from aiohttp import web

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 from sqlalchemy import JSON, BigInteger, Column, Integer, String, Table, Text
 
-from .tables import SLUG_MAX, UTCDateTime, metadata
+from .tables import (
+    DEFAULT_WORKSPACE_ID,  # noqa: F401 - re-exported: access/ names it from here
+    SLUG_MAX,
+    UTCDateTime,
+    metadata,
+)
 
-from .tables import DEFAULT_WORKSPACE_ID  # noqa: F401 - re-exported: access/ names it from here
 DEFAULT_WORKSPACE_SLUG = "default"
 ACCESS_STATE_ID = 2  # the catalog_state row whose version every access write bumps (keys, workspaces)
 ID_MAX = 64
