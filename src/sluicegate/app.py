@@ -12,9 +12,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from .access.admin_token import AdminAuth, announce_admin_token
+from .access.keys import KeyRepository
 from .access.mode import startup_notice
 from .access.registry import AccessRegistry
-from .access.keys import KeyRepository
 from .access.secrets import KeyHasher
 from .access.workspaces import WorkspaceRepository
 from .catalog import Catalog, ConfigRepository, ProviderRepository
@@ -28,12 +28,14 @@ from .prepare import RequestBuilder
 from .providers import registry
 from .server.access_admin import ACCESS_ADMIN, AccessAdmin, add_access_routes
 from .server.admin import ADMIN_PREFIX, AdminServices, admin_app
-from .server.audit_trail import AUDIT_STORE
-from .server.portkey_catalog import CATALOG_ADMIN, CatalogAdmin, add_portkey_catalog_routes
-from .server.gateway import Gateway
 from .server.appkeys import GATEWAY
-from .server.middleware import errors_middleware
+from .server.audit_trail import AUDIT_STORE
+from .server.connections import CONNECTIONS, ConnectionGuard, ConnectionLimits
+from .server.gateway import Gateway
+from .server.hosts import HostPolicy
+from .server.middleware import errors_middleware, host_middleware
 from .server.observability import add_log_routes, add_metrics_route
+from .server.portkey_catalog import CATALOG_ADMIN, CatalogAdmin, add_portkey_catalog_routes
 from .server.routes import add_routes
 from .settings import Settings
 from .store import create_engine, opened_store
@@ -69,8 +71,12 @@ def build_app(settings: Settings, *, transport: Transport | None = None) -> web.
     access = AccessRegistry(engine, KeyHasher.load(settings), env_admin_token=settings.admin_token)
     gateway = Gateway(settings=settings, guard=guard, configs=configs, catalog=catalog, engine=engine,
                       telemetry=telemetry, access=access)
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[errors_middleware])
+    hosts = HostPolicy.build(settings.host, settings.allowed_hosts)
+    connections = ConnectionGuard(ConnectionLimits(settings.max_connections, settings.header_timeout_s))
+    app = web.Application(client_max_size=settings.max_body_bytes,
+                          middlewares=[connections.middleware(), errors_middleware, host_middleware(hosts)])
     app[GATEWAY] = gateway
+    app[CONNECTIONS] = connections  # serve.py's listening site puts every connection through it
     app.cleanup_ctx.extend([_store_context(gateway), _access_context(gateway), _catalog_context(gateway),
                             _upstream_context(gateway, transport), _telemetry_context(gateway)])
     app[AUDIT_STORE] = engine
@@ -128,7 +134,8 @@ def _upstream_context(gateway: Gateway, given: Transport | None):
         transport = gateway.transport = given or AiohttpTransport(
             create_session(settings, guard.resolver(), (guard.client_middleware(),)))
         builder = RequestBuilder(guard, catalog=gateway.catalog, provider_urls=settings.provider_base_urls)
-        gateway.dispatcher = Dispatcher(transport, builder, backoff_scale=settings.retry_backoff_scale)
+        gateway.dispatcher = Dispatcher(transport, builder, backoff_scale=settings.retry_backoff_scale,
+                                        max_response_bytes=settings.max_upstream_body_bytes)
         selector = ConfigSelector(gateway.configs, gateway.catalog.saved_config)
         admit = Admit(gateway.access, gateway.catalog, mode=settings.auth_mode, host=settings.host)
         gateway.pipeline = Pipeline(default_steps(selector, gateway.dispatcher, admit=admit,

@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from multidict import CIMultiDict
 
@@ -20,8 +21,8 @@ from .config.model import Group, Node, Target
 from .errors import UpstreamFailure
 from .prepare import RequestBuilder
 from .routing import CircuitBreaker, breaker_key, choose_conditional, pick_weighted, retry_delay, should_fallback
-from .types import AttemptRecord, Call, Outcome, Prepared, public_metadata
-from .upstream.exchange import exchange, failure
+from .types import AttemptRecord, Call, Outcome, Prepared, routing_metadata
+from .upstream.exchange import DEFAULT_MAX_BODY_BYTES, exchange, failure
 from .upstream.transport import Transport
 
 __all__ = ["AttemptRecord", "Call", "Dispatcher"]  # the first two live in types.py; re-exported
@@ -47,6 +48,7 @@ class Dispatcher:
         clock: Callable[[], float] = time.perf_counter,
         wall_clock: Callable[[], float] = time.time,
         backoff_scale: float = 1.0,
+        max_response_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ) -> None:
         self._transport = transport
         self._builder = builder
@@ -56,6 +58,7 @@ class Dispatcher:
         self._clock = clock
         self._wall_clock = wall_clock  # Retry-After dates are compared with it
         self._backoff_scale = backoff_scale
+        self._max_response_bytes = max_response_bytes
 
     async def run(self, call: Call, root: Node) -> tuple[Outcome, list[AttemptRecord]]:
         state = Walk(call)
@@ -102,7 +105,7 @@ class Dispatcher:
         return choose_conditional(
             group.strategy,
             [child.name for child in group.children],
-            metadata=public_metadata(call.ctx, call.json),
+            metadata=routing_metadata(call.ctx, call.json),
             params=call.json or {},
             pathname=call.pathname,
         )
@@ -132,7 +135,7 @@ class Dispatcher:
         key = self._breaker_key(target, state.call) if target.breaker else ""
         if gated and target.breaker and not self._breaker.allow(key, target.breaker):
             message = f"{prepared.host} is failing; its circuit breaker is open"
-            return failure(UpstreamFailure(message, status=503, provider=prepared.provider), target.path)
+            return failure(UpstreamFailure(message, status=503, provider=prepared.provider), target.json_path)
         outcome = await self._with_retries(prepared, target, state)
         if target.breaker:
             self._breaker.record(key, target.breaker, outcome.status if outcome.responded else None)
@@ -160,16 +163,17 @@ class Dispatcher:
 
     async def _attempt(self, prepared: Prepared, target: Target, state: Walk, retry: int) -> Outcome:
         started = self._clock()
-        outcome = await exchange(self._transport, prepared, target.path)
+        outcome = await exchange(self._transport, prepared, target.json_path, max_body_bytes=self._max_response_bytes)
         state.attempts.append(
             AttemptRecord(
-                target_path=target.path,
+                target_path=target.json_path,
                 provider=prepared.provider,
                 host=prepared.host,
                 status=outcome.status,
                 latency_ms=(self._clock() - started) * 1000.0,
                 retry=retry,
                 error=_error_text(outcome),
+                sent=prepared,
             )
         )
         return outcome

@@ -8,7 +8,7 @@ Messages never carry credentials: callers pass redacted text only.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 
 class GatewayError(Exception):
@@ -106,14 +106,22 @@ class UpstreamFailure(GatewayError):
 
 
 class UpstreamTimeout(UpstreamFailure):
-    error_type = "timeout_error"
+    """HTTP 408. The message names the timeout that fired and where it was set: ``header``
+    (x-portkey-request-timeout, Portkey's wording), ``config`` (request_timeout), or the gateway's own
+    ``connect`` / ``read`` timeouts (settings, in seconds) when the request set none."""
 
-    def __init__(self, timeout_ms: int, provider: str | None = None) -> None:
-        super().__init__(
-            f"Request exceeded the timeout sent in the request: {timeout_ms}ms",
-            status=408,
-            provider=provider,
-        )
+    error_type = "timeout_error"
+    _MESSAGES: ClassVar[dict[str, str]] = {
+        "header": "Request exceeded the timeout sent in the request: {ms}ms",
+        "config": "Request exceeded the request_timeout of the config: {ms}ms",
+        "connect": "Could not connect to the upstream within {s:g} s (SLUICEGATE_UPSTREAM_CONNECT_TIMEOUT)",
+        "read": "The upstream sent nothing for {s:g} s "
+                "(SLUICEGATE_UPSTREAM_READ_TIMEOUT; no request timeout was set)",
+    }
+
+    def __init__(self, timeout_ms: float, provider: str | None = None, *, source: str = "header") -> None:
+        message = self._MESSAGES[source].format(ms=round(timeout_ms), s=timeout_ms / 1000)
+        super().__init__(message, status=408, provider=provider)
 
 
 class UpstreamUnreachable(UpstreamFailure):

@@ -8,7 +8,8 @@ A catalog provider's host is authoritative: a request may not redirect its store
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping, Protocol
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
 
 from multidict import CIMultiDict
 
@@ -24,6 +25,20 @@ NO_PROVIDER = (
     "Either x-portkey-provider needs to be passed. Or the x-portkey-config header should have a valid "
     "config with provider details in it."
 )
+
+
+# Model servers people name as if they were providers; each speaks the OpenAI API (Ollama has its own id).
+_MODEL_SERVERS = frozenset({"vllm", "llama.cpp", "llamacpp", "llama-cpp", "tgi", "text-generation-inference",
+                            "lmstudio", "lm-studio", "localai", "sglang"})
+
+
+def invalid_provider_message(provider_id: str) -> str:
+    """Portkey's message, plus the way out when the name is a model server rather than an API spec."""
+    if provider_id.strip().lower() not in _MODEL_SERVERS:
+        return "Invalid provider passed"
+    return (f"Invalid provider passed: '{provider_id}' is a model server, not an API spec. A private server "
+            "is reached with the spec it implements and its address: x-portkey-provider: openai and "
+            "x-portkey-custom-host: http://HOST:PORT/v1 (or a catalog provider: @slug)")
 
 
 class CatalogEntry(Protocol):
@@ -57,6 +72,26 @@ def split_model_slug(model: Any) -> tuple[str | None, str | None]:
     return slug, name
 
 
+def forward_names(target: Target, requested: tuple[str, ...] | None, catalog_default: tuple[str, ...], *,
+                  own_credential: bool) -> tuple[str, ...]:
+    """Which client headers one target receives verbatim (docs/configuration.md, "Forward headers").
+
+    Without a config (or for a config target that takes its provider from the request) the request's
+    ``x-portkey-forward-headers`` decides, as in Portkey. A config target that names its provider gets
+    its own ``forward_headers`` (inherited ones included) and only those: a private header listed for the
+    private target never reaches the commercial fallback. Such a target without a list of its own gets
+    the request's list only when it brings no credential of its own (no ``api_key``, not a catalog
+    provider), so a forwarded ``Authorization`` never replaces a fallback's key.
+    """
+    if target.provider is None:
+        return requested if requested is not None else (target.forward_headers or catalog_default)
+    if target.forward_headers:
+        return target.forward_headers
+    if own_credential:
+        return catalog_default
+    return requested or ()
+
+
 class RequestBuilder:
     def __init__(self, guard: Guard, *, catalog: ProviderLookup | None = None,
                  provider_urls: Mapping[str, str] | None = None) -> None:
@@ -72,7 +107,7 @@ class RequestBuilder:
             return self._from_catalog(provider_id, target, call)
         info = registry.lookup(provider_id)
         if info is None:
-            raise BadRequest("Invalid provider passed")
+            raise BadRequest(invalid_provider_message(provider_id))
         base = call.ctx.custom_host or target.custom_host or registry.base_url(info, self._provider_urls)
         if not base:
             raise BadRequest(f"Provider {provider_id} needs a custom host")
@@ -107,13 +142,14 @@ class RequestBuilder:
         body, edited = _edited_body(target, call, model)
         body_out = translation.request_body(body, call.body, edited=edited)
         # Credentials and forwarded headers after translation: a translation never sees them.
-        names = ctx.forward_headers if ctx.forward_headers is not None else (
-            target.forward_headers or tuple(default_forward))
+        names = forward_names(target, ctx.forward_headers, tuple(default_forward),
+                              own_credential=bool(target.api_key) or provider_id.startswith("@"))
         headers = _headers(provider_id, call, credential, ctx.forwarded_values(names))
         return Prepared(
             provider=provider_id, translation=translation, method=call.method, url=checked.base + tail,
             host=checked.base, headers=headers, body=body_out,
             timeout_ms=ctx.request_timeout_ms or target.request_timeout_ms,
+            timeout_source="header" if ctx.request_timeout_ms else "config",
             rewrite_errors=call.endpoint != "proxy",
         )
 
@@ -151,7 +187,8 @@ def _url_tail(spec: ApiSpec, call: Call, provider_id: str) -> str:
 
 def _edited_body(target: Target, call: Call, model: str | None) -> tuple[dict[str, Any] | None, bool]:
     """The body after the gateway's edits (model, override_params), and whether there were any: without
-    edits an OpenAI-spec upstream gets the client's bytes untouched, never re-serialised."""
+    edits an OpenAI-spec upstream gets ``call.body`` (the body as parsed, serialised once at the edge:
+    server/routes.forwarded_body), not serialised a second time."""
     json = call.json
     if json is None or (not target.override_params and (model is None or model == json.get("model"))):
         return json, False

@@ -13,11 +13,14 @@ everything that does I/O, and import nothing of the gateway but the provider con
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Protocol
+from typing import Any, Protocol
 
+import orjson
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from .header_names import prefixed_stand_in
 from .providers.contract import StreamDecoder, Translation
 
 METADATA_VALUE_LIMIT = 128
@@ -39,7 +42,7 @@ class RequestContext:
     forward_headers: tuple[str, ...] | None = None  # None: not given (a config's list may apply)
     request_timeout_ms: int | None = None
     api_key: str | None = None
-    metadata: dict[str, str] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)  # scalar values as sent (parse_metadata)
     strict_open_ai_compliance: bool | None = None
     log_bodies: bool = True
     span_id: str | None = None
@@ -54,26 +57,45 @@ class RequestContext:
     api_key_id: str | None = None
 
     def forwarded_values(self, names: tuple[str, ...]) -> list[tuple[str, str]]:
-        """The incoming values of the headers to forward verbatim (folded names; absent ones skipped)."""
+        """The incoming values of the headers to forward verbatim, under their real (folded) names.
+
+        A name is found as sent (``x-api-key``, ``x_api_key``) or in the SDKs' ``x-portkey-x-api-key`` form,
+        which they use for a custom header the client did not list in its own forward list; absent ones
+        are skipped (see header_names.py for the forms a listed name was expanded into).
+        """
+        get = self.headers.get
         values = []
         for name in names:
             if self.authorization_consumed and name == "authorization":
                 continue  # it carried the gateway's own key
-            value = self.headers.get(name)
+            value = get(name)
             if value is None:
-                value = self.headers.get(name.replace("-", "_"))
+                value = get(name.replace("-", "_"))
+            if value is None and (stand_in := prefixed_stand_in(name)) is not None:
+                value = get(stand_in)
             if value is not None:
                 values.append((name, value))
         return values
 
 
-def public_metadata(ctx: RequestContext, body: Mapping[str, Any] | None) -> dict[str, str]:
-    """Metadata for logs and routing: the body's ``user`` is copied to ``_user`` unless given."""
+def metadata_text(value: Any) -> str:
+    """How a metadata value is logged: a string as is, any other scalar as its JSON text (5 → "5")."""
+    return value if isinstance(value, str) else orjson.dumps(value).decode()
+
+
+def routing_metadata(ctx: RequestContext, body: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Metadata for conditional routing, values as sent: the body's ``user`` is copied to ``_user`` unless
+    given."""
     metadata = ctx.metadata
     user = body.get("user") if body else None
     if isinstance(user, str) and user and "_user" not in metadata:
         metadata = {**metadata, "_user": user[:METADATA_VALUE_LIMIT]}
     return metadata
+
+
+def public_metadata(ctx: RequestContext, body: Mapping[str, Any] | None) -> dict[str, str]:
+    """Metadata for the request log: the routing view, every value as text."""
+    return {key: metadata_text(value) for key, value in routing_metadata(ctx, body).items()}
 
 
 @dataclass(slots=True)
@@ -101,6 +123,9 @@ class AttemptRecord:
     latency_ms: float
     retry: int
     error: str | None = None
+    # The request as sent (a reference, no copy): the log scrubs every credential the gateway sent, by
+    # value, whatever the header's name, and the query's credential-like parameters.
+    sent: Prepared | None = None
 
 
 @dataclass(slots=True)
@@ -116,6 +141,7 @@ class Prepared:
     body: bytes
     timeout_ms: int | None
     rewrite_errors: bool  # unified endpoints answer errors in the unified envelope; passthrough relays
+    timeout_source: str = "header"  # where timeout_ms was set: "header" or "config" (the message names it)
 
 
 class UpstreamBody(Protocol):

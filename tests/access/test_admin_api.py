@@ -166,6 +166,6 @@ def test_catalog_writes_are_audited(admin: Portkey, gateway: GatewayProcess, ups
     assert update["before"]["notes"] == "" and update["after"]["notes"] == "for the audit"
     assert update["after"]["headers"]["authorization"].startswith("Bearer sk-")  # masked
     assert "sk-upstream-audited-llm-0123456789" not in str(events)
-    integration = [e for e in httpx.get(f"{gateway.v1}/audit-logs", params={"action": "integration.create"},
-                                         timeout=10, headers={"x-portkey-api-key": ADMIN_TOKEN}).json()["data"]]
+    integration = httpx.get(f"{gateway.v1}/audit-logs", params={"action": "integration.create"},
+                            timeout=10, headers={"x-portkey-api-key": ADMIN_TOKEN}).json()["data"]
     assert integration and "sk-upstream-audited-llm-0123456789" not in str(integration)

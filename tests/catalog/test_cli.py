@@ -29,6 +29,8 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("SLUICEGATE_"):
             monkeypatch.delenv(name)
+    # The CLI checks custom hosts with the gateway's SSRF rules: the operator trusts the tests' model hosts.
+    monkeypatch.setenv("TRUSTED_CUSTOM_HOSTS", "gpu.lan,h,localhost,127.0.0.1")
 
 
 class Cli:
@@ -176,7 +178,7 @@ def test_configs_round_trip(cli: Cli, tmp_path: Path, monkeypatch: pytest.Monkey
 def test_injected_config_validator(settings: Settings, capsys, tmp_path: Path) -> None:
     import argparse
 
-    from sluicegate.catalog import commands
+    from sluicegate.cli import catalog as commands
     from sluicegate.errors import ConfigError
 
     calls = []
@@ -236,9 +238,10 @@ def test_vault_rotate_with_a_single_env_key_explains(
 
 
 def test_store_errors_exit_2(tmp_path: Path, capsys) -> None:
-    assert main(["providers", "list", "--database-url", "mysql://x@y/z"]) == 2
+    data = ["--data-dir", str(tmp_path / "data")]
+    assert main(["providers", "list", "--database-url", "mysql://x@y/z", *data]) == 2
     assert "unsupported scheme 'mysql'" in capsys.readouterr().err
-    assert main(["providers", "list", "--database-url", "postgresql://nobody@127.0.0.1:1/none"]) == 2
+    assert main(["providers", "list", "--database-url", "postgresql://nobody@127.0.0.1:1/none", *data]) == 2
     err = capsys.readouterr().err
     assert err.startswith("sluicegate: error: store unavailable:") and len(err.splitlines()) == 1
 
@@ -255,7 +258,7 @@ def test_loose_key_file_exits_2(tmp_path: Path, capsys) -> None:
 
 needs_main = pytest.mark.skipif(
     importlib.util.find_spec("sluicegate.__main__") is None,
-    reason="python -m sluicegate needs sluicegate/__main__.py (core's cli.py)",
+    reason="python -m sluicegate needs sluicegate/__main__.py (core's cli package)",
 )
 
 

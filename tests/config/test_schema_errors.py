@@ -121,6 +121,8 @@ SINGLE_ERROR_CASES = [
     ({"request_timeout": -5}, "path: request_timeout, message: Number must be greater than or equal to 1"),
     ({"request_timeout": 1.5}, "path: request_timeout, message: Expected integer, received float"),
     ({"request_timeout": "1000"}, "path: request_timeout, message: Expected number, received string"),
+    ({"request_timeout": 2**31}, "path: request_timeout, message: Number must be less than or equal to 2147483647"),
+    ({"request_timeout": 1e300}, "path: request_timeout, message: Number must be less than or equal to 2147483647"),
     (OK_LEAF | {"strict_open_ai_compliance": "false"}, "path: strict_open_ai_compliance, message: Expected boolean, received string"),
     (OK_LEAF | {"override_params": []}, "path: override_params, message: Expected object, received array"),
     (OK_LEAF | {"override_params": "gpt-4o"}, "path: override_params, message: Expected object, received string"),

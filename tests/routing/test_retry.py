@@ -125,7 +125,7 @@ ONLY_429 = Strategy(mode="fallback", on_status_codes=frozenset({429}))
         (FALLBACK, 204, False),
         (FALLBACK, None, True),
         (ONLY_429, 429, True),
-        (ONLY_429, 500, False),  # the 500 is returned at once (reference §5.3, observed)
+        (ONLY_429, 500, False),  # the 500 is returned at once (as Portkey's gateway does, observed)
         (ONLY_429, None, True),  # no response at all: nothing to return, so move on
         (Strategy(mode="fallback", on_status_codes=frozenset({200})), 200, False),
         (Strategy(mode="loadbalance"), 500, False),

@@ -5,8 +5,15 @@ from __future__ import annotations
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from sluicegate.telemetry.metrics import Collector, Histogram, PoolGauges, RequestStats, SinkGauges, build_registry, \
-    render
+from sluicegate.telemetry.metrics import (
+    Collector,
+    Histogram,
+    PoolGauges,
+    RequestStats,
+    SinkGauges,
+    build_registry,
+    render,
+)
 
 from .helpers import builder, record
 
@@ -72,3 +79,26 @@ def test_histogram_buckets_are_cumulative_with_le_semantics():
     for value in (0.05, 0.1, 0.5, 2.0):
         h.observe(value)
     assert h.cumulative() == [("0.1", 2), ("1.0", 3), ("+Inf", 4)]
+
+
+def test_no_nul_reaches_a_label_value(gateway, upstream):
+    """A NUL in the model a client names, or in the error type an upstream answers, used to reach /metrics
+    verbatim (and break Prometheus' parser). Label values come from the stored rows: storable text."""
+    import httpx
+
+    from tests.fakes.upstream import Reply
+
+    upstream.push(Reply(status=400, json={"error": {"type": "bad\u0000type", "message": "no"}}))
+    headers = {"x-portkey-provider": "openai", "x-portkey-custom-host": upstream.v1, "content-type": "application/json"}
+    for _ in range(2):
+        httpx.post(f"{gateway.v1}/chat/completions", headers=headers,
+                   content=b'{"model": "nul\\u0000model", "messages": [{"role": "user", "content": "x"}]}')
+
+    def scraped() -> bytes:
+        return httpx.get(f"{gateway.url}/metrics").content
+
+    from .test_outage import until
+    until(lambda: 'model="nul\ufffdmodel"'.encode() in scraped(), timeout=15, what="the request counted")
+    text = scraped()
+    assert b"\x00" not in text and 'error_type="bad\ufffdtype"'.encode() in text
+    list(text_string_to_metric_families(text.decode()))  # parses

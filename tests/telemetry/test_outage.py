@@ -108,3 +108,17 @@ def test_past_the_spool_bound_records_are_dropped_counted_and_warned(tmp_path, u
     finally:
         gateway.stop()
     assert "request log records dropped so far" in gateway.log() and "spool_full" in gateway.log()
+
+
+def test_an_admin_write_while_postgres_is_unreachable_is_a_503(tmp_path, upstream, pg_url, proxied):
+    proxy, url = proxied
+    gateway = start(tmp_path, url)
+    try:
+        proxy.cut()
+        response = httpx.post(f"{gateway.url}/admin/api/providers", timeout=60,
+                              headers={"authorization": f"Bearer {ADMIN_TOKEN}"},
+                              json={"slug": "while-down", "spec": "openai", "custom_host": upstream.v1})
+        assert response.status_code == 503, response.text  # the operator's problem, said as such: not a 500
+        assert "database" in response.json()["message"]
+    finally:
+        gateway.stop()

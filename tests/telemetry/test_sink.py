@@ -185,3 +185,19 @@ async def test_a_record_that_cannot_be_built_does_not_stop_the_sink(store, tmp_p
     sink.submit(record())
     await sink.close()
     assert len(store.rows) == 1 and sink.dropped == {"invalid": 1}
+
+
+async def test_a_batch_lost_to_an_unexpected_error_is_counted(store, tmp_path, monkeypatch):
+    sink = make_sink(store, tmp_path)
+
+    async def broken(entries):
+        raise RuntimeError("a bug in delivery")
+
+    monkeypatch.setattr(sink, "_deliver", broken)
+    await sink.start()
+    for _ in range(7):
+        sink.submit(record())
+    await settle(sink, lambda: sink.dropped.get("unexpected", 0) == 7)
+    monkeypatch.undo()
+    await sink.close()
+    assert sink.gauges().dropped == {"unexpected": 7}

@@ -17,7 +17,7 @@ def test_append_take_replay(tmp_path):
     spool.open()
     assert not spool.pending
     entries = [entry() for _ in range(3)]
-    assert spool.append(entries) == 3
+    assert spool.append(entries).kept == 3
     assert spool.pending and spool.bytes > 0
     segment = spool.take()
     assert segment is not None
@@ -33,12 +33,12 @@ def test_bound_keeps_what_fits(tmp_path):
     one = entry()
     spool = Spool(tmp_path, max_bytes=1)
     spool.open()
-    assert spool.append([one]) == 0  # nothing fits: the caller counts the drop
+    assert spool.append([one]).kept == 0  # nothing fits: the caller counts the drop
     three = [entry(), entry(), entry()]
     sizes = [len(orjson.dumps([row, attempts])) + 1 for row, attempts in three]
     spool = Spool(tmp_path, max_bytes=sizes[0] + sizes[1])
     spool.open()
-    assert spool.append(three) == 2 and spool.bytes == sizes[0] + sizes[1]
+    assert spool.append(three).kept == 2 and spool.bytes == sizes[0] + sizes[1]
 
 
 def test_files_are_private(tmp_path):
@@ -80,3 +80,36 @@ def test_leftovers_of_a_crashed_run_are_replayed_and_torn_lines_counted(tmp_path
     segment = second.take()
     read, torn = segment.read()
     assert [r["id"] for r, _ in read] == [kept[0]["id"]] and torn == 1
+
+
+def test_an_unencodable_entry_is_counted_and_the_bytes_match_the_disk(tmp_path):
+    spool = Spool(tmp_path / "spool", max_bytes=10_000_000)
+    spool.open()
+    bad = entry()
+    bad[0]["trace_id"] = "poison-\udcff"
+    appended = spool.append([entry(), bad, entry()])
+    assert (appended.kept, appended.full, appended.invalid) == (2, 0, 1)
+    assert spool.bytes == sum(p.stat().st_size for p in (tmp_path / "spool").iterdir())
+
+
+def test_a_failed_write_leaves_no_torn_line_and_no_phantom_bytes(tmp_path, monkeypatch):
+    spool = Spool(tmp_path / "spool", max_bytes=10_000_000)
+    spool.open()
+    spool.append([entry()])
+    before = spool.bytes
+    real_write = os.write
+
+    def short_write(fd, data):  # what a full disk does: part of the data, then nothing
+        return real_write(fd, data[: len(data) // 2])
+
+    monkeypatch.setattr(os, "write", short_write)
+    try:
+        spool.append([entry(), entry()])
+    except OSError:
+        pass
+    else:
+        raise AssertionError("a short write must raise")
+    monkeypatch.setattr(os, "write", real_write)
+    assert spool.bytes == before == sum(p.stat().st_size for p in (tmp_path / "spool").iterdir())
+    segment = spool.take()
+    assert segment.read()[1] == 0  # no torn line

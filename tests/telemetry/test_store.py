@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 from sluicegate.store.request_logs import request_attempts, request_logs
 from sluicegate.telemetry import params, query
 from sluicegate.telemetry.retention import DAY_MS, Retention
-from sluicegate.telemetry.sink import RejectedBatch
 from sluicegate.telemetry.service import store_writer
+from sluicegate.telemetry.sink import RejectedBatch
 
 from .helpers import entry
 
@@ -39,7 +39,7 @@ async def test_write_is_idempotent_and_keeps_attempts(engine, writer):
     async with engine.connect() as conn:
         stored = {r.id: r for r in await conn.execute(select(request_logs))}
     for row, _ in batch:  # every column lands in its own place, whatever the chunk
-        assert {k: v for k, v in stored[row["id"]]._mapping.items()} == row
+        assert dict(stored[row["id"]]._mapping) == row
     await writer.write([])  # the probe: just answers
 
 
@@ -143,3 +143,13 @@ async def test_retention_prunes_old_rows_and_their_attempts(engine, writer):
     assert await retention.prune_once() == 7
     assert await count(engine) == 3 and await count(engine, request_attempts) == 3
     assert await retention.prune_once() == 0
+
+
+async def test_an_unencodable_row_is_refused_alone_not_taken_for_an_outage(engine, writer):
+    # Rows are made storable when built; a row that slips past that must still not fail its batch.
+    batch = [entry() for _ in range(9)]
+    batch[2][0]["trace_id"] = "poison-\udcff"
+    batch[6][0]["metadata"] = {"k": "\ud800"}
+    with pytest.raises(RejectedBatch) as refused:
+        await writer.write(batch)
+    assert refused.value.count == 2 and await count(engine) == 7

@@ -20,6 +20,12 @@ from ..store.tables import admin_tokens, utcnow
 TOKEN_PREFIX = "sgadm_"  # recognisable in a leaked-secret scan
 DEFAULT_NAME = "default"
 MIN_ENV_TOKEN = 16
+# What a refused admin call tells the caller (it never says which token would have been right).
+TOKEN_HINT = (
+    "The admin token is SLUICEGATE_ADMIN_TOKEN when the gateway was started with it; otherwise it was "
+    "printed once in the gateway's output at its first start. Lost it? Run `sluicegate admin-token reset` "
+    "with the gateway's data directory (SLUICEGATE_DATA_DIR) to get a new one."
+)
 
 
 class AdminTokenError(ValueError):

@@ -7,13 +7,14 @@ header value (it may be a secret).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import BadRequest, Conflict, GatewayError
-from ..header_rules import fold_header_name, may_forward
+from ..header_names import forms, may_forward
 from ..providers.registry import SPEC_NAMES
 from ..store.tables import DEFAULT_WORKSPACE_ID
 from ..upstream.allow import parse_allow_entry
@@ -227,8 +228,16 @@ def validate_custom_host(value: Any, check_host: CheckHost | None) -> str:
         try:
             check_host(url)
         except BadRequest as exc:  # the SSRF guard's InvalidCustomHost is one
-            raise BadRequest(f"custom_host: {exc.message}") from None
+            raise BadRequest(f"custom_host: {exc.message}{_allow_hint(exc.message, parts.hostname)}") from None
     return url
+
+
+def _allow_hint(reason: str, host: str) -> str:
+    """A host the operator may allow (the guard names TRUSTED_CUSTOM_HOSTS): say how, for this provider only."""
+    if "TRUSTED_CUSTOM_HOSTS" not in reason:
+        return ""  # always blocked (metadata, rebinding names …): nothing unlocks it
+    return (f"; or allow it for this provider only with --allow-entry {host} (CLI) or "
+            f'"allow_entry": "{host}" (admin API)')
 
 
 def validate_headers(pairs: Any) -> tuple[tuple[str, str], ...]:
@@ -294,16 +303,16 @@ def validate_fields(raw: dict[str, Any], check_host: CheckHost | None) -> Provid
 
 
 def validate_forward_headers(names: Any) -> tuple[str, ...]:
-    # Lower-case with "_" folded to "-": the form the SDKs' snake_case names must match (reference §7).
+    # Expanded into every form the SDKs' spellings must match (x_api_key, xApiKey, X-Api-Key): header_names.py.
     result = []
     for name in _string_list(names, "forward_headers", MAX_HEADERS):
-        folded = fold_header_name(name)
-        if not HEADER_NAME_RE.match(folded):
+        if not HEADER_NAME_RE.match(name.strip()):
             raise BadRequest(f"forward_headers: invalid header name {_shown(name)}")
-        if not may_forward(folded):  # the one rule (header_rules.py)
-            raise BadRequest(f"forward_headers: {folded!r} may not be forwarded")
-        if folded not in result:
-            result.append(folded)
+        for folded in forms(name):
+            if not may_forward(folded):  # the one rule (header_names.py)
+                raise BadRequest(f"forward_headers: {folded!r} may not be forwarded")
+            if folded not in result:
+                result.append(folded)
     return tuple(result)
 
 

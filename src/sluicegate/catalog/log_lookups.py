@@ -4,7 +4,7 @@ this only as its ``rows.Lookups`` protocol)."""
 from __future__ import annotations
 
 from ..config import ConfigCache
-from ..config.model import inline_api_keys
+from ..config.model import Node, targets
 from .cache import Catalog
 
 
@@ -21,8 +21,18 @@ class LogLookups:
     def config_secrets(self, config: str) -> tuple[str, ...]:
         if config[:1] not in "{[":
             return ()  # a saved config's id: saved configs cannot hold credentials
+        root = self._compiled(config)
+        return tuple(target.api_key for target in targets(root) if target.api_key) if root else ()
+
+    def config_forward_names(self, config: str) -> tuple[str, ...]:
+        root = self._compiled(config)
+        return tuple(dict.fromkeys(n for target in targets(root) for n in target.forward_headers)) if root else ()
+
+    def _compiled(self, config: str) -> Node | None:
+        text = config if config[:1] in "{[" else self._catalog.saved_config(config)
+        if text is None:
+            return None
         try:
-            root = self._configs.get(config)  # cached: the request compiled it already
-        except Exception:  # noqa: BLE001 - a config the request was refused for has nothing to scrub
-            return ()
-        return tuple(inline_api_keys(root))
+            return self._configs.get(text)  # cached: the request compiled it already
+        except Exception:
+            return None

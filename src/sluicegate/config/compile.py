@@ -1,6 +1,6 @@
 """Compile a validated spec tree into the frozen runtime objects of ``model.py``, applying inheritance.
 
-Inheritance (reference §4.3, OSS ``tryTargetsRecursively``): a child inherits from its parent
+Inheritance (docs/gateway-config.md; Portkey OSS ``tryTargetsRecursively``): a child inherits from its parent
 ``override_params`` (shallow merge, child's keys win), and ``retry``, ``custom_host``, ``forward_headers``,
 ``request_timeout``, ``strict_open_ai_compliance``, ``cb_config`` (the child's value replaces the parent's
 whole). ``provider``, ``api_key`` and ``virtual_key`` are not inherited in Portkey, so the schema refuses
@@ -9,8 +9,9 @@ them next to ``targets`` rather than ignoring them. Done once per config text, n
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 from sluicegate.config.model import EMPTY, CachePolicy, Group, Node, Target
 
@@ -37,7 +38,7 @@ def compile_node(
         compile_node(child, f"{path}.targets[{i}]", scope) for i, child in enumerate(spec["targets"])
     )
     return Group(
-        path=path,
+        json_path=path,
         strategy=spec["strategy"],
         children=children,
         name=spec.get("name"),
@@ -70,7 +71,7 @@ def _leaf(spec: Mapping[str, Any], path: str, scope: Mapping[str, Any]) -> Targe
     # The schema already turned virtual_key into "@slug"; passthrough leaves the provider to the request.
     provider = None if spec.get("passthrough") else spec.get("provider", spec.get("virtual_key"))
     return Target(
-        path=path,
+        json_path=path,
         provider=provider,
         api_key=spec.get("api_key"),
         custom_host=scope.get("custom_host"),

@@ -2,7 +2,7 @@
 
 Portkey's OSS gateway only discovers a bad query when a request evaluates it (a 400 on that request);
 we reject it when the config is parsed, naming the path, and the router (``routing/conditional.py``)
-still raises the reference's ``RouterError`` messages if it ever meets one.
+still raises Portkey's ``RouterError`` messages if it ever meets one.
 """
 
 from __future__ import annotations

@@ -1,18 +1,19 @@
 """Small validators shared by the config schema: types, numbers, status codes, header names, keys.
 
 Every validator reports into a ``Report`` and returns ``INVALID`` on failure, so the schema can keep going
-and list every problem at once (as the reference's ``errors`` array does) instead of stopping at the first.
-Messages follow zod's wording where the reference shows zod's output, so clients see familiar text.
+and list every problem at once (as Portkey's ``errors`` array does) instead of stopping at the first.
+Messages follow zod's wording where Portkey's gateway answers with zod's output, so clients see familiar text.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Collection, Iterable, Mapping
+from typing import Any
 
+from sluicegate import header_names
 from sluicegate.errors import InvalidCustomHost
-from sluicegate.header_rules import fold_header_name, may_forward
 
 Path = tuple[str | int, ...]
 
@@ -32,7 +33,7 @@ _CAMEL_HUMP = re.compile(r"(?<=[a-z0-9])([A-Z])")
 
 @dataclass
 class Report:
-    """Collects error entries in the reference's ``path: a,0,b, message: ...`` form."""
+    """Collects error entries in Portkey's ``path: a,0,b, message: ...`` form."""
 
     errors: list[str] = field(default_factory=list)
 
@@ -162,7 +163,7 @@ def status_codes(value: Any, path: Path, report: Report) -> Any:
 
 
 def forward_headers(value: Any, path: Path, report: Report) -> Any:
-    """Header names, lower-cased with ``_`` folded to ``-`` so the Python SDK's snake_case names match."""
+    """Header names, expanded into every form the SDKs' spellings must match (header_names.py)."""
     if expect(value, list, "array", path, report) is INVALID:
         return INVALID
     names: list[str] = []
@@ -171,13 +172,15 @@ def forward_headers(value: Any, path: Path, report: Report) -> Any:
         name = string(item, (*path, i), report)
         if name is INVALID:
             continue
-        name = fold_header_name(name)
-        if not _HEADER_TOKEN.match(name):
+        if not _HEADER_TOKEN.match(name.strip()):
             report.add((*path, i), f"Invalid header name: '{item}'")
-        elif not may_forward(name):  # the same rule as the header form and the catalog (header_rules.py)
-            report.add(path, f"forward_headers must not contain the '{name}' header")
-        elif name not in names:
-            names.append(name)
+            continue
+        for form in header_names.forms(name):
+            if not header_names.may_forward(form):  # the same rule as the header form and the catalog
+                report.add(path, f"forward_headers must not contain the '{form}' header")
+                break
+            if form not in names:
+                names.append(form)
     return tuple(names) if len(report.errors) == before else INVALID
 
 

@@ -9,9 +9,10 @@ errors here rather than surprises at request time. Inheritance is applied later,
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Callable, Collection
+from typing import Any
 
 from sluicegate.config import fields as f
 from sluicegate.config.fields import INVALID, Path, Report
@@ -21,6 +22,10 @@ from sluicegate.config.strategy import validate_strategy
 MAX_DEPTH = 16  # nesting of targets; a header can be 8 KiB of "[{" and recursion is not free
 SLUG = re.compile(r"^[a-z0-9-]+$")
 MIN_COOLDOWN_MS = 1000
+# The longest request timeout accepted, in a config or the x-portkey-request-timeout header (≈24.8 days):
+# JavaScript's timer limit, so any value Portkey's gateway honours is honoured here, and nothing larger
+# (``1e309`` is infinity) reaches the event loop's clock arithmetic, where it would overflow into a 500.
+MAX_TIMEOUT_MS = 2**31 - 1
 
 NODE_ALIASES = f.alias_table((
     "strategy", "targets", "name", "weight", "provider", "api_key", "virtual_key", "passthrough",
@@ -249,7 +254,7 @@ _FIELDS: dict[str, Callable[[Any, Path, Context], Any]] = {
     "forward_headers": lambda v, p, c: f.forward_headers(v, p, c.report),
     "override_params": _object,
     "retry": _retry,
-    "request_timeout": lambda v, p, c: f.integer(v, p, c.report, low=1),
+    "request_timeout": lambda v, p, c: f.integer(v, p, c.report, low=1, high=MAX_TIMEOUT_MS),
     "strict_open_ai_compliance": lambda v, p, c: f.boolean(v, p, c.report),
     "cache": _cache,
     "cb_config": _breaker,

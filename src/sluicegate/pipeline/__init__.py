@@ -9,9 +9,9 @@ and the cache step has no cache behind it (every answer says ``x-portkey-cache-s
 features plug in here (see docs/architecture.md, "where do I put X") rather than edit the handlers.
 """
 
+from .admit import Admit, Authorize
 from .core import Next, Pipeline, RequestState, Step
 from .select import ConfigSelector
-from .admit import Admit, Authorize
 from .steps import AdmitAll, CacheStep, DispatchStep, ResponseCache, SelectConfig, default_steps
 
 __all__ = [

@@ -1,6 +1,6 @@
 """Conditional routing: evaluate ``strategy.conditions`` against the request and name the child to use.
 
-The language is Portkey's (reference §4.4): fields ``metadata.<k>``, ``params.<k>``, ``url.pathname``;
+The language is Portkey's (docs/gateway-config.md): fields ``metadata.<k>``, ``params.<k>``, ``url.pathname``;
 comparisons ``$eq $ne $gt $gte $lt $lte $in $nin $regex $length``; logic ``$and $or``; a bare value means
 equality; the keys of one object are ANDed; the first matching condition wins, else ``default``.
 Equality is JavaScript's strict equality (``"1"`` is not ``1``, ``true`` is not ``1``), ordering uses
@@ -11,10 +11,11 @@ Equality is JavaScript's strict equality (``"1"`` is not ``1``, ``true`` is not 
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
-from sluicegate.config.model import Strategy
 from sluicegate.config.conditions import MAX_REGEX_PATTERN, MAX_REGEX_SUBJECT, UNSUPPORTED_OPERATOR
+from sluicegate.config.model import Strategy
 from sluicegate.config.strategy import INVALID_TARGET, NO_CONDITIONS
 from sluicegate.errors import RouterError
 

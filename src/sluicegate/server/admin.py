@@ -6,16 +6,17 @@
   GET/PUT/DELETE        /admin/api/configs/{id}
 
 Every request needs ``Authorization: Bearer <admin token>``, or a gateway API key with the route's scope
-(``providers.list`` …); a workspace key sees and changes its own workspace's records only. Every answer is JSON; refusals use the
-gateway envelope ``{"status": "failure", "message": ...}`` with 400/401/404/409 (413 for huge bodies) and
-never a traceback. Header values only ever leave as their masked form.
+(``providers.list`` …); a workspace key sees and changes its own workspace's records only. Every answer is
+JSON; refusals use the gateway envelope ``{"status": "failure", "message": ...}`` with 400/401/404/409 (413
+for huge bodies) and never a traceback. Header values only ever leave as their masked form.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import orjson
 from aiohttp import web
@@ -23,13 +24,14 @@ from aiohttp import web
 from ..access.admin_token import AdminAuth
 from ..access.registry import AccessRegistry
 from ..catalog.configs import ConfigRepository
+from ..catalog.entries import ProviderView, SavedConfigView, validate_slug
 from ..catalog.jsonio import config_from_json, parse_body, patch_from_json, provider_from_json
 from ..catalog.providers import ProviderRepository
-from ..catalog.entries import ProviderView, SavedConfigView, validate_slug
-from ..errors import GatewayError, PayloadTooLarge
+from ..errors import PayloadTooLarge
+from ..store.engine import store_outage
 from ..vault import VaultError
-from .middleware import Handler, error_for
 from .audit_trail import audited
+from .middleware import Handler, error_for
 from .principals import PRINCIPAL, authenticate, check_workspace, require, workspace_for_write
 
 ADMIN_PREFIX = "/admin/api"
@@ -87,7 +89,12 @@ def _errors_middleware(log: logging.Logger) -> Any:
         except VaultError as exc:  # an operator problem (key file), never a secret in the message
             log.error("admin %s %s: %s", request.method, request.path, exc)
             return _json({"status": "failure", "message": f"vault: {exc}"}, 500)
-        except Exception as exc:  # the gateway's errors, and the 500 every surface gives (middleware.py)
+        except Exception as exc:
+            outage = store_outage(exc)
+            if outage is not None:  # not a bug: the store is down or full; say so, without a traceback
+                log.error("admin %s %s: %s", request.method, request.path, outage)
+                return _json({"status": "failure", "message": f"{outage}; see the gateway's log"}, 503)
+            # The gateway's errors, and the 500 every surface gives (middleware.py).
             error = error_for(exc, request, log)
             body = error.body() if "status" in error.body() else {"status": "failure", "message": error.message}
             return _json(body, error.status, _auth_challenge(error.status))

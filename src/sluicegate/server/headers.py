@@ -6,20 +6,22 @@ several: package version, runtime, api key …) are tolerated and never forwarde
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from typing import Any
 
-import orjson
 from multidict import CIMultiDictProxy
 
 from ..access.secrets import KEY_PREFIX
+from ..config.schema import MAX_TIMEOUT_MS
 from ..errors import BadRequest
-from ..header_rules import fold_header_name, may_forward
+from ..header_names import expand, may_forward
 from ..jsontext import json_object
-from ..types import METADATA_VALUE_LIMIT, RequestContext, public_metadata
+from ..types import METADATA_VALUE_LIMIT, RequestContext, metadata_text, public_metadata, routing_metadata
 
-__all__ = ["RequestContext", "fold_header_name", "parse_request_headers", "public_metadata"]  # the first and last: types.py
+# RequestContext and the metadata views are the request's vocabulary (types.py); re-exported for older imports.
+__all__ = ["RequestContext", "metadata_text", "parse_request_headers", "public_metadata", "routing_metadata"]
 
 FORWARD_HEADERS = "x-portkey-forward-headers"
 # The OpenAI client inside the portkey-ai SDK sends this literal when no credential was given.
@@ -30,41 +32,45 @@ def parse_forward_headers(names: Any, *, source: str = FORWARD_HEADERS) -> tuple
     """Validate and fold a forward-headers list (header text or config list)."""
     if isinstance(names, str):
         names = names.split(",")
-    folded = tuple(dict.fromkeys(fold_header_name(n) for n in names if n and n.strip()))
+    folded = expand(n for n in names if n and n.strip())
     for name in folded:
         if name == FORWARD_HEADERS:
             raise BadRequest("forward_headers must not contain the 'x-portkey-forward-headers' header")
         if name.startswith("x-portkey-"):
             raise BadRequest(f"{source}: x-portkey-* headers are never forwarded upstream ({name})")
-        if not may_forward(name):  # header_rules.py: the one list
+        if not may_forward(name):  # header_names.py: the one list
             raise BadRequest(f"{source}: the '{name}' header cannot be forwarded")
     return folded
 
 
-def parse_metadata(text: str) -> dict[str, str]:
+def parse_metadata(text: str) -> dict[str, Any]:
+    """A JSON object of scalar values, kept as sent: like Portkey, ``{"n": 5}`` is accepted and conditional
+    routing compares the number 5 (``$eq: 5``, ``$gt: 3``). The log stores each value as text (``"5"``);
+    nested objects and arrays are refused, since a log value is one flat string."""
     value = json_object(text, invalid="Invalid x-portkey-metadata header: it must be a JSON object")
-    metadata = {}
     for key, item in value.items():
         if isinstance(item, (dict, list)):
-            raise BadRequest(f"Invalid x-portkey-metadata header: value of '{key}' must be a string")
-        text_value = item if isinstance(item, str) else orjson.dumps(item).decode()
-        if len(text_value) > METADATA_VALUE_LIMIT:
+            raise BadRequest(f"Invalid x-portkey-metadata header: value of '{key}' must be a string, number, "
+                             "boolean or null, not an object or array")
+        if len(metadata_text(item)) > METADATA_VALUE_LIMIT:
             raise BadRequest(
                 f"Invalid x-portkey-metadata header: value of '{key}' is longer than "
                 f"{METADATA_VALUE_LIMIT} characters"
             )
-        metadata[key] = text_value
-    return metadata
+    return value
 
 
 def parse_timeout(text: str) -> int:
+    """Whole milliseconds in [1, MAX_TIMEOUT_MS]; ``inf``, ``nan``, ``1e309`` and the like are refused here,
+    before they can overflow the event loop's timer (a 500) further down."""
     try:
-        value = int(float(text))
+        value = float(text)
     except ValueError:
-        value = 0
-    if value <= 0:
-        raise BadRequest("Invalid x-portkey-request-timeout header: a positive number of milliseconds")
-    return value
+        value = math.nan
+    if not (1 <= value <= MAX_TIMEOUT_MS):  # False for nan as well
+        raise BadRequest("Invalid x-portkey-request-timeout header: a number of milliseconds from 1 to "
+                         f"{MAX_TIMEOUT_MS}")
+    return int(value)
 
 
 def parse_bool(text: str | None) -> bool | None:

@@ -7,13 +7,15 @@ sub-app's middleware (server/admin.py) only render it, each in its envelope.
 from __future__ import annotations
 
 import logging
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import orjson
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from ..errors import GatewayError, InternalError, NotFound, PayloadTooLarge
 from .appkeys import TRACE_ID
+from .hosts import HostPolicy, refused_host
 
 log = logging.getLogger("sluicegate.server")
 
@@ -62,3 +64,24 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return error_response(error_for(exc, request), request.get(TRACE_ID))
     except Exception as exc:
         return error_response(error_for(exc, request), request.get(TRACE_ID))
+
+
+class MisdirectedHost(GatewayError):
+    status = 421
+
+
+def host_middleware(policy: HostPolicy) -> Middleware:
+    """Refuse a request whose Host is not one the gateway serves (DNS rebinding, see hosts.py): before any
+    route, the admin API and /metrics included. Placed inside errors_middleware, which makes the envelope."""
+
+    @web.middleware
+    async def check_host(request: web.Request, handler: Handler) -> web.StreamResponse:
+        refused = refused_host(policy, request.headers.get("Host"), request.raw_path)
+        if refused is not None:
+            raise MisdirectedHost(
+                f"Host '{refused[:255]}' is not served by this gateway: list it in SLUICEGATE_ALLOWED_HOSTS "
+                "(a defence against DNS rebinding, see docs/security.md)"
+            )
+        return await handler(request)
+
+    return check_host

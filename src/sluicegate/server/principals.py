@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..access.admin_token import AdminAuth
+from ..access.admin_token import TOKEN_HINT, AdminAuth
 from ..access.model import ADMIN, Principal
 from ..access.policy import Forbidden, require_scope
 from ..access.registry import AccessRegistry
@@ -18,7 +18,9 @@ from ..access.secrets import looks_like_key
 from ..errors import GatewayError, Unauthorized
 
 PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("sluicegate_principal", Principal)
-MISSING = "Missing admin token: send Authorization: Bearer <admin token> (or an API key with the right scope)"
+MISSING = ("Missing admin token: send Authorization: Bearer <admin token> (or an API key with the right scope). "
+           + TOKEN_HINT)
+INVALID = f"Invalid admin token. {TOKEN_HINT}"
 
 
 def presented_credential(request: web.Request) -> str | None:
@@ -34,11 +36,11 @@ async def authenticate(request: web.Request, auth: AdminAuth, access: AccessRegi
         raise Unauthorized(MISSING)
     if looks_like_key(token):
         if access is None:
-            raise Unauthorized("Invalid admin token")
+            raise Unauthorized(INVALID)
         return access.authenticate(token)
     if await auth.check(token):
         return ADMIN
-    raise Unauthorized("Invalid admin token")
+    raise Unauthorized(INVALID)
 
 
 def principal_of(request: web.Request) -> Principal:

@@ -17,7 +17,7 @@ from multidict import CIMultiDict
 from ..providers.contract import StreamDecoder
 from ..telemetry.record import StreamTap
 from ..types import Outcome, UpstreamBody
-from ..upstream.transport import TransportError
+from ..upstream.transport import TransportError, TransportTimeout
 
 
 async def relay_stream(
@@ -54,7 +54,7 @@ async def _pump(
     while True:
         try:
             chunk = await upstream.read_chunk()
-        except TransportError as exc:
+        except (TransportError, TransportTimeout) as exc:
             return f"upstream stream failed: {exc.kind}"
         except TimeoutError as exc:
             return f"upstream stream failed: {type(exc).__name__}"

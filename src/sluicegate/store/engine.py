@@ -6,15 +6,20 @@ so it is chosen here and nowhere else.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from ..errors import GatewayError
 from ..settings import Settings
+
+log = logging.getLogger("sluicegate.store")
 
 # A CLI write and the server's poll may meet on the SQLite write lock; waiting a few seconds beats failing.
 SQLITE_BUSY_TIMEOUT_MS = 5000
@@ -64,11 +69,101 @@ def create_engine(settings: Settings, **engine_kwargs: Any) -> AsyncEngine:
 
 def _sqlite_engine(url: URL, **engine_kwargs: Any) -> AsyncEngine:
     if url.database and url.database != ":memory:":
-        # 0700: the database holds ciphertexts and token hashes; nobody else needs to list it.
-        Path(url.database).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_private(Path(url.database))
     engine = create_async_engine(url, **engine_kwargs)
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    if url.database and url.database != ":memory:":
+        watch = FileWatch(Path(os.path.abspath(url.database)))
+        event.listen(engine.sync_engine.pool, "checkout", lambda *_: watch.check())
+    event.listen(engine.sync_engine, "handle_error", _unwritable)
     return engine
+
+
+def make_private(database: Path) -> None:
+    """The data dir 0700 and the database file 0600, created so if absent, tightened if we own them.
+
+    The file holds prompts, answers, ciphertexts and token hashes. SQLite gives the ``-wal`` and ``-shm``
+    files it creates the mode of the database file, so making that one private is enough for all three;
+    any left from an earlier run are tightened as well.
+    """
+    directory = database.parent
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _tighten(directory, 0o700)
+    os.close(os.open(database, os.O_RDWR | os.O_CREAT, 0o600))  # an empty file is an empty database
+    for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
+        _tighten(path, 0o600)
+
+
+def _tighten(path: Path, mode: int) -> None:
+    try:
+        found = path.stat()
+        if found.st_uid == os.geteuid() and found.st_mode & 0o777 & ~mode:
+            path.chmod(mode)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:  # a read-only mount, say: the database works, only less private
+        log.warning("could not make %s private (mode %o): %s", path, mode, exc.strerror)
+
+
+class StoreUnwritable(GatewayError):
+    """The database cannot keep what is written to it: its file was deleted or replaced while in use, or
+    the disk is full or read-only. A write must fail loudly (503), never answer as if it were stored."""
+
+    status = 503
+
+
+def file_identity(path: Path) -> tuple[int, int] | None:
+    try:
+        found = path.stat()
+    except FileNotFoundError:
+        return None
+    return found.st_dev, found.st_ino
+
+
+class FileWatch:
+    """The database file this engine (or writer) opened, by identity. SQLite keeps writing to a file that
+    was unlinked without an error (and a new connection would create an empty one): everything written
+    then is lost when the process exits. ``check`` raises StoreUnwritable from then on, and says it once
+    in the operator's log."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.opened = file_identity(path)
+        self._reported = False
+
+    def check(self) -> None:
+        if self.opened is None or file_identity(self.path) == self.opened:
+            return
+        error = StoreUnwritable(f"the database file {self.path} was deleted or replaced while the gateway was "
+                                "using it; nothing can be stored until the gateway is restarted")
+        if not self._reported:
+            self._reported = True
+            log.error("%s", error)
+        raise error
+
+
+# SQLite's words for a store that cannot take writes: the operator's problem, not the request's.
+_UNWRITABLE = ("database or disk is full", "disk i/o error", "readonly database", "unable to open database")
+
+
+def _unwritable(context: Any) -> Exception | None:
+    message = str(context.original_exception).lower()
+    if any(words in message for words in _UNWRITABLE):
+        log.error("the database cannot be written: %s", context.original_exception)
+        return StoreUnwritable(f"the database cannot be written ({context.original_exception}); "
+                               "see the gateway's log")
+    return None
+
+
+def store_outage(exc: BaseException) -> str | None:
+    """A one-line reason when ``exc`` says the database cannot be reached or written (the operator's
+    problem: 503), None for anything else. Never the URL: it may hold a password."""
+    if isinstance(exc, (OSError, TimeoutError)):
+        return f"the database cannot be reached ({type(exc).__name__})"
+    if isinstance(exc, DBAPIError) and (exc.connection_invalidated
+                                        or isinstance(exc, (OperationalError, InterfaceError))):
+        return f"the database cannot be used ({str(exc.orig).splitlines()[0][:200] if exc.orig else 'error'})"
+    return None
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

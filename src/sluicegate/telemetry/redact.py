@@ -2,15 +2,20 @@
 
 The log stores no request headers at all, so a secret could only reach it inside text that is stored:
 a body (an upstream that echoes its credential in an error, a client that pastes one), an error message,
-metadata. Every such text is scrubbed of the request's secret values before it is written or spooled.
-Custom hosts lose their user-info, query and fragment, where credentials hide in URLs.
+metadata. Every such text is scrubbed of the request's secret values before it is written or spooled:
+the values of its credential-like headers, and every value the gateway sent upstream (each attempt's
+headers by value whatever their name, except a few that carry no secret, and its query's credential-like
+parameters), each also in its URL-encoded and JSON-escaped forms, which is how an echo in a URL or in
+another JSON encoder's output carries it. Custom hosts lose their user-info, query and fragment.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
-from urllib.parse import urlsplit, urlunsplit
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
+from ..header_names import GATEWAY_HEADER_NAMES, PORTKEY_PREFIX
 from ..types import RequestContext
 
 REDACTED = "[REDACTED]"
@@ -21,16 +26,29 @@ _SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "
 _SECRET_WORDS = ("key", "token", "secret", "auth", "password", "credential", "signature", "session")
 
 
+# Headers sent upstream whose values are protocol, not credentials: scrubbing them would mangle bodies
+# ("application/json" in every answer). Any other header the gateway sent is scrubbed by value.
+_PLAIN_HEADERS = frozenset({
+    "content-type", "content-length", "content-encoding", "accept", "accept-encoding", "accept-language",
+    "user-agent", "host", "connection", "cache-control", "pragma", "te", "transfer-encoding", "expect",
+    "traceparent", "tracestate", "openai-beta", "anthropic-version", "anthropic-beta", "x-request-id",
+})
+
+
 def is_secret_header(name: str) -> bool:
     lowered = name.lower().replace("_", "-")
     # "portkey" itself contains "key": judge x-portkey-* headers by the rest of their name (api-key, virtual-key).
-    rest = lowered.removeprefix("x-portkey-")
+    rest = lowered.removeprefix(PORTKEY_PREFIX)
+    if rest is not lowered and rest not in GATEWAY_HEADER_NAMES:
+        return True  # a custom header the SDK prefixed (x-portkey-x-org-id): a config target may forward it
     return lowered in _SECRET_HEADERS or any(word in rest for word in _SECRET_WORDS)
 
 
 def request_secrets(ctx: RequestContext | None, extra: Iterable[str] = (),
-                    is_secret: Callable[[str], bool] = is_secret_header) -> tuple[str, ...]:
-    """Every credential-like value of the request: secret headers, forwarded headers, the API key."""
+                    is_secret: Callable[[str], bool] = is_secret_header,
+                    forwarded_by_config: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """Every credential-like value of the request: secret headers, forwarded headers (by the request's list
+    or by a config target's), the API key."""
     values: list[str] = []
     for value in extra:  # credentials the gateway added (catalog headers, config api keys)
         values.append(value)
@@ -40,11 +58,12 @@ def request_secrets(ctx: RequestContext | None, extra: Iterable[str] = (),
     for name, value in ctx.headers.items():
         if is_secret(name):
             values.append(value)
-            scheme, _, rest = value.partition(" ")
+            _, _, rest = value.partition(" ")
             if rest:  # "Bearer sk-…": the token alone may appear elsewhere
                 values.append(rest.strip())
-    if ctx.forward_headers:
-        values.extend(value for _, value in ctx.forwarded_values(ctx.forward_headers))
+    for names in (ctx.forward_headers, forwarded_by_config):
+        if names:
+            values.extend(value for _, value in ctx.forwarded_values(names))
     if ctx.api_key:
         values.append(ctx.api_key)
     if ctx.gateway_key:  # the gateway's own API key: never logged either
@@ -52,9 +71,25 @@ def request_secrets(ctx: RequestContext | None, extra: Iterable[str] = (),
     return _usable(values)
 
 
+def sent_secrets(headers: Any, url: str | None, is_secret: Callable[[str], bool] = is_secret_header) -> list[str]:
+    """What one attempt sent that may be a credential: every header value but the plain ones, by value
+    (an innocuous name can carry a key), and the values of the query's credential-like parameters."""
+    values = [value for name, value in (headers or {}).items()
+              if name.lower() not in _PLAIN_HEADERS and not name.lower().startswith("x-stainless-")]
+    query = urlsplit(url).query if url and "?" in url else ""
+    if query:
+        values.extend(value for name, value in parse_qsl(query, keep_blank_values=True) if is_secret(name))
+        values.extend(value for name, _, value in (p.partition("=") for p in query.split("&")) if is_secret(name))
+    values.extend(value.partition(" ")[2].strip() for value in list(values) if " " in value)
+    return values
+
+
 def _usable(values: Iterable[str]) -> tuple[str, ...]:
     # Longest first: a token inside a longer header value must not leave the rest of that value behind.
     unique = {v for v in values if v and len(v) >= MIN_SECRET_LENGTH}
+    for value in list(unique):  # as an echo in a URL or in another JSON encoder's output would carry it
+        unique.add(quote(value, safe=""))
+        unique.add(value.replace("/", "\\/"))
     return tuple(sorted(unique, key=len, reverse=True))
 
 
@@ -99,8 +134,12 @@ class Redactor:
             _remember(self._names, name, found, self._limit)
         return found
 
-    def secrets(self, ctx: RequestContext | None, extra: Iterable[str] = ()) -> tuple[str, ...]:
-        return request_secrets(ctx, extra, is_secret=self._is_secret)
+    def secrets(self, ctx: RequestContext | None, extra: Iterable[str] = (),
+                forwarded_by_config: tuple[str, ...] = ()) -> tuple[str, ...]:
+        return request_secrets(ctx, extra, is_secret=self._is_secret, forwarded_by_config=forwarded_by_config)
+
+    def sent(self, headers: Any, url: str | None) -> list[str]:
+        return sent_secrets(headers, url, is_secret=self._is_secret)
 
     def url(self, url: str | None) -> str | None:
         if not url:

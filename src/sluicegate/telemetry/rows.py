@@ -2,14 +2,16 @@
 
 Runs in the sink's drain task, never on a request's path. This is where the answer is parsed (once) for
 usage, model and error, the cost is priced, bodies are cut to the size cap, and every stored text is
-scrubbed of the request's secrets: the rows it returns are safe to write, and to spool to a local file.
+scrubbed of the request's secrets and made storable (storable.py: no NUL, no lone surrogates): the rows
+it returns are safe to write, and to spool to a local file.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Protocol
 
 import orjson
 
@@ -17,6 +19,7 @@ from . import usage as usage_mod
 from .pricing import PriceTable
 from .record import TAIL_CHUNKS, RequestRecord
 from .redact import Redactor, scrub
+from .storable import storable_row
 
 Row = dict[str, Any]
 MetadataOf = Callable[[Any, Any], Mapping[str, str]]  # (ctx, parsed body) → metadata incl. "_user"
@@ -35,12 +38,18 @@ class Lookups(Protocol):
     def config_secrets(self, config: str) -> tuple[str, ...]:
         """Credentials written inline in a Gateway Config header (to scrub)."""
 
+    def config_forward_names(self, config: str) -> tuple[str, ...]:
+        """Every header name a Gateway Config's targets forward (their values are scrubbed too)."""
+
 
 class NoLookups:
     def provider(self, provider_id: str) -> tuple[str | None, tuple[str, ...]]:
         return None, ()
 
     def config_secrets(self, config: str) -> tuple[str, ...]:
+        return ()
+
+    def config_forward_names(self, config: str) -> tuple[str, ...]:
         return ()
 
 
@@ -110,12 +119,16 @@ class RowBuilder:
         }
         self._add_usage(row, derived.usage, provider, model, derived.model, public=_is_public(record))
         self._add_bodies(row, record, secrets)
-        return row, self._attempt_rows(record, row["id"], created_ms, secrets)
+        attempt_rows = self._attempt_rows(record, row["id"], created_ms, secrets)
+        return storable_row(row), [storable_row(attempt) for attempt in attempt_rows]
 
     def _provider_and_secrets(self, record: RequestRecord) -> tuple[str | None, str | None, tuple[str, ...]]:
         """(provider, catalog slug, every secret of the request): the slug's spec is the provider."""
         provider, slug = _provider(record), None
         extra: list[str] = []
+        for attempt in record.attempts or ():
+            if attempt.sent is not None:  # whatever the gateway sent: by value, whatever the names
+                extra.extend(self._redact.sent(attempt.sent.headers, attempt.sent.url))
         names = {a.provider for a in record.attempts or ()}
         names.add(provider)
         for name in names:
@@ -125,9 +138,11 @@ class RowBuilder:
             extra.extend(credentials)
             if name == provider and spec is not None:
                 provider, slug = spec, name
+        forwarded: tuple[str, ...] = ()
         if record.ctx is not None and record.ctx.config:
             extra.extend(self._lookups.config_secrets(record.ctx.config))
-        return provider, slug, self._redact.secrets(record.ctx, extra)
+            forwarded = self._lookups.config_forward_names(record.ctx.config)
+        return provider, slug, self._redact.secrets(record.ctx, extra, forwarded)
 
     # -- the answer ------------------------------------------------------------------------------------
 

@@ -14,7 +14,8 @@ import asyncio
 import logging
 import time
 from collections import deque
-from typing import Any, Callable, Mapping, Protocol
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 from .metrics import RequestStats, SinkGauges
 from .record import RequestRecord
@@ -25,11 +26,18 @@ log = logging.getLogger("sluicegate.telemetry")
 PROBE_MIN_S = 0.5  # first pause after a failed write; doubles up to PROBE_MAX_S
 PROBE_MAX_S = 10.0
 WRITE_TIMEOUT_S = 15.0  # a store that takes longer for one batch is treated as unreachable
+# A write in flight for longer than this (a lock held elsewhere, a store that hangs) already reads as down on
+# /metrics, before it fails: a batch of 1,000 rows takes well under a second.
+WRITE_STALL_S = 2.0
 WARN_EVERY_S = 10.0
 # At most one transaction per interval unless a full batch is waiting. Bigger batches cost far less per
 # record: SQLite rewrites the same index pages into its WAL at every commit, and each transaction has a
-# fixed cost on the event loop. A record still reaches the store within a fraction of a second.
+# fixed cost on the event loop. The interval follows the store: FLUSH_PACE times the last write's duration,
+# between FLUSH_MIN_S (a quiet gateway: a record is committed within some tens of ms, so a kill -9 loses
+# little) and FLUSH_INTERVAL_S (under load, where writes take longer and batching pays).
 FLUSH_INTERVAL_S = 0.1
+FLUSH_MIN_S = 0.02
+FLUSH_PACE = 4.0
 BUILD_SLICE = 64  # records turned into rows between two yields to the event loop
 
 
@@ -87,8 +95,11 @@ class Sink:
         self._pause = PROBE_MIN_S
         self.written = self.spooled = self.replayed = 0
         self.dropped: dict[str, int] = {}
+        self.spool_error: str | None = None  # why the last spool write failed; None once one succeeds
         self._warned_at = -WARN_EVERY_S
         self._flushed_at = -FLUSH_INTERVAL_S
+        self._writing_since: float | None = None
+        self._interval = FLUSH_MIN_S  # between two transactions; follows how long writes take
 
     # -- the request path ------------------------------------------------------------------------------
 
@@ -121,8 +132,13 @@ class Sink:
         return SinkGauges(
             queue_depth=len(self._queue), queue_capacity=self._queue_max, written=self.written,
             spooled=self.spooled, replayed=self.replayed, spool_bytes=self._spool.bytes,
-            dropped=dict(self.dropped), store_up=self.store_up,
+            dropped=dict(self.dropped), store_up=self.store_up and not self._stalled(),
+            spool_up=self.spool_error is None,
         )
+
+    def _stalled(self) -> bool:
+        since = self._writing_since
+        return since is not None and self._clock() - since > WRITE_STALL_S
 
     # -- the drain task --------------------------------------------------------------------------------
 
@@ -145,12 +161,17 @@ class Sink:
                 return True
             await self._idle()
             return False
-        pause = self._flushed_at + FLUSH_INTERVAL_S - self._clock()
+        pause = self._flushed_at + self._interval - self._clock()
         if pause > 0 and len(self._queue) < self._batch_max and not self._closing:
             await asyncio.sleep(pause)  # let the batch fill up
         self._flushed_at = self._clock()
         batch = [self._queue.popleft() for _ in range(min(self._batch_max, len(self._queue)))]
-        await self._deliver(await self._entries(batch))
+        entries = await self._entries(batch)
+        try:
+            await self._deliver(entries)
+        except Exception:
+            self._drop("unexpected", len(entries))  # a bug must not lose records uncounted
+            raise
         return False
 
     async def _idle(self) -> None:
@@ -192,6 +213,7 @@ class Sink:
 
     async def _write(self, entries: list[Entry]) -> bool:
         """True when stored; False when the store is down (now marked so) and the entries are still ours."""
+        self._writing_since = self._clock()
         try:
             async with asyncio.timeout(WRITE_TIMEOUT_S):
                 await self._writer.write(entries)
@@ -199,9 +221,12 @@ class Sink:
             log.error("request log store refused %d records (%s); they are dropped", exc.count, exc)
             self._drop("rejected", exc.count)
             return True  # consumed: spooling data the store refuses would only replay the refusal
-        except Exception as exc:  # noqa: BLE001 - any failure to reach the store means: spool, probe later
+        except Exception as exc:
             self._went_down(exc)
             return False
+        finally:
+            took, self._writing_since = self._clock() - self._writing_since, None
+            self._interval = min(FLUSH_INTERVAL_S, max(FLUSH_MIN_S, FLUSH_PACE * took))
         self._came_up()
         return True
 
@@ -223,12 +248,27 @@ class Sink:
         if not self.store_up:
             log.warning("request log store reachable again; replaying the spool")
         self.store_up = True
+        self.spool_error = None  # records are stored again: none is being lost for want of a spool
 
     async def _spool_entries(self, entries: list[Entry]) -> None:
-        kept = await asyncio.to_thread(self._spool.append, entries)
-        self.spooled += kept
-        if kept < len(entries):
-            self._drop("spool_full", len(entries) - kept)
+        try:
+            appended = await asyncio.to_thread(self._spool.append, entries)
+        except OSError as exc:  # disk full, read-only: the records are lost, and the operator must know
+            self._spool_failed(exc)
+            self._drop("spool_failed", len(entries))
+            return
+        self.spool_error = None
+        self.spooled += appended.kept
+        if appended.full:
+            self._drop("spool_full", appended.full)
+        if appended.invalid:
+            self._drop("invalid", appended.invalid)
+
+    def _spool_failed(self, exc: OSError) -> None:
+        if self.spool_error is None:
+            log.error("request log spool cannot be written (%s); records are being lost",
+                      exc.strerror or type(exc).__name__)
+        self.spool_error = exc.strerror or type(exc).__name__
 
     async def _replay_one(self) -> None:
         segment = await asyncio.to_thread(self._spool.take)

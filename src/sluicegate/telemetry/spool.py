@@ -10,6 +10,7 @@ exactly once. The methods block (file I/O): the sink calls them in a thread.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import logging
 import os
@@ -25,6 +26,13 @@ log = logging.getLogger("sluicegate.telemetry")
 Entry = tuple[dict[str, Any], list[dict[str, Any]]]  # (request row, attempt rows)
 SEGMENT_MAX_BYTES = 8 * 1024 * 1024  # also bounds the memory a replay needs: one segment is read at a time
 SUFFIX = ".jsonl"
+
+
+@dataclass(frozen=True)
+class Appended:
+    kept: int
+    full: int  # did not fit under the bound
+    invalid: int  # could not be written as JSON
 
 
 @dataclass
@@ -71,30 +79,46 @@ class Spool:
     def pending(self) -> bool:
         return self._pending
 
-    def append(self, entries: list[Entry]) -> int:
-        """Write what fits under the bound; return how many entries were kept (the rest are the caller's
-        to count as dropped)."""
-        kept = 0
-        lines = []
+    def append(self, entries: list[Entry]) -> Appended:
+        """Write what fits under the bound; the rest is the caller's to count as dropped. Raises OSError
+        when the disk refuses the write (full, read-only): then nothing of this call is left in the file."""
+        lines, size, invalid = [], 0, 0
         for row, attempts in entries:
-            line = orjson.dumps([row, attempts]) + b"\n"
-            if self.bytes + len(line) > self.max_bytes:
+            try:
+                line = orjson.dumps([row, attempts]) + b"\n"
+            except TypeError:  # not JSON (rows are made storable first; this guards the file all the same)
+                invalid += 1
+                continue
+            if self.bytes + size + len(line) > self.max_bytes:
                 break
-            self.bytes += len(line)
+            size += len(line)
             lines.append(line)
-            kept += 1
         if lines:
-            segment = self._segment()
-            data = b"".join(lines)
-            os.write(segment.fd, data)
-            segment.size += len(data)
-            self._pending = True
-            if segment.size >= SEGMENT_MAX_BYTES:
-                self._close_current()
-        return kept
+            self._write(b"".join(lines))
+        return Appended(len(lines), len(entries) - len(lines) - invalid, invalid)
+
+    def _write(self, data: bytes) -> None:
+        segment = self._segment()
+        try:
+            written = os.write(segment.fd, data)
+            if written < len(data):  # a short write is how a full disk answers first
+                raise OSError(errno.ENOSPC, "short write to the spool")
+        except OSError:
+            os.ftruncate(segment.fd, segment.size)  # no torn line left behind; the bytes figure stays true
+            raise
+        segment.size += len(data)
+        self.bytes += len(data)
+        self._pending = True
+        if segment.size >= SEGMENT_MAX_BYTES:
+            self._close_current()
 
     def _segment(self) -> Segment:
+        if self._current is not None and not self._current.path.exists():  # deleted under us (rm -r data)
+            log.error("request log spool segment %s was deleted; its records are lost", self._current.path)
+            self.bytes = max(0, self.bytes - self._current.size)
+            self._close_current()
         if self._current is None:
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             name = f"{time.time_ns():020d}-{os.getpid()}{SUFFIX}"  # names sort by age: replay oldest first
             path = self.directory / name
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from ..store.engine import SQLITE_BUSY_TIMEOUT_MS
+from ..store.engine import SQLITE_BUSY_TIMEOUT_MS, FileWatch
 from .spool import Entry
 from .writer import StoreWriter
 
@@ -31,6 +31,7 @@ class SqliteWriter(StoreWriter):
     def __init__(self, dialect: Any, path: Path) -> None:
         super().__init__(dialect)
         self._path = path
+        self._watch = FileWatch(path)  # a deleted database file is an outage (spool), not a silent loss
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sluicegate-log-writer")
         self._conn: sqlite3.Connection | None = None  # created, used and closed in the writer thread only
 
@@ -64,9 +65,15 @@ class SqliteWriter(StoreWriter):
         return self._conn
 
     def _ping_sync(self) -> None:
-        self._connection().execute("SELECT 1").fetchone()
+        # Take the write lock, not just read: under WAL a reader gets through while another process holds
+        # the lock, and a store that answers SELECT 1 but accepts no write is not up.
+        self._watch.check()
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ROLLBACK")
 
     def _transaction(self, chunks: Chunks) -> None:
+        self._watch.check()
         conn = self._connection()
         conn.execute("BEGIN")
         try:

@@ -31,6 +31,9 @@ log = logging.getLogger("sluicegate.telemetry")
 
 # Errors about the data, not the connection: spooling them would only replay the refusal later.
 _REFUSALS = (DataError, IntegrityError, ProgrammingError)
+# A value the driver or the JSON encoder cannot encode (rows are made storable first; this is the backstop
+# that keeps such a row from being taken for an outage and failing its batch again and again).
+_UNENCODABLE = (UnicodeError, TypeError, ValueError)
 PARAMS_PER_STATEMENT = 16_384  # SQLite allows 32,766 bound parameters per statement (since 3.32)
 
 
@@ -98,7 +101,7 @@ class StoreWriter:
         try:
             await self._insert(entries)
         except Exception as exc:
-            if not self._refused(exc):
+            if not (isinstance(exc, _UNENCODABLE) or self._refused(exc)):
                 raise  # the store is unreachable: the sink spools
             await self._isolate(entries, exc)
 

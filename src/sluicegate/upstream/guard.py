@@ -1,6 +1,6 @@
 """The SSRF guard every outbound request passes through: check the URL, then pin what the name resolves to.
 
-Two layers (reference §6.3; rules and their order in ``policy.py``):
+Two layers (docs/security.md; rules and their order in ``policy.py``):
 
 * ``Guard.check_url(url)`` — request time, pure and cached: syntax, scheme, port, and the host as
   written. IP-literal hosts are judged completely here, because aiohttp never calls the resolver for
@@ -32,8 +32,8 @@ import asyncio
 import logging
 import socket
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 import aiohttp.abc
 from aiohttp.abc import ResolveResult
@@ -157,7 +157,7 @@ class Guard:
         self._urls.clear()
         self._resolver.forget()
 
-    def resolver(self) -> "GuardedResolver":
+    def resolver(self) -> GuardedResolver:
         return self._resolver
 
     def client_middleware(self):

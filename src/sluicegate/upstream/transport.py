@@ -7,13 +7,15 @@ scripted upstream in milliseconds. A transport speaks in the gateway's terms, ne
   - an upstream that cannot be reached or breaks off raises ``TransportError`` (``BodyBroken`` when the
     body's framing broke mid-read); ``kind`` names what happened, for messages;
   - the SSRF guard's refusal raises ``InvalidCustomHost`` (the gateway's own decision);
-  - a timeout raises ``TimeoutError``, unchanged.
+  - one of its own timeouts raises ``TransportTimeout`` (a ``TimeoutError`` naming which one fired);
+    the request's own timeout is the caller's ``asyncio.timeout``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, Protocol
+from typing import NoReturn, Protocol
 
 import aiohttp
 from multidict import CIMultiDict
@@ -34,13 +36,28 @@ class BodyBroken(TransportError):
     """The body's framing broke mid-read (truncated chunked encoding, wrong length)."""
 
 
+class BodyTooLarge(Exception):
+    """A body beyond the reader's limit: the connection was dropped (what was read is freed)."""
+
+
+class TransportTimeout(TimeoutError):
+    """The transport's own ``connect`` or ``read`` timeout fired after ``seconds``."""
+
+    def __init__(self, source: str, seconds: float, kind: str) -> None:
+        super().__init__(kind)
+        self.source = source  # "connect" | "read"
+        self.seconds = seconds
+        self.kind = kind  # the failure's name, e.g. "ServerTimeoutError"
+
+
 class TransportResponse(Protocol):
     status: int
     headers: Iterable[tuple[str, str]]
     content_type: str
 
-    async def read(self) -> bytes:
-        """The whole body, then the connection is released."""
+    async def read(self, limit: int) -> bytes:
+        """The whole (decoded) body, then the connection is released; ``BodyTooLarge`` as soon as it is
+        known to exceed ``limit`` bytes."""
         ...
 
     async def read_chunk(self) -> bytes:
@@ -65,28 +82,23 @@ class Transport(Protocol):
 @dataclass(slots=True)
 class _AiohttpResponse:
     response: aiohttp.ClientResponse
+    timeouts: aiohttp.ClientTimeout
     status: int
     headers: Iterable[tuple[str, str]]
     content_type: str
 
-    async def read(self) -> bytes:
+    async def read(self, limit: int) -> bytes:
         try:
             async with self.response:
-                return await self.response.read()
-        except TimeoutError:
-            raise
-        except aiohttp.ClientError as exc:
-            raise TransportError(type(exc).__name__) from exc
+                return await _read_capped(self.response, limit)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            _reraise(exc, self.timeouts)
 
     async def read_chunk(self) -> bytes:
         try:
             return await self.response.content.readany()
-        except TimeoutError:
-            raise
-        except aiohttp.ClientPayloadError as exc:
-            raise BodyBroken(type(exc).__name__) from exc
-        except aiohttp.ClientError as exc:
-            raise TransportError(type(exc).__name__) from exc
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            _reraise(exc, self.timeouts)
 
     def close(self) -> None:
         self.response.close()
@@ -101,24 +113,54 @@ class AiohttpTransport:
     async def send(
         self, method: str, url: str, headers: dict[str, str] | CIMultiDict[str], body: bytes | None
     ) -> _AiohttpResponse:
+        timeouts = self.session.timeout
         try:
             response = await self.session.request(method, url, headers=headers, data=body,
                                                   allow_redirects=False)
-        except TimeoutError:
-            raise
-        except aiohttp.ClientError as exc:
+        except (aiohttp.ClientError, TimeoutError) as exc:
             blocked = blocked_reason(exc)
             if blocked is not None:
                 raise blocked from None
-            raise _transport_error(exc) from exc
-        return _AiohttpResponse(response, response.status, response.headers.items(), response.content_type)
+            _reraise(exc, timeouts)
+        return _AiohttpResponse(response, timeouts, response.status, response.headers.items(),
+                                response.content_type)
 
     async def close(self) -> None:
         await self.session.close()
 
 
-def _transport_error(exc: aiohttp.ClientError) -> TransportError:
+async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    announced = response.content_length
+    if announced is None or announced <= limit or "content-encoding" in response.headers:
+        body = bytearray()
+        async for chunk in response.content.iter_any():
+            body += chunk
+            if len(body) > limit:
+                break
+        else:
+            return bytes(body)
+    response.close()  # not back to the pool: an endless body stops flowing
+    raise BodyTooLarge(f"larger than {limit} bytes")
+
+
+def _reraise(exc: BaseException, timeouts: aiohttp.ClientTimeout) -> NoReturn:
+    translated = _translated(exc, timeouts)
+    if translated is exc:
+        raise exc
+    raise translated from exc
+
+
+def _translated(exc: BaseException, timeouts: aiohttp.ClientTimeout) -> BaseException:
+    """aiohttp's exception in the transport's terms (the module docstring)."""
+    kind = type(exc).__name__
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):  # before ServerTimeoutError: a subclass of it
+        return TransportTimeout("connect", timeouts.sock_connect or 0, kind)
+    if isinstance(exc, aiohttp.ServerTimeoutError):
+        return TransportTimeout("read", timeouts.sock_read or 0, kind)
+    if isinstance(exc, TimeoutError):
+        return exc  # the caller's own deadline (asyncio.timeout): it knows what it set
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return BodyBroken(kind)
     if isinstance(exc, aiohttp.ClientConnectorError):
-        reason = exc.os_error.strerror or type(exc.os_error).__name__
-        return TransportError(type(exc).__name__, connect_reason=reason)
-    return TransportError(type(exc).__name__)
+        return TransportError(kind, connect_reason=exc.os_error.strerror or type(exc.os_error).__name__)
+    return TransportError(kind)

@@ -1,0 +1,135 @@
+"""What every management subcommand (``cli/catalog.py``, ``cli/store.py``, …) shares: store
+options, the Settings they build, running a coroutine, mapping errors to exit codes, printing tables or JSON.
+
+Exit codes: 0 done; 1 the request was refused (bad input, unknown name, conflict); 2 the gateway is not
+usable as configured (master key, database URL or server).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ..access.admin_token import AdminTokenError
+from ..errors import ConfigError, GatewayError
+from ..settings import Settings, settings_from_env
+from ..store import StoreConfigError, opened_store
+from ..vault import VaultError
+
+EXIT_OK, EXIT_REFUSED, EXIT_UNUSABLE = 0, 1, 2
+DATA_DIR_ENV = "SLUICEGATE_DATA_DIR"
+DEFAULT_DATA_DIR = ".sluicegate"  # Settings.data_dir's default, relative to where the gateway runs
+
+
+def store_options() -> argparse.ArgumentParser:
+    """A parent parser for leaf subcommands. SUPPRESS defaults: a value given before the subcommand (on the
+    top-level parser) is not overwritten by the leaf's default."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(
+        "--data-dir",
+        type=Path,
+        default=argparse.SUPPRESS,
+        help="data directory (default: $SLUICEGATE_DATA_DIR or ./.sluicegate)",
+    )
+    parent.add_argument(
+        "--database-url",
+        default=argparse.SUPPRESS,
+        help="postgresql://… (default: $SLUICEGATE_DATABASE_URL or SQLite in the data dir)",
+    )
+    parent.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output"
+    )
+    return parent
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """The settings of a management command: the gateway's store, never a new empty one by accident.
+
+    With ``--data-dir`` or ``SLUICEGATE_DATA_DIR`` that directory is used (created if new: it was named).
+    Otherwise the command looks for the gateway's ``.sluicegate`` in the current directory and its parents,
+    so it finds the store of a gateway started with ``make serve`` from anywhere inside the clone, and
+    refuses, saying where it looked, when there is none.
+    """
+    settings = settings_from_env(
+        data_dir=getattr(args, "data_dir", None), database_url=getattr(args, "database_url", None)
+    )
+    if getattr(args, "data_dir", None) is None and not os.environ.get(DATA_DIR_ENV):
+        settings = replace(settings, data_dir=find_data_dir(Path.cwd()))
+    return settings
+
+
+def find_data_dir(start: Path) -> Path:
+    for directory in (start, *start.parents):
+        candidate = directory / DEFAULT_DATA_DIR
+        if candidate.is_dir():
+            return candidate
+    raise StoreConfigError(
+        f"no gateway data directory found: looked for {DEFAULT_DATA_DIR} in {start} and every parent. Run "
+        f"the command where the gateway runs (`make serve` keeps it in the repository root), or name the "
+        f"gateway's data directory: {DATA_DIR_ENV}=/path/to/{DEFAULT_DATA_DIR} (or --data-dir)"
+    )
+
+
+def wants_json(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "json", False))
+
+
+def open_store(settings: Settings) -> contextlib.AbstractAsyncContextManager[AsyncEngine]:
+    """The store, migrated: a CLI command works on a fresh data dir before any server ever started."""
+    return opened_store(settings)
+
+
+def run(command: Callable[[argparse.Namespace], Coroutine[Any, Any, int | None]],
+        args: argparse.Namespace) -> int:
+    """Run an async command; turn the errors we know into one clear line on stderr and an exit code."""
+    try:
+        return asyncio.run(command(args)) or EXIT_OK
+    except GatewayError as exc:
+        details = "".join(f"\n  {line}" for line in exc.errors) if isinstance(exc, ConfigError) else ""
+        return fail(exc.message + details, EXIT_REFUSED)
+    except (VaultError, StoreConfigError, AdminTokenError) as exc:
+        return fail(str(exc), EXIT_UNUSABLE)
+    except (SQLAlchemyError, OSError) as exc:
+        # Driver messages may carry SQL text; the first line names the problem without it.
+        first = (str(exc).strip().splitlines() or [""])[0]
+        return fail(f"store unavailable: {type(exc).__name__}: {first}", EXIT_UNUSABLE)
+
+
+def fail(message: str, code: int) -> int:
+    print(f"sluicegate: error: {message}", file=sys.stderr)
+    return code
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+def print_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    cells = [[str(c) for c in header]] + [["" if c is None else str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    for row in cells:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+def command(
+    func: Callable[[argparse.Namespace], Coroutine[Any, Any, int | None]],
+) -> Callable[[argparse.Namespace], int]:
+    """Wrap an async command as the sync ``args.func(args) -> exit code`` that cli/main.py calls."""
+
+    def sync(args: argparse.Namespace) -> int:
+        return run(func, args)
+
+    sync.__name__ = func.__name__
+    sync.__doc__ = func.__doc__
+    return sync

@@ -1,0 +1,73 @@
+"""Forward-header names: one matching rule and one forbidden list for the request header
+(server/headers.py), Gateway Configs (config/fields.py) and catalog providers (catalog/entries.py); each
+caller words its own message, none keeps a list of its own.
+
+The SDKs make users write header names in their own language's style: the Python SDK takes
+``x_api_key``, the Node SDK ``xApiKey`` (and sends the header itself as ``x-api-key``), curl users write
+``X-Api-Key``. A listed name therefore matches every form: as written, any case, ``_`` and ``-`` alike, and
+camelCase/PascalCase split into kebab-case (``xMyCustomHeader`` ≡ ``x-my-custom-header``). Each listed
+name is expanded once, when its list is parsed, into the folded forms it can match; matching is then a
+plain lookup. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+PORTKEY_PREFIX = "x-portkey-"
+# A humps boundary: "xApi" → "x-Api", "HTTPHeader" → "HTTP-Header", "v2Key" → "v2-Key".
+_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_DASHES = re.compile(r"-{2,}")
+# The gateway's and the SDKs' own x-portkey-* headers. Any other x-portkey-<name> header is a custom header
+# the SDK prefixed because the client did not list it in its own forward list (``x_api_key="…"`` →
+# ``x-portkey-x-api-key``); only those may stand in for <name> when a list names it.
+GATEWAY_HEADER_NAMES = frozenset(
+    {
+        "api-key", "virtual-key", "provider", "config", "custom-host", "forward-headers", "metadata",
+        "trace-id", "request-timeout", "strict-open-ai-compliance", "debug", "span-id", "parent-span-id",
+        "span-name", "package-version", "runtime", "runtime-version", "cache-namespace",
+        "cache-force-refresh", "retry-count", "mode", "sensitive-headers",
+    }
+)
+
+
+# Never forwardable: they would let a client steer the hop itself (framing, routing, the proxy's own
+# credential) or talk to a cloud metadata service through the gateway. x-portkey-* are refused by prefix.
+UNFORWARDABLE = frozenset(
+    {
+        "host", "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te",
+        "trailer", "proxy-authorization", "proxy-connection", "expect",
+        "metadata-flavor", "x-aws-ec2-metadata-token", "x-google-metadata-request",
+    }
+)
+
+
+def may_forward(folded: str) -> bool:
+    """May the header ``folded`` (one of ``forms(name)``) go upstream verbatim?"""
+    return not folded.startswith(PORTKEY_PREFIX) and folded not in UNFORWARDABLE
+
+
+def fold(name: str) -> str:
+    """Case-insensitive, with ``_`` and ``-`` alike: ``X_Api_Key`` → ``x-api-key``."""
+    return name.strip().lower().replace("_", "-")
+
+
+def kebab(name: str) -> str:
+    """camelCase / PascalCase split at its humps, then folded: ``xOrgID`` → ``x-org-id``."""
+    return _DASHES.sub("-", fold(_CAMEL_BOUNDARY.sub("-", name.strip()))).strip("-")
+
+
+def forms(name: str) -> tuple[str, ...]:
+    """The folded names one listed name matches: as written (folded) and split at its humps."""
+    return tuple(dict.fromkeys(form for form in (fold(name), kebab(name)) if form))
+
+
+def expand(names: Iterable[str]) -> tuple[str, ...]:
+    """Every form of every listed name, in order, without duplicates."""
+    return tuple(dict.fromkeys(form for name in names for form in forms(name)))
+
+
+def prefixed_stand_in(name: str) -> str | None:
+    """The SDK's ``x-portkey-<name>`` form of a folded name, unless it is one of the gateway's own headers."""
+    return None if name in GATEWAY_HEADER_NAMES else PORTKEY_PREFIX + name

@@ -1,0 +1,90 @@
+"""Which ``Host`` names the gateway answers for: the defence against DNS rebinding.
+
+A web page on ``evil.example`` can make its name resolve to 127.0.0.1 and then call the gateway from the
+victim's browser as if it were same-origin; the only trace is the ``Host: evil.example`` header. A
+rebinding attack always needs a DNS name, so the rules are:
+
+- loopback names (``localhost``, ``127.0.0.0/8``, ``::1``) are always accepted, with any port;
+- bound beyond loopback, any IP literal is accepted too (a browser sends one only after navigating to that
+  very address, and load balancers' health checks often use one);
+- DNS names only when the operator lists them (``SLUICEGATE_ALLOWED_HOSTS``: exact names, ``*.example.com``
+  for subdomains, or ``*`` to switch the check off).
+
+An absolute-form request target (``GET http://name/v1/models``) names its host too: that name is
+checked as well. A request without a ``Host`` (HTTP/1.0 tools) is accepted: browsers always send one.
+Pure: the middleware that applies it lives in ``middleware.py``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from ..upstream.policy import listens_on_loopback
+
+# Matched before any IP parsing: the names nearly every local request carries (ipaddress costs ~2 µs).
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "127.0.0.1", "::1"})
+
+
+def host_name(value: str) -> str:
+    """``Example.COM.:8787`` → ``example.com``; ``[::1]:8787`` → ``::1`` (port, brackets, final dot gone)."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        return value[1:value.find("]")] if "]" in value else value
+    name = value.rpartition(":")[0] if value.count(":") == 1 else value
+    return name.rstrip(".")
+
+
+def _ip(name: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(name)
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class HostPolicy:
+    names: frozenset[str] = frozenset()
+    suffixes: tuple[str, ...] = ()  # ".example.com" from "*.example.com"
+    any_ip: bool = False
+    any_host: bool = False
+
+    @classmethod
+    def build(cls, listen_host: str, allowed: tuple[str, ...]) -> HostPolicy:
+        entries = [entry.strip().lower().rstrip(".") for entry in allowed if entry.strip()]
+        for entry in entries:
+            wildcard_ok = not entry.startswith("*") or entry == "*" or entry.startswith("*.")
+            if "/" in entry or "@" in entry or not wildcard_ok:
+                # ValueError: serve.py reports it as "cannot start", naming the entry (a host name, no secret).
+                raise ValueError(f"SLUICEGATE_ALLOWED_HOSTS: '{entry}' is not a host name, '*.domain' or '*'")
+        return cls(
+            names=frozenset(host_name(e) for e in entries if not e.startswith("*")),
+            suffixes=tuple(e[1:] for e in entries if e.startswith("*.")),
+            any_ip=not listens_on_loopback(listen_host),
+            any_host="*" in entries,
+        )
+
+    def allows(self, host_header: str) -> bool:
+        if self.any_host:
+            return True
+        name = host_name(host_header)
+        if name in self.names or name in LOOPBACK_NAMES or name.endswith(self.suffixes):
+            return True
+        ip = _ip(name)
+        return ip is not None and (self.any_ip or ip.is_loopback)
+
+
+def target_authority(raw_target: str) -> str | None:
+    """The host of an absolute-form request target (``http://user@name:80/x`` → ``name:80``), else None."""
+    _scheme, sep, rest = raw_target.partition("://")
+    if not sep or raw_target.startswith("/"):
+        return None
+    return rest.split("/", 1)[0].split("?", 1)[0].rpartition("@")[2]
+
+
+def refused_host(policy: HostPolicy, host_header: str | None, raw_target: str) -> str | None:
+    """The first name the request gives (Host header, absolute-form authority) that ``policy`` refuses."""
+    for given in (host_header, target_authority(raw_target)):
+        if given is not None and not policy.allows(given):
+            return given
+    return None

@@ -1,0 +1,44 @@
+"""Text every store can hold: what cannot be stored is replaced, so that one row never fails its batch.
+
+Header values reach Python with their invalid UTF-8 bytes as lone surrogates (aiohttp decodes them with
+``surrogateescape``); neither sqlite3 nor the spool's JSON can encode those, and PostgreSQL refuses NUL in
+text and in JSON. One such character used to fail a whole batch of rows. Each one becomes U+FFFD here,
+in the drain task: the rest of the value, and the rest of the batch, are stored as they were.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+REPLACEMENT = "\ufffd"
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def storable_text(text: str) -> str:
+    if text.isascii():  # the common case, checked in C: only a NUL can be wrong
+        return text.replace("\x00", REPLACEMENT) if "\x00" in text else text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates: each one (an escaped byte, or half a pair) becomes U+FFFD
+        text = _SURROGATE.sub(REPLACEMENT, text)
+    return text.replace("\x00", REPLACEMENT) if "\x00" in text else text
+
+
+def storable(value: Any) -> Any:
+    """``value`` with every string in it (dict keys, list items) storable; other values untouched."""
+    if isinstance(value, str):
+        return storable_text(value)
+    if isinstance(value, dict):
+        return {storable_text(k) if isinstance(k, str) else k: storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [storable(v) for v in value]
+    return value
+
+
+def storable_row(row: dict[str, Any]) -> dict[str, Any]:
+    """In place: every column value storable."""
+    for name, value in row.items():
+        if isinstance(value, (str, dict, list)):
+            row[name] = storable(value)
+    return row

@@ -1,0 +1,95 @@
+"""Credentials an upstream echoes back, whatever their header's name and however they are encoded, are not
+stored: the log scrubs every value the gateway itself sent upstream (headers by value, query parameters
+with credential-like names), plus their URL-encoded and JSON-escaped forms.
+
+Each request here carries a credential the name-based rules miss: a passthrough header with an innocuous
+name, a query parameter, a header forwarded by a config's ``forward_headers``, a catalog credential
+under an innocuous name that the upstream echoes percent-encoded and JSON-escaped, in its body and in
+its response headers. Then every byte of the SQLite files (or a pg_dump) is searched.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from urllib.parse import quote
+
+import httpx
+import orjson
+import pytest
+from sqlalchemy.engine import make_url
+
+from tests.fakes.upstream import Reply
+from tests.gateway import GatewayProcess
+from tests.logapi import ADMIN_TOKEN, LogApi, new_trace
+
+TENANT = "tenant-secret-0c9d2e71"  # x-tenant: passed through on a passthrough route
+QUERY_KEY = "query-key-secret-5a17be"  # ?key= on a passthrough route
+ORG_REF = "org-ref-secret-9e03aa44"  # forwarded by a config's forward_headers
+CATALOG = "cat+secret/val==3f8c1d"  # a catalog header named x-goog-thing; '+', '/', '=' get encoded
+SECRETS = [TENANT, QUERY_KEY, ORG_REF, CATALOG, quote(CATALOG, safe=""), CATALOG.replace("/", "\\/")]
+
+
+def echoing(secret: str, upstream) -> Reply:
+    """An upstream that hands the credential back: in a URL and a note in its body, in innocuous headers."""
+    encoded = quote(secret, safe="")
+    body = orjson.dumps({"data": [], "next": f"{upstream.v1}/models?key={encoded}&page=2", "note": f"seen {secret}",
+                         "escaped": secret.replace("/", "\\/")}).replace(b"\\\\/", b"\\/")
+    return Reply(body=body, content_type="application/json",
+                 headers={"x-echo": secret, "link": f"<{upstream.v1}/models?key={encoded}>; rel=next"})
+
+
+def send(gateway: GatewayProcess, upstream) -> list[str]:
+    created = httpx.post(f"{gateway.url}/admin/api/providers", headers={"authorization": f"Bearer {ADMIN_TOKEN}"},
+                         json={"slug": "innocuous", "spec": "openai", "custom_host": upstream.v1,
+                               "headers": {"x-goog-thing": CATALOG}, "models": ["m"]})
+    assert created.status_code == 201, created.text
+    traces = [new_trace() for _ in range(4)]
+    direct = {"x-portkey-provider": "openai", "x-portkey-custom-host": upstream.v1}
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    upstream.push(echoing(TENANT, upstream), echoing(QUERY_KEY, upstream), echoing(ORG_REF, upstream),
+                  echoing(CATALOG, upstream))
+    httpx.get(f"{gateway.v1}/models", headers={**direct, "x-tenant": TENANT, "x-portkey-trace-id": traces[0]})
+    httpx.get(f"{gateway.v1}/models?key={QUERY_KEY}&limit=5", headers={**direct, "x-portkey-trace-id": traces[1]})
+    config = orjson.dumps({"provider": "openai", "custom_host": upstream.v1, "forward_headers": ["x-org-ref"]})
+    httpx.post(f"{gateway.v1}/chat/completions", json=body,
+               headers={"x-portkey-config": config.decode(), "x-org-ref": ORG_REF, "x-portkey-trace-id": traces[2]})
+    httpx.post(f"{gateway.v1}/chat/completions", json={**body, "model": "@innocuous/m"},
+               headers={"x-portkey-trace-id": traces[3]})
+    received = upstream.received[-4:]
+    assert received[0].headers["x-tenant"] == TENANT and f"key={QUERY_KEY}" in received[1].query
+    assert received[2].headers["x-org-ref"] == ORG_REF and received[3].headers["x-goog-thing"] == CATALOG
+    api = LogApi(gateway.url)
+    stored = [api.one(trace) for trace in traces]
+    assert all("[REDACTED]" in record["response_body"] for record in stored), stored  # stored, scrubbed
+    return traces
+
+
+def leaked(blob: bytes) -> list[str]:
+    return [s for s in SECRETS if s.encode() in blob]
+
+
+def test_sqlite_holds_no_echoed_credential(tmp_path, upstream):
+    gateway = GatewayProcess(tmp_path / "data", env={"SLUICEGATE_ADMIN_TOKEN": ADMIN_TOKEN}).start()
+    try:
+        send(gateway, upstream)
+    finally:
+        gateway.stop()
+    for path in (tmp_path / "data").rglob("sluicegate.db*"):
+        assert not leaked(path.read_bytes()), path
+    assert not leaked(gateway.log().encode())
+
+
+@pytest.mark.postgres
+def test_a_pg_dump_holds_no_echoed_credential(tmp_path, upstream, pg_url):
+    env = {"SLUICEGATE_ADMIN_TOKEN": ADMIN_TOKEN, "SLUICEGATE_DATABASE_URL": pg_url}
+    gateway = GatewayProcess(tmp_path / "data", env=env).start()
+    try:
+        send(gateway, upstream)
+    finally:
+        gateway.stop()
+    url = make_url(pg_url)
+    dump = subprocess.run(["pg_dump", "-h", url.host or "127.0.0.1", "-p", str(url.port or 5432),
+                           "-U", url.username or "postgres", "--data-only", url.database],
+                          check=True, capture_output=True, timeout=60).stdout
+    assert b"request_logs" in dump
+    assert not leaked(dump)
