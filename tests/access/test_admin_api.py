@@ -121,6 +121,9 @@ def test_isolation_between_two_workspaces(admin: Portkey, gateway: GatewayProces
     assert {k["workspace_id"] for k in a.api_keys.list().data} == {spaces["a"]}
     with pytest.raises(PermissionDeniedError):
         a.api_keys.create(type="workspace", sub_type="service", name="x", workspace_id=spaces["b"])
+    # Without the scope, an admin call is refused, naming it.
+    with pytest.raises(PermissionDeniedError, match="providers.create"):
+        a.providers.create(name="x", integration_id="whatever", slug="x")
     # Inference: its own provider, not the other's.
     assert a.chat.completions.create(model="@iso-a/m", messages=HELLO).choices[0].message.content == "echo: hello"
     assert "@iso-b" in refused(403, a.chat.completions.create, model="@iso-b/m", messages=HELLO)
