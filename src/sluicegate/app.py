@@ -107,9 +107,7 @@ def _access_context(gateway: Gateway):
     async def context(app: web.Application):
         await gateway.access.start()
         settings = gateway.settings
-        notice = startup_notice(settings.auth_mode, settings.host, gateway.access.snapshot.has_keys)
-        if notice:
-            print(notice, flush=True)
+        print(startup_notice(settings.auth_mode, settings.host, gateway.access.snapshot.has_keys), flush=True)
         yield
         await gateway.access.stop()
 

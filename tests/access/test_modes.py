@@ -27,7 +27,9 @@ RULE = [  # mode, listen address, any key exists → required
 @pytest.mark.parametrize("mode,host,has_keys,required", RULE)
 def test_the_rule(mode: str, host: str, has_keys: bool, required: bool) -> None:
     assert key_required(mode, host, has_keys) is required
-    assert (startup_notice(mode, host, has_keys) is not None) is (not required)
+    notice = startup_notice(mode, host, has_keys)
+    assert notice.startswith("/v1 requires a gateway API key") is required
+    assert ("WARNING" in notice or "NOTE" in notice) is (not required)
 
 
 def test_is_loopback() -> None:
@@ -96,7 +98,7 @@ def test_explicit_modes(tmp_path, upstream, mode: str, status: int) -> None:
     gateway = GatewayProcess(tmp_path / "data", env={"SLUICEGATE_AUTH": mode}).start()
     try:
         assert _chat(gateway, upstream).status_code == status
-        if mode == "off":
-            assert "SLUICEGATE_AUTH=off" in gateway.log()
+        said = "SLUICEGATE_AUTH=off" if mode == "off" else "/v1 requires a gateway API key"
+        assert said in gateway.log()
     finally:
         gateway.stop()

@@ -43,8 +43,8 @@ class Requirement:
         return self.always or (self.when_keys and has_keys)
 
 
-def startup_notice(mode: str, host: str, has_keys: bool) -> str | None:
-    """The loud line at start-up when /v1 is open to anyone who reaches the port."""
+def startup_notice(mode: str, host: str, has_keys: bool) -> str:
+    """The line printed at start-up: loud when /v1 is open to anyone who reaches the port."""
     if mode == OFF:
         return ("WARNING: SLUICEGATE_AUTH=off: /v1 accepts requests without an API key; anyone who reaches "
                 f"{host} can use every stored credential")
@@ -52,4 +52,5 @@ def startup_notice(mode: str, host: str, has_keys: bool) -> str | None:
         return ("NOTE: no API key exists and the gateway listens on loopback only, so /v1 is open for local "
                 "development. Create a key (sluicegate keys create) or set SLUICEGATE_AUTH=required to "
                 "require one.")
-    return None
+    return ("/v1 requires a gateway API key (x-portkey-api-key, or Authorization: Bearer sg-…); "
+            "create one with: sluicegate keys create --name NAME")
