@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from ..errors import BadRequest, Conflict
 from ..providers import registry
 from ..store.tables import integrations, providers, utcnow
-from ..vault import Vault
+from ..vault import Vault, integration_aad
 from .entries import (
     CheckHost,
     NotInCatalog,
@@ -32,10 +32,6 @@ from .entries import (
 )
 
 _FIELDS = ("name", "description", "key", "ai_provider_id", "workspace_id", "slug", "configurations")
-
-
-def _aad(integration_id: str) -> bytes:
-    return f"integration:{integration_id}".encode()
 
 
 def integration_json(row: Row[Any]) -> dict[str, Any]:
@@ -90,7 +86,7 @@ class IntegrationRepository:
             raise BadRequest("key: expected the provider's API key as a string")
         integration_id = f"int-{random.token_hex(8)}"
         sealed = self._vault.encrypt(orjson.dumps({"key": key, "custom_headers": custom}).decode(),
-                                     _aad(integration_id)) if key or custom else None
+                                     integration_aad(integration_id)) if key or custom else None
         now = utcnow()
         async with self._engine.begin() as conn:
             if (await conn.execute(select(integrations.c.id).where(integrations.c.slug == slug))).first():
@@ -143,7 +139,7 @@ class IntegrationRepository:
         if host is None:
             base = registry.base_url(info, self._provider_urls)
             host = base + info.path_prefix if base else None
-        opened = orjson.loads(self._vault.decrypt(row.secret, _aad(row.id))) if row.secret else {}
+        opened = orjson.loads(self._vault.decrypt(row.secret, integration_aad(row.id))) if row.secret else {}
         headers = dict(info.spec.auth_headers(opened["key"])) if opened.get("key") else {}
         for name, value in (opened.get("custom_headers") or {}).items():  # a custom header wins, any case
             headers = {k: v for k, v in headers.items() if k.lower() != name.lower()}
