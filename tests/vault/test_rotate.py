@@ -112,9 +112,11 @@ async def test_rotate_reencrypts_integrations_too(engine, settings: Settings) ->
         {"ai_provider_id": "openai", "key": SECRET, "configurations": {"custom_host": "http://gpu.lan:8000/v1",
                                                                        "custom_headers": {"x-api-key": API_KEY}}},
         workspace_id=None)
+    assert await rotation.key_usage(engine) == {vault.active_key_id: 1}
     report = await rotation.rotate(engine, vault, settle_s=0)
     assert report.retired_key_ids and report.reencrypted == 1
     after = Vault.load(settings)  # the rewritten key file: the old key is gone
     item = await IntegrationRepository(engine, after).provider_from(made["id"], "from-it", workspace_id="ws-default",
                                                                      notes="")
     assert dict(item.headers) == {"authorization": f"Bearer {SECRET}", "x-api-key": API_KEY}
+    assert await rotation.key_usage(engine) == {report.active_key_id: 1}
