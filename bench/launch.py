@@ -86,8 +86,10 @@ def start_nginx_floor(sup: Supervisor, work: Path, ups: Upstreams, shapes: Shape
 
 
 def start_sluicegate(sup: Supervisor, work: Path, ups: Upstreams, shapes: Shapes, cmd: Sequence[str],
-                     workers: int, name: str, settle_s: float, version: str) -> Running:
-    """sluicegate with its real defaults: its own data dir (so its SQLite log store), logging on."""
+                     workers: int, name: str, settle_s: float, version: str,
+                     gateway_key: str | None = None) -> Running:
+    """sluicegate with its real defaults: its own data dir (so its SQLite log store), logging on.
+    ``gateway_key``: an API key made in that data dir beforehand; every request then carries it."""
     port = free_port()
     data_dir = work / f"{name}-data"
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -95,7 +97,7 @@ def start_sluicegate(sup: Supervisor, work: Path, ups: Upstreams, shapes: Shapes
     if workers > 1:
         argv += ["--workers", str(workers)]
     child = sup.start(name, argv, env=clean_env(SLUICEGATE_DATA_DIR=str(data_dir)))
-    target = targets.portkey_style(name, "gateway", port, ups, shapes)
+    target = targets.portkey_style(name, "gateway", port, ups, shapes, gateway_key)
     return _settled(sup, target, child, 30, settle_s, version)
 
 

@@ -159,6 +159,14 @@ def variant_text(results: dict, key: str) -> str:
     return table(["hop", "req/s (c=50)", "p50 µs (c=1)", "p99 µs (c=1)"], rows)
 
 
+def _keys_note(results: dict) -> str:
+    share = _scenario(results, "keys_on").get("_throughput_ratio")
+    if share is None:
+        return ""
+    verdict = "within" if share >= 0.95 else "outside"
+    return f"\n\nKeys on keep {share:.1%} of the keys-off throughput ({verdict} the 5 % budget)."
+
+
 def bars_table(results: dict) -> str:
     rows = [[bar["text"], fmt(bar["value"], 2, f" {bar['unit']}"), VERDICT[bar["verdict"]], bar.get("note") or ""]
             for bar in results.get("bars", [])]
@@ -180,5 +188,7 @@ def render(results: dict) -> str:
         "#### 3-target fallback config (503, 503, then the static upstream)\n\n" + variant_text(results, "fallback"),
         "#### Catalog @slug provider\n\n" + variant_text(results, "catalog_slug"),
         "#### Response cache hit (in memory) beside direct\n\n" + variant_text(results, "cache_hit"),
+        "#### Keys on (every request carries a verified gateway API key) vs keys off\n\n"
+        + variant_text(results, "keys_on") + _keys_note(results),
     ]
     return "\n\n".join(parts) + "\n"

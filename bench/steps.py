@@ -1,4 +1,4 @@
-"""Scenarios that need extra set-up: --workers scaling, the fallback config, the catalog @slug.
+"""Scenarios that need extra set-up: --workers scaling, the fallback config, the catalog @slug, keys on.
 
 Each returns a JSON-able dict, with "skipped"/"unavailable"/"pending" and a reason when it could
 not run, so a result file always says why a figure is absent.
@@ -6,12 +6,14 @@ not run, so a result file always says why a figure is absent.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 
 from bench import launch, scen_http, targets
 from bench.context import Bench
 from bench.ready import NotReady, probe
+from bench.stats import ratio
 
 SUBJECT = "sluicegate"
 
@@ -103,3 +105,44 @@ def create_catalog_provider(bench: Bench) -> str:
         return f"`sluicegate providers add` failed: {done.stderr.strip()[:300]}"
     time.sleep(1.0)  # one catalog poll interval and then some
     return ""
+
+
+KEYS_HOP = f"{SUBJECT}-keys"
+KEYS_OFF_HOP = f"{SUBJECT}-nokeys"
+KEYS_BAR = 0.95  # keys on must keep at least 95 % of the throughput with keys off
+
+
+def keys_on(bench: Bench) -> dict:
+    """The same static request through two fresh sluicegates started side by side, alike but for one
+    thing: the store of one holds an API key, so every request to it carries the key and is verified
+    (x-portkey-api-key, snapshot lookup, scope and permission checks); the other has none (auto mode on
+    loopback: open). Fresh both, so neither has the main hop's grown request log; measured interleaved."""
+    if SUBJECT not in bench.hops:
+        return {"skipped": "sluicegate is not running"}
+    data_dir = bench.work / f"{KEYS_HOP}-data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    argv = [*bench.sluicegate_cmd, "keys", "create", "--name", "bench", "--json"]
+    done = subprocess.run(argv, env=launch.clean_env(SLUICEGATE_DATA_DIR=str(data_dir)), capture_output=True,
+                          text=True, timeout=60)
+    if done.returncode != 0:
+        return {"pending": f"`sluicegate keys create` failed: {done.stderr.strip()[-300:]}"}
+    hops = {KEYS_OFF_HOP: None, KEYS_HOP: json.loads(done.stdout)["key"]}
+    try:
+        for name, secret in hops.items():
+            bench.hops[name] = launch.start_sluicegate(bench.sup, bench.work, bench.ups, bench.shapes,
+                                                       bench.sluicegate_cmd, 1, name, bench.plan.settle_s,
+                                                       bench.sluicegate_version, secret)
+            scen_http.warm_up_one(bench, name)
+        result = scen_http.variant(bench, list(hops), "keys")
+    except NotReady as exc:
+        return {"unavailable": f"a keys-on hop did not start: {exc}"}
+    finally:
+        for name in hops:
+            running = bench.hops.pop(name, None)
+            if running is not None:
+                bench.sup.stop(running.child)
+    c = f"c{bench.plan.throughput_c}"
+    share = ratio(result[KEYS_HOP][c]["rps"], result[KEYS_OFF_HOP][c]["rps"])
+    result["_throughput_ratio"] = share
+    result["_within_bar"] = share is not None and share >= KEYS_BAR
+    return result

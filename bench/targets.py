@@ -91,21 +91,26 @@ def minimal_hop(name: str, port: int, ups: Upstreams, shapes: Shapes) -> Target:
     return Target(name, "minimal", endpoints)
 
 
-def portkey_style(name: str, role: str, port: int, ups: Upstreams, shapes: Shapes) -> Target:
-    """sluicegate and Portkey's gateway: the provider and the upstream ride in x-portkey-* headers."""
+def portkey_style(name: str, role: str, port: int, ups: Upstreams, shapes: Shapes,
+                  gateway_key: str | None = None) -> Target:
+    """sluicegate and Portkey's gateway: the provider and the upstream ride in x-portkey-* headers.
+    ``gateway_key``: a sluicegate API key sent with every request (x-portkey-api-key)."""
     url = f"http://127.0.0.1:{port}/v1/chat/completions"
+    keyed = {"x-portkey-api-key": gateway_key} if gateway_key else {}
     endpoints = {}
     for kind in KINDS:
         headers = _plain_headers() | {"x-portkey-provider": "openai", "x-portkey-custom-host": ups.base(kind)}
-        endpoints[kind] = Endpoint(url, headers, chat_body(shapes.model(kind), kind != "static"))
-    endpoints["fallback3"] = Endpoint(url, _plain_headers() | {"x-portkey-config": fallback_config(ups)},
+        endpoints[kind] = Endpoint(url, headers | keyed, chat_body(shapes.model(kind), kind != "static"))
+    endpoints["fallback3"] = Endpoint(url, _plain_headers() | {"x-portkey-config": fallback_config(ups)} | keyed,
                                       chat_body(shapes.model("static"), False))
     # The response cache (in memory): after the probe's first request every request is a hit.
     endpoints["cache_hit"] = Endpoint(url, _plain_headers() | {"x-portkey-config": cache_config(ups)},
                                       chat_body(shapes.model("static"), False))
     # Model Catalog: the provider (and its host and key) come from a stored slug, named in the model.
-    endpoints["catalog"] = Endpoint(url, {"content-type": "application/json"},
+    endpoints["catalog"] = Endpoint(url, {"content-type": "application/json"} | keyed,
                                     chat_body(f"{CATALOG_SLUG}/{shapes.model('static')}", False))
+    # The "keys on" scenario: the static request, with the key when the hop has one (steps.keys_on).
+    endpoints["keys"] = endpoints["static"]
     return Target(name, role, endpoints)
 
 

@@ -12,22 +12,31 @@ from __future__ import annotations
 from aiohttp import web
 
 from .access.admin_token import AdminAuth, announce_admin_token
+from .access.keys import KeyRepository
+from .access.mode import startup_notice
+from .access.registry import AccessRegistry
+from .access.secrets import KeyHasher
+from .access.workspaces import WorkspaceRepository
 from .cache import build_cache
 from .catalog import Catalog, ConfigRepository, ProviderRepository
 from .catalog.configs import gateway_config_validator
+from .catalog.integrations import IntegrationRepository
 from .catalog.log_lookups import LogLookups
 from .config import ConfigCache
 from .dispatch import Dispatcher
-from .pipeline import ConfigSelector, Pipeline, default_steps
+from .pipeline import Admit, Authorize, ConfigSelector, Pipeline, default_steps
 from .prepare import RequestBuilder
 from .providers import registry
+from .server.access_admin import ACCESS_ADMIN, AccessAdmin, add_access_routes
 from .server.admin import ADMIN_PREFIX, AdminServices, admin_app
 from .server.appkeys import GATEWAY
+from .server.audit_trail import AUDIT_STORE
 from .server.connections import CONNECTIONS, ConnectionGuard, ConnectionLimits
 from .server.gateway import Gateway
 from .server.hosts import HostPolicy
 from .server.middleware import errors_middleware, host_middleware
 from .server.observability import add_log_routes, add_metrics_route
+from .server.portkey_catalog import CATALOG_ADMIN, CatalogAdmin, add_portkey_catalog_routes
 from .server.routes import add_routes
 from .settings import Settings
 from .store import create_engine, opened_store
@@ -60,19 +69,27 @@ def build_app(settings: Settings, *, transport: Transport | None = None) -> web.
 
     telemetry = Telemetry(settings, engine, metadata_of=public_metadata, pool=pool,
                           lookups=LogLookups(catalog, configs))
+    access = AccessRegistry(engine, KeyHasher.load(settings), env_admin_token=settings.admin_token)
     gateway = Gateway(settings=settings, guard=guard, configs=configs, catalog=catalog, engine=engine,
-                      telemetry=telemetry)
+                      telemetry=telemetry, access=access)
     hosts = HostPolicy.build(settings.host, settings.allowed_hosts)
     connections = ConnectionGuard(ConnectionLimits(settings.max_connections, settings.header_timeout_s))
     app = web.Application(client_max_size=settings.max_body_bytes,
                           middlewares=[connections.middleware(), errors_middleware, host_middleware(hosts)])
     app[GATEWAY] = gateway
     app[CONNECTIONS] = connections  # serve.py's listening site puts every connection through it
-    app.cleanup_ctx.extend([_store_context(gateway), _catalog_context(gateway),
+    app.cleanup_ctx.extend([_store_context(gateway), _access_context(gateway), _catalog_context(gateway),
                             _upstream_context(gateway, transport), _telemetry_context(gateway)])
+    app[AUDIT_STORE] = engine
+    app[ACCESS_ADMIN] = _access_admin(gateway)
+    app[CATALOG_ADMIN] = _catalog_admin(gateway, vault)
+    add_portkey_catalog_routes(app.router)
+    # Portkey's Admin API paths under /v1, before add_routes' /v1 catch-all (passthrough) can claim them.
+    add_access_routes(app.router, workspaces="/v1/admin/workspaces", keys="/v1/api-keys", audit="/v1/audit-logs")
     add_routes(app)
     add_metrics_route(app)
     admin = _admin(gateway, vault)
+    add_access_routes(admin.router, workspaces="/workspaces", keys="/api-keys", audit="/audit-logs", patch=True)
     add_log_routes(admin)
     app.add_subapp(ADMIN_PREFIX, admin)
     return app
@@ -83,6 +100,17 @@ def _store_context(gateway: Gateway):
         async with opened_store(gateway.settings, gateway.engine) as engine:
             await announce_admin_token(engine, gateway.settings.admin_token)
             yield
+
+    return context
+
+
+def _access_context(gateway: Gateway):
+    async def context(app: web.Application):
+        await gateway.access.start()
+        settings = gateway.settings
+        print(startup_notice(settings.auth_mode, settings.host, gateway.access.snapshot.has_keys), flush=True)
+        yield
+        await gateway.access.stop()
 
     return context
 
@@ -109,7 +137,9 @@ def _upstream_context(gateway: Gateway, given: Transport | None):
                                         max_response_bytes=settings.max_upstream_body_bytes)
         selector = ConfigSelector(gateway.configs, gateway.catalog.saved_config)
         cache = gateway.cache = build_cache(settings, gateway.engine, gateway.dispatcher)
-        gateway.pipeline = Pipeline(default_steps(selector, gateway.dispatcher, cache))
+        admit = Admit(gateway.access, gateway.catalog, mode=settings.auth_mode, host=settings.host)
+        gateway.pipeline = Pipeline(default_steps(selector, gateway.dispatcher, cache, admit=admit,
+                                                  authorize=Authorize(gateway.catalog)))
         yield
         if cache is not None:
             await cache.close()
@@ -127,6 +157,26 @@ def _telemetry_context(gateway: Gateway):
     return context
 
 
+def _access_admin(gateway: Gateway) -> AccessAdmin:
+    engine = gateway.engine
+    return AccessAdmin(engine=engine, workspaces=WorkspaceRepository(engine),
+                       keys=KeyRepository(engine, gateway.access.hasher),
+                       auth=AdminAuth(engine, gateway.settings.admin_token), access=gateway.access,
+                       on_write=gateway.access.refresh)
+
+
+def _catalog_admin(gateway: Gateway, vault: Vault) -> CatalogAdmin:
+    check, engine = gateway.guard.check_url, gateway.engine
+    return CatalogAdmin(
+        engine=engine,
+        integrations=IntegrationRepository(engine, vault, check_host=check,
+                                           provider_urls=dict(gateway.settings.provider_base_urls)),
+        providers=ProviderRepository(engine, vault, check_host=check),
+        configs=ConfigRepository(engine, validate=gateway_config_validator(check)),
+        on_write=gateway.catalog.refresh,
+    )
+
+
 def _admin(gateway: Gateway, vault: Vault) -> web.Application:
     """The admin API (catalog providers, saved configs; the request log is added to it), behind the admin
     token, apart from /v1."""
@@ -136,5 +186,6 @@ def _admin(gateway: Gateway, vault: Vault) -> web.Application:
         configs=ConfigRepository(gateway.engine, validate=gateway_config_validator(check)),
         auth=AdminAuth(gateway.engine, gateway.settings.admin_token),
         on_write=gateway.catalog.refresh,
+        access=gateway.access,
     )
     return admin_app(services)

@@ -164,7 +164,8 @@ def _headers(provider_id: str, call: Call, credential: dict[str, str],
         if not provider_id.startswith("@"):
             headers.extend(credential)
         for name, value in passthrough_headers(call.ctx.headers.items()):
-            headers[name] = value
+            if not (call.ctx.authorization_consumed and name.lower() == "authorization"):
+                headers[name] = value  # (a consumed Authorization carried the gateway's own key)
         if provider_id.startswith("@"):
             headers.update(credential)
     else:

@@ -21,6 +21,16 @@ def _bool(text: str) -> bool:
     return text.strip().lower() in {"1", "true", "yes", "on"}
 
 
+AUTH_MODES = ("auto", "required", "off")
+
+
+def _auth_mode(text: str) -> str:
+    mode = text.strip().lower()
+    if mode not in AUTH_MODES:
+        raise ValueError(f"SLUICEGATE_AUTH: expected one of {', '.join(AUTH_MODES)} (got {text[:20]!r})")
+    return mode
+
+
 def _csv(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
@@ -103,6 +113,10 @@ class Settings:
     cache_semantic_threshold: float = 0.95  # cosine similarity a neighbour must reach
     admin_token: str | None = None
     master_key: str | None = None
+    # Gateway API keys (docs/access-control.md): "auto" requires a key on /v1 when listening beyond
+    # loopback or once any key exists; "required" always; "off" never (keys are then ignored).
+    auth_mode: str = "auto"
+    api_key_hash_key: str | None = field(default=None, repr=False)  # None: <data-dir>/api-key-hash.key
     log_bodies: bool = True
     log_body_max_bytes: int = 64 * 1024
     log_retention_days: int | None = None
@@ -158,6 +172,8 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: Any) ->
         "CACHE_SEMANTIC_THRESHOLD": ("cache_semantic_threshold", _POSITIVE_FLOAT),
         "ADMIN_TOKEN": ("admin_token", str),
         "MASTER_KEY": ("master_key", str),
+        "AUTH": ("auth_mode", _auth_mode),
+        "API_KEY_HASH_KEY": ("api_key_hash_key", str),
         "LOG_BODIES": ("log_bodies", _bool),
         "LOG_BODY_MAX_BYTES": ("log_body_max_bytes", int),
         "LOG_RETENTION_DAYS": ("log_retention_days", int),

@@ -53,6 +53,12 @@ class RequestContext:
     traceparent: str | None = None
     cache_namespace: str | None = None  # x-portkey-cache-namespace: shares entries across scopes on purpose
     cache_force_refresh: bool = False  # x-portkey-cache-force-refresh: true
+    # The gateway API key (x-portkey-api-key, or an Authorization bearer with the key prefix: then the
+    # Authorization header is consumed, never sent upstream); who it is, once admitted (for the log).
+    gateway_key: str | None = field(default=None, repr=False)
+    authorization_consumed: bool = False
+    workspace_id: str | None = None
+    api_key_id: str | None = None
 
     def forwarded_values(self, names: tuple[str, ...]) -> list[tuple[str, str]]:
         """The incoming values of the headers to forward verbatim, under their real (folded) names.
@@ -64,6 +70,8 @@ class RequestContext:
         get = self.headers.get
         values = []
         for name in names:
+            if self.authorization_consumed and name == "authorization":
+                continue  # it carried the gateway's own key
             value = get(name)
             if value is None:
                 value = get(name.replace("-", "_"))

@@ -25,7 +25,7 @@ RUN_TIMEOUT_S = 150
 pytestmark = pytest.mark.timeout(RUN_TIMEOUT_S + 30)
 
 SCENARIOS = {"latency_c1", "throughput", "stream_c1", "stream_many", "memory", "scaling", "fallback",
-             "catalog_slug", "cache_hit"}
+             "catalog_slug", "cache_hit", "keys_on"}
 TOP_KEYS = {"schema", "mode", "command", "started_at", "finished_at", "machine", "versions", "plan", "hops",
             "scenarios", "bars", "floor_gap"}
 MINIMAL = "min-granian-pyreqwest"  # the one minimal hop (bench/floor/) the smoke plan runs
@@ -115,3 +115,10 @@ def test_the_cache_hit_scenario_measured_hits_beside_direct(smoke_result):
     assert "added_p99_us" in scenario["sluicegate"]
     verdict = next(bar for bar in smoke_result["bars"] if bar["key"] == "cache_hit_p99")
     assert verdict["verdict"] in ("pass", "miss") and verdict["value"] == scenario["sluicegate"]["added_p99_us"]
+
+
+def test_keys_on_was_measured_with_every_request_admitted(smoke_result):
+    keys = smoke_result["scenarios"]["keys_on"]
+    for name in ("sluicegate-nokeys", "sluicegate-keys"):
+        assert keys[name]["c50"]["requests"] > 0 and keys[name]["c50"]["errors"] == 0, keys[name]
+    assert keys["_throughput_ratio"] > 0

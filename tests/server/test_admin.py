@@ -146,7 +146,7 @@ UNAUTHENTICATED = [
     ({"Authorization": "Bearer wrong-token-value"}, "Invalid admin token"),
     ({"Authorization": "Basic YWRtaW46YWRtaW4="}, "Missing admin token"),
     ({"Authorization": "Bearer"}, "Missing admin token"),
-    ({"x-portkey-api-key": "whatever"}, "Missing admin token"),
+    ({"x-portkey-api-key": "whatever"}, "Invalid admin token"),  # the portkey-ai SDK sends its key here
 ]
 ROUTES = [("GET", P), ("POST", P), ("DELETE", f"{P}/x"), ("PUT", f"{C}/x"), ("GET", f"{ADMIN_PREFIX}/nope")]
 

@@ -101,8 +101,10 @@ async def run_requests(plan: dict, gateway: GatewayProcess, traps: Traps) -> dic
 async def run(plan: dict) -> dict:
     workdir = Path(plan["workdir"])
     traps = await Traps(plan["trap_ports"]).start()
-    gateway = GatewayProcess(workdir / "gateway", env=plan["gateway"].get("env"),
-                             listen=plan["gateway"]["listen"])
+    # These scenarios judge the SSRF guard, often on a gateway listening beyond loopback, where API keys
+    # are required by default: admission is tested in tests/access, so it is switched off here.
+    env = {"SLUICEGATE_AUTH": "off", **(plan["gateway"].get("env") or {})}
+    gateway = GatewayProcess(workdir / "gateway", env=env, listen=plan["gateway"]["listen"])
     try:
         await asyncio.to_thread(gateway.start)
         report: dict[str, Any] = {"resolved": await resolve_all(plan.get("resolve", []))}

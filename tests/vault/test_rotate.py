@@ -100,3 +100,23 @@ async def test_rotate_empty_catalog(engine, settings: Settings) -> None:
     report = await rotation.rotate(engine, vault, settle_s=0)
     assert report.reencrypted == 0 and await rotation.key_usage(engine) == {}
     assert vault.active_key_id == report.active_key_id
+
+
+async def test_rotate_reencrypts_integrations_too(engine, settings: Settings) -> None:
+    """An integration's stored key (Portkey-style, catalog/integrations.py) survives a rotation that
+    retires the key it was sealed with: a provider can still be made from it afterwards."""
+    from sluicegate.catalog.integrations import IntegrationRepository
+
+    vault = Vault.load(settings)
+    made = await IntegrationRepository(engine, vault).create(
+        {"ai_provider_id": "openai", "key": SECRET, "configurations": {"custom_host": "http://gpu.lan:8000/v1",
+                                                                       "custom_headers": {"x-api-key": API_KEY}}},
+        workspace_id=None)
+    assert await rotation.key_usage(engine) == {vault.active_key_id: 1}
+    report = await rotation.rotate(engine, vault, settle_s=0)
+    assert report.retired_key_ids and report.reencrypted == 1
+    after = Vault.load(settings)  # the rewritten key file: the old key is gone
+    item = await IntegrationRepository(engine, after).provider_from(made["id"], "from-it", workspace_id="ws-default",
+                                                                     notes="")
+    assert dict(item.headers) == {"authorization": f"Bearer {SECRET}", "x-api-key": API_KEY}
+    assert await rotation.key_usage(engine) == {report.active_key_id: 1}

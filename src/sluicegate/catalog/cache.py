@@ -32,6 +32,7 @@ class CatalogSnapshot:
     version: int = -1  # -1: never loaded
     providers: Mapping[str, ResolvedProvider] = field(default_factory=lambda: _EMPTY, repr=False)
     configs: Mapping[str, str] = field(default_factory=lambda: _EMPTY, repr=False)
+    config_workspaces: Mapping[str, str] = field(default_factory=lambda: _EMPTY, repr=False)
 
     @property
     def allow_entries(self) -> tuple[str, ...]:
@@ -61,6 +62,7 @@ class _Sealed:
     providers: list[Row[Any]]
     headers: list[Row[Any]]
     configs: dict[str, str]
+    config_workspaces: dict[str, str]
 
 
 class Catalog:
@@ -97,6 +99,15 @@ class Catalog:
 
     def saved_config(self, config_id: str) -> str | None:
         return self._snapshot.configs.get(config_id)
+
+    def provider_workspace(self, slug: str) -> tuple[bool, str | None, str | None]:
+        """(known, its workspace, its default model), for admission (pipeline/admit.py)."""
+        found = self._snapshot.providers.get(slug)
+        return (False, None, None) if found is None else (True, found.workspace_id, found.default_model)
+
+    def config_workspace(self, config_id: str) -> tuple[bool, str | None]:
+        workspace = self._snapshot.config_workspaces.get(config_id)
+        return workspace is not None, workspace
 
     def slugs(self) -> frozenset[str]:
         return frozenset(self._snapshot.providers)
@@ -149,10 +160,12 @@ class Catalog:
                 old.version == sealed.version
                 and dict(old.providers) == opened
                 and dict(old.configs) == sealed.configs
+                and dict(old.config_workspaces) == sealed.config_workspaces
             ):
                 return False
             self._snapshot = CatalogSnapshot(
-                sealed.version, MappingProxyType(opened), MappingProxyType(sealed.configs)
+                sealed.version, MappingProxyType(opened), MappingProxyType(sealed.configs),
+                MappingProxyType(sealed.config_workspaces),
             )
         for listener in list(self._listeners):
             self._notify(listener)
@@ -185,10 +198,10 @@ class Catalog:
             version = await read_catalog_version(conn)
             rows = (await conn.execute(select(providers))).all()
             headers = (await conn.execute(select(h).order_by(h.c.provider_id, h.c.position))).all()
-            configs = {
-                r.id: r.text for r in await conn.execute(select(saved_configs.c.id, saved_configs.c.text))
-            }
-        return _Sealed(version, list(rows), list(headers), configs)
+            c = saved_configs
+            config_rows = (await conn.execute(select(c.c.id, c.c.text, c.c.workspace_id))).all()
+        configs = {r.id: r.text for r in config_rows}
+        return _Sealed(version, list(rows), list(headers), configs, {r.id: r.workspace_id for r in config_rows})
 
     def _open(self, sealed: _Sealed) -> tuple[dict[str, ResolvedProvider], dict[str, str]]:
         by_provider: dict[int, list[Row[Any]]] = {}
@@ -237,6 +250,7 @@ def _resolved(row: Row[Any], headers: tuple[tuple[str, str], ...]) -> ResolvedPr
         default_model=row.default_model,
         forward_headers=tuple(row.forward_headers or ()),
         allow_entry=row.allow_entry,
+        workspace_id=row.workspace_id,
     )
 
 

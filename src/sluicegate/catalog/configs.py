@@ -20,7 +20,7 @@ from ..errors import BadRequest, Conflict
 from ..jsontext import json_object
 from ..providers import registry
 from ..store.state import bump_catalog_version
-from ..store.tables import providers, saved_configs, utcnow
+from ..store.tables import DEFAULT_WORKSPACE_ID, providers, saved_configs, utcnow
 from .entries import MAX_NOTES, UNSET, NotInCatalog, SavedConfigView, provider_not_found, validate_slug
 
 MAX_CONFIG_BYTES = 256 * 1024
@@ -99,7 +99,8 @@ class ConfigRepository:
         self._engine = engine
         self._validate = validate
 
-    async def add(self, config_id: str, text: str, *, notes: str | None = None) -> SavedConfigView:
+    async def add(self, config_id: str, text: str, *, notes: str | None = None,
+                  workspace_id: str = DEFAULT_WORKSPACE_ID) -> SavedConfigView:
         validate_slug(config_id, "id")
         self._check_text(text)
         now = utcnow()
@@ -107,10 +108,11 @@ class ConfigRepository:
             await bump_catalog_version(conn)
             if await conn.scalar(select(saved_configs.c.id).where(saved_configs.c.id == config_id)):
                 raise Conflict(f"Config {config_id} already exists")
-            await _check_references(conn, text)
+            await _check_references(conn, text, workspace_id)
             await conn.execute(
                 insert(saved_configs).values(
-                    id=config_id, text=text, notes=_notes(notes) or "", created_at=now, updated_at=now
+                    id=config_id, text=text, notes=_notes(notes) or "", created_at=now, updated_at=now,
+                    workspace_id=workspace_id,
                 )
             )
         return await self.get(config_id)
@@ -119,8 +121,8 @@ class ConfigRepository:
         self._check_text(text)
         async with self._engine.begin() as conn:
             await bump_catalog_version(conn)
-            await _config_row(conn, config_id)
-            await _check_references(conn, text)
+            row = await _config_row(conn, config_id)
+            await _check_references(conn, text, row.workspace_id)
             values: dict[str, Any] = {"text": text, "updated_at": utcnow()}
             if notes is not UNSET:
                 values["notes"] = _notes(notes) or ""
@@ -137,11 +139,12 @@ class ConfigRepository:
         async with self._engine.connect() as conn:
             return _view(await _config_row(conn, config_id))
 
-    async def list(self) -> list[SavedConfigView]:
+    async def list(self, *, workspace_id: str | None = None) -> list[SavedConfigView]:
+        stmt = select(saved_configs).order_by(saved_configs.c.id)
+        if workspace_id is not None:
+            stmt = stmt.where(saved_configs.c.workspace_id == workspace_id)
         async with self._engine.connect() as conn:
-            return [
-                _view(row) for row in await conn.execute(select(saved_configs).order_by(saved_configs.c.id))
-            ]
+            return [_view(row) for row in await conn.execute(stmt)]
 
     def _check_text(self, text: str) -> None:
         if len(text.encode("utf-8", "surrogatepass")) > MAX_CONFIG_BYTES:
@@ -157,11 +160,13 @@ class ConfigRepository:
             self._validate(text)
 
 
-async def _check_references(conn: AsyncConnection, text: str) -> None:
+async def _check_references(conn: AsyncConnection, text: str, workspace_id: str) -> None:
+    """Every @slug the config names exists in the config's own workspace."""
     slugs = referenced_slugs(text)
     if not slugs:
         return
-    known = set((await conn.execute(select(providers.c.slug).where(providers.c.slug.in_(slugs)))).scalars())
+    found = select(providers.c.slug).where(providers.c.slug.in_(slugs), providers.c.workspace_id == workspace_id)
+    known = set((await conn.execute(found)).scalars())
     missing = [slug for slug in slugs if slug not in known]
     if missing:
         raise provider_not_found(missing[0])
@@ -181,4 +186,4 @@ def _notes(notes: str | None) -> str | None:
 
 
 def _view(row: Row[Any]) -> SavedConfigView:
-    return SavedConfigView(row.id, row.text, row.notes, row.created_at, row.updated_at)
+    return SavedConfigView(row.id, row.text, row.notes, row.created_at, row.updated_at, row.workspace_id)

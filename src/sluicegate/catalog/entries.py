@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from ..errors import BadRequest, Conflict, GatewayError
 from ..header_names import forms, may_forward
 from ..providers.registry import SPEC_NAMES
+from ..store.tables import DEFAULT_WORKSPACE_ID
 from ..upstream.allow import parse_allow_entry
 
 SPECS = SPEC_NAMES  # the API specs a provider may name: providers/registry.py is the one list
@@ -71,6 +72,7 @@ class ResolvedProvider:
     default_model: str | None = None
     forward_headers: tuple[str, ...] = ()
     allow_entry: str | None = None
+    workspace_id: str = DEFAULT_WORKSPACE_ID
 
     def allows_model(self, model: str) -> bool:
         return not self.models or model in self.models
@@ -94,6 +96,8 @@ class ProviderInput:
     slug: str
     fields: ProviderFields
     headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    workspace_id: str = DEFAULT_WORKSPACE_ID
+    integration_id: str | None = None  # made from a Portkey-style integration (catalog/integrations.py)
 
 
 class _Unset:
@@ -132,11 +136,15 @@ class ProviderView:
     headers: tuple[tuple[str, str], ...]  # (name, masked value)
     created_at: datetime
     updated_at: datetime
+    workspace_id: str = DEFAULT_WORKSPACE_ID
+    integration_id: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         f = self.fields
         return {
             "slug": self.slug,
+            "workspace_id": self.workspace_id,
+            "integration_id": self.integration_id,
             "spec": f.spec,
             "custom_host": f.custom_host,
             "headers": dict(self.headers),
@@ -157,10 +165,12 @@ class SavedConfigView:
     notes: str
     created_at: datetime
     updated_at: datetime
+    workspace_id: str = DEFAULT_WORKSPACE_ID
 
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
+            "workspace_id": self.workspace_id,
             "config": self.text,
             "notes": self.notes,
             "created_at": self.created_at.isoformat(),

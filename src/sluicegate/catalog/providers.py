@@ -55,6 +55,8 @@ class ProviderRepository:
                 values = {
                     **_column_values(item.fields),
                     "slug": item.slug,
+                    "workspace_id": item.workspace_id,
+                    "integration_id": item.integration_id,
                     "created_at": now,
                     "updated_at": now,
                 }
@@ -98,9 +100,13 @@ class ProviderRepository:
             )
             return _view(row, tuple((h.name, h.masked) for h in headers))
 
-    async def list(self) -> list[ProviderView]:
+    async def list(self, *, workspace_id: str | None = None) -> list[ProviderView]:
+        """Every provider, or those of one workspace."""
+        stmt = select(providers).order_by(providers.c.slug)
+        if workspace_id is not None:
+            stmt = stmt.where(providers.c.workspace_id == workspace_id)
         async with self._engine.connect() as conn:
-            rows = (await conn.execute(select(providers).order_by(providers.c.slug))).all()
+            rows = (await conn.execute(stmt)).all()
             headers = await conn.execute(
                 select(_H.c.provider_id, _H.c.name, _H.c.masked).order_by(_H.c.provider_id, _H.c.position)
             )
@@ -186,4 +192,5 @@ def _column_values(fields: ProviderFields) -> dict[str, Any]:
 
 
 def _view(row: Row[Any], headers: tuple[tuple[str, str], ...]) -> ProviderView:
-    return ProviderView(row.slug, _fields_of(row), headers, row.created_at, row.updated_at)
+    return ProviderView(row.slug, _fields_of(row), headers, row.created_at, row.updated_at, row.workspace_id,
+                        row.integration_id)

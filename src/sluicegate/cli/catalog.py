@@ -7,9 +7,11 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import replace as with_changes
 from pathlib import Path
 from typing import Any
 
+from ..access.workspaces import resolve_workspace_id
 from ..catalog.configs import ConfigRepository, ValidateConfig, gateway_config_validator
 from ..catalog.entries import SPECS, UNSET, CheckHost, ProviderPatch, ProviderView, provider_input
 from ..catalog.providers import ProviderRepository
@@ -60,6 +62,7 @@ def _register_providers(subparsers: argparse._SubParsersAction, check_host: Chec
         "--custom-host", required=True, metavar="URL", help="base URL incl. version, e.g. http://gpu:8000/v1"
     )
     _field_options(add)
+    add.add_argument("--workspace", help="workspace id or slug (default: the default workspace)")
     add.set_defaults(func=command(_providers_add), check_host_factory=check_host)
     actions.add_parser("list", parents=[common], help="list providers").set_defaults(
         func=command(_providers_list)
@@ -146,6 +149,7 @@ async def _providers_add(args: argparse.Namespace) -> None:
         args.slug, raw, parse_header_args(args.header, args.header_env), args.check_host_factory(settings)
     )
     async with open_store(settings) as engine:
+        item = with_changes(item, workspace_id=await resolve_workspace_id(engine, args.workspace))
         view = await ProviderRepository(engine, Vault.load(settings)).add(item)
     _show(view, args, f"added @{view.slug}")
 
@@ -245,6 +249,8 @@ def _register_configs(subparsers: argparse._SubParsersAction, validator: Validat
             "--file", required=True, type=Path, metavar="PATH", help="config JSON ('-': stdin)"
         )
         parser.add_argument("--notes")
+        if name == "add":
+            parser.add_argument("--workspace", help="workspace id or slug (default: the default workspace)")
         parser.set_defaults(func=command(func), validator_factory=validator)
     actions.add_parser("list", parents=[common], help="list saved configs").set_defaults(
         func=command(_configs_list)
@@ -281,7 +287,8 @@ async def _configs_save(args: argparse.Namespace, *, replace: bool) -> None:
         if replace:
             view = await repo.replace(args.id, text, notes=UNSET if args.notes is None else args.notes)
         else:
-            view = await repo.add(args.id, text, notes=args.notes)
+            workspace = await resolve_workspace_id(engine, args.workspace)
+            view = await repo.add(args.id, text, notes=args.notes, workspace_id=workspace)
     if wants_json(args):
         print_json(view.to_json())
     else:

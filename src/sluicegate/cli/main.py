@@ -13,6 +13,7 @@ from ..settings import settings_from_env
 from ..upstream.guard import Guard, GuardPolicy
 from . import access as access_commands
 from . import catalog as catalog_commands
+from . import keys as keys_commands
 from . import logs as telemetry_commands
 from . import store as store_commands
 from . import vault as vault_commands
@@ -57,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     store_commands.register(subparsers)  # db upgrade | current
     vault_commands.register(subparsers)  # vault rotate | status | generate-key
     access_commands.register(subparsers)  # admin-token reset
+    keys_commands.register(subparsers)  # workspaces, keys, audit
     telemetry_commands.register(subparsers)  # logs tail | show
     return parser
 

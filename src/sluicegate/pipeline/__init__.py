@@ -9,11 +9,12 @@ the cache step answers from the response cache (cache/) when the config has a ``
 features plug in here (see docs/architecture.md, "where do I put X") rather than edit the handlers.
 """
 
+from .admit import Admit, Authorize
 from .core import DEFAULT_CACHE_SCOPE, Next, Pipeline, RequestState, Step
 from .select import ConfigSelector
 from .steps import AdmitAll, CacheHit, CacheStep, DispatchStep, ResponseCache, SelectConfig, default_steps
 
 __all__ = [
-    "DEFAULT_CACHE_SCOPE", "AdmitAll", "CacheHit", "CacheStep", "ConfigSelector", "DispatchStep", "Next",
-    "Pipeline", "RequestState", "ResponseCache", "SelectConfig", "Step", "default_steps",
+    "DEFAULT_CACHE_SCOPE", "Admit", "AdmitAll", "Authorize", "CacheHit", "CacheStep", "ConfigSelector",
+    "DispatchStep", "Next", "Pipeline", "RequestState", "ResponseCache", "SelectConfig", "Step", "default_steps",
 ]

@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from ..access.model import Principal
 from ..config.model import Node
 from ..types import CACHE_DISABLED, AttemptRecord, Call, Outcome
 
@@ -24,6 +25,7 @@ class RequestState:
     # scope); until a key system exists every request shares DEFAULT_CACHE_SCOPE. The cache key also holds
     # the upstream credential and the config tree, so two callers with different credentials never share.
     cache_scope: str = DEFAULT_CACHE_SCOPE
+    principal: Principal | None = None  # the admitted API key (None: /v1 is open and none was given)
 
 
 Next = Callable[[RequestState], Awaitable[Outcome]]

@@ -1,7 +1,9 @@
 """The steps of the default pipeline. Each is small on purpose: it is where a feature plugs in.
 
-  AdmitAll      admission (API keys, permissions, usage limits): lets every request in today
+  AdmitAll      admission when no access control is wired (in-process tests): lets every request in
+  Admit         admission by gateway API key (admit.py): the key, its scope and defaults, its config
   SelectConfig  the request's config tree (ConfigSelector)
+  Authorize     every target of that tree is one the key may use (admit.py)
   CacheStep     answer from a response cache (cache/), or store the answer in it
   DispatchStep  the config tree walk with retries and fallbacks (dispatch.py): always answers
 """
@@ -94,6 +96,10 @@ class DispatchStep:
         return outcome
 
 
-def default_steps(selector: ConfigSelector, dispatcher: Dispatcher,
-                  cache: ResponseCache | None = None) -> list[Step]:
-    return [AdmitAll(), SelectConfig(selector), CacheStep(cache), DispatchStep(dispatcher)]
+def default_steps(selector: ConfigSelector, dispatcher: Dispatcher, cache: ResponseCache | None = None, *,
+                  admit: Step | None = None, authorize: Step | None = None) -> list[Step]:
+    """``admit``/``authorize``: the access-control steps (admit.py); without them every request is let in."""
+    first: list[Step] = [admit or AdmitAll(), SelectConfig(selector)]
+    if authorize is not None:
+        first.append(authorize)
+    return [*first, CacheStep(cache), DispatchStep(dispatcher)]

@@ -5,30 +5,34 @@
   GET/POST              /admin/api/configs
   GET/PUT/DELETE        /admin/api/configs/{id}
 
-Every request needs ``Authorization: Bearer <admin token>``. Every answer is JSON; refusals use the
-gateway envelope ``{"status": "failure", "message": ...}`` with 400/401/404/409 (413 for huge bodies) and
-never a traceback. Header values only ever leave as their masked form.
+Every request needs ``Authorization: Bearer <admin token>``, or a gateway API key with the route's scope
+(``providers.list`` …); a workspace key sees and changes its own workspace's records only. Every answer is
+JSON; refusals use the gateway envelope ``{"status": "failure", "message": ...}`` with 400/401/404/409 (413
+for huge bodies) and never a traceback. Header values only ever leave as their masked form.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
 from aiohttp import web
 
-from ..access.admin_token import TOKEN_HINT, AdminAuth
+from ..access.admin_token import AdminAuth
+from ..access.registry import AccessRegistry
 from ..catalog.configs import ConfigRepository
-from ..catalog.entries import validate_slug
+from ..catalog.entries import ProviderView, SavedConfigView, validate_slug
 from ..catalog.jsonio import config_from_json, parse_body, patch_from_json, provider_from_json
 from ..catalog.providers import ProviderRepository
-from ..errors import PayloadTooLarge, Unauthorized
+from ..errors import PayloadTooLarge
 from ..store.engine import store_outage
 from ..vault import VaultError
+from .audit_trail import audited
 from .middleware import Handler, error_for
+from .principals import PRINCIPAL, authenticate, check_workspace, require, workspace_for_write
 
 ADMIN_PREFIX = "/admin/api"
 MAX_ADMIN_BODY = 1024 * 1024
@@ -41,6 +45,7 @@ class AdminServices:
     # Called after every successful write, e.g. ``catalog.refresh``: this process serves the change at
     # once instead of on its next poll.
     on_write: Callable[[], Awaitable[Any]] | None = None
+    access: AccessRegistry | None = None  # API keys may call the admin API too (within their scopes)
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("sluicegate.admin"))
 
 
@@ -49,7 +54,8 @@ SERVICES = web.AppKey("sluicegate_admin_services", AdminServices)
 
 def admin_app(services: AdminServices) -> web.Application:
     """Build the sub-app; mount it with ``app.add_subapp(ADMIN_PREFIX, admin_app(services))``."""
-    app = web.Application(middlewares=[_errors_middleware(services.logger), _auth_middleware(services.auth)])
+    app = web.Application(middlewares=[_errors_middleware(services.logger),
+                                       _auth_middleware(services.auth, services.access)])
     app[SERVICES] = services
     app.router.add_routes(
         [
@@ -96,17 +102,13 @@ def _errors_middleware(log: logging.Logger) -> Any:
     return errors
 
 
-def _auth_middleware(auth: AdminAuth) -> Any:
+def _auth_middleware(auth: AdminAuth, access: AccessRegistry | None) -> Any:
     @web.middleware
-    async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-        scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthorized(f"Missing admin token: send Authorization: Bearer <admin token>. {TOKEN_HINT}")
-        if not await auth.check(token.strip()):
-            raise Unauthorized(f"Invalid admin token. {TOKEN_HINT}")
+    async def authenticated(request: web.Request, handler: Handler) -> web.StreamResponse:
+        request[PRINCIPAL] = await authenticate(request, auth, access)
         return await handler(request)
 
-    return authenticate
+    return authenticated
 
 
 def _auth_challenge(status: int) -> dict[str, str] | None:
@@ -157,33 +159,52 @@ def _config_id(request: web.Request) -> str:
 
 
 async def list_providers(request: web.Request) -> web.Response:
-    views = await _services(request).providers.list()
+    principal = require(request, "providers.list")
+    views = await _services(request).providers.list(workspace_id=principal.workspace_id)
     return _json({"providers": [view.to_json() for view in views]})
 
 
 async def create_provider(request: web.Request) -> web.Response:
+    principal = require(request, "providers.create")
     repo = _services(request).providers
-    item = provider_from_json(await _body(request), repo.check_host)
+    body = await _body(request)
+    workspace = workspace_for_write(principal, body.pop("workspace_id", None))
+    item = provider_from_json(body, repo.check_host)
+    if workspace is not None:
+        item = replace(item, workspace_id=workspace)
     view = await repo.add(item)
     await _written(request)
+    await audited(request, "provider.create", "provider", view.slug, view.workspace_id, after=view.to_json())
     return _json(view.to_json(), 201)
 
 
+async def _own_provider(request: web.Request, scope: str) -> ProviderView:
+    principal = require(request, scope)
+    view = await _services(request).providers.get(_slug(request))
+    check_workspace(principal, view.workspace_id, f"Provider @{view.slug}")
+    return view
+
+
 async def get_provider(request: web.Request) -> web.Response:
-    return _json((await _services(request).providers.get(_slug(request))).to_json())
+    return _json((await _own_provider(request, "providers.read")).to_json())
 
 
 async def update_provider(request: web.Request) -> web.Response:
-    slug = _slug(request)
-    view = await _services(request).providers.update(slug, patch_from_json(await _body(request)))
+    patch = patch_from_json(await _body(request))  # a bad body is a 400 before the 404 of a missing slug
+    before = await _own_provider(request, "providers.update")
+    view = await _services(request).providers.update(before.slug, patch)
     await _written(request)
+    await audited(request, "provider.update", "provider", view.slug, view.workspace_id, before=before.to_json(),
+                  after=view.to_json())
     return _json(view.to_json())
 
 
 async def delete_provider(request: web.Request) -> web.Response:
-    slug = _slug(request)
+    before = await _own_provider(request, "providers.delete")
+    slug = before.slug
     await _services(request).providers.remove(slug)
     await _written(request)
+    await audited(request, "provider.delete", "provider", slug, before.workspace_id, before=before.to_json())
     return _json({"status": "success", "message": f"Provider @{slug} deleted"})
 
 
@@ -191,33 +212,50 @@ async def delete_provider(request: web.Request) -> web.Response:
 
 
 async def list_configs(request: web.Request) -> web.Response:
-    views = await _services(request).configs.list()
+    principal = require(request, "configs.list")
+    views = await _services(request).configs.list(workspace_id=principal.workspace_id)
     return _json({"configs": [view.to_json() for view in views]})
 
 
 async def create_config(request: web.Request) -> web.Response:
-    config_id, text, notes = config_from_json(await _body(request), require_id=True)
-    view = await _services(request).configs.add(validate_slug(config_id, "id"), text, notes=notes)
+    principal = require(request, "configs.create")
+    body = await _body(request)
+    workspace = workspace_for_write(principal, body.pop("workspace_id", None))
+    config_id, text, notes = config_from_json(body, require_id=True)
+    extra = {"workspace_id": workspace} if workspace is not None else {}
+    view = await _services(request).configs.add(validate_slug(config_id, "id"), text, notes=notes, **extra)
     await _written(request)
+    await audited(request, "config.create", "config", view.id, view.workspace_id, after=view.to_json())
     return _json(view.to_json(), 201)
 
 
+async def _own_config(request: web.Request, scope: str) -> SavedConfigView:
+    principal = require(request, scope)
+    view = await _services(request).configs.get(_config_id(request))
+    check_workspace(principal, view.workspace_id, f"Config {view.id}")
+    return view
+
+
 async def get_config(request: web.Request) -> web.Response:
-    return _json((await _services(request).configs.get(_config_id(request))).to_json())
+    return _json((await _own_config(request, "configs.read")).to_json())
 
 
 async def replace_config(request: web.Request) -> web.Response:
-    config_id = _config_id(request)
     body = await _body(request)
-    _, text, notes = config_from_json(body, require_id=False)
+    _, text, notes = config_from_json(body, require_id=False)  # a 400 before the 404 of a missing id
+    before = await _own_config(request, "configs.update")
     kwargs = {"notes": notes or ""} if "notes" in body else {}
-    view = await _services(request).configs.replace(config_id, text, **kwargs)
+    view = await _services(request).configs.replace(before.id, text, **kwargs)
     await _written(request)
+    await audited(request, "config.update", "config", view.id, view.workspace_id, before=before.to_json(),
+                  after=view.to_json())
     return _json(view.to_json())
 
 
 async def delete_config(request: web.Request) -> web.Response:
-    config_id = _config_id(request)
+    before = await _own_config(request, "configs.delete")
+    config_id = before.id
     await _services(request).configs.remove(config_id)
     await _written(request)
+    await audited(request, "config.delete", "config", config_id, before.workspace_id, before=before.to_json())
     return _json({"status": "success", "message": f"Config {config_id} deleted"})

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ..access.registry import AccessRegistry
 from ..cache import SemanticCache, SimpleCache
 from ..catalog import Catalog
 from ..config import ConfigCache
@@ -25,6 +26,7 @@ class Gateway:
     catalog: Catalog
     engine: AsyncEngine
     telemetry: Telemetry
+    access: AccessRegistry
     # Built when the app starts (they need the running loop): the upstream transport and what uses it.
     transport: Transport | None = field(init=False, default=None)
     dispatcher: Dispatcher = field(init=False)

@@ -13,6 +13,7 @@ from typing import Any
 
 from multidict import CIMultiDictProxy
 
+from ..access.secrets import KEY_PREFIX
 from ..config.schema import MAX_TIMEOUT_MS
 from ..errors import BadRequest
 from ..header_names import expand, may_forward
@@ -87,6 +88,17 @@ def bearer_credential(authorization: str | None) -> str | None:
     return None if key in _PLACEHOLDER_KEYS else key
 
 
+def _take_gateway_key(ctx: RequestContext, header: str | None) -> None:
+    """The gateway API key: x-portkey-api-key (the portkey-ai SDK sends it empty when none was given: that
+    is no key), else a Bearer credential carrying the key prefix, which is then never forwarded upstream."""
+    key = (header or "").strip() or None
+    if ctx.api_key is not None and ctx.api_key.startswith(KEY_PREFIX):
+        ctx.authorization_consumed = True
+        key = key or ctx.api_key
+        ctx.api_key = None
+    ctx.gateway_key = key
+
+
 def new_trace_id() -> str:
     """32 hex digits, the first 12 the time in milliseconds (like a UUIDv7): the request log indexes trace
     ids, and ids that grow with time are appended to that index instead of landing on a random page of it
@@ -107,6 +119,7 @@ def parse_request_headers(headers: CIMultiDictProxy[str]) -> RequestContext:
     if timeout is not None:
         ctx.request_timeout_ms = parse_timeout(timeout)
     ctx.api_key = bearer_credential(get("authorization"))
+    _take_gateway_key(ctx, get("x-portkey-api-key"))
     metadata = get("x-portkey-metadata")
     if metadata:
         ctx.metadata = parse_metadata(metadata)

@@ -9,6 +9,8 @@ statuses), never trace ids, users or anything from a request's content.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -16,6 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from ..errors import NotFound
 from ..telemetry import params, query
 from .appkeys import GATEWAY
+from .principals import require
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -28,19 +31,26 @@ def _json(payload: object) -> web.Response:
 
 
 async def list_logs(request: web.Request) -> web.Response:
+    principal = require(request, "logs.list")
     page = params.parse_page(request.query)
+    if principal.workspace_id is not None:
+        page = replace(page, filter=params.within_workspace(page.filter, principal.workspace_id))
     return _json(await query.list_logs(request.config_dict[GATEWAY].telemetry.engine, page))
 
 
 async def get_log(request: web.Request) -> web.Response:
+    principal = require(request, "logs.view")
     record = await query.get_log(request.config_dict[GATEWAY].telemetry.engine, request.match_info["log_id"])
-    if record is None:
+    if record is None or not principal.sees_workspace(record["workspace_id"]):
         raise NotFound("No such log record")
     return _json(record)
 
 
 async def analytics(request: web.Request) -> web.Response:
+    principal = require(request, "analytics.view")
     q = params.parse_analytics(request.query)
+    if principal.workspace_id is not None:
+        q = replace(q, filter=params.within_workspace(q.filter, principal.workspace_id))
     return _json(await query.analytics(request.config_dict[GATEWAY].telemetry.engine, q))
 
 

@@ -1,8 +1,9 @@
 """Persistence: one schema (tables.py), Alembic migrations, SQLite by default and PostgreSQL for scale."""
 
 from . import (
-    request_logs,  # noqa: F401 - registers the request-log tables on the one MetaData
-    response_cache,  # noqa: F401 - and the response cache's table
+    access_tables,  # noqa: F401 - registers the access-control tables on the one MetaData
+    request_logs,  # noqa: F401 - and the request log's
+    response_cache,  # noqa: F401 - and the response cache's
 )
 from .engine import StoreConfigError, create_engine, database_url, is_sqlite
 from .migrate import current_revision, head_revision, upgrade

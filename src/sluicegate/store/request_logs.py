@@ -56,6 +56,9 @@ request_logs = Table(
     Column("response_bytes", BigInteger, nullable=False),
     Column("request_body", Text, nullable=True),  # cut to log_body_max_bytes; NULL when not logged
     Column("response_body", Text, nullable=True),
+    # Who asked (migration 0003): the workspace and the gateway API key's id, never the key itself.
+    Column("workspace_id", String(64), nullable=True, index=True),
+    Column("api_key_id", String(64), nullable=True, index=True),
 )
 
 request_attempts = Table(

@@ -1,7 +1,7 @@
 """The response cache's table (cache/store_backend.py): one row per entry, keyed by the cache key's hex
 SHA-256. ``data`` is an entry as cache/entry.py encodes it (status, content type, body: never a
 credential); ``expires_ms`` is wall-clock milliseconds since the epoch. Schema from migration
-``0003_response_cache``."""
+``0004_response_cache``."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The schema, once, for both dialects. The Alembic migrations in ``migrations/versions`` must produce
 exactly this (tests compare them), so a change here always comes with a new migration.
 
-Later tables (``request_logs`` for telemetry, API keys for access/) are added by their own migrations to this
+Later tables (``request_logs`` for telemetry, ``access_tables`` for access/) are added by their own migrations to this
 same MetaData; nothing here needs to change for them.
 """
 
@@ -38,6 +38,8 @@ NAMING_CONVENTION = {
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 SLUG_MAX = 63  # a DNS label: slugs end up in URLs and log lines
+# The workspace catalog rows belong to when none is named (access_tables.py holds the workspaces).
+DEFAULT_WORKSPACE_ID = "ws-default"
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -75,6 +77,26 @@ providers = Table(
     Column("notes", Text, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    Column("workspace_id", String(64), nullable=False, server_default=DEFAULT_WORKSPACE_ID, index=True),
+    Column("integration_id", String(64), nullable=True),  # made from a Portkey-style integration
+)
+
+# Portkey's "integrations": a provider credential and host, from which catalog providers are made
+# (catalog/integrations.py). The key and custom header values exist only as one vault ciphertext.
+integrations = Table(
+    "integrations",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("slug", String(SLUG_MAX), nullable=False, unique=True),
+    Column("name", String(256), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("ai_provider_id", String(64), nullable=False),
+    Column("workspace_id", String(64), nullable=True),  # None: the organisation's
+    Column("configurations", JSON, nullable=False),  # custom_host and the custom header *names*
+    Column("secret", Text, nullable=True),  # vault ciphertext of {"key": …, "custom_headers": {…}}
+    Column("masked_key", String(64), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
 )
 
 # One row per auth header. The value exists only as a vault ciphertext bound to (provider id, header name);
@@ -108,6 +130,7 @@ saved_configs = Table(
     Column("notes", Text, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    Column("workspace_id", String(64), nullable=False, server_default=DEFAULT_WORKSPACE_ID, index=True),
 )
 
 admin_tokens = Table(

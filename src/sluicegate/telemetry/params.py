@@ -9,7 +9,7 @@ import base64
 import re
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import orjson
@@ -20,10 +20,11 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 MAX_BUCKETS = 10_000
 DEFAULT_WINDOW_MS = 86_400_000  # analytics without "from": the last 24 hours
-GROUPS = ("provider", "provider_slug", "model", "user", "status", "cache_status", "none")
+GROUPS = ("provider", "provider_slug", "model", "user", "status", "cache_status", "workspace_id", "api_key_id",
+          "none")
 _UNITS_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 _STATUS_CLASS = re.compile(r"^[1-5]xx$")
-_EQUALS = ("provider", "provider_slug", "model", "user", "trace_id", "error_type")
+_EQUALS = ("provider", "provider_slug", "model", "user", "trace_id", "error_type", "workspace_id", "api_key_id")
 _FILTERS = ("from", "to", "status", *_EQUALS)
 
 
@@ -36,6 +37,13 @@ class LogFilter:
     errors: bool | None = None  # "error": status >= 400 or an error type; "success": neither
     equals: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # column → accepted values
     metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+def within_workspace(f: LogFilter, workspace_id: str) -> LogFilter:
+    """The filter narrowed to one workspace (a workspace key's view): asking for another finds nothing."""
+    asked = f.equals.get("workspace_id")
+    allowed = (workspace_id,) if asked is None or workspace_id in asked else ()
+    return replace(f, equals={**f.equals, "workspace_id": allowed})
 
 
 @dataclass(frozen=True)

@@ -116,6 +116,7 @@ def public_record(r: dict[str, Any], attempts: list[dict[str, Any]]) -> dict[str
             "total_tokens": r["total_tokens"], "estimated": r["usage_estimated"],
         },
         "cost": r["cost"], "user": r["user"], "metadata": r["metadata"],
+        "workspace_id": r["workspace_id"], "api_key_id": r["api_key_id"],
         "error": {"type": r["error_type"], "message": r["error_message"]} if r["error_type"] else None,
         "cache_status": r["cache_status"], "request_bytes": r["request_bytes"],
         "response_bytes": r["response_bytes"], "attempts": attempts,

@@ -66,6 +66,8 @@ def request_secrets(ctx: RequestContext | None, extra: Iterable[str] = (),
             values.extend(value for _, value in ctx.forwarded_values(names))
     if ctx.api_key:
         values.append(ctx.api_key)
+    if ctx.gateway_key:  # the gateway's own API key: never logged either
+        values.append(ctx.gateway_key)
     return _usable(values)
 
 

@@ -109,6 +109,8 @@ class RowBuilder:
             "retries": sum(a.retry > 0 for a in attempts),
             "target_path": _cut(outcome.target_path) if outcome is not None else None,
             "cache_status": record.cache_status,
+            "workspace_id": ctx.workspace_id if ctx is not None else None,
+            "api_key_id": ctx.api_key_id if ctx is not None else None,
             "user": _cut(metadata.get("_user")),
             "metadata": {k: scrub(v, secrets) for k, v in metadata.items()} if secrets else dict(metadata),
             "error_type": _cut(record.error_type or derived.error_type),

@@ -48,6 +48,11 @@ def provider_header_aad(provider_id: int, header_name: str) -> bytes:
     return f"sluicegate/provider/{provider_id}/header/{header_name.lower()}".encode()
 
 
+def integration_aad(integration_id: str) -> bytes:
+    """Associated data for an integration's sealed credential (catalog/integrations.py)."""
+    return f"integration:{integration_id}".encode()
+
+
 def key_id_of(token: str) -> str:
     parts = token.split(":", 2)
     if len(parts) != 3 or parts[0] != _VERSION:

@@ -23,8 +23,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..store.state import bump_catalog_version
-from ..store.tables import provider_headers, providers
-from .cipher import Vault, provider_header_aad
+from ..store.tables import integrations, provider_headers, providers
+from .cipher import Vault, integration_aad, key_id_of, provider_header_aad
 from .keys import Keyring, VaultError, generate_key, write_key_file
 
 BATCH_ROWS = 200
@@ -43,7 +43,11 @@ async def key_usage(engine: AsyncEngine) -> dict[str, int]:
     """How many stored secrets each key id seals (``vault status``)."""
     query = select(provider_headers.c.key_id, func.count()).group_by(provider_headers.c.key_id)
     async with engine.connect() as conn:
-        return {key_id: int(count) for key_id, count in (await conn.execute(query)).all()}
+        usage = {key_id: int(count) for key_id, count in (await conn.execute(query)).all()}
+        sealed = (await conn.execute(select(integrations.c.secret).where(integrations.c.secret.is_not(None)))).scalars()
+        for secret in sealed:  # integrations: a few rows, their key id read from the ciphertext
+            usage[key_id_of(secret)] = usage.get(key_id_of(secret), 0) + 1
+    return usage
 
 
 async def rotate(
@@ -63,7 +67,7 @@ async def rotate(
         say(f"new master key {keyring.active.key_id} written to {keyring.path}")
         await _bump(engine)
         await asyncio.sleep(settle_s)  # running servers switch to the new key on their next poll
-    moved = await _sweep_until_done(engine, vault)
+    moved = await _sweep_until_done(engine, vault) + await _reencrypt_integrations(engine, vault)
     say(f"{moved} secret(s) re-encrypted under {keyring.active.key_id}")
     retired = tuple(k.key_id for k in keyring.keys[1:])
     if keyring.path is not None and retired:
@@ -119,6 +123,27 @@ async def _reencrypt_batch(engine: AsyncEngine, vault: Vault) -> int:
             moved += result.rowcount
         if moved:
             await bump_catalog_version(conn)
+    return moved
+
+
+async def _reencrypt_integrations(engine: AsyncEngine, vault: Vault) -> int:
+    """Integrations' sealed credentials (few: one transaction); a row changed meanwhile is left alone and
+    named, so that no key is retired while it still seals something."""
+    t = integrations
+    moved = 0
+    async with engine.begin() as conn:
+        for row in (await conn.execute(select(t.c.id, t.c.slug, t.c.secret).where(t.c.secret.is_not(None)))).all():
+            if key_id_of(row.secret) == vault.active_key_id:
+                continue
+            try:
+                plain = vault.decrypt(row.secret, integration_aad(row.id))
+            except VaultError as exc:
+                raise VaultError(f"integration {row.slug}: {exc}") from None
+            result = await conn.execute(update(t).where(t.c.id == row.id, t.c.secret == row.secret)
+                                        .values(secret=vault.encrypt(plain, integration_aad(row.id))))
+            if result.rowcount != 1:
+                raise VaultError(f"integration {row.slug} changed during the rotation: run it again")
+            moved += 1
     return moved
 
 

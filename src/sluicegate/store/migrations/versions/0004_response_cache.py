@@ -1,7 +1,7 @@
 """Response cache entries (cache/store_backend.py).
 
-Revision ID: 0003_response_cache
-Revises: 0002_request_logs
+Revision ID: 0004_response_cache
+Revises: 0003_access
 Create Date: 2026-12-02
 
 A frozen snapshot written by hand: it must not import store/response_cache.py, which moves on.
@@ -12,8 +12,8 @@ from typing import Sequence, Union
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0003_response_cache"
-down_revision: Union[str, Sequence[str], None] = "0002_request_logs"
+revision: str = "0004_response_cache"
+down_revision: Union[str, Sequence[str], None] = "0003_access"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

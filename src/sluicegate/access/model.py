@@ -1,0 +1,172 @@
+"""Access control's vocabulary: scopes, permissions, a key as the hot path knows it, and the caller.
+
+Pure: no I/O. The names follow Portkey's (``type`` organisation | workspace, ``sub_type`` service | user,
+scopes like ``completions.write`` or ``workspace_service_api_keys.create``) so that habits and scripts
+carry over.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from ..errors import BadRequest
+
+KEY_TYPES = ("organisation", "workspace")
+SUB_TYPES = ("service", "user")
+ACTIVE, REVOKED = "active", "revoked"
+ADMIN_TOKEN_ACTOR = "admin-token"  # the actor of an admin write made with the admin token
+
+_CRUD = ("create", "read", "update", "delete", "list")
+SCOPE_ACTIONS: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    "completions": ("write",),
+    "workspaces": _CRUD,
+    "organisation_service_api_keys": _CRUD,
+    "organisation_user_api_keys": _CRUD,
+    "workspace_service_api_keys": _CRUD,
+    "workspace_user_api_keys": _CRUD,
+    "integrations": _CRUD,
+    "providers": _CRUD,
+    "configs": _CRUD,
+    "logs": ("view", "list", "export"),
+    "analytics": ("view",),
+    "audit_logs": ("list",),
+})
+SCOPES = frozenset(f"{resource}.{action}" for resource, actions in SCOPE_ACTIONS.items() for action in actions)
+ALL_SCOPES = SCOPES
+# A key created without scopes may make inference requests and nothing else.
+DEFAULT_SCOPES = ("completions.write",)
+INFERENCE_SCOPE = "completions.write"
+
+_EMPTY: Mapping[str, str] = MappingProxyType({})
+
+
+def validate_scopes(value: Any) -> tuple[str, ...]:
+    """A list of Portkey scope names; ``resource.*`` stands for every action on the resource."""
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise BadRequest("scopes: expected a list of scope names, e.g. [\"completions.write\"]")
+    scopes: list[str] = []
+    for item in value:
+        resource, _, action = item.partition(".")
+        if action == "*" and resource in SCOPE_ACTIONS:
+            scopes.extend(f"{resource}.{a}" for a in SCOPE_ACTIONS[resource])
+        elif item in SCOPES:
+            scopes.append(item)
+        else:
+            raise BadRequest(f"scopes: unknown scope {item[:80]!r} (known: {', '.join(sorted(SCOPES))})")
+    return tuple(dict.fromkeys(scopes))
+
+
+def _names(value: Any, where: str) -> frozenset[str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) and v and len(v) <= 256 for v in value):
+        raise BadRequest(f"{where}: expected a list of names (or null: no restriction)")
+    return frozenset(v.lstrip("@") if where.endswith("providers") else v for v in value)
+
+
+@dataclass(frozen=True, slots=True)
+class Permissions:
+    """What a key (or every key of a workspace) may use. None: no restriction beyond the workspace's."""
+
+    providers: frozenset[str] | None = None  # catalog slugs, without "@"
+    models: frozenset[str] | None = None
+    configs: frozenset[str] | None = None  # saved config ids
+    direct_integration: bool = True  # a provider and host named in the request rather than the catalog
+
+    @classmethod
+    def from_json(cls, value: Any, where: str = "permissions") -> Permissions:
+        if value in (None, {}):
+            return cls()
+        if not isinstance(value, dict):
+            raise BadRequest(f"{where}: expected an object")
+        unknown = set(value) - {"providers", "models", "configs", "direct_integration"}
+        if unknown:
+            raise BadRequest(f"{where}: unknown field(s) {', '.join(sorted(unknown))} (known: providers, "
+                             "models, configs, direct_integration)")
+        direct = value.get("direct_integration", True)
+        if not isinstance(direct, bool):
+            raise BadRequest(f"{where}.direct_integration: expected true or false")
+        return cls(providers=_names(value.get("providers"), f"{where}.providers"),
+                   models=_names(value.get("models"), f"{where}.models"),
+                   configs=_names(value.get("configs"), f"{where}.configs"), direct_integration=direct)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"direct_integration": self.direct_integration}
+        for name in ("providers", "models", "configs"):
+            values = getattr(self, name)
+            out[name] = sorted(values) if values is not None else None
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class KeyDefaults:
+    config_id: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+
+    @classmethod
+    def from_json(cls, value: Any) -> KeyDefaults:
+        if value in (None, {}):
+            return cls()
+        if not isinstance(value, dict):
+            raise BadRequest("defaults: expected an object {\"config_id\": …, \"metadata\": {…}}")
+        config_id = value.get("config_id")
+        if config_id is not None and (not isinstance(config_id, str) or not config_id):
+            raise BadRequest("defaults.config_id: expected a saved config id")
+        metadata = value.get("metadata") or {}
+        if not isinstance(metadata, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) and len(v) <= 128 for k, v in metadata.items()):
+            raise BadRequest("defaults.metadata: expected an object of strings (at most 128 characters each)")
+        return cls(config_id=config_id, metadata=MappingProxyType(dict(metadata)))
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.config_id:
+            out["config_id"] = self.config_id
+        if self.metadata:
+            out["metadata"] = dict(self.metadata)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    """An API key as the in-memory snapshot holds it (by the digest of its secret)."""
+
+    id: str
+    type: str
+    sub_type: str
+    name: str
+    workspace_id: str | None  # None: an organisation key
+    scopes: frozenset[str]
+    defaults: KeyDefaults
+    permissions: Permissions
+    expires_at: float | None  # epoch seconds
+    status: str
+
+    def expired(self, now: float | None = None) -> bool:
+        return self.expires_at is not None and (time.time() if now is None else now) >= self.expires_at
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling, once authenticated: an API key, or the admin token (an organisation admin)."""
+
+    actor: str  # the key id, or ADMIN_TOKEN_ACTOR
+    workspace_id: str | None  # None: organisation-wide
+    scopes: frozenset[str]
+    permissions: Permissions = Permissions()
+    workspace_permissions: Permissions = Permissions()
+    defaults: KeyDefaults = KeyDefaults()
+    key_id: str | None = None  # None for the admin token
+
+    def has_scope(self, scope: str) -> bool:
+        return scope in self.scopes
+
+    def sees_workspace(self, workspace_id: str | None) -> bool:
+        return self.workspace_id is None or workspace_id == self.workspace_id
+
+
+ADMIN = Principal(actor=ADMIN_TOKEN_ACTOR, workspace_id=None, scopes=ALL_SCOPES)

@@ -1,0 +1,182 @@
+"""The in-memory access snapshot the hot path reads: API keys by the digest of their secret, workspaces,
+the admin token's hashes. Never a database read per request.
+
+Like the catalog: a background task reads the access version (one primary-key row) every
+``poll_interval_s`` and reloads everything when it moved; admin writes in this process call ``refresh()``.
+A created or revoked key is therefore honoured by every server within one poll (0.5 s by default).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ..errors import Unauthorized
+from ..store.access_tables import api_keys, workspaces
+from ..store.state import read_access_version
+from ..store.tables import admin_tokens
+from .model import ADMIN, REVOKED, KeyDefaults, KeyRecord, Permissions, Principal
+from .secrets import KeyHasher
+
+DEFAULT_POLL_INTERVAL_S = 0.5
+VERIFIED_CACHE_MAX = 10_000  # presented secrets whose digest matched a key: the HMAC is skipped next time
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class WorkspaceInfo:
+    id: str
+    slug: str
+    permissions: Permissions
+    metadata: Mapping[str, str]  # the workspace's defaults.metadata (under a key's and the request's)
+
+
+@dataclass(frozen=True)
+class AccessSnapshot:
+    version: int = -1
+    keys: Mapping[str, KeyRecord] = field(default_factory=lambda: _EMPTY)  # by digest of the secret
+    principals: Mapping[str, Principal] = field(default_factory=lambda: _EMPTY)  # by digest, built once
+    workspaces: Mapping[str, WorkspaceInfo] = field(default_factory=lambda: _EMPTY)
+    admin_hashes: frozenset[str] = frozenset()  # sha256 of the stored admin tokens
+
+    @property
+    def has_keys(self) -> bool:
+        return bool(self.keys)
+
+
+class AccessRegistry:
+    def __init__(self, engine: AsyncEngine, hasher: KeyHasher, *, env_admin_token: str | None = None,
+                 poll_interval_s: float = DEFAULT_POLL_INTERVAL_S, logger: logging.Logger | None = None) -> None:
+        self._engine = engine
+        self._hasher = hasher
+        self._env_admin_hash = _sha256(env_admin_token) if env_admin_token else None
+        self._interval = poll_interval_s
+        self._log = logger or logging.getLogger("sluicegate.access")
+        self._snapshot = AccessSnapshot()
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        # secret → digest, for keys that verified (never for unknown values, which must not fill it); the
+        # digest is still looked up in the current snapshot, so a revocation counts at once.
+        self._verified: dict[str, str] = {}
+
+    @property
+    def hasher(self) -> KeyHasher:
+        return self._hasher
+
+    @property
+    def snapshot(self) -> AccessSnapshot:
+        return self._snapshot
+
+    # ------------------------------------------------------------------------------------------- hot path
+
+    def authenticate(self, presented: str) -> Principal:
+        """The caller behind ``presented`` (an API key or the admin token), or 401 (never echoing it)."""
+        snapshot = self._snapshot
+        digest = self._verified.get(presented) or self._hasher.digest(presented)
+        principal = snapshot.principals.get(digest)
+        if principal is not None:
+            if presented not in self._verified:
+                if len(self._verified) >= VERIFIED_CACHE_MAX:
+                    self._verified.clear()
+                self._verified[presented] = digest
+            record = snapshot.keys[digest]
+            if record.status == REVOKED:
+                raise Unauthorized("This API key has been revoked")
+            if record.expired():
+                raise Unauthorized("This API key has expired")
+            return principal
+        if self._is_admin_token(presented, snapshot):
+            return ADMIN
+        raise Unauthorized("Invalid API key")
+
+    def _is_admin_token(self, presented: str, snapshot: AccessSnapshot) -> bool:
+        digest = _sha256(presented)
+        if self._env_admin_hash is not None:
+            return hmac.compare_digest(digest, self._env_admin_hash)
+        return digest in snapshot.admin_hashes
+
+    def workspace(self, workspace_id: str | None) -> WorkspaceInfo | None:
+        return self._snapshot.workspaces.get(workspace_id) if workspace_id else None
+
+    # ---------------------------------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        await self.refresh()
+        if self._task is None:
+            self._task = asyncio.create_task(self._poll(), name="sluicegate-access-poll")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+
+    async def refresh(self) -> None:
+        async with self._lock:
+            async with self._engine.connect() as conn:
+                version = await read_access_version(conn)  # first: data read after it is at least as new
+                key_rows = (await conn.execute(select(api_keys))).all()
+                ws_rows = (await conn.execute(select(workspaces))).all()
+                admin = frozenset((await conn.execute(select(admin_tokens.c.token_hash))).scalars())
+            spaces = {row.id: _workspace(row) for row in ws_rows}
+            keys = {row.key_hash: _record(row) for row in key_rows}
+            principals = {digest: _principal(record, spaces) for digest, record in keys.items()}
+            self._snapshot = AccessSnapshot(version, MappingProxyType(keys), MappingProxyType(principals),
+                                            MappingProxyType(spaces), admin)
+
+    async def _poll(self) -> None:
+        failing = False
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                async with self._engine.connect() as conn:
+                    version = await read_access_version(conn)
+                if version != self._snapshot.version:
+                    await self.refresh()
+                failing = False
+            except Exception as exc:  # keep the last good snapshot whatever the store does
+                if not failing:
+                    self._log.warning("access reload failed, keeping the last snapshot: %s", type(exc).__name__)
+                failing = True
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _workspace(row: Any) -> WorkspaceInfo:
+    metadata = (row.defaults or {}).get("metadata") if isinstance(row.defaults, dict) else None
+    clean = {k: v for k, v in metadata.items() if isinstance(k, str) and isinstance(v, str)} \
+        if isinstance(metadata, dict) else {}
+    return WorkspaceInfo(row.id, row.slug, Permissions.from_json(row.permissions), MappingProxyType(clean))
+
+
+def _record(row: Any) -> KeyRecord:
+    return KeyRecord(
+        id=row.id, type=row.type, sub_type=row.sub_type, name=row.name, workspace_id=row.workspace_id,
+        scopes=frozenset(row.scopes or ()), defaults=KeyDefaults.from_json(row.defaults),
+        permissions=Permissions.from_json(row.permissions),
+        expires_at=row.expires_at.timestamp() if row.expires_at else None, status=row.status,
+    )
+
+
+def _principal(record: KeyRecord, spaces: Mapping[str, WorkspaceInfo]) -> Principal:
+    space = spaces.get(record.workspace_id) if record.workspace_id else None
+    metadata = {**(space.metadata if space else {}), **record.defaults.metadata}
+    defaults = KeyDefaults(record.defaults.config_id, MappingProxyType(metadata))
+    return Principal(actor=record.id, workspace_id=record.workspace_id, scopes=record.scopes,
+                     permissions=record.permissions,
+                     workspace_permissions=space.permissions if space else Permissions(),
+                     defaults=defaults, key_id=record.id)

@@ -1,0 +1,157 @@
+"""Portkey-style integrations: an AI provider's credential and host, kept so that catalog providers can be
+made from it (``providers.create(integration_id=…, workspace_id=…, slug=…)``), exactly the entry that
+``sluicegate providers add`` makes: the spec of ``ai_provider_id``, the custom host (SSRF-checked), the key
+as that spec's auth header, the custom headers.
+
+The key and the custom header values are stored as one vault ciphertext; only a masked key is shown.
+"""
+
+from __future__ import annotations
+
+import secrets as random
+from typing import Any
+
+import orjson
+from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from ..errors import BadRequest, Conflict
+from ..providers import registry
+from ..store.tables import integrations, providers, utcnow
+from ..vault import Vault, integration_aad
+from .entries import (
+    CheckHost,
+    NotInCatalog,
+    ProviderInput,
+    mask_secret,
+    provider_input,
+    validate_custom_host,
+    validate_headers,
+    validate_slug,
+)
+
+_FIELDS = ("name", "description", "key", "ai_provider_id", "workspace_id", "slug", "configurations")
+
+
+def integration_json(row: Row[Any]) -> dict[str, Any]:
+    return {
+        "id": row.id, "slug": row.slug, "name": row.name, "description": row.description,
+        "ai_provider_id": row.ai_provider_id, "workspace_id": row.workspace_id,
+        "configurations": row.configurations or {}, "masked_key": row.masked_key, "status": "active",
+        "type": "workspace" if row.workspace_id else "organisation",
+        "created_at": row.created_at.isoformat(), "last_updated_at": row.updated_at.isoformat(),
+        "object": "integration",
+    }
+
+
+def _configurations(value: Any, check_host: CheckHost | None) -> tuple[dict[str, Any], dict[str, str]]:
+    """(what may be shown: custom_host and header names, the custom header values)."""
+    if value is None:
+        return {}, {}
+    if not isinstance(value, dict):
+        raise BadRequest("configurations: expected an object")
+    shown: dict[str, Any] = {}
+    if value.get("custom_host") is not None:
+        shown["custom_host"] = validate_custom_host(value["custom_host"], check_host)
+    headers = value.get("custom_headers") or {}
+    if not isinstance(headers, dict):
+        raise BadRequest("configurations.custom_headers: expected an object of header name to value")
+    pairs = validate_headers(headers.items())
+    if pairs:
+        shown["custom_headers"] = sorted(name for name, _ in pairs)
+    return shown, dict(pairs)
+
+
+class IntegrationRepository:
+    def __init__(self, engine: AsyncEngine, vault: Vault, *, check_host: CheckHost | None = None,
+                 provider_urls: dict[str, str] | None = None) -> None:
+        self._engine = engine
+        self._vault = vault
+        self._check_host = check_host
+        self._provider_urls = provider_urls or {}
+
+    async def create(self, body: dict[str, Any], *, workspace_id: str | None) -> dict[str, Any]:
+        unknown = sorted(set(body) - set(_FIELDS))
+        if unknown:
+            raise BadRequest(f"{unknown[0]}: unknown field (allowed: {', '.join(_FIELDS)})")
+        provider = body.get("ai_provider_id")
+        if registry.lookup(provider) is None if isinstance(provider, str) else True:
+            raise BadRequest(f"ai_provider_id: expected one of {', '.join(registry.PROVIDERS)}")
+        name = body.get("name") or body.get("slug") or provider
+        slug = validate_slug(body.get("slug") or f"{provider}-{random.token_hex(3)}")
+        shown, custom = _configurations(body.get("configurations"), self._check_host)
+        key = body.get("key")
+        if key is not None and (not isinstance(key, str) or not key):
+            raise BadRequest("key: expected the provider's API key as a string")
+        integration_id = f"int-{random.token_hex(8)}"
+        sealed = self._vault.encrypt(orjson.dumps({"key": key, "custom_headers": custom}).decode(),
+                                     integration_aad(integration_id)) if key or custom else None
+        now = utcnow()
+        async with self._engine.begin() as conn:
+            if (await conn.execute(select(integrations.c.id).where(integrations.c.slug == slug))).first():
+                raise Conflict(f"Integration {slug} already exists")
+            await conn.execute(insert(integrations).values(
+                id=integration_id, slug=slug, name=str(name)[:256], description=str(body.get("description") or ""),
+                ai_provider_id=provider, workspace_id=workspace_id, configurations=shown, secret=sealed,
+                masked_key=mask_secret(key) if key else None, created_at=now, updated_at=now))
+            return integration_json(await _row(conn, slug))
+
+    async def get(self, ref: str) -> dict[str, Any]:
+        async with self._engine.connect() as conn:
+            return integration_json(await _row(conn, ref))
+
+    async def list(self, *, workspace_id: str | None = None) -> list[dict[str, Any]]:
+        stmt = select(integrations).order_by(integrations.c.created_at, integrations.c.slug)
+        if workspace_id is not None:  # a workspace sees its own and the organisation's
+            stmt = stmt.where(or_(integrations.c.workspace_id == workspace_id, integrations.c.workspace_id.is_(None)))
+        async with self._engine.connect() as conn:
+            return [integration_json(row) for row in await conn.execute(stmt)]
+
+    async def update(self, ref: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Name and description only: providers already made from it keep their copy of the credential."""
+        async with self._engine.begin() as conn:
+            row = await _row(conn, ref)
+            values: dict[str, Any] = {"updated_at": utcnow()}
+            for name in ("name", "description"):
+                if isinstance(body.get(name), str):
+                    values[name] = body[name][:4000]
+            await conn.execute(update(integrations).where(integrations.c.id == row.id).values(**values))
+            return integration_json(await _row(conn, row.id))
+
+    async def remove(self, ref: str) -> None:
+        async with self._engine.begin() as conn:
+            row = await _row(conn, ref)
+            used = await conn.scalar(select(func.count()).select_from(providers)
+                                     .where(providers.c.integration_id == row.id))
+            if used:
+                raise Conflict(f"Integration {row.slug} is used by {used} provider(s): delete them first")
+            await conn.execute(delete(integrations).where(integrations.c.id == row.id))
+
+    async def provider_from(self, ref: str, slug: str, *, workspace_id: str, notes: str) -> ProviderInput:
+        """The catalog provider ``slug`` made from the integration (validated like the CLI's)."""
+        async with self._engine.connect() as conn:
+            row = await _row(conn, ref)
+        if row.workspace_id is not None and row.workspace_id != workspace_id:
+            raise BadRequest(f"integration_id: integration {row.slug} belongs to another workspace")
+        info = registry.PROVIDERS[row.ai_provider_id]
+        host = (row.configurations or {}).get("custom_host")
+        if host is None:
+            base = registry.base_url(info, self._provider_urls)
+            host = base + info.path_prefix if base else None
+        opened = orjson.loads(self._vault.decrypt(row.secret, integration_aad(row.id))) if row.secret else {}
+        headers = dict(info.spec.auth_headers(opened["key"])) if opened.get("key") else {}
+        for name, value in (opened.get("custom_headers") or {}).items():  # a custom header wins, any case
+            headers = {k: v for k, v in headers.items() if k.lower() != name.lower()}
+            headers[name] = value
+        raw = {"spec": info.spec.name, "custom_host": host, "notes": notes}
+        item = provider_input(slug, raw, list(headers.items()), self._check_host)
+        return ProviderInput(item.slug, item.fields, item.headers, workspace_id, integration_id=row.id)
+
+
+async def _row(conn: AsyncConnection, ref: str) -> Row[Any]:
+    row = (await conn.execute(select(integrations).where(
+        or_(integrations.c.id == ref, integrations.c.slug == ref)))).first()
+    if row is None:
+        raise NotInCatalog(f"Integration {ref[:80]} not found")
+    return row

@@ -1,0 +1,255 @@
+"""Workspaces, API keys and the audit trail over HTTP, in Portkey's Admin API shapes, served twice on the
+same data: under ``/v1`` as the portkey-ai SDK calls them (``portkey.admin.workspaces``,
+``portkey.api_keys``) and under ``/admin/api``.
+
+  POST/GET          {v1}/admin/workspaces            {admin}/workspaces
+  GET/PUT/DELETE    {v1}/admin/workspaces/{ref}      {admin}/workspaces/{ref}   (PATCH too)
+  POST              {v1}/api-keys/{type}/{sub_type}  {admin}/api-keys/{type}/{sub_type}
+  GET               {v1}/api-keys                    {admin}/api-keys
+  GET/PUT/DELETE    {v1}/api-keys/{id}               {admin}/api-keys/{id}       (DELETE revokes)
+  GET               {v1}/audit-logs                  {admin}/audit-logs
+
+Callers: the admin token (an organisation admin), or an API key with the matching scope; a workspace key
+acts within its own workspace only and cannot grant a scope it does not hold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ..access.admin_token import AdminAuth
+from ..access.audit import AuditFilter, list_events
+from ..access.keys import KeyRepository
+from ..access.model import Principal, validate_scopes
+from ..access.policy import Forbidden, require_scope
+from ..access.registry import AccessRegistry
+from ..access.workspaces import WorkspaceRepository, resolve_workspace_id
+from ..errors import BadRequest, PayloadTooLarge
+from ..jsontext import json_object
+from .principals import PRINCIPAL, authenticate, check_workspace
+
+MAX_BODY = 256 * 1024
+
+
+@dataclass(frozen=True)
+class AccessAdmin:
+    engine: AsyncEngine
+    workspaces: WorkspaceRepository
+    keys: KeyRepository
+    auth: AdminAuth
+    access: AccessRegistry
+    on_write: Callable[[], Awaitable[Any]]  # the access snapshot's refresh: this process sees it at once
+
+
+ACCESS_ADMIN = web.AppKey("sluicegate_access_admin", AccessAdmin)
+
+
+def add_access_routes(router: web.UrlDispatcher, *, workspaces: str, keys: str, audit: str,
+                      patch: bool = False) -> None:
+    router.add_post(workspaces, create_workspace)
+    router.add_get(workspaces, list_workspaces)
+    router.add_get(f"{workspaces}/{{ref}}", get_workspace)
+    router.add_put(f"{workspaces}/{{ref}}", update_workspace)
+    router.add_delete(f"{workspaces}/{{ref}}", delete_workspace)
+    router.add_post(f"{keys}/{{type}}/{{sub_type}}", create_key)
+    router.add_get(keys, list_keys)
+    router.add_get(f"{keys}/{{id}}", get_key)
+    router.add_put(f"{keys}/{{id}}", update_key)
+    router.add_delete(f"{keys}/{{id}}", delete_key)
+    router.add_get(audit, list_audit)
+    if patch:
+        router.add_patch(f"{workspaces}/{{ref}}", update_workspace)
+        router.add_patch(f"{keys}/{{id}}", update_key)
+
+
+def _json(body: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
+
+
+def _admin(request: web.Request) -> AccessAdmin:
+    return request.config_dict[ACCESS_ADMIN]
+
+
+async def principal(request: web.Request) -> Principal:
+    """The admin sub-app's middleware has authenticated already; under /v1 the handler does it."""
+    found = request.get(PRINCIPAL)
+    if found is None:
+        admin = _admin(request)
+        found = request[PRINCIPAL] = await authenticate(request, admin.auth, admin.access)
+    return found
+
+
+async def body_of(request: web.Request) -> dict[str, Any]:
+    raw = await request.content.read(MAX_BODY + 1)
+    if len(raw) > MAX_BODY:
+        raise PayloadTooLarge(f"body: larger than {MAX_BODY // 1024} KiB")
+    if not raw.strip():
+        return {}
+    body = json_object(raw, invalid="body: not valid JSON", not_object="body: expected a JSON object")
+    return {k: v for k, v in body.items() if v is not None}  # the SDK sends unset fields as null
+
+
+def listing(data: list[dict[str, Any]]) -> web.Response:
+    return _json({"object": "list", "total": len(data), "data": data})
+
+
+async def _written(request: web.Request) -> None:
+    await _admin(request).on_write()
+
+
+# ------------------------------------------------------------------------------------------- workspaces
+
+
+async def _scoped(request: web.Request, scope: str) -> Principal:
+    caller = await principal(request)
+    require_scope(caller, scope)
+    return caller
+
+
+async def create_workspace(request: web.Request) -> web.Response:
+    caller = await _scoped(request, "workspaces.create")
+    if caller.workspace_id is not None:
+        raise Forbidden("A workspace API key cannot create workspaces")
+    view = await _admin(request).workspaces.create(await body_of(request), actor=caller.actor)
+    await _written(request)
+    return _json(view)
+
+
+async def list_workspaces(request: web.Request) -> web.Response:
+    caller = await _scoped(request, "workspaces.list")
+    views = await _admin(request).workspaces.list(name=request.query.get("name"))
+    return listing([v for v in views if caller.sees_workspace(v["id"])])
+
+
+async def _own_workspace(request: web.Request, scope: str) -> tuple[Principal, dict[str, Any]]:
+    caller = await _scoped(request, scope)
+    view = await _admin(request).workspaces.get(request.match_info["ref"])
+    check_workspace(caller, view["id"], f"Workspace {request.match_info['ref'][:80]}")
+    return caller, view
+
+
+async def get_workspace(request: web.Request) -> web.Response:
+    return _json((await _own_workspace(request, "workspaces.read"))[1])
+
+
+async def update_workspace(request: web.Request) -> web.Response:
+    caller, view = await _own_workspace(request, "workspaces.update")
+    body = await body_of(request)
+    if "permissions" in body and caller.workspace_id is not None:
+        raise Forbidden("A workspace API key cannot change its workspace's permissions")
+    updated = await _admin(request).workspaces.update(view["id"], body, actor=caller.actor)
+    await _written(request)
+    return _json(updated)
+
+
+async def delete_workspace(request: web.Request) -> web.Response:
+    caller, view = await _own_workspace(request, "workspaces.delete")
+    await _admin(request).workspaces.remove(view["id"], actor=caller.actor)
+    await _written(request)
+    return _json({})
+
+
+# --------------------------------------------------------------------------------------------- API keys
+
+
+def key_scope(key_type: str, sub_type: str, action: str) -> str:
+    return f"{key_type}_{sub_type}_api_keys.{action}"
+
+
+def _may_list_keys(caller: Principal) -> bool:
+    return any(caller.has_scope(key_scope(t, s, "list")) for t in ("organisation", "workspace")
+               for s in ("service", "user"))
+
+
+async def create_key(request: web.Request) -> web.Response:
+    key_type, sub_type = request.match_info["type"], request.match_info["sub_type"]
+    body = {**(await body_of(request)), "type": key_type, "sub_type": sub_type}
+    body.pop("sub-type", None)
+    caller = await principal(request)
+    if key_type not in ("organisation", "workspace") or sub_type not in ("service", "user"):
+        raise BadRequest("the path is /api-keys/{organisation|workspace}/{service|user}")
+    require_scope(caller, key_scope(key_type, sub_type, "create"))
+    if caller.workspace_id is not None:
+        if key_type == "organisation":
+            raise Forbidden("A workspace API key cannot create organisation keys")
+        asked = body.get("workspace_id")
+        if asked is not None and await resolve_workspace_id(_admin(request).engine, asked) \
+                != caller.workspace_id:
+            raise Forbidden("This API key may only act on its own workspace")
+        body["workspace_id"] = caller.workspace_id
+    _no_escalation(caller, body.get("scopes"))
+    view, secret = await _admin(request).keys.create(body, actor=caller.actor)
+    await _written(request)
+    return _json({"id": view["id"], "key": secret, "object": "api-key"})
+
+
+def _no_escalation(caller: Principal, scopes: Any) -> None:
+    if not isinstance(scopes, list):
+        return
+    beyond = [s for s in validate_scopes(scopes) if not caller.has_scope(s)]
+    if beyond:
+        raise Forbidden(f"This API key cannot grant scopes it does not hold: {', '.join(beyond)}")
+
+
+async def list_keys(request: web.Request) -> web.Response:
+    caller = await principal(request)
+    if not _may_list_keys(caller):
+        raise Forbidden("This API key does not have an '*_api_keys.list' scope")
+    asked = request.query.get("workspace_id")
+    admin = _admin(request)
+    workspace = await resolve_workspace_id(admin.engine, asked) if asked else None
+    if caller.workspace_id is not None:
+        workspace = caller.workspace_id
+    return listing(await admin.keys.list(workspace_id=workspace))
+
+
+async def _own_key(request: web.Request, action: str) -> tuple[Principal, dict[str, Any]]:
+    caller = await principal(request)
+    view = await _admin(request).keys.get(request.match_info["id"])
+    check_workspace(caller, view["workspace_id"], f"API key {request.match_info['id'][:80]}")
+    require_scope(caller, key_scope(view["key_type"], view["sub_type"], action))
+    return caller, view
+
+
+async def get_key(request: web.Request) -> web.Response:
+    return _json((await _own_key(request, "read"))[1])
+
+
+async def update_key(request: web.Request) -> web.Response:
+    caller, view = await _own_key(request, "update")
+    body = await body_of(request)
+    body.pop("id", None)
+    _no_escalation(caller, body.get("scopes"))
+    updated = await _admin(request).keys.update(view["id"], body, actor=caller.actor)
+    await _written(request)
+    return _json(updated)
+
+
+async def delete_key(request: web.Request) -> web.Response:
+    caller, view = await _own_key(request, "delete")
+    await _admin(request).keys.delete(view["id"], actor=caller.actor)
+    await _written(request)
+    return _json({})
+
+
+# ------------------------------------------------------------------------------------------------ audit
+
+
+async def list_audit(request: web.Request) -> web.Response:
+    caller = await _scoped(request, "audit_logs.list")
+    query = request.query
+    try:
+        limit = int(query.get("limit", "100"))
+    except ValueError:
+        raise BadRequest("limit: expected a whole number") from None
+    workspace = caller.workspace_id or query.get("workspace_id")
+    events = await list_events(_admin(request).engine, AuditFilter(
+        workspace_id=workspace, actor=query.get("actor"), action=query.get("action"),
+        resource_type=query.get("resource_type"), limit=limit))
+    return listing(events)

@@ -1,0 +1,278 @@
+"""Portkey's Admin API for the catalog, as the portkey-ai SDK calls it (``portkey.integrations``,
+``portkey.providers``, ``portkey.configs``), on the same data as ``/admin/api`` and the CLI:
+
+  POST/GET          /v1/integrations        GET/PUT/DELETE  /v1/integrations/{slug}
+  POST/GET          /v1/providers           GET/PUT/DELETE  /v1/providers/{slug}
+  POST/GET          /v1/configs             GET/PUT/DELETE  /v1/configs/{slug}
+
+A provider is made from an integration (its spec, host, key and custom headers) into a workspace; it is
+then an ordinary catalog provider (``@slug``), SSRF rules included. Scopes: ``integrations.*``,
+``providers.*``, ``configs.*``; a workspace key works within its workspace.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ..access.model import Principal
+from ..access.policy import require_scope
+from ..access.workspaces import resolve_workspace_id
+from ..catalog.configs import ConfigRepository
+from ..catalog.entries import UNSET, ProviderPatch, ProviderView, SavedConfigView, validate_slug
+from ..catalog.integrations import IntegrationRepository
+from ..catalog.providers import ProviderRepository
+from ..errors import BadRequest
+from .access_admin import body_of, listing, principal
+from .audit_trail import audited
+from .principals import check_workspace, workspace_for_write
+
+
+@dataclass(frozen=True)
+class CatalogAdmin:
+    engine: AsyncEngine
+    integrations: IntegrationRepository
+    providers: ProviderRepository
+    configs: ConfigRepository
+    on_write: Callable[[], Awaitable[Any]]  # the catalog's refresh
+
+
+CATALOG_ADMIN = web.AppKey("sluicegate_catalog_admin", CatalogAdmin)
+
+
+def add_portkey_catalog_routes(router: web.UrlDispatcher, prefix: str = "/v1") -> None:
+    for name, (create, listed, get, put, remove) in {
+        "integrations": (create_integration, list_integrations, get_integration, update_integration,
+                         delete_integration),
+        "providers": (create_provider, list_providers, get_provider, update_provider, delete_provider),
+        "configs": (create_config, list_configs, get_config, update_config, delete_config),
+    }.items():
+        router.add_post(f"{prefix}/{name}", create)
+        router.add_get(f"{prefix}/{name}", listed)
+        router.add_get(f"{prefix}/{name}/{{slug}}", get)
+        router.add_put(f"{prefix}/{name}/{{slug}}", put)
+        router.add_delete(f"{prefix}/{name}/{{slug}}", remove)
+
+
+def _json(body: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
+
+
+def _admin(request: web.Request) -> CatalogAdmin:
+    return request.config_dict[CATALOG_ADMIN]
+
+
+async def _caller(request: web.Request, scope: str) -> Principal:
+    caller = await principal(request)
+    require_scope(caller, scope)
+    return caller
+
+
+async def _workspace(request: web.Request, caller: Principal, asked: Any, *, default: bool) -> str | None:
+    """The workspace a new record goes to: the caller's own, or the one it names (id or slug)."""
+    resolved = await resolve_workspace_id(_admin(request).engine, asked) if isinstance(asked, str) and asked \
+        else None
+    chosen = workspace_for_write(caller, resolved)
+    return chosen if chosen is not None or not default else await resolve_workspace_id(_admin(request).engine, None)
+
+
+async def _changed(request: web.Request) -> None:
+    await _admin(request).on_write()
+
+
+# ---------------------------------------------------------------------------------------- integrations
+
+
+async def create_integration(request: web.Request) -> web.Response:
+    caller = await _caller(request, "integrations.create")
+    body = await body_of(request)
+    workspace = await _workspace(request, caller, body.pop("workspace_id", None), default=False)
+    view = await _admin(request).integrations.create(body, workspace_id=workspace)
+    await audited(request, "integration.create", "integration", view["id"], workspace, after=view)
+    return _json({"id": view["id"], "slug": view["slug"], "object": "integration"})
+
+
+async def list_integrations(request: web.Request) -> web.Response:
+    caller = await _caller(request, "integrations.list")
+    asked = request.query.get("workspace_id")
+    workspace = caller.workspace_id or (await resolve_workspace_id(_admin(request).engine, asked) if asked else None)
+    return listing(await _admin(request).integrations.list(workspace_id=workspace))
+
+
+async def _own_integration(request: web.Request, scope: str) -> dict[str, Any]:
+    caller = await _caller(request, scope)
+    view = await _admin(request).integrations.get(request.match_info["slug"])
+    if view["workspace_id"] is not None:
+        check_workspace(caller, view["workspace_id"], f"Integration {view['slug']}")
+    return view
+
+
+async def get_integration(request: web.Request) -> web.Response:
+    return _json(await _own_integration(request, "integrations.read"))
+
+
+async def update_integration(request: web.Request) -> web.Response:
+    view = await _own_integration(request, "integrations.update")
+    updated = await _admin(request).integrations.update(view["id"], await body_of(request))
+    await audited(request, "integration.update", "integration", view["id"], view["workspace_id"], before=view,
+                  after=updated)
+    return _json(updated)
+
+
+async def delete_integration(request: web.Request) -> web.Response:
+    view = await _own_integration(request, "integrations.delete")
+    await _admin(request).integrations.remove(view["id"])
+    await audited(request, "integration.delete", "integration", view["id"], view["workspace_id"], before=view)
+    return _json({})
+
+
+# ------------------------------------------------------------------------------------------- providers
+
+
+def provider_json(view: ProviderView) -> dict[str, Any]:
+    return {
+        "id": view.slug, "slug": view.slug, "name": view.slug, "note": view.fields.notes,
+        "integration_id": view.integration_id, "workspace_id": view.workspace_id,
+        "custom_host": view.fields.custom_host, "created_at": view.created_at.isoformat(),
+        "last_updated_at": view.updated_at.isoformat(), "object": "provider",
+    }
+
+
+async def create_provider(request: web.Request) -> web.Response:
+    caller = await _caller(request, "providers.create")
+    body = await body_of(request)
+    integration = body.get("integration_id")
+    if not isinstance(integration, str) or not integration:
+        raise BadRequest("integration_id: required (the id or slug of an integration)")
+    workspace = await _workspace(request, caller, body.get("workspace_id"), default=True)
+    assert workspace is not None
+    slug = validate_slug(body.get("slug") or _slugify(body.get("name") or integration))
+    note = body.get("note")
+    note = note if isinstance(note, str) else ""
+    admin = _admin(request)
+    item = await admin.integrations.provider_from(integration, slug, workspace_id=workspace, notes=note)
+    view = await admin.providers.add(item)
+    await _changed(request)
+    await audited(request, "provider.create", "provider", view.slug, view.workspace_id, after=view.to_json())
+    return _json({"id": view.slug, "slug": view.slug, "object": "provider"})
+
+
+async def list_providers(request: web.Request) -> web.Response:
+    caller = await _caller(request, "providers.list")
+    asked = request.query.get("workspace_id")
+    workspace = caller.workspace_id or (await resolve_workspace_id(_admin(request).engine, asked) if asked else None)
+    return listing([provider_json(v) for v in await _admin(request).providers.list(workspace_id=workspace)])
+
+
+async def _own_provider(request: web.Request, scope: str) -> ProviderView:
+    caller = await _caller(request, scope)
+    view = await _admin(request).providers.get(validate_slug(request.match_info["slug"]))
+    check_workspace(caller, view.workspace_id, f"Provider @{view.slug}")
+    return view
+
+
+async def get_provider(request: web.Request) -> web.Response:
+    return _json(provider_json(await _own_provider(request, "providers.read")))
+
+
+async def update_provider(request: web.Request) -> web.Response:
+    view = await _own_provider(request, "providers.update")
+    body = await body_of(request)
+    patch = ProviderPatch(notes=body["note"]) if isinstance(body.get("note"), str) else ProviderPatch()
+    updated = await _admin(request).providers.update(view.slug, patch)
+    await _changed(request)
+    await audited(request, "provider.update", "provider", view.slug, view.workspace_id, before=view.to_json(),
+                  after=updated.to_json())
+    return _json({"id": updated.slug, "slug": updated.slug, "object": "provider"})
+
+
+async def delete_provider(request: web.Request) -> web.Response:
+    view = await _own_provider(request, "providers.delete")
+    await _admin(request).providers.remove(view.slug)
+    await _changed(request)
+    await audited(request, "provider.delete", "provider", view.slug, view.workspace_id, before=view.to_json())
+    return _json({})
+
+
+# --------------------------------------------------------------------------------------------- configs
+
+
+def _slugify(text: Any) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-")[:40].strip("-")
+    return slug or "provider"
+
+
+def config_json(view: SavedConfigView) -> dict[str, Any]:
+    return {
+        "id": view.id, "slug": view.id, "name": view.notes or view.id, "config": orjson.loads(view.text),
+        "workspace_id": view.workspace_id, "status": "active", "is_default": 0,
+        "created_at": view.created_at.isoformat(), "last_updated_at": view.updated_at.isoformat(),
+        "object": "config",
+    }
+
+
+def _config_text(value: Any) -> str:
+    if isinstance(value, dict):
+        return orjson.dumps(value).decode()
+    if isinstance(value, str):
+        return value
+    raise BadRequest("config: expected a Gateway Config object")
+
+
+async def create_config(request: web.Request) -> web.Response:
+    caller = await _caller(request, "configs.create")
+    body = await body_of(request)
+    workspace = await _workspace(request, caller, body.get("workspace_id"), default=True)
+    name = body.get("name") if isinstance(body.get("name"), str) else ""
+    slug = f"pc-{_slugify(name or 'config')[:20].strip('-')}-{secrets.token_hex(3)}"
+    assert workspace is not None  # default=True: the default workspace when none is named
+    view = await _admin(request).configs.add(slug, _config_text(body.get("config")), notes=name,
+                                              workspace_id=workspace)
+    await _changed(request)
+    await audited(request, "config.create", "config", view.id, view.workspace_id, after=view.to_json())
+    return _json({"id": view.id, "slug": view.id, "version_id": f"{view.id}-v1", "object": "config"})
+
+
+async def list_configs(request: web.Request) -> web.Response:
+    caller = await _caller(request, "configs.list")
+    asked = request.query.get("workspace_id")
+    workspace = caller.workspace_id or (await resolve_workspace_id(_admin(request).engine, asked) if asked else None)
+    return listing([config_json(v) for v in await _admin(request).configs.list(workspace_id=workspace)])
+
+
+async def _own_config(request: web.Request, scope: str) -> SavedConfigView:
+    caller = await _caller(request, scope)
+    view = await _admin(request).configs.get(validate_slug(request.match_info["slug"], "slug"))
+    check_workspace(caller, view.workspace_id, f"Config {view.id}")
+    return view
+
+
+async def get_config(request: web.Request) -> web.Response:
+    return _json(config_json(await _own_config(request, "configs.read")))
+
+
+async def update_config(request: web.Request) -> web.Response:
+    view = await _own_config(request, "configs.update")
+    body = await body_of(request)
+    text = _config_text(body["config"]) if "config" in body else view.text
+    notes = body["name"] if isinstance(body.get("name"), str) else UNSET
+    updated = await _admin(request).configs.replace(view.id, text, notes=notes)
+    await _changed(request)
+    await audited(request, "config.update", "config", view.id, view.workspace_id, before=view.to_json(),
+                  after=updated.to_json())
+    return _json({"id": updated.id, "version_id": f"{updated.id}-v2", "object": "config"})
+
+
+async def delete_config(request: web.Request) -> web.Response:
+    view = await _own_config(request, "configs.delete")
+    await _admin(request).configs.remove(view.id)
+    await _changed(request)
+    await audited(request, "config.delete", "config", view.id, view.workspace_id, before=view.to_json())
+    return _json({})

@@ -1,0 +1,174 @@
+"""Portkey's Admin API through the real portkey-ai SDK: workspaces, API keys, integrations, providers and
+configs, then isolation between two workspaces (keys, catalog, configs, logs) and the audit trail."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+from portkey_ai import Portkey
+from portkey_ai.api_resources.exceptions import NotFoundError, PermissionDeniedError
+
+from tests.gateway import GatewayProcess
+from tests.logapi import ADMIN_TOKEN
+
+HELLO = [{"role": "user", "content": "hello"}]
+
+
+def refused(status: int, call, *args, **kwargs) -> str:
+    """Inference errors come from the SDK's vendored openai client, admin ones from portkey_ai's own: both
+    carry the status code."""
+    try:
+        call(*args, **kwargs)
+    except Exception as exc:
+        assert getattr(exc, "status_code", None) == status, exc
+        return str(exc)
+    raise AssertionError(f"expected HTTP {status}")
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> GatewayProcess:
+    process = GatewayProcess(tmp_path_factory.mktemp("admin-api"), env={"SLUICEGATE_ADMIN_TOKEN": ADMIN_TOKEN}).start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="module")
+def admin(gateway: GatewayProcess) -> Portkey:
+    return Portkey(api_key=ADMIN_TOKEN, base_url=gateway.v1)
+
+
+def _private_llm(admin: Portkey, upstream_v1: str, workspace_id: str, slug: str) -> None:
+    """The seed's private LLM, registered the way a Portkey Admin API script does it."""
+    integration = admin.integrations.create(
+        ai_provider_id="openai", name=f"{slug} integration",
+        configurations={"custom_host": upstream_v1, "custom_headers": {"X-Tenant": f"tenant-{slug}"}},
+        key=f"sk-upstream-{slug}-0123456789")
+    assert integration.id and integration.slug
+    created = admin.providers.create(name=slug, integration_id=integration.id, workspace_id=workspace_id, slug=slug)
+    assert created.slug == slug
+
+
+def test_the_admin_api_through_the_sdk(admin: Portkey, gateway: GatewayProcess, upstream) -> None:
+    space = admin.admin.workspaces.create(name="Research", description="the research team")
+    assert space.slug == "research" and space.id.startswith("ws-")
+    assert {w["slug"] for w in admin.admin.workspaces.list().data} >= {"default", "research"}
+    assert admin.admin.workspaces.update(workspace_id=space.id, name="Research 2").name == "Research 2"
+    assert admin.admin.workspaces.retrieve(workspace_id=space.id).name == "Research 2"
+
+    _private_llm(admin, upstream.v1, space.id, "research-llm")
+    detail = admin.providers.retrieve(slug="research-llm")
+    assert detail.workspace_id == space.id and detail.custom_host == upstream.v1
+    config = admin.configs.create(name="research default", config={"provider": "@research-llm"},
+                                  workspace_id=space.id)
+    assert admin.configs.retrieve(slug=config.slug).config == {"provider": "@research-llm"}
+
+    created = admin.api_keys.create(type="workspace", sub_type="service", name="svc", workspace_id=space.id,
+                                    scopes=["completions.write"], defaults={"config_id": config.slug})
+    assert created.object == "api-key" and created.key.startswith("sg-")
+    shown = admin.api_keys.retrieve(id=created.id)
+    assert shown.name == "svc" and created.key not in str(shown.model_dump()) and shown.key.endswith("********")
+    assert [k["id"] for k in admin.api_keys.list(workspace_id=space.id).data] == [created.id]
+
+    # The new key works at once (no header but the key: the default config picks the provider) …
+    client = Portkey(api_key=created.key, base_url=gateway.v1)
+    assert client.chat.completions.create(model="m", messages=HELLO).choices[0].message.content == "echo: hello"
+    received = upstream.last
+    assert received.headers["Authorization"] == "Bearer sk-upstream-research-llm-0123456789"
+    assert received.headers["X-Tenant"] == "tenant-research-llm"
+    # … and not after DELETE (Portkey's delete: the key stops working).
+    admin.api_keys.update(id=created.id, name="svc renamed")
+    assert admin.api_keys.retrieve(id=created.id).name == "svc renamed"
+    admin.api_keys.delete(id=created.id)
+    assert "revoked" in refused(401, client.chat.completions.create, model="m", messages=HELLO)
+
+    admin.configs.delete(slug=config.slug)
+    admin.providers.delete(slug="research-llm")
+    with pytest.raises(NotFoundError):
+        admin.providers.retrieve(slug="research-llm")
+    admin.admin.workspaces.delete(workspace_id=space.id)  # empty now: only a revoked key is left
+
+
+def test_an_integration_pointing_at_a_forbidden_host_is_refused(admin: Portkey) -> None:
+    with pytest.raises(Exception) as refused:
+        admin.integrations.create(ai_provider_id="openai", configurations={"custom_host": "http://169.254.169.254/v1"})
+    assert "Invalid custom host" in str(refused.value)
+
+
+def _logs(gateway: GatewayProcess, token: str, **params: str) -> httpx.Response:
+    return httpx.get(f"{gateway.url}/admin/api/logs", params=params, headers={"authorization": f"Bearer {token}"},
+                     timeout=10)
+
+
+def test_isolation_between_two_workspaces(admin: Portkey, gateway: GatewayProcess, upstream) -> None:
+    spaces = {name: admin.admin.workspaces.create(name=f"iso {name}").id for name in ("a", "b")}
+    keys = {}
+    for name, space in spaces.items():
+        _private_llm(admin, upstream.v1, space, f"iso-{name}")
+        admin.configs.create(name=f"iso {name}", config={"provider": f"@iso-{name}"}, workspace_id=space)
+        keys[name] = admin.api_keys.create(
+            type="workspace", sub_type="service", name=f"iso {name}", workspace_id=space,
+            scopes=["completions.write", "logs.list", "logs.view", "providers.list", "providers.read",
+                    "configs.list", "configs.read", "workspace_service_api_keys.list", "analytics.view"]).key
+    a = Portkey(api_key=keys["a"], base_url=gateway.v1)
+    # Catalog: each key lists and reads only its own workspace's providers and configs.
+    assert [p["slug"] for p in a.providers.list().data] == ["iso-a"]
+    assert [c["workspace_id"] for c in a.configs.list().data] == [spaces["a"]]
+    with pytest.raises(NotFoundError):
+        a.providers.retrieve(slug="iso-b")
+    # Keys: its own workspace's only; it cannot make organisation keys or keys elsewhere.
+    assert {k["workspace_id"] for k in a.api_keys.list().data} == {spaces["a"]}
+    with pytest.raises(PermissionDeniedError):
+        a.api_keys.create(type="workspace", sub_type="service", name="x", workspace_id=spaces["b"])
+    # Without the scope, an admin call is refused, naming it.
+    with pytest.raises(PermissionDeniedError, match="providers.create"):
+        a.providers.create(name="x", integration_id="whatever", slug="x")
+    # Inference: its own provider, not the other's.
+    assert a.chat.completions.create(model="@iso-a/m", messages=HELLO).choices[0].message.content == "echo: hello"
+    assert "@iso-b" in refused(403, a.chat.completions.create, model="@iso-b/m", messages=HELLO)
+    Portkey(api_key=keys["b"], base_url=gateway.v1).chat.completions.create(model="@iso-b/m", messages=HELLO)
+    # Logs: each key sees its workspace's rows only, even when it asks for the other's.
+    deadline = time.monotonic() + 20
+    while len(_logs(gateway, ADMIN_TOKEN, workspace_id=spaces["b"]).json()["data"]) < 1 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    seen = _logs(gateway, keys["a"]).json()["data"]
+    assert seen and {row["workspace_id"] for row in seen} == {spaces["a"]}
+    assert _logs(gateway, keys["a"], workspace_id=spaces["b"]).json()["data"] == []
+    other = _logs(gateway, ADMIN_TOKEN, workspace_id=spaces["b"]).json()["data"][0]
+    assert httpx.get(f"{gateway.url}/admin/api/logs/{other['id']}", timeout=10,
+                     headers={"authorization": f"Bearer {keys['a']}"}).status_code == 404
+    grouped = httpx.get(f"{gateway.url}/admin/api/analytics", params={"group_by": "workspace_id"}, timeout=10,
+                        headers={"authorization": f"Bearer {ADMIN_TOKEN}"}).json()
+    assert {spaces["a"], spaces["b"]} <= {entry["group"] for entry in grouped["data"]}, grouped
+
+
+def test_audit_trail(admin: Portkey, gateway: GatewayProcess) -> None:
+    space = admin.admin.workspaces.create(name="Audited")
+    created = admin.api_keys.create(type="workspace", sub_type="user", name="u", workspace_id=space.id)
+    admin.api_keys.update(id=created.id, description="now with a description")
+    admin.api_keys.delete(id=created.id)
+    events = httpx.get(f"{gateway.v1}/audit-logs", params={"workspace_id": space.id}, timeout=10,
+                       headers={"x-portkey-api-key": ADMIN_TOKEN}).json()["data"]
+    assert [e["action"] for e in events] == ["api_key.revoke", "api_key.update", "api_key.create",
+                                             "workspace.create"]
+    assert all(e["actor"] == "admin-token" for e in events)
+    update = events[1]
+    assert update["before"]["description"] == "" and update["after"]["description"] == "now with a description"
+    assert created.key not in str(events)
+
+
+def test_catalog_writes_are_audited(admin: Portkey, gateway: GatewayProcess, upstream) -> None:
+    space = admin.admin.workspaces.create(name="Audited catalog")
+    _private_llm(admin, upstream.v1, space.id, "audited-llm")
+    admin.providers.update(slug="audited-llm", note="for the audit")
+    events = httpx.get(f"{gateway.url}/admin/api/audit-logs", params={"workspace_id": space.id}, timeout=10,
+                       headers={"authorization": f"Bearer {ADMIN_TOKEN}"}).json()["data"]
+    assert [e["action"] for e in events][:2] == ["provider.update", "provider.create"]
+    update = events[0]
+    assert update["before"]["notes"] == "" and update["after"]["notes"] == "for the audit"
+    assert update["after"]["headers"]["authorization"].startswith("Bearer sk-")  # masked
+    assert "sk-upstream-audited-llm-0123456789" not in str(events)
+    integration = httpx.get(f"{gateway.v1}/audit-logs", params={"action": "integration.create"},
+                            timeout=10, headers={"x-portkey-api-key": ADMIN_TOKEN}).json()["data"]
+    assert integration and "sk-upstream-audited-llm-0123456789" not in str(integration)

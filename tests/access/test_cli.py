@@ -1,0 +1,74 @@
+"""``sluicegate workspaces|keys|audit`` in-process, on both dialects: the whole life of a workspace and its
+keys, catalog entries placed in a workspace, and what the audit trail says about it all."""
+
+from __future__ import annotations
+
+import os
+
+import orjson
+import pytest
+
+from sluicegate.cli import main
+from sluicegate.settings import Settings
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("SLUICEGATE_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def cli(settings: Settings, capsys: pytest.CaptureFixture[str]):
+    store = ["--data-dir", str(settings.data_dir)] + (
+        ["--database-url", settings.database_url] if settings.database_url else [])
+    seen: list[str] = []
+
+    def run(*argv: str, code: int = 0) -> dict | list | str:
+        got = main([*argv, *store, "--json"])
+        out, err = capsys.readouterr()
+        seen.append(out + err)
+        assert got == code, err
+        return orjson.loads(out) if code == 0 and out.strip().startswith(("{", "[")) else out + err
+
+    run.seen = seen  # type: ignore[attr-defined]
+    return run
+
+
+def test_workspace_and_key_lifecycle(cli, tmp_path) -> None:
+    space = cli("workspaces", "create", "Team A", "--no-direct", "--allow-provider", "team-llm")
+    assert space["slug"] == "team-a" and space["permissions"]["direct_integration"] is False
+    assert space["permissions"]["providers"] == ["team-llm"]
+    assert [w["slug"] for w in cli("workspaces", "list")] == ["default", "team-a"]
+    assert cli("workspaces", "show", "team-a")["id"] == space["id"]
+
+    cli("providers", "add", "team-llm", "--custom-host", "http://127.0.0.1:9/v1", "--workspace", "team-a")
+    path = tmp_path / "config.json"
+    path.write_text('{"provider": "@team-llm"}')
+    cli("configs", "add", "team-config", "--file", str(path), "--workspace", "team-a")
+    assert "not found" in cli("configs", "add", "elsewhere", "--file", str(path), code=1)  # @team-llm is team-a's
+
+    made = cli("keys", "create", "--name", "ci", "--workspace", "team-a", "--scope", "completions.write",
+               "--scope", "logs.list", "--config-id", "team-config", "--metadata", "team=a",
+               "--expires-at", "2040-01-01T00:00:00Z", "--allow-model", "llama-3")
+    secret = made["key"]
+    assert secret.startswith("sg-") and made["workspace_id"] == space["id"]
+    shown = cli("keys", "show", made["id"])
+    assert shown["key"] == secret[:10] + "********" and shown["scopes"] == ["completions.write", "logs.list"]
+    assert shown["defaults"] == {"config_id": "team-config", "metadata": {"team": "a"}}
+    assert shown["permissions"]["models"] == ["llama-3"] and shown["expires_at"].startswith("2040-01-01")
+    updated = cli("keys", "update", made["id"], "--name", "ci-2", "--no-direct")
+    assert updated["name"] == "ci-2" and updated["permissions"]["direct_integration"] is False
+    assert [k["id"] for k in cli("keys", "list", "--workspace", "team-a")] == [made["id"]]
+    assert cli("keys", "revoke", made["id"])["status"] == "revoked"
+
+    assert "still has 1 providers" in cli("workspaces", "rm", "team-a", code=1)
+    assert "cannot be deleted" in cli("workspaces", "rm", "default", code=1)
+    assert "not found" in cli("keys", "show", "no-such-key", code=1)
+
+    events = cli("audit", "list", "--workspace", "team-a")
+    assert [e["action"] for e in events] == ["api_key.revoke", "api_key.update", "api_key.create",
+                                             "workspace.create"]
+    assert {e["actor"] for e in events} == {"cli"}
+    assert sum(secret in text for text in cli.seen) == 1  # printed once, by `keys create`
