@@ -13,6 +13,8 @@ import openai
 import pytest
 from portkey_ai import Portkey
 
+from sluicegate.settings import Settings
+from tests.access.world import World
 from tests.fakes.upstream import FakeUpstream, Reply, chat_chunks
 from tests.gateway import GatewayProcess
 from tests.logapi import new_trace
@@ -212,3 +214,26 @@ def test_semantic_mode_hits_a_paraphrase_and_never_a_negation(gw, upstream):
     assert ask("Is aspirin safe for children?") == "SEMANTIC MISS"
     assert ask("Is aspirin unsafe for children?") == "SEMANTIC MISS"
     assert len(upstream.received) == 3
+
+
+def test_keys_of_two_workspaces_never_share_an_entry_unless_a_namespace_says_so(tmp_path_factory, upstream):
+    """Admission sets the cache scope to the key's workspace and id: the same request under another key is
+    a MISS, under the same key a HIT; a namespace both send shares on purpose."""
+    data = tmp_path_factory.mktemp("cache-keys")
+    world = World(Settings(data_dir=data))
+    team_a, team_b = world.workspace("Team A"), world.workspace("Team B")
+    _, key_a = world.key("a", workspace_id=team_a, scopes=["completions.write"])
+    _, key_b = world.key("b", workspace_id=team_b, scopes=["completions.write"])
+    process = GatewayProcess(data).start()
+    try:
+        def ask(key: str, **extra) -> str:
+            portkey = Portkey(base_url=process.v1, api_key=key, config=cache_config(upstream), **extra)
+            return portkey.chat.completions.create(**CHAT).get_headers()["cache-status"]
+
+        assert [ask(key_a), ask(key_a), ask(key_b), ask(key_b)] == ["MISS", "HIT", "MISS", "HIT"]
+        assert len(upstream.received) == 2
+        shared = [ask(key_a, cache_namespace="shared"), ask(key_b, cache_namespace="shared")]
+        assert shared == ["MISS", "HIT"]
+        assert len(upstream.received) == 3
+    finally:
+        process.stop()
