@@ -216,14 +216,16 @@ def test_semantic_mode_hits_a_paraphrase_and_never_a_negation(gw, upstream):
     assert len(upstream.received) == 3
 
 
-def test_keys_of_two_workspaces_never_share_an_entry_unless_a_namespace_says_so(tmp_path_factory, upstream):
+def test_keys_share_entries_only_through_a_namespace_and_never_across_workspaces(tmp_path_factory, upstream):
     """Admission sets the cache scope to the key's workspace and id: the same request under another key is
-    a MISS, under the same key a HIT; a namespace both send shares on purpose."""
+    a MISS, under the same key a HIT; a namespace shares on purpose between keys of one workspace, and
+    never lets another workspace's key read the entry."""
     data = tmp_path_factory.mktemp("cache-keys")
     world = World(Settings(data_dir=data))
     team_a, team_b = world.workspace("Team A"), world.workspace("Team B")
     _, key_a = world.key("a", workspace_id=team_a, scopes=["completions.write"])
     _, key_b = world.key("b", workspace_id=team_b, scopes=["completions.write"])
+    _, key_a2 = world.key("a2", workspace_id=team_a, scopes=["completions.write"])
     process = GatewayProcess(data).start()
     try:
         def ask(key: str, **extra) -> str:
@@ -232,8 +234,9 @@ def test_keys_of_two_workspaces_never_share_an_entry_unless_a_namespace_says_so(
 
         assert [ask(key_a), ask(key_a), ask(key_b), ask(key_b)] == ["MISS", "HIT", "MISS", "HIT"]
         assert len(upstream.received) == 2
-        shared = [ask(key_a, cache_namespace="shared"), ask(key_b, cache_namespace="shared")]
-        assert shared == ["MISS", "HIT"]
-        assert len(upstream.received) == 3
+        shared = [ask(key_a, cache_namespace="shared"), ask(key_a2, cache_namespace="shared"),
+                  ask(key_b, cache_namespace="shared")]
+        assert shared == ["MISS", "HIT", "MISS"]
+        assert len(upstream.received) == 4
     finally:
         process.stop()

@@ -1,6 +1,7 @@
 """The simple cache's key: a SHA-256 over everything that changes the answer, and nothing that does not.
 
-Covered: the scope (the namespace the client named, else the caller's scope that admission set), the
+Covered: the scope (the namespace the client named within the caller's workspace, else the caller's scope
+that admission set), the
 endpoint, the stream flag (a stream is stored as events, a JSON answer as JSON: they never stand in for
 each other), the config tree the request runs (providers, hosts, inline keys, override_params: the
 resolved targets), the provider, host and credential the request itself names, the model, and the whole
@@ -30,7 +31,8 @@ def cacheable(call: Call) -> bool:
 def request_parts(scope: str, call: Call, tree: bytes) -> list[Any]:
     """What besides the body tells two requests apart (``tree``: the config tree's identity, tree_identity)."""
     ctx = call.ctx
-    scoped = ["namespace", ctx.cache_namespace] if ctx.cache_namespace else ["scope", scope]
+    # A namespace shares entries between the keys that name it, within their workspace: never across.
+    scoped = ["namespace", ctx.workspace_id, ctx.cache_namespace] if ctx.cache_namespace else ["scope", scope]
     return [*scoped, call.endpoint, call.stream, tree.hex(), ctx.provider, ctx.custom_host, ctx.api_key,
             call.model_slug, call.model]
 
