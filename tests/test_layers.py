@@ -23,6 +23,7 @@ ROWS: list[set[str]] = [
     {"cli_support"},
     {"serve"},
     {"app"},
+    {"dashboard"},
     {"server"},
     {"pipeline"},
     {"dispatch"},

@@ -12,10 +12,12 @@ from __future__ import annotations
 from aiohttp import web
 
 from .access.admin_token import AdminAuth, announce_admin_token
+from .access.principal import admin_token_verifier
 from .catalog import Catalog, ConfigRepository, ProviderRepository
 from .catalog.configs import gateway_config_validator
 from .catalog.log_lookups import LogLookups
 from .config import ConfigCache
+from .dashboard import DASHBOARD_PREFIX, dashboard_app, to_dashboard
 from .dispatch import Dispatcher
 from .pipeline import ConfigSelector, Pipeline, default_steps
 from .prepare import RequestBuilder
@@ -68,9 +70,12 @@ def build_app(settings: Settings, *, transport: Transport | None = None) -> web.
                             _upstream_context(gateway, transport), _telemetry_context(gateway)])
     add_routes(app)
     add_metrics_route(app)
-    admin = _admin(gateway, vault)
+    services = _admin_services(gateway, vault)
+    admin = admin_app(services)
     add_log_routes(admin)
     app.add_subapp(ADMIN_PREFIX, admin)
+    app.router.add_get(DASHBOARD_PREFIX, to_dashboard)
+    app.add_subapp(DASHBOARD_PREFIX, dashboard_app(services, admin_token_verifier(services.auth)))
     return app
 
 
@@ -119,14 +124,13 @@ def _telemetry_context(gateway: Gateway):
     return context
 
 
-def _admin(gateway: Gateway, vault: Vault) -> web.Application:
-    """The admin API (catalog providers, saved configs; the request log is added to it), behind the admin
-    token, apart from /v1."""
+def _admin_services(gateway: Gateway, vault: Vault) -> AdminServices:
+    """What the admin API (catalog providers, saved configs; the request log is added to it), behind the admin
+    token, and the dashboard, behind a session, both read and write through."""
     check = gateway.guard.check_url
-    services = AdminServices(
+    return AdminServices(
         providers=ProviderRepository(gateway.engine, vault, check_host=check),
         configs=ConfigRepository(gateway.engine, validate=gateway_config_validator(check)),
         auth=AdminAuth(gateway.engine, gateway.settings.admin_token),
         on_write=gateway.catalog.refresh,
     )
-    return admin_app(services)

@@ -2,8 +2,8 @@
 
 One SQLAlchemy expression per question, the same on SQLite and PostgreSQL. Pages are ordered by
 (created_ms, id) descending and the cursor is the last row's pair, so a page never skips or repeats a row
-however many arrive meanwhile. Percentiles are computed here from the latencies (SQLite has no percentile
-function); everything else is aggregated by the database.
+however many arrive meanwhile. Analytics aggregate in the database, latencies into a histogram whose bins
+give the percentiles (SQLite has no percentile function); small ranges rank every latency exactly.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
-from sqlalchemy import and_, case, func, literal, or_, select
+from sqlalchemy import Integer, and_, case, cast, func, literal, literal_column, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -132,53 +132,131 @@ def _group_column(group_by: str) -> ColumnElement[Any]:
 
 
 async def analytics(engine: AsyncEngine, q: AnalyticsQuery) -> dict[str, Any]:
-    bucket = ((T.c.created_ms // q.interval_ms) * q.interval_ms).label("bucket")
+    """One pass over the range: sums and a latency histogram per (bucket, group, latency bin), folded here.
+
+    Sorting a million latencies (or ranking them with window functions) costs seconds on SQLite; grouping them
+    into bins of 1 ms below 1 s and of three significant digits above costs one aggregate, and the rows it
+    returns give every percentile to within one bin (see ``_fold``). Up to EXACT_MAX requests in range, a
+    second query ranks every latency and the percentiles are exact.
+    """
+    if q.interval == "all":  # one bucket: the range's start
+        bucket = literal_column(str(int(q.filter.start_ms or 0))).label("bucket")
+    else:
+        bucket = ((T.c.created_ms // q.interval_ms) * q.interval_ms).label("bucket")
     group = _group_column(q.group_by)
-    where = conditions(q.filter)
+    latency_bin = _latency_bin(engine.dialect.name).label("bin")
     sums = select(
-        bucket, group, func.count().label("requests"),
+        bucket, group, latency_bin, func.count().label("requests"),
         func.sum(case((is_error(), 1), else_=0)).label("errors"),
         func.sum(T.c.prompt_tokens).label("prompt_tokens"),
         func.sum(T.c.completion_tokens).label("completion_tokens"),
         func.sum(T.c.total_tokens).label("total_tokens"),
         func.sum(T.c.cost).label("cost"),
-    ).where(*where).group_by(bucket, group).order_by(bucket, group)
-    latencies = select(bucket, group, T.c.latency_ms).where(*where)
+        func.max(T.c.latency_ms).label("bin_max"),
+    ).group_by(bucket, group, latency_bin)
+    where = conditions(q.filter)
     async with engine.connect() as conn:
-        groups = [dict(r._mapping) for r in await conn.execute(sums)]
-        samples: dict[tuple[Any, Any], list[float]] = {}
-        everything: list[float] = []
-        async for row in await conn.stream(latencies):
-            samples.setdefault((row.bucket, _key(row.grp)), []).append(row.latency_ms)
-            everything.append(row.latency_ms)
-    data = [_bucket_entry(g, samples.get((g["bucket"], _key(g["grp"])), [])) for g in groups]
+        rows = (await conn.execute(sums.where(*where))).all()
+        data, everything = _fold(rows)
+        if sum(d["requests"] for d in data) <= EXACT_MAX:  # few enough to rank every latency exactly
+            await _exact_percentiles(conn, select(bucket, group, T.c.latency_ms).where(*where), data, everything)
     return {
-        "from": iso(q.filter.start_ms), "to": iso(q.filter.end_ms),  # type: ignore[arg-type]  # parse_analytics sets both "interval": q.interval,
+        "from": iso(q.filter.start_ms), "to": iso(q.filter.end_ms),  # type: ignore[arg-type]  # parse_analytics sets both
+        "interval": q.interval,
         "interval_ms": q.interval_ms, "group_by": q.group_by, "data": data, "totals": _totals(data, everything),
     }
+
+
+_RANKS = (50, 95, 99)
+EXACT_MAX = 50_000  # up to this many requests in range, percentiles are exact (one more query, cheap)
+_SUMS = ("requests", "errors", "prompt_tokens", "completion_tokens", "total_tokens", "cost")
+
+
+def _latency_bin(dialect: str) -> ColumnElement[Any]:
+    """1 ms wide below 1 s, then three significant digits (10 ms below 10 s, 100 ms below 100 s, …)."""
+    lat = T.c.latency_ms
+
+    def whole(value: Any) -> ColumnElement[Any]:  # latencies are positive: truncating is flooring
+        return func.floor(value) if dialect == "postgresql" else cast(value, Integer)
+
+    return case((lat < 1000, whole(lat)), (lat < 10_000, whole(lat / 10) * 10),
+                (lat < 100_000, whole(lat / 100) * 100), else_=whole(lat / 1000) * 1000)
+
+
+def _fold(rows: Iterable[Any]) -> tuple[list[dict[str, Any]], dict[int, float]]:
+    """Histogram rows → one entry per (bucket, group), and the percentiles over everything.
+
+    A percentile is nearest-rank over the bins: the largest latency in the bin holding that rank. So it is a
+    latency that occurred, never below the exact nearest-rank value and at most one bin above it."""
+    groups: dict[tuple[int, Any], dict[str, Any]] = {}
+    overall: dict[Any, list[Any]] = {}
+    for row in rows:
+        key = (int(row.bucket), _key(row.grp))
+        entry = groups.setdefault(key, {"bucket": key[0], "grp": key[1], "bins": {}, **dict.fromkeys(_SUMS, 0)})
+        for name in _SUMS:
+            entry[name] += row._mapping[name] or 0
+        _add_bin(entry["bins"], row.bin, row.requests, row.bin_max)
+        _add_bin(overall, row.bin, row.requests, row.bin_max)
+    ordered = sorted(groups.values(), key=lambda g: (g["bucket"], g["grp"] is not None, g["grp"] or ""))
+    return [_bucket_entry(g, _ranks(g["bins"])) for g in ordered], _ranks(overall)
+
+
+async def _exact_percentiles(conn: Any, latencies: Any, data: list[dict[str, Any]],
+                             everything: dict[int, float]) -> None:
+    samples: dict[tuple[int, Any], list[float]] = {}
+    for row in await conn.execute(latencies):
+        samples.setdefault((int(row.bucket), _key(row.grp)), []).append(row.latency_ms)
+    for entry in data:
+        entry["latency_ms"] = percentiles(samples.get((entry["bucket_ms"], entry["group"]), []))
+    exact = percentiles(value for values in samples.values() for value in values)
+    everything.update({p: exact[f"p{p}"] for p in _RANKS if exact[f"p{p}"] is not None})
+
+
+def _add_bin(bins: dict[Any, list[Any]], bin_: Any, count: int, largest: float) -> None:
+    found = bins.setdefault(bin_, [0, largest])
+    found[0] += count
+    found[1] = max(found[1], largest)
+
+
+def _ranks(bins: dict[Any, list[Any]]) -> dict[int, float]:
+    total = sum(count for count, _ in bins.values())
+    wanted = {p: max(1, -(-p * total // 100)) for p in _RANKS}
+    found: dict[int, float] = {}
+    seen = 0
+    for bin_ in sorted(bins):
+        count, largest = bins[bin_]
+        seen += count
+        for p, rank in wanted.items():
+            if p not in found and seen >= rank:
+                found[p] = largest
+    return found
 
 
 def _key(value: Any) -> Any:
     return None if value is None else str(value)
 
 
-def _bucket_entry(g: dict[str, Any], latencies: list[float]) -> dict[str, Any]:
+def _ranked(found: dict[int, float]) -> dict[str, float | None]:
+    return {f"p{p}": found.get(p) for p in _RANKS}
+
+
+def _bucket_entry(g: dict[str, Any], latencies: dict[int, float]) -> dict[str, Any]:
     requests, errors = int(g["requests"]), int(g["errors"] or 0)
     return {
-        "bucket": iso(int(g["bucket"])), "bucket_ms": int(g["bucket"]), "group": _key(g["grp"]),
+        "bucket": iso(int(g["bucket"])), "bucket_ms": int(g["bucket"]), "group": g["grp"],
         "requests": requests, "errors": errors, "error_rate": errors / requests if requests else 0.0,
-        "latency_ms": percentiles(latencies),
+        "latency_ms": _ranked(latencies),
         "prompt_tokens": int(g["prompt_tokens"] or 0), "completion_tokens": int(g["completion_tokens"] or 0),
         "total_tokens": int(g["total_tokens"] or 0), "cost": float(g["cost"] or 0.0),
     }
 
 
-def _totals(data: list[dict[str, Any]], latencies: list[float]) -> dict[str, Any]:
+def _totals(data: list[dict[str, Any]], latencies: dict[int, float]) -> dict[str, Any]:
     requests = sum(d["requests"] for d in data)
     errors = sum(d["errors"] for d in data)
     totals: dict[str, Any] = {"requests": requests, "errors": errors,
                               "error_rate": errors / requests if requests else 0.0,
-                              "latency_ms": percentiles(latencies)}
+                              "latency_ms": _ranked(latencies)}
     for name in ("prompt_tokens", "completion_tokens", "total_tokens"):
         totals[name] = sum(d[name] for d in data)
     totals["cost"] = sum(d["cost"] for d in data)
