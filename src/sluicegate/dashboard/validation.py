@@ -9,7 +9,7 @@ request-time check are handed in.
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Collection
+from typing import Any, Callable, Collection, Iterator
 
 import orjson
 
@@ -56,9 +56,33 @@ def config_problems(text: str, check_host: Callable[[str], object] | None,
     for entry in errors:
         match = _ENTRY.match(entry)
         found.append(problem(_parts(match["path"]), match["message"]) if match else problem([], entry))
-    found += [problem([], f"Provider @{slug} not found in the catalog") for slug in referenced_slugs(text)
-              if slug not in slugs]
+    missing = set(referenced_slugs(text)) - set(slugs)
+    found += [problem(path, f"Provider @{slug} not found in the catalog") for path, slug in _slug_paths(tree, [])
+              if slug in missing]
     return found
+
+
+def _slug_paths(node: Any, path: list[str | int]) -> Iterator[tuple[list[str | int], str]]:
+    """Where each catalog slug is named: ``provider: "@slug"``, ``virtual_key``, ``override_params.model``
+    (the same places as catalog/configs.referenced_slugs, with their paths)."""
+    if isinstance(node, list):
+        for index, item in enumerate(node):
+            yield from _slug_paths(item, [*path, index])
+        return
+    if not isinstance(node, dict):
+        return
+    for key, value in node.items():
+        here = [*path, key]
+        if key == "provider" and isinstance(value, str) and value.startswith("@"):
+            yield here, value[1:]
+        elif key == "virtual_key" and isinstance(value, str) and value:
+            yield here, value.lstrip("@")
+        elif key == "override_params" and isinstance(value, dict):
+            model = value.get("model")
+            if isinstance(model, str) and model.startswith("@") and "/" in model:
+                yield [*here, "model"], model[1:].split("/", 1)[0]
+        if isinstance(value, (dict, list)):
+            yield from _slug_paths(value, here)
 
 
 def _secret_path(where: str) -> list[str | int]:

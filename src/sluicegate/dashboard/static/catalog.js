@@ -71,7 +71,7 @@ function providerForm(session, existing, save, cancel) {
   const spec = h("select", { id: "spec", name: "spec" }, (session.specs || ["openai"]).map((s) => h("option", { value: s, selected: existing?.spec === s }, s === "openai" ? "OpenAI" : s)));
   const hostedSelect = h("select", { id: "hosted" }, hosted.map((p) => h("option", { value: p.id }, p.id)));
   const host = h("input", { id: "custom-host", name: "custom_host", placeholder: "http://10.0.0.5:8000/v1", value: existing?.custom_host || "" });
-  const name = h("input", { id: "slug", name: "slug", placeholder: "my-private-llm", value: existing?.slug || "", disabled: !isNew, pattern: "[a-z0-9-]+" });
+  const name = h("input", { id: "slug", name: "slug", placeholder: "my-private-llm", value: existing?.slug || "", disabled: !isNew });
   const models = h("input", { id: "models", placeholder: "any (comma-separated to restrict)", value: existing?.models.join(", ") || "" });
   const rows = h("div", { class: "header-rows", id: "header-rows" });
   const error = h("p", { class: "error-text", id: "provider-error", role: "alert" });
