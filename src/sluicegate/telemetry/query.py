@@ -135,8 +135,8 @@ async def analytics(engine: AsyncEngine, q: AnalyticsQuery) -> dict[str, Any]:
     """One pass over the range: sums and a latency histogram per (bucket, group, latency bin), folded here.
 
     Sorting a million latencies (or ranking them with window functions) costs seconds on SQLite; grouping them
-    into bins of 1 ms below 1 s and of three significant digits above costs one aggregate, and the rows it
-    returns give every percentile to within one bin (see ``_fold``). Up to EXACT_MAX requests in range, a
+    into bins (``LATENCY_BINS``) costs one aggregate, and the rows it returns give every percentile to within
+    one bin (see ``_fold``). Up to EXACT_MAX requests in range, a
     second query ranks every latency and the percentiles are exact.
     """
     if q.interval == "all":  # one bucket: the range's start
@@ -154,6 +154,10 @@ async def analytics(engine: AsyncEngine, q: AnalyticsQuery) -> dict[str, Any]:
         func.sum(T.c.cost).label("cost"),
         func.max(T.c.latency_ms).label("bin_max"),
     ).group_by(bucket, group, latency_bin)
+    if not q.filter.metadata and not q.group_by.startswith("metadata."):
+        # Everything asked is in the covering index: read it, not the rows. SQLite's planner otherwise
+        # prefers a filter index (e.g. model, created_ms) and visits every row through it: 3x slower.
+        sums = sums.with_hint(T, f"INDEXED BY {ANALYTICS_INDEX}", "sqlite")
     where = conditions(q.filter)
     async with engine.connect() as conn:
         rows = (await conn.execute(sums.where(*where))).all()
@@ -168,37 +172,50 @@ async def analytics(engine: AsyncEngine, q: AnalyticsQuery) -> dict[str, Any]:
 
 
 _RANKS = (50, 95, 99)
+ANALYTICS_INDEX = "ix_request_logs_analytics"  # store/request_logs.py, migration 0003
 EXACT_MAX = 50_000  # up to this many requests in range, percentiles are exact (one more query, cheap)
 _SUMS = ("requests", "errors", "prompt_tokens", "completion_tokens", "total_tokens", "cost")
 
 
+# (below this many ms, bins this wide): at most 2.5 % of the latency wide, and 1 ms below 100 ms. About 160
+# bins per decade, so a 30-day histogram per user is tens of thousands of rows, not a million.
+LATENCY_BINS = ((100, 1), (200, 2), (500, 5), (1000, 10), (2000, 20), (5000, 50), (10_000, 100),
+                (20_000, 200), (50_000, 500), (100_000, 1000), (200_000, 2000), (500_000, 5000))
+LAST_BIN_MS = 10_000
+
+
 def _latency_bin(dialect: str) -> ColumnElement[Any]:
-    """1 ms wide below 1 s, then three significant digits (10 ms below 10 s, 100 ms below 100 s, …)."""
     lat = T.c.latency_ms
 
-    def whole(value: Any) -> ColumnElement[Any]:  # latencies are positive: truncating is flooring
-        return func.floor(value) if dialect == "postgresql" else cast(value, Integer)
+    def floor_to(width: int) -> ColumnElement[Any]:  # latencies are positive: truncating is flooring
+        whole = func.floor(lat / width) if dialect == "postgresql" else cast(lat / width, Integer)
+        return whole * width
 
-    return case((lat < 1000, whole(lat)), (lat < 10_000, whole(lat / 10) * 10),
-                (lat < 100_000, whole(lat / 100) * 100), else_=whole(lat / 1000) * 1000)
+    return case(*((lat < limit, floor_to(width)) for limit, width in LATENCY_BINS), else_=floor_to(LAST_BIN_MS))
 
 
 def _fold(rows: Iterable[Any]) -> tuple[list[dict[str, Any]], dict[int, float]]:
     """Histogram rows → one entry per (bucket, group), and the percentiles over everything.
 
     A percentile is nearest-rank over the bins: the largest latency in the bin holding that rank. So it is a
-    latency that occurred, never below the exact nearest-rank value and at most one bin above it."""
-    groups: dict[tuple[int, Any], dict[str, Any]] = {}
+    latency that occurred, never below the exact nearest-rank value and at most one bin above it.
+    Rows are read by position (bucket, group, bin, the _SUMS…, bin_max): tens of thousands of them."""
+    groups: dict[tuple[int, Any], list[Any]] = {}  # key → [sums…, bins]
     overall: dict[Any, list[Any]] = {}
-    for row in rows:
-        key = (int(row.bucket), _key(row.grp))
-        entry = groups.setdefault(key, {"bucket": key[0], "grp": key[1], "bins": {}, **dict.fromkeys(_SUMS, 0)})
-        for name in _SUMS:
-            entry[name] += row._mapping[name] or 0
-        _add_bin(entry["bins"], row.bin, row.requests, row.bin_max)
-        _add_bin(overall, row.bin, row.requests, row.bin_max)
-    ordered = sorted(groups.values(), key=lambda g: (g["bucket"], g["grp"] is not None, g["grp"] or ""))
-    return [_bucket_entry(g, _ranks(g["bins"])) for g in ordered], _ranks(overall)
+    width = len(_SUMS)
+    for bucket, grp, bin_, *sums, largest in rows:
+        key = (int(bucket), None if grp is None else str(grp))
+        entry = groups.get(key)
+        if entry is None:
+            entry = groups[key] = [0] * width + [{}]
+        for i in range(width):
+            entry[i] += sums[i] or 0
+        _add_bin(entry[width], bin_, sums[0], largest)
+        _add_bin(overall, bin_, sums[0], largest)
+    ordered = sorted(groups.items(), key=lambda item: (item[0][0], item[0][1] is not None, item[0][1] or ""))
+    data = [_bucket_entry({"bucket": key[0], "grp": key[1], **dict(zip(_SUMS, entry))}, _ranks(entry[width]))
+            for key, entry in ordered]
+    return data, _ranks(overall)
 
 
 async def _exact_percentiles(conn: Any, latencies: Any, data: list[dict[str, Any]],

@@ -21,10 +21,10 @@ function niceMax(value) {
 
 function frame(svg, xs, max, yFormat, xFormat) {
   const plotW = W - PAD.left - PAD.right, plotH = H - PAD.top - PAD.bottom;
-  for (let i = 0; i <= 4; i++) {
-    const y = PAD.top + plotH - (plotH * i) / 4;
+  for (let i = 0; i <= 5; i++) {
+    const y = PAD.top + plotH - (plotH * i) / 5;
     svg.append(s("line", { x1: PAD.left, x2: W - PAD.right, y1: y, y2: y, class: "grid" }));
-    svg.append(s("text", { x: PAD.left - 6, y: y + 4, class: "axis", "text-anchor": "end" }, yFormat((max * i) / 4)));
+    svg.append(s("text", { x: PAD.left - 6, y: y + 4, class: "axis", "text-anchor": "end" }, yFormat((max * i) / 5)));
   }
   const ticks = Math.min(xs.length, 6);
   for (let i = 0; i < ticks; i++) {
