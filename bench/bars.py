@@ -5,8 +5,9 @@ A bar whose figure is missing (peer not installed, scenario not run, hop died) i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any
 
 SUBJECT = "sluicegate"
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from bench import nginx_conf, targets
 from bench.install import Install
@@ -126,5 +126,12 @@ def start_litellm(sup: Supervisor, install: Install, work: Path, ups: Upstreams,
     return _settled(sup, targets.litellm(port, shapes), child, 240, settle_s, install.version)
 
 
-__all__ = ["NotReady", "Running", "start_upstreams", "start_nginx_floor", "start_sluicegate",
-           "start_portkey", "start_litellm"]
+__all__ = [
+    "NotReady",
+    "Running",
+    "start_litellm",
+    "start_nginx_floor",
+    "start_portkey",
+    "start_sluicegate",
+    "start_upstreams",
+]

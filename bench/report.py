@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 SUBJECT = "sluicegate"
 VERDICT = {"pass": "✅ pass", "miss": "❌ miss", "n/a": "— n/a"}

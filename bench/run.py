@@ -14,10 +14,10 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable
 
 from bench import bars, install, launch, machine, scen_http, scen_stream, steps, targets
 from bench.context import Bench
@@ -80,7 +80,7 @@ def _step(results: dict, key: str, fn: Callable[[], dict]) -> None:
     began = time.perf_counter()
     try:
         results[key] = fn()
-    except Exception as exc:  # noqa: BLE001 - one scenario's bug must not lose the others' figures
+    except Exception as exc:
         results[key] = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()[-3000:]}
     results[key]["_seconds"] = round(time.perf_counter() - began, 1)
 
@@ -120,7 +120,7 @@ def execute(plan: Plan, sluicegate_cmd: list[str], cache: Path, command: str) ->
     work = Path(tempfile.mkdtemp(prefix="sluicegate-bench-"))
     versions = machine.tool_versions(os.environ.get("BENCH_NODE", "node"))
     results = {"schema": SCHEMA, "mode": plan.mode, "command": command,
-               "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+               "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
                "machine": machine.machine(), "versions": versions, "plan": asdict(plan),
                "work_dir": str(work)}
     shapes = targets.Shapes(stream=plan.stream_model, hold=plan.hold_model)
@@ -131,7 +131,7 @@ def execute(plan: Plan, sluicegate_cmd: list[str], cache: Path, command: str) ->
         results["scenarios"] = measure(bench)
         results["hops"] = hop_table(bench, versions)
     results["machine"]["loadavg_at_end"] = os.getloadavg()
-    results["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    results["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     results["bars"] = bars.judge(results)
     _tidy(work, results)
     return results

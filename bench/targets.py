@@ -10,8 +10,8 @@ LiteLLM, from the model alias in its config; nginx and direct need one port per 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 KINDS = ("static", "stream", "hold", "ttft")
 API_KEY = "sk-bench-not-a-secret"

@@ -19,8 +19,6 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "sluicegate"
 ROWS: list[set[str]] = [
     {"__main__"},
     {"cli"},
-    set(),  # each subsystem's commands.py (CLI_MODULES)
-    {"cli_support"},
     {"serve"},
     {"app"},
     {"dashboard"},
@@ -38,8 +36,6 @@ ROWS: list[set[str]] = [
     {"header_names", "jsontext"},
     {"errors", "settings"},
 ]
-# Each subsystem's management commands belong to the cli row (cli.py registers them).
-CLI_MODULES = {"catalog.commands", "store.commands", "vault.commands", "access.commands", "telemetry.commands"}
 
 
 def module_name(path: Path) -> str:
@@ -85,8 +81,6 @@ def _local(dotted: str) -> str:
 
 
 def row_of(module: str) -> int:
-    if module in CLI_MODULES:
-        return 2
     top = module.split(".")[0]
     for index, row in enumerate(ROWS):
         if top in row:

@@ -24,6 +24,7 @@ from .prepare import RequestBuilder
 from .providers import registry
 from .server.admin import ADMIN_PREFIX, AdminServices, admin_app
 from .server.appkeys import GATEWAY
+from .server.connections import CONNECTIONS, ConnectionGuard, ConnectionLimits
 from .server.gateway import Gateway
 from .server.hosts import HostPolicy
 from .server.middleware import errors_middleware, host_middleware
@@ -63,9 +64,11 @@ def build_app(settings: Settings, *, transport: Transport | None = None) -> web.
     gateway = Gateway(settings=settings, guard=guard, configs=configs, catalog=catalog, engine=engine,
                       telemetry=telemetry)
     hosts = HostPolicy.build(settings.host, settings.allowed_hosts)
+    connections = ConnectionGuard(ConnectionLimits(settings.max_connections, settings.header_timeout_s))
     app = web.Application(client_max_size=settings.max_body_bytes,
-                          middlewares=[errors_middleware, host_middleware(hosts)])
+                          middlewares=[connections.middleware(), errors_middleware, host_middleware(hosts)])
     app[GATEWAY] = gateway
+    app[CONNECTIONS] = connections  # serve.py's listening site puts every connection through it
     app.cleanup_ctx.extend([_store_context(gateway), _catalog_context(gateway),
                             _upstream_context(gateway, transport), _telemetry_context(gateway)])
     add_routes(app)
@@ -106,7 +109,8 @@ def _upstream_context(gateway: Gateway, given: Transport | None):
         transport = gateway.transport = given or AiohttpTransport(
             create_session(settings, guard.resolver(), (guard.client_middleware(),)))
         builder = RequestBuilder(guard, catalog=gateway.catalog, provider_urls=settings.provider_base_urls)
-        gateway.dispatcher = Dispatcher(transport, builder, backoff_scale=settings.retry_backoff_scale)
+        gateway.dispatcher = Dispatcher(transport, builder, backoff_scale=settings.retry_backoff_scale,
+                                        max_response_bytes=settings.max_upstream_body_bytes)
         selector = ConfigSelector(gateway.configs, gateway.catalog.saved_config)
         gateway.pipeline = Pipeline(default_steps(selector, gateway.dispatcher))
         yield

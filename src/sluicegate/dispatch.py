@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from multidict import CIMultiDict
 
@@ -21,7 +22,7 @@ from .errors import UpstreamFailure
 from .prepare import RequestBuilder
 from .routing import CircuitBreaker, breaker_key, choose_conditional, pick_weighted, retry_delay, should_fallback
 from .types import AttemptRecord, Call, Outcome, Prepared, routing_metadata
-from .upstream.exchange import exchange, failure
+from .upstream.exchange import DEFAULT_MAX_BODY_BYTES, exchange, failure
 from .upstream.transport import Transport
 
 __all__ = ["AttemptRecord", "Call", "Dispatcher"]  # the first two live in types.py; re-exported
@@ -47,6 +48,7 @@ class Dispatcher:
         clock: Callable[[], float] = time.perf_counter,
         wall_clock: Callable[[], float] = time.time,
         backoff_scale: float = 1.0,
+        max_response_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ) -> None:
         self._transport = transport
         self._builder = builder
@@ -56,6 +58,7 @@ class Dispatcher:
         self._clock = clock
         self._wall_clock = wall_clock  # Retry-After dates are compared with it
         self._backoff_scale = backoff_scale
+        self._max_response_bytes = max_response_bytes
 
     async def run(self, call: Call, root: Node) -> tuple[Outcome, list[AttemptRecord]]:
         state = Walk(call)
@@ -160,7 +163,7 @@ class Dispatcher:
 
     async def _attempt(self, prepared: Prepared, target: Target, state: Walk, retry: int) -> Outcome:
         started = self._clock()
-        outcome = await exchange(self._transport, prepared, target.path)
+        outcome = await exchange(self._transport, prepared, target.path, max_body_bytes=self._max_response_bytes)
         state.attempts.append(
             AttemptRecord(
                 target_path=target.path,

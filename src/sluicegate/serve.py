@@ -6,17 +6,18 @@ import asyncio
 import gc
 import logging
 import os
+import resource
 import signal
 import subprocess
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from aiohttp import web
-
 from sqlalchemy.exc import SQLAlchemyError
 
 from .access.admin_token import announce_admin_token
 from .app import build_app
+from .server.connections import CONNECTIONS, GuardedSite
 from .server.protocol_log import ProtocolLog
 from .settings import Settings
 from .store import opened_store
@@ -70,16 +71,15 @@ def _url_host(host: str) -> str:
 
 async def serve_forever(settings: Settings, *, reuse_port: bool, announce: bool = True) -> None:
     app = build_app(settings)
-    # handler_cancellation: a client that disconnects cancels its handler, which aborts the upstream call.
-    # logger: aiohttp's own log of bad requests, cut to one line without the request's bytes (secrets).
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=log if settings.access_log else None,
-                           logger=ProtocolLog())
+    runner = make_runner(app, settings)
     await runner.setup()
     # Everything built so far (modules, SQLAlchemy, the app, the catalog) lives as long as the process: keep
     # it out of the collector's full passes. Under load those ran about once a second and walked all of it
     # (~100 ms each, measured); the request log's short-lived records made them more frequent still.
     gc.freeze()
-    site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port, backlog=1024)
+    raise_open_files_limit(2 * settings.max_connections + 256)  # each client may hold an upstream connection
+    site = GuardedSite(runner, app[CONNECTIONS], settings.host, settings.port, reuse_port=reuse_port,
+                       backlog=1024)
     await site.start()
     if announce:
         _announce(settings)
@@ -90,7 +90,35 @@ async def serve_forever(settings: Settings, *, reuse_port: bool, announce: bool 
     try:
         await stop.wait()
     finally:
-        await runner.cleanup()  # stops accepting, finishes in-flight requests, runs cleanup contexts
+        # Requests in flight get drain_timeout_s to finish; then they are cancelled (a stalled stream is
+        # cut, its upstream closed) so that shutdown goes on, and the log sink still drains their records.
+        loop.call_later(settings.drain_timeout_s, app[CONNECTIONS].cancel_requests)
+        await runner.cleanup()  # stops accepting, waits for requests in flight, runs cleanup contexts
+
+
+def make_runner(app: web.Application, settings: Settings) -> web.AppRunner:
+    # handler_cancellation: a client that disconnects cancels its handler, which aborts the upstream call.
+    # auto_decompress off: server/bodies.py decodes request bodies itself, in bounded slices.
+    # shutdown_timeout: only a backstop; the drain bound is enforced in serve_forever (aiohttp alone
+    # would wait twice it).
+    # keepalive_timeout: how long a connection may sit idle between requests (server/connections.py
+    # bounds the rest: request heads, the number of connections).
+    # logger: aiohttp's own log of bad requests, cut to one line without the request's bytes (secrets).
+    return web.AppRunner(app, handler_cancellation=True, access_log=log if settings.access_log else None,
+                         logger=ProtocolLog(), auto_decompress=False,
+                         shutdown_timeout=settings.drain_timeout_s + 5, keepalive_timeout=settings.idle_timeout_s)
+
+
+def raise_open_files_limit(wanted: int) -> None:
+    """Lift the soft limit on open files towards ``wanted`` (never above the hard limit): running out of
+    descriptors stops a server from accepting anything, which is what the connection cap is there to avoid."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    if target < wanted:
+        log.warning("open files are limited to %d: fewer than SLUICEGATE_MAX_CONNECTIONS needs (%d)",
+                    target, wanted)
 
 
 def run(settings: Settings, *, worker: bool = False) -> int:

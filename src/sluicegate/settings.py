@@ -6,10 +6,11 @@ Everything configurable lives here and is read once at start; nothing else reads
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Callable, Mapping
+from typing import Any
 from urllib.parse import unquote
 
 ENV_PREFIX = "SLUICEGATE_"
@@ -22,6 +23,29 @@ def _bool(text: str) -> bool:
 
 def _csv(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _positive(convert):
+    def checked(text: str):
+        value = convert(text)
+        if not value > 0 or value == float("inf"):
+            raise ValueError(text)
+        return value
+
+    return checked
+
+
+_POSITIVE_INT, _POSITIVE_FLOAT = _positive(int), _positive(float)
+_LIMITS = (_POSITIVE_INT, _POSITIVE_FLOAT)  # their errors name the variable (none of them is a secret)
+
+
+def _converted(variable: str, raw: str, convert):
+    if convert not in _LIMITS:
+        return convert(raw)
+    try:
+        return convert(raw)
+    except ValueError:
+        raise ValueError(f"{variable} must be a positive number, not {raw[:32]!r}") from None
 
 
 def _pairs(text: str) -> Mapping[str, str]:
@@ -46,7 +70,19 @@ class Settings:
     workers: int = 1
     data_dir: Path = Path(".sluicegate")
     database_url: str | None = None  # None: SQLite file under data_dir
-    max_body_bytes: int = 32 * 1024 * 1024
+    max_body_bytes: int = 32 * 1024 * 1024  # a request body, after any Content-Encoding is decoded
+    # A non-streamed upstream answer is buffered whole: beyond this the attempt fails (502) and the
+    # connection is dropped. Large enough for big embedding batches.
+    max_upstream_body_bytes: int = 128 * 1024 * 1024
+    # Client connections (per process): a new connection must send its request head within
+    # header_timeout_s, a kept-alive one may sit idle for idle_timeout_s, a body must arrive within
+    # body_timeout_s. Beyond max_connections the longest-waiting idle connection is closed, or the new
+    # one refused with 503 when every connection is busy.
+    max_connections: int = 1000
+    idle_timeout_s: float = 75.0
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 120.0
+    drain_timeout_s: float = 25.0  # on SIGTERM: in-flight requests get this long, then they are cancelled
     # Where commercial providers live; operators behind an egress proxy (and tests) point them elsewhere.
     provider_base_urls: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     # SSRF allow-list: None means "the default for the listen address" (loopback trusted on loopback only).
@@ -79,7 +115,7 @@ class Settings:
     def sqlite_path(self) -> Path:
         return self.data_dir / "sluicegate.db"
 
-    def with_overrides(self, **overrides: Any) -> "Settings":
+    def with_overrides(self, **overrides: Any) -> Settings:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
 
@@ -94,6 +130,12 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: Any) ->
         "DATA_DIR": ("data_dir", Path),
         "DATABASE_URL": ("database_url", str),
         "MAX_BODY_BYTES": ("max_body_bytes", int),
+        "MAX_UPSTREAM_BODY_BYTES": ("max_upstream_body_bytes", _POSITIVE_INT),
+        "MAX_CONNECTIONS": ("max_connections", _POSITIVE_INT),
+        "IDLE_TIMEOUT": ("idle_timeout_s", _POSITIVE_FLOAT),
+        "HEADER_TIMEOUT": ("header_timeout_s", _POSITIVE_FLOAT),
+        "BODY_TIMEOUT": ("body_timeout_s", _POSITIVE_FLOAT),
+        "DRAIN_TIMEOUT": ("drain_timeout_s", _POSITIVE_FLOAT),
         "UPSTREAM_CONNECT_TIMEOUT": ("upstream_connect_timeout_s", float),
         "UPSTREAM_READ_TIMEOUT": ("upstream_read_timeout_s", float),
         "UPSTREAM_POOL_SIZE": ("upstream_pool_size", int),
@@ -117,7 +159,7 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: Any) ->
     for suffix, (name, convert) in scalar.items():
         raw = env.get(ENV_PREFIX + suffix)
         if raw not in (None, ""):
-            values[name] = convert(raw)
+            values[name] = _converted(ENV_PREFIX + suffix, raw, convert)
     if "TRUSTED_CUSTOM_HOSTS" in env:  # Portkey's variable; set (even empty) replaces the defaults
         values["trusted_custom_hosts"] = _csv(env["TRUSTED_CUSTOM_HOSTS"])
     urls = {

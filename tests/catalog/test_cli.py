@@ -178,7 +178,7 @@ def test_configs_round_trip(cli: Cli, tmp_path: Path, monkeypatch: pytest.Monkey
 def test_injected_config_validator(settings: Settings, capsys, tmp_path: Path) -> None:
     import argparse
 
-    from sluicegate.catalog import commands
+    from sluicegate.cli import catalog as commands
     from sluicegate.errors import ConfigError
 
     calls = []
@@ -258,7 +258,7 @@ def test_loose_key_file_exits_2(tmp_path: Path, capsys) -> None:
 
 needs_main = pytest.mark.skipif(
     importlib.util.find_spec("sluicegate.__main__") is None,
-    reason="python -m sluicegate needs sluicegate/__main__.py (core's cli.py)",
+    reason="python -m sluicegate needs sluicegate/__main__.py (core's cli package)",
 )
 
 

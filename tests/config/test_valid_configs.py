@@ -6,7 +6,15 @@ from types import MappingProxyType
 
 import pytest
 
-from sluicegate.config.model import DEFAULT_RETRY_STATUS_CODES, BreakerPolicy, CachePolicy, Group, RetryPolicy, Strategy, Target
+from sluicegate.config.model import (
+    DEFAULT_RETRY_STATUS_CODES,
+    BreakerPolicy,
+    CachePolicy,
+    Group,
+    RetryPolicy,
+    Strategy,
+    Target,
+)
 from sluicegate.errors import BadRequest
 from tests.config.helpers import parse
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -73,3 +74,41 @@ def test_workers_must_be_positive(tmp_path, bad):
     proc = subprocess.run([sys.executable, "-m", "sluicegate", "serve", "--workers", bad],
                           capture_output=True, text=True, timeout=30)
     assert proc.returncode == 2 and "--workers must be at least 1" in proc.stderr
+
+
+def test_sigterm_drains_a_stalled_stream_within_the_bound_and_flushes_the_log(tmp_path, upstream):
+    """A stream whose upstream stalls would hold shutdown for ever: SLUICEGATE_DRAIN_TIMEOUT bounds it, the
+    stream is then cut, and its request-log row is still written before the process exits."""
+    drain = 3.0
+    process = GatewayProcess(tmp_path, env={"SLUICEGATE_DRAIN_TIMEOUT": str(drain)}).start()
+    first = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "m",
+             "choices": [{"index": 0, "delta": {"content": "tick"}}]}
+    upstream.push(Reply(stream=[first, first, "[DONE]"], chunk_interval=60.0))  # stalls after one event
+    trace = "drain-trace-0123"
+    opened = threading.Event()
+
+    def stream() -> None:
+        headers = {"x-portkey-provider": "openai", "x-portkey-custom-host": upstream.v1,
+                   "x-portkey-trace-id": trace}
+        body = {"stream": True, "messages": [{"role": "user", "content": "stall"}]}
+        try:
+            with httpx.stream("POST", f"{process.v1}/chat/completions", json=body, headers=headers,
+                              timeout=90) as response:
+                for _ in response.iter_bytes():
+                    opened.set()
+        except httpx.HTTPError:
+            pass  # cut by the drain bound: expected
+
+    thread = threading.Thread(target=stream, daemon=True)
+    thread.start()
+    assert opened.wait(15)  # the first event arrived: the stream is in flight and now stalls
+    started = time.monotonic()
+    assert process.stop(signal.SIGTERM, timeout=60) == 0
+    elapsed = time.monotonic() - started
+    # Not cut before the bound; and after it only cancelling, flushing the log and exiting (aiohttp's own
+    # shutdown would have waited twice the bound).
+    assert drain * 0.9 <= elapsed < drain + 2.5, elapsed
+    thread.join(10)
+    with sqlite3.connect(tmp_path / "sluicegate.db") as db:
+        rows = db.execute("SELECT count(*) FROM request_logs WHERE trace_id = ?", (trace,)).fetchone()
+    assert rows == (1,)

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Iterable
+from typing import Any
 
 import orjson
 from multidict import CIMultiDict
 
-from sluicegate.upstream.transport import BodyBroken, TransportError
+from sluicegate.upstream.transport import BodyBroken, BodyTooLarge, TransportError
 
 
 @dataclass
@@ -48,10 +49,14 @@ class FakeResponse:
         value = CIMultiDict(self.headers).get("content-type", "application/octet-stream")
         return value.split(";")[0].strip().lower()
 
-    async def read(self) -> bytes:
-        parts = []
+    async def read(self, limit: int = 1 << 62) -> bytes:
+        parts, size = [], 0
         while chunk := await self.read_chunk():
             parts.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                self.close()
+                raise BodyTooLarge(f"larger than {limit} bytes")
         return b"".join(parts)
 
     async def read_chunk(self) -> bytes:

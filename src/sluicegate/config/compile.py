@@ -9,8 +9,9 @@ them next to ``targets`` rather than ignoring them. Done once per config text, n
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 from sluicegate.config.model import EMPTY, CachePolicy, Group, Node, Target
 

@@ -8,9 +8,10 @@ A request without a config is the one-leaf tree ``Target(path="config", provider
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Iterator, Mapping, Union
+from typing import Any
 
 EMPTY: Mapping[str, Any] = MappingProxyType({})
 
@@ -84,13 +85,13 @@ class Group:
 
     path: str
     strategy: Strategy
-    children: tuple["Node", ...] = field(default_factory=tuple)
+    children: tuple[Node, ...] = field(default_factory=tuple)
     name: str | None = None
     weight: float = 1.0
     cache: CachePolicy | None = None  # as written on this node (not inherited)
 
 
-Node = Union[Group, Target]
+Node = Group | Target
 
 
 def targets(node: Node) -> Iterator[Target]:

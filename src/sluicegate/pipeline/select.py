@@ -3,7 +3,7 @@ direct one-target tree when the request names its provider in headers or in the 
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from ..config import ConfigCache
 from ..config.model import Node, Target

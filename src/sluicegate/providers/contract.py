@@ -3,9 +3,11 @@
 A spec (``openai.py`` today, ``anthropic.py`` next) is one module exposing one object that satisfies
 ``ApiSpec``, plus one line in ``registry.py``. Nothing else in the gateway knows a spec by name.
 
-The gateway speaks the OpenAI wire format to its clients. For each request, ``ApiSpec.translation(endpoint)``
-returns a ``Translation``: the request body on its way to the upstream (client → upstream), the answer on
-its way back (upstream → client), the error envelopes, and a fresh ``StreamDecoder`` per response stream.
+The gateway speaks the OpenAI wire format to its clients. For each prepared request (one target of one
+client request), ``ApiSpec.translation(endpoint)`` returns a ``Translation``: the request body on its way
+to the upstream (client → upstream), the answer on its way back (upstream → client), the error envelopes,
+and a fresh ``StreamDecoder`` per response stream. Being per request, a translation may remember what it
+sent (the model asked for, the tools offered) to translate the answer back; a stateless one may be shared.
 A spec that speaks what the client speaks (OpenAI-compatible servers) forwards the bytes untouched; one that
 does not (Anthropic) translates in both directions. Credentials are applied by the caller after the body
 is translated (``prepare.py``), so a translation never sees them.
@@ -15,7 +17,8 @@ Everything here is pure: no network, clock or randomness.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Protocol
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 # What StreamDecoder.opening says about the stream so far.
 PENDING = "pending"  # no content yet: keep holding the start back

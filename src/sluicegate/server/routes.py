@@ -6,14 +6,15 @@ import orjson
 from aiohttp import web
 from multidict import CIMultiDict
 
-from ..errors import BadRequest, PayloadTooLarge
+from ..errors import BadRequest
 from ..jsontext import json_object
 from ..pipeline import RequestState
 from ..prepare import split_model_slug
 from ..telemetry.record import RequestRecord
 from ..types import Call, Outcome
-from .headers import parse_request_headers
 from .appkeys import GATEWAY, TRACE_ID
+from .bodies import read_body
+from .headers import parse_request_headers
 from .paths import passthrough_tail
 from .streaming import relay_stream
 
@@ -38,13 +39,8 @@ def _content_type_ok(request: web.Request, *, json_only: bool) -> bool:
 
 
 async def _read_body(request: web.Request) -> bytes:
-    limit = request.app[GATEWAY].settings.max_body_bytes
-    if request.content_length is not None and request.content_length > limit:
-        raise PayloadTooLarge(f"Request body is larger than the gateway's limit of {limit} bytes")
-    try:
-        return await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise PayloadTooLarge(f"Request body is larger than the gateway's limit of {limit} bytes") from None
+    settings = request.app[GATEWAY].settings
+    return await read_body(request, limit=settings.max_body_bytes, timeout_s=settings.body_timeout_s)
 
 
 def parse_json_body(raw: bytes, endpoint: str) -> dict:

@@ -9,19 +9,21 @@ Requests go out through a ``Transport`` (transport.py): the pooled aiohttp sessi
 from __future__ import annotations
 
 import asyncio
-from typing import Iterable
+from collections.abc import Iterable
 
 import orjson
 
 from ..errors import UpstreamFailure, UpstreamTimeout, UpstreamUnreachable
 from ..providers.contract import FAILED, PENDING, StreamDecoder
 from ..types import OpenStream, Outcome, Prepared
-from .transport import BodyBroken, Transport, TransportError, TransportResponse, TransportTimeout
+from .transport import BodyBroken, BodyTooLarge, Transport, TransportError, TransportResponse, TransportTimeout
 
 # Outcome and Prepared are the request's vocabulary (types.py); re-exported for older imports.
-__all__ = ["STREAM_PEEK_LIMIT", "Outcome", "Prepared", "exchange", "failure", "open_stream", "relayable_headers"]
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "STREAM_PEEK_LIMIT", "Outcome", "Prepared", "exchange", "failure",
+           "open_stream", "relayable_headers"]
 
 STREAM_PEEK_LIMIT = 64 * 1024  # bytes held back at most while waiting for a stream's first content
+DEFAULT_MAX_BODY_BYTES = 128 * 1024 * 1024  # Settings.max_upstream_body_bytes
 
 # Response headers that describe the hop, not the content; never relayed.
 _HOP_BY_HOP = frozenset(
@@ -32,12 +34,15 @@ _HOP_BY_HOP = frozenset(
 )
 
 
-async def exchange(transport: Transport, prepared: Prepared, target_path: str) -> Outcome:
-    """Send ``prepared`` once, within its timeout; ``target_path`` names the config target for the log."""
+async def exchange(
+    transport: Transport, prepared: Prepared, target_path: str, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+) -> Outcome:
+    """Send ``prepared`` once, within its timeout; ``target_path`` names the config target for the log. A
+    non-streamed answer larger than ``max_body_bytes`` fails the attempt (502)."""
     timeout_s = prepared.timeout_ms / 1000.0 if prepared.timeout_ms else None
     try:
         async with asyncio.timeout(timeout_s):
-            return await _send(transport, prepared, target_path)
+            return await _send(transport, prepared, target_path, max_body_bytes)
     except TimeoutError as exc:
         return failure(_timed_out(exc, prepared), target_path)
     except TransportError as exc:
@@ -60,7 +65,8 @@ def failure(exc: UpstreamFailure, target_path: str, *, responded: bool = False) 
                    responded=responded)
 
 
-async def _send(transport: Transport, prepared: Prepared, target_path: str) -> Outcome:
+async def _send(transport: Transport, prepared: Prepared, target_path: str, max_body_bytes: int,
+                ) -> Outcome:
     response = await transport.send(prepared.method, prepared.url, prepared.headers, prepared.body or None)
     headers = relayable_headers(response.headers)
     ok = response.status < 400
@@ -73,7 +79,7 @@ async def _send(transport: Transport, prepared: Prepared, target_path: str) -> O
             raise
         return Outcome(response.status, headers, start, prepared.provider, target_path,
                        stream=OpenStream(response, decoder))
-    body = await response.read()
+    body = await _read_capped(response, max_body_bytes, prepared.provider)
     if ok:
         body = prepared.translation.response_body(response.status, body)
     elif prepared.rewrite_errors:
@@ -81,6 +87,16 @@ async def _send(transport: Transport, prepared: Prepared, target_path: str) -> O
         headers = [(k, v) for k, v in headers if k.lower() != "content-type"]
         headers.append(("content-type", "application/json"))
     return Outcome(response.status, headers, body, prepared.provider, target_path)
+
+
+async def _read_capped(response: TransportResponse, limit: int, provider: str) -> bytes:
+    """The whole body, or an UpstreamFailure (502) as soon as it is known to exceed ``limit`` (the transport
+    then drops the connection, so an endless body stops flowing)."""
+    try:
+        return await response.read(limit)
+    except BodyTooLarge:
+        raise UpstreamFailure(f"{provider}: the upstream's response body is larger than the gateway's "
+                              f"limit of {limit} bytes", status=502, provider=provider) from None
 
 
 def relayable_headers(items: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:

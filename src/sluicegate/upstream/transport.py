@@ -13,8 +13,9 @@ scripted upstream in milliseconds. A transport speaks in the gateway's terms, ne
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, NoReturn, Protocol
+from typing import NoReturn, Protocol
 
 import aiohttp
 from multidict import CIMultiDict
@@ -35,6 +36,10 @@ class BodyBroken(TransportError):
     """The body's framing broke mid-read (truncated chunked encoding, wrong length)."""
 
 
+class BodyTooLarge(Exception):
+    """A body beyond the reader's limit: the connection was dropped (what was read is freed)."""
+
+
 class TransportTimeout(TimeoutError):
     """The transport's own ``connect`` or ``read`` timeout fired after ``seconds``."""
 
@@ -50,8 +55,9 @@ class TransportResponse(Protocol):
     headers: Iterable[tuple[str, str]]
     content_type: str
 
-    async def read(self) -> bytes:
-        """The whole body, then the connection is released."""
+    async def read(self, limit: int) -> bytes:
+        """The whole (decoded) body, then the connection is released; ``BodyTooLarge`` as soon as it is
+        known to exceed ``limit`` bytes."""
         ...
 
     async def read_chunk(self) -> bytes:
@@ -81,10 +87,10 @@ class _AiohttpResponse:
     headers: Iterable[tuple[str, str]]
     content_type: str
 
-    async def read(self) -> bytes:
+    async def read(self, limit: int) -> bytes:
         try:
             async with self.response:
-                return await self.response.read()
+                return await _read_capped(self.response, limit)
         except (aiohttp.ClientError, TimeoutError) as exc:
             _reraise(exc, self.timeouts)
 
@@ -121,6 +127,20 @@ class AiohttpTransport:
 
     async def close(self) -> None:
         await self.session.close()
+
+
+async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    announced = response.content_length
+    if announced is None or announced <= limit or "content-encoding" in response.headers:
+        body = bytearray()
+        async for chunk in response.content.iter_any():
+            body += chunk
+            if len(body) > limit:
+                break
+        else:
+            return bytes(body)
+    response.close()  # not back to the pool: an endless body stops flowing
+    raise BodyTooLarge(f"larger than {limit} bytes")
 
 
 def _reraise(exc: BaseException, timeouts: aiohttp.ClientTimeout) -> NoReturn:

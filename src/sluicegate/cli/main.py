@@ -5,17 +5,17 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
-from . import serve
-from .access import commands as access_commands
-from .catalog import commands as catalog_commands
-from .settings import settings_from_env
-from .store import commands as store_commands
-from .telemetry import commands as telemetry_commands
-from .upstream.guard import Guard, GuardPolicy
-from .vault import commands as vault_commands
+from .. import serve
+from ..settings import settings_from_env
+from ..upstream.guard import Guard, GuardPolicy
+from . import access as access_commands
+from . import catalog as catalog_commands
+from . import logs as telemetry_commands
+from . import store as store_commands
+from . import vault as vault_commands
 
 
 def _add_serve(subparsers) -> None:
@@ -52,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True)
     _add_serve(subparsers)
     # providers, configs: a custom host is checked by the same SSRF rules as the admin API and the gateway
-    catalog_commands.register(subparsers, check_host=lambda settings: Guard(GuardPolicy.from_settings(settings)).check_url)
+    catalog_commands.register(subparsers,
+                              check_host=lambda settings: Guard(GuardPolicy.from_settings(settings)).check_url)
     store_commands.register(subparsers)  # db upgrade | current
     vault_commands.register(subparsers)  # vault rotate | status | generate-key
     access_commands.register(subparsers)  # admin-token reset

@@ -1,4 +1,4 @@
-"""What every management subcommand (``catalog/commands.py``, ``store/commands.py``, …) shares: store
+"""What every management subcommand (``cli/catalog.py``, ``cli/store.py``, …) shares: store
 options, the Settings they build, running a coroutine, mapping errors to exit codes, printing tables or JSON.
 
 Exit codes: 0 done; 1 the request was refused (bad input, unknown name, conflict); 2 the gateway is not
@@ -12,19 +12,20 @@ import asyncio
 import contextlib
 import os
 import sys
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Coroutine, Sequence
+from typing import Any
 
 import orjson
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from .access.admin_token import AdminTokenError
-from .errors import ConfigError, GatewayError
-from .settings import Settings, settings_from_env
-from .store import StoreConfigError, opened_store
-from .vault import VaultError
+from ..access.admin_token import AdminTokenError
+from ..errors import ConfigError, GatewayError
+from ..settings import Settings, settings_from_env
+from ..store import StoreConfigError, opened_store
+from ..vault import VaultError
 
 EXIT_OK, EXIT_REFUSED, EXIT_UNUSABLE = 0, 1, 2
 DATA_DIR_ENV = "SLUICEGATE_DATA_DIR"
@@ -124,7 +125,7 @@ def print_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
 def command(
     func: Callable[[argparse.Namespace], Coroutine[Any, Any, int | None]],
 ) -> Callable[[argparse.Namespace], int]:
-    """Wrap an async command as the sync ``args.func(args) -> exit code`` that cli.py calls."""
+    """Wrap an async command as the sync ``args.func(args) -> exit code`` that cli/main.py calls."""
 
     def sync(args: argparse.Namespace) -> int:
         return run(func, args)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from ..cli_support import (
+from ..vault.cipher import Vault
+from ..vault.keys import ENV_NAME, encode_key, generate_key
+from ..vault.rotate import key_usage, rotate
+from .support import (
     EXIT_UNUSABLE,
     command,
     fail,
@@ -15,9 +18,6 @@ from ..cli_support import (
     store_options,
     wants_json,
 )
-from .cipher import Vault
-from .keys import ENV_NAME, encode_key, generate_key
-from .rotate import key_usage, rotate
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -1,0 +1,214 @@
+"""Client connections: how many a process holds, and how long one may keep it waiting for a request.
+
+Every accepted connection is wrapped in a ``_Guarded`` protocol in front of aiohttp's own handler:
+
+- a request head (request line and headers) must be complete within ``header_timeout_s`` of the
+  connection opening, or of its first byte on a kept-alive connection; a slowloris that trickles its head
+  byte by byte is closed then;
+- between requests aiohttp's ``keepalive_timeout`` (``idle_timeout_s``, set in serve.py) closes idle
+  connections; the body of a request is bounded in server/bodies.py (``body_timeout_s``);
+- at most ``max_connections`` are open: beyond it the connection that has waited longest for a request
+  (idle or still sending its head) is closed to make room, and when every connection is busy the new one
+  gets a 503 and is closed.
+
+The middleware tells a connection when a request starts and ends: while one runs, no timer applies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import orjson
+from aiohttp import web
+
+_REFUSAL_BODY = orjson.dumps({"status": "failure",
+                              "message": "The gateway is at its connection limit; try again shortly"})
+REFUSAL = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nconnection: close\r\n"
+           b"content-length: %d\r\n\r\n" % len(_REFUSAL_BODY)) + _REFUSAL_BODY
+_EVICTION_SCAN = 16  # waiting connections looked at for one that is not still writing an answer
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionLimits:
+    max_connections: int = 1000
+    header_timeout_s: float = 10.0
+
+
+class ConnectionGuard:
+    """The process's client connections, the waiting ones (no request running) longest-waiting first."""
+
+    def __init__(self, limits: ConnectionLimits) -> None:
+        self.limits = limits
+        self._open: dict[asyncio.BaseTransport, _Guarded] = {}
+        self._waiting: dict[_Guarded, None] = {}
+
+    def protocol_factory(self, make_handler: Callable[[], asyncio.Protocol]) -> Callable[[], asyncio.Protocol]:
+        """What ``loop.create_server`` calls per connection; ``make_handler`` builds aiohttp's handler."""
+        return lambda: _Guarded(self, make_handler)
+
+    def middleware(self):
+        @web.middleware
+        async def track_requests(request: web.Request, handler):
+            connection = self._open.get(request.transport) if request.transport is not None else None
+            if connection is None:  # in-process test servers: no guarded site
+                return await handler(request)
+            connection.request_started(asyncio.current_task())
+            try:
+                return await handler(request)
+            finally:
+                connection.request_finished()
+
+        return track_requests
+
+    def cancel_requests(self) -> int:
+        """Cancel every request still running (on shutdown, once the drain bound is over); how many."""
+        tasks = [connection.task for connection in self._open.values() if connection.task is not None]
+        for task in tasks:
+            task.cancel()
+        return len(tasks)
+
+    def admit(self, connection: _Guarded, transport: asyncio.BaseTransport) -> bool:
+        if len(self._open) >= self.limits.max_connections and not self._evict_one():
+            return False
+        self._open[transport] = connection
+        self.waiting(connection)
+        return True
+
+    def _evict_one(self) -> bool:
+        for index, connection in enumerate(self._waiting):
+            if index == _EVICTION_SCAN:
+                break
+            if not connection.writing():
+                connection.close()
+                return True
+        return False
+
+    def waiting(self, connection: _Guarded) -> None:
+        self._waiting.pop(connection, None)
+        self._waiting[connection] = None  # to the end: the most recent to start waiting
+
+    def busy(self, connection: _Guarded) -> None:
+        self._waiting.pop(connection, None)
+
+    def forget(self, connection: _Guarded, transport: asyncio.BaseTransport | None) -> None:
+        self._waiting.pop(connection, None)
+        if transport is not None:
+            self._open.pop(transport, None)
+
+
+class _Guarded(asyncio.Protocol):
+    """One connection: aiohttp's handler behind a head timer and the process-wide count."""
+
+    def __init__(self, guard: ConnectionGuard, make_handler: Callable[[], asyncio.Protocol]) -> None:
+        self._guard = guard
+        self._make_handler = make_handler
+        self._inner: asyncio.Protocol | None = None
+        self._transport: asyncio.Transport | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._running = 0  # requests running (the middleware's count)
+        self.task: asyncio.Task | None = None  # the task running the current request
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+        if not self._guard.admit(self, transport):
+            transport.write(REFUSAL)  # type: ignore[attr-defined]
+            transport.close()
+            return
+        self._inner = self._make_handler()
+        self._arm()  # a new connection is expected to send its request head right away
+        self._inner.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        if self._inner is None:
+            return
+        if self._timer is None and not self._running:  # the first byte of the next request head
+            self._arm()
+        self._inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self._inner.eof_received() if self._inner is not None else None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        self._guard.forget(self, self._transport)
+        if self._inner is not None:
+            self._inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        if self._inner is not None:
+            self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self._inner is not None:
+            self._inner.resume_writing()
+
+    # -- told by the middleware, and by the guard -------------------------------------------------
+
+    def request_started(self, task: asyncio.Task | None) -> None:
+        self.task = task
+        self._running += 1
+        self._disarm()
+        self._guard.busy(self)
+
+    def request_finished(self) -> None:
+        self._running -= 1
+        self.task = None
+        if not self._running and self._transport is not None and not self._transport.is_closing():
+            self._guard.waiting(self)
+
+    def writing(self) -> bool:
+        return self._transport is not None and self._transport.get_write_buffer_size() > 0
+
+    def close(self) -> None:
+        self._guard.forget(self, self._transport)
+        if self._transport is not None:
+            self._transport.close()
+
+    # -- the head timer -----------------------------------------------------------------------------
+
+    def _arm(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(self._guard.limits.header_timeout_s, self._expired)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _expired(self) -> None:
+        self._timer = None
+        if self._running:
+            return
+        if self.writing():  # still sending the last answer to a slow reader: not the client's silence
+            self._arm()
+            return
+        self.close()
+
+
+CONNECTIONS = web.AppKey("connections", ConnectionGuard)
+
+
+class GuardedSite(web.BaseSite):
+    """A TCP listening site (as aiohttp's TCPSite) whose connections go through a ConnectionGuard."""
+
+    def __init__(self, runner: web.AppRunner, guard: ConnectionGuard, host: str, port: int, *,
+                 reuse_port: bool, backlog: int) -> None:
+        super().__init__(runner, backlog=backlog)
+        self._app_runner, self._guard = runner, guard
+        self._host, self._port, self._reuse_port = host, port, reuse_port
+
+    @property
+    def name(self) -> str:
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        return f"http://{host}:{self._port}"
+
+    async def start(self) -> None:
+        await super().start()
+        server = self._app_runner.server
+        assert server is not None  # the runner is set up before any site starts
+        self._server = await asyncio.get_running_loop().create_server(
+            self._guard.protocol_factory(server), self._host, self._port,
+            backlog=self._backlog, reuse_port=self._reuse_port,
+        )

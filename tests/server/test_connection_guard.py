@@ -1,0 +1,108 @@
+"""ConnectionGuard in process, with fake transports: who is evicted at the cap, when a head timer fires."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from sluicegate.server.connections import REFUSAL, ConnectionGuard, ConnectionLimits
+
+
+class FakeTransport(asyncio.Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = b""
+        self.closed = False
+        self.buffered = 0  # bytes of an answer not yet taken by the client
+
+    def write(self, data) -> None:
+        self.written += bytes(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def get_write_buffer_size(self) -> int:
+        return self.buffered
+
+
+class FakeHandler(asyncio.Protocol):
+    def __init__(self) -> None:
+        self.received = b""
+        self.made = False
+
+    def connection_made(self, transport) -> None:
+        self.made = True
+
+    def data_received(self, data: bytes) -> None:
+        self.received += data
+
+
+def _open(guard: ConnectionGuard):
+    handlers: list[FakeHandler] = []
+
+    def make() -> FakeHandler:
+        handlers.append(FakeHandler())
+        return handlers[-1]
+
+    protocol = guard.protocol_factory(make)()
+    transport = FakeTransport()
+    protocol.connection_made(transport)
+    return protocol, transport, handlers
+
+
+async def test_at_the_cap_the_longest_waiting_connection_makes_room():
+    guard = ConnectionGuard(ConnectionLimits(max_connections=2, header_timeout_s=60))
+    first, first_transport, _ = _open(guard)
+    second, second_transport, _ = _open(guard)
+    first.request_started(None)  # busy: never evicted
+    third, third_transport, handlers = _open(guard)
+    assert second_transport.closed and not first_transport.closed
+    assert handlers and handlers[0].made and third_transport.written == b""
+
+
+async def test_a_connection_still_writing_its_answer_is_not_evicted():
+    guard = ConnectionGuard(ConnectionLimits(max_connections=2, header_timeout_s=60))
+    first, first_transport, _ = _open(guard)
+    second, second_transport, _ = _open(guard)
+    first_transport.buffered = 4096
+    _open(guard)
+    assert not first_transport.closed and second_transport.closed
+
+
+async def test_when_every_connection_is_busy_the_new_one_gets_503_and_never_reaches_aiohttp():
+    guard = ConnectionGuard(ConnectionLimits(max_connections=1, header_timeout_s=60))
+    busy, _, _ = _open(guard)
+    busy.request_started(None)
+    refused, transport, handlers = _open(guard)
+    assert transport.written == REFUSAL and transport.closed and handlers == []
+    refused.data_received(b"GET / HTTP/1.1\r\n\r\n")  # ignored
+    busy.request_finished()
+    _, later, later_handlers = _open(guard)
+    assert later_handlers and not later.closed  # the busy one became idle: it made room
+
+
+@pytest.mark.parametrize("busy", [False, True])
+async def test_the_head_timer_closes_only_a_connection_without_a_running_request(busy):
+    guard = ConnectionGuard(ConnectionLimits(max_connections=10, header_timeout_s=0.05))
+    protocol, transport, handlers = _open(guard)
+    protocol.data_received(b"GET /v1/hea")
+    if busy:
+        protocol.request_started(None)
+    await asyncio.sleep(0.2)
+    assert transport.closed is not busy
+    assert handlers[0].received == b"GET /v1/hea"
+
+
+async def test_cancel_requests_cancels_the_running_tasks_only():
+    guard = ConnectionGuard(ConnectionLimits(max_connections=10, header_timeout_s=60))
+    running, _, _ = _open(guard)
+    _open(guard)  # idle: nothing to cancel
+    task = asyncio.create_task(asyncio.sleep(60))
+    running.request_started(task)
+    assert guard.cancel_requests() == 1
+    with pytest.raises(asyncio.CancelledError):
+        await task
