@@ -18,8 +18,9 @@ import random
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from multidict import MultiDict
 from sqlalchemy import func, insert, select

@@ -7,8 +7,8 @@ dashboard changing: it only ever asks "which scopes, which workspace".
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Awaitable, Callable, Iterable
 
 from .admin_token import AdminAuth
 

@@ -29,7 +29,7 @@ from .guard import COOKIE, SESSION, secure_request, session_of
 from .probe import test_connection
 from .validation import config_problems
 
-VERIFIER = web.AppKey("sluicegate_dashboard_verifier", Verifier)
+VERIFIER: web.AppKey[Verifier] = web.AppKey("sluicegate_dashboard_verifier")
 MAX_SIGN_IN_BODY = 8 * 1024
 SIGN_IN = ("POST", "/dashboard/api/session")
 

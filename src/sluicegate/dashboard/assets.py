@@ -6,6 +6,7 @@ system.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from importlib import resources
 
 from aiohttp import web
@@ -26,7 +27,10 @@ def load_assets() -> dict[str, tuple[bytes, str]]:
     return found
 
 
-def asset_handlers(assets: dict[str, tuple[bytes, str]]) -> tuple[object, object]:
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def asset_handlers(assets: dict[str, tuple[bytes, str]]) -> tuple[Handler, Handler]:
     def answer(name: str) -> web.Response:
         if name not in assets:
             raise NotFound("Not Found")

@@ -13,8 +13,8 @@ import hashlib
 import hmac
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from ..access.principal import Principal
 
@@ -29,7 +29,9 @@ class Session:
     expires_at: float  # wall clock, seconds
 
     def csrf_matches(self, presented: str | None) -> bool:
-        return bool(presented) and hmac.compare_digest(presented.encode(), self.csrf_token.encode())
+        if not presented:
+            return False
+        return hmac.compare_digest(presented.encode("utf-8", "replace"), self.csrf_token.encode())
 
 
 def _key(session_id: str) -> str:

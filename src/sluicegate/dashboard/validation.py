@@ -9,7 +9,8 @@ request-time check are handed in.
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
+from typing import Any
 
 import orjson
 

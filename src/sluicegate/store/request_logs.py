@@ -12,7 +12,17 @@ and the test fixtures see them; the schema comes from migration ``0002_request_l
 from __future__ import annotations
 
 from sqlalchemy import (
-    JSON, BigInteger, Boolean, Column, Float, Index, Integer, PrimaryKeyConstraint, String, Table, Text,
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
 )
 
 from .tables import metadata

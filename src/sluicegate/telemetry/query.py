@@ -140,6 +140,7 @@ async def analytics(engine: AsyncEngine, q: AnalyticsQuery) -> dict[str, Any]:
     one bin (see ``_fold``). Up to EXACT_MAX requests in range, a
     second query ranks every latency and the percentiles are exact.
     """
+    bucket: ColumnElement[Any]
     if q.interval == "all":  # one bucket: the range's start
         bucket = literal_column(str(int(q.filter.start_ms or 0))).label("bucket")
     else:
@@ -214,8 +215,8 @@ def _fold(rows: Iterable[Any]) -> tuple[list[dict[str, Any]], dict[int, float]]:
         _add_bin(entry[width], bin_, sums[0], largest)
         _add_bin(overall, bin_, sums[0], largest)
     ordered = sorted(groups.items(), key=lambda item: (item[0][0], item[0][1] is not None, item[0][1] or ""))
-    data = [_bucket_entry({"bucket": key[0], "grp": key[1], **dict(zip(_SUMS, entry))}, _ranks(entry[width]))
-            for key, entry in ordered]
+    data = [_bucket_entry({"bucket": key[0], "grp": key[1], **dict(zip(_SUMS, entry[:width], strict=True))},
+                          _ranks(entry[width])) for key, entry in ordered]
     return data, _ranks(overall)
 
 
@@ -227,7 +228,10 @@ async def _exact_percentiles(conn: Any, latencies: Any, data: list[dict[str, Any
     for entry in data:
         entry["latency_ms"] = percentiles(samples.get((entry["bucket_ms"], entry["group"]), []))
     exact = percentiles(value for values in samples.values() for value in values)
-    everything.update({p: exact[f"p{p}"] for p in _RANKS if exact[f"p{p}"] is not None})
+    for p in _RANKS:
+        value = exact[f"p{p}"]
+        if value is not None:
+            everything[p] = value
 
 
 def _add_bin(bins: dict[Any, list[Any]], bin_: Any, count: int, largest: float) -> None:
