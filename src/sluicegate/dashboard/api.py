@@ -33,28 +33,6 @@ VERIFIER: web.AppKey[Verifier] = web.AppKey("sluicegate_dashboard_verifier")
 MAX_SIGN_IN_BODY = 8 * 1024
 SIGN_IN = ("POST", "/dashboard/api/session")
 
-# (method, path under /api, handler, scope)
-ROUTES: list[tuple[str, str, Any, str | None]] = [
-    ("GET", "/session", lambda r: who_am_i(r), None),
-    ("DELETE", "/session", lambda r: sign_out(r), None),
-    ("GET", "/logs", observability.list_logs, "logs.read"),
-    ("GET", "/logs/{log_id}", observability.get_log, "logs.read"),
-    ("GET", "/analytics", observability.analytics, "analytics.read"),
-    ("GET", "/providers", admin.list_providers, "providers.read"),
-    ("POST", "/providers", admin.create_provider, "providers.write"),
-    ("GET", "/providers/{slug}", admin.get_provider, "providers.read"),
-    ("PATCH", "/providers/{slug}", admin.update_provider, "providers.write"),
-    ("DELETE", "/providers/{slug}", admin.delete_provider, "providers.write"),
-    ("POST", "/providers/{slug}/test", lambda r: test_provider(r), "providers.write"),
-    ("GET", "/configs", admin.list_configs, "configs.read"),
-    ("POST", "/configs", admin.create_config, "configs.write"),
-    ("POST", "/configs/validate", lambda r: validate_config(r), "configs.read"),
-    ("GET", "/configs/{id}", admin.get_config, "configs.read"),
-    ("PUT", "/configs/{id}", admin.replace_config, "configs.write"),
-    ("DELETE", "/configs/{id}", admin.delete_config, "configs.write"),
-]
-
-
 def _json(body: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
 
@@ -127,3 +105,24 @@ async def test_provider(request: web.Request) -> web.Response:
         raise NotInCatalog(f"Provider @{slug} not found")
     return _json(await test_connection(provider, gateway.guard, gateway.transport))
 
+
+# (method, path under /api, handler, scope)
+ROUTES: list[tuple[str, str, Any, str | None]] = [
+    ("GET", "/session", who_am_i, None),
+    ("DELETE", "/session", sign_out, None),
+    ("GET", "/logs", observability.list_logs, "logs.read"),
+    ("GET", "/logs/{log_id}", observability.get_log, "logs.read"),
+    ("GET", "/analytics", observability.analytics, "analytics.read"),
+    ("GET", "/providers", admin.list_providers, "providers.read"),
+    ("POST", "/providers", admin.create_provider, "providers.write"),
+    ("GET", "/providers/{slug}", admin.get_provider, "providers.read"),
+    ("PATCH", "/providers/{slug}", admin.update_provider, "providers.write"),
+    ("DELETE", "/providers/{slug}", admin.delete_provider, "providers.write"),
+    ("POST", "/providers/{slug}/test", test_provider, "providers.write"),
+    ("GET", "/configs", admin.list_configs, "configs.read"),
+    ("POST", "/configs", admin.create_config, "configs.write"),
+    ("POST", "/configs/validate", validate_config, "configs.read"),
+    ("GET", "/configs/{id}", admin.get_config, "configs.read"),
+    ("PUT", "/configs/{id}", admin.replace_config, "configs.write"),
+    ("DELETE", "/configs/{id}", admin.delete_config, "configs.write"),
+]
