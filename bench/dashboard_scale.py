@@ -88,7 +88,7 @@ async def settle(engine: Any) -> None:
     if engine.dialect.name == "postgresql":
         async with engine.connect() as conn:
             raw = await conn.get_raw_connection()
-            await raw.driver_connection.execute("VACUUM ANALYZE request_logs")
+            await raw.driver_connection.execute("VACUUM ANALYZE request_logs, request_attempts")
     else:
         async with engine.begin() as conn:
             await conn.exec_driver_sql("ANALYZE")

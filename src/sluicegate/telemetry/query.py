@@ -155,7 +155,8 @@ async def analytics(engine: AsyncEngine, q: AnalyticsQuery) -> dict[str, Any]:
         func.sum(T.c.total_tokens).label("total_tokens"),
         func.sum(T.c.cost).label("cost"),
         func.max(T.c.latency_ms).label("bin_max"),
-    ).group_by(bucket, group, latency_bin)
+    # A constant bucket ("all") is not grouped by: PostgreSQL reads a number in GROUP BY as a position.
+    ).group_by(*([] if q.interval == "all" else [bucket]), group, latency_bin)
     if not q.filter.metadata and not q.group_by.startswith("metadata."):
         # Everything asked is in the covering index: read it, not the rows. SQLite's planner otherwise
         # prefers a filter index (e.g. model, created_ms) and visits every row through it: 3x slower.
@@ -190,10 +191,14 @@ def _latency_bin(dialect: str) -> ColumnElement[Any]:
     lat = T.c.latency_ms
 
     def floor_to(width: int) -> ColumnElement[Any]:  # latencies are positive: truncating is flooring
-        whole = func.floor(lat / width) if dialect == "postgresql" else cast(lat / width, Integer)
-        return whole * width
+        # Constants written into the SQL, not parameters: PostgreSQL would divide a parameter as NUMERIC
+        # (slow), and the same expression must read the same in SELECT and GROUP BY.
+        size = literal_column(str(width))
+        whole = func.floor(lat / size) if dialect == "postgresql" else cast(lat / size, Integer)
+        return whole * size
 
-    return case(*((lat < limit, floor_to(width)) for limit, width in LATENCY_BINS), else_=floor_to(LAST_BIN_MS))
+    return case(*((lat < literal_column(str(limit)), floor_to(width)) for limit, width in LATENCY_BINS),
+                else_=floor_to(LAST_BIN_MS))
 
 
 def _fold(rows: Iterable[Any]) -> tuple[list[dict[str, Any]], dict[int, float]]:
