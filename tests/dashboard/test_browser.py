@@ -149,7 +149,7 @@ def test_add_provider_through_the_form_then_serve_an_sdk_request(page, gw, llm):
     assert llm.last.headers["Authorization"] == "Bearer form-secret-77aa"
     assert llm.last.headers["x-org-id"] == "org-42"
     page.click(f"tr[data-slug='{slug}'] button:has-text('Test connection')")
-    page.wait_for_selector("#catalog-status.ok-text")
+    page.wait_for_selector("#catalog-status.ok-text:has-text('answered')")
     assert page.inner_text("#catalog-status").startswith(f"{llm.v1}/models answered 200")
 
 

@@ -19,7 +19,9 @@ export function analyticsPage(root) {
   const status = h("p", { class: "muted" });
   append(clear(root), h("div", { class: "page-head" }, h("h1", {}, "Analytics")), form, status, totals, charts, groups);
 
+  let sequence = 0;
   async function load() {
+    const mine = ++sequence;
     const data = new FormData(form);
     const [span, interval] = RANGES[data.get("range")];
     const group = data.get("group");
@@ -31,6 +33,7 @@ export function analyticsPage(root) {
         api("GET", `/analytics${query({ ...range, interval })}`),
         api("GET", `/analytics${query({ ...range, interval: "all", group_by: group })}`),
       ]);
+      if (mine !== sequence) return;  // a newer choice was made meanwhile
       status.textContent = "";
       showTotals(totals, series.totals);
       showSeries(charts, series, span);

@@ -34,6 +34,7 @@ export function catalogPage(root, session) {
   }
 
   async function test(slug) {
+    status.className = "muted";
     status.textContent = `Testing @${slug}…`;
     try {
       const r = await api("POST", `/providers/${slug}/test`);

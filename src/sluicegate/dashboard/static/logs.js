@@ -7,7 +7,7 @@ const RANGES = { "15m": 900e3, "1h": 3600e3, "24h": 86400e3, "7d": 7 * 86400e3, 
 const TAIL_MS = 2000;
 
 export function logsPage(root) {
-  const state = { rows: [], cursor: null, timer: null };
+  const state = { rows: [], cursor: null, timer: null, sequence: 0 };
   const field = (name, label, placeholder) => h("label", { class: "field" }, label,
     h("input", { name, placeholder, spellcheck: "false", autocomplete: "off" }));
   const form = h("form", { class: "filters card", id: "log-filters" },
@@ -54,8 +54,10 @@ export function logsPage(root) {
     const params = { ...filters(), limit: 50 };
     if (next && state.cursor) params.cursor = state.cursor;
     status.textContent = "Loading…";
+    const mine = ++state.sequence;
     try {
       const page = await api("GET", `/logs${query(params)}`);
+      if (mine !== state.sequence) return;  // a newer search was started meanwhile: its answer counts
       state.rows = next ? state.rows.concat(page.data) : page.data;
       state.cursor = page.next_cursor;
       render();
@@ -67,8 +69,10 @@ export function logsPage(root) {
     const newest = state.rows[0];
     const params = { ...filters(), limit: 100 };
     if (newest) params.from = new Date(newest.created_ms).toISOString();
+    const mine = state.sequence;
     try {
       const page = await api("GET", `/logs${query(params)}`);
+      if (mine !== state.sequence) return;  // the filters changed while this poll was out
       const known = new Set(state.rows.map((r) => r.id));
       const fresh = page.data.filter((r) => !known.has(r.id));
       if (fresh.length) { state.rows = fresh.concat(state.rows); render(fresh.map((r) => r.id)); }
