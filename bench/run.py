@@ -19,7 +19,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import bars, install, launch, machine, scen_http, scen_stream, steps, targets
+from bench import bars, gap, install, launch, machine, scen_http, scen_stream, steps, targets
 from bench.context import Bench
 from bench.launch import NotReady, Running
 from bench.plan import Plan
@@ -61,11 +61,25 @@ def _start_peer(bench: Bench, cache: Path, name: str) -> None:
         _try_start(bench, name, lambda: launch.start_litellm(bench.sup, got, bench.work, bench.ups, bench.shapes, s))
 
 
+def _start_minimal(bench: Bench, cache: Path) -> None:
+    """The minimal Python hops (the floor of a Python hop), all from one pinned venv."""
+    print(f"bench: installing the minimal hops' packages (cached under {cache}) …", file=sys.stderr, flush=True)
+    got = install.floor(cache)
+    for name in bench.plan.minimal:
+        if not got.ok:
+            bench.missing[name] = f"install failed: {got.reason}"
+            continue
+        _try_start(bench, name, lambda name=name: launch.start_minimal(bench.sup, got, name, bench.ups,
+                                                                       bench.shapes, bench.plan.settle_s))
+
+
 def start_hops(bench: Bench, cache: Path) -> None:
     plan, s = bench.plan, bench.plan.settle_s
     bench.hops["direct"] = Running(targets.direct(bench.ups, bench.shapes), None, None, None, "")
     if plan.floor:
         _try_start(bench, "nginx", lambda: launch.start_nginx_floor(bench.sup, bench.work, bench.ups, bench.shapes, s))
+    if plan.minimal:
+        _start_minimal(bench, cache)
     _try_start(bench, "sluicegate", lambda: launch.start_sluicegate(
         bench.sup, bench.work, bench.ups, bench.shapes, bench.sluicegate_cmd, 1, "sluicegate", s,
         bench.sluicegate_version))
@@ -132,6 +146,7 @@ def execute(plan: Plan, sluicegate_cmd: list[str], cache: Path, command: str) ->
         results["hops"] = hop_table(bench, versions)
     results["machine"]["loadavg_at_end"] = os.getloadavg()
     results["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    results["floor_gap"] = gap.floor_gap(results)
     results["bars"] = bars.judge(results)
     _tidy(work, results)
     return results

@@ -10,7 +10,7 @@ from ..config.model import Node, Target
 from ..errors import BadRequest
 from ..types import Call
 
-_DIRECT = Target(path="config")  # no config: provider, credential and host all come from the request
+_DIRECT = Target(json_path="config")  # no config: provider, credential and host all come from the request
 
 
 class ConfigSelector:

@@ -15,6 +15,7 @@ from ..types import Call, Outcome
 from .appkeys import GATEWAY, TRACE_ID
 from .bodies import read_body
 from .headers import parse_request_headers
+from .middleware import answer_for
 from .paths import passthrough_tail
 from .streaming import relay_stream
 
@@ -135,7 +136,7 @@ def _logged(endpoint: str, prepare):
             record.call = call = await prepare(request, record)
             return await _answer(request, call, record)
         except BaseException as exc:
-            record.failed(exc)
+            record.failed(exc, answer_for(exc))
             raise
         finally:
             telemetry.submit(record)
