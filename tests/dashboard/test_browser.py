@@ -204,3 +204,26 @@ def test_a_wrong_token_is_refused_in_the_page(page):
     assert page.inner_text("#signin-error") == "Sign-in refused: that token is not valid here"
     assert page.is_hidden("#shell")
     shot(page, "signin")
+
+
+def test_edit_then_delete_a_provider(page, gw, admin, llm):
+    slug = f"edit-{uuid.uuid4().hex[:6]}"
+    assert admin.post("/providers", json={"slug": slug, "custom_host": llm.v1,
+                                          "headers": {"Authorization": "Bearer keep-me-1234"}}).status_code == 201
+    sign_in(page)
+    page.goto("/dashboard/#/catalog")
+    page.click(f"tr[data-slug='{slug}'] button:has-text('Edit')")
+    assert page.input_value(".header-row .header-value") == ""  # a stored value is never sent to the page
+    page.fill("#models", "llama-3-8b, qwen2-7b")
+    page.click("#save-provider")
+    page.wait_for_selector(f"tr[data-slug='{slug}'] td:has-text('llama-3-8b, qwen2-7b')")
+    stored = admin.get(f"/providers/{slug}").json()
+    assert stored["models"] == ["llama-3-8b", "qwen2-7b"]
+    assert list(stored["headers"]) == ["Authorization"]
+    llm.reset()  # the header left empty in the form is kept, not erased
+    sdk(gw, f"@{slug}", "edit-user").chat.completions.create(model="qwen2-7b", messages=[{"role": "user", "content": "x"}])
+    assert llm.last.headers["Authorization"] == "Bearer keep-me-1234"
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.click(f"tr[data-slug='{slug}'] button:has-text('Delete')")
+    page.wait_for_selector(f"tr[data-slug='{slug}']", state="detached")
+    assert admin.get(f"/providers/{slug}").status_code == 404
