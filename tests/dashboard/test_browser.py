@@ -82,6 +82,7 @@ def test_filters_narrow_the_list(page, gw, private_llm, llm):
     page.fill("input[name=model]", f"model-a-{run}")
     wait_for_rows(page, "#log-rows tr", 2)
     assert {page.locator("#log-rows tr td:nth-child(4)").nth(i).inner_text() for i in range(2)} == {f"model-a-{run}"}
+    shot(page, "logs-filtered")
     page.fill("input[name=model]", "")
     page.select_option("select[name=status]", "error")
     wait_for_rows(page, "#log-rows tr", 1)
@@ -91,7 +92,7 @@ def test_filters_narrow_the_list(page, gw, private_llm, llm):
     wait_for_rows(page, "#log-rows tr", 4)
     page.fill("input[name=provider]", "@no-such-provider")
     wait_for_rows(page, "#log-rows tr", 0)
-    shot(page, "logs-filtered")
+    shot(page, "logs-empty")
 
 
 def test_live_tail_shows_new_requests_without_a_reload(page, gw, private_llm):
