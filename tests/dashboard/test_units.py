@@ -112,3 +112,26 @@ def test_test_connection_shows_the_guards_refusal_without_sending(tmp_path):
     with pytest.raises(Exception) as refused:
         guard.check_url("http://169.254.169.254/v1/models")
     assert result["refused"] == refused.value.reason and Transport.sent == 0
+
+
+async def test_a_workspace_scoped_sign_in_reads_nothing_yet(tmp_path):
+    """API keys scoped to a workspace will sign in through the same verifier; until logs, providers and
+    configs carry a workspace, such a sign-in must not see everyone's."""
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from sluicegate.dashboard import dashboard_app
+
+    async def workspace_key(credential):
+        return Principal("key", SCOPES, workspace="team-a") if credential == "ws-key" else None
+
+    app = dashboard_app(services=None, verifier=workspace_key)  # type: ignore[arg-type]
+    parent = web.Application()
+    parent.add_subapp("/dashboard", app)
+    async with TestClient(TestServer(parent)) as client:
+        signed = await client.post("/dashboard/api/session", json={"token": "ws-key"})
+        assert signed.status == 200 and (await signed.json())["principal"]["workspace"] == "team-a"
+        for path in ("/logs", "/analytics", "/providers", "/configs"):
+            response = await client.get(f"/dashboard/api{path}")
+            assert response.status == 403, path
+            assert (await response.json())["message"].startswith("Refused: a workspace-scoped sign-in")

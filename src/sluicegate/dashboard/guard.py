@@ -87,6 +87,9 @@ def api_guard(open_paths: frozenset[tuple[str, str]], scopes: dict[tuple[str, st
         scope = scopes.get((request.method, _pattern(request)))
         if scope is not None and not session.principal.allows(scope):
             raise Forbidden(f"Refused: this sign-in lacks the scope '{scope}'")
+        if scope is not None and session.principal.workspace is not None:
+            # Logs, providers and configs carry no workspace yet: a workspace's key would see them all.
+            raise Forbidden("Refused: a workspace-scoped sign-in sees nothing here until records carry workspaces")
         request["dashboard_session"] = session
         return await handler(request)
 
