@@ -25,7 +25,7 @@ from ..jsontext import json_object
 from ..providers import registry
 from ..server import admin, observability
 from ..server.appkeys import GATEWAY
-from .guard import COOKIE, SESSION, secure_request, session_of
+from .guard import COOKIE, CURRENT, SESSION, secure_request, session_of
 from .probe import test_connection
 from .validation import config_problems
 
@@ -67,7 +67,7 @@ async def sign_in(request: web.Request) -> web.Response:
         raise Unauthorized("Sign-in refused: that token is not valid here")
     sessions = request.app[SESSION]
     session_id, session = sessions.open(principal)
-    request["dashboard_session"] = session
+    request[CURRENT] = session
     response = _json(_session_json(request))
     response.set_cookie(COOKIE, session_id, path="/dashboard", httponly=True, samesite="Strict",
                         secure=secure_request(request), max_age=int(sessions.ttl_s))

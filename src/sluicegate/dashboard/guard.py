@@ -30,6 +30,7 @@ SECURITY_HEADERS = {
     "Cross-Origin-Resource-Policy": "same-origin",
 }
 SESSION = web.AppKey("sluicegate_dashboard_sessions", SessionStore)
+CURRENT: web.RequestKey[Session] = web.RequestKey("sluicegate_dashboard_session")  # the request's session
 
 
 class Forbidden(GatewayError):
@@ -61,7 +62,7 @@ def check_origin(request: web.Request) -> None:
 
 
 def session_of(request: web.Request) -> Session:
-    session: Session | None = request.get("dashboard_session")
+    session: Session | None = request.get(CURRENT)
     if session is None:
         raise Unauthorized("Not signed in: sign in at /dashboard/")
     return session
@@ -90,7 +91,7 @@ def api_guard(open_paths: frozenset[tuple[str, str]], scopes: dict[tuple[str, st
         if scope is not None and session.principal.workspace is not None:
             # Logs, providers and configs carry no workspace yet: a workspace's key would see them all.
             raise Forbidden("Refused: a workspace-scoped sign-in sees nothing here until records carry workspaces")
-        request["dashboard_session"] = session
+        request[CURRENT] = session
         return await handler(request)
 
     return guard
