@@ -21,6 +21,7 @@ ROWS: list[set[str]] = [
     {"cli"},
     {"serve"},
     {"app"},
+    {"dashboard"},
     {"server"},
     {"cache"},
     {"pipeline"},

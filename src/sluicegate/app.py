@@ -14,6 +14,7 @@ from aiohttp import web
 from .access.admin_token import AdminAuth, announce_admin_token
 from .access.keys import KeyRepository
 from .access.mode import startup_notice
+from .access.principal import admin_token_verifier
 from .access.registry import AccessRegistry
 from .access.secrets import KeyHasher
 from .access.workspaces import WorkspaceRepository
@@ -23,6 +24,7 @@ from .catalog.configs import gateway_config_validator
 from .catalog.integrations import IntegrationRepository
 from .catalog.log_lookups import LogLookups
 from .config import ConfigCache
+from .dashboard import DASHBOARD_PREFIX, dashboard_app, to_dashboard
 from .dispatch import Dispatcher
 from .pipeline import Admit, Authorize, ConfigSelector, Pipeline, default_steps
 from .prepare import RequestBuilder
@@ -88,10 +90,13 @@ def build_app(settings: Settings, *, transport: Transport | None = None) -> web.
     add_access_routes(app.router, workspaces="/v1/admin/workspaces", keys="/v1/api-keys", audit="/v1/audit-logs")
     add_routes(app)
     add_metrics_route(app)
-    admin = _admin(gateway, vault)
+    services = _admin_services(gateway, vault)
+    admin = admin_app(services)
     add_access_routes(admin.router, workspaces="/workspaces", keys="/api-keys", audit="/audit-logs", patch=True)
     add_log_routes(admin)
     app.add_subapp(ADMIN_PREFIX, admin)
+    app.router.add_get(DASHBOARD_PREFIX, to_dashboard)
+    app.add_subapp(DASHBOARD_PREFIX, dashboard_app(services, admin_token_verifier(services.auth)))
     return app
 
 
@@ -177,15 +182,14 @@ def _catalog_admin(gateway: Gateway, vault: Vault) -> CatalogAdmin:
     )
 
 
-def _admin(gateway: Gateway, vault: Vault) -> web.Application:
-    """The admin API (catalog providers, saved configs; the request log is added to it), behind the admin
-    token, apart from /v1."""
+def _admin_services(gateway: Gateway, vault: Vault) -> AdminServices:
+    """What the admin API (catalog providers, saved configs; the request log is added to it), behind the admin
+    token, and the dashboard, behind a session, both read and write through."""
     check = gateway.guard.check_url
-    services = AdminServices(
+    return AdminServices(
         providers=ProviderRepository(gateway.engine, vault, check_host=check),
         configs=ConfigRepository(gateway.engine, validate=gateway_config_validator(check)),
         auth=AdminAuth(gateway.engine, gateway.settings.admin_token),
         on_write=gateway.catalog.refresh,
         access=gateway.access,
     )
-    return admin_app(services)

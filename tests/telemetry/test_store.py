@@ -157,3 +157,31 @@ async def test_an_unencodable_row_is_refused_alone_not_taken_for_an_outage(engin
     with pytest.raises(RejectedBatch) as refused:
         await writer.write(batch)
     assert refused.value.count == 2 and await count(engine) == 7
+
+
+async def test_analytics_over_the_whole_range_is_one_bucket_per_group(engine, seeded):
+    q = params.parse_analytics({"from": str(BASE / 1000), "to": str((BASE + 3 * HOUR) / 1000),
+                                "interval": "all", "group_by": "provider"})
+    result = await query.analytics(engine, q)
+    assert [(d["bucket_ms"], d["group"]) for d in result["data"]] == [(BASE, "a"), (BASE, "b")]
+    assert sum(d["requests"] for d in result["data"]) == 30 and result["interval_ms"] == 3 * HOUR
+
+
+@pytest.mark.parametrize("group_by", ["none", "provider"])
+async def test_analytics_percentiles_from_the_histogram(engine, seeded, group_by, monkeypatch):
+    """Past EXACT_MAX records the percentiles come from latency bins: whole milliseconds here (1 ms bins
+    below 100 ms), so they must equal the exact ones."""
+    monkeypatch.setattr(query, "EXACT_MAX", 0)
+    q = params.parse_analytics({"from": str(BASE / 1000), "to": str((BASE + 3 * HOUR) / 1000),
+                                "interval": "1h", "group_by": group_by})
+    result = await query.analytics(engine, q)
+    assert result["totals"]["latency_ms"] == {"p50": 15.0, "p95": 29.0, "p99": 30.0}
+    monkeypatch.setattr(query, "EXACT_MAX", 10**9)
+    exact = await query.analytics(engine, q)
+    assert [d["latency_ms"] for d in result["data"]] == [d["latency_ms"] for d in exact["data"]]
+
+
+def test_a_binned_percentile_is_the_largest_latency_of_the_bin_holding_the_rank():
+    # bins: 100 ms (2 ms wide) holds 3 requests, largest 101.5; 120 ms holds 1, largest 120.9
+    bins = {100: [3, 101.5], 120: [1, 120.9]}
+    assert query._ranks(bins) == {50: 101.5, 95: 120.9, 99: 120.9}

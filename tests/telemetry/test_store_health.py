@@ -105,11 +105,12 @@ def small_disk(tmp_path):
 
 def fill(disk) -> None:
     """Write a filler file until the disk refuses (bounded by the mount's size)."""
-    with open(disk / "filler", "wb") as handle:
+    # Unbuffered: a buffered file keeps the part of a write that did not fit and raises ENOSPC again when it
+    # is closed, which happens or not depending on where the disk's free space ends.
+    with open(disk / "filler", "wb", buffering=0) as handle:
         try:
             for _ in range(64):  # 16 MiB in 256 KiB writes, four times over at most
                 handle.write(b"\0" * 256 * 1024)
-                handle.flush()
         except OSError as exc:
             assert exc.errno == errno.ENOSPC
             return

@@ -102,6 +102,12 @@ def _errors_middleware(log: logging.Logger) -> Any:
     return errors
 
 
+def json_errors_middleware(log: logging.Logger) -> Any:
+    """The admin API's refusals (the envelope, 503 for a store outage, no traceback), for another surface
+    built on its handlers (the dashboard)."""
+    return _errors_middleware(log)
+
+
 def _auth_middleware(auth: AdminAuth, access: AccessRegistry | None) -> Any:
     @web.middleware
     async def authenticated(request: web.Request, handler: Handler) -> web.StreamResponse:

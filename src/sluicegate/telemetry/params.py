@@ -133,7 +133,8 @@ def parse_analytics(params: Mapping[str, str], now_ms: int | None = None) -> Ana
     if start >= end:
         raise BadRequest("'from' must be earlier than 'to'")
     interval = params.get("interval", "1h")
-    interval_ms = parse_interval(interval)
+    # "all": one bucket spanning the whole range (a breakdown by group, e.g. the dashboard's bars).
+    interval_ms = end - start if interval == "all" else parse_interval(interval)
     if (end - start) // interval_ms > MAX_BUCKETS:
         raise BadRequest(f"'interval' {interval} makes more than {MAX_BUCKETS} buckets over this time range")
     group_by = params.get("group_by", "none")
@@ -147,7 +148,7 @@ def parse_analytics(params: Mapping[str, str], now_ms: int | None = None) -> Ana
 def parse_interval(text: str) -> int:
     match = re.fullmatch(r"(\d+)([smhd])", text.strip())
     if not match or int(match.group(1)) == 0:
-        raise BadRequest(f"'interval' must look like 30s, 5m, 1h or 1d; got {text!r}")
+        raise BadRequest(f"'interval' must look like 30s, 5m, 1h or 1d, or be 'all'; got {text!r}")
     return int(match.group(1)) * _UNITS_MS[match.group(2)]
 
 

@@ -1,0 +1,128 @@
+"""The dashboard's JSON API under ``/dashboard/api``: the admin API's and the log API's handlers behind a
+session instead of a bearer token, plus signing in and out, config validation and "test connection".
+
+  POST/GET/DELETE   /session                      sign in (admin token) / who am I + CSRF token / sign out
+  GET               /logs, /logs/{id}, /analytics the log API (telemetry/query.py)
+  GET/POST          /providers                    the Model Catalog (server/admin.py's handlers)
+  GET/PATCH/DELETE  /providers/{slug}
+  POST              /providers/{slug}/test        one tiny request through the SSRF guard (probe.py)
+  GET/POST          /configs                      saved configs
+  GET/PUT/DELETE    /configs/{id}
+  POST              /configs/validate             {"config": text} → the errors, each with its JSON path
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from ..access.principal import Verifier
+from ..catalog.entries import NotInCatalog, validate_slug
+from ..errors import BadRequest, Unauthorized
+from ..jsontext import json_object
+from ..providers import registry
+from ..server import admin, observability
+from ..server.appkeys import GATEWAY
+from .guard import COOKIE, CURRENT, SESSION, secure_request, session_of
+from .probe import test_connection
+from .validation import config_problems
+
+VERIFIER: web.AppKey[Verifier] = web.AppKey("sluicegate_dashboard_verifier")
+MAX_SIGN_IN_BODY = 8 * 1024
+SIGN_IN = ("POST", "/dashboard/api/session")
+
+def _json(body: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
+
+
+async def _small_json(request: web.Request, limit: int) -> dict[str, Any]:
+    if request.content_type != "application/json":
+        raise BadRequest("body: send Content-Type: application/json")
+    raw = await request.content.read(limit + 1)
+    if len(raw) > limit:
+        raise BadRequest(f"body: larger than {limit // 1024} KiB")
+    return json_object(raw, invalid="body: not valid JSON", not_object="body: expected a JSON object")
+
+
+def _session_json(request: web.Request) -> dict[str, Any]:
+    session = session_of(request)
+    p = session.principal
+    return {"principal": {"name": p.name, "scopes": sorted(p.scopes), "workspace": p.workspace},
+            "csrf_token": session.csrf_token, "expires_at": int(session.expires_at),
+            # The Add Provider form's choices: API specs, and the hosted providers with their public URL.
+            "specs": list(registry.SPEC_NAMES),
+            "hosted": [{"id": i.id, "spec": i.spec.name, "base_url": i.default_base_url}
+                       for i in registry.PROVIDERS.values() if i.default_base_url]}
+
+
+async def sign_in(request: web.Request) -> web.Response:
+    body = await _small_json(request, MAX_SIGN_IN_BODY)
+    credential = body.get("token")
+    if not isinstance(credential, str) or not credential.strip():
+        raise BadRequest("token: required, the admin token")
+    principal = await request.app[VERIFIER](credential.strip())
+    if principal is None:
+        raise Unauthorized("Sign-in refused: that token is not valid here")
+    sessions = request.app[SESSION]
+    session_id, session = sessions.open(principal)
+    request[CURRENT] = session
+    response = _json(_session_json(request))
+    response.set_cookie(COOKIE, session_id, path="/dashboard", httponly=True, samesite="Strict",
+                        secure=secure_request(request), max_age=int(sessions.ttl_s))
+    return response
+
+
+async def who_am_i(request: web.Request) -> web.Response:
+    return _json(_session_json(request))
+
+
+async def sign_out(request: web.Request) -> web.Response:
+    request.app[SESSION].close(request.cookies.get(COOKIE))
+    response = _json({"status": "success", "message": "Signed out"})
+    response.del_cookie(COOKIE, path="/dashboard")
+    return response
+
+
+async def validate_config(request: web.Request) -> web.Response:
+    body = await _small_json(request, admin.MAX_ADMIN_BODY)
+    text = body.get("config")
+    if not isinstance(text, str):
+        raise BadRequest("config: required, the config's JSON text")
+    gateway = request.config_dict[GATEWAY]
+    return _json({"errors": config_problems(text, gateway.guard.check_url, gateway.catalog.slugs())})
+
+
+async def test_provider(request: web.Request) -> web.Response:
+    gateway = request.config_dict[GATEWAY]
+    slug = validate_slug(request.match_info["slug"])
+    provider = gateway.catalog.resolve(slug)
+    if provider is None:  # written by another process a moment ago? read the store once more
+        await gateway.catalog.refresh()
+        provider = gateway.catalog.resolve(slug)
+    if provider is None:
+        raise NotInCatalog(f"Provider @{slug} not found")
+    return _json(await test_connection(provider, gateway.guard, gateway.transport))
+
+
+# (method, path under /api, handler, scope)
+ROUTES: list[tuple[str, str, Any, str | None]] = [
+    ("GET", "/session", who_am_i, None),
+    ("DELETE", "/session", sign_out, None),
+    ("GET", "/logs", observability.list_logs, "logs.read"),
+    ("GET", "/logs/{log_id}", observability.get_log, "logs.read"),
+    ("GET", "/analytics", observability.analytics, "analytics.read"),
+    ("GET", "/providers", admin.list_providers, "providers.read"),
+    ("POST", "/providers", admin.create_provider, "providers.write"),
+    ("GET", "/providers/{slug}", admin.get_provider, "providers.read"),
+    ("PATCH", "/providers/{slug}", admin.update_provider, "providers.write"),
+    ("DELETE", "/providers/{slug}", admin.delete_provider, "providers.write"),
+    ("POST", "/providers/{slug}/test", test_provider, "providers.write"),
+    ("GET", "/configs", admin.list_configs, "configs.read"),
+    ("POST", "/configs", admin.create_config, "configs.write"),
+    ("POST", "/configs/validate", validate_config, "configs.read"),
+    ("GET", "/configs/{id}", admin.get_config, "configs.read"),
+    ("PUT", "/configs/{id}", admin.replace_config, "configs.write"),
+    ("DELETE", "/configs/{id}", admin.delete_config, "configs.write"),
+]
