@@ -124,6 +124,12 @@ class Settings:
     # the collector's credential: kept out of repr so that printing the settings cannot leak it.
     otlp_endpoint: str | None = None
     otlp_headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), repr=False)
+    # Usage limits (docs/limits.md): counters in Redis when set (required with limits and several workers
+    # or replicas), else exact in-process counters. The URL may carry a password: kept out of repr.
+    redis_url: str | None = field(default=None, repr=False)
+    limits_fail_open: bool = False  # Redis unreachable: refuse (503) unless this is set
+    limits_reservation_ttl_s: float = 600.0  # a reservation left by a dead process expires after this
+    limits_default_max_tokens: int = 1024  # completion tokens reserved when a request sends no max_tokens
 
     @property
     def sqlite_path(self) -> Path:
@@ -171,6 +177,10 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: Any) ->
         "ALLOWED_HOSTS": ("allowed_hosts", _csv),
         "OTLP_ENDPOINT": ("otlp_endpoint", str),
         "OTLP_HEADERS": ("otlp_headers", _pairs),
+        "REDIS_URL": ("redis_url", str),
+        "LIMITS_FAIL_OPEN": ("limits_fail_open", _bool),
+        "LIMITS_RESERVATION_TTL": ("limits_reservation_ttl_s", _POSITIVE_FLOAT),
+        "LIMITS_DEFAULT_MAX_TOKENS": ("limits_default_max_tokens", _POSITIVE_INT),
     }
     for suffix, (name, convert) in scalar.items():
         raw = env.get(ENV_PREFIX + suffix)

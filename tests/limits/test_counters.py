@@ -134,14 +134,14 @@ async def test_redis_under_concurrency_admits_exactly_n(shared_redis: str, redis
 async def test_redis_down_is_an_error_at_once_and_up_again_resumes(private_redis, redis_prefix: str) -> None:
     import time
 
-    from sluicegate.limits.backend import LimitsUnavailable
+    from sluicegate.limits.backend import StoreUnavailable
 
     store = RedisCounters(private_redis.url, prefix=redis_prefix)
     c = checks(RPM3)
     assert (await store.admit(c, "a")).admitted
     private_redis.stop()
     started = time.monotonic()
-    with pytest.raises(LimitsUnavailable, match="Redis"):
+    with pytest.raises(StoreUnavailable, match="Redis"):
         await store.admit(c, "b")
     assert time.monotonic() - started < 2  # no hang: one short timeout, no retries
     private_redis.start()  # same port, empty (no persistence): counting starts again

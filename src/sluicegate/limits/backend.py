@@ -35,7 +35,7 @@ class Alert:
     threshold: float
 
 
-class LimitsUnavailable(Exception):
+class StoreUnavailable(Exception):
     """The counter store could not be reached (Redis down): the caller fails closed or open."""
 
 

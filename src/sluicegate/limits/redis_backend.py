@@ -3,7 +3,7 @@
 The script (script.lua) reads Redis's clock (``TIME``), tests every check of the request and applies
 them only if all pass, so concurrent requests on any number of processes are serialised by Redis.
 Reservations carry an expiry (the script's sorted sets), so a process killed mid-request leaves nothing
-behind for longer than the TTL. Any Redis failure is a ``LimitsUnavailable`` (the caller decides: fail
+behind for longer than the TTL. Any Redis failure is a ``StoreUnavailable`` (the caller decides: fail
 closed or open); the client never retries and times out fast, so a dead Redis never hangs a request.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 from importlib import resources
 from typing import Any
 
-from .backend import DEFAULT_TTL_MS, Alert, LimitsUnavailable, Verdict
+from .backend import DEFAULT_TTL_MS, Alert, StoreUnavailable, Verdict
 from .checks import BUDGET, RATE, Check
 from .periods import period_end_ms
 
@@ -83,7 +83,7 @@ class RedisCounters:
         try:
             return list(await self._script(keys=script_keys(self._prefix, checks), args=args))
         except (RedisError, OSError) as exc:
-            raise LimitsUnavailable(f"the limits store (Redis) is unreachable: {type(exc).__name__}") from None
+            raise StoreUnavailable(f"the limits store (Redis) is unreachable: {type(exc).__name__}") from None
 
     async def admit(self, checks: list[Check], rid: str, ttl_ms: int = DEFAULT_TTL_MS) -> Verdict:
         if not checks:
@@ -106,7 +106,7 @@ class RedisCounters:
             async for key in self._redis.scan_iter(match=f"{self._prefix}{key_prefix}*:st", count=500):
                 await self._redis.delete(key)
         except (RedisError, OSError) as exc:
-            raise LimitsUnavailable(f"the limits store (Redis) is unreachable: {type(exc).__name__}") from None
+            raise StoreUnavailable(f"the limits store (Redis) is unreachable: {type(exc).__name__}") from None
 
     async def used(self, check: Check) -> float:
         value = await self._redis.hget(self._prefix + check.key + ":st", "used")

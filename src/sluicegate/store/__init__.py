@@ -1,6 +1,6 @@
 """Persistence: one schema (tables.py), Alembic migrations, SQLite by default and PostgreSQL for scale."""
 
-from . import access_tables, request_logs  # noqa: F401 - register their tables on the one MetaData
+from . import access_tables, limit_tables, request_logs  # noqa: F401 - register their tables on the one MetaData
 from .engine import StoreConfigError, create_engine, database_url, is_sqlite
 from .migrate import current_revision, head_revision, upgrade
 from .setup import opened_store

@@ -195,7 +195,9 @@ class Sink:
             except Exception:
                 log.exception("request log sink: could not build a log row; record dropped")
                 self._drop("invalid", 1)
+                _settle(record, None)
                 continue
+            _settle(record, row)
             self._stats.observe(row, attempts)
             if self._on_row is not None:
                 self._on_row(row, attempts)
@@ -291,3 +293,13 @@ class Sink:
             self._warned_at = now
             log.warning("request log records dropped so far: %s", self.dropped)
 
+
+def _settle(record: RequestRecord, row: dict | None) -> None:
+    """Hand the request's usage to its limits (reservations become actual usage; none known: zero)."""
+    on_usage = record.call.on_usage if record.call is not None else None
+    if on_usage is None:
+        return
+    try:
+        on_usage(int((row or {}).get("prompt_tokens") or 0), int((row or {}).get("completion_tokens") or 0))
+    except Exception:
+        log.exception("request log sink: could not settle a request's usage limits")
