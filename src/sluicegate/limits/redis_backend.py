@@ -17,7 +17,11 @@ from .checks import BUDGET, RATE, Check
 from .periods import period_end_ms
 
 SCRIPT = resources.files(__package__).joinpath("script.lua").read_text()
-TIMEOUT_S = 0.5
+# A refused connection (Redis down) fails at once; these bound a Redis that stops answering. Generous
+# enough for a loaded host, short enough that a request never hangs on it.
+TIMEOUT_S = 2.0
+CONNECT_TIMEOUT_S = 1.0
+POOL_SIZE = 64  # connections per process; a request waits for one at most TIMEOUT_S
 
 
 def script_keys(prefix: str, checks: list[Check]) -> list[str]:
@@ -64,12 +68,13 @@ def verdict(checks: list[Check], reply: list[Any]) -> Verdict:
 
 class RedisCounters:
     def __init__(self, url: str, *, prefix: str = "sluicegate:limits:", clock_override: Any = None) -> None:
-        from redis.asyncio import Redis
+        from redis.asyncio import BlockingConnectionPool, Redis
         from redis.backoff import NoBackoff
         from redis.retry import Retry
 
-        self._redis = Redis.from_url(url, socket_timeout=TIMEOUT_S, socket_connect_timeout=TIMEOUT_S,
-                                     retry=Retry(NoBackoff(), 0), health_check_interval=0)
+        pool = BlockingConnectionPool.from_url(url, max_connections=POOL_SIZE, timeout=TIMEOUT_S,
+                                               socket_timeout=TIMEOUT_S, socket_connect_timeout=CONNECT_TIMEOUT_S)
+        self._redis = Redis(connection_pool=pool, retry=Retry(NoBackoff(), 0))
         self._script = self._redis.register_script(SCRIPT)
         self._prefix = prefix
         self._clock_override = clock_override  # tests: a function giving the script's "now" in ms
