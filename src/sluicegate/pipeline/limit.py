@@ -41,7 +41,8 @@ class LimitStep:
             found.append(Subject("key", ctx.api_key_id, limits))
         if ctx.workspace_id and (limits := self._facts.workspace_limits(ctx.workspace_id)) is not None:
             found.append(Subject("workspace", ctx.workspace_id, limits))
-        slug = call.model_slug or (ctx.provider[1:] if ctx.provider and ctx.provider.startswith("@") else None)
+        named = call.model_slug or ctx.provider  # "@slug" (a catalog provider) or a provider id
+        slug = named[1:] if named and named.startswith("@") else None
         if slug and (limits := self._facts.provider_limits(slug)) is not None:
             found.append(Subject("provider", slug, limits))
         return found, slug
