@@ -70,7 +70,7 @@ class RedisCounters:
     def __init__(self, url: str, *, prefix: str = "sluicegate:limits:", clock_override: Any = None) -> None:
         from redis.asyncio import BlockingConnectionPool, Redis
         from redis.backoff import NoBackoff
-        from redis.retry import Retry
+        from redis.asyncio.retry import Retry
 
         pool = BlockingConnectionPool.from_url(url, max_connections=POOL_SIZE, timeout=TIMEOUT_S,
                                                socket_timeout=TIMEOUT_S, socket_connect_timeout=CONNECT_TIMEOUT_S)

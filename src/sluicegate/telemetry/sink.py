@@ -296,7 +296,7 @@ class Sink:
 
 def _settle(record: RequestRecord, row: dict | None) -> None:
     """Hand the request's usage to its limits (reservations become actual usage; none known: zero)."""
-    on_usage = record.call.on_usage if record.call is not None else None
+    on_usage = getattr(record.call, "on_usage", None)  # a call is absent when the request failed early
     if on_usage is None:
         return
     try:
