@@ -111,6 +111,7 @@ def measure(bench: Bench) -> dict:
     _step(out, "fallback", lambda: steps.fallback(bench))
     _step(out, "catalog_slug", lambda: steps.catalog_slug(bench))
     _step(out, "keys_on", lambda: steps.keys_on(bench))
+    _step(out, "limits_on", lambda: steps.limits_on(bench))
     return out
 
 
