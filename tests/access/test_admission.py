@@ -206,3 +206,18 @@ def test_creation_and_revocation_are_seen_within_a_second(scene: Scene) -> None:
         time.sleep(0.02)
     assert response.status_code == 401 and "revoked" in response.json()["message"]
     assert time.monotonic() - revoked_at < 1.0
+
+
+def test_a_refusal_is_logged_with_who_asked(scene: Scene) -> None:
+    key_id = scene.keys["only-m1"][0]
+    trace = f"refused-{time.monotonic_ns()}"
+    response = _post(scene, {"x-portkey-provider": "@a-llm", "x-portkey-api-key": scene.secret("only-m1"),
+                             "x-portkey-trace-id": trace}, {**CHAT, "model": "m9"})
+    assert response.status_code == 403
+    deadline = time.monotonic() + 20
+    while not (rows := httpx.get(f"{scene.gateway.url}/admin/api/logs", params={"trace_id": trace}, timeout=10,
+                                 headers={"authorization": f"Bearer {ADMIN_TOKEN}"}).json()["data"]):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert [(r["status"], r["api_key_id"], r["workspace_id"]) for r in rows] == [(403, key_id, scene.spaces["a"])]
+    assert scene.secret("only-m1") not in str(rows)

@@ -111,7 +111,7 @@ def test_every_bar_has_a_verdict(smoke_result):
 
 def test_keys_on_was_measured_with_every_request_admitted(smoke_result):
     keys = smoke_result["scenarios"]["keys_on"]
-    for name in ("sluicegate", "sluicegate-keys"):
+    for name in ("sluicegate-nokeys", "sluicegate-keys"):
         assert keys[name]["c50"]["requests"] > 0 and keys[name]["c50"]["errors"] == 0, keys[name]
     assert keys["_throughput_ratio"] > 0
 
