@@ -197,7 +197,7 @@ def render(results: dict) -> str:
         "#### Catalog @slug provider\n\n" + variant_text(results, "catalog_slug"),
         "#### Keys on (every request carries a verified gateway API key) vs keys off\n\n"
         + variant_text(results, "keys_on") + _keys_note(results),
-        "#### Limits on (a key with rate limits and a token budget, counted in the local Redis) vs none\n\n"
+        "#### Limits on (a key with rate limits and a token budget, counted in the local Redis) vs a key without\n\n"
         + variant_text(results, "limits_on") + _limits_note(results),
     ]
     return "\n\n".join(parts) + "\n"

@@ -118,6 +118,6 @@ def test_keys_on_was_measured_with_every_request_admitted(smoke_result):
 
 def test_limits_on_was_measured_with_every_request_admitted_and_counted(smoke_result):
     limits = smoke_result["scenarios"]["limits_on"]
-    for name in ("sluicegate", "sluicegate-limits"):
+    for name in ("sluicegate-nolimits", "sluicegate-limits"):
         assert limits[name]["c50"]["requests"] > 0 and limits[name]["c50"]["errors"] == 0, limits[name]
     assert limits["_p99_added_us"] is not None
