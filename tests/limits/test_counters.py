@@ -111,12 +111,16 @@ async def test_a_monthly_budget_resets_at_the_utc_boundary_and_by_hand(counters:
 
 
 async def test_token_rate_limits_count_the_settled_usage(counters: tuple[Counters, Clock]) -> None:
-    store, _ = counters
+    store, clock = counters
     c = checks({"rate_limits": [{"type": "tokens", "unit": "rph", "value": 1000}]}, tokens=600)
     assert (await store.admit(c, "a")).admitted
     assert not (await store.admit(c, "b")).admitted
     await store.settle(c, "a", [100.0])
-    assert (await store.admit(c, "b")).admitted
+    assert (await store.admit(c, "b")).admitted  # 100 + 600
+    assert not (await store.admit(c, "c")).admitted
+    clock.now += 3_600_000  # both left the window: its running total with them
+    assert (await store.admit(c, "c")).admitted
+    assert not (await store.admit(c, "d")).admitted  # 600 + 600 > 1000
 
 
 async def test_redis_under_concurrency_admits_exactly_n(shared_redis: str, redis_prefix: str) -> None:

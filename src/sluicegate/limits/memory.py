@@ -21,6 +21,35 @@ def wall_ms() -> int:
 
 
 @dataclass(slots=True)
+class RateLog:
+    """A sliding window's admitted entries, oldest first, with their running total."""
+
+    entries: OrderedDict[str, tuple[int, float]] = field(default_factory=OrderedDict)  # rid → (ms, amount)
+    total: float = 0.0
+
+    def prune(self, upto_ms: int) -> None:
+        entries = self.entries
+        while entries:
+            rid, (at, amount) = next(iter(entries.items()))
+            if at > upto_ms:
+                break
+            del entries[rid]
+            self.total -= amount
+        if not entries:
+            self.total = 0.0
+
+    def add(self, rid: str, at_ms: int, amount: float) -> None:
+        self.entries[rid] = (at_ms, amount)
+        self.total += amount
+
+    def settle(self, rid: str, amount: float) -> None:
+        if rid in self.entries:
+            at, before = self.entries[rid]
+            self.entries[rid] = (at, amount)
+            self.total += amount - before
+
+
+@dataclass(slots=True)
 class Budget:
     period: int = 0
     used: float = 0.0
@@ -40,16 +69,14 @@ class Budget:
 class MemoryCounters:
     def __init__(self, clock: Callable[[], int] = wall_ms) -> None:
         self._clock = clock
-        self._logs: dict[str, OrderedDict[str, tuple[int, float]]] = {}  # rid → (time ms, amount)
+        self._logs: dict[str, RateLog] = {}
         self._budgets: dict[str, Budget] = {}
 
-    def _log(self, check: Check, now_ms: int) -> OrderedDict[str, tuple[int, float]]:
-        log = self._logs.setdefault(check.key + f":{check.window_ms}", OrderedDict())
-        while log:
-            rid, (at, _) = next(iter(log.items()))
-            if at > now_ms - check.window_ms:
-                break
-            del log[rid]
+    def _log(self, check: Check, now_ms: int) -> RateLog:
+        log = self._logs.get(check.key)
+        if log is None:
+            log = self._logs[check.key] = RateLog()
+        log.prune(now_ms - check.window_ms)
         return log
 
     def _budget(self, check: Check, now_ms: int) -> Budget:
@@ -61,9 +88,8 @@ class MemoryCounters:
         """(taken so far, ms until room frees / the period ends)."""
         if check.kind == RATE:
             log = self._log(check, now_ms)
-            taken = sum(amount for _, amount in log.values())
-            oldest = next(iter(log.values()))[0] if log else now_ms
-            return taken, oldest + check.window_ms - now_ms
+            oldest = next(iter(log.entries.values()))[0] if log.entries else now_ms
+            return log.total, oldest + check.window_ms - now_ms
         budget = self._budget(check, now_ms)
         end = period_end_ms(now_ms, check.reset)
         return budget.used + budget.live_reserved(now_ms), (end - now_ms) if end else 0
@@ -77,7 +103,7 @@ class MemoryCounters:
                                tuple(r for _, r in states))
         for check in checks:
             if check.kind == RATE:
-                self._log(check, now)[rid] = (now, check.amount)
+                self._log(check, now).add(rid, now, check.amount)
             else:
                 self._budget(check, now).reserved[rid] = (now + ttl_ms, check.amount)
         return Verdict(-1, tuple(c.limit - t - c.amount for c, (t, _) in zip(checks, states, strict=True)),
@@ -90,9 +116,7 @@ class MemoryCounters:
             if amount is None:
                 continue
             if check.kind == RATE:
-                log = self._log(check, now)
-                if rid in log:
-                    log[rid] = (log[rid][0], amount)
+                self._log(check, now).settle(rid, amount)
                 continue
             budget = self._budget(check, now)
             budget.reserved.pop(rid, None)

@@ -29,7 +29,7 @@ def script_keys(prefix: str, checks: list[Check]) -> list[str]:
     for check in checks:
         base = prefix + check.key
         if check.kind == RATE:
-            keys += [base + ":log", base + ":w", base + ":-"]
+            keys += [base + ":log", base + ":w", base + ":sum"]
         else:
             keys += [base + ":st", base + ":res", base + ":amt"]
     return keys
@@ -69,8 +69,8 @@ def verdict(checks: list[Check], reply: list[Any]) -> Verdict:
 class RedisCounters:
     def __init__(self, url: str, *, prefix: str = "sluicegate:limits:", clock_override: Any = None) -> None:
         from redis.asyncio import BlockingConnectionPool, Redis
-        from redis.backoff import NoBackoff
         from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
 
         pool = BlockingConnectionPool.from_url(url, max_connections=POOL_SIZE, timeout=TIMEOUT_S,
                                                socket_timeout=TIMEOUT_S, socket_connect_timeout=CONNECT_TIMEOUT_S)

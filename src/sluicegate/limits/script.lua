@@ -1,5 +1,7 @@
 -- sluicegate usage limits: one request's checks, tested and applied atomically (all or nothing).
--- KEYS: 3 per check (rate: log zset, weights hash, unused | budget: state hash, reservation zset, amounts hash)
+-- KEYS: 3 per check (rate: log zset, weights hash, running total | budget: state hash, reservation zset,
+--       amounts hash). A token rate limit keeps its window's total beside the log, so a check costs
+--       O(log n + entries leaving the window), not O(entries in the window).
 -- ARGV: op ('admit' | 'settle'), rid, ttl_ms, now_ms override ('' = Redis's TIME), then 5 per check:
 --       kind ('r' requests, 't' tokens rate, 'b' budget), limit, amount ('' = nothing to settle),
 --       window_ms (rate) or periodic reset ('daily' | 'weekly' | 'monthly' | ''), alert threshold ('' = none)
@@ -75,8 +77,22 @@ if op == 'admit' then
     else
       local window = tonumber(ARGV[a + 4])
       if kind == 't' then
-        drop(k1, k2, now - window)
-        taken = sum_values(k2)
+        local old = redis.call('ZRANGEBYSCORE', k1, '-inf', now - window)
+        if #old > 0 then
+          local gone = 0
+          for j = 1, #old, 1000 do
+            local chunk = {unpack(old, j, math.min(j + 999, #old))}
+            for _, v in ipairs(redis.call('HMGET', k2, unpack(chunk))) do gone = gone + (tonumber(v) or 0) end
+            redis.call('HDEL', k2, unpack(chunk))
+          end
+          redis.call('ZREMRANGEBYSCORE', k1, '-inf', now - window)
+          redis.call('INCRBYFLOAT', k3, -gone)
+        end
+        taken = tonumber(redis.call('GET', k3)) or 0
+        if redis.call('ZCARD', k1) == 0 then
+          redis.call('DEL', k3)  -- an empty window: no rounding drift carried over
+          taken = 0
+        end
       else
         redis.call('ZREMRANGEBYSCORE', k1, '-inf', now - window)
         taken = redis.call('ZCARD', k1)
@@ -105,7 +121,9 @@ if op == 'admit' then
       redis.call('PEXPIRE', k1, window)
       if kind == 't' then
         redis.call('HSET', k2, rid, amount)
+        redis.call('INCRBYFLOAT', k3, amount)
         redis.call('PEXPIRE', k2, window)
+        redis.call('PEXPIRE', k3, window)
       end
     end
   end
@@ -120,7 +138,11 @@ for i = 1, n do
   local kind, amount, alert = ARGV[a + 1], ARGV[a + 3], ARGV[a + 5]
   local crossed = ''
   if amount ~= '' and kind == 't' then
-    if redis.call('ZSCORE', k1, rid) then redis.call('HSET', k2, rid, amount) end
+    if redis.call('ZSCORE', k1, rid) then
+      local before = tonumber(redis.call('HGET', k2, rid)) or 0
+      redis.call('HSET', k2, rid, amount)
+      redis.call('INCRBYFLOAT', k3, tonumber(amount) - before)
+    end
   elseif amount ~= '' and kind == 'b' then
     redis.call('ZREM', k2, rid)
     redis.call('HDEL', k3, rid)
