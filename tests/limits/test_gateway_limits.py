@@ -131,3 +131,32 @@ def test_limits_with_several_workers_and_no_redis_refuse_to_start(tmp_path: Path
                           env={**os.environ, **env}, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "SLUICEGATE_REDIS_URL" in done.stderr and "each worker would count on its own" in done.stderr
+
+
+def test_a_workspace_limit_holds_across_its_keys_all_or_nothing(gateway: GatewayProcess, upstream) -> None:
+    made = httpx.post(f"{gateway.v1}/admin/workspaces", headers=ADMIN, timeout=30,
+                      json={"name": "Team L", "rate_limits": [{"type": "requests", "unit": "rpm", "value": 4}]})
+    assert made.status_code == 200, made.text
+    space = made.json()["id"]
+    assert made.json()["rate_limits"] == [{"type": "requests", "unit": "rpm", "value": 4}]
+    secrets = []
+    for name in ("k1", "k2"):
+        answer = httpx.post(f"{gateway.v1}/api-keys/workspace/service", headers=ADMIN, timeout=30,
+                            json={"name": name, "workspace_id": space, "scopes": ["completions.write"],
+                                  "rate_limits": [{"type": "requests", "unit": "rpm", "value": 3}]})
+        assert answer.status_code == 200, answer.text
+        secrets.append(answer.json()["key"])
+    url = f"{gateway.v1}/chat/completions"
+    first = asyncio.run(burst(url, headers(secrets[0], upstream), 5))
+    assert sorted(a.status_code for a in first) == [200] * 3 + [429] * 2  # the key's 3
+    second = asyncio.run(burst(url, headers(secrets[1], upstream), 5))
+    assert sorted(a.status_code for a in second) == [200] * 1 + [429] * 4  # the workspace's 4 in all
+    assert all("workspace" in a.json()["message"] for a in second if a.status_code == 429)
+
+
+def test_a_stream_settles_its_budget_from_the_streams_usage(gateway: GatewayProcess, upstream) -> None:
+    key_id, secret = make_key(gateway, usage_limits={"type": "tokens", "credit_limit": 1000})
+    answer = httpx.post(f"{gateway.v1}/chat/completions", headers=headers(secret, upstream), timeout=30,
+                        json={**chat(), "stream": True, "stream_options": {"include_usage": True}})
+    assert answer.status_code == 200 and "[DONE]" in answer.text
+    _wait_settled(gateway, key_id, 8)  # the usage chunk's total_tokens, not the reservation of 11
