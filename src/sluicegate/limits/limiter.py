@@ -47,8 +47,9 @@ def refusal(checks: list[Check], verdict: Verdict) -> Exception:
         return TooManyRequests(f"Rate limit exceeded for {check.label}: {int(check.limit)} {check.measure} "
                                f"per {unit}; retry after {reset_s} s", headers=headers)
     when = f"; it resets in {reset_s} s" if verdict.reset_ms[verdict.failed] > 0 else ""
-    return BudgetExhausted(f"Usage limit exhausted for {check.label}: {check.measure} budget of "
-                           f"{check.limit:g}{when}")
+    left = verdict.remaining[verdict.failed]
+    return BudgetExhausted(f"Usage limit exhausted for {check.label}: {check.measure} budget of {check.limit:g}, "
+                           f"{left:g} left, this request reserves up to {check.amount:g}{when}")
 
 
 def rate_headers(checks: list[Check], verdict: Verdict) -> dict[str, str]:
