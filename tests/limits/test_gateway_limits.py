@@ -155,8 +155,15 @@ def test_a_workspace_limit_holds_across_its_keys_all_or_nothing(gateway: Gateway
 
 
 def test_a_stream_settles_its_budget_from_the_streams_usage(gateway: GatewayProcess, upstream) -> None:
-    key_id, secret = make_key(gateway, usage_limits={"type": "tokens", "credit_limit": 1000})
+    key_id, secret = make_key(gateway, usage_limits={"type": "tokens", "credit_limit": 1000, "alert_threshold": 5})
     answer = httpx.post(f"{gateway.v1}/chat/completions", headers=headers(secret, upstream), timeout=30,
                         json={**chat(), "stream": True, "stream_options": {"include_usage": True}})
     assert answer.status_code == 200 and "[DONE]" in answer.text
     _wait_settled(gateway, key_id, 8)  # the usage chunk's total_tokens, not the reservation of 11
+    # 8 ≥ the alert threshold 5: one log event and one count, and only once in the period.
+    assert httpx.post(f"{gateway.v1}/chat/completions", headers=headers(secret, upstream), json=chat(),
+                      timeout=30).status_code == 200
+    _wait_settled(gateway, key_id, 16)
+    assert "sluicegate_limit_alerts_total 1.0" in httpx.get(f"{gateway.url}/metrics", timeout=30).text
+    assert gateway.log().count(f"usage alert: API key '{key_id}' used 8, alert threshold 5") == 1
+    assert secret not in gateway.log()
