@@ -47,7 +47,8 @@ def test_retry_after_rounds_up_to_whole_seconds(oldest: int, window: int, now: i
 
 
 @pytest.mark.parametrize(("raw", "message"), [
-    ({"rate_limits": {"type": "requests"}}, "'rate_limits' must be a list"),
+    ({"rate_limits": "100 rpm"}, "'rate_limits' must be a list"),
+    ({"rate_limits": {"type": "requests"}}, "'rate_limits[0].unit' must be one of"),
     ({"rate_limits": [{"type": "calls", "unit": "rpm", "value": 1}]}, "'rate_limits[0].type' must be one of"),
     ({"rate_limits": [{"type": "requests", "unit": "rps", "value": 1}]}, "'rate_limits[0].unit' must be one of"),
     ({"rate_limits": [{"type": "requests", "unit": "rpm", "value": 0}]}, "'rate_limits[0].value' must be a positive"),

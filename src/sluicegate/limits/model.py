@@ -76,6 +76,8 @@ def _number(value: object, field: str, *, integer: bool = False) -> float:
 def parse_rate_limits(raw: object) -> tuple[RateLimit, ...]:
     if raw is None:
         return ()
+    if isinstance(raw, dict):  # one limit (the portkey-ai SDK types a provider's rate_limits as one object)
+        raw = [raw]
     if not isinstance(raw, list):
         raise LimitError("'rate_limits' must be a list of {type, unit, value}")
     limits = []

@@ -1,9 +1,10 @@
 """Usage limits through the admin APIs.
 
-Portkey's shapes ride on the records they belong to: ``rate_limits`` / ``usage_limits`` in an API key's
-or a workspace's create/update body and in their views (access_admin.py calls ``split``/``save``/
-``shown``). Besides, on /admin/api: ``GET|PUT|DELETE /limits/{key|workspace|provider}/{id}`` (a provider
-also takes ``prices``) and ``POST /limits/{kind}/{id}/reset`` (budget usage back to zero).
+Portkey's shapes ride on the records they belong to: ``rate_limits`` / ``usage_limits`` in the
+create/update body of an API key, a workspace or a catalog provider (which also takes ``prices``) and in
+their views (access_admin.py and portkey_catalog.py call ``split``/``save``/``shown``). Besides, on
+/admin/api: ``GET|PUT|DELETE /limits/{key|workspace|provider}/{id}`` and
+``POST /limits/{kind}/{id}/reset`` (budget usage back to zero).
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ SCOPES = {"key": "organisation_service_api_keys", "workspace": "workspaces", "pr
 
 def split(kind: str, body: dict[str, Any]) -> dict[str, Any]:
     """Take the limit fields out of a record's body, validated (a 400 before anything is written)."""
-    found = {name: body.pop(name) for name in FIELDS if name in body}
+    fields = (*FIELDS, "prices") if kind == "provider" else FIELDS
+    found = {name: body.pop(name) for name in fields if name in body}
     if found:
         validated(kind, found)
     return found
@@ -42,7 +44,7 @@ async def save(request: web.Request, kind: str, subject_id: str, found: dict[str
 
 async def shown(request: web.Request, kind: str, view: dict[str, Any]) -> dict[str, Any]:
     limits = await request.config_dict[GATEWAY].limits.repository.get(kind, view["id"])
-    return {**view, **{name: limits[name] for name in FIELDS}}
+    return {**view, **{name: limits[name] for name in (*FIELDS, "prices") if name in limits}}
 
 
 def _refuse_per_worker_counting(settings: Any) -> None:
