@@ -20,7 +20,7 @@ from tests.gateway import GatewayProcess
 from tests.limits.test_gateway_limits import ADMIN, chat, headers, make_key
 from tests.logapi import ADMIN_TOKEN
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.timeout(300)]  # 3 processes and 2 000 requests on 2 cores
 TTL_S = 3
 
 
