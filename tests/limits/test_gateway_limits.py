@@ -167,3 +167,18 @@ def test_a_stream_settles_its_budget_from_the_streams_usage(gateway: GatewayProc
     assert "sluicegate_limit_alerts_total 1.0" in httpx.get(f"{gateway.url}/metrics", timeout=30).text
     assert gateway.log().count(f"usage alert: API key '{key_id}' used 8, alert threshold 5") == 1
     assert secret not in gateway.log()
+
+
+def test_workers_share_their_counters_through_redis(tmp_path: Path, private_redis, upstream) -> None:
+    gateway = GatewayProcess(tmp_path, env={"SLUICEGATE_ADMIN_TOKEN": ADMIN_TOKEN,
+                                            "SLUICEGATE_REDIS_URL": private_redis.url},
+                             args=("--workers", "2")).start(timeout=60)
+    try:
+        _, secret = make_key(gateway, rate_limits=[{"type": "requests", "unit": "rpm", "value": 7}])
+        import time
+
+        time.sleep(1.2)  # the other worker sees the key within a second
+        answers = asyncio.run(burst(f"{gateway.v1}/chat/completions", headers(secret, upstream), 30))
+        assert sorted(a.status_code for a in answers) == [200] * 7 + [429] * 23
+    finally:
+        gateway.stop()
