@@ -63,6 +63,8 @@ def test_a_burst_against_n_rpm_admits_exactly_n_and_the_rest_are_429s(gateway: G
     assert len(upstream.received) == 5
     metrics = httpx.get(f"{gateway.url}/metrics", timeout=30).text
     assert 'sluicegate_limit_refusals_total{reason="rate_limited"} 7.0' in metrics
+    assert gateway.log().count(f"limit refused a request: Rate limit exceeded for API key '{key_id}'") == 7
+    assert secret not in gateway.log()
 
 
 def test_a_token_budget_is_settled_from_usage_then_412_then_reset_and_kept_across_restart(
