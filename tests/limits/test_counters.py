@@ -152,3 +152,17 @@ async def test_redis_down_is_an_error_at_once_and_up_again_resumes(private_redis
     verdicts = [await store.admit(c, f"c{i}") for i in range(4)]
     assert [v.admitted for v in verdicts] == [True, True, True, False]
     await store.close()
+
+
+async def test_settling_many_at_once_is_settling_each(counters: tuple[Counters, Clock]) -> None:
+    store, _ = counters
+    c = checks({"rate_limits": [{"type": "tokens", "unit": "rpm", "value": 1000}],
+                "usage_limits": {"type": "tokens", "credit_limit": 1000, "alert_threshold": 150}}, tokens=300)
+    for rid in ("a", "b", "c"):
+        assert (await store.admit(c, rid)).admitted
+    assert not (await store.admit(c, "d")).admitted
+    alerts = await store.settle_many([(c, rid, [100.0, 100.0]) for rid in ("a", "b", "c")])
+    assert [(a.used, a.threshold) for a in alerts] == [(200.0, 150.0)]  # crossed by the second, once
+    assert await store.used(c[1]) == pytest.approx(300)
+    verdicts = [await store.admit(c, f"e{i}") for i in range(3)]  # 300 taken in each: room for two more
+    assert [v.admitted for v in verdicts] == [True, True, False]

@@ -78,11 +78,11 @@ class Ticket:
     settled: bool = False
 
     def settle(self, prompt_tokens: int, completion_tokens: int) -> None:
-        """Non-blocking: the backend call runs in a task of the limiter's."""
+        """Non-blocking: queued, and settled with the others queued meanwhile in one backend call."""
         if not self.settled:
             self.settled = True
             usage = Usage(prompt_tokens + completion_tokens, cost(prompt_tokens, completion_tokens, self.price))
-            self.limiter.spawn(self.limiter.settle(self, usage))
+            self.limiter.queue_settle(self, usage)
 
 
 class Limiter:
@@ -94,6 +94,7 @@ class Limiter:
         self.default_completion_tokens = default_completion_tokens
         self.stats = LimitStats()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._pending: list[tuple[list[Check], str, list[float | None]]] = []
 
     async def admit(self, subjects: list[Subject], body: dict[str, Any] | None,
                     price: tuple[float, float] | None) -> Ticket | None:
@@ -132,6 +133,24 @@ class Limiter:
         self.stats.refused_unavailable += 1
         log.error("request refused, limits fail closed: %s", reason)
         raise LimitsUnavailable(UNAVAILABLE)
+
+    def queue_settle(self, ticket: Ticket, usage: Usage) -> None:
+        """The request log settles its batch's records one after the other: one round trip for them all."""
+        self._pending.append((ticket.checks, ticket.rid, [actual_amount(c, usage) for c in ticket.checks]))
+        if len(self._pending) == 1:
+            self.spawn(self._settle_pending())
+
+    async def _settle_pending(self) -> None:
+        await asyncio.sleep(0)  # let the rest of the batch queue up
+        items, self._pending = self._pending, []
+        try:
+            alerts = await self.counters.settle_many(items)
+        except StoreUnavailable as exc:
+            self.stats.store_errors += 1
+            log.warning("usage not settled (reservations expire by themselves): %s", exc)
+            return
+        for alert in alerts:
+            self._alert(alert)
 
     async def settle(self, ticket: Ticket, usage: Usage) -> None:
         actual = [actual_amount(check, usage) for check in ticket.checks]

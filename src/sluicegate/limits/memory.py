@@ -126,6 +126,12 @@ class MemoryCounters:
                 alerts.append(Alert(check.label, check.key, budget.used, check.alert))
         return alerts
 
+    async def settle_many(self, items: list[tuple[list[Check], str, list[float | None]]]) -> list[Alert]:
+        alerts = []
+        for checks, rid, actual in items:
+            alerts += await self.settle(checks, rid, actual)
+        return alerts
+
     async def reset(self, key_prefix: str) -> None:
         """Reset budget usage by hand (reservations in flight stay: their requests still settle)."""
         for key in [k for k in self._budgets if k.startswith(key_prefix)]:

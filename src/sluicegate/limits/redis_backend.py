@@ -104,6 +104,26 @@ class RedisCounters:
         return [Alert(check.label, check.key, float(crossed), float(check.alert or 0))
                 for check, crossed in zip(checks, reply[1:], strict=True) if crossed not in ("", b"")]
 
+    async def settle_many(self, items: list[tuple[list[Check], str, list[float | None]]]) -> list[Alert]:
+        """Several settlements in one round trip (a pipeline of script calls, each still atomic)."""
+        from redis.exceptions import RedisError
+
+        items = [item for item in items if item[0] and any(a is not None for a in item[2])]
+        if not items:
+            return []
+        now = self._now()
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for checks, rid, actual in items:
+                    await self._script(keys=script_keys(self._prefix, checks),
+                                       args=script_args("settle", rid, 0, checks, actual, now), client=pipe)
+                replies = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"the limits store (Redis) is unreachable: {type(exc).__name__}") from None
+        return [Alert(check.label, check.key, float(crossed), float(check.alert or 0))
+                for (checks, _, _), reply in zip(items, replies, strict=True)
+                for check, crossed in zip(checks, reply[1:], strict=True) if crossed not in ("", b"")]
+
     async def reset(self, key_prefix: str) -> None:
         from redis.exceptions import RedisError
 
