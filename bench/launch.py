@@ -87,16 +87,17 @@ def start_nginx_floor(sup: Supervisor, work: Path, ups: Upstreams, shapes: Shape
 
 def start_sluicegate(sup: Supervisor, work: Path, ups: Upstreams, shapes: Shapes, cmd: Sequence[str],
                      workers: int, name: str, settle_s: float, version: str,
-                     gateway_key: str | None = None) -> Running:
+                     gateway_key: str | None = None, env: dict[str, str] | None = None) -> Running:
     """sluicegate with its real defaults: its own data dir (so its SQLite log store), logging on.
-    ``gateway_key``: an API key made in that data dir beforehand; every request then carries it."""
+    ``gateway_key``: an API key made in that data dir beforehand; every request then carries it.
+    ``env``: extra settings (the "limits on" scenario's SLUICEGATE_REDIS_URL)."""
     port = free_port()
     data_dir = work / f"{name}-data"
     data_dir.mkdir(parents=True, exist_ok=True)
     argv = [*cmd, "serve", "--host", "127.0.0.1", "--port", str(port)]
     if workers > 1:
         argv += ["--workers", str(workers)]
-    child = sup.start(name, argv, env=clean_env(SLUICEGATE_DATA_DIR=str(data_dir)))
+    child = sup.start(name, argv, env=clean_env(SLUICEGATE_DATA_DIR=str(data_dir), **(env or {})))
     target = targets.portkey_style(name, "gateway", port, ups, shapes, gateway_key)
     return _settled(sup, target, child, 30, settle_s, version)
 

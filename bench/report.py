@@ -167,6 +167,14 @@ def _keys_note(results: dict) -> str:
     return f"\n\nKeys on keep {share:.1%} of the keys-off throughput ({verdict} the 5 % budget)."
 
 
+def _limits_note(results: dict) -> str:
+    added = _scenario(results, "limits_on").get("_p99_added_us")
+    if added is None:
+        return ""
+    verdict = "within" if added <= 1000 else "outside"
+    return f"\n\nLimits on add {added:.0f} µs to the p99 at c=1 ({verdict} the 1 ms target)."
+
+
 def bars_table(results: dict) -> str:
     rows = [[bar["text"], fmt(bar["value"], 2, f" {bar['unit']}"), VERDICT[bar["verdict"]], bar.get("note") or ""]
             for bar in results.get("bars", [])]
@@ -190,5 +198,7 @@ def render(results: dict) -> str:
         "#### Response cache hit (in memory) beside direct\n\n" + variant_text(results, "cache_hit"),
         "#### Keys on (every request carries a verified gateway API key) vs keys off\n\n"
         + variant_text(results, "keys_on") + _keys_note(results),
+        "#### Limits on (a key with rate limits and a token budget, counted in the local Redis) vs a key without\n\n"
+        + variant_text(results, "limits_on") + _limits_note(results),
     ]
     return "\n\n".join(parts) + "\n"

@@ -112,6 +112,7 @@ def measure(bench: Bench) -> dict:
     _step(out, "catalog_slug", lambda: steps.catalog_slug(bench))
     _step(out, "cache_hit", lambda: steps.cache_hit(bench))
     _step(out, "keys_on", lambda: steps.keys_on(bench))
+    _step(out, "limits_on", lambda: steps.limits_on(bench))
     return out
 
 

@@ -146,3 +146,61 @@ def keys_on(bench: Bench) -> dict:
     result["_throughput_ratio"] = share
     result["_within_bar"] = share is not None and share >= KEYS_BAR
     return result
+
+
+LIMITS_HOP = f"{SUBJECT}-limits"
+LIMITS_OFF_HOP = f"{SUBJECT}-nolimits"
+LIMITS_REDIS = "redis://127.0.0.1:6379/0"
+LIMITS_BAR_US = 1000.0  # the limiter may add at most 1 ms to the p99 at c=1
+# Limits far above what a run sends, so every request is checked (and counted) and none refused.
+LIMITS_ARGS = ("--rate", "requests:rpm:1000000000", "--rate", "tokens:rpd:1000000000000",
+               "--budget", "tokens:1000000000000", "--reset", "monthly")
+
+
+def _keyed_store(bench: Bench, name: str, limits: bool) -> str:
+    """A fresh data dir for hop ``name`` holding an API key (with generous limits when asked): its secret."""
+    data_dir = bench.work / f"{name}-data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    env = launch.clean_env(SLUICEGATE_DATA_DIR=str(data_dir))
+    done = subprocess.run([*bench.sluicegate_cmd, "keys", "create", "--name", "bench", "--json"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    if done.returncode != 0:
+        raise NotReady(f"`sluicegate keys create` failed: {done.stderr.strip()[-300:]}")
+    made = json.loads(done.stdout)
+    if limits:
+        done = subprocess.run([*bench.sluicegate_cmd, "limits", "set", "key", made["id"], *LIMITS_ARGS], env=env,
+                              capture_output=True, text=True, timeout=60)
+        if done.returncode != 0:
+            raise NotReady(f"`sluicegate limits set` failed: {done.stderr.strip()[-300:]}")
+    return made["key"]
+
+
+def limits_on(bench: Bench) -> dict:
+    """Two fresh sluicegates side by side, both with an API key on every request; the key of one has rate
+    limits and a token budget counted in the local Redis (one script call to admit, one to settle per
+    request). Measured interleaved; the figure is the p99 the limiter adds at c=1."""
+    if SUBJECT not in bench.hops:
+        return {"skipped": "sluicegate is not running"}
+    hops = {LIMITS_OFF_HOP: {}, LIMITS_HOP: {"SLUICEGATE_REDIS_URL": LIMITS_REDIS}}
+    try:
+        for name, env in hops.items():
+            secret = _keyed_store(bench, name, limits=bool(env))
+            bench.hops[name] = launch.start_sluicegate(bench.sup, bench.work, bench.ups, bench.shapes,
+                                                       bench.sluicegate_cmd, 1, name, bench.plan.settle_s,
+                                                       bench.sluicegate_version, secret, env=env)
+            scen_http.warm_up_one(bench, name)
+        result = scen_http.variant(bench, list(hops), "keys")
+    except NotReady as exc:
+        return {"unavailable": f"a limits-on hop did not start (is Redis on 127.0.0.1:6379?): {exc}"}
+    finally:
+        for name in hops:
+            running = bench.hops.pop(name, None)
+            if running is not None:
+                bench.sup.stop(running.child)
+    base, limited = result[LIMITS_OFF_HOP]["c1"].get("p99_us"), result[LIMITS_HOP]["c1"].get("p99_us")
+    added = limited - base if base is not None and limited is not None else None
+    result["_p99_added_us"] = added
+    result["_within_bar"] = added is not None and added <= LIMITS_BAR_US
+    c = f"c{bench.plan.throughput_c}"
+    result["_throughput_ratio"] = ratio(result[LIMITS_HOP][c]["rps"], result[LIMITS_OFF_HOP][c]["rps"])
+    return result

@@ -27,7 +27,7 @@ ROWS: list[set[str]] = [
     {"pipeline"},
     {"dispatch"},
     {"prepare"},
-    {"catalog", "access"},
+    {"catalog", "access", "limits"},
     {"telemetry"},
     {"upstream", "vault"},
     {"store"},

@@ -26,7 +26,13 @@ from .catalog.log_lookups import LogLookups
 from .config import ConfigCache
 from .dashboard import DASHBOARD_PREFIX, dashboard_app, to_dashboard
 from .dispatch import Dispatcher
-from .pipeline import Admit, Authorize, ConfigSelector, Pipeline, default_steps
+from .limits.backend import Counters
+from .limits.limiter import Limiter
+from .limits.memory import MemoryCounters
+from .limits.metrics import LimitMetrics
+from .limits.registry import LimitRegistry
+from .limits.store import LimitRepository
+from .pipeline import Admit, Authorize, ConfigSelector, LimitStep, Pipeline, default_steps
 from .prepare import RequestBuilder
 from .providers import registry
 from .server.access_admin import ACCESS_ADMIN, AccessAdmin, add_access_routes
@@ -36,6 +42,7 @@ from .server.audit_trail import AUDIT_STORE
 from .server.connections import CONNECTIONS, ConnectionGuard, ConnectionLimits
 from .server.gateway import Gateway
 from .server.hosts import HostPolicy
+from .server.limits_admin import add_limit_routes
 from .server.middleware import errors_middleware, host_middleware
 from .server.observability import add_log_routes, add_metrics_route
 from .server.portkey_catalog import CATALOG_ADMIN, CatalogAdmin, add_portkey_catalog_routes
@@ -72,8 +79,10 @@ def build_app(settings: Settings, *, transport: Transport | None = None) -> web.
     telemetry = Telemetry(settings, engine, metadata_of=public_metadata, pool=pool,
                           lookups=LogLookups(catalog, configs))
     access = AccessRegistry(engine, KeyHasher.load(settings), env_admin_token=settings.admin_token)
+    limits, limiter = _limits(settings, engine)
+    telemetry.registry.register(LimitMetrics(limiter.stats, "redis" if settings.redis_url else "memory"))
     gateway = Gateway(settings=settings, guard=guard, configs=configs, catalog=catalog, engine=engine,
-                      telemetry=telemetry, access=access)
+                      telemetry=telemetry, access=access, limits=limits, limiter=limiter)
     hosts = HostPolicy.build(settings.host, settings.allowed_hosts)
     connections = ConnectionGuard(ConnectionLimits(settings.max_connections, settings.header_timeout_s))
     app = web.Application(client_max_size=settings.max_body_bytes,
@@ -81,7 +90,8 @@ def build_app(settings: Settings, *, transport: Transport | None = None) -> web.
     app[GATEWAY] = gateway
     app[CONNECTIONS] = connections  # serve.py's listening site puts every connection through it
     app.cleanup_ctx.extend([_store_context(gateway), _access_context(gateway), _catalog_context(gateway),
-                            _upstream_context(gateway, transport), _telemetry_context(gateway)])
+                            _upstream_context(gateway, transport), _limits_context(gateway),
+                            _telemetry_context(gateway)])
     app[AUDIT_STORE] = engine
     app[ACCESS_ADMIN] = _access_admin(gateway)
     app[CATALOG_ADMIN] = _catalog_admin(gateway, vault)
@@ -94,6 +104,7 @@ def build_app(settings: Settings, *, transport: Transport | None = None) -> web.
     admin = admin_app(services)
     add_access_routes(admin.router, workspaces="/workspaces", keys="/api-keys", audit="/audit-logs", patch=True)
     add_log_routes(admin)
+    add_limit_routes(admin)
     app.add_subapp(ADMIN_PREFIX, admin)
     app.router.add_get(DASHBOARD_PREFIX, to_dashboard)
     app.add_subapp(DASHBOARD_PREFIX, dashboard_app(services, admin_token_verifier(services.auth)))
@@ -144,13 +155,48 @@ def _upstream_context(gateway: Gateway, given: Transport | None):
         cache = gateway.cache = build_cache(settings, gateway.engine, gateway.dispatcher)
         admit = Admit(gateway.access, gateway.catalog, mode=settings.auth_mode, host=settings.host)
         gateway.pipeline = Pipeline(default_steps(selector, gateway.dispatcher, cache, admit=admit,
-                                                  authorize=Authorize(gateway.catalog)))
+                                                  authorize=Authorize(gateway.catalog),
+                                                  limit=LimitStep(gateway.limiter, gateway.limits)))
         yield
         if cache is not None:
             await cache.close()
         await transport.close()
 
     return context
+
+
+def _limits(settings: Settings, engine) -> tuple[LimitRegistry, Limiter]:
+    """Counters in Redis when SLUICEGATE_REDIS_URL is set, else exact in-process counters whose budget
+    usage the registry keeps in the database across restarts."""
+    memory = None
+    counters: Counters
+    if settings.redis_url:
+        from .limits.redis_backend import RedisCounters
+
+        counters = RedisCounters(settings.redis_url)
+    else:
+        counters = memory = MemoryCounters()
+    limiter = Limiter(counters, fail_open=settings.limits_fail_open,
+                      ttl_ms=int(settings.limits_reservation_ttl_s * 1000),
+                      default_completion_tokens=settings.limits_default_max_tokens)
+    return LimitRegistry(LimitRepository(engine), memory), limiter
+
+
+def _limits_context(gateway: Gateway):
+    async def context(app: web.Application):
+        await gateway.limits.start()
+        refuse_per_worker_limits(gateway.settings, gateway.limits.snapshot.any)
+        yield
+        await gateway.limits.stop()  # after the request log has drained: its records settle usage
+        await gateway.limiter.close()
+
+    return context
+
+
+def refuse_per_worker_limits(settings: Settings, limits_defined: bool) -> None:
+    if limits_defined and settings.workers > 1 and not settings.redis_url:
+        raise ValueError("usage limits are defined and --workers is above 1, but SLUICEGATE_REDIS_URL is not "
+                         "set: each worker would count on its own. Set SLUICEGATE_REDIS_URL (or run one worker)")
 
 
 def _telemetry_context(gateway: Gateway):

@@ -84,6 +84,32 @@ class Conflict(GatewayError):
     status = 409
 
 
+class TooManyRequests(GatewayError):
+    """A rate limit refused the request (Retry-After and x-ratelimit-* headers go with it)."""
+
+    status = 429
+
+    def __init__(self, message: str, *, headers: dict[str, str]) -> None:
+        super().__init__(message)
+        self.headers = headers
+
+
+class BudgetExhausted(GatewayError):
+    """A usage limit (budget) is used up: Portkey answers 412."""
+
+    status = 412
+
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.headers = headers or {}
+
+
+class LimitsUnavailable(GatewayError):
+    """The limits store cannot be reached and limits fail closed."""
+
+    status = 503
+
+
 class PayloadTooLarge(GatewayError):
     status = 413
 

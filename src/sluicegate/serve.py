@@ -16,7 +16,9 @@ from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
 from .access.admin_token import announce_admin_token
-from .app import build_app
+from .app import build_app, refuse_per_worker_limits
+from .limits.registry import snapshot_of
+from .limits.store import LimitRepository
 from .server.connections import CONNECTIONS, GuardedSite
 from .server.protocol_log import ProtocolLog
 from .settings import Settings
@@ -138,6 +140,9 @@ async def prepare_store(settings: Settings) -> None:
     """Migrate the store and create the admin token (printed once) before any worker starts."""
     async with opened_store(settings) as engine:
         await announce_admin_token(engine, settings.admin_token)
+        if settings.workers > 1 and not settings.redis_url:
+            version, rows = await LimitRepository(engine).all()
+            refuse_per_worker_limits(settings, snapshot_of(version, rows).any)
 
 
 def _run_loop(main) -> None:

@@ -105,7 +105,8 @@ class Settings:
     config_cache_size: int = 512  # distinct x-portkey-config texts kept compiled
     # The response cache (docs/caching.md): used by requests whose config has a cache block.
     cache_backend: str = "memory"  # memory | store | redis | off
-    redis_url: str | None = field(default=None, repr=False)  # may hold a password
+    # SLUICEGATE_REDIS_URL: the cache's redis backend and the usage limits' shared counters; may hold a password
+    redis_url: str | None = field(default=None, repr=False)
     cache_max_bytes: int = 64 * 1024 * 1024  # the in-memory backend's bound (least recently used out)
     cache_max_entries: int = 10_000
     cache_entry_max_bytes: int = 1024 * 1024  # a larger answer is relayed but not stored
@@ -132,6 +133,11 @@ class Settings:
     # the collector's credential: kept out of repr so that printing the settings cannot leak it.
     otlp_endpoint: str | None = None
     otlp_headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), repr=False)
+    # Usage limits (docs/limits.md) count in Redis when redis_url is set (required with limits and several
+    # workers or replicas), else exact in-process counters.
+    limits_fail_open: bool = False  # Redis unreachable: refuse (503) unless this is set
+    limits_reservation_ttl_s: float = 600.0  # a reservation left by a dead process expires after this
+    limits_default_max_tokens: int = 1024  # completion tokens reserved when a request sends no max_tokens
 
     @property
     def sqlite_path(self) -> Path:
@@ -186,6 +192,9 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: Any) ->
         "ALLOWED_HOSTS": ("allowed_hosts", _csv),
         "OTLP_ENDPOINT": ("otlp_endpoint", str),
         "OTLP_HEADERS": ("otlp_headers", _pairs),
+        "LIMITS_FAIL_OPEN": ("limits_fail_open", _bool),
+        "LIMITS_RESERVATION_TTL": ("limits_reservation_ttl_s", _POSITIVE_FLOAT),
+        "LIMITS_DEFAULT_MAX_TOKENS": ("limits_default_max_tokens", _POSITIVE_INT),
     }
     for suffix, (name, convert) in scalar.items():
         raw = env.get(ENV_PREFIX + suffix)

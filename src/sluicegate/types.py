@@ -13,7 +13,7 @@ everything that does I/O, and import nothing of the gateway but the provider con
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -116,6 +116,9 @@ class Call:
     pathname: str = ""  # the request path, for conditional routing (url.pathname)
     model: str | None = None  # the model without its "@slug/" prefix, when the client sent one
     model_slug: str | None = None  # that prefix: the catalog provider the body names
+    # Usage limits: called once with (prompt, completion) tokens when the answer or stream has ended, from
+    # the request log's task (limits/limiter.py Ticket.settle); None when no limit applies.
+    on_usage: Callable[[int, int], None] | None = None
 
 
 @dataclass(slots=True)

@@ -25,7 +25,7 @@ RUN_TIMEOUT_S = 150
 pytestmark = pytest.mark.timeout(RUN_TIMEOUT_S + 30)
 
 SCENARIOS = {"latency_c1", "throughput", "stream_c1", "stream_many", "memory", "scaling", "fallback",
-             "catalog_slug", "cache_hit", "keys_on"}
+             "catalog_slug", "cache_hit", "keys_on", "limits_on"}
 TOP_KEYS = {"schema", "mode", "command", "started_at", "finished_at", "machine", "versions", "plan", "hops",
             "scenarios", "bars", "floor_gap"}
 MINIMAL = "min-granian-pyreqwest"  # the one minimal hop (bench/floor/) the smoke plan runs
@@ -122,3 +122,10 @@ def test_keys_on_was_measured_with_every_request_admitted(smoke_result):
     for name in ("sluicegate-nokeys", "sluicegate-keys"):
         assert keys[name]["c50"]["requests"] > 0 and keys[name]["c50"]["errors"] == 0, keys[name]
     assert keys["_throughput_ratio"] > 0
+
+
+def test_limits_on_was_measured_with_every_request_admitted_and_counted(smoke_result):
+    limits = smoke_result["scenarios"]["limits_on"]
+    for name in ("sluicegate-nolimits", "sluicegate-limits"):
+        assert limits[name]["c50"]["requests"] > 0 and limits[name]["c50"]["errors"] == 0, limits[name]
+    assert limits["_p99_added_us"] is not None

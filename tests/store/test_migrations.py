@@ -20,7 +20,7 @@ async def test_upgrade_creates_schema_and_is_idempotent(empty_settings: Settings
         await upgrade(engine)  # a second start changes nothing
         assert await current_revision(engine) == head_revision()
         async with engine.connect() as conn:
-            assert (await conn.execute(select(catalog_state))).all() == [(1, 0), (2, 0)]  # catalog, access
+            assert (await conn.execute(select(catalog_state))).all() == [(1, 0), (2, 0), (3, 0)]  # catalog, access, limits
     finally:
         await engine.dispose()
 

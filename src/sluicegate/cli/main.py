@@ -14,6 +14,7 @@ from ..upstream.guard import Guard, GuardPolicy
 from . import access as access_commands
 from . import catalog as catalog_commands
 from . import keys as keys_commands
+from . import limits as limits_commands
 from . import logs as telemetry_commands
 from . import store as store_commands
 from . import vault as vault_commands
@@ -59,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     vault_commands.register(subparsers)  # vault rotate | status | generate-key
     access_commands.register(subparsers)  # admin-token reset
     keys_commands.register(subparsers)  # workspaces, keys, audit
+    limits_commands.register(subparsers)  # limits show | set | clear | reset-usage
     telemetry_commands.register(subparsers)  # logs tail | show
     return parser
 

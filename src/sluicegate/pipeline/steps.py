@@ -97,9 +97,13 @@ class DispatchStep:
 
 
 def default_steps(selector: ConfigSelector, dispatcher: Dispatcher, cache: ResponseCache | None = None, *,
-                  admit: Step | None = None, authorize: Step | None = None) -> list[Step]:
-    """``admit``/``authorize``: the access-control steps (admit.py); without them every request is let in."""
+                  admit: Step | None = None, authorize: Step | None = None,
+                  limit: Step | None = None) -> list[Step]:
+    """``admit``/``authorize``: the access-control steps (admit.py); without them every request is let in.
+    ``limit``: usage limits (limit.py), after the key and its targets are known to be allowed."""
     first: list[Step] = [admit or AdmitAll(), SelectConfig(selector)]
     if authorize is not None:
         first.append(authorize)
+    if limit is not None:
+        first.append(limit)
     return [*first, CacheStep(cache), DispatchStep(dispatcher)]

@@ -32,6 +32,7 @@ from ..access.registry import AccessRegistry
 from ..access.workspaces import WorkspaceRepository, resolve_workspace_id
 from ..errors import BadRequest, PayloadTooLarge
 from ..jsontext import json_object
+from . import limits_admin
 from .principals import PRINCIPAL, authenticate, check_workspace
 
 MAX_BODY = 256 * 1024
@@ -116,9 +117,12 @@ async def create_workspace(request: web.Request) -> web.Response:
     caller = await _scoped(request, "workspaces.create")
     if caller.workspace_id is not None:
         raise Forbidden("A workspace API key cannot create workspaces")
-    view = await _admin(request).workspaces.create(await body_of(request), actor=caller.actor)
+    body = await body_of(request)
+    limits = limits_admin.split("workspace", body)
+    view = await _admin(request).workspaces.create(body, actor=caller.actor)
+    await limits_admin.save(request, "workspace", view["id"], limits)
     await _written(request)
-    return _json(view)
+    return _json(await limits_admin.shown(request, "workspace", view))
 
 
 async def list_workspaces(request: web.Request) -> web.Response:
@@ -135,7 +139,8 @@ async def _own_workspace(request: web.Request, scope: str) -> tuple[Principal, d
 
 
 async def get_workspace(request: web.Request) -> web.Response:
-    return _json((await _own_workspace(request, "workspaces.read"))[1])
+    view = (await _own_workspace(request, "workspaces.read"))[1]
+    return _json(await limits_admin.shown(request, "workspace", view))
 
 
 async def update_workspace(request: web.Request) -> web.Response:
@@ -143,9 +148,13 @@ async def update_workspace(request: web.Request) -> web.Response:
     body = await body_of(request)
     if "permissions" in body and caller.workspace_id is not None:
         raise Forbidden("A workspace API key cannot change its workspace's permissions")
-    updated = await _admin(request).workspaces.update(view["id"], body, actor=caller.actor)
+    limits = limits_admin.split("workspace", body)
+    if limits and caller.workspace_id is not None:
+        raise Forbidden("A workspace API key cannot change its workspace's usage limits")
+    updated = await _admin(request).workspaces.update(view["id"], body, actor=caller.actor) if body else view
+    await limits_admin.save(request, "workspace", view["id"], limits)
     await _written(request)
-    return _json(updated)
+    return _json(await limits_admin.shown(request, "workspace", updated))
 
 
 async def delete_workspace(request: web.Request) -> web.Response:
@@ -184,7 +193,9 @@ async def create_key(request: web.Request) -> web.Response:
             raise Forbidden("This API key may only act on its own workspace")
         body["workspace_id"] = caller.workspace_id
     _no_escalation(caller, body.get("scopes"))
+    limits = limits_admin.split("key", body)
     view, secret = await _admin(request).keys.create(body, actor=caller.actor)
+    await limits_admin.save(request, "key", view["id"], limits)
     await _written(request)
     return _json({"id": view["id"], "key": secret, "object": "api-key"})
 
@@ -218,7 +229,7 @@ async def _own_key(request: web.Request, action: str) -> tuple[Principal, dict[s
 
 
 async def get_key(request: web.Request) -> web.Response:
-    return _json((await _own_key(request, "read"))[1])
+    return _json(await limits_admin.shown(request, "key", (await _own_key(request, "read"))[1]))
 
 
 async def update_key(request: web.Request) -> web.Response:
@@ -226,9 +237,13 @@ async def update_key(request: web.Request) -> web.Response:
     body = await body_of(request)
     body.pop("id", None)
     _no_escalation(caller, body.get("scopes"))
-    updated = await _admin(request).keys.update(view["id"], body, actor=caller.actor)
+    limits = limits_admin.split("key", body)
+    if limits and view["id"] == caller.key_id:
+        raise Forbidden("An API key cannot change its own usage limits")
+    updated = await _admin(request).keys.update(view["id"], body, actor=caller.actor) if body else view
+    await limits_admin.save(request, "key", view["id"], limits)
     await _written(request)
-    return _json(updated)
+    return _json(await limits_admin.shown(request, "key", updated))
 
 
 async def delete_key(request: web.Request) -> web.Response:

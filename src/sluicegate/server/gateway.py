@@ -11,6 +11,8 @@ from ..cache import SemanticCache, SimpleCache
 from ..catalog import Catalog
 from ..config import ConfigCache
 from ..dispatch import Dispatcher
+from ..limits.limiter import Limiter
+from ..limits.registry import LimitRegistry
 from ..pipeline import Pipeline
 from ..settings import Settings
 from ..telemetry.service import Telemetry
@@ -27,6 +29,8 @@ class Gateway:
     engine: AsyncEngine
     telemetry: Telemetry
     access: AccessRegistry
+    limits: LimitRegistry
+    limiter: Limiter
     # Built when the app starts (they need the running loop): the upstream transport and what uses it.
     transport: Transport | None = field(init=False, default=None)
     dispatcher: Dispatcher = field(init=False)

@@ -23,7 +23,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def error_response(error: GatewayError, trace_id: str | None) -> web.Response:
-    headers = {"x-portkey-trace-id": trace_id} if trace_id else None
+    headers = {"x-portkey-trace-id": trace_id} if trace_id else {}
+    headers.update(getattr(error, "headers", None) or {})  # a limit's Retry-After and x-ratelimit-*
     return web.Response(
         status=error.status,
         body=orjson.dumps(error.body()),

@@ -30,6 +30,7 @@ from ..catalog.entries import UNSET, ProviderPatch, ProviderView, SavedConfigVie
 from ..catalog.integrations import IntegrationRepository
 from ..catalog.providers import ProviderRepository
 from ..errors import BadRequest
+from . import limits_admin
 from .access_admin import body_of, listing, principal
 from .audit_trail import audited
 from .principals import check_workspace, workspace_for_write
@@ -156,9 +157,11 @@ async def create_provider(request: web.Request) -> web.Response:
     slug = validate_slug(body.get("slug") or _slugify(body.get("name") or integration))
     note = body.get("note")
     note = note if isinstance(note, str) else ""
+    limits = limits_admin.split("provider", body)
     admin = _admin(request)
     item = await admin.integrations.provider_from(integration, slug, workspace_id=workspace, notes=note)
     view = await admin.providers.add(item)
+    await limits_admin.save(request, "provider", view.slug, limits)
     await _changed(request)
     await audited(request, "provider.create", "provider", view.slug, view.workspace_id, after=view.to_json())
     return _json({"id": view.slug, "slug": view.slug, "object": "provider"})
@@ -179,14 +182,17 @@ async def _own_provider(request: web.Request, scope: str) -> ProviderView:
 
 
 async def get_provider(request: web.Request) -> web.Response:
-    return _json(provider_json(await _own_provider(request, "providers.read")))
+    return _json(await limits_admin.shown(request, "provider", provider_json(await _own_provider(request,
+                                                                                                "providers.read"))))
 
 
 async def update_provider(request: web.Request) -> web.Response:
     view = await _own_provider(request, "providers.update")
     body = await body_of(request)
+    limits = limits_admin.split("provider", body)
     patch = ProviderPatch(notes=body["note"]) if isinstance(body.get("note"), str) else ProviderPatch()
     updated = await _admin(request).providers.update(view.slug, patch)
+    await limits_admin.save(request, "provider", view.slug, limits)
     await _changed(request)
     await audited(request, "provider.update", "provider", view.slug, view.workspace_id, before=view.to_json(),
                   after=updated.to_json())

@@ -2,6 +2,7 @@
 
 from . import (
     access_tables,  # noqa: F401 - registers the access-control tables on the one MetaData
+    limit_tables,  # noqa: F401 - and the usage limits'
     request_logs,  # noqa: F401 - and the request log's
     response_cache,  # noqa: F401 - and the response cache's
 )

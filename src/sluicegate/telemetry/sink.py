@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+from ..types import CACHE_HIT, CACHE_SEMANTIC_HIT
 from .metrics import RequestStats, SinkGauges
 from .record import RequestRecord
 from .spool import Entry, Spool
@@ -195,7 +196,9 @@ class Sink:
             except Exception:
                 log.exception("request log sink: could not build a log row; record dropped")
                 self._drop("invalid", 1)
+                _settle(record, None)
                 continue
+            _settle(record, row)
             self._stats.observe(row, attempts)
             if self._on_row is not None:
                 self._on_row(row, attempts)
@@ -291,3 +294,18 @@ class Sink:
             self._warned_at = now
             log.warning("request log records dropped so far: %s", self.dropped)
 
+
+def _settle(record: RequestRecord, row: dict | None) -> None:
+    """Hand the request's usage to its limits (reservations become actual usage; none known: zero).
+
+    A cache hit spent nothing upstream: its row carries the replayed answer's usage (for "saved" in
+    analytics), but its budgets are charged zero."""
+    on_usage = getattr(record.call, "on_usage", None)  # a call is absent when the request failed early
+    if on_usage is None:
+        return
+    if record.cache_status in (CACHE_HIT, CACHE_SEMANTIC_HIT):
+        row = None
+    try:
+        on_usage(int((row or {}).get("prompt_tokens") or 0), int((row or {}).get("completion_tokens") or 0))
+    except Exception:
+        log.exception("request log sink: could not settle a request's usage limits")

@@ -1,0 +1,123 @@
+"""``sluicegate limits show|set|clear|reset-usage KIND ID``: usage limits from the command line, straight
+against the configured store (a running server sees a change within a second).
+
+KIND is ``key`` (an API key id), ``workspace`` (a workspace id) or ``provider`` (a catalog provider slug).
+``reset-usage`` resets budget usage in Redis (with SLUICEGATE_REDIS_URL); without Redis the usage lives in
+the running server's memory: reset it there with ``POST /admin/api/limits/{kind}/{id}/reset``, or here while
+the server is stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from sqlalchemy import delete
+
+from ..errors import BadRequest
+from ..limits.store import KINDS, LimitRepository
+from ..store.limit_tables import limit_usage
+from .support import command, open_store, print_json, settings_from_args, store_options
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    group = subparsers.add_parser("limits", help="usage limits of API keys, workspaces and catalog providers")
+    actions = group.add_subparsers(dest="limits_command", required=True, metavar="{show,set,clear,reset-usage}")
+    common = store_options()
+    for name, func, text in (("show", _show, "show a subject's limits"),
+                             ("set", _set, "set rate limits, a budget, prices"),
+                             ("clear", _clear, "remove every limit of a subject"),
+                             ("reset-usage", _reset, "budget usage back to zero")):
+        parser = actions.add_parser(name, parents=[common], help=text)
+        parser.add_argument("kind", choices=KINDS)
+        parser.add_argument("id", help="API key id, workspace id or provider slug")
+        if name == "set":
+            _set_options(parser)
+        parser.set_defaults(func=command(func))
+
+
+def _set_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rate", action="append", metavar="TYPE:UNIT:VALUE",
+                        help="e.g. requests:rpm:100 or tokens:rpd:100000 (repeatable; replaces the list)")
+    parser.add_argument("--budget", metavar="TYPE:CREDIT_LIMIT", help="e.g. cost:50 or tokens:1000000")
+    parser.add_argument("--reset", choices=("daily", "weekly", "monthly", "none"), default="none",
+                        help="when the budget starts again (UTC boundaries)")
+    parser.add_argument("--alert", type=float, help="alert threshold of the budget")
+    parser.add_argument("--price", action="append", metavar="MODEL:INPUT:OUTPUT[:PER]",
+                        help="provider price per 1000 (or PER = 1000000) tokens; MODEL * for any model")
+    parser.add_argument("--no-rate", action="store_true", help="remove the rate limits")
+    parser.add_argument("--no-budget", action="store_true", help="remove the budget")
+
+
+def _number(text: str, what: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise BadRequest(f"{what}: {text!r} is not a number") from None
+
+
+def body_of(args: argparse.Namespace) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    if args.no_rate or args.rate:
+        body["rate_limits"] = []
+        for rate in args.rate or ():
+            parts = rate.split(":")
+            if len(parts) != 3:
+                raise BadRequest(f"--rate {rate!r}: expected TYPE:UNIT:VALUE, e.g. requests:rpm:100")
+            value = _number(parts[2], "--rate")
+            body["rate_limits"].append({"type": parts[0], "unit": parts[1],
+                                        "value": int(value) if value.is_integer() else value})
+    if args.no_budget:
+        body["usage_limits"] = None
+    elif args.budget:
+        kind, _, credit = args.budget.partition(":")
+        body["usage_limits"] = {"type": kind, "credit_limit": _number(credit, "--budget"),
+                                "periodic_reset": None if args.reset == "none" else args.reset,
+                                "alert_threshold": args.alert}
+    if args.price:
+        prices = {}
+        for price in args.price:
+            parts = price.rsplit(":", 3) if price.count(":") >= 3 else price.rsplit(":", 2)
+            if len(parts) < 3:
+                raise BadRequest(f"--price {price!r}: expected MODEL:INPUT:OUTPUT[:PER]")
+            per = _number(parts[3], "--price PER") if len(parts) == 4 else 1000
+            prices[parts[0]] = {"input": _number(parts[1], "--price"), "output": _number(parts[2], "--price"),
+                                "per": int(per)}
+        body["prices"] = prices
+    if not body:
+        raise BadRequest("nothing to set: give --rate, --budget, --price, --no-rate or --no-budget")
+    return body
+
+
+async def _show(args: argparse.Namespace) -> None:
+    async with open_store(settings_from_args(args)) as engine:
+        print_json(await LimitRepository(engine).get(args.kind, args.id))
+
+
+async def _set(args: argparse.Namespace) -> None:
+    body = body_of(args)
+    async with open_store(settings_from_args(args)) as engine:
+        print_json(await LimitRepository(engine).set(args.kind, args.id, body))
+
+
+async def _clear(args: argparse.Namespace) -> None:
+    async with open_store(settings_from_args(args)) as engine:
+        await LimitRepository(engine).delete(args.kind, args.id)
+    print(f"limits of {args.kind} {args.id} removed")
+
+
+async def _reset(args: argparse.Namespace) -> None:
+    settings = settings_from_args(args)
+    prefix = f"{args.kind}:{args.id}:"
+    if settings.redis_url:
+        from ..limits.redis_backend import RedisCounters
+
+        counters = RedisCounters(settings.redis_url)
+        try:
+            await counters.reset(prefix)
+        finally:
+            await counters.close()
+    else:
+        async with open_store(settings) as engine, engine.begin() as conn:
+            await conn.execute(delete(limit_usage).where(limit_usage.c.counter.startswith(prefix, autoescape=True)))
+    print(f"usage of {args.kind} {args.id} reset")

@@ -1,0 +1,153 @@
+"""Exact counters in one process (one event loop: a check-and-apply never interleaves with another).
+
+The same algorithm as the Redis script (script.lua): sliding logs for rate limits, per-period usage plus
+live reservations for budgets. ``budgets()``/``restore()`` let the owner persist budget usage (store.py).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .backend import DEFAULT_TTL_MS, Alert, Verdict
+from .checks import RATE, Check
+from .periods import period_end_ms, period_id
+
+
+def wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(slots=True)
+class RateLog:
+    """A sliding window's admitted entries, oldest first, with their running total."""
+
+    entries: OrderedDict[str, tuple[int, float]] = field(default_factory=OrderedDict)  # rid → (ms, amount)
+    total: float = 0.0
+
+    def prune(self, upto_ms: int) -> None:
+        entries = self.entries
+        while entries:
+            rid, (at, amount) = next(iter(entries.items()))
+            if at > upto_ms:
+                break
+            del entries[rid]
+            self.total -= amount
+        if not entries:
+            self.total = 0.0
+
+    def add(self, rid: str, at_ms: int, amount: float) -> None:
+        self.entries[rid] = (at_ms, amount)
+        self.total += amount
+
+    def settle(self, rid: str, amount: float) -> None:
+        if rid in self.entries:
+            at, before = self.entries[rid]
+            self.entries[rid] = (at, amount)
+            self.total += amount - before
+
+
+@dataclass(slots=True)
+class Budget:
+    period: int = 0
+    used: float = 0.0
+    alerted: int | None = None
+    reserved: dict[str, tuple[int, float]] = field(default_factory=dict)  # rid → (expiry ms, amount)
+
+    def roll(self, period: int) -> None:
+        if period != self.period:
+            self.period, self.used, self.alerted = period, 0.0, None
+
+    def live_reserved(self, now_ms: int) -> float:
+        for rid in [rid for rid, (expiry, _) in self.reserved.items() if expiry <= now_ms]:
+            del self.reserved[rid]
+        return sum(amount for _, amount in self.reserved.values())
+
+
+class MemoryCounters:
+    def __init__(self, clock: Callable[[], int] = wall_ms) -> None:
+        self._clock = clock
+        self._logs: dict[str, RateLog] = {}
+        self._budgets: dict[str, Budget] = {}
+
+    def _log(self, check: Check, now_ms: int) -> RateLog:
+        log = self._logs.get(check.key)
+        if log is None:
+            log = self._logs[check.key] = RateLog()
+        log.prune(now_ms - check.window_ms)
+        return log
+
+    def _budget(self, check: Check, now_ms: int) -> Budget:
+        budget = self._budgets.setdefault(check.key, Budget(period=period_id(now_ms, check.reset)))
+        budget.roll(period_id(now_ms, check.reset))
+        return budget
+
+    def _state(self, check: Check, now_ms: int) -> tuple[float, int]:
+        """(taken so far, ms until room frees / the period ends)."""
+        if check.kind == RATE:
+            log = self._log(check, now_ms)
+            oldest = next(iter(log.entries.values()))[0] if log.entries else now_ms
+            return log.total, oldest + check.window_ms - now_ms
+        budget = self._budget(check, now_ms)
+        end = period_end_ms(now_ms, check.reset)
+        return budget.used + budget.live_reserved(now_ms), (end - now_ms) if end else 0
+
+    async def admit(self, checks: list[Check], rid: str, ttl_ms: int = DEFAULT_TTL_MS) -> Verdict:
+        now = self._clock()
+        states = [self._state(check, now) for check in checks]
+        for i, (check, (taken, _)) in enumerate(zip(checks, states, strict=True)):
+            if taken + check.amount > check.limit:
+                return Verdict(i, tuple(max(0.0, c.limit - t) for c, (t, _) in zip(checks, states, strict=True)),
+                               tuple(r for _, r in states))
+        for check in checks:
+            if check.kind == RATE:
+                self._log(check, now).add(rid, now, check.amount)
+            else:
+                self._budget(check, now).reserved[rid] = (now + ttl_ms, check.amount)
+        return Verdict(-1, tuple(c.limit - t - c.amount for c, (t, _) in zip(checks, states, strict=True)),
+                       tuple(r for _, r in states))
+
+    async def settle(self, checks: list[Check], rid: str, actual: list[float | None]) -> list[Alert]:
+        now = self._clock()
+        alerts = []
+        for check, amount in zip(checks, actual, strict=True):
+            if amount is None:
+                continue
+            if check.kind == RATE:
+                self._log(check, now).settle(rid, amount)
+                continue
+            budget = self._budget(check, now)
+            budget.reserved.pop(rid, None)
+            budget.used += amount
+            if check.alert is not None and budget.used >= check.alert and budget.alerted != budget.period:
+                budget.alerted = budget.period
+                alerts.append(Alert(check.label, check.key, budget.used, check.alert))
+        return alerts
+
+    async def settle_many(self, items: list[tuple[list[Check], str, list[float | None]]]) -> list[Alert]:
+        alerts = []
+        for checks, rid, actual in items:
+            alerts += await self.settle(checks, rid, actual)
+        return alerts
+
+    async def reset(self, key_prefix: str) -> None:
+        """Reset budget usage by hand (reservations in flight stay: their requests still settle)."""
+        for key in [k for k in self._budgets if k.startswith(key_prefix)]:
+            budget = self._budgets[key]
+            budget.used, budget.alerted = 0.0, None
+
+    async def used(self, check: Check) -> float:
+        return self._budget(check, self._clock()).used
+
+    def budgets(self) -> dict[str, tuple[int, float, int | None]]:
+        """Budget usage to persist: key → (period, used, alerted period)."""
+        return {key: (b.period, b.used, b.alerted) for key, b in self._budgets.items()}
+
+    def restore(self, saved: dict[str, tuple[int, float, int | None]]) -> None:
+        for key, (period, used, alerted) in saved.items():
+            self._budgets[key] = Budget(period, used, alerted)
+
+    async def close(self) -> None:
+        return None

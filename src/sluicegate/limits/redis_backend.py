@@ -1,0 +1,141 @@
+"""Counters in Redis, shared by every worker and replica: ONE script call per admission and per settle.
+
+The script (script.lua) reads Redis's clock (``TIME``), tests every check of the request and applies
+them only if all pass, so concurrent requests on any number of processes are serialised by Redis.
+Reservations carry an expiry (the script's sorted sets), so a process killed mid-request leaves nothing
+behind for longer than the TTL. Any Redis failure is a ``StoreUnavailable`` (the caller decides: fail
+closed or open); the client never retries and times out fast, so a dead Redis never hangs a request.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any
+
+from .backend import DEFAULT_TTL_MS, Alert, StoreUnavailable, Verdict
+from .checks import BUDGET, RATE, Check
+from .periods import period_end_ms
+
+SCRIPT = resources.files(__package__).joinpath("script.lua").read_text()
+# A refused connection (Redis down) fails at once; these bound a Redis that stops answering. Generous
+# enough for a loaded host, short enough that a request never hangs on it.
+TIMEOUT_S = 2.0
+CONNECT_TIMEOUT_S = 1.0
+POOL_SIZE = 64  # connections per process; a request waits for one at most TIMEOUT_S
+
+
+def script_keys(prefix: str, checks: list[Check]) -> list[str]:
+    keys = []
+    for check in checks:
+        base = prefix + check.key
+        if check.kind == RATE:
+            keys += [base + ":log", base + ":w", base + ":sum"]
+        else:
+            keys += [base + ":st", base + ":res", base + ":amt"]
+    return keys
+
+
+def _kind(check: Check) -> str:
+    if check.kind == BUDGET:
+        return "b"
+    return "r" if check.measure == "requests" else "t"
+
+
+def script_args(op: str, rid: str, ttl_ms: int, checks: list[Check], amounts: list[Any],
+                now_ms: int | None) -> list[Any]:
+    args: list[Any] = [op, rid, ttl_ms, "" if now_ms is None else now_ms]
+    for check, amount in zip(checks, amounts, strict=True):
+        args += [_kind(check), repr(float(check.limit)), "" if amount is None else repr(float(amount)),
+                 check.window_ms if check.kind == RATE else (check.reset or ""),
+                 "" if check.alert is None else repr(float(check.alert))]
+    return args
+
+
+def verdict(checks: list[Check], reply: list[Any]) -> Verdict:
+    """The script's admit reply → Verdict (remaining and reset computed here, from Redis's clock)."""
+    failed, now = int(reply[0]) - 1, int(reply[1])
+    remaining, resets = [], []
+    for i, check in enumerate(checks):
+        taken, oldest = float(reply[2 + 2 * i]), int(reply[3 + 2 * i])
+        remaining.append(max(0.0, check.limit - taken - (0 if failed >= 0 else check.amount)))
+        if check.kind == RATE:
+            resets.append(oldest + check.window_ms - now)
+        else:
+            end = period_end_ms(now, check.reset)
+            resets.append(end - now if end else 0)
+    return Verdict(failed, tuple(remaining), tuple(resets))
+
+
+class RedisCounters:
+    def __init__(self, url: str, *, prefix: str = "sluicegate:limits:", clock_override: Any = None) -> None:
+        from redis.asyncio import BlockingConnectionPool, Redis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+
+        pool = BlockingConnectionPool.from_url(url, max_connections=POOL_SIZE, timeout=TIMEOUT_S,
+                                               socket_timeout=TIMEOUT_S, socket_connect_timeout=CONNECT_TIMEOUT_S)
+        self._redis = Redis(connection_pool=pool, retry=Retry(NoBackoff(), 0))
+        self._script = self._redis.register_script(SCRIPT)
+        self._prefix = prefix
+        self._clock_override = clock_override  # tests: a function giving the script's "now" in ms
+
+    def _now(self) -> int | None:
+        return None if self._clock_override is None else int(self._clock_override())
+
+    async def _run(self, checks: list[Check], args: list[Any]) -> list[Any]:
+        from redis.exceptions import RedisError
+
+        try:
+            return list(await self._script(keys=script_keys(self._prefix, checks), args=args))
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"the limits store (Redis) is unreachable: {type(exc).__name__}") from None
+
+    async def admit(self, checks: list[Check], rid: str, ttl_ms: int = DEFAULT_TTL_MS) -> Verdict:
+        if not checks:
+            return Verdict(-1, (), ())
+        amounts = [check.amount for check in checks]
+        reply = await self._run(checks, script_args("admit", rid, ttl_ms, checks, amounts, self._now()))
+        return verdict(checks, reply)
+
+    async def settle(self, checks: list[Check], rid: str, actual: list[float | None]) -> list[Alert]:
+        if not checks or all(a is None for a in actual):
+            return []
+        reply = await self._run(checks, script_args("settle", rid, 0, checks, actual, self._now()))
+        return [Alert(check.label, check.key, float(crossed), float(check.alert or 0))
+                for check, crossed in zip(checks, reply[1:], strict=True) if crossed not in ("", b"")]
+
+    async def settle_many(self, items: list[tuple[list[Check], str, list[float | None]]]) -> list[Alert]:
+        """Several settlements in one round trip (a pipeline of script calls, each still atomic)."""
+        from redis.exceptions import RedisError
+
+        items = [item for item in items if item[0] and any(a is not None for a in item[2])]
+        if not items:
+            return []
+        now = self._now()
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for checks, rid, actual in items:
+                    await self._script(keys=script_keys(self._prefix, checks),
+                                       args=script_args("settle", rid, 0, checks, actual, now), client=pipe)
+                replies = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"the limits store (Redis) is unreachable: {type(exc).__name__}") from None
+        return [Alert(check.label, check.key, float(crossed), float(check.alert or 0))
+                for (checks, _, _), reply in zip(items, replies, strict=True)
+                for check, crossed in zip(checks, reply[1:], strict=True) if crossed not in ("", b"")]
+
+    async def reset(self, key_prefix: str) -> None:
+        from redis.exceptions import RedisError
+
+        try:
+            async for key in self._redis.scan_iter(match=f"{self._prefix}{key_prefix}*:st", count=500):
+                await self._redis.delete(key)
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"the limits store (Redis) is unreachable: {type(exc).__name__}") from None
+
+    async def used(self, check: Check) -> float:
+        value = await self._redis.hget(self._prefix + check.key + ":st", "used")
+        return float(value or 0)
+
+    async def close(self) -> None:
+        await self._redis.aclose()

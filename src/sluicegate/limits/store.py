@@ -1,0 +1,108 @@
+"""Limits in the database: settings per subject (limit_settings) and in-memory budget usage (limit_usage).
+
+Reads happen at start and when the limits version changes (registry.py), never per request.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from ..store.limit_tables import LIMITS_STATE_ID, limit_settings, limit_usage
+from ..store.tables import catalog_state, utcnow
+from .model import LimitError, parse_rate_limits, parse_usage_limits
+from .prices import parse_prices
+
+KINDS = ("key", "workspace", "provider")
+
+
+def settings_json(row: Any) -> dict[str, Any]:
+    body = {"rate_limits": row.rate_limits or [], "usage_limits": row.usage_limits}
+    if row.subject_kind == "provider":
+        body["prices"] = row.prices or {}
+    return body
+
+
+def validated(kind: str, body: dict[str, Any]) -> dict[str, Any]:
+    """The columns to write for a body carrying any of rate_limits / usage_limits / prices."""
+    if kind not in KINDS:
+        raise LimitError(f"limits belong to one of {', '.join(KINDS)}")
+    values: dict[str, Any] = {}
+    if "rate_limits" in body:
+        values["rate_limits"] = [r.shape() for r in parse_rate_limits(body["rate_limits"])] or None
+    if "usage_limits" in body:
+        usage = parse_usage_limits(body["usage_limits"])
+        values["usage_limits"] = usage.shape() if usage else None
+    if "prices" in body:
+        if kind != "provider":
+            raise LimitError("'prices' belong to catalog providers")
+        parse_prices(body["prices"])
+        values["prices"] = body["prices"] or None
+    return values
+
+
+async def bump_limits_version(conn: AsyncConnection) -> None:
+    await conn.execute(update(catalog_state).where(catalog_state.c.id == LIMITS_STATE_ID)
+                       .values(version=catalog_state.c.version + 1))
+
+
+async def read_limits_version(conn: AsyncConnection) -> int:
+    return int(await conn.scalar(select(catalog_state.c.version).where(catalog_state.c.id == LIMITS_STATE_ID)) or 0)
+
+
+class LimitRepository:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def get(self, kind: str, subject_id: str) -> dict[str, Any]:
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(select(limit_settings).where(
+                limit_settings.c.subject_kind == kind, limit_settings.c.subject_id == subject_id))).first()
+        if row is None:
+            return {"rate_limits": [], "usage_limits": None, **({"prices": {}} if kind == "provider" else {})}
+        return settings_json(row)
+
+    async def set(self, kind: str, subject_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        values = validated(kind, body)
+        where = (limit_settings.c.subject_kind == kind, limit_settings.c.subject_id == subject_id)
+        async with self._engine.begin() as conn:
+            exists = (await conn.execute(select(limit_settings.c.subject_id).where(*where))).first()
+            if exists:
+                await conn.execute(update(limit_settings).where(*where).values(**values, updated_at=utcnow()))
+            else:
+                await conn.execute(insert(limit_settings).values(subject_kind=kind, subject_id=subject_id,
+                                                                 updated_at=utcnow(), **values))
+            await bump_limits_version(conn)
+        return await self.get(kind, subject_id)
+
+    async def delete(self, kind: str, subject_id: str) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(delete(limit_settings).where(limit_settings.c.subject_kind == kind,
+                                                            limit_settings.c.subject_id == subject_id))
+            await bump_limits_version(conn)
+
+    async def all(self) -> tuple[int, list[Any]]:
+        async with self._engine.connect() as conn:
+            version = await read_limits_version(conn)
+            rows = list((await conn.execute(select(limit_settings))).all())
+        return version, rows
+
+    async def version(self) -> int:
+        async with self._engine.connect() as conn:
+            return await read_limits_version(conn)
+
+    async def load_usage(self) -> dict[str, tuple[int, float, int | None]]:
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(select(limit_usage))).all()
+        return {row.counter: (int(row.period), float(row.used), row.alerted) for row in rows}
+
+    async def save_usage(self, usage: dict[str, tuple[int, float, int | None]]) -> None:
+        """Replace the saved budget usage (one transaction; a few rows per limited subject)."""
+        async with self._engine.begin() as conn:
+            await conn.execute(delete(limit_usage))
+            if usage:
+                await conn.execute(insert(limit_usage), [
+                    {"counter": key, "period": period, "used": used, "alerted": alerted}
+                    for key, (period, used, alerted) in usage.items()])

@@ -1,0 +1,63 @@
+"""The limits step: after admission and authorization, every limit of the key, its workspace and the
+catalog provider the request names, in one all-or-nothing check (limits/limiter.py).
+
+A refusal raises (429 with Retry-After and x-ratelimit-*, 412 for a budget, 503 when the store is down
+and limits fail closed); an admitted request carries its ticket on ``call.on_usage`` so the request
+log's task settles it with the actual usage once the answer or the stream has ended.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from ..limits.checks import Subject
+from ..limits.limiter import Limiter
+from ..limits.model import Limits
+from ..types import Outcome
+from .core import Next, RequestState
+
+
+class LimitFacts(Protocol):
+    """Where limits and prices are read from (in-memory snapshots, never the database)."""
+
+    def key_limits(self, key_id: str) -> Limits | None: ...
+
+    def workspace_limits(self, workspace_id: str) -> Limits | None: ...
+
+    def provider_limits(self, slug: str) -> Limits | None: ...
+
+    def price(self, slug: str | None, model: str | None) -> tuple[float, float] | None: ...
+
+
+class LimitStep:
+    def __init__(self, limiter: Limiter, facts: LimitFacts) -> None:
+        self._limiter = limiter
+        self._facts = facts
+
+    def subjects(self, state: RequestState) -> tuple[list[Subject], str | None]:
+        ctx, call = state.call.ctx, state.call
+        found: list[Subject] = []
+        if ctx.api_key_id and (limits := self._facts.key_limits(ctx.api_key_id)) is not None:
+            found.append(Subject("key", ctx.api_key_id, limits))
+        if ctx.workspace_id and (limits := self._facts.workspace_limits(ctx.workspace_id)) is not None:
+            found.append(Subject("workspace", ctx.workspace_id, limits))
+        named = call.model_slug or ctx.provider  # "@slug" (a catalog provider) or a provider id
+        slug = named[1:] if named and named.startswith("@") else None
+        if slug and (limits := self._facts.provider_limits(slug)) is not None:
+            found.append(Subject("provider", slug, limits))
+        return found, slug
+
+    async def __call__(self, state: RequestState, call_next: Next) -> Outcome:
+        subjects, slug = self.subjects(state)
+        if not subjects:
+            return await call_next(state)
+        call = state.call
+        model = call.model or (call.json or {}).get("model")
+        price = self._facts.price(slug, model if isinstance(model, str) else None)
+        ticket = await self._limiter.admit(subjects, call.json, price)
+        if ticket is None:
+            return await call_next(state)
+        call.on_usage = ticket.settle
+        outcome = await call_next(state)
+        outcome.headers.extend(ticket.headers.items())
+        return outcome

@@ -1,0 +1,112 @@
+"""Usage limits through the admin APIs.
+
+Portkey's shapes ride on the records they belong to: ``rate_limits`` / ``usage_limits`` in the
+create/update body of an API key, a workspace or a catalog provider (which also takes ``prices``) and in
+their views (access_admin.py and portkey_catalog.py call ``split``/``save``/``shown``). Besides, on
+/admin/api: ``GET|PUT|DELETE /limits/{key|workspace|provider}/{id}`` and
+``POST /limits/{kind}/{id}/reset`` (budget usage back to zero).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from ..errors import BadRequest
+from ..limits.checks import Subject
+from ..limits.model import LimitError
+from ..limits.store import KINDS, validated
+from .appkeys import GATEWAY
+from .principals import require
+
+FIELDS = ("rate_limits", "usage_limits")
+SCOPES = {"key": "organisation_service_api_keys", "workspace": "workspaces", "provider": "providers"}
+
+
+def split(kind: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Take the limit fields out of a record's body, validated (a 400 before anything is written)."""
+    fields = (*FIELDS, "prices") if kind == "provider" else FIELDS
+    found = {name: body.pop(name) for name in fields if name in body}
+    if found:
+        validated(kind, found)
+    return found
+
+
+async def save(request: web.Request, kind: str, subject_id: str, found: dict[str, Any]) -> None:
+    if found:
+        gateway = request.config_dict[GATEWAY]
+        _refuse_per_worker_counting(gateway.settings)
+        await gateway.limits.repository.set(kind, subject_id, found)
+        await gateway.limits.refresh()
+
+
+async def shown(request: web.Request, kind: str, view: dict[str, Any]) -> dict[str, Any]:
+    limits = await request.config_dict[GATEWAY].limits.repository.get(kind, view["id"])
+    return {**view, **{name: limits[name] for name in (*FIELDS, "prices") if name in limits}}
+
+
+def _refuse_per_worker_counting(settings: Any) -> None:
+    if settings.workers > 1 and not settings.redis_url:
+        raise BadRequest("Usage limits with several workers need shared counters: set SLUICEGATE_REDIS_URL "
+                         "(each worker would otherwise count on its own)")
+
+
+def _json(body: Any) -> web.Response:
+    return web.Response(body=orjson.dumps(body), content_type="application/json")
+
+
+def _subject(request: web.Request, action: str) -> tuple[str, str]:
+    kind = request.match_info["kind"]
+    if kind not in KINDS:
+        raise BadRequest(f"limits belong to one of {', '.join(KINDS)} (/limits/{{kind}}/{{id}})")
+    require(request, f"{SCOPES[kind]}.{action}")
+    return kind, request.match_info["id"]
+
+
+async def get_limits(request: web.Request) -> web.Response:
+    """The subject's limits and its budget usage this period (``used``; null without a budget)."""
+    kind, subject_id = _subject(request, "read")
+    gateway = request.config_dict[GATEWAY]
+    view = await gateway.limits.repository.get(kind, subject_id)
+    limits = gateway.limits.snapshot.limits.get((kind, subject_id))
+    used = await gateway.limiter.used(Subject(kind, subject_id, limits)) if limits else None
+    return _json({**view, "used": used})
+
+
+async def put_limits(request: web.Request) -> web.Response:
+    kind, subject_id = _subject(request, "update")
+    try:
+        body = orjson.loads(await request.read() or b"{}")
+    except orjson.JSONDecodeError:
+        raise BadRequest("body: not valid JSON") from None
+    if not isinstance(body, dict):
+        raise LimitError("body: expected a JSON object {rate_limits, usage_limits, prices}")
+    gateway = request.config_dict[GATEWAY]
+    _refuse_per_worker_counting(gateway.settings)
+    view = await gateway.limits.repository.set(kind, subject_id, body)
+    await gateway.limits.refresh()
+    return _json(view)
+
+
+async def delete_limits(request: web.Request) -> web.Response:
+    kind, subject_id = _subject(request, "update")
+    gateway = request.config_dict[GATEWAY]
+    await gateway.limits.repository.delete(kind, subject_id)
+    await gateway.limits.refresh()
+    return _json({})
+
+
+async def reset_usage(request: web.Request) -> web.Response:
+    kind, subject_id = _subject(request, "update")
+    gateway = request.config_dict[GATEWAY]
+    await gateway.limiter.reset(f"{kind}:{subject_id}:")
+    return _json({"reset": True})
+
+
+def add_limit_routes(admin: web.Application) -> None:
+    admin.router.add_get("/limits/{kind}/{id}", get_limits)
+    admin.router.add_put("/limits/{kind}/{id}", put_limits)
+    admin.router.add_delete("/limits/{kind}/{id}", delete_limits)
+    admin.router.add_post("/limits/{kind}/{id}/reset", reset_usage)

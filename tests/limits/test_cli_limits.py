@@ -1,0 +1,78 @@
+"""``sluicegate limits …`` against a store, as a user runs it; and a cost budget on a catalog provider's
+prices through a real gateway (an unpriced model under a cost budget is refused, never unlimited)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import orjson
+
+from tests.gateway import GatewayProcess
+from tests.limits.test_gateway_limits import ADMIN, make_key
+from tests.logapi import ADMIN_TOKEN
+
+
+def cli(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SLUICEGATE_DATA_DIR": str(data)}
+    env.pop("SLUICEGATE_REDIS_URL", None)
+    return subprocess.run([sys.executable, "-m", "sluicegate", "limits", *args], env=env, capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_set_show_clear_and_bad_input(tmp_path: Path) -> None:
+    done = cli(tmp_path, "set", "key", "ak-1", "--rate", "requests:rpm:100", "--rate", "tokens:rpd:5000",
+               "--budget", "cost:50", "--reset", "monthly", "--alert", "40")
+    assert done.returncode == 0, done.stderr
+    shown = orjson.loads(cli(tmp_path, "show", "key", "ak-1").stdout)
+    assert shown == {"rate_limits": [{"type": "requests", "unit": "rpm", "value": 100},
+                                     {"type": "tokens", "unit": "rpd", "value": 5000}],
+                     "usage_limits": {"type": "cost", "credit_limit": 50.0, "periodic_reset": "monthly",
+                                      "alert_threshold": 40.0}}
+    priced = cli(tmp_path, "set", "provider", "gpu", "--price", "llama-3:0.5:1.5:1000000")
+    assert orjson.loads(priced.stdout)["prices"] == {"llama-3": {"input": 0.5, "output": 1.5, "per": 1000000}}
+    bad = cli(tmp_path, "set", "key", "ak-1", "--rate", "requests:rps:1")
+    assert bad.returncode != 0 and "'rate_limits[0].unit' must be one of" in bad.stderr
+    no_price_on_key = cli(tmp_path, "set", "key", "ak-1", "--price", "m:1:1")
+    assert no_price_on_key.returncode != 0 and "'prices' belong to catalog providers" in no_price_on_key.stderr
+    assert cli(tmp_path, "clear", "key", "ak-1").returncode == 0
+    assert orjson.loads(cli(tmp_path, "show", "key", "ak-1").stdout)["rate_limits"] == []
+    assert cli(tmp_path, "reset-usage", "key", "ak-1").returncode == 0
+
+
+def test_a_cost_budget_counts_money_at_the_providers_prices(tmp_path: Path, upstream) -> None:
+    gateway = GatewayProcess(tmp_path, env={"SLUICEGATE_ADMIN_TOKEN": ADMIN_TOKEN}).start()
+    try:
+        made = httpx.post(f"{gateway.url}/admin/api/providers", headers=ADMIN, timeout=30,
+                          json={"slug": "gpu", "spec": "openai", "custom_host": upstream.v1})
+        assert made.status_code in (200, 201), made.text
+        # 1 per 1000 tokens both ways: a request reserves (1 + 10) / 1000 and settles at 8 / 1000.
+        put = httpx.put(f"{gateway.url}/admin/api/limits/provider/gpu", headers=ADMIN, timeout=30,
+                        json={"prices": {"priced": {"input": 1, "output": 1, "per": 1000}},
+                              "usage_limits": {"type": "cost", "credit_limit": 0.02}})
+        assert put.status_code == 200, put.text
+        _, secret = make_key(gateway)
+        head = {"x-portkey-api-key": secret}
+
+        def ask(model: str) -> httpx.Response:
+            return httpx.post(f"{gateway.v1}/chat/completions", headers=head, timeout=30,
+                              json={"model": f"@gpu/{model}", "max_tokens": 10,
+                                    "messages": [{"role": "user", "content": "hi"}]})
+
+        unpriced = ask("other")
+        assert unpriced.status_code == 412 and "has no price" in unpriced.json()["message"]
+        assert ask("priced").status_code == 200
+        used = 0.0
+        for _ in range(100):
+            used = httpx.get(f"{gateway.url}/admin/api/limits/provider/gpu", headers=ADMIN, timeout=30).json()["used"]
+            if used:
+                break
+        assert abs(used - 0.008) < 1e-9
+        assert ask("priced").status_code == 200  # 0.008 + 0.011 ≤ 0.02
+        refused = ask("priced")
+        assert refused.status_code == 412 and "provider 'gpu'" in refused.json()["message"]
+    finally:
+        gateway.stop()

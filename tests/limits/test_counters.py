@@ -1,0 +1,168 @@
+"""Both counter stores, one behaviour: the same scenarios on memory and on the real Redis (via the Lua
+script, its clock pinned through the script's override so windows and periods can be stepped)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+
+from sluicegate.limits.backend import Counters
+from sluicegate.limits.checks import Estimate, Subject, plan
+from sluicegate.limits.memory import MemoryCounters
+from sluicegate.limits.model import parse_limits
+from sluicegate.limits.redis_backend import RedisCounters
+
+
+class Clock:
+    def __init__(self, at: str = "2026-03-31T23:59:00") -> None:
+        self.now = int(datetime.fromisoformat(at).replace(tzinfo=UTC).timestamp() * 1000)
+
+    def __call__(self) -> int:
+        return self.now
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def counters(request: pytest.FixtureRequest, redis_prefix: str) -> AsyncIterator[tuple[Counters, Clock]]:
+    clock = Clock()
+    if request.param == "memory":
+        yield MemoryCounters(clock), clock
+        return
+    store = RedisCounters(request.getfixturevalue("shared_redis"), prefix=redis_prefix, clock_override=clock)
+    yield store, clock
+    await store.close()
+
+
+def checks(raw: dict[str, object], tokens: int = 100, cost: float | None = 1.0, who: str = "ak-1"):
+    return plan([Subject("key", who, parse_limits(raw))], Estimate(tokens, cost)).checks
+
+
+RPM3 = {"rate_limits": [{"type": "requests", "unit": "rpm", "value": 3}]}
+
+
+async def test_a_burst_admits_exactly_n_and_the_window_slides(counters: tuple[Counters, Clock]) -> None:
+    store, clock = counters
+    c = checks(RPM3)
+    verdicts = [await store.admit(c, f"r{i}") for i in range(5)]
+    assert [v.admitted for v in verdicts] == [True, True, True, False, False]
+    assert [v.remaining[0] for v in verdicts[:3]] == [2, 1, 0]
+    assert verdicts[3].failed == 0 and verdicts[3].reset_ms[0] == 60_000
+    clock.now += 30_000
+    assert not (await store.admit(c, "r5")).admitted  # a sliding window: no refill at a minute boundary
+    clock.now += 30_000
+    assert (await store.admit(c, "r6")).admitted  # the first three left the window together
+    assert (await store.admit(c, "r7")).admitted
+
+
+async def test_all_or_nothing_across_subjects(counters: tuple[Counters, Clock]) -> None:
+    store, _ = counters
+    key = Subject("key", "ak-1", parse_limits({"rate_limits": [{"type": "requests", "unit": "rpm", "value": 5}]}))
+    workspace = Subject("workspace", "ws-1", parse_limits(RPM3))
+    both = plan([key, workspace], Estimate(1, None)).checks
+    key_only = plan([key], Estimate(1, None)).checks
+    for i in range(3):
+        assert (await store.admit(both, f"b{i}")).admitted
+    refused = await store.admit(both, "b3")
+    assert refused.failed == 1  # the workspace refused, so the key's counter took nothing
+    for i in range(2):
+        assert (await store.admit(key_only, f"k{i}")).admitted
+    assert not (await store.admit(key_only, "k2")).admitted  # 3 + 2 = the key's 5
+
+
+async def test_a_token_budget_reserves_then_reconciles(counters: tuple[Counters, Clock]) -> None:
+    store, _ = counters
+    c = checks({"usage_limits": {"type": "tokens", "credit_limit": 1000, "alert_threshold": 600}}, tokens=400)
+    assert (await store.admit(c, "a")).admitted
+    assert (await store.admit(c, "b")).admitted
+    refused = await store.admit(c, "c")  # 800 reserved + 400 > 1000
+    assert refused.failed == 0 and refused.remaining[0] == pytest.approx(200)
+    assert await store.settle(c, "a", [50.0]) == []  # actual 50: 450 taken
+    assert (await store.admit(c, "c")).admitted  # 450 + 400 ≤ 1000
+    alerts = await store.settle(c, "b", [600.0])
+    assert [(a.used, a.threshold) for a in alerts] == [(650.0, 600.0)]
+    assert await store.settle(c, "c", [10.0]) == []  # once per period
+    assert await store.used(c[0]) == pytest.approx(660)
+
+
+async def test_a_dead_process_reservation_expires_after_its_ttl(counters: tuple[Counters, Clock]) -> None:
+    store, clock = counters
+    c = checks({"usage_limits": {"type": "tokens", "credit_limit": 500}}, tokens=400)
+    assert (await store.admit(c, "lost", ttl_ms=5_000)).admitted
+    assert not (await store.admit(c, "next", ttl_ms=5_000)).admitted
+    clock.now += 5_000
+    assert (await store.admit(c, "next", ttl_ms=5_000)).admitted
+
+
+async def test_a_monthly_budget_resets_at_the_utc_boundary_and_by_hand(counters: tuple[Counters, Clock]) -> None:
+    store, clock = counters
+    c = checks({"usage_limits": {"type": "cost", "credit_limit": 2, "periodic_reset": "monthly"}}, cost=1.5)
+    assert (await store.admit(c, "a")).admitted
+    await store.settle(c, "a", [1.5])
+    refused = await store.admit(c, "b")
+    assert not refused.admitted and refused.reset_ms[0] == 60_000  # 23:59 on March 31st
+    clock.now += 60_000
+    assert (await store.admit(c, "b")).admitted
+    await store.settle(c, "b", [1.5])
+    assert not (await store.admit(c, "c")).admitted
+    await store.reset("key:ak-1:")
+    assert (await store.admit(c, "c")).admitted
+
+
+async def test_token_rate_limits_count_the_settled_usage(counters: tuple[Counters, Clock]) -> None:
+    store, clock = counters
+    c = checks({"rate_limits": [{"type": "tokens", "unit": "rph", "value": 1000}]}, tokens=600)
+    assert (await store.admit(c, "a")).admitted
+    assert not (await store.admit(c, "b")).admitted
+    await store.settle(c, "a", [100.0])
+    assert (await store.admit(c, "b")).admitted  # 100 + 600
+    assert not (await store.admit(c, "c")).admitted
+    clock.now += 3_600_000  # both left the window: its running total with them
+    assert (await store.admit(c, "c")).admitted
+    assert not (await store.admit(c, "d")).admitted  # 600 + 600 > 1000
+
+
+async def test_redis_under_concurrency_admits_exactly_n(shared_redis: str, redis_prefix: str) -> None:
+    """Redis's own clock; 200 requests at once over 4 connections pools against 100 rpm."""
+    stores = [RedisCounters(shared_redis, prefix=redis_prefix) for _ in range(4)]
+    c = checks({"rate_limits": [{"type": "requests", "unit": "rpm", "value": 100}]})
+    verdicts = await asyncio.gather(*(stores[i % 4].admit(c, f"r{i}") for i in range(200)))
+    assert sum(v.admitted for v in verdicts) == 100
+    refused = [v for v in verdicts if not v.admitted]
+    assert all(0 < v.reset_ms[0] <= 60_000 for v in refused)
+    for store in stores:
+        await store.close()
+
+
+async def test_redis_down_is_an_error_at_once_and_up_again_resumes(private_redis, redis_prefix: str) -> None:
+    import time
+
+    from sluicegate.limits.backend import StoreUnavailable
+
+    store = RedisCounters(private_redis.url, prefix=redis_prefix)
+    c = checks(RPM3)
+    assert (await store.admit(c, "a")).admitted
+    private_redis.stop()
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailable, match="Redis"):
+        await store.admit(c, "b")
+    assert time.monotonic() - started < 2  # no hang: one short timeout, no retries
+    private_redis.start()  # same port, empty (no persistence): counting starts again
+    verdicts = [await store.admit(c, f"c{i}") for i in range(4)]
+    assert [v.admitted for v in verdicts] == [True, True, True, False]
+    await store.close()
+
+
+async def test_settling_many_at_once_is_settling_each(counters: tuple[Counters, Clock]) -> None:
+    store, _ = counters
+    c = checks({"rate_limits": [{"type": "tokens", "unit": "rpm", "value": 1000}],
+                "usage_limits": {"type": "tokens", "credit_limit": 1000, "alert_threshold": 150}}, tokens=300)
+    for rid in ("a", "b", "c"):
+        assert (await store.admit(c, rid)).admitted
+    assert not (await store.admit(c, "d")).admitted
+    alerts = await store.settle_many([(c, rid, [100.0, 100.0]) for rid in ("a", "b", "c")])
+    assert [(a.used, a.threshold) for a in alerts] == [(200.0, 150.0)]  # crossed by the second, once
+    assert await store.used(c[1]) == pytest.approx(300)
+    verdicts = [await store.admit(c, f"e{i}") for i in range(3)]  # 300 taken in each: room for two more
+    assert [v.admitted for v in verdicts] == [True, True, False]

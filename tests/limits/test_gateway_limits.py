@@ -1,0 +1,186 @@
+"""Usage limits through a real gateway process: Portkey's shapes on API keys (Admin API), 429 with its
+headers, 412 for a spent budget, usage settled from the answer, reset by hand, kept across a restart,
+and the refusal to count per worker."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.gateway import GatewayProcess, loopback_only_env
+from tests.logapi import ADMIN_TOKEN
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+def make_key(gateway: GatewayProcess, **limits: object) -> tuple[str, str]:
+    answer = httpx.post(f"{gateway.v1}/api-keys/organisation/service", headers=ADMIN, timeout=30,
+                        json={"name": "limited", "scopes": ["completions.write"], **limits})
+    assert answer.status_code == 200, answer.text
+    return answer.json()["id"], answer.json()["key"]
+
+
+def headers(secret: str, upstream) -> dict[str, str]:
+    return {"x-portkey-api-key": secret, "x-portkey-provider": "openai", "x-portkey-custom-host": upstream.v1}
+
+
+def chat(max_tokens: int = 10) -> dict[str, object]:
+    return {"model": "m1", "max_tokens": max_tokens, "messages": [{"role": "user", "content": "hi"}]}
+
+
+async def burst(url: str, head: dict[str, str], count: int) -> list[httpx.Response]:
+    async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=count)) as client:
+        return list(await asyncio.gather(*(client.post(url, headers=head, json=chat()) for _ in range(count))))
+
+
+@pytest.fixture
+def gateway(tmp_path: Path) -> GatewayProcess:
+    process = GatewayProcess(tmp_path, env={"SLUICEGATE_ADMIN_TOKEN": ADMIN_TOKEN}).start()
+    yield process
+    process.stop()
+
+
+def test_a_burst_against_n_rpm_admits_exactly_n_and_the_rest_are_429s(gateway: GatewayProcess, upstream) -> None:
+    key_id, secret = make_key(gateway, rate_limits=[{"type": "requests", "unit": "rpm", "value": 5}])
+    shown = httpx.get(f"{gateway.v1}/api-keys/{key_id}", headers=ADMIN, timeout=30).json()
+    assert shown["rate_limits"] == [{"type": "requests", "unit": "rpm", "value": 5}]
+    answers = asyncio.run(burst(f"{gateway.v1}/chat/completions", headers(secret, upstream), 12))
+    assert sorted(a.status_code for a in answers) == [200] * 5 + [429] * 7
+    refused = [a for a in answers if a.status_code == 429]
+    for answer in refused:
+        assert answer.json()["status"] == "failure"
+        assert "Rate limit exceeded for API key" in answer.json()["message"]
+        assert 1 <= int(answer.headers["Retry-After"]) <= 60
+        assert answer.headers["x-ratelimit-limit"] == "5" and answer.headers["x-ratelimit-remaining"] == "0"
+        assert answer.headers["x-ratelimit-reset"] == answer.headers["Retry-After"]
+    admitted = [a for a in answers if a.status_code == 200]
+    assert sorted(a.headers["x-ratelimit-remaining"] for a in admitted) == ["0", "1", "2", "3", "4"]
+    assert len(upstream.received) == 5
+    metrics = httpx.get(f"{gateway.url}/metrics", timeout=30).text
+    assert 'sluicegate_limit_refusals_total{reason="rate_limited"} 7.0' in metrics
+    assert gateway.log().count(f"limit refused a request: Rate limit exceeded for API key '{key_id}'") == 7
+    assert secret not in gateway.log()
+
+
+def test_a_token_budget_is_settled_from_usage_then_412_then_reset_and_kept_across_restart(
+        tmp_path: Path, upstream) -> None:
+    gateway = GatewayProcess(tmp_path, env={"SLUICEGATE_ADMIN_TOKEN": ADMIN_TOKEN}).start()
+    try:
+        # Each request reserves 1 (prompt "hi") + 10 (max_tokens) tokens and settles at 8 (the answer's usage).
+        key_id, secret = make_key(gateway, usage_limits={"type": "tokens", "credit_limit": 40})
+        url, head = f"{gateway.v1}/chat/completions", headers(secret, upstream)
+        statuses = []
+        for _ in range(8):
+            statuses.append(httpx.post(url, headers=head, json=chat(), timeout=30).status_code)
+            if statuses[-1] == 200:
+                _wait_settled(gateway, key_id, len([s for s in statuses if s == 200]) * 8)
+        assert statuses[:4] == [200] * 4 and set(statuses[4:]) == {412}  # 32 used: 32 + 11 > 40
+        spent = httpx.post(url, headers=head, json=chat(), timeout=30)
+        assert spent.status_code == 412 and spent.json()["status"] == "failure"
+        assert "Usage limit exhausted for API key" in spent.json()["message"]
+        small = httpx.post(url, headers=head, json=chat(max_tokens=5), timeout=30)  # 32 + 6 ≤ 40
+        assert small.status_code == 200
+        _wait_settled(gateway, key_id, 40)
+    finally:
+        gateway.stop()
+    gateway.start()  # budget usage was saved at shutdown
+    try:
+        assert httpx.post(url, headers=head, json=chat(max_tokens=1), timeout=30).status_code == 412
+        reset = httpx.post(f"{gateway.url}/admin/api/limits/key/{key_id}/reset", headers=ADMIN, timeout=30)
+        assert reset.status_code == 200
+        assert httpx.post(url, headers=head, json=chat(), timeout=30).status_code == 200
+    finally:
+        gateway.stop()
+
+
+def _wait_settled(gateway: GatewayProcess, key_id: str, used: float) -> None:
+    """Settlement runs in the request log's task, just after the answer: wait for it (bounded)."""
+    import time
+
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if _used(gateway, key_id) == used:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"usage of {key_id} never reached {used} (now {_used(gateway, key_id)})")
+
+
+def _used(gateway: GatewayProcess, key_id: str) -> float:
+    return httpx.get(f"{gateway.url}/admin/api/limits/key/{key_id}", headers=ADMIN, timeout=30).json()["used"]
+
+
+def test_bad_limits_are_400s_and_create_nothing(gateway: GatewayProcess) -> None:
+    answer = httpx.post(f"{gateway.v1}/api-keys/organisation/service", headers=ADMIN, timeout=30,
+                        json={"name": "bad", "rate_limits": [{"type": "requests", "unit": "rps", "value": 1}]})
+    assert answer.status_code == 400 and "'rate_limits[0].unit' must be one of" in answer.json()["message"]
+    listed = httpx.get(f"{gateway.v1}/api-keys", headers=ADMIN, timeout=30).json()["data"]
+    assert [k for k in listed if k["name"] == "bad"] == []
+
+
+def test_limits_with_several_workers_and_no_redis_refuse_to_start(tmp_path: Path, upstream) -> None:
+    gateway = GatewayProcess(tmp_path, env={"SLUICEGATE_ADMIN_TOKEN": ADMIN_TOKEN}).start()
+    make_key(gateway, rate_limits=[{"type": "requests", "unit": "rpm", "value": 5}])
+    gateway.stop()
+    env = {**loopback_only_env(), "SLUICEGATE_DATA_DIR": str(tmp_path), "SLUICEGATE_REDIS_URL": ""}
+    import os
+
+    done = subprocess.run([sys.executable, "-m", "sluicegate", "serve", "--port", "0", "--workers", "2"],
+                          env={**os.environ, **env}, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "SLUICEGATE_REDIS_URL" in done.stderr and "each worker would count on its own" in done.stderr
+
+
+def test_a_workspace_limit_holds_across_its_keys_all_or_nothing(gateway: GatewayProcess, upstream) -> None:
+    made = httpx.post(f"{gateway.v1}/admin/workspaces", headers=ADMIN, timeout=30,
+                      json={"name": "Team L", "rate_limits": [{"type": "requests", "unit": "rpm", "value": 4}]})
+    assert made.status_code == 200, made.text
+    space = made.json()["id"]
+    assert made.json()["rate_limits"] == [{"type": "requests", "unit": "rpm", "value": 4}]
+    secrets = []
+    for name in ("k1", "k2"):
+        answer = httpx.post(f"{gateway.v1}/api-keys/workspace/service", headers=ADMIN, timeout=30,
+                            json={"name": name, "workspace_id": space, "scopes": ["completions.write"],
+                                  "rate_limits": [{"type": "requests", "unit": "rpm", "value": 3}]})
+        assert answer.status_code == 200, answer.text
+        secrets.append(answer.json()["key"])
+    url = f"{gateway.v1}/chat/completions"
+    first = asyncio.run(burst(url, headers(secrets[0], upstream), 5))
+    assert sorted(a.status_code for a in first) == [200] * 3 + [429] * 2  # the key's 3
+    second = asyncio.run(burst(url, headers(secrets[1], upstream), 5))
+    assert sorted(a.status_code for a in second) == [200] * 1 + [429] * 4  # the workspace's 4 in all
+    assert all("workspace" in a.json()["message"] for a in second if a.status_code == 429)
+
+
+def test_a_stream_settles_its_budget_from_the_streams_usage(gateway: GatewayProcess, upstream) -> None:
+    key_id, secret = make_key(gateway, usage_limits={"type": "tokens", "credit_limit": 1000, "alert_threshold": 5})
+    answer = httpx.post(f"{gateway.v1}/chat/completions", headers=headers(secret, upstream), timeout=30,
+                        json={**chat(), "stream": True, "stream_options": {"include_usage": True}})
+    assert answer.status_code == 200 and "[DONE]" in answer.text
+    _wait_settled(gateway, key_id, 8)  # the usage chunk's total_tokens, not the reservation of 11
+    # 8 ≥ the alert threshold 5: one log event and one count, and only once in the period.
+    assert httpx.post(f"{gateway.v1}/chat/completions", headers=headers(secret, upstream), json=chat(),
+                      timeout=30).status_code == 200
+    _wait_settled(gateway, key_id, 16)
+    assert "sluicegate_limit_alerts_total 1.0" in httpx.get(f"{gateway.url}/metrics", timeout=30).text
+    assert gateway.log().count(f"usage alert: API key '{key_id}' used 8, alert threshold 5") == 1
+    assert secret not in gateway.log()
+
+
+def test_workers_share_their_counters_through_redis(tmp_path: Path, private_redis, upstream) -> None:
+    gateway = GatewayProcess(tmp_path, env={"SLUICEGATE_ADMIN_TOKEN": ADMIN_TOKEN,
+                                            "SLUICEGATE_REDIS_URL": private_redis.url},
+                             args=("--workers", "2")).start(timeout=60)
+    try:
+        _, secret = make_key(gateway, rate_limits=[{"type": "requests", "unit": "rpm", "value": 7}])
+        import time
+
+        time.sleep(1.2)  # the other worker sees the key within a second
+        answers = asyncio.run(burst(f"{gateway.v1}/chat/completions", headers(secret, upstream), 30))
+        assert sorted(a.status_code for a in answers) == [200] * 7 + [429] * 23
+    finally:
+        gateway.stop()

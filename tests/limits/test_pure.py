@@ -1,0 +1,112 @@
+"""Pure limit logic by tables: validation, UTC periods, the reservation estimate, a request's plan."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from sluicegate.limits.checks import BUDGET, RATE, Estimate, Subject, Usage, actual_amount, plan
+from sluicegate.limits.estimate import DEFAULT_COMPLETION_TOKENS, cost, reserved_tokens
+from sluicegate.limits.model import LimitError, Limits, parse_limits, parse_rate_limits, parse_usage_limits
+from sluicegate.limits.periods import period_end_ms, period_id, retry_after_s
+
+
+def ms(text: str) -> int:
+    return int(datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp() * 1000)
+
+
+PERIODS = [  # (instant, reset, same period as, different period from, period end)
+    ("2026-03-15T23:59:59.999", "daily", "2026-03-15T00:00:00", "2026-03-16T00:00:00", "2026-03-16T00:00:00"),
+    ("2026-12-02T10:00:00", "weekly", "2026-11-30T00:00:00", "2026-11-29T23:59:59.999", "2026-12-07T00:00:00"),
+    ("2026-12-06T23:59:59.999", "weekly", "2026-11-30T00:00:00", "2026-12-07T00:00:00", "2026-12-07T00:00:00"),
+    ("2026-02-28T12:00:00", "monthly", "2026-02-01T00:00:00", "2026-03-01T00:00:00", "2026-03-01T00:00:00"),
+    ("2024-02-29T12:00:00", "monthly", "2024-02-01T00:00:00", "2024-01-31T23:59:59.999", "2024-03-01T00:00:00"),
+    ("2026-12-31T23:59:59.999", "monthly", "2026-12-01T00:00:00", "2027-01-01T00:00:00", "2027-01-01T00:00:00"),
+    ("2000-03-01T00:00:00", "monthly", "2000-03-31T23:00:00", "2000-02-29T23:59:59.999", "2000-04-01T00:00:00"),
+]
+
+
+@pytest.mark.parametrize(("at", "reset", "same", "other", "end"), PERIODS)
+def test_periods_change_exactly_at_utc_boundaries(at: str, reset: str, same: str, other: str, end: str) -> None:
+    assert period_id(ms(at), reset) == period_id(ms(same), reset)
+    assert period_id(ms(at), reset) != period_id(ms(other), reset)
+    assert period_end_ms(ms(at), reset) == ms(end)
+    assert period_id(ms(end), reset) == period_id(ms(at), reset) + 1  # consecutive ids, no gaps
+
+
+def test_a_budget_without_reset_is_one_period_forever() -> None:
+    assert period_id(ms("1999-01-01T00:00:00"), None) == period_id(ms("2099-01-01T00:00:00"), None)
+    assert period_end_ms(ms("2026-01-01T00:00:00"), None) is None
+
+
+@pytest.mark.parametrize(("oldest", "window", "now", "expected"),
+                         [(0, 60_000, 0, 60), (0, 60_000, 59_001, 1), (0, 60_000, 59_999, 1), (1_500, 60_000, 1_000, 61)])
+def test_retry_after_rounds_up_to_whole_seconds(oldest: int, window: int, now: int, expected: int) -> None:
+    assert retry_after_s(oldest, window, now) == expected
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    ({"rate_limits": "100 rpm"}, "'rate_limits' must be a list"),
+    ({"rate_limits": {"type": "requests"}}, "'rate_limits[0].unit' must be one of"),
+    ({"rate_limits": [{"type": "calls", "unit": "rpm", "value": 1}]}, "'rate_limits[0].type' must be one of"),
+    ({"rate_limits": [{"type": "requests", "unit": "rps", "value": 1}]}, "'rate_limits[0].unit' must be one of"),
+    ({"rate_limits": [{"type": "requests", "unit": "rpm", "value": 0}]}, "'rate_limits[0].value' must be a positive"),
+    ({"rate_limits": [{"type": "requests", "unit": "rpm", "value": 1.5}]}, "must be a positive integer"),
+    ({"rate_limits": [{"type": "requests", "unit": "rpm", "value": True}]}, "must be a positive integer"),
+    ({"usage_limits": {"type": "money", "credit_limit": 1}}, "'usage_limits.type' must be one of"),
+    ({"usage_limits": {"type": "cost"}}, "'usage_limits.credit_limit' must be a positive number"),
+    ({"usage_limits": {"type": "cost", "credit_limit": 5, "periodic_reset": "hourly"}}, "periodic_reset"),
+    ({"usage_limits": {"type": "cost", "credit_limit": 5, "alert_threshold": -1}}, "alert_threshold"),
+])
+def test_bad_limits_are_400s_naming_the_field(raw: dict[str, object], message: str) -> None:
+    with pytest.raises(LimitError) as caught:
+        parse_limits(raw)
+    assert caught.value.status == 400 and message in caught.value.message
+
+
+def test_portkey_shapes_parse() -> None:
+    limits = parse_limits({"rate_limits": [{"type": "requests", "unit": "rpm", "value": 100},
+                                           {"type": "tokens", "unit": "rpd", "value": 10_000}],
+                           "usage_limits": {"type": "cost", "credit_limit": 50, "periodic_reset": "monthly",
+                                            "alert_threshold": 40}})
+    assert [r.shape() for r in limits.rate_limits] == [{"type": "requests", "unit": "rpm", "value": 100},
+                                                       {"type": "tokens", "unit": "rpd", "value": 10_000}]
+    assert limits.rate_limits[1].window_ms == 86_400_000
+    assert limits.usage_limits is not None and limits.usage_limits.shape() == {
+        "type": "cost", "credit_limit": 50.0, "periodic_reset": "monthly", "alert_threshold": 40.0}
+    assert parse_rate_limits(None) == () and parse_usage_limits({}) is None
+
+
+@pytest.mark.parametrize(("body", "expected"), [
+    (None, (0, DEFAULT_COMPLETION_TOKENS)),
+    ({"messages": [{"role": "user", "content": "abcdefgh"}], "max_tokens": 10}, (2, 10)),
+    ({"messages": [{"role": "user", "content": [{"type": "text", "text": "abcde"}]}]}, (2, DEFAULT_COMPLETION_TOKENS)),
+    ({"prompt": "abc", "max_completion_tokens": 7, "max_tokens": 99}, (1, 7)),
+    ({"input": ["abcd", "efgh"], "max_tokens": 0}, (2, 0)),
+    ({"messages": [], "max_tokens": "12"}, (0, DEFAULT_COMPLETION_TOKENS)),
+])
+def test_reservation_estimate(body: dict[str, object] | None, expected: tuple[int, int]) -> None:
+    assert reserved_tokens(body) == expected
+
+
+def test_cost_needs_a_price() -> None:
+    assert cost(1000, 500, (0.001, 0.002)) == pytest.approx(2.0)
+    assert cost(1000, 500, None) is None
+
+
+def test_plan_checks_every_subject_and_refuses_to_skip_an_unpriced_cost_budget() -> None:
+    key = Subject("key", "ak-1", parse_limits({"rate_limits": [{"type": "requests", "unit": "rpm", "value": 3},
+                                                                {"type": "tokens", "unit": "rph", "value": 900}],
+                                                "usage_limits": {"type": "tokens", "credit_limit": 5000}}))
+    workspace = Subject("workspace", "ws-1", parse_limits({"usage_limits": {"type": "cost", "credit_limit": 9}}))
+    provider = Subject("provider", "gpu", Limits())
+    priced = plan([key, workspace, provider], Estimate(tokens=120, cost=0.5))
+    assert [(c.kind, c.measure, c.amount, c.limit) for c in priced.checks] == [
+        (RATE, "requests", 1.0, 3), (RATE, "tokens", 120.0, 900), (BUDGET, "tokens", 120.0, 5000.0),
+        (BUDGET, "cost", 0.5, 9.0)]
+    assert priced.unpriced is None
+    assert len({c.key for c in priced.checks}) == 4
+    unpriced = plan([key, workspace], Estimate(tokens=120, cost=None))
+    assert unpriced.unpriced == "workspace 'ws-1'"
+    assert [actual_amount(c, Usage(77, 0.25)) for c in priced.checks] == [None, 77.0, 77.0, 0.25]
