@@ -5,8 +5,10 @@ and the refusal to count per worker."""
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -100,8 +102,6 @@ def test_a_token_budget_is_settled_from_usage_then_412_then_reset_and_kept_acros
 
 def _wait_settled(gateway: GatewayProcess, key_id: str, used: float) -> None:
     """Settlement runs in the request log's task, just after the answer: wait for it (bounded)."""
-    import time
-
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         if _used(gateway, key_id) == used:
@@ -184,3 +184,16 @@ def test_workers_share_their_counters_through_redis(tmp_path: Path, private_redi
         assert sorted(a.status_code for a in answers) == [200] * 7 + [429] * 23
     finally:
         gateway.stop()
+
+
+def test_cache_hits_are_not_charged_to_a_token_budget(gateway: GatewayProcess, upstream) -> None:
+    """A hit spent nothing upstream: only the first (missed) answer's 8 tokens are charged."""
+    key_id, secret = make_key(gateway, usage_limits={"type": "tokens", "credit_limit": 1000})
+    config = {"provider": "openai", "custom_host": upstream.v1, "cache": {"mode": "simple", "max_age": 60}}
+    head = {"x-portkey-api-key": secret, "x-portkey-config": json.dumps(config)}
+    statuses = [httpx.post(f"{gateway.v1}/chat/completions", headers=head, json=chat(), timeout=30)
+                .headers["x-portkey-cache-status"] for _ in range(4)]
+    assert statuses == ["MISS", "HIT", "HIT", "HIT"]
+    _wait_settled(gateway, key_id, 8)
+    time.sleep(0.5)  # the hits' settlements run in the same task, just after: give them time to land
+    assert _used(gateway, key_id) == 8
