@@ -1,0 +1,17 @@
+"""Translation between the Anthropic Messages API and the OpenAI Chat Completions API, both ways.
+
+Pure modules (no I/O, no clock, no randomness: ids and times are arguments), one per direction:
+
+- ``messages_to_chat``: Anthropic shapes to OpenAI shapes (a Messages request to a Chat request, a
+  Message response to a Chat completion);
+- ``chat_to_messages``: OpenAI shapes to Anthropic shapes (the reverse pair);
+- ``stream_chat_to_messages`` / ``stream_messages_to_chat``: per-request stream state machines;
+- ``errors``: error envelopes of one API in the other's form;
+- ``frames``: SSE frame encoding and decoding for both APIs.
+
+The rules and defaults are in docs/anthropic.md.
+"""
+
+
+class TranslationError(ValueError):
+    """The request cannot be expressed in the target API: the caller answers 400 invalid_request_error."""

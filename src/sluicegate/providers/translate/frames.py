@@ -1,0 +1,57 @@
+"""SSE frames for both APIs: encode one event, decode a byte stream into (event name, parsed data)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from ..sse import split_events
+
+DONE = object()  # the data of ``data: [DONE]``
+DONE_FRAME = b"data: [DONE]\n\n"
+
+
+def anthropic_frame(event: dict[str, Any]) -> bytes:
+    """``event: <type>`` plus its JSON data, as the Anthropic API frames every stream event."""
+    return b"event: " + event["type"].encode() + b"\ndata: " + orjson.dumps(event) + b"\n\n"
+
+
+def openai_frame(chunk: dict[str, Any]) -> bytes:
+    """``data: <json>``, as the OpenAI API frames every stream chunk."""
+    return b"data: " + orjson.dumps(chunk) + b"\n\n"
+
+
+def parse_event(event: bytes) -> tuple[str | None, object]:
+    """(event name, data): data is the parsed JSON, ``DONE``, the raw bytes when not JSON, or None."""
+    name, data = None, []
+    for line in event.splitlines():
+        if line.startswith(b"data:"):
+            data.append(line[5:].lstrip())
+        elif line.startswith(b"event:"):
+            name = line[6:].strip().decode("utf-8", "replace")
+    if not data:
+        return name, None  # a comment or keep-alive
+    payload = b"\n".join(data)
+    if payload == b"[DONE]":
+        return name, DONE
+    try:
+        return name, orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return name, payload
+
+
+class SSEDecoder:
+    """Bytes from the network in, complete events out; keeps the incomplete tail between pushes."""
+
+    def __init__(self) -> None:
+        self._tail = b""
+
+    def push(self, data: bytes) -> list[tuple[str | None, object]]:
+        events, self._tail = split_events(self._tail + data)
+        return [parsed for parsed in map(parse_event, events) if parsed[1] is not None]
+
+    @property
+    def pending(self) -> bytes:
+        """Bytes of an event not yet terminated (non-empty at EOF means the stream was cut)."""
+        return self._tail

@@ -1,0 +1,79 @@
+"""Bad input never crashes a translator: a request either translates or is a TranslationError (a 400);
+an upstream's odd response or stream chunk is absorbed or refused, never a traceback (a 500)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sluicegate.providers.translate import TranslationError
+from sluicegate.providers.translate.chat_to_messages import chat_request_to_messages, chat_response_to_message
+from sluicegate.providers.translate.estimate import estimate_input_tokens
+from sluicegate.providers.translate.messages_to_chat import message_to_chat_response, messages_request_to_chat
+from sluicegate.providers.translate.stream_chat_to_messages import ChatToMessagesStream
+from sluicegate.providers.translate.stream_messages_to_chat import MessagesToChatStream
+
+FUZZ = settings(max_examples=200, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+
+KEYS = ["messages", "role", "content", "type", "text", "system", "tools", "tool_choice", "tool_calls", "function",
+        "name", "arguments", "input", "id", "index", "source", "image_url", "url", "tool_use_id", "tool_call_id",
+        "stop", "stop_sequences", "max_tokens", "metadata", "user", "choices", "delta", "message", "usage",
+        "finish_reason", "stop_reason", "error", "content_block", "partial_json", "parameters", "input_schema"]
+VALUES = ["user", "assistant", "system", "tool", "developer", "text", "image", "image_url", "tool_use",
+          "tool_result", "function", "auto", "any", "none", "required", "base64", "url", "message_start",
+          "content_block_start", "content_block_delta", "message_delta", "message_stop", "error", "text_delta",
+          "input_json_delta", "data:image/png;base64,AA", "https://x.test/a.png", "{", "{}"]
+
+json_like = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 5) | st.sampled_from(VALUES),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(KEYS), inner, max_size=5),
+    max_leaves=25)
+TOP_LEVEL = ["system", "tools", "tool_choice", "stop", "stop_sequences", "max_tokens", "metadata", "user", "choices",
+             "usage", "content", "model", "n", "response_format", "parallel_tool_calls", "stream"]
+turns = st.dictionaries(st.sampled_from(KEYS), json_like, max_size=4).flatmap(
+    lambda turn: st.sampled_from(["user", "assistant", "system", "tool"]).map(lambda role: {"role": role, **turn}))
+bodies = st.fixed_dictionaries(
+    {"messages": st.lists(turns, max_size=3) | json_like},
+    optional={key: json_like for key in TOP_LEVEL})
+
+
+def _translate_or_refuse(translate: Callable[[Any], Any], body: Any) -> None:
+    try:
+        translate(body)
+    except TranslationError:
+        pass
+
+
+@FUZZ
+@given(bodies)
+def test_requests_translate_or_are_refused(body: dict) -> None:
+    _translate_or_refuse(messages_request_to_chat, body)
+    _translate_or_refuse(chat_request_to_messages, body)
+    if isinstance(body.get("messages"), list):
+        assert estimate_input_tokens(body) >= 1
+
+
+@FUZZ
+@given(bodies)
+def test_odd_upstream_responses_never_crash(body: dict) -> None:
+    _translate_or_refuse(lambda b: chat_response_to_message(b, message_id="m"), body)
+    _translate_or_refuse(lambda b: message_to_chat_response(b, completion_id="c", created=1), body)
+
+
+@FUZZ
+@given(st.lists(json_like | bodies, max_size=6))
+def test_odd_stream_chunks_never_crash(chunks: list) -> None:
+    for stream in (ChatToMessagesStream(message_id="m", estimated_input_tokens=1), MessagesToChatStream(completion_id="c", created=1)):
+        for chunk in chunks:
+            assert all(isinstance(frame, bytes) for frame in stream.feed(chunk))
+        stream.finish()
+
+
+@FUZZ
+@given(st.integers(100, 599), bodies | json_like, st.binary(max_size=20))
+def test_odd_error_bodies_never_crash(status: int, body: Any, raw: bytes) -> None:
+    from sluicegate.providers.translate.errors import anthropic_error_to_openai, openai_error_to_anthropic
+    assert openai_error_to_anthropic(status, body, raw)["error"]["message"]
+    assert anthropic_error_to_openai(status, body, raw)["error"]["message"]

@@ -1,0 +1,145 @@
+"""Golden tables: a Chat Completion as an Anthropic Message and back; error envelopes both ways."""
+
+from __future__ import annotations
+
+import anthropic.types
+import openai.types.chat
+import pytest
+
+from sluicegate.providers.translate.chat_to_messages import chat_response_to_message
+from sluicegate.providers.translate.errors import (
+    anthropic_error_to_openai,
+    openai_error_to_anthropic,
+)
+from sluicegate.providers.translate.messages_to_chat import message_to_chat_response
+
+
+def chat(message: dict, finish: str | None, usage: dict | None = None, **choice: object) -> dict:
+    body = {"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "smol",
+            "choices": [{"index": 0, "message": {"role": "assistant", **message}, "finish_reason": finish, **choice}]}
+    if usage is not None:
+        body["usage"] = usage
+    return body
+
+
+USAGE = {"prompt_tokens": 30, "completion_tokens": 7, "total_tokens": 37}
+A_USAGE = {"input_tokens": 30, "output_tokens": 7, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+CALL_OSLO = {"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": '{"city": "Oslo"}'}}
+CALL_ROME = {"id": "call_2", "type": "function", "function": {"name": "weather", "arguments": '{"city": "Rome"}'}}
+
+CHAT_TO_MESSAGE = [
+    ("text, natural end", chat({"content": "Hello."}, "stop", USAGE), (),
+     [{"type": "text", "text": "Hello."}], "end_turn", None, A_USAGE),
+    ("length is max_tokens", chat({"content": "Hel"}, "length", USAGE), (),
+     [{"type": "text", "text": "Hel"}], "max_tokens", None, A_USAGE),
+    ("a matched stop the client sent is stop_sequence", chat({"content": "a"}, "stop", USAGE, stop_reason="END"),
+     ("END",), [{"type": "text", "text": "a"}], "stop_sequence", "END", A_USAGE),
+    ("a stop the client did not send is end_turn", chat({"content": "a"}, "stop", USAGE, stop_reason="</s>"),
+     ("END",), [{"type": "text", "text": "a"}], "end_turn", None, A_USAGE),
+    ("parallel calls: one block each, text first; tool_use even when finish_reason says stop",
+     chat({"content": "Checking.", "tool_calls": [CALL_OSLO, CALL_ROME]}, "stop", USAGE), (),
+     [{"type": "text", "text": "Checking."},
+      {"type": "tool_use", "id": "call_1", "name": "weather", "input": {"city": "Oslo"}},
+      {"type": "tool_use", "id": "call_2", "name": "weather", "input": {"city": "Rome"}}], "tool_use", None, A_USAGE),
+    ("bad JSON arguments kept in _raw, empty ones are {}, a missing id is made up",
+     chat({"content": None, "tool_calls": [
+         {"id": "c", "type": "function", "function": {"name": "f", "arguments": '{"a": 1'}},
+         {"type": "function", "function": {"name": "g", "arguments": ""}},
+         {"id": "d", "type": "function", "function": {"name": "h", "arguments": "[1]"}}]}, "tool_calls", USAGE), (),
+     [{"type": "tool_use", "id": "c", "name": "f", "input": {"_raw": '{"a": 1'}},
+      {"type": "tool_use", "id": "toolu_msg_1_1", "name": "g", "input": {}},
+      {"type": "tool_use", "id": "d", "name": "h", "input": {"_raw": "[1]"}}], "tool_use", None, A_USAGE),
+    ("cached prompt tokens are not input tokens", chat({"content": "x"}, "stop", {
+        "prompt_tokens": 100, "completion_tokens": 2, "prompt_tokens_details": {"cached_tokens": 60}}), (),
+     [{"type": "text", "text": "x"}], "end_turn", None,
+     {"input_tokens": 40, "output_tokens": 2, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 60}),
+    ("no usage: the estimate", chat({"content": "x"}, "stop"), (), [{"type": "text", "text": "x"}], "end_turn", None,
+     {"input_tokens": 12, "output_tokens": 0, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}),
+    ("content filter is a refusal", chat({"content": None, "refusal": "No."}, "content_filter", USAGE), (),
+     [{"type": "text", "text": "No."}], "refusal", None, A_USAGE),
+]
+
+
+@pytest.mark.parametrize("name, body, stops, content, reason, sequence, usage", CHAT_TO_MESSAGE,
+                         ids=[row[0] for row in CHAT_TO_MESSAGE])
+def test_chat_response_to_message(name, body, stops, content, reason, sequence, usage) -> None:
+    message = chat_response_to_message(body, message_id="msg_1", stop_sequences=stops, estimated_input_tokens=12)
+    assert message == {"id": "msg_1", "type": "message", "role": "assistant", "model": "smol", "content": content,
+                       "stop_reason": reason, "stop_sequence": sequence, "usage": usage}
+    anthropic.types.Message.model_validate(message)  # the SDK's own model accepts it
+
+
+def message(content: list, stop_reason: str, usage: dict | None = None) -> dict:
+    return {"id": "msg_9", "type": "message", "role": "assistant", "model": "claude-like", "content": content,
+            "stop_reason": stop_reason, "stop_sequence": None,
+            "usage": usage or {"input_tokens": 20, "output_tokens": 5}}
+
+
+O_USAGE = {"prompt_tokens": 20, "completion_tokens": 5, "total_tokens": 25, "prompt_tokens_details": {"cached_tokens": 0},
+           "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0}
+TOOL_A = {"type": "tool_use", "id": "toolu_a", "name": "weather", "input": {"city": "Oslo"}}
+TOOL_B = {"type": "tool_use", "id": "toolu_b", "name": "time", "input": {}}
+
+MESSAGE_TO_CHAT = [
+    ("end_turn is stop; text blocks joined", message([{"type": "text", "text": "Hel"}, {"type": "text", "text": "lo"}],
+                                                     "end_turn"), "Hello", None, "stop", O_USAGE),
+    ("stop_sequence is stop", message([{"type": "text", "text": "a"}], "stop_sequence"), "a", None, "stop", O_USAGE),
+    ("max_tokens is length", message([{"type": "text", "text": "a"}], "max_tokens"), "a", None, "length", O_USAGE),
+    ("refusal is content_filter", message([], "refusal"), "", None, "content_filter", O_USAGE),
+    ("tool_use blocks are tool calls; thinking dropped",
+     message([{"type": "thinking", "thinking": "hm", "signature": "s"}, TOOL_A, TOOL_B], "tool_use"), None,
+     [{"id": "toolu_a", "type": "function", "function": {"name": "weather", "arguments": '{"city":"Oslo"}'}},
+      {"id": "toolu_b", "type": "function", "function": {"name": "time", "arguments": "{}"}}], "tool_calls", O_USAGE),
+    ("cache tokens counted in prompt tokens and shown",
+     message([{"type": "text", "text": "a"}], "end_turn", {"input_tokens": 5, "output_tokens": 1,
+                                                          "cache_read_input_tokens": 90, "cache_creation_input_tokens": 5}),
+     "a", None, "stop", {"prompt_tokens": 100, "completion_tokens": 1, "total_tokens": 101,
+                         "prompt_tokens_details": {"cached_tokens": 90}, "cache_read_input_tokens": 90,
+                         "cache_creation_input_tokens": 5}),
+]
+
+
+@pytest.mark.parametrize("name, body, content, calls, finish, usage", MESSAGE_TO_CHAT,
+                         ids=[row[0] for row in MESSAGE_TO_CHAT])
+def test_message_to_chat_response(name, body, content, calls, finish, usage) -> None:
+    completion = message_to_chat_response(body, completion_id="chatcmpl-9", created=1700000000)
+    reply = {"role": "assistant", "content": content, **({"tool_calls": calls} if calls else {})}
+    assert completion == {"id": "chatcmpl-9", "object": "chat.completion", "created": 1700000000,
+                          "model": "claude-like", "usage": usage,
+                          "choices": [{"index": 0, "message": reply, "logprobs": None, "finish_reason": finish}]}
+    openai.types.chat.ChatCompletion.model_validate(completion)
+
+
+ANTHROPIC_TYPES = [(400, "invalid_request_error"), (401, "authentication_error"), (403, "permission_error"),
+                   (404, "not_found_error"), (413, "request_too_large"), (429, "rate_limit_error"),
+                   (500, "api_error"), (529, "overloaded_error"), (503, "overloaded_error"),
+                   (422, "invalid_request_error"), (502, "api_error")]
+
+
+@pytest.mark.parametrize("status, error_type", ANTHROPIC_TYPES)
+def test_openai_error_to_anthropic(status: int, error_type: str) -> None:
+    body = {"error": {"message": "model is busy", "type": "whatever", "code": None}}
+    assert openai_error_to_anthropic(status, body) == {
+        "type": "error", "error": {"type": error_type, "message": "model is busy"}}
+
+
+@pytest.mark.parametrize("body, raw, message", [
+    ({"error": "plain text error"}, b"", "plain text error"),
+    ({"detail": "Not Found"}, b"", "Not Found"),
+    (None, b"<html>Bad Gateway</html>", "<html>Bad Gateway</html>"),
+    (None, b"", "upstream returned HTTP 502"),
+])
+def test_error_message_from_odd_bodies(body: object, raw: bytes, message: str) -> None:
+    assert openai_error_to_anthropic(502, body, raw)["error"]["message"] == message
+
+
+@pytest.mark.parametrize("status, anthropic_type, openai_type", [
+    (400, "invalid_request_error", "invalid_request_error"), (401, "authentication_error", "authentication_error"),
+    (429, "rate_limit_error", "rate_limit_error"), (529, "overloaded_error", "server_error"),
+    (500, "api_error", "server_error"), (413, "request_too_large", "invalid_request_error"),
+])
+def test_anthropic_error_to_openai(status: int, anthropic_type: str, openai_type: str) -> None:
+    body = {"type": "error", "error": {"type": anthropic_type, "message": "nope"}}
+    assert anthropic_error_to_openai(status, body) == {
+        "error": {"message": "nope", "type": openai_type, "param": None, "code": None}}
+    assert anthropic_error_to_openai(status, None, b"nope")["error"]["message"] == "nope"

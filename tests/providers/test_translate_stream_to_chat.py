@@ -1,0 +1,105 @@
+"""Anthropic events in, OpenAI chunks out: the real ``openai`` SDK reads the translated bytes."""
+
+from __future__ import annotations
+
+import openai
+import pytest
+
+from sluicegate.providers.translate.frames import DONE
+from sluicegate.providers.translate.stream_messages_to_chat import MessagesToChatStream
+from tests.providers.streams import decode, openai_sdk_chunks, openai_sdk_completion
+
+START = {"type": "message_start", "message": {
+    "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-like", "content": [],
+    "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 21, "output_tokens": 1}}}
+
+
+def block_start(index: int, block: dict) -> dict:
+    return {"type": "content_block_start", "index": index, "content_block": block}
+
+
+def text(index: int, value: str) -> dict:
+    return {"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": value}}
+
+
+def json_delta(index: int, value: str) -> dict:
+    return {"type": "content_block_delta", "index": index, "delta": {"type": "input_json_delta", "partial_json": value}}
+
+
+def stop(index: int) -> dict:
+    return {"type": "content_block_stop", "index": index}
+
+
+def end(reason: str, output_tokens: int = 6) -> list[dict]:
+    return [{"type": "message_delta", "delta": {"stop_reason": reason, "stop_sequence": None},
+             "usage": {"output_tokens": output_tokens}}, {"type": "message_stop"}]
+
+
+def translate(events: list[dict], include_usage: bool = False) -> tuple[MessagesToChatStream, list[bytes]]:
+    stream = MessagesToChatStream(completion_id="chatcmpl-1", created=1700000000, include_usage=include_usage)
+    frames = [frame for event in events for frame in stream.feed(event)]
+    return stream, frames + stream.finish()
+
+
+def test_text_stream_with_usage_and_done() -> None:
+    stream, frames = translate([START, {"type": "ping"}, block_start(0, {"type": "text", "text": ""}),
+                                text(0, "Hel"), {"type": "ping"}, text(0, "lo"), stop(0), *end("end_turn")],
+                               include_usage=True)
+    assert decode(frames)[-1] == (None, DONE)
+    chunks = openai_sdk_chunks(frames)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Hello"
+    assert chunks[0].choices[0].delta.role == "assistant" and chunks[0].model == "claude-like"
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["stop"]
+    assert chunks[-1].choices == [] and chunks[-1].usage.prompt_tokens == 21
+    assert chunks[-1].usage.completion_tokens == 6 and stream.usage["total_tokens"] == 27
+    assert len(chunks) == 5  # role, Hel, lo, finish, usage: the pings left no trace
+
+
+def test_parallel_tool_use_blocks_become_indexed_tool_calls() -> None:
+    _, frames = translate([
+        START, block_start(0, {"type": "text", "text": ""}), text(0, "Checking."), stop(0),
+        block_start(1, {"type": "tool_use", "id": "toolu_a", "name": "weather", "input": {}}),
+        json_delta(1, '{"city": '), json_delta(1, '"Oslo"}'), stop(1),
+        block_start(2, {"type": "tool_use", "id": "toolu_b", "name": "time", "input": {}}), stop(2),
+        *end("tool_use")])
+    calls: dict[int, dict] = {}
+    chunks = openai_sdk_chunks(frames)
+    for chunk in chunks:
+        for call in (chunk.choices[0].delta.tool_calls or []) if chunk.choices else []:
+            entry = calls.setdefault(call.index, {"id": call.id, "name": call.function.name, "arguments": ""})
+            entry["arguments"] += call.function.arguments or ""
+    assert calls == {0: {"id": "toolu_a", "name": "weather", "arguments": '{"city": "Oslo"}'},
+                     1: {"id": "toolu_b", "name": "time", "arguments": "{}"}}  # no arguments is "{}", not ""
+    assert chunks[-1].choices[0].finish_reason == "tool_calls"
+    final = openai_sdk_completion(frames)["choices"][0]
+    assert final["finish_reason"] == "tool_calls" and final["message"]["content"] == "Checking."
+    assert [c["function"] for c in final["message"]["tool_calls"]] == [
+        {"name": "weather", "arguments": '{"city": "Oslo"}'}, {"name": "time", "arguments": "{}"}]
+
+
+@pytest.mark.parametrize("reason, finish", [("max_tokens", "length"), ("stop_sequence", "stop"),
+                                            ("refusal", "content_filter"), ("end_turn", "stop")])
+def test_stop_reason_to_finish_reason(reason: str, finish: str) -> None:
+    _, frames = translate([START, block_start(0, {"type": "text", "text": ""}), text(0, "a"), stop(0), *end(reason)])
+    assert openai_sdk_chunks(frames)[-1].choices[0].finish_reason == finish
+
+
+def test_error_event_becomes_an_error_the_sdk_raises() -> None:
+    _, frames = translate([START, block_start(0, {"type": "text", "text": ""}), text(0, "Hel"),
+                           {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}])
+    assert decode(frames)[-1] == (None, {"error": {"message": "Overloaded", "type": "server_error",
+                                                   "param": None, "code": None}})
+    with pytest.raises(openai.APIError, match="Overloaded"):
+        openai_sdk_chunks(frames)
+
+
+def test_a_stream_cut_before_message_stop_is_an_error_not_a_clean_end() -> None:
+    _, frames = translate([START, block_start(0, {"type": "text", "text": ""}), text(0, "Hel")])
+    assert all(data is not DONE for _, data in decode(frames))
+    with pytest.raises(openai.APIError, match="before message_stop"):
+        openai_sdk_chunks(frames)
+
+
+def test_after_the_end_nothing_more() -> None:
+    stream, _ = translate([START, *end("end_turn")])
+    assert stream.closed and stream.feed(text(0, "late")) == [] and stream.fail("x") == []
