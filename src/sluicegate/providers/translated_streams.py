@@ -1,0 +1,191 @@
+"""Stream decoders (contract.StreamDecoder) for the streams that cross the two APIs, and Anthropic's relay.
+
+- ``ChatToMessagesDecoder``: an OpenAI-spec upstream's chunks as Anthropic events (a /v1/messages client);
+- ``MessagesToChatDecoder``: an Anthropic-spec upstream's events as OpenAI chunks (a /v1/chat/completions
+  client);
+- ``AnthropicRelay``: an Anthropic stream relayed byte for byte to an Anthropic client.
+
+The first-event rule is the translators' ``started``: until the state machine has produced its first event
+(``message_start`` / the role chunk) an upstream error is a FAILED start that may be retried or fall back;
+after it, any failure ends the client's stream with the error event of its API, never a clean end.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from .contract import FAILED, PENDING, STARTED, MeasuredUsage
+from .translate.errors import error_message
+from .translate.frames import DONE, SSEDecoder, anthropic_frame
+from .translate.stream_chat_to_messages import ChatToMessagesStream
+from .translate.stream_messages_to_chat import MessagesToChatStream
+
+_CLOSED_EARLY = "upstream closed the stream before it finished"
+_ERROR_EVENT = b"event: error"
+_TAIL = 256  # enough bytes to see the last event's name at the end of what was relayed
+
+
+class _Machine(Protocol):
+    started: bool
+    closed: bool
+
+    def feed(self, chunk: Any) -> list[bytes]: ...
+    def finish(self) -> list[bytes]: ...
+    def fail(self, message: str, error_type: str = ...) -> list[bytes]: ...
+
+
+class _Translated:
+    """Shared mechanics: SSE in, the state machine's frames out; remembers why it closed on an error."""
+
+    _error_type = "api_error"  # the client API's type for a stream the gateway ends with an error
+
+    def __init__(self, machine: _Machine) -> None:
+        self._machine = machine
+        self._sse = SSEDecoder()
+        self._held: list[bytes] = []
+        self._failure: str | None = None
+        self.content_events = 0  # upstream events with generated content (a completion estimate)
+
+    def _push(self, chunk: bytes) -> list[bytes]:
+        frames: list[bytes] = []
+        for name, data in self._sse.push(chunk):
+            if self._machine.closed:
+                break
+            if data is DONE:
+                frames += self._machine.finish()
+                continue
+            error = self._error_of(name, data)
+            if error is not None:
+                self._failure = error
+            elif self._has_content(data):
+                self.content_events += 1
+            frames += self._machine.feed(data)
+        return frames
+
+    def _error_of(self, name: str | None, data: object) -> str | None:
+        raise NotImplementedError
+
+    def _has_content(self, data: object) -> bool:
+        raise NotImplementedError
+
+    def opening(self, chunk: bytes) -> tuple[str, str | None]:
+        self._held += self._push(chunk)
+        if self._failure is not None and not self._machine.started:
+            return FAILED, self._failure
+        return (STARTED, None) if self._machine.started or self._machine.closed else (PENDING, None)
+
+    def head(self) -> bytes:
+        head, self._held = b"".join(self._held), []
+        return head
+
+    def relay(self, chunk: bytes) -> bytes:
+        return b"".join(self._push(chunk))
+
+    def end_failure(self) -> str | None:
+        """The upstream stopped: a machine still open never saw its clean end ([DONE] / message_stop)."""
+        if self._machine.closed:
+            return self._failure  # None: a clean end; else the error event already went to the client
+        return _CLOSED_EARLY
+
+    def error_event(self, message: str, error_type: str) -> bytes:
+        return b"".join(self._machine.fail(message, self._error_type))  # nothing when already closed
+
+
+class ChatToMessagesDecoder(_Translated):
+    """An OpenAI stream to an Anthropic client. EOF without ``data: [DONE]`` is a failure."""
+
+    def __init__(self, machine: ChatToMessagesStream) -> None:
+        super().__init__(machine)
+        self._stream = machine
+
+    def _error_of(self, name: str | None, data: object) -> str | None:
+        if isinstance(data, dict) and data.get("error"):
+            return error_message(data)
+        return None
+
+    def _has_content(self, data: object) -> bool:
+        choices = data.get("choices") if isinstance(data, dict) else None
+        for choice in choices if isinstance(choices, list) else ():
+            delta = choice.get("delta") if isinstance(choice, dict) else None
+            if isinstance(delta, dict) and (delta.get("content") or delta.get("tool_calls")):
+                return True
+        return False
+
+    def measured_usage(self) -> MeasuredUsage | None:
+        usage = self._stream.usage
+        estimated = bool(usage.get("input_tokens_estimated"))
+        completion = usage.get("output_tokens") or 0
+        if estimated and not completion:
+            completion = self.content_events  # about one token per content event
+        prompt = usage.get("input_tokens", 0) + usage.get("cache_read_input_tokens", 0)
+        return MeasuredUsage(prompt, completion, estimated)
+
+
+class MessagesToChatDecoder(_Translated):
+    """An Anthropic stream to an OpenAI client. EOF before ``message_stop`` is a failure."""
+
+    _error_type = "server_error"
+
+    def __init__(self, machine: MessagesToChatStream) -> None:
+        super().__init__(machine)
+        self._stream = machine
+
+    def _error_of(self, name: str | None, data: object) -> str | None:
+        if isinstance(data, dict) and data.get("type") == "error":
+            return error_message(data)
+        return None
+
+    def _has_content(self, data: object) -> bool:
+        return isinstance(data, dict) and data.get("type") == "content_block_delta"
+
+    def measured_usage(self) -> MeasuredUsage | None:
+        usage = self._stream.usage
+        return MeasuredUsage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
+
+
+class AnthropicRelay:
+    """An Anthropic stream relayed as is. Its start is judged like the translators': ``message_start``
+    starts it, an ``error`` event before it fails it; the end is clean when ``message_stop`` was relayed."""
+
+    __slots__ = ("_held", "_sse", "_tail", "_error_seen")
+
+    def __init__(self) -> None:
+        self._held = b""
+        self._sse = SSEDecoder()
+        self._tail = b""
+        self._error_seen = False
+
+    def opening(self, chunk: bytes) -> tuple[str, str | None]:
+        self._held += chunk
+        for name, data in self._sse.push(chunk):
+            kind = data.get("type") if isinstance(data, dict) else name
+            if kind == "error" or name == "error":
+                return FAILED, error_message(data)
+            if kind in ("message_start", "content_block_start", "content_block_delta", "message_stop"):
+                return STARTED, None
+        return PENDING, None
+
+    def head(self) -> bytes:
+        self._error_seen = _ERROR_EVENT in self._held
+        self._tail = self._held[-_TAIL:]
+        return self._held
+
+    def relay(self, chunk: bytes) -> bytes:
+        window = self._tail + chunk  # an event name split across two reads is still seen
+        if _ERROR_EVENT in window:
+            self._error_seen = True
+        self._tail = window[-_TAIL:]
+        return chunk
+
+    def end_failure(self) -> str | None:
+        if self._error_seen:
+            return "upstream sent an error event"
+        return None if b"message_stop" in self._tail else _CLOSED_EARLY
+
+    def error_event(self, message: str, error_type: str) -> bytes:
+        if self._error_seen:
+            return b""  # the upstream's own error event already told the client
+        return anthropic_frame({"type": "error", "error": {"type": "api_error", "message": message}})
+
+    def measured_usage(self) -> MeasuredUsage | None:
+        return None

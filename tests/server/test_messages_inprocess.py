@@ -1,0 +1,328 @@
+"""/v1/messages and /v1/chat/completions across the two specs, in-process: build_app on a fake transport.
+
+What the upstream receives (path, translated body, credential and protocol headers), what the client gets
+(translated answers, streams, errors in the envelope of the endpoint it called), fallbacks across specs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, AsyncIterator
+
+import orjson
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from sluicegate.app import build_app
+from sluicegate.providers.translate.frames import SSEDecoder
+from sluicegate.settings import Settings
+from tests.fakes.transport import (FakeResponse, FakeTransport, chat_completion, content_chunk, json_response,
+                                   refused, sse_response)
+from tests.inprocess import HOST
+
+OPENAI = {"x-portkey-provider": "openai", "x-portkey-custom-host": HOST, "x-api-key": "sk-ant-secret-1"}
+ANTHROPIC = {"x-portkey-provider": "anthropic", "x-portkey-custom-host": HOST, "x-api-key": "sk-ant-secret-1",
+             "anthropic-version": "2023-06-01"}
+MESSAGES = {"model": "m", "max_tokens": 64, "system": "be brief",
+            "messages": [{"role": "user", "content": "hi"}]}
+CHAT = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+
+
+def message(text: str = "hello", **extra: Any) -> dict[str, Any]:
+    return {"id": "msg_up", "type": "message", "role": "assistant", "model": "claude-x",
+            "content": [{"type": "text", "text": text}], "stop_reason": "end_turn", "stop_sequence": None,
+            "usage": {"input_tokens": 11, "output_tokens": 4}, **extra}
+
+
+def anthropic_events(text: str = "hello there") -> list[dict[str, Any]]:
+    words = text.split(" ")
+    return [
+        {"type": "message_start", "message": {**message(""), "content": [], "usage": {"input_tokens": 9,
+                                                                                      "output_tokens": 1}}},
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        {"type": "ping"},
+        *({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": w + " "}}
+          for w in words),
+        {"type": "content_block_stop", "index": 0},
+        {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+         "usage": {"output_tokens": 7}},
+        {"type": "message_stop"},
+    ]
+
+
+def anthropic_sse(*events: Any) -> FakeResponse:
+    body = [(b"event: " + e["type"].encode() + b"\ndata: " + orjson.dumps(e) + b"\n\n") if isinstance(e, dict)
+            else e for e in events]
+    return FakeResponse(200, [("content-type", "text/event-stream")], body)
+
+
+def events_of(raw: bytes) -> list[tuple[str | None, Any]]:
+    return SSEDecoder().push(raw)
+
+
+@pytest.fixture
+async def client_for(tmp_path) -> AsyncIterator:
+    clients: list[TestClient] = []
+
+    async def make(transport: FakeTransport, **settings: Any) -> TestClient:
+        app = build_app(Settings(data_dir=tmp_path, admin_token="t" * 32, **settings), transport=transport)
+        client = TestClient(TestServer(app, host="127.0.0.1"))
+        await client.start_server()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.close()
+
+
+async def test_messages_to_an_openai_target_are_translated_both_ways(client_for):
+    transport = FakeTransport(script=[json_response(chat_completion("hello"))])
+    client = await client_for(transport)
+    response = await client.post("/v1/messages", json=MESSAGES, headers=OPENAI)
+    assert response.status == 200
+    body = await response.json()
+    assert body["type"] == "message" and body["content"] == [{"type": "text", "text": "hello"}]
+    assert body["stop_reason"] == "end_turn" and body["usage"]["input_tokens"] == 5
+    assert body["id"] == "msg_" + response.headers["x-portkey-trace-id"]
+    sent = transport.sent[0]
+    assert sent.url == HOST + "/chat/completions"
+    assert sent.json() == {"model": "m", "max_tokens": 64, "messages": [
+        {"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]}
+    assert sent.headers["authorization"] == "Bearer sk-ant-secret-1"
+    assert "x-api-key" not in sent.headers and "anthropic-version" not in sent.headers
+
+
+async def test_messages_to_an_anthropic_target_are_relayed_as_is(client_for):
+    transport = FakeTransport(script=[json_response(message())])
+    client = await client_for(transport)
+    raw = orjson.dumps({**MESSAGES, "thinking": {"type": "enabled", "budget_tokens": 10}})
+    response = await client.post("/v1/messages", data=raw, headers={
+        **ANTHROPIC, "content-type": "application/json", "anthropic-beta": "tools-2024-04-04"})
+    assert response.status == 200 and await response.json() == message()
+    sent = transport.sent[0]
+    assert sent.url == HOST + "/messages" and sent.body == raw
+    assert sent.headers["x-api-key"] == "sk-ant-secret-1"
+    assert sent.headers["anthropic-version"] == "2023-06-01"
+    assert sent.headers["anthropic-beta"] == "tools-2024-04-04"
+    assert "authorization" not in sent.headers
+
+
+async def test_anthropic_version_defaults_and_a_bearer_credential_becomes_x_api_key(client_for):
+    transport = FakeTransport(script=[json_response(message())])
+    client = await client_for(transport)
+    headers = {"x-portkey-provider": "anthropic", "x-portkey-custom-host": HOST, "authorization": "Bearer sk-b"}
+    response = await client.post("/v1/chat/completions", json=CHAT, headers=headers)
+    assert response.status == 200
+    sent = transport.sent[0]
+    assert sent.headers["anthropic-version"] == "2023-06-01" and sent.headers["x-api-key"] == "sk-b"
+    assert "authorization" not in sent.headers and "anthropic-beta" not in sent.headers
+
+
+async def test_the_default_base_url_of_anthropic_is_configurable(client_for):
+    transport = FakeTransport(script=[json_response(message())])
+    client = await client_for(transport, provider_base_urls={"anthropic": "http://127.0.0.1:9/anthropic/v1"})
+    headers = {"x-portkey-provider": "anthropic", "x-api-key": "k"}
+    response = await client.post("/v1/messages", json=MESSAGES, headers=headers)
+    assert response.status == 200
+    assert transport.sent[0].url == "http://127.0.0.1:9/anthropic/v1/messages"
+
+
+async def test_chat_to_an_anthropic_target_is_translated_both_ways(client_for):
+    transport = FakeTransport(script=[json_response(message("bonjour"))])
+    client = await client_for(transport)
+    headers = {"x-portkey-provider": "anthropic", "x-portkey-custom-host": HOST, "authorization": "Bearer k"}
+    body = {**CHAT, "messages": [{"role": "system", "content": "s"}, *CHAT["messages"]], "stop": "END"}
+    response = await client.post("/v1/chat/completions", json=body, headers=headers)
+    answer = await response.json()
+    assert answer["object"] == "chat.completion" and answer["choices"][0]["message"]["content"] == "bonjour"
+    assert answer["usage"]["prompt_tokens"] == 11 and answer["usage"]["completion_tokens"] == 4
+    assert transport.sent[0].url == HOST + "/messages"
+    assert transport.sent[0].json() == {"model": "m", "max_tokens": 4096, "system": "s", "stop_sequences": ["END"],
+                                        "messages": [{"role": "user", "content": "hi"}]}
+
+
+async def test_a_streamed_chat_over_an_anthropic_target(client_for):
+    transport = FakeTransport(script=[anthropic_sse(*anthropic_events("one two"))])
+    client = await client_for(transport)
+    headers = {"x-portkey-provider": "anthropic", "x-portkey-custom-host": HOST, "authorization": "Bearer k"}
+    body = {**CHAT, "stream": True, "stream_options": {"include_usage": True}}
+    response = await client.post("/v1/chat/completions", json=body, headers=headers)
+    chunks = [data for _, data in events_of(await response.read())]
+    assert chunks[-1] is not None and chunks[-2]["usage"]["completion_tokens"] == 7
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks[:-2] if c["choices"])
+    assert text == "one two "
+
+
+async def test_a_streamed_message_over_an_openai_target(client_for):
+    chunks = [{"id": "c", "model": "up", "choices": [{"index": 0, "delta": {"role": "assistant"}}]},
+              content_chunk("hel"), content_chunk("lo"),
+              {"id": "c", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+              {"id": "c", "choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": 2}}, "[DONE]"]
+    transport = FakeTransport(script=[sse_response(*chunks)])
+    client = await client_for(transport)
+    response = await client.post("/v1/messages", json={**MESSAGES, "stream": True}, headers=OPENAI)
+    assert response.status == 200 and response.headers["content-type"].startswith("text/event-stream")
+    events = events_of(await response.read())
+    assert [name for name, _ in events] == [
+        "message_start", "content_block_start", "content_block_delta", "content_block_delta",
+        "content_block_stop", "message_delta", "message_stop"]
+    assert events[5][1]["usage"] == {"output_tokens": 2, "input_tokens": 12, "cache_read_input_tokens": 0}
+    assert transport.sent[0].json()["stream_options"] == {"include_usage": True}
+
+
+async def test_an_openai_stream_cut_without_done_ends_with_an_error_event(client_for):
+    transport = FakeTransport(script=[sse_response(content_chunk("partial"))])
+    client = await client_for(transport)
+    response = await client.post("/v1/messages", json={**MESSAGES, "stream": True}, headers=OPENAI)
+    events = events_of(await response.read())
+    assert events[0][0] == "message_start" and events[-1][0] == "error"
+    assert "message_stop" not in [name for name, _ in events]
+
+
+async def test_an_anthropic_stream_cut_before_message_stop_ends_with_an_error_chunk(client_for):
+    transport = FakeTransport(script=[anthropic_sse(*anthropic_events()[:4])])
+    client = await client_for(transport)
+    headers = {"x-portkey-provider": "anthropic", "x-portkey-custom-host": HOST}
+    response = await client.post("/v1/chat/completions", json={**CHAT, "stream": True}, headers=headers)
+    raw = await response.read()
+    assert b"[DONE]" not in raw and events_of(raw)[-1][1]["error"]["type"] == "server_error"
+
+
+async def test_a_relayed_anthropic_stream_cut_early_ends_with_an_error_event(client_for):
+    transport = FakeTransport(script=[anthropic_sse(*anthropic_events()[:4])])
+    client = await client_for(transport)
+    response = await client.post("/v1/messages", json={**MESSAGES, "stream": True}, headers=ANTHROPIC)
+    events = events_of(await response.read())
+    assert [n for n, _ in events][:2] == ["message_start", "content_block_start"] and events[-1][0] == "error"
+
+
+def fallback(first: dict[str, Any], second: dict[str, Any]) -> dict[str, str]:
+    return {"x-portkey-config": orjson.dumps({"strategy": {"mode": "fallback"}, "targets": [first, second]}).decode()}
+
+
+OPENAI_TARGET = {"provider": "openai", "api_key": "sk-o", "custom_host": HOST}
+ANTHROPIC_TARGET = {"provider": "anthropic", "api_key": "sk-a", "custom_host": "http://127.0.0.1:9/a/v1"}
+
+
+async def test_messages_fall_back_from_an_anthropic_target_to_an_openai_one(client_for):
+    transport = FakeTransport(script=[json_response({"type": "error", "error": {"type": "overloaded_error",
+                                                                                 "message": "busy"}}, 529),
+                                      json_response(chat_completion("from openai"))])
+    client = await client_for(transport)
+    response = await client.post("/v1/messages", json=MESSAGES, headers=fallback(ANTHROPIC_TARGET, OPENAI_TARGET))
+    assert response.status == 200 and (await response.json())["content"][0]["text"] == "from openai"
+    assert [s.url for s in transport.sent] == ["http://127.0.0.1:9/a/v1/messages", HOST + "/chat/completions"]
+    assert transport.sent[0].headers["x-api-key"] == "sk-a"
+    assert transport.sent[1].headers["authorization"] == "Bearer sk-o"
+    assert response.headers["x-portkey-last-used-option-index"] == "config.targets[1]"
+
+
+async def test_a_stream_failing_before_its_start_falls_back_across_specs(client_for):
+    error_first = sse_response({"error": {"message": "model loading", "code": 503}})
+    transport = FakeTransport(script=[error_first, anthropic_sse(*anthropic_events("ok then"))])
+    client = await client_for(transport)
+    response = await client.post("/v1/chat/completions", json={**CHAT, "stream": True},
+                                 headers=fallback(OPENAI_TARGET, ANTHROPIC_TARGET))
+    raw = await response.read()
+    assert response.status == 200 and raw.endswith(b"data: [DONE]\n\n") and b"ok then" not in raw
+    assert "".join(c["choices"][0]["delta"].get("content") or "" for _, c in events_of(raw)[:-1]
+                   if isinstance(c, dict) and c.get("choices")) == "ok then "
+
+
+async def test_chat_falls_back_from_an_openai_target_to_an_anthropic_one(client_for):
+    transport = FakeTransport(script=[refused(), json_response(message("from anthropic"))])
+    client = await client_for(transport)
+    response = await client.post("/v1/chat/completions", json=CHAT, headers=fallback(OPENAI_TARGET, ANTHROPIC_TARGET))
+    assert response.status == 200
+    assert (await response.json())["choices"][0]["message"]["content"] == "from anthropic"
+
+
+async def test_count_tokens_is_estimated_for_an_openai_target_and_relayed_for_an_anthropic_one(client_for):
+    transport = FakeTransport(script=[json_response({"input_tokens": 42})])
+    client = await client_for(transport)
+    body = {"model": "m", "messages": [{"role": "user", "content": "x" * 400}]}
+    estimated = await client.post("/v1/messages/count_tokens", json=body, headers=OPENAI)
+    assert estimated.status == 200 and await estimated.json() == {"input_tokens": 104}
+    assert transport.sent == []
+    relayed = await client.post("/v1/messages/count_tokens", json=body, headers=ANTHROPIC)
+    assert await relayed.json() == {"input_tokens": 42}
+    assert transport.sent[0].url == HOST + "/messages/count_tokens"
+
+
+@pytest.mark.parametrize(("status", "kind"), [(400, "invalid_request_error"), (401, "authentication_error"),
+                                              (429, "rate_limit_error"), (500, "api_error")])
+async def test_openai_upstream_errors_reach_a_messages_client_in_anthropic_s_envelope(client_for, status, kind):
+    transport = FakeTransport(script=[json_response({"error": {"message": "nope", "type": "x"}}, status)])
+    client = await client_for(transport)
+    response = await client.post("/v1/messages", json=MESSAGES, headers=OPENAI)
+    assert response.status == status
+    assert await response.json() == {"type": "error", "error": {"type": kind, "message": "nope"}}
+
+
+async def test_anthropic_upstream_errors_reach_a_chat_client_in_the_openai_envelope(client_for):
+    error = {"type": "error", "error": {"type": "rate_limit_error", "message": "slow down"}}
+    transport = FakeTransport(script=[json_response(error, 429)])
+    client = await client_for(transport)
+    headers = {"x-portkey-provider": "anthropic", "x-portkey-custom-host": HOST}
+    response = await client.post("/v1/chat/completions", json=CHAT, headers=headers)
+    body = await response.json()
+    assert response.status == 429 and body["error"]["type"] == "rate_limit_error"
+    assert body["error"]["message"] == "anthropic error: slow down"
+
+
+async def test_gateway_failures_on_messages_are_in_anthropic_s_envelope(client_for):
+    client = await client_for(FakeTransport(script=[refused()]))
+    unreachable = await client.post("/v1/messages", json=MESSAGES, headers=OPENAI)
+    assert unreachable.status == 502
+    body = await unreachable.json()
+    assert body["type"] == "error" and body["error"]["type"] == "api_error"
+    assert "Could not connect" in body["error"]["message"]
+    refused_here = await client.post("/v1/messages", json=MESSAGES)
+    assert refused_here.status == 400
+    assert (await refused_here.json())["error"]["type"] == "invalid_request_error"
+
+
+async def test_an_untranslatable_request_is_a_400_in_the_client_s_envelope(client_for):
+    transport = FakeTransport()
+    client = await client_for(transport)
+    server_tool = {**MESSAGES, "tools": [{"type": "web_search_20250305", "name": "web_search"}]}
+    response = await client.post("/v1/messages", json=server_tool, headers=OPENAI)
+    assert response.status == 400
+    assert (await response.json())["error"]["type"] == "invalid_request_error"
+    headers = {"x-portkey-provider": "anthropic", "x-portkey-custom-host": HOST}
+    chat = await client.post("/v1/chat/completions", json={**CHAT, "n": 2}, headers=headers)
+    assert chat.status == 400 and (await chat.json())["status"] == "failure"
+    assert transport.sent == []
+
+
+@pytest.mark.parametrize("body", [
+    b"", b"not json", b"[1]", b'{"model": "m", "max_tokens": 5}',
+    b'{"model": "m", "max_tokens": 5, "messages": []}',
+    b'{"model": "m", "max_tokens": 5, "messages": ["hi"]}',
+    b'{"model": "m", "max_tokens": 5, "messages": [{"role": "system", "content": "x"}]}',
+    b'{"model": "m", "max_tokens": 5, "messages": [{"role": "user"}]}',
+    b'{"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": 5}]}',
+    b'{"model": "m", "messages": [{"role": "user", "content": "x"}]}',
+    b'{"model": "m", "max_tokens": "5", "messages": [{"role": "user", "content": "x"}]}',
+    b'{"model": "m", "max_tokens": 0, "messages": [{"role": "user", "content": "x"}]}',
+    b'{"model": 5, "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}',
+    b'{"model": "m", "max_tokens": 5, "stream": "yes", "messages": [{"role": "user", "content": "x"}]}',
+    b'{"model": "m", "max_tokens": 5, "system": 5, "messages": [{"role": "user", "content": "x"}]}',
+    b'{"model": "m", "max_tokens": 5, "tools": {}, "messages": [{"role": "user", "content": "x"}]}',
+    b'{"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "image"}]}]}',
+    b'{"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [5]}]}',
+])
+@pytest.mark.parametrize("target", ["openai", "anthropic"])
+async def test_malformed_messages_get_a_4xx_in_anthropic_s_envelope(client_for, body, target):
+    transport = FakeTransport(handler=lambda sent: json_response(message()))
+    client = await client_for(transport)
+    headers = {**(OPENAI if target == "openai" else ANTHROPIC), "content-type": "application/json"}
+    response = await client.post("/v1/messages", data=body, headers=headers)
+    answer = await response.json()
+    if target == "anthropic" and transport.sent:  # block-level checks are the Anthropic server's own
+        assert body.endswith(b"]}]}") and response.status == 200
+        return
+    assert 400 <= response.status < 500, answer
+    assert answer["type"] == "error" and answer["error"]["type"] == "invalid_request_error"
+    assert isinstance(answer["error"]["message"], str) and answer["error"]["message"]
+    assert transport.sent == []
