@@ -326,3 +326,34 @@ async def test_malformed_messages_get_a_4xx_in_anthropic_s_envelope(client_for, 
     assert answer["type"] == "error" and answer["error"]["type"] == "invalid_request_error"
     assert isinstance(answer["error"]["message"], str) and answer["error"]["message"]
     assert transport.sent == []
+
+
+async def test_conditional_routing_and_retries_across_specs(client_for):
+    def answer(sent):
+        if sent.url.endswith("/chat/completions"):
+            return json_response(chat_completion("openai side"))
+        return json_response(message("anthropic side"))
+
+    transport = FakeTransport(handler=answer)
+    client = await client_for(transport)
+    conditional = {"strategy": {"mode": "conditional", "conditions": [
+        {"query": {"metadata.tier": {"$eq": "gold"}}, "then": "claude"}], "default": "oai"},
+        "targets": [{**ANTHROPIC_TARGET, "name": "claude"}, {**OPENAI_TARGET, "name": "oai"}]}
+    headers = {"x-portkey-config": orjson.dumps(conditional).decode()}
+    for tier, text in (("gold", "anthropic side"), ("free", "openai side")):
+        meta = {**headers, "x-portkey-metadata": orjson.dumps({"tier": tier}).decode()}
+        via_messages = await client.post("/v1/messages", json=MESSAGES, headers=meta)
+        assert (await via_messages.json())["content"][0]["text"] == text
+        via_chat = await client.post("/v1/chat/completions", json=CHAT, headers=meta)
+        assert (await via_chat.json())["choices"][0]["message"]["content"] == text
+
+
+async def test_retries_on_an_anthropic_target_then_success(client_for):
+    busy = {"type": "error", "error": {"type": "overloaded_error", "message": "busy"}}
+    transport = FakeTransport(script=[json_response(busy, 529), json_response(message("second try"))])
+    client = await client_for(transport)
+    target = {**ANTHROPIC_TARGET, "retry": {"attempts": 2, "on_status_codes": [529]}}
+    response = await client.post("/v1/chat/completions", json=CHAT,
+                                 headers={"x-portkey-config": orjson.dumps(target).decode()})
+    assert response.status == 200 and response.headers["x-portkey-retry-attempt-count"] == "1"
+    assert (await response.json())["choices"][0]["message"]["content"] == "second try"
