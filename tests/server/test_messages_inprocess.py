@@ -357,3 +357,44 @@ async def test_retries_on_an_anthropic_target_then_success(client_for):
                                  headers={"x-portkey-config": orjson.dumps(target).decode()})
     assert response.status == 200 and response.headers["x-portkey-retry-attempt-count"] == "1"
     assert (await response.json())["choices"][0]["message"]["content"] == "second try"
+
+
+async def test_the_first_event_rule_role_chunk_then_error_still_falls_back(client_for):
+    """As on the OpenAI relay: a stream that failed before its first content has shown the client nothing."""
+    role_then_error = sse_response({"id": "c", "choices": [{"index": 0, "delta": {"role": "assistant"}}]},
+                                   {"error": {"message": "out of memory"}})
+    transport = FakeTransport(script=[role_then_error, anthropic_sse(*anthropic_events("rescued"))])
+    client = await client_for(transport)
+    response = await client.post("/v1/messages", json={**MESSAGES, "stream": True},
+                                 headers=fallback(OPENAI_TARGET, ANTHROPIC_TARGET))
+    events = events_of(await response.read())
+    assert response.headers["x-portkey-last-used-option-index"] == "config.targets[1]"
+    assert [name for name, _ in events].count("message_start") == 1 and events[-1][0] == "message_stop"
+    assert "error" not in [name for name, _ in events]
+
+
+async def test_an_anthropic_stream_failing_after_message_start_only_falls_back(client_for):
+    start_then_error = anthropic_sse(anthropic_events()[0], {"type": "error", "error": {
+        "type": "overloaded_error", "message": "Overloaded"}})
+    transport = FakeTransport(script=[start_then_error, json_response(chat_completion("plan b"))])
+    client = await client_for(transport)
+    response = await client.post("/v1/messages", json=MESSAGES, headers=fallback(ANTHROPIC_TARGET, OPENAI_TARGET))
+    assert response.status == 200 and (await response.json())["content"][0]["text"] == "plan b"
+
+
+async def test_an_error_event_after_the_start_is_relayed_once(client_for):
+    error = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+    transport = FakeTransport(script=[anthropic_sse(*anthropic_events()[:4], error)])
+    client = await client_for(transport)
+    response = await client.post("/v1/messages", json={**MESSAGES, "stream": True}, headers=ANTHROPIC)
+    names = [name for name, _ in events_of(await response.read())]
+    assert names[-1] == "error" and names.count("error") == 1
+
+
+async def test_an_error_chunk_after_the_start_gives_one_error_event(client_for):
+    stream = sse_response(content_chunk("some"), {"error": {"message": "boom", "code": 500}}, content_chunk("x"))
+    client = await client_for(FakeTransport(script=[stream]))
+    response = await client.post("/v1/messages", json={**MESSAGES, "stream": True}, headers=OPENAI)
+    events = events_of(await response.read())
+    assert [name for name, _ in events].count("error") == 1 and events[-1] == (
+        "error", {"type": "error", "error": {"type": "api_error", "message": "boom"}})

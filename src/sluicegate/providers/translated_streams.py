@@ -5,15 +5,19 @@
   client);
 - ``AnthropicRelay``: an Anthropic stream relayed byte for byte to an Anthropic client.
 
-The first-event rule is the translators' ``started``: until the state machine has produced its first event
-(``message_start`` / the role chunk) an upstream error is a FAILED start that may be retried or fall back;
-after it, any failure ends the client's stream with the error event of its API, never a clean end.
+The first-event rule is the one of the OpenAI relay (``openai.PassthroughStream``): the translated start
+is held back until the upstream's first event with content (text, a tool call, a finish, usage; for an
+Anthropic upstream a content delta or the message's end) or its clean end, and the state machine has
+started (``started``: ``message_start`` or the role chunk is out). Until then an upstream error is a FAILED
+start that may be retried or fall back, since the client has seen nothing; after it, any failure ends the
+client's stream with the error event of its API, never a clean end.
 """
 
 from __future__ import annotations
 
 from typing import Any, Protocol
 
+from . import sse
 from .contract import FAILED, PENDING, STARTED, MeasuredUsage
 from .translate.errors import error_message
 from .translate.frames import DONE, SSEDecoder, anthropic_frame
@@ -44,7 +48,8 @@ class _Translated:
         self._sse = SSEDecoder()
         self._held: list[bytes] = []
         self._failure: str | None = None
-        self.content_events = 0  # upstream events with generated content (a completion estimate)
+        self._content_seen = False
+        self.content_events = 0  # upstream events with generated text (a completion estimate)
 
     def _push(self, chunk: bytes) -> list[bytes]:
         frames: list[bytes] = []
@@ -52,27 +57,35 @@ class _Translated:
             if self._machine.closed:
                 break
             if data is DONE:
+                self._content_seen = True
                 frames += self._machine.finish()
                 continue
             error = self._error_of(name, data)
             if error is not None:
                 self._failure = error
-            elif self._has_content(data):
-                self.content_events += 1
+            else:
+                self._content_seen = self._content_seen or self._starts(data)
+                self.content_events += self._generated(data)
             frames += self._machine.feed(data)
         return frames
 
     def _error_of(self, name: str | None, data: object) -> str | None:
         raise NotImplementedError
 
-    def _has_content(self, data: object) -> bool:
+    def _starts(self, data: object) -> bool:
+        """Does this upstream event end the held-back start (the first-event rule)?"""
+        raise NotImplementedError
+
+    def _generated(self, data: object) -> bool:
         raise NotImplementedError
 
     def opening(self, chunk: bytes) -> tuple[str, str | None]:
         self._held += self._push(chunk)
-        if self._failure is not None and not self._machine.started:
+        if self._failure is not None and not self._content_seen:
             return FAILED, self._failure
-        return (STARTED, None) if self._machine.started or self._machine.closed else (PENDING, None)
+        if self._content_seen and (self._machine.started or self._machine.closed):
+            return STARTED, None
+        return PENDING, None
 
     def head(self) -> bytes:
         head, self._held = b"".join(self._held), []
@@ -103,7 +116,10 @@ class ChatToMessagesDecoder(_Translated):
             return error_message(data)
         return None
 
-    def _has_content(self, data: object) -> bool:
+    def _starts(self, data: object) -> bool:
+        return sse.has_content(data)
+
+    def _generated(self, data: object) -> bool:
         choices = data.get("choices") if isinstance(data, dict) else None
         for choice in choices if isinstance(choices, list) else ():
             delta = choice.get("delta") if isinstance(choice, dict) else None
@@ -135,7 +151,10 @@ class MessagesToChatDecoder(_Translated):
             return error_message(data)
         return None
 
-    def _has_content(self, data: object) -> bool:
+    def _starts(self, data: object) -> bool:
+        return anthropic_content(data)
+
+    def _generated(self, data: object) -> bool:
         return isinstance(data, dict) and data.get("type") == "content_block_delta"
 
     def measured_usage(self) -> MeasuredUsage | None:
@@ -143,9 +162,16 @@ class MessagesToChatDecoder(_Translated):
         return MeasuredUsage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
 
 
+def anthropic_content(event: object) -> bool:
+    """An Anthropic event past the preamble (``message_start``, ``ping``, an empty block's start): a content
+    delta, or the message's end."""
+    return isinstance(event, dict) and event.get("type") in ("content_block_delta", "message_delta", "message_stop")
+
+
 class AnthropicRelay:
-    """An Anthropic stream relayed as is. Its start is judged like the translators': ``message_start``
-    starts it, an ``error`` event before it fails it; the end is clean when ``message_stop`` was relayed."""
+    """An Anthropic stream relayed as is. Its start is held back like the OpenAI relay's, until the first
+    content (``anthropic_content``); an ``error`` event before it fails it. The end is clean when
+    ``message_stop`` was relayed."""
 
     __slots__ = ("_held", "_sse", "_tail", "_error_seen")
 
@@ -161,7 +187,7 @@ class AnthropicRelay:
             kind = data.get("type") if isinstance(data, dict) else name
             if kind == "error" or name == "error":
                 return FAILED, error_message(data)
-            if kind in ("message_start", "content_block_start", "content_block_delta", "message_stop"):
+            if anthropic_content(data):
                 return STARTED, None
         return PENDING, None
 
