@@ -12,16 +12,14 @@ import base64
 import json
 import subprocess
 import sys
-import time
 from typing import Any
 
 import anthropic
-import httpx
 import openai
 import orjson
 import pytest
 
-from tests.fakes.anthropic_upstream import AnthropicUpstream, frame, message, message_events
+from tests.fakes.anthropic_upstream import AnthropicUpstream, frame, message_events
 from tests.fakes.upstream import FakeUpstream, Reply
 from tests.gateway import GatewayProcess
 from tests.logapi import ADMIN_TOKEN, LogApi, new_trace
@@ -74,6 +72,14 @@ def over_openai(gw, chat, **headers: str) -> anthropic.Anthropic:
 def direct_anthropic(gw, **headers: str) -> anthropic.Anthropic:
     return anthropic.Anthropic(base_url=gw.url, api_key=KEY, max_retries=0,
                                default_headers={"x-portkey-provider": "anthropic", **headers})
+
+
+def openai_sdk(gw, **headers: str) -> openai.OpenAI:
+    return openai.OpenAI(api_key=KEY, base_url=gw.v1, max_retries=0, default_headers=headers)
+
+
+def anthropic_sdk(gw, **headers: str) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=gw.url, api_key=KEY, max_retries=0, default_headers=headers)
 
 
 def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
@@ -210,7 +216,8 @@ def test_messages_to_an_anthropic_server_are_relayed_as_is(gw, claude):
 
 def test_the_catalog_takes_an_anthropic_spec_provider(gw, claude):
     client = anthropic.Anthropic(base_url=gw.url, api_key="client-key-must-not-travel", max_retries=0)
-    result = client.messages.create(model="@claude-box/small", max_tokens=8, messages=[{"role": "user", "content": "q"}])
+    result = client.messages.create(model="@claude-box/small", max_tokens=8,
+                                    messages=[{"role": "user", "content": "q"}])
     assert result.content[0].text == "echo: q"
     assert claude.last.headers["x-api-key"] == STORED and claude.last.json()["model"] == "small"
     assert claude.last.headers["anthropic-version"]  # the SDK's, relayed
@@ -219,7 +226,7 @@ def test_the_catalog_takes_an_anthropic_spec_provider(gw, claude):
 # -- openai SDK → Anthropic-spec server (translated) -----------------------------------------------------------
 
 def test_chat_completions_to_an_anthropic_server(gw, claude):
-    client = openai.OpenAI(api_key=KEY, base_url=gw.v1, max_retries=0, default_headers={"x-portkey-provider": "@claude-box"})
+    client = openai_sdk(gw, **{"x-portkey-provider": "@claude-box"})
     result = client.chat.completions.create(model="small", messages=[
         {"role": "system", "content": "sys"}, {"role": "user", "content": "hola"}])
     assert result.choices[0].message.content == "echo: hola" and result.choices[0].finish_reason == "stop"
@@ -238,7 +245,7 @@ def test_parallel_tool_calls_from_an_anthropic_server_reach_the_openai_sdk(gw, c
               {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Paris"}},
               {"type": "tool_use", "id": "toolu_2", "name": "get_weather", "input": {"city": "Oslo"}}]
     claude.push(Reply(stream=message_events(blocks)))
-    client = openai.OpenAI(api_key=KEY, base_url=gw.v1, max_retries=0, default_headers={"x-portkey-provider": "@claude-box"})
+    client = openai_sdk(gw, **{"x-portkey-provider": "@claude-box"})
     tools = [{"type": "function", "function": {"name": "get_weather", "parameters": TOOLS[0]["input_schema"]}}]
     with client.chat.completions.stream(model="m", tools=tools, messages=[{"role": "user", "content": "w?"}]) as s:
         final = s.get_final_completion()
@@ -253,7 +260,7 @@ def test_an_anthropic_error_event_reaches_the_openai_sdk_as_an_error(gw, claude)
     events = message_events("never finished")[:4] + [
         frame({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})]
     claude.push(Reply(stream=events))
-    client = openai.OpenAI(api_key=KEY, base_url=gw.v1, max_retries=0, default_headers={"x-portkey-provider": "@claude-box"})
+    client = openai_sdk(gw, **{"x-portkey-provider": "@claude-box"})
     with pytest.raises(openai.APIError, match="Overloaded"):
         list(client.chat.completions.create(model="m", stream=True, messages=[{"role": "user", "content": "x"}]))
 
@@ -268,12 +275,13 @@ def test_anthropic_target_falls_back_to_an_openai_one_for_both_sdks(gw, chat, cl
     header = config({"provider": "anthropic", "api_key": "sk-a", "custom_host": claude.v1,
                      "retry": {"attempts": 1, "on_status_codes": [529]}},
                     {"provider": "openai", "api_key": "sk-o", "custom_host": chat.v1})
-    claude.push(*[Reply(status=529, json={"type": "error", "error": {"type": "overloaded_error", "message": "busy"}})] * 4)
-    client = anthropic.Anthropic(base_url=gw.url, api_key=KEY, max_retries=0, default_headers={"x-portkey-config": header})
+    busy = {"type": "error", "error": {"type": "overloaded_error", "message": "busy"}}
+    claude.push(*[Reply(status=529, json=busy)] * 4)
+    client = anthropic_sdk(gw, **{"x-portkey-config": header})
     with client.messages.stream(model="m", max_tokens=8, messages=[{"role": "user", "content": "fb"}]) as stream:
         assert stream.get_final_message().content[0].text == "echo: fb "
     assert len(claude.received) == 2 and chat.last.headers["authorization"] == "Bearer sk-o"
-    oai = openai.OpenAI(api_key=KEY, base_url=gw.v1, max_retries=0, default_headers={"x-portkey-config": header})
+    oai = openai_sdk(gw, **{"x-portkey-config": header})
     reply = oai.chat.completions.create(model="m", messages=[{"role": "user", "content": "fb2"}])
     assert reply.choices[0].message.content == "echo: fb2" and len(claude.received) == 4
 
@@ -283,9 +291,10 @@ def test_openai_target_falls_back_to_an_anthropic_one_for_both_sdks(gw, chat, cl
                     {"provider": "anthropic", "api_key": "sk-a", "custom_host": claude.v1})
     chat.push(Reply(status=503, json={"error": {"message": "loading"}}),
               Reply(stream=[{"error": {"message": "model loading", "code": 503}}]))
-    client = anthropic.Anthropic(base_url=gw.url, api_key=KEY, max_retries=0, default_headers={"x-portkey-config": header})
-    assert client.messages.create(model="m", max_tokens=8, messages=[{"role": "user", "content": "r"}]).content[0].text == "echo: r"
-    oai = openai.OpenAI(api_key=KEY, base_url=gw.v1, max_retries=0, default_headers={"x-portkey-config": header})
+    client = anthropic_sdk(gw, **{"x-portkey-config": header})
+    created = client.messages.create(model="m", max_tokens=8, messages=[{"role": "user", "content": "r"}])
+    assert created.content[0].text == "echo: r"
+    oai = openai_sdk(gw, **{"x-portkey-config": header})
     stream = oai.chat.completions.create(model="m", stream=True, messages=[{"role": "user", "content": "s"}])
     assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == "echo: s"
     assert claude.last.headers["x-api-key"] == "sk-a" and len(chat.received) == 2
@@ -306,8 +315,7 @@ def test_request_logs_have_tokens_for_both_specs(gw, chat, claude):
     with direct_anthropic(gw, **{"x-portkey-trace-id": traces[2]}).messages.stream(
             model="c", max_tokens=8, messages=[{"role": "user", "content": "c"}]) as stream:
         stream.get_final_message()
-    openai.OpenAI(api_key=KEY, base_url=gw.v1, default_headers={"x-portkey-provider": "anthropic",
-                                                                "x-portkey-trace-id": traces[3]}).chat.completions.create(
+    openai_sdk(gw, **{"x-portkey-provider": "anthropic", "x-portkey-trace-id": traces[3]}).chat.completions.create(
         model="c", messages=[{"role": "user", "content": "d"}])
     records = [logs.one(trace) for trace in traces]
     tokens = [(r["usage"]["prompt_tokens"], r["usage"]["completion_tokens"], r["usage"]["estimated"])

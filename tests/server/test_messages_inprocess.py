@@ -15,8 +15,15 @@ from aiohttp.test_utils import TestClient, TestServer
 from sluicegate.app import build_app
 from sluicegate.providers.translate.frames import SSEDecoder
 from sluicegate.settings import Settings
-from tests.fakes.transport import (FakeResponse, FakeTransport, chat_completion, content_chunk, json_response,
-                                   refused, sse_response)
+from tests.fakes.transport import (
+    FakeResponse,
+    FakeTransport,
+    chat_completion,
+    content_chunk,
+    json_response,
+    refused,
+    sse_response,
+)
 from tests.inprocess import HOST
 
 OPENAI = {"x-portkey-provider": "openai", "x-portkey-custom-host": HOST, "x-api-key": "sk-ant-secret-1"}

@@ -20,8 +20,8 @@ import orjson
 from .contract import NO_ORIGIN, MeasuredUsage, Origin, Translation
 from .messages_over_chat import not_understood, parsed_json
 from .openai import error_body as unified_error_body
-from .translate.errors import anthropic_error, anthropic_error_to_openai, error_message
 from .translate.chat_to_messages import chat_request_to_messages
+from .translate.errors import anthropic_error, anthropic_error_to_openai, error_message
 from .translate.messages_to_chat import message_to_chat_response
 from .translate.stream_messages_to_chat import MessagesToChatStream
 from .translated_streams import AnthropicRelay, MessagesToChatDecoder

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from . import TranslationError
+from . import TranslationError, as_dict
 
 DEFAULT_MAX_TOKENS = 4096  # Anthropic requires max_tokens; OpenAI clients often send none
 SYSTEM_JOIN = "\n\n"  # between system/developer messages folded into the one Anthropic system prompt
@@ -128,11 +128,12 @@ def _user_blocks(content: object) -> list[dict[str, Any]]:
 
 
 def _user_block(part: object) -> dict[str, Any]:
-    kind = part.get("type") if isinstance(part, dict) else None
+    fields = as_dict(part)
+    kind = fields.get("type")
     if kind == "text":
-        return {"type": "text", "text": str(part.get("text", ""))}  # type: ignore[union-attr]
+        return {"type": "text", "text": str(fields.get("text", ""))}
     if kind == "image_url":
-        url = part.get("image_url")  # type: ignore[union-attr]
+        url = fields.get("image_url")
         url = url.get("url") if isinstance(url, dict) else url
         return {"type": "image", "source": image_source(url)}
     raise TranslationError(f"messages (user): content part type {kind!r} has no Messages equivalent")
@@ -217,7 +218,7 @@ def _tool_choice(choice: object, parallel: object) -> dict[str, Any] | None:
     if choice is None:
         mapped = None
     elif choice in ("auto", "required", "none"):
-        mapped = {"type": {"auto": "auto", "required": "any", "none": "none"}[choice]}  # type: ignore[index]
+        mapped = {"type": {"auto": "auto", "required": "any", "none": "none"}[str(choice)]}
     elif isinstance(choice, dict) and isinstance(choice.get("function"), dict) and isinstance(
             choice["function"].get("name"), str):
         mapped = {"type": "tool", "name": choice["function"]["name"]}
@@ -238,7 +239,7 @@ def chat_response_to_message(
         raise TranslationError("upstream completion: an object is required")
     choices = chat.get("choices")
     choice = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
-    reply = choice.get("message") if isinstance(choice.get("message"), dict) else {}
+    reply = as_dict(choice.get("message"))
     content: list[dict[str, Any]] = []
     text = _reply_text(reply)
     if text:
@@ -272,7 +273,7 @@ def _calls_of(reply: dict[str, Any]) -> list[dict[str, Any]]:
 
 def tool_use_block(call: dict[str, Any], fallback_id: str) -> dict[str, Any]:
     """One OpenAI tool call as a tool_use block (a missing id gets ``fallback_id``)."""
-    function = call.get("function") if isinstance(call.get("function"), dict) else {}
+    function = as_dict(call.get("function"))
     arguments = function.get("arguments")
     return {"type": "tool_use", "id": call.get("id") or fallback_id, "name": str(function.get("name") or ""),
             "input": tool_input(arguments if isinstance(arguments, str) else "")}

@@ -81,7 +81,7 @@ def anthropic_error_to_openai(status: int, body: object, raw: bytes = b"") -> di
     if isinstance(body, dict) and isinstance(body.get("error"), dict):
         upstream_type = body["error"].get("type")
     known = isinstance(upstream_type, str) and upstream_type in OPENAI_TYPE_BY_ANTHROPIC_TYPE
-    anthropic_type = upstream_type if known else anthropic_error_type(status)
+    anthropic_type = str(upstream_type) if known else anthropic_error_type(status)
     return openai_error(status, error_message(body, raw, status), OPENAI_TYPE_BY_ANTHROPIC_TYPE[anthropic_type])
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from . import TranslationError
+from . import TranslationError, as_dict
 
 TEXT_JOIN = "\n"  # between text blocks folded into one OpenAI string
 TOOL_ERROR_PREFIX = "Error: "  # keeps a tool_result's is_error visible to the model
@@ -73,8 +73,9 @@ def _system_messages(system: object) -> list[dict[str, Any]]:
 
 
 def _text_of_block(block: object, where: str) -> str:
-    if isinstance(block, dict) and block.get("type") == "text" and isinstance(block.get("text"), str):
-        return block["text"]
+    text = block.get("text") if isinstance(block, dict) and block.get("type") == "text" else None
+    if isinstance(text, str):
+        return text
     raise TranslationError(f"{where}: only text blocks are allowed here")
 
 
@@ -134,8 +135,9 @@ def image_url(source: object) -> str:
     if isinstance(source, dict) and source.get("type") == "base64":
         if isinstance(source.get("media_type"), str) and isinstance(source.get("data"), str):
             return f"data:{source['media_type']};base64,{source['data']}"
-    if isinstance(source, dict) and source.get("type") == "url" and isinstance(source.get("url"), str):
-        return source["url"]
+    url = source.get("url") if isinstance(source, dict) and source.get("type") == "url" else None
+    if isinstance(url, str):
+        return url
     raise TranslationError("image: source must be {type: base64, media_type, data} or {type: url, url}")
 
 
@@ -208,11 +210,11 @@ def _tool_choice(choice: object, has_tools: bool) -> dict[str, Any]:
         mapped = {"tool_choice": "required"}
     elif kind == "none":
         mapped = {"tool_choice": "none"}
-    elif kind == "tool" and isinstance(choice.get("name"), str):  # type: ignore[union-attr]
-        mapped = {"tool_choice": {"type": "function", "function": {"name": choice["name"]}}}  # type: ignore[index]
+    elif kind == "tool" and isinstance(as_dict(choice).get("name"), str):
+        mapped = {"tool_choice": {"type": "function", "function": {"name": as_dict(choice)["name"]}}}
     else:
         raise TranslationError("tool_choice: type must be auto, any, tool (with a name) or none")
-    if has_tools and choice.get("disable_parallel_tool_use"):  # type: ignore[union-attr]
+    if has_tools and as_dict(choice).get("disable_parallel_tool_use"):
         mapped["parallel_tool_calls"] = False
     return mapped
 
@@ -221,7 +223,8 @@ def message_to_chat_response(message: dict[str, Any], *, completion_id: str, cre
     """An Anthropic Message (a ``/v1/messages`` response) as a Chat Completion."""
     if not isinstance(message, dict) or not isinstance(message.get("content"), list):
         raise TranslationError("upstream message: content list missing")
-    texts, calls = [], []
+    texts: list[str] = []
+    calls: list[dict[str, Any]] = []
     for block in message["content"]:
         if not isinstance(block, dict):
             continue
