@@ -405,3 +405,21 @@ async def test_an_error_chunk_after_the_start_gives_one_error_event(client_for):
     events = events_of(await response.read())
     assert [name for name, _ in events].count("error") == 1 and events[-1] == (
         "error", {"type": "error", "error": {"type": "api_error", "message": "boom"}})
+
+
+@pytest.mark.parametrize(("weights", "expected"), [((1, 0), "openai side"), ((0, 1), "anthropic side")])
+async def test_loadbalance_across_specs_on_both_endpoints(client_for, weights, expected):
+    def answer(sent):
+        if sent.url.endswith("/chat/completions"):
+            return json_response(chat_completion("openai side"))
+        return json_response(message("anthropic side"))
+
+    client = await client_for(FakeTransport(handler=answer))
+    balanced = {"strategy": {"mode": "loadbalance"}, "targets": [
+        {**OPENAI_TARGET, "weight": weights[0]}, {**ANTHROPIC_TARGET, "weight": weights[1]}]}
+    headers = {"x-portkey-config": orjson.dumps(balanced).decode()}
+    for _ in range(3):
+        via_messages = await client.post("/v1/messages", json=MESSAGES, headers=headers)
+        assert (await via_messages.json())["content"][0]["text"] == expected
+        via_chat = await client.post("/v1/chat/completions", json=CHAT, headers=headers)
+        assert (await via_chat.json())["choices"][0]["message"]["content"] == expected

@@ -64,7 +64,7 @@ class RequestRecord:
     t0: float  # perf_counter at the start: latencies are differences of perf_counter readings
     method: str
     route: str  # the request path, without its query string (which may carry credentials)
-    endpoint: str  # "chat" | "completions" | "embeddings" | "proxy"
+    endpoint: str  # "chat" | "completions" | "embeddings" | "messages" | "count_tokens" | "proxy"
     log_bodies: bool  # the process setting; x-portkey-debug: false switches it off per request
     ctx: RequestContext | None = None
     call: Call | None = None
