@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?= -n 2  # pytest-xdist: the suite runs in about 2 minutes on 2 cores instead of 7
 DEMO_ARGS ?=
 
-.PHONY: install serve test clean demo
+.PHONY: install serve test lint node-sdks clean demo
 
 include bench/bench.mk
 
@@ -21,13 +21,23 @@ install: $(STAMP)
 serve: $(STAMP)
 	$(BIN)/sluicegate serve
 
-test: $(STAMP)
+# Style, types and the suite; the layer rule (imports only downward, no cycles) is tests/test_layers.py.
+test: lint node-sdks
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check
+	$(BIN)/mypy
+
+# The Node SDKs tests/node drives, installed once outside the clone (a no-op without node/npm, which
+# skips those tests; a failed install stops here, before the suite).
+node-sdks: $(STAMP)
+	$(BIN)/python -m tests.node.install
 
 # A real private LLM (llama.cpp's server, SmolLM2-135M) behind the gateway, with examples to paste; Ctrl-C
 # stops it. The first run compiles the model server (5-10 min on 2 cores), later runs reuse the cache.
 demo: $(STAMP)
-	$(BIN)/python -m tests.realllm.demo $(DEMO_ARGS)
+	$(BIN)/python -m demo $(DEMO_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build dist src/*.egg-info

@@ -1,12 +1,15 @@
-"""The bars from issue 7, judged against one run's results. Pure: results dict in, verdicts out.
+"""The bars from issues 7 and 14, judged against one run's results. Pure: results dict in, verdicts out.
 
 A bar whose figure is missing (peer not installed, scenario not run, hop died) is "n/a", never "pass".
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any
+
+from bench import gap
 
 SUBJECT = "sluicegate"
 
@@ -86,6 +89,11 @@ BARS = (
         lambda r: _get(r, "hops", SUBJECT, "startup_s")),
     Bar("idle_rss", "idle RSS ≤ 80 MB", 80.0, "MB", False,
         lambda r: _get(r, "hops", SUBJECT, "idle_rss_mb")),
+    # Issue 14: against the floor of a Python hop, measured in the same run (bench/floor/).
+    Bar("rps_vs_floor", "throughput ≥ 0.6× the granian + pyreqwest minimal hop (c=50)", 0.6, "×", True,
+        lambda r: gap.reference(r, "rps_ratio")),
+    Bar("added_p50_vs_floor", "added p50 at c=1 ≤ 1.3× the granian + pyreqwest minimal hop's", 1.3, "×", False,
+        lambda r: gap.reference(r, "added_p50_ratio")),
 )
 
 

@@ -3,9 +3,10 @@
 #
 #   make bench         full run (~15 min): writes bench/results/*.json and docs/benchmarks.{md,png}
 #   make bench-quick   the same scenarios, short (~1-2 min): results and tables only
-#   make bench-smoke   seconds: direct + sluicegate, no peers (what tests/bench runs)
+#   make bench-smoke   seconds: direct + sluicegate + the granian/pyreqwest minimal hop, no peers (tests/bench)
 #
-# Peers and the bench's own venv are cached under bench/.cache/ (git-ignored); wrk and nginx come
+# Peers, the minimal hops' venv (bench/floor/requirements.txt) and the bench's own venv are cached under
+# bench/.cache/ (git-ignored); wrk and nginx come
 # from Debian (bench/ensure_tools.sh installs them when missing).
 
 BENCH_DIR    := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Awaitable, TypeVar
+from typing import TypeVar
 
 from bench.launch import Running
 from bench.plan import Plan

@@ -56,6 +56,33 @@ def litellm(cache: Path, spec: str = "litellm[proxy]") -> Install:
     return Install("litellm", True, version=version, home=home)
 
 
+FLOOR_REQUIREMENTS = Path(__file__).resolve().parent / "floor" / "requirements.txt"
+
+
+def floor(cache: Path, requirements: Path = FLOOR_REQUIREMENTS) -> Install:
+    """The minimal hops' packages (granian, pyreqwest, aiohttp, orjson, uvloop), pinned, into
+    bench/.cache/floor-venv; reinstalled when the pins change. `version` lists what was installed."""
+    home = cache / "floor-venv"
+    python = home / "bin" / "python"
+    stamp = home / ".bench-installed"
+    log = cache / "floor-install.log"
+    wanted = requirements.read_text()
+    if not stamp.exists() or stamp.read_text() != wanted:
+        cache.mkdir(parents=True, exist_ok=True)
+        if not python.exists() and not _run([sys.executable, "-m", "venv", str(home)], log):
+            return Install("floor", False, reason=f"venv creation failed, see {log}")
+        if not _run([str(python), "-m", "pip", "install", "--quiet", "-r", str(requirements)], log):
+            return Install("floor", False, reason=f"pip install -r {requirements.name} failed, see {log}")
+        stamp.write_text(wanted)
+    versions = [f"{dist} {_python_dist_version(python, dist)}" for dist in FLOOR_DISTS]
+    if any(v.endswith(" ") for v in versions):
+        return Install("floor", False, reason=f"installed, but some metadata is missing: {versions}")
+    return Install("floor", True, version=", ".join(versions), home=home)
+
+
+FLOOR_DISTS = ("granian", "pyreqwest", "aiohttp", "orjson", "uvloop")
+
+
 def _python_dist_version(python: Path, dist: str) -> str:
     code = f"import importlib.metadata as m; print(m.version({dist!r}))"
     try:

@@ -1,4 +1,4 @@
-"""Start each hop (upstreams, floor, sluicegate, peers) and wait until it serves.
+"""Start each hop (upstreams, floors, minimal hops, sluicegate, peers) and wait until it serves.
 
 A launcher returns a Running hop (its Target, its process, startup time, idle RSS) or raises
 NotReady with the reason, which the run records as "missing".
@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from bench import nginx_conf, targets
 from bench.install import Install
@@ -99,6 +99,46 @@ def start_sluicegate(sup: Supervisor, work: Path, ups: Upstreams, shapes: Shapes
     return _settled(sup, target, child, 30, settle_s, version)
 
 
+# The minimal hops (issue 14's reference rows): name -> (server, module in bench/floor/, the packages
+# it runs on). Granian serves the module's `app` (RSGI, or ASGI for "granian-asgi"); the aiohttp ones
+# are scripts with a --port.
+MINIMAL_HOPS = {
+    "min-granian-pyreqwest": ("granian", "bench.floor.granian_pyreqwest", ("granian", "pyreqwest", "orjson")),
+    "min-aiohttp-pyreqwest": ("aiohttp", "bench.floor.aiohttp_pyreqwest", ("aiohttp", "pyreqwest", "orjson")),
+    "min-granian-aiohttp": ("granian", "bench.floor.granian_aiohttp", ("granian", "aiohttp", "orjson")),
+    "min-aiohttp-aiohttp": ("aiohttp", "bench.floor.aiohttp_aiohttp", ("aiohttp", "uvloop", "orjson")),
+    "min-granian-asgi-pyreqwest": ("granian-asgi", "bench.floor.granian_asgi_pyreqwest",
+                                   ("granian", "pyreqwest", "orjson")),
+}
+
+
+def minimal_argv(name: str, python: str, port: int) -> list[str]:
+    server, module, _packages = MINIMAL_HOPS[name]
+    if server == "aiohttp":
+        return [python, "-m", module, "--port", str(port)]
+    # One worker, uvloop, HTTP/1.1, no websockets, no access log: the same shape as sluicegate's default.
+    interface = "asgi" if server == "granian-asgi" else "rsgi"
+    return [python, "-m", "granian", "--interface", interface, "--host", "127.0.0.1", "--port", str(port),
+            "--workers", "1", "--loop", "uvloop", "--http", "1", "--no-ws", "--log-level", "warning",
+            f"{module}:app"]
+
+
+def minimal_version(name: str, installed: str) -> str:
+    """The installed versions (install.floor's "granian 2.8.9, …") of just the packages this hop runs on."""
+    wanted = MINIMAL_HOPS[name][2]
+    return ", ".join(item for item in installed.split(", ") if item.split(" ")[0] in wanted)
+
+
+def start_minimal(sup: Supervisor, install: Install, name: str, ups: Upstreams, shapes: Shapes,
+                  settle_s: float) -> Running:
+    """One minimal hop, on the floor venv's Python, importing bench.floor from this repository."""
+    port = free_port()
+    argv = minimal_argv(name, str(install.home / "bin" / "python"), port)
+    child = sup.start(name, argv, env=clean_env(PYTHONPATH=str(BENCH_DIR.parent)))
+    target = targets.minimal_hop(name, port, ups, shapes)
+    return _settled(sup, target, child, 30, settle_s, minimal_version(name, install.version))
+
+
 def start_portkey(sup: Supervisor, install: Install, ups: Upstreams, shapes: Shapes, settle_s: float,
                   node: str = "node") -> Running:
     """Portkey's Node gateway, headless (no UI, no log stream), bound to loopback by a preload shim."""
@@ -126,5 +166,13 @@ def start_litellm(sup: Supervisor, install: Install, work: Path, ups: Upstreams,
     return _settled(sup, targets.litellm(port, shapes), child, 240, settle_s, install.version)
 
 
-__all__ = ["NotReady", "Running", "start_upstreams", "start_nginx_floor", "start_sluicegate",
-           "start_portkey", "start_litellm"]
+__all__ = [
+    "NotReady",
+    "Running",
+    "start_litellm",
+    "start_minimal",
+    "start_nginx_floor",
+    "start_portkey",
+    "start_sluicegate",
+    "start_upstreams",
+]

@@ -7,8 +7,8 @@ import platform
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 
 def _first_line(argv: Sequence[str]) -> str:

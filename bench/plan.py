@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+# Names as in launch.MINIMAL_HOPS; kept here as plain strings so a Plan stays pure data.
+ALL_MINIMAL = ("min-granian-pyreqwest", "min-aiohttp-pyreqwest", "min-granian-aiohttp", "min-aiohttp-aiohttp",
+               "min-granian-asgi-pyreqwest")
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -26,6 +30,7 @@ class Plan:
     workers_c: int = 100
     peers: bool = True       # install and run LiteLLM and Portkey
     floor: bool = True       # nginx proxy_pass
+    minimal: tuple[str, ...] = ALL_MINIMAL  # the minimal Python hops (bench/floor/, issue 14) to run
     scaling: bool = True     # sluicegate --workers N
     fallback: bool = True    # 3-target fallback config, where a hop supports it
     threads: int = 1         # wrk threads: one, so the hop keeps the other core
@@ -47,5 +52,5 @@ QUICK = replace(FULL, mode="quick", rounds=1, warmup_s=1, latency_s=2, throughpu
 SMOKE = replace(QUICK, mode="smoke", warmup_s=0, latency_s=1, throughput_s=1, stream_chunks=8,
                 stream_interval_ms=10, stream_c1=2, ttft_c1=10, stream_many=20, hold_streams=50, hold_chunks=20,
                 hold_interval_ms=200, settle_s=0.2, peers=False, floor=False, scaling=False,
-                fallback=False)
+                fallback=False, minimal=ALL_MINIMAL[:1])
 PLANS = {plan.mode: plan for plan in (FULL, QUICK, SMOKE)}

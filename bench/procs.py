@@ -14,9 +14,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
 
 STOP_GRACE_S = 5.0
 PR_SET_PDEATHSIG = 1
@@ -92,7 +92,7 @@ class Supervisor:
         for child in reversed(list(self.children)):
             self.stop(child)
 
-    def __enter__(self) -> "Supervisor":
+    def __enter__(self) -> Supervisor:
         return self
 
     def __exit__(self, exc_type: type | None, *_rest: object) -> None:

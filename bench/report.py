@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
+
+from bench import gap
 
 SUBJECT = "sluicegate"
 VERDICT = {"pass": "✅ pass", "miss": "❌ miss", "n/a": "— n/a"}
@@ -74,6 +77,17 @@ def ratio_table(results: dict) -> str:
                      fmt(_div(theirs_lat.get("p99_us"), ours_lat.get("p99_us")), 2, "×")])
     return table(["other hop", "sluicegate req/s ÷ hop's", "hop's p50 ÷ sluicegate's",
                   "hop's p99 ÷ sluicegate's"], rows)
+
+
+def floor_table(results: dict) -> str:
+    """The minimal hops (the floor of a Python hop) and sluicegate's distance to each."""
+    rows = [[name, row["version"] or "—", fmt(row["rps"]), fmt(row["added_p50_us"]),
+             fmt(row["rps_ratio"], 2, "×"), fmt(row["added_p50_ratio"], 2, "×")]
+            for name, row in gap.floor_gap(results).items()]
+    if not rows:
+        return "_no minimal hop ran in this run._"
+    return table(["minimal hop", "packages", "req/s (c=50)", "added p50 µs (c=1)", "sluicegate req/s ÷ hop's",
+                  "sluicegate added p50 ÷ hop's"], rows)
 
 
 def _div(a: float | None, b: float | None) -> float | None:
@@ -148,7 +162,7 @@ def variant_text(results: dict, key: str) -> str:
 def bars_table(results: dict) -> str:
     rows = [[bar["text"], fmt(bar["value"], 2, f" {bar['unit']}"), VERDICT[bar["verdict"]], bar.get("note") or ""]
             for bar in results.get("bars", [])]
-    return table(["bar (issue 7)", "sluicegate", "verdict", "note"], rows)
+    return table(["bar (issues 7, 14)", "sluicegate", "verdict", "note"], rows)
 
 
 def render(results: dict) -> str:
@@ -158,6 +172,7 @@ def render(results: dict) -> str:
         "#### Hops\n\n" + hops_table(results),
         "#### Non-streaming (static upstream)\n\n" + http_table(results),
         "#### sluicegate relative to each hop\n\n" + ratio_table(results),
+        "#### How close to the floor (minimal Python hops, bench/floor/)\n\n" + floor_table(results),
         f"#### Streaming ({shape.get('chunks')} chunks, {shape.get('interval_ms')} ms apart; "
         "“added” = hop − direct)\n\n" + stream_table(results),
         "#### Memory\n\n" + memory_table(results),

@@ -14,12 +14,12 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable
 
-from bench import bars, install, launch, machine, scen_http, scen_stream, steps, targets
+from bench import bars, gap, install, launch, machine, scen_http, scen_stream, steps, targets
 from bench.context import Bench
 from bench.launch import NotReady, Running
 from bench.plan import Plan
@@ -61,11 +61,25 @@ def _start_peer(bench: Bench, cache: Path, name: str) -> None:
         _try_start(bench, name, lambda: launch.start_litellm(bench.sup, got, bench.work, bench.ups, bench.shapes, s))
 
 
+def _start_minimal(bench: Bench, cache: Path) -> None:
+    """The minimal Python hops (the floor of a Python hop), all from one pinned venv."""
+    print(f"bench: installing the minimal hops' packages (cached under {cache}) …", file=sys.stderr, flush=True)
+    got = install.floor(cache)
+    for name in bench.plan.minimal:
+        if not got.ok:
+            bench.missing[name] = f"install failed: {got.reason}"
+            continue
+        _try_start(bench, name, lambda name=name: launch.start_minimal(bench.sup, got, name, bench.ups,
+                                                                       bench.shapes, bench.plan.settle_s))
+
+
 def start_hops(bench: Bench, cache: Path) -> None:
     plan, s = bench.plan, bench.plan.settle_s
     bench.hops["direct"] = Running(targets.direct(bench.ups, bench.shapes), None, None, None, "")
     if plan.floor:
         _try_start(bench, "nginx", lambda: launch.start_nginx_floor(bench.sup, bench.work, bench.ups, bench.shapes, s))
+    if plan.minimal:
+        _start_minimal(bench, cache)
     _try_start(bench, "sluicegate", lambda: launch.start_sluicegate(
         bench.sup, bench.work, bench.ups, bench.shapes, bench.sluicegate_cmd, 1, "sluicegate", s,
         bench.sluicegate_version))
@@ -80,7 +94,7 @@ def _step(results: dict, key: str, fn: Callable[[], dict]) -> None:
     began = time.perf_counter()
     try:
         results[key] = fn()
-    except Exception as exc:  # noqa: BLE001 - one scenario's bug must not lose the others' figures
+    except Exception as exc:
         results[key] = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()[-3000:]}
     results[key]["_seconds"] = round(time.perf_counter() - began, 1)
 
@@ -120,7 +134,7 @@ def execute(plan: Plan, sluicegate_cmd: list[str], cache: Path, command: str) ->
     work = Path(tempfile.mkdtemp(prefix="sluicegate-bench-"))
     versions = machine.tool_versions(os.environ.get("BENCH_NODE", "node"))
     results = {"schema": SCHEMA, "mode": plan.mode, "command": command,
-               "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+               "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
                "machine": machine.machine(), "versions": versions, "plan": asdict(plan),
                "work_dir": str(work)}
     shapes = targets.Shapes(stream=plan.stream_model, hold=plan.hold_model)
@@ -131,7 +145,8 @@ def execute(plan: Plan, sluicegate_cmd: list[str], cache: Path, command: str) ->
         results["scenarios"] = measure(bench)
         results["hops"] = hop_table(bench, versions)
     results["machine"]["loadavg_at_end"] = os.getloadavg()
-    results["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    results["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    results["floor_gap"] = gap.floor_gap(results)
     results["bars"] = bars.judge(results)
     _tidy(work, results)
     return results

@@ -33,7 +33,7 @@ class StreamSamples:
     held_back: int = 0
     errors: list[str] = field(default_factory=list)
 
-    def merge(self, other: "StreamSamples") -> None:
+    def merge(self, other: StreamSamples) -> None:
         self.ttft_us += other.ttft_us
         self.chunk_delay_us += other.chunk_delay_us
         self.chunks += other.chunks
@@ -94,7 +94,7 @@ async def _guarded(session: aiohttp.ClientSession, endpoint: Endpoint, out: Stre
                    count: OpenCount | None) -> None:
     try:
         await one_stream(session, endpoint, out, count)
-    except (aiohttp.ClientError, asyncio.TimeoutError, RuntimeError, ValueError) as exc:
+    except (TimeoutError, aiohttp.ClientError, RuntimeError, ValueError) as exc:
         out.failed += 1
         if len(out.errors) < 5:
             out.errors.append(f"{type(exc).__name__}: {exc}"[:300])

@@ -10,8 +10,8 @@ LiteLLM, from the model alias in its config; nginx and direct need one port per 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 KINDS = ("static", "stream", "hold", "ttft")
 API_KEY = "sk-bench-not-a-secret"
@@ -51,7 +51,7 @@ class Target:
     """A running (or runnable) hop. `endpoints` maps a request kind, and optional variants such as
     `fallback3`, to the exact request to send."""
     name: str
-    role: str  # direct | floor | gateway | peer
+    role: str  # direct | floor | minimal | gateway | peer
     endpoints: Mapping[str, Endpoint] = field(default_factory=dict)
 
 
@@ -77,6 +77,17 @@ def nginx_floor(static_listen: int, sse_listen: int, shapes: Shapes) -> Target:
     endpoints = {kind: Endpoint(f"http://127.0.0.1:{port[kind]}/v1/chat/completions", _plain_headers(),
                                 chat_body(shapes.model(kind), kind != "static")) for kind in KINDS}
     return Target("nginx", "floor", endpoints)
+
+
+def minimal_hop(name: str, port: int, ups: Upstreams, shapes: Shapes) -> Target:
+    """A minimal hop (bench/floor/): the upstream's origin rides in a header, the path is kept."""
+    url = f"http://127.0.0.1:{port}/v1/chat/completions"
+    endpoints = {}
+    for kind in KINDS:
+        origin = ups.base(kind).removesuffix("/v1")
+        headers = _plain_headers() | {"x-bench-upstream": origin}
+        endpoints[kind] = Endpoint(url, headers, chat_body(shapes.model(kind), kind != "static"))
+    return Target(name, "minimal", endpoints)
 
 
 def portkey_style(name: str, role: str, port: int, ups: Upstreams, shapes: Shapes) -> Target:

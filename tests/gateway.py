@@ -62,7 +62,7 @@ class GatewayProcess:
     def v1(self) -> str:
         return f"{self.url}/v1"
 
-    def start(self, timeout: float = 20.0) -> "GatewayProcess":
+    def start(self, timeout: float = 20.0) -> GatewayProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         cmd = [sys.executable, "-m", "sluicegate", "serve", "--host", self.listen, "--port", str(self.port),

@@ -22,7 +22,7 @@ from sluicegate.upstream.guard import Guard, GuardPolicy
 from tests.fakes.transport import FakeTransport
 
 HOST = "http://127.0.0.1:9/v1"  # never contacted: the fake transport answers
-DIRECT = Target(path="config")
+DIRECT = Target(json_path="config")
 
 
 def call(headers: dict[str, str] | None = None, body: dict[str, Any] | None = None, *,

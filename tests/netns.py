@@ -24,8 +24,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
 
 ETC_NETNS = Path("/etc/netns")
 

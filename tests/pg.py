@@ -78,7 +78,7 @@ def pg_server_or_skip() -> PgServer:
     server = PgServer(os.environ.get("SLUICEGATE_TEST_PG_URL", DEFAULT_PG_URL))
     try:
         server.ping()
-    except Exception as exc:  # noqa: BLE001 - any failure means "no server here"
+    except Exception as exc:
         reason = (
             f"PostgreSQL not reachable at {server.admin_url} ({type(exc).__name__}: {exc}); "
             "set SLUICEGATE_TEST_PG_URL"

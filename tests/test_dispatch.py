@@ -41,7 +41,7 @@ async def test_retries_sleep_through_the_injected_sleep_and_latency_uses_the_inj
     clock = Clock()
     transport = FakeTransport(script=[json_response({}, 429), json_response({}, 429),
                                       json_response(chat_completion())])
-    target = Target(path="config", provider="openai", api_key="sk", custom_host=HOST,
+    target = Target(json_path="config", provider="openai", api_key="sk", custom_host=HOST,
                     retry=RetryPolicy(attempts=3))
     outcome, attempts = await dispatcher(transport, clock=clock).run(call(), target)
     assert outcome.ok and outcome.retries == 2
@@ -51,7 +51,7 @@ async def test_retries_sleep_through_the_injected_sleep_and_latency_uses_the_inj
 
 async def test_spent_retries_report_minus_one():
     transport = FakeTransport(handler=lambda sent: json_response({}, 503))
-    target = Target(path="config", provider="openai", api_key="sk", custom_host=HOST,
+    target = Target(json_path="config", provider="openai", api_key="sk", custom_host=HOST,
                     retry=RetryPolicy(attempts=2))
     outcome, attempts = await dispatcher(transport).run(call(), target)
     assert outcome.status == 503 and outcome.retries == -1 and len(attempts) == 3

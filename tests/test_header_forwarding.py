@@ -8,7 +8,8 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from sluicegate.catalog.entries import validate_forward_headers
 from sluicegate.errors import BadRequest
-from sluicegate.header_names import UNFORWARDABLE, fold as fold_header_name, may_forward
+from sluicegate.header_names import UNFORWARDABLE, may_forward
+from sluicegate.header_names import fold as fold_header_name
 from sluicegate.server.headers import parse_request_headers
 from tests.config.helpers import errors_of, parse
 

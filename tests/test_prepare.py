@@ -44,7 +44,7 @@ def test_a_direct_request_keeps_its_bytes_and_its_credential():
 
 
 def test_override_params_rewrite_the_body_and_forwarded_headers_come_last():
-    target = Target(path="config", provider="openai", api_key="sk-config", custom_host=HOST,
+    target = Target(json_path="config", provider="openai", api_key="sk-config", custom_host=HOST,
                     override_params={"temperature": 0}, forward_headers=("authorization",))
     prepared = builder().build(target, call({"authorization": "Bearer client"}))
     assert orjson.loads(prepared.body)["temperature"] == 0

@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from multidict import CIMultiDict
 
@@ -134,7 +135,7 @@ class Dispatcher:
         key = self._breaker_key(target, state.call) if target.breaker else ""
         if gated and target.breaker and not self._breaker.allow(key, target.breaker):
             message = f"{prepared.host} is failing; its circuit breaker is open"
-            return failure(UpstreamFailure(message, status=503, provider=prepared.provider), target.path)
+            return failure(UpstreamFailure(message, status=503, provider=prepared.provider), target.json_path)
         outcome = await self._with_retries(prepared, target, state)
         if target.breaker:
             self._breaker.record(key, target.breaker, outcome.status if outcome.responded else None)
@@ -162,10 +163,10 @@ class Dispatcher:
 
     async def _attempt(self, prepared: Prepared, target: Target, state: Walk, retry: int) -> Outcome:
         started = self._clock()
-        outcome = await exchange(self._transport, prepared, target.path, max_body_bytes=self._max_response_bytes)
+        outcome = await exchange(self._transport, prepared, target.json_path, max_body_bytes=self._max_response_bytes)
         state.attempts.append(
             AttemptRecord(
-                target_path=target.path,
+                target_path=target.json_path,
                 provider=prepared.provider,
                 host=prepared.host,
                 status=outcome.status,

@@ -8,7 +8,7 @@ Messages never carry credentials: callers pass redacted text only.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 
 class GatewayError(Exception):
@@ -111,7 +111,7 @@ class UpstreamTimeout(UpstreamFailure):
     ``connect`` / ``read`` timeouts (settings, in seconds) when the request set none."""
 
     error_type = "timeout_error"
-    _MESSAGES = {
+    _MESSAGES: ClassVar[dict[str, str]] = {
         "header": "Request exceeded the timeout sent in the request: {ms}ms",
         "config": "Request exceeded the request_timeout of the config: {ms}ms",
         "connect": "Could not connect to the upstream within {s:g} s (SLUICEGATE_UPSTREAM_CONNECT_TIMEOUT)",

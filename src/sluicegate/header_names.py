@@ -13,7 +13,7 @@ plain lookup. Pure: no I/O.
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 PORTKEY_PREFIX = "x-portkey-"
 # A humps boundary: "xApi" → "x-Api", "HTTPHeader" → "HTTP-Header", "v2Key" → "v2-Key".

@@ -8,7 +8,8 @@ A catalog provider's host is authoritative: a request may not redirect its store
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping, Protocol
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
 
 from multidict import CIMultiDict
 

@@ -10,16 +10,15 @@ import resource
 import signal
 import subprocess
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from aiohttp import web
-
 from sqlalchemy.exc import SQLAlchemyError
 
 from .access.admin_token import announce_admin_token
 from .app import build_app
-from .server.protocol_log import ProtocolLog
 from .server.connections import CONNECTIONS, GuardedSite
+from .server.protocol_log import ProtocolLog
 from .settings import Settings
 from .store import opened_store
 from .upstream.policy import listens_on_loopback

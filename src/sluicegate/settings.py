@@ -6,10 +6,11 @@ Everything configurable lives here and is read once at start; nothing else reads
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Callable, Mapping
+from typing import Any
 from urllib.parse import unquote
 
 ENV_PREFIX = "SLUICEGATE_"
@@ -114,7 +115,7 @@ class Settings:
     def sqlite_path(self) -> Path:
         return self.data_dir / "sluicegate.db"
 
-    def with_overrides(self, **overrides: Any) -> "Settings":
+    def with_overrides(self, **overrides: Any) -> Settings:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
 

@@ -13,8 +13,9 @@ everything that does I/O, and import nothing of the gateway but the provider con
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Protocol
+from typing import Any, Protocol
 
 import orjson
 from multidict import CIMultiDict, CIMultiDictProxy

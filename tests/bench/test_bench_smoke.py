@@ -1,6 +1,7 @@
 """The benchmark harness runs end to end in its tiny mode and writes a complete result file.
 
-Not a timed test: it checks that `python -m bench --smoke` (direct + sluicegate, no peers, seconds)
+Not a timed test: it checks that `python -m bench --smoke` (direct, sluicegate and one minimal hop,
+no peers, seconds)
 starts every process, measures every scenario, stops everything, and writes the keys the report
 and docs rely on. It needs wrk and nginx from Debian (`bash bench/ensure_tools.sh`): without them it
 skips on a developer machine and fails under CI (CI=true), where their absence is a set-up bug.
@@ -26,7 +27,8 @@ pytestmark = pytest.mark.timeout(RUN_TIMEOUT_S + 30)
 SCENARIOS = {"latency_c1", "throughput", "stream_c1", "stream_many", "memory", "scaling", "fallback",
              "catalog_slug"}
 TOP_KEYS = {"schema", "mode", "command", "started_at", "finished_at", "machine", "versions", "plan", "hops",
-            "scenarios", "bars"}
+            "scenarios", "bars", "floor_gap"}
+MINIMAL = "min-granian-pyreqwest"  # the one minimal hop (bench/floor/) the smoke plan runs
 
 
 def _require_tools() -> None:
@@ -80,17 +82,28 @@ def test_sluicegate_and_direct_were_measured(smoke_result):
         assert smoke_result["scenarios"]["latency_c1"][name]["p50_us"] > 0
 
 
-def test_streams_arrived_whole(smoke_result):
+def test_the_minimal_hop_was_measured_and_compared(smoke_result):
+    hop = smoke_result["hops"][MINIMAL]
+    assert hop["status"] == "ok", hop.get("reason")
+    assert hop["role"] == "minimal" and "granian" in hop["version"] and "pyreqwest" in hop["version"]
+    throughput = smoke_result["scenarios"]["throughput"][MINIMAL]
+    assert throughput["requests"] > 0 and throughput["errors"] == 0, throughput
+    gap = smoke_result["floor_gap"][MINIMAL]
+    assert gap["rps_ratio"] == smoke_result["scenarios"]["throughput"]["sluicegate"]["rps"] / throughput["rps"]
+
+
+@pytest.mark.parametrize("hop", ["sluicegate", MINIMAL])
+def test_streams_arrived_whole(smoke_result, hop):
     for scenario in ("stream_c1", "stream_many"):
-        row = smoke_result["scenarios"][scenario]["sluicegate"]
+        row = smoke_result["scenarios"][scenario][hop]
         assert row["failed_streams"] == 0, row["errors"]
         assert row["chunks"] == row["expected_chunks"] > 0
-    memory = smoke_result["scenarios"]["memory"]["sluicegate"]
+    memory = smoke_result["scenarios"]["memory"][hop]
     assert memory["max_open"] == smoke_result["scenarios"]["memory"]["_shape"]["streams"]
 
 
 def test_every_bar_has_a_verdict(smoke_result):
     verdicts = {bar["key"]: bar["verdict"] for bar in smoke_result["bars"]}
-    assert len(verdicts) == 12
+    assert len(verdicts) == 14
     assert set(verdicts.values()) <= {"pass", "miss", "n/a"}
     assert verdicts["rps_vs_portkey"] == "n/a"  # no peers in smoke mode: reported, not faked

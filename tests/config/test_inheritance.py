@@ -92,9 +92,9 @@ def test_paths_follow_the_reference_jsonpath_format():
         ],
     }
     node = parse(config)
-    assert isinstance(node, Group) and node.path == "config"
-    assert node.children[0].path == "config.targets[0]"
-    assert [leaf.path for leaf in leaves(node)] == [
+    assert isinstance(node, Group) and node.json_path == "config"
+    assert node.children[0].json_path == "config.targets[0]"
+    assert [leaf.json_path for leaf in leaves(node)] == [
         "config.targets[0].targets[0]",
         "config.targets[0].targets[1]",
         "config.targets[0].targets[2]",
@@ -103,7 +103,7 @@ def test_paths_follow_the_reference_jsonpath_format():
 
 
 def test_a_config_without_targets_is_one_leaf_at_config():
-    assert parse({"provider": "openai", "api_key": "k"}) == Target(path="config", provider="openai", api_key="k")
+    assert parse({"provider": "openai", "api_key": "k"}) == Target(json_path="config", provider="openai", api_key="k")
 
 
 def test_override_params_are_read_only_and_siblings_do_not_share_a_dict():

@@ -6,7 +6,15 @@ from types import MappingProxyType
 
 import pytest
 
-from sluicegate.config.model import DEFAULT_RETRY_STATUS_CODES, BreakerPolicy, CachePolicy, Group, RetryPolicy, Strategy, Target
+from sluicegate.config.model import (
+    DEFAULT_RETRY_STATUS_CODES,
+    BreakerPolicy,
+    CachePolicy,
+    Group,
+    RetryPolicy,
+    Strategy,
+    Target,
+)
 from sluicegate.errors import BadRequest
 from tests.config.helpers import parse
 
@@ -76,16 +84,16 @@ DOCS_LOADBALANCE_FALLBACK = """{
 def test_seed_private_llm_fallback_compiles():
     node = parse(SEED_PRIVATE_LLM_FALLBACK)
     assert node == Group(
-        path="config",
+        json_path="config",
         strategy=Strategy(mode="fallback"),
         children=(
             Target(
-                path="config.targets[0]",
+                json_path="config.targets[0]",
                 provider="openai",
                 custom_host="http://PRIVATE_LLM/v1",
                 forward_headers=("authorization",),
             ),
-            Target(path="config.targets[1]", provider="@openai-key"),
+            Target(json_path="config.targets[1]", provider="@openai-key"),
         ),
     )
 
@@ -123,7 +131,7 @@ def test_docs_loadbalance_fallback_combination_compiles():
     inner = node.children[1]
     assert inner.strategy == Strategy(mode="fallback", on_status_codes=frozenset({429, 241}))
     assert [t.provider for t in inner.children] == ["@vk-one", "@vk-two"]
-    assert [t.path for t in inner.children] == ["config.targets[1].targets[0]", "config.targets[1].targets[1]"]
+    assert [t.json_path for t in inner.children] == ["config.targets[1].targets[0]", "config.targets[1].targets[1]"]
 
 
 # Shapes the hosted schema's anyOf accepts (OSS would reject several of them).
@@ -131,24 +139,24 @@ def test_docs_loadbalance_fallback_combination_compiles():
     "config, expected",
     [
         ({"provider": "openai", "custom_host": "https://your-llm-server.com/v1/"},
-         Target(path="config", provider="openai", custom_host="https://your-llm-server.com/v1")),
-        ({"retry": {"attempts": 3}}, Target(path="config", retry=RetryPolicy(attempts=3))),
-        ({"request_timeout": 10000}, Target(path="config", request_timeout_ms=10000)),
+         Target(json_path="config", provider="openai", custom_host="https://your-llm-server.com/v1")),
+        ({"retry": {"attempts": 3}}, Target(json_path="config", retry=RetryPolicy(attempts=3))),
+        ({"request_timeout": 10000}, Target(json_path="config", request_timeout_ms=10000)),
         # The cache block is carried to the pipeline's cache step, not dropped.
         ({"cache": {"mode": "semantic", "max_age": 10000}},
-         Target(path="config", cache=CachePolicy(mode="semantic", max_age_s=10000))),
-        ({"forward_headers": ["Authorization"]}, Target(path="config", forward_headers=("authorization",))),
-        ({"virtual_key": "openai-prod"}, Target(path="config", provider="@openai-prod")),
-        ({"virtual_key": "@openai-prod"}, Target(path="config", provider="@openai-prod")),
-        ({"passthrough": True}, Target(path="config")),
-        ({"passthrough": False, "provider": "anthropic"}, Target(path="config", provider="anthropic")),
-        ({"api_key": "sk-1"}, Target(path="config", api_key="sk-1")),
-        ({"strict_open_ai_compliance": False}, Target(path="config", strict_open_ai_compliance=False)),
+         Target(json_path="config", cache=CachePolicy(mode="semantic", max_age_s=10000))),
+        ({"forward_headers": ["Authorization"]}, Target(json_path="config", forward_headers=("authorization",))),
+        ({"virtual_key": "openai-prod"}, Target(json_path="config", provider="@openai-prod")),
+        ({"virtual_key": "@openai-prod"}, Target(json_path="config", provider="@openai-prod")),
+        ({"passthrough": True}, Target(json_path="config")),
+        ({"passthrough": False, "provider": "anthropic"}, Target(json_path="config", provider="anthropic")),
+        ({"api_key": "sk-1"}, Target(json_path="config", api_key="sk-1")),
+        ({"strict_open_ai_compliance": False}, Target(json_path="config", strict_open_ai_compliance=False)),
         ({"override_params": {"model": "@openai-prod/gpt-4o"}},
-         Target(path="config", override_params=MappingProxyType({"model": "@openai-prod/gpt-4o"}))),
-        ({"provider": "@my-private-llm"}, Target(path="config", provider="@my-private-llm")),
+         Target(json_path="config", override_params=MappingProxyType({"model": "@openai-prod/gpt-4o"}))),
+        ({"provider": "@my-private-llm"}, Target(json_path="config", provider="@my-private-llm")),
         ({"provider": "openai", "api_key": "sk", "name": "main", "weight": 0},
-         Target(path="config", provider="openai", api_key="sk", name="main", weight=0.0)),
+         Target(json_path="config", provider="openai", api_key="sk", name="main", weight=0.0)),
     ],
 )  # fmt: skip
 def test_hosted_any_of_shapes(config, expected):

@@ -16,7 +16,7 @@ import openai
 import pytest
 from portkey_ai import Portkey
 
-from tests.fakes.upstream import FakeUpstream, Reply
+from tests.fakes.upstream import FakeUpstream
 from tests.gateway import GatewayProcess
 
 ADMIN = "admin-token-for-tests-0123456789"

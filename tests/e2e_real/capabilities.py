@@ -1,10 +1,10 @@
-"""Skip a test until the feature it needs is merged (see tests/realllm/probes.py for how it is told)."""
+"""Skip a test until the feature it needs is merged (see demo/probes.py for how it is told)."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.realllm import probes
+from demo import probes
 
 
 def require_configs(gateway) -> None:

@@ -1,6 +1,6 @@
 """Fixtures for the tests against a real model server: llama.cpp's server with SmolLM2-135M-Instruct.
 
-They run when the server has been built (`python3 -m tests.realllm.build`, which `.ci/run` and
+They run when the server has been built (`python3 -m demo.build`, which `.ci/run` and
 `make demo` call) and are skipped otherwise, with the command that builds it. With
 SLUICEGATE_REALLLM_REQUIRED=1 (CI sets it) a missing build is an error instead of a skip.
 """
@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from demo.build import default_cache, find_built
+from demo.server import LlamaServer, free_port
 from tests.gateway import GatewayProcess
-from tests.realllm.build import default_cache, find_built
-from tests.realllm.server import LlamaServer, free_port
 
 ADMIN_TOKEN = "realllm-tests-admin-token"  # the admin API (request logs) wants a bearer token
 
@@ -41,7 +41,7 @@ def llama_build() -> dict:
     record = find_built()
     if record is None:
         reason = (f"llama.cpp server not built (no ready venv under {default_cache()}): run "
-                  "`python3 -m tests.realllm.build` (5-10 min once, then cached) or `make demo`")
+                  "`python3 -m demo.build` (5-10 min once, then cached) or `make demo`")
         if os.environ.get("SLUICEGATE_REALLLM_REQUIRED") == "1":
             pytest.fail(reason)
         pytest.skip(reason)

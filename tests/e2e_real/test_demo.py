@@ -7,6 +7,9 @@ import re
 import socket
 import subprocess
 import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]  # `python -m demo` runs from the repository root
 
 
 def _listening(url: str) -> bool:
@@ -17,7 +20,7 @@ def _listening(url: str) -> bool:
 
 
 def test_demo_check_runs_the_examples_and_cleans_up(llama_build):
-    result = subprocess.run([sys.executable, "-m", "tests.realllm.demo", "--check", "--port", "0"],
+    result = subprocess.run([sys.executable, "-m", "demo", "--check", "--port", "0"], cwd=ROOT,
                             capture_output=True, text=True, timeout=110)
     out = result.stdout
     assert result.returncode == 0, out + result.stderr

@@ -10,7 +10,13 @@ import httpx
 import orjson
 
 from tests.e2e_real.clients import (
-    MODEL, SHORT, async_portkey, direct_headers, openai_client, portkey, user,
+    MODEL,
+    SHORT,
+    async_portkey,
+    direct_headers,
+    openai_client,
+    portkey,
+    user,
 )
 
 

@@ -28,7 +28,7 @@ class FakeCollector:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> "FakeCollector":
+    def start(self) -> FakeCollector:
         self._thread.start()
         asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
         return self

@@ -27,7 +27,7 @@ class EndlessUpstream:
     def v1(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
-    def start(self) -> "EndlessUpstream":
+    def start(self) -> EndlessUpstream:
         self._thread.start()
         asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
         return self

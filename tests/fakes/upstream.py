@@ -85,7 +85,7 @@ class FakeUpstream:
 
     # -- control (called from the test thread) -----------------------------------------------------
 
-    def start(self) -> "FakeUpstream":
+    def start(self) -> FakeUpstream:
         self._thread.start()
         asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
         return self

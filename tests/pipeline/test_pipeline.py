@@ -7,15 +7,22 @@ import pytest
 from sluicegate.config import ConfigCache
 from sluicegate.errors import Unauthorized
 from sluicegate.pipeline import (
-    AdmitAll, CacheStep, ConfigSelector, DispatchStep, Pipeline, RequestState, SelectConfig, default_steps,
+    AdmitAll,
+    CacheStep,
+    ConfigSelector,
+    DispatchStep,
+    Pipeline,
+    RequestState,
+    SelectConfig,
+    default_steps,
 )
 from sluicegate.providers import registry
 from sluicegate.types import CACHE_DISABLED, CACHE_HIT, CACHE_MISS, Outcome
 from tests.fakes.transport import FakeTransport, chat_completion, json_response
 from tests.inprocess import HOST, call, dispatcher
 
-CONFIG = '{"provider": "openai", "api_key": "sk", "custom_host": "%s"}' % HOST
-CACHED = '{"provider": "openai", "api_key": "sk", "custom_host": "%s", "cache": {"mode": "simple"}}' % HOST
+CONFIG = f'{{"provider": "openai", "api_key": "sk", "custom_host": "{HOST}"}}'
+CACHED = f'{{"provider": "openai", "api_key": "sk", "custom_host": "{HOST}", "cache": {{"mode": "simple"}}}}'
 
 
 def selector(saved: dict[str, str] | None = None) -> ConfigSelector:

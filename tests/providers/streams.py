@@ -9,7 +9,7 @@ import anthropic
 import httpx2 as httpx  # the SDKs are built on httpx2; its MockTransport answers in-process
 import openai
 
-from sluicegate.providers.translate.frames import DONE, SSEDecoder
+from sluicegate.providers.translate.frames import SSEDecoder
 
 
 def decode(frames: list[bytes]) -> list[tuple[str | None, Any]]:

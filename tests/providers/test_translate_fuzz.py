@@ -3,7 +3,8 @@ an upstream's odd response or stream chunk is absorbed or refused, never a trace
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -36,7 +37,7 @@ turns = st.dictionaries(st.sampled_from(KEYS), json_like, max_size=4).flatmap(
     lambda turn: st.sampled_from(["user", "assistant", "system", "tool"]).map(lambda role: {"role": role, **turn}))
 bodies = st.fixed_dictionaries(
     {"messages": st.lists(turns, max_size=3) | json_like},
-    optional={key: json_like for key in TOP_LEVEL})
+    optional=dict.fromkeys(TOP_LEVEL, json_like))
 
 
 def _translate_or_refuse(translate: Callable[[Any], Any], body: Any) -> None:

@@ -11,6 +11,7 @@ Anthropic → OpenAI: generated messages streamed with pings and arbitrary split
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import anthropic
@@ -50,7 +51,7 @@ def split(draw: st.DrawFn, whole: str) -> list[str]:
     """``whole`` cut at arbitrary places (pieces concatenate back to it)."""
     cuts = sorted(draw(st.sets(st.integers(1, max(len(whole) - 1, 1)), max_size=4)))
     bounds = [0, *[c for c in cuts if c < len(whole)], len(whole)]
-    return [whole[a:b] for a, b in zip(bounds, bounds[1:]) if b > a]
+    return [whole[a:b] for a, b in itertools.pairwise(bounds) if b > a]
 
 
 def _chunk(delta: dict[str, Any] | None = None, finish: str | None = None) -> dict[str, Any]:
@@ -119,7 +120,7 @@ def _label(case: dict[str, Any]) -> None:
     indices = [entry["index"] for c in case["chunks"] for choice in c["choices"]
                for entry in choice["delta"].get("tool_calls") or []]
     event(f"tool calls: {len(set(indices))}")
-    if any(a > b for a, b in zip(indices, indices[1:])):
+    if any(a > b for a, b in itertools.pairwise(indices)):
         event("parallel calls interleaved")
     event(f"failure: {case['failure']}")
     if any(not choice["delta"].get("content") and not choice["delta"].get("tool_calls") and not choice["finish_reason"]

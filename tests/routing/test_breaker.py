@@ -183,12 +183,12 @@ def test_available_filters_open_targets_and_bypasses_when_all_are_open(breaker, 
 
 
 def test_breaker_key_identifies_the_upstream_not_the_config_position():
-    a = Target(path="config.targets[0]", provider="openai", custom_host="http://llm/v1", api_key="sk-1")
-    b = Target(path="config.targets[3]", provider="openai", custom_host="http://llm/v1", api_key="sk-1")
-    c = Target(path="config.targets[0]", provider="openai", custom_host="http://llm/v1", api_key="sk-2")
-    d = Target(path="config", provider="openai", override_params={"model": "gpt-4o"})
+    a = Target(json_path="config.targets[0]", provider="openai", custom_host="http://llm/v1", api_key="sk-1")
+    b = Target(json_path="config.targets[3]", provider="openai", custom_host="http://llm/v1", api_key="sk-1")
+    c = Target(json_path="config.targets[0]", provider="openai", custom_host="http://llm/v1", api_key="sk-2")
+    d = Target(json_path="config", provider="openai", override_params={"model": "gpt-4o"})
     assert breaker_key(a) == breaker_key(b)
     assert breaker_key(a) != breaker_key(c)
     assert "sk-1" not in breaker_key(a)
     assert breaker_key(d) == "openai||gpt-4o|"
-    assert breaker_key(Target(path="config")) == "|||"
+    assert breaker_key(Target(json_path="config")) == "|||"

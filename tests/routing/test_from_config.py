@@ -36,7 +36,7 @@ def test_conditional_config_routes_by_metadata_and_reports_the_child_path():
 
     def route(metadata, params):
         index = choose_conditional(node.strategy, names, metadata=metadata, params=params, pathname="/v1/chat/completions")
-        return node.children[index].path
+        return node.children[index].json_path
 
     assert route({"user_plan": "paid"}, {"model": "claude-3"}) == "config.targets[1]"
     assert route({"user_plan": "free"}, {"model": "claude-3"}) == "config.targets[2]"

@@ -3,7 +3,7 @@ store is a SQLite file in tmp_path; no upstream socket is ever opened). Routes, 
 
 from __future__ import annotations
 
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import orjson
 import pytest

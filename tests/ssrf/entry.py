@@ -11,8 +11,9 @@ form: ``{"message": "Invalid config passed", "errors": ["path: <path>, message: 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
 RERANK = {"model": "m", "query": "q", "documents": ["a", "b"]}

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import Iterable
 
 import orjson
 
@@ -56,7 +56,7 @@ class Traps:
         self.hits: list[Hit] = []
         self._servers: list[asyncio.base_events.Server] = []
 
-    async def start(self) -> "Traps":
+    async def start(self) -> Traps:
         for port in self.ports:
             # asyncio marks the AF_INET6 socket IPv6-only, so the two sockets split the families cleanly.
             server = await asyncio.start_server(self._serve, host=["0.0.0.0", "::"], port=port)

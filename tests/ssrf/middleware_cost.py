@@ -11,7 +11,6 @@ Loopback only; every loop is bounded by a count.
 
 from __future__ import annotations
 
-import asyncio
 import statistics
 import time
 

@@ -21,7 +21,7 @@ def raw_post(port: int, target: str, headers: dict[str, str], body: bytes) -> tu
     head = f"POST {target} HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\ncontent-length: {len(body)}\r\n"
     head += "".join(f"{name}: {value}\r\n" for name, value in headers.items())
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(head.encode() + "connection: close\r\n\r\n".encode() + body)
+        sock.sendall(head.encode() + b"connection: close\r\n\r\n" + body)
         data = b""
         for _ in range(1000):  # bounded: the gateway closes after one answer
             chunk = sock.recv(65536)

@@ -10,10 +10,10 @@ import orjson
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from sluicegate.server.headers import parse_request_headers
-from sluicegate.types import AttemptRecord, Call, Outcome, public_metadata
 from sluicegate.telemetry.pricing import PriceTable
 from sluicegate.telemetry.record import RequestRecord
 from sluicegate.telemetry.rows import RowBuilder
+from sluicegate.types import AttemptRecord, Call, Outcome, public_metadata
 
 _counter = itertools.count()
 

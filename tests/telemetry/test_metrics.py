@@ -5,8 +5,15 @@ from __future__ import annotations
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from sluicegate.telemetry.metrics import Collector, Histogram, PoolGauges, RequestStats, SinkGauges, build_registry, \
-    render
+from sluicegate.telemetry.metrics import (
+    Collector,
+    Histogram,
+    PoolGauges,
+    RequestStats,
+    SinkGauges,
+    build_registry,
+    render,
+)
 
 from .helpers import builder, record
 

@@ -8,7 +8,6 @@ spool write after it), uncounted. Now such text is stored with U+FFFD in place o
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
 from tests.gateway import GatewayProcess
@@ -16,7 +15,6 @@ from tests.logapi import ADMIN_TOKEN
 
 from .load import count_rows
 from .raw import request_bytes, send_all
-from .test_outage import metric
 
 TOTAL = 200
 POISONS = [

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import orjson
 
-from sluicegate.types import AttemptRecord
 from sluicegate.telemetry.pricing import PriceTable
 from sluicegate.telemetry.record import RequestRecord
 from sluicegate.telemetry.redact import REDACTED
+from sluicegate.types import AttemptRecord
 
 from .helpers import builder, record
 

@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 from sluicegate.store.request_logs import request_attempts, request_logs
 from sluicegate.telemetry import params, query
 from sluicegate.telemetry.retention import DAY_MS, Retention
-from sluicegate.telemetry.sink import RejectedBatch
 from sluicegate.telemetry.service import store_writer
+from sluicegate.telemetry.sink import RejectedBatch
 
 from .helpers import entry
 
@@ -39,7 +39,7 @@ async def test_write_is_idempotent_and_keeps_attempts(engine, writer):
     async with engine.connect() as conn:
         stored = {r.id: r for r in await conn.execute(select(request_logs))}
     for row, _ in batch:  # every column lands in its own place, whatever the chunk
-        assert {k: v for k, v in stored[row["id"]]._mapping.items()} == row
+        assert dict(stored[row["id"]]._mapping) == row
     await writer.write([])  # the probe: just answers
 
 

@@ -11,6 +11,7 @@ import ipaddress
 import socket
 
 import pytest
+
 from tests.upstream.guard_stubs import FakeClock
 
 

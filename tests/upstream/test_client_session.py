@@ -11,14 +11,14 @@ from __future__ import annotations
 import pytest
 from aiohttp import web
 from yarl import URL
-from tests.upstream.test_guard_aiohttp import Listener, listener  # noqa: F401  (fixture)
-from tests.upstream.test_guard_urls import ALLOWED, LEGIT, LOOPBACK_OK
 
 from sluicegate.app import build_app
 from sluicegate.errors import InvalidCustomHost
 from sluicegate.server.appkeys import GATEWAY
 from sluicegate.settings import Settings
 from sluicegate.upstream.guard import Guard, GuardPolicy
+from tests.upstream.test_guard_aiohttp import Listener, listener  # noqa: F401  (fixture)
+from tests.upstream.test_guard_urls import ALLOWED, LEGIT, LOOPBACK_OK
 
 
 async def test_the_apps_session_refuses_an_unchecked_ip_literal(

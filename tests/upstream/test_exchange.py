@@ -10,7 +10,13 @@ from sluicegate.providers import openai
 from sluicegate.types import Prepared
 from sluicegate.upstream.exchange import STREAM_PEEK_LIMIT, exchange
 from tests.fakes.transport import (
-    FakeTransport, broken_body, content_chunk, json_response, refused, sse_event, sse_response,
+    FakeTransport,
+    broken_body,
+    content_chunk,
+    json_response,
+    refused,
+    sse_event,
+    sse_response,
 )
 
 

@@ -12,11 +12,11 @@ import socket
 
 import aiohttp
 import pytest
-from tests.upstream.guard_stubs import FakeClock, StubResolver
 
 from sluicegate.errors import InvalidCustomHost
 from sluicegate.settings import Settings
 from sluicegate.upstream.guard import Guard, GuardPolicy, blocked_reason
+from tests.upstream.guard_stubs import FakeClock, StubResolver
 
 
 class Listener:
@@ -28,7 +28,7 @@ class Listener:
         self.server: asyncio.base_events.Server | None = None
         self.port = 0
 
-    async def start(self) -> "Listener":
+    async def start(self) -> Listener:
         self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
         self.port = self.server.sockets[0].getsockname()[1]
         return self

@@ -7,11 +7,11 @@ import logging
 import socket
 
 import pytest
-from tests.upstream.guard_stubs import FakeClock, StubResolver
 
 from sluicegate.errors import InvalidCustomHost
 from sluicegate.settings import Settings
 from sluicegate.upstream.guard import Guard, GuardPolicy
+from tests.upstream.guard_stubs import FakeClock, StubResolver
 
 PUBLIC = "93.184.216.34"
 

@@ -2,7 +2,6 @@
 
 from .cache import Catalog, CatalogKeyError, CatalogSnapshot
 from .configs import ConfigRepository, ValidateConfig, referenced_slugs
-from .providers import ProviderRepository
 from .entries import (
     SPECS,
     UNSET,
@@ -18,6 +17,7 @@ from .entries import (
     provider_input,
     provider_not_found,
 )
+from .providers import ProviderRepository
 
 __all__ = [
     "SPECS",

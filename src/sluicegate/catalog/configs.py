@@ -7,7 +7,8 @@ names exists, tested in the same serialised write transaction in which a provide
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import orjson
 from sqlalchemy import delete, insert, select, update

@@ -7,9 +7,10 @@ header value (it may be a secret).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import BadRequest, Conflict, GatewayError

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from .support import command, open_store, print_json, settings_from_args, store_options, wants_json
 from ..access.admin_token import reset_admin_token
+from .support import command, open_store, print_json, settings_from_args, store_options, wants_json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -6,9 +6,16 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
+from ..catalog.configs import ConfigRepository, ValidateConfig, gateway_config_validator
+from ..catalog.entries import SPECS, UNSET, CheckHost, ProviderPatch, ProviderView, provider_input
+from ..catalog.providers import ProviderRepository
+from ..errors import BadRequest
+from ..settings import Settings
+from ..vault import Vault
 from .support import (
     command,
     open_store,
@@ -18,12 +25,6 @@ from .support import (
     store_options,
     wants_json,
 )
-from ..errors import BadRequest
-from ..settings import Settings
-from ..vault import Vault
-from ..catalog.configs import ConfigRepository, ValidateConfig, gateway_config_validator
-from ..catalog.providers import ProviderRepository
-from ..catalog.entries import SPECS, UNSET, CheckHost, ProviderPatch, ProviderView, provider_input
 
 # Injection points, built per invocation from the settings: the SSRF host check for custom hosts (default:
 # none at save time; the guard still checks every request) and the saved-config validator (default: the

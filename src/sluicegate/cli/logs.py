@@ -10,11 +10,19 @@ import argparse
 import asyncio
 from typing import Any
 
-from .support import (
-    EXIT_REFUSED, command, fail, open_store, print_json, print_table, settings_from_args, store_options, wants_json,
-)
 from ..errors import BadRequest
 from ..telemetry import params, query
+from .support import (
+    EXIT_REFUSED,
+    command,
+    fail,
+    open_store,
+    print_json,
+    print_table,
+    settings_from_args,
+    store_options,
+    wants_json,
+)
 
 FOLLOW_EVERY_S = 1.0
 _COLUMNS = ("time", "id", "status", "ms", "provider", "model", "tokens", "cost", "user", "trace_id")

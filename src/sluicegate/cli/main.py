@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from .. import serve
 from ..settings import settings_from_env
@@ -52,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True)
     _add_serve(subparsers)
     # providers, configs: a custom host is checked by the same SSRF rules as the admin API and the gateway
-    catalog_commands.register(subparsers, check_host=lambda settings: Guard(GuardPolicy.from_settings(settings)).check_url)
+    catalog_commands.register(subparsers,
+                              check_host=lambda settings: Guard(GuardPolicy.from_settings(settings)).check_url)
     store_commands.register(subparsers)  # db upgrade | current
     vault_commands.register(subparsers)  # vault rotate | status | generate-key
     access_commands.register(subparsers)  # admin-token reset

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from .support import command, print_json, settings_from_args, store_options, wants_json
 from ..store.engine import create_engine, database_url
 from ..store.migrate import current_revision, head_revision, upgrade
+from .support import command, print_json, settings_from_args, store_options, wants_json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -12,9 +12,10 @@ import asyncio
 import contextlib
 import os
 import sys
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Coroutine, Sequence
+from typing import Any
 
 import orjson
 from sqlalchemy.exc import SQLAlchemyError

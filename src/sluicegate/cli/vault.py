@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from ..vault.cipher import Vault
+from ..vault.keys import ENV_NAME, encode_key, generate_key
+from ..vault.rotate import key_usage, rotate
 from .support import (
     EXIT_UNUSABLE,
     command,
@@ -15,9 +18,6 @@ from .support import (
     store_options,
     wants_json,
 )
-from ..vault.cipher import Vault
-from ..vault.keys import ENV_NAME, encode_key, generate_key
-from ..vault.rotate import key_usage, rotate
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -9,8 +9,9 @@ them next to ``targets`` rather than ignoring them. Done once per config text, n
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 from sluicegate.config.model import EMPTY, CachePolicy, Group, Node, Target
 
@@ -37,7 +38,7 @@ def compile_node(
         compile_node(child, f"{path}.targets[{i}]", scope) for i, child in enumerate(spec["targets"])
     )
     return Group(
-        path=path,
+        json_path=path,
         strategy=spec["strategy"],
         children=children,
         name=spec.get("name"),
@@ -70,7 +71,7 @@ def _leaf(spec: Mapping[str, Any], path: str, scope: Mapping[str, Any]) -> Targe
     # The schema already turned virtual_key into "@slug"; passthrough leaves the provider to the request.
     provider = None if spec.get("passthrough") else spec.get("provider", spec.get("virtual_key"))
     return Target(
-        path=path,
+        json_path=path,
         provider=provider,
         api_key=spec.get("api_key"),
         custom_host=scope.get("custom_host"),

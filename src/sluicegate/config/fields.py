@@ -8,8 +8,9 @@ Messages follow zod's wording where Portkey's gateway answers with zod's output,
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Collection, Iterable, Mapping
+from typing import Any
 
 from sluicegate import header_names
 from sluicegate.errors import InvalidCustomHost

@@ -2,15 +2,16 @@
 
 Inheritance (docs/gateway-config.md) is already applied when these objects exist, so the hot path only layers the
 request headers (custom host, forward headers, timeout, strictness) on top of a leaf ``Target``.
-A request without a config is the one-leaf tree ``Target(path="config", provider=None, ...)``:
+A request without a config is the one-leaf tree ``Target(json_path="config", provider=None, ...)``:
 ``provider=None`` means "take the provider and the credential from the request headers".
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Iterator, Mapping, Union
+from typing import Any
 
 EMPTY: Mapping[str, Any] = MappingProxyType({})
 
@@ -63,7 +64,7 @@ class Strategy:
 class Target:
     """A leaf: one upstream to try, with every inherited setting resolved."""
 
-    path: str  # JSON path for x-portkey-last-used-option-index: "config", "config.targets[1].targets[0]"
+    json_path: str  # for x-portkey-last-used-option-index: "config", "config.targets[1].targets[0]"
     provider: str | None = None  # provider id ("openai"), catalog slug ("@my-llm"), or None: from the request
     api_key: str | None = None
     custom_host: str | None = None
@@ -82,15 +83,15 @@ class Target:
 class Group:
     """An inner node: a strategy over children (groups or leaves)."""
 
-    path: str
+    json_path: str
     strategy: Strategy
-    children: tuple["Node", ...] = field(default_factory=tuple)
+    children: tuple[Node, ...] = field(default_factory=tuple)
     name: str | None = None
     weight: float = 1.0
     cache: CachePolicy | None = None  # as written on this node (not inherited)
 
 
-Node = Union[Group, Target]
+Node = Group | Target
 
 
 def targets(node: Node) -> Iterator[Target]:

@@ -9,9 +9,10 @@ errors here rather than surprises at request time. Inheritance is applied later,
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Callable, Collection
+from typing import Any
 
 from sluicegate.config import fields as f
 from sluicegate.config.fields import INVALID, Path, Report

@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from sluicegate.config import fields as f
+from sluicegate.config.conditions import validate_query
 from sluicegate.config.fields import INVALID, Path, Report
 from sluicegate.config.model import Condition, Strategy
-from sluicegate.config.conditions import validate_query
 
 MODES = ("single", "loadbalance", "fallback", "conditional")
 MODE_MESSAGE = "Invalid 'mode' value. Must be one of: single, loadbalance, fallback, conditional"

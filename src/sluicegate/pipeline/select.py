@@ -3,14 +3,14 @@ direct one-target tree when the request names its provider in headers or in the 
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from ..config import ConfigCache
 from ..config.model import Node, Target
 from ..errors import BadRequest
 from ..types import Call
 
-_DIRECT = Target(path="config")  # no config: provider, credential and host all come from the request
+_DIRECT = Target(json_path="config")  # no config: provider, credential and host all come from the request
 
 
 class ConfigSelector:

@@ -3,21 +3,24 @@
 A spec (``openai.py``, ``anthropic.py``) is one module exposing one object that satisfies ``ApiSpec``, plus
 one line in ``registry.py``. Nothing else in the gateway knows a spec by name.
 
-The gateway speaks the OpenAI wire format to its clients, and Anthropic's on /v1/messages. For each request,
-``ApiSpec.translation(endpoint, origin)`` returns a ``Translation``: the request body on its way to the
-upstream (client → upstream), the answer on its way back (upstream → client), the error envelopes, and a
-fresh ``StreamDecoder`` per response stream. A spec that speaks what the client speaks forwards the bytes
-untouched; one that does not (an OpenAI client and an Anthropic-spec server, or the reverse) translates in
-both directions (the rules: ``translate/`` and docs/anthropic.md). Credentials are applied by the caller after the body
-is translated (``prepare.py``), so a translation never sees them.
+The gateway speaks the OpenAI wire format to its clients, and Anthropic's on /v1/messages. For each
+prepared request (one target of one client request), ``ApiSpec.translation(endpoint, origin)`` returns a
+``Translation``: the request body on its way to the upstream (client → upstream), the answer on its way
+back (upstream → client), the error envelopes, and a fresh ``StreamDecoder`` per response stream. Being
+per request, a translation may remember what it sent (the stop sequences, the model asked for) to
+translate the answer back; a stateless one may be shared. A spec that speaks what the client speaks
+forwards the bytes untouched; one that does not (an OpenAI client and an Anthropic-spec server, or the
+reverse) translates in both directions (the rules: ``translate/`` and docs/anthropic.md). Credentials are
+applied by the caller after the body is translated (``prepare.py``), so a translation never sees them.
 
 Everything here is pure: no network, clock or randomness.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping, Protocol
+from typing import Any, Protocol
 
 # What StreamDecoder.opening says about the stream so far.
 PENDING = "pending"  # no content yet: keep holding the start back

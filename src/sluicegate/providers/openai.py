@@ -8,7 +8,8 @@ The client speaks this spec too, so its translation is the identity (``Passthrou
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import orjson
 

@@ -13,9 +13,9 @@ Operators behind an egress proxy, and tests, move a default base URL with
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Mapping
 
 from . import anthropic, openai
 from .contract import ApiSpec

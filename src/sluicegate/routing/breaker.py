@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from typing import Callable, NamedTuple, Sequence
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 from sluicegate.config.model import BreakerPolicy, Target
 
@@ -52,7 +53,7 @@ class Candidates(NamedTuple):
 
 
 class _Circuit:
-    __slots__ = ("consecutive", "requests", "failures", "window_start", "opened_at", "trial_at")
+    __slots__ = ("consecutive", "failures", "opened_at", "requests", "trial_at", "window_start")
 
     def __init__(self, now: float) -> None:
         self.consecutive = 0

@@ -11,10 +11,11 @@ Equality is JavaScript's strict equality (``"1"`` is not ``1``, ``true`` is not 
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
-from sluicegate.config.model import Strategy
 from sluicegate.config.conditions import MAX_REGEX_PATTERN, MAX_REGEX_SUBJECT, UNSUPPORTED_OPERATOR
+from sluicegate.config.model import Strategy
 from sluicegate.config.strategy import INVALID_TARGET, NO_CONDITIONS
 from sluicegate.errors import RouterError
 

@@ -1,4 +1,5 @@
-"""Retry and fallback decisions, as in Portkey's gateway (docs/gateway-config.md). The caller sleeps and counts; this only decides.
+"""Retry and fallback decisions, as in Portkey's gateway (docs/gateway-config.md). The caller sleeps and
+counts; this only decides.
 
 Retry: ``attempts`` retries after the first call, on the policy's status codes (default 429, 500, 502,
 503, 504), with backoff 1, 2, 4, 8, 16 s and no jitter (as Portkey). With ``use_retry_after`` the
@@ -9,8 +10,8 @@ overrun it ends the retries (the gateway then reports ``x-portkey-retry-attempt-
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
-from typing import Mapping
 
 from sluicegate.config.model import RetryPolicy, Strategy
 

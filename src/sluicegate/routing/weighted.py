@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 
 def pick_weighted(weights: Sequence[float], r: float) -> int | None:

@@ -13,18 +13,19 @@ never a traceback. Header values only ever leave as their masked form.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import orjson
 from aiohttp import web
 
 from ..access.admin_token import TOKEN_HINT, AdminAuth
 from ..catalog.configs import ConfigRepository
+from ..catalog.entries import validate_slug
 from ..catalog.jsonio import config_from_json, parse_body, patch_from_json, provider_from_json
 from ..catalog.providers import ProviderRepository
-from ..catalog.entries import validate_slug
-from ..errors import GatewayError, PayloadTooLarge, Unauthorized
+from ..errors import PayloadTooLarge, Unauthorized
 from ..store.engine import store_outage
 from ..vault import VaultError
 from .middleware import Handler, error_for

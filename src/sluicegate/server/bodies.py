@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import zlib
-from typing import Iterator
+from collections.abc import Iterator
 
 from aiohttp import web
 

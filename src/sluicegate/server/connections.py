@@ -17,8 +17,8 @@ The middleware tells a connection when a request starts and ends: while one runs
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import orjson
 from aiohttp import web
@@ -69,7 +69,7 @@ class ConnectionGuard:
             task.cancel()
         return len(tasks)
 
-    def admit(self, connection: "_Guarded", transport: asyncio.BaseTransport) -> bool:
+    def admit(self, connection: _Guarded, transport: asyncio.BaseTransport) -> bool:
         if len(self._open) >= self.limits.max_connections and not self._evict_one():
             return False
         self._open[transport] = connection
@@ -85,14 +85,14 @@ class ConnectionGuard:
                 return True
         return False
 
-    def waiting(self, connection: "_Guarded") -> None:
+    def waiting(self, connection: _Guarded) -> None:
         self._waiting.pop(connection, None)
         self._waiting[connection] = None  # to the end: the most recent to start waiting
 
-    def busy(self, connection: "_Guarded") -> None:
+    def busy(self, connection: _Guarded) -> None:
         self._waiting.pop(connection, None)
 
-    def forget(self, connection: "_Guarded", transport: asyncio.BaseTransport | None) -> None:
+    def forget(self, connection: _Guarded, transport: asyncio.BaseTransport | None) -> None:
         self._waiting.pop(connection, None)
         if transport is not None:
             self._open.pop(transport, None)

@@ -11,7 +11,6 @@ import os
 import time
 from typing import Any
 
-import orjson
 from multidict import CIMultiDictProxy
 
 from ..config.schema import MAX_TIMEOUT_MS

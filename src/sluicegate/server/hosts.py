@@ -50,7 +50,7 @@ class HostPolicy:
     any_host: bool = False
 
     @classmethod
-    def build(cls, listen_host: str, allowed: tuple[str, ...]) -> "HostPolicy":
+    def build(cls, listen_host: str, allowed: tuple[str, ...]) -> HostPolicy:
         entries = [entry.strip().lower().rstrip(".") for entry in allowed if entry.strip()]
         for entry in entries:
             wildcard_ok = not entry.startswith("*") or entry == "*" or entry.startswith("*.")
@@ -76,7 +76,7 @@ class HostPolicy:
 
 def target_authority(raw_target: str) -> str | None:
     """The host of an absolute-form request target (``http://user@name:80/x`` → ``name:80``), else None."""
-    scheme, sep, rest = raw_target.partition("://")
+    _scheme, sep, rest = raw_target.partition("://")
     if not sep or raw_target.startswith("/"):
         return None
     return rest.split("/", 1)[0].split("?", 1)[0].rpartition("@")[2]

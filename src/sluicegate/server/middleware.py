@@ -7,7 +7,7 @@ sub-app's middleware (server/admin.py) only render it, each in its envelope.
 from __future__ import annotations
 
 import logging
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import orjson
 from aiohttp import web

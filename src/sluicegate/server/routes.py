@@ -14,10 +14,11 @@ from ..pipeline import RequestState
 from ..prepare import split_model_slug
 from ..telemetry.record import RequestRecord
 from ..types import Call, Outcome
+from .appkeys import GATEWAY, TRACE_ID
 from .bodies import read_body
 from .headers import bearer_credential, parse_request_headers
-from .appkeys import GATEWAY, TRACE_ID
-from .messages import ENDPOINTS as MESSAGES_ENDPOINTS, check_messages_body, in_anthropic_envelope
+from .messages import ENDPOINTS as MESSAGES_ENDPOINTS
+from .messages import check_messages_body, in_anthropic_envelope
 from .paths import passthrough_tail
 from .streaming import relay_stream
 

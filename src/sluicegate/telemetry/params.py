@@ -8,9 +8,9 @@ from __future__ import annotations
 import base64
 import re
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Iterable, Mapping
+from datetime import UTC, datetime
 
 import orjson
 
@@ -65,7 +65,7 @@ def parse_time(name: str, text: str) -> int:
     except ValueError:  # includes out-of-range dates
         raise BadRequest(f"'{name}' must be an ISO 8601 time or seconds since the epoch, got {text!r}") from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp() * 1000)
 
 

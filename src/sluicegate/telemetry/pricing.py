@@ -9,10 +9,11 @@ the operator prices it: a self-hosted model served under a famous name must not 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 import orjson
 
@@ -64,7 +65,7 @@ class PriceTable:
         self._memo: dict[tuple[str | None, str | None, str | None, bool], Price] = {}
 
     @classmethod
-    def load(cls, path: Path | None) -> "PriceTable":
+    def load(cls, path: Path | None) -> PriceTable:
         if path is None:
             return cls()
         try:
@@ -74,7 +75,7 @@ class PriceTable:
         return cls.from_mapping(data, source=str(path))
 
     @classmethod
-    def from_mapping(cls, data: Any, source: str = "pricing") -> "PriceTable":
+    def from_mapping(cls, data: Any, source: str = "pricing") -> PriceTable:
         if not isinstance(data, dict) or set(data) - {"models", "default"}:
             raise PricingError(f"{source}: expected an object with 'models' and/or 'default'")
         models = data.get("models", {})

@@ -8,8 +8,9 @@ function); everything else is aggregated by the database.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Any, Iterable
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import and_, case, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -95,7 +96,7 @@ async def _attempts(conn: Any, ids: list[str]) -> dict[str, list[dict[str, Any]]
 
 
 def iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def public_record(r: dict[str, Any], attempts: list[dict[str, Any]]) -> dict[str, Any]:

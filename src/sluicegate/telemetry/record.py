@@ -79,7 +79,7 @@ class RequestRecord:
     error_message: str | None = None
 
     @classmethod
-    def begin(cls, method: str, route: str, endpoint: str, log_bodies: bool) -> "RequestRecord":
+    def begin(cls, method: str, route: str, endpoint: str, log_bodies: bool) -> RequestRecord:
         return cls(time.time(), time.perf_counter(), method, route, endpoint, log_bodies)
 
     def elapsed_ms(self) -> float:

@@ -11,7 +11,8 @@ another JSON encoder's output carries it. Custom hosts lose their user-info, que
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
 from ..header_names import GATEWAY_HEADER_NAMES, PORTKEY_PREFIX
@@ -57,7 +58,7 @@ def request_secrets(ctx: RequestContext | None, extra: Iterable[str] = (),
     for name, value in ctx.headers.items():
         if is_secret(name):
             values.append(value)
-            scheme, _, rest = value.partition(" ")
+            _, _, rest = value.partition(" ")
             if rest:  # "Bearer sk-…": the token alone may appear elsewhere
                 values.append(rest.strip())
     for names in (ctx.forward_headers, forwarded_by_config):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -64,6 +64,6 @@ class Retention:
                     log.info("request log retention: deleted %d requests older than %d days", deleted, self._days)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - the store may be down; try again at the next round
+            except Exception as exc:
                 log.warning("request log retention failed (%s); retrying later", type(exc).__name__)
             await asyncio.sleep(every_s)

@@ -9,8 +9,9 @@ it returns are safe to write, and to spool to a local file.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Protocol
 
 import orjson
 

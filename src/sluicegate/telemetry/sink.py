@@ -14,7 +14,8 @@ import asyncio
 import logging
 import time
 from collections import deque
-from typing import Any, Callable, Mapping, Protocol
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 from .metrics import RequestStats, SinkGauges
 from .record import RequestRecord
@@ -220,7 +221,7 @@ class Sink:
             log.error("request log store refused %d records (%s); they are dropped", exc.count, exc)
             self._drop("rejected", exc.count)
             return True  # consumed: spooling data the store refuses would only replay the refusal
-        except Exception as exc:  # noqa: BLE001 - any failure to reach the store means: spool, probe later
+        except Exception as exc:
             self._went_down(exc)
             return False
         finally:

@@ -8,7 +8,8 @@ servers send about one token per event) and the prompt from its length, and the 
 
 from __future__ import annotations
 
-from typing import Any, Iterable, NamedTuple
+from collections.abc import Iterable
+from typing import Any, NamedTuple
 
 import orjson
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 import ipaddress
 from ipaddress import IPv4Address, IPv6Address
 from types import MappingProxyType
-from typing import NamedTuple, Union
+from typing import NamedTuple
 
-IPAddress = Union[IPv4Address, IPv6Address]
+IPAddress = IPv4Address | IPv6Address
 
 ALWAYS = "always"
 DEFAULT = "default"

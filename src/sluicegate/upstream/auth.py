@@ -5,7 +5,7 @@ Credentials are applied after translation and live only in the outgoing headers:
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from ..providers.contract import ApiSpec
 

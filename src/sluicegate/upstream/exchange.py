@@ -9,7 +9,7 @@ Requests go out through a ``Transport`` (transport.py): the pooled aiohttp sessi
 from __future__ import annotations
 
 import asyncio
-from typing import Iterable
+from collections.abc import Iterable
 
 import orjson
 
@@ -19,7 +19,8 @@ from ..types import OpenStream, Outcome, Prepared
 from .transport import BodyBroken, BodyTooLarge, Transport, TransportError, TransportResponse, TransportTimeout
 
 # Outcome and Prepared are the request's vocabulary (types.py); re-exported for older imports.
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "STREAM_PEEK_LIMIT", "Outcome", "Prepared", "exchange", "failure", "open_stream", "relayable_headers"]
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "STREAM_PEEK_LIMIT", "Outcome", "Prepared", "exchange", "failure",
+           "open_stream", "relayable_headers"]
 
 STREAM_PEEK_LIMIT = 64 * 1024  # bytes held back at most while waiting for a stream's first content
 DEFAULT_MAX_BODY_BYTES = 128 * 1024 * 1024  # Settings.max_upstream_body_bytes

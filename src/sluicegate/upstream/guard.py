@@ -32,8 +32,8 @@ import asyncio
 import logging
 import socket
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 import aiohttp.abc
 from aiohttp.abc import ResolveResult
@@ -157,7 +157,7 @@ class Guard:
         self._urls.clear()
         self._resolver.forget()
 
-    def resolver(self) -> "GuardedResolver":
+    def resolver(self) -> GuardedResolver:
         return self._resolver
 
     def client_middleware(self):

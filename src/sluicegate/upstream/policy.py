@@ -11,9 +11,9 @@ Pure: every function raises ``InvalidCustomHost`` with a reason the user can act
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from types import MappingProxyType
-from typing import Iterable
 
 from ..errors import InvalidCustomHost
 from .addresses import ALWAYS, IPAddress, classify_ip, is_loopback, parse_ip
@@ -71,7 +71,7 @@ class GuardPolicy:
     listen_host: str = "127.0.0.1"
 
     @classmethod
-    def from_settings(cls, settings) -> "GuardPolicy":
+    def from_settings(cls, settings) -> GuardPolicy:
         return cls.build(
             listen_host=settings.host,
             trusted_custom_hosts=settings.trusted_custom_hosts,
@@ -85,7 +85,7 @@ class GuardPolicy:
         listen_host: str = "127.0.0.1",
         trusted_custom_hosts: Iterable[str] | None = None,
         allowed_upstreams: Iterable[str] = (),
-    ) -> "GuardPolicy":
+    ) -> GuardPolicy:
         """``trusted_custom_hosts`` None means the default (loopback, on a loopback gateway only);
         any value, even empty, replaces that default, as Portkey's TRUSTED_CUSTOM_HOSTS does."""
         trusted: tuple[AllowEntry, ...]
@@ -98,7 +98,7 @@ class GuardPolicy:
         configured = parse_allow_entries(allowed_upstreams, "allowed_upstreams")
         return cls(base=trusted + configured, listen_host=listen_host)
 
-    def with_extra(self, entries: Iterable[str]) -> "GuardPolicy":
+    def with_extra(self, entries: Iterable[str]) -> GuardPolicy:
         return replace(self, extra=parse_allow_entries(entries, "catalog allow entry"))
 
     @property

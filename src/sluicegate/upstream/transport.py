@@ -13,8 +13,9 @@ scripted upstream in milliseconds. A transport speaks in the gateway's terms, ne
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, NoReturn, Protocol
+from typing import NoReturn, Protocol
 
 import aiohttp
 from multidict import CIMultiDict

@@ -10,8 +10,8 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -68,7 +68,7 @@ class Vault:
         self._file_stamp = _stamp(keyring.path)
 
     @classmethod
-    def load(cls, settings: Settings, *, create: bool = True) -> "Vault":
+    def load(cls, settings: Settings, *, create: bool = True) -> Vault:
         """The vault for ``settings``: the env keys, else the key file (created 0600 when ``create``)."""
         if settings.master_key:
             return cls(keyring_from_env(settings.master_key))

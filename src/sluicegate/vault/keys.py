@@ -40,7 +40,7 @@ class MasterKey:
     material: bytes = field(repr=False)
 
     @classmethod
-    def from_material(cls, material: bytes) -> "MasterKey":
+    def from_material(cls, material: bytes) -> MasterKey:
         return cls(key_id=key_id_for(material), material=material)
 
 

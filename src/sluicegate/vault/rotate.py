@@ -16,8 +16,8 @@ under NEW) and finally drops OLD from the variable (docs/catalog.md, "Rotating t
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine

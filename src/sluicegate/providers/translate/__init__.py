@@ -12,15 +12,6 @@ Pure modules (no I/O, no clock, no randomness: ids and times are arguments), one
 The rules and defaults are in docs/anthropic.md.
 """
 
-from __future__ import annotations
-
-from typing import Any
-
-
-def as_dict(value: object) -> dict[str, Any]:
-    """``value`` when it is a JSON object, else an empty one: odd input never crashes a translator."""
-    return value if isinstance(value, dict) else {}
-
 
 class TranslationError(ValueError):
     """The request cannot be expressed in the target API: the caller answers 400 invalid_request_error."""

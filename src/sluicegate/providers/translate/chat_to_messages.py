@@ -9,7 +9,8 @@ from typing import Any
 
 import orjson
 
-from . import TranslationError, as_dict
+from . import TranslationError
+from .shapes import as_object
 
 DEFAULT_MAX_TOKENS = 4096  # Anthropic requires max_tokens; OpenAI clients often send none
 SYSTEM_JOIN = "\n\n"  # between system/developer messages folded into the one Anthropic system prompt
@@ -128,7 +129,7 @@ def _user_blocks(content: object) -> list[dict[str, Any]]:
 
 
 def _user_block(part: object) -> dict[str, Any]:
-    fields = as_dict(part)
+    fields = as_object(part)
     kind = fields.get("type")
     if kind == "text":
         return {"type": "text", "text": str(fields.get("text", ""))}
@@ -218,7 +219,7 @@ def _tool_choice(choice: object, parallel: object) -> dict[str, Any] | None:
     if choice is None:
         mapped = None
     elif choice in ("auto", "required", "none"):
-        mapped = {"type": {"auto": "auto", "required": "any", "none": "none"}[str(choice)]}
+        mapped = {"type": {"auto": "auto", "required": "any", "none": "none"}[choice]}
     elif isinstance(choice, dict) and isinstance(choice.get("function"), dict) and isinstance(
             choice["function"].get("name"), str):
         mapped = {"type": "tool", "name": choice["function"]["name"]}
@@ -239,7 +240,7 @@ def chat_response_to_message(
         raise TranslationError("upstream completion: an object is required")
     choices = chat.get("choices")
     choice = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
-    reply = as_dict(choice.get("message"))
+    reply = as_object(choice.get("message"))
     content: list[dict[str, Any]] = []
     text = _reply_text(reply)
     if text:
@@ -273,7 +274,7 @@ def _calls_of(reply: dict[str, Any]) -> list[dict[str, Any]]:
 
 def tool_use_block(call: dict[str, Any], fallback_id: str) -> dict[str, Any]:
     """One OpenAI tool call as a tool_use block (a missing id gets ``fallback_id``)."""
-    function = as_dict(call.get("function"))
+    function = as_object(call.get("function"))
     arguments = function.get("arguments")
     return {"type": "tool_use", "id": call.get("id") or fallback_id, "name": str(function.get("name") or ""),
             "input": tool_input(arguments if isinstance(arguments, str) else "")}

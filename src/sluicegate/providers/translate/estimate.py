@@ -18,8 +18,7 @@ TOKENS_PER_IMAGE = 768
 def estimate_input_tokens(body: dict[str, Any]) -> int:
     """Estimated input tokens of a ``/v1/messages`` body (at least 1)."""
     chars, images = _measure([body.get("system"), body.get("tools")])
-    found = body.get("messages")
-    messages: list[Any] = found if isinstance(found, list) else []
+    messages: list[Any] = body["messages"] if isinstance(body.get("messages"), list) else []
     more_chars, more_images = _measure(messages)
     chars, images = chars + more_chars, images + more_images
     return max(1, chars // CHARS_PER_TOKEN + TOKENS_PER_MESSAGE * len(messages) + TOKENS_PER_IMAGE * images)

@@ -14,7 +14,7 @@ DONE_FRAME = b"data: [DONE]\n\n"
 
 def anthropic_frame(event: dict[str, Any]) -> bytes:
     """``event: <type>`` plus its JSON data, as the Anthropic API frames every stream event."""
-    return b"event: " + str(event["type"]).encode() + b"\ndata: " + orjson.dumps(event) + b"\n\n"
+    return b"event: " + event["type"].encode() + b"\ndata: " + orjson.dumps(event) + b"\n\n"
 
 
 def openai_frame(chunk: dict[str, Any]) -> bytes:

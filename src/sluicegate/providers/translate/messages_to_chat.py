@@ -8,7 +8,8 @@ from typing import Any
 
 import orjson
 
-from . import TranslationError, as_dict
+from . import TranslationError
+from .shapes import as_object
 
 TEXT_JOIN = "\n"  # between text blocks folded into one OpenAI string
 TOOL_ERROR_PREFIX = "Error: "  # keeps a tool_result's is_error visible to the model
@@ -73,9 +74,8 @@ def _system_messages(system: object) -> list[dict[str, Any]]:
 
 
 def _text_of_block(block: object, where: str) -> str:
-    text = block.get("text") if isinstance(block, dict) and block.get("type") == "text" else None
-    if isinstance(text, str):
-        return text
+    if isinstance(block, dict) and block.get("type") == "text" and isinstance(block.get("text"), str):
+        return block["text"]
     raise TranslationError(f"{where}: only text blocks are allowed here")
 
 
@@ -135,9 +135,8 @@ def image_url(source: object) -> str:
     if isinstance(source, dict) and source.get("type") == "base64":
         if isinstance(source.get("media_type"), str) and isinstance(source.get("data"), str):
             return f"data:{source['media_type']};base64,{source['data']}"
-    url = source.get("url") if isinstance(source, dict) and source.get("type") == "url" else None
-    if isinstance(url, str):
-        return url
+    if isinstance(source, dict) and source.get("type") == "url" and isinstance(source.get("url"), str):
+        return source["url"]
     raise TranslationError("image: source must be {type: base64, media_type, data} or {type: url, url}")
 
 
@@ -202,7 +201,8 @@ def _tool(tool: object) -> dict[str, Any]:
 
 
 def _tool_choice(choice: object, has_tools: bool) -> dict[str, Any]:
-    kind = choice.get("type") if isinstance(choice, dict) else None
+    fields = as_object(choice)
+    kind = fields.get("type")
     mapped: dict[str, Any]
     if kind == "auto":
         mapped = {"tool_choice": "auto"}
@@ -210,11 +210,11 @@ def _tool_choice(choice: object, has_tools: bool) -> dict[str, Any]:
         mapped = {"tool_choice": "required"}
     elif kind == "none":
         mapped = {"tool_choice": "none"}
-    elif kind == "tool" and isinstance(as_dict(choice).get("name"), str):
-        mapped = {"tool_choice": {"type": "function", "function": {"name": as_dict(choice)["name"]}}}
+    elif kind == "tool" and isinstance(fields.get("name"), str):
+        mapped = {"tool_choice": {"type": "function", "function": {"name": fields["name"]}}}
     else:
         raise TranslationError("tool_choice: type must be auto, any, tool (with a name) or none")
-    if has_tools and as_dict(choice).get("disable_parallel_tool_use"):
+    if has_tools and fields.get("disable_parallel_tool_use"):
         mapped["parallel_tool_calls"] = False
     return mapped
 

@@ -17,10 +17,10 @@ from typing import Any
 
 import orjson
 
-from . import as_dict
 from .chat_to_messages import anthropic_usage, stop_reason, tool_input
 from .errors import error_message, stream_error_type
 from .frames import anthropic_frame
+from .shapes import as_object
 
 
 @dataclass
@@ -102,13 +102,13 @@ class ChatToMessagesStream:
     def _message_start(self, chunk: dict[str, Any]) -> list[bytes]:
         self._model = chunk.get("model") or self._model
         usage = anthropic_usage(chunk.get("usage") if isinstance(chunk.get("usage"), dict) else None, self._estimate)
-        message: dict[str, Any] = {"id": self._id, "type": "message", "role": "assistant", "model": self._model, "content": [],
-                   "stop_reason": None, "stop_sequence": None, "usage": usage}
+        message: dict[str, Any] = {"id": self._id, "type": "message", "role": "assistant", "model": self._model,
+                                   "content": [], "stop_reason": None, "stop_sequence": None, "usage": usage}
         self.started = True  # message_start is out: from now on a failure must be an error event
         return [self._frame({"type": "message_start", "message": message})]
 
     def _choice(self, choice: dict[str, Any]) -> list[bytes]:
-        delta = as_dict(choice.get("delta"))
+        delta = as_object(choice.get("delta"))
         frames: list[bytes] = []
         text = delta.get("content") or delta.get("refusal")
         if isinstance(text, str) and text:
@@ -147,9 +147,9 @@ class ChatToMessagesStream:
         if not self._tools and self._text_block is not None:
             frames.append(self._close(self._text_block))  # text then tools: the text block is done
         tool = self._tools.setdefault(self._tool_index(call), _ToolCall())
-        function = as_dict(call.get("function"))
-        tool.id = tool.id or _text(call.get("id"))
-        tool.name = tool.name or _text(function.get("name"))
+        function = as_object(call.get("function"))
+        tool.id = tool.id or (call_id if isinstance(call_id := call.get("id"), str) else "")
+        tool.name = tool.name or (name if isinstance(name := function.get("name"), str) else "")
         piece = function.get("arguments")
         if isinstance(piece, str) and piece:
             tool.arguments.append(piece)
@@ -162,9 +162,8 @@ class ChatToMessagesStream:
         return frames
 
     def _tool_index(self, call: dict[str, Any]) -> int:
-        position = call.get("index")
-        if isinstance(position, int):
-            return position
+        if isinstance(call.get("index"), int):
+            return call["index"]
         known = [index for index, tool in self._tools.items() if call.get("id") and tool.id == call.get("id")]
         if known:
             return known[0]
@@ -205,10 +204,6 @@ class ChatToMessagesStream:
             frames.append(self._json_delta(index, orjson.dumps(tool_input(arguments)).decode()))
         frames.append(self._close(index))
         return frames
-
-
-def _text(value: object) -> str:
-    return value if isinstance(value, str) else ""
 
 
 def _list(value: object) -> list[Any]:

@@ -13,10 +13,10 @@ from typing import Any
 
 import orjson
 
-from . import as_dict
 from .errors import OPENAI_TYPE_BY_ANTHROPIC_TYPE, error_message
 from .frames import DONE_FRAME, openai_frame
 from .messages_to_chat import chat_usage, finish_reason
+from .shapes import as_object
 
 
 class MessagesToChatStream:
@@ -63,14 +63,14 @@ class MessagesToChatStream:
         })
 
     def _on_message_start(self, event: dict[str, Any]) -> list[bytes]:
-        message = as_dict(event.get("message"))
+        message = as_object(event.get("message"))
         self._model = message.get("model") or self._model
         self._merge_usage(message.get("usage"))
         self.started = True
         return [self._chunk({"role": "assistant", "content": ""})]
 
     def _on_block_start(self, event: dict[str, Any]) -> list[bytes]:
-        block = as_dict(event.get("content_block"))
+        block = as_object(event.get("content_block"))
         if block.get("type") == "text":
             return [self._chunk({"content": block["text"]})] if block.get("text") else []
         if block.get("type") != "tool_use":
@@ -87,15 +87,15 @@ class MessagesToChatStream:
         return [self._chunk({"tool_calls": [call]})]
 
     def _on_block_delta(self, event: dict[str, Any]) -> list[bytes]:
-        delta = as_dict(event.get("delta"))
+        delta = as_object(event.get("delta"))
         if delta.get("type") == "text_delta" and delta.get("text"):
             return [self._chunk({"content": delta["text"]})]
         index = event.get("index")
         position = self._tool_by_block.get(index) if isinstance(index, int) else None
-        if delta.get("type") == "input_json_delta" and delta.get("partial_json") and isinstance(index, int) \
-                and position is not None:
+        if delta.get("type") == "input_json_delta" and delta.get("partial_json") and position is not None:
             self._without_arguments.discard(index)
-            return [self._chunk({"tool_calls": [{"index": position, "function": {"arguments": delta["partial_json"]}}]})]
+            call = {"index": position, "function": {"arguments": delta["partial_json"]}}
+            return [self._chunk({"tool_calls": [call]})]
         return []
 
     def _on_block_stop(self, event: dict[str, Any]) -> list[bytes]:
@@ -109,7 +109,7 @@ class MessagesToChatStream:
 
     def _on_message_delta(self, event: dict[str, Any]) -> list[bytes]:
         self._merge_usage(event.get("usage"))
-        delta = as_dict(event.get("delta"))
+        delta = as_object(event.get("delta"))
         self._finish_reason = "tool_calls" if self._tool_by_block else finish_reason(delta.get("stop_reason"))
         return [self._chunk({}, self._finish_reason)]
 
@@ -122,7 +122,7 @@ class MessagesToChatStream:
         return frames + [DONE_FRAME]
 
     def _on_error(self, event: dict[str, Any]) -> list[bytes]:
-        error = as_dict(event.get("error"))
+        error = as_object(event.get("error"))
         kind = error.get("type")
         return self.fail(error_message(event), OPENAI_TYPE_BY_ANTHROPIC_TYPE.get(kind, "server_error")
                          if isinstance(kind, str) else "server_error")

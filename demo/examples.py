@@ -92,6 +92,6 @@ def write_configs(directory: Path, d_a: str, d_b: str, dead: str) -> tuple[Path,
                    "targets": [{"provider": "openai", "custom_host": d_a, "weight": 1},
                                {"provider": "openai", "custom_host": d_b, "weight": 1}]}
     paths = directory / "fallback.json", directory / "loadbalance.json"
-    for path, config in zip(paths, (fallback, loadbalance)):
+    for path, config in zip(paths, (fallback, loadbalance), strict=True):
         path.write_text(json.dumps(config))
     return paths
