@@ -6,7 +6,8 @@ What the upstream receives (path, translated body, credential and protocol heade
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import orjson
 import pytest

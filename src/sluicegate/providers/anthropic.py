@@ -13,7 +13,8 @@ request whatever the forward list says. Pure functions and per-request objects o
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import orjson
 
@@ -76,7 +77,7 @@ _RELAY = MessagesRelay()  # stateless: one for every request
 class ChatOverMessages:
     """OpenAI in, Anthropic upstream, OpenAI out."""
 
-    __slots__ = ("_origin", "_include_usage", "_model")
+    __slots__ = ("_include_usage", "_model", "_origin")
 
     def __init__(self, origin: Origin = NO_ORIGIN) -> None:
         self._origin = origin

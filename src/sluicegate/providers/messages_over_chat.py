@@ -10,7 +10,8 @@ Per request: the translation keeps what the way back needs (stop sequences, the 
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import orjson
 
@@ -40,7 +41,7 @@ def not_understood(what: str) -> UpstreamFailure:
 class MessagesOverChat:
     """Anthropic in, OpenAI upstream, Anthropic out."""
 
-    __slots__ = ("_origin", "_stop_sequences", "_estimate", "_model", "_usage")
+    __slots__ = ("_estimate", "_model", "_origin", "_stop_sequences", "_usage")
 
     def __init__(self, origin: Origin = NO_ORIGIN) -> None:
         self._origin = origin

@@ -173,7 +173,7 @@ class AnthropicRelay:
     content (``anthropic_content``); an ``error`` event before it fails it. The end is clean when
     ``message_stop`` was relayed."""
 
-    __slots__ = ("_held", "_sse", "_tail", "_error_seen")
+    __slots__ = ("_error_seen", "_held", "_sse", "_tail")
 
     def __init__(self) -> None:
         self._held = b""

@@ -9,7 +9,8 @@ which the anthropic SDKs turn into their exception classes.
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import orjson
 from aiohttp import web
