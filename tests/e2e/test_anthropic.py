@@ -42,8 +42,12 @@ def servers():
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory, servers):
     _, messages = servers
-    process = GatewayProcess(tmp_path_factory.mktemp("anthropic"), env={
-        "SLUICEGATE_ADMIN_TOKEN": ADMIN_TOKEN, "SLUICEGATE_PROVIDER_URL_ANTHROPIC": messages.v1}).start()
+    data = tmp_path_factory.mktemp("anthropic")
+    prices = data / "prices.json"
+    prices.write_text(json.dumps({"default": {"prompt": 1, "completion": 2}}))  # USD per million tokens
+    process = GatewayProcess(data / "gw", env={
+        "SLUICEGATE_ADMIN_TOKEN": ADMIN_TOKEN, "SLUICEGATE_PROVIDER_URL_ANTHROPIC": messages.v1,
+        "SLUICEGATE_PRICING_FILE": str(prices)}).start()
     result = subprocess.run([sys.executable, "-m", "sluicegate", "providers", "add", "claude-box", "--spec",
                              "anthropic", "--custom-host", messages.v1, "--header", f"x-api-key: {STORED}"],
                             env=process.env, capture_output=True, text=True, timeout=60)
@@ -302,9 +306,9 @@ def test_openai_target_falls_back_to_an_anthropic_one_for_both_sdks(gw, chat, cl
 
 # -- the request log ----------------------------------------------------------------------------------------------
 
-def test_request_logs_have_tokens_for_both_specs(gw, chat, claude):
+def test_request_logs_have_tokens_and_cost_for_both_specs(gw, chat, claude):
     logs = LogApi(gw.url)
-    traces = [new_trace() for _ in range(4)]
+    traces = [new_trace() for _ in range(5)]
     over_openai(gw, chat, **{"x-portkey-trace-id": traces[0]}).messages.create(
         model="llama", max_tokens=8, messages=[{"role": "user", "content": "a"}])
     chat.push(Reply(stream=[chunk({"role": "assistant"}), chunk({"content": "no usage here"}), chunk({}, "stop"),
@@ -317,6 +321,11 @@ def test_request_logs_have_tokens_for_both_specs(gw, chat, claude):
         stream.get_final_message()
     openai_sdk(gw, **{"x-portkey-provider": "anthropic", "x-portkey-trace-id": traces[3]}).chat.completions.create(
         model="c", messages=[{"role": "user", "content": "d"}])
+    over_openai(gw, chat, **{"x-portkey-trace-id": traces[4]}).messages.count_tokens(
+        model="llama", messages=[{"role": "user", "content": "e"}])
+    counted = logs.one(traces.pop())
+    assert counted["endpoint"] == "count_tokens" and counted["usage"]["prompt_tokens"] is None
+    assert counted["cost"] is None and counted["status"] == 200
     records = [logs.one(trace) for trace in traces]
     tokens = [(r["usage"]["prompt_tokens"], r["usage"]["completion_tokens"], r["usage"]["estimated"])
               for r in records]
@@ -325,4 +334,6 @@ def test_request_logs_have_tokens_for_both_specs(gw, chat, claude):
     assert [r["endpoint"] for r in records] == ["messages", "messages", "messages", "chat"]
     assert [r["provider"] for r in records] == ["openai", "openai", "anthropic", "anthropic"]
     for record in records:
+        usage = record["usage"]
+        assert record["cost"] == pytest.approx((usage["prompt_tokens"] + 2 * usage["completion_tokens"]) / 1e6)
         assert KEY not in orjson.dumps(record).decode()
