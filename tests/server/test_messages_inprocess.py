@@ -424,3 +424,40 @@ async def test_loadbalance_across_specs_on_both_endpoints(client_for, weights, e
         assert (await via_messages.json())["content"][0]["text"] == expected
         via_chat = await client.post("/v1/chat/completions", json=CHAT, headers=headers)
         assert (await via_chat.json())["choices"][0]["message"]["content"] == expected
+
+
+async def test_an_answer_that_cannot_be_translated_is_a_failed_attempt(client_for):
+    not_a_completion = FakeResponse(200, [("content-type", "application/json")], [b'{"unexpected": true}'])
+    transport = FakeTransport(script=[not_a_completion, json_response(message("from the fallback"))])
+    client = await client_for(transport)
+    single = await client.post("/v1/messages", json=MESSAGES, headers=OPENAI)
+    body = await single.json()
+    assert single.status == 502 and body["type"] == "error" and body["error"]["type"] == "api_error"
+    assert "not a chat completion" in body["error"]["message"]
+    transport2 = FakeTransport(script=[FakeResponse(200, [("content-type", "application/json")], [b"[]"]),
+                                       json_response(chat_completion("from the fallback"))])
+    client2 = await client_for(transport2)
+    fell_back = await client2.post("/v1/chat/completions", json=CHAT,
+                                   headers=fallback(ANTHROPIC_TARGET, OPENAI_TARGET))
+    assert (await fell_back.json())["choices"][0]["message"]["content"] == "from the fallback"
+
+
+async def test_endpoints_the_anthropic_spec_lacks_are_refused(client_for):
+    transport = FakeTransport()
+    client = await client_for(transport)
+    headers = {"x-portkey-provider": "anthropic", "x-portkey-custom-host": HOST}
+    response = await client.post("/v1/embeddings", json={"model": "e", "input": "x"}, headers=headers)
+    assert response.status == 400 and "not supported by anthropic" in (await response.json())["message"]
+    assert transport.sent == []
+
+
+async def test_edge_refusals_on_messages_are_in_anthropic_s_envelope(client_for):
+    client = await client_for(FakeTransport(), max_body_bytes=1024)
+    wrong_type = await client.post("/v1/messages", data=b"hi", headers={**OPENAI, "content-type": "text/plain"})
+    assert wrong_type.status == 400 and await wrong_type.json() == {
+        "type": "error", "error": {"type": "invalid_request_error", "message": "Invalid content type passed"}}
+    too_large = await client.post("/v1/messages", json={**MESSAGES, "system": "x" * 4096}, headers=OPENAI)
+    assert too_large.status == 413 and (await too_large.json())["error"]["type"] == "request_too_large"
+    bad_timeout = await client.post("/v1/messages", json=MESSAGES,
+                                    headers={**OPENAI, "x-portkey-request-timeout": "nan"})
+    assert bad_timeout.status == 400 and (await bad_timeout.json())["type"] == "error"
