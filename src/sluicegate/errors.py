@@ -76,6 +76,10 @@ class NotFound(GatewayError):
         return {"message": "Not Found", "ok": False}
 
 
+class MethodNotAllowed(GatewayError):
+    status = 405
+
+
 class Conflict(GatewayError):
     status = 409
 

@@ -13,7 +13,7 @@ import orjson
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from ..errors import GatewayError, InternalError, NotFound, PayloadTooLarge
+from ..errors import GatewayError, InternalError, MethodNotAllowed, NotFound, PayloadTooLarge
 from .appkeys import TRACE_ID
 from .hosts import HostPolicy, refused_host
 
@@ -32,16 +32,27 @@ def error_response(error: GatewayError, trace_id: str | None) -> web.Response:
     )
 
 
-def error_for(exc: Exception, request: web.Request, logger: logging.Logger = log) -> GatewayError:
-    """The answer for ``exc``: the gateway's own error as it is, aiohttp's refusals (404, 405, 413 …)
-    in the gateway's words, anything else a 500 whose traceback goes to ``logger`` only."""
+def answer_for(exc: BaseException) -> GatewayError | None:
+    """What ``exc`` tells a client: the gateway's own error as it is, aiohttp's refusals (404, 405, 413 …)
+    in the gateway's words, any other exception a 500 (``InternalError``). None when there is no answer
+    (a cancelled handler: the client left). The request log records the same (routes.py)."""
     if isinstance(exc, GatewayError):
         return exc
     if isinstance(exc, web.HTTPException):
-        return _from_http_exception(exc)
-    # It may not name secrets: none are in the locals we log.
-    logger.exception("unhandled error on %s %s", request.method, request.path)
-    return InternalError()
+        return _from_http_exception(exc) if exc.status >= 400 else None
+    if isinstance(exc, Exception):
+        return InternalError()
+    return None
+
+
+def error_for(exc: Exception, request: web.Request, logger: logging.Logger = log) -> GatewayError:
+    """``answer_for``, and a 500's traceback to ``logger`` (the operator's log) only."""
+    answer = answer_for(exc)
+    if answer is None or isinstance(answer, InternalError):
+        # It may not name secrets: none are in the locals we log.
+        logger.exception("unhandled error on %s %s", request.method, request.path)
+        return InternalError()
+    return answer
 
 
 def _from_http_exception(exc: web.HTTPException) -> GatewayError:
@@ -50,7 +61,7 @@ def _from_http_exception(exc: web.HTTPException) -> GatewayError:
     if exc.status == 413:
         return PayloadTooLarge("Request body is larger than the gateway's limit")
     if exc.status == 405:
-        return GatewayError(f"Method {exc.method} is not allowed here", status=405)  # type: ignore[attr-defined]
+        return MethodNotAllowed(f"Method {exc.method} is not allowed here")  # type: ignore[attr-defined]
     return GatewayError(exc.reason or "Request refused", status=exc.status)
 
 

@@ -19,6 +19,7 @@ from .bodies import read_body
 from .headers import bearer_credential, parse_request_headers
 from .messages import ENDPOINTS as MESSAGES_ENDPOINTS
 from .messages import check_messages_body, in_anthropic_envelope
+from .middleware import answer_for
 from .paths import passthrough_tail
 from .streaming import relay_stream
 
@@ -144,7 +145,7 @@ def _logged(endpoint: str, prepare):
             record.call = call = await prepare(request, record)
             return await _answer(request, call, record)
         except BaseException as exc:
-            record.failed(exc)
+            record.failed(exc, answer_for(exc))
             raise
         finally:
             telemetry.submit(record)

@@ -13,9 +13,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from aiohttp import web
-
-from ..errors import INTERNAL_MESSAGE, GatewayError
+from ..errors import INTERNAL_MESSAGE, GatewayError, InternalError
 from ..providers import sse
 from ..types import CACHE_DISABLED, AttemptRecord, Call, Outcome, RequestContext
 
@@ -101,17 +99,10 @@ class RequestRecord:
     def bodies_wanted(self) -> bool:
         return self.log_bodies and (self.ctx is None or self.ctx.log_bodies)
 
-    def failed(self, exc: BaseException) -> None:
-        """The handler raised: record what the client was (or would have been) told."""
-        if isinstance(exc, GatewayError):
-            self.status = exc.status
-            self.error_type = _snake(type(exc).__name__)
-            self.error_message = exc.message
-        elif isinstance(exc, web.HTTPException):  # aiohttp's own refusals (405 on an unknown method …)
-            self.status = exc.status
-            self.error_type = "http_error"
-            self.error_message = exc.reason
-        elif isinstance(exc, (asyncio.CancelledError, ConnectionResetError)):
+    def failed(self, exc: BaseException, answer: GatewayError | None = None) -> None:
+        """The handler raised: record what the client was (or would have been) told. ``answer``: what the
+        middleware answers for ``exc`` (server/middleware.answer_for); by default the error itself, or a 500."""
+        if isinstance(exc, (asyncio.CancelledError, ConnectionResetError)):
             # The client went away (aiohttp cancels the handler, or the write fails). SDKs hang up as soon as
             # they read [DONE]: a stream relayed in full was answered, whatever happens to the final bytes.
             if self.tap is not None and self.tap.relayed_done():
@@ -119,10 +110,16 @@ class RequestRecord:
             self.status = CLIENT_CLOSED
             self.error_type = "client_closed_request"
             self.error_message = "the client closed the connection before the response was complete"
-        else:  # the middleware answers 500; the traceback (never stored: it may hold values) goes to stderr
-            self.status = 500
+            return
+        if answer is None:
+            answer = exc if isinstance(exc, GatewayError) else InternalError()
+        self.status = answer.status
+        if isinstance(answer, InternalError):  # the traceback (never stored: it may hold values) goes to stderr
             self.error_type = "internal_error"
             self.error_message = f"{INTERNAL_MESSAGE} ({type(exc).__name__})"
+        else:
+            self.error_type = _snake(type(answer).__name__)
+            self.error_message = answer.message
 
     def finish(self) -> None:
         self.latency_ms = self.elapsed_ms()
