@@ -61,11 +61,14 @@ def _anthropic_response(status: int, message: str, response: web.StreamResponse 
     return web.Response(status=status, body=orjson.dumps(anthropic_error(status, message)), headers=headers)
 
 
-def _is_anthropic_error(body: bytes) -> bool:
+def _parsed(body: bytes) -> object:
     try:
-        parsed = orjson.loads(body)
+        return orjson.loads(body)
     except orjson.JSONDecodeError:
-        return False
+        return None
+
+
+def _is_anthropic_error(parsed: object) -> bool:
     return isinstance(parsed, dict) and parsed.get("type") == "error" and isinstance(parsed.get("error"), dict)
 
 
@@ -82,12 +85,9 @@ def in_anthropic_envelope(handler: Handler) -> Handler:
         if response.status < 400 or not isinstance(response, web.Response) or response.body is None:
             return response
         body = bytes(response.body)  # type: ignore[arg-type]
-        if _is_anthropic_error(body):
+        parsed = _parsed(body)
+        if _is_anthropic_error(parsed):
             return response
-        try:
-            parsed: object = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            parsed = None
         return _anthropic_response(response.status, error_message(parsed, body, response.status), response,
                                    request.get(TRACE_ID))
 
