@@ -461,3 +461,13 @@ async def test_edge_refusals_on_messages_are_in_anthropic_s_envelope(client_for)
     bad_timeout = await client.post("/v1/messages", json=MESSAGES,
                                     headers={**OPENAI, "x-portkey-request-timeout": "nan"})
     assert bad_timeout.status == 400 and (await bad_timeout.json())["type"] == "error"
+
+
+async def test_the_beta_query_of_the_sdks_beta_namespace_is_accepted(client_for):
+    """``client.beta.messages`` (and Claude Code) call ``/v1/messages?beta=true``."""
+    transport = FakeTransport(handler=lambda sent: json_response(message()))
+    client = await client_for(transport)
+    response = await client.post("/v1/messages?beta=true", json=MESSAGES, headers=ANTHROPIC)
+    assert response.status == 200 and transport.sent[0].url == HOST + "/messages"
+    counted = await client.post("/v1/messages/count_tokens?beta=true", json=MESSAGES, headers=OPENAI)
+    assert counted.status == 200 and (await counted.json())["input_tokens"] > 0
