@@ -20,7 +20,6 @@ import orjson
 
 from .contract import NO_ORIGIN, MeasuredUsage, Origin, Translation
 from .messages_over_chat import not_understood, parsed_json
-from .openai import error_body as unified_error_body
 from .translate.chat_to_messages import chat_request_to_messages
 from .translate.errors import anthropic_error, anthropic_error_to_openai, error_message
 from .translate.messages_to_chat import message_to_chat_response
@@ -104,9 +103,9 @@ class ChatOverMessages:
                                                      created=self._origin.created))
 
     def error_body(self, status: int, raw: bytes, provider: str) -> dict[str, Any]:
-        translated = anthropic_error_to_openai(status, parsed_json(raw), raw)
-        unified = unified_error_body(status, orjson.dumps(translated), provider)  # the "<provider> error:" form
-        return unified
+        error = anthropic_error_to_openai(status, parsed_json(raw), raw)["error"]
+        error["message"] = f"{provider} error: {error['message']}"  # the unified envelope's form (openai.py)
+        return {"error": error, "provider": provider}
 
     def stream_decoder(self) -> MessagesToChatDecoder:
         return MessagesToChatDecoder(MessagesToChatStream(
