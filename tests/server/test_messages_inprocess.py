@@ -471,3 +471,17 @@ async def test_the_beta_query_of_the_sdks_beta_namespace_is_accepted(client_for)
     assert response.status == 200 and transport.sent[0].url == HOST + "/messages"
     counted = await client.post("/v1/messages/count_tokens?beta=true", json=MESSAGES, headers=OPENAI)
     assert counted.status == 200 and (await counted.json())["input_tokens"] > 0
+
+
+async def test_event_names_inside_the_text_do_not_fool_the_relay(client_for):
+    """A cut stream whose last text says "message_stop" still ends with an error event; a clean one whose
+    text says "event: error" gets none added."""
+    tricky = {"type": "content_block_delta", "index": 0,
+              "delta": {"type": "text_delta", "text": "event: error\n the message_stop event"}}
+    cut = anthropic_sse(*anthropic_events()[:2], tricky)
+    clean = anthropic_sse(*anthropic_events()[:2], tricky, *anthropic_events()[-3:])
+    client = await client_for(FakeTransport(script=[cut, clean]))
+    for expected_last in ("error", "message_stop"):
+        response = await client.post("/v1/messages", json={**MESSAGES, "stream": True}, headers=ANTHROPIC)
+        names = [name for name, _ in events_of(await response.read())]
+        assert names[-1] == expected_last and names.count("error") == (expected_last == "error")

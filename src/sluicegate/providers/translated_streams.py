@@ -15,6 +15,7 @@ client's stream with the error event of its API, never a clean end.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Protocol
 
 from . import sse
@@ -25,7 +26,10 @@ from .translate.stream_chat_to_messages import ChatToMessagesStream
 from .translate.stream_messages_to_chat import MessagesToChatStream
 
 _CLOSED_EARLY = "upstream closed the stream before it finished"
-_ERROR_EVENT = b"event: error"
+# An event's name line, or its JSON type outside any string (a JSON string escapes its quotes and newlines,
+# so text that merely mentions "message_stop" or "event: error" matches neither).
+_ERROR_EVENT = re.compile(rb'(?:^|\n)event: ?error\r?\n|"type"\s*:\s*"error"')
+_STOP_EVENT = re.compile(rb'(?:^|\n)event: ?message_stop\r?\n|"type"\s*:\s*"message_stop"')
 _TAIL = 256  # enough bytes to see the last event's name at the end of what was relayed
 
 
@@ -192,13 +196,13 @@ class AnthropicRelay:
         return PENDING, None
 
     def head(self) -> bytes:
-        self._error_seen = _ERROR_EVENT in self._held
+        self._error_seen = _ERROR_EVENT.search(self._held) is not None
         self._tail = self._held[-_TAIL:]
         return self._held
 
     def relay(self, chunk: bytes) -> bytes:
         window = self._tail + chunk  # an event name split across two reads is still seen
-        if _ERROR_EVENT in window:
+        if _ERROR_EVENT.search(window):
             self._error_seen = True
         self._tail = window[-_TAIL:]
         return chunk
@@ -206,7 +210,7 @@ class AnthropicRelay:
     def end_failure(self) -> str | None:
         if self._error_seen:
             return "upstream sent an error event"
-        return None if b"message_stop" in self._tail else _CLOSED_EARLY
+        return None if _STOP_EVENT.search(self._tail) else _CLOSED_EARLY
 
     def error_event(self, message: str, error_type: str) -> bytes:
         if self._error_seen:
