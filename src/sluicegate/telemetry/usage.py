@@ -98,7 +98,8 @@ def from_stream(head: bytes, tail: bytes, whole: bool) -> Answer:
     start = next((c["message"] for c in head_chunks if c.get("type") == "message_start"
                   and isinstance(c.get("message"), dict)), None)
     if start is not None:  # an Anthropic stream: input tokens at the start, output tokens at the end
-        return Answer(_anthropic_stream_usage(start.get("usage"), usage), start.get("model"))
+        model = start.get("model")
+        return Answer(_anthropic_stream_usage(start.get("usage"), usage), model if isinstance(model, str) else None)
     model = next((c["model"] for c in head_chunks if isinstance(c.get("model"), str)), None)
     return Answer(usage, model)
 
