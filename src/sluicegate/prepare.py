@@ -16,7 +16,8 @@ from multidict import CIMultiDict
 from .config.model import Target
 from .errors import BadRequest, EndpointNotSupported
 from .providers import registry
-from .providers.contract import ApiSpec
+from .providers.contract import ApiSpec, Origin, Translation
+from .providers.translate import TranslationError
 from .types import Call, Prepared
 from .upstream.auth import passthrough_headers, upstream_headers
 from .upstream.guard import Guard
@@ -137,21 +138,31 @@ class RequestBuilder:
                   default_forward: Iterable[str] = ()) -> Prepared:
         ctx = call.ctx
         checked = self._guard.check_url(base)
-        tail = _url_tail(spec, call, provider_id)
-        translation = spec.translation(call.endpoint)
+        translation = spec.translation(call.endpoint, Origin(ctx.trace_id, call.created))
         body, edited = _edited_body(target, call, model)
-        body_out = translation.request_body(body, call.body, edited=edited)
+        local = translation.local_answer(body)
+        tail = "" if local is not None else _url_tail(spec, call, provider_id)
+        body_out = b"" if local is not None else _translated(translation, body, call.body, edited)
         # Credentials and forwarded headers after translation: a translation never sees them.
         names = forward_names(target, ctx.forward_headers, tuple(default_forward),
                               own_credential=bool(target.api_key) or provider_id.startswith("@"))
-        headers = _headers(provider_id, call, credential, ctx.forwarded_values(names))
+        protocol = spec.client_headers(call.endpoint, ctx.headers)
+        headers = _headers(provider_id, call, {**protocol, **credential}, ctx.forwarded_values(names))
         return Prepared(
             provider=provider_id, translation=translation, method=call.method, url=checked.base + tail,
             host=checked.base, headers=headers, body=body_out,
             timeout_ms=ctx.request_timeout_ms or target.request_timeout_ms,
             timeout_source="header" if ctx.request_timeout_ms else "config",
-            rewrite_errors=call.endpoint != "proxy",
+            rewrite_errors=call.endpoint != "proxy", local_answer=local,
         )
+
+
+def _translated(translation: Translation, body: dict[str, Any] | None, raw: bytes, edited: bool) -> bytes:
+    """The upstream body; a request the target's API cannot express is the client's error (400)."""
+    try:
+        return translation.request_body(body, raw, edited=edited)
+    except TranslationError as exc:
+        raise BadRequest(str(exc)) from None
 
 
 def _headers(provider_id: str, call: Call, credential: dict[str, str],

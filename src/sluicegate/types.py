@@ -21,7 +21,7 @@ import orjson
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from .header_names import prefixed_stand_in
-from .providers.contract import StreamDecoder, Translation
+from .providers.contract import MeasuredUsage, StreamDecoder, Translation
 
 METADATA_VALUE_LIMIT = 128
 
@@ -107,7 +107,7 @@ class Call:
     """One client request as the dispatcher sees it."""
 
     ctx: RequestContext
-    endpoint: str  # "chat" | "completions" | "embeddings" | "proxy"
+    endpoint: str  # "chat" | "completions" | "embeddings" | "messages" | "count_tokens" | "proxy"
     method: str
     url_tail: str  # proxy: the URL after /v1, query string included; unified endpoints: unused
     body: bytes
@@ -116,6 +116,7 @@ class Call:
     pathname: str = ""  # the request path, for conditional routing (url.pathname)
     model: str | None = None  # the model without its "@slug/" prefix, when the client sent one
     model_slug: str | None = None  # that prefix: the catalog provider the body names
+    created: int = 0  # epoch second it arrived: a translated answer's ``created``
     # Usage limits: called once with (prompt, completion) tokens when the answer or stream has ended, from
     # the request log's task (limits/limiter.py Ticket.settle); None when no limit applies.
     on_usage: Callable[[int, int], None] | None = None
@@ -149,6 +150,7 @@ class Prepared:
     timeout_ms: int | None
     rewrite_errors: bool  # unified endpoints answer errors in the unified envelope; passthrough relays
     timeout_source: str = "header"  # where timeout_ms was set: "header" or "config" (the message names it)
+    local_answer: bytes | None = None  # the translation answers itself (count_tokens estimate): nothing is sent
 
 
 class UpstreamBody(Protocol):
@@ -187,6 +189,7 @@ class Outcome:
     responded: bool = True  # False: no HTTP answer (timeout, connection error, broken stream start)
     retries: int = 0
     gateway_exception: bool = False
+    measured: MeasuredUsage | None = None  # token counts a translation measured on the answer (for the log)
 
     @property
     def ok(self) -> bool:

@@ -170,7 +170,7 @@ def test_invalid_allow_entry(entry, message: str) -> None:
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
-        ({"spec": "anthropic"}, "spec: unknown API spec 'anthropic' \\(supported: openai\\)"),
+        ({"spec": "cohere"}, "spec: unknown API spec 'cohere' \\(supported: openai, anthropic\\)"),
         ({"models": "gpt-4o"}, "models: expected a list of strings"),
         ({"models": ["a", 1]}, "models: entries must be"),
         ({"models": ["a"], "default_model": "b"}, "default_model: 'b' is not in models"),

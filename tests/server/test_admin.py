@@ -202,7 +202,7 @@ BAD_PROVIDER_POSTS = [
         400,
         "custom_host: credentials in the URL are not allowed; put them in an auth header",
     ),
-    ({**PROVIDER, "spec": "cohere"}, 400, "spec: unknown API spec 'cohere' (supported: openai)"),
+    ({**PROVIDER, "spec": "cohere"}, 400, "spec: unknown API spec 'cohere' (supported: openai, anthropic)"),
     (
         {**PROVIDER, "headers": ["Authorization: x"]},
         400,
@@ -319,3 +319,12 @@ async def test_config_errors_carry_the_validator_paths(admin: Admin) -> None:
 async def test_huge_body_is_413(admin: Admin) -> None:
     status, body = await admin.call("POST", P, raw=b"{" + b" " * (1024 * 1024 + 1) + b"}")
     assert status == 413 and body["message"].startswith("body: larger than")
+
+
+async def test_an_anthropic_spec_provider_is_registered_and_resolved(admin: Admin) -> None:
+    body = {**PROVIDER, "slug": "claude-box", "spec": "anthropic", "headers": {"x-api-key": API_KEY}}
+    status, created = await admin.call("POST", P, body)
+    assert status == 201 and created["spec"] == "anthropic", created
+    resolved = admin.catalog.resolve("claude-box")
+    assert resolved is not None and resolved.spec == "anthropic"
+    assert dict(resolved.headers) == {"x-api-key": API_KEY}

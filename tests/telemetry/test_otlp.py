@@ -126,3 +126,10 @@ def test_traces_url():
     assert traces_url("https://c.example/v1/traces") == "https://c.example/v1/traces"
     with pytest.raises(ValueError):
         traces_url("127.0.0.1:4318")
+
+
+def test_an_anthropic_messages_request_is_a_chat_operation():
+    row, attempts = row_of(headers={"x-portkey-trace-id": "tr-3"})
+    for endpoint, operation in (("messages", "chat"), ("count_tokens", "count_tokens")):
+        got = attrs(request_span({**row, "endpoint": endpoint}, attempts))
+        assert got["gen_ai.operation.name"] == operation

@@ -92,3 +92,12 @@ def test_estimate_when_the_tail_starts_mid_event():
 )
 def test_prompt_estimate(body, tokens):
     assert usage.estimate_prompt(body) == tokens
+
+
+def test_an_anthropic_stream_s_usage_is_read_from_its_start_and_its_last_delta():
+    head = (b'event: message_start\ndata: {"type":"message_start","message":{"model":"claude-x",'
+            b'"usage":{"input_tokens":20,"cache_read_input_tokens":5,"output_tokens":1}}}\n\n')
+    tail = b'event: message_delta\ndata: {"type":"message_delta","usage":{"output_tokens":7}}\n\n'
+    assert usage.from_stream(head, tail, whole=False) == usage.Answer(Usage(25, 7, 32), "claude-x")
+    odd = head.replace(b'"model":"claude-x"', b'"model":5')
+    assert usage.from_stream(odd, b"", whole=False) == usage.Answer(Usage(25, 1, 26), None)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from ..providers.contract import STARTED
+from ..providers.contract import STARTED, MeasuredUsage
 from ..types import OpenStream, Outcome
 
 KEPT_HEADERS = frozenset({"content-type"})
@@ -87,3 +87,6 @@ class PassThroughDecoder:
 
     def error_event(self, message: str, error_type: str) -> bytes:
         return b""
+
+    def measured_usage(self) -> MeasuredUsage | None:
+        return None  # the request log reads the usage from the replayed bytes, as for a relayed stream

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..providers.contract import StreamDecoder
+from ..providers.contract import MeasuredUsage, StreamDecoder
 
 DONE = b"data: [DONE]"
 
@@ -42,6 +42,9 @@ class RecordingDecoder:
             else:
                 self._parts.append(out)
         return out
+
+    def measured_usage(self) -> MeasuredUsage | None:
+        return self._inner.measured_usage()
 
     def end_failure(self) -> str | None:
         failure = self._inner.end_failure()

@@ -1,16 +1,17 @@
 """The provider contract: what an API spec module gives the gateway, written down as Protocols.
 
-A spec (``openai.py`` today, ``anthropic.py`` next) is one module exposing one object that satisfies
-``ApiSpec``, plus one line in ``registry.py``. Nothing else in the gateway knows a spec by name.
+A spec (``openai.py``, ``anthropic.py``) is one module exposing one object that satisfies ``ApiSpec``, plus
+one line in ``registry.py``. Nothing else in the gateway knows a spec by name.
 
-The gateway speaks the OpenAI wire format to its clients. For each prepared request (one target of one
-client request), ``ApiSpec.translation(endpoint)`` returns a ``Translation``: the request body on its way
-to the upstream (client → upstream), the answer on its way back (upstream → client), the error envelopes,
-and a fresh ``StreamDecoder`` per response stream. Being per request, a translation may remember what it
-sent (the model asked for, the tools offered) to translate the answer back; a stateless one may be shared.
-A spec that speaks what the client speaks (OpenAI-compatible servers) forwards the bytes untouched; one that
-does not (Anthropic) translates in both directions. Credentials are applied by the caller after the body
-is translated (``prepare.py``), so a translation never sees them.
+The gateway speaks the OpenAI wire format to its clients, and Anthropic's on /v1/messages. For each
+prepared request (one target of one client request), ``ApiSpec.translation(endpoint, origin)`` returns a
+``Translation``: the request body on its way to the upstream (client → upstream), the answer on its way
+back (upstream → client), the error envelopes, and a fresh ``StreamDecoder`` per response stream. Being
+per request, a translation may remember what it sent (the stop sequences, the model asked for) to
+translate the answer back; a stateless one may be shared. A spec that speaks what the client speaks
+forwards the bytes untouched; one that does not (an OpenAI client and an Anthropic-spec server, or the
+reverse) translates in both directions (the rules: ``translate/`` and docs/anthropic.md). Credentials are
+applied by the caller after the body is translated (``prepare.py``), so a translation never sees them.
 
 Everything here is pure: no network, clock or randomness.
 """
@@ -18,12 +19,35 @@ Everything here is pure: no network, clock or randomness.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 # What StreamDecoder.opening says about the stream so far.
 PENDING = "pending"  # no content yet: keep holding the start back
 STARTED = "started"  # first content (or the clean end) seen: the stream is the client's from here on
 FAILED = "failed"  # an error event before any content: an upstream failure that may be retried
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """What a translation needs to know of the client's request that it may not make itself (pure): the id
+    its answer carries (``msg_…``, ``chatcmpl-…``) and the epoch second it was received."""
+
+    request_id: str = "0"
+    created: int = 0
+
+
+NO_ORIGIN = Origin()
+
+
+@dataclass(frozen=True, slots=True)
+class MeasuredUsage:
+    """Token counts a translation measured on its way back (OpenAI names); ``estimated``: the upstream
+    reported none and the prompt count is the gateway's estimate."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    estimated: bool = False
 
 
 class StreamDecoder(Protocol):
@@ -54,6 +78,11 @@ class StreamDecoder(Protocol):
         """The final event that tells the client its stream broke after it started."""
         ...
 
+    def measured_usage(self) -> MeasuredUsage | None:
+        """The stream's token counts when the decoder tracked them (a translated stream), else None: the
+        request log then reads them from the relayed bytes."""
+        ...
+
 
 class Translation(Protocol):
     """One request's way across a spec: the body upstream, the answer back, its errors and stream."""
@@ -76,6 +105,15 @@ class Translation(Protocol):
         """A fresh decoder for one response stream."""
         ...
 
+    def local_answer(self, body: Mapping[str, Any] | None) -> bytes | None:
+        """A complete answer the gateway gives itself, without an upstream request (count_tokens on a spec
+        that has no such endpoint: the estimate); None to send the request."""
+        ...
+
+    def measured_usage(self) -> MeasuredUsage | None:
+        """Token counts of the last ``response_body`` when the translation measured them, else None."""
+        ...
+
 
 class ApiSpec(Protocol):
     """An upstream API spec: where its endpoints are, how it takes a credential, how to talk to it."""
@@ -90,6 +128,12 @@ class ApiSpec(Protocol):
         """The headers that carry ``api_key`` (applied after translation)."""
         ...
 
-    def translation(self, endpoint: str) -> Translation:
-        """How a request to ``endpoint`` ("chat", "completions", "embeddings", "proxy") crosses this spec."""
+    def client_headers(self, endpoint: str, incoming: Mapping[str, str]) -> dict[str, str]:
+        """Protocol headers this spec takes from the client's request (or defaults), e.g. Anthropic's
+        ``anthropic-version`` and ``anthropic-beta``; applied before the credential."""
+        ...
+
+    def translation(self, endpoint: str, origin: Origin = NO_ORIGIN) -> Translation:
+        """How a request to ``endpoint`` ("chat", "completions", "embeddings", "messages", "count_tokens",
+        "proxy") crosses this spec: a fresh object per request when it keeps state."""
         ...

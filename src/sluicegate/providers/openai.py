@@ -14,7 +14,8 @@ from typing import Any
 import orjson
 
 from . import sse
-from .contract import FAILED, PENDING, STARTED, Translation
+from .contract import FAILED, NO_ORIGIN, PENDING, STARTED, MeasuredUsage, Origin, Translation
+from .messages_over_chat import CountTokensEstimate, MessagesOverChat
 
 NAME = "openai"
 
@@ -22,6 +23,7 @@ ENDPOINT_PATHS = {
     "chat": "/chat/completions",
     "completions": "/completions",
     "embeddings": "/embeddings",
+    "messages": "/chat/completions",  # an Anthropic client, translated (messages_over_chat.py)
 }
 
 _ERROR_TEXT_LIMIT = 2000
@@ -105,6 +107,9 @@ class PassthroughStream:
     def error_event(self, message: str, error_type: str) -> bytes:
         return stream_error_event(message, error_type)
 
+    def measured_usage(self) -> MeasuredUsage | None:
+        return None  # the log reads the usage chunk from the relayed bytes
+
 
 class Passthrough:
     """OpenAI in, OpenAI out: the client's bytes go upstream untouched unless the gateway edited the body."""
@@ -123,8 +128,15 @@ class Passthrough:
     def stream_decoder(self) -> PassthroughStream:
         return PassthroughStream()
 
+    def local_answer(self, body: Mapping[str, Any] | None) -> bytes | None:
+        return None
+
+    def measured_usage(self) -> MeasuredUsage | None:
+        return None
+
 
 _PASSTHROUGH = Passthrough()  # stateless: one for every request
+_COUNT_TOKENS = CountTokensEstimate()
 
 
 class OpenAISpec:
@@ -137,7 +149,14 @@ class OpenAISpec:
     def auth_headers(self, api_key: str) -> dict[str, str]:
         return auth_headers(api_key)
 
-    def translation(self, endpoint: str) -> Translation:
+    def client_headers(self, endpoint: str, incoming: Mapping[str, str]) -> dict[str, str]:
+        return {}
+
+    def translation(self, endpoint: str, origin: Origin = NO_ORIGIN) -> Translation:
+        if endpoint == "messages":
+            return MessagesOverChat(origin)
+        if endpoint == "count_tokens":
+            return _COUNT_TOKENS
         return _PASSTHROUGH
 
 

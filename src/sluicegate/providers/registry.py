@@ -5,7 +5,8 @@ with an object satisfying ``contract.ApiSpec``) plus its line in ``SPECS`` below
 (``catalog/entries.py``) and the config schema read their choices from here.
 
 A provider id (what clients put in ``x-portkey-provider`` or a config's ``provider``) names an API spec
-and a default base URL. Private LLMs use ``openai`` (the spec they implement) with a custom host.
+and a default base URL. Private LLMs use the spec they implement (``openai``, or ``anthropic`` for a
+server that speaks /v1/messages) with a custom host.
 Operators behind an egress proxy, and tests, move a default base URL with
 ``SLUICEGATE_PROVIDER_URL_<ID>`` (see settings.py).
 """
@@ -16,11 +17,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from . import openai
+from . import anthropic, openai
 from .contract import ApiSpec
 
 # API specs by the name the Model Catalog stores (a catalog provider names its spec, not a provider id).
-SPECS: Mapping[str, ApiSpec] = MappingProxyType({spec.name: spec for spec in (openai.SPEC,)})
+SPECS: Mapping[str, ApiSpec] = MappingProxyType({spec.name: spec for spec in (openai.SPEC, anthropic.SPEC)})
 SPEC_NAMES: tuple[str, ...] = tuple(SPECS)
 
 
@@ -53,6 +54,7 @@ PROVIDERS: Mapping[str, ProviderInfo] = MappingProxyType(
             _openai_compatible("cerebras", "https://api.cerebras.ai/v1"),
             # Ollama's custom host is given without /v1 (Portkey's convention); its OpenAI API is under /v1.
             _openai_compatible("ollama", "http://localhost:11434", path_prefix="/v1"),
+            ProviderInfo("anthropic", anthropic.SPEC, "https://api.anthropic.com/v1"),
         )
     }
 )

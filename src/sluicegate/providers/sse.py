@@ -50,10 +50,11 @@ def classify_event(event: bytes) -> tuple[str, str | None]:
         error = chunk.get("error") if isinstance(chunk, dict) else None
         message = error.get("message") if isinstance(error, dict) else error
         return ERROR, str(message or "upstream stream error")
-    return (CONTENT if _has_content(chunk) else EMPTY), None
+    return (CONTENT if has_content(chunk) else EMPTY), None
 
 
-def _has_content(chunk: object) -> bool:
+def has_content(chunk: object) -> bool:
+    """Does this parsed OpenAI chunk carry output (text, a tool call, a finish reason, usage)?"""
     if not isinstance(chunk, dict):
         return True
     choices = chunk.get("choices")

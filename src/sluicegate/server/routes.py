@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import orjson
 from aiohttp import web
 from multidict import CIMultiDict
@@ -14,7 +16,9 @@ from ..telemetry.record import RequestRecord
 from ..types import Call, Outcome
 from .appkeys import GATEWAY, TRACE_ID
 from .bodies import read_body
-from .headers import parse_request_headers
+from .headers import bearer_credential, parse_request_headers
+from .messages import ENDPOINTS as MESSAGES_ENDPOINTS
+from .messages import check_messages_body, in_anthropic_envelope
 from .middleware import answer_for
 from .paths import passthrough_tail
 from .streaming import relay_stream
@@ -85,6 +89,8 @@ def _check_fields(body: dict, endpoint: str) -> None:
         raise BadRequest("'prompt' is required")
     elif endpoint == "embeddings" and "input" not in body:
         raise BadRequest("'input' is required")
+    elif endpoint in MESSAGES_ENDPOINTS:
+        check_messages_body(body, endpoint)
 
 
 async def _read_request(request: web.Request, record: RequestRecord, *, json_only: bool):
@@ -97,14 +103,17 @@ async def _read_request(request: web.Request, record: RequestRecord, *, json_onl
 
 
 def unified(endpoint: str):
-    """A handler for one OpenAI-spec endpoint (chat, completions, embeddings)."""
+    """A handler for one unified endpoint (chat, completions, embeddings; Anthropic's messages and
+    count_tokens)."""
 
     async def prepare(request: web.Request, record: RequestRecord) -> Call:
         ctx, raw = await _read_request(request, record, json_only=True)
+        if endpoint in MESSAGES_ENDPOINTS and ctx.api_key is None:  # the anthropic SDKs' credential header
+            ctx.api_key = bearer_credential(ctx.headers.get("x-api-key"))
         body = parse_json_body(raw, endpoint)
         slug, model = split_model_slug(body.get("model"))
         return Call(ctx, endpoint, "POST", "", forwarded_body(body), body, stream=body.get("stream") is True,
-                    pathname=request.path, model=model, model_slug=slug)
+                    pathname=request.path, model=model, model_slug=slug, created=int(time.time()))
 
     return _logged(endpoint, prepare)
 
@@ -184,4 +193,6 @@ def add_routes(app: web.Application) -> None:
     router.add_post("/v1/chat/completions", unified("chat"))
     router.add_post("/v1/completions", unified("completions"))
     router.add_post("/v1/embeddings", unified("embeddings"))
+    router.add_post("/v1/messages", in_anthropic_envelope(unified("messages")))
+    router.add_post("/v1/messages/count_tokens", in_anthropic_envelope(unified("count_tokens")))
     router.add_route("*", "/v1/{tail:.*}", passthrough)

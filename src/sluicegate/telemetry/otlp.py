@@ -24,7 +24,8 @@ _TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]
 _HEX32 = re.compile(r"[0-9a-f]{32}")
 _HEX16 = re.compile(r"[0-9a-f]{16}")
 # GenAI semantic conventions' operation names for our endpoints; "proxy" (passthrough routes) stays as is.
-_OPERATIONS = MappingProxyType({"chat": "chat", "completions": "text_completion", "embeddings": "embeddings"})
+_OPERATIONS = MappingProxyType({"chat": "chat", "messages": "chat", "completions": "text_completion",
+                                "embeddings": "embeddings"})
 
 
 def _valid(value: str | None, pattern: re.Pattern[str]) -> str | None:

@@ -9,6 +9,7 @@ later by the sink's drain task (rows.py), after the response has gone.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -18,6 +19,9 @@ from ..providers import sse
 from ..types import CACHE_DISABLED, AttemptRecord, Call, Outcome, RequestContext
 
 CLIENT_CLOSED = 499  # nginx's "client closed request": the client left before the response was complete
+# The last event of an Anthropic stream, by its JSON type (quotes inside a JSON string are escaped, so a
+# text that mentions message_stop does not match).
+_MESSAGE_STOP = re.compile(rb'"type"\s*:\s*"message_stop"\s*}\s*$')
 TAIL_CHUNKS = 4  # the usage chunk and [DONE] arrive at the very end of a stream, within the last few reads
 
 
@@ -41,9 +45,10 @@ class StreamTap:
     failure: str | None = None  # why the stream ended badly after it started, if it did
 
     def relayed_done(self) -> bool:
-        """Was ``data: [DONE]`` among the last bytes relayed?"""
+        """Was the stream's end (``data: [DONE]``, or Anthropic's ``message_stop``) among the last bytes
+        relayed?"""
         last = b"".join(list(self.tail)[-2:]) if self.tail else self.head
-        return sse.DONE_MARK in last[-2 * len(sse.DONE_MARK):]
+        return sse.DONE_MARK in last[-2 * len(sse.DONE_MARK):] or _MESSAGE_STOP.search(last[-64:]) is not None
 
     def feed(self, chunk: bytes) -> None:
         self.chunks += 1
@@ -62,7 +67,7 @@ class RequestRecord:
     t0: float  # perf_counter at the start: latencies are differences of perf_counter readings
     method: str
     route: str  # the request path, without its query string (which may carry credentials)
-    endpoint: str  # "chat" | "completions" | "embeddings" | "proxy"
+    endpoint: str  # "chat" | "completions" | "embeddings" | "messages" | "count_tokens" | "proxy"
     log_bodies: bool  # the process setting; x-portkey-debug: false switches it off per request
     ctx: RequestContext | None = None
     call: Call | None = None

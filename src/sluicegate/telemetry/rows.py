@@ -156,8 +156,8 @@ class RowBuilder:
         if parsed is None:
             return Derived()
         answer_model = parsed.get("model")
-        derived = Derived(usage_mod.usage_of(parsed.get("usage")), answer_model if isinstance(answer_model, str)
-                          else None)
+        derived = Derived(_measured(outcome.measured) or usage_mod.usage_of(parsed.get("usage")),
+                          answer_model if isinstance(answer_model, str) else None)
         if not outcome.ok:
             derived.error_type, derived.error_message = _error_of(parsed)
         return derived
@@ -225,12 +225,22 @@ def _derive_stream(record: RequestRecord) -> Derived:
     tail = b"".join(tap.tail)
     whole = tap.chunks <= TAIL_CHUNKS
     answer = usage_mod.from_stream(tap.head, tail, whole)
-    used = answer.usage
+    stream = record.outcome.stream if record.outcome is not None else None
+    used = _measured(stream.decoder.measured_usage()) if stream is not None else None
+    used = used or answer.usage
     if used is None and record.status < 400:
         completion = usage_mod.estimate_completion(tap.head, tail, tap.events, whole)
         prompt = usage_mod.estimate_prompt(record.call.json if record.call is not None else None)
         used = usage_mod.Usage(prompt, completion, prompt + completion, estimated=True)
     return Derived(used, answer.model)
+
+
+def _measured(measured: Any) -> usage_mod.Usage | None:
+    """Counts a translation measured (contract.MeasuredUsage) as the log's Usage."""
+    if measured is None:
+        return None
+    prompt, completion = measured.prompt_tokens, measured.completion_tokens
+    return usage_mod.Usage(prompt, completion, prompt + completion, estimated=measured.estimated)
 
 
 def _error_of(parsed: dict) -> tuple[str | None, str | None]:

@@ -94,9 +94,27 @@ def from_stream(head: bytes, tail: bytes, whole: bool) -> Answer:
         usage = usage_of(chunk.get("usage"))
         if usage is not None:
             break
-    head_events, _ = sse.split_events(head)
-    model = next((c["model"] for c in _chunks_of(head_events) if isinstance(c.get("model"), str)), None)
+    head_chunks = list(_chunks_of(sse.split_events(head)[0]))
+    start = next((c["message"] for c in head_chunks if c.get("type") == "message_start"
+                  and isinstance(c.get("message"), dict)), None)
+    if start is not None:  # an Anthropic stream: input tokens at the start, output tokens at the end
+        model = start.get("model")
+        return Answer(_anthropic_stream_usage(start.get("usage"), usage), model if isinstance(model, str) else None)
+    model = next((c["model"] for c in head_chunks if isinstance(c.get("model"), str)), None)
     return Answer(usage, model)
+
+
+def _anthropic_stream_usage(start: Any, end: Usage | None) -> Usage | None:
+    """message_start's input tokens (cache reads included) with message_delta's cumulative counts."""
+    begun = usage_of(start)
+    if begun is None:
+        return end
+    cached = start.get("cache_read_input_tokens") if isinstance(start, dict) else 0
+    prompt = begun.prompt_tokens + (_int(cached) or 0)
+    if end is not None and end.prompt_tokens:
+        prompt = end.prompt_tokens
+    completion = end.completion_tokens if end is not None else begun.completion_tokens
+    return Usage(prompt, completion, prompt + completion)
 
 
 def estimate_completion(head: bytes, tail: bytes, events_after_head: int, whole: bool) -> int:

@@ -39,6 +39,9 @@ async def exchange(
 ) -> Outcome:
     """Send ``prepared`` once, within its timeout; ``target_path`` names the config target for the log. A
     non-streamed answer larger than ``max_body_bytes`` fails the attempt (502)."""
+    if prepared.local_answer is not None:
+        return Outcome(200, [("content-type", "application/json")], prepared.local_answer, prepared.provider,
+                       target_path)
     timeout_s = prepared.timeout_ms / 1000.0 if prepared.timeout_ms else None
     try:
         async with asyncio.timeout(timeout_s):
@@ -48,6 +51,7 @@ async def exchange(
     except TransportError as exc:
         return failure(_unreachable(exc, prepared), target_path)
     except UpstreamFailure as exc:
+        exc.provider = exc.provider or prepared.provider  # a translation's refusal of the answer names none
         return failure(exc, target_path)
 
 
@@ -82,7 +86,9 @@ async def _send(transport: Transport, prepared: Prepared, target_path: str, max_
     body = await _read_capped(response, max_body_bytes, prepared.provider)
     if ok:
         body = prepared.translation.response_body(response.status, body)
-    elif prepared.rewrite_errors:
+        return Outcome(response.status, headers, body, prepared.provider, target_path,
+                       measured=prepared.translation.measured_usage())
+    if prepared.rewrite_errors:
         body = orjson.dumps(prepared.translation.error_body(response.status, body, prepared.provider))
         headers = [(k, v) for k, v in headers if k.lower() != "content-type"]
         headers.append(("content-type", "application/json"))

@@ -1,0 +1,221 @@
+"""Stream decoders (contract.StreamDecoder) for the streams that cross the two APIs, and Anthropic's relay.
+
+- ``ChatToMessagesDecoder``: an OpenAI-spec upstream's chunks as Anthropic events (a /v1/messages client);
+- ``MessagesToChatDecoder``: an Anthropic-spec upstream's events as OpenAI chunks (a /v1/chat/completions
+  client);
+- ``AnthropicRelay``: an Anthropic stream relayed byte for byte to an Anthropic client.
+
+The first-event rule is the one of the OpenAI relay (``openai.PassthroughStream``): the translated start
+is held back until the upstream's first event with content (text, a tool call, a finish, usage; for an
+Anthropic upstream a content delta or the message's end) or its clean end, and the state machine has
+started (``started``: ``message_start`` or the role chunk is out). Until then an upstream error is a FAILED
+start that may be retried or fall back, since the client has seen nothing; after it, any failure ends the
+client's stream with the error event of its API, never a clean end.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Protocol
+
+from . import sse
+from .contract import FAILED, PENDING, STARTED, MeasuredUsage
+from .translate.errors import error_message
+from .translate.frames import DONE, SSEDecoder, anthropic_frame
+from .translate.stream_chat_to_messages import ChatToMessagesStream
+from .translate.stream_messages_to_chat import MessagesToChatStream
+
+_CLOSED_EARLY = "upstream closed the stream before it finished"
+# An event's name line, or its JSON type outside any string (a JSON string escapes its quotes and newlines,
+# so text that merely mentions "message_stop" or "event: error" matches neither).
+_ERROR_EVENT = re.compile(rb'(?:^|\n)event: ?error\r?\n|"type"\s*:\s*"error"')
+_STOP_EVENT = re.compile(rb'(?:^|\n)event: ?message_stop\r?\n|"type"\s*:\s*"message_stop"')
+_TAIL = 256  # enough bytes to see the last event's name at the end of what was relayed
+
+
+class _Machine(Protocol):
+    started: bool
+    closed: bool
+
+    def feed(self, chunk: Any) -> list[bytes]: ...
+    def finish(self) -> list[bytes]: ...
+    def fail(self, message: str, error_type: str = ...) -> list[bytes]: ...
+
+
+class _Translated:
+    """Shared mechanics: SSE in, the state machine's frames out; remembers why it closed on an error."""
+
+    _error_type = "api_error"  # the client API's type for a stream the gateway ends with an error
+
+    def __init__(self, machine: _Machine) -> None:
+        self._machine = machine
+        self._sse = SSEDecoder()
+        self._held: list[bytes] = []
+        self._failure: str | None = None
+        self._content_seen = False
+        self.content_events = 0  # upstream events with generated text (a completion estimate)
+
+    def _push(self, chunk: bytes) -> list[bytes]:
+        frames: list[bytes] = []
+        for name, data in self._sse.push(chunk):
+            if self._machine.closed:
+                break
+            if data is DONE:
+                self._content_seen = True
+                frames += self._machine.finish()
+                continue
+            error = self._error_of(name, data)
+            if error is not None:
+                self._failure = error
+            else:
+                self._content_seen = self._content_seen or self._starts(data)
+                self.content_events += self._generated(data)
+            frames += self._machine.feed(data)
+        return frames
+
+    def _error_of(self, name: str | None, data: object) -> str | None:
+        raise NotImplementedError
+
+    def _starts(self, data: object) -> bool:
+        """Does this upstream event end the held-back start (the first-event rule)?"""
+        raise NotImplementedError
+
+    def _generated(self, data: object) -> bool:
+        raise NotImplementedError
+
+    def opening(self, chunk: bytes) -> tuple[str, str | None]:
+        self._held += self._push(chunk)
+        if self._failure is not None and not self._content_seen:
+            return FAILED, self._failure
+        if self._content_seen and (self._machine.started or self._machine.closed):
+            return STARTED, None
+        return PENDING, None
+
+    def head(self) -> bytes:
+        head, self._held = b"".join(self._held), []
+        return head
+
+    def relay(self, chunk: bytes) -> bytes:
+        return b"".join(self._push(chunk))
+
+    def end_failure(self) -> str | None:
+        """The upstream stopped: a machine still open never saw its clean end ([DONE] / message_stop)."""
+        if self._machine.closed:
+            return self._failure  # None: a clean end; else the error event already went to the client
+        return _CLOSED_EARLY
+
+    def error_event(self, message: str, error_type: str) -> bytes:
+        return b"".join(self._machine.fail(message, self._error_type))  # nothing when already closed
+
+
+class ChatToMessagesDecoder(_Translated):
+    """An OpenAI stream to an Anthropic client. EOF without ``data: [DONE]`` is a failure."""
+
+    def __init__(self, machine: ChatToMessagesStream) -> None:
+        super().__init__(machine)
+        self._stream = machine
+
+    def _error_of(self, name: str | None, data: object) -> str | None:
+        if isinstance(data, dict) and data.get("error"):
+            return error_message(data)
+        return None
+
+    def _starts(self, data: object) -> bool:
+        return sse.has_content(data)
+
+    def _generated(self, data: object) -> bool:
+        choices = data.get("choices") if isinstance(data, dict) else None
+        for choice in choices if isinstance(choices, list) else ():
+            delta = choice.get("delta") if isinstance(choice, dict) else None
+            if isinstance(delta, dict) and (delta.get("content") or delta.get("tool_calls")):
+                return True
+        return False
+
+    def measured_usage(self) -> MeasuredUsage | None:
+        usage = self._stream.usage
+        estimated = bool(usage.get("input_tokens_estimated"))
+        completion = usage.get("output_tokens") or 0
+        if estimated and not completion:
+            completion = self.content_events  # about one token per content event
+        prompt = usage.get("input_tokens", 0) + usage.get("cache_read_input_tokens", 0)
+        return MeasuredUsage(prompt, completion, estimated)
+
+
+class MessagesToChatDecoder(_Translated):
+    """An Anthropic stream to an OpenAI client. EOF before ``message_stop`` is a failure."""
+
+    _error_type = "server_error"
+
+    def __init__(self, machine: MessagesToChatStream) -> None:
+        super().__init__(machine)
+        self._stream = machine
+
+    def _error_of(self, name: str | None, data: object) -> str | None:
+        if isinstance(data, dict) and data.get("type") == "error":
+            return error_message(data)
+        return None
+
+    def _starts(self, data: object) -> bool:
+        return anthropic_content(data)
+
+    def _generated(self, data: object) -> bool:
+        return isinstance(data, dict) and data.get("type") == "content_block_delta"
+
+    def measured_usage(self) -> MeasuredUsage | None:
+        usage = self._stream.usage
+        return MeasuredUsage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
+
+
+def anthropic_content(event: object) -> bool:
+    """An Anthropic event past the preamble (``message_start``, ``ping``, an empty block's start): a content
+    delta, or the message's end."""
+    return isinstance(event, dict) and event.get("type") in ("content_block_delta", "message_delta", "message_stop")
+
+
+class AnthropicRelay:
+    """An Anthropic stream relayed as is. Its start is held back like the OpenAI relay's, until the first
+    content (``anthropic_content``); an ``error`` event before it fails it. The end is clean when
+    ``message_stop`` was relayed."""
+
+    __slots__ = ("_error_seen", "_held", "_sse", "_tail")
+
+    def __init__(self) -> None:
+        self._held = b""
+        self._sse = SSEDecoder()
+        self._tail = b""
+        self._error_seen = False
+
+    def opening(self, chunk: bytes) -> tuple[str, str | None]:
+        self._held += chunk
+        for name, data in self._sse.push(chunk):
+            kind = data.get("type") if isinstance(data, dict) else name
+            if kind == "error" or name == "error":
+                return FAILED, error_message(data)
+            if anthropic_content(data):
+                return STARTED, None
+        return PENDING, None
+
+    def head(self) -> bytes:
+        self._error_seen = _ERROR_EVENT.search(self._held) is not None
+        self._tail = self._held[-_TAIL:]
+        return self._held
+
+    def relay(self, chunk: bytes) -> bytes:
+        window = self._tail + chunk  # an event name split across two reads is still seen
+        if _ERROR_EVENT.search(window):
+            self._error_seen = True
+        self._tail = window[-_TAIL:]
+        return chunk
+
+    def end_failure(self) -> str | None:
+        if self._error_seen:
+            return "upstream sent an error event"
+        return None if _STOP_EVENT.search(self._tail) else _CLOSED_EARLY
+
+    def error_event(self, message: str, error_type: str) -> bytes:
+        if self._error_seen:
+            return b""  # the upstream's own error event already told the client
+        return anthropic_frame({"type": "error", "error": {"type": "api_error", "message": message}})
+
+    def measured_usage(self) -> MeasuredUsage | None:
+        return None
