@@ -7,4 +7,4 @@ from aiohttp import web
 from .gateway import Gateway
 
 GATEWAY: web.AppKey[Gateway] = web.AppKey("gateway", Gateway)
-TRACE_ID = "sluicegate.trace_id"  # request-scoped: set as soon as the trace id is known
+TRACE_ID: web.RequestKey[str] = web.RequestKey("sluicegate_trace_id", str)  # set as soon as the trace id is known
