@@ -141,7 +141,7 @@ async def test_poll_survives_store_errors(engine, vault, catalog, monkeypatch, c
             raise ConnectionError("database went away")
         return await real(conn)
 
-    catalog._interval = 0.05
+    catalog._poller._interval = 0.05  # poll fast (the catalog was built with the default interval)
     await catalog.start()
     monkeypatch.setattr(cache, "read_catalog_version", flaky)
     with caplog.at_level(logging.WARNING, logger="sluicegate.catalog"):

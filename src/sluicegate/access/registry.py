@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..errors import Unauthorized
 from ..store.access_tables import api_keys, workspaces
+from ..store.polling import SnapshotPoller
 from ..store.state import read_access_version
 from ..store.tables import admin_tokens
 from .model import ADMIN, REVOKED, KeyDefaults, KeyRecord, Permissions, Principal
@@ -59,11 +60,12 @@ class AccessRegistry:
         self._engine = engine
         self._hasher = hasher
         self._env_admin_hash = _sha256(env_admin_token) if env_admin_token else None
-        self._interval = poll_interval_s
         self._log = logger or logging.getLogger("sluicegate.access")
         self._snapshot = AccessSnapshot()
         self._lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
+        self._poller = SnapshotPoller(
+            "sluicegate-access-poll", poll_interval_s, self._reload_if_moved, self._log,
+            failed=lambda exc: f"access reload failed, keeping the last snapshot: {type(exc).__name__}")
         # secret → digest, for keys that verified (never for unknown values, which must not fill it); the
         # digest is still looked up in the current snapshot, so a revocation counts at once.
         self._verified: dict[str, str] = {}
@@ -111,17 +113,10 @@ class AccessRegistry:
 
     async def start(self) -> None:
         await self.refresh()
-        if self._task is None:
-            self._task = asyncio.create_task(self._poll(), name="sluicegate-access-poll")
+        self._poller.start()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        await self._poller.stop()
 
     async def refresh(self) -> None:
         async with self._lock:
@@ -136,20 +131,11 @@ class AccessRegistry:
             self._snapshot = AccessSnapshot(version, MappingProxyType(keys), MappingProxyType(principals),
                                             MappingProxyType(spaces), admin)
 
-    async def _poll(self) -> None:
-        failing = False
-        while True:
-            await asyncio.sleep(self._interval)
-            try:
-                async with self._engine.connect() as conn:
-                    version = await read_access_version(conn)
-                if version != self._snapshot.version:
-                    await self.refresh()
-                failing = False
-            except Exception as exc:  # keep the last good snapshot whatever the store does
-                if not failing:
-                    self._log.warning("access reload failed, keeping the last snapshot: %s", type(exc).__name__)
-                failing = True
+    async def _reload_if_moved(self) -> None:
+        async with self._engine.connect() as conn:
+            version = await read_access_version(conn)
+        if version != self._snapshot.version:
+            await self.refresh()
 
 
 def _sha256(text: str) -> str:

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ..store.polling import SnapshotPoller
 from ..store.state import read_catalog_version
 from ..store.tables import provider_headers, providers, saved_configs
 from ..vault import Vault, VaultError, provider_header_aad
@@ -76,12 +77,14 @@ class Catalog:
     ) -> None:
         self._engine = engine
         self._vault = vault
-        self._interval = poll_interval_s
         self._log = logger or logging.getLogger("sluicegate.catalog")
         self._snapshot = CatalogSnapshot()
         self._listeners: list[Listener] = []
         self._lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
+        self._poller = SnapshotPoller(
+            "sluicegate-catalog-poll", poll_interval_s, self._reload_if_moved, self._log,
+            failed=lambda exc: f"catalog reload failed, serving the last catalog: {_first_line(exc)}",
+            recovered="catalog reload works again")
         self._failures: dict[str, str] = {}  # providers whose last reload did not decrypt (retried each poll)
 
     # ------------------------------------------------------------------------------------------- hot path
@@ -131,17 +134,10 @@ class Catalog:
     async def start(self) -> None:
         """Load strictly (undecryptable credentials raise CatalogKeyError), then poll in the background."""
         await self.refresh(strict=True)
-        if self._task is None:
-            self._task = asyncio.create_task(self._poll(), name="sluicegate-catalog-poll")
+        self._poller.start()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        await self._poller.stop()
 
     async def refresh(self, *, strict: bool = False) -> bool:
         """Reload from the store; True when the snapshot changed. Without ``strict``, a provider that does
@@ -173,22 +169,11 @@ class Catalog:
 
     # ----------------------------------------------------------------------------------------- internals
 
-    async def _poll(self) -> None:
-        failing = False
-        while True:
-            await asyncio.sleep(self._interval)
-            try:
-                async with self._engine.connect() as conn:
-                    version = await read_catalog_version(conn)
-                if version != self._snapshot.version or self._failures:
-                    await self.refresh()
-                if failing:
-                    self._log.warning("catalog reload works again")
-                failing = False
-            except Exception as exc:  # keep serving the last good snapshot whatever the store does
-                if not failing:
-                    self._log.warning("catalog reload failed, serving the last catalog: %s", _first_line(exc))
-                failing = True
+    async def _reload_if_moved(self) -> None:
+        async with self._engine.connect() as conn:
+            version = await read_catalog_version(conn)
+        if version != self._snapshot.version or self._failures:
+            await self.refresh()
 
     async def _load(self) -> _Sealed:
         h = provider_headers

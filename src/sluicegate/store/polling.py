@@ -1,0 +1,52 @@
+"""The background reload loop behind the in-memory snapshots the hot path reads (catalog, API keys).
+
+Every ``interval_s`` it runs ``step`` (read the store's version row, reload when it moved). A failing step
+keeps the last good snapshot serving: its first failure is logged, then nothing until a step works again
+(which is logged too when ``recovered`` says what to write), so an outage is not a log line per interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+
+class SnapshotPoller:
+    def __init__(self, name: str, interval_s: float, step: Callable[[], Awaitable[object]], log: logging.Logger,
+                 *, failed: Callable[[BaseException], str], recovered: str | None = None) -> None:
+        self._name = name
+        self._interval = interval_s
+        self._step = step
+        self._log = log
+        self._failed = failed
+        self._recovered = recovered
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=self._name)
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+
+    async def _run(self) -> None:
+        failing = False
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self._step()
+            except Exception as exc:  # keep serving the last good snapshot whatever the store does
+                if not failing:
+                    self._log.warning("%s", self._failed(exc))
+                failing = True
+                continue
+            if failing and self._recovered:
+                self._log.warning("%s", self._recovered)
+            failing = False
