@@ -154,6 +154,29 @@ async def test_redis_down_is_an_error_at_once_and_up_again_resumes(private_redis
     await store.close()
 
 
+async def test_pooled_connections_from_before_a_redis_restart_do_not_refuse_admissions(
+        private_redis, redis_prefix: str) -> None:
+    store = RedisCounters(private_redis.url, prefix=redis_prefix)
+    c = checks({"rate_limits": [{"type": "requests", "unit": "rpm", "value": 100}]})
+    # Twenty at once leave up to twenty pooled connections, all pointing at the server about to go away.
+    assert all(v.admitted for v in await asyncio.gather(*(store.admit(c, f"a{i}") for i in range(20))))
+    private_redis.stop()
+    private_redis.start()
+    verdicts = await asyncio.gather(*(store.admit(c, f"b{i}") for i in range(20)))
+    assert all(v.admitted for v in verdicts)  # each stale socket fails once and is retried on a new one
+    await store.close()
+
+
+async def test_an_admission_sent_twice_counts_once(counters: tuple[Counters, Clock]) -> None:
+    store, _ = counters
+    c = checks({"rate_limits": [{"type": "requests", "unit": "rpm", "value": 3},
+                                {"type": "tokens", "unit": "rpm", "value": 1000}]}, tokens=300)
+    assert (await store.admit(c, "same")).admitted
+    await store.admit(c, "same")  # a retry whose first reply was lost
+    verdicts = [await store.admit(c, f"other{i}") for i in range(3)]
+    assert [v.admitted for v in verdicts] == [True, True, False]  # 300 + 2 × 300 tokens; a 4th would be 1,200
+
+
 async def test_settling_many_at_once_is_settling_each(counters: tuple[Counters, Clock]) -> None:
     store, _ = counters
     c = checks({"rate_limits": [{"type": "tokens", "unit": "rpm", "value": 1000}],

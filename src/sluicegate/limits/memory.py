@@ -39,8 +39,9 @@ class RateLog:
             self.total = 0.0
 
     def add(self, rid: str, at_ms: int, amount: float) -> None:
+        _, before = self.entries.pop(rid, (0, 0.0))  # the same request admitted again counts once
         self.entries[rid] = (at_ms, amount)
-        self.total += amount
+        self.total += amount - before
 
     def settle(self, rid: str, amount: float) -> None:
         if rid in self.entries:

@@ -4,7 +4,11 @@ The script (script.lua) reads Redis's clock (``TIME``), tests every check of the
 them only if all pass, so concurrent requests on any number of processes are serialised by Redis.
 Reservations carry an expiry (the script's sorted sets), so a process killed mid-request leaves nothing
 behind for longer than the TTL. Any Redis failure is a ``StoreUnavailable`` (the caller decides: fail
-closed or open); the client never retries and times out fast, so a dead Redis never hangs a request.
+closed or open); the client times out fast, so a dead Redis never hangs a request. An admission whose
+connection broke is sent once more, at once: after Redis restarts, pooled sockets that still point at
+the old server fail on first use, and the retry gets a new connection. Only admissions are retried: the
+script's admit writes entries keyed by the request id, so one whose first reply was lost counts once
+(at worst it sees its own entry and is refused: the strict side); its budget settle is not idempotent.
 """
 
 from __future__ import annotations
@@ -82,11 +86,18 @@ class RedisCounters:
     def _now(self) -> int | None:
         return None if self._clock_override is None else int(self._clock_override())
 
-    async def _run(self, checks: list[Check], args: list[Any]) -> list[Any]:
+    async def _run(self, checks: list[Check], args: list[Any], *, idempotent: bool = False) -> list[Any]:
+        from redis.exceptions import ConnectionError as BrokenConnection
         from redis.exceptions import RedisError
 
+        keys = script_keys(self._prefix, checks)
         try:
-            return list(await self._script(keys=script_keys(self._prefix, checks), args=args))
+            try:
+                return list(await self._script(keys=keys, args=args))
+            except BrokenConnection:
+                if not idempotent:
+                    raise
+                return list(await self._script(keys=keys, args=args))
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(f"the limits store (Redis) is unreachable: {type(exc).__name__}") from None
 
@@ -94,7 +105,8 @@ class RedisCounters:
         if not checks:
             return Verdict(-1, (), ())
         amounts = [check.amount for check in checks]
-        reply = await self._run(checks, script_args("admit", rid, ttl_ms, checks, amounts, self._now()))
+        reply = await self._run(checks, script_args("admit", rid, ttl_ms, checks, amounts, self._now()),
+                                idempotent=True)
         return verdict(checks, reply)
 
     async def settle(self, checks: list[Check], rid: str, actual: list[float | None]) -> list[Alert]:

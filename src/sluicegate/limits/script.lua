@@ -120,8 +120,10 @@ if op == 'admit' then
       redis.call('ZADD', k1, now, rid)
       redis.call('PEXPIRE', k1, window)
       if kind == 't' then
+        -- a retried admission (its first reply lost) replaces its own entry instead of adding a second
+        local before = tonumber(redis.call('HGET', k2, rid)) or 0
         redis.call('HSET', k2, rid, amount)
-        redis.call('INCRBYFLOAT', k3, amount)
+        redis.call('INCRBYFLOAT', k3, tonumber(amount) - before)
         redis.call('PEXPIRE', k2, window)
         redis.call('PEXPIRE', k3, window)
       end
