@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import orjson
+import pytest
 
 from sluicegate.providers import contract, openai, registry
 from tests.fakes.transport import content_chunk, sse_event
@@ -40,6 +41,23 @@ def test_an_error_event_fails_the_start_with_the_upstream_message():
     decoder = openai.SPEC.translation("chat").stream_decoder()
     verdict = decoder.opening(b"event: error\ndata: " + orjson.dumps({"error": {"message": "boom"}}) + b"\n\n")
     assert verdict == (contract.FAILED, "boom")
+
+
+@pytest.mark.parametrize(("tail", "clean"), [
+    (b"data: [DONE]\n\n", True),
+    (b"data: [DONE]", True),  # cut after the mark, before its blank line: the stream had ended
+    (b'\n\ndata: [DONE]\r\n\r\n', True),
+    (b'data: {"choices":[{"delta":{"content":"say data: [DONE]', False),  # the text, cut mid-chunk
+    (b'data: {"choices":[{"delta":{"content":"data: [DONE]"}}]}\n\n', False),
+    (b"data: [DONE] and more\n\n", False),
+    (b"", False),
+])
+def test_a_clean_end_is_the_done_event_on_its_own_line(tail: bytes, clean: bool):
+    decoder = openai.SPEC.translation("chat").stream_decoder()
+    decoder.opening(sse_event(content_chunk("a")))
+    decoder.head()
+    decoder.relay(tail)
+    assert (decoder.end_failure() is None) is clean
 
 
 def test_the_relay_passes_chunks_and_knows_a_clean_end_from_a_cut_one():

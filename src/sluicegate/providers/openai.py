@@ -102,7 +102,7 @@ class PassthroughStream:
         return chunk
 
     def end_failure(self) -> str | None:
-        return None if sse.DONE_MARK in self._tail else _CLOSED_EARLY
+        return None if sse.ends_with_done(self._tail) else _CLOSED_EARLY
 
     def error_event(self, message: str, error_type: str) -> bytes:
         return stream_error_event(message, error_type)

@@ -16,6 +16,18 @@ DONE_MARK = b"data: [DONE]"
 CONTENT, EMPTY, ERROR, DONE = "content", "empty", "error", "done"
 
 
+def ends_with_done(tail: bytes) -> bool:
+    """Do the last bytes of a stream end with the ``data: [DONE]`` event on a line of its own?
+
+    A stream cut inside a chunk whose text mentions ``data: [DONE]`` (quoted inside JSON) is no clean end:
+    the mark must start a line and be followed by nothing but line breaks."""
+    end = tail.rstrip(b"\r\n")
+    if not end.endswith(DONE_MARK):
+        return False
+    before = end[:-len(DONE_MARK)]
+    return before == b"" or before.endswith(b"\n")
+
+
 def split_events(buffer: bytes) -> tuple[list[bytes], bytes]:
     """Complete events in ``buffer`` and the incomplete remainder."""
     events, start = [], 0

@@ -48,7 +48,7 @@ class StreamTap:
         """Was the stream's end (``data: [DONE]``, or Anthropic's ``message_stop``) among the last bytes
         relayed?"""
         last = b"".join(list(self.tail)[-2:]) if self.tail else self.head
-        return sse.DONE_MARK in last[-2 * len(sse.DONE_MARK):] or _MESSAGE_STOP.search(last[-64:]) is not None
+        return sse.ends_with_done(last[-64:]) or _MESSAGE_STOP.search(last[-64:]) is not None
 
     def feed(self, chunk: bytes) -> None:
         self.chunks += 1
