@@ -17,7 +17,9 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import signal
+import socket
 import sys
 import time
 import urllib.error
@@ -91,6 +93,15 @@ def load_secrets(state: Path, database: str, existed: bool) -> ClusterSecrets:
     state.mkdir(parents=True, exist_ok=True)
     _write_private(path, json.dumps(asdict(made)))
     return made
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
 
 
 # -- processes -------------------------------------------------------------------------------------------
@@ -184,6 +195,8 @@ def _wait(running: Running, minutes: float) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not (shutil.which("nginx") or Path("/usr/sbin/nginx").exists()):
+        raise RuntimeError("nginx is not installed: `bash bench/ensure_tools.sh` (or apt-get install nginx)")
     state = args.state_dir.resolve()
     database = checked_database_name(args.database)
     if args.fresh:
@@ -194,7 +207,9 @@ def run(args: argparse.Namespace) -> int:
     env = replica_env(database_url(args.postgres, database), args.redis, keys)
     env_path = state / f"{database}.env"
     _write_private(env_path, env_file(env))
-    port = args.port or free_port()
+    port = args.port if args.port and _port_free(args.port) else free_port()
+    if args.port and port != args.port:
+        say(f"  port {args.port} is busy: nginx takes {port} instead")
     say(f"→ {args.replicas} replicas on PostgreSQL database {database!r} and Redis {args.redis}, nginx on {port}")
     with Supervisor(state / "logs") as sup:
         try:
@@ -219,7 +234,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m demo.cluster", description=__doc__.split("\n\n")[0])
     parser.add_argument("--replicas", type=int, default=3, choices=range(1, 9), metavar="N",
                         help="sluicegate serve processes (default 3)")
-    parser.add_argument("--port", type=int, default=8790, help="nginx's port (default 8790; 0: a free one)")
+    parser.add_argument("--port", type=int, default=8790, help="nginx's port (default 8790; 0 or busy: a free one)")
     parser.add_argument("--database", default="sluicegate_cluster", help="the cluster's own database")
     parser.add_argument("--postgres", default=POSTGRES, help=f"the PostgreSQL server (default {POSTGRES})")
     parser.add_argument("--redis", default=REDIS, help=f"SLUICEGATE_REDIS_URL of every replica (default {REDIS})")
