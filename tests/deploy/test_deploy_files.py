@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import re
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -350,3 +351,16 @@ def test_nginx_passes_what_the_gateway_accepts_and_streams(where: str) -> None:
     assert int(read) >= settings.upstream_read_timeout_s
     assert "proxy_buffering off;" in text and "proxy_http_version 1.1;" in text
     assert "non_idempotent" not in text and "http_503" not in text  # never replay a request a replica took
+
+
+def test_deploy_nginx_conf_is_valid_for_nginx(tmp_path: Path) -> None:
+    """`nginx -t` on deploy/nginx.conf, the compose service names swapped for loopback (nginx resolves them)."""
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not Path(nginx).exists():
+        pytest.skip("nginx is not installed (bash bench/ensure_tools.sh)")
+    text = re.sub(r"server\s+[\w.-]+:(\d+)", r"server 127.0.0.1:\1", (DEPLOY / "nginx.conf").read_text())
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(f"pid {tmp_path}/nginx.pid;\n{text}")
+    checked = subprocess.run([nginx, "-t", "-p", str(tmp_path), "-e", str(tmp_path / "error.log"), "-c", str(conf)],
+                             capture_output=True, text=True, timeout=30)
+    assert checked.returncode == 0, checked.stderr
