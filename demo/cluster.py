@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import fcntl
 import json
 import os
 import shutil
@@ -194,11 +195,25 @@ def _wait(running: Running, minutes: float) -> str:
     return f"stopping after {minutes:g} minutes (--minutes)"
 
 
+def hold_lock(state: Path, database: str) -> int:
+    """One cluster per database and state dir: a second one would drop or share what the first serves.
+    The lock goes with the process (even killed), so a stale file never blocks."""
+    state.mkdir(parents=True, exist_ok=True)
+    fd = os.open(state / f"{database}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise RuntimeError(f"another cluster on database {database!r} is running from {state}") from None
+    return fd
+
+
 def run(args: argparse.Namespace) -> int:
     if not (shutil.which("nginx") or Path("/usr/sbin/nginx").exists()):
         raise RuntimeError("nginx is not installed: `bash bench/ensure_tools.sh` (or apt-get install nginx)")
     state = args.state_dir.resolve()
     database = checked_database_name(args.database)
+    hold_lock(state, database)  # released when this process exits
     if args.fresh:
         drop_database(args.postgres, database)
         (state / f"{database}.secrets.json").unlink(missing_ok=True)
@@ -206,7 +221,8 @@ def run(args: argparse.Namespace) -> int:
     keys = load_secrets(state, database, existed)
     env = replica_env(database_url(args.postgres, database), args.redis, keys)
     env_path = state / f"{database}.env"
-    _write_private(env_path, env_file(env))
+    (state / "cli").mkdir(parents=True, exist_ok=True)
+    _write_private(env_path, env_file(env, str(state / "cli")))
     port = args.port if args.port and _port_free(args.port) else free_port()
     if args.port and port != args.port:
         say(f"  port {args.port} is busy: nginx takes {port} instead")

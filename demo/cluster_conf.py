@@ -99,11 +99,13 @@ http {{
 """
 
 
-def env_file(env: Mapping[str, str]) -> str:
-    """The shared settings as a shell file (kept 0600 in the state dir), for the CLI against the cluster."""
+def env_file(env: Mapping[str, str], cli_data_dir: str) -> str:
+    """The shared settings as a shell file (kept 0600 in the state dir), for the CLI against the cluster;
+    the CLI gets a data dir of its own (it holds nothing while the store is PostgreSQL)."""
     names = ("SLUICEGATE_DATABASE_URL", "SLUICEGATE_REDIS_URL", "SLUICEGATE_MASTER_KEY",
              "SLUICEGATE_API_KEY_HASH_KEY", "SLUICEGATE_ADMIN_TOKEN")
-    return "".join(f"{name}='{env[name]}'\n" for name in names)
+    return "".join(f"{name}='{value}'\n" for name, value in
+                   [*((name, env[name]) for name in names), ("SLUICEGATE_DATA_DIR", cli_data_dir)])
 
 
 def try_it(url: str, admin_token: str, replicas: Sequence[str], health_path: str, env_path: str) -> str:

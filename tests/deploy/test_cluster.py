@@ -128,6 +128,25 @@ def test_make_cluster_serves_through_nginx_and_stops_without_leftovers(tmp_path:
         assert sum(1 for count in spread.values() if count > 0) >= 2, spread
         assert "sk-cluster-test" not in log.read_text()
 
+        # The printed way to use the CLI on the cluster: a provider it makes is served by every replica.
+        env_path = tmp_path / "state" / f"{database}.env"
+        assert f". {env_path};" in printed and oct(env_path.stat().st_mode & 0o777) == "0o600"
+        shared = dict(line.split("=", 1) for line in env_path.read_text().splitlines())
+        cli_env = {**os.environ, **{name: value.strip("'") for name, value in shared.items()}}
+        made = subprocess.run([sys.executable, "-m", "sluicegate", "providers", "add", "cluster-fake", "--spec",
+                               "openai", "--custom-host", upstream.v1], env=cli_env, capture_output=True, text=True,
+                              timeout=60)
+        assert made.returncode == 0, made.stderr
+        body = {"model": "@cluster-fake/m", "messages": [{"role": "user", "content": "via the catalog"}]}
+        for replica in replicas:
+            deadline = time.monotonic() + 10
+            while True:
+                answer = httpx.post(f"{replica}/v1/chat/completions", json=body, timeout=30, trust_env=False)
+                if answer.status_code == 200 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            assert answer.status_code == 200, (replica, answer.text)
+
         proc.send_signal(signal.SIGINT)  # Ctrl-C
         assert proc.wait(90) == 0
     finally:

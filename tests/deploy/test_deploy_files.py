@@ -122,7 +122,7 @@ def deploy_texts() -> Iterator[tuple[str, str]]:
         if path.is_file():
             yield str(path.relative_to(ROOT)), path.read_text()
     cluster = replica_env("postgresql://u@127.0.0.1/db", "redis://127.0.0.1:6379/0", ClusterSecrets.generate())
-    yield "demo/cluster_conf.py", (ROOT / "demo" / "cluster_conf.py").read_text() + env_file(cluster)
+    yield "demo/cluster_conf.py", (ROOT / "demo" / "cluster_conf.py").read_text() + env_file(cluster, "/tmp/cli")
 
 
 def interpolated(value: str, values: dict[str, str]) -> str:
