@@ -131,7 +131,8 @@ def wait_ready(children: dict[str, Child], deadline: float) -> str:
         for url, child in list(pending.items()):
             if not child.alive():
                 raise RuntimeError(f"{child.name} exited with {child.popen.returncode}:\n{child.log_tail()}")
-            path = path or (readiness_path(url) if _get(url + READY_PATHS[-1]) == 200 else "")
+            if not path and _get(url + READY_PATHS[-1]) == 200:
+                path = readiness_path(url)  # it answers: which readiness endpoint does this gateway have?
             if path and _get(url + path) == 200:
                 del pending[url]
         if pending and time.monotonic() > deadline:
