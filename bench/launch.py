@@ -6,9 +6,11 @@ NotReady with the reason, which the run records as "missing".
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,6 +104,24 @@ def start_sluicegate(sup: Supervisor, work: Path, ups: Upstreams, shapes: Shapes
     return _settled(sup, target, child, 30, settle_s, version)
 
 
+def start_cluster(sup: Supervisor, work: Path, ups: Upstreams, shapes: Shapes, python: str, replicas: int,
+                  name: str, settle_s: float, version: str) -> Running:
+    """`make cluster`'s topology (demo/cluster.py): ``replicas`` sluicegates on a fresh PostgreSQL database
+    of their own (dropped when the cluster stops) and the local Redis, behind one nginx worker. ``python``
+    is the one sluicegate runs on; the idle RSS is summed over nginx and every replica."""
+    port, ready = free_port(), work / f"{name}-ready.json"
+    argv = [python, "-m", "demo.cluster", "--replicas", str(replicas), "--port", str(port), "--database",
+            f"sluicegate_bench_{uuid.uuid4().hex[:10]}", "--fresh", "--drop-on-exit", "--state-dir",
+            str(work / f"{name}-state"), "--ready-file", str(ready), "--minutes", "60"]
+    child = sup.start(name, argv, env=clean_env(), cwd=BENCH_DIR.parent)
+    target = targets.portkey_style(name, "gateway", port, ups, shapes)
+    running = _settled(sup, target, child, 180, settle_s, version)
+    layout = json.loads(ready.read_text())
+    leaders = [layout["nginx_pid"], *(replica["pid"] for replica in layout["replicas"])]
+    running.idle_rss = sum(rss_bytes(pid) for pid in leaders)
+    return running
+
+
 # The minimal hops (issue 14's reference rows): name -> (server, module in bench/floor/, the packages
 # it runs on). Granian serves the module's `app` (RSGI, or ASGI for "granian-asgi"); the aiohttp ones
 # are scripts with a --port.
@@ -172,6 +192,7 @@ def start_litellm(sup: Supervisor, install: Install, work: Path, ups: Upstreams,
 __all__ = [
     "NotReady",
     "Running",
+    "start_cluster",
     "start_litellm",
     "start_minimal",
     "start_nginx_floor",

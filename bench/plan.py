@@ -33,6 +33,7 @@ class Plan:
     minimal: tuple[str, ...] = ALL_MINIMAL  # the minimal Python hops (bench/floor/, issue 14) to run
     scaling: bool = True     # sluicegate --workers N
     fallback: bool = True    # 3-target fallback config, where a hop supports it
+    replicas: int = 3        # `make cluster`: N sluicegates on PostgreSQL + Redis behind nginx (0: not run)
     threads: int = 1         # wrk threads: one, so the hop keeps the other core
 
     @property
@@ -52,5 +53,5 @@ QUICK = replace(FULL, mode="quick", rounds=1, warmup_s=1, latency_s=2, throughpu
 SMOKE = replace(QUICK, mode="smoke", warmup_s=0, latency_s=1, throughput_s=1, stream_chunks=8,
                 stream_interval_ms=10, stream_c1=2, ttft_c1=10, stream_many=20, hold_streams=50, hold_chunks=20,
                 hold_interval_ms=200, settle_s=0.2, peers=False, floor=False, scaling=False,
-                fallback=False, minimal=ALL_MINIMAL[:1])
+                fallback=False, minimal=ALL_MINIMAL[:1], replicas=2)
 PLANS = {plan.mode: plan for plan in (FULL, QUICK, SMOKE)}

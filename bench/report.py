@@ -175,6 +175,16 @@ def _limits_note(results: dict) -> str:
     return f"\n\nLimits on add {added:.0f} µs to the p99 at c=1 ({verdict} the 1 ms target)."
 
 
+def _replicas_note(results: dict) -> str:
+    sc = _scenario(results, "replicas")
+    share = sc.get("_throughput_ratio")
+    if share is None:
+        return ""
+    return (f"\n\n{sc.get('_replicas')} replicas behind nginx reach {share:.0%} of the single process's req/s "
+            f"on this machine (startup to first 200: {fmt(sc.get('_startup_s'), 1, ' s')}; idle RSS of nginx "
+            f"and every replica: {fmt(sc.get('_idle_rss_mb'), 0, ' MB')}).")
+
+
 def bars_table(results: dict) -> str:
     rows = [[bar["text"], fmt(bar["value"], 2, f" {bar['unit']}"), VERDICT[bar["verdict"]], bar.get("note") or ""]
             for bar in results.get("bars", [])]
@@ -200,5 +210,7 @@ def render(results: dict) -> str:
         + variant_text(results, "keys_on") + _keys_note(results),
         "#### Limits on (a key with rate limits and a token budget, counted in the local Redis) vs a key without\n\n"
         + variant_text(results, "limits_on") + _limits_note(results),
+        "#### Replicas (`make cluster`: sluicegates on PostgreSQL and Redis behind nginx) vs one process on SQLite\n\n"
+        + variant_text(results, "replicas") + _replicas_note(results),
     ]
     return "\n\n".join(parts) + "\n"

@@ -113,6 +113,7 @@ def measure(bench: Bench) -> dict:
     _step(out, "cache_hit", lambda: steps.cache_hit(bench))
     _step(out, "keys_on", lambda: steps.keys_on(bench))
     _step(out, "limits_on", lambda: steps.limits_on(bench))
+    _step(out, "replicas", lambda: steps.replicas(bench))
     return out
 
 

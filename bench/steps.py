@@ -204,3 +204,45 @@ def limits_on(bench: Bench) -> dict:
     c = f"c{bench.plan.throughput_c}"
     result["_throughput_ratio"] = ratio(result[LIMITS_HOP][c]["rps"], result[LIMITS_OFF_HOP][c]["rps"])
     return result
+
+
+CLUSTER_HOP = f"{SUBJECT}-cluster"
+
+
+def cluster_python(sluicegate_cmd: list[str]) -> str | None:
+    """The Python sluicegate runs on, when it is started as `python -m sluicegate` (demo/cluster.py needs
+    it: the replicas run on the interpreter that runs the cluster)."""
+    return sluicegate_cmd[0] if sluicegate_cmd[1:] == ["-m", "sluicegate"] else None
+
+
+def replicas(bench: Bench) -> dict:
+    """`make cluster`'s topology (N replicas on PostgreSQL and Redis, nginx in front) beside the single
+    sluicegate process (SQLite), same requests, interleaved. On one machine the replicas, nginx, PostgreSQL
+    and wrk share the same cores: this measures what the extra hop and the shared stores cost, not how far
+    replicas on separate hosts scale."""
+    plan = bench.plan
+    if not plan.replicas:
+        return {"skipped": f"not part of the {plan.mode} plan"}
+    if SUBJECT not in bench.hops:
+        return {"skipped": "sluicegate is not running"}
+    python = cluster_python(bench.sluicegate_cmd)
+    if python is None:
+        return {"unavailable": "the cluster needs sluicegate started as `<python> -m sluicegate`"}
+    try:
+        running = launch.start_cluster(bench.sup, bench.work, bench.ups, bench.shapes, python, plan.replicas,
+                                       CLUSTER_HOP, plan.settle_s, bench.sluicegate_version)
+    except NotReady as exc:
+        return {"unavailable": f"the cluster did not start (PostgreSQL on 127.0.0.1:5432, Redis on 6379?): {exc}"}
+    bench.hops[CLUSTER_HOP] = running
+    try:
+        scen_http.warm_up_one(bench, CLUSTER_HOP)
+        result = scen_http.variant(bench, [SUBJECT, CLUSTER_HOP], "static")
+    finally:
+        del bench.hops[CLUSTER_HOP]
+        bench.sup.stop(running.child)
+    c = f"c{plan.throughput_c}"
+    result["_replicas"] = plan.replicas
+    result["_throughput_ratio"] = ratio(result[CLUSTER_HOP][c]["rps"], result[SUBJECT][c]["rps"])
+    result["_startup_s"] = running.startup_s
+    result["_idle_rss_mb"] = running.idle_rss / 2**20 if running.idle_rss else None
+    return result
