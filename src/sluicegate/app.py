@@ -49,6 +49,11 @@ from .server.portkey_catalog import CATALOG_ADMIN, CatalogAdmin, add_portkey_cat
 from .server.routes import add_routes
 from .settings import Settings
 from .store import create_engine, opened_store
+from .store.access_tables import ACCESS_STATE_ID
+from .store.engine import database_url, is_sqlite
+from .store.limit_tables import LIMITS_STATE_ID
+from .store.notify import ChangeListener
+from .store.tables import CATALOG_STATE_ID
 from .telemetry.metrics import PoolGauges, pool_gauges
 from .telemetry.service import Telemetry
 from .types import public_metadata
@@ -57,6 +62,9 @@ from .upstream.guard import Guard, GuardPolicy
 from .upstream.transport import AiohttpTransport, Transport
 from .vault import Vault
 
+SQLITE_RELOAD_S = 0.5
+NOTIFIED_RELOAD_S = 5.0
+
 
 def build_app(settings: Settings, *, transport: Transport | None = None) -> web.Application:
     """The app for ``settings``; ``transport``: send upstream requests through this one (tests' in-process
@@ -64,7 +72,8 @@ def build_app(settings: Settings, *, transport: Transport | None = None) -> web.
     guard = Guard(GuardPolicy.from_settings(settings))
     engine = create_engine(settings)
     vault = Vault.load(settings)
-    catalog = Catalog(engine, vault)
+    reload_s = reload_interval(settings)
+    catalog = Catalog(engine, vault, poll_interval_s=reload_s)
     configs = ConfigCache(
         known_providers=registry.PROVIDERS.keys(),
         check_host=guard.check_url,  # request-time checks only: pure, so a cached verdict stays true
@@ -78,11 +87,13 @@ def build_app(settings: Settings, *, transport: Transport | None = None) -> web.
 
     telemetry = Telemetry(settings, engine, metadata_of=public_metadata, pool=pool,
                           lookups=LogLookups(catalog, configs))
-    access = AccessRegistry(engine, KeyHasher.load(settings), env_admin_token=settings.admin_token)
-    limits, limiter = _limits(settings, engine)
+    access = AccessRegistry(engine, KeyHasher.load(settings), env_admin_token=settings.admin_token,
+                            poll_interval_s=reload_s)
+    limits, limiter = _limits(settings, engine, reload_s)
+    changes = _change_listener(engine, catalog, access, limits)
     telemetry.registry.register(LimitMetrics(limiter.stats, "redis" if settings.redis_url else "memory"))
     gateway = Gateway(settings=settings, guard=guard, configs=configs, catalog=catalog, engine=engine,
-                      telemetry=telemetry, access=access, limits=limits, limiter=limiter)
+                      telemetry=telemetry, access=access, limits=limits, limiter=limiter, changes=changes)
     hosts = HostPolicy.build(settings.host, settings.allowed_hosts)
     connections = ConnectionGuard(ConnectionLimits(settings.max_connections, settings.header_timeout_s))
     app = web.Application(client_max_size=settings.max_body_bytes,
@@ -111,11 +122,34 @@ def build_app(settings: Settings, *, transport: Transport | None = None) -> web.
     return app
 
 
+def reload_interval(settings: Settings) -> float:
+    """The snapshots' safety-net poll: short on SQLite (one host, no notifications), long on PostgreSQL."""
+    if settings.reload_interval_s is not None:
+        return settings.reload_interval_s
+    return SQLITE_RELOAD_S if is_sqlite(database_url(settings)) else NOTIFIED_RELOAD_S
+
+
+def _change_listener(engine, catalog: Catalog, access: AccessRegistry,
+                     limits: LimitRegistry) -> ChangeListener | None:
+    """On PostgreSQL, one LISTEN connection wakes the three snapshots when another process writes."""
+    if is_sqlite(engine):
+        return None
+    listener = ChangeListener(engine.url)
+    listener.subscribe(CATALOG_STATE_ID, catalog.wake)
+    listener.subscribe(ACCESS_STATE_ID, access.wake)
+    listener.subscribe(LIMITS_STATE_ID, limits.wake)
+    return listener
+
+
 def _store_context(gateway: Gateway):
     async def context(app: web.Application):
         async with opened_store(gateway.settings, gateway.engine) as engine:
             await announce_admin_token(engine, gateway.settings.admin_token)
+            if gateway.changes is not None:
+                gateway.changes.start()
             yield
+            if gateway.changes is not None:
+                await gateway.changes.stop()
 
     return context
 
@@ -165,7 +199,7 @@ def _upstream_context(gateway: Gateway, given: Transport | None):
     return context
 
 
-def _limits(settings: Settings, engine) -> tuple[LimitRegistry, Limiter]:
+def _limits(settings: Settings, engine, reload_s: float) -> tuple[LimitRegistry, Limiter]:
     """Counters in Redis when SLUICEGATE_REDIS_URL is set, else exact in-process counters whose budget
     usage the registry keeps in the database across restarts."""
     memory = None
@@ -179,7 +213,7 @@ def _limits(settings: Settings, engine) -> tuple[LimitRegistry, Limiter]:
     limiter = Limiter(counters, fail_open=settings.limits_fail_open,
                       ttl_ms=int(settings.limits_reservation_ttl_s * 1000),
                       default_completion_tokens=settings.limits_default_max_tokens)
-    return LimitRegistry(LimitRepository(engine), memory), limiter
+    return LimitRegistry(LimitRepository(engine), memory, poll_interval_s=reload_s), limiter
 
 
 def _limits_context(gateway: Gateway):
