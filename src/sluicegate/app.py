@@ -9,7 +9,10 @@ telemetry (the log sink: on shutdown it drains every record while the store is s
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from aiohttp import web
+from sqlalchemy import text
 
 from .access.admin_token import AdminAuth, announce_admin_token
 from .access.keys import KeyRepository
@@ -46,6 +49,7 @@ from .server.limits_admin import add_limit_routes
 from .server.middleware import errors_middleware, host_middleware
 from .server.observability import add_log_routes, add_metrics_route
 from .server.portkey_catalog import CATALOG_ADMIN, CatalogAdmin, add_portkey_catalog_routes
+from .server.readiness import READINESS, Readiness, add_probe_routes
 from .server.routes import add_routes
 from .settings import Settings
 from .store import create_engine, opened_store
@@ -102,7 +106,7 @@ def build_app(settings: Settings, *, transport: Transport | None = None) -> web.
     app[CONNECTIONS] = connections  # serve.py's listening site puts every connection through it
     app.cleanup_ctx.extend([_store_context(gateway), _access_context(gateway), _catalog_context(gateway),
                             _upstream_context(gateway, transport), _limits_context(gateway),
-                            _telemetry_context(gateway)])
+                            _telemetry_context(gateway), _readiness_context(app, gateway)])
     app[AUDIT_STORE] = engine
     app[ACCESS_ADMIN] = _access_admin(gateway)
     app[CATALOG_ADMIN] = _catalog_admin(gateway, vault)
@@ -110,6 +114,7 @@ def build_app(settings: Settings, *, transport: Transport | None = None) -> web.
     # Portkey's Admin API paths under /v1, before add_routes' /v1 catch-all (passthrough) can claim them.
     add_access_routes(app.router, workspaces="/v1/admin/workspaces", keys="/v1/api-keys", audit="/v1/audit-logs")
     add_routes(app)
+    add_probe_routes(app.router)
     add_metrics_route(app)
     services = _admin_services(gateway, vault)
     admin = admin_app(services)
@@ -240,6 +245,36 @@ def _telemetry_context(gateway: Gateway):
         await gateway.telemetry.close()  # the server takes no more requests: drain every record
 
     return context
+
+
+def _readiness_context(app: web.Application, gateway: Gateway):
+    """Probes of the store and, when configured, Redis; Redis counts against readiness only while the usage
+    limits need it (limits defined, failing closed): the cache and the shared breaker degrade without it."""
+    settings = gateway.settings
+    redis = None
+    probes: dict[str, Callable[[], Awaitable[object]]] = {"store": lambda: _select_one(gateway.engine)}
+    required: dict[str, Callable[[], bool]] = {}
+    if settings.redis_url:
+        from redis.asyncio import Redis
+
+        redis = Redis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
+        probes["redis"] = redis.ping
+        required["redis"] = lambda: not settings.limits_fail_open and gateway.limits.snapshot.any
+    readiness = app[READINESS] = Readiness(probes, required=required)
+
+    async def context(app: web.Application):
+        await readiness.start()
+        yield
+        await readiness.stop()
+        if redis is not None:
+            await redis.aclose()
+
+    return context
+
+
+async def _select_one(engine) -> None:
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
 
 
 def _access_admin(gateway: Gateway) -> AccessAdmin:
