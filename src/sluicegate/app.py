@@ -9,6 +9,7 @@ telemetry (the log sink: on shutdown it drains every record while the store is s
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -26,6 +27,7 @@ from .catalog import Catalog, ConfigRepository, ProviderRepository
 from .catalog.configs import gateway_config_validator
 from .catalog.integrations import IntegrationRepository
 from .catalog.log_lookups import LogLookups
+from .cluster.breaker import RedisBreakerPeer
 from .config import ConfigCache
 from .dashboard import DASHBOARD_PREFIX, dashboard_app, to_dashboard
 from .dispatch import Dispatcher
@@ -38,6 +40,7 @@ from .limits.store import LimitRepository
 from .pipeline import Admit, Authorize, ConfigSelector, LimitStep, Pipeline, default_steps
 from .prepare import RequestBuilder
 from .providers import registry
+from .routing import CircuitBreaker
 from .server.access_admin import ACCESS_ADMIN, AccessAdmin, add_access_routes
 from .server.admin import ADMIN_PREFIX, AdminServices, admin_app
 from .server.appkeys import GATEWAY
@@ -188,8 +191,9 @@ def _upstream_context(gateway: Gateway, given: Transport | None):
         transport = gateway.transport = given or AiohttpTransport(
             create_session(settings, guard.resolver(), (guard.client_middleware(),)))
         builder = RequestBuilder(guard, catalog=gateway.catalog, provider_urls=settings.provider_base_urls)
+        breaker, peer = _breaker(settings)
         gateway.dispatcher = Dispatcher(transport, builder, backoff_scale=settings.retry_backoff_scale,
-                                        max_response_bytes=settings.max_upstream_body_bytes)
+                                        max_response_bytes=settings.max_upstream_body_bytes, breaker=breaker)
         selector = ConfigSelector(gateway.configs, gateway.catalog.saved_config)
         cache = gateway.cache = build_cache(settings, gateway.engine, gateway.dispatcher)
         admit = Admit(gateway.access, gateway.catalog, mode=settings.auth_mode, host=settings.host)
@@ -197,11 +201,24 @@ def _upstream_context(gateway: Gateway, given: Transport | None):
                                                   authorize=Authorize(gateway.catalog),
                                                   limit=LimitStep(gateway.limiter, gateway.limits)))
         yield
+        if peer is not None:
+            await peer.close()
         if cache is not None:
             await cache.close()
         await transport.close()
 
     return context
+
+
+def _breaker(settings: Settings) -> tuple[CircuitBreaker, RedisBreakerPeer | None]:
+    """The circuit breakers: per process, or shared by every replica through Redis (cluster/breaker.py)."""
+    if not settings.redis_url:
+        return CircuitBreaker(time.monotonic), None
+    peer = RedisBreakerPeer(settings.redis_url)
+    breaker = CircuitBreaker(time.monotonic, peer=peer)
+    peer.bind(breaker)
+    peer.start()
+    return breaker, peer
 
 
 def _limits(settings: Settings, engine, reload_s: float) -> tuple[LimitRegistry, Limiter]:
