@@ -52,7 +52,7 @@ async def run_load(urls: list[str], headers: dict[str, str], *, prefix: str, sec
                                     parsed.get("message") or parsed.get("error"))
                             except orjson.JSONDecodeError:
                                 enveloped = False
-                except (aiohttp.ClientError, asyncio.TimeoutError):
+                except (TimeoutError, aiohttp.ClientError):
                     status = 0
                 ended = time.monotonic()
                 results.append(Result(trace, replica, status, enveloped, ended, ended - started))
