@@ -124,3 +124,17 @@ def test_a_trial_refused_is_not_asked_again_before_a_cooldown() -> None:
     for _ in range(50):
         assert not b.allow(KEY, POLICY)  # ... b is refused once, then waits without asking
     assert hub.claims == [KEY, KEY]
+
+
+def test_a_grant_left_unused_for_a_cooldown_lapses() -> None:
+    clock = Clock()
+    hub = Hub(clock)
+    a = hub.join()
+    for _ in range(3):
+        a.record(KEY, POLICY, 500)
+    clock.now += 10
+    assert not a.allow(KEY, POLICY) and a.admits(KEY, POLICY)  # granted
+    clock.now += 10  # no traffic came: Redis has let the slot go by now
+    assert not a.admits(KEY, POLICY)  # so it asks again (and is granted again: nobody else took it)
+    assert a.allow(KEY, POLICY)
+    assert hub.claims == [KEY, KEY]

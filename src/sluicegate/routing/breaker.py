@@ -79,7 +79,7 @@ class _Circuit:
         self.window_start = now
         self.opened_at: float | None = None
         self.trial_at: float | None = None
-        self.granted = False  # the peer granted this process the cluster's one trial
+        self.granted: float | None = None  # when the peer granted this process the cluster's one trial
 
 
 class CircuitBreaker:
@@ -104,8 +104,10 @@ class CircuitBreaker:
             return state == CLOSED
         assert policy is not None  # only a circuit with a policy is ever half-open
         circuit = self._circuits[key]
-        if self._peer is None or circuit.granted:
+        if self._peer is None:
             return self._trial_free(circuit, policy, now)
+        if circuit.granted is not None and now - circuit.granted < policy.cooldown_ms / 1000:
+            return True  # unused for a cooldown, the grant has lapsed in Redis too: ask again
         if self._trial_free(circuit, policy, now):
             self._peer.claim(key, policy.cooldown_ms / 1000)  # ask the cluster; a later call may get it
         return False
@@ -118,7 +120,7 @@ class CircuitBreaker:
         circuit = self._circuits.get(key)
         if circuit is not None and circuit.opened_at is not None:
             circuit.trial_at = now
-            circuit.granted = False
+            circuit.granted = None
             self._circuits.move_to_end(key)
         return True
 
@@ -182,10 +184,11 @@ class CircuitBreaker:
         circuit = self._circuits.get(key)
         if circuit is None or circuit.opened_at is None:
             return
+        now = self._clock() if now is None else now
         if granted:
-            circuit.granted = True
+            circuit.granted = now
         else:
-            circuit.trial_at = self._clock() if now is None else now
+            circuit.trial_at = now
 
     def _announce_open(self, key: str, policy: BreakerPolicy) -> None:
         if self._peer is not None:
@@ -225,7 +228,7 @@ class CircuitBreaker:
     def _open(circuit: _Circuit, now: float) -> None:
         circuit.opened_at = now
         circuit.trial_at = None
-        circuit.granted = False
+        circuit.granted = None
         circuit.consecutive = circuit.requests = circuit.failures = 0
         circuit.window_start = now
 
