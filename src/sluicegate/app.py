@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from sqlalchemy import text
@@ -27,7 +28,6 @@ from .catalog import Catalog, ConfigRepository, ProviderRepository
 from .catalog.configs import gateway_config_validator
 from .catalog.integrations import IntegrationRepository
 from .catalog.log_lookups import LogLookups
-from .cluster.breaker import RedisBreakerPeer
 from .config import ConfigCache
 from .dashboard import DASHBOARD_PREFIX, dashboard_app, to_dashboard
 from .dispatch import Dispatcher
@@ -68,6 +68,9 @@ from .upstream.client import create_session
 from .upstream.guard import Guard, GuardPolicy
 from .upstream.transport import AiohttpTransport, Transport
 from .vault import Vault
+
+if TYPE_CHECKING:
+    from .cluster.breaker import RedisBreakerPeer
 
 SQLITE_RELOAD_S = 0.5
 NOTIFIED_RELOAD_S = 5.0
@@ -214,6 +217,8 @@ def _breaker(settings: Settings) -> tuple[CircuitBreaker, RedisBreakerPeer | Non
     """The circuit breakers: per process, or shared by every replica through Redis (cluster/breaker.py)."""
     if not settings.redis_url:
         return CircuitBreaker(time.monotonic), None
+    from .cluster.breaker import RedisBreakerPeer  # the Redis client is imported only when used
+
     peer = RedisBreakerPeer(settings.redis_url)
     breaker = CircuitBreaker(time.monotonic, peer=peer)
     peer.bind(breaker)

@@ -152,3 +152,26 @@ def test_three_replicas_share_one_breaker(tmp_path: Path, pg_url: str, private_r
         assert len(primary.received) == 8  # ... on every replica
     finally:
         group.stop()
+
+
+def test_after_redis_comes_back_the_replicas_resubscribe_and_share_again(private_redis, monkeypatch):
+    from sluicegate.cluster import breaker as shared
+
+    monkeypatch.setattr(shared, "RETRY_S", 0.2)
+
+    async def run() -> None:
+        members = await _members(private_redis.url, "sg:", 2)
+        (a, peer_a), (b, peer_b) = members
+        try:
+            await asyncio.to_thread(private_redis.stop)
+            await _until(lambda: not peer_a.subscribed.is_set() and not peer_b.subscribed.is_set(), timeout=15)
+            await asyncio.to_thread(private_redis.start)
+            await asyncio.wait_for(asyncio.gather(peer_a.subscribed.wait(), peer_b.subscribed.wait()), 15)
+            a.record(KEY, POLICY, 500)
+            a.record(KEY, POLICY, 500)
+            await _until(lambda: b.state(KEY, POLICY) == OPEN)
+        finally:
+            for _, peer in members:
+                await peer.close()
+
+    asyncio.run(run())
