@@ -125,3 +125,28 @@ def test_a_key_created_then_revoked_on_one_replica_is_refused_by_all_within_a_se
     created, revoked = asyncio.run(run())
     report("key created", created)
     report("key revoked", revoked)
+
+
+def test_a_provider_added_then_removed_by_the_cli_reaches_every_replica_within_a_second(
+        tmp_path: Path, replicas: Replicas, upstream) -> None:
+    import subprocess
+    import sys
+
+    env = {**replicas.gateways[0].env, "SLUICEGATE_DATA_DIR": str(tmp_path / "cli")}
+
+    def cli(*args: str) -> None:
+        done = subprocess.run([sys.executable, "-m", "sluicegate", "providers", *args], env=env, timeout=120,
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+
+    async def observe(expected: int) -> list[float]:
+        async with httpx.AsyncClient(timeout=30) as client:
+            return await seen_by_all(
+                replicas, client, lambda i: client.post(replicas.chat_url(i), json=chat("@from-cli/m1")),
+                lambda answer: answer.status_code == expected)
+
+    cli("add", "from-cli", "--custom-host", upstream.v1)
+    added = asyncio.run(observe(200))
+    cli("rm", "from-cli")
+    removed = asyncio.run(observe(400))
+    report("catalog via the CLI (added, removed)", added + removed)
