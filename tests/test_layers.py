@@ -29,7 +29,7 @@ ROWS: list[set[str]] = [
     {"prepare"},
     {"catalog", "access", "limits"},
     {"telemetry"},
-    {"upstream", "vault"},
+    {"upstream", "vault", "cluster"},
     {"store"},
     {"types"},
     {"providers", "routing"},

@@ -9,7 +9,12 @@ telemetry (the log sink: on shutdown it drains every record while the store is s
 
 from __future__ import annotations
 
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
 from aiohttp import web
+from sqlalchemy import text
 
 from .access.admin_token import AdminAuth, announce_admin_token
 from .access.keys import KeyRepository
@@ -35,6 +40,7 @@ from .limits.store import LimitRepository
 from .pipeline import Admit, Authorize, ConfigSelector, LimitStep, Pipeline, default_steps
 from .prepare import RequestBuilder
 from .providers import registry
+from .routing import CircuitBreaker
 from .server.access_admin import ACCESS_ADMIN, AccessAdmin, add_access_routes
 from .server.admin import ADMIN_PREFIX, AdminServices, admin_app
 from .server.appkeys import GATEWAY
@@ -46,9 +52,15 @@ from .server.limits_admin import add_limit_routes
 from .server.middleware import errors_middleware, host_middleware
 from .server.observability import add_log_routes, add_metrics_route
 from .server.portkey_catalog import CATALOG_ADMIN, CatalogAdmin, add_portkey_catalog_routes
+from .server.readiness import READINESS, Readiness, add_probe_routes
 from .server.routes import add_routes
 from .settings import Settings
 from .store import create_engine, opened_store
+from .store.access_tables import ACCESS_STATE_ID
+from .store.engine import database_url, is_sqlite
+from .store.limit_tables import LIMITS_STATE_ID
+from .store.notify import ChangeListener
+from .store.tables import CATALOG_STATE_ID
 from .telemetry.metrics import PoolGauges, pool_gauges
 from .telemetry.service import Telemetry
 from .types import public_metadata
@@ -57,6 +69,12 @@ from .upstream.guard import Guard, GuardPolicy
 from .upstream.transport import AiohttpTransport, Transport
 from .vault import Vault
 
+if TYPE_CHECKING:
+    from .cluster.breaker import RedisBreakerPeer
+
+SQLITE_RELOAD_S = 0.5
+NOTIFIED_RELOAD_S = 5.0
+
 
 def build_app(settings: Settings, *, transport: Transport | None = None) -> web.Application:
     """The app for ``settings``; ``transport``: send upstream requests through this one (tests' in-process
@@ -64,7 +82,8 @@ def build_app(settings: Settings, *, transport: Transport | None = None) -> web.
     guard = Guard(GuardPolicy.from_settings(settings))
     engine = create_engine(settings)
     vault = Vault.load(settings)
-    catalog = Catalog(engine, vault)
+    reload_s = reload_interval(settings)
+    catalog = Catalog(engine, vault, poll_interval_s=reload_s)
     configs = ConfigCache(
         known_providers=registry.PROVIDERS.keys(),
         check_host=guard.check_url,  # request-time checks only: pure, so a cached verdict stays true
@@ -78,11 +97,13 @@ def build_app(settings: Settings, *, transport: Transport | None = None) -> web.
 
     telemetry = Telemetry(settings, engine, metadata_of=public_metadata, pool=pool,
                           lookups=LogLookups(catalog, configs))
-    access = AccessRegistry(engine, KeyHasher.load(settings), env_admin_token=settings.admin_token)
-    limits, limiter = _limits(settings, engine)
+    access = AccessRegistry(engine, KeyHasher.load(settings), env_admin_token=settings.admin_token,
+                            poll_interval_s=reload_s)
+    limits, limiter = _limits(settings, engine, reload_s)
+    changes = _change_listener(engine, catalog, access, limits)
     telemetry.registry.register(LimitMetrics(limiter.stats, "redis" if settings.redis_url else "memory"))
     gateway = Gateway(settings=settings, guard=guard, configs=configs, catalog=catalog, engine=engine,
-                      telemetry=telemetry, access=access, limits=limits, limiter=limiter)
+                      telemetry=telemetry, access=access, limits=limits, limiter=limiter, changes=changes)
     hosts = HostPolicy.build(settings.host, settings.allowed_hosts)
     connections = ConnectionGuard(ConnectionLimits(settings.max_connections, settings.header_timeout_s))
     app = web.Application(client_max_size=settings.max_body_bytes,
@@ -91,7 +112,7 @@ def build_app(settings: Settings, *, transport: Transport | None = None) -> web.
     app[CONNECTIONS] = connections  # serve.py's listening site puts every connection through it
     app.cleanup_ctx.extend([_store_context(gateway), _access_context(gateway), _catalog_context(gateway),
                             _upstream_context(gateway, transport), _limits_context(gateway),
-                            _telemetry_context(gateway)])
+                            _telemetry_context(gateway), _readiness_context(app, gateway)])
     app[AUDIT_STORE] = engine
     app[ACCESS_ADMIN] = _access_admin(gateway)
     app[CATALOG_ADMIN] = _catalog_admin(gateway, vault)
@@ -99,6 +120,7 @@ def build_app(settings: Settings, *, transport: Transport | None = None) -> web.
     # Portkey's Admin API paths under /v1, before add_routes' /v1 catch-all (passthrough) can claim them.
     add_access_routes(app.router, workspaces="/v1/admin/workspaces", keys="/v1/api-keys", audit="/v1/audit-logs")
     add_routes(app)
+    add_probe_routes(app.router)
     add_metrics_route(app)
     services = _admin_services(gateway, vault)
     admin = admin_app(services)
@@ -111,11 +133,34 @@ def build_app(settings: Settings, *, transport: Transport | None = None) -> web.
     return app
 
 
+def reload_interval(settings: Settings) -> float:
+    """The snapshots' safety-net poll: short on SQLite (one host, no notifications), long on PostgreSQL."""
+    if settings.reload_interval_s is not None:
+        return settings.reload_interval_s
+    return SQLITE_RELOAD_S if is_sqlite(database_url(settings)) else NOTIFIED_RELOAD_S
+
+
+def _change_listener(engine, catalog: Catalog, access: AccessRegistry,
+                     limits: LimitRegistry) -> ChangeListener | None:
+    """On PostgreSQL, one LISTEN connection wakes the three snapshots when another process writes."""
+    if is_sqlite(engine):
+        return None
+    listener = ChangeListener(engine.url)
+    listener.subscribe(CATALOG_STATE_ID, catalog.wake)
+    listener.subscribe(ACCESS_STATE_ID, access.wake)
+    listener.subscribe(LIMITS_STATE_ID, limits.wake)
+    return listener
+
+
 def _store_context(gateway: Gateway):
     async def context(app: web.Application):
         async with opened_store(gateway.settings, gateway.engine) as engine:
             await announce_admin_token(engine, gateway.settings.admin_token)
+            if gateway.changes is not None:
+                gateway.changes.start()
             yield
+            if gateway.changes is not None:
+                await gateway.changes.stop()
 
     return context
 
@@ -149,8 +194,9 @@ def _upstream_context(gateway: Gateway, given: Transport | None):
         transport = gateway.transport = given or AiohttpTransport(
             create_session(settings, guard.resolver(), (guard.client_middleware(),)))
         builder = RequestBuilder(guard, catalog=gateway.catalog, provider_urls=settings.provider_base_urls)
+        breaker, peer = _breaker(settings)
         gateway.dispatcher = Dispatcher(transport, builder, backoff_scale=settings.retry_backoff_scale,
-                                        max_response_bytes=settings.max_upstream_body_bytes)
+                                        max_response_bytes=settings.max_upstream_body_bytes, breaker=breaker)
         selector = ConfigSelector(gateway.configs, gateway.catalog.saved_config)
         cache = gateway.cache = build_cache(settings, gateway.engine, gateway.dispatcher)
         admit = Admit(gateway.access, gateway.catalog, mode=settings.auth_mode, host=settings.host)
@@ -158,6 +204,8 @@ def _upstream_context(gateway: Gateway, given: Transport | None):
                                                   authorize=Authorize(gateway.catalog),
                                                   limit=LimitStep(gateway.limiter, gateway.limits)))
         yield
+        if peer is not None:
+            await peer.close()
         if cache is not None:
             await cache.close()
         await transport.close()
@@ -165,7 +213,20 @@ def _upstream_context(gateway: Gateway, given: Transport | None):
     return context
 
 
-def _limits(settings: Settings, engine) -> tuple[LimitRegistry, Limiter]:
+def _breaker(settings: Settings) -> tuple[CircuitBreaker, RedisBreakerPeer | None]:
+    """The circuit breakers: per process, or shared by every replica through Redis (cluster/breaker.py)."""
+    if not settings.redis_url:
+        return CircuitBreaker(time.monotonic), None
+    from .cluster.breaker import RedisBreakerPeer  # the Redis client is imported only when used
+
+    peer = RedisBreakerPeer(settings.redis_url)
+    breaker = CircuitBreaker(time.monotonic, peer=peer)
+    peer.bind(breaker)
+    peer.start()
+    return breaker, peer
+
+
+def _limits(settings: Settings, engine, reload_s: float) -> tuple[LimitRegistry, Limiter]:
     """Counters in Redis when SLUICEGATE_REDIS_URL is set, else exact in-process counters whose budget
     usage the registry keeps in the database across restarts."""
     memory = None
@@ -179,7 +240,7 @@ def _limits(settings: Settings, engine) -> tuple[LimitRegistry, Limiter]:
     limiter = Limiter(counters, fail_open=settings.limits_fail_open,
                       ttl_ms=int(settings.limits_reservation_ttl_s * 1000),
                       default_completion_tokens=settings.limits_default_max_tokens)
-    return LimitRegistry(LimitRepository(engine), memory), limiter
+    return LimitRegistry(LimitRepository(engine), memory, poll_interval_s=reload_s), limiter
 
 
 def _limits_context(gateway: Gateway):
@@ -206,6 +267,36 @@ def _telemetry_context(gateway: Gateway):
         await gateway.telemetry.close()  # the server takes no more requests: drain every record
 
     return context
+
+
+def _readiness_context(app: web.Application, gateway: Gateway):
+    """Probes of the store and, when configured, Redis; Redis counts against readiness only while the usage
+    limits need it (limits defined, failing closed): the cache and the shared breaker degrade without it."""
+    settings = gateway.settings
+    redis = None
+    probes: dict[str, Callable[[], Awaitable[object]]] = {"store": lambda: _select_one(gateway.engine)}
+    required: dict[str, Callable[[], bool]] = {}
+    if settings.redis_url:
+        from redis.asyncio import Redis
+
+        redis = Redis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
+        probes["redis"] = redis.ping
+        required["redis"] = lambda: not settings.limits_fail_open and gateway.limits.snapshot.any
+    readiness = app[READINESS] = Readiness(probes, required=required)
+
+    async def context(app: web.Application):
+        await readiness.start()
+        yield
+        await readiness.stop()
+        if redis is not None:
+            await redis.aclose()
+
+    return context
+
+
+async def _select_one(engine) -> None:
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
 
 
 def _access_admin(gateway: Gateway) -> AccessAdmin:

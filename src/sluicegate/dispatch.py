@@ -52,7 +52,7 @@ class Dispatcher:
     ) -> None:
         self._transport = transport
         self._builder = builder
-        self._breaker = breaker or CircuitBreaker(time.monotonic)
+        self._breaker = breaker if breaker is not None else CircuitBreaker(time.monotonic)  # it has a __len__
         self._sleep = sleep
         self._rng = rng
         self._clock = clock

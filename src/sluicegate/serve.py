@@ -21,6 +21,7 @@ from .limits.registry import snapshot_of
 from .limits.store import LimitRepository
 from .server.connections import CONNECTIONS, GuardedSite
 from .server.protocol_log import ProtocolLog
+from .server.readiness import READINESS, QuietProbesAccessLogger
 from .settings import Settings
 from .store import opened_store
 from .upstream.policy import listens_on_loopback
@@ -91,6 +92,11 @@ async def serve_forever(settings: Settings, *, reuse_port: bool, announce: bool 
         loop.add_signal_handler(signum, stop.set)
     try:
         await stop.wait()
+        # Unready at once, so a load balancer stops sending here; keep serving for drain_delay_s while it
+        # notices (its probe interval), then stop accepting and drain.
+        app[READINESS].drain()
+        if settings.drain_delay_s:
+            await asyncio.sleep(settings.drain_delay_s)
     finally:
         # Requests in flight get drain_timeout_s to finish; then they are cancelled (a stalled stream is
         # cut, its upstream closed) so that shutdown goes on, and the log sink still drains their records.
@@ -105,8 +111,10 @@ def make_runner(app: web.Application, settings: Settings) -> web.AppRunner:
     # would wait twice it).
     # keepalive_timeout: how long a connection may sit idle between requests (server/connections.py
     # bounds the rest: request heads, the number of connections).
+    # access_log_class: the access log leaves out /livez and /readyz.
     # logger: aiohttp's own log of bad requests, cut to one line without the request's bytes (secrets).
     return web.AppRunner(app, handler_cancellation=True, access_log=log if settings.access_log else None,
+                         access_log_class=QuietProbesAccessLogger,
                          logger=ProtocolLog(), auto_decompress=False,
                          shutdown_timeout=settings.drain_timeout_s + 5, keepalive_timeout=settings.idle_timeout_s)
 

@@ -45,8 +45,16 @@ def _positive(convert):
     return checked
 
 
-_POSITIVE_INT, _POSITIVE_FLOAT = _positive(int), _positive(float)
-_LIMITS = (_POSITIVE_INT, _POSITIVE_FLOAT)  # their errors name the variable (none of them is a secret)
+def _non_negative(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < float("inf"):
+        raise ValueError(text)
+    return value
+
+
+_POSITIVE_INT, _POSITIVE_FLOAT, _NON_NEGATIVE_FLOAT = _positive(int), _positive(float), _non_negative
+# Their errors name the variable (none of them is a secret).
+_LIMITS = (_POSITIVE_INT, _POSITIVE_FLOAT, _NON_NEGATIVE_FLOAT)
 
 
 def _converted(variable: str, raw: str, convert):
@@ -55,7 +63,8 @@ def _converted(variable: str, raw: str, convert):
     try:
         return convert(raw)
     except ValueError:
-        raise ValueError(f"{variable} must be a positive number, not {raw[:32]!r}") from None
+        kind = "zero or a positive number" if convert is _NON_NEGATIVE_FLOAT else "a positive number"
+        raise ValueError(f"{variable} must be {kind}, not {raw[:32]!r}") from None
 
 
 def _pairs(text: str) -> Mapping[str, str]:
@@ -93,6 +102,12 @@ class Settings:
     header_timeout_s: float = 10.0
     body_timeout_s: float = 120.0
     drain_timeout_s: float = 25.0  # on SIGTERM: in-flight requests get this long, then they are cancelled
+    # On SIGTERM /readyz answers 503 at once; the process keeps accepting for drain_delay_s more (the time a
+    # load balancer needs to notice), then stops accepting and drains (drain_timeout_s).
+    drain_delay_s: float = 0.0
+    # The safety-net reload of the catalog, API keys and limits snapshots; None: 0.5 s on SQLite, 5 s on
+    # PostgreSQL, where change notifications (LISTEN/NOTIFY) bring every write within milliseconds.
+    reload_interval_s: float | None = None
     # Where commercial providers live; operators behind an egress proxy (and tests) point them elsewhere.
     provider_base_urls: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     # SSRF allow-list: None means "the default for the listen address" (loopback trusted on loopback only).
@@ -164,6 +179,8 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: Any) ->
         "HEADER_TIMEOUT": ("header_timeout_s", _POSITIVE_FLOAT),
         "BODY_TIMEOUT": ("body_timeout_s", _POSITIVE_FLOAT),
         "DRAIN_TIMEOUT": ("drain_timeout_s", _POSITIVE_FLOAT),
+        "DRAIN_DELAY": ("drain_delay_s", _NON_NEGATIVE_FLOAT),
+        "RELOAD_INTERVAL": ("reload_interval_s", _POSITIVE_FLOAT),
         "UPSTREAM_CONNECT_TIMEOUT": ("upstream_connect_timeout_s", float),
         "UPSTREAM_READ_TIMEOUT": ("upstream_read_timeout_s", float),
         "UPSTREAM_POOL_SIZE": ("upstream_pool_size", int),

@@ -2,8 +2,9 @@
 the admin token's hashes. Never a database read per request.
 
 Like the catalog: a background task reads the access version (one primary-key row) every
-``poll_interval_s`` and reloads everything when it moved; admin writes in this process call ``refresh()``.
-A created or revoked key is therefore honoured by every server within one poll (0.5 s by default).
+``poll_interval_s`` (and at once on ``wake()``: a change notification, store/notify.py) and reloads
+everything when it moved; admin writes in this process call ``refresh()``. A created or revoked key is
+therefore honoured by every server within milliseconds on PostgreSQL, within one poll otherwise.
 """
 
 from __future__ import annotations
@@ -117,6 +118,9 @@ class AccessRegistry:
 
     async def stop(self) -> None:
         await self._poller.stop()
+
+    def wake(self) -> None:
+        self._poller.wake()
 
     async def refresh(self) -> None:
         async with self._lock:

@@ -1,7 +1,8 @@
 """The in-memory catalog the hot path reads: an immutable snapshot swapped whole, never a database read.
 
-Freshness: a background task reads the catalog version (one primary-key row) every ``poll_interval_s``
-and reloads everything when it moved; writers in this process call ``refresh()`` directly. Catalogs are
+Freshness: a background task reads the catalog version (one primary-key row) every ``poll_interval_s``,
+and at once when ``wake()`` is called (a change notification from another process, store/notify.py), and
+reloads everything when it moved; writers in this process call ``refresh()`` directly. Catalogs are
 small (tens to hundreds of providers), so a full reload is simpler and safer than incremental patches.
 """
 
@@ -114,6 +115,10 @@ class Catalog:
 
     def slugs(self) -> frozenset[str]:
         return frozenset(self._snapshot.providers)
+
+    def wake(self) -> None:
+        """Check the version now (a change notification): reloads if another process wrote."""
+        self._poller.wake()
 
     @property
     def snapshot(self) -> CatalogSnapshot:

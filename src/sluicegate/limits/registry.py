@@ -1,4 +1,5 @@
-"""The limits snapshot the /v1 step reads (in memory), reloaded when the limits version row changes.
+"""The limits snapshot the /v1 step reads (in memory), reloaded when the limits version row changes
+(polled, and checked at once on ``wake()``: a change notification, store/notify.py).
 
 It also keeps in-memory budget usage across restarts: restored at start, flushed every
 ``FLUSH_INTERVAL_S`` and at shutdown (a crash loses at most that much usage).
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from ..store.polling import SnapshotPoller
 from .memory import MemoryCounters
 from .model import Limits, parse_rate_limits, parse_usage_limits
 from .prices import parse_prices, price_of
@@ -51,11 +53,18 @@ def snapshot_of(version: int, rows: list[Any]) -> LimitSnapshot:
 
 
 class LimitRegistry:
-    def __init__(self, repository: LimitRepository, memory: MemoryCounters | None = None) -> None:
+    def __init__(self, repository: LimitRepository, memory: MemoryCounters | None = None, *,
+                 poll_interval_s: float = POLL_INTERVAL_S) -> None:
         self.repository = repository
         self.snapshot = LimitSnapshot()
         self._memory = memory
         self._tasks: list[asyncio.Task[None]] = []
+        self._poller = SnapshotPoller("sluicegate-limits-poll", poll_interval_s, self._reload_if_moved, log,
+                                      failed=lambda exc: f"could not reload limits: {type(exc).__name__}",
+                                      recovered="limits reload works again")
+
+    def wake(self) -> None:
+        self._poller.wake()
 
     def key_limits(self, key_id: str) -> Limits | None:
         return self.snapshot.limits.get(("key", key_id))
@@ -79,9 +88,10 @@ class LimitRegistry:
         if self._memory is not None:
             self._memory.restore(await self.repository.load_usage())
             self._tasks.append(asyncio.create_task(self._flush_loop()))
-        self._tasks.append(asyncio.create_task(self._poll()))
+        self._poller.start()
 
     async def stop(self) -> None:
+        await self._poller.stop()
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -102,11 +112,6 @@ class LimitRegistry:
             except Exception as exc:
                 log.warning("could not save budget usage: %s", exc)
 
-    async def _poll(self) -> None:
-        while True:
-            await asyncio.sleep(POLL_INTERVAL_S)
-            try:
-                if await self.repository.version() != self.snapshot.version:
-                    await self.refresh()
-            except Exception as exc:
-                log.warning("could not reload limits: %s", exc)
+    async def _reload_if_moved(self) -> None:
+        if await self.repository.version() != self.snapshot.version:
+            await self.refresh()

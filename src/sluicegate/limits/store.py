@@ -11,7 +11,8 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..store.limit_tables import LIMITS_STATE_ID, limit_settings, limit_usage
-from ..store.tables import catalog_state, utcnow
+from ..store.state import bump_version, read_version
+from ..store.tables import utcnow
 from .model import LimitError, parse_rate_limits, parse_usage_limits
 from .prices import parse_prices
 
@@ -44,12 +45,11 @@ def validated(kind: str, body: dict[str, Any]) -> dict[str, Any]:
 
 
 async def bump_limits_version(conn: AsyncConnection) -> None:
-    await conn.execute(update(catalog_state).where(catalog_state.c.id == LIMITS_STATE_ID)
-                       .values(version=catalog_state.c.version + 1))
+    await bump_version(conn, LIMITS_STATE_ID)
 
 
 async def read_limits_version(conn: AsyncConnection) -> int:
-    return int(await conn.scalar(select(catalog_state.c.version).where(catalog_state.c.id == LIMITS_STATE_ID)) or 0)
+    return await read_version(conn, LIMITS_STATE_ID)
 
 
 class LimitRepository:

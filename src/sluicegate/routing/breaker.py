@@ -9,6 +9,12 @@ single trial is gentler on an upstream that is still down.
 State lives on a ``CircuitBreaker`` instance the app owns; time comes from the injected clock (monotonic
 seconds) or an explicit ``now``. Memory is bounded: only keys with failures are kept, least recently
 used first out.
+
+Replicas share their circuits through an optional ``BreakerPeer`` (cluster/breaker.py, over Redis): a
+circuit this process opens or closes is announced to it, news from other processes arrives through the
+``remote_*`` methods, and a HALF_OPEN circuit lets its trial through only once the peer has granted it
+(one trial across all replicas). The peer does its I/O in the background, so a closed circuit costs
+exactly what it costs without one: a dictionary lookup.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from sluicegate.config.model import BreakerPolicy, Target
 
@@ -52,8 +58,19 @@ class Candidates(NamedTuple):
     bypassed: bool  # every candidate was open, so all are returned (hosted): attempt without allow()
 
 
+class BreakerPeer(Protocol):
+    """The other replicas' side of the circuits. Never blocks: answers come back later, through
+    ``CircuitBreaker.remote_opened``, ``remote_closed`` and ``trial_answer``."""
+
+    def opened(self, key: str, cooldown_s: float) -> None: ...
+
+    def closed(self, key: str) -> None: ...
+
+    def claim(self, key: str, cooldown_s: float) -> None: ...
+
+
 class _Circuit:
-    __slots__ = ("consecutive", "failures", "opened_at", "requests", "trial_at", "window_start")
+    __slots__ = ("consecutive", "failures", "granted", "opened_at", "requests", "trial_at", "window_start")
 
     def __init__(self, now: float) -> None:
         self.consecutive = 0
@@ -62,13 +79,15 @@ class _Circuit:
         self.window_start = now
         self.opened_at: float | None = None
         self.trial_at: float | None = None
+        self.granted: float | None = None  # when the peer granted this process the cluster's one trial
 
 
 class CircuitBreaker:
-    def __init__(self, clock: Callable[[], float], *, max_keys: int = 10_000) -> None:
+    def __init__(self, clock: Callable[[], float], *, max_keys: int = 10_000, peer: BreakerPeer | None = None) -> None:
         self._clock = clock
         self._max_keys = max_keys
         self._circuits: OrderedDict[str, _Circuit] = OrderedDict()
+        self._peer = peer
 
     def state(self, key: str, policy: BreakerPolicy | None, now: float | None = None) -> str:
         circuit = self._circuits.get(key)
@@ -84,7 +103,14 @@ class CircuitBreaker:
         if state != HALF_OPEN:
             return state == CLOSED
         assert policy is not None  # only a circuit with a policy is ever half-open
-        return self._trial_free(self._circuits[key], policy, now)
+        circuit = self._circuits[key]
+        if self._peer is None:
+            return self._trial_free(circuit, policy, now)
+        if circuit.granted is not None and now - circuit.granted < policy.cooldown_ms / 1000:
+            return True  # unused for a cooldown, the grant has lapsed in Redis too: ask again
+        if self._trial_free(circuit, policy, now):
+            self._peer.claim(key, policy.cooldown_ms / 1000)  # ask the cluster; a later call may get it
+        return False
 
     def allow(self, key: str, policy: BreakerPolicy | None, now: float | None = None) -> bool:
         """Gate one attempt. In HALF_OPEN the first caller gets the trial and everyone else waits."""
@@ -94,6 +120,7 @@ class CircuitBreaker:
         circuit = self._circuits.get(key)
         if circuit is not None and circuit.opened_at is not None:
             circuit.trial_at = now
+            circuit.granted = None
             self._circuits.move_to_end(key)
         return True
 
@@ -111,8 +138,11 @@ class CircuitBreaker:
         if state == HALF_OPEN:
             if failed:
                 self._open(self._circuits[key], now)
+                self._announce_open(key, policy)
             else:
                 del self._circuits[key]  # closed with clean counters is the same as no entry
+                if self._peer is not None:
+                    self._peer.closed(key)
             return
         self._count(key, policy, failed, now)
 
@@ -128,6 +158,41 @@ class CircuitBreaker:
 
     def __len__(self) -> int:
         return len(self._circuits)
+
+    # -- news from the other replicas (the peer calls these) -----------------------------------------
+
+    def remote_opened(self, key: str, age_s: float, now: float | None = None) -> None:
+        """Another process opened ``key`` ``age_s`` ago; the most recent opening wins."""
+        now = self._clock() if now is None else now
+        opened_at = now - max(0.0, age_s)
+        circuit = self._circuits.get(key)
+        if circuit is None:
+            circuit = self._circuits[key] = _Circuit(now)
+            self._evict()
+        if circuit.opened_at is None or opened_at > circuit.opened_at:
+            self._open(circuit, opened_at)
+        self._circuits.move_to_end(key)
+
+    def remote_closed(self, key: str) -> None:
+        """Another process's trial succeeded: the circuit is closed everywhere."""
+        circuit = self._circuits.get(key)
+        if circuit is not None and circuit.opened_at is not None:
+            del self._circuits[key]
+
+    def trial_answer(self, key: str, granted: bool, now: float | None = None) -> None:
+        """The peer's answer to ``claim``: the trial is this process's, or another's (wait a cooldown)."""
+        circuit = self._circuits.get(key)
+        if circuit is None or circuit.opened_at is None:
+            return
+        now = self._clock() if now is None else now
+        if granted:
+            circuit.granted = now
+        else:
+            circuit.trial_at = now
+
+    def _announce_open(self, key: str, policy: BreakerPolicy) -> None:
+        if self._peer is not None:
+            self._peer.opened(key, policy.cooldown_ms / 1000)
 
     def _count(self, key: str, policy: BreakerPolicy, failed: bool, now: float) -> None:
         circuit = self._circuits.get(key)
@@ -146,6 +211,7 @@ class CircuitBreaker:
         circuit.consecutive = circuit.consecutive + 1 if failed else 0
         if self._should_open(circuit, policy):
             self._open(circuit, now)
+            self._announce_open(key, policy)
         elif not failed and policy.failure_threshold_percentage is None:
             del self._circuits[key]  # a success wipes the only thing kept (the run of failures)
 
@@ -162,6 +228,7 @@ class CircuitBreaker:
     def _open(circuit: _Circuit, now: float) -> None:
         circuit.opened_at = now
         circuit.trial_at = None
+        circuit.granted = None
         circuit.consecutive = circuit.requests = circuit.failures = 0
         circuit.window_start = now
 

@@ -15,6 +15,7 @@ from ..limits.limiter import Limiter
 from ..limits.registry import LimitRegistry
 from ..pipeline import Pipeline
 from ..settings import Settings
+from ..store.notify import ChangeListener
 from ..telemetry.service import Telemetry
 from ..upstream.guard import Guard
 from ..upstream.transport import Transport
@@ -31,6 +32,7 @@ class Gateway:
     access: AccessRegistry
     limits: LimitRegistry
     limiter: Limiter
+    changes: ChangeListener | None = None  # PostgreSQL's change notifications (None on SQLite)
     # Built when the app starts (they need the running loop): the upstream transport and what uses it.
     transport: Transport | None = field(init=False, default=None)
     dispatcher: Dispatcher = field(init=False)

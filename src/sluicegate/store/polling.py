@@ -1,6 +1,8 @@
 """The background reload loop behind the in-memory snapshots the hot path reads (catalog, API keys).
 
-Every ``interval_s`` it runs ``step`` (read the store's version row, reload when it moved). A failing step
+Every ``interval_s`` it runs ``step`` (read the store's version row, reload when it moved), and at once
+when ``wake()`` is called (a change notification, store/notify.py): wakes that arrive while a step runs
+coalesce into one more step, so a burst of writes costs two reloads, not one per write. A failing step
 keeps the last good snapshot serving: its first failure is logged, then nothing until a step works again
 (which is logged too when ``recovered`` says what to write), so an outage is not a log line per interval.
 """
@@ -22,6 +24,11 @@ class SnapshotPoller:
         self._failed = failed
         self._recovered = recovered
         self._task: asyncio.Task[None] | None = None
+        self._woken = asyncio.Event()
+
+    def wake(self) -> None:
+        """Run a step now instead of at the end of the interval (safe to call before ``start``)."""
+        self._woken.set()
 
     def start(self) -> None:
         if self._task is None:
@@ -39,7 +46,11 @@ class SnapshotPoller:
     async def _run(self) -> None:
         failing = False
         while True:
-            await asyncio.sleep(self._interval)
+            try:
+                await asyncio.wait_for(self._woken.wait(), self._interval)
+            except TimeoutError:
+                pass
+            self._woken.clear()
             try:
                 await self._step()
             except Exception as exc:  # keep serving the last good snapshot whatever the store does

@@ -1,38 +1,51 @@
-"""The catalog version counter: bumped by every catalog write, polled by running servers."""
+"""The version counters of the in-memory snapshots (catalog, access, limits): bumped by every write of
+their data, read by running servers to know when to reload.
+
+On PostgreSQL a bump also sends ``NOTIFY sluicegate_changes`` with the counter's id, in the writing
+transaction: PostgreSQL delivers it at commit (never for a rolled-back write), to every process listening
+(store/notify.py), so every replica reloads within milliseconds instead of at its next poll.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .tables import CATALOG_STATE_ID, catalog_state
 
+CHANGES_CHANNEL = "sluicegate_changes"
 
-async def bump_catalog_version(conn: AsyncConnection) -> None:
+
+async def bump_version(conn: AsyncConnection, state_id: int) -> None:
     """Call inside the writing transaction, so readers never see new data under an old version."""
     await conn.execute(
-        update(catalog_state)
-        .where(catalog_state.c.id == CATALOG_STATE_ID)
-        .values(version=catalog_state.c.version + 1)
+        update(catalog_state).where(catalog_state.c.id == state_id).values(version=catalog_state.c.version + 1)
     )
+    if conn.dialect.name == "postgresql":
+        await conn.execute(select(func.pg_notify(CHANGES_CHANNEL, str(state_id))))
+
+
+async def read_version(conn: AsyncConnection, state_id: int) -> int:
+    version = await conn.scalar(select(catalog_state.c.version).where(catalog_state.c.id == state_id))
+    return int(version or 0)
+
+
+async def bump_catalog_version(conn: AsyncConnection) -> None:
+    await bump_version(conn, CATALOG_STATE_ID)
 
 
 async def read_catalog_version(conn: AsyncConnection) -> int:
-    version = await conn.scalar(select(catalog_state.c.version).where(catalog_state.c.id == CATALOG_STATE_ID))
-    return int(version or 0)
+    return await read_version(conn, CATALOG_STATE_ID)
 
 
 async def bump_access_version(conn: AsyncConnection) -> None:
     """Like ``bump_catalog_version``, for API keys and workspaces (the access snapshot's version row)."""
     from .access_tables import ACCESS_STATE_ID
 
-    await conn.execute(
-        update(catalog_state).where(catalog_state.c.id == ACCESS_STATE_ID).values(version=catalog_state.c.version + 1)
-    )
+    await bump_version(conn, ACCESS_STATE_ID)
 
 
 async def read_access_version(conn: AsyncConnection) -> int:
     from .access_tables import ACCESS_STATE_ID
 
-    version = await conn.scalar(select(catalog_state.c.version).where(catalog_state.c.id == ACCESS_STATE_ID))
-    return int(version or 0)
+    return await read_version(conn, ACCESS_STATE_ID)
