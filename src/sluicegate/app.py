@@ -9,6 +9,8 @@ telemetry (the log sink: on shutdown it drains every record while the store is s
 
 from __future__ import annotations
 
+import time
+
 from aiohttp import web
 
 from .access.admin_token import AdminAuth, announce_admin_token
@@ -35,6 +37,7 @@ from .limits.store import LimitRepository
 from .pipeline import Admit, Authorize, ConfigSelector, LimitStep, Pipeline, default_steps
 from .prepare import RequestBuilder
 from .providers import registry
+from .routing.load import BoardPolicy, LoadBoard
 from .server.access_admin import ACCESS_ADMIN, AccessAdmin, add_access_routes
 from .server.admin import ADMIN_PREFIX, AdminServices, admin_app
 from .server.appkeys import GATEWAY
@@ -49,11 +52,12 @@ from .server.portkey_catalog import CATALOG_ADMIN, CatalogAdmin, add_portkey_cat
 from .server.routes import add_routes
 from .settings import Settings
 from .store import create_engine, opened_store
-from .telemetry.metrics import PoolGauges, pool_gauges
+from .telemetry.metrics import PoolGauges, TargetGauges, pool_gauges
 from .telemetry.service import Telemetry
 from .types import public_metadata
 from .upstream.client import create_session
 from .upstream.guard import Guard, GuardPolicy
+from .upstream.probes import Prober
 from .upstream.transport import AiohttpTransport, Transport
 from .vault import Vault
 
@@ -81,6 +85,8 @@ def build_app(settings: Settings, *, transport: Transport | None = None) -> web.
     access = AccessRegistry(engine, KeyHasher.load(settings), env_admin_token=settings.admin_token)
     limits, limiter = _limits(settings, engine)
     telemetry.registry.register(LimitMetrics(limiter.stats, "redis" if settings.redis_url else "memory"))
+    board = _load_board(settings)
+    telemetry.registry.register(TargetGauges(board.views))
     gateway = Gateway(settings=settings, guard=guard, configs=configs, catalog=catalog, engine=engine,
                       telemetry=telemetry, access=access, limits=limits, limiter=limiter)
     hosts = HostPolicy.build(settings.host, settings.allowed_hosts)
@@ -90,7 +96,7 @@ def build_app(settings: Settings, *, transport: Transport | None = None) -> web.
     app[GATEWAY] = gateway
     app[CONNECTIONS] = connections  # serve.py's listening site puts every connection through it
     app.cleanup_ctx.extend([_store_context(gateway), _access_context(gateway), _catalog_context(gateway),
-                            _upstream_context(gateway, transport), _limits_context(gateway),
+                            _upstream_context(gateway, transport, board), _limits_context(gateway),
                             _telemetry_context(gateway)])
     app[AUDIT_STORE] = engine
     app[ACCESS_ADMIN] = _access_admin(gateway)
@@ -142,15 +148,27 @@ def _catalog_context(gateway: Gateway):
     return context
 
 
-def _upstream_context(gateway: Gateway, given: Transport | None):
+def _load_board(settings: Settings) -> LoadBoard:
+    """Least-busy's figures, per process; a target ejected for failing is retried after one probe interval."""
+    interval = settings.probe_interval_s or 2.0
+    policy = BoardPolicy(stale_s=max(3 * interval, 1.0), eject_after=settings.least_busy_eject_after,
+                         eject_s=interval, unhealthy_after=settings.probe_unhealthy_threshold,
+                         healthy_after=settings.probe_healthy_threshold)
+    return LoadBoard(time.monotonic, policy)
+
+
+def _upstream_context(gateway: Gateway, given: Transport | None, board: LoadBoard):
     async def context(app: web.Application):
         settings = gateway.settings
         guard = gateway.guard
         transport = gateway.transport = given or AiohttpTransport(
             create_session(settings, guard.resolver(), (guard.client_middleware(),)))
         builder = RequestBuilder(guard, catalog=gateway.catalog, provider_urls=settings.provider_base_urls)
-        gateway.dispatcher = Dispatcher(transport, builder, backoff_scale=settings.retry_backoff_scale,
+        gateway.dispatcher = Dispatcher(transport, builder, board=board, backoff_scale=settings.retry_backoff_scale,
                                         max_response_bytes=settings.max_upstream_body_bytes)
+        prober = Prober(board, transport, guard.check_url, interval_s=settings.probe_interval_s,
+                        timeout_s=settings.probe_timeout_s)
+        prober.start()
         selector = ConfigSelector(gateway.configs, gateway.catalog.saved_config)
         cache = gateway.cache = build_cache(settings, gateway.engine, gateway.dispatcher)
         admit = Admit(gateway.access, gateway.catalog, mode=settings.auth_mode, host=settings.host)
@@ -158,6 +176,7 @@ def _upstream_context(gateway: Gateway, given: Transport | None):
                                                   authorize=Authorize(gateway.catalog),
                                                   limit=LimitStep(gateway.limiter, gateway.limits)))
         yield
+        await prober.stop()
         if cache is not None:
             await cache.close()
         await transport.close()

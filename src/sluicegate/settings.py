@@ -45,11 +45,24 @@ def _positive(convert):
     return checked
 
 
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < float("inf"):
+        raise ValueError(text)
+    return value
+
+
 _POSITIVE_INT, _POSITIVE_FLOAT = _positive(int), _positive(float)
+_NON_NEGATIVE_FLOAT = _non_negative_float
 _LIMITS = (_POSITIVE_INT, _POSITIVE_FLOAT)  # their errors name the variable (none of them is a secret)
 
 
 def _converted(variable: str, raw: str, convert):
+    if convert is _NON_NEGATIVE_FLOAT:
+        try:
+            return convert(raw)
+        except ValueError:
+            raise ValueError(f"{variable} must be a number of seconds, 0 or more, not {raw[:32]!r}") from None
     if convert not in _LIMITS:
         return convert(raw)
     try:
@@ -139,6 +152,17 @@ class Settings:
     limits_reservation_ttl_s: float = 600.0  # a reservation left by a dead process expires after this
     limits_default_max_tokens: int = 1024  # completion tokens reserved when a request sends no max_tokens
 
+    # Least-busy load balancing (docs/routing.md): every probe_interval_s each of its targets is probed
+    # (GET <base>/models) and its /metrics scraped, within probe_timeout_s; probe_unhealthy_threshold failed
+    # probes in a row take a target out of rotation, probe_healthy_threshold passing ones bring it back.
+    # 0 turns probes (and server load reports) off. eject_after failed requests in a row also take it out,
+    # for one probe interval.
+    probe_interval_s: float = 2.0
+    probe_timeout_s: float = 1.0
+    probe_unhealthy_threshold: int = 1
+    probe_healthy_threshold: int = 1
+    least_busy_eject_after: int = 3
+
     @property
     def sqlite_path(self) -> Path:
         return self.data_dir / "sluicegate.db"
@@ -195,6 +219,11 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: Any) ->
         "LIMITS_FAIL_OPEN": ("limits_fail_open", _bool),
         "LIMITS_RESERVATION_TTL": ("limits_reservation_ttl_s", _POSITIVE_FLOAT),
         "LIMITS_DEFAULT_MAX_TOKENS": ("limits_default_max_tokens", _POSITIVE_INT),
+        "PROBE_INTERVAL": ("probe_interval_s", _NON_NEGATIVE_FLOAT),
+        "PROBE_TIMEOUT": ("probe_timeout_s", _POSITIVE_FLOAT),
+        "PROBE_UNHEALTHY_THRESHOLD": ("probe_unhealthy_threshold", _POSITIVE_INT),
+        "PROBE_HEALTHY_THRESHOLD": ("probe_healthy_threshold", _POSITIVE_INT),
+        "LEAST_BUSY_EJECT_AFTER": ("least_busy_eject_after", _POSITIVE_INT),
     }
     for suffix, (name, convert) in scalar.items():
         raw = env.get(ENV_PREFIX + suffix)
