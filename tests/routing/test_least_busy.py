@@ -49,6 +49,9 @@ CASES = [
     ("a fast-failing target does not look idle", [1, 1],
      [Load(in_flight=0, latency_ms=100.0, failures=3, error_rate=0.6), Load(in_flight=8, latency_ms=100.0)],
      [0.1, 0.1], 1, "lower score"),
+    ("one fast failure outweighs a queue of eight", [1, 1],
+     [Load(in_flight=0, latency_ms=2.0, ttft_ms=2.0, failures=1, error_rate=0.3),
+      Load(in_flight=8, latency_ms=50.0, ttft_ms=50.0)], [0.1, 0.1], 1, "lower score"),
     ("an unmeasured target is assumed typical, not free", [1, 1],
      [Load(in_flight=2), Load(in_flight=1, latency_ms=500.0, ttft_ms=50.0)], [0.1, 0.1], 1, "lower score"),
     ("no positive weight: nothing to choose", [0, 0], [IDLE, IDLE], [0.5], None, None),
@@ -98,7 +101,9 @@ def test_score_grows_with_queue_latency_and_failures():
     base = score(Load(in_flight=1, latency_ms=100, ttft_ms=10), 0, 0)
     assert score(Load(in_flight=2, latency_ms=100, ttft_ms=10), 0, 0) > base
     assert score(Load(in_flight=1, latency_ms=200, ttft_ms=10), 0, 0) > base
-    assert score(Load(in_flight=1, latency_ms=100, ttft_ms=10, failures=1), 0, 0) >= 2 * base
+    assert score(Load(in_flight=1, latency_ms=100, ttft_ms=10, failures=1), 0, 0) >= 4 * base
+    # A failing target that used to be very fast is judged at least at the typical speed.
+    assert score(Load(latency_ms=1, ttft_ms=1, failures=1), 100, 10) > score(Load(latency_ms=100, ttft_ms=10), 0, 0)
     assert score(Load(in_flight=1, latency_ms=100, ttft_ms=10, error_rate=0.5), 0, 0) >= 6 * base
 
 
@@ -153,6 +158,15 @@ def test_consecutive_failures_eject_then_one_try_after_the_pause():
     assert not board.healthy("a")
     clock.now += 0.01
     assert board.healthy("a")
+    board.started("a", "u")
+    board.finished("a", ok=False, ttft_ms=None, latency_ms=None)  # the retry failed: twice as long out
+    clock.now += 3.99
+    assert not board.healthy("a")
+    clock.now += 0.01
+    assert board.healthy("a")
+    board.started("a", "u")
+    board.finished("a", ok=True, ttft_ms=5, latency_ms=5)
+    assert board.healthy("a") and board.load("a").failures == 0
 
 
 @pytest.mark.parametrize(("unhealthy_after", "healthy_after", "probes", "expected"), [

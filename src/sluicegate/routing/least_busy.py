@@ -19,7 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 FAILURE_RATE_WEIGHT = 10.0  # a target failing every request scores 11 times worse on this alone
-MAX_FAILURE_DOUBLINGS = 10  # each consecutive failure doubles the score, up to 1024 times
+FAILURE_FACTOR = 4.0  # each consecutive failure multiplies the score by this ...
+MAX_FAILURE_STEPS = 5  # ... up to 4**5 = 1024 times
 FULL_CACHE = 0.95  # a KV cache this full means preemption: the multiplier stops growing here (x20)
 TIE_TOLERANCE = 1e-9
 
@@ -52,6 +53,10 @@ def score(load: Load, typical_latency_ms: float, typical_ttft_ms: float) -> floa
         queue = max(queue, load.server_queue)
     latency = typical_latency_ms if load.latency_ms is None else load.latency_ms
     ttft = typical_ttft_ms if load.ttft_ms is None else load.ttft_ms
+    if load.failures:
+        # A failing target's old speed is no promise: never cheaper than a typical one, so the penalties
+        # below multiply something real even when its last successes were very fast.
+        latency, ttft = max(latency, typical_latency_ms), max(ttft, typical_ttft_ms)
     # The new request waits for the queue ahead and then for its own turn: (queue + 1) turns of one request's
     # cost. Counting its own turn keeps an idle target's score at its cost, so a slow idle target still loses
     # to a fast one with a short queue, and a failing idle target's penalty multiplies something real. The
@@ -60,7 +65,7 @@ def score(load: Load, typical_latency_ms: float, typical_ttft_ms: float) -> floa
     if load.cache_usage is not None:
         estimate /= 1.0 - min(max(load.cache_usage, 0.0), FULL_CACHE)
     estimate *= 1.0 + FAILURE_RATE_WEIGHT * min(max(load.error_rate, 0.0), 1.0)
-    return estimate * 2.0 ** min(load.failures, MAX_FAILURE_DOUBLINGS)
+    return estimate * FAILURE_FACTOR ** min(load.failures, MAX_FAILURE_STEPS)
 
 
 def choose_least_busy(weights: Sequence[float], loads: Sequence[Load], rng: Callable[[], float]) -> Choice | None:

@@ -6,8 +6,8 @@ Health, for a least-busy group (docs/routing.md):
 - a target whose probe failed ``unhealthy_after`` times in a row leaves rotation; ``healthy_after`` passing
   probes in a row bring it back. A target never probed is healthy.
 - passive: after ``eject_after`` consecutive failed requests a target leaves rotation for ``eject_s``;
-  then one request may try it again (its failure ejects it anew, its success clears the run), and a passing
-  probe clears the run at once when the probe is what brought it back.
+  then one request may try it again (its failure ejects it anew for twice as long, its success clears the
+  run), and a passing probe clears the run at once when the probe is what brought it back.
 Time comes from the injected clock (monotonic seconds). Memory is bounded: least recently used keys go first.
 """
 
@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 from .least_busy import Load
 from .server_load import ServerLoad
+
+MAX_EJECT_DOUBLINGS = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +95,10 @@ class LoadBoard:
         if state.failures < self.policy.eject_after or state.last_failure_at is None:
             return True
         now = self.clock() if now is None else now
-        return now - state.last_failure_at >= self.policy.eject_s
+        # Each failed retry doubles the pause (at most 64 times): a target that answers only errors while its
+        # probe still passes gets one request per pause, fewer and fewer.
+        pause = self.policy.eject_s * 2.0 ** min(state.failures - self.policy.eject_after, MAX_EJECT_DOUBLINGS)
+        return now - state.last_failure_at >= pause
 
     def started(self, key: str, base_url: str) -> None:
         state = self._targets.get(key)
