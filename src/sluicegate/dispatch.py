@@ -197,8 +197,7 @@ class Dispatcher:
                        load_key: str | None) -> Outcome:
         route, state.route = state.route, None
         started = self._clock()
-        if load_key is not None:
-            self.board.started(load_key, prepared.host)
+        sharing = self.board.started(load_key, prepared.host) if load_key is not None else 0
         try:
             outcome = await exchange(self._transport, prepared, target.json_path,
                                      max_body_bytes=self._max_response_bytes)
@@ -207,7 +206,7 @@ class Dispatcher:
                 self.board.finished(load_key, ok=True, ttft_ms=None, latency_ms=None)
             raise
         if load_key is not None:
-            self._track(load_key, outcome, (self._clock() - started) * 1000.0, started)
+            self._track(load_key, outcome, (self._clock() - started) * 1000.0, started, sharing)
         state.attempts.append(
             AttemptRecord(
                 target_path=target.json_path,
@@ -223,13 +222,14 @@ class Dispatcher:
         )
         return outcome
 
-    def _track(self, key: str, outcome: Outcome, head_ms: float, started: float) -> None:
+    def _track(self, key: str, outcome: Outcome, head_ms: float, started: float, sharing: int) -> None:
         """Account an attempt on the board: now, or when its stream ends (it is in flight until then)."""
         if outcome.stream is None:
-            self.board.finished(key, ok=not target_failed(outcome), ttft_ms=head_ms, latency_ms=head_ms)
+            self.board.finished(key, ok=not target_failed(outcome), ttft_ms=head_ms, latency_ms=head_ms,
+                                sharing=sharing)
             return
         outcome.stream = OpenStream(
-            _TrackedBody(outcome.stream.body, self.board, key, head_ms, started, self._clock),
+            _TrackedBody(outcome.stream.body, self.board, key, (head_ms, started, sharing), self._clock),
             outcome.stream.decoder)
 
 
@@ -241,12 +241,12 @@ def target_failed(outcome: Outcome) -> bool:
 class _TrackedBody:
     """An open stream's body that tells the load board when the stream ends (it is in flight until then)."""
 
-    __slots__ = ("_board", "_body", "_clock", "_done", "_head_ms", "_key", "_started")
+    __slots__ = ("_board", "_body", "_clock", "_done", "_head_ms", "_key", "_sharing", "_started")
 
-    def __init__(self, body: Any, board: LoadBoard, key: str, head_ms: float, started: float,
+    def __init__(self, body: Any, board: LoadBoard, key: str, timing: tuple[float, float, int],
                  clock: Callable[[], float]) -> None:
-        self._body, self._board, self._key = body, board, key
-        self._head_ms, self._started, self._clock = head_ms, started, clock
+        self._body, self._board, self._key, self._clock = body, board, key, clock
+        self._head_ms, self._started, self._sharing = timing
         self._done = False
 
     async def read_chunk(self) -> bytes:
@@ -268,7 +268,7 @@ class _TrackedBody:
             return
         self._done = True
         latency = (self._clock() - self._started) * 1000.0 if complete else None
-        self._board.finished(self._key, ok=ok, ttft_ms=self._head_ms, latency_ms=latency)
+        self._board.finished(self._key, ok=ok, ttft_ms=self._head_ms, latency_ms=latency, sharing=self._sharing)
 
 
 def _route_note(group: Group, children: list[int], loads: list[Load], choice: Choice, *,

@@ -146,6 +146,14 @@ def test_in_flight_is_exact_and_timings_skip_failures():
     assert board.load("a").in_flight == 0  # never below zero
 
 
+def test_timings_are_per_request_costs_not_queueing():
+    board = LoadBoard(Clock())
+    assert [board.started("a", "u") for _ in range(4)] == [1, 2, 3, 4]
+    board.finished("a", ok=True, ttft_ms=400, latency_ms=800, sharing=4)  # waited behind three others
+    load = board.load("a")
+    assert (load.ttft_ms, load.latency_ms, load.in_flight) == (100, 200, 3)
+
+
 def test_consecutive_failures_eject_then_one_try_after_the_pause():
     clock = Clock()
     board = LoadBoard(clock, BoardPolicy(eject_after=3, eject_s=2.0))

@@ -19,8 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 FAILURE_RATE_WEIGHT = 10.0  # a target failing every request scores 11 times worse on this alone
-FAILURE_FACTOR = 4.0  # each consecutive failure multiplies the score by this ...
-MAX_FAILURE_STEPS = 5  # ... up to 4**5 = 1024 times
+FAILURE_FACTOR = 8.0  # each consecutive failure multiplies the score by this ...
+MAX_FAILURE_STEPS = 4  # ... up to 8**4 = 4096 times
 FULL_CACHE = 0.95  # a KV cache this full means preemption: the multiplier stops growing here (x20)
 TIE_TOLERANCE = 1e-9
 
@@ -30,8 +30,10 @@ class Load:
     """What is known about one target right now (all of it optional except the exact in-flight count)."""
 
     in_flight: int = 0  # requests this gateway has sent there and not seen finish
-    ttft_ms: float | None = None  # EWMA of time to first token (to the answer's head for a non-stream)
-    latency_ms: float | None = None  # EWMA of whole-request latency
+    # EWMAs of what one request costs there: time to first token (to the answer's head for a non-stream) and
+    # whole-request latency, each divided by the requests in flight there when it started (routing/load.py)
+    ttft_ms: float | None = None
+    latency_ms: float | None = None
     failures: int = 0  # consecutive failed attempts since its last success
     error_rate: float = 0.0  # EWMA of failure (0: none, 1: every attempt)
     server_queue: float | None = None  # the server's running + waiting requests, when that report is fresh

@@ -100,7 +100,9 @@ class LoadBoard:
         pause = self.policy.eject_s * 2.0 ** min(state.failures - self.policy.eject_after, MAX_EJECT_DOUBLINGS)
         return now - state.last_failure_at >= pause
 
-    def started(self, key: str, base_url: str) -> None:
+    def started(self, key: str, base_url: str) -> int:
+        """Count a request in flight; returns how many are in flight there now, itself included (pass it back
+        to ``finished``)."""
         state = self._targets.get(key)
         if state is None:
             state = self._targets[key] = TargetState(base_url)
@@ -110,11 +112,17 @@ class LoadBoard:
             self._targets.move_to_end(key)
         state.in_flight += 1
         state.requests += 1
+        return state.in_flight
 
     def finished(self, key: str, *, ok: bool, ttft_ms: float | None, latency_ms: float | None,
-                 now: float | None = None) -> None:
+                 sharing: int = 1, now: float | None = None) -> None:
         """One request ended. A failure's timings are left out: a fast error says nothing about how fast the
-        target answers, and would make it look idle."""
+        target answers, and would make it look idle.
+
+        The timings are divided by ``sharing`` (the requests in flight there when it started, itself
+        included): what one request costs the target, not how long it queued. A server that answers one
+        request at a time took n turns for it; one that batches n at once gave each a 1/n share. Without
+        this the queue would count twice, once in the count and once in the latency it made."""
         state = self._targets.get(key)
         if state is None:
             return
@@ -123,8 +131,9 @@ class LoadBoard:
         state.error_rate += alpha * ((0.0 if ok else 1.0) - state.error_rate)
         if ok:
             state.failures = 0
-            state.ttft_ms = _ewma(state.ttft_ms, ttft_ms, alpha)
-            state.latency_ms = _ewma(state.latency_ms, latency_ms, alpha)
+            share = max(1, sharing)
+            state.ttft_ms = _ewma(state.ttft_ms, None if ttft_ms is None else ttft_ms / share, alpha)
+            state.latency_ms = _ewma(state.latency_ms, None if latency_ms is None else latency_ms / share, alpha)
         else:
             state.failures += 1
             state.last_failure_at = self.clock() if now is None else now
