@@ -10,7 +10,9 @@ machine is busy, since everything else competes at normal priority too. The fast
 the gateway and the clients float. On a 2-core machine there is no spare core, so "fewer threads" cannot
 make one of them slower; the background load can.
 
-Each round sends ``--requests`` streamed chat completions from ``--clients`` concurrent clients through one
+Each round first sends ``--warmup`` unmeasured requests from 2 clients (a gateway that has been serving
+knows its targets; without them the first burst splits evenly between two unknown servers), then
+``--requests`` streamed chat completions from ``--clients`` concurrent clients through one
 gateway, with an inline config per policy: ``loadbalance`` with equal weights (``weighted``, the default:
 a weighted random draw) and ``loadbalance`` with ``"policy": "least-busy"``. Rounds alternate the policies
 so that the machine's drift hits both alike. Time to first token is measured at the client, from the request
@@ -132,7 +134,12 @@ async def one_request(client, url: str, headers: dict, n: int, max_tokens: int) 
 
 
 async def run_round(gateway_v1: str, policy: str, fast_v1: str, slow_v1: str, *, clients: int, requests: int,
-                    max_tokens: int, timeout_s: float) -> RoundResult:
+                    max_tokens: int, timeout_s: float, warmup: int = 0) -> RoundResult:
+    """``warmup`` requests from 2 clients first, not measured: a gateway that has been serving knows its
+    targets' speeds; the timed phase then measures the steady state, not the first seconds after start."""
+    if warmup:
+        await run_round(gateway_v1, policy, fast_v1, slow_v1, clients=min(2, clients), requests=warmup,
+                        max_tokens=max_tokens, timeout_s=timeout_s)
     import httpx  # the gateway's venv has it; demo.build (system python) never imports this module
 
     url = f"{gateway_v1}/chat/completions"
@@ -160,7 +167,7 @@ async def run_round(gateway_v1: str, policy: str, fast_v1: str, slow_v1: str, *,
 
 
 async def compare(gateway_v1: str, fast_v1: str, slow_v1: str, *, clients: int, requests: int, rounds: int,
-                  max_tokens: int, timeout_s: float) -> dict:
+                  max_tokens: int, timeout_s: float, warmup: int = 6) -> dict:
     """Alternate the policies ``rounds`` times; the summary pools each policy's samples."""
     pooled: dict[str, list[Sample]] = {"weighted": [], "least-busy": []}
     walls = {"weighted": 0.0, "least-busy": 0.0}
@@ -169,7 +176,7 @@ async def compare(gateway_v1: str, fast_v1: str, slow_v1: str, *, clients: int, 
         order = ("weighted", "least-busy") if index % 2 == 0 else ("least-busy", "weighted")
         for policy in order:
             result = await run_round(gateway_v1, policy, fast_v1, slow_v1, clients=clients, requests=requests,
-                                     max_tokens=max_tokens, timeout_s=timeout_s)
+                                     max_tokens=max_tokens, timeout_s=timeout_s, warmup=warmup)
             pooled[policy] += result.samples
             walls[policy] += result.wall_s
             per_round.append(result.summary())
@@ -177,6 +184,7 @@ async def compare(gateway_v1: str, fast_v1: str, slow_v1: str, *, clients: int, 
     weighted, least = summaries["weighted"]["ttft_p95_s"], summaries["least-busy"]["ttft_p95_s"]
     reduction = None if not weighted or least is None else 1 - least / weighted
     return {"clients": clients, "requests_per_round": requests, "rounds": rounds, "max_tokens": max_tokens,
+            "warmup_per_round": warmup,
             "summary": summaries, "rounds_detail": per_round, "p95_ttft_reduction": reduction}
 
 
@@ -186,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=96, help="requests per round")
     parser.add_argument("--rounds", type=int, default=3, help="rounds per policy (alternated)")
     parser.add_argument("--max-tokens", type=int, default=16)
+    parser.add_argument("--warmup", type=int, default=6, help="unmeasured requests (2 clients) before each round")
     parser.add_argument("--burners", type=int, default=1, help="busy loops pinned beside the slow server")
     parser.add_argument("--slow-nice", type=int, default=5, help="the slow server's nice value")
     parser.add_argument("--timeout", type=float, default=600.0, help="bound on one round, seconds")
@@ -209,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         stack.enter_context(burners(0, args.burners, limit))
         result = asyncio.run(compare(f"{gateway.url}/v1", fast.v1, slow.v1, clients=args.clients,
                                      requests=args.requests, rounds=args.rounds, max_tokens=args.max_tokens,
-                                     timeout_s=args.timeout))
+                                     timeout_s=args.timeout, warmup=args.warmup))
     result["setup"] = {"burners_on_slow_cpu": args.burners, "slow_nice": args.slow_nice,
                        "cpus": os.cpu_count(),
                        "slow": "config.targets[1] (CPU 0, niced, + burners)", "fast": "config.targets[0] (CPU 1)"}

@@ -169,6 +169,12 @@ def _upstream_context(gateway: Gateway, given: Transport | None, board: LoadBoar
         prober = Prober(board, transport, guard.check_url, interval_s=settings.probe_interval_s,
                         timeout_s=settings.probe_timeout_s)
         prober.start()
+        shared = None
+        if settings.redis_url:  # every worker and replica sees the others' in-flight counts
+            from .upstream.shared_load import SharedInFlight
+
+            shared = SharedInFlight(board, settings.redis_url)
+            shared.start()
         selector = ConfigSelector(gateway.configs, gateway.catalog.saved_config)
         cache = gateway.cache = build_cache(settings, gateway.engine, gateway.dispatcher)
         admit = Admit(gateway.access, gateway.catalog, mode=settings.auth_mode, host=settings.host)
@@ -177,6 +183,8 @@ def _upstream_context(gateway: Gateway, given: Transport | None, board: LoadBoar
                                                   limit=LimitStep(gateway.limiter, gateway.limits)))
         yield
         await prober.stop()
+        if shared is not None:
+            await shared.stop()
         if cache is not None:
             await cache.close()
         await transport.close()

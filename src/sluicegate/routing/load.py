@@ -5,6 +5,8 @@ path (counter updates only), the probe task (``upstream/probes.py``) off it.
 Health, for a least-busy group (docs/routing.md):
 - a target whose probe failed ``unhealthy_after`` times in a row leaves rotation; ``healthy_after`` passing
   probes in a row bring it back. A target never probed is healthy.
+- shared: with Redis, the other processes' in-flight counts arrive through ``shared`` and add to ours while
+  fresh (``stale_s``), so every worker and replica sees the whole queue.
 - passive: after ``eject_after`` consecutive failed requests a target leaves rotation for ``eject_s``;
   then one request may try it again (its failure ejects it anew for twice as long, its success clears the
   run), and a passing probe clears the run at once when the probe is what brought it back.
@@ -45,6 +47,8 @@ class TargetState:
     requests: int = 0
     server: ServerLoad | None = None
     server_at: float | None = None
+    others: int = 0  # in flight there from the other workers and replicas (upstream/shared_load.py)
+    others_at: float | None = None
     probe_healthy: bool = True
     probe_passes: int = 0
     probe_fails: int = 0
@@ -81,7 +85,9 @@ class LoadBoard:
         now = self.clock() if now is None else now
         at = state.server_at
         server = state.server if at is not None and now - at <= self.policy.stale_s else None
-        return Load(in_flight=state.in_flight, ttft_ms=state.ttft_ms, latency_ms=state.latency_ms,
+        shared_at = state.others_at
+        others = state.others if shared_at is not None and now - shared_at <= self.policy.stale_s else 0
+        return Load(in_flight=state.in_flight + others, ttft_ms=state.ttft_ms, latency_ms=state.latency_ms,
                     failures=state.failures, error_rate=state.error_rate,
                     server_queue=server.queue if server is not None else None,
                     cache_usage=server.cache_usage if server is not None else None)
@@ -164,11 +170,19 @@ class LoadBoard:
         state.server = load
         state.server_at = self.clock() if now is None else now
 
+    def shared(self, key: str, others: int, now: float | None = None) -> None:
+        """What the other processes have in flight at this target (a fresh figure adds to our own count)."""
+        state = self._targets.get(key)
+        if state is None:
+            return
+        state.others = max(0, others)
+        state.others_at = self.clock() if now is None else now
+
     def views(self, now: float | None = None) -> Iterator[TargetView]:
         now = self.clock() if now is None else now
         for key, state in list(self._targets.items()):
             load = self.load(key, now)
-            yield TargetView(key=key, base_url=state.base_url, in_flight=state.in_flight,
+            yield TargetView(key=key, base_url=state.base_url, in_flight=state.in_flight,  # this process's
                              server_queue=load.server_queue, cache_usage=load.cache_usage,
                              healthy=self.healthy(key, now), requests=state.requests)
 
