@@ -168,3 +168,32 @@ def test_weighted_is_unchanged_and_has_no_routing_note(lb_gateway, servers):
     assert record["attempts"][0]["routing"] is None
     time.sleep(INTERVAL * 2)
     assert a.probes == 0 and b.probes == 0  # weighted targets are never probed
+
+
+def test_workers_share_their_in_flight_counts_through_redis(tmp_path, servers):
+    redis = pytest.importorskip("redis")
+    client = redis.Redis.from_url("redis://127.0.0.1:6379/0", socket_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError:
+        pytest.skip("no Redis on 127.0.0.1:6379")
+    a, b = servers
+    a.chat_delay = b.chat_delay = 0.3
+    before = set(client.scan_iter(match="sluicegate:inflight:*"))
+    process = GatewayProcess(tmp_path / "gw", env={"SLUICEGATE_REDIS_URL": "redis://127.0.0.1:6379/0"},
+                             args=("--workers", "2")).start(timeout=90)
+    try:
+        config = least_busy(a, b)
+        assert burst(process, config, count=48, clients=12) == [200] * 48
+        assert a.chats >= 8 and b.chats >= 8
+        # Both workers publish their counts: one hash per target, one field per process that used it.
+        def published() -> bool:
+            keys = set(client.scan_iter(match="sluicegate:inflight:*")) - before
+            fields = [set(client.hkeys(key)) for key in keys]
+            return len(keys) == 2 and len(set().union(*fields)) == 2
+        wait_for(published, 10)
+    finally:
+        process.stop()
+        for key in set(client.scan_iter(match="sluicegate:inflight:*")) - before:
+            client.delete(key)
+        client.close()
