@@ -203,7 +203,7 @@ class Dispatcher:
                                      max_body_bytes=self._max_response_bytes)
         except BaseException:
             if load_key is not None:  # refused by the guard, or the client left: no verdict on the target
-                self.board.finished(load_key, ok=True, ttft_ms=None, latency_ms=None)
+                self.board.finished(load_key, ok=None, ttft_ms=None, latency_ms=None)
             raise
         if load_key is not None:
             self._track(load_key, outcome, (self._clock() - started) * 1000.0, started, sharing)
@@ -260,10 +260,10 @@ class _TrackedBody:
         return chunk
 
     def close(self) -> None:
-        self._finish(ok=True, complete=False)  # the client left, or the outcome was dropped: no verdict
+        self._finish(ok=None, complete=False)  # the client left, or the outcome was dropped: no verdict
         self._body.close()
 
-    def _finish(self, *, ok: bool, complete: bool) -> None:
+    def _finish(self, *, ok: bool | None, complete: bool) -> None:
         if self._done:
             return
         self._done = True

@@ -144,6 +144,12 @@ def test_in_flight_is_exact_and_timings_skip_failures():
     assert load.in_flight == 0 and load.failures == 0 and load.ttft_ms == pytest.approx(13.0)
     board.finished("a", ok=True, ttft_ms=None, latency_ms=None)
     assert board.load("a").in_flight == 0  # never below zero
+    board.started("a", "u")
+    board.finished("a", ok=False, ttft_ms=None, latency_ms=None)
+    board.started("a", "u")
+    board.finished("a", ok=None, ttft_ms=None, latency_ms=None)  # the client left: no verdict
+    load = board.load("a")
+    assert load.in_flight == 0 and load.failures == 1
 
 
 def test_timings_are_per_request_costs_not_queueing():

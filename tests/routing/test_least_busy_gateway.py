@@ -197,3 +197,31 @@ def test_workers_share_their_in_flight_counts_through_redis(tmp_path, servers):
         for key in set(client.scan_iter(match="sluicegate:inflight:*")) - before:
             client.delete(key)
         client.close()
+
+
+def test_streams_count_in_flight_until_they_end(lb_gateway, servers):
+    from tests.fakes.upstream import Reply, chat_chunks
+
+    a, b = servers
+    config = least_busy(a, b)
+    warm(lb_gateway, config, servers)
+    for server in servers:
+        server.push(*[Reply(stream=chat_chunks("slow words here"), chunk_interval=0.4) for _ in range(4)])
+    body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+
+    def stream() -> bytes:
+        with httpx.stream("POST", f"{lb_gateway.v1}/chat/completions", json=body, timeout=20,
+                          headers={"x-portkey-config": config}) as response:
+            assert response.status_code == 200
+            return response.read()
+
+    with ThreadPoolExecutor(4) as pool:
+        futures = [pool.submit(stream) for _ in range(4)]
+        # While the four streams are open the gauges count all four, spread over both targets.
+        wait_for(lambda: (gauge(lb_gateway, "sluicegate_target_in_flight", a) or 0)
+                 + (gauge(lb_gateway, "sluicegate_target_in_flight", b) or 0) == 4.0, 5)
+        assert gauge(lb_gateway, "sluicegate_target_in_flight", a) >= 1
+        assert gauge(lb_gateway, "sluicegate_target_in_flight", b) >= 1
+        assert all(b"[DONE]" in f.result() for f in futures)
+    wait_for(lambda: (gauge(lb_gateway, "sluicegate_target_in_flight", a),
+                      gauge(lb_gateway, "sluicegate_target_in_flight", b)) == (0.0, 0.0), 5)

@@ -120,10 +120,11 @@ class LoadBoard:
         state.requests += 1
         return state.in_flight
 
-    def finished(self, key: str, *, ok: bool, ttft_ms: float | None, latency_ms: float | None,
+    def finished(self, key: str, *, ok: bool | None, ttft_ms: float | None, latency_ms: float | None,
                  sharing: int = 1, now: float | None = None) -> None:
-        """One request ended. A failure's timings are left out: a fast error says nothing about how fast the
-        target answers, and would make it look idle.
+        """One request ended. ``ok`` None: no verdict on the target (the client left, the guard refused):
+        only the in-flight count changes. A failure's timings are left out: a fast error says nothing about
+        how fast the target answers, and would make it look idle.
 
         The timings are divided by ``sharing`` (the requests in flight there when it started, itself
         included): what one request costs the target, not how long it queued. A server that answers one
@@ -133,6 +134,8 @@ class LoadBoard:
         if state is None:
             return
         state.in_flight = max(0, state.in_flight - 1)
+        if ok is None:
+            return
         alpha = self.policy.alpha
         state.error_rate += alpha * ((0.0 if ok else 1.0) - state.error_rate)
         if ok:
