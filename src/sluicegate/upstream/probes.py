@@ -59,12 +59,18 @@ class Prober:
                 await task
 
     async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        pause = self.interval_s
         while True:
-            await self._sleep(self.interval_s)
+            await self._sleep(pause)
+            started = loop.time()
             try:
                 await self.probe_all()
             except Exception:  # a bug here must not end probing for good
                 log.exception("health probes failed")
+            # A fixed cadence: a round slowed by timeouts does not push the next one back, so a target that
+            # fails is seen within one interval (plus the probe's own timeout).
+            pause = max(0.0, self.interval_s - (loop.time() - started))
 
     async def probe_all(self) -> None:
         views = list(self._board.views())
