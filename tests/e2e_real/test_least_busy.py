@@ -42,6 +42,7 @@ async def test_least_busy_cuts_p95_time_to_first_token_by_30_percent_without_sta
                                max_tokens=12, timeout_s=ROUND_TIMEOUT_S)
     weighted, least = result["summary"]["weighted"], result["summary"]["least-busy"]
     report = f"weighted {weighted}\nleast-busy {least}"
+    print(report)  # the figures, for `pytest -rP` and CI logs
     assert weighted["ok"] == REQUESTS and least["ok"] == REQUESTS, report
     assert least["ttft_p95_s"] <= 0.7 * weighted["ttft_p95_s"], report
     assert set(least["share"]) == {"config.targets[0]", "config.targets[1]"}, report
