@@ -3,6 +3,7 @@ transport with a fake clock, sleep and rng."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,7 @@ from sluicegate.dispatch import Dispatcher
 from sluicegate.prepare import RequestBuilder, split_model_slug
 from sluicegate.providers import registry
 from sluicegate.routing import CircuitBreaker
+from sluicegate.routing.load import LoadBoard
 from sluicegate.server.headers import parse_request_headers
 from sluicegate.settings import Settings
 from sluicegate.types import Call
@@ -53,9 +55,10 @@ class Clock:
         self.now += seconds
 
 
-def dispatcher(transport: FakeTransport, *, clock: Clock | None = None, rng: float = 0.5,
-               catalog: Any = None) -> Dispatcher:
+def dispatcher(transport: FakeTransport, *, clock: Clock | None = None, rng: float | Callable[[], float] = 0.5,
+               catalog: Any = None, board: LoadBoard | None = None) -> Dispatcher:
     clock = clock or Clock()
     builder = RequestBuilder(Guard(GuardPolicy.from_settings(Settings())), catalog=catalog)
-    return Dispatcher(transport, builder, breaker=CircuitBreaker(clock), sleep=clock.sleep,
-                      rng=lambda: rng, clock=clock, wall_clock=lambda: 1_700_000_000.0)
+    draw = rng if callable(rng) else (lambda: rng)
+    return Dispatcher(transport, builder, breaker=CircuitBreaker(clock), board=board if board is not None else LoadBoard(clock),
+                      sleep=clock.sleep, rng=draw, clock=clock, wall_clock=lambda: 1_700_000_000.0)

@@ -23,10 +23,10 @@ def test_the_reload_interval_defaults_by_store() -> None:
 
 
 @pytest.mark.parametrize(("variable", "raw", "expected"), [
-    ("SLUICEGATE_DRAIN_DELAY", "-1", "zero or a positive number"),
-    ("SLUICEGATE_DRAIN_DELAY", "inf", "zero or a positive number"),
-    ("SLUICEGATE_DRAIN_DELAY", "nan", "zero or a positive number"),
-    ("SLUICEGATE_DRAIN_DELAY", "soon", "zero or a positive number"),
+    ("SLUICEGATE_DRAIN_DELAY", "-1", "a number of seconds, 0 or more"),
+    ("SLUICEGATE_DRAIN_DELAY", "inf", "a number of seconds, 0 or more"),
+    ("SLUICEGATE_DRAIN_DELAY", "nan", "a number of seconds, 0 or more"),
+    ("SLUICEGATE_DRAIN_DELAY", "soon", "a number of seconds, 0 or more"),
     ("SLUICEGATE_RELOAD_INTERVAL", "0", "a positive number"),
     ("SLUICEGATE_RELOAD_INTERVAL", "-0.5", "a positive number"),
     ("SLUICEGATE_RELOAD_INTERVAL", "often", "a positive number"),

@@ -41,6 +41,7 @@ from .pipeline import Admit, Authorize, ConfigSelector, LimitStep, Pipeline, def
 from .prepare import RequestBuilder
 from .providers import registry
 from .routing import CircuitBreaker
+from .routing.load import BoardPolicy, LoadBoard
 from .server.access_admin import ACCESS_ADMIN, AccessAdmin, add_access_routes
 from .server.admin import ADMIN_PREFIX, AdminServices, admin_app
 from .server.appkeys import GATEWAY
@@ -61,11 +62,12 @@ from .store.engine import database_url, is_sqlite
 from .store.limit_tables import LIMITS_STATE_ID
 from .store.notify import ChangeListener
 from .store.tables import CATALOG_STATE_ID
-from .telemetry.metrics import PoolGauges, pool_gauges
+from .telemetry.metrics import PoolGauges, TargetGauges, pool_gauges
 from .telemetry.service import Telemetry
 from .types import public_metadata
 from .upstream.client import create_session
 from .upstream.guard import Guard, GuardPolicy
+from .upstream.probes import Prober
 from .upstream.transport import AiohttpTransport, Transport
 from .vault import Vault
 
@@ -102,6 +104,8 @@ def build_app(settings: Settings, *, transport: Transport | None = None) -> web.
     limits, limiter = _limits(settings, engine, reload_s)
     changes = _change_listener(engine, catalog, access, limits)
     telemetry.registry.register(LimitMetrics(limiter.stats, "redis" if settings.redis_url else "memory"))
+    board = _load_board(settings)
+    telemetry.registry.register(TargetGauges(board.views))
     gateway = Gateway(settings=settings, guard=guard, configs=configs, catalog=catalog, engine=engine,
                       telemetry=telemetry, access=access, limits=limits, limiter=limiter, changes=changes)
     hosts = HostPolicy.build(settings.host, settings.allowed_hosts)
@@ -111,7 +115,7 @@ def build_app(settings: Settings, *, transport: Transport | None = None) -> web.
     app[GATEWAY] = gateway
     app[CONNECTIONS] = connections  # serve.py's listening site puts every connection through it
     app.cleanup_ctx.extend([_store_context(gateway), _access_context(gateway), _catalog_context(gateway),
-                            _upstream_context(gateway, transport), _limits_context(gateway),
+                            _upstream_context(gateway, transport, board), _limits_context(gateway),
                             _telemetry_context(gateway), _readiness_context(app, gateway)])
     app[AUDIT_STORE] = engine
     app[ACCESS_ADMIN] = _access_admin(gateway)
@@ -187,7 +191,16 @@ def _catalog_context(gateway: Gateway):
     return context
 
 
-def _upstream_context(gateway: Gateway, given: Transport | None):
+def _load_board(settings: Settings) -> LoadBoard:
+    """Least-busy's figures, per process; a target ejected for failing is retried after one probe interval."""
+    interval = settings.probe_interval_s or 2.0
+    policy = BoardPolicy(stale_s=max(3 * interval, 1.0), eject_after=settings.least_busy_eject_after,
+                         eject_s=interval, unhealthy_after=settings.probe_unhealthy_threshold,
+                         healthy_after=settings.probe_healthy_threshold)
+    return LoadBoard(time.monotonic, policy)
+
+
+def _upstream_context(gateway: Gateway, given: Transport | None, board: LoadBoard):
     async def context(app: web.Application):
         settings = gateway.settings
         guard = gateway.guard
@@ -195,8 +208,18 @@ def _upstream_context(gateway: Gateway, given: Transport | None):
             create_session(settings, guard.resolver(), (guard.client_middleware(),)))
         builder = RequestBuilder(guard, catalog=gateway.catalog, provider_urls=settings.provider_base_urls)
         breaker, peer = _breaker(settings)
-        gateway.dispatcher = Dispatcher(transport, builder, backoff_scale=settings.retry_backoff_scale,
-                                        max_response_bytes=settings.max_upstream_body_bytes, breaker=breaker)
+        gateway.dispatcher = Dispatcher(transport, builder, breaker=breaker, board=board,
+                                        backoff_scale=settings.retry_backoff_scale,
+                                        max_response_bytes=settings.max_upstream_body_bytes)
+        prober = Prober(board, transport, guard.check_url, interval_s=settings.probe_interval_s,
+                        timeout_s=settings.probe_timeout_s)
+        prober.start()
+        shared = None
+        if settings.redis_url:  # every worker and replica sees the others' in-flight counts
+            from .upstream.shared_load import SharedInFlight
+
+            shared = SharedInFlight(board, settings.redis_url)
+            shared.start()
         selector = ConfigSelector(gateway.configs, gateway.catalog.saved_config)
         cache = gateway.cache = build_cache(settings, gateway.engine, gateway.dispatcher)
         admit = Admit(gateway.access, gateway.catalog, mode=settings.auth_mode, host=settings.host)
@@ -204,6 +227,9 @@ def _upstream_context(gateway: Gateway, given: Transport | None):
                                                   authorize=Authorize(gateway.catalog),
                                                   limit=LimitStep(gateway.limiter, gateway.limits)))
         yield
+        await prober.stop()
+        if shared is not None:
+            await shared.stop()
         if peer is not None:
             await peer.close()
         if cache is not None:

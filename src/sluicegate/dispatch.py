@@ -21,7 +21,9 @@ from .config.model import Group, Node, Target
 from .errors import UpstreamFailure
 from .prepare import RequestBuilder
 from .routing import CircuitBreaker, breaker_key, choose_conditional, pick_weighted, retry_delay, should_fallback
-from .types import AttemptRecord, Call, Outcome, Prepared, routing_metadata
+from .routing.least_busy import Choice, Load, choose_least_busy
+from .routing.load import LoadBoard
+from .types import AttemptRecord, Call, OpenStream, Outcome, Prepared, routing_metadata
 from .upstream.exchange import DEFAULT_MAX_BODY_BYTES, exchange, failure
 from .upstream.transport import Transport
 
@@ -34,6 +36,7 @@ class Walk:
 
     call: Call
     attempts: list[AttemptRecord] = field(default_factory=list)
+    route: dict[str, Any] | None = None  # why the last least-busy choice was made, for the next attempt
 
 
 class Dispatcher:
@@ -43,6 +46,7 @@ class Dispatcher:
         builder: RequestBuilder,
         *,
         breaker: CircuitBreaker | None = None,
+        board: LoadBoard | None = None,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         rng: Callable[[], float] = random.random,
         clock: Callable[[], float] = time.perf_counter,
@@ -52,7 +56,10 @@ class Dispatcher:
     ) -> None:
         self._transport = transport
         self._builder = builder
-        self._breaker = breaker if breaker is not None else CircuitBreaker(time.monotonic)  # it has a __len__
+        # "is None", not "or": both have a length, so an empty one given by the caller is falsy.
+        self._breaker = breaker if breaker is not None else CircuitBreaker(time.monotonic)
+        # least-busy's figures: the attempts feed it here, the probe task (upstream/probes.py) off the request path
+        self.board = board if board is not None else LoadBoard(time.monotonic)
         self._sleep = sleep
         self._rng = rng
         self._clock = clock
@@ -67,12 +74,15 @@ class Dispatcher:
 
     # -- the tree ----------------------------------------------------------------------------------
 
-    async def _run_node(self, node: Node, state: Walk, *, gated: bool) -> Outcome:
+    async def _run_node(self, node: Node, state: Walk, *, gated: bool, tracked: bool = False) -> Outcome:
         if isinstance(node, Target):
-            return await self._run_target(node, state, gated=gated)
+            return await self._run_target(node, state, gated=gated, tracked=tracked)
         mode = node.strategy.mode
         if mode == "fallback":
             return await self._fallback(node, state)
+        if mode == "loadbalance" and node.strategy.policy == "least-busy":
+            index, gated = self._pick_least_busy(node, state)
+            return await self._run_node(node.children[index], state, gated=gated, tracked=True)
         if mode == "loadbalance":
             index, gated = self._pick_balanced(node, state.call)
         elif mode == "conditional":
@@ -100,6 +110,26 @@ class Dispatcher:
         weights = [group.children[i].weight for i in indices]
         choice = pick_weighted(weights, self._rng())
         return (indices[0] if choice is None else indices[choice]), gated
+
+    def _pick_least_busy(self, group: Group, state: Walk) -> tuple[int, bool]:
+        """Power of two choices among the healthy children (docs/routing.md); all admitted ones when none is."""
+        indices, gated = self._admitted(group, state.call)
+        keys = [self._load_key(group.children[i], state.call) for i in indices]
+        now = self.board.clock()
+        healthy = [n for n, key in enumerate(keys) if key is None or self.board.healthy(key, now)]
+        pool = healthy or list(range(len(indices)))
+        loads = [Load() if key is None else self.board.load(key, now) for key in (keys[n] for n in pool)]
+        choice = choose_least_busy([group.children[indices[n]].weight for n in pool], loads, self._rng)
+        if choice is None:
+            state.route = None
+            return indices[0], gated
+        chosen = indices[pool[choice.index]]
+        state.route = _route_note(group, [indices[n] for n in pool], loads, choice,
+                                  unhealthy=len(indices) - len(healthy))
+        return chosen, gated
+
+    def _load_key(self, child: Node, call: Call) -> str | None:
+        return self._breaker_key(child, call) if isinstance(child, Target) else None
 
     def _pick_conditional(self, group: Group, call: Call) -> int:
         return choose_conditional(
@@ -130,21 +160,23 @@ class Dispatcher:
 
     # -- one target, with its retries ------------------------------------------------------------
 
-    async def _run_target(self, target: Target, state: Walk, *, gated: bool) -> Outcome:
+    async def _run_target(self, target: Target, state: Walk, *, gated: bool, tracked: bool = False) -> Outcome:
         prepared = self._builder.build(target, state.call)
         key = self._breaker_key(target, state.call) if target.breaker else ""
         if gated and target.breaker and not self._breaker.allow(key, target.breaker):
             message = f"{prepared.host} is failing; its circuit breaker is open"
             return failure(UpstreamFailure(message, status=503, provider=prepared.provider), target.json_path)
-        outcome = await self._with_retries(prepared, target, state)
+        load_key = self._breaker_key(target, state.call) if tracked else None
+        outcome = await self._with_retries(prepared, target, state, load_key)
         if target.breaker:
             self._breaker.record(key, target.breaker, outcome.status if outcome.responded else None)
         return outcome
 
-    async def _with_retries(self, prepared: Prepared, target: Target, state: Walk) -> Outcome:
+    async def _with_retries(self, prepared: Prepared, target: Target, state: Walk,
+                            load_key: str | None) -> Outcome:
         retries, waited = 0, 0.0
         while True:
-            outcome = await self._attempt(prepared, target, state, retries)
+            outcome = await self._attempt(prepared, target, state, retries, load_key)
             if outcome.ok or target.retry is None:
                 break
             status = outcome.status if outcome.responded else None
@@ -161,9 +193,20 @@ class Dispatcher:
         outcome.retries = retries
         return outcome
 
-    async def _attempt(self, prepared: Prepared, target: Target, state: Walk, retry: int) -> Outcome:
+    async def _attempt(self, prepared: Prepared, target: Target, state: Walk, retry: int,
+                       load_key: str | None) -> Outcome:
+        route, state.route = state.route, None
         started = self._clock()
-        outcome = await exchange(self._transport, prepared, target.json_path, max_body_bytes=self._max_response_bytes)
+        sharing = self.board.started(load_key, prepared.host) if load_key is not None else 0
+        try:
+            outcome = await exchange(self._transport, prepared, target.json_path,
+                                     max_body_bytes=self._max_response_bytes)
+        except BaseException:
+            if load_key is not None:  # refused by the guard, or the client left: no verdict on the target
+                self.board.finished(load_key, ok=None, ttft_ms=None, latency_ms=None)
+            raise
+        if load_key is not None:
+            self._track(load_key, outcome, (self._clock() - started) * 1000.0, started, sharing)
         state.attempts.append(
             AttemptRecord(
                 target_path=target.json_path,
@@ -174,9 +217,77 @@ class Dispatcher:
                 retry=retry,
                 error=_error_text(outcome),
                 sent=prepared,
+                routing=route,
             )
         )
         return outcome
+
+    def _track(self, key: str, outcome: Outcome, head_ms: float, started: float, sharing: int) -> None:
+        """Account an attempt on the board: now, or when its stream ends (it is in flight until then)."""
+        if outcome.stream is None:
+            self.board.finished(key, ok=not target_failed(outcome), ttft_ms=head_ms, latency_ms=head_ms,
+                                sharing=sharing)
+            return
+        outcome.stream = OpenStream(
+            _TrackedBody(outcome.stream.body, self.board, key, (head_ms, started, sharing), self._clock),
+            outcome.stream.decoder)
+
+
+def target_failed(outcome: Outcome) -> bool:
+    """Does this outcome count against the target? No answer, a 5xx or a 429 (a 4xx is the request's fault)."""
+    return not outcome.responded or outcome.status >= 500 or outcome.status == 429
+
+
+class _TrackedBody:
+    """An open stream's body that tells the load board when the stream ends (it is in flight until then)."""
+
+    __slots__ = ("_board", "_body", "_clock", "_done", "_head_ms", "_key", "_sharing", "_started")
+
+    def __init__(self, body: Any, board: LoadBoard, key: str, timing: tuple[float, float, int],
+                 clock: Callable[[], float]) -> None:
+        self._body, self._board, self._key, self._clock = body, board, key, clock
+        self._head_ms, self._started, self._sharing = timing
+        self._done = False
+
+    async def read_chunk(self) -> bytes:
+        try:
+            chunk: bytes = await self._body.read_chunk()
+        except Exception:
+            self._finish(ok=False, complete=False)
+            raise
+        if not chunk:
+            self._finish(ok=True, complete=True)
+        return chunk
+
+    def close(self) -> None:
+        self._finish(ok=None, complete=False)  # the client left, or the outcome was dropped: no verdict
+        self._body.close()
+
+    def _finish(self, *, ok: bool | None, complete: bool) -> None:
+        if self._done:
+            return
+        self._done = True
+        latency = (self._clock() - self._started) * 1000.0 if complete else None
+        self._board.finished(self._key, ok=ok, ttft_ms=self._head_ms, latency_ms=latency, sharing=self._sharing)
+
+
+def _route_note(group: Group, children: list[int], loads: list[Load], choice: Choice, *,
+                unhealthy: int) -> dict[str, Any]:
+    """Why least-busy chose what it chose, for the request log (attempts' ``routing``)."""
+    compared = []
+    for n, the_score in zip(choice.compared, choice.scores, strict=True):
+        load = loads[n]
+        compared.append({
+            "target": group.children[children[n]].json_path,
+            "score": round(the_score, 3),
+            "in_flight": load.in_flight,
+            "server_queue": load.server_queue,
+            "ttft_ms": None if load.ttft_ms is None else round(load.ttft_ms, 1),
+            "latency_ms": None if load.latency_ms is None else round(load.latency_ms, 1),
+            "failures": load.failures,
+        })
+    return {"policy": "least-busy", "chosen": group.children[children[choice.index]].json_path,
+            "reason": choice.reason, "compared": compared, "unhealthy_skipped": unhealthy}
 
 
 def _error_text(outcome: Outcome) -> str | None:

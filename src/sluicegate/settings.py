@@ -63,7 +63,8 @@ def _converted(variable: str, raw: str, convert):
     try:
         return convert(raw)
     except ValueError:
-        kind = "zero or a positive number" if convert is _NON_NEGATIVE_FLOAT else "a positive number"
+        # Every zero-or-more setting is a number of seconds (a delay, an interval).
+        kind = "a number of seconds, 0 or more" if convert is _NON_NEGATIVE_FLOAT else "a positive number"
         raise ValueError(f"{variable} must be {kind}, not {raw[:32]!r}") from None
 
 
@@ -154,6 +155,17 @@ class Settings:
     limits_reservation_ttl_s: float = 600.0  # a reservation left by a dead process expires after this
     limits_default_max_tokens: int = 1024  # completion tokens reserved when a request sends no max_tokens
 
+    # Least-busy load balancing (docs/routing.md): every probe_interval_s each of its targets is probed
+    # (GET <base>/models) and its /metrics scraped, within probe_timeout_s; probe_unhealthy_threshold failed
+    # probes in a row take a target out of rotation, probe_healthy_threshold passing ones bring it back.
+    # 0 turns probes (and server load reports) off. eject_after failed requests in a row also take it out,
+    # for one probe interval.
+    probe_interval_s: float = 2.0
+    probe_timeout_s: float = 1.0
+    probe_unhealthy_threshold: int = 1
+    probe_healthy_threshold: int = 1
+    least_busy_eject_after: int = 3
+
     @property
     def sqlite_path(self) -> Path:
         return self.data_dir / "sluicegate.db"
@@ -212,6 +224,11 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: Any) ->
         "LIMITS_FAIL_OPEN": ("limits_fail_open", _bool),
         "LIMITS_RESERVATION_TTL": ("limits_reservation_ttl_s", _POSITIVE_FLOAT),
         "LIMITS_DEFAULT_MAX_TOKENS": ("limits_default_max_tokens", _POSITIVE_INT),
+        "PROBE_INTERVAL": ("probe_interval_s", _NON_NEGATIVE_FLOAT),
+        "PROBE_TIMEOUT": ("probe_timeout_s", _POSITIVE_FLOAT),
+        "PROBE_UNHEALTHY_THRESHOLD": ("probe_unhealthy_threshold", _POSITIVE_INT),
+        "PROBE_HEALTHY_THRESHOLD": ("probe_healthy_threshold", _POSITIVE_INT),
+        "LEAST_BUSY_EJECT_AFTER": ("least_busy_eject_after", _POSITIVE_INT),
     }
     for suffix, (name, convert) in scalar.items():
         raw = env.get(ENV_PREFIX + suffix)

@@ -134,6 +134,8 @@ class AttemptRecord:
     # The request as sent (a reference, no copy): the log scrubs every credential the gateway sent, by
     # value, whatever the header's name, and the query's credential-like parameters.
     sent: Prepared | None = None
+    # A least-busy choice that led here: policy, the candidates compared and their scores (dispatch.py)
+    routing: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)

@@ -28,7 +28,7 @@ def test_a_plain_request():
     assert len(row["id"]) == 32 and int(row["id"][:12], 16) == row["created_ms"]
     assert attempts == [{"request_id": row["id"], "position": 0, "created_ms": row["created_ms"], "path": "config",
                          "provider": "openai", "host": "http://127.0.0.1:9/v1", "status": 200,
-                         "latency_ms": 1.5, "retry": 0, "error": None}]
+                         "latency_ms": 1.5, "retry": 0, "error": None, "routing": None}]
 
 
 def test_explicit_user_metadata_wins_over_the_body():

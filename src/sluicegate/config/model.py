@@ -58,6 +58,7 @@ class Strategy:
     on_status_codes: frozenset[int] | None = None
     conditions: tuple[Condition, ...] = ()
     default: str | None = None
+    policy: str = "weighted"  # loadbalance only: "weighted" | "least-busy" (routing/least_busy.py)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,10 @@ MODE_MESSAGE = "Invalid 'mode' value. Must be one of: single, loadbalance, fallb
 NO_CONDITIONS = "No conditions passed in the query router"
 INVALID_TARGET = "Invalid target name found in the query router: {}"
 
-STRATEGY_ALIASES = f.alias_table(("mode", "on_status_codes", "conditions", "default", "cb_config"))
+POLICIES = ("weighted", "least-busy")
+POLICY_MESSAGE = "Invalid 'policy' value. Must be one of: weighted, least-busy"
+
+STRATEGY_ALIASES = f.alias_table(("mode", "policy", "on_status_codes", "conditions", "default", "cb_config"))
 CONDITION_ALIASES = f.alias_table(("query", "then"))
 STRATEGY_UNSUPPORTED = frozenset({"sticky"})  # hosted-only sticky load balancing
 
@@ -37,6 +40,7 @@ def validate_strategy(
         written, raw = keys["on_status_codes"]
         _only_for(mode, "fallback", written, path, report)
         codes = f.status_codes(raw, (*path, written), report)
+    policy = _policy(keys, mode, path, report)
     names = _child_names(children)
     conditions: tuple[Condition, ...] = ()
     default = None
@@ -53,7 +57,8 @@ def validate_strategy(
     breaker = keys.get("cb_config")
     if len(report.errors) > before:
         return INVALID, breaker
-    return Strategy(mode=mode, on_status_codes=codes, conditions=conditions, default=default), breaker
+    return Strategy(mode=mode, on_status_codes=codes, conditions=conditions, default=default,
+                    policy=policy), breaker
 
 
 def _mode(keys: dict[str, Any], path: Path, report: Report) -> Any:
@@ -62,6 +67,17 @@ def _mode(keys: dict[str, Any], path: Path, report: Report) -> Any:
     written, raw = keys["mode"]
     if raw not in MODES:
         return report.add((*path, written), MODE_MESSAGE)
+    return raw
+
+
+def _policy(keys: dict[str, Any], mode: Any, path: Path, report: Report) -> Any:
+    """How a ``loadbalance`` group picks: "weighted" (the default: a weighted draw) or "least-busy"."""
+    if "policy" not in keys:
+        return "weighted"
+    written, raw = keys["policy"]
+    _only_for(mode, "loadbalance", written, path, report)
+    if raw not in POLICIES:
+        return report.add((*path, written), POLICY_MESSAGE)
     return raw
 
 

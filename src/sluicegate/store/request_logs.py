@@ -93,6 +93,8 @@ request_attempts = Table(
     Column("latency_ms", Float, nullable=False),
     Column("retry", Integer, nullable=False),  # 0: the target's first try; n: its n-th retry
     Column("error", Text, nullable=True),
+    # A least-busy choice (migration 0007): policy, the candidates compared, their scores and figures.
+    Column("routing", JSON, nullable=True),
     # No foreign key: attempts are written with their request in one transaction, pruned by the same time,
     # and a key check per inserted row would tax the writer for nothing.
     PrimaryKeyConstraint("request_id", "position"),

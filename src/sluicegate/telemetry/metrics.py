@@ -20,6 +20,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
+from ..routing.load import TargetView
+
 MAX_SERIES = 500
 OTHER = "other"
 UNKNOWN = "unknown"
@@ -232,3 +234,40 @@ def pool_gauges(connector: Any) -> PoolGauges | None:
     if acquired is None or idle is None:
         return None
     return PoolGauges(len(acquired), sum(len(v) for v in idle.values()), getattr(connector, "limit", 0) or 0)
+
+
+MAX_TARGET_SERIES = 500  # least-busy targets shown (the board keeps more; /metrics stays bounded)
+
+
+class TargetGauges:
+    """Per-target gauges of least-busy groups, read from the load board at scrape time."""
+
+    def __init__(self, views: Callable[[], Iterable[TargetView]]) -> None:
+        self._views = views
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["provider", "target", "model"]
+        in_flight = GaugeMetricFamily("sluicegate_target_in_flight",
+                                      "Requests this process has in flight at a least-busy target", labels=labels)
+        queue = GaugeMetricFamily("sluicegate_target_queue",
+                                  "Running + waiting requests the target's server reports (fresh reports only)",
+                                  labels=labels)
+        cache = GaugeMetricFamily("sluicegate_target_kv_cache_usage",
+                                  "KV-cache use the target's server reports, 0..1 (fresh reports only)",
+                                  labels=labels)
+        healthy = GaugeMetricFamily("sluicegate_target_healthy",
+                                    "1 while the target is in rotation (probes and recent failures)", labels=labels)
+        for n, view in enumerate(self._views()):
+            if n >= MAX_TARGET_SERIES:
+                break
+            provider, _, rest = view.key.partition("|")
+            _host, _, rest = rest.partition("|")
+            model = rest.rpartition("|")[0]
+            key = [provider or UNKNOWN, view.base_url, model or UNKNOWN]
+            in_flight.add_metric(key, view.in_flight)
+            healthy.add_metric(key, 1.0 if view.healthy else 0.0)
+            if view.server_queue is not None:
+                queue.add_metric(key, view.server_queue)
+            if view.cache_usage is not None:
+                cache.add_metric(key, view.cache_usage)
+        return iter((in_flight, queue, cache, healthy))

@@ -92,6 +92,7 @@ async def _attempts(conn: Any, ids: list[str]) -> dict[str, list[dict[str, Any]]
         found.setdefault(row.request_id, []).append({
             "position": row.position, "target_path": row.path, "provider": row.provider, "host": row.host,
             "status": row.status, "latency_ms": row.latency_ms, "retry": row.retry, "error": row.error,
+            "routing": row.routing,
         })
     return found
 

@@ -187,6 +187,7 @@ class RowBuilder:
                 "latency_ms": round(attempt.latency_ms, 3),
                 "retry": attempt.retry,
                 "error": scrub(attempt.error, secrets),
+                "routing": attempt.routing,  # target paths and figures only: nothing secret
             }
             for position, attempt in enumerate(record.attempts or ())
         ]
