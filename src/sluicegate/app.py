@@ -54,6 +54,7 @@ from .telemetry.service import Telemetry
 from .types import public_metadata
 from .upstream.client import create_session
 from .upstream.guard import Guard, GuardPolicy
+from .upstream.reqwest import ReqwestTransport
 from .upstream.transport import AiohttpTransport, Transport
 from .vault import Vault
 
@@ -146,8 +147,7 @@ def _upstream_context(gateway: Gateway, given: Transport | None):
     async def context(app: web.Application):
         settings = gateway.settings
         guard = gateway.guard
-        transport = gateway.transport = given or AiohttpTransport(
-            create_session(settings, guard.resolver(), (guard.client_middleware(),)))
+        transport = gateway.transport = given or _transport(settings, guard)
         builder = RequestBuilder(guard, catalog=gateway.catalog, provider_urls=settings.provider_base_urls)
         gateway.dispatcher = Dispatcher(transport, builder, backoff_scale=settings.retry_backoff_scale,
                                         max_response_bytes=settings.max_upstream_body_bytes)
@@ -163,6 +163,13 @@ def _upstream_context(gateway: Gateway, given: Transport | None):
         await transport.close()
 
     return context
+
+
+def _transport(settings: Settings, guard: Guard) -> Transport:
+    """The upstream HTTP client (SLUICEGATE_UPSTREAM_CLIENT), made inside the worker's loop (after any fork)."""
+    if settings.upstream_client == "aiohttp":
+        return AiohttpTransport(create_session(settings, guard.resolver(), (guard.client_middleware(),)))
+    return ReqwestTransport(settings, guard)
 
 
 def _limits(settings: Settings, engine) -> tuple[LimitRegistry, Limiter]:
