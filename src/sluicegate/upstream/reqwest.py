@@ -89,14 +89,13 @@ def build_client(settings: Settings, key: ClientKey) -> Client:
 
 
 class ReqwestTransport:
-    def __init__(self, settings: Settings, guard: Guard, *, pool_size: int | None = None) -> None:
+    def __init__(self, settings: Settings, guard: Guard) -> None:
         self._guard = guard
         self._resolver = guard.resolver()
         self._connect_s = settings.upstream_connect_timeout_s
         self._read_s = settings.upstream_read_timeout_s
         self._targets: dict[str, _Target] = {}
-        self._clients = ClientPool(lambda key: build_client(settings, key), lambda: self._resolver.generation,
-                                   **({} if pool_size is None else {"size": pool_size}))
+        self._clients = ClientPool(lambda key: build_client(settings, key), lambda: self._resolver.generation)
         self._closing: set[asyncio.Task[Any]] = set()
 
     async def send(
