@@ -431,3 +431,19 @@ async def test_the_pool_closes_a_client_only_after_its_requests():
     assert [client.closed for client in built] == [True, True, True, False]
     await pool.close()
     assert all(client.closed for client in built)
+
+
+async def test_a_cancelled_read_lets_go_of_its_client(upstreams, transport):
+    async def stalls(head, reader, writer):
+        writer.write(_response(b"x", length=10))
+        await writer.drain()
+        await asyncio.sleep(2)
+
+    upstream = await upstreams(stalls)
+    response = await transport.send("GET", upstream.url(), {}, None)
+    reading = asyncio.ensure_future(response.read(100))
+    await asyncio.sleep(0.05)
+    reading.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await reading
+    assert [lease.holders for lease in transport._clients._leases.values()] == [0]

@@ -196,11 +196,14 @@ class ReqwestResponse:
             self.close()
             raise BodyTooLarge(f"larger than {limit} bytes")
         body = bytearray()
-        while chunk := await self.read_chunk():
-            body += chunk
-            if len(body) > limit:
-                self.close()  # the connection is dropped, not pooled: an endless body stops flowing
-                raise BodyTooLarge(f"larger than {limit} bytes")
+        try:
+            while chunk := await self.read_chunk():
+                body += chunk
+                if len(body) > limit:
+                    raise BodyTooLarge(f"larger than {limit} bytes")
+        except BaseException:
+            self.close()  # dropped, not pooled: an endless body stops flowing, a cancelled read lets go
+            raise
         return bytes(body)
 
     async def read_chunk(self) -> bytes:
