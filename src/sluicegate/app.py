@@ -68,6 +68,7 @@ from .types import public_metadata
 from .upstream.client import create_session
 from .upstream.guard import Guard, GuardPolicy
 from .upstream.probes import Prober
+from .upstream.reqwest import ReqwestTransport
 from .upstream.transport import AiohttpTransport, Transport
 from .vault import Vault
 
@@ -204,8 +205,7 @@ def _upstream_context(gateway: Gateway, given: Transport | None, board: LoadBoar
     async def context(app: web.Application):
         settings = gateway.settings
         guard = gateway.guard
-        transport = gateway.transport = given or AiohttpTransport(
-            create_session(settings, guard.resolver(), (guard.client_middleware(),)))
+        transport = gateway.transport = given or _transport(settings, guard)
         builder = RequestBuilder(guard, catalog=gateway.catalog, provider_urls=settings.provider_base_urls)
         breaker, peer = _breaker(settings)
         gateway.dispatcher = Dispatcher(transport, builder, breaker=breaker, board=board,
@@ -250,6 +250,13 @@ def _breaker(settings: Settings) -> tuple[CircuitBreaker, RedisBreakerPeer | Non
     peer.bind(breaker)
     peer.start()
     return breaker, peer
+
+
+def _transport(settings: Settings, guard: Guard) -> Transport:
+    """The upstream HTTP client (SLUICEGATE_UPSTREAM_CLIENT), made inside the worker's loop (after any fork)."""
+    if settings.upstream_client == "aiohttp":
+        return AiohttpTransport(create_session(settings, guard.resolver(), (guard.client_middleware(),)))
+    return ReqwestTransport(settings, guard)
 
 
 def _limits(settings: Settings, engine, reload_s: float) -> tuple[LimitRegistry, Limiter]:

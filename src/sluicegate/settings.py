@@ -31,6 +31,17 @@ def _auth_mode(text: str) -> str:
     return mode
 
 
+UPSTREAM_CLIENTS = ("reqwest", "aiohttp")
+
+
+def _upstream_client(text: str) -> str:
+    name = text.strip().lower()
+    if name not in UPSTREAM_CLIENTS:
+        raise ValueError(f"SLUICEGATE_UPSTREAM_CLIENT: expected one of {', '.join(UPSTREAM_CLIENTS)} "
+                         f"(got {text[:20]!r})")
+    return name
+
+
 def _csv(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
@@ -117,6 +128,8 @@ class Settings:
     upstream_connect_timeout_s: float = 10.0
     upstream_read_timeout_s: float = 600.0  # longest silence tolerated from an upstream
     upstream_pool_size: int = 0  # 0: unbounded keep-alive pool
+    # The HTTP client upstream requests go out through (docs/transport.md): pyreqwest, or aiohttp's.
+    upstream_client: str = "reqwest"
     retry_backoff_scale: float = 1.0  # multiplies the 1, 2, 4, 8, 16 s retry backoff (not Retry-After)
     config_cache_size: int = 512  # distinct x-portkey-config texts kept compiled
     # The response cache (docs/caching.md): used by requests whose config has a cache block.
@@ -196,6 +209,7 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: Any) ->
         "UPSTREAM_CONNECT_TIMEOUT": ("upstream_connect_timeout_s", float),
         "UPSTREAM_READ_TIMEOUT": ("upstream_read_timeout_s", float),
         "UPSTREAM_POOL_SIZE": ("upstream_pool_size", int),
+        "UPSTREAM_CLIENT": ("upstream_client", _upstream_client),
         "RETRY_BACKOFF_SCALE": ("retry_backoff_scale", float),
         "CONFIG_CACHE_SIZE": ("config_cache_size", int),
         "CACHE_BACKEND": ("cache_backend", lambda text: text.strip().lower()),

@@ -24,7 +24,9 @@ from tests.upstream.test_guard_urls import ALLOWED, LEGIT, LOOPBACK_OK
 async def test_the_apps_session_refuses_an_unchecked_ip_literal(
     listener: Listener, tripwire, tmp_path  # noqa: F811
 ):
-    app = build_app(Settings(host="0.0.0.0", data_dir=tmp_path))
+    # The aiohttp transport's own session (the default transport's equivalent: test_reqwest_transport.py's
+    # test_a_refused_name_opens_no_connection)
+    app = build_app(Settings(host="0.0.0.0", data_dir=tmp_path, upstream_client="aiohttp"))
     runner = web.AppRunner(app)
     await runner.setup()  # runs the cleanup contexts (store, catalog, upstream session), as serve does
     try:

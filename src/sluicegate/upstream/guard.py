@@ -50,6 +50,7 @@ SECURITY_LOG = logging.getLogger("sluicegate.security")
 URL_CACHE_SIZE = 1024
 VERDICT_CACHE_SIZE = 4096
 _NUMERIC_FLAGS = socket.AI_NUMERICHOST | socket.AI_NUMERICSERV
+_ANY_FAMILY = int(socket.AF_UNSPEC)
 
 
 def _printable(text: str, limit: int = 300) -> str:
@@ -196,6 +197,19 @@ class GuardedResolver(aiohttp.abc.AbstractResolver):
         self._generation += 1
         self._verdicts.clear()
         self._inflight.clear()
+
+    @property
+    def generation(self) -> int:
+        """Changes whenever the allow-list does: what was pinned under an older one is not to be reused."""
+        return self._generation
+
+    async def addresses(self, host: str, port: int) -> tuple[str, ...]:
+        """The checked addresses of ``host:port`` (IP literals), for a client that connects only to them
+        (``reqwest.py``); InvalidCustomHost as ``resolve``. A cached verdict is a dict lookup."""
+        verdict = self._verdicts.get((host, port, _ANY_FAMILY))
+        if verdict is not None and verdict.refusal is None and verdict.expires > self._clock():
+            return tuple(result["host"] for result in verdict.results)
+        return tuple(result["host"] for result in await self.resolve(host, port, socket.AF_UNSPEC))
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET

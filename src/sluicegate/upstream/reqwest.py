@@ -1,0 +1,301 @@
+"""The default transport: pyreqwest (Rust's reqwest and hyper), pinned to the addresses the SSRF guard checked.
+
+For every request (docs/transport.md, "SSRF pinning"):
+
+1. the URL is parsed once by the client's own parser (so the host we judge is the host it connects to);
+   its origin passes the guard's request-time check (``check_url``, the per-hop check the aiohttp client
+   runs as middleware);
+2. a name is resolved and judged by the guard's resolver (every address, cached for its TTL; a refusal
+   raises ``InvalidCustomHost`` before any socket opens); an IP literal is its own address;
+3. the request goes through the client for ``(scheme, host, port, first allowed address)``, which maps the
+   name to that address (``pinned.py``): the socket connects only there, while Host, SNI and the
+   certificate check keep the name. If connecting fails, the next allowed address is tried.
+
+Fixed client settings keep the wire as the gateway means it: no proxy from the environment, redirects not
+followed, no decompression (so no Accept-Encoding is added; a compressed answer is decoded here, as the
+aiohttp client did), HTTP/1.1, ``user-agent: sluicegate`` unless the request has one. Every request is sent
+with ``build_streamed()`` and a read buffer of one byte, so a stream is handed over chunk by chunk as it
+arrives (a larger buffer batches SSE events) and a request abandoned before its head costs the upstream at
+most that head and a first chunk (pyreqwest does not abort a request whose response has not started).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any, NoReturn
+
+import pyreqwest.exceptions as rq
+from multidict import CIMultiDict
+from pyreqwest.client import Client, ClientBuilder
+from pyreqwest.http import Url
+
+from ..errors import InvalidCustomHost
+from ..settings import Settings
+from .addresses import parse_ip
+from .client import USER_AGENT
+from .decoding import BodyDecoder, DecodingFailed, decoder_for
+from .guard import Guard
+from .pinned import ClientKey, ClientPool, Lease
+from .transport import BodyBroken, BodyTooLarge, TransportError, TransportTimeout
+
+TARGET_CACHE_SIZE = 1024
+IDLE_CONNECTION_S = 30.0  # as the aiohttp connector's keepalive_timeout
+_DEFAULT_CONTENT_TYPE = "application/octet-stream"  # what aiohttp reports when the header is missing
+_BODYLESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+class _Target:
+    """A request URL as the client parses it, with the origin the guard judges."""
+
+    __slots__ = ("address", "host", "origin", "port", "scheme", "url")
+
+    def __init__(self, url: Url) -> None:
+        host = url.host_str or ""
+        port = url.port_or_known_default or 0
+        self.url = url
+        self.scheme = url.scheme
+        self.host = host
+        self.port = port
+        self.origin = f"{self.scheme}://{host}:{port}"
+        literal = host[1:-1] if host.startswith("[") else host
+        self.address = literal if url.domain is None and parse_ip(literal) is not None else None
+
+
+def build_client(settings: Settings, key: ClientKey) -> Client:
+    """A client that reaches ``key.host`` at ``key.address`` only, with the gateway's fixed settings."""
+    builder = (
+        ClientBuilder()
+        .no_proxy()
+        .follow_redirects(False)
+        .referer(False)
+        .gzip(False).brotli(False).zstd(False).deflate(False)
+        .http1_only()
+        .http1_lower_case_headers()
+        .user_agent(USER_AGENT)
+        .connect_timeout(timedelta(seconds=settings.upstream_connect_timeout_s))
+        .read_timeout(timedelta(seconds=settings.upstream_read_timeout_s))
+        .pool_idle_timeout(timedelta(seconds=IDLE_CONNECTION_S))
+        .tcp_nodelay(True)
+    )
+    if settings.upstream_pool_size > 0:
+        builder = builder.max_connections(settings.upstream_pool_size)
+    address = key.address
+    if key.host != address and key.host != f"[{address}]":
+        builder = builder.resolve(key.host, address, 0)  # the port is the URL's; only the address is pinned
+    return builder.build()
+
+
+class ReqwestTransport:
+    def __init__(self, settings: Settings, guard: Guard) -> None:
+        self._guard = guard
+        self._resolver = guard.resolver()
+        self._connect_s = settings.upstream_connect_timeout_s
+        self._read_s = settings.upstream_read_timeout_s
+        self._targets: dict[str, _Target] = {}
+        self._clients = ClientPool(lambda key: build_client(settings, key), lambda: self._resolver.generation)
+        self._closing: set[asyncio.Task[Any]] = set()
+
+    async def send(
+        self, method: str, url: str, headers: dict[str, str] | CIMultiDict[str], body: bytes | None
+    ) -> ReqwestResponse:
+        target = self._target(url)
+        self._guard.check_url(target.origin)  # cached; refuses with InvalidCustomHost
+        if target.address is not None:
+            addresses: tuple[str, ...] = (target.address,)
+        else:
+            try:
+                addresses = await self._resolver.addresses(target.host, target.port)
+            except OSError as exc:  # the name did not resolve (the words are the resolver's, as with aiohttp)
+                raise TransportError("ClientConnectorDNSError",
+                                     connect_reason=exc.strerror or type(exc).__name__) from exc
+        sent_headers = _wire_headers(method, headers, body)
+        last = len(addresses) - 1
+        for index, address in enumerate(addresses):
+            lease = self._clients.acquire(ClientKey(target.scheme, target.host, target.port, address))
+            try:
+                return await self._open(lease, target, method, sent_headers, body)
+            except (rq.ConnectError, rq.ConnectTimeoutError) as exc:
+                if index == last or not _connecting(exc):
+                    _reraise(exc, self._connect_s, self._read_s)
+            except rq.PyreqwestError as exc:
+                _reraise(exc, self._connect_s, self._read_s)
+        raise AssertionError("unreachable: the guard returns at least one address")
+
+    async def _open(self, lease: Lease, target: _Target, method: str, headers: Any, body: bytes | None,
+                    ) -> ReqwestResponse:
+        try:
+            client = lease.client
+            if client is None:  # closed by a shutdown racing this request
+                raise TransportError("ClientClosedError")
+            if lease.key.host != target.url.host_str:  # never send a URL to another origin's client
+                raise InvalidCustomHost(f"{target.host} is not the host this connection was checked for")
+            builder = client.request(method, target.url).headers(headers).streamed_read_buffer_limit(1)
+            if body is not None:
+                builder = builder.body_bytes(body)
+            request = builder.build_streamed()
+            response = await request.__aenter__()
+        except BaseException:
+            self._clients.release(lease)
+            raise
+        try:
+            return ReqwestResponse(self, request, response, lease)
+        except DecodingFailed:
+            self._finish_later(request)
+            self._clients.release(lease)
+            raise TransportError("ContentEncodingError") from None
+
+    def _target(self, url: str) -> _Target:
+        target = self._targets.get(url)
+        if target is None:
+            try:
+                parsed = Url(url)
+            except (ValueError, rq.PyreqwestError) as exc:
+                raise InvalidCustomHost(f"the URL cannot be parsed: {exc}") from None
+            target = _Target(parsed)
+            if len(self._targets) >= TARGET_CACHE_SIZE:
+                del self._targets[next(iter(self._targets))]
+            self._targets[url] = target
+        return target
+
+    def _finish_later(self, request: Any) -> None:
+        """Leave the response's context in the background (close() is synchronous): the connection drops."""
+        task = asyncio.get_running_loop().create_task(request.__aexit__(None, None, None))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def close(self) -> None:
+        while self._closing:
+            await asyncio.gather(*list(self._closing), return_exceptions=True)
+        await self._clients.close()
+
+
+class ReqwestResponse:
+    __slots__ = ("_decoder", "_done", "_lease", "_reader", "_request", "_response", "_transport", "content_type",
+                 "headers", "status")
+
+    def __init__(self, transport: ReqwestTransport, request: Any, response: Any, lease: Lease) -> None:
+        self._transport = transport
+        self._request = request
+        self._response = response
+        self._lease: Lease | None = lease
+        self._reader = response.body_reader
+        self.status: int = response.status
+        self.headers: Iterable[tuple[str, str]] = response.headers.items()
+        content_type = response.get_header("content-type")
+        self.content_type = (content_type.partition(";")[0].strip().lower() if content_type
+                             else _DEFAULT_CONTENT_TYPE) or _DEFAULT_CONTENT_TYPE
+        self._decoder: BodyDecoder | None = decoder_for(response.get_header("content-encoding"))
+        self._done = False
+
+    async def read(self, limit: int) -> bytes:
+        announced = self._response.get_header("content-length")
+        if self._decoder is None and announced is not None and announced.isdigit() and int(announced) > limit:
+            self.close()
+            raise BodyTooLarge(f"larger than {limit} bytes")
+        body = bytearray()
+        try:
+            while chunk := await self.read_chunk():
+                body += chunk
+                if len(body) > limit:
+                    raise BodyTooLarge(f"larger than {limit} bytes")
+        except BaseException:
+            self.close()  # dropped, not pooled: an endless body stops flowing, a cancelled read lets go
+            raise
+        return bytes(body)
+
+    async def read_chunk(self) -> bytes:
+        """The next bytes as they arrive (decoded, if the upstream encoded them); b"" at the end."""
+        while not self._done:
+            try:
+                chunk = await self._reader.read_chunk()
+                if chunk is None:
+                    if self._decoder is not None:
+                        self._decoder.finish()
+                    await self._finish()
+                    return b""
+                if self._decoder is None:
+                    return chunk.to_bytes()
+                decoded = b"".join(self._decoder.slices(chunk.to_bytes()))
+            except DecodingFailed as exc:
+                self.close()
+                raise BodyBroken("ContentEncodingError") from exc
+            except rq.PyreqwestError as exc:
+                self.close()
+                _reraise(exc, self._transport._connect_s, self._transport._read_s, body=True)
+            if decoded:
+                return decoded
+        return b""
+
+    async def _finish(self) -> None:
+        if not self._done:
+            self._done = True
+            try:
+                await self._request.__aexit__(None, None, None)
+            finally:
+                self._release()
+
+    def close(self) -> None:
+        if not self._done:
+            self._done = True
+            self._transport._finish_later(self._request)
+            self._release()
+
+    def _release(self) -> None:
+        lease, self._lease = self._lease, None
+        if lease is not None:
+            self._transport._clients.release(lease)
+
+
+def _wire_headers(method: str, headers: dict[str, str] | CIMultiDict[str], body: bytes | None,
+                  ) -> list[tuple[str, str]]:
+    """The request's headers as sent, plus the two the aiohttp client adds: ``content-type:
+    application/octet-stream`` for a body (or a POST, PUT, PATCH without one) that declares no type, and
+    ``content-length: 0`` for a method other than GET, HEAD, OPTIONS, TRACE without a body."""
+    items = list(headers.items())
+    typeless = body is not None or method in _BODY_METHODS
+    empty = body is None and method not in _BODYLESS_METHODS
+    if not (typeless or empty):
+        return items
+    names = {name.lower() for name, _ in items}
+    if typeless and "content-type" not in names:
+        items.append(("content-type", _DEFAULT_CONTENT_TYPE))
+    if empty and "content-length" not in names:
+        items.append(("content-length", "0"))
+    return items
+
+
+def _connecting(exc: rq.RequestError) -> bool:
+    """Whether the error happened while opening the connection (pyreqwest raises ConnectTimeoutError also
+    for a response head that did not come in time; only the cause chain tells them apart)."""
+    causes = exc.details.get("causes") or () if isinstance(exc.details, dict) else ()
+    return any(cause.get("message") == "client error (Connect)" for cause in causes)
+
+
+def _connect_reason(exc: rq.RequestError) -> str:
+    """The OS's words, e.g. "Connection refused" (without pyreqwest's "(os error 111)")."""
+    causes = exc.details.get("causes") or () if isinstance(exc.details, dict) else ()
+    message = causes[-1].get("message", "") if causes else ""
+    return message.rsplit(" (os error", 1)[0] or type(exc).__name__
+
+
+def _reraise(exc: rq.PyreqwestError, connect_s: float, read_s: float, *, body: bool = False) -> NoReturn:
+    raise _translated(exc, connect_s, read_s, body=body) from exc
+
+
+def _translated(exc: rq.PyreqwestError, connect_s: float, read_s: float, *, body: bool) -> BaseException:
+    """pyreqwest's exception in the transport's terms (transport.py), by where it was raised."""
+    kind = type(exc).__name__
+    if isinstance(exc, rq.ConnectTimeoutError) and _connecting(exc):
+        return TransportTimeout("connect", connect_s, kind)
+    if isinstance(exc, rq.ConnectTimeoutError | rq.ReadTimeoutError):  # no head in time, or a silent body
+        return TransportTimeout("read", read_s, kind)
+    if isinstance(exc, rq.RequestTimeoutError):
+        return TransportTimeout("read", read_s, kind)
+    if isinstance(exc, rq.ConnectError) and _connecting(exc):
+        return TransportError(kind, connect_reason=_connect_reason(exc))
+    if body:  # the framing broke, the connection reset or closed mid-body (pyreqwest's class varies)
+        return BodyBroken(kind)
+    return TransportError(kind)
