@@ -39,7 +39,7 @@ def storable(value: Any) -> Any:
 def storable_row(row: dict[str, Any]) -> dict[str, Any]:
     """In place: every column value storable. The common row, all its text ASCII without NUL, is recognised
     with one scan of its joined text (in C) instead of a check per column."""
-    texts = [value for value in row.values() if value.__class__ is str]
+    texts = [value for value in row.values() if isinstance(value, str)]
     joined = "".join(texts)
     plain = joined.isascii() and "\x00" not in joined
     for name, value in row.items():
