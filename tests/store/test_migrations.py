@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -9,6 +11,7 @@ from sqlalchemy import inspect, select
 
 from sluicegate.settings import Settings
 from sluicegate.store import create_engine, current_revision, head_revision, upgrade
+from sluicegate.store.migrate import packaged_head
 from sluicegate.store.tables import catalog_state, metadata
 
 
@@ -76,3 +79,39 @@ async def test_downgrade_to_base_and_back(engine, revision: str) -> None:
     assert await current_revision(engine) is None
     await upgrade(engine)
     assert await current_revision(engine) == head_revision()
+
+
+def test_the_head_read_from_the_migration_files_is_alembics() -> None:
+    assert packaged_head() == head_revision()
+
+
+async def test_a_store_one_revision_behind_is_migrated(empty_settings: Settings) -> None:
+    """The quick at-head check must never stand in for a migration that is due."""
+    engine = create_engine(empty_settings)
+    try:
+        await upgrade(engine, "0005_log_filter_indexes")
+        assert await current_revision(engine) == "0005_log_filter_indexes"
+        await upgrade(engine)
+        assert await current_revision(engine) == head_revision()
+    finally:
+        await engine.dispose()
+
+
+def test_a_store_at_head_opens_without_importing_alembic(tmp_path) -> None:
+    """Start-up on a migrated store reads its version row and moves on; Alembic is imported to migrate only."""
+    script = (
+        "import asyncio, sys\n"
+        "from pathlib import Path\n"
+        "from sluicegate.settings import Settings\n"
+        "from sluicegate.store import create_engine, upgrade\n"
+        "async def main():\n"
+        f"    engine = create_engine(Settings(data_dir=Path({str(tmp_path)!r})))\n"
+        "    await upgrade(engine)\n"
+        "    await engine.dispose()\n"
+        "asyncio.run(main())\n"
+        "print('alembic' in sys.modules)\n"
+    )
+    first = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    second = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert (first.returncode, first.stdout.strip()) == (0, "True"), first.stderr  # a fresh store: migrated
+    assert (second.returncode, second.stdout.strip()) == (0, "False"), second.stderr

@@ -36,3 +36,14 @@ def test_rows_from_poisoned_headers_are_storable():
 
 def test_storable_row_reaches_into_json_columns():
     assert storable_row({"metadata": {"k\x00": ["v\udcff"]}, "n": 1}) == {"metadata": {"k\ufffd": ["v\ufffd"]}, "n": 1}
+
+
+def test_storable_row_fixes_only_what_needs_it_whichever_column_holds_it():
+    """The whole-row check must never let a bad column through: plain text beside it, or nested in JSON."""
+    row = {"a": "plain", "b": "nul\x00", "c": "caf\u00e9", "d": "lone\udcff", "n": 5, "m": {}, "j": {"k": "ok"}}
+    assert storable_row(dict(row)) == {"a": "plain", "b": "nul\ufffd", "c": "caf\u00e9", "d": "lone\ufffd", "n": 5,
+                                       "m": {}, "j": {"k": "ok"}}
+    assert storable_row({"a": "plain", "j": {"k": "x\x00"}, "l": ["\udcff"]}) == {
+        "a": "plain", "j": {"k": "x\ufffd"}, "l": ["\ufffd"]}
+    plain = {"a": "plain", "b": "text", "n": None}
+    assert storable_row(dict(plain)) == plain

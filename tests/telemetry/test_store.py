@@ -185,3 +185,15 @@ def test_a_binned_percentile_is_the_largest_latency_of_the_bin_holding_the_rank(
     # bins: 100 ms (2 ms wide) holds 3 requests, largest 101.5; 120 ms holds 1, largest 120.9
     bins = {100: [3, 101.5], 120: [1, 120.9]}
     assert query._ranks(bins) == {50: 101.5, 95: 120.9, 99: 120.9}
+
+
+def test_a_multirow_insert_made_by_string_is_the_one_sqlalchemy_compiles():
+    from sqlalchemy.dialects.sqlite import aiosqlite
+
+    from sluicegate.telemetry.writer import Insert
+
+    for table, key in ((request_logs, ["id"]), (request_attempts, ["request_id", "position"])):
+        insert = Insert(aiosqlite.dialect(), table, key)
+        for rows in (2, 3, 32):
+            assert insert.multirow(rows) == insert._compile(rows)[0]
+        assert insert.chunk_max * len(insert.columns) <= 2_048

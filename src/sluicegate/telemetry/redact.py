@@ -11,7 +11,7 @@ another JSON encoder's output carries it. Custom hosts lose their user-info, que
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
@@ -46,15 +46,18 @@ def is_secret_header(name: str) -> bool:
 
 def request_secrets(ctx: RequestContext | None, extra: Iterable[str] = (),
                     is_secret: Callable[[str], bool] = is_secret_header,
-                    forwarded_by_config: tuple[str, ...] = ()) -> tuple[str, ...]:
+                    forwarded_by_config: tuple[str, ...] = (),
+                    usable: Callable[[list[str]], tuple[str, ...]] | None = None) -> tuple[str, ...]:
     """Every credential-like value of the request: secret headers, forwarded headers (by the request's list
-    or by a config target's), the API key."""
+    or by a config target's), the API key. ``usable``: how the values become the scrub list (default
+    ``_usable``; the Redactor remembers its answers, since one client sends the same credentials every time)."""
+    usable = usable or _usable
     values: list[str] = []
     for value in extra:  # credentials the gateway added (catalog headers, config api keys)
         values.append(value)
         values.append(value.partition(" ")[2].strip())
     if ctx is None:
-        return _usable(values)
+        return usable(values)
     for name, value in ctx.headers.items():
         if is_secret(name):
             values.append(value)
@@ -68,7 +71,7 @@ def request_secrets(ctx: RequestContext | None, extra: Iterable[str] = (),
         values.append(ctx.api_key)
     if ctx.gateway_key:  # the gateway's own API key: never logged either
         values.append(ctx.gateway_key)
-    return _usable(values)
+    return usable(values)
 
 
 def sent_secrets(headers: Any, url: str | None, is_secret: Callable[[str], bool] = is_secret_header) -> list[str]:
@@ -126,6 +129,7 @@ class Redactor:
         self._limit = limit
         self._names: dict[str, bool] = {}
         self._urls: dict[str, str | None] = {}
+        self._usable: dict[tuple[str, ...], tuple[str, ...]] = {}  # a client's credentials → their forms
 
     def _is_secret(self, name: str) -> bool:
         found = self._names.get(name)
@@ -136,7 +140,16 @@ class Redactor:
 
     def secrets(self, ctx: RequestContext | None, extra: Iterable[str] = (),
                 forwarded_by_config: tuple[str, ...] = ()) -> tuple[str, ...]:
-        return request_secrets(ctx, extra, is_secret=self._is_secret, forwarded_by_config=forwarded_by_config)
+        return request_secrets(ctx, extra, is_secret=self._is_secret, forwarded_by_config=forwarded_by_config,
+                               usable=self._usable_forms)
+
+    def _usable_forms(self, values: list[str]) -> tuple[str, ...]:
+        key = tuple(values)
+        found = self._usable.get(key)
+        if found is None:
+            found = _usable(values)
+            _remember(self._usable, key, found, self._limit)
+        return found
 
     def sent(self, headers: Any, url: str | None) -> list[str]:
         return sent_secrets(headers, url, is_secret=self._is_secret)
@@ -151,7 +164,7 @@ class Redactor:
         return safe
 
 
-def _remember(memo: dict, key: str, value: object, limit: int) -> None:
+def _remember(memo: dict, key: Hashable, value: object, limit: int) -> None:
     if len(memo) >= limit:
         memo.clear()
     memo[key] = value

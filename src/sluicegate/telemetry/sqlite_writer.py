@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +24,6 @@ from .writer import StoreWriter
 # About the data: retrying cannot help. OperationalError (locked past the busy timeout, disk I/O error,
 # a missing table before migrations ran) is treated as the store being unavailable: spool, retry later.
 _REFUSALS = (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.ProgrammingError, sqlite3.InterfaceError)
-
-Chunks = list[tuple[str, tuple[Any, ...]]]
-
 
 class SqliteWriter(StoreWriter):
     def __init__(self, dialect: Any, path: Path) -> None:
@@ -44,7 +42,9 @@ class SqliteWriter(StoreWriter):
     async def _insert(self, entries: list[Entry]) -> None:
         rows = [row for row, _ in entries]
         attempts = [attempt for _, batch in entries for attempt in batch]
-        await self._run(self._transaction, self.logs.chunks(rows) + self.attempts.chunks(attempts))
+        # The parameters are built in the writer thread, chunk by chunk as the statements run: not on the
+        # event loop, and the GIL is free while SQLite executes each chunk.
+        await self._run(self._transaction, rows, attempts)
 
     def _refused(self, exc: Exception) -> bool:
         return isinstance(exc, _REFUSALS)
@@ -72,12 +72,12 @@ class SqliteWriter(StoreWriter):
         conn.execute("BEGIN IMMEDIATE")
         conn.execute("ROLLBACK")
 
-    def _transaction(self, chunks: Chunks) -> None:
+    def _transaction(self, rows: list[dict[str, Any]], attempts: list[dict[str, Any]]) -> None:
         self._watch.check()
         conn = self._connection()
         conn.execute("BEGIN")
         try:
-            for sql, params in chunks:
+            for sql, params in chain(self.logs.chunks(rows), self.attempts.chunks(attempts)):
                 conn.execute(sql, params)
             conn.execute("COMMIT")
         except BaseException:

