@@ -25,7 +25,8 @@ serve: $(STAMP)
 
 # Style, types and the suite; the layer rule (imports only downward, no cycles) is tests/test_layers.py.
 test: lint node-sdks
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PYTEST_ARGS) -m "not alone"
+	$(BIN)/python -m pytest -m alone
 
 lint: $(STAMP)
 	$(BIN)/ruff check
