@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
-from ..errors import GatewayError
+from ..errors import GatewayError, Unauthorized
 from .admin_token import AdminAuth
 from .model import ADMIN, SCOPE_ACTIONS, Principal
 from .registry import AccessRegistry
@@ -55,7 +55,10 @@ def api_key_verifier(access: AccessRegistry) -> Verifier:
     async def verify(credential: str) -> SignIn | None:
         if not looks_like_key(credential):
             return None
-        principal = access.authenticate(credential)
+        try:
+            principal = access.authenticate(credential)
+        except Unauthorized as exc:  # unknown, revoked or expired: the registry's words, never the key
+            raise Unauthorized(f"Sign-in refused: {exc.message}") from None
         if principal.key_id is None:  # an admin token that happens to start with "sg-"
             return SignIn("admin", ADMIN)
         if not principal.scopes & DASHBOARD_SCOPES:
