@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from ..access.model import KEY_TYPES, SUB_TYPES
+from ..access.model import KEY_TYPES, SCOPE_ACTIONS, SUB_TYPES
 from ..access.principal import Verifier
 from ..catalog.entries import NotInCatalog, validate_slug
 from ..errors import BadRequest, Unauthorized
@@ -64,6 +64,7 @@ def _session_json(request: web.Request) -> dict[str, Any]:
             "csrf_token": session.csrf_token, "expires_at": int(session.expires_at),
             # The Add Provider form's choices: API specs, and the hosted providers with their public URL.
             "specs": list(registry.SPEC_NAMES),
+            "scope_actions": {resource: list(actions) for resource, actions in SCOPE_ACTIONS.items()},
             "hosted": [{"id": i.id, "spec": i.spec.name, "base_url": i.default_base_url}
                        for i in registry.PROVIDERS.values() if i.default_base_url]}
 
