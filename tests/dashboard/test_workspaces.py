@@ -304,3 +304,16 @@ def test_malformed_updates_write_nothing(gw, world, admin):
     stored = admin.get(f"/api-keys/{key_id}").json()
     assert stored["status"] == "active" and stored["scopes"] == ["completions.write"]
     assert "rate_limits" not in stored or stored["rate_limits"] == []
+
+
+def test_no_key_secret_reaches_the_log_or_the_store(gw, world):
+    """Every key these tests signed in or made requests with: not in the gateway's output, not in any file
+    of its data directory (the store keeps an HMAC and a 10-character prefix)."""
+    secrets = [space[role]["key"] for space in world.values() for role in ("infer", "dash")]
+    Dash(gw, world["a"]["dash"]["key"]).get("/api-keys")  # one more sign-in and list, to be sure
+    files = [p for p in gw.data_dir.rglob("*") if p.is_file()]
+    assert any(p.suffix in (".db", ".sqlite", ".sqlite3") or "sqlite" in p.name for p in files), files
+    for secret in secrets:
+        assert secret not in gw.log()
+        for path in files:
+            assert secret.encode() not in path.read_bytes(), path
