@@ -69,16 +69,15 @@ request_logs = Table(
     Column("request_body", Text, nullable=True),  # cut to log_body_max_bytes; NULL when not logged
     Column("response_body", Text, nullable=True),
     # Who asked (migration 0003): the workspace and the gateway API key's id, never the key itself.
-    Column("workspace_id", String(64), nullable=True),
-    Column("api_key_id", String(64), nullable=True),
-    # The dashboard's filters: a filtered page reads newest first off one index (migrations 0005, 0007: a
-    # workspace key's session filters every query by its workspace).
+    Column("workspace_id", String(64), nullable=True, index=True),
+    Column("api_key_id", String(64), nullable=True, index=True),
+    # The dashboard's filters: a filtered page reads newest first off one index (migration 0005).
     *(Index(f"ix_request_logs_{name}_created_ms", name, "created_ms")
-      for name in ("provider", "provider_slug", "model", "status", "user", "workspace_id", "api_key_id")),
+      for name in ("provider", "provider_slug", "model", "status", "user")),
     # Analytics read this covering index instead of the rows (which hold the bodies).
     Index("ix_request_logs_analytics", "created_ms", "status", "error_type", "latency_ms", "prompt_tokens",
           "completion_tokens", "total_tokens", "cost", "provider", "provider_slug", "model", "user",
-          "cache_status", "workspace_id", "api_key_id"),
+          "cache_status"),
 )
 
 request_attempts = Table(
