@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,9 @@ LOGS_BUDGET_S = 1.0
 ANALYTICS_BUDGET_S = 2.0
 PROVIDERS = [("openai", None), ("openai", "@my-private-llm"), ("openai", "@vllm-a100"), ("openai", "@ollama-box")]
 MODELS = [f"model-{i}" for i in range(12)]
+# Workspaces as a team shares a gateway: one holds most of the traffic, others little (a workspace key's
+# page then filters a small share of the rows); 10 API keys in each.
+WORKSPACES = [("ws-main", 0.70), ("ws-research", 0.20), ("ws-ops", 0.09), ("ws-tiny", 0.01)]
 BODY = '{"model":"%s","messages":[{"role":"user","content":"%s"}]}'
 
 
@@ -46,6 +50,7 @@ def make_row(i: int, now_ms: int, rng: random.Random) -> tuple[dict[str, Any], d
     model = MODELS[rng.randrange(len(MODELS))]
     status = 200 if rng.random() > 0.03 else rng.choice((400, 429, 500, 502))
     prompt, completion = rng.randrange(5, 800), rng.randrange(1, 400)
+    workspace = _workspace(rng.random())
     record_id = f"{created:013d}{i:019d}"
     row = {
         "id": record_id, "created_ms": created, "trace_id": f"trace-{i}", "span_id": None,
@@ -62,11 +67,20 @@ def make_row(i: int, now_ms: int, rng: random.Random) -> tuple[dict[str, Any], d
         "request_bytes": 120, "response_bytes": 300,
         "request_body": BODY % (model, f"question number {i} about something"),
         "response_body": '{"choices":[{"message":{"content":"an answer of a few words"}}]}',
+        "workspace_id": workspace, "api_key_id": f"{workspace}-key-{rng.randrange(10)}",
     }
     attempt = {"request_id": record_id, "position": 0, "created_ms": created, "path": None,
                "provider": provider, "host": "http://10.0.0.5:8000/v1", "status": status,
                "latency_ms": row["latency_ms"], "retry": 0, "error": None}
     return row, attempt
+
+
+def _workspace(draw: float) -> str:
+    for workspace, share in WORKSPACES:
+        if draw < share:
+            return workspace
+        draw -= share
+    return WORKSPACES[-1][0]
 
 
 async def fill(engine: Any, rows: int, now_ms: int) -> float:
@@ -115,14 +129,21 @@ def logs_calls(engine: Any, now_ms: int, record_id: str) -> list[tuple[str, Call
         "logs: trace id": {"trace_id": "trace-4242"},
         "logs: metadata.team=team-3": {"metadata.team": "team-3"},
         "logs: model + user + 24 h": {"model": "model-3", "user": "user-42", "from": str(since / 1000)},
+        "logs: API key": {"api_key_id": "ws-ops-key-3"},
     }
     calls = [(name, _page(engine, q)) for name, q in pages.items()]
+    # What a workspace key's session asks: the server adds its workspace to every query.
+    for workspace in ("ws-main", "ws-tiny"):
+        calls.append((f"logs: signed in to {workspace}", _page(engine, {}, workspace)))
+        calls.append((f"logs: signed in to {workspace}, model=model-3", _page(engine, {"model": "model-3"}, workspace)))
     calls.append(("logs: one record (side panel)", lambda: query.get_log(engine, record_id)))
     return calls
 
 
-def _page(engine: Any, q: dict[str, str]) -> Callable[[], Awaitable[Any]]:
+def _page(engine: Any, q: dict[str, str], workspace: str | None = None) -> Callable[[], Awaitable[Any]]:
     page = params.parse_page(MultiDict(q))
+    if workspace is not None:
+        page = replace(page, filter=params.within_workspace(page.filter, workspace))
     return lambda: query.list_logs(engine, page)
 
 
@@ -133,12 +154,20 @@ def analytics_calls(engine: Any, now_ms: int) -> list[tuple[str, Callable[[], Aw
         "analytics: 30 d by day": {"interval": "1d"},
         "analytics: 30 d by model": {"interval": "all", "group_by": "model"},
         "analytics: 30 d by user": {"interval": "all", "group_by": "user"},
+        "analytics: 30 d by workspace": {"interval": "all", "group_by": "workspace_id"},
+        "analytics: 30 d by API key": {"interval": "all", "group_by": "api_key_id"},
     }
-    return [(name, _analytics(engine, {"from": start, "to": end, **q})) for name, q in shapes.items()]
+    calls = [(name, _analytics(engine, {"from": start, "to": end, **q})) for name, q in shapes.items()]
+    for workspace in ("ws-main", "ws-tiny"):
+        calls.append((f"analytics: signed in to {workspace}, 30 d by day",
+                      _analytics(engine, {"from": start, "to": end, "interval": "1d"}, workspace)))
+    return calls
 
 
-def _analytics(engine: Any, q: dict[str, str]) -> Callable[[], Awaitable[Any]]:
+def _analytics(engine: Any, q: dict[str, str], workspace: str | None = None) -> Callable[[], Awaitable[Any]]:
     parsed = params.parse_analytics(MultiDict(q))
+    if workspace is not None:
+        parsed = replace(parsed, filter=params.within_workspace(parsed.filter, workspace))
     return lambda: query.analytics(engine, parsed)
 
 

@@ -19,7 +19,7 @@ from sqlalchemy import text
 from .access.admin_token import AdminAuth, announce_admin_token
 from .access.keys import KeyRepository
 from .access.mode import startup_notice
-from .access.principal import admin_token_verifier
+from .access.principal import admin_token_verifier, api_key_verifier, first_match, key_renewal
 from .access.registry import AccessRegistry
 from .access.secrets import KeyHasher
 from .access.workspaces import WorkspaceRepository
@@ -134,7 +134,8 @@ def build_app(settings: Settings, *, transport: Transport | None = None) -> web.
     add_limit_routes(admin)
     app.add_subapp(ADMIN_PREFIX, admin)
     app.router.add_get(DASHBOARD_PREFIX, to_dashboard)
-    app.add_subapp(DASHBOARD_PREFIX, dashboard_app(services, admin_token_verifier(services.auth)))
+    verifier = first_match([admin_token_verifier(services.auth), api_key_verifier(gateway.access)])
+    app.add_subapp(DASHBOARD_PREFIX, dashboard_app(services, verifier, key_renewal(gateway.access)))
     return app
 
 

@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from sluicegate.access.principal import SCOPES, Principal, admin_token_verifier, first_match
+from sluicegate.access import model
+from sluicegate.access.principal import DASHBOARD_SCOPES, SignIn, admin_token_verifier, first_match
 from sluicegate.catalog.entries import ResolvedProvider
 from sluicegate.dashboard.probe import test_connection as probe
 from sluicegate.dashboard.sessions import SessionStore
@@ -14,7 +15,7 @@ from sluicegate.dashboard.validation import config_problems, pointer
 from sluicegate.settings import Settings
 from sluicegate.upstream.guard import Guard, GuardPolicy
 
-ADMIN = Principal("admin", SCOPES)
+ADMIN = SignIn("admin", model.ADMIN)
 
 
 class Clock:
@@ -92,8 +93,14 @@ def test_the_admin_verifier_and_a_chain():
         return None
 
     verify = first_match([never, admin_token_verifier(Auth())])
-    assert asyncio.run(verify("right")) == Principal("admin", SCOPES)
+    assert asyncio.run(verify("right")) == ADMIN
     assert asyncio.run(verify("wrong")) is None
+    assert asyncio.run(verify("sg-right")) is None  # an API key's shape goes to the key verifier
+
+
+def test_the_dashboard_scopes_are_access_control_scopes():
+    assert DASHBOARD_SCOPES < model.SCOPES
+    assert "completions.write" not in DASHBOARD_SCOPES and "logs.list" in DASHBOARD_SCOPES
 
 
 def test_test_connection_shows_the_guards_refusal_without_sending(tmp_path):
@@ -114,24 +121,50 @@ def test_test_connection_shows_the_guards_refusal_without_sending(tmp_path):
     assert result["refused"] == refused.value.reason and Transport.sent == 0
 
 
-async def test_a_workspace_scoped_sign_in_reads_nothing_yet(tmp_path):
-    """API keys scoped to a workspace will sign in through the same verifier; until logs, providers and
-    configs carry a workspace, such a sign-in must not see everyone's."""
+def _dashboard(principal, renew):
     from aiohttp import web
-    from aiohttp.test_utils import TestClient, TestServer
 
     from sluicegate.dashboard import dashboard_app
 
-    async def workspace_key(credential):
-        return Principal("key", SCOPES, workspace="team-a") if credential == "ws-key" else None
+    async def verify(credential):
+        return SignIn("a key", principal) if credential == "sg-key" else None
 
-    app = dashboard_app(services=None, verifier=workspace_key)  # type: ignore[arg-type]
+    app = dashboard_app(services=None, verifier=verify, renew=renew)  # type: ignore[arg-type]
     parent = web.Application()
     parent.add_subapp("/dashboard", app)
-    async with TestClient(TestServer(parent)) as client:
-        signed = await client.post("/dashboard/api/session", json={"token": "ws-key"})
-        assert signed.status == 200 and (await signed.json())["principal"]["workspace"] == "team-a"
-        for path in ("/logs", "/analytics", "/providers", "/configs"):
+    return parent
+
+
+async def test_a_session_ends_when_its_key_is_revoked():
+    """The guard renews the principal before every call: a revoked or expired key (renewal says None) ends
+    the session at once, and it stays ended."""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    key = model.Principal(actor="k1", workspace_id="ws-a", scopes=frozenset({"logs.list"}), key_id="k1")
+    alive = {"yes": True}
+    app = _dashboard(key, lambda p: p if alive["yes"] else None)
+    async with TestClient(TestServer(app)) as client:
+        signed = await client.post("/dashboard/api/session", json={"token": "sg-key"})
+        body = await signed.json()
+        assert signed.status == 200 and body["principal"]["workspace"] == "ws-a"
+        assert body["principal"]["scopes"] == ["logs.list"] and "sg-key" not in str(body)
+        assert (await client.get("/dashboard/api/session")).status == 200
+        alive["yes"] = False
+        refused = await client.get("/dashboard/api/session")
+        assert refused.status == 401 and "revoked" in (await refused.json())["message"]
+        alive["yes"] = True  # the session is gone: it does not come back
+        assert (await client.get("/dashboard/api/session")).status == 401
+
+
+async def test_each_route_needs_its_access_control_scope():
+    from aiohttp.test_utils import TestClient, TestServer
+
+    key = model.Principal(actor="k1", workspace_id="ws-a", scopes=frozenset({"logs.list"}), key_id="k1")
+    async with TestClient(TestServer(_dashboard(key, lambda p: p))) as client:
+        await client.post("/dashboard/api/session", json={"token": "sg-key"})
+        for path, wanted in (("/analytics", "'analytics.view'"), ("/providers", "'providers.list'"),
+                             ("/configs", "'configs.list'"), ("/workspaces", "'workspaces.list'"),
+                             ("/api-keys", "one of organisation_service_api_keys.list")):
             response = await client.get(f"/dashboard/api{path}")
             assert response.status == 403, path
-            assert (await response.json())["message"].startswith("Refused: a workspace-scoped sign-in")
+            assert (await response.json())["message"].startswith(f"Refused: this sign-in lacks the scope {wanted}")

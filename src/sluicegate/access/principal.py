@@ -1,8 +1,10 @@
-"""Who is calling the management surfaces: a credential is verified into a Principal, or refused.
+"""Who signs in to the dashboard: a credential is verified into a ``SignIn`` (a display name and the same
+``Principal`` the admin APIs act for), or refused.
 
-The dashboard signs people in through a ``Verifier`` (credential → Principal or None), so that another kind
-of credential (API keys with scopes, scoped to a workspace) plugs in beside the admin token without the
-dashboard changing: it only ever asks "which scopes, which workspace".
+Two verifiers, tried in turn (``first_match``): the admin token (every scope, every workspace) and gateway
+API keys (``sg-…``), with their own scopes and workspace. A key must hold at least one scope a dashboard
+page uses (``DASHBOARD_SCOPES``): an inference-only key cannot sign in. A session opened with a key asks
+``renewal`` before each use, so revoking the key, its expiry or a change of its scopes counts at once.
 """
 
 from __future__ import annotations
@@ -10,43 +12,83 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
+from ..errors import GatewayError, Unauthorized
 from .admin_token import AdminAuth
+from .model import ADMIN, SCOPE_ACTIONS, Principal
+from .registry import AccessRegistry
+from .secrets import looks_like_key, shown_prefix
 
-# What the dashboard's pages need. The admin token holds every scope.
-SCOPES = frozenset({
-    "logs.read", "analytics.read", "providers.read", "providers.write", "configs.read", "configs.write",
-})
+# The resources some dashboard page reads or writes (docs/dashboard.md maps each page to its scopes).
+DASHBOARD_RESOURCES = ("logs", "analytics", "providers", "configs", "organisation_service_api_keys",
+                       "organisation_user_api_keys", "workspace_service_api_keys", "workspace_user_api_keys")
+DASHBOARD_SCOPES = frozenset(f"{resource}.{action}" for resource in DASHBOARD_RESOURCES
+                             for action in SCOPE_ACTIONS[resource])
+
+
+class SignInForbidden(GatewayError):
+    status = 403
 
 
 @dataclass(frozen=True)
-class Principal:
+class SignIn:
     name: str  # shown in the dashboard's header: never the credential itself
-    scopes: frozenset[str]
-    workspace: str | None = None  # None: every workspace (the admin token)
-
-    def allows(self, scope: str) -> bool:
-        return scope in self.scopes
+    principal: Principal
+    workspace_slug: str | None = None  # the workspace a key belongs to, for the header
 
 
-Verifier = Callable[[str], Awaitable["Principal | None"]]
+Verifier = Callable[[str], Awaitable["SignIn | None"]]
+Renewal = Callable[[Principal], "Principal | None"]  # the principal as of now, None once it may not act
 
 
 def admin_token_verifier(auth: AdminAuth) -> Verifier:
-    async def verify(credential: str) -> Principal | None:
-        return Principal("admin", SCOPES) if await auth.check(credential) else None
+    async def verify(credential: str) -> SignIn | None:
+        if looks_like_key(credential):
+            return None
+        return SignIn("admin", ADMIN) if await auth.check(credential) else None
 
     return verify
 
 
+def api_key_verifier(access: AccessRegistry) -> Verifier:
+    """An ``sg-`` key from the in-memory snapshot. Revoked or expired: the registry's 401 says which."""
+
+    async def verify(credential: str) -> SignIn | None:
+        if not looks_like_key(credential):
+            return None
+        try:
+            principal = access.authenticate(credential)
+        except Unauthorized as exc:  # unknown, revoked or expired: the registry's words, never the key
+            raise Unauthorized(f"Sign-in refused: {exc.message}") from None
+        if principal.key_id is None:  # an admin token that happens to start with "sg-"
+            return SignIn("admin", ADMIN)
+        if not principal.scopes & DASHBOARD_SCOPES:
+            raise SignInForbidden("Sign-in refused: this API key holds no scope the dashboard uses (for example "
+                                  "logs.list, analytics.view, providers.list, configs.list, "
+                                  "workspace_service_api_keys.list)")
+        record = access.key_record(principal.key_id)
+        space = access.workspace(principal.workspace_id)
+        name = f"{record.name if record else 'API key'} ({shown_prefix(credential)}…)"
+        return SignIn(name, principal, space.slug if space else None)
+
+    return verify
+
+
+def key_renewal(access: AccessRegistry) -> Renewal:
+    def renew(principal: Principal) -> Principal | None:
+        return principal if principal.key_id is None else access.current(principal.key_id)
+
+    return renew
+
+
 def first_match(verifiers: Iterable[Verifier]) -> Verifier:
-    """Try each verifier in turn (the admin token, then API keys once they exist)."""
+    """Try each verifier in turn (the admin token, then API keys)."""
     chain = tuple(verifiers)
 
-    async def verify(credential: str) -> Principal | None:
+    async def verify(credential: str) -> SignIn | None:
         for candidate in chain:
-            principal = await candidate(credential)
-            if principal is not None:
-                return principal
+            signed_in = await candidate(credential)
+            if signed_in is not None:
+                return signed_in
         return None
 
     return verify

@@ -47,6 +47,7 @@ class AccessSnapshot:
     version: int = -1
     keys: Mapping[str, KeyRecord] = field(default_factory=lambda: _EMPTY)  # by digest of the secret
     principals: Mapping[str, Principal] = field(default_factory=lambda: _EMPTY)  # by digest, built once
+    digests: Mapping[str, str] = field(default_factory=lambda: _EMPTY)  # key id → digest of its secret
     workspaces: Mapping[str, WorkspaceInfo] = field(default_factory=lambda: _EMPTY)
     admin_hashes: frozenset[str] = frozenset()  # sha256 of the stored admin tokens
 
@@ -110,6 +111,22 @@ class AccessRegistry:
     def workspace(self, workspace_id: str | None) -> WorkspaceInfo | None:
         return self._snapshot.workspaces.get(workspace_id) if workspace_id else None
 
+    def key_record(self, key_id: str) -> KeyRecord | None:
+        """A key by its id, as the current snapshot holds it (revoked and expired ones included)."""
+        snapshot = self._snapshot
+        digest = snapshot.digests.get(key_id)
+        return snapshot.keys.get(digest) if digest is not None else None
+
+    def current(self, key_id: str) -> Principal | None:
+        """The key's caller as of now (its scopes may have changed), or None once it is revoked, expired or
+        gone: what a session opened with that key must ask before each use."""
+        snapshot = self._snapshot
+        digest = snapshot.digests.get(key_id)
+        record = snapshot.keys.get(digest) if digest is not None else None
+        if record is None or record.status == REVOKED or record.expired():
+            return None
+        return snapshot.principals.get(digest) if digest is not None else None
+
     # ---------------------------------------------------------------------------------------- lifecycle
 
     async def start(self) -> None:
@@ -132,8 +149,9 @@ class AccessRegistry:
             spaces = {row.id: _workspace(row) for row in ws_rows}
             keys = {row.key_hash: _record(row) for row in key_rows}
             principals = {digest: _principal(record, spaces) for digest, record in keys.items()}
+            digests = {record.id: digest for digest, record in keys.items()}
             self._snapshot = AccessSnapshot(version, MappingProxyType(keys), MappingProxyType(principals),
-                                            MappingProxyType(spaces), admin)
+                                            MappingProxyType(digests), MappingProxyType(spaces), admin)
 
     async def _reload_if_moved(self) -> None:
         async with self._engine.connect() as conn:

@@ -11,7 +11,7 @@ import logging
 
 from aiohttp import web
 
-from ..access.principal import Verifier
+from ..access.principal import Renewal, Verifier
 from ..server.admin import SERVICES, AdminServices, json_errors_middleware
 from .api import ROUTES, SIGN_IN, VERIFIER, sign_in
 from .assets import asset_handlers, load_assets
@@ -21,14 +21,15 @@ from .sessions import SessionStore
 DASHBOARD_PREFIX = "/dashboard"
 
 
-def dashboard_app(services: AdminServices, verifier: Verifier, sessions: SessionStore | None = None
-                  ) -> web.Application:
-    """Mount with ``app.add_subapp(DASHBOARD_PREFIX, dashboard_app(...))`` (and redirect the bare prefix)."""
-    scopes = {(method, f"{DASHBOARD_PREFIX}/api{path}"): scope for method, path, _, scope in ROUTES if scope}
+def dashboard_app(services: AdminServices, verifier: Verifier, renew: Renewal,
+                  sessions: SessionStore | None = None) -> web.Application:
+    """Mount with ``app.add_subapp(DASHBOARD_PREFIX, dashboard_app(...))`` (and redirect the bare prefix).
+    ``renew``: a session's principal as of now (None ends the session: its API key was revoked)."""
+    scopes = {(method, f"{DASHBOARD_PREFIX}/api{path}"): needed for method, path, _, needed in ROUTES if needed}
     app = web.Application(middlewares=[
         security_headers,
         json_errors_middleware(logging.getLogger("sluicegate.dashboard")),
-        api_guard(frozenset({SIGN_IN}), scopes),
+        api_guard(frozenset({SIGN_IN}), scopes, renew),
     ])
     app[SERVICES] = services
     app[VERIFIER] = verifier

@@ -1,7 +1,10 @@
 """The dashboard's JSON API under ``/dashboard/api``: the admin API's and the log API's handlers behind a
 session instead of a bearer token, plus signing in and out, config validation and "test connection".
 
-  POST/GET/DELETE   /session                      sign in (admin token) / who am I + CSRF token / sign out
+Each route names the access-control scopes that let a principal call it (any one of them); the handlers
+are the admin API's, so a workspace key sees and changes its own workspace's records only.
+
+  POST/GET/DELETE   /session                      sign in (admin token or API key) / who am I + CSRF / out
   GET               /logs, /logs/{id}, /analytics the log API (telemetry/query.py)
   GET/POST          /providers                    the Model Catalog (server/admin.py's handlers)
   GET/PATCH/DELETE  /providers/{slug}
@@ -9,6 +12,10 @@ session instead of a bearer token, plus signing in and out, config validation an
   GET/POST          /configs                      saved configs
   GET/PUT/DELETE    /configs/{id}
   POST              /configs/validate             {"config": text} → the errors, each with its JSON path
+  GET               /api-keys                     the keys, with their limits and budget usage (keys.py)
+  POST              /api-keys/{type}/{sub_type}   create (the secret in this answer only)
+  GET/PATCH/DELETE  /api-keys/{id}                one key; scopes, limits, name; revoke
+  GET               /workspaces                   the workspaces the principal sees
 """
 
 from __future__ import annotations
@@ -18,14 +25,17 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from ..access.model import KEY_TYPES, SCOPE_ACTIONS, SUB_TYPES
 from ..access.principal import Verifier
 from ..catalog.entries import NotInCatalog, validate_slug
 from ..errors import BadRequest, Unauthorized
 from ..jsontext import json_object
 from ..providers import registry
-from ..server import admin, observability
+from ..server import access_admin, admin, observability
 from ..server.appkeys import GATEWAY
-from .guard import COOKIE, CURRENT, SESSION, secure_request, session_of
+from ..server.principals import PRINCIPAL, check_workspace
+from . import keys
+from .guard import COOKIE, CURRENT, SESSION, current_principal, secure_request, session_of
 from .probe import test_connection
 from .validation import config_problems
 
@@ -48,11 +58,13 @@ async def _small_json(request: web.Request, limit: int) -> dict[str, Any]:
 
 def _session_json(request: web.Request) -> dict[str, Any]:
     session = session_of(request)
-    p = session.principal
-    return {"principal": {"name": p.name, "scopes": sorted(p.scopes), "workspace": p.workspace},
+    who, p = session.signed_in, current_principal(request)
+    return {"principal": {"name": who.name, "scopes": sorted(p.scopes), "workspace": p.workspace_id,
+                          "workspace_slug": who.workspace_slug, "key_id": p.key_id},
             "csrf_token": session.csrf_token, "expires_at": int(session.expires_at),
             # The Add Provider form's choices: API specs, and the hosted providers with their public URL.
             "specs": list(registry.SPEC_NAMES),
+            "scope_actions": {resource: list(actions) for resource, actions in SCOPE_ACTIONS.items()},
             "hosted": [{"id": i.id, "spec": i.spec.name, "base_url": i.default_base_url}
                        for i in registry.PROVIDERS.values() if i.default_base_url]}
 
@@ -61,13 +73,14 @@ async def sign_in(request: web.Request) -> web.Response:
     body = await _small_json(request, MAX_SIGN_IN_BODY)
     credential = body.get("token")
     if not isinstance(credential, str) or not credential.strip():
-        raise BadRequest("token: required, the admin token")
-    principal = await request.app[VERIFIER](credential.strip())
-    if principal is None:
+        raise BadRequest("token: required, the admin token or an API key")
+    signed_in = await request.app[VERIFIER](credential.strip())
+    if signed_in is None:
         raise Unauthorized("Sign-in refused: that token is not valid here")
     sessions = request.app[SESSION]
-    session_id, session = sessions.open(principal)
+    session_id, session = sessions.open(signed_in)
     request[CURRENT] = session
+    request[PRINCIPAL] = signed_in.principal
     response = _json(_session_json(request))
     response.set_cookie(COOKIE, session_id, path="/dashboard", httponly=True, samesite="Strict",
                         secure=secure_request(request), max_age=int(sessions.ttl_s))
@@ -91,7 +104,11 @@ async def validate_config(request: web.Request) -> web.Response:
     if not isinstance(text, str):
         raise BadRequest("config: required, the config's JSON text")
     gateway = request.config_dict[GATEWAY]
-    return _json({"errors": config_problems(text, gateway.guard.check_url, gateway.catalog.slugs())})
+    caller = current_principal(request)
+    # Another workspace's provider is as if absent: saying it is fine would reveal that it exists.
+    slugs = {slug for slug in gateway.catalog.slugs()
+             if caller.sees_workspace(gateway.catalog.provider_workspace(slug)[1])}
+    return _json({"errors": config_problems(text, gateway.guard.check_url, slugs)})
 
 
 async def test_provider(request: web.Request) -> web.Response:
@@ -103,26 +120,39 @@ async def test_provider(request: web.Request) -> web.Response:
         provider = gateway.catalog.resolve(slug)
     if provider is None:
         raise NotInCatalog(f"Provider @{slug} not found")
+    check_workspace(current_principal(request), provider.workspace_id, f"Provider @{slug}")
     return _json(await test_connection(provider, gateway.guard, gateway.transport))
 
 
-# (method, path under /api, handler, scope)
-ROUTES: list[tuple[str, str, Any, str | None]] = [
-    ("GET", "/session", who_am_i, None),
-    ("DELETE", "/session", sign_out, None),
-    ("GET", "/logs", observability.list_logs, "logs.read"),
-    ("GET", "/logs/{log_id}", observability.get_log, "logs.read"),
-    ("GET", "/analytics", observability.analytics, "analytics.read"),
-    ("GET", "/providers", admin.list_providers, "providers.read"),
-    ("POST", "/providers", admin.create_provider, "providers.write"),
-    ("GET", "/providers/{slug}", admin.get_provider, "providers.read"),
-    ("PATCH", "/providers/{slug}", admin.update_provider, "providers.write"),
-    ("DELETE", "/providers/{slug}", admin.delete_provider, "providers.write"),
-    ("POST", "/providers/{slug}/test", test_provider, "providers.write"),
-    ("GET", "/configs", admin.list_configs, "configs.read"),
-    ("POST", "/configs", admin.create_config, "configs.write"),
-    ("POST", "/configs/validate", validate_config, "configs.read"),
-    ("GET", "/configs/{id}", admin.get_config, "configs.read"),
-    ("PUT", "/configs/{id}", admin.replace_config, "configs.write"),
-    ("DELETE", "/configs/{id}", admin.delete_config, "configs.write"),
+def _key_scopes(action: str) -> tuple[str, ...]:
+    """Any key scope with this action lets the call through; the handler then asks for the one that the
+    key's type (organisation | workspace, service | user) needs."""
+    return tuple(access_admin.key_scope(t, s, action) for t in KEY_TYPES for s in SUB_TYPES)
+
+
+# (method, path under /api, handler, the access-control scopes that allow it: any one of them)
+ROUTES: list[tuple[str, str, Any, tuple[str, ...]]] = [
+    ("GET", "/session", who_am_i, ()),
+    ("DELETE", "/session", sign_out, ()),
+    ("GET", "/logs", observability.list_logs, ("logs.list",)),
+    ("GET", "/logs/{log_id}", observability.get_log, ("logs.view",)),
+    ("GET", "/analytics", observability.analytics, ("analytics.view",)),
+    ("GET", "/providers", admin.list_providers, ("providers.list",)),
+    ("POST", "/providers", admin.create_provider, ("providers.create",)),
+    ("GET", "/providers/{slug}", admin.get_provider, ("providers.read",)),
+    ("PATCH", "/providers/{slug}", admin.update_provider, ("providers.update",)),
+    ("DELETE", "/providers/{slug}", admin.delete_provider, ("providers.delete",)),
+    ("POST", "/providers/{slug}/test", test_provider, ("providers.update",)),
+    ("GET", "/configs", admin.list_configs, ("configs.list",)),
+    ("POST", "/configs", admin.create_config, ("configs.create",)),
+    ("POST", "/configs/validate", validate_config, ("configs.read",)),
+    ("GET", "/configs/{id}", admin.get_config, ("configs.read",)),
+    ("PUT", "/configs/{id}", admin.replace_config, ("configs.update",)),
+    ("DELETE", "/configs/{id}", admin.delete_config, ("configs.delete",)),
+    ("GET", "/api-keys", keys.list_keys, _key_scopes("list")),
+    ("POST", "/api-keys/{type}/{sub_type}", access_admin.create_key, _key_scopes("create")),
+    ("GET", "/api-keys/{id}", access_admin.get_key, _key_scopes("read")),
+    ("PATCH", "/api-keys/{id}", access_admin.update_key, _key_scopes("update")),
+    ("DELETE", "/api-keys/{id}", access_admin.delete_key, _key_scopes("delete")),
+    ("GET", "/workspaces", access_admin.list_workspaces, ("workspaces.list",)),
 ]

@@ -1,8 +1,10 @@
 """The dashboard's defences, as middlewares: security headers on every answer, and for ``/api`` a valid
 session cookie, the session's CSRF token on every state change, and the scope each route needs.
 
-Refusals are the gateway's JSON envelope: 401 without a live session, 403 for a missing or wrong CSRF token,
-a request from another origin, or a scope the principal lacks.
+Refusals are the gateway's JSON envelope: 401 without a live session (or once the API key it was opened
+with is revoked or expired), 403 for a missing or wrong CSRF token, a request from another origin, or a
+scope the principal lacks. A request that passes carries the session's principal under ``PRINCIPAL``,
+exactly as the admin API's requests do: the same handlers then keep a workspace key to its workspace.
 """
 
 from __future__ import annotations
@@ -11,8 +13,11 @@ from typing import Any
 
 from aiohttp import web
 
+from ..access.model import Principal
+from ..access.principal import Renewal
 from ..errors import GatewayError, Unauthorized
 from ..server.middleware import Handler
+from ..server.principals import PRINCIPAL
 from .sessions import Session, SessionStore
 
 COOKIE = "sg_dashboard"
@@ -68,9 +73,18 @@ def session_of(request: web.Request) -> Session:
     return session
 
 
-def api_guard(open_paths: frozenset[tuple[str, str]], scopes: dict[tuple[str, str], str]) -> Any:
+def current_principal(request: web.Request) -> Principal:
+    """The signed-in principal as of this request (set by the guard)."""
+    principal = request.get(PRINCIPAL)
+    if principal is None:
+        raise Unauthorized("Not signed in: sign in at /dashboard/")
+    return principal
+
+
+def api_guard(open_paths: frozenset[tuple[str, str]], scopes: dict[tuple[str, str], tuple[str, ...]],
+              renew: Renewal) -> Any:
     """Session, CSRF and scope checks for every /api route except ``open_paths`` (signing in). ``scopes``:
-    (method, route pattern) → the scope it needs."""
+    (method, route pattern) → the scopes it accepts (any one of them)."""
 
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -80,18 +94,23 @@ def api_guard(open_paths: frozenset[tuple[str, str]], scopes: dict[tuple[str, st
             check_origin(request)
         if (request.method, request.path) in open_paths:
             return await handler(request)
-        session = request.app[SESSION].get(request.cookies.get(COOKIE))
+        sessions = request.app[SESSION]
+        session_id = request.cookies.get(COOKIE)
+        session = sessions.get(session_id)
         if session is None:
             raise Unauthorized("Not signed in, or the session ended: sign in at /dashboard/")
+        principal = renew(session.signed_in.principal)
+        if principal is None:
+            sessions.close(session_id)
+            raise Unauthorized("The API key this session signed in with was revoked or has expired: sign in again")
         if request.method not in SAFE_METHODS and not session.csrf_matches(request.headers.get(CSRF_HEADER)):
             raise Forbidden(f"Refused: missing or wrong CSRF token (send the session's token as {CSRF_HEADER})")
-        scope = scopes.get((request.method, _pattern(request)))
-        if scope is not None and not session.principal.allows(scope):
-            raise Forbidden(f"Refused: this sign-in lacks the scope '{scope}'")
-        if scope is not None and session.principal.workspace is not None:
-            # Logs, providers and configs carry no workspace yet: a workspace's key would see them all.
-            raise Forbidden("Refused: a workspace-scoped sign-in sees nothing here until records carry workspaces")
+        needed = scopes.get((request.method, _pattern(request)))
+        if needed and not any(principal.has_scope(scope) for scope in needed):
+            wanted = f"'{needed[0]}'" if len(needed) == 1 else "one of " + ", ".join(needed)
+            raise Forbidden(f"Refused: this sign-in lacks the scope {wanted}")
         request[CURRENT] = session
+        request[PRINCIPAL] = principal
         return await handler(request)
 
     return guard

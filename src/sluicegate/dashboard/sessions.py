@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..access.principal import Principal
+from ..access.principal import SignIn
 
 DEFAULT_TTL_S = 8 * 3600
 MAX_SESSIONS = 10_000
@@ -24,7 +24,7 @@ MAX_SESSIONS = 10_000
 
 @dataclass(frozen=True)
 class Session:
-    principal: Principal
+    signed_in: SignIn  # who, as at sign-in (the guard renews the principal before each use)
     csrf_token: str
     expires_at: float  # wall clock, seconds
 
@@ -50,13 +50,13 @@ class SessionStore:
     def ttl_s(self) -> float:
         return self._ttl_s
 
-    def open(self, principal: Principal) -> tuple[str, Session]:
+    def open(self, signed_in: SignIn) -> tuple[str, Session]:
         """A new session: (its id, for the cookie only; the session)."""
         self._prune()
         while len(self._sessions) >= self._max:
             del self._sessions[next(iter(self._sessions))]
         session_id = secrets.token_urlsafe(32)
-        session = Session(principal, secrets.token_urlsafe(32), self._clock() + self._ttl_s)
+        session = Session(signed_in, secrets.token_urlsafe(32), self._clock() + self._ttl_s)
         self._sessions[_key(session_id)] = session
         return session_id, session
 

@@ -19,7 +19,7 @@ from ..limits.checks import Subject
 from ..limits.model import LimitError
 from ..limits.store import KINDS, validated
 from .appkeys import GATEWAY
-from .principals import require
+from .principals import check_workspace, require
 
 FIELDS = ("rate_limits", "usage_limits")
 SCOPES = {"key": "organisation_service_api_keys", "workspace": "workspaces", "provider": "providers"}
@@ -61,8 +61,23 @@ def _subject(request: web.Request, action: str) -> tuple[str, str]:
     kind = request.match_info["kind"]
     if kind not in KINDS:
         raise BadRequest(f"limits belong to one of {', '.join(KINDS)} (/limits/{{kind}}/{{id}})")
-    require(request, f"{SCOPES[kind]}.{action}")
-    return kind, request.match_info["id"]
+    caller = require(request, f"{SCOPES[kind]}.{action}")
+    subject_id = request.match_info["id"]
+    if caller.workspace_id is not None:  # a workspace key: its own workspace's subjects only, others are 404
+        check_workspace(caller, _workspace_of(request, kind, subject_id), f"{kind.capitalize()} {subject_id[:80]}")
+    return kind, subject_id
+
+
+def _workspace_of(request: web.Request, kind: str, subject_id: str) -> str | None:
+    """The workspace a subject belongs to, from the in-memory snapshots ("?" when unknown: nobody's)."""
+    gateway = request.config_dict[GATEWAY]
+    if kind == "workspace":
+        return subject_id
+    if kind == "key":
+        record = gateway.access.key_record(subject_id)
+        return record.workspace_id if record is not None else "?"
+    known, workspace, _ = gateway.catalog.provider_workspace(subject_id)
+    return workspace if known else "?"
 
 
 async def get_limits(request: web.Request) -> web.Response:

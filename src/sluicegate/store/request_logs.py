@@ -74,10 +74,11 @@ request_logs = Table(
     # The dashboard's filters: a filtered page reads newest first off one index (migration 0005).
     *(Index(f"ix_request_logs_{name}_created_ms", name, "created_ms")
       for name in ("provider", "provider_slug", "model", "status", "user")),
-    # Analytics read this covering index instead of the rows (which hold the bodies).
+    # Analytics read this covering index instead of the rows (which hold the bodies); workspace_id and
+    # api_key_id (migration 0007) for a workspace key's analytics and the groupings by workspace or key.
     Index("ix_request_logs_analytics", "created_ms", "status", "error_type", "latency_ms", "prompt_tokens",
           "completion_tokens", "total_tokens", "cost", "provider", "provider_slug", "model", "user",
-          "cache_status"),
+          "cache_status", "workspace_id", "api_key_id"),
 )
 
 request_attempts = Table(

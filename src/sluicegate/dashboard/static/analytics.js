@@ -4,7 +4,7 @@ import { groupBars, timeChart } from "./charts.js";
 import { append, clear, fmt, h } from "./dom.js";
 
 const RANGES = { "1h": [3600e3, "2m"], "24h": [86400e3, "1h"], "7d": [7 * 86400e3, "6h"], "30d": [30 * 86400e3, "1d"] };
-const GROUPS = { provider: "Provider", provider_slug: "@slug", model: "Model", user: "User" };
+const GROUPS = { provider: "Provider", provider_slug: "@slug", model: "Model", user: "User", api_key_id: "API key", workspace_id: "Workspace" };
 
 export function analyticsPage(root) {
   const form = h("form", { class: "filters card", id: "analytics-filters" },

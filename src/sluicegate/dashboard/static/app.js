@@ -3,9 +3,14 @@ import { analyticsPage } from "./analytics.js";
 import { api, setCsrf } from "./api.js";
 import { catalogPage } from "./catalog.js";
 import { configsPage } from "./configs.js";
+import { keysPage } from "./keys.js";
 import { logsPage } from "./logs.js";
 
-const PAGES = { logs: logsPage, analytics: analyticsPage, catalog: catalogPage, configs: configsPage };
+const PAGES = { logs: logsPage, analytics: analyticsPage, catalog: catalogPage, configs: configsPage, keys: keysPage };
+// The access-control scopes that open each page (any one of them); docs/dashboard.md has the whole map.
+const KEY_LIST = ["organisation", "workspace"].flatMap((t) => ["service", "user"].map((s) => `${t}_${s}_api_keys.list`));
+const NEEDS = { logs: ["logs.list"], analytics: ["analytics.view"], catalog: ["providers.list"], configs: ["configs.list"],
+                keys: KEY_LIST };
 const $ = (id) => document.getElementById(id);
 let session = null, leave = null;
 
@@ -26,17 +31,27 @@ function enter(data) {
   $("signin").hidden = true;
   $("shell").hidden = false;
   document.body.classList.add("signed-in");
-  $("who").textContent = `Signed in as ${data.principal.name}`;
+  const p = data.principal;
+  $("who").textContent = `Signed in as ${p.name}${p.workspace ? ` · workspace ${p.workspace_slug || p.workspace}` : ""}`;
+  for (const link of document.querySelectorAll(".sidebar a")) {
+    const open = allowed(link.dataset.page);
+    link.classList.toggle("nav-disabled", !open);
+    link.title = open ? "" : `Needs the scope ${NEEDS[link.dataset.page].join(" or ")}`;
+  }
   route();
+}
+
+function allowed(page) {
+  return Boolean(session) && NEEDS[page].some((scope) => session.principal.scopes.includes(scope));
 }
 
 function route() {
   if (!session) return;
   const name = (location.hash.match(/^#\/(\w+)/) || [])[1];
-  const page = PAGES[name] ? name : "logs";
+  const page = PAGES[name] && allowed(name) ? name : Object.keys(PAGES).find(allowed);
   for (const link of document.querySelectorAll(".sidebar a")) link.classList.toggle("active", link.dataset.page === page);
   if (leave) leave();
-  leave = PAGES[page]($("page"), session) || null;
+  leave = page ? PAGES[page]($("page"), session) || null : null;
 }
 
 $("signin-form").addEventListener("submit", async (e) => {

@@ -6,7 +6,8 @@ import { append, clear, fmt, h, pretty, statusPill } from "./dom.js";
 const RANGES = { "15m": 900e3, "1h": 3600e3, "24h": 86400e3, "7d": 7 * 86400e3, "30d": 30 * 86400e3, all: null };
 const TAIL_MS = 2000;
 
-export function logsPage(root) {
+export function logsPage(root, session) {
+  const oneWorkspace = Boolean(session?.principal.workspace);  // a workspace key sees its own only
   const state = { rows: [], cursor: null, timer: null, sequence: 0 };
   const field = (name, label, placeholder) => h("label", { class: "field" }, label,
     h("input", { name, placeholder, spellcheck: "false", autocomplete: "off" }));
@@ -20,6 +21,8 @@ export function logsPage(root) {
     field("user", "User", "_user"),
     field("metadata", "Metadata", "team=search"),
     field("trace_id", "Trace id", ""),
+    field("api_key_id", "API key id", ""),
+    oneWorkspace ? null : field("workspace_id", "Workspace id", "ws-…"),
     h("div", { class: "filter-actions" },
       h("button", { type: "submit", class: "primary", id: "apply-filters" }, "Apply"),
       h("label", { class: "toggle" }, h("input", { type: "checkbox", id: "live-tail" }), h("span", {}, "Live tail"))));
@@ -41,7 +44,10 @@ export function logsPage(root) {
     const provider = data.get("provider").trim();
     if (provider.startsWith("@")) params.provider_slug = provider;  // stored with its "@"
     else if (provider) params.provider = provider;
-    for (const name of ["model", "user", "trace_id"]) if (data.get(name).trim()) params[name] = data.get(name).trim();
+    for (const name of ["model", "user", "trace_id", "api_key_id", "workspace_id"]) {
+      const value = (data.get(name) || "").trim();
+      if (value) params[name] = value;
+    }
     const meta = data.get("metadata").trim();
     if (meta) {
       const [key, ...rest] = meta.split("=");
@@ -131,7 +137,8 @@ function showRecord(panel, r) {
     ["Latency", fmt.ms(r.latency_ms)], ["Time to first byte", fmt.ms(r.ttfb_ms)],
     ["Provider", r.provider_slug ? `${r.provider_slug} (${r.provider})` : r.provider], ["Model", r.model],
     ["Answered by", r.model_answered], ["Tokens", `${fmt.int(r.usage.prompt_tokens)} in · ${fmt.int(r.usage.completion_tokens)} out`],
-    ["Cost", fmt.cost(r.cost)], ["User", r.user], ["Metadata", JSON.stringify(r.metadata)]];
+    ["Cost", fmt.cost(r.cost)], ["User", r.user], ["Metadata", JSON.stringify(r.metadata)],
+    ["Workspace", r.workspace_id], ["API key id", r.api_key_id]];
   append(clear(panel),
     h("div", { class: "panel-head" }, h("h2", {}, "Request"), statusPill(r.status, r.error),
       h("button", { class: "link-button", id: "close-panel", onclick: () => { panel.hidden = true; } }, "Close ✕")),
