@@ -1,7 +1,7 @@
 """Request log: the analytics covering index holds workspace_id and api_key_id.
 
-Revision ID: 0007_dashboard_workspaces
-Revises: 0006_limits
+Revision ID: 0008_dashboard_workspaces
+Revises: 0007_routing
 Create Date: 2026-12-02
 
 A workspace key's dashboard session adds its workspace to every analytics query, and analytics group by
@@ -16,8 +16,8 @@ from typing import Sequence, Union
 
 from alembic import op
 
-revision: str = "0007_dashboard_workspaces"
-down_revision: Union[str, Sequence[str], None] = "0006_limits"
+revision: str = "0008_dashboard_workspaces"
+down_revision: Union[str, Sequence[str], None] = "0007_routing"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
