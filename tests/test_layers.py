@@ -35,7 +35,7 @@ ROWS: list[set[str]] = [
     {"providers", "routing"},
     {"config"},
     {"header_names", "jsontext"},
-    {"errors", "settings"},
+    {"errors", "settings", "tasks"},
 ]
 
 

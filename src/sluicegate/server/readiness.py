@@ -16,13 +16,14 @@ access log.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 
 import orjson
 from aiohttp import web
 from aiohttp.web_log import AccessLogger
+
+from ..tasks import BackgroundTask
 
 PROBE_INTERVAL_S = 1.0
 PROBE_TIMEOUT_S = 2.0
@@ -43,7 +44,7 @@ class Readiness:
         self._required = dict(required or {})
         self._interval, self._timeout = interval_s, timeout_s
         self._up: dict[str, bool] = dict.fromkeys(self._probes, True)
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("sluicegate-readiness")
         self.draining = False
 
     def drain(self) -> None:
@@ -60,14 +61,10 @@ class Readiness:
 
     async def start(self) -> None:
         await self.probe()  # the first answer is a real one
-        self._task = asyncio.create_task(self._run(), name="sluicegate-readiness")
+        self._task.start(self._run)
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._task.stop()
 
     async def probe(self) -> None:
         results = await asyncio.gather(*(self._one(name, probe) for name, probe in self._probes.items()))

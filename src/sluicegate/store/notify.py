@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy.engine import URL
 
+from ..tasks import BackgroundTask
 from .state import CHANGES_CHANNEL
 
 CONNECT_TIMEOUT_S = 3.0
@@ -35,7 +36,7 @@ class ChangeListener:
         self._dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
         self._log = logger or logging.getLogger("sluicegate.store")
         self._subscribers: dict[str, list[Wake]] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("sluicegate-change-listener")
         self.listening = False
         self._failing = False
         self.connections = 0  # LISTEN connections opened so far (tests read it to see a reconnect)
@@ -44,17 +45,10 @@ class ChangeListener:
         self._subscribers.setdefault(str(state_id), []).append(wake)
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="sluicegate-change-listener")
+        self._task.start(self._run)
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        await self._task.stop()
 
     def _notified(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
         wakes = self._subscribers.get(payload)

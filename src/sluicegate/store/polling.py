@@ -13,17 +13,18 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from ..tasks import BackgroundTask
+
 
 class SnapshotPoller:
     def __init__(self, name: str, interval_s: float, step: Callable[[], Awaitable[object]], log: logging.Logger,
                  *, failed: Callable[[BaseException], str], recovered: str | None = None) -> None:
-        self._name = name
         self._interval = interval_s
         self._step = step
         self._log = log
         self._failed = failed
         self._recovered = recovered
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask(name)
         self._woken = asyncio.Event()
 
     def wake(self) -> None:
@@ -31,17 +32,10 @@ class SnapshotPoller:
         self._woken.set()
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name=self._name)
+        self._task.start(self._run)
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        await self._task.stop()
 
     async def _run(self) -> None:
         failing = False

@@ -16,7 +16,6 @@ like every upstream request.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -26,6 +25,7 @@ from yarl import URL
 from ..errors import InvalidCustomHost
 from ..routing.load import LoadBoard, TargetView
 from ..routing.server_load import parse_server_load
+from ..tasks import BackgroundTask
 from .transport import BodyTooLarge, Transport, TransportError
 
 log = logging.getLogger(__name__)
@@ -44,19 +44,15 @@ class Prober:
         self.interval_s = interval_s
         self.timeout_s = timeout_s
         self._sleep = sleep
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("sluicegate-probes")
         self.rounds = 0
 
     def start(self) -> None:
-        if self.interval_s > 0 and self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="sluicegate-probes")
+        if self.interval_s > 0:
+            self._task.start(self._loop)
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._task.stop()
 
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()

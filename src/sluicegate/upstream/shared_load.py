@@ -12,7 +12,6 @@ INCR/DECR, so a crashed process can never leave a count behind that nobody takes
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import time
@@ -21,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..routing.load import LoadBoard
+from ..tasks import BackgroundTask
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ class SharedInFlight:
         self._prefix = prefix
         self._clock = wall_clock
         self.me = uuid.uuid4().hex[:16]  # this process
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("sluicegate-shared-in-flight")
         self.up = False
         self.rounds = 0
 
@@ -72,15 +72,10 @@ class SharedInFlight:
         return self._prefix + hashlib.sha256(target_key.encode()).hexdigest()[:32]
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="sluicegate-shared-in-flight")
+        self._task.start(self._loop)
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._task.stop()
         await self._redis.aclose()
 
     async def _loop(self) -> None:
