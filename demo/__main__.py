@@ -17,7 +17,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,22 +30,13 @@ from demo import probes
 from demo.build import build, layout
 from demo.examples import DemoInfo, catalog_examples, config_examples, direct_examples, write_configs
 from demo.gateway import DemoGateway
-from demo.server import MODEL_ALIAS, LlamaServer, free_port
+from demo.server import MODEL_ALIAS, LlamaServer, free_port, port_free
 
 SLUG = "local-smollm2"
 
 
 def say(text: str) -> None:
     print(text, flush=True)
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
 
 
 def _register(slug: str, host: str, data_dir: Path) -> bool:
@@ -137,7 +127,7 @@ def run(args: argparse.Namespace, stack: ExitStack) -> int:
         servers.append(server.start())
     dead = f"http://127.0.0.1:{free_port()}/v1"
     say(f"→ model servers: {servers[0].v1} and {servers[1].v1} (model name {MODEL_ALIAS!r})")
-    port = args.port if args.port and _port_free(args.port) else free_port()
+    port = args.port if args.port and port_free(args.port) else free_port()
     if args.port and port != args.port:
         say(f"  port {args.port} is busy: the gateway takes {port} instead")
     gateway = DemoGateway(work, port=port)

@@ -20,7 +20,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import sys
 import time
 import urllib.error
@@ -32,6 +31,7 @@ from bench.launch import start_nginx
 from bench.procs import Child, Supervisor, free_port, install_termination_handlers
 from demo.cluster_conf import ClusterSecrets, checked_database_name, env_file, nginx_conf, replica_env, try_it
 from demo.gateway import loopback_only_env
+from demo.server import port_free
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"  # the server; the cluster's database is --database
 REDIS = "redis://127.0.0.1:6379/0"
@@ -94,15 +94,6 @@ def load_secrets(state: Path, database: str, existed: bool) -> ClusterSecrets:
     state.mkdir(parents=True, exist_ok=True)
     _write_private(path, json.dumps(asdict(made)))
     return made
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
 
 
 # -- processes -------------------------------------------------------------------------------------------
@@ -224,7 +215,7 @@ def run(args: argparse.Namespace) -> int:
     env_path = state / f"{database}.env"
     (state / "cli").mkdir(parents=True, exist_ok=True)
     _write_private(env_path, env_file(env, str(state / "cli")))
-    port = args.port if args.port and _port_free(args.port) else free_port()
+    port = args.port if args.port and port_free(args.port) else free_port()
     if args.port and port != args.port:
         say(f"  port {args.port} is busy: nginx takes {port} instead")
     say(f"→ {args.replicas} replicas on PostgreSQL database {database!r} and Redis {args.redis}, nginx on {port}")

@@ -19,6 +19,16 @@ MODEL_ALIAS = "smollm2"
 START_ATTEMPTS = 3  # a free port can be taken between our probe and the server's bind: try another
 
 
+def port_free(port: int) -> bool:
+    """Can a server bind ``port`` on loopback now (a preferred port, else take ``free_port()``)?"""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
 def free_port() -> int:
     """A port nothing listens on right now (the kernel's pick). Also our "dead upstream" address."""
     with socket.socket() as sock:
