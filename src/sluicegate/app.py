@@ -95,7 +95,10 @@ def build_app(settings: Settings, *, transport: Transport | None = None) -> web.
     gateway: Gateway
 
     def pool() -> PoolGauges | None:
-        session = getattr(gateway.transport, "session", None)
+        transport = gateway.transport
+        if isinstance(transport, ReqwestTransport):
+            return PoolGauges(transport.connections_in_use(), None, settings.upstream_pool_size)
+        session = getattr(transport, "session", None)
         return pool_gauges(session.connector if session is not None else None)
 
     telemetry = Telemetry(settings, engine, metadata_of=public_metadata, pool=pool,

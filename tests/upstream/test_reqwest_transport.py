@@ -422,7 +422,9 @@ async def test_the_pool_closes_a_client_only_after_its_requests():
     pool.release(pool.acquire(keys[2]))  # evicts keys[0], which is still held
     await asyncio.sleep(0)
     assert [client.closed for client in built] == [False, False, False]
+    assert pool.in_use == 1  # the evicted client's request still holds its connection
     pool.release(held)
+    assert pool.in_use == 0
     await asyncio.sleep(0)
     assert [client.closed for client in built] == [True, False, False]
     generation[0] += 1

@@ -129,7 +129,7 @@ class SinkGauges:
 @dataclass(frozen=True, slots=True)
 class PoolGauges:
     active: int
-    idle: int
+    idle: int | None  # None: the client does not tell (pyreqwest keeps its idle connections to itself)
     limit: int  # 0: unbounded
 
 
@@ -208,7 +208,8 @@ def _sink_families(g: SinkGauges) -> Iterator[Metric]:
 def _pool_families(p: PoolGauges) -> Iterator[Metric]:
     family = GaugeMetricFamily("sluicegate_upstream_connections", "Upstream pool connections", labels=["state"])
     family.add_metric(["active"], p.active)
-    family.add_metric(["idle"], p.idle)
+    if p.idle is not None:
+        family.add_metric(["idle"], p.idle)
     yield family
     yield GaugeMetricFamily("sluicegate_upstream_pool_limit", "Upstream pool limit (0: unbounded)", value=p.limit)
 

@@ -50,6 +50,7 @@ class ClientPool:
         self._size = size
         self._leases: OrderedDict[ClientKey, Lease] = OrderedDict()
         self._closing: set[asyncio.Task[None]] = set()
+        self.in_use = 0  # requests holding a client, retired ones included: over HTTP/1.1, connections in use
 
     def __len__(self) -> int:
         return len(self._leases)
@@ -68,10 +69,12 @@ class ClientPool:
         else:
             self._leases.move_to_end(key)
         lease.holders += 1
+        self.in_use += 1
         return lease
 
     def release(self, lease: Lease) -> None:
         lease.holders -= 1
+        self.in_use -= 1
         if lease.retired and lease.holders == 0:
             self._close_later(lease)
 

@@ -98,6 +98,9 @@ class ReqwestTransport:
         self._clients = ClientPool(lambda key: build_client(settings, key), lambda: self._resolver.generation)
         self._closing: set[asyncio.Task[Any]] = set()
 
+    def connections_in_use(self) -> int:
+        return self._clients.in_use
+
     async def send(
         self, method: str, url: str, headers: dict[str, str] | CIMultiDict[str], body: bytes | None
     ) -> ReqwestResponse:
