@@ -71,13 +71,14 @@ def verdict(checks: list[Check], reply: list[Any]) -> Verdict:
 
 
 class RedisCounters:
-    def __init__(self, url: str, *, prefix: str = "sluicegate:limits:", clock_override: Any = None) -> None:
+    def __init__(self, url: str, *, prefix: str = "sluicegate:limits:", clock_override: Any = None,
+                 timeout_s: float = TIMEOUT_S, connect_timeout_s: float = CONNECT_TIMEOUT_S) -> None:
         from redis.asyncio import BlockingConnectionPool, Redis
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
 
-        pool = BlockingConnectionPool.from_url(url, max_connections=POOL_SIZE, timeout=TIMEOUT_S,
-                                               socket_timeout=TIMEOUT_S, socket_connect_timeout=CONNECT_TIMEOUT_S)
+        pool = BlockingConnectionPool.from_url(url, max_connections=POOL_SIZE, timeout=timeout_s,
+                                               socket_timeout=timeout_s, socket_connect_timeout=connect_timeout_s)
         self._redis = Redis(connection_pool=pool, retry=Retry(NoBackoff(), 0))
         self._script = self._redis.register_script(SCRIPT)
         self._prefix = prefix
