@@ -11,7 +11,9 @@ from sluicegate.access.principal import DASHBOARD_SCOPES, SignIn, admin_token_ve
 from sluicegate.catalog.entries import ResolvedProvider
 from sluicegate.dashboard.probe import test_connection as probe
 from sluicegate.dashboard.sessions import SessionStore
+from sluicegate.dashboard.targets import MAX_ROWS, display_url, target_rows
 from sluicegate.dashboard.validation import config_problems, pointer
+from sluicegate.routing.load import TargetView
 from sluicegate.settings import Settings
 from sluicegate.upstream.guard import Guard, GuardPolicy
 
@@ -168,3 +170,31 @@ async def test_each_route_needs_its_access_control_scope():
             response = await client.get(f"/dashboard/api{path}")
             assert response.status == 403, path
             assert (await response.json())["message"].startswith(f"Refused: this sign-in lacks the scope {wanted}")
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("http://127.0.0.1:8080/v1", "http://127.0.0.1:8080/v1"),
+    ("https://user:pa55@llm.internal:8443/v1?key=sk-secret#frag", "https://llm.internal:8443/v1"),
+    ("http://[::1]:9000", "http://[::1]:9000"),
+    ("not a url", ""),
+])
+def test_a_targets_base_url_loses_user_info_query_and_fragment(url, shown):
+    assert display_url(url) == shown
+
+
+def test_target_rows_drop_the_key_digest_and_sort():
+    def view(key: str, url: str, **load) -> TargetView:
+        values = {"in_flight": 0, "server_queue": None, "cache_usage": None, "healthy": True, "requests": 1} | load
+        return TargetView(key=key, base_url=url, **values)
+
+    rows = target_rows([view("openai|http://b:1/v1|m2|abcdef0123456789", "http://b:1/v1", healthy=False),
+                        view("openai|http://a:1/v1|m1|abcdef0123456789", "http://a:1/v1", in_flight=3,
+                             server_queue=4.0, cache_usage=0.5),
+                        view("|http://c:1||", "http://c:1")])
+    assert [(r["provider"], r["base_url"], r["model"]) for r in rows] == [
+        (None, "http://c:1", None), ("openai", "http://a:1/v1", "m1"), ("openai", "http://b:1/v1", "m2")]
+    assert rows[1] == {"provider": "openai", "base_url": "http://a:1/v1", "model": "m1", "in_flight": 3,
+                       "server_queue": 4.0, "cache_usage": 0.5, "healthy": True, "requests": 1}
+    assert rows[2]["healthy"] is False
+    assert "abcdef0123456789" not in repr(rows)
+    assert len(target_rows(view(f"p|h{n}|m|d", f"http://h{n}") for n in range(MAX_ROWS + 5))) == MAX_ROWS

@@ -16,6 +16,7 @@ are the admin API's, so a workspace key sees and changes its own workspace's rec
   POST              /api-keys/{type}/{sub_type}   create (the secret in this answer only)
   GET/PATCH/DELETE  /api-keys/{id}                one key; scopes, limits, name; revoke
   GET               /workspaces                   the workspaces the principal sees
+  GET               /targets                      least-busy targets: in flight, queue, health (targets.py)
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from ..server.principals import PRINCIPAL, check_workspace
 from . import keys
 from .guard import COOKIE, CURRENT, SESSION, current_principal, secure_request, session_of
 from .probe import test_connection
+from .targets import list_targets
 from .validation import config_problems
 
 VERIFIER: web.AppKey[Verifier] = web.AppKey("sluicegate_dashboard_verifier")
@@ -155,4 +157,5 @@ ROUTES: list[tuple[str, str, Any, tuple[str, ...]]] = [
     ("PATCH", "/api-keys/{id}", access_admin.update_key, _key_scopes("update")),
     ("DELETE", "/api-keys/{id}", access_admin.delete_key, _key_scopes("delete")),
     ("GET", "/workspaces", access_admin.list_workspaces, ("workspaces.list",)),
+    ("GET", "/targets", list_targets, ("analytics.view",)),
 ]

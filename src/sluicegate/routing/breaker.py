@@ -43,6 +43,13 @@ def breaker_key(target: Target) -> str:
     return "|".join(parts)
 
 
+def key_labels(key: str) -> tuple[str, str, str]:
+    """(provider, host, model) of a ``breaker_key``: what may be shown of it (the key digest is left out)."""
+    provider, _, rest = key.partition("|")
+    host, _, rest = rest.partition("|")
+    return provider, host, rest.rpartition("|")[0]
+
+
 def is_failure(policy: BreakerPolicy, outcome: Outcome) -> bool:
     if isinstance(outcome, bool):
         return not outcome

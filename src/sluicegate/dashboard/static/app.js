@@ -5,12 +5,16 @@ import { catalogPage } from "./catalog.js";
 import { configsPage } from "./configs.js";
 import { keysPage } from "./keys.js";
 import { logsPage } from "./logs.js";
+import { targetsPage } from "./targets.js";
 
-const PAGES = { logs: logsPage, analytics: analyticsPage, catalog: catalogPage, configs: configsPage, keys: keysPage };
+const PAGES = { logs: logsPage, analytics: analyticsPage, catalog: catalogPage, configs: configsPage, keys: keysPage,
+                targets: targetsPage };
 // The access-control scopes that open each page (any one of them); docs/dashboard.md has the whole map.
 const KEY_LIST = ["organisation", "workspace"].flatMap((t) => ["service", "user"].map((s) => `${t}_${s}_api_keys.list`));
 const NEEDS = { logs: ["logs.list"], analytics: ["analytics.view"], catalog: ["providers.list"], configs: ["configs.list"],
-                keys: KEY_LIST };
+                keys: KEY_LIST, targets: ["analytics.view"] };
+// Targets are shared by every workspace: only organisation-level sign-ins see them (the API says so too).
+const ORGANISATION_ONLY = new Set(["targets"]);
 const $ = (id) => document.getElementById(id);
 let session = null, leave = null;
 
@@ -36,13 +40,16 @@ function enter(data) {
   for (const link of document.querySelectorAll(".sidebar a")) {
     const open = allowed(link.dataset.page);
     link.classList.toggle("nav-disabled", !open);
-    link.title = open ? "" : `Needs the scope ${NEEDS[link.dataset.page].join(" or ")}`;
+    const why = ORGANISATION_ONLY.has(link.dataset.page) && p.workspace ? "Needs an organisation-level sign-in"
+      : `Needs the scope ${NEEDS[link.dataset.page].join(" or ")}`;
+    link.title = open ? "" : why;
   }
   route();
 }
 
 function allowed(page) {
-  return Boolean(session) && NEEDS[page].some((scope) => session.principal.scopes.includes(scope));
+  if (!session || (ORGANISATION_ONLY.has(page) && session.principal.workspace)) return false;
+  return NEEDS[page].some((scope) => session.principal.scopes.includes(scope));
 }
 
 function route() {
