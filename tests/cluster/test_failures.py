@@ -113,11 +113,13 @@ def test_redis_stopped_and_restarted_during_load(tmp_path: Path, pg_url: str, pr
 
         async def run() -> tuple[list[Result], list[Result], list, list, float]:
             limited_load = asyncio.ensure_future(run_load(
+                # Bounded by time first: refusals while Redis is away come fast, and a small count would end
+                # the load before Redis is back (then nothing could show the recovery).
                 urls, {**_head(upstream), "x-portkey-api-key": limited}, prefix="redis-limited", seconds=10,
-                concurrency=6, max_requests=1500))
+                concurrency=6, max_requests=30_000))
             free_load = asyncio.ensure_future(run_load(
                 urls, {**_head(upstream), "x-portkey-api-key": free}, prefix="redis-free", seconds=10,
-                concurrency=6, max_requests=1500))
+                concurrency=6, max_requests=30_000))
             await asyncio.sleep(2)
             await asyncio.to_thread(private_redis.stop)
             await asyncio.sleep(2.5)
