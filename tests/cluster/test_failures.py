@@ -71,7 +71,7 @@ def test_kill_9_of_one_replica_during_load(tmp_path: Path, pg_url: str, upstream
         async def run() -> tuple[list[Result], float, dict[str, int]]:
             urls = [group.chat_url(i) for i in range(3)]
             load = asyncio.ensure_future(run_load(urls, _head(upstream), prefix=prefix, seconds=7, concurrency=12,
-                                                  max_requests=2000))
+                                                  max_requests=8000))
             await asyncio.sleep(3)
             group.gateways[0].proc.send_signal(signal.SIGKILL)
             killed_at = time.monotonic()
