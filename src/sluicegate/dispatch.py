@@ -162,12 +162,12 @@ class Dispatcher:
 
     async def _run_target(self, target: Target, state: Walk, *, gated: bool, tracked: bool = False) -> Outcome:
         prepared = self._builder.build(target, state.call)
-        key = self._breaker_key(target, state.call) if target.breaker else ""
+        # One identity for both: the breaker's state and least-busy's figures are kept per upstream.
+        key = self._breaker_key(target, state.call) if target.breaker or tracked else ""
         if gated and target.breaker and not self._breaker.allow(key, target.breaker):
             message = f"{prepared.host} is failing; its circuit breaker is open"
             return failure(UpstreamFailure(message, status=503, provider=prepared.provider), target.json_path)
-        load_key = self._breaker_key(target, state.call) if tracked else None
-        outcome = await self._with_retries(prepared, target, state, load_key)
+        outcome = await self._with_retries(prepared, target, state, key if tracked else None)
         if target.breaker:
             self._breaker.record(key, target.breaker, outcome.status if outcome.responded else None)
         return outcome
