@@ -118,6 +118,19 @@ def test_no_import_cycles():
     assert cycles == []
 
 
+def test_a_spec_module_is_imported_by_the_registry_only():
+    """A provider spec is one module plus one line in providers/registry.py (docs/architecture.md): nothing
+    else imports a spec module, so adding one touches nothing else (the catalog, the config schema, the
+    CLI and the dashboard read the registry)."""
+    from sluicegate.providers import registry
+
+    specs = {type(spec).__module__.removeprefix("sluicegate.") for spec in registry.SPECS.values()}
+    assert specs and specs <= set(modules())
+    importers = sorted(f"{name} -> {target}" for name, targets in graph().items()
+                       for target in targets & specs if name != "providers.registry")
+    assert importers == []
+
+
 def strongly_connected(edges: dict[str, set[str]]) -> list[list[str]]:
     """Tarjan's algorithm, iterative."""
     index: dict[str, int] = {}

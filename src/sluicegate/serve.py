@@ -16,6 +16,7 @@ from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
 from .access.admin_token import announce_admin_token
+from .access.mode import key_required
 from .app import build_app, refuse_per_worker_limits
 from .limits.registry import snapshot_of
 from .limits.store import LimitRepository
@@ -48,16 +49,22 @@ def banner(settings: Settings) -> str:
 
 
 def exposure_warning(settings: Settings) -> str | None:
-    """The start-up warning for a gateway reachable beyond this machine; None on loopback."""
+    """What start-up says about a gateway reachable beyond this machine (None on loopback): a loud warning
+    when /v1 takes requests without an API key (SLUICEGATE_AUTH=off), else a note, since a key is then
+    required on every /v1 request (access/mode.py decides)."""
     if listens_on_loopback(settings.host):
         return None
     names = ", ".join(settings.allowed_hosts) or "none listed"
+    hosts = f"Host names answered for: loopback names, IP addresses, and SLUICEGATE_ALLOWED_HOSTS ({names})."
+    if key_required(settings.auth_mode, settings.host, has_keys=False):
+        return (f"NOTE: sluicegate listens on {settings.host}, beyond loopback; /v1 requires a gateway API key.\n"
+                f"NOTE: {hosts}\n")
     return (
-        f"WARNING: sluicegate listens on {settings.host}, beyond loopback, and the /v1 API has no access\n"
-        f"WARNING: control yet: anyone who can reach port {settings.port} can send requests with every\n"
-        f"WARNING: credential stored in the vault (catalog @providers). Keep the port behind a firewall or\n"
-        f"WARNING: a proxy that authenticates. Host names answered for: loopback names, IP addresses, and\n"
-        f"WARNING: SLUICEGATE_ALLOWED_HOSTS ({names}).\n"
+        f"WARNING: sluicegate listens on {settings.host}, beyond loopback, with SLUICEGATE_AUTH=off: /v1\n"
+        f"WARNING: takes requests without an API key, so anyone who can reach port {settings.port} can send\n"
+        f"WARNING: requests with every credential stored in the vault (catalog @providers). Require keys\n"
+        f"WARNING: (SLUICEGATE_AUTH=auto or required), or keep the port behind a firewall or a proxy that\n"
+        f"WARNING: authenticates. {hosts}\n"
     )
 
 

@@ -1,6 +1,7 @@
 """DNS rebinding: the gateway answers only for the Host names it serves, and says loudly at start-up when
 it listens beyond loopback. Raw sockets set the Host header (and absolute-form targets) as a browser on a
-rebound name, or a client addressing another server, would."""
+rebound name, or a client addressing another server, would. A gateway listening beyond loopback runs
+in a network namespace with only ``lo``, so nothing off the machine can reach it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 
 from tests.gateway import GatewayProcess
 from tests.rawhttp import exchange, request
+from tests.ssrf.harness import run_scenario
 
 ADMIN = "admin-token-for-tests-0123456789"
 CHAT = b'{"messages":[{"role":"user","content":"hi"}]}'
@@ -20,12 +22,30 @@ def gw(tmp_path_factory):
     process.stop()
 
 
+EXPOSED_HOSTS = {  # Host header → status, for a gateway on 0.0.0.0 with SLUICEGATE_ALLOWED_HOSTS set
+    "gw.example.test": 200,
+    "GW.example.test:443": 200,
+    "api.corp.example.test": 200,
+    "203.0.113.9:8787": 200,  # an IP literal (a load balancer's health check) is no rebinding
+    "127.0.0.1": 200,
+    "rebind.example.test": 421,
+    "corp.example.test": 421,
+}
+
+
 @pytest.fixture(scope="module")
-def exposed(tmp_path_factory):
-    process = GatewayProcess(tmp_path_factory.mktemp("exposed"), listen="0.0.0.0",
-                             env={"SLUICEGATE_ALLOWED_HOSTS": "gw.example.test, *.corp.example.test"}).start()
-    yield process
-    process.stop()
+def exposed(tmp_path_factory) -> dict[str, dict]:
+    """Auth mode → the report of a gateway listening on 0.0.0.0 inside a network namespace that has only
+    ``lo`` (tests/netns.py): beyond loopback by its own judgement, reachable from nowhere but itself."""
+    reports = {}
+    for mode, hosts in (("auto", EXPOSED_HOSTS), ("off", {"127.0.0.1": 200})):
+        plan = {"gateway": {"listen": "0.0.0.0", "env": {
+                    "SLUICEGATE_AUTH": mode, "SLUICEGATE_ALLOWED_HOSTS": "gw.example.test, *.corp.example.test"}},
+                "trap_ports": [],
+                "requests": [{"id": host, "method": "GET", "path": "/v1/health", "headers": {"host": host}}
+                             for host in hosts]}
+        reports[mode] = run_scenario(plan, tmp_path_factory.mktemp(f"exposed-{mode}"), addresses=[], names={})
+    return reports
 
 
 def assert_misdirected(response, name):
@@ -66,21 +86,18 @@ def test_on_loopback_an_ip_beyond_loopback_is_refused_and_nothing_is_announced(g
     assert "WARNING" not in gw.log()
 
 
-def test_beyond_loopback_the_start_up_warns_loudly(exposed):
-    log = exposed.log()
-    assert "WARNING: sluicegate listens on 0.0.0.0, beyond loopback" in log
-    assert "anyone who can reach port" in log and "credential stored in the vault" in log
-    assert "SLUICEGATE_ALLOWED_HOSTS (gw.example.test, *.corp.example.test)" in log
+@pytest.mark.netns
+def test_beyond_loopback_the_start_up_says_so_and_warns_loudly_only_without_keys(exposed):
+    noted = exposed["auto"]["log"]
+    assert "NOTE: sluicegate listens on 0.0.0.0, beyond loopback; /v1 requires a gateway API key" in noted
+    assert "SLUICEGATE_ALLOWED_HOSTS (gw.example.test, *.corp.example.test)" in noted
+    assert "WARNING" not in noted
+    warned = exposed["off"]["log"]
+    assert "WARNING: sluicegate listens on 0.0.0.0, beyond loopback, with SLUICEGATE_AUTH=off" in warned
+    assert "anyone who can reach port" in warned and "every credential stored in the vault" in warned
 
 
-@pytest.mark.parametrize(("host", "status"), [
-    ("gw.example.test", 200),
-    ("GW.example.test:443", 200),
-    ("api.corp.example.test", 200),
-    ("203.0.113.9:8787", 200),  # an IP literal (a load balancer's health check) is no rebinding
-    ("127.0.0.1", 200),
-    ("rebind.example.test", 421),
-    ("corp.example.test", 421),
-])
+@pytest.mark.netns
+@pytest.mark.parametrize(("host", "status"), list(EXPOSED_HOSTS.items()))
 def test_beyond_loopback_listed_names_and_ip_addresses_are_answered(exposed, host, status):
-    assert exchange(exposed.port, request("GET", "/v1/health", host=host)).status == status
+    assert exposed["auto"]["cases"][host]["status"] == status

@@ -54,6 +54,10 @@ def test_a_cost_budget_counts_money_at_the_providers_prices(tmp_path: Path, upst
                         json={"prices": {"priced": {"input": 1, "output": 1, "per": 1000}},
                               "usage_limits": {"type": "cost", "credit_limit": 0.02}})
         assert put.status_code == 200, put.text
+        for bad, message in ((b"{not json", "body: not valid JSON"),
+                             (b"[1]", "body: expected a JSON object {rate_limits, usage_limits, prices}")):
+            refused = httpx.put(f"{gateway.url}/admin/api/limits/provider/gpu", headers=ADMIN, timeout=30, content=bad)
+            assert (refused.status_code, refused.json()["message"]) == (400, message)
         _, secret = make_key(gateway)
         head = {"x-portkey-api-key": secret}
 

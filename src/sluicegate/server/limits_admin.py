@@ -15,8 +15,8 @@ import orjson
 from aiohttp import web
 
 from ..errors import BadRequest
+from ..jsontext import json_object
 from ..limits.checks import Subject
-from ..limits.model import LimitError
 from ..limits.store import KINDS, validated
 from .appkeys import GATEWAY
 from .principals import check_workspace, require
@@ -92,12 +92,8 @@ async def get_limits(request: web.Request) -> web.Response:
 
 async def put_limits(request: web.Request) -> web.Response:
     kind, subject_id = _subject(request, "update")
-    try:
-        body = orjson.loads(await request.read() or b"{}")
-    except orjson.JSONDecodeError:
-        raise BadRequest("body: not valid JSON") from None
-    if not isinstance(body, dict):
-        raise LimitError("body: expected a JSON object {rate_limits, usage_limits, prices}")
+    body = json_object(await request.read() or b"{}", invalid="body: not valid JSON",
+                       not_object="body: expected a JSON object {rate_limits, usage_limits, prices}")
     gateway = request.config_dict[GATEWAY]
     _refuse_per_worker_counting(gateway.settings)
     view = await gateway.limits.repository.set(kind, subject_id, body)
