@@ -135,6 +135,28 @@ def test_limits_with_several_workers_and_no_redis_refuse_to_start(tmp_path: Path
     assert "SLUICEGATE_REDIS_URL" in done.stderr and "each worker would count on its own" in done.stderr
 
 
+def test_limits_set_on_several_workers_without_redis_are_400s_that_write_nothing(tmp_path: Path) -> None:
+    """The running counterpart of the refusal to start: a limit set through the admin API is refused, and
+    refused before its record is written (no key left without its secret, no workspace name taken)."""
+    gateway = GatewayProcess(tmp_path, env={"SLUICEGATE_ADMIN_TOKEN": ADMIN_TOKEN, "SLUICEGATE_REDIS_URL": None},
+                             args=("--workers", "2")).start(timeout=60)
+    limited = {"rate_limits": [{"type": "requests", "unit": "rpm", "value": 5}]}
+    try:
+        key = httpx.post(f"{gateway.v1}/api-keys/organisation/service", headers=ADMIN, timeout=30,
+                         json={"name": "per-worker", "scopes": ["completions.write"], **limited})
+        space = httpx.post(f"{gateway.v1}/admin/workspaces", headers=ADMIN, timeout=30,
+                           json={"name": "Per Worker", **limited})
+        for refused in (key, space):
+            assert refused.status_code == 400, refused.text
+            assert "each worker would otherwise count on its own" in refused.json()["message"]
+        listed = httpx.get(f"{gateway.v1}/api-keys", headers=ADMIN, timeout=30).json()["data"]
+        assert [k for k in listed if k["name"] == "per-worker"] == []
+        again = httpx.post(f"{gateway.v1}/admin/workspaces", headers=ADMIN, timeout=30, json={"name": "Per Worker"})
+        assert again.status_code == 200, again.text  # the name was not taken by the refused request
+    finally:
+        gateway.stop()
+
+
 def test_a_workspace_limit_holds_across_its_keys_all_or_nothing(gateway: GatewayProcess, upstream) -> None:
     made = httpx.post(f"{gateway.v1}/admin/workspaces", headers=ADMIN, timeout=30,
                       json={"name": "Team L", "rate_limits": [{"type": "requests", "unit": "rpm", "value": 4}]})

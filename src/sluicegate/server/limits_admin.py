@@ -25,19 +25,21 @@ FIELDS = ("rate_limits", "usage_limits")
 SCOPES = {"key": "organisation_service_api_keys", "workspace": "workspaces", "provider": "providers"}
 
 
-def split(kind: str, body: dict[str, Any]) -> dict[str, Any]:
-    """Take the limit fields out of a record's body, validated (a 400 before anything is written)."""
+def split(request: web.Request, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Take the limit fields out of a record's body, validated and allowed on this server: a 400 before
+    the record itself is written (so a refused create leaves no key or workspace behind)."""
     fields = (*FIELDS, "prices") if kind == "provider" else FIELDS
     found = {name: body.pop(name) for name in fields if name in body}
     if found:
         validated(kind, found)
+        _refuse_per_worker_counting(request.config_dict[GATEWAY].settings)
     return found
 
 
 async def save(request: web.Request, kind: str, subject_id: str, found: dict[str, Any]) -> None:
+    """Store what ``split`` took (and checked) once the record exists."""
     if found:
         gateway = request.config_dict[GATEWAY]
-        _refuse_per_worker_counting(gateway.settings)
         await gateway.limits.repository.set(kind, subject_id, found)
         await gateway.limits.refresh()
 
