@@ -156,6 +156,34 @@ async def test_redis_down_is_an_error_at_once_and_up_again_resumes(private_redis
     await store.close()
 
 
+async def test_redis_that_stops_answering_is_an_error_within_the_timeout(private_redis, redis_prefix: str) -> None:
+    """A Redis that accepts connections but answers nothing (SIGSTOP: a frozen host) is unavailable after
+    the client's 2 s timeout, for pooled and new connections alike: a request never hangs on it."""
+    import signal
+    import time
+
+    from sluicegate.limits.backend import StoreUnavailable
+    from sluicegate.limits.redis_backend import TIMEOUT_S
+
+    store = RedisCounters(private_redis.url, prefix=redis_prefix)
+    c = checks({"rate_limits": [{"type": "requests", "unit": "rpm", "value": 100}]})
+    assert (await store.admit(c, "a")).admitted
+    private_redis.proc.send_signal(signal.SIGSTOP)
+    try:
+        for name in ("pooled", "new"):
+            fresh = store if name == "pooled" else RedisCounters(private_redis.url, prefix=redis_prefix)
+            started = time.monotonic()
+            with pytest.raises(StoreUnavailable, match="Redis"):
+                await fresh.admit(c, f"frozen-{name}")
+            assert time.monotonic() - started < TIMEOUT_S + 1, name
+            if fresh is not store:
+                await fresh.close()
+    finally:
+        private_redis.proc.send_signal(signal.SIGCONT)
+    assert (await store.admit(c, "after")).admitted  # answering again: admissions resume
+    await store.close()
+
+
 async def test_pooled_connections_from_before_a_redis_restart_do_not_refuse_admissions(
         private_redis, redis_prefix: str) -> None:
     store = RedisCounters(private_redis.url, prefix=redis_prefix)

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.gateway import GatewayProcess, loopback_only_env
-from tests.logapi import ADMIN_TOKEN
+from tests.logapi import ADMIN_TOKEN, LogApi
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
@@ -67,6 +67,8 @@ def test_a_burst_against_n_rpm_admits_exactly_n_and_the_rest_are_429s(gateway: G
     assert 'sluicegate_limit_refusals_total{reason="rate_limited"} 7.0' in metrics
     assert gateway.log().count(f"limit refused a request: Rate limit exceeded for API key '{key_id}'") == 7
     assert secret not in gateway.log()
+    logged = LogApi(gateway.url).wait(count=12, api_key_id=key_id)  # refused requests are in the request log
+    assert sorted(r["status"] for r in logged) == [200] * 5 + [429] * 7
 
 
 def test_a_token_budget_is_settled_from_usage_then_412_then_reset_and_kept_across_restart(
@@ -88,6 +90,9 @@ def test_a_token_budget_is_settled_from_usage_then_412_then_reset_and_kept_acros
         small = httpx.post(url, headers=head, json=chat(max_tokens=5), timeout=30)  # 32 + 6 ≤ 40
         assert small.status_code == 200
         _wait_settled(gateway, key_id, 40)
+        logged = LogApi(gateway.url).wait(count=10, api_key_id=key_id)  # the 412s too, in both logs
+        assert sorted(r["status"] for r in logged) == [200] * 5 + [412] * 5
+        assert gateway.log().count(f"limit refused a request: Usage limit exhausted for API key '{key_id}'") == 5
     finally:
         gateway.stop()
     gateway.start()  # budget usage was saved at shutdown
