@@ -162,6 +162,47 @@ def test_limits_set_on_several_workers_without_redis_are_400s_that_write_nothing
         gateway.stop()
 
 
+def test_a_key_cannot_lift_its_own_limits_nor_a_workspace_key_its_workspaces(gateway: GatewayProcess,
+                                                                              upstream) -> None:
+    """Whatever scopes it holds, on every route that sets limits: its own key's limits and usage and its
+    workspace's are the admin's to change (reading them is fine); another key of its workspace is not."""
+    space = httpx.post(f"{gateway.v1}/admin/workspaces", headers=ADMIN, timeout=30,
+                       json={"name": "Self Service"}).json()["id"]
+    scopes = ["completions.write", "workspaces.*", "organisation_service_api_keys.*", "workspace_service_api_keys.*"]
+    made = []
+    for name in ("self", "other"):
+        answer = httpx.post(f"{gateway.v1}/api-keys/workspace/service", headers=ADMIN, timeout=30,
+                            json={"name": name, "workspace_id": space, "scopes": scopes,
+                                  "rate_limits": [{"type": "requests", "unit": "rpm", "value": 1}],
+                                  "usage_limits": {"type": "tokens", "credit_limit": 1000}})
+        assert answer.status_code == 200, answer.text
+        made.append((answer.json()["id"], answer.json()["key"]))
+    (key_id, secret), (other_id, _) = made
+    own = {"Authorization": f"Bearer {secret}"}
+    lifted = {"rate_limits": [{"type": "requests", "unit": "rpm", "value": 1000}]}
+    limits = f"{gateway.url}/admin/api/limits"
+    refused = [
+        httpx.put(f"{gateway.v1}/api-keys/{key_id}", headers=own, json=lifted, timeout=30),
+        httpx.put(f"{gateway.v1}/admin/workspaces/{space}", headers=own, json=lifted, timeout=30),
+        httpx.put(f"{limits}/key/{key_id}", headers=own, json=lifted, timeout=30),
+        httpx.delete(f"{limits}/key/{key_id}", headers=own, timeout=30),
+        httpx.post(f"{limits}/key/{key_id}/reset", headers=own, timeout=30),
+        httpx.put(f"{limits}/workspace/{space}", headers=own, json=lifted, timeout=30),
+        httpx.delete(f"{limits}/workspace/{space}", headers=own, timeout=30),
+        httpx.post(f"{limits}/workspace/{space}/reset", headers=own, timeout=30),
+    ]
+    assert [r.status_code for r in refused] == [403] * len(refused), [(r.request.url.path, r.text) for r in refused]
+    assert all("usage limits" in r.json()["message"] for r in refused), [r.text for r in refused]
+    assert httpx.get(f"{limits}/key/{key_id}", headers=own, timeout=30).status_code == 200
+    assert httpx.put(f"{limits}/key/{other_id}", headers=own, json=lifted, timeout=30).status_code == 200
+    shown = httpx.get(f"{limits}/key/{key_id}", headers=ADMIN, timeout=30).json()
+    assert shown["rate_limits"] == [{"type": "requests", "unit": "rpm", "value": 1}]  # unchanged
+    head = headers(secret, upstream)
+    statuses = [httpx.post(f"{gateway.v1}/chat/completions", headers=head, json=chat(), timeout=30).status_code
+                for _ in range(2)]
+    assert statuses == [200, 429]
+
+
 def test_a_workspace_limit_holds_across_its_keys_all_or_nothing(gateway: GatewayProcess, upstream) -> None:
     made = httpx.post(f"{gateway.v1}/admin/workspaces", headers=ADMIN, timeout=30,
                       json={"name": "Team L", "rate_limits": [{"type": "requests", "unit": "rpm", "value": 4}]})

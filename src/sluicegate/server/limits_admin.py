@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from ..access.policy import Forbidden
 from ..errors import BadRequest
 from ..limits.checks import Subject
 from ..limits.model import LimitError
@@ -67,6 +68,11 @@ def _subject(request: web.Request, action: str) -> tuple[str, str]:
     subject_id = request.match_info["id"]
     if caller.workspace_id is not None:  # a workspace key: its own workspace's subjects only, others are 404
         check_workspace(caller, _workspace_of(request, kind, subject_id), f"{kind.capitalize()} {subject_id[:80]}")
+    if action == "update":  # limits bind the caller: lifting them is the admin's (as on the records' routes)
+        if kind == "key" and subject_id == caller.key_id:
+            raise Forbidden("An API key cannot change its own usage limits")
+        if kind == "workspace" and caller.workspace_id is not None:
+            raise Forbidden("A workspace API key cannot change its workspace's usage limits")
     return kind, subject_id
 
 
