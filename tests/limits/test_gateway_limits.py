@@ -203,6 +203,32 @@ def test_a_key_cannot_lift_its_own_limits_nor_a_workspace_key_its_workspaces(gat
     assert statuses == [200, 429]
 
 
+def test_a_providers_limit_holds_when_a_config_reaches_it(gateway: GatewayProcess, upstream) -> None:
+    """Naming the provider in a saved config (a key's default config, the usual setup for clients that
+    cannot set headers) or an inline one counts against its limit like naming it in the header."""
+    made = httpx.post(f"{gateway.url}/admin/api/providers", headers=ADMIN, timeout=30,
+                      json={"slug": "gpu", "spec": "openai", "custom_host": upstream.v1})
+    assert made.status_code in (200, 201), made.text
+    put = httpx.put(f"{gateway.url}/admin/api/limits/provider/gpu", headers=ADMIN, timeout=30,
+                    json={"rate_limits": [{"type": "requests", "unit": "rpm", "value": 2}]})
+    assert put.status_code == 200, put.text
+    saved = httpx.post(f"{gateway.url}/admin/api/configs", headers=ADMIN, timeout=30,
+                       json={"id": "gpu-config", "config": {"provider": "@gpu", "retry": {"attempts": 1}}})
+    assert saved.status_code == 201, saved.text
+    answer = httpx.post(f"{gateway.v1}/api-keys/organisation/service", headers=ADMIN, timeout=30,
+                        json={"name": "defaults", "scopes": ["completions.write"],
+                              "defaults": {"config_id": "gpu-config"}})
+    secret = answer.json()["key"]
+    url = f"{gateway.v1}/chat/completions"
+    by_default = httpx.post(url, headers={"x-portkey-api-key": secret}, json=chat(), timeout=30)
+    inline = httpx.post(url, json=chat(), timeout=30, headers={
+        "x-portkey-api-key": secret, "x-portkey-config": json.dumps({"provider": "@gpu"})})
+    over = httpx.post(url, headers={"x-portkey-api-key": secret}, json=chat(), timeout=30)
+    assert [by_default.status_code, inline.status_code, over.status_code] == [200, 200, 429], over.text
+    assert "provider 'gpu'" in over.json()["message"] and over.headers["x-ratelimit-limit"] == "2"
+    assert len(upstream.received) == 2
+
+
 def test_a_workspace_limit_holds_across_its_keys_all_or_nothing(gateway: GatewayProcess, upstream) -> None:
     made = httpx.post(f"{gateway.v1}/admin/workspaces", headers=ADMIN, timeout=30,
                       json={"name": "Team L", "rate_limits": [{"type": "requests", "unit": "rpm", "value": 4}]})

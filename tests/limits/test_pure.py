@@ -127,3 +127,17 @@ def test_prices_per_1k_or_1m_tokens_and_the_wildcard() -> None:
                          ({"m": "cheap"}, "'prices.m' must be an object")):
         with pytest.raises(LimitError, match=message.replace(".", r"\.")):
             parse_prices(raw)
+
+
+@pytest.mark.parametrize(("config", "expected"), [
+    ({"provider": "@gpu"}, ("gpu", None)),
+    ({"provider": "@gpu", "override_params": {"model": "llama-3"}}, ("gpu", "llama-3")),
+    ({"strategy": {"mode": "loadbalance"}, "targets": [{"provider": "@gpu"}, {"provider": "@gpu"}]}, ("gpu", None)),
+    ({"strategy": {"mode": "fallback"}, "targets": [{"provider": "@gpu"}, {"provider": "@cpu"}]}, (None, None)),
+    ({"provider": "openai", "custom_host": "http://127.0.0.1:9/v1"}, (None, None)),
+])
+def test_the_catalog_provider_a_config_tree_reaches(config: dict[str, object], expected: tuple) -> None:
+    from sluicegate.pipeline.limit import only_catalog_target
+    from tests.config.helpers import parse
+
+    assert only_catalog_target(parse(config)) == expected
