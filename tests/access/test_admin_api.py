@@ -234,6 +234,16 @@ def test_audit_trail(admin: Portkey, gateway: GatewayProcess) -> None:
     assert update["before"]["description"] == "" and update["after"]["description"] == "now with a description"
     assert created.key not in str(events)
 
+    def query(**params: object) -> list[str]:
+        answer = httpx.get(f"{gateway.v1}/audit-logs", params={"workspace_id": space.id, **params}, timeout=10,
+                           headers={"x-portkey-api-key": ADMIN_TOKEN})
+        assert answer.status_code == 200, answer.text
+        return [e["action"] for e in answer.json()["data"]]
+    assert query(resource_type="workspace") == ["workspace.create"]
+    assert query(action="api_key.update") == ["api_key.update"]
+    assert query(actor="admin-token", limit=2) == ["api_key.revoke", "api_key.update"]  # newest first
+    assert query(actor="cli") == []
+
 
 def test_catalog_writes_are_audited(admin: Portkey, gateway: GatewayProcess, upstream) -> None:
     space = admin.admin.workspaces.create(name="Audited catalog")
