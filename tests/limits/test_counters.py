@@ -219,3 +219,22 @@ async def test_settling_many_at_once_is_settling_each(counters: tuple[Counters, 
     assert await store.used(c[1]) == pytest.approx(300)
     verdicts = [await store.admit(c, f"e{i}") for i in range(3)]  # 300 taken in each: room for two more
     assert [v.admitted for v in verdicts] == [True, True, False]
+
+
+async def test_an_alert_is_once_per_period_across_a_restart_and_again_the_next_period() -> None:
+    """One process: budget usage and the period already alerted are saved and restored, so a restart
+    does not repeat the alert; the next period alerts again."""
+    clock = Clock("2026-03-31T12:00:00")
+    c = checks({"usage_limits": {"type": "tokens", "credit_limit": 1000, "periodic_reset": "daily",
+                                 "alert_threshold": 100}}, tokens=10)
+    before = MemoryCounters(clock)
+    assert (await before.admit(c, "a")).admitted
+    assert [a.used for a in await before.settle(c, "a", [150.0])] == [150.0]
+    after = MemoryCounters(clock)  # a restart: what the database kept
+    after.restore(before.budgets())
+    assert await after.used(c[0]) == 150.0
+    assert (await after.admit(c, "b")).admitted
+    assert await after.settle(c, "b", [10.0]) == []  # crossed already this period
+    clock.now += 12 * 3_600_000  # 00:00 UTC: a new day
+    assert (await after.admit(c, "c")).admitted
+    assert [a.used for a in await after.settle(c, "c", [120.0])] == [120.0]
