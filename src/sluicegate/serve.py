@@ -188,9 +188,9 @@ def supervise(settings: Settings) -> int:
 
 def worker_argv(settings: Settings) -> Sequence[str]:
     argv = [
-        sys.executable, "-m", "sluicegate", "serve", "--worker",
+        sys.executable, "-m", "sluicegate", "serve", "--worker", "--workers", str(settings.workers),
         "--host", settings.host, "--port", str(settings.port), "--data-dir", os.fspath(settings.data_dir),
-    ]
+    ]  # --workers: each worker must know it has siblings (limits without Redis are then refused)
     if settings.log_retention_days is not None:  # a flag, not only env: workers must see it too
         argv += ["--log-retention-days", str(settings.log_retention_days)]
     return argv

@@ -3,12 +3,14 @@ configs, then isolation between two workspaces (keys, catalog, configs, logs) an
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import httpx
 import pytest
 from portkey_ai import Portkey
-from portkey_ai.api_resources.exceptions import NotFoundError, PermissionDeniedError
+from portkey_ai.api_resources.exceptions import APIStatusError, NotFoundError, PermissionDeniedError
 
 from tests.gateway import GatewayProcess
 from tests.logapi import ADMIN_TOKEN
@@ -90,6 +92,69 @@ def test_the_admin_api_through_the_sdk(admin: Portkey, gateway: GatewayProcess, 
     admin.admin.workspaces.delete(workspace_id=space.id)  # empty now: only a revoked key is left
 
 
+def _catalog_entry(gateway: GatewayProcess, slug: str) -> dict:
+    """The stored catalog entry as /admin/api shows it (credentials masked), minus what names this one."""
+    shown = httpx.get(f"{gateway.url}/admin/api/providers/{slug}", headers={"authorization": f"Bearer {ADMIN_TOKEN}"},
+                      timeout=10)
+    assert shown.status_code == 200, shown.text
+    entry = shown.json()
+    entry["headers"] = {name.lower(): value for name, value in entry["headers"].items()}  # names: any case
+    return {k: v for k, v in entry.items() if k not in ("slug", "integration_id", "notes", "created_at", "updated_at")}
+
+
+def test_integrations_and_configs_through_the_sdk_are_the_clis_catalog(admin: Portkey, gateway: GatewayProcess,
+                                                                        upstream) -> None:
+    """The rest of the integrations and configs calls (list, retrieve, update, delete), and the catalog
+    entry a provider made from an integration is the one ``sluicegate providers add`` makes."""
+    space = admin.admin.workspaces.create(name="Twins")
+    secret = "sk-upstream-twin-0123456789"
+    integration = admin.integrations.create(
+        ai_provider_id="openai", name="twin integration", slug="twin-int",
+        configurations={"custom_host": upstream.v1, "custom_headers": {"X-Tenant": "tenant-twin"}}, key=secret)
+    assert "twin-int" in [i["slug"] for i in admin.integrations.list().data]
+    shown = admin.integrations.retrieve(slug="twin-int").model_dump()
+    assert shown["id"] == integration.id and shown["configurations"] == {
+        "custom_host": upstream.v1, "custom_headers": ["X-Tenant"]}  # header names only, never values
+    assert shown["masked_key"] and secret not in str(shown) and "tenant-twin" not in str(shown)
+    admin.integrations.update(slug="twin-int", name="twin renamed", description="for the audit")
+    renamed = admin.integrations.retrieve(slug="twin-int").model_dump()
+    assert (renamed["name"], renamed["description"]) == ("twin renamed", "for the audit")
+
+    admin.providers.create(name="twin", integration_id=integration.id, workspace_id=space.id, slug="twin-sdk")
+    done = subprocess.run([sys.executable, "-m", "sluicegate", "providers", "add", "twin-cli", "--custom-host",
+                           upstream.v1, "--header", f"Authorization: Bearer {secret}", "--header",
+                           "X-Tenant: tenant-twin", "--workspace", space.id],
+                          env=gateway.env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert _catalog_entry(gateway, "twin-sdk") == _catalog_entry(gateway, "twin-cli")
+    sent = []
+    for slug in ("twin-sdk", "twin-cli"):
+        deadline = time.monotonic() + 10  # the CLI wrote to the store: the server sees it within a poll
+        while (answer := httpx.post(f"{gateway.v1}/chat/completions", timeout=30,
+                                    headers={"x-portkey-api-key": ADMIN_TOKEN, "x-portkey-provider": f"@{slug}"},
+                                    json={"model": "m", "messages": HELLO})).status_code != 200:
+            assert time.monotonic() < deadline, answer.text
+            time.sleep(0.1)
+        sent.append((upstream.last.headers["Authorization"], upstream.last.headers["X-Tenant"]))
+    assert sent == [(f"Bearer {secret}", "tenant-twin")] * 2
+
+    config = admin.configs.create(name="twin config", config={"provider": "@twin-sdk"}, workspace_id=space.id)
+    admin.configs.update(slug=config.slug, config={"provider": "@twin-cli"})
+    assert admin.configs.retrieve(slug=config.slug).config == {"provider": "@twin-cli"}
+    assert config.slug in [c["slug"] for c in admin.configs.list(workspace_id=space.id).data]
+
+    with pytest.raises(APIStatusError) as in_use:  # a provider made from it still exists
+        admin.integrations.delete(slug="twin-int")
+    assert in_use.value.status_code == 409 and "delete them first" in str(in_use.value)
+    admin.configs.delete(slug=config.slug)
+    with pytest.raises(NotFoundError):
+        admin.configs.retrieve(slug=config.slug)
+    admin.providers.delete(slug="twin-sdk")
+    admin.integrations.delete(slug="twin-int")
+    with pytest.raises(NotFoundError):
+        admin.integrations.retrieve(slug="twin-int")
+
+
 def test_an_integration_pointing_at_a_forbidden_host_is_refused(admin: Portkey) -> None:
     with pytest.raises(Exception) as refused:
         admin.integrations.create(ai_provider_id="openai", configurations={"custom_host": "http://169.254.169.254/v1"})
@@ -103,14 +168,15 @@ def _logs(gateway: GatewayProcess, token: str, **params: str) -> httpx.Response:
 
 def test_isolation_between_two_workspaces(admin: Portkey, gateway: GatewayProcess, upstream) -> None:
     spaces = {name: admin.admin.workspaces.create(name=f"iso {name}").id for name in ("a", "b")}
-    keys = {}
+    keys, key_ids = {}, {}
     for name, space in spaces.items():
         _private_llm(admin, upstream.v1, space, f"iso-{name}")
         admin.configs.create(name=f"iso {name}", config={"provider": f"@iso-{name}"}, workspace_id=space)
-        keys[name] = admin.api_keys.create(
+        made = admin.api_keys.create(
             type="workspace", sub_type="service", name=f"iso {name}", workspace_id=space,
             scopes=["completions.write", "logs.list", "logs.view", "providers.list", "providers.read",
-                    "configs.list", "configs.read", "workspace_service_api_keys.list", "analytics.view"]).key
+                    "configs.list", "configs.read", "workspace_service_api_keys.list", "analytics.view"])
+        keys[name], key_ids[name] = made.key, made.id
     a = Portkey(api_key=keys["a"], base_url=gateway.v1)
     # Catalog: each key lists and reads only its own workspace's providers and configs.
     assert [p["slug"] for p in a.providers.list().data] == ["iso-a"]
@@ -141,6 +207,17 @@ def test_isolation_between_two_workspaces(admin: Portkey, gateway: GatewayProces
     grouped = httpx.get(f"{gateway.url}/admin/api/analytics", params={"group_by": "workspace_id"}, timeout=10,
                         headers={"authorization": f"Bearer {ADMIN_TOKEN}"}).json()
     assert {spaces["a"], spaces["b"]} <= {entry["group"] for entry in grouped["data"]}, grouped
+    # By key: the admin groups by api_key_id and filters on it; a workspace key counts its workspace only.
+    def by_key(token: str, **params: str) -> set[str]:
+        answer = httpx.get(f"{gateway.url}/admin/api/analytics", params={"group_by": "api_key_id", **params},
+                           timeout=10, headers={"authorization": f"Bearer {token}"})
+        assert answer.status_code == 200, answer.text
+        return {entry["group"] for entry in answer.json()["data"]}
+    assert {key_ids["a"], key_ids["b"]} <= by_key(ADMIN_TOKEN)
+    assert by_key(ADMIN_TOKEN, api_key_id=key_ids["b"]) == {key_ids["b"]}
+    assert by_key(keys["a"]) == {key_ids["a"]}
+    assert [row["api_key_id"] for row in _logs(gateway, ADMIN_TOKEN, api_key_id=key_ids["b"]).json()["data"]] == [
+        key_ids["b"]]
 
 
 def test_audit_trail(admin: Portkey, gateway: GatewayProcess) -> None:
@@ -156,6 +233,16 @@ def test_audit_trail(admin: Portkey, gateway: GatewayProcess) -> None:
     update = events[1]
     assert update["before"]["description"] == "" and update["after"]["description"] == "now with a description"
     assert created.key not in str(events)
+
+    def query(**params: object) -> list[str]:
+        answer = httpx.get(f"{gateway.v1}/audit-logs", params={"workspace_id": space.id, **params}, timeout=10,
+                           headers={"x-portkey-api-key": ADMIN_TOKEN})
+        assert answer.status_code == 200, answer.text
+        return [e["action"] for e in answer.json()["data"]]
+    assert query(resource_type="workspace") == ["workspace.create"]
+    assert query(action="api_key.update") == ["api_key.update"]
+    assert query(actor="admin-token", limit=2) == ["api_key.revoke", "api_key.update"]  # newest first
+    assert query(actor="cli") == []
 
 
 def test_catalog_writes_are_audited(admin: Portkey, gateway: GatewayProcess, upstream) -> None:

@@ -190,6 +190,9 @@ def test_key_defaults_config_and_metadata(scene: Scene) -> None:
     assert rows, trace
     assert rows[0]["metadata"] == {"team": "a", "env": "request"}
     assert rows[0]["workspace_id"] == scene.spaces["a"]
+    named = _post(scene, {"x-portkey-api-key": scene.secret("defaults"), "x-portkey-provider": "@a-other"})
+    assert named.status_code == 200, named.text  # a request that names its provider: the default stays out
+    assert scene.upstream.last.headers["Authorization"] == "Bearer upstream-secret-of-a-other"
 
 
 def test_creation_and_revocation_are_seen_within_a_second(scene: Scene) -> None:

@@ -156,6 +156,34 @@ async def test_redis_down_is_an_error_at_once_and_up_again_resumes(private_redis
     await store.close()
 
 
+async def test_redis_that_stops_answering_is_an_error_within_the_timeout(private_redis, redis_prefix: str) -> None:
+    """A Redis that accepts connections but answers nothing (SIGSTOP: a frozen host) is unavailable after
+    the client's 2 s timeout, for pooled and new connections alike: a request never hangs on it."""
+    import signal
+    import time
+
+    from sluicegate.limits.backend import StoreUnavailable
+    from sluicegate.limits.redis_backend import TIMEOUT_S
+
+    store = RedisCounters(private_redis.url, prefix=redis_prefix)
+    c = checks({"rate_limits": [{"type": "requests", "unit": "rpm", "value": 100}]})
+    assert (await store.admit(c, "a")).admitted
+    private_redis.proc.send_signal(signal.SIGSTOP)
+    try:
+        for name in ("pooled", "new"):
+            fresh = store if name == "pooled" else RedisCounters(private_redis.url, prefix=redis_prefix)
+            started = time.monotonic()
+            with pytest.raises(StoreUnavailable, match="Redis"):
+                await fresh.admit(c, f"frozen-{name}")
+            assert time.monotonic() - started < TIMEOUT_S + 1, name
+            if fresh is not store:
+                await fresh.close()
+    finally:
+        private_redis.proc.send_signal(signal.SIGCONT)
+    assert (await store.admit(c, "after")).admitted  # answering again: admissions resume
+    await store.close()
+
+
 async def test_pooled_connections_from_before_a_redis_restart_do_not_refuse_admissions(
         private_redis, redis_prefix: str) -> None:
     store = RedisCounters(private_redis.url, prefix=redis_prefix)
@@ -191,3 +219,22 @@ async def test_settling_many_at_once_is_settling_each(counters: tuple[Counters, 
     assert await store.used(c[1]) == pytest.approx(300)
     verdicts = [await store.admit(c, f"e{i}") for i in range(3)]  # 300 taken in each: room for two more
     assert [v.admitted for v in verdicts] == [True, True, False]
+
+
+async def test_an_alert_is_once_per_period_across_a_restart_and_again_the_next_period() -> None:
+    """One process: budget usage and the period already alerted are saved and restored, so a restart
+    does not repeat the alert; the next period alerts again."""
+    clock = Clock("2026-03-31T12:00:00")
+    c = checks({"usage_limits": {"type": "tokens", "credit_limit": 1000, "periodic_reset": "daily",
+                                 "alert_threshold": 100}}, tokens=10)
+    before = MemoryCounters(clock)
+    assert (await before.admit(c, "a")).admitted
+    assert [a.used for a in await before.settle(c, "a", [150.0])] == [150.0]
+    after = MemoryCounters(clock)  # a restart: what the database kept
+    after.restore(before.budgets())
+    assert await after.used(c[0]) == 150.0
+    assert (await after.admit(c, "b")).admitted
+    assert await after.settle(c, "b", [10.0]) == []  # crossed already this period
+    clock.now += 12 * 3_600_000  # 00:00 UTC: a new day
+    assert (await after.admit(c, "c")).admitted
+    assert [a.used for a in await after.settle(c, "c", [120.0])] == [120.0]

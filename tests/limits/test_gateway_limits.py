@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.gateway import GatewayProcess, loopback_only_env
-from tests.logapi import ADMIN_TOKEN
+from tests.logapi import ADMIN_TOKEN, LogApi
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
@@ -67,6 +67,8 @@ def test_a_burst_against_n_rpm_admits_exactly_n_and_the_rest_are_429s(gateway: G
     assert 'sluicegate_limit_refusals_total{reason="rate_limited"} 7.0' in metrics
     assert gateway.log().count(f"limit refused a request: Rate limit exceeded for API key '{key_id}'") == 7
     assert secret not in gateway.log()
+    logged = LogApi(gateway.url).wait(count=12, api_key_id=key_id)  # refused requests are in the request log
+    assert sorted(r["status"] for r in logged) == [200] * 5 + [429] * 7
 
 
 def test_a_token_budget_is_settled_from_usage_then_412_then_reset_and_kept_across_restart(
@@ -88,6 +90,9 @@ def test_a_token_budget_is_settled_from_usage_then_412_then_reset_and_kept_acros
         small = httpx.post(url, headers=head, json=chat(max_tokens=5), timeout=30)  # 32 + 6 ≤ 40
         assert small.status_code == 200
         _wait_settled(gateway, key_id, 40)
+        logged = LogApi(gateway.url).wait(count=10, api_key_id=key_id)  # the 412s too, in both logs
+        assert sorted(r["status"] for r in logged) == [200] * 5 + [412] * 5
+        assert gateway.log().count(f"limit refused a request: Usage limit exhausted for API key '{key_id}'") == 5
     finally:
         gateway.stop()
     gateway.start()  # budget usage was saved at shutdown
@@ -133,6 +138,95 @@ def test_limits_with_several_workers_and_no_redis_refuse_to_start(tmp_path: Path
                           env={**os.environ, **env}, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "SLUICEGATE_REDIS_URL" in done.stderr and "each worker would count on its own" in done.stderr
+
+
+def test_limits_set_on_several_workers_without_redis_are_400s_that_write_nothing(tmp_path: Path) -> None:
+    """The running counterpart of the refusal to start: a limit set through the admin API is refused, and
+    refused before its record is written (no key left without its secret, no workspace name taken)."""
+    gateway = GatewayProcess(tmp_path, env={"SLUICEGATE_ADMIN_TOKEN": ADMIN_TOKEN, "SLUICEGATE_REDIS_URL": None},
+                             args=("--workers", "2")).start(timeout=60)
+    limited = {"rate_limits": [{"type": "requests", "unit": "rpm", "value": 5}]}
+    try:
+        key = httpx.post(f"{gateway.v1}/api-keys/organisation/service", headers=ADMIN, timeout=30,
+                         json={"name": "per-worker", "scopes": ["completions.write"], **limited})
+        space = httpx.post(f"{gateway.v1}/admin/workspaces", headers=ADMIN, timeout=30,
+                           json={"name": "Per Worker", **limited})
+        for refused in (key, space):
+            assert refused.status_code == 400, refused.text
+            assert "each worker would otherwise count on its own" in refused.json()["message"]
+        listed = httpx.get(f"{gateway.v1}/api-keys", headers=ADMIN, timeout=30).json()["data"]
+        assert [k for k in listed if k["name"] == "per-worker"] == []
+        again = httpx.post(f"{gateway.v1}/admin/workspaces", headers=ADMIN, timeout=30, json={"name": "Per Worker"})
+        assert again.status_code == 200, again.text  # the name was not taken by the refused request
+    finally:
+        gateway.stop()
+
+
+def test_a_key_cannot_lift_its_own_limits_nor_a_workspace_key_its_workspaces(gateway: GatewayProcess,
+                                                                              upstream) -> None:
+    """Whatever scopes it holds, on every route that sets limits: its own key's limits and usage and its
+    workspace's are the admin's to change (reading them is fine); another key of its workspace is not."""
+    space = httpx.post(f"{gateway.v1}/admin/workspaces", headers=ADMIN, timeout=30,
+                       json={"name": "Self Service"}).json()["id"]
+    scopes = ["completions.write", "workspaces.*", "organisation_service_api_keys.*", "workspace_service_api_keys.*"]
+    made = []
+    for name in ("self", "other"):
+        answer = httpx.post(f"{gateway.v1}/api-keys/workspace/service", headers=ADMIN, timeout=30,
+                            json={"name": name, "workspace_id": space, "scopes": scopes,
+                                  "rate_limits": [{"type": "requests", "unit": "rpm", "value": 1}],
+                                  "usage_limits": {"type": "tokens", "credit_limit": 1000}})
+        assert answer.status_code == 200, answer.text
+        made.append((answer.json()["id"], answer.json()["key"]))
+    (key_id, secret), (other_id, _) = made
+    own = {"Authorization": f"Bearer {secret}"}
+    lifted = {"rate_limits": [{"type": "requests", "unit": "rpm", "value": 1000}]}
+    limits = f"{gateway.url}/admin/api/limits"
+    refused = [
+        httpx.put(f"{gateway.v1}/api-keys/{key_id}", headers=own, json=lifted, timeout=30),
+        httpx.put(f"{gateway.v1}/admin/workspaces/{space}", headers=own, json=lifted, timeout=30),
+        httpx.put(f"{limits}/key/{key_id}", headers=own, json=lifted, timeout=30),
+        httpx.delete(f"{limits}/key/{key_id}", headers=own, timeout=30),
+        httpx.post(f"{limits}/key/{key_id}/reset", headers=own, timeout=30),
+        httpx.put(f"{limits}/workspace/{space}", headers=own, json=lifted, timeout=30),
+        httpx.delete(f"{limits}/workspace/{space}", headers=own, timeout=30),
+        httpx.post(f"{limits}/workspace/{space}/reset", headers=own, timeout=30),
+    ]
+    assert [r.status_code for r in refused] == [403] * len(refused), [(r.request.url.path, r.text) for r in refused]
+    assert all("usage limits" in r.json()["message"] for r in refused), [r.text for r in refused]
+    assert httpx.get(f"{limits}/key/{key_id}", headers=own, timeout=30).status_code == 200
+    assert httpx.put(f"{limits}/key/{other_id}", headers=own, json=lifted, timeout=30).status_code == 200
+    shown = httpx.get(f"{limits}/key/{key_id}", headers=ADMIN, timeout=30).json()
+    assert shown["rate_limits"] == [{"type": "requests", "unit": "rpm", "value": 1}]  # unchanged
+    head = headers(secret, upstream)
+    statuses = [httpx.post(f"{gateway.v1}/chat/completions", headers=head, json=chat(), timeout=30).status_code
+                for _ in range(2)]
+    assert statuses == [200, 429]
+
+
+def test_a_providers_limit_holds_when_a_config_reaches_it(gateway: GatewayProcess, upstream) -> None:
+    """Naming the provider in a saved config (a key's default config, the usual setup for clients that
+    cannot set headers) or an inline one counts against its limit like naming it in the header."""
+    made = httpx.post(f"{gateway.url}/admin/api/providers", headers=ADMIN, timeout=30,
+                      json={"slug": "gpu", "spec": "openai", "custom_host": upstream.v1})
+    assert made.status_code in (200, 201), made.text
+    put = httpx.put(f"{gateway.url}/admin/api/limits/provider/gpu", headers=ADMIN, timeout=30,
+                    json={"rate_limits": [{"type": "requests", "unit": "rpm", "value": 2}]})
+    assert put.status_code == 200, put.text
+    saved = httpx.post(f"{gateway.url}/admin/api/configs", headers=ADMIN, timeout=30,
+                       json={"id": "gpu-config", "config": {"provider": "@gpu", "retry": {"attempts": 1}}})
+    assert saved.status_code == 201, saved.text
+    answer = httpx.post(f"{gateway.v1}/api-keys/organisation/service", headers=ADMIN, timeout=30,
+                        json={"name": "defaults", "scopes": ["completions.write"],
+                              "defaults": {"config_id": "gpu-config"}})
+    secret = answer.json()["key"]
+    url = f"{gateway.v1}/chat/completions"
+    by_default = httpx.post(url, headers={"x-portkey-api-key": secret}, json=chat(), timeout=30)
+    inline = httpx.post(url, json=chat(), timeout=30, headers={
+        "x-portkey-api-key": secret, "x-portkey-config": json.dumps({"provider": "@gpu"})})
+    over = httpx.post(url, headers={"x-portkey-api-key": secret}, json=chat(), timeout=30)
+    assert [by_default.status_code, inline.status_code, over.status_code] == [200, 200, 429], over.text
+    assert "provider 'gpu'" in over.json()["message"] and over.headers["x-ratelimit-limit"] == "2"
+    assert len(upstream.received) == 2
 
 
 def test_a_workspace_limit_holds_across_its_keys_all_or_nothing(gateway: GatewayProcess, upstream) -> None:

@@ -110,3 +110,34 @@ def test_plan_checks_every_subject_and_refuses_to_skip_an_unpriced_cost_budget()
     unpriced = plan([key, workspace], Estimate(tokens=120, cost=None))
     assert unpriced.unpriced == "workspace 'ws-1'"
     assert [actual_amount(c, Usage(77, 0.25)) for c in priced.checks] == [None, 77.0, 77.0, 0.25]
+
+
+def test_prices_per_1k_or_1m_tokens_and_the_wildcard() -> None:
+    from sluicegate.limits.prices import parse_prices, price_of
+
+    prices = parse_prices({"llama-3": {"input": 0.5, "output": 1.5, "per": 1_000_000},
+                           "small": {"input": 2, "output": 4}, "*": {"input": 1, "output": 1, "per": 1000}})
+    assert prices["llama-3"] == pytest.approx((0.5e-6, 1.5e-6))  # per token
+    assert prices["small"] == pytest.approx((0.002, 0.004))  # per 1000 by default
+    assert price_of(prices, "llama-3") == prices["llama-3"] and price_of(prices, "other") == prices["*"]
+    assert price_of(parse_prices({"llama-3": {"input": 1, "output": 1}}), "other") is None  # unpriced: no cost
+    assert cost(1000, 1000, prices["llama-3"]) == pytest.approx(0.002)
+    for raw, message in (({"m": {"input": 1, "output": 1, "per": 100}}, "'prices.m.per' must be 1000 or 1000000"),
+                         ({"m": {"input": -1, "output": 1}}, "'prices.m.input' must be a number"),
+                         ({"m": "cheap"}, "'prices.m' must be an object")):
+        with pytest.raises(LimitError, match=message.replace(".", r"\.")):
+            parse_prices(raw)
+
+
+@pytest.mark.parametrize(("config", "expected"), [
+    ({"provider": "@gpu"}, ("gpu", None)),
+    ({"provider": "@gpu", "override_params": {"model": "llama-3"}}, ("gpu", "llama-3")),
+    ({"strategy": {"mode": "loadbalance"}, "targets": [{"provider": "@gpu"}, {"provider": "@gpu"}]}, ("gpu", None)),
+    ({"strategy": {"mode": "fallback"}, "targets": [{"provider": "@gpu"}, {"provider": "@cpu"}]}, (None, None)),
+    ({"provider": "openai", "custom_host": "http://127.0.0.1:9/v1"}, (None, None)),
+])
+def test_the_catalog_provider_a_config_tree_reaches(config: dict[str, object], expected: tuple) -> None:
+    from sluicegate.pipeline.limit import only_catalog_target
+    from tests.config.helpers import parse
+
+    assert only_catalog_target(parse(config)) == expected

@@ -65,8 +65,11 @@ def test_200_clients_on_3_replicas_against_100_rpm_admit_exactly_100_ten_runs_ou
         _, secret = make_key(replicas.gateways[run % 3], rate_limits=[{"type": "requests", "unit": "rpm",
                                                                          "value": 100}])
         time.sleep(1.2)  # the other replicas see the new key (and its limits) within a second
+        started = time.monotonic()
         answers = asyncio.run(spread(replicas, headers(secret, upstream), 200))
         statuses = [a.status_code for a in answers]
+        print(f"run {run + 1}/10: {statuses.count(200)} admitted, {statuses.count(429)} refused (429) "
+              f"in {time.monotonic() - started:.2f} s")
         assert statuses.count(200) == 100 and statuses.count(429) == 100, f"run {run}: {sorted(set(statuses))}"
         assert all(1 <= int(a.headers["Retry-After"]) <= 60 for a in answers if a.status_code == 429)
 
@@ -84,6 +87,7 @@ def test_a_token_budget_holds_under_concurrency_then_412_on_every_replica(replic
         if all(a.status_code == 412 for a in answers):
             break
     # Each request reserves 11 tokens (1 prompt + 10 max_tokens) and uses 8: usage never passes the budget.
+    print(f"token budget 200: {admitted} requests admitted, {8 * admitted} tokens used")
     assert 8 * admitted <= 200 and 8 * admitted > 200 - 11 - 8
     for i in range(3):
         refused = httpx.post(replicas.url(i), headers=head, json=chat(), timeout=30)
@@ -121,6 +125,7 @@ def test_reservations_of_a_killed_replica_expire_within_their_ttl(replicas: Repl
         assert answer.status_code == 412
         time.sleep(0.2)
     assert answer.status_code == 200
+    print(f"kill -9 with 22 tokens reserved: released {time.monotonic() - killed_at:.2f} s after (TTL {TTL_S} s)")
     assert time.monotonic() - killed_at >= TTL_S - 1  # released by expiry, not earlier
 
 
@@ -137,6 +142,8 @@ def test_redis_stopped_mid_load_fails_closed_with_503_then_limits_resume(
         private_redis.stop()
         started = time.monotonic()
         answers = asyncio.run(spread(group, head, 30))
+        print(f"redis stopped: 30 requests answered {sorted({a.status_code for a in answers})} "
+              f"in {time.monotonic() - started:.2f} s")
         assert time.monotonic() - started < 20  # no hang
         assert {a.status_code for a in answers} == {503}
         assert all("limits store is unreachable" in a.json()["message"] for a in answers)

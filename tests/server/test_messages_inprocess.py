@@ -196,6 +196,15 @@ async def test_an_anthropic_stream_cut_before_message_stop_ends_with_an_error_ch
     assert b"[DONE]" not in raw and events_of(raw)[-1][1]["error"]["type"] == "server_error"
 
 
+async def test_a_relayed_anthropic_stream_passes_every_event_through_pings_included(client_for):
+    sent = anthropic_events("a b")
+    transport = FakeTransport(script=[anthropic_sse(*sent)])
+    client = await client_for(transport)
+    response = await client.post("/v1/messages", json={**MESSAGES, "stream": True}, headers=ANTHROPIC)
+    assert response.status == 200
+    assert [data for _, data in events_of(await response.read())] == sent  # ping kept, in its place
+
+
 async def test_a_relayed_anthropic_stream_cut_early_ends_with_an_error_event(client_for):
     transport = FakeTransport(script=[anthropic_sse(*anthropic_events()[:4])])
     client = await client_for(transport)

@@ -90,4 +90,6 @@ def test_retention_flag_reaches_settings_and_workers():
     assert args.log_retention_days == 7
     assert worker_argv(Settings(log_retention_days=7))[-2:] == ["--log-retention-days", "7"]
     assert "--log-retention-days" not in worker_argv(Settings())
+    argv = worker_argv(Settings(workers=3))  # each worker knows it has siblings (limits_admin refuses then)
+    assert argv[argv.index("--workers") + 1] == "3"
     assert main(["serve", "--log-retention-days", "0"]) == 2

@@ -1,5 +1,7 @@
 """The limits step: after admission and authorization, every limit of the key, its workspace and the
-catalog provider the request names, in one all-or-nothing check (limits/limiter.py).
+catalog provider the request reaches, in one all-or-nothing check (limits/limiter.py). The provider is
+the ``@slug`` the request names (header or model), or the one its config tree leads to when every
+target of the tree is that provider (a saved config such as a key's default, or an inline one).
 
 A refusal raises (429 with Retry-After and x-ratelimit-*, 412 for a budget, 503 when the store is down
 and limits fail closed); an admitted request carries its ticket on ``call.on_usage`` so the request
@@ -10,6 +12,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from ..access.policy import leaves
+from ..config.model import Node
 from ..limits.checks import Subject
 from ..limits.limiter import Limiter
 from ..limits.model import Limits
@@ -34,7 +38,8 @@ class LimitStep:
         self._limiter = limiter
         self._facts = facts
 
-    def subjects(self, state: RequestState) -> tuple[list[Subject], str | None]:
+    def subjects(self, state: RequestState) -> tuple[list[Subject], str | None, str | None]:
+        """(the subjects whose limits apply, the catalog provider reached, the model a config sets)."""
         ctx, call = state.call.ctx, state.call
         found: list[Subject] = []
         if ctx.api_key_id and (limits := self._facts.key_limits(ctx.api_key_id)) is not None:
@@ -43,16 +48,19 @@ class LimitStep:
             found.append(Subject("workspace", ctx.workspace_id, limits))
         named = call.model_slug or ctx.provider  # "@slug" (a catalog provider) or a provider id
         slug = named[1:] if named and named.startswith("@") else None
+        model = None
+        if slug is None and state.root is not None:
+            slug, model = only_catalog_target(state.root)
         if slug and (limits := self._facts.provider_limits(slug)) is not None:
             found.append(Subject("provider", slug, limits))
-        return found, slug
+        return found, slug, model
 
     async def __call__(self, state: RequestState, call_next: Next) -> Outcome:
-        subjects, slug = self.subjects(state)
+        subjects, slug, config_model = self.subjects(state)
         if not subjects:
             return await call_next(state)
         call = state.call
-        model = call.model or (call.json or {}).get("model")
+        model = config_model or call.model or (call.json or {}).get("model")
         price = self._facts.price(slug, model if isinstance(model, str) else None)
         ticket = await self._limiter.admit(subjects, call.json, price)
         if ticket is None:
@@ -61,3 +69,18 @@ class LimitStep:
         outcome = await call_next(state)
         outcome.headers.extend(ticket.headers.items())
         return outcome
+
+
+def only_catalog_target(root: Node) -> tuple[str | None, str | None]:
+    """The catalog provider (slug) every target of a config tree names, and the model when the tree is
+    one target that sets it; (None, None) when targets differ (which one serves is known only at dispatch:
+    such a tree is limited by the key's and workspace's limits, not a provider's)."""
+    targets = list(leaves(root))
+    providers = {target.provider for target in targets}
+    if len(providers) != 1:
+        return None, None
+    (provider,) = providers
+    if not provider or not provider.startswith("@"):
+        return None, None
+    model = targets[0].override_params.get("model") if len(targets) == 1 else None
+    return provider[1:], model if isinstance(model, str) else None

@@ -118,7 +118,7 @@ async def create_workspace(request: web.Request) -> web.Response:
     if caller.workspace_id is not None:
         raise Forbidden("A workspace API key cannot create workspaces")
     body = await body_of(request)
-    limits = limits_admin.split("workspace", body)
+    limits = limits_admin.split(request, "workspace", body)
     view = await _admin(request).workspaces.create(body, actor=caller.actor)
     await limits_admin.save(request, "workspace", view["id"], limits)
     await _written(request)
@@ -148,7 +148,7 @@ async def update_workspace(request: web.Request) -> web.Response:
     body = await body_of(request)
     if "permissions" in body and caller.workspace_id is not None:
         raise Forbidden("A workspace API key cannot change its workspace's permissions")
-    limits = limits_admin.split("workspace", body)
+    limits = limits_admin.split(request, "workspace", body)
     if limits and caller.workspace_id is not None:
         raise Forbidden("A workspace API key cannot change its workspace's usage limits")
     updated = await _admin(request).workspaces.update(view["id"], body, actor=caller.actor) if body else view
@@ -193,7 +193,7 @@ async def create_key(request: web.Request) -> web.Response:
             raise Forbidden("This API key may only act on its own workspace")
         body["workspace_id"] = caller.workspace_id
     _no_escalation(caller, body.get("scopes"))
-    limits = limits_admin.split("key", body)
+    limits = limits_admin.split(request, "key", body)
     view, secret = await _admin(request).keys.create(body, actor=caller.actor)
     await limits_admin.save(request, "key", view["id"], limits)
     await _written(request)
@@ -237,7 +237,7 @@ async def update_key(request: web.Request) -> web.Response:
     body = await body_of(request)
     body.pop("id", None)
     _no_escalation(caller, body.get("scopes"))
-    limits = limits_admin.split("key", body)
+    limits = limits_admin.split(request, "key", body)
     if limits and view["id"] == caller.key_id:
         raise Forbidden("An API key cannot change its own usage limits")
     updated = await _admin(request).keys.update(view["id"], body, actor=caller.actor) if body else view

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from ..access.policy import Forbidden
 from ..errors import BadRequest
 from ..jsontext import json_object
 from ..limits.checks import Subject
@@ -25,19 +26,21 @@ FIELDS = ("rate_limits", "usage_limits")
 SCOPES = {"key": "organisation_service_api_keys", "workspace": "workspaces", "provider": "providers"}
 
 
-def split(kind: str, body: dict[str, Any]) -> dict[str, Any]:
-    """Take the limit fields out of a record's body, validated (a 400 before anything is written)."""
+def split(request: web.Request, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Take the limit fields out of a record's body, validated and allowed on this server: a 400 before
+    the record itself is written (so a refused create leaves no key or workspace behind)."""
     fields = (*FIELDS, "prices") if kind == "provider" else FIELDS
     found = {name: body.pop(name) for name in fields if name in body}
     if found:
         validated(kind, found)
+        _refuse_per_worker_counting(request.config_dict[GATEWAY].settings)
     return found
 
 
 async def save(request: web.Request, kind: str, subject_id: str, found: dict[str, Any]) -> None:
+    """Store what ``split`` took (and checked) once the record exists."""
     if found:
         gateway = request.config_dict[GATEWAY]
-        _refuse_per_worker_counting(gateway.settings)
         await gateway.limits.repository.set(kind, subject_id, found)
         await gateway.limits.refresh()
 
@@ -65,6 +68,11 @@ def _subject(request: web.Request, action: str) -> tuple[str, str]:
     subject_id = request.match_info["id"]
     if caller.workspace_id is not None:  # a workspace key: its own workspace's subjects only, others are 404
         check_workspace(caller, _workspace_of(request, kind, subject_id), f"{kind.capitalize()} {subject_id[:80]}")
+    if action == "update":  # limits bind the caller: lifting them is the admin's (as on the records' routes)
+        if kind == "key" and subject_id == caller.key_id:
+            raise Forbidden("An API key cannot change its own usage limits")
+        if kind == "workspace" and caller.workspace_id is not None:
+            raise Forbidden("A workspace API key cannot change its workspace's usage limits")
     return kind, subject_id
 
 

@@ -157,7 +157,7 @@ async def create_provider(request: web.Request) -> web.Response:
     slug = validate_slug(body.get("slug") or _slugify(body.get("name") or integration))
     note = body.get("note")
     note = note if isinstance(note, str) else ""
-    limits = limits_admin.split("provider", body)
+    limits = limits_admin.split(request, "provider", body)
     admin = _admin(request)
     item = await admin.integrations.provider_from(integration, slug, workspace_id=workspace, notes=note)
     view = await admin.providers.add(item)
@@ -189,7 +189,7 @@ async def get_provider(request: web.Request) -> web.Response:
 async def update_provider(request: web.Request) -> web.Response:
     view = await _own_provider(request, "providers.update")
     body = await body_of(request)
-    limits = limits_admin.split("provider", body)
+    limits = limits_admin.split(request, "provider", body)
     patch = ProviderPatch(notes=body["note"]) if isinstance(body.get("note"), str) else ProviderPatch()
     updated = await _admin(request).providers.update(view.slug, patch)
     await limits_admin.save(request, "provider", view.slug, limits)
