@@ -27,6 +27,10 @@ def fast_probes(monkeypatch):
     monkeypatch.setattr(sink_mod, "PROBE_MAX_S", 0.05)
 
 
+def line(built) -> bytes:
+    return orjson.dumps(built, option=orjson.OPT_APPEND_NEWLINE)
+
+
 def lines(directory) -> list[list]:
     return [orjson.loads(line) for path in sorted(directory.glob("*.jsonl"))
             for line in path.read_bytes().splitlines()]
@@ -36,7 +40,7 @@ def test_an_appended_record_is_on_disk_at_once_and_gone_once_settled(tmp_path):
     journal = Journal(tmp_path / "journal")
     journal.open()
     first, second = entry(), entry()
-    held = [journal.append(first), journal.append(second)]
+    held = [journal.append(line(first)), journal.append(line(second))]
     assert [row["id"] for row, _ in lines(tmp_path / "journal")] == [first[0]["id"], second[0]["id"]]
     assert lines(tmp_path / "journal")[0][1] == first[1]  # the attempts travel with their request
     journal.settle(held[:1])
@@ -45,8 +49,8 @@ def test_an_appended_record_is_on_disk_at_once_and_gone_once_settled(tmp_path):
     (path,) = (tmp_path / "journal").iterdir()
     assert path.stat().st_size == 0  # emptied in place, and written again from its start
     third = entry()
-    journal.settle([journal.append(third)])
-    journal.append(entry())
+    journal.settle([journal.append(line(third))])
+    journal.append(line(entry()))
     assert [row["id"] for row, _ in lines(tmp_path / "journal")] != [third[0]["id"]]
     assert len(lines(tmp_path / "journal")) == 1
     journal.close()
@@ -56,7 +60,7 @@ def test_files_are_private(tmp_path):
     (tmp_path / "journal").mkdir(mode=0o755)
     journal = Journal(tmp_path / "journal")
     journal.open()
-    journal.append(entry())
+    journal.append(line(entry()))
     assert (tmp_path / "journal").stat().st_mode & 0o777 == 0o700
     (path,) = (tmp_path / "journal").iterdir()
     assert path.stat().st_mode & 0o777 == 0o600
@@ -65,7 +69,7 @@ def test_files_are_private(tmp_path):
 def test_a_full_segment_is_rotated_and_deleted_once_its_records_are_settled(tmp_path):
     journal = Journal(tmp_path / "journal", rotate_bytes=1)
     journal.open()
-    held = [journal.append(entry()) for _ in range(3)]  # always some record in flight: one segment each
+    held = [journal.append(line(entry())) for _ in range(3)]  # always some record in flight: one segment each
     assert len(list((tmp_path / "journal").iterdir())) == 3
     journal.settle(held[:2])
     (left,) = (tmp_path / "journal").iterdir()
@@ -79,7 +83,7 @@ def test_close_keeps_a_segment_with_unsettled_records(tmp_path):
     journal = Journal(tmp_path / "journal")
     journal.open()
     kept = entry()
-    journal.append(kept)
+    journal.append(line(kept))
     journal.close()
     assert [row["id"] for row, _ in lines(tmp_path / "journal")] == [kept[0]["id"]]
 
@@ -92,11 +96,11 @@ def test_a_write_the_disk_refuses_costs_no_request(tmp_path, monkeypatch, caplog
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "write", full_disk)
-    assert journal.append(entry()) is None and journal.append(entry()) is None
+    assert journal.append(line(entry())) is None and journal.append(line(entry())) is None
     assert journal.failed == 2 and journal.error == "No space left on device"
     assert sum("journal cannot be written" in r.message for r in caplog.records) == 1  # said once
     monkeypatch.undo()
-    assert journal.append(entry()) is not None and journal.error is None
+    assert journal.append(line(entry())) is not None and journal.error is None
     assert len(lines(tmp_path / "journal")) == 1  # no torn line from the failed ones
 
 
@@ -109,8 +113,8 @@ def _die_with_a_journal(directory, entries) -> None:
         from sluicegate.telemetry.journal import Journal
         journal = Journal(Path({str(directory)!r}))
         journal.open()
-        for row, attempts in orjson.loads(sys.stdin.buffer.read()):
-            journal.append((row, attempts))
+        for entry in orjson.loads(sys.stdin.buffer.read()):
+            journal.append(orjson.dumps(entry) + b"\\n")
         os.kill(os.getpid(), signal.SIGKILL)
     """)
     done = subprocess.run([sys.executable, "-c", script], input=orjson.dumps(entries), timeout=60)
@@ -123,7 +127,7 @@ def test_a_dead_process_journal_is_adopted_by_the_spool_and_a_live_one_left_alon
     _die_with_a_journal(journal_dir, dead)
     live = Journal(journal_dir)
     live.open()
-    live.append(entry())
+    live.append(line(entry()))
     spool = Spool(spool_dir, max_bytes=10_000_000, adopts=(journal_dir,))
     spool.open()
     assert spool.pending and spool.bytes > 0
@@ -144,7 +148,7 @@ async def test_a_dead_process_journal_is_replayed_at_start_torn_line_counted(tmp
         handle.write(b'[{"id": "torn')  # a power cut mid-line
     store = FakeStore()
     store.rows[dead[0][0]["id"]] = dead[0][0]  # committed before the kill: stored once all the same
-    sink = Sink(builder().build, store, Spool(tmp_path / "spool", 10_000_000, adopts=(journal_dir,)),
+    sink = Sink(builder().build_line, store, Spool(tmp_path / "spool", 10_000_000, adopts=(journal_dir,)),
                 RequestStats(), queue_max=100, batch_max=10, journal=Journal(journal_dir))
     await sink.start()
     await settle(sink, lambda: sink.replayed == 2)
@@ -159,15 +163,15 @@ class CountingBuilder:
         self.built = 0
         self._builder = builder()
 
-    def build(self, rec):
+    def build_line(self, rec):
         self.built += 1
-        return self._builder.build(rec)
+        return self._builder.build_line(rec)
 
 
 async def test_a_sealed_record_is_built_once_journaled_scrubbed_and_settled_once_committed(tmp_path):
     store, counting = FakeStore(), CountingBuilder()
     journal_dir = tmp_path / "journal"
-    sink = Sink(counting.build, store, Spool(tmp_path / "spool", 10_000_000, adopts=(journal_dir,)),
+    sink = Sink(counting.build_line, store, Spool(tmp_path / "spool", 10_000_000, adopts=(journal_dir,)),
                 RequestStats(), queue_max=100, batch_max=10, journal=Journal(journal_dir))
     await sink.start()
     secret = "sk-journal-secret-0123456789abcdef"
@@ -194,7 +198,7 @@ async def test_records_spooled_during_an_outage_are_settled_too(tmp_path):
     store = FakeStore()
     store.up = False
     journal_dir = tmp_path / "journal"
-    sink = Sink(builder().build, store, Spool(tmp_path / "spool", 10_000_000, adopts=(journal_dir,)),
+    sink = Sink(builder().build_line, store, Spool(tmp_path / "spool", 10_000_000, adopts=(journal_dir,)),
                 RequestStats(), queue_max=100, batch_max=10, journal=Journal(journal_dir))
     await sink.start()
     rec = record()

@@ -26,9 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import orjson
-
-from .spool import Entry, Segment, new_segment
+from .spool import Segment, new_segment
 
 log = logging.getLogger("sluicegate.telemetry")
 
@@ -63,12 +61,11 @@ class Journal:
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(self.directory, 0o700)  # it holds bodies, as the spool does
 
-    def append(self, entry: Entry) -> JournalSegment | None:
-        """Journal one record's rows; the segment to settle it on, or None when it could not be written
-        (counted, and said once until a write succeeds: the request is served all the same)."""
-        try:
-            line = orjson.dumps(entry) + b"\n"
-        except TypeError:  # rows are made storable first; this guards the file all the same
+    def append(self, line: bytes | None) -> JournalSegment | None:
+        """Journal one record's rows, as their JSON line (storable.storable_entry; None: they could not be
+        JSON); the segment to settle it on, or None when it could not be written (counted, and said once
+        until a write succeeds: the request is served all the same)."""
+        if line is None:
             self._failed("not JSON")
             return None
         try:

@@ -55,7 +55,7 @@ class Telemetry:
         # data that has already been scrubbed.
         self.exporter = (OtlpExporter(settings.otlp_endpoint, settings.otlp_headers)
                          if settings.otlp_endpoint else None)
-        self.sink = Sink(builder.build, writer or store_writer(engine), self.spool, self.stats,
+        self.sink = Sink(builder.build_line, writer or store_writer(engine), self.spool, self.stats,
                          queue_max=settings.log_queue_max, batch_max=settings.log_batch_max,
                          on_row=self.exporter.offer if self.exporter is not None else None,
                          journal=self.journal)

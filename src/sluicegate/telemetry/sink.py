@@ -75,10 +75,14 @@ class RejectedBatch(Exception):
         self.count = count
 
 
+# A record → its rows and their JSON line (rows.RowBuilder.build_line; None when they cannot be JSON).
+Build = Callable[[RequestRecord], tuple[Entry, bytes | None]]
+
+
 class Sink:
     def __init__(
         self,
-        build: Callable[[RequestRecord], Entry],
+        build: Build,
         writer: Writer,
         spool: Spool,
         stats: RequestStats,
@@ -119,9 +123,10 @@ class Sink:
         if self.journal is None or record.sealed:
             return
         record.sealed = True
-        entry = record.entry = self._entry_of(record)
-        if entry is not None:
-            record.journaled = self.journal.append(entry)
+        built = self._built(record)
+        if built is not None:
+            record.entry, line = built
+            record.journaled = self.journal.append(line)
 
     def submit(self, record: RequestRecord) -> None:
         """Never blocks, never raises: a full queue (or a closed sink) costs the record, counted."""
@@ -159,6 +164,7 @@ class Sink:
             spooled=self.spooled, replayed=self.replayed, spool_bytes=self._spool.bytes,
             dropped=dict(self.dropped), store_up=self.store_up and not self._stalled(),
             spool_up=self.spool_error is None,
+            journal_up=self.journal is None or self.journal.error is None,
         )
 
     def _stalled(self) -> bool:
@@ -220,7 +226,11 @@ class Sink:
             if clock() >= yield_at:  # building a full batch takes tens of ms: let requests run meanwhile
                 await asyncio.sleep(0)
                 yield_at = clock() + BUILD_SLICE_S
-            entry = record.entry if record.sealed else self._entry_of(record)  # sealed: built on its path
+            if record.sealed:  # built on its request's path
+                entry = record.entry
+            else:
+                built = self._built(record)
+                entry = built[0] if built is not None else None
             if entry is None:
                 _settle(record, None)
                 continue
@@ -232,7 +242,7 @@ class Sink:
             entries.append(entry)
         return entries
 
-    def _entry_of(self, record: RequestRecord) -> Entry | None:
+    def _built(self, record: RequestRecord) -> tuple[Entry, bytes | None] | None:
         try:
             return self._build(record)
         except Exception:
