@@ -82,8 +82,12 @@ def new_segment(directory: Path) -> Segment:
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     name = f"{time.time_ns():020d}-{os.getpid()}{SUFFIX}"  # names sort by age: replay oldest first
     path = directory / name
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+    # Locked before it has its name: another worker looking for unowned segments never sees it unlocked
+    # (and takes it for a dead process's empty one).
+    making = directory / (name + ".new")
+    fd = os.open(making, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
     fcntl.flock(fd, fcntl.LOCK_EX)
+    os.rename(making, path)
     return Segment(path, fd, 0)
 
 
