@@ -35,3 +35,17 @@ def test_nonsense_is_refused_naming_the_variable(variable: str, raw: str, expect
     with pytest.raises(ValueError) as caught:
         settings_from_env({variable: raw})
     assert str(caught.value) == f"{variable} must be {expected}, not {raw!r}"
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("on", True), ("OFF", False), (" off ", False), ("true", True),
+                                               ("0", False)])
+def test_the_log_journal_is_on_unless_switched_off(raw: str, expected: bool) -> None:
+    assert Settings().log_journal is True
+    assert settings_from_env({"SLUICEGATE_LOG_JOURNAL": raw}).log_journal is expected
+
+
+@pytest.mark.parametrize("raw", ["of", "disabled", "2", "nope"])
+def test_a_log_journal_switch_that_is_neither_on_nor_off_is_refused(raw: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        settings_from_env({"SLUICEGATE_LOG_JOURNAL": raw})
+    assert str(caught.value) == f"SLUICEGATE_LOG_JOURNAL: expected on or off (got {raw!r})"

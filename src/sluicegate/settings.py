@@ -21,6 +21,20 @@ def _bool(text: str) -> bool:
     return text.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _on_off(variable: str) -> Callable[[str], bool]:
+    """A switch that refuses anything but a clear on or off (a typo must not turn a guarantee off)."""
+
+    def switch(text: str) -> bool:
+        word = text.strip().lower()
+        if word in ("on", "true", "1", "yes"):
+            return True
+        if word in ("off", "false", "0", "no"):
+            return False
+        raise ValueError(f"{variable}: expected on or off (got {text[:20]!r})")
+
+    return switch
+
+
 AUTH_MODES = ("auto", "required", "off")
 
 
@@ -156,6 +170,9 @@ class Settings:
     log_queue_max: int = 20_000
     log_batch_max: int = 1_000
     log_spool_max_bytes: int = 256 * 1024 * 1024
+    # The write-ahead journal (docs/observability.md): each record on local disk before its answer is
+    # complete, so that kill -9 loses no answered request's record. Off: the last ~20-150 ms may be lost.
+    log_journal: bool = True
     pricing_file: Path | None = None  # JSON price table (docs/observability.md); None: built-in prices only
     access_log: bool = False
     # OpenTelemetry trace export (OTLP/HTTP JSON), off unless an endpoint is set. The headers usually carry
@@ -229,6 +246,7 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: Any) ->
         "LOG_QUEUE_MAX": ("log_queue_max", _POSITIVE_INT),
         "LOG_BATCH_MAX": ("log_batch_max", _POSITIVE_INT),
         "LOG_SPOOL_MAX_BYTES": ("log_spool_max_bytes", _POSITIVE_INT),
+        "LOG_JOURNAL": ("log_journal", _on_off("SLUICEGATE_LOG_JOURNAL")),
         "PRICING_FILE": ("pricing_file", Path),
         "ACCESS_LOG": ("access_log", _bool),
         "ALLOWED_UPSTREAMS": ("allowed_upstreams", _csv),

@@ -322,6 +322,25 @@ def test_replicas_get_the_drain_bound_and_a_margin_before_they_are_killed() -> N
     assert spec["terminationGracePeriodSeconds"] >= sleep + drain + 5
 
 
+def test_each_replica_keeps_its_data_dir_across_restarts() -> None:
+    """The request log's journal and spool live in the data dir: a replica restarted after a crash replays
+    them only if it finds the same dir. Compose: a named volume per replica (never shared: one replica's
+    live segments are its own); Kubernetes: an emptyDir, which outlives the container's restarts in its pod."""
+    doc = compose()
+    mounts = {}
+    for name, svc in gateways(doc).items():
+        data_dir = svc["environment"]["SLUICEGATE_DATA_DIR"]
+        (mount,) = [m for m in svc.get("volumes") or () if m.split(":")[1] == data_dir]
+        mounts[name] = mount.split(":")[0]
+    assert len(set(mounts.values())) == len(mounts)  # one volume each
+    assert set(mounts.values()) <= set(doc["volumes"])  # named volumes, kept across container re-creation
+    pod = k8s_objects()["Deployment"]["spec"]["template"]["spec"]
+    data_dir = k8s_objects()["ConfigMap"]["data"]["SLUICEGATE_DATA_DIR"]
+    (mount,) = [m for m in container()["volumeMounts"] if m["mountPath"] == data_dir]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    assert "emptyDir" in volume
+
+
 # -- kubernetes: objects name each other -----------------------------------------------------------------
 
 def test_kubernetes_objects_select_the_deployments_pods() -> None:

@@ -1,13 +1,17 @@
-"""Secrets sent to the gateway never reach its store, its spool, /metrics or its own log.
+"""Secrets sent to the gateway never reach its store, its spool, its journal, /metrics or its own log.
 
 Secrets travel in Authorization, in forwarded headers, in x-portkey-api-key, in a catalog provider's
 headers, and come back from an upstream that echoes them; then every byte the gateway keeps is searched:
-the SQLite files (database, WAL) or a pg_dump of the PostgreSQL database.
+the SQLite files (database, WAL) or a pg_dump of the PostgreSQL database, and the journal a process killed
+while its records waited for a locked store left behind.
 """
 
 from __future__ import annotations
 
+import signal
+import sqlite3
 import subprocess
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -26,13 +30,17 @@ CONFIG_KEY = "config-inline-key-3e9b"
 SECRETS = [CLIENT_KEY, FORWARDED_KEY, FORWARDED_ORG, PORTKEY_KEY, CATALOG_KEY, CONFIG_KEY, ADMIN_TOKEN]
 
 
-def send_everything(gateway: GatewayProcess, upstream, api: LogApi) -> None:
+def send_everything(gateway: GatewayProcess, upstream, api: LogApi | None,
+                    before_requests: Callable[[], object] | None = None) -> list[str]:
+    """Every way a secret can travel; with ``api``, waits for the records and checks the echo and /metrics."""
     created = httpx.post(
         f"{gateway.url}/admin/api/providers", headers={"authorization": f"Bearer {ADMIN_TOKEN}"},
         json={"slug": "private-llm", "spec": "openai", "custom_host": upstream.v1,
               "headers": {"Authorization": f"Bearer {CATALOG_KEY}"}, "models": ["llama"]},
     )
     assert created.status_code == 201, created.text
+    if before_requests is not None:
+        before_requests()
     headers = {
         "x-portkey-provider": "openai", "x-portkey-custom-host": upstream.v1,
         "authorization": f"Bearer {CLIENT_KEY}", "x-api-key": FORWARDED_KEY, "x-org-id": FORWARDED_ORG,
@@ -63,12 +71,15 @@ def send_everything(gateway: GatewayProcess, upstream, api: LogApi) -> None:
                headers={"x-portkey-config": config, "x-portkey-trace-id": traces[5]})
     assert upstream.received[-2].headers["authorization"] == f"Bearer {CATALOG_KEY}"
     assert upstream.received[-1].headers["authorization"] == f"Bearer {CONFIG_KEY}"
+    if api is None:
+        return traces
     for trace in traces:
         api.wait(trace_id=trace)
     echoed = api.one(traces[0])
     assert "[REDACTED]" in echoed["response_body"]  # the echo was stored, without the secret
     metrics = httpx.get(f"{gateway.url}/metrics").text
     assert not [s for s in SECRETS if s in metrics]
+    return traces
 
 
 def leaked(blob: bytes) -> list[str]:
@@ -86,6 +97,27 @@ def test_sqlite_files_hold_no_secret(tmp_path, upstream):
     for path in files:
         assert not leaked(path.read_bytes()), path
     assert not leaked(gateway.log().encode())
+
+
+def test_a_journal_left_by_kill_9_holds_no_secret(tmp_path, upstream):
+    data = tmp_path / "data"
+    gateway = GatewayProcess(data, env={"SLUICEGATE_ADMIN_TOKEN": ADMIN_TOKEN}).start()
+    lock = sqlite3.connect(data / "sluicegate.db", isolation_level=None, timeout=30)
+    try:
+        # Another process holds the write lock: the records wait in the journal (the store's busy timeout is
+        # 5 s, far longer than the requests take).
+        traces = send_everything(gateway, upstream, None, lambda: lock.execute("BEGIN EXCLUSIVE"))
+        journal = b"".join(p.read_bytes() for p in (data / "journal").glob("*.jsonl"))
+        gateway.proc.send_signal(signal.SIGKILL)
+        gateway.proc.wait(10)
+    finally:
+        lock.close()
+    assert all(trace.encode() in journal for trace in traces)  # they were there to be searched
+    assert b"[REDACTED]" in journal  # with the echoes, scrubbed
+    files = [p for p in data.rglob("*") if p.is_file() and p.name != "gateway.log"]
+    assert any(p.parent.name == "journal" for p in files)
+    for path in files:
+        assert not leaked(path.read_bytes()), path
 
 
 @pytest.mark.postgres

@@ -47,3 +47,17 @@ def test_storable_row_fixes_only_what_needs_it_whichever_column_holds_it():
         "a": "plain", "j": {"k": "x\ufffd"}, "l": ["\ufffd"]}
     plain = {"a": "plain", "b": "text", "n": None}
     assert storable_row(dict(plain)) == plain
+
+
+@pytest.mark.parametrize("value", ["plain", "caf\u00e9", "a\x00b", "lone\udcff", "typed \\u0000 as text", "\ud800"])
+def test_storable_entry_checks_with_one_serialisation_and_gives_the_line(value):
+    import orjson
+
+    from sluicegate.telemetry.storable import storable_entry
+
+    row = {"a": value, "j": {"k" + value: [value]}, "n": 1}
+    attempts = [{"error": value}]
+    (stored, stored_attempts), line = storable_entry(dict(row), [dict(attempts[0])])
+    expected = storable_row(dict(row)), [storable_row(dict(attempts[0]))]
+    assert (stored, stored_attempts) == expected
+    assert line.endswith(b"\n") and orjson.loads(line) == [expected[0], expected[1]]

@@ -135,7 +135,9 @@ def _logged(endpoint: str, prepare):
     """Wrap a route so that every request, however it ends, is logged exactly once.
 
     The record is submitted in ``finally``: a gateway refusal, an upstream failure, a client that leaves
-    mid-stream (the handler is cancelled) all still produce their record.
+    mid-stream (the handler is cancelled) all still produce their record. That is before aiohttp writes a
+    returned response, so submitting journals the record (telemetry/journal.py) before the client has the
+    body; a stream seals its record before its last event instead (``relay_stream``'s ``before_end``).
     """
 
     async def handler(request: web.Request) -> web.StreamResponse:
@@ -165,7 +167,8 @@ async def _answer(request: web.Request, call: Call, record: RequestRecord) -> we
     headers = response_headers(state, outcome)
     if outcome.stream is not None:
         tap = record.tap_stream(outcome.body or b"", gateway.settings.log_body_max_bytes)
-        return await relay_stream(request, outcome, headers, tap)
+        telemetry = gateway.telemetry
+        return await relay_stream(request, outcome, headers, tap, lambda: telemetry.seal(record))
     return web.Response(status=outcome.status, body=outcome.body, headers=headers)
 
 

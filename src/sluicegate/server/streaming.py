@@ -10,19 +10,24 @@ closes the upstream connection so the upstream stops generating.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from aiohttp import web
 from multidict import CIMultiDict
 
 from ..providers.contract import StreamDecoder
-from ..telemetry.record import StreamTap
+from ..telemetry.record import StreamTap, ends_stream
 from ..types import Outcome, UpstreamBody
 from ..upstream.transport import TransportError, TransportTimeout
 
 
 async def relay_stream(
-    request: web.Request, outcome: Outcome, headers: CIMultiDict[str], tap: StreamTap | None = None
+    request: web.Request, outcome: Outcome, headers: CIMultiDict[str], tap: StreamTap | None = None,
+    before_end: Callable[[], None] | None = None,
 ) -> web.StreamResponse:
+    """``before_end`` is called once, before the stream's last event (or its end) is written: the request
+    log's journal has the record before the client can have the whole answer."""
+    before_end = before_end or _nothing
     stream = outcome.stream
     assert stream is not None and outcome.body is not None
     response = web.StreamResponse(status=outcome.status, headers=headers)
@@ -30,26 +35,32 @@ async def relay_stream(
     response.headers["cache-control"] = "no-cache"
     try:
         await response.prepare(request)
-        await response.write(outcome.body)
         if tap is not None:  # the held-back start holds the first content event: this is the first token
             tap.first_content_at = time.perf_counter()
-        failure = await _pump(stream.body, stream.decoder, response, tap)
+        if ends_stream(outcome.body):  # a short stream, whole in its held-back start
+            before_end()
+        await response.write(outcome.body)
+        failure = await _pump(stream.body, stream.decoder, response, tap, before_end)
     finally:
         stream.close()
     if failure:
         if tap is not None:
             tap.failure = failure
+        before_end()
         await response.write(stream.decoder.error_event(failure, "upstream_stream_error"))
+    before_end()  # a stream that ended without its last event: before its end (idempotent)
     await response.write_eof()
     return response
 
 
 async def _pump(
-    upstream: UpstreamBody, decoder: StreamDecoder, response: web.StreamResponse, tap: StreamTap | None
+    upstream: UpstreamBody, decoder: StreamDecoder, response: web.StreamResponse, tap: StreamTap | None,
+    before_end: Callable[[], None],
 ) -> str | None:
     """Copy until the upstream ends; the reason it ended badly, or None for a clean end.
 
-    The tap only counts and keeps references to chunks already in hand (see telemetry/record.py).
+    The tap only counts and keeps references to chunks already in hand (see telemetry/record.py); it sees
+    a chunk before the client does, so that the record sealed before the last event includes it.
     """
     while True:
         try:
@@ -62,7 +73,13 @@ async def _pump(
             break
         out = decoder.relay(chunk)
         if out:
-            await response.write(out)  # a client that left raises here and ends the relay
             if tap is not None:
                 tap.feed(out)
+            if ends_stream(out):
+                before_end()
+            await response.write(out)  # a client that left raises here and ends the relay
     return decoder.end_failure()
+
+
+def _nothing() -> None:
+    pass

@@ -124,6 +124,7 @@ class SinkGauges:
     dropped: Mapping[str, int]  # reason → count
     store_up: bool
     spool_up: bool = True  # False while spool writes fail (disk full, read-only): records are being lost
+    journal_up: bool = True  # False while journal writes fail: a crash would lose the records not yet written
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +204,9 @@ def _sink_families(g: SinkGauges) -> Iterator[Metric]:
     yield GaugeMetricFamily("sluicegate_log_store_up", "1 while the log store accepts writes", value=int(g.store_up))
     yield GaugeMetricFamily("sluicegate_log_spool_up", "0 while the local spool cannot be written (records lost)",
                             value=int(g.spool_up))
+    yield GaugeMetricFamily("sluicegate_log_journal_up",
+                            "0 while the write-ahead journal cannot be written (a crash would lose records)",
+                            value=int(g.journal_up))
 
 
 def _pool_families(p: PoolGauges) -> Iterator[Metric]:

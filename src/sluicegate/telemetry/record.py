@@ -13,6 +13,7 @@ import re
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..errors import INTERNAL_MESSAGE, GatewayError, InternalError
 from ..providers import sse
@@ -23,6 +24,12 @@ CLIENT_CLOSED = 499  # nginx's "client closed request": the client left before t
 # text that mentions message_stop does not match).
 _MESSAGE_STOP = re.compile(rb'"type"\s*:\s*"message_stop"\s*}\s*$')
 TAIL_CHUNKS = 4  # the usage chunk and [DONE] arrive at the very end of a stream, within the last few reads
+
+
+def ends_stream(chunk: bytes) -> bool:
+    """Does ``chunk`` end with a stream's last event (``data: [DONE]``, or Anthropic's ``message_stop``)?"""
+    last = chunk[-64:]
+    return sse.ends_with_done(last) or _MESSAGE_STOP.search(last) is not None
 
 
 @dataclass(slots=True)
@@ -48,7 +55,7 @@ class StreamTap:
         """Was the stream's end (``data: [DONE]``, or Anthropic's ``message_stop``) among the last bytes
         relayed?"""
         last = b"".join(list(self.tail)[-2:]) if self.tail else self.head
-        return sse.ends_with_done(last[-64:]) or _MESSAGE_STOP.search(last[-64:]) is not None
+        return ends_stream(last)
 
     def feed(self, chunk: bytes) -> None:
         self.chunks += 1
@@ -80,6 +87,11 @@ class RequestRecord:
     tap: StreamTap | None = None
     error_type: str | None = None
     error_message: str | None = None
+    # With the write-ahead journal (journal.py): the rows, built once before the last bytes of the answer
+    # (None if they could not be), and the journal segment that holds them until they are committed.
+    sealed: bool = False
+    entry: tuple | None = None
+    journaled: Any = None
 
     @classmethod
     def begin(cls, method: str, route: str, endpoint: str, log_bodies: bool) -> RequestRecord:

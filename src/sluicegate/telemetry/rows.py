@@ -19,7 +19,7 @@ from . import usage as usage_mod
 from .pricing import PriceTable
 from .record import TAIL_CHUNKS, RequestRecord
 from .redact import Redactor, scrub
-from .storable import storable_row
+from .storable import storable_entry
 
 Row = dict[str, Any]
 MetadataOf = Callable[[Any, Any], Mapping[str, str]]  # (ctx, parsed body) → metadata incl. "_user"
@@ -79,6 +79,12 @@ class RowBuilder:
         self._redact = Redactor()
 
     def build(self, record: RequestRecord) -> tuple[Row, list[Row]]:
+        """The request's row and its attempts' rows, storable."""
+        return self.build_line(record)[0]
+
+    def build_line(self, record: RequestRecord) -> tuple[tuple[Row, list[Row]], bytes | None]:
+        """``build``, and the rows' JSON line (storable.py; None when they cannot be JSON), made anyway to
+        check that they are storable: the journal writes it."""
         ctx, call, outcome, attempts = record.ctx, record.call, record.outcome, record.attempts or ()
         created_ms = int(record.started_at * 1000)
         provider, slug, secrets = self._provider_and_secrets(record)
@@ -120,7 +126,7 @@ class RowBuilder:
         self._add_usage(row, derived.usage, provider, model, derived.model, public=_is_public(record))
         self._add_bodies(row, record, secrets)
         attempt_rows = self._attempt_rows(record, row["id"], created_ms, secrets)
-        return storable_row(row), [storable_row(attempt) for attempt in attempt_rows]
+        return storable_entry(row, attempt_rows)
 
     def _provider_and_secrets(self, record: RequestRecord) -> tuple[str | None, str | None, tuple[str, ...]]:
         """(provider, catalog slug, every secret of the request): the slug's spec is the provider."""

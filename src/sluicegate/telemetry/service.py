@@ -1,7 +1,7 @@
 """Telemetry: everything the request log and the metrics need, built once by app.py and hung off the Gateway.
 
-The request path sees two calls, ``begin`` and ``submit``; the rest (the drain task, retention, the
-Prometheus registry) lives here with the app's lifetime.
+The request path sees ``begin``, ``seal`` (before the last bytes of a stream) and ``submit``; the rest (the
+drain task, retention, the Prometheus registry) lives here with the app's lifetime.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ..settings import Settings
 from ..store.engine import sqlite_file
 from .exporter import ExporterMetrics, OtlpExporter
+from .journal import Journal
 from .metrics import Collector, PoolGauges, RequestStats, build_registry, render
 from .pricing import PriceTable
 from .record import RequestRecord
@@ -27,6 +28,7 @@ from .sqlite_writer import SqliteWriter
 from .writer import AsyncWriter, StoreWriter
 
 SPOOL_DIR = "spool"
+JOURNAL_DIR = "journal"
 
 
 class Telemetry:
@@ -45,14 +47,18 @@ class Telemetry:
         self.stats = RequestStats()
         self.prices = PriceTable.load(settings.pricing_file)
         builder = RowBuilder(self.prices, settings.log_body_max_bytes, metadata_of, lookups)
-        self.spool = Spool(settings.data_dir / SPOOL_DIR, settings.log_spool_max_bytes)
+        journal_dir = settings.data_dir / JOURNAL_DIR
+        # Journal segments a dead process left are replayed even with the journal now off.
+        self.spool = Spool(settings.data_dir / SPOOL_DIR, settings.log_spool_max_bytes, adopts=(journal_dir,))
+        self.journal = Journal(journal_dir) if settings.log_journal else None
         # Spans are built from the sink's finished rows, in its drain task: off the request path, and from
         # data that has already been scrubbed.
         self.exporter = (OtlpExporter(settings.otlp_endpoint, settings.otlp_headers)
                          if settings.otlp_endpoint else None)
-        self.sink = Sink(builder.build, writer or store_writer(engine), self.spool, self.stats,
+        self.sink = Sink(builder.build_line, writer or store_writer(engine), self.spool, self.stats,
                          queue_max=settings.log_queue_max, batch_max=settings.log_batch_max,
-                         on_row=self.exporter.offer if self.exporter is not None else None)
+                         on_row=self.exporter.offer if self.exporter is not None else None,
+                         journal=self.journal)
         self.registry = build_registry(Collector(self.stats, self.sink.gauges, pool))
         if self.exporter is not None:
             self.registry.register(ExporterMetrics(self.exporter))
@@ -65,8 +71,18 @@ class Telemetry:
     def begin(self, method: str, route: str, endpoint: str) -> RequestRecord:
         return RequestRecord.begin(method, route, endpoint, self.log_bodies)
 
+    def seal(self, record: RequestRecord) -> None:
+        """The record is complete before the client has the last bytes of its answer: with the journal,
+        its rows are built and journaled now (a kill -9 after this loses nothing); else nothing to do."""
+        if self.journal is not None and not record.sealed:
+            record.finish()
+            self.sink.seal(record)
+
     def submit(self, record: RequestRecord) -> None:
-        record.finish()
+        """From the handler's ``finally``: before aiohttp writes a returned response's body."""
+        if not record.sealed:
+            record.finish()
+            self.sink.seal(record)  # a no-op without the journal: the drain task builds the rows
         self.sink.submit(record)
 
     # -- lifecycle -------------------------------------------------------------------------------------

@@ -1,11 +1,14 @@
 """The log sink: a bounded in-memory queue, drained in batches to the store by one task.
 
-``submit`` is the only thing the request path calls: an append to a deque and, at most, setting an event.
-The drain task turns records into rows (rows.py), feeds the metrics, and writes each batch in one
-transaction. While the store is unreachable, batches go to the bounded local spool instead, the store is
-probed with the next batch after a growing pause, and once it answers the spool is replayed a segment at a
-time between live batches. Records are dropped, counted and warned about only when the queue is full or the
-spool is at its bound. ``close`` drains everything that was submitted (to the store, or the spool).
+``submit`` is what the request path calls: an append to a deque and, at most, setting an event. With the
+write-ahead journal (journal.py), ``seal`` comes first, before the last bytes of the answer: it builds the
+record's rows there, once, and journals them; the drain task then uses those rows and settles the journal
+once they are committed. Without it the drain task turns records into rows (rows.py). Either way it feeds
+the metrics, and writes each batch in one transaction. While the store is unreachable, batches go to the
+bounded local spool instead, the store is probed with the next batch after a growing pause, and once it
+answers the spool is replayed a segment at a time between live batches. Records are dropped, counted and
+warned about only when the queue is full or the spool is at its bound. ``close`` drains everything that
+was submitted (to the store, or the spool).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from ..types import CACHE_HIT, CACHE_SEMANTIC_HIT
+from .journal import Journal
 from .metrics import RequestStats, SinkGauges
 from .record import RequestRecord
 from .spool import Entry, Spool
@@ -71,10 +75,14 @@ class RejectedBatch(Exception):
         self.count = count
 
 
+# A record → its rows and their JSON line (rows.RowBuilder.build_line; None when they cannot be JSON).
+Build = Callable[[RequestRecord], tuple[Entry, bytes | None]]
+
+
 class Sink:
     def __init__(
         self,
-        build: Callable[[RequestRecord], Entry],
+        build: Build,
         writer: Writer,
         spool: Spool,
         stats: RequestStats,
@@ -83,9 +91,11 @@ class Sink:
         batch_max: int,
         clock: Callable[[], float] = time.monotonic,
         on_row: RowObserver | None = None,
+        journal: Journal | None = None,
     ) -> None:
         self._build, self._writer, self._spool, self._stats = build, writer, spool, stats
         self._on_row = on_row
+        self.journal = journal
         self._queue: deque[RequestRecord] = deque()
         self._queue_max = queue_max
         self._batch_max = batch_max
@@ -107,6 +117,17 @@ class Sink:
 
     # -- the request path ------------------------------------------------------------------------------
 
+    def seal(self, record: RequestRecord) -> None:
+        """With a journal, before the client has the last bytes of its answer: build the record's rows (the
+        only time they are built) and journal them. Never raises; a record sealed once stays as it was."""
+        if self.journal is None or record.sealed:
+            return
+        record.sealed = True
+        built = self._built(record)
+        if built is not None:
+            record.entry, line = built
+            record.journaled = self.journal.append(line)
+
     def submit(self, record: RequestRecord) -> None:
         """Never blocks, never raises: a full queue (or a closed sink) costs the record, counted."""
         if self._accepting and len(self._queue) < self._queue_max:
@@ -115,11 +136,14 @@ class Sink:
                 self._wakeup.set()
             return
         self._drop("queue_full" if self._accepting else "closed", 1)
+        self._settle_journal([record])
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        await asyncio.to_thread(self._spool.open)
+        if self.journal is not None:
+            await asyncio.to_thread(self.journal.open)
+        await asyncio.to_thread(self._spool.open)  # adopts what dead processes left in the journal
         self._accepting = True
         self._task = asyncio.get_running_loop().create_task(self._run(), name="sluicegate-log-sink")
 
@@ -131,6 +155,8 @@ class Sink:
             await self._task
         await self._writer.close()
         await asyncio.to_thread(self._spool.close)
+        if self.journal is not None:  # every record is settled by now: its segments go
+            self.journal.close()
 
     def gauges(self) -> SinkGauges:
         return SinkGauges(
@@ -138,6 +164,7 @@ class Sink:
             spooled=self.spooled, replayed=self.replayed, spool_bytes=self._spool.bytes,
             dropped=dict(self.dropped), store_up=self.store_up and not self._stalled(),
             spool_up=self.spool_error is None,
+            journal_up=self.journal is None or self.journal.error is None,
         )
 
     def _stalled(self) -> bool:
@@ -174,8 +201,10 @@ class Sink:
         try:
             await self._deliver(entries)
         except Exception:
-            self._drop("unexpected", len(entries))  # a bug must not lose records uncounted
+            # A bug must not lose records uncounted; their journal lines stay, replayed at the next start.
+            self._drop("unexpected", len(entries))
             raise
+        self._settle_journal(batch)  # stored, spooled or counted as dropped: the journal is done with them
         return False
 
     async def _idle(self) -> None:
@@ -197,19 +226,33 @@ class Sink:
             if clock() >= yield_at:  # building a full batch takes tens of ms: let requests run meanwhile
                 await asyncio.sleep(0)
                 yield_at = clock() + BUILD_SLICE_S
-            try:
-                row, attempts = self._build(record)
-            except Exception:
-                log.exception("request log sink: could not build a log row; record dropped")
-                self._drop("invalid", 1)
+            if record.sealed:  # built on its request's path
+                entry = record.entry
+            else:
+                built = self._built(record)
+                entry = built[0] if built is not None else None
+            if entry is None:
                 _settle(record, None)
                 continue
+            row, attempts = entry
             _settle(record, row)
             self._stats.observe(row, attempts)
             if self._on_row is not None:
                 self._on_row(row, attempts)
-            entries.append((row, attempts))
+            entries.append(entry)
         return entries
+
+    def _built(self, record: RequestRecord) -> tuple[Entry, bytes | None] | None:
+        try:
+            return self._build(record)
+        except Exception:
+            log.exception("request log sink: could not build a log row; record dropped")
+            self._drop("invalid", 1)
+            return None
+
+    def _settle_journal(self, records: list[RequestRecord]) -> None:
+        if self.journal is not None:
+            self.journal.settle(record.journaled for record in records)
 
     async def _deliver(self, entries: list[Entry]) -> None:
         if not entries:

@@ -6,6 +6,10 @@ still being written; a segment left by a process that died is unlocked and repla
 A segment is deleted only after all its records are committed; records carry their final ids and the store
 ignores ids it already has, so a replay interrupted by a crash, redone later, still lands every record
 exactly once. The methods block (file I/O): the sink calls them in a thread.
+
+The write-ahead journal (journal.py) writes the same segments in ``<data_dir>/journal/``; a journal segment
+left by a dead process is moved here (``adopt``, at start and whenever the spool looks for segments to
+replay), and from then on it is a spool segment like any other.
 """
 
 from __future__ import annotations
@@ -55,16 +59,61 @@ class Segment:
                 bad += 1
         return entries, bad
 
+    def append(self, data: bytes) -> None:
+        """One write of whole lines. Raises OSError when the disk refuses (full, read-only): then nothing of
+        ``data`` is left in the file, so no torn line either."""
+        try:
+            written = os.write(self.fd, data)
+            if written < len(data):  # a short write is how a full disk answers first
+                raise OSError(errno.ENOSPC, "short write to a log segment")
+        except OSError:
+            os.ftruncate(self.fd, self.size)
+            raise
+        self.size += len(data)
+
     def release(self, *, delete: bool) -> None:
         if delete:
             self.path.unlink(missing_ok=True)
         os.close(self.fd)  # closing drops the lock
 
 
+def new_segment(directory: Path) -> Segment:
+    """A new, empty segment of this process, locked for as long as it is open: no one else replays it."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    name = f"{time.time_ns():020d}-{os.getpid()}{SUFFIX}"  # names sort by age: replay oldest first
+    path = directory / name
+    # Locked before it has its name: another worker looking for unowned segments never sees it unlocked
+    # (and takes it for a dead process's empty one).
+    making = directory / (name + ".new")
+    fd = os.open(making, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    os.rename(making, path)
+    return Segment(path, fd, 0)
+
+
+def unowned_segment(path: Path) -> Segment | None:
+    """The segment at ``path``, locked, if no live process holds it (its writer died, or closed it); else
+    None. ``flock`` locks belong to the open file: this holds against our own process's segments too."""
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:  # another worker replayed it meanwhile
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:  # a live worker is writing or replaying it
+        os.close(fd)
+        return None
+    if not path.exists():  # replayed (or adopted) and gone between the listing and our lock
+        os.close(fd)
+        return None
+    return Segment(path, fd, os.fstat(fd).st_size)
+
+
 class Spool:
-    def __init__(self, directory: Path, max_bytes: int) -> None:
+    def __init__(self, directory: Path, max_bytes: int, adopts: tuple[Path, ...] = ()) -> None:
         self.directory = directory
         self.max_bytes = max_bytes
+        self._adopts = adopts  # directories of segments (the journal's) replayed once their writer is dead
         self.bytes = 0  # in segments not yet replayed (this process's view)
         self._current: Segment | None = None
         self._pending = False
@@ -74,6 +123,7 @@ class Spool:
         sizes = [p.stat().st_size for p in self.directory.glob("*" + SUFFIX)]
         self.bytes = sum(sizes)
         self._pending = bool(sizes)  # left by an earlier run or a worker that died: replay them
+        self._adopt()
 
     @property
     def pending(self) -> bool:
@@ -99,14 +149,7 @@ class Spool:
 
     def _write(self, data: bytes) -> None:
         segment = self._segment()
-        try:
-            written = os.write(segment.fd, data)
-            if written < len(data):  # a short write is how a full disk answers first
-                raise OSError(errno.ENOSPC, "short write to the spool")
-        except OSError:
-            os.ftruncate(segment.fd, segment.size)  # no torn line left behind; the bytes figure stays true
-            raise
-        segment.size += len(data)
+        segment.append(data)  # raises with nothing written: the bytes figure stays true
         self.bytes += len(data)
         self._pending = True
         if segment.size >= SEGMENT_MAX_BYTES:
@@ -118,12 +161,7 @@ class Spool:
             self.bytes = max(0, self.bytes - self._current.size)
             self._close_current()
         if self._current is None:
-            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            name = f"{time.time_ns():020d}-{os.getpid()}{SUFFIX}"  # names sort by age: replay oldest first
-            path = self.directory / name
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            self._current = Segment(path, fd, 0)
+            self._current = new_segment(self.directory)
         return self._current
 
     def _close_current(self) -> None:
@@ -137,22 +175,33 @@ class Spool:
         Closes our own current segment first: what this process spooled so far is replayable too.
         """
         self._close_current()
+        self._adopt()
         for path in sorted(self.directory.glob("*" + SUFFIX)):
-            try:
-                fd = os.open(path, os.O_RDWR)
-            except FileNotFoundError:  # another worker replayed it meanwhile
-                continue
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:  # a live worker is writing or replaying it
-                os.close(fd)
-                continue
-            if not path.exists():  # replayed and deleted between our listing and our lock
-                os.close(fd)
-                continue
-            return Segment(path, fd, os.fstat(fd).st_size)
+            segment = unowned_segment(path)
+            if segment is not None:
+                return segment
         self._pending = False
         return None
+
+    def _adopt(self) -> None:
+        """Move the segments dead processes left in the adopted directories (the journal) into the spool."""
+        for directory in self._adopts:
+            for path in sorted(directory.glob("*" + SUFFIX)):
+                segment = unowned_segment(path)
+                if segment is None:
+                    continue
+                if not segment.size:
+                    segment.release(delete=True)  # nothing in it was left uncommitted
+                    continue
+                try:
+                    os.rename(path, self.directory / path.name)  # same file system: the data dir
+                except OSError as exc:  # left where it is, for the next look
+                    log.error("request log journal segment %s cannot be moved to the spool (%s)", path,
+                              exc.strerror or type(exc).__name__)
+                else:
+                    self.bytes += segment.size
+                    self._pending = True
+                segment.release(delete=False)
 
     def replayed(self, segment: Segment) -> None:
         segment.release(delete=True)

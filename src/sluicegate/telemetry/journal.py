@@ -1,0 +1,119 @@
+"""The request log's write-ahead journal: a record's rows are on local disk before its client has the answer.
+
+The sink commits records every 20–100 ms, so a process killed in between (``kill -9``, the OOM killer) used
+to lose what it had answered since. With the journal, the request path appends each record's finished rows
+(built once, scrubbed: what the store gets) as one JSON line to a segment of this process, with one
+``os.write``, before the last bytes of the answer go out. The sink settles a record once it is committed
+(or spooled, or counted as dropped); a segment whose records are all settled is emptied (the one being
+written) or deleted (an older one, rotated at ``ROTATE_BYTES``).
+
+Segments are the spool's (spool.py: the same JSON lines, named by age, locked by ``flock`` while their
+process lives); one that a dead process left is adopted by the spool and replayed like a spool segment,
+where a torn line counts as ``spool_corrupt``. Rows carry their final ids and inserts skip ids already
+stored, so a record both committed and left in a journal is stored once.
+
+No fsync: the page cache outlives the process, so ``kill -9`` and OOM kills lose nothing; a power cut or a
+kernel crash can lose the last seconds (as SQLite's ``synchronous=NORMAL`` can). The methods are called on
+the event loop: one ``write`` to the page cache costs a few µs, an ``ftruncate`` or a new segment a few
+tens, and those come at most once per batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .spool import Segment, new_segment
+
+log = logging.getLogger("sluicegate.telemetry")
+
+# A segment this large that still holds unsettled records is closed and a new one begun: under steady load
+# some record is always in flight, so the one being written would never be emptied.
+ROTATE_BYTES = 4 * 1024 * 1024
+
+
+@dataclass(eq=False)
+class JournalSegment:
+    """A segment and how many of the records appended to it are settled."""
+
+    segment: Segment
+    appended: int = 0
+    settled: int = 0
+
+    @property
+    def done(self) -> bool:
+        return self.settled >= self.appended
+
+
+class Journal:
+    def __init__(self, directory: Path, rotate_bytes: int = ROTATE_BYTES) -> None:
+        self.directory = directory
+        self._rotate_bytes = rotate_bytes
+        self._current: JournalSegment | None = None
+        self._older: list[JournalSegment] = []  # rotated, until their last records are settled
+        self.failed = 0  # records not journaled (still logged, unless the process dies before the commit)
+        self.error: str | None = None  # why the last append failed; None once one succeeds
+
+    def open(self) -> None:
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.directory, 0o700)  # it holds bodies, as the spool does
+
+    def append(self, line: bytes | None) -> JournalSegment | None:
+        """Journal one record's rows, as their JSON line (storable.storable_entry; None: they could not be
+        JSON); the segment to settle it on, or None when it could not be written (counted, and said once
+        until a write succeeds: the request is served all the same)."""
+        if line is None:
+            self._failed("not JSON")
+            return None
+        try:
+            current = self._segment()
+            current.segment.append(line)
+        except OSError as exc:  # disk full, read-only data dir
+            self._failed(exc.strerror or type(exc).__name__)
+            return None
+        current.appended += 1
+        self.error = None
+        return current
+
+    def settle(self, segments: Iterable[JournalSegment | None]) -> None:
+        """These records are committed (or spooled, or given up on): their lines are no longer needed."""
+        for segment in segments:
+            if segment is not None:
+                segment.settled += 1
+        current = self._current
+        if current is not None and current.done and current.segment.size:
+            try:
+                os.ftruncate(current.segment.fd, 0)  # O_APPEND: the next line starts the file again
+            except OSError:  # leave it: its lines are all stored, a replay would skip them
+                pass
+            else:
+                current.segment.size = current.appended = current.settled = 0
+        if self._older:
+            for older in [s for s in self._older if s.done]:
+                older.segment.release(delete=True)
+                self._older.remove(older)
+
+    def close(self) -> None:
+        """At exit, after the sink drained: segments with unsettled records (a bug) are left to be replayed."""
+        for journal_segment in [*self._older, *([self._current] if self._current else [])]:
+            journal_segment.segment.release(delete=journal_segment.done)
+        self._older, self._current = [], None
+
+    def _segment(self) -> JournalSegment:
+        current = self._current
+        if current is not None and current.segment.size >= self._rotate_bytes:
+            self._older.append(current)
+            current = self._current = None
+        if current is None:
+            current = self._current = JournalSegment(new_segment(self.directory))
+        return current
+
+    def _failed(self, why: str) -> None:
+        if self.error is None:
+            log.error("request log journal cannot be written (%s); records answered meanwhile are lost if "
+                      "the process dies before they are committed", why)
+        self.error = why
+        self.failed += 1

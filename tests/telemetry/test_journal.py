@@ -1,0 +1,212 @@
+"""The write-ahead journal: append, empty or rotate once committed, private files, and what a dead process left
+replayed through the spool (torn lines counted), with the sink building each row once."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import orjson
+import pytest
+
+from sluicegate.telemetry import sink as sink_mod
+from sluicegate.telemetry.journal import Journal
+from sluicegate.telemetry.metrics import RequestStats
+from sluicegate.telemetry.sink import Sink
+from sluicegate.telemetry.spool import Spool
+
+from .helpers import builder, entry, record
+from .test_sink import FakeStore, settle
+
+
+@pytest.fixture(autouse=True)
+def fast_probes(monkeypatch):
+    monkeypatch.setattr(sink_mod, "PROBE_MIN_S", 0.02)
+    monkeypatch.setattr(sink_mod, "PROBE_MAX_S", 0.05)
+
+
+def line(built) -> bytes:
+    return orjson.dumps(built, option=orjson.OPT_APPEND_NEWLINE)
+
+
+def lines(directory) -> list[list]:
+    return [orjson.loads(line) for path in sorted(directory.glob("*.jsonl"))
+            for line in path.read_bytes().splitlines()]
+
+
+def test_an_appended_record_is_on_disk_at_once_and_gone_once_settled(tmp_path):
+    journal = Journal(tmp_path / "journal")
+    journal.open()
+    first, second = entry(), entry()
+    held = [journal.append(line(first)), journal.append(line(second))]
+    assert [row["id"] for row, _ in lines(tmp_path / "journal")] == [first[0]["id"], second[0]["id"]]
+    assert lines(tmp_path / "journal")[0][1] == first[1]  # the attempts travel with their request
+    journal.settle(held[:1])
+    assert len(lines(tmp_path / "journal")) == 2  # one still waits for its commit: nothing is cut
+    journal.settle(held[1:])
+    (path,) = (tmp_path / "journal").iterdir()
+    assert path.stat().st_size == 0  # emptied in place, and written again from its start
+    third = entry()
+    journal.settle([journal.append(line(third))])
+    journal.append(line(entry()))
+    assert [row["id"] for row, _ in lines(tmp_path / "journal")] != [third[0]["id"]]
+    assert len(lines(tmp_path / "journal")) == 1
+    journal.close()
+
+
+def test_files_are_private(tmp_path):
+    (tmp_path / "journal").mkdir(mode=0o755)
+    journal = Journal(tmp_path / "journal")
+    journal.open()
+    journal.append(line(entry()))
+    assert (tmp_path / "journal").stat().st_mode & 0o777 == 0o700
+    (path,) = (tmp_path / "journal").iterdir()
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_full_segment_is_rotated_and_deleted_once_its_records_are_settled(tmp_path):
+    journal = Journal(tmp_path / "journal", rotate_bytes=1)
+    journal.open()
+    held = [journal.append(line(entry())) for _ in range(3)]  # always some record in flight: one segment each
+    assert len(list((tmp_path / "journal").iterdir())) == 3
+    journal.settle(held[:2])
+    (left,) = (tmp_path / "journal").iterdir()
+    assert left == held[2].segment.path
+    journal.settle(held[2:])
+    journal.close()
+    assert list((tmp_path / "journal").iterdir()) == []
+
+
+def test_close_keeps_a_segment_with_unsettled_records(tmp_path):
+    journal = Journal(tmp_path / "journal")
+    journal.open()
+    kept = entry()
+    journal.append(line(kept))
+    journal.close()
+    assert [row["id"] for row, _ in lines(tmp_path / "journal")] == [kept[0]["id"]]
+
+
+def test_a_write_the_disk_refuses_costs_no_request(tmp_path, monkeypatch, caplog):
+    journal = Journal(tmp_path / "journal")
+    journal.open()
+
+    def full_disk(fd, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "write", full_disk)
+    assert journal.append(line(entry())) is None and journal.append(line(entry())) is None
+    assert journal.failed == 2 and journal.error == "No space left on device"
+    assert sum("journal cannot be written" in r.message for r in caplog.records) == 1  # said once
+    monkeypatch.undo()
+    assert journal.append(line(entry())) is not None and journal.error is None
+    assert len(lines(tmp_path / "journal")) == 1  # no torn line from the failed ones
+
+
+def _die_with_a_journal(directory, entries) -> None:
+    """A real process that journals these entries and is killed (SIGKILL) before it settles them."""
+    script = textwrap.dedent(f"""
+        import os, signal, sys
+        import orjson
+        from pathlib import Path
+        from sluicegate.telemetry.journal import Journal
+        journal = Journal(Path({str(directory)!r}))
+        journal.open()
+        for entry in orjson.loads(sys.stdin.buffer.read()):
+            journal.append(orjson.dumps(entry) + b"\\n")
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], input=orjson.dumps(entries), timeout=60)
+    assert done.returncode == -9
+
+
+def test_a_dead_process_journal_is_adopted_by_the_spool_and_a_live_one_left_alone(tmp_path):
+    journal_dir, spool_dir = tmp_path / "journal", tmp_path / "spool"
+    dead = [entry(), entry()]
+    _die_with_a_journal(journal_dir, dead)
+    live = Journal(journal_dir)
+    live.open()
+    live.append(line(entry()))
+    spool = Spool(spool_dir, max_bytes=10_000_000, adopts=(journal_dir,))
+    spool.open()
+    assert spool.pending and spool.bytes > 0
+    assert len(list(journal_dir.iterdir())) == 1  # ours: locked, so not taken
+    segment = spool.take()
+    read, torn = segment.read()
+    assert [row["id"] for row, _ in read] == [row["id"] for row, _ in dead] and torn == 0
+    spool.replayed(segment)
+    assert spool.take() is None and list(spool_dir.iterdir()) == []
+
+
+async def test_a_dead_process_journal_is_replayed_at_start_torn_line_counted(tmp_path):
+    journal_dir = tmp_path / "journal"
+    dead = [entry(), entry()]
+    _die_with_a_journal(journal_dir, dead)
+    (path,) = journal_dir.iterdir()
+    with open(path, "ab") as handle:
+        handle.write(b'[{"id": "torn')  # a power cut mid-line
+    store = FakeStore()
+    store.rows[dead[0][0]["id"]] = dead[0][0]  # committed before the kill: stored once all the same
+    sink = Sink(builder().build_line, store, Spool(tmp_path / "spool", 10_000_000, adopts=(journal_dir,)),
+                RequestStats(), queue_max=100, batch_max=10, journal=Journal(journal_dir))
+    await sink.start()
+    await settle(sink, lambda: sink.replayed == 2)
+    await sink.close()
+    assert set(store.rows) == {row["id"] for row, _ in dead}
+    assert sink.gauges().dropped == {"spool_corrupt": 1}
+    assert list(journal_dir.iterdir()) == [] and list((tmp_path / "spool").iterdir()) == []
+
+
+class CountingBuilder:
+    def __init__(self) -> None:
+        self.built = 0
+        self._builder = builder()
+
+    def build_line(self, rec):
+        self.built += 1
+        return self._builder.build_line(rec)
+
+
+async def test_a_sealed_record_is_built_once_journaled_scrubbed_and_settled_once_committed(tmp_path):
+    store, counting = FakeStore(), CountingBuilder()
+    journal_dir = tmp_path / "journal"
+    sink = Sink(counting.build_line, store, Spool(tmp_path / "spool", 10_000_000, adopts=(journal_dir,)),
+                RequestStats(), queue_max=100, batch_max=10, journal=Journal(journal_dir))
+    await sink.start()
+    secret = "sk-journal-secret-0123456789abcdef"
+    sealed = record(headers={"authorization": f"Bearer {secret}"},
+                    body={"model": "m", "messages": [{"role": "user", "content": f"my key is {secret}"}]})
+    sink.seal(sealed)
+    sink.seal(sealed)  # sealing twice changes nothing
+    assert counting.built == 1
+    (path,) = journal_dir.iterdir()
+    on_disk = path.read_bytes()
+    assert sealed.entry[0]["id"].encode() in on_disk and secret.encode() not in on_disk
+    sink.submit(sealed)
+    await settle(sink, lambda: sealed.entry[0]["id"] in store.rows)
+    await settle(sink, lambda: path.stat().st_size == 0)  # committed: the journal let it go
+    assert counting.built == 1
+    sink.submit(record())  # a record that was never sealed is built by the drain task, as without a journal
+    await settle(sink, lambda: len(store.rows) == 2)
+    assert counting.built == 2
+    await sink.close()
+    assert list(journal_dir.iterdir()) == []
+
+
+async def test_records_spooled_during_an_outage_are_settled_too(tmp_path):
+    store = FakeStore()
+    store.up = False
+    journal_dir = tmp_path / "journal"
+    sink = Sink(builder().build_line, store, Spool(tmp_path / "spool", 10_000_000, adopts=(journal_dir,)),
+                RequestStats(), queue_max=100, batch_max=10, journal=Journal(journal_dir))
+    await sink.start()
+    rec = record()
+    sink.seal(rec)
+    sink.submit(rec)
+    await settle(sink, lambda: sink.spooled == 1)
+    (path,) = journal_dir.iterdir()
+    assert path.stat().st_size == 0  # durable in the spool: the journal let it go
+    store.up = True
+    await settle(sink, lambda: rec.entry[0]["id"] in store.rows)
+    await sink.close()
