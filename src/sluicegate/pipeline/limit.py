@@ -62,6 +62,8 @@ class LimitStep:
         call = state.call
         model = config_model or call.model or (call.json or {}).get("model")
         price = self._facts.price(slug, model if isinstance(model, str) else None)
+        if subjects[-1].kind == "provider":
+            call.limited_provider = slug  # counted here: the dispatcher does not count it again per attempt
         ticket = await self._limiter.admit(subjects, call.json, price)
         if ticket is None:
             return await call_next(state)
@@ -73,8 +75,8 @@ class LimitStep:
 
 def only_catalog_target(root: Node) -> tuple[str | None, str | None]:
     """The catalog provider (slug) every target of a config tree names, and the model when the tree is
-    one target that sets it; (None, None) when targets differ (which one serves is known only at dispatch:
-    such a tree is limited by the key's and workspace's limits, not a provider's)."""
+    one target that sets it; (None, None) when targets differ: which one serves is known only at dispatch,
+    which checks each attempt's provider limits (limits/attempts.py)."""
     targets = list(leaves(root))
     providers = {target.provider for target in targets}
     if len(providers) != 1:
