@@ -1,7 +1,9 @@
 """The limits step: after admission and authorization, every limit of the key, its workspace and the
 catalog provider the request reaches, in one all-or-nothing check (limits/limiter.py). The provider is
 the ``@slug`` the request names (header or model), or the one its config tree leads to when every
-target of the tree is that provider (a saved config such as a key's default, or an inline one).
+target of the tree is that provider (a saved config such as a key's default, or an inline one). A tree
+over several catalog providers has their limits checked per attempt by the dispatcher instead
+(limits/attempts.py); the provider admitted here is marked on the call so it is not counted twice.
 
 A refusal raises (429 with Retry-After and x-ratelimit-*, 412 for a budget, 503 when the store is down
 and limits fail closed); an admitted request carries its ticket on ``call.on_usage`` so the request
