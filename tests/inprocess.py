@@ -56,9 +56,10 @@ class Clock:
 
 
 def dispatcher(transport: FakeTransport, *, clock: Clock | None = None, rng: float | Callable[[], float] = 0.5,
-               catalog: Any = None, board: LoadBoard | None = None) -> Dispatcher:
+               catalog: Any = None, board: LoadBoard | None = None, limits: Any = None) -> Dispatcher:
     clock = clock or Clock()
     builder = RequestBuilder(Guard(GuardPolicy.from_settings(Settings())), catalog=catalog)
     draw = rng if callable(rng) else (lambda: rng)
     return Dispatcher(transport, builder, breaker=CircuitBreaker(clock), board=board if board is not None else LoadBoard(clock),
-                      sleep=clock.sleep, rng=draw, clock=clock, wall_clock=lambda: 1_700_000_000.0)
+                      sleep=clock.sleep, rng=draw, clock=clock, wall_clock=lambda: 1_700_000_000.0,
+                      limits=limits)

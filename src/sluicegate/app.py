@@ -31,6 +31,7 @@ from .catalog.log_lookups import LogLookups
 from .config import ConfigCache
 from .dashboard import DASHBOARD_PREFIX, dashboard_app, to_dashboard
 from .dispatch import Dispatcher
+from .limits.attempts import AttemptLimits
 from .limits.backend import Counters
 from .limits.limiter import Limiter
 from .limits.memory import MemoryCounters
@@ -214,7 +215,8 @@ def _upstream_context(gateway: Gateway, given: Transport | None, board: LoadBoar
         breaker, peer = _breaker(settings)
         gateway.dispatcher = Dispatcher(transport, builder, breaker=breaker, board=board,
                                         backoff_scale=settings.retry_backoff_scale,
-                                        max_response_bytes=settings.max_upstream_body_bytes)
+                                        max_response_bytes=settings.max_upstream_body_bytes,
+                                        limits=AttemptLimits(gateway.limiter, gateway.limits))
         prober = Prober(board, transport, guard.check_url, interval_s=settings.probe_interval_s,
                         timeout_s=settings.probe_timeout_s)
         prober.start()

@@ -3,7 +3,9 @@
 Strategies (fallback, loadbalance, conditional, single), retry timing and the circuit breaker are pure
 decisions in ``routing/``; this module owns the I/O around them: it prepares each target, sends it
 (``upstream/exchange.py``), sleeps between retries (injected, so tests run in milliseconds) and records
-every attempt for the request log.
+every attempt for the request log. Before each attempt, the limits of the attempt's catalog provider are
+checked (``limits/attempts.py``): a refusal is a failed attempt that sent nothing (429 or 412), which a
+fallback passes over like an upstream's 429 and a loadbalance answers by choosing among the others.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import orjson
 from multidict import CIMultiDict
 
 from .config.model import Group, Node, Target
-from .errors import UpstreamFailure
+from .errors import GatewayError, UpstreamFailure
+from .limits.attempts import AttemptLimits, release, settle_with_request
 from .prepare import RequestBuilder
 from .routing import CircuitBreaker, breaker_key, choose_conditional, pick_weighted, retry_delay, should_fallback
 from .routing.least_busy import Choice, Load, choose_least_busy
@@ -53,6 +57,7 @@ class Dispatcher:
         wall_clock: Callable[[], float] = time.time,
         backoff_scale: float = 1.0,
         max_response_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        limits: AttemptLimits | None = None,
     ) -> None:
         self._transport = transport
         self._builder = builder
@@ -66,6 +71,7 @@ class Dispatcher:
         self._wall_clock = wall_clock  # Retry-After dates are compared with it
         self._backoff_scale = backoff_scale
         self._max_response_bytes = max_response_bytes
+        self._limits = limits
 
     async def run(self, call: Call, root: Node) -> tuple[Outcome, list[AttemptRecord]]:
         state = Walk(call)
@@ -80,12 +86,9 @@ class Dispatcher:
         mode = node.strategy.mode
         if mode == "fallback":
             return await self._fallback(node, state)
-        if mode == "loadbalance" and node.strategy.policy == "least-busy":
-            index, gated = self._pick_least_busy(node, state)
-            return await self._run_node(node.children[index], state, gated=gated, tracked=True)
         if mode == "loadbalance":
-            index, gated = self._pick_balanced(node, state.call)
-        elif mode == "conditional":
+            return await self._balance(node, state)
+        if mode == "conditional":
             index = self._pick_conditional(node, state.call)
         else:
             index = 0
@@ -105,15 +108,34 @@ class Dispatcher:
         assert outcome is not None  # a group always has children (the schema says so)
         return outcome
 
-    def _pick_balanced(self, group: Group, call: Call) -> tuple[int, bool]:
-        indices, gated = self._admitted(group, call)
+    async def _balance(self, group: Group, state: Walk) -> Outcome:
+        """One child by weight (or least busy); a child whose provider limits refused is left out and the
+        choice made again among the rest, so traffic goes where the limits still admit it."""
+        least_busy = group.strategy.policy == "least-busy"
+        refused: set[int] = set()
+        outcome: Outcome | None = None
+        while True:
+            indices, gated = self._admitted(group, state.call)
+            left = [i for i in indices if i not in refused] if refused else indices
+            if not left:
+                assert outcome is not None  # only children refused by their limits are left out
+                return outcome
+            if least_busy:
+                index = self._pick_least_busy(group, state, left)
+            else:
+                index = self._pick_balanced(group, left)
+            outcome = await self._run_node(group.children[index], state, gated=gated, tracked=least_busy)
+            if not outcome.limited:
+                return outcome
+            refused.add(index)
+
+    def _pick_balanced(self, group: Group, indices: list[int]) -> int:
         weights = [group.children[i].weight for i in indices]
         choice = pick_weighted(weights, self._rng())
-        return (indices[0] if choice is None else indices[choice]), gated
+        return indices[0] if choice is None else indices[choice]
 
-    def _pick_least_busy(self, group: Group, state: Walk) -> tuple[int, bool]:
-        """Power of two choices among the healthy children (docs/routing.md); all admitted ones when none is."""
-        indices, gated = self._admitted(group, state.call)
+    def _pick_least_busy(self, group: Group, state: Walk, indices: list[int]) -> int:
+        """Power of two choices among the healthy children (docs/routing.md); all given ones when none is."""
         keys = [self._load_key(group.children[i], state.call) for i in indices]
         now = self.board.clock()
         healthy = [n for n, key in enumerate(keys) if key is None or self.board.healthy(key, now)]
@@ -122,11 +144,11 @@ class Dispatcher:
         choice = choose_least_busy([group.children[indices[n]].weight for n in pool], loads, self._rng)
         if choice is None:
             state.route = None
-            return indices[0], gated
+            return indices[0]
         chosen = indices[pool[choice.index]]
         state.route = _route_note(group, [indices[n] for n in pool], loads, choice,
                                   unhealthy=len(indices) - len(healthy))
-        return chosen, gated
+        return chosen
 
     def _load_key(self, child: Node, call: Call) -> str | None:
         return self._breaker_key(child, call) if isinstance(child, Target) else None
@@ -168,7 +190,7 @@ class Dispatcher:
             message = f"{prepared.host} is failing; its circuit breaker is open"
             return failure(UpstreamFailure(message, status=503, provider=prepared.provider), target.json_path)
         outcome = await self._with_retries(prepared, target, state, key if tracked else None)
-        if target.breaker:
+        if target.breaker and not outcome.limited:  # nothing was sent: no verdict on the upstream
             self._breaker.record(key, target.breaker, outcome.status if outcome.responded else None)
         return outcome
 
@@ -177,8 +199,8 @@ class Dispatcher:
         retries, waited = 0, 0.0
         while True:
             outcome = await self._attempt(prepared, target, state, retries, load_key)
-            if outcome.ok or target.retry is None:
-                break
+            if outcome.ok or target.retry is None or outcome.limited:
+                break  # a limit's refusal is not retried: the same target would be refused again
             status = outcome.status if outcome.responded else None
             delay = retry_delay(target.retry, retries, status, CIMultiDict(outcome.headers), waited,
                                 now_epoch_s=self._wall_clock(), backoff_scale=self._backoff_scale)
@@ -196,6 +218,12 @@ class Dispatcher:
     async def _attempt(self, prepared: Prepared, target: Target, state: Walk, retry: int,
                        load_key: str | None) -> Outcome:
         route, state.route = state.route, None
+        ticket = None
+        if self._limits is not None and (subject := self._limits.subject(prepared.provider, state.call)):
+            admitted = await self._limits.admit(subject, state.call, _model_of(target))
+            if isinstance(admitted, GatewayError):
+                return self._refused(admitted, prepared, target, state, retry, route)
+            ticket = admitted
         started = self._clock()
         sharing = self.board.started(load_key, prepared.host) if load_key is not None else 0
         try:
@@ -204,7 +232,15 @@ class Dispatcher:
         except BaseException:
             if load_key is not None:  # refused by the guard, or the client left: no verdict on the target
                 self.board.finished(load_key, ok=None, ttft_ms=None, latency_ms=None)
+            if ticket is not None:
+                release(ticket)
             raise
+        if ticket is not None:
+            # Only an answer is the request's answer: its usage settles the ticket, as the request's own.
+            if outcome.ok:
+                settle_with_request(state.call, ticket)
+            else:
+                release(ticket)
         if load_key is not None:
             self._track(load_key, outcome, (self._clock() - started) * 1000.0, started, sharing)
         state.attempts.append(
@@ -222,6 +258,18 @@ class Dispatcher:
         )
         return outcome
 
+    def _refused(self, refusal: GatewayError, prepared: Prepared, target: Target, state: Walk, retry: int,
+                 route: dict[str, Any] | None) -> Outcome:
+        """A refusal by the attempt's provider limits, as a failed attempt: the gateway's envelope and
+        headers (Retry-After, x-ratelimit-*) the client gets if no other target serves; nothing sent."""
+        headers = [*getattr(refusal, "headers", {}).items(), ("content-type", "application/json")]
+        outcome = Outcome(refusal.status, headers, orjson.dumps(refusal.body()), prepared.provider,
+                          target.json_path, limited=True)
+        state.attempts.append(AttemptRecord(target_path=target.json_path, provider=prepared.provider,
+                                            host=prepared.host, status=refusal.status, latency_ms=0.0,
+                                            retry=retry, error=f"not sent: {refusal.message}", routing=route))
+        return outcome
+
     def _track(self, key: str, outcome: Outcome, head_ms: float, started: float, sharing: int) -> None:
         """Account an attempt on the board: now, or when its stream ends (it is in flight until then)."""
         if outcome.stream is None:
@@ -231,6 +279,11 @@ class Dispatcher:
         outcome.stream = OpenStream(
             _TrackedBody(outcome.stream.body, self.board, key, (head_ms, started, sharing), self._clock),
             outcome.stream.decoder)
+
+
+def _model_of(target: Target) -> str | None:
+    model = target.override_params.get("model")
+    return model if isinstance(model, str) else None
 
 
 def target_failed(outcome: Outcome) -> bool:

@@ -120,6 +120,9 @@ class Call:
     # Usage limits: called once with (prompt, completion) tokens when the answer or stream has ended, from
     # the request log's task (limits/limiter.py Ticket.settle); None when no limit applies.
     on_usage: Callable[[int, int], None] | None = None
+    # The catalog provider (slug) whose limits the limits step admitted for the whole request: the
+    # dispatcher's per-attempt provider limits (limits/attempts.py) leave it alone, so it counts once.
+    limited_provider: str | None = None
 
 
 @dataclass(slots=True)
@@ -191,6 +194,7 @@ class Outcome:
     responded: bool = True  # False: no HTTP answer (timeout, connection error, broken stream start)
     retries: int = 0
     gateway_exception: bool = False
+    limited: bool = False  # the attempt's provider limits refused it: nothing was sent (dispatch.py)
     measured: MeasuredUsage | None = None  # token counts a translation measured on the answer (for the log)
 
     @property

@@ -1,7 +1,9 @@
 """The limits step: after admission and authorization, every limit of the key, its workspace and the
 catalog provider the request reaches, in one all-or-nothing check (limits/limiter.py). The provider is
 the ``@slug`` the request names (header or model), or the one its config tree leads to when every
-target of the tree is that provider (a saved config such as a key's default, or an inline one).
+target of the tree is that provider (a saved config such as a key's default, or an inline one). A tree
+over several catalog providers has their limits checked per attempt by the dispatcher instead
+(limits/attempts.py); the provider admitted here is marked on the call so it is not counted twice.
 
 A refusal raises (429 with Retry-After and x-ratelimit-*, 412 for a budget, 503 when the store is down
 and limits fail closed); an admitted request carries its ticket on ``call.on_usage`` so the request
@@ -62,6 +64,8 @@ class LimitStep:
         call = state.call
         model = config_model or call.model or (call.json or {}).get("model")
         price = self._facts.price(slug, model if isinstance(model, str) else None)
+        if subjects[-1].kind == "provider":
+            call.limited_provider = slug  # counted here: the dispatcher does not count it again per attempt
         ticket = await self._limiter.admit(subjects, call.json, price)
         if ticket is None:
             return await call_next(state)
@@ -73,8 +77,8 @@ class LimitStep:
 
 def only_catalog_target(root: Node) -> tuple[str | None, str | None]:
     """The catalog provider (slug) every target of a config tree names, and the model when the tree is
-    one target that sets it; (None, None) when targets differ (which one serves is known only at dispatch:
-    such a tree is limited by the key's and workspace's limits, not a provider's)."""
+    one target that sets it; (None, None) when targets differ: which one serves is known only at dispatch,
+    which checks each attempt's provider limits (limits/attempts.py)."""
     targets = list(leaves(root))
     providers = {target.provider for target in targets}
     if len(providers) != 1:
