@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 
 from . import TranslationError
+from .estimate import estimate_output_tokens
 from .shapes import as_object
 
 DEFAULT_MAX_TOKENS = 4096  # Anthropic requires max_tokens; OpenAI clients often send none
@@ -250,11 +251,18 @@ def chat_response_to_message(
     reason, sequence = stop_reason(choice.get("finish_reason"), choice.get("stop_reason"), stop_sequences,
                                    tool_called=any(block["type"] == "tool_use" for block in content))
     usage = chat.get("usage") if isinstance(chat.get("usage"), dict) else None
+    generated = len(text) + sum(_call_characters(as_object(call.get("function"))) for call in _calls_of(reply))
     return {
         "id": message_id, "type": "message", "role": "assistant", "model": chat.get("model", ""),
         "content": content, "stop_reason": reason, "stop_sequence": sequence,
-        "usage": anthropic_usage(usage, estimated_input_tokens),
+        "usage": anthropic_usage(usage, estimated_input_tokens, estimate_output_tokens(generated)),
     }
+
+
+def _call_characters(function: dict[str, Any]) -> int:
+    """What a tool call generated, in characters: its name and its arguments' JSON text."""
+    name, arguments = function.get("name"), function.get("arguments")
+    return (len(name) if isinstance(name, str) else 0) + (len(arguments) if isinstance(arguments, str) else 0)
 
 
 def _reply_text(reply: dict[str, Any]) -> str:
@@ -293,11 +301,13 @@ def stop_reason(finish_reason: object, matched_stop: object, stop_sequences: tup
     return STOP_REASON_BY_FINISH_REASON.get(finish_reason, "end_turn"), None
 
 
-def anthropic_usage(usage: dict[str, Any] | None, estimated_input_tokens: int | None = None) -> dict[str, Any]:
+def anthropic_usage(usage: dict[str, Any] | None, estimated_input_tokens: int | None = None,
+                    estimated_output_tokens: int = 0) -> dict[str, Any]:
     """OpenAI usage as Anthropic usage: OpenAI's prompt tokens include cached ones, Anthropic's
-    ``input_tokens`` do not (they are in ``cache_read_input_tokens``)."""
+    ``input_tokens`` do not (they are in ``cache_read_input_tokens``). Without usage, the estimates stand in
+    (a client or a budget reading 0 output tokens would take the reply as free)."""
     if not usage:
-        return {"input_tokens": max(estimated_input_tokens or 0, 0), "output_tokens": 0,
+        return {"input_tokens": max(estimated_input_tokens or 0, 0), "output_tokens": max(estimated_output_tokens, 0),
                 "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
     details = usage.get("prompt_tokens_details")
     cached = _count(details.get("cached_tokens") if isinstance(details, dict) else 0)

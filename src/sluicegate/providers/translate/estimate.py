@@ -1,4 +1,5 @@
-"""A rough input-token count for a Messages request, for when an OpenAI-spec upstream reports no usage.
+"""Rough token counts for when an OpenAI-spec upstream reports no usage: a Messages request's input, a reply's
+output.
 
 About four characters per token over every string the model reads (system, text, tool results, tool
 inputs, tool names and schemas), a few tokens per message for the chat template, and a flat count per
@@ -22,6 +23,13 @@ def estimate_input_tokens(body: dict[str, Any]) -> int:
     more_chars, more_images = _measure(messages)
     chars, images = chars + more_chars, images + more_images
     return max(1, chars // CHARS_PER_TOKEN + TOKENS_PER_MESSAGE * len(messages) + TOKENS_PER_IMAGE * images)
+
+
+def estimate_output_tokens(characters: int) -> int:
+    """Estimated output tokens of a reply with this many generated characters (text, tool names, tool
+    arguments as sent): 0 for an empty reply, else at least 1. A stream counts the same characters as the
+    whole reply, so the streamed and non-streamed translations agree."""
+    return -(-characters // CHARS_PER_TOKEN) if characters > 0 else 0
 
 
 def _measure(value: object) -> tuple[int, int]:

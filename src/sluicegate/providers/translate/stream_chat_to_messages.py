@@ -19,6 +19,7 @@ import orjson
 
 from .chat_to_messages import anthropic_usage, stop_reason, tool_input
 from .errors import error_message, stream_error_type
+from .estimate import estimate_output_tokens
 from .frames import anthropic_frame
 from .shapes import as_object
 
@@ -53,11 +54,13 @@ class ChatToMessagesStream:
         self._finish_reason: object = None
         self._matched_stop: object = None
         self._usage: dict[str, Any] | None = None
+        self._generated = 0  # characters of text, tool names and arguments: the output estimate without usage
 
     @property
     def usage(self) -> dict[str, Any]:
         """Token counts for the request log; ``input_tokens_estimated`` when the upstream reported none."""
-        return {**anthropic_usage(self._usage, self._estimate), "input_tokens_estimated": self._usage is None}
+        return {**anthropic_usage(self._usage, self._estimate, estimate_output_tokens(self._generated)),
+                "input_tokens_estimated": self._usage is None}
 
     def feed(self, chunk: object) -> list[bytes]:
         if self.closed or not isinstance(chunk, dict):
@@ -124,6 +127,7 @@ class ChatToMessagesStream:
         return frames
 
     def _text(self, text: str) -> list[bytes]:
+        self._generated += len(text)
         if self._tools:
             self._late_text.append(text)
             return []
@@ -149,10 +153,13 @@ class ChatToMessagesStream:
         tool = self._tools.setdefault(self._tool_index(call), _ToolCall())
         function = as_object(call.get("function"))
         tool.id = tool.id or (call_id if isinstance(call_id := call.get("id"), str) else "")
-        tool.name = tool.name or (name if isinstance(name := function.get("name"), str) else "")
+        if not tool.name and isinstance(name := function.get("name"), str) and name:
+            tool.name = name
+            self._generated += len(name)
         piece = function.get("arguments")
         if isinstance(piece, str) and piece:
             tool.arguments.append(piece)
+            self._generated += len(piece)
             if tool is self._live:
                 frames.append(self._json_delta(self._live_block, piece))
         if self._live is None and self._live_tools and tool.name and tool is next(iter(self._tools.values())):
