@@ -150,6 +150,9 @@ class Settings:
     cache_backend: str = "memory"  # memory | store | redis | off
     # SLUICEGATE_REDIS_URL: the cache's redis backend and the usage limits' shared counters; may hold a password
     redis_url: str | None = field(default=None, repr=False)
+    # SLUICEGATE_CACHE_REDIS_URL: the cache's own Redis when set. A cache wants an evicting policy
+    # (allkeys-lru), while the limits' counters need noeviction: one server cannot have both.
+    cache_redis_url: str | None = field(default=None, repr=False)
     cache_max_bytes: int = 64 * 1024 * 1024  # the in-memory backend's bound (least recently used out)
     cache_max_entries: int = 10_000
     cache_entry_max_bytes: int = 1024 * 1024  # a larger answer is relayed but not stored
@@ -231,6 +234,7 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: Any) ->
         "CONFIG_CACHE_SIZE": ("config_cache_size", int),
         "CACHE_BACKEND": ("cache_backend", lambda text: text.strip().lower()),
         "REDIS_URL": ("redis_url", str),
+        "CACHE_REDIS_URL": ("cache_redis_url", str),
         "CACHE_MAX_BYTES": ("cache_max_bytes", _POSITIVE_INT),
         "CACHE_MAX_ENTRIES": ("cache_max_entries", _POSITIVE_INT),
         "CACHE_ENTRY_MAX_BYTES": ("cache_entry_max_bytes", _POSITIVE_INT),

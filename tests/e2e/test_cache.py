@@ -17,6 +17,7 @@ from sluicegate.settings import Settings
 from tests.access.world import World
 from tests.fakes.upstream import FakeUpstream, Reply, chat_chunks
 from tests.gateway import GatewayProcess
+from tests.limits.conftest import PrivateRedis
 from tests.logapi import new_trace
 
 SECRET = "sk-cache-secret-0123456789abcdef"
@@ -174,6 +175,32 @@ def test_replicas_share_entries_through_redis(tmp_path_factory, upstream):
     finally:
         for gw in replicas:
             gw.stop()
+
+
+def test_a_cache_redis_of_its_own_keeps_entries_out_of_the_limits_redis(tmp_path_factory, upstream):
+    """SLUICEGATE_CACHE_REDIS_URL: entries go to the cache's server (which may evict), none to the one that
+    counts limits (which must not)."""
+    from redis import Redis
+
+    servers = [PrivateRedis(tmp_path_factory.mktemp(name)) for name in ("cache-redis", "limits-redis")]
+    for server in servers:
+        server.start()
+    cache_redis, limits_redis = (Redis.from_url(server.url, socket_timeout=2) for server in servers)
+    env = {"SLUICEGATE_CACHE_BACKEND": "redis", "SLUICEGATE_CACHE_REDIS_URL": servers[0].url,
+           "SLUICEGATE_REDIS_URL": servers[1].url}
+    gw = start(tmp_path_factory, "cache-own-redis", **env)
+    try:
+        body = {"model": f"own-{time.time_ns()}", "messages": CHAT["messages"]}
+        assert post(gw, upstream, body).headers["x-portkey-cache-status"] == "MISS"
+        eventually_hit(lambda: post(gw, upstream, body))
+        assert len(upstream.received) == 1
+        assert list(cache_redis.scan_iter(match="sluicegate:cache:*"))
+        assert not list(limits_redis.scan_iter(match="sluicegate:cache:*"))
+    finally:
+        gw.stop()
+        for client, server in zip((cache_redis, limits_redis), servers, strict=True):
+            client.close()
+            server.stop()
 
 
 def eventually_hit(send) -> httpx.Response:

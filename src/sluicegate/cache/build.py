@@ -34,11 +34,12 @@ def build_cache(settings: Settings, engine: AsyncEngine,
 
         backend = StoreBackend(engine)
     elif settings.cache_backend == "redis":
-        if not settings.redis_url:
-            raise ValueError("SLUICEGATE_CACHE_BACKEND=redis needs SLUICEGATE_REDIS_URL")
+        url = settings.cache_redis_url or settings.redis_url
+        if not url:
+            raise ValueError("SLUICEGATE_CACHE_BACKEND=redis needs SLUICEGATE_CACHE_REDIS_URL or SLUICEGATE_REDIS_URL")
         from .redis_backend import RedisBackend  # only a Redis deployment imports the client
 
-        backend = RedisBackend(settings.redis_url)
+        backend = RedisBackend(url)
     else:
         raise ValueError(f"SLUICEGATE_CACHE_BACKEND must be one of {', '.join(BACKENDS)}")
     simple = SimpleCache(backend, entry_max_bytes=settings.cache_entry_max_bytes)
