@@ -30,6 +30,7 @@ from .catalog.integrations import IntegrationRepository
 from .catalog.log_lookups import LogLookups
 from .config import ConfigCache
 from .dashboard import DASHBOARD_PREFIX, dashboard_app, to_dashboard
+from .dashboard.sessions import SessionStore
 from .dispatch import Dispatcher
 from .limits.attempts import AttemptLimits
 from .limits.backend import Counters
@@ -139,7 +140,8 @@ def build_app(settings: Settings, *, transport: Transport | None = None) -> web.
     app.add_subapp(ADMIN_PREFIX, admin)
     app.router.add_get(DASHBOARD_PREFIX, to_dashboard)
     verifier = first_match([admin_token_verifier(services.auth), api_key_verifier(gateway.access)])
-    app.add_subapp(DASHBOARD_PREFIX, dashboard_app(services, verifier, key_renewal(gateway.access)))
+    sessions = SessionStore(gateway.engine)  # in the store: every replica knows every sign-in
+    app.add_subapp(DASHBOARD_PREFIX, dashboard_app(services, verifier, key_renewal(gateway.access), sessions))
     return app
 
 

@@ -28,40 +28,66 @@ class Clock:
         return self.now
 
 
-def test_a_session_expires_after_its_ttl():
+async def test_a_session_expires_after_its_ttl(engine):
     clock = Clock()
-    store = SessionStore(60, clock=clock)
-    session_id, session = store.open(ADMIN)
-    assert store.get(session_id) is session
+    store = SessionStore(engine, 60, clock=clock)
+    session_id, session = await store.open(ADMIN)
+    assert await store.get(session_id) == session
     clock.now += 59.9
-    assert store.get(session_id) is session
+    assert await store.get(session_id) == session
     clock.now += 0.2
-    assert store.get(session_id) is None
+    assert await store.get(session_id) is None
 
 
-def test_closing_a_session_and_unknown_ids():
-    store = SessionStore(60)
-    session_id, _ = store.open(ADMIN)
-    store.close(session_id)
-    assert store.get(session_id) is None and store.get("") is None and store.get(None) is None
-    assert store.get("made-up") is None
+async def test_closing_a_session_and_unknown_ids(engine):
+    store = SessionStore(engine, 60)
+    session_id, _ = await store.open(ADMIN)
+    await store.close(session_id)
+    assert await store.get(session_id) is None and await store.get("") is None and await store.get(None) is None
+    assert await store.get("made-up") is None
 
 
-def test_the_oldest_session_goes_when_the_store_is_full():
-    store = SessionStore(60, max_sessions=2)
-    first, _ = store.open(ADMIN)
-    second, _ = store.open(ADMIN)
-    third, _ = store.open(ADMIN)
-    assert store.get(first) is None and store.get(second) is not None and store.get(third) is not None
+async def test_the_oldest_session_goes_when_the_store_is_full(engine):
+    clock = Clock()
+    store = SessionStore(engine, 60, max_sessions=2, clock=clock)
+    first, _ = await store.open(ADMIN)
+    clock.now += 1
+    second, _ = await store.open(ADMIN)
+    clock.now += 1
+    third, _ = await store.open(ADMIN)
+    assert await store.get(first) is None
+    assert await store.get(second) is not None and await store.get(third) is not None
 
 
-def test_csrf_tokens_differ_per_session_and_compare_exactly():
-    store = SessionStore(60)
-    _, one = store.open(ADMIN)
-    _, two = store.open(ADMIN)
+async def test_csrf_tokens_differ_per_session_and_compare_exactly(engine):
+    store = SessionStore(engine, 60)
+    one_id, one = await store.open(ADMIN)
+    _, two = await store.open(ADMIN)
     assert one.csrf_token != two.csrf_token
+    assert (await store.get(one_id)).csrf_token == one.csrf_token  # the same token, read back from the store
     assert one.csrf_matches(one.csrf_token)
     assert not one.csrf_matches(two.csrf_token) and not one.csrf_matches("") and not one.csrf_matches(None)
+
+
+async def test_two_stores_on_one_database_share_sessions_and_keep_no_cookie_value(engine):
+    """Two replicas: a sign-in on one is known to the other, a sign-out on either ends it everywhere; the
+    table holds neither the cookie's value nor the CSRF token."""
+    from sqlalchemy import select
+
+    from sluicegate.store.access_tables import dashboard_sessions
+
+    one, other = SessionStore(engine, 60), SessionStore(engine, 60)
+    key_sign_in = SignIn("ops (sg-abc…)", model.Principal("key_1", "ws_1", frozenset({"logs.list"}), key_id="key_1"),
+                         "team")
+    session_id, session = await one.open(key_sign_in)
+    seen = await other.get(session_id)
+    assert seen == session and (seen.key_id, seen.name, seen.workspace_slug) == ("key_1", "ops (sg-abc…)", "team")
+    async with engine.connect() as conn:
+        rows = [tuple(row) for row in (await conn.execute(select(dashboard_sessions))).all()]
+    assert rows and not any(session_id in str(value) or session.csrf_token in str(value)
+                            for row in rows for value in row)
+    await other.close(session_id)
+    assert await one.get(session_id) is None
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -123,7 +149,8 @@ def test_test_connection_shows_the_guards_refusal_without_sending(tmp_path):
     assert result["refused"] == refused.value.reason and Transport.sent == 0
 
 
-def _dashboard(principal, renew):
+def _dashboard(engine, principal, renew):
+    """renew: the principal as of now (from the key id), or None once the key may not act."""
     from aiohttp import web
 
     from sluicegate.dashboard import dashboard_app
@@ -131,20 +158,21 @@ def _dashboard(principal, renew):
     async def verify(credential):
         return SignIn("a key", principal) if credential == "sg-key" else None
 
-    app = dashboard_app(services=None, verifier=verify, renew=renew)  # type: ignore[arg-type]
+    app = dashboard_app(services=None, verifier=verify, renew=lambda key_id: renew(principal),  # type: ignore[arg-type]
+                        sessions=SessionStore(engine))
     parent = web.Application()
     parent.add_subapp("/dashboard", app)
     return parent
 
 
-async def test_a_session_ends_when_its_key_is_revoked():
+async def test_a_session_ends_when_its_key_is_revoked(engine):
     """The guard renews the principal before every call: a revoked or expired key (renewal says None) ends
     the session at once, and it stays ended."""
     from aiohttp.test_utils import TestClient, TestServer
 
     key = model.Principal(actor="k1", workspace_id="ws-a", scopes=frozenset({"logs.list"}), key_id="k1")
     alive = {"yes": True}
-    app = _dashboard(key, lambda p: p if alive["yes"] else None)
+    app = _dashboard(engine, key, lambda p: p if alive["yes"] else None)
     async with TestClient(TestServer(app)) as client:
         signed = await client.post("/dashboard/api/session", json={"token": "sg-key"})
         body = await signed.json()
@@ -158,11 +186,11 @@ async def test_a_session_ends_when_its_key_is_revoked():
         assert (await client.get("/dashboard/api/session")).status == 401
 
 
-async def test_each_route_needs_its_access_control_scope():
+async def test_each_route_needs_its_access_control_scope(engine):
     from aiohttp.test_utils import TestClient, TestServer
 
     key = model.Principal(actor="k1", workspace_id="ws-a", scopes=frozenset({"logs.list"}), key_id="k1")
-    async with TestClient(TestServer(_dashboard(key, lambda p: p))) as client:
+    async with TestClient(TestServer(_dashboard(engine, key, lambda p: p))) as client:
         await client.post("/dashboard/api/session", json={"token": "sg-key"})
         for path, wanted in (("/analytics", "'analytics.view'"), ("/providers", "'providers.list'"),
                              ("/configs", "'configs.list'"), ("/workspaces", "'workspaces.list'"),

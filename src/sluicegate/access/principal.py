@@ -37,7 +37,8 @@ class SignIn:
 
 
 Verifier = Callable[[str], Awaitable["SignIn | None"]]
-Renewal = Callable[[Principal], "Principal | None"]  # the principal as of now, None once it may not act
+# A sign-in's principal as of now, from its key id (None: the admin token); None once it may not act.
+Renewal = Callable[[str | None], "Principal | None"]
 
 
 def admin_token_verifier(auth: AdminAuth) -> Verifier:
@@ -74,8 +75,8 @@ def api_key_verifier(access: AccessRegistry) -> Verifier:
 
 
 def key_renewal(access: AccessRegistry) -> Renewal:
-    def renew(principal: Principal) -> Principal | None:
-        return principal if principal.key_id is None else access.current(principal.key_id)
+    def renew(key_id: str | None) -> Principal | None:
+        return ADMIN if key_id is None else access.current(key_id)
 
     return renew
 

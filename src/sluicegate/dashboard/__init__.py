@@ -22,7 +22,7 @@ DASHBOARD_PREFIX = "/dashboard"
 
 
 def dashboard_app(services: AdminServices, verifier: Verifier, renew: Renewal,
-                  sessions: SessionStore | None = None) -> web.Application:
+                  sessions: SessionStore) -> web.Application:
     """Mount with ``app.add_subapp(DASHBOARD_PREFIX, dashboard_app(...))`` (and redirect the bare prefix).
     ``renew``: a session's principal as of now (None ends the session: its API key was revoked)."""
     scopes = {(method, f"{DASHBOARD_PREFIX}/api{path}"): needed for method, path, _, needed in ROUTES if needed}
@@ -33,7 +33,7 @@ def dashboard_app(services: AdminServices, verifier: Verifier, renew: Renewal,
     ])
     app[SERVICES] = services
     app[VERIFIER] = verifier
-    app[SESSION] = sessions or SessionStore()
+    app[SESSION] = sessions
     index, static = asset_handlers(load_assets())
     app.router.add_get("/", index)
     app.router.add_get("/static/{name}", static)

@@ -60,9 +60,9 @@ async def _small_json(request: web.Request, limit: int) -> dict[str, Any]:
 
 def _session_json(request: web.Request) -> dict[str, Any]:
     session = session_of(request)
-    who, p = session.signed_in, current_principal(request)
-    return {"principal": {"name": who.name, "scopes": sorted(p.scopes), "workspace": p.workspace_id,
-                          "workspace_slug": who.workspace_slug, "key_id": p.key_id},
+    p = current_principal(request)
+    return {"principal": {"name": session.name, "scopes": sorted(p.scopes), "workspace": p.workspace_id,
+                          "workspace_slug": session.workspace_slug, "key_id": p.key_id},
             "csrf_token": session.csrf_token, "expires_at": int(session.expires_at),
             # The Add Provider form's choices: API specs, and the hosted providers with their public URL.
             "specs": list(registry.SPEC_NAMES),
@@ -80,7 +80,7 @@ async def sign_in(request: web.Request) -> web.Response:
     if signed_in is None:
         raise Unauthorized("Sign-in refused: that token is not valid here")
     sessions = request.app[SESSION]
-    session_id, session = sessions.open(signed_in)
+    session_id, session = await sessions.open(signed_in)
     request[CURRENT] = session
     request[PRINCIPAL] = signed_in.principal
     response = _json(_session_json(request))
@@ -94,7 +94,7 @@ async def who_am_i(request: web.Request) -> web.Response:
 
 
 async def sign_out(request: web.Request) -> web.Response:
-    request.app[SESSION].close(request.cookies.get(COOKIE))
+    await request.app[SESSION].close(request.cookies.get(COOKIE))
     response = _json({"status": "success", "message": "Signed out"})
     response.del_cookie(COOKIE, path="/dashboard")
     return response

@@ -96,12 +96,12 @@ def api_guard(open_paths: frozenset[tuple[str, str]], scopes: dict[tuple[str, st
             return await handler(request)
         sessions = request.app[SESSION]
         session_id = request.cookies.get(COOKIE)
-        session = sessions.get(session_id)
+        session = await sessions.get(session_id)
         if session is None:
             raise Unauthorized("Not signed in, or the session ended: sign in at /dashboard/")
-        principal = renew(session.signed_in.principal)
+        principal = renew(session.key_id)
         if principal is None:
-            sessions.close(session_id)
+            await sessions.close(session_id)
             raise Unauthorized("The API key this session signed in with was revoked or has expired: sign in again")
         if request.method not in SAFE_METHODS and not session.csrf_matches(request.headers.get(CSRF_HEADER)):
             raise Forbidden(f"Refused: missing or wrong CSRF token (send the session's token as {CSRF_HEADER})")

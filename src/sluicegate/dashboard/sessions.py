@@ -1,10 +1,12 @@
-"""Dashboard sessions, held in this process's memory (one process: a restart signs everyone out).
+"""Dashboard sessions, kept in the gateway's store: every replica on the same database knows every sign-in,
+and a restart signs nobody out.
 
-A session id is 256 random bits sent only as an HttpOnly cookie; the store keys sessions by the id's SHA-256,
-so the ids themselves are not kept. Each session carries its own CSRF token (synchronizer pattern): the page
-reads it from ``GET /dashboard/api/session`` and sends it as ``X-CSRF-Token`` with every state change.
-Sessions end at sign-out or ``ttl_s`` after sign-in, whichever comes first; at most ``max_sessions`` live at
-once (the oldest goes first).
+A session id is 256 random bits sent only as an HttpOnly cookie; the store keeps the id's SHA-256, never the
+id. Each session has its own CSRF token (synchronizer pattern), derived from the id with a keyed hash, so it
+needs no column and a copy of the table yields neither: the page reads it from ``GET /dashboard/api/session``
+and sends it as ``X-CSRF-Token`` with every state change. Sessions end at sign-out or ``ttl_s`` after
+sign-in, whichever comes first; at most ``max_sessions`` live at once (the oldest goes first). The dashboard
+is not the hot path: one primary-key read per dashboard API call.
 """
 
 from __future__ import annotations
@@ -16,7 +18,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from ..access.principal import SignIn
+from ..store.access_tables import dashboard_sessions
 
 DEFAULT_TTL_S = 8 * 3600
 MAX_SESSIONS = 10_000
@@ -24,7 +30,9 @@ MAX_SESSIONS = 10_000
 
 @dataclass(frozen=True)
 class Session:
-    signed_in: SignIn  # who, as at sign-in (the guard renews the principal before each use)
+    name: str  # who signed in, for the header: never the credential
+    workspace_slug: str | None
+    key_id: str | None  # None: the admin token (the guard renews the principal from it before each use)
     csrf_token: str
     expires_at: float  # wall clock, seconds
 
@@ -38,43 +46,53 @@ def _key(session_id: str) -> str:
     return hashlib.sha256(session_id.encode("utf-8", "replace")).hexdigest()
 
 
+def _csrf_token(session_id: str) -> str:
+    return hmac.new(session_id.encode("utf-8", "replace"), b"sluicegate dashboard csrf", "sha256").hexdigest()
+
+
 class SessionStore:
-    def __init__(self, ttl_s: float = DEFAULT_TTL_S, *, max_sessions: int = MAX_SESSIONS,
+    def __init__(self, engine: AsyncEngine, ttl_s: float = DEFAULT_TTL_S, *, max_sessions: int = MAX_SESSIONS,
                  clock: Callable[[], float] = time.time) -> None:
+        self._engine = engine
         self._ttl_s = ttl_s
         self._max = max_sessions
         self._clock = clock
-        self._sessions: dict[str, Session] = {}
 
     @property
     def ttl_s(self) -> float:
         return self._ttl_s
 
-    def open(self, signed_in: SignIn) -> tuple[str, Session]:
+    async def open(self, signed_in: SignIn) -> tuple[str, Session]:
         """A new session: (its id, for the cookie only; the session)."""
-        self._prune()
-        while len(self._sessions) >= self._max:
-            del self._sessions[next(iter(self._sessions))]
         session_id = secrets.token_urlsafe(32)
-        session = Session(signed_in, secrets.token_urlsafe(32), self._clock() + self._ttl_s)
-        self._sessions[_key(session_id)] = session
+        session = Session(signed_in.name, signed_in.workspace_slug, signed_in.principal.key_id,
+                          _csrf_token(session_id), self._clock() + self._ttl_s)
+        table = dashboard_sessions
+        async with self._engine.begin() as conn:
+            await conn.execute(delete(table).where(table.c.expires_at <= self._clock()))
+            live = (await conn.execute(select(func.count()).select_from(table))).scalar_one()
+            if live >= self._max:  # the oldest sign-ins go first
+                oldest = select(table.c.id_hash).order_by(table.c.expires_at).limit(live - self._max + 1)
+                await conn.execute(delete(table).where(table.c.id_hash.in_(oldest.scalar_subquery())))
+            await conn.execute(insert(table).values(
+                id_hash=_key(session_id), key_id=session.key_id, name=session.name[:512],
+                workspace_slug=session.workspace_slug, expires_at=session.expires_at))
         return session_id, session
 
-    def get(self, session_id: str | None) -> Session | None:
+    async def get(self, session_id: str | None) -> Session | None:
         if not session_id:
             return None
-        key = _key(session_id)
-        session = self._sessions.get(key)
-        if session is not None and session.expires_at <= self._clock():
-            del self._sessions[key]
+        table = dashboard_sessions
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(select(table).where(table.c.id_hash == _key(session_id)))).first()
+        if row is None:
             return None
-        return session
+        if row.expires_at <= self._clock():
+            await self.close(session_id)
+            return None
+        return Session(row.name, row.workspace_slug, row.key_id, _csrf_token(session_id), row.expires_at)
 
-    def close(self, session_id: str | None) -> None:
+    async def close(self, session_id: str | None) -> None:
         if session_id:
-            self._sessions.pop(_key(session_id), None)
-
-    def _prune(self) -> None:
-        now = self._clock()
-        for key in [k for k, s in self._sessions.items() if s.expires_at <= now]:
-            del self._sessions[key]
+            async with self._engine.begin() as conn:
+                await conn.execute(delete(dashboard_sessions).where(dashboard_sessions.c.id_hash == _key(session_id)))

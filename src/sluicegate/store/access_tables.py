@@ -1,4 +1,5 @@
-"""Access control's tables: workspaces, gateway API keys, the admin audit trail (access/ reads and writes).
+"""Access control's tables: workspaces, gateway API keys, the admin audit trail (access/ reads and writes),
+and the dashboard's sessions (dashboard/sessions.py), shared by every replica on the store.
 
 The secret of an API key is never stored: ``key_hash`` is an HMAC of it under the server's hash key
 (access/secrets.py), and ``key_prefix`` its first characters, for recognition in listings. The schema comes
@@ -7,7 +8,7 @@ from migration ``0003_access``; like ``request_logs`` these tables join the stor
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, BigInteger, Column, Integer, String, Table, Text
+from sqlalchemy import JSON, BigInteger, Column, Float, Integer, String, Table, Text
 
 from .tables import (
     DEFAULT_WORKSPACE_ID,  # noqa: F401 - re-exported: access/ names it from here
@@ -67,4 +68,16 @@ audit_events = Table(
     Column("workspace_id", String(ID_MAX), nullable=True, index=True),
     Column("before", JSON, nullable=True),
     Column("after", JSON, nullable=True),
+)
+
+# A dashboard sign-in. The cookie's value is never stored: ``id_hash`` is its SHA-256, and the session's CSRF
+# token is derived from the value, so a copy of this table opens no session.
+dashboard_sessions = Table(
+    "dashboard_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("key_id", String(ID_MAX), nullable=True),  # None: signed in with the admin token
+    Column("name", String(512), nullable=False),  # shown in the dashboard's header
+    Column("workspace_slug", String(SLUG_MAX), nullable=True),
+    Column("expires_at", Float, nullable=False, index=True),  # wall clock, seconds
 )
