@@ -57,7 +57,8 @@ def _record(*, headers: dict[str, str] | None = None, body: Any = None, raw: byt
             error: tuple[str, str] | None = None, capture: int = 64 * 1024) -> RequestRecord:
     sent_headers = {"x-portkey-provider": "openai", "x-portkey-custom-host": "http://127.0.0.1:9/v1",
                     "authorization": f"Bearer {KEY}", "content-type": "application/json",
-                    "user-agent": "OpenAI/Python 1.82.0", "x-stainless-os": "Linux", **(headers or {})}
+                    "user-agent": "OpenAI/Python 1.82.0", "x-stainless-os": "Linux",
+                    "x-portkey-trace-id": "trace-pinned", **(headers or {})}
     ctx = parse_request_headers(CIMultiDictProxy(CIMultiDict(sent_headers)))
     if body is None and raw is None:
         body = {"model": "m", "stream": stream, "messages": [{"role": "user", "content": "hello there " * 20}]}
