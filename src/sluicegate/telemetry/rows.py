@@ -229,14 +229,13 @@ class RowBuilder:
 def _derive_stream(record: RequestRecord) -> Derived:
     tap = record.tap
     assert tap is not None
-    tail = b"".join(tap.tail)
-    whole = tap.chunks <= TAIL_CHUNKS
-    answer = usage_mod.from_stream(tap.head, tail, whole)
+    view = usage_mod.StreamView(tap.head, b"".join(tap.tail), whole=tap.chunks <= TAIL_CHUNKS)
+    answer = view.answer()
     stream = record.outcome.stream if record.outcome is not None else None
     used = _measured(stream.decoder.measured_usage()) if stream is not None else None
     used = used or answer.usage
     if used is None and record.status < 400:
-        completion = usage_mod.estimate_completion(tap.head, tail, tap.events, whole)
+        completion = view.completion_estimate(tap.events)  # the same events, not parsed again
         prompt = usage_mod.estimate_prompt(record.call.json if record.call is not None else None)
         used = usage_mod.Usage(prompt, completion, prompt + completion, estimated=True)
     return Derived(used, answer.model)
