@@ -92,7 +92,9 @@ def record(*, stream: bool, metadata: bool, log_bodies: bool = True, usage: bool
     rec.ctx = ctx
     rec.call = Call(ctx, "chat", "POST", "", raw, parsed, stream=stream)
     attempt = AttemptRecord("config", "openai", "http://127.0.0.1:9000/v1", 200, 2.5, retry=0, sent=_sent(raw))
-    headers = [("content-type", "text/event-stream" if stream else "application/json")]
+    headers = [("date", "Wed, 02 Dec 2026 16:00:00 GMT"), ("server", "uvicorn"), ("content-length", "612"),
+               ("content-type", "text/event-stream" if stream else "application/json"),
+               ("x-request-id", "req-0123456789"), ("openai-processing-ms", "212")]
     if not stream:
         rec.answered(Outcome(200, headers, _answer(), "openai", "config"), [attempt])
         rec.finish()
