@@ -1,7 +1,7 @@
 """What building one request's log rows costs (telemetry/rows.py RowBuilder.build_line, then the journal's
 append), per kind of record, in µs: the work the request path does before the answer's last bytes.
 
-    .venv/bin/python -m bench.rows_cost                 # µs per row, per kind (best of 15 runs of N builds)
+    .venv/bin/python -m bench.rows_cost                 # µs per row, per kind (best of 60 runs of N builds)
     .venv/bin/python -m bench.rows_cost --profile chat  # cProfile of one kind, the top functions
 
 The records are built the way the routes build them: headers parsed by the server's parser (an OpenAI SDK's
@@ -142,8 +142,8 @@ def measure(number: int) -> None:
 
 
 def _per_call(call: Callable[[], object], number: int) -> float:
-    """µs per call, best of 15 runs (the least disturbed by the rest of the machine)."""
-    return min(timeit.repeat(call, number=number, repeat=15)) / number * 1e6
+    """µs per call, best of 60 runs (the least disturbed by the rest of the machine)."""
+    return min(timeit.repeat(call, number=number, repeat=60)) / number * 1e6
 
 
 def profile(kind: str, number: int) -> None:
@@ -158,7 +158,7 @@ def profile(kind: str, number: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--number", type=int, default=500)
+    parser.add_argument("--number", type=int, default=200)
     parser.add_argument("--profile", choices=list(KINDS))
     args = parser.parse_args()
     if args.profile:
