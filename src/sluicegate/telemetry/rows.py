@@ -1,9 +1,10 @@
 """RequestRecord → database rows: one for the request, one per upstream attempt.
 
-Runs in the sink's drain task, never on a request's path. This is where the answer is parsed (once) for
-usage, model and error, the cost is priced, bodies are cut to the size cap, and every stored text is
-scrubbed of the request's secrets and made storable (storable.py: no NUL, no lone surrogates): the rows
-it returns are safe to write, and to spool to a local file.
+Runs once per record: with the write-ahead journal (the default) on the request path, before the answer's
+last bytes (Sink.seal); without it, in the sink's drain task. bench/rows_cost.py measures what it costs.
+This is where the answer is parsed (once) for usage, model and error, the cost is priced, bodies are cut to
+the size cap, and every stored text is scrubbed of the request's secrets and made storable (storable.py:
+no NUL, no lone surrogates): the rows it returns are safe to write, and to journal or spool to a local file.
 """
 
 from __future__ import annotations

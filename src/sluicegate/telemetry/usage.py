@@ -1,6 +1,6 @@
 """Token usage and the answering model, read from what the upstream sent (pure functions).
 
-A JSON answer is parsed once, here, off the request path. A stream is never parsed as a whole: the relay's
+A JSON answer is parsed once, here, when the record's rows are built. A stream is never parsed as a whole: the relay's
 StreamTap hands over its head (the first events) and its last chunks, where the usage chunk lives; when a
 stream carries no usage, completion tokens are estimated from the number of content events (OpenAI-style
 servers send about one token per event) and the prompt from its length, and the usage is marked estimated.
