@@ -30,6 +30,9 @@ def ends_with_done(tail: bytes) -> bool:
 
 def split_events(buffer: bytes) -> tuple[list[bytes], bytes]:
     """Complete events in ``buffer`` and the incomplete remainder."""
+    if b"\r" not in buffer:  # the usual line ends: one split in C, where the regex costs ~10 ns a byte
+        *events, rest = buffer.split(b"\n\n")
+        return events, rest
     events, start = [], 0
     for match in _EVENT_END.finditer(buffer):
         events.append(buffer[start:match.start()])

@@ -3,7 +3,8 @@
 Building a record must cost next to nothing, so the handler only stores references to objects it already
 holds (the RequestContext, the Call with its parsed body, the Outcome and its attempt list) plus a few clock
 readings. Everything derived from them (usage, cost, redaction, truncation, the database row) is computed
-later by the sink's drain task (rows.py), after the response has gone.
+once, by rows.py: just before the answer's last bytes when the write-ahead journal is on (Sink.seal), else
+by the sink's drain task after the response has gone.
 """
 
 from __future__ import annotations

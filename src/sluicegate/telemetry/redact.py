@@ -74,11 +74,17 @@ def request_secrets(ctx: RequestContext | None, extra: Iterable[str] = (),
     return usable(values)
 
 
-def sent_secrets(headers: Any, url: str | None, is_secret: Callable[[str], bool] = is_secret_header) -> list[str]:
+def is_plain_sent_header(name: str) -> bool:
+    """A header sent upstream whose value is protocol, not a credential: not scrubbed by value."""
+    lowered = name.lower()
+    return lowered in _PLAIN_HEADERS or lowered.startswith("x-stainless-")
+
+
+def sent_secrets(headers: Any, url: str | None, is_secret: Callable[[str], bool] = is_secret_header,
+                 is_plain: Callable[[str], bool] = is_plain_sent_header) -> list[str]:
     """What one attempt sent that may be a credential: every header value but the plain ones, by value
     (an innocuous name can carry a key), and the values of the query's credential-like parameters."""
-    values = [value for name, value in (headers or {}).items()
-              if name.lower() not in _PLAIN_HEADERS and not name.lower().startswith("x-stainless-")]
+    values = [value for name, value in (headers or {}).items() if not is_plain(name)]
     query = urlsplit(url).query if url and "?" in url else ""
     if query:
         values.extend(value for name, value in parse_qsl(query, keep_blank_values=True) if is_secret(name))
@@ -127,16 +133,11 @@ class Redactor:
 
     def __init__(self, limit: int = 4096) -> None:
         self._limit = limit
-        self._names: dict[str, bool] = {}
+        # Called once per header of every request: a remembered answer is a dict look-up in C, no Python call.
+        self._is_secret: Callable[[str], bool] = _Memo(is_secret_header, limit).__getitem__
+        self._is_plain: Callable[[str], bool] = _Memo(is_plain_sent_header, limit).__getitem__
         self._urls: dict[str, str | None] = {}
         self._usable: dict[tuple[str, ...], tuple[str, ...]] = {}  # a client's credentials → their forms
-
-    def _is_secret(self, name: str) -> bool:
-        found = self._names.get(name)
-        if found is None:
-            found = is_secret_header(name)
-            _remember(self._names, name, found, self._limit)
-        return found
 
     def secrets(self, ctx: RequestContext | None, extra: Iterable[str] = (),
                 forwarded_by_config: tuple[str, ...] = ()) -> tuple[str, ...]:
@@ -152,7 +153,7 @@ class Redactor:
         return found
 
     def sent(self, headers: Any, url: str | None) -> list[str]:
-        return sent_secrets(headers, url, is_secret=self._is_secret)
+        return sent_secrets(headers, url, is_secret=self._is_secret, is_plain=self._is_plain)
 
     def url(self, url: str | None) -> str | None:
         if not url:
@@ -162,6 +163,22 @@ class Redactor:
         safe = safe_url(url)
         _remember(self._urls, url, safe, self._limit)
         return safe
+
+
+class _Memo(dict):
+    """``compute``'s answers by argument: a miss computes and remembers one (all are forgotten when ``limit``
+    are held, since clients choose the arguments)."""
+
+    __slots__ = ("_compute", "_limit")
+
+    def __init__(self, compute: Callable[[str], bool], limit: int) -> None:
+        super().__init__()
+        self._compute, self._limit = compute, limit
+
+    def __missing__(self, key: str) -> bool:
+        found = self._compute(key)
+        _remember(self, key, found, self._limit)
+        return found
 
 
 def _remember(memo: dict, key: Hashable, value: object, limit: int) -> None:

@@ -1,9 +1,10 @@
 """RequestRecord → database rows: one for the request, one per upstream attempt.
 
-Runs in the sink's drain task, never on a request's path. This is where the answer is parsed (once) for
-usage, model and error, the cost is priced, bodies are cut to the size cap, and every stored text is
-scrubbed of the request's secrets and made storable (storable.py: no NUL, no lone surrogates): the rows
-it returns are safe to write, and to spool to a local file.
+Runs once per record: with the write-ahead journal (the default) on the request path, before the answer's
+last bytes (Sink.seal); without it, in the sink's drain task. bench/rows_cost.py measures what it costs.
+This is where the answer is parsed (once) for usage, model and error, the cost is priced, bodies are cut to
+the size cap, and every stored text is scrubbed of the request's secrets and made storable (storable.py:
+no NUL, no lone surrogates): the rows it returns are safe to write, and to journal or spool to a local file.
 """
 
 from __future__ import annotations
@@ -88,7 +89,8 @@ class RowBuilder:
         ctx, call, outcome, attempts = record.ctx, record.call, record.outcome, record.attempts or ()
         created_ms = int(record.started_at * 1000)
         provider, slug, secrets = self._provider_and_secrets(record)
-        derived = self._derive(record)
+        answer_type = _content_type(record.outcome.headers) if record.outcome is not None else ""
+        derived = self._derive(record, answer_type)
         model = _model(call)
         metadata = self._metadata_of(ctx, call.json if call is not None else None) if ctx is not None else {}
         row: Row = {
@@ -124,7 +126,7 @@ class RowBuilder:
             or None,
         }
         self._add_usage(row, derived.usage, provider, model, derived.model, public=_is_public(record))
-        self._add_bodies(row, record, secrets)
+        self._add_bodies(row, record, secrets, answer_type)
         attempt_rows = self._attempt_rows(record, row["id"], created_ms, secrets)
         return storable_entry(row, attempt_rows)
 
@@ -152,13 +154,13 @@ class RowBuilder:
 
     # -- the answer ------------------------------------------------------------------------------------
 
-    def _derive(self, record: RequestRecord) -> Derived:
+    def _derive(self, record: RequestRecord, answer_type: str) -> Derived:
         outcome, tap = record.outcome, record.tap
         if tap is not None:
             return _derive_stream(record)
         if outcome is None or not outcome.body:
             return Derived()
-        parsed = _json(outcome.body) if _is_json(outcome.headers) else None
+        parsed = _json(outcome.body) if _is_json(answer_type) else None
         if parsed is None:
             return Derived()
         answer_model = parsed.get("model")
@@ -200,7 +202,7 @@ class RowBuilder:
 
     # -- bodies ----------------------------------------------------------------------------------------
 
-    def _add_bodies(self, row: Row, record: RequestRecord, secrets: tuple[str, ...]) -> None:
+    def _add_bodies(self, row: Row, record: RequestRecord, secrets: tuple[str, ...], answer_type: str) -> None:
         call, outcome, tap = record.call, record.outcome, record.tap
         request = call.body if call is not None else b""
         if tap is not None:
@@ -217,7 +219,7 @@ class RowBuilder:
             streamed = b"".join([tap.head, *tap.captured])
             row["response_body"] = scrub(self._text(streamed, True), secrets)
         elif outcome is not None and outcome.body:
-            row["response_body"] = scrub(self._text(outcome.body, _is_text(outcome.headers)), secrets)
+            row["response_body"] = scrub(self._text(outcome.body, _is_text(answer_type)), secrets)
 
     def _text(self, raw: bytes, is_text: bool) -> str:
         if not is_text:
@@ -229,14 +231,13 @@ class RowBuilder:
 def _derive_stream(record: RequestRecord) -> Derived:
     tap = record.tap
     assert tap is not None
-    tail = b"".join(tap.tail)
-    whole = tap.chunks <= TAIL_CHUNKS
-    answer = usage_mod.from_stream(tap.head, tail, whole)
+    view = usage_mod.StreamView(tap.head, b"".join(tap.tail), whole=tap.chunks <= TAIL_CHUNKS)
+    answer = view.answer()
     stream = record.outcome.stream if record.outcome is not None else None
     used = _measured(stream.decoder.measured_usage()) if stream is not None else None
     used = used or answer.usage
     if used is None and record.status < 400:
-        completion = usage_mod.estimate_completion(tap.head, tail, tap.events, whole)
+        completion = view.completion_estimate(tap.events)  # the same events, not parsed again
         prompt = usage_mod.estimate_prompt(record.call.json if record.call is not None else None)
         used = usage_mod.Usage(prompt, completion, prompt + completion, estimated=True)
     return Derived(used, answer.model)
@@ -302,19 +303,18 @@ def _json(body: bytes) -> dict | None:
 
 
 def _content_type(headers: Any) -> str:
+    """The answer's content type, lowercased ("" when it has none): read once per record."""
     for name, value in headers or ():
         if name.lower() == "content-type":
             return value.lower()
     return ""
 
 
-def _is_json(headers: Any) -> bool:
-    kind = _content_type(headers)
+def _is_json(kind: str) -> bool:
     return not kind or "json" in kind
 
 
-def _is_text(headers: Any) -> bool:
-    kind = _content_type(headers)
+def _is_text(kind: str) -> bool:
     return not kind or kind.startswith(_TEXT_TYPES) or "json" in kind
 
 

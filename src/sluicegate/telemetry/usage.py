@@ -1,6 +1,6 @@
 """Token usage and the answering model, read from what the upstream sent (pure functions).
 
-A JSON answer is parsed once, here, off the request path. A stream is never parsed as a whole: the relay's
+A JSON answer is parsed once, here, when the record's rows are built. A stream is never parsed as a whole: the relay's
 StreamTap hands over its head (the first events) and its last chunks, where the usage chunk lives; when a
 stream carries no usage, completion tokens are estimated from the number of content events (OpenAI-style
 servers send about one token per event) and the prompt from its length, and the usage is marked estimated.
@@ -8,7 +8,6 @@ servers send about one token per event) and the prompt from its length, and the 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 import orjson
@@ -64,17 +63,104 @@ def from_json_body(body: bytes | None) -> Answer:
     return Answer(usage_of(parsed.get("usage")), model if isinstance(model, str) else None)
 
 
-def _chunks_of(events: Iterable[bytes]) -> Iterable[dict]:
-    for event in events:
-        data = _data(event)
+class StreamView:
+    """A stream's head and kept tail, each event split out and parsed at most once: reading the usage and
+    the model, then estimating the completion when there is no usage, judge the same few events.
+
+    ``whole``: the tail holds every chunk after the head, so the end may be in the head (a short stream
+    often arrives in the very read that found its first content).
+    """
+
+    __slots__ = ("_head", "_head_events", "_parsed", "_tail", "_tail_events", "_whole")
+
+    def __init__(self, head: bytes, tail: bytes, whole: bool) -> None:
+        self._head, self._tail, self._whole = head, tail, whole
+        self._parsed: dict[bytes, tuple[bytes | None, Any]] = {}
+        self._head_events: list[bytes] | None = None
+        self._tail_events: list[bytes] | None = None
+
+    def answer(self) -> Answer:
+        """Usage from the last event that carries one; the model from the first event that names it."""
+        usage = None
+        for event in reversed(self._ending_events()):
+            chunk = self._chunk(event)
+            if isinstance(chunk, dict):
+                usage = usage_of(chunk.get("usage"))
+                if usage is not None:
+                    break
+        head_chunks = [c for c in map(self._chunk, self._head_split()) if isinstance(c, dict)]
+        start = next((c["message"] for c in head_chunks if c.get("type") == "message_start"
+                      and isinstance(c.get("message"), dict)), None)
+        if start is not None:  # an Anthropic stream: input tokens at the start, output tokens at the end
+            model = start.get("model")
+            return Answer(_anthropic_stream_usage(start.get("usage"), usage),
+                          model if isinstance(model, str) else None)
+        model = next((c["model"] for c in head_chunks if isinstance(c.get("model"), str)), None)
+        return Answer(usage, model)
+
+    def completion_estimate(self, events_after_head: int) -> int:
+        """Content events in the stream: every ``data:`` event, minus those seen to carry no content.
+
+        Events without content (the role-only first chunk, the finish_reason chunk, [DONE]) sit at the start
+        and at the end, so only the head and the kept tail are classified; the middle is all content. When
+        the tail holds every chunk after the head, the stream is judged event by event.
+        """
+        if self._whole:
+            return sum(1 for e in self._ending_events() if self._carries_tokens(e))
+        total = self._head.count(b"data:") + events_after_head
+        # Only complete events are judged: the head may end mid-event and the tail may begin mid-event.
+        judged = self._head_split() + self._ending_events()[1:]
+        empty = sum(1 for e in judged if self._data(e) is not None and not self._carries_tokens(e))
+        return max(total - empty, 0)
+
+    def _head_split(self) -> list[bytes]:
+        if self._head_events is None:
+            self._head_events = sse.split_events(self._head)[0]
+        return self._head_events
+
+    def _ending_events(self) -> list[bytes]:
+        """The complete events of the tail (of the head and the tail, when the tail is all that followed)."""
+        if self._tail_events is None:
+            self._tail_events = sse.split_events(self._head + self._tail if self._whole else self._tail)[0]
+        return self._tail_events
+
+    def _parse(self, event: bytes) -> tuple[bytes | None, Any]:
+        """(the event's data, its JSON: ``_NOT_JSON`` when it has none)."""
+        found = self._parsed.get(event)
+        if found is None:
+            data, chunk = _data(event), _NOT_JSON
+            if data is not None and data != b"[DONE]":
+                try:
+                    chunk = orjson.loads(data)
+                except orjson.JSONDecodeError:
+                    pass
+            found = self._parsed[event] = (data, chunk)
+        return found
+
+    def _data(self, event: bytes) -> bytes | None:
+        return self._parse(event)[0]
+
+    def _chunk(self, event: bytes) -> Any:
+        return self._parse(event)[1]
+
+    def _carries_tokens(self, event: bytes) -> bool:
+        """Generated text in this event? (A finish_reason or usage-only chunk, or [DONE], carries none.)"""
+        data, chunk = self._parse(event)
         if data is None or data == b"[DONE]":
-            continue
-        try:
-            chunk = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            continue
-        if isinstance(chunk, dict):
-            yield chunk
+            return False
+        if chunk is _NOT_JSON or not isinstance(chunk, dict):
+            return True  # not ours to judge: count it
+        for choice in chunk.get("choices") or ():
+            if not isinstance(choice, dict):
+                continue
+            delta = choice.get("delta") or {}
+            if choice.get("text") or any(delta.get(name) for name in _TOKEN_FIELDS):
+                return True
+        return False
+
+
+_NOT_JSON = object()  # an event whose data is absent, [DONE], or not JSON
+_TOKEN_FIELDS = ("content", "reasoning_content", "tool_calls", "function_call", "refusal")
 
 
 def _data(event: bytes) -> bytes | None:
@@ -83,25 +169,9 @@ def _data(event: bytes) -> bytes | None:
 
 
 def from_stream(head: bytes, tail: bytes, whole: bool) -> Answer:
-    """Usage from the last event that carries one; the model from the first event that names it.
-
-    ``whole``: the tail holds every chunk after the head, so the end may be in the head (a short stream
-    often arrives in the very read that found its first content).
-    """
-    tail_events, _ = sse.split_events(head + tail if whole else tail)
-    usage = None
-    for chunk in reversed(list(_chunks_of(tail_events))):
-        usage = usage_of(chunk.get("usage"))
-        if usage is not None:
-            break
-    head_chunks = list(_chunks_of(sse.split_events(head)[0]))
-    start = next((c["message"] for c in head_chunks if c.get("type") == "message_start"
-                  and isinstance(c.get("message"), dict)), None)
-    if start is not None:  # an Anthropic stream: input tokens at the start, output tokens at the end
-        model = start.get("model")
-        return Answer(_anthropic_stream_usage(start.get("usage"), usage), model if isinstance(model, str) else None)
-    model = next((c["model"] for c in head_chunks if isinstance(c.get("model"), str)), None)
-    return Answer(usage, model)
+    """Usage from the last event that carries one; the model from the first event that names it
+    (StreamView.answer)."""
+    return StreamView(head, tail, whole).answer()
 
 
 def _anthropic_stream_usage(start: Any, end: Usage | None) -> Usage | None:
@@ -118,43 +188,8 @@ def _anthropic_stream_usage(start: Any, end: Usage | None) -> Usage | None:
 
 
 def estimate_completion(head: bytes, tail: bytes, events_after_head: int, whole: bool) -> int:
-    """Content events in a stream: every ``data:`` event, minus those seen to carry no content.
-
-    Events without content (the role-only first chunk, the finish_reason chunk, [DONE]) sit at the start
-    and at the end, so only the head and the kept tail are classified; the middle is all content. ``whole``:
-    the tail holds every chunk after the head, so the stream can be judged event by event.
-    """
-    if whole:
-        events, _ = sse.split_events(head + tail)
-        return sum(1 for e in events if _carries_tokens(e))
-    total = head.count(b"data:") + events_after_head
-    # Only complete events are judged: the head may end mid-event and the tail may begin mid-event.
-    judged = sse.split_events(head)[0] + sse.split_events(tail)[0][1:]
-    empty = sum(1 for e in judged if _data(e) is not None and not _carries_tokens(e))
-    return max(total - empty, 0)
-
-
-_TOKEN_FIELDS = ("content", "reasoning_content", "tool_calls", "function_call", "refusal")
-
-
-def _carries_tokens(event: bytes) -> bool:
-    """Generated text in this event? (A finish_reason or usage-only chunk, or [DONE], carries none.)"""
-    data = _data(event)
-    if data is None or data == b"[DONE]":
-        return False
-    try:
-        chunk = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return True  # not ours to judge: count it
-    if not isinstance(chunk, dict):
-        return True
-    for choice in chunk.get("choices") or ():
-        if not isinstance(choice, dict):
-            continue
-        delta = choice.get("delta") or {}
-        if choice.get("text") or any(delta.get(name) for name in _TOKEN_FIELDS):
-            return True
-    return False
+    """Content events in a stream (StreamView.completion_estimate)."""
+    return StreamView(head, tail, whole).completion_estimate(events_after_head)
 
 
 def estimate_prompt(body: Any) -> int:
