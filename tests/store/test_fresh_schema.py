@@ -128,6 +128,27 @@ async def test_a_database_holding_another_table_is_migrated_not_created(empty_se
         await engine.dispose()
 
 
+async def test_a_creation_that_fails_half_way_leaves_an_empty_database(empty_settings: Settings,
+                                                                      monkeypatch) -> None:
+    from sluicegate.store import fresh
+
+    def crash():
+        raise OSError("the process died here")
+
+    engine = create_engine(empty_settings)
+    try:
+        with monkeypatch.context() as patch:
+            patch.setattr(fresh, "utcnow", crash)  # after the tables and the first rows, before the stamp
+            with pytest.raises(OSError):
+                await upgrade(engine)
+        async with engine.connect() as conn:
+            assert (await conn.run_sync(_schema))["tables"] == {}
+        await upgrade(engine)  # the next start creates it whole
+        assert await current_revision(engine) == head_revision()
+    finally:
+        await engine.dispose()
+
+
 def test_a_fresh_store_is_created_without_importing_alembic(tmp_path: Path) -> None:
     script = (
         "import asyncio, sys\n"

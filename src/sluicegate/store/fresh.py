@@ -33,7 +33,13 @@ def is_empty(connection: Connection) -> bool:
 
 
 def create_at_head(connection: Connection, head: str) -> None:
-    """Create every table, seed what the migrations seed, and record ``head``; in the caller's transaction."""
+    """Create every table, seed what the migrations seed, and record ``head``; in the caller's transaction,
+    all or nothing: a start that dies half-way leaves an empty database, which the next start creates."""
+    if connection.dialect.name == "sqlite":
+        # Python's sqlite3 opens a transaction only before a data change, so each CREATE would commit on
+        # its own and a crash would leave a half-made schema that no path can finish. PostgreSQL's DDL is
+        # transactional already.
+        connection.exec_driver_sql("BEGIN")
     metadata.create_all(connection, checkfirst=False)
     _alembic_version.create(connection, checkfirst=False)
     # The snapshots' version rows (migrations 0001, 0003, 0006) and the default workspace (0003).
