@@ -27,11 +27,6 @@ _alembic_version = Table(
 )
 
 
-def is_empty(connection: Connection) -> bool:
-    """No table at all in the database's default schema (views and other schemas do not count)."""
-    return not connection.dialect.get_table_names(connection)
-
-
 def create_at_head(connection: Connection, head: str) -> None:
     """Create every table, seed what the migrations seed, and record ``head``; in the caller's transaction,
     all or nothing: a start that dies half-way leaves an empty database, which the next start creates."""

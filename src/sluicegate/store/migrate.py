@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..settings import Settings
 from .engine import create_engine, is_sqlite, sqlite_file
-from .fresh import create_at_head, is_empty
+from .fresh import create_at_head
 
 _HERE = Path(__file__).resolve().parent
 # Any constant works; this one spells "sluicegt" so it is recognisable in pg_locks.
@@ -69,11 +69,7 @@ async def upgrade(engine_or_url: AsyncEngine | URL | str, revision: str = "head"
             async with engine.begin() as conn:
                 if not is_sqlite(engine):
                     await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
-                # Checked under the lock: another process may have created the schema while we waited.
-                if head is not None and await conn.run_sync(is_empty):
-                    await conn.run_sync(create_at_head, head)
-                else:
-                    await conn.run_sync(_upgrade_sync, revision)
+                await conn.run_sync(_upgrade_locked, head, revision)
     finally:
         if owned:
             await engine.dispose()
@@ -112,6 +108,21 @@ async def _at_head(engine: AsyncEngine, head: str) -> bool:
     except SQLAlchemyError:
         return False
     return list(stored) == [head]
+
+
+def _upgrade_locked(connection: Connection, head: str | None, revision: str) -> None:
+    """Under the lock, looked at again (another process may have done the work while this one waited): an
+    empty database is created at ``head``, one at ``head`` already is left alone, anything else migrates."""
+    if head is not None:
+        tables = connection.dialect.get_table_names(connection)
+        if not tables:
+            create_at_head(connection, head)
+            return
+        if "alembic_version" in tables:
+            stored = connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+            if list(stored) == [head]:
+                return
+    _upgrade_sync(connection, revision)
 
 
 def _upgrade_sync(connection: Connection, revision: str) -> None:
