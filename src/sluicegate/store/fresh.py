@@ -4,7 +4,8 @@ Replaying the eight migrations one by one (and importing Alembic, Mako and Pygme
 first start's store work; for a database with no table at all the result is known in advance: the tables of
 the one MetaData, the rows the migrations seed, and the head in ``alembic_version``. A database with any
 table in it (ours at an older revision, or someone else's) still goes through Alembic.
-``tests/store/test_fresh_schema.py`` holds the two to the same schema and rows on both dialects.
+``tests/store/test_fresh_schema.py`` holds the two to the same schema and rows on both dialects, so a new
+migration that seeds rows must seed them here too (that test names what differs).
 """
 
 from __future__ import annotations
