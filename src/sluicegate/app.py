@@ -63,6 +63,7 @@ from .store.access_tables import ACCESS_STATE_ID
 from .store.engine import database_url, is_sqlite
 from .store.limit_tables import LIMITS_STATE_ID
 from .store.notify import ChangeListener
+from .store.polling import VersionWatch
 from .store.tables import CATALOG_STATE_ID
 from .telemetry.metrics import PoolGauges, TargetGauges, pool_gauges
 from .telemetry.service import Telemetry
@@ -87,8 +88,7 @@ def build_app(settings: Settings, *, transport: Transport | None = None) -> web.
     guard = Guard(GuardPolicy.from_settings(settings))
     engine = create_engine(settings)
     vault = Vault.load(settings)
-    reload_s = reload_interval(settings)
-    catalog = Catalog(engine, vault, poll_interval_s=reload_s)
+    catalog = Catalog(engine, vault)
     configs = ConfigCache(
         known_providers=registry.PROVIDERS.keys(),
         check_host=guard.check_url,  # request-time checks only: pure, so a cached verdict stays true
@@ -105,15 +105,18 @@ def build_app(settings: Settings, *, transport: Transport | None = None) -> web.
 
     telemetry = Telemetry(settings, engine, metadata_of=public_metadata, pool=pool,
                           lookups=LogLookups(catalog, configs))
-    access = AccessRegistry(engine, KeyHasher.load(settings), env_admin_token=settings.admin_token,
-                            poll_interval_s=reload_s)
-    limits, limiter = _limits(settings, engine, reload_s)
-    changes = _change_listener(engine, catalog, access, limits)
+    access = AccessRegistry(engine, KeyHasher.load(settings), env_admin_token=settings.admin_token)
+    limits, limiter = _limits(settings, engine)
+    watch = VersionWatch(engine, reload_interval(settings))
+    for snapshot in (catalog, access, limits):
+        watch.add(snapshot.follower)
+    changes = _change_listener(engine, watch)
     telemetry.registry.register(LimitMetrics(limiter.stats, "redis" if settings.redis_url else "memory"))
     board = _load_board(settings)
     telemetry.registry.register(TargetGauges(board.views))
     gateway = Gateway(settings=settings, guard=guard, configs=configs, catalog=catalog, engine=engine,
-                      telemetry=telemetry, access=access, limits=limits, limiter=limiter, changes=changes)
+                      telemetry=telemetry, access=access, limits=limits, limiter=limiter, watch=watch,
+                      changes=changes)
     hosts = HostPolicy.build(settings.host, settings.allowed_hosts)
     connections = ConnectionGuard(ConnectionLimits(settings.max_connections, settings.header_timeout_s))
     app = web.Application(client_max_size=settings.max_body_bytes,
@@ -122,7 +125,8 @@ def build_app(settings: Settings, *, transport: Transport | None = None) -> web.
     app[CONNECTIONS] = connections  # serve.py's listening site puts every connection through it
     app.cleanup_ctx.extend([_store_context(gateway), _access_context(gateway), _catalog_context(gateway),
                             _upstream_context(gateway, transport, board), _limits_context(gateway),
-                            _telemetry_context(gateway), _readiness_context(app, gateway)])
+                            _watch_context(gateway), _telemetry_context(gateway),
+                            _readiness_context(app, gateway)])
     app[AUDIT_STORE] = engine
     app[ACCESS_ADMIN] = _access_admin(gateway)
     app[CATALOG_ADMIN] = _catalog_admin(gateway, vault)
@@ -152,15 +156,14 @@ def reload_interval(settings: Settings) -> float:
     return SQLITE_RELOAD_S if is_sqlite(database_url(settings)) else NOTIFIED_RELOAD_S
 
 
-def _change_listener(engine, catalog: Catalog, access: AccessRegistry,
-                     limits: LimitRegistry) -> ChangeListener | None:
-    """On PostgreSQL, one LISTEN connection wakes the three snapshots when another process writes."""
+def _change_listener(engine, watch: VersionWatch) -> ChangeListener | None:
+    """On PostgreSQL, one LISTEN connection wakes the reload loop when another process writes; the loop's
+    one query then tells which of the three snapshots moved."""
     if is_sqlite(engine):
         return None
     listener = ChangeListener(engine.url)
-    listener.subscribe(CATALOG_STATE_ID, catalog.wake)
-    listener.subscribe(ACCESS_STATE_ID, access.wake)
-    listener.subscribe(LIMITS_STATE_ID, limits.wake)
+    for state_id in (CATALOG_STATE_ID, ACCESS_STATE_ID, LIMITS_STATE_ID):
+        listener.subscribe(state_id, watch.wake)
     return listener
 
 
@@ -183,7 +186,6 @@ def _access_context(gateway: Gateway):
         settings = gateway.settings
         print(startup_notice(settings.auth_mode, settings.host, gateway.access.snapshot.has_keys), flush=True)
         yield
-        await gateway.access.stop()
 
     return context
 
@@ -194,7 +196,6 @@ def _catalog_context(gateway: Gateway):
         gateway.catalog.on_change(lambda snapshot: gateway.guard.set_extra_allows(snapshot.allow_entries))
         await gateway.catalog.start()
         yield
-        await gateway.catalog.stop()
 
     return context
 
@@ -267,7 +268,7 @@ def _transport(settings: Settings, guard: Guard) -> Transport:
     return ReqwestTransport(settings, guard)
 
 
-def _limits(settings: Settings, engine, reload_s: float) -> tuple[LimitRegistry, Limiter]:
+def _limits(settings: Settings, engine) -> tuple[LimitRegistry, Limiter]:
     """Counters in Redis when SLUICEGATE_REDIS_URL is set, else exact in-process counters whose budget
     usage the registry keeps in the database across restarts."""
     memory = None
@@ -281,7 +282,7 @@ def _limits(settings: Settings, engine, reload_s: float) -> tuple[LimitRegistry,
     limiter = Limiter(counters, fail_open=settings.limits_fail_open,
                       ttl_ms=int(settings.limits_reservation_ttl_s * 1000),
                       default_completion_tokens=settings.limits_default_max_tokens)
-    return LimitRegistry(LimitRepository(engine), memory, poll_interval_s=reload_s), limiter
+    return LimitRegistry(LimitRepository(engine), memory), limiter
 
 
 def _limits_context(gateway: Gateway):
@@ -291,6 +292,16 @@ def _limits_context(gateway: Gateway):
         yield
         await gateway.limits.stop()  # after the request log has drained: its records settle usage
         await gateway.limiter.close()
+
+    return context
+
+
+def _watch_context(gateway: Gateway):
+    """The snapshots' reload loop, once all three are loaded (it stops before they do)."""
+    async def context(app: web.Application):
+        gateway.watch.start()
+        yield
+        await gateway.watch.stop()
 
     return context
 

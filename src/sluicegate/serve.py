@@ -80,13 +80,17 @@ def _url_host(host: str) -> str:
 
 
 async def serve_forever(settings: Settings, *, reuse_port: bool, announce: bool = True) -> None:
-    app = build_app(settings)
-    runner = make_runner(app, settings)
-    await runner.setup()
-    # Everything built so far (modules, SQLAlchemy, the app, the catalog) lives as long as the process: keep
-    # it out of the collector's full passes. Under load those ran about once a second and walked all of it
-    # (~100 ms each, measured); the request log's short-lived records made them more frequent still.
-    gc.freeze()
+    gc.disable()  # start-up builds long-lived objects: passes over them would find nothing to free
+    try:
+        app = build_app(settings)
+        runner = make_runner(app, settings)
+        await runner.setup()
+    finally:
+        # Everything built so far (modules, SQLAlchemy, the app, the catalog) lives as long as the process:
+        # keep it out of the collector's full passes. Under load those ran about once a second and walked
+        # all of it (~100 ms each, measured); the request log's short-lived records made them more frequent.
+        gc.freeze()
+        gc.enable()
     raise_open_files_limit(2 * settings.max_connections + 256)  # each client may hold an upstream connection
     site = GuardedSite(runner, app[CONNECTIONS], settings.host, settings.port, reuse_port=reuse_port,
                        backlog=1024)

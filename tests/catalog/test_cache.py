@@ -10,7 +10,8 @@ from sqlalchemy import select, update
 from sluicegate.catalog import Catalog, CatalogKeyError, ConfigRepository, ProviderPatch, ProviderRepository
 from sluicegate.errors import BadRequest
 from sluicegate.settings import Settings
-from sluicegate.store import create_engine
+from sluicegate.store import create_engine, polling
+from sluicegate.store.polling import VersionWatch
 from sluicegate.store.tables import provider_headers
 from sluicegate.vault import Vault, encode_key, generate_key
 
@@ -18,10 +19,18 @@ from .helpers import API_KEY, HOST, SECRET, new_provider
 
 
 @pytest.fixture
-async def catalog(engine, vault):
+def watch(engine):
+    """The reload loop a server runs (app.py), at the SQLite default interval."""
+    return VersionWatch(engine, 0.5)
+
+
+@pytest.fixture
+async def catalog(engine, vault, watch: VersionWatch):
     catalog = Catalog(engine, vault)
+    watch.add(catalog.follower)
+    watch.start()
     yield catalog
-    await catalog.stop()
+    await watch.stop()
 
 
 async def wait_for(predicate, timeout: float = 1.0) -> float:
@@ -72,10 +81,10 @@ async def test_change_by_another_process_is_seen_within_a_second(
         await cli_engine.dispose()
 
 
-async def test_lookups_never_touch_the_database(engine, vault, catalog: Catalog) -> None:
+async def test_lookups_never_touch_the_database(engine, vault, catalog: Catalog, watch: VersionWatch) -> None:
     await ProviderRepository(engine, vault).add(new_provider())
     await catalog.start()
-    await catalog.stop()
+    await watch.stop()
     await engine.dispose()  # no connection left at all
     assert catalog.resolve("my-llm") is not None
 
@@ -129,10 +138,8 @@ async def test_running_catalog_keeps_last_good_entry(engine, vault, catalog, cap
     assert SECRET not in caplog.text and "sk-live" not in caplog.text
 
 
-async def test_poll_survives_store_errors(engine, vault, catalog, monkeypatch, caplog) -> None:
-    import sluicegate.catalog.cache as cache
-
-    real = cache.read_catalog_version
+async def test_poll_survives_store_errors(engine, vault, monkeypatch, caplog) -> None:
+    real = polling.read_versions
     calls = {"n": 0}
 
     async def flaky(conn):
@@ -141,13 +148,19 @@ async def test_poll_survives_store_errors(engine, vault, catalog, monkeypatch, c
             raise ConnectionError("database went away")
         return await real(conn)
 
-    catalog._poller._interval = 0.05  # poll fast (the catalog was built with the default interval)
+    catalog = Catalog(engine, vault)
+    watch = VersionWatch(engine, 0.05)  # poll fast
+    watch.add(catalog.follower)
     await catalog.start()
-    monkeypatch.setattr(cache, "read_catalog_version", flaky)
-    with caplog.at_level(logging.WARNING, logger="sluicegate.catalog"):
-        await wait_for(lambda: calls["n"] > 3)
-        await ProviderRepository(engine, vault).add(new_provider("after"))
-        await wait_for(lambda: catalog.resolve("after") is not None)
+    monkeypatch.setattr(polling, "read_versions", flaky)
+    watch.start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="sluicegate.catalog"):
+            await wait_for(lambda: calls["n"] > 3)
+            await ProviderRepository(engine, vault).add(new_provider("after"))
+            await wait_for(lambda: catalog.resolve("after") is not None)
+    finally:
+        await watch.stop()
     assert caplog.text.count("catalog reload failed") == 1  # logged once, not every poll
     assert "works again" in caplog.text
 

@@ -17,6 +17,7 @@ from sluicegate.catalog import Catalog
 from sluicegate.cli import main
 from sluicegate.settings import Settings
 from sluicegate.store import create_engine, head_revision, upgrade
+from sluicegate.store.polling import VersionWatch
 from sluicegate.vault import Vault
 
 from .helpers import API_KEY, SECRET
@@ -276,6 +277,9 @@ async def test_running_server_sees_a_cli_add_within_a_second(settings: Settings)
     await upgrade(engine)
     catalog = Catalog(engine, Vault.load(settings))
     await catalog.start()
+    watch = VersionWatch(engine, 0.5)  # the server's reload loop, at the SQLite default interval
+    watch.add(catalog.follower)
+    watch.start()
     env = {"SLUICEGATE_DATA_DIR": str(settings.data_dir)}
     if settings.database_url:
         env["SLUICEGATE_DATABASE_URL"] = settings.database_url
@@ -301,7 +305,7 @@ async def test_running_server_sees_a_cli_add_within_a_second(settings: Settings)
         listed = await asyncio.to_thread(run_cli, "providers", "list", "--json", env=env)
         assert [p["slug"] for p in orjson.loads(listed.stdout)] == ["from-cli"]
     finally:
-        await catalog.stop()
+        await watch.stop()
         await engine.dispose()
 
 

@@ -79,7 +79,6 @@ async def admin(engine, vault) -> AsyncIterator[Admin]:
         yield helper
         for body in helper.bodies:
             assert SECRET not in body and API_KEY not in body and "PLAINTEXT" not in body
-    await catalog.stop()
 
 
 async def test_provider_lifecycle(admin: Admin) -> None:

@@ -28,16 +28,22 @@ async def test_upgrade_creates_schema_and_is_idempotent(empty_settings: Settings
         await engine.dispose()
 
 
-async def test_migrations_match_tables_py(engine) -> None:
-    """tables.py and the migrations must describe the same schema on both dialects."""
+async def test_migrations_match_tables_py(empty_settings: Settings) -> None:
+    """tables.py and the migrations must describe the same schema on both dialects (an empty database at
+    "head" is created from tables.py: the migrations are run by naming the head revision)."""
 
     def diff(sync_conn):
         context = MigrationContext.configure(sync_conn, opts={"compare_type": True})
         return compare_metadata(context, metadata)
 
-    async with engine.connect() as conn:
-        assert await conn.run_sync(diff) == []
-        names = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+    engine = create_engine(empty_settings)
+    try:
+        await upgrade(engine, head_revision())
+        async with engine.connect() as conn:
+            assert await conn.run_sync(diff) == []
+            names = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+    finally:
+        await engine.dispose()
     assert {"providers", "provider_headers", "saved_configs", "admin_tokens", "catalog_state"} <= names
 
 
@@ -98,7 +104,8 @@ async def test_a_store_one_revision_behind_is_migrated(empty_settings: Settings)
 
 
 def test_a_store_at_head_opens_without_importing_alembic(tmp_path) -> None:
-    """Start-up on a migrated store reads its version row and moves on; Alembic is imported to migrate only."""
+    """Start-up on a migrated store reads its version row and moves on; Alembic is imported to migrate only
+    (the first run names the head revision, so it migrates through Alembic)."""
     script = (
         "import asyncio, sys\n"
         "from pathlib import Path\n"
@@ -106,12 +113,13 @@ def test_a_store_at_head_opens_without_importing_alembic(tmp_path) -> None:
         "from sluicegate.store import create_engine, upgrade\n"
         "async def main():\n"
         f"    engine = create_engine(Settings(data_dir=Path({str(tmp_path)!r})))\n"
-        "    await upgrade(engine)\n"
+        "    await upgrade(engine, sys.argv[1])\n"
         "    await engine.dispose()\n"
         "asyncio.run(main())\n"
         "print('alembic' in sys.modules)\n"
     )
-    first = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
-    second = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    first = subprocess.run([sys.executable, "-c", script, head_revision()], capture_output=True, text=True,
+                           timeout=120)
+    second = subprocess.run([sys.executable, "-c", script, "head"], capture_output=True, text=True, timeout=120)
     assert (first.returncode, first.stdout.strip()) == (0, "True"), first.stderr  # a fresh store: migrated
     assert (second.returncode, second.stdout.strip()) == (0, "False"), second.stderr

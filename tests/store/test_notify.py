@@ -1,4 +1,4 @@
-"""Change notifications in-process: the poller's wake (coalescing), and the LISTEN connection on a real
+"""Change notifications in-process: the reload loop's wake (coalescing, one query for every snapshot), and the LISTEN connection on a real
 PostgreSQL behind a TCP proxy: a notification wakes its subscriber only, a cut connection is reopened by
 itself, and every subscriber is woken once it listens again (what was sent meanwhile is lost)."""
 
@@ -14,25 +14,26 @@ from sqlalchemy.engine import make_url
 
 from sluicegate.store import notify
 from sluicegate.store.notify import ChangeListener
-from sluicegate.store.polling import SnapshotPoller
+from sluicegate.store.polling import Follower, VersionWatch
 from sluicegate.store.state import CHANGES_CHANNEL
 from tests.tcpproxy import TcpProxy
 
 
-async def test_a_wake_runs_a_step_at_once_and_a_burst_coalesces() -> None:
+async def test_a_wake_runs_a_step_at_once_and_a_burst_coalesces(engine) -> None:
     steps: list[float] = []
 
-    async def step() -> None:
+    async def step(version: int) -> None:
         steps.append(time.monotonic())
         await asyncio.sleep(0.1)  # a reload that takes a while
 
-    poller = SnapshotPoller("t", 60.0, step, logging.getLogger("t"), failed=str)
+    poller = VersionWatch(engine, 60.0)
+    poller.add(Follower(1, step, logging.getLogger("t"), failed=str))
     poller.start()
     try:
         started = time.monotonic()
         poller.wake()
-        await asyncio.sleep(0.02)
-        assert len(steps) == 1 and steps[0] - started < 0.05  # not after the 60 s interval
+        await _until(lambda: steps)
+        assert len(steps) == 1 and steps[0] - started < 1.0  # not after the 60 s interval
         for _ in range(50):  # while that step runs
             poller.wake()
         await asyncio.sleep(0.4)

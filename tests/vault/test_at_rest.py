@@ -37,7 +37,6 @@ async def exercise(settings: Settings) -> None:
         await repo.remove("doomed")
         catalog = Catalog(engine, Vault.load(settings))
         await catalog.start()
-        await catalog.stop()
         assert dict(catalog.resolve("my-llm").headers)["Authorization"] == ROTATED  # the data is really there
     finally:
         await engine.dispose()

@@ -7,6 +7,7 @@ import pytest
 
 from sluicegate.catalog import Catalog, ProviderRepository
 from sluicegate.settings import Settings
+from sluicegate.store.polling import VersionWatch
 from sluicegate.vault import Vault, VaultError, encode_key, generate_key
 from sluicegate.vault import rotate as rotation
 from sluicegate.vault.keys import read_key_file, write_key_file
@@ -25,8 +26,11 @@ async def test_rotate_key_file_while_a_server_runs(engine, settings: Settings, m
     server_vault = Vault.load(settings)
     await add_providers(engine, server_vault)
     old_id = server_vault.active_key_id
-    server = Catalog(engine, server_vault, poll_interval_s=0.1)
+    server = Catalog(engine, server_vault)
     await server.start()
+    watch = VersionWatch(engine, 0.1)  # the server's reload loop
+    watch.add(server.follower)
+    watch.start()
     misses = 0
 
     async def traffic() -> None:
@@ -43,7 +47,7 @@ async def test_rotate_key_file_while_a_server_runs(engine, settings: Settings, m
         await asyncio.sleep(0.3)
     finally:
         load.cancel()
-        await server.stop()
+        await watch.stop()
     assert misses == 0  # no downtime: every lookup answered throughout
     assert report.reencrypted == 6 and report.retired_key_ids == (old_id,)
     assert report.active_key_id != old_id and server_vault.active_key_id == report.active_key_id
@@ -52,7 +56,6 @@ async def test_rotate_key_file_while_a_server_runs(engine, settings: Settings, m
     assert dict(server.resolve("p2").headers) == {"Authorization": SECRET, "x-api-key": API_KEY}
     fresh = Catalog(engine, Vault.load(settings))  # a restart with the rewritten file
     await fresh.start()
-    await fresh.stop()
     assert fresh.resolve("p0").headers == server.resolve("p0").headers
     assert all(SECRET not in line for line in lines) and len(lines) == 3
 
@@ -68,7 +71,6 @@ async def test_rotate_resumes_after_a_crash(engine, settings: Settings) -> None:
     assert await rotation.key_usage(engine) == {report.active_key_id: 6}
     catalog = Catalog(engine, Vault.load(settings))
     await catalog.start()
-    await catalog.stop()
     assert dict(catalog.resolve("p1").headers)["Authorization"] == SECRET
 
 
@@ -84,7 +86,6 @@ async def test_rotate_with_env_keys(engine, settings: Settings) -> None:
     only_new = dataclasses.replace(settings, master_key=encode_key(new))
     catalog = Catalog(engine, Vault.load(only_new))
     await catalog.start()
-    await catalog.stop()
     assert dict(catalog.resolve("p0").headers)["x-api-key"] == API_KEY
 
 

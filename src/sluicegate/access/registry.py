@@ -1,9 +1,9 @@
 """The in-memory access snapshot the hot path reads: API keys by the digest of their secret, workspaces,
 the admin token's hashes. Never a database read per request.
 
-Like the catalog: a background task reads the access version (one primary-key row) every
-``poll_interval_s`` (and at once on ``wake()``: a change notification, store/notify.py) and reloads
-everything when it moved; admin writes in this process call ``refresh()``. A created or revoked key is
+Like the catalog: the process's reload loop (store/polling.py) hands ``follow`` the access version at every
+interval (and at once on a change notification, store/notify.py), which reloads everything when it moved;
+admin writes in this process call ``refresh()``. A created or revoked key is
 therefore honoured by every server within milliseconds on PostgreSQL, within one poll otherwise.
 """
 
@@ -22,14 +22,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..errors import Unauthorized
-from ..store.access_tables import api_keys, workspaces
-from ..store.polling import SnapshotPoller
+from ..store.access_tables import ACCESS_STATE_ID, api_keys, workspaces
+from ..store.polling import Follower
 from ..store.state import read_access_version
 from ..store.tables import admin_tokens
 from .model import ADMIN, REVOKED, KeyDefaults, KeyRecord, Permissions, Principal
 from .secrets import KeyHasher
 
-DEFAULT_POLL_INTERVAL_S = 0.5
 VERIFIED_CACHE_MAX = 10_000  # presented secrets whose digest matched a key: the HMAC is skipped next time
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
@@ -58,16 +57,13 @@ class AccessSnapshot:
 
 class AccessRegistry:
     def __init__(self, engine: AsyncEngine, hasher: KeyHasher, *, env_admin_token: str | None = None,
-                 poll_interval_s: float = DEFAULT_POLL_INTERVAL_S, logger: logging.Logger | None = None) -> None:
+                 logger: logging.Logger | None = None) -> None:
         self._engine = engine
         self._hasher = hasher
         self._env_admin_hash = _sha256(env_admin_token) if env_admin_token else None
         self._log = logger or logging.getLogger("sluicegate.access")
         self._snapshot = AccessSnapshot()
         self._lock = asyncio.Lock()
-        self._poller = SnapshotPoller(
-            "sluicegate-access-poll", poll_interval_s, self._reload_if_moved, self._log,
-            failed=lambda exc: f"access reload failed, keeping the last snapshot: {type(exc).__name__}")
         # secret → digest, for keys that verified (never for unknown values, which must not fill it); the
         # digest is still looked up in the current snapshot, so a revocation counts at once.
         self._verified: dict[str, str] = {}
@@ -130,14 +126,14 @@ class AccessRegistry:
     # ---------------------------------------------------------------------------------------- lifecycle
 
     async def start(self) -> None:
+        """Load the snapshot; ``follower`` keeps it fresh."""
         await self.refresh()
-        self._poller.start()
 
-    async def stop(self) -> None:
-        await self._poller.stop()
-
-    def wake(self) -> None:
-        self._poller.wake()
+    @property
+    def follower(self) -> Follower:
+        """What the process's reload loop (store/polling.py) needs to keep this snapshot fresh."""
+        return Follower(ACCESS_STATE_ID, self.follow, self._log,
+                        failed=lambda exc: f"access reload failed, keeping the last snapshot: {type(exc).__name__}")
 
     async def refresh(self) -> None:
         async with self._lock:
@@ -153,9 +149,8 @@ class AccessRegistry:
             self._snapshot = AccessSnapshot(version, MappingProxyType(keys), MappingProxyType(principals),
                                             MappingProxyType(digests), MappingProxyType(spaces), admin)
 
-    async def _reload_if_moved(self) -> None:
-        async with self._engine.connect() as conn:
-            version = await read_access_version(conn)
+    async def follow(self, version: int) -> None:
+        """The store's access version is ``version``: reload if it moved."""
         if version != self._snapshot.version:
             await self.refresh()
 

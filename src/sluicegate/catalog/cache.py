@@ -1,8 +1,8 @@
 """The in-memory catalog the hot path reads: an immutable snapshot swapped whole, never a database read.
 
-Freshness: a background task reads the catalog version (one primary-key row) every ``poll_interval_s``,
-and at once when ``wake()`` is called (a change notification from another process, store/notify.py), and
-reloads everything when it moved; writers in this process call ``refresh()`` directly. Catalogs are
+Freshness: the process's reload loop (store/polling.py) reads the catalog version with the other snapshots'
+at every interval and at once on a change notification from another process (store/notify.py), and
+``follow`` reloads everything when it moved; writers in this process call ``refresh()`` directly. Catalogs are
 small (tens to hundreds of providers), so a full reload is simpler and safer than incremental patches.
 """
 
@@ -19,14 +19,13 @@ from sqlalchemy import select
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ..store.polling import SnapshotPoller
+from ..store.polling import Follower
 from ..store.state import read_catalog_version
-from ..store.tables import provider_headers, providers, saved_configs
+from ..store.tables import CATALOG_STATE_ID, provider_headers, providers, saved_configs
 from ..vault import Vault, VaultError, provider_header_aad
 from .entries import ResolvedProvider, provider_not_found
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
-DEFAULT_POLL_INTERVAL_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -73,7 +72,6 @@ class Catalog:
         engine: AsyncEngine,
         vault: Vault,
         *,
-        poll_interval_s: float = DEFAULT_POLL_INTERVAL_S,
         logger: logging.Logger | None = None,
     ) -> None:
         self._engine = engine
@@ -82,10 +80,6 @@ class Catalog:
         self._snapshot = CatalogSnapshot()
         self._listeners: list[Listener] = []
         self._lock = asyncio.Lock()
-        self._poller = SnapshotPoller(
-            "sluicegate-catalog-poll", poll_interval_s, self._reload_if_moved, self._log,
-            failed=lambda exc: f"catalog reload failed, serving the last catalog: {_first_line(exc)}",
-            recovered="catalog reload works again")
         self._failures: dict[str, str] = {}  # providers whose last reload did not decrypt (retried each poll)
 
     # ------------------------------------------------------------------------------------------- hot path
@@ -116,10 +110,6 @@ class Catalog:
     def slugs(self) -> frozenset[str]:
         return frozenset(self._snapshot.providers)
 
-    def wake(self) -> None:
-        """Check the version now (a change notification): reloads if another process wrote."""
-        self._poller.wake()
-
     @property
     def snapshot(self) -> CatalogSnapshot:
         return self._snapshot
@@ -137,12 +127,15 @@ class Catalog:
             self._notify(listener)
 
     async def start(self) -> None:
-        """Load strictly (undecryptable credentials raise CatalogKeyError), then poll in the background."""
+        """Load strictly (undecryptable credentials raise CatalogKeyError); ``follower`` keeps it fresh."""
         await self.refresh(strict=True)
-        self._poller.start()
 
-    async def stop(self) -> None:
-        await self._poller.stop()
+    @property
+    def follower(self) -> Follower:
+        """What the process's reload loop (store/polling.py) needs to keep this catalog fresh."""
+        return Follower(CATALOG_STATE_ID, self.follow, self._log,
+                        failed=lambda exc: f"catalog reload failed, serving the last catalog: {_first_line(exc)}",
+                        recovered="catalog reload works again")
 
     async def refresh(self, *, strict: bool = False) -> bool:
         """Reload from the store; True when the snapshot changed. Without ``strict``, a provider that does
@@ -174,9 +167,8 @@ class Catalog:
 
     # ----------------------------------------------------------------------------------------- internals
 
-    async def _reload_if_moved(self) -> None:
-        async with self._engine.connect() as conn:
-            version = await read_catalog_version(conn)
+    async def follow(self, version: int) -> None:
+        """The store's catalog version is ``version``: reload if it moved (or a provider failed to decrypt)."""
         if version != self._snapshot.version or self._failures:
             await self.refresh()
 

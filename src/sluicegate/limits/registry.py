@@ -1,5 +1,5 @@
 """The limits snapshot the /v1 step reads (in memory), reloaded when the limits version row changes
-(polled, and checked at once on ``wake()``: a change notification, store/notify.py).
+(``follow``, which the process's reload loop calls: store/polling.py).
 
 It also keeps in-memory budget usage across restarts: restored at start, flushed every
 ``FLUSH_INTERVAL_S`` and at shutdown (a crash loses at most that much usage).
@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from ..store.polling import SnapshotPoller
+from ..store.limit_tables import LIMITS_STATE_ID
+from ..store.polling import Follower
 from .memory import MemoryCounters
 from .model import Limits, parse_rate_limits, parse_usage_limits
 from .prices import parse_prices, price_of
 from .store import LimitRepository
 
-POLL_INTERVAL_S = 0.5
 FLUSH_INTERVAL_S = 2.0
 log = logging.getLogger("sluicegate.limits")
 
@@ -53,18 +53,19 @@ def snapshot_of(version: int, rows: list[Any]) -> LimitSnapshot:
 
 
 class LimitRegistry:
-    def __init__(self, repository: LimitRepository, memory: MemoryCounters | None = None, *,
-                 poll_interval_s: float = POLL_INTERVAL_S) -> None:
+    def __init__(self, repository: LimitRepository, memory: MemoryCounters | None = None) -> None:
         self.repository = repository
         self.snapshot = LimitSnapshot()
         self._memory = memory
+        self._saved: dict[str, tuple[int, float, int | None]] = {}  # the budget usage the store holds
         self._tasks: list[asyncio.Task[None]] = []
-        self._poller = SnapshotPoller("sluicegate-limits-poll", poll_interval_s, self._reload_if_moved, log,
-                                      failed=lambda exc: f"could not reload limits: {type(exc).__name__}",
-                                      recovered="limits reload works again")
 
-    def wake(self) -> None:
-        self._poller.wake()
+    @property
+    def follower(self) -> Follower:
+        """What the process's reload loop (store/polling.py) needs to keep this snapshot fresh."""
+        return Follower(LIMITS_STATE_ID, self.follow, log,
+                        failed=lambda exc: f"could not reload limits: {type(exc).__name__}",
+                        recovered="limits reload works again")
 
     def key_limits(self, key_id: str) -> Limits | None:
         return self.snapshot.limits.get(("key", key_id))
@@ -86,23 +87,29 @@ class LimitRegistry:
     async def start(self) -> None:
         await self.refresh()
         if self._memory is not None:
-            self._memory.restore(await self.repository.load_usage())
+            self._saved = await self.repository.load_usage()
+            self._memory.restore(self._saved)
             self._tasks.append(asyncio.create_task(self._flush_loop()))
-        self._poller.start()
 
     async def stop(self) -> None:
-        await self._poller.stop()
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
         if self._memory is not None:
-            await self.flush()
+            await self.flush(always=True)
 
-    async def flush(self) -> None:
-        if self._memory is not None:
-            await self.repository.save_usage(self._memory.budgets())
+    async def flush(self, *, always: bool = False) -> None:
+        """Save the budget usage, unless this process saved exactly that last time (most flushes: no budget
+        moved, or none is defined), which spares a write transaction every interval. ``always``: at
+        shutdown, the memory's usage replaces whatever the store holds, as it always did."""
+        if self._memory is None:
+            return
+        budgets = self._memory.budgets()
+        if always or budgets != self._saved:
+            await self.repository.save_usage(budgets)
+            self._saved = budgets
 
     async def _flush_loop(self) -> None:
         while True:
@@ -112,6 +119,7 @@ class LimitRegistry:
             except Exception as exc:
                 log.warning("could not save budget usage: %s", exc)
 
-    async def _reload_if_moved(self) -> None:
-        if await self.repository.version() != self.snapshot.version:
+    async def follow(self, version: int) -> None:
+        """The store's limits version is ``version``: reload if it moved."""
+        if version != self.snapshot.version:
             await self.refresh()

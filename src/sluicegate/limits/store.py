@@ -89,10 +89,6 @@ class LimitRepository:
             rows = list((await conn.execute(select(limit_settings))).all())
         return version, rows
 
-    async def version(self) -> int:
-        async with self._engine.connect() as conn:
-            return await read_limits_version(conn)
-
     async def load_usage(self) -> dict[str, tuple[int, float, int | None]]:
         async with self._engine.connect() as conn:
             rows = (await conn.execute(select(limit_usage))).all()

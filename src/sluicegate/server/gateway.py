@@ -16,6 +16,7 @@ from ..limits.registry import LimitRegistry
 from ..pipeline import Pipeline
 from ..settings import Settings
 from ..store.notify import ChangeListener
+from ..store.polling import VersionWatch
 from ..telemetry.service import Telemetry
 from ..upstream.guard import Guard
 from ..upstream.transport import Transport
@@ -32,6 +33,7 @@ class Gateway:
     access: AccessRegistry
     limits: LimitRegistry
     limiter: Limiter
+    watch: VersionWatch  # the snapshots' reload loop (catalog, access, limits)
     changes: ChangeListener | None = None  # PostgreSQL's change notifications (None on SQLite)
     # Built when the app starts (they need the running loop): the upstream transport and what uses it.
     transport: Transport | None = field(init=False, default=None)

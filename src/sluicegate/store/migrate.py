@@ -4,9 +4,10 @@ Several processes may start at once (workers, a CLI): PostgreSQL serialises them
 for the migration transaction; SQLite with an exclusive lock on a file next to the database.
 
 A store already at the newest revision (every start but the first after an upgrade) is recognised without
-Alembic: one SELECT of its version row against the head read from the migration files' text. Importing
+Alembic: one SELECT of its version row against the head read from the migration files' text. An empty
+database (a first start) gets the schema from the tables and is stamped at that head (fresh.py). Importing
 Alembic (with Mako and Pygments) was a quarter of the gateway's start-up time and ~10 MB of its memory; it
-is imported only when there is something to migrate, or anything about the check is unclear.
+is imported only when a store with tables has something to migrate, or anything about the checks is unclear.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..settings import Settings
 from .engine import create_engine, is_sqlite, sqlite_file
+from .fresh import create_at_head
 
 _HERE = Path(__file__).resolve().parent
 # Any constant works; this one spells "sluicegt" so it is recognisable in pg_locks.
@@ -55,16 +57,19 @@ def head_revision() -> str:
 
 
 async def upgrade(engine_or_url: AsyncEngine | URL | str, revision: str = "head") -> None:
-    """Bring the database to ``revision`` (default: the newest); a no-op when already there."""
+    """Bring the database to ``revision`` (default: the newest); a no-op when already there. An empty
+    database brought to "head" is created from the tables; a revision named explicitly (even the head's
+    own) always goes through Alembic's migrations."""
     engine, owned = _as_engine(engine_or_url)
     try:
-        if revision == "head" and await _at_head(engine):
+        head = packaged_head() if revision == "head" else None
+        if head is not None and await _at_head(engine, head):
             return
         async with _sqlite_lock(engine):
             async with engine.begin() as conn:
                 if not is_sqlite(engine):
                     await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
-                await conn.run_sync(_upgrade_sync, revision)
+                await conn.run_sync(_upgrade_locked, head, revision)
     finally:
         if owned:
             await engine.dispose()
@@ -94,18 +99,30 @@ def packaged_head() -> str | None:
     return heads.pop() if len(heads) == 1 and parents <= revisions else None
 
 
-async def _at_head(engine: AsyncEngine) -> bool:
-    """Is the store at the packaged head already? False whenever that is not certain (no version table yet,
-    a database that cannot be reached now: the migration path then reports it)."""
-    head = packaged_head()
-    if head is None:
-        return False
+async def _at_head(engine: AsyncEngine, head: str) -> bool:
+    """Is the store at the packaged ``head`` already? False whenever that is not certain (no version table
+    yet, a database that cannot be reached now: the migration path then reports it)."""
     try:
         async with engine.connect() as conn:
             stored = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalars().all()
     except SQLAlchemyError:
         return False
     return list(stored) == [head]
+
+
+def _upgrade_locked(connection: Connection, head: str | None, revision: str) -> None:
+    """Under the lock, looked at again (another process may have done the work while this one waited): an
+    empty database is created at ``head``, one at ``head`` already is left alone, anything else migrates."""
+    if head is not None:
+        tables = connection.dialect.get_table_names(connection)
+        if not tables:
+            create_at_head(connection, head)
+            return
+        if "alembic_version" in tables:
+            stored = connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+            if list(stored) == [head]:
+                return
+    _upgrade_sync(connection, revision)
 
 
 def _upgrade_sync(connection: Connection, revision: str) -> None:

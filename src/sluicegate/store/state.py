@@ -30,6 +30,12 @@ async def read_version(conn: AsyncConnection, state_id: int) -> int:
     return int(version or 0)
 
 
+async def read_versions(conn: AsyncConnection) -> dict[int, int]:
+    """Every snapshot's version at once (one query): what the reload loop compares (store/polling.py)."""
+    rows = await conn.execute(select(catalog_state.c.id, catalog_state.c.version))
+    return {int(state_id): int(version) for state_id, version in rows}
+
+
 async def bump_catalog_version(conn: AsyncConnection) -> None:
     await bump_version(conn, CATALOG_STATE_ID)
 

@@ -12,9 +12,7 @@ import binascii
 import os
 from collections.abc import Callable
 from pathlib import Path
-
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from typing import TYPE_CHECKING
 
 from ..settings import Settings
 from .keys import (
@@ -26,6 +24,9 @@ from .keys import (
     keyring_from_env,
     read_key_file,
 )
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 _VERSION = "sg1"
 _NONCE_BYTES = 12
@@ -98,7 +99,7 @@ class Vault:
         key = self._keyring.active
         header = f"{_VERSION}:{key.key_id}"
         nonce = os.urandom(_NONCE_BYTES)
-        sealed = AESGCM(key.material).encrypt(nonce, plaintext.encode("utf-8"), _aad(header, aad))
+        sealed = _aesgcm(key.material).encrypt(nonce, plaintext.encode("utf-8"), _aad(header, aad))
         return f"{header}:{base64.urlsafe_b64encode(nonce + sealed).decode('ascii').rstrip('=')}"
 
     def decrypt(self, token: str, aad: bytes) -> str:
@@ -111,8 +112,10 @@ class Vault:
         blob = _b64decode(token.split(":", 2)[2])
         if len(blob) < _NONCE_BYTES + 16:
             raise TamperedCiphertext("ciphertext too short")
+        from cryptography.exceptions import InvalidTag
+
         try:
-            plain = AESGCM(key.material).decrypt(
+            plain = _aesgcm(key.material).decrypt(
                 blob[:_NONCE_BYTES], blob[_NONCE_BYTES:], _aad(f"{_VERSION}:{key_id}", aad)
             )
         except InvalidTag:
@@ -135,6 +138,14 @@ class Vault:
     def replace_keyring(self, keyring: Keyring) -> None:
         """Adopt a keyring just written by this process (rotation), without waiting for a file check."""
         self._keyring, self._file_stamp = keyring, _stamp(keyring.path)
+
+
+def _aesgcm(material: bytes) -> AESGCM:
+    # Imported with the first stored credential, not at start: cryptography's Rust module is ~8 MB of a
+    # gateway's memory, and a gateway without catalog credentials never needs it.
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    return AESGCM(material)
 
 
 def _aad(header: str, aad: bytes) -> bytes:
