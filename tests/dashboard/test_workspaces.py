@@ -63,7 +63,9 @@ def world(gw, admin, llm):
     key and two logged requests."""
     spaces = {}
     for name in ("a", "b"):
-        space = admin.post("/workspaces", json={"name": f"Team {name.upper()}"}).json()
+        made = admin.post("/workspaces", json={"name": f"Team {name.upper()}"})
+        assert made.status_code == 200, made.text  # a failure says why (once seen on a machine at load 10)
+        space = made.json()
         slug = f"{name}-llm"
         assert admin.post("/providers", json={"slug": slug, "custom_host": llm.v1, "workspace_id": space["id"],
                                               "headers": {"Authorization": f"Bearer sk-{name}-upstream-77"}}
