@@ -238,3 +238,21 @@ async def test_an_alert_is_once_per_period_across_a_restart_and_again_the_next_p
     clock.now += 12 * 3_600_000  # 00:00 UTC: a new day
     assert (await after.admit(c, "c")).admitted
     assert [a.used for a in await after.settle(c, "c", [120.0])] == [120.0]
+
+
+async def test_settlements_after_redis_forgot_the_script_count_once(private_redis, redis_prefix: str) -> None:
+    """A batch of settlements is pipelined by the script's SHA; a Redis that lost its scripts (restarted, or
+    SCRIPT FLUSH) answers NOSCRIPT and applies nothing, so the batch is sent once more, after loading it."""
+    from redis.asyncio import Redis
+
+    store = RedisCounters(private_redis.url, prefix=redis_prefix)
+    c = checks({"usage_limits": {"type": "tokens", "credit_limit": 10_000}}, tokens=300)
+    for rid in ("a", "b"):
+        assert (await store.admit(c, rid)).admitted
+    admin = Redis.from_url(private_redis.url)
+    await admin.script_flush()
+    await store.settle_many([(c, rid, [100.0]) for rid in ("a", "b")])
+    assert await store.used(c[0]) == pytest.approx(200)  # each settlement once: not 0, not 400
+    await store.settle_many([(c, "a", [None])])  # nothing to settle: no call at all
+    await admin.aclose()
+    await store.close()

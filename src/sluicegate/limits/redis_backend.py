@@ -125,17 +125,38 @@ class RedisCounters:
         if not items:
             return []
         now = self._now()
+        calls = [(script_keys(self._prefix, checks), script_args("settle", rid, 0, checks, actual, now))
+                 for checks, rid, actual in items]
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for checks, rid, actual in items:
-                    await self._script(keys=script_keys(self._prefix, checks),
-                                       args=script_args("settle", rid, 0, checks, actual, now), client=pipe)
-                replies = await pipe.execute()
+            replies = await self._evalsha_all(calls)
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(f"the limits store (Redis) is unreachable: {type(exc).__name__}") from None
         return [Alert(check.label, check.key, float(crossed), float(check.alert or 0))
                 for (checks, _, _), reply in zip(items, replies, strict=True)
                 for check, crossed in zip(checks, reply[1:], strict=True) if crossed not in ("", b"")]
+
+    async def _evalsha_all(self, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
+        """The script over every call, pipelined by its SHA alone: a Script object in a pipeline asks
+        ``SCRIPT EXISTS`` first, one more round trip per batch. A Redis that lost its scripts (a restart)
+        answers NOSCRIPT, which applied nothing: those calls, and only those, go again once it is loaded."""
+        from redis.exceptions import NoScriptError
+
+        replies = await self._pipelined(calls)
+        missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if missing:
+            await self._redis.script_load(SCRIPT)
+            for i, reply in zip(missing, await self._pipelined([calls[i] for i in missing]), strict=True):
+                replies[i] = reply
+        failed = next((reply for reply in replies if isinstance(reply, Exception)), None)
+        if failed is not None:
+            raise failed
+        return replies
+
+    async def _pipelined(self, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for keys, args in calls:
+                pipe.evalsha(self._script.sha, len(keys), *keys, *args)
+            return list(await pipe.execute(raise_on_error=False))
 
     async def reset(self, key_prefix: str) -> None:
         from redis.exceptions import RedisError
