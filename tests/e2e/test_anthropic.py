@@ -12,9 +12,11 @@ import base64
 import json
 import subprocess
 import sys
+import time
 from typing import Any
 
 import anthropic
+import httpx
 import openai
 import orjson
 import pytest
@@ -52,8 +54,22 @@ def gw(tmp_path_factory, servers):
                              "anthropic", "--custom-host", messages.v1, "--header", f"x-api-key: {STORED}"],
                             env=process.env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+    served_within(process, "@claude-box/small", seconds=5)
     yield process
     process.stop()
+
+
+def served_within(process: GatewayProcess, model: str, *, seconds: float) -> None:
+    """A provider the CLI added reaches the gateway's snapshot with its next poll (0.5 s on SQLite): with
+    xdist, any test of this module may be the first one on its worker, right after the CLI."""
+    deadline = time.monotonic() + seconds
+    while True:
+        answer = httpx.post(f"{process.url}/v1/messages/count_tokens", trust_env=False, timeout=10,
+                            json={"model": model, "messages": [{"role": "user", "content": "x"}]})
+        if "not found in the catalog" not in answer.text or time.monotonic() > deadline:
+            assert "not found in the catalog" not in answer.text, answer.text
+            return
+        time.sleep(0.05)
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from sluicegate.providers.translate.errors import (
     openai_error_to_anthropic,
 )
 from sluicegate.providers.translate.messages_to_chat import message_to_chat_response
+from sluicegate.providers.translate.stream_chat_to_messages import ChatToMessagesStream
 
 
 def chat(message: dict, finish: str | None, usage: dict | None = None, **choice: object) -> dict:
@@ -67,6 +68,26 @@ CHAT_TO_MESSAGE = [
     ("content filter is a refusal", chat({"content": None, "refusal": "No."}, "content_filter", USAGE), (),
      [{"type": "text", "text": "No."}], "refusal", None, A_USAGE),
 ]
+
+CAPPED = [  # (characters generated, the client's max_tokens, the estimate)
+    (40, None, 10), (40, 16, 10), (80, 16, 16), (81, 16, 16), (3, 16, 1), (0, 16, 0), (80, 0, 20),
+]
+
+
+@pytest.mark.parametrize(("characters", "max_tokens", "expected"), CAPPED)
+def test_the_output_estimate_never_passes_max_tokens(characters, max_tokens, expected) -> None:
+    message = chat_response_to_message(chat({"content": "x" * characters}, "length"), message_id="m",
+                                       estimated_input_tokens=3, max_tokens=max_tokens)
+    assert message["usage"]["output_tokens"] == expected
+
+
+def test_a_stream_without_usage_caps_its_output_estimate_the_same_way() -> None:
+    stream = ChatToMessagesStream(message_id="m", estimated_input_tokens=3, max_tokens=16)
+    for piece in ("x" * 50, "y" * 31):  # 81 characters: 21 tokens at four a token, but at most 16
+        stream.feed({"choices": [{"index": 0, "delta": {"content": piece}}]})
+    stream.feed({"choices": [{"index": 0, "delta": {}, "finish_reason": "length"}]})
+    last_delta = next(frame for frame in stream.finish() if b"message_delta" in frame)
+    assert b'"output_tokens":16' in last_delta and stream.usage["output_tokens"] == 16
 
 
 @pytest.mark.parametrize("name, body, stops, content, reason, sequence, usage", CHAT_TO_MESSAGE,

@@ -41,12 +41,13 @@ def not_understood(what: str) -> UpstreamFailure:
 class MessagesOverChat:
     """Anthropic in, OpenAI upstream, Anthropic out."""
 
-    __slots__ = ("_estimate", "_model", "_origin", "_stop_sequences", "_usage")
+    __slots__ = ("_estimate", "_max_tokens", "_model", "_origin", "_stop_sequences", "_usage")
 
     def __init__(self, origin: Origin = NO_ORIGIN) -> None:
         self._origin = origin
         self._stop_sequences: tuple[str, ...] = ()
         self._estimate = 0
+        self._max_tokens: int | None = None
         self._model = ""
         self._usage: MeasuredUsage | None = None
 
@@ -61,6 +62,8 @@ class MessagesOverChat:
         self._stop_sequences = tuple(s for s in stops if isinstance(s, str)) if isinstance(stops, list) else ()
         self._estimate = estimate_input_tokens(request)
         self._model = str(request.get("model") or "")
+        max_tokens = request.get("max_tokens")
+        self._max_tokens = max_tokens if isinstance(max_tokens, int) and not isinstance(max_tokens, bool) else None
         return orjson.dumps(chat)
 
     def response_body(self, status: int, body: bytes) -> bytes:
@@ -69,7 +72,7 @@ class MessagesOverChat:
             raise not_understood("a chat completion")
         reported = isinstance(chat.get("usage"), dict) and bool(chat["usage"])
         message = chat_response_to_message(chat, message_id=self.message_id, stop_sequences=self._stop_sequences,
-                                           estimated_input_tokens=self._estimate)
+                                           estimated_input_tokens=self._estimate, max_tokens=self._max_tokens)
         usage = message["usage"]
         self._usage = MeasuredUsage(usage["input_tokens"] + usage["cache_read_input_tokens"],
                                     usage["output_tokens"], estimated=not reported)
@@ -81,6 +84,7 @@ class MessagesOverChat:
     def stream_decoder(self) -> ChatToMessagesDecoder:
         return ChatToMessagesDecoder(ChatToMessagesStream(
             message_id=self.message_id, estimated_input_tokens=self._estimate, model=self._model,
+            max_tokens=self._max_tokens,
             stop_sequences=self._stop_sequences))
 
     def local_answer(self, body: Mapping[str, Any] | None) -> bytes | None:

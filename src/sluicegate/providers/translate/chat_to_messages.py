@@ -233,10 +233,11 @@ def _tool_choice(choice: object, parallel: object) -> dict[str, Any] | None:
 
 def chat_response_to_message(
     chat: dict[str, Any], *, message_id: str, stop_sequences: tuple[str, ...] | list[str] = (),
-    estimated_input_tokens: int | None = None,
+    estimated_input_tokens: int | None = None, max_tokens: int | None = None,
 ) -> dict[str, Any]:
     """A Chat Completion as an Anthropic Message. ``stop_sequences`` (the client's) tell a matched stop
-    sequence from a natural end; ``estimated_input_tokens`` stands in when the upstream gave no usage."""
+    sequence from a natural end; ``estimated_input_tokens`` stands in when the upstream gave no usage, and
+    an output estimate capped at the client's ``max_tokens``."""
     if not isinstance(chat, dict):
         raise TranslationError("upstream completion: an object is required")
     choices = chat.get("choices")
@@ -255,7 +256,7 @@ def chat_response_to_message(
     return {
         "id": message_id, "type": "message", "role": "assistant", "model": chat.get("model", ""),
         "content": content, "stop_reason": reason, "stop_sequence": sequence,
-        "usage": anthropic_usage(usage, estimated_input_tokens, estimate_output_tokens(generated)),
+        "usage": anthropic_usage(usage, estimated_input_tokens, estimate_output_tokens(generated, max_tokens)),
     }
 
 

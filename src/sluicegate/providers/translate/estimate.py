@@ -25,11 +25,13 @@ def estimate_input_tokens(body: dict[str, Any]) -> int:
     return max(1, chars // CHARS_PER_TOKEN + TOKENS_PER_MESSAGE * len(messages) + TOKENS_PER_IMAGE * images)
 
 
-def estimate_output_tokens(characters: int) -> int:
+def estimate_output_tokens(characters: int, max_tokens: int | None = None) -> int:
     """Estimated output tokens of a reply with this many generated characters (text, tool names, tool
-    arguments as sent): 0 for an empty reply, else at least 1. A stream counts the same characters as the
-    whole reply, so the streamed and non-streamed translations agree."""
-    return -(-characters // CHARS_PER_TOKEN) if characters > 0 else 0
+    arguments as sent): 0 for an empty reply, else at least 1, and never more than the request's
+    ``max_tokens`` (a model stops there; short tokens would otherwise push the estimate past it). A stream
+    counts the same characters as the whole reply, so the streamed and non-streamed translations agree."""
+    estimate = -(-characters // CHARS_PER_TOKEN) if characters > 0 else 0
+    return min(estimate, max_tokens) if isinstance(max_tokens, int) and max_tokens > 0 else estimate
 
 
 def _measure(value: object) -> tuple[int, int]:

@@ -41,8 +41,10 @@ class ChatToMessagesStream:
     """
 
     def __init__(self, *, message_id: str, estimated_input_tokens: int, model: str = "",
-                 stop_sequences: tuple[str, ...] | list[str] = (), stream_tool_arguments: bool = True) -> None:
+                 stop_sequences: tuple[str, ...] | list[str] = (), stream_tool_arguments: bool = True,
+                 max_tokens: int | None = None) -> None:
         self._id, self._model, self._estimate = message_id, model, max(estimated_input_tokens, 0)
+        self._max_tokens = max_tokens  # caps the output estimate when the upstream reports no usage
         self._stop_sequences, self._live_tools = tuple(stop_sequences), stream_tool_arguments
         self.started = self.closed = False
         self._next_index = 0
@@ -59,7 +61,8 @@ class ChatToMessagesStream:
     @property
     def usage(self) -> dict[str, Any]:
         """Token counts for the request log; ``input_tokens_estimated`` when the upstream reported none."""
-        return {**anthropic_usage(self._usage, self._estimate, estimate_output_tokens(self._generated)),
+        return {**anthropic_usage(self._usage, self._estimate,
+                                   estimate_output_tokens(self._generated, self._max_tokens)),
                 "input_tokens_estimated": self._usage is None}
 
     def feed(self, chunk: object) -> list[bytes]:
