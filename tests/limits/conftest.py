@@ -25,9 +25,10 @@ def free_port() -> int:
 class PrivateRedis:
     """A redis-server of the test's own: no persistence, loopback only, stoppable."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *extra: str) -> None:
         self.port = free_port()
         self.workdir = workdir
+        self.extra = extra  # more redis-server arguments (--requirepass …)
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -37,13 +38,13 @@ class PrivateRedis:
     def start(self) -> None:
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             "--dir", str(self.workdir), *self.extra], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
                     sock.sendall(b"PING\r\n")
-                    if sock.recv(16).startswith(b"+PONG"):
+                    if sock.recv(64).startswith((b"+PONG", b"-NOAUTH")):  # up (asking for a password or not)
                         return
             except OSError:
                 time.sleep(0.05)

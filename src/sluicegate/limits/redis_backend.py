@@ -4,15 +4,17 @@ The script (script.lua) reads Redis's clock (``TIME``), tests every check of the
 them only if all pass, so concurrent requests on any number of processes are serialised by Redis.
 Reservations carry an expiry (the script's sorted sets), so a process killed mid-request leaves nothing
 behind for longer than the TTL. Any Redis failure is a ``StoreUnavailable`` (the caller decides: fail
-closed or open); the client times out fast, so a dead Redis never hangs a request. An admission whose
-connection broke is sent once more, at once: after Redis restarts, pooled sockets that still point at
-the old server fail on first use, and the retry gets a new connection. Only admissions are retried: the
+closed or open); the client times out fast, so a dead Redis never hangs a request. The script's calls go
+through one multiplexed connection per process (redis_channel.py: a third of redis-py's CPU per call). An
+admission whose connection broke is sent once more, at once: after Redis restarts, the socket that still
+points at the old server fails on first use, and the retry opens a new connection. Only admissions are retried: the
 script's admit writes entries keyed by the request id, so one whose first reply was lost counts once
 (at worst it sees its own entry and is refused: the strict side); its budget settle is not idempotent.
 """
 
 from __future__ import annotations
 
+import hashlib
 from importlib import resources
 from typing import Any
 
@@ -77,10 +79,14 @@ class RedisCounters:
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
 
+        from .redis_channel import RedisChannel
+
+        # The script (its calls and loading it) goes through a channel of its own; redis-py serves the rest.
+        self._channel = RedisChannel(url, timeout_s=timeout_s, connect_timeout_s=connect_timeout_s)
         pool = BlockingConnectionPool.from_url(url, max_connections=POOL_SIZE, timeout=timeout_s,
                                                socket_timeout=timeout_s, socket_connect_timeout=connect_timeout_s)
         self._redis = Redis(connection_pool=pool, retry=Retry(NoBackoff(), 0))
-        self._script = self._redis.register_script(SCRIPT)
+        self._sha = hashlib.sha1(SCRIPT.encode()).hexdigest()
         self._prefix = prefix
         self._clock_override = clock_override  # tests: a function giving the script's "now" in ms
 
@@ -88,19 +94,21 @@ class RedisCounters:
         return None if self._clock_override is None else int(self._clock_override())
 
     async def _run(self, checks: list[Check], args: list[Any], *, idempotent: bool = False) -> list[Any]:
-        from redis.exceptions import ConnectionError as BrokenConnection
         from redis.exceptions import RedisError
 
-        keys = script_keys(self._prefix, checks)
+        from .redis_channel import ChannelBroken
+
+        call = ("EVALSHA", self._sha, 3 * len(checks), *script_keys(self._prefix, checks), *args)
         try:
             try:
-                return list(await self._script(keys=keys, args=args))
-            except BrokenConnection:
+                (reply,) = await self._evalsha_all([call])
+            except ChannelBroken:
                 if not idempotent:
                     raise
-                return list(await self._script(keys=keys, args=args))
-        except (RedisError, OSError) as exc:
+                (reply,) = await self._evalsha_all([call])
+        except (RedisError, OSError, TimeoutError, ScriptFailed) as exc:
             raise StoreUnavailable(f"the limits store (Redis) is unreachable: {type(exc).__name__}") from None
+        return list(reply)
 
     async def admit(self, checks: list[Check], rid: str, ttl_ms: int = DEFAULT_TTL_MS) -> Verdict:
         if not checks:
@@ -118,45 +126,39 @@ class RedisCounters:
                 for check, crossed in zip(checks, reply[1:], strict=True) if crossed not in ("", b"")]
 
     async def settle_many(self, items: list[tuple[list[Check], str, list[float | None]]]) -> list[Alert]:
-        """Several settlements in one round trip (a pipeline of script calls, each still atomic)."""
+        """Several settlements in one write (each script call still atomic)."""
         from redis.exceptions import RedisError
 
         items = [item for item in items if item[0] and any(a is not None for a in item[2])]
         if not items:
             return []
         now = self._now()
-        calls = [(script_keys(self._prefix, checks), script_args("settle", rid, 0, checks, actual, now))
-                 for checks, rid, actual in items]
+        calls = [("EVALSHA", self._sha, 3 * len(checks), *script_keys(self._prefix, checks),
+                  *script_args("settle", rid, 0, checks, actual, now)) for checks, rid, actual in items]
         try:
             replies = await self._evalsha_all(calls)
-        except (RedisError, OSError) as exc:
+        except (RedisError, OSError, TimeoutError, ScriptFailed) as exc:
             raise StoreUnavailable(f"the limits store (Redis) is unreachable: {type(exc).__name__}") from None
         return [Alert(check.label, check.key, float(crossed), float(check.alert or 0))
                 for (checks, _, _), reply in zip(items, replies, strict=True)
                 for check, crossed in zip(checks, reply[1:], strict=True) if crossed not in ("", b"")]
 
-    async def _evalsha_all(self, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
-        """The script over every call, pipelined by its SHA alone: a Script object in a pipeline asks
-        ``SCRIPT EXISTS`` first, one more round trip per batch. A Redis that lost its scripts (a restart)
-        answers NOSCRIPT, which applied nothing: those calls, and only those, go again once it is loaded."""
-        from redis.exceptions import NoScriptError
-
-        replies = await self._pipelined(calls)
-        missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+    async def _evalsha_all(self, calls: list[tuple[Any, ...]]) -> list[Any]:
+        """The script by its SHA for every call. A Redis that lost its scripts (a restart) answers NOSCRIPT,
+        which applied nothing: those calls, and only those, go again once it is loaded. Any other error
+        reply is raised."""
+        replies = await self._channel.call_many(calls)
+        missing = [i for i, reply in enumerate(replies) if _is_error(reply, "NOSCRIPT")]
         if missing:
-            await self._redis.script_load(SCRIPT)
-            for i, reply in zip(missing, await self._pipelined([calls[i] for i in missing]), strict=True):
+            loaded = await self._channel.call("SCRIPT", "LOAD", SCRIPT)
+            if _is_error(loaded):
+                raise ScriptFailed(str(loaded)[:200])
+            for i, reply in zip(missing, await self._channel.call_many([calls[i] for i in missing]), strict=True):
                 replies[i] = reply
-        failed = next((reply for reply in replies if isinstance(reply, Exception)), None)
+        failed = next((reply for reply in replies if _is_error(reply)), None)
         if failed is not None:
-            raise failed
+            raise ScriptFailed(str(failed)[:200])
         return replies
-
-    async def _pipelined(self, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for keys, args in calls:
-                pipe.evalsha(self._script.sha, len(keys), *keys, *args)
-            return list(await pipe.execute(raise_on_error=False))
 
     async def reset(self, key_prefix: str) -> None:
         from redis.exceptions import RedisError
@@ -172,4 +174,15 @@ class RedisCounters:
         return float(value or 0)
 
     async def close(self) -> None:
+        await self._channel.close()
         await self._redis.aclose()
+
+
+class ScriptFailed(Exception):
+    """Redis answered the script with an error (never a credential: Redis's own words)."""
+
+
+def _is_error(reply: Any, code: str = "") -> bool:
+    from hiredis import ReplyError
+
+    return isinstance(reply, ReplyError) and str(reply).startswith(code)
