@@ -64,11 +64,18 @@ class _Connection(asyncio.Protocol):
 
     def abort(self, failure: Exception) -> None:
         self.failure = self.failure or failure
+        self._on_lost(self)  # the next call opens a new connection, without waiting for this one to end
         if self.transport is not None:
             self.transport.abort()
 
+    @property
+    def usable(self) -> bool:
+        """Open and not closing (a peer that went away closes the transport before connection_lost runs)."""
+        return self.transport is not None and not self.transport.is_closing()
+
     def send(self, packed: bytes, count: int) -> list[asyncio.Future[Any]]:
-        assert self.transport is not None
+        if self.transport is None or self.transport.is_closing():
+            raise ChannelBroken("the connection to the limits store (Redis) is closing")
         loop = asyncio.get_running_loop()
         waiters = [loop.create_future() for _ in range(count)]
         self.waiting.extend(waiters)
@@ -93,7 +100,9 @@ class RedisChannel:
 
     async def call_many(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         """Several commands in one write; their replies in the same order."""
-        connection = self._connection or await self._open()
+        connection = self._connection
+        if connection is None or not connection.usable:
+            connection = await self._open()
         packed = b"".join(hiredis.pack_command(parts) for parts in commands)
         waiters = connection.send(packed, len(commands))
         timer = asyncio.get_running_loop().call_later(
@@ -113,7 +122,7 @@ class RedisChannel:
 
     async def _open(self) -> _Connection:
         async with self._opening:  # callers arriving together share one new connection
-            if self._connection is not None:
+            if self._connection is not None and self._connection.usable:
                 return self._connection
             try:
                 connection = await asyncio.wait_for(self._connect(), self._connect_timeout_s)
