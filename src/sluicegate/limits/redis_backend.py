@@ -93,55 +93,48 @@ class RedisCounters:
     def _now(self) -> int | None:
         return None if self._clock_override is None else int(self._clock_override())
 
-    async def _run(self, checks: list[Check], args: list[Any], *, idempotent: bool = False) -> list[Any]:
-        from redis.exceptions import RedisError
-
-        from .redis_channel import ChannelBroken
-
-        call = ("EVALSHA", self._sha, 3 * len(checks), *script_keys(self._prefix, checks), *args)
-        try:
-            try:
-                (reply,) = await self._evalsha_all([call])
-            except ChannelBroken:
-                if not idempotent:
-                    raise
-                (reply,) = await self._evalsha_all([call])
-        except (RedisError, OSError, TimeoutError, ScriptFailed) as exc:
-            raise StoreUnavailable(f"the limits store (Redis) is unreachable: {type(exc).__name__}") from None
-        return list(reply)
-
     async def admit(self, checks: list[Check], rid: str, ttl_ms: int = DEFAULT_TTL_MS) -> Verdict:
         if not checks:
             return Verdict(-1, (), ())
         amounts = [check.amount for check in checks]
-        reply = await self._run(checks, script_args("admit", rid, ttl_ms, checks, amounts, self._now()),
-                                idempotent=True)
+        call = self._call(checks, script_args("admit", rid, ttl_ms, checks, amounts, self._now()))
+        (reply,) = await self._script([call], retry_broken=True)
         return verdict(checks, reply)
 
     async def settle(self, checks: list[Check], rid: str, actual: list[float | None]) -> list[Alert]:
-        if not checks or all(a is None for a in actual):
-            return []
-        reply = await self._run(checks, script_args("settle", rid, 0, checks, actual, self._now()))
-        return [Alert(check.label, check.key, float(crossed), float(check.alert or 0))
-                for check, crossed in zip(checks, reply[1:], strict=True) if crossed not in ("", b"")]
+        return await self.settle_many([(checks, rid, actual)])
 
     async def settle_many(self, items: list[tuple[list[Check], str, list[float | None]]]) -> list[Alert]:
-        """Several settlements in one write (each script call still atomic)."""
-        from redis.exceptions import RedisError
-
+        """Several settlements in one write (each script call still atomic). Never retried: a budget's
+        settle is not idempotent."""
         items = [item for item in items if item[0] and any(a is not None for a in item[2])]
         if not items:
             return []
         now = self._now()
-        calls = [("EVALSHA", self._sha, 3 * len(checks), *script_keys(self._prefix, checks),
-                  *script_args("settle", rid, 0, checks, actual, now)) for checks, rid, actual in items]
-        try:
-            replies = await self._evalsha_all(calls)
-        except (RedisError, OSError, TimeoutError, ScriptFailed) as exc:
-            raise StoreUnavailable(f"the limits store (Redis) is unreachable: {type(exc).__name__}") from None
+        calls = [self._call(checks, script_args("settle", rid, 0, checks, actual, now))
+                 for checks, rid, actual in items]
+        replies = await self._script(calls, retry_broken=False)
         return [Alert(check.label, check.key, float(crossed), float(check.alert or 0))
                 for (checks, _, _), reply in zip(items, replies, strict=True)
                 for check, crossed in zip(checks, reply[1:], strict=True) if crossed not in ("", b"")]
+
+    def _call(self, checks: list[Check], args: list[Any]) -> tuple[Any, ...]:
+        return ("EVALSHA", self._sha, 3 * len(checks), *script_keys(self._prefix, checks), *args)
+
+    async def _script(self, calls: list[tuple[Any, ...]], *, retry_broken: bool) -> list[Any]:
+        """The script's replies for these calls; any failure is StoreUnavailable. ``retry_broken``: calls
+        whose connection broke are sent once more on a new one (only admissions are: see above)."""
+        from .redis_channel import ChannelBroken
+
+        try:
+            try:
+                return await self._evalsha_all(calls)
+            except ChannelBroken:
+                if not retry_broken:
+                    raise
+                return await self._evalsha_all(calls)
+        except (OSError, TimeoutError, ScriptFailed) as exc:  # ChannelBroken is an OSError
+            raise StoreUnavailable(f"the limits store (Redis) is unreachable: {type(exc).__name__}") from None
 
     async def _evalsha_all(self, calls: list[tuple[Any, ...]]) -> list[Any]:
         """The script by its SHA for every call. A Redis that lost its scripts (a restart) answers NOSCRIPT,
@@ -158,7 +151,7 @@ class RedisCounters:
         failed = next((reply for reply in replies if _is_error(reply)), None)
         if failed is not None:
             raise ScriptFailed(str(failed)[:200])
-        return replies
+        return [list(reply) for reply in replies]
 
     async def reset(self, key_prefix: str) -> None:
         from redis.exceptions import RedisError
