@@ -1,10 +1,13 @@
-"""One gateway process and one fake upstream for the dashboard's tests, a chromium for the browser ones."""
+"""One gateway process and one fake upstream for the dashboard's tests, a chromium for the browser ones, and
+the helpers their workspace worlds share (keys, requests through the openai SDK, waiting for their logs)."""
 
 from __future__ import annotations
 
 import os
+import time
 
 import httpx
+import openai
 import pytest
 
 from tests.dashboard.browser import launch
@@ -65,3 +68,31 @@ def sign_in(page, token: str = ADMIN) -> None:
     page.fill("#token", token)
     page.click("#signin-button")
     page.wait_for_selector("#shell:not([hidden])")
+
+
+def sdk(gw, key: str, slug: str, user: str) -> openai.OpenAI:
+    """The openai SDK as a workspace's user: its key, a catalog provider, the user in the metadata."""
+    return openai.OpenAI(api_key=key, base_url=gw.v1, max_retries=0,
+                         default_headers={"x-portkey-provider": slug, "x-portkey-metadata": f'{{"_user": "{user}"}}'})
+
+
+def ask(gw, key: str, slug: str, user: str, max_tokens: int | None = None) -> None:
+    extra = {"max_tokens": max_tokens} if max_tokens else {}
+    sdk(gw, key, slug, user).chat.completions.create(model="llama-3-8b",
+                                                     messages=[{"role": "user", "content": "hello"}], **extra)
+
+
+def new_key(admin, workspace: str, scopes: list[str], name: str) -> dict:
+    response = admin.post("/api-keys/workspace/service", json={"name": name, "workspace_id": workspace,
+                                                               "scopes": scopes})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def wait_for_logs(admin, users: list[str], each: int, seconds: float = 20) -> None:
+    """Until every user has ``each`` records: the log is written off the request path."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if all(len(admin.get("/logs", params={"user": user}).json()["data"]) == each for user in users):
+            return
+        time.sleep(0.2)

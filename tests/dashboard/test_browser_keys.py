@@ -12,25 +12,11 @@ import openai
 import pytest
 
 from tests.dashboard.browser import shot
-from tests.dashboard.conftest import ADMIN, sign_in
+from tests.dashboard.conftest import ADMIN, ask, new_key, sign_in, wait_for_logs
 
 pytestmark = pytest.mark.timeout(180)
 DASH_SCOPES = ["logs.list", "logs.view", "analytics.view", "providers.list", "providers.read", "configs.list",
                "configs.read", "workspace_service_api_keys.*", "completions.write"]
-
-
-def ask(gw, key: str, slug: str, user: str, max_tokens: int | None = None) -> None:
-    client = openai.OpenAI(api_key=key, base_url=gw.v1, max_retries=0,
-                           default_headers={"x-portkey-provider": slug, "x-portkey-metadata": f'{{"_user": "{user}"}}'})
-    extra = {"max_tokens": max_tokens} if max_tokens else {}
-    client.chat.completions.create(model="llama-3-8b", messages=[{"role": "user", "content": "hello"}], **extra)
-
-
-def new_key(admin, workspace: str, scopes: list[str], name: str) -> dict:
-    response = admin.post("/api-keys/workspace/service", json={"name": name, "workspace_id": workspace,
-                                                               "scopes": scopes})
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 @pytest.fixture(scope="module")
@@ -47,11 +33,7 @@ def world(gw, admin, llm):
         for _ in range(2):
             ask(gw, infer["key"], f"@{slug}", user)
         spaces[name] = {"id": space["id"], "slug": slug, "infer": infer, "dash": dash, "user": user}
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if all(len(admin.get("/logs", params={"user": s["user"]}).json()["data"]) == 2 for s in spaces.values()):
-            break
-        time.sleep(0.2)
+    wait_for_logs(admin, [s["user"] for s in spaces.values()], each=2)
     return spaces
 
 

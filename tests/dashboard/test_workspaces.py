@@ -12,7 +12,7 @@ import httpx
 import openai
 import pytest
 
-from tests.dashboard.conftest import ADMIN
+from tests.dashboard.conftest import ADMIN, ask, new_key, wait_for_logs
 
 pytestmark = pytest.mark.timeout(180)
 DASH_SCOPES = ["logs.list", "logs.view", "analytics.view", "providers.*", "configs.*",
@@ -40,23 +40,6 @@ def envelope(response: httpx.Response, status: int) -> str:
     return response.json()["message"]
 
 
-def sdk(gw, key: str, slug: str, user: str) -> openai.OpenAI:
-    return openai.OpenAI(api_key=key, base_url=gw.v1, max_retries=0,
-                         default_headers={"x-portkey-provider": slug, "x-portkey-metadata": f'{{"_user": "{user}"}}'})
-
-
-def ask(gw, key: str, slug: str, user: str) -> None:
-    sdk(gw, key, slug, user).chat.completions.create(model="llama-3-8b",
-                                                     messages=[{"role": "user", "content": "hello"}])
-
-
-def new_key(admin, workspace: str, scopes: list[str], name: str) -> dict:
-    response = admin.post("/api-keys/workspace/service", json={"name": name, "workspace_id": workspace,
-                                                               "scopes": scopes})
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
 @pytest.fixture(scope="module")
 def world(gw, admin, llm):
     """Two workspaces, each with a provider on the fake upstream, a config, an inference key, a dashboard
@@ -78,11 +61,7 @@ def world(gw, admin, llm):
         for _ in range(2):
             ask(gw, infer["key"], f"@{slug}", user)
         spaces[name] = {"id": space["id"], "slug": slug, "infer": infer, "dash": dash, "user": user}
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:  # the log is written off the request path
-        if all(len(admin.get("/logs", params={"user": s["user"]}).json()["data"]) == 2 for s in spaces.values()):
-            break
-        time.sleep(0.2)
+    wait_for_logs(admin, [s["user"] for s in spaces.values()], each=2)
     return spaces
 
 
