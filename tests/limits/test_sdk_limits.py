@@ -62,3 +62,27 @@ def test_a_catalog_provider_made_through_the_sdk_carries_its_limits(gateway: Gat
     with pytest.raises(openai.RateLimitError) as limited:
         client.chat.completions.create(model="@gpu/m1", messages=HELLO)
     assert "provider 'gpu'" in limited.value.response.json()["message"]
+
+
+def test_a_fallback_config_through_the_portkey_sdk_feels_its_second_providers_limit(
+        gateway: GatewayProcess, upstream) -> None:
+    """A provider's limits hold for every attempt that reaches it: here as the fallback target of a config
+    the portkey-ai SDK sends, the first target being a port where nothing listens."""
+    from tests.limits.conftest import free_port
+
+    admin = Portkey(api_key=ADMIN_TOKEN, base_url=gateway.v1)
+    for slug, host in (("dead", f"http://127.0.0.1:{free_port()}/v1"), ("spare", upstream.v1)):
+        integration = admin.integrations.create(ai_provider_id="openai", name=f"{slug} integration",
+                                                configurations={"custom_host": host}, key="sk-upstream-0123456789")
+        limits = {"rate_limits": {"type": "requests", "unit": "rpm", "value": 2}} if slug == "spare" else {}
+        admin.providers.create(name=slug, integration_id=integration.id, slug=slug, **limits)
+    made = admin.api_keys.create(type="organisation", sub_type="service", name="cfg", scopes=["completions.write"])
+    client = Portkey(api_key=made.key, base_url=gateway.v1, max_retries=0,
+                     config={"strategy": {"mode": "fallback"}, "targets": [{"provider": "@dead"}, {"provider": "@spare"}]})
+    for _ in range(2):
+        assert client.chat.completions.create(model="m1", messages=HELLO).choices[0].message.content
+    with pytest.raises(Exception) as limited:  # the SDK raises its vendored openai's classes
+        client.chat.completions.create(model="m1", messages=HELLO)
+    assert type(limited.value).__name__ == "RateLimitError" and limited.value.status_code == 429
+    assert "provider 'spare'" in limited.value.response.json()["message"]
+    assert len(upstream.received) == 2  # the third request never reached the upstream
