@@ -149,8 +149,8 @@ async def update_workspace(request: web.Request) -> web.Response:
     if "permissions" in body and caller.workspace_id is not None:
         raise Forbidden("A workspace API key cannot change its workspace's permissions")
     limits = limits_admin.split(request, "workspace", body)
-    if limits and caller.workspace_id is not None:
-        raise Forbidden("A workspace API key cannot change its workspace's usage limits")
+    if limits:
+        limits_admin.check_may_change(caller, "workspace", view["id"])
     updated = await _admin(request).workspaces.update(view["id"], body, actor=caller.actor) if body else view
     await limits_admin.save(request, "workspace", view["id"], limits)
     await _written(request)
@@ -238,8 +238,8 @@ async def update_key(request: web.Request) -> web.Response:
     body.pop("id", None)
     _no_escalation(caller, body.get("scopes"))
     limits = limits_admin.split(request, "key", body)
-    if limits and view["id"] == caller.key_id:
-        raise Forbidden("An API key cannot change its own usage limits")
+    if limits:
+        limits_admin.check_may_change(caller, "key", view["id"])
     updated = await _admin(request).keys.update(view["id"], body, actor=caller.actor) if body else view
     await limits_admin.save(request, "key", view["id"], limits)
     await _written(request)

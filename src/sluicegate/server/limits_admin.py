@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from ..access.model import Principal
 from ..access.policy import Forbidden
 from ..errors import BadRequest
 from ..jsontext import json_object
@@ -68,12 +69,18 @@ def _subject(request: web.Request, action: str) -> tuple[str, str]:
     subject_id = request.match_info["id"]
     if caller.workspace_id is not None:  # a workspace key: its own workspace's subjects only, others are 404
         check_workspace(caller, _workspace_of(request, kind, subject_id), f"{kind.capitalize()} {subject_id[:80]}")
-    if action == "update":  # limits bind the caller: lifting them is the admin's (as on the records' routes)
-        if kind == "key" and subject_id == caller.key_id:
-            raise Forbidden("An API key cannot change its own usage limits")
-        if kind == "workspace" and caller.workspace_id is not None:
-            raise Forbidden("A workspace API key cannot change its workspace's usage limits")
+    if action == "update":
+        check_may_change(caller, kind, subject_id)
     return kind, subject_id
+
+
+def check_may_change(caller: Principal, kind: str, subject_id: str) -> None:
+    """Limits bind the caller, so lifting them is the admin's: a key may not change its own, nor a workspace
+    key its workspace's (here and on the keys' and workspaces' own routes)."""
+    if kind == "key" and subject_id == caller.key_id:
+        raise Forbidden("An API key cannot change its own usage limits")
+    if kind == "workspace" and caller.workspace_id is not None:
+        raise Forbidden("A workspace API key cannot change its workspace's usage limits")
 
 
 def _workspace_of(request: web.Request, kind: str, subject_id: str) -> str | None:
