@@ -18,9 +18,12 @@ import hashlib
 from importlib import resources
 from typing import Any
 
+from hiredis import ReplyError
+
 from .backend import DEFAULT_TTL_MS, Alert, StoreUnavailable, Verdict
 from .checks import BUDGET, RATE, Check
 from .periods import period_end_ms
+from .redis_channel import ChannelBroken, RedisChannel
 
 SCRIPT = resources.files(__package__).joinpath("script.lua").read_text()
 # A refused connection (Redis down) fails at once; these bound a Redis that stops answering. Generous
@@ -79,8 +82,6 @@ class RedisCounters:
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
 
-        from .redis_channel import RedisChannel
-
         # The script (its calls and loading it) goes through a channel of its own; redis-py serves the rest.
         self._channel = RedisChannel(url, timeout_s=timeout_s, connect_timeout_s=connect_timeout_s)
         pool = BlockingConnectionPool.from_url(url, max_connections=POOL_SIZE, timeout=timeout_s,
@@ -124,8 +125,6 @@ class RedisCounters:
     async def _script(self, calls: list[tuple[Any, ...]], *, retry_broken: bool) -> list[Any]:
         """The script's replies for these calls; any failure is StoreUnavailable. ``retry_broken``: calls
         whose connection broke are sent once more on a new one (only admissions are: see above)."""
-        from .redis_channel import ChannelBroken
-
         try:
             try:
                 return await self._evalsha_all(calls)
@@ -176,6 +175,4 @@ class ScriptFailed(Exception):
 
 
 def _is_error(reply: Any, code: str = "") -> bool:
-    from hiredis import ReplyError
-
     return isinstance(reply, ReplyError) and str(reply).startswith(code)
