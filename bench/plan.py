@@ -49,7 +49,7 @@ FULL = Plan(mode="full", rounds=3, warmup_s=3, latency_s=10, throughput_s=10, st
             stream_interval_ms=20, stream_c1=10, ttft_c1=200, stream_many=200, hold_streams=1000, hold_chunks=60,
             hold_interval_ms=500, settle_s=2.0)
 QUICK = replace(FULL, mode="quick", rounds=1, warmup_s=1, latency_s=2, throughput_s=2, stream_chunks=16,
-                stream_c1=3, ttft_c1=40, hold_chunks=20, settle_s=1.0)
+                stream_c1=3, ttft_c1=100, hold_chunks=20, settle_s=1.0)
 SMOKE = replace(QUICK, mode="smoke", warmup_s=0, latency_s=1, throughput_s=1, stream_chunks=8,
                 stream_interval_ms=10, stream_c1=2, ttft_c1=10, stream_many=20, hold_streams=50, hold_chunks=20,
                 hold_interval_ms=200, settle_s=0.2, peers=False, floor=False, scaling=False,
