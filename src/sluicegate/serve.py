@@ -34,6 +34,14 @@ STARTUP_ERRORS = (VaultError, SQLAlchemyError, ValueError, OSError)
 
 log = logging.getLogger("sluicegate")
 
+# The collector's young generation is scanned after every 700 net container allocations by default. Under
+# load that is every few requests, and each pass walks every object of the requests in flight, which
+# survive it: measured at c=50, 259 young passes (0.6 ms each) and 23 older ones per 7,500 requests, ~26 µs
+# of each request and pauses of 0.6-2.5 ms at the p99. A request's objects are freed by reference counting
+# (the count of net allocations barely grows: no pass at all in the same load with this threshold), so a
+# larger young generation costs little memory and leaves the passes to the rare cycles.
+GC_THRESHOLDS = (50_000, 10, 10)
+
 
 def banner(settings: Settings) -> str:
     url = f"http://{_url_host(settings.host)}:{settings.port}"
@@ -90,6 +98,7 @@ async def serve_forever(settings: Settings, *, reuse_port: bool, announce: bool 
         # keep it out of the collector's full passes. Under load those ran about once a second and walked
         # all of it (~100 ms each, measured); the request log's short-lived records made them more frequent.
         gc.freeze()
+        gc.set_threshold(*GC_THRESHOLDS)
         gc.enable()
     raise_open_files_limit(2 * settings.max_connections + 256)  # each client may hold an upstream connection
     site = GuardedSite(runner, app[CONNECTIONS], settings.host, settings.port, reuse_port=reuse_port,
