@@ -35,6 +35,9 @@ MetadataOf = Callable[[Any, Any], Mapping[str, str]]  # (ctx, parsed body) → m
 
 _TEXT_TYPES = ("application/json", "text/", "application/x-ndjson", "application/problem+json")
 _SHORT = 256  # column width of names (model, provider, span name …)
+_SHORT_COLUMNS = ("trace_id", "span_id", "parent_span_id", "span_name", "traceparent", "route", "provider_slug",
+                  "target_path", "user", "error_type")  # drafted whole, cut by finish
+_CTX_COLUMNS = ("trace_id", "span_id", "parent_span_id", "span_name", "traceparent", "workspace_id", "api_key_id")
 _ERROR_LIMIT = 2048
 
 
@@ -99,66 +102,67 @@ class RowBuilder:
     def draft(self, record: RequestRecord) -> Draft:
         """What needs the record's live objects and its secrets: every column but those read from the answer
         (usage, cost, the answering model), and what ``finish`` reads them from."""
-        ctx, call, outcome, attempts = record.ctx, record.call, record.outcome, record.attempts or ()
+        ctx, call, outcome = record.ctx, record.call, record.outcome
         created_ms = int(record.started_at * 1000)
         provider, slug, secrets = self._provider_and_secrets(record)
         answer_type = _content_type(outcome.headers) if outcome is not None else ""
         model = _model(call)
+        # Values are drafted as they are: cut to their columns and rounded by ``finish``.
         if ctx is not None:
             metadata = self._metadata_of(ctx, call.json if call is not None else None)
-            trace_id, span_id, parent_span_id = _cut(ctx.trace_id), _cut(ctx.span_id), _cut(ctx.parent_span_id)
-            span_name, traceparent = _cut(ctx.span_name), _cut(ctx.traceparent)
-            workspace_id, api_key_id = ctx.workspace_id, ctx.api_key_id
+            row: Row = {"trace_id": ctx.trace_id, "span_id": ctx.span_id, "parent_span_id": ctx.parent_span_id,
+                        "span_name": ctx.span_name, "traceparent": ctx.traceparent,
+                        "workspace_id": ctx.workspace_id, "api_key_id": ctx.api_key_id}
         else:
             metadata = {}
-            trace_id = span_id = parent_span_id = span_name = traceparent = workspace_id = api_key_id = None
-        row: Row = {
+            row = dict.fromkeys(_CTX_COLUMNS)
+        row.update({
             "id": new_id(created_ms),
             "created_ms": created_ms,
-            "trace_id": trace_id,
-            "span_id": span_id,
-            "parent_span_id": parent_span_id,
-            "span_name": span_name,
-            "traceparent": traceparent,
-            "method": record.method[:16],
-            "route": record.route[:_SHORT],
+            "method": record.method,
+            "route": record.route,
             "endpoint": record.endpoint,
             "status": record.status,
-            "latency_ms": round(record.latency_ms, 3),
-            "ttfb_ms": round(record.ttfb_ms, 3) if record.ttfb_ms is not None else None,
+            "latency_ms": record.latency_ms,
+            "ttfb_ms": record.ttfb_ms,
             "stream": record.tap is not None or (call is not None and call.stream),
-            "provider": _cut(provider),
-            "provider_slug": _cut(slug),
-            "model": _cut(model),
+            "provider_slug": slug,
             "custom_host": self._redact.url(_host(record)),
-            "attempt_count": len(attempts),
-            "retries": sum(a.retry > 0 for a in attempts),
-            "target_path": _cut(outcome.target_path) if outcome is not None else None,
+            "target_path": outcome.target_path if outcome is not None else None,
             "cache_status": record.cache_status,
-            "workspace_id": workspace_id,
-            "api_key_id": api_key_id,
-            "user": _cut(metadata.get("_user")),
+            "user": metadata.get("_user"),
             "metadata": {k: scrub(v, secrets) for k, v in metadata.items()} if secrets else dict(metadata),
-        }
+        })
         self._add_bodies(row, record, secrets, answer_type)
         answer = self._answer(record, row, secrets, answer_type)
         if answer[0] == _PARSED:  # parsed here: it may name an error
             error_type, error_message = answer[3], answer[4]
         else:  # read later from an answer that succeeded (or a stream): no error in it
             error_type = error_message = None
-        row["error_type"] = _cut(record.error_type or error_type)
+        row["error_type"] = record.error_type or error_type
         row["error_message"] = scrub((record.error_message or error_message or "")[:_ERROR_LIMIT], secrets) or None
         return {"row": row, "attempts": self._attempt_rows(record, row["id"], created_ms, secrets),
                 "answer": answer[:3], "price": [provider, model, _is_public(record)]}
 
     def finish(self, draft: Draft) -> tuple[Row, list[Row]]:
         """The rows of a draft (live, or read back from a journal): the columns read from the answer."""
-        row = draft["row"]
+        row, attempts = draft["row"], draft["attempts"]
+        for name in _SHORT_COLUMNS:
+            value = row[name]
+            if value and len(value) > _SHORT:
+                row[name] = value[:_SHORT]
+        row["method"] = row["method"][:16]
+        row["latency_ms"] = round(row["latency_ms"], 3)
+        if row["ttfb_ms"] is not None:
+            row["ttfb_ms"] = round(row["ttfb_ms"], 3)
+        row["attempt_count"] = len(attempts)
+        row["retries"] = sum(attempt["retry"] > 0 for attempt in attempts)
+        provider, model, public = draft["price"]
+        row["provider"], row["model"] = _cut(provider), _cut(model)
         used, answered = _answered(draft["answer"], row)
         row["model_answered"] = storable_text(answered[:_SHORT]) if answered else answered
-        provider, model, public = draft["price"]
         self._add_usage(row, used, provider, model, answered, public=public)
-        return row, draft["attempts"]
+        return row, attempts
 
     def _provider_and_secrets(self, record: RequestRecord) -> tuple[str | None, str | None, tuple[str, ...]]:
         """(provider, catalog slug, every secret of the request): the slug's spec is the provider."""
