@@ -1,8 +1,9 @@
-"""What building one request's log rows costs (telemetry/rows.py RowBuilder.build_line, then the journal's
-append), per kind of record, in µs: the work the request path does before the answer's last bytes.
+"""What a request's log rows cost, per kind of record, in µs: on the request path (telemetry/rows.py
+RowBuilder.draft_line, then the journal's append), before the answer's last bytes, and after it (finish, in
+the sink's drain task).
 
     .venv/bin/python -m bench.rows_cost                 # µs per row, per kind (best of 60 runs of N builds)
-    .venv/bin/python -m bench.rows_cost --profile chat  # cProfile of one kind, the top functions
+    .venv/bin/python -m bench.rows_cost --profile chat  # cProfile of one kind (both steps), the top functions
 
 The records are built the way the routes build them: headers parsed by the server's parser (an OpenAI SDK's
 ~15 headers with a bearer key), a ~1 KB chat body parsed once, an upstream request with its credential,
@@ -132,12 +133,13 @@ def measure(number: int) -> None:
         journal = Journal(Path(tmp) / "journal")
         journal.open()
         for kind, make in KINDS.items():
-            rec, build = make(), builder().build_line
-            _, line = build(rec)
-            row_us = _per_call(partial(build, rec), number)
+            rec, rows = make(), builder()
+            draft, line = rows.draft_line(rec)
+            draft_us = _per_call(partial(rows.draft_line, rec), number)
             append_us = _per_call(partial(journal.append, line), number)
-            print(f"{kind:18} rows {row_us:6.1f} µs   journal append {append_us:5.1f} µs   "
-                  f"line {len(line or b'')} B")
+            finish_us = _per_call(partial(rows.finish, draft), number)  # in place: the same columns again
+            print(f"{kind:18} request path: draft {draft_us:5.1f} µs + journal append {append_us:4.1f} µs   "
+                  f"off it: finish {finish_us:5.1f} µs   line {len(line or b'')} B")
         journal.close()
 
 
@@ -147,7 +149,7 @@ def _per_call(call: Callable[[], object], number: int) -> float:
 
 
 def profile(kind: str, number: int) -> None:
-    rec, build = KINDS[kind](), builder().build_line
+    rec, build = KINDS[kind](), builder().build
     profiler = cProfile.Profile()
     profiler.enable()
     for _ in range(number):

@@ -1,5 +1,6 @@
 """The write-ahead journal: append, empty or rotate once committed, private files, and what a dead process left
-replayed through the spool (torn lines counted), with the sink building each row once."""
+replayed through the spool (torn lines counted; drafts finished into the rows a live sink makes), with the
+sink drafting each row once."""
 
 from __future__ import annotations
 
@@ -148,7 +149,7 @@ async def test_a_dead_process_journal_is_replayed_at_start_torn_line_counted(tmp
         handle.write(b'[{"id": "torn')  # a power cut mid-line
     store = FakeStore()
     store.rows[dead[0][0]["id"]] = dead[0][0]  # committed before the kill: stored once all the same
-    sink = Sink(builder().build_line, store, Spool(tmp_path / "spool", 10_000_000, adopts=(journal_dir,)),
+    sink = Sink(builder(), store, Spool(tmp_path / "spool", 10_000_000, adopts=(journal_dir,)),
                 RequestStats(), queue_max=100, batch_max=10, journal=Journal(journal_dir))
     await sink.start()
     await settle(sink, lambda: sink.replayed == 2)
@@ -158,20 +159,52 @@ async def test_a_dead_process_journal_is_replayed_at_start_torn_line_counted(tmp
     assert list(journal_dir.iterdir()) == [] and list((tmp_path / "spool").iterdir()) == []
 
 
+async def test_drafts_a_dead_process_journaled_are_finished_into_the_rows_a_live_sink_stores(tmp_path):
+    """The journal holds drafts: a replay finishes them in a process that never saw the requests, into the
+    very rows the live sink would have stored (the answer's usage and model read from the draft)."""
+    journal_dir = tmp_path / "journal"
+    secret = "sk-dead-secret-0123456789abcdef"
+    records = [record(headers={"authorization": f"Bearer {secret}"},
+                      body={"model": "m", "messages": [{"role": "user", "content": f"key {secret}"}]}),
+               record(), record(status=500, answer={"error": {"message": "broke", "type": "server_error"}})]
+    made = builder()
+    drafts = [made.draft_line(rec) for rec in records]
+    _die_with_a_journal(journal_dir, [orjson.loads(drafted_line) for _, drafted_line in drafts])
+    (path,) = journal_dir.iterdir()
+    assert secret.encode() not in path.read_bytes()  # drafts are scrubbed: what the file holds is safe
+    expected = {row["id"]: (row, attempts) for row, attempts in (made.finish(draft) for draft, _ in drafts)}
+    store = FakeStore()
+    sink = Sink(builder(), store, Spool(tmp_path / "spool", 10_000_000, adopts=(journal_dir,)), RequestStats(),
+                queue_max=100, batch_max=10, journal=Journal(journal_dir))
+    await sink.start()
+    await settle(sink, lambda: sink.replayed == 3)
+    await sink.close()
+    assert store.rows == {row_id: row for row_id, (row, _) in expected.items()}
+    stored = sorted(store.rows.values(), key=lambda row: row["status"])
+    assert [row["model_answered"] for row in stored] == ["m-answered", "m-answered", None]
+    assert [row["total_tokens"] for row in stored[:2]] == [8, 8]  # read from the answer at replay
+    assert (stored[2]["error_type"], stored[2]["error_message"]) == ("server_error", "broke")
+    assert secret not in orjson.dumps(stored).decode()
+    assert sink.gauges().dropped == {}
+
+
 class CountingBuilder:
     def __init__(self) -> None:
         self.built = 0
         self._builder = builder()
 
-    def build_line(self, rec):
+    def draft_line(self, rec):
         self.built += 1
-        return self._builder.build_line(rec)
+        return self._builder.draft_line(rec)
+
+    def finish(self, draft):
+        return self._builder.finish(draft)
 
 
 async def test_a_sealed_record_is_built_once_journaled_scrubbed_and_settled_once_committed(tmp_path):
     store, counting = FakeStore(), CountingBuilder()
     journal_dir = tmp_path / "journal"
-    sink = Sink(counting.build_line, store, Spool(tmp_path / "spool", 10_000_000, adopts=(journal_dir,)),
+    sink = Sink(counting, store, Spool(tmp_path / "spool", 10_000_000, adopts=(journal_dir,)),
                 RequestStats(), queue_max=100, batch_max=10, journal=Journal(journal_dir))
     await sink.start()
     secret = "sk-journal-secret-0123456789abcdef"
@@ -182,9 +215,9 @@ async def test_a_sealed_record_is_built_once_journaled_scrubbed_and_settled_once
     assert counting.built == 1
     (path,) = journal_dir.iterdir()
     on_disk = path.read_bytes()
-    assert sealed.entry[0]["id"].encode() in on_disk and secret.encode() not in on_disk
+    assert sealed.draft["row"]["id"].encode() in on_disk and secret.encode() not in on_disk
     sink.submit(sealed)
-    await settle(sink, lambda: sealed.entry[0]["id"] in store.rows)
+    await settle(sink, lambda: sealed.draft["row"]["id"] in store.rows)
     await settle(sink, lambda: path.stat().st_size == 0)  # committed: the journal let it go
     assert counting.built == 1
     sink.submit(record())  # a record that was never sealed is built by the drain task, as without a journal
@@ -198,7 +231,7 @@ async def test_records_spooled_during_an_outage_are_settled_too(tmp_path):
     store = FakeStore()
     store.up = False
     journal_dir = tmp_path / "journal"
-    sink = Sink(builder().build_line, store, Spool(tmp_path / "spool", 10_000_000, adopts=(journal_dir,)),
+    sink = Sink(builder(), store, Spool(tmp_path / "spool", 10_000_000, adopts=(journal_dir,)),
                 RequestStats(), queue_max=100, batch_max=10, journal=Journal(journal_dir))
     await sink.start()
     rec = record()

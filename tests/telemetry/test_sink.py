@@ -51,7 +51,7 @@ def store():
 
 
 def make_sink(store, tmp_path, *, queue_max=10_000, batch_max=100, spool_bytes=50_000_000):
-    return Sink(builder().build_line, store, Spool(tmp_path / "spool", spool_bytes), RequestStats(),
+    return Sink(builder(), store, Spool(tmp_path / "spool", spool_bytes), RequestStats(),
                 queue_max=queue_max, batch_max=batch_max)
 
 

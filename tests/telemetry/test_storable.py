@@ -50,14 +50,18 @@ def test_storable_row_fixes_only_what_needs_it_whichever_column_holds_it():
 
 
 @pytest.mark.parametrize("value", ["plain", "caf\u00e9", "a\x00b", "lone\udcff", "typed \\u0000 as text", "\ud800"])
-def test_storable_entry_checks_with_one_serialisation_and_gives_the_line(value):
+@pytest.mark.parametrize("size", [0, 5000], ids=["short", "long"])  # a long line is checked value by value
+def test_storable_draft_checks_with_one_serialisation_and_gives_the_line(value, size):
     import orjson
 
-    from sluicegate.telemetry.storable import storable_entry
+    from sluicegate.telemetry.storable import storable, storable_draft
 
-    row = {"a": value, "j": {"k" + value: [value]}, "n": 1}
+    row = {"a": value, "j": {"k" + value: [value]}, "n": 1, "body": "x" * size}
     attempts = [{"error": value}]
-    (stored, stored_attempts), line = storable_entry(dict(row), [dict(attempts[0])])
-    expected = storable_row(dict(row)), [storable_row(dict(attempts[0]))]
-    assert (stored, stored_attempts) == expected
-    assert line.endswith(b"\n") and orjson.loads(line) == [expected[0], expected[1]]
+    answer = ["stream", None, [value, "tail", True, 3, 1, 200]]
+    draft = {"row": dict(row), "attempts": [dict(attempts[0])], "answer": answer, "price": ["p", value, True]}
+    stored, line = storable_draft(draft)
+    expected = {"row": storable_row(dict(row)), "attempts": [storable_row(dict(attempts[0]))],
+                "answer": storable(answer), "price": storable(["p", value, True])}
+    assert stored == expected
+    assert line.endswith(b"\n") and orjson.loads(line) == expected

@@ -1,16 +1,18 @@
 """The request log's write-ahead journal: a record's rows are on local disk before its client has the answer.
 
 The sink commits records every 20–100 ms, so a process killed in between (``kill -9``, the OOM killer) used
-to lose what it had answered since. With the journal, the request path appends each record's finished rows
-(built once, scrubbed: what the store gets) as one JSON line to a segment of this process, with one
-``os.write``, before the last bytes of the answer go out. The sink settles a record once it is committed
-(or spooled, or counted as dropped); a segment whose records are all settled is emptied (the one being
-written) or deleted (an older one, rotated at ``ROTATE_BYTES``).
+to lose what it had answered since. With the journal, the request path appends each record's rows' draft
+(rows.py: every column but those read from the answer, and where to read those; scrubbed and storable) as
+one JSON line to a segment of this process, with one ``os.write``, before the last bytes of the answer go
+out; the rows are finished from it off the request path, live or at replay. The sink settles a record once
+it is committed (or spooled, or counted as dropped); a segment whose records are all settled is emptied
+(the one being written) or deleted (an older one, rotated at ``ROTATE_BYTES``).
 
-Segments are the spool's (spool.py: the same JSON lines, named by age, locked by ``flock`` while their
-process lives); one that a dead process left is adopted by the spool and replayed like a spool segment,
-where a torn line counts as ``spool_corrupt``. Rows carry their final ids and inserts skip ids already
-stored, so a record both committed and left in a journal is stored once.
+Segments are the spool's (spool.py: JSON lines, named by age, locked by ``flock`` while their process
+lives); one that a dead process left is adopted by the spool and replayed like a spool segment, where a
+torn line counts as ``spool_corrupt`` and each draft is finished into its rows (Segment.read). Rows carry
+their final ids (drafted with them) and inserts skip ids already stored, so a record both committed and
+left in a journal is stored once.
 
 No fsync: the page cache outlives the process, so ``kill -9`` and OOM kills lose nothing; a power cut or a
 kernel crash can lose the last seconds (as SQLite's ``synchronous=NORMAL`` can). The methods are called on
@@ -62,7 +64,7 @@ class Journal:
         os.chmod(self.directory, 0o700)  # it holds bodies, as the spool does
 
     def append(self, line: bytes | None) -> JournalSegment | None:
-        """Journal one record's rows, as their JSON line (storable.storable_entry; None: they could not be
+        """Journal one record's rows' draft, as its JSON line (storable.storable_draft; None: it could not be
         JSON); the segment to settle it on, or None when it could not be written (counted, and said once
         until a write succeeds: the request is served all the same)."""
         if line is None:

@@ -88,9 +88,11 @@ class RequestRecord:
     tap: StreamTap | None = None
     error_type: str | None = None
     error_message: str | None = None
-    # With the write-ahead journal (journal.py): the rows, built once before the last bytes of the answer
-    # (None if they could not be), and the journal segment that holds them until they are committed.
+    # With the write-ahead journal (journal.py): the rows' draft, made once before the last bytes of the
+    # answer (None if it could not be), and the journal segment that holds it until the rows are committed.
+    # The rows themselves (entry) are finished from the draft by the sink's drain task.
     sealed: bool = False
+    draft: dict | None = None
     entry: tuple | None = None
     journaled: Any = None
 

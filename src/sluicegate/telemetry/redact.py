@@ -102,8 +102,26 @@ def _usable(values: Iterable[str]) -> tuple[str, ...]:
     return tuple(sorted(unique, key=len, reverse=True))
 
 
+class Secrets(tuple[str, ...]):
+    """A request's scrub list (longest first) with its roots: the fewest of its values that every value
+    contains (a bare token is in its "Bearer" and URL-encoded forms). A text holding no root holds none of
+    them, which a scan per root tells: the common text, with no secret in it, is scanned once per root
+    instead of once per form."""
+
+    roots: tuple[str, ...]
+
+    @classmethod
+    def of(cls, values: tuple[str, ...]) -> Secrets:
+        made = cls(values)
+        made.roots = tuple(v for v in values if not any(o in v for o in values if len(o) < len(v)))
+        return made
+
+
 def scrub(text: str | None, secrets: tuple[str, ...]) -> str | None:
     if not text or not secrets:
+        return text
+    roots = getattr(secrets, "roots", secrets)
+    if roots is not secrets and not any(root in text for root in roots):
         return text
     for secret in secrets:
         if secret in text:
@@ -148,7 +166,7 @@ class Redactor:
         key = tuple(values)
         found = self._usable.get(key)
         if found is None:
-            found = _usable(values)
+            found = Secrets.of(_usable(values))
             _remember(self._usable, key, found, self._limit)
         return found
 

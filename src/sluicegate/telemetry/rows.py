@@ -1,15 +1,22 @@
-"""RequestRecord → database rows: one for the request, one per upstream attempt.
+"""RequestRecord → database rows: one for the request, one per upstream attempt, in two steps.
 
-Runs once per record: with the write-ahead journal (the default) on the request path, before the answer's
-last bytes (Sink.seal); without it, in the sink's drain task. bench/rows_cost.py measures what it costs.
-This is where the answer is parsed (once) for usage, model and error, the cost is priced, bodies are cut to
-the size cap, and every stored text is scrubbed of the request's secrets and made storable (storable.py:
-no NUL, no lone surrogates): the rows it returns are safe to write, and to journal or spool to a local file.
+``draft`` runs on the request path, before the answer's last bytes (Sink.seal, with the write-ahead journal,
+the default): it does what needs the request's secrets or its live objects. Every stored text is scrubbed
+of the request's secrets there (bodies, error messages, metadata), custom hosts lose their credentials, and
+the attempts' rows are made. The draft is plain JSON (journal.py writes it as one line), scrubbed and
+storable (storable.py: no NUL, no lone surrogates): safe to write to a local file.
+
+``finish`` turns a draft into the rows, off the request path (in the sink's drain task, or when a journal
+left by a dead process is replayed): it parses the answer for usage and model, estimates a stream's usage
+when it has none, and prices it. The answer is read from the draft's own texts when they are exactly what
+the upstream sent (bytes decoded, nothing scrubbed); otherwise it is parsed in ``draft`` and the draft
+carries the result. A draft finished live and the same draft read back from the journal give the same rows.
+bench/rows_cost.py measures both steps.
 """
 
 from __future__ import annotations
 
-import os
+import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -19,14 +26,18 @@ import orjson
 from . import usage as usage_mod
 from .pricing import PriceTable
 from .record import TAIL_CHUNKS, RequestRecord
-from .redact import Redactor, scrub
-from .storable import storable_entry
+from .redact import REDACTED, Redactor, scrub
+from .storable import storable_draft, storable_text
 
 Row = dict[str, Any]
+Draft = dict[str, Any]  # RowBuilder.draft: JSON values only
 MetadataOf = Callable[[Any, Any], Mapping[str, str]]  # (ctx, parsed body) → metadata incl. "_user"
 
 _TEXT_TYPES = ("application/json", "text/", "application/x-ndjson", "application/problem+json")
 _SHORT = 256  # column width of names (model, provider, span name …)
+_SHORT_COLUMNS = ("trace_id", "span_id", "parent_span_id", "span_name", "traceparent", "route", "provider_slug",
+                  "target_path", "user", "error_type")  # drafted whole, cut by finish
+_CTX_COLUMNS = ("trace_id", "span_id", "parent_span_id", "span_name", "traceparent", "workspace_id", "api_key_id")
 _ERROR_LIMIT = 2048
 
 
@@ -56,8 +67,9 @@ class NoLookups:
 
 def new_id(created_ms: int) -> str:
     """Sortable by time (48-bit milliseconds first) and unique (80 random bits): cursor order and idempotent
-    replays both rely on it."""
-    return f"{created_ms:012x}{os.urandom(10).hex()}"
+    replays both rely on it. An id is no secret: Python's generator (seeded from the OS at start, and again
+    in each forked process) costs no system call, where os.urandom costs one per row."""
+    return f"{created_ms:012x}{random.getrandbits(80):020x}"
 
 
 @dataclass(slots=True)
@@ -80,55 +92,77 @@ class RowBuilder:
         self._redact = Redactor()
 
     def build(self, record: RequestRecord) -> tuple[Row, list[Row]]:
-        """The request's row and its attempts' rows, storable."""
-        return self.build_line(record)[0]
+        """The request's row and its attempts' rows, storable (``draft_line`` then ``finish``)."""
+        return self.finish(self.draft_line(record)[0])
 
-    def build_line(self, record: RequestRecord) -> tuple[tuple[Row, list[Row]], bytes | None]:
-        """``build``, and the rows' JSON line (storable.py; None when they cannot be JSON), made anyway to
-        check that they are storable: the journal writes it."""
-        ctx, call, outcome, attempts = record.ctx, record.call, record.outcome, record.attempts or ()
+    def draft_line(self, record: RequestRecord) -> tuple[Draft, bytes | None]:
+        """``draft``, made storable, and its JSON line (None when it cannot be JSON): what the journal writes."""
+        return storable_draft(self.draft(record))
+
+    def draft(self, record: RequestRecord) -> Draft:
+        """What needs the record's live objects and its secrets: every column but those read from the answer
+        (usage, cost, the answering model), and what ``finish`` reads them from."""
+        ctx, call, outcome = record.ctx, record.call, record.outcome
         created_ms = int(record.started_at * 1000)
         provider, slug, secrets = self._provider_and_secrets(record)
-        answer_type = _content_type(record.outcome.headers) if record.outcome is not None else ""
-        derived = self._derive(record, answer_type)
+        answer_type = _content_type(outcome.headers) if outcome is not None else ""
         model = _model(call)
-        metadata = self._metadata_of(ctx, call.json if call is not None else None) if ctx is not None else {}
-        row: Row = {
+        # Values are drafted as they are: cut to their columns and rounded by ``finish``.
+        if ctx is not None:
+            metadata = self._metadata_of(ctx, call.json if call is not None else None)
+            row: Row = {"trace_id": ctx.trace_id, "span_id": ctx.span_id, "parent_span_id": ctx.parent_span_id,
+                        "span_name": ctx.span_name, "traceparent": ctx.traceparent,
+                        "workspace_id": ctx.workspace_id, "api_key_id": ctx.api_key_id}
+        else:
+            metadata = {}
+            row = dict.fromkeys(_CTX_COLUMNS)
+        row.update({
             "id": new_id(created_ms),
             "created_ms": created_ms,
-            "trace_id": _cut(ctx.trace_id) if ctx is not None else None,
-            "span_id": _cut(ctx.span_id) if ctx is not None else None,
-            "parent_span_id": _cut(ctx.parent_span_id) if ctx is not None else None,
-            "span_name": _cut(ctx.span_name) if ctx is not None else None,
-            "traceparent": _cut(ctx.traceparent) if ctx is not None else None,
-            "method": record.method[:16],
-            "route": record.route[:_SHORT],
+            "method": record.method,
+            "route": record.route,
             "endpoint": record.endpoint,
             "status": record.status,
-            "latency_ms": round(record.latency_ms, 3),
-            "ttfb_ms": round(record.ttfb_ms, 3) if record.ttfb_ms is not None else None,
+            "latency_ms": record.latency_ms,
+            "ttfb_ms": record.ttfb_ms,
             "stream": record.tap is not None or (call is not None and call.stream),
-            "provider": _cut(provider),
-            "provider_slug": _cut(slug),
-            "model": _cut(model),
-            "model_answered": _cut(derived.model),
+            "provider_slug": slug,
             "custom_host": self._redact.url(_host(record)),
-            "attempt_count": len(attempts),
-            "retries": sum(a.retry > 0 for a in attempts),
-            "target_path": _cut(outcome.target_path) if outcome is not None else None,
+            "target_path": outcome.target_path if outcome is not None else None,
             "cache_status": record.cache_status,
-            "workspace_id": ctx.workspace_id if ctx is not None else None,
-            "api_key_id": ctx.api_key_id if ctx is not None else None,
-            "user": _cut(metadata.get("_user")),
+            "user": metadata.get("_user"),
             "metadata": {k: scrub(v, secrets) for k, v in metadata.items()} if secrets else dict(metadata),
-            "error_type": _cut(record.error_type or derived.error_type),
-            "error_message": scrub((record.error_message or derived.error_message or "")[:_ERROR_LIMIT], secrets)
-            or None,
-        }
-        self._add_usage(row, derived.usage, provider, model, derived.model, public=_is_public(record))
+        })
         self._add_bodies(row, record, secrets, answer_type)
-        attempt_rows = self._attempt_rows(record, row["id"], created_ms, secrets)
-        return storable_entry(row, attempt_rows)
+        answer = self._answer(record, row, secrets, answer_type)
+        if answer[0] == _PARSED:  # parsed here: it may name an error
+            error_type, error_message = answer[3], answer[4]
+        else:  # read later from an answer that succeeded (or a stream): no error in it
+            error_type = error_message = None
+        row["error_type"] = record.error_type or error_type
+        row["error_message"] = scrub((record.error_message or error_message or "")[:_ERROR_LIMIT], secrets) or None
+        return {"row": row, "attempts": self._attempt_rows(record, row["id"], created_ms, secrets),
+                "answer": answer[:3], "price": [provider, model, _is_public(record)]}
+
+    def finish(self, draft: Draft) -> tuple[Row, list[Row]]:
+        """The rows of a draft (live, or read back from a journal): the columns read from the answer."""
+        row, attempts = draft["row"], draft["attempts"]
+        for name in _SHORT_COLUMNS:
+            value = row[name]
+            if value and len(value) > _SHORT:
+                row[name] = value[:_SHORT]
+        row["method"] = row["method"][:16]
+        row["latency_ms"] = round(row["latency_ms"], 3)
+        if row["ttfb_ms"] is not None:
+            row["ttfb_ms"] = round(row["ttfb_ms"], 3)
+        row["attempt_count"] = len(attempts)
+        row["retries"] = sum(attempt["retry"] > 0 for attempt in attempts)
+        provider, model, public = draft["price"]
+        row["provider"], row["model"] = _cut(provider), _cut(model)
+        used, answered = _answered(draft["answer"], row)
+        row["model_answered"] = storable_text(answered[:_SHORT]) if answered else answered
+        self._add_usage(row, used, provider, model, answered, public=public)
+        return row, attempts
 
     def _provider_and_secrets(self, record: RequestRecord) -> tuple[str | None, str | None, tuple[str, ...]]:
         """(provider, catalog slug, every secret of the request): the slug's spec is the provider."""
@@ -154,21 +188,32 @@ class RowBuilder:
 
     # -- the answer ------------------------------------------------------------------------------------
 
-    def _derive(self, record: RequestRecord, answer_type: str) -> Derived:
+    def _answer(self, record: RequestRecord, row: Row, secrets: tuple[str, ...], answer_type: str) -> list:
+        """Where ``finish`` reads the answer: the response body stored in ``row`` (_BODY), the stream's head
+        and tail (_STREAM), or what it said, parsed now (_PARSED) when those texts are not the very bytes the
+        upstream sent, or are not to be stored (bodies not logged), or when the answer is an error (whose
+        message must be scrubbed with the request's secrets)."""
         outcome, tap = record.outcome, record.tap
         if tap is not None:
-            return _derive_stream(record)
-        if outcome is None or not outcome.body:
-            return Derived()
-        parsed = _json(outcome.body) if _is_json(answer_type) else None
-        if parsed is None:
-            return Derived()
-        answer_model = parsed.get("model")
-        derived = Derived(_measured(outcome.measured) or usage_mod.usage_of(parsed.get("usage")),
-                          answer_model if isinstance(answer_model, str) else None)
-        if not outcome.ok:
-            derived.error_type, derived.error_message = _error_of(parsed)
-        return derived
+            stream = outcome.stream if outcome is not None else None
+            used = _measured(stream.decoder.measured_usage()) if stream is not None else None
+            if record.bodies_wanted():
+                head, tail = _verbatim(tap.head, secrets), _verbatim(b"".join(tap.tail), secrets)
+                if head is not None and tail is not None:
+                    prompt = usage_mod.estimate_prompt(record.call.json if record.call is not None else None)
+                    return [_STREAM, list(used) if used else None,
+                            [head, tail, tap.chunks <= TAIL_CHUNKS, tap.events, prompt, record.status]]
+            return _parsed(_derive_stream(record, used))
+        if outcome is None or not outcome.body or not _is_json(answer_type):
+            return _parsed(Derived())
+        measured = _measured(outcome.measured)
+        body = row["response_body"]
+        # The stored body is the answer's very text when nothing was cut, replaced (bytes that are not UTF-8,
+        # NUL) or scrubbed (which leaves its mark).
+        if (outcome.ok and body is not None and len(outcome.body) <= self._cap and _REPLACED not in body
+                and REDACTED not in body):
+            return [_BODY, list(measured) if measured else None, None]
+        return _parsed(_derive_json(outcome.body, outcome.ok, measured))
 
     def _add_usage(self, row: Row, used: usage_mod.Usage | None, provider: str | None, model: str | None,
                    answered: str | None, *, public: bool) -> None:
@@ -228,19 +273,72 @@ class RowBuilder:
         return raw[: self._cap].decode("utf-8", "replace").replace("\x00", "\ufffd")
 
 
-def _derive_stream(record: RequestRecord) -> Derived:
+def _derive_json(body: bytes | str, ok: bool, measured: usage_mod.Usage | None) -> Derived:
+    parsed = _json(body)
+    if parsed is None:
+        return Derived()
+    answer_model = parsed.get("model")
+    derived = Derived(measured or usage_mod.usage_of(parsed.get("usage")),
+                      answer_model if isinstance(answer_model, str) else None)
+    if not ok:
+        derived.error_type, derived.error_message = _error_of(parsed)
+    return derived
+
+
+def _derive_stream(record: RequestRecord, measured: usage_mod.Usage | None) -> Derived:
     tap = record.tap
     assert tap is not None
-    view = usage_mod.StreamView(tap.head, b"".join(tap.tail), whole=tap.chunks <= TAIL_CHUNKS)
+    prompt = usage_mod.estimate_prompt(record.call.json if record.call is not None else None)
+    return _stream_answer(tap.head, b"".join(tap.tail), tap.chunks <= TAIL_CHUNKS, tap.events, measured, prompt,
+                          record.status)
+
+
+def _stream_answer(head: bytes, tail: bytes, whole: bool, events: int, measured: usage_mod.Usage | None,
+                   prompt: int, status: int) -> Derived:
+    view = usage_mod.StreamView(head, tail, whole=whole)
     answer = view.answer()
-    stream = record.outcome.stream if record.outcome is not None else None
-    used = _measured(stream.decoder.measured_usage()) if stream is not None else None
-    used = used or answer.usage
-    if used is None and record.status < 400:
-        completion = view.completion_estimate(tap.events)  # the same events, not parsed again
-        prompt = usage_mod.estimate_prompt(record.call.json if record.call is not None else None)
+    used = measured or answer.usage
+    if used is None and status < 400:
+        completion = view.completion_estimate(events)  # the same events, not parsed again
         used = usage_mod.Usage(prompt, completion, prompt + completion, estimated=True)
     return Derived(used, answer.model)
+
+
+# How a draft says where its answer is (RowBuilder._answer).
+_PARSED, _BODY, _STREAM = "parsed", "body", "stream"
+_REPLACED = "\ufffd"  # what decoding puts for bytes that are not UTF-8 (and what _text puts for NUL)
+
+
+def _parsed(derived: Derived) -> list:
+    """The answer as the draft carries it when it was parsed on the request path (its error too)."""
+    used = list(derived.usage) if derived.usage is not None else None
+    return [_PARSED, used, derived.model, derived.error_type, derived.error_message]
+
+
+def _answered(answer: list, row: Row) -> tuple[usage_mod.Usage | None, str | None]:
+    """A draft's answer → (usage, answering model)."""
+    kind, measured = answer[0], answer[1]
+    used = usage_mod.Usage(*measured) if measured is not None else None
+    if kind == _PARSED:
+        return used, answer[2]
+    if kind == _BODY:
+        derived = _derive_json(row["response_body"], True, used)
+    else:
+        head, tail, whole, events, prompt, status = answer[2]
+        derived = _stream_answer(head.encode(), tail.encode(), whole, events, used, prompt, status)
+    return derived.usage, derived.model
+
+
+def _verbatim(raw: bytes, secrets: tuple[str, ...]) -> str | None:
+    """``raw`` as text when that text is exactly its bytes and holds nothing to scrub (and no NUL, which
+    the store cannot hold): then the answer can be read from the text later. Else None."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if "\x00" in text or scrub(text, secrets) is not text:
+        return None
+    return text
 
 
 def _measured(measured: Any) -> usage_mod.Usage | None:
@@ -294,7 +392,7 @@ def _cut(value: str | None) -> str | None:
     return value[:_SHORT] if value else value
 
 
-def _json(body: bytes) -> dict | None:
+def _json(body: bytes | str) -> dict | None:
     try:
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError:

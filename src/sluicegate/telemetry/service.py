@@ -55,7 +55,7 @@ class Telemetry:
         # data that has already been scrubbed.
         self.exporter = (OtlpExporter(settings.otlp_endpoint, settings.otlp_headers)
                          if settings.otlp_endpoint else None)
-        self.sink = Sink(builder.build_line, writer or store_writer(engine), self.spool, self.stats,
+        self.sink = Sink(builder, writer or store_writer(engine), self.spool, self.stats,
                          queue_max=settings.log_queue_max, batch_max=settings.log_batch_max,
                          on_row=self.exporter.offer if self.exporter is not None else None,
                          journal=self.journal)
@@ -73,7 +73,7 @@ class Telemetry:
 
     def seal(self, record: RequestRecord) -> None:
         """The record is complete before the client has the last bytes of its answer: with the journal,
-        its rows are built and journaled now (a kill -9 after this loses nothing); else nothing to do."""
+        its rows' draft is made and journaled now (a kill -9 after this loses nothing); else nothing to do."""
         if self.journal is not None and not record.sealed:
             record.finish()
             self.sink.seal(record)
@@ -82,7 +82,7 @@ class Telemetry:
         """From the handler's ``finally``: before aiohttp writes a returned response's body."""
         if not record.sealed:
             record.finish()
-            self.sink.seal(record)  # a no-op without the journal: the drain task builds the rows
+            self.sink.seal(record)  # a no-op without the journal: the drain task makes the rows
         self.sink.submit(record)
 
     # -- lifecycle -------------------------------------------------------------------------------------

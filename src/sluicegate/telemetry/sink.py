@@ -1,9 +1,10 @@
 """The log sink: a bounded in-memory queue, drained in batches to the store by one task.
 
 ``submit`` is what the request path calls: an append to a deque and, at most, setting an event. With the
-write-ahead journal (journal.py), ``seal`` comes first, before the last bytes of the answer: it builds the
-record's rows there, once, and journals them; the drain task then uses those rows and settles the journal
-once they are committed. Without it the drain task turns records into rows (rows.py). Either way it feeds
+write-ahead journal (journal.py), ``seal`` comes first, before the last bytes of the answer: it drafts the
+record's rows there, once (rows.py: what needs the request's secrets), and journals the draft; the drain
+task then finishes the rows from it and settles the journal once they are committed. Without it the drain
+task drafts and finishes them. Either way it feeds
 the metrics, and writes each batch in one transaction. While the store is unreachable, batches go to the
 bounded local spool instead, the store is probed with the next batch after a growing pause, and once it
 answers the spool is replayed a segment at a time between live batches. Records are dropped, counted and
@@ -43,7 +44,7 @@ WARN_EVERY_S = 10.0
 FLUSH_INTERVAL_S = 0.1
 FLUSH_MIN_S = 0.02
 FLUSH_PACE = 4.0
-# The longest the drain task builds rows before it yields to the event loop. A row takes some tens of µs,
+# The longest the drain task builds rows before it yields to the event loop. A row takes some µs to tens of µs,
 # and a request that arrives meanwhile waits for the slice to end: slices of 64 records (2-3 ms) were most
 # of the gateway's p99 at one connection.
 BUILD_SLICE_S = 0.0002
@@ -75,14 +76,20 @@ class RejectedBatch(Exception):
         self.count = count
 
 
-# A record → its rows and their JSON line (rows.RowBuilder.build_line; None when they cannot be JSON).
-Build = Callable[[RequestRecord], tuple[Entry, bytes | None]]
+class Rows(Protocol):
+    """Makes a record's rows in two steps (rows.RowBuilder)."""
+
+    def draft_line(self, record: RequestRecord) -> tuple[dict[str, Any], bytes | None]:
+        """The record's draft (scrubbed, storable) and its JSON line (None when it cannot be JSON)."""
+
+    def finish(self, draft: dict[str, Any]) -> Entry:
+        """A draft's rows (also for drafts read back from a journal)."""
 
 
 class Sink:
     def __init__(
         self,
-        build: Build,
+        rows: Rows,
         writer: Writer,
         spool: Spool,
         stats: RequestStats,
@@ -93,7 +100,7 @@ class Sink:
         on_row: RowObserver | None = None,
         journal: Journal | None = None,
     ) -> None:
-        self._build, self._writer, self._spool, self._stats = build, writer, spool, stats
+        self._rows, self._writer, self._spool, self._stats = rows, writer, spool, stats
         self._on_row = on_row
         self.journal = journal
         self._queue: deque[RequestRecord] = deque()
@@ -118,14 +125,14 @@ class Sink:
     # -- the request path ------------------------------------------------------------------------------
 
     def seal(self, record: RequestRecord) -> None:
-        """With a journal, before the client has the last bytes of its answer: build the record's rows (the
-        only time they are built) and journal them. Never raises; a record sealed once stays as it was."""
+        """With a journal, before the client has the last bytes of its answer: draft the record's rows (the
+        only time they are drafted) and journal the draft. Never raises; a record sealed once stays as it was."""
         if self.journal is None or record.sealed:
             return
         record.sealed = True
-        built = self._built(record)
-        if built is not None:
-            record.entry, line = built
+        drafted = self._drafted(record)
+        if drafted is not None:
+            record.draft, line = drafted
             record.journaled = self.journal.append(line)
 
     def submit(self, record: RequestRecord) -> None:
@@ -226,11 +233,12 @@ class Sink:
             if clock() >= yield_at:  # building a full batch takes tens of ms: let requests run meanwhile
                 await asyncio.sleep(0)
                 yield_at = clock() + BUILD_SLICE_S
-            if record.sealed:  # built on its request's path
-                entry = record.entry
+            if record.sealed:  # drafted on its request's path
+                draft = record.draft
             else:
-                built = self._built(record)
-                entry = built[0] if built is not None else None
+                drafted = self._drafted(record)
+                draft = drafted[0] if drafted is not None else None
+            entry = record.entry = self._finished(draft) if draft is not None else None
             if entry is None:
                 _settle(record, None)
                 continue
@@ -242,9 +250,17 @@ class Sink:
             entries.append(entry)
         return entries
 
-    def _built(self, record: RequestRecord) -> tuple[Entry, bytes | None] | None:
+    def _drafted(self, record: RequestRecord) -> tuple[dict[str, Any], bytes | None] | None:
         try:
-            return self._build(record)
+            return self._rows.draft_line(record)
+        except Exception:
+            log.exception("request log sink: could not build a log row; record dropped")
+            self._drop("invalid", 1)
+            return None
+
+    def _finished(self, draft: dict[str, Any]) -> Entry | None:
+        try:
+            return self._rows.finish(draft)
         except Exception:
             log.exception("request log sink: could not build a log row; record dropped")
             self._drop("invalid", 1)
@@ -326,7 +342,7 @@ class Sink:
         segment = await asyncio.to_thread(self._spool.take)
         if segment is None:
             return
-        entries, torn = await asyncio.to_thread(segment.read)
+        entries, torn = await asyncio.to_thread(segment.read, self._rows.finish)
         if torn:
             self._drop("spool_corrupt", torn)
         for start in range(0, len(entries), self._batch_max):

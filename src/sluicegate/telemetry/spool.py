@@ -7,9 +7,9 @@ A segment is deleted only after all its records are committed; records carry the
 ignores ids it already has, so a replay interrupted by a crash, redone later, still lands every record
 exactly once. The methods block (file I/O): the sink calls them in a thread.
 
-The write-ahead journal (journal.py) writes the same segments in ``<data_dir>/journal/``; a journal segment
-left by a dead process is moved here (``adopt``, at start and whenever the spool looks for segments to
-replay), and from then on it is a spool segment like any other.
+The write-ahead journal (journal.py) writes segments of the same kind (their lines are row drafts) in
+``<data_dir>/journal/``; a journal segment left by a dead process is moved here (``adopt``, at start and
+whenever the spool looks for segments to replay), and from then on it is a spool segment like any other.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import fcntl
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ import orjson
 log = logging.getLogger("sluicegate.telemetry")
 
 Entry = tuple[dict[str, Any], list[dict[str, Any]]]  # (request row, attempt rows)
+Finish = Callable[[dict[str, Any]], Entry]  # a journaled draft → its entry (rows.RowBuilder.finish)
 SEGMENT_MAX_BYTES = 8 * 1024 * 1024  # also bounds the memory a replay needs: one segment is read at a time
 SUFFIX = ".jsonl"
 
@@ -45,17 +47,23 @@ class Segment:
     fd: int
     size: int
 
-    def read(self) -> tuple[list[Entry], int]:
-        """The entries, and how many lines could not be read (a torn last line after a crash)."""
+    def read(self, finish: Finish | None = None) -> tuple[list[Entry], int]:
+        """The entries, and how many lines could not be read (a torn last line after a crash). A line is an
+        entry (a spooled one) or, in a journal segment, a draft: ``finish`` makes it an entry (without it,
+        a draft is a line that cannot be read)."""
         with os.fdopen(os.dup(self.fd), "rb") as handle:
             handle.seek(0)
             lines = handle.read().splitlines()
         entries, bad = [], 0
         for line in lines:
             try:
-                row, attempts = orjson.loads(line)
+                value = orjson.loads(line)
+                if isinstance(value, dict) and finish is not None:
+                    entries.append(finish(value))
+                    continue
+                row, attempts = value
                 entries.append((row, attempts))
-            except (orjson.JSONDecodeError, TypeError, ValueError):
+            except Exception:  # torn, or not an entry (nor a draft that can be finished): counted, skipped
                 bad += 1
         return entries, bad
 

@@ -82,21 +82,30 @@ class StreamView:
     def answer(self) -> Answer:
         """Usage from the last event that carries one; the model from the first event that names it."""
         usage = None
+        # Only an event whose bytes name a key can carry it (servers do not escape key names): the others
+        # are not parsed. Parsing is most of what reading a stream's answer costs.
         for event in reversed(self._ending_events()):
+            if b'"usage"' not in event:
+                continue
             chunk = self._chunk(event)
             if isinstance(chunk, dict):
                 usage = usage_of(chunk.get("usage"))
                 if usage is not None:
                     break
-        head_chunks = [c for c in map(self._chunk, self._head_split()) if isinstance(c, dict)]
-        start = next((c["message"] for c in head_chunks if c.get("type") == "message_start"
-                      and isinstance(c.get("message"), dict)), None)
-        if start is not None:  # an Anthropic stream: input tokens at the start, output tokens at the end
-            model = start.get("model")
-            return Answer(_anthropic_stream_usage(start.get("usage"), usage),
-                          model if isinstance(model, str) else None)
-        model = next((c["model"] for c in head_chunks if isinstance(c.get("model"), str)), None)
-        return Answer(usage, model)
+        if b"message_start" in self._head:
+            head_chunks = [c for c in map(self._chunk, self._head_split()) if isinstance(c, dict)]
+            start = next((c["message"] for c in head_chunks if c.get("type") == "message_start"
+                          and isinstance(c.get("message"), dict)), None)
+            if start is not None:  # an Anthropic stream: input tokens at the start, output tokens at the end
+                model = start.get("model")
+                return Answer(_anthropic_stream_usage(start.get("usage"), usage),
+                              model if isinstance(model, str) else None)
+        for event in self._head_split():  # the model from the first event that names it
+            if b'"model"' in event:
+                chunk = self._chunk(event)
+                if isinstance(chunk, dict) and isinstance(chunk.get("model"), str):
+                    return Answer(usage, chunk["model"])
+        return Answer(usage, None)
 
     def completion_estimate(self, events_after_head: int) -> int:
         """Content events in the stream: every ``data:`` event, minus those seen to carry no content.
@@ -164,6 +173,8 @@ _TOKEN_FIELDS = ("content", "reasoning_content", "tool_calls", "function_call", 
 
 
 def _data(event: bytes) -> bytes | None:
+    if b"\n" not in event and b"\r" not in event:  # one line, the usual event: no list, no join
+        return event[5:].lstrip() if event.startswith(b"data:") else None
     lines = [line[5:].lstrip() for line in event.splitlines() if line.startswith(b"data:")]
     return b"\n".join(lines) if lines else None
 
