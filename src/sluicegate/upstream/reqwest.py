@@ -13,10 +13,14 @@ For every request (docs/transport.md, "SSRF pinning"):
 
 Fixed client settings keep the wire as the gateway means it: no proxy from the environment, redirects not
 followed, no decompression (so no Accept-Encoding is added; a compressed answer is decoded here, as the
-aiohttp client did), HTTP/1.1, ``user-agent: sluicegate`` unless the request has one. Every request is sent
-with ``build_streamed()`` and a read buffer of one byte, so a stream is handed over chunk by chunk as it
-arrives (a larger buffer batches SSE events) and a request abandoned before its head costs the upstream at
-most that head and a first chunk (pyreqwest does not abort a request whose response has not started).
+aiohttp client did), HTTP/1.1, ``user-agent: sluicegate`` unless the request has one; a plain-http client is
+built without the TLS verifier (which only loads the system's roots, ~5 ms a client). Every request is sent
+with ``build_streamed()``, so a request abandoned before its head costs the upstream at most what the read
+buffer holds (pyreqwest does not abort a request whose response has not started). That buffer is one byte,
+so a stream is handed over chunk by chunk as it arrives (a larger one batches SSE events), unless the answer
+cannot be a stream (``read_ahead``): then head and body come back in one batch, one round trip into Rust.
+A body ends without another round trip when its announced length is in, and a complete body's client is
+released without exiting the response's context (its connection is already back in the pool).
 """
 
 from __future__ import annotations
