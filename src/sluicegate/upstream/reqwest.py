@@ -78,10 +78,12 @@ def read_ahead(target: _Target, body: bytes | None) -> int:
 
     One, unless the answer cannot be a stream: then head and body come in one batch (one wake-up of the
     event loop, the connection back in the pool before Python sees the head). An answer cannot be a stream
-    when the endpoint streams only on request and the body does not ask: no ``"stream"`` key, written
-    plainly or with ``\\u`` escapes (the only way JSON can spell that key otherwise).
+    when the endpoint streams only on request and the body, a JSON object as sent (not compressed: its first
+    byte is ``{``), does not ask: no ``"stream"`` key, written plainly or with ``\\u`` escapes (the only
+    way JSON can spell that key otherwise).
     """
-    if target.opt_in_stream and body is not None and b'"stream"' not in body and b"\\u" not in body:
+    if (target.opt_in_stream and body is not None and body[:1] == b"{" and b'"stream"' not in body
+            and b"\\u" not in body):
         return READ_AHEAD_BYTES
     return 1
 
