@@ -16,13 +16,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import brotli
 import pytest
+from pyreqwest.http import Url
 
 from sluicegate.errors import InvalidCustomHost
 from sluicegate.settings import Settings
 from sluicegate.upstream.client import create_session
 from sluicegate.upstream.guard import Guard, GuardPolicy
-from sluicegate.upstream.pinned import ClientKey, ClientPool
-from sluicegate.upstream.reqwest import ReqwestTransport
+from sluicegate.upstream.pinned import ClientKey, ClientPool, Lease
+from sluicegate.upstream.reqwest import READ_AHEAD_BYTES, ReqwestTransport, _Target, client_for, read_ahead
 from sluicegate.upstream.transport import (
     AiohttpTransport,
     BodyBroken,
@@ -449,3 +450,108 @@ async def test_a_cancelled_read_lets_go_of_its_client(upstreams, transport):
     with pytest.raises(asyncio.CancelledError):
         await reading
     assert [lease.holders for lease in transport._clients._leases.values()] == [0]
+
+
+class KeepAlive:
+    """A raw HTTP/1.1 server that answers every request on a connection with ``answer`` and counts the
+    connections it accepted: a client that drops connections instead of pooling them opens more."""
+
+    def __init__(self, answer: bytes) -> None:
+        self.answer, self.connections = answer, 0
+        self.server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> KeepAlive:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self.connections += 1
+            try:
+                for _ in range(1000):
+                    head = await reader.readuntil(b"\r\n\r\n")
+                    if length := _header(head, b"content-length"):
+                        await reader.readexactly(int(length))
+                    writer.write(self.answer)
+                    await writer.drain()
+            except (ConnectionError, asyncio.IncompleteReadError):
+                pass
+            finally:
+                writer.close()
+
+        self.server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+
+    def url(self, path: str) -> str:
+        assert self.server is not None
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}{path}"
+
+
+CHUNKED = (b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
+           b"b\r\n{\"ok\":true}\r\n0\r\n\r\n")
+FRAMINGS = {"content-length": _response(b'{"ok":true}'), "chunked": CHUNKED}
+CHAT = ("POST", "/v1/chat/completions", b'{"model":"m","messages":[]}')  # read ahead: cannot be a stream
+OTHER = ("POST", "/v1/x", b"{}")  # read one byte ahead: could be a stream
+
+
+@pytest.mark.parametrize("framing", list(FRAMINGS))
+@pytest.mark.parametrize("request_", [CHAT, OTHER], ids=["read-ahead", "one-byte"])
+async def test_a_complete_body_leaves_its_connection_to_the_next_request(framing, request_, transport):
+    method, path, body = request_
+    async with KeepAlive(FRAMINGS[framing]) as upstream:
+        for _ in range(20):
+            response = await transport.send(method, upstream.url(path), {}, body)
+            assert await response.read(100) == b'{"ok":true}'
+        for _ in range(20):
+            response = await transport.send(method, upstream.url(path), {}, body)
+            assert [await response.read_chunk(), await response.read_chunk()] == [b'{"ok":true}', b""]
+        assert transport.connections_in_use() == 0
+        assert upstream.connections <= 2  # pooled (one, unless a request overtook a connection's return)
+
+
+async def test_a_stream_asked_for_on_a_chat_path_is_handed_over_chunk_by_chunk(upstreams, transport):
+    second = asyncio.Event()
+
+    async def sse(head, reader, writer):
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+                     b"7\r\ndata: 1\r\n")
+        await writer.drain()
+        await asyncio.wait_for(second.wait(), 5)
+        writer.write(b"7\r\ndata: 2\r\n0\r\n\r\n")
+        await writer.drain()
+
+    upstream = await upstreams(sse)
+    for body in (b'{"model":"m","stream":true}', b'{"model":"m","\\u0073tream":true}'):
+        second.clear()
+        response = await transport.send("POST", upstream.url(path="/v1/chat/completions"), {}, body)
+        assert await asyncio.wait_for(response.read_chunk(), 2) == b"data: 1"  # before the next one exists
+        second.set()
+        assert await asyncio.wait_for(response.read_chunk(), 2) == b"data: 2"
+        assert await response.read_chunk() == b""
+
+
+@pytest.mark.parametrize(("method", "path", "body", "ahead"), [
+    ("POST", "/v1/chat/completions", b'{"model":"m","messages":[]}', READ_AHEAD_BYTES),
+    ("POST", "/v1/messages", b'{"model":"m"}', READ_AHEAD_BYTES),
+    ("POST", "/v1/embeddings?x=1", b'{"input":"a"}', READ_AHEAD_BYTES),
+    ("POST", "/v1/chat/completions", b'{"model":"m","stream":true}', 1),
+    ("POST", "/v1/chat/completions", b'{"model":"m","stream": false}', 1),  # asks about streams: not judged
+    ("POST", "/v1/chat/completions", b'{"model":"m","\\u0073tream":true}', 1),
+    ("POST", "/v1/chat/completions", None, 1),
+    ("POST", "/v1/chat/completions", gzip.compress(b'{"model":"m","stream":true}'), 1),  # cannot tell
+    ("POST", "/v1/chat/completions", b' {"model":"m"}', 1),
+    ("POST", "/api/chat", b'{"model":"m"}', 1),  # Ollama's own API streams unless told not to
+    ("POST", "/v1beta/models/m:streamGenerateContent", b"{}", 1),
+    ("GET", "/v1/models", None, 1),
+])
+def test_only_an_answer_that_cannot_be_a_stream_is_read_ahead(method, path, body, ahead):
+    assert read_ahead(_Target(Url(f"http://127.0.0.1:9{path}")), body) == ahead
+
+
+def test_a_client_is_only_ever_handed_urls_of_its_own_origin():
+    lease = Lease(ClientKey("http", "api.test", 80, "127.0.0.1"), client := object())
+    assert client_for(lease, Url("http://api.test/v1/x")) is client
+    for other in ("https://api.test/v1/x",  # a plain-http client checks no certificate: never an https URL
+                  "https://api.test:80/v1/x", "http://api.test:8080/v1/x", "http://other.test/v1/x"):
+        with pytest.raises(InvalidCustomHost):
+            client_for(lease, Url(other))

@@ -42,9 +42,10 @@ async def exchange(
     if prepared.local_answer is not None:
         return Outcome(200, [("content-type", "application/json")], prepared.local_answer, prepared.provider,
                        target_path)
-    timeout_s = prepared.timeout_ms / 1000.0 if prepared.timeout_ms else None
     try:
-        async with asyncio.timeout(timeout_s):
+        if not prepared.timeout_ms:  # no deadline of its own: the transport's timeouts bound it (no timer to arm)
+            return await _send(transport, prepared, target_path, max_body_bytes)
+        async with asyncio.timeout(prepared.timeout_ms / 1000.0):
             return await _send(transport, prepared, target_path, max_body_bytes)
     except TimeoutError as exc:
         return failure(_timed_out(exc, prepared), target_path)
@@ -106,7 +107,8 @@ async def _read_capped(response: TransportResponse, limit: int, provider: str) -
 
 
 def relayable_headers(items: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-    return [(k, v) for k, v in items if k.lower() not in _HOP_BY_HOP and not k.lower().startswith("x-portkey-")]
+    return [(k, v) for k, v in items
+            if (name := k.lower()) not in _HOP_BY_HOP and not name.startswith("x-portkey-")]
 
 
 async def open_stream(response: TransportResponse, decoder: StreamDecoder, provider: str) -> bytes:

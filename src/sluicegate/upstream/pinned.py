@@ -2,10 +2,11 @@
 
 A pyreqwest client cannot ask Python where a name points, so each client is built for one
 ``(scheme, host, port, address)`` the SSRF guard has judged, with the name mapped to that address inside the
-client (``build`` does that); it is only ever handed URLs of that origin. Clients are costly to build
-(~3 ms, ~110 KiB), so they are kept in a bounded least-recently-used pool and leased per request: a client
-leaves the pool when it is evicted or when the allow-list changes (the guard's ``generation``), and is
-closed once the requests that hold it are done, so a changed verdict never rides on an old connection.
+client (``build`` does that); it is only ever handed URLs of that origin. Clients are costly to build (an
+https one ~5 ms, for the system's TLS roots; any ~110 KiB), so they are kept in a bounded least-recently-used
+pool and leased per request: a client leaves the pool when it is evicted or when the allow-list changes (the
+guard's ``generation``), and is closed once the requests that hold it are done, so a changed verdict never
+rides on an old connection.
 """
 
 from __future__ import annotations

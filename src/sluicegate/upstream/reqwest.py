@@ -13,10 +13,14 @@ For every request (docs/transport.md, "SSRF pinning"):
 
 Fixed client settings keep the wire as the gateway means it: no proxy from the environment, redirects not
 followed, no decompression (so no Accept-Encoding is added; a compressed answer is decoded here, as the
-aiohttp client did), HTTP/1.1, ``user-agent: sluicegate`` unless the request has one. Every request is sent
-with ``build_streamed()`` and a read buffer of one byte, so a stream is handed over chunk by chunk as it
-arrives (a larger buffer batches SSE events) and a request abandoned before its head costs the upstream at
-most that head and a first chunk (pyreqwest does not abort a request whose response has not started).
+aiohttp client did), HTTP/1.1, ``user-agent: sluicegate`` unless the request has one; a plain-http client is
+built without the TLS verifier (which only loads the system's roots, ~5 ms a client). Every request is sent
+with ``build_streamed()``, so a request abandoned before its head costs the upstream at most what the read
+buffer holds (pyreqwest does not abort a request whose response has not started). That buffer is one byte,
+so a stream is handed over chunk by chunk as it arrives (a larger one batches SSE events), unless the answer
+cannot be a stream (``read_ahead``): then head and body come back in one batch, one round trip into Rust.
+A body ends without another round trip when its announced length is in, and a complete body's client is
+released without exiting the response's context (its connection is already back in the pool).
 """
 
 from __future__ import annotations
@@ -45,12 +49,16 @@ IDLE_CONNECTION_S = 30.0  # as the aiohttp connector's keepalive_timeout
 _DEFAULT_CONTENT_TYPE = "application/octet-stream"  # what aiohttp reports when the header is missing
 _BODYLESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+READ_AHEAD_BYTES = 256 * 1024  # what an answer that cannot be a stream may bring along with its head
+# Endpoints (OpenAI's and Anthropic's, which every unified endpoint and most passthroughs speak) where an
+# answer streams only when the request's JSON says ``"stream": true``.
+_STREAM_OPT_IN_PATHS = ("/chat/completions", "/completions", "/embeddings", "/messages", "/responses")
 
 
 class _Target:
     """A request URL as the client parses it, with the origin the guard judges."""
 
-    __slots__ = ("address", "host", "origin", "port", "scheme", "url")
+    __slots__ = ("address", "host", "opt_in_stream", "origin", "port", "scheme", "url")
 
     def __init__(self, url: Url) -> None:
         host = url.host_str or ""
@@ -62,6 +70,22 @@ class _Target:
         self.origin = f"{self.scheme}://{host}:{port}"
         literal = host[1:-1] if host.startswith("[") else host
         self.address = literal if url.domain is None and parse_ip(literal) is not None else None
+        self.opt_in_stream = url.path.endswith(_STREAM_OPT_IN_PATHS)
+
+
+def read_ahead(target: _Target, body: bytes | None) -> int:
+    """How many bytes pyreqwest may read before it hands over the head (its ``streamed_read_buffer_limit``).
+
+    One, unless the answer cannot be a stream: then head and body come in one batch (one wake-up of the
+    event loop, the connection back in the pool before Python sees the head). An answer cannot be a stream
+    when the endpoint streams only on request and the body, a JSON object as sent (not compressed: its first
+    byte is ``{``), does not ask: no ``"stream"`` key, written plainly or with ``\\u`` escapes (the only
+    way JSON can spell that key otherwise).
+    """
+    if (target.opt_in_stream and body is not None and body[:1] == b"{" and b'"stream"' not in body
+            and b"\\u" not in body):
+        return READ_AHEAD_BYTES
+    return 1
 
 
 def build_client(settings: Settings, key: ClientKey) -> Client:
@@ -82,10 +106,28 @@ def build_client(settings: Settings, key: ClientKey) -> Client:
     )
     if settings.upstream_pool_size > 0:
         builder = builder.max_connections(settings.upstream_pool_size)
+    if key.scheme == "http":
+        # Plain HTTP verifies no certificate, so the client skips loading the verifier and the system's
+        # root store (~5 ms per client, paid by each new origin's first request). client_for() never hands
+        # such a client an https URL.
+        builder = builder.danger_accept_invalid_certs(True)
     address = key.address
     if key.host != address and key.host != f"[{address}]":
         builder = builder.resolve(key.host, address, 0)  # the port is the URL's; only the address is pinned
     return builder.build()
+
+
+def client_for(lease: Lease, url: Url) -> Client:
+    """The lease's client, for a URL of the very origin it was built and checked for: another host would
+    reach pyreqwest's own resolver, and an https URL handed to a plain-http client would go out without a
+    certificate check (those clients are built without a verifier)."""
+    client = lease.client
+    if client is None:  # closed by a shutdown racing this request
+        raise TransportError("ClientClosedError")
+    key = lease.key
+    if key.host != url.host_str or key.scheme != url.scheme or key.port != url.port_or_known_default:
+        raise InvalidCustomHost(f"{url.host_str} is not the origin this connection was checked for")
+    return client
 
 
 class ReqwestTransport:
@@ -115,11 +157,12 @@ class ReqwestTransport:
                 raise TransportError("ClientConnectorDNSError",
                                      connect_reason=exc.strerror or type(exc).__name__) from exc
         sent_headers = _wire_headers(method, headers, body)
+        buffer = read_ahead(target, body)
         last = len(addresses) - 1
         for index, address in enumerate(addresses):
             lease = self._clients.acquire(ClientKey(target.scheme, target.host, target.port, address))
             try:
-                return await self._open(lease, target, method, sent_headers, body)
+                return await self._open(lease, target, method, sent_headers, body, buffer)
             except (rq.ConnectError, rq.ConnectTimeoutError) as exc:
                 if index == last or not _connecting(exc):
                     _reraise(exc, self._connect_s, self._read_s)
@@ -128,14 +171,10 @@ class ReqwestTransport:
         raise AssertionError("unreachable: the guard returns at least one address")
 
     async def _open(self, lease: Lease, target: _Target, method: str, headers: Any, body: bytes | None,
-                    ) -> ReqwestResponse:
+                    buffer: int) -> ReqwestResponse:
         try:
-            client = lease.client
-            if client is None:  # closed by a shutdown racing this request
-                raise TransportError("ClientClosedError")
-            if lease.key.host != target.url.host_str:  # never send a URL to another origin's client
-                raise InvalidCustomHost(f"{target.host} is not the host this connection was checked for")
-            builder = client.request(method, target.url).headers(headers).streamed_read_buffer_limit(1)
+            client = client_for(lease, target.url)
+            builder = client.request(method, target.url).headers(headers).streamed_read_buffer_limit(buffer)
             if body is not None:
                 builder = builder.body_bytes(body)
             request = builder.build_streamed()
@@ -176,8 +215,8 @@ class ReqwestTransport:
 
 
 class ReqwestResponse:
-    __slots__ = ("_decoder", "_done", "_lease", "_reader", "_request", "_response", "_transport", "content_type",
-                 "headers", "status")
+    __slots__ = ("_decoder", "_done", "_lease", "_reader", "_remaining", "_request", "_response", "_transport",
+                 "content_type", "headers", "status")
 
     def __init__(self, transport: ReqwestTransport, request: Any, response: Any, lease: Lease) -> None:
         self._transport = transport
@@ -191,11 +230,14 @@ class ReqwestResponse:
         self.content_type = (content_type.partition(";")[0].strip().lower() if content_type
                              else _DEFAULT_CONTENT_TYPE) or _DEFAULT_CONTENT_TYPE
         self._decoder: BodyDecoder | None = decoder_for(response.get_header("content-encoding"))
+        # Bytes still to come when the upstream announced a length: once they are in, the body is complete
+        # and nothing more is awaited from the client (no read for the end, no context exit).
+        announced = response.get_header("content-length")
+        self._remaining = int(announced) if announced is not None and announced.isdigit() else None
         self._done = False
 
     async def read(self, limit: int) -> bytes:
-        announced = self._response.get_header("content-length")
-        if self._decoder is None and announced is not None and announced.isdigit() and int(announced) > limit:
+        if self._decoder is None and self._remaining is not None and self._remaining > limit:
             self.close()
             raise BodyTooLarge(f"larger than {limit} bytes")
         body = bytearray()
@@ -213,15 +255,19 @@ class ReqwestResponse:
         """The next bytes as they arrive (decoded, if the upstream encoded them); b"" at the end."""
         while not self._done:
             try:
+                if self._remaining == 0:  # every announced byte is in: the end, without asking for it
+                    self._end()
+                    return b""
                 chunk = await self._reader.read_chunk()
                 if chunk is None:
-                    if self._decoder is not None:
-                        self._decoder.finish()
-                    await self._finish()
+                    self._end()
                     return b""
+                raw = chunk.to_bytes()
+                if self._remaining is not None:
+                    self._remaining -= len(raw)
                 if self._decoder is None:
-                    return chunk.to_bytes()
-                decoded = b"".join(self._decoder.slices(chunk.to_bytes()))
+                    return raw
+                decoded = b"".join(self._decoder.slices(raw))
             except DecodingFailed as exc:
                 self.close()
                 raise BodyBroken("ContentEncodingError") from exc
@@ -232,13 +278,16 @@ class ReqwestResponse:
                 return decoded
         return b""
 
-    async def _finish(self) -> None:
-        if not self._done:
-            self._done = True
-            try:
-                await self._request.__aexit__(None, None, None)
-            finally:
-                self._release()
+    def _end(self) -> None:
+        """The body is complete: the connection is already back in the client's pool (hyper returns it as
+        soon as the response's last byte is read), so the response's context is not exited (an exit would
+        only close a body reader that has nothing left to read)."""
+        self._done = True
+        try:
+            if self._decoder is not None:
+                self._decoder.finish()
+        finally:
+            self._release()
 
     def close(self) -> None:
         if not self._done:
