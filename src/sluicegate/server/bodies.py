@@ -91,7 +91,8 @@ def decoder_for(header: str | None) -> _Zlib | _Brotli | None:
 async def read_body(request: web.Request, *, limit: int, timeout_s: float) -> bytes:
     """The request body, decoded; 413 beyond ``limit``, 408 when it takes longer than ``timeout_s``."""
     decoder = decoder_for(request.headers.get("content-encoding"))
-    if request.content_length is not None and request.content_length > limit:
+    declared = request.content_length  # parsed from the header on each access
+    if declared is not None and declared > limit:
         raise too_large(limit)
     if decoder is None and request.content.is_eof():  # the usual small body came with the head: no timer
         return _buffered(request, limit)
