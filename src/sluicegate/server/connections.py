@@ -57,7 +57,8 @@ class ConnectionGuard:
         transport = request.transport
         connection = self._open.get(transport) if transport is not None else None
         if connection is not None:
-            connection.request_started(request.task)
+            # The task running this request's handler (``request.task`` is the connection's task instead).
+            connection.request_started(asyncio.current_task())
         return connection
 
     def cancel_requests(self) -> int:
