@@ -14,7 +14,8 @@ Every accepted connection is wrapped in a ``_Guarded`` protocol in front of aioh
 The app's middleware (middleware.py) tells a connection when a request starts and ends: while one runs,
 no timer applies. The head timer is armed once and re-armed only when it fires (to the rest of the current
 head's time, if one is being received), not per request: under load a kept-alive connection starts a head
-every few hundred microseconds, and a timer armed and cancelled for each cost ~3 µs of the event loop.
+every few hundred microseconds, and a timer armed and cancelled for each cost ~1.7 µs (uvloop), against
+0.07 µs to note the time.
 """
 
 from __future__ import annotations

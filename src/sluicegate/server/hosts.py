@@ -82,7 +82,8 @@ class HostCheck(Protocol):
 
 class RememberedHosts:
     """A policy's verdicts remembered per ``Host`` value, a bounded number of them: a client sends the same
-    Host on every request, and judging it again cost ~1 µs each time."""
+    Host on every request. Judging it again cost 0.4–0.5 µs for a name and ~4 µs for an IP literal
+    (``ipaddress``); a remembered verdict 0.12 µs."""
 
     def __init__(self, policy: HostPolicy, size: int = 256) -> None:
         self.allows = lru_cache(maxsize=size)(policy.allows)

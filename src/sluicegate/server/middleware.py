@@ -3,8 +3,9 @@
 ``error_for`` decides what any exception means to a client; ``edge_middleware`` (the app's) and the admin
 sub-app's middleware (server/admin.py) only render it, each in its envelope.
 
-The app has this one middleware, not one per job: each middleware is a coroutine frame that every request
-enters and every suspension of its handler passes through again, measured at a few µs per request each.
+The app has this one middleware, not one per job: each middleware is one more coroutine per request, and
+one more frame that every resumption of the handler passes through (docs/benchmarks.md, "The gateway's own
+path").
 """
 
 from __future__ import annotations

@@ -47,8 +47,6 @@ def _content_type_ok(request: web.Request, *, json_only: bool) -> bool:
     return not json_only and (kind == "multipart/form-data" or kind.startswith("audio/"))
 
 
-
-
 def parse_json_body(raw: bytes, endpoint: str) -> dict:
     """Light validation, so malformed input gets a clear 400 here instead of a traceback upstream."""
     if not raw:
