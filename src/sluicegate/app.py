@@ -52,7 +52,7 @@ from .server.connections import CONNECTIONS, ConnectionGuard, ConnectionLimits
 from .server.gateway import Gateway
 from .server.hosts import HostPolicy
 from .server.limits_admin import add_limit_routes
-from .server.middleware import errors_middleware, host_middleware
+from .server.middleware import edge_middleware
 from .server.observability import add_log_routes, add_metrics_route
 from .server.portkey_catalog import CATALOG_ADMIN, CatalogAdmin, add_portkey_catalog_routes
 from .server.readiness import READINESS, Readiness, add_probe_routes
@@ -120,7 +120,7 @@ def build_app(settings: Settings, *, transport: Transport | None = None) -> web.
     hosts = HostPolicy.build(settings.host, settings.allowed_hosts)
     connections = ConnectionGuard(ConnectionLimits(settings.max_connections, settings.header_timeout_s))
     app = web.Application(client_max_size=settings.max_body_bytes,
-                          middlewares=[connections.middleware(), errors_middleware, host_middleware(hosts)])
+                          middlewares=[edge_middleware(connections, hosts)])
     app[GATEWAY] = gateway
     app[CONNECTIONS] = connections  # serve.py's listening site puts every connection through it
     app.cleanup_ctx.extend([_store_context(gateway), _access_context(gateway), _catalog_context(gateway),

@@ -80,19 +80,21 @@ class Dispatcher:
 
     # -- the tree ----------------------------------------------------------------------------------
 
-    async def _run_node(self, node: Node, state: Walk, *, gated: bool, tracked: bool = False) -> Outcome:
+    def _run_node(self, node: Node, state: Walk, *, gated: bool, tracked: bool = False) -> Awaitable[Outcome]:
+        """The coroutine that runs ``node``: returned for the caller to await, not awaited here, so the walk
+        to a target adds no frame of its own to the request's (every suspension passes through each)."""
         if isinstance(node, Target):
-            return await self._run_target(node, state, gated=gated, tracked=tracked)
+            return self._run_target(node, state, gated=gated, tracked=tracked)
         mode = node.strategy.mode
         if mode == "fallback":
-            return await self._fallback(node, state)
+            return self._fallback(node, state)
         if mode == "loadbalance":
-            return await self._balance(node, state)
+            return self._balance(node, state)
         if mode == "conditional":
             index = self._pick_conditional(node, state.call)
         else:
             index = 0
-        return await self._run_node(node.children[index], state, gated=gated)
+        return self._run_node(node.children[index], state, gated=gated)
 
     async def _fallback(self, group: Group, state: Walk) -> Outcome:
         indices, gated = self._admitted(group, state.call)

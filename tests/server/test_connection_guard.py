@@ -106,3 +106,19 @@ async def test_cancel_requests_cancels_the_running_tasks_only():
     assert guard.cancel_requests() == 1
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+async def test_a_head_after_a_request_gets_its_whole_time_from_a_timer_armed_earlier():
+    """The head timer is armed once, not per request: when it fires for a head that started later, it
+    waits out that head's own remaining time before it closes anything."""
+    guard = ConnectionGuard(ConnectionLimits(max_connections=10, header_timeout_s=0.5))
+    protocol, transport, _ = _open(guard)  # the timer is armed now, for the first head
+    protocol.data_received(b"GET /v1/health HTTP/1.1\r\n\r\n")
+    protocol.request_started(None)
+    protocol.request_finished()
+    await asyncio.sleep(0.25)
+    protocol.data_received(b"GET /v1/hea")  # the next head: it may take until 0.75 s
+    await asyncio.sleep(0.3)  # 0.55 s: the timer armed for the first head has fired
+    assert not transport.closed
+    await asyncio.sleep(0.6)
+    assert transport.closed

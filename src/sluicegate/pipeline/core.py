@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Protocol
 
 from ..access.model import Principal
@@ -42,24 +43,17 @@ class Pipeline:
         if not steps:
             raise ValueError("a pipeline needs at least one step")
         self.steps = tuple(steps)
-        self._entry = _chain(self.steps)
-
-    async def run(self, state: RequestState) -> Outcome:
-        return await self._entry(state)
+        self.run: Next = _chain(self.steps)  # awaited with the request's state: the first step's coroutine
 
 
 def _chain(steps: Sequence[Step]) -> Next:
+    """Each step bound to the rest of the chain as its ``call_next``: calling a link creates the step's own
+    coroutine and no wrapper around it, so a request's awaits nest one frame per step, not two."""
+
     async def end(state: RequestState) -> Outcome:
         raise RuntimeError("the pipeline's last step called on: it must answer")
 
     handler: Next = end
     for step in reversed(steps):
-        handler = _link(step, handler)
+        handler = partial(step, call_next=handler)
     return handler
-
-
-def _link(step: Step, call_next: Next) -> Next:
-    async def run(state: RequestState) -> Outcome:
-        return await step(state, call_next)
-
-    return run

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from ..access.policy import leaves
-from ..config.model import Node
+from ..config.model import Node, Target
 from ..limits.checks import Subject
 from ..limits.limiter import Limiter
 from ..limits.model import Limits
@@ -79,7 +79,7 @@ def only_catalog_target(root: Node) -> tuple[str | None, str | None]:
     """The catalog provider (slug) every target of a config tree names, and the model when the tree is
     one target that sets it; (None, None) when targets differ: which one serves is known only at dispatch,
     which checks each attempt's provider limits (limits/attempts.py)."""
-    targets = list(leaves(root))
+    targets = [root] if isinstance(root, Target) else list(leaves(root))  # one target: the usual tree
     providers = {target.provider for target in targets}
     if len(providers) != 1:
         return None, None

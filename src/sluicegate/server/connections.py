@@ -11,7 +11,11 @@ Every accepted connection is wrapped in a ``_Guarded`` protocol in front of aioh
   (idle or still sending its head) is closed to make room, and when every connection is busy the new one
   gets a 503 and is closed.
 
-The middleware tells a connection when a request starts and ends: while one runs, no timer applies.
+The app's middleware (middleware.py) tells a connection when a request starts and ends: while one runs,
+no timer applies. The head timer is armed once and re-armed only when it fires (to the rest of the current
+head's time, if one is being received), not per request: under load a kept-alive connection starts a head
+every few hundred microseconds, and a timer armed and cancelled for each cost ~1.7 µs (uvloop), against
+0.07 µs to note the time.
 """
 
 from __future__ import annotations
@@ -48,19 +52,15 @@ class ConnectionGuard:
         """What ``loop.create_server`` calls per connection; ``make_handler`` builds aiohttp's handler."""
         return lambda: _Guarded(self, make_handler)
 
-    def middleware(self):
-        @web.middleware
-        async def track_requests(request: web.Request, handler):
-            connection = self._open.get(request.transport) if request.transport is not None else None
-            if connection is None:  # in-process test servers: no guarded site
-                return await handler(request)
+    def started(self, request: web.Request) -> _Guarded | None:
+        """Tell ``request``'s connection that a request runs (its ``request_finished`` ends it); None for
+        in-process test servers, which have no guarded site."""
+        transport = request.transport
+        connection = self._open.get(transport) if transport is not None else None
+        if connection is not None:
+            # The task running this request's handler (``request.task`` is the connection's task instead).
             connection.request_started(asyncio.current_task())
-            try:
-                return await handler(request)
-            finally:
-                connection.request_finished()
-
-        return track_requests
+        return connection
 
     def cancel_requests(self) -> int:
         """Cancel every request still running (on shutdown, once the drain bound is over); how many."""
@@ -107,6 +107,7 @@ class _Guarded(asyncio.Protocol):
         self._inner: asyncio.Protocol | None = None
         self._transport: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._head_since: float | None = None  # loop time the current request head began (None: not in one)
         self._running = 0  # requests running (the middleware's count)
         self.task: asyncio.Task | None = None  # the task running the current request
 
@@ -117,14 +118,14 @@ class _Guarded(asyncio.Protocol):
             transport.close()
             return
         self._inner = self._make_handler()
-        self._arm()  # a new connection is expected to send its request head right away
+        self._head_started()  # a new connection is expected to send its request head right away
         self._inner.connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
         if self._inner is None:
             return
-        if self._timer is None and not self._running:  # the first byte of the next request head
-            self._arm()
+        if self._head_since is None and not self._running:  # the first byte of the next request head
+            self._head_started()
         self._inner.data_received(data)
 
     def eof_received(self) -> bool | None:
@@ -149,7 +150,7 @@ class _Guarded(asyncio.Protocol):
     def request_started(self, task: asyncio.Task | None) -> None:
         self.task = task
         self._running += 1
-        self._disarm()
+        self._head_since = None  # the timer, if armed, finds no head when it fires
         self._guard.busy(self)
 
     def request_finished(self) -> None:
@@ -168,9 +169,13 @@ class _Guarded(asyncio.Protocol):
 
     # -- the head timer -----------------------------------------------------------------------------
 
-    def _arm(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(self._guard.limits.header_timeout_s, self._expired)
+    def _head_started(self) -> None:
+        self._head_since = asyncio.get_running_loop().time()
+        if self._timer is None:
+            self._arm(self._guard.limits.header_timeout_s)
+
+    def _arm(self, delay: float) -> None:
+        self._timer = asyncio.get_running_loop().call_later(delay, self._expired)
 
     def _disarm(self) -> None:
         if self._timer is not None:
@@ -179,10 +184,14 @@ class _Guarded(asyncio.Protocol):
 
     def _expired(self) -> None:
         self._timer = None
-        if self._running:
+        if self._head_since is None:  # a request runs, or the connection is idle (aiohttp's keep-alive bound)
+            return
+        left = self._head_since + self._guard.limits.header_timeout_s - asyncio.get_running_loop().time()
+        if left > 0:  # armed for an earlier head: this one still has time
+            self._arm(left)
             return
         if self.writing():  # still sending the last answer to a slow reader: not the client's silence
-            self._arm()
+            self._head_started()  # a full head time from now (no timer is armed here)
             return
         self.close()
 

@@ -1,7 +1,11 @@
 """The one place where exceptions become HTTP answers: a JSON envelope, never a traceback.
 
-``error_for`` decides what any exception means to a client; ``errors_middleware`` (the app's) and the admin
+``error_for`` decides what any exception means to a client; ``edge_middleware`` (the app's) and the admin
 sub-app's middleware (server/admin.py) only render it, each in its envelope.
+
+The app has this one middleware, not one per job: each middleware is one more coroutine per request, and
+one more frame that every resumption of the handler passes through (docs/benchmarks.md, "The gateway's own
+path").
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ from aiohttp.typedefs import Middleware
 
 from ..errors import GatewayError, InternalError, MethodNotAllowed, NotFound, PayloadTooLarge
 from .appkeys import TRACE_ID
-from .hosts import HostPolicy, refused_host
+from .connections import ConnectionGuard
+from .hosts import HostPolicy, RememberedHosts, refused_host
 
 log = logging.getLogger("sluicegate.server")
 
@@ -66,34 +71,41 @@ def _from_http_exception(exc: web.HTTPException) -> GatewayError:
     return GatewayError(exc.reason or "Request refused", status=exc.status)
 
 
-@web.middleware
-async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        return error_response(error_for(exc, request), request.get(TRACE_ID))
-    except Exception as exc:
-        return error_response(error_for(exc, request), request.get(TRACE_ID))
-
-
 class MisdirectedHost(GatewayError):
     status = 421
 
 
-def host_middleware(policy: HostPolicy) -> Middleware:
-    """Refuse a request whose Host is not one the gateway serves (DNS rebinding, see hosts.py): before any
-    route, the admin API and /metrics included. Placed inside errors_middleware, which makes the envelope."""
+def edge_middleware(connections: ConnectionGuard, policy: HostPolicy) -> Middleware:
+    """What every request goes through, before any route (the admin API and /metrics included), outermost
+    first:
+
+    - drain tracking: the request's connection knows a request runs (no head timer; shutdown can cancel
+      it, see connections.py) until the handler returns;
+    - the error envelope: any exception becomes a JSON answer (``error_for``), never a traceback;
+    - the host check: a request whose Host is not one the gateway serves (DNS rebinding, see hosts.py) is
+      refused with a 421, in that envelope.
+    """
+    hosts = RememberedHosts(policy)
 
     @web.middleware
-    async def check_host(request: web.Request, handler: Handler) -> web.StreamResponse:
-        refused = refused_host(policy, request.headers.get("Host"), request.raw_path)
-        if refused is not None:
-            raise MisdirectedHost(
-                f"Host '{refused[:255]}' is not served by this gateway: list it in SLUICEGATE_ALLOWED_HOSTS "
-                "(a defence against DNS rebinding, see docs/security.md)"
-            )
-        return await handler(request)
+    async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
+        connection = connections.started(request)
+        try:
+            refused = refused_host(hosts, request.headers.get("Host"), request.raw_path)
+            if refused is not None:
+                raise MisdirectedHost(
+                    f"Host '{refused[:255]}' is not served by this gateway: list it in "
+                    "SLUICEGATE_ALLOWED_HOSTS (a defence against DNS rebinding, see docs/security.md)"
+                )
+            return await handler(request)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            return error_response(error_for(exc, request), request.get(TRACE_ID))
+        except Exception as exc:
+            return error_response(error_for(exc, request), request.get(TRACE_ID))
+        finally:
+            if connection is not None:
+                connection.request_finished()
 
-    return check_host
+    return edge

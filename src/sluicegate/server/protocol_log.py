@@ -5,7 +5,7 @@ line it choked on: an ``Authorization`` value, an inline ``x-portkey-config`` wi
 header value split by a raw newline. Handed to aiohttp's ``RequestHandler`` as its ``logger``, this
 object keeps the remote address and the kind of error (the exception's class) and drops the rest: the
 message, its arguments' reprs and the traceback. Errors in the gateway's own handlers never reach it
-(``errors_middleware`` logs those), so what arrives here is about the connection, not about our code.
+(``edge_middleware`` logs those), so what arrives here is about the connection, not about our code.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from ..telemetry.record import RequestRecord
 from ..types import Call, Outcome
 from .appkeys import GATEWAY, TRACE_ID
 from .bodies import read_body
+from .gateway import Gateway
 from .headers import bearer_credential, parse_request_headers
 from .messages import ENDPOINTS as MESSAGES_ENDPOINTS
 from .messages import check_messages_body, in_anthropic_envelope
@@ -37,15 +38,13 @@ async def health(request: web.Request) -> web.Response:
 
 
 def _content_type_ok(request: web.Request, *, json_only: bool) -> bool:
-    kind = request.content_type if request.headers.get("content-type") else ""
+    given = request.headers.get("content-type")
+    if given is None or given == "application/json":  # what SDKs send: no need to parse it
+        return True
+    kind = request.content_type if given else ""
     if kind in _JSON_TYPES:
         return True
     return not json_only and (kind == "multipart/form-data" or kind.startswith("audio/"))
-
-
-async def _read_body(request: web.Request) -> bytes:
-    settings = request.app[GATEWAY].settings
-    return await read_body(request, limit=settings.max_body_bytes, timeout_s=settings.body_timeout_s)
 
 
 def parse_json_body(raw: bytes, endpoint: str) -> dict:
@@ -93,21 +92,22 @@ def _check_fields(body: dict, endpoint: str) -> None:
         check_messages_body(body, endpoint)
 
 
-async def _read_request(request: web.Request, record: RequestRecord, *, json_only: bool):
+async def _read_request(request: web.Request, gateway: Gateway, record: RequestRecord, *, json_only: bool):
     """Headers parsed once (the trace id known from here on), content type checked, body read."""
     ctx = record.ctx = parse_request_headers(request.headers)
     request[TRACE_ID] = ctx.trace_id
     if not _content_type_ok(request, json_only=json_only):
         raise BadRequest("Invalid content type passed")
-    return ctx, await _read_body(request)
+    settings = gateway.settings
+    return ctx, await read_body(request, limit=settings.max_body_bytes, timeout_s=settings.body_timeout_s)
 
 
 def unified(endpoint: str):
     """A handler for one unified endpoint (chat, completions, embeddings; Anthropic's messages and
     count_tokens)."""
 
-    async def prepare(request: web.Request, record: RequestRecord) -> Call:
-        ctx, raw = await _read_request(request, record, json_only=True)
+    async def prepare(request: web.Request, gateway: Gateway, record: RequestRecord) -> Call:
+        ctx, raw = await _read_request(request, gateway, record, json_only=True)
         if endpoint in MESSAGES_ENDPOINTS and ctx.api_key is None:  # the anthropic SDKs' credential header
             ctx.api_key = bearer_credential(ctx.headers.get("x-api-key"))
         body = parse_json_body(raw, endpoint)
@@ -118,11 +118,11 @@ def unified(endpoint: str):
     return _logged(endpoint, prepare)
 
 
-async def _prepare_passthrough(request: web.Request, record: RequestRecord) -> Call:
+async def _prepare_passthrough(request: web.Request, gateway: Gateway, record: RequestRecord) -> Call:
     """Any other /v1/* path goes to the target as is (e.g. /v1/rerank, /v1/models), query kept."""
     if request.method not in _PASSTHROUGH_METHODS:
         raise web.HTTPMethodNotAllowed(request.method, _PASSTHROUGH_METHODS)
-    ctx, raw = await _read_request(request, record, json_only=False)
+    ctx, raw = await _read_request(request, gateway, record, json_only=False)
     # From the routed (origin-form) URL, never raw_path: for an absolute-form target
     # ("POST http://gw/v1/rerank") raw_path is the whole URL, and its tail appended to the checked
     # base URL would change the upstream's host or port after the SSRF guard judged it.
@@ -141,11 +141,12 @@ def _logged(endpoint: str, prepare):
     """
 
     async def handler(request: web.Request) -> web.StreamResponse:
-        telemetry = request.app[GATEWAY].telemetry
+        gateway = request.app[GATEWAY]  # looked up once, for every stage of the request
+        telemetry = gateway.telemetry
         record = telemetry.begin(request.method, request.path, endpoint)
         try:
-            record.call = call = await prepare(request, record)
-            return await _answer(request, call, record)
+            record.call = call = await prepare(request, gateway, record)
+            return await _answer(request, gateway, call, record)
         except BaseException as exc:
             record.failed(exc, answer_for(exc))
             raise
@@ -158,9 +159,9 @@ def _logged(endpoint: str, prepare):
 passthrough = _logged("proxy", _prepare_passthrough)
 
 
-async def _answer(request: web.Request, call: Call, record: RequestRecord) -> web.StreamResponse:
+async def _answer(request: web.Request, gateway: Gateway, call: Call, record: RequestRecord
+                  ) -> web.StreamResponse:
     """Run the request pipeline (admit, config, cache, dispatch) and answer with what it produced."""
-    gateway = request.app[GATEWAY]
     state = RequestState(call)
     outcome = await gateway.pipeline.run(state)
     record.answered(outcome, state.attempts, state.cache_status)
