@@ -34,7 +34,7 @@ ROWS: list[set[str]] = [
     {"types"},
     {"providers", "routing"},
     {"config"},
-    {"header_names", "jsontext"},
+    {"header_names", "ids", "jsontext"},
     {"errors", "settings", "tasks"},
 ]
 

@@ -7,8 +7,6 @@ several: package version, runtime, api key …) are tolerated and never forwarde
 from __future__ import annotations
 
 import math
-import random
-import time
 from typing import Any
 
 from multidict import CIMultiDictProxy
@@ -17,6 +15,7 @@ from ..access.secrets import KEY_PREFIX
 from ..config.schema import MAX_TIMEOUT_MS
 from ..errors import BadRequest
 from ..header_names import expand, may_forward
+from ..ids import time_sorted_id
 from ..jsontext import json_object
 from ..types import METADATA_VALUE_LIMIT, RequestContext, metadata_text, public_metadata, routing_metadata
 
@@ -99,20 +98,9 @@ def _take_gateway_key(ctx: RequestContext, header: str | None) -> None:
     ctx.gateway_key = key
 
 
-def new_trace_id() -> str:
-    """32 hex digits, the first 12 the time in milliseconds (like a UUIDv7): the request log indexes trace
-    ids, and ids that grow with time are appended to that index instead of landing on a random page of it
-    (measured: a third of the log's database cost per request, on SQLite).
-
-    The 80 random bits come from ``random`` (reseeded in each worker process at fork), not ``os.urandom``:
-    a trace id names a request, it guards nothing, and a system call per request was a third of this
-    function's cost (measured: 1.2 µs before, 0.55 µs now)."""
-    return "%032x" % (time.time_ns() // 1_000_000 << 80 | random.getrandbits(80))  # ms, then the random bits
-
-
 def parse_request_headers(headers: CIMultiDictProxy[str]) -> RequestContext:
     get = headers.get
-    ctx = RequestContext(headers=headers, trace_id=get("x-portkey-trace-id") or new_trace_id())
+    ctx = RequestContext(headers=headers, trace_id=get("x-portkey-trace-id") or time_sorted_id())
     ctx.provider = (get("x-portkey-provider") or "").strip() or None
     ctx.config = (get("x-portkey-config") or "").strip() or None
     ctx.custom_host = (get("x-portkey-custom-host") or "").strip() or None

@@ -16,13 +16,13 @@ bench/rows_cost.py measures both steps.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
 
+from ..ids import time_sorted_id
 from . import usage as usage_mod
 from .pricing import PriceTable
 from .record import TAIL_CHUNKS, RequestRecord
@@ -63,13 +63,6 @@ class NoLookups:
 
     def config_forward_names(self, config: str) -> tuple[str, ...]:
         return ()
-
-
-def new_id(created_ms: int) -> str:
-    """Sortable by time (48-bit milliseconds first) and unique (80 random bits): cursor order and idempotent
-    replays both rely on it. An id is no secret: Python's generator (seeded from the OS at start, and again
-    in each forked process) costs no system call, where os.urandom costs one per row."""
-    return f"{created_ms:012x}{random.getrandbits(80):020x}"
 
 
 @dataclass(slots=True)
@@ -117,7 +110,7 @@ class RowBuilder:
             metadata = {}
             row = dict.fromkeys(_CTX_COLUMNS)
         row.update({
-            "id": new_id(created_ms),
+            "id": time_sorted_id(created_ms),
             "created_ms": created_ms,
             "method": record.method,
             "route": record.route,

