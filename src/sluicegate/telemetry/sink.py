@@ -19,13 +19,15 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from ..types import CACHE_HIT, CACHE_SEMANTIC_HIT
 from .journal import Journal
 from .metrics import RequestStats, SinkGauges
 from .record import RequestRecord
 from .spool import Entry, Spool
+
+T = TypeVar("T")
 
 log = logging.getLogger("sluicegate.telemetry")
 
@@ -251,16 +253,15 @@ class Sink:
         return entries
 
     def _drafted(self, record: RequestRecord) -> tuple[dict[str, Any], bytes | None] | None:
-        try:
-            return self._rows.draft_line(record)
-        except Exception:
-            log.exception("request log sink: could not build a log row; record dropped")
-            self._drop("invalid", 1)
-            return None
+        return self._safely(self._rows.draft_line, record)
 
     def _finished(self, draft: dict[str, Any]) -> Entry | None:
+        return self._safely(self._rows.finish, draft)
+
+    def _safely(self, build: Callable[[Any], T], source: Any) -> T | None:
+        """A row that cannot be built is a bug: the record is dropped (counted), the log goes on."""
         try:
-            return self._rows.finish(draft)
+            return build(source)
         except Exception:
             log.exception("request log sink: could not build a log row; record dropped")
             self._drop("invalid", 1)
