@@ -65,6 +65,7 @@ class GatewayProcess:
     def start(self, timeout: float = 20.0) -> GatewayProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
+        earlier = log.tell()  # a restart appends: only what this run prints tells that it listens
         cmd = [sys.executable, "-m", "sluicegate", "serve", "--host", self.listen, "--port", str(self.port),
                *self.args]
         self.proc = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT)
@@ -74,10 +75,14 @@ class GatewayProcess:
                 raise RuntimeError(f"gateway exited with {self.proc.returncode}:\n{self.log()}")
             try:
                 # No proxy from the environment: the gateway is local (and may sit in a namespace).
-                if httpx.get(f"{self.url}/v1/health", timeout=0.5, trust_env=False).status_code == 200:
-                    return self
+                healthy = httpx.get(f"{self.url}/v1/health", timeout=0.5, trust_env=False).status_code == 200
             except httpx.HTTPError:
-                time.sleep(0.05)
+                healthy = False
+            # The port was free when chosen, not reserved: another test's gateway may have taken it since and
+            # be the one answering. This process's banner (printed once it listens) says the port is its own.
+            if healthy and self._announced(earlier):
+                return self
+            time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"gateway did not become healthy:\n{self.log()}")
 
@@ -90,6 +95,11 @@ class GatewayProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             return self.proc.wait(5)
+
+    def _announced(self, since: int) -> bool:
+        with open(self.log_path, "rb") as handle:
+            handle.seek(since)
+            return f":{self.port} (workers: ".encode() in handle.read()
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

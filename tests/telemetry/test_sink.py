@@ -103,6 +103,23 @@ async def test_outage_spools_then_replays_every_record_exactly_once(store, tmp_p
     assert sink.replayed == 300 and list((tmp_path / "spool").iterdir()) == []
 
 
+async def test_a_segment_another_process_held_at_start_is_replayed_once_it_lets_go(store, tmp_path):
+    # A restart overlapping the old process's exit: its spool segment is still locked at the first look.
+    old = Spool(tmp_path / "spool", 50_000_000)
+    old.open()
+    entries = [builder().finish(builder().draft_line(record())[0]) for _ in range(7)]
+    assert old.append(entries).kept == 7  # holds its current segment, locked, until it closes
+    sink = Sink(builder(), store, Spool(tmp_path / "spool", 50_000_000, relook_s=0.1), RequestStats(),
+                queue_max=100, batch_max=100)
+    await sink.start()
+    await asyncio.sleep(0.05)
+    assert store.rows == {}  # held: left alone
+    old.close()
+    await settle(sink, lambda: len(store.rows) == 7)  # no new request, no outage: the look comes by itself
+    await sink.close()
+    assert sink.replayed == 7 and list((tmp_path / "spool").iterdir()) == []
+
+
 async def test_a_commit_lost_with_the_connection_is_not_duplicated(store, tmp_path):
     sink = make_sink(store, tmp_path)
     await sink.start()

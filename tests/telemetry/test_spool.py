@@ -65,6 +65,30 @@ def test_a_segment_another_process_writes_is_left_alone(tmp_path):
     assert segment is not None and segment.path == busy
 
 
+def test_a_segment_held_elsewhere_is_looked_at_again_when_due(tmp_path):
+    now = [100.0]
+    spool = Spool(tmp_path, max_bytes=10_000_000, clock=lambda: now[0], relook_s=5.0)
+    spool.open()
+    assert spool.relook_in() is None
+    busy = tmp_path / "00000000000000000001-999.jsonl"
+    busy.write_bytes(orjson.dumps([*entry()]) + b"\n")
+    fd = os.open(busy, os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # a process still exiting as this one starts
+    try:
+        assert spool.take() is None
+        assert not spool.pending and spool.relook_in() == 5.0
+        now[0] += 4.9
+        assert not spool.pending
+    finally:
+        os.close(fd)
+    now[0] += 0.1
+    assert spool.pending and spool.relook_in() == 0.0
+    segment = spool.take()
+    assert segment is not None and segment.path == busy
+    spool.replayed(segment)
+    assert spool.take() is None and not spool.pending and spool.relook_in() is None  # nothing held: no look
+
+
 def test_leftovers_of_a_crashed_run_are_replayed_and_torn_lines_counted(tmp_path):
     first = Spool(tmp_path, max_bytes=10_000_000)
     first.open()

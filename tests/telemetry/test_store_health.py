@@ -82,7 +82,12 @@ def test_a_deleted_database_fails_admin_writes_and_spools_the_log(tmp_path, upst
     # A restart makes a new database; the spooled records land in it, exactly once.
     restarted = GatewayProcess(data, env={"SLUICEGATE_ADMIN_TOKEN": ADMIN_TOKEN}).start()
     try:
-        until(lambda: count_rows(data / "sluicegate.db") == 20, what="the spool replayed")
+        try:
+            until(lambda: count_rows(data / "sluicegate.db") == 20, what="the spool replayed")
+        except AssertionError:  # what the restarted gateway saw, for whoever reads the failure
+            left = sorted(p.name for d in ("spool", "journal") if (data / d).exists() for p in (data / d).iterdir())
+            raise AssertionError(f"{count_rows(data / 'sluicegate.db')} rows; left on disk: {left}; gateway log:\n"
+                                 f"{restarted.log()[-4000:]}") from None
         assert metric(restarted, "sluicegate_log_records_replayed_total") == 20
     finally:
         restarted.stop()

@@ -219,7 +219,11 @@ class Sink:
     async def _idle(self) -> None:
         self._wakeup.clear()
         if self.store_up or not self._spool.pending:
-            await self._wakeup.wait()
+            relook = self._spool.relook_in()  # segments another process held: look again when due
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), relook)
+            except TimeoutError:
+                pass  # the next step replays them if their holder let go
             return
         # Down with records spooled: wake up in time to probe the store, even if no request comes.
         try:

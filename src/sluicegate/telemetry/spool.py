@@ -32,6 +32,9 @@ Entry = tuple[dict[str, Any], list[dict[str, Any]]]  # (request row, attempt row
 Finish = Callable[[dict[str, Any]], Entry]  # a journaled draft → its entry (rows.RowBuilder.finish)
 SEGMENT_MAX_BYTES = 8 * 1024 * 1024  # also bounds the memory a replay needs: one segment is read at a time
 SUFFIX = ".jsonl"
+# How often to look again at segments another live process held at the last look (a sibling worker writing
+# its own, a process still exiting as this one starts): once it lets go, they are this process's to replay.
+RELOOK_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -118,13 +121,16 @@ def unowned_segment(path: Path) -> Segment | None:
 
 
 class Spool:
-    def __init__(self, directory: Path, max_bytes: int, adopts: tuple[Path, ...] = ()) -> None:
+    def __init__(self, directory: Path, max_bytes: int, adopts: tuple[Path, ...] = (),
+                 clock: Callable[[], float] = time.monotonic, relook_s: float = RELOOK_S) -> None:
         self.directory = directory
         self.max_bytes = max_bytes
         self._adopts = adopts  # directories of segments (the journal's) replayed once their writer is dead
+        self._clock, self._relook_s = clock, relook_s
         self.bytes = 0  # in segments not yet replayed (this process's view)
         self._current: Segment | None = None
         self._pending = False
+        self._relook_at: float | None = None  # when to look again at segments others held; None: none did
 
     def open(self) -> None:
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -135,7 +141,12 @@ class Spool:
 
     @property
     def pending(self) -> bool:
-        return self._pending
+        """Segments may be waiting for this process: its own, a dead one's, or held elsewhere and due a look."""
+        return self._pending or (self._relook_at is not None and self._clock() >= self._relook_at)
+
+    def relook_in(self) -> float | None:
+        """Seconds until segments another process held are due a look (0: now); None when none were held."""
+        return None if self._relook_at is None else max(0.0, self._relook_at - self._clock())
 
     def append(self, entries: list[Entry]) -> Appended:
         """Write what fits under the bound; the rest is the caller's to count as dropped. Raises OSError
@@ -184,11 +195,14 @@ class Spool:
         """
         self._close_current()
         self._adopt()
+        held = False
         for path in sorted(self.directory.glob("*" + SUFFIX)):
             segment = unowned_segment(path)
             if segment is not None:
                 return segment
+            held = held or path.exists()  # not replayed meanwhile: a live process holds it
         self._pending = False
+        self._relook_at = self._clock() + self._relook_s if held else None
         return None
 
     def _adopt(self) -> None:
