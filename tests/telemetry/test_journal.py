@@ -243,3 +243,56 @@ async def test_records_spooled_during_an_outage_are_settled_too(tmp_path):
     store.up = True
     await settle(sink, lambda: rec.entry[0]["id"] in store.rows)
     await sink.close()
+
+
+def test_records_journaled_together_take_one_write_and_each_its_own_settlement(tmp_path, monkeypatch):
+    journal = Journal(tmp_path / "journal")
+    journal.open()
+    writes = []
+    real_write = os.write
+    monkeypatch.setattr(os, "write", lambda fd, data: writes.append(data) or real_write(fd, data))
+    first, second = entry(), entry()
+    held = journal.append_many([line(first), None, line(second)])  # None: a draft that was not JSON
+    assert len(writes) == 1 and held[1] is None and held[0] is held[2] is not None
+    assert [row["id"] for row, _ in lines(tmp_path / "journal")] == [first[0]["id"], second[0]["id"]]
+    assert journal.failed == 1
+    journal.settle(held[:1])
+    assert len(lines(tmp_path / "journal")) == 2  # the second still waits for its commit
+    journal.settle(held[2:])
+    assert lines(tmp_path / "journal") == []
+    journal.close()
+
+
+def test_a_batch_the_disk_refuses_is_counted_record_by_record(tmp_path, monkeypatch):
+    journal = Journal(tmp_path / "journal")
+    journal.open()
+
+    def full_disk(fd, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "write", full_disk)
+    assert journal.append_many([line(entry()), line(entry()), None]) == [None, None, None]
+    assert journal.failed == 3 and journal.error == "No space left on device"
+
+
+async def test_records_sealed_together_are_drafted_once_each_and_journaled_with_one_write(tmp_path, monkeypatch):
+    counting = CountingBuilder()
+    journal_dir = tmp_path / "journal"
+    sink = Sink(counting, FakeStore(), Spool(tmp_path / "spool", 10_000_000, adopts=(journal_dir,)),
+                RequestStats(), queue_max=100, batch_max=10, journal=Journal(journal_dir))
+    await sink.start()
+    already = record()
+    sink.seal(already)
+    writes = []
+    real_write = os.write
+    monkeypatch.setattr(os, "write", lambda fd, data: writes.append(data) or real_write(fd, data))
+    batch = [record(), already, record()]
+    sink.seal_many(batch)
+    assert len(writes) == 1 and counting.built == 3  # the one sealed before is not drafted again
+    assert batch[0].journaled is batch[2].journaled is not None
+    drafted = [draft["row"]["id"] for draft in lines(journal_dir)]
+    assert drafted == [r.draft["row"]["id"] for r in (already, batch[0], batch[2])]
+    for rec in batch:
+        sink.submit(rec)
+    await sink.close()
+    assert list(journal_dir.iterdir()) == []

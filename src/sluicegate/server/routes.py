@@ -134,10 +134,12 @@ async def _prepare_passthrough(request: web.Request, gateway: Gateway, record: R
 def _logged(endpoint: str, prepare):
     """Wrap a route so that every request, however it ends, is logged exactly once.
 
-    The record is submitted in ``finally``: a gateway refusal, an upstream failure, a client that leaves
-    mid-stream (the handler is cancelled) all still produce their record. That is before aiohttp writes a
-    returned response, so submitting journals the record (telemetry/journal.py) before the client has the
-    body; a stream seals its record before its last event instead (``relay_stream``'s ``before_end``).
+    A gateway refusal, an upstream failure, a client that leaves mid-stream (the handler is cancelled) all
+    still produce their record, submitted as the exception leaves. Either way it is before aiohttp writes
+    the answer, so the record is journaled (telemetry/journal.py) before the client has the body: an
+    answer waits for its record to be sealed with the others ready in the same turn of the event loop
+    (``submit_answered``); a stream seals its record before its last event (``relay_stream``'s
+    ``before_end``).
     """
 
     async def handler(request: web.Request) -> web.StreamResponse:
@@ -146,12 +148,13 @@ def _logged(endpoint: str, prepare):
         record = telemetry.begin(request.method, request.path, endpoint)
         try:
             record.call = call = await prepare(request, gateway, record)
-            return await _answer(request, gateway, call, record)
+            response = await _answer(request, gateway, call, record)
         except BaseException as exc:
             record.failed(exc, answer_for(exc))
-            raise
-        finally:
             telemetry.submit(record)
+            raise
+        await telemetry.submit_answered(record)
+        return response
 
     return handler
 

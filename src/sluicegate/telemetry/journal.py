@@ -67,18 +67,24 @@ class Journal:
         """Journal one record's rows' draft, as its JSON line (storable.storable_draft; None: it could not be
         JSON); the segment to settle it on, or None when it could not be written (counted, and said once
         until a write succeeds: the request is served all the same)."""
-        if line is None:
-            self._failed("not JSON")
-            return None
+        return self.append_many([line])[0]
+
+    def append_many(self, lines: list[bytes | None]) -> list[JournalSegment | None]:
+        """``append`` for several records at once, with one write: what to settle each on (None: not written)."""
+        whole = [line for line in lines if line is not None]
+        if len(whole) < len(lines):
+            self._failed("not JSON", len(lines) - len(whole))
+        if not whole:
+            return [None] * len(lines)
         try:
             current = self._segment()
-            current.segment.append(line)
-        except OSError as exc:  # disk full, read-only data dir
-            self._failed(exc.strerror or type(exc).__name__)
-            return None
-        current.appended += 1
+            current.segment.append(whole[0] if len(whole) == 1 else b"".join(whole))
+        except OSError as exc:  # disk full, read-only data dir: nothing of this write is in the file
+            self._failed(exc.strerror or type(exc).__name__, len(whole))
+            return [None] * len(lines)
+        current.appended += len(whole)
         self.error = None
-        return current
+        return [current if line is not None else None for line in lines]
 
     def settle(self, segments: Iterable[JournalSegment | None]) -> None:
         """These records are committed (or spooled, or given up on): their lines are no longer needed."""
@@ -113,9 +119,9 @@ class Journal:
             current = self._current = JournalSegment(new_segment(self.directory))
         return current
 
-    def _failed(self, why: str) -> None:
+    def _failed(self, why: str, records: int = 1) -> None:
         if self.error is None:
             log.error("request log journal cannot be written (%s); records answered meanwhile are lost if "
                       "the process dies before they are committed", why)
         self.error = why
-        self.failed += 1
+        self.failed += records

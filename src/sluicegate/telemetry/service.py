@@ -1,7 +1,8 @@
 """Telemetry: everything the request log and the metrics need, built once by app.py and hung off the Gateway.
 
-The request path sees ``begin``, ``seal`` (before the last bytes of a stream) and ``submit``; the rest (the
-drain task, retention, the Prometheus registry) lives here with the app's lifetime.
+The request path sees ``begin``, ``seal`` (before the last bytes of a stream), ``submit_answered`` (an
+answer ready to go out) and ``submit`` (a request that failed); the rest (the drain task, retention, the
+Prometheus registry) lives here with the app's lifetime.
 """
 
 from __future__ import annotations
@@ -65,6 +66,9 @@ class Telemetry:
         days = settings.log_retention_days
         self.retention = Retention(engine, days) if days else None
         self._background: list[asyncio.Task[Any]] = []
+        # Records whose answers became ready in this turn of the event loop, each with what its handler
+        # awaits; sealed together at the start of the next turn.
+        self._answered: list[tuple[RequestRecord, asyncio.Future[None]]] = []
 
     # -- the request path ------------------------------------------------------------------------------
 
@@ -79,11 +83,39 @@ class Telemetry:
             self.sink.seal(record)
 
     def submit(self, record: RequestRecord) -> None:
-        """From the handler's ``finally``: before aiohttp writes a returned response's body."""
+        """The request's record, complete: sealed now if it is not yet (before aiohttp writes an answer the
+        handler returns or raises), and queued for the store. Never raises."""
         if not record.sealed:
             record.finish()
             self.sink.seal(record)  # a no-op without the journal: the drain task makes the rows
         self.sink.submit(record)
+
+    async def submit_answered(self, record: RequestRecord) -> None:
+        """``submit`` for a request whose answer is ready: returns once the record is sealed, so the handler
+        returns its answer only then. With the journal, the records of every answer that became ready in
+        this turn of the event loop are sealed together at the start of the next turn (drafted in a row,
+        one write). A handler cancelled while it waits leaves its record to that batch: submitted once."""
+        if self.journal is None or record.sealed:
+            self.submit(record)
+            return
+        record.finish()
+        loop = asyncio.get_running_loop()
+        sealed: asyncio.Future[None] = loop.create_future()
+        if not self._answered:
+            loop.call_soon(self._seal_answered)
+        self._answered.append((record, sealed))
+        await sealed
+
+    def _seal_answered(self) -> None:
+        batch, self._answered = self._answered, []
+        try:
+            self.sink.seal_many([record for record, _ in batch])
+            for record, _ in batch:
+                self.sink.submit(record)
+        finally:  # never leave a handler waiting (sealing and submitting do not raise; this is the guard)
+            for _, sealed in batch:
+                if not sealed.done():  # its handler was cancelled meanwhile
+                    sealed.set_result(None)
 
     # -- lifecycle -------------------------------------------------------------------------------------
 

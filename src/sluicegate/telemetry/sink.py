@@ -129,13 +129,26 @@ class Sink:
     def seal(self, record: RequestRecord) -> None:
         """With a journal, before the client has the last bytes of its answer: draft the record's rows (the
         only time they are drafted) and journal the draft. Never raises; a record sealed once stays as it was."""
-        if self.journal is None or record.sealed:
+        self.seal_many([record])
+
+    def seal_many(self, records: list[RequestRecord]) -> None:
+        """``seal`` for records whose answers are ready together: drafted one after the other, journaled with
+        one write (both cost less per record than one record between two requests: docs/benchmarks.md)."""
+        if self.journal is None:
             return
-        record.sealed = True
-        drafted = self._drafted(record)
-        if drafted is not None:
-            record.draft, line = drafted
-            record.journaled = self.journal.append(line)
+        drafted_records, lines = [], []
+        for record in records:
+            if record.sealed:
+                continue
+            record.sealed = True
+            drafted = self._drafted(record)
+            if drafted is not None:
+                record.draft, line = drafted
+                drafted_records.append(record)
+                lines.append(line)
+        if lines:
+            for record, segment in zip(drafted_records, self.journal.append_many(lines), strict=True):
+                record.journaled = segment
 
     def submit(self, record: RequestRecord) -> None:
         """Never blocks, never raises: a full queue (or a closed sink) costs the record, counted."""
