@@ -70,8 +70,8 @@ from .telemetry.service import Telemetry
 from .types import public_metadata
 from .upstream.client import create_session
 from .upstream.guard import Guard, GuardPolicy
+from .upstream.h1 import H1Transport
 from .upstream.probes import Prober
-from .upstream.reqwest import ReqwestTransport
 from .upstream.transport import AiohttpTransport, Transport
 from .vault import Vault
 
@@ -98,8 +98,10 @@ def build_app(settings: Settings, *, transport: Transport | None = None) -> web.
 
     def pool() -> PoolGauges | None:
         transport = gateway.transport
-        if isinstance(transport, ReqwestTransport):
-            return PoolGauges(transport.connections_in_use(), None, settings.upstream_pool_size)
+        in_use = getattr(transport, "connections_in_use", None)
+        if in_use is not None:  # a transport that counts its own connections (h1 both kinds, pyreqwest its own)
+            idle = getattr(transport, "connections_idle", None)
+            return PoolGauges(in_use(), idle() if idle is not None else None, settings.upstream_pool_size)
         session = getattr(transport, "session", None)
         return pool_gauges(session.connector if session is not None else None)
 
@@ -265,7 +267,11 @@ def _transport(settings: Settings, guard: Guard) -> Transport:
     """The upstream HTTP client (SLUICEGATE_UPSTREAM_CLIENT), made inside the worker's loop (after any fork)."""
     if settings.upstream_client == "aiohttp":
         return AiohttpTransport(create_session(settings, guard.resolver(), (guard.client_middleware(),)))
-    return ReqwestTransport(settings, guard)
+    if settings.upstream_client == "reqwest":
+        from .upstream.reqwest import ReqwestTransport  # pyreqwest's Rust core loads only for this client
+
+        return ReqwestTransport(settings, guard)
+    return H1Transport(settings, guard)
 
 
 def _limits(settings: Settings, engine) -> tuple[LimitRegistry, Limiter]:

@@ -45,7 +45,7 @@ def _auth_mode(text: str) -> str:
     return mode
 
 
-UPSTREAM_CLIENTS = ("reqwest", "aiohttp")
+UPSTREAM_CLIENTS = ("h1", "reqwest", "aiohttp")
 
 
 def _upstream_client(text: str) -> str:
@@ -142,8 +142,9 @@ class Settings:
     upstream_connect_timeout_s: float = 10.0
     upstream_read_timeout_s: float = 600.0  # longest silence tolerated from an upstream
     upstream_pool_size: int = 0  # 0: unbounded keep-alive pool
-    # The HTTP client upstream requests go out through (docs/transport.md): pyreqwest, or aiohttp's.
-    upstream_client: str = "reqwest"
+    # The HTTP client upstream requests go out through (docs/transport.md): HTTP/1.1 on the event loop
+    # (upstream/h1.py), pyreqwest's, or aiohttp's.
+    upstream_client: str = "h1"
     retry_backoff_scale: float = 1.0  # multiplies the 1, 2, 4, 8, 16 s retry backoff (not Retry-After)
     config_cache_size: int = 512  # distinct x-portkey-config texts kept compiled
     # The response cache (docs/caching.md): used by requests whose config has a cache block.

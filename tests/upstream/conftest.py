@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
 from tests.upstream.guard_stubs import FakeClock
+from tests.upstream.raw import Answer, Upstream
 
 
 def _is_loopback_literal(host) -> bool:
@@ -65,3 +67,18 @@ def tripwire(monkeypatch) -> Tripwire:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
+
+
+@pytest.fixture
+async def upstreams() -> AsyncIterator[Callable[..., Awaitable[Upstream]]]:
+    """Starts raw upstreams (raw.py) on loopback addresses; all are stopped after the test."""
+    started: list[Upstream] = []
+
+    async def start(answer: Answer, address: str = "127.0.0.1", port: int = 0) -> Upstream:
+        upstream = await Upstream(answer, address, port).start()
+        started.append(upstream)
+        return upstream
+
+    yield start
+    for upstream in started:
+        await upstream.stop()

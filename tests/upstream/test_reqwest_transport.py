@@ -12,9 +12,8 @@ import asyncio
 import gzip
 import socket
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
-import brotli
 import pytest
 from pyreqwest.http import Url
 
@@ -33,81 +32,10 @@ from sluicegate.upstream.transport import (
     TransportTimeout,
 )
 from tests.upstream.guard_stubs import FakeClock, StubResolver
+from tests.upstream.raw import HEADER_CASES, KeepAlive, answering, compressed, header, raw_answer
 
-Answer = Callable[[bytes, asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 LOOPBACK = Settings(host="127.0.0.1", upstream_connect_timeout_s=2, upstream_read_timeout_s=0.3)
 NOT_TRUSTED = Settings(host="0.0.0.0", upstream_connect_timeout_s=2, upstream_read_timeout_s=0.3)
-
-
-class Upstream:
-    """A raw HTTP/1.1 server on one loopback address; records each request head and whether the client
-    closed the connection before the answer was complete."""
-
-    def __init__(self, answer: Answer, address: str = "127.0.0.1", port: int = 0) -> None:
-        self.answer, self.address, self.port = answer, address, port
-        self.heads: list[bytes] = []
-        self.server: asyncio.Server | None = None
-
-    async def start(self) -> Upstream:
-        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            try:
-                head = await reader.readuntil(b"\r\n\r\n")
-                self.heads.append(head)
-                length = _header(head, b"content-length")
-                if length:
-                    await reader.readexactly(int(length))
-                await self.answer(head, reader, writer)
-            except (ConnectionError, asyncio.IncompleteReadError):
-                pass
-            finally:
-                writer.close()
-
-        self.server = await asyncio.start_server(handle, self.address, self.port)
-        self.port = self.server.sockets[0].getsockname()[1]
-        return self
-
-    def url(self, host: str | None = None, path: str = "/v1/x") -> str:
-        return f"http://{host or self.address}:{self.port}{path}"
-
-    async def stop(self) -> None:
-        assert self.server is not None
-        self.server.close()
-
-
-def _header(head: bytes, name: bytes) -> bytes | None:
-    for line in head.split(b"\r\n")[1:]:
-        key, _, value = line.partition(b":")
-        if key.strip().lower() == name:
-            return value.strip()
-    return None
-
-
-def _response(body: bytes, *, length: int | None = None, extra: bytes = b"") -> bytes:
-    size = len(body) if length is None else length
-    return (b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n" + extra
-            + b"content-length: %d\r\n\r\n" % size + body)
-
-
-def _answering(data: bytes) -> Answer:
-    async def answer(head, reader, writer):
-        writer.write(data)
-        await writer.drain()
-
-    return answer
-
-
-@pytest.fixture
-async def upstreams() -> AsyncIterator[Callable[..., Awaitable[Upstream]]]:
-    started: list[Upstream] = []
-
-    async def start(answer: Answer, address: str = "127.0.0.1", port: int = 0) -> Upstream:
-        upstream = await Upstream(answer, address, port).start()
-        started.append(upstream)
-        return upstream
-
-    yield start
-    for upstream in started:
-        await upstream.stop()
 
 
 def _guard(settings: Settings, table: dict[str, object] | None = None, clock: FakeClock | None = None) -> Guard:
@@ -143,7 +71,7 @@ async def test_silence_before_the_head_is_the_read_timeout(upstreams, transport)
 
 async def test_silence_in_the_body_is_the_read_timeout(upstreams, transport):
     async def stalls(head, reader, writer):
-        writer.write(_response(b"x", length=10))
+        writer.write(raw_answer(b"x", length=10))
         await writer.drain()
         await asyncio.sleep(2)
 
@@ -179,9 +107,9 @@ async def test_a_full_listen_queue_is_the_connect_timeout(upstreams):
 
 
 async def test_a_body_beyond_the_limit_is_refused_and_a_truncated_one_is_broken(upstreams, transport):
-    big = await upstreams(_answering(_response(b"x" * 1000)))
-    announced = await upstreams(_answering(_response(b"x" * 10, length=10**9)))
-    truncated = await upstreams(_answering(_response(b"x" * 10, length=100)))
+    big = await upstreams(answering(raw_answer(b"x" * 1000)))
+    announced = await upstreams(answering(raw_answer(b"x" * 10, length=10**9)))
+    truncated = await upstreams(answering(raw_answer(b"x" * 10, length=100)))
     response = await transport.send("GET", big.url(), {}, None)
     with pytest.raises(BodyTooLarge):
         await response.read(100)
@@ -195,7 +123,7 @@ async def test_a_body_beyond_the_limit_is_refused_and_a_truncated_one_is_broken(
 
 
 async def test_an_answer_within_the_limit_is_read_whole(upstreams, transport):
-    upstream = await upstreams(_answering(_response(b'{"ok":true}', extra=b"x-a: 1\r\nx-a: 2\r\n")))
+    upstream = await upstreams(answering(raw_answer(b'{"ok":true}', extra=b"x-a: 1\r\nx-a: 2\r\n")))
     response = await transport.send("GET", upstream.url(), {}, None)
     assert (response.status, response.content_type) == (200, "application/json")
     assert [value for name, value in response.headers if name == "x-a"] == ["1", "2"]
@@ -250,20 +178,10 @@ async def test_closing_a_stream_drops_the_upstream_connection(upstreams, transpo
     await asyncio.wait_for(dropped.wait(), 3)
 
 
-HEADER_CASES = {
-    "json post": ("POST", {"content-type": "application/json", "authorization": "Bearer sk-x"}, b"{}"),
-    "get": ("GET", {}, None),
-    "untyped body": ("POST", {}, b"xx"),
-    "own agent and accept": ("GET", {"User-Agent": "mine", "Accept": "text/plain"}, None),
-    "post without body": ("POST", {}, None),
-    "delete": ("DELETE", {"x-api-key": "k"}, None),
-}
-
-
 @pytest.mark.parametrize("case", list(HEADER_CASES))
 async def test_the_wire_carries_what_the_aiohttp_transport_sends(upstreams, case):
     method, headers, body = HEADER_CASES[case]
-    upstream = await upstreams(_answering(_response(b"{}")))
+    upstream = await upstreams(answering(raw_answer(b"{}")))
     seen = []
     for transport in _both(LOOPBACK):
         try:
@@ -283,25 +201,12 @@ def _both(settings: Settings, table: dict[str, object] | None = None) -> list[Tr
     return [ReqwestTransport(settings, _guard(settings, table)), AiohttpTransport(session)]
 
 
-def _compressed(encoding: str, data: bytes) -> bytes:
-    if encoding == "gzip":
-        return gzip.compress(data)
-    if encoding == "deflate":
-        return zlib.compress(data)
-    if encoding == "raw deflate":
-        compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
-        return compressor.compress(data) + compressor.flush()
-    if encoding == "br":
-        return brotli.compress(data)
-    return data
-
-
 @pytest.mark.parametrize("encoding", ["gzip", "deflate", "raw deflate", "br", "GZIP", "identity", "zstd"])
 async def test_an_encoded_answer_reads_as_with_aiohttp(upstreams, encoding):
     plain = b'{"choices":[{"text":"' + b"ha" * 5000 + b'"}]}'
-    body = _compressed(encoding.lower(), plain)
+    body = compressed(encoding.lower(), plain)
     header = b"deflate" if encoding == "raw deflate" else encoding.encode()
-    upstream = await upstreams(_answering(_response(body, extra=b"content-encoding: " + header + b"\r\n")))
+    upstream = await upstreams(answering(raw_answer(body, extra=b"content-encoding: " + header + b"\r\n")))
     results: list[bytes | type[Exception]] = []
     for transport in _both(LOOPBACK):
         try:
@@ -321,14 +226,14 @@ async def test_an_encoded_answer_reads_as_with_aiohttp(upstreams, encoding):
 async def test_a_gzip_bomb_stops_at_the_cap(upstreams, transport):
     compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
     bomb = b"".join([compressor.compress(b"\0" * (1 << 20)) for _ in range(64)] + [compressor.flush()])
-    upstream = await upstreams(_answering(_response(bomb, extra=b"content-encoding: gzip\r\n")))
+    upstream = await upstreams(answering(raw_answer(bomb, extra=b"content-encoding: gzip\r\n")))
     response = await transport.send("GET", upstream.url(), {}, None)
     with pytest.raises(BodyTooLarge):
         await response.read(1 << 20)
 
 
 async def test_broken_gzip_is_a_broken_body(upstreams, transport):
-    upstream = await upstreams(_answering(_response(b"not gzip at all", extra=b"content-encoding: gzip\r\n")))
+    upstream = await upstreams(answering(raw_answer(b"not gzip at all", extra=b"content-encoding: gzip\r\n")))
     response = await transport.send("GET", upstream.url(), {}, None)
     with pytest.raises(BodyBroken):
         await response.read(1000)
@@ -339,19 +244,19 @@ async def test_broken_gzip_is_a_broken_body(upstreams, transport):
 
 async def test_a_name_connects_to_the_checked_address_not_the_systems(upstreams):
     # "localhost" is 127.0.0.1 to the system; the guard's resolver says 127.0.0.2, where the upstream is.
-    upstream = await upstreams(_answering(_response(b"{}")), address="127.0.0.2")
+    upstream = await upstreams(answering(raw_answer(b"{}")), address="127.0.0.2")
     sent = ReqwestTransport(LOOPBACK, _guard(LOOPBACK, {"localhost": ["127.0.0.2"]}))
     try:
         response = await sent.send("GET", upstream.url("localhost"), {}, None)
         assert await response.read(100) == b"{}"
     finally:
         await sent.close()
-    assert _header(upstream.heads[0], b"host") == b"localhost:%d" % upstream.port  # the name, not the address
+    assert header(upstream.heads[0], b"host") == b"localhost:%d" % upstream.port  # the name, not the address
 
 
 async def test_a_rebinding_answer_waits_for_the_verdicts_ttl(upstreams):
-    first = await upstreams(_answering(_response(b'"first"')), address="127.0.0.2")
-    second = await upstreams(_answering(_response(b'"second"')), address="127.0.0.3", port=first.port)
+    first = await upstreams(answering(raw_answer(b'"first"')), address="127.0.0.2")
+    second = await upstreams(answering(raw_answer(b'"second"')), address="127.0.0.3", port=first.port)
     clock = FakeClock()
     guard = _guard(LOOPBACK, {"localhost": [["127.0.0.2"], ["127.0.0.3"]]}, clock)
     sent = ReqwestTransport(LOOPBACK, guard)
@@ -368,7 +273,7 @@ async def test_a_rebinding_answer_waits_for_the_verdicts_ttl(upstreams):
 
 
 async def test_a_refused_name_opens_no_connection(upstreams):
-    upstream = await upstreams(_answering(_response(b"{}")))
+    upstream = await upstreams(answering(raw_answer(b"{}")))
     sent = ReqwestTransport(NOT_TRUSTED, _guard(NOT_TRUSTED, {"sneaky.example.com": ["127.0.0.1"]}))
     try:
         with pytest.raises(InvalidCustomHost, match="resolves to 127.0.0.1"):
@@ -381,7 +286,7 @@ async def test_a_refused_name_opens_no_connection(upstreams):
 
 
 async def test_the_next_checked_address_is_tried_when_connecting_fails(upstreams):
-    upstream = await upstreams(_answering(_response(b"{}")), address="127.0.0.3")
+    upstream = await upstreams(answering(raw_answer(b"{}")), address="127.0.0.3")
     sent = ReqwestTransport(LOOPBACK, _guard(LOOPBACK, {"localhost": ["127.0.0.2", "127.0.0.3"]}))
     try:
         response = await sent.send("GET", upstream.url("localhost"), {}, None)  # nothing on 127.0.0.2
@@ -391,7 +296,7 @@ async def test_the_next_checked_address_is_tried_when_connecting_fails(upstreams
 
 
 async def test_an_allow_list_change_retires_the_pinned_clients(upstreams):
-    upstream = await upstreams(_answering(_response(b"{}")))
+    upstream = await upstreams(answering(raw_answer(b"{}")))
     guard = _guard(LOOPBACK)
     sent = ReqwestTransport(LOOPBACK, guard)
     try:
@@ -444,7 +349,7 @@ async def test_the_pool_closes_a_client_only_after_its_requests():
 
 async def test_a_cancelled_read_lets_go_of_its_client(upstreams, transport):
     async def stalls(head, reader, writer):
-        writer.write(_response(b"x", length=10))
+        writer.write(raw_answer(b"x", length=10))
         await writer.drain()
         await asyncio.sleep(2)
 
@@ -458,44 +363,9 @@ async def test_a_cancelled_read_lets_go_of_its_client(upstreams, transport):
     assert [lease.holders for lease in transport._clients._leases.values()] == [0]
 
 
-class KeepAlive:
-    """A raw HTTP/1.1 server that answers every request on a connection with ``answer`` and counts the
-    connections it accepted: a client that drops connections instead of pooling them opens more."""
-
-    def __init__(self, answer: bytes) -> None:
-        self.answer, self.connections = answer, 0
-        self.server: asyncio.Server | None = None
-
-    async def __aenter__(self) -> KeepAlive:
-        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            self.connections += 1
-            try:
-                for _ in range(1000):
-                    head = await reader.readuntil(b"\r\n\r\n")
-                    if length := _header(head, b"content-length"):
-                        await reader.readexactly(int(length))
-                    writer.write(self.answer)
-                    await writer.drain()
-            except (ConnectionError, asyncio.IncompleteReadError):
-                pass
-            finally:
-                writer.close()
-
-        self.server = await asyncio.start_server(handle, "127.0.0.1", 0)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self.server is not None
-        self.server.close()
-
-    def url(self, path: str) -> str:
-        assert self.server is not None
-        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}{path}"
-
-
 CHUNKED = (b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
            b"b\r\n{\"ok\":true}\r\n0\r\n\r\n")
-FRAMINGS = {"content-length": _response(b'{"ok":true}'), "chunked": CHUNKED}
+FRAMINGS = {"content-length": raw_answer(b'{"ok":true}'), "chunked": CHUNKED}
 CHAT = ("POST", "/v1/chat/completions", b'{"model":"m","messages":[]}')  # read ahead: cannot be a stream
 OTHER = ("POST", "/v1/x", b"{}")  # read one byte ahead: could be a stream
 

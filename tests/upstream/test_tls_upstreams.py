@@ -1,4 +1,4 @@
-"""HTTPS upstreams: every https client checks the certificate against the system's roots, exactly as before
+"""HTTPS upstreams, through the default transport and pyreqwest's: every https client checks the certificate against the system's roots, exactly as before
 plain-http clients stopped loading them. A local CA (generated here) stands in for a public one: refused
 while the system does not trust it, accepted once ``SSL_CERT_FILE`` names it."""
 
@@ -19,6 +19,7 @@ from cryptography.x509.oid import NameOID
 
 from sluicegate.settings import Settings
 from sluicegate.upstream.guard import Guard, GuardPolicy
+from sluicegate.upstream.h1 import H1Transport
 from sluicegate.upstream.reqwest import ReqwestTransport
 from sluicegate.upstream.transport import TransportError
 from tests.upstream.guard_stubs import FakeClock, StubResolver
@@ -77,9 +78,8 @@ async def tls_upstream(tmp_path: Path) -> AsyncIterator[tuple[str, Path]]:
     server.close()
 
 
-async def _status(url: str) -> int:
-    transport = ReqwestTransport(LOOPBACK, Guard(GuardPolicy.from_settings(LOOPBACK), resolver=StubResolver({}),
-                                                 clock=FakeClock()))
+async def _status(url: str, kind: type[H1Transport | ReqwestTransport]) -> int:
+    transport = kind(LOOPBACK, Guard(GuardPolicy.from_settings(LOOPBACK), resolver=StubResolver({}), clock=FakeClock()))
     try:
         response = await transport.send("POST", url, {"content-type": "application/json"}, b'{"model":"m"}')
         await response.read(100)
@@ -88,13 +88,14 @@ async def _status(url: str) -> int:
         await transport.close()
 
 
-async def test_an_https_upstream_is_trusted_only_through_the_systems_roots(tls_upstream, monkeypatch):
+@pytest.mark.parametrize("kind", [H1Transport, ReqwestTransport])
+async def test_an_https_upstream_is_trusted_only_through_the_systems_roots(tls_upstream, monkeypatch, kind):
     url, ca_file = tls_upstream
     monkeypatch.delenv("SSL_CERT_DIR", raising=False)
     monkeypatch.delenv("SSL_CERT_FILE", raising=False)
     with pytest.raises(TransportError):  # a certificate from an unknown CA
-        await _status(url)
+        await _status(url, kind)
     monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))
-    assert await _status(url) == 200
+    assert await _status(url, kind) == 200
     with pytest.raises(TransportError):  # the same server through plain http: no answer, never a skipped check
-        await _status(url.replace("https://", "http://"))
+        await _status(url.replace("https://", "http://"), kind)
