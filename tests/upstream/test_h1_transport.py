@@ -494,3 +494,27 @@ async def test_an_allow_list_change_closes_the_kept_connections():
             assert upstream.connections == 2
     finally:
         await sent.close()
+
+
+async def test_a_second_answer_to_one_request_is_ignored_and_its_connection_not_kept(transport):
+    async with KeepAlive(raw_answer(b'"asked"') + raw_answer(b'"unasked"')) as upstream:
+        for _ in range(2):
+            assert await _text(transport, upstream.url("/v1/x")) == b'"asked"'
+        assert upstream.connections == 2
+
+
+async def test_bytes_on_an_idle_connection_retire_it(upstreams, transport):
+    async def then_unasked(head, reader, writer):
+        writer.write(raw_answer(b'"asked"'))
+        await writer.drain()
+        await asyncio.sleep(0.1)
+        writer.write(raw_answer(b'"unasked"'))
+        await writer.drain()
+        await asyncio.sleep(1)
+
+    upstream = await upstreams(then_unasked)
+    assert await _text(transport, upstream.url()) == b'"asked"'
+    await asyncio.sleep(0.3)
+    assert transport.connections_idle() == 0
+    assert await _text(transport, upstream.url()) == b'"asked"'
+    assert len(upstream.heads) == 2

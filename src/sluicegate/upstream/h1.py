@@ -123,9 +123,11 @@ class _Connection(asyncio.Protocol):
         self.idle_since = 0.0
         self._waiter: asyncio.Future[None] | None = None
         self.begin(skip_body=False)
+        self.busy = False  # until a request is written
 
     def begin(self, *, skip_body: bool) -> None:
         """Ready for the next answer (``skip_body``: it answers a HEAD request)."""
+        self.busy = True
         self.skip_body = skip_body
         self.status = 0
         self.headers: list[tuple[str, str]] = []
@@ -133,6 +135,7 @@ class _Connection(asyncio.Protocol):
         self.complete = False
         self.keep_alive = False
         self.informational = False
+        self.surplus = False
         self.received = False
         self.error: BaseException | None = None
         self.chunks: deque[bytes] = deque()
@@ -145,6 +148,9 @@ class _Connection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
+        if not self.busy:  # bytes nobody asked for, on a kept connection: it cannot be trusted with an answer
+            self.abort()
+            return
         self.received = True
         try:
             self.parser.feed_data(data)
@@ -174,10 +180,18 @@ class _Connection(asyncio.Protocol):
 
     # -- llhttp's callbacks -----------------------------------------------------------------------------
 
+    def on_message_begin(self) -> None:
+        if self.complete:  # a second answer to one request: ignored, and the connection is not kept
+            self.surplus = True
+            self.keep_alive = False
+
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name.decode("latin-1").lower(), value.decode("latin-1")))
+        if not self.surplus:
+            self.headers.append((name.decode("latin-1").lower(), value.decode("latin-1")))
 
     def on_headers_complete(self) -> None:
+        if self.surplus:
+            return
         status = self.parser.get_status_code()
         if 100 <= status < 200:  # 100 Continue and the like: the answer is still to come
             self.informational = True
@@ -200,6 +214,8 @@ class _Connection(asyncio.Protocol):
         self._wake()
 
     def on_message_complete(self) -> None:
+        if self.surplus:
+            return
         if self.informational:
             self.informational = False
             return
@@ -288,12 +304,13 @@ class _Pool:
     def idle_count(self) -> int:
         return sum(map(len, self._idle.values()))
 
-    async def take(self, key: ConnectionKey) -> _Connection | None:
-        """A kept connection to ``key``, or None once the caller may open one: it then owns that place until
-        ``opened`` or ``unreserve``. At the limit, an idle connection to another origin is closed to make
-        room, or the caller waits for one to be given back or closed."""
+    async def take(self, key: ConnectionKey, *, reuse: bool = True) -> _Connection | None:
+        """A kept connection to ``key`` (unless not ``reuse``), or None once the caller may open one: it then
+        owns that place until ``opened`` or ``unreserve``. At the limit, an idle connection (to another
+        origin, or any when not reusing) is closed to make room, or the caller waits for one to be given
+        back or closed."""
         while True:
-            idle = self._idle.get(key)
+            idle = self._idle.get(key) if reuse else None
             while idle:
                 connection = idle.pop()
                 if not connection.lost:
@@ -334,6 +351,7 @@ class _Pool:
             connection.abort()
             self.forget(connection)
             return
+        connection.busy = False
         connection.idle_since = self._clock()
         self._idle.setdefault(connection.key, []).append(connection)
         if self._sweep is None:
@@ -442,8 +460,8 @@ class H1Transport:
 
     async def _exchange(self, key: ConnectionKey, target: _Target, request: Iterable[bytes],
                         head_only: bool) -> H1Response:
-        for _ in range(2):
-            connection = await self._connection(key, target)
+        for fresh in (False, True):
+            connection = await self._connection(key, target, reuse=not fresh)
             connection.begin(skip_body=head_only)
             assert connection.transport is not None
             connection.transport.writelines(request)
@@ -467,10 +485,10 @@ class H1Transport:
                 raise TransportError("ContentEncodingError") from None
         raise TransportError("ServerDisconnectedError")
 
-    async def _connection(self, key: ConnectionKey, target: _Target) -> _Connection:
+    async def _connection(self, key: ConnectionKey, target: _Target, *, reuse: bool) -> _Connection:
         pool = self._pool
         generation = pool.current_generation()
-        reused = await pool.take(key)
+        reused = await pool.take(key, reuse=reuse)
         if reused is not None:
             return reused
         try:
