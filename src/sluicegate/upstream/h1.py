@@ -53,7 +53,7 @@ from .addresses import parse_ip
 from .client import USER_AGENT
 from .decoding import BodyDecoder, DecodingFailed, decoder_for
 from .guard import Guard
-from .transport import BodyBroken, BodyTooLarge, TransportError, TransportTimeout
+from .transport import BodyBroken, TransportError, TransportTimeout, checked_addresses, read_within
 
 TARGET_CACHE_SIZE = 1024
 IDLE_CONNECTION_S = 30.0  # as the aiohttp connector's keepalive_timeout
@@ -438,15 +438,8 @@ class H1Transport:
         self, method: str, url: str, headers: dict[str, str] | CIMultiDict[str], body: bytes | None
     ) -> H1Response:
         target = self._target(url)
-        self._guard.check_url(target.origin)  # cached; refuses with InvalidCustomHost
-        if target.address is not None:
-            addresses: tuple[str, ...] = (target.address,)
-        else:
-            try:
-                addresses = await self._resolver.addresses(target.server_name, target.port)
-            except OSError as exc:  # the name did not resolve (the words are the resolver's, as with aiohttp)
-                raise TransportError("ClientConnectorDNSError",
-                                     connect_reason=exc.strerror or type(exc).__name__) from exc
+        addresses = await checked_addresses(self._guard, self._resolver, target.origin, target.server_name,
+                                            target.address, target.port)
         request = self._request(method, target, headers, body)
         last = len(addresses) - 1
         for index, address in enumerate(addresses):
@@ -598,19 +591,7 @@ class H1Response:
         return None
 
     async def read(self, limit: int) -> bytes:
-        if self._decoder is None and (announced := self.announced_length()) is not None and announced > limit:
-            self.close()
-            raise BodyTooLarge(f"larger than {limit} bytes")
-        body = bytearray()
-        try:
-            while chunk := await self.read_chunk():
-                body += chunk
-                if len(body) > limit:
-                    raise BodyTooLarge(f"larger than {limit} bytes")
-        except BaseException:
-            self.close()  # dropped, not pooled: an endless body stops flowing, a cancelled read lets go
-            raise
-        return bytes(body)
+        return await read_within(self, limit, self.announced_length() if self._decoder is None else None)
 
     async def read_chunk(self) -> bytes:
         """The next bytes as they arrive (decoded, if the upstream encoded them); b"" at the end."""

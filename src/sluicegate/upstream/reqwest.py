@@ -42,7 +42,7 @@ from .client import USER_AGENT
 from .decoding import BodyDecoder, DecodingFailed, decoder_for
 from .guard import Guard
 from .pinned import ClientKey, ClientPool, Lease
-from .transport import BodyBroken, BodyTooLarge, TransportError, TransportTimeout
+from .transport import BodyBroken, TransportError, TransportTimeout, checked_addresses, read_within
 
 TARGET_CACHE_SIZE = 1024
 IDLE_CONNECTION_S = 30.0  # as the aiohttp connector's keepalive_timeout
@@ -147,15 +147,8 @@ class ReqwestTransport:
         self, method: str, url: str, headers: dict[str, str] | CIMultiDict[str], body: bytes | None
     ) -> ReqwestResponse:
         target = self._target(url)
-        self._guard.check_url(target.origin)  # cached; refuses with InvalidCustomHost
-        if target.address is not None:
-            addresses: tuple[str, ...] = (target.address,)
-        else:
-            try:
-                addresses = await self._resolver.addresses(target.host, target.port)
-            except OSError as exc:  # the name did not resolve (the words are the resolver's, as with aiohttp)
-                raise TransportError("ClientConnectorDNSError",
-                                     connect_reason=exc.strerror or type(exc).__name__) from exc
+        addresses = await checked_addresses(self._guard, self._resolver, target.origin, target.host,
+                                            target.address, target.port)
         sent_headers = _wire_headers(method, headers, body)
         buffer = read_ahead(target, body)
         last = len(addresses) - 1
@@ -237,19 +230,7 @@ class ReqwestResponse:
         self._done = False
 
     async def read(self, limit: int) -> bytes:
-        if self._decoder is None and self._remaining is not None and self._remaining > limit:
-            self.close()
-            raise BodyTooLarge(f"larger than {limit} bytes")
-        body = bytearray()
-        try:
-            while chunk := await self.read_chunk():
-                body += chunk
-                if len(body) > limit:
-                    raise BodyTooLarge(f"larger than {limit} bytes")
-        except BaseException:
-            self.close()  # dropped, not pooled: an endless body stops flowing, a cancelled read lets go
-            raise
-        return bytes(body)
+        return await read_within(self, limit, self._remaining if self._decoder is None else None)
 
     async def read_chunk(self) -> bytes:
         """The next bytes as they arrive (decoded, if the upstream encoded them); b"" at the end."""

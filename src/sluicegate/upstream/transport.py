@@ -20,7 +20,7 @@ from typing import NoReturn, Protocol
 import aiohttp
 from multidict import CIMultiDict
 
-from .guard import blocked_reason
+from .guard import Guard, GuardedResolver, blocked_reason
 
 
 class TransportError(Exception):
@@ -65,6 +65,40 @@ class TransportResponse(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+async def checked_addresses(guard: Guard, resolver: GuardedResolver, origin: str, name: str,
+                            literal: str | None, port: int) -> tuple[str, ...]:
+    """Where a pinning transport may connect for ``origin``: its IP literal, or every address the guard's
+    resolver judged ``name`` to have (cached for the verdict's TTL). The origin passes the request-time check
+    first (``check_url``, cached). A refusal raises ``InvalidCustomHost`` before any socket opens."""
+    guard.check_url(origin)
+    if literal is not None:
+        return (literal,)
+    try:
+        return await resolver.addresses(name, port)
+    except OSError as exc:  # the name did not resolve (the words are the resolver's, as with aiohttp)
+        raise TransportError("ClientConnectorDNSError", connect_reason=exc.strerror or type(exc).__name__) from exc
+
+
+async def read_within(response: TransportResponse, limit: int, announced: int | None) -> bytes:
+    """``response``'s whole body through its ``read_chunk``, for transports that hand bytes over as they come:
+    ``BodyTooLarge`` before reading when the bytes still ``announced`` (None: unknown, or decoded) exceed
+    ``limit``, else as soon as the count does. A failure, a cancellation or the limit closes the response
+    (dropped, not pooled: an endless body stops flowing, a cancelled read lets go)."""
+    if announced is not None and announced > limit:
+        response.close()
+        raise BodyTooLarge(f"larger than {limit} bytes")
+    body = bytearray()
+    try:
+        while chunk := await response.read_chunk():
+            body += chunk
+            if len(body) > limit:
+                raise BodyTooLarge(f"larger than {limit} bytes")
+    except BaseException:
+        response.close()
+        raise
+    return bytes(body)
 
 
 class Transport(Protocol):
