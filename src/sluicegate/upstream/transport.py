@@ -1,8 +1,10 @@
 """The transport seam: the one interface the exchange sends upstream requests through.
 
-``AiohttpTransport`` is the real one (the pooled session of ``client.py``); tests hand the dispatcher an
-in-process fake instead (``tests/fakes/transport.py``, like httpx's MockTransport), so the core runs against a
-scripted upstream in milliseconds. A transport speaks in the gateway's terms, never its library's:
+Three real ones, one setting apart (``SLUICEGATE_UPSTREAM_CLIENT``): ``h1.py``'s HTTP/1.1 on the event loop
+(the default), ``reqwest.py``'s pyreqwest clients, and ``AiohttpTransport`` here (the pooled session of
+``client.py``); tests hand the dispatcher an in-process fake instead (``tests/fakes/transport.py``, like
+httpx's MockTransport), so the core runs against a scripted upstream in milliseconds. A transport speaks in
+the gateway's terms, never its library's:
 
   - an upstream that cannot be reached or breaks off raises ``TransportError`` (``BodyBroken`` when the
     body's framing broke mid-read); ``kind`` names what happened, for messages;
