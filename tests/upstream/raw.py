@@ -7,6 +7,7 @@ import asyncio
 import gzip
 import zlib
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import brotli
 
@@ -128,3 +129,6 @@ HEADER_CASES = {
 }
 
 
+async def read_text(transport: Any, url: str, method: str = "GET", body: bytes | None = None) -> bytes:
+    """A whole answer's body through ``transport`` (any of the gateway's), read within 1 MiB."""
+    return await (await transport.send(method, url, {}, body)).read(1 << 20)

@@ -20,7 +20,7 @@ from sluicegate.upstream.guard import Guard, GuardPolicy
 from sluicegate.upstream.h1 import H1Transport, _Target
 from sluicegate.upstream.transport import BodyBroken, TransportError
 from tests.upstream.guard_stubs import FakeClock, StubResolver
-from tests.upstream.raw import KeepAlive, answering, header, raw_answer
+from tests.upstream.raw import KeepAlive, answering, header, raw_answer, read_text
 
 LOOPBACK = Settings(host="127.0.0.1", upstream_connect_timeout_s=2, upstream_read_timeout_s=0.3)
 CHUNKED = (b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
@@ -36,10 +36,6 @@ async def transport() -> AsyncIterator[H1Transport]:
     sent = H1Transport(LOOPBACK, _guard(LOOPBACK))
     yield sent
     await sent.close()
-
-
-async def _text(sent: H1Transport, url: str, method: str = "GET", body: bytes | None = None) -> bytes:
-    return await (await sent.send(method, url, {}, body)).read(1 << 20)
 
 
 # --- failures in the transport's terms -----------------------------------------------------------------
@@ -83,7 +79,7 @@ async def test_informational_answers_are_skipped(upstreams, transport):
 
 async def test_a_body_framed_by_the_connections_end_ends_there(upstreams, transport):
     upstream = await upstreams(answering(b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\nuntil the end"))
-    assert await _text(transport, upstream.url()) == b"until the end"
+    assert await read_text(transport, upstream.url()) == b"until the end"
     assert transport.connections_in_use() == 0
 
 
@@ -192,7 +188,7 @@ def test_a_url_that_cannot_be_sent_is_refused(url):
 async def test_an_upstream_that_asks_to_close_is_not_reused(transport):
     async with KeepAlive(raw_answer(b"{}", extra=b"connection: close\r\n")) as upstream:
         for _ in range(3):
-            assert await _text(transport, upstream.url("/v1/x")) == b"{}"
+            assert await read_text(transport, upstream.url("/v1/x")) == b"{}"
         assert upstream.connections == 3
 
 
@@ -200,16 +196,16 @@ async def test_a_kept_connection_the_upstream_closed_is_replaced_once(upstreams,
     # Answers one request per connection without saying so: the kept connection is closed under us.
     upstream = await upstreams(answering(raw_answer(b"{}")))
     for _ in range(5):
-        assert await _text(transport, upstream.url(), "POST", b"{}") == b"{}"
+        assert await read_text(transport, upstream.url(), "POST", b"{}") == b"{}"
     assert len(upstream.heads) == 5
 
 
 async def test_an_idle_connection_is_closed_after_its_time(transport):
     transport._pool._idle_s = 0.1
     async with KeepAlive(raw_answer(b"{}")) as upstream:
-        assert await _text(transport, upstream.url("/v1/x")) == b"{}"
+        assert await read_text(transport, upstream.url("/v1/x")) == b"{}"
         await asyncio.sleep(0.3)
-        assert await _text(transport, upstream.url("/v1/x")) == b"{}"
+        assert await read_text(transport, upstream.url("/v1/x")) == b"{}"
         assert upstream.connections == 2
 
 
@@ -219,7 +215,7 @@ async def test_the_pool_size_bounds_open_connections():
     sent = H1Transport(settings, _guard(settings))
     try:
         async with KeepAlive(raw_answer(b"{}")) as upstream:
-            texts = await asyncio.gather(*[_text(sent, upstream.url("/v1/x")) for _ in range(10)])
+            texts = await asyncio.gather(*[read_text(sent, upstream.url("/v1/x")) for _ in range(10)])
             assert texts == [b"{}"] * 10
             assert upstream.connections == 2
     finally:
@@ -235,10 +231,10 @@ async def test_an_allow_list_change_closes_the_kept_connections():
     try:
         async with KeepAlive(raw_answer(b"{}")) as upstream:
             for _ in range(2):
-                assert await _text(sent, upstream.url("/v1/x")) == b"{}"
+                assert await read_text(sent, upstream.url("/v1/x")) == b"{}"
             assert upstream.connections == 1
             guard.set_extra_allows(["10.0.0.9"])
-            assert await _text(sent, upstream.url("/v1/x")) == b"{}"
+            assert await read_text(sent, upstream.url("/v1/x")) == b"{}"
             assert upstream.connections == 2
     finally:
         await sent.close()
@@ -247,7 +243,7 @@ async def test_an_allow_list_change_closes_the_kept_connections():
 async def test_a_second_answer_to_one_request_is_ignored_and_its_connection_not_kept(transport):
     async with KeepAlive(raw_answer(b'"asked"') + raw_answer(b'"unasked"')) as upstream:
         for _ in range(2):
-            assert await _text(transport, upstream.url("/v1/x")) == b'"asked"'
+            assert await read_text(transport, upstream.url("/v1/x")) == b'"asked"'
         assert upstream.connections == 2
 
 
@@ -261,8 +257,8 @@ async def test_bytes_on_an_idle_connection_retire_it(upstreams, transport):
         await asyncio.sleep(1)
 
     upstream = await upstreams(then_unasked)
-    assert await _text(transport, upstream.url()) == b'"asked"'
+    assert await read_text(transport, upstream.url()) == b'"asked"'
     await asyncio.sleep(0.3)
     assert transport.connections_idle() == 0
-    assert await _text(transport, upstream.url()) == b'"asked"'
+    assert await read_text(transport, upstream.url()) == b'"asked"'
     assert len(upstream.heads) == 2

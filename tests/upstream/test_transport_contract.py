@@ -31,7 +31,7 @@ from sluicegate.upstream.transport import (
     TransportTimeout,
 )
 from tests.upstream.guard_stubs import FakeClock, StubResolver
-from tests.upstream.raw import HEADER_CASES, KeepAlive, answering, compressed, header, raw_answer
+from tests.upstream.raw import HEADER_CASES, KeepAlive, answering, compressed, header, raw_answer, read_text
 
 LOOPBACK = Settings(host="127.0.0.1", upstream_connect_timeout_s=2, upstream_read_timeout_s=0.3)
 NOT_TRUSTED = Settings(host="0.0.0.0", upstream_connect_timeout_s=2, upstream_read_timeout_s=0.3)
@@ -53,10 +53,6 @@ async def transport(kind) -> AsyncIterator[H1Transport | ReqwestTransport]:
     sent = kind(LOOPBACK, _guard(LOOPBACK))
     yield sent
     await sent.close()
-
-
-async def _text(sent, url: str) -> bytes:
-    return await (await sent.send("GET", url, {}, None)).read(1 << 20)
 
 
 async def _stalls(head, reader, writer) -> None:
@@ -262,7 +258,7 @@ async def test_an_encoded_answer_reads_as_with_aiohttp(upstreams, kind, encoding
     results: list[bytes | type[Exception]] = []
     for sent in _with_aiohttp(kind, {}):
         try:
-            results.append(await _text(sent, upstream.url()))
+            results.append(await read_text(sent, upstream.url()))
         except TransportError as exc:
             results.append(type(exc))
         finally:
@@ -298,7 +294,7 @@ async def test_a_name_connects_to_the_checked_address_not_the_systems(upstreams,
     upstream = await upstreams(answering(raw_answer(b"{}")), address="127.0.0.2")
     sent = kind(LOOPBACK, _guard(LOOPBACK, {"localhost": ["127.0.0.2"]}))
     try:
-        assert await _text(sent, upstream.url("localhost")) == b"{}"
+        assert await read_text(sent, upstream.url("localhost")) == b"{}"
     finally:
         await sent.close()
     assert header(upstream.heads[0], b"host") == b"localhost:%d" % upstream.port  # the name, not the address
@@ -313,7 +309,7 @@ async def test_a_rebinding_answer_waits_for_the_verdicts_ttl(upstreams, kind):
         bodies = []
         for advance in (0, 5, 60):  # the verdict lives 30 s
             clock.advance(advance)
-            bodies.append(await _text(sent, first.url("localhost")))
+            bodies.append(await read_text(sent, first.url("localhost")))
         assert bodies == [b'"first"', b'"first"', b'"second"']
     finally:
         await sent.close()
@@ -337,6 +333,6 @@ async def test_the_next_checked_address_is_tried_when_connecting_fails(upstreams
     upstream = await upstreams(answering(raw_answer(b"{}")), address="127.0.0.3")
     sent = kind(LOOPBACK, _guard(LOOPBACK, {"localhost": ["127.0.0.2", "127.0.0.3"]}))
     try:
-        assert await _text(sent, upstream.url("localhost")) == b"{}"  # nothing listens on 127.0.0.2
+        assert await read_text(sent, upstream.url("localhost")) == b"{}"  # nothing listens on 127.0.0.2
     finally:
         await sent.close()

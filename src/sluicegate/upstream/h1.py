@@ -53,14 +53,21 @@ from .addresses import parse_ip
 from .client import USER_AGENT
 from .decoding import BodyDecoder, DecodingFailed, decoder_for
 from .guard import Guard
-from .transport import BodyBroken, TransportError, TransportTimeout, checked_addresses, read_within
+from .transport import (
+    DEFAULT_CONTENT_TYPE,
+    BodyBroken,
+    TransportError,
+    TransportTimeout,
+    checked_addresses,
+    declares_empty_body,
+    media_type,
+    read_within,
+    takes_default_type,
+)
 
 TARGET_CACHE_SIZE = 1024
 IDLE_CONNECTION_S = 30.0  # as the aiohttp connector's keepalive_timeout
 BUFFER_HIGH = 256 * 1024  # unread answer bytes at which reading from the upstream pauses
-_DEFAULT_CONTENT_TYPE = "application/octet-stream"  # what aiohttp reports when the header is missing
-_BODYLESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
-_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 # Framing is the transport's: a caller's value for these would contradict the bytes it sends.
 _FRAMING = frozenset({"host", "content-length", "transfer-encoding", "connection"})
@@ -159,9 +166,6 @@ class _Connection(asyncio.Protocol):
         except httptools.HttpParserError:
             self._fail(BodyBroken("InvalidResponse") if self.head_done else TransportError("InvalidResponse"))
 
-    def eof_received(self) -> bool:
-        return False  # close our side too
-
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
         if self.head_done and not self.complete and self.error is None and exc is None and self._to_the_end():
@@ -171,12 +175,6 @@ class _Connection(asyncio.Protocol):
             self.error = BodyBroken(kind) if self.head_done else TransportError(kind)
         self.pool.forget(self)
         self._wake()
-
-    def pause_writing(self) -> None:  # the request's bytes wait in the transport's buffer; nothing to hold back
-        pass
-
-    def resume_writing(self) -> None:
-        pass
 
     # -- llhttp's callbacks -----------------------------------------------------------------------------
 
@@ -545,8 +543,8 @@ class H1Transport:
                 continue
             names.add(lowered)
             lines.append(f"{lowered}: {value}\r\n")
-        if (body is not None or method in _BODY_METHODS) and "content-type" not in names:
-            lines.append(f"content-type: {_DEFAULT_CONTENT_TYPE}\r\n")
+        if takes_default_type(method, body) and "content-type" not in names:
+            lines.append(f"content-type: {DEFAULT_CONTENT_TYPE}\r\n")
         if "accept" not in names:
             lines.append("accept: */*\r\n")
         if "user-agent" not in names:
@@ -555,7 +553,7 @@ class H1Transport:
         if body is not None:
             lines.append(f"content-length: {len(body)}\r\n\r\n")
             return "".join(lines).encode("utf-8", "surrogateescape"), body
-        lines.append("\r\n" if method in _BODYLESS_METHODS else "content-length: 0\r\n\r\n")
+        lines.append("content-length: 0\r\n\r\n" if declares_empty_body(method, body) else "\r\n")
         return ("".join(lines).encode("utf-8", "surrogateescape"),)
 
     async def close(self) -> None:
@@ -577,8 +575,7 @@ class H1Response:
                 content_type = value
             elif name == "content-encoding" and encoding is None:
                 encoding = value
-        self.content_type = (content_type.partition(";")[0].strip().lower() if content_type
-                             else _DEFAULT_CONTENT_TYPE) or _DEFAULT_CONTENT_TYPE
+        self.content_type = media_type(content_type)
         self._decoder: BodyDecoder | None = decoder_for(encoding)
 
     def announced_length(self) -> int | None:

@@ -42,13 +42,20 @@ from .client import USER_AGENT
 from .decoding import BodyDecoder, DecodingFailed, decoder_for
 from .guard import Guard
 from .pinned import ClientKey, ClientPool, Lease
-from .transport import BodyBroken, TransportError, TransportTimeout, checked_addresses, read_within
+from .transport import (
+    DEFAULT_CONTENT_TYPE,
+    BodyBroken,
+    TransportError,
+    TransportTimeout,
+    checked_addresses,
+    declares_empty_body,
+    media_type,
+    read_within,
+    takes_default_type,
+)
 
 TARGET_CACHE_SIZE = 1024
 IDLE_CONNECTION_S = 30.0  # as the aiohttp connector's keepalive_timeout
-_DEFAULT_CONTENT_TYPE = "application/octet-stream"  # what aiohttp reports when the header is missing
-_BODYLESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
-_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 READ_AHEAD_BYTES = 256 * 1024  # what an answer that cannot be a stream may bring along with its head
 # Endpoints (OpenAI's and Anthropic's, which every unified endpoint and most passthroughs speak) where an
 # answer streams only when the request's JSON says ``"stream": true``.
@@ -220,8 +227,7 @@ class ReqwestResponse:
         self.status: int = response.status
         self.headers: Iterable[tuple[str, str]] = response.headers.items()
         content_type = response.get_header("content-type")
-        self.content_type = (content_type.partition(";")[0].strip().lower() if content_type
-                             else _DEFAULT_CONTENT_TYPE) or _DEFAULT_CONTENT_TYPE
+        self.content_type = media_type(content_type)
         self._decoder: BodyDecoder | None = decoder_for(response.get_header("content-encoding"))
         # Bytes still to come when the upstream announced a length: once they are in, the body is complete
         # and nothing more is awaited from the client (no read for the end, no context exit).
@@ -288,13 +294,13 @@ def _wire_headers(method: str, headers: dict[str, str] | CIMultiDict[str], body:
     application/octet-stream`` for a body (or a POST, PUT, PATCH without one) that declares no type, and
     ``content-length: 0`` for a method other than GET, HEAD, OPTIONS, TRACE without a body."""
     items = list(headers.items())
-    typeless = body is not None or method in _BODY_METHODS
-    empty = body is None and method not in _BODYLESS_METHODS
+    typeless = takes_default_type(method, body)
+    empty = declares_empty_body(method, body)
     if not (typeless or empty):
         return items
     names = {name.lower() for name, _ in items}
     if typeless and "content-type" not in names:
-        items.append(("content-type", _DEFAULT_CONTENT_TYPE))
+        items.append(("content-type", DEFAULT_CONTENT_TYPE))
     if empty and "content-length" not in names:
         items.append(("content-length", "0"))
     return items

@@ -24,6 +24,30 @@ from multidict import CIMultiDict
 
 from .guard import Guard, GuardedResolver, blocked_reason
 
+# What the aiohttp client added to a request, which every transport adds the same way (the wire is compared
+# in tests/upstream/test_transport_contract.py), and what it reported for an answer without a type.
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
+_BODYLESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+def takes_default_type(method: str, body: bytes | None) -> bool:
+    """A request that gets ``content-type: application/octet-stream`` when it declares no type: one with a
+    body, or a POST, PUT or PATCH without one."""
+    return body is not None or method in _BODY_METHODS
+
+
+def declares_empty_body(method: str, body: bytes | None) -> bool:
+    """A request without a body that says so (``content-length: 0``): any method but GET, HEAD, OPTIONS,
+    TRACE."""
+    return body is None and method not in _BODYLESS_METHODS
+
+
+def media_type(content_type: str | None) -> str:
+    """An answer's Content-Type as the gateway reads it: lower case, without parameters; the default when it
+    is missing or empty."""
+    return (content_type.partition(";")[0].strip().lower() if content_type else "") or DEFAULT_CONTENT_TYPE
+
 
 class TransportError(Exception):
     """No usable answer: refused connection, DNS failure, reset, broken body."""
