@@ -204,7 +204,12 @@ def test_streams_count_in_flight_until_they_end(lb_gateway, servers):
 
     a, b = servers
     config = least_busy(a, b)
+    # Each target's latency average starts from its warm-up sample: equal, dominant delays keep a few ms of
+    # machine noise in one lone sample from making a target look several times slower, which would send
+    # every stream below to the other one.
+    a.chat_delay = b.chat_delay = 0.2
     warm(lb_gateway, config, servers)
+    a.chat_delay = b.chat_delay = 0.0
     for server in servers:
         server.push(*[Reply(stream=chat_chunks("slow words here"), chunk_interval=0.4) for _ in range(4)])
     body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
