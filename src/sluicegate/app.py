@@ -53,6 +53,7 @@ from .server.gateway import Gateway
 from .server.hosts import HostPolicy
 from .server.limits_admin import add_limit_routes
 from .server.middleware import edge_middleware
+from .server.native import NATIVE, NativeServer
 from .server.observability import add_log_routes, add_metrics_route
 from .server.portkey_catalog import CATALOG_ADMIN, CatalogAdmin, add_portkey_catalog_routes
 from .server.readiness import READINESS, Readiness, add_probe_routes
@@ -121,8 +122,8 @@ def build_app(settings: Settings, *, transport: Transport | None = None) -> web.
                       changes=changes)
     hosts = HostPolicy.build(settings.host, settings.allowed_hosts)
     connections = ConnectionGuard(ConnectionLimits(settings.max_connections, settings.header_timeout_s))
-    app = web.Application(client_max_size=settings.max_body_bytes,
-                          middlewares=[edge_middleware(connections, hosts)])
+    edge = edge_middleware(connections, hosts)
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[edge])
     app[GATEWAY] = gateway
     app[CONNECTIONS] = connections  # serve.py's listening site puts every connection through it
     app.cleanup_ctx.extend([_store_context(gateway), _access_context(gateway), _catalog_context(gateway),
@@ -135,7 +136,10 @@ def build_app(settings: Settings, *, transport: Transport | None = None) -> web.
     add_portkey_catalog_routes(app.router)
     # Portkey's Admin API paths under /v1, before add_routes' /v1 catch-all (passthrough) can claim them.
     add_access_routes(app.router, workspaces="/v1/admin/workspaces", keys="/v1/api-keys", audit="/v1/audit-logs")
-    add_routes(app)
+    native_routes = add_routes(app)
+    if not settings.access_log:  # aiohttp's access log sees only the requests aiohttp serves
+        app[NATIVE] = NativeServer(app, edge, native_routes, connections, idle_timeout_s=settings.idle_timeout_s,
+                                   body_timeout_s=settings.body_timeout_s)
     add_probe_routes(app.router)
     add_metrics_route(app)
     services = _admin_services(gateway, vault)

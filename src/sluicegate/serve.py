@@ -21,6 +21,7 @@ from .app import build_app, refuse_per_worker_limits
 from .limits.registry import snapshot_of
 from .limits.store import LimitRepository
 from .server.connections import CONNECTIONS, GuardedSite
+from .server.native import NATIVE
 from .server.protocol_log import ProtocolLog
 from .server.readiness import READINESS, QuietProbesAccessLogger
 from .settings import Settings
@@ -102,7 +103,7 @@ async def serve_forever(settings: Settings, *, reuse_port: bool, announce: bool 
         gc.enable()
     raise_open_files_limit(2 * settings.max_connections + 256)  # each client may hold an upstream connection
     site = GuardedSite(runner, app[CONNECTIONS], settings.host, settings.port, reuse_port=reuse_port,
-                       backlog=1024)
+                       backlog=1024, native=app.get(NATIVE))
     await site.start()
     if announce:
         _announce(settings)

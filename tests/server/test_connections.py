@@ -111,6 +111,59 @@ def test_an_idle_keep_alive_connection_is_closed_after_the_idle_timeout(bounded_
     assert IDLE_TIMEOUT * 0.9 <= waited < IDLE_TIMEOUT + SLACK
 
 
+def _chat(upstream, *, close: bool = False) -> bytes:
+    body = b'{"model":"m","messages":[{"role":"user","content":"hi"}]}'
+    closing = "connection: close\r\n" if close else ""
+    return (f"POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+            f"x-portkey-provider: openai\r\nx-portkey-custom-host: {upstream.v1}\r\n{closing}"
+            f"content-length: {len(body)}\r\n\r\n").encode() + body
+
+
+def _read_answers(sock: socket.socket, count: int) -> list[bytes]:
+    """``count`` answers with a Content-Length, read in order off ``sock``."""
+    data, answers = b"", []
+    sock.settimeout(10)
+    while len(answers) < count:
+        head, sep, rest = data.partition(b"\r\n\r\n")
+        length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                       if line.lower().startswith(b"content-length:")), None) if sep else None
+        if length is not None and len(rest) >= length:
+            answers.append(head + sep + rest[:length])
+            data = rest[length:]
+            continue
+        chunk = sock.recv(65536)
+        assert chunk, f"closed after {len(answers)} answers"
+        data += chunk
+    return answers
+
+
+def test_an_idle_connection_after_a_chat_answer_is_closed_after_the_idle_timeout(bounded_gateway, upstream):
+    sock = _connect(bounded_gateway)  # chat requests are served by the native edge (server/native.py)
+    try:
+        for _ in range(2):  # kept alive between them
+            sock.sendall(_chat(upstream))
+            assert _read_answers(sock, 1)[0].startswith(b"HTTP/1.1 200")
+        waited = _closed_after(sock, IDLE_TIMEOUT + SLACK)
+    finally:
+        sock.close()
+    assert IDLE_TIMEOUT * 0.9 <= waited < IDLE_TIMEOUT + SLACK
+
+
+def test_pipelined_requests_of_both_edges_are_answered_in_order_on_one_connection(bounded_gateway, upstream):
+    health = b"GET /v1/health HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n"
+    sock = _connect(bounded_gateway)
+    try:
+        sock.sendall(_chat(upstream) + health + _chat(upstream) + health + _chat(upstream, close=True))
+        answers = _read_answers(sock, 5)
+        closed = _closed_after(sock, SLACK)
+    finally:
+        sock.close()
+    assert [answer.split(b" ", 2)[1] for answer in answers] == [b"200"] * 5
+    assert [b'"healthy"' in answer for answer in answers] == [False, True, False, True, False]
+    assert all(b'"chat.completion"' in answers[i] for i in (0, 2, 4))
+    assert closed < SLACK  # the last asked for it
+
+
 def test_a_body_that_trickles_in_gets_408_after_the_body_timeout(bounded_gateway, upstream):
     sock = _connect(bounded_gateway)
     head = (f"POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"

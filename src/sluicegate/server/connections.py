@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import orjson
 from aiohttp import web
@@ -61,6 +62,9 @@ class ConnectionGuard:
             # The task running this request's handler (``request.task`` is the connection's task instead).
             connection.request_started(asyncio.current_task())
         return connection
+
+    def connection_of(self, transport: asyncio.BaseTransport) -> _Guarded | None:
+        return self._open.get(transport)
 
     def cancel_requests(self) -> int:
         """Cancel every request still running (on shutdown, once the drain bound is over); how many."""
@@ -199,13 +203,21 @@ class _Guarded(asyncio.Protocol):
 CONNECTIONS = web.AppKey("connections", ConnectionGuard)
 
 
+class FrontEdge(Protocol):
+    """What serves connections before aiohttp's protocol does (server/native.py's NativeServer)."""
+
+    def protocols(self, aiohttp_protocol: Callable[[], asyncio.Protocol]) -> Callable[[], asyncio.Protocol]: ...
+
+    async def drained(self) -> None: ...
+
+
 class GuardedSite(web.BaseSite):
     """A TCP listening site (as aiohttp's TCPSite) whose connections go through a ConnectionGuard."""
 
     def __init__(self, runner: web.AppRunner, guard: ConnectionGuard, host: str, port: int, *,
-                 reuse_port: bool, backlog: int) -> None:
+                 reuse_port: bool, backlog: int, native: FrontEdge | None = None) -> None:
         super().__init__(runner, backlog=backlog)
-        self._app_runner, self._guard = runner, guard
+        self._app_runner, self._guard, self._native = runner, guard, native
         self._host, self._port, self._reuse_port = host, port, reuse_port
 
     @property
@@ -217,7 +229,14 @@ class GuardedSite(web.BaseSite):
         await super().start()
         server = self._app_runner.server
         assert server is not None  # the runner is set up before any site starts
+        protocol = server if self._native is None else self._native.protocols(server)
         self._server = await asyncio.get_running_loop().create_server(
-            self._guard.protocol_factory(server), self._host, self._port,
+            self._guard.protocol_factory(protocol), self._host, self._port,
             backlog=self._backlog, reuse_port=self._reuse_port,
         )
+
+    async def stop(self) -> None:
+        """No new connection; then the native edge's requests finish (aiohttp drains its own after this)."""
+        await super().stop()
+        if self._native is not None:
+            await self._native.drained()

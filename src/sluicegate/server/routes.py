@@ -20,7 +20,7 @@ from .gateway import Gateway
 from .headers import bearer_credential, parse_request_headers
 from .messages import ENDPOINTS as MESSAGES_ENDPOINTS
 from .messages import check_messages_body, in_anthropic_envelope
-from .middleware import answer_for
+from .middleware import Handler, answer_for
 from .paths import passthrough_tail
 from .streaming import relay_stream
 
@@ -193,13 +193,19 @@ def response_headers(state: RequestState, outcome: Outcome) -> CIMultiDict[str]:
     return headers
 
 
-def add_routes(app: web.Application) -> None:
+# The OpenAI routes whose common case the native edge serves (server/native.py); the same handlers as here.
+NATIVE_ENDPOINTS = {"/v1/chat/completions": "chat", "/v1/completions": "completions", "/v1/embeddings": "embeddings"}
+
+
+def add_routes(app: web.Application) -> dict[str, Handler]:
+    """Add the inference routes; returns the handlers of ``NATIVE_ENDPOINTS``, by path."""
     router = app.router
     router.add_get("/", root)
     router.add_get("/v1/health", health)
-    router.add_post("/v1/chat/completions", unified("chat"))
-    router.add_post("/v1/completions", unified("completions"))
-    router.add_post("/v1/embeddings", unified("embeddings"))
+    native = {path: unified(endpoint) for path, endpoint in NATIVE_ENDPOINTS.items()}
+    for path, handler in native.items():
+        router.add_post(path, handler)
     router.add_post("/v1/messages", in_anthropic_envelope(unified("messages")))
     router.add_post("/v1/messages/count_tokens", in_anthropic_envelope(unified("count_tokens")))
     router.add_route("*", "/v1/{tail:.*}", passthrough)
+    return native

@@ -1,0 +1,472 @@
+"""The inference routes' common case served on the event loop by a lean protocol; anything else by aiohttp.
+
+aiohttp's web layer costs a request more loop time than the rest of the hop's edge together: its request and
+response objects, its writer, a task and two loop turns per request (docs/transport.md, "Experiment: the
+server edge on the event loop"). ``NativeConnection`` sits where aiohttp's protocol would, behind the
+connection guard (connections.py), and serves the requests that make up a gateway's traffic itself:
+
+- a ``POST`` of HTTP/1.1 to one of its routes' paths exactly (routes.py's ``NATIVE_ENDPOINTS``: origin form,
+  no query), its head within ``HEAD_MAX`` bytes and ``HEADERS_MAX`` headers and parsed by llhttp, one
+  decimal ``Content-Length`` and no ``Transfer-Encoding``, ``Expect``, ``Content-Encoding`` or ``Upgrade``,
+  its body within ``BODY_MAX`` and without ``stream`` in it (streams, long-lived, stay on aiohttp's path,
+  where the relay is).
+
+Such a request runs the same middleware and route as on aiohttp's path (``edge_middleware`` and the route's
+handler, given a ``NativeRequest``), and its ``web.Response`` is written with the headers aiohttp's
+``prepare`` adds (``Content-Length``, a default ``Content-Type``, ``Date``, ``Server``, ``Connection:
+close`` when the connection ends). The first request that is anything else (a malformed head too) hands the
+connection to aiohttp's own protocol with every byte not yet served, for the rest of the connection's life:
+what aiohttp decides about it, it decides exactly as before. The hand-over happens only between requests,
+so answers keep their order.
+
+Also as on aiohttp's path: header text is decoded and written as aiohttp does it; a request whose body is on
+its way runs from its head on (no head timer) and gets ``body_timeout_s`` for the body; requests of one
+connection are served in order (pipelining); the handler is cancelled when the client leaves; no answer is
+served while the client does not read the last; an idle connection is closed after ``idle_timeout_s``; on
+shutdown idle connections close while running requests finish (connections.py's drain bound applies).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import httptools
+from aiohttp import web
+from aiohttp.helpers import parse_content_type, rfc822_formatted_time
+from aiohttp.http import SERVER_SOFTWARE
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from ..errors import InternalError
+from .connections import ConnectionGuard
+from .middleware import error_response
+
+log = logging.getLogger("sluicegate.server")
+
+# aiohttp's limits for a request line and for one header field, and its most headers: a longer head, or one
+# with more headers, goes to aiohttp, which applies them.
+HEAD_MAX = 8190
+HEADERS_MAX = 128
+BODY_MAX = 1024 * 1024  # a larger body is streamed by aiohttp's path (its limit and body timeout apply there)
+BUFFER_MAX = 2 * BODY_MAX  # bytes held while a request runs (pipelined ones) before reading pauses
+_HEAD_END = b"\r\n\r\n"
+_NATIVE_PREFIX = b"POST /v1/"  # every native path is under /v1
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
+_REFUSED_HEADERS = ("transfer-encoding", "expect", "content-encoding", "upgrade")
+_SERVER = SERVER_SOFTWARE.encode()
+
+Handler = Callable[[Any], Awaitable[web.StreamResponse]]
+Edge = Callable[[Any, Handler], Awaitable[web.StreamResponse]]
+
+
+class _Body:
+    """What server/bodies.py reads of a request's body stream: all of it, already received; or (None) a body
+    that did not arrive within the body timeout, whose read fails as a timed-out one does on aiohttp's path."""
+
+    __slots__ = ("_body",)
+
+    def __init__(self, body: bytes | None) -> None:
+        self._body = body
+
+    def is_eof(self) -> bool:
+        return self._body is not None
+
+    def read_nowait(self) -> bytes:
+        assert self._body is not None
+        return self._body
+
+
+class NativeRequest(dict):
+    """What the middleware and the inference routes read of a request, and nothing else: the method, path,
+    raw target, headers, the app, the body (``content``, ``content_length``, ``content_type``), the
+    transport (the connection guard's key) and the request's own state (a dict, as aiohttp's Request is)."""
+
+    __slots__ = ("app", "content", "content_length", "headers", "method", "path", "raw_path", "transport")
+
+    def __init__(self, app: web.Application, path: str, headers: CIMultiDictProxy[str], body: bytes | None,
+                 length: int, transport: asyncio.Transport) -> None:
+        super().__init__()
+        self.app, self.method, self.path, self.raw_path = app, "POST", path, path
+        self.headers, self.content, self.content_length, self.transport = headers, _Body(body), length, transport
+
+    async def read(self) -> bytes:
+        """Reached only for a body that did not come in time (server/bodies.py reads a whole one directly)."""
+        raise TimeoutError
+
+    @property
+    def content_type(self) -> str:
+        """As aiohttp's Request reads it, with aiohttp's own parser."""
+        raw = self.headers.get("content-type")
+        return "application/octet-stream" if raw is None else parse_content_type(raw)[0]
+
+
+class NativeServer:
+    """What every native connection of a worker shares: the routes, the middleware, the settings, and
+    the connections themselves (for shutdown)."""
+
+    def __init__(self, app: web.Application, edge: Edge, routes: Mapping[str, Handler], guard: ConnectionGuard,
+                 *, idle_timeout_s: float, body_timeout_s: float) -> None:
+        self.app, self.edge, self.guard = app, edge, guard
+        self.idle_timeout_s, self.body_timeout_s = idle_timeout_s, body_timeout_s
+        self.routes = {path.encode(): (path, handler) for path, handler in routes.items()}
+        self.aiohttp_protocol: Callable[[], asyncio.Protocol] = _not_serving
+        self.connections: set[NativeConnection] = set()
+        self.draining = False
+        self.running = 0  # requests being served
+        self._none_running: asyncio.Event | None = None  # set when the last one ends, once draining
+
+    def protocols(self, aiohttp_protocol: Callable[[], asyncio.Protocol]) -> Callable[[], asyncio.Protocol]:
+        """The protocol factory for a listening socket; ``aiohttp_protocol`` makes aiohttp's (hand-overs)."""
+        self.aiohttp_protocol = aiohttp_protocol
+        return lambda: NativeConnection(self)
+
+    async def drained(self) -> None:
+        """Shutdown, once no connection is accepted: idle connections close now, busy ones after their
+        answer; returns when none is busy (serve.py's drain bound cancels what runs too long)."""
+        self.draining = True
+        for connection in list(self.connections):
+            connection.close_if_idle()
+        if self.running:
+            self._none_running = asyncio.Event()
+            await self._none_running.wait()
+
+    def started(self) -> None:
+        self.running += 1
+
+    def finished(self) -> None:
+        self.running -= 1
+        if not self.running and self._none_running is not None:
+            self._none_running.set()
+
+
+NATIVE = web.AppKey("native", NativeServer)  # absent when the access log is on
+
+
+def _not_serving() -> asyncio.Protocol:
+    raise RuntimeError("the native server hands connections over only once it serves a socket")
+
+
+class NativeConnection(asyncio.Protocol):
+    """One client connection: native requests served one at a time, until it is handed to aiohttp."""
+
+    def __init__(self, server: NativeServer) -> None:
+        self._server = server
+        self._transport: asyncio.Transport | None = None
+        self._aiohttp: asyncio.Protocol | None = None  # set once the connection is handed over
+        self._buffer = bytearray()
+        self._task: asyncio.Task[None] | None = None  # the request being served
+        self._reading_paused = False
+        self._writing_paused = False
+        self._idle_since: float | None = None
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._body_ready: asyncio.Future[None] | None = None  # while a native request's body is on its way
+        self._body_end = 0  # how many buffered bytes make that body whole
+        self._headers: list[tuple[bytes, bytes]] = []  # filled by llhttp's callback while a head is parsed
+
+    # -- asyncio's protocol ----------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+        self._server.connections.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self._aiohttp is not None:
+            self._aiohttp.data_received(data)
+            return
+        self._idle_since = None
+        self._buffer += data
+        ready = self._body_ready
+        if ready is not None and len(self._buffer) >= self._body_end and not ready.done():
+            ready.set_result(None)
+        if self._task is None and not self._writing_paused:
+            self._serve_next()
+        elif len(self._buffer) > BUFFER_MAX and not self._reading_paused:
+            self._reading_paused = True
+            assert self._transport is not None
+            self._transport.pause_reading()
+
+    def eof_received(self) -> bool | None:
+        if self._aiohttp is not None:
+            return self._aiohttp.eof_received()
+        return None  # the transport closes: a request still running is cancelled (connection_lost)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._server.connections.discard(self)
+        self._stop_idle_timer()
+        if self._aiohttp is not None:
+            self._aiohttp.connection_lost(exc)
+        elif self._task is not None:
+            self._task.cancel()  # as aiohttp's handler_cancellation: the upstream call is aborted
+
+    def pause_writing(self) -> None:
+        if self._aiohttp is not None:
+            self._aiohttp.pause_writing()
+            return
+        self._writing_paused = True  # a client that does not read its answers gets no further one meanwhile
+
+    def resume_writing(self) -> None:
+        if self._aiohttp is not None:
+            self._aiohttp.resume_writing()
+            return
+        self._writing_paused = False
+        if self._task is None:
+            self._resume_reading()
+            if self._buffer:
+                self._serve_next()
+            else:
+                self._idle()
+
+    # -- llhttp's callback -----------------------------------------------------------------------------
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name, value))
+
+    # -- serving ---------------------------------------------------------------------------------------
+
+    def close_if_idle(self) -> None:
+        if self._task is None and self._aiohttp is None and self._transport is not None:
+            self._transport.close()
+
+    def _serve_next(self) -> None:
+        """Between requests: take the next one if it is native and whole; hand the connection over if it is
+        not native."""
+        if self._server.draining:  # none is taken now
+            if self._buffer:
+                self._hand_over()
+            else:
+                self.close_if_idle()
+            return
+        self._take_next()
+
+    def _take_next(self) -> None:
+        buffer = self._buffer
+        if not buffer:
+            return
+        head_end = buffer.find(_HEAD_END, 0, HEAD_MAX + len(_HEAD_END))
+        if head_end < 0:
+            if len(buffer) > HEAD_MAX or not _may_be_native(buffer):
+                self._hand_over()
+            return  # wait for the rest of the head
+        body_start = head_end + len(_HEAD_END)
+        request = self._native_head(bytes(buffer[:body_start]))
+        if request is None:
+            self._hand_over()
+            return
+        path, headers, length, keep_alive = request
+        if len(buffer) < body_start + length:
+            self._await_body(body_start + length)
+            return
+        body = bytes(buffer[body_start:body_start + length])
+        if b"stream" in body:  # possibly a stream: aiohttp's path has the relay
+            self._hand_over()
+            return
+        del buffer[:body_start + length]
+        self._start(path, headers, body, length, keep_alive=keep_alive)
+
+    def _start(self, path: str, headers: CIMultiDictProxy[str], body: bytes | None, length: int, *,
+               keep_alive: bool) -> None:
+        self._server.started()  # now, not when the task first runs: a drain must not miss it
+        self._task = asyncio.get_running_loop().create_task(self._serve(path, headers, body, length, keep_alive))
+
+    # -- a body on its way ---------------------------------------------------------------------------------
+
+    def _await_body(self, body_end: int) -> None:
+        """As on aiohttp's path, where the handler starts with the head: the request runs from here (no head
+        timer from the connection guard; shutdown's drain bound cancels it) and its body has
+        ``body_timeout_s`` to arrive."""
+        loop = asyncio.get_running_loop()
+        self._body_end, self._body_ready = body_end, loop.create_future()
+        self._server.started()
+        self._task = loop.create_task(self._wait_for_body(self._body_ready))
+
+    async def _wait_for_body(self, ready: asyncio.Future[None]) -> None:
+        transport = self._transport
+        assert transport is not None
+        guarded = self._server.guard.connection_of(transport)
+        if guarded is not None:
+            guarded.request_started(asyncio.current_task())
+        try:
+            late = False
+            try:
+                async with asyncio.timeout(self._server.body_timeout_s):
+                    await ready
+            except TimeoutError:
+                late = True
+            except asyncio.CancelledError:  # the client left, or shutdown's drain bound passed
+                transport.close()
+                raise
+            finally:
+                self._body_ready, self._task = None, None
+                if guarded is not None:
+                    guarded.request_finished()
+            if late:
+                self._answer_late_body()
+            elif not self._writing_paused:
+                self._take_next()  # whole now: served here (a drain waits for it), or handed to aiohttp
+        finally:
+            self._server.finished()  # after the request it became has started
+
+    def _answer_late_body(self) -> None:
+        """The body did not come in time: the route answers 408 as it does on aiohttp's path (server/bodies.py),
+        and the connection closes after it (what is left of the body cannot be told from a next request)."""
+        head_end = self._buffer.find(_HEAD_END)
+        request = self._native_head(bytes(self._buffer[:head_end + len(_HEAD_END)]))
+        assert request is not None  # the head that started the wait
+        self._buffer.clear()
+        path, headers, length, _ = request
+        self._start(path, headers, None, length, keep_alive=False)
+
+    def _native_head(self, head: bytes) -> tuple[str, CIMultiDictProxy[str], int, bool] | None:
+        """(path, headers, body length, keep-alive as llhttp reads the head: what aiohttp's parser decides)
+        when the head is one native requests have; else None."""
+        line_end = head.find(b"\r\n")
+        method, _, rest = head[:line_end].partition(b" ")
+        target, _, version = rest.partition(b" ")
+        route = self._server.routes.get(target)
+        if method != b"POST" or version != b"HTTP/1.1" or route is None or b"\n" in head.replace(b"\r\n", b""):
+            return None
+        self._headers = []
+        parser = httptools.HttpRequestParser(self)
+        try:
+            parser.feed_data(head)
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade):  # upgrades are aiohttp's to refuse
+            return None
+        # Decoded as aiohttp's parser decodes them, so that a route reads the same text on either path.
+        headers = CIMultiDict((name.decode("utf-8", "surrogateescape"), value.decode("utf-8", "surrogateescape"))
+                              for name, value in self._headers)
+        lengths = headers.getall("content-length", ())
+        if (len(self._headers) > HEADERS_MAX or len(lengths) != 1 or not (lengths[0].isascii() and lengths[0].isdigit())
+                or any(name in headers for name in _REFUSED_HEADERS)):
+            return None
+        length = int(lengths[0])
+        if length > BODY_MAX:
+            return None
+        return route[0], CIMultiDictProxy(headers), length, parser.should_keep_alive()
+
+    def _hand_over(self) -> None:
+        """aiohttp's protocol serves this connection from here on, starting with the bytes not yet served."""
+        transport = self._transport
+        assert transport is not None and self._task is None
+        self._stop_idle_timer()
+        self._server.connections.discard(self)
+        handler = self._aiohttp = self._server.aiohttp_protocol()
+        handler.connection_made(transport)
+        if self._writing_paused:  # the transport will tell aiohttp's protocol when it may write again
+            handler.pause_writing()
+        pending, self._buffer = bytes(self._buffer), bytearray()
+        self._resume_reading()
+        if pending:
+            handler.data_received(pending)
+
+    async def _serve(self, path: str, headers: CIMultiDictProxy[str], body: bytes | None, length: int,
+                     keep_alive: bool) -> None:
+        transport = self._transport
+        assert transport is not None
+        server = self._server
+        request = NativeRequest(server.app, path, headers, body, length, transport)
+        handler = server.routes[path.encode()][1]
+        keep_alive = keep_alive and not server.draining
+        try:
+            response = await server.edge(request, handler)
+            answer = _serialized(response, keep_alive)
+        except asyncio.CancelledError:  # the client left, or shutdown's drain bound passed
+            transport.close()
+            raise
+        except Exception:  # an answer aiohttp could not have written either (a control character in a header)
+            log.exception("could not write the answer to %s %s", request.method, path)
+            answer = _serialized(error_response(InternalError(), None), keep_alive)
+        finally:
+            self._task = None
+            server.finished()
+        if transport.is_closing():
+            return
+        transport.write(answer)
+        if not keep_alive:
+            transport.close()
+            return
+        if self._writing_paused:  # resume_writing serves what waits
+            return
+        self._resume_reading()
+        if self._buffer:
+            self._serve_next()
+        else:
+            self._idle()
+
+    def _resume_reading(self) -> None:
+        if self._reading_paused and self._transport is not None:
+            self._reading_paused = False
+            self._transport.resume_reading()
+
+    # -- the idle bound --------------------------------------------------------------------------------
+
+    def _idle(self) -> None:
+        """Between requests: closed after idle_timeout_s without a byte (one timer, re-armed only when it
+        fires, as the connection guard's head timer: a timer per request costs more than the bound)."""
+        if self._server.draining:
+            self.close_if_idle()
+            return
+        loop = asyncio.get_running_loop()
+        self._idle_since = loop.time()
+        if self._idle_timer is None:
+            self._idle_timer = loop.call_later(self._server.idle_timeout_s, self._idle_expired)
+
+    def _idle_expired(self) -> None:
+        self._idle_timer = None
+        since = self._idle_since
+        if since is None or self._task is not None:  # busy since: armed again when it next goes idle
+            return
+        left = since + self._server.idle_timeout_s - asyncio.get_running_loop().time()
+        if left > 0:
+            self._idle_timer = asyncio.get_running_loop().call_later(left, self._idle_expired)
+            return
+        self.close_if_idle()
+
+    def _stop_idle_timer(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+
+
+def _may_be_native(partial_head: bytearray) -> bool:
+    """Whether an incomplete head could still be a native request's: anything else goes to aiohttp at once
+    (whose parser may answer a malformed request line before the head is complete)."""
+    line = bytes(partial_head[:HEAD_MAX]).partition(b"\r\n")[0]
+    return line.startswith(_NATIVE_PREFIX) or _NATIVE_PREFIX.startswith(line)
+
+
+def _serialized(response: web.StreamResponse, keep_alive: bool) -> bytes:
+    """The answer's bytes, with what aiohttp's ``prepare`` adds to a complete response's headers."""
+    assert isinstance(response, web.Response)
+    body = response.body
+    assert body is None or isinstance(body, bytes)
+    status, headers = response.status, response.headers
+    empty = status < 200 or status in (204, 304)  # no body, and no length to say so (RFC 9110 8.6)
+    body = b"" if empty or body is None else body
+    lines = [b"HTTP/1.1 %d %s\r\n" % (status, response.reason.encode("utf-8"))]
+    for name, value in headers.items():
+        if name.lower() not in ("content-length", "transfer-encoding"):
+            lines.append(_header(name, value))
+    if not empty:
+        lines.append(b"Content-Length: %d\r\n" % len(body))
+    if body and "content-type" not in headers:
+        lines.append(b"Content-Type: application/octet-stream\r\n")
+    if "date" not in headers:
+        lines.append(b"Date: " + rfc822_formatted_time().encode() + b"\r\n")
+    if "server" not in headers:
+        lines.append(b"Server: " + _SERVER + b"\r\n")
+    if not keep_alive and "connection" not in headers:
+        lines.append(b"Connection: close\r\n")
+    lines.append(b"\r\n")
+    lines.append(body)
+    return b"".join(lines)
+
+
+def _header(name: str, value: str) -> bytes:
+    """As aiohttp's writer: control characters (but tab) refused, lone surrogates (bytes that were not UTF-8,
+    kept by the parser's surrogateescape) left out."""
+    if _CONTROL.search(name) or _CONTROL.search(value):
+        raise ValueError("a header name or value holds a control character")
+    return name.encode("utf-8", "ignore") + b": " + value.encode("utf-8", "ignore") + b"\r\n"

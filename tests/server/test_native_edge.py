@@ -1,0 +1,421 @@
+"""The native edge's protocol (server/native.py), in process: which requests it serves itself, and how it hands
+a connection to aiohttp's protocol with every byte it has not served, in order.
+
+The route and the middleware are stand-ins here; the whole gateway runs through the native edge in every
+black-box suite (a chat request without ``stream`` is served by it)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+import pytest
+from aiohttp import web
+
+from sluicegate.server.connections import ConnectionGuard, ConnectionLimits
+from sluicegate.server.native import BODY_MAX, HEAD_MAX, NativeServer
+
+CHAT = "/v1/chat/completions"
+
+
+class FakeTransport(asyncio.Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = bytearray()
+        self.closed = False
+        self.reading = True
+
+    def write(self, data) -> None:  # type: ignore[no-untyped-def]
+        self.written += data
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
+
+    def get_extra_info(self, name, default=None):  # type: ignore[no-untyped-def]
+        return default
+
+
+class AiohttpStandIn(asyncio.Protocol):
+    """Records what aiohttp's protocol would be given after a hand-over."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.BaseTransport | None = None
+        self.received = bytearray()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.received += data
+
+
+def _post(path: str = CHAT, body: bytes = b'{"model":"m","messages":[]}', *, extra: bytes = b"",
+          version: bytes = b"HTTP/1.1") -> bytes:
+    return (b"POST %s %s\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: %d\r\n%s\r\n%s"
+            % (path.encode(), version, len(body), extra, body))
+
+
+class Served:
+    def __init__(self, *, delay: float = 0.0) -> None:
+        self.requests: list[tuple[str, bytes]] = []
+        self.delay = delay
+
+    async def route(self, request) -> web.Response:  # type: ignore[no-untyped-def]
+        body = request.content.read_nowait()
+        self.requests.append((request.path, body))
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        return web.Response(status=200, body=orjson.dumps({"n": len(self.requests)}),
+                            headers={"content-type": "application/json"})
+
+
+async def _edge(request, handler):  # type: ignore[no-untyped-def]
+    return await handler(request)
+
+
+def _connection(route, *, idle_timeout_s: float = 60.0, body_timeout_s: float = 60.0):  # type: ignore[no-untyped-def]
+    """A native connection on a fake transport, serving ``route`` (a Served, or a handler) at CHAT."""
+    handler = route.route if isinstance(route, Served) else route
+    server = NativeServer(web.Application(), _edge, {CHAT: handler}, ConnectionGuard(ConnectionLimits()),
+                          idle_timeout_s=idle_timeout_s, body_timeout_s=body_timeout_s)
+    aiohttp_side: list[AiohttpStandIn] = []
+
+    def aiohttp_protocol() -> AiohttpStandIn:
+        aiohttp_side.append(AiohttpStandIn())
+        return aiohttp_side[-1]
+
+    connection = server.protocols(aiohttp_protocol)()
+    transport = FakeTransport()
+    connection.connection_made(transport)
+    return server, connection, transport, aiohttp_side
+
+
+async def _settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+def _answers(written: bytes) -> list[tuple[int, bytes]]:
+    answers, rest = [], bytes(written)
+    while rest:
+        head, _, rest = rest.partition(b"\r\n\r\n")
+        length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.startswith(b"Content-Length")))
+        answers.append((int(head.split(b" ")[1]), rest[:length]))
+        rest = rest[length:]
+    return answers
+
+
+async def test_a_plain_chat_request_is_answered_on_the_connection_itself():
+    served = Served()
+    _, connection, transport, aiohttp_side = _connection(served)
+
+    connection.data_received(_post())
+    await _settle()
+
+    assert served.requests == [(CHAT, b'{"model":"m","messages":[]}')]
+    assert _answers(transport.written) == [(200, b'{"n":1}')]
+    head = bytes(transport.written).split(b"\r\n\r\n")[0].lower()
+    assert b"\r\ndate: " in head and b"\r\nserver: " in head and b"connection: close" not in head
+    assert not aiohttp_side and not transport.closed
+
+
+async def test_pipelined_requests_are_answered_in_order_and_the_first_other_one_goes_to_aiohttp_with_its_bytes():
+    served = Served(delay=0.01)
+    _, connection, transport, aiohttp_side = _connection(served)
+    other = b"GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    after = _post(body=b'{"n":3}')
+
+    connection.data_received(_post(body=b'{"n":1}') + _post(body=b'{"n":2}') + other[:10])
+    connection.data_received(other[10:] + after)
+    await asyncio.sleep(0.1)
+
+    assert [body for _, body in served.requests] == [b'{"n":1}', b'{"n":2}']
+    assert _answers(transport.written) == [(200, b'{"n":1}'), (200, b'{"n":2}')]
+    assert len(aiohttp_side) == 1 and aiohttp_side[0].transport is transport
+    assert bytes(aiohttp_side[0].received) == other + after  # byte for byte, the native request after it too
+    connection.data_received(b"more")
+    assert bytes(aiohttp_side[0].received).endswith(b"more")  # the connection is aiohttp's from now on
+
+
+@pytest.mark.parametrize(("case", "request_bytes"), [
+    ("another path", _post("/v1/messages")),
+    ("a query", _post(CHAT + "?x=1")),
+    ("absolute form", _post("http://127.0.0.1" + CHAT)),
+    ("HTTP/1.0", _post(version=b"HTTP/1.0")),
+    ("GET", b"GET /v1/chat/completions HTTP/1.1\r\nHost: h\r\n\r\n"),
+    ("chunked body", b"POST /v1/chat/completions HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     b"2\r\n{}\r\n0\r\n\r\n"),
+    ("expect", _post(extra=b"Expect: 100-continue\r\n")),
+    ("compressed body", _post(extra=b"Content-Encoding: gzip\r\n")),
+    ("upgrade", _post(extra=b"Upgrade: websocket\r\nConnection: upgrade\r\n")),
+    ("two lengths", _post(extra=b"Content-Length: 27\r\n")),
+    ("no length", b"POST /v1/chat/completions HTTP/1.1\r\nHost: h\r\n\r\n"),
+    ("a signed length", _post().replace(b"Content-Length: 27", b"Content-Length: +27")),
+    ("a length in other digits", _post().replace(b"Content-Length: 27", b"Content-Length: \xb2")),
+    ("a stream", _post(body=b'{"model":"m","stream":true,"messages":[]}')),
+    ("a bare line feed", _post().replace(b"Host: 127.0.0.1\r\n", b"Host: 127.0.0.1\n")),
+    ("a malformed header", _post(extra=b"Bad Header: x\r\n")),
+    ("a malformed request line", b"GARBAGE\r\n"),
+    ("too many headers", _post(extra=b"".join(b"X-%d: 1\r\n" % n for n in range(128)))),
+    ("a head over the limit", _post(extra=b"X-Pad: " + b"a" * HEAD_MAX + b"\r\n")),
+    ("a body over the limit", _post().replace(b"Content-Length: 27", b"Content-Length: %d" % (BODY_MAX + 1))),
+])
+async def test_anything_but_the_common_case_is_aiohttps_with_every_byte(case, request_bytes):
+    served = Served()
+    _, connection, transport, aiohttp_side = _connection(served)
+
+    connection.data_received(request_bytes)
+    await _settle()
+
+    assert not served.requests and not transport.written
+    assert len(aiohttp_side) == 1, case
+    assert bytes(aiohttp_side[0].received) == request_bytes
+
+
+async def test_a_request_arriving_in_pieces_is_served_once_whole():
+    served = Served()
+    _, connection, transport, aiohttp_side = _connection(served)
+    whole = _post()
+
+    for index in range(len(whole)):
+        connection.data_received(whole[index:index + 1])
+        await asyncio.sleep(0)
+
+    await _settle()
+    assert served.requests == [(CHAT, b'{"model":"m","messages":[]}')] and not aiohttp_side
+
+
+async def test_connection_close_is_honoured_and_said():
+    served = Served()
+    _, connection, transport, _ = _connection(served)
+
+    connection.data_received(_post(extra=b"Connection: close\r\n"))
+    await _settle()
+
+    assert b"\r\nConnection: close\r\n" in transport.written
+    assert transport.closed
+
+
+async def test_a_client_that_leaves_cancels_its_request():
+    served = Served(delay=10)
+    _, connection, transport, _ = _connection(served)
+    connection.data_received(_post())
+    await _settle()
+    task = connection._task
+    assert task is not None
+
+    connection.connection_lost(None)
+    await asyncio.sleep(0)
+
+    assert task.cancelled() or task.done()
+    assert not transport.written
+
+
+async def test_reading_pauses_while_a_request_runs_and_much_more_waits_behind_it():
+    served = Served(delay=0.05)
+    _, connection, transport, _ = _connection(served)
+    connection.data_received(_post())
+    await _settle()
+
+    big = _post(body=b"x" * BODY_MAX)
+    connection.data_received(big + big)
+    assert not transport.reading
+    await asyncio.sleep(0.2)
+    assert transport.reading
+
+
+async def test_an_idle_connection_is_closed_after_the_idle_bound():
+    served = Served()
+    _, connection, transport, _ = _connection(served, idle_timeout_s=0.05)
+    connection.data_received(_post())
+    await _settle()
+    assert not transport.closed
+
+    await asyncio.sleep(0.15)
+
+    assert transport.closed
+
+
+async def test_draining_closes_idle_connections_and_waits_for_running_requests():
+    served = Served(delay=0.05)
+    server, busy, busy_transport, _ = _connection(served)
+    idle = server.protocols(AiohttpStandIn)()
+    idle_transport = FakeTransport()
+    idle.connection_made(idle_transport)
+    busy.data_received(_post())
+    await _settle()
+
+    await asyncio.wait_for(server.drained(), 1)
+
+    assert idle_transport.closed
+    assert _answers(busy_transport.written) == [(200, b'{"n":1}')]
+    assert busy_transport.closed  # answered, then closed: no further request is taken
+
+
+async def test_a_body_on_its_way_counts_as_a_running_request_until_it_is_whole():
+    served = Served()
+    server, connection, transport, aiohttp_side = _connection(served)
+    whole = _post()
+    head_end = whole.index(b"\r\n\r\n") + 4
+
+    connection.data_received(whole[:head_end + 3])
+    await _settle()
+    assert server.running == 1 and not served.requests  # the body has its own bound, as on aiohttp's path
+    connection.data_received(whole[head_end + 3:])
+    await _settle()
+
+    assert served.requests == [(CHAT, b'{"model":"m","messages":[]}')] and not aiohttp_side
+    assert server.running == 0
+
+
+async def test_a_body_that_does_not_come_in_time_is_answered_by_the_route_then_the_connection_closes():
+    seen = []
+
+    async def route(request):  # type: ignore[no-untyped-def]
+        seen.append(request.content.is_eof())
+        try:
+            await request.read()
+        except TimeoutError:
+            return web.Response(status=408, body=b"late", headers={"content-type": "text/plain"})
+        return web.Response(status=200)
+
+    _, connection, transport, _ = _connection(route, body_timeout_s=0.05)
+    whole = _post()
+
+    connection.data_received(whole[:-5])
+    await asyncio.sleep(0.15)
+
+    assert seen == [False]
+    assert _answers(transport.written) == [(408, b"late")]
+    assert b"\r\nConnection: close\r\n" in transport.written and transport.closed
+
+
+async def test_a_client_that_does_not_read_its_answers_gets_no_further_one_until_it_does():
+    served = Served()
+    _, connection, transport, _ = _connection(served)
+    connection.pause_writing()  # the transport's buffer is full
+
+    connection.data_received(_post(body=b'{"n":1}') + _post(body=b'{"n":2}'))
+    await _settle()
+    assert not served.requests
+
+    connection.resume_writing()
+    await _settle()
+    assert _answers(transport.written) == [(200, b'{"n":1}'), (200, b'{"n":2}')]
+
+
+async def test_header_values_reach_the_route_decoded_as_aiohttp_decodes_them():
+    seen = []
+
+    async def route(request):  # type: ignore[no-untyped-def]
+        seen.append(request.headers["x-portkey-metadata"])
+        return web.Response(status=200)
+
+    _, connection, _, _ = _connection(route)
+
+    connection.data_received(_post(extra='X-Portkey-Metadata: {"team": "équipe"}\r\n'.encode() + b"X-Raw: \xff\r\n"))
+    await _settle()
+
+    assert seen == ['{"team": "équipe"}']
+
+
+async def test_answer_headers_are_written_as_aiohttps_writer_writes_them():
+    async def route(request):  # type: ignore[no-untyped-def]
+        trace = request.headers["x-portkey-trace-id"]  # 0xFF came in: a lone surrogate here
+        return web.Response(status=200, body=b"{}", headers={"content-type": "application/json",
+                                                             "x-portkey-trace-id": trace})
+
+    async def injected(request):  # type: ignore[no-untyped-def]
+        return web.Response(status=200, body=b"{}", headers={"x-evil": "a\x01b"})
+
+    for handler, expected in ((route, b"\r\nx-portkey-trace-id: poison--trace\r\n"), (injected, b"500")):
+        _, connection, transport, _ = _connection(handler)
+
+        connection.data_received(_post(extra=b"X-Portkey-Trace-Id: poison-\xff-trace\r\n"))
+        await _settle()
+
+        assert expected in bytes(transport.written)
+
+
+async def test_an_answer_without_content_has_no_length_and_no_body():
+    async def route(request):  # type: ignore[no-untyped-def]
+        return web.Response(status=204)
+
+    _, connection, transport, _ = _connection(route)
+
+    connection.data_received(_post())
+    await _settle()
+
+    head, _, body = bytes(transport.written).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 204 No Content\r\n") and b"content-length" not in head.lower()
+    assert body == b""
+
+
+@pytest.mark.parametrize("value", [b"close", b"Close", b"keep-alive, close"])
+async def test_a_connection_header_naming_close_ends_the_connection_as_llhttp_reads_it(value):
+    served = Served()
+    _, connection, transport, _ = _connection(served)
+
+    connection.data_received(_post(extra=b"Connection: " + value + b"\r\n"))
+    await _settle()
+
+    assert b"\r\nConnection: close\r\n" in transport.written and transport.closed
+
+
+async def test_a_drain_waits_for_a_body_on_its_way_and_its_answer():
+    served = Served()
+    server, connection, transport, aiohttp_side = _connection(served)
+    whole = _post()
+    connection.data_received(whole[:-4])
+    await _settle()
+
+    draining = asyncio.ensure_future(server.drained())
+    await _settle()
+    assert not draining.done()
+    connection.data_received(whole[-4:])
+    await asyncio.wait_for(draining, 1)
+
+    assert _answers(transport.written) == [(200, b'{"n":1}')] and not aiohttp_side
+    assert transport.closed  # answered, then closed
+
+
+async def test_the_drain_bound_cancels_a_body_on_its_way_and_closes_its_connection():
+    served = Served()
+    server, connection, transport, _ = _connection(served)
+    connection.data_received(_post()[:-4])
+    await _settle()
+    waiting = connection._task
+    assert waiting is not None
+
+    waiting.cancel()  # what connections.py's cancel_requests does at the drain bound
+    await _settle()
+
+    assert transport.closed and not served.requests and server.running == 0
+
+
+@pytest.mark.parametrize("value", [None, "application/json; charset=utf-8", "TEXT/Plain", "nonsense", ""])
+async def test_the_content_type_reads_as_on_aiohttps_request(value):
+    from aiohttp.test_utils import make_mocked_request
+
+    seen = []
+
+    async def route(request):  # type: ignore[no-untyped-def]
+        seen.append(request.content_type)
+        return web.Response(status=200)
+
+    _, connection, _, _ = _connection(route)
+    given = b"" if value is None else b"Content-Type: " + value.encode() + b"\r\n"
+    connection.data_received(_post().replace(b"Content-Type: application/json\r\n", given))
+    await _settle()
+
+    headers = {} if value is None else {"Content-Type": value}
+    assert seen == [make_mocked_request("POST", CHAT, headers=headers).content_type]
