@@ -419,3 +419,55 @@ async def test_the_content_type_reads_as_on_aiohttps_request(value):
 
     headers = {} if value is None else {"Content-Type": value}
     assert seen == [make_mocked_request("POST", CHAT, headers=headers).content_type]
+
+
+_SDK_HEAD = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:8787\r\nAccept-Encoding: gzip, deflate\r\n"
+             b"Connection: keep-alive\r\nAccept: application/json\r\nContent-Type: application/json\r\n"
+             b"User-Agent: OpenAI/Python 1.82.0\r\nX-Stainless-Lang: python\r\nAuthorization: Bearer sk-0123456789\r\n"
+             b"X-Portkey-Provider: openai\r\nContent-Length: 2\r\n")
+
+
+@pytest.mark.parametrize("extra", [
+    b"",
+    b"X-A: trailing  \r\n",
+    b"X-A:\t tabs \t\r\n",
+    b"X-A:\r\n",
+    b"X-A: caf\xc3\xa9\r\n",
+    b"X-A: raw \xff byte\r\n",
+    b"X-A: one\r\nx-a: two\r\n",
+    b"Host: again\r\n",
+    b"Content-Type: text/plain\r\n",
+    b"User-Agent: another\r\n",
+    b"Sec-WebSocket-Key1: x\r\n",
+    b"X-A: nul\x00\r\n",
+    b"X-A: del\x7f\r\n",
+    b"X-A : space before the colon\r\n",
+    b"".join(b"X-%d: v\r\n" % n for n in range(120)),
+])
+async def test_a_head_the_native_edge_takes_reads_as_aiohttps_parser_reads_it(extra):
+    """Whatever the native edge accepts, aiohttp's own parser accepts too, with the same header text; all
+    else is handed over (and then aiohttp's parser decides)."""
+    from unittest import mock
+
+    from aiohttp.http_parser import HttpRequestParser
+
+    head = _SDK_HEAD + extra + b"\r\n"
+    _, connection, _, _ = _connection(Served())
+    native = connection._native_head(head)
+    parser = HttpRequestParser(mock.Mock(), asyncio.get_running_loop(), 2**16, max_line_size=8190,
+                               max_field_size=8190)
+    try:
+        messages, _, _ = parser.feed_data(head + b"{}")
+    except Exception:
+        assert native is None  # aiohttp refuses it: so must the native edge, by handing it over
+        return
+    if native is not None:
+        assert list(native[1].items()) == list(messages[0][0].headers.items())
+        assert native[3] is not messages[0][0].should_close
+
+
+async def test_a_head_without_host_is_aiohttps_to_refuse():
+    _, connection, _, _ = _connection(Served())
+
+    assert connection._native_head(_SDK_HEAD.replace(b"Host: 127.0.0.1:8787\r\n", b"") + b"\r\n") is None
+    assert connection._native_head(_SDK_HEAD + b"\r\n") is not None

@@ -7,7 +7,8 @@ connection guard (connections.py), and serves the requests that make up a gatewa
 
 - a ``POST`` of HTTP/1.1 to one of its routes' paths exactly (routes.py's ``NATIVE_ENDPOINTS``: origin form,
   no query), its head within ``HEAD_MAX`` bytes and ``HEADERS_MAX`` headers and parsed by llhttp, one
-  decimal ``Content-Length`` and no ``Transfer-Encoding``, ``Expect``, ``Content-Encoding`` or ``Upgrade``,
+  ``Host``, no header twice, one decimal ``Content-Length`` and no ``Transfer-Encoding``, ``Expect``,
+  ``Content-Encoding`` or ``Upgrade``,
   its body within ``BODY_MAX`` and without ``stream`` in it (streams, long-lived, stay on aiohttp's path,
   where the relay is).
 
@@ -55,7 +56,8 @@ BUFFER_MAX = 2 * BODY_MAX  # bytes held while a request runs (pipelined ones) be
 _HEAD_END = b"\r\n\r\n"
 _NATIVE_PREFIX = b"POST /v1/"  # every native path is under /v1
 _CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
-_REFUSED_HEADERS = ("transfer-encoding", "expect", "content-encoding", "upgrade")
+_REFUSED_HEADERS = ("transfer-encoding", "expect", "content-encoding", "upgrade", "sec-websocket-key1")
+_NO_CALLBACKS = object()  # what llhttp is given to call back: nothing
 _SERVER = SERVER_SOFTWARE.encode()
 
 Handler = Callable[[Any], Awaitable[web.StreamResponse]]
@@ -164,7 +166,6 @@ class NativeConnection(asyncio.Protocol):
         self._idle_timer: asyncio.TimerHandle | None = None
         self._body_ready: asyncio.Future[None] | None = None  # while a native request's body is on its way
         self._body_end = 0  # how many buffered bytes make that body whole
-        self._headers: list[tuple[bytes, bytes]] = []  # filled by llhttp's callback while a head is parsed
 
     # -- asyncio's protocol ----------------------------------------------------------------------------
 
@@ -218,11 +219,6 @@ class NativeConnection(asyncio.Protocol):
                 self._serve_next()
             else:
                 self._idle()
-
-    # -- llhttp's callback -----------------------------------------------------------------------------
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name, value))
 
     # -- serving ---------------------------------------------------------------------------------------
 
@@ -326,21 +322,24 @@ class NativeConnection(asyncio.Protocol):
         method, _, rest = head[:line_end].partition(b" ")
         target, _, version = rest.partition(b" ")
         route = self._server.routes.get(target)
-        if method != b"POST" or version != b"HTTP/1.1" or route is None or b"\n" in head.replace(b"\r\n", b""):
+        if method != b"POST" or version != b"HTTP/1.1" or route is None or head.count(b"\n") != head.count(b"\r\n"):
             return None
-        self._headers = []
-        parser = httptools.HttpRequestParser(self)
+        parser = httptools.HttpRequestParser(_NO_CALLBACKS)  # llhttp judges the head; the fields are split below
         try:
             parser.feed_data(head)
         except (httptools.HttpParserError, httptools.HttpParserUpgrade):  # upgrades are aiohttp's to refuse
             return None
-        # Decoded as aiohttp's parser decodes them, so that a route reads the same text on either path.
-        headers = CIMultiDict((name.decode("utf-8", "surrogateescape"), value.decode("utf-8", "surrogateescape"))
-                              for name, value in self._headers)
+        # Once llhttp took it, every line is "name:value" with a token name. Decoded and trimmed as aiohttp's
+        # parser does it (llhttp drops the whitespace before a value, aiohttp the whitespace after it), so that
+        # a route reads the same text on either path.
+        lines = head[line_end + 2:-4].decode("utf-8", "surrogateescape").split("\r\n")
+        fields = [(name, value.strip(" \t")) for name, _, value in (line.partition(":") for line in lines)]
+        headers = CIMultiDict(fields)
         lengths = headers.getall("content-length", ())
-        if (len(self._headers) > HEADERS_MAX or len(lengths) != 1 or not (lengths[0].isascii() and lengths[0].isdigit())
+        if (len(fields) > HEADERS_MAX or len(lengths) != 1 or not (lengths[0].isascii() and lengths[0].isdigit())
+                or len(headers.getall("host", ())) != 1 or len({name.lower() for name, _ in fields}) != len(fields)
                 or any(name in headers for name in _REFUSED_HEADERS)):
-            return None
+            return None  # aiohttp answers these (a missing Host, a repeated header it allows once, …) or streams them
         length = int(lengths[0])
         if length > BODY_MAX:
             return None
