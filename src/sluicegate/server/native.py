@@ -214,11 +214,7 @@ class NativeConnection(asyncio.Protocol):
             return
         self._writing_paused = False
         if self._task is None:
-            self._resume_reading()
-            if self._buffer:
-                self._serve_next()
-            else:
-                self._idle()
+            self._next_or_idle()
 
     # -- serving ---------------------------------------------------------------------------------------
 
@@ -388,6 +384,10 @@ class NativeConnection(asyncio.Protocol):
             return
         if self._writing_paused:  # resume_writing serves what waits
             return
+        self._next_or_idle()
+
+    def _next_or_idle(self) -> None:
+        """No request runs and answers can be written: read again, and serve what waits or go idle."""
         self._resume_reading()
         if self._buffer:
             self._serve_next()
