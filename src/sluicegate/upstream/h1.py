@@ -55,6 +55,8 @@ from .decoding import BodyDecoder, DecodingFailed, decoder_for
 from .guard import Guard
 from .transport import (
     DEFAULT_CONTENT_TYPE,
+    IDLE_CONNECTION_S,
+    TARGET_CACHE_SIZE,
     BodyBroken,
     TransportError,
     TransportTimeout,
@@ -65,8 +67,6 @@ from .transport import (
     takes_default_type,
 )
 
-TARGET_CACHE_SIZE = 1024
-IDLE_CONNECTION_S = 30.0  # as the aiohttp connector's keepalive_timeout
 BUFFER_HIGH = 256 * 1024  # unread answer bytes at which reading from the upstream pauses
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 # Framing is the transport's: a caller's value for these would contradict the bytes it sends.

@@ -44,6 +44,8 @@ from .guard import Guard
 from .pinned import ClientKey, ClientPool, Lease
 from .transport import (
     DEFAULT_CONTENT_TYPE,
+    IDLE_CONNECTION_S,
+    TARGET_CACHE_SIZE,
     BodyBroken,
     TransportError,
     TransportTimeout,
@@ -54,8 +56,6 @@ from .transport import (
     takes_default_type,
 )
 
-TARGET_CACHE_SIZE = 1024
-IDLE_CONNECTION_S = 30.0  # as the aiohttp connector's keepalive_timeout
 READ_AHEAD_BYTES = 256 * 1024  # what an answer that cannot be a stream may bring along with its head
 # Endpoints (OpenAI's and Anthropic's, which every unified endpoint and most passthroughs speak) where an
 # answer streams only when the request's JSON says ``"stream": true``.

@@ -27,6 +27,10 @@ from .guard import Guard, GuardedResolver, blocked_reason
 # What the aiohttp client added to a request, which every transport adds the same way (the wire is compared
 # in tests/upstream/test_transport_contract.py), and what it reported for an answer without a type.
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
+# What every transport keeps: parsed target URLs (bounded: clients choose them), idle connections for as long
+# as the aiohttp connector's keepalive_timeout.
+TARGET_CACHE_SIZE = 1024
+IDLE_CONNECTION_S = 30.0
 _BODYLESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
