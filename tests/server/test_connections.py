@@ -228,3 +228,56 @@ def test_a_full_process_refuses_new_connections_with_503_while_every_one_is_busy
         assert _health_ok(process)  # room again
     finally:
         process.stop()
+
+
+def _stream_request(upstream, extra: str = "") -> bytes:
+    body = b'{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}'
+    return (f"POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+            f"x-portkey-provider: openai\r\nx-portkey-custom-host: {upstream.v1}\r\n{extra}"
+            f"content-length: {len(body)}\r\n\r\n").encode() + body
+
+
+def _read_chunked_answer(sock: socket.socket, data: bytes) -> tuple[bytes, bytes]:
+    """(one chunked answer, as sent; what follows it) off ``sock``, ``data`` already read."""
+    sock.settimeout(10)
+    while b"\r\n0\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, "closed before the stream's last chunk"
+        data += chunk
+    end = data.index(b"\r\n0\r\n\r\n") + len(b"\r\n0\r\n\r\n")
+    return data[:end], data[end:]
+
+
+def _comparable(answer: bytes) -> bytes:
+    """An answer without what differs between two runs of one request: its date and trace id."""
+    return b"\r\n".join(line for line in answer.split(b"\r\n")
+                        if not line.lower().startswith((b"date:", b"x-portkey-trace-id:")))
+
+
+def test_a_stream_reads_the_same_from_either_edge_and_the_connection_goes_on(bounded_gateway, upstream):
+    """The native edge relays a stream (server/native.py); a request with a repeated header goes to aiohttp's
+    server instead. The two answers are the same bytes, chunk framing included, and a request pipelined
+    after a native stream is answered on the same connection."""
+    events = [{"choices": [{"index": 0, "delta": {"content": f"part {n}"}}]} for n in range(3)]
+    answers = []
+    for extra in ("", "x-twice: 1\r\nx-twice: 2\r\n"):
+        upstream.push(Reply(stream=[*events, "[DONE]"], chunk_interval=0.01), Reply())
+        sock = _connect(bounded_gateway)
+        try:
+            sock.sendall(_stream_request(upstream, extra) + _chat(upstream, close=True))
+            streamed, rest = _read_chunked_answer(sock, b"")
+            sock.settimeout(10)
+            while not rest.endswith(b"}") or b"\r\n\r\n" not in rest:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                rest += chunk
+        finally:
+            sock.close()
+        assert streamed.startswith(b"HTTP/1.1 200 OK\r\n"), streamed[:200]
+        assert b"\r\nTransfer-Encoding: chunked\r\n" in streamed and b"part 2" in streamed
+        assert b"data: [DONE]" in streamed
+        assert rest.startswith(b"HTTP/1.1 200 OK\r\n") and b'"chat.completion"' in rest, rest[:300]
+        answers.append(streamed)
+    native, aiohttps = answers
+    assert _comparable(native) == _comparable(aiohttps)

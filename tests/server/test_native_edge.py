@@ -11,6 +11,7 @@ import asyncio
 import orjson
 import pytest
 from aiohttp import web
+from multidict import CIMultiDict
 
 from sluicegate.server.connections import ConnectionGuard, ConnectionLimits
 from sluicegate.server.native import BODY_MAX, HEAD_MAX, NativeServer
@@ -161,7 +162,6 @@ async def test_pipelined_requests_are_answered_in_order_and_the_first_other_one_
     ("no length", b"POST /v1/chat/completions HTTP/1.1\r\nHost: h\r\n\r\n"),
     ("a signed length", _post().replace(b"Content-Length: 27", b"Content-Length: +27")),
     ("a length in other digits", _post().replace(b"Content-Length: 27", b"Content-Length: \xb2")),
-    ("a stream", _post(body=b'{"model":"m","stream":true,"messages":[]}')),
     ("a bare line feed", _post().replace(b"Host: 127.0.0.1\r\n", b"Host: 127.0.0.1\n")),
     ("a malformed header", _post(extra=b"Bad Header: x\r\n")),
     ("a malformed request line", b"GARBAGE\r\n"),
@@ -471,3 +471,155 @@ async def test_a_head_without_host_is_aiohttps_to_refuse():
 
     assert connection._native_head(_SDK_HEAD.replace(b"Host: 127.0.0.1:8787\r\n", b"") + b"\r\n") is None
     assert connection._native_head(_SDK_HEAD + b"\r\n") is not None
+
+
+# -- streams --------------------------------------------------------------------------------------------------
+
+class Streamed:
+    """A route relaying a stream the way server/streaming.py does, one event per write, each after ``gate``
+    lets it go; ``fail_after``: raise once that many events are written (a bug after the head went out)."""
+
+    def __init__(self, events: int = 3, *, fail_after: int | None = None) -> None:
+        self.events, self.fail_after = events, fail_after
+        self.gate: asyncio.Queue[None] = asyncio.Queue()
+        self.written = 0
+        self.failure: BaseException | None = None
+
+    async def route(self, request) -> web.StreamResponse:  # type: ignore[no-untyped-def]
+        response = request.stream_response(200, CIMultiDict({"x-portkey-provider": "openai"}))
+        response.content_type = "text/event-stream"
+        await response.prepare(request)
+        try:
+            for n in range(self.events):
+                await self.gate.get()
+                if self.fail_after is not None and n == self.fail_after:
+                    raise RuntimeError("a bug mid-stream")
+                await response.write(b"data: %d\n\n" % n)
+                self.written += 1
+        except BaseException as exc:
+            self.failure = exc
+            raise
+        await response.write_eof()
+        return response
+
+    def release(self, count: int = 1) -> None:
+        for _ in range(count):
+            self.gate.put_nowait(None)
+
+
+def _chunks(written: bytes) -> tuple[bytes, list[bytes], bytes]:
+    """(the head, each chunk's bytes, what follows the last chunk) of one chunked answer."""
+    head, _, rest = bytes(written).partition(b"\r\n\r\n")
+    chunks = []
+    while True:
+        size, _, rest = rest.partition(b"\r\n")
+        length = int(size, 16)
+        if not length:
+            assert rest.startswith(b"\r\n")
+            return head, chunks, rest[2:]
+        chunks.append(rest[:length])
+        assert rest[length:length + 2] == b"\r\n"
+        rest = rest[length + 2:]
+
+
+async def test_a_stream_is_relayed_chunk_by_chunk_on_the_connection_and_the_next_request_follows():
+    streamed = Streamed()
+    _, connection, transport, aiohttp_side = _connection(streamed.route)
+
+    connection.data_received(_post(body=b'{"model":"m","stream":true,"messages":[]}') + _post())
+    await _settle()
+    assert transport.written == b""  # the head waits for the first chunk, and goes out with it
+    streamed.release()
+    await _settle()
+    head, chunks, rest = _chunks(bytes(transport.written) + b"0\r\n\r\n")
+    assert chunks == [b"data: 0\n\n"] and not rest
+    streamed.release(2)
+    await _settle()
+    streamed.release(3)  # the pipelined request is streamed too
+    await _settle()
+
+    head, chunks, rest = _chunks(transport.written)
+    lines = head.split(b"\r\n")
+    assert lines[0] == b"HTTP/1.1 200 OK"
+    assert lines[1:3] == [b"x-portkey-provider: openai", b"Content-Type: text/event-stream"]
+    assert lines[3] == b"Transfer-Encoding: chunked" and lines[4].startswith(b"Date: ")
+    assert lines[5].startswith(b"Server: ") and len(lines) == 6
+    assert chunks == [b"data: 0\n\n", b"data: 1\n\n", b"data: 2\n\n"]
+    assert _chunks(rest)[1] == chunks  # the next request, answered after it on the same connection
+    assert not aiohttp_side and not transport.closed
+
+
+async def test_a_stream_waits_while_the_client_does_not_read():
+    streamed = Streamed()
+    _, connection, transport, _ = _connection(streamed.route)
+    connection.data_received(_post(body=b'{"stream":true}'))
+    await _settle()
+
+    connection.pause_writing()  # the transport's buffer is full
+    streamed.release(3)
+    await _settle()
+    assert streamed.written == 0 and transport.written == b""  # the first write waits
+
+    connection.resume_writing()
+    await _settle()
+    assert streamed.written == 3
+    assert _chunks(transport.written)[1] == [b"data: 0\n\n", b"data: 1\n\n", b"data: 2\n\n"]
+
+
+async def test_a_client_leaving_mid_stream_cancels_the_relay_and_writes_nothing_more():
+    streamed = Streamed()
+    _, connection, transport, _ = _connection(streamed.route)
+    connection.data_received(_post(body=b'{"stream":true}'))
+    await _settle()
+    streamed.release()
+    await _settle()
+    connection.pause_writing()
+    streamed.release()
+    await _settle()
+    sent = bytes(transport.written)
+
+    transport.closed = True
+    connection.connection_lost(ConnectionResetError())
+    await _settle()
+
+    assert isinstance(streamed.failure, asyncio.CancelledError)
+    assert transport.written == sent and streamed.written == 1
+
+
+async def test_a_failure_after_the_head_closes_the_connection_instead_of_a_second_answer():
+    streamed = Streamed(fail_after=1)
+
+    async def edge(request, handler):  # type: ignore[no-untyped-def]
+        try:
+            return await handler(request)
+        except RuntimeError:  # as edge_middleware: the error's answer, which cannot follow a started stream
+            return web.Response(status=500, body=b"{}")
+
+    server, connection, transport, _ = _connection(streamed.route)
+    server.edge = edge
+    connection.data_received(_post(body=b'{"stream":true}') + _post())
+    streamed.release(2)
+    await _settle()
+
+    assert transport.closed
+    assert bytes(transport.written).count(b"HTTP/1.1") == 1 and b"data: 0" in transport.written
+    assert b"500" not in bytes(transport.written).split(b"\r\n")[0]
+
+
+async def test_a_failure_before_a_streams_first_chunk_is_answered_as_any_other():
+    streamed = Streamed(fail_after=0)
+
+    async def edge(request, handler):  # type: ignore[no-untyped-def]
+        try:
+            return await handler(request)
+        except RuntimeError:
+            return web.Response(status=502, body=b'{"error":"upstream"}', headers={"content-type": "application/json"})
+
+    server, connection, transport, _ = _connection(streamed.route)
+    server.edge = edge
+    connection.data_received(_post(body=b'{"stream":true}'))
+    streamed.release()
+    await _settle()
+
+    assert _answers(transport.written) == [(502, b'{"error":"upstream"}')]  # nothing of the stream's head
+    assert not transport.closed

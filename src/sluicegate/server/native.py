@@ -9,13 +9,15 @@ connection guard (connections.py), and serves the requests that make up a gatewa
   no query), its head within ``HEAD_MAX`` bytes and ``HEADERS_MAX`` headers and parsed by llhttp, one
   ``Host``, no header twice, one decimal ``Content-Length`` and no ``Transfer-Encoding``, ``Expect``,
   ``Content-Encoding`` or ``Upgrade``,
-  its body within ``BODY_MAX`` and without ``stream`` in it (streams, long-lived, stay on aiohttp's path,
-  where the relay is).
+  its body within ``BODY_MAX``.
 
 Such a request runs the same middleware and route as on aiohttp's path (``edge_middleware`` and the route's
 handler, given a ``NativeRequest``), and its ``web.Response`` is written with the headers aiohttp's
 ``prepare`` adds (``Content-Length``, a default ``Content-Type``, ``Date``, ``Server``, ``Connection:
-close`` when the connection ends). The first request that is anything else (a malformed head too) hands the
+close`` when the connection ends). A stream's answer (server/streaming.py's relay) is a
+``NativeStreamResponse``: its head as aiohttp's ``prepare`` writes a stream's (``Transfer-Encoding:
+chunked`` in place of the length), sent with the first chunk, then each chunk framed as it comes, waiting
+while the client does not read. The first request that is anything else (a malformed head too) hands the
 connection to aiohttp's own protocol with every byte not yet served, for the rest of the connection's life:
 what aiohttp decides about it, it decides exactly as before. The hand-over happens only between requests,
 so answers keep their order.
@@ -84,15 +86,25 @@ class _Body:
 class NativeRequest(dict):
     """What the middleware and the inference routes read of a request, and nothing else: the method, path,
     raw target, headers, the app, the body (``content``, ``content_length``, ``content_type``), the
-    transport (the connection guard's key) and the request's own state (a dict, as aiohttp's Request is)."""
+    transport (the connection guard's key) and the request's own state (a dict, as aiohttp's Request is);
+    and, for a stream, ``stream_response``."""
 
-    __slots__ = ("app", "content", "content_length", "headers", "method", "path", "raw_path", "transport")
+    __slots__ = ("_connection", "app", "content", "content_length", "headers", "keep_alive", "method", "path",
+                 "raw_path", "streamed", "transport")
 
-    def __init__(self, app: web.Application, path: str, headers: CIMultiDictProxy[str], body: bytes | None,
-                 length: int, transport: asyncio.Transport) -> None:
+    def __init__(self, connection: NativeConnection, path: str, headers: CIMultiDictProxy[str], body: bytes | None,
+                 length: int, transport: asyncio.Transport, *, keep_alive: bool) -> None:
         super().__init__()
-        self.app, self.method, self.path, self.raw_path = app, "POST", path, path
+        self._connection, self.app = connection, connection.server.app
+        self.method, self.path, self.raw_path = "POST", path, path
         self.headers, self.content, self.content_length, self.transport = headers, _Body(body), length, transport
+        self.keep_alive = keep_alive
+        self.streamed: NativeStreamResponse | None = None  # the stream answer, once made
+
+    def stream_response(self, status: int, headers: CIMultiDict[str]) -> NativeStreamResponse:
+        """The answer a stream is relayed through, in place of aiohttp's ``web.StreamResponse``."""
+        self.streamed = NativeStreamResponse(self._connection, status, headers)
+        return self.streamed
 
     async def read(self) -> bytes:
         """Reached only for a body that did not come in time (server/bodies.py reads a whole one directly)."""
@@ -144,6 +156,50 @@ class NativeServer:
             self._none_running.set()
 
 
+class NativeStreamResponse(web.StreamResponse):
+    """A stream's answer on a native connection, written as aiohttp's would be (chunked, its head as aiohttp's
+    ``prepare`` makes it), with what the relay uses of a ``web.StreamResponse``: ``prepare``, ``write``,
+    ``write_eof``. The head goes out with the first chunk, in one write; a write waits while the client does
+    not read, and fails once the client has left."""
+
+    def __init__(self, connection: NativeConnection, status: int, headers: CIMultiDict[str]) -> None:
+        super().__init__(status=status, headers=headers)
+        self._connection = connection
+        self._head: bytes | None = None  # until it goes out with the first chunk
+        self._begun = False
+        self.sent = False  # whether its head went out: from then on, no other answer can
+        self.ended = False
+
+    @property
+    def prepared(self) -> bool:
+        return self._begun
+
+    async def prepare(self, request: Any) -> None:
+        if self._begun:
+            return
+        self._begun = True
+        self._keep_alive = request.keep_alive
+        self._head = _head(self.status, self.reason, self.headers, _STREAM_FRAMING, 1, request.keep_alive)
+
+    async def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self.ended:
+            raise RuntimeError("Cannot call write() after write_eof()")
+        if data:  # a chunk of no bytes would end the stream
+            await self._send(b"".join((b"%x\r\n" % len(data), data, b"\r\n")))
+
+    async def write_eof(self, data: bytes = b"") -> None:
+        if self.ended:
+            return
+        await self.write(data)
+        self.ended = True
+        await self._send(b"0\r\n\r\n")
+
+    async def _send(self, framed: bytes) -> None:
+        head, self._head = self._head, None
+        self.sent = True
+        await self._connection.send_streamed(framed if head is None else head + framed)
+
+
 NATIVE = web.AppKey("native", NativeServer)  # absent when the access log is on
 
 
@@ -155,7 +211,7 @@ class NativeConnection(asyncio.Protocol):
     """One client connection: native requests served one at a time, until it is handed to aiohttp."""
 
     def __init__(self, server: NativeServer) -> None:
-        self._server = server
+        self.server = self._server = server
         self._transport: asyncio.Transport | None = None
         self._aiohttp: asyncio.Protocol | None = None  # set once the connection is handed over
         self._buffer = bytearray()
@@ -166,6 +222,7 @@ class NativeConnection(asyncio.Protocol):
         self._idle_timer: asyncio.TimerHandle | None = None
         self._body_ready: asyncio.Future[None] | None = None  # while a native request's body is on its way
         self._body_end = 0  # how many buffered bytes make that body whole
+        self._writable: asyncio.Future[None] | None = None  # a stream's write waiting for the client to read
 
     # -- asyncio's protocol ----------------------------------------------------------------------------
 
@@ -201,6 +258,7 @@ class NativeConnection(asyncio.Protocol):
             self._aiohttp.connection_lost(exc)
         elif self._task is not None:
             self._task.cancel()  # as aiohttp's handler_cancellation: the upstream call is aborted
+        self._wake_writer()
 
     def pause_writing(self) -> None:
         if self._aiohttp is not None:
@@ -213,6 +271,7 @@ class NativeConnection(asyncio.Protocol):
             self._aiohttp.resume_writing()
             return
         self._writing_paused = False
+        self._wake_writer()
         if self._task is None:
             self._next_or_idle()
 
@@ -252,9 +311,6 @@ class NativeConnection(asyncio.Protocol):
             self._await_body(body_start + length)
             return
         body = bytes(buffer[body_start:body_start + length])
-        if b"stream" in body:  # possibly a stream: aiohttp's path has the relay
-            self._hand_over()
-            return
         del buffer[:body_start + length]
         self._start(path, headers, body, length, keep_alive=keep_alive)
 
@@ -361,12 +417,17 @@ class NativeConnection(asyncio.Protocol):
         transport = self._transport
         assert transport is not None
         server = self._server
-        request = NativeRequest(server.app, path, headers, body, length, transport)
-        handler = server.routes[path.encode()][1]
         keep_alive = keep_alive and not server.draining
+        request = NativeRequest(self, path, headers, body, length, transport, keep_alive=keep_alive)
+        handler = server.routes[path.encode()][1]
         try:
             response = await server.edge(request, handler)
-            answer = _serialized(response, keep_alive)
+            streamed = request.streamed
+            if streamed is not None and streamed.sent:  # the answer went out as it came
+                answer = b""
+                keep_alive = keep_alive and response is streamed and streamed.ended  # else it cannot be whole
+            else:
+                answer = _serialized(response, keep_alive)
         except asyncio.CancelledError:  # the client left, or shutdown's drain bound passed
             transport.close()
             raise
@@ -378,13 +439,33 @@ class NativeConnection(asyncio.Protocol):
             server.finished()
         if transport.is_closing():
             return
-        transport.write(answer)
+        if answer:
+            transport.write(answer)
         if not keep_alive:
             transport.close()
             return
         if self._writing_paused:  # resume_writing serves what waits
             return
         self._next_or_idle()
+
+    async def send_streamed(self, data: bytes) -> None:
+        """Write part of a stream's answer, once the client reads (a ConnectionResetError once it has left, as
+        aiohttp's writer raises: the relay ends there)."""
+        while self._writing_paused and not self._closing():
+            self._writable = asyncio.get_running_loop().create_future()
+            await self._writable
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            raise ConnectionResetError("Cannot write to closing transport")
+        transport.write(data)
+
+    def _closing(self) -> bool:
+        return self._transport is None or self._transport.is_closing()
+
+    def _wake_writer(self) -> None:
+        waiting, self._writable = self._writable, None
+        if waiting is not None and not waiting.done():
+            waiting.set_result(None)
 
     def _next_or_idle(self) -> None:
         """No request runs and answers can be written: read again, and serve what waits or go idle."""
@@ -436,21 +517,32 @@ def _may_be_native(partial_head: bytearray) -> bool:
     return line.startswith(_NATIVE_PREFIX) or _NATIVE_PREFIX.startswith(line)
 
 
+_STREAM_FRAMING = b"Transfer-Encoding: chunked\r\n"
+
+
 def _serialized(response: web.StreamResponse, keep_alive: bool) -> bytes:
     """The answer's bytes, with what aiohttp's ``prepare`` adds to a complete response's headers."""
     assert isinstance(response, web.Response)
     body = response.body
     assert body is None or isinstance(body, bytes)
-    status, headers = response.status, response.headers
+    status = response.status
     empty = status < 200 or status in (204, 304)  # no body, and no length to say so (RFC 9110 8.6)
     body = b"" if empty or body is None else body
-    lines = [b"HTTP/1.1 %d %s\r\n" % (status, response.reason.encode("utf-8"))]
+    framing = b"" if empty else b"Content-Length: %d\r\n" % len(body)
+    return _head(status, response.reason, response.headers, framing, len(body), keep_alive) + body
+
+
+def _head(status: int, reason: str, headers: CIMultiDictProxy[str] | CIMultiDict[str], framing: bytes,
+          length: int, keep_alive: bool) -> bytes:
+    """An answer's head: its own headers (but a length or framing of theirs), ``framing`` (how its body is
+    delimited), then what aiohttp's ``prepare`` adds: a default ``Content-Type`` for a body (``length``: 0 for
+    none), ``Date``, ``Server``, ``Connection: close`` when the connection ends with it."""
+    lines = [b"HTTP/1.1 %d %s\r\n" % (status, reason.encode("utf-8"))]
     for name, value in headers.items():
         if name.lower() not in ("content-length", "transfer-encoding"):
             lines.append(_header(name, value))
-    if not empty:
-        lines.append(b"Content-Length: %d\r\n" % len(body))
-    if body and "content-type" not in headers:
+    lines.append(framing)
+    if length and "content-type" not in headers:
         lines.append(b"Content-Type: application/octet-stream\r\n")
     if "date" not in headers:
         lines.append(b"Date: " + rfc822_formatted_time().encode() + b"\r\n")
@@ -459,7 +551,6 @@ def _serialized(response: web.StreamResponse, keep_alive: bool) -> bytes:
     if not keep_alive and "connection" not in headers:
         lines.append(b"Connection: close\r\n")
     lines.append(b"\r\n")
-    lines.append(body)
     return b"".join(lines)
 
 

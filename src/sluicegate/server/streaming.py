@@ -4,7 +4,8 @@ The chunks go through the stream's decoder (the provider's, the same one that ju
 ``upstream/exchange.py``): an OpenAI-compatible upstream's bytes pass as they are, a translated spec's are
 rewritten into the client's events. A stream that breaks after it started is closed with the decoder's error
 event, never a silent clean end; a client that goes away cancels the handler (or fails the write), which
-closes the upstream connection so the upstream stops generating.
+closes the upstream connection so the upstream stops generating. On the native edge (native.py) the answer is
+its ``NativeStreamResponse``, written as aiohttp's would be.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from ..providers.contract import StreamDecoder
 from ..telemetry.record import StreamTap, ends_stream
 from ..types import Outcome, UpstreamBody
 from ..upstream.transport import TransportError, TransportTimeout
+from .native import NativeRequest
 
 
 async def relay_stream(
@@ -30,7 +32,8 @@ async def relay_stream(
     before_end = before_end or _nothing
     stream = outcome.stream
     assert stream is not None and outcome.body is not None
-    response = web.StreamResponse(status=outcome.status, headers=headers)
+    response = (request.stream_response(outcome.status, headers) if isinstance(request, NativeRequest)
+                else web.StreamResponse(status=outcome.status, headers=headers))
     response.content_type = "text/event-stream"
     response.headers["cache-control"] = "no-cache"
     try:
