@@ -623,3 +623,18 @@ async def test_a_failure_before_a_streams_first_chunk_is_answered_as_any_other()
 
     assert _answers(transport.written) == [(502, b'{"error":"upstream"}')]  # nothing of the stream's head
     assert not transport.closed
+
+
+async def test_the_native_edge_serves_every_unified_endpoint_with_the_routers_own_handler():
+    from aiohttp.test_utils import make_mocked_request
+
+    from sluicegate.server.routes import add_routes
+
+    app = web.Application()
+    native = add_routes(app)
+
+    assert set(native) == {"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/messages",
+                           "/v1/messages/count_tokens"}
+    for path, handler in native.items():
+        match = await app.router.resolve(make_mocked_request("POST", path, app=app))
+        assert match.handler is handler, path

@@ -5,7 +5,7 @@ response objects, its writer, a task and two loop turns per request (docs/transp
 server edge on the event loop"). ``NativeConnection`` sits where aiohttp's protocol would, behind the
 connection guard (connections.py), and serves the requests that make up a gateway's traffic itself:
 
-- a ``POST`` of HTTP/1.1 to one of its routes' paths exactly (routes.py's ``NATIVE_ENDPOINTS``: origin form,
+- a ``POST`` of HTTP/1.1 to one of its routes' paths exactly (routes.py's unified endpoints: origin form,
   no query), its head within ``HEAD_MAX`` bytes and ``HEADERS_MAX`` headers and parsed by llhttp, one
   ``Host``, no header twice, one decimal ``Content-Length`` and no ``Transfer-Encoding``, ``Expect``,
   ``Content-Encoding`` or ``Upgrade``,

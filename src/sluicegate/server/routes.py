@@ -193,19 +193,20 @@ def response_headers(state: RequestState, outcome: Outcome) -> CIMultiDict[str]:
     return headers
 
 
-# The OpenAI routes whose common case the native edge serves (server/native.py); the same handlers as here.
-NATIVE_ENDPOINTS = {"/v1/chat/completions": "chat", "/v1/completions": "completions", "/v1/embeddings": "embeddings"}
-
-
 def add_routes(app: web.Application) -> dict[str, Handler]:
-    """Add the inference routes; returns the handlers of ``NATIVE_ENDPOINTS``, by path."""
+    """Add the inference routes; returns the unified endpoints' handlers by path: the routes whose common case
+    the native edge serves too (server/native.py), with the same handlers as here."""
     router = app.router
     router.add_get("/", root)
     router.add_get("/v1/health", health)
-    native = {path: unified(endpoint) for path, endpoint in NATIVE_ENDPOINTS.items()}
-    for path, handler in native.items():
+    unified_routes = {
+        "/v1/chat/completions": unified("chat"),
+        "/v1/completions": unified("completions"),
+        "/v1/embeddings": unified("embeddings"),
+        "/v1/messages": in_anthropic_envelope(unified("messages")),
+        "/v1/messages/count_tokens": in_anthropic_envelope(unified("count_tokens")),
+    }
+    for path, handler in unified_routes.items():
         router.add_post(path, handler)
-    router.add_post("/v1/messages", in_anthropic_envelope(unified("messages")))
-    router.add_post("/v1/messages/count_tokens", in_anthropic_envelope(unified("count_tokens")))
     router.add_route("*", "/v1/{tail:.*}", passthrough)
-    return native
+    return unified_routes
