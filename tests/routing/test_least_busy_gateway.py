@@ -17,7 +17,10 @@ from tests.gateway import GatewayProcess
 from tests.logapi import ADMIN_TOKEN, LogApi, new_trace
 
 INTERVAL = 0.5
-TIMEOUT = 0.3
+# No test here needs a probe to time out (a target fails its probe with a 503), and on a loaded 2-core machine
+# a 0.3 s timeout failed healthy targets now and then, which sent traffic where a test said it must not go.
+TIMEOUT = 2.0
+TAKEN_WITHIN = INTERVAL + 0.6  # a probe's verdict shows within one interval (plus the scrape's polling)
 
 
 @pytest.fixture(scope="module")
@@ -88,16 +91,15 @@ def test_a_failed_probe_takes_the_target_out_within_one_interval_and_a_passing_o
     warm(lb_gateway, config, servers)
     wait_for(lambda: gauge(lb_gateway, "sluicegate_target_healthy", a) == 1.0, 5)
     a.health_status = 503
-    # Within one probe interval (plus the probe's own timeout and the scrape's polling).
     took = wait_for(lambda: gauge(lb_gateway, "sluicegate_target_healthy", a) == 0.0, 5)
-    assert took <= INTERVAL + TIMEOUT + 0.3, took
+    assert took <= TAKEN_WITHIN, took
     before = a.chats
     for _ in range(20):
         assert chat(lb_gateway, config).status_code == 200
     assert a.chats == before  # out of rotation: not one request
     a.health_status = 200
     took = wait_for(lambda: gauge(lb_gateway, "sluicegate_target_healthy", a) == 1.0, 5)
-    assert took <= INTERVAL + TIMEOUT + 0.3, took
+    assert took <= TAKEN_WITHIN, took
     a.chat_delay = b.chat_delay = 0.05
     assert burst(lb_gateway, config) == [200] * 40
     assert a.chats > before  # back by itself
