@@ -346,6 +346,33 @@ async def test_answer_headers_are_written_as_aiohttps_writer_writes_them():
         assert expected in bytes(transport.written)
 
 
+@pytest.mark.parametrize(("value", "written"), [
+    ("plain", b"x-a: plain\r\n"),
+    ("a\ttab", b"x-a: a\ttab\r\n"),  # a tab is allowed in a value
+    ("caf\u00e9 \u00a0nbsp", "x-a: caf\u00e9 \u00a0nbsp\r\n".encode()),  # not printable to Python, allowed in HTTP
+    ("a\r\nx-injected: 1", None),  # a line end of the value's own: refused, never a second header
+    ("a\nb", None),
+    ("a\rb", None),
+    ("nul\x00", None),
+    ("del\x7f", None),
+])
+async def test_an_answers_header_with_a_control_character_is_refused_and_any_other_written(value, written):
+    async def route(request):  # type: ignore[no-untyped-def]
+        response = web.Response(status=200, body=b"{}", headers={"content-type": "application/json"})
+        response.headers["x-a"] = value  # set after construction: aiohttp's constructor checks nothing here
+        return response
+
+    _, connection, transport, _ = _connection(route)
+    connection.data_received(_post())
+    await _settle()
+
+    answer = bytes(transport.written)
+    if written is None:
+        assert answer.startswith(b"HTTP/1.1 500 ") and b"x-injected" not in answer and b"x-a" not in answer
+    else:
+        assert answer.startswith(b"HTTP/1.1 200 ") and written in answer
+
+
 async def test_an_answer_without_content_has_no_length_and_no_body():
     async def route(request):  # type: ignore[no-untyped-def]
         return web.Response(status=204)
