@@ -92,10 +92,10 @@ class NativeRequest(dict):
     __slots__ = ("_connection", "app", "content", "content_length", "headers", "keep_alive", "method", "path",
                  "raw_path", "streamed", "transport")
 
-    def __init__(self, connection: NativeConnection, path: str, headers: CIMultiDictProxy[str], body: bytes | None,
-                 length: int, transport: asyncio.Transport, *, keep_alive: bool) -> None:
+    def __init__(self, connection: NativeConnection, app: web.Application, path: str, headers: CIMultiDictProxy[str],
+                 body: bytes | None, length: int, transport: asyncio.Transport, *, keep_alive: bool) -> None:
         super().__init__()
-        self._connection, self.app = connection, connection.server.app
+        self._connection, self.app = connection, app
         self.method, self.path, self.raw_path = "POST", path, path
         self.headers, self.content, self.content_length, self.transport = headers, _Body(body), length, transport
         self.keep_alive = keep_alive
@@ -211,7 +211,7 @@ class NativeConnection(asyncio.Protocol):
     """One client connection: native requests served one at a time, until it is handed to aiohttp."""
 
     def __init__(self, server: NativeServer) -> None:
-        self.server = self._server = server
+        self._server = server
         self._transport: asyncio.Transport | None = None
         self._aiohttp: asyncio.Protocol | None = None  # set once the connection is handed over
         self._buffer = bytearray()
@@ -422,7 +422,7 @@ class NativeConnection(asyncio.Protocol):
         assert transport is not None
         server = self._server
         keep_alive = keep_alive and not server.draining
-        request = NativeRequest(self, path, headers, body, length, transport, keep_alive=keep_alive)
+        request = NativeRequest(self, server.app, path, headers, body, length, transport, keep_alive=keep_alive)
         handler = server.routes[path.encode()][1]
         try:
             response = await server.edge(request, handler)
