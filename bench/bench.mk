@@ -1,7 +1,7 @@
 # Benchmark targets (issue 7). The top Makefile includes this file (`include bench/bench.mk`);
 # every target runs from the repository root. Method and figures: docs/benchmarks.md.
 #
-#   make bench         full run (~15 min): writes bench/results/*.json and docs/benchmarks.{md,png}
+#   make bench         full run (~35 min on 2 cores): writes bench/results/*.json and docs/benchmarks.{md,png}
 #   make bench-quick   the same scenarios, short (~1-2 min): results and tables only
 #   make bench-smoke   seconds: direct + sluicegate + the granian/pyreqwest minimal hop, no peers (tests/bench)
 #
