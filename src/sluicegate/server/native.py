@@ -64,6 +64,7 @@ _SERVER = SERVER_SOFTWARE.encode()
 
 Handler = Callable[[Any], Awaitable[web.StreamResponse]]
 Edge = Callable[[Any, Handler], Awaitable[web.StreamResponse]]
+Route = tuple[str, Handler]  # a native path and its handler
 
 
 class _Body:
@@ -125,7 +126,7 @@ class NativeServer:
                  *, idle_timeout_s: float, body_timeout_s: float) -> None:
         self.app, self.edge, self.guard = app, edge, guard
         self.idle_timeout_s, self.body_timeout_s = idle_timeout_s, body_timeout_s
-        self.routes = {path.encode(): (path, handler) for path, handler in routes.items()}
+        self.routes: dict[bytes, Route] = {path.encode(): (path, handler) for path, handler in routes.items()}
         self.aiohttp_protocol: Callable[[], asyncio.Protocol] = _not_serving
         self.connections: set[NativeConnection] = set()
         self.draining = False
@@ -179,7 +180,7 @@ class NativeStreamResponse(web.StreamResponse):
             return
         self._begun = True
         self._keep_alive = request.keep_alive
-        self._head = _head(self.status, self.reason, self.headers, _STREAM_FRAMING, 1, request.keep_alive)
+        self._head = _head(self.status, self.reason, self.headers, _STREAM_FRAMING, True, request.keep_alive)
 
     async def write(self, data: bytes | bytearray | memoryview) -> None:
         if self.ended:
@@ -306,18 +307,18 @@ class NativeConnection(asyncio.Protocol):
         if request is None:
             self._hand_over()
             return
-        path, headers, length, keep_alive = request
+        route, headers, length, keep_alive = request
         if len(buffer) < body_start + length:
             self._await_body(body_start + length)
             return
         body = bytes(buffer[body_start:body_start + length])
         del buffer[:body_start + length]
-        self._start(path, headers, body, length, keep_alive=keep_alive)
+        self._start(route, headers, body, length, keep_alive=keep_alive)
 
-    def _start(self, path: str, headers: CIMultiDictProxy[str], body: bytes | None, length: int, *,
+    def _start(self, route: Route, headers: CIMultiDictProxy[str], body: bytes | None, length: int, *,
                keep_alive: bool) -> None:
         self._server.started()  # now, not when the task first runs: a drain must not miss it
-        self._task = asyncio.get_running_loop().create_task(self._serve(path, headers, body, length, keep_alive))
+        self._task = asyncio.get_running_loop().create_task(self._serve(route, headers, body, length, keep_alive))
 
     # -- a body on its way ---------------------------------------------------------------------------------
 
@@ -364,11 +365,11 @@ class NativeConnection(asyncio.Protocol):
         request = self._native_head(bytes(self._buffer[:head_end + len(_HEAD_END)]))
         assert request is not None  # the head that started the wait
         self._buffer.clear()
-        path, headers, length, _ = request
-        self._start(path, headers, None, length, keep_alive=False)
+        route, headers, length, _ = request
+        self._start(route, headers, None, length, keep_alive=False)
 
-    def _native_head(self, head: bytes) -> tuple[str, CIMultiDictProxy[str], int, bool] | None:
-        """(path, headers, body length, keep-alive as llhttp reads the head: what aiohttp's parser decides)
+    def _native_head(self, head: bytes) -> tuple[Route, CIMultiDictProxy[str], int, bool] | None:
+        """(route, headers, body length, keep-alive as llhttp reads the head: what aiohttp's parser decides)
         when the head is one native requests have; else None."""
         line_end = head.find(b"\r\n")
         method, _, rest = head[:line_end].partition(b" ")
@@ -388,7 +389,7 @@ class NativeConnection(asyncio.Protocol):
         lines = head[line_end + 2:-4].decode("utf-8", "surrogateescape").split("\r\n")
         fields = [(name, value.strip(" \t")) for name, _, value in (line.partition(":") for line in lines)]
         names = {name.lower() for name, _ in fields}
-        # No name twice: then one "host" and at most one length, and the names tell the rest.
+        # No name twice: then "host" and the length once each, and the names tell the rest.
         if (len(names) != len(fields) or len(fields) > HEADERS_MAX or "host" not in names
                 or "content-length" not in names or not _REFUSED_HEADERS.isdisjoint(names)):
             return None  # aiohttp answers these (a missing Host, a repeated header it allows once, …) or streams them
@@ -399,7 +400,7 @@ class NativeConnection(asyncio.Protocol):
         length = int(length_text)
         if length > BODY_MAX:
             return None
-        return route[0], CIMultiDictProxy(headers), length, parser.should_keep_alive()
+        return route, CIMultiDictProxy(headers), length, parser.should_keep_alive()
 
     def _hand_over(self) -> None:
         """aiohttp's protocol serves this connection from here on, starting with the bytes not yet served."""
@@ -416,14 +417,14 @@ class NativeConnection(asyncio.Protocol):
         if pending:
             handler.data_received(pending)
 
-    async def _serve(self, path: str, headers: CIMultiDictProxy[str], body: bytes | None, length: int,
+    async def _serve(self, route: Route, headers: CIMultiDictProxy[str], body: bytes | None, length: int,
                      keep_alive: bool) -> None:
         transport = self._transport
         assert transport is not None
         server = self._server
+        path, handler = route
         keep_alive = keep_alive and not server.draining
         request = NativeRequest(self, server.app, path, headers, body, length, transport, keep_alive=keep_alive)
-        handler = server.routes[path.encode()][1]
         try:
             response = await server.edge(request, handler)
             streamed = request.streamed
@@ -458,10 +459,10 @@ class NativeConnection(asyncio.Protocol):
         while self._writing_paused and not self._closing():
             self._writable = asyncio.get_running_loop().create_future()
             await self._writable
-        transport = self._transport
-        if transport is None or transport.is_closing():
+        if self._closing():
             raise ConnectionResetError("Cannot write to closing transport")
-        transport.write(data)
+        assert self._transport is not None
+        self._transport.write(data)
 
     def _closing(self) -> bool:
         return self._transport is None or self._transport.is_closing()
@@ -534,16 +535,16 @@ def _serialized(response: web.StreamResponse, keep_alive: bool) -> bytes:
     empty = status < 200 or status in (204, 304)  # no body, and no length to say so (RFC 9110 8.6)
     body = b"" if empty or body is None else body
     framing = b"" if empty else b"Content-Length: %d\r\n" % len(body)
-    return _head(status, response.reason, response.headers, framing, len(body), keep_alive) + body
+    return _head(status, response.reason, response.headers, framing, bool(body), keep_alive) + body
 
 
 def _head(status: int, reason: str, headers: CIMultiDictProxy[str] | CIMultiDict[str], framing: bytes,
-          length: int, keep_alive: bool) -> bytes:
+          has_body: bool, keep_alive: bool) -> bytes:
     """An answer's head: its own headers (but a length or framing of theirs), ``framing`` (how its body is
-    delimited), then what aiohttp's ``prepare`` adds: a default ``Content-Type`` for a body (``length``: 0 for
-    none), ``Date``, ``Server``, ``Connection: close`` when the connection ends with it. Written as aiohttp's
-    writer writes headers: control characters (but tab) refused, lone surrogates (bytes that were not UTF-8,
-    kept by the parser's surrogateescape) left out; checked and encoded once for the whole head."""
+    delimited), then what aiohttp's ``prepare`` adds: a default ``Content-Type`` when it has a body,
+    ``Date``, ``Server``, ``Connection: close`` when the connection ends with it. Written as aiohttp's writer
+    writes headers: control characters (but tab) refused, lone surrogates (bytes that were not UTF-8, kept by
+    the parser's surrogateescape) left out; checked and encoded once for the whole head."""
     items = list(headers.items())
     if "content-length" in headers or "transfer-encoding" in headers:
         items = [(name, value) for name, value in items if name.lower() not in _FRAMING_HEADERS]
@@ -554,7 +555,7 @@ def _head(status: int, reason: str, headers: CIMultiDictProxy[str] | CIMultiDict
             _CONTROL.search(name) or _CONTROL.search(value) for name, value in items):
         raise ValueError("a header name or value holds a control character")
     added = [framing]
-    if length and "content-type" not in headers:
+    if has_body and "content-type" not in headers:
         added.append(b"Content-Type: application/octet-stream\r\n")
     if "date" not in headers:
         added.append(b"Date: " + rfc822_formatted_time().encode() + b"\r\n")
