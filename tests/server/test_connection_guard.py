@@ -7,26 +7,7 @@ import asyncio
 import pytest
 
 from sluicegate.server.connections import REFUSAL, ConnectionGuard, ConnectionLimits
-
-
-class FakeTransport(asyncio.Transport):
-    def __init__(self) -> None:
-        super().__init__()
-        self.written = b""
-        self.closed = False
-        self.buffered = 0  # bytes of an answer not yet taken by the client
-
-    def write(self, data) -> None:
-        self.written += bytes(data)
-
-    def close(self) -> None:
-        self.closed = True
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def get_write_buffer_size(self) -> int:
-        return self.buffered
+from tests.fakes.client_socket import ClientTransport
 
 
 class FakeHandler(asyncio.Protocol):
@@ -49,7 +30,7 @@ def _open(guard: ConnectionGuard):
         return handlers[-1]
 
     protocol = guard.protocol_factory(make)()
-    transport = FakeTransport()
+    transport = ClientTransport()
     protocol.connection_made(transport)
     return protocol, transport, handlers
 

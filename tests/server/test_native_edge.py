@@ -15,34 +15,9 @@ from multidict import CIMultiDict
 
 from sluicegate.server.connections import ConnectionGuard, ConnectionLimits
 from sluicegate.server.native import BODY_MAX, HEAD_MAX, NativeServer
+from tests.fakes.client_socket import ClientTransport
 
 CHAT = "/v1/chat/completions"
-
-
-class FakeTransport(asyncio.Transport):
-    def __init__(self) -> None:
-        super().__init__()
-        self.written = bytearray()
-        self.closed = False
-        self.reading = True
-
-    def write(self, data) -> None:  # type: ignore[no-untyped-def]
-        self.written += data
-
-    def close(self) -> None:
-        self.closed = True
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def pause_reading(self) -> None:
-        self.reading = False
-
-    def resume_reading(self) -> None:
-        self.reading = True
-
-    def get_extra_info(self, name, default=None):  # type: ignore[no-untyped-def]
-        return default
 
 
 class AiohttpStandIn(asyncio.Protocol):
@@ -95,7 +70,7 @@ def _connection(route, *, idle_timeout_s: float = 60.0, body_timeout_s: float = 
         return aiohttp_side[-1]
 
     connection = server.protocols(aiohttp_protocol)()
-    transport = FakeTransport()
+    transport = ClientTransport()
     connection.connection_made(transport)
     return server, connection, transport, aiohttp_side
 
@@ -249,7 +224,7 @@ async def test_draining_closes_idle_connections_and_waits_for_running_requests()
     served = Served(delay=0.05)
     server, busy, busy_transport, _ = _connection(served)
     idle = server.protocols(AiohttpStandIn)()
-    idle_transport = FakeTransport()
+    idle_transport = ClientTransport()
     idle.connection_made(idle_transport)
     busy.data_received(_post())
     await _settle()
