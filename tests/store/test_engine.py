@@ -1,13 +1,19 @@
 from __future__ import annotations
 
+import asyncio
+import logging
+import sqlite3
 import stat
+import threading
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import text
 
 from sluicegate.settings import Settings
 from sluicegate.store import StoreConfigError, create_engine, database_url
+from sluicegate.store.engine import StoreUnwritable, UnwritableErrors
 
 
 @pytest.mark.parametrize(
@@ -48,6 +54,49 @@ async def test_sqlite_engine_creates_private_data_dir_and_uses_wal(tmp_path: Pat
         await engine.dispose()
     assert stat.S_IMODE(settings.data_dir.stat().st_mode) == 0o700
     assert settings.sqlite_path.exists()
+
+
+@pytest.mark.parametrize("name", ["sluicegate.db", "with space?and#hash%20.db"])
+async def test_a_deleted_sqlite_file_stays_deleted_and_is_named_as_such(tmp_path: Path, name: str) -> None:
+    """A new connection after the file was deleted must not create an empty database in its place."""
+    database = tmp_path / name
+    engine = create_engine(Settings(database_url=f"sqlite:///{database}"))
+    try:
+        async with engine.connect() as conn:
+            assert await conn.scalar(text("SELECT 1")) == 1
+        await engine.dispose()  # the next connection is a new one: the case that used to re-create the file
+        for path in tmp_path.iterdir():
+            path.unlink()
+        for _ in range(3):
+            with pytest.raises(StoreUnwritable, match="was deleted or replaced"):
+                async with engine.connect() as conn:
+                    await conn.scalar(text("SELECT 1"))
+        assert list(tmp_path.iterdir()) == []
+    finally:
+        await engine.dispose()
+        await _aiosqlite_threads_ended()
+
+
+async def _aiosqlite_threads_ended() -> None:
+    """aiosqlite ends a failed connection's thread without waiting for it, and that thread reports back to
+    the event loop: let it while the test's loop still runs (bounded: 5 s)."""
+    for _ in range(500):
+        if not any("_connection_worker_thread" in thread.name for thread in threading.enumerate()):
+            return
+        await asyncio.sleep(0.01)
+
+
+def test_a_store_that_cannot_be_written_is_logged_once_a_minute(caplog: pytest.LogCaptureFixture) -> None:
+    now = [0.0]
+    errors = UnwritableErrors(None, clock=lambda: now[0])
+    full = SimpleNamespace(original_exception=sqlite3.OperationalError("database or disk is full"))
+    other = SimpleNamespace(original_exception=sqlite3.OperationalError("no such column: x"))
+    with caplog.at_level(logging.ERROR, logger="sluicegate.store"):
+        for second in (0.0, 1.0, 59.0, 60.0):
+            now[0] = second
+            assert isinstance(errors.translate(full), StoreUnwritable)
+        assert errors.translate(other) is None  # a mistake in a statement is not the store's state
+    assert [r.getMessage() for r in caplog.records] == ["the database cannot be written: database or disk is full"] * 2
 
 
 @pytest.mark.postgres

@@ -76,9 +76,18 @@ def test_a_deleted_database_fails_admin_writes_and_spools_the_log(tmp_path, upst
         until(lambda: metric(gateway, "sluicegate_log_records_spooled_total") == 20, what="20 records spooled")
         assert metric(gateway, "sluicegate_log_store_up") == 0
         assert metric(gateway, "sluicegate_log_records_written_total") == 0
+        # Nothing re-creates the file while this process runs: an empty database in its place would pass a
+        # probe (and could even get the deleted file's inode number back), then fail every write.
+        time.sleep(1.5)  # three polls of the catalog and the readiness probe, and a probe of the log store
+        assert not (data / "sluicegate.db").exists()
+        assert metric(gateway, "sluicegate_log_store_up") == 0
     finally:
         gateway.stop()
-    assert "was deleted or replaced" in gateway.log()
+    log = gateway.log()
+    assert "was deleted or replaced" in log
+    assert gateway.proc is not None and gateway.proc.returncode == 0, log[-2000:]  # shutdown is not a failure
+    assert "Traceback" not in log and "cannot start" not in log, log[-4000:]
+    assert log.count("the database cannot be written") <= 1, log[-4000:]  # said once, not at every poll
     # A restart makes a new database; the spooled records land in it, exactly once.
     restarted = GatewayProcess(data, env={"SLUICEGATE_ADMIN_TOKEN": ADMIN_TOKEN}).start()
     try:

@@ -97,8 +97,11 @@ class LimitRegistry:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
-        if self._memory is not None:
+        try:
             await self.flush(always=True)
+        except Exception as exc:  # the store is gone (deleted, unreachable): shutdown goes on all the same
+            log.warning("could not save budget usage at shutdown (%s); the next start counts from the usage "
+                        "saved last", exc)
 
     async def flush(self, *, always: bool = False) -> None:
         """Save the budget usage, unless this process saved exactly that last time (most flushes: no budget

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import logging
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
@@ -68,14 +71,22 @@ def create_engine(settings: Settings, **engine_kwargs: Any) -> AsyncEngine:
 
 
 def _sqlite_engine(url: URL, **engine_kwargs: Any) -> AsyncEngine:
-    if url.database and url.database != ":memory:":
-        make_private(Path(url.database))
     engine = create_async_engine(url, **engine_kwargs)
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    watch = None
     if url.database and url.database != ":memory:":
-        watch = FileWatch(Path(os.path.abspath(url.database)))
+        path = Path(os.path.abspath(url.database))
+        make_private(path)  # the one place the file is created: connections only open it (no_create_uri)
+        uri = no_create_uri(path)
+
+        def open_without_creating(_dialect: Any, _record: Any, cargs: list, cparams: dict) -> None:
+            cargs[:1] = [uri]
+            cparams["uri"] = True
+
+        event.listen(engine.sync_engine, "do_connect", open_without_creating)
+        watch = FileWatch(path)
         event.listen(engine.sync_engine.pool, "checkout", lambda *_: watch.check())
-    event.listen(engine.sync_engine, "handle_error", _unwritable)
+    event.listen(engine.sync_engine, "handle_error", UnwritableErrors(watch).translate)
     return engine
 
 
@@ -92,6 +103,17 @@ def make_private(database: Path) -> None:
     os.close(os.open(database, os.O_RDWR | os.O_CREAT, 0o600))  # an empty file is an empty database
     for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
         _tighten(path, 0o600)
+
+
+def no_create_uri(database: Path) -> str:
+    """The SQLite URI that opens ``database`` read-write and never creates it (open with ``uri=True``).
+
+    A connection opened after the file was deleted would otherwise create an empty database in its place:
+    the gateway would take it for its store (a probe "succeeds", every write fails for want of tables) and
+    its file could even get the deleted one's inode number back, which hides the deletion from FileWatch.
+    Opened this way, it fails ("unable to open database file") until the gateway is restarted.
+    """
+    return f"file:{quote(str(database))}?mode=rw"
 
 
 def _tighten(path: Path, mode: int) -> None:
@@ -122,37 +144,62 @@ def file_identity(path: Path) -> tuple[int, int] | None:
 
 class FileWatch:
     """The database file this engine (or writer) opened, by identity. SQLite keeps writing to a file that
-    was unlinked without an error (and a new connection would create an empty one): everything written
-    then is lost when the process exits. ``check`` raises StoreUnwritable from then on, and says it once
-    in the operator's log."""
+    was unlinked without an error: everything written then is lost when the process exits. ``check``
+    raises StoreUnwritable from then on, and says it once in the operator's log."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.opened = file_identity(path)
         self._reported = False
 
-    def check(self) -> None:
+    def problem(self) -> StoreUnwritable | None:
+        """StoreUnwritable once the file was deleted or replaced (logged the first time), else None."""
         if self.opened is None or file_identity(self.path) == self.opened:
-            return
+            return None
         error = StoreUnwritable(f"the database file {self.path} was deleted or replaced while the gateway was "
                                 "using it; nothing can be stored until the gateway is restarted")
         if not self._reported:
             self._reported = True
             log.error("%s", error)
-        raise error
+        return error
+
+    def check(self) -> None:
+        error = self.problem()
+        if error is not None:
+            raise error
 
 
 # SQLite's words for a store that cannot take writes: the operator's problem, not the request's.
 _UNWRITABLE = ("database or disk is full", "disk i/o error", "readonly database", "unable to open database")
+# The same failure is said again at most this often: the catalog's poll and the readiness probe meet it
+# twice a second while it lasts.
+UNWRITABLE_REPEAT_S = 60.0
 
 
-def _unwritable(context: Any) -> Exception | None:
-    message = str(context.original_exception).lower()
-    if any(words in message for words in _UNWRITABLE):
-        log.error("the database cannot be written: %s", context.original_exception)
-        return StoreUnwritable(f"the database cannot be written ({context.original_exception}); "
-                               "see the gateway's log")
-    return None
+class UnwritableErrors:
+    """Turns SQLite's errors for a store that cannot be written into StoreUnwritable (503), for one engine.
+
+    A deleted database file fails every new connection with "unable to open database file"; that is told
+    as the deletion it is (the file watch's words), not as a disk problem."""
+
+    def __init__(self, watch: FileWatch | None, clock: Callable[[], float] = time.monotonic) -> None:
+        self._watch = watch
+        self._clock = clock
+        self._said: dict[str, float] = {}  # message → when it was last logged
+
+    def translate(self, context: Any) -> Exception | None:
+        """SQLAlchemy's handle_error hook: the exception to raise instead, or None to keep its own."""
+        message = str(context.original_exception)
+        if not any(words in message.lower() for words in _UNWRITABLE):
+            return None
+        deleted = self._watch.problem() if self._watch is not None else None
+        if deleted is not None:
+            return deleted
+        now = self._clock()
+        if now - self._said.get(message, -UNWRITABLE_REPEAT_S) >= UNWRITABLE_REPEAT_S:
+            self._said[message] = now
+            log.error("the database cannot be written: %s", message)
+        return StoreUnwritable(f"the database cannot be written ({message}); see the gateway's log")
 
 
 def store_outage(exc: BaseException) -> str | None:

@@ -17,7 +17,7 @@ from itertools import chain
 from pathlib import Path
 from typing import Any
 
-from ..store.engine import SQLITE_BUSY_TIMEOUT_MS, FileWatch
+from ..store.engine import SQLITE_BUSY_TIMEOUT_MS, FileWatch, no_create_uri
 from .spool import Entry
 from .writer import StoreWriter
 
@@ -57,7 +57,8 @@ class SqliteWriter(StoreWriter):
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
-            conn = sqlite3.connect(self._path, isolation_level=None, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+            conn = sqlite3.connect(no_create_uri(self._path), uri=True, isolation_level=None,
+                                   timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
             # The same settings as the app's engine (store/engine.py): WAL, NORMAL sync (durable under WAL).
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
