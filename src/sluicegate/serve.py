@@ -122,7 +122,22 @@ async def serve_forever(settings: Settings, *, reuse_port: bool, announce: bool 
         # Requests in flight get drain_timeout_s to finish; then they are cancelled (a stalled stream is
         # cut, its upstream closed) so that shutdown goes on, and the log sink still drains their records.
         loop.call_later(settings.drain_timeout_s, app[CONNECTIONS].cancel_requests)
-        await runner.cleanup()  # stops accepting, waits for requests in flight, runs cleanup contexts
+        await stop_serving(runner)
+
+
+class ShutdownFailed(Exception):
+    """A step of shutdown failed after the gateway had served: ``run`` says so, not that it cannot start.
+    Its text is the failure's first line (the rest of a database error may hold a statement's parameters)."""
+
+
+async def stop_serving(runner: web.AppRunner) -> None:
+    """Stop accepting, wait for the requests in flight, run the cleanup contexts (aiohttp runs every one of
+    them even when one fails, then raises)."""
+    try:
+        await runner.cleanup()
+    except Exception as exc:
+        first_line = (str(exc).splitlines() or [""])[0][:300]
+        raise ShutdownFailed(f"{type(exc).__name__}: {first_line}" if first_line else type(exc).__name__) from exc
 
 
 def make_runner(app: web.Application, settings: Settings) -> web.AppRunner:
@@ -158,6 +173,10 @@ def run(settings: Settings, *, worker: bool = False) -> int:
             _run_loop(prepare_store(settings))  # once, before the workers race for it
             return supervise(settings)
         _run_loop(serve_forever(settings, reuse_port=worker or settings.workers > 1, announce=not worker))
+    except ShutdownFailed as exc:
+        log.debug("shutdown failed", exc_info=exc.__cause__)
+        print(f"sluicegate: shutdown did not complete: {exc}", file=sys.stderr)
+        return 1
     except STARTUP_ERRORS as exc:
         log.debug("startup failed", exc_info=True)
         print(f"sluicegate: cannot start: {exc}", file=sys.stderr)

@@ -1,0 +1,50 @@
+"""A failure while the gateway shuts down is reported as that, with its first line only; a failure before
+it serves is still "cannot start". Both used to print "cannot start" (a budget save that failed at shutdown,
+on a deleted database, did)."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy.exc import OperationalError
+
+from sluicegate import serve
+from sluicegate.settings import Settings
+
+SECRET = "sk-never-printed-0123456789"
+
+
+class FailingRunner:
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    async def cleanup(self) -> None:
+        raise self.error
+
+
+async def test_a_failed_cleanup_is_a_shutdown_failure_with_its_first_line_only() -> None:
+    error = OperationalError("DELETE FROM limit_usage WHERE counter = ?", (SECRET,), Exception("disk I/O error"))
+    assert "\n" in str(error) and SECRET in str(error)  # SQLAlchemy puts the statement and parameters below
+    with pytest.raises(serve.ShutdownFailed) as failed:
+        await serve.stop_serving(FailingRunner(error))  # type: ignore[arg-type]
+    assert str(failed.value) == "OperationalError: (builtins.Exception) disk I/O error"
+    assert failed.value.__cause__ is error
+
+
+async def test_a_failure_without_text_is_named_by_its_type() -> None:
+    with pytest.raises(serve.ShutdownFailed, match="^RuntimeError$"):
+        await serve.stop_serving(FailingRunner(RuntimeError()))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("raised", "code", "said"), [
+    (serve.ShutdownFailed("OperationalError: disk I/O error"), 1,
+     "sluicegate: shutdown did not complete: OperationalError: disk I/O error\n"),
+    (ValueError("SLUICEGATE_ALLOWED_HOSTS: not a host name"), 2,
+     "sluicegate: cannot start: SLUICEGATE_ALLOWED_HOSTS: not a host name\n"),
+])
+def test_run_tells_a_failed_shutdown_from_a_failed_start(monkeypatch, capsys, raised, code, said) -> None:
+    async def serve_forever(settings, *, reuse_port, announce=True):
+        raise raised
+
+    monkeypatch.setattr(serve, "serve_forever", serve_forever)
+    assert serve.run(Settings()) == code
+    assert capsys.readouterr().err == said
