@@ -13,7 +13,7 @@ from pathlib import Path
 import hiredis
 import pytest
 
-from sluicegate.limits.redis_channel import ChannelBroken, ChannelTimeout, RedisChannel
+from sluicegate.limits.redis_channel import ChannelBroken, ChannelTimeout, RedisChannel, _Connection
 from tests.limits.conftest import PrivateRedis
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
@@ -83,3 +83,50 @@ async def test_after_a_restart_a_call_fails_at_most_once_then_reconnects(private
             outcomes.append("broken")
     assert outcomes[-1] == b"PONG"
     await chan.close()
+
+
+class RecordingTransport:
+    """Stands in for the socket: what was written, write by write."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closing = False
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def abort(self) -> None:
+        self.closing = True
+
+
+def _connection() -> tuple[_Connection, RecordingTransport]:
+    connection, transport = _Connection(on_lost=lambda _: None), RecordingTransport()
+    connection.connection_made(transport)  # type: ignore[arg-type]
+    return connection, transport
+
+
+async def test_commands_of_one_loop_turn_after_the_first_go_in_one_write() -> None:
+    connection, transport = _connection()
+    waiters = [connection.send(f"cmd-{i};".encode(), 1)[0] for i in range(5)]
+    assert transport.writes == [b"cmd-0;"]  # the first at once: a lone request waits for nothing
+    await asyncio.sleep(0)
+    assert transport.writes == [b"cmd-0;", b"cmd-1;cmd-2;cmd-3;cmd-4;"]
+    connection.data_received(b"".join(b"$%d\r\nreply-%d\r\n" % (len(b"reply-%d" % i), i) for i in range(5)))
+    assert [w.result() for w in waiters] == [b"reply-%d" % i for i in range(5)]  # in the order sent
+    connection.send(b"later;", 1)  # a new turn: at once again
+    assert transport.writes[-1] == b"later;"
+
+
+async def test_commands_gathered_on_a_connection_that_ends_fail_with_it_and_are_never_written() -> None:
+    connection, transport = _connection()
+    first, second, third = (connection.send(b"cmd;", 1)[0] for _ in range(3))
+    connection.abort(ChannelTimeout("no answer"))
+    connection.connection_lost(None)
+    await asyncio.sleep(0)  # the flush runs, finds the connection closing
+    assert transport.writes == [b"cmd;"]
+    for waiter in (first, second, third):
+        with pytest.raises(ChannelTimeout):
+            waiter.result()

@@ -3,9 +3,10 @@
 redis-py spends about 100 µs of CPU on each command (a pooled connection taken and given back under a
 lock, the arguments encoded one by one, a parser object per reply), as much as the rest of a request. The
 limiter sends one kind of command on the request path, its script by SHA, so it has a channel of its own:
-one connection per process, each command written as it comes (pipelined with whatever is in flight) and the
-replies matched to their callers in order, as Redis answers in order. Everything else the limits do
-(loading the script, resets, reads for the admin API) still goes through redis-py.
+one connection per process, commands pipelined with whatever is in flight (those of one turn of the event
+loop after its first joined in one write) and the replies matched to their callers in order, as Redis
+answers in order. Everything else the limits do (loading the script, resets, reads for the admin API)
+still goes through redis-py.
 
 Failures: a connection that breaks fails every call waiting on it with ``ChannelBroken`` and the next call
 opens a new one (after a Redis restart the first call on the old socket fails: callers may retry once).
@@ -40,6 +41,8 @@ class _Connection(asyncio.Protocol):
         self.waiting: deque[asyncio.Future[Any]] = deque()
         self.transport: asyncio.Transport | None = None
         self.failure: Exception | None = None  # what the calls still waiting get when the connection ends
+        self._unsent: list[bytes] = []  # commands sent in this turn of the loop after its first (_flush)
+        self._gathering = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's are not asyncio.Transport subclasses
@@ -79,8 +82,23 @@ class _Connection(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         waiters = [loop.create_future() for _ in range(count)]
         self.waiting.extend(waiters)
-        self.transport.write(packed)
+        if self._gathering:  # an earlier command went out in this turn of the loop: join the next write
+            self._unsent.append(packed)
+        else:  # the first in this turn goes at once (a lone request waits for nothing)
+            self.transport.write(packed)
+            self._gathering = True
+            loop.call_soon(self._flush)
         return waiters
+
+    def _flush(self) -> None:
+        """The commands of one turn of the loop after its first, in one write: under load many requests
+        reach the limiter in the same turn, and one write in place of one each saves system calls here and
+        reads in Redis (measured: +3-9 % req/s with limits on at c=50, docs/benchmarks.md)."""
+        self._gathering = False
+        if self._unsent:
+            data, self._unsent = b"".join(self._unsent), []
+            if self.transport is not None and not self.transport.is_closing():
+                self.transport.write(data)  # else the connection is ending: its waiters get its failure
 
 
 class RedisChannel:
