@@ -8,6 +8,9 @@ The SDKs make users write header names in their own language's style: the Python
 camelCase/PascalCase split into kebab-case (``xMyCustomHeader`` ≡ ``x-my-custom-header``). Each listed
 name is expanded once, when its list is parsed, into the folded forms it can match; matching is then a
 plain lookup. Pure: no I/O.
+
+Also the one rule for what a header line may never hold, for both edges that write them (the server's
+answers, server/native.py; the upstream client's requests, upstream/h1.py): ``CONTROL_CHARACTERS``.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ PORTKEY_PREFIX = "x-portkey-"
 # A humps boundary: "xApi" → "x-Api", "HTTPHeader" → "HTTP-Header", "v2Key" → "v2-Key".
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _DASHES = re.compile(r"-{2,}")
+# In a header's name or value: never written (a line end would start a header of its own); tab is allowed.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 # The gateway's and the SDKs' own x-portkey-* headers. Any other x-portkey-<name> header is a custom header
 # the SDK prefixed because the client did not list it in its own forward list (``x_api_key="…"`` →
 # ``x-portkey-x-api-key``); only those may stand in for <name> when a list names it.

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -44,6 +43,7 @@ from aiohttp.http import SERVER_SOFTWARE
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from ..errors import InternalError
+from ..header_names import CONTROL_CHARACTERS
 from .connections import ConnectionGuard
 from .middleware import error_response
 
@@ -57,7 +57,6 @@ BODY_MAX = 1024 * 1024  # a larger body is streamed by aiohttp's path (its limit
 BUFFER_MAX = 2 * BODY_MAX  # bytes held while a request runs (pipelined ones) before reading pauses
 _HEAD_END = b"\r\n\r\n"
 _NATIVE_PREFIX = b"POST /v1/"  # every native path is under /v1
-_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
 _REFUSED_HEADERS = frozenset({"transfer-encoding", "expect", "content-encoding", "upgrade", "sec-websocket-key1"})
 _NO_CALLBACKS = object()  # what llhttp is given to call back: nothing
 _SERVER = SERVER_SOFTWARE.encode()
@@ -552,7 +551,7 @@ def _head(status: int, reason: str, headers: CIMultiDictProxy[str] | CIMultiDict
     # The common head is all printable once its line ends are spaces, and has no line end of a header's own:
     # only another one is checked header by header.
     if not (fields.count("\r\n") == len(items) and fields.replace("\r\n", " ").isprintable()) and any(
-            _CONTROL.search(name) or _CONTROL.search(value) for name, value in items):
+            CONTROL_CHARACTERS.search(name) or CONTROL_CHARACTERS.search(value) for name, value in items):
         raise ValueError("a header name or value holds a control character")
     added = [framing]
     if has_body and "content-type" not in headers:

@@ -48,6 +48,7 @@ import httptools
 from multidict import CIMultiDict
 
 from ..errors import InvalidCustomHost
+from ..header_names import CONTROL_CHARACTERS
 from ..settings import Settings
 from .addresses import parse_ip
 from .client import USER_AGENT
@@ -72,7 +73,6 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 # Framing is the transport's: a caller's value for these would contradict the bytes it sends.
 _FRAMING = frozenset({"host", "content-length", "transfer-encoding", "connection"})
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # in a header value: never on the wire (tab is allowed)
 # What may stay as is in a request target (RFC 3986 pchar, "/" and "?", and "%" of what is already encoded).
 _TARGET_SAFE = "/?%:@!$&'()*+,;=-._~"
 
@@ -537,7 +537,7 @@ class H1Transport:
                     raise TransportError("InvalidHeaderName")
                 if len(self._names) < 4096:
                     self._names.add(lowered)
-            if _CONTROL.search(value):
+            if CONTROL_CHARACTERS.search(value):
                 raise TransportError("InvalidHeaderValue")
             if lowered in _FRAMING:
                 continue
