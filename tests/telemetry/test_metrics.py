@@ -18,7 +18,7 @@ from sluicegate.telemetry.metrics import (
 from .helpers import builder, record
 
 SINK = SinkGauges(queue_depth=3, queue_capacity=10, written=7, spooled=2, replayed=1, spool_bytes=99,
-                  dropped={"queue_full": 4}, store_up=True)
+                  dropped={"queue_full": 4}, store_up=True, paced=6, paced_seconds=1.5)
 
 
 def scrape(stats: RequestStats, pool=None) -> dict:
@@ -47,6 +47,8 @@ def test_requests_latency_tokens_and_sink_gauges():
     assert samples[("sluicegate_upstream_attempts_total", (("provider", "openai"), ("status", "500")))] == 1
     assert samples[("sluicegate_log_queue_depth", ())] == 3
     assert samples[("sluicegate_log_records_dropped_total", (("reason", "queue_full"),))] == 4
+    assert samples[("sluicegate_log_paced_requests_total", ())] == 6
+    assert samples[("sluicegate_log_paced_seconds_total", ())] == 1.5
     assert samples[("sluicegate_upstream_connections", (("state", "idle"),))] == 5
     text = render(build_registry(Collector(stats, lambda: SINK, lambda: None))).decode()
     assert "trace-should-not-show" not in text and "user-should-not-show" not in text

@@ -156,6 +156,73 @@ async def test_full_queue_drops_instead_of_blocking(store, tmp_path):
     assert len(store.rows) == 10
 
 
+class GatedStore(FakeStore):
+    """A store whose writes wait until the test opens the gate (a store slower than the requests)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+
+    async def write(self, entries):
+        await self.gate.wait()
+        await super().write(entries)
+
+
+async def test_a_queue_two_batches_behind_holds_new_requests_until_the_drain_catches_up(tmp_path):
+    store = GatedStore()
+    sink = make_sink(store, tmp_path, queue_max=1_000, batch_max=10)
+    assert sink.pace_at == 20  # two full batches
+    await sink.start()
+    for _ in range(19):
+        sink.submit(record())
+    await asyncio.sleep(0.05)  # the drain took its first batch and waits for the store
+    assert not sink.behind()
+    for _ in range(20):
+        sink.submit(record())
+    assert sink.behind()
+    waiting = asyncio.ensure_future(sink.wait_for_room())
+    await asyncio.sleep(0.1)
+    assert not waiting.done()  # the store has not written anything: the request still waits
+    store.gate.set()
+    await asyncio.wait_for(waiting, 2.0)
+    assert not sink.behind() and sink.paced == 1 and 0.09 < sink.paced_seconds < 2.0
+    await sink.close()
+    assert len(store.rows) == 39 and sink.dropped == {}
+    gauges = sink.gauges()
+    assert (gauges.paced, gauges.paced_seconds) == (1, sink.paced_seconds)
+
+
+async def test_a_stalled_store_holds_a_request_only_for_the_pace_bound(tmp_path):
+    store = GatedStore()
+    sink = Sink(builder(), store, Spool(tmp_path / "spool", 50_000_000), RequestStats(),
+                queue_max=100, batch_max=10, pace_wait_s=0.2)
+    await sink.start()
+    for _ in range(40):
+        sink.submit(record())
+    assert sink.behind()
+    started = asyncio.get_running_loop().time()
+    await sink.wait_for_room()
+    assert 0.15 < asyncio.get_running_loop().time() - started < 1.0  # bounded: then the request goes on
+    assert sink.behind() and sink.paced == 1
+    store.gate.set()
+    await sink.close()
+    assert len(store.rows) == 40 and sink.dropped == {}
+
+
+async def test_the_pace_is_at_most_half_the_queue_and_nothing_waits_once_closed(store, tmp_path):
+    assert make_sink(store, tmp_path, queue_max=30, batch_max=100).pace_at == 15
+    sink = make_sink(store, tmp_path, queue_max=30, batch_max=100)
+    await sink.wait_for_room()  # not started: nothing to wait for
+    await sink.start()
+    for _ in range(15):
+        sink.submit(record())
+    assert sink.behind()
+    await sink.close()
+    assert not sink.behind()
+    await asyncio.wait_for(sink.wait_for_room(), 0.5)
+    assert len(store.rows) == 15
+
+
 async def test_close_drains_everything_submitted(store, tmp_path):
     sink = make_sink(store, tmp_path, batch_max=7)
     await sink.start()

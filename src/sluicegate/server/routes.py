@@ -134,7 +134,9 @@ async def _prepare_passthrough(request: web.Request, gateway: Gateway, record: R
 def _logged(endpoint: str, prepare):
     """Wrap a route so that every request, however it ends, is logged exactly once.
 
-    A gateway refusal, an upstream failure, a client that leaves mid-stream (the handler is cancelled) all
+    A request starts only once the request log has room for it (``wait_for_log``: under sustained load the
+    intake follows what the log can write, instead of the log losing records). A gateway refusal, an
+    upstream failure, a client that leaves mid-stream (the handler is cancelled) all
     still produce their record, submitted as the exception leaves. Either way it is before aiohttp writes
     the answer, so the record is journaled (telemetry/journal.py) before the client has the body: an
     answer waits for its record to be sealed with the others ready in the same turn of the event loop
@@ -147,6 +149,8 @@ def _logged(endpoint: str, prepare):
         telemetry = gateway.telemetry
         record = telemetry.begin(request.method, request.path, endpoint)
         try:
+            if telemetry.log_behind():  # the wait is part of the request (its latency; a client leaving: 499)
+                await telemetry.wait_for_log()
             record.call = call = await prepare(request, gateway, record)
             response = await _answer(request, gateway, call, record)
         except BaseException as exc:

@@ -125,6 +125,8 @@ class SinkGauges:
     store_up: bool
     spool_up: bool = True  # False while spool writes fail (disk full, read-only): records are being lost
     journal_up: bool = True  # False while journal writes fail: a crash would lose the records not yet written
+    paced: int = 0  # requests that waited for the log to catch up (Sink.wait_for_room)
+    paced_seconds: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +209,11 @@ def _sink_families(g: SinkGauges) -> Iterator[Metric]:
     yield GaugeMetricFamily("sluicegate_log_journal_up",
                             "0 while the write-ahead journal cannot be written (a crash would lose records)",
                             value=int(g.journal_up))
+    yield CounterMetricFamily("sluicegate_log_paced_requests",
+                              "Requests that waited for the request log to catch up before they started",
+                              value=g.paced)
+    yield CounterMetricFamily("sluicegate_log_paced_seconds", "Time requests spent waiting for the request log",
+                              value=g.paced_seconds)
 
 
 def _pool_families(p: PoolGauges) -> Iterator[Metric]:

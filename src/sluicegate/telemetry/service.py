@@ -1,6 +1,7 @@
 """Telemetry: everything the request log and the metrics need, built once by app.py and hung off the Gateway.
 
-The request path sees ``begin``, ``seal`` (before the last bytes of a stream), ``submit_answered`` (an
+The request path sees ``begin``, ``log_behind`` and ``wait_for_log`` (a request waits, before it starts, while
+the request log is a full pace behind), ``seal`` (before the last bytes of a stream), ``submit_answered`` (an
 answer ready to go out) and ``submit`` (a request that failed); the rest (the drain task, retention, the
 Prometheus registry) lives here with the app's lifetime.
 """
@@ -74,6 +75,14 @@ class Telemetry:
 
     def begin(self, method: str, route: str, endpoint: str) -> RequestRecord:
         return RequestRecord.begin(method, route, endpoint, self.log_bodies)
+
+    def log_behind(self) -> bool:
+        """Has the request log's queue reached its pace (sink.py: two full batches waiting)?"""
+        return self.sink.behind()
+
+    async def wait_for_log(self) -> None:
+        """Until the request log has caught up (bounded): the intake follows what the log can write."""
+        await self.sink.wait_for_room()
 
     def seal(self, record: RequestRecord) -> None:
         """The record is complete before the client has the last bytes of its answer: with the journal,

@@ -10,6 +10,13 @@ bounded local spool instead, the store is probed with the next batch after a gro
 answers the spool is replayed a segment at a time between live batches. Records are dropped, counted and
 warned about only when the queue is full or the spool is at its bound. ``close`` drains everything that
 was submitted (to the store, or the spool).
+
+The queue is paced: once it holds two full batches (``pace_at``), the drain task has fallen behind the
+requests, and a new request waits for it (``wait_for_room``, at most ``pace_wait_s``) before it starts. The
+drain shares the event loop with the requests; without pacing, a gateway under sustained load served
+requests faster than it finished their rows, and its queue filled up (memory with it) until records were
+dropped. Pacing makes the intake follow what the log can write, and keeps the queue's reserve above
+``pace_at`` for the requests already running and for a store that stalls.
 """
 
 from __future__ import annotations
@@ -50,6 +57,7 @@ FLUSH_PACE = 4.0
 # and a request that arrives meanwhile waits for the slice to end: slices of 64 records (2-3 ms) were most
 # of the gateway's p99 at one connection.
 BUILD_SLICE_S = 0.0002
+PACE_BATCHES = 2  # the queue is paced once it holds this many full batches (and at most half its capacity)
 
 
 class Writer(Protocol):
@@ -101,6 +109,7 @@ class Sink:
         clock: Callable[[], float] = time.monotonic,
         on_row: RowObserver | None = None,
         journal: Journal | None = None,
+        pace_wait_s: float = WRITE_STALL_S,
     ) -> None:
         self._rows, self._writer, self._spool, self._stats = rows, writer, spool, stats
         self._on_row = on_row
@@ -123,6 +132,13 @@ class Sink:
         self._flushed_at = -FLUSH_INTERVAL_S
         self._writing_since: float | None = None
         self._interval = FLUSH_MIN_S  # between two transactions; follows how long writes take
+        self.pace_at = max(1, min(PACE_BATCHES * batch_max, queue_max // 2))
+        # A stalled store must not hold requests for longer than it takes to read as down (WRITE_STALL_S).
+        self._pace_wait_s = pace_wait_s
+        self._room = asyncio.Event()  # set while the queue is below pace_at
+        self._room.set()
+        self.paced = 0  # requests that waited for the drain task
+        self.paced_seconds = 0.0
 
     # -- the request path ------------------------------------------------------------------------------
 
@@ -156,9 +172,29 @@ class Sink:
             self._queue.append(record)
             if not self._wakeup.is_set():
                 self._wakeup.set()
+            if len(self._queue) >= self.pace_at:
+                self._room.clear()
             return
         self._drop("queue_full" if self._accepting else "closed", 1)
         self._settle_journal([record])
+
+    def behind(self) -> bool:
+        """Is the drain task a full pace behind the requests (a new request should ``wait_for_room``)?"""
+        return not self._room.is_set()
+
+    async def wait_for_room(self) -> None:
+        """Return once the queue is below ``pace_at`` again, or after ``pace_wait_s``; counted."""
+        if self._room.is_set():
+            return
+        self.paced += 1
+        started = self._clock()
+        try:
+            async with asyncio.timeout(self._pace_wait_s):
+                await self._room.wait()
+        except TimeoutError:
+            pass  # the store stalls: go on (the queue's reserve above pace_at takes the records meanwhile)
+        finally:
+            self.paced_seconds += self._clock() - started
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
@@ -187,6 +223,7 @@ class Sink:
             dropped=dict(self.dropped), store_up=self.store_up and not self._stalled(),
             spool_up=self.spool_error is None,
             journal_up=self.journal is None or self.journal.error is None,
+            paced=self.paced, paced_seconds=self.paced_seconds,
         )
 
     def _stalled(self) -> bool:
@@ -200,6 +237,7 @@ class Sink:
             try:
                 if await self._step():
                     self._accepting = False
+                    self._room.set()  # nothing will drain the queue now: let waiting requests go on
                     return
             except Exception:  # a bug here must not stop logging for the rest of the process's life
                 log.exception("request log sink: unexpected error; continuing")
@@ -219,6 +257,8 @@ class Sink:
             await asyncio.sleep(pause)  # let the batch fill up
         self._flushed_at = self._clock()
         batch = [self._queue.popleft() for _ in range(min(self._batch_max, len(self._queue)))]
+        if len(self._queue) < self.pace_at:
+            self._room.set()
         entries = await self._entries(batch)
         try:
             await self._deliver(entries)
