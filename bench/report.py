@@ -58,7 +58,16 @@ def http_table(results: dict) -> str:
                      fmt((lt.get("errors") or 0) + (tp.get("errors") or 0))])
     header = ["hop", "req/s (c=50)", "÷ direct", "p50 µs (c=1)", "p99 µs (c=1)", "added p50 µs",
               "added p99 µs", "errors"]
-    return table(header, rows)
+    return table(header, rows) + _log_note(tput.get(SUBJECT, {}).get("log"))
+
+
+def _log_note(log: dict | None) -> str:
+    """sluicegate's request log after the throughput rounds: it logs every request it serves, or says so."""
+    if not log:
+        return ""
+    return (f"\n\nsluicegate's request log after these rounds (since its start): {fmt(log.get('written'))} "
+            f"records written, {fmt(log.get('dropped'))} dropped, {fmt(log.get('paced'))} requests paced "
+            f"(waited for the log to catch up before they started), {fmt(log.get('queue_depth'))} still queued.")
 
 
 def ratio_table(results: dict) -> str:

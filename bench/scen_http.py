@@ -3,7 +3,7 @@ and the 3-target fallback config. Every hop is measured once per round, rounds i
 
 from __future__ import annotations
 
-from bench import wrk
+from bench import gateway_log, wrk
 from bench.context import Bench
 from bench.stats import median, paired_added, ratio
 
@@ -67,7 +67,11 @@ def latency_c1(bench: Bench) -> dict:
 def throughput(bench: Bench) -> dict:
     c = bench.plan.throughput_c
     rounds = wrk_rounds(bench, bench.names(), "static", c, bench.plan.throughput_s, f"throughput_c{c}")
-    return {name: _summary(hop_rounds, ("rps", "p50_us", "p99_us")) for name, hop_rounds in rounds.items()}
+    result = {name: _summary(hop_rounds, ("rps", "p50_us", "p99_us")) for name, hop_rounds in rounds.items()}
+    for name in rounds:  # sluicegate's request log, since its start: did it keep up with what was served?
+        if name == "sluicegate" and not bench.alive(name):
+            result[name]["log"] = gateway_log.counters(bench.hops[name].target.endpoints["static"])
+    return result
 
 
 def scaling(bench: Bench, one: str, many: str) -> dict:

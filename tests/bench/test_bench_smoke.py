@@ -80,6 +80,8 @@ def test_sluicegate_and_direct_were_measured(smoke_result):
         throughput = smoke_result["scenarios"]["throughput"][name]
         assert throughput["requests"] > 0 and throughput["errors"] == 0, throughput
         assert smoke_result["scenarios"]["latency_c1"][name]["p50_us"] > 0
+    log = smoke_result["scenarios"]["throughput"]["sluicegate"]["log"]  # read from its /metrics
+    assert log["dropped"] == 0 and log["written"] > 0, log
 
 
 def test_the_minimal_hop_was_measured_and_compared(smoke_result):
