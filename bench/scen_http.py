@@ -68,9 +68,8 @@ def throughput(bench: Bench) -> dict:
     c = bench.plan.throughput_c
     rounds = wrk_rounds(bench, bench.names(), "static", c, bench.plan.throughput_s, f"throughput_c{c}")
     result = {name: _summary(hop_rounds, ("rps", "p50_us", "p99_us")) for name, hop_rounds in rounds.items()}
-    for name in rounds:  # sluicegate's request log, since its start: did it keep up with what was served?
-        if name == "sluicegate" and not bench.alive(name):
-            result[name]["log"] = gateway_log.counters(bench.hops[name].target.endpoints["static"])
+    if "sluicegate" in result and not bench.alive("sluicegate"):  # did its request log keep up (since its start)?
+        result["sluicegate"]["log"] = gateway_log.counters(bench.hops["sluicegate"].target.endpoints["static"])
     return result
 
 
