@@ -4,9 +4,9 @@ of sluicegate comes with its log's counters (written, dropped, paced)."""
 
 from __future__ import annotations
 
-import http.client
 from urllib.parse import urlsplit
 
+from bench.ready import send_once
 from bench.targets import Endpoint
 
 COUNTERS = {
@@ -33,13 +33,9 @@ def parse(text: str) -> dict[str, float]:
 def counters(endpoint: Endpoint, timeout_s: float = 5.0) -> dict[str, float] | None:
     """The counters of the sluicegate behind ``endpoint``; None when its /metrics cannot be read."""
     parts = urlsplit(endpoint.url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout_s)
+    metrics = Endpoint(f"{parts.scheme}://{parts.netloc}/metrics", {}, b"")
     try:
-        conn.request("GET", "/metrics")
-        response = conn.getresponse()
-        body = response.read()
-        return parse(body.decode()) if response.status == 200 else None
+        status, body = send_once(metrics, timeout_s, method="GET")
     except OSError:
         return None
-    finally:
-        conn.close()
+    return parse(body.decode()) if status == 200 else None

@@ -20,12 +20,12 @@ class NotReady(RuntimeError):
     pass
 
 
-def send_once(endpoint: Endpoint, timeout_s: float = 5.0) -> tuple[int, bytes]:
+def send_once(endpoint: Endpoint, timeout_s: float = 5.0, method: str = "POST") -> tuple[int, bytes]:
     """One blocking request; (status, body). Connection errors propagate as OSError."""
     parts = urlsplit(endpoint.url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout_s)
     try:
-        conn.request("POST", parts.path, body=endpoint.body, headers=dict(endpoint.headers))
+        conn.request(method, parts.path, body=endpoint.body, headers=dict(endpoint.headers))
         response = conn.getresponse()
         return response.status, response.read()
     finally:
