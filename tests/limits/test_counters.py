@@ -256,3 +256,92 @@ async def test_settlements_after_redis_forgot_the_script_count_once(private_redi
     await store.settle_many([(c, "a", [None])])  # nothing to settle: no call at all
     await admin.aclose()
     await store.close()
+
+
+async def test_a_budget_follows_its_reservations_in_flight_as_they_come_settle_and_expire(
+        counters: tuple[Counters, Clock]) -> None:
+    """The budget keeps the total of its reservations in flight rather than summing them at each admission;
+    every step of their lives (admitted, admitted again, settled, expired, settled after expiring) moves it."""
+    store, clock = counters
+    c = checks({"usage_limits": {"type": "tokens", "credit_limit": 10_000}}, tokens=100)
+    for i in range(50):
+        verdict = await store.admit(c, f"early{i}", ttl_ms=5_000)
+        assert verdict.admitted and verdict.remaining[0] == pytest.approx(10_000 - 100 * (i + 1))
+    await store.admit(c, "early0", ttl_ms=5_000)  # a retry whose first reply was lost: still one reservation
+    clock.now += 1_000
+    for i in range(20):
+        assert (await store.admit(c, f"late{i}", ttl_ms=5_000)).admitted
+    for i in range(10):
+        assert await store.settle(c, f"early{i}", [10.0]) == []
+    # used 100; in flight: 40 early and 20 late reservations (6,000); this one reserves 100 more
+    assert (await store.admit(c, "probe1", ttl_ms=5_000)).remaining[0] == pytest.approx(10_000 - 100 - 6_100)
+    clock.now += 4_000  # the early reservations expire (their processes died, say); the rest stay
+    assert (await store.admit(c, "probe2", ttl_ms=5_000)).remaining[0] == pytest.approx(10_000 - 100 - 2_200)
+    assert await store.settle(c, "early20", [1.0]) == []  # settled after its reservation expired: usage only
+    assert await store.settle(c, "late0", [1.0]) == []
+    assert (await store.admit(c, "probe3", ttl_ms=5_000)).remaining[0] == pytest.approx(10_000 - 102 - 2_200)
+    clock.now += 10_000  # everything expired
+    assert (await store.admit(c, "probe4", ttl_ms=5_000)).remaining[0] == pytest.approx(10_000 - 102 - 100)
+
+
+async def test_a_cost_budget_carries_no_rounding_drift_once_nothing_is_in_flight(
+        counters: tuple[Counters, Clock]) -> None:
+    store, _ = counters
+    limit = {"usage_limits": {"type": "cost", "credit_limit": 0.7}}
+    costs = {"a": 0.1, "b": 0.2, "c": 0.3}
+    for rid, cost in costs.items():
+        assert (await store.admit(checks(limit, cost=cost), rid)).admitted
+    for rid, cost in costs.items():
+        await store.settle(checks(limit, cost=cost), rid, [0.0])
+    # 0.1 + 0.2 + 0.3, less the same, is 1e-16 in floating point, enough to refuse the whole budget; with
+    # nothing in flight the total must be 0
+    assert (await store.admit(checks(limit, cost=0.7), "all-of-it")).admitted
+
+
+async def test_a_budget_reset_by_hand_keeps_its_reservations_in_flight(counters: tuple[Counters, Clock]) -> None:
+    """A reset clears the usage; the requests in flight still hold their reservations, and settle once."""
+    store, _ = counters
+    c = checks({"usage_limits": {"type": "tokens", "credit_limit": 1000}}, tokens=300)
+    for rid in ("a", "b", "c"):
+        assert (await store.admit(c, rid)).admitted
+    await store.reset("key:ak-1:")
+    await store.settle(c, "a", [200.0])  # settled before any admission after the reset
+    assert not (await store.admit(c, "d")).admitted  # used 200 + b and c in flight (600) + 300 > 1000
+    for rid in ("b", "c"):
+        await store.settle(c, rid, [100.0])
+    verdicts = [await store.admit(c, rid) for rid in ("d", "e", "f")]
+    assert [v.admitted for v in verdicts] == [True, True, False]  # used 400: room for two more
+    assert await store.used(c[0]) == pytest.approx(400)
+
+
+async def test_a_budget_admission_does_not_sum_the_reservations_in_flight(private_redis, redis_prefix: str) -> None:
+    """Redis counts the commands its scripts run: with hundreds of reservations in flight, admissions read
+    the budget's running total, never every reservation's amount (HVALS)."""
+    from redis.asyncio import Redis
+
+    store = RedisCounters(private_redis.url, prefix=redis_prefix)
+    admin = Redis.from_url(private_redis.url, decode_responses=True)
+    c = checks({"usage_limits": {"type": "tokens", "credit_limit": 1_000_000}}, tokens=10)
+    for i in range(300):
+        assert (await store.admit(c, f"r{i}")).admitted
+    await admin.config_resetstat()
+    verdict = await store.admit(c, "one-more")
+    assert verdict.remaining[0] == pytest.approx(1_000_000 - 301 * 10)
+    stats = await admin.info("commandstats")
+    assert "cmdstat_evalsha" in stats and "cmdstat_hvals" not in stats
+    await admin.aclose()
+    await store.close()
+
+
+async def test_reservations_whose_keys_redis_expired_no_longer_count(shared_redis: str, redis_prefix: str) -> None:
+    """A process that died mid-request left reservations, and nothing touched the budget until Redis expired
+    their keys (they live for the TTL): the running total they were part of goes with them."""
+    store = RedisCounters(shared_redis, prefix=redis_prefix)
+    c = checks({"usage_limits": {"type": "tokens", "credit_limit": 1000}}, tokens=400)
+    for rid in ("lost1", "lost2"):
+        assert (await store.admit(c, rid, ttl_ms=100)).admitted
+    assert not (await store.admit(c, "next", ttl_ms=100)).admitted
+    await asyncio.sleep(0.3)  # Redis's own clock expires the keys (the script reads it: no override here)
+    verdicts = [await store.admit(c, rid) for rid in ("next", "then", "after")]
+    assert [v.admitted for v in verdicts] == [True, True, False]
+    await store.close()

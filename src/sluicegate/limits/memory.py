@@ -52,19 +52,44 @@ class RateLog:
 
 @dataclass(slots=True)
 class Budget:
+    """A budget's usage this period, and its reservations in flight with their running total.
+
+    Reservations are kept in the order they were made, and they all live for the limiter's one TTL, so
+    they expire in that order too: the expired ones are always at the front, and an admission costs
+    O(reservations that expired), not O(reservations in flight). (A wall clock stepped back can leave a
+    later reservation ahead of an earlier one's expiry; it then goes when the one before it does.)"""
+
     period: int = 0
     used: float = 0.0
     alerted: int | None = None
-    reserved: dict[str, tuple[int, float]] = field(default_factory=dict)  # rid → (expiry ms, amount)
+    reservations: OrderedDict[str, tuple[int, float]] = field(default_factory=OrderedDict)  # rid → (expiry ms, amount)
+    reserved: float = 0.0
 
     def roll(self, period: int) -> None:
         if period != self.period:
             self.period, self.used, self.alerted = period, 0.0, None
 
     def live_reserved(self, now_ms: int) -> float:
-        for rid in [rid for rid, (expiry, _) in self.reserved.items() if expiry <= now_ms]:
-            del self.reserved[rid]
-        return sum(amount for _, amount in self.reserved.values())
+        reservations = self.reservations
+        while reservations:
+            rid, (expiry, amount) = next(iter(reservations.items()))
+            if expiry > now_ms:
+                break
+            del reservations[rid]
+            self.reserved -= amount
+        if not reservations:
+            self.reserved = 0.0  # no rounding drift carried over
+        return max(self.reserved, 0.0)
+
+    def reserve(self, rid: str, expiry_ms: int, amount: float) -> None:
+        _, before = self.reservations.pop(rid, (0, 0.0))  # the same request admitted again counts once
+        self.reservations[rid] = (expiry_ms, amount)
+        self.reserved += amount - before
+
+    def release(self, rid: str) -> None:
+        held = self.reservations.pop(rid, None)
+        if held is not None:
+            self.reserved -= held[1]
 
 
 class MemoryCounters:
@@ -106,7 +131,7 @@ class MemoryCounters:
             if check.kind == RATE:
                 self._log(check, now).add(rid, now, check.amount)
             else:
-                self._budget(check, now).reserved[rid] = (now + ttl_ms, check.amount)
+                self._budget(check, now).reserve(rid, now + ttl_ms, check.amount)
         return Verdict(-1, tuple(c.limit - t - c.amount for c, (t, _) in zip(checks, states, strict=True)),
                        tuple(r for _, r in states))
 
@@ -120,7 +145,7 @@ class MemoryCounters:
                 self._log(check, now).settle(rid, amount)
                 continue
             budget = self._budget(check, now)
-            budget.reserved.pop(rid, None)
+            budget.release(rid)
             budget.used += amount
             if check.alert is not None and budget.used >= check.alert and budget.alerted != budget.period:
                 budget.alerted = budget.period

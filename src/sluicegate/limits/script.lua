@@ -1,7 +1,8 @@
 -- sluicegate usage limits: one request's checks, tested and applied atomically (all or nothing).
 -- KEYS: 3 per check (rate: log zset, weights hash, running total | budget: state hash, reservation zset,
---       amounts hash). A token rate limit keeps its window's total beside the log, so a check costs
---       O(log n + entries leaving the window), not O(entries in the window).
+--       amounts hash). A token rate limit keeps its window's total beside the log, and a budget the total of
+--       its reservations in flight in its state hash ('reserved'), so a check costs O(log n + entries that
+--       leave), not O(entries in the window or reservations in flight).
 -- ARGV: op ('admit' | 'settle'), rid, ttl_ms, now_ms override ('' = Redis's TIME), then 5 per check:
 --       kind ('r' requests, 't' tokens rate, 'b' budget), limit, amount ('' = nothing to settle),
 --       window_ms (rate) or periodic reset ('daily' | 'weekly' | 'monthly' | ''), alert threshold ('' = none)
@@ -44,14 +45,39 @@ local function sum_values(hash)
   return total
 end
 
+-- Drop the entries of zset scored up to `upto`, with their amounts in hash; the sum of those amounts.
 local function drop(zset, hash, upto)
   local old = redis.call('ZRANGEBYSCORE', zset, '-inf', upto)
+  local gone = 0
   if #old > 0 then
     for i = 1, #old, 1000 do
-      redis.call('HDEL', hash, unpack(old, i, math.min(i + 999, #old)))
+      local chunk = {unpack(old, i, math.min(i + 999, #old))}
+      for _, v in ipairs(redis.call('HMGET', hash, unpack(chunk))) do gone = gone + (tonumber(v) or 0) end
+      redis.call('HDEL', hash, unpack(chunk))
     end
     redis.call('ZREMRANGEBYSCORE', zset, '-inf', upto)
   end
+  return gone
+end
+
+-- A budget's reservations in flight, in total, once the expired ones are dropped. The total is kept in the
+-- state hash by admit and settle; it is summed from the amounts once when the state has none (a budget
+-- reset by hand deletes its state; a budget from before the total was kept), and starts again from 0 when
+-- nothing is in flight (no rounding drift carried over; reservations that all expired with their keys).
+local function reserved(state, zset, hash)
+  local gone = drop(zset, hash, now)
+  local total = tonumber(redis.call('HGET', state, 'reserved'))
+  if redis.call('ZCARD', zset) == 0 then
+    if total ~= 0 then redis.call('HSET', state, 'reserved', 0) end
+    return 0
+  end
+  if total == nil then
+    total = sum_values(hash)
+    redis.call('HSET', state, 'reserved', total)
+  elseif gone ~= 0 then
+    total = tonumber(redis.call('HINCRBYFLOAT', state, 'reserved', -gone))
+  end
+  return math.max(total, 0)
 end
 
 local function budget_used(state, reset)
@@ -72,8 +98,7 @@ if op == 'admit' then
     local taken, oldest = 0, now
     if kind == 'b' then
       local _, used = budget_used(k1, ARGV[a + 4])
-      drop(k2, k3, now)
-      taken = used + sum_values(k3)
+      taken = used + reserved(k1, k2, k3)
     else
       local window = tonumber(ARGV[a + 4])
       if kind == 't' then
@@ -111,8 +136,11 @@ if op == 'admit' then
     local a = 4 + 5 * (i - 1)
     local kind, amount = ARGV[a + 1], ARGV[a + 3]
     if kind == 'b' then
+      -- a retried admission (its first reply lost) replaces its own reservation instead of adding a second
+      local before = tonumber(redis.call('HGET', k3, rid)) or 0
       redis.call('ZADD', k2, now + ttl, rid)
       redis.call('HSET', k3, rid, amount)
+      redis.call('HINCRBYFLOAT', k1, 'reserved', tonumber(amount) - before)
       redis.call('PEXPIRE', k2, ttl)
       redis.call('PEXPIRE', k3, ttl)
     else
@@ -146,8 +174,13 @@ for i = 1, n do
       redis.call('INCRBYFLOAT', k3, tonumber(amount) - before)
     end
   elseif amount ~= '' and kind == 'b' then
+    local held = tonumber(redis.call('HGET', k3, rid))
     redis.call('ZREM', k2, rid)
-    redis.call('HDEL', k3, rid)
+    if held ~= nil then
+      redis.call('HDEL', k3, rid)
+      -- with no total kept (reset by hand meanwhile) the next admission sums the amounts left
+      if redis.call('HEXISTS', k1, 'reserved') == 1 then redis.call('HINCRBYFLOAT', k1, 'reserved', -held) end
+    end
     local p, _, alerted = budget_used(k1, ARGV[a + 4])
     local used = tonumber(redis.call('HINCRBYFLOAT', k1, 'used', amount))
     if alert ~= '' and used >= tonumber(alert) and alerted ~= tostring(p) then
