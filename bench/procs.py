@@ -153,6 +153,18 @@ def group_pids(leader: int) -> list[int]:
     return pids
 
 
+def cpu_seconds(leader: int) -> float:
+    """CPU time (user + system, every thread) used so far by the live processes of ``leader``'s session."""
+    ticks = 0
+    for pid in group_pids(leader):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # fields 14 and 15 of stat: utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def rss_bytes(leader: int) -> int:
     """Resident set size summed over the whole process group (an upper bound for multi-process)."""
     total = 0

@@ -3,7 +3,7 @@ and the 3-target fallback config. Every hop is measured once per round, rounds i
 
 from __future__ import annotations
 
-from bench import gateway_log, wrk
+from bench import gateway_log, procs, wrk
 from bench.context import Bench
 from bench.stats import median, paired_added, ratio
 
@@ -22,12 +22,19 @@ def _one_wrk(bench: Bench, name: str, kind: str, connections: int, duration_s: f
     dead = bench.alive(name)
     if dead:
         return {"error": dead}
-    endpoint = bench.hops[name].target.endpoints[kind]
+    hop = bench.hops[name]
+    endpoint = hop.target.endpoints[kind]
+    cpu_before = procs.cpu_seconds(hop.child.pid) if hop.child is not None else None
     try:
         result = wrk.run(endpoint, connections, duration_s, bench.plan.threads, bench.work / "wrk" / tag / name)
     except (RuntimeError, OSError) as exc:
         return {"error": str(exc)[:500]}
-    return result.as_dict()
+    measured = result.as_dict()
+    if cpu_before is not None and hop.child is not None and result.requests:
+        # The hop's own processes only (not wrk, not the shared upstream): what a request costs it, whatever
+        # the threads or processes it spreads the work over.
+        measured["cpu_us"] = (procs.cpu_seconds(hop.child.pid) - cpu_before) * 1e6 / result.requests
+    return measured
 
 
 def warm_up_one(bench: Bench, name: str) -> None:
@@ -67,7 +74,7 @@ def latency_c1(bench: Bench) -> dict:
 def throughput(bench: Bench) -> dict:
     c = bench.plan.throughput_c
     rounds = wrk_rounds(bench, bench.names(), "static", c, bench.plan.throughput_s, f"throughput_c{c}")
-    result = {name: _summary(hop_rounds, ("rps", "p50_us", "p99_us")) for name, hop_rounds in rounds.items()}
+    result = {name: _summary(hop_rounds, ("rps", "p50_us", "p99_us", "cpu_us")) for name, hop_rounds in rounds.items()}
     if "sluicegate" in result and not bench.alive("sluicegate"):  # did its request log keep up (since its start)?
         result["sluicegate"]["log"] = gateway_log.counters(bench.hops["sluicegate"].target.endpoints["static"])
     return result

@@ -82,6 +82,9 @@ def test_sluicegate_and_direct_were_measured(smoke_result):
         assert smoke_result["scenarios"]["latency_c1"][name]["p50_us"] > 0
     log = smoke_result["scenarios"]["throughput"]["sluicegate"]["log"]  # read from its /metrics
     assert log["dropped"] == 0 and log["written"] > 0, log
+    # what a request cost the gateway's processes in CPU (every thread, from /proc): a request takes some
+    # tens to hundreds of µs; the bound only says the figure is per request, not per second or per round
+    assert 1 < smoke_result["scenarios"]["throughput"]["sluicegate"]["cpu_us"] < 100_000
 
 
 def test_the_minimal_hop_was_measured_and_compared(smoke_result):
@@ -90,6 +93,7 @@ def test_the_minimal_hop_was_measured_and_compared(smoke_result):
     assert hop["role"] == "minimal" and "granian" in hop["version"] and "pyreqwest" in hop["version"]
     throughput = smoke_result["scenarios"]["throughput"][MINIMAL]
     assert throughput["requests"] > 0 and throughput["errors"] == 0, throughput
+    assert throughput["cpu_us"] > 0  # its Rust threads count too: the whole process group is read
     gap = smoke_result["floor_gap"][MINIMAL]
     assert gap["rps_ratio"] == smoke_result["scenarios"]["throughput"]["sluicegate"]["rps"] / throughput["rps"]
 
