@@ -119,10 +119,14 @@ def _used(gateway: GatewayProcess, key_id: str) -> float:
     return httpx.get(f"{gateway.url}/admin/api/limits/key/{key_id}", headers=ADMIN, timeout=30).json()["used"]
 
 
-def test_bad_limits_are_400s_and_create_nothing(gateway: GatewayProcess) -> None:
+@pytest.mark.parametrize("unit", ["rps", ["rpm"], {"rpm": 1}])
+def test_bad_limits_are_400s_and_create_nothing(gateway: GatewayProcess, unit: object) -> None:
     answer = httpx.post(f"{gateway.v1}/api-keys/organisation/service", headers=ADMIN, timeout=30,
-                        json={"name": "bad", "rate_limits": [{"type": "requests", "unit": "rps", "value": 1}]})
+                        json={"name": "bad", "rate_limits": [{"type": "requests", "unit": unit, "value": 1}]})
     assert answer.status_code == 400 and "'rate_limits[0].unit' must be one of" in answer.json()["message"]
+    put = httpx.put(f"{gateway.url}/admin/api/limits/provider/any", headers=ADMIN, timeout=30,
+                    json={"rate_limits": [{"type": "requests", "unit": unit, "value": 1}]})
+    assert put.status_code == 400 and "'rate_limits[0].unit' must be one of" in put.json()["message"]
     listed = httpx.get(f"{gateway.v1}/api-keys", headers=ADMIN, timeout=30).json()["data"]
     assert [k for k in listed if k["name"] == "bad"] == []
 

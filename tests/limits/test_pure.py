@@ -141,3 +141,17 @@ def test_the_catalog_provider_a_config_tree_reaches(config: dict[str, object], e
     from tests.config.helpers import parse
 
     assert only_catalog_target(parse(config)) == expected
+
+
+@pytest.mark.parametrize("raw", [
+    {"rate_limits": [{"type": "requests", "unit": ["rpm"], "value": 1}]},
+    {"rate_limits": [{"type": "requests", "unit": {"rpm": 1}, "value": 1}]},
+    {"rate_limits": [{"type": ["requests"], "unit": "rpm", "value": 1}]},
+    {"usage_limits": {"type": ["cost"], "credit_limit": 1}},
+    {"usage_limits": {"type": "cost", "credit_limit": 1, "periodic_reset": ["daily"]}},
+    {"usage_limits": {"type": "cost", "credit_limit": [1]}},
+])
+def test_a_field_of_another_json_type_is_a_400_not_a_crash(raw: dict[str, object]) -> None:
+    with pytest.raises(LimitError) as caught:
+        parse_limits(raw)
+    assert caught.value.status == 400

@@ -88,7 +88,7 @@ def parse_rate_limits(raw: object) -> tuple[RateLimit, ...]:
         kind, unit = item.get("type", "requests"), item.get("unit")
         if kind not in RATE_TYPES:
             raise LimitError(f"'{where}.type' must be one of {', '.join(RATE_TYPES)}")
-        if unit not in UNITS:
+        if not isinstance(unit, str) or unit not in UNITS:  # a list there cannot be looked up
             raise LimitError(f"'{where}.unit' must be one of {', '.join(UNITS)}")
         limits.append(RateLimit(kind, unit, int(_number(item.get("value"), f"{where}.value", integer=True))))
     return tuple(limits)
