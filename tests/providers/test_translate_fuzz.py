@@ -78,3 +78,85 @@ def test_odd_error_bodies_never_crash(status: int, body: Any, raw: bytes) -> Non
     from sluicegate.providers.translate.errors import anthropic_error_to_openai, openai_error_to_anthropic
     assert openai_error_to_anthropic(status, body, raw)["error"]["message"]
     assert anthropic_error_to_openai(status, body, raw)["error"]["message"]
+
+
+# Every leaf of a valid request, replaced by a value of another JSON type: the translators compare fields such as
+# a block's "type" against known names, and a list or an object there must be refused (a 400), never a
+# TypeError (a 500: an unhashable value looked up in a set or a dict).
+MESSAGES_BODY = {
+    "model": "m", "max_tokens": 5, "stop_sequences": ["END"], "metadata": {"user_id": "u"},
+    "system": [{"type": "text", "text": "be brief"}],
+    "tools": [{"name": "get", "description": "d", "input_schema": {"type": "object", "properties": {}}}],
+    "tool_choice": {"type": "tool", "name": "get"},
+    "messages": [
+        {"role": "user", "content": [{"type": "text", "text": "hi"},
+                                     {"type": "image", "source": {"type": "base64", "media_type": "image/png",
+                                                                  "data": "AA"}}]},
+        {"role": "assistant", "content": [{"type": "thinking", "thinking": "t"}, {"type": "text", "text": "ok"},
+                                          {"type": "tool_use", "id": "t1", "name": "get", "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1",
+                                      "content": [{"type": "text", "text": "42"}]}]},
+    ],
+}
+CHAT_BODY = {
+    "model": "m", "max_tokens": 5, "stop": ["END"], "user": "u", "response_format": {"type": "text"},
+    "tools": [{"type": "function", "function": {"name": "get", "parameters": {"type": "object"}}}],
+    "tool_choice": {"type": "function", "function": {"name": "get"}},
+    "messages": [
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": [{"type": "text", "text": "hi"},
+                                     {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA"}}]},
+        {"role": "assistant", "content": "ok", "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "get", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "42"},
+    ],
+}
+
+
+def _leaf_paths(value: Any, path: tuple = ()) -> list[tuple]:
+    if isinstance(value, dict):
+        return [p for key, inner in value.items() for p in _leaf_paths(inner, (*path, key))]
+    if isinstance(value, list):
+        return [p for index, inner in enumerate(value) for p in _leaf_paths(inner, (*path, index))]
+    return [path]
+
+
+def _replaced(body: Any, path: tuple, new: Any) -> Any:
+    import copy
+
+    changed = copy.deepcopy(body)
+    holder = changed
+    for step in path[:-1]:
+        holder = holder[step]
+    holder[path[-1]] = new
+    return changed
+
+
+def test_every_field_of_another_json_type_is_translated_or_refused() -> None:
+    cases = [(messages_request_to_chat, MESSAGES_BODY), (chat_request_to_messages, CHAT_BODY)]
+    for translate, body in cases:
+        translate(body)  # the body itself is valid
+        for path in _leaf_paths(body):
+            for new in ([], {}, ["text"], {"type": "text"}, None, 7):
+                _translate_or_refuse(translate, _replaced(body, path, new))
+
+
+CHAT_RESPONSE = {"id": "c", "object": "chat.completion", "created": 1, "model": "m",
+                 "choices": [{"index": 0, "finish_reason": "tool_calls",
+                              "message": {"role": "assistant", "content": "ok", "tool_calls": [
+                                  {"id": "c1", "type": "function", "function": {"name": "get", "arguments": "{}"}}]}}],
+                 "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}}
+MESSAGE_RESPONSE = {"id": "msg", "type": "message", "role": "assistant", "model": "m", "stop_reason": "tool_use",
+                    "content": [{"type": "text", "text": "ok"}, {"type": "thinking", "thinking": "t"},
+                                {"type": "tool_use", "id": "t1", "name": "get", "input": {"a": 1}}],
+                    "usage": {"input_tokens": 3, "output_tokens": 2}}
+
+
+def test_every_field_of_an_upstream_answer_of_another_json_type_is_absorbed_or_refused() -> None:
+    cases = [(lambda b: chat_response_to_message(b, message_id="m"), CHAT_RESPONSE),
+             (lambda b: message_to_chat_response(b, completion_id="c", created=1), MESSAGE_RESPONSE)]
+    for translate, body in cases:
+        translate(body)
+        for path in _leaf_paths(body):
+            for new in ([], {}, ["text"], {"type": "text"}, None, 7):
+                _translate_or_refuse(translate, _replaced(body, path, new))

@@ -328,6 +328,8 @@ async def test_an_untranslatable_request_is_a_400_in_the_client_s_envelope(clien
     b'{"model": "m", "max_tokens": 5, "tools": {}, "messages": [{"role": "user", "content": "x"}]}',
     b'{"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "image"}]}]}',
     b'{"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [5]}]}',
+    b'{"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}, '
+    b'{"role": "assistant", "content": [{"type": ["text"]}]}]}',
 ])
 @pytest.mark.parametrize("target", ["openai", "anthropic"])
 async def test_malformed_messages_get_a_4xx_in_anthropic_s_envelope(client_for, body, target):

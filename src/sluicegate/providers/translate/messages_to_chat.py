@@ -171,7 +171,7 @@ def _assistant_turn(blocks: list[dict[str, Any]]) -> dict[str, Any]:
             texts.append(_text_of_block(block, "messages (assistant)"))
         elif kind == "tool_use":
             calls.append(_tool_call(block))
-        elif kind not in _IGNORED_BLOCKS:
+        elif not isinstance(kind, str) or kind not in _IGNORED_BLOCKS:  # a list there cannot be looked up
             raise TranslationError(f"messages (assistant): content block type {kind!r} is not supported")
     message: dict[str, Any] = {"role": "assistant", "content": TEXT_JOIN.join(texts) if texts else None}
     if calls:
