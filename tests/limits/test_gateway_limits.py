@@ -119,14 +119,22 @@ def _used(gateway: GatewayProcess, key_id: str) -> float:
     return httpx.get(f"{gateway.url}/admin/api/limits/key/{key_id}", headers=ADMIN, timeout=30).json()["used"]
 
 
-@pytest.mark.parametrize("unit", ["rps", ["rpm"], {"rpm": 1}])
-def test_bad_limits_are_400s_and_create_nothing(gateway: GatewayProcess, unit: object) -> None:
+@pytest.mark.parametrize(("unit", "value", "message"), [
+    ("rps", 1, "'rate_limits[0].unit' must be one of"),
+    (["rpm"], 1, "'rate_limits[0].unit' must be one of"),
+    ({"rpm": 1}, 1, "'rate_limits[0].unit' must be one of"),
+    ("rpm", 1e300, "'rate_limits[0].value' must be a positive integer (at most 9007199254740991)"),
+])
+def test_bad_limits_are_400s_and_create_nothing(gateway: GatewayProcess, unit: object, value: float,
+                                                message: str) -> None:
+    limit = {"type": "requests", "unit": unit, "value": value}
     answer = httpx.post(f"{gateway.v1}/api-keys/organisation/service", headers=ADMIN, timeout=30,
-                        json={"name": "bad", "rate_limits": [{"type": "requests", "unit": unit, "value": 1}]})
-    assert answer.status_code == 400 and "'rate_limits[0].unit' must be one of" in answer.json()["message"]
+                        json={"name": "bad", "rate_limits": [limit]})
+    assert answer.status_code == 400 and message in answer.json()["message"]
     put = httpx.put(f"{gateway.url}/admin/api/limits/provider/any", headers=ADMIN, timeout=30,
-                    json={"rate_limits": [{"type": "requests", "unit": unit, "value": 1}]})
-    assert put.status_code == 400 and "'rate_limits[0].unit' must be one of" in put.json()["message"]
+                    json={"rate_limits": [limit]})
+    assert put.status_code == 400 and message in put.json()["message"]
+    assert httpx.get(f"{gateway.url}/admin/api/limits/provider/any", headers=ADMIN, timeout=30).status_code == 200
     listed = httpx.get(f"{gateway.v1}/api-keys", headers=ADMIN, timeout=30).json()["data"]
     assert [k for k in listed if k["name"] == "bad"] == []
 

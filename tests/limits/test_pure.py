@@ -150,6 +150,8 @@ def test_the_catalog_provider_a_config_tree_reaches(config: dict[str, object], e
     {"usage_limits": {"type": ["cost"], "credit_limit": 1}},
     {"usage_limits": {"type": "cost", "credit_limit": 1, "periodic_reset": ["daily"]}},
     {"usage_limits": {"type": "cost", "credit_limit": [1]}},
+    {"rate_limits": [{"type": "requests", "unit": "rpm", "value": 1e300}]},  # an integer, past JSON's exact ones
+    {"rate_limits": [{"type": "tokens", "unit": "rpd", "value": 2**64}]},
 ])
 def test_a_field_of_another_json_type_is_a_400_not_a_crash(raw: dict[str, object]) -> None:
     with pytest.raises(LimitError) as caught:

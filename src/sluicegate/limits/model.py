@@ -18,6 +18,9 @@ RATE_TYPES = ("requests", "tokens")
 UNITS = {"rpm": 60, "rph": 3600, "rpd": 86400}
 BUDGET_TYPES = ("cost", "tokens")
 RESETS = ("daily", "weekly", "monthly")
+# The largest integer every JSON reader holds exactly (and the response encoder writes): a count above it is
+# a typo, and once stored it could not be answered back.
+MAX_COUNT = 2**53 - 1
 
 
 class LimitError(BadRequest):
@@ -68,8 +71,8 @@ NO_LIMITS = Limits()
 def _number(value: object, field: str, *, integer: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
         raise LimitError(f"'{field}' must be a positive {'integer' if integer else 'number'}")
-    if integer and not float(value).is_integer():
-        raise LimitError(f"'{field}' must be a positive integer")
+    if integer and (not float(value).is_integer() or value > MAX_COUNT):
+        raise LimitError(f"'{field}' must be a positive integer (at most {MAX_COUNT})")
     return value
 
 
