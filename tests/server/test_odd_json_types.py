@@ -1,0 +1,137 @@
+"""No JSON a client can send is a 500: every field of a valid request body (and of a Gateway Config), given a
+value of another JSON type, is served or refused with a 4xx, through a real gateway process.
+
+The parsers compare fields against known names, look them up in sets and tables, store them and write them
+back; a list where a string was expected (an unhashable value), or an integer past 64 bits, used to reach one
+of those and become a 500 (a rate limit's ``unit`` and ``value``, a Messages block's ``type``). The seeds below
+are valid requests on each input path; each of their leaves is replaced in turn."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.gateway import GatewayProcess
+from tests.logapi import ADMIN_TOKEN
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+# Another JSON type for any field: containers (unhashable), null, integers past 64 bits (orjson reads 2^63 as an
+# int, SQLite cannot store it), a float that is a whole number past JSON's exact integers, a long text.
+ODD = [[], {"x": 1}, ["x"], None, 2**63, 2**64 - 1, 1e300, "a" * 3000]
+CHAT = {"model": "m", "max_tokens": 5, "stream": False, "stop": ["E"], "user": "u", "n": 1, "temperature": 0.5,
+        "response_format": {"type": "json_object"}, "metadata": {"a": "b"},
+        "tools": [{"type": "function", "function": {"name": "get", "parameters": {"type": "object"}}}],
+        "tool_choice": {"type": "function", "function": {"name": "get"}},
+        "messages": [{"role": "system", "content": "s"},
+                     {"role": "user", "content": [{"type": "text", "text": "hi"},
+                                                  {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA"}}]},
+                     {"role": "assistant", "content": "ok", "tool_calls": [
+                         {"id": "c1", "type": "function", "function": {"name": "get", "arguments": "{}"}}]},
+                     {"role": "tool", "tool_call_id": "c1", "content": "42"}]}
+MESSAGES = {"model": "m", "max_tokens": 5, "stream": False, "system": [{"type": "text", "text": "s"}],
+            "stop_sequences": ["E"], "metadata": {"user_id": "u"}, "tool_choice": {"type": "auto"},
+            "tools": [{"name": "get", "input_schema": {"type": "object"}}],
+            "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]},
+                         {"role": "assistant", "content": [{"type": "thinking", "thinking": "t"},
+                                                           {"type": "tool_use", "id": "t", "name": "get", "input": {}}]},
+                         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": "42"}]}]}
+LIMITS = {"rate_limits": [{"type": "requests", "unit": "rpm", "value": 5}],
+          "usage_limits": {"type": "cost", "credit_limit": 5, "periodic_reset": "daily", "alert_threshold": 4}}
+
+
+def _config(upstream: str) -> dict[str, Any]:
+    return {"strategy": {"mode": "fallback", "on_status_codes": [503]}, "request_timeout": 5000,
+            "retry": {"attempts": 1, "on_status_codes": [502]}, "cache": {"mode": "simple", "max_age": 60},
+            "override_params": {"temperature": 0.1},
+            "targets": [{"provider": "openai", "custom_host": upstream, "weight": 1, "override_params": {"model": "m2"}},
+                        {"strategy": {"mode": "loadbalance"},
+                         "targets": [{"provider": "openai", "custom_host": upstream, "weight": 0.5},
+                                     {"provider": "anthropic", "custom_host": upstream, "weight": 0.5}]},
+                        {"strategy": {"mode": "conditional", "default": "t1",
+                                      "conditions": [{"query": {"metadata.a": {"$eq": "b"}}, "then": "t1"}]},
+                         "targets": [{"name": "t1", "provider": "openai", "custom_host": upstream}]}]}
+
+
+def _seeds(upstream: str) -> dict[str, tuple[str, str, dict[str, str], dict[str, Any], str]]:
+    """name → (method, path, headers, body, what is mutated: "body" or "config")."""
+    direct = {"x-portkey-provider": "openai", "x-portkey-custom-host": upstream, "authorization": "Bearer sk-test-aaaa"}
+    return {
+        "chat": ("POST", "/v1/chat/completions", direct, CHAT, "body"),
+        "messages over chat": ("POST", "/v1/messages", direct, MESSAGES, "body"),
+        "embeddings": ("POST", "/v1/embeddings", direct, {"model": "m", "input": ["a", "b"], "encoding_format": "float"},
+                       "body"),
+        "completions": ("POST", "/v1/completions", direct, {"model": "m", "prompt": ["a"], "max_tokens": 3}, "body"),
+        "gateway config": ("POST", "/v1/chat/completions", {"x-portkey-metadata": '{"a": "b"}'},
+                           {"model": "m", "messages": [{"role": "user", "content": "hi"}]}, "config"),
+        "catalog provider": ("POST", "/admin/api/providers", ADMIN,
+                             {"slug": "odd", "spec": "openai", "custom_host": upstream, "models": ["m"],
+                              "default_model": "m", "headers": {"authorization": "Bearer sk-test-bbbb"},
+                              "forward_headers": ["x-b"], "notes": "n"}, "body"),
+        "saved config": ("POST", "/admin/api/configs", ADMIN, {"id": "pc-odd", "config": _config(upstream), "notes": "n"},
+                         "body"),
+        "limits": ("PUT", "/admin/api/limits/provider/odd", ADMIN,
+                   {**LIMITS, "prices": {"m": {"input": 1, "output": 2, "per": 1000}}}, "body"),
+        "workspace": ("POST", "/v1/admin/workspaces", ADMIN,
+                      {"name": "w", "description": "d", "defaults": {"metadata": {"a": "b"}}, **LIMITS}, "body"),
+        "api key": ("POST", "/v1/api-keys/organisation/service", ADMIN,
+                    {"name": "k", "scopes": ["completions.write", "logs.view"], "expires_at": "2030-01-01T00:00:00Z",
+                     "defaults": {"metadata": {"a": "b"}}, **LIMITS}, "body"),
+        "integration": ("POST", "/v1/integrations", ADMIN, {"name": "i", "ai_provider_id": "openai", "key": "sk-test-cccc",
+                                                           "configurations": {"custom_host": upstream}}, "body"),
+    }
+
+
+def _leaf_paths(value: Any, path: tuple = ()) -> list[tuple]:
+    """Every leaf's path, and every container's but the root's (a container can be replaced whole too)."""
+    inner: list[tuple] = []
+    if isinstance(value, dict):
+        inner = [p for key, item in value.items() for p in _leaf_paths(item, (*path, key))]
+    elif isinstance(value, list):
+        inner = [p for index, item in enumerate(value) for p in _leaf_paths(item, (*path, index))]
+    return inner + ([path] if path else [])
+
+
+def _replaced(document: Any, path: tuple, new: Any) -> Any:
+    changed = copy.deepcopy(document)
+    holder = changed
+    for step in path[:-1]:
+        holder = holder[step]
+    holder[path[-1]] = new
+    return changed
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    process = GatewayProcess(Path(tmp_path_factory.mktemp("odd-json")), env={"SLUICEGATE_ADMIN_TOKEN": ADMIN_TOKEN}).start()
+    yield process
+    process.stop()
+
+
+@pytest.mark.parametrize("seed", list(_seeds("http://127.0.0.1:9/v1")))
+def test_every_field_of_another_json_type_is_served_or_a_4xx(gateway: GatewayProcess, upstream, seed: str) -> None:
+    method, path, headers, body, mutated = _seeds(upstream.v1)[seed]
+    config = _config(upstream.v1) if mutated == "config" else None
+    document = config if config is not None else body
+
+    def send(client: httpx.Client, changed: Any) -> httpx.Response:
+        head = dict(headers)
+        if config is not None:
+            head["x-portkey-config"] = json.dumps(changed)
+        sent = body if config is not None else changed
+        return client.request(method, gateway.url + path, headers=head, json=sent)
+
+    with httpx.Client(timeout=30) as client:
+        assert send(client, document).status_code < 300  # the seed itself is valid: its fields are reached
+        failures = []
+        for field in _leaf_paths(document):
+            for new in ODD:
+                answer = send(client, _replaced(document, field, new))
+                if answer.status_code >= 500 or b"Traceback" in answer.content:
+                    failures.append((field, repr(new)[:20], answer.status_code, answer.text[:200]))
+    assert failures == []
