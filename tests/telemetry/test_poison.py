@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.fakes.upstream import Reply
 from tests.gateway import GatewayProcess
 from tests.logapi import ADMIN_TOKEN
 
@@ -63,3 +64,37 @@ def test_poisoned_rows_do_not_cost_their_batch_postgres(tmp_path, upstream, pg_u
                                                      "SLUICEGATE_DATABASE_URL": pg_url}).start()
     run(gateway, upstream, pg_url)
     assert count_rows(pg_url, "trace_id = 'poison-\ufffd-trace'") == 5
+
+
+# Usage counts the token columns cannot hold (INTEGER: 32 bits on PostgreSQL; past 64 bits no driver binds
+# one). The first made SQLite's writer raise OverflowError, which was taken for an outage: every later record
+# went to the spool, and every replay of it failed again, until the process ended.
+ABSURD_USAGE = [{"prompt_tokens": 2**63, "completion_tokens": 1}, {"prompt_tokens": 2**31, "completion_tokens": 1},
+                {"prompt_tokens": 1, "completion_tokens": 2**64 - 1}]
+
+
+def answers_with_absurd_usage(upstream) -> int:
+    """Script the upstream: every tenth answer reports usage the log cannot store; how many do."""
+    poisoned = 0
+    for i in range(TOTAL):
+        usage = {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}
+        if i % 10 == 5:
+            usage, poisoned = ABSURD_USAGE[(i // 10) % len(ABSURD_USAGE)], poisoned + 1
+        upstream.push(Reply(json={"id": f"c{i}", "object": "chat.completion", "created": 1, "model": "m",
+                                  "choices": [{"index": 0, "finish_reason": "stop",
+                                               "message": {"role": "assistant", "content": "ok"}}],
+                                  "usage": usage}))
+    return poisoned
+
+
+@pytest.mark.parametrize("store", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_usage_an_upstream_reports_past_the_columns_is_logged_as_unknown(tmp_path, upstream, store, request):
+    env = {"SLUICEGATE_ADMIN_TOKEN": ADMIN_TOKEN}
+    database: object = tmp_path / "data" / "sluicegate.db"
+    if store == "postgres":
+        database = env["SLUICEGATE_DATABASE_URL"] = request.getfixturevalue("pg_url")
+    poisoned = answers_with_absurd_usage(upstream)
+    gateway = GatewayProcess(tmp_path / "data", env=env).start()
+    run(gateway, upstream, database)  # every request answered 200 and logged
+    assert count_rows(database, "prompt_tokens IS NULL") == poisoned
+    assert "unreachable" not in gateway.log() and "dropped" not in gateway.log()

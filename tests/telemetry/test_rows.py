@@ -99,3 +99,14 @@ def test_client_gone_is_499():
     rec.failed(asyncio.CancelledError())
     row, _ = builder().build(rec)
     assert row["status"] == 499 and row["error_type"] == "client_closed_request"
+
+
+def test_usage_past_what_the_columns_hold_is_logged_as_unknown():
+    """An upstream's usage counts beyond the token columns (INTEGER: 32 bits on PostgreSQL) are no token
+    counts: the row is stored without them (and limits settle nothing), instead of failing its batch."""
+    for counts in ({"prompt_tokens": 2**63, "completion_tokens": 1}, {"prompt_tokens": 2**31, "completion_tokens": 1},
+                   {"prompt_tokens": 2**30, "completion_tokens": 2**30}):  # each fits, their total does not
+        row, _ = builder().build(record(answer={"model": "m", "usage": counts}))
+        assert (row["prompt_tokens"], row["completion_tokens"], row["total_tokens"], row["cost"]) == (None,) * 4
+    row, _ = builder().build(record(answer={"model": "m", "usage": {"prompt_tokens": 2**31 - 2, "completion_tokens": 1}}))
+    assert row["total_tokens"] == 2**31 - 1

@@ -159,6 +159,18 @@ async def test_an_unencodable_row_is_refused_alone_not_taken_for_an_outage(engin
     assert refused.value.count == 2 and await count(engine) == 7
 
 
+async def test_a_number_the_store_cannot_hold_is_refused_alone_not_taken_for_an_outage(engine, writer):
+    # Past 64 bits neither SQLite nor PostgreSQL stores an integer (the driver refuses to bind it): the row is
+    # refused alone. Taken for an outage, it failed every replay of the spool, and logging stopped.
+    batch = [entry() for _ in range(9)]
+    batch[3][0]["prompt_tokens"] = 2**63
+    batch[5][0]["request_bytes"] = 2**64 - 1
+    with pytest.raises(RejectedBatch) as refused:
+        await writer.write(batch)
+    assert refused.value.count == 2 and await count(engine) == 7
+    await writer.write([])  # the probe: the store answers
+
+
 async def test_analytics_over_the_whole_range_is_one_bucket_per_group(engine, seeded):
     q = params.parse_analytics({"from": str(BASE / 1000), "to": str((BASE + 3 * HOUR) / 1000),
                                 "interval": "all", "group_by": "provider"})

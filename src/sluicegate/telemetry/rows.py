@@ -210,7 +210,7 @@ class RowBuilder:
 
     def _add_usage(self, row: Row, used: usage_mod.Usage | None, provider: str | None, model: str | None,
                    answered: str | None, *, public: bool) -> None:
-        if used is None:
+        if used is None or not usage_mod.fits(used):
             row.update(prompt_tokens=None, completion_tokens=None, total_tokens=None, usage_estimated=False,
                        cost=None)
             return

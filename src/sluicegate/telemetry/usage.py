@@ -15,6 +15,9 @@ import orjson
 from ..providers import sse
 
 CHARS_PER_TOKEN = 4  # the usual rule of thumb for English text with BPE tokenizers; only for estimates
+# The request log's token columns are INTEGER (32 bits on PostgreSQL). An upstream that reports more has sent
+# no token count: such usage is logged as unknown, rather than failing its row.
+MAX_TOKENS = 2**31 - 1
 
 
 class Usage(NamedTuple):
@@ -43,6 +46,11 @@ def usage_of(value: Any) -> Usage | None:
         return None
     prompt, completion = prompt or 0, completion or 0
     return Usage(prompt, completion, total if total is not None else prompt + completion)
+
+
+def fits(used: Usage) -> bool:
+    """Can the log's columns hold these counts (whatever reported or estimated them)?"""
+    return max(used.prompt_tokens, used.completion_tokens, used.total_tokens) <= MAX_TOKENS
 
 
 def _int(value: Any) -> int | None:

@@ -35,7 +35,7 @@ log = logging.getLogger("sluicegate.telemetry")
 _REFUSALS = (DataError, IntegrityError, ProgrammingError)
 # A value the driver or the JSON encoder cannot encode (rows are made storable first; this is the backstop
 # that keeps such a row from being taken for an outage and failing its batch again and again).
-_UNENCODABLE = (UnicodeError, TypeError, ValueError)
+_UNENCODABLE = (UnicodeError, TypeError, ValueError, OverflowError)  # OverflowError: an int SQLite cannot hold
 # SQLite allows 32,766 bound parameters per statement (since 3.32), but binds them holding the GIL: a
 # statement of 16,384 kept the event loop from the GIL for about a millisecond. With 2,048 (32 log rows) a
 # chunk binds in tens of µs, and the GIL is free while SQLite runs it.
