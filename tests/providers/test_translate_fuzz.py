@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -41,10 +42,12 @@ bodies = st.fixed_dictionaries(
 
 
 def _translate_or_refuse(translate: Callable[[Any], Any], body: Any) -> None:
+    """Translated into what the gateway can send on (JSON orjson writes), or refused."""
     try:
-        translate(body)
+        translated = translate(body)
     except TranslationError:
-        pass
+        return
+    orjson.dumps(translated)
 
 
 @FUZZ
@@ -113,12 +116,18 @@ CHAT_BODY = {
 }
 
 
+# Another JSON type for a field: containers (unhashable), null, a number, a string, an integer past 64 bits.
+ODD = ([], {}, ["text"], {"type": "text"}, None, 7, "text", 2**64 - 1)
+
+
 def _leaf_paths(value: Any, path: tuple = ()) -> list[tuple]:
+    """Every leaf's path, and every container's but the root's (a list or an object is replaced whole too)."""
+    inner: list[tuple] = []
     if isinstance(value, dict):
-        return [p for key, inner in value.items() for p in _leaf_paths(inner, (*path, key))]
-    if isinstance(value, list):
-        return [p for index, inner in enumerate(value) for p in _leaf_paths(inner, (*path, index))]
-    return [path]
+        inner = [p for key, item in value.items() for p in _leaf_paths(item, (*path, key))]
+    elif isinstance(value, list):
+        inner = [p for index, item in enumerate(value) for p in _leaf_paths(item, (*path, index))]
+    return inner + ([path] if path else [])
 
 
 def _replaced(body: Any, path: tuple, new: Any) -> Any:
@@ -137,7 +146,7 @@ def test_every_field_of_another_json_type_is_translated_or_refused() -> None:
     for translate, body in cases:
         translate(body)  # the body itself is valid
         for path in _leaf_paths(body):
-            for new in ([], {}, ["text"], {"type": "text"}, None, 7):
+            for new in ODD:
                 _translate_or_refuse(translate, _replaced(body, path, new))
 
 
@@ -158,5 +167,23 @@ def test_every_field_of_an_upstream_answer_of_another_json_type_is_absorbed_or_r
     for translate, body in cases:
         translate(body)
         for path in _leaf_paths(body):
-            for new in ([], {}, ["text"], {"type": "text"}, None, 7):
+            for new in ODD:
                 _translate_or_refuse(translate, _replaced(body, path, new))
+
+
+CHAT_CHUNK = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+              "choices": [{"index": 0, "finish_reason": None,
+                           "delta": {"role": "assistant", "content": "hi", "tool_calls": [
+                               {"index": 0, "id": "t", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}}],
+              "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}}
+
+
+def test_every_field_of_a_stream_chunk_of_another_json_type_is_classified() -> None:
+    """The first-event rule reads each chunk of an OpenAI stream (content yet, or not): a chunk of an odd
+    shape is relayed as content, never a crash (an int for ``choices`` or a list for ``delta`` was a 500)."""
+    from sluicegate.providers import sse
+
+    for path in _leaf_paths(CHAT_CHUNK):
+        for new in ODD:
+            kind, _ = sse.classify_event(b"data: " + orjson.dumps(_replaced(CHAT_CHUNK, path, new)) + b"\n\n")
+            assert kind in (sse.CONTENT, sse.EMPTY, sse.ERROR)

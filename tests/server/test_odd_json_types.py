@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.fakes.upstream import Reply
 from tests.gateway import GatewayProcess
 from tests.logapi import ADMIN_TOKEN
 
@@ -135,3 +137,79 @@ def test_every_field_of_another_json_type_is_served_or_a_4xx(gateway: GatewayPro
                 if answer.status_code >= 500 or b"Traceback" in answer.content:
                     failures.append((field, repr(new)[:20], answer.status_code, answer.text[:200]))
     assert failures == []
+
+
+# What an upstream answers, each field given another type in turn: a whole chat completion, the chunks of a
+# chat stream, an Anthropic message. The gateway relays it, or says it could not use it (502), and logs it.
+CHAT_ANSWER = {"id": "c", "object": "chat.completion", "created": 1, "model": "m",
+               "choices": [{"index": 0, "finish_reason": "tool_calls", "logprobs": None,
+                            "message": {"role": "assistant", "content": "ok", "tool_calls": [
+                                {"id": "c1", "type": "function", "function": {"name": "get", "arguments": "{}"}}]}}],
+               "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5,
+                         "prompt_tokens_details": {"cached_tokens": 1}}}
+CHAT_CHUNK = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+              "choices": [{"index": 0, "finish_reason": None, "delta": {"role": "assistant", "content": "hi"}}]}
+USAGE_CHUNK = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [],
+               "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}}
+ANTHROPIC_MESSAGE = {"id": "msg", "type": "message", "role": "assistant", "model": "m", "stop_reason": "tool_use",
+                     "content": [{"type": "text", "text": "ok"},
+                                 {"type": "tool_use", "id": "t", "name": "get", "input": {"a": 1}}],
+                     "usage": {"input_tokens": 3, "output_tokens": 2, "cache_read_input_tokens": 1}}
+
+
+def _answers(kind: str) -> Iterator[tuple[str, dict[str, Any], Reply]]:
+    """(route, request body, the upstream's reply) for every field of the kind's answer, given each odd value."""
+    chat = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
+    for position, field in enumerate(_leaf_paths({"chat answer": CHAT_ANSWER, "chat stream": CHAT_CHUNK,
+                                                   "usage chunk": USAGE_CHUNK, "anthropic": ANTHROPIC_MESSAGE}[kind])):
+        for new in ODD:
+            route = ("/v1/chat/completions", "/v1/messages")[position % 2]  # as is, and translated
+            if kind == "chat answer":
+                yield route, chat, Reply(json=_replaced(CHAT_ANSWER, field, new))
+            elif kind == "anthropic":
+                yield "/v1/chat/completions", chat, Reply(json=_replaced(ANTHROPIC_MESSAGE, field, new))
+            else:
+                first, last = ((_replaced(CHAT_CHUNK, field, new), USAGE_CHUNK) if kind == "chat stream"
+                               else (CHAT_CHUNK, _replaced(USAGE_CHUNK, field, new)))
+                yield route, {**chat, "stream": True}, Reply(stream=[first, last, "[DONE]"])
+
+
+@pytest.fixture(scope="module")
+def answering_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    """A gateway of its own: the admin bodies above create API keys, after which requests need one."""
+    process = GatewayProcess(Path(tmp_path_factory.mktemp("odd-answers"))).start()
+    yield process
+    process.stop()
+
+
+@pytest.mark.parametrize("kind", ["chat answer", "chat stream", "usage chunk", "anthropic"])
+def test_every_field_of_an_upstream_answer_of_another_json_type_is_relayed_or_a_502_and_logged(
+        answering_gateway: GatewayProcess, upstream, kind: str) -> None:
+    gateway = answering_gateway
+    provider = "anthropic" if kind == "anthropic" else "openai"
+    headers = {"x-portkey-provider": provider, "x-portkey-custom-host": upstream.v1, "x-api-key": "sk-test-dddd",
+               "authorization": "Bearer sk-test-dddd"}
+    before = _written(gateway)
+    sent, failures = 0, []
+    with httpx.Client(timeout=30) as client:
+        for route, body, reply in _answers(kind):
+            upstream.push(reply)
+            answer = client.post(gateway.url + route, headers=headers, json=body)
+            sent += 1
+            if answer.status_code not in (200, 502) or b"Traceback" in answer.content:
+                failures.append((route, reply.json or reply.stream, answer.status_code, answer.text[:200]))
+    assert failures == []
+    assert _written(gateway, at_least=before + sent) >= before + sent  # every request logged, none refused
+
+
+def _written(gateway: GatewayProcess, at_least: float = 0) -> float:
+    """The log's written count from /metrics, once it reaches ``at_least`` (or after 15 s)."""
+    deadline = time.monotonic() + 15
+    while True:
+        metrics = httpx.get(f"{gateway.url}/metrics", timeout=30).text
+        written = next(float(line.split()[-1]) for line in metrics.splitlines()
+                       if line.startswith("sluicegate_log_records_written_total"))
+        if written >= at_least or time.monotonic() > deadline:
+            assert "sluicegate_log_store_up 1.0" in metrics
+            return written
+        time.sleep(0.05)

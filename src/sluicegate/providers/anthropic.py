@@ -20,6 +20,7 @@ import orjson
 
 from .contract import NO_ORIGIN, MeasuredUsage, Origin, Translation
 from .messages_over_chat import not_understood, parsed_json
+from .translate import TranslationError
 from .translate.chat_to_messages import chat_request_to_messages
 from .translate.errors import anthropic_error, anthropic_error_to_openai, error_message
 from .translate.messages_to_chat import message_to_chat_response
@@ -99,8 +100,11 @@ class ChatOverMessages:
         message = parsed_json(body)
         if not isinstance(message, dict) or not isinstance(message.get("content"), list):
             raise not_understood("an Anthropic message")
-        return orjson.dumps(message_to_chat_response(message, completion_id=self.completion_id,
-                                                     created=self._origin.created))
+        try:
+            chat = message_to_chat_response(message, completion_id=self.completion_id, created=self._origin.created)
+        except TranslationError as exc:
+            raise not_understood("an Anthropic message", exc) from None
+        return orjson.dumps(chat)
 
     def error_body(self, status: int, raw: bytes, provider: str) -> dict[str, Any]:
         error = anthropic_error_to_openai(status, parsed_json(raw), raw)["error"]

@@ -17,6 +17,7 @@ import orjson
 
 from ..errors import UpstreamFailure
 from .contract import NO_ORIGIN, MeasuredUsage, Origin
+from .translate import TranslationError
 from .translate.chat_to_messages import chat_response_to_message
 from .translate.errors import openai_error_to_anthropic
 from .translate.estimate import estimate_input_tokens
@@ -33,9 +34,11 @@ def parsed_json(raw: bytes) -> object:
         return None
 
 
-def not_understood(what: str) -> UpstreamFailure:
-    """A 2xx answer the gateway cannot translate: a failed attempt (502), retried or fallen back like one."""
-    return UpstreamFailure(f"the upstream's answer is not {what}", status=502)
+def not_understood(what: str, why: TranslationError | None = None) -> UpstreamFailure:
+    """A 2xx answer the gateway cannot translate: a failed attempt (502), retried or fallen back like one.
+    ``why``: what the translator refused in it (a TranslationError raised on an answer is the upstream's
+    fault, not the client's 400)."""
+    return UpstreamFailure(f"the upstream's answer is not {what}" + (f" ({str(why)[:200]})" if why else ""), status=502)
 
 
 class MessagesOverChat:
@@ -71,8 +74,11 @@ class MessagesOverChat:
         if not isinstance(chat, dict) or not isinstance(chat.get("choices"), list):
             raise not_understood("a chat completion")
         reported = isinstance(chat.get("usage"), dict) and bool(chat["usage"])
-        message = chat_response_to_message(chat, message_id=self.message_id, stop_sequences=self._stop_sequences,
-                                           estimated_input_tokens=self._estimate, max_tokens=self._max_tokens)
+        try:
+            message = chat_response_to_message(chat, message_id=self.message_id, stop_sequences=self._stop_sequences,
+                                               estimated_input_tokens=self._estimate, max_tokens=self._max_tokens)
+        except TranslationError as exc:
+            raise not_understood("a chat completion", exc) from None
         usage = message["usage"]
         self._usage = MeasuredUsage(usage["input_tokens"] + usage["cache_read_input_tokens"],
                                     usage["output_tokens"], estimated=not reported)

@@ -75,12 +75,18 @@ def has_content(chunk: object) -> bool:
     choices = chunk.get("choices")
     if not choices:
         return bool(chunk.get("usage"))  # a usage-only chunk is real output too
+    if not isinstance(choices, list):
+        return True  # not a shape to judge: relayed, as output
     for choice in choices:
         if not isinstance(choice, dict):
             return True
         if choice.get("text") or choice.get("finish_reason"):
             return True
-        delta = choice.get("delta") or {}
+        delta = choice.get("delta")
+        if not isinstance(delta, dict):
+            if delta:
+                return True
+            continue
         if any(delta.get(k) for k in ("content", "tool_calls", "function_call", "refusal", "reasoning_content")):
             return True
     return False

@@ -15,3 +15,14 @@ The rules and defaults are in docs/anthropic.md.
 
 class TranslationError(ValueError):
     """The request cannot be expressed in the target API: the caller answers 400 invalid_request_error."""
+
+
+# A reported token count past this is no count: sums of such counts would outgrow the 64 bits the JSON
+# encoder writes, and an answer that carried them could not be answered at all.
+MAX_TOKEN_COUNT = 2**53 - 1
+
+
+def token_count(value: object) -> int:
+    """A token count an upstream reported, or 0 for anything that is not one (negative, a boolean, another
+    type, or past MAX_TOKEN_COUNT)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_TOKEN_COUNT else 0

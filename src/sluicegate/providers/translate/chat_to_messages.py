@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from . import TranslationError
+from . import TranslationError, token_count
 from .estimate import estimate_output_tokens
 from .shapes import as_object
 
@@ -274,7 +274,8 @@ def _reply_text(reply: dict[str, Any]) -> str:
 
 
 def _calls_of(reply: dict[str, Any]) -> list[dict[str, Any]]:
-    calls = [call for call in reply.get("tool_calls") or [] if isinstance(call, dict)]
+    listed = reply.get("tool_calls")
+    calls = [call for call in listed if isinstance(call, dict)] if isinstance(listed, list) else []
     legacy = reply.get("function_call")
     if not calls and isinstance(legacy, dict):
         calls = [{"function": legacy}]
@@ -311,11 +312,8 @@ def anthropic_usage(usage: dict[str, Any] | None, estimated_input_tokens: int | 
         return {"input_tokens": max(estimated_input_tokens or 0, 0), "output_tokens": max(estimated_output_tokens, 0),
                 "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
     details = usage.get("prompt_tokens_details")
-    cached = _count(details.get("cached_tokens") if isinstance(details, dict) else 0)
-    prompt = _count(usage.get("prompt_tokens"))
-    return {"input_tokens": max(prompt - cached, 0), "output_tokens": _count(usage.get("completion_tokens")),
+    cached = token_count(details.get("cached_tokens") if isinstance(details, dict) else 0)
+    prompt = token_count(usage.get("prompt_tokens"))
+    return {"input_tokens": max(prompt - cached, 0), "output_tokens": token_count(usage.get("completion_tokens")),
             "cache_creation_input_tokens": 0, "cache_read_input_tokens": min(cached, prompt)}
 
-
-def _count(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0

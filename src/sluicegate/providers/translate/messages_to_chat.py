@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from . import TranslationError
+from . import TranslationError, token_count
 from .shapes import as_object
 
 TEXT_JOIN = "\n"  # between text blocks folded into one OpenAI string
@@ -255,8 +255,9 @@ def chat_usage(usage: object) -> dict[str, Any]:
     """Anthropic usage as OpenAI usage: prompt tokens include cache reads and writes, as OpenAI's do;
     the cache counts stay visible in ``prompt_tokens_details`` and Anthropic's own two fields."""
     usage = usage if isinstance(usage, dict) else {}
-    fresh, output = _count(usage, "input_tokens"), _count(usage, "output_tokens")
-    read, written = _count(usage, "cache_read_input_tokens"), _count(usage, "cache_creation_input_tokens")
+    fresh, output = token_count(usage.get("input_tokens")), token_count(usage.get("output_tokens"))
+    read = token_count(usage.get("cache_read_input_tokens"))
+    written = token_count(usage.get("cache_creation_input_tokens"))
     prompt = fresh + read + written
     return {
         "prompt_tokens": prompt,
@@ -267,7 +268,3 @@ def chat_usage(usage: object) -> dict[str, Any]:
         "cache_creation_input_tokens": written,
     }
 
-
-def _count(usage: dict[str, Any], key: str) -> int:
-    value = usage.get(key)
-    return value if isinstance(value, int) and value > 0 else 0
