@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import random
 
@@ -10,6 +9,7 @@ import pytest
 
 from sluicegate.errors import BadRequest
 from tests.config.helpers import parse
+from tests.mutations import paths, replaced
 
 BASE = {
     "retry": {"attempts": 2, "on_status_codes": [429], "use_retry_after_headers": True},
@@ -29,27 +29,6 @@ BASE = {
     ],
 }
 ODD_VALUES = [None, True, 0, -1, 1.5, 10**6, "", "x", "$eq", [], [1], [{}], {}, {"$bad": 1}, {"mode": "single"}]
-
-
-def paths(value, prefix=()):
-    yield prefix
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield from paths(item, (*prefix, key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from paths(item, (*prefix, index))
-
-
-def replaced(value, path, new):
-    if not path:
-        return new
-    out = copy.deepcopy(value)
-    holder = out
-    for part in path[:-1]:
-        holder = holder[part]
-    holder[path[-1]] = new
-    return out
 
 
 ALL_PATHS = list(paths(BASE))

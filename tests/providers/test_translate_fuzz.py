@@ -16,6 +16,7 @@ from sluicegate.providers.translate.estimate import estimate_input_tokens
 from sluicegate.providers.translate.messages_to_chat import message_to_chat_response, messages_request_to_chat
 from sluicegate.providers.translate.stream_chat_to_messages import ChatToMessagesStream
 from sluicegate.providers.translate.stream_messages_to_chat import MessagesToChatStream
+from tests.mutations import fields, replaced
 
 FUZZ = settings(max_examples=200, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -120,34 +121,13 @@ CHAT_BODY = {
 ODD = ([], {}, ["text"], {"type": "text"}, None, 7, "text", 2**64 - 1)
 
 
-def _leaf_paths(value: Any, path: tuple = ()) -> list[tuple]:
-    """Every leaf's path, and every container's but the root's (a list or an object is replaced whole too)."""
-    inner: list[tuple] = []
-    if isinstance(value, dict):
-        inner = [p for key, item in value.items() for p in _leaf_paths(item, (*path, key))]
-    elif isinstance(value, list):
-        inner = [p for index, item in enumerate(value) for p in _leaf_paths(item, (*path, index))]
-    return inner + ([path] if path else [])
-
-
-def _replaced(body: Any, path: tuple, new: Any) -> Any:
-    import copy
-
-    changed = copy.deepcopy(body)
-    holder = changed
-    for step in path[:-1]:
-        holder = holder[step]
-    holder[path[-1]] = new
-    return changed
-
-
 def test_every_field_of_another_json_type_is_translated_or_refused() -> None:
     cases = [(messages_request_to_chat, MESSAGES_BODY), (chat_request_to_messages, CHAT_BODY)]
     for translate, body in cases:
         translate(body)  # the body itself is valid
-        for path in _leaf_paths(body):
+        for path in fields(body):
             for new in ODD:
-                _translate_or_refuse(translate, _replaced(body, path, new))
+                _translate_or_refuse(translate, replaced(body, path, new))
 
 
 CHAT_RESPONSE = {"id": "c", "object": "chat.completion", "created": 1, "model": "m",
@@ -166,9 +146,9 @@ def test_every_field_of_an_upstream_answer_of_another_json_type_is_absorbed_or_r
              (lambda b: message_to_chat_response(b, completion_id="c", created=1), MESSAGE_RESPONSE)]
     for translate, body in cases:
         translate(body)
-        for path in _leaf_paths(body):
+        for path in fields(body):
             for new in ODD:
-                _translate_or_refuse(translate, _replaced(body, path, new))
+                _translate_or_refuse(translate, replaced(body, path, new))
 
 
 CHAT_CHUNK = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
@@ -183,7 +163,7 @@ def test_every_field_of_a_stream_chunk_of_another_json_type_is_classified() -> N
     shape is relayed as content, never a crash (an int for ``choices`` or a list for ``delta`` was a 500)."""
     from sluicegate.providers import sse
 
-    for path in _leaf_paths(CHAT_CHUNK):
+    for path in fields(CHAT_CHUNK):
         for new in ODD:
-            kind, _ = sse.classify_event(b"data: " + orjson.dumps(_replaced(CHAT_CHUNK, path, new)) + b"\n\n")
+            kind, _ = sse.classify_event(b"data: " + orjson.dumps(replaced(CHAT_CHUNK, path, new)) + b"\n\n")
             assert kind in (sse.CONTENT, sse.EMPTY, sse.ERROR)

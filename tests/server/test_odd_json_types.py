@@ -8,7 +8,6 @@ are valid requests on each input path; each of their leaves is replaced in turn.
 
 from __future__ import annotations
 
-import copy
 import json
 import time
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ import pytest
 from tests.fakes.upstream import Reply
 from tests.gateway import GatewayProcess
 from tests.logapi import ADMIN_TOKEN
+from tests.mutations import fields, replaced
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 # Another JSON type for any field: containers (unhashable), null, integers past 64 bits (orjson reads 2^63 as an
@@ -89,25 +89,6 @@ def _seeds(upstream: str) -> dict[str, tuple[str, str, dict[str, str], dict[str,
     }
 
 
-def _leaf_paths(value: Any, path: tuple = ()) -> list[tuple]:
-    """Every leaf's path, and every container's but the root's (a container can be replaced whole too)."""
-    inner: list[tuple] = []
-    if isinstance(value, dict):
-        inner = [p for key, item in value.items() for p in _leaf_paths(item, (*path, key))]
-    elif isinstance(value, list):
-        inner = [p for index, item in enumerate(value) for p in _leaf_paths(item, (*path, index))]
-    return inner + ([path] if path else [])
-
-
-def _replaced(document: Any, path: tuple, new: Any) -> Any:
-    changed = copy.deepcopy(document)
-    holder = changed
-    for step in path[:-1]:
-        holder = holder[step]
-    holder[path[-1]] = new
-    return changed
-
-
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
     process = GatewayProcess(Path(tmp_path_factory.mktemp("odd-json")), env={"SLUICEGATE_ADMIN_TOKEN": ADMIN_TOKEN}).start()
@@ -131,9 +112,9 @@ def test_every_field_of_another_json_type_is_served_or_a_4xx(gateway: GatewayPro
     with httpx.Client(timeout=30) as client:
         assert send(client, document).status_code < 300  # the seed itself is valid: its fields are reached
         failures = []
-        for field in _leaf_paths(document):
+        for field in fields(document):
             for new in ODD:
-                answer = send(client, _replaced(document, field, new))
+                answer = send(client, replaced(document, field, new))
                 if answer.status_code >= 500 or b"Traceback" in answer.content:
                     failures.append((field, repr(new)[:20], answer.status_code, answer.text[:200]))
     assert failures == []
@@ -160,17 +141,17 @@ ANTHROPIC_MESSAGE = {"id": "msg", "type": "message", "role": "assistant", "model
 def _answers(kind: str) -> Iterator[tuple[str, dict[str, Any], Reply]]:
     """(route, request body, the upstream's reply) for every field of the kind's answer, given each odd value."""
     chat = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
-    for position, field in enumerate(_leaf_paths({"chat answer": CHAT_ANSWER, "chat stream": CHAT_CHUNK,
+    for position, field in enumerate(fields({"chat answer": CHAT_ANSWER, "chat stream": CHAT_CHUNK,
                                                    "usage chunk": USAGE_CHUNK, "anthropic": ANTHROPIC_MESSAGE}[kind])):
         for new in ODD:
             route = ("/v1/chat/completions", "/v1/messages")[position % 2]  # as is, and translated
             if kind == "chat answer":
-                yield route, chat, Reply(json=_replaced(CHAT_ANSWER, field, new))
+                yield route, chat, Reply(json=replaced(CHAT_ANSWER, field, new))
             elif kind == "anthropic":
-                yield "/v1/chat/completions", chat, Reply(json=_replaced(ANTHROPIC_MESSAGE, field, new))
+                yield "/v1/chat/completions", chat, Reply(json=replaced(ANTHROPIC_MESSAGE, field, new))
             else:
-                first, last = ((_replaced(CHAT_CHUNK, field, new), USAGE_CHUNK) if kind == "chat stream"
-                               else (CHAT_CHUNK, _replaced(USAGE_CHUNK, field, new)))
+                first, last = ((replaced(CHAT_CHUNK, field, new), USAGE_CHUNK) if kind == "chat stream"
+                               else (CHAT_CHUNK, replaced(USAGE_CHUNK, field, new)))
                 yield route, {**chat, "stream": True}, Reply(stream=[first, last, "[DONE]"])
 
 

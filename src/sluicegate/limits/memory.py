@@ -21,13 +21,19 @@ def wall_ms() -> int:
 
 
 @dataclass(slots=True)
-class RateLog:
-    """A sliding window's admitted entries, oldest first, with their running total."""
+class TimedAmounts:
+    """Amounts by request id, in the order of their times, with their running total: a sliding window's
+    admitted requests (the time they were admitted) or a budget's reservations (the time they expire).
+
+    Times only grow as entries are added, so the ones a bound passes are always at the front: pruning costs
+    what it removes, not what is held. (A wall clock stepped back can leave a later entry ahead of an
+    earlier one's time; it then goes when the one before it does.)"""
 
     entries: OrderedDict[str, tuple[int, float]] = field(default_factory=OrderedDict)  # rid → (ms, amount)
     total: float = 0.0
 
     def prune(self, upto_ms: int) -> None:
+        """Drop the entries whose time is ``upto_ms`` or earlier."""
         entries = self.entries
         while entries:
             rid, (at, amount) = next(iter(entries.items()))
@@ -36,7 +42,7 @@ class RateLog:
             del entries[rid]
             self.total -= amount
         if not entries:
-            self.total = 0.0
+            self.total = 0.0  # no rounding drift carried over
 
     def add(self, rid: str, at_ms: int, amount: float) -> None:
         _, before = self.entries.pop(rid, (0, 0.0))  # the same request admitted again counts once
@@ -44,64 +50,46 @@ class RateLog:
         self.total += amount - before
 
     def settle(self, rid: str, amount: float) -> None:
+        """The entry's amount becomes ``amount`` (its actual usage); an entry already gone stays gone."""
         if rid in self.entries:
             at, before = self.entries[rid]
             self.entries[rid] = (at, amount)
             self.total += amount - before
 
+    def remove(self, rid: str) -> None:
+        held = self.entries.pop(rid, None)
+        if held is not None:
+            self.total -= held[1]
+
 
 @dataclass(slots=True)
 class Budget:
-    """A budget's usage this period, and its reservations in flight with their running total.
-
-    Reservations are kept in the order they were made, and they all live for the limiter's one TTL, so
-    they expire in that order too: the expired ones are always at the front, and an admission costs
-    O(reservations that expired), not O(reservations in flight). (A wall clock stepped back can leave a
-    later reservation ahead of an earlier one's expiry; it then goes when the one before it does.)"""
+    """A budget's usage this period, and its reservations in flight (timed by their expiry)."""
 
     period: int = 0
     used: float = 0.0
     alerted: int | None = None
-    reservations: OrderedDict[str, tuple[int, float]] = field(default_factory=OrderedDict)  # rid → (expiry ms, amount)
-    reserved: float = 0.0
+    reservations: TimedAmounts = field(default_factory=TimedAmounts)
 
     def roll(self, period: int) -> None:
         if period != self.period:
             self.period, self.used, self.alerted = period, 0.0, None
 
     def live_reserved(self, now_ms: int) -> float:
-        reservations = self.reservations
-        while reservations:
-            rid, (expiry, amount) = next(iter(reservations.items()))
-            if expiry > now_ms:
-                break
-            del reservations[rid]
-            self.reserved -= amount
-        if not reservations:
-            self.reserved = 0.0  # no rounding drift carried over
-        return max(self.reserved, 0.0)
-
-    def reserve(self, rid: str, expiry_ms: int, amount: float) -> None:
-        _, before = self.reservations.pop(rid, (0, 0.0))  # the same request admitted again counts once
-        self.reservations[rid] = (expiry_ms, amount)
-        self.reserved += amount - before
-
-    def release(self, rid: str) -> None:
-        held = self.reservations.pop(rid, None)
-        if held is not None:
-            self.reserved -= held[1]
+        self.reservations.prune(now_ms)
+        return max(self.reservations.total, 0.0)
 
 
 class MemoryCounters:
     def __init__(self, clock: Callable[[], int] = wall_ms) -> None:
         self._clock = clock
-        self._logs: dict[str, RateLog] = {}
+        self._logs: dict[str, TimedAmounts] = {}
         self._budgets: dict[str, Budget] = {}
 
-    def _log(self, check: Check, now_ms: int) -> RateLog:
+    def _log(self, check: Check, now_ms: int) -> TimedAmounts:
         log = self._logs.get(check.key)
         if log is None:
-            log = self._logs[check.key] = RateLog()
+            log = self._logs[check.key] = TimedAmounts()
         log.prune(now_ms - check.window_ms)
         return log
 
@@ -131,7 +119,7 @@ class MemoryCounters:
             if check.kind == RATE:
                 self._log(check, now).add(rid, now, check.amount)
             else:
-                self._budget(check, now).reserve(rid, now + ttl_ms, check.amount)
+                self._budget(check, now).reservations.add(rid, now + ttl_ms, check.amount)
         return Verdict(-1, tuple(c.limit - t - c.amount for c, (t, _) in zip(checks, states, strict=True)),
                        tuple(r for _, r in states))
 
@@ -145,7 +133,7 @@ class MemoryCounters:
                 self._log(check, now).settle(rid, amount)
                 continue
             budget = self._budget(check, now)
-            budget.release(rid)
+            budget.reservations.remove(rid)
             budget.used += amount
             if check.alert is not None and budget.used >= check.alert and budget.alerted != budget.period:
                 budget.alerted = budget.period
