@@ -316,4 +316,3 @@ def anthropic_usage(usage: dict[str, Any] | None, estimated_input_tokens: int | 
     prompt = token_count(usage.get("prompt_tokens"))
     return {"input_tokens": max(prompt - cached, 0), "output_tokens": token_count(usage.get("completion_tokens")),
             "cache_creation_input_tokens": 0, "cache_read_input_tokens": min(cached, prompt)}
-

@@ -267,4 +267,3 @@ def chat_usage(usage: object) -> dict[str, Any]:
         "cache_read_input_tokens": read,
         "cache_creation_input_tokens": written,
     }
-
