@@ -22,3 +22,32 @@ def json_object(text: bytes | str, *, invalid: str, not_object: str | None = Non
     if not isinstance(value, dict):
         raise BadRequest(not_object if not_object is not None else invalid.replace("{error}", "not an object"))
     return value
+
+
+# orjson reads JSON nested up to 1,024 levels deep but writes at most 254. A document the gateway keeps and
+# writes back (an admin body, a saved config) nested deeper would be accepted, and then fail as a 500.
+WRITABLE_DEPTH = 254
+
+
+def stored_json_object(text: bytes | str, *, invalid: str, not_object: str | None = None,
+                       what: str = "body") -> dict[str, Any]:
+    """``json_object`` for JSON the gateway stores and answers back: also a ``BadRequest`` when it is nested
+    deeper than it can be written (``what`` names it in the message)."""
+    value = json_object(text, invalid=invalid, not_object=not_object)
+    try:
+        orjson.dumps(value)
+    except TypeError:  # orjson.JSONEncodeError: the depth (a parsed document holds nothing else it refuses)
+        raise BadRequest(f"{what}: nested too deeply (at most {WRITABLE_DEPTH} levels)") from None
+    return value
+
+
+def writable_json(raw: bytes) -> Any:
+    """``orjson.loads`` for JSON the gateway writes again (an upstream's answer it translates): nested deeper
+    than orjson writes, it is refused as text that is not JSON would be (``orjson.JSONDecodeError``)."""
+    value = orjson.loads(raw)
+    if len(raw) > 2 * WRITABLE_DEPTH:  # shorter text cannot nest that deep: no second pass for the common event
+        try:
+            orjson.dumps(value)
+        except TypeError:
+            raise orjson.JSONDecodeError(f"nested deeper than {WRITABLE_DEPTH} levels", "", 0) from None
+    return value

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..config import parse_config
 from ..errors import BadRequest, Conflict
-from ..jsontext import json_object
+from ..jsontext import stored_json_object
 from ..providers import registry
 from ..store.state import bump_catalog_version
 from ..store.tables import DEFAULT_WORKSPACE_ID, providers, saved_configs, utcnow
@@ -149,8 +149,8 @@ class ConfigRepository:
     def _check_text(self, text: str) -> None:
         if len(text.encode("utf-8", "surrogatepass")) > MAX_CONFIG_BYTES:
             raise BadRequest(f"config: larger than {MAX_CONFIG_BYTES // 1024} KiB")
-        tree = json_object(text, invalid="config: not valid JSON ({error})",
-                           not_object="config: expected a JSON object")
+        tree = stored_json_object(text, invalid="config: not valid JSON ({error})",
+                                  not_object="config: expected a JSON object", what="config")
         if (where := inlined_secret(tree)) is not None:
             raise BadRequest(
                 f"{where}: credentials cannot be stored in a saved config (it is kept in clear); "

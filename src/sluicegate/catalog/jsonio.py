@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from ..errors import BadRequest
-from ..jsontext import json_object
+from ..jsontext import stored_json_object
 from .entries import (
     UNSET,
     CheckHost,
@@ -32,7 +32,7 @@ MAX_CONFIG_BYTES = 256 * 1024
 
 
 def parse_body(raw: bytes) -> dict[str, Any]:
-    return json_object(raw, invalid="body: not valid JSON", not_object="body: expected a JSON object")
+    return stored_json_object(raw, invalid="body: not valid JSON", not_object="body: expected a JSON object")
 
 
 def _check_keys(body: dict[str, Any], allowed: tuple[str, ...]) -> None:

@@ -11,7 +11,7 @@ from sluicegate.config.compile import compile_node
 from sluicegate.config.model import Node
 from sluicegate.config.schema import validate_config
 from sluicegate.errors import BadRequest, ConfigError
-from sluicegate.jsontext import json_object
+from sluicegate.jsontext import stored_json_object
 
 INVALID_JSON = "Invalid config passed. You need to pass a valid json"
 LEGACY_CONFIG = "This version of config is not supported in this route. Please migrate to the latest version"
@@ -37,7 +37,7 @@ def parse_config(
 
 
 def _decode(text: str | bytes) -> dict[str, Any]:
-    raw = json_object(text, invalid=INVALID_JSON)
+    raw = stored_json_object(text, invalid=INVALID_JSON, what="config")  # its values are written into bodies
     if "options" in raw:
         raise BadRequest(LEGACY_CONFIG)
     return raw

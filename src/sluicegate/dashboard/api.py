@@ -30,7 +30,7 @@ from ..access.model import KEY_TYPES, SCOPE_ACTIONS, SUB_TYPES
 from ..access.principal import Verifier
 from ..catalog.entries import NotInCatalog, validate_slug
 from ..errors import BadRequest, Unauthorized
-from ..jsontext import json_object
+from ..jsontext import stored_json_object
 from ..providers import registry
 from ..server import access_admin, admin, observability
 from ..server.appkeys import GATEWAY
@@ -55,7 +55,7 @@ async def _small_json(request: web.Request, limit: int) -> dict[str, Any]:
     raw = await request.content.read(limit + 1)
     if len(raw) > limit:
         raise BadRequest(f"body: larger than {limit // 1024} KiB")
-    return json_object(raw, invalid="body: not valid JSON", not_object="body: expected a JSON object")
+    return stored_json_object(raw, invalid="body: not valid JSON", not_object="body: expected a JSON object")
 
 
 def _session_json(request: web.Request) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from ..errors import UpstreamFailure
+from ..jsontext import writable_json
 from .contract import NO_ORIGIN, MeasuredUsage, Origin
 from .translate import TranslationError
 from .translate.chat_to_messages import chat_response_to_message
@@ -27,9 +28,9 @@ from .translated_streams import ChatToMessagesDecoder
 
 
 def parsed_json(raw: bytes) -> object:
-    """The JSON in ``raw``, or None when it is not JSON."""
+    """The JSON in ``raw``, or None when it is not JSON (or not JSON the translation could write again)."""
     try:
-        return orjson.loads(raw) if raw else None
+        return writable_json(raw) if raw else None
     except orjson.JSONDecodeError:
         return None
 

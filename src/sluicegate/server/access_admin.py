@@ -31,7 +31,7 @@ from ..access.policy import Forbidden, require_scope
 from ..access.registry import AccessRegistry
 from ..access.workspaces import WorkspaceRepository, resolve_workspace_id
 from ..errors import BadRequest, PayloadTooLarge
-from ..jsontext import json_object
+from ..jsontext import stored_json_object
 from . import limits_admin
 from .principals import PRINCIPAL, authenticate, check_workspace
 
@@ -92,7 +92,7 @@ async def body_of(request: web.Request) -> dict[str, Any]:
         raise PayloadTooLarge(f"body: larger than {MAX_BODY // 1024} KiB")
     if not raw.strip():
         return {}
-    body = json_object(raw, invalid="body: not valid JSON", not_object="body: expected a JSON object")
+    body = stored_json_object(raw, invalid="body: not valid JSON", not_object="body: expected a JSON object")
     return {k: v for k, v in body.items() if v is not None}  # the SDK sends unset fields as null
 
 

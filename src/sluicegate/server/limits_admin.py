@@ -17,7 +17,7 @@ from aiohttp import web
 from ..access.model import Principal
 from ..access.policy import Forbidden
 from ..errors import BadRequest
-from ..jsontext import json_object
+from ..jsontext import stored_json_object
 from ..limits.checks import Subject
 from ..limits.store import KINDS, validated
 from .appkeys import GATEWAY
@@ -107,7 +107,7 @@ async def get_limits(request: web.Request) -> web.Response:
 
 async def put_limits(request: web.Request) -> web.Response:
     kind, subject_id = _subject(request, "update")
-    body = json_object(await request.read() or b"{}", invalid="body: not valid JSON",
+    body = stored_json_object(await request.read() or b"{}", invalid="body: not valid JSON",
                        not_object="body: expected a JSON object {rate_limits, usage_limits, prices}")
     gateway = request.config_dict[GATEWAY]
     _refuse_per_worker_counting(gateway.settings)

@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 
+from ...jsontext import writable_json
 from ..sse import split_events
 
 DONE = object()  # the data of ``data: [DONE]``
@@ -36,7 +37,7 @@ def parse_event(event: bytes) -> tuple[str | None, object]:
     if payload == b"[DONE]":
         return name, DONE
     try:
-        return name, orjson.loads(payload)
+        return name, writable_json(payload)  # translated events are written again: no deeper than that
     except orjson.JSONDecodeError:
         return name, payload
 
