@@ -48,3 +48,22 @@ def test_run_tells_a_failed_shutdown_from_a_failed_start(monkeypatch, capsys, ra
     monkeypatch.setattr(serve, "serve_forever", serve_forever)
     assert serve.run(Settings()) == code
     assert capsys.readouterr().err == said
+
+
+def test_a_port_already_taken_is_cannot_start_and_nothing_else(tmp_path) -> None:
+    """The store, the access snapshot and the request log are set up before the port is bound; when the bind
+    fails they are closed before the failure is reported, not left to the garbage collector at exit (whose
+    traceback of their generators came before "cannot start")."""
+    import socket
+
+    from tests.gateway import GatewayProcess
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        gateway = GatewayProcess(tmp_path / "data", port=taken.getsockname()[1])
+        with pytest.raises(RuntimeError, match="gateway exited with 2") as failed:
+            gateway.start()
+    said = str(failed.value)
+    assert "sluicegate: cannot start:" in said and "address already in use" in said
+    assert "Traceback" not in said and "asynchronous generator" not in said, said

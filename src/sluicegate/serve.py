@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import os
@@ -104,7 +105,15 @@ async def serve_forever(settings: Settings, *, reuse_port: bool, announce: bool 
     raise_open_files_limit(2 * settings.max_connections + 256)  # each client may hold an upstream connection
     site = GuardedSite(runner, app[CONNECTIONS], settings.host, settings.port, reuse_port=reuse_port,
                        backlog=1024, native=app.get(NATIVE))
-    await site.start()
+    try:
+        await site.start()
+    except BaseException:
+        # The port is taken (or refused): close what setup started (the store, the request log) before the
+        # failure is reported, rather than leaving those contexts to the garbage collector at exit, which
+        # printed a traceback of their generators above "cannot start".
+        with contextlib.suppress(Exception):
+            await runner.cleanup()
+        raise
     if announce:
         _announce(settings)
     stop = asyncio.Event()
