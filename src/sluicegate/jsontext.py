@@ -1,6 +1,7 @@
-"""Decoding JSON text that must be an object: request bodies, headers, configs, admin bodies.
+"""Decoding JSON text: objects (request bodies, headers, configs, admin bodies) and what the gateway will
+write again (no deeper than its encoder writes).
 
-One function, so every caller refuses the same inputs the same way; each keeps its own words.
+One function per rule, so every caller refuses the same inputs the same way; each keeps its own words.
 """
 
 from __future__ import annotations
