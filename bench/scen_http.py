@@ -23,17 +23,18 @@ def _one_wrk(bench: Bench, name: str, kind: str, connections: int, duration_s: f
     if dead:
         return {"error": dead}
     hop = bench.hops[name]
-    endpoint = hop.target.endpoints[kind]
-    cpu_before = procs.cpu_seconds(hop.child.pid) if hop.child is not None else None
+    # The hop's own processes only (not wrk, not the shared upstream): what a request costs it, whatever the
+    # threads or processes it spreads the work over.
+    leader = hop.child.pid if hop.child is not None else None
+    cpu_before = procs.cpu_seconds(leader) if leader is not None else 0.0
     try:
-        result = wrk.run(endpoint, connections, duration_s, bench.plan.threads, bench.work / "wrk" / tag / name)
+        result = wrk.run(hop.target.endpoints[kind], connections, duration_s, bench.plan.threads,
+                         bench.work / "wrk" / tag / name)
     except (RuntimeError, OSError) as exc:
         return {"error": str(exc)[:500]}
     measured = result.as_dict()
-    if cpu_before is not None and hop.child is not None and result.requests:
-        # The hop's own processes only (not wrk, not the shared upstream): what a request costs it, whatever
-        # the threads or processes it spreads the work over.
-        measured["cpu_us"] = (procs.cpu_seconds(hop.child.pid) - cpu_before) * 1e6 / result.requests
+    if leader is not None and result.requests:
+        measured["cpu_us"] = (procs.cpu_seconds(leader) - cpu_before) * 1e6 / result.requests
     return measured
 
 

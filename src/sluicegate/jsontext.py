@@ -35,10 +35,8 @@ def stored_json_object(text: bytes | str, *, invalid: str, not_object: str | Non
     """``json_object`` for JSON the gateway stores and answers back: also a ``BadRequest`` when it is nested
     deeper than it can be written (``what`` names it in the message)."""
     value = json_object(text, invalid=invalid, not_object=not_object)
-    try:
-        orjson.dumps(value)
-    except TypeError:  # orjson.JSONEncodeError: the depth (a parsed document holds nothing else it refuses)
-        raise BadRequest(f"{what}: nested too deeply (at most {WRITABLE_DEPTH} levels)") from None
+    if _too_deep(text, value):
+        raise BadRequest(f"{what}: nested too deeply (at most {WRITABLE_DEPTH} levels)")
     return value
 
 
@@ -46,9 +44,18 @@ def writable_json(raw: bytes) -> Any:
     """``orjson.loads`` for JSON the gateway writes again (an upstream's answer it translates): nested deeper
     than orjson writes, it is refused as text that is not JSON would be (``orjson.JSONDecodeError``)."""
     value = orjson.loads(raw)
-    if len(raw) > 2 * WRITABLE_DEPTH:  # shorter text cannot nest that deep: no second pass for the common event
-        try:
-            orjson.dumps(value)
-        except TypeError:
-            raise orjson.JSONDecodeError(f"nested deeper than {WRITABLE_DEPTH} levels", "", 0) from None
+    if _too_deep(raw, value):
+        raise orjson.JSONDecodeError(f"nested deeper than {WRITABLE_DEPTH} levels", "", 0)
     return value
+
+
+def _too_deep(text: bytes | str, value: Any) -> bool:
+    """Is ``value`` (parsed from ``text``) nested deeper than orjson writes? Text shorter than the brackets
+    that depth takes cannot be: the common document is not written a second time to tell."""
+    if len(text) <= 2 * WRITABLE_DEPTH:
+        return False
+    try:
+        orjson.dumps(value)
+    except TypeError:  # orjson.JSONEncodeError: the depth (a parsed document holds nothing else it refuses)
+        return True
+    return False

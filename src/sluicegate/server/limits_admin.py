@@ -108,7 +108,7 @@ async def get_limits(request: web.Request) -> web.Response:
 async def put_limits(request: web.Request) -> web.Response:
     kind, subject_id = _subject(request, "update")
     body = stored_json_object(await request.read() or b"{}", invalid="body: not valid JSON",
-                       not_object="body: expected a JSON object {rate_limits, usage_limits, prices}")
+                              not_object="body: expected a JSON object {rate_limits, usage_limits, prices}")
     gateway = request.config_dict[GATEWAY]
     _refuse_per_worker_counting(gateway.settings)
     view = await gateway.limits.repository.set(kind, subject_id, body)

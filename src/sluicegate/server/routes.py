@@ -9,7 +9,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from ..errors import BadRequest
-from ..jsontext import json_object
+from ..jsontext import WRITABLE_DEPTH, json_object
 from ..pipeline import RequestState
 from ..prepare import split_model_slug
 from ..telemetry.record import RequestRecord
@@ -70,7 +70,7 @@ def forwarded_body(body: dict) -> bytes:
     try:
         return orjson.dumps(body)
     except TypeError:  # orjson serialises at most 254 levels deep; its parser took more
-        raise BadRequest("Request body is nested too deeply: at most 254 levels") from None
+        raise BadRequest(f"Request body is nested too deeply: at most {WRITABLE_DEPTH} levels") from None
 
 
 def _check_fields(body: dict, endpoint: str) -> None:
