@@ -355,3 +355,28 @@ def test_request_logs_have_tokens_and_cost_for_both_specs(gw, chat, claude):
         usage = record["usage"]
         assert record["cost"] == pytest.approx((usage["prompt_tokens"] + 2 * usage["completion_tokens"]) / 1e6)
         assert KEY not in orjson.dumps(record).decode()
+
+
+def test_answers_the_gateway_cannot_translate_are_502s_for_both_sdks_and_odd_input_a_400(gw, chat, claude):
+    """What used to be 500s, as each SDK sees it now: an upstream answer the translator refuses is the
+    upstream's failure (502, in each API's envelope), and a block whose type is a list is the client's (400)."""
+    client = over_openai(gw, chat)
+    chat.push(Reply(json={"id": "c", "object": "chat.completion", "created": 1, "model": "llama",
+                          "choices": [{"index": 0, "finish_reason": "tool_calls",
+                                       "message": {"role": "assistant", "content": "ok", "tool_calls": 7}}]}))
+    answer = client.messages.create(model="llama", max_tokens=8, messages=[{"role": "user", "content": "x"}])
+    assert [block.type for block in answer.content] == ["text"]  # tool_calls of another type: passed over
+    with pytest.raises(anthropic.BadRequestError) as refused:
+        client.messages.create(model="llama", max_tokens=8, messages=[
+            {"role": "user", "content": "x"}, {"role": "assistant", "content": [{"type": ["text"]}]},
+            {"role": "user", "content": "y"}])
+    assert refused.value.body["error"]["type"] == "invalid_request_error"
+    claude.push(Reply(json={"id": "msg", "type": "message", "role": "assistant", "model": "claude",
+                            "content": [{"type": "tool_use", "input": {}}], "stop_reason": "tool_use",
+                            "usage": {"input_tokens": 1, "output_tokens": 1}}))
+    with pytest.raises(openai.APIStatusError) as failed:
+        openai_sdk(gw, **{"x-portkey-provider": "anthropic"}).chat.completions.create(
+            model="claude", messages=[{"role": "user", "content": "x"}])
+    assert failed.value.status_code == 502
+    assert "the upstream's answer is not an Anthropic message (tool_use: id and name are required)" in str(
+        failed.value.body)
