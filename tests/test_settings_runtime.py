@@ -48,4 +48,4 @@ def test_the_log_journal_is_on_unless_switched_off(raw: str, expected: bool) -> 
 def test_a_log_journal_switch_that_is_neither_on_nor_off_is_refused(raw: str) -> None:
     with pytest.raises(ValueError) as caught:
         settings_from_env({"SLUICEGATE_LOG_JOURNAL": raw})
-    assert str(caught.value) == f"SLUICEGATE_LOG_JOURNAL: expected on or off (got {raw!r})"
+    assert str(caught.value) == f"SLUICEGATE_LOG_JOURNAL must be on or off, not {raw!r}"

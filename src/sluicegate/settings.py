@@ -5,92 +5,176 @@ Everything configurable lives here and is read once at start; nothing else reads
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 ENV_PREFIX = "SLUICEGATE_"
 PROVIDER_URL_PREFIX = "SLUICEGATE_PROVIDER_URL_"  # SLUICEGATE_PROVIDER_URL_OPENAI=http://egress-proxy/v1
 
 
-def _bool(text: str) -> bool:
-    return text.strip().lower() in {"1", "true", "yes", "on"}
+class SettingsError(ValueError):
+    """A setting the operator must fix. The message names the variable, says what it takes and shows the
+    value given, unless the variable may hold a secret (then the value is never echoed)."""
 
 
-def _on_off(variable: str) -> Callable[[str], bool]:
+Convert = Callable[[str], Any]
+
+# Variables whose values may hold a credential: an error about them never shows the value.
+SECRET_VARIABLES = frozenset(ENV_PREFIX + name for name in (
+    "DATABASE_URL", "REDIS_URL", "CACHE_REDIS_URL", "ADMIN_TOKEN", "MASTER_KEY", "API_KEY_HASH_KEY",
+    "OTLP_HEADERS", "OTLP_ENDPOINT"))
+# The longest time a timeout, delay or interval may be (~11.6 days): beyond it a value is a typo, and the
+# event loop's timers overflow long before float's own limit.
+MAX_SECONDS = 1_000_000.0
+MAX_COUNT = 2**53 - 1  # the largest whole number JSON and floats carry exactly
+_SWITCH_ON, _SWITCH_OFF = ("on", "true", "1", "yes"), ("off", "false", "0", "no")
+
+
+def _on_off(text: str) -> bool:
     """A switch that refuses anything but a clear on or off (a typo must not turn a guarantee off)."""
+    word = text.strip().lower()
+    if word in _SWITCH_ON:
+        return True
+    if word in _SWITCH_OFF:
+        return False
+    raise ValueError("must be on or off")
 
-    def switch(text: str) -> bool:
+
+def _one_of(*choices: str) -> Convert:
+    def choose(text: str) -> str:
         word = text.strip().lower()
-        if word in ("on", "true", "1", "yes"):
-            return True
-        if word in ("off", "false", "0", "no"):
-            return False
-        raise ValueError(f"{variable}: expected on or off (got {text[:20]!r})")
+        if word not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}")
+        return word
 
-    return switch
+    return choose
 
 
 AUTH_MODES = ("auto", "required", "off")
-
-
-def _auth_mode(text: str) -> str:
-    mode = text.strip().lower()
-    if mode not in AUTH_MODES:
-        raise ValueError(f"SLUICEGATE_AUTH: expected one of {', '.join(AUTH_MODES)} (got {text[:20]!r})")
-    return mode
-
-
 UPSTREAM_CLIENTS = ("h1", "reqwest", "aiohttp")
-
-
-def _upstream_client(text: str) -> str:
-    name = text.strip().lower()
-    if name not in UPSTREAM_CLIENTS:
-        raise ValueError(f"SLUICEGATE_UPSTREAM_CLIENT: expected one of {', '.join(UPSTREAM_CLIENTS)} "
-                         f"(got {text[:20]!r})")
-    return name
+CACHE_BACKENDS = ("memory", "store", "redis", "off")
 
 
 def _csv(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
-def _positive(convert):
-    def checked(text: str):
-        value = convert(text)
-        if not value > 0 or value == float("inf"):
-            raise ValueError(text)
+def _whole(low: int, high: int = MAX_COUNT) -> Convert:
+    """A whole number from ``low`` to ``high``; refused as "a positive number" when low is 1 (the common
+    case), else with its range."""
+    kind = "a positive number" if low == 1 and high == MAX_COUNT else f"a whole number from {low} to {high}"
+
+    def convert(text: str) -> int:
+        stripped = text.strip()
+        if not (stripped.isascii() and stripped.lstrip("-").isdigit() and len(stripped) <= 20):
+            raise ValueError(f"must be {kind}")
+        value = int(stripped)
+        if not low <= value <= high:
+            raise ValueError(f"must be {kind}")
         return value
 
-    return checked
+    return convert
 
 
-def _non_negative(text: str) -> float:
-    value = float(text)
-    if not 0 <= value < float("inf"):
-        raise ValueError(text)
-    return value
-
-
-_POSITIVE_INT, _POSITIVE_FLOAT, _NON_NEGATIVE_FLOAT = _positive(int), _positive(float), _non_negative
-# Their errors name the variable (none of them is a secret).
-_LIMITS = (_POSITIVE_INT, _POSITIVE_FLOAT, _NON_NEGATIVE_FLOAT)
-
-
-def _converted(variable: str, raw: str, convert):
-    if convert not in _LIMITS:
-        return convert(raw)
+def _real(text: str) -> float:
+    """A finite float (NaN and the infinities are never a setting's meaning)."""
     try:
-        return convert(raw)
+        value = float(text)
     except ValueError:
-        # Every zero-or-more setting is a number of seconds (a delay, an interval).
-        kind = "a number of seconds, 0 or more" if convert is _NON_NEGATIVE_FLOAT else "a positive number"
-        raise ValueError(f"{variable} must be {kind}, not {raw[:32]!r}") from None
+        return math.nan
+    return value if math.isfinite(value) else math.nan
+
+
+def _seconds(*, zero: bool = False) -> Convert:
+    kind = "a number of seconds, 0 or more" if zero else "a positive number"
+
+    def convert(text: str) -> float:
+        value = _real(text)
+        if not ((0 <= value) if zero else (0 < value)) or value > MAX_SECONDS:
+            raise ValueError(f"must be {kind}" + (f" (at most {MAX_SECONDS:.0f} s)" if value > MAX_SECONDS else ""))
+        return value
+
+    return convert
+
+
+def _between(low: float, high: float, *, low_included: bool) -> Convert:
+    def convert(text: str) -> float:
+        value = _real(text)
+        if not ((low <= value) if low_included else (low < value)) or not value <= high:
+            raise ValueError(f"must be a number {'from' if low_included else 'above'} {low:g} to {high:g}")
+        return value
+
+    return convert
+
+
+def _host(text: str) -> str:
+    """The listen address: an IP address or a name, without scheme or port (brackets of IPv6 dropped)."""
+    host = text.strip()
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not host or "/" in host or any(c.isspace() for c in host) or (host.count(":") == 1):
+        raise ValueError("must be an IP address or a host name, without a scheme or a port")
+    return host
+
+
+def _directory(text: str) -> Path:
+    if not text.strip():
+        raise ValueError("must name a directory")
+    return Path(text)
+
+
+def _redis_url(text: str) -> str:
+    """redis://[user:password@]host[:port][/db], rediss://…, or unix:///path[?db=N]: checked now, so that a
+    typo is refused at start rather than read as database 0 or as an unreachable server."""
+    try:
+        parts = urlsplit(text.strip())
+        port = parts.port
+    except ValueError:
+        raise ValueError("is not a URL (expected redis://host:port/db)") from None
+    if parts.scheme == "unix":
+        if not parts.path:
+            raise ValueError("needs a socket path (unix:///path/to/redis.sock)")
+        return text.strip()
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+        raise ValueError("must be a redis://, rediss:// or unix:// URL with a host")
+    database = parts.path.lstrip("/")
+    if database and not (database.isascii() and database.isdigit() and int(database) < 2**31):
+        raise ValueError("names no database: the path must be a database number (redis://host:port/0)")
+    del port  # read only to check it
+    return text.strip()
+
+
+def _http_url(text: str) -> str:
+    try:
+        parts = urlsplit(text.strip())
+        _ = parts.port
+    except ValueError:
+        raise ValueError("is not a URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    return text.strip()
+
+
+def _embedder(text: str) -> str:
+    """minilm, off, or @provider-slug/model (a catalog provider's embeddings model)."""
+    word = text.strip()
+    if word.lower() in ("minilm", "off"):
+        return word.lower()
+    slug, _, model = word[1:].partition("/")
+    if not word.startswith("@") or not slug or not model.strip():
+        raise ValueError("must be minilm, off, or @provider-slug/model")
+    return word
+
+
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _pairs(text: str) -> Mapping[str, str]:
@@ -98,11 +182,46 @@ def _pairs(text: str) -> Mapping[str, str]:
     pairs = {}
     for part in _csv(text):
         name, sep, value = part.partition("=")
-        if not sep or not name.strip():
-            # Never echo the entry: it is most likely a credential.
-            raise ValueError("SLUICEGATE_OTLP_HEADERS: expected name=value pairs separated by commas")
-        pairs[name.strip()] = unquote(value.strip())
+        name, value = name.strip(), unquote(value.strip())
+        # Never echo the entry: it is most likely a credential.
+        if not sep or not _TOKEN.fullmatch(name) or _CONTROL.search(value):
+            raise ValueError("expected name=value pairs separated by commas (names are header names, values "
+                             "hold no control characters)")
+        pairs[name] = value
     return MappingProxyType(pairs)
+
+
+def _converted(variable: str, raw: str, convert: Convert) -> Any:
+    try:
+        return convert(raw)
+    except ValueError as exc:
+        shown = "" if variable in SECRET_VARIABLES else f", not {raw[:32]!r}"
+        raise SettingsError(f"{variable} {exc}{shown}") from None
+
+
+_POSITIVE_INT, _SECONDS, _SECONDS_OR_NONE = _whole(1), _seconds(), _seconds(zero=True)
+_PORT, _WORKERS, _RETENTION_DAYS = _whole(1, 65535), _whole(1, 1024), _whole(1, 36500)
+
+
+def flag_type(convert_name: str) -> Callable[[str], Any]:
+    """An argparse ``type`` for the command-line flag of a setting, with the variable's own check:
+    ``--port 70000`` is refused as SLUICEGATE_PORT=70000 is (argparse prints the reason, exit 2)."""
+    import argparse  # only the command line needs it
+
+    convert = FLAG_CHECKS[convert_name]
+
+    def parse(text: str) -> Any:
+        try:
+            return convert(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"{exc}, not {text[:32]!r}") from None
+
+    return parse
+
+
+FLAG_CHECKS: Mapping[str, Convert] = MappingProxyType({
+    "host": _host, "port": _PORT, "workers": _WORKERS, "data_dir": _directory, "log_retention_days": _RETENTION_DAYS,
+})
 
 
 @dataclass(frozen=True)
@@ -213,56 +332,56 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: Any) ->
     env = os.environ if env is None else env
     values: dict[str, Any] = {}
     scalar: dict[str, tuple[str, Callable[[str], Any]]] = {
-        "HOST": ("host", str),
-        "PORT": ("port", int),
-        "WORKERS": ("workers", int),
-        "DATA_DIR": ("data_dir", Path),
+        "HOST": ("host", _host),
+        "PORT": ("port", _PORT),
+        "WORKERS": ("workers", _WORKERS),
+        "DATA_DIR": ("data_dir", _directory),
         "DATABASE_URL": ("database_url", str),
-        "MAX_BODY_BYTES": ("max_body_bytes", int),
+        "MAX_BODY_BYTES": ("max_body_bytes", _POSITIVE_INT),
         "MAX_UPSTREAM_BODY_BYTES": ("max_upstream_body_bytes", _POSITIVE_INT),
         "MAX_CONNECTIONS": ("max_connections", _POSITIVE_INT),
-        "IDLE_TIMEOUT": ("idle_timeout_s", _POSITIVE_FLOAT),
-        "HEADER_TIMEOUT": ("header_timeout_s", _POSITIVE_FLOAT),
-        "BODY_TIMEOUT": ("body_timeout_s", _POSITIVE_FLOAT),
-        "DRAIN_TIMEOUT": ("drain_timeout_s", _POSITIVE_FLOAT),
-        "DRAIN_DELAY": ("drain_delay_s", _NON_NEGATIVE_FLOAT),
-        "RELOAD_INTERVAL": ("reload_interval_s", _POSITIVE_FLOAT),
-        "UPSTREAM_CONNECT_TIMEOUT": ("upstream_connect_timeout_s", float),
-        "UPSTREAM_READ_TIMEOUT": ("upstream_read_timeout_s", float),
-        "UPSTREAM_POOL_SIZE": ("upstream_pool_size", int),
-        "UPSTREAM_CLIENT": ("upstream_client", _upstream_client),
-        "RETRY_BACKOFF_SCALE": ("retry_backoff_scale", float),
-        "CONFIG_CACHE_SIZE": ("config_cache_size", int),
-        "CACHE_BACKEND": ("cache_backend", lambda text: text.strip().lower()),
-        "REDIS_URL": ("redis_url", str),
-        "CACHE_REDIS_URL": ("cache_redis_url", str),
+        "IDLE_TIMEOUT": ("idle_timeout_s", _SECONDS),
+        "HEADER_TIMEOUT": ("header_timeout_s", _SECONDS),
+        "BODY_TIMEOUT": ("body_timeout_s", _SECONDS),
+        "DRAIN_TIMEOUT": ("drain_timeout_s", _SECONDS),
+        "DRAIN_DELAY": ("drain_delay_s", _SECONDS_OR_NONE),
+        "RELOAD_INTERVAL": ("reload_interval_s", _SECONDS),
+        "UPSTREAM_CONNECT_TIMEOUT": ("upstream_connect_timeout_s", _SECONDS),
+        "UPSTREAM_READ_TIMEOUT": ("upstream_read_timeout_s", _SECONDS),
+        "UPSTREAM_POOL_SIZE": ("upstream_pool_size", _whole(0, 1_000_000)),
+        "UPSTREAM_CLIENT": ("upstream_client", _one_of(*UPSTREAM_CLIENTS)),
+        "RETRY_BACKOFF_SCALE": ("retry_backoff_scale", _between(0, 1000, low_included=True)),
+        "CONFIG_CACHE_SIZE": ("config_cache_size", _POSITIVE_INT),
+        "CACHE_BACKEND": ("cache_backend", _one_of(*CACHE_BACKENDS)),
+        "REDIS_URL": ("redis_url", _redis_url),
+        "CACHE_REDIS_URL": ("cache_redis_url", _redis_url),
         "CACHE_MAX_BYTES": ("cache_max_bytes", _POSITIVE_INT),
         "CACHE_MAX_ENTRIES": ("cache_max_entries", _POSITIVE_INT),
         "CACHE_ENTRY_MAX_BYTES": ("cache_entry_max_bytes", _POSITIVE_INT),
-        "CACHE_EMBEDDER": ("cache_embedder", str.strip),
-        "CACHE_SEMANTIC_THRESHOLD": ("cache_semantic_threshold", _POSITIVE_FLOAT),
+        "CACHE_EMBEDDER": ("cache_embedder", _embedder),
+        "CACHE_SEMANTIC_THRESHOLD": ("cache_semantic_threshold", _between(0, 1, low_included=False)),
         "ADMIN_TOKEN": ("admin_token", str),
         "MASTER_KEY": ("master_key", str),
-        "AUTH": ("auth_mode", _auth_mode),
+        "AUTH": ("auth_mode", _one_of(*AUTH_MODES)),
         "API_KEY_HASH_KEY": ("api_key_hash_key", str),
-        "LOG_BODIES": ("log_bodies", _bool),
-        "LOG_BODY_MAX_BYTES": ("log_body_max_bytes", int),
-        "LOG_RETENTION_DAYS": ("log_retention_days", _POSITIVE_INT),
+        "LOG_BODIES": ("log_bodies", _on_off),
+        "LOG_BODY_MAX_BYTES": ("log_body_max_bytes", _whole(0)),
+        "LOG_RETENTION_DAYS": ("log_retention_days", _RETENTION_DAYS),
         "LOG_QUEUE_MAX": ("log_queue_max", _POSITIVE_INT),
         "LOG_BATCH_MAX": ("log_batch_max", _POSITIVE_INT),
         "LOG_SPOOL_MAX_BYTES": ("log_spool_max_bytes", _POSITIVE_INT),
-        "LOG_JOURNAL": ("log_journal", _on_off("SLUICEGATE_LOG_JOURNAL")),
+        "LOG_JOURNAL": ("log_journal", _on_off),
         "PRICING_FILE": ("pricing_file", Path),
-        "ACCESS_LOG": ("access_log", _bool),
+        "ACCESS_LOG": ("access_log", _on_off),
         "ALLOWED_UPSTREAMS": ("allowed_upstreams", _csv),
         "ALLOWED_HOSTS": ("allowed_hosts", _csv),
-        "OTLP_ENDPOINT": ("otlp_endpoint", str),
+        "OTLP_ENDPOINT": ("otlp_endpoint", _http_url),
         "OTLP_HEADERS": ("otlp_headers", _pairs),
-        "LIMITS_FAIL_OPEN": ("limits_fail_open", _bool),
-        "LIMITS_RESERVATION_TTL": ("limits_reservation_ttl_s", _POSITIVE_FLOAT),
+        "LIMITS_FAIL_OPEN": ("limits_fail_open", _on_off),
+        "LIMITS_RESERVATION_TTL": ("limits_reservation_ttl_s", _SECONDS),
         "LIMITS_DEFAULT_MAX_TOKENS": ("limits_default_max_tokens", _POSITIVE_INT),
-        "PROBE_INTERVAL": ("probe_interval_s", _NON_NEGATIVE_FLOAT),
-        "PROBE_TIMEOUT": ("probe_timeout_s", _POSITIVE_FLOAT),
+        "PROBE_INTERVAL": ("probe_interval_s", _SECONDS_OR_NONE),
+        "PROBE_TIMEOUT": ("probe_timeout_s", _SECONDS),
         "PROBE_UNHEALTHY_THRESHOLD": ("probe_unhealthy_threshold", _POSITIVE_INT),
         "PROBE_HEALTHY_THRESHOLD": ("probe_healthy_threshold", _POSITIVE_INT),
         "LEAST_BUSY_EJECT_AFTER": ("least_busy_eject_after", _POSITIVE_INT),
@@ -274,7 +393,7 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: Any) ->
     if "TRUSTED_CUSTOM_HOSTS" in env:  # Portkey's variable; set (even empty) replaces the defaults
         values["trusted_custom_hosts"] = _csv(env["TRUSTED_CUSTOM_HOSTS"])
     urls = {
-        key[len(PROVIDER_URL_PREFIX):].lower().replace("_", "-"): value.rstrip("/")
+        _provider_id(key): _converted(key, value, _http_url).rstrip("/")
         for key, value in env.items()
         if key.startswith(PROVIDER_URL_PREFIX) and value
     }
@@ -282,3 +401,10 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: Any) ->
         values["provider_base_urls"] = MappingProxyType(urls)
     values.update({k: v for k, v in overrides.items() if v is not None})
     return Settings(**values)
+
+
+def _provider_id(variable: str) -> str:
+    provider = variable[len(PROVIDER_URL_PREFIX):].lower().replace("_", "-")
+    if not provider:
+        raise SettingsError(f"{variable} names no provider (SLUICEGATE_PROVIDER_URL_OPENAI=…)")
+    return provider

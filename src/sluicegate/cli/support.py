@@ -23,11 +23,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..access.admin_token import AdminTokenError
 from ..errors import ConfigError, GatewayError
-from ..settings import Settings, settings_from_env
+from ..settings import Settings, SettingsError, flag_type, settings_from_env
 from ..store import StoreConfigError, opened_store
 from ..vault import VaultError
 
 EXIT_OK, EXIT_REFUSED, EXIT_UNUSABLE = 0, 1, 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 DATA_DIR_ENV = "SLUICEGATE_DATA_DIR"
 DEFAULT_DATA_DIR = ".sluicegate"  # Settings.data_dir's default, relative to where the gateway runs
 
@@ -38,7 +39,7 @@ def store_options() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     parent.add_argument(
         "--data-dir",
-        type=Path,
+        type=flag_type("data_dir"),
         default=argparse.SUPPRESS,
         help="data directory (default: $SLUICEGATE_DATA_DIR or ./.sluicegate)",
     )
@@ -98,8 +99,10 @@ def run(command: Callable[[argparse.Namespace], Coroutine[Any, Any, int | None]]
     except GatewayError as exc:
         details = "".join(f"\n  {line}" for line in exc.errors) if isinstance(exc, ConfigError) else ""
         return fail(exc.message + details, EXIT_REFUSED)
-    except (VaultError, StoreConfigError, AdminTokenError) as exc:
+    except (VaultError, StoreConfigError, AdminTokenError, SettingsError) as exc:
         return fail(str(exc), EXIT_UNUSABLE)
+    except KeyboardInterrupt:  # Ctrl-C is how `logs tail -f` ends: no traceback for it
+        return EXIT_INTERRUPTED
     except (SQLAlchemyError, OSError) as exc:
         # Driver messages may carry SQL text; the first line names the problem without it.
         first = (str(exc).strip().splitlines() or [""])[0]
