@@ -67,3 +67,34 @@ def test_a_port_already_taken_is_cannot_start_and_nothing_else(tmp_path) -> None
     said = str(failed.value)
     assert "sluicegate: cannot start:" in said and "address already in use" in said
     assert "Traceback" not in said and "asynchronous generator" not in said, said
+
+
+@pytest.mark.parametrize("damage", ["newer_schema", "unwritable_wal", "journal_is_a_file"])
+def test_a_data_dir_the_gateway_cannot_use_is_cannot_start_and_nothing_else(tmp_path, damage: str) -> None:
+    """Each failed after the store had opened: an Alembic or StoreUnwritable traceback (exit 1), or the store's
+    generator finalised at exit with its traceback above "cannot start"."""
+    import sqlite3
+
+    from tests.gateway import GatewayProcess
+
+    data = tmp_path / "data"
+    first = GatewayProcess(data)
+    first.start()
+    first.stop()
+    if damage == "newer_schema":
+        with sqlite3.connect(data / "sluicegate.db") as db:
+            db.execute("UPDATE alembic_version SET version_num = 'fffffffffff0'")
+    elif damage == "unwritable_wal":
+        (data / "sluicegate.db-wal").unlink(missing_ok=True)
+        (data / "sluicegate.db-wal").mkdir()
+    else:
+        journal = data / "journal"
+        for entry in journal.iterdir():
+            entry.unlink()
+        journal.rmdir()
+        journal.write_text("")
+    with pytest.raises(RuntimeError, match="gateway exited with 2") as failed:
+        GatewayProcess(data).start()
+    said = str(failed.value)
+    assert "sluicegate: cannot start:" in said
+    assert "Traceback" not in said and "asynchronous generator" not in said, said

@@ -11,7 +11,7 @@ import resource
 import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
@@ -27,12 +27,13 @@ from .server.protocol_log import ProtocolLog
 from .server.readiness import READINESS, QuietProbesAccessLogger
 from .settings import Settings
 from .store import opened_store
+from .store.engine import StoreUnwritable
 from .upstream.policy import listens_on_loopback
 from .vault import VaultError
 
 # What an operator can fix: a wrong or loose master key, credentials that do not decrypt (named), an
-# unreachable database, a malformed allow-list entry, a port already in use.
-STARTUP_ERRORS = (VaultError, SQLAlchemyError, ValueError, OSError)
+# unreachable database or one that cannot be written, a malformed allow-list entry, a port already in use.
+STARTUP_ERRORS = (VaultError, SQLAlchemyError, StoreUnwritable, ValueError, OSError)
 
 log = logging.getLogger("sluicegate")
 
@@ -94,7 +95,7 @@ async def serve_forever(settings: Settings, *, reuse_port: bool, announce: bool 
     try:
         app = build_app(settings)
         runner = make_runner(app, settings)
-        await runner.setup()
+        await _set_up(runner)
     finally:
         # Everything built so far (modules, SQLAlchemy, the app, the catalog) lives as long as the process:
         # keep it out of the collector's full passes. Under load those ran about once a second and walked
@@ -105,15 +106,8 @@ async def serve_forever(settings: Settings, *, reuse_port: bool, announce: bool 
     raise_open_files_limit(2 * settings.max_connections + 256)  # each client may hold an upstream connection
     site = GuardedSite(runner, app[CONNECTIONS], settings.host, settings.port, reuse_port=reuse_port,
                        backlog=1024, native=app.get(NATIVE))
-    try:
+    async with _cleaned_up_on_failure(runner):  # the port is taken (or refused)
         await site.start()
-    except BaseException:
-        # The port is taken (or refused): close what setup started (the store, the request log) before the
-        # failure is reported, rather than leaving those contexts to the garbage collector at exit, which
-        # printed a traceback of their generators above "cannot start".
-        with contextlib.suppress(Exception):
-            await runner.cleanup()
-        raise
     if announce:
         _announce(settings)
     stop = asyncio.Event()
@@ -132,6 +126,24 @@ async def serve_forever(settings: Settings, *, reuse_port: bool, announce: bool 
         # cut, its upstream closed) so that shutdown goes on, and the log sink still drains their records.
         loop.call_later(settings.drain_timeout_s, app[CONNECTIONS].cancel_requests)
         await stop_serving(runner)
+
+
+async def _set_up(runner: web.AppRunner) -> None:
+    async with _cleaned_up_on_failure(runner):  # a cache that cannot be built, a vault key that does not fit
+        await runner.setup()
+
+
+@contextlib.asynccontextmanager
+async def _cleaned_up_on_failure(runner: web.AppRunner) -> AsyncIterator[None]:
+    """Close what set-up started (the store, the request log) before a failure to start is reported, rather
+    than leaving those contexts to the garbage collector at exit, which printed a traceback of their
+    generators above "cannot start"."""
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await runner.cleanup()
+        raise
 
 
 class ShutdownFailed(Exception):

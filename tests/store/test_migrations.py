@@ -123,3 +123,20 @@ def test_a_store_at_head_opens_without_importing_alembic(tmp_path) -> None:
     second = subprocess.run([sys.executable, "-c", script, "head"], capture_output=True, text=True, timeout=120)
     assert (first.returncode, first.stdout.strip()) == (0, "True"), first.stderr  # a fresh store: migrated
     assert (second.returncode, second.stdout.strip()) == (0, "False"), second.stderr
+
+
+async def test_a_store_at_a_revision_this_package_does_not_ship_is_named_as_such(empty_settings: Settings) -> None:
+    """A newer sluicegate's database, opened by an older one: Alembic's CommandError was a traceback at start."""
+    from sqlalchemy import text
+
+    from sluicegate.store import StoreConfigError
+
+    engine = create_engine(empty_settings)
+    try:
+        await upgrade(engine)
+        async with engine.begin() as conn:
+            await conn.execute(text("UPDATE alembic_version SET version_num = 'fffffffffff0'"))
+        with pytest.raises(StoreConfigError, match="was it written by a newer sluicegate"):
+            await upgrade(engine)
+    finally:
+        await engine.dispose()

@@ -26,7 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..settings import Settings
-from .engine import create_engine, is_sqlite, sqlite_file
+from .engine import StoreConfigError, create_engine, is_sqlite, sqlite_file
 from .fresh import create_at_head
 
 _HERE = Path(__file__).resolve().parent
@@ -127,10 +127,16 @@ def _upgrade_locked(connection: Connection, head: str | None, revision: str) -> 
 
 def _upgrade_sync(connection: Connection, revision: str) -> None:
     from alembic import command
+    from alembic.util.exc import CommandError
 
     cfg = alembic_config()
     cfg.attributes["connection"] = connection
-    command.upgrade(cfg, revision)
+    try:
+        command.upgrade(cfg, revision)
+    except CommandError as exc:  # a revision this package does not ship: most likely a newer sluicegate's
+        raise StoreConfigError(
+            f"the database's schema cannot be migrated ({str(exc)[:200]}); was it written by a newer "
+            f"sluicegate? Run the version that wrote it, or a newer one") from None
 
 
 def _as_engine(engine_or_url: AsyncEngine | URL | str) -> tuple[AsyncEngine, bool]:
