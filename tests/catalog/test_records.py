@@ -49,6 +49,7 @@ def test_custom_host_normalised(url: str, expected: str) -> None:
         ("https://user:pw@llm.example.com/v1", "credentials in the URL are not allowed"),
         ("https://llm.example.com/v1?key=1", "query string"),
         ("https://llm.example.com:99999/v1", "invalid port"),
+        ("http://[::1/v1", "must be an http:// or https:// URL with a host"),  # urlsplit refuses it: was a 500
         ("https://llm.example.com/v1\r\nX: y", "control characters"),
         ("https://" + "a" * 2050, "at most 2048"),
     ],

@@ -196,6 +196,11 @@ BAD_PROVIDER_POSTS = [
         400,
         "custom_host: must be an http:// or https:// URL with a host (got 'file:///etc/passwd')",
     ),
+    (  # urlsplit itself refuses an unclosed IPv6 bracket: this was a 500
+        {**PROVIDER, "custom_host": "http://[::1/v1"},
+        400,
+        "custom_host: must be an http:// or https:// URL with a host (got 'http://[::1/v1')",
+    ),
     (
         {**PROVIDER, "custom_host": "https://u:p@h/v1"},
         400,

@@ -212,8 +212,11 @@ def validate_custom_host(value: Any, check_host: CheckHost | None) -> str:
     url = value.strip().rstrip("/")
     if len(url) > MAX_URL or _CONTROL_RE.search(url) or " " in url:
         raise BadRequest("custom_host: must be a URL without spaces or control characters, at most 2048 long")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unclosed IPv6 bracket: urlsplit refuses it itself
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
         raise BadRequest(f"custom_host: must be an http:// or https:// URL with a host (got {_shown(url)})")
     if "@" in parts.netloc:
         # The URL is stored in clear; a password in it would bypass the vault.
