@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 
 import pytest
@@ -58,11 +59,24 @@ def test_retry_after_rounds_up_to_whole_seconds(oldest: int, window: int, now: i
     ({"usage_limits": {"type": "cost"}}, "'usage_limits.credit_limit' must be a positive number"),
     ({"usage_limits": {"type": "cost", "credit_limit": 5, "periodic_reset": "hourly"}}, "periodic_reset"),
     ({"usage_limits": {"type": "cost", "credit_limit": 5, "alert_threshold": -1}}, "alert_threshold"),
+    # The CLI's float() reads "nan", "inf" and "1e400": each was stored as a null budget (no limit at all)
+    ({"usage_limits": {"type": "cost", "credit_limit": math.inf}}, "'usage_limits.credit_limit' must be a positive"),
+    ({"usage_limits": {"type": "cost", "credit_limit": math.nan}}, "'usage_limits.credit_limit' must be a positive"),
+    ({"usage_limits": {"type": "cost", "credit_limit": 5, "alert_threshold": math.nan}}, "alert_threshold"),
 ])
 def test_bad_limits_are_400s_naming_the_field(raw: dict[str, object], message: str) -> None:
     with pytest.raises(LimitError) as caught:
         parse_limits(raw)
     assert caught.value.status == 400 and message in caught.value.message
+
+
+@pytest.mark.parametrize(("price", "side"), [({"input": math.nan, "output": 1}, "input"),
+                                            ({"input": 1, "output": math.inf}, "output")])
+def test_a_price_must_be_a_finite_number(price: dict[str, float], side: str) -> None:
+    from sluicegate.limits.prices import parse_prices
+
+    with pytest.raises(LimitError, match=f"'prices.m.{side}' must be a number"):
+        parse_prices({"m": price})
 
 
 def test_portkey_shapes_parse() -> None:

@@ -10,6 +10,7 @@ the server is stopped.
 from __future__ import annotations
 
 import argparse
+import math
 from typing import Any
 
 from sqlalchemy import delete
@@ -51,9 +52,12 @@ def _set_options(parser: argparse.ArgumentParser) -> None:
 
 def _number(text: str, what: str) -> float:
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
-        raise BadRequest(f"{what}: {text!r} is not a number") from None
+        value = math.nan
+    if not math.isfinite(value):  # "nan", "inf" and "1e400" are floats to Python, never a limit or a price
+        raise BadRequest(f"{what}: {text[:32]!r} is not a number")
+    return value
 
 
 def body_of(args: argparse.Namespace) -> dict[str, Any]:

@@ -9,6 +9,7 @@ A bad value is a ``LimitError`` (a 400 naming the field); nothing here touches a
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,7 +70,8 @@ NO_LIMITS = Limits()
 
 
 def _number(value: object, field: str, *, integer: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+    # NaN and the infinities pass a comparison with 0 (an infinite budget was stored as null: no limit).
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
         raise LimitError(f"'{field}' must be a positive {'integer' if integer else 'number'}")
     if integer and (not float(value).is_integer() or value > MAX_COUNT):
         raise LimitError(f"'{field}' must be a positive integer (at most {MAX_COUNT})")

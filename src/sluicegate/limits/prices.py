@@ -6,6 +6,7 @@ model without a price has no cost: a cost budget then refuses it (budget it in t
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,7 +32,7 @@ def parse_prices(raw: object) -> dict[str, tuple[float, float]]:
         values = []
         for side in ("input", "output"):
             value = price.get(side)
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
                 raise LimitError(f"'{where}.{side}' must be a number ≥ 0 (price per {per} tokens)")
             values.append(value / per)
         prices[str(model)] = (values[0], values[1])
