@@ -106,3 +106,21 @@ def test_key_file_with_comments_and_bad_line(tmp_path: Path) -> None:
     os.close(fd)
     with pytest.raises(VaultError, match="line 3: "):
         read_key_file(path)
+
+
+@pytest.mark.parametrize("content", [b"\xc3\xa9t\xc3\xa9\n", b"\xff\xfe\x00k\n"])
+def test_a_key_file_that_is_not_text_is_refused_naming_it(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "master.key"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    os.write(fd, content)
+    os.close(fd)
+    with pytest.raises(VaultError, match=rf"^{path}: not a key file") as caught:
+        read_key_file(path)
+    assert "\\x" not in str(caught.value) and "é" not in str(caught.value)  # the bytes are never shown
+
+
+def test_a_directory_in_the_key_file_s_place_is_not_a_mode_problem(tmp_path: Path) -> None:
+    path = tmp_path / "master.key"
+    path.mkdir(mode=0o700)
+    with pytest.raises(VaultError, match=rf"^{path}: not a file"):
+        read_key_file(path)

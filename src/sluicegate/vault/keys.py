@@ -108,7 +108,10 @@ def key_file_path(data_dir: Path) -> Path:
 
 def read_key_file(path: Path) -> Keyring:
     _check_mode(path)
-    lines = path.read_text(encoding="ascii").splitlines()
+    try:
+        lines = path.read_text(encoding="ascii").splitlines()
+    except UnicodeDecodeError:  # never shown: the bytes may be a key
+        raise VaultError(f"{path}: not a key file (keys are base64 text, one per line)") from None
     entries = [
         (n, line) for n, line in enumerate(lines, 1) if line.strip() and not line.lstrip().startswith("#")
     ]
@@ -158,9 +161,12 @@ def _fsync_dir(directory: Path) -> None:
 
 def _check_mode(path: Path) -> None:
     try:
-        mode = stat.S_IMODE(os.stat(path).st_mode)
+        status = os.stat(path)
     except FileNotFoundError:
         raise VaultError(f"{path}: master key file not found") from None
+    if not stat.S_ISREG(status.st_mode):  # a directory's mode would be reported as the problem
+        raise VaultError(f"{path}: not a file (a key file holds one base64 key per line)")
+    mode = stat.S_IMODE(status.st_mode)
     if mode & 0o077:
         raise VaultError(
             f"{path}: master key file has mode {mode:04o}; it must be readable by its owner only "
