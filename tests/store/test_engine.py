@@ -42,6 +42,27 @@ def test_unsupported_url_is_a_clear_error(configured: str) -> None:
         database_url(Settings(database_url=configured))
 
 
+@pytest.mark.parametrize(("query", "ssl"), [("sslmode=require", "require"), ("sslmode=disable", "disable"),
+                                            ("ssl=verify-full", "verify-full")])
+def test_libpq_s_sslmode_reaches_asyncpg_as_ssl(query: str, ssl: str) -> None:
+    url = database_url(Settings(database_url=f"postgresql://u:p@db/gw?{query}"))
+    assert dict(url.query) == {"ssl": ssl}
+
+
+@pytest.mark.parametrize(("query", "message"), [
+    # Each reached asyncpg.connect as an unknown keyword argument: a TypeError traceback at start.
+    ("connect_timeout=5", "unsupported parameter 'connect_timeout'"),
+    ("application_name=x", "unsupported parameter 'application_name'"),
+    ("sslmode=required", "sslmode must be given once, one of disable"),
+    ("ssl=true", "sslmode must be given once"),
+    ("sslmode=require&sslmode=disable", "sslmode must be given once"),
+    ("sslmode=require&ssl=disable", "sslmode must be given once"),
+])
+def test_other_url_parameters_are_refused_by_name(query: str, message: str) -> None:
+    with pytest.raises(StoreConfigError, match=f"^SLUICEGATE_DATABASE_URL: {message}"):
+        database_url(Settings(database_url=f"postgresql://u:secret-pw@db/gw?{query}"))
+
+
 async def test_sqlite_engine_creates_private_data_dir_and_uses_wal(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "nested" / "data")
     engine = create_engine(settings)
@@ -100,8 +121,9 @@ def test_a_store_that_cannot_be_written_is_logged_once_a_minute(caplog: pytest.L
 
 
 @pytest.mark.postgres
-async def test_postgres_engine_connects(pg_settings: Settings) -> None:
-    engine = create_engine(pg_settings)
+@pytest.mark.parametrize("query", ["", "?sslmode=disable", "?sslmode=prefer"])
+async def test_postgres_engine_connects(pg_settings: Settings, query: str) -> None:
+    engine = create_engine(Settings(data_dir=pg_settings.data_dir, database_url=pg_settings.database_url + query))
     try:
         async with engine.connect() as conn:
             assert await conn.scalar(text("SELECT 1")) == 1

@@ -54,7 +54,26 @@ def database_url(settings: Settings) -> URL:
             f"SLUICEGATE_DATABASE_URL: unsupported scheme {url.drivername!r} "
             "(use postgresql://user@host/db or sqlite:///path)"
         )
-    return url.set(drivername=driver)
+    url = url.set(drivername=driver)
+    return _asyncpg_query(url) if driver == "postgresql+asyncpg" and url.query else url
+
+
+# The one libpq connection parameter a URL may carry, under asyncpg's name for it ("ssl" takes sslmode's
+# values). Any other would reach asyncpg.connect as an unknown keyword argument: refused here, by name.
+_SSL_PARAMETERS = ("sslmode", "ssl")
+_SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+
+
+def _asyncpg_query(url: URL) -> URL:
+    modes: list[str] = []
+    for name, value in url.query.items():
+        if name not in _SSL_PARAMETERS:
+            raise StoreConfigError(f"SLUICEGATE_DATABASE_URL: unsupported parameter {name[:40]!r} (supported: "
+                                   f"sslmode={'|'.join(_SSL_MODES)})")
+        modes.extend([value] if isinstance(value, str) else value)  # a parameter given twice is a tuple
+    if len(modes) != 1 or modes[0] not in _SSL_MODES:
+        raise StoreConfigError(f"SLUICEGATE_DATABASE_URL: sslmode must be given once, one of {', '.join(_SSL_MODES)}")
+    return url.set(query={"ssl": modes[0]})
 
 
 def is_sqlite(engine_or_url: AsyncEngine | URL) -> bool:
