@@ -184,3 +184,22 @@ def test_ctrl_c_ends_a_followed_tail_quietly(tmp_path: Path) -> None:
             follower.kill()
     assert follower.returncode == 130
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
+
+
+def test_resetting_usage_in_an_unreachable_redis_is_one_line(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as closed:  # a loopback port nobody listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    done = _sluicegate("limits", "reset-usage", "provider", "p1", "--data-dir", str(tmp_path),
+                       env={"SLUICEGATE_REDIS_URL": f"redis://:hunter2-secret@127.0.0.1:{port}/0"})
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "usage not reset: the limits store (Redis) is unreachable" in done.stderr
+    assert "hunter2" not in done.stderr
+
+
+@pytest.mark.parametrize("settle", ["inf", "nan", "-1", "1e400"])
+def test_vault_rotate_s_settle_is_a_bounded_number_of_seconds(tmp_path: Path, settle: str) -> None:
+    done = _sluicegate("vault", "rotate", "--settle", settle, "--data-dir", str(tmp_path), env={}, timeout=30)
+    assert done.returncode == 2 and "argument --settle: must be a number from 0 to 60" in done.stderr

@@ -221,6 +221,7 @@ def flag_type(convert_name: str) -> Callable[[str], Any]:
 
 FLAG_CHECKS: Mapping[str, Convert] = MappingProxyType({
     "host": _host, "port": _PORT, "workers": _WORKERS, "data_dir": _directory, "log_retention_days": _RETENTION_DAYS,
+    "settle": _between(0, 60, low_included=True),  # vault rotate --settle: servers adopt a new key within 1 s
 })
 
 

@@ -116,9 +116,13 @@ async def _reset(args: argparse.Namespace) -> None:
     if settings.redis_url:
         from ..limits.redis_backend import RedisCounters
 
+        from ..limits.backend import StoreUnavailable
+
         counters = RedisCounters(settings.redis_url)
         try:
             await counters.reset(prefix)
+        except StoreUnavailable as exc:  # its text names the failure, never the URL (it may hold a password)
+            raise BadRequest(f"usage not reset: {exc}") from None
         finally:
             await counters.close()
     else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..settings import flag_type
 from ..vault.cipher import Vault
 from ..vault.keys import ENV_NAME, encode_key, generate_key
 from ..vault.rotate import key_usage, rotate
@@ -31,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     rot.add_argument(
         "--settle",
-        type=float,
+        type=flag_type("settle"),
         default=2.0,
         metavar="SECONDS",
         help="wait this long after writing the new key so running servers adopt it (default 2)",
