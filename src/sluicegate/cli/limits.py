@@ -114,9 +114,8 @@ async def _reset(args: argparse.Namespace) -> None:
     settings = settings_from_args(args)
     prefix = f"{args.kind}:{args.id}:"
     if settings.redis_url:
-        from ..limits.redis_backend import RedisCounters
-
         from ..limits.backend import StoreUnavailable
+        from ..limits.redis_backend import RedisCounters
 
         counters = RedisCounters(settings.redis_url)
         try:
