@@ -130,3 +130,15 @@ async def test_postgres_engine_connects(pg_settings: Settings, query: str) -> No
         assert engine.dialect.driver == "asyncpg"
     finally:
         await engine.dispose()
+
+
+@pytest.mark.parametrize("words", ["database disk image is malformed", "file is not a database"])
+def test_a_damaged_sqlite_file_reads_as_an_outage_not_a_bug(words: str) -> None:
+    """The logs API on a file cut short while the gateway ran was a 500 with the statement in the log."""
+    from sqlalchemy.exc import DatabaseError
+
+    from sluicegate.store.engine import store_outage
+
+    damaged = DatabaseError("SELECT 1", {}, sqlite3.DatabaseError(words))
+    assert store_outage(damaged) == f"the database cannot be used ({words})"
+    assert store_outage(DatabaseError("SELECT 1", {}, sqlite3.DatabaseError("some other error"))) is None

@@ -227,9 +227,15 @@ def store_outage(exc: BaseException) -> str | None:
     if isinstance(exc, (OSError, TimeoutError)):
         return f"the database cannot be reached ({type(exc).__name__})"
     if isinstance(exc, DBAPIError) and (exc.connection_invalidated
-                                        or isinstance(exc, (OperationalError, InterfaceError))):
+                                        or isinstance(exc, (OperationalError, InterfaceError))
+                                        or any(words in str(exc.orig) for words in _DAMAGED)):
         return f"the database cannot be used ({str(exc.orig).splitlines()[0][:200] if exc.orig else 'error'})"
     return None
+
+
+# SQLite's words for a file that was damaged (cut short, overwritten) while the gateway runs on it: the
+# operator's to restore, a 503 like an outage, not a 500 with the statement in the log.
+_DAMAGED = ("database disk image is malformed", "file is not a database")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
