@@ -389,6 +389,7 @@ def _admin_services(gateway: Gateway, vault: Vault) -> AdminServices:
         providers=ProviderRepository(gateway.engine, vault, check_host=check),
         configs=ConfigRepository(gateway.engine, validate=gateway_config_validator(check)),
         auth=AdminAuth(gateway.engine, gateway.settings.admin_token),
+        engine=gateway.engine,
         on_write=gateway.catalog.refresh,
         access=gateway.access,
     )

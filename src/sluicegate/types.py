@@ -13,6 +13,7 @@ everything that does I/O, and import nothing of the gateway but the provider con
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -24,6 +25,15 @@ from .header_names import prefixed_stand_in
 from .providers.contract import MeasuredUsage, StreamDecoder, Translation
 
 METADATA_VALUE_LIMIT = 128
+# A metadata key must stay findable in the request log (?metadata.<key>=, group_by=metadata.<key>). SQLite
+# looks a JSON key up as it is written in the stored JSON, so a key that JSON escapes (a control character,
+# a quote, a backslash) is never found there, and a NUL or a quote can make the JSON path itself invalid.
+METADATA_KEY_RULE = "no control characters, quotes (\") or backslashes (\\)"
+_UNFINDABLE_IN_KEY = re.compile('[\x00-\x1f\x7f-\x9f"\\\\]')
+
+
+def queryable_metadata_key(key: str) -> bool:
+    return _UNFINDABLE_IN_KEY.search(key) is None
 
 # x-portkey-cache-status values (and the request log's cache_status column): the pipeline's cache step sets
 # one per request; a request without a cache policy (or a cache behind it) is DISABLED. REFRESH: the client

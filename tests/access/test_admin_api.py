@@ -259,3 +259,46 @@ def test_catalog_writes_are_audited(admin: Portkey, gateway: GatewayProcess, ups
     integration = httpx.get(f"{gateway.v1}/audit-logs", params={"action": "integration.create"},
                             timeout=10, headers={"x-portkey-api-key": ADMIN_TOKEN}).json()["data"]
     assert integration and "sk-upstream-audited-llm-0123456789" not in str(integration)
+
+
+def test_audit_limit_out_of_range_is_a_400_naming_it(gateway: GatewayProcess) -> None:
+    """As on /admin/api/logs: silently clamped, limit=0 answered one event."""
+    for base in (gateway.v1, f"{gateway.url}/admin/api"):
+        for limit in ("0", "-5", "1001", "many"):
+            answer = httpx.get(f"{base}/audit-logs", params={"limit": limit}, timeout=10,
+                               headers={"authorization": f"Bearer {ADMIN_TOKEN}"})
+            assert answer.status_code == 400, (base, limit, answer.text)
+            assert answer.json()["message"] == "'limit' must be an integer from 1 to 1000"
+
+
+def test_workspaces_by_name_take_like_wildcards_as_typed(admin: Portkey, gateway: GatewayProcess) -> None:
+    """name= is a substring as typed: "%" and "_" matched every workspace (LIKE wildcards)."""
+    for name in ("Fifty % off", "snake_case"):
+        admin.admin.workspaces.create(name=name)
+    for typed, found in (("%", ["Fifty % off"]), ("_", ["snake_case"])):
+        listed = httpx.get(f"{gateway.url}/admin/api/workspaces", params={"name": typed}, timeout=10,
+                           headers={"authorization": f"Bearer {ADMIN_TOKEN}"}).json()["data"]
+        assert [w["name"] for w in listed] == found
+
+
+# A credential whose bytes are not UTF-8 reaches the gateway as lone surrogates: every admin surface was a 500.
+NOT_UTF8 = [
+    ("GET", "/admin/api/logs", {"Authorization": b"Bearer \xff\xfe\x80"}),
+    ("GET", "/admin/api/providers", {"x-portkey-api-key": b"\xc3(abc"}),
+    ("HEAD", "/admin/api/providers", {"x-portkey-api-key": b"\xc3(abc"}),
+    ("GET", "/admin/api/workspaces", {"x-portkey-api-key": b"\xff"}),
+    ("GET", "/admin/api/limits/key/any", {"x-portkey-api-key": b"\xff"}),
+    ("GET", "/v1/api-keys", {"x-portkey-api-key": b"\xff"}),
+    ("GET", "/v1/integrations", {"x-portkey-api-key": b"\xff"}),
+    ("GET", "/v1/audit-logs", {"x-portkey-api-key": b"\xff"}),
+    ("GET", "/v1/admin/workspaces", {"Authorization": b"Bearer \xff"}),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "headers"), NOT_UTF8, ids=[f"{m} {p} {h}" for m, p, h in NOT_UTF8])
+def test_a_credential_that_is_not_utf8_is_a_401(gateway: GatewayProcess, method: str, path: str,
+                                                headers: dict[str, bytes]) -> None:
+    answer = httpx.request(method, f"{gateway.url}{path}", headers=headers, timeout=10)
+    assert answer.status_code == 401, answer.text
+    if method != "HEAD":
+        assert answer.json()["status"] == "failure" and "\\udc" not in answer.text and "\ufffd" not in answer.text

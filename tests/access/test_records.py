@@ -79,6 +79,15 @@ async def test_workspaces(engine) -> None:
     assert [w["slug"] for w in await repo.list()] == ["default", "team-a"]
 
 
+async def test_workspaces_by_name_take_like_wildcards_as_typed(engine) -> None:
+    repo = WorkspaceRepository(engine)
+    for name in ("Fifty % off", "snake_case", "plain"):
+        await repo.create({"name": name}, actor="t")
+    assert [w["name"] for w in await repo.list(name="%")] == ["Fifty % off"]
+    assert [w["name"] for w in await repo.list(name="_")] == ["snake_case"]
+    assert [w["name"] for w in await repo.list(name="\\")] == []  # the escape character itself, as typed
+
+
 async def test_registry_verifies_from_its_snapshot(engine, hasher: KeyHasher) -> None:
     repo = KeyRepository(engine, hasher)
     view, secret = await repo.create({"name": "k", "workspace_id": "default"}, actor="t")

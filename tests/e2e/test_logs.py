@@ -229,6 +229,20 @@ BAD_QUERIES = [
     ("/analytics", {"group_by": "weather"}, "'group_by' must be one of"),
     ("/analytics", {"interval": "fortnight"}, "'interval' must look like"),
     ("/analytics", {"from": "1", "interval": "1s"}, "buckets"),
+    # Found by fuzzing: 500s (and a 503 blaming the database) before.
+    ("/logs", {"status": "\u00b2"}, "'status' takes"),
+    ("/analytics", {"status": "\u2460"}, "'status' takes"),
+    ("/logs", {"from": "1e300"}, "'from' must be a time from 0001-01-01"),
+    ("/logs", {"to": "1e16"}, "'to' must be a time from 0001-01-01"),
+    ("/analytics", {"to": "1e12"}, "'to' must be a time from 0001-01-01"),
+    ("/analytics", {"to": "0001-01-01T00:00:00+01:00"}, "'to' must be a time from 0001-01-01"),
+    ("/analytics", {"to": "0001-01-01T12:00:00Z"}, "'from' (24 hours before 'to' when not given)"),
+    ("/logs", {"cursor": "WzE4NDQ2NzQ0MDczNzA5NTUxNjE1LCJ4Il0"}, "Invalid 'cursor'"),
+    ("/analytics", {"interval": "100000000000000000000s"}, "'interval' must be at most 366d"),
+    ("/logs", {"metadata.\x00": "x"}, "a metadata key holds no control characters"),
+    ("/logs", {"metadata.a\"": "x"}, "a metadata key holds no control characters, quotes"),
+    ("/analytics", {"group_by": "metadata.\x00"}, "'group_by' must not hold a NUL character"),
+    ("/logs", {"provider": "a\x00b"}, "'provider' must not hold a NUL character"),
 ]
 
 

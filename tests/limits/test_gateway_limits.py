@@ -133,8 +133,8 @@ def test_bad_limits_are_400s_and_create_nothing(gateway: GatewayProcess, unit: o
     assert answer.status_code == 400 and message in answer.json()["message"]
     put = httpx.put(f"{gateway.url}/admin/api/limits/provider/any", headers=ADMIN, timeout=30,
                     json={"rate_limits": [limit]})
-    assert put.status_code == 400 and message in put.json()["message"]
-    assert httpx.get(f"{gateway.url}/admin/api/limits/provider/any", headers=ADMIN, timeout=30).status_code == 200
+    assert put.status_code == 400 and message in put.json()["message"]  # a bad body first, then the unknown id
+    assert httpx.get(f"{gateway.url}/admin/api/limits/provider/any", headers=ADMIN, timeout=30).status_code == 404
     listed = httpx.get(f"{gateway.v1}/api-keys", headers=ADMIN, timeout=30).json()["data"]
     assert [k for k in listed if k["name"] == "bad"] == []
 
@@ -145,8 +145,12 @@ def test_limits_with_several_workers_and_no_redis_refuse_to_start(tmp_path: Path
     gateway.stop()
     env = {**loopback_only_env(), "SLUICEGATE_DATA_DIR": str(tmp_path), "SLUICEGATE_REDIS_URL": ""}
     import os
+    import socket
 
-    done = subprocess.run([sys.executable, "-m", "sluicegate", "serve", "--port", "0", "--workers", "2"],
+    with socket.socket() as probe:  # a port nobody listens on (the refusal comes before any bind)
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    done = subprocess.run([sys.executable, "-m", "sluicegate", "serve", "--port", port, "--workers", "2"],
                           env={**os.environ, **env}, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "SLUICEGATE_REDIS_URL" in done.stderr and "each worker would count on its own" in done.stderr
@@ -213,6 +217,39 @@ def test_a_key_cannot_lift_its_own_limits_nor_a_workspace_key_its_workspaces(gat
     statuses = [httpx.post(f"{gateway.v1}/chat/completions", headers=head, json=chat(), timeout=30).status_code
                 for _ in range(2)]
     assert statuses == [200, 429]
+
+
+def test_a_workspace_is_named_by_id_or_slug_and_an_unknown_subject_is_a_404(gateway: GatewayProcess,
+                                                                            upstream) -> None:
+    """A limit stored under a slug, or for a key, workspace or provider that does not exist, bound nobody
+    while the API answered 200."""
+    space = httpx.post(f"{gateway.v1}/admin/workspaces", headers=ADMIN, timeout=30, json={"name": "Team A"}).json()
+    one_rpm = {"rate_limits": [{"type": "requests", "unit": "rpm", "value": 1}]}
+    limits = f"{gateway.url}/admin/api/limits"
+    put = httpx.put(f"{limits}/workspace/team-a", headers=ADMIN, json=one_rpm, timeout=30)
+    assert put.status_code == 200, put.text
+    assert httpx.get(f"{limits}/workspace/{space['id']}", headers=ADMIN, timeout=30).json()["rate_limits"] == \
+        one_rpm["rate_limits"]
+    made = httpx.post(f"{gateway.v1}/api-keys/workspace/service", headers=ADMIN, timeout=30,
+                      json={"name": "member", "workspace_id": space["id"],
+                            "scopes": ["completions.write", "workspaces.read"]}).json()
+    head = headers(made["key"], upstream)
+    statuses = [httpx.post(f"{gateway.v1}/chat/completions", headers=head, json=chat(), timeout=30).status_code
+                for _ in range(2)]
+    assert statuses == [200, 429]
+    # Its own workspace's limits, by slug too, for a workspace key that may read them.
+    own = httpx.get(f"{limits}/workspace/team-a", headers={"x-portkey-api-key": made["key"]}, timeout=30)
+    assert own.status_code == 200 and own.json()["rate_limits"] == one_rpm["rate_limits"], own.text
+    for kind, ref, message in (("key", "no-such-key", "API key no-such-key not found"),
+                               ("workspace", "nope", "Workspace nope not found"),
+                               ("provider", "nope", "Provider @nope not found in the catalog")):
+        answers = [httpx.get(f"{limits}/{kind}/{ref}", headers=ADMIN, timeout=30),
+                   httpx.put(f"{limits}/{kind}/{ref}", headers=ADMIN, json=one_rpm, timeout=30),
+                   httpx.delete(f"{limits}/{kind}/{ref}", headers=ADMIN, timeout=30),
+                   httpx.post(f"{limits}/{kind}/{ref}/reset", headers=ADMIN, timeout=30)]
+        assert [(a.status_code, a.json()["message"]) for a in answers] == [(404, message)] * 4
+    secret = httpx.get(f"{limits}/key/{made['key']}", headers=ADMIN, timeout=30)  # a secret where the id goes
+    assert secret.status_code == 404 and made["key"] not in secret.text
 
 
 def test_a_providers_limit_holds_when_a_config_reaches_it(gateway: GatewayProcess, upstream) -> None:

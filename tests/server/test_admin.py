@@ -9,6 +9,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from sluicegate.access.admin_token import AdminAuth, ensure_admin_token
+from sluicegate.access.workspaces import WorkspaceRepository
 from sluicegate.catalog import Catalog, ConfigRepository, ProviderRepository
 from sluicegate.errors import ConfigError
 from sluicegate.server.admin import ADMIN_PREFIX, AdminServices, admin_app
@@ -69,6 +70,7 @@ async def admin(engine, vault) -> AsyncIterator[Admin]:
         providers=ProviderRepository(engine, vault),
         configs=ConfigRepository(engine, validate=strict_validator),
         auth=AdminAuth(engine),
+        engine=engine,
         on_write=catalog.refresh,
     )
     root = web.Application()
@@ -171,6 +173,13 @@ async def test_env_token(engine) -> None:
     )
 
 
+async def test_a_token_that_is_not_utf8_does_not_match(engine) -> None:
+    """Header bytes that are not UTF-8 arrive as lone surrogates; hashing them raised (a 500 on every surface)."""
+    await ensure_admin_token(engine, None)
+    for auth in (AdminAuth(engine, env_token="an-operator-chosen-token"), AdminAuth(engine)):
+        assert not await auth.check("\udcff\udcfe\udc80") and not await auth.check("\udcc3(abc")
+
+
 BAD_PROVIDER_POSTS = [
     (b"{not json", 400, "body: not valid JSON"),
     (b"[1, 2]", 400, "body: expected a JSON object"),
@@ -230,6 +239,10 @@ BAD_PROVIDER_POSTS = [
         "allow_entry: must be a host name, *.domain, IP address or CIDR block",
     ),
     ({**PROVIDER, "notes": {}}, 400, "notes: expected a string"),
+    # Stored as typed, these made a provider no workspace's key could use ("belongs to another workspace").
+    ({**PROVIDER, "workspace_id": "no-such-workspace"}, 404, "Workspace no-such-workspace not found"),
+    ({**PROVIDER, "workspace_id": 5}, 400, "workspace_id: expected a workspace id or slug"),
+    ({**PROVIDER, "workspace_id": ""}, 400, "workspace_id: expected a workspace id or slug"),
 ]
 
 
@@ -295,6 +308,10 @@ BAD_REQUESTS = [
         "config.api_key: credentials cannot be stored",
     ),
     ("POST", C, {"id": "c1", "config": {"strategy": {"mode": "loadbalance"}}}, 400, "Invalid config passed"),
+    ("POST", C, {"id": "c1", "config": {}, "workspace_id": "no-such-workspace"}, 404,
+     "Workspace no-such-workspace not found"),
+    ("POST", C, {"id": "c1", "config": {}, "workspace_id": ["ws-default"]}, 400,
+     "workspace_id: expected a workspace id or slug"),
     ("GET", f"{C}/ghost", None, 404, "Config ghost not found"),
     ("PUT", f"{C}/ghost", {"config": {}}, 404, "Config ghost not found"),
     ("PUT", f"{C}/ghost", {"id": "x", "config": {}}, 400, "id: unknown field"),
@@ -313,6 +330,18 @@ async def test_bad_requests(admin: Admin) -> None:
         assert (got_status, got["status"]) == (status, "failure"), (method, path, body, got)
         assert got["message"].startswith(message), (method, path, body, got["message"])
     assert await admin.call("GET", P) == before and (await admin.call("GET", C))[1] == {"configs": []}
+
+
+async def test_a_workspace_named_by_slug_is_stored_by_its_id(admin: Admin, engine) -> None:
+    """As /v1/providers and /v1/configs take it: the slug used to be stored as typed."""
+    space = await WorkspaceRepository(engine).create({"name": "Team A"}, actor="t")
+    status, provider = await admin.call("POST", P, {**PROVIDER, "workspace_id": "team-a"})
+    assert (status, provider["workspace_id"]) == (201, space["id"]), provider
+    status, config = await admin.call("POST", C, {"id": "c1", "config": {"provider": "@my-llm"},
+                                                  "workspace_id": "team-a"})
+    assert (status, config["workspace_id"]) == (201, space["id"]), config
+    status, by_id = await admin.call("POST", C, {"id": "c2", "config": {}, "workspace_id": space["id"]})
+    assert (status, by_id["workspace_id"]) == (201, space["id"]), by_id
 
 
 async def test_config_errors_carry_the_validator_paths(admin: Admin) -> None:

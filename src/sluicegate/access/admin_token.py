@@ -33,7 +33,10 @@ class AdminTokenError(ValueError):
 
 
 def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+    # A header's bytes that are not UTF-8 reach here as lone surrogates (aiohttp's surrogateescape): kept as
+    # they are ("surrogatepass", as registry.py hashes), such a token hashes to what no real token does, so it
+    # simply does not match (a 401) instead of failing to encode (a 500).
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def new_token() -> str:

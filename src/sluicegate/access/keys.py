@@ -57,7 +57,8 @@ def _choice(value: Any, allowed: tuple[str, ...], where: str) -> str:
 
 
 async def key_row(conn: AsyncConnection, key_id: str) -> Row[Any]:
-    row = (await conn.execute(select(api_keys).where(api_keys.c.id == key_id))).first()
+    # No id holds a NUL, and PostgreSQL refuses one in a parameter (an error, not "not found").
+    row = None if "\x00" in key_id else (await conn.execute(select(api_keys).where(api_keys.c.id == key_id))).first()
     if row is None:
         raise Missing(f"API key {key_id[:80]} not found")
     return row

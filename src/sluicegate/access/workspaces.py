@@ -66,8 +66,9 @@ def _defaults(value: Any) -> dict[str, Any]:
 
 
 async def workspace_row(conn: AsyncConnection, ref: str) -> Row[Any]:
-    row = (await conn.execute(select(workspaces).where(or_(workspaces.c.id == ref, workspaces.c.slug == ref)))
-           ).first()
+    # No id or slug holds a NUL, and PostgreSQL refuses one in a parameter (an error, not "not found").
+    row = None if "\x00" in ref else (await conn.execute(
+        select(workspaces).where(or_(workspaces.c.id == ref, workspaces.c.slug == ref)))).first()
     if row is None:
         raise Missing(f"Workspace {ref[:80]} not found")
     return row
@@ -108,7 +109,7 @@ class WorkspaceRepository:
     async def list(self, *, name: str | None = None) -> list[dict[str, Any]]:
         stmt = select(workspaces).order_by(workspaces.c.created_at, workspaces.c.slug)
         if name:
-            stmt = stmt.where(workspaces.c.name.contains(name))
+            stmt = stmt.where(workspaces.c.name.contains(name, autoescape=True))  # "%" and "_" as typed
         async with self._engine.connect() as conn:
             return [workspace_json(row) for row in await conn.execute(stmt)]
 

@@ -24,7 +24,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..access.admin_token import AdminAuth
-from ..access.audit import AuditFilter, list_events
+from ..access.audit import MAX_PAGE, AuditFilter, list_events
 from ..access.keys import KeyRepository
 from ..access.model import Principal, validate_scopes
 from ..access.policy import Forbidden, require_scope
@@ -259,12 +259,20 @@ async def delete_key(request: web.Request) -> web.Response:
 async def list_audit(request: web.Request) -> web.Response:
     caller = await _scoped(request, "audit_logs.list")
     query = request.query
-    try:
-        limit = int(query.get("limit", "100"))
-    except ValueError:
-        raise BadRequest("limit: expected a whole number") from None
+    limit = audit_limit(query.get("limit", "100"))
     workspace = caller.workspace_id or query.get("workspace_id")
     events = await list_events(_admin(request).engine, AuditFilter(
         workspace_id=workspace, actor=query.get("actor"), action=query.get("action"),
         resource_type=query.get("resource_type"), limit=limit))
     return listing(events)
+
+
+def audit_limit(text: str) -> int:
+    """How many events a page holds: out of range is a 400, as on /admin/api/logs, not silently clamped."""
+    try:
+        limit = int(text)
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= MAX_PAGE:
+        raise BadRequest(f"'limit' must be an integer from 1 to {MAX_PAGE}")
+    return limit

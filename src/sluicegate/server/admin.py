@@ -20,14 +20,16 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..access.admin_token import AdminAuth
 from ..access.registry import AccessRegistry
+from ..access.workspaces import resolve_workspace_id
 from ..catalog.configs import ConfigRepository
 from ..catalog.entries import ProviderView, SavedConfigView, validate_slug
 from ..catalog.jsonio import config_from_json, parse_body, patch_from_json, provider_from_json
 from ..catalog.providers import ProviderRepository
-from ..errors import PayloadTooLarge
+from ..errors import BadRequest, PayloadTooLarge
 from ..store.engine import store_outage
 from ..vault import VaultError
 from .audit_trail import audited
@@ -42,6 +44,7 @@ class AdminServices:
     providers: ProviderRepository
     configs: ConfigRepository
     auth: AdminAuth
+    engine: AsyncEngine  # the store, where a record's workspace (named by id or slug) is looked up
     # Called after every successful write, e.g. ``catalog.refresh``: this process serves the change at
     # once instead of on its next poll.
     on_write: Callable[[], Awaitable[Any]] | None = None
@@ -161,6 +164,16 @@ def _config_id(request: web.Request) -> str:
     return validate_slug(request.match_info["id"], "id")
 
 
+async def _workspace_named(request: web.Request, asked: Any) -> str | None:
+    """The id of the workspace a body's ``workspace_id`` names, by id or slug as /v1 takes it (404 when there
+    is none): stored as typed, a slug or a stray id made a record that no workspace's key could use."""
+    if asked is None:
+        return None
+    if not isinstance(asked, str) or not asked:
+        raise BadRequest("workspace_id: expected a workspace id or slug")
+    return await resolve_workspace_id(_services(request).engine, asked)
+
+
 # --------------------------------------------------------------------------------------------- providers
 
 
@@ -174,8 +187,9 @@ async def create_provider(request: web.Request) -> web.Response:
     principal = require(request, "providers.create")
     repo = _services(request).providers
     body = await _body(request)
-    workspace = workspace_for_write(principal, body.pop("workspace_id", None))
-    item = provider_from_json(body, repo.check_host)
+    asked = body.pop("workspace_id", None)
+    item = provider_from_json(body, repo.check_host)  # a bad body is a 400 before an unknown workspace's 404
+    workspace = workspace_for_write(principal, await _workspace_named(request, asked))
     if workspace is not None:
         item = replace(item, workspace_id=workspace)
     view = await repo.add(item)
@@ -226,8 +240,9 @@ async def list_configs(request: web.Request) -> web.Response:
 async def create_config(request: web.Request) -> web.Response:
     principal = require(request, "configs.create")
     body = await _body(request)
-    workspace = workspace_for_write(principal, body.pop("workspace_id", None))
+    asked = body.pop("workspace_id", None)
     config_id, text, notes = config_from_json(body, require_id=True)
+    workspace = workspace_for_write(principal, await _workspace_named(request, asked))
     extra = {"workspace_id": workspace} if workspace is not None else {}
     view = await _services(request).configs.add(validate_slug(config_id, "id"), text, notes=notes, **extra)
     await _written(request)

@@ -13,13 +13,20 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ..access.keys import key_row
 from ..access.model import Principal
 from ..access.policy import Forbidden
+from ..access.secrets import looks_like_key
+from ..access.workspaces import Missing, resolve_workspace_id
+from ..catalog.entries import NotInCatalog
 from ..errors import BadRequest
 from ..jsontext import stored_json_object
 from ..limits.checks import Subject
 from ..limits.store import KINDS, validated
+from ..store.tables import providers
 from .appkeys import GATEWAY
 from .principals import check_workspace, require
 
@@ -61,17 +68,43 @@ def _json(body: Any) -> web.Response:
     return web.Response(body=orjson.dumps(body), content_type="application/json")
 
 
-def _subject(request: web.Request, action: str) -> tuple[str, str]:
+def _kind(request: web.Request) -> str:
     kind = request.match_info["kind"]
     if kind not in KINDS:
         raise BadRequest(f"limits belong to one of {', '.join(KINDS)} (/limits/{{kind}}/{{id}})")
+    return kind
+
+
+async def _subject(request: web.Request, action: str) -> tuple[str, str]:
+    """(kind, the id its limits are stored under) of an existing subject the caller may act on."""
+    kind = _kind(request)
     caller = require(request, f"{SCOPES[kind]}.{action}")
-    subject_id = request.match_info["id"]
+    ref = request.match_info["id"]
+    subject_id, workspace = await stored_subject(request.config_dict[GATEWAY].engine, kind, ref)
     if caller.workspace_id is not None:  # a workspace key: its own workspace's subjects only, others are 404
-        check_workspace(caller, _workspace_of(request, kind, subject_id), f"{kind.capitalize()} {subject_id[:80]}")
+        check_workspace(caller, workspace, f"{kind.capitalize()} {ref[:80]}")
     if action == "update":
         check_may_change(caller, kind, subject_id)
     return kind, subject_id
+
+
+async def stored_subject(engine: AsyncEngine, kind: str, ref: str) -> tuple[str, str | None]:
+    """(the subject's id, its workspace), read from the store, not a snapshot that may lag a write on another
+    server. A limit is enforced under that id only: one stored under a slug or an unknown id would bind
+    nobody, so an unknown key, workspace or provider is a 404. A workspace may be named by id or slug."""
+    if kind == "workspace":
+        workspace_id = await resolve_workspace_id(engine, ref)
+        return workspace_id, workspace_id
+    if kind == "key" and looks_like_key(ref):  # a secret where its id belongs: never echoed back
+        raise Missing("API key not found: the path takes the key's id, never its secret")
+    async with engine.connect() as conn:
+        if kind == "key":
+            return ref, (await key_row(conn, ref)).workspace_id
+        found = None if "\x00" in ref else (  # no slug holds a NUL, and PostgreSQL refuses one (a 500)
+            await conn.execute(select(providers.c.workspace_id).where(providers.c.slug == ref))).first()
+    if found is None:
+        raise NotInCatalog(f"Provider @{ref[:80]} not found in the catalog")
+    return ref, found.workspace_id
 
 
 def check_may_change(caller: Principal, kind: str, subject_id: str) -> None:
@@ -83,21 +116,9 @@ def check_may_change(caller: Principal, kind: str, subject_id: str) -> None:
         raise Forbidden("A workspace API key cannot change its workspace's usage limits")
 
 
-def _workspace_of(request: web.Request, kind: str, subject_id: str) -> str | None:
-    """The workspace a subject belongs to, from the in-memory snapshots ("?" when unknown: nobody's)."""
-    gateway = request.config_dict[GATEWAY]
-    if kind == "workspace":
-        return subject_id
-    if kind == "key":
-        record = gateway.access.key_record(subject_id)
-        return record.workspace_id if record is not None else "?"
-    known, workspace, _ = gateway.catalog.provider_workspace(subject_id)
-    return workspace if known else "?"
-
-
 async def get_limits(request: web.Request) -> web.Response:
     """The subject's limits and its budget usage this period (``used``; null without a budget)."""
-    kind, subject_id = _subject(request, "read")
+    kind, subject_id = await _subject(request, "read")
     gateway = request.config_dict[GATEWAY]
     view = await gateway.limits.repository.get(kind, subject_id)
     limits = gateway.limits.snapshot.limits.get((kind, subject_id))
@@ -106,9 +127,11 @@ async def get_limits(request: web.Request) -> web.Response:
 
 
 async def put_limits(request: web.Request) -> web.Response:
-    kind, subject_id = _subject(request, "update")
+    kind = _kind(request)
     body = stored_json_object(await request.read() or b"{}", invalid="body: not valid JSON",
                               not_object="body: expected a JSON object {rate_limits, usage_limits, prices}")
+    validated(kind, body)  # a bad body is a 400 before the 404 of an unknown subject
+    _, subject_id = await _subject(request, "update")
     gateway = request.config_dict[GATEWAY]
     _refuse_per_worker_counting(gateway.settings)
     view = await gateway.limits.repository.set(kind, subject_id, body)
@@ -117,7 +140,7 @@ async def put_limits(request: web.Request) -> web.Response:
 
 
 async def delete_limits(request: web.Request) -> web.Response:
-    kind, subject_id = _subject(request, "update")
+    kind, subject_id = await _subject(request, "update")
     gateway = request.config_dict[GATEWAY]
     await gateway.limits.repository.delete(kind, subject_id)
     await gateway.limits.refresh()
@@ -125,7 +148,7 @@ async def delete_limits(request: web.Request) -> web.Response:
 
 
 async def reset_usage(request: web.Request) -> web.Response:
-    kind, subject_id = _subject(request, "update")
+    kind, subject_id = await _subject(request, "update")
     gateway = request.config_dict[GATEWAY]
     await gateway.limiter.reset(f"{kind}:{subject_id}:")
     return _json({"reset": True})

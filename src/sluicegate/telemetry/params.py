@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 import orjson
 
 from ..errors import BadRequest
+from ..types import METADATA_KEY_RULE, queryable_metadata_key
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
@@ -23,6 +24,13 @@ DEFAULT_WINDOW_MS = 86_400_000  # analytics without "from": the last 24 hours
 GROUPS = ("provider", "provider_slug", "model", "user", "status", "cache_status", "workspace_id", "api_key_id",
           "none")
 _UNITS_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+MAX_INTERVAL_MS = 366 * _UNITS_MS["d"]  # a year's buckets; larger ones overflow SQL integers long before
+# The times a query may name: what datetime can show (years 1 to 9999), which also fits a signed 64-bit SQL
+# integer. Beyond them, comparing with created_ms overflows and the answer's ISO times cannot be written.
+MIN_TIME_MS = -62_135_596_800_000  # 0001-01-01T00:00:00Z
+MAX_TIME_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+_INTERVAL = re.compile(r"([0-9]+)([smhd])")  # ASCII digits only (\d takes other scripts' digits too)
+_STATUS_CODE = re.compile(r"[1-5][0-9][0-9]")  # ASCII only: str.isdigit() also takes "²" and "①"
 _STATUS_CLASS = re.compile(r"^[1-5]xx$")
 _EQUALS = ("provider", "provider_slug", "model", "user", "trace_id", "error_type", "workspace_id", "api_key_id")
 _FILTERS = ("from", "to", "status", *_EQUALS)
@@ -62,8 +70,12 @@ class AnalyticsQuery:
 
 
 def parse_time(name: str, text: str) -> int:
-    """ISO 8601 (``2025-01-02T03:04:05Z``; no zone means UTC) or seconds since the epoch → epoch ms."""
-    value = text.strip()
+    """ISO 8601 (``2025-01-02T03:04:05Z``; no zone means UTC) or seconds since the epoch → epoch ms, within
+    years 1 to 9999 (UTC)."""
+    return within_time_range(name, _epoch_ms(name, text.strip(), text))
+
+
+def _epoch_ms(name: str, value: str, text: str) -> int:
     try:
         return int(float(value) * 1000)
     except (ValueError, OverflowError):  # not a number, or nan/inf
@@ -74,7 +86,13 @@ def parse_time(name: str, text: str) -> int:
         raise BadRequest(f"'{name}' must be an ISO 8601 time or seconds since the epoch, got {text!r}") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
+    return int(moment.timestamp() * 1000)  # a zone can move year 1 or 9999 out of range: checked next
+
+
+def within_time_range(name: str, ms: int) -> int:
+    if not MIN_TIME_MS <= ms <= MAX_TIME_MS:
+        raise BadRequest(f"'{name}' must be a time from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z")
+    return ms
 
 
 def _statuses(text: str) -> tuple[tuple[int, ...], tuple[int, ...], bool | None]:
@@ -84,7 +102,7 @@ def _statuses(text: str) -> tuple[tuple[int, ...], tuple[int, ...], bool | None]
             errors = part == "error"
         elif _STATUS_CLASS.match(part):
             classes.append(int(part[0]))
-        elif part.isdigit() and 100 <= int(part) <= 599:
+        elif _STATUS_CODE.fullmatch(part):
             codes.append(int(part))
         else:
             raise BadRequest(f"'status' takes HTTP codes (200), classes (4xx), 'error' or 'success'; got {part!r}")
@@ -99,6 +117,8 @@ def parse_filter(params: Mapping[str, str], allowed: Iterable[str] = ()) -> LogF
             raise BadRequest(f"Unknown query parameter '{name}'")
         if getall is not None and len(getall(name)) > 1:
             raise BadRequest(f"'{name}' is given twice; give one value (lists are comma-separated)")
+        if "\x00" in params[name]:  # no stored text holds one (storable.py), and PostgreSQL refuses it
+            raise BadRequest(f"{name!r} must not hold a NUL character")
     start = parse_time("from", params["from"]) if "from" in params else None
     end = parse_time("to", params["to"]) if "to" in params else None
     if start is not None and end is not None and start >= end:
@@ -111,11 +131,18 @@ def parse_filter(params: Mapping[str, str], allowed: Iterable[str] = ()) -> LogF
     metadata = {}
     for name, value in params.items():
         if name.startswith("metadata."):
-            key = name[len("metadata."):]
-            if not key:
-                raise BadRequest("'metadata.' needs a key, e.g. metadata.team=search")
-            metadata[key] = value
+            metadata[metadata_key(name, name[len("metadata."):])] = value
     return LogFilter(start, end, codes, classes, errors, equals, metadata)
+
+
+def metadata_key(name: str, key: str) -> str:
+    """The key of a ``metadata.<key>`` parameter, one the log can look up (a NUL, a quote, … would make an
+    invalid JSON path: a store error, not an answer)."""
+    if not key:
+        raise BadRequest(f"{name!r} needs a key, e.g. metadata.team")
+    if not queryable_metadata_key(key):
+        raise BadRequest(f"{name!r}: a metadata key holds {METADATA_KEY_RULE}")
+    return key
 
 
 def parse_page(params: Mapping[str, str]) -> Page:
@@ -129,7 +156,7 @@ def parse_analytics(params: Mapping[str, str], now_ms: int | None = None) -> Ana
     filter_ = parse_filter(params, allowed=("interval", "group_by"))
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     end = filter_.end_ms if filter_.end_ms is not None else now_ms
-    start = filter_.start_ms if filter_.start_ms is not None else end - DEFAULT_WINDOW_MS
+    start = filter_.start_ms if filter_.start_ms is not None else default_start(end)
     if start >= end:
         raise BadRequest("'from' must be earlier than 'to'")
     interval = params.get("interval", "1h")
@@ -138,18 +165,33 @@ def parse_analytics(params: Mapping[str, str], now_ms: int | None = None) -> Ana
     if (end - start) // interval_ms > MAX_BUCKETS:
         raise BadRequest(f"'interval' {interval} makes more than {MAX_BUCKETS} buckets over this time range")
     group_by = params.get("group_by", "none")
-    if group_by not in GROUPS and not (group_by.startswith("metadata.") and len(group_by) > len("metadata.")):
+    if group_by.startswith("metadata."):
+        metadata_key("group_by", group_by[len("metadata."):])
+    elif group_by not in GROUPS:
         raise BadRequest(f"'group_by' must be one of {', '.join(GROUPS)} or metadata.<key>; got {group_by!r}")
     bounded = LogFilter(start, end, filter_.statuses, filter_.status_classes, filter_.errors, filter_.equals,
                         filter_.metadata)
     return AnalyticsQuery(bounded, interval_ms, interval, group_by)
 
 
+def default_start(end_ms: int) -> int:
+    """Without "from", the 24 hours before "to", which must then start in year 1 or later as well."""
+    start = end_ms - DEFAULT_WINDOW_MS
+    if start < MIN_TIME_MS:
+        raise BadRequest("'from' (24 hours before 'to' when not given) must be a time from 0001-01-01T00:00:00Z")
+    return start
+
+
 def parse_interval(text: str) -> int:
-    match = re.fullmatch(r"(\d+)([smhd])", text.strip())
-    if not match or int(match.group(1)) == 0:
+    match = _INTERVAL.fullmatch(text.strip())
+    if not match or not match.group(1).strip("0"):
         raise BadRequest(f"'interval' must look like 30s, 5m, 1h or 1d, or be 'all'; got {text!r}")
-    return int(match.group(1)) * _UNITS_MS[match.group(2)]
+    digits, unit = match.group(1).lstrip("0"), match.group(2)
+    # Past 12 digits it is over the cap in any unit (and int() refuses thousands of digits on its own).
+    interval_ms = int(digits) * _UNITS_MS[unit] if len(digits) <= 12 else MAX_INTERVAL_MS + 1
+    if interval_ms > MAX_INTERVAL_MS:
+        raise BadRequest(f"'interval' must be at most {MAX_INTERVAL_MS // _UNITS_MS['d']}d; got {text!r}")
+    return interval_ms
 
 
 def _int_param(params: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
@@ -172,7 +214,9 @@ def decode_cursor(text: str) -> tuple[int, str]:
     try:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
         created_ms, record_id = orjson.loads(raw)
-        if isinstance(created_ms, int) and isinstance(record_id, str) and not isinstance(created_ms, bool):
+        # A created_ms the store's signed 64-bit column cannot hold would overflow the query, not match.
+        if isinstance(created_ms, int) and isinstance(record_id, str) and not isinstance(created_ms, bool) \
+                and 0 <= created_ms < 2**63 and "\x00" not in record_id:
             return created_ms, record_id
     except (ValueError, TypeError, orjson.JSONDecodeError):
         pass
