@@ -192,6 +192,9 @@ def test_resetting_usage_in_an_unreachable_redis_is_one_line(tmp_path: Path) -> 
     with socket.socket() as closed:  # a loopback port nobody listens on
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
+    made = _sluicegate("providers", "add", "p1", "--custom-host", "http://127.0.0.1:9/v1", "--data-dir", str(tmp_path),
+                       env={})
+    assert made.returncode == 0, made.stderr
     done = _sluicegate("limits", "reset-usage", "provider", "p1", "--data-dir", str(tmp_path),
                        env={"SLUICEGATE_REDIS_URL": f"redis://:hunter2-secret@127.0.0.1:{port}/0"})
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr

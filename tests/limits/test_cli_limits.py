@@ -23,24 +23,47 @@ def cli(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=60)
 
 
+def sluicegate(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run([sys.executable, "-m", "sluicegate", *args, "--data-dir", str(data)], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done
+
+
 def test_set_show_clear_and_bad_input(tmp_path: Path) -> None:
-    done = cli(tmp_path, "set", "key", "ak-1", "--rate", "requests:rpm:100", "--rate", "tokens:rpd:5000",
+    key_id = orjson.loads(sluicegate(tmp_path, "keys", "create", "--name", "svc", "--json").stdout)["id"]
+    sluicegate(tmp_path, "providers", "add", "gpu", "--custom-host", "http://127.0.0.1:9/v1")
+    done = cli(tmp_path, "set", "key", key_id, "--rate", "requests:rpm:100", "--rate", "tokens:rpd:5000",
                "--budget", "cost:50", "--reset", "monthly", "--alert", "40")
     assert done.returncode == 0, done.stderr
-    shown = orjson.loads(cli(tmp_path, "show", "key", "ak-1").stdout)
+    shown = orjson.loads(cli(tmp_path, "show", "key", key_id).stdout)
     assert shown == {"rate_limits": [{"type": "requests", "unit": "rpm", "value": 100},
                                      {"type": "tokens", "unit": "rpd", "value": 5000}],
                      "usage_limits": {"type": "cost", "credit_limit": 50.0, "periodic_reset": "monthly",
                                       "alert_threshold": 40.0}}
     priced = cli(tmp_path, "set", "provider", "gpu", "--price", "llama-3:0.5:1.5:1000000")
     assert orjson.loads(priced.stdout)["prices"] == {"llama-3": {"input": 0.5, "output": 1.5, "per": 1000000}}
-    bad = cli(tmp_path, "set", "key", "ak-1", "--rate", "requests:rps:1")
+    bad = cli(tmp_path, "set", "key", key_id, "--rate", "requests:rps:1")
     assert bad.returncode != 0 and "'rate_limits[0].unit' must be one of" in bad.stderr
-    no_price_on_key = cli(tmp_path, "set", "key", "ak-1", "--price", "m:1:1")
+    no_price_on_key = cli(tmp_path, "set", "key", key_id, "--price", "m:1:1")
     assert no_price_on_key.returncode != 0 and "'prices' belong to catalog providers" in no_price_on_key.stderr
-    assert cli(tmp_path, "clear", "key", "ak-1").returncode == 0
-    assert orjson.loads(cli(tmp_path, "show", "key", "ak-1").stdout)["rate_limits"] == []
-    assert cli(tmp_path, "reset-usage", "key", "ak-1").returncode == 0
+    assert cli(tmp_path, "clear", "key", key_id).returncode == 0
+    assert orjson.loads(cli(tmp_path, "show", "key", key_id).stdout)["rate_limits"] == []
+    assert cli(tmp_path, "reset-usage", "key", key_id).returncode == 0
+
+
+def test_a_workspace_is_named_by_id_or_slug_and_an_unknown_subject_is_refused(tmp_path: Path) -> None:
+    """As on the admin API: a limit stored under a slug, or for nobody, would bind nobody."""
+    made = orjson.loads(sluicegate(tmp_path, "workspaces", "create", "Team A", "--slug", "team-a", "--json").stdout)
+    assert cli(tmp_path, "set", "workspace", "team-a", "--rate", "requests:rpm:7").returncode == 0
+    by_id = orjson.loads(cli(tmp_path, "show", "workspace", made["id"]).stdout)
+    assert by_id["rate_limits"] == [{"type": "requests", "unit": "rpm", "value": 7}]
+    for kind, name, said in (("key", "no-such-key", "API key no-such-key not found"),
+                             ("workspace", "nope", "Workspace nope not found"),
+                             ("provider", "nope", "Provider @nope not found")):
+        refused = cli(tmp_path, "set", kind, name, "--rate", "requests:rpm:1")
+        assert refused.returncode != 0 and said in refused.stderr, refused.stderr
+        assert "Traceback" not in refused.stderr
 
 
 def test_a_cost_budget_counts_money_at_the_providers_prices(tmp_path: Path, upstream) -> None:

@@ -1,7 +1,8 @@
 """``sluicegate limits show|set|clear|reset-usage KIND ID``: usage limits from the command line, straight
 against the configured store (a running server sees a change within a second).
 
-KIND is ``key`` (an API key id), ``workspace`` (a workspace id) or ``provider`` (a catalog provider slug).
+KIND is ``key`` (an API key id), ``workspace`` (a workspace id or slug) or ``provider`` (a catalog provider
+slug); an unknown one is refused, as the admin API answers 404.
 ``reset-usage`` resets budget usage in Redis (with SLUICEGATE_REDIS_URL); without Redis the usage lives in
 the running server's memory: reset it there with ``POST /admin/api/limits/{kind}/{id}/reset``, or here while
 the server is stopped.
@@ -17,6 +18,7 @@ from sqlalchemy import delete
 
 from ..errors import BadRequest
 from ..limits.store import KINDS, LimitRepository
+from ..server.limits_admin import stored_subject  # named as the admin API names it
 from ..store.limit_tables import limit_usage
 from .support import command, open_store, print_json, settings_from_args, store_options
 
@@ -95,24 +97,29 @@ def body_of(args: argparse.Namespace) -> dict[str, Any]:
 
 async def _show(args: argparse.Namespace) -> None:
     async with open_store(settings_from_args(args)) as engine:
-        print_json(await LimitRepository(engine).get(args.kind, args.id))
+        subject_id, _ = await stored_subject(engine, args.kind, args.id)
+        print_json(await LimitRepository(engine).get(args.kind, subject_id))
 
 
 async def _set(args: argparse.Namespace) -> None:
     body = body_of(args)
     async with open_store(settings_from_args(args)) as engine:
-        print_json(await LimitRepository(engine).set(args.kind, args.id, body))
+        subject_id, _ = await stored_subject(engine, args.kind, args.id)  # a slug stored as typed bound nobody
+        print_json(await LimitRepository(engine).set(args.kind, subject_id, body))
 
 
 async def _clear(args: argparse.Namespace) -> None:
     async with open_store(settings_from_args(args)) as engine:
-        await LimitRepository(engine).delete(args.kind, args.id)
+        subject_id, _ = await stored_subject(engine, args.kind, args.id)
+        await LimitRepository(engine).delete(args.kind, subject_id)
     print(f"limits of {args.kind} {args.id} removed")
 
 
 async def _reset(args: argparse.Namespace) -> None:
     settings = settings_from_args(args)
-    prefix = f"{args.kind}:{args.id}:"
+    async with open_store(settings) as engine:
+        subject_id, _ = await stored_subject(engine, args.kind, args.id)
+    prefix = f"{args.kind}:{subject_id}:"
     if settings.redis_url:
         from ..limits.backend import StoreUnavailable
         from ..limits.redis_backend import RedisCounters
