@@ -296,3 +296,50 @@ async def test_records_sealed_together_are_drafted_once_each_and_journaled_with_
         sink.submit(rec)
     await sink.close()
     assert list(journal_dir.iterdir()) == []
+
+
+async def test_a_journaled_draft_that_lacks_a_column_is_refused_alone(engine, tmp_path):
+    # Drafts are finished into rows when replayed: a draft whose row lacks a column the store requires used
+    # to make a row the writer could not bind (KeyError, taken for an outage: nothing replayed, ever).
+    from sluicegate.telemetry.service import store_writer
+
+    from .test_sink import stored
+
+    journal_dir = tmp_path / "journal"
+    made = builder()
+    good, no_created, no_price, no_user = (made.draft_line(record())[0] for _ in range(4))
+    del no_created["row"]["created_ms"]  # NOT NULL in the store: refused
+    del no_price["price"]  # not a draft finish can make rows of: refused
+    del no_user["row"]["user"]  # a column the store allows NULL in (a draft older than it): NULL
+    _die_with_a_journal(journal_dir, [good, no_created, no_price, no_user])
+    writer = store_writer(engine)
+    sink = Sink(builder(), writer, Spool(tmp_path / "spool", 10_000_000, adopts=(journal_dir,)), RequestStats(),
+                queue_max=100, batch_max=10, journal=Journal(journal_dir))
+    await sink.start()
+    sink.submit(record())
+    await settle(sink, lambda: sink.written == 1 and sink.replayed == 2)
+    await sink.close()
+    assert await stored(engine) == 3 and sink.store_up
+    assert sink.gauges().dropped == {"spool_corrupt": 2}
+    assert list(journal_dir.iterdir()) == [] and list((tmp_path / "spool").iterdir()) == []
+
+
+def test_a_settled_segment_that_cannot_be_deleted_is_closed_and_left(tmp_path, monkeypatch):
+    # A read-only directory: the segment's records are stored (a replay at the next start skips their ids),
+    # so its delete failing is no error of the request log's, and its descriptor must not leak.
+    journal = Journal(tmp_path / "journal", rotate_bytes=1)
+    journal.open()
+    held = [journal.append(line(entry())) for _ in range(2)]  # the first is rotated: deleted once settled
+    fds = [segment.segment.fd for segment in held]
+
+    def read_only(self, missing_ok=False):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(type(tmp_path), "unlink", read_only)
+    journal.settle(held)
+    journal.close()
+    for fd in fds:
+        with pytest.raises(OSError):
+            os.fstat(fd)
+    monkeypatch.undo()
+    assert len(list((tmp_path / "journal").iterdir())) == 2

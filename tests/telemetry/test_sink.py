@@ -5,14 +5,18 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import orjson
 import pytest
+from sqlalchemy import func, select
 
+from sluicegate.store.request_logs import request_logs
 from sluicegate.telemetry import sink as sink_mod
 from sluicegate.telemetry.metrics import RequestStats
+from sluicegate.telemetry.service import store_writer
 from sluicegate.telemetry.sink import RejectedBatch, Sink
 from sluicegate.telemetry.spool import Spool
 
-from .helpers import builder, record
+from .helpers import builder, entry, record
 
 
 class FakeStore:
@@ -258,6 +262,7 @@ async def test_refused_records_are_dropped_alone(store, tmp_path):
         sink.submit(record())
     await sink.close()
     assert len(store.rows) == 5 and sink.dropped == {"rejected": 1} and sink.store_up
+    assert sink.written == 5  # each record counted once: written or dropped
 
 
 async def test_a_record_that_cannot_be_built_does_not_stop_the_sink(store, tmp_path):
@@ -285,3 +290,98 @@ async def test_a_batch_lost_to_an_unexpected_error_is_counted(store, tmp_path, m
     monkeypatch.undo()
     await sink.close()
     assert sink.gauges().dropped == {"unexpected": 7}
+
+
+def spooled_segment(directory, values, name="00000000000000000001-1.jsonl"):
+    """A segment a dead process left in the spool: these values as its lines (bytes as they are)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / name).write_bytes(
+        b"".join((v if isinstance(v, bytes) else orjson.dumps(v)) + b"\n" for v in values))
+
+
+async def stored(engine) -> int:
+    async with engine.connect() as conn:
+        return await conn.scalar(select(func.count()).select_from(request_logs))
+
+
+async def test_spooled_lines_the_store_cannot_take_are_refused_alone_and_counted_once(engine, tmp_path, caplog):
+    # Lines of the right outer shape that lack a column made the writer raise KeyError, taken for an outage:
+    # "store unreachable" / "reachable again" every 0.5 s, the segment never replayed, every live record
+    # spooled until the spool's bound. Now each is refused alone, and each record is counted once.
+    good = [entry() for _ in range(5)]
+    no_user = entry()
+    del no_user[0]["user"]  # a column the store allows NULL in: stored with NULL
+    refused = entry()
+    refused[0]["latency_ms"] = None  # the store refuses it (NOT NULL)
+    no_created = entry()
+    del no_created[0]["created_ms"]
+    spooled_segment(tmp_path / "spool", [*map(list, good[:2]), [{}, []], no_created, [1, 2], "ab", list(refused),
+                                         list(no_user), *map(list, good[2:])])
+    writer = store_writer(engine)
+    sink = Sink(builder(), writer, Spool(tmp_path / "spool", 50_000_000), RequestStats(), queue_max=100,
+                batch_max=100)
+    await sink.start()
+    for _ in range(10):
+        sink.submit(record())
+    await settle(sink, lambda: sink.written == 10)
+    await sink.close()
+    assert await stored(engine) == 16 and sink.store_up
+    assert sink.replayed == 6 and sink.dropped == {"spool_corrupt": 4, "rejected": 1}
+    assert list((tmp_path / "spool").iterdir()) == []
+    assert "unreachable" not in caplog.text and "Traceback" not in caplog.text
+    assert "line 3: the row lacks" in caplog.text  # the drops' warning says what the last one was
+
+
+async def test_a_replay_cut_short_by_an_outage_counts_its_records_once(store, tmp_path):
+    kept = [entry(), entry()]
+    spooled_segment(tmp_path / "spool", [*map(list, kept), b'[{"id": "torn'])
+    store.up = False
+    sink = make_sink(store, tmp_path)
+    await sink.start()
+    await settle(sink, lambda: not sink.store_up)  # the replay failed: the segment is kept whole
+    store.up = True
+    await settle(sink, lambda: sink.replayed == 2)  # replayed again, whole, by the probe
+    await sink.close()
+    assert len(store.rows) == 2 and sink.dropped == {"spool_corrupt": 1}
+
+
+async def test_a_spool_file_that_cannot_be_opened_does_not_stop_the_log(store, tmp_path, caplog):
+    # A directory by a segment's name (as a file the gateway may not write): its open failed at every step,
+    # before the live batch, so nothing was written again, with a traceback every 0.5 s.
+    blocked = tmp_path / "spool" / "00000000000000000001-1.jsonl"
+    blocked.mkdir(parents=True)
+    kept = entry()
+    spooled_segment(tmp_path / "spool", [list(kept)], name="00000000000000000002-1.jsonl")
+    sink = make_sink(store, tmp_path)
+    await sink.start()
+    for _ in range(20):
+        sink.submit(record())
+        await asyncio.sleep(0.01)
+    await settle(sink, lambda: len(store.rows) == 21)  # the live records, and the segment after it
+    await sink.close()
+    assert sink.written == 20 and sink.replayed == 1 and sink.dropped == {}
+    said = [r for r in caplog.records if str(blocked) in r.getMessage()]
+    assert len(said) == 1 and "Is a directory" in said[0].getMessage()
+    assert "Traceback" not in caplog.text and not any(r.exc_info for r in caplog.records)
+
+
+async def test_a_replay_that_fails_does_not_hold_up_the_live_records(store, tmp_path, monkeypatch, caplog):
+    kept = entry()
+    spooled_segment(tmp_path / "spool", [list(kept)])
+    sink = make_sink(store, tmp_path)
+
+    def broken():
+        raise RuntimeError("a bug in the spool")
+
+    monkeypatch.setattr(sink._spool, "take", broken)
+    await sink.start()
+    for _ in range(30):
+        sink.submit(record())
+        await asyncio.sleep(0.005)
+    await settle(sink, lambda: len(store.rows) == 30)
+    assert sum("spool cannot be replayed" in r.getMessage() for r in caplog.records) == 1  # said once
+    monkeypatch.undo()
+    sink.submit(record())
+    await settle(sink, lambda: kept[0]["id"] in store.rows)  # tried again after a pause
+    await sink.close()
+    assert len(store.rows) == 32 and sink.replayed == 1 and sink.dropped == {}

@@ -137,3 +137,111 @@ def test_a_failed_write_leaves_no_torn_line_and_no_phantom_bytes(tmp_path, monke
     assert spool.bytes == before == sum(p.stat().st_size for p in (tmp_path / "spool").iterdir())
     segment = spool.take()
     assert segment.read()[1] == 0  # no torn line
+
+
+def _segment_of(directory, values, name="00000000000000000001-1.jsonl"):
+    """A segment a dead process left: these values as its lines (bytes as they are)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    path.write_bytes(b"".join((v if isinstance(v, bytes) else orjson.dumps(v)) + b"\n" for v in values))
+    return path
+
+
+def test_a_line_the_writer_cannot_store_is_refused_alone(tmp_path):
+    # Valid JSON of the right outer shape that lacks a column: taken for an entry, it made the writer raise
+    # KeyError, read as a store outage, and nothing of the segment (nor any live record) was stored again.
+    good, no_user, no_routing = entry(), entry(), entry()
+    del no_user[0]["user"]  # a nullable column (a line older than the column): NULL, as in the rows stored then
+    del no_routing[1][0]["routing"]
+    no_created, no_latency = entry(), entry()
+    del no_created[0]["created_ms"]  # NOT NULL: no row without it
+    del no_latency[1][0]["latency_ms"]
+    path = _segment_of(tmp_path / "spool", [
+        [*good], [{}, []], [*no_user], [1, 2], "ab", [*no_created], {"row": {}}, [*no_routing], [*no_latency],
+        [good[0], "x"], [good[0], [5]], b'[{"id": "torn'])
+    spool = Spool(tmp_path / "spool", max_bytes=10_000_000)
+    spool.open()
+    segment = spool.take()
+    assert segment is not None and segment.path == path
+    read, bad = segment.read()
+    assert [row["id"] for row, _ in read] == [good[0]["id"], no_user[0]["id"], no_routing[0]["id"]]
+    assert read[0] == good and read[1][0]["user"] is None and read[2][1][0]["routing"] is None
+    assert all(type(name) is str for row, _ in read for name in row)  # JSON again when spooled again
+    orjson.dumps(read)
+    assert bad == 9 and segment.refused == "line 2: the row lacks attempt_count, created_ms, endpoint …"
+    spool.replayed(segment)
+
+
+def test_a_file_that_cannot_be_opened_is_skipped_said_once_and_looked_at_again(tmp_path, caplog):
+    now = [100.0]
+    directory = tmp_path / "spool"
+    blocked = directory / "00000000000000000001-1.jsonl"
+    blocked.mkdir(parents=True)  # what the gateway cannot open read-write (as a file it may not write)
+    kept = entry()
+    _segment_of(directory, [[*kept]], name="00000000000000000002-1.jsonl")
+    spool = Spool(directory, max_bytes=10_000_000, clock=lambda: now[0], relook_s=5.0)
+    spool.open()
+    assert spool.bytes == (directory / "00000000000000000002-1.jsonl").stat().st_size  # a directory holds none
+    segment = spool.take()  # the next one: the unopenable one costs nothing else
+    assert segment is not None and [row["id"] for row, _ in segment.read()[0]] == [kept[0]["id"]]
+    spool.replayed(segment)
+    assert spool.take() is None and spool.relook_in() == 5.0  # looked at again, as a segment held elsewhere
+    now[0] += 5.0
+    assert spool.pending and spool.take() is None
+    said = [r for r in caplog.records if str(blocked) in r.getMessage()]
+    assert len(said) == 1 and "Is a directory" in said[0].getMessage() and not said[0].exc_info
+    blocked.rmdir()
+    _segment_of(directory, [[*kept]], name=blocked.name)  # put right: replayed at the next look
+    now[0] += 5.0
+    segment = spool.take()
+    assert segment is not None and segment.path == blocked
+
+
+def test_an_adopted_journal_segment_never_replaces_a_spool_segment(tmp_path):
+    spooled, journaled = entry(), entry()
+    name = "00000000000000000001-1.jsonl"
+    _segment_of(tmp_path / "spool", [[*spooled]], name=name)
+    _segment_of(tmp_path / "journal", [[*journaled]], name=name)  # a dead process's, by the same name
+    spool = Spool(tmp_path / "spool", max_bytes=10_000_000, adopts=(tmp_path / "journal",))
+    spool.open()
+    assert list((tmp_path / "journal").iterdir()) == []
+    ids = []
+    while (segment := spool.take()) is not None:
+        ids += [row["id"] for row, _ in segment.read()[0]]
+        spool.replayed(segment)
+    assert sorted(ids) == sorted([spooled[0]["id"], journaled[0]["id"]])
+
+
+def test_a_journal_segment_already_linked_into_the_spool_is_not_adopted_twice(tmp_path):
+    # A process that died between the two names' link and unlink: one segment, under two names.
+    journaled = entry()
+    path = _segment_of(tmp_path / "journal", [[*journaled]])
+    (tmp_path / "spool").mkdir()
+    os.link(path, tmp_path / "spool" / path.name)
+    spool = Spool(tmp_path / "spool", max_bytes=10_000_000, adopts=(tmp_path / "journal",))
+    spool.open()
+    assert list((tmp_path / "journal").iterdir()) == [] and len(list((tmp_path / "spool").iterdir())) == 1
+
+
+def test_a_segment_that_cannot_be_deleted_is_closed_all_the_same(tmp_path, monkeypatch):
+    spool = Spool(tmp_path / "spool", max_bytes=10_000_000)
+    spool.open()
+    spool.append([entry()])
+    segment = spool.take()
+    fd = segment.fd
+
+    def read_only(self, missing_ok=False):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(type(segment.path), "unlink", read_only)
+    spool.replayed(segment)  # said, not raised: its records are stored
+    try:
+        os.fstat(fd)
+    except OSError:
+        pass
+    else:
+        raise AssertionError("the segment's descriptor leaked")
+    segment.release(delete=True)  # released once: a second release closes nothing (the fd may be reused)
+    assert spool.take() is None  # stored: not replayed again by this process
+    monkeypatch.undo()
+    assert len(list((tmp_path / "spool").iterdir())) == 1

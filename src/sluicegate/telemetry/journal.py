@@ -101,14 +101,14 @@ class Journal:
                 current.segment.size = current.appended = current.settled = 0
         if self._older:
             for older in [s for s in self._older if s.done]:
-                older.segment.release(delete=True)
                 self._older.remove(older)
+                _release(older)
 
     def close(self) -> None:
         """At exit, after the sink drained: segments with unsettled records (a bug) are left to be replayed."""
-        for journal_segment in [*self._older, *([self._current] if self._current else [])]:
-            journal_segment.segment.release(delete=journal_segment.done)
-        self._older, self._current = [], None
+        segments, self._older, self._current = [*self._older, *([self._current] if self._current else [])], [], None
+        for journal_segment in segments:
+            _release(journal_segment)
 
     def _segment(self) -> JournalSegment:
         current = self._current
@@ -125,3 +125,12 @@ class Journal:
                       "the process dies before they are committed", why)
         self.error = why
         self.failed += records
+
+
+def _release(journal_segment: JournalSegment) -> None:
+    """Close a segment, deleted when its records are all settled. One that cannot be deleted (a read-only
+    directory) is left: its records are stored, and the replay of it at the next start skips their ids."""
+    try:
+        journal_segment.segment.release(delete=journal_segment.done)
+    except OSError:
+        pass

@@ -139,6 +139,9 @@ class Sink:
         self._room.set()
         self.paced = 0  # requests that waited for the drain task
         self.paced_seconds = 0.0
+        self._replay_at = 0.0  # no replay before this: the last one failed for a reason other than the store
+        self._replay_error: str | None = None  # why the last replay failed (said once); None once one succeeds
+        self._drop_detail: str | None = None  # what the next warning about drops says of the last one
 
     # -- the request path ------------------------------------------------------------------------------
 
@@ -245,8 +248,11 @@ class Sink:
 
     async def _step(self) -> bool:
         """One unit of work; True when closed and drained."""
-        if self.store_up and self._spool.pending and not self._closing:
-            await self._replay_one()
+        if self.store_up and self._spool.pending and not self._closing and self._clock() >= self._replay_at:
+            try:
+                await self._replay_one()
+            except Exception as exc:  # a spool that cannot be replayed must not hold up the live records
+                self._replay_failed(exc)
         if not self._queue:
             if self._closing:
                 return True
@@ -273,6 +279,9 @@ class Sink:
         self._wakeup.clear()
         if self.store_up or not self._spool.pending:
             relook = self._spool.relook_in()  # segments another process held: look again when due
+            deferred = self._replay_at - self._clock()
+            if deferred > 0 and self._spool.pending:  # the last replay failed: nothing is replayed before then
+                relook = deferred
             try:
                 await asyncio.wait_for(self._wakeup.wait(), relook)
             except TimeoutError:
@@ -332,29 +341,32 @@ class Sink:
         if not entries:
             return
         if self.store_up or (not self._closing and self._clock() >= self._probe_at):
-            if await self._write(entries):
-                self.written += len(entries)
+            refused = await self._write(entries)
+            if refused is not None:
+                self.written += len(entries) - refused  # each record counted once: written or dropped
+                if refused:
+                    self._drop("rejected", refused)
                 return
         await self._spool_entries(entries)
 
-    async def _write(self, entries: list[Entry]) -> bool:
-        """True when stored; False when the store is down (now marked so) and the entries are still ours."""
+    async def _write(self, entries: list[Entry]) -> int | None:
+        """How many of ``entries`` the store refused (the rest are stored; the caller counts the refused as
+        dropped), or None when the store is down (now marked so) and the entries are still ours."""
         self._writing_since = self._clock()
         try:
             async with asyncio.timeout(WRITE_TIMEOUT_S):
                 await self._writer.write(entries)
         except RejectedBatch as exc:
             log.error("request log store refused %d records (%s); they are dropped", exc.count, exc)
-            self._drop("rejected", exc.count)
-            return True  # consumed: spooling data the store refuses would only replay the refusal
+            return exc.count  # consumed: spooling data the store refuses would only replay the refusal
         except Exception as exc:
             self._went_down(exc)
-            return False
+            return None
         finally:
             took, self._writing_since = self._clock() - self._writing_since, None
             self._interval = min(FLUSH_INTERVAL_S, max(FLUSH_MIN_S, FLUSH_PACE * took))
         self._came_up()
-        return True
+        return 0
 
     async def _probe(self) -> None:
         """Nothing to write but records spooled: check the store with an empty batch."""
@@ -400,22 +412,52 @@ class Sink:
         segment = await asyncio.to_thread(self._spool.take)
         if segment is None:
             return
-        entries, torn = await asyncio.to_thread(segment.read, self._rows.finish)
-        if torn:
-            self._drop("spool_corrupt", torn)
+        try:
+            entries, bad = await asyncio.to_thread(segment.read, self._rows.finish)
+        except OSError as exc:  # the file cannot be read: the other segments go on
+            await asyncio.to_thread(self._spool.skip, segment, exc.strerror or type(exc).__name__)
+            return
+        except BaseException:
+            segment.release(delete=False)  # a close: never left locked, and open, by a failed replay
+            raise
+        refused = 0
         for start in range(0, len(entries), self._batch_max):
-            if not await self._write(entries[start:start + self._batch_max]):
+            batch_refused = await self._write(entries[start:start + self._batch_max])
+            if batch_refused is None:
                 await asyncio.to_thread(segment.release, delete=False)  # kept whole; stored ids are skipped
                 return
-        self.replayed += len(entries)
+            refused += batch_refused
+        # Counted once the whole segment is done (a replay cut short is redone): each record once.
+        self.replayed += len(entries) - refused
+        if bad:
+            self._drop("spool_corrupt", bad, f"{segment.path.name}, {segment.refused}")
+        if refused:
+            self._drop("rejected", refused)
         await asyncio.to_thread(self._spool.replayed, segment)
+        self._replay_error = None
 
-    def _drop(self, reason: str, count: int) -> None:
+    def _replay_failed(self, exc: Exception) -> None:
+        """The spool could not be replayed for a reason other than the store (which ``_write`` handles): said
+        once (this is a bug), tried again after a pause; live batches go on meanwhile."""
+        why = f"{type(exc).__name__}: {str(exc)[:200]}"
+        if self._replay_error is None:
+            log.error("request log spool cannot be replayed (%s); records are still written, and the spool is "
+                      "tried again every %g s", why, PROBE_MAX_S, exc_info=exc)
+        self._replay_error = why
+        self._replay_at = self._clock() + PROBE_MAX_S
+
+    def _drop(self, reason: str, count: int, detail: str | None = None) -> None:
         self.dropped[reason] = self.dropped.get(reason, 0) + count
+        if detail is not None:
+            self._drop_detail = f"{reason}: {detail}"
         now = self._clock()
         if now - self._warned_at >= WARN_EVERY_S:  # a storm of drops must not become a storm of log lines
             self._warned_at = now
-            log.warning("request log records dropped so far: %s", self.dropped)
+            if self._drop_detail is not None:
+                log.warning("request log records dropped so far: %s (last %s)", self.dropped, self._drop_detail)
+                self._drop_detail = None
+            else:
+                log.warning("request log records dropped so far: %s", self.dropped)
 
 
 def _settle(record: RequestRecord, row: dict | None) -> None:

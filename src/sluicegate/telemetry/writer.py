@@ -31,11 +31,18 @@ from .spool import Entry
 
 log = logging.getLogger("sluicegate.telemetry")
 
+
+class MalformedRow(ValueError):
+    """A row without a column of its table, or not a row at all (a spooled line of another shape)."""
+
+
 # Errors about the data, not the connection: spooling them would only replay the refusal later.
 _REFUSALS = (DataError, IntegrityError, ProgrammingError)
-# A value the driver or the JSON encoder cannot encode (rows are made storable first; this is the backstop
-# that keeps such a row from being taken for an outage and failing its batch again and again).
-_UNENCODABLE = (UnicodeError, TypeError, ValueError, OverflowError)  # OverflowError: an int SQLite cannot hold
+# A value the driver or the JSON encoder cannot encode, or a row that lacks a column (rows are made storable
+# and complete first; this is the backstop that keeps such a row from being taken for an outage and failing
+# its batch, and every replay of it, again and again).
+_UNENCODABLE = (UnicodeError, TypeError, ValueError, OverflowError,  # OverflowError: an int SQLite cannot hold
+                MalformedRow)
 # SQLite allows 32,766 bound parameters per statement (since 3.32), but binds them holding the GIL: a
 # statement of 16,384 kept the event loop from the GIL for about a millisecond. With 2,048 (32 log rows) a
 # chunk binds in tens of µs, and the GIL is free while SQLite runs it.
@@ -98,7 +105,10 @@ class Insert:
     def values(self, row: dict[str, Any]) -> tuple[Any, ...]:
         """One row's parameters, in the statement's order (JSON columns as JSON text; the row is not changed:
         a batch that fails is spooled as it was)."""
-        values = self._values(row)
+        try:
+            values = self._values(row)
+        except (KeyError, TypeError) as exc:  # refused alone (the batch is split), never taken for an outage
+            raise MalformedRow(f"not a {self._table.name} row: {type(exc).__name__} {exc}") from None
         if not self._json:
             return values
         converted = list(values)
