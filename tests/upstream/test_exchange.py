@@ -10,6 +10,7 @@ from sluicegate.providers import openai
 from sluicegate.types import Prepared
 from sluicegate.upstream.exchange import STREAM_PEEK_LIMIT, exchange
 from tests.fakes.transport import (
+    FakeResponse,
     FakeTransport,
     broken_body,
     content_chunk,
@@ -86,3 +87,27 @@ async def test_a_stream_without_content_is_handed_over_at_the_peek_limit():
     response = sse_response(*[comment] * (STREAM_PEEK_LIMIT // len(comment) + 2))
     outcome = await exchange(FakeTransport(script=[response]), prepared(), "config")
     assert outcome.stream is not None and len(outcome.body or b"") >= STREAM_PEEK_LIMIT
+
+
+async def test_an_answer_without_an_http_status_is_a_502_and_its_connection_dropped():
+    for status in (0, 99, 100, 600, 999):
+        response = FakeResponse(status, chunks=[b"{}"])
+        outcome = await exchange(FakeTransport(script=[response]), prepared(), "config")
+        assert outcome.status == 502 and not outcome.responded and response.closed, status
+        assert b"Upstream http://127.0.0.1:9/v1 failed: InvalidResponse" in (outcome.body or b"")
+
+
+async def test_an_encoding_a_transport_may_not_have_decoded_is_a_502_not_bytes_under_a_dropped_header():
+    """aiohttp's client decodes a single gzip, deflate or br and keeps the header (h1 takes the header off
+    what it decoded): anything else left on an answer may still be encoded."""
+    for lines in (["x-gzip"], ["gzip, identity"], ["gzip", "gzip"], ["bogus"]):
+        response = FakeResponse(200, [("content-type", "application/json")]
+                                + [("Content-Encoding", line) for line in lines], [b"\x1f\x8b..."])
+        outcome = await exchange(FakeTransport(script=[response]), prepared(), "config")
+        assert outcome.status == 502 and response.closed, lines
+        assert b"failed: ContentEncodingError" in (outcome.body or b"")
+    for line in ("gzip", "BR", "identity"):
+        response = FakeResponse(200, [("content-type", "application/json"), ("content-encoding", line)], [b"{}"])
+        outcome = await exchange(FakeTransport(script=[response]), prepared(), "config")
+        assert (outcome.status, outcome.body) == (200, b"{}")
+        assert all(name != "content-encoding" for name, _ in outcome.headers)

@@ -10,14 +10,16 @@ answers 127.x only (the conftest's tripwire fails any other connect or lookup).
 from __future__ import annotations
 
 import asyncio
+import zlib
 from collections.abc import AsyncIterator
 
 import pytest
 
 from sluicegate.errors import InvalidCustomHost
 from sluicegate.settings import Settings
+from sluicegate.upstream.decoding import SLICE
 from sluicegate.upstream.guard import Guard, GuardPolicy
-from sluicegate.upstream.h1 import H1Transport, _Target
+from sluicegate.upstream.h1 import HEAD_MAX_BYTES, HEAD_MAX_HEADERS, H1Transport, _Target
 from sluicegate.upstream.transport import BodyBroken, TransportError
 from tests.upstream.guard_stubs import FakeClock, StubResolver
 from tests.upstream.raw import KeepAlive, answering, header, raw_answer, read_text
@@ -262,3 +264,69 @@ async def test_bytes_on_an_idle_connection_retire_it(upstreams, transport):
     assert transport.connections_idle() == 0
     assert await read_text(transport, upstream.url()) == b'"asked"'
     assert len(upstream.heads) == 2
+
+
+# --- malformed answers: what llhttp lets through, refused here ---------------------------------------
+
+
+@pytest.mark.parametrize("status", [b"000", b"099", b"600", b"999"])
+async def test_a_status_outside_200_to_599_is_an_invalid_response(upstreams, transport, status):
+    upstream = await upstreams(answering(raw_answer(b"{}").replace(b"200 OK", status + b" Odd")))
+    with pytest.raises(TransportError) as info:
+        await transport.send("GET", upstream.url(), {}, None)
+    assert info.value.kind == "InvalidResponse" and not isinstance(info.value, BodyBroken)
+    assert transport.connections_in_use() == 0
+
+
+@pytest.mark.parametrize("head", [
+    b"HTTP/1.1 200 OK\r\nx-long: " + b"v" * HEAD_MAX_BYTES,  # a line that does not end
+    b"HTTP/1.1 200 OK\r\n" + b"x-filler: vvvvvvvvvvvvvvvvvvvv\r\n" * 3000,  # a head that does not end
+    b"HTTP/1.1 100 Continue\r\n\r\n" * 3000,  # informational heads that do not end
+    raw_answer(b"{}", extra=b"".join(b"x-h%d: v\r\n" % n for n in range(HEAD_MAX_HEADERS))),
+])
+async def test_a_head_beyond_its_limits_is_an_invalid_response(upstreams, transport, head):
+    async def answer(request, reader, writer):
+        writer.write(head)
+        await writer.drain()
+        await asyncio.sleep(2)  # no end: the limit, not the upstream, ends it
+
+    upstream = await upstreams(answer)
+    with pytest.raises(TransportError) as info:
+        await transport.send("GET", upstream.url(), {}, None)
+    assert info.value.kind == "InvalidResponse"
+    assert transport.connections_in_use() == 0
+
+
+async def test_trailers_that_do_not_end_break_the_body(upstreams, transport):
+    async def answer(request, reader, writer):
+        writer.write(CHUNKED.removesuffix(b"\r\n") + b"x-trailer: ")
+        for _ in range(64):  # 4 MiB, in reads of their own
+            await asyncio.sleep(0.01)
+            writer.write(b"v" * 65536)
+            await writer.drain()
+
+    upstream = await upstreams(answer)
+    response = await transport.send("GET", upstream.url(), {}, None)
+    assert await response.read_chunk() == b'{"ok":true}'
+    with pytest.raises(BodyBroken) as info:
+        await response.read_chunk()
+    assert info.value.kind == "InvalidResponse"
+
+
+async def test_trailers_are_not_headers(upstreams, transport):
+    upstream = await upstreams(answering(CHUNKED.removesuffix(b"\r\n") + b"x-trailer: t\r\n\r\n"))
+    response = await transport.send("GET", upstream.url(), {}, None)
+    assert await response.read(100) == b'{"ok":true}'
+    assert "x-trailer" not in dict(response.headers)
+
+
+async def test_a_decoded_answer_comes_a_slice_at_a_time_without_its_encoding(upstreams, transport):
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
+    zeros = compressor.compress(b"\0" * (8 * SLICE)) + compressor.flush()  # ~8 KiB in one read
+    upstream = await upstreams(answering(raw_answer(zeros, extra=b"content-encoding: x-gzip\r\n")))
+    response = await transport.send("GET", upstream.url(), {}, None)
+    assert "content-encoding" not in dict(response.headers)
+    pieces = []
+    while piece := await response.read_chunk():
+        pieces.append(len(piece))
+    assert sum(pieces) == 8 * SLICE and max(pieces) <= SLICE

@@ -27,7 +27,7 @@ ENDPOINT_PATHS = {
 }
 
 _ERROR_TEXT_LIMIT = 2000
-_TAIL = 64  # enough bytes to see "data: [DONE]" at the end of what was relayed
+_TAIL = 256  # enough bytes to see "data: [DONE]" at the end of what was relayed, and keep-alives after it
 _CLOSED_EARLY = "upstream closed the stream before it finished"
 
 
@@ -98,7 +98,7 @@ class PassthroughStream:
         return self._held
 
     def relay(self, chunk: bytes) -> bytes:
-        self._tail = (self._tail + chunk)[-_TAIL:]
+        self._tail = chunk[-_TAIL:] if len(chunk) >= _TAIL else (self._tail + chunk)[-_TAIL:]
         return chunk
 
     def end_failure(self) -> str | None:

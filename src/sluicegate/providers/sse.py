@@ -1,43 +1,135 @@
 """Server-sent events, just enough to judge the start and the end of an OpenAI-style stream.
 
 Pure functions: the relay decides whether a stream has really started (first event with content),
-and whether it ended cleanly (``data: [DONE]``), without parsing every chunk.
+and whether it ended cleanly (``data: [DONE]``), without parsing every chunk. ``EventSplitter`` (the one
+with state) cuts a stream read piece by piece into its events for the decoders that parse every event (the
+translated streams): each byte is scanned once, and an event still unterminated beyond ``MAX_EVENT_BYTES``
+fails the stream instead of growing without bound.
+
+Lines end as the SSE specification lets them: CRLF, LF or a lone CR; an empty line ends an event.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 import orjson
 
-_EVENT_END = re.compile(rb"\r?\n\r?\n")
-DONE_MARK = b"data: [DONE]"
+# Two line ends in a row: an event's end. A CR followed by LF is one line end (CRLF), not two.
+_EVENT_END = re.compile(rb"(?:\r\n|\r(?!\n)|\n)(?:\r\n|\r(?!\n)|\n)")
+_LOOKBACK = 3  # bytes kept to find an event's end begun before a read (at most 2: "\r\n" + "\r\n")
+# An event not yet terminated may hold at most this many bytes (the relay's CPU and memory per stream stay
+# bounded: an upstream that never ends its event fails the stream at this size). A chat chunk is well under
+# a kilobyte; the largest legitimate ones (an image or a long tool call sent whole) stay far below it.
+MAX_EVENT_BYTES = 8 * 1024 * 1024
 
 CONTENT, EMPTY, ERROR, DONE = "content", "empty", "error", "done"
 
 
-def ends_with_done(tail: bytes) -> bool:
-    """Do the last bytes of a stream end with the ``data: [DONE]`` event on a line of its own?
+class EventTooLarge(ValueError):
+    """An upstream event that stayed unterminated beyond the limit: the stream cannot be trusted further."""
 
-    A stream cut inside a chunk whose text mentions ``data: [DONE]`` (quoted inside JSON) is no clean end:
-    the mark must start a line and be followed by nothing but line breaks."""
-    end = tail.rstrip(b"\r\n")
-    if not end.endswith(DONE_MARK):
-        return False
-    before = end[:-len(DONE_MARK)]
-    return before == b"" or before.endswith(b"\n")
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the upstream sent an event larger than the gateway's limit of {limit} bytes")
+        self.limit = limit
+
+
+def _event_ends(buffer: bytes) -> Iterator[tuple[int, int]]:
+    """(start, end) of every event end in ``buffer``, in order."""
+    if b"\r" not in buffer:  # the usual line ends: found in C, where the regex costs ~10 ns a byte
+        find = buffer.find
+        at = find(b"\n\n")
+        while at >= 0:
+            yield at, at + 2
+            at = find(b"\n\n", at + 2)
+        return
+    for match in _EVENT_END.finditer(buffer):
+        yield match.span()
 
 
 def split_events(buffer: bytes) -> tuple[list[bytes], bytes]:
     """Complete events in ``buffer`` and the incomplete remainder."""
-    if b"\r" not in buffer:  # the usual line ends: one split in C, where the regex costs ~10 ns a byte
-        *events, rest = buffer.split(b"\n\n")
-        return events, rest
     events, start = [], 0
-    for match in _EVENT_END.finditer(buffer):
-        events.append(buffer[start:match.start()])
-        start = match.end()
+    for at, end in _event_ends(buffer):
+        events.append(buffer[start:at])
+        start = end
     return events, buffer[start:]
+
+
+class EventSplitter:
+    """Bytes of a stream in, its complete events out, keeping the incomplete one between pushes.
+
+    Each pushed byte is scanned once (with the few before it that may begin an event's end), so a long event
+    costs its length, not its length times its reads; one still pending beyond ``limit`` bytes raises
+    ``EventTooLarge``."""
+
+    __slots__ = ("_edge", "_limit", "_parts", "_size")
+
+    def __init__(self, limit: int = MAX_EVENT_BYTES) -> None:
+        self._parts: list[bytes] = []  # the pending event's bytes, as they came
+        self._size = 0
+        self._edge = b""  # its last bytes, where an event's end may have begun
+        self._limit = limit
+
+    def push(self, data: bytes) -> list[bytes]:
+        edge = self._edge
+        window = edge + data if edge else data
+        ends = _event_ends(window)
+        first = next(ends, None)
+        if first is None:
+            if data:
+                self._parts.append(data)
+                self._size += len(data)
+                self._edge = window[-_LOOKBACK:]
+                if self._size > self._limit:
+                    raise EventTooLarge(self._limit)
+            return []
+        at, start = first  # ``start``: where the next event starts
+        cut = at - len(edge)  # where the first event ends in ``data`` (negative: within the pending bytes)
+        pending = b"".join(self._parts)
+        events = [pending[:len(pending) + cut] if cut < 0 else pending + data[:cut]]
+        for at, end in ends:
+            events.append(window[start:at])
+            start = end
+        rest = window[start:]
+        self._parts = [rest] if rest else []
+        self._size = len(rest)
+        self._edge = rest[-_LOOKBACK:]
+        if self._size > self._limit:
+            raise EventTooLarge(self._limit)
+        return events
+
+    @property
+    def pending(self) -> bytes:
+        """Bytes of an event not yet terminated."""
+        return b"".join(self._parts)
+
+
+def data_backwards(tail: bytes) -> Iterator[bytes]:
+    """The data of the events in ``tail`` (the last bytes of a stream), last first, skipping events without
+    data (comments, keep-alives). The last event counts even without its closing blank line (a stream cut
+    right after it had said what it had to); the first may be cut at its start, and then shows no data or
+    data that does not parse."""
+    events, rest = split_events(tail)
+    events.append(rest)
+    for event in reversed(events):
+        data, _ = _data_of(event)
+        if data is not None:
+            yield data
+
+
+def ends_with_done(tail: bytes) -> bool:
+    """Is the last event of a stream, whose last bytes are ``tail``, the ``data: [DONE]`` event (with or
+    without the space; comments and keep-alives after it do not count)?
+
+    A stream cut inside a chunk whose text mentions ``data: [DONE]`` (quoted inside JSON) is no clean end:
+    the mark must be an event's whole data."""
+    if b"[DONE]" not in tail:  # most chunks: one scan in C
+        return False
+    for data in data_backwards(tail):
+        return data == b"[DONE]"
+    return False
 
 
 def _data_of(event: bytes) -> tuple[bytes | None, bytes]:

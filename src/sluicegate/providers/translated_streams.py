@@ -10,13 +10,18 @@ is held back until the upstream's first event with content (text, a tool call, a
 Anthropic upstream a content delta or the message's end) or its clean end, and the state machine has
 started (``started``: ``message_start`` or the role chunk is out). Until then an upstream error is a FAILED
 start that may be retried or fall back, since the client has seen nothing; after it, any failure ends the
-client's stream with the error event of its API, never a clean end.
+client's stream with the error event of its API, never a clean end. An upstream event left unterminated
+beyond ``sse.MAX_EVENT_BYTES`` fails the stream the same way (before the start: a failed attempt; after it:
+the error event, and the upstream connection is closed, ``attach``).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any, Protocol
+
+import orjson
 
 from . import sse
 from .contract import FAILED, PENDING, STARTED, MeasuredUsage
@@ -27,10 +32,9 @@ from .translate.stream_messages_to_chat import MessagesToChatStream
 
 _CLOSED_EARLY = "upstream closed the stream before it finished"
 # An event's name line, or its JSON type outside any string (a JSON string escapes its quotes and newlines,
-# so text that merely mentions "message_stop" or "event: error" matches neither).
-_ERROR_EVENT = re.compile(rb'(?:^|\n)event: ?error\r?\n|"type"\s*:\s*"error"')
-_STOP_EVENT = re.compile(rb'(?:^|\n)event: ?message_stop\r?\n|"type"\s*:\s*"message_stop"')
-_TAIL = 256  # enough bytes to see the last event's name at the end of what was relayed
+# so text that merely mentions "event: error" matches neither). Lines may end in CRLF, LF or CR.
+_ERROR_EVENT = re.compile(rb'(?:^|[\r\n])event: ?error[\r\n]|"type"\s*:\s*"error"')
+_TAIL = 512  # enough bytes to see the last event (message_stop, with a provider's metrics) of what was relayed
 
 
 class _Machine(Protocol):
@@ -53,11 +57,26 @@ class _Translated:
         self._held: list[bytes] = []
         self._failure: str | None = None
         self._content_seen = False
+        self._broken = False  # the upstream's bytes can no longer be read as events (an event too large)
+        self._close_upstream: Callable[[], None] | None = None
         self.content_events = 0  # upstream events with generated text (a completion estimate)
+
+    def attach(self, close_upstream: Callable[[], None]) -> None:
+        """How to close the upstream's connection (exchange.py): done when the stream fails from its bytes,
+        so an upstream that keeps sending is not read on for nothing."""
+        self._close_upstream = close_upstream
 
     def _push(self, chunk: bytes) -> list[bytes]:
         frames: list[bytes] = []
-        for name, data in self._sse.push(chunk):
+        if self._broken:
+            return frames
+        try:
+            events = self._sse.push(chunk)
+        except sse.EventTooLarge as exc:
+            self._broken = True
+            self._failure = str(exc)
+            return frames
+        for name, data in events:
             if self._machine.closed:
                 break
             if data is DONE:
@@ -85,7 +104,7 @@ class _Translated:
 
     def opening(self, chunk: bytes) -> tuple[str, str | None]:
         self._held += self._push(chunk)
-        if self._failure is not None and not self._content_seen:
+        if self._broken or (self._failure is not None and not self._content_seen):
             return FAILED, self._failure
         if self._content_seen and (self._machine.started or self._machine.closed):
             return STARTED, None
@@ -96,7 +115,12 @@ class _Translated:
         return head
 
     def relay(self, chunk: bytes) -> bytes:
-        return b"".join(self._push(chunk))
+        frames = self._push(chunk)
+        if self._broken and not self._machine.closed:
+            frames += self._machine.fail(self._failure or _CLOSED_EARLY, self._error_type)
+            if self._close_upstream is not None:
+                self._close_upstream()  # the relay then reads the end at once, and asks end_failure
+        return b"".join(frames)
 
     def end_failure(self) -> str | None:
         """The upstream stopped: a machine still open never saw its clean end ([DONE] / message_stop)."""
@@ -174,8 +198,8 @@ def anthropic_content(event: object) -> bool:
 
 class AnthropicRelay:
     """An Anthropic stream relayed as is. Its start is held back like the OpenAI relay's, until the first
-    content (``anthropic_content``); an ``error`` event before it fails it. The end is clean when
-    ``message_stop`` was relayed."""
+    content (``anthropic_content``); an ``error`` event before it fails it. The end is clean when the last
+    event relayed was a whole ``message_stop`` (``ends_with_message_stop``)."""
 
     __slots__ = ("_error_seen", "_held", "_sse", "_tail")
 
@@ -187,7 +211,11 @@ class AnthropicRelay:
 
     def opening(self, chunk: bytes) -> tuple[str, str | None]:
         self._held += chunk
-        for name, data in self._sse.push(chunk):
+        try:
+            events = self._sse.push(chunk)
+        except sse.EventTooLarge as exc:
+            return FAILED, str(exc)
+        for name, data in events:
             kind = data.get("type") if isinstance(data, dict) else name
             if kind == "error" or name == "error":
                 return FAILED, error_message(data)
@@ -210,7 +238,7 @@ class AnthropicRelay:
     def end_failure(self) -> str | None:
         if self._error_seen:
             return "upstream sent an error event"
-        return None if _STOP_EVENT.search(self._tail) else _CLOSED_EARLY
+        return None if ends_with_message_stop(self._tail) else _CLOSED_EARLY
 
     def error_event(self, message: str, error_type: str) -> bytes:
         if self._error_seen:
@@ -219,3 +247,20 @@ class AnthropicRelay:
 
     def measured_usage(self) -> MeasuredUsage | None:
         return None
+
+
+def ends_with_message_stop(tail: bytes) -> bool:
+    """Is the last event of an Anthropic stream whose last bytes are ``tail`` a whole ``message_stop``: its
+    data the complete JSON of that type (comments, keep-alives and pings after it do not count)? An
+    ``event: message_stop`` line without its data, or with its data cut, is no end."""
+    if b"message_stop" not in tail:
+        return False
+    for data in sse.data_backwards(tail):
+        try:
+            event = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return False
+        kind = event.get("type") if isinstance(event, dict) else None
+        if kind != "ping":
+            return kind == "message_stop"
+    return False

@@ -4,6 +4,11 @@ Upstream failures (timeout, refused connection, a stream that breaks before its 
 Outcomes carrying the error envelope, not exceptions, so retries and fallbacks treat them like an
 upstream status. Only an SSRF refusal raises: it is the gateway's own decision, not the upstream's.
 Requests go out through a ``Transport`` (transport.py): the pooled aiohttp session, or a test's fake.
+
+Whatever the transport, an answer the client could not take as sent is a failed attempt (502,
+``InvalidResponse`` or ``ContentEncodingError``), never relayed: a status outside 200–599, or a
+Content-Encoding still on the answer that not every transport decodes (``_ENCODINGS_DECODED``; the default
+transport, h1, takes the header off what it decoded, see upstream/decoding.py).
 """
 
 from __future__ import annotations
@@ -24,6 +29,11 @@ __all__ = ["DEFAULT_MAX_BODY_BYTES", "STREAM_PEEK_LIMIT", "Outcome", "Prepared",
 
 STREAM_PEEK_LIMIT = 64 * 1024  # bytes held back at most while waiting for a stream's first content
 DEFAULT_MAX_BODY_BYTES = 128 * 1024 * 1024  # Settings.max_upstream_body_bytes
+
+# A Content-Encoding left on an answer (one line) that every transport has decoded (aiohttp's client decodes
+# no other) or that means nothing: the body is plain. Anything else would reach the client encoded under a
+# dropped header.
+_ENCODINGS_DECODED = frozenset({"gzip", "deflate", "br", "identity"})
 
 # Response headers that describe the hop, not the content; never relayed.
 _HOP_BY_HOP = frozenset(
@@ -73,7 +83,13 @@ def failure(exc: UpstreamFailure, target_path: str, *, responded: bool = False) 
 async def _send(transport: Transport, prepared: Prepared, target_path: str, max_body_bytes: int,
                 ) -> Outcome:
     response = await transport.send(prepared.method, prepared.url, prepared.headers, prepared.body or None)
-    headers = relayable_headers(response.headers)
+    headers, encoding = _relayable(response.headers)
+    if not 200 <= response.status <= 599:  # no HTTP status: the client could not take it
+        response.close()
+        raise TransportError("InvalidResponse")
+    if encoding is not None and encoding.strip().lower() not in _ENCODINGS_DECODED:
+        response.close()
+        raise TransportError("ContentEncodingError")
     ok = response.status < 400
     if ok and response.content_type == "text/event-stream":
         decoder = prepared.translation.stream_decoder()
@@ -82,6 +98,9 @@ async def _send(transport: Transport, prepared: Prepared, target_path: str, max_
         except BaseException:
             response.close()
             raise
+        attach = getattr(decoder, "attach", None)  # a decoder that may give up on the upstream's bytes
+        if attach is not None:
+            attach(response.close)
         return Outcome(response.status, headers, start, prepared.provider, target_path,
                        stream=OpenStream(response, decoder))
     body = await _read_capped(response, max_body_bytes, prepared.provider)
@@ -109,6 +128,21 @@ async def _read_capped(response: TransportResponse, limit: int, provider: str) -
 def relayable_headers(items: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     return [(k, v) for k, v in items
             if (name := k.lower()) not in _HOP_BY_HOP and not name.startswith("x-portkey-")]
+
+
+def _relayable(items: Iterable[tuple[str, str]]) -> tuple[list[tuple[str, str]], str | None]:
+    """``relayable_headers``, and the Content-Encoding the answer still carries (None: none; two lines are
+    given as one list that no transport decodes)."""
+    kept = []
+    encoding = None
+    for key, value in items:
+        name = key.lower()
+        if name in _HOP_BY_HOP:
+            if name == "content-encoding":
+                encoding = value if encoding is None else f"{encoding}, {value}"
+        elif not name.startswith("x-portkey-"):
+            kept.append((key, value))
+    return kept, encoding
 
 
 async def open_stream(response: TransportResponse, decoder: StreamDecoder, provider: str) -> bytes:

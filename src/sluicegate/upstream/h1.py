@@ -24,6 +24,12 @@ compressed; a compressed answer is decoded here (``decoding.py``). Answers are f
 (content-length, chunked, or to the connection's end), and their bytes are handed over as they arrive,
 reading from the upstream paused while more than ``BUFFER_HIGH`` bytes wait unread (backpressure).
 
+What an answer may not be (each is an ``InvalidResponse``, the answer's connection dropped): a final status
+outside 200–599 (llhttp takes any three digits: ``000``, ``099``, ``999``); a head (its informational heads
+before it included) of more than ``HEAD_MAX_BYTES``, or with more than ``HEAD_MAX_HEADERS`` fields; more than
+``HEAD_MAX_BYTES`` in a row that are not body (chunk framing, trailers, a second answer): llhttp has no limit
+of its own, and httptools keeps a header line's pieces until it ends.
+
 Timeouts: connecting (and the TLS handshake) within ``upstream_connect_timeout_s``; each wait for the head
 or for more of the body within ``upstream_read_timeout_s``; the request's total deadline is the caller's.
 A connection goes back to the pool only after a complete answer the upstream lets us keep; one left idle
@@ -40,7 +46,7 @@ import re
 import ssl
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple
 from urllib.parse import quote, urlsplit
 
@@ -69,12 +75,20 @@ from .transport import (
 )
 
 BUFFER_HIGH = 256 * 1024  # unread answer bytes at which reading from the upstream pauses
+# An answer's head: at most this many bytes (its lines, informational heads before it included) and fields.
+# aiohttp's client allowed 128 fields of at most 8,190 bytes a line; real providers send 10 to 40 lines.
+HEAD_MAX_BYTES = 64 * 1024
+HEAD_MAX_HEADERS = 128
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 # Framing is the transport's: a caller's value for these would contradict the bytes it sends.
 _FRAMING = frozenset({"host", "content-length", "transfer-encoding", "connection"})
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # What may stay as is in a request target (RFC 3986 pchar, "/" and "?", and "%" of what is already encoded).
 _TARGET_SAFE = "/?%:@!$&'()*+,;=-._~"
+
+
+class _Refused(Exception):
+    """Raised in a parser callback: llhttp stops there and the answer is an InvalidResponse."""
 
 
 class ConnectionKey(NamedTuple):
@@ -138,6 +152,8 @@ class _Connection(asyncio.Protocol):
         self.skip_body = skip_body
         self.status = 0
         self.headers: list[tuple[str, str]] = []
+        self.head_size = 0  # bytes of the head's fields so far (informational heads' included)
+        self.unframed = 0  # bytes read in a row that were not body: the head's so far, then framing
         self.head_done = False
         self.complete = False
         self.keep_alive = False
@@ -159,12 +175,27 @@ class _Connection(asyncio.Protocol):
             self.abort()
             return
         self.received = True
+        head_done = self.head_done
+        buffered = self.buffered
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._fail(TransportError("UpgradeRefused"))
+            return
         except httptools.HttpParserError:
             self._fail(BodyBroken("InvalidResponse") if self.head_done else TransportError("InvalidResponse"))
+            return
+        if head_done:  # what is not body (chunk framing, trailers, a second answer) must not pile up
+            body = self.buffered - buffered
+            self.unframed = len(data) - body if body else self.unframed + len(data)
+            if self.unframed > HEAD_MAX_BYTES:
+                self._fail(BodyBroken("InvalidResponse"))
+        elif not self.head_done:  # a head that does not end (its fields are counted as they complete)
+            self.unframed += len(data)
+            if self.unframed > HEAD_MAX_BYTES:
+                self._fail(TransportError("InvalidResponse"))
+        else:
+            self.unframed = 0
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
@@ -184,17 +215,22 @@ class _Connection(asyncio.Protocol):
             self.keep_alive = False
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if not self.surplus:
+        if not self.head_done:  # not a trailer, nor a second answer's
+            self.head_size += len(name) + len(value) + 4  # "name: value\r\n"
             self.headers.append((name.decode("latin-1").lower(), value.decode("latin-1")))
 
     def on_headers_complete(self) -> None:
         if self.surplus:
             return
+        if self.head_size > HEAD_MAX_BYTES or len(self.headers) > HEAD_MAX_HEADERS:
+            raise _Refused
         status = self.parser.get_status_code()
         if 100 <= status < 200:  # 100 Continue and the like: the answer is still to come
             self.informational = True
             self.headers = []
             return
+        if status < 200 or status > 599:  # no HTTP status (llhttp takes any three digits)
+            raise _Refused
         self.status = status
         self.head_done = True
         if self.skip_body:  # the answer to a HEAD has no body, whatever its length says; not kept
@@ -561,7 +597,8 @@ class H1Transport:
 
 
 class H1Response:
-    __slots__ = ("_connection", "_decoder", "_done", "_transport", "content_type", "headers", "status")
+    __slots__ = ("_connection", "_decoder", "_done", "_slices", "_transport", "content_type", "headers",
+                 "status")
 
     def __init__(self, transport: H1Transport, connection: _Connection) -> None:
         self._transport = transport
@@ -573,10 +610,13 @@ class H1Response:
         for name, value in connection.headers:
             if name == "content-type" and content_type is None:
                 content_type = value
-            elif name == "content-encoding" and encoding is None:
-                encoding = value
+            elif name == "content-encoding":  # every line of it: the list of codings (decoding.py)
+                encoding = value if encoding is None else f"{encoding}, {value}"
         self.content_type = media_type(content_type)
         self._decoder: BodyDecoder | None = decoder_for(encoding)
+        self._slices: Iterator[bytes] | None = None  # the decoded pieces of the last bytes taken, still to hand
+        if encoding is not None:  # decoded here (or identity): the header no longer describes the bytes
+            self.headers = [(name, value) for name, value in connection.headers if name != "content-encoding"]
 
     def announced_length(self) -> int | None:
         """The body's length as its Content-Length header announces it (none for the answer to a HEAD)."""
@@ -594,17 +634,22 @@ class H1Response:
         """The next bytes as they arrive (decoded, if the upstream encoded them); b"" at the end."""
         connection = self._connection
         while not self._done:
+            if self._slices is not None:  # one decoded piece at a time: a bomb never expands in one go
+                try:
+                    piece = next(self._slices, None)
+                except DecodingFailed as exc:
+                    self.close()
+                    raise BodyBroken("ContentEncodingError") from exc
+                if piece is None:
+                    self._slices = None
+                elif piece:
+                    return piece
+                continue
             if connection.chunks:
                 raw = connection.take()
                 if self._decoder is None:
                     return raw
-                try:
-                    decoded = b"".join(self._decoder.slices(raw))
-                except DecodingFailed as exc:
-                    self.close()
-                    raise BodyBroken("ContentEncodingError") from exc
-                if decoded:
-                    return decoded
+                self._slices = self._decoder.slices(raw)
                 continue
             if connection.complete:
                 self._end()

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 
 from ...jsontext import writable_json
-from ..sse import split_events
+from ..sse import MAX_EVENT_BYTES, EventSplitter
 
 DONE = object()  # the data of ``data: [DONE]``
 DONE_FRAME = b"data: [DONE]\n\n"
@@ -43,16 +43,20 @@ def parse_event(event: bytes) -> tuple[str | None, object]:
 
 
 class SSEDecoder:
-    """Bytes from the network in, complete events out; keeps the incomplete tail between pushes."""
+    """Bytes from the network in, complete events out; keeps the incomplete tail between pushes.
 
-    def __init__(self) -> None:
-        self._tail = b""
+    Each byte is scanned once; an event still unterminated beyond ``limit`` bytes raises
+    ``sse.EventTooLarge`` (the stream has failed: it must not grow the gateway's memory without bound)."""
+
+    __slots__ = ("_events",)
+
+    def __init__(self, limit: int = MAX_EVENT_BYTES) -> None:
+        self._events = EventSplitter(limit)
 
     def push(self, data: bytes) -> list[tuple[str | None, object]]:
-        events, self._tail = split_events(self._tail + data)
-        return [parsed for parsed in map(parse_event, events) if parsed[1] is not None]
+        return [parsed for parsed in map(parse_event, self._events.push(data)) if parsed[1] is not None]
 
     @property
     def pending(self) -> bytes:
         """Bytes of an event not yet terminated (non-empty at EOF means the stream was cut)."""
-        return self._tail
+        return self._events.pending

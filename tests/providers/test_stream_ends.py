@@ -1,0 +1,91 @@
+"""How the stream decoders judge an upstream's last bytes, and an upstream event that never ends: the OpenAI
+relay's clean end is a last event of ``[DONE]`` (comments after it do not count), the Anthropic relay's a whole
+``message_stop``; a translated stream whose event outgrows ``sse.MAX_EVENT_BYTES`` fails (before its start: a
+failed attempt; after it: the client's error event, and the upstream is let go)."""
+
+from __future__ import annotations
+
+import orjson
+
+from sluicegate.providers import anthropic, contract, openai
+from sluicegate.providers.sse import ends_with_done
+from sluicegate.providers.translated_streams import AnthropicRelay, ends_with_message_stop
+from tests.fakes.transport import content_chunk, sse_event
+
+LIMIT_MESSAGE = "the upstream sent an event larger than the gateway's limit of 1024 bytes"
+
+
+OPENAI_ENDS = [  # (the last bytes relayed, a clean end?)
+    (b"data:[DONE]\n\n", True),
+    (b"data: [DONE]\n\n: keep-alive\n\n", True),
+    (b"data: [DONE]\r\r", True),
+    (b"data:[DONE]\r\n\r\n:ping\r\n\r\n: ping\r\n\r\n", True),
+    (b"data: [DONE]\n\ndata: {}\n\n", False),
+    (b": data: [DONE]\n\n", False),
+    (b"event: x\ndata:[DONE", False),
+]
+ANTHROPIC_ENDS = [
+    (b'event: message_stop\ndata: {"type":"message_stop"}\n\n', True),
+    (b'event: message_stop\rdata: {"type": "message_stop"}\r\r: bye\r\r', True),
+    (b'event: message_stop\ndata: {"type":"message_stop"}\n\nevent: ping\ndata: {"type": "ping"}\n\n', True),
+    (b'event: message_stop\ndata: {"type": "mess', False),
+    (b"event: message_stop\n\n", False),
+    (b"event: message_stop\n", False),
+    (b'event: message_stop\ndata: {"type":"message_stop"}\n\nevent: x\ndata: {"type":"message_delta"}\n\n', False),
+]
+
+
+def test_the_openai_relay_is_clean_when_its_last_event_is_done():
+    for tail, clean in OPENAI_ENDS:
+        decoder = openai.SPEC.translation("chat").stream_decoder()
+        decoder.opening(sse_event(content_chunk("a")))
+        decoder.head()
+        for byte in range(len(tail)):  # however the bytes come
+            decoder.relay(tail[byte:byte + 1])
+        assert (decoder.end_failure() is None) is clean, tail
+        assert ends_with_done(tail) is clean, tail
+
+
+def test_the_anthropic_relay_is_clean_only_after_a_whole_message_stop():
+    start = b'event: content_block_delta\ndata: {"type":"content_block_delta","delta":{"text":"hi"}}\n\n'
+    for tail, clean in ANTHROPIC_ENDS:
+        relay = AnthropicRelay()
+        assert relay.opening(start) == (contract.STARTED, None)
+        relay.head()
+        relay.relay(tail)
+        assert (relay.end_failure() is None) is clean, tail
+        assert ends_with_message_stop(start + tail) is clean, tail
+
+
+def _chat_to_messages(limit: int = 1024):
+    decoder = openai.SPEC.translation("messages").stream_decoder()
+    decoder._sse = type(decoder._sse)(limit)  # a small limit, to see it reached
+    return decoder
+
+
+def test_an_event_too_large_before_the_start_is_a_failed_attempt():
+    decoder = _chat_to_messages()
+    assert decoder.opening(b"data: " + b"z" * 512) == (contract.PENDING, None)
+    assert decoder.opening(b"z" * 1024) == (contract.FAILED, LIMIT_MESSAGE)
+
+
+def test_an_event_too_large_after_the_start_ends_the_clients_stream_and_lets_the_upstream_go():
+    decoder = _chat_to_messages()
+    closed = []
+    decoder.attach(lambda: closed.append(True))
+    assert decoder.opening(sse_event(content_chunk("hi"))) == (contract.STARTED, None)
+    decoder.head()
+    assert decoder.relay(b"data: " + b"z" * 512) == b""
+    last = decoder.relay(b"z" * 1024)
+    assert last.startswith(b"event: error\ndata: ")
+    assert orjson.loads(last.split(b"data: ", 1)[1])["error"]["message"] == LIMIT_MESSAGE
+    assert closed == [True]
+    assert decoder.relay(b"z" * 1024 + b"\n\n" + sse_event(content_chunk("more"))) == b""  # nothing after it
+    assert decoder.end_failure() == LIMIT_MESSAGE
+    assert decoder.error_event(LIMIT_MESSAGE, "upstream_stream_error") == b""  # already told
+
+
+def test_an_anthropic_event_too_large_before_the_start_is_a_failed_attempt():
+    decoder = anthropic.SPEC.translation("chat").stream_decoder()
+    decoder._sse = type(decoder._sse)(1024)
+    assert decoder.opening(b"event: message_start\ndata: " + b"z" * 2048)[0] == contract.FAILED
