@@ -73,7 +73,7 @@ def test_sigterm_lets_the_request_in_flight_finish(tmp_path, upstream):
 def test_workers_must_be_positive(tmp_path, bad):
     proc = subprocess.run([sys.executable, "-m", "sluicegate", "serve", "--workers", bad],
                           capture_output=True, text=True, timeout=30)
-    assert proc.returncode == 2 and "--workers must be at least 1" in proc.stderr
+    assert proc.returncode == 2 and "argument --workers: must be a whole number from 1 to 1024" in proc.stderr
 
 
 def test_sigterm_drains_a_stalled_stream_within_the_bound_and_flushes_the_log(tmp_path, upstream):
