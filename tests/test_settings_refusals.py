@@ -206,3 +206,18 @@ def test_resetting_usage_in_an_unreachable_redis_is_one_line(tmp_path: Path) -> 
 def test_vault_rotate_s_settle_is_a_bounded_number_of_seconds(tmp_path: Path, settle: str) -> None:
     done = _sluicegate("vault", "rotate", "--settle", settle, "--data-dir", str(tmp_path), env={}, timeout=30)
     assert done.returncode == 2 and "argument --settle: must be a number from 0 to 60" in done.stderr
+
+
+def test_a_provider_url_for_no_known_provider_is_cannot_start(tmp_path: Path) -> None:
+    """A typo sent that provider's requests to its public URL, past the egress proxy meant for them."""
+    done = _sluicegate("serve", "--host", "127.0.0.1", "--port", "9", "--data-dir", str(tmp_path / "data"),
+                       env={"SLUICEGATE_PROVIDER_URL_OPENAPI": "http://127.0.0.1:9/v1"})
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("sluicegate: cannot start: SLUICEGATE_PROVIDER_URL_OPENAPI: no such provider (known: openai")
+
+
+def test_a_provider_url_with_a_dash_in_its_id_is_known() -> None:
+    from sluicegate.app import refuse_unknown_provider_urls
+
+    refuse_unknown_provider_urls(settings_from_env({"SLUICEGATE_PROVIDER_URL_TOGETHER_AI": "http://127.0.0.1:9/v1"}))

@@ -58,7 +58,7 @@ from .server.observability import add_log_routes, add_metrics_route
 from .server.portkey_catalog import CATALOG_ADMIN, CatalogAdmin, add_portkey_catalog_routes
 from .server.readiness import READINESS, Readiness, add_probe_routes
 from .server.routes import add_routes
-from .settings import Settings
+from .settings import PROVIDER_URL_PREFIX, Settings
 from .store import create_engine, opened_store
 from .store.access_tables import ACCESS_STATE_ID
 from .store.engine import database_url, is_sqlite
@@ -86,6 +86,7 @@ NOTIFIED_RELOAD_S = 5.0
 def build_app(settings: Settings, *, transport: Transport | None = None) -> web.Application:
     """The app for ``settings``; ``transport``: send upstream requests through this one (tests' in-process
     fake) instead of the pooled aiohttp session."""
+    refuse_unknown_provider_urls(settings)
     guard = Guard(GuardPolicy.from_settings(settings))
     engine = create_engine(settings)
     vault = Vault.load(settings)
@@ -213,6 +214,15 @@ def _load_board(settings: Settings) -> LoadBoard:
                          eject_s=interval, unhealthy_after=settings.probe_unhealthy_threshold,
                          healthy_after=settings.probe_healthy_threshold)
     return LoadBoard(time.monotonic, policy)
+
+
+def refuse_unknown_provider_urls(settings: Settings) -> None:
+    """A typo in SLUICEGATE_PROVIDER_URL_<ID> (``_OPENAPI``) must not leave that provider's requests going to
+    its public URL, past the egress proxy the operator meant to route them through."""
+    unknown = sorted(set(settings.provider_base_urls) - set(registry.PROVIDERS))
+    if unknown:
+        names = ", ".join(PROVIDER_URL_PREFIX + provider.upper().replace("-", "_") for provider in unknown)
+        raise ValueError(f"{names}: no such provider (known: {', '.join(registry.PROVIDERS)})")
 
 
 def _upstream_context(gateway: Gateway, given: Transport | None, board: LoadBoard):
