@@ -175,6 +175,18 @@ async def test_a_stream_is_stored_after_its_clean_end_and_replayed_event_by_even
     assert len(rig.transport.sent) == 1
 
 
+@pytest.mark.parametrize("done", [b"data:[DONE]\n\n", b"data: [DONE]\n\n: keep-alive\n\n"],
+                         ids=["no-space", "comment-after"])
+async def test_a_stream_that_ends_cleanly_in_another_valid_spelling_is_stored(done: bytes):
+    """The relay takes these as clean ends; the recorder looked for exactly "data: [DONE]" and never stored them."""
+    rig = Rig(lambda sent: sse_response(content_chunk("Hel"), content_chunk("lo"), done))
+    state, first = await rig.run(body=body(stream=True))
+    await rig.relay(first)
+    hit, _ = await rig.run(body=body(stream=True))
+    assert (state.cache_status, hit.cache_status) == (CACHE_MISS, CACHE_HIT)
+    assert len(rig.transport.sent) == 1
+
+
 @pytest.mark.parametrize("ending", [[broken_body()], []], ids=["broken", "no-done"])
 async def test_a_stream_without_its_clean_end_is_not_stored(ending):
     rig = Rig(lambda sent: sse_response(content_chunk("Hel"), content_chunk("lo"), *ending))

@@ -10,12 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..providers.contract import MeasuredUsage, StreamDecoder
+from ..providers.sse import ends_with_done
 
-DONE = b"data: [DONE]"
+_TAIL = 256  # the last bytes that hold the stream's last events (its [DONE], and any comment after it)
 
 
 def complete_stream(data: bytes) -> bool:
-    return data.rstrip().endswith(DONE)
+    """Did the stream end with its [DONE] event (``data:[DONE]`` too, and comments after it), as the relay
+    judges a clean end?"""
+    return ends_with_done(data[-_TAIL:])
 
 
 class RecordingDecoder:
