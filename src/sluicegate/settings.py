@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 ENV_PREFIX = "SLUICEGATE_"
 PROVIDER_URL_PREFIX = "SLUICEGATE_PROVIDER_URL_"  # SLUICEGATE_PROVIDER_URL_OPENAI=http://egress-proxy/v1
@@ -130,14 +130,20 @@ def _directory(text: str) -> Path:
     return Path(text)
 
 
+def _split_url(text: str, example: str) -> SplitResult:
+    """``text`` split as a URL whose port is a port (urlsplit checks the port only when asked)."""
+    try:
+        parts = urlsplit(text.strip())
+        _ = parts.port
+    except ValueError:
+        raise ValueError(f"is not a URL (expected {example})") from None
+    return parts
+
+
 def _redis_url(text: str) -> str:
     """redis://[user:password@]host[:port][/db], rediss://…, or unix:///path[?db=N]: checked now, so that a
     typo is refused at start rather than read as database 0 or as an unreachable server."""
-    try:
-        parts = urlsplit(text.strip())
-        port = parts.port
-    except ValueError:
-        raise ValueError("is not a URL (expected redis://host:port/db)") from None
+    parts = _split_url(text, "redis://host:port/db")
     if parts.scheme == "unix":
         if not parts.path:
             raise ValueError("needs a socket path (unix:///path/to/redis.sock)")
@@ -147,16 +153,11 @@ def _redis_url(text: str) -> str:
     database = parts.path.lstrip("/")
     if database and not (database.isascii() and database.isdigit() and int(database) < 2**31):
         raise ValueError("names no database: the path must be a database number (redis://host:port/0)")
-    del port  # read only to check it
     return text.strip()
 
 
 def _http_url(text: str) -> str:
-    try:
-        parts = urlsplit(text.strip())
-        _ = parts.port
-    except ValueError:
-        raise ValueError("is not a URL") from None
+    parts = _split_url(text, "http://host:port/path")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("must be an http:// or https:// URL with a host")
     return text.strip()

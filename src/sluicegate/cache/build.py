@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..dispatch import Dispatcher
-from ..settings import Settings
+from ..settings import CACHE_BACKENDS, Settings
 from .memory import MemoryBackend
 from .semantic.cache import SemanticCache
 from .semantic.lazy import LazyMiniLM
@@ -19,7 +19,6 @@ from .simple import CacheBackend, SimpleCache
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("memory", "store", "redis", "off")
 
 
 def build_cache(settings: Settings, engine: AsyncEngine,
@@ -41,7 +40,7 @@ def build_cache(settings: Settings, engine: AsyncEngine,
 
         backend = RedisBackend(url)
     else:
-        raise ValueError(f"SLUICEGATE_CACHE_BACKEND must be one of {', '.join(BACKENDS)}")
+        raise ValueError(f"SLUICEGATE_CACHE_BACKEND must be one of {', '.join(CACHE_BACKENDS)}")
     simple = SimpleCache(backend, entry_max_bytes=settings.cache_entry_max_bytes)
     embedder: Callable[[str], Awaitable[Any]] | None = None
     if settings.cache_embedder == "minilm":

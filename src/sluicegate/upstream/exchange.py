@@ -83,7 +83,7 @@ def failure(exc: UpstreamFailure, target_path: str, *, responded: bool = False) 
 async def _send(transport: Transport, prepared: Prepared, target_path: str, max_body_bytes: int,
                 ) -> Outcome:
     response = await transport.send(prepared.method, prepared.url, prepared.headers, prepared.body or None)
-    headers, encoding = _relayable(response.headers)
+    headers, encoding = relayable_headers(response.headers)
     if not 200 <= response.status <= 599:  # no HTTP status: the client could not take it
         response.close()
         raise TransportError("InvalidResponse")
@@ -125,14 +125,9 @@ async def _read_capped(response: TransportResponse, limit: int, provider: str) -
                               f"limit of {limit} bytes", status=502, provider=provider) from None
 
 
-def relayable_headers(items: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-    return [(k, v) for k, v in items
-            if (name := k.lower()) not in _HOP_BY_HOP and not name.startswith("x-portkey-")]
-
-
-def _relayable(items: Iterable[tuple[str, str]]) -> tuple[list[tuple[str, str]], str | None]:
-    """``relayable_headers``, and the Content-Encoding the answer still carries (None: none; two lines are
-    given as one list that no transport decodes)."""
+def relayable_headers(items: Iterable[tuple[str, str]]) -> tuple[list[tuple[str, str]], str | None]:
+    """The answer's headers a client gets (no hop-by-hop header, no x-portkey-*), and the Content-Encoding the
+    answer still carries (None: none; two lines are given as one list that no transport decodes)."""
     kept = []
     encoding = None
     for key, value in items:
