@@ -95,7 +95,8 @@ async def serve_forever(settings: Settings, *, reuse_port: bool, announce: bool 
     try:
         app = build_app(settings)
         runner = make_runner(app, settings)
-        await _set_up(runner)
+        async with _cleaned_up_on_failure(runner):  # a cache that cannot be built, a vault key that does not fit
+            await runner.setup()
     finally:
         # Everything built so far (modules, SQLAlchemy, the app, the catalog) lives as long as the process:
         # keep it out of the collector's full passes. Under load those ran about once a second and walked
@@ -126,11 +127,6 @@ async def serve_forever(settings: Settings, *, reuse_port: bool, announce: bool 
         # cut, its upstream closed) so that shutdown goes on, and the log sink still drains their records.
         loop.call_later(settings.drain_timeout_s, app[CONNECTIONS].cancel_requests)
         await stop_serving(runner)
-
-
-async def _set_up(runner: web.AppRunner) -> None:
-    async with _cleaned_up_on_failure(runner):  # a cache that cannot be built, a vault key that does not fit
-        await runner.setup()
 
 
 @contextlib.asynccontextmanager
