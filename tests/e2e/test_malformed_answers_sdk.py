@@ -1,0 +1,95 @@
+"""Malformed upstream answers as the openai SDK sees them through a real gateway process: raw loopback upstreams
+write the exact bytes (tests/upstream/test_malformed_answers.py covers every case in-process).
+
+Before: a status of 099 reached the SDK as an invalid HTTP answer (APIConnectionError), a body sent with
+``Content-Encoding: gzip, identity`` reached it as gzip bytes under a dropped header (a decoding error), and a
+stream ending ``data:[DONE]`` got an error chunk appended after its end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import threading
+from collections.abc import Iterator
+
+import httpx
+import openai
+import orjson
+import pytest
+
+from tests.gateway import GatewayProcess
+from tests.upstream.raw import Upstream, answering
+
+ANSWER = orjson.dumps({"id": "c1", "object": "chat.completion", "created": 1, "model": "m", "choices": [
+    {"index": 0, "message": {"role": "assistant", "content": "decoded"}, "finish_reason": "stop"}]})
+CHUNK = (b'data:{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m",'
+         b'"choices":[{"index":0,"delta":{"content":"streamed"},"finish_reason":null}]}\n\n')
+ANSWERS = {
+    "/status099/v1/chat/completions": b"HTTP/1.1 099 Low\r\ncontent-type: application/json\r\ncontent-length: 2\r\n"
+                                      b"\r\n{}",
+    "/identity/v1/chat/completions": b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                                     b"content-encoding: gzip, identity\r\ncontent-length: %d\r\n\r\n%s"
+                                     % (len(gzip.compress(ANSWER)), gzip.compress(ANSWER)),
+    "/nospace/v1/chat/completions": b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n"
+                                    + CHUNK + b"data:[DONE]\n\n",
+}
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[Upstream]:
+    """One raw upstream on loopback, in a thread of its own; the path picks the answer."""
+    loop = asyncio.new_event_loop()
+
+    async def answer(head: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        path = head.split(b" ", 2)[1].decode()
+        await answering(ANSWERS[path])(head, reader, writer)
+
+    server = Upstream(answer)
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    asyncio.run_coroutine_threadsafe(server.start(), loop).result(10)
+    yield server
+    asyncio.run_coroutine_threadsafe(server.stop(), loop).result(10)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory) -> Iterator[GatewayProcess]:
+    process = GatewayProcess(tmp_path_factory.mktemp("malformed-answers")).start()
+    yield process
+    process.stop()
+
+
+def client(gateway: GatewayProcess, upstream: Upstream, case: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=gateway.v1, api_key="sk-not-a-secret", max_retries=0, timeout=30,
+                         default_headers={"x-portkey-provider": "openai",
+                                          "x-portkey-custom-host": f"http://127.0.0.1:{upstream.port}/{case}/v1"})
+
+
+def test_a_status_outside_200_599_is_a_502_the_sdk_can_read(gateway, upstream) -> None:
+    with pytest.raises(openai.APIStatusError) as failed:
+        client(gateway, upstream, "status099").chat.completions.create(model="m", messages=[
+            {"role": "user", "content": "hi"}])
+    assert failed.value.status_code == 502
+    assert "InvalidResponse" in failed.value.response.text
+
+
+def test_identity_beside_gzip_is_decoded(gateway, upstream) -> None:
+    answer = client(gateway, upstream, "identity").chat.completions.create(model="m", messages=[
+        {"role": "user", "content": "hi"}])
+    assert answer.choices[0].message.content == "decoded"
+
+
+def test_a_stream_ending_data_done_without_a_space_ends_cleanly(gateway, upstream) -> None:
+    chunks = list(client(gateway, upstream, "nospace").chat.completions.create(
+        model="m", messages=[{"role": "user", "content": "hi"}], stream=True))
+    assert [chunk.choices[0].delta.content for chunk in chunks] == ["streamed"]
+    # The SDK stops reading at [DONE]: the bytes after it (where an error chunk was appended) are read raw.
+    with httpx.stream("POST", f"{gateway.v1}/chat/completions", timeout=30, json={
+            "model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True}, headers={
+            "x-portkey-provider": "openai", "authorization": "Bearer sk-not-a-secret",
+            "x-portkey-custom-host": f"http://127.0.0.1:{upstream.port}/nospace/v1"}) as relayed:
+        body = relayed.read()
+    assert relayed.status_code == 200 and body.endswith(b"data:[DONE]\n\n") and b"error" not in body
