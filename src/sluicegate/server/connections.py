@@ -60,7 +60,7 @@ class ConnectionGuard:
         connection = self._open.get(transport) if transport is not None else None
         if connection is not None:
             # The task running this request's handler (``request.task`` is the connection's task instead).
-            connection.request_started(asyncio.current_task())
+            connection.request_started(asyncio.current_task(connection.loop))
         return connection
 
     def connection_of(self, transport: asyncio.BaseTransport) -> _Guarded | None:
@@ -107,6 +107,9 @@ class _Guarded(asyncio.Protocol):
 
     def __init__(self, guard: ConnectionGuard, make_handler: Callable[[], asyncio.Protocol]) -> None:
         self._guard = guard
+        # Made by a protocol factory, in the loop. Held: on Python 3.11 each get_running_loop() is a getpid()
+        # system call, and a request asked for it several times.
+        self.loop = asyncio.get_running_loop()
         self._make_handler = make_handler
         self._inner: asyncio.Protocol | None = None
         self._transport: asyncio.Transport | None = None
@@ -174,12 +177,12 @@ class _Guarded(asyncio.Protocol):
     # -- the head timer -----------------------------------------------------------------------------
 
     def _head_started(self) -> None:
-        self._head_since = asyncio.get_running_loop().time()
+        self._head_since = self.loop.time()
         if self._timer is None:
             self._arm(self._guard.limits.header_timeout_s)
 
     def _arm(self, delay: float) -> None:
-        self._timer = asyncio.get_running_loop().call_later(delay, self._expired)
+        self._timer = self.loop.call_later(delay, self._expired)
 
     def _disarm(self) -> None:
         if self._timer is not None:
@@ -190,7 +193,7 @@ class _Guarded(asyncio.Protocol):
         self._timer = None
         if self._head_since is None:  # a request runs, or the connection is idle (aiohttp's keep-alive bound)
             return
-        left = self._head_since + self._guard.limits.header_timeout_s - asyncio.get_running_loop().time()
+        left = self._head_since + self._guard.limits.header_timeout_s - self.loop.time()
         if left > 0:  # armed for an earlier head: this one still has time
             self._arm(left)
             return

@@ -212,6 +212,9 @@ class NativeConnection(asyncio.Protocol):
 
     def __init__(self, server: NativeServer) -> None:
         self._server = server
+        # Made by a protocol factory, in the loop. Held: on Python 3.11 each get_running_loop() is a getpid()
+        # system call, and a request asked for it several times.
+        self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._aiohttp: asyncio.Protocol | None = None  # set once the connection is handed over
         self._buffer = bytearray()
@@ -317,7 +320,7 @@ class NativeConnection(asyncio.Protocol):
     def _start(self, route: Route, headers: CIMultiDictProxy[str], body: bytes | None, length: int, *,
                keep_alive: bool) -> None:
         self._server.started()  # now, not when the task first runs: a drain must not miss it
-        self._task = asyncio.get_running_loop().create_task(self._serve(route, headers, body, length, keep_alive))
+        self._task = self._loop.create_task(self._serve(route, headers, body, length, keep_alive))
 
     # -- a body on its way ---------------------------------------------------------------------------------
 
@@ -325,7 +328,7 @@ class NativeConnection(asyncio.Protocol):
         """As on aiohttp's path, where the handler starts with the head: the request runs from here (no head
         timer from the connection guard; shutdown's drain bound cancels it) and its body has
         ``body_timeout_s`` to arrive."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop
         self._body_end, self._body_ready = body_end, loop.create_future()
         self._server.started()
         self._task = loop.create_task(self._wait_for_body(self._body_ready))
@@ -335,7 +338,7 @@ class NativeConnection(asyncio.Protocol):
         assert transport is not None
         guarded = self._server.guard.connection_of(transport)
         if guarded is not None:
-            guarded.request_started(asyncio.current_task())
+            guarded.request_started(asyncio.current_task(self._loop))
         try:
             late = False
             try:
@@ -456,7 +459,7 @@ class NativeConnection(asyncio.Protocol):
         """Write part of a stream's answer, once the client reads (a ConnectionResetError once it has left, as
         aiohttp's writer raises: the relay ends there)."""
         while self._writing_paused and not self._closing():
-            self._writable = asyncio.get_running_loop().create_future()
+            self._writable = self._loop.create_future()
             await self._writable
         if self._closing():
             raise ConnectionResetError("Cannot write to closing transport")
@@ -492,7 +495,7 @@ class NativeConnection(asyncio.Protocol):
         if self._server.draining:
             self.close_if_idle()
             return
-        loop = asyncio.get_running_loop()
+        loop = self._loop
         self._idle_since = loop.time()
         if self._idle_timer is None:
             self._idle_timer = loop.call_later(self._server.idle_timeout_s, self._idle_expired)
@@ -502,9 +505,9 @@ class NativeConnection(asyncio.Protocol):
         since = self._idle_since
         if since is None or self._task is not None:  # busy since: armed again when it next goes idle
             return
-        left = since + self._server.idle_timeout_s - asyncio.get_running_loop().time()
+        left = since + self._server.idle_timeout_s - self._loop.time()
         if left > 0:
-            self._idle_timer = asyncio.get_running_loop().call_later(left, self._idle_expired)
+            self._idle_timer = self._loop.call_later(left, self._idle_expired)
             return
         self.close_if_idle()
 

@@ -67,6 +67,8 @@ class Telemetry:
         days = settings.log_retention_days
         self.retention = Retention(engine, days) if days else None
         self._background: list[asyncio.Task[Any]] = []
+        # The serving loop, held from start(): on Python 3.11 each get_running_loop() is a getpid() system call.
+        self._loop: asyncio.AbstractEventLoop | None = None
         # Records whose answers became ready in this turn of the event loop, each with what its handler
         # awaits; sealed together at the start of the next turn.
         self._answered: list[tuple[RequestRecord, asyncio.Future[None]]] = []
@@ -108,7 +110,7 @@ class Telemetry:
             self.submit(record)
             return
         record.finish()
-        loop = asyncio.get_running_loop()
+        loop = self._loop or asyncio.get_running_loop()
         sealed: asyncio.Future[None] = loop.create_future()
         if not self._answered:
             loop.call_soon(self._seal_answered)
@@ -129,6 +131,7 @@ class Telemetry:
     # -- lifecycle -------------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         if self.exporter is not None:  # before the sink: its first rows may already carry spans
             await self.exporter.start()
         await self.sink.start()

@@ -135,6 +135,9 @@ class _Connection(asyncio.Protocol):
 
     def __init__(self, pool: _Pool, key: ConnectionKey, generation: int) -> None:
         self.pool = pool
+        # Made by a protocol factory, in the loop. Held: on Python 3.11 each get_running_loop() is a getpid()
+        # system call, and a request asked for it several times.
+        self.loop = asyncio.get_running_loop()
         self.key = key
         self.generation = generation
         self.transport: asyncio.Transport | None = None
@@ -276,7 +279,7 @@ class _Connection(asyncio.Protocol):
 
     async def wait(self, read_s: float) -> None:
         """Until more of the answer (its head, bytes, its end or a failure) is in, at most ``read_s``."""
-        loop = asyncio.get_running_loop()
+        loop = self.loop
         waiter = self._waiter = loop.create_future()
         timer = loop.call_later(read_s, _time_out, waiter, read_s)
         try:
