@@ -20,7 +20,7 @@ from sluicegate.settings import Settings
 from sluicegate.upstream.decoding import SLICE
 from sluicegate.upstream.guard import Guard, GuardPolicy
 from sluicegate.upstream.h1 import HEAD_MAX_BYTES, HEAD_MAX_HEADERS, H1Transport, _Target
-from sluicegate.upstream.transport import BodyBroken, TransportError
+from sluicegate.upstream.transport import BodyBroken, TransportError, TransportTimeout
 from tests.upstream.guard_stubs import FakeClock, StubResolver
 from tests.upstream.raw import KeepAlive, answering, header, raw_answer, read_text
 
@@ -330,3 +330,71 @@ async def test_a_decoded_answer_comes_a_slice_at_a_time_without_its_encoding(ups
     while piece := await response.read_chunk():
         pieces.append(len(piece))
     assert sum(pieces) == 8 * SLICE and max(pieces) <= SLICE
+
+
+# --- the read bound: one timer per connection ----------------------------------------------------------
+# The bound applies to each wait for bytes, not to the whole answer, and a connection's timer (armed for an
+# earlier wait, or an earlier request on the same kept-alive connection) never cuts a later wait short.
+
+
+async def test_bytes_that_keep_coming_within_the_bound_are_read_whatever_the_whole_takes(upstreams, transport):
+    async def trickles(head, reader, writer):
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 8\r\n\r\n")
+        for byte in b"12345678":  # 8 gaps of 0.1 s: 0.8 s in all against a 0.3 s bound
+            await asyncio.sleep(0.1)
+            writer.write(bytes([byte]))
+            await writer.drain()
+
+    upstream = await upstreams(trickles)
+    response = await transport.send("GET", upstream.url(), {}, None)
+    assert await response.read(100) == b"12345678"
+
+
+async def test_a_kept_connections_next_wait_gets_the_whole_bound(transport):
+    answered = asyncio.Event()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")  # the first request: answered at once
+        writer.write(raw_answer(b"{}"))
+        await writer.drain()
+        answered.set()
+        await reader.readuntil(b"\r\n\r\n")  # the second: its head only after 0.25 s, within the bound
+        await asyncio.sleep(0.25)
+        writer.write(raw_answer(b'{"second":true}'))
+        await writer.drain()
+        await reader.read()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1/x"
+    try:
+        first = await transport.send("GET", url, {}, None)
+        assert await first.read(100) == b"{}"
+        await answered.wait()
+        await asyncio.sleep(0.2)  # the first wait's timer (0.3 s) would fire 0.1 s into the second wait
+        second = await transport.send("GET", url, {}, None)
+        assert await second.read(100) == b'{"second":true}'
+    finally:
+        server.close()
+
+
+async def test_silence_after_bytes_times_out_one_bound_after_the_last_byte(upstreams, transport):
+    async def stalls_after_a_while(head, reader, writer):
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 9\r\n\r\n")
+        for byte in b"1234":
+            await asyncio.sleep(0.1)
+            writer.write(bytes([byte]))
+            await writer.drain()
+        await asyncio.sleep(1)
+
+    upstream = await upstreams(stalls_after_a_while)
+    response = await transport.send("GET", upstream.url(), {}, None)
+    loop = asyncio.get_running_loop()
+    received = b""
+    with pytest.raises(TransportTimeout) as info:
+        while True:
+            chunk = await response.read_chunk()
+            received += chunk
+            last_byte_at = loop.time()
+    silence = loop.time() - last_byte_at
+    assert (received, info.value.source, info.value.seconds) == (b"1234", "read", 0.3)
+    assert 0.25 <= silence < 0.6
