@@ -1,14 +1,17 @@
-"""Malformed HTTP requests are refused without leaking what they carried into the operator's log.
+"""Malformed HTTP requests are refused without leaking what they carried into the operator's log or the answer.
 
 aiohttp logs each parse error with a traceback whose message quotes the offending raw line, header values
-and all: an inline config's api_key, an Authorization value. The gateway logs one line per bad request
-instead, naming the kind of error and never a byte of the request. Raw sockets send what no client would.
+and all: an inline config's api_key, an Authorization value; and its plain-text 400 quoted the same line
+back. The gateway logs one line per bad request instead, naming the kind of error and never a byte of the
+request, and answers in its JSON envelope with the parser's reason alone. Raw sockets send what no client
+would.
 """
 
 from __future__ import annotations
 
 import time
 
+import orjson
 import pytest
 
 from tests.gateway import GatewayProcess
@@ -62,3 +65,21 @@ def test_malformed_requests_leave_one_line_each_and_no_secret(gw):
     bad = [line for line in new if "bad HTTP request" in line]
     assert len(bad) == len(new), new  # nothing else was logged: one line per bad request at most
     assert 1 <= len(bad) <= len(MALFORMED), new
+
+
+@pytest.mark.parametrize("name", list(MALFORMED))
+def test_malformed_requests_are_refused_in_the_envelope_without_their_bytes(gw, name):
+    response = exchange(gw.port, MALFORMED[name])
+    if response.status == 0:  # closed without an answer: nothing to read, nothing leaked
+        return
+    text = response.body.decode("latin-1")
+    assert SECRET[:12] not in text and SECRET[:12] not in response.head, (name, text)
+    assert response.status == 400, (name, response.head)
+    assert "content-type: application/json" in response.head.lower(), (name, response.head)
+    message = orjson.loads(response.body)["message"]
+    assert message.startswith("malformed HTTP request: "), (name, message)
+
+
+def test_an_answer_refusing_a_head_names_the_parsers_reason(gw):
+    response = exchange(gw.port, MALFORMED["two content lengths"])
+    assert response.json() == {"status": "failure", "message": "malformed HTTP request: Duplicate Content-Length"}

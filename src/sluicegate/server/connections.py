@@ -28,6 +28,8 @@ from typing import Protocol
 import orjson
 from aiohttp import web
 
+from .malformed import enveloped_refusals
+
 _REFUSAL_BODY = orjson.dumps({"status": "failure",
                               "message": "The gateway is at its connection limit; try again shortly"})
 REFUSAL = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nconnection: close\r\n"
@@ -232,7 +234,8 @@ class GuardedSite(web.BaseSite):
         await super().start()
         server = self._app_runner.server
         assert server is not None  # the runner is set up before any site starts
-        protocol = server if self._native is None else self._native.protocols(server)
+        aiohttp_protocol = enveloped_refusals(server)
+        protocol = aiohttp_protocol if self._native is None else self._native.protocols(aiohttp_protocol)
         self._server = await asyncio.get_running_loop().create_server(
             self._guard.protocol_factory(protocol), self._host, self._port,
             backlog=self._backlog, reuse_port=self._reuse_port,

@@ -13,29 +13,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-import orjson
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from ..errors import GatewayError, InternalError, MethodNotAllowed, NotFound, PayloadTooLarge
 from .appkeys import TRACE_ID
 from .connections import ConnectionGuard
+from .envelope import error_response
 from .hosts import HostPolicy, RememberedHosts, refused_host
 
 log = logging.getLogger("sluicegate.server")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def error_response(error: GatewayError, trace_id: str | None) -> web.Response:
-    headers = {"x-portkey-trace-id": trace_id} if trace_id else {}
-    headers.update(getattr(error, "headers", None) or {})  # a limit's Retry-After and x-ratelimit-*
-    return web.Response(
-        status=error.status,
-        body=orjson.dumps(error.body()),
-        content_type="application/json",
-        headers=headers,
-    )
 
 
 def answer_for(exc: BaseException) -> GatewayError | None:

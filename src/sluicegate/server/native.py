@@ -45,7 +45,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from ..errors import InternalError
 from ..header_names import CONTROL_CHARACTERS
 from .connections import ConnectionGuard
-from .middleware import error_response
+from .envelope import error_response
 
 log = logging.getLogger("sluicegate.server")
 
