@@ -302,3 +302,134 @@ def test_a_credential_that_is_not_utf8_is_a_401(gateway: GatewayProcess, method:
     assert answer.status_code == 401, answer.text
     if method != "HEAD":
         assert answer.json()["status"] == "failure" and "\\udc" not in answer.text and "\ufffd" not in answer.text
+
+
+# defaults.metadata is merged under every request's x-portkey-metadata and logged with it: it obeys that
+# header's rules (server/headers.py). Every one of these was stored as given (or, for a workspace, stored and
+# then silently dropped), and a key the log escapes could never be queried again.
+KEY_RULE = "a metadata key is non-empty and holds no control characters, quotes (\") or backslashes (\\)"
+
+
+def _bad_key(case: str, key: str) -> tuple[str, dict, str]:
+    return case, {key: "a"}, f"defaults.metadata: the key {key!r} is refused: {KEY_RULE}"
+
+
+# (case, defaults.metadata, words of the 400)
+BAD_DEFAULT_METADATA = [
+    _bad_key("a quote in a key", 'te"am'),
+    _bad_key("a backslash in a key", "te\\am"),
+    _bad_key("a newline in a key", "te\nam"),
+    _bad_key("a NUL in a key", "te\x00am"),
+    _bad_key("DEL in a key", "te\x7fam"),
+    _bad_key("a C1 control in a key", "te\x85am"),
+    _bad_key("an empty key", ""),
+    ("an object value", {"team": {"a": "b"}}, "value of 'team' must be a string, number, boolean or null"),
+    ("a list value", {"team": ["a"]}, "value of 'team' must be a string, number, boolean or null"),
+    ("a value past 128 characters", {"team": "x" * 129}, "value of 'team' is longer than 128 characters"),
+    ("more than one header can carry", {"k" * 9000: "a"}, "longer than one x-portkey-metadata header can be"),
+    ("not an object", "team=a", "defaults.metadata: expected an object"),
+]
+# Where defaults are accepted: (method, path with {key} or {workspace}, the rest of the body).
+DEFAULTS_SURFACES = [
+    ("POST", "/v1/api-keys/workspace/service", {"name": "refused", "workspace_id": "default"}),
+    ("POST", "/admin/api/api-keys/organisation/service", {"name": "refused"}),
+    ("PUT", "/v1/api-keys/{key}", {}),
+    ("PATCH", "/admin/api/api-keys/{key}", {}),
+    ("POST", "/v1/admin/workspaces", {"name": "refused"}),
+    ("PUT", "/v1/admin/workspaces/{workspace}", {}),
+    ("PATCH", "/admin/api/workspaces/{workspace}", {}),
+]
+AUTH = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+@pytest.fixture(scope="module")
+def plain(admin: Portkey) -> dict[str, str]:
+    """A key and a workspace with no defaults, for the updates below to leave as they are."""
+    space = admin.admin.workspaces.create(name="Plain defaults")
+    key = admin.api_keys.create(type="workspace", sub_type="service", name="plain", workspace_id=space.id)
+    return {"key": key.id, "workspace": space.id}
+
+
+def _defaults_of(gateway: GatewayProcess, path: str) -> dict:
+    shown = httpx.get(f"{gateway.url}{path}", headers=AUTH, timeout=10)
+    assert shown.status_code == 200, shown.text
+    return shown.json()["defaults"]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), DEFAULTS_SURFACES, ids=[f"{m} {p}" for m, p, _ in DEFAULTS_SURFACES])
+@pytest.mark.parametrize(("case", "metadata", "words"), BAD_DEFAULT_METADATA, ids=[c for c, _, _ in BAD_DEFAULT_METADATA])
+def test_default_metadata_follows_the_header_rules(gateway: GatewayProcess, plain: dict[str, str], method: str,
+                                                   path: str, body: dict, case: str, metadata, words: str) -> None:
+    target = path.format(**plain)
+    sent = {**body, "defaults": {"metadata": metadata}}
+    answer = httpx.request(method, f"{gateway.url}{target}", headers=AUTH, json=sent, timeout=10)
+    assert answer.status_code == 400, (case, answer.text)
+    assert words in answer.json()["message"], (case, answer.json()["message"])
+    assert "Traceback" not in answer.text
+    if method == "POST":  # nothing was made
+        kind = "api-keys" if "api-keys" in path else "workspaces"
+        listed = httpx.get(f"{gateway.url}/admin/api/{kind}", headers=AUTH, timeout=10).json()["data"]
+        assert "refused" not in {item["name"] for item in listed}
+    else:  # nothing was changed
+        shown = f"/admin/api/api-keys/{plain['key']}" if "{key}" in path else f"/admin/api/workspaces/{plain['workspace']}"
+        assert _defaults_of(gateway, shown) == {}
+
+
+def test_default_metadata_takes_what_the_header_takes(admin: Portkey, gateway: GatewayProcess, upstream) -> None:
+    """Numbers, booleans and null, as on x-portkey-metadata: kept as given, logged as text. A key's defaults
+    refused them (400), a workspace's were stored and then silently left out of every request."""
+    long_key = "k" * 300  # the header takes it too; only what one header cannot carry is refused
+    space = admin.admin.workspaces.create(name="Scalar defaults", defaults={"metadata": {"tier": 2, "beta": True}})
+    assert space.defaults == {"metadata": {"tier": 2, "beta": True}}
+    _private_llm(admin, upstream.v1, space.id, "scalar-llm")
+    metadata = {"n": 5, "ratio": 0.5, "gone": None, "big": 2**63, long_key: "v", "équipe": "é"}
+    made = admin.api_keys.create(type="workspace", sub_type="service", name="scalars", workspace_id=space.id,
+                                 defaults={"metadata": metadata})
+    assert _defaults_of(gateway, f"/admin/api/api-keys/{made.id}") == {"metadata": metadata}
+    answer = httpx.post(f"{gateway.v1}/chat/completions", timeout=30,
+                        headers={"x-portkey-api-key": made.key, "x-portkey-provider": "@scalar-llm"},
+                        json={"model": "m", "messages": HELLO})
+    assert answer.status_code == 200, answer.text
+    deadline = time.monotonic() + 20
+    while not (rows := _logs(gateway, ADMIN_TOKEN, api_key_id=made.id).json()["data"]):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert rows[0]["metadata"] == {"tier": "2", "beta": "true", "n": "5", "ratio": "0.5", "gone": "null",
+                                   "big": "9223372036854775808", long_key: "v", "équipe": "é"}
+
+
+# An expiry that has passed makes a key that can never be used: refused on create, and on update, where
+# ending a key now is what revoking is for. (method, path, expires_at, status, words of the message)
+EXPIRY = [
+    ("POST", "/v1/api-keys/workspace/service", "2001-01-01T00:00:00Z", 400,
+     "expires_at: 2001-01-01T00:00:00+00:00 is not in the future; a key must be usable when it is made"),
+    ("POST", "/admin/api/api-keys/workspace/service", "2001-01-01T00:00:00", 400, "is not in the future"),
+    ("POST", "/v1/api-keys/workspace/service", "one second ago", 400, "is not in the future"),
+    ("PUT", "/v1/api-keys/{key}", "2001-01-01T00:00:00+02:00", 400,
+     "expires_at: 2001-01-01T00:00:00+02:00 is not in the future; to stop a key now, revoke it"),
+    ("PATCH", "/admin/api/api-keys/{key}", "one second ago", 400, "to stop a key now, revoke it"),
+    ("POST", "/v1/api-keys/workspace/service", "2100-01-01T00:00:00Z", 200, None),
+    ("POST", "/v1/api-keys/workspace/service", "", 200, None),
+    ("POST", "/v1/api-keys/workspace/service", None, 200, None),
+    ("PUT", "/v1/api-keys/{key}", "2100-01-01T00:00:00Z", 200, None),
+    ("PATCH", "/admin/api/api-keys/{key}", "", 200, None),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "expires_at", "status", "words"), EXPIRY,
+                         ids=[f"{m} {p} {e!r}" for m, p, e, _, _ in EXPIRY])
+def test_an_expiry_in_the_past_is_refused(gateway: GatewayProcess, plain: dict[str, str], method: str, path: str,
+                                          expires_at: str | None, status: int, words: str | None) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    if expires_at == "one second ago":
+        expires_at = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
+    body: dict = {"name": "expiring", "workspace_id": "default"} if method == "POST" else {}
+    body["expires_at"] = expires_at
+    before = httpx.get(f"{gateway.url}/admin/api/api-keys/{plain['key']}", headers=AUTH, timeout=10).json()
+    answer = httpx.request(method, f"{gateway.url}{path.format(**plain)}", headers=AUTH, json=body, timeout=10)
+    assert answer.status_code == status, answer.text
+    if words is not None:
+        assert words in answer.json()["message"], answer.json()["message"]
+        after = httpx.get(f"{gateway.url}/admin/api/api-keys/{plain['key']}", headers=AUTH, timeout=10).json()
+        assert after["expires_at"] == before["expires_at"]  # nothing was changed

@@ -47,7 +47,7 @@ def scene(tmp_path_factory: pytest.TempPathFactory, upstream_server) -> Scene:
         "a": world.key("a", workspace_id=a, scopes=["completions.write", "logs.list", "logs.view"]),
         "b": world.key("b", workspace_id=b, scopes=["completions.write", "logs.list"]),
         "no-scope": world.key("no-scope", workspace_id=a, scopes=["logs.view"]),
-        "expired": world.key("expired", workspace_id=a, expires_at="2001-01-01T00:00:00Z"),
+        "expired": world.key("expired", workspace_id=a, expires_at="2100-01-01T00:00:00Z"),
         "revoked": world.key("revoked", workspace_id=a),
         "only-a-llm": world.key("only", workspace_id=a, permissions={"providers": ["@a-llm"]}),
         "only-m1": world.key("m1", workspace_id=a, permissions={"models": ["m1"]}),
@@ -59,6 +59,7 @@ def scene(tmp_path_factory: pytest.TempPathFactory, upstream_server) -> Scene:
         "org": world.key("org", type="organisation"),
     }
     world.revoke(keys["revoked"][0])
+    world.expire(keys["expired"][0])
     gateway = GatewayProcess(data, env={"SLUICEGATE_ADMIN_TOKEN": ADMIN_TOKEN}).start()
     yield Scene(gateway, world, upstream_server, keys, {"a": a, "b": b})
     gateway.stop()

@@ -72,3 +72,32 @@ def test_workspace_and_key_lifecycle(cli, tmp_path) -> None:
                                              "workspace.create"]
     assert {e["actor"] for e in events} == {"cli"}
     assert sum(secret in text for text in cli.seen) == 1  # printed once, by `keys create`
+
+
+# The CLI writes through the same repositories as the admin API: the same refusals, as an error line and
+# exit code 1. (argv after `keys create --name x`, words of the error)
+CLI_REFUSED = [
+    (("--metadata", 'te"am=a'), "defaults.metadata: the key 'te\"am' is refused: a metadata key is non-empty"),
+    (("--metadata", "te\\am=a"), "defaults.metadata: the key 'te\\\\am' is refused"),
+    (("--metadata", "te\tam=a"), "defaults.metadata: the key 'te\\tam' is refused"),
+    (("--metadata", "team=" + "x" * 129), "value of 'team' is longer than 128 characters"),
+    (("--expires-at", "2001-01-01T00:00:00Z"),
+     "expires_at: 2001-01-01T00:00:00+00:00 is not in the future; a key must be usable when it is made"),
+]
+
+
+@pytest.mark.parametrize(("argv", "words"), CLI_REFUSED, ids=[" ".join(a)[:40] for a, _ in CLI_REFUSED])
+def test_keys_create_refusals(cli, argv: tuple[str, ...], words: str) -> None:
+    said = cli("keys", "create", "--name", "refused", *argv, code=1)
+    assert said.startswith("sluicegate: error: ") and words in said, said
+    assert cli("keys", "list") == []  # nothing was made
+
+
+def test_keys_update_refusals_change_nothing(cli) -> None:
+    made = cli("keys", "create", "--name", "ci", "--metadata", "team=a", "--expires-at", "2100-01-01T00:00:00Z")
+    for argv, words in ((("--metadata", "a\nb=c"), "defaults.metadata: the key 'a\\nb' is refused"),
+                        (("--expires-at", "2001-01-01T00:00:00Z"), "to stop a key now, revoke it")):
+        said = cli("keys", "update", made["id"], *argv, code=1)
+        assert words in said, said
+    shown = cli("keys", "show", made["id"])
+    assert shown["defaults"] == {"metadata": {"team": "a"}} and shown["expires_at"].startswith("2100-01-01")

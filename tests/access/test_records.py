@@ -49,12 +49,64 @@ async def test_a_secret_is_random_prefixed_and_stored_as_a_keyed_hash(engine, ha
     ({"name": "k", "workspace_id": "default", "expires_at": "tomorrow"}, 400, "expires_at"),
     ({"name": "k", "workspace_id": "default", "permissions": {"providers": "all"}}, 400, "permissions.providers"),
     ({"name": "k", "workspace_id": "default", "permissions": {"budget": 3}}, 400, "budget"),
-    ({"name": "k", "workspace_id": "default", "defaults": {"metadata": {"a": 1}}}, 400, "defaults.metadata"),
+    ({"name": "k", "workspace_id": "default", "defaults": {"metadata": {"a": {"b": 1}}}}, 400,
+     "defaults.metadata: value of 'a' must be a string, number, boolean or null"),
+    ({"name": "k", "workspace_id": "default", "defaults": {"metadata": {'a"b': "1"}}}, 400,
+     "defaults.metadata: the key 'a\"b' is refused"),
+    ({"name": "k", "workspace_id": "default", "defaults": {"metadata": {"": "1"}}}, 400,
+     "defaults.metadata: the key '' is refused"),
+    ({"name": "k", "workspace_id": "default", "expires_at": "2001-01-01T00:00:00Z"}, 400,
+     "expires_at: 2001-01-01T00:00:00+00:00 is not in the future"),
 ])
 async def test_bad_key_input(engine, hasher: KeyHasher, body, status, words) -> None:
     with pytest.raises(GatewayError) as refused:
         await KeyRepository(engine, hasher).create(body, actor="t")
     assert refused.value.status == status and words in refused.value.message
+
+
+@pytest.mark.parametrize("body,words", [
+    ({"defaults": {"metadata": {"a\\b": "1"}}}, "defaults.metadata: the key 'a\\\\b' is refused"),
+    ({"defaults": {"metadata": {"a": ["b"]}}}, "defaults.metadata: value of 'a' must be"),
+    ({"expires_at": "2001-01-01T00:00:00Z"}, "to stop a key now, revoke it"),
+])
+async def test_bad_key_update_changes_nothing(engine, hasher: KeyHasher, body, words) -> None:
+    repo = KeyRepository(engine, hasher)
+    view, _ = await repo.create({"name": "k", "workspace_id": "default"}, actor="t")
+    with pytest.raises(BadRequest) as refused:
+        await repo.update(view["id"], body, actor="t")
+    assert words in refused.value.message
+    assert await repo.get(view["id"]) == view
+
+
+@pytest.mark.parametrize("metadata,words", [
+    ({"te\nam": "a"}, "defaults.metadata: the key 'te\\nam' is refused"),
+    ({"": "a"}, "defaults.metadata: the key '' is refused"),
+    ({"a": {"b": "c"}}, "value of 'a' must be a string, number, boolean or null"),
+    ({"a": "x" * 129}, "value of 'a' is longer than 128 characters"),
+    ("a=b", "defaults.metadata: expected an object"),
+])
+async def test_bad_workspace_defaults(engine, metadata, words) -> None:
+    repo = WorkspaceRepository(engine)
+    with pytest.raises(BadRequest) as refused:
+        await repo.create({"name": "Team", "defaults": {"metadata": metadata}}, actor="t")
+    assert words in refused.value.message
+    made = await repo.create({"name": "Team"}, actor="t")
+    with pytest.raises(BadRequest) as refused:
+        await repo.update("team", {"defaults": {"metadata": metadata}}, actor="t")
+    assert words in refused.value.message
+    assert await repo.get("team") == made
+
+
+async def test_stored_defaults_under_older_rules_still_load(engine, hasher: KeyHasher) -> None:
+    """Rows written before a rule existed load as before: a reload that raised would keep every server on its
+    last snapshot (or none, at start)."""
+    view, secret = await KeyRepository(engine, hasher).create({"name": "k", "workspace_id": "default"}, actor="t")
+    async with engine.begin() as conn:
+        await conn.execute(api_keys.update().where(api_keys.c.id == view["id"])
+                           .values(defaults={"metadata": {'a"b': "old", "": "x", "n": 5, "deep": {"x": 1}}}))
+    registry = AccessRegistry(engine, hasher)
+    await registry.refresh()
+    assert dict(registry.authenticate(secret).defaults.metadata) == {'a"b': "old", "": "x", "n": 5}
 
 
 def test_scopes_and_permissions() -> None:

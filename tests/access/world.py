@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import orjson
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sluicegate.access.keys import KeyRepository
@@ -16,6 +18,8 @@ from sluicegate.access.workspaces import WorkspaceRepository
 from sluicegate.catalog import ConfigRepository, ProviderRepository, provider_input
 from sluicegate.settings import Settings
 from sluicegate.store import create_engine, upgrade
+from sluicegate.store.access_tables import api_keys
+from sluicegate.store.state import bump_access_version
 from sluicegate.vault import Vault
 
 T = TypeVar("T")
@@ -53,6 +57,17 @@ class World:
 
     def revoke(self, key_id: str) -> None:
         self._run(lambda e: KeyRepository(e, KeyHasher.load(self.settings)).revoke(key_id, actor=ACTOR))
+
+    def expire(self, key_id: str) -> None:
+        """Let a key's time run out: its expiry moved into the past in the store, as time would move it (the
+        admin paths refuse to set one there)."""
+        async def work(engine: AsyncEngine) -> None:
+            async with engine.begin() as conn:
+                await bump_access_version(conn)
+                await conn.execute(update(api_keys).where(api_keys.c.id == key_id)
+                                   .values(expires_at=datetime(2001, 1, 1, tzinfo=UTC)))
+
+        self._run(work)
 
     def provider(self, slug: str, host: str, workspace: str = "ws-default", **fields: Any) -> None:
         item = provider_input(slug, {"spec": "openai", "custom_host": host, **fields},

@@ -257,6 +257,15 @@ KEY_MALFORMED = [
      400, "'usage_limits.credit_limit' must be a positive number"),
     ("POST", "/api-keys/workspace/service", b'{"name": "x", "workspace_id": "ws-default", "expires_at": "soon"}',
      400, "expires_at: expected an ISO 8601 date-time"),
+    ("POST", "/api-keys/workspace/service",
+     b'{"name": "x", "workspace_id": "ws-default", "expires_at": "2001-01-01T00:00:00Z"}',
+     400, "expires_at: 2001-01-01T00:00:00+00:00 is not in the future"),
+    ("POST", "/api-keys/workspace/service",
+     b'{"name": "x", "workspace_id": "ws-default", "defaults": {"metadata": {"te\\"am": "a"}}}',
+     400, "defaults.metadata: the key 'te\"am' is refused"),
+    ("POST", "/api-keys/workspace/service",
+     b'{"name": "x", "workspace_id": "ws-default", "defaults": {"metadata": {"": "a"}}}',
+     400, "defaults.metadata: the key '' is refused"),
     ("PATCH", "/api-keys/no-such-key", b'{"name": "y"}', 404, "API key no-such-key not found"),
     ("DELETE", "/api-keys/no-such-key", None, 404, "API key no-such-key not found"),
     ("GET", "/workspaces/x", None, 404, "Not Found"),
@@ -278,12 +287,16 @@ def test_malformed_updates_write_nothing(gw, world, admin):
     for body, message in ((b'{"status": "maybe"}', "status: expected one of active, revoked"),
                           (b'{"scopes": ["completions.write", 7]}', "scopes: expected a list"),
                           (b'{"rate_limits": {"type": "requests", "unit": "rpm", "value": 0}}',
-                           "'rate_limits[0].value' must be a positive integer")):
+                           "'rate_limits[0].value' must be a positive integer"),
+                          (b'{"expires_at": "2001-01-01T00:00:00Z"}', "expires_at: 2001-01-01T00:00:00+00:00 is not "
+                           "in the future; to stop a key now, revoke it"),
+                          (b'{"defaults": {"metadata": {"a\\\\b": "x"}}}', "defaults.metadata: the key 'a\\\\b'")):
         response = dash.client.patch(f"/api-keys/{key_id}", content=body,
                                      headers={"X-CSRF-Token": dash.csrf, "Content-Type": "application/json"})
         assert envelope(response, 400).startswith(message)
     stored = admin.get(f"/api-keys/{key_id}").json()
     assert stored["status"] == "active" and stored["scopes"] == ["completions.write"]
+    assert stored["expires_at"] is None and stored["defaults"] == {}
     assert "rate_limits" not in stored or stored["rate_limits"] == []
 
 

@@ -38,7 +38,8 @@ def key_json(row: Row[Any]) -> dict[str, Any]:
     }
 
 
-def parse_expiry(value: Any) -> datetime | None:
+def parse_expiry(value: Any, *, update: bool = False) -> datetime | None:
+    """A key's expiry: none, or a moment still ahead (a key expired from birth could never be used)."""
     if value in (None, ""):
         return None
     if not isinstance(value, str):
@@ -47,7 +48,12 @@ def parse_expiry(value: Any) -> datetime | None:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise BadRequest("expires_at: expected an ISO 8601 date-time, e.g. 2030-01-01T00:00:00Z") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    if moment <= datetime.now(UTC):
+        hint = ("; to stop a key now, revoke it instead (DELETE /api-keys/{id}, or sluicegate keys revoke ID)"
+                if update else "; a key must be usable when it is made")
+        raise BadRequest(f"expires_at: {moment.isoformat()} is not in the future{hint}")
+    return moment
 
 
 def _choice(value: Any, allowed: tuple[str, ...], where: str) -> str:
@@ -119,7 +125,7 @@ class KeyRepository:
         if "permissions" in body:
             values["permissions"] = Permissions.from_json(body["permissions"]).to_json()
         if "expires_at" in body:
-            values["expires_at"] = parse_expiry(body["expires_at"])
+            values["expires_at"] = parse_expiry(body["expires_at"], update=True)
         if body.get("status") is not None:
             values["status"] = _choice(body["status"], (ACTIVE, REVOKED), "status")
         return await self._write(key_id, values, "api_key.update", actor)

@@ -13,7 +13,10 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+import orjson
+
 from ..errors import BadRequest
+from ..types import METADATA_KEY_RULE, METADATA_VALUE_LIMIT, metadata_text, queryable_metadata_key
 
 KEY_TYPES = ("organisation", "workspace")
 SUB_TYPES = ("service", "user")
@@ -41,7 +44,11 @@ ALL_SCOPES = SCOPES
 DEFAULT_SCOPES = ("completions.write",)
 INFERENCE_SCOPE = "completions.write"
 
-_EMPTY: Mapping[str, str] = MappingProxyType({})
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+# Default metadata is added to every request of the key (or workspace) and lands in every log row: it may
+# hold no more than one x-portkey-metadata header can carry (aiohttp's 8190-byte header field, which
+# server/native.py's HEAD_MAX follows).
+METADATA_DEFAULTS_MAX = 8190
 
 
 def validate_scopes(value: Any) -> tuple[str, ...]:
@@ -102,10 +109,39 @@ class Permissions:
         return out
 
 
+def default_metadata(value: Any) -> dict[str, Any]:
+    """A key's or workspace's ``defaults.metadata``: held to the x-portkey-metadata header's rules
+    (server/headers.py), since it is merged under that header's and logged with it."""
+    if not isinstance(value, dict):
+        raise BadRequest("defaults.metadata: expected an object of metadata keys and values")
+    for key, item in value.items():
+        if not key or not queryable_metadata_key(key):  # the log would store it but never find it again
+            raise BadRequest(f"defaults.metadata: the key {key[:80]!r} is refused: a metadata key is non-empty "
+                             f"and holds {METADATA_KEY_RULE}")
+        if isinstance(item, (dict, list)):
+            raise BadRequest(f"defaults.metadata: value of {key[:80]!r} must be a string, number, boolean or "
+                             "null, not an object or array")
+        if len(metadata_text(item)) > METADATA_VALUE_LIMIT:
+            raise BadRequest(f"defaults.metadata: value of {key[:80]!r} is longer than {METADATA_VALUE_LIMIT} "
+                             "characters")
+    if len(orjson.dumps(value)) > METADATA_DEFAULTS_MAX:
+        raise BadRequest(f"defaults.metadata: longer than one x-portkey-metadata header can be "
+                         f"({METADATA_DEFAULTS_MAX} bytes as JSON)")
+    return value
+
+
+def stored_metadata(value: Any) -> Mapping[str, Any]:
+    """Stored default metadata as the hot path applies it: its scalar values, whatever rules it was
+    written under (a reload must never fail on an old row)."""
+    if not isinstance(value, dict):
+        return _EMPTY
+    return MappingProxyType({k: v for k, v in value.items() if not isinstance(v, (dict, list))})
+
+
 @dataclass(frozen=True, slots=True)
 class KeyDefaults:
     config_id: str | None = None
-    metadata: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    metadata: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)  # scalar values, as given
 
     @classmethod
     def from_json(cls, value: Any) -> KeyDefaults:
@@ -116,11 +152,16 @@ class KeyDefaults:
         config_id = value.get("config_id")
         if config_id is not None and (not isinstance(config_id, str) or not config_id):
             raise BadRequest("defaults.config_id: expected a saved config id")
-        metadata = value.get("metadata") or {}
-        if not isinstance(metadata, dict) or not all(
-                isinstance(k, str) and isinstance(v, str) and len(v) <= 128 for k, v in metadata.items()):
-            raise BadRequest("defaults.metadata: expected an object of strings (at most 128 characters each)")
-        return cls(config_id=config_id, metadata=MappingProxyType(dict(metadata)))
+        metadata = default_metadata(value["metadata"]) if value.get("metadata") is not None else {}
+        return cls(config_id=config_id, metadata=MappingProxyType(metadata))
+
+    @classmethod
+    def stored(cls, value: Any) -> KeyDefaults:
+        """A stored row's defaults, never refused: rows written under older rules must still load."""
+        config_id = value.get("config_id") if isinstance(value, dict) else None
+        metadata = value.get("metadata") if isinstance(value, dict) else None
+        return cls(config_id=config_id if isinstance(config_id, str) and config_id else None,
+                   metadata=stored_metadata(metadata))
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

@@ -26,7 +26,7 @@ from ..store.access_tables import ACCESS_STATE_ID, api_keys, workspaces
 from ..store.polling import Follower
 from ..store.state import read_access_version
 from ..store.tables import admin_tokens
-from .model import ADMIN, REVOKED, KeyDefaults, KeyRecord, Permissions, Principal
+from .model import ADMIN, REVOKED, KeyDefaults, KeyRecord, Permissions, Principal, stored_metadata
 from .secrets import KeyHasher
 
 VERIFIED_CACHE_MAX = 10_000  # presented secrets whose digest matched a key: the HMAC is skipped next time
@@ -38,7 +38,7 @@ class WorkspaceInfo:
     id: str
     slug: str
     permissions: Permissions
-    metadata: Mapping[str, str]  # the workspace's defaults.metadata (under a key's and the request's)
+    metadata: Mapping[str, Any]  # the workspace's defaults.metadata (under a key's and the request's)
 
 
 @dataclass(frozen=True)
@@ -160,16 +160,14 @@ def _sha256(text: str) -> str:
 
 
 def _workspace(row: Any) -> WorkspaceInfo:
-    metadata = (row.defaults or {}).get("metadata") if isinstance(row.defaults, dict) else None
-    clean = {k: v for k, v in metadata.items() if isinstance(k, str) and isinstance(v, str)} \
-        if isinstance(metadata, dict) else {}
-    return WorkspaceInfo(row.id, row.slug, Permissions.from_json(row.permissions), MappingProxyType(clean))
+    metadata = row.defaults.get("metadata") if isinstance(row.defaults, dict) else None
+    return WorkspaceInfo(row.id, row.slug, Permissions.from_json(row.permissions), stored_metadata(metadata))
 
 
 def _record(row: Any) -> KeyRecord:
     return KeyRecord(
         id=row.id, type=row.type, sub_type=row.sub_type, name=row.name, workspace_id=row.workspace_id,
-        scopes=frozenset(row.scopes or ()), defaults=KeyDefaults.from_json(row.defaults),
+        scopes=frozenset(row.scopes or ()), defaults=KeyDefaults.stored(row.defaults),
         permissions=Permissions.from_json(row.permissions),
         expires_at=row.expires_at.timestamp() if row.expires_at else None, status=row.status,
     )
