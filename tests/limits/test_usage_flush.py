@@ -1,5 +1,6 @@
 """Budget usage of the in-memory counters is saved when it moved, not every interval (limits/registry.py),
-and always at shutdown; what was saved is what a restart restores."""
+and always at shutdown; what was saved is what a restart restores (for a subject that exists: the default
+workspace here; a deleted subject's is dropped, tests/test_limits_orphans.py)."""
 
 from __future__ import annotations
 
@@ -24,10 +25,10 @@ async def test_usage_is_written_when_it_moved_and_at_shutdown(engine) -> None:
     try:
         await registry.flush()
         assert saves == []  # nothing defined, nothing moved: no write transaction
-        memory.restore({"key:ak-1:cost": (7, 2.5, None)})
+        memory.restore({"workspace:ws-default:cost": (7, 2.5, None)})
         await registry.flush()
         await registry.flush()
-        assert saves == [{"key:ak-1:cost": (7, 2.5, None)}]  # once, not once per flush
+        assert saves == [{"workspace:ws-default:cost": (7, 2.5, None)}]  # once, not once per flush
     finally:
         await registry.stop()
     assert len(saves) == 2  # shutdown saves whatever the store holds meanwhile
@@ -35,4 +36,4 @@ async def test_usage_is_written_when_it_moved_and_at_shutdown(engine) -> None:
     again = LimitRegistry(LimitRepository(engine), restarted)
     await again.start()
     await again.stop()
-    assert restarted.budgets() == {"key:ak-1:cost": (7, 2.5, None)}
+    assert restarted.budgets() == {"workspace:ws-default:cost": (7, 2.5, None)}

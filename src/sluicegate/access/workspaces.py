@@ -17,10 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..errors import BadRequest, Conflict, GatewayError
 from ..store.access_tables import DEFAULT_WORKSPACE_ID, api_keys, workspaces
+from ..store.limit_tables import delete_subject_limits
 from ..store.state import bump_access_version
 from ..store.tables import providers, saved_configs, utcnow
 from .audit import record_event
-from .model import ACTIVE, Permissions
+from .model import ACTIVE, Permissions, default_metadata
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 MAX_NAME = 256
@@ -62,6 +63,8 @@ def _defaults(value: Any) -> dict[str, Any]:
         return {}
     if not isinstance(value, dict):
         raise BadRequest("defaults: expected an object")
+    if value.get("metadata") is not None:  # other fields are kept as given (Portkey's shape), unused here
+        default_metadata(value["metadata"])
     return value
 
 
@@ -147,6 +150,7 @@ class WorkspaceRepository:
                 if count:
                     raise Conflict(f"Workspace {row.slug} still has {count} {what}: delete them first")
             await conn.execute(delete(workspaces).where(workspaces.c.id == row.id))
+            await delete_subject_limits(conn, "workspace", row.id)
             await record_event(conn, actor=actor, action="workspace.delete", resource_type="workspace",
                                resource_id=row.id, workspace_id=row.id, before=workspace_json(row))
 

@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..errors import BadRequest, Conflict
+from ..store.limit_tables import delete_subject_limits
 from ..store.state import bump_catalog_version
 from ..store.tables import provider_headers, providers, utcnow
 from ..vault import Vault, key_id_of, provider_header_aad
@@ -91,6 +92,7 @@ class ProviderRepository:
             # Explicit, rather than trusting ON DELETE CASCADE (SQLite enforces it only with a pragma).
             await conn.execute(delete(_H).where(_H.c.provider_id == row.id))
             await conn.execute(delete(providers).where(providers.c.id == row.id))
+            await delete_subject_limits(conn, "provider", row.slug)  # a new @slug must not inherit them
 
     async def get(self, slug: str) -> ProviderView:
         async with self._engine.connect() as conn:

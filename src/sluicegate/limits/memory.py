@@ -163,5 +163,18 @@ class MemoryCounters:
         for key, (period, used, alerted) in saved.items():
             self._budgets[key] = Budget(period, used, alerted)
 
+    def subjects(self) -> set[tuple[str, str]]:
+        """The (kind, id) of every subject these counters hold state for (their keys are ``kind:id:…``)."""
+        held = set()
+        for key in (*self._budgets, *self._logs):
+            kind, _, rest = key.partition(":")
+            held.add((kind, rest.partition(":")[0]))
+        return held
+
+    def forget(self, key_prefix: str) -> None:
+        """Drop every counter under ``key_prefix`` (a deleted subject's), its budget usage included."""
+        self._budgets = {key: b for key, b in self._budgets.items() if not key.startswith(key_prefix)}
+        self._logs = {key: log for key, log in self._logs.items() if not key.startswith(key_prefix)}
+
     async def close(self) -> None:
         return None

@@ -2,7 +2,8 @@
 (``follow``, which the process's reload loop calls: store/polling.py).
 
 It also keeps in-memory budget usage across restarts: restored at start, flushed every
-``FLUSH_INTERVAL_S`` and at shutdown (a crash loses at most that much usage).
+``FLUSH_INTERVAL_S`` and at shutdown (a crash loses at most that much usage); a deleted subject's is
+dropped at the reload its deletion causes.
 """
 
 from __future__ import annotations
@@ -83,12 +84,24 @@ class LimitRegistry:
     async def refresh(self) -> None:
         version, rows = await self.repository.all()
         self.snapshot = snapshot_of(version, rows)
+        await self._forget_deleted()
+
+    async def _forget_deleted(self) -> None:
+        """Drop the in-memory counters of subjects deleted since: their saved usage went in the transaction
+        that deleted them (which bumped the limits version, hence this reload), and the next flush would
+        write it back."""
+        memory = self._memory
+        held = memory.subjects() if memory is not None else set()
+        if memory is not None and held:
+            for kind, subject_id in held - await self.repository.existing(held):
+                memory.forget(f"{kind}:{subject_id}:")
 
     async def start(self) -> None:
-        await self.refresh()
         if self._memory is not None:
             self._saved = await self.repository.load_usage()
             self._memory.restore(self._saved)
+        await self.refresh()  # after the restore, so usage saved for a subject deleted meanwhile goes too
+        if self._memory is not None:
             self._tasks.append(asyncio.create_task(self._flush_loop()))
 
     async def stop(self) -> None:

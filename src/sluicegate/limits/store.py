@@ -1,22 +1,31 @@
 """Limits in the database: settings per subject (limit_settings) and in-memory budget usage (limit_usage).
 
-Reads happen at start and when the limits version changes (registry.py), never per request.
+Reads happen at start and when the limits version changes (registry.py), never per request. A subject's
+rows are deleted with the subject (store/limit_tables.delete_subject_limits); ``all``, which every listing
+reads, leaves out a row whose subject is gone all the same (a ``set`` racing the subject's deletion).
 """
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import and_, delete, exists, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from ..store.access_tables import api_keys, workspaces
 from ..store.limit_tables import LIMITS_STATE_ID, limit_settings, limit_usage
 from ..store.state import bump_version, read_version
-from ..store.tables import utcnow
+from ..store.tables import providers, utcnow
 from .model import LimitError, parse_rate_limits, parse_usage_limits
 from .prices import parse_prices
 
 KINDS = ("key", "workspace", "provider")
+# The column each kind's subject id is stored under (a revoked key keeps its row, so it keeps its limits).
+SUBJECT_IDS = {"key": api_keys.c.id, "workspace": workspaces.c.id, "provider": providers.c.slug}
+_SUBJECT_EXISTS = or_(*(and_(limit_settings.c.subject_kind == kind,
+                             exists().where(column == limit_settings.c.subject_id))
+                        for kind, column in SUBJECT_IDS.items()))
 
 
 def settings_json(row: Any) -> dict[str, Any]:
@@ -86,8 +95,19 @@ class LimitRepository:
     async def all(self) -> tuple[int, list[Any]]:
         async with self._engine.connect() as conn:
             version = await read_limits_version(conn)
-            rows = list((await conn.execute(select(limit_settings))).all())
+            rows = list((await conn.execute(select(limit_settings).where(_SUBJECT_EXISTS))).all())
         return version, rows
+
+    async def existing(self, subjects: AbstractSet[tuple[str, str]]) -> frozenset[tuple[str, str]]:
+        """Which of these (kind, id) subjects are still in the store."""
+        found: list[tuple[str, str]] = []
+        async with self._engine.connect() as conn:
+            for kind, column in SUBJECT_IDS.items():
+                ids = {subject_id for of, subject_id in subjects if of == kind}
+                if ids:
+                    found += [(kind, subject_id) for subject_id in
+                              (await conn.execute(select(column).where(column.in_(ids)))).scalars()]
+        return frozenset(found)
 
     async def load_usage(self) -> dict[str, tuple[int, float, int | None]]:
         async with self._engine.connect() as conn:
