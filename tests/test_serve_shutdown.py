@@ -42,7 +42,7 @@ async def test_a_failure_without_text_is_named_by_its_type() -> None:
      "sluicegate: cannot start: SLUICEGATE_ALLOWED_HOSTS: not a host name\n"),
 ])
 def test_run_tells_a_failed_shutdown_from_a_failed_start(monkeypatch, capsys, raised, code, said) -> None:
-    async def serve_forever(settings, *, reuse_port, announce=True):
+    async def serve_forever(settings, *, reuse_port, announce=True, ready=None):
         raise raised
 
     monkeypatch.setattr(serve, "serve_forever", serve_forever)

@@ -8,10 +8,11 @@ import gc
 import logging
 import os
 import resource
+import selectors
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
@@ -90,7 +91,8 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-async def serve_forever(settings: Settings, *, reuse_port: bool, announce: bool = True) -> None:
+async def serve_forever(settings: Settings, *, reuse_port: bool, announce: bool = True,
+                        ready: Callable[[], None] | None = None) -> None:
     gc.disable()  # start-up builds long-lived objects: passes over them would find nothing to free
     try:
         app = build_app(settings)
@@ -111,6 +113,8 @@ async def serve_forever(settings: Settings, *, reuse_port: bool, announce: bool 
         await site.start()
     if announce:
         _announce(settings)
+    if ready is not None:  # a worker tells its supervisor, which announces once every worker is bound
+        ready()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -189,7 +193,8 @@ def run(settings: Settings, *, worker: bool = False) -> int:
         if settings.workers > 1 and not worker:
             _run_loop(prepare_store(settings))  # once, before the workers race for it
             return supervise(settings)
-        _run_loop(serve_forever(settings, reuse_port=worker or settings.workers > 1, announce=not worker))
+        _run_loop(serve_forever(settings, reuse_port=worker or settings.workers > 1, announce=not worker,
+                                ready=_worker_ready() if worker else None))
     except ShutdownFailed as exc:
         log.debug("shutdown failed", exc_info=exc.__cause__)
         print(f"sluicegate: shutdown did not complete: {exc}", file=sys.stderr)
@@ -220,20 +225,85 @@ def _run_loop(main) -> None:
 
 
 def supervise(settings: Settings) -> int:
-    """Start N worker processes on the same port and relay termination signals to them."""
-    argv = worker_argv(settings)
-    workers = [subprocess.Popen(argv) for _ in range(settings.workers)]
-    _announce(settings)
+    """Start N worker processes on the same port, announce the server once every one of them is bound, and
+    relay termination signals to them. A worker that exits before it is bound (its "cannot start" is on
+    stderr) stops the others: the supervisor then exits 2 without ever saying it listens."""
+    workers: list[subprocess.Popen[bytes]] = []
+    stopping = False
 
     def forward(signum, _frame):
+        nonlocal stopping
+        stopping = True
         for proc in workers:
             if proc.poll() is None:
                 proc.send_signal(signum)
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
+    pipes = []
+    try:
+        for _ in range(settings.workers):
+            read_end, write_end = os.pipe()
+            pipes.append(read_end)
+            try:
+                workers.append(subprocess.Popen(worker_argv(settings), pass_fds=(write_end,),
+                                                env={**os.environ, READY_FD_ENV: str(write_end)}))
+            finally:
+                os.close(write_end)  # the worker holds the only copy: its exit closes the pipe
+        if stopping:  # a signal came while they were being started: those started since get it too
+            forward(signal.SIGTERM, None)
+        bound = _all_ready(pipes)
+    except BaseException:
+        forward(signal.SIGTERM, None)  # none is left running unsupervised
+        raise
+    finally:
+        for fd in pipes:
+            os.close(fd)
+    failed = not bound and not stopping
+    if bound:
+        _announce(settings)
+    elif failed:
+        print("sluicegate: cannot start: a worker exited before it was listening (its reason is above); "
+              "stopping the others", file=sys.stderr, flush=True)
+        forward(signal.SIGTERM, None)
     codes = [proc.wait() for proc in workers]
-    return max(codes, default=0)
+    return 2 if failed else max(codes, default=0)
+
+
+# Set by the supervisor for each worker, never by an operator: the file descriptor of the pipe on which the
+# worker writes one byte once it is bound (systemd's sd_notify, in small).
+READY_FD_ENV = "SLUICEGATE_WORKER_READY_FD"
+
+
+def _worker_ready() -> Callable[[], None] | None:
+    """The worker's half of the handshake: what tells the supervisor it is bound (None when run by hand)."""
+    fd = os.environ.pop(READY_FD_ENV, None)  # not for the processes the worker may start
+    if fd is None:
+        return None
+
+    def ready() -> None:
+        with contextlib.suppress(BrokenPipeError):  # the supervisor gave up on start-up: its SIGTERM follows
+            os.write(int(fd), b"1")
+        os.close(int(fd))
+
+    return ready
+
+
+def _all_ready(pipes: list[int]) -> bool:
+    """Block until every worker has written its byte (True) or one pipe reached its end without it: that
+    worker exited before it was bound (False). Event-driven, no timeout and no polling: the wait costs no
+    CPU, and a signal meanwhile runs its handler and the wait goes on (PEP 475)."""
+    with selectors.DefaultSelector() as selector:
+        for fd in pipes:
+            selector.register(fd, selectors.EVENT_READ)
+        waiting = len(pipes)
+        while waiting:
+            for key, _ in selector.select():
+                if not os.read(key.fd, 1):
+                    return False
+                selector.unregister(key.fd)
+                waiting -= 1
+    return True
 
 
 def worker_argv(settings: Settings) -> Sequence[str]:
