@@ -97,6 +97,20 @@ def metadata_text(value: Any) -> str:
     return value if isinstance(value, str) else orjson.dumps(value).decode()
 
 
+def metadata_fault(metadata: Mapping[str, Any]) -> str | None:
+    """The first thing wrong with request metadata (the x-portkey-metadata header, or a key's or workspace's
+    defaults merged under it), in words that follow the caller's prefix; None when nothing is. Every value
+    lands in a log row as one flat string, and every key must stay findable there."""
+    for key, item in metadata.items():
+        if not key or not queryable_metadata_key(key):
+            return f"the key {key[:80]!r} must be non-empty, with {METADATA_KEY_RULE}"
+        if isinstance(item, (dict, list)):
+            return f"value of {key[:80]!r} must be a string, number, boolean or null, not an object or array"
+        if len(metadata_text(item)) > METADATA_VALUE_LIMIT:
+            return f"value of {key[:80]!r} is longer than {METADATA_VALUE_LIMIT} characters"
+    return None
+
+
 def routing_metadata(ctx: RequestContext, body: Mapping[str, Any] | None) -> dict[str, Any]:
     """Metadata for conditional routing, values as sent: the body's ``user`` is copied to ``_user`` unless
     given."""

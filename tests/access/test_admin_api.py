@@ -307,11 +307,11 @@ def test_a_credential_that_is_not_utf8_is_a_401(gateway: GatewayProcess, method:
 # defaults.metadata is merged under every request's x-portkey-metadata and logged with it: it obeys that
 # header's rules (server/headers.py). Every one of these was stored as given (or, for a workspace, stored and
 # then silently dropped), and a key the log escapes could never be queried again.
-KEY_RULE = "a metadata key is non-empty and holds no control characters, quotes (\") or backslashes (\\)"
+KEY_RULE = "must be non-empty, with no control characters, quotes (\") or backslashes (\\)"
 
 
 def _bad_key(case: str, key: str) -> tuple[str, dict, str]:
-    return case, {key: "a"}, f"defaults.metadata: the key {key!r} is refused: {KEY_RULE}"
+    return case, {key: "a"}, f"defaults.metadata: the key {key!r} {KEY_RULE}"
 
 
 # (case, defaults.metadata, words of the 400)

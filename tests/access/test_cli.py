@@ -77,9 +77,9 @@ def test_workspace_and_key_lifecycle(cli, tmp_path) -> None:
 # The CLI writes through the same repositories as the admin API: the same refusals, as an error line and
 # exit code 1. (argv after `keys create --name x`, words of the error)
 CLI_REFUSED = [
-    (("--metadata", 'te"am=a'), "defaults.metadata: the key 'te\"am' is refused: a metadata key is non-empty"),
-    (("--metadata", "te\\am=a"), "defaults.metadata: the key 'te\\\\am' is refused"),
-    (("--metadata", "te\tam=a"), "defaults.metadata: the key 'te\\tam' is refused"),
+    (("--metadata", 'te"am=a'), "defaults.metadata: the key 'te\"am' must be non-empty, with no control"),
+    (("--metadata", "te\\am=a"), "defaults.metadata: the key 'te\\\\am' must be non-empty"),
+    (("--metadata", "te\tam=a"), "defaults.metadata: the key 'te\\tam' must be non-empty"),
     (("--metadata", "team=" + "x" * 129), "value of 'team' is longer than 128 characters"),
     (("--expires-at", "2001-01-01T00:00:00Z"),
      "expires_at: 2001-01-01T00:00:00+00:00 is not in the future; a key must be usable when it is made"),
@@ -95,7 +95,7 @@ def test_keys_create_refusals(cli, argv: tuple[str, ...], words: str) -> None:
 
 def test_keys_update_refusals_change_nothing(cli) -> None:
     made = cli("keys", "create", "--name", "ci", "--metadata", "team=a", "--expires-at", "2100-01-01T00:00:00Z")
-    for argv, words in ((("--metadata", "a\nb=c"), "defaults.metadata: the key 'a\\nb' is refused"),
+    for argv, words in ((("--metadata", "a\nb=c"), "defaults.metadata: the key 'a\\nb' must be non-empty"),
                         (("--expires-at", "2001-01-01T00:00:00Z"), "to stop a key now, revoke it")):
         said = cli("keys", "update", made["id"], *argv, code=1)
         assert words in said, said

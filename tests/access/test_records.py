@@ -52,9 +52,9 @@ async def test_a_secret_is_random_prefixed_and_stored_as_a_keyed_hash(engine, ha
     ({"name": "k", "workspace_id": "default", "defaults": {"metadata": {"a": {"b": 1}}}}, 400,
      "defaults.metadata: value of 'a' must be a string, number, boolean or null"),
     ({"name": "k", "workspace_id": "default", "defaults": {"metadata": {'a"b': "1"}}}, 400,
-     "defaults.metadata: the key 'a\"b' is refused"),
+     "defaults.metadata: the key 'a\"b' must be non-empty"),
     ({"name": "k", "workspace_id": "default", "defaults": {"metadata": {"": "1"}}}, 400,
-     "defaults.metadata: the key '' is refused"),
+     "defaults.metadata: the key '' must be non-empty"),
     ({"name": "k", "workspace_id": "default", "expires_at": "2001-01-01T00:00:00Z"}, 400,
      "expires_at: 2001-01-01T00:00:00+00:00 is not in the future"),
 ])
@@ -65,7 +65,7 @@ async def test_bad_key_input(engine, hasher: KeyHasher, body, status, words) -> 
 
 
 @pytest.mark.parametrize("body,words", [
-    ({"defaults": {"metadata": {"a\\b": "1"}}}, "defaults.metadata: the key 'a\\\\b' is refused"),
+    ({"defaults": {"metadata": {"a\\b": "1"}}}, "defaults.metadata: the key 'a\\\\b' must be non-empty"),
     ({"defaults": {"metadata": {"a": ["b"]}}}, "defaults.metadata: value of 'a' must be"),
     ({"expires_at": "2001-01-01T00:00:00Z"}, "to stop a key now, revoke it"),
 ])
@@ -79,8 +79,8 @@ async def test_bad_key_update_changes_nothing(engine, hasher: KeyHasher, body, w
 
 
 @pytest.mark.parametrize("metadata,words", [
-    ({"te\nam": "a"}, "defaults.metadata: the key 'te\\nam' is refused"),
-    ({"": "a"}, "defaults.metadata: the key '' is refused"),
+    ({"te\nam": "a"}, "defaults.metadata: the key 'te\\nam' must be non-empty"),
+    ({"": "a"}, "defaults.metadata: the key '' must be non-empty"),
     ({"a": {"b": "c"}}, "value of 'a' must be a string, number, boolean or null"),
     ({"a": "x" * 129}, "value of 'a' is longer than 128 characters"),
     ("a=b", "defaults.metadata: expected an object"),

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from ..errors import BadRequest
-from ..types import METADATA_KEY_RULE, METADATA_VALUE_LIMIT, metadata_text, queryable_metadata_key
+from ..types import metadata_fault
 
 KEY_TYPES = ("organisation", "workspace")
 SUB_TYPES = ("service", "user")
@@ -114,16 +114,9 @@ def default_metadata(value: Any) -> dict[str, Any]:
     (server/headers.py), since it is merged under that header's and logged with it."""
     if not isinstance(value, dict):
         raise BadRequest("defaults.metadata: expected an object of metadata keys and values")
-    for key, item in value.items():
-        if not key or not queryable_metadata_key(key):  # the log would store it but never find it again
-            raise BadRequest(f"defaults.metadata: the key {key[:80]!r} is refused: a metadata key is non-empty "
-                             f"and holds {METADATA_KEY_RULE}")
-        if isinstance(item, (dict, list)):
-            raise BadRequest(f"defaults.metadata: value of {key[:80]!r} must be a string, number, boolean or "
-                             "null, not an object or array")
-        if len(metadata_text(item)) > METADATA_VALUE_LIMIT:
-            raise BadRequest(f"defaults.metadata: value of {key[:80]!r} is longer than {METADATA_VALUE_LIMIT} "
-                             "characters")
+    fault = metadata_fault(value)
+    if fault is not None:
+        raise BadRequest(f"defaults.metadata: {fault}")
     if len(orjson.dumps(value)) > METADATA_DEFAULTS_MAX:
         raise BadRequest(f"defaults.metadata: longer than one x-portkey-metadata header can be "
                          f"({METADATA_DEFAULTS_MAX} bytes as JSON)")

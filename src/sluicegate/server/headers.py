@@ -17,15 +17,7 @@ from ..errors import BadRequest
 from ..header_names import expand, may_forward
 from ..ids import time_sorted_id
 from ..jsontext import json_object
-from ..types import (
-    METADATA_KEY_RULE,
-    METADATA_VALUE_LIMIT,
-    RequestContext,
-    metadata_text,
-    public_metadata,
-    queryable_metadata_key,
-    routing_metadata,
-)
+from ..types import RequestContext, metadata_fault, metadata_text, public_metadata, routing_metadata
 
 # RequestContext and the metadata views are the request's vocabulary (types.py); re-exported for older imports.
 __all__ = ["RequestContext", "metadata_text", "parse_request_headers", "public_metadata", "routing_metadata"]
@@ -55,18 +47,9 @@ def parse_metadata(text: str) -> dict[str, Any]:
     routing compares the number 5 (``$eq: 5``, ``$gt: 3``). The log stores each value as text (``"5"``);
     nested objects and arrays are refused, since a log value is one flat string."""
     value = json_object(text, invalid="Invalid x-portkey-metadata header: it must be a JSON object")
-    for key, item in value.items():
-        if not key or not queryable_metadata_key(key):  # the log could store it, but never find it again
-            raise BadRequest(f"Invalid x-portkey-metadata header: the key {key!r} must be non-empty, with "
-                             f"{METADATA_KEY_RULE}")
-        if isinstance(item, (dict, list)):
-            raise BadRequest(f"Invalid x-portkey-metadata header: value of '{key}' must be a string, number, "
-                             "boolean or null, not an object or array")
-        if len(metadata_text(item)) > METADATA_VALUE_LIMIT:
-            raise BadRequest(
-                f"Invalid x-portkey-metadata header: value of '{key}' is longer than "
-                f"{METADATA_VALUE_LIMIT} characters"
-            )
+    fault = metadata_fault(value)
+    if fault is not None:
+        raise BadRequest(f"Invalid x-portkey-metadata header: {fault}")
     return value
 
 
