@@ -115,6 +115,10 @@ def _sluicegate(*argv: str | bytes, env: dict[str, str], timeout: float = 60) ->
     ({"SLUICEGATE_IDLE_TIMEOUT": "0"}, "SLUICEGATE_IDLE_TIMEOUT must be a positive number, not '0'"),
     ({"SLUICEGATE_PORT": "abc"}, "SLUICEGATE_PORT must be a whole number from 1 to 65535, not 'abc'"),
     ({"SLUICEGATE_LOG_JOURNAL": "ture"}, "SLUICEGATE_LOG_JOURNAL must be on or off"),
+    # An entry no Host could match; "*." switched the check off as "*" does.
+    ({"SLUICEGATE_ALLOWED_HOSTS": "gw.example.test, *."}, "SLUICEGATE_ALLOWED_HOSTS: '*.' is not a host name"),
+    ({"SLUICEGATE_ALLOWED_HOSTS": "gw.*.example.test"},
+     "SLUICEGATE_ALLOWED_HOSTS: 'gw.*.example.test' is not a host name"),
     # Set-up fails after the store and the request log started: they are closed before the line is printed.
     ({"SLUICEGATE_CACHE_BACKEND": "redis"}, "SLUICEGATE_CACHE_BACKEND=redis needs SLUICEGATE_CACHE_REDIS_URL"),
 ])

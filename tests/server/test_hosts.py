@@ -55,7 +55,30 @@ def test_absolute_form_authority_is_checked_too():
     assert refused_host(LOOPBACK, "evil.example", "/v1/models") == "evil.example"
 
 
-@pytest.mark.parametrize("entry", ["https://gw.example.com", "*example.com", "user@gw", "gw.example.com/v1"])
+# Entries no Host header could match: accepted, each refused the very name the operator meant to allow (or,
+# "*." and "*..", switched the check off as if "*" had been written).
+NOT_HOST_NAMES = ["https://gw.example.com", "*example.com", "user@gw", "gw.example.com/v1", "*.", "*..", ".",
+                  "ex*ample.com", "*.*.example.com", "gw.*", "gw .example.com", "gw.example.com,", ".example.com",
+                  "a..b", "-bad.example", "bad-.example", "gw.example.com:abc", "a:b:c", "x" * 64 + ".example",
+                  ".".join(["a" * 60] * 5), "bad\x00.example", "b\u00fccher..example"]
+
+
+@pytest.mark.parametrize("entry", NOT_HOST_NAMES)
 def test_an_entry_that_is_not_a_host_name_stops_the_start(entry):
     with pytest.raises(ValueError, match="SLUICEGATE_ALLOWED_HOSTS: '.*' is not a host name"):
         HostPolicy.build("0.0.0.0", (entry,))
+
+
+@pytest.mark.parametrize(("entry", "header"), [
+    ("gw.example.com:8080", "gw.example.com:443"),  # a port in an entry: any port is answered, as without one
+    ("*.example.com:8080", "a.example.com"),
+    ("b\u00fccher.example", "xn--bcher-kva.example"),  # browsers send a Unicode name in IDNA
+    ("*.B\u00fccher.Example.", "gw.xn--bcher-kva.example:8787"),
+    ("exa_mple.com", "exa_mple.com"),
+    ("x" * 63 + ".example", "x" * 63 + ".example"),
+    ("[fd00::5]:80", "[fd00::5]"),
+])
+def test_an_entry_is_compared_as_a_browser_sends_the_name(entry, header):
+    policy = HostPolicy.build("127.0.0.1", (entry,))
+    assert policy.allows(header) and not policy.any_host
+    assert not policy.allows("evil.example")

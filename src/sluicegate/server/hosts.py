@@ -18,6 +18,7 @@ Pure: the middleware that applies it lives in ``middleware.py`` (with the verdic
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Protocol
@@ -37,6 +38,37 @@ def host_name(value: str) -> str:
     return name.rstrip(".")
 
 
+# A DNS label as it arrives in a Host header (browsers send IDNA, "xn--" labels); "_" as some names use it.
+_LABEL = re.compile(r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?")
+_NAME_MAX = 253
+
+
+def allowed_entry(entry: str) -> str:
+    """One SLUICEGATE_ALLOWED_HOSTS entry in the form ``allows`` compares: lower case, no port (any port is
+    answered), no final dot, a Unicode name in IDNA (what a browser sends). An entry no Host header could
+    ever match (a URL, a "*" inside a name, a space, an empty label, a label over 63 characters) is refused
+    with a ValueError: accepted, it would refuse the very name the operator meant to allow, with nothing to
+    say why."""
+    text = entry.strip().lower()
+    if text == "*":
+        return text
+    wildcard, name = ("*.", text[2:]) if text.startswith("*.") else ("", text)
+    if not wildcard and (name.startswith("[") or _ip(name) is not None):
+        return text  # an IP literal (answered anyway beyond loopback); host_name drops brackets and port
+    host, colon, port = name.rpartition(":")
+    if not colon or not port.isdigit():
+        host = name  # no port (a ":" left in the name refuses it below)
+    host = host.rstrip(".")
+    try:
+        host = host.encode("idna").decode("ascii") if not host.isascii() else host
+    except UnicodeError:
+        host = ""
+    if not host or len(host) > _NAME_MAX or not all(map(_LABEL.fullmatch, host.split("."))):
+        # ValueError: serve.py reports it as "cannot start", naming the entry (a host name, no secret).
+        raise ValueError(f"SLUICEGATE_ALLOWED_HOSTS: '{entry.strip()}' is not a host name, '*.domain' or '*'")
+    return wildcard + host
+
+
 def _ip(name: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
         return ipaddress.ip_address(name)
@@ -53,12 +85,7 @@ class HostPolicy:
 
     @classmethod
     def build(cls, listen_host: str, allowed: tuple[str, ...]) -> HostPolicy:
-        entries = [entry.strip().lower().rstrip(".") for entry in allowed if entry.strip()]
-        for entry in entries:
-            wildcard_ok = not entry.startswith("*") or entry == "*" or entry.startswith("*.")
-            if "/" in entry or "@" in entry or not wildcard_ok:
-                # ValueError: serve.py reports it as "cannot start", naming the entry (a host name, no secret).
-                raise ValueError(f"SLUICEGATE_ALLOWED_HOSTS: '{entry}' is not a host name, '*.domain' or '*'")
+        entries = [allowed_entry(entry) for entry in allowed if entry.strip()]
         return cls(
             names=frozenset(host_name(e) for e in entries if not e.startswith("*")),
             suffixes=tuple(e[1:] for e in entries if e.startswith("*.")),
