@@ -60,7 +60,7 @@ def test_absolute_form_authority_is_checked_too():
 NOT_HOST_NAMES = ["https://gw.example.com", "*example.com", "user@gw", "gw.example.com/v1", "*.", "*..", ".",
                   "ex*ample.com", "*.*.example.com", "gw.*", "gw .example.com", "gw.example.com,", ".example.com",
                   "a..b", "-bad.example", "bad-.example", "gw.example.com:abc", "a:b:c", "x" * 64 + ".example",
-                  ".".join(["a" * 60] * 5), "bad\x00.example", "b\u00fccher..example"]
+                  ".".join(["a" * 60] * 5), "bad\x00.example", "b\u00fccher..example", "[fd00::5", "[not-an-ip]:80", "[]"]
 
 
 @pytest.mark.parametrize("entry", NOT_HOST_NAMES)

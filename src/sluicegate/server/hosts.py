@@ -53,7 +53,7 @@ def allowed_entry(entry: str) -> str:
     if text == "*":
         return text
     wildcard, name = ("*.", text[2:]) if text.startswith("*.") else ("", text)
-    if not wildcard and (name.startswith("[") or _ip(name) is not None):
+    if not wildcard and _ip(host_name(name)) is not None:
         return text  # an IP literal (answered anyway beyond loopback); host_name drops brackets and port
     host, colon, port = name.rpartition(":")
     if not colon or not port.isdigit():
