@@ -105,6 +105,34 @@ def test_a_write_the_disk_refuses_costs_no_request(tmp_path, monkeypatch, caplog
     assert len(lines(tmp_path / "journal")) == 1  # no torn line from the failed ones
 
 
+def test_a_disk_that_fails_by_turns_is_said_every_ten_seconds_not_every_failure(tmp_path, monkeypatch, caplog):
+    # Writes that fail and succeed in turn (a nearly full disk) logged an error line for every failure.
+    now = [1000.0]
+    journal = Journal(tmp_path / "journal", clock=lambda: now[0])
+    journal.open()
+    real_write, calls = os.write, [0]
+
+    def every_other_write(fd, data):
+        calls[0] += 1
+        if calls[0] % 2:
+            raise OSError(28, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", every_other_write)
+    said = lambda: [r.message for r in caplog.records if "journal cannot be written" in r.message]  # noqa: E731
+    written = [journal.append(line(entry())) for _ in range(100)]
+    assert sum(segment is not None for segment in written) == 50 and journal.failed == 50
+    assert len(said()) == 1 and "(No space left on device; 1 records not journaled" in said()[0]
+    now[0] += 9.9
+    journal.append(line(entry()))
+    assert len(said()) == 1
+    now[0] += 0.1
+    journal.append(line(entry()))  # written
+    journal.append(line(entry()))  # refused, and said: ten seconds have passed
+    assert len(said()) == 2 and f"{journal.failed} records not journaled since start" in said()[1]
+    assert journal.failed == 52
+
+
 def _die_with_a_journal(directory, entries) -> None:
     """A real process that journals these entries and is killed (SIGKILL) before it settles them."""
     script = textwrap.dedent(f"""

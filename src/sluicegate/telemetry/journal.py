@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,9 @@ log = logging.getLogger("sluicegate.telemetry")
 # A segment this large that still holds unsettled records is closed and a new one begun: under steady load
 # some record is always in flight, so the one being written would never be emptied.
 ROTATE_BYTES = 4 * 1024 * 1024
+# A disk that refuses writes now and then (nearly full, a flaky mount) makes the journal fail and recover by
+# turns: said at most this often, with the count so far, instead of once per failure.
+WARN_EVERY_S = 10.0
 
 
 @dataclass(eq=False)
@@ -51,9 +55,12 @@ class JournalSegment:
 
 
 class Journal:
-    def __init__(self, directory: Path, rotate_bytes: int = ROTATE_BYTES) -> None:
+    def __init__(self, directory: Path, rotate_bytes: int = ROTATE_BYTES,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.directory = directory
         self._rotate_bytes = rotate_bytes
+        self._clock = clock
+        self._warned_at = -WARN_EVERY_S
         self._current: JournalSegment | None = None
         self._older: list[JournalSegment] = []  # rotated, until their last records are settled
         self.failed = 0  # records not journaled (still logged, unless the process dies before the commit)
@@ -65,8 +72,8 @@ class Journal:
 
     def append(self, line: bytes | None) -> JournalSegment | None:
         """Journal one record's rows' draft, as its JSON line (storable.storable_draft; None: it could not be
-        JSON); the segment to settle it on, or None when it could not be written (counted, and said once
-        until a write succeeds: the request is served all the same)."""
+        JSON); the segment to settle it on, or None when it could not be written (counted, and said at most
+        every WARN_EVERY_S: the request is served all the same)."""
         return self.append_many([line])[0]
 
     def append_many(self, lines: list[bytes | None]) -> list[JournalSegment | None]:
@@ -120,11 +127,13 @@ class Journal:
         return current
 
     def _failed(self, why: str, records: int = 1) -> None:
-        if self.error is None:
-            log.error("request log journal cannot be written (%s); records answered meanwhile are lost if "
-                      "the process dies before they are committed", why)
         self.error = why
         self.failed += records
+        now = self._clock()
+        if now - self._warned_at >= WARN_EVERY_S:
+            self._warned_at = now
+            log.error("request log journal cannot be written (%s; %d records not journaled since start); records "
+                      "answered meanwhile are lost if the process dies before they are committed", why, self.failed)
 
 
 def _release(journal_segment: JournalSegment) -> None:
