@@ -48,7 +48,10 @@ class Entry:
 
 
 def kept_headers(headers: list[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
-    return tuple((name, value) for name, value in headers if name.lower() in KEPT_HEADERS)
+    """The headers an entry keeps, each value as the client got it: bytes of it that were not UTF-8 (read as
+    lone surrogates) are left out, as both edges leave them out when they write it, and JSON cannot hold them."""
+    return tuple((name, value if value.isascii() else value.encode("utf-8", "ignore").decode())
+                 for name, value in headers if name.lower() in KEPT_HEADERS)
 
 
 class ReplayBody:

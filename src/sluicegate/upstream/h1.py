@@ -229,7 +229,9 @@ class _Connection(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         if not self.head_done:  # not a trailer, nor a second answer's
             self.head_size += len(name) + len(value) + 4  # "name: value\r\n"
-            self.headers.append((name.decode("latin-1").lower(), value.decode("latin-1")))
+            # As aiohttp reads them (and both edges write them back as UTF-8): a value in UTF-8 reaches the
+            # client as its bytes; read as latin-1, each byte past ASCII was encoded twice on the way out.
+            self.headers.append((name.decode("latin-1").lower(), value.decode("utf-8", "surrogateescape")))
 
     def on_headers_complete(self) -> None:
         if self.surplus:
