@@ -53,8 +53,9 @@ def allowed_entry(entry: str) -> str:
     if text == "*":
         return text
     wildcard, name = ("*.", text[2:]) if text.startswith("*.") else ("", text)
-    if not wildcard and _ip(host_name(name)) is not None:
-        return text  # an IP literal (answered anyway beyond loopback); host_name drops brackets and port
+    address = host_name(name)
+    if not wildcard and _ip(address) is not None:
+        return address  # an IP literal (answered anyway beyond loopback), without its brackets and port
     host, colon, port = name.rpartition(":")
     if not colon or not port.isdigit():
         host = name  # no port (a ":" left in the name refuses it below)
@@ -87,7 +88,7 @@ class HostPolicy:
     def build(cls, listen_host: str, allowed: tuple[str, ...]) -> HostPolicy:
         entries = [allowed_entry(entry) for entry in allowed if entry.strip()]
         return cls(
-            names=frozenset(host_name(e) for e in entries if not e.startswith("*")),
+            names=frozenset(e for e in entries if not e.startswith("*")),
             suffixes=tuple(e[1:] for e in entries if e.startswith("*.")),
             any_ip=not listens_on_loopback(listen_host),
             any_host="*" in entries,
