@@ -36,8 +36,8 @@ log = logging.getLogger("sluicegate.telemetry")
 # A segment this large that still holds unsettled records is closed and a new one begun: under steady load
 # some record is always in flight, so the one being written would never be emptied.
 ROTATE_BYTES = 4 * 1024 * 1024
-# A disk that refuses writes now and then (nearly full, a flaky mount) makes the journal fail and recover by
-# turns: said at most this often, with the count so far, instead of once per failure.
+# How often the request log repeats a warning that keeps coming (here: a disk that refuses writes now and
+# then, so the journal fails and recovers by turns; the sink's dropped records), with the count so far.
 WARN_EVERY_S = 10.0
 
 

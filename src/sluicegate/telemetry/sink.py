@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TypeVar
 
 from ..types import CACHE_HIT, CACHE_SEMANTIC_HIT
-from .journal import Journal
+from .journal import WARN_EVERY_S, Journal
 from .metrics import RequestStats, SinkGauges
 from .record import RequestRecord
 from .spool import Entry, Spool
@@ -44,7 +44,6 @@ WRITE_TIMEOUT_S = 15.0  # a store that takes longer for one batch is treated as 
 # A write in flight for longer than this (a lock held elsewhere, a store that hangs) already reads as down on
 # /metrics, before it fails: a batch of 1,000 rows takes well under a second.
 WRITE_STALL_S = 2.0
-WARN_EVERY_S = 10.0
 # At most one transaction per interval unless a full batch is waiting. Bigger batches cost far less per
 # record: SQLite rewrites the same index pages into its WAL at every commit, and each transaction has a
 # fixed cost on the event loop. The interval follows the store: FLUSH_PACE times the last write's duration,
