@@ -119,6 +119,7 @@ def _sluicegate(*argv: str | bytes, env: dict[str, str], timeout: float = 60) ->
     ({"SLUICEGATE_ALLOWED_HOSTS": "gw.example.test, *."}, "SLUICEGATE_ALLOWED_HOSTS: '*.' is not a host name"),
     ({"SLUICEGATE_ALLOWED_HOSTS": "gw.*.example.test"},
      "SLUICEGATE_ALLOWED_HOSTS: 'gw.*.example.test' is not a host name"),
+    ({"SLUICEGATE_DATABASE_URL": "sqlite://"}, "SLUICEGATE_DATABASE_URL names an in-memory SQLite database"),
     # Set-up fails after the store and the request log started: they are closed before the line is printed.
     ({"SLUICEGATE_CACHE_BACKEND": "redis"}, "SLUICEGATE_CACHE_BACKEND=redis needs SLUICEGATE_CACHE_REDIS_URL"),
 ])

@@ -42,6 +42,14 @@ def test_unsupported_url_is_a_clear_error(configured: str) -> None:
         database_url(Settings(database_url=configured))
 
 
+@pytest.mark.parametrize("configured", ["sqlite://", "sqlite:///:memory:", "sqlite+aiosqlite://",
+                                        "sqlite+aiosqlite:///:memory:"])
+def test_an_in_memory_sqlite_database_is_refused(configured: str) -> None:
+    # It served: each --workers worker with keys and a catalog of its own, and every log gone at a restart.
+    with pytest.raises(StoreConfigError, match="^SLUICEGATE_DATABASE_URL names an in-memory SQLite database"):
+        database_url(Settings(database_url=configured))
+
+
 @pytest.mark.parametrize(("query", "ssl"), [("sslmode=require", "require"), ("sslmode=disable", "disable"),
                                             ("ssl=verify-full", "verify-full")])
 def test_libpq_s_sslmode_reaches_asyncpg_as_ssl(query: str, ssl: str) -> None:

@@ -54,6 +54,14 @@ def database_url(settings: Settings) -> URL:
             f"SLUICEGATE_DATABASE_URL: unsupported scheme {url.drivername!r} "
             "(use postgresql://user@host/db or sqlite:///path)"
         )
+    if driver == "sqlite+aiosqlite" and url.database in (None, "", ":memory:"):
+        # Every process would have a database of its own, emptied when it stops: each --workers worker and
+        # every CLI command its own keys and catalog, and no request log surviving a restart.
+        raise StoreConfigError(
+            "SLUICEGATE_DATABASE_URL names an in-memory SQLite database, which every process would have to itself "
+            "and lose when it stops (keys, catalog, request log): name a file (sqlite:////var/lib/sluicegate/"
+            "sluicegate.db), or leave it unset for the file in the data directory"
+        )
     url = url.set(drivername=driver)
     return _asyncpg_query(url) if driver == "postgresql+asyncpg" and url.query else url
 
