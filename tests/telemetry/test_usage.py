@@ -73,6 +73,23 @@ def test_estimate_counts_content_events_only():
     assert usage.estimate_completion(head, b"".join(chunks), events_after_head, whole=True) == 12
 
 
+# Chunks an upstream may send whose fields are not the shapes OpenAI's are: passed over as carrying no
+# content (a `delta` of 5 made the estimate raise, and the request's log record was dropped).
+ODD_CHUNKS = [
+    {"choices": [{"delta": 5}]}, {"choices": [{"delta": [1]}]}, {"choices": [{"delta": "text"}]},
+    {"choices": [{"delta": None}]}, {"choices": 5}, {"choices": "abc"}, {"choices": {"delta": {}}},
+    {"choices": [5, None, "x"]}, {"choices": None},
+]
+
+
+@pytest.mark.parametrize("odd", ODD_CHUNKS)
+def test_an_odd_chunk_counts_as_no_content(odd):
+    head = sse(chunk("one"))
+    stream = sse(chunk("two")) + sse(odd) + sse("[DONE]")
+    assert usage.estimate_completion(head, stream, stream.count(b"data:"), whole=True) == 2
+    assert usage.estimate_completion(head, stream, stream.count(b"data:"), whole=False) == 2
+
+
 def test_estimate_when_the_tail_starts_mid_event():
     head = sse(chunk("a"))
     stream = b"".join(sse(chunk(f"t{i}")) for i in range(6)) + sse(chunk(finish="stop")) + sse("[DONE]")
@@ -88,6 +105,9 @@ def test_estimate_when_the_tail_starts_mid_event():
         ({"prompt": "abcde"}, 2),
         ({"input": ["abcd", "efgh"]}, 2),
         (None, 0),
+        ({"prompt": "abcd", "messages": 5}, 1),  # raised: a stream's record was dropped
+        ({"prompt": "abcd", "messages": "abcdefgh"}, 1),
+        ({"messages": {"content": "abcdefgh"}}, 0),
     ],
 )
 def test_prompt_estimate(body, tokens):

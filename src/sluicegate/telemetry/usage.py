@@ -167,11 +167,12 @@ class StreamView:
             return False
         if chunk is _NOT_JSON or not isinstance(chunk, dict):
             return True  # not ours to judge: count it
-        for choice in chunk.get("choices") or ():
+        choices = chunk.get("choices")
+        for choice in choices if isinstance(choices, list) else ():
             if not isinstance(choice, dict):
                 continue
-            delta = choice.get("delta") or {}
-            if choice.get("text") or any(delta.get(name) for name in _TOKEN_FIELDS):
+            delta = choice.get("delta")
+            if choice.get("text") or (isinstance(delta, dict) and any(delta.get(name) for name in _TOKEN_FIELDS)):
                 return True
         return False
 
@@ -216,7 +217,8 @@ def estimate_prompt(body: Any) -> int:
     if not isinstance(body, dict):
         return 0
     chars = 0
-    for message in body.get("messages") or ():
+    messages = body.get("messages")
+    for message in messages if isinstance(messages, list) else ():
         if isinstance(message, dict):
             chars += _text_length(message.get("content"))
     chars += _text_length(body.get("prompt")) + _text_length(body.get("input"))
