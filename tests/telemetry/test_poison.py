@@ -23,6 +23,10 @@ POISONS = [
     [(b"x-portkey-span-name", b"span-\xed\xa0\x80-lone-surrogate")],  # U+D800 encoded: not valid UTF-8
     [(b"x-portkey-metadata", b'{"team": "a\\u0000b"}')],
     [(b"x-portkey-trace-id", b"\xc3\x28-truncated")],
+    # In a credential: its URL-encoded form could not be made, and the record was dropped (a client could keep
+    # its requests out of the log, and their usage out of its limits).
+    [(b"authorization", b"Bearer sk-poison\x9avalue-123456")],
+    [(b"x-api-key", b"key-\xff\xfe-0123456789")],
 ]
 
 
@@ -55,7 +59,7 @@ def run(gateway: GatewayProcess, upstream, database) -> None:
 def test_poisoned_rows_do_not_cost_their_batch_sqlite(tmp_path, upstream):
     gateway = GatewayProcess(tmp_path / "data", env={"SLUICEGATE_ADMIN_TOKEN": ADMIN_TOKEN}).start()
     run(gateway, upstream, tmp_path / "data" / "sluicegate.db")
-    assert count_rows(tmp_path / "data" / "sluicegate.db", "trace_id = 'poison-\ufffd-trace'") == 5
+    assert count_rows(tmp_path / "data" / "sluicegate.db", "trace_id = 'poison-\ufffd-trace'") == 4
 
 
 @pytest.mark.postgres
@@ -63,7 +67,7 @@ def test_poisoned_rows_do_not_cost_their_batch_postgres(tmp_path, upstream, pg_u
     gateway = GatewayProcess(tmp_path / "data", env={"SLUICEGATE_ADMIN_TOKEN": ADMIN_TOKEN,
                                                      "SLUICEGATE_DATABASE_URL": pg_url}).start()
     run(gateway, upstream, pg_url)
-    assert count_rows(pg_url, "trace_id = 'poison-\ufffd-trace'") == 5
+    assert count_rows(pg_url, "trace_id = 'poison-\ufffd-trace'") == 4
 
 
 # Usage counts the token columns cannot hold (INTEGER: 32 bits on PostgreSQL; past 64 bits no driver binds
@@ -98,3 +102,28 @@ def test_usage_an_upstream_reports_past_the_columns_is_logged_as_unknown(tmp_pat
     run(gateway, upstream, database)  # every request answered 200 and logged
     assert count_rows(database, "prompt_tokens IS NULL") == poisoned
     assert "unreachable" not in gateway.log() and "dropped" not in gateway.log()
+
+
+# Stream chunks whose fields are not the shapes OpenAI's are, in a stream without usage (so its completion is
+# estimated from its events): a `delta` of 5 made the estimate raise, and the record was dropped.
+ODD_STREAM_CHUNKS = [{"choices": [{"delta": 5}]}, {"choices": [{"delta": [1]}]}, {"choices": 7}]
+
+
+def test_a_stream_with_odd_chunks_is_logged(tmp_path, upstream):
+    for odd in ODD_STREAM_CHUNKS:
+        upstream.push(Reply(stream=[{"choices": [{"index": 0, "delta": {"content": "one"}}]}, odd,
+                                    {"choices": [{"index": 0, "delta": {"content": "two"}}]}, "[DONE]"]))
+    gateway = GatewayProcess(tmp_path / "data", env={"SLUICEGATE_ADMIN_TOKEN": ADMIN_TOKEN}).start()
+    body = b'{"model": "m", "stream": true, "messages": [{"role": "user", "content": "hi"}]}'
+    base = [(b"x-portkey-provider", b"openai"), (b"x-portkey-custom-host", upstream.v1.encode())]
+    try:
+        statuses = send_all(gateway.port, [request_bytes(gateway.port, "/v1/chat/completions", base, body)
+                                           for _ in ODD_STREAM_CHUNKS])
+        assert statuses == [200] * len(ODD_STREAM_CHUNKS)
+        gateway.stop()
+        database = tmp_path / "data" / "sluicegate.db"
+        assert count_rows(database, "completion_tokens = 2 AND usage_estimated") == len(ODD_STREAM_CHUNKS), \
+            gateway.log()
+    finally:
+        gateway.stop()
+    assert "Traceback" not in gateway.log()

@@ -35,6 +35,18 @@ def test_secret_values_of_a_request():
     assert secrets == tuple(sorted(secrets, key=len, reverse=True))
 
 
+def test_a_credential_that_is_not_utf8_is_scrubbed_in_every_form():
+    # Its bytes reach Python as lone surrogates; making its URL-encoded form raised, and the record was dropped.
+    raw = b"sk-poison\x9a-0123456789"
+    ctx = ctx_of({"authorization": "Bearer " + raw.decode("utf-8", "surrogateescape")})
+    secrets = request_secrets(ctx, extra=["cfg-\ud800-key-0123"])  # a lone surrogate of another origin
+    echoed = [raw.decode("utf-8", "surrogateescape"),  # in a header value copied into metadata
+              raw.decode("utf-8", "replace"),  # in a body, decoded for storage
+              "sk-poison%9A-0123456789"]  # in a URL
+    for text in echoed:
+        assert scrub(f"echo {text} end", secrets) == f"echo {REDACTED} end"
+
+
 def test_scrub_replaces_every_occurrence():
     secrets = ("Bearer sk-live-0123456789", "sk-live-0123456789")
     text = 'bad key "sk-live-0123456789"; header Bearer sk-live-0123456789'

@@ -97,9 +97,20 @@ def _usable(values: Iterable[str]) -> tuple[str, ...]:
     # Longest first: a token inside a longer header value must not leave the rest of that value behind.
     unique = {v for v in values if v and len(v) >= MIN_SECRET_LENGTH}
     for value in list(unique):  # as an echo in a URL or in another JSON encoder's output would carry it
-        unique.add(quote(value, safe=""))
+        # A header's bytes that are not UTF-8 reach us as lone surrogates (surrogateescape): quoted as the
+        # bytes they were, and also as a stored text carries them once decoded (U+FFFD for each).
+        raw = _bytes_of(value)
+        unique.add(quote(raw, safe=""))
         unique.add(value.replace("/", "\\/"))
+        unique.add(raw.decode("utf-8", "replace"))
     return tuple(sorted(unique, key=len, reverse=True))
+
+
+def _bytes_of(value: str) -> bytes:
+    try:
+        return value.encode("utf-8", "surrogateescape")  # the bytes a header's undecodable part was
+    except UnicodeEncodeError:  # another lone surrogate (from a JSON escape): never a reason to raise
+        return value.encode("utf-8", "surrogatepass")
 
 
 class Secrets(tuple[str, ...]):
