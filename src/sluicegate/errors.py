@@ -8,7 +8,17 @@ Messages never carry credentials: callers pass redacted text only.
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def sendable(text: str) -> str:
+    """``text`` with each lone surrogate as U+FFFD. A client's bytes that were not UTF-8 (a header, a path)
+    reach Python as lone surrogates, which no JSON encoder writes: a message that echoed one made its own
+    answer fail (a 500)."""
+    return text if text.isascii() else _LONE_SURROGATE.sub("\ufffd", text)
 
 
 class GatewayError(Exception):
@@ -17,6 +27,7 @@ class GatewayError(Exception):
     status: int = 500
 
     def __init__(self, message: str, *, status: int | None = None) -> None:
+        message = sendable(message)
         super().__init__(message)
         self.message = message
         if status is not None:

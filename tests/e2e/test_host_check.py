@@ -69,6 +69,20 @@ def test_a_rebound_dns_name_is_refused_everywhere(gw, method, path, headers, bod
     assert_misdirected(response, f"rebind.example.test:{gw.port}")
 
 
+@pytest.mark.parametrize(("method", "path", "headers", "body"), [
+    ("GET", "/livez", {}, b""),
+    ("POST", "/v1/chat/completions", {"x-portkey-provider": "openai", "content-type": "application/json"}, CHAT),
+    ("GET", "/admin/api/providers", {"authorization": f"Bearer {ADMIN}"}, b""),
+])
+@pytest.mark.parametrize("raw_host", [b"\x9f", b"a\x80b.example.test"])
+def test_a_host_that_is_not_utf8_is_refused_not_a_500(gw, method, path, headers, body, raw_host):
+    # The refusal echoed the name, and the undecodable byte made its JSON fail: every route answered 500.
+    sent = request(method, path, headers, body, host="HOSTNAME").replace(b"HOSTNAME", raw_host)
+    response = exchange(gw.port, sent)
+    assert_misdirected(response, raw_host.decode("utf-8", "replace"))
+    assert "from from" not in gw.log()
+
+
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "[::1]", "LOCALHOST."])
 def test_loopback_names_are_answered_with_any_port(gw, host):
     for suffix in ("", f":{gw.port}", ":1"):

@@ -53,4 +53,4 @@ class ProtocolLog:
         remote = args[0] if args and msg.endswith("request from %s") and isinstance(args[0], str) else None
         what = "bad HTTP request" if isinstance(exc_info, (HttpProcessingError, BadHttpMethod)) else (
             f"HTTP server: {msg.split(' %', 1)[0]}")
-        return f"{what} from {remote}" if remote else what
+        return f"{what.removesuffix(' from')} from {remote}" if remote else what
