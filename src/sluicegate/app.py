@@ -57,7 +57,7 @@ from .server.native import NATIVE, NativeServer
 from .server.observability import add_log_routes, add_metrics_route
 from .server.portkey_catalog import CATALOG_ADMIN, CatalogAdmin, add_portkey_catalog_routes
 from .server.readiness import READINESS, Readiness, add_probe_routes
-from .server.routes import add_routes
+from .server.routes import add_reserved_routes, add_routes
 from .settings import PROVIDER_URL_PREFIX, Settings
 from .store import create_engine, opened_store
 from .store.access_tables import ACCESS_STATE_ID
@@ -80,6 +80,10 @@ if TYPE_CHECKING:
     from .cluster.breaker import RedisBreakerPeer
 
 SQLITE_RELOAD_S = 0.5
+# Portkey's Admin API under /v1 (the catalog's and access control's routes, and Portkey's /v1/admin): no path
+# below these is proxied to a provider.
+PORTKEY_ADMIN_PATHS = ("/v1/integrations", "/v1/providers", "/v1/configs", "/v1/admin", "/v1/api-keys",
+                       "/v1/audit-logs")
 NOTIFIED_RELOAD_S = 5.0
 
 
@@ -137,6 +141,7 @@ def build_app(settings: Settings, *, transport: Transport | None = None) -> web.
     add_portkey_catalog_routes(app.router)
     # Portkey's Admin API paths under /v1, before add_routes' /v1 catch-all (passthrough) can claim them.
     add_access_routes(app.router, workspaces="/v1/admin/workspaces", keys="/v1/api-keys", audit="/v1/audit-logs")
+    add_reserved_routes(app.router, PORTKEY_ADMIN_PATHS)
     native_routes = add_routes(app)
     if not settings.access_log:  # aiohttp's access log sees only the requests aiohttp serves
         app[NATIVE] = NativeServer(app, edge, native_routes, connections, idle_timeout_s=settings.idle_timeout_s,

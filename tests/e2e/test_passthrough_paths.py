@@ -92,3 +92,36 @@ def test_dot_segments_below_the_base_path_are_resolved_before_forwarding(gw, ups
     assert response.status == 200, response.head
     assert [r.path for r in upstream.received] == [arrives_as]
     assert upstream.received[0].headers["authorization"] == STORED
+
+
+# Paths beside Portkey's Admin API under /v1 (a trailing slash, a segment more, a method it does not take).
+# They were proxied to the provider, and their bodies, with an integration's key, logged in clear.
+ADMIN_NEAR_MISSES = [
+    ("PUT", "/v1/integrations/"),
+    ("POST", "/v1/integrations/some-slug"),
+    ("PUT", "/v1/providers/some-slug/more"),
+    ("DELETE", "/v1/configs/"),
+    ("PATCH", "/v1/configs"),
+    ("POST", "/v1/api-keys"),
+    ("PUT", "/v1/api-keys/organisation/service"),
+    ("GET", "/v1/admin/workspaces/ws/members"),
+    ("POST", "/v1/admin"),
+    ("DELETE", "/v1/audit-logs/1"),
+]
+ADMIN_SECRET = "sk-integration-secret-5d2a"
+
+
+def test_a_path_beside_the_admin_api_is_not_proxied_or_logged(gw, upstream):
+    body = b'{"name": "x", "key": "' + ADMIN_SECRET.encode() + b'"}'
+    for method, target in ADMIN_NEAR_MISSES:
+        response = exchange(gw.port, request(method, target, {**SLUG, "content-type": "application/json"}, body))
+        assert response.status in (404, 405), (method, target, response.head)
+        assert "application/json" in response.head.lower()
+    assert upstream.received == []
+    gw.stop()  # the request log is written out: nothing of the bodies may be in it
+    try:
+        for path in gw.data_dir.rglob("*"):
+            assert not path.is_file() or ADMIN_SECRET.encode() not in path.read_bytes(), path
+        assert ADMIN_SECRET not in gw.log()
+    finally:
+        gw.start()

@@ -197,6 +197,28 @@ def response_headers(state: RequestState, outcome: Outcome) -> CIMultiDict[str]:
     return headers
 
 
+def add_reserved_routes(router: web.UrlDispatcher, prefixes: tuple[str, ...]) -> None:
+    """Every path at or below ``prefixes`` (Portkey's Admin API under /v1) is the admin API's: one that none
+    of its routes takes is a 404, or a 405 when another method would be taken. Added after the admin routes
+    and before the /v1 passthrough, which would otherwise forward such a request to a provider and log its
+    body (an integration's key) as an inference request."""
+    reserved: list[web.AbstractResource] = []
+
+    async def not_served(request: web.Request) -> web.StreamResponse:
+        allowed: set[str] = set()
+        for resource in request.app.router.resources():
+            if resource not in reserved and resource.canonical.startswith(prefixes):
+                match, methods = await resource.resolve(request)
+                allowed |= methods if match is None else set()
+        if allowed:
+            raise web.HTTPMethodNotAllowed(request.method, allowed)
+        raise web.HTTPNotFound()
+
+    for prefix in prefixes:
+        for path in (prefix, prefix + "/{tail:.*}"):
+            reserved.append(router.add_route("*", path, not_served).resource)
+
+
 def add_routes(app: web.Application) -> dict[str, Handler]:
     """Add the inference routes; returns the unified endpoints' handlers by path: the routes whose common case
     the native edge serves too (server/native.py), with the same handlers as here."""
