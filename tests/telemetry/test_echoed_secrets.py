@@ -26,7 +26,8 @@ TENANT = "tenant-secret-0c9d2e71"  # x-tenant: passed through on a passthrough r
 QUERY_KEY = "query-key-secret-5a17be"  # ?key= on a passthrough route
 ORG_REF = "org-ref-secret-9e03aa44"  # forwarded by a config's forward_headers
 CATALOG = "cat+secret/val==3f8c1d"  # a catalog header named x-goog-thing; '+', '/', '=' get encoded
-SECRETS = [TENANT, QUERY_KEY, ORG_REF, CATALOG, quote(CATALOG, safe=""), CATALOG.replace("/", "\\/")]
+PASTED = "pasted-secret-77e1b0c4"  # a header pasted into x-portkey-custom-host after the URL: refused
+SECRETS = [TENANT, QUERY_KEY, ORG_REF, CATALOG, quote(CATALOG, safe=""), CATALOG.replace("/", "\\/"), PASTED]
 
 
 def echoing(secret: str, upstream) -> Reply:
@@ -55,6 +56,10 @@ def send(gateway: GatewayProcess, upstream) -> list[str]:
                headers={"x-portkey-config": config.decode(), "x-org-ref": ORG_REF, "x-portkey-trace-id": traces[2]})
     httpx.post(f"{gateway.v1}/chat/completions", json={**body, "model": "@innocuous/m"},
                headers={"x-portkey-trace-id": traces[3]})
+    # The guard's refusal (a URL with whitespace) was logged, and the custom host stored, with the key in it.
+    refused = httpx.post(f"{gateway.v1}/chat/completions", json=body, headers={
+        "x-portkey-provider": "openai", "x-portkey-custom-host": f"{upstream.v1} Authorization: Bearer {PASTED}"})
+    assert refused.status_code == 400 and PASTED not in refused.text, refused.text
     received = upstream.received[-4:]
     assert received[0].headers["x-tenant"] == TENANT and f"key={QUERY_KEY}" in received[1].query
     assert received[2].headers["x-org-ref"] == ORG_REF and received[3].headers["x-goog-thing"] == CATALOG

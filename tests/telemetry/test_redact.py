@@ -62,6 +62,8 @@ def test_scrub_replaces_every_occurrence():
         ("http://127.0.0.1:8000/v1", "http://127.0.0.1:8000/v1"),
         ("http://[::1]:8000/v1", "http://[::1]:8000/v1"),
         ("http://host:notaport/v1", None),
+        ("http://127.0.0.1:8000/v1 Authorization: Bearer sk-pasted-123", None),  # was stored whole
+        ("http://127.0.0.1:8000/v1\tsk-pasted-123", None),
         (None, None),
     ],
 )

@@ -239,6 +239,10 @@ def test_every_refusal_is_a_security_event_without_credentials(caplog):
     ("http://host/v1?key=1", "http://host/v1?***"),
     ("user@host", "***@host"),
     (None, "<NoneType>"),
+    # A header pasted after the URL: nothing past the whitespace is shown (it was, key and all).
+    ("http://127.0.0.1:8000/v1 Authorization: Bearer sk-pasted-123", "http://127.0.0.1:8000/v1 ***"),
+    ("http://host/v1\tkey=sk-pasted-123", "http://host/v1 ***"),
+    ("http://host/v1\r\nFAKE LOG LINE", "http://host/v1 ***"),
 ])
 def test_redact_url(url, shown):
     assert redact_url(url) == shown

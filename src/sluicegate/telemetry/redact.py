@@ -144,6 +144,8 @@ def safe_url(url: str | None) -> str | None:
     """``https://user:pw@host:8000/v1?key=k#x`` → ``https://host:8000/v1``."""
     if not url:
         return None
+    if any(ch.isspace() or not ch.isprintable() for ch in url):
+        return None  # not a URL (the guard refused it): its tail may be anything a client pasted, a key too
     try:
         parts = urlsplit(url)
         host = parts.hostname or ""

@@ -64,6 +64,9 @@ def redact_url(url: object) -> str:
     password may itself contain '/', '#' or '?', so everything up to the LAST '@' goes."""
     if not isinstance(url, str):
         return f"<{type(url).__name__}>"
+    cut = next((i for i, ch in enumerate(url) if ch.isspace() or not ch.isprintable()), None)
+    if cut is not None:  # not part of a URL: what follows may be anything a client pasted (a header, its key)
+        url = url[:cut] + " ***"
     if "@" in url:
         scheme, sep, _ = url.partition("://")
         url = (scheme + sep if sep else "") + "***@" + url.rsplit("@", 1)[1]
