@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import openai
 import pytest
 from portkey_ai import Portkey
@@ -44,6 +45,24 @@ def test_portkey_admin_sdk_sets_limits_and_the_openai_sdk_feels_them(gateway: Ga
         client.chat.completions.create(model="m1", messages=HELLO)
     assert spent.value.status_code == 412 and "Usage limit exhausted" in spent.value.response.json()["message"]
     assert admin.api_keys.retrieve(id=created.id).model_dump()["usage_limits"]["credit_limit"] == 5
+
+
+def test_a_request_that_alone_exceeds_a_token_rate_is_not_retried(gateway: GatewayProcess, upstream) -> None:
+    # It was told "retry after 60 s", and the SDK retried what no wait could admit.
+    admin = Portkey(api_key=ADMIN_TOKEN, base_url=gateway.v1)
+    created = admin.api_keys.create(type="organisation", sub_type="service", name="tokens", scopes=["completions.write"],
+                                    rate_limits=[{"type": "tokens", "unit": "rpm", "value": 500}])
+    sent: list[str] = []
+    counting = httpx.Client(event_hooks={"request": [lambda request: sent.append(request.url.path)]})
+    client = openai.OpenAI(api_key=created.key, base_url=gateway.v1, http_client=counting,  # default retries
+                           default_headers={"x-portkey-provider": "openai", "x-portkey-custom-host": upstream.v1})
+    with pytest.raises(openai.RateLimitError) as limited:
+        client.chat.completions.create(model="m1", messages=HELLO, max_tokens=9000)
+    message = limited.value.response.json()["message"]
+    assert "500 tokens per minute, and this request alone reserves 9002: lower its max_tokens" in message
+    assert "retry after" not in message and "retry-after" not in limited.value.response.headers
+    assert sent == ["/v1/chat/completions"]  # once: x-should-retry: false
+    client.chat.completions.create(model="m1", messages=HELLO, max_tokens=100)  # one that fits is admitted
 
 
 def test_a_catalog_provider_made_through_the_sdk_carries_its_limits(gateway: GatewayProcess, upstream) -> None:

@@ -42,6 +42,12 @@ def refusal(checks: list[Check], verdict: Verdict) -> Exception:
     reset_s = max(1, -(-verdict.reset_ms[verdict.failed] // 1000))
     if check.kind == RATE:
         unit = {60_000: "minute", 3_600_000: "hour", 86_400_000: "day"}[check.window_ms]
+        if check.amount > check.limit:  # no wait admits it: SDKs retry a 429 unless told not to
+            return TooManyRequests(
+                f"Rate limit exceeded for {check.label}: {int(check.limit)} {check.measure} per {unit}, and this "
+                f"request alone reserves {check.amount:.0f}: lower its max_tokens (or max_completion_tokens)",
+                headers={"x-should-retry": "false", "x-ratelimit-limit": str(int(check.limit)),
+                         "x-ratelimit-remaining": "0"})
         headers = {"Retry-After": str(reset_s), "x-ratelimit-limit": str(int(check.limit)),
                    "x-ratelimit-remaining": "0", "x-ratelimit-reset": str(reset_s)}
         return TooManyRequests(f"Rate limit exceeded for {check.label}: {int(check.limit)} {check.measure} "
