@@ -35,7 +35,9 @@ def parser_reason(message: str | None) -> str:
     """The parser's reason for refusing a request, without any of the request's bytes."""
     first_line = (message or "").split("\n", 1)[0]
     # What follows a colon is what the parser choked on ("Invalid HTTP Header: <name>"), quoted or not.
-    reason = _QUOTED.sub("", first_line).split(":", 1)[0].strip()
+    reason = _QUOTED.sub("", first_line).split(":", 1)[0].replace("()", "").strip()
+    if reason.endswith(" when reading"):  # the line it read came next, and is gone: say what it was
+        reason += " a line of the request head"
     if not reason or len(reason) > REASON_MAX or not _PLAIN_REASON.fullmatch(reason):
         return GENERIC_REASON
     return reason
