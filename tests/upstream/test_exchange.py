@@ -77,9 +77,12 @@ async def test_an_error_event_before_any_content_is_a_retryable_502():
 
 
 async def test_a_stream_that_ends_or_breaks_before_content_is_a_502():
-    for response in (sse_response(b": ping\n\n"), sse_response(b": ping\n\n", broken_body())):
+    # Only a connection that broke is a connection error; a stream the upstream ended was its answer's failure.
+    for response, kind in ((sse_response(b": ping\n\n"), "upstream_error"),
+                           (sse_response(b": ping\n\n", broken_body()), "upstream_connection_error")):
         outcome = await exchange(FakeTransport(script=[response]), prepared(), "config")
         assert outcome.status == 502 and b"openai stream ended before any content" in (outcome.body or b"")
+        assert orjson.loads(outcome.body)["error"]["type"] == kind
 
 
 async def test_a_stream_without_content_is_handed_over_at_the_peek_limit():

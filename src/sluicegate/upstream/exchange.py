@@ -151,10 +151,10 @@ async def open_stream(response: TransportResponse, decoder: StreamDecoder, provi
     while held < STREAM_PEEK_LIMIT:
         try:
             chunk = await response.read_chunk()
-        except BodyBroken:
-            chunk = b""
-        if not chunk:
-            raise UpstreamUnreachable(f"{provider} stream ended before any content", provider)
+        except BodyBroken:  # the connection broke
+            raise UpstreamUnreachable(f"{provider} stream ended before any content", provider) from None
+        if not chunk:  # the upstream ended it: its answer, not the connection, failed
+            raise UpstreamFailure(f"{provider} stream ended before any content", status=502, provider=provider)
         held += len(chunk)
         verdict, message = decoder.opening(chunk)
         if verdict == FAILED:
