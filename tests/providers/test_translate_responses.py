@@ -173,3 +173,15 @@ def test_anthropic_error_to_openai(status: int, anthropic_type: str, openai_type
     assert anthropic_error_to_openai(status, body) == {
         "error": {"message": "nope", "type": openai_type, "param": None, "code": None}}
     assert anthropic_error_to_openai(status, None, b"nope")["error"]["message"] == "nope"
+
+
+def test_a_model_of_another_type_is_not_relayed() -> None:
+    # A "model" of 12 reached the client as is, where both SDKs' types take a string.
+    message = {"id": "msg_1", "type": "message", "role": "assistant", "model": 12,
+               "content": [{"type": "text", "text": "hi"}], "stop_reason": "end_turn", "usage": {}}
+    completion = message_to_chat_response(message, completion_id="chatcmpl-9", created=1700000000)
+    assert completion["model"] == ""
+    openai.types.chat.ChatCompletion.model_validate(completion)
+    translated = chat_response_to_message({**chat({"content": "hi"}, "stop"), "model": ["x"]}, message_id="msg_2")
+    assert translated["model"] == ""
+    anthropic.types.Message.model_validate(translated)

@@ -103,3 +103,29 @@ def test_a_stream_cut_before_message_stop_is_an_error_not_a_clean_end() -> None:
 def test_after_the_end_nothing_more() -> None:
     stream, _ = translate([START, *end("end_turn")])
     assert stream.closed and stream.feed(text(0, "late")) == [] and stream.fail("x") == []
+
+
+# Fields of another type than Anthropic's are passed over: a "text" of 5 reached the client as
+# "content": 5, which clients that add strings cannot take.
+ODD_EVENTS = [
+    text(0, 5), text(0, ["x"]), text(0, {"a": 1}),
+    json_delta(1, 7), block_start(2, {"type": "text", "text": 9}),
+    block_start(3, {"type": "tool_use", "id": 4, "name": ["f"], "input": {}}),
+]
+
+
+def test_fields_of_another_type_are_passed_over() -> None:
+    odd_start = {**START, "message": {**START["message"], "model": 12}}
+    _, frames = translate([odd_start, block_start(0, {"type": "text", "text": ""}), text(0, "ok"), *ODD_EVENTS,
+                           stop(0), *end("end_turn")])
+    for _, data in decode(frames):
+        if isinstance(data, dict):
+            assert isinstance(data["model"], str)
+            for choice in data["choices"]:
+                delta = choice["delta"]
+                assert isinstance(delta.get("content", ""), str), delta
+                for call in delta.get("tool_calls", []):
+                    assert all(isinstance(v, str) for v in (call.get("id", ""), call["function"].get("name", ""),
+                                                           call["function"].get("arguments", ""))), call
+    chunks = openai_sdk_chunks(frames)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "ok"

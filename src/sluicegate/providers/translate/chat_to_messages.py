@@ -11,7 +11,7 @@ import orjson
 
 from . import TranslationError, token_count
 from .estimate import estimate_output_tokens
-from .shapes import as_object
+from .shapes import as_object, as_text
 
 DEFAULT_MAX_TOKENS = 4096  # Anthropic requires max_tokens; OpenAI clients often send none
 SYSTEM_JOIN = "\n\n"  # between system/developer messages folded into the one Anthropic system prompt
@@ -254,7 +254,7 @@ def chat_response_to_message(
     usage = chat.get("usage") if isinstance(chat.get("usage"), dict) else None
     generated = len(text) + sum(_call_characters(as_object(call.get("function"))) for call in _calls_of(reply))
     return {
-        "id": message_id, "type": "message", "role": "assistant", "model": chat.get("model", ""),
+        "id": message_id, "type": "message", "role": "assistant", "model": as_text(chat.get("model")),
         "content": content, "stop_reason": reason, "stop_sequence": sequence,
         "usage": anthropic_usage(usage, estimated_input_tokens, estimate_output_tokens(generated, max_tokens)),
     }

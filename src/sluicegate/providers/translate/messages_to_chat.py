@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from . import TranslationError, token_count
-from .shapes import as_object
+from .shapes import as_object, as_text
 
 TEXT_JOIN = "\n"  # between text blocks folded into one OpenAI string
 TOOL_ERROR_PREFIX = "Error: "  # keeps a tool_result's is_error visible to the model
@@ -240,7 +240,7 @@ def message_to_chat_response(message: dict[str, Any], *, completion_id: str, cre
         "id": completion_id,
         "object": "chat.completion",
         "created": created,
-        "model": message.get("model", ""),
+        "model": as_text(message.get("model")),
         "choices": [{"index": 0, "message": reply, "logprobs": None, "finish_reason": finish}],
         "usage": chat_usage(message.get("usage")),
     }

@@ -21,7 +21,7 @@ from .chat_to_messages import anthropic_usage, stop_reason, tool_input
 from .errors import error_message, stream_error_type
 from .estimate import estimate_output_tokens
 from .frames import anthropic_frame
-from .shapes import as_object
+from .shapes import as_object, as_text
 
 
 @dataclass
@@ -106,7 +106,7 @@ class ChatToMessagesStream:
         return anthropic_frame(event)
 
     def _message_start(self, chunk: dict[str, Any]) -> list[bytes]:
-        self._model = chunk.get("model") or self._model
+        self._model = as_text(chunk.get("model")) or self._model
         usage = anthropic_usage(chunk.get("usage") if isinstance(chunk.get("usage"), dict) else None, self._estimate)
         message: dict[str, Any] = {"id": self._id, "type": "message", "role": "assistant", "model": self._model,
                                    "content": [], "stop_reason": None, "stop_sequence": None, "usage": usage}

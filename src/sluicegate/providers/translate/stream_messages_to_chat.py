@@ -16,7 +16,7 @@ import orjson
 from .errors import OPENAI_TYPE_BY_ANTHROPIC_TYPE, error_message
 from .frames import DONE_FRAME, openai_frame
 from .messages_to_chat import chat_usage, finish_reason
-from .shapes import as_object
+from .shapes import as_object, as_text
 
 
 class MessagesToChatStream:
@@ -64,7 +64,7 @@ class MessagesToChatStream:
 
     def _on_message_start(self, event: dict[str, Any]) -> list[bytes]:
         message = as_object(event.get("message"))
-        self._model = message.get("model") or self._model
+        self._model = as_text(message.get("model")) or self._model
         self._merge_usage(message.get("usage"))
         self.started = True
         return [self._chunk({"role": "assistant", "content": ""})]
@@ -72,7 +72,7 @@ class MessagesToChatStream:
     def _on_block_start(self, event: dict[str, Any]) -> list[bytes]:
         block = as_object(event.get("content_block"))
         if block.get("type") == "text":
-            return [self._chunk({"content": block["text"]})] if block.get("text") else []
+            return [self._chunk({"content": block["text"]})] if as_text(block.get("text")) else []
         if block.get("type") != "tool_use":
             return []  # thinking and server-tool blocks have no Chat Completions form
         index = event.get("index")
@@ -82,17 +82,17 @@ class MessagesToChatStream:
         arguments = orjson.dumps(block["input"]).decode() if block.get("input") else ""
         if not arguments:
             self._without_arguments.add(index)
-        call = {"index": position, "id": block.get("id", ""), "type": "function",
-                "function": {"name": block.get("name", ""), "arguments": arguments}}
+        call = {"index": position, "id": as_text(block.get("id")), "type": "function",
+                "function": {"name": as_text(block.get("name")), "arguments": arguments}}
         return [self._chunk({"tool_calls": [call]})]
 
     def _on_block_delta(self, event: dict[str, Any]) -> list[bytes]:
         delta = as_object(event.get("delta"))
-        if delta.get("type") == "text_delta" and delta.get("text"):
+        if delta.get("type") == "text_delta" and as_text(delta.get("text")):
             return [self._chunk({"content": delta["text"]})]
         index = event.get("index")
         position = self._tool_by_block.get(index) if isinstance(index, int) else None
-        if delta.get("type") == "input_json_delta" and delta.get("partial_json") and position is not None:
+        if delta.get("type") == "input_json_delta" and as_text(delta.get("partial_json")) and position is not None:
             self._without_arguments.discard(index)
             call = {"index": position, "function": {"arguments": delta["partial_json"]}}
             return [self._chunk({"tool_calls": [call]})]
