@@ -42,6 +42,9 @@ CASES = [
      "Invalid x-portkey-metadata header: it must be a JSON object"),
     ("metadata not an object", "/chat/completions", {"x-portkey-metadata": "[1]"}, CHAT, 400,
      "Invalid x-portkey-metadata header: it must be a JSON object"),
+    # A byte that is not UTF-8: it was told "it must be a JSON object", which it was.
+    ("metadata not UTF-8", "/chat/completions", {"x-portkey-metadata": b'{"a": "\xff"}'}, CHAT, 400,
+     "Invalid x-portkey-metadata header: it is not UTF-8 text"),
     ("metadata nested value", "/chat/completions", {"x-portkey-metadata": '{"a": {"b": 1}}'}, CHAT, 400,
      "value of 'a' must be a string"),
     ("metadata value too long", "/chat/completions", {"x-portkey-metadata": '{"a": "' + "x" * 129 + '"}'},
