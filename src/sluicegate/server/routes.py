@@ -216,7 +216,9 @@ def add_reserved_routes(router: web.UrlDispatcher, prefixes: tuple[str, ...]) ->
 
     for prefix in prefixes:
         for path in (prefix, prefix + "/{tail:.*}"):
-            reserved.append(router.add_route("*", path, not_served).resource)
+            resource = router.add_resource(path)
+            resource.add_route("*", not_served)
+            reserved.append(resource)
 
 
 def add_routes(app: web.Application) -> dict[str, Handler]:
