@@ -80,11 +80,11 @@ if TYPE_CHECKING:
     from .cluster.breaker import RedisBreakerPeer
 
 SQLITE_RELOAD_S = 0.5
+NOTIFIED_RELOAD_S = 5.0
 # Portkey's Admin API under /v1 (the catalog's and access control's routes, and Portkey's /v1/admin): no path
 # below these is proxied to a provider.
 PORTKEY_ADMIN_PATHS = ("/v1/integrations", "/v1/providers", "/v1/configs", "/v1/admin", "/v1/api-keys",
                        "/v1/audit-logs")
-NOTIFIED_RELOAD_S = 5.0
 
 
 def build_app(settings: Settings, *, transport: Transport | None = None) -> web.Application:
