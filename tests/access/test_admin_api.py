@@ -413,6 +413,11 @@ EXPIRY = [
     ("POST", "/v1/api-keys/workspace/service", None, 200, None),
     ("PUT", "/v1/api-keys/{key}", "2100-01-01T00:00:00Z", 200, None),
     ("PATCH", "/admin/api/api-keys/{key}", "", 200, None),
+
+
+    # Past the last year a date-time can hold once in UTC: it was a 500 (OverflowError binding it).
+    ("POST", "/v1/api-keys/workspace/service", "9999-12-31T23:59:59-12:00", 400, "expires_at: out of range"),
+    ("PUT", "/v1/api-keys/{key}", "9999-12-31T23:59:59-12:00", 400, "expires_at: out of range"),
 ]
 
 
@@ -433,3 +438,80 @@ def test_an_expiry_in_the_past_is_refused(gateway: GatewayProcess, plain: dict[s
         assert words in answer.json()["message"], answer.json()["message"]
         after = httpx.get(f"{gateway.url}/admin/api/api-keys/{plain['key']}", headers=AUTH, timeout=10).json()
         assert after["expires_at"] == before["expires_at"]  # nothing was changed
+
+
+# A key may give no key, itself included, more than it has: scopes (the default one too), permissions wider
+# than its own, or a longer life than its own. Each of these was a 200: a key made without "scopes" got
+# completions.write unchecked, and a key could lift its own provider allow-list or expiry.
+def _key(body: dict, token: str = ADMIN_TOKEN, path: str = "/admin/api/api-keys/workspace/service") -> httpx.Response:
+    return httpx.post(f"{_GATEWAY_URL[0]}{path}", headers={"authorization": f"Bearer {token}"}, json=body, timeout=10)
+
+
+_GATEWAY_URL: list[str] = []
+
+
+@pytest.fixture(scope="module")
+def manager(gateway: GatewayProcess) -> dict[str, str]:
+    """A workspace key that may create and update keys, restricted to one provider, expiring in 2090."""
+    _GATEWAY_URL[:] = [gateway.url]
+    made = _key({"name": "manager", "workspace_id": "default", "expires_at": "2090-01-01T00:00:00Z",
+                 "scopes": ["workspace_service_api_keys.create", "workspace_service_api_keys.update",
+                            "workspace_service_api_keys.read"],
+                 "permissions": {"providers": ["pa"], "direct_integration": False}})
+    assert made.status_code == 200, made.text
+    return made.json()
+
+
+ESCALATIONS = [
+    ("no scopes: the default completions.write", {}, "cannot grant scopes it does not hold: completions.write"),
+    ("no permissions: unrestricted", {"scopes": ["workspace_service_api_keys.read"]},
+     "cannot grant permissions wider than its own"),
+    ("another provider", {"scopes": ["workspace_service_api_keys.read"],
+                          "permissions": {"providers": ["pa", "pb"], "direct_integration": False}},
+     "cannot grant permissions wider than its own"),
+    ("direct integration", {"scopes": ["workspace_service_api_keys.read"],
+                            "permissions": {"providers": ["pa"], "direct_integration": True}},
+     "cannot grant permissions wider than its own"),
+    ("no expiry", {"scopes": ["workspace_service_api_keys.read"],
+                   "permissions": {"providers": ["pa"], "direct_integration": False}},
+     "must expire no later than this key"),
+    ("a later expiry", {"scopes": ["workspace_service_api_keys.read"], "expires_at": "2095-01-01T00:00:00Z",
+                        "permissions": {"providers": ["pa"], "direct_integration": False}},
+     "must expire no later than this key"),
+]
+
+
+@pytest.mark.parametrize(("case", "body", "words"), ESCALATIONS, ids=[c for c, _, _ in ESCALATIONS])
+def test_a_key_cannot_make_a_key_with_more_than_it_has(manager: dict[str, str], case: str, body: dict,
+                                                         words: str) -> None:
+    answer = _key({"name": "child", **body}, token=manager["key"])
+    assert answer.status_code == 403, (case, answer.text)
+    assert words in answer.json()["message"], (case, answer.json()["message"])
+
+
+def test_a_key_may_make_a_key_with_what_it_has(manager: dict[str, str]) -> None:
+    answer = _key({"name": "child", "scopes": ["workspace_service_api_keys.read"], "expires_at": "2080-01-01T00:00:00Z",
+                   "permissions": {"providers": ["pa"], "models": ["m1"], "direct_integration": False}},
+                  token=manager["key"])
+    assert answer.status_code == 200, answer.text
+
+
+@pytest.mark.parametrize(("case", "body", "words"), [
+    ("lift its allow-list", {"permissions": {}}, "cannot grant permissions wider than its own"),
+    ("allow direct integration", {"permissions": {"providers": ["pa"], "direct_integration": True}},
+     "cannot grant permissions wider than its own"),
+    ("never expire", {"expires_at": ""}, "must expire no later than this key"),
+    ("expire later", {"expires_at": "9999-01-01T00:00:00"}, "must expire no later than this key"),
+])
+def test_a_key_cannot_lift_its_own_restrictions(gateway: GatewayProcess, manager: dict[str, str], case: str,
+                                                body: dict, words: str) -> None:
+    own = f"{gateway.url}/admin/api/api-keys/{manager['id']}"
+    answer = httpx.put(own, headers={"authorization": f"Bearer {manager['key']}"}, json=body, timeout=10)
+    assert answer.status_code == 403, (case, answer.text)
+    assert words in answer.json()["message"]
+    shown = httpx.get(own, headers=AUTH, timeout=10).json()
+    assert shown["permissions"]["providers"] == ["pa"] and shown["expires_at"].startswith("2090-01-01")
+    narrower = httpx.put(own, headers={"authorization": f"Bearer {manager['key']}"}, timeout=10,
+                         json={"expires_at": "2089-01-01T00:00:00Z"})
+    assert narrower.status_code == 200, narrower.text  # a shorter life is its to choose
+    httpx.put(own, headers=AUTH, json={"expires_at": "2090-01-01T00:00:00Z"}, timeout=10)

@@ -49,6 +49,10 @@ def parse_expiry(value: Any, *, update: bool = False) -> datetime | None:
     except ValueError:
         raise BadRequest("expires_at: expected an ISO 8601 date-time, e.g. 2030-01-01T00:00:00Z") from None
     moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    try:  # the store keeps it in UTC, where a moment past the year 9999 cannot be held
+        moment.astimezone(UTC)
+    except OverflowError:
+        raise BadRequest("expires_at: out of range (at most 9999-12-31T23:59:59Z)") from None
     if moment <= datetime.now(UTC):
         hint = ("; to stop a key now, revoke it instead (DELETE /api-keys/{id}, or sluicegate keys revoke ID)"
                 if update else "; a key must be usable when it is made")

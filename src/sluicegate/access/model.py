@@ -101,6 +101,16 @@ class Permissions:
                    models=_names(value.get("models"), f"{where}.models"),
                    configs=_names(value.get("configs"), f"{where}.configs"), direct_integration=direct)
 
+    def within(self, bound: Permissions) -> bool:
+        """Does this allow nothing that ``bound`` does not (a key made or changed by a key bound by it)?"""
+        if self.direct_integration and not bound.direct_integration:
+            return False
+        for name in ("providers", "models", "configs"):
+            mine, theirs = getattr(self, name), getattr(bound, name)
+            if theirs is not None and (mine is None or not mine <= theirs):
+                return False
+        return True
+
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"direct_integration": self.direct_integration}
         for name in ("providers", "models", "configs"):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -25,8 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..access.admin_token import AdminAuth
 from ..access.audit import MAX_PAGE, AuditFilter, list_events
-from ..access.keys import KeyRepository
-from ..access.model import Principal, validate_scopes
+from ..access.keys import KeyRepository, parse_expiry
+from ..access.model import DEFAULT_SCOPES, Permissions, Principal, validate_scopes
 from ..access.policy import Forbidden, require_scope
 from ..access.registry import AccessRegistry
 from ..access.workspaces import WorkspaceRepository, resolve_workspace_id
@@ -192,7 +193,9 @@ async def create_key(request: web.Request) -> web.Response:
                 != caller.workspace_id:
             raise Forbidden("This API key may only act on its own workspace")
         body["workspace_id"] = caller.workspace_id
-    _no_escalation(caller, body.get("scopes"))
+    scopes = body.get("scopes")
+    _no_escalation(caller, list(DEFAULT_SCOPES) if scopes is None else scopes)  # the default is granted too
+    await _no_wider_key(request, caller, body, creating=True)
     limits = limits_admin.split(request, "key", body)
     view, secret = await _admin(request).keys.create(body, actor=caller.actor)
     await limits_admin.save(request, "key", view["id"], limits)
@@ -206,6 +209,22 @@ def _no_escalation(caller: Principal, scopes: Any) -> None:
     beyond = [s for s in validate_scopes(scopes) if not caller.has_scope(s)]
     if beyond:
         raise Forbidden(f"This API key cannot grant scopes it does not hold: {', '.join(beyond)}")
+
+
+async def _no_wider_key(request: web.Request, caller: Principal, body: dict[str, Any], *, creating: bool) -> None:
+    """A key gives no key, itself included, permissions wider than its own or a life longer than its own
+    (scopes: ``_no_escalation``). Else a key restricted to one provider, or expiring, could make or turn
+    itself into one that is not. The admin token has every right."""
+    if caller.key_id is None:
+        return
+    if (creating or "permissions" in body) and \
+            not Permissions.from_json(body.get("permissions")).within(caller.permissions):
+        raise Forbidden("This API key cannot grant permissions wider than its own")
+    if creating or "expires_at" in body:
+        own = (await _admin(request).keys.get(caller.key_id))["expires_at"]
+        asked = parse_expiry(body.get("expires_at"), update=not creating)
+        if own is not None and (asked is None or asked > datetime.fromisoformat(own)):
+            raise Forbidden(f"A key this API key makes or changes must expire no later than this key ({own})")
 
 
 async def list_keys(request: web.Request) -> web.Response:
@@ -237,6 +256,7 @@ async def update_key(request: web.Request) -> web.Response:
     body = await body_of(request)
     body.pop("id", None)
     _no_escalation(caller, body.get("scopes"))
+    await _no_wider_key(request, caller, body, creating=False)
     limits = limits_admin.split(request, "key", body)
     if limits:
         limits_admin.check_may_change(caller, "key", view["id"])
