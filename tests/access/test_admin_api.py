@@ -515,3 +515,15 @@ def test_a_key_cannot_lift_its_own_restrictions(gateway: GatewayProcess, manager
                          json={"expires_at": "2089-01-01T00:00:00Z"})
     assert narrower.status_code == 200, narrower.text  # a shorter life is its to choose
     httpx.put(own, headers=AUTH, json={"expires_at": "2090-01-01T00:00:00Z"}, timeout=10)
+
+
+def test_a_slug_that_is_another_workspace_s_id_is_refused(gateway: GatewayProcess, admin: Portkey) -> None:
+    # It was taken, and every lookup by that string then found the other workspace (keys landed there).
+    team = admin.admin.workspaces.create(name="Team with an id")
+    for slug in (team.id, "ws-default"):
+        answer = httpx.post(f"{gateway.url}/admin/api/workspaces", headers=AUTH, timeout=10,
+                            json={"name": "Shadow", "slug": slug})
+        assert answer.status_code == 409, answer.text
+        assert answer.json()["message"] == f"Workspace {slug} already exists"
+    shown = httpx.get(f"{gateway.url}/admin/api/workspaces/{team.id}", headers=AUTH, timeout=10).json()
+    assert shown["name"] == "Team with an id"

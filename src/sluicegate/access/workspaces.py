@@ -95,7 +95,9 @@ class WorkspaceRepository:
         try:
             async with self._engine.begin() as conn:
                 await bump_access_version(conn)
-                if (await conn.execute(select(workspaces.c.id).where(workspaces.c.slug == slug))).first():
+                # A workspace is found by its id or its slug: a slug that is another's id would hide one of them.
+                if (await conn.execute(select(workspaces.c.id).where(
+                        or_(workspaces.c.slug == slug, workspaces.c.id == slug)))).first():
                     raise Conflict(f"Workspace {slug} already exists")
                 await conn.execute(insert(workspaces).values(**values))
                 view = workspace_json(await workspace_row(conn, values["id"]))
