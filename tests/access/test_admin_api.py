@@ -527,3 +527,23 @@ def test_a_slug_that_is_another_workspace_s_id_is_refused(gateway: GatewayProces
         assert answer.json()["message"] == f"Workspace {slug} already exists"
     shown = httpx.get(f"{gateway.url}/admin/api/workspaces/{team.id}", headers=AUTH, timeout=10).json()
     assert shown["name"] == "Team with an id"
+
+
+# Names are shown as one line, in the CLI's listings among others: ESC, CR, LF, NUL and direction overrides
+# were stored as given and printed raw to an admin's terminal. A description may hold lines and tabs.
+@pytest.mark.parametrize("name", ["\x1b[31mred\x1b[0m", "a\rb", "a\nb", "a\x00b", "evil\u202eexe.txt", "a\x85b"])
+@pytest.mark.parametrize("path", ["/admin/api/api-keys/workspace/service", "/admin/api/workspaces"])
+def test_a_name_with_a_control_character_is_refused(gateway: GatewayProcess, path: str, name: str) -> None:
+    answer = httpx.post(f"{gateway.url}{path}", headers=AUTH, timeout=10, json={"name": name, "workspace_id": "default"})
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["message"].startswith("name: no control characters or direction overrides")
+
+
+def test_a_description_may_hold_lines_but_no_escape(gateway: GatewayProcess) -> None:
+    path = f"{gateway.url}/admin/api/api-keys/workspace/service"
+    fine = httpx.post(path, headers=AUTH, timeout=10,
+                      json={"name": "Team é 🚀", "workspace_id": "default", "description": "line one\n\tline two"})
+    assert fine.status_code == 200, fine.text
+    refused = httpx.post(path, headers=AUTH, timeout=10,
+                         json={"name": "n", "workspace_id": "default", "description": "\x1b]0;title\x07"})
+    assert refused.status_code == 400 and refused.json()["message"] == "description: no control characters"

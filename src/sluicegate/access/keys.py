@@ -83,7 +83,7 @@ class KeyRepository:
         """The new key's view and its secret (returned this once)."""
         key_type = _choice(body.get("type", "workspace"), KEY_TYPES, "type")
         sub_type = _choice(body.get("sub_type", body.get("sub-type", "service")), SUB_TYPES, "sub_type")
-        name = _text(body.get("name"), "name", MAX_NAME, required=True)
+        name = _text(body.get("name"), "name", MAX_NAME, required=True, one_line=True)
         scopes = validate_scopes(body["scopes"]) if body.get("scopes") is not None else DEFAULT_SCOPES
         secret = new_secret()
         now = utcnow()
@@ -119,7 +119,7 @@ class KeyRepository:
     async def update(self, key_id: str, body: dict[str, Any], *, actor: str) -> dict[str, Any]:
         values: dict[str, Any] = {"updated_at": utcnow()}
         if body.get("name") is not None:
-            values["name"] = _text(body["name"], "name", MAX_NAME, required=True)
+            values["name"] = _text(body["name"], "name", MAX_NAME, required=True, one_line=True)
         if body.get("description") is not None:
             values["description"] = _text(body["description"], "description", 4000)
         if body.get("scopes") is not None:

@@ -49,12 +49,22 @@ def _slug_from(name: str) -> str:
     return slug or "workspace"
 
 
-def _text(value: Any, where: str, limit: int, *, required: bool = False) -> str:
+# What a name may not hold: it is shown as one line, in tables and terminals (the CLI's listings), where a
+# control character (ESC, CR, NUL) or a direction override would rewrite what is around it.
+_NOT_IN_A_NAME = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff\ud800-\udfff]")
+# A description may run over lines and hold tabs, but no other control character.
+_NOT_IN_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _text(value: Any, where: str, limit: int, *, required: bool = False, one_line: bool = False) -> str:
     if value is None and not required:
         return ""
     if not isinstance(value, str) or (required and not value.strip()) or len(value) > limit:
         raise BadRequest(f"{where}: expected a {'non-empty ' if required else ''}string of at most {limit} "
                          "characters")
+    if (_NOT_IN_A_NAME if one_line else _NOT_IN_TEXT).search(value):
+        raise BadRequest(f"{where}: no control characters" + (" or direction overrides (it is shown as one line)"
+                                                              if one_line else ""))
     return value
 
 
@@ -82,7 +92,7 @@ class WorkspaceRepository:
         self._engine = engine
 
     async def create(self, body: dict[str, Any], *, actor: str) -> dict[str, Any]:
-        name = _text(body.get("name"), "name", MAX_NAME, required=True)
+        name = _text(body.get("name"), "name", MAX_NAME, required=True, one_line=True)
         slug = body.get("slug") or _slug_from(name)
         if not isinstance(slug, str) or not SLUG_RE.match(slug):
             raise BadRequest("slug: 1-63 lowercase letters, digits or '-'")
@@ -125,7 +135,7 @@ class WorkspaceRepository:
             before = workspace_json(row)
             values: dict[str, Any] = {"updated_at": utcnow()}
             if body.get("name") is not None:
-                values["name"] = _text(body["name"], "name", MAX_NAME, required=True)
+                values["name"] = _text(body["name"], "name", MAX_NAME, required=True, one_line=True)
             if body.get("description") is not None:
                 values["description"] = _text(body["description"], "description", MAX_DESCRIPTION)
             if body.get("defaults") is not None:
