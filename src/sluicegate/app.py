@@ -75,6 +75,7 @@ from .upstream.h1 import H1Transport
 from .upstream.probes import Prober
 from .upstream.transport import AiohttpTransport, Transport
 from .vault import Vault
+from .vault.rotate import refuse_a_new_key_beside_lost_ones
 
 if TYPE_CHECKING:
     from .cluster.breaker import RedisBreakerPeer
@@ -131,7 +132,7 @@ def build_app(settings: Settings, *, transport: Transport | None = None) -> web.
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[edge])
     app[GATEWAY] = gateway
     app[CONNECTIONS] = connections  # serve.py's listening site puts every connection through it
-    app.cleanup_ctx.extend([_store_context(gateway), _access_context(gateway), _catalog_context(gateway),
+    app.cleanup_ctx.extend([_store_context(gateway), _access_context(gateway), _catalog_context(gateway, vault),
                             _upstream_context(gateway, transport, board), _limits_context(gateway),
                             _watch_context(gateway), _telemetry_context(gateway),
                             _readiness_context(app, gateway)])
@@ -202,8 +203,9 @@ def _access_context(gateway: Gateway):
     return context
 
 
-def _catalog_context(gateway: Gateway):
+def _catalog_context(gateway: Gateway, vault: Vault):
     async def context(app: web.Application):
+        await refuse_a_new_key_beside_lost_ones(gateway.engine, vault)  # before the catalog decrypts a thing
         # Registered providers' hosts are the operator's explicit allow entries for the SSRF guard.
         gateway.catalog.on_change(lambda snapshot: gateway.guard.set_extra_allows(snapshot.allow_entries))
         await gateway.catalog.start()

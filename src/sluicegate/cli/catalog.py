@@ -17,10 +17,10 @@ from ..catalog.entries import SPECS, UNSET, CheckHost, ProviderPatch, ProviderVi
 from ..catalog.providers import ProviderRepository
 from ..errors import BadRequest
 from ..settings import Settings
-from ..vault import Vault
 from .support import (
     command,
     open_store,
+    opened_vault,
     print_json,
     print_table,
     settings_from_args,
@@ -150,14 +150,15 @@ async def _providers_add(args: argparse.Namespace) -> None:
     )
     async with open_store(settings) as engine:
         item = with_changes(item, workspace_id=await resolve_workspace_id(engine, args.workspace))
-        view = await ProviderRepository(engine, Vault.load(settings)).add(item)
+        view = await ProviderRepository(engine, await opened_vault(settings, engine)).add(item)
     _show(view, args, f"added @{view.slug}")
 
 
 async def _providers_update(args: argparse.Namespace) -> None:
     settings = settings_from_args(args)
     async with open_store(settings) as engine:
-        repo = ProviderRepository(engine, Vault.load(settings), check_host=args.check_host_factory(settings))
+        repo = ProviderRepository(engine, await opened_vault(settings, engine),
+                                  check_host=args.check_host_factory(settings))
         view = await repo.update(args.slug, _patch_from_args(args))
     _show(view, args, f"updated @{view.slug}")
 
@@ -185,7 +186,7 @@ def _patch_from_args(args: argparse.Namespace) -> ProviderPatch:
 async def _providers_list(args: argparse.Namespace) -> None:
     settings = settings_from_args(args)
     async with open_store(settings) as engine:
-        views = await ProviderRepository(engine, Vault.load(settings)).list()
+        views = await ProviderRepository(engine, await opened_vault(settings, engine)).list()
     if wants_json(args):
         print_json([v.to_json() for v in views])
         return
@@ -205,14 +206,14 @@ async def _providers_list(args: argparse.Namespace) -> None:
 async def _providers_show(args: argparse.Namespace) -> None:
     settings = settings_from_args(args)
     async with open_store(settings) as engine:
-        view = await ProviderRepository(engine, Vault.load(settings)).get(args.slug)
+        view = await ProviderRepository(engine, await opened_vault(settings, engine)).get(args.slug)
     _show(view, args, None)
 
 
 async def _providers_rm(args: argparse.Namespace) -> None:
     settings = settings_from_args(args)
     async with open_store(settings) as engine:
-        await ProviderRepository(engine, Vault.load(settings)).remove(args.slug)
+        await ProviderRepository(engine, await opened_vault(settings, engine)).remove(args.slug)
     if wants_json(args):
         print_json({"removed": args.slug})
     else:

@@ -25,7 +25,8 @@ from ..access.admin_token import AdminTokenError
 from ..errors import ConfigError, GatewayError
 from ..settings import Settings, SettingsError, flag_type, settings_from_env
 from ..store import StoreConfigError, opened_store
-from ..vault import VaultError
+from ..vault import Vault, VaultError
+from ..vault.rotate import refuse_a_new_key_beside_lost_ones
 
 EXIT_OK, EXIT_REFUSED, EXIT_UNUSABLE = 0, 1, 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
@@ -89,6 +90,14 @@ def wants_json(args: argparse.Namespace) -> bool:
 def open_store(settings: Settings) -> contextlib.AbstractAsyncContextManager[AsyncEngine]:
     """The store, migrated: a CLI command works on a fresh data dir before any server ever started."""
     return opened_store(settings)
+
+
+async def opened_vault(settings: Settings, engine: AsyncEngine) -> Vault:
+    """The vault for ``settings`` (its key file made on first use), refused when the file was missing while
+    the store holds secrets sealed by the keys it held (vault/rotate.py)."""
+    vault = Vault.load(settings)
+    await refuse_a_new_key_beside_lost_ones(engine, vault)
+    return vault
 
 
 def run(command: Callable[[argparse.Namespace], Coroutine[Any, Any, int | None]],

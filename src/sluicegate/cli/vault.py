@@ -7,7 +7,7 @@ import argparse
 from ..settings import flag_type
 from ..vault.cipher import Vault
 from ..vault.keys import ENV_NAME, encode_key, generate_key
-from ..vault.rotate import key_usage, rotate
+from ..vault.rotate import key_usage, refuse_a_new_key_beside_lost_ones, rotate
 from .support import (
     EXIT_UNUSABLE,
     command,
@@ -57,6 +57,7 @@ async def vault_rotate(args: argparse.Namespace) -> int:
         )
     quiet = wants_json(args)
     async with open_store(settings) as engine:
+        await refuse_a_new_key_beside_lost_ones(engine, vault)
         report = await rotate(engine, vault, settle_s=args.settle, say=(lambda _l: None) if quiet else print)
     if quiet:
         print_json(

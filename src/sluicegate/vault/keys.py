@@ -16,7 +16,7 @@ import hashlib
 import os
 import secrets
 import stat
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 KEY_BYTES = 32  # AES-256
@@ -49,6 +49,7 @@ class Keyring:
     keys: tuple[MasterKey, ...]  # keys[0] encrypts
     source: str  # shown in errors: "SLUICEGATE_MASTER_KEY" or the key file path
     path: Path | None = None  # the key file, when the keys come from one
+    created: bool = False  # this process made the key file (it was absent): its key seals nothing yet
 
     @property
     def active(self) -> MasterKey:
@@ -127,11 +128,12 @@ def create_key_file(path: Path) -> Keyring:
     tmp = _write_private_temp(path, (generate_key(),))
     try:
         os.link(tmp, path)  # atomic "create if absent": nobody ever sees a half-written key file
+        created = True
     except FileExistsError:
-        pass
+        created = False
     finally:
         os.unlink(tmp)
-    return read_key_file(path)
+    return replace(read_key_file(path), created=created)
 
 
 def write_key_file(path: Path, keys: tuple[MasterKey, ...]) -> None:

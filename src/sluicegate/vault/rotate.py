@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ..store.state import bump_catalog_version
 from ..store.tables import integrations, provider_headers, providers
 from .cipher import Vault, integration_aad, key_id_of, provider_header_aad
-from .keys import Keyring, VaultError, generate_key, write_key_file
+from .keys import ENV_NAME, Keyring, VaultError, generate_key, write_key_file
 
 BATCH_ROWS = 200
 MAX_STALLS = 5
@@ -48,6 +48,23 @@ async def key_usage(engine: AsyncEngine) -> dict[str, int]:
         for secret in sealed:  # integrations: a few rows, their key id read from the ciphertext
             usage[key_id_of(secret)] = usage.get(key_id_of(secret), 0) + 1
     return usage
+
+
+async def refuse_a_new_key_beside_lost_ones(engine: AsyncEngine, vault: Vault) -> None:
+    """Refuse a key file this process just made (the file was missing) when the store holds secrets sealed
+    by keys it does not hold: the master key was lost or moved, and new secrets sealed by a new key would
+    sit beside ones no key opens, so that restoring the old file would then lose the new ones. The new file
+    is removed, and the error says what to restore."""
+    keyring = vault.keyring
+    if not keyring.created or keyring.path is None:
+        return
+    lost = sorted(key_id for key_id in await key_usage(engine) if keyring.get(key_id) is None)
+    if not lost:
+        return
+    keyring.path.unlink(missing_ok=True)
+    raise VaultError(f"{keyring.path} was missing, but the store holds secrets sealed by the master key(s) "
+                     f"{', '.join(lost)}: restore the master.key they were sealed with (or set {ENV_NAME})"
+                     "; no new key was made")
 
 
 async def rotate(
