@@ -159,6 +159,30 @@ def test_an_empty_data_dir_argument_is_not_the_current_directory(tmp_path: Path)
     assert (tmp_path / "here").stat().st_mode & 0o777 == 0o755
 
 
+@pytest.mark.parametrize(("argv", "variable"), [
+    (["keys", "list"], "SLUICEGATE_DATA_DIR"),  # a traceback (the store's file URI could not be made)
+    (["serve", "--port", "9"], "SLUICEGATE_DATA_DIR"),  # "'utf-8' codec can't encode character '\udcfe'"
+    (["keys", "list"], "SLUICEGATE_DATABASE_URL"),
+])
+def test_a_setting_that_is_not_utf8_is_refused_in_one_line(tmp_path: Path, argv: list[str], variable: str) -> None:
+    value = os.fsencode(str(tmp_path)) + b"/dd\xfe" if variable.endswith("DIR") else b"sqlite:////tmp/x\xfe.db"
+    env = {**{k: v for k, v in os.environb.items() if not k.startswith(b"SLUICEGATE_")}, variable.encode(): value}
+    done = subprocess.run([sys.executable, "-m", "sluicegate", *argv], capture_output=True, text=True, env=env,
+                          timeout=60, errors="replace")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip().splitlines()[-1].endswith(f"{variable} is not valid UTF-8")
+
+
+def test_a_header_from_an_environment_variable_that_is_not_utf8_is_refused(tmp_path: Path) -> None:
+    env = {**{k: v for k, v in os.environb.items() if not k.startswith(b"SLUICEGATE_")},
+           b"ENVB": b"\xff\xfe-secret-value"}
+    done = subprocess.run([sys.executable, "-m", "sluicegate", "providers", "add", "p", "--custom-host",
+                           "http://127.0.0.1:8000/v1", "--header-env", "X-A=ENVB", "--data-dir", str(tmp_path)],
+                          capture_output=True, text=True, env=env, timeout=60, errors="replace")
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip() == "sluicegate: error: --header-env: ENVB is not valid UTF-8"
+
+
 def test_an_argument_that_is_not_utf8_is_refused(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "sluicegate", "workspaces", "create", b"\xff\xfeteam",
                            "--data-dir", str(tmp_path)], capture_output=True, text=True, timeout=60)

@@ -194,6 +194,10 @@ def _pairs(text: str) -> Mapping[str, str]:
 
 def _converted(variable: str, raw: str, convert: Convert) -> Any:
     try:
+        raw.encode("utf-8")
+    except UnicodeEncodeError:  # bytes that were not UTF-8 reach os.environ as lone surrogates: never shown
+        raise SettingsError(f"{variable} is not valid UTF-8") from None
+    try:
         return convert(raw)
     except ValueError as exc:
         shown = "" if variable in SECRET_VARIABLES else f", not {raw[:32]!r}"

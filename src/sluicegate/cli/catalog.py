@@ -130,7 +130,12 @@ def parse_header_args(headers: list[str], header_envs: list[str]) -> list[tuple[
         name, sep, variable = item.partition("=")
         if not sep or variable.strip() not in os.environ:
             raise BadRequest(f"--header-env: expected NAME=ENV_VAR with ENV_VAR set (got {item!r})")
-        pairs.append((name.strip(), os.environ[variable.strip()]))
+        value = os.environ[variable.strip()]
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # bytes that were not UTF-8, as lone surrogates: never shown (a credential)
+            raise BadRequest(f"--header-env: {variable.strip()} is not valid UTF-8") from None
+        pairs.append((name.strip(), value))
     return pairs
 
 
