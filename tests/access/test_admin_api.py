@@ -547,3 +547,15 @@ def test_a_description_may_hold_lines_but_no_escape(gateway: GatewayProcess) -> 
     refused = httpx.post(path, headers=AUTH, timeout=10,
                          json={"name": "n", "workspace_id": "default", "description": "\x1b]0;title\x07"})
     assert refused.status_code == 400 and refused.json()["message"] == "description: no control characters"
+
+
+def test_a_key_s_workspace_cannot_be_changed(gateway: GatewayProcess, plain: dict[str, str], admin: Portkey) -> None:
+    # PUT with another workspace_id answered 200 and left the key where it was.
+    other = admin.admin.workspaces.create(name="Elsewhere")
+    url = f"{gateway.url}/admin/api/api-keys/{plain['key']}"
+    moved = httpx.put(url, headers=AUTH, json={"workspace_id": other.id, "name": "moved"}, timeout=10)
+    assert moved.status_code == 400, moved.text
+    assert moved.json()["message"].startswith("workspace_id: a key stays in the workspace it was made in")
+    assert httpx.get(url, headers=AUTH, timeout=10).json()["name"] == "plain"  # nothing changed
+    same = httpx.put(url, headers=AUTH, json={"workspace_id": plain["workspace"]}, timeout=10)
+    assert same.status_code == 200, same.text  # naming its own workspace is no change

@@ -83,6 +83,9 @@ CLI_REFUSED = [
     (("--metadata", "team=" + "x" * 129), "value of 'team' is longer than 128 characters"),
     (("--expires-at", "2001-01-01T00:00:00Z"),
      "expires_at: 2001-01-01T00:00:00+00:00 is not in the future; a key must be usable when it is made"),
+    # Dropped without a word: the key was made, in no workspace.
+    (("--type", "organisation", "--workspace", "default"), "--workspace: an organisation key belongs to no workspace"),
+    (("--expires-at", "9999-12-31T23:59:59-12:00"), "expires_at: out of range"),  # "store unavailable", exit 2
 ]
 
 
@@ -101,3 +104,26 @@ def test_keys_update_refusals_change_nothing(cli) -> None:
         assert words in said, said
     shown = cli("keys", "show", made["id"])
     assert shown["defaults"] == {"metadata": {"team": "a"}} and shown["expires_at"].startswith("2100-01-01")
+
+
+@pytest.mark.parametrize("limit", ["0", "-1", "1001"])
+def test_audit_list_refuses_a_limit_out_of_range(cli, limit: str) -> None:
+    # 0 listed everything and -1 all but one, where the API answers 400.
+    said = cli("audit", "list", "--limit", limit, code=1)
+    assert said.strip() == "sluicegate: error: --limit must be an integer from 1 to 1000"
+
+
+def test_a_reader_that_stops_early_ends_the_listing_quietly(tmp_path) -> None:
+    """`sluicegate keys list | head -1` said "store unavailable: BrokenPipeError" and exited 2."""
+    import subprocess
+    import sys
+
+    script = ("import sys\nfrom sluicegate.cli.support import run\n"
+              "async def listing(_):\n    for i in range(200000):\n        print('row', i)\n"
+              "sys.exit(run(listing, None))\n")
+    reader = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert reader.stdout is not None
+    reader.stdout.read(10)
+    reader.stdout.close()  # as head does after its line
+    _, err = reader.communicate(timeout=60)
+    assert reader.returncode == 0 and err == b"", err

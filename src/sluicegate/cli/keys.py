@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..access.audit import AuditFilter, list_events
+from ..access.audit import MAX_PAGE, AuditFilter, list_events
 from ..access.keys import KeyRepository
 from ..access.model import KEY_TYPES, SUB_TYPES
 from ..access.secrets import KeyHasher
@@ -69,7 +69,7 @@ def _register_keys(subparsers: argparse._SubParsersAction) -> None:
     create.add_argument("--name", required=True)
     create.add_argument("--type", choices=KEY_TYPES, default="workspace")
     create.add_argument("--sub-type", choices=SUB_TYPES, default="service")
-    create.add_argument("--workspace", default="default", help="id or slug (workspace keys; default: default)")
+    create.add_argument("--workspace", help="id or slug (workspace keys only; default: default)")
     _key_options(create)
     create.set_defaults(func=command(_keys_create))
     listing = actions.add_parser("list", parents=[common], help="list keys (prefixes only)")
@@ -135,7 +135,9 @@ async def _keys_create(args: argparse.Namespace) -> None:
     settings = settings_from_args(args)
     body = {**_key_body(args, partial=False), "type": args.type, "sub_type": args.sub_type}
     if args.type == "workspace":
-        body["workspace_id"] = args.workspace
+        body["workspace_id"] = args.workspace or "default"
+    elif args.workspace is not None:  # it was dropped without a word
+        raise BadRequest("--workspace: an organisation key belongs to no workspace")
     async with open_store(settings) as engine:
         view, secret = await KeyRepository(engine, KeyHasher.load(settings)).create(body, actor=CLI_ACTOR)
     if wants_json(args):
@@ -213,6 +215,8 @@ def _print_workspace(args: argparse.Namespace, view: dict[str, Any]) -> None:
 
 
 async def _audit_list(args: argparse.Namespace) -> None:
+    if not 1 <= args.limit <= MAX_PAGE:  # as the API answers it, not clamped (0 listed all, -1 all but one)
+        raise BadRequest(f"--limit must be an integer from 1 to {MAX_PAGE}")
     async with open_store(settings_from_args(args)) as engine:
         workspace = await resolve_workspace_id(engine, args.workspace) if args.workspace else None
         events = await list_events(engine, AuditFilter(workspace_id=workspace, actor=args.actor,

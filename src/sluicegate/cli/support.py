@@ -112,10 +112,20 @@ def run(command: Callable[[argparse.Namespace], Coroutine[Any, Any, int | None]]
         return fail(str(exc), EXIT_UNUSABLE)
     except KeyboardInterrupt:  # Ctrl-C is how `logs tail -f` ends: no traceback for it
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader stopped early (`| head`): what it took was printed, as for any tool
+        _quiet_stdout()
+        return EXIT_OK
     except (SQLAlchemyError, OSError) as exc:
         # Driver messages may carry SQL text; the first line names the problem without it.
         first = (str(exc).strip().splitlines() or [""])[0]
         return fail(f"store unavailable: {type(exc).__name__}: {first}", EXIT_UNUSABLE)
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null: the interpreter's flush at exit would hit the closed pipe again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def fail(message: str, code: int) -> int:

@@ -255,6 +255,9 @@ async def update_key(request: web.Request) -> web.Response:
     caller, view = await _own_key(request, "update")
     body = await body_of(request)
     body.pop("id", None)
+    asked = body.pop("workspace_id", None)  # it was ignored without a word
+    if asked is not None and await resolve_workspace_id(_admin(request).engine, asked) != view["workspace_id"]:
+        raise BadRequest("workspace_id: a key stays in the workspace it was made in (make a new key there)")
     _no_escalation(caller, body.get("scopes"))
     await _no_wider_key(request, caller, body, creating=False)
     limits = limits_admin.split(request, "key", body)
