@@ -217,7 +217,10 @@ def _catalog_context(gateway: Gateway, vault: Vault):
 def _load_board(settings: Settings) -> LoadBoard:
     """Least-busy's figures, per process; a target ejected for failing is retried after one probe interval."""
     interval = settings.probe_interval_s or 2.0
-    policy = BoardPolicy(stale_s=max(3 * interval, 1.0), eject_after=settings.least_busy_eject_after,
+    # A report is stale once the probes that should have refreshed it cannot have: three intervals, or one
+    # interval and a whole probe timeout (a slow /metrics scrape) when that is longer.
+    stale_s = max(3 * interval, interval + settings.probe_timeout_s, 1.0)
+    policy = BoardPolicy(stale_s=stale_s, eject_after=settings.least_busy_eject_after,
                          eject_s=interval, unhealthy_after=settings.probe_unhealthy_threshold,
                          healthy_after=settings.probe_healthy_threshold)
     return LoadBoard(time.monotonic, policy)

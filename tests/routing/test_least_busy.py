@@ -258,3 +258,14 @@ def test_queue_adds_running_and_waiting():
     assert ServerLoad(running=2, waiting=5).queue == 7
     assert ServerLoad(waiting=5).queue == 5
     assert ServerLoad(cache_usage=0.3).queue is None
+
+
+@pytest.mark.parametrize(("interval", "timeout", "stale"), [(0.5, 2.0, 2.5), (2.0, 1.0, 6.0), (0.2, 0.1, 1.0)])
+def test_a_report_stays_fresh_while_a_slow_scrape_may_still_refresh_it(interval, timeout, stale):
+    # Three intervals only: with a 0.5 s interval and a 2 s probe timeout, one slow scrape on a loaded machine
+    # let a report lapse, and a server that said it had 41 queued got every request (in CI).
+    from sluicegate.app import _load_board
+    from sluicegate.settings import Settings
+
+    board = _load_board(Settings(probe_interval_s=interval, probe_timeout_s=timeout))
+    assert board.policy.stale_s == stale
