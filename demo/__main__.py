@@ -115,6 +115,22 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+def _start_gateway(work: Path, port: int, stack: ExitStack, *, chosen: bool) -> DemoGateway:
+    """The gateway on ``port``; a port the demo picked itself and another process took before the gateway
+    could bind it (it was free when picked, not reserved) is traded for another, twice at most."""
+    for attempt in range(3):
+        gateway = DemoGateway(work, port=port)
+        stack.callback(gateway.stop)
+        try:
+            return gateway.start()
+        except RuntimeError:
+            taken = "address already in use" in gateway.log_path.read_text(errors="replace").lower()
+            if chosen or not taken or attempt == 2:
+                raise
+            port = free_port()
+    raise AssertionError("unreachable")
+
+
 def run(args: argparse.Namespace, stack: ExitStack) -> int:
     say("→ llama.cpp server + SmolLM2-135M-Instruct (built once, then cached; the first build takes minutes)")
     record = build(layout())
@@ -130,9 +146,7 @@ def run(args: argparse.Namespace, stack: ExitStack) -> int:
     port = args.port if args.port and port_free(args.port) else free_port()
     if args.port and port != args.port:
         say(f"  port {args.port} is busy: the gateway takes {port} instead")
-    gateway = DemoGateway(work, port=port)
-    stack.callback(gateway.stop)
-    gateway.start()
+    gateway = _start_gateway(work, port, stack, chosen=port == args.port)
     # The catalog CLI writes to the data dir; the running gateway picks the change up (it polls).
     slug = SLUG if probes.has_catalog(gateway.url) and _register(SLUG, servers[0].v1, work) else None
     say(f"→ sluicegate: {gateway.url}  (its log: {gateway.log_path})")

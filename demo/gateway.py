@@ -42,11 +42,16 @@ class DemoGateway:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"the gateway exited with {self.proc.returncode}, see {self.log_path}")
-            if self._healthy():
+            if self._announced() and self._healthy():
                 return self
             time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"the gateway did not become healthy in {timeout:g} s, see {self.log_path}")
+
+    def _announced(self) -> bool:
+        """Its banner says it listens on this port. The port was free when chosen, not reserved: another
+        process may have taken it since, and answer the health check while our child fails to bind."""
+        return f"listening on {self.url} " in self.log_path.read_text(errors="replace")
 
     def _healthy(self) -> bool:
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never a proxy

@@ -84,11 +84,16 @@ class LlamaServer:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 return False
-            if self._answers():
+            if self._bound() and self._answers():
                 return True
             time.sleep(0.1)
         self.stop()
         return False
+
+    def _bound(self) -> bool:
+        """Its log says it runs on this port (uvicorn's line): another process that took the port since it
+        was chosen could answer /models while this one fails to bind."""
+        return f"running on http://127.0.0.1:{self.port} " in self.log()
 
     def _answers(self) -> bool:
         try:

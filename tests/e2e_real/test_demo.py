@@ -31,3 +31,36 @@ def test_demo_check_runs_the_examples_and_cleans_up(llama_build):
     urls = re.findall(r"http://127\.0\.0\.1:\d+", out.split("\n\n")[0])
     assert len(set(urls)) >= 3  # two model servers and the gateway were announced …
     assert not [url for url in set(urls) if _listening(url)]  # … and none is left running
+
+
+def test_a_picked_port_another_process_took_is_traded_for_another(tmp_path):
+    """The port was free when the demo picked it, not reserved: another process bound it first (in CI, a
+    test's fake upstream that answers 200 to anything), the gateway failed to bind, and the demo talked to
+    the stranger: "direct: 'echo: …'", then a TypeError. A port the user chose is not traded."""
+    import http.server
+    import threading
+    from contextlib import ExitStack
+
+    import pytest
+
+    from demo.__main__ import _start_gateway
+
+    class Anything(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    stranger = http.server.HTTPServer(("127.0.0.1", 0), Anything)
+    threading.Thread(target=stranger.serve_forever, daemon=True).start()
+    taken = stranger.server_address[1]
+    try:
+        with ExitStack() as stack:
+            gateway = _start_gateway(tmp_path / "picked", taken, stack, chosen=False)
+            assert gateway.port != taken and f"listening on {gateway.url} " in gateway.log_path.read_text()
+            with pytest.raises(RuntimeError, match="the gateway exited with 2"):
+                _start_gateway(tmp_path / "chosen", taken, stack, chosen=True)
+    finally:
+        stranger.shutdown()
