@@ -126,6 +126,16 @@ def test_plan_checks_every_subject_and_refuses_to_skip_an_unpriced_cost_budget()
     assert [actual_amount(c, Usage(77, 0.25)) for c in priced.checks] == [None, 77.0, 77.0, 0.25]
 
 
+@pytest.mark.parametrize("model", ["", "m" * 257, "line\nbreak", "esc\x1b[31m"])
+def test_a_price_s_model_name_is_one_that_can_name_a_model(model: str) -> None:
+    # An empty or 5,000-character name was stored, and could never match a request's model.
+    from sluicegate.limits.prices import parse_prices
+
+    with pytest.raises(LimitError, match="'prices' keys must be model names of 1 to 256 printable characters"):
+        parse_prices({model: {"input": 1, "output": 1}})
+    assert parse_prices({"m" * 256: {"input": 1, "output": 1}, "*": {"input": 0, "output": 0}})
+
+
 def test_prices_per_1k_or_1m_tokens_and_the_wildcard() -> None:
     from sluicegate.limits.prices import parse_prices, price_of
 

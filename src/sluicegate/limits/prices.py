@@ -13,6 +13,7 @@ from typing import Any
 from .model import LimitError
 
 PER = (1000, 1_000_000)
+MODEL_MAX = 256  # as long as the request log's model column: a longer name never names a logged model
 
 
 def parse_prices(raw: object) -> dict[str, tuple[float, float]]:
@@ -23,6 +24,9 @@ def parse_prices(raw: object) -> dict[str, tuple[float, float]]:
         raise LimitError("'prices' must be an object {model: {input, output, per}}")
     prices = {}
     for model, price in raw.items():
+        if not 0 < len(model) <= MODEL_MAX or not model.isprintable():  # JSON keys are strings
+            raise LimitError(f"'prices' keys must be model names of 1 to {MODEL_MAX} printable characters "
+                             "(or \"*\" for every other model)")
         where = f"prices.{model}"
         if not isinstance(price, dict):
             raise LimitError(f"'{where}' must be an object {{input, output, per}}")
