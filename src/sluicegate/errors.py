@@ -14,6 +14,12 @@ from typing import Any, ClassVar
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+def is_utf8(text: str) -> bool:
+    """Is ``text`` free of lone surrogates: the form bytes that were not UTF-8 take in a decoded header, path
+    or environment variable (surrogateescape)?"""
+    return text.isascii() or _LONE_SURROGATE.search(text) is None
+
+
 def sendable(text: str) -> str:
     """``text`` with each lone surrogate as U+FFFD. A client's bytes that were not UTF-8 (a header, a path)
     reach Python as lone surrogates, which no JSON encoder writes: a message that echoed one made its own

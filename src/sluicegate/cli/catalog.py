@@ -15,7 +15,7 @@ from ..access.workspaces import resolve_workspace_id
 from ..catalog.configs import ConfigRepository, ValidateConfig, gateway_config_validator
 from ..catalog.entries import SPECS, UNSET, CheckHost, ProviderPatch, ProviderView, provider_input
 from ..catalog.providers import ProviderRepository
-from ..errors import BadRequest
+from ..errors import BadRequest, is_utf8
 from ..settings import Settings
 from .support import (
     command,
@@ -131,10 +131,8 @@ def parse_header_args(headers: list[str], header_envs: list[str]) -> list[tuple[
         if not sep or variable.strip() not in os.environ:
             raise BadRequest(f"--header-env: expected NAME=ENV_VAR with ENV_VAR set (got {item!r})")
         value = os.environ[variable.strip()]
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:  # bytes that were not UTF-8, as lone surrogates: never shown (a credential)
-            raise BadRequest(f"--header-env: {variable.strip()} is not valid UTF-8") from None
+        if not is_utf8(value):  # never shown: a credential
+            raise BadRequest(f"--header-env: {variable.strip()} is not valid UTF-8")
         pairs.append((name.strip(), value))
     return pairs
 

@@ -13,7 +13,7 @@ from multidict import CIMultiDictProxy
 
 from ..access.secrets import KEY_PREFIX
 from ..config.schema import MAX_TIMEOUT_MS
-from ..errors import BadRequest, sendable
+from ..errors import BadRequest, is_utf8
 from ..header_names import expand, may_forward
 from ..ids import time_sorted_id
 from ..jsontext import json_object
@@ -46,7 +46,7 @@ def parse_metadata(text: str) -> dict[str, Any]:
     """A JSON object of scalar values, kept as sent: like Portkey, ``{"n": 5}`` is accepted and conditional
     routing compares the number 5 (``$eq: 5``, ``$gt: 3``). The log stores each value as text (``"5"``);
     nested objects and arrays are refused, since a log value is one flat string."""
-    if not text.isascii() and sendable(text) != text:  # its bytes that were not UTF-8 (lone surrogates)
+    if not is_utf8(text):
         raise BadRequest("Invalid x-portkey-metadata header: it is not UTF-8 text")
     value = json_object(text, invalid="Invalid x-portkey-metadata header: it must be a JSON object")
     fault = metadata_fault(value)

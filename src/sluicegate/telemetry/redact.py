@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
 from ..header_names import GATEWAY_HEADER_NAMES, PORTKEY_PREFIX
 from ..types import RequestContext
+from ..upstream.urls import url_end
 
 REDACTED = "[REDACTED]"
 # Shorter values are not credentials, and replacing them would mangle ordinary text ("k" in every word).
@@ -144,7 +145,7 @@ def safe_url(url: str | None) -> str | None:
     """``https://user:pw@host:8000/v1?key=k#x`` → ``https://host:8000/v1``."""
     if not url:
         return None
-    if any(ch.isspace() or not ch.isprintable() for ch in url):
+    if url_end(url) < len(url):
         return None  # not a URL (the guard refused it): its tail may be anything a client pasted, a key too
     try:
         parts = urlsplit(url)

@@ -42,7 +42,7 @@ from ..errors import InvalidCustomHost
 from .addresses import NotAnIPv4, parse_ip, parse_ipv4_host
 from .names import BadHostName, check_name_syntax, normalise_name
 from .policy import GuardPolicy
-from .urls import MAX_URL, CheckedURL, parse_url
+from .urls import MAX_URL, CheckedURL, parse_url, url_end
 
 __all__ = ["CheckedURL", "Guard", "GuardPolicy", "GuardedResolver", "blocked_reason", "redact_url"]
 
@@ -64,9 +64,9 @@ def redact_url(url: object) -> str:
     password may itself contain '/', '#' or '?', so everything up to the LAST '@' goes."""
     if not isinstance(url, str):
         return f"<{type(url).__name__}>"
-    cut = next((i for i, ch in enumerate(url) if ch.isspace() or not ch.isprintable()), None)
-    if cut is not None:  # not part of a URL: what follows may be anything a client pasted (a header, its key)
-        url = url[:cut] + " ***"
+    end = url_end(url)
+    if end < len(url):
+        url = url[:end] + " ***"
     if "@" in url:
         scheme, sep, _ = url.partition("://")
         url = (scheme + sep if sep else "") + "***@" + url.rsplit("@", 1)[1]

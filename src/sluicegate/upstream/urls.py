@@ -53,6 +53,13 @@ class ParsedURL:
         return CheckedURL(self.scheme, self.host, self.port, f"{self.scheme}://{shown}{port}{self.path}")
 
 
+def url_end(text: str) -> int:
+    """Where ``text``, given as a URL, stops being one: at its first whitespace or character that is not
+    printable (its length when there is none). What follows may be anything a client pasted after the URL (a
+    header, its key): it is never shown or stored."""
+    return next((i for i, ch in enumerate(text) if ch.isspace() or not ch.isprintable()), len(text))
+
+
 def _check_characters(url: str) -> None:
     if url.isascii() and url.isprintable() and " " not in url and "\\" not in url:
         return  # the common case, decided without a per-character loop
