@@ -559,3 +559,59 @@ def test_a_key_s_workspace_cannot_be_changed(gateway: GatewayProcess, plain: dic
     assert httpx.get(url, headers=AUTH, timeout=10).json()["name"] == "plain"  # nothing changed
     same = httpx.put(url, headers=AUTH, json={"workspace_id": plain["workspace"]}, timeout=10)
     assert same.status_code == 200, same.text  # naming its own workspace is no change
+
+
+# (case, defaults.config_id, words of the 400): a key's default config must be one it can run.
+BAD_DEFAULT_CONFIG = [
+    ("no such config", "no-such-config", "defaults.config_id: no saved config 'no-such-config'"),
+    ("another workspace's config", "elsewhere-config", "defaults.config_id: config 'elsewhere-config' belongs to "
+                                                       "another workspace"),
+    ("empty", "", "defaults.config_id: expected a saved config id"),
+    ("not a string", 7, "defaults.config_id: expected a saved config id"),
+    ("a NUL", "a\x00b", "defaults.config_id: no saved config"),
+]
+# Every surface that sets a key's defaults, with every case; an organisation key may name any workspace's config.
+DEFAULT_CONFIG_CASES = [(method, path, body, case, config_id, words)
+                        for method, path, body in DEFAULTS_SURFACES if "api-keys" in path
+                        for case, config_id, words in BAD_DEFAULT_CONFIG
+                        if not ("organisation" in path and "workspace" in case)]
+
+
+@pytest.fixture(scope="module")
+def elsewhere_config(admin: Portkey, gateway: GatewayProcess) -> str:
+    other = admin.admin.workspaces.create(name="Config elsewhere")
+    made = httpx.post(f"{gateway.url}/admin/api/configs", headers=AUTH, timeout=10,
+                      json={"id": "elsewhere-config", "config": {"provider": "openai"}, "workspace_id": other.id})
+    assert made.status_code == 201, made.text
+    return "elsewhere-config"
+
+
+@pytest.mark.parametrize(("method", "path", "body", "case", "config_id", "words"), DEFAULT_CONFIG_CASES,
+                         ids=[f"{m} {p} {c}" for m, p, _, c, _, _ in DEFAULT_CONFIG_CASES])
+def test_a_key_s_default_config_must_exist_in_its_workspace(gateway: GatewayProcess, plain: dict[str, str],
+                                                             elsewhere_config: str, method: str, path: str,
+                                                             body: dict, case: str, config_id, words: str) -> None:
+    # A key made with a mistyped default config was stored, and every request it made then failed with an
+    # error about the x-portkey-config header its client never sent.
+    sent = {**body, "defaults": {"config_id": config_id}}
+    if "workspace/service" in path:
+        sent["workspace_id"] = plain["workspace"]
+    answer = httpx.request(method, f"{gateway.url}{path.format(**plain)}", headers=AUTH, json=sent, timeout=10)
+    assert answer.status_code == 400, (case, answer.text)
+    assert answer.json()["message"].startswith(words), (case, answer.json()["message"])
+    listed = httpx.get(f"{gateway.url}/admin/api/api-keys", headers=AUTH, timeout=10).json()["data"]
+    assert "refused" not in {item["name"] for item in listed}
+    assert _defaults_of(gateway, f"/admin/api/api-keys/{plain['key']}") == {}
+
+
+def test_a_deleted_default_config_is_named_in_the_refusal(admin: Portkey, gateway: GatewayProcess,
+                                                          plain: dict[str, str]) -> None:
+    made = httpx.post(f"{gateway.url}/admin/api/configs", headers=AUTH, timeout=10,
+                      json={"id": "short-lived", "config": {"provider": "openai"}, "workspace_id": plain["workspace"]})
+    assert made.status_code == 201, made.text
+    key = admin.api_keys.create(type="workspace", sub_type="service", name="by default", workspace_id=plain["workspace"],
+                                scopes=["completions.write"], defaults={"config_id": "short-lived"})
+    assert httpx.delete(f"{gateway.url}/admin/api/configs/short-lived", headers=AUTH, timeout=10).status_code == 200
+    client = Portkey(api_key=key.key, base_url=gateway.v1)
+    message = refused(400, client.chat.completions.create, model="m", messages=HELLO)
+    assert "This API key's default config 'short-lived' no longer exists" in message

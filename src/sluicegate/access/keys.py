@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from ..errors import BadRequest
 from ..store.access_tables import api_keys
 from ..store.state import bump_access_version
-from ..store.tables import utcnow
+from ..store.tables import saved_configs, utcnow
 from .audit import record_event
 from .model import ACTIVE, DEFAULT_SCOPES, KEY_TYPES, REVOKED, SUB_TYPES, KeyDefaults, Permissions, validate_scopes
 from .secrets import KeyHasher, new_secret, shown_prefix
@@ -99,6 +99,7 @@ class KeyRepository:
         async with self._engine.begin() as conn:
             await bump_access_version(conn)
             values["workspace_id"] = await _key_workspace(conn, key_type, body.get("workspace_id"))
+            await _check_default_config(conn, values["defaults"], values["workspace_id"])
             await conn.execute(insert(api_keys).values(**values))
             view = key_json(await key_row(conn, values["id"]))
             await record_event(conn, actor=actor, action="api_key.create", resource_type="api_key",
@@ -141,6 +142,8 @@ class KeyRepository:
         async with self._engine.begin() as conn:
             await bump_access_version(conn)
             row = await key_row(conn, key_id)
+            if "defaults" in values:
+                await _check_default_config(conn, values["defaults"], row.workspace_id)
             await conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(**values))
             after = key_json(await key_row(conn, key_id))
             await record_event(conn, actor=actor, action=action, resource_type="api_key", resource_id=key_id,
@@ -150,6 +153,20 @@ class KeyRepository:
     async def delete(self, key_id: str, *, actor: str) -> None:
         """Portkey's DELETE: the key stops working at once; its row stays, revoked, for the log's sake."""
         await self.revoke(key_id, actor=actor)
+
+
+async def _check_default_config(conn: AsyncConnection, defaults: dict[str, Any], workspace_id: str | None) -> None:
+    """A key's default config is a saved config the key may use: one that exists, in its workspace (an
+    organisation key may name any). Deleted later, requests that rely on it are told so (pipeline/admit.py)."""
+    config_id = defaults.get("config_id")
+    if config_id is None:
+        return
+    found = None if "\x00" in config_id else (await conn.execute(
+        select(saved_configs.c.workspace_id).where(saved_configs.c.id == config_id))).first()
+    if found is None:
+        raise BadRequest(f"defaults.config_id: no saved config '{config_id[:64]}'")
+    if workspace_id is not None and found.workspace_id != workspace_id:
+        raise BadRequest(f"defaults.config_id: config '{config_id[:64]}' belongs to another workspace")
 
 
 async def _key_workspace(conn: AsyncConnection, key_type: str, ref: Any) -> str | None:

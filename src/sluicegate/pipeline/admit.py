@@ -16,7 +16,7 @@ from ..access import policy
 from ..access.mode import OFF, Requirement
 from ..access.model import INFERENCE_SCOPE, Principal
 from ..access.registry import AccessRegistry
-from ..errors import Unauthorized
+from ..errors import BadRequest, Unauthorized
 from ..types import Call, Outcome
 from .core import Next, RequestState
 
@@ -63,7 +63,8 @@ class Admit:
         ctx.workspace_id, ctx.api_key_id = principal.workspace_id, principal.key_id
         policy.require_scope(principal, INFERENCE_SCOPE)
         defaults = principal.defaults
-        if defaults.config_id and not (ctx.config or ctx.provider or call.model_slug):
+        by_default = bool(defaults.config_id) and not (ctx.config or ctx.provider or call.model_slug)
+        if by_default:
             ctx.config = defaults.config_id
         if defaults.metadata:
             ctx.metadata = {**defaults.metadata, **ctx.metadata}
@@ -72,6 +73,9 @@ class Admit:
             known, workspace = self._catalog.config_workspace(config)
             if known:
                 policy.check_config(principal, config, workspace)
+            elif by_default:  # the client sent no config: the "x-portkey-config" error would mislead it
+                raise BadRequest(f"This API key's default config '{config[:64]}' no longer exists: send "
+                                 "x-portkey-config or x-portkey-provider, or have an admin set another default")
 
 
 class Authorize:
