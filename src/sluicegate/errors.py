@@ -127,6 +127,25 @@ class LimitsUnavailable(GatewayError):
     status = 503
 
 
+# The message of the cancellation shutdown sends the requests still running once its drain bound has passed
+# (server/connections.py): the stream relay, the native edge and the request log tell it from a client that left.
+SHUTDOWN_CUT = "the gateway shut down before the response was complete (its drain bound passed)"
+
+
+def cut_by_shutdown(exc: BaseException) -> bool:
+    return exc.args[:1] == (SHUTDOWN_CUT,)
+
+
+class ShuttingDown(GatewayError):
+    """What a request still unanswered when shutdown's drain bound passes is told (another replica, or this
+    one restarted, can take it: SDKs retry a 503)."""
+
+    status = 503
+
+    def __init__(self) -> None:
+        super().__init__(SHUTDOWN_CUT)
+
+
 class PayloadTooLarge(GatewayError):
     status = 413
 

@@ -133,8 +133,45 @@ def test_a_stream_longer_than_the_drain_bound_is_cut_at_the_bound_and_logged(tmp
     assert time.monotonic() - signalled < 8  # the bound (1 s) plus the log's drain and the exit, no hang
     thread.join(10)
     assert done.is_set() and "data: [DONE]" not in lines
+    # Not a silent clean end (which SDKs take for a whole answer): the last event is an error naming the cut.
+    assert lines[-1].startswith("data: {") and '"gateway_shutdown"' in lines[-1], lines[-3:]
     restarted = start(tmp_path)
     try:
-        assert LogApi(restarted.url).one(trace)["trace_id"] == trace
+        record = LogApi(restarted.url).one(trace)
+        # The stream began as a 200; shutdown cut it, the client did not leave (it was logged a 499).
+        assert (record["status"], record["error"]["type"]) == (200, "gateway_shutdown"), record
+    finally:
+        restarted.stop()
+
+
+def test_a_request_unanswered_at_the_drain_bound_is_answered_503_and_logged(tmp_path: Path, upstream) -> None:
+    gateway = start(tmp_path, SLUICEGATE_DRAIN_TIMEOUT="1")
+    upstream.push(Reply(delay=20.0))  # far longer than the bound
+    trace, answers = new_trace(), []
+    head = {"x-portkey-trace-id": trace, "x-portkey-provider": "openai", "x-portkey-custom-host": upstream.v1}
+
+    def ask() -> None:
+        try:
+            answers.append(httpx.post(f"{gateway.v1}/chat/completions", headers=head, timeout=30,
+                                      json={"model": "m", "messages": [{"role": "user", "content": "hi"}]}))
+        except httpx.HTTPError as exc:
+            answers.append(exc)
+
+    thread = threading.Thread(target=ask, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not upstream.received and time.monotonic() < deadline:  # the request is at the upstream
+        time.sleep(0.02)
+    gateway.proc.send_signal(signal.SIGTERM)
+    assert gateway.proc.wait(30) == 0
+    thread.join(10)
+    answer = answers[0]
+    # It was a closed connection with no answer; a 503 is what SDKs retry (elsewhere, or once restarted).
+    assert isinstance(answer, httpx.Response) and answer.status_code == 503, answer
+    assert answer.json()["message"].startswith("the gateway shut down before the response was complete")
+    restarted = start(tmp_path)
+    try:
+        record = LogApi(restarted.url).one(trace)
+        assert (record["status"], record["error"]["type"]) == (503, "gateway_shutdown"), record
     finally:
         restarted.stop()

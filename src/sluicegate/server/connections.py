@@ -28,6 +28,7 @@ from typing import Protocol
 import orjson
 from aiohttp import web
 
+from ..errors import SHUTDOWN_CUT
 from .malformed import enveloped_refusals
 
 _REFUSAL_BODY = orjson.dumps({"status": "failure",
@@ -72,7 +73,7 @@ class ConnectionGuard:
         """Cancel every request still running (on shutdown, once the drain bound is over); how many."""
         tasks = [connection.task for connection in self._open.values() if connection.task is not None]
         for task in tasks:
-            task.cancel()
+            task.cancel(SHUTDOWN_CUT)  # told apart from a client that left (streams, the log)
         return len(tasks)
 
     def admit(self, connection: _Guarded, transport: asyncio.BaseTransport) -> bool:

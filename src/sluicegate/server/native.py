@@ -42,7 +42,7 @@ from aiohttp.helpers import parse_content_type, rfc822_formatted_time
 from aiohttp.http import SERVER_SOFTWARE
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from ..errors import InternalError
+from ..errors import InternalError, ShuttingDown, cut_by_shutdown
 from ..header_names import CONTROL_CHARACTERS
 from .connections import ConnectionGuard
 from .envelope import error_response
@@ -435,7 +435,10 @@ class NativeConnection(asyncio.Protocol):
                 keep_alive = keep_alive and response is streamed and streamed.ended  # else it cannot be whole
             else:
                 answer = _serialized(response, keep_alive)
-        except asyncio.CancelledError:  # the client left, or shutdown's drain bound passed
+        except asyncio.CancelledError as cancelled:  # the client left, or shutdown's drain bound passed
+            streamed = request.streamed
+            if cut_by_shutdown(cancelled) and not (streamed is not None and streamed.sent):
+                transport.write(_serialized(error_response(ShuttingDown(), None), False))  # unanswered: a 503
             transport.close()
             raise
         except Exception:  # an answer aiohttp could not have written either (a control character in a header)

@@ -10,17 +10,22 @@ its ``NativeStreamResponse``, written as aiohttp's would be.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 
 from aiohttp import web
 from multidict import CIMultiDict
 
+from ..errors import SHUTDOWN_CUT, cut_by_shutdown
 from ..providers.contract import StreamDecoder
 from ..telemetry.record import StreamTap, ends_stream
 from ..types import Outcome, UpstreamBody
 from ..upstream.transport import TransportError, TransportTimeout
 from .native import NativeRequest
+
+LAST_WORDS_S = 0.5  # the longest a stream cut by shutdown waits to write its error event
 
 
 async def relay_stream(
@@ -44,6 +49,10 @@ async def relay_stream(
             before_end()
         await response.write(outcome.body)
         failure = await _pump(stream.body, stream.decoder, response, tap, before_end)
+    except asyncio.CancelledError as cancelled:
+        if cut_by_shutdown(cancelled) and response.prepared:  # not a silent clean end: the SDK raises
+            await _last_words(response, stream.decoder.error_event(SHUTDOWN_CUT, "gateway_shutdown"))
+        raise
     finally:
         stream.close()
     if failure:
@@ -82,6 +91,15 @@ async def _pump(
                 before_end()
             await response.write(out)  # a client that left raises here and ends the relay
     return decoder.end_failure()
+
+
+async def _last_words(response: web.StreamResponse, event: bytes) -> None:
+    """Write a stream's closing event, and end it, while its task is being cancelled: briefly (a client that
+    reads nothing must not hold shutdown), and never raising (the cancellation goes on)."""
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(LAST_WORDS_S):
+            await response.write(event)
+            await response.write_eof()
 
 
 def _nothing() -> None:

@@ -16,7 +16,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import INTERNAL_MESSAGE, GatewayError, InternalError
+from ..errors import INTERNAL_MESSAGE, SHUTDOWN_CUT, GatewayError, InternalError, ShuttingDown, cut_by_shutdown
 from ..providers import sse
 from ..types import CACHE_DISABLED, AttemptRecord, Call, Outcome, RequestContext
 
@@ -122,6 +122,14 @@ class RequestRecord:
     def failed(self, exc: BaseException, answer: GatewayError | None = None) -> None:
         """The handler raised: record what the client was (or would have been) told. ``answer``: what the
         middleware answers for ``exc`` (server/middleware.answer_for); by default the error itself, or a 500."""
+        if isinstance(exc, asyncio.CancelledError) and cut_by_shutdown(exc):
+            if self.tap is not None and self.tap.relayed_done():
+                return
+            if self.tap is None:  # unanswered: the edge answers 503 (a stream keeps the status it began with)
+                self.status = ShuttingDown.status
+            self.error_type = "gateway_shutdown"
+            self.error_message = SHUTDOWN_CUT
+            return
         if isinstance(exc, (asyncio.CancelledError, ConnectionResetError)):
             # The client went away (aiohttp cancels the handler, or the write fails). SDKs hang up as soon as
             # they read [DONE]: a stream relayed in full was answered, whatever happens to the final bytes.
