@@ -99,6 +99,11 @@ def test_portkey_shapes_parse() -> None:
     ({"prompt": "abc", "max_completion_tokens": 7, "max_tokens": 99}, (1, 7)),
     ({"input": ["abcd", "efgh"], "max_tokens": 0}, (2, 0)),
     ({"messages": [], "max_tokens": "12"}, (0, DEFAULT_COMPLETION_TOKENS)),
+    ({"messages": [], "max_tokens": 4096.0}, (0, 4096)),  # what Python's json writes for a float
+    ({"messages": [], "max_tokens": 10.5}, (0, 11)),
+    ({"messages": [], "max_tokens": 1e308}, (0, int(1e308))),  # reserved as asked: more than any budget
+    ({"messages": [], "max_tokens": -1.0}, (0, DEFAULT_COMPLETION_TOKENS)),
+    ({"messages": [], "max_tokens": True}, (0, DEFAULT_COMPLETION_TOKENS)),
 ])
 def test_reservation_estimate(body: dict[str, object] | None, expected: tuple[int, int]) -> None:
     assert reserved_tokens(body) == expected

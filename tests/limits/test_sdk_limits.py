@@ -62,6 +62,10 @@ def test_a_request_that_alone_exceeds_a_token_rate_is_not_retried(gateway: Gatew
     assert "500 tokens per minute, and this request alone reserves 9002: lower its max_tokens" in message
     assert "retry after" not in message and "retry-after" not in limited.value.response.headers
     assert sent == ["/v1/chat/completions"]  # once: x-should-retry: false
+    # A bound written as a float (Python's json writes 1e308 so) is reserved as asked, not at the default.
+    with pytest.raises(openai.RateLimitError) as huge:
+        client.chat.completions.create(model="m1", messages=HELLO, max_tokens=1e308)  # type: ignore[arg-type]
+    assert "this request alone reserves 1e+308: lower its max_tokens" in huge.value.response.json()["message"]
     client.chat.completions.create(model="m1", messages=HELLO, max_tokens=100)  # one that fits is admitted
 
 

@@ -7,6 +7,7 @@ else ``DEFAULT_COMPLETION_TOKENS``. The reservation is replaced by the actual us
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 DEFAULT_COMPLETION_TOKENS = 1024
@@ -35,6 +36,10 @@ def completion_tokens(body: dict[str, Any] | None, default: int = DEFAULT_COMPLE
         value = (body or {}).get(field)
         if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
             return value
+        # A number written with a fraction (Python's json writes 4096.0) is still the client's bound: a
+        # huge one reserves what it asks for (and is refused as more than the budget), never the default.
+        if isinstance(value, float) and math.isfinite(value) and value >= 0:
+            return math.ceil(value)
     return default
 
 

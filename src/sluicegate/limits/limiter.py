@@ -36,6 +36,11 @@ class LimitStats:
     store_up: bool = True
 
 
+def _shown(amount: float) -> str:
+    """A reservation in a message: whole, or in scientific notation past what anyone reads (max_tokens 1e308)."""
+    return f"{amount:.0f}" if amount < 1e15 else f"{amount:.3g}"
+
+
 def refusal(checks: list[Check], verdict: Verdict) -> Exception:
     """The refusing check → the client's error, with Portkey's headers."""
     check = checks[verdict.failed]
@@ -45,7 +50,7 @@ def refusal(checks: list[Check], verdict: Verdict) -> Exception:
         if check.amount > check.limit:  # no wait admits it: SDKs retry a 429 unless told not to
             return TooManyRequests(
                 f"Rate limit exceeded for {check.label}: {int(check.limit)} {check.measure} per {unit}, and this "
-                f"request alone reserves {check.amount:.0f}: lower its max_tokens (or max_completion_tokens)",
+                f"request alone reserves {_shown(check.amount)}: lower its max_tokens (or max_completion_tokens)",
                 headers={"x-should-retry": "false", "x-ratelimit-limit": str(int(check.limit)),
                          "x-ratelimit-remaining": "0"})
         headers = {"Retry-After": str(reset_s), "x-ratelimit-limit": str(int(check.limit)),
