@@ -144,7 +144,7 @@ MALFORMED = [
     ("POST", "/session", b"{}", "application/json", 400, "token: required"),
     ("POST", "/session", b'{"token": "  "}', "application/json", 400, "token: required"),
     ("POST", "/session", b"token=x", "application/x-www-form-urlencoded", 400, "body: send Content-Type"),
-    ("POST", "/session", b'{"token": "' + b"x" * 9000 + b'"}', "application/json", 400, "body: larger than"),
+    ("POST", "/session", b'{"token": "' + b"x" * 9000 + b'"}', "application/json", 413, "body: larger than"),
     ("POST", "/session", b'{"token": "wrong-token-0123456789"}', "application/json", 401, "Sign-in refused"),
     ("POST", "/configs/validate", b"{}", "application/json", 400, "config: required"),
     ("POST", "/configs/validate", b'{"config": {"a": 1}}', "application/json", 400, "config: required"),

@@ -34,6 +34,7 @@ from ..jsontext import stored_json_object
 from ..providers import registry
 from ..server import access_admin, admin, observability
 from ..server.appkeys import GATEWAY
+from ..server.bodies import read_at_most
 from ..server.principals import PRINCIPAL, check_workspace
 from . import keys
 from .guard import COOKIE, CURRENT, SESSION, current_principal, secure_request, session_of
@@ -52,9 +53,7 @@ def _json(body: Any, status: int = 200) -> web.Response:
 async def _small_json(request: web.Request, limit: int) -> dict[str, Any]:
     if request.content_type != "application/json":
         raise BadRequest("body: send Content-Type: application/json")
-    raw = await request.content.read(limit + 1)
-    if len(raw) > limit:
-        raise BadRequest(f"body: larger than {limit // 1024} KiB")
+    raw = await read_at_most(request, limit)
     return stored_json_object(raw, invalid="body: not valid JSON", not_object="body: expected a JSON object")
 
 

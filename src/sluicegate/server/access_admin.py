@@ -31,9 +31,10 @@ from ..access.model import DEFAULT_SCOPES, Permissions, Principal, validate_scop
 from ..access.policy import Forbidden, require_scope
 from ..access.registry import AccessRegistry
 from ..access.workspaces import WorkspaceRepository, resolve_workspace_id
-from ..errors import BadRequest, PayloadTooLarge
+from ..errors import BadRequest
 from ..jsontext import stored_json_object
 from . import limits_admin
+from .bodies import read_at_most
 from .principals import PRINCIPAL, authenticate, check_workspace
 
 MAX_BODY = 256 * 1024
@@ -88,9 +89,7 @@ async def principal(request: web.Request) -> Principal:
 
 
 async def body_of(request: web.Request) -> dict[str, Any]:
-    raw = await request.content.read(MAX_BODY + 1)
-    if len(raw) > MAX_BODY:
-        raise PayloadTooLarge(f"body: larger than {MAX_BODY // 1024} KiB")
+    raw = await read_at_most(request, MAX_BODY)
     if not raw.strip():
         return {}
     body = stored_json_object(raw, invalid="body: not valid JSON", not_object="body: expected a JSON object")

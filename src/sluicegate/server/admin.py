@@ -29,10 +29,11 @@ from ..catalog.configs import ConfigRepository
 from ..catalog.entries import ProviderView, SavedConfigView, validate_slug
 from ..catalog.jsonio import config_from_json, parse_body, patch_from_json, provider_from_json
 from ..catalog.providers import ProviderRepository
-from ..errors import BadRequest, PayloadTooLarge
+from ..errors import BadRequest
 from ..store.engine import store_outage
 from ..vault import VaultError
 from .audit_trail import audited
+from .bodies import read_at_most
 from .middleware import Handler, error_for
 from .principals import PRINCIPAL, authenticate, check_workspace, require, workspace_for_write
 
@@ -134,12 +135,7 @@ def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
-    if (request.content_length or 0) > MAX_ADMIN_BODY:
-        raise PayloadTooLarge(f"body: larger than {MAX_ADMIN_BODY // 1024} KiB")
-    raw = await request.read()
-    if len(raw) > MAX_ADMIN_BODY:
-        raise PayloadTooLarge(f"body: larger than {MAX_ADMIN_BODY // 1024} KiB")
-    return parse_body(raw)
+    return parse_body(await read_at_most(request, MAX_ADMIN_BODY))
 
 
 def _services(request: web.Request) -> AdminServices:

@@ -105,6 +105,24 @@ async def read_body(request: web.Request, *, limit: int, timeout_s: float) -> by
         raise BodyTimeout(f"Request body was not received within {timeout_s:g} seconds") from None
 
 
+async def read_at_most(request: web.Request, limit: int) -> bytes:
+    """An admin or dashboard body, whole, as it arrives: 413 once more than ``limit`` bytes came or were
+    announced. ``content.read(n)`` returns what has arrived so far, not ``n`` bytes: a body sent in two TCP
+    segments was cut at the first, and refused as "not valid JSON"."""
+    if (request.content_length or 0) > limit:
+        raise _admin_too_large(limit)
+    body = bytearray()
+    while chunk := await request.content.read(limit + 1 - len(body)):
+        body += chunk
+        if len(body) > limit:
+            raise _admin_too_large(limit)
+    return bytes(body)
+
+
+def _admin_too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"body: larger than {limit // 1024} KiB")
+
+
 def _buffered(request: web.Request, limit: int) -> bytes:
     """The whole body, already received: taken from aiohttp's buffer as is, without ``request.read()``'s
     coroutine and copies (the gateway reads a body once, through here)."""

@@ -28,7 +28,10 @@ from ..limits.checks import Subject
 from ..limits.store import KINDS, validated
 from ..store.tables import providers
 from .appkeys import GATEWAY
+from .bodies import read_at_most
 from .principals import check_workspace, require
+
+MAX_LIMITS_BODY = 256 * 1024  # rate limits, a budget and a price table: far less in practice
 
 FIELDS = ("rate_limits", "usage_limits")
 SCOPES = {"key": "organisation_service_api_keys", "workspace": "workspaces", "provider": "providers"}
@@ -128,7 +131,7 @@ async def get_limits(request: web.Request) -> web.Response:
 
 async def put_limits(request: web.Request) -> web.Response:
     kind = _kind(request)
-    body = stored_json_object(await request.read() or b"{}", invalid="body: not valid JSON",
+    body = stored_json_object(await read_at_most(request, MAX_LIMITS_BODY) or b"{}", invalid="body: not valid JSON",
                               not_object="body: expected a JSON object {rate_limits, usage_limits, prices}")
     validated(kind, body)  # a bad body is a 400 before the 404 of an unknown subject
     _, subject_id = await _subject(request, "update")
