@@ -76,6 +76,10 @@ async def test_duplicate_id_is_409(engine, providers) -> None:
         ("c", "[1, 2]", "^config: expected a JSON object$"),
         ("c", '{"provider": "@ghost"}', "^Provider @ghost not found in the catalog$"),
         ("c", '{"provider": "openai", "api_key": "sk-x"}', "^config.api_key: credentials cannot be stored"),
+        # camelCase is the same field to the schema: it was stored in clear, and sent upstream.
+        ("c", '{"provider": "openai", "apiKey": "sk-x"}', "^config.apiKey: credentials cannot be stored"),
+        ("c", '{"targets": [{"provider": "openai", "awsSecretAccessKey": "x"}]}',
+         r"^config.targets\[0\].awsSecretAccessKey: credentials cannot be stored"),
         (
             "c",
             '{"targets": [{"provider": "@my-llm"}, {"override_params": {"model": "@nope/m"}}]}',

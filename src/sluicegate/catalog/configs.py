@@ -16,6 +16,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..config import parse_config
+from ..config.fields import snake
 from ..errors import BadRequest, Conflict
 from ..jsontext import stored_json_object
 from ..providers import registry
@@ -60,7 +61,7 @@ def inlined_secret(node: Any, path: str = "config") -> str | None:
     if not isinstance(node, dict):
         return None
     for key, value in node.items():
-        if key in SECRET_KEYS and value not in (None, ""):
+        if snake(key) in SECRET_KEYS and value not in (None, ""):  # either spelling: apiKey is api_key
             return f"{path}.{key}"
         if (found := inlined_secret(value, f"{path}.{key}")) is not None:
             return found
