@@ -158,7 +158,8 @@ def build_app(settings: Settings, *, transport: Transport | None = None) -> web.
     app.router.add_get(DASHBOARD_PREFIX, to_dashboard)
     verifier = first_match([admin_token_verifier(services.auth), api_key_verifier(gateway.access)])
     sessions = SessionStore(gateway.engine)  # in the store: every replica knows every sign-in
-    app.add_subapp(DASHBOARD_PREFIX, dashboard_app(services, verifier, key_renewal(gateway.access), sessions))
+    app.add_subapp(DASHBOARD_PREFIX, dashboard_app(services, verifier, key_renewal(gateway.access, services.auth),
+                                                      sessions))
     return app
 
 

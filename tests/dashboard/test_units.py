@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from sluicegate.access import model
+from sluicegate.access.admin_token import hash_token
 from sluicegate.access.principal import DASHBOARD_SCOPES, SignIn, admin_token_verifier, first_match
 from sluicegate.catalog.entries import ResolvedProvider
 from sluicegate.dashboard.probe import test_connection as probe
@@ -31,8 +32,8 @@ class Clock:
 async def test_a_session_expires_after_its_ttl(engine):
     clock = Clock()
     store = SessionStore(engine, 60, clock=clock)
-    session_id, session = await store.open(ADMIN)
-    assert await store.get(session_id) == session
+    session_id, session = await store.open(SignIn("admin", model.ADMIN, admin_token_hash="ab" * 32))
+    assert await store.get(session_id) == session and session.admin_token_hash == "ab" * 32
     clock.now += 59.9
     assert await store.get(session_id) == session
     clock.now += 0.2
@@ -121,7 +122,8 @@ def test_the_admin_verifier_and_a_chain():
         return None
 
     verify = first_match([never, admin_token_verifier(Auth())])
-    assert asyncio.run(verify("right")) == ADMIN
+    # The session remembers which admin token it signed in with (it ends when that one is reset).
+    assert asyncio.run(verify("right")) == SignIn("admin", model.ADMIN, admin_token_hash=hash_token("right"))
     assert asyncio.run(verify("wrong")) is None
     assert asyncio.run(verify("sg-right")) is None  # an API key's shape goes to the key verifier
 
@@ -158,7 +160,10 @@ def _dashboard(engine, principal, renew):
     async def verify(credential):
         return SignIn("a key", principal) if credential == "sg-key" else None
 
-    app = dashboard_app(services=None, verifier=verify, renew=lambda key_id: renew(principal),  # type: ignore[arg-type]
+    async def renewed(key_id, admin_token_hash):
+        return renew(principal)
+
+    app = dashboard_app(services=None, verifier=verify, renew=renewed,  # type: ignore[arg-type]
                         sessions=SessionStore(engine))
     parent = web.Application()
     parent.add_subapp("/dashboard", app)

@@ -94,8 +94,11 @@ class AdminAuth:
     async def check(self, presented: str | None) -> bool:
         if not presented:
             return False
+        return await self.holds(hash_token(presented))
+
+    async def holds(self, digest: str) -> bool:
+        """Is ``digest`` the hash of a current admin token (a dashboard session asks on each use)?"""
         # Comparing fixed-length digests with compare_digest: timing reveals neither the token nor its length.
-        digest = hash_token(presented)
         if self._env_hash is not None:
             return hmac.compare_digest(digest, self._env_hash)
         async with self._engine.connect() as conn:

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 from ..errors import GatewayError, Unauthorized
-from .admin_token import AdminAuth
+from .admin_token import AdminAuth, hash_token
 from .model import ADMIN, SCOPE_ACTIONS, Principal
 from .registry import AccessRegistry
 from .secrets import looks_like_key, shown_prefix
@@ -34,18 +34,20 @@ class SignIn:
     name: str  # shown in the dashboard's header: never the credential itself
     principal: Principal
     workspace_slug: str | None = None  # the workspace a key belongs to, for the header
+    admin_token_hash: str | None = None  # signed in with the admin token: its SHA-256 (the session ends with it)
 
 
 Verifier = Callable[[str], Awaitable["SignIn | None"]]
-# A sign-in's principal as of now, from its key id (None: the admin token); None once it may not act.
-Renewal = Callable[[str | None], "Principal | None"]
+# A sign-in's principal as of now, from its key id, or (key id None) the hash of the admin token it signed in
+# with; None once it may not act (the key revoked or expired, the admin token reset or replaced).
+Renewal = Callable[[str | None, str | None], Awaitable["Principal | None"]]
 
 
 def admin_token_verifier(auth: AdminAuth) -> Verifier:
     async def verify(credential: str) -> SignIn | None:
         if looks_like_key(credential):
             return None
-        return SignIn("admin", ADMIN) if await auth.check(credential) else None
+        return SignIn("admin", ADMIN, admin_token_hash=hash_token(credential)) if await auth.check(credential) else None
 
     return verify
 
@@ -61,7 +63,7 @@ def api_key_verifier(access: AccessRegistry) -> Verifier:
         except Unauthorized as exc:  # unknown, revoked or expired: the registry's words, never the key
             raise Unauthorized(f"Sign-in refused: {exc.message}") from None
         if principal.key_id is None:  # an admin token that happens to start with "sg-"
-            return SignIn("admin", ADMIN)
+            return SignIn("admin", ADMIN, admin_token_hash=hash_token(credential))
         if not principal.scopes & DASHBOARD_SCOPES:
             raise SignInForbidden("Sign-in refused: this API key holds no scope the dashboard uses (for example "
                                   "logs.list, analytics.view, providers.list, configs.list, "
@@ -74,9 +76,11 @@ def api_key_verifier(access: AccessRegistry) -> Verifier:
     return verify
 
 
-def key_renewal(access: AccessRegistry) -> Renewal:
-    def renew(key_id: str | None) -> Principal | None:
-        return ADMIN if key_id is None else access.current(key_id)
+def key_renewal(access: AccessRegistry, auth: AdminAuth) -> Renewal:
+    async def renew(key_id: str | None, admin_token_hash: str | None) -> Principal | None:
+        if key_id is not None:
+            return access.current(key_id)
+        return ADMIN if admin_token_hash is not None and await auth.holds(admin_token_hash) else None
 
     return renew
 

@@ -38,6 +38,10 @@ SESSION = web.AppKey("sluicegate_dashboard_sessions", SessionStore)
 CURRENT: web.RequestKey[Session] = web.RequestKey("sluicegate_dashboard_session")  # the request's session
 
 
+SIGN_IN_AGAIN_KEY = "The API key this session signed in with was revoked or has expired: sign in again"
+SIGN_IN_AGAIN_ADMIN = "The admin token this session signed in with was reset or replaced: sign in again"
+
+
 class Forbidden(GatewayError):
     status = 403
 
@@ -99,10 +103,10 @@ def api_guard(open_paths: frozenset[tuple[str, str]], scopes: dict[tuple[str, st
         session = await sessions.get(session_id)
         if session is None:
             raise Unauthorized("Not signed in, or the session ended: sign in at /dashboard/")
-        principal = renew(session.key_id)
+        principal = await renew(session.key_id, session.admin_token_hash)
         if principal is None:
             await sessions.close(session_id)
-            raise Unauthorized("The API key this session signed in with was revoked or has expired: sign in again")
+            raise Unauthorized(SIGN_IN_AGAIN_ADMIN if session.key_id is None else SIGN_IN_AGAIN_KEY)
         if request.method not in SAFE_METHODS and not session.csrf_matches(request.headers.get(CSRF_HEADER)):
             raise Forbidden(f"Refused: missing or wrong CSRF token (send the session's token as {CSRF_HEADER})")
         needed = scopes.get((request.method, _pattern(request)))

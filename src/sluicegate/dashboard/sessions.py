@@ -35,6 +35,7 @@ class Session:
     key_id: str | None  # None: the admin token (the guard renews the principal from it before each use)
     csrf_token: str
     expires_at: float  # wall clock, seconds
+    admin_token_hash: str | None = None  # signed in with the admin token: that token's SHA-256
 
     def csrf_matches(self, presented: str | None) -> bool:
         if not presented:
@@ -66,7 +67,7 @@ class SessionStore:
         """A new session: (its id, for the cookie only; the session)."""
         session_id = secrets.token_urlsafe(32)
         session = Session(signed_in.name, signed_in.workspace_slug, signed_in.principal.key_id,
-                          _csrf_token(session_id), self._clock() + self._ttl_s)
+                          _csrf_token(session_id), self._clock() + self._ttl_s, signed_in.admin_token_hash)
         table = dashboard_sessions
         async with self._engine.begin() as conn:
             await conn.execute(delete(table).where(table.c.expires_at <= self._clock()))
@@ -75,7 +76,8 @@ class SessionStore:
                 oldest = select(table.c.id_hash).order_by(table.c.expires_at).limit(live - self._max + 1)
                 await conn.execute(delete(table).where(table.c.id_hash.in_(oldest.scalar_subquery())))
             await conn.execute(insert(table).values(
-                id_hash=_key(session_id), key_id=session.key_id, name=session.name[:512],
+                id_hash=_key(session_id), key_id=session.key_id, admin_token_hash=session.admin_token_hash,
+                name=session.name[:512],
                 workspace_slug=session.workspace_slug, expires_at=session.expires_at))
         return session_id, session
 
@@ -90,7 +92,8 @@ class SessionStore:
         if row.expires_at <= self._clock():
             await self.close(session_id)
             return None
-        return Session(row.name, row.workspace_slug, row.key_id, _csrf_token(session_id), row.expires_at)
+        return Session(row.name, row.workspace_slug, row.key_id, _csrf_token(session_id), row.expires_at,
+                       row.admin_token_hash)
 
     async def close(self, session_id: str | None) -> None:
         if session_id:

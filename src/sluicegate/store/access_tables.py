@@ -77,6 +77,7 @@ dashboard_sessions = Table(
     metadata,
     Column("id_hash", String(64), primary_key=True),
     Column("key_id", String(ID_MAX), nullable=True),  # None: signed in with the admin token
+    Column("admin_token_hash", String(64), nullable=True),  # that token's SHA-256: the session ends with it
     Column("name", String(512), nullable=False),  # shown in the dashboard's header
     Column("workspace_slug", String(SLUG_MAX), nullable=True),
     Column("expires_at", Float, nullable=False, index=True),  # wall clock, seconds
