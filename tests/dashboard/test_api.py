@@ -6,7 +6,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from sluicegate.dashboard.probe import BODY_MAX
 from tests.dashboard.conftest import ADMIN
+from tests.fakes.upstream import Reply
 from tests.gateway import free_port
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
@@ -134,6 +136,25 @@ def test_test_connection_to_a_host_that_does_not_answer(signed_in, admin):
     assert result["ok"] is False and result["url"] == f"http://127.0.0.1:{port}/v1/models"
     assert "refused" not in result and result["error"]
     assert "silent-secret-1" not in str(result)
+
+
+
+def test_test_connection_scrubs_an_echoed_credential(signed_in, admin, llm):
+    # An upstream that echoes its request showed the vault's credential in clear on the page.
+    client, csrf = signed_in
+    secret = "sk-echoed-vault-secret-0123456789"
+    made = admin.post("/providers", json={"slug": "echoer", "custom_host": llm.v1,
+                                          "headers": {"Authorization": f"Bearer {secret}", "X-Team": "team-echo-7"}})
+    assert made.status_code == 201, made.text
+    head = f'{{"team":"team-echo-7","auth":"Bearer {secret}","data":"'
+    # The second echo straddles the cut of what is shown: scrubbed whole, no piece of it left.
+    filler = "m" * (BODY_MAX - len(head) - len('","tail":"') - 10)
+    llm.push(Reply(body=f'{head}{filler}","tail":"{secret}"}}'.encode(), content_type="application/json"))
+    result = client.post("/providers/echoer/test", headers={"X-CSRF-Token": csrf}).json()
+    assert result["ok"] is True and result["status"] == 200, result
+    assert len(result["body"]) <= BODY_MAX and result["body"].startswith('{"team":"[REDACTED]","auth":"')
+    assert secret[:8] not in result["body"] and "team-echo-7" not in result["body"], result["body"]
+    assert llm.last.headers["Authorization"] == f"Bearer {secret}"  # it was sent
 
 
 MALFORMED = [

@@ -3,7 +3,9 @@ provider's stored credentials, through the SSRF guard like every upstream reques
 
 The answer is a value, never an exception: ``{"ok", "status", "body"}`` from the upstream, or ``{"ok":
 false, "refused": <the guard's exact reason>}``, or ``{"ok": false, "error": <what failed>}``. The upstream's
-body is cut to ``BODY_MAX`` characters; the credentials never appear in it (they were sent, not echoed here).
+body is cut to ``BODY_MAX`` characters, and every value the request sent in a header is scrubbed from it: a
+server that echoes its request (many test servers, some proxies' error pages) would otherwise show the
+vault's credential in clear.
 """
 
 from __future__ import annotations
@@ -13,22 +15,26 @@ from typing import Any
 
 from ..catalog.entries import ResolvedProvider
 from ..errors import InvalidCustomHost
+from ..telemetry.redact import scrub, scrub_list, sent_secrets
 from ..upstream.guard import Guard
 from ..upstream.transport import Transport, TransportError, TransportResponse
 
 BODY_MAX = 2000
+# Read past what is shown by more than the longest header value, then scrub, then cut: a credential that
+# straddles the cut is still whole when it is scrubbed.
+READ_MAX = BODY_MAX + 16 * 1024
 TIMEOUT_S = 10.0
 
 
 async def _start_of(response: TransportResponse) -> bytes:
-    """The body's first BODY_MAX bytes; the rest is not read (a big model list need not travel)."""
+    """The body's first READ_MAX bytes; the rest is not read (a big model list need not travel)."""
     body = b""
     try:
-        while len(body) < BODY_MAX and (chunk := await response.read_chunk()):
+        while len(body) < READ_MAX and (chunk := await response.read_chunk()):
             body += chunk
     finally:
         response.close()
-    return body[:BODY_MAX]
+    return body[:READ_MAX]
 
 
 def probe_url(provider: ResolvedProvider) -> str:
@@ -50,5 +56,5 @@ async def test_connection(provider: ResolvedProvider, guard: Guard, transport: T
         return {"ok": False, "url": url, "error": f"no answer within {TIMEOUT_S:.0f} s"}
     except TransportError as exc:
         return {"ok": False, "url": url, "error": exc.connect_reason or exc.kind}
-    text = body.decode("utf-8", "replace")
-    return {"ok": response.status < 400, "url": url, "status": response.status, "body": text}
+    text = scrub(body.decode("utf-8", "replace"), scrub_list(sent_secrets(dict(provider.headers), url))) or ""
+    return {"ok": response.status < 400, "url": url, "status": response.status, "body": text[:BODY_MAX]}

@@ -94,6 +94,11 @@ def sent_secrets(headers: Any, url: str | None, is_secret: Callable[[str], bool]
     return values
 
 
+def scrub_list(values: Iterable[str]) -> Secrets:
+    """What ``scrub`` takes for these credential values: each in every form an echo may carry it."""
+    return Secrets.of(_usable(values))
+
+
 def _usable(values: Iterable[str]) -> tuple[str, ...]:
     # Longest first: a token inside a longer header value must not leave the rest of that value behind.
     unique = {v for v in values if v and len(v) >= MIN_SECRET_LENGTH}
