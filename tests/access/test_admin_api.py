@@ -615,3 +615,21 @@ def test_a_deleted_default_config_is_named_in_the_refusal(admin: Portkey, gatewa
     client = Portkey(api_key=key.key, base_url=gateway.v1)
     message = refused(400, client.chat.completions.create, model="m", messages=HELLO)
     assert "This API key's default config 'short-lived' no longer exists" in message
+
+
+# Every surface that names a key in its path: (method, path with {key}).
+KEY_PATHS = [("GET", "/admin/api/api-keys/{key}"), ("PATCH", "/admin/api/api-keys/{key}"),
+             ("DELETE", "/admin/api/api-keys/{key}"), ("GET", "/v1/api-keys/{key}"), ("PUT", "/v1/api-keys/{key}"),
+             ("DELETE", "/v1/api-keys/{key}"), ("GET", "/admin/api/limits/key/{key}")]
+
+
+@pytest.mark.parametrize(("method", "path"), KEY_PATHS, ids=[f"{m} {p}" for m, p in KEY_PATHS])
+def test_a_key_s_secret_where_its_id_belongs_is_never_echoed(admin: Portkey, gateway: GatewayProcess,
+                                                             method: str, path: str) -> None:
+    # The 404 said "API key sg-…(the whole secret) not found", to the client and whatever logs answers.
+    secret = admin.api_keys.create(type="organisation", sub_type="service", name="pasted", scopes=["logs.list"]).key
+    answer = httpx.request(method, f"{gateway.url}{path.format(key=secret)}", headers=AUTH, timeout=10,
+                           json={"name": "renamed"} if method in ("PATCH", "PUT") else None)
+    assert answer.status_code == 404, answer.text
+    assert answer.json()["message"] == "API key not found: the path takes the key's id, never its secret"
+    assert secret[3:] not in answer.text

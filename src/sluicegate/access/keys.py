@@ -19,7 +19,7 @@ from ..store.state import bump_access_version
 from ..store.tables import saved_configs, utcnow
 from .audit import record_event
 from .model import ACTIVE, DEFAULT_SCOPES, KEY_TYPES, REVOKED, SUB_TYPES, KeyDefaults, Permissions, validate_scopes
-from .secrets import KeyHasher, new_secret, shown_prefix
+from .secrets import KeyHasher, looks_like_key, new_secret, shown_prefix
 from .workspaces import Missing, _text, workspace_row
 
 MAX_NAME = 256
@@ -67,6 +67,8 @@ def _choice(value: Any, allowed: tuple[str, ...], where: str) -> str:
 
 
 async def key_row(conn: AsyncConnection, key_id: str) -> Row[Any]:
+    if looks_like_key(key_id):  # a secret where its id belongs: never echoed back (nor looked up)
+        raise Missing("API key not found: the path takes the key's id, never its secret")
     # No id holds a NUL, and PostgreSQL refuses one in a parameter (an error, not "not found").
     row = None if "\x00" in key_id else (await conn.execute(select(api_keys).where(api_keys.c.id == key_id))).first()
     if row is None:

@@ -19,8 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ..access.keys import key_row
 from ..access.model import Principal
 from ..access.policy import Forbidden
-from ..access.secrets import looks_like_key
-from ..access.workspaces import Missing, resolve_workspace_id
+from ..access.workspaces import resolve_workspace_id
 from ..catalog.entries import NotInCatalog
 from ..errors import BadRequest
 from ..jsontext import stored_json_object
@@ -98,8 +97,6 @@ async def stored_subject(engine: AsyncEngine, kind: str, ref: str) -> tuple[str,
     if kind == "workspace":
         workspace_id = await resolve_workspace_id(engine, ref)
         return workspace_id, workspace_id
-    if kind == "key" and looks_like_key(ref):  # a secret where its id belongs: never echoed back
-        raise Missing("API key not found: the path takes the key's id, never its secret")
     async with engine.connect() as conn:
         if kind == "key":
             return ref, (await key_row(conn, ref)).workspace_id
