@@ -55,6 +55,21 @@ async def test_tail_prints_the_latest_oldest_first(seeded, capsys):
     assert [line.split()[1] for line in lines[1:]] == [r["id"] for r in rows[3:]]
 
 
+async def test_tail_writes_what_a_terminal_would_act_on_as_escapes(engine, settings: Settings, capsys):
+    # A client chose the model and the user: they recoloured, retitled and cleared the operator's terminal.
+    row, attempts = entry(1_750_000_000_000)
+    row.update(model="esc\x1b[31mRED\x1b]0;TITLE\x07\rOVER", user="u\x1b[2Jx\u202egnp.exe")
+    writer = store_writer(engine)
+    await writer.write([(row, attempts)])
+    await writer.close()
+    store = ["--data-dir", str(settings.data_dir)]
+    if settings.database_url:
+        store += ["--database-url", settings.database_url]
+    code, out, _ = await run(capsys, "logs", "tail", "-n", "1", *store)
+    assert code == 0 and all(line.isprintable() for line in out.split("\n")), out
+    assert "esc\\x1b[31mRED\\x1b]0;TITLE\\x07\\rOVER" in out and "u\\x1b[2Jx\\u202egnp.exe" in out
+
+
 async def test_tail_filters_and_json(seeded, capsys):
     rows, store = seeded
     code, out, _ = await run(capsys, "logs", "tail", "--status", "5xx", "--json", *store)

@@ -137,8 +137,17 @@ def print_json(value: Any) -> None:
     sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
 
 
+def terminal_safe(text: str) -> str:
+    """``text`` with each character a terminal would act on (an escape sequence, a carriage return, a bidi
+    override) written as its escape: table cells hold what clients sent (a model name, a user), and a client
+    could otherwise recolour, retitle or clear the operator's terminal, or overwrite the lines above."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 def print_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    cells = [[str(c) for c in header]] + [["" if c is None else str(c) for c in row] for row in rows]
+    cells = [[str(c) for c in header]] + [["" if c is None else terminal_safe(str(c)) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     for row in cells:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
