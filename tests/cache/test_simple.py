@@ -93,6 +93,36 @@ async def test_anything_that_changes_the_answer_changes_the_key(change):
     assert state.cache_status == CACHE_MISS and len(rig.transport.sent) == 2
 
 
+ROUTED = orjson.dumps({
+    "cache": {"mode": "simple"},
+    "strategy": {"mode": "conditional", "default": "free",
+                 "conditions": [{"query": {"$or": [{"metadata.tier": {"$eq": "gold"}}]}, "then": "gold"}]},
+    "targets": [{"name": "gold", "provider": "openai", "api_key": SECRET, "custom_host": HOST,
+                 "override_params": {"model": "big"}},
+                {"name": "free", "provider": "openai", "api_key": SECRET, "custom_host": HOST,
+                 "forward_headers": ["x-tenant"]}],
+}).decode()
+
+
+@pytest.mark.parametrize(("second", "status"), [
+    # The metadata a condition reads picks the target: a gold answer was replayed to a free request.
+    ({"x-portkey-metadata": '{"tier": "free"}'}, CACHE_MISS),
+    ({"x-portkey-metadata": '{"tier": "gold", "team": "other"}'}, CACHE_HIT),  # read by no condition
+    # A header a target forwards reaches the upstream, as does one the request asks to forward.
+    ({"x-portkey-metadata": '{"tier": "gold"}', "x-tenant": "b"}, CACHE_MISS),
+    ({"x-portkey-metadata": '{"tier": "gold"}', "x-region": "eu", "x-portkey-forward-headers": "x-region"},
+     CACHE_MISS),
+])
+async def test_what_the_config_reads_of_the_request_is_in_the_key(second: dict[str, str], status: str):
+    rig = Rig(lambda sent: json_response(chat_completion(orjson.loads(sent.body)["model"])))
+    first_state, first = await rig.run({"x-portkey-config": ROUTED, "x-portkey-metadata": '{"tier": "gold"}',
+                                        "x-tenant": "a"}, body())
+    await rig.cache.drain()
+    state, outcome = await rig.run({"x-portkey-config": ROUTED, "x-tenant": "a", **second}, body())
+    assert (first_state.cache_status, state.cache_status) == (CACHE_MISS, status)
+    assert len(rig.transport.sent) == (1 if status == CACHE_HIT else 2)
+
+
 async def test_two_scopes_never_share_an_entry_unless_they_name_the_same_namespace():
     rig = Rig()
     await rig.run(scope="workspace-a")

@@ -4,20 +4,23 @@ Covered: the scope (the namespace the client named within the caller's workspace
 that admission set), the
 endpoint, the stream flag (a stream is stored as events, a JSON answer as JSON: they never stand in for
 each other), the config tree the request runs (providers, hosts, inline keys, override_params: the
-resolved targets), the provider, host and credential the request itself names, the model, and the whole
-parsed body except ``stream``, with its keys sorted. The credentials enter only through the hash: a key
-holds no secret.
+resolved targets), what else of the request that tree reads (the metadata its conditions query, which
+picks the target; the headers its targets forward, which the upstream sees), the provider, host and
+credential the request itself names, the model, and the whole parsed body except ``stream``, with its keys
+sorted. The credentials enter only through the hash: a key holds no secret.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from ..types import Call
+from ..config.model import Group, Node, targets
+from ..types import Call, routing_metadata
 
 KEY_VERSION = b"sluicegate-cache-v1"
 CACHEABLE_ENDPOINTS = frozenset({"chat", "completions", "embeddings"})
@@ -28,20 +31,36 @@ def cacheable(call: Call) -> bool:
     return call.json is not None and call.endpoint in CACHEABLE_ENDPOINTS
 
 
-def request_parts(scope: str, call: Call, tree: bytes) -> list[Any]:
-    """What besides the body tells two requests apart (``tree``: the config tree's identity, tree_identity)."""
+@dataclass(frozen=True, slots=True)
+class TreeReads:
+    """A config tree as the key sees it: its identity, and what of a request besides the body it reads."""
+
+    identity: bytes
+    metadata_keys: tuple[str, ...] = ()  # the metadata its conditions query (a request's picks its target)
+    forwarded: tuple[str, ...] = ()  # the headers its targets forward upstream
+
+
+def request_parts(scope: str, call: Call, tree: TreeReads) -> list[Any]:
+    """What besides the body tells two requests apart."""
     ctx = call.ctx
     # A namespace shares entries between the keys that name it, within their workspace: never across.
     scoped = ["namespace", ctx.workspace_id, ctx.cache_namespace] if ctx.cache_namespace else ["scope", scope]
-    return [*scoped, call.endpoint, call.stream, tree.hex(), ctx.provider, ctx.custom_host, ctx.api_key,
-            call.model_slug, call.model]
+    parts = [*scoped, call.endpoint, call.stream, tree.identity.hex(), ctx.provider, ctx.custom_host, ctx.api_key,
+             call.model_slug, call.model]
+    if tree.metadata_keys:  # two requests that differ here may run different targets
+        metadata = routing_metadata(ctx, call.json)
+        parts.append(["metadata", *([key, metadata.get(key)] for key in tree.metadata_keys)])
+    forwarded = tree.forwarded + (ctx.forward_headers or ())  # the config's list, and the request's own
+    if forwarded:  # the upstream sees these: they may change its answer
+        parts.append(["forwarded", ctx.forwarded_values(tuple(dict.fromkeys(forwarded)))])
+    return parts
 
 
 def body_without_stream(body: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in body.items() if key != "stream"}
 
 
-def simple_key(scope: str, call: Call, tree: bytes) -> str:
+def simple_key(scope: str, call: Call, tree: TreeReads) -> str:
     assert call.json is not None
     digest = hashlib.sha256(KEY_VERSION)
     digest.update(orjson.dumps(request_parts(scope, call, tree), option=orjson.OPT_SORT_KEYS))
@@ -50,6 +69,38 @@ def simple_key(scope: str, call: Call, tree: bytes) -> str:
     return digest.hexdigest()
 
 
-def tree_identity(tree: object) -> bytes:
-    """A config tree (frozen dataclasses, compiled from its text) as a digest: equal trees, equal digests."""
-    return hashlib.sha256(repr(tree).encode()).digest()
+def tree_reads(tree: Node | None) -> TreeReads:
+    """A config tree (frozen dataclasses, compiled from its text) as the key sees it: equal trees, equal
+    digests; the metadata keys its conditions name (``metadata.tier.level`` reads ``tier``), the headers its
+    targets forward."""
+    identity = hashlib.sha256(repr(tree).encode()).digest()
+    if tree is None:
+        return TreeReads(identity)
+    metadata_keys: dict[str, None] = {}
+    for group in _groups(tree):
+        for condition in group.strategy.conditions:
+            for field in _fields(condition.query):
+                root, _, rest = field.partition(".")
+                if root == "metadata" and rest:
+                    metadata_keys[rest.partition(".")[0]] = None
+    forwarded = dict.fromkeys(name for target in targets(tree) for name in target.forward_headers)
+    return TreeReads(identity, tuple(sorted(metadata_keys)), tuple(sorted(forwarded)))
+
+
+def _groups(node: Node) -> Iterator[Group]:
+    if isinstance(node, Group):
+        yield node
+        for child in node.children:
+            yield from _groups(child)
+
+
+def _fields(query: Any) -> Iterator[str]:
+    """The fields a condition's query reads, through ``$and`` / ``$or``."""
+    if not isinstance(query, Mapping):
+        return
+    for key, value in query.items():
+        if key in ("$and", "$or"):
+            for sub in value if isinstance(value, list) else ():
+                yield from _fields(sub)
+        elif not key.startswith("$"):
+            yield key

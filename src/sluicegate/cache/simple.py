@@ -11,11 +11,11 @@ import asyncio
 import logging
 from typing import Protocol
 
-from ..config.model import CachePolicy
+from ..config.model import CachePolicy, Node
 from ..pipeline import CacheHit, RequestState
 from ..types import CACHE_HIT, CACHE_MISS, Outcome
 from .entry import Entry, kept_headers
-from .key import cacheable, simple_key, tree_identity
+from .key import TreeReads, cacheable, simple_key, tree_reads
 from .recording import RecordingDecoder
 
 log = logging.getLogger(__name__)
@@ -41,13 +41,13 @@ class SimpleCache:
     def __init__(self, backend: CacheBackend, *, entry_max_bytes: int) -> None:
         self.backend = backend
         self._entry_max_bytes = entry_max_bytes
-        self._trees: dict[int, tuple[object, bytes]] = {}  # id(root) → (root, identity): root kept, id stable
+        self._trees: dict[int, tuple[object, TreeReads]] = {}  # id(root) → (root, its reads): root kept, id stable
         self._pending: set[asyncio.Task[None]] = set()
 
     def key_for(self, state: RequestState) -> str | None:
         if not cacheable(state.call):
             return None
-        return simple_key(state.cache_scope, state.call, self.tree_identity(state.root))
+        return simple_key(state.cache_scope, state.call, self.tree_reads(state.root))
 
     async def lookup(self, state: RequestState, policy: CachePolicy) -> CacheHit | None:
         key = self.key_for(state)
@@ -106,12 +106,12 @@ class SimpleCache:
         if not task.cancelled() and task.exception() is not None:
             log.warning("response cache write failed: %s", type(task.exception()).__name__)
 
-    def tree_identity(self, root: object) -> bytes:
+    def tree_reads(self, root: Node | None) -> TreeReads:
         known = self._trees.get(id(root))
         if known is not None and known[0] is root:
             return known[1]
         if len(self._trees) >= _TREES_KEPT:
             self._trees.clear()
-        identity = tree_identity(root)
-        self._trees[id(root)] = (root, identity)
-        return identity
+        reads = tree_reads(root)
+        self._trees[id(root)] = (root, reads)
+        return reads

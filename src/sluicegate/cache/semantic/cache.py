@@ -22,7 +22,7 @@ from ...config.model import CachePolicy
 from ...pipeline import CacheHit, RequestState
 from ...types import CACHE_MISS, CACHE_SEMANTIC_HIT, CACHE_SEMANTIC_MISS, Call, Outcome
 from ..entry import Entry
-from ..key import KEY_VERSION, body_without_stream, cacheable, request_parts
+from ..key import KEY_VERSION, TreeReads, body_without_stream, cacheable, request_parts
 from ..simple import SimpleCache
 from .guard import contradicts
 from .index import SemanticIndex
@@ -52,7 +52,7 @@ def _is_user(message: Any) -> bool:
     return isinstance(message, dict) and message.get("role") == "user"
 
 
-def bucket_key(scope: str, call: Call, tree: bytes) -> str:
+def bucket_key(scope: str, call: Call, tree: TreeReads) -> str:
     assert call.json is not None
     body = body_without_stream(call.json)
     body["messages"] = [{"role": "user"} if _is_user(m) else m for m in body["messages"]]
@@ -144,7 +144,7 @@ class SemanticCache:
         text = user_text(call.json)
         if text is None:
             return None
-        return bucket_key(state.cache_scope, call, self.exact.tree_identity(state.root)), text
+        return bucket_key(state.cache_scope, call, self.exact.tree_reads(state.root)), text
 
 
 
