@@ -217,6 +217,32 @@ async def test_a_stream_that_ends_cleanly_in_another_valid_spelling_is_stored(do
     assert len(rig.transport.sent) == 1
 
 
+ERROR_AFTER_START = [
+    # An error event after the first content, then [DONE]: it was logged as a success, stored, and replayed
+    # for the cache's whole max_age.
+    [{"error": {"message": "mid err", "code": 500}}, "[DONE]"],
+    [b"event: error\ndata: {\"message\": \"overloaded\"}\n\n", "[DONE]"],
+    [b'data: {"err', b'or": {"message": "split across reads"}}\n\n', "[DONE]"],
+]
+
+
+@pytest.mark.parametrize("ending", ERROR_AFTER_START, ids=["error-chunk", "error-event", "error-split"])
+async def test_a_stream_with_an_error_event_after_its_start_is_not_stored(ending):
+    rig = Rig(lambda sent: sse_response(content_chunk("Hel"), content_chunk("lo"), *ending))
+    state, first = await rig.run(body=body(stream=True))
+    stream = first.stream
+    assert stream is not None
+    relayed = [first.body or b""]
+    while chunk := await stream.body.read_chunk():
+        relayed.append(stream.decoder.relay(chunk))
+    assert stream.decoder.end_failure() == "upstream sent an error event"  # logged as the stream's failure
+    assert stream.decoder.error_event("x", "upstream_stream_error") == b""  # the upstream's event told the client
+    assert b"".join(relayed).endswith(b"[DONE]\n\n")
+    await rig.cache.drain()
+    again, _ = await rig.run(body=body(stream=True))
+    assert (state.cache_status, again.cache_status) == (CACHE_MISS, CACHE_MISS) and rig.backend.size == (0, 0)
+
+
 @pytest.mark.parametrize("ending", [[broken_body()], []], ids=["broken", "no-done"])
 async def test_a_stream_without_its_clean_end_is_not_stored(ending):
     rig = Rig(lambda sent: sse_response(content_chunk("Hel"), content_chunk("lo"), *ending))

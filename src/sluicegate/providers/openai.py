@@ -8,6 +8,7 @@ The client speaks this spec too, so its translation is the identity (``Passthrou
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,6 +30,11 @@ ENDPOINT_PATHS = {
 _ERROR_TEXT_LIMIT = 2000
 _TAIL = 256  # enough bytes to see "data: [DONE]" at the end of what was relayed, and keep-alives after it
 _CLOSED_EARLY = "upstream closed the stream before it finished"
+_SENT_AN_ERROR = "upstream sent an error event"
+# What may begin an error event (an "error" event name, an "error" key in an event's JSON): the relayed bytes
+# are parsed only around it. In a JSON string a quote is escaped, so content text saying "error": does not match.
+_ERROR_MARK = re.compile(rb'(?:^|[\r\n])event: ?error[\r\n]|"error"\s*:')
+_PENDING_MAX = 64 * 1024  # the longest error event waited for across reads
 
 
 def endpoint_path(endpoint: str) -> str | None:
@@ -72,14 +78,18 @@ def stream_error_event(message: str, error_type: str) -> bytes:
 
 
 class PassthroughStream:
-    """An OpenAI-style SSE stream relayed byte for byte: events are parsed only until the first content."""
+    """An OpenAI-style SSE stream relayed byte for byte: events are parsed only until the first content, and
+    after it only where an error event may be (``_ERROR_MARK``). An error event after the start ends the
+    stream as failed: logged as such, and never cached for replay (the client has the upstream's own event)."""
 
-    __slots__ = ("_held", "_scanned", "_tail")
+    __slots__ = ("_error", "_held", "_pending", "_scanned", "_tail")
 
     def __init__(self) -> None:
         self._held = b""
         self._scanned = 0
         self._tail = b""
+        self._error = False
+        self._pending: bytes | None = None  # an event that may be an error, not yet whole
 
     def opening(self, chunk: bytes) -> tuple[str, str | None]:
         self._held += chunk
@@ -95,16 +105,34 @@ class PassthroughStream:
 
     def head(self) -> bytes:
         self._tail = self._held[-_TAIL:]
+        if _ERROR_MARK.search(self._held, self._scanned):  # events held after the first content
+            self._look(self._held[self._scanned:])
         return self._held
 
     def relay(self, chunk: bytes) -> bytes:
-        self._tail = chunk[-_TAIL:] if len(chunk) >= _TAIL else (self._tail + chunk)[-_TAIL:]
+        window = self._tail + chunk  # a mark split across two reads is still seen
+        if self._pending is not None:
+            self._look(self._pending + chunk)
+        elif _ERROR_MARK.search(window):
+            self._look(window)  # the tail may begin with part of an event: a fragment is never an error
+        self._tail = window[-_TAIL:]
         return chunk
 
+    def _look(self, text: bytes) -> None:
+        events, rest = sse.split_events(text)
+        for event in events:
+            if _ERROR_MARK.search(event) and sse.classify_event(event)[0] == sse.ERROR:
+                self._error = True
+        self._pending = rest if rest and len(rest) <= _PENDING_MAX and _ERROR_MARK.search(rest) else None
+
     def end_failure(self) -> str | None:
+        if self._error:
+            return _SENT_AN_ERROR
         return None if sse.ends_with_done(self._tail) else _CLOSED_EARLY
 
     def error_event(self, message: str, error_type: str) -> bytes:
+        if self._error:
+            return b""  # the upstream's own error event told the client
         return stream_error_event(message, error_type)
 
     def measured_usage(self) -> MeasuredUsage | None:
