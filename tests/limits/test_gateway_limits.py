@@ -139,6 +139,39 @@ def test_bad_limits_are_400s_and_create_nothing(gateway: GatewayProcess, unit: o
     assert [k for k in listed if k["name"] == "bad"] == []
 
 
+# (body of PUT /admin/api/limits/provider/<slug>, words of the 400): a misspelt field was ignored (200), and
+# left the provider without the limit its writer meant.
+UNKNOWN_FIELDS = [
+    ({"rate_limit": [{"type": "requests", "unit": "rpm", "value": 10}]},
+     "'the body' has an unknown field 'rate_limit' (fields: rate_limits, usage_limits, prices)"),
+    ({"usage_limits": {"type": "cost", "credit_limit": 5, "alert_treshold": 4}},
+     "'usage_limits' has an unknown field 'alert_treshold'"),
+    ({"rate_limits": [{"type": "requests", "unit": "rpm", "value": 10, "limit": 5}]},
+     "'rate_limits[0]' has an unknown field 'limit' (fields: type, unit, value)"),
+    ({"rate_limits": {"type": "requests", "unit": "rpm", "value": 10, "limit": 5}},
+     "'rate_limits' has an unknown field 'limit'"),
+    ({"prices": {"m": {"input": 1, "output": 1, "prompt": 9}}}, "'prices.m' has an unknown field 'prompt'"),
+    ({"usage_limits": {"type": "cost", "credit_limit": 50, "alert_threshold": 500}},
+     "'usage_limits.alert_threshold' must be at most its credit_limit"),
+]
+
+
+@pytest.mark.parametrize(("body", "message"), UNKNOWN_FIELDS, ids=[m.split(" (")[0] for _, m in UNKNOWN_FIELDS])
+def test_a_limits_field_the_gateway_does_not_know_is_a_400_naming_it(gateway: GatewayProcess, upstream, body: dict,
+                                                                      message: str) -> None:
+    made = httpx.post(f"{gateway.url}/admin/api/providers", headers=ADMIN, timeout=30,
+                      json={"slug": "typo-llm", "spec": "openai", "custom_host": upstream.v1})
+    assert made.status_code in (201, 409), made.text
+    url = f"{gateway.url}/admin/api/limits/provider/typo-llm"
+    answer = httpx.put(url, headers=ADMIN, json=body, timeout=30)
+    assert answer.status_code == 400 and answer.json()["message"].startswith(message), answer.text
+    assert httpx.get(url, headers=ADMIN, timeout=30).json()["rate_limits"] == []  # nothing written
+    if "rate_limits" in body:  # the same on a key's creation
+        created = httpx.post(f"{gateway.v1}/api-keys/organisation/service", headers=ADMIN, timeout=30,
+                             json={"name": "typo", **body})
+        assert created.status_code == 400 and message.split(" (")[0] in created.json()["message"], created.text
+
+
 def test_limits_with_several_workers_and_no_redis_refuse_to_start(tmp_path: Path, upstream) -> None:
     gateway = GatewayProcess(tmp_path, env={"SLUICEGATE_ADMIN_TOKEN": ADMIN_TOKEN}).start()
     make_key(gateway, rate_limits=[{"type": "requests", "unit": "rpm", "value": 5}])

@@ -35,15 +35,49 @@ def settings_json(row: Any) -> dict[str, Any]:
     return body
 
 
+# The fields of each object a limits body holds. Any other is refused by name: a typo ("rate_limit",
+# "alert_treshold") was ignored, and left the subject without the limit its writer meant to set.
+_FIELDS = {
+    "": ("rate_limits", "usage_limits", "prices"),
+    "rate_limits": ("type", "unit", "value"),
+    "usage_limits": ("type", "credit_limit", "periodic_reset", "alert_threshold"),
+    "prices": ("input", "output", "per"),
+}
+
+
+def _refuse_unknown(body: dict[str, Any]) -> None:
+    _known(body, "", "the body")
+    rates = body.get("rate_limits")
+    for i, item in enumerate(rates if isinstance(rates, list) else [rates] if isinstance(rates, dict) else []):
+        _known(item, "rate_limits", f"rate_limits[{i}]" if isinstance(rates, list) else "rate_limits")
+    _known(body.get("usage_limits"), "usage_limits", "usage_limits")
+    prices = body.get("prices")
+    for model, price in prices.items() if isinstance(prices, dict) else ():
+        _known(price, "prices", f"prices.{model}")
+
+
+def _known(value: Any, kind: str, where: str) -> None:
+    if not isinstance(value, dict):
+        return  # the parsers say what the value should be
+    allowed = _FIELDS[kind]
+    for name in value:
+        if name not in allowed:
+            raise LimitError(f"'{where}' has an unknown field {str(name)[:64]!r} (fields: {', '.join(allowed)})")
+
+
 def validated(kind: str, body: dict[str, Any]) -> dict[str, Any]:
     """The columns to write for a body carrying any of rate_limits / usage_limits / prices."""
     if kind not in KINDS:
         raise LimitError(f"limits belong to one of {', '.join(KINDS)}")
+    _refuse_unknown(body)
     values: dict[str, Any] = {}
     if "rate_limits" in body:
         values["rate_limits"] = [r.shape() for r in parse_rate_limits(body["rate_limits"])] or None
     if "usage_limits" in body:
         usage = parse_usage_limits(body["usage_limits"])
+        if usage is not None and usage.alert_threshold is not None and usage.alert_threshold > usage.credit_limit:
+            raise LimitError("'usage_limits.alert_threshold' must be at most its credit_limit (an alert past the "
+                             "limit would never fire)")
         values["usage_limits"] = usage.shape() if usage else None
     if "prices" in body:
         if kind != "provider":
