@@ -633,3 +633,40 @@ def test_a_key_s_secret_where_its_id_belongs_is_never_echoed(admin: Portkey, gat
     assert answer.status_code == 404, answer.text
     assert answer.json()["message"] == "API key not found: the path takes the key's id, never its secret"
     assert secret[3:] not in answer.text
+
+
+# (case, body of POST /v1/integrations or of PUT /v1/integrations/<slug> when it has "update", words of the 400).
+# Each was accepted: a key no header can carry failed later, when a provider was made from it, in words about
+# a header; an object for a name was stored as its Python text; a numeric slug became a random one.
+BAD_INTEGRATIONS = [
+    ("a key with a line break", {"key": "sk-bad\nline-0123"}, "key: must be one line of at most 8192 characters"),
+    ("a key too long", {"key": "k" * 20_000}, "key: must be one line of at most 8192 characters"),
+    ("a key not text", {"key": 12345}, "key: expected the provider's API key as a string"),
+    ("a name that is an object", {"name": {"a": 1}}, "name: expected one line of printable text of 1 to 256"),
+    ("a name with a line break", {"name": "two\nlines"}, "name: expected one line of printable text"),
+    ("a slug that is a number", {"slug": 0}, "slug: must be 1-63 lowercase letters"),
+    ("a description too long", {"description": "d" * 100_000}, "description: expected text of 1 to 4000"),
+    ("an unknown configuration", {"configurations": {"custom_host": "http://127.0.0.1:9/v1", "bogus": 1}},
+     "configurations.bogus: unknown field (allowed: custom_host, custom_headers)"),
+    ("an update of another field", {"update": True, "key": "sk-new-0123456789"}, "key: unknown field (allowed: "
+                                                                                  "name, description)"),
+    ("an update with a numeric name", {"update": True, "name": 123}, "name: expected one line of printable text"),
+]
+
+
+@pytest.mark.parametrize(("case", "body", "words"), BAD_INTEGRATIONS, ids=[c for c, _, _ in BAD_INTEGRATIONS])
+def test_an_integration_is_refused_when_made_with_what_cannot_become_a_provider(gateway: GatewayProcess, case: str,
+                                                                                 body: dict, words: str) -> None:
+    base = {"ai_provider_id": "openai", "slug": "checked-int", "key": "sk-good-0123456789"}
+    url = f"{gateway.url}/v1/integrations"
+    if body.pop("update", False):
+        made = httpx.post(url, headers=AUTH, json=base, timeout=10)
+        assert made.status_code in (200, 201, 409), made.text
+        answer = httpx.put(f"{url}/checked-int", headers=AUTH, json=body, timeout=10)
+    else:
+        answer = httpx.post(url, headers=AUTH, json={**base, "slug": "refused-int", **body}, timeout=10)
+    assert answer.status_code == 400, (case, answer.text)
+    assert answer.json()["message"].startswith(words), (case, answer.json()["message"])
+    listed = httpx.get(url, headers=AUTH, timeout=10).json()["data"]
+    assert "refused-int" not in {i["slug"] for i in listed}
+    assert all(i["name"] in ("checked-int",) for i in listed if i["slug"] == "checked-int")

@@ -21,6 +21,7 @@ from ..providers import registry
 from ..store.tables import integrations, providers, utcnow
 from ..vault import Vault, integration_aad
 from .entries import (
+    MAX_HEADER_VALUE,
     CheckHost,
     NotInCatalog,
     ProviderInput,
@@ -32,6 +33,8 @@ from .entries import (
 )
 
 _FIELDS = ("name", "description", "key", "ai_provider_id", "workspace_id", "slug", "configurations")
+MAX_NAME = 256
+MAX_DESCRIPTION = 4000
 
 
 def integration_json(row: Row[Any]) -> dict[str, Any]:
@@ -45,12 +48,38 @@ def integration_json(row: Row[Any]) -> dict[str, Any]:
     }
 
 
+def _refuse_unknown(body: dict[str, Any], allowed: tuple[str, ...], hint: str, where: str = "") -> None:
+    unknown = sorted(str(name) for name in set(body) - set(allowed))
+    if unknown:
+        raise BadRequest(f"{where}{unknown[0][:64]}: unknown field (allowed: {', '.join(allowed)}){hint}")
+
+
+def _text(value: Any, where: str, limit: int) -> str:
+    if not isinstance(value, str) or not 0 < len(value) <= limit or (where == "name" and not value.isprintable()):
+        what = "one line of printable text" if where == "name" else "text"
+        raise BadRequest(f"{where}: expected {what} of 1 to {limit} characters")
+    return value
+
+
+def _check_key(key: Any, info: registry.ProviderInfo) -> None:
+    """The key is sent as the spec's auth header: refused now if no header could carry it (a line break, too
+    long), not when a provider is made from it, in words about a header the client never named."""
+    if not isinstance(key, str) or not key:
+        raise BadRequest("key: expected the provider's API key as a string")
+    try:
+        validate_headers(info.spec.auth_headers(key).items())
+    except BadRequest:
+        raise BadRequest(f"key: must be one line of at most {MAX_HEADER_VALUE} characters (it is sent in a "
+                         "header)") from None
+
+
 def _configurations(value: Any, check_host: CheckHost | None) -> tuple[dict[str, Any], dict[str, str]]:
     """(what may be shown: custom_host and header names, the custom header values)."""
     if value is None:
         return {}, {}
     if not isinstance(value, dict):
         raise BadRequest("configurations: expected an object")
+    _refuse_unknown(value, ("custom_host", "custom_headers"), "", "configurations.")
     shown: dict[str, Any] = {}
     if value.get("custom_host") is not None:
         shown["custom_host"] = validate_custom_host(value["custom_host"], check_host)
@@ -72,18 +101,18 @@ class IntegrationRepository:
         self._provider_urls = provider_urls or {}
 
     async def create(self, body: dict[str, Any], *, workspace_id: str | None) -> dict[str, Any]:
-        unknown = sorted(set(body) - set(_FIELDS))
-        if unknown:
-            raise BadRequest(f"{unknown[0]}: unknown field (allowed: {', '.join(_FIELDS)})")
+        _refuse_unknown(body, _FIELDS, "")
         provider = body.get("ai_provider_id")
-        if registry.lookup(provider) is None if isinstance(provider, str) else True:
+        info = registry.lookup(provider) if isinstance(provider, str) else None
+        if info is None:
             raise BadRequest(f"ai_provider_id: expected one of {', '.join(registry.PROVIDERS)}")
-        name = body.get("name") or body.get("slug") or provider
-        slug = validate_slug(body.get("slug") or f"{provider}-{random.token_hex(3)}")
+        slug = validate_slug(body["slug"]) if "slug" in body else f"{provider}-{random.token_hex(3)}"
+        name = _text(body["name"], "name", MAX_NAME) if "name" in body else slug if "slug" in body else provider
+        description = _text(body["description"], "description", MAX_DESCRIPTION) if "description" in body else ""
         shown, custom = _configurations(body.get("configurations"), self._check_host)
         key = body.get("key")
-        if key is not None and (not isinstance(key, str) or not key):
-            raise BadRequest("key: expected the provider's API key as a string")
+        if key is not None:
+            _check_key(key, info)
         integration_id = f"int-{random.token_hex(8)}"
         sealed = self._vault.encrypt(orjson.dumps({"key": key, "custom_headers": custom}).decode(),
                                      integration_aad(integration_id)) if key or custom else None
@@ -92,7 +121,7 @@ class IntegrationRepository:
             if (await conn.execute(select(integrations.c.id).where(integrations.c.slug == slug))).first():
                 raise Conflict(f"Integration {slug} already exists")
             await conn.execute(insert(integrations).values(
-                id=integration_id, slug=slug, name=str(name)[:256], description=str(body.get("description") or ""),
+                id=integration_id, slug=slug, name=name, description=description,
                 ai_provider_id=provider, workspace_id=workspace_id, configurations=shown, secret=sealed,
                 masked_key=mask_secret(key) if key else None, created_at=now, updated_at=now))
             return integration_json(await _row(conn, slug))
@@ -110,12 +139,15 @@ class IntegrationRepository:
 
     async def update(self, ref: str, body: dict[str, Any]) -> dict[str, Any]:
         """Name and description only: providers already made from it keep their copy of the credential."""
+        _refuse_unknown(body, ("name", "description"), " (an integration's name and description can be changed; "
+                                                       "make a new one for another key or host)")
+        values: dict[str, Any] = {"updated_at": utcnow()}
+        if "name" in body:
+            values["name"] = _text(body["name"], "name", MAX_NAME)
+        if "description" in body:
+            values["description"] = _text(body["description"], "description", MAX_DESCRIPTION)
         async with self._engine.begin() as conn:
             row = await _row(conn, ref)
-            values: dict[str, Any] = {"updated_at": utcnow()}
-            for name in ("name", "description"):
-                if isinstance(body.get(name), str):
-                    values[name] = body[name][:4000]
             await conn.execute(update(integrations).where(integrations.c.id == row.id).values(**values))
             return integration_json(await _row(conn, row.id))
 
