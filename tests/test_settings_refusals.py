@@ -122,6 +122,11 @@ def _sluicegate(*argv: str | bytes, env: dict[str, str], timeout: float = 60) ->
     ({"SLUICEGATE_DATABASE_URL": "sqlite://"}, "SLUICEGATE_DATABASE_URL names an in-memory SQLite database"),
     # Set-up fails after the store and the request log started: they are closed before the line is printed.
     ({"SLUICEGATE_CACHE_BACKEND": "redis"}, "SLUICEGATE_CACHE_BACKEND=redis needs SLUICEGATE_CACHE_REDIS_URL"),
+    # Each started a server no client could sign in to: a bearer token is one run of visible ASCII.
+    ({"SLUICEGATE_ADMIN_TOKEN": "abcdefghijklmnopqrst\n"}, "SLUICEGATE_ADMIN_TOKEN must be visible ASCII"),
+    ({"SLUICEGATE_ADMIN_TOKEN": "abcdefghijklmnopqrst "}, "SLUICEGATE_ADMIN_TOKEN must be visible ASCII"),
+    ({"SLUICEGATE_ADMIN_TOKEN": "abcdefghij klmnopqrst"}, "SLUICEGATE_ADMIN_TOKEN must be visible ASCII"),
+    ({"SLUICEGATE_ADMIN_TOKEN": "abcdefghijklmnopqrst\x01"}, "SLUICEGATE_ADMIN_TOKEN must be visible ASCII"),
 ])
 def test_serve_refuses_in_one_line(tmp_path: Path, env: dict[str, str], message: str) -> None:
     done = _sluicegate("serve", "--host", "127.0.0.1", "--port", "9", "--data-dir", str(tmp_path / "data"),
