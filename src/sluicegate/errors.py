@@ -42,6 +42,11 @@ class GatewayError(Exception):
     def body(self) -> dict[str, Any]:
         return {"status": "failure", "message": self.message}
 
+    def detail(self) -> str:
+        """The message with everything ``body`` says besides it, for an envelope that has only a message
+        (Anthropic's)."""
+        return self.message
+
 
 INTERNAL_MESSAGE = "Something went wrong"  # a 500's whole message: the traceback is for the operator only
 
@@ -68,6 +73,14 @@ class ConfigError(BadRequest):
 
     def body(self) -> dict[str, Any]:
         return {"status": "failure", "message": self.message, "errors": self.errors}
+
+    def detail(self) -> str:
+        shown = "; ".join(self.errors[:_DETAILED])
+        more = f" (and {len(self.errors) - _DETAILED} more)" if len(self.errors) > _DETAILED else ""
+        return f"{self.message}: {shown}{more}" if shown else self.message
+
+
+_DETAILED = 5  # a config's problems named in a one-message envelope
 
 
 class RouterError(BadRequest):

@@ -299,6 +299,18 @@ async def test_gateway_failures_on_messages_are_in_anthropic_s_envelope(client_f
     assert (await refused_here.json())["error"]["type"] == "invalid_request_error"
 
 
+@pytest.mark.parametrize("path", ["/v1/messages", "/v1/messages/count_tokens"])
+async def test_a_config_s_problems_are_named_in_anthropic_s_envelope(client_for, path):
+    # The chat route names each path and reason; this said only "Invalid config passed".
+    transport = FakeTransport()
+    client = await client_for(transport)
+    config = {"provider": "openai", "custom_host": HOST, "retry": {"attempts": 9}, "weight": "x"}
+    response = await client.post(path, json=MESSAGES, headers={"x-portkey-config": orjson.dumps(config).decode()})
+    message = (await response.json())["error"]["message"]
+    assert response.status == 400 and message.startswith("Invalid config passed: "), message
+    assert "retry,attempts" in message and "weight" in message and transport.sent == []
+
+
 async def test_an_untranslatable_request_is_a_400_in_the_client_s_envelope(client_for):
     transport = FakeTransport()
     client = await client_for(transport)

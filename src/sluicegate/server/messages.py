@@ -81,7 +81,7 @@ def in_anthropic_envelope(handler: Handler) -> Handler:
             response = await handler(request)
         except Exception as exc:  # the /v1 middleware's decision, in Anthropic's words
             error = error_for(exc, request)
-            return _anthropic_response(error.status, error.message, None, request.get(TRACE_ID))
+            return _anthropic_response(error.status, error.detail(), None, request.get(TRACE_ID))
         if response.status < 400 or not isinstance(response, web.Response) or response.body is None:
             return response
         body = bytes(response.body)  # type: ignore[arg-type]
