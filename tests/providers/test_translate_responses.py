@@ -81,6 +81,30 @@ def test_the_output_estimate_never_passes_max_tokens(characters, max_tokens, exp
     assert message["usage"]["output_tokens"] == expected
 
 
+# (the upstream's usage, the Anthropic usage): a count that is not one is estimated, side by side. A reading of
+# 0 made the reply free for the client and for every budget.
+INVALID_USAGE = [
+    ({"prompt_tokens": 10**30, "completion_tokens": -5}, {"input_tokens": 3, "output_tokens": 2}),
+    ({"prompt_tokens": 3.5, "completion_tokens": 7}, {"input_tokens": 3, "output_tokens": 7}),
+    ({"prompt_tokens": 30, "completion_tokens": "7"}, {"input_tokens": 30, "output_tokens": 2}),
+    ({"prompt_tokens": 30}, {"input_tokens": 30, "output_tokens": 2}),
+    ({"prompt_tokens": 0, "completion_tokens": 0}, {"input_tokens": 0, "output_tokens": 0}),  # reported: kept
+]
+
+
+@pytest.mark.parametrize(("usage", "expected"), INVALID_USAGE, ids=[str(u) for u, _ in INVALID_USAGE])
+def test_a_count_that_is_not_one_is_estimated(usage, expected) -> None:
+    message = chat_response_to_message(chat({"content": "x" * 8}, "stop", usage), message_id="m",
+                                       estimated_input_tokens=3)
+    assert {k: message["usage"][k] for k in expected} == expected
+    stream = ChatToMessagesStream(message_id="m", estimated_input_tokens=3)
+    stream.feed({"choices": [{"index": 0, "delta": {"content": "x" * 8}}]})
+    stream.feed({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "usage": usage})
+    stream.finish()
+    assert {k: stream.usage[k] for k in expected} == expected
+    assert stream.usage["input_tokens_estimated"] is (expected != {"input_tokens": 0, "output_tokens": 0})
+
+
 def test_a_stream_without_usage_caps_its_output_estimate_the_same_way() -> None:
     stream = ChatToMessagesStream(message_id="m", estimated_input_tokens=3, max_tokens=16)
     for piece in ("x" * 50, "y" * 31):  # 81 characters: 21 tokens at four a token, but at most 16

@@ -19,7 +19,7 @@ from ..errors import UpstreamFailure
 from ..jsontext import writable_json
 from .contract import NO_ORIGIN, MeasuredUsage, Origin
 from .translate import TranslationError
-from .translate.chat_to_messages import chat_response_to_message
+from .translate.chat_to_messages import chat_response_to_message, usage_reported
 from .translate.errors import openai_error_to_anthropic
 from .translate.estimate import estimate_input_tokens
 from .translate.messages_to_chat import messages_request_to_chat
@@ -74,7 +74,7 @@ class MessagesOverChat:
         chat = parsed_json(body)
         if not isinstance(chat, dict) or not isinstance(chat.get("choices"), list):
             raise not_understood("a chat completion")
-        reported = isinstance(chat.get("usage"), dict) and bool(chat["usage"])
+        reported = usage_reported(chat.get("usage"))
         try:
             message = chat_response_to_message(chat, message_id=self.message_id, stop_sequences=self._stop_sequences,
                                                estimated_input_tokens=self._estimate, max_tokens=self._max_tokens)

@@ -22,6 +22,12 @@ class TranslationError(ValueError):
 MAX_TOKEN_COUNT = 2**53 - 1
 
 
+def reported_count(value: object) -> int | None:
+    """A token count as an upstream reported it, or None when it is not one (negative, a boolean, another
+    type, or past MAX_TOKEN_COUNT)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_TOKEN_COUNT else None
+
+
 def token_count(value: object) -> int:
     """A token count an upstream reported, or 0 for anything that is not one (negative, a boolean, another
     type, or past MAX_TOKEN_COUNT)."""

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from . import TranslationError, token_count
+from . import TranslationError, reported_count, token_count
 from .estimate import estimate_output_tokens
 from .shapes import as_object, as_text
 
@@ -307,12 +307,22 @@ def anthropic_usage(usage: dict[str, Any] | None, estimated_input_tokens: int | 
                     estimated_output_tokens: int = 0) -> dict[str, Any]:
     """OpenAI usage as Anthropic usage: OpenAI's prompt tokens include cached ones, Anthropic's
     ``input_tokens`` do not (they are in ``cache_read_input_tokens``). Without usage, the estimates stand in
-    (a client or a budget reading 0 output tokens would take the reply as free)."""
-    if not usage:
-        return {"input_tokens": max(estimated_input_tokens or 0, 0), "output_tokens": max(estimated_output_tokens, 0),
-                "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+    (a client or a budget reading 0 output tokens would take the reply as free), and so they do for a count
+    that is not one (negative, fractional, past any real count): each side on its own."""
+    usage = usage or {}
     details = usage.get("prompt_tokens_details")
     cached = token_count(details.get("cached_tokens") if isinstance(details, dict) else 0)
-    prompt = token_count(usage.get("prompt_tokens"))
-    return {"input_tokens": max(prompt - cached, 0), "output_tokens": token_count(usage.get("completion_tokens")),
+    prompt = reported_count(usage.get("prompt_tokens"))
+    if prompt is None:
+        prompt, cached = max(estimated_input_tokens or 0, 0), 0
+    completion = reported_count(usage.get("completion_tokens"))
+    if completion is None:
+        completion = max(estimated_output_tokens, 0)
+    return {"input_tokens": max(prompt - cached, 0), "output_tokens": completion,
             "cache_creation_input_tokens": 0, "cache_read_input_tokens": min(cached, prompt)}
+
+
+def usage_reported(usage: object) -> bool:
+    """Did the upstream report both counts, each a real one (else ``anthropic_usage`` estimated some)?"""
+    return (isinstance(usage, dict) and reported_count(usage.get("prompt_tokens")) is not None
+            and reported_count(usage.get("completion_tokens")) is not None)

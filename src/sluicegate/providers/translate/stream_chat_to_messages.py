@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from .chat_to_messages import anthropic_usage, stop_reason, tool_input
+from .chat_to_messages import anthropic_usage, stop_reason, tool_input, usage_reported
 from .errors import error_message, stream_error_type
 from .estimate import estimate_output_tokens
 from .frames import anthropic_frame
@@ -60,10 +60,10 @@ class ChatToMessagesStream:
 
     @property
     def usage(self) -> dict[str, Any]:
-        """Token counts for the request log; ``input_tokens_estimated`` when the upstream reported none."""
+        """Token counts for the request log; ``input_tokens_estimated`` when the upstream did not report both."""
         return {**anthropic_usage(self._usage, self._estimate,
                                    estimate_output_tokens(self._generated, self._max_tokens)),
-                "input_tokens_estimated": self._usage is None}
+                "input_tokens_estimated": not usage_reported(self._usage)}
 
     def feed(self, chunk: object) -> list[bytes]:
         if self.closed or not isinstance(chunk, dict):
