@@ -7,6 +7,7 @@ page go to tmp/artefacts/dashboard/.
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 
@@ -105,6 +106,28 @@ def test_live_tail_shows_new_requests_without_a_reload(page, gw, private_llm):
     sdk(gw, private_llm, user).chat.completions.create(model="tail", messages=[{"role": "user", "content": "two"}])
     page.wait_for_function("() => document.querySelectorAll('#log-rows tr').length === 2", timeout=20_000)
     assert page.locator("#log-rows tr.fresh").count() == 1
+
+
+def test_live_tail_shows_a_request_that_ends_after_a_newer_one(page, gw, private_llm, llm):
+    # A row is written when its request ends, under the time it started: the tail asked only for rows newer
+    # than the newest shown, and a stream that began before a quick request never appeared.
+    user = f"late-{uuid.uuid4().hex[:8]}"
+    sdk(gw, private_llm, user).chat.completions.create(model="first", messages=[{"role": "user", "content": "0"}])
+    sign_in(page)
+    page.fill("input[name=user]", user)
+    wait_for_rows(page, "#log-rows tr", 1)
+    page.check("#live-tail")
+    llm.push(Reply(delay=3.0))  # the slow one starts first ...
+    slow = threading.Thread(target=lambda: sdk(gw, private_llm, user).chat.completions.create(
+        model="slow", messages=[{"role": "user", "content": "1"}]), daemon=True)
+    slow.start()
+    time.sleep(0.5)
+    sdk(gw, private_llm, user).chat.completions.create(model="quick", messages=[{"role": "user", "content": "2"}])
+    page.wait_for_function("() => document.querySelectorAll('#log-rows tr').length === 2", timeout=20_000)
+    slow.join(15)  # ... and is written after the quick one has been shown
+    page.wait_for_function("() => document.querySelectorAll('#log-rows tr').length === 3", timeout=20_000)
+    shown = [page.locator("#log-rows tr td:nth-child(4)").nth(i).inner_text() for i in range(3)]
+    assert shown == ["quick", "slow", "first"]  # where each started
 
 
 def test_analytics_chart_renders_with_data(page, gw, private_llm):

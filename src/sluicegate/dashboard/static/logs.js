@@ -1,10 +1,14 @@
 // Logs: filters → one list call (attempts included), a row click → one record call; live tail polls the
-// same list call for rows newer than the newest shown.
+// same list call for rows that started since the newest shown, less TAIL_LATE_MS: a row is written when its
+// request ends, under the time it started, so a stream that began before a quick request shown already comes
+// in later (under an older time), and only this look back finds it.
 import { api, query } from "./api.js";
 import { append, clear, fmt, h, pretty, statusPill } from "./dom.js";
 
 const RANGES = { "15m": 900e3, "1h": 3600e3, "24h": 86400e3, "7d": 7 * 86400e3, "30d": 30 * 86400e3, all: null };
 const TAIL_MS = 2000;
+const TAIL_LATE_MS = 10 * 60e3;  // requests that run longer than this are shown by a reload, not by the tail
+const TAIL_PAGES = 3;  // at most this many pages of 100 a poll (a busy gateway: the newest 300 of the window)
 
 export function logsPage(root, session) {
   const oneWorkspace = Boolean(session?.principal.workspace);  // a workspace key sees its own only
@@ -74,15 +78,26 @@ export function logsPage(root, session) {
   async function tail() {
     const newest = state.rows[0];
     const params = { ...filters(), limit: 100 };
-    if (newest) params.from = new Date(newest.created_ms).toISOString();
+    if (newest) {  // never before the filters' own range
+      const since = newest.created_ms - TAIL_LATE_MS;
+      if (!params.from || since > Date.parse(params.from)) params.from = new Date(since).toISOString();
+    }
     const mine = state.sequence;
+    const known = new Set(state.rows.map((r) => r.id));
+    const fresh = [];
     try {
-      const page = await api("GET", `/logs${query(params)}`);
-      if (mine !== state.sequence) return;  // the filters changed while this poll was out
-      const known = new Set(state.rows.map((r) => r.id));
-      const fresh = page.data.filter((r) => !known.has(r.id));
-      if (fresh.length) { state.rows = fresh.concat(state.rows); render(fresh.map((r) => r.id)); }
+      for (let pages = 0; pages < TAIL_PAGES; pages++) {
+        const page = await api("GET", `/logs${query(params)}`);
+        if (mine !== state.sequence) return;  // the filters changed while this poll was out
+        fresh.push(...page.data.filter((r) => !known.has(r.id)));
+        if (!page.next_cursor) break;
+        params.cursor = page.next_cursor;
+      }
     } catch (e) { status.textContent = e.message; }
+    if (!fresh.length) return;
+    // In the list's order (newest start first, then id, as the API pages): a late row goes where it started.
+    state.rows = state.rows.concat(fresh).sort((a, b) => b.created_ms - a.created_ms || (a.id < b.id ? 1 : -1));
+    render(fresh.map((r) => r.id));
   }
 
   function render(fresh = []) {
