@@ -123,6 +123,15 @@ async def test_what_the_config_reads_of_the_request_is_in_the_key(second: dict[s
     assert len(rig.transport.sent) == (1 if status == CACHE_HIT else 2)
 
 
+async def test_a_request_no_cache_can_hold_is_disabled_not_a_miss():
+    # A Messages request was reported a MISS each time (also in the log's analytics), and never cached.
+    rig = Rig()
+    first, _ = await rig.run(body=body())
+    state = RequestState(call({"x-portkey-config": cached_config()}, body(), endpoint="messages"))
+    await rig.pipeline.run(state)
+    assert (first.cache_status, state.cache_status) == (CACHE_MISS, CACHE_DISABLED)
+
+
 async def test_two_scopes_never_share_an_entry_unless_they_name_the_same_namespace():
     rig = Rig()
     await rig.run(scope="workspace-a")

@@ -41,6 +41,9 @@ class MemoryCache:
     def __init__(self) -> None:
         self.stored: list[Outcome] = []
 
+    def covers(self, state):
+        return True
+
     async def lookup(self, state, policy):
         return CacheHit(self.stored[0], CACHE_HIT) if self.stored else None
 

@@ -60,6 +60,13 @@ CASES = [
      400, "with no control characters, quotes"),
     ("metadata key empty", "/chat/completions", {"x-portkey-metadata": '{"": "x"}'}, CHAT, 400,
      "the key '' must be non-empty"),
+    # A yes/no header takes yes or no: "maybe" was taken as true (a forced refresh the client never asked for).
+    ("force refresh neither yes nor no", "/chat/completions", {"x-portkey-cache-force-refresh": "maybe"}, CHAT, 400,
+     "x-portkey-cache-force-refresh takes true or false (or 1/0, yes/no, on/off), not 'maybe'"),
+    ("debug neither yes nor no", "/chat/completions", {"x-portkey-debug": "verbose"}, CHAT, 400,
+     "x-portkey-debug takes true or false"),
+    ("strict compliance neither yes nor no", "/chat/completions", {"x-portkey-strict-open-ai-compliance": "2"},
+     CHAT, 400, "x-portkey-strict-open-ai-compliance takes true or false"),
     ("timeout not a number", "/chat/completions", {"x-portkey-request-timeout": "soon"}, CHAT, 400,
      "Invalid x-portkey-request-timeout header"),
     ("timeout negative", "/chat/completions", {"x-portkey-request-timeout": "-5"}, CHAT, 400,

@@ -44,6 +44,9 @@ class SimpleCache:
         self._trees: dict[int, tuple[object, TreeReads]] = {}  # id(root) → (root, its reads): root kept, id stable
         self._pending: set[asyncio.Task[None]] = set()
 
+    def covers(self, state: RequestState) -> bool:
+        return cacheable(state.call)
+
     def key_for(self, state: RequestState) -> str | None:
         if not cacheable(state.call):
             return None

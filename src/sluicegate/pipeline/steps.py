@@ -50,6 +50,10 @@ class ResponseCache(Protocol):
     SEMANTIC MISS); ``store`` keeps a successful answer (a stream once it ended cleanly) off the request path.
     """
 
+    def covers(self, state: RequestState) -> bool:
+        """Can this request be cached at all (its endpoint, a JSON body)? Else it is DISABLED, not a MISS."""
+        ...
+
     async def lookup(self, state: RequestState, policy: CachePolicy) -> CacheHit | None: ...
 
     def miss_status(self, policy: CachePolicy) -> str: ...
@@ -70,7 +74,7 @@ class CacheStep:
     async def __call__(self, state: RequestState, call_next: Next) -> Outcome:
         policy = state.root.cache if state.root is not None else None
         ctx = state.call.ctx
-        if self._cache is None or policy is None or not ctx.log_bodies:
+        if self._cache is None or policy is None or not ctx.log_bodies or not self._cache.covers(state):
             state.cache_status = CACHE_DISABLED
             return await call_next(state)
         if ctx.cache_force_refresh:

@@ -13,7 +13,7 @@ from multidict import CIMultiDictProxy
 
 from ..access.secrets import KEY_PREFIX
 from ..config.schema import MAX_TIMEOUT_MS
-from ..errors import BadRequest, is_utf8
+from ..errors import BadRequest, is_utf8, sendable
 from ..header_names import expand, may_forward
 from ..ids import time_sorted_id
 from ..jsontext import json_object
@@ -23,6 +23,9 @@ from ..types import RequestContext, metadata_fault, metadata_text, public_metada
 __all__ = ["RequestContext", "metadata_text", "parse_request_headers", "public_metadata", "routing_metadata"]
 
 FORWARD_HEADERS = "x-portkey-forward-headers"
+STRICT = "x-portkey-strict-open-ai-compliance"
+DEBUG = "x-portkey-debug"
+FORCE_REFRESH = "x-portkey-cache-force-refresh"
 # The OpenAI client inside the portkey-ai SDK sends this literal when no credential was given.
 _PLACEHOLDER_KEYS = frozenset({"OPENAI_API_KEY", "undefined", ""})
 
@@ -68,10 +71,19 @@ def parse_timeout(text: str) -> int:
     return int(value)
 
 
-def parse_bool(text: str | None) -> bool | None:
-    if text is None:
+_TRUE, _FALSE = frozenset({"true", "1", "yes", "on"}), frozenset({"false", "0", "no", "off"})
+
+
+def parse_bool(text: str | None, name: str) -> bool | None:
+    """A yes/no header (absent or empty: None). Anything else is a 400 naming it: "maybe" was taken as true,
+    which for x-portkey-cache-force-refresh meant a dispatch the client did not ask for."""
+    if text is None or not (word := text.strip().lower()):
         return None
-    return text.strip().lower() not in {"false", "0", "no", "off"}
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    raise BadRequest(f"{name} takes true or false (or 1/0, yes/no, on/off), not '{sendable(text.strip()[:32])}'")
 
 
 def bearer_credential(authorization: str | None) -> str | None:
@@ -111,12 +123,12 @@ def parse_request_headers(headers: CIMultiDictProxy[str]) -> RequestContext:
     metadata = get("x-portkey-metadata")
     if metadata:
         ctx.metadata = parse_metadata(metadata)
-    ctx.strict_open_ai_compliance = parse_bool(get("x-portkey-strict-open-ai-compliance"))
-    ctx.log_bodies = parse_bool(get("x-portkey-debug")) is not False
+    ctx.strict_open_ai_compliance = parse_bool(get(STRICT), STRICT)
+    ctx.log_bodies = parse_bool(get(DEBUG), DEBUG) is not False
     ctx.span_id = get("x-portkey-span-id")
     ctx.parent_span_id = get("x-portkey-parent-span-id")
     ctx.span_name = get("x-portkey-span-name")
     ctx.traceparent = get("traceparent")
     ctx.cache_namespace = (get("x-portkey-cache-namespace") or "").strip() or None
-    ctx.cache_force_refresh = parse_bool(get("x-portkey-cache-force-refresh")) is True
+    ctx.cache_force_refresh = parse_bool(get(FORCE_REFRESH), FORCE_REFRESH) is True
     return ctx

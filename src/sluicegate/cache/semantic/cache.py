@@ -76,6 +76,9 @@ class SemanticCache:
         self.index = index or SemanticIndex()
         self._indexing: dict[str, set[asyncio.Task[None]]] = {}  # bucket → prompts being embedded for it
 
+    def covers(self, state: RequestState) -> bool:
+        return self.exact.covers(state)
+
     async def lookup(self, state: RequestState, policy: CachePolicy) -> CacheHit | None:
         hit = await self.exact.lookup(state, policy)
         if hit is not None or policy.mode != "semantic":
