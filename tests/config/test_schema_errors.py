@@ -84,6 +84,8 @@ SINGLE_ERROR_CASES = [
     (group(conditions=[{"query": {}, "then": "a"}]), "path: strategy,conditions, message: 'conditions' is only used with mode 'conditional'"),
     (group("single", default="a"), "path: strategy,default, message: 'default' is only used with mode 'conditional'"),
     (group("loadbalance", [OK_LEAF | {"weight": 0}, OK_LEAF | {"weight": 0}]), "path: targets, message: At least one target must have a weight greater than 0"),
+    # Two of 1e308 summed to infinity: every draw picked the last target.
+    (group("loadbalance", [OK_LEAF | {"weight": 1e308}, OK_LEAF | {"weight": 1}]), "path: targets,0,weight, message: Number must be less than or equal to 1000000"),
     # --- provider and credentials ---
     ({"provider": "opnai"}, f"path: provider, message: {PROVIDER_MSG}"),
     ({"provider": "OpenAI"}, f"path: provider, message: {PROVIDER_MSG}"),

@@ -243,9 +243,12 @@ def _breaker(value: Any, path: Path, ctx: Context) -> Any:
     )
 
 
+MAX_WEIGHT = 1_000_000
+
 _FIELDS: dict[str, Callable[[Any, Path, Context], Any]] = {
     "name": lambda v, p, c: f.string(v, p, c.report),
-    "weight": lambda v, p, c: f.number(v, p, c.report, low=0),
+    # Bounded: weights summed past a float's range (1e308 twice) made every draw land on the last target.
+    "weight": lambda v, p, c: f.number(v, p, c.report, low=0, high=MAX_WEIGHT),
     "provider": _provider,
     "api_key": lambda v, p, c: f.string(v, p, c.report),
     "virtual_key": _virtual_key,
