@@ -152,6 +152,7 @@ SINGLE_ERROR_CASES = [
     # --- cb_config ---
     (OK_LEAF | {"cb_config": {"failure_threshold": 3, "cooldown_interval": 500}}, "path: cb_config,cooldown_interval, message: Number must be greater than or equal to 1000"),
     (OK_LEAF | {"cb_config": {"failure_threshold": 3}}, "path: cb_config,cooldown_interval, message: Required"),
+    (OK_LEAF | {"cb_config": {"failure_threshold": 1, "cooldown_interval": 10**12}}, "path: cb_config,cooldown_interval, message: Number must be less than or equal to 86400000"),
     (OK_LEAF | {"cb_config": {"cooldown_interval": 30000}}, "path: cb_config, message: cb_config needs 'failure_threshold' or 'failure_threshold_percentage'"),
     (OK_LEAF | {"cb_config": {"failure_threshold": 0, "cooldown_interval": 30000}}, "path: cb_config,failure_threshold, message: Number must be greater than or equal to 1"),
     (OK_LEAF | {"cb_config": {"failure_threshold_percentage": 120, "cooldown_interval": 30000}}, "path: cb_config,failure_threshold_percentage, message: Number must be less than or equal to 100"),

@@ -22,6 +22,9 @@ from sluicegate.config.strategy import validate_strategy
 MAX_DEPTH = 16  # nesting of targets; a header can be 8 KiB of "[{" and recursion is not free
 SLUG = re.compile(r"^[a-z0-9-]+$")
 MIN_COOLDOWN_MS = 1000
+# A circuit open for longer is a target taken out by hand: 1e12 ms (31 years) was accepted, and a config that
+# read one failure with it refused that target for good.
+MAX_COOLDOWN_MS = 86_400_000
 # The longest request timeout accepted, in a config or the x-portkey-request-timeout header (≈24.8 days):
 # JavaScript's timer limit, so any value Portkey's gateway honours is honoured here, and nothing larger
 # (``1e309`` is infinity) reaches the event loop's clock arithmetic, where it would overflow into a 500.
@@ -224,7 +227,7 @@ def _breaker(value: Any, path: Path, ctx: Context) -> Any:
         "failure_threshold": lambda v, p: f.integer(v, p, ctx.report, low=1),
         "failure_threshold_percentage": lambda v, p: f.number(v, p, ctx.report, low=0, high=100),
         "minimum_requests": lambda v, p: f.integer(v, p, ctx.report, low=1),
-        "cooldown_interval": lambda v, p: f.integer(v, p, ctx.report, low=MIN_COOLDOWN_MS),
+        "cooldown_interval": lambda v, p: f.integer(v, p, ctx.report, low=MIN_COOLDOWN_MS, high=MAX_COOLDOWN_MS),
         "failure_status_codes": lambda v, p: f.status_codes(v, p, ctx.report),
     }
     got = {name: check[name](raw, (*path, written)) for name, (written, raw) in keys.items()}
