@@ -311,6 +311,14 @@ async def test_a_config_s_problems_are_named_in_anthropic_s_envelope(client_for,
     assert "retry,attempts" in message and "weight" in message and transport.sent == []
 
 
+async def test_a_failed_attempt_on_messages_has_one_content_type(client_for):
+    # The rewrapped answer carried the unified one's "content-type" beside its own "Content-Type".
+    client = await client_for(FakeTransport(script=[refused()]))
+    response = await client.post("/v1/messages", json=MESSAGES, headers=OPENAI)
+    assert response.status == 502 and response.headers.getall("content-type") == ["application/json"]
+    assert int(response.headers["content-length"]) == len(await response.read())
+
+
 async def test_an_untranslatable_request_is_a_400_in_the_client_s_envelope(client_for):
     transport = FakeTransport()
     client = await client_for(transport)

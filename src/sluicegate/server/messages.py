@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from multidict import CIMultiDict
 
 from ..errors import BadRequest
 from ..providers.translate.errors import anthropic_error, error_message
@@ -53,8 +54,10 @@ def check_messages_body(body: dict[str, Any], endpoint: str) -> None:
 
 def _anthropic_response(status: int, message: str, response: web.StreamResponse | None,
                         trace_id: str | None) -> web.Response:
-    headers = dict(response.headers) if response is not None else {}
-    headers.pop("Content-Length", None)
+    # Case-insensitive: a plain dict kept the answer's "content-type" beside the "Content-Type" set here, and
+    # the client got both.
+    headers = CIMultiDict(response.headers) if response is not None else CIMultiDict()
+    headers.popall("Content-Length", None)
     if trace_id:
         headers["x-portkey-trace-id"] = trace_id
     headers["Content-Type"] = "application/json"
