@@ -47,7 +47,8 @@ def test_the_openai_relay_is_clean_when_its_last_event_is_done():
 
 
 def test_the_anthropic_relay_is_clean_only_after_a_whole_message_stop():
-    start = b'event: content_block_delta\ndata: {"type":"content_block_delta","delta":{"text":"hi"}}\n\n'
+    start = (b'event: message_start\ndata: {"type":"message_start","message":{}}\n\n'
+             b'event: content_block_delta\ndata: {"type":"content_block_delta","delta":{"text":"hi"}}\n\n')
     for tail, clean in ANTHROPIC_ENDS:
         relay = AnthropicRelay()
         assert relay.opening(start) == (contract.STARTED, None)

@@ -421,6 +421,18 @@ async def test_an_anthropic_stream_failing_after_message_start_only_falls_back(c
     assert response.status == 200 and (await response.json())["content"][0]["text"] == "plan b"
 
 
+@pytest.mark.parametrize("events", [anthropic_events()[1:], anthropic_events()[-1:]], ids=["no-start", "stop-alone"])
+async def test_an_anthropic_stream_without_message_start_falls_back(client_for, events):
+    # Relayed as a 200: the anthropic SDK then failed with a bare AssertionError, not an API error.
+    transport = FakeTransport(script=[anthropic_sse(*events), anthropic_sse(*anthropic_events("rescued"))])
+    client = await client_for(transport)
+    response = await client.post("/v1/messages", json={**MESSAGES, "stream": True},
+                                 headers=fallback(ANTHROPIC_TARGET, ANTHROPIC_TARGET))
+    relayed = events_of(await response.read())
+    assert response.headers["x-portkey-last-used-option-index"] == "config.targets[1]"
+    assert relayed[0][0] == "message_start" and relayed[-1][0] == "message_stop"
+
+
 async def test_an_error_event_after_the_start_is_relayed_once(client_for):
     error = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
     transport = FakeTransport(script=[anthropic_sse(*anthropic_events()[:4], error)])

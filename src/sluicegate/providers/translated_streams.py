@@ -190,6 +190,10 @@ class MessagesToChatDecoder(_Translated):
         return MeasuredUsage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
 
 
+_MESSAGE_EVENTS = frozenset({"content_block_start", "content_block_delta", "content_block_stop", "message_delta",
+                             "message_stop"})
+
+
 def anthropic_content(event: object) -> bool:
     """An Anthropic event past the preamble (``message_start``, ``ping``, an empty block's start): a content
     delta, or the message's end."""
@@ -198,16 +202,18 @@ def anthropic_content(event: object) -> bool:
 
 class AnthropicRelay:
     """An Anthropic stream relayed as is. Its start is held back like the OpenAI relay's, until the first
-    content (``anthropic_content``); an ``error`` event before it fails it. The end is clean when the last
-    event relayed was a whole ``message_stop`` (``ends_with_message_stop``)."""
+    content (``anthropic_content``); an ``error`` event before it fails it, and so does a message event before
+    ``message_start`` (the anthropic SDKs assert the order, and failed with a bare AssertionError). The end is
+    clean when the last event relayed was a whole ``message_stop`` (``ends_with_message_stop``)."""
 
-    __slots__ = ("_error_seen", "_held", "_sse", "_tail")
+    __slots__ = ("_begun", "_error_seen", "_held", "_sse", "_tail")
 
     def __init__(self) -> None:
         self._held = b""
         self._sse = SSEDecoder()
         self._tail = b""
         self._error_seen = False
+        self._begun = False  # message_start seen
 
     def opening(self, chunk: bytes) -> tuple[str, str | None]:
         self._held += chunk
@@ -219,6 +225,10 @@ class AnthropicRelay:
             kind = data.get("type") if isinstance(data, dict) else name
             if kind == "error" or name == "error":
                 return FAILED, error_message(data)
+            if kind == "message_start":
+                self._begun = True
+            elif kind in _MESSAGE_EVENTS and not self._begun:
+                return FAILED, f"upstream stream sent {str(kind)[:32]} before message_start"
             if anthropic_content(data):
                 return STARTED, None
         return PENDING, None
