@@ -344,6 +344,23 @@ async def test_a_workspace_named_by_slug_is_stored_by_its_id(admin: Admin, engin
     assert (status, by_id["workspace_id"]) == (201, space["id"]), by_id
 
 
+async def test_a_listing_is_narrowed_to_the_workspace_named(admin: Admin, engine) -> None:
+    # ?workspace_id= was ignored: every workspace's providers and configs came back, an unknown one too.
+    space = await WorkspaceRepository(engine).create({"name": "Team B"}, actor="t")
+    assert (await admin.call("POST", P, {**PROVIDER, "workspace_id": "team-b"}))[0] == 201
+    assert (await admin.call("POST", P, {**PROVIDER, "slug": "elsewhere"}))[0] == 201
+    assert (await admin.call("POST", C, {"id": "cb", "config": {}, "workspace_id": space["id"]}))[0] == 201
+    assert (await admin.call("POST", C, {"id": "cx", "config": {}}))[0] == 201
+    for query in ("team-b", space["id"]):
+        status, listed = await admin.call("GET", f"{P}?workspace_id={query}")
+        assert (status, [p["slug"] for p in listed["providers"]]) == (200, [PROVIDER["slug"]])
+        status, listed = await admin.call("GET", f"{C}?workspace_id={query}")
+        assert (status, [c["id"] for c in listed["configs"]]) == (200, ["cb"])
+    assert len((await admin.call("GET", P))[1]["providers"]) == 2  # no filter: every one
+    status, body = await admin.call("GET", f"{P}?workspace_id=nope")
+    assert status == 404 and "nope" in body["message"]
+
+
 async def test_config_errors_carry_the_validator_paths(admin: Admin) -> None:
     status, body = await admin.call("POST", C, {"id": "lb", "config": {"strategy": {"mode": "loadbalance"}}})
     assert status == 400 and body["errors"] == ["strategy: loadbalance targets need a weight"]

@@ -23,6 +23,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..access.admin_token import AdminAuth
+from ..access.model import Principal
 from ..access.registry import AccessRegistry
 from ..access.workspaces import resolve_workspace_id
 from ..catalog.configs import ConfigRepository
@@ -170,12 +171,18 @@ async def _workspace_named(request: web.Request, asked: Any) -> str | None:
     return await resolve_workspace_id(_services(request).engine, asked)
 
 
+async def _listed_workspace(request: web.Request, principal: Principal) -> str | None:
+    """The workspace a listing is narrowed to: the caller's own, or the ``?workspace_id=`` an organisation
+    caller names (404 when none has it): it was ignored, and every workspace's entries came back."""
+    return principal.workspace_id or await _workspace_named(request, request.query.get("workspace_id"))
+
+
 # --------------------------------------------------------------------------------------------- providers
 
 
 async def list_providers(request: web.Request) -> web.Response:
     principal = require(request, "providers.list")
-    views = await _services(request).providers.list(workspace_id=principal.workspace_id)
+    views = await _services(request).providers.list(workspace_id=await _listed_workspace(request, principal))
     return _json({"providers": [view.to_json() for view in views]})
 
 
@@ -229,7 +236,7 @@ async def delete_provider(request: web.Request) -> web.Response:
 
 async def list_configs(request: web.Request) -> web.Response:
     principal = require(request, "configs.list")
-    views = await _services(request).configs.list(workspace_id=principal.workspace_id)
+    views = await _services(request).configs.list(workspace_id=await _listed_workspace(request, principal))
     return _json({"configs": [view.to_json() for view in views]})
 
 
