@@ -37,5 +37,6 @@ def test_a_limit_must_be_a_positive_number(variable, raw):
         raw = "1e3"  # not an integer either
     with pytest.raises(ValueError) as caught:
         settings_from_env({variable: raw})
-    kind = "a whole number from 1 to 36500" if variable == "SLUICEGATE_LOG_RETENTION_DAYS" else "a positive number"
+    kind = ("a whole number from 1 to 36500" if variable == "SLUICEGATE_LOG_RETENTION_DAYS"
+            else "a positive whole number" if variable in INTEGERS else "a positive number")
     assert str(caught.value) == f"{variable} must be {kind}, not {raw!r}"

@@ -33,9 +33,9 @@ def test_a_zero_interval_turns_probes_off():
     ("SLUICEGATE_PROBE_INTERVAL", "nan", "SLUICEGATE_PROBE_INTERVAL must be a number of seconds, 0 or more"),
     ("SLUICEGATE_PROBE_TIMEOUT", "0", "SLUICEGATE_PROBE_TIMEOUT must be a positive number, not '0'"),
     ("SLUICEGATE_PROBE_TIMEOUT", "-0.5", "SLUICEGATE_PROBE_TIMEOUT must be a positive number"),
-    ("SLUICEGATE_PROBE_UNHEALTHY_THRESHOLD", "0", "SLUICEGATE_PROBE_UNHEALTHY_THRESHOLD must be a positive number"),
-    ("SLUICEGATE_PROBE_HEALTHY_THRESHOLD", "1.5", "SLUICEGATE_PROBE_HEALTHY_THRESHOLD must be a positive number"),
-    ("SLUICEGATE_LEAST_BUSY_EJECT_AFTER", "none", "SLUICEGATE_LEAST_BUSY_EJECT_AFTER must be a positive number"),
+    ("SLUICEGATE_PROBE_UNHEALTHY_THRESHOLD", "0", "SLUICEGATE_PROBE_UNHEALTHY_THRESHOLD must be a positive whole number"),
+    ("SLUICEGATE_PROBE_HEALTHY_THRESHOLD", "1.5", "SLUICEGATE_PROBE_HEALTHY_THRESHOLD must be a positive whole number"),
+    ("SLUICEGATE_LEAST_BUSY_EJECT_AFTER", "none", "SLUICEGATE_LEAST_BUSY_EJECT_AFTER must be a positive whole number"),
 ])
 def test_nonsense_is_refused_naming_the_variable(variable, raw, message):
     with pytest.raises(ValueError) as info:

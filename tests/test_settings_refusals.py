@@ -30,8 +30,8 @@ REFUSED = [
     ("HOST", "127.0.0.1:8080", "SLUICEGATE_HOST must be an IP address or a host name, without a scheme or a port"),
     ("HOST", "http://127.0.0.1", "SLUICEGATE_HOST must be an IP address or a host name"),
     ("DATA_DIR", "   ", "SLUICEGATE_DATA_DIR must name a directory"),
-    ("MAX_BODY_BYTES", "0", "SLUICEGATE_MAX_BODY_BYTES must be a positive number"),  # every POST was a 413
-    ("MAX_BODY_BYTES", "abc", "SLUICEGATE_MAX_BODY_BYTES must be a positive number, not 'abc'"),
+    ("MAX_BODY_BYTES", "0", "SLUICEGATE_MAX_BODY_BYTES must be a positive whole number"),  # every POST was a 413
+    ("MAX_BODY_BYTES", "abc", "SLUICEGATE_MAX_BODY_BYTES must be a positive whole number, not 'abc'"),
     ("UPSTREAM_POOL_SIZE", "-1", "SLUICEGATE_UPSTREAM_POOL_SIZE must be a whole number from 0 to 1000000"),  # hung
     ("UPSTREAM_CONNECT_TIMEOUT", "nan", "SLUICEGATE_UPSTREAM_CONNECT_TIMEOUT must be a positive number"),  # a 500
     ("UPSTREAM_READ_TIMEOUT", "-1", "SLUICEGATE_UPSTREAM_READ_TIMEOUT must be a positive number"),
@@ -41,7 +41,10 @@ REFUSED = [
     ("RETRY_BACKOFF_SCALE", "nan", "SLUICEGATE_RETRY_BACKOFF_SCALE must be a number from 0 to 1000"),
     ("RETRY_BACKOFF_SCALE", "inf", "SLUICEGATE_RETRY_BACKOFF_SCALE must be a number from 0 to 1000"),
     ("RETRY_BACKOFF_SCALE", "-1", "SLUICEGATE_RETRY_BACKOFF_SCALE must be a number from 0 to 1000"),
-    ("CONFIG_CACHE_SIZE", "1.5", "SLUICEGATE_CONFIG_CACHE_SIZE must be a positive number"),
+    ("CONFIG_CACHE_SIZE", "1.5", "SLUICEGATE_CONFIG_CACHE_SIZE must be a positive whole number"),
+    # Positive numbers both: "must be a positive number" misled.
+    ("LOG_QUEUE_MAX", "5.0", "SLUICEGATE_LOG_QUEUE_MAX must be a positive whole number, not '5.0'"),
+    ("MAX_BODY_BYTES", "9" * 26, "SLUICEGATE_MAX_BODY_BYTES must be a positive whole number (at most 9007199254740991)"),
     ("LOG_BODY_MAX_BYTES", "-1", "SLUICEGATE_LOG_BODY_MAX_BYTES must be a whole number from 0 to"),  # cut a byte
     ("LOG_RETENTION_DAYS", "99999999999999999999", "SLUICEGATE_LOG_RETENTION_DAYS must be a whole number from 1"),
     ("LOG_BODIES", "ture", "SLUICEGATE_LOG_BODIES must be on or off, not 'ture'"),  # read as off

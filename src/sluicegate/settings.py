@@ -67,16 +67,21 @@ def _csv(text: str) -> tuple[str, ...]:
 
 
 def _whole(low: int, high: int = MAX_COUNT) -> Convert:
-    """A whole number from ``low`` to ``high``; refused as "a positive number" when low is 1 (the common
-    case), else with its range."""
-    kind = "a positive number" if low == 1 and high == MAX_COUNT else f"a whole number from {low} to {high}"
+    """A whole number from ``low`` to ``high``, refused with that rule ("a positive number" said of 5.0 or of
+    a 26-digit value misled: those are positive numbers)."""
+    kind = "a positive whole number" if low == 1 and high == MAX_COUNT else f"a whole number from {low} to {high}"
+    too_big = f"must be {kind}" + (f" (at most {high})" if high == MAX_COUNT else "")
 
     def convert(text: str) -> int:
         stripped = text.strip()
-        if not (stripped.isascii() and stripped.lstrip("-").isdigit() and len(stripped) <= 20):
+        if not (stripped.isascii() and stripped.lstrip("-").isdigit()):
             raise ValueError(f"must be {kind}")
+        if len(stripped) > 20:
+            raise ValueError(too_big)
         value = int(stripped)
-        if not low <= value <= high:
+        if value > high:
+            raise ValueError(too_big)
+        if value < low:
             raise ValueError(f"must be {kind}")
         return value
 
