@@ -68,7 +68,7 @@ def test_env_key_wins_over_key_file(tmp_path: Path) -> None:
 
 
 def test_missing_key_file_without_create(tmp_path: Path) -> None:
-    with pytest.raises(VaultError, match="no master key: set SLUICEGATE_MASTER_KEY or create"):
+    with pytest.raises(VaultError, match="no master key: set SLUICEGATE_MASTER_KEY, or restore .*master.key .the key the stored secrets were sealed with"):
         Vault.load(Settings(data_dir=tmp_path), create=False)
 
 

@@ -81,7 +81,10 @@ class Vault:
         path = key_file_path(settings.data_dir)
         if not path.exists():
             if not create:
-                raise VaultError(f"no master key: set {ENV_NAME} or create {path}")
+                # Not "create it": a new key cannot open what the lost one sealed (serve makes one when none
+                # is stored yet, and refuses one beside secrets it cannot open).
+                raise VaultError(f"no master key: set {ENV_NAME}, or restore {path} (the key the stored "
+                                 "secrets were sealed with)")
             keyring = create_key_file(path)
         else:
             keyring = read_key_file(path)
