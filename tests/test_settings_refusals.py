@@ -167,6 +167,15 @@ def test_an_empty_data_dir_argument_is_not_the_current_directory(tmp_path: Path)
     assert (tmp_path / "here").stat().st_mode & 0o777 == 0o755
 
 
+def test_a_data_dir_that_is_a_file_is_refused_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("")
+    done = _sluicegate("serve", "--port", "9", env={"SLUICEGATE_DATA_DIR": str(tmp_path / "a-file")})
+    # It said "cannot start: [Errno 17] File exists".
+    assert done.returncode == 2 and "SLUICEGATE_DATA_DIR names a file, not a directory" in done.stderr, done.stderr
+    flag = _sluicegate("keys", "list", "--data-dir", str(tmp_path / "a-file"), env={})
+    assert flag.returncode == 2 and "names a file, not a directory" in flag.stderr, flag.stderr
+
+
 @pytest.mark.parametrize(("argv", "variable"), [
     (["keys", "list"], "SLUICEGATE_DATA_DIR"),  # a traceback (the store's file URI could not be made)
     (["serve", "--port", "9"], "SLUICEGATE_DATA_DIR"),  # "'utf-8' codec can't encode character '\udcfe'"

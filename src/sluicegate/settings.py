@@ -132,7 +132,10 @@ def _host(text: str) -> str:
 def _directory(text: str) -> Path:
     if not text.strip():
         raise ValueError("must name a directory")
-    return Path(text)
+    path = Path(text)
+    if path.exists() and not path.is_dir():  # said "[Errno 17] File exists" when the store was made in it
+        raise ValueError("names a file, not a directory")
+    return path
 
 
 def _split_url(text: str, example: str) -> SplitResult:
