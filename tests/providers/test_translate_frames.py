@@ -21,3 +21,16 @@ def test_decoder_keeps_partial_events_and_skips_comments() -> None:
 
 def test_multi_line_data_is_joined() -> None:
     assert SSEDecoder().push(b'data: {"a":\ndata: 1}\n\n') == [(None, {"a": 1})]
+
+
+def test_one_leading_bom_is_stripped_however_the_bytes_come() -> None:
+    # The SSE spec strips one leading U+FEFF: the first event behind it was dropped, and a one-word reply
+    # arrived as an empty message.
+    stream = "\ufeff".encode() + b'data: {"a": 1}\n\ndata: {"b": 2}\n\n'
+    for size in (1, 2, 3, 4, len(stream)):
+        decoder = SSEDecoder()
+        events = [event for at in range(0, len(stream), size) for event in decoder.push(stream[at:at + size])]
+        assert events == [(None, {"a": 1}), (None, {"b": 2})], size
+    later = SSEDecoder()
+    assert later.push(b'data: {"a": 1}\n\n') == [(None, {"a": 1})]
+    assert later.push("\ufeff".encode() + b'data: {"b": 2}\n\n') == []  # only at the stream's start

@@ -42,18 +42,27 @@ def parse_event(event: bytes) -> tuple[str | None, object]:
         return name, payload
 
 
+_BOM = "\ufeff".encode()
+
+
 class SSEDecoder:
     """Bytes from the network in, complete events out; keeps the incomplete tail between pushes.
 
     Each byte is scanned once; an event still unterminated beyond ``limit`` bytes raises
     ``sse.EventTooLarge`` (the stream has failed: it must not grow the gateway's memory without bound)."""
 
-    __slots__ = ("_events",)
+    __slots__ = ("_events", "_first")
 
     def __init__(self, limit: int = MAX_EVENT_BYTES) -> None:
         self._events = EventSplitter(limit)
+        self._first: bytes | None = b""  # the stream's first bytes, until it is known whether they begin with a BOM
 
     def push(self, data: bytes) -> list[tuple[str | None, object]]:
+        if self._first is not None:  # the SSE spec strips one leading BOM: its first event was lost
+            self._first += data
+            if len(self._first) < len(_BOM) and _BOM.startswith(self._first):
+                return []
+            data, self._first = self._first.removeprefix(_BOM), None
         return [parsed for parsed in map(parse_event, self._events.push(data)) if parsed[1] is not None]
 
     @property
