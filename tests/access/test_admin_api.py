@@ -645,7 +645,7 @@ BAD_INTEGRATIONS = [
     ("a name that is an object", {"name": {"a": 1}}, "name: expected one line of printable text of 1 to 256"),
     ("a name with a line break", {"name": "two\nlines"}, "name: expected one line of printable text"),
     ("a slug that is a number", {"slug": 0}, "slug: must be 1-63 lowercase letters"),
-    ("a description too long", {"description": "d" * 100_000}, "description: expected text of 1 to 4000"),
+    ("a description too long", {"description": "d" * 100_000}, "description: expected text of 0 to 4000"),
     ("an unknown configuration", {"configurations": {"custom_host": "http://127.0.0.1:9/v1", "bogus": 1}},
      "configurations.bogus: unknown field (allowed: custom_host, custom_headers)"),
     ("an update of another field", {"update": True, "key": "sk-new-0123456789"}, "key: unknown field (allowed: "

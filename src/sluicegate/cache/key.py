@@ -36,7 +36,7 @@ class TreeReads:
     """A config tree as the key sees it: its identity, and what of a request besides the body it reads."""
 
     identity: bytes
-    metadata_keys: tuple[str, ...] = ()  # the metadata its conditions query (a request's picks its target)
+    metadata_keys: tuple[str, ...] = ()  # the metadata keys its conditions query: they pick a request's target
     forwarded: tuple[str, ...] = ()  # the headers its targets forward upstream
 
 

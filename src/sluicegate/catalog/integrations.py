@@ -55,9 +55,11 @@ def _refuse_unknown(body: dict[str, Any], allowed: tuple[str, ...], hint: str, w
 
 
 def _text(value: Any, where: str, limit: int) -> str:
-    if not isinstance(value, str) or not 0 < len(value) <= limit or (where == "name" and not value.isprintable()):
-        what = "one line of printable text" if where == "name" else "text"
-        raise BadRequest(f"{where}: expected {what} of 1 to {limit} characters")
+    """A name (one printable line, 1 to ``limit`` characters) or a description (any text up to ``limit``)."""
+    name = where == "name"
+    if not isinstance(value, str) or len(value) > limit or (name and not (value and value.isprintable())):
+        what = "one line of printable text of 1" if name else "text of 0"
+        raise BadRequest(f"{where}: expected {what} to {limit} characters")
     return value
 
 
