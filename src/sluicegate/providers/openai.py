@@ -35,6 +35,7 @@ _SENT_AN_ERROR = "upstream sent an error event"
 # are parsed only around it. In a JSON string a quote is escaped, so content text saying "error": does not match.
 _ERROR_MARK = re.compile(rb'(?:^|[\r\n])event: ?error[\r\n]|"error"\s*:')
 _PENDING_MAX = 64 * 1024  # the longest error event waited for across reads
+_MARK_SPAN = 16  # a mark split across two reads is seen in this many bytes either side of the split
 
 
 def endpoint_path(endpoint: str) -> str | None:
@@ -110,12 +111,11 @@ class PassthroughStream:
         return self._held
 
     def relay(self, chunk: bytes) -> bytes:
-        window = self._tail + chunk  # a mark split across two reads is still seen
         if self._pending is not None:
             self._look(self._pending + chunk)
-        elif _ERROR_MARK.search(window):
-            self._look(window)  # the tail may begin with part of an event: a fragment is never an error
-        self._tail = window[-_TAIL:]
+        elif _ERROR_MARK.search(chunk) or _ERROR_MARK.search(self._tail[-_MARK_SPAN:] + chunk[:_MARK_SPAN]):
+            self._look(self._tail + chunk)  # the tail may begin with part of an event: a fragment is never an error
+        self._tail = chunk[-_TAIL:] if len(chunk) >= _TAIL else (self._tail + chunk)[-_TAIL:]
         return chunk
 
     def _look(self, text: bytes) -> None:
