@@ -271,6 +271,33 @@ def test_audit_limit_out_of_range_is_a_400_naming_it(gateway: GatewayProcess) ->
             assert answer.json()["message"] == "'limit' must be an integer from 1 to 1000"
 
 
+def test_the_audit_trail_pages_back_and_refuses_what_it_does_not_filter_by(admin: Portkey,
+                                                                          gateway: GatewayProcess) -> None:
+    # A misspelt filter was ignored (the whole trail came back), and events past the newest 1,000 were out of
+    # reach: before_id pages back.
+    space = admin.admin.workspaces.create(name="Paged audit")
+    for n in range(5):
+        admin.admin.workspaces.update(workspace_id=space.id, name=f"Paged audit {n}")
+    url, auth = f"{gateway.url}/admin/api/audit-logs", {"authorization": f"Bearer {ADMIN_TOKEN}"}
+    everything = httpx.get(url, params={"workspace_id": space.id}, headers=auth, timeout=10).json()["data"]
+    assert len(everything) == 6
+    pages, before = [], None
+    while True:
+        params = {"workspace_id": space.id, "limit": "4", **({"before_id": before} if before else {})}
+        page = httpx.get(url, params=params, headers=auth, timeout=10).json()["data"]
+        if not page:
+            break
+        pages.append([event["id"] for event in page])
+        before = str(page[-1]["id"])
+    assert [len(page) for page in pages] == [4, 2]
+    assert [n for page in pages for n in page] == [e["id"] for e in everything]
+    for params, words in (({"workspace": space.id}, "'workspace' is not a parameter of the audit trail"),
+                          ({"before_id": "-3"}, "'before_id' must be an event's id"),
+                          ({"before_id": "x"}, "'before_id' must be an event's id")):
+        refused = httpx.get(url, params=params, headers=auth, timeout=10)
+        assert refused.status_code == 400 and refused.json()["message"].startswith(words), refused.text
+
+
 def test_workspaces_by_name_take_like_wildcards_as_typed(admin: Portkey, gateway: GatewayProcess) -> None:
     """name= is a substring as typed: "%" and "_" matched every workspace (LIKE wildcards)."""
     for name in ("Fifty % off", "snake_case"):

@@ -26,6 +26,7 @@ class AuditFilter:
     resource_type: str | None = None
     since_ms: int | None = None
     limit: int = 100
+    before_id: int | None = None  # the page after one whose last (oldest) event has this id
 
 
 async def record_event(conn: AsyncConnection, *, actor: str, action: str, resource_type: str,
@@ -44,6 +45,8 @@ async def list_events(engine: AsyncEngine, query: AuditFilter) -> list[dict[str,
             stmt = stmt.where(e.c[column] == value)
     if query.since_ms is not None:
         stmt = stmt.where(e.c.created_ms >= query.since_ms)
+    if query.before_id is not None:
+        stmt = stmt.where(e.c.id < query.before_id)
     async with engine.connect() as conn:
         rows = (await conn.execute(stmt)).all()
     return [{"id": r.id, "created_ms": r.created_ms, "actor": r.actor, "action": r.action,

@@ -278,15 +278,31 @@ async def delete_key(request: web.Request) -> web.Response:
 # ------------------------------------------------------------------------------------------------ audit
 
 
+_AUDIT_PARAMETERS = ("limit", "before_id", "workspace_id", "actor", "action", "resource_type")
+
+
 async def list_audit(request: web.Request) -> web.Response:
+    """Newest first, ``limit`` a page; ``before_id`` (the last event's id) reaches the page after it."""
     caller = await _scoped(request, "audit_logs.list")
     query = request.query
+    unknown = sorted(set(query) - set(_AUDIT_PARAMETERS))
+    if unknown:  # a misspelt filter was ignored, and the unfiltered trail came back
+        raise BadRequest(f"'{unknown[0][:64]}' is not a parameter of the audit trail "
+                         f"(parameters: {', '.join(_AUDIT_PARAMETERS)})")
     limit = audit_limit(query.get("limit", "100"))
     workspace = caller.workspace_id or query.get("workspace_id")
     events = await list_events(_admin(request).engine, AuditFilter(
         workspace_id=workspace, actor=query.get("actor"), action=query.get("action"),
-        resource_type=query.get("resource_type"), limit=limit))
+        resource_type=query.get("resource_type"), limit=limit, before_id=_before_id(query.get("before_id"))))
     return listing(events)
+
+
+def _before_id(text: str | None) -> int | None:
+    if text is None:
+        return None
+    if not (text.isascii() and text.isdigit() and 0 < len(text) <= 18):
+        raise BadRequest("'before_id' must be an event's id (a positive integer)")
+    return int(text)
 
 
 def audit_limit(text: str) -> int:
