@@ -3,6 +3,7 @@ configs, then isolation between two workspaces (keys, catalog, configs, logs) an
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 import time
@@ -631,17 +632,34 @@ def test_a_key_s_default_config_must_exist_in_its_workspace(gateway: GatewayProc
     assert _defaults_of(gateway, f"/admin/api/api-keys/{plain['key']}") == {}
 
 
-def test_a_deleted_default_config_is_named_in_the_refusal(admin: Portkey, gateway: GatewayProcess,
-                                                          plain: dict[str, str]) -> None:
+def test_a_key_s_default_config_cannot_be_deleted_and_a_lost_one_is_named(admin: Portkey, gateway: GatewayProcess,
+                                                                           plain: dict[str, str]) -> None:
     made = httpx.post(f"{gateway.url}/admin/api/configs", headers=AUTH, timeout=10,
                       json={"id": "short-lived", "config": {"provider": "openai"}, "workspace_id": plain["workspace"]})
     assert made.status_code == 201, made.text
     key = admin.api_keys.create(type="workspace", sub_type="service", name="by default", workspace_id=plain["workspace"],
                                 scopes=["completions.write"], defaults={"config_id": "short-lived"})
-    assert httpx.delete(f"{gateway.url}/admin/api/configs/short-lived", headers=AUTH, timeout=10).status_code == 200
+    # As for a provider a config names: deleting it made every request of the key a 400.
+    deleting = httpx.delete(f"{gateway.url}/admin/api/configs/short-lived", headers=AUTH, timeout=10)
+    assert deleting.status_code == 409, deleting.text
+    assert deleting.json()["message"] == ("Config short-lived is the default config of 1 active API key(s): change "
+                                         "their defaults first")
+    # A store written before that rule may still hold such a key: its requests are told which config is gone.
+    with sqlite3.connect(gateway.data_dir / "sluicegate.db") as db:
+        db.execute("DELETE FROM saved_configs WHERE id = 'short-lived'")
+        db.execute("UPDATE catalog_state SET version = version + 1 WHERE id = 1")
     client = Portkey(api_key=key.key, base_url=gateway.v1)
-    message = refused(400, client.chat.completions.create, model="m", messages=HELLO)
+    deadline = time.monotonic() + 15  # the next reload of the catalog
+    while True:
+        try:
+            message = refused(400, client.chat.completions.create, model="m", messages=HELLO)
+            break
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
     assert "This API key's default config 'short-lived' no longer exists" in message
+    admin.api_keys.update(id=key.id, defaults={})  # then it can go
 
 
 # Every surface that names a key in its path: (method, path with {key}).

@@ -20,7 +20,7 @@ from ..types import metadata_fault
 
 KEY_TYPES = ("organisation", "workspace")
 SUB_TYPES = ("service", "user")
-ACTIVE, REVOKED = "active", "revoked"
+ACTIVE, REVOKED = "active", "revoked"  # store.access_tables KEY_ACTIVE, KEY_REVOKED (not imported: no SQLAlchemy here)
 ADMIN_TOKEN_ACTOR = "admin-token"  # the actor of an admin write made with the admin token
 
 _CRUD = ("create", "read", "update", "delete", "list")

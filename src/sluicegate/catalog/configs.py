@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -20,6 +20,7 @@ from ..config.fields import snake
 from ..errors import BadRequest, Conflict
 from ..jsontext import stored_json_object
 from ..providers import registry
+from ..store.access_tables import KEY_ACTIVE, api_keys
 from ..store.state import bump_catalog_version
 from ..store.tables import DEFAULT_WORKSPACE_ID, providers, saved_configs, utcnow
 from .entries import MAX_NOTES, UNSET, NotInCatalog, SavedConfigView, provider_not_found, validate_slug
@@ -134,6 +135,12 @@ class ConfigRepository:
         async with self._engine.begin() as conn:
             await bump_catalog_version(conn)
             await _config_row(conn, config_id)
+            # As a provider a config names: a key's default config gone made every request of that key a 400.
+            users = await conn.scalar(select(func.count()).select_from(api_keys).where(
+                api_keys.c.status == KEY_ACTIVE, api_keys.c.defaults["config_id"].as_string() == config_id))
+            if users:
+                raise Conflict(f"Config {config_id} is the default config of {users} active API key(s): change "
+                               "their defaults first")
             await conn.execute(delete(saved_configs).where(saved_configs.c.id == config_id))
 
     async def get(self, config_id: str) -> SavedConfigView:

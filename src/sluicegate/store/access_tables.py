@@ -18,6 +18,7 @@ from .tables import (
 )
 
 DEFAULT_WORKSPACE_SLUG = "default"
+KEY_ACTIVE, KEY_REVOKED = "active", "revoked"  # api_keys.status
 ACCESS_STATE_ID = 2  # the catalog_state row whose version every access write bumps (keys, workspaces)
 ID_MAX = 64
 
