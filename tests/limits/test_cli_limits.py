@@ -45,6 +45,9 @@ def test_set_show_clear_and_bad_input(tmp_path: Path) -> None:
     assert orjson.loads(priced.stdout)["prices"] == {"llama-3": {"input": 0.5, "output": 1.5, "per": 1000000}}
     bad = cli(tmp_path, "set", "key", key_id, "--rate", "requests:rps:1")
     assert bad.returncode != 0 and "'rate_limits[0].unit' must be one of" in bad.stderr
+    for both in (("--no-rate", "--rate", "requests:rpm:5"), ("--no-budget", "--budget", "cost:5")):
+        contradicted = cli(tmp_path, "set", "key", key_id, *both)  # one of the two was taken, by flag order
+        assert contradicted.returncode != 0 and f"{both[0]} and {both[1]} contradict each other" in contradicted.stderr
     no_price_on_key = cli(tmp_path, "set", "key", key_id, "--price", "m:1:1")
     assert no_price_on_key.returncode != 0 and "'prices' belong to catalog providers" in no_price_on_key.stderr
     assert cli(tmp_path, "clear", "key", key_id).returncode == 0

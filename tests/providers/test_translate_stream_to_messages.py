@@ -109,6 +109,20 @@ def test_interleaved_parallel_calls_keep_every_call_and_every_argument() -> None
     assert final["stop_reason"] == "tool_use"
 
 
+def test_parallel_calls_under_one_index_stay_apart_by_their_ids() -> None:
+    """Some servers give every parallel call index 0, each with its own id: merged, the two were one call
+    whose input was "{}{}" (not JSON) and the second name was lost."""
+    frames = translate([
+        chunk({"tool_calls": [call(0, "", "weather", "call_a")]}), chunk({"tool_calls": [call(0, '{"city": "Oslo"}')]}),
+        chunk({"tool_calls": [call(0, "", "time", "call_b")]}), chunk({"tool_calls": [call(0, '{"tz": "UTC"}')]}),
+        chunk({"tool_calls": [call(1, "{}", "noop", "call_c")]}), chunk({}, "tool_calls"), chunk(usage=USAGE)])
+    check_grammar(anthropic_events(frames))
+    assert anthropic_sdk_message(frames)["content"] == [
+        {"type": "tool_use", "id": "call_a", "name": "weather", "input": {"city": "Oslo"}},
+        {"type": "tool_use", "id": "call_b", "name": "time", "input": {"tz": "UTC"}},
+        {"type": "tool_use", "id": "call_c", "name": "noop", "input": {}}]
+
+
 def test_arguments_before_the_name_are_not_lost() -> None:
     frames = translate([chunk({"tool_calls": [call(0, '{"a"', call_id="call_a")]}),
                         chunk({"tool_calls": [call(0, ": 1}", "f")]}), chunk({}, "tool_calls")])

@@ -63,6 +63,11 @@ def _number(text: str, what: str) -> float:
 
 
 def body_of(args: argparse.Namespace) -> dict[str, Any]:
+    # Both ways at once was taken as "remove" or "set" by which flag the code read first.
+    if args.no_rate and args.rate:
+        raise BadRequest("--no-rate and --rate contradict each other: give one")
+    if args.no_budget and args.budget:
+        raise BadRequest("--no-budget and --budget contradict each other: give one")
     body: dict[str, Any] = {}
     if args.no_rate or args.rate:
         body["rate_limits"] = []

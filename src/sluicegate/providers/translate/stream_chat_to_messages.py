@@ -50,6 +50,7 @@ class ChatToMessagesStream:
         self._next_index = 0
         self._text_block: int | None = None
         self._tools: dict[int, _ToolCall] = {}
+        self._by_index: dict[int, int] = {}  # the upstream's tool-call index → the call it names now
         self._live: _ToolCall | None = None
         self._live_block = -1
         self._late_text: list[str] = []
@@ -172,12 +173,19 @@ class ChatToMessagesStream:
         return frames
 
     def _tool_index(self, call: dict[str, Any]) -> int:
-        if isinstance(call.get("index"), int):
-            return call["index"]
-        known = [index for index, tool in self._tools.items() if call.get("id") and tool.id == call.get("id")]
+        index, call_id = call.get("index"), call.get("id")
+        if isinstance(index, int) and not isinstance(index, bool):
+            # Some servers give parallel calls one index (each with its own id): a new id there is a new call,
+            # and the deltas after it (index only) go on with it. Merged, two calls were one with "{}{}" input.
+            mine = self._by_index.get(index)
+            if mine is None or (call_id and self._tools[mine].id and self._tools[mine].id != call_id):
+                mine = self._by_index[index] = index if mine is None and index not in self._tools else \
+                    max(self._tools, default=-1) + 1
+            return mine
+        known = [index for index, tool in self._tools.items() if call_id and tool.id == call_id]
         if known:
             return known[0]
-        if call.get("id") or not self._tools:  # no index: a new id is a new call, else the last call goes on
+        if call_id or not self._tools:  # no index: a new id is a new call, else the last call goes on
             return max(self._tools, default=-1) + 1
         return max(self._tools)
 
