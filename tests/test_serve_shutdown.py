@@ -67,6 +67,14 @@ def test_a_port_already_taken_is_cannot_start_and_nothing_else(tmp_path) -> None
     said = str(failed.value)
     assert "sluicegate: cannot start:" in said and "address already in use" in said
     assert "Traceback" not in said and "asynchronous generator" not in said, said
+    # Found before set-up: no first admin token was made, stored and printed ("shown once") for a server that
+    # never ran. The next start, on a free port, makes and prints it.
+    assert "Admin token" not in said, said
+    started = GatewayProcess(tmp_path / "data").start()
+    try:
+        assert "Admin token (shown once, keep it)" in started.log()
+    finally:
+        started.stop()
 
 
 @pytest.mark.parametrize("damage", ["newer_schema", "unwritable_wal", "journal_is_a_file"])

@@ -10,6 +10,7 @@ import os
 import resource
 import selectors
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -188,8 +189,29 @@ def raise_open_files_limit(wanted: int) -> None:
                     target, wanted)
 
 
+def check_port_free(host: str, port: int, *, reuse_port: bool) -> None:
+    """Bind the address the server will listen on, and let it go: a port already taken fails the start here,
+    before the store is written to. It was found only after set-up, which had generated, stored and printed a
+    first admin token ("shown once") for a server that never ran. The real bind can still lose a race."""
+    for family, kind, proto, _, address in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                              flags=socket.AI_PASSIVE):
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as asyncio's server binds
+            if reuse_port:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            if family == socket.AF_INET6:
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:  # in the words asyncio's bind uses
+                raise OSError(exc.errno, f"error while attempting to bind on address {address[:2]!r}: "
+                                         f"{(exc.strerror or 'refused').lower()}") from None
+
+
 def run(settings: Settings, *, worker: bool = False) -> int:
     try:
+        if not worker:  # a worker's supervisor checked it (its siblings share the port)
+            check_port_free(settings.host, settings.port, reuse_port=settings.workers > 1)
         if settings.workers > 1 and not worker:
             _run_loop(prepare_store(settings))  # once, before the workers race for it
             return supervise(settings)
