@@ -178,9 +178,10 @@ class ChatToMessagesStream:
             # Some servers give parallel calls one index (each with its own id): a new id there is a new call,
             # and the deltas after it (index only) go on with it. Merged, two calls were one with "{}{}" input.
             mine = self._by_index.get(index)
-            if mine is None or (call_id and self._tools[mine].id and self._tools[mine].id != call_id):
-                mine = self._by_index[index] = index if mine is None and index not in self._tools else \
-                    max(self._tools, default=-1) + 1
+            if mine is not None and not (call_id and self._tools[mine].id and self._tools[mine].id != call_id):
+                return mine
+            fresh = mine is None and index not in self._tools  # the usual case: the upstream's own index
+            mine = self._by_index[index] = index if fresh else max(self._tools, default=-1) + 1
             return mine
         known = [index for index, tool in self._tools.items() if call_id and tool.id == call_id]
         if known:
