@@ -31,6 +31,7 @@ from .entries import (
     validate_headers,
     validate_slug,
 )
+from .jsonio import check_keys
 
 _FIELDS = ("name", "description", "key", "ai_provider_id", "workspace_id", "slug", "configurations")
 MAX_NAME = 256
@@ -46,12 +47,6 @@ def integration_json(row: Row[Any]) -> dict[str, Any]:
         "created_at": row.created_at.isoformat(), "last_updated_at": row.updated_at.isoformat(),
         "object": "integration",
     }
-
-
-def _refuse_unknown(body: dict[str, Any], allowed: tuple[str, ...], hint: str, where: str = "") -> None:
-    unknown = sorted(str(name) for name in set(body) - set(allowed))
-    if unknown:
-        raise BadRequest(f"{where}{unknown[0][:64]}: unknown field (allowed: {', '.join(allowed)}){hint}")
 
 
 def _text(value: Any, where: str, limit: int) -> str:
@@ -81,7 +76,7 @@ def _configurations(value: Any, check_host: CheckHost | None) -> tuple[dict[str,
         return {}, {}
     if not isinstance(value, dict):
         raise BadRequest("configurations: expected an object")
-    _refuse_unknown(value, ("custom_host", "custom_headers"), "", "configurations.")
+    check_keys(value, ("custom_host", "custom_headers"), where="configurations.")
     shown: dict[str, Any] = {}
     if value.get("custom_host") is not None:
         shown["custom_host"] = validate_custom_host(value["custom_host"], check_host)
@@ -103,7 +98,7 @@ class IntegrationRepository:
         self._provider_urls = provider_urls or {}
 
     async def create(self, body: dict[str, Any], *, workspace_id: str | None) -> dict[str, Any]:
-        _refuse_unknown(body, _FIELDS, "")
+        check_keys(body, _FIELDS)
         provider = body.get("ai_provider_id")
         info = registry.lookup(provider) if isinstance(provider, str) else None
         if info is None:
@@ -141,8 +136,8 @@ class IntegrationRepository:
 
     async def update(self, ref: str, body: dict[str, Any]) -> dict[str, Any]:
         """Name and description only: providers already made from it keep their copy of the credential."""
-        _refuse_unknown(body, ("name", "description"), " (an integration's name and description can be changed; "
-                                                       "make a new one for another key or host)")
+        check_keys(body, ("name", "description"), hint=" (an integration's name and description can be changed; "
+                                                        "make a new one for another key or host)")
         values: dict[str, Any] = {"updated_at": utcnow()}
         if "name" in body:
             values["name"] = _text(body["name"], "name", MAX_NAME)

@@ -35,10 +35,12 @@ def parse_body(raw: bytes) -> dict[str, Any]:
     return stored_json_object(raw, invalid="body: not valid JSON", not_object="body: expected a JSON object")
 
 
-def _check_keys(body: dict[str, Any], allowed: tuple[str, ...]) -> None:
+def check_keys(body: dict[str, Any], allowed: tuple[str, ...], *, where: str = "", hint: str = "") -> None:
+    """A 400 naming the first field of ``body`` (an object at ``where``, e.g. "configurations.") not in
+    ``allowed``; ``hint`` says what to do instead."""
     unknown = sorted(set(body) - set(allowed))
     if unknown:
-        raise BadRequest(f"{unknown[0]}: unknown field (allowed: {', '.join(allowed)})")
+        raise BadRequest(f"{where}{unknown[0][:64]}: unknown field (allowed: {', '.join(allowed)}){hint}")
 
 
 def _headers_object(value: Any, *, allow_null: bool) -> tuple[tuple[str, Any], ...]:
@@ -55,7 +57,7 @@ def _headers_object(value: Any, *, allow_null: bool) -> tuple[tuple[str, Any], .
 
 def provider_from_json(body: dict[str, Any], check_host: CheckHost | None) -> ProviderInput:
     """``POST /admin/api/providers`` body → a validated new provider."""
-    _check_keys(body, ("slug", "headers") + _PROVIDER_FIELDS)
+    check_keys(body, ("slug", "headers") + _PROVIDER_FIELDS)
     raw = {name: body.get(name) for name in _PROVIDER_FIELDS}
     if raw["spec"] is None:
         raw["spec"] = "openai"
@@ -71,7 +73,7 @@ def patch_from_json(body: dict[str, Any]) -> ProviderPatch:
     """
     if "slug" in body:
         raise BadRequest("slug: cannot be changed; add a new provider and remove this one")
-    _check_keys(body, ("headers",) + _PROVIDER_FIELDS)
+    check_keys(body, ("headers",) + _PROVIDER_FIELDS)
     values = {name: body[name] for name in _PROVIDER_FIELDS if name in body}
     for required in ("spec", "custom_host"):
         if required in values and values[required] is None:
@@ -86,7 +88,7 @@ def patch_from_json(body: dict[str, Any]) -> ProviderPatch:
 
 def config_from_json(body: dict[str, Any], *, require_id: bool) -> tuple[str | None, str, str | None]:
     """``{"id", "config", "notes"}`` → (id, config text, notes); ``config``: an object or its JSON text."""
-    _check_keys(body, ("id", "config", "notes") if require_id else ("config", "notes"))
+    check_keys(body, ("id", "config", "notes") if require_id else ("config", "notes"))
     config = body.get("config")
     if isinstance(config, dict):
         text = orjson.dumps(config).decode()
