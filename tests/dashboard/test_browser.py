@@ -96,15 +96,28 @@ def test_filters_narrow_the_list(page, gw, private_llm, llm):
     shot(page, "logs-empty")
 
 
-def test_live_tail_shows_new_requests_without_a_reload(page, gw, private_llm):
-    user = f"tail-{uuid.uuid4().hex[:8]}"
-    sdk(gw, private_llm, user).chat.completions.create(model="tail", messages=[{"role": "user", "content": "one"}])
+def _ask(gw, slug: str, user: str, model: str) -> None:
+    sdk(gw, slug, user).chat.completions.create(model=model, messages=[{"role": "user", "content": model}])
+
+
+def _tailing(page, gw, slug: str, user: str) -> None:
+    """One request of ``user`` shown, filtered to that user, with the live tail on."""
+    _ask(gw, slug, user, "first")
     sign_in(page)
     page.fill("input[name=user]", user)
     wait_for_rows(page, "#log-rows tr", 1)
     page.check("#live-tail")
-    sdk(gw, private_llm, user).chat.completions.create(model="tail", messages=[{"role": "user", "content": "two"}])
-    page.wait_for_function("() => document.querySelectorAll('#log-rows tr').length === 2", timeout=20_000)
+
+
+def _until_rows(page, count: int) -> None:
+    page.wait_for_function(f"() => document.querySelectorAll('#log-rows tr').length === {count}", timeout=20_000)
+
+
+def test_live_tail_shows_new_requests_without_a_reload(page, gw, private_llm):
+    user = f"tail-{uuid.uuid4().hex[:8]}"
+    _tailing(page, gw, private_llm, user)
+    _ask(gw, private_llm, user, "second")
+    _until_rows(page, 2)
     assert page.locator("#log-rows tr.fresh").count() == 1
 
 
@@ -112,20 +125,15 @@ def test_live_tail_shows_a_request_that_ends_after_a_newer_one(page, gw, private
     # A row is written when its request ends, under the time it started: the tail asked only for rows newer
     # than the newest shown, and a stream that began before a quick request never appeared.
     user = f"late-{uuid.uuid4().hex[:8]}"
-    sdk(gw, private_llm, user).chat.completions.create(model="first", messages=[{"role": "user", "content": "0"}])
-    sign_in(page)
-    page.fill("input[name=user]", user)
-    wait_for_rows(page, "#log-rows tr", 1)
-    page.check("#live-tail")
+    _tailing(page, gw, private_llm, user)
     llm.push(Reply(delay=3.0))  # the slow one starts first ...
-    slow = threading.Thread(target=lambda: sdk(gw, private_llm, user).chat.completions.create(
-        model="slow", messages=[{"role": "user", "content": "1"}]), daemon=True)
+    slow = threading.Thread(target=_ask, args=(gw, private_llm, user, "slow"), daemon=True)
     slow.start()
     time.sleep(0.5)
-    sdk(gw, private_llm, user).chat.completions.create(model="quick", messages=[{"role": "user", "content": "2"}])
-    page.wait_for_function("() => document.querySelectorAll('#log-rows tr').length === 2", timeout=20_000)
+    _ask(gw, private_llm, user, "quick")
+    _until_rows(page, 2)
     slow.join(15)  # ... and is written after the quick one has been shown
-    page.wait_for_function("() => document.querySelectorAll('#log-rows tr').length === 3", timeout=20_000)
+    _until_rows(page, 3)
     shown = [page.locator("#log-rows tr td:nth-child(4)").nth(i).inner_text() for i in range(3)]
     assert shown == ["quick", "slow", "first"]  # where each started
 
