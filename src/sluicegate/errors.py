@@ -212,6 +212,12 @@ class UpstreamUnreachable(UpstreamFailure):
         super().__init__(message, status=502, provider=provider)
 
 
+class UpstreamStreamError(UpstreamFailure):
+    """A stream whose first event was an error naming an HTTP status (a rate limit, a bad request): an
+    answer with that status, which retries, fallbacks and the circuit breaker judge as they judge the
+    same error answered before a stream."""
+
+
 class EndpointNotSupported(GatewayError):
     """The target's API spec has no such endpoint; stops fallback (gateway exception)."""
 

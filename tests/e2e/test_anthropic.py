@@ -201,6 +201,16 @@ def test_upstream_errors_raise_the_anthropic_sdk_s_exceptions(gw, chat):
                                tools=[{"type": "web_search_20250305", "name": "web_search"}])
 
 
+def test_a_rate_limit_event_before_a_stream_starts_raises_the_sdk_s_rate_limit_error(gw, chat):
+    client = over_openai(gw, chat)
+    chat.push(Reply(stream=[{"error": {"message": "slow down", "code": "rate_limit_exceeded"}}]))
+    with pytest.raises(anthropic.RateLimitError) as caught:
+        with client.messages.stream(model="llama", max_tokens=8, messages=[{"role": "user", "content": "x"}]) as s:
+            s.get_final_message()
+    assert caught.value.body["error"]["type"] == "rate_limit_error"
+    assert "slow down" in caught.value.body["error"]["message"]
+
+
 def test_a_stream_cut_after_its_start_raises_instead_of_ending_cleanly(gw, chat):
     chat.push(Reply(stream=[chunk({"role": "assistant", "content": ""}), chunk({"content": "part"}),
                             chunk({"content": "ial"})], drop_after=3))

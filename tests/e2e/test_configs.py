@@ -242,6 +242,31 @@ def test_stream_error_before_content_falls_back(gw, private, second):
     assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == "echo: hi "
 
 
+def test_a_stream_error_before_content_counts_as_the_status_it_names(gw, private, second):
+    """A rate-limit error event before any content is a 429 to a fallback's on_status_codes, and an
+    invalid-request one (vLLM puts the status in "code") reaches the client as the 400 it is."""
+    config = {"strategy": {"mode": "fallback", "on_status_codes": [429]},
+              "targets": [{"provider": "openai", "custom_host": private.v1},
+                          {"provider": "openai", "custom_host": second.v1}]}
+    private.push(Reply(stream=[{"error": {"message": "slow down", "type": "rate_limit_error"}}]))
+    stream = Portkey(base_url=gw.v1, config=config).chat.completions.create(stream=True, **CHAT)
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == "echo: hi "
+    assert len(second.received) == 1
+
+    private.push(Reply(stream=[{"error": {"message": "bad prompt", "type": "BadRequestError", "code": 400}}]))
+    client = openai.OpenAI(api_key="k", base_url=gw.v1, max_retries=0,
+                           default_headers={"x-portkey-config": json.dumps(config)})
+    with pytest.raises(openai.BadRequestError, match="bad prompt"):
+        client.chat.completions.create(stream=True, **CHAT)
+    assert len(second.received) == 1  # a 400 is not in on_status_codes: no fallback
+
+    single = {"provider": "openai", "custom_host": private.v1}
+    private.push(Reply(stream=[{"error": {"message": "quota", "code": "rate_limit_exceeded"}}]))
+    response = send(gw, single, body={**CHAT, "stream": True})
+    assert response.status_code == 429
+    assert response.json()["error"]["message"] == "openai error: quota"
+
+
 def test_stream_dropped_after_content_is_an_error_event_not_a_fallback(gw, private, second):
     private.push(Reply(stream=chat_chunks("one two three"), drop_after=2))
     config = {"strategy": {"mode": "fallback"},

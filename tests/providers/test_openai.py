@@ -32,15 +32,15 @@ def test_the_body_is_forwarded_untouched_unless_edited():
 def test_the_decoder_judges_the_start_across_chunk_boundaries():
     decoder = openai.SPEC.translation("chat").stream_decoder()
     event = sse_event(content_chunk("hi"))
-    assert decoder.opening(b": ping\n\n" + event[:10]) == (contract.PENDING, None)
-    assert decoder.opening(event[10:]) == (contract.STARTED, None)
+    assert decoder.opening(b": ping\n\n" + event[:10]) == contract.HOLD
+    assert decoder.opening(event[10:]) == contract.START
     assert decoder.head() == b": ping\n\n" + event
 
 
 def test_an_error_event_fails_the_start_with_the_upstream_message():
     decoder = openai.SPEC.translation("chat").stream_decoder()
     verdict = decoder.opening(b"event: error\ndata: " + orjson.dumps({"error": {"message": "boom"}}) + b"\n\n")
-    assert verdict == (contract.FAILED, "boom")
+    assert verdict == (contract.FAILED, "boom", None)
 
 
 @pytest.mark.parametrize(("tail", "clean"), [

@@ -51,7 +51,7 @@ def test_the_anthropic_relay_is_clean_only_after_a_whole_message_stop():
              b'event: content_block_delta\ndata: {"type":"content_block_delta","delta":{"text":"hi"}}\n\n')
     for tail, clean in ANTHROPIC_ENDS:
         relay = AnthropicRelay()
-        assert relay.opening(start) == (contract.STARTED, None)
+        assert relay.opening(start) == contract.START
         relay.head()
         relay.relay(tail)
         assert (relay.end_failure() is None) is clean, tail
@@ -66,15 +66,15 @@ def _chat_to_messages(limit: int = 1024):
 
 def test_an_event_too_large_before_the_start_is_a_failed_attempt():
     decoder = _chat_to_messages()
-    assert decoder.opening(b"data: " + b"z" * 512) == (contract.PENDING, None)
-    assert decoder.opening(b"z" * 1024) == (contract.FAILED, LIMIT_MESSAGE)
+    assert decoder.opening(b"data: " + b"z" * 512) == contract.HOLD
+    assert decoder.opening(b"z" * 1024) == (contract.FAILED, LIMIT_MESSAGE, None)
 
 
 def test_an_event_too_large_after_the_start_ends_the_clients_stream_and_lets_the_upstream_go():
     decoder = _chat_to_messages()
     closed = []
     decoder.attach(lambda: closed.append(True))
-    assert decoder.opening(sse_event(content_chunk("hi"))) == (contract.STARTED, None)
+    assert decoder.opening(sse_event(content_chunk("hi"))) == contract.START
     decoder.head()
     assert decoder.relay(b"data: " + b"z" * 512) == b""
     last = decoder.relay(b"z" * 1024)

@@ -165,5 +165,5 @@ def test_every_field_of_a_stream_chunk_of_another_json_type_is_classified() -> N
 
     for path in fields(CHAT_CHUNK):
         for new in ODD:
-            kind, _ = sse.classify_event(b"data: " + orjson.dumps(replaced(CHAT_CHUNK, path, new)) + b"\n\n")
+            kind, _, _ = sse.classify_event(b"data: " + orjson.dumps(replaced(CHAT_CHUNK, path, new)) + b"\n\n")
             assert kind in (sse.CONTENT, sse.EMPTY, sse.ERROR)

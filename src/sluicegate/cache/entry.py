@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from ..providers.contract import STARTED, MeasuredUsage
+from ..providers.contract import START, MeasuredUsage, Opening
 from ..types import OpenStream, Outcome
 
 KEPT_HEADERS = frozenset({"content-type"})
@@ -76,8 +76,8 @@ class ReplayBody:
 class PassThroughDecoder:
     """The relay's decoder for a replayed stream: the stored events are already what the client gets."""
 
-    def opening(self, chunk: bytes) -> tuple[str, str | None]:
-        return STARTED, None
+    def opening(self, chunk: bytes) -> Opening:
+        return START
 
     def head(self) -> bytes:
         return b""

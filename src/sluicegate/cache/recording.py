@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..providers.contract import MeasuredUsage, StreamDecoder
+from ..providers.contract import MeasuredUsage, Opening, StreamDecoder
 from ..providers.sse import ends_with_done
 
 _TAIL = 256  # the last bytes that hold the stream's last events (its [DONE], and any comment after it)
@@ -30,7 +30,7 @@ class RecordingDecoder:
         self._limit = limit
         self._on_complete = on_complete
 
-    def opening(self, chunk: bytes) -> tuple[str, str | None]:
+    def opening(self, chunk: bytes) -> Opening:
         return self._inner.opening(chunk)
 
     def head(self) -> bytes:

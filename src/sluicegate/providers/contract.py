@@ -20,12 +20,26 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 # What StreamDecoder.opening says about the stream so far.
 PENDING = "pending"  # no content yet: keep holding the start back
 STARTED = "started"  # first content (or the clean end) seen: the stream is the client's from here on
 FAILED = "failed"  # an error event before any content: an upstream failure that may be retried
+
+
+class Opening(NamedTuple):
+    """StreamDecoder.opening's verdict; when FAILED, the upstream's error message and the HTTP status its
+    error event stands for (a rate-limit event is a 429, as the same error answered before a stream would
+    be), or None when it names none (a broken stream: no answer)."""
+
+    verdict: str
+    message: str | None = None
+    status: int | None = None
+
+
+HOLD = Opening(PENDING)
+START = Opening(STARTED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +72,8 @@ class StreamDecoder(Protocol):
     ``end_failure`` once the upstream stops.
     """
 
-    def opening(self, chunk: bytes) -> tuple[str, str | None]:
-        """Judge the start: (PENDING | STARTED | FAILED, the upstream's error message when FAILED)."""
+    def opening(self, chunk: bytes) -> Opening:
+        """Judge the start: PENDING, STARTED, or FAILED with the upstream's message and status."""
         ...
 
     def head(self) -> bytes:

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from . import sse
-from .contract import FAILED, NO_ORIGIN, PENDING, STARTED, MeasuredUsage, Origin, Translation
+from .contract import FAILED, HOLD, NO_ORIGIN, START, MeasuredUsage, Opening, Origin, Translation
 from .messages_over_chat import CountTokensEstimate, MessagesOverChat
 
 NAME = "openai"
@@ -92,17 +92,17 @@ class PassthroughStream:
         self._error = False
         self._pending: bytes | None = None  # an event that may be an error, not yet whole
 
-    def opening(self, chunk: bytes) -> tuple[str, str | None]:
+    def opening(self, chunk: bytes) -> Opening:
         self._held += chunk
         events, rest = sse.split_events(self._held[self._scanned:])
         for event in events:
-            kind, message = sse.classify_event(event)
+            kind, message, status = sse.classify_event(event)
             if kind == sse.ERROR:
-                return FAILED, message
+                return Opening(FAILED, message, status)
             if kind in (sse.CONTENT, sse.DONE):
-                return STARTED, None
+                return START
         self._scanned = len(self._held) - len(rest)  # resume after the last complete event
-        return PENDING, None
+        return HOLD
 
     def head(self) -> bytes:
         self._tail = self._held[-_TAIL:]

@@ -16,6 +16,8 @@ from collections.abc import Iterator
 
 import orjson
 
+from .translate.errors import stream_error_status
+
 # Two line ends in a row: an event's end. A CR followed by LF is one line end (CRLF), not two.
 _EVENT_END = re.compile(rb"(?:\r\n|\r(?!\n)|\n)(?:\r\n|\r(?!\n)|\n)")
 _LOOKBACK = 3  # bytes kept to find an event's end begun before a read (at most 2: "\r\n" + "\r\n")
@@ -142,22 +144,23 @@ def _data_of(event: bytes) -> tuple[bytes | None, bytes]:
     return (b"\n".join(data) if data else None), name
 
 
-def classify_event(event: bytes) -> tuple[str, str | None]:
-    """(kind, error message): does this event carry content, nothing yet, an error, or the end?"""
+def classify_event(event: bytes) -> tuple[str, str | None, int | None]:
+    """(kind, error message, status): does this event carry content, nothing yet, an error (with the HTTP
+    status it names, if any), or the end?"""
     data, name = _data_of(event)
     if data is None:  # comment or keep-alive (": ping")
-        return EMPTY, None
+        return EMPTY, None, None
     if data == b"[DONE]":
-        return DONE, None
+        return DONE, None, None
     try:
         chunk = orjson.loads(data)
     except orjson.JSONDecodeError:
-        return CONTENT, None  # not ours to judge; relay it
+        return CONTENT, None, None  # not ours to judge; relay it
     if name == b"error" or (isinstance(chunk, dict) and "error" in chunk):
         error = chunk.get("error") if isinstance(chunk, dict) else None
         message = error.get("message") if isinstance(error, dict) else error
-        return ERROR, str(message or "upstream stream error")
-    return (CONTENT if has_content(chunk) else EMPTY), None
+        return ERROR, str(message or "upstream stream error"), stream_error_status(chunk)
+    return (CONTENT if has_content(chunk) else EMPTY), None, None
 
 
 def has_content(chunk: object) -> bool:

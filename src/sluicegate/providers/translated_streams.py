@@ -24,8 +24,8 @@ from typing import Any, Protocol
 import orjson
 
 from . import sse
-from .contract import FAILED, PENDING, STARTED, MeasuredUsage
-from .translate.errors import error_message
+from .contract import FAILED, HOLD, START, MeasuredUsage, Opening
+from .translate.errors import error_message, stream_error_status
 from .translate.frames import DONE, SSEDecoder, anthropic_frame
 from .translate.stream_chat_to_messages import ChatToMessagesStream
 from .translate.stream_messages_to_chat import MessagesToChatStream
@@ -56,6 +56,7 @@ class _Translated:
         self._sse = SSEDecoder()
         self._held: list[bytes] = []
         self._failure: str | None = None
+        self._failure_status: int | None = None  # the status an upstream error event names
         self._content_seen = False
         self._broken = False  # the upstream's bytes can no longer be read as events (an event too large)
         self._close_upstream: Callable[[], None] | None = None
@@ -83,16 +84,16 @@ class _Translated:
                 self._content_seen = True
                 frames += self._machine.finish()
                 continue
-            error = self._error_of(name, data)
-            if error is not None:
-                self._failure = error
+            if self._is_error(name, data):
+                self._failure = error_message(data)
+                self._failure_status = stream_error_status(data)
             else:
                 self._content_seen = self._content_seen or self._starts(data)
                 self.content_events += self._generated(data)
             frames += self._machine.feed(data)
         return frames
 
-    def _error_of(self, name: str | None, data: object) -> str | None:
+    def _is_error(self, name: str | None, data: object) -> bool:
         raise NotImplementedError
 
     def _starts(self, data: object) -> bool:
@@ -102,13 +103,15 @@ class _Translated:
     def _generated(self, data: object) -> bool:
         raise NotImplementedError
 
-    def opening(self, chunk: bytes) -> tuple[str, str | None]:
+    def opening(self, chunk: bytes) -> Opening:
         self._held += self._push(chunk)
-        if self._broken or (self._failure is not None and not self._content_seen):
-            return FAILED, self._failure
+        if self._broken:
+            return Opening(FAILED, self._failure)
+        if self._failure is not None and not self._content_seen:
+            return Opening(FAILED, self._failure, self._failure_status)
         if self._content_seen and (self._machine.started or self._machine.closed):
-            return STARTED, None
-        return PENDING, None
+            return START
+        return HOLD
 
     def head(self) -> bytes:
         head, self._held = b"".join(self._held), []
@@ -139,10 +142,8 @@ class ChatToMessagesDecoder(_Translated):
         super().__init__(machine)
         self._stream = machine
 
-    def _error_of(self, name: str | None, data: object) -> str | None:
-        if isinstance(data, dict) and data.get("error"):
-            return error_message(data)
-        return None
+    def _is_error(self, name: str | None, data: object) -> bool:
+        return isinstance(data, dict) and bool(data.get("error"))
 
     def _starts(self, data: object) -> bool:
         return sse.has_content(data)
@@ -174,10 +175,8 @@ class MessagesToChatDecoder(_Translated):
         super().__init__(machine)
         self._stream = machine
 
-    def _error_of(self, name: str | None, data: object) -> str | None:
-        if isinstance(data, dict) and data.get("type") == "error":
-            return error_message(data)
-        return None
+    def _is_error(self, name: str | None, data: object) -> bool:
+        return isinstance(data, dict) and data.get("type") == "error"
 
     def _starts(self, data: object) -> bool:
         return anthropic_content(data)
@@ -215,23 +214,23 @@ class AnthropicRelay:
         self._error_seen = False
         self._begun = False  # message_start seen
 
-    def opening(self, chunk: bytes) -> tuple[str, str | None]:
+    def opening(self, chunk: bytes) -> Opening:
         self._held += chunk
         try:
             events = self._sse.push(chunk)
         except sse.EventTooLarge as exc:
-            return FAILED, str(exc)
+            return Opening(FAILED, str(exc))
         for name, data in events:
             kind = data.get("type") if isinstance(data, dict) else name
             if kind == "error" or name == "error":
-                return FAILED, error_message(data)
+                return Opening(FAILED, error_message(data), stream_error_status(data))
             if kind == "message_start":
                 self._begun = True
             elif kind in _MESSAGE_EVENTS and not self._begun:
-                return FAILED, f"upstream stream sent {str(kind)[:32]} before message_start"
+                return Opening(FAILED, f"upstream stream sent {str(kind)[:32]} before message_start")
             if anthropic_content(data):
-                return STARTED, None
-        return PENDING, None
+                return START
+        return HOLD
 
     def head(self) -> bytes:
         self._error_seen = _ERROR_EVENT.search(self._held) is not None

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 
 import orjson
 
-from ..errors import UpstreamFailure, UpstreamTimeout, UpstreamUnreachable
+from ..errors import UpstreamFailure, UpstreamStreamError, UpstreamTimeout, UpstreamUnreachable
 from ..providers.contract import FAILED, PENDING, StreamDecoder
 from ..types import OpenStream, Outcome, Prepared
 from .transport import BodyBroken, BodyTooLarge, Transport, TransportError, TransportResponse, TransportTimeout
@@ -63,7 +63,7 @@ async def exchange(
         return failure(_unreachable(exc, prepared), target_path)
     except UpstreamFailure as exc:
         exc.provider = exc.provider or prepared.provider  # a translation's refusal of the answer names none
-        return failure(exc, target_path)
+        return failure(exc, target_path, responded=isinstance(exc, UpstreamStreamError))
 
 
 def _timed_out(exc: TimeoutError, prepared: Prepared) -> UpstreamTimeout:
@@ -156,9 +156,11 @@ async def open_stream(response: TransportResponse, decoder: StreamDecoder, provi
         if not chunk:  # the upstream ended it: its answer, not the connection, failed
             raise UpstreamFailure(f"{provider} stream ended before any content", status=502, provider=provider)
         held += len(chunk)
-        verdict, message = decoder.opening(chunk)
+        verdict, message, status = decoder.opening(chunk)
         if verdict == FAILED:
-            raise UpstreamFailure(f"{provider} error: {message}", status=502, provider=provider)
+            if status is None:  # no status named: a broken answer, as if none came
+                raise UpstreamFailure(f"{provider} error: {message}", status=502, provider=provider)
+            raise UpstreamStreamError(f"{provider} error: {message}", status=status, provider=provider)
         if verdict != PENDING:
             break
     return decoder.head()

@@ -85,13 +85,45 @@ def anthropic_error_to_openai(status: int, body: object, raw: bytes = b"") -> di
     return openai_error(status, error_message(body, raw, status), OPENAI_TYPE_BY_ANTHROPIC_TYPE[anthropic_type])
 
 
+# The HTTP status an error's type (or OpenAI's string code) stands for, where a client or a fallback acts on
+# it. api_error, server_error and unknown types name none: the gateway's own 502 for a failed upstream.
+_STATUS_BY_ERROR_TYPE = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "rate_limit_exceeded": 429,  # OpenAI's code for it
+    "insufficient_quota": 429,  # OpenAI answers it with a 429
+    "overloaded_error": 529,
+}
+
+
+def error_status(error: object) -> int | None:
+    """The HTTP status an error object found in a stream stands for: its own status or numeric code (vLLM's
+    ``"code": 400``), else its type or string code; None when it says neither."""
+    if not isinstance(error, dict):
+        return None
+    for key in ("status", "code", "status_code"):
+        value = error.get(key)
+        if isinstance(value, int) and 400 <= value < 600:
+            return value
+    for key in ("type", "code"):
+        value = error.get(key)
+        if isinstance(value, str) and value in _STATUS_BY_ERROR_TYPE:
+            return _STATUS_BY_ERROR_TYPE[value]
+    return None
+
+
+def stream_error_status(event: object) -> int | None:
+    """The HTTP status an error event stands for (either API's shape: the error object under "error"), so
+    that retries and fallbacks judge a stream that failed with it as the same error answered before a
+    stream; None when it names none."""
+    return error_status(event.get("error") if isinstance(event, dict) else None)
+
+
 def stream_error_type(chunk_error: object) -> str:
-    """The Anthropic type for an error object found inside an OpenAI stream (by its code or status)."""
-    if isinstance(chunk_error, dict):
-        for key in ("status", "code", "status_code"):
-            value = chunk_error.get(key)
-            if isinstance(value, int) and 400 <= value < 600:
-                return anthropic_error_type(value)
-        if chunk_error.get("type") in ANTHROPIC_TYPE_BY_STATUS.values():
-            return str(chunk_error["type"])
-    return "api_error"
+    """The Anthropic type for an error object found inside an OpenAI stream (by its status, code or type)."""
+    status = error_status(chunk_error)
+    return "api_error" if status is None else anthropic_error_type(status)
