@@ -27,6 +27,7 @@ from .prepare import RequestBuilder
 from .routing import CircuitBreaker, breaker_key, choose_conditional, pick_weighted, retry_delay, should_fallback
 from .routing.least_busy import Choice, Load, choose_least_busy
 from .routing.load import LoadBoard
+from .telemetry.redact import scrub, scrub_list, sent_secrets
 from .types import AttemptRecord, Call, OpenStream, Outcome, Prepared, routing_metadata
 from .upstream.exchange import DEFAULT_MAX_BODY_BYTES, exchange, failure
 from .upstream.transport import Transport
@@ -237,6 +238,8 @@ class Dispatcher:
             if ticket is not None:
                 release(ticket)
             raise
+        if not outcome.ok and outcome.body:
+            _scrub_echoes(outcome, prepared)
         if ticket is not None:
             # Only an answer is the request's answer: its usage settles the ticket, as the request's own.
             if outcome.ok:
@@ -281,6 +284,21 @@ class Dispatcher:
         outcome.stream = OpenStream(
             _TrackedBody(outcome.stream.body, self.board, key, (head_ms, started, sharing), self._clock),
             outcome.stream.decoder)
+
+
+def _scrub_echoes(outcome: Outcome, prepared: Prepared) -> None:
+    """An error answer with every credential the gateway sent replaced, in its body and its headers. An
+    upstream that echoes its request in an error (a debug server, a proxy's page) would otherwise hand the
+    client a catalog's or a config's credential, which the client never sees. Errors only: their bodies
+    are small, and a success that echoes its request's credentials is not an answer a server gives."""
+    secrets = scrub_list(sent_secrets(prepared.headers, prepared.url))
+    if not secrets or outcome.body is None:
+        return
+    text = outcome.body.decode("utf-8", "surrogateescape")
+    clean = scrub(text, secrets)
+    if clean is not text and clean is not None:
+        outcome.body = clean.encode("utf-8", "surrogateescape")
+    outcome.headers = [(name, scrub(value, secrets) or value) for name, value in outcome.headers]
 
 
 def _model_of(target: Target) -> str | None:

@@ -27,7 +27,9 @@ QUERY_KEY = "query-key-secret-5a17be"  # ?key= on a passthrough route
 ORG_REF = "org-ref-secret-9e03aa44"  # forwarded by a config's forward_headers
 CATALOG = "cat+secret/val==3f8c1d"  # a catalog header named x-goog-thing; '+', '/', '=' get encoded
 PASTED = "pasted-secret-77e1b0c4"  # a header pasted into x-portkey-custom-host after the URL: refused
-SECRETS = [TENANT, QUERY_KEY, ORG_REF, CATALOG, quote(CATALOG, safe=""), CATALOG.replace("/", "\\/"), PASTED]
+CLIENT = "sk-client-secret-4b8e21d0"  # the client's own key, also sent as its end user's name
+SECRETS = [TENANT, QUERY_KEY, ORG_REF, CATALOG, quote(CATALOG, safe=""), CATALOG.replace("/", "\\/"), PASTED,
+           CLIENT]
 
 
 def echoing(secret: str, upstream) -> Reply:
@@ -66,6 +68,34 @@ def send(gateway: GatewayProcess, upstream) -> list[str]:
     api = LogApi(gateway.url)
     stored = [api.one(trace) for trace in traces]
     assert all("[REDACTED]" in record["response_body"] for record in stored), stored  # stored, scrubbed
+    return traces + echoed_elsewhere(gateway, upstream, body)
+
+
+def echoed_elsewhere(gateway: GatewayProcess, upstream, body: dict) -> list[str]:
+    """The catalog credential echoed as the answering model and as an error's type (neither was scrubbed in
+    the log, and the error reached the client), and the client's key sent as its end user's name."""
+    traces = [new_trace() for _ in range(3)]
+    answer = {"id": "c", "object": "chat.completion", "created": 1, "model": f"m-{CATALOG}",
+              "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],
+              "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+    upstream.push(Reply(json=answer),
+                  Reply(status=401, json={"error": {"type": f"bad_{CATALOG}", "message": f"bad key {CATALOG}"}},
+                        headers={"x-echo": CATALOG}))
+    catalog = {**body, "model": "@innocuous/m"}
+    assert httpx.post(f"{gateway.v1}/chat/completions", json=catalog,
+                      headers={"x-portkey-trace-id": traces[0]}).status_code == 200
+    refused = httpx.post(f"{gateway.v1}/chat/completions", json=catalog, headers={"x-portkey-trace-id": traces[1]})
+    assert refused.status_code == 401 and CATALOG not in refused.text, refused.text
+    assert "[REDACTED]" in refused.text and CATALOG not in str(refused.headers), refused.headers
+    direct = {"x-portkey-provider": "openai", "x-portkey-custom-host": upstream.v1,
+              "authorization": f"Bearer {CLIENT}", "x-portkey-trace-id": traces[2]}
+    assert httpx.post(f"{gateway.v1}/chat/completions", json={**body, "user": CLIENT},
+                      headers=direct).status_code == 200
+    api = LogApi(gateway.url)
+    answered, failed, user = (api.one(trace) for trace in traces)
+    assert answered["model_answered"] == "m-[REDACTED]", answered
+    assert failed["error"]["type"] == "bad_[REDACTED]", failed
+    assert user["user"] == "[REDACTED]", user
     return traces
 
 

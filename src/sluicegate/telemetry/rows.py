@@ -123,9 +123,9 @@ class RowBuilder:
             "custom_host": self._redact.url(_host(record)),
             "target_path": outcome.target_path if outcome is not None else None,
             "cache_status": record.cache_status,
-            "user": metadata.get("_user"),
             "metadata": {k: scrub(v, secrets) for k, v in metadata.items()} if secrets else dict(metadata),
         })
+        row["user"] = row["metadata"].get("_user")  # scrubbed as metadata is: a client may send a key as its user
         self._add_bodies(row, record, secrets, answer_type)
         answer = self._answer(record, row, secrets, answer_type)
         if answer[0] == _PARSED:  # parsed here: it may name an error
@@ -196,9 +196,9 @@ class RowBuilder:
                     prompt = usage_mod.estimate_prompt(record.call.json if record.call is not None else None)
                     return [_STREAM, list(used) if used else None,
                             [head, tail, tap.chunks <= TAIL_CHUNKS, tap.events, prompt, record.status]]
-            return _parsed(_derive_stream(record, used))
+            return _parsed(_derive_stream(record, used), secrets)
         if outcome is None or not outcome.body or not _is_json(answer_type):
-            return _parsed(Derived())
+            return _parsed(Derived(), secrets)
         measured = _measured(outcome.measured)
         body = row["response_body"]
         # The stored body is the answer's very text when nothing was cut, replaced (bytes that are not UTF-8,
@@ -206,7 +206,7 @@ class RowBuilder:
         if (outcome.ok and body is not None and len(outcome.body) <= self._cap and _REPLACED not in body
                 and REDACTED not in body):
             return [_BODY, list(measured) if measured else None, None]
-        return _parsed(_derive_json(outcome.body, outcome.ok, measured))
+        return _parsed(_derive_json(outcome.body, outcome.ok, measured), secrets)
 
     def _add_usage(self, row: Row, used: usage_mod.Usage | None, provider: str | None, model: str | None,
                    answered: str | None, *, public: bool) -> None:
@@ -302,10 +302,12 @@ _PARSED, _BODY, _STREAM = "parsed", "body", "stream"
 _REPLACED = "\ufffd"  # what decoding puts for bytes that are not UTF-8 (and what _text puts for NUL)
 
 
-def _parsed(derived: Derived) -> list:
-    """The answer as the draft carries it when it was parsed on the request path (its error too)."""
+def _parsed(derived: Derived, secrets: tuple[str, ...]) -> list:
+    """The answer as the draft carries it when it was parsed on the request path (its error too), every
+    text the upstream wrote scrubbed: an upstream that echoes its credential may echo it anywhere."""
     used = list(derived.usage) if derived.usage is not None else None
-    return [_PARSED, used, derived.model, derived.error_type, derived.error_message]
+    return [_PARSED, used, scrub(derived.model, secrets), scrub(derived.error_type, secrets),
+            derived.error_message]
 
 
 def _answered(answer: list, row: Row) -> tuple[usage_mod.Usage | None, str | None]:
