@@ -9,12 +9,15 @@ A catalog provider's host is authoritative: a request may not redirect its store
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import Any, Protocol
 
+import orjson
 from multidict import CIMultiDict
 
 from .config.model import Target
 from .errors import BadRequest, EndpointNotSupported
+from .jsontext import stored_json_object
 from .providers import registry
 from .providers.contract import ApiSpec, Origin, Translation
 from .providers.translate import TranslationError
@@ -73,6 +76,23 @@ def split_model_slug(model: Any) -> tuple[str | None, str | None]:
     return slug, name
 
 
+def _allow_listed_passthrough(call: Call, slug: str, entry: CatalogEntry) -> Call:
+    """A passthrough request with a body, to a provider with a models allow-list. Its body must be a JSON
+    object whose model, when it names one, is on the list, and it goes upstream as parsed, so the upstream
+    acts on the model that was checked (a duplicate "model" key cannot hide another). A body the gateway
+    cannot read (multipart, not JSON) could name any model: refused. Without this check, a unified endpoint
+    reached as a passthrough path (``/v1/chat%2Fcompletions``) used the stored credential for any model."""
+    why = (f"{slug} serves only the models on its allow-list: a request with a body on this path must send a "
+           "JSON object naming one of them")
+    body = stored_json_object(call.body, invalid=f"{why} ({{error}})", not_object=why, what="Request body")
+    model = body.get("model")
+    if model is not None and not isinstance(model, str):
+        raise BadRequest("'model' must be a string")
+    if model is not None and not entry.allows_model(model):
+        raise BadRequest(f"Model '{model}' is not available on {slug}")
+    return replace(call, body=orjson.dumps(body))
+
+
 def forward_names(target: Target, requested: tuple[str, ...] | None, catalog_default: tuple[str, ...], *,
                   own_credential: bool) -> tuple[str, ...]:
     """Which client headers one target receives verbatim (docs/configuration.md, "Forward headers").
@@ -129,6 +149,8 @@ class RequestBuilder:
             model = model or call.json.get("model") or entry.default_model
             if isinstance(model, str) and not entry.allows_model(model):
                 raise BadRequest(f"Model '{model}' is not available on {slug}")
+        elif entry.models and call.body:
+            call = _allow_listed_passthrough(call, slug, entry)
         spec = registry.SPECS[entry.spec]
         return self._prepared(slug, spec, entry.custom_host, target, call, credential=dict(entry.headers),
                               model=model, default_forward=entry.forward_headers)

@@ -141,6 +141,33 @@ def test_model_allow_list_and_default_model(gw, upstream):
     assert ok.status_code == 200 and upstream.last.json()["model"] == "a"
 
 
+def test_a_models_allow_list_holds_on_passthrough_paths(gw, upstream):
+    """A unified endpoint reached as a passthrough path (an encoded slash, a trailing slash) used the stored
+    credential for any model. A body to an allow-listed provider must now be JSON naming an allowed model."""
+    cli(gw, "providers", "add", "listed", "--custom-host", upstream.v1, "--model", "a", "--model", "b")
+    wait_until_usable(gw, "@listed")
+    upstream.reset()
+    headers = {"x-portkey-provider": "@listed", "content-type": "application/json"}
+    refused = "Model 'c' is not available on @listed"
+    cases = [  # (path, raw body, content type, status, message)
+        ("/chat%2Fcompletions", b'{"model":"c","messages":[]}', "application/json", 400, refused),
+        ("/chat/completions/", b'{"model":"c","messages":[]}', "application/json", 400, refused),
+        ("/rerank", b'{"model":"a","model":"c"}', "application/json", 400, refused),  # the last one counts
+        ("/rerank", b'{"model":7}', "application/json", 400, "'model' must be a string"),
+        ("/audio/transcriptions", b"--x\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nc\r\n--x--",
+         "multipart/form-data; boundary=x", 400, "@listed serves only the models on its allow-list"),
+        ("/rerank", b"[1]", "application/json", 400, "@listed serves only the models on its allow-list"),
+    ]
+    for path, body, content_type, status, message in cases:
+        answer = httpx.post(f"{gw.v1}{path}", content=body, headers={**headers, "content-type": content_type})
+        assert answer.status_code == status and message in answer.json()["message"], (path, answer.text)
+    assert upstream.received == []
+    ok = httpx.post(f"{gw.v1}/rerank", content=b'{"model":"c","model":"b","query":"q"}', headers=headers)
+    assert ok.status_code == 200, ok.text
+    assert upstream.last.body == b'{"model":"b","query":"q"}'  # as checked: no second "model" to act on
+    assert httpx.get(f"{gw.v1}/models", headers=headers).status_code == 200  # no body: nothing to check
+
+
 def test_saved_config_by_id(gw, upstream, tmp_path):
     config = {"strategy": {"mode": "fallback"},
               "targets": [{"provider": "openai", "custom_host": "http://127.0.0.1:9/v1"},
