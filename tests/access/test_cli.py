@@ -127,3 +127,14 @@ def test_a_reader_that_stops_early_ends_the_listing_quietly(tmp_path) -> None:
     reader.stdout.close()  # as head does after its line
     _, err = reader.communicate(timeout=60)
     assert reader.returncode == 0 and err == b"", err
+
+
+def test_workspace_show_writes_what_a_terminal_would_act_on_as_escapes(settings, capsys) -> None:
+    store = ["--data-dir", str(settings.data_dir)] + (
+        ["--database-url", settings.database_url] if settings.database_url else [])
+    assert main(["workspaces", "create", "Team C", "--description", "safe text\r\u202eevil\u2066", *store]) == 0
+    capsys.readouterr()
+    assert main(["workspaces", "show", "team-c", *store]) == 0
+    out = capsys.readouterr().out
+    assert all(line.isprintable() for line in out.split("\n")), out
+    assert "safe text\\r\\u202eevil\\u2066" in out

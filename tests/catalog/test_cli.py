@@ -315,3 +315,19 @@ def test_cli_process_exit_codes(tmp_path: Path) -> None:
     assert run_cli("providers", "show", "ghost", *data).returncode == 1
     usage = run_cli("providers", "add", *data)
     assert usage.returncode == 2 and "usage:" in usage.stderr
+
+
+def test_show_writes_what_a_terminal_would_act_on_as_escapes(cli: Cli, tmp_path: Path) -> None:
+    # Stored text an admin API client chose: a raw CR, the 8-bit CSI (U+009B) and a bidi override.
+    code, _, err = cli("providers", "add", "ctl", "--custom-host", "http://gpu.lan:8000/v1", "--model",
+                       "mo\u009b2J\u202edel", "--notes", "harmless note\rOVERWRITTEN")
+    assert code == 0, err
+    code, out, _ = cli("providers", "show", "ctl")
+    assert code == 0 and all(line.isprintable() for line in out.split("\n")), out
+    assert "harmless note\\rOVERWRITTEN" in out and "mo\\x9b2J\\u202edel" in out
+    path = tmp_path / "ctl.json"
+    path.write_text('{"provider": "openai", "override_params": {"model": "x\u009b2J\u202ey"}}')
+    assert cli("configs", "add", "ctl", "--file", str(path))[0] == 0
+    code, out, _ = cli("configs", "show", "ctl")
+    assert code == 0 and all(line.isprintable() for line in out.split("\n")), out
+    assert orjson.loads(out) == orjson.loads(path.read_text())  # the same JSON, still a config to save again

@@ -25,6 +25,8 @@ from .support import (
     print_table,
     settings_from_args,
     store_options,
+    terminal_safe,
+    terminal_safe_json,
     wants_json,
 )
 
@@ -233,7 +235,7 @@ def _show(view: ProviderView, args: argparse.Namespace, headline: str | None) ->
     data["headers"] = [f"{name}: {masked}" for name, masked in view.headers]
     for key, value in data.items():
         shown = ", ".join(value) if isinstance(value, list) else value
-        print(f"{key + ':':<17}{'' if shown in (None, '') else shown}")
+        print(f"{key + ':':<17}{'' if shown in (None, '') else terminal_safe(str(shown))}")
 
 
 # --------------------------------------------------------------------------------------------- configs
@@ -317,7 +319,7 @@ async def _configs_show(args: argparse.Namespace) -> None:
     if wants_json(args):
         print_json(view.to_json())
     else:
-        print(view.text)
+        print(terminal_safe_json(view.text))
 
 
 async def _configs_rm(args: argparse.Namespace) -> None:

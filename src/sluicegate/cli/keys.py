@@ -13,7 +13,16 @@ from ..access.model import KEY_TYPES, SUB_TYPES
 from ..access.secrets import KeyHasher
 from ..access.workspaces import WorkspaceRepository, resolve_workspace_id
 from ..errors import BadRequest
-from .support import command, open_store, print_json, print_table, settings_from_args, store_options, wants_json
+from .support import (
+    command,
+    open_store,
+    print_json,
+    print_table,
+    settings_from_args,
+    store_options,
+    terminal_safe,
+    wants_json,
+)
 
 CLI_ACTOR = "cli"  # the audit trail's actor for changes made on the command line
 
@@ -128,7 +137,7 @@ def _print_key(args: argparse.Namespace, view: dict[str, Any]) -> None:
         return
     for name in ("id", "key", "name", "type", "workspace_id", "status", "scopes", "defaults", "permissions",
                  "expires_at", "created_at"):
-        print(f"{name}: {view.get(name)}")
+        print(f"{name}: {terminal_safe(str(view.get(name)))}")
 
 
 async def _keys_create(args: argparse.Namespace) -> None:
@@ -211,7 +220,7 @@ def _print_workspace(args: argparse.Namespace, view: dict[str, Any]) -> None:
         print_json(view)
         return
     for name in ("id", "slug", "name", "description", "defaults", "permissions", "created_at"):
-        print(f"{name}: {view.get(name)}")
+        print(f"{name}: {terminal_safe(str(view.get(name)))}")
 
 
 async def _audit_list(args: argparse.Namespace) -> None:

@@ -129,12 +129,32 @@ def _quiet_stdout() -> None:
 
 
 def fail(message: str, code: int) -> int:
-    print(f"sluicegate: error: {message}", file=sys.stderr)
+    print(f"sluicegate: error: {terminal_safe(message)}", file=sys.stderr)  # it may quote what was asked
     return code
 
 
 def print_json(value: Any) -> None:
-    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
+    sys.stdout.write(terminal_safe_json(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode()) + "\n")
+
+
+def terminal_safe_json(text: str) -> str:
+    """JSON text with each character a terminal would act on written as its JSON escape, which is valid where
+    such a character can stand (inside a string: JSON allows no other raw control character), and carriage
+    returns as line ends (whitespace either way): the same JSON, which cannot rewrite the operator's
+    terminal. orjson escapes C0 controls itself, but not C1 ones (U+009B starts an escape sequence) nor
+    bidi overrides."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if all(line.isprintable() for line in text.split("\n")):
+        return text
+    return "".join(c if c.isprintable() or c in "\n\t" else _json_escape(c) for c in text)
+
+
+def _json_escape(character: str) -> str:
+    code = ord(character)
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    code -= 0x10000  # beyond the BMP: JSON escapes it as a surrogate pair
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
 
 
 def terminal_safe(text: str) -> str:
