@@ -129,7 +129,8 @@ def _quiet_stdout() -> None:
 
 
 def fail(message: str, code: int) -> int:
-    print(f"sluicegate: error: {terminal_safe(message)}", file=sys.stderr)  # it may quote what was asked
+    shown = "\n".join(terminal_safe(line) for line in message.split("\n"))  # its lines may quote what was asked
+    print(f"sluicegate: error: {shown}", file=sys.stderr)
     return code
 
 
