@@ -239,7 +239,7 @@ class Dispatcher:
                 release(ticket)
             raise
         if not outcome.ok and outcome.body:
-            _scrub_echoes(outcome, prepared)
+            _scrub_echoes(outcome, prepared, state.call)
         if ticket is not None:
             # Only an answer is the request's answer: its usage settles the ticket, as the request's own.
             if outcome.ok:
@@ -286,12 +286,14 @@ class Dispatcher:
             outcome.stream.decoder)
 
 
-def _scrub_echoes(outcome: Outcome, prepared: Prepared) -> None:
-    """An error answer with every credential the gateway sent replaced, in its body and its headers. An
-    upstream that echoes its request in an error (a debug server, a proxy's page) would otherwise hand the
-    client a catalog's or a config's credential, which the client never sees. Errors only: their bodies
-    are small, and a success that echoes its request's credentials is not an answer a server gives."""
-    secrets = scrub_list(sent_secrets(prepared.headers, prepared.url))
+def _scrub_echoes(outcome: Outcome, prepared: Prepared, call: Call) -> None:
+    """An error answer with every credential the gateway sent and the client did not (a catalog provider's,
+    say) replaced, in its body and its headers: an upstream that echoes its request in an error (a debug
+    server, a proxy's page) would otherwise hand the client a credential it never sees. What the client
+    sent itself it may see again. Errors only: their bodies are small, and a success that echoes its
+    request's credentials is not an answer a server gives."""
+    known = "\n".join([call.url_tail, *call.ctx.headers.values()])
+    secrets = scrub_list(value for value in sent_secrets(prepared.headers, prepared.url) if value not in known)
     if not secrets or outcome.body is None:
         return
     text = outcome.body.decode("utf-8", "surrogateescape")

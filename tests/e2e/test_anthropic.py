@@ -330,6 +330,20 @@ def test_openai_target_falls_back_to_an_anthropic_one_for_both_sdks(gw, chat, cl
     assert claude.last.headers["x-api-key"] == "sk-a" and len(chat.received) == 2
 
 
+def test_an_anthropic_stream_that_is_no_message_falls_back_on_chat_completions(gw, chat, claude):
+    """A [DONE] (OpenAI's end, not Anthropic's), and message events before message_start, began the translated
+    stream: the client got a 200 ending in an error, and the fallback never took over."""
+    header = config({"provider": "anthropic", "api_key": "sk-a", "custom_host": claude.v1},
+                    {"provider": "openai", "api_key": "sk-o", "custom_host": chat.v1})
+    delta = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "x"}}
+    claude.push(Reply(stream=["[DONE]"]), Reply(stream=[frame(delta), frame({"type": "message_stop"})]))
+    oai = openai_sdk(gw, **{"x-portkey-config": header})
+    for prompt in ("done-only", "no-start"):
+        stream = oai.chat.completions.create(model="m", stream=True, messages=[{"role": "user", "content": prompt}])
+        assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices).strip() == f"echo: {prompt}"
+    assert len(claude.received) == 2 and len(chat.received) == 2
+
+
 # -- the request log ----------------------------------------------------------------------------------------------
 
 def test_request_logs_have_tokens_and_cost_for_both_specs(gw, chat, claude):

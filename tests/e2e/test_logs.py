@@ -134,6 +134,35 @@ def test_a_stream_without_usage_is_estimated(logged_gateway, log_api, upstream):
     assert usage == {"prompt_tokens": 10, "completion_tokens": 12, "total_tokens": 22, "estimated": True}
 
 
+def test_an_error_event_before_a_clean_end_is_logged_as_the_failure_the_client_saw(logged_gateway, log_api, upstream):
+    """The record was sealed as the [DONE] went out, before the relay judged the stream: a stream that
+    carried the upstream's error event was logged as a clean 200."""
+    trace = new_trace()
+    upstream.push(Reply(stream=[*chat_chunks("a b")[:2], {"error": {"message": "boom mid", "code": 500}}, "[DONE]"]))
+    with httpx.stream("POST", f"{logged_gateway.v1}/chat/completions",
+                      json={"model": "m", "messages": PROMPT, "stream": True},
+                      headers=direct(upstream, **{"x-portkey-trace-id": trace})) as response:
+        body = response.read()
+    assert b"boom mid" in body and body.rstrip().endswith(b"data: [DONE]")  # the upstream's own events only
+    record = log_api.one(trace)
+    assert record["status"] == 200 and record["error"]["type"] == "upstream_stream_error", record
+
+
+def test_nothing_is_relayed_after_the_stream_ended(logged_gateway, log_api, upstream):
+    trace = new_trace()
+    # Events 50 ms apart: the late one comes after the gateway relayed the [DONE] (in one read with it, it
+    # would be relayed with it, and the stream judged cut, in the log as for the client).
+    upstream.push(Reply(stream=[*chat_chunks("a b"), {"choices": [{"index": 0, "delta": {"content": "late"}}]}],
+                        chunk_interval=0.05))
+    with httpx.stream("POST", f"{logged_gateway.v1}/chat/completions",
+                      json={"model": "m", "messages": PROMPT, "stream": True},
+                      headers=direct(upstream, **{"x-portkey-trace-id": trace})) as response:
+        body = response.read()
+    assert body.rstrip().endswith(b"data: [DONE]") and b"late" not in body, body
+    record = log_api.one(trace)
+    assert record["status"] == 200 and record["error"] is None and record["response_body"] == body.decode()
+
+
 def test_a_stream_that_breaks_after_it_started(logged_gateway, log_api, upstream):
     trace = new_trace()
     upstream.push(Reply(stream=chat_chunks("a b c d e f"), drop_after=4))

@@ -90,3 +90,12 @@ def test_an_anthropic_event_too_large_before_the_start_is_a_failed_attempt():
     decoder = anthropic.SPEC.translation("chat").stream_decoder()
     decoder._sse = type(decoder._sse)(1024)
     assert decoder.opening(b"event: message_start\ndata: " + b"z" * 2048)[0] == contract.FAILED
+
+
+def test_an_anthropic_upstream_s_done_is_no_end_and_a_message_event_before_message_start_fails_it():
+    decoder = anthropic.SPEC.translation("chat").stream_decoder()
+    assert decoder.opening(b"data: [DONE]\n\n") == contract.HOLD  # not Anthropic's end, nor content
+    decoder = anthropic.SPEC.translation("chat").stream_decoder()
+    delta = orjson.dumps({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "x"}})
+    assert decoder.opening(b"event: content_block_delta\ndata: " + delta + b"\n\n") == (
+        contract.FAILED, "upstream stream sent content_block_delta before message_start", None)

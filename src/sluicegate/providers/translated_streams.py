@@ -50,6 +50,7 @@ class _Translated:
     """Shared mechanics: SSE in, the state machine's frames out; remembers why it closed on an error."""
 
     _error_type = "api_error"  # the client API's type for a stream the gateway ends with an error
+    _done_ends = True  # does ``data: [DONE]`` end the upstream's stream (OpenAI's end, not Anthropic's)?
 
     def __init__(self, machine: _Machine) -> None:
         self._machine = machine
@@ -81,9 +82,13 @@ class _Translated:
             if self._machine.closed:
                 break
             if data is DONE:
-                self._content_seen = True
-                frames += self._machine.finish()
+                if self._done_ends:
+                    self._content_seen = True
+                    frames += self._machine.finish()
                 continue
+            if (problem := self._out_of_order(data)) is not None:
+                self._broken, self._failure = True, problem  # before the start: a failed attempt
+                return frames
             if self._is_error(name, data):
                 self._failure = error_message(data)
                 self._failure_status = stream_error_status(data)
@@ -95,6 +100,10 @@ class _Translated:
 
     def _is_error(self, name: str | None, data: object) -> bool:
         raise NotImplementedError
+
+    def _out_of_order(self, data: object) -> str | None:
+        """Why this upstream event cannot come where it came (None: it can)."""
+        return None
 
     def _starts(self, data: object) -> bool:
         """Does this upstream event end the held-back start (the first-event rule)?"""
@@ -170,10 +179,22 @@ class MessagesToChatDecoder(_Translated):
     """An Anthropic stream to an OpenAI client. EOF before ``message_stop`` is a failure."""
 
     _error_type = "server_error"
+    _done_ends = False  # an Anthropic stream ends with message_stop: a [DONE] is no end (nor content)
 
     def __init__(self, machine: MessagesToChatStream) -> None:
         super().__init__(machine)
         self._stream = machine
+        self._begun = False  # message_start seen
+
+    def _out_of_order(self, data: object) -> str | None:
+        """A message event before ``message_start`` (as ``AnthropicRelay`` judges it): not a stream the
+        translation can follow, so a failed attempt that a fallback may take over."""
+        kind = data.get("type") if isinstance(data, dict) else None
+        if kind == "message_start":
+            self._begun = True
+        elif kind in _MESSAGE_EVENTS and not self._begun:
+            return f"upstream stream sent {str(kind)[:32]} before message_start"
+        return None
 
     def _is_error(self, name: str | None, data: object) -> bool:
         return isinstance(data, dict) and data.get("type") == "error"

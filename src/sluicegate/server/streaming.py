@@ -45,10 +45,11 @@ async def relay_stream(
         await response.prepare(request)
         if tap is not None:  # the held-back start holds the first content event: this is the first token
             tap.first_content_at = time.perf_counter()
+        end = None
         if ends_stream(outcome.body):  # a short stream, whole in its held-back start
-            before_end()
+            end = (_sealed_at_end(stream.decoder, tap, before_end),)
         await response.write(outcome.body)
-        failure = await _pump(stream.body, stream.decoder, response, tap, before_end)
+        failure = await _pump(stream.body, stream.decoder, response, tap, before_end, end)
     except asyncio.CancelledError as cancelled:
         if cut_by_shutdown(cancelled) and response.prepared:  # not a silent clean end: the SDK raises
             await _last_words(response, stream.decoder.error_event(SHUTDOWN_CUT, "gateway_shutdown"))
@@ -67,30 +68,45 @@ async def relay_stream(
 
 async def _pump(
     upstream: UpstreamBody, decoder: StreamDecoder, response: web.StreamResponse, tap: StreamTap | None,
-    before_end: Callable[[], None],
+    before_end: Callable[[], None], end: tuple[str | None] | None = None,
 ) -> str | None:
     """Copy until the upstream ends; the reason it ended badly, or None for a clean end.
 
     The tap only counts and keeps references to chunks already in hand (see telemetry/record.py); it sees
-    a chunk before the client does, so that the record sealed before the last event includes it.
+    a chunk before the client does, so that the record sealed before the last event includes it. Once the
+    stream's end ([DONE], message_stop) is out (``end`` holds its verdict), the client has its whole answer:
+    what the upstream sends after it is read to the upstream's end (its connection can then serve again) and
+    dropped, and the verdict stays the one sealed into the record.
     """
     while True:
         try:
             chunk = await upstream.read_chunk()
         except (TransportError, TransportTimeout) as exc:
-            return f"upstream stream failed: {exc.kind}"
+            return end[0] if end is not None else f"upstream stream failed: {exc.kind}"
         except TimeoutError as exc:
-            return f"upstream stream failed: {type(exc).__name__}"
+            return end[0] if end is not None else f"upstream stream failed: {type(exc).__name__}"
         if not chunk:
             break
+        if end is not None:
+            continue
         out = decoder.relay(chunk)
         if out:
             if tap is not None:
                 tap.feed(out)
             if ends_stream(out):
-                before_end()
+                end = (_sealed_at_end(decoder, tap, before_end),)
             await response.write(out)  # a client that left raises here and ends the relay
-    return decoder.end_failure()
+    return end[0] if end is not None else decoder.end_failure()
+
+
+def _sealed_at_end(decoder: StreamDecoder, tap: StreamTap | None, before_end: Callable[[], None]) -> str | None:
+    """The stream's end is about to go out: the decoder's verdict on what it relayed (an upstream error event
+    before the end makes it a failure) is the stream's, and the record is sealed with it."""
+    failure = decoder.end_failure()
+    if failure and tap is not None:
+        tap.failure = failure
+    before_end()
+    return failure
 
 
 async def _last_words(response: web.StreamResponse, event: bytes) -> None:
