@@ -123,6 +123,23 @@ async def test_what_the_config_reads_of_the_request_is_in_the_key(second: dict[s
     assert len(rig.transport.sent) == (1 if status == CACHE_HIT else 2)
 
 
+@pytest.mark.parametrize("headers", [
+    # A header's bytes that are not UTF-8 (Latin-1 text, legal in HTTP) arrive as lone surrogates, which the
+    # key's JSON could not hold: a 500 for any cached config.
+    {"authorization": "Bearer sk-\udce9t\udce9"},
+    {"x-portkey-forward-headers": "x-a", "x-a": "caf\udce9"},
+    {"x-portkey-cache-namespace": "\udcff\udcfe"},
+])
+async def test_a_header_value_that_is_not_utf8_is_still_a_key(headers: dict[str, str]):
+    rig = Rig()
+    first, answer = await rig.run(headers, body())
+    await rig.cache.drain()
+    second, replayed = await rig.run(headers, body())
+    other, _ = await rig.run({key: value.replace("\udce9", "\udce8") for key, value in headers.items()}, body())
+    assert (first.cache_status, second.cache_status) == (CACHE_MISS, CACHE_HIT) and replayed.body == answer.body
+    assert other.cache_status == (CACHE_MISS if "\udce9" in "".join(headers.values()) else CACHE_HIT)
+
+
 async def test_a_request_no_cache_can_hold_is_disabled_not_a_miss():
     # A Messages request was reported a MISS each time (also in the log's analytics), and never cached.
     rig = Rig()

@@ -39,3 +39,4 @@ def test_long_and_broken_patterns_are_refused():
     assert regex_problem("a" * 256) is None
     assert regex_problem("a" * 257) == "$regex pattern is longer than 256 characters"
     assert regex_problem("gpt-(").startswith("Invalid $regex pattern: ")
+    assert regex_problem("a{99999999999}") == "Invalid $regex pattern: the repetition number is too large"

@@ -84,6 +84,7 @@ CONTEXT = {"metadata": METADATA, "params": PARAMS, "url": {"pathname": "/v1/chat
         ({"params.response_format.type": "json_object"}, True),
         ({"params.messages.0.role": "system"}, True),
         ({"params.messages.5.role": "system"}, False),
+        ({"params.messages.\u00b2.role": "system"}, False),  # '²' is a digit to str.isdigit, not to int(): a 500
         ({"params.model.name": "x"}, False),
         # several keys: AND
         ({"metadata.plan": "paid", "metadata.region": "eu"}, True),

@@ -88,6 +88,9 @@ def test_retry_after_http_date_uses_the_given_wall_clock():
     past = {"retry-after": formatdate(now - 30, usegmt=True)}
     assert retry_delay(HONOUR, 0, 429, past, 0.0, now_epoch_s=now) == 0.0
     assert retry_after_s({"retry-after": "not a date"}, now_epoch_s=now) is None
+    # Dates no clock can hold raised OverflowError: a 500 instead of the upstream's own 429.
+    assert retry_after_s({"retry-after": "Mon, 01 Jan 99999999999999999999 00:00:00 GMT"}, now_epoch_s=now) is None
+    assert retry_after_s({"retry-after": "1 Jan 2030 00:00:00 +99999999999999999999"}, now_epoch_s=now) is None
 
 
 @pytest.mark.parametrize(

@@ -42,6 +42,13 @@ def test_unsupported_url_is_a_clear_error(configured: str) -> None:
         database_url(Settings(database_url=configured))
 
 
+@pytest.mark.parametrize("configured", ["postgresql://u:pw@127.0.0.1:99999/db", "postgresql://u:pw@127.0.0.1:0/db"])
+def test_a_port_out_of_range_is_a_clear_error(configured: str) -> None:
+    # It reached the driver, whose OverflowError became a 122-line traceback in the CLI.
+    with pytest.raises(StoreConfigError, match="^SLUICEGATE_DATABASE_URL: the port must be a number from 1 to 65535"):
+        database_url(Settings(database_url=configured))
+
+
 @pytest.mark.parametrize("configured", ["sqlite://", "sqlite:///:memory:", "sqlite+aiosqlite://",
                                         "sqlite+aiosqlite:///:memory:"])
 def test_an_in_memory_sqlite_database_is_refused(configured: str) -> None:

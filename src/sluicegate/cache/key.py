@@ -63,10 +63,20 @@ def body_without_stream(body: Mapping[str, Any]) -> dict[str, Any]:
 def simple_key(scope: str, call: Call, tree: TreeReads) -> str:
     assert call.json is not None
     digest = hashlib.sha256(KEY_VERSION)
-    digest.update(orjson.dumps(request_parts(scope, call, tree), option=orjson.OPT_SORT_KEYS))
+    digest.update(key_bytes(request_parts(scope, call, tree)))
     digest.update(b"\0")
-    digest.update(orjson.dumps(body_without_stream(call.json), option=orjson.OPT_SORT_KEYS))
+    digest.update(key_bytes(body_without_stream(call.json)))
     return digest.hexdigest()
+
+
+def key_bytes(value: Any) -> bytes:
+    """``value`` (JSON types) as the bytes a key digests: its JSON, keys sorted. A header value whose bytes
+    were not UTF-8 arrives as lone surrogates, which JSON cannot hold: such a value is digested as its repr,
+    behind a 0xFF byte that no UTF-8 text (no JSON) contains, so the two forms never meet."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        return b"\xff" + repr(value).encode("utf-8", "surrogateescape")
 
 
 def tree_reads(tree: Node | None) -> TreeReads:

@@ -38,7 +38,7 @@ def regex_problem(pattern: str) -> str | None:
         return f"$regex pattern is longer than {MAX_REGEX_PATTERN} characters"
     try:
         re.compile(pattern)
-    except (re.error, RecursionError) as exc:
+    except (re.error, RecursionError, OverflowError) as exc:  # OverflowError: 'a{99999999999}'
         return f"Invalid $regex pattern: {exc}"
     if _nested_quantifier(pattern):
         return "$regex pattern nests quantifiers (like '(a+)+'), which can take exponential time"

@@ -93,7 +93,7 @@ def lookup(context: Mapping[str, Any], key: str) -> Any:
     for part in key.split("."):
         if isinstance(value, Mapping):
             value = value.get(part, MISSING)
-        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+        elif isinstance(value, list) and part.isascii() and part.isdigit() and int(part) < len(value):  # not '²'
             value = value[int(part)]
         else:
             return MISSING
@@ -171,7 +171,7 @@ def _regex(actual: Any, pattern: Any) -> bool:
         return False  # bounded work: Python's re cannot be interrupted
     try:
         return re.search(pattern, subject) is not None
-    except re.error:
+    except (re.error, RecursionError, OverflowError):  # OverflowError: a repeat count too large ('a{99999999999}')
         return False  # as OSS: an invalid pattern is simply false
 
 

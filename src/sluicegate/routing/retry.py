@@ -73,11 +73,11 @@ def retry_after_s(headers: Mapping[str, str], *, now_epoch_s: float | None = Non
         return seconds
     try:
         when = parsedate_to_datetime(text)
-    except (TypeError, ValueError):
+        if when.tzinfo is None:  # not a valid HTTP-date (those are always GMT)
+            return None
+        return max(0.0, when.timestamp() - now_epoch_s)
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a year or an offset beyond any clock
         return None
-    if when.tzinfo is None:  # not a valid HTTP-date (those are always GMT)
-        return None
-    return max(0.0, when.timestamp() - now_epoch_s)
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:

@@ -62,6 +62,12 @@ def database_url(settings: Settings) -> URL:
             "and lose when it stops (keys, catalog, request log): name a file (sqlite:////var/lib/sluicegate/"
             "sluicegate.db), or leave it unset for the file in the data directory"
         )
+    try:
+        port = url.port
+    except ValueError:  # not a number: make_url keeps it as text
+        port = -1
+    if port is not None and not 0 < port < 65536:  # the driver would raise OverflowError at connect
+        raise StoreConfigError("SLUICEGATE_DATABASE_URL: the port must be a number from 1 to 65535")
     url = url.set(drivername=driver)
     return _asyncpg_query(url) if driver == "postgresql+asyncpg" and url.query else url
 

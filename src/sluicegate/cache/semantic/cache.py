@@ -16,13 +16,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import orjson
-
 from ...config.model import CachePolicy
 from ...pipeline import CacheHit, RequestState
 from ...types import CACHE_MISS, CACHE_SEMANTIC_HIT, CACHE_SEMANTIC_MISS, Call, Outcome
 from ..entry import Entry
-from ..key import KEY_VERSION, TreeReads, body_without_stream, cacheable, request_parts
+from ..key import KEY_VERSION, TreeReads, body_without_stream, cacheable, key_bytes, request_parts
 from ..simple import SimpleCache
 from .guard import contradicts
 from .index import SemanticIndex
@@ -57,8 +55,8 @@ def bucket_key(scope: str, call: Call, tree: TreeReads) -> str:
     body = body_without_stream(call.json)
     body["messages"] = [{"role": "user"} if _is_user(m) else m for m in body["messages"]]
     digest = hashlib.sha256(KEY_VERSION + b"/semantic")
-    digest.update(orjson.dumps(request_parts(scope, call, tree), option=orjson.OPT_SORT_KEYS))
-    digest.update(orjson.dumps(body, option=orjson.OPT_SORT_KEYS))
+    digest.update(key_bytes(request_parts(scope, call, tree)))
+    digest.update(key_bytes(body))
     return digest.hexdigest()
 
 
