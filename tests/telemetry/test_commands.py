@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
 
 import orjson
 import pytest
@@ -110,3 +112,31 @@ def test_retention_flag_reaches_settings_and_workers():
     with pytest.raises(SystemExit) as refused:  # argparse refuses it with the setting's own range
         main(["serve", "--log-retention-days", "0"])
     assert refused.value.code == 2
+
+
+async def test_follow_prints_every_record_written_between_two_polls(engine, settings: Settings, capsys, monkeypatch):
+    """Each poll read only the newest -n records: 10 requests between two polls printed the last 2."""
+    from sluicegate.cli import logs
+
+    writer = store_writer(engine)
+    now_ms = int(time.time() * 1000)
+    await writer.write([entry(now_ms - 5000, trace_id="before")])
+    polls = 0
+
+    async def poll_then_stop(seconds: float) -> None:
+        nonlocal polls
+        polls += 1
+        if polls == 1:  # between the first print and the first poll: ten more, one of them started earlier
+            await writer.write([entry(now_ms + i, trace_id=f"follow-{i}") for i in range(9)]
+                               + [entry(now_ms - 60_000, trace_id="follow-late")])
+        elif polls == 3:
+            raise asyncio.CancelledError  # the operator's Ctrl-C
+
+    monkeypatch.setattr(logs.asyncio, "sleep", poll_then_stop)
+    store = ["--data-dir", str(settings.data_dir)] + (
+        ["--database-url", settings.database_url] if settings.database_url else [])
+    with pytest.raises(asyncio.CancelledError):
+        await logs.logs_tail(build_parser().parse_args(["logs", "tail", "-f", "-n", "2", "--json", *store]))
+    await writer.close()
+    printed = [orjson.loads(block)["trace_id"] for block in capsys.readouterr().out.replace("}\n{", "}\0{").split("\0")]
+    assert printed == ["before", "follow-late", *(f"follow-{i}" for i in range(9))], printed

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import time
+from dataclasses import replace
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..errors import BadRequest
 from ..telemetry import params, query
@@ -25,6 +29,10 @@ from .support import (
 )
 
 FOLLOW_EVERY_S = 1.0
+# Following reads back this far on every poll: rows are ordered by the time their request started, so a long
+# request (a stream) is written after newer ones, and would be missed by a poll that read only the newest.
+FOLLOW_LOOKBACK_MS = 10 * 60 * 1000
+FOLLOW_PAGES = 20  # at most this many pages of 500 a poll: 10,000 requests a second, more than a gateway logs
 _COLUMNS = ("time", "id", "status", "ms", "provider", "model", "tokens", "cost", "user", "trace_id")
 
 
@@ -61,17 +69,43 @@ def _query(args: argparse.Namespace) -> dict[str, str]:
 async def logs_tail(args: argparse.Namespace) -> int:
     page = params.parse_page(_query(args))  # the API's validation: a bad filter is a clear refusal
     async with open_store(settings_from_args(args)) as engine:
-        seen: set[str] = set()
-        while True:
-            records = (await query.list_logs(engine, page))["data"]
-            fresh = [r for r in reversed(records) if r["id"] not in seen]
-            _print(fresh, args, header=not seen)
-            seen.update(r["id"] for r in records)
-            if not args.follow:
-                return 0
-            if len(seen) > 100_000:  # following for days: forget all but what the next page can repeat
-                seen = {r["id"] for r in records}
+        records = list(reversed((await query.list_logs(engine, page))["data"]))
+        _print(records, args, header=True)
+        seen = {r["id"] for r in records}
+        while args.follow:
             await asyncio.sleep(FOLLOW_EVERY_S)
+            since_ms = int(time.time() * 1000) - FOLLOW_LOOKBACK_MS
+            fresh = await _unseen(engine, page, seen, since_ms)
+            _print(fresh, args, header=not seen)
+            # Only what a later poll can read again needs remembering: the ids of the lookback window.
+            seen = {record_id for record_id in seen if _started_ms(record_id) >= since_ms}
+            seen.update(r["id"] for r in fresh)
+    return 0
+
+
+async def _unseen(engine: AsyncEngine, page: params.Page, seen: set[str], since_ms: int) -> list[dict[str, Any]]:
+    """Every record that started since ``since_ms`` and was not printed yet, oldest first: however many came
+    since the last poll (reading only the newest ``-n`` lost the rest)."""
+    fresh: list[dict[str, Any]] = []
+    cursor = None
+    for _ in range(FOLLOW_PAGES):
+        result = await query.list_logs(engine, replace(page, limit=params.MAX_LIMIT, cursor=cursor))
+        fresh += [r for r in result["data"] if r["id"] not in seen and _started_ms(r["id"]) >= since_ms]
+        if result["next_cursor"] is None:
+            break
+        cursor = params.decode_cursor(result["next_cursor"])
+        if cursor[0] < since_ms:
+            break
+    return fresh[::-1]
+
+
+def _started_ms(record_id: str) -> int:
+    """A record's start time, from its id (ids.py: the first 12 hex digits are the time in milliseconds); 0
+    for an id of another shape."""
+    try:
+        return int(record_id[:12], 16)
+    except ValueError:
+        return 0
 
 
 async def logs_show(args: argparse.Namespace) -> int:
