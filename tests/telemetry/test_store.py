@@ -92,6 +92,13 @@ async def test_pages_walk_every_row_once_newest_first(engine, seeded):
         ({"status": "200"}, lambda r: r["status"] == 200),
         ({"status": "error"}, lambda r: r["status"] >= 400),
         ({"status": "success"}, lambda r: r["status"] < 400),
+        # A list is a union: these returned nothing ("error" or "success" was ANDed with the codes), and the
+        # last of "error" and "success" won.
+        ({"status": "500,success"}, lambda r: r["status"] == 500 or r["status"] < 400),
+        ({"status": "4xx,success"}, lambda r: r["status"] < 500),
+        ({"status": "200,error"}, lambda r: r["status"] == 200 or r["status"] >= 400),
+        ({"status": "success,error"}, lambda r: True),
+        ({"status": "error,success,500"}, lambda r: True),
         ({"metadata.team": "t1"}, lambda r: r["metadata"]["team"] == "t1"),
         ({"trace_id": "trace-7"}, lambda r: r["trace_id"] == "trace-7"),
         ({"from": str((BASE + HOUR) / 1000), "to": str((BASE + 2 * HOUR) / 1000)},

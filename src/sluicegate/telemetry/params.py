@@ -42,7 +42,9 @@ class LogFilter:
     end_ms: int | None = None  # exclusive
     statuses: tuple[int, ...] = ()
     status_classes: tuple[int, ...] = ()  # 4 for "4xx"
-    errors: bool | None = None  # "error": status >= 400 or an error type; "success": neither
+    # "error": status >= 400 or an error type; "success": neither. One of the status terms: a list of them is
+    # their union ("400,success": the 400s and every success).
+    errors: bool | None = None
     equals: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # column → accepted values
     metadata: Mapping[str, str] = field(default_factory=dict)
 
@@ -96,17 +98,19 @@ def within_time_range(name: str, ms: int) -> int:
 
 
 def _statuses(text: str) -> tuple[tuple[int, ...], tuple[int, ...], bool | None]:
-    codes, classes, errors = [], [], None
+    codes, classes, words = [], [], set()
     for part in (p.strip().lower() for p in text.split(",")):
         if part in ("error", "success"):
-            errors = part == "error"
+            words.add(part)
         elif _STATUS_CLASS.match(part):
             classes.append(int(part[0]))
         elif _STATUS_CODE.fullmatch(part):
             codes.append(int(part))
         else:
             raise BadRequest(f"'status' takes HTTP codes (200), classes (4xx), 'error' or 'success'; got {part!r}")
-    return tuple(codes), tuple(classes), errors
+    if len(words) == 2:  # every record is one or the other: the union is every record
+        return (), (), None
+    return tuple(codes), tuple(classes), ("error" in words) if words else None
 
 
 def parse_filter(params: Mapping[str, str], allowed: Iterable[str] = ()) -> LogFilter:

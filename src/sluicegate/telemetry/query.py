@@ -33,10 +33,10 @@ def conditions(f: LogFilter) -> list[ColumnElement[bool]]:
         where.append(T.c.created_ms < f.end_ms)
     status_terms: list[ColumnElement[bool]] = [T.c.status.in_(f.statuses)] if f.statuses else []
     status_terms += [and_(T.c.status >= n * 100, T.c.status < (n + 1) * 100) for n in f.status_classes]
-    if status_terms:
-        where.append(or_(*status_terms))
     if f.errors is not None:
-        where.append(is_error() if f.errors else ~is_error())
+        status_terms.append(is_error() if f.errors else ~is_error())
+    if status_terms:  # "400,success": the union of what each term selects
+        where.append(or_(*status_terms))
     for name, values in f.equals.items():
         where.append(T.c[name].in_(values))
     for key, value in f.metadata.items():
