@@ -94,6 +94,11 @@ SINGLE_ERROR_CASES = [
     ({"provider": "@My_LLM"}, "path: provider, message: Invalid 'provider' value. A Model Catalog slug is '@' then lowercase letters, digits and '-'"),
     ({"provider": "@"}, "path: provider, message: Invalid 'provider' value. A Model Catalog slug is '@' then lowercase letters, digits and '-'"),
     ({"provider": "openai", "api_key": 5}, "path: api_key, message: Expected string, received number"),
+    # Sent as a header: the transport refused it, and the request was retried as an unreachable upstream (502).
+    ({"provider": "openai", "api_key": "sk-secret\nX"},
+     "path: api_key, message: must not contain line breaks or control characters (it is sent as a header)"),
+    ({"provider": "openai", "api_key": "sk\x00"},
+     "path: api_key, message: must not contain line breaks or control characters (it is sent as a header)"),
     ({"virtual_key": "Bad Key"}, "path: virtual_key, message: Invalid 'virtual_key' value. It must be a Model Catalog slug: lowercase letters, digits and '-'"),
     ({"virtual_key": "vk-1", "provider": "openai"}, "path: virtual_key, message: 'virtual_key' cannot be combined with 'provider'"),
     ({"passthrough": True, "provider": "openai"}, "path: provider, message: 'provider' cannot be combined with 'passthrough'"),

@@ -309,6 +309,8 @@ BAD_CONFIGS = [
                           "targets": [{"name": "a", "provider": "openai"}]}, "$like"),
     ("bad custom host", {"provider": "openai", "custom_host": "ftp://x/v1"}, "Invalid custom host"),
     ("camelCase alias validated", {"provider": "openai", "customHost": "gopher://x"}, "Invalid custom host"),
+    ("a line break in api_key", {"provider": "openai", "api_key": "sk-secret\nX", "retry": {"attempts": 2}},
+     "api_key, message: must not contain line breaks"),
 ]
 
 

@@ -154,6 +154,17 @@ def string(value: Any, path: Path, report: Report, *, non_empty: bool = True) ->
     return value
 
 
+def header_value(value: Any, path: Path, report: Report) -> Any:
+    """A string the gateway sends as a header value (an ``api_key``): a line break or another control
+    character there is a bad config, not an upstream that cannot be reached (which retries and fallbacks
+    would have tried again, and the breaker counted)."""
+    if string(value, path, report) is INVALID:
+        return INVALID
+    if header_names.CONTROL_CHARACTERS.search(value):
+        return report.add(path, "must not contain line breaks or control characters (it is sent as a header)")
+    return value
+
+
 def status_codes(value: Any, path: Path, report: Report) -> Any:
     """A list of HTTP status codes (100..599), as a frozenset."""
     if expect(value, list, "array", path, report) is INVALID:

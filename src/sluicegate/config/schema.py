@@ -253,7 +253,7 @@ _FIELDS: dict[str, Callable[[Any, Path, Context], Any]] = {
     # Bounded: weights summed past a float's range (1e308 twice) made every draw land on the last target.
     "weight": lambda v, p, c: f.number(v, p, c.report, low=0, high=MAX_WEIGHT),
     "provider": _provider,
-    "api_key": lambda v, p, c: f.string(v, p, c.report),
+    "api_key": lambda v, p, c: f.header_value(v, p, c.report),
     "virtual_key": _virtual_key,
     "passthrough": lambda v, p, c: f.boolean(v, p, c.report),
     "custom_host": lambda v, p, c: f.custom_host(v, p, c.report, c.check_host),
