@@ -9,6 +9,7 @@ Messages never carry credentials: callers pass redacted text only.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
@@ -108,6 +109,10 @@ class NotFound(GatewayError):
 
 class MethodNotAllowed(GatewayError):
     status = 405
+
+    def __init__(self, message: str, *, allowed: Iterable[str] = ()) -> None:
+        super().__init__(message)
+        self.headers = {"Allow": ", ".join(sorted(allowed))} if allowed else {}
 
 
 class Conflict(GatewayError):

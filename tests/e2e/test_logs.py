@@ -346,3 +346,14 @@ def test_a_catalog_provider_is_logged_with_its_slug(logged_gateway, log_api, ups
     record = log_api.one(trace)
     assert (record["provider"], record["provider_slug"], record["model"]) == ("openai", f"@{slug}", "llama")
     assert record["attempts"][0]["provider"] == f"@{slug}"
+
+
+@pytest.mark.parametrize("method", ["OPTIONS", "TRACE"])
+def test_a_405_names_the_allowed_methods_and_keeps_the_trace_id(logged_gateway, log_api, upstream, method):
+    trace = new_trace()
+    answer = httpx.request(method, f"{logged_gateway.v1}/chat/completions", headers={"x-portkey-trace-id": trace})
+    assert answer.status_code == 405 and answer.json()["message"] == f"Method {method} is not allowed here"
+    assert answer.headers["allow"] == "DELETE, GET, PATCH, POST, PUT"  # RFC 9110: a 405 says what is
+    assert answer.headers["x-portkey-trace-id"] == trace
+    assert log_api.one(trace)["status"] == 405
+    assert upstream.received == []

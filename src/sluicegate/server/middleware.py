@@ -55,8 +55,8 @@ def _from_http_exception(exc: web.HTTPException) -> GatewayError:
         return NotFound("Not Found")
     if exc.status == 413:
         return PayloadTooLarge("Request body is larger than the gateway's limit")
-    if exc.status == 405:
-        return MethodNotAllowed(f"Method {exc.method} is not allowed here")  # type: ignore[attr-defined]
+    if isinstance(exc, web.HTTPMethodNotAllowed):  # with the Allow header RFC 9110 asks of a 405
+        return MethodNotAllowed(f"Method {exc.method} is not allowed here", allowed=exc.allowed_methods)
     return GatewayError(exc.reason or "Request refused", status=exc.status)
 
 

@@ -13,7 +13,7 @@ from ..jsontext import WRITABLE_DEPTH, json_object
 from ..pipeline import RequestState
 from ..prepare import split_model_slug
 from ..telemetry.record import RequestRecord
-from ..types import Call, Outcome
+from ..types import Call, Outcome, RequestContext
 from .appkeys import GATEWAY, TRACE_ID
 from .bodies import read_body
 from .gateway import Gateway
@@ -94,12 +94,21 @@ def _check_fields(body: dict, endpoint: str) -> None:
 
 async def _read_request(request: web.Request, gateway: Gateway, record: RequestRecord, *, json_only: bool):
     """Headers parsed once (the trace id known from here on), content type checked, body read."""
+    return _read_headers(request, record), await _read_body(request, gateway, json_only=json_only)
+
+
+def _read_headers(request: web.Request, record: RequestRecord) -> RequestContext:
+    """The request's headers, parsed once: from here on a refusal echoes its trace id and the log stores it."""
     ctx = record.ctx = parse_request_headers(request.headers)
     request[TRACE_ID] = ctx.trace_id
+    return ctx
+
+
+async def _read_body(request: web.Request, gateway: Gateway, *, json_only: bool) -> bytes:
     if not _content_type_ok(request, json_only=json_only):
         raise BadRequest("Invalid content type passed")
     settings = gateway.settings
-    return ctx, await read_body(request, limit=settings.max_body_bytes, timeout_s=settings.body_timeout_s)
+    return await read_body(request, limit=settings.max_body_bytes, timeout_s=settings.body_timeout_s)
 
 
 def unified(endpoint: str):
@@ -120,9 +129,10 @@ def unified(endpoint: str):
 
 async def _prepare_passthrough(request: web.Request, gateway: Gateway, record: RequestRecord) -> Call:
     """Any other /v1/* path goes to the target as is (e.g. /v1/rerank, /v1/models), query kept."""
+    ctx = _read_headers(request, record)  # first: the refusal below echoes the trace id, and the log keeps it
     if request.method not in _PASSTHROUGH_METHODS:
         raise web.HTTPMethodNotAllowed(request.method, _PASSTHROUGH_METHODS)
-    ctx, raw = await _read_request(request, gateway, record, json_only=False)
+    raw = await _read_body(request, gateway, json_only=False)
     # From the routed (origin-form) URL, never raw_path: for an absolute-form target
     # ("POST http://gw/v1/rerank") raw_path is the whole URL, and its tail appended to the checked
     # base URL would change the upstream's host or port after the SSRF guard judged it.
