@@ -34,7 +34,7 @@ ROWS: list[set[str]] = [
     {"types"},
     {"providers", "routing"},
     {"config"},
-    {"header_names", "ids", "jsontext"},
+    {"header_names", "ids", "jsontext", "numerals"},
     {"errors", "settings", "tasks"},
 ]
 

@@ -24,6 +24,8 @@ _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _DASHES = re.compile(r"-{2,}")
 # In a header's name or value: never written (a line end would start a header of its own); tab is allowed.
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+# What a header's name may be made of (RFC 9110's token).
+HEADER_TOKEN = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
 # The gateway's and the SDKs' own x-portkey-* headers. Any other x-portkey-<name> header is a custom header
 # the SDK prefixed because the client did not list it in its own forward list (``x_api_key="…"`` →
 # ``x-portkey-x-api-key``); only those may stand in for <name> when a list names it.

@@ -294,7 +294,9 @@ def test_the_audit_trail_pages_back_and_refuses_what_it_does_not_filter_by(admin
     assert [n for page in pages for n in page] == [e["id"] for e in everything]
     for params, words in (({"workspace": space.id}, "'workspace' is not a parameter of the audit trail"),
                           ({"before_id": "-3"}, "'before_id' must be an event's id"),
-                          ({"before_id": "x"}, "'before_id' must be an event's id")):
+                          ({"before_id": "x"}, "'before_id' must be an event's id"),
+                          ({"before_id": "0"}, "'before_id' must be an event's id"),
+                          ({"limit": "\u0665"}, "'limit' must be an integer from 1 to")):
         refused = httpx.get(url, params=params, headers=auth, timeout=10)
         assert refused.status_code == 400 and refused.json()["message"].startswith(words), refused.text
 

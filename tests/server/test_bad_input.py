@@ -93,6 +93,13 @@ CASES = [
      "Invalid x-portkey-request-timeout header"),
     ("timeout 0x10", "/chat/completions", {"x-portkey-request-timeout": "0x10"}, CHAT, 400,
      "Invalid x-portkey-request-timeout header"),
+    # float() reads these; no other reader of the header would
+    ("timeout 1_000", "/chat/completions", {"x-portkey-request-timeout": "1_000"}, CHAT, 400,
+     "Invalid x-portkey-request-timeout header"),
+    ("forward headers space", "/chat/completions", {"x-portkey-forward-headers": "x-a, bad name"}, CHAT, 400,
+     "x-portkey-forward-headers: Invalid header name: 'bad name'"),
+    ("forward headers separator", "/chat/completions", {"x-portkey-forward-headers": "x-a/b"}, CHAT, 400,
+     "x-portkey-forward-headers: Invalid header name: 'x-a/b'"),
     ("forward headers self-reference", "/chat/completions", {"x-portkey-forward-headers": "x_portkey_forward_headers"},
      CHAT, 400, "forward_headers must not contain the 'x-portkey-forward-headers' header"),
     ("forward headers host", "/chat/completions", {"x-portkey-forward-headers": "Host"}, CHAT, 400,

@@ -40,6 +40,10 @@ BAD = [
     ("page", {"status": "700"}, "'status' takes"),
     ("page", {"limit": "0"}, "'limit' must be an integer from 1 to 500"),
     ("page", {"limit": "many"}, "'limit' must be an integer"),
+    ("page", {"limit": "1_0"}, "'limit' must be an integer from 1 to 500"),  # int() reads it
+    ("page", {"limit": "\u0665"}, "'limit' must be an integer from 1 to 500"),  # an Arabic-Indic five
+    ("page", {"from": "1_000"}, "'from' must be an ISO 8601 time or seconds since the epoch"),
+    ("page", {"from": "\u0661\u0662"}, "'from' must be an ISO 8601 time or seconds since the epoch"),
     ("page", {"provider": ""}, "'provider' must not be empty"),
     ("page", {"modle": "m"}, "Unknown query parameter 'modle'"),
     ("page", {"metadata.": "x"}, "'metadata.' needs a key"),

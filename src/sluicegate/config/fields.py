@@ -27,7 +27,6 @@ class _Invalid:
 
 INVALID: Any = _Invalid()
 
-_HEADER_TOKEN = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 _CAMEL_HUMP = re.compile(r"(?<=[a-z0-9])([A-Z])")
 
 
@@ -183,7 +182,7 @@ def forward_headers(value: Any, path: Path, report: Report) -> Any:
         name = string(item, (*path, i), report)
         if name is INVALID:
             continue
-        if not _HEADER_TOKEN.match(name.strip()):
+        if not header_names.HEADER_TOKEN.fullmatch(name.strip()):
             report.add((*path, i), f"Invalid header name: '{item}'")
             continue
         for form in header_names.forms(name):

@@ -33,7 +33,7 @@ def pointer(path: list[str | int]) -> str:
 
 
 def _parts(written: str) -> list[str | int]:
-    return [int(part) if part.isdigit() else part for part in written.split(",") if part != ""]
+    return [int(part) if part.isascii() and part.isdigit() else part for part in written.split(",") if part != ""]
 
 
 def config_problems(text: str, check_host: Callable[[str], object] | None,

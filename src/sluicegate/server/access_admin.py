@@ -24,6 +24,7 @@ import orjson
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from .. import numerals
 from ..access.admin_token import AdminAuth
 from ..access.audit import MAX_PAGE, AuditFilter, list_events
 from ..access.keys import KeyRepository, parse_expiry
@@ -300,17 +301,15 @@ async def list_audit(request: web.Request) -> web.Response:
 def _before_id(text: str | None) -> int | None:
     if text is None:
         return None
-    if not (text.isascii() and text.isdigit() and 0 < len(text) <= 18):
+    value = numerals.integer(text)
+    if value is None or not 0 < value < 2**63:  # 0 was taken, and is no event's id
         raise BadRequest("'before_id' must be an event's id (a positive integer)")
-    return int(text)
+    return value
 
 
 def audit_limit(text: str) -> int:
     """How many events a page holds: out of range is a 400, as on /admin/api/logs, not silently clamped."""
-    try:
-        limit = int(text)
-    except ValueError:
-        limit = 0
-    if not 1 <= limit <= MAX_PAGE:
+    limit = numerals.integer(text)  # not "٥", which int() reads
+    if limit is None or not 1 <= limit <= MAX_PAGE:
         raise BadRequest(f"'limit' must be an integer from 1 to {MAX_PAGE}")
     return limit

@@ -6,15 +6,15 @@ several: package version, runtime, api key …) are tolerated and never forwarde
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from multidict import CIMultiDictProxy
 
+from .. import numerals
 from ..access.secrets import KEY_PREFIX
 from ..config.schema import MAX_TIMEOUT_MS
 from ..errors import BadRequest, is_utf8, sendable
-from ..header_names import expand, may_forward
+from ..header_names import HEADER_TOKEN, expand, may_forward
 from ..ids import time_sorted_id
 from ..jsontext import json_object
 from ..types import RequestContext, metadata_fault, metadata_text, public_metadata, routing_metadata
@@ -34,7 +34,11 @@ def parse_forward_headers(names: Any, *, source: str = FORWARD_HEADERS) -> tuple
     """Validate and fold a forward-headers list (header text or config list)."""
     if isinstance(names, str):
         names = names.split(",")
-    folded = expand(n for n in names if n and n.strip())
+    listed = [n.strip() for n in names if n and n.strip()]
+    for name in listed:  # as a config's forward_headers are checked: "bad name" and "é" were taken silently
+        if not HEADER_TOKEN.fullmatch(name):
+            raise BadRequest(f"{source}: Invalid header name: {name[:64]!r}")
+    folded = expand(listed)
     for name in folded:
         if name == FORWARD_HEADERS:
             raise BadRequest("forward_headers must not contain the 'x-portkey-forward-headers' header")
@@ -61,11 +65,8 @@ def parse_metadata(text: str) -> dict[str, Any]:
 def parse_timeout(text: str) -> int:
     """Whole milliseconds in [1, MAX_TIMEOUT_MS]; ``inf``, ``nan``, ``1e309`` and the like are refused here,
     before they can overflow the event loop's timer (a 500) further down."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (1 <= value <= MAX_TIMEOUT_MS):  # False for nan as well
+    value = numerals.decimal(text)  # not "1_000", "١٢" or "nan", which float() reads
+    if value is None or not 1 <= value <= MAX_TIMEOUT_MS:
         raise BadRequest("Invalid x-portkey-request-timeout header: a number of milliseconds from 1 to "
                          f"{MAX_TIMEOUT_MS}")
     return int(value)

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 import orjson
 
+from .. import numerals
 from ..errors import BadRequest
 from ..types import METADATA_KEY_RULE, queryable_metadata_key
 
@@ -78,10 +79,9 @@ def parse_time(name: str, text: str) -> int:
 
 
 def _epoch_ms(name: str, value: str, text: str) -> int:
-    try:
-        return int(float(value) * 1000)
-    except (ValueError, OverflowError):  # not a number, or nan/inf
-        pass
+    seconds = numerals.decimal(value)  # not "1_000" or "١٢", which float() reads
+    if seconds is not None:
+        return int(seconds * 1000)
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:  # includes out-of-range dates
@@ -201,11 +201,8 @@ def parse_interval(text: str) -> int:
 def _int_param(params: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
     if name not in params:
         return default
-    try:
-        value = int(params[name])
-    except ValueError:
-        value = low - 1
-    if not low <= value <= high:
+    value = numerals.integer(params[name])  # not "1_0" or "٥", which int() reads
+    if value is None or not low <= value <= high:
         raise BadRequest(f"'{name}' must be an integer from {low} to {high}")
     return value
 
