@@ -311,6 +311,51 @@ def test_workspaces_by_name_take_like_wildcards_as_typed(admin: Portkey, gateway
         assert [w["name"] for w in listed] == found
 
 
+def test_listings_page_as_the_sdk_asks_and_filter_by_what_it_sends(admin: Portkey, gateway: GatewayProcess) -> None:
+    """current_page and page_size (pageSize, currentPage and exact_name for workspaces, type for integrations)
+    were ignored: every entry came back on every page."""
+    for name in ("Paged A", "Paged B", "Paged C"):
+        admin.admin.workspaces.create(name=name)
+    every = admin.admin.workspaces.list().data
+    pages = [admin.admin.workspaces.list(page_size=2, current_page=page).data for page in range(3)]
+    assert [len(page) for page in pages][:1] == [2] and [w["id"] for page in pages for w in page] == [
+        w["id"] for w in every][:6]
+    assert [w["name"] for w in admin.admin.workspaces.list(exact_name="Paged B").data] == ["Paged B"]
+    for slug in ("paged-1", "paged-2"):
+        admin.integrations.create(ai_provider_id="openai", name=slug, slug=slug, key=f"sk-{slug}-0123456789",
+                                  configurations={"custom_host": "http://127.0.0.1:9/v1"})
+    listed = admin.integrations.list(page_size=1, current_page=1)
+    assert listed.total >= 2 and len(listed.data) == 1
+    assert admin.integrations.list(type="workspace").data == []  # these are organisation-wide
+    assert {i["slug"] for i in admin.integrations.list(type="organisation").data} >= {"paged-1", "paged-2"}
+
+
+@pytest.mark.parametrize(("path", "params", "message"), [
+    ("/admin/api/providers", {"workspace": "default"}, "'workspace' is not a parameter of this listing"),
+    ("/admin/api/configs", {"workspace_id": ""}, "'workspace_id' must not be empty"),
+    ("/v1/api-keys", {"workspace_id": ""}, "'workspace_id' must not be empty"),
+    ("/v1/api-keys", {"bogus": "1"}, "'bogus' is not a parameter of this listing"),
+    ("/v1/admin/workspaces", {"bogus": "1"}, "'bogus' is not a parameter of this listing"),
+    ("/v1/providers", {"page_size": "0"}, "'page_size' must be a whole number from 1 to 1000"),
+    ("/v1/integrations", {"type": "team"}, "'type' must be one of workspace, organisation, all"),
+    ("/v1/audit-logs", [("limit", "1"), ("limit", "500")], "'limit' is given twice"),
+])
+def test_listings_refuse_what_they_would_ignore(gateway: GatewayProcess, path: str, params, message: str) -> None:
+    refused = httpx.get(f"{gateway.url}{path}", params=params, timeout=10,
+                        headers={"authorization": f"Bearer {ADMIN_TOKEN}"})
+    assert refused.status_code == 400 and refused.json()["message"].startswith(message), refused.text
+
+
+def test_the_audit_trail_takes_a_workspace_slug(admin: Portkey, gateway: GatewayProcess) -> None:
+    space = admin.admin.workspaces.create(name="Audited Slug")
+    auth = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+    by_id = httpx.get(f"{gateway.url}/v1/audit-logs", params={"workspace_id": space.id}, headers=auth).json()
+    by_slug = httpx.get(f"{gateway.url}/v1/audit-logs", params={"workspace_id": space.slug}, headers=auth).json()
+    assert by_slug["data"] == by_id["data"] and by_id["data"]  # a slug matched no event
+    unknown = httpx.get(f"{gateway.url}/v1/audit-logs", params={"workspace_id": "nobody"}, headers=auth)
+    assert unknown.status_code == 404
+
+
 # A credential whose bytes are not UTF-8 reaches the gateway as lone surrogates: every admin surface was a 500.
 NOT_UTF8 = [
     ("GET", "/admin/api/logs", {"Authorization": b"Bearer \xff\xfe\x80"}),

@@ -37,6 +37,7 @@ from ..jsontext import stored_json_object
 from . import limits_admin
 from .bodies import read_at_most
 from .principals import PRINCIPAL, authenticate, check_workspace
+from .queries import CAMEL_PAGING, SNAKE_PAGING, checked_query
 
 MAX_BODY = 256 * 1024
 
@@ -127,9 +128,14 @@ async def create_workspace(request: web.Request) -> web.Response:
 
 
 async def list_workspaces(request: web.Request) -> web.Response:
+    """``name``: a part of the name; ``exact_name``: the whole name; paged as the portkey-ai SDK asks, in
+    camelCase here (``currentPage``, ``pageSize``)."""
     caller = await _scoped(request, "workspaces.list")
-    views = await _admin(request).workspaces.list(name=request.query.get("name"))
-    return listing([v for v in views if caller.sees_workspace(v["id"])])
+    query = checked_query(request, ("name", "exact_name", *CAMEL_PAGING.names))
+    views = await _admin(request).workspaces.list(name=query.get("name") or query.get("exact_name"))
+    exact = query.get("exact_name")
+    seen = [v for v in views if caller.sees_workspace(v["id"]) and (exact is None or v["name"] == exact)]
+    return _json(CAMEL_PAGING.listing(query, seen))
 
 
 async def _own_workspace(request: web.Request, scope: str) -> tuple[Principal, dict[str, Any]]:
@@ -231,12 +237,13 @@ async def list_keys(request: web.Request) -> web.Response:
     caller = await principal(request)
     if not _may_list_keys(caller):
         raise Forbidden("This API key does not have an '*_api_keys.list' scope")
-    asked = request.query.get("workspace_id")
+    query = checked_query(request, ("workspace_id", *SNAKE_PAGING.names))
+    asked = query.get("workspace_id")
     admin = _admin(request)
     workspace = await resolve_workspace_id(admin.engine, asked) if asked else None
     if caller.workspace_id is not None:
         workspace = caller.workspace_id
-    return listing(await admin.keys.list(workspace_id=workspace))
+    return _json(SNAKE_PAGING.listing(query, await admin.keys.list(workspace_id=workspace)))
 
 
 async def _own_key(request: web.Request, action: str) -> tuple[Principal, dict[str, Any]]:
@@ -285,13 +292,11 @@ _AUDIT_PARAMETERS = ("limit", "before_id", "workspace_id", "actor", "action", "r
 async def list_audit(request: web.Request) -> web.Response:
     """Newest first, ``limit`` a page; ``before_id`` (the last event's id) reaches the page after it."""
     caller = await _scoped(request, "audit_logs.list")
-    query = request.query
-    unknown = sorted(set(query) - set(_AUDIT_PARAMETERS))
-    if unknown:  # a misspelt filter was ignored, and the unfiltered trail came back
-        raise BadRequest(f"'{unknown[0][:64]}' is not a parameter of the audit trail "
-                         f"(parameters: {', '.join(_AUDIT_PARAMETERS)})")
+    # A misspelt filter was ignored, and the unfiltered trail came back.
+    query = checked_query(request, _AUDIT_PARAMETERS, what="the audit trail")
     limit = audit_limit(query.get("limit", "100"))
-    workspace = caller.workspace_id or query.get("workspace_id")
+    asked = query.get("workspace_id")  # an id or a slug, as everywhere: a slug matched no event
+    workspace = caller.workspace_id or (await resolve_workspace_id(_admin(request).engine, asked) if asked else None)
     events = await list_events(_admin(request).engine, AuditFilter(
         workspace_id=workspace, actor=query.get("actor"), action=query.get("action"),
         resource_type=query.get("resource_type"), limit=limit, before_id=_before_id(query.get("before_id"))))

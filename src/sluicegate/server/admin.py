@@ -37,6 +37,7 @@ from .audit_trail import audited
 from .bodies import read_at_most
 from .middleware import Handler, error_for
 from .principals import PRINCIPAL, authenticate, check_workspace, require, workspace_for_write
+from .queries import checked_query
 
 ADMIN_PREFIX = "/admin/api"
 MAX_ADMIN_BODY = 1024 * 1024
@@ -174,7 +175,8 @@ async def _workspace_named(request: web.Request, asked: Any) -> str | None:
 async def _listed_workspace(request: web.Request, principal: Principal) -> str | None:
     """The workspace a listing is narrowed to: the caller's own, or the ``?workspace_id=`` an organisation
     caller names (404 when none has it): it was ignored, and every workspace's entries came back."""
-    return principal.workspace_id or await _workspace_named(request, request.query.get("workspace_id"))
+    query = checked_query(request, ("workspace_id",))  # a misspelt "?workspace=" gave every workspace's entries
+    return principal.workspace_id or await _workspace_named(request, query.get("workspace_id"))
 
 
 # --------------------------------------------------------------------------------------------- providers

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,9 +31,10 @@ from ..catalog.integrations import IntegrationRepository
 from ..catalog.providers import ProviderRepository
 from ..errors import BadRequest
 from . import limits_admin
-from .access_admin import body_of, listing, principal
+from .access_admin import body_of, principal
 from .audit_trail import audited
 from .principals import check_workspace, workspace_for_write
+from .queries import SNAKE_PAGING, checked_query
 
 
 @dataclass(frozen=True)
@@ -100,11 +101,24 @@ async def create_integration(request: web.Request) -> web.Response:
     return _json({"id": view["id"], "slug": view["slug"], "object": "integration"})
 
 
+_INTEGRATION_TYPES = ("workspace", "organisation", "all")
+
+
 async def list_integrations(request: web.Request) -> web.Response:
     caller = await _caller(request, "integrations.list")
-    asked = request.query.get("workspace_id")
-    workspace = caller.workspace_id or (await resolve_workspace_id(_admin(request).engine, asked) if asked else None)
-    return listing(await _admin(request).integrations.list(workspace_id=workspace))
+    query = checked_query(request, ("workspace_id", "type", *SNAKE_PAGING.names))
+    kind = query.get("type", "all")
+    if kind not in _INTEGRATION_TYPES:
+        raise BadRequest(f"'type' must be one of {', '.join(_INTEGRATION_TYPES)}")
+    entries = await _admin(request).integrations.list(workspace_id=await _listed(request, caller, query))
+    return _json(SNAKE_PAGING.listing(query, [e for e in entries if kind in ("all", e["type"])]))
+
+
+async def _listed(request: web.Request, caller: Principal, query: Mapping[str, str]) -> str | None:
+    """The workspace a listing is narrowed to: the caller's own, or the one ``workspace_id`` names (404 when
+    none has it), or None for every workspace the caller sees."""
+    asked = query.get("workspace_id")
+    return caller.workspace_id or (await resolve_workspace_id(_admin(request).engine, asked) if asked else None)
 
 
 async def _own_integration(request: web.Request, scope: str) -> dict[str, Any]:
@@ -169,9 +183,9 @@ async def create_provider(request: web.Request) -> web.Response:
 
 async def list_providers(request: web.Request) -> web.Response:
     caller = await _caller(request, "providers.list")
-    asked = request.query.get("workspace_id")
-    workspace = caller.workspace_id or (await resolve_workspace_id(_admin(request).engine, asked) if asked else None)
-    return listing([provider_json(v) for v in await _admin(request).providers.list(workspace_id=workspace)])
+    query = checked_query(request, ("workspace_id", *SNAKE_PAGING.names))
+    views = await _admin(request).providers.list(workspace_id=await _listed(request, caller, query))
+    return _json(SNAKE_PAGING.listing(query, [provider_json(v) for v in views]))
 
 
 async def _own_provider(request: web.Request, scope: str) -> ProviderView:
@@ -248,9 +262,9 @@ async def create_config(request: web.Request) -> web.Response:
 
 async def list_configs(request: web.Request) -> web.Response:
     caller = await _caller(request, "configs.list")
-    asked = request.query.get("workspace_id")
-    workspace = caller.workspace_id or (await resolve_workspace_id(_admin(request).engine, asked) if asked else None)
-    return listing([config_json(v) for v in await _admin(request).configs.list(workspace_id=workspace)])
+    query = checked_query(request, ("workspace_id", *SNAKE_PAGING.names))
+    views = await _admin(request).configs.list(workspace_id=await _listed(request, caller, query))
+    return _json(SNAKE_PAGING.listing(query, [config_json(v) for v in views]))
 
 
 async def _own_config(request: web.Request, scope: str) -> SavedConfigView:
