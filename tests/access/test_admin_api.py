@@ -356,6 +356,32 @@ def test_the_audit_trail_takes_a_workspace_slug(admin: Portkey, gateway: Gateway
     assert unknown.status_code == 404
 
 
+def test_catalog_writes_refuse_what_they_would_not_do(admin: Portkey, gateway: GatewayProcess) -> None:
+    """A provider's custom_host in an update, a workspace_id that is not a string: answered 200 and not done
+    (a number made an organisation-wide integration)."""
+    admin.integrations.create(ai_provider_id="openai", name="unchanged", slug="unchanged", key="sk-unchanged-0123456789",
+                              configurations={"custom_host": "http://127.0.0.1:9/v1"})
+    admin.providers.create(name="unchanged", integration_id="unchanged", slug="unchanged")
+    auth = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+    cases = [
+        ("PUT", "/v1/providers/unchanged", {"custom_host": "http://127.0.0.1:1/v1", "note": "changed"},
+         "custom_host: unknown field (allowed: note); a provider's host and credential come from its integration"),
+        ("PUT", "/v1/providers/unchanged", {"note": 7}, "note: expected a string"),
+        ("POST", "/v1/integrations", {"ai_provider_id": "openai", "key": "sk-x-0123456789", "workspace_id": 5},
+         "workspace_id: expected a workspace id or slug"),
+        ("POST", "/v1/providers", {"integration_id": "unchanged", "slug": "other", "workspace_id": 5},
+         "workspace_id: expected a workspace id or slug"),
+        ("POST", "/v1/providers", {"integration_id": "unchanged", "slug": "other", "custom_host": "http://x/v1"},
+         "custom_host: unknown field"),
+    ]
+    for method, path, body, message in cases:
+        answer = httpx.request(method, f"{gateway.url}{path}", json=body, headers=auth, timeout=10)
+        assert answer.status_code == 400 and answer.json()["message"].startswith(message), (path, answer.text)
+    shown = httpx.get(f"{gateway.url}/v1/providers/unchanged", headers=auth).json()
+    assert "127.0.0.1:1" not in str(shown) and shown.get("note", "") != "changed"
+    assert "other" not in {p["slug"] for p in admin.providers.list().data}
+
+
 # A credential whose bytes are not UTF-8 reaches the gateway as lone surrogates: every admin surface was a 500.
 NOT_UTF8 = [
     ("GET", "/admin/api/logs", {"Authorization": b"Bearer \xff\xfe\x80"}),

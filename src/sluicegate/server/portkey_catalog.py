@@ -28,6 +28,7 @@ from ..access.workspaces import resolve_workspace_id
 from ..catalog.configs import ConfigRepository
 from ..catalog.entries import UNSET, ProviderPatch, ProviderView, SavedConfigView, validate_slug
 from ..catalog.integrations import IntegrationRepository
+from ..catalog.jsonio import check_keys
 from ..catalog.providers import ProviderRepository
 from ..errors import BadRequest
 from . import limits_admin
@@ -79,8 +80,9 @@ async def _caller(request: web.Request, scope: str) -> Principal:
 
 async def _workspace(request: web.Request, caller: Principal, asked: Any, *, default: bool) -> str | None:
     """The workspace a new record goes to: the caller's own, or the one it names (id or slug)."""
-    resolved = await resolve_workspace_id(_admin(request).engine, asked) if isinstance(asked, str) and asked \
-        else None
+    if asked is not None and (not isinstance(asked, str) or not asked):  # 5 made an organisation-wide record
+        raise BadRequest("workspace_id: expected a workspace id or slug")
+    resolved = await resolve_workspace_id(_admin(request).engine, asked) if asked else None
     chosen = workspace_for_write(caller, resolved)
     return chosen if chosen is not None or not default else await resolve_workspace_id(_admin(request).engine, None)
 
@@ -160,18 +162,24 @@ def provider_json(view: ProviderView) -> dict[str, Any]:
     }
 
 
+# What a provider made from an integration takes (its limits besides); its host and credential are the
+# integration's.
+_PROVIDER_CREATE = ("name", "integration_id", "workspace_id", "slug", "note")
+_FROM_THE_INTEGRATION = "; a provider's host and credential come from its integration"
+
+
 async def create_provider(request: web.Request) -> web.Response:
     caller = await _caller(request, "providers.create")
     body = await body_of(request)
+    limits = limits_admin.split(request, "provider", body)
+    check_keys(body, _PROVIDER_CREATE, hint=_FROM_THE_INTEGRATION)
     integration = body.get("integration_id")
     if not isinstance(integration, str) or not integration:
         raise BadRequest("integration_id: required (the id or slug of an integration)")
     workspace = await _workspace(request, caller, body.get("workspace_id"), default=True)
     assert workspace is not None
     slug = validate_slug(body.get("slug") or _slugify(body.get("name") or integration))
-    note = body.get("note")
-    note = note if isinstance(note, str) else ""
-    limits = limits_admin.split(request, "provider", body)
+    note = _note(body)
     admin = _admin(request)
     item = await admin.integrations.provider_from(integration, slug, workspace_id=workspace, notes=note)
     view = await admin.providers.add(item)
@@ -204,7 +212,9 @@ async def update_provider(request: web.Request) -> web.Response:
     view = await _own_provider(request, "providers.update")
     body = await body_of(request)
     limits = limits_admin.split(request, "provider", body)
-    patch = ProviderPatch(notes=body["note"]) if isinstance(body.get("note"), str) else ProviderPatch()
+    # A custom_host was answered 200 and left as it was: what cannot change here is refused by name.
+    check_keys(body, ("note",), hint=f"{_FROM_THE_INTEGRATION}: make a new provider from another integration")
+    patch = ProviderPatch(notes=_note(body)) if "note" in body else ProviderPatch()
     updated = await _admin(request).providers.update(view.slug, patch)
     await limits_admin.save(request, "provider", view.slug, limits)
     await _changed(request)
@@ -219,6 +229,15 @@ async def delete_provider(request: web.Request) -> web.Response:
     await _changed(request)
     await audited(request, "provider.delete", "provider", view.slug, view.workspace_id, before=view.to_json())
     return _json({})
+
+
+def _note(body: dict[str, Any]) -> str:
+    note = body.get("note")
+    if note is None:
+        return ""
+    if not isinstance(note, str):
+        raise BadRequest("note: expected a string")
+    return note
 
 
 # --------------------------------------------------------------------------------------------- configs
