@@ -405,6 +405,13 @@ def test_a_credential_that_is_not_utf8_is_a_401(gateway: GatewayProcess, method:
         assert answer.json()["status"] == "failure" and "\\udc" not in answer.text and "\ufffd" not in answer.text
 
 
+@pytest.mark.parametrize("body", [b"not json", b"x" * 300_000])
+def test_a_stranger_s_key_request_is_refused_before_its_body_is_read(gateway: GatewayProcess, body: bytes) -> None:
+    # It was answered 400 "not valid JSON" or 413 before the 401: the body was read and judged first.
+    answer = httpx.post(f"{gateway.url}/v1/api-keys/workspace/service", content=body, timeout=10)
+    assert answer.status_code == 401, answer.text
+
+
 # defaults.metadata is merged under every request's x-portkey-metadata and logged with it: it obeys that
 # header's rules (server/headers.py). Every one of these was stored as given (or, for a workspace, stored and
 # then silently dropped), and a key the log escapes could never be queried again.

@@ -185,12 +185,12 @@ def _may_list_keys(caller: Principal) -> bool:
 
 async def create_key(request: web.Request) -> web.Response:
     key_type, sub_type = request.match_info["type"], request.match_info["sub_type"]
-    body = {**(await body_of(request)), "type": key_type, "sub_type": sub_type}
-    body.pop("sub-type", None)
-    caller = await principal(request)
+    caller = await principal(request)  # first: a stranger's body is not read (nor judged, 400 or 413)
     if key_type not in ("organisation", "workspace") or sub_type not in ("service", "user"):
         raise BadRequest("the path is /api-keys/{organisation|workspace}/{service|user}")
     require_scope(caller, key_scope(key_type, sub_type, "create"))
+    body = {**(await body_of(request)), "type": key_type, "sub_type": sub_type}
+    body.pop("sub-type", None)
     if caller.workspace_id is not None:
         if key_type == "organisation":
             raise Forbidden("A workspace API key cannot create organisation keys")
