@@ -91,7 +91,7 @@ async def test_show_one_record_in_full(seeded, capsys):
     ("argv", "message"),
     [
         (["logs", "tail", "--status", "teapot"], "'status' takes"),
-        (["logs", "tail", "-n", "0"], "'limit' must be"),
+        (["logs", "tail", "-n", "0"], "-n must be a whole number from 1 to 500"),
         (["logs", "tail", "--metadata", "nokey"], "--metadata takes KEY=VALUE"),
         (["logs", "show", "0000"], "no request log record"),
     ],
@@ -140,3 +140,18 @@ async def test_follow_prints_every_record_written_between_two_polls(engine, sett
     await writer.close()
     printed = [orjson.loads(block)["trace_id"] for block in capsys.readouterr().out.replace("}\n{", "}\0{").split("\0")]
     assert printed == ["before", "follow-late", *(f"follow-{i}" for i in range(9))], printed
+
+
+async def test_tail_and_show_need_no_data_directory_when_a_database_url_names_the_store(
+        seeded, settings: Settings, capsys, monkeypatch, tmp_path):
+    # "no gateway data directory found", though the docs give --data-dir and --database-url as alternatives.
+    rows, _ = seeded
+    url = settings.database_url or f"sqlite:///{settings.sqlite_path}"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    code, out, err = await run(capsys, "logs", "tail", "-n", "1", "--json", "--database-url", url)
+    assert code == 0 and orjson.loads(out)["id"] == rows[-1]["id"], err
+    code, out, err = await run(capsys, "logs", "show", rows[0]["id"], "--database-url", url)
+    assert code == 0 and orjson.loads(out)["id"] == rows[0]["id"], err
+    assert list(elsewhere.iterdir()) == []  # no data directory made on the way

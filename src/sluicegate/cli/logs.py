@@ -54,6 +54,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _query(args: argparse.Namespace) -> dict[str, str]:
+    if not 1 <= args.lines <= params.MAX_LIMIT:  # the API's word for it is 'limit': the flag is what was typed
+        raise BadRequest(f"-n must be a whole number from 1 to {params.MAX_LIMIT}")
     wanted = {"limit": str(args.lines)}
     for name in ("status", "provider", "model", "user", "trace_id"):
         if getattr(args, name) is not None:
@@ -68,7 +70,7 @@ def _query(args: argparse.Namespace) -> dict[str, str]:
 
 async def logs_tail(args: argparse.Namespace) -> int:
     page = params.parse_page(_query(args))  # the API's validation: a bad filter is a clear refusal
-    async with open_store(settings_from_args(args)) as engine:
+    async with open_store(settings_from_args(args, store_only=True)) as engine:
         records = list(reversed((await query.list_logs(engine, page))["data"]))
         _print(records, args, header=True)
         seen = {r["id"] for r in records}
@@ -109,7 +111,7 @@ def _started_ms(record_id: str) -> int:
 
 
 async def logs_show(args: argparse.Namespace) -> int:
-    async with open_store(settings_from_args(args)) as engine:
+    async with open_store(settings_from_args(args, store_only=True)) as engine:
         record = await query.get_log(engine, args.id)
     if record is None:
         return fail(f"no request log record {args.id!r}", EXIT_REFUSED)

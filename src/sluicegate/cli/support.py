@@ -55,19 +55,24 @@ def store_options() -> argparse.ArgumentParser:
     return parent
 
 
-def settings_from_args(args: argparse.Namespace) -> Settings:
+def settings_from_args(args: argparse.Namespace, *, store_only: bool = False) -> Settings:
     """The settings of a management command: the gateway's store, never a new empty one by accident.
 
     With ``--data-dir`` or ``SLUICEGATE_DATA_DIR`` that directory is used (created if new: it was named).
     Otherwise the command looks for the gateway's ``.sluicegate`` in the current directory and its parents,
     so it finds the store of a gateway started with ``make serve`` from anywhere inside the clone, and
-    refuses, saying where it looked, when there is none.
+    refuses, saying where it looked, when there is none. ``store_only``: a command that reads the database
+    alone (the request log) needs no data directory when a database URL names the store.
     """
     settings = settings_from_env(
         data_dir=getattr(args, "data_dir", None), database_url=getattr(args, "database_url", None)
     )
     if getattr(args, "data_dir", None) is None and not os.environ.get(DATA_DIR_ENV):
-        settings = replace(settings, data_dir=find_data_dir(Path.cwd()))
+        try:
+            settings = replace(settings, data_dir=find_data_dir(Path.cwd()))
+        except StoreConfigError:
+            if not (store_only and settings.database_url):
+                raise
     return settings
 
 
