@@ -17,6 +17,7 @@ PARAMS = {
     "stop": ["\n", "END"],
     "messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}],
     "response_format": {"type": "json_object"},
+    "flags": [True, {"on": True}],
 }
 CONTEXT = {"metadata": METADATA, "params": PARAMS, "url": {"pathname": "/v1/chat/completions"}}
 
@@ -45,6 +46,11 @@ CONTEXT = {"metadata": METADATA, "params": PARAMS, "url": {"pathname": "/v1/chat
         ({"metadata.absent": {"$eq": "x"}}, False),
         ({"metadata.absent": {"$ne": "x"}}, True),  # missing is "not equal", as in OSS and MongoDB
         ({"params.response_format": {"$eq": {"type": "json_object"}}}, True),
+        # inside arrays and objects too, true is not 1 (Python's == says it is)
+        ({"params.flags": {"$eq": [True, {"on": True}]}}, True),
+        ({"params.flags": {"$eq": [1, {"on": True}]}}, False),
+        ({"params.flags": {"$eq": [True, {"on": 1}]}}, False),
+        ({"params.flags": [True]}, False),
         # ordering: parseFloat on both sides
         ({"metadata.tier": {"$gt": 9}}, True),
         ({"metadata.tier": {"$gt": "9"}}, True),
