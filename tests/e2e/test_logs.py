@@ -163,6 +163,20 @@ def test_nothing_is_relayed_after_the_stream_ended(logged_gateway, log_api, upst
     assert record["status"] == 200 and record["error"] is None and record["response_body"] == body.decode()
 
 
+def test_an_upstream_that_goes_on_after_its_end_is_let_go(logged_gateway, log_api, upstream):
+    # 1,000 events of 1 KB after the [DONE], 5 ms apart: read and dropped up to a bound, not for 5 s.
+    trace = new_trace()
+    late = {"choices": [{"index": 0, "delta": {"content": "x" * 1000}}]}
+    upstream.push(Reply(stream=[*chat_chunks("a b"), *[late] * 1000], chunk_interval=0.005))
+    started = time.monotonic()
+    with httpx.stream("POST", f"{logged_gateway.v1}/chat/completions",
+                      json={"model": "m", "messages": PROMPT, "stream": True},
+                      headers=direct(upstream, **{"x-portkey-trace-id": trace})) as response:
+        body = response.read()
+    assert body.rstrip().endswith(b"data: [DONE]") and time.monotonic() - started < 3.0
+    assert log_api.one(trace)["error"] is None
+
+
 def test_a_stream_that_breaks_after_it_started(logged_gateway, log_api, upstream):
     trace = new_trace()
     upstream.push(Reply(stream=chat_chunks("a b c d e f"), drop_after=4))

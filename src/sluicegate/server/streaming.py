@@ -26,6 +26,7 @@ from ..upstream.transport import TransportError, TransportTimeout
 from .native import NativeRequest
 
 LAST_WORDS_S = 0.5  # the longest a stream cut by shutdown waits to write its error event
+AFTER_END_BYTES = 64 * 1024  # what an upstream may send after its stream's end, read and dropped
 
 
 async def relay_stream(
@@ -76,8 +77,10 @@ async def _pump(
     a chunk before the client does, so that the record sealed before the last event includes it. Once the
     stream's end ([DONE], message_stop) is out (``end`` holds its verdict), the client has its whole answer:
     what the upstream sends after it is read to the upstream's end (its connection can then serve again) and
-    dropped, and the verdict stays the one sealed into the record.
+    dropped, at most ``AFTER_END_BYTES`` of it (then the connection is dropped instead), and the verdict
+    stays the one sealed into the record.
     """
+    after_end = 0
     while True:
         try:
             chunk = await upstream.read_chunk()
@@ -88,6 +91,9 @@ async def _pump(
         if not chunk:
             break
         if end is not None:
+            after_end += len(chunk)
+            if after_end > AFTER_END_BYTES:  # an upstream that goes on after its end: not read for ever
+                return end[0]
             continue
         out = decoder.relay(chunk)
         if out:
