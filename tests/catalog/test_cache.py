@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import select, update
@@ -12,7 +13,7 @@ from sluicegate.errors import BadRequest
 from sluicegate.settings import Settings
 from sluicegate.store import create_engine, polling
 from sluicegate.store.polling import VersionWatch
-from sluicegate.store.tables import provider_headers
+from sluicegate.store.tables import provider_headers, saved_configs
 from sluicegate.vault import Vault, encode_key, generate_key
 
 from .helpers import API_KEY, HOST, SECRET, new_provider
@@ -201,3 +202,19 @@ def test_every_catalog_spec_is_a_registry_spec() -> None:
     from sluicegate.providers import registry
 
     assert all(spec in registry.SPECS for spec in SPECS)
+
+
+async def test_a_saved_config_holding_a_credential_in_clear_is_named_once(engine, vault, catalog, caplog) -> None:
+    """Configs saved with a camelCase apiKey before either spelling was refused keep it in clear: the operator
+    is told which and where, once, never the value."""
+    await ConfigRepository(engine).add("clean", '{"provider": "openai"}')
+    async with engine.begin() as conn:  # as an older version stored it
+        await conn.execute(saved_configs.insert().values(
+            id="old", text='{"targets": [{"provider": "openai", "apiKey": "sk-old-secret-77"}]}', notes="",
+            workspace_id="ws-default", created_at=datetime.now(UTC), updated_at=datetime.now(UTC)))
+    with caplog.at_level(logging.WARNING, logger="sluicegate.catalog"):
+        await catalog.start()
+        await catalog.refresh()
+    said = [r.getMessage() for r in caplog.records if "in clear" in r.getMessage()]
+    assert len(said) == 1 and "saved config old holds a credential in clear at config.targets[0].apiKey" in said[0]
+    assert "sk-old-secret-77" not in caplog.text and catalog.saved_config("old") is not None  # still served

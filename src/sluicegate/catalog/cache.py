@@ -23,6 +23,7 @@ from ..store.polling import Follower
 from ..store.state import read_catalog_version
 from ..store.tables import CATALOG_STATE_ID, provider_headers, providers, saved_configs
 from ..vault import Vault, VaultError, provider_header_aad
+from .configs import stored_secret
 from .entries import ResolvedProvider, provider_not_found
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
@@ -150,6 +151,7 @@ class Catalog:
                 self._log.error("%s", CatalogKeyError(failures))
             self._failures = failures
             old = self._snapshot
+            self._warn_of_stored_secrets(old.configs, sealed.configs)
             if (
                 old.version == sealed.version
                 and dict(old.providers) == opened
@@ -166,6 +168,16 @@ class Catalog:
         return True
 
     # ----------------------------------------------------------------------------------------- internals
+
+    def _warn_of_stored_secrets(self, before: Mapping[str, str], now: Mapping[str, str]) -> None:
+        """Each saved config that holds a credential in clear, said once when it is loaded or changed (never
+        the value): the operator moves the credential to a catalog provider and saves the config again."""
+        for config_id, text in now.items():
+            if before.get(config_id) != text and (where := stored_secret(text)) is not None:
+                self._log.warning(
+                    "saved config %s holds a credential in clear at %s (saved before credentials in configs were "
+                    "refused): move it to a catalog provider's auth header and reference it as \"@slug\", then "
+                    "save the config again", config_id, where)
 
     async def follow(self, version: int) -> None:
         """The store's catalog version is ``version``: reload if it moved (or a provider failed to decrypt)."""

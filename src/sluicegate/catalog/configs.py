@@ -69,6 +69,15 @@ def inlined_secret(node: Any, path: str = "config") -> str | None:
     return None
 
 
+def stored_secret(text: str) -> str | None:
+    """The path of a credential in a stored config's text, if it holds one: configs saved before either
+    spelling was refused (``apiKey`` was taken until 2026-12-04) keep it in clear until they are changed."""
+    try:
+        return inlined_secret(orjson.loads(text))
+    except orjson.JSONDecodeError:
+        return None
+
+
 def _walk_slugs(node: Any) -> Iterator[str]:
     if isinstance(node, list):
         for item in node:
