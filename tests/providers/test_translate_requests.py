@@ -75,6 +75,22 @@ MESSAGES_TO_CHAT = [
             {"role": "user", "content": "Summarise."}]},
     ),
     (
+        "text before a tool result still follows it: a tool message must come right after the tool calls",
+        {"model": "m", "max_tokens": 8, "messages": [
+            {"role": "user", "content": "q"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "tu_1", "name": "t", "input": {}}]},
+            {"role": "user", "content": [
+                {"type": "text", "text": "note first"},
+                {"type": "tool_result", "tool_use_id": "tu_1", "content": "res"},
+                {"type": "text", "text": "and after"}]}]},
+        {"model": "m", "max_tokens": 8, "messages": [
+            {"role": "user", "content": "q"},
+            {"role": "assistant", "content": None, "tool_calls": [
+                {"id": "tu_1", "type": "function", "function": {"name": "t", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "tu_1", "content": "res"},
+            {"role": "user", "content": "note first\nand after"}]},
+    ),
+    (
         "tool_choice any is required, none is none; assistant of tool calls only has null content",
         {"model": "m", "max_tokens": 8, "tools": [{"name": "t", "input_schema": {"type": "object"}}],
          "tool_choice": {"type": "any"}, "messages": [

@@ -97,20 +97,12 @@ def _turn(message: object) -> list[dict[str, Any]]:
 
 
 def _user_turns(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Tool results become ``tool`` messages; other blocks a user message; the block order is kept."""
-    turns: list[dict[str, Any]] = []
-    parts: list[dict[str, Any]] = []
-    for block in blocks:
-        if block.get("type") == "tool_result":
-            if parts:
-                turns.append(_user_message(parts))
-                parts = []
-            turns.append(_tool_message(block))
-        else:
-            parts.append(_user_part(block))
-    if parts or not turns:
-        turns.append(_user_message(parts))
-    return turns
+    """Tool results become ``tool`` messages, in their order, then the other blocks one user message: a
+    ``tool`` message must follow the assistant's ``tool_calls`` at once (OpenAI-spec servers refuse a user
+    message between them), wherever the client put its text in the turn."""
+    tools = [_tool_message(block) for block in blocks if block.get("type") == "tool_result"]
+    parts = [_user_part(block) for block in blocks if block.get("type") != "tool_result"]
+    return [*tools, _user_message(parts)] if parts or not tools else tools
 
 
 def _user_message(parts: list[dict[str, Any]]) -> dict[str, Any]:
