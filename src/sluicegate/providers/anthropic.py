@@ -23,7 +23,8 @@ from .messages_over_chat import not_understood, parsed_json
 from .translate import TranslationError
 from .translate.chat_to_messages import chat_request_to_messages
 from .translate.errors import anthropic_error, anthropic_error_to_openai, error_message
-from .translate.messages_to_chat import message_to_chat_response
+from .translate.estimate import estimate_input_tokens
+from .translate.messages_to_chat import anthropic_usage_reported, message_to_chat_response
 from .translate.stream_messages_to_chat import MessagesToChatStream
 from .translated_streams import AnthropicRelay, MessagesToChatDecoder
 
@@ -77,12 +78,15 @@ _RELAY = MessagesRelay()  # stateless: one for every request
 class ChatOverMessages:
     """OpenAI in, Anthropic upstream, OpenAI out."""
 
-    __slots__ = ("_include_usage", "_model", "_origin")
+    __slots__ = ("_estimate", "_include_usage", "_max_tokens", "_measured", "_model", "_origin")
 
     def __init__(self, origin: Origin = NO_ORIGIN) -> None:
         self._origin = origin
         self._include_usage = False
         self._model = ""
+        self._estimate = 0  # the input tokens, estimated: what the answer says when the upstream reports none
+        self._max_tokens: int | None = None
+        self._measured: MeasuredUsage | None = None
 
     @property
     def completion_id(self) -> str:
@@ -91,6 +95,9 @@ class ChatOverMessages:
     def request_body(self, body: Mapping[str, Any] | None, raw: bytes, *, edited: bool) -> bytes:
         request = dict(body or {})
         messages = chat_request_to_messages(request)  # TranslationError: the caller answers 400
+        self._estimate = estimate_input_tokens(messages)
+        max_tokens = messages.get("max_tokens")
+        self._max_tokens = max_tokens if isinstance(max_tokens, int) and not isinstance(max_tokens, bool) else None
         options = request.get("stream_options")
         self._include_usage = isinstance(options, dict) and options.get("include_usage") is True
         self._model = str(request.get("model") or "")
@@ -101,9 +108,13 @@ class ChatOverMessages:
         if not isinstance(message, dict) or not isinstance(message.get("content"), list):
             raise not_understood("an Anthropic message")
         try:
-            chat = message_to_chat_response(message, completion_id=self.completion_id, created=self._origin.created)
+            chat = message_to_chat_response(message, completion_id=self.completion_id, created=self._origin.created,
+                                            estimated_input_tokens=self._estimate, max_tokens=self._max_tokens)
         except TranslationError as exc:
             raise not_understood("an Anthropic message", exc) from None
+        if not anthropic_usage_reported(message.get("usage")):  # the log marks the estimate as one
+            usage = chat["usage"]
+            self._measured = MeasuredUsage(usage["prompt_tokens"], usage["completion_tokens"], estimated=True)
         return orjson.dumps(chat)
 
     def error_body(self, status: int, raw: bytes, provider: str) -> dict[str, Any]:
@@ -114,13 +125,13 @@ class ChatOverMessages:
     def stream_decoder(self) -> MessagesToChatDecoder:
         return MessagesToChatDecoder(MessagesToChatStream(
             completion_id=self.completion_id, created=self._origin.created, model=self._model,
-            include_usage=self._include_usage))
+            include_usage=self._include_usage, estimated_input_tokens=self._estimate, max_tokens=self._max_tokens))
 
     def local_answer(self, body: Mapping[str, Any] | None) -> bytes | None:
         return None
 
     def measured_usage(self) -> MeasuredUsage | None:
-        return None  # the translated answer carries OpenAI usage: the log reads it there
+        return self._measured  # None when the upstream reported its usage: the log reads the answer's
 
 
 class AnthropicSpec:

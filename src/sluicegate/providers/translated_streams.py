@@ -207,7 +207,8 @@ class MessagesToChatDecoder(_Translated):
 
     def measured_usage(self) -> MeasuredUsage | None:
         usage = self._stream.usage
-        return MeasuredUsage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
+        return MeasuredUsage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0),
+                             estimated=not self._stream.usage_reported)
 
 
 _MESSAGE_EVENTS = frozenset({"content_block_start", "content_block_delta", "content_block_stop", "message_delta",

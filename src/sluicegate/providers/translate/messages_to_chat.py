@@ -8,7 +8,8 @@ from typing import Any
 
 import orjson
 
-from . import TranslationError, token_count
+from . import TranslationError, reported_count, token_count
+from .estimate import estimate_output_tokens
 from .shapes import as_object, as_text
 
 TEXT_JOIN = "\n"  # between text blocks folded into one OpenAI string
@@ -211,8 +212,12 @@ def _tool_choice(choice: object, has_tools: bool) -> dict[str, Any]:
     return mapped
 
 
-def message_to_chat_response(message: dict[str, Any], *, completion_id: str, created: int) -> dict[str, Any]:
-    """An Anthropic Message (a ``/v1/messages`` response) as a Chat Completion."""
+def message_to_chat_response(message: dict[str, Any], *, completion_id: str, created: int,
+                             estimated_input_tokens: int | None = None, max_tokens: int | None = None,
+                             ) -> dict[str, Any]:
+    """An Anthropic Message (a ``/v1/messages`` response) as a Chat Completion. Counts the upstream did not
+    report are estimated: ``estimated_input_tokens``, and the output from what it generated (at most
+    ``max_tokens``)."""
     if not isinstance(message, dict) or not isinstance(message.get("content"), list):
         raise TranslationError("upstream message: content list missing")
     texts: list[str] = []
@@ -228,14 +233,22 @@ def message_to_chat_response(message: dict[str, Any], *, completion_id: str, cre
     if calls:
         reply["tool_calls"] = calls
     finish = "tool_calls" if calls else finish_reason(message.get("stop_reason"))
+    generated = sum(map(len, texts)) + sum(len(call["function"]["arguments"]) for call in calls)
     return {
         "id": completion_id,
         "object": "chat.completion",
         "created": created,
         "model": as_text(message.get("model")),
         "choices": [{"index": 0, "message": reply, "logprobs": None, "finish_reason": finish}],
-        "usage": chat_usage(message.get("usage")),
+        "usage": chat_usage(message.get("usage"), estimated_input_tokens=estimated_input_tokens,
+                            estimated_output_tokens=estimate_output_tokens(generated, max_tokens)),
     }
+
+
+def anthropic_usage_reported(usage: object) -> bool:
+    """Did an Anthropic upstream report both counts, each a real one (else ``chat_usage`` estimated some)?"""
+    return (isinstance(usage, dict) and reported_count(usage.get("input_tokens")) is not None
+            and reported_count(usage.get("output_tokens")) is not None)
 
 
 def finish_reason(stop_reason: object) -> str:
@@ -243,11 +256,19 @@ def finish_reason(stop_reason: object) -> str:
     return FINISH_REASON_BY_STOP_REASON.get(stop_reason, "stop") if isinstance(stop_reason, str) else "stop"
 
 
-def chat_usage(usage: object) -> dict[str, Any]:
+def chat_usage(usage: object, *, estimated_input_tokens: int | None = None,
+               estimated_output_tokens: int = 0) -> dict[str, Any]:
     """Anthropic usage as OpenAI usage: prompt tokens include cache reads and writes, as OpenAI's do;
-    the cache counts stay visible in ``prompt_tokens_details`` and Anthropic's own two fields."""
+    the cache counts stay visible in ``prompt_tokens_details`` and Anthropic's own two fields. A count the
+    upstream did not report is the estimate given (a client, a budget or a cost reading 0 would take the
+    reply as free)."""
     usage = usage if isinstance(usage, dict) else {}
-    fresh, output = token_count(usage.get("input_tokens")), token_count(usage.get("output_tokens"))
+    fresh = reported_count(usage.get("input_tokens"))
+    if fresh is None:
+        fresh = max(estimated_input_tokens or 0, 0)
+    output = reported_count(usage.get("output_tokens"))
+    if output is None:
+        output = max(estimated_output_tokens, 0)
     read = token_count(usage.get("cache_read_input_tokens"))
     written = token_count(usage.get("cache_creation_input_tokens"))
     prompt = fresh + read + written

@@ -14,8 +14,9 @@ from typing import Any
 import orjson
 
 from .errors import OPENAI_TYPE_BY_ANTHROPIC_TYPE, error_message
+from .estimate import estimate_output_tokens
 from .frames import DONE_FRAME, openai_frame
-from .messages_to_chat import chat_usage, finish_reason
+from .messages_to_chat import anthropic_usage_reported, chat_usage, finish_reason
 from .shapes import as_object, as_text
 
 
@@ -27,8 +28,11 @@ class MessagesToChatStream:
     ``include_usage`` mirrors the client's ``stream_options.include_usage``.
     """
 
-    def __init__(self, *, completion_id: str, created: int, model: str = "", include_usage: bool = False) -> None:
+    def __init__(self, *, completion_id: str, created: int, model: str = "", include_usage: bool = False,
+                 estimated_input_tokens: int | None = None, max_tokens: int | None = None) -> None:
         self._id, self._created, self._model, self._include_usage = completion_id, created, model, include_usage
+        self._estimated_input_tokens, self._max_tokens = estimated_input_tokens, max_tokens
+        self._generated = 0  # characters of text and tool arguments: the output estimate without usage
         self.started = self.closed = False
         self._tool_by_block: dict[int, int] = {}
         self._without_arguments: set[int] = set()  # tool blocks that have sent no argument text yet
@@ -37,8 +41,13 @@ class MessagesToChatStream:
 
     @property
     def usage(self) -> dict[str, Any]:
-        """OpenAI usage so far, for the request log."""
-        return chat_usage(self._usage)
+        """OpenAI usage so far, for the request log (counts the upstream did not report: estimated)."""
+        return chat_usage(self._usage, estimated_input_tokens=self._estimated_input_tokens,
+                          estimated_output_tokens=estimate_output_tokens(self._generated, self._max_tokens))
+
+    @property
+    def usage_reported(self) -> bool:
+        return anthropic_usage_reported(self._usage)
 
     def feed(self, event: object) -> list[bytes]:
         if self.closed or not isinstance(event, dict):
@@ -89,11 +98,13 @@ class MessagesToChatStream:
     def _on_block_delta(self, event: dict[str, Any]) -> list[bytes]:
         delta = as_object(event.get("delta"))
         if delta.get("type") == "text_delta" and as_text(delta.get("text")):
+            self._generated += len(delta["text"])
             return [self._chunk({"content": delta["text"]})]
         index = event.get("index")
         position = self._tool_by_block.get(index) if isinstance(index, int) else None
         if delta.get("type") == "input_json_delta" and as_text(delta.get("partial_json")) and position is not None:
             self._without_arguments.discard(index)
+            self._generated += len(delta["partial_json"])
             call = {"index": position, "function": {"arguments": delta["partial_json"]}}
             return [self._chunk({"tool_calls": [call]})]
         return []
