@@ -186,3 +186,40 @@ def test_a_field_of_another_json_type_is_a_400_not_a_crash(raw: dict[str, object
     with pytest.raises(LimitError) as caught:
         parse_limits(raw)
     assert caught.value.status == 400
+
+
+class _EveryProviderLimited:
+    """Facts in which every catalog provider has limits, and nothing else does."""
+
+    def key_limits(self, key_id: str) -> None:
+        return None
+
+    def workspace_limits(self, workspace_id: str) -> None:
+        return None
+
+    def provider_limits(self, slug: str) -> object:
+        return object()
+
+    def price(self, slug: str | None, model: str | None) -> None:
+        return None
+
+
+@pytest.mark.parametrize(("headers", "model", "config", "reached"), [
+    # The header's provider serves, as routing picks it: the model's "@pb/" was charged instead (another
+    # workspace's provider, never sent to).
+    ({"x-portkey-provider": "@pa"}, "@pb/m1", None, "pa"),
+    ({"x-portkey-provider": "openai", "x-portkey-custom-host": "http://127.0.0.1:9/v1"}, "@pb/m1", None, None),
+    ({}, "@pb/m1", None, "pb"),  # no provider besides the model's: the model's serves
+    ({}, "@pb/m1", {"provider": "@pa"}, "pa"),  # a config's target names its own
+    ({"x-portkey-provider": "@pa"}, "m1", {"retry": {"attempts": 1}}, "pa"),  # a target without one: the header's
+])
+def test_the_limits_are_those_of_the_provider_routing_reaches(headers, model, config, reached) -> None:
+    from sluicegate.pipeline import RequestState
+    from sluicegate.pipeline.limit import LimitStep
+    from tests.inprocess import call
+    from tests.inprocess import config as parsed
+
+    state = RequestState(call(headers, {"model": model, "messages": [{"role": "user", "content": "hi"}]}))
+    state.root = parsed(config) if config is not None else None
+    subjects, slug, _ = LimitStep(None, _EveryProviderLimited()).subjects(state)  # type: ignore[arg-type]
+    assert slug == reached and [s.id for s in subjects] == ([reached] if reached else [])

@@ -48,11 +48,14 @@ class LimitStep:
             found.append(Subject("key", ctx.api_key_id, limits))
         if ctx.workspace_id and (limits := self._facts.workspace_limits(ctx.workspace_id)) is not None:
             found.append(Subject("workspace", ctx.workspace_id, limits))
-        named = call.model_slug or ctx.provider  # "@slug" (a catalog provider) or a provider id
-        slug = named[1:] if named and named.startswith("@") else None
-        model = None
-        if slug is None and state.root is not None:
-            slug, model = only_catalog_target(state.root)
+        # What a target without a provider of its own reaches, by routing's rule (prepare.py): the header's
+        # provider before the model's "@slug/" (the model's came first here, and a key spent another workspace's
+        # provider limits by naming its slug in a model its request never sent there).
+        fallback = ctx.provider or call.model_slug
+        if state.root is not None:
+            slug, model = only_catalog_target(state.root, fallback)
+        else:
+            slug, model = (fallback[1:] if fallback and fallback.startswith("@") else None), None
         if slug and (limits := self._facts.provider_limits(slug)) is not None:
             found.append(Subject("provider", slug, limits))
         return found, slug, model
@@ -75,12 +78,13 @@ class LimitStep:
         return outcome
 
 
-def only_catalog_target(root: Node) -> tuple[str | None, str | None]:
-    """The catalog provider (slug) every target of a config tree names, and the model when the tree is
-    one target that sets it; (None, None) when targets differ: which one serves is known only at dispatch,
-    which checks each attempt's provider limits (limits/attempts.py)."""
+def only_catalog_target(root: Node, fallback: str | None = None) -> tuple[str | None, str | None]:
+    """The catalog provider (slug) every target of a config tree reaches (``fallback``: what a target without
+    a provider reaches), and the model when the tree is one target that sets it; (None, None) when targets
+    differ: which one serves is known only at dispatch, which checks each attempt's provider limits
+    (limits/attempts.py)."""
     targets = [root] if isinstance(root, Target) else list(leaves(root))  # one target: the usual tree
-    providers = {target.provider for target in targets}
+    providers = {target.provider or fallback for target in targets}
     if len(providers) != 1:
         return None, None
     (provider,) = providers
