@@ -125,6 +125,30 @@ def test_allowed_counterparts(scene: Scene) -> None:
         assert response.status_code == 200, (name, extra, response.text)
 
 
+PASSTHROUGH_MODELS = [  # (path, raw body, status, words): a key allowed model m1 only, on passthrough paths
+    ("/responses", b'{"model":"m2","input":"hi"}', 403, "'m2'"),  # the provider's default model was checked
+    ("/chat%2Fcompletions", b'{"model":"m2","messages":[]}', 403, "'m2'"),
+    ("/responses", b'{"model":"m2","model":"m1"}', 200, ""),  # the last one counts, and goes upstream alone
+    ("/responses", b'{"model":"m1","model":"m2"}', 403, "'m2'"),
+    ("/responses", b"model=m2", 403, "a request with a body must send a JSON object"),
+    ("/responses", b'{"model":["m1"]}', 400, "'model' must be a string"),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "status", "words"), PASSTHROUGH_MODELS, ids=[f"{p} {b!r}" for p, b, _, _ in
+                                                                                      PASSTHROUGH_MODELS])
+def test_a_key_s_models_hold_on_passthrough_paths(scene: Scene, path: str, body: bytes, status: int, words: str):
+    before = len(scene.upstream.received)
+    response = httpx.post(f"{scene.gateway.v1}{path}", content=body, timeout=30, headers={
+        "x-portkey-provider": "@a-llm", "x-portkey-api-key": scene.secret("only-m1"),
+        "content-type": "application/json"})
+    assert response.status_code == status and words in response.text, response.text
+    if status == 200:
+        assert scene.upstream.received[-1].body == b'{"model":"m1"}'
+    else:
+        assert len(scene.upstream.received) == before
+
+
 def test_admin_token_is_an_organisation_key(scene: Scene) -> None:
     response = _post(scene, {"x-portkey-provider": "@b-llm", "x-portkey-api-key": ADMIN_TOKEN})
     assert response.status_code == 200, response.text

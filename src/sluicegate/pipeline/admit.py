@@ -12,11 +12,14 @@ from __future__ import annotations
 
 from typing import Protocol
 
+import orjson
+
 from ..access import policy
 from ..access.mode import OFF, Requirement
 from ..access.model import INFERENCE_SCOPE, Principal
 from ..access.registry import AccessRegistry
 from ..errors import BadRequest, Unauthorized
+from ..jsontext import writable_json
 from ..types import Call, Outcome
 from .core import Next, RequestState
 
@@ -102,11 +105,33 @@ class Authorize:
                 policy.check_provider(principal, provider[1:], workspace)
         else:
             policy.check_direct(principal, provider)
+        restricted = any(p.models is not None for p in (principal.permissions, principal.workspace_permissions))
         if not isinstance(model, str):
-            model = call.model or (call.json or {}).get("model") or default_model
+            if call.json is None and call.body and restricted:  # a passthrough path: /v1/responses, /v1/chat%2F…
+                model = _passthrough_model(call)
+            model = model or call.model or (call.json or {}).get("model") or default_model
         if isinstance(model, str):
             policy.check_model(principal, model)
-        elif any(p.models is not None for p in (principal.permissions, principal.workspace_permissions)):
+        elif restricted:
             raise policy.Forbidden("This API key may only use the models it is allowed: name one in 'model'")
+
+
+def _passthrough_model(call: Call) -> str | None:
+    """The model a passthrough body names, for a key allowed only some models. The body must be a JSON object
+    (one the gateway cannot read could name any model), and it goes upstream as parsed, so the upstream acts
+    on the model checked (a second "model" key cannot hide another). The provider's default model was
+    checked instead, and the body's went upstream unchecked."""
+    try:
+        body = writable_json(call.body)
+    except orjson.JSONDecodeError:
+        body = None
+    if not isinstance(body, dict):
+        raise policy.Forbidden("This API key may only use the models it is allowed: a request with a body must "
+                               "send a JSON object naming one in 'model'")
+    model = body.get("model")
+    if model is not None and not isinstance(model, str):
+        raise BadRequest("'model' must be a string")
+    call.body = orjson.dumps(body)
+    return model
 
 
