@@ -795,3 +795,41 @@ def test_an_integration_is_refused_when_made_with_what_cannot_become_a_provider(
     listed = httpx.get(url, headers=AUTH, timeout=10).json()["data"]
     assert "refused-int" not in {i["slug"] for i in listed}
     assert all(i["name"] in ("checked-int",) for i in listed if i["slug"] == "checked-int")
+
+
+def test_a_revoked_key_comes_back_only_as_a_key_its_caller_could_make(gateway: GatewayProcess,
+                                                                      manager: dict[str, str]) -> None:
+    """A key with only '*_api_keys.update' made a revoked key with wider scopes active again, and a deleted
+    workspace's revoked key came back free of its workspace's permissions and limits."""
+    powerful = _key({"name": "powerful", "workspace_id": "default", "scopes": ["providers.list", "logs.list"]})
+    key_url = f"{gateway.url}/admin/api/api-keys/{powerful.json()['id']}"
+    assert httpx.delete(key_url, headers=AUTH, timeout=10).status_code == 200
+    back = httpx.put(key_url, headers={"authorization": f"Bearer {manager['key']}"}, json={"status": "active"},
+                     timeout=10)
+    assert back.status_code == 403 and "cannot grant scopes it does not hold" in back.json()["message"], back.text
+    assert httpx.get(key_url, headers=AUTH, timeout=10).json()["status"] == "revoked"
+
+    space = httpx.post(f"{gateway.url}/admin/api/workspaces", headers=AUTH, json={"name": "Gone soon"}).json()
+    doomed = _key({"name": "doomed", "workspace_id": space["id"]}).json()
+    doomed_url = f"{gateway.url}/admin/api/api-keys/{doomed['id']}"
+    assert httpx.delete(doomed_url, headers=AUTH, timeout=10).status_code == 200
+    assert httpx.delete(f"{gateway.url}/admin/api/workspaces/{space['id']}", headers=AUTH).status_code == 200
+    again = httpx.put(doomed_url, headers=AUTH, json={"status": "active"}, timeout=10)
+    assert again.status_code == 409 and "which was deleted" in again.json()["message"], again.text
+
+
+def test_a_key_lists_the_key_types_it_may_list_and_learns_nothing_of_other_workspaces(
+        gateway: GatewayProcess, admin: Portkey) -> None:
+    other = admin.admin.workspaces.create(name="Listed Other")
+    _key({"name": "svc", "workspace_id": "default"})
+    _key({"name": "usr", "workspace_id": "default"}, path="/admin/api/api-keys/workspace/user")
+    reader = _key({"name": "reader", "workspace_id": "default", "scopes": ["workspace_user_api_keys.list"]}).json()
+    auth = {"authorization": f"Bearer {reader['key']}"}
+    for path in ("/admin/api/api-keys", "/v1/api-keys"):
+        listed = httpx.get(f"{gateway.url}{path}", headers=auth, timeout=10).json()["data"]
+        assert listed and {k["sub_type"] for k in listed} == {"user"}, listed  # every type came back
+    answers = {ref: httpx.get(f"{gateway.url}/v1/api-keys", params={"workspace_id": ref}, headers=auth, timeout=10)
+               for ref in (other.id, other.slug, "no-such-workspace")}
+    assert {(a.status_code, a.json()["message"]) for a in answers.values()} == {
+        (403, "This API key may only act on its own workspace")}  # one answer: no oracle of what exists
+    assert httpx.get(f"{gateway.url}/v1/api-keys", params={"workspace_id": "default"}, headers=auth).status_code == 200

@@ -13,22 +13,16 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from ..access.model import KEY_TYPES, SUB_TYPES, Principal
+from ..access.model import KEY_TYPES, SUB_TYPES
 from ..access.workspaces import resolve_workspace_id
 from ..errors import BadRequest, LimitsUnavailable
 from ..limits.checks import Subject
-from ..server.access_admin import ACCESS_ADMIN, key_scope
+from ..server.access_admin import ACCESS_ADMIN, key_scope, lists_key
 from ..server.appkeys import GATEWAY
 from .guard import Forbidden, current_principal
 
 LIST_SCOPES = tuple(key_scope(t, s, "list") for t in KEY_TYPES for s in SUB_TYPES)
 QUERY = frozenset({"workspace_id"})
-
-
-def visible(caller: Principal, key: dict[str, Any]) -> bool:
-    """A key the caller may list: its workspace's (or any, organisation-wide) and of a type it may list."""
-    return caller.sees_workspace(key["workspace_id"]) and caller.has_scope(
-        key_scope(key["key_type"], key["sub_type"], "list"))
 
 
 async def list_keys(request: web.Request) -> web.Response:
@@ -41,7 +35,7 @@ async def list_keys(request: web.Request) -> web.Response:
     admin = request.config_dict[ACCESS_ADMIN]
     asked = request.query.get("workspace_id")
     workspace = caller.workspace_id or (await resolve_workspace_id(admin.engine, asked) if asked else None)
-    keys = [key for key in await admin.keys.list(workspace_id=workspace) if visible(caller, key)]
+    keys = [key for key in await admin.keys.list(workspace_id=workspace) if lists_key(caller, key)]
     return web.Response(body=orjson.dumps({"object": "list", "total": len(keys),
                                            "data": [await _with_usage(request, key) for key in keys]}),
                         content_type="application/json")

@@ -31,8 +31,8 @@ from ..access.keys import KeyRepository, parse_expiry
 from ..access.model import DEFAULT_SCOPES, Permissions, Principal, validate_scopes
 from ..access.policy import Forbidden, require_scope
 from ..access.registry import AccessRegistry
-from ..access.workspaces import WorkspaceRepository, resolve_workspace_id
-from ..errors import BadRequest
+from ..access.workspaces import Missing, WorkspaceRepository, resolve_workspace_id
+from ..errors import BadRequest, Conflict
 from ..jsontext import stored_json_object
 from . import limits_admin
 from .bodies import read_at_most
@@ -178,6 +178,22 @@ def key_scope(key_type: str, sub_type: str, action: str) -> str:
     return f"{key_type}_{sub_type}_api_keys.{action}"
 
 
+def lists_key(caller: Principal, key: dict[str, Any]) -> bool:
+    """A key the caller may list: its workspace's (or any, organisation-wide) and of a type it may list (a
+    caller with one '*_api_keys.list' scope saw every type)."""
+    return caller.sees_workspace(key["workspace_id"]) and caller.has_scope(
+        key_scope(key["key_type"], key["sub_type"], "list"))
+
+
+async def _own_workspace_named(request: web.Request, caller: Principal, asked: Any) -> None:
+    """For a workspace key, ``asked`` must name its own workspace (by id or slug): any other, existing or not,
+    is the same 403, so that the answer says nothing of other workspaces (a 404 told which do not exist)."""
+    if asked is None or caller.workspace_id is None or asked == caller.workspace_id:
+        return
+    if asked != (await _admin(request).workspaces.get(caller.workspace_id))["slug"]:
+        raise Forbidden("This API key may only act on its own workspace")
+
+
 def _may_list_keys(caller: Principal) -> bool:
     return any(caller.has_scope(key_scope(t, s, "list")) for t in ("organisation", "workspace")
                for s in ("service", "user"))
@@ -194,10 +210,7 @@ async def create_key(request: web.Request) -> web.Response:
     if caller.workspace_id is not None:
         if key_type == "organisation":
             raise Forbidden("A workspace API key cannot create organisation keys")
-        asked = body.get("workspace_id")
-        if asked is not None and await resolve_workspace_id(_admin(request).engine, asked) \
-                != caller.workspace_id:
-            raise Forbidden("This API key may only act on its own workspace")
+        await _own_workspace_named(request, caller, body.get("workspace_id"))
         body["workspace_id"] = caller.workspace_id
     scopes = body.get("scopes")
     _no_escalation(caller, list(DEFAULT_SCOPES) if scopes is None else scopes)  # the default is granted too
@@ -240,10 +253,10 @@ async def list_keys(request: web.Request) -> web.Response:
     query = checked_query(request, ("workspace_id", *SNAKE_PAGING.names))
     asked = query.get("workspace_id")
     admin = _admin(request)
-    workspace = await resolve_workspace_id(admin.engine, asked) if asked else None
-    if caller.workspace_id is not None:
-        workspace = caller.workspace_id
-    return _json(SNAKE_PAGING.listing(query, await admin.keys.list(workspace_id=workspace)))
+    await _own_workspace_named(request, caller, asked)
+    workspace = caller.workspace_id or (await resolve_workspace_id(admin.engine, asked) if asked else None)
+    keys = [key for key in await admin.keys.list(workspace_id=workspace) if lists_key(caller, key)]
+    return _json(SNAKE_PAGING.listing(query, keys))
 
 
 async def _own_key(request: web.Request, action: str) -> tuple[Principal, dict[str, Any]]:
@@ -263,8 +276,11 @@ async def update_key(request: web.Request) -> web.Response:
     body = await body_of(request)
     body.pop("id", None)
     asked = body.pop("workspace_id", None)  # it was ignored without a word
+    await _own_workspace_named(request, caller, asked)
     if asked is not None and await resolve_workspace_id(_admin(request).engine, asked) != view["workspace_id"]:
         raise BadRequest("workspace_id: a key stays in the workspace it was made in (make a new key there)")
+    if body.get("status") == "active" and view["status"] != "active":
+        await _reactivatable(request, caller, view, body)
     _no_escalation(caller, body.get("scopes"))
     await _no_wider_key(request, caller, body, creating=False)
     limits = limits_admin.split(request, "key", body)
@@ -274,6 +290,23 @@ async def update_key(request: web.Request) -> web.Response:
     await limits_admin.save(request, "key", view["id"], limits)
     await _written(request)
     return _json(await limits_admin.shown(request, "key", updated))
+
+
+async def _reactivatable(request: web.Request, caller: Principal, view: dict[str, Any], body: dict[str, Any]) -> None:
+    """A revoked key made active again is a key given anew: by a caller who could make it as it will be (its
+    scopes, permissions and expiry, as changed by ``body``), in a workspace that still exists. A key with
+    only '*_api_keys.update' handed a revoked key's wider scopes back; a deleted workspace's key came back
+    with none of its workspace's permissions and limits."""
+    _no_escalation(caller, body.get("scopes", view["scopes"]))
+    effective = {"permissions": body.get("permissions", view["permissions"]),
+                 "expires_at": body.get("expires_at", view["expires_at"])}
+    await _no_wider_key(request, caller, effective, creating=True)
+    if view["workspace_id"] is not None:
+        try:
+            await _admin(request).workspaces.get(view["workspace_id"])
+        except Missing:
+            raise Conflict(f"API key {view['id']} belonged to workspace {view['workspace_id']}, which was deleted: "
+                           "it cannot be made active again (make a new key in another workspace)") from None
 
 
 async def delete_key(request: web.Request) -> web.Response:
