@@ -102,12 +102,25 @@ async def test_a_monthly_budget_resets_at_the_utc_boundary_and_by_hand(counters:
     await store.settle(c, "a", [1.5])
     refused = await store.admit(c, "b")
     assert not refused.admitted and refused.reset_ms[0] == 60_000  # 23:59 on March 31st
+    assert await store.used(c[0]) == pytest.approx(1.5)
     clock.now += 60_000
+    assert await store.used(c[0]) == 0  # April's usage, before any request: Redis showed March's
     assert (await store.admit(c, "b")).admitted
     await store.settle(c, "b", [1.5])
     assert not (await store.admit(c, "c")).admitted
     await store.reset("key:ak-1:")
     assert (await store.admit(c, "c")).admitted
+
+
+async def test_a_cost_budget_admits_what_fits_it_despite_float_rounding(counters: tuple[Counters, Clock]) -> None:
+    # 0.1 + 0.1 is 0.2, and 0.2 + 0.1 is 0.30000000000000004: the third request of 0.1 was refused by a
+    # budget of 0.3, with "0.1 left, this request reserves up to 0.1".
+    store, _ = counters
+    c = checks({"usage_limits": {"type": "cost", "credit_limit": 0.3}}, cost=0.1)
+    for rid in ("a", "b", "c"):
+        assert (await store.admit(c, rid)).admitted, rid
+        await store.settle(c, rid, [0.1])
+    assert not (await store.admit(c, "d")).admitted
 
 
 async def test_token_rate_limits_count_the_settled_usage(counters: tuple[Counters, Clock]) -> None:
@@ -150,6 +163,8 @@ async def test_redis_down_is_an_error_at_once_and_up_again_resumes(private_redis
     with pytest.raises(StoreUnavailable, match="Redis"):
         await store.admit(c, "b")
     assert time.monotonic() - started < 2  # no hang: one short timeout, no retries
+    with pytest.raises(StoreUnavailable, match="Redis"):  # reading a budget's use was a 500 (a redis error)
+        await store.used(checks({"usage_limits": {"type": "tokens", "credit_limit": 10}})[0])
     private_redis.start()  # same port, empty (no persistence): counting starts again
     verdicts = [await store.admit(c, f"c{i}") for i in range(4)]
     assert [v.admitted for v in verdicts] == [True, True, True, False]

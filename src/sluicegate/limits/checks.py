@@ -40,6 +40,13 @@ class Check:
     alert: float | None = None  # BUDGET: alert threshold
 
 
+def over(total: float, limit: float) -> bool:
+    """Is ``total`` beyond ``limit``, by more than a float's rounding? Costs are sums of binary fractions:
+    0.1 + 0.1 + 0.1 is 0.30000000000000004, and a cost budget of 0.3 refused a third request of 0.1 that
+    fits it. The same test runs in the Redis script (script.lua)."""
+    return total - limit > 1e-9 * max(1.0, abs(limit))
+
+
 @dataclass(frozen=True, slots=True)
 class Estimate:
     tokens: int

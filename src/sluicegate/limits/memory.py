@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .backend import DEFAULT_TTL_MS, Alert, Verdict
-from .checks import RATE, Check
+from .checks import RATE, Check, over
 from .periods import period_end_ms, period_id
 
 
@@ -112,7 +112,7 @@ class MemoryCounters:
         now = self._clock()
         states = [self._state(check, now) for check in checks]
         for i, (check, (taken, _)) in enumerate(zip(checks, states, strict=True)):
-            if taken + check.amount > check.limit:
+            if over(taken + check.amount, check.limit):
                 return Verdict(i, tuple(max(0.0, c.limit - t) for c, (t, _) in zip(checks, states, strict=True)),
                                tuple(r for _, r in states))
         for check in checks:

@@ -15,6 +15,7 @@ script's admit writes entries keyed by the request id, so one whose first reply 
 from __future__ import annotations
 
 import hashlib
+import time
 from importlib import resources
 from typing import Any
 
@@ -22,7 +23,7 @@ from hiredis import ReplyError
 
 from .backend import DEFAULT_TTL_MS, Alert, StoreUnavailable, Verdict
 from .checks import BUDGET, RATE, Check
-from .periods import period_end_ms
+from .periods import period_end_ms, period_id
 from .redis_channel import ChannelBroken, RedisChannel
 
 SCRIPT = resources.files(__package__).joinpath("script.lua").read_text()
@@ -162,8 +163,19 @@ class RedisCounters:
             raise StoreUnavailable(f"the limits store (Redis) is unreachable: {type(exc).__name__}") from None
 
     async def used(self, check: Check) -> float:
-        value = await self._redis.hget(self._prefix + check.key + ":st", "used")
-        return float(value or 0)
+        """The budget's usage this period: what was stored in an earlier one is 0 now (the next admission
+        starts the period from 0), read by the same rule as the script's."""
+        from redis.exceptions import RedisError
+
+        try:
+            period, used = await self._redis.hmget(self._prefix + check.key + ":st", ["period", "used"])
+        except (RedisError, OSError) as exc:  # as for admit and reset: a 503, never a 500
+            raise StoreUnavailable(f"the limits store (Redis) is unreachable: {type(exc).__name__}") from None
+        now = self._now()
+        now_ms = now if now is not None else int(time.time() * 1000)
+        if period is None or int(period) != period_id(now_ms, check.reset):
+            return 0.0
+        return float(used or 0)
 
     async def close(self) -> None:
         await self._channel.close()

@@ -127,7 +127,8 @@ if op == 'admit' then
     end
     out[#out + 1] = tostring(taken)
     out[#out + 1] = oldest
-    if failed == 0 and taken + amount > limit then failed = i end
+    -- over, as checks.over says: beyond the limit by more than a float's rounding (0.1 + 0.2 fits 0.3)
+    if failed == 0 and taken + amount - limit > 1e-9 * math.max(1, math.abs(limit)) then failed = i end
   end
   out[1] = failed
   if failed > 0 then return out end
