@@ -209,3 +209,19 @@ def test_a_model_of_another_type_is_not_relayed() -> None:
     translated = chat_response_to_message({**chat({"content": "hi"}, "stop"), "model": ["x"]}, message_id="msg_2")
     assert translated["model"] == ""
     anthropic.types.Message.model_validate(translated)
+
+
+def test_tool_arguments_nested_deeper_than_the_gateway_writes_are_kept_raw():
+    """orjson reads 1,024 levels and writes 254: arguments 300 deep were read, then could not be written back
+    (a 500, or a stream cut without its error event)."""
+    import orjson
+
+    from sluicegate.providers.translate.chat_to_messages import tool_input
+
+    deep = "1"
+    for _ in range(300):
+        deep = '{"a":' + deep + "}"
+    assert tool_input(deep) == {"_raw": deep}
+    orjson.dumps(tool_input(deep))  # writable
+    shallow = '{"a":{"b":[1,2]}}'
+    assert tool_input(shallow) == {"a": {"b": [1, 2]}}

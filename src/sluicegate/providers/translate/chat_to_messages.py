@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from ...jsontext import writable_json
 from . import TranslationError, reported_count, token_count
 from .estimate import estimate_output_tokens
 from .shapes import as_object, as_text
@@ -170,11 +171,13 @@ def _assistant_blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
 
 def tool_input(arguments: str) -> dict[str, Any]:
     """Tool-call arguments (a JSON text) as a tool_use ``input`` object. Empty arguments are ``{}``;
-    anything that is not a JSON object is kept whole as ``{"_raw": arguments}``, so nothing is lost."""
+    anything that is not a JSON object is kept whole as ``{"_raw": arguments}``, so nothing is lost. So is
+    an object nested deeper than the gateway can write back (``writable_json``): read, it became a 500,
+    or a stream cut without its error event."""
     if not arguments.strip():
         return {}
     try:
-        parsed = orjson.loads(arguments)
+        parsed = writable_json(arguments.encode("utf-8", "surrogatepass"))
     except orjson.JSONDecodeError:
         return {"_raw": arguments}
     return parsed if isinstance(parsed, dict) else {"_raw": arguments}
