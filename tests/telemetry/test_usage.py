@@ -121,3 +121,22 @@ def test_an_anthropic_stream_s_usage_is_read_from_its_start_and_its_last_delta()
     assert usage.from_stream(head, tail, whole=False) == usage.Answer(Usage(25, 7, 32), "claude-x")
     odd = head.replace(b'"model":"claude-x"', b'"model":5')
     assert usage.from_stream(odd, b"", whole=False) == usage.Answer(Usage(25, 1, 26), None)
+
+
+ANTHROPIC_USAGE = {"input_tokens": 9, "output_tokens": 4, "cache_read_input_tokens": 100,
+                   "cache_creation_input_tokens": 50}
+
+
+def test_anthropic_usage_counts_the_cache_s_reads_and_writes_as_prompt_tokens():
+    """A relayed /v1/messages answer logged 9 prompt tokens, its stream 109 or 9, and the same answer
+    translated to chat completions 159: one count now, the translation's."""
+    assert usage.usage_of(ANTHROPIC_USAGE) == Usage(159, 4, 163)
+    assert usage.usage_of({"prompt_tokens": 159, "completion_tokens": 4, "cache_read_input_tokens": 100}) == Usage(
+        159, 4, 163)  # OpenAI's prompt tokens hold the cache already: not added twice
+    start = (b'event: message_start\ndata: {"type":"message_start","message":{"model":"c","usage":'
+             + orjson.dumps({**ANTHROPIC_USAGE, "output_tokens": 1}) + b'}}\n\n')
+    later = b'event: message_delta\ndata: {"type":"message_delta","usage":{"output_tokens":4}}\n\n'
+    assert usage.from_stream(start, later, whole=False).usage == Usage(159, 4, 163)
+    every = (b'event: message_delta\ndata: {"type":"message_delta","usage":' + orjson.dumps(ANTHROPIC_USAGE)
+             + b"}\n\n")  # the current API repeats every count in message_delta
+    assert usage.from_stream(start, every, whole=False).usage == Usage(159, 4, 163)

@@ -36,10 +36,18 @@ NO_ANSWER = Answer(None, None)
 
 
 def usage_of(value: Any) -> Usage | None:
-    """OpenAI's ``usage`` (or Anthropic's input/output names, seen on passthrough routes)."""
+    """OpenAI's ``usage``, or Anthropic's (a relayed ``/v1/messages`` answer, a passthrough), whose prompt is
+    ``input_tokens`` plus the cache's reads and writes, as its translation to OpenAI's counts it (OpenAI's
+    ``prompt_tokens`` hold the cached tokens already)."""
     if not isinstance(value, dict):
         return None
-    prompt = _int(value.get("prompt_tokens", value.get("input_tokens")))
+    if "prompt_tokens" in value:
+        prompt = _int(value["prompt_tokens"])
+    else:
+        prompt = _int(value.get("input_tokens"))
+        if prompt is not None:
+            prompt += (_int(value.get("cache_read_input_tokens")) or 0) + (
+                _int(value.get("cache_creation_input_tokens")) or 0)
     completion = _int(value.get("completion_tokens", value.get("output_tokens")))
     total = _int(value.get("total_tokens"))
     if prompt is None and completion is None and total is None:
@@ -195,12 +203,12 @@ def from_stream(head: bytes, tail: bytes, whole: bool) -> Answer:
 
 
 def _anthropic_stream_usage(start: Any, end: Usage | None) -> Usage | None:
-    """message_start's input tokens (cache reads included) with message_delta's cumulative counts."""
+    """message_start's input tokens (the cache's reads and writes included) with message_delta's cumulative
+    counts, whose own input count, when it has one, is the later word."""
     begun = usage_of(start)
     if begun is None:
         return end
-    cached = start.get("cache_read_input_tokens") if isinstance(start, dict) else 0
-    prompt = begun.prompt_tokens + (_int(cached) or 0)
+    prompt = begun.prompt_tokens
     if end is not None and end.prompt_tokens:
         prompt = end.prompt_tokens
     completion = end.completion_tokens if end is not None else begun.completion_tokens
