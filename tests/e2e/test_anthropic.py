@@ -381,6 +381,26 @@ def test_request_logs_have_tokens_and_cost_for_both_specs(gw, chat, claude):
         assert KEY not in orjson.dumps(record).decode()
 
 
+def test_a_replayed_stream_is_logged_with_the_counts_and_model_of_the_answer_it_replays(gw, chat, claude):
+    """A cache hit of a translated stream (no usage chunk: the client did not ask for one) was logged with
+    re-estimated tokens and cost and no answering model."""
+    logs = LogApi(gw.url)
+    cached = json.dumps({"provider": "anthropic", "api_key": "sk-a", "custom_host": claude.v1,
+                         "cache": {"mode": "simple"}})
+    claude.push(Reply(stream=message_events("a fairly long answer " * 10, input_tokens=9, output_tokens=40)))
+    traces = [new_trace(), new_trace()]
+    for trace in traces:
+        stream = openai_sdk(gw, **{"x-portkey-config": cached, "x-portkey-trace-id": trace}).chat.completions.create(
+            model="c", stream=True, messages=[{"role": "user", "content": "replay me"}])
+        assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices).startswith("a fairly")
+        time.sleep(0.3)  # the entry is written once the stream has ended
+    miss, hit = (logs.one(trace) for trace in traces)
+    assert (miss["cache_status"], hit["cache_status"]) == ("MISS", "HIT")
+    assert hit["usage"] == miss["usage"] and miss["usage"]["completion_tokens"] == 40, (miss["usage"], hit["usage"])
+    assert hit["model_answered"] == miss["model_answered"] == "claude-fake"
+    assert len(claude.received) == 1
+
+
 def test_answers_the_gateway_cannot_translate_are_502s_for_both_sdks_and_odd_input_a_400(gw, chat, claude):
     """What used to be 500s, as each SDK sees it now: an upstream answer the translator refuses is the
     upstream's failure (502, in each API's envelope), and a block whose type is a list is the client's (400)."""

@@ -2,8 +2,11 @@
 
 An entry holds the response status, the relayable headers of an allow-list (content type only: an
 upstream's rate-limit or request-id headers describe another request, a cookie another client) and the
-body as the client got it — a stream as its events, ``[DONE]`` included. Never a request header, never a
-credential. Encoded as one JSON line (status, headers, provider, target path, stream flag) then the body.
+body as the client got it — a stream as its events, ``[DONE]`` included — and the token counts a
+translation measured on it, which its bytes may not carry (a stream without a usage chunk, an estimate):
+a hit's log record then has the very counts of the answer it replays. Never a request header, never a
+credential. Encoded as one JSON line (status, headers, provider, target path, stream flag, usage) then the
+body; entries written before the usage was kept decode without one.
 """
 
 from __future__ import annotations
@@ -27,24 +30,38 @@ class Entry:
     provider: str | None
     target_path: str
     stream: bool
+    usage: MeasuredUsage | None = None
 
     def encode(self) -> bytes:
-        meta = [self.status, self.headers, self.provider, self.target_path, self.stream]
+        usage = self.usage
+        counts = [usage.prompt_tokens, usage.completion_tokens, usage.estimated] if usage is not None else None
+        meta = [self.status, self.headers, self.provider, self.target_path, self.stream, counts]
         return orjson.dumps(meta) + b"\n" + self.body
 
     @staticmethod
     def decode(data: bytes) -> Entry:
         meta, _, body = data.partition(b"\n")
-        status, headers, provider, target_path, stream = orjson.loads(meta)
-        return Entry(status, tuple((k, v) for k, v in headers), body, provider, target_path, stream)
+        status, headers, provider, target_path, stream, *later = orjson.loads(meta)
+        return Entry(status, tuple((k, v) for k, v in headers), body, provider, target_path, stream,
+                     _usage(later[0] if later else None))
 
     def outcome(self) -> Outcome:
-        """The stored answer as an Outcome; a stream is replayed through the relay, event by event."""
+        """The stored answer as an Outcome; a stream is replayed through the relay, event by event, its first
+        event as the held-back start (where the request log reads the answering model, as for a live one)."""
         headers = list(self.headers)
         if not self.stream:
-            return Outcome(self.status, headers, self.body, self.provider, self.target_path)
-        replay = OpenStream(ReplayBody(self.body), PassThroughDecoder())
-        return Outcome(self.status, headers, b"", self.provider, self.target_path, stream=replay)
+            return Outcome(self.status, headers, self.body, self.provider, self.target_path, measured=self.usage)
+        end = self.body.find(EVENT_END)
+        start = len(self.body) if end < 0 else end + len(EVENT_END)
+        replay = OpenStream(ReplayBody(self.body, start), PassThroughDecoder(self.usage))
+        return Outcome(self.status, headers, self.body[:start], self.provider, self.target_path, stream=replay)
+
+
+def _usage(counts: object) -> MeasuredUsage | None:
+    if (isinstance(counts, list) and len(counts) == 3 and all(type(n) is int and n >= 0 for n in counts[:2])
+            and isinstance(counts[2], bool)):
+        return MeasuredUsage(counts[0], counts[1], counts[2])
+    return None  # none kept (an entry written before), or not counts
 
 
 def kept_headers(headers: list[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
@@ -57,9 +74,9 @@ def kept_headers(headers: list[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
 class ReplayBody:
     """A stored stream read back one event at a time (an ``UpstreamBody`` for the relay)."""
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, at: int = 0) -> None:
         self._data = data
-        self._at = 0
+        self._at = at
 
     async def read_chunk(self) -> bytes:
         if self._at >= len(self._data):
@@ -75,6 +92,9 @@ class ReplayBody:
 
 class PassThroughDecoder:
     """The relay's decoder for a replayed stream: the stored events are already what the client gets."""
+
+    def __init__(self, usage: MeasuredUsage | None = None) -> None:
+        self._usage = usage
 
     def opening(self, chunk: bytes) -> Opening:
         return START
@@ -92,4 +112,4 @@ class PassThroughDecoder:
         return b""
 
     def measured_usage(self) -> MeasuredUsage | None:
-        return None  # the request log reads the usage from the replayed bytes, as for a relayed stream
+        return self._usage  # None: the request log reads the usage from the replayed bytes, as for a relayed stream

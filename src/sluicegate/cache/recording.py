@@ -23,7 +23,7 @@ def complete_stream(data: bytes) -> bool:
 
 class RecordingDecoder:
     def __init__(self, inner: StreamDecoder, start: bytes, limit: int,
-                 on_complete: Callable[[bytes], None]) -> None:
+                 on_complete: Callable[[bytes, MeasuredUsage | None], None]) -> None:
         self._inner = inner
         self._parts: list[bytes] | None = [start]  # None: too large to keep, or handed over already
         self._size = len(start)
@@ -55,7 +55,7 @@ class RecordingDecoder:
         if failure is None and parts is not None:
             data = b"".join(parts)
             if complete_stream(data):
-                self._on_complete(data)
+                self._on_complete(data, self._inner.measured_usage())
         return failure
 
     def error_event(self, message: str, error_type: str) -> bytes:

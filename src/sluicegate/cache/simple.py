@@ -13,6 +13,7 @@ from typing import Protocol
 
 from ..config.model import CachePolicy, Node
 from ..pipeline import CacheHit, RequestState
+from ..providers.contract import MeasuredUsage
 from ..types import CACHE_HIT, CACHE_MISS, Outcome
 from .entry import Entry, kept_headers
 from .key import TreeReads, cacheable, simple_key, tree_reads
@@ -76,13 +77,14 @@ class SimpleCache:
         headers = kept_headers(outcome.headers)
         if outcome.stream is None:
             if outcome.body is not None and len(outcome.body) <= self._entry_max_bytes:
-                entry = Entry(outcome.status, headers, outcome.body, outcome.provider, outcome.target_path, False)
+                entry = Entry(outcome.status, headers, outcome.body, outcome.provider, outcome.target_path, False,
+                              outcome.measured)
                 self._put(key, entry.encode(), ttl)
             return
 
-        def stored(data: bytes) -> None:
+        def stored(data: bytes, usage: MeasuredUsage | None) -> None:
             self._put(key, Entry(outcome.status, headers, data, outcome.provider, outcome.target_path,
-                                 True).encode(), ttl)
+                                 True, usage).encode(), ttl)
 
         stream = outcome.stream
         stream.decoder = RecordingDecoder(stream.decoder, outcome.body or b"", self._entry_max_bytes, stored)
