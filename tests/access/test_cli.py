@@ -138,3 +138,20 @@ def test_workspace_show_writes_what_a_terminal_would_act_on_as_escapes(settings,
     out = capsys.readouterr().out
     assert all(line.isprintable() for line in out.split("\n")), out
     assert "safe text\\r\\u202eevil\\u2066" in out
+
+
+def test_keys_update_changes_what_its_flags_name_and_keeps_the_rest(cli, tmp_path) -> None:
+    """Restating one allow-list lifted the others (and direct integration came back); one default dropped the
+    other: 'unspecified fields stay', inside permissions and defaults too."""
+    path = tmp_path / "config.json"
+    path.write_text('{"provider": "openai"}')
+    cli("configs", "add", "kept-config", "--file", str(path))
+    made = cli("keys", "create", "--name", "restricted", "--allow-provider", "lp", "--allow-model", "m1",
+               "--no-direct", "--config-id", "kept-config", "--metadata", "team=a")
+    updated = cli("keys", "update", made["id"], "--allow-config", "kept-config")
+    assert updated["permissions"] == {"providers": ["lp"], "models": ["m1"], "configs": ["kept-config"],
+                                      "direct_integration": False}
+    updated = cli("keys", "update", made["id"], "--metadata", "env=prod")
+    assert updated["defaults"] == {"config_id": "kept-config", "metadata": {"env": "prod"}}
+    updated = cli("keys", "update", made["id"], "--name", "renamed")
+    assert updated["permissions"]["models"] == ["m1"] and updated["defaults"]["config_id"] == "kept-config"

@@ -107,7 +107,10 @@ def _key_options(parser: argparse.ArgumentParser) -> None:
     _permission_options(parser)
 
 
-def _key_body(args: argparse.Namespace, *, partial: bool) -> dict[str, Any]:
+def _key_body(args: argparse.Namespace, *, current: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The body of ``keys create``, or of ``keys update`` given the key as it is (``current``): then what the
+    flags do not name stays as it is, inside ``defaults`` and ``permissions`` too (restating one allow-list
+    lifted the others, and one default dropped the other)."""
     body: dict[str, Any] = {}
     for name in ("name", "description", "expires_at"):
         if getattr(args, name, None) is not None:
@@ -123,11 +126,16 @@ def _key_body(args: argparse.Namespace, *, partial: bool) -> dict[str, Any]:
             raise BadRequest("--metadata: expected KEY=VALUE")
         defaults["metadata"] = {k: v for k, _, v in pairs}
     if defaults:
-        body["defaults"] = defaults
-    permissions = _permissions(args)
-    if not partial or any(v is not None for v in (args.allow_provider, args.allow_model, args.allow_config)) \
-            or args.no_direct:
-        body["permissions"] = permissions
+        body["defaults"] = {**(current or {}).get("defaults", {}), **defaults}
+    if current is None:
+        body["permissions"] = _permissions(args)
+        return body
+    given = {name: value for name, value in _permissions(args).items() if value is not None}
+    given.pop("direct_integration")
+    if args.no_direct:
+        given["direct_integration"] = False
+    if given:
+        body["permissions"] = {**current["permissions"], **given}
     return body
 
 
@@ -142,7 +150,7 @@ def _print_key(args: argparse.Namespace, view: dict[str, Any]) -> None:
 
 async def _keys_create(args: argparse.Namespace) -> None:
     settings = settings_from_args(args)
-    body = {**_key_body(args, partial=False), "type": args.type, "sub_type": args.sub_type}
+    body = {**_key_body(args), "type": args.type, "sub_type": args.sub_type}
     if args.type == "workspace":
         body["workspace_id"] = args.workspace or "default"
     elif args.workspace is not None:  # it was dropped without a word
@@ -178,7 +186,8 @@ async def _keys_update(args: argparse.Namespace) -> None:
     settings = settings_from_args(args)
     async with open_store(settings) as engine:
         repo = KeyRepository(engine, KeyHasher.load(settings))
-        _print_key(args, await repo.update(args.id, _key_body(args, partial=True), actor=CLI_ACTOR))
+        body = _key_body(args, current=await repo.get(args.id))
+        _print_key(args, await repo.update(args.id, body, actor=CLI_ACTOR))
 
 
 async def _keys_revoke(args: argparse.Namespace) -> None:
