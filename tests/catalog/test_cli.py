@@ -331,3 +331,20 @@ def test_show_writes_what_a_terminal_would_act_on_as_escapes(cli: Cli, tmp_path:
     code, out, _ = cli("configs", "show", "ctl")
     assert code == 0 and all(line.isprintable() for line in out.split("\n")), out
     assert orjson.loads(out) == orjson.loads(path.read_text())  # the same JSON, still a config to save again
+
+
+def test_catalog_changes_made_here_are_in_the_audit_trail(cli: Cli, tmp_path: Path) -> None:
+    """Only the admin API audited providers and configs: the CLI's changes were missing from the trail."""
+    assert cli(*ADD)[0] == 0
+    assert cli("providers", "update", "my-llm", "--notes", "gpu box")[0] == 0
+    path = tmp_path / "c.json"
+    path.write_text('{"provider": "@my-llm"}')
+    assert cli("configs", "add", "c1", "--file", str(path))[0] == 0
+    assert cli("configs", "update", "c1", "--file", str(path), "--notes", "n")[0] == 0
+    assert cli("configs", "rm", "c1")[0] == 0
+    assert cli("providers", "rm", "my-llm")[0] == 0
+    events = cli.json("audit", "list")
+    assert [(e["actor"], e["action"]) for e in reversed(events)] == [
+        ("cli", "provider.create"), ("cli", "provider.update"), ("cli", "config.create"), ("cli", "config.update"),
+        ("cli", "config.delete"), ("cli", "provider.delete")]
+    assert SECRET not in str(events)  # header values masked, as the API shows them

@@ -11,6 +11,9 @@ from dataclasses import replace as with_changes
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ..access.audit import record_event
 from ..access.workspaces import resolve_workspace_id
 from ..catalog.configs import ConfigRepository, ValidateConfig, gateway_config_validator
 from ..catalog.entries import SPECS, UNSET, CheckHost, ProviderPatch, ProviderView, provider_input
@@ -18,6 +21,7 @@ from ..catalog.providers import ProviderRepository
 from ..errors import BadRequest, is_utf8
 from ..settings import Settings
 from .support import (
+    CLI_ACTOR,
     command,
     open_store,
     opened_vault,
@@ -156,6 +160,7 @@ async def _providers_add(args: argparse.Namespace) -> None:
     async with open_store(settings) as engine:
         item = with_changes(item, workspace_id=await resolve_workspace_id(engine, args.workspace))
         view = await ProviderRepository(engine, await opened_vault(settings, engine)).add(item)
+        await _audited(engine, "provider.create", "provider", view.slug, view.workspace_id, after=view.to_json())
     _show(view, args, f"added @{view.slug}")
 
 
@@ -164,8 +169,20 @@ async def _providers_update(args: argparse.Namespace) -> None:
     async with open_store(settings) as engine:
         repo = ProviderRepository(engine, await opened_vault(settings, engine),
                                   check_host=args.check_host_factory(settings))
+        before = await repo.get(args.slug)
         view = await repo.update(args.slug, _patch_from_args(args))
+        await _audited(engine, "provider.update", "provider", view.slug, view.workspace_id,
+                       before=before.to_json(), after=view.to_json())
     _show(view, args, f"updated @{view.slug}")
+
+
+async def _audited(engine: AsyncEngine, action: str, resource_type: str, resource_id: str,
+                   workspace_id: str | None, *, before: Any = None, after: Any = None) -> None:
+    """The audit trail's row for a catalog write made here, as the admin API adds one for its own (the CLI's
+    providers and configs changes were missing from it): actor ``cli``, records as shown (never a secret)."""
+    async with engine.begin() as conn:
+        await record_event(conn, actor=CLI_ACTOR, action=action, resource_type=resource_type,
+                           resource_id=resource_id, workspace_id=workspace_id, before=before, after=after)
 
 
 def _patch_from_args(args: argparse.Namespace) -> ProviderPatch:
@@ -218,7 +235,11 @@ async def _providers_show(args: argparse.Namespace) -> None:
 async def _providers_rm(args: argparse.Namespace) -> None:
     settings = settings_from_args(args)
     async with open_store(settings) as engine:
-        await ProviderRepository(engine, await opened_vault(settings, engine)).remove(args.slug)
+        repo = ProviderRepository(engine, await opened_vault(settings, engine))
+        before = await repo.get(args.slug)
+        await repo.remove(args.slug)
+        await _audited(engine, "provider.delete", "provider", args.slug, before.workspace_id,
+                       before=before.to_json())
     if wants_json(args):
         print_json({"removed": args.slug})
     else:
@@ -291,10 +312,14 @@ async def _configs_save(args: argparse.Namespace, *, replace: bool) -> None:
     async with open_store(settings) as engine:
         repo = ConfigRepository(engine, validate=args.validator_factory(settings))
         if replace:
+            before = await repo.get(args.id)
             view = await repo.replace(args.id, text, notes=UNSET if args.notes is None else args.notes)
+            await _audited(engine, "config.update", "config", view.id, view.workspace_id,
+                           before=before.to_json(), after=view.to_json())
         else:
             workspace = await resolve_workspace_id(engine, args.workspace)
             view = await repo.add(args.id, text, notes=args.notes, workspace_id=workspace)
+            await _audited(engine, "config.create", "config", view.id, view.workspace_id, after=view.to_json())
     if wants_json(args):
         print_json(view.to_json())
     else:
@@ -324,7 +349,10 @@ async def _configs_show(args: argparse.Namespace) -> None:
 
 async def _configs_rm(args: argparse.Namespace) -> None:
     async with open_store(settings_from_args(args)) as engine:
-        await ConfigRepository(engine).remove(args.id)
+        repo = ConfigRepository(engine)
+        before = await repo.get(args.id)
+        await repo.remove(args.id)
+        await _audited(engine, "config.delete", "config", args.id, before.workspace_id, before=before.to_json())
     if wants_json(args):
         print_json({"removed": args.id})
     else:

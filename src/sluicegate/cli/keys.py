@@ -14,6 +14,7 @@ from ..access.secrets import KeyHasher
 from ..access.workspaces import WorkspaceRepository, resolve_workspace_id
 from ..errors import BadRequest
 from .support import (
+    CLI_ACTOR,
     command,
     open_store,
     print_json,
@@ -23,8 +24,6 @@ from .support import (
     terminal_safe,
     wants_json,
 )
-
-CLI_ACTOR = "cli"  # the audit trail's actor for changes made on the command line
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -28,6 +28,7 @@ from ..store import StoreConfigError, opened_store
 from ..vault import Vault, VaultError
 from ..vault.rotate import refuse_a_new_key_beside_lost_ones
 
+CLI_ACTOR = "cli"  # the audit trail's actor for changes made on the command line
 EXIT_OK, EXIT_REFUSED, EXIT_UNUSABLE = 0, 1, 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 DATA_DIR_ENV = "SLUICEGATE_DATA_DIR"
