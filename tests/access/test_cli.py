@@ -69,7 +69,7 @@ def test_workspace_and_key_lifecycle(cli, tmp_path) -> None:
 
     events = cli("audit", "list", "--workspace", "team-a")
     assert [e["action"] for e in events] == ["api_key.revoke", "api_key.update", "api_key.create",
-                                             "workspace.create"]
+                                             "config.create", "provider.create", "workspace.create"]
     assert {e["actor"] for e in events} == {"cli"}
     assert sum(secret in text for text in cli.seen) == 1  # printed once, by `keys create`
 
