@@ -77,6 +77,25 @@ def test_a_port_already_taken_is_cannot_start_and_nothing_else(tmp_path) -> None
         started.stop()
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_start_that_fails_after_set_up_prints_no_admin_token(tmp_path, workers: str) -> None:
+    """A cache without its Redis failed after the first admin token was made, stored and printed "shown once";
+    the next, good start printed none. The token now comes once the server listens."""
+    from tests.gateway import GatewayProcess
+
+    failing = GatewayProcess(tmp_path / "data", env={"SLUICEGATE_CACHE_BACKEND": "redis", "SLUICEGATE_REDIS_URL": None,
+                                                     "SLUICEGATE_CACHE_REDIS_URL": None},
+                             args=("--workers", workers))
+    with pytest.raises(RuntimeError, match="gateway exited with 2") as failed:
+        failing.start()
+    assert "SLUICEGATE_CACHE_BACKEND=redis needs" in str(failed.value) and "Admin token" not in str(failed.value)
+    started = GatewayProcess(tmp_path / "data", args=("--workers", workers)).start()
+    try:
+        assert started.log().count("Admin token (shown once, keep it)") == 1
+    finally:
+        started.stop()
+
+
 @pytest.mark.parametrize("damage", ["newer_schema", "unwritable_wal", "journal_is_a_file"])
 def test_a_data_dir_the_gateway_cannot_use_is_cannot_start_and_nothing_else(tmp_path, damage: str) -> None:
     """Each failed after the store had opened: an Alembic or StoreUnwritable traceback (exit 1), or the store's

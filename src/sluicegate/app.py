@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from sqlalchemy import text
 
-from .access.admin_token import AdminAuth, announce_admin_token
+from .access.admin_token import AdminAuth
 from .access.keys import KeyRepository
 from .access.mode import startup_notice
 from .access.principal import admin_token_verifier, api_key_verifier, first_match, key_renewal
@@ -183,8 +183,7 @@ def _change_listener(engine, watch: VersionWatch) -> ChangeListener | None:
 
 def _store_context(gateway: Gateway):
     async def context(app: web.Application):
-        async with opened_store(gateway.settings, gateway.engine) as engine:
-            await announce_admin_token(engine, gateway.settings.admin_token)
+        async with opened_store(gateway.settings, gateway.engine):
             if gateway.changes is not None:
                 gateway.changes.start()
             yield

@@ -23,6 +23,7 @@ from .access.mode import key_required
 from .app import build_app, refuse_per_worker_limits
 from .limits.registry import snapshot_of
 from .limits.store import LimitRepository
+from .server.appkeys import GATEWAY
 from .server.connections import CONNECTIONS, GuardedSite
 from .server.native import NATIVE
 from .server.protocol_log import ProtocolLog
@@ -113,6 +114,9 @@ async def serve_forever(settings: Settings, *, reuse_port: bool, announce: bool 
     async with _cleaned_up_on_failure(runner):  # the port is taken (or refused)
         await site.start()
     if announce:
+        # Only now, with everything started: a start that failed after printing a token "shown once" (a vault
+        # key missing, a cache without its Redis) left it stored, and the next start printed none.
+        await announce_admin_token(app[GATEWAY].engine, settings.admin_token)
         _announce(settings)
     if ready is not None:  # a worker tells its supervisor, which announces once every worker is bound
         ready()
@@ -229,12 +233,16 @@ def run(settings: Settings, *, worker: bool = False) -> int:
 
 
 async def prepare_store(settings: Settings) -> None:
-    """Migrate the store and create the admin token (printed once) before any worker starts."""
+    """Migrate the store before any worker starts (the admin token comes once every worker listens)."""
     async with opened_store(settings) as engine:
-        await announce_admin_token(engine, settings.admin_token)
         if settings.workers > 1 and not settings.redis_url:
             version, rows = await LimitRepository(engine).all()
             refuse_per_worker_limits(settings, snapshot_of(version, rows).any)
+
+
+async def _admin_token_announced(settings: Settings) -> None:
+    async with opened_store(settings) as engine:
+        await announce_admin_token(engine, settings.admin_token)
 
 
 def _run_loop(main) -> None:
@@ -283,6 +291,7 @@ def supervise(settings: Settings) -> int:
             os.close(fd)
     failed = not bound and not stopping
     if bound:
+        _run_loop(_admin_token_announced(settings))
         _announce(settings)
     elif failed:
         print("sluicegate: cannot start: a worker exited before it was listening (its reason is above); "
