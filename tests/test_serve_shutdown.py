@@ -5,6 +5,7 @@ on a deleted database, did)."""
 from __future__ import annotations
 
 import pytest
+import sqlalchemy.exc
 from sqlalchemy.exc import OperationalError
 
 from sluicegate import serve
@@ -40,6 +41,9 @@ async def test_a_failure_without_text_is_named_by_its_type() -> None:
      "sluicegate: shutdown did not complete: OperationalError: disk I/O error\n"),
     (ValueError("SLUICEGATE_ALLOWED_HOSTS: not a host name"), 2,
      "sluicegate: cannot start: SLUICEGATE_ALLOWED_HOSTS: not a host name\n"),
+    # SQLAlchemy's second line is a link to its documentation: the first says it all
+    (sqlalchemy.exc.DatabaseError("SELECT 1", None, Exception("file is not a database")), 2,
+     "sluicegate: cannot start: (builtins.Exception) file is not a database\n"),
 ])
 def test_run_tells_a_failed_shutdown_from_a_failed_start(monkeypatch, capsys, raised, code, said) -> None:
     async def serve_forever(settings, *, reuse_port, announce=True, ready=None):

@@ -30,7 +30,7 @@ from .server.protocol_log import ProtocolLog
 from .server.readiness import READINESS, QuietProbesAccessLogger
 from .settings import Settings
 from .store import opened_store
-from .store.engine import StoreUnwritable
+from .store.engine import StoreUnwritable, with_driver_errors
 from .upstream.policy import listens_on_loopback
 from .vault import VaultError
 
@@ -225,9 +225,11 @@ def run(settings: Settings, *, worker: bool = False) -> int:
         log.debug("shutdown failed", exc_info=exc.__cause__)
         print(f"sluicegate: shutdown did not complete: {exc}", file=sys.stderr)
         return 1
-    except STARTUP_ERRORS as exc:
+    except with_driver_errors(*STARTUP_ERRORS) as exc:
         log.debug("startup failed", exc_info=True)
-        print(f"sluicegate: cannot start: {exc}", file=sys.stderr)
+        # The first line: SQLAlchemy's second is a link to its docs, and a driver's may quote SQL.
+        print(f"sluicegate: cannot start: {(str(exc).strip().splitlines() or [type(exc).__name__])[0]}",
+              file=sys.stderr)
         return 2
     return 0
 

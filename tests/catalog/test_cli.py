@@ -247,6 +247,22 @@ def test_store_errors_exit_2(tmp_path: Path, capsys) -> None:
     assert err.startswith("sluicegate: error: store unavailable:") and len(err.splitlines()) == 1
 
 
+@pytest.mark.postgres
+def test_a_postgresql_role_or_database_that_does_not_exist_exits_2_in_one_line(tmp_path: Path, capsys,
+                                                                                pg_url: str) -> None:
+    # asyncpg raises these itself, unwrapped by SQLAlchemy: a traceback and exit 1, in the CLI and at start.
+    from sqlalchemy.engine import make_url
+
+    url = make_url(pg_url)
+    data = ["--data-dir", str(tmp_path / "data")]
+    for wrong in (url.set(database="no_such_database_here"), url.set(username="no_such_role_here")):
+        assert main(["providers", "list", "--database-url", wrong.render_as_string(hide_password=False),
+                     *data]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("sluicegate: error: store unavailable:") and len(err.splitlines()) == 1, err
+        assert "does not exist" in err and "Traceback" not in err
+
+
 def test_loose_key_file_exits_2(tmp_path: Path, capsys) -> None:
     data = tmp_path / "data"
     assert main(["providers", "list", "--data-dir", str(data)]) == 0

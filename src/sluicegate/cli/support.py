@@ -25,6 +25,7 @@ from ..access.admin_token import AdminTokenError
 from ..errors import ConfigError, GatewayError
 from ..settings import Settings, SettingsError, flag_type, settings_from_env
 from ..store import StoreConfigError, opened_store
+from ..store.engine import with_driver_errors
 from ..vault import Vault, VaultError
 from ..vault.rotate import refuse_a_new_key_beside_lost_ones
 
@@ -121,7 +122,7 @@ def run(command: Callable[[argparse.Namespace], Coroutine[Any, Any, int | None]]
     except BrokenPipeError:  # the reader stopped early (`| head`): what it took was printed, as for any tool
         _quiet_stdout()
         return EXIT_OK
-    except (SQLAlchemyError, OSError) as exc:
+    except with_driver_errors(SQLAlchemyError, OSError) as exc:
         # Driver messages may carry SQL text; the first line names the problem without it.
         first = (str(exc).strip().splitlines() or [""])[0]
         return fail(f"store unavailable: {type(exc).__name__}: {first}", EXIT_UNUSABLE)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -38,6 +39,14 @@ _ASYNC_DRIVERS = {
 
 class StoreConfigError(ValueError):
     """The database URL cannot be used (unknown scheme, wrong driver)."""
+
+
+def with_driver_errors(*errors: type[BaseException]) -> tuple[type[BaseException], ...]:
+    """``errors`` and what a database driver raises itself, not wrapped by SQLAlchemy: asyncpg's errors at
+    connect (a role or a database that does not exist). Without the driver imported, none can have been
+    raised, so it is not imported here."""
+    asyncpg = sys.modules.get("asyncpg")
+    return (*errors, asyncpg.PostgresError, asyncpg.InterfaceError) if asyncpg is not None else errors
 
 
 def database_url(settings: Settings) -> URL:
