@@ -34,8 +34,9 @@ ROWS: list[set[str]] = [
     {"types"},
     {"providers", "routing"},
     {"config"},
-    {"header_names", "ids", "jsontext", "numerals"},
+    {"header_names", "ids", "jsontext"},
     {"errors", "settings", "tasks"},
+    {"numerals"},
 ]
 
 

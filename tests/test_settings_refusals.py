@@ -24,6 +24,9 @@ REFUSED = [
     ("PORT", "abc", "SLUICEGATE_PORT must be a whole number from 1 to 65535, not 'abc'"),
     ("PORT", "70000", "SLUICEGATE_PORT must be a whole number from 1 to 65535"),  # was bound as 4464
     ("PORT", "0", "SLUICEGATE_PORT must be a whole number from 1 to 65535"),
+    ("PORT", "--5", "SLUICEGATE_PORT must be a whole number from 1 to 65535, not '--5'"),  # int()'s own words
+    ("IDLE_TIMEOUT", "\u0663", "SLUICEGATE_IDLE_TIMEOUT must be a positive number"),  # float() read it as 3
+    ("DRAIN_DELAY", "1_0", "SLUICEGATE_DRAIN_DELAY must be a number of seconds, 0 or more"),  # and this as 10
     ("WORKERS", "0", "SLUICEGATE_WORKERS must be a whole number from 1 to 1024"),
     ("WORKERS", "-3", "SLUICEGATE_WORKERS must be a whole number from 1 to 1024"),
     ("HOST", "   ", "SLUICEGATE_HOST must be an IP address or a host name"),

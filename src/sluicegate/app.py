@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from sqlalchemy import text
 
-from .access.admin_token import AdminAuth
+from .access.admin_token import AdminAuth, check_env_token
 from .access.keys import KeyRepository
 from .access.mode import startup_notice
 from .access.principal import admin_token_verifier, api_key_verifier, first_match, key_renewal
@@ -92,6 +92,7 @@ def build_app(settings: Settings, *, transport: Transport | None = None) -> web.
     """The app for ``settings``; ``transport``: send upstream requests through this one (tests' in-process
     fake) instead of the pooled aiohttp session."""
     refuse_unknown_provider_urls(settings)
+    check_env_token(settings.admin_token)
     guard = Guard(GuardPolicy.from_settings(settings))
     engine = create_engine(settings)
     vault = Vault.load(settings)

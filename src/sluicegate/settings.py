@@ -15,6 +15,8 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import SplitResult, unquote, urlsplit
 
+from . import numerals
+
 ENV_PREFIX = "SLUICEGATE_"
 PROVIDER_URL_PREFIX = "SLUICEGATE_PROVIDER_URL_"  # SLUICEGATE_PROVIDER_URL_OPENAI=http://egress-proxy/v1
 
@@ -74,7 +76,7 @@ def _whole(low: int, high: int = MAX_COUNT) -> Convert:
 
     def convert(text: str) -> int:
         stripped = text.strip()
-        if not (stripped.isascii() and stripped.lstrip("-").isdigit()):
+        if not (stripped.isascii() and stripped.removeprefix("-").isdigit()):  # "--5" reached int()
             raise ValueError(f"must be {kind}")
         if len(stripped) > 20:
             raise ValueError(too_big)
@@ -89,12 +91,10 @@ def _whole(low: int, high: int = MAX_COUNT) -> Convert:
 
 
 def _real(text: str) -> float:
-    """A finite float (NaN and the infinities are never a setting's meaning)."""
-    try:
-        value = float(text)
-    except ValueError:
-        return math.nan
-    return value if math.isfinite(value) else math.nan
+    """A finite float written in plain ASCII numerals (NaN and the infinities are never a setting's meaning,
+    nor are "1_0" or "٣", which float() reads); NaN for anything else."""
+    value = numerals.decimal(text)
+    return math.nan if value is None else value
 
 
 def _seconds(*, zero: bool = False) -> Convert:

@@ -43,16 +43,23 @@ def new_token() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
+def check_env_token(env_token: str | None) -> None:
+    """Refuse an unusable SLUICEGATE_ADMIN_TOKEN (checked when the app is built, before any set-up)."""
+    if not env_token:
+        return
+    if len(env_token) < MIN_ENV_TOKEN:
+        raise AdminTokenError(f"SLUICEGATE_ADMIN_TOKEN must be at least {MIN_ENV_TOKEN} characters long")
+    # A bearer token is sent as one run of visible ASCII: a token read from a file with its trailing
+    # newline (or holding a space or a control character) started a server no client could sign in to.
+    if not (env_token.isascii() and env_token.isprintable()) or " " in env_token:
+        raise AdminTokenError("SLUICEGATE_ADMIN_TOKEN must be visible ASCII characters without spaces (a "
+                              "trailing newline or space from a secret file is the usual cause)")
+
+
 async def ensure_admin_token(engine: AsyncEngine, env_token: str | None) -> str | None:
     """Make sure an admin token exists; return it only if generated now (print it once, then forget it)."""
     if env_token:
-        if len(env_token) < MIN_ENV_TOKEN:
-            raise AdminTokenError(f"SLUICEGATE_ADMIN_TOKEN must be at least {MIN_ENV_TOKEN} characters long")
-        # A bearer token is sent as one run of visible ASCII: a token read from a file with its trailing
-        # newline (or holding a space or a control character) started a server no client could sign in to.
-        if not (env_token.isascii() and env_token.isprintable()) or " " in env_token:
-            raise AdminTokenError("SLUICEGATE_ADMIN_TOKEN must be visible ASCII characters without spaces (a "
-                                  "trailing newline or space from a secret file is the usual cause)")
+        check_env_token(env_token)
         return None
     async with engine.connect() as conn:
         if await conn.scalar(select(admin_tokens.c.id).limit(1)) is not None:

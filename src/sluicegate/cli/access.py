@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from ..access.admin_token import reset_admin_token
 from .support import command, open_store, print_json, settings_from_args, store_options, wants_json
@@ -24,5 +25,6 @@ async def admin_token_reset(args: argparse.Namespace) -> None:
         print_json({"admin_token": token})
     else:
         print(f"new admin token (shown once, only its hash is stored):\n{token}")
-    if settings.admin_token:
-        print("note: SLUICEGATE_ADMIN_TOKEN is set, and a server started with it accepts only that token")
+    if settings.admin_token:  # on stderr: stdout is the token (or its JSON), which a script reads
+        print("note: SLUICEGATE_ADMIN_TOKEN is set, and a server started with it accepts only that token",
+              file=sys.stderr)
