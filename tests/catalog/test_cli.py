@@ -364,3 +364,12 @@ def test_catalog_changes_made_here_are_in_the_audit_trail(cli: Cli, tmp_path: Pa
         ("cli", "provider.create"), ("cli", "provider.update"), ("cli", "config.create"), ("cli", "config.update"),
         ("cli", "config.delete"), ("cli", "provider.delete")]
     assert SECRET not in str(events)  # header values masked, as the API shows them
+
+
+def test_admin_token_reset_json_is_json_when_the_env_token_is_set(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The note about SLUICEGATE_ADMIN_TOKEN followed the JSON on stdout: a script's parser failed after the
+    # new token, shown this once, was already stored.
+    monkeypatch.setenv("SLUICEGATE_ADMIN_TOKEN", "abcdefghijklmnopqrstuvwxyz0123")
+    code, out, err = cli("admin-token", "reset", json=True)
+    assert code == 0 and orjson.loads(out)["admin_token"].startswith("sgadm_")
+    assert "SLUICEGATE_ADMIN_TOKEN is set" in err
