@@ -373,3 +373,21 @@ def test_admin_token_reset_json_is_json_when_the_env_token_is_set(cli: Cli, monk
     code, out, err = cli("admin-token", "reset", json=True)
     assert code == 0 and orjson.loads(out)["admin_token"].startswith("sgadm_")
     assert "SLUICEGATE_ADMIN_TOKEN is set" in err
+
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--model", "m2", "--clear-models"], "--model and --clear-models contradict each other"),
+    (["--default-model", "zz", "--clear-default-model"], "--default-model and --clear-default-model contradict"),
+    (["--forward-header", "a", "--clear-forward-headers"], "--forward-header and --clear-forward-headers contradict"),
+    (["--allow-entry", "127.0.0.1", "--clear-allow-entry"], "--allow-entry and --clear-allow-entry contradict"),
+    # A typo left the credential in place, and said "updated".
+    (["--remove-header", "Authorisation"], "--remove-header 'Authorisation': @my-llm has no such header (it has: "
+                                           "authorization)"),
+])
+def test_providers_update_refuses_what_it_would_not_do(cli: Cli, argv: list[str], message: str) -> None:
+    assert cli(*ADD)[0] == 0
+    before = cli.json("providers", "show", "my-llm")
+    code, _, err = cli("providers", "update", "my-llm", *argv)
+    assert code == 1 and message in err, err
+    assert cli.json("providers", "show", "my-llm") == before

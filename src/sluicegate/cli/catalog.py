@@ -82,7 +82,7 @@ def _register_providers(subparsers: argparse._SubParsersAction, check_host: Chec
     update.add_argument("--custom-host", metavar="URL")
     _field_options(update)
     update.add_argument("--remove-header", action="append", default=[], metavar="NAME")
-    for name in ("models", "default-model", "forward-headers", "allow-entry"):
+    for name in CLEARED.values():
         update.add_argument(f"--clear-{name}", action="store_true")
     update.set_defaults(func=command(_providers_update), check_host_factory=check_host)
     remove = actions.add_parser(
@@ -170,7 +170,7 @@ async def _providers_update(args: argparse.Namespace) -> None:
         repo = ProviderRepository(engine, await opened_vault(settings, engine),
                                   check_host=args.check_host_factory(settings))
         before = await repo.get(args.slug)
-        view = await repo.update(args.slug, _patch_from_args(args))
+        view = await repo.update(args.slug, _patch_from_args(args, before))
         await _audited(engine, "provider.update", "provider", view.slug, view.workspace_id,
                        before=before.to_json(), after=view.to_json())
     _show(view, args, f"updated @{view.slug}")
@@ -185,21 +185,35 @@ async def _audited(engine: AsyncEngine, action: str, resource_type: str, resourc
                            resource_id=resource_id, workspace_id=workspace_id, before=before, after=after)
 
 
-def _patch_from_args(args: argparse.Namespace) -> ProviderPatch:
-    def pick(value: Any, clear: bool, cleared: Any) -> Any:
+# `providers update`'s flags that set a field, and the flag that clears it.
+CLEARED = {"model": "models", "default-model": "default-model", "forward-header": "forward-headers",
+           "allow-entry": "allow-entry"}
+
+
+def _patch_from_args(args: argparse.Namespace, current: ProviderView) -> ProviderPatch:
+    """The change the flags ask for, refused when they contradict each other (the clear won silently) or
+    remove a header the provider does not have (a typo left the credential in place, "updated")."""
+    def pick(value: Any, clear: bool, cleared: Any, field: str = "") -> Any:
+        if clear and value is not None:
+            raise BadRequest(f"--{field} and --clear-{CLEARED[field]} contradict each other")
         return cleared if clear else (UNSET if value is None else value)
 
     headers: list[tuple[str, str | None]] = list(parse_header_args(args.header, args.header_env))
+    present = {name.lower() for name, _ in current.headers}
+    for name in args.remove_header:
+        if name.lower() not in present:
+            raise BadRequest(f"--remove-header {name!r}: @{current.slug} has no such header (it has: "
+                             f"{', '.join(sorted(present)) or 'none'})")
     headers += [(name, None) for name in args.remove_header]
     return ProviderPatch(
         spec=pick(args.spec, False, None),
         custom_host=pick(args.custom_host, False, None),
-        models=pick(tuple(args.model) if args.model else None, args.clear_models, ()),
-        default_model=pick(args.default_model, args.clear_default_model, None),
+        models=pick(tuple(args.model) if args.model else None, args.clear_models, (), "model"),
+        default_model=pick(args.default_model, args.clear_default_model, None, "default-model"),
         forward_headers=pick(
-            tuple(args.forward_header) if args.forward_header else None, args.clear_forward_headers, ()
-        ),
-        allow_entry=pick(args.allow_entry, args.clear_allow_entry, None),
+            tuple(args.forward_header) if args.forward_header else None, args.clear_forward_headers, (),
+            "forward-header"),
+        allow_entry=pick(args.allow_entry, args.clear_allow_entry, None, "allow-entry"),
         notes=pick(args.notes, False, None),
         headers=tuple(headers),
     )
