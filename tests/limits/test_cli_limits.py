@@ -48,6 +48,15 @@ def test_set_show_clear_and_bad_input(tmp_path: Path) -> None:
     for both in (("--no-rate", "--rate", "requests:rpm:5"), ("--no-budget", "--budget", "cost:5")):
         contradicted = cli(tmp_path, "set", "key", key_id, *both)  # one of the two was taken, by flag order
         assert contradicted.returncode != 0 and f"{both[0]} and {both[1]} contradict each other" in contradicted.stderr
+    # Ollama's model names hold a colon; a PER with a fraction was cut to a whole number; --reset and
+    # --alert without --budget were dropped without a word.
+    colon = cli(tmp_path, "set", "provider", "gpu", "--price", "llama3.1:8b:0.1:0.2")
+    assert orjson.loads(colon.stdout)["prices"] == {"llama3.1:8b": {"input": 0.1, "output": 0.2, "per": 1000}}
+    fraction = cli(tmp_path, "set", "provider", "gpu", "--price", "m:0.1:0.2:1000.7")
+    assert fraction.returncode != 0 and "PER is 1000 or 1000000" in fraction.stderr
+    for loose in (("--reset", "daily"), ("--alert", "3")):
+        dropped = cli(tmp_path, "set", "provider", "gpu", "--rate", "requests:rpm:5", *loose)
+        assert dropped.returncode != 0 and "give --budget with them" in dropped.stderr
     no_price_on_key = cli(tmp_path, "set", "key", key_id, "--price", "m:1:1")
     assert no_price_on_key.returncode != 0 and "'prices' belong to catalog providers" in no_price_on_key.stderr
     assert cli(tmp_path, "clear", "key", key_id).returncode == 0

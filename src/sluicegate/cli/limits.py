@@ -11,11 +11,11 @@ the server is stopped.
 from __future__ import annotations
 
 import argparse
-import math
 from typing import Any
 
 from sqlalchemy import delete
 
+from .. import numerals
 from ..errors import BadRequest
 from ..limits.store import KINDS, LimitRepository
 from ..server.limits_admin import stored_subject  # named as the admin API names it
@@ -43,8 +43,8 @@ def _set_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate", action="append", metavar="TYPE:UNIT:VALUE",
                         help="e.g. requests:rpm:100 or tokens:rpd:100000 (repeatable; replaces the list)")
     parser.add_argument("--budget", metavar="TYPE:CREDIT_LIMIT", help="e.g. cost:50 or tokens:1000000")
-    parser.add_argument("--reset", choices=("daily", "weekly", "monthly", "none"), default="none",
-                        help="when the budget starts again (UTC boundaries)")
+    parser.add_argument("--reset", choices=("daily", "weekly", "monthly", "none"),
+                        help="when the budget starts again (UTC boundaries; default none)")
     parser.add_argument("--alert", type=float, help="alert threshold of the budget")
     parser.add_argument("--price", action="append", metavar="MODEL:INPUT:OUTPUT[:PER]",
                         help="provider price per 1000 (or PER = 1000000) tokens; MODEL * for any model")
@@ -53,11 +53,8 @@ def _set_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _number(text: str, what: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value):  # "nan", "inf" and "1e400" are floats to Python, never a limit or a price
+    value = numerals.decimal(text)  # "nan", "inf", "1e400" and "1_0" are floats to Python, never a limit or a price
+    if value is None:
         raise BadRequest(f"{what}: {text[:32]!r} is not a number")
     return value
 
@@ -78,26 +75,39 @@ def body_of(args: argparse.Namespace) -> dict[str, Any]:
             value = _number(parts[2], "--rate")
             body["rate_limits"].append({"type": parts[0], "unit": parts[1],
                                         "value": int(value) if value.is_integer() else value})
+    if not args.budget and (args.reset is not None or args.alert is not None):  # they were dropped silently
+        raise BadRequest("--reset and --alert describe a budget: give --budget with them")
     if args.no_budget:
         body["usage_limits"] = None
     elif args.budget:
         kind, _, credit = args.budget.partition(":")
         body["usage_limits"] = {"type": kind, "credit_limit": _number(credit, "--budget"),
-                                "periodic_reset": None if args.reset == "none" else args.reset,
+                                "periodic_reset": None if args.reset in (None, "none") else args.reset,
                                 "alert_threshold": args.alert}
     if args.price:
         prices = {}
         for price in args.price:
-            parts = price.rsplit(":", 3) if price.count(":") >= 3 else price.rsplit(":", 2)
-            if len(parts) < 3:
-                raise BadRequest(f"--price {price!r}: expected MODEL:INPUT:OUTPUT[:PER]")
-            per = _number(parts[3], "--price PER") if len(parts) == 4 else 1000
-            prices[parts[0]] = {"input": _number(parts[1], "--price"), "output": _number(parts[2], "--price"),
-                                "per": int(per)}
+            model, numbers = _price_parts(price)
+            per = _number(numbers[2], "--price PER") if len(numbers) == 3 else 1000
+            if not float(per).is_integer():  # 1000.7 was stored as 1000
+                raise BadRequest(f"--price {price!r}: PER is 1000 or 1000000")
+            prices[model] = {"input": _number(numbers[0], "--price"), "output": _number(numbers[1], "--price"),
+                             "per": int(per)}
         body["prices"] = prices
     if not body:
         raise BadRequest("nothing to set: give --rate, --budget, --price, --no-rate or --no-budget")
     return body
+
+
+def _price_parts(price: str) -> tuple[str, list[str]]:
+    """``MODEL:INPUT:OUTPUT[:PER]`` → (model, its two or three numbers). A model name may hold colons
+    (Ollama's ``llama3.1:8b``): the numbers are the last fields that read as numbers, PER only when the
+    three before it do."""
+    parts = price.split(":")
+    for count in (3, 2):
+        if len(parts) > count and all(numerals.decimal(part) is not None for part in parts[-count:]):
+            return ":".join(parts[:-count]), parts[-count:]
+    raise BadRequest(f"--price {price!r}: expected MODEL:INPUT:OUTPUT[:PER]")
 
 
 async def _show(args: argparse.Namespace) -> None:
