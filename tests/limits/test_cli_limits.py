@@ -59,9 +59,11 @@ def test_set_show_clear_and_bad_input(tmp_path: Path) -> None:
         assert dropped.returncode != 0 and "give --budget with them" in dropped.stderr
     no_price_on_key = cli(tmp_path, "set", "key", key_id, "--price", "m:1:1")
     assert no_price_on_key.returncode != 0 and "'prices' belong to catalog providers" in no_price_on_key.stderr
-    assert cli(tmp_path, "clear", "key", key_id).returncode == 0
+    cleared = cli(tmp_path, "clear", "key", key_id, "--json")  # --json was ignored here and by reset-usage
+    assert orjson.loads(cleared.stdout) == {"removed": {"kind": "key", "id": key_id}}
     assert orjson.loads(cli(tmp_path, "show", "key", key_id).stdout)["rate_limits"] == []
-    assert cli(tmp_path, "reset-usage", "key", key_id).returncode == 0
+    reset = cli(tmp_path, "reset-usage", "key", key_id, "--json")
+    assert orjson.loads(reset.stdout) == {"reset": {"kind": "key", "id": key_id}}
 
 
 def test_a_workspace_is_named_by_id_or_slug_and_an_unknown_subject_is_refused(tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ from .support import (
     opened_vault,
     print_json,
     print_table,
+    report,
     settings_from_args,
     store_options,
     terminal_safe,
@@ -254,10 +255,7 @@ async def _providers_rm(args: argparse.Namespace) -> None:
         await repo.remove(args.slug)
         await _audited(engine, "provider.delete", "provider", args.slug, before.workspace_id,
                        before=before.to_json())
-    if wants_json(args):
-        print_json({"removed": args.slug})
-    else:
-        print(f"removed @{args.slug}")
+    report(args, f"removed @{args.slug}", {"removed": args.slug})
 
 
 def _show(view: ProviderView, args: argparse.Namespace, headline: str | None) -> None:
@@ -367,7 +365,4 @@ async def _configs_rm(args: argparse.Namespace) -> None:
         before = await repo.get(args.id)
         await repo.remove(args.id)
         await _audited(engine, "config.delete", "config", args.id, before.workspace_id, before=before.to_json())
-    if wants_json(args):
-        print_json({"removed": args.id})
-    else:
-        print(f"removed config {args.id}")
+    report(args, f"removed config {args.id}", {"removed": args.id})

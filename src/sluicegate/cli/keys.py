@@ -19,6 +19,7 @@ from .support import (
     open_store,
     print_json,
     print_table,
+    report,
     settings_from_args,
     store_options,
     terminal_safe,
@@ -220,7 +221,7 @@ async def _workspaces_show(args: argparse.Namespace) -> None:
 async def _workspaces_rm(args: argparse.Namespace) -> None:
     async with open_store(settings_from_args(args)) as engine:
         await WorkspaceRepository(engine).remove(args.workspace, actor=CLI_ACTOR)
-    print(f"workspace {args.workspace} deleted")
+    report(args, f"workspace {args.workspace} deleted", {"deleted": args.workspace})
 
 
 def _print_workspace(args: argparse.Namespace, view: dict[str, Any]) -> None:

@@ -20,7 +20,7 @@ from ..errors import BadRequest
 from ..limits.store import KINDS, LimitRepository
 from ..server.limits_admin import stored_subject  # named as the admin API names it
 from ..store.limit_tables import limit_usage
-from .support import command, open_store, print_json, settings_from_args, store_options
+from .support import command, open_store, print_json, report, settings_from_args, store_options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -127,7 +127,7 @@ async def _clear(args: argparse.Namespace) -> None:
     async with open_store(settings_from_args(args)) as engine:
         subject_id, _ = await stored_subject(engine, args.kind, args.id)
         await LimitRepository(engine).delete(args.kind, subject_id)
-    print(f"limits of {args.kind} {args.id} removed")
+    report(args, f"limits of {args.kind} {args.id} removed", {"removed": {"kind": args.kind, "id": args.id}})
 
 
 async def _reset(args: argparse.Namespace) -> None:
@@ -149,4 +149,4 @@ async def _reset(args: argparse.Namespace) -> None:
     else:
         async with open_store(settings) as engine, engine.begin() as conn:
             await conn.execute(delete(limit_usage).where(limit_usage.c.counter.startswith(prefix, autoescape=True)))
-    print(f"usage of {args.kind} {args.id} reset")
+    report(args, f"usage of {args.kind} {args.id} reset", {"reset": {"kind": args.kind, "id": args.id}})

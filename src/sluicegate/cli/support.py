@@ -141,6 +141,14 @@ def fail(message: str, code: int) -> int:
     return code
 
 
+def report(args: argparse.Namespace, message: str, value: Any) -> None:
+    """What a command did: ``value`` as JSON with ``--json`` (which some commands ignored), else ``message``."""
+    if wants_json(args):
+        print_json(value)
+    else:
+        print(message)
+
+
 def print_json(value: Any) -> None:
     sys.stdout.write(terminal_safe_json(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode()) + "\n")
 
