@@ -43,3 +43,19 @@ def test_an_error_quoting_what_was_asked_is_escaped(capsys):
     err = capsys.readouterr().err
     assert err.isprintable() or all(line.isprintable() for line in err.splitlines()), err
     assert "\\x1b]0;title\\x07" in err
+
+
+def test_a_store_that_cannot_be_written_exits_2_without_pointing_at_a_log(capsys):
+    """It was exit 1, "refused", and sent the operator to a gateway log that a CLI command does not have."""
+    import argparse
+
+    from sluicegate.cli.support import run
+    from sluicegate.store.engine import StoreUnwritable
+
+    async def command(args):
+        raise StoreUnwritable("the database cannot be written (attempt to write a readonly database); see the "
+                              "gateway's log")
+
+    assert run(command, argparse.Namespace()) == 2
+    err = capsys.readouterr().err
+    assert err == "sluicegate: error: the database cannot be written (attempt to write a readonly database)\n"

@@ -25,7 +25,7 @@ from ..access.admin_token import AdminTokenError
 from ..errors import ConfigError, GatewayError
 from ..settings import Settings, SettingsError, flag_type, settings_from_env
 from ..store import StoreConfigError, opened_store
-from ..store.engine import with_driver_errors
+from ..store.engine import StoreUnwritable, with_driver_errors
 from ..vault import Vault, VaultError
 from ..vault.rotate import refuse_a_new_key_beside_lost_ones
 
@@ -112,6 +112,8 @@ def run(command: Callable[[argparse.Namespace], Coroutine[Any, Any, int | None]]
     """Run an async command; turn the errors we know into one clear line on stderr and an exit code."""
     try:
         return asyncio.run(command(args)) or EXIT_OK
+    except StoreUnwritable as exc:  # not a refusal of what was asked: the store cannot be used as configured
+        return fail(exc.message.partition("; see the gateway's log")[0], EXIT_UNUSABLE)
     except GatewayError as exc:
         details = "".join(f"\n  {line}" for line in exc.errors) if isinstance(exc, ConfigError) else ""
         return fail(exc.message + details, EXIT_REFUSED)
