@@ -83,6 +83,21 @@ async def test_redis_holds_no_host_and_no_credential_digest(prefix):
     await client.aclose()
 
 
+async def test_with_nothing_to_share_redis_is_not_said_reachable(caplog):
+    """With no least-busy target used yet, no round asks Redis: "Redis reachable" was logged for a Redis that
+    was down."""
+    import asyncio
+    import logging
+
+    shared = SharedInFlight(LoadBoard(Clock()), "redis://127.0.0.1:9/0", interval_s=0.01)  # nothing listens
+    with caplog.at_level(logging.INFO, logger="sluicegate"):
+        assert await shared.sync_once() is False
+        shared.start()
+        await asyncio.sleep(0.05)
+        await shared.stop()
+    assert "Redis reachable" not in caplog.text and shared.up is False
+
+
 @pytest.mark.parametrize(("fields", "expected"), [
     ({b"me": b"5:100.0", b"other": b"2:99.5"}, (2, [])),
     ({"x": "3:100", "y": "4:99"}, (7, [])),

@@ -81,21 +81,24 @@ class SharedInFlight:
     async def _loop(self) -> None:
         while True:
             try:
-                await self.sync_once()
-                if not self.up:
+                # Only an exchange with Redis says it is reachable: with no least-busy target yet there is
+                # none, and "Redis reachable" was logged at start beside other parts' "unreachable".
+                if await self.sync_once() and not self.up:
                     log.info("shared in-flight counts: Redis reachable")
-                self.up = True
+                    self.up = True
             except Exception as exc:  # Redis down: each process goes by its own counts (stale others expire)
                 if self.up:
                     log.warning("shared in-flight counts: Redis unreachable (%s)", type(exc).__name__)
                 self.up = False
             await asyncio.sleep(self.interval_s)
 
-    async def sync_once(self) -> None:
+    async def sync_once(self) -> bool:
+        """Share this process's counts and read the others'; False when there was nothing to share (no
+        least-busy target has been used), and Redis was not asked."""
         views = list(self._board.views())
         if not views:
             self.rounds += 1
-            return
+            return False
         now = self._clock()
         pipe = self._redis.pipeline(transaction=False)
         for view in views:
@@ -115,3 +118,4 @@ class SharedInFlight:
         if stale:
             await cleanup.execute()
         self.rounds += 1
+        return True
