@@ -391,3 +391,11 @@ def test_providers_update_refuses_what_it_would_not_do(cli: Cli, argv: list[str]
     code, _, err = cli("providers", "update", "my-llm", *argv)
     assert code == 1 and message in err, err
     assert cli.json("providers", "show", "my-llm") == before
+
+
+
+def test_vault_status_of_a_store_without_secrets_needs_no_key(cli: Cli) -> None:
+    # It said to restore "the key the stored secrets were sealed with" (exit 2) of a fresh data directory.
+    code, out, err = cli("vault", "status")
+    assert code == 0 and "no master key yet, and no secret stored" in out, err
+    assert cli.json("vault", "status") == {"source": None, "keys": []}

@@ -6,7 +6,7 @@ import argparse
 
 from ..settings import flag_type
 from ..vault.cipher import Vault
-from ..vault.keys import ENV_NAME, encode_key, generate_key
+from ..vault.keys import ENV_NAME, VaultError, encode_key, generate_key
 from ..vault.rotate import key_usage, refuse_a_new_key_beside_lost_ones, rotate
 from .support import (
     EXIT_UNUSABLE,
@@ -15,6 +15,7 @@ from .support import (
     open_store,
     print_json,
     print_table,
+    report,
     settings_from_args,
     store_options,
     wants_json,
@@ -80,9 +81,18 @@ async def vault_rotate(args: argparse.Namespace) -> int:
 
 async def vault_status(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
-    vault = Vault.load(settings, create=False)
     async with open_store(settings) as engine:
         usage = await key_usage(engine)
+    try:
+        vault = Vault.load(settings, create=False)
+    except VaultError:
+        if usage:
+            raise
+        # A store without secrets needs no key yet: it was "restore the key the stored secrets were sealed
+        # with" (exit 2) on a fresh data directory.
+        report(args, "no master key yet, and no secret stored: the first secret stored makes one",
+               {"source": None, "keys": []})
+        return 0
     known = {k.key_id for k in vault.keyring.keys}
     rows = [
         (k.key_id, "encrypts" if k is vault.keyring.active else "decrypts", usage.get(k.key_id, 0))
