@@ -193,6 +193,8 @@ def test_default_max_tokens_is_an_argument() -> None:
 
 REFUSED_MESSAGES = [
     ({"model": "m"}, "messages"),
+    ({"model": "m", "max_tokens": 8, "messages": [{"role": "user", "content": "x"}], "metadata": {"user_id": {"a": 1}}},
+     "metadata.user_id: a string is required"),
     ({"messages": [{"role": "system", "content": "x"}]}, "role"),
     ({"messages": [{"role": "user", "content": [{"type": "audio"}]}]}, "audio"),
     ({"messages": [{"role": "user", "content": [{"type": "image", "source": {"type": "file"}}]}]}, "image"),
@@ -233,6 +235,12 @@ REFUSED_CHAT = [
     ({"messages": [], "tools": {"type": "function"}}, "tools"),
     ({"messages": [], "tool_choice": {"function": True}}, "tool_choice"),
     ({"messages": [{"role": "assistant", "tool_calls": 3}]}, "tool_calls"),
+    # What the Messages API refuses was sent to it: only a system prompt, only empty text; a user that is no
+    # string went out as its Python repr.
+    ({"messages": [{"role": "system", "content": "be brief"}]}, "needs a user or assistant message with content"),
+    ({"messages": [{"role": "user", "content": ""}]}, "needs a user or assistant message with content"),
+    ({"messages": [{"role": "user", "content": [{"type": "text", "text": ""}]}]}, "needs a user or assistant"),
+    ({"messages": [{"role": "user", "content": "x"}], "user": {"a": 1}}, "user: a string is required"),
 ]
 
 
@@ -240,3 +248,11 @@ REFUSED_CHAT = [
 def test_untranslatable_chat_request_is_a_clear_error(body: dict, word: str) -> None:
     with pytest.raises(TranslationError, match=word):
         chat_request_to_messages(body)
+
+
+def test_an_empty_stop_sequence_is_left_out_and_empty_text_is_not_sent():
+    body = {"model": "m", "stop": ["", "END"], "messages": [
+        {"role": "user", "content": [{"type": "text", "text": ""}, {"type": "text", "text": "hi"}]}]}
+    request = chat_request_to_messages(body)
+    assert request["stop_sequences"] == ["END"] and request["messages"] == [{"role": "user", "content": "hi"}]
+    assert "stop_sequences" not in chat_request_to_messages({**body, "stop": [""]})

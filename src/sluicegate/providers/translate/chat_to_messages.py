@@ -44,7 +44,7 @@ def chat_request_to_messages(body: dict[str, Any], *, default_max_tokens: int = 
     for key in ("temperature", "top_p", "top_k"):
         if body.get(key) is not None:
             request[key] = body[key]
-    stop = _strings(body.get("stop"), "stop")
+    stop = [sequence for sequence in _strings(body.get("stop"), "stop") if sequence]  # "" stops nothing
     if stop:
         request["stop_sequences"] = stop
     if body.get("tools"):
@@ -53,9 +53,14 @@ def chat_request_to_messages(body: dict[str, Any], *, default_max_tokens: int = 
     if choice and body.get("tools"):
         request["tool_choice"] = choice
     if body.get("user") is not None:
-        request["metadata"] = {"user_id": str(body["user"])}
+        if not isinstance(body["user"], str):
+            raise TranslationError("user: a string is required")
+        request["metadata"] = {"user_id": body["user"]}
     if body.get("stream"):
         request["stream"] = True
+    if not request["messages"]:  # the Messages API refuses an empty list: the request was sent anyway
+        raise TranslationError("messages: an anthropic-spec target needs a user or assistant message with content "
+                               "besides the system prompt")
     return request
 
 
@@ -124,10 +129,10 @@ def text_of(content: object, where: str) -> str:
 
 def _user_blocks(content: object) -> list[dict[str, Any]]:
     if isinstance(content, str):
-        return [{"type": "text", "text": content}]
+        return [{"type": "text", "text": content}] if content else []  # the Messages API refuses empty text
     if not isinstance(content, list):
         raise TranslationError("messages (user): content must be a string or a list of parts")
-    return [_user_block(part) for part in content]
+    return [block for block in map(_user_block, content) if block["type"] != "text" or block["text"]]
 
 
 def _user_block(part: object) -> dict[str, Any]:

@@ -45,7 +45,9 @@ def messages_request_to_chat(body: dict[str, Any]) -> dict[str, Any]:
         chat.update(_tool_choice(body["tool_choice"], bool(body.get("tools"))))
     user_id = (body.get("metadata") or {}).get("user_id") if isinstance(body.get("metadata"), dict) else None
     if user_id is not None:
-        chat["user"] = str(user_id)
+        if not isinstance(user_id, str):  # an object went out as its Python repr
+            raise TranslationError("metadata.user_id: a string is required")
+        chat["user"] = user_id
     if body.get("stream"):
         chat["stream"] = True
         chat["stream_options"] = {"include_usage": True}  # usage in the last chunk, for real token counts
