@@ -107,7 +107,9 @@ def _price_parts(price: str) -> tuple[str, list[str]]:
     for count in (3, 2):
         if len(parts) > count and all(numerals.decimal(part) is not None for part in parts[-count:]):
             return ":".join(parts[:-count]), parts[-count:]
-    raise BadRequest(f"--price {price!r}: expected MODEL:INPUT:OUTPUT[:PER]")
+    if len(parts) < 3:
+        raise BadRequest(f"--price {price!r}: expected MODEL:INPUT:OUTPUT[:PER]")
+    return ":".join(parts[:-2]), parts[-2:]  # the caller says which of the two is not a number
 
 
 async def _show(args: argparse.Namespace) -> None:
