@@ -117,6 +117,10 @@ def test_validate_names_the_path_of_each_problem(signed_in):
     assert (syntax["errors"][0]["line"], syntax["errors"][0]["pointer"]) == (2, "$")
     valid = client.post("/configs/validate", json={"config": '{"provider": "openai"}'}, headers={"X-CSRF-Token": csrf})
     assert valid.json() == {"errors": []}
+    # Nested past what saving takes: the live check recursed past Python's limit (a 500), saving said why.
+    deep = client.post("/configs/validate", json={"config": '{"a":' + "[" * 600 + "]" * 600 + "}"},
+                       headers={"X-CSRF-Token": csrf})
+    assert deep.status_code == 200 and deep.json()["errors"][0]["message"] == "nested too deeply (at most 254 levels)"
 
 
 def test_add_provider_answers_the_ssrf_guards_refusal(signed_in):

@@ -105,6 +105,7 @@ def _tailing(page, gw, slug: str, user: str) -> None:
     _ask(gw, slug, user, "first")
     sign_in(page)
     page.fill("input[name=user]", user)
+    page.click("#apply-filters")
     wait_for_rows(page, "#log-rows tr", 1)
     page.check("#live-tail")
 
@@ -119,6 +120,20 @@ def test_live_tail_shows_new_requests_without_a_reload(page, gw, private_llm):
     _ask(gw, private_llm, user, "second")
     _until_rows(page, 2)
     assert page.locator("#log-rows tr.fresh").count() == 1
+
+
+def test_live_tail_follows_the_filters_applied_not_those_typed(page, gw, private_llm):
+    # The tail read the form as it was being edited: rows of a user typed but never applied joined the list,
+    # under a status line that still counted the applied ones.
+    user, typed = f"kept-{uuid.uuid4().hex[:8]}", f"typed-{uuid.uuid4().hex[:8]}"
+    _tailing(page, gw, private_llm, user)
+    page.fill("input[name=user]", typed)  # not applied
+    _ask(gw, private_llm, typed, "not-mine")
+    _ask(gw, private_llm, user, "mine")
+    _until_rows(page, 2)
+    time.sleep(2.5)  # more polls: the typed user's row must not come
+    assert [page.locator("#log-rows tr td:nth-child(4)").nth(i).inner_text() for i in range(2)] == ["mine", "first"]
+    assert page.locator("#log-rows tr").count() == 2 and page.inner_text("#log-status") == "2 requests shown"
 
 
 def test_live_tail_shows_a_request_that_ends_after_a_newer_one(page, gw, private_llm, llm):

@@ -17,6 +17,8 @@ import orjson
 from ..catalog.configs import MAX_CONFIG_BYTES, inlined_secret, referenced_slugs
 from ..config.parse import LEGACY_CONFIG
 from ..config.schema import validate_config
+from ..errors import BadRequest
+from ..jsontext import stored_json_object
 from ..providers import registry
 
 _ENTRY = re.compile(r"^path: (?P<path>.*?), message: (?P<message>.*)$", re.DOTALL)
@@ -45,6 +47,10 @@ def config_problems(text: str, check_host: Callable[[str], object] | None,
     except orjson.JSONDecodeError as exc:
         return [problem([], f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
                         line=exc.lineno, column=exc.colno)]
+    try:  # what saving refuses, said here too: the walks below recursed past Python's limit (a 500)
+        stored_json_object(text, invalid="{error}", what="config")
+    except BadRequest as refused:
+        return [problem([], refused.message.removeprefix("config: "))]
     if not isinstance(tree, dict):
         return [problem([], "expected a JSON object")]
     if "options" in tree:

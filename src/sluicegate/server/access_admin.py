@@ -185,7 +185,7 @@ def lists_key(caller: Principal, key: dict[str, Any]) -> bool:
         key_scope(key["key_type"], key["sub_type"], "list"))
 
 
-async def _own_workspace_named(request: web.Request, caller: Principal, asked: Any) -> None:
+async def own_workspace_named(request: web.Request, caller: Principal, asked: Any) -> None:
     """For a workspace key, ``asked`` must name its own workspace (by id or slug): any other, existing or not,
     is the same 403, so that the answer says nothing of other workspaces (a 404 told which do not exist)."""
     if asked is None or caller.workspace_id is None or asked == caller.workspace_id:
@@ -210,7 +210,7 @@ async def create_key(request: web.Request) -> web.Response:
     if caller.workspace_id is not None:
         if key_type == "organisation":
             raise Forbidden("A workspace API key cannot create organisation keys")
-        await _own_workspace_named(request, caller, body.get("workspace_id"))
+        await own_workspace_named(request, caller, body.get("workspace_id"))
         body["workspace_id"] = caller.workspace_id
     scopes = body.get("scopes")
     _no_escalation(caller, list(DEFAULT_SCOPES) if scopes is None else scopes)  # the default is granted too
@@ -253,7 +253,7 @@ async def list_keys(request: web.Request) -> web.Response:
     query = checked_query(request, ("workspace_id", *SNAKE_PAGING.names))
     asked = query.get("workspace_id")
     admin = _admin(request)
-    await _own_workspace_named(request, caller, asked)
+    await own_workspace_named(request, caller, asked)
     workspace = caller.workspace_id or (await resolve_workspace_id(admin.engine, asked) if asked else None)
     keys = [key for key in await admin.keys.list(workspace_id=workspace) if lists_key(caller, key)]
     return _json(SNAKE_PAGING.listing(query, keys))
@@ -276,7 +276,7 @@ async def update_key(request: web.Request) -> web.Response:
     body = await body_of(request)
     body.pop("id", None)
     asked = body.pop("workspace_id", None)  # it was ignored without a word
-    await _own_workspace_named(request, caller, asked)
+    await own_workspace_named(request, caller, asked)
     if asked is not None and await resolve_workspace_id(_admin(request).engine, asked) != view["workspace_id"]:
         raise BadRequest("workspace_id: a key stays in the workspace it was made in (make a new key there)")
     if body.get("status") == "active" and view["status"] != "active":

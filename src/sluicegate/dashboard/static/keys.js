@@ -30,10 +30,22 @@ export function keysPage(root, session) {
       canAny(session, "create") ? h("button", { class: "primary", id: "create-key", onclick: () => showForm(null) }, "Create key") : null)),
     secretBox, formBox, status, list);
 
+  // Every page of them: the listing answers 100 at a time by default, and the 101st workspace was missing
+  // from the picker and the create form.
+  async function everyWorkspace() {
+    const found = [];
+    for (let page = 0; page < 1000; page++) {
+      const batch = (await api("GET", `/workspaces${query({ pageSize: 1000, currentPage: page })}`)).data;
+      found.push(...batch);
+      if (batch.length < 1000) break;
+    }
+    return found;
+  }
+
   async function loadWorkspaces() {
     if (mine || !can(session, "workspaces.list")) return;
     try {
-      const found = (await api("GET", "/workspaces")).data;
+      const found = await everyWorkspace();
       workspaces = new Map(found.map((w) => [w.id, w.slug]));
       append(workspaceFilter, found.map((w) => h("option", { value: w.id }, w.slug)));
     } catch (e) { status.textContent = e.message; }

@@ -55,13 +55,18 @@ export function logsPage(root, session) {
     const meta = data.get("metadata").trim();
     if (meta) {
       const [key, ...rest] = meta.split("=");
+      // A key without a value was dropped (the empty value is not sent): the whole list came back, unfiltered.
+      if (!rest.length || !rest.join("=").trim()) throw new Error("Metadata: write it as key=value");
       params[`metadata.${key.trim()}`] = rest.join("=").trim();
     }
     return params;
   }
 
   async function load(next = false) {
-    const params = { ...filters(), limit: 50 };
+    let applied;
+    try { applied = next && state.applied ? state.applied : filters(); } catch (e) { status.textContent = e.message; return; }
+    state.applied = applied;  // what the live tail polls: the filters of the list shown, not the form's unapplied edits
+    const params = { ...applied, limit: 50 };
     if (next && state.cursor) params.cursor = state.cursor;
     status.textContent = "Loading…";
     const mine = ++state.sequence;
@@ -77,7 +82,8 @@ export function logsPage(root, session) {
 
   async function tail() {
     const newest = state.rows[0];
-    const params = { ...filters(), limit: 100 };
+    if (!state.applied) return;
+    const params = { ...state.applied, limit: 100 };
     if (newest) {  // never before the filters' own range
       const since = newest.created_ms - TAIL_LATE_MS;
       if (!params.from || since > Date.parse(params.from)) params.from = new Date(since).toISOString();
@@ -98,6 +104,7 @@ export function logsPage(root, session) {
     // In the list's order (newest start first, then id, as the API pages): a late row goes where it started.
     state.rows = state.rows.concat(fresh).sort((a, b) => b.created_ms - a.created_ms || (a.id < b.id ? 1 : -1));
     render(fresh.map((r) => r.id));
+    status.textContent = `${state.rows.length} requests shown`;
   }
 
   function render(fresh = []) {
