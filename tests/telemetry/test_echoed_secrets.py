@@ -89,8 +89,9 @@ def echoed_elsewhere(gateway: GatewayProcess, upstream, body: dict) -> list[str]
     assert "[REDACTED]" in refused.text and CATALOG not in str(refused.headers), refused.headers
     direct = {"x-portkey-provider": "openai", "x-portkey-custom-host": upstream.v1,
               "authorization": f"Bearer {CLIENT}", "x-portkey-trace-id": traces[2]}
-    assert httpx.post(f"{gateway.v1}/chat/completions", json={**body, "user": CLIENT},
+    assert httpx.post(f"{gateway.v1}/chat/completions", json={**body, "user": CLIENT, "model": CLIENT},
                       headers=direct).status_code == 200
+    assert CLIENT not in httpx.get(f"{gateway.url}/metrics").text  # the model was a label there, in clear
     api = LogApi(gateway.url)
     answered, failed, user = (api.one(trace) for trace in traces)
     assert answered["model_answered"] == "m-[REDACTED]", answered

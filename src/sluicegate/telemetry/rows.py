@@ -135,7 +135,9 @@ class RowBuilder:
         row["error_type"] = record.error_type or error_type
         row["error_message"] = scrub((record.error_message or error_message or "")[:_ERROR_LIMIT], secrets) or None
         return {"row": row, "attempts": self._attempt_rows(record, row["id"], created_ms, secrets),
-                "answer": answer[:3], "price": [provider, model, _is_public(record)]}
+                # The model as asked, scrubbed as every text the client wrote: a key sent as the model was stored,
+                # and published as a /metrics label, in clear.
+                "answer": answer[:3], "price": [provider, scrub(model, secrets), _is_public(record)]}
 
     def finish(self, draft: Draft) -> tuple[Row, list[Row]]:
         """The rows of a draft (live, or read back from a journal): the columns read from the answer."""
