@@ -124,6 +124,20 @@ async def test_a_segment_another_process_held_at_start_is_replayed_once_it_lets_
     assert sink.replayed == 7 and list((tmp_path / "spool").iterdir()) == []
 
 
+async def test_every_segment_left_by_dead_processes_is_replayed_on_an_idle_gateway(store, tmp_path):
+    """The first segment was replayed at start; the rest waited for a request, however long that was."""
+    for _ in range(3):  # three processes that died with records spooled
+        dead = Spool(tmp_path / "spool", 50_000_000)
+        dead.open()
+        assert dead.append([builder().finish(builder().draft_line(record())[0]) for _ in range(5)]).kept == 5
+        dead.close()
+    sink = make_sink(store, tmp_path)
+    await sink.start()
+    await settle(sink, lambda: len(store.rows) == 15)  # no request at all
+    await sink.close()
+    assert sink.replayed == 15 and list((tmp_path / "spool").iterdir()) == []
+
+
 async def test_a_commit_lost_with_the_connection_is_not_duplicated(store, tmp_path):
     sink = make_sink(store, tmp_path)
     await sink.start()

@@ -276,6 +276,11 @@ class Sink:
 
     async def _idle(self) -> None:
         self._wakeup.clear()
+        if self.store_up and self._spool.pending and self._clock() >= self._replay_at:
+            # Segments are ready (a dead process's, this one's from an outage): the next step replays the
+            # next one. Waiting here left all but the first unreplayed until a request came.
+            await asyncio.sleep(0)
+            return
         if self.store_up or not self._spool.pending:
             relook = self._spool.relook_in()  # segments another process held: look again when due
             deferred = self._replay_at - self._clock()
