@@ -28,13 +28,16 @@ class FakeStore:
         self.up = True
         self.lose_commit = False  # write, then fail as if the connection died during COMMIT
         self.refuse: set[str] = set()
+        self.probes_only = False  # an empty write (a probe) succeeds, a write of rows fails (a read-only WAL)
+        self.probes = 0
 
     async def close(self):
         self.closed = True
 
     async def write(self, entries):
         await asyncio.sleep(0)
-        if not self.up:
+        self.probes += not entries
+        if not self.up or (self.probes_only and entries):
             raise ConnectionRefusedError("store down")
         refused = [row for row, _ in entries if row["model"] in self.refuse]
         for row, _ in entries:
@@ -136,6 +139,26 @@ async def test_every_segment_left_by_dead_processes_is_replayed_on_an_idle_gatew
     await settle(sink, lambda: len(store.rows) == 15)  # no request at all
     await sink.close()
     assert sink.replayed == 15 and list((tmp_path / "spool").iterdir()) == []
+
+
+async def test_a_store_that_takes_probes_but_refuses_writes_stays_down_once_said(store, tmp_path, caplog):
+    """Each probe said "reachable again" and reset the pause, the next write "unreachable": two warnings
+    twice a second, and a store_up gauge that flapped."""
+    sink = make_sink(store, tmp_path)
+    await sink.start()
+    store.probes_only = True
+    with caplog.at_level(logging.WARNING, logger="sluicegate.telemetry"):
+        for _ in range(5):
+            sink.submit(record())
+        await settle(sink, lambda: sink.spooled == 5)
+        await asyncio.sleep(0.5)  # ten times the longest pause: flapping would say it again and again
+        said = [r.getMessage() for r in caplog.records]
+        assert sum("unreachable" in m for m in said) == 1 and not any("reachable again" in m for m in said), said
+        assert sink.gauges().store_up is False
+        store.probes_only = False
+        await settle(sink, lambda: len(store.rows) == 5)
+    assert sum("reachable again" in r.getMessage() for r in caplog.records) == 1
+    await sink.close()
 
 
 async def test_a_commit_lost_with_the_connection_is_not_duplicated(store, tmp_path):

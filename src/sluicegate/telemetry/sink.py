@@ -122,6 +122,10 @@ class Sink:
         self._task: asyncio.Task | None = None
         self._accepting = False  # between start and the end of the drain task
         self.store_up = True
+        # Up again by a probe alone (an empty write), not yet by a write that stored something: a store that
+        # takes a probe but refuses writes (a read-only WAL) flapped up and down twice a second, each time
+        # saying it was back and resetting the probe's pause.
+        self._on_probation = False
         self._probe_at = 0.0
         self._pause = PROBE_MIN_S
         self.written = self.spooled = self.replayed = 0
@@ -222,7 +226,7 @@ class Sink:
         return SinkGauges(
             queue_depth=len(self._queue), queue_capacity=self._queue_max, written=self.written,
             spooled=self.spooled, replayed=self.replayed, spool_bytes=self._spool.bytes,
-            dropped=dict(self.dropped), store_up=self.store_up and not self._stalled(),
+            dropped=dict(self.dropped), store_up=self.store_up and not self._on_probation and not self._stalled(),
             spool_up=self.spool_error is None,
             journal_up=self.journal is None or self.journal.error is None,
             paced=self.paced, paced_seconds=self.paced_seconds,
@@ -369,7 +373,10 @@ class Sink:
         finally:
             took, self._writing_since = self._clock() - self._writing_since, None
             self._interval = min(FLUSH_INTERVAL_S, max(FLUSH_MIN_S, FLUSH_PACE * took))
-        self._came_up()
+        if entries:
+            self._came_up()
+        elif not self.store_up:  # a probe: worth a try of the spool, not yet "reachable again"
+            self.store_up, self._on_probation = True, True
         return 0
 
     async def _probe(self) -> None:
@@ -377,19 +384,19 @@ class Sink:
         await self._write([])
 
     def _went_down(self, exc: BaseException) -> None:
-        if self.store_up:
+        if self.store_up and not self._on_probation:
             log.warning("request log store unreachable (%s: %s); spooling to %s",
                         type(exc).__name__, str(exc)[:200], self._spool.directory)
             self._pause = PROBE_MIN_S
-        else:
+        else:  # still down: the pause grows
             self._pause = min(self._pause * 2, PROBE_MAX_S)
-        self.store_up = False
+        self.store_up = self._on_probation = False
         self._probe_at = self._clock() + self._pause
 
     def _came_up(self) -> None:
-        if not self.store_up:
+        if not self.store_up or self._on_probation:
             log.warning("request log store reachable again; replaying the spool")
-        self.store_up = True
+        self.store_up, self._on_probation = True, False
         self.spool_error = None  # records are stored again: none is being lost for want of a spool
 
     async def _spool_entries(self, entries: list[Entry]) -> None:
