@@ -129,3 +129,5 @@ def test_a_data_dir_the_gateway_cannot_use_is_cannot_start_and_nothing_else(tmp_
     said = str(failed.value)
     assert "sluicegate: cannot start:" in said
     assert "Traceback" not in said and "asynchronous generator" not in said, said
+    if damage == "journal_is_a_file":  # it said "[Errno 17] File exists", as if that were the fault
+        assert f"{data / 'journal'} is not a directory" in said and "File exists" not in said, said

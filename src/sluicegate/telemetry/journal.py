@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .spool import Segment, new_segment
+from .spool import Segment, new_segment, private_directory
 
 log = logging.getLogger("sluicegate.telemetry")
 
@@ -67,7 +67,7 @@ class Journal:
         self.error: str | None = None  # why the last append failed; None once one succeeds
 
     def open(self) -> None:
-        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_directory(self.directory)
         os.chmod(self.directory, 0o700)  # it holds bodies, as the spool does
 
     def append(self, line: bytes | None) -> JournalSegment | None:

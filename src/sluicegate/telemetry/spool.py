@@ -166,6 +166,15 @@ def _entry(value: Any, finish: Finish | None) -> tuple[Entry | None, str | None]
     return (None, why) if why is not None else ((row, attempts), None)
 
 
+def private_directory(directory: Path) -> None:
+    """``directory`` made (mode 700) unless it is there; something else in its place is refused by name,
+    where mkdir's "[Errno 17] File exists" read as if the directory's existing were the fault."""
+    if directory.exists() and not directory.is_dir():
+        raise NotADirectoryError(f"{directory} is not a directory, and the request log keeps its files there: "
+                                 "move it away (or remove it) and start again")
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
 def new_segment(directory: Path) -> Segment:
     """A new, empty segment of this process, locked for as long as it is open: no one else replays it."""
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -257,7 +266,7 @@ class Spool:
         self._kept: set[Path] = set()  # replayed, but they could not be deleted: not replayed again here
 
     def open(self) -> None:
-        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_directory(self.directory)
         sizes = [_file_size(p) for p in self.directory.glob("*" + SUFFIX)]
         self.bytes = sum(sizes)
         self._pending = bool(sizes)  # left by an earlier run or a worker that died: replay them
