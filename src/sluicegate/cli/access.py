@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from ..access.admin_token import reset_admin_token
-from .support import command, open_store, print_json, settings_from_args, store_options, wants_json
+from .support import command, open_store, report, settings_from_args, store_options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,10 +21,7 @@ async def admin_token_reset(args: argparse.Namespace) -> None:
     settings = settings_from_args(args)
     async with open_store(settings) as engine:
         token = await reset_admin_token(engine)
-    if wants_json(args):
-        print_json({"admin_token": token})
-    else:
-        print(f"new admin token (shown once, only its hash is stored):\n{token}")
+    report(args, f"new admin token (shown once, only its hash is stored):\n{token}", {"admin_token": token})
     if settings.admin_token:  # on stderr: stdout is the token (or its JSON), which a script reads
         print("note: SLUICEGATE_ADMIN_TOKEN is set, and a server started with it accepts only that token",
               file=sys.stderr)

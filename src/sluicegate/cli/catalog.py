@@ -332,12 +332,8 @@ async def _configs_save(args: argparse.Namespace, *, replace: bool) -> None:
             workspace = await resolve_workspace_id(engine, args.workspace)
             view = await repo.add(args.id, text, notes=args.notes, workspace_id=workspace)
             await _audited(engine, "config.create", "config", view.id, view.workspace_id, after=view.to_json())
-    if wants_json(args):
-        print_json(view.to_json())
-    else:
-        print(
-            f"{'updated' if replace else 'saved'} config {view.id} (use it with x-portkey-config: {view.id})"
-        )
+    report(args, f"{'updated' if replace else 'saved'} config {view.id} (use it with x-portkey-config: {view.id})",
+           view.to_json())
 
 
 async def _configs_list(args: argparse.Namespace) -> None:

@@ -6,7 +6,7 @@ import argparse
 
 from ..store.engine import create_engine, database_url
 from ..store.migrate import current_revision, head_revision, upgrade
-from .support import command, print_json, settings_from_args, store_options, wants_json
+from .support import command, print_json, report, settings_from_args, store_options, wants_json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -47,8 +47,5 @@ async def db_current(args: argparse.Namespace) -> int:
     finally:
         await engine.dispose()
     head = head_revision()
-    if wants_json(args):
-        print_json({"current": current, "head": head})
-    else:
-        print(f"current: {current or '(empty)'}\nhead:    {head}")
+    report(args, f"current: {current or '(empty)'}\nhead:    {head}", {"current": current, "head": head})
     return 0 if current == head else 1
