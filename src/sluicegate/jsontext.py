@@ -49,6 +49,23 @@ def writable_json(raw: bytes) -> Any:
     return value
 
 
+def model_named(raw: bytes) -> tuple[bytes, str | None] | None:
+    """A passthrough body that must say its model (a catalog allow-list, a key's models): the bytes to send on,
+    serialised again so that a second "model" key cannot hide another from the upstream, and the model it
+    names; None when it is not a JSON object the gateway can write back. A model that is not a string is a
+    ``BadRequest``."""
+    try:
+        value = writable_json(raw)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(value, dict):
+        return None
+    model = value.get("model")
+    if model is not None and not isinstance(model, str):
+        raise BadRequest("'model' must be a string")
+    return orjson.dumps(value), model
+
+
 def _too_deep(text: bytes | str, value: Any) -> bool:
     """Is ``value`` (parsed from ``text``) nested deeper than orjson writes? Text shorter than the brackets
     that depth takes cannot be: the common document is not written a second time to tell."""

@@ -12,12 +12,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any, Protocol
 
-import orjson
 from multidict import CIMultiDict
 
 from .config.model import Target
 from .errors import BadRequest, EndpointNotSupported
-from .jsontext import stored_json_object
+from .jsontext import model_named
 from .providers import registry
 from .providers.contract import ApiSpec, Origin, Translation
 from .providers.translate import TranslationError
@@ -84,15 +83,14 @@ def _allow_listed_passthrough(call: Call, slug: str, entry: CatalogEntry) -> Cal
     acts on the model that was checked (a duplicate "model" key cannot hide another). A body the gateway
     cannot read (multipart, not JSON) could name any model: refused. Without this check, a unified endpoint
     reached as a passthrough path (``/v1/chat%2Fcompletions``) used the stored credential for any model."""
-    why = (f"{slug} serves only the models on its allow-list: a request with a body on this path must send a "
-           "JSON object naming one of them")
-    body = stored_json_object(call.body, invalid=f"{why} ({{error}})", not_object=why, what="Request body")
-    model = body.get("model")
-    if model is not None and not isinstance(model, str):
-        raise BadRequest("'model' must be a string")
+    read = model_named(call.body)
+    if read is None:
+        raise BadRequest(f"{slug} serves only the models on its allow-list: a request with a body on this path "
+                         "must send a JSON object naming one of them")
+    body, model = read
     if model is not None and not entry.allows_model(model):
         raise BadRequest(f"Model '{model}' is not available on {slug}")
-    return replace(call, body=orjson.dumps(body))
+    return replace(call, body=body)
 
 
 def forward_names(target: Target, requested: tuple[str, ...] | None, catalog_default: tuple[str, ...], *,

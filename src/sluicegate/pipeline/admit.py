@@ -12,14 +12,12 @@ from __future__ import annotations
 
 from typing import Protocol
 
-import orjson
-
 from ..access import policy
 from ..access.mode import OFF, Requirement
 from ..access.model import INFERENCE_SCOPE, Principal
 from ..access.registry import AccessRegistry
 from ..errors import BadRequest, Unauthorized
-from ..jsontext import writable_json
+from ..jsontext import model_named
 from ..types import Call, Outcome
 from .core import Next, RequestState
 
@@ -121,17 +119,11 @@ def _passthrough_model(call: Call) -> str | None:
     (one the gateway cannot read could name any model), and it goes upstream as parsed, so the upstream acts
     on the model checked (a second "model" key cannot hide another). The provider's default model was
     checked instead, and the body's went upstream unchecked."""
-    try:
-        body = writable_json(call.body)
-    except orjson.JSONDecodeError:
-        body = None
-    if not isinstance(body, dict):
+    read = model_named(call.body)
+    if read is None:
         raise policy.Forbidden("This API key may only use the models it is allowed: a request with a body must "
                                "send a JSON object naming one in 'model'")
-    model = body.get("model")
-    if model is not None and not isinstance(model, str):
-        raise BadRequest("'model' must be a string")
-    call.body = orjson.dumps(body)
+    call.body, model = read
     return model
 
 
