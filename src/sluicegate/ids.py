@@ -18,3 +18,11 @@ def time_sorted_id(created_ms: int | None = None) -> str:
     if created_ms is None:
         created_ms = time.time_ns() // 1_000_000
     return "%032x" % (created_ms << 80 | random.getrandbits(80))
+
+
+def created_ms_of(an_id: str) -> int:
+    """The milliseconds ``time_sorted_id`` put first in ``an_id``; 0 for an id of another shape."""
+    try:
+        return int(an_id[:12], 16)
+    except ValueError:
+        return 0

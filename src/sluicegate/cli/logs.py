@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..errors import BadRequest
+from ..ids import created_ms_of
 from ..telemetry import params, query
 from .support import (
     EXIT_REFUSED,
@@ -80,7 +81,7 @@ async def logs_tail(args: argparse.Namespace) -> int:
             fresh = await _unseen(engine, page, seen, since_ms)
             _print(fresh, args, header=not seen)
             # Only what a later poll can read again needs remembering: the ids of the lookback window.
-            seen = {record_id for record_id in seen if _started_ms(record_id) >= since_ms}
+            seen = {record_id for record_id in seen if created_ms_of(record_id) >= since_ms}
             seen.update(r["id"] for r in fresh)
     return 0
 
@@ -92,22 +93,13 @@ async def _unseen(engine: AsyncEngine, page: params.Page, seen: set[str], since_
     cursor = None
     for _ in range(FOLLOW_PAGES):
         result = await query.list_logs(engine, replace(page, limit=params.MAX_LIMIT, cursor=cursor))
-        fresh += [r for r in result["data"] if r["id"] not in seen and _started_ms(r["id"]) >= since_ms]
+        fresh += [r for r in result["data"] if r["id"] not in seen and created_ms_of(r["id"]) >= since_ms]
         if result["next_cursor"] is None:
             break
         cursor = params.decode_cursor(result["next_cursor"])
         if cursor[0] < since_ms:
             break
     return fresh[::-1]
-
-
-def _started_ms(record_id: str) -> int:
-    """A record's start time, from its id (ids.py: the first 12 hex digits are the time in milliseconds); 0
-    for an id of another shape."""
-    try:
-        return int(record_id[:12], 16)
-    except ValueError:
-        return 0
 
 
 async def logs_show(args: argparse.Namespace) -> int:
