@@ -14,10 +14,9 @@ import orjson
 from aiohttp import web
 
 from ..access.model import KEY_TYPES, SUB_TYPES
-from ..access.workspaces import resolve_workspace_id
 from ..errors import LimitsUnavailable
 from ..limits.checks import Subject
-from ..server.access_admin import ACCESS_ADMIN, key_scope, lists_key, own_workspace_named
+from ..server.access_admin import ACCESS_ADMIN, key_scope, lists_key, narrowed_workspace, own_workspace_named
 from ..server.appkeys import GATEWAY
 from ..server.queries import checked_query
 from .guard import Forbidden, current_principal
@@ -32,8 +31,8 @@ async def list_keys(request: web.Request) -> web.Response:
     asked = checked_query(request, ("workspace_id",)).get("workspace_id")  # the admin API's rules
     admin = request.config_dict[ACCESS_ADMIN]
     await own_workspace_named(request, caller, asked)
-    workspace = caller.workspace_id or (await resolve_workspace_id(admin.engine, asked) if asked else None)
-    keys = [key for key in await admin.keys.list(workspace_id=workspace) if lists_key(caller, key)]
+    keys = [key for key in await admin.keys.list(workspace_id=await narrowed_workspace(admin.engine, caller, asked))
+            if lists_key(caller, key)]
     return web.Response(body=orjson.dumps({"object": "list", "total": len(keys),
                                            "data": [await _with_usage(request, key) for key in keys]}),
                         content_type="application/json")

@@ -194,6 +194,12 @@ async def own_workspace_named(request: web.Request, caller: Principal, asked: An
         raise Forbidden("This API key may only act on its own workspace")
 
 
+async def narrowed_workspace(engine: AsyncEngine, caller: Principal, asked: str | None) -> str | None:
+    """The workspace a listing is narrowed to: the caller's own, or the one ``asked`` names (id or slug; 404
+    when none has it), or None for every workspace the caller sees."""
+    return caller.workspace_id or (await resolve_workspace_id(engine, asked) if asked else None)
+
+
 def _may_list_keys(caller: Principal) -> bool:
     return any(caller.has_scope(key_scope(t, s, "list")) for t in ("organisation", "workspace")
                for s in ("service", "user"))
@@ -254,8 +260,8 @@ async def list_keys(request: web.Request) -> web.Response:
     asked = query.get("workspace_id")
     admin = _admin(request)
     await own_workspace_named(request, caller, asked)
-    workspace = caller.workspace_id or (await resolve_workspace_id(admin.engine, asked) if asked else None)
-    keys = [key for key in await admin.keys.list(workspace_id=workspace) if lists_key(caller, key)]
+    keys = [key for key in await admin.keys.list(workspace_id=await narrowed_workspace(admin.engine, caller, asked))
+            if lists_key(caller, key)]
     return _json(SNAKE_PAGING.listing(query, keys))
 
 
@@ -328,8 +334,8 @@ async def list_audit(request: web.Request) -> web.Response:
     # A misspelt filter was ignored, and the unfiltered trail came back.
     query = checked_query(request, _AUDIT_PARAMETERS, what="the audit trail")
     limit = audit_limit(query.get("limit", "100"))
-    asked = query.get("workspace_id")  # an id or a slug, as everywhere: a slug matched no event
-    workspace = caller.workspace_id or (await resolve_workspace_id(_admin(request).engine, asked) if asked else None)
+    # An id or a slug, as everywhere: a slug matched no event.
+    workspace = await narrowed_workspace(_admin(request).engine, caller, query.get("workspace_id"))
     events = await list_events(_admin(request).engine, AuditFilter(
         workspace_id=workspace, actor=query.get("actor"), action=query.get("action"),
         resource_type=query.get("resource_type"), limit=limit, before_id=_before_id(query.get("before_id"))))

@@ -32,7 +32,7 @@ from ..catalog.jsonio import check_keys
 from ..catalog.providers import ProviderRepository
 from ..errors import BadRequest
 from . import limits_admin
-from .access_admin import body_of, principal
+from .access_admin import body_of, narrowed_workspace, principal
 from .audit_trail import audited
 from .principals import check_workspace, workspace_for_write
 from .queries import SNAKE_PAGING, checked_query
@@ -117,10 +117,7 @@ async def list_integrations(request: web.Request) -> web.Response:
 
 
 async def _listed(request: web.Request, caller: Principal, query: Mapping[str, str]) -> str | None:
-    """The workspace a listing is narrowed to: the caller's own, or the one ``workspace_id`` names (404 when
-    none has it), or None for every workspace the caller sees."""
-    asked = query.get("workspace_id")
-    return caller.workspace_id or (await resolve_workspace_id(_admin(request).engine, asked) if asked else None)
+    return await narrowed_workspace(_admin(request).engine, caller, query.get("workspace_id"))
 
 
 async def _own_integration(request: web.Request, scope: str) -> dict[str, Any]:
