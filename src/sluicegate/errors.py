@@ -28,6 +28,13 @@ def sendable(text: str) -> str:
     return text if text.isascii() else _LONE_SURROGATE.sub("\ufffd", text)
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of what ``exc`` says ("" for nothing): database drivers append the SQL text, SQLAlchemy
+    a link to its documentation, and the first line names the problem without them."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else ""
+
+
 class GatewayError(Exception):
     """Base of every error the gateway answers with itself."""
 

@@ -21,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from .access.admin_token import announce_admin_token
 from .access.mode import key_required
 from .app import build_app, refuse_per_worker_limits
+from .errors import first_line
 from .limits.registry import snapshot_of
 from .limits.store import LimitRepository
 from .server.appkeys import GATEWAY
@@ -162,8 +163,8 @@ async def stop_serving(runner: web.AppRunner) -> None:
     try:
         await runner.cleanup()
     except Exception as exc:
-        first_line = (str(exc).splitlines() or [""])[0][:300]
-        raise ShutdownFailed(f"{type(exc).__name__}: {first_line}" if first_line else type(exc).__name__) from exc
+        said = first_line(exc)[:300]
+        raise ShutdownFailed(f"{type(exc).__name__}: {said}" if said else type(exc).__name__) from exc
 
 
 def make_runner(app: web.Application, settings: Settings) -> web.AppRunner:
@@ -227,9 +228,7 @@ def run(settings: Settings, *, worker: bool = False) -> int:
         return 1
     except with_driver_errors(*STARTUP_ERRORS) as exc:
         log.debug("startup failed", exc_info=True)
-        # The first line: SQLAlchemy's second is a link to its docs, and a driver's may quote SQL.
-        print(f"sluicegate: cannot start: {(str(exc).strip().splitlines() or [type(exc).__name__])[0]}",
-              file=sys.stderr)
+        print(f"sluicegate: cannot start: {first_line(exc) or type(exc).__name__}", file=sys.stderr)
         return 2
     return 0
 

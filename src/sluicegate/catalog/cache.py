@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ..errors import first_line
 from ..store.polling import Follower
 from ..store.state import read_catalog_version
 from ..store.tables import CATALOG_STATE_ID, provider_headers, providers, saved_configs
@@ -249,6 +250,4 @@ def _resolved(row: Row[Any], headers: tuple[tuple[str, str], ...]) -> ResolvedPr
 
 
 def _first_line(exc: BaseException) -> str:
-    # Driver errors can append the SQL text; the first line names the problem without it.
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"
+    return f"{type(exc).__name__}: {first_line(exc)}"

@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..access.admin_token import AdminTokenError
-from ..errors import ConfigError, GatewayError
+from ..errors import ConfigError, GatewayError, first_line
 from ..settings import Settings, SettingsError, flag_type, settings_from_env
 from ..store import StoreConfigError, opened_store
 from ..store.engine import StoreUnwritable, with_driver_errors
@@ -125,9 +125,7 @@ def run(command: Callable[[argparse.Namespace], Coroutine[Any, Any, int | None]]
         _quiet_stdout()
         return EXIT_OK
     except with_driver_errors(SQLAlchemyError, OSError) as exc:
-        # Driver messages may carry SQL text; the first line names the problem without it.
-        first = (str(exc).strip().splitlines() or [""])[0]
-        return fail(f"store unavailable: {type(exc).__name__}: {first}", EXIT_UNUSABLE)
+        return fail(f"store unavailable: {type(exc).__name__}: {first_line(exc)}", EXIT_UNUSABLE)
 
 
 def _quiet_stdout() -> None:
