@@ -48,3 +48,13 @@ def test_option1_and_the_openai_package_with_a_key(node_dir, keyed, private) -> 
     out = run_node(node_dir, "option1_with_key.mjs", gateway, PORTKEY_API_KEY=key["key"])
     assert [o.get("status") for o in out] == [401, 401], out
     assert "revoked" in out[0]["message"], out  # the portkey-ai package shows the gateway's message
+
+
+def test_admin_listings_page_as_the_node_package_asks(node_dir, keyed) -> None:  # noqa: F811
+    # The npm package pages workspaces in snake_case (current_page, page_size), where the Python one writes
+    # camelCase: the listing refused it as an unknown parameter.
+    gateway, _ = keyed
+    _cli(gateway, "workspaces", "create", "Node Paged")
+    out = run_node(node_dir, "admin_lists.mjs", gateway, ADMIN_TOKEN=ADMIN)
+    assert {o["name"]: (o.get("total", 0) >= 1, o.get("shown")) for o in out} == {
+        "workspaces": (True, 1), "apiKeys": (True, 1), "providers": (True, 1)}, out

@@ -128,14 +128,15 @@ async def create_workspace(request: web.Request) -> web.Response:
 
 
 async def list_workspaces(request: web.Request) -> web.Response:
-    """``name``: a part of the name; ``exact_name``: the whole name; paged as the portkey-ai SDK asks, in
-    camelCase here (``currentPage``, ``pageSize``)."""
+    """``name``: a part of the name; ``exact_name``: the whole name; paged as the portkey-ai SDKs ask: in
+    camelCase from Python (``currentPage``, ``pageSize``), in snake_case from Node."""
     caller = await _scoped(request, "workspaces.list")
-    query = checked_query(request, ("name", "exact_name", *CAMEL_PAGING.names))
+    query = checked_query(request, ("name", "exact_name", *CAMEL_PAGING.names, *SNAKE_PAGING.names))
+    paging = CAMEL_PAGING if any(name in query for name in CAMEL_PAGING.names) else SNAKE_PAGING
     views = await _admin(request).workspaces.list(name=query.get("name") or query.get("exact_name"))
     exact = query.get("exact_name")
     seen = [v for v in views if caller.sees_workspace(v["id"]) and (exact is None or v["name"] == exact)]
-    return _json(CAMEL_PAGING.listing(query, seen))
+    return _json(paging.listing(query, seen))
 
 
 async def _own_workspace(request: web.Request, scope: str) -> tuple[Principal, dict[str, Any]]:
