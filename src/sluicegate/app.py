@@ -257,7 +257,7 @@ def _upstream_context(gateway: Gateway, given: Transport | None, board: LoadBoar
             shared = SharedInFlight(board, settings.redis_url)
             shared.start()
         selector = ConfigSelector(gateway.configs, gateway.catalog.saved_config)
-        cache = gateway.cache = build_cache(settings, gateway.engine, gateway.dispatcher)
+        cache = gateway.cache = build_cache(settings, gateway.engine, gateway.dispatcher, gateway.catalog.resolve)
         admit = Admit(gateway.access, gateway.catalog, mode=settings.auth_mode, host=settings.host)
         gateway.pipeline = Pipeline(default_steps(selector, gateway.dispatcher, cache, admit=admit,
                                                   authorize=Authorize(gateway.catalog),

@@ -3,13 +3,16 @@ fake transport, with the backend's clock in the test's hands."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import orjson
 import pytest
 
 from sluicegate.cache import MemoryBackend, SimpleCache
+from sluicegate.catalog.entries import ResolvedProvider, provider_not_found
 from sluicegate.config import ConfigCache
+from sluicegate.errors import BadRequest
 from sluicegate.pipeline import ConfigSelector, Pipeline, RequestState, default_steps
 from sluicegate.providers import registry
 from sluicegate.types import CACHE_DISABLED, CACHE_HIT, CACHE_MISS, CACHE_REFRESH, Outcome
@@ -34,14 +37,32 @@ def cached_config(max_age: int | None = None, **extra: Any) -> str:
                          **extra}).decode()
 
 
+class Catalog:
+    """The Model Catalog as the cache and the request builder read it, edited by the test."""
+
+    def __init__(self, *providers: ResolvedProvider) -> None:
+        self.providers = {provider.slug: provider for provider in providers}
+
+    def resolve(self, slug: str) -> ResolvedProvider | None:
+        return self.providers.get(slug.removeprefix("@"))
+
+    def require(self, slug: str) -> ResolvedProvider:
+        found = self.resolve(slug)
+        if found is None:
+            raise provider_not_found(slug.lstrip("@"))
+        return found
+
+
 class Rig:
-    def __init__(self, handler=None, *, max_bytes: int = 1 << 20, max_entries: int = 100) -> None:
+    def __init__(self, handler=None, *, max_bytes: int = 1 << 20, max_entries: int = 100,
+                 catalog: Catalog | None = None) -> None:
         self.clock = Clock()
         self.transport = FakeTransport(handler or (lambda sent: json_response(chat_completion(f"n{len(self.transport.sent)}"))))
         self.backend = MemoryBackend(max_bytes, max_entries, clock=self.clock)
-        self.cache = SimpleCache(self.backend, entry_max_bytes=64 * 1024)
+        self.catalog = catalog or Catalog()
+        self.cache = SimpleCache(self.backend, entry_max_bytes=64 * 1024, resolve=self.catalog.resolve)
         selector = ConfigSelector(ConfigCache(known_providers=registry.PROVIDERS.keys()), {}.get)
-        self.pipeline = Pipeline(default_steps(selector, dispatcher(self.transport), self.cache))
+        self.pipeline = Pipeline(default_steps(selector, dispatcher(self.transport, catalog=self.catalog), self.cache))
 
     async def run(self, headers: dict[str, str] | None = None, body: dict[str, Any] | None = None, *,
                   scope: str | None = None) -> tuple[RequestState, Outcome]:
@@ -120,6 +141,52 @@ async def test_what_the_config_reads_of_the_request_is_in_the_key(second: dict[s
     await rig.cache.drain()
     state, outcome = await rig.run({"x-portkey-config": ROUTED, "x-tenant": "a", **second}, body())
     assert (first_state.cache_status, state.cache_status) == (CACHE_MISS, status)
+    assert len(rig.transport.sent) == (1 if status == CACHE_HIT else 2)
+
+
+FORWARDING = ResolvedProvider("fw", "openai", HOST, (("Authorization", f"Bearer {SECRET}"),),
+                              forward_headers=("x-user",))
+CATALOG_CACHED = orjson.dumps({"cache": {"mode": "simple"}}).decode()
+
+
+def edited(**changes: Any) -> ResolvedProvider:
+    return dataclasses.replace(FORWARDING, **changes)
+
+
+@pytest.mark.parametrize("config_names_it", [False, True])
+@pytest.mark.parametrize(("change", "status"), [
+    # The provider's own forward list: the upstream saw alice's header, and bob was answered with it.
+    ({"headers": {"x-user": "bob"}}, CACHE_MISS),
+    ({"headers": {"x-other": "bob"}}, CACHE_HIT),  # a header nobody forwards
+    # A provider edited after the answer was stored: the stored answer is no longer what it would say,
+    # or (narrowed, deleted) no longer something the request may have.
+    ({"provider": edited(headers=(("Authorization", "Bearer sk-rotated-credential-99"),))}, CACHE_MISS),
+    ({"provider": edited(custom_host="http://127.0.0.1:8/v1")}, CACHE_MISS),
+    ({"provider": edited(models=("other",))}, 400),
+    ({"provider": None}, 400),
+    # The protocol headers a spec takes from the client go upstream too.
+    ({"headers": {"anthropic-beta": "tools-2024"}}, CACHE_MISS),
+])
+async def test_a_catalog_provider_as_it_stands_is_in_the_key(change: dict[str, Any], status: str | int,
+                                                              config_names_it: bool):
+    rig = Rig(catalog=Catalog(FORWARDING))
+    config = orjson.dumps({"cache": {"mode": "simple"}, "provider": "@fw"}).decode() if config_names_it \
+        else CATALOG_CACHED
+    request = body()
+    request["model"] = "m" if config_names_it else "@fw/m"
+    first, _ = await rig.run({"x-portkey-config": config, "x-user": "alice"}, request)
+    await rig.cache.drain()
+    if "provider" in change:
+        rig.catalog.providers.pop("fw")
+        if change["provider"] is not None:
+            rig.catalog.providers["fw"] = change["provider"]
+    headers = {"x-portkey-config": config, "x-user": "alice", **change.get("headers", {})}
+    if status == 400:
+        with pytest.raises(BadRequest):
+            await rig.run(headers, request)
+        return
+    state, _ = await rig.run(headers, request)
+    assert (first.cache_status, state.cache_status) == (CACHE_MISS, status)
     assert len(rig.transport.sent) == (1 if status == CACHE_HIT else 2)
 
 

@@ -267,3 +267,33 @@ def test_keys_share_entries_only_through_a_namespace_and_never_across_workspaces
         assert len(upstream.received) == 4
     finally:
         process.stop()
+
+
+def test_a_catalog_provider_answers_from_the_cache_only_as_it_stands(tmp_path_factory, upstream):
+    """Its own forwarded headers are in the key (bob was answered with what the upstream told alice), and
+    an entry stored under its slug stops matching once the provider is edited, narrowed or deleted."""
+    admin = {"authorization": "Bearer admin-token-for-cache-tests-0123"}
+    gw = start(tmp_path_factory, "cache-catalog", SLUICEGATE_ADMIN_TOKEN=admin["authorization"][7:])
+    try:
+        created = httpx.post(f"{gw.url}/admin/api/providers", headers=admin, timeout=30, json={
+            "slug": "fw", "custom_host": upstream.v1, "forward_headers": ["x-user"],
+            "headers": {"Authorization": f"Bearer {SECRET}"}})
+        assert created.status_code == 201, created.text
+
+        def ask(user: str) -> httpx.Response:
+            return httpx.post(f"{gw.v1}/chat/completions", json={**CHAT, "model": "@fw/m"}, timeout=30,
+                              headers={"x-portkey-config": '{"cache": {"mode": "simple"}}', "x-user": user})
+
+        statuses = [ask(user).headers.get("x-portkey-cache-status") for user in ("alice", "bob", "bob")]
+        assert statuses == ["MISS", "MISS", "HIT"]
+        assert [r.headers["x-user"] for r in upstream.received] == ["alice", "bob"]
+        narrowed = httpx.patch(f"{gw.url}/admin/api/providers/fw", headers=admin, json={"models": ["other"]})
+        assert narrowed.status_code == 200, narrowed.text
+        refused = ask("bob")
+        assert refused.status_code == 400 and "not available on @fw" in refused.text
+        assert httpx.delete(f"{gw.url}/admin/api/providers/fw", headers=admin).status_code in (200, 204)
+        gone = ask("bob")
+        assert gone.status_code == 400 and "not found in the catalog" in gone.text
+        assert len(upstream.received) == 2
+    finally:
+        gw.stop()

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..dispatch import Dispatcher
 from ..settings import CACHE_BACKENDS, Settings
+from .key import ResolveProvider, no_catalog
 from .memory import MemoryBackend
 from .semantic.cache import SemanticCache
 from .semantic.lazy import LazyMiniLM
@@ -21,8 +22,8 @@ log = logging.getLogger(__name__)
 
 
 
-def build_cache(settings: Settings, engine: AsyncEngine,
-                dispatcher: Dispatcher | None = None) -> SimpleCache | SemanticCache | None:
+def build_cache(settings: Settings, engine: AsyncEngine, dispatcher: Dispatcher | None = None,
+                resolve: ResolveProvider = no_catalog) -> SimpleCache | SemanticCache | None:
     backend: CacheBackend
     if settings.cache_backend == "off":
         return None
@@ -41,7 +42,7 @@ def build_cache(settings: Settings, engine: AsyncEngine,
         backend = RedisBackend(url)
     else:
         raise ValueError(f"SLUICEGATE_CACHE_BACKEND must be one of {', '.join(CACHE_BACKENDS)}")
-    simple = SimpleCache(backend, entry_max_bytes=settings.cache_entry_max_bytes)
+    simple = SimpleCache(backend, entry_max_bytes=settings.cache_entry_max_bytes, resolve=resolve)
     embedder: Callable[[str], Awaitable[Any]] | None = None
     if settings.cache_embedder == "minilm":
         embedder = local_embedder()

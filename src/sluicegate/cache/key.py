@@ -6,20 +6,24 @@ endpoint, the stream flag (a stream is stored as events, a JSON answer as JSON: 
 each other), the config tree the request runs (providers, hosts, inline keys, override_params: the
 resolved targets), what else of the request that tree reads (the metadata its conditions query, which
 picks the target; the headers its targets forward, which the upstream sees), the provider, host and
-credential the request itself names, the model, and the whole parsed body except ``stream``, with its keys
-sorted. The credentials enter only through the hash: a key holds no secret.
+credential the request itself names, every catalog provider the request may reach as it stands now (its
+host, credential, allow-list and forwarded headers with the request's values for them: a provider edited,
+narrowed or deleted no longer matches what was stored under its slug), the protocol headers a spec takes
+from the client (``anthropic-version``, ``anthropic-beta``), the model, and the whole parsed body except
+``stream``, with its keys sorted. The credentials enter only through the hash: a key holds no secret.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
 from ..config.model import Group, Node, targets
+from ..providers.registry import SPECS
 from ..types import Call, routing_metadata
 
 KEY_VERSION = b"sluicegate-cache-v1"
@@ -38,10 +42,37 @@ class TreeReads:
     identity: bytes
     metadata_keys: tuple[str, ...] = ()  # the metadata keys its conditions query: they pick a request's target
     forwarded: tuple[str, ...] = ()  # the headers its targets forward upstream
+    slugs: tuple[str, ...] = ()  # the catalog providers its targets name (``@slug``)
 
 
-def request_parts(scope: str, call: Call, tree: TreeReads) -> list[Any]:
-    """What besides the body tells two requests apart."""
+class CatalogProvider(Protocol):
+    """What of a catalog provider can change an answer (``catalog.ResolvedProvider``)."""
+
+    @property
+    def spec(self) -> str: ...
+    @property
+    def custom_host(self) -> str: ...
+    @property
+    def headers(self) -> tuple[tuple[str, str], ...]: ...
+    @property
+    def models(self) -> tuple[str, ...]: ...
+    @property
+    def default_model(self) -> str | None: ...
+    @property
+    def forward_headers(self) -> tuple[str, ...]: ...
+    @property
+    def allow_entry(self) -> str | None: ...
+
+
+ResolveProvider = Callable[[str], "CatalogProvider | None"]
+
+
+def no_catalog(slug: str) -> None:
+    return None
+
+
+def request_parts(scope: str, call: Call, tree: TreeReads, resolve: ResolveProvider = no_catalog) -> list[Any]:
+    """What besides the body tells two requests apart. ``resolve``: the catalog's current provider for a slug."""
     ctx = call.ctx
     # A namespace shares entries between the keys that name it, within their workspace: never across.
     scoped = ["namespace", ctx.workspace_id, ctx.cache_namespace] if ctx.cache_namespace else ["scope", scope]
@@ -53,17 +84,29 @@ def request_parts(scope: str, call: Call, tree: TreeReads) -> list[Any]:
     forwarded = tree.forwarded + (ctx.forward_headers or ())  # the config's list, and the request's own
     if forwarded:  # the upstream sees these: they may change its answer
         parts.append(["forwarded", ctx.forwarded_values(tuple(dict.fromkeys(forwarded)))])
+    slugs = {slug for slug in (*tree.slugs, ctx.provider, call.model_slug) if slug and slug.startswith("@")}
+    if slugs:
+        parts.append(["catalog", *(_catalog_part(slug, resolve(slug), call) for slug in sorted(slugs))])
+    # Every spec's, not only the target's: which spec answers is the tree's choice, and this is cheap.
+    parts.append(["protocol", *(spec.client_headers(call.endpoint, ctx.headers) for spec in SPECS.values())])
     return parts
+
+
+def _catalog_part(slug: str, provider: CatalogProvider | None, call: Call) -> list[Any]:
+    if provider is None:  # unknown now: never the answer stored while it existed
+        return [slug, None]
+    return [slug, provider.spec, provider.custom_host, provider.headers, provider.models, provider.default_model,
+            provider.allow_entry, call.ctx.forwarded_values(provider.forward_headers)]
 
 
 def body_without_stream(body: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in body.items() if key != "stream"}
 
 
-def simple_key(scope: str, call: Call, tree: TreeReads) -> str:
+def simple_key(scope: str, call: Call, tree: TreeReads, resolve: ResolveProvider = no_catalog) -> str:
     assert call.json is not None
     digest = hashlib.sha256(KEY_VERSION)
-    digest.update(key_bytes(request_parts(scope, call, tree)))
+    digest.update(key_bytes(request_parts(scope, call, tree, resolve)))
     digest.update(b"\0")
     digest.update(key_bytes(body_without_stream(call.json)))
     return digest.hexdigest()
@@ -94,7 +137,8 @@ def tree_reads(tree: Node | None) -> TreeReads:
                 if root == "metadata" and rest:
                     metadata_keys[rest.partition(".")[0]] = None
     forwarded = dict.fromkeys(name for target in targets(tree) for name in target.forward_headers)
-    return TreeReads(identity, tuple(sorted(metadata_keys)), tuple(sorted(forwarded)))
+    slugs = {target.provider for target in targets(tree) if target.provider and target.provider.startswith("@")}
+    return TreeReads(identity, tuple(sorted(metadata_keys)), tuple(sorted(forwarded)), tuple(sorted(slugs)))
 
 
 def _groups(node: Node) -> Iterator[Group]:

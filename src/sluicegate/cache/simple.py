@@ -16,7 +16,7 @@ from ..pipeline import CacheHit, RequestState
 from ..providers.contract import MeasuredUsage
 from ..types import CACHE_HIT, CACHE_MISS, Outcome
 from .entry import Entry, kept_headers
-from .key import TreeReads, cacheable, simple_key, tree_reads
+from .key import ResolveProvider, TreeReads, cacheable, no_catalog, simple_key, tree_reads
 from .recording import RecordingDecoder
 
 log = logging.getLogger(__name__)
@@ -39,8 +39,9 @@ def max_age_s(policy: CachePolicy) -> int:
 
 
 class SimpleCache:
-    def __init__(self, backend: CacheBackend, *, entry_max_bytes: int) -> None:
+    def __init__(self, backend: CacheBackend, *, entry_max_bytes: int, resolve: ResolveProvider = no_catalog) -> None:
         self.backend = backend
+        self.resolve = resolve  # the Model Catalog's current provider for a slug (part of the key)
         self._entry_max_bytes = entry_max_bytes
         self._trees: dict[int, tuple[object, TreeReads]] = {}  # id(root) → (root, its reads): root kept, id stable
         self._pending: set[asyncio.Task[None]] = set()
@@ -51,7 +52,7 @@ class SimpleCache:
     def key_for(self, state: RequestState) -> str | None:
         if not cacheable(state.call):
             return None
-        return simple_key(state.cache_scope, state.call, self.tree_reads(state.root))
+        return simple_key(state.cache_scope, state.call, self.tree_reads(state.root), self.resolve)
 
     async def lookup(self, state: RequestState, policy: CachePolicy) -> CacheHit | None:
         key = self.key_for(state)

@@ -20,7 +20,7 @@ from ...config.model import CachePolicy
 from ...pipeline import CacheHit, RequestState
 from ...types import CACHE_MISS, CACHE_SEMANTIC_HIT, CACHE_SEMANTIC_MISS, Call, Outcome
 from ..entry import Entry
-from ..key import KEY_VERSION, TreeReads, body_without_stream, cacheable, key_bytes, request_parts
+from ..key import KEY_VERSION, ResolveProvider, TreeReads, body_without_stream, cacheable, key_bytes, request_parts
 from ..simple import SimpleCache
 from .guard import contradicts
 from .index import SemanticIndex
@@ -50,12 +50,12 @@ def _is_user(message: Any) -> bool:
     return isinstance(message, dict) and message.get("role") == "user"
 
 
-def bucket_key(scope: str, call: Call, tree: TreeReads) -> str:
+def bucket_key(scope: str, call: Call, tree: TreeReads, resolve: ResolveProvider) -> str:
     assert call.json is not None
     body = body_without_stream(call.json)
     body["messages"] = [{"role": "user"} if _is_user(m) else m for m in body["messages"]]
     digest = hashlib.sha256(KEY_VERSION + b"/semantic")
-    digest.update(key_bytes(request_parts(scope, call, tree)))
+    digest.update(key_bytes(request_parts(scope, call, tree, resolve)))
     digest.update(key_bytes(body))
     return digest.hexdigest()
 
@@ -145,7 +145,7 @@ class SemanticCache:
         text = user_text(call.json)
         if text is None:
             return None
-        return bucket_key(state.cache_scope, call, self.exact.tree_reads(state.root)), text
+        return bucket_key(state.cache_scope, call, self.exact.tree_reads(state.root), self.exact.resolve), text
 
 
 
