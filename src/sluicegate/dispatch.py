@@ -106,7 +106,7 @@ class Dispatcher:
             outcome = await self._run_node(group.children[index], state, gated=gated)
             if outcome.ok or outcome.gateway_exception:
                 return outcome
-            if not should_fallback(group.strategy, outcome.status if outcome.responded else None):
+            if not should_fallback(group.strategy, outcome.verdict_status):
                 return outcome
         assert outcome is not None  # a group always has children (the schema says so)
         return outcome
@@ -204,7 +204,7 @@ class Dispatcher:
             outcome = await self._attempt(prepared, target, state, retries, load_key)
             if outcome.ok or target.retry is None or outcome.limited:
                 break  # a limit's refusal is not retried: the same target would be refused again
-            status = outcome.status if outcome.responded else None
+            status = outcome.verdict_status
             delay = retry_delay(target.retry, retries, status, CIMultiDict(outcome.headers), waited,
                                 now_epoch_s=self._wall_clock(), backoff_scale=self._backoff_scale)
             if delay is None:

@@ -220,10 +220,18 @@ class Outcome:
     gateway_exception: bool = False
     limited: bool = False  # the attempt's provider limits refused it: nothing was sent (dispatch.py)
     measured: MeasuredUsage | None = None  # token counts a translation measured on the answer (for the log)
+    deadline_expired: bool = False  # the request's own timeout (header or config) fired: its 408 stands
 
     @property
     def ok(self) -> bool:
         return 200 <= self.status < 300
+
+    @property
+    def verdict_status(self) -> int | None:
+        """The status retry and fallback judge by their status lists: the answer's, or the 408 of the
+        request's own timeout (Portkey judges it like any answer: not retried by default, a fallback moves on
+        unless its ``on_status_codes`` leave 408 out); None when nothing answered at all."""
+        return self.status if self.responded or self.deadline_expired else None
 
     def discard(self) -> None:
         """Drop an outcome that will not be used (closing a held stream frees its connection)."""

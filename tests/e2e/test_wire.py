@@ -147,6 +147,34 @@ def test_request_timeout_gives_408(gateway, upstream):
     }
 
 
+def _slow_then_fast(gateway, upstream, config: dict) -> tuple[httpx.Response, int]:
+    """Every attempt to the slow target outlasts the 200 ms request timeout; the fast one answers."""
+    upstream.push(Reply(delay=0.6), Reply(delay=0.6), Reply(delay=0.6))
+    slow = {"provider": "openai", "api_key": "k", "custom_host": upstream.v1, "request_timeout": 200}
+    fast = {"provider": "openai", "api_key": "k", "custom_host": upstream.v1.replace("/v1", "/fast/v1")}
+    body = {"model": "m", "messages": [{"role": "user", "content": "x"}]}
+    targets = [{**slow, **config.get("slow", {})}, fast]
+    whole = {"strategy": {"mode": "fallback", **config.get("strategy", {})}, "targets": targets}
+    response = httpx.post(f"{gateway.v1}/chat/completions", json=body, timeout=30,
+                          headers={"x-portkey-config": orjson.dumps(whole).decode()})
+    return response, sum(1 for r in upstream.received if "/fast/" not in r.path)
+
+
+@pytest.mark.parametrize(("config", "status", "slow_calls", "retries"), [
+    # The timeout's 408 is judged by the status lists like any answer (Portkey): not a default retry code,
+    ({"slow": {"retry": {"attempts": 2}}}, 200, 1, "0"),
+    # retried when the list names it,
+    ({"slow": {"retry": {"attempts": 1, "on_status_codes": [408]}}}, 200, 2, "0"),
+    # and a fallback whose list leaves it out answers it rather than moving on.
+    ({"strategy": {"on_status_codes": [429]}}, 408, 1, "0"),
+    ({"strategy": {"on_status_codes": [408]}}, 200, 1, "0"),
+])
+def test_a_request_timeout_is_judged_by_the_status_lists(gateway, upstream, config, status, slow_calls, retries):
+    response, calls = _slow_then_fast(gateway, upstream, config)
+    assert (response.status_code, calls) == (status, slow_calls), response.text
+    assert response.headers["x-portkey-retry-attempt-count"] == retries
+
+
 def test_timeout_does_not_cut_a_stream_that_started(gateway, upstream):
     upstream.push(Reply(stream=chat_chunks("a b c d e"), chunk_interval=0.1))
     response = post(gateway, "/chat/completions", upstream,

@@ -58,7 +58,9 @@ async def exchange(
         async with asyncio.timeout(prepared.timeout_ms / 1000.0):
             return await _send(transport, prepared, target_path, max_body_bytes)
     except TimeoutError as exc:
-        return failure(_timed_out(exc, prepared), target_path)
+        timed_out = failure(_timed_out(exc, prepared), target_path)
+        timed_out.deadline_expired = not isinstance(exc, TransportTimeout)
+        return timed_out
     except TransportError as exc:
         return failure(_unreachable(exc, prepared), target_path)
     except UpstreamFailure as exc:
