@@ -322,3 +322,16 @@ def test_bad_configs(gw, private, case, config, message):
     assert body["status"] == "failure"
     assert message in body["message"] + " ".join(body.get("errors", []))
     assert private.received == []
+
+
+def test_a_retry_after_past_the_budget_stops_the_sdk_retrying_too(gw, private):
+    """The gateway does not wait 120 s (its retry budget is 60 s); neither may the SDK retry at once."""
+    config = {"provider": "openai", "custom_host": private.v1, "retry": {"attempts": 2, "use_retry_after_header": True}}
+    private.push(*[Reply(status=429, headers={"retry-after": "120"}, json={"error": {"message": "wait"}})] * 3)
+    client = openai.OpenAI(api_key="k", base_url=gw.v1, max_retries=2,
+                           default_headers={"x-portkey-config": json.dumps(config)})
+    with pytest.raises(openai.RateLimitError) as refused:
+        client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
+    assert refused.value.response.headers["x-portkey-retry-attempt-count"] == "-1"
+    assert refused.value.response.headers["x-should-retry"] == "false"
+    assert len(private.received) == 1

@@ -201,8 +201,9 @@ def response_headers(state: RequestState, outcome: Outcome) -> CIMultiDict[str]:
         headers["x-portkey-provider"] = outcome.provider
     if outcome.gateway_exception:
         headers["x-portkey-gateway-exception"] = "true"
-    if not outcome.ok and attempts > 1:
-        # The gateway already retried or fell back: the SDK's own automatic retry would only repeat it.
+    if not outcome.ok and (attempts > 1 or outcome.retries == -1):
+        # The gateway already retried or fell back, or its retry policy gave up on this failure (a Retry-After
+        # past its budget): the SDK's own automatic retry would only repeat it, or defy the upstream's wait.
         headers["x-should-retry"] = "false"
     return headers
 
