@@ -154,6 +154,9 @@ SINGLE_ERROR_CASES = [
     ({"cache": {"mode": "simple", "max_age": "1h"}}, "path: cache,max_age, message: Expected number, received string"),
     ({"cache": {"mode": "simple", "ttl": 5}}, "path: cache,ttl, message: Unrecognized key: 'ttl'"),
     ({"cache": "simple"}, "path: cache, message: Expected object, received string"),
+    # A target's own cache block did nothing (the cache step reads the root's): refused, not ignored.
+    ({"strategy": {"mode": "fallback"}, "targets": [OK_LEAF | {"cache": {"mode": "simple"}}]}, "path: targets,0,cache, message: 'cache' is honoured only on the config's root, not on a target, by this gateway: move it to the top level"),
+    ({"strategy": {"mode": "fallback"}, "targets": [{"strategy": {"mode": "fallback"}, "cache": {"mode": "simple"}, "targets": [OK_LEAF]}]}, "path: targets,0,cache, message: 'cache' is honoured only on the config's root, not on a target, by this gateway: move it to the top level"),
     # --- cb_config ---
     (OK_LEAF | {"cb_config": {"failure_threshold": 3, "cooldown_interval": 500}}, "path: cb_config,cooldown_interval, message: Number must be greater than or equal to 1000"),
     (OK_LEAF | {"cb_config": {"failure_threshold": 3}}, "path: cb_config,cooldown_interval, message: Required"),

@@ -61,6 +61,8 @@ BAD_VIRTUAL_KEY = (
     "Invalid 'virtual_key' value. It must be a Model Catalog slug: lowercase letters, digits and '-'"
 )
 BAD_CACHE_MODE = "Invalid 'cache.mode' value. Must be one of: simple, semantic"
+NESTED_CACHE = ("'cache' is honoured only on the config's root, not on a target, by this gateway: "
+                "move it to the top level")
 CATCH_ALL = (
     "Invalid configuration. It must set something besides 'name' and 'weight': for example 'provider', "
     "'virtual_key', 'strategy' and 'targets', 'custom_host', 'override_params', 'retry' or 'request_timeout'"
@@ -208,7 +210,10 @@ def _retry(value: Any, path: Path, ctx: Context) -> Any:
 
 
 def _cache(value: Any, path: Path, ctx: Context) -> Any:
-    """Validated so a typo is caught; compiled into a CachePolicy that the pipeline's cache step reads."""
+    """Validated so a typo is caught; compiled into a CachePolicy that the pipeline's cache step reads. Only
+    the root's: the cache step runs before routing picks a target, so a target's own block would do nothing."""
+    if len(path) > 1:
+        return ctx.report.add(path, NESTED_CACHE)
     if f.expect(value, dict, "object", path, ctx.report) is INVALID:
         return INVALID
     keys = f.canonical_keys(value, CACHE_ALIASES, path, ctx.report)
