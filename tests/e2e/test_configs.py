@@ -335,3 +335,18 @@ def test_a_retry_after_past_the_budget_stops_the_sdk_retrying_too(gw, private):
     assert refused.value.response.headers["x-portkey-retry-attempt-count"] == "-1"
     assert refused.value.response.headers["x-should-retry"] == "false"
     assert len(private.received) == 1
+
+
+def test_an_inline_config_larger_than_8_kib_is_taken_and_one_past_16_kib_refused_clearly(gw, private):
+    """Forty fallback targets make a ~9 KiB header, which Portkey's Node server (16 KiB of head) takes."""
+    def config(targets: int) -> str:
+        spare = {"provider": "openai", "api_key": "k", "custom_host": private.v1, "override_params": {"user": "u" * 150}}
+        return json.dumps({"strategy": {"mode": "fallback"}, "targets": [spare] * targets})
+
+    body = {"model": "m", "messages": [{"role": "user", "content": "x"}]}
+    taken = httpx.post(f"{gw.v1}/chat/completions", json=body, headers={"x-portkey-config": config(40)}, timeout=30)
+    assert len(config(40)) > 9000 and taken.status_code == 200, taken.text
+    refused = httpx.post(f"{gw.v1}/chat/completions", json=body, headers={"x-portkey-config": config(80)}, timeout=30)
+    assert len(config(80)) > 16384 and refused.status_code == 400, refused.text
+    assert refused.json()["message"] == (
+        "malformed HTTP request: Got more than 16384 bytes when reading a line of the request head")
