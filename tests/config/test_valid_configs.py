@@ -6,6 +6,7 @@ from types import MappingProxyType
 
 import pytest
 
+from sluicegate.config.conditions import Regex
 from sluicegate.config.model import (
     DEFAULT_RETRY_STATUS_CODES,
     BreakerPolicy,
@@ -281,4 +282,7 @@ def test_every_query_operator_is_accepted():
         "strategy": {"mode": "conditional", "conditions": [{"query": query, "then": "a"}]},
         "targets": [{"name": "a", "provider": "openai"}],
     }
-    assert parse(config).strategy.conditions[0].query == query
+    compiled = parse(config).strategy.conditions[0].query
+    # The $regex operand is compiled with the config, once; everything else is kept as written.
+    assert isinstance(compiled["params.model"]["$regex"], Regex)
+    assert compiled == query | {"params.model": query["params.model"] | {"$regex": Regex("^gpt-4(o|-turbo)?$", None)}}

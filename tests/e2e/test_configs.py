@@ -211,6 +211,32 @@ def test_conditional_router_errors_are_400(gw, private):
     assert response.json()["message"] == "Query router did not resolve to any valid target"
 
 
+
+def test_a_regex_that_backtracks_exponentially_does_not_stall_the_gateway(gw, private, second):
+    # A backtracking engine spent hours on this subject, answering nobody meanwhile; the client's timeout turns
+    # that hang into a failure. RE2 answers at once: no match, so the default.
+    config = {"strategy": {"mode": "conditional",
+                           "conditions": [{"query": {"params.user": {"$regex": "^(a|a)*$"}}, "then": "x"}],
+                           "default": "y"},
+              "targets": [{"name": "x", "provider": "openai", "custom_host": private.v1},
+                          {"name": "y", "provider": "openai", "custom_host": second.v1}]}
+    with httpx.Client(timeout=10) as client:
+        response = client.post(f"{gw.v1}/chat/completions", json=CHAT | {"user": "a" * 40 + "!"},
+                               headers={"x-portkey-config": json.dumps(config)})
+    assert response.status_code == 200
+    assert response.headers["x-portkey-last-used-option-index"] == "config.targets[1]"
+
+
+def test_a_regex_beyond_re2_is_refused_with_its_path(gw, private):
+    config = {"strategy": {"mode": "conditional",
+                           "conditions": [{"query": {"params.user": {"$regex": "^(a)\\1$"}}, "then": "x"}]},
+              "targets": [{"name": "x", "provider": "openai", "custom_host": private.v1}]}
+    response = send(gw, config)
+    assert response.status_code == 400
+    assert response.json()["errors"] == ["path: strategy,conditions,0,query,params.user,$regex, message: "
+                                         "Invalid $regex pattern: invalid escape sequence: \\1"]
+    assert private.received == []
+
 def test_nested_fallback_inside_loadbalance(gw, private, second):
     config = {"strategy": {"mode": "loadbalance"},
               "targets": [{"strategy": {"mode": "fallback"},

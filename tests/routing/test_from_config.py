@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from sluicegate.config import parse_config
 from sluicegate.routing import choose_conditional, pick_weighted, retry_delay, should_fallback
 
@@ -67,3 +69,29 @@ def test_fallback_with_inherited_retry():
     assert retry_delay(first.retry, 2, 429, {}, 3.0) is None
     assert retry_delay(second.retry, 0, 429, {}, 0.0) is None
     assert should_fallback(node.strategy, 503) and not should_fallback(node.strategy, 500)
+
+
+# Each of these backtracks exponentially in a backtracking engine on its subject: with Python's re, 40 characters
+# took hours on the event loop. The guard turns that old hang into a failure; the linear-time engine needs
+# milliseconds. None matches: the "!" ends each run.
+@pytest.mark.timeout(5)
+@pytest.mark.parametrize(
+    "pattern, subject",
+    [("^(a|a)*$", "a" * 40 + "!"), ("^(a|aa)*$", "a" * 40 + "!"), ("^(\\w|\\d)+$", "1" * 40 + "!"),
+     ("(a+)+$", "a" * 40 + "!"), ("^(a|a?)+$", "a" * 40 + "!"), ("^(\\w+\\s?)*$", "a" * 40 + "!")],
+)  # fmt: skip
+def test_a_regex_that_backtracks_exponentially_is_accepted_and_answers_at_once(pattern, subject):
+    node = compile_(
+        {
+            "strategy": {
+                "mode": "conditional",
+                "conditions": [{"query": {"params.prompt": {"$regex": pattern}}, "then": "x"}],
+                "default": "y",
+            },
+            "targets": [{"name": "x", "provider": "openai"}, {"name": "y", "provider": "openai"}],
+        }
+    )
+    chosen = choose_conditional(node.strategy, ["x", "y"], metadata={}, params={"prompt": subject}, pathname="/")
+    assert chosen == 1
+    # and the same pattern matches where it should
+    assert choose_conditional(node.strategy, ["x", "y"], metadata={}, params={"prompt": subject[:-1]}, pathname="/") == 0

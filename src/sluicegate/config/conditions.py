@@ -1,4 +1,4 @@
-"""The conditional-routing query language: its vocabulary and its validation at config time.
+"""The conditional-routing query language: its vocabulary, its validation and its compilation at config time.
 
 Portkey's OSS gateway only discovers a bad query when a request evaluates it (a 400 on that request);
 we reject it when the config is parsed, naming the path, and the router (``routing/conditional.py``)
@@ -8,7 +8,10 @@ still raises Portkey's ``RouterError`` messages if it ever meets one.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from typing import Any
+
+import re2
 
 from sluicegate.config.fields import Path, Report, json_type
 
@@ -18,47 +21,78 @@ QUERY_ROOTS = ("metadata", "params")  # plus the single field "url.pathname"
 URL_PATHNAME = "url.pathname"
 MAX_QUERY_DEPTH = 16
 
-# Python's ``re`` has no timeout, so we bound the work instead: short patterns, bounded subjects, and no
-# quantified group that itself contains a quantifier ("(a+)+"), the classic catastrophic-backtracking shape.
+# $regex runs on the event loop, so it runs on RE2, which never backtracks: a match takes time linear in the
+# subject whatever the pattern ("^(a|a)*$" included), where a backtracking engine can take hours. The caps
+# bound that line: the pattern's size (so its program's) and the subject's length.
 MAX_REGEX_PATTERN = 256
 MAX_REGEX_SUBJECT = 16 * 1024
 
 UNSUPPORTED_OPERATOR = "Unsupported operator used in the query router: {}"
 INVALID_FIELD = "Invalid query field '{}'. Use metadata.<key>, params.<key> or url.pathname"
 
-_ESCAPED = re.compile(r"\\.")
-_CHAR_CLASS = re.compile(r"\[\^?\]?(?:\\.|[^\]])*\]")
-_INNER_GROUP = re.compile(r"\(([^()]*)\)([*+{]?)")
-_HAS_QUANTIFIER = re.compile(r"[*+]|\{\d*,")
+_ESCAPE = re.compile(r"\\(u[0-9A-Fa-f]{4}|.)", re.DOTALL)
+
+
+@dataclass(frozen=True, slots=True)
+class Regex:
+    """A ``$regex`` operand, compiled once with its config (``compile_query``), never per request.
+
+    Only the pattern is in the repr and the equality: cache keys digest the config tree's repr.
+    """
+
+    pattern: str
+    compiled: Any = field(repr=False, compare=False)
+
+    def search(self, subject: str) -> bool:
+        # Bytes, because RE2 reads UTF-8 either way and a str costs offset bookkeeping we never use;
+        # surrogatepass, because JSON may carry a lone surrogate, which strict UTF-8 refuses.
+        return self.compiled.search(subject.encode("utf-8", "surrogatepass")) is not None
+
+
+def compile_regex(pattern: str) -> Regex:
+    """``pattern`` ready for ``$regex``; ``ValueError`` saying why it is refused."""
+    if len(pattern) > MAX_REGEX_PATTERN:
+        raise ValueError(f"$regex pattern is longer than {MAX_REGEX_PATTERN} characters")
+    try:
+        return Regex(pattern, re2.compile(_re2_syntax(pattern), _re2_options()))
+    except re2.error as exc:
+        raise ValueError(f"Invalid $regex pattern: {_reason(exc)}") from None
+    except UnicodeEncodeError:  # RE2 takes UTF-8, which has no lone surrogates
+        raise ValueError("Invalid $regex pattern: it contains a lone surrogate") from None
 
 
 def regex_problem(pattern: str) -> str | None:
     """Why ``pattern`` may not be used with ``$regex``, or None when it is acceptable."""
-    if len(pattern) > MAX_REGEX_PATTERN:
-        return f"$regex pattern is longer than {MAX_REGEX_PATTERN} characters"
     try:
-        re.compile(pattern)
-    except (re.error, RecursionError, OverflowError) as exc:  # OverflowError: 'a{99999999999}'
-        return f"Invalid $regex pattern: {exc}"
-    if _nested_quantifier(pattern):
-        return "$regex pattern nests quantifiers (like '(a+)+'), which can take exponential time"
+        compile_regex(pattern)
+    except ValueError as exc:
+        return str(exc)
     return None
 
 
-def _nested_quantifier(pattern: str) -> bool:
-    # Escapes and character classes cannot quantify anything; blank them so '\(' or '[+]' do not confuse us.
-    text = _CHAR_CLASS.sub("c", _ESCAPED.sub("c", pattern))
-    # Collapse groups from the innermost out, remembering whether each one contained a quantifier.
-    while True:
-        match = _INNER_GROUP.search(text)
-        if match is None:
-            return False
-        body, after = match.group(1), match.group(2)
-        quantified_inside = bool(_HAS_QUANTIFIER.search(body))
-        if quantified_inside and after:
-            return True
-        collapsed = ("c+" if quantified_inside else "c") + after  # keep the group's own quantifier visible
-        text = text[: match.start()] + collapsed + text[match.end() :]
+def _re2_options() -> Any:
+    options = re2.Options()
+    options.log_errors = False  # a client's refused pattern is its 400, not a line on our stderr
+    return options
+
+
+def _reason(exc: Exception) -> str:
+    # RE2 gives its reason as bytes (b"invalid perl operator: (?="); str() would print the b'...'.
+    reason = exc.args[0] if exc.args else exc
+    return reason.decode("utf-8", "replace") if isinstance(reason, bytes) else str(reason)
+
+
+def _re2_syntax(pattern: str) -> str:
+    """JavaScript's (and Python's) ``\\uXXXX`` spelled as RE2's ``\\x{XXXX}``; other escapes as written.
+
+    Escapes are read in pairs from the left, so an escaped backslash before a "u" (``\\\\u0041``) stays literal.
+    """
+    return _ESCAPE.sub(_spell_escape, pattern)
+
+
+def _spell_escape(match: re.Match[str]) -> str:
+    escaped = match.group(1)
+    return f"\\x{{{escaped[1:]}}}" if len(escaped) == 5 else match.group(0)  # 5: "u" and four hex digits
 
 
 def validate_query(query: Any, path: Path, report: Report, depth: int = 0) -> None:
@@ -125,3 +159,30 @@ def _validate_length(operand: Any, path: Path, report: Report) -> None:
         _validate_operators(operand, path, report)
     elif json_type(operand) != "number":
         report.add(path, f"Expected number, received {json_type(operand)}")
+
+
+def compile_query(query: Any) -> Any:
+    """A validated query with each ``$regex`` operand compiled (a ``Regex``), so requests never compile one.
+
+    Only operator positions are rewritten: ``{"$eq": {"$regex": "a"}}`` compares with that object, as written.
+    """
+    if not isinstance(query, dict):
+        return query
+    compiled: dict[str, Any] = {}
+    for key, value in query.items():
+        if key in LOGICAL_OPS and isinstance(value, list):
+            compiled[key] = [compile_query(sub) for sub in value]
+        elif not key.startswith("$") and isinstance(value, dict):
+            compiled[key] = _compile_operators(value)
+        else:
+            compiled[key] = value
+    return compiled
+
+
+def _compile_operators(ops: dict[str, Any]) -> dict[str, Any]:
+    compiled = dict(ops)
+    if isinstance(ops.get("$regex"), str):
+        compiled["$regex"] = compile_regex(ops["$regex"])
+    if isinstance(ops.get("$length"), dict):
+        compiled["$length"] = _compile_operators(ops["$length"])
+    return compiled

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from sluicegate.config import fields as f
-from sluicegate.config.conditions import validate_query
+from sluicegate.config.conditions import compile_query, validate_query
 from sluicegate.config.fields import INVALID, Path, Report
 from sluicegate.config.model import Condition, Strategy
 
@@ -116,8 +116,11 @@ def _condition(item: Any, path: Path, report: Report, names: list[Any] | None) -
     if "query" not in keys:
         report.add((*path, "query"), "Required")
     else:
-        written, query = keys["query"]
-        validate_query(query, (*path, written), report)
+        written, raw = keys["query"]
+        known = len(report.errors)
+        validate_query(raw, (*path, written), report)
+        # Compiled only once valid: a refused $regex has nothing to compile.
+        query = compile_query(raw) if len(report.errors) == known else INVALID
     if "then" not in keys:
         report.add((*path, "then"), "Required")
     else:

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sluicegate.config.conditions import MAX_REGEX_PATTERN, MAX_REGEX_SUBJECT, UNSUPPORTED_OPERATOR
+from sluicegate.config.conditions import MAX_REGEX_SUBJECT, UNSUPPORTED_OPERATOR, Regex, compile_regex
 from sluicegate.config.model import Strategy
 from sluicegate.config.strategy import INVALID_TARGET, NO_CONDITIONS
 from sluicegate.errors import RouterError
@@ -166,17 +166,23 @@ def _ordered(compare: Callable[[float, float], bool]) -> Callable[[Any, Any], bo
     return check
 
 
-def _regex(actual: Any, pattern: Any) -> bool:
+def _regex(actual: Any, operand: Any) -> bool:
     # OSS: a missing field is tested as the string "undefined"; we say a missing field matches nothing.
     subject = None if actual is MISSING else js_string(actual)
-    if not isinstance(pattern, str) or subject is None:
-        return False
-    if len(pattern) > MAX_REGEX_PATTERN or len(subject) > MAX_REGEX_SUBJECT:
-        return False  # bounded work: Python's re cannot be interrupted
+    if subject is None or len(subject) > MAX_REGEX_SUBJECT:
+        return False  # RE2's time is linear in the subject: the cap bounds it
+    regex = operand if isinstance(operand, Regex) else _uncompiled(operand)
+    return regex is not None and regex.search(subject)
+
+
+def _uncompiled(pattern: Any) -> Regex | None:
+    """A pattern the config compiler did not see (a query built in code): compiled here, with the same rules."""
+    if not isinstance(pattern, str):
+        return None
     try:
-        return re.search(pattern, subject) is not None
-    except (re.error, RecursionError, OverflowError):  # OverflowError: a repeat count too large ('a{99999999999}')
-        return False  # as OSS: an invalid pattern is simply false
+        return compile_regex(pattern)
+    except ValueError:
+        return None  # as OSS: an invalid pattern is simply false
 
 
 def _length(actual: Any, operand: Any) -> bool:
