@@ -54,6 +54,17 @@ def test_what_re2_cannot_compile_is_refused_with_its_reason(pattern, reason):
     assert regex_problem(pattern) == f"Invalid $regex pattern: {reason}"
 
 
+def test_a_pattern_that_compiles_too_large_is_refused_and_a_match_bounded_by_its_work():
+    assert regex_problem("a{1000}") is None
+    assert regex_problem("((a|b)*a(a|b){30}){30}c") == (
+        "$regex pattern is too complex: 2885 instructions once compiled, more than 1100 "
+        "(large repeat counts multiply a pattern)")
+    # 504 instructions: a subject past 1,000,000 / 504 bytes costs ~0.1 s a match at 16 KiB, so never matches.
+    repeated = compile_regex(r"(\w+\s?){50}")
+    assert repeated.search("word " * 50)
+    assert not repeated.search("word " * 400)
+
+
 def test_long_patterns_are_refused():
     assert regex_problem("a" * 256) is None
     assert regex_problem("a" * 257) == "$regex pattern is longer than 256 characters"

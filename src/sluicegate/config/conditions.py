@@ -23,9 +23,13 @@ MAX_QUERY_DEPTH = 16
 
 # $regex runs on the event loop, so it runs on RE2, which never backtracks: a match takes time linear in the
 # subject whatever the pattern ("^(a|a)*$" included), where a backtracking engine can take hours. The caps
-# bound that line: the pattern's size (so its program's) and the subject's length.
+# bound that line: the pattern's size and its compiled program's, the subject's length, and their product
+# (the work of one match, which can reach 0.1 s for a 500-instruction program over 16 KiB; ~10 ms at most
+# within the budget, measured).
 MAX_REGEX_PATTERN = 256
+MAX_REGEX_PROGRAM = 1100  # RE2 instructions: "a{1000}" (its largest repeat count) is 1,004, ordinary patterns tens
 MAX_REGEX_SUBJECT = 16 * 1024
+MAX_REGEX_WORK = 1_000_000  # program instructions × subject bytes: past it a subject never matches
 
 UNSUPPORTED_OPERATOR = "Unsupported operator used in the query router: {}"
 INVALID_FIELD = "Invalid query field '{}'. Use metadata.<key>, params.<key> or url.pathname"
@@ -46,7 +50,10 @@ class Regex:
     def search(self, subject: str) -> bool:
         # Bytes, because RE2 reads UTF-8 either way and a str costs offset bookkeeping we never use;
         # surrogatepass, because JSON may carry a lone surrogate, which strict UTF-8 refuses.
-        return self.compiled.search(subject.encode("utf-8", "surrogatepass")) is not None
+        text = subject.encode("utf-8", "surrogatepass")
+        if len(text) * self.compiled.programsize > MAX_REGEX_WORK:
+            return False  # as a subject past MAX_REGEX_SUBJECT: bounded work on the event loop
+        return self.compiled.search(text) is not None
 
 
 def compile_regex(pattern: str) -> Regex:
@@ -54,11 +61,15 @@ def compile_regex(pattern: str) -> Regex:
     if len(pattern) > MAX_REGEX_PATTERN:
         raise ValueError(f"$regex pattern is longer than {MAX_REGEX_PATTERN} characters")
     try:
-        return Regex(pattern, re2.compile(_re2_syntax(pattern), _re2_options()))
+        compiled = re2.compile(_re2_syntax(pattern), _re2_options())
     except re2.error as exc:
         raise ValueError(f"Invalid $regex pattern: {_reason(exc)}") from None
     except UnicodeEncodeError:  # RE2 takes UTF-8, which has no lone surrogates
         raise ValueError("Invalid $regex pattern: it contains a lone surrogate") from None
+    if compiled.programsize > MAX_REGEX_PROGRAM:
+        raise ValueError(f"$regex pattern is too complex: {compiled.programsize} instructions once compiled, "
+                         f"more than {MAX_REGEX_PROGRAM} (large repeat counts multiply a pattern)")
+    return Regex(pattern, compiled)
 
 
 def regex_problem(pattern: str) -> str | None:
