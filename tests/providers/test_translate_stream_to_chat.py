@@ -172,3 +172,19 @@ def test_strict_chunks_are_as_they_were() -> None:
     deltas = [chunk["choices"][0]["delta"] for chunk in chunks if chunk["choices"]]
     assert deltas[:3] == [{"role": "assistant", "content": ""}, {"content": "Hel"}, {"content": "lo"}]
     assert chunks[-2]["choices"][0]["finish_reason"] == "tool_calls" and chunks[-1]["choices"] == []
+
+
+def test_not_strict_a_server_tool_block_is_content_blocks_not_a_tool_call() -> None:
+    """Only tool_use blocks become tool_calls; a server tool's block (web search …) is a content block."""
+    chunks = translate_with([START, block_start(0, {"type": "server_tool_use", "id": "srvtoolu_1",
+                                                    "name": "web_search", "input": {}}),
+                             json_delta(0, '{"query": "x"}'), json_delta(0, ""), stop(0), *end("end_turn")],
+                            strict=False)
+    deltas = [chunk["choices"][0]["delta"] for chunk in chunks if chunk["choices"]]
+    assert [block for delta in deltas for block in delta.get("content_blocks", [])] == [
+        {"index": 0, "delta": {"id": "srvtoolu_1", "name": "web_search", "input": {}}},
+        {"index": 0, "delta": {"partial_json": '{"query": "x"}'}}]
+    assert all("tool_calls" not in delta for delta in deltas)
+    assert translate_with([START, block_start(0, {"type": "server_tool_use", "id": "s", "name": "n", "input": {}}),
+                           json_delta(0, "{}"), stop(0), *end("end_turn")], strict=True)[1]["choices"][0][
+        "finish_reason"] == "stop"  # strict: the block leaves no trace

@@ -132,9 +132,10 @@ class MessagesToChatStream:
             self._generated += len(delta["partial_json"])
             call = {"index": position, "function": {"arguments": delta["partial_json"]}}
             return [self._chunk({"tool_calls": [call]})]
-        if self._strict or position is not None or delta.get("type") in ("text_delta", "input_json_delta"):
-            return []  # an empty text or argument piece says nothing
-        return [self._chunk(self._with_block({}, index, block_delta))]  # thinking, signature, citations …
+        if self._strict or position is not None or not any(block_delta.values()):
+            return []  # a tool call's piece is in tool_calls; an empty text or argument piece says nothing
+        # Thinking, signature, citations, a server tool's input …
+        return [self._chunk(self._with_block({}, index, block_delta))]
 
     def _on_block_stop(self, event: dict[str, Any]) -> list[bytes]:
         """A call without arguments says ``{}``: clients json-parse ``arguments`` and "" is no JSON."""
