@@ -160,7 +160,8 @@ class RequestBuilder:
                   default_forward: Iterable[str] = ()) -> Prepared:
         ctx = call.ctx
         checked = self._guard.check_url(base)
-        translation = spec.translation(call.endpoint, Origin(ctx.trace_id, call.created))
+        origin = Origin(ctx.trace_id, call.created, strict=strict_compliance(target, call))
+        translation = spec.translation(call.endpoint, origin)
         body, edited = _edited_body(target, call, model)
         local = translation.local_answer(body)
         tail = "" if local is not None else _url_tail(spec, call, provider_id)
@@ -177,6 +178,16 @@ class RequestBuilder:
             timeout_source="header" if ctx.request_timeout_ms else "config",
             rewrite_errors=call.endpoint != "proxy", local_answer=local,
         )
+
+
+def strict_compliance(target: Target, call: Call) -> bool:
+    """The effective ``strict_open_ai_compliance`` of one target: the request's header (for every target),
+    else the target's config (inherited), else true, as in Portkey's gateway. The portkey-ai SDKs send the
+    header as false unless told otherwise."""
+    for value in (call.ctx.strict_open_ai_compliance, target.strict_open_ai_compliance):
+        if value is not None:
+            return value
+    return True
 
 
 def _translated(translation: Translation, body: dict[str, Any] | None, raw: bytes, edited: bool) -> bytes:

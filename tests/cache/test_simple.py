@@ -103,6 +103,8 @@ async def test_the_second_identical_request_is_a_hit_without_an_upstream_call():
     {"body": body("hello")}, {"body": body(temperature=0.5)}, {"body": body(stream=True)},
     {"headers": {"authorization": "Bearer other"}}, {"scope": "key-2"},
     {"headers": {"x-portkey-config": cached_config(override_params={"model": "other"})}},
+    # It shapes a translated answer (an Anthropic-spec upstream's): the portkey-ai SDKs send it as false.
+    {"headers": {"x-portkey-strict-open-ai-compliance": "false"}},
 ])
 async def test_anything_that_changes_the_answer_changes_the_key(change):
     rig = Rig(lambda sent: sse_response(content_chunk("x"), "[DONE]") if b'"stream":true' in (sent.body or b"")

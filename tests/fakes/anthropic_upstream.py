@@ -30,7 +30,8 @@ def message(content: list[dict[str, Any]] | str, *, model: str = "claude-fake", 
 
 def message_events(content: list[dict[str, Any]] | str, *, stop_reason: str | None = None, input_tokens: int = 9,
                    output_tokens: int = 4, model: str = "claude-fake") -> list[bytes]:
-    """A whole stream for a message: text streamed word by word, tool inputs as two JSON halves."""
+    """A whole stream for a message: text streamed word by word, tool inputs as two JSON halves, a thinking
+    block as its text and its signature."""
     blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
     reason = stop_reason or ("tool_use" if any(b["type"] == "tool_use" for b in blocks) else "end_turn")
     start = message([], model=model, input_tokens=input_tokens, output_tokens=1)
@@ -48,6 +49,10 @@ def _block_events(index: int, block: dict[str, Any]) -> list[dict[str, Any]]:
         words = block["text"].split(" ")
         deltas = [{"type": "text_delta", "text": w + (" " if i < len(words) - 1 else "")} for i, w in enumerate(words)]
         opened = {"type": "text", "text": ""}
+    elif block["type"] == "thinking":  # as Anthropic streams extended thinking: the text, then its signature
+        deltas = [{"type": "thinking_delta", "thinking": block["thinking"]},
+                  {"type": "signature_delta", "signature": block["signature"]}]
+        opened = {"type": "thinking", "thinking": "", "signature": ""}
     else:
         text = orjson.dumps(block["input"]).decode()
         half = len(text) // 2

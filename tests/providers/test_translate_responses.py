@@ -164,6 +164,21 @@ def test_message_to_chat_response(name, body, content, calls, finish, usage) -> 
     openai.types.chat.ChatCompletion.model_validate(completion)
 
 
+@pytest.mark.parametrize("name, body, content, calls, finish, usage", MESSAGE_TO_CHAT,
+                         ids=[row[0] for row in MESSAGE_TO_CHAT])
+def test_message_to_chat_response_not_strict(name, body, content, calls, finish, usage) -> None:
+    """Portkey's non-strict answer (the portkey-ai SDKs' default): Anthropic's stop_reason as sent, every block
+    but tool_use as ``content_blocks``, and the provider."""
+    completion = message_to_chat_response(body, completion_id="chatcmpl-9", created=1700000000, strict=False)
+    blocks = [block for block in body["content"] if block["type"] != "tool_use"]
+    reply = {"role": "assistant", "content": content, "content_blocks": blocks,
+             **({"tool_calls": calls} if calls else {})}
+    assert completion == {"id": "chatcmpl-9", "object": "chat.completion", "created": 1700000000,
+                          "model": "claude-like", "provider": "anthropic", "usage": usage,
+                          "choices": [{"index": 0, "message": reply, "logprobs": None,
+                                       "finish_reason": body["stop_reason"]}]}
+
+
 ANTHROPIC_TYPES = [(400, "invalid_request_error"), (401, "authentication_error"), (403, "permission_error"),
                    (404, "not_found_error"), (413, "request_too_large"), (429, "rate_limit_error"),
                    (500, "api_error"), (529, "overloaded_error"), (503, "overloaded_error"),

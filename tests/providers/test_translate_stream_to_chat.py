@@ -5,7 +5,7 @@ from __future__ import annotations
 import openai
 import pytest
 
-from sluicegate.providers.translate.frames import DONE
+from sluicegate.providers.translate.frames import DONE, DONE_FRAME, openai_frame
 from sluicegate.providers.translate.stream_messages_to_chat import MessagesToChatStream
 from tests.providers.streams import decode, openai_sdk_chunks, openai_sdk_completion
 
@@ -129,3 +129,62 @@ def test_fields_of_another_type_are_passed_over() -> None:
                                                            call["function"].get("arguments", ""))), call
     chunks = openai_sdk_chunks(frames)
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "ok"
+
+
+# -- strict_open_ai_compliance: false (what the portkey-ai SDKs send) ----------------------------------------
+
+THINKING_EVENTS = [
+    START, block_start(0, {"type": "thinking", "thinking": "", "signature": ""}),
+    {"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": "Hmm."}},
+    {"type": "content_block_delta", "index": 0, "delta": {"type": "signature_delta", "signature": "sig"}}, stop(0),
+    block_start(1, {"type": "redacted_thinking", "data": "opaque"}), stop(1),
+    block_start(2, {"type": "text", "text": ""}), text(2, "Hel"), text(2, "lo"), stop(2),
+    block_start(3, {"type": "tool_use", "id": "toolu_a", "name": "weather", "input": {}}), json_delta(3, "{}"), stop(3),
+    *end("tool_use"),
+]
+
+
+def translate_with(events: list[dict], *, strict: bool) -> list[dict]:
+    stream = MessagesToChatStream(completion_id="chatcmpl-1", created=1700000000, include_usage=True, strict=strict)
+    frames = [frame for event in events for frame in stream.feed(event)] + stream.finish()
+    return [data for _, data in decode(frames) if isinstance(data, dict)]
+
+
+def test_not_strict_chunks_carry_the_block_deltas_the_provider_and_anthropic_s_stop_reason() -> None:
+    chunks = translate_with(THINKING_EVENTS, strict=False)
+    assert {chunk.get("provider") for chunk in chunks} == {"anthropic"}  # the usage chunk included
+    deltas = [chunk["choices"][0]["delta"] for chunk in chunks if chunk["choices"]]
+    assert [block for delta in deltas for block in delta.get("content_blocks", [])] == [
+        {"index": 0, "delta": {"thinking": "Hmm."}}, {"index": 0, "delta": {"signature": "sig"}},
+        {"index": 1, "delta": {"data": "opaque"}},  # a redacted block has no deltas: its start is the content
+        {"index": 2, "delta": {"text": "Hel"}}, {"index": 2, "delta": {"text": "lo"}}]
+    assert all("content_blocks" not in delta for delta in deltas if "tool_calls" in delta)
+    assert "".join(delta.get("content") or "" for delta in deltas) == "Hello"
+    assert [c["choices"][0]["finish_reason"] for c in chunks if c["choices"] and c["choices"][0]["finish_reason"]] \
+        == ["tool_use"]
+    assert openai_sdk_completion([openai_frame(c) for c in chunks] + [DONE_FRAME])["choices"][0]["message"][
+        "tool_calls"][0]["function"] == {"name": "weather", "arguments": "{}"}
+
+
+def test_strict_chunks_are_as_they_were() -> None:
+    chunks = translate_with(THINKING_EVENTS, strict=True)
+    assert all("provider" not in chunk for chunk in chunks)
+    deltas = [chunk["choices"][0]["delta"] for chunk in chunks if chunk["choices"]]
+    assert deltas[:3] == [{"role": "assistant", "content": ""}, {"content": "Hel"}, {"content": "lo"}]
+    assert chunks[-2]["choices"][0]["finish_reason"] == "tool_calls" and chunks[-1]["choices"] == []
+
+
+def test_not_strict_a_server_tool_block_is_content_blocks_not_a_tool_call() -> None:
+    """Only tool_use blocks become tool_calls; a server tool's block (web search …) is a content block."""
+    chunks = translate_with([START, block_start(0, {"type": "server_tool_use", "id": "srvtoolu_1",
+                                                    "name": "web_search", "input": {}}),
+                             json_delta(0, '{"query": "x"}'), json_delta(0, ""), stop(0), *end("end_turn")],
+                            strict=False)
+    deltas = [chunk["choices"][0]["delta"] for chunk in chunks if chunk["choices"]]
+    assert [block for delta in deltas for block in delta.get("content_blocks", [])] == [
+        {"index": 0, "delta": {"id": "srvtoolu_1", "name": "web_search", "input": {}}},
+        {"index": 0, "delta": {"partial_json": '{"query": "x"}'}}]
+    assert all("tool_calls" not in delta for delta in deltas)
+    assert translate_with([START, block_start(0, {"type": "server_tool_use", "id": "s", "name": "n", "input": {}}),
+                           json_delta(0, "{}"), stop(0), *end("end_turn")], strict=True)[1]["choices"][0][
+        "finish_reason"] == "stop"  # strict: the block leaves no trace

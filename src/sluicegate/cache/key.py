@@ -6,7 +6,8 @@ endpoint, the stream flag (a stream is stored as events, a JSON answer as JSON: 
 each other), the config tree the request runs (providers, hosts, inline keys, override_params: the
 resolved targets), what else of the request that tree reads (the metadata its conditions query, which
 picks the target; the headers its targets forward, which the upstream sees), the provider, host and
-credential the request itself names, every catalog provider the request may reach as it stands now (its
+credential the request itself names, its ``x-portkey-strict-open-ai-compliance`` (a translated answer's
+shape), every catalog provider the request may reach as it stands now (its
 host, credential, allow-list and forwarded headers with the request's values for them: a provider edited,
 narrowed or deleted no longer matches what was stored under its slug), the protocol headers a spec takes
 from the client (``anthropic-version``, ``anthropic-beta``), the model, and the whole parsed body except
@@ -81,6 +82,10 @@ def request_parts(scope: str, call: Call, tree: TreeReads, resolve: ResolveProvi
     if tree.metadata_keys:  # two requests that differ here may run different targets
         metadata = routing_metadata(ctx, call.json)
         parts.append(["metadata", *([key, metadata.get(key)] for key in tree.metadata_keys)])
+    if ctx.strict_open_ai_compliance is not None:
+        # The header shapes a translated answer (a config's own setting is in the tree's identity); absent,
+        # the key is what it was before the header counted.
+        parts.append(["strict", ctx.strict_open_ai_compliance])
     forwarded = tree.forwarded + (ctx.forward_headers or ())  # the config's list, and the request's own
     if forwarded:  # the upstream sees these: they may change its answer
         parts.append(["forwarded", ctx.forwarded_values(tuple(dict.fromkeys(forwarded)))])

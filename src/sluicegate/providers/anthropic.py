@@ -4,7 +4,9 @@ vLLM, llama.cpp's server …).
 - ``messages`` / ``count_tokens`` (an Anthropic client): relayed as is, streams included (``AnthropicRelay``
   judges their start and end); errors keep Anthropic's envelope.
 - ``chat`` (an OpenAI client): translated Chat → Messages and back (``ChatOverMessages``), streams through
-  the ``MessagesToChatStream`` state machine; errors in the OpenAI envelope.
+  the ``MessagesToChatStream`` state machine; errors in the OpenAI envelope. ``Origin.strict`` (the effective
+  ``strict_open_ai_compliance``) picks strict OpenAI shapes or Portkey's non-strict ones (the raw
+  ``stop_reason``, ``content_blocks``, ``provider``).
 
 The credential travels as ``x-api-key``; ``anthropic-version`` (the client's, else 2023-06-01, which the API
 requires) and ``anthropic-beta`` (when the client sends it) are protocol headers, taken from the client's
@@ -109,7 +111,8 @@ class ChatOverMessages:
             raise not_understood("an Anthropic message")
         try:
             chat = message_to_chat_response(message, completion_id=self.completion_id, created=self._origin.created,
-                                            estimated_input_tokens=self._estimate, max_tokens=self._max_tokens)
+                                            estimated_input_tokens=self._estimate, max_tokens=self._max_tokens,
+                                            strict=self._origin.strict)
         except TranslationError as exc:
             raise not_understood("an Anthropic message", exc) from None
         if not anthropic_usage_reported(message.get("usage")):  # the log marks the estimate as one
@@ -125,7 +128,8 @@ class ChatOverMessages:
     def stream_decoder(self) -> MessagesToChatDecoder:
         return MessagesToChatDecoder(MessagesToChatStream(
             completion_id=self.completion_id, created=self._origin.created, model=self._model,
-            include_usage=self._include_usage, estimated_input_tokens=self._estimate, max_tokens=self._max_tokens))
+            include_usage=self._include_usage, estimated_input_tokens=self._estimate, max_tokens=self._max_tokens,
+            strict=self._origin.strict))
 
     def local_answer(self, body: Mapping[str, Any] | None) -> bytes | None:
         return None

@@ -45,10 +45,13 @@ START = Opening(STARTED)
 @dataclass(frozen=True, slots=True)
 class Origin:
     """What a translation needs to know of the client's request that it may not make itself (pure): the id
-    its answer carries (``msg_…``, ``chatcmpl-…``) and the epoch second it was received."""
+    its answer carries (``msg_…``, ``chatcmpl-…``), the epoch second it was received, and whether its answer
+    keeps to OpenAI's shapes strictly (``strict_open_ai_compliance``: the request's header, else the target's
+    config, else true; not strict, a translated answer adds the upstream's own fields as Portkey does)."""
 
     request_id: str = "0"
     created: int = 0
+    strict: bool = True
 
 
 NO_ORIGIN = Origin()

@@ -12,6 +12,7 @@ from . import TranslationError, reported_count, token_count
 from .estimate import estimate_output_tokens
 from .shapes import as_object, as_text
 
+PROVIDER = "anthropic"  # the ``provider`` of a non-strict answer and its chunks, as Portkey names it
 TEXT_JOIN = "\n"  # between text blocks folded into one OpenAI string
 TOOL_ERROR_PREFIX = "Error: "  # keeps a tool_result's is_error visible to the model
 _IGNORED_BLOCKS = frozenset({"thinking", "redacted_thinking"})
@@ -216,35 +217,45 @@ def _tool_choice(choice: object, has_tools: bool) -> dict[str, Any]:
 
 def message_to_chat_response(message: dict[str, Any], *, completion_id: str, created: int,
                              estimated_input_tokens: int | None = None, max_tokens: int | None = None,
-                             ) -> dict[str, Any]:
+                             strict: bool = True) -> dict[str, Any]:
     """An Anthropic Message (a ``/v1/messages`` response) as a Chat Completion. Counts the upstream did not
     report are estimated: ``estimated_input_tokens``, and the output from what it generated (at most
-    ``max_tokens``)."""
+    ``max_tokens``). ``strict=False`` (Portkey's non-strict OpenAI compliance, what the portkey-ai SDKs ask
+    for) adds ``provider``, the message's ``content_blocks`` (every block but ``tool_use``, as Anthropic sent
+    it) and keeps Anthropic's own ``stop_reason`` as the ``finish_reason``."""
     if not isinstance(message, dict) or not isinstance(message.get("content"), list):
         raise TranslationError("upstream message: content list missing")
     texts: list[str] = []
     calls: list[dict[str, Any]] = []
+    blocks: list[dict[str, Any]] = []
     for block in message["content"]:
         if not isinstance(block, dict):
             continue
+        if block.get("type") == "tool_use":
+            calls.append(_tool_call({**block, "id": block.get("id") or f"call_{completion_id}_{len(calls)}"}))
+            continue
+        blocks.append(block)
         if block.get("type") == "text":
             texts.append(str(block.get("text", "")))
-        elif block.get("type") == "tool_use":
-            calls.append(_tool_call({**block, "id": block.get("id") or f"call_{completion_id}_{len(calls)}"}))
     reply: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts or not calls else None}
+    if not strict:
+        reply["content_blocks"] = blocks
     if calls:
         reply["tool_calls"] = calls
-    finish = "tool_calls" if calls else finish_reason(message.get("stop_reason"))
+    finish = finish_reason(message.get("stop_reason"), tool_calls=bool(calls), strict=strict)
     generated = sum(map(len, texts)) + sum(len(call["function"]["arguments"]) for call in calls)
-    return {
+    chat: dict[str, Any] = {
         "id": completion_id,
         "object": "chat.completion",
         "created": created,
         "model": as_text(message.get("model")),
-        "choices": [{"index": 0, "message": reply, "logprobs": None, "finish_reason": finish}],
-        "usage": chat_usage(message.get("usage"), estimated_input_tokens=estimated_input_tokens,
-                            estimated_output_tokens=estimate_output_tokens(generated, max_tokens)),
     }
+    if not strict:
+        chat["provider"] = PROVIDER
+    chat["choices"] = [{"index": 0, "message": reply, "logprobs": None, "finish_reason": finish}]
+    chat["usage"] = chat_usage(message.get("usage"), estimated_input_tokens=estimated_input_tokens,
+                               estimated_output_tokens=estimate_output_tokens(generated, max_tokens))
+    return chat
 
 
 def anthropic_usage_reported(usage: object) -> bool:
@@ -253,8 +264,14 @@ def anthropic_usage_reported(usage: object) -> bool:
             and reported_count(usage.get("output_tokens")) is not None)
 
 
-def finish_reason(stop_reason: object) -> str:
-    """The OpenAI ``finish_reason`` for an Anthropic ``stop_reason`` (unknown or missing: ``stop``)."""
+def finish_reason(stop_reason: object, *, tool_calls: bool = False, strict: bool = True) -> str:
+    """The OpenAI ``finish_reason`` for an Anthropic ``stop_reason`` (unknown or missing: ``stop``; any tool
+    call: ``tool_calls``). Not ``strict``: the ``stop_reason`` itself, as Portkey answers without strict
+    OpenAI compliance (a missing one is still mapped)."""
+    if not strict and isinstance(stop_reason, str) and stop_reason:
+        return stop_reason
+    if tool_calls:
+        return "tool_calls"
     return FINISH_REASON_BY_STOP_REASON.get(stop_reason, "stop") if isinstance(stop_reason, str) else "stop"
 
 

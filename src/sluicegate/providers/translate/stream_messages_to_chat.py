@@ -5,6 +5,11 @@ Text deltas become ``delta.content``; each tool_use block becomes one ``tool_cal
 ``arguments``; ``message_delta``'s stop_reason becomes the ``finish_reason`` chunk; ``message_stop`` ends
 with an optional usage chunk and ``data: [DONE]``. ``ping`` and thinking blocks are dropped; an
 ``error`` event becomes an error chunk (the OpenAI SDKs raise on it), never a clean end.
+
+Not ``strict`` (Portkey's non-strict OpenAI compliance, what the portkey-ai SDKs ask for): every chunk says
+``provider: "anthropic"``, the deltas of the blocks that are not tool calls (text, thinking …) also come as
+``delta.content_blocks`` (``[{"index": <block index>, "delta": <Anthropic's delta without its type>}]``), and
+the ``finish_reason`` is Anthropic's ``stop_reason`` as sent.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import orjson
 from .errors import OPENAI_TYPE_BY_ANTHROPIC_TYPE, error_message
 from .estimate import estimate_output_tokens
 from .frames import DONE_FRAME, openai_frame
-from .messages_to_chat import anthropic_usage_reported, chat_usage, finish_reason
+from .messages_to_chat import PROVIDER, anthropic_usage_reported, chat_usage, finish_reason
 from .shapes import as_object, as_text
 
 
@@ -25,12 +30,15 @@ class MessagesToChatStream:
 
     ``finish()`` when the upstream connection ended: nothing more after ``message_stop``, an error chunk
     if it never came (a truncated stream). ``fail(message)`` for a cut, a timeout, any other failure.
-    ``include_usage`` mirrors the client's ``stream_options.include_usage``.
+    ``include_usage`` mirrors the client's ``stream_options.include_usage``; ``strict=False``: Portkey's
+    non-strict chunks (the module's docstring).
     """
 
     def __init__(self, *, completion_id: str, created: int, model: str = "", include_usage: bool = False,
-                 estimated_input_tokens: int | None = None, max_tokens: int | None = None) -> None:
+                 estimated_input_tokens: int | None = None, max_tokens: int | None = None,
+                 strict: bool = True) -> None:
         self._id, self._created, self._model, self._include_usage = completion_id, created, model, include_usage
+        self._strict = strict
         self._estimated_input_tokens, self._max_tokens = estimated_input_tokens, max_tokens
         self._generated = 0  # characters of text and tool arguments: the output estimate without usage
         self.started = self.closed = False
@@ -66,10 +74,20 @@ class MessagesToChatStream:
         return [openai_frame({"error": {"message": message, "type": error_type, "param": None, "code": None}})]
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
-        return openai_frame({
-            "id": self._id, "object": "chat.completion.chunk", "created": self._created, "model": self._model,
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
-        })
+        return openai_frame(self._chunk_object(choices=[{"index": 0, "delta": delta, "logprobs": None,
+                                                         "finish_reason": finish}]))
+
+    def _chunk_object(self, **fields: Any) -> dict[str, Any]:
+        chunk = {"id": self._id, "object": "chat.completion.chunk", "created": self._created, "model": self._model}
+        if not self._strict:
+            chunk["provider"] = PROVIDER
+        return chunk | fields
+
+    def _with_block(self, delta: dict[str, Any], index: object, block_delta: dict[str, Any]) -> dict[str, Any]:
+        """``delta`` with the Anthropic block delta as ``content_blocks`` when not strict."""
+        if self._strict:
+            return delta
+        return delta | {"content_blocks": [{"index": index, "delta": block_delta}]}
 
     def _on_message_start(self, event: dict[str, Any]) -> list[bytes]:
         message = as_object(event.get("message"))
@@ -80,10 +98,16 @@ class MessagesToChatStream:
 
     def _on_block_start(self, event: dict[str, Any]) -> list[bytes]:
         block = as_object(event.get("content_block"))
+        opened = {key: value for key, value in block.items() if key != "type"}
         if block.get("type") == "text":
-            return [self._chunk({"content": block["text"]})] if as_text(block.get("text")) else []
+            return ([self._chunk(self._with_block({"content": block["text"]}, event.get("index"), opened))]
+                    if as_text(block.get("text")) else [])
         if block.get("type") != "tool_use":
-            return []  # thinking and server-tool blocks have no Chat Completions form
+            # Thinking and server-tool blocks have no Chat Completions form; not strict, a start that
+            # carries something (a redacted_thinking's data) is a content block delta.
+            if self._strict or not any(opened.values()):
+                return []
+            return [self._chunk(self._with_block({}, event.get("index"), opened))]
         index = event.get("index")
         if not isinstance(index, int):
             return []
@@ -97,17 +121,21 @@ class MessagesToChatStream:
 
     def _on_block_delta(self, event: dict[str, Any]) -> list[bytes]:
         delta = as_object(event.get("delta"))
+        index = event.get("index")
+        block_delta = {key: value for key, value in delta.items() if key != "type"}
         if delta.get("type") == "text_delta" and as_text(delta.get("text")):
             self._generated += len(delta["text"])
-            return [self._chunk({"content": delta["text"]})]
-        index = event.get("index")
+            return [self._chunk(self._with_block({"content": delta["text"]}, index, block_delta))]
         position = self._tool_by_block.get(index) if isinstance(index, int) else None
         if delta.get("type") == "input_json_delta" and as_text(delta.get("partial_json")) and position is not None:
             self._without_arguments.discard(index)
             self._generated += len(delta["partial_json"])
             call = {"index": position, "function": {"arguments": delta["partial_json"]}}
             return [self._chunk({"tool_calls": [call]})]
-        return []
+        if self._strict or position is not None or not any(block_delta.values()):
+            return []  # a tool call's piece is in tool_calls; an empty text or argument piece says nothing
+        # Thinking, signature, citations, a server tool's input …
+        return [self._chunk(self._with_block({}, index, block_delta))]
 
     def _on_block_stop(self, event: dict[str, Any]) -> list[bytes]:
         """A call without arguments says ``{}``: clients json-parse ``arguments`` and "" is no JSON."""
@@ -121,14 +149,14 @@ class MessagesToChatStream:
     def _on_message_delta(self, event: dict[str, Any]) -> list[bytes]:
         self._merge_usage(event.get("usage"))
         delta = as_object(event.get("delta"))
-        self._finish_reason = "tool_calls" if self._tool_by_block else finish_reason(delta.get("stop_reason"))
+        self._finish_reason = finish_reason(delta.get("stop_reason"), tool_calls=bool(self._tool_by_block),
+                                            strict=self._strict)
         return [self._chunk({}, self._finish_reason)]
 
     def _on_message_stop(self, _event: dict[str, Any]) -> list[bytes]:
         frames = [] if self._finish_reason else [self._chunk({}, "tool_calls" if self._tool_by_block else "stop")]
         if self._include_usage:
-            frames.append(openai_frame({"id": self._id, "object": "chat.completion.chunk", "created": self._created,
-                                        "model": self._model, "choices": [], "usage": self.usage}))
+            frames.append(openai_frame(self._chunk_object(choices=[], usage=self.usage)))
         self.closed = True
         return frames + [DONE_FRAME]
 
