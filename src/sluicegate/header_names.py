@@ -45,6 +45,9 @@ UNFORWARDABLE = frozenset(
     {
         "host", "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te",
         "trailer", "proxy-authorization", "proxy-connection", "expect",
+        # The gateway decodes every request body (server/bodies.py): the upstream gets plain bytes, which a
+        # forwarded Content-Encoding: gzip would mislabel.
+        "content-encoding",
         "metadata-flavor", "x-aws-ec2-metadata-token", "x-google-metadata-request",
     }
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import socket
 import time
 
@@ -65,6 +66,22 @@ def test_passthrough_keeps_path_query_method_and_headers(gateway, upstream, meth
     assert received.headers["authorization"] == "Bearer pass"
     assert received.body == (body or b"")
     assert not [h for h in received.headers if h.lower().startswith("x-portkey-")]
+
+
+@pytest.mark.parametrize("forward", [False, True])
+def test_a_compressed_passthrough_body_goes_up_decoded_and_unlabelled(gateway, upstream, forward):
+    """The gateway decodes request bodies: a relayed Content-Encoding: gzip mislabelled the plain bytes."""
+    body = b'{"model": "m",   "query": "q"}'
+    headers = direct(upstream, **{"content-type": "application/json", "content-encoding": "gzip"})
+    if forward:  # asking to forward it is refused: it could only mislabel the body
+        headers["x-portkey-forward-headers"] = "content-encoding"
+    response = httpx.post(f"{gateway.v1}/rerank", headers=headers, content=gzip.compress(body), timeout=30)
+    if forward:
+        assert response.status_code == 400
+        assert "the 'content-encoding' header cannot be forwarded" in response.text
+        return
+    assert response.status_code == 200, response.text
+    assert "content-encoding" not in upstream.last.headers and upstream.last.body == body
 
 
 def test_models_listing_is_passed_through(gateway, upstream):

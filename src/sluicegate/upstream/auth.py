@@ -9,11 +9,13 @@ from collections.abc import Iterable
 
 from ..providers.contract import ApiSpec
 
-# Client headers a passthrough request never carries upstream.
+# Client headers a passthrough request never carries upstream. content-encoding: the body goes up decoded
+# (server/bodies.py decodes every request body), so the client's label no longer describes it.
 _NOT_PASSED = frozenset(
     {
         "host", "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te",
         "trailer", "proxy-authorization", "proxy-connection", "expect", "accept-encoding", "cookie",
+        "content-encoding",
     }
 )
 
