@@ -55,6 +55,7 @@ from .server.limits_admin import add_limit_routes
 from .server.middleware import edge_middleware
 from .server.native import NATIVE, NativeServer
 from .server.observability import add_log_routes, add_metrics_route
+from .server.paths import PORTKEY_ADMIN_PATHS
 from .server.portkey_catalog import CATALOG_ADMIN, CatalogAdmin, add_portkey_catalog_routes
 from .server.readiness import READINESS, Readiness, add_probe_routes
 from .server.routes import add_reserved_routes, add_routes
@@ -82,10 +83,6 @@ if TYPE_CHECKING:
 
 SQLITE_RELOAD_S = 0.5
 NOTIFIED_RELOAD_S = 5.0
-# Portkey's Admin API under /v1 (the catalog's and access control's routes, and Portkey's /v1/admin): no path
-# below these is proxied to a provider.
-PORTKEY_ADMIN_PATHS = ("/v1/integrations", "/v1/providers", "/v1/configs", "/v1/admin", "/v1/api-keys",
-                       "/v1/audit-logs")
 
 
 def build_app(settings: Settings, *, transport: Transport | None = None) -> web.Application:

@@ -11,8 +11,16 @@ behind this check. (Encoded slashes alone stay allowed: model ids like ``org%2Fm
 from __future__ import annotations
 
 import re
+from urllib.parse import unquote
 
 from ..errors import BadRequest
+
+# Portkey's Admin API under /v1 (the catalog's and access control's routes, and Portkey's /v1/admin): no path
+# below these is proxied to a provider.
+PORTKEY_ADMIN_PATHS = ("/v1/integrations", "/v1/providers", "/v1/configs", "/v1/admin", "/v1/api-keys",
+                       "/v1/audit-logs")
+_ADMIN_NAMES = frozenset(path.removeprefix("/v1/") for path in PORTKEY_ADMIN_PATHS)
+_SEGMENT_END = re.compile(r"[;?#]")
 
 _SEPARATOR = re.compile(r"%2f|%5c|\\", re.IGNORECASE)
 _DOTS = {".": ".", "%2e": ".", "..": "..", ".%2e": "..", "%2e.": "..", "%2e%2e": ".."}
@@ -49,3 +57,20 @@ def _without_dot_segments(path: str) -> str:
             kept.append(segment)
     trailing = "/" if segments and segments[-1].lower() in _DOTS else ""
     return "/" + "/".join(kept) + (trailing if kept else "")
+
+
+def reaches_admin_api(tail: str) -> bool:
+    """Would ``tail`` (what follows ``/v1``) name a path below Portkey's Admin API once an upstream decodes and
+    normalises it? ``/./admin``, ``/x/../configs``, ``/admin%2Fx``, ``/configs;x``, ``//api-keys``: the
+    router matches none of them to the reserved routes, and a server behind the gateway may read each as
+    ``/v1/admin/…``. Read the widest way (escapes decoded, dot and empty segments dropped, a segment cut at
+    ``;``, ``?`` or ``#``, any case): a false alarm costs a 404 on a path no provider serves."""
+    decoded = unquote(tail.partition("?")[0]).replace("\\", "/")
+    kept: list[str] = []
+    for segment in decoded.split("/"):
+        if segment == "..":
+            if kept:
+                kept.pop()
+        elif segment not in ("", "."):
+            kept.append(segment)
+    return bool(kept) and _SEGMENT_END.split(kept[0], maxsplit=1)[0].lower() in _ADMIN_NAMES

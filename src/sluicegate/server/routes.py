@@ -21,7 +21,7 @@ from .headers import bearer_credential, parse_request_headers
 from .messages import ENDPOINTS as MESSAGES_ENDPOINTS
 from .messages import check_messages_body, in_anthropic_envelope
 from .middleware import Handler, answer_for
-from .paths import passthrough_tail
+from .paths import passthrough_tail, reaches_admin_api
 from .streaming import relay_stream
 
 _JSON_TYPES = ("application/json", "")
@@ -173,7 +173,15 @@ def _logged(endpoint: str, prepare):
     return handler
 
 
-passthrough = _logged("proxy", _prepare_passthrough)
+_logged_passthrough = _logged("proxy", _prepare_passthrough)
+
+
+async def passthrough(request: web.Request) -> web.StreamResponse:
+    """Any other /v1 path, unless it reaches the Admin API's once decoded (paths.py): that is the reserved
+    routes' 404, never proxied and never logged, whatever the spelling."""
+    if reaches_admin_api(request.rel_url.raw_path[len("/v1"):]):
+        raise web.HTTPNotFound()
+    return await _logged_passthrough(request)
 
 
 async def _answer(request: web.Request, gateway: Gateway, call: Call, record: RequestRecord
