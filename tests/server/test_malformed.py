@@ -24,6 +24,10 @@ SECRET = "sk-live-SECRET-77aa"
     # The pure-Python parser quotes the line after a colon: the reason stopped at "when reading".
     (f"Got more than 8190 bytes when reading: b'Authorization: Bearer {SECRET}...'.",
      "Got more than 8190 bytes when reading a line of the request head"),
+    # The header names the parser names are its own words: "Missing  header in request." said nothing.
+    ("Missing 'Host' header in request.", "Missing Host header in request."),
+    ("Duplicate 'Content-Length' header found.", "Duplicate Content-Length header found."),
+    (f"Duplicate '{SECRET}' header found.", "Duplicate  header found."),  # never a name it does not know
     ("x" * 500, GENERIC_REASON),
     ("", GENERIC_REASON),
     (None, GENERIC_REASON),

@@ -46,8 +46,8 @@ INFERENCE_SCOPE = "completions.write"
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 # Default metadata is added to every request of the key (or workspace) and lands in every log row: it may
-# hold no more than one x-portkey-metadata header can carry (aiohttp's 8190-byte header field, which
-# server/native.py's HEAD_MAX follows).
+# hold no more than one x-portkey-metadata header carries on the common path (the native edge's 8,190-byte
+# head, server/native.py's HEAD_MAX).
 METADATA_DEFAULTS_MAX = 8190
 
 

@@ -29,13 +29,22 @@ REASON_MAX = 120
 _PLAIN_REASON = re.compile(r"[A-Za-z0-9 ,.()/'-]*")
 # A quoted piece starts a word (Python's repr of the bytes, b'...', or of a str); "can't" is not one.
 _QUOTED = re.compile(r"""(?<![A-Za-z0-9])b?(?:'[^']*'?|"[^"]*"?)""")
+# The header names the parser itself names ("Missing 'Host' header", "Duplicate 'Content-Length' header
+# found."): its own words, not the client's bytes, and the reason says nothing without them.
+_NAMED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "content-type", "content-location",
+                            "content-range", "etag", "max-forwards", "server", "user-agent"})
+
+
+def _unquoted(match: re.Match[str]) -> str:
+    name = match.group(0).removeprefix("b").strip("'\"")
+    return name if name.lower() in _NAMED_HEADERS else ""
 
 
 def parser_reason(message: str | None) -> str:
     """The parser's reason for refusing a request, without any of the request's bytes."""
     first_line = (message or "").split("\n", 1)[0]
     # What follows a colon is what the parser choked on ("Invalid HTTP Header: <name>"), quoted or not.
-    reason = _QUOTED.sub("", first_line).split(":", 1)[0].replace("()", "").strip()
+    reason = _QUOTED.sub(_unquoted, first_line).split(":", 1)[0].replace("()", "").strip()
     if reason.endswith(" when reading"):  # the line it read came next, and is gone: say what it was
         reason += " a line of the request head"
     if not reason or len(reason) > REASON_MAX or not _PLAIN_REASON.fullmatch(reason):
