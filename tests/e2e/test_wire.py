@@ -84,6 +84,18 @@ def test_a_compressed_passthrough_body_goes_up_decoded_and_unlabelled(gateway, u
     assert "content-encoding" not in upstream.last.headers and upstream.last.body == body
 
 
+def test_headers_a_connection_header_names_stay_on_their_hop(gateway, upstream):
+    """RFC 9110 7.6.1: a header the Connection header lists belongs to that hop, in either direction."""
+    upstream.push(Reply(json={"ok": True}, headers={"connection": "keep-alive, x-upstream-hop",
+                                                    "x-upstream-hop": "s", "x-kept": "k"}))
+    response = httpx.post(f"{gateway.v1}/rerank", content=b"{}", timeout=30, headers=direct(upstream, **{
+        "content-type": "application/json", "connection": "keep-alive, X-Client-Hop", "x-client-hop": "1",
+        "x-custom": "yes"}))
+    assert response.status_code == 200, response.text
+    assert "x-client-hop" not in upstream.last.headers and upstream.last.headers["x-custom"] == "yes"
+    assert "x-upstream-hop" not in response.headers and response.headers["x-kept"] == "k"
+
+
 def test_models_listing_is_passed_through(gateway, upstream):
     upstream.push(Reply(json={"object": "list", "data": [{"id": "smol", "object": "model"}]}))
     client = openai.OpenAI(api_key="k", base_url=gateway.v1, default_headers=direct(upstream))

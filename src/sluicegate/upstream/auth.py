@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ..providers.contract import ApiSpec
+from .exchange import connection_named
 
 # Client headers a passthrough request never carries upstream. content-encoding: the body goes up decoded
 # (server/bodies.py decodes every request body), so the client's label no longer describes it.
@@ -38,9 +39,13 @@ def upstream_headers(
 
 
 def passthrough_headers(incoming: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-    """Client headers a passthrough route relays: all but x-portkey-* and hop-by-hop ones."""
+    """Client headers a passthrough route relays: all but x-portkey-* and hop-by-hop ones, those the client's
+    Connection header names included (RFC 9110 7.6.1: they were for the gateway's hop alone)."""
+    pairs = list(incoming)
+    named = frozenset().union(*(connection_named(value) for name, value in pairs if name.lower() == "connection"))
     return [
         (name, value)
-        for name, value in incoming
+        for name, value in pairs
         if not name.lower().startswith("x-portkey-") and name.lower() not in _NOT_PASSED
+        and name.lower() not in named
     ]

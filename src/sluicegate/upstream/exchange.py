@@ -132,14 +132,27 @@ def relayable_headers(items: Iterable[tuple[str, str]]) -> tuple[list[tuple[str,
     answer still carries (None: none; two lines are given as one list that no transport decodes)."""
     kept = []
     encoding = None
+    named: frozenset[str] = frozenset()
     for key, value in items:
         name = key.lower()
         if name in _HOP_BY_HOP:
             if name == "content-encoding":
                 encoding = value if encoding is None else f"{encoding}, {value}"
+            elif name == "connection":
+                named |= connection_named(value)
         elif not name.startswith("x-portkey-"):
             kept.append((key, value))
+    if named:  # hop-by-hop too, by the upstream's say (RFC 9110 7.6.1)
+        kept = [(key, value) for key, value in kept if key.lower() not in named]
     return kept, encoding
+
+
+def connection_named(value: str) -> frozenset[str]:
+    """The header names a Connection header lists (``keep-alive, x-secret`` → ``{"x-secret"}``): they belong to
+    that hop alone. Its usual value, a bare option, names none."""
+    if "," not in value and value.strip().lower() in ("keep-alive", "close"):
+        return frozenset()
+    return frozenset(token.strip().lower() for token in value.split(",")) - {"keep-alive", "close", ""}
 
 
 async def open_stream(response: TransportResponse, decoder: StreamDecoder, provider: str) -> bytes:
