@@ -34,8 +34,15 @@ Timeouts: connecting (and the TLS handshake) within ``upstream_connect_timeout_s
 or for more of the body within ``upstream_read_timeout_s``; the request's total deadline is the caller's.
 A connection goes back to the pool only after a complete answer the upstream lets us keep; one left idle
 ``IDLE_CONNECTION_S`` is closed, and so is every idle one when the allow-list changes (a changed verdict
-never rides on an old connection). A reused connection that the upstream closed before answering a single
-byte (its keep-alive ran out as the request left) is replaced by a new one, once.
+never rides on an old connection).
+
+A reused connection that fails before a byte of the answer (the upstream's keep-alive ran out as the request
+left) has the request sent again on a new connection, once, when repeating it cannot do twice what the
+upstream did once: a method RFC 9110 calls idempotent (``REPLAYABLE_METHODS``), a request carrying an
+``Idempotency-Key`` header, or any request whose connection failed within ``REPLAY_WINDOW_S`` of its write
+(the close was the idle one, already on its way: the upstream cannot have acted on the request). A POST the
+upstream held longer (read, then closed or reset: a crash in prefill, a balancer's reset) is not repeated:
+the caller gets the failure.
 """
 
 from __future__ import annotations
@@ -85,6 +92,16 @@ _FRAMING = frozenset({"host", "content-length", "transfer-encoding", "connection
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # What may stay as is in a request target (RFC 3986 pchar, "/" and "?", and "%" of what is already encoded).
 _TARGET_SAFE = "/?%:@!$&'()*+,;=-._~"
+# Sent again after a reused connection failed before a byte of the answer, however long the upstream held them.
+REPLAYABLE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+# Any other request is sent again only if its reused connection failed within this long of its write: the
+# longest the upstream can have held it. The idle-close race (the upstream closed the connection as we reused
+# it) shows within a round trip and a turn or two of the loop: tens of microseconds on loopback, under 1 ms on
+# a LAN, where the upstreams with short keep-alives live (uvicorn's is 5 s; providers keep theirs longer than
+# our IDLE_CONNECTION_S); a failed write shows in the loop's next turn. An LLM's prefill alone takes longer,
+# so a close this soon is not one after acting on the request. Erring late is safe: a close seen after the
+# window (a far upstream's race, a loop busy for milliseconds) fails the request instead of repeating it.
+REPLAY_WINDOW_S = 0.005
 
 
 class _Refused(Exception):
@@ -145,6 +162,7 @@ class _Connection(asyncio.Protocol):
         self.lost = False
         self.reused = False
         self.idle_since = 0.0
+        self.lost_at = float("inf")  # when the loop saw the connection end (loop time)
         self._waiter: asyncio.Future[None] | None = None
         # The read bound: one timer per connection, re-armed only when it fires before the deadline of the
         # wait in progress (as the connection guard's head timer). A timer made and cancelled per wait cost
@@ -208,6 +226,7 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
+        self.lost_at = self.loop.time()
         if self.head_done and not self.complete and self.error is None and exc is None and self._to_the_end():
             self.complete = True  # a body framed by the connection's end: that end is its end
         elif not self.complete and self.error is None:
@@ -466,7 +485,15 @@ class _Pool:
 
 
 class _Stale(Exception):
-    """A reused connection closed before a byte of the answer came: the request goes on a new one."""
+    """A reused connection failed before a byte of the answer came, and its request may be sent again (see
+    the module's docstring): it goes on a new one."""
+
+
+def _replayable(method: str, headers: dict[str, str] | CIMultiDict[str]) -> bool:
+    """Whether a request may be sent twice however long the upstream held it: its method is idempotent, or it
+    carries an ``Idempotency-Key`` (draft-ietf-httpapi-idempotency-key-header; OpenAI's and Stripe's APIs
+    answer a repeat with the first answer; Go's client repeats such a request too)."""
+    return method in REPLAYABLE_METHODS or any(name.lower() == "idempotency-key" for name in headers)
 
 
 class _ConnectFailed(Exception):
@@ -503,23 +530,26 @@ class H1Transport:
         for index, address in enumerate(addresses):
             key = ConnectionKey(target.scheme, target.host, target.port, address)
             try:
-                return await self._exchange(key, target, request, method == "HEAD")
+                return await self._exchange(key, target, request, method, headers)
             except _ConnectFailed as failed:
                 if index == last:
                     raise failed.error from None
         raise AssertionError("unreachable: the guard returns at least one address")
 
-    async def _exchange(self, key: ConnectionKey, target: _Target, request: Iterable[bytes],
-                        head_only: bool) -> H1Response:
+    async def _exchange(self, key: ConnectionKey, target: _Target, request: Iterable[bytes], method: str,
+                        headers: dict[str, str] | CIMultiDict[str]) -> H1Response:
         for fresh in (False, True):
             connection = await self._connection(key, target, reuse=not fresh)
-            connection.begin(skip_body=head_only)
+            connection.begin(skip_body=method == "HEAD")
             assert connection.transport is not None
+            written_at = connection.loop.time()
             connection.transport.writelines(request)
             try:
                 while not connection.head_done:
                     if connection.error is not None:
-                        if connection.reused and not connection.received:
+                        if connection.reused and not connection.received and (
+                                connection.lost_at - written_at <= REPLAY_WINDOW_S
+                                or _replayable(method, headers)):
                             raise _Stale
                         raise connection.error
                     await connection.wait(self._read_s)
