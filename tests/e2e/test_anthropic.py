@@ -220,6 +220,28 @@ def test_a_stream_cut_after_its_start_raises_instead_of_ending_cleanly(gw, chat)
             s.get_final_message()
 
 
+# A text delta in invalid UTF-8 (raw bytes inside the JSON string): the translation cannot read the chunk.
+# Before, it was skipped: the SDK got message_start, end_turn with output_tokens 0 and message_stop, an empty
+# answer and no error. Now a malformed answer: a 502 before the stream starts, an error event after it.
+INVALID_UTF8_CHUNK = b'data: {"choices":[{"index":0,"delta":{"content":"\xff\xfe\xc3"},"finish_reason":null}]}\n\n'
+
+
+def test_a_chunk_in_invalid_utf8_is_an_error_for_the_anthropic_sdk_never_an_empty_answer(gw, chat):
+    client = over_openai(gw, chat)
+    chat.push(Reply(stream=[INVALID_UTF8_CHUNK, chunk({}, "stop"), "[DONE]"]))
+    with pytest.raises(anthropic.APIStatusError) as failed:
+        with client.messages.stream(model="llama", max_tokens=8, messages=[{"role": "user", "content": "x"}]) as s:
+            s.get_final_message()
+    assert failed.value.status_code == 502
+    chat.push(Reply(stream=[chunk({"role": "assistant", "content": ""}), chunk({"content": "kept"}),
+                            INVALID_UTF8_CHUNK, chunk({}, "stop"), "[DONE]"], chunk_interval=0.1))
+    seen: list[str] = []
+    with pytest.raises(anthropic.APIStatusError, match="not JSON .*not valid UTF-8"):
+        with client.messages.stream(model="llama", max_tokens=8, messages=[{"role": "user", "content": "x"}]) as s:
+            seen.extend(s.text_stream)
+    assert seen == ["kept"]  # what came before the bad chunk reached the client, then the error
+
+
 def test_count_tokens_is_estimated_for_an_openai_server(gw, chat):
     client = over_openai(gw, chat)
     counted = client.messages.count_tokens(model="llama", messages=[{"role": "user", "content": "x" * 400}])
@@ -293,6 +315,19 @@ def test_an_anthropic_error_event_reaches_the_openai_sdk_as_an_error(gw, claude)
     client = openai_sdk(gw, **{"x-portkey-provider": "@claude-box"})
     with pytest.raises(openai.APIError, match="Overloaded"):
         list(client.chat.completions.create(model="m", stream=True, messages=[{"role": "user", "content": "x"}]))
+
+
+def test_an_anthropic_event_in_invalid_utf8_is_an_error_for_the_openai_sdk_never_a_clean_end(gw, claude):
+    bad = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,' \
+          b'"delta":{"type":"text_delta","text":"\xff\xfe\xc3"}}\n\n'
+    events = message_events("kept")
+    claude.push(Reply(stream=events[:4] + [bad] + events[4:], chunk_interval=0.1))  # after the text "kept"
+    client = openai_sdk(gw, **{"x-portkey-provider": "@claude-box"})
+    seen: list[str] = []
+    with pytest.raises(openai.APIError, match="not JSON .*not valid UTF-8"):
+        for part in client.chat.completions.create(model="m", stream=True, messages=[{"role": "user", "content": "x"}]):
+            seen.extend(choice.delta.content or "" for choice in part.choices)
+    assert "".join(seen) == "kept"
 
 
 # -- configs across specs ---------------------------------------------------------------------------------------

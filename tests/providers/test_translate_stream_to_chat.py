@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import openai
+import orjson
 import pytest
 
+from sluicegate.providers import anthropic as anthropic_spec
+from sluicegate.providers import contract
 from sluicegate.providers.translate.frames import DONE, DONE_FRAME, openai_frame
 from sluicegate.providers.translate.stream_messages_to_chat import MessagesToChatStream
 from tests.providers.streams import decode, openai_sdk_chunks, openai_sdk_completion
@@ -188,3 +193,44 @@ def test_not_strict_a_server_tool_block_is_content_blocks_not_a_tool_call() -> N
     assert translate_with([START, block_start(0, {"type": "server_tool_use", "id": "s", "name": "n", "input": {}}),
                            json_delta(0, "{}"), stop(0), *end("end_turn")], strict=True)[1]["choices"][0][
         "finish_reason"] == "stop"  # strict: the block leaves no trace
+
+
+# An upstream event the translation cannot read (invalid UTF-8 in a text delta, not JSON, not an object).
+# Before: skipped, so the text vanished and the client got a clean finish and [DONE]. Now a malformed
+# answer (as the non-streamed translation's 502 for the same bytes): before the start a failed attempt,
+# after it an error chunk and no [DONE].
+INVALID_UTF8 = b'{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"\xff\xfe\xc3"}}'
+UNREADABLE = [INVALID_UTF8, b"not json", b'{"type": "content_block_delta", ', b"[1]", b"7"]
+NOT_READ = r"upstream sent an event that is not (JSON|a JSON object) \("
+
+
+def frame(event: dict | bytes) -> bytes:
+    data = event if isinstance(event, bytes) else orjson.dumps(event)
+    name = event["type"].encode() if isinstance(event, dict) else b"content_block_delta"
+    return b"event: " + name + b"\ndata: " + data + b"\n\n"
+
+
+def test_an_unreadable_event_before_the_start_is_a_failed_attempt_not_a_clean_answer() -> None:
+    for data in UNREADABLE:
+        decoder = anthropic_spec.SPEC.translation("chat").stream_decoder()
+        rest = b"".join(map(frame, [START, block_start(0, {"type": "text", "text": ""})])) + frame(data) + \
+            b"".join(map(frame, [stop(0), *end("end_turn")]))
+        opening = decoder.opening(rest)
+        assert opening.verdict == contract.FAILED and re.match(NOT_READ, opening.message or ""), (data, opening)
+        assert ("not valid UTF-8" in (opening.message or "")) is (data is INVALID_UTF8)
+
+
+def test_an_unreadable_event_after_the_start_is_an_error_chunk_and_no_done() -> None:
+    for data in UNREADABLE:
+        decoder = anthropic_spec.SPEC.translation("chat").stream_decoder()
+        closed: list[bool] = []
+        decoder.attach(lambda closed=closed: closed.append(True))
+        assert decoder.opening(b"".join(map(frame, [START, block_start(0, {"type": "text", "text": ""}),
+                                                   text(0, "Hel")]))) == contract.START
+        frames = [decoder.head(), decoder.relay(frame(data)), decoder.relay(b"".join(map(frame, [stop(0),
+                                                                                             *end("end_turn")])))]
+        last = decode(frames)[-1][1]
+        assert isinstance(last, dict) and re.match(NOT_READ, last["error"]["message"]), (data, last)
+        assert all(data is not DONE for _, data in decode(frames)) and closed == [True]
+        with pytest.raises(openai.APIError, match=NOT_READ):
+            openai_sdk_chunks(frames)

@@ -3,10 +3,15 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 import anthropic
 import pytest
 
+from sluicegate.providers import contract, openai
 from sluicegate.providers.translate.stream_chat_to_messages import ChatToMessagesStream
+from tests.fakes.transport import sse_event
 from tests.providers.streams import anthropic_events, anthropic_sdk_message, check_grammar
 
 
@@ -190,3 +195,53 @@ def test_started_means_message_start_was_produced() -> None:
     stream = ChatToMessagesStream(message_id="m", estimated_input_tokens=1)
     stream.feed(chunk({"role": "assistant"}))
     assert stream.started
+
+
+# An upstream event the translation cannot read. Before: ``SSEDecoder`` handed its raw bytes on, the state
+# machine skipped them, and a text delta in invalid UTF-8 vanished: the client saw message_start, then
+# end_turn with output_tokens 0 and message_stop. Now it is a malformed answer (as the non-streamed
+# translation's 502 for the same bytes): before the start a failed attempt, after it an error event.
+INVALID_UTF8 = b'{"choices":[{"index":0,"delta":{"content":"\xff\xfe\xc3"},"finish_reason":null}]}'
+UNREADABLE = [INVALID_UTF8, b"not json", b'{"choices": [', b"[1, 2]", b'"text"', b"42"]
+NOT_READ = r"upstream sent an event that is not (JSON \(str is not valid UTF-8|JSON \(|a JSON object \()"
+
+
+def decoder_for_messages() -> Any:
+    translation = openai.SPEC.translation("messages")
+    translation.request_body({"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]},
+                             b"", edited=False)
+    return translation.stream_decoder()
+
+
+def test_an_unreadable_chunk_before_the_start_is_a_failed_attempt_not_an_empty_message() -> None:
+    for data in UNREADABLE:
+        decoder = decoder_for_messages()
+        finish = sse_event(chunk({}, "stop")) + b"data: [DONE]\n\n"
+        opening = decoder.opening(b"data: " + data + b"\n\n" + finish)
+        assert opening.verdict == contract.FAILED, data
+        assert re.match(NOT_READ, opening.message or ""), (data, opening)
+        assert ("not valid UTF-8" in (opening.message or "")) is (data is INVALID_UTF8)
+
+
+def test_an_unreadable_chunk_after_the_start_ends_the_stream_with_an_error_event() -> None:
+    for data in UNREADABLE:
+        decoder = decoder_for_messages()
+        closed: list[bool] = []
+        decoder.attach(lambda closed=closed: closed.append(True))
+        assert decoder.opening(sse_event(chunk({"content": "Hel"}))) == contract.START
+        frames = [decoder.head(), decoder.relay(b"data: " + data + b"\n\n"),
+                  decoder.relay(sse_event(chunk({}, "stop")) + b"data: [DONE]\n\n")]
+        events = anthropic_events(frames)
+        check_grammar(events)
+        assert events[-1]["type"] == "error" and re.match(NOT_READ, events[-1]["error"]["message"]), (data, events)
+        assert closed == [True] and decoder.end_failure() == events[-1]["error"]["message"]
+        with pytest.raises(anthropic.APIStatusError, match=NOT_READ):
+            anthropic_sdk_message(frames)
+
+
+def test_empty_data_lines_and_comments_are_still_nothing() -> None:
+    decoder = decoder_for_messages()
+    assert decoder.opening(b"data:\n\ndata: \n\n: keep-alive\n\n" + sse_event(chunk({"content": "Hi"}))) == contract.START
+    frames = [decoder.head(), decoder.relay(b"data:\n\n" + sse_event(chunk({}, "stop")) + b"data: [DONE]\n\n")]
+    assert decoder.end_failure() is None
+    assert [block["text"] for block in anthropic_sdk_message(frames)["content"]] == ["Hi"]

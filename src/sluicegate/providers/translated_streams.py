@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from ..jsontext import writable_json
 from . import sse
 from .contract import FAILED, HOLD, START, MeasuredUsage, Opening
 from .translate.errors import error_message, stream_error_status
@@ -86,6 +87,11 @@ class _Translated:
                     self._content_seen = True
                     frames += self._machine.finish()
                 continue
+            if isinstance(data, bytes) and not data.strip() and name != "error":
+                continue  # an empty data line carries nothing (the SSE specification dispatches no event)
+            if not isinstance(data, dict):  # not JSON (invalid UTF-8 too), or JSON that is not an object
+                self._broken, self._failure = True, not_an_object(data)  # dropped, the content would be lost
+                return frames
             if (problem := self._out_of_order(data)) is not None:
                 self._broken, self._failure = True, problem  # before the start: a failed attempt
                 return frames
@@ -213,6 +219,18 @@ class MessagesToChatDecoder(_Translated):
 
 _MESSAGE_EVENTS = frozenset({"content_block_start", "content_block_delta", "content_block_stop", "message_delta",
                              "message_stop"})
+
+
+def not_an_object(data: object) -> str:
+    """Why an upstream event whose data is not a JSON object fails a translated stream: it cannot be translated,
+    and skipping it would lose what it carried (a text delta in invalid UTF-8 vanished, the stream ending
+    clean), so it is a malformed answer, as the non-streamed translation's 502 says for the same bytes."""
+    if isinstance(data, bytes):
+        try:
+            writable_json(data)
+        except orjson.JSONDecodeError as exc:
+            return f"upstream sent an event that is not JSON ({str(exc)[:200]})"
+    return f"upstream sent an event that is not a JSON object ({type(data).__name__})"
 
 
 def anthropic_content(event: object) -> bool:
