@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.test_catalog import wait_until_usable
-from tests.fakes.upstream import FakeUpstream, Reply
+from tests.fakes.upstream import FakeUpstream, Reply, chat_chunks
 from tests.gateway import GatewayProcess
 from tests.node.install import ensure
 
@@ -155,3 +155,12 @@ def test_openai_node_sdk(node_dir, gw, private):
     out = run_node(node_dir, "openai_sdk.mjs", gw, MODEL_SERVER_URL=private.v1)
     assert out == [{"content": "echo: openai sdk"}, {"streamed": "echo: stream me "}]
     assert lowered(private.last)["authorization"] == "Bearer YOUR_AUTH_TOKEN"
+
+
+def test_a_stream_cut_after_its_start_raises_in_both_node_packages(node_dir, gw, private):
+    cut = Reply(stream=chat_chunks("alpha beta gamma"), drop_after=3)  # the role chunk, then two words
+    private.push(cut, cut)
+    out = run_node(node_dir, "broken_stream.mjs", gw, MODEL_SERVER_URL=private.v1)
+    assert [(o["name"], o["text"], o["raised"]) for o in out] == [
+        ("portkey-ai", "alpha beta ", "APIError"), ("openai", "alpha beta ", "APIError")]
+    assert all("upstream stream failed" in o["message"] for o in out), out

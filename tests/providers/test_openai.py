@@ -69,5 +69,7 @@ def test_the_relay_passes_chunks_and_knows_a_clean_end_from_a_cut_one():
     decoder.relay(b"NE]\n\n")
     assert decoder.end_failure() is None
     event = decoder.error_event("gone", "upstream_stream_error")
-    assert orjson.loads(event[len(b"data: "):]) == {
+    # Named "error": the portkey-ai Node SDK raises only on an event of that name.
+    assert event.startswith(b"event: error\ndata: ")
+    assert orjson.loads(event[len(b"event: error\ndata: "):]) == {
         "error": {"message": "gone", "type": "upstream_stream_error", "param": None, "code": None}}

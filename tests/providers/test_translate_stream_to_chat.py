@@ -92,7 +92,7 @@ def test_stop_reason_to_finish_reason(reason: str, finish: str) -> None:
 def test_error_event_becomes_an_error_the_sdk_raises() -> None:
     _, frames = translate([START, block_start(0, {"type": "text", "text": ""}), text(0, "Hel"),
                            {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}])
-    assert decode(frames)[-1] == (None, {"error": {"message": "Overloaded", "type": "server_error",
+    assert decode(frames)[-1] == ("error", {"error": {"message": "Overloaded", "type": "server_error",
                                                    "param": None, "code": None}})
     with pytest.raises(openai.APIError, match="Overloaded"):
         openai_sdk_chunks(frames)

@@ -246,7 +246,7 @@ async def test_a_relayed_openai_stream_is_clean_when_its_last_event_is_done(post
         if clean:
             assert added == b"", stream
         else:
-            assert orjson.loads(added.removeprefix(b"data: "))["error"]["message"] == (
+            assert orjson.loads(added.removeprefix(b"event: error\ndata: "))["error"]["message"] == (
                 "upstream closed the stream before it finished")
 
 

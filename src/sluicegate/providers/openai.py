@@ -17,6 +17,7 @@ import orjson
 from . import sse
 from .contract import FAILED, HOLD, NO_ORIGIN, START, MeasuredUsage, Opening, Origin, Translation
 from .messages_over_chat import CountTokensEstimate, MessagesOverChat
+from .translate.frames import openai_error_frame
 
 NAME = "openai"
 
@@ -72,10 +73,6 @@ def error_body(status: int, raw: bytes, provider: str) -> dict[str, Any]:
     return {"error": error, "provider": provider}
 
 
-def stream_error_event(message: str, error_type: str) -> bytes:
-    """The SSE event that tells an OpenAI client its stream broke (the OpenAI SDKs raise on it)."""
-    payload = {"error": {"message": message, "type": error_type, "param": None, "code": None}}
-    return b"data: " + orjson.dumps(payload) + b"\n\n"
 
 
 class PassthroughStream:
@@ -133,7 +130,7 @@ class PassthroughStream:
     def error_event(self, message: str, error_type: str) -> bytes:
         if self._error:
             return b""  # the upstream's own error event told the client
-        return stream_error_event(message, error_type)
+        return openai_error_frame(message, error_type)
 
     def measured_usage(self) -> MeasuredUsage | None:
         return None  # the log reads the usage chunk from the relayed bytes

@@ -23,6 +23,14 @@ def openai_frame(chunk: dict[str, Any]) -> bytes:
     return b"data: " + orjson.dumps(chunk) + b"\n\n"
 
 
+def openai_error_frame(message: str, error_type: str) -> bytes:
+    """The event that tells an OpenAI client its stream broke, named ``error``: the openai SDKs raise on an
+    ``error`` in any chunk, but the portkey-ai Node SDK only on an event of that name (it handed the unnamed
+    one to the client's loop as a chunk without ``choices``)."""
+    payload = {"error": {"message": message, "type": error_type, "param": None, "code": None}}
+    return b"event: error\ndata: " + orjson.dumps(payload) + b"\n\n"
+
+
 def parse_event(event: bytes) -> tuple[str | None, object]:
     """(event name, data): data is the parsed JSON, ``DONE``, the raw bytes when not JSON, or None."""
     name, data = None, []

@@ -20,7 +20,7 @@ import orjson
 
 from .errors import OPENAI_TYPE_BY_ANTHROPIC_TYPE, error_message
 from .estimate import estimate_output_tokens
-from .frames import DONE_FRAME, openai_frame
+from .frames import DONE_FRAME, openai_error_frame, openai_frame
 from .messages_to_chat import PROVIDER, anthropic_usage_reported, chat_usage, finish_reason
 from .shapes import as_object, as_text
 
@@ -71,7 +71,7 @@ class MessagesToChatStream:
         if self.closed:
             return []
         self.closed = True
-        return [openai_frame({"error": {"message": message, "type": error_type, "param": None, "code": None}})]
+        return [openai_error_frame(message, error_type)]
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
         return openai_frame(self._chunk_object(choices=[{"index": 0, "delta": delta, "logprobs": None,
