@@ -12,10 +12,10 @@ Every accepted connection is wrapped in a ``_Guarded`` protocol in front of aioh
   gets a 503 and is closed;
 - an answer the client does not take is abandoned: while the transport holds more than its high-water mark
   (writing is paused: a stream's next write, aiohttp's drain, the rest of a whole answer all wait), a timer
-  looks every ``send_timeout_s`` whether the client took any of it (the buffer shrank); when it took none,
-  the request still running is cancelled with ``SEND_STALLED`` (its stream's upstream is closed, the log
-  records a client that left, 499) and the connection is aborted. Without it a client that stops reading
-  held its connection, and a stream's upstream connection, for ever.
+  looks every ``send_timeout_s`` whether the client took any of it (it acknowledged more bytes, or else the
+  buffer shrank); when it took none, the request still running is cancelled with ``SEND_STALLED`` (its
+  stream's upstream is closed, the log records a client that left, 499) and the connection is reset.
+  Without it a client that stops reading held its connection, and a stream's upstream connection, for ever.
 
 The app's middleware (middleware.py) tells a connection when a request starts and ends: while one runs,
 no timer applies. The head timer is armed once and re-armed only when it fires (to the rest of the current
