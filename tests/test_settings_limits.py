@@ -12,6 +12,7 @@ LIMITS = {
     "SLUICEGATE_IDLE_TIMEOUT": ("idle_timeout_s", "5", 5.0, 75.0),
     "SLUICEGATE_HEADER_TIMEOUT": ("header_timeout_s", "2.5", 2.5, 10.0),
     "SLUICEGATE_BODY_TIMEOUT": ("body_timeout_s", "30", 30.0, 120.0),
+    "SLUICEGATE_SEND_TIMEOUT": ("send_timeout_s", "5", 5.0, 30.0),
     "SLUICEGATE_DRAIN_TIMEOUT": ("drain_timeout_s", "3", 3.0, 25.0),
     # The request log's bounds: 0 would drop every record (a queue or batch of none), a spool of no bytes.
     "SLUICEGATE_LOG_QUEUE_MAX": ("log_queue_max", "500", 500, 20000),

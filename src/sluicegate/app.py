@@ -125,7 +125,8 @@ def build_app(settings: Settings, *, transport: Transport | None = None) -> web.
                       telemetry=telemetry, access=access, limits=limits, limiter=limiter, watch=watch,
                       changes=changes)
     hosts = HostPolicy.build(settings.host, settings.allowed_hosts)
-    connections = ConnectionGuard(ConnectionLimits(settings.max_connections, settings.header_timeout_s))
+    connections = ConnectionGuard(ConnectionLimits(settings.max_connections, settings.header_timeout_s,
+                                                    settings.send_timeout_s))
     edge = edge_middleware(connections, hosts)
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[edge])
     app[GATEWAY] = gateway

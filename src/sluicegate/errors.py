@@ -161,6 +161,16 @@ def cut_by_shutdown(exc: BaseException) -> bool:
     return exc.args[:1] == (SHUTDOWN_CUT,)
 
 
+# The message of the cancellation a request gets when its client took none of the answer for the send bound
+# (SLUICEGATE_SEND_TIMEOUT, server/connections.py): logged as a client that left (499), with this reason.
+SEND_STALLED = ("the client took none of the response for the send timeout (SLUICEGATE_SEND_TIMEOUT): "
+                "the gateway closed the connection")
+
+
+def stalled_send(exc: BaseException) -> bool:
+    return exc.args[:1] == (SEND_STALLED,)
+
+
 class ShuttingDown(GatewayError):
     """What a request still unanswered when shutdown's drain bound passes is told (another replica, or this
     one restarted, can take it: SDKs retry a 503)."""

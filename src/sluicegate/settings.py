@@ -255,11 +255,14 @@ class Settings:
     # Client connections (per process): a new connection must send its request head within
     # header_timeout_s, a kept-alive one may sit idle for idle_timeout_s, a body must arrive within
     # body_timeout_s. Beyond max_connections the longest-waiting idle connection is closed, or the new
-    # one refused with 503 when every connection is busy.
+    # one refused with 503 when every connection is busy. An answer (a stream or a whole one) the client
+    # takes none of for send_timeout_s (checked at that interval: abandoned 1-2 periods after its last
+    # byte taken) is abandoned: the connection is aborted and a stream's upstream closed.
     max_connections: int = 1000
     idle_timeout_s: float = 75.0
     header_timeout_s: float = 10.0
     body_timeout_s: float = 120.0
+    send_timeout_s: float = 30.0
     drain_timeout_s: float = 25.0  # on SIGTERM: in-flight requests get this long, then they are cancelled
     # On SIGTERM /readyz answers 503 at once; the process keeps accepting for drain_delay_s more (the time a
     # load balancer needs to notice), then stops accepting and drains (drain_timeout_s).
@@ -357,6 +360,7 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: Any) ->
         "IDLE_TIMEOUT": ("idle_timeout_s", _SECONDS),
         "HEADER_TIMEOUT": ("header_timeout_s", _SECONDS),
         "BODY_TIMEOUT": ("body_timeout_s", _SECONDS),
+        "SEND_TIMEOUT": ("send_timeout_s", _SECONDS),
         "DRAIN_TIMEOUT": ("drain_timeout_s", _SECONDS),
         "DRAIN_DELAY": ("drain_delay_s", _SECONDS_OR_NONE),
         "RELOAD_INTERVAL": ("reload_interval_s", _SECONDS),

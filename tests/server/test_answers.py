@@ -8,7 +8,7 @@ import asyncio
 import pytest
 from aiohttp import web
 
-from sluicegate.errors import BadRequest, InternalError
+from sluicegate.errors import SEND_STALLED, BadRequest, InternalError
 from sluicegate.server.middleware import answer_for
 from sluicegate.telemetry.record import RequestRecord
 
@@ -39,3 +39,9 @@ def test_the_log_records_what_the_client_is_answered(exc, status, kind, message)
 def test_a_client_that_left_gets_no_answer_and_is_logged_as_499():
     assert answer_for(asyncio.CancelledError()) is None
     assert recorded(asyncio.CancelledError())[:2] == (499, "client_closed_request")
+
+
+def test_a_client_that_stopped_reading_is_logged_as_one_that_left_with_the_reason():
+    assert answer_for(asyncio.CancelledError(SEND_STALLED)) is None
+    assert recorded(asyncio.CancelledError(SEND_STALLED)) == (499, "client_closed_request", SEND_STALLED)
+    assert recorded(asyncio.CancelledError())[2] == "the client closed the connection before the response was complete"

@@ -9,7 +9,13 @@ Every accepted connection is wrapped in a ``_Guarded`` protocol in front of aioh
   connections; the body of a request is bounded in server/bodies.py (``body_timeout_s``);
 - at most ``max_connections`` are open: beyond it the connection that has waited longest for a request
   (idle or still sending its head) is closed to make room, and when every connection is busy the new one
-  gets a 503 and is closed.
+  gets a 503 and is closed;
+- an answer the client does not take is abandoned: while the transport holds more than its high-water mark
+  (writing is paused: a stream's next write, aiohttp's drain, the rest of a whole answer all wait), a timer
+  looks every ``send_timeout_s`` whether the client took any of it (it acknowledged more bytes, or else the
+  buffer shrank); when it took none, the request still running is cancelled with ``SEND_STALLED`` (its
+  stream's upstream is closed, the log records a client that left, 499) and the connection is reset.
+  Without it a client that stops reading held its connection, and a stream's upstream connection, for ever.
 
 The app's middleware (middleware.py) tells a connection when a request starts and ends: while one runs,
 no timer applies. The head timer is armed once and re-armed only when it fires (to the rest of the current
@@ -21,6 +27,9 @@ every few hundred microseconds, and a timer armed and cancelled for each cost ~1
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -28,13 +37,14 @@ from typing import Protocol
 import orjson
 from aiohttp import web
 
-from ..errors import SHUTDOWN_CUT
+from ..errors import SEND_STALLED, SHUTDOWN_CUT
 from .malformed import enveloped_refusals
 
 _REFUSAL_BODY = orjson.dumps({"status": "failure",
                               "message": "The gateway is at its connection limit; try again shortly"})
 REFUSAL = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nconnection: close\r\n"
            b"content-length: %d\r\n\r\n" % len(_REFUSAL_BODY)) + _REFUSAL_BODY
+_NO_LINGER = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() resets the connection
 _EVICTION_SCAN = 16  # waiting connections looked at for one that is not still writing an answer
 
 
@@ -42,6 +52,7 @@ _EVICTION_SCAN = 16  # waiting connections looked at for one that is not still w
 class ConnectionLimits:
     max_connections: int = 1000
     header_timeout_s: float = 10.0
+    send_timeout_s: float = 30.0
 
 
 class ConnectionGuard:
@@ -119,6 +130,8 @@ class _Guarded(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._head_since: float | None = None  # loop time the current request head began (None: not in one)
         self._running = 0  # requests running (the middleware's count)
+        self._send_timer: asyncio.TimerHandle | None = None  # armed while writing is paused
+        self._send_mark: _Progress = (None, 0)  # how far the client had got when the send timer was armed
         self.task: asyncio.Task | None = None  # the task running the current request
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -143,15 +156,18 @@ class _Guarded(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        self._disarm_send()
         self._guard.forget(self, self._transport)
         if self._inner is not None:
             self._inner.connection_lost(exc)
 
     def pause_writing(self) -> None:
+        self._arm_send()
         if self._inner is not None:
             self._inner.pause_writing()
 
     def resume_writing(self) -> None:
+        self._disarm_send()
         if self._inner is not None:
             self._inner.resume_writing()
 
@@ -204,6 +220,69 @@ class _Guarded(asyncio.Protocol):
             self._head_started()  # a full head time from now (no timer is armed here)
             return
         self.close()
+
+    # -- the send bound -------------------------------------------------------------------------------
+
+    def _arm_send(self) -> None:
+        """Writing paused: the client has not taken what was written. Armed only then (rare: a slow or
+        stalled reader), so a request that is answered at once never pays for a timer."""
+        if self._send_timer is None and self._transport is not None:
+            self._send_mark = _progress(self._transport)
+            self._send_timer = self.loop.call_later(self._guard.limits.send_timeout_s, self._send_expired)
+
+    def _disarm_send(self) -> None:
+        if self._send_timer is not None:
+            self._send_timer.cancel()
+            self._send_timer = None
+
+    def _send_expired(self) -> None:
+        self._send_timer = None
+        transport = self._transport
+        if transport is None:
+            return
+        if transport.get_write_buffer_size() == 0:  # all taken (resume_writing is on its way)
+            return
+        (acked, left), (acked_before, left_before) = _progress(transport), self._send_mark
+        if (left < left_before if acked is None or acked_before is None else acked > acked_before):
+            self._arm_send()  # the client took some: another period
+            return
+        task = self.task
+        if task is not None and not task.done():  # told apart from a client that left (the log says why)
+            task.cancel(SEND_STALLED)
+        # Reset, not closed: a close leaves the unsent bytes and the FIN behind them to the kernel, which holds
+        # them (FIN-WAIT-1) for as long as the client's window stays shut; with no lingering the client gets
+        # a reset and the buffers go at once.
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _NO_LINGER)
+        # Aborted after the request's task has seen its cancellation (ready callbacks run in order): the
+        # transport's own connection_lost cancels it again, without the reason, and closing would wait for
+        # the client to read.
+        self.loop.call_soon(transport.abort)
+
+
+_Progress = tuple[int | None, int]
+_TCP_INFO = getattr(socket, "TCP_INFO", None)  # Linux's
+_BYTES_ACKED = 120  # the offset of tcp_info's tcpi_bytes_acked (Linux 4.1 and later), a 64-bit count
+
+
+def _progress(transport: asyncio.Transport) -> _Progress:
+    """How far a client has got in what the gateway wrote: (the bytes it acknowledged, from the kernel's
+    tcp_info, or None where that is not known; the bytes still waiting in the transport's buffer). The first
+    grows only when the client takes bytes; the second, the fallback, also grows when the gateway writes more
+    (aiohttp's writer adds up to 64 KiB before it waits to drain)."""
+    left = transport.get_write_buffer_size()
+    sock = transport.get_extra_info("socket")
+    if sock is None or _TCP_INFO is None:
+        return None, left
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, _BYTES_ACKED + 8)
+    except OSError:
+        return None, left
+    if len(info) < _BYTES_ACKED + 8:  # a kernel older than the field
+        return None, left
+    return struct.unpack_from("=Q", info, _BYTES_ACKED)[0], left
 
 
 CONNECTIONS = web.AppKey("connections", ConnectionGuard)

@@ -25,8 +25,10 @@ so answers keep their order.
 Also as on aiohttp's path: header text is decoded and written as aiohttp does it; a request whose body is on
 its way runs from its head on (no head timer) and gets ``body_timeout_s`` for the body; requests of one
 connection are served in order (pipelining); the handler is cancelled when the client leaves; no answer is
-served while the client does not read the last; an idle connection is closed after ``idle_timeout_s``; on
-shutdown idle connections close while running requests finish (connections.py's drain bound applies).
+served while the client does not read the last (and one it takes none of for ``send_timeout_s`` is abandoned
+by the connection guard in front, connections.py, as on aiohttp's path); an idle connection is closed after
+``idle_timeout_s``; on shutdown idle connections close while running requests finish (connections.py's drain
+bound applies).
 """
 
 from __future__ import annotations

@@ -4,8 +4,9 @@ The chunks go through the stream's decoder (the provider's, the same one that ju
 ``upstream/exchange.py``): an OpenAI-compatible upstream's bytes pass as they are, a translated spec's are
 rewritten into the client's events. A stream that breaks after it started is closed with the decoder's error
 event, never a silent clean end; a client that goes away cancels the handler (or fails the write), which
-closes the upstream connection so the upstream stops generating. On the native edge (native.py) the answer is
-its ``NativeStreamResponse``, written as aiohttp's would be.
+closes the upstream connection so the upstream stops generating; so does a client that stops reading, once
+the send bound passes (connections.py: a write that waits on it does not wait for ever). On the native edge
+(native.py) the answer is its ``NativeStreamResponse``, written as aiohttp's would be.
 """
 
 from __future__ import annotations

@@ -16,7 +16,16 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import INTERNAL_MESSAGE, SHUTDOWN_CUT, GatewayError, InternalError, ShuttingDown, cut_by_shutdown
+from ..errors import (
+    INTERNAL_MESSAGE,
+    SEND_STALLED,
+    SHUTDOWN_CUT,
+    GatewayError,
+    InternalError,
+    ShuttingDown,
+    cut_by_shutdown,
+    stalled_send,
+)
 from ..providers import sse
 from ..types import CACHE_DISABLED, AttemptRecord, Call, Outcome, RequestContext
 
@@ -137,7 +146,8 @@ class RequestRecord:
                 return
             self.status = CLIENT_CLOSED
             self.error_type = "client_closed_request"
-            self.error_message = "the client closed the connection before the response was complete"
+            self.error_message = (SEND_STALLED if stalled_send(exc)  # it stopped reading: the gateway hung up
+                                  else "the client closed the connection before the response was complete")
             return
         if answer is None:
             answer = exc if isinstance(exc, GatewayError) else InternalError()
