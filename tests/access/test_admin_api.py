@@ -669,6 +669,18 @@ def test_a_key_s_workspace_cannot_be_changed(gateway: GatewayProcess, plain: dic
     assert same.status_code == 200, same.text  # naming its own workspace is no change
 
 
+@pytest.mark.parametrize("method", ["PUT", "PATCH"])
+@pytest.mark.parametrize("value", [True, 0, -1, 1.5, 2**64, [], {}, ["x"], {"a": 1}])
+def test_a_key_update_naming_a_workspace_by_anything_but_text_is_a_400(gateway: GatewayProcess,
+                                                                       plain: dict[str, str], method, value) -> None:
+    # A bool reached the workspace lookup ("argument of type 'bool' is not iterable"), a list the database
+    # driver: a 500 each. A key's creation already answered 400.
+    answer = httpx.request(method, f"{gateway.url}/admin/api/api-keys/{plain['key']}", headers=AUTH, timeout=10,
+                           json={"workspace_id": value})
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["message"] == "workspace_id: expected a string (a workspace id or slug)"
+
+
 # (case, defaults.config_id, words of the 400): a key's default config must be one it can run.
 BAD_DEFAULT_CONFIG = [
     ("no such config", "no-such-config", "defaults.config_id: no saved config 'no-such-config'"),

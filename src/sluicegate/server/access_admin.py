@@ -283,6 +283,8 @@ async def update_key(request: web.Request) -> web.Response:
     body = await body_of(request)
     body.pop("id", None)
     asked = body.pop("workspace_id", None)  # it was ignored without a word
+    if asked is not None and not isinstance(asked, str):  # true, 0, [] reached the lookup: a 500
+        raise BadRequest("workspace_id: expected a string (a workspace id or slug)")
     await own_workspace_named(request, caller, asked)
     if asked is not None and await resolve_workspace_id(_admin(request).engine, asked) != view["workspace_id"]:
         raise BadRequest("workspace_id: a key stays in the workspace it was made in (make a new key there)")
