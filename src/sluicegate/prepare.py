@@ -167,9 +167,9 @@ class RequestBuilder:
         tail = "" if local is not None else _url_tail(spec, call, provider_id)
         body_out = b"" if local is not None else _translated(translation, body, call.body, edited)
         # Credentials and forwarded headers after translation: a translation never sees them.
-        names = forward_names(target, ctx.forward_headers, tuple(default_forward),
-                              own_credential=bool(target.api_key) or provider_id.startswith("@"))
-        protocol = spec.client_headers(call.endpoint, ctx.headers)
+        own_credential = bool(target.api_key) or provider_id.startswith("@")
+        names = forward_names(target, ctx.forward_headers, tuple(default_forward), own_credential=own_credential)
+        protocol = spec.client_headers(call.endpoint, ctx.headers, own_credential=own_credential)
         headers = _headers(provider_id, call, {**protocol, **credential}, ctx.forwarded_values(names))
         return Prepared(
             provider=provider_id, translation=translation, method=call.method, url=checked.base + tail,
@@ -208,8 +208,10 @@ def _headers(provider_id: str, call: Call, credential: dict[str, str],
         if not provider_id.startswith("@"):
             headers.extend(credential)
         for name, value in passthrough_headers(call.ctx.headers.items()):
-            if not (call.ctx.authorization_consumed and name.lower() == "authorization"):
-                headers[name] = value  # (a consumed Authorization carried the gateway's own key)
+            # An Authorization that left no credential carried the gateway's own key (consumed) or an SDK's
+            # placeholder (Bearer OPENAI_API_KEY, DUMMY-KEY): neither is the upstream's.
+            if not (call.ctx.api_key is None and name.lower() == "authorization"):
+                headers[name] = value
         if provider_id.startswith("@"):
             headers.update(credential)
     else:

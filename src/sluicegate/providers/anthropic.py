@@ -148,9 +148,12 @@ class AnthropicSpec:
     def auth_headers(self, api_key: str) -> dict[str, str]:
         return {"x-api-key": api_key}
 
-    def client_headers(self, endpoint: str, incoming: Mapping[str, str]) -> dict[str, str]:
-        headers = {"anthropic-version": incoming.get("anthropic-version") or DEFAULT_VERSION}
-        beta = incoming.get("anthropic-beta")
+    def client_headers(self, endpoint: str, incoming: Mapping[str, str], *,
+                       own_credential: bool = False) -> dict[str, str]:
+        # Bare, or as the portkey-ai SDKs' anthropicVersion / anthropicBeta options send them.
+        version = incoming.get("anthropic-version") or incoming.get("x-portkey-anthropic-version")
+        headers = {"anthropic-version": version or DEFAULT_VERSION}
+        beta = incoming.get("anthropic-beta") or incoming.get("x-portkey-anthropic-beta")
         if beta:
             headers["anthropic-beta"] = beta
         return headers

@@ -145,9 +145,12 @@ class ApiSpec(Protocol):
         """The headers that carry ``api_key`` (applied after translation)."""
         ...
 
-    def client_headers(self, endpoint: str, incoming: Mapping[str, str]) -> dict[str, str]:
+    def client_headers(self, endpoint: str, incoming: Mapping[str, str], *,
+                       own_credential: bool = False) -> dict[str, str]:
         """Protocol headers this spec takes from the client's request (or defaults), e.g. Anthropic's
-        ``anthropic-version`` and ``anthropic-beta``; applied before the credential."""
+        ``anthropic-version`` and ``anthropic-beta``, bare or as the SDKs' ``x-portkey-`` options; applied
+        before the credential. ``own_credential``: the target brings its own (a catalog provider, a config
+        key), so the client may not pick the account it is used under (OpenAI's organisation and project)."""
         ...
 
     def translation(self, endpoint: str, origin: Origin = NO_ORIGIN) -> Translation:

@@ -164,6 +164,11 @@ _PASSTHROUGH = Passthrough()  # stateless: one for every request
 _COUNT_TOKENS = CountTokensEstimate()
 
 
+# Which of the account a client's own key is used under: its say alone, never over a stored credential.
+_ACCOUNT_OPTIONS = (("x-portkey-openai-organization", "OpenAI-Organization"),
+                    ("x-portkey-openai-project", "OpenAI-Project"))
+
+
 class OpenAISpec:
     __slots__ = ()
     name = NAME
@@ -174,8 +179,19 @@ class OpenAISpec:
     def auth_headers(self, api_key: str) -> dict[str, str]:
         return auth_headers(api_key)
 
-    def client_headers(self, endpoint: str, incoming: Mapping[str, str]) -> dict[str, str]:
-        return {}
+    def client_headers(self, endpoint: str, incoming: Mapping[str, str], *,
+                       own_credential: bool = False) -> dict[str, str]:
+        # The portkey-ai SDKs' openaiBeta / openaiOrganization / openaiProject options (x-portkey-openai-*),
+        # as OpenAI's API names them; a bare OpenAI-Beta too.
+        headers = {}
+        beta = incoming.get("x-portkey-openai-beta") or incoming.get("openai-beta")
+        if beta:
+            headers["OpenAI-Beta"] = beta
+        if not own_credential:
+            for option, name in _ACCOUNT_OPTIONS:
+                if value := incoming.get(option):
+                    headers[name] = value
+        return headers
 
     def translation(self, endpoint: str, origin: Origin = NO_ORIGIN) -> Translation:
         if endpoint == "messages":

@@ -26,8 +26,10 @@ FORWARD_HEADERS = "x-portkey-forward-headers"
 STRICT = "x-portkey-strict-open-ai-compliance"
 DEBUG = "x-portkey-debug"
 FORCE_REFRESH = "x-portkey-cache-force-refresh"
-# The OpenAI client inside the portkey-ai SDK sends this literal when no credential was given.
-_PLACEHOLDER_KEYS = frozenset({"OPENAI_API_KEY", "undefined", ""})
+# The OpenAI client inside the portkey-ai SDK sends these literals when no credential was given (the Python
+# package's OPENAI_API_KEY, the Node package's DUMMY-KEY).
+_PLACEHOLDER_KEYS = frozenset({"OPENAI_API_KEY", "DUMMY-KEY", "undefined", ""})
+VIRTUAL_KEY = "x-portkey-virtual-key"
 
 
 def parse_forward_headers(names: Any, *, source: str = FORWARD_HEADERS) -> tuple[str, ...]:
@@ -107,10 +109,22 @@ def _take_gateway_key(ctx: RequestContext, header: str | None) -> None:
     ctx.gateway_key = key
 
 
+def _provider(provider: str | None, virtual_key: str | None) -> str | None:
+    """The provider the request names: ``x-portkey-provider``, or ``x-portkey-virtual-key`` (the SDKs'
+    ``virtualKey`` option: Portkey's older name for a catalog provider, ``my-llm`` meaning ``@my-llm``)."""
+    named = (provider or "").strip() or None
+    slug = (virtual_key or "").strip().removeprefix("@")
+    if not slug:
+        return named
+    if named is not None and named != "@" + slug:
+        raise BadRequest(f"{VIRTUAL_KEY} and x-portkey-provider name different providers: send one of them")
+    return "@" + slug
+
+
 def parse_request_headers(headers: CIMultiDictProxy[str]) -> RequestContext:
     get = headers.get
     ctx = RequestContext(headers=headers, trace_id=get("x-portkey-trace-id") or time_sorted_id())
-    ctx.provider = (get("x-portkey-provider") or "").strip() or None
+    ctx.provider = _provider(get("x-portkey-provider"), get(VIRTUAL_KEY))
     ctx.config = (get("x-portkey-config") or "").strip() or None
     ctx.custom_host = (get("x-portkey-custom-host") or "").strip() or None
     forward = get(FORWARD_HEADERS)
