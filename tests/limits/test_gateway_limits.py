@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.fakes.upstream import Reply, chat_chunks
 from tests.gateway import GatewayProcess, loopback_only_env
 from tests.logapi import ADMIN_TOKEN, LogApi
 
@@ -345,6 +346,25 @@ def test_a_stream_settles_its_budget_from_the_streams_usage(gateway: GatewayProc
     assert "sluicegate_limit_alerts_total 1.0" in httpx.get(f"{gateway.url}/metrics", timeout=30).text
     assert gateway.log().count(f"usage alert: API key '{key_id}' used 8, alert threshold 5") == 1
     assert secret not in gateway.log()
+
+
+def test_a_stream_the_client_leaves_before_its_usage_chunk_is_charged_its_estimate(gateway: GatewayProcess,
+                                                                                     upstream) -> None:
+    """A client that read the content and hung up before the usage chunk was charged 0 tokens: ten such
+    streams went past a budget of 100 without a trace."""
+    key_id, secret = make_key(gateway, usage_limits={"type": "tokens", "credit_limit": 1000})
+    upstream.push(Reply(stream=chat_chunks("one two three four five six"), chunk_interval=0.2))
+    read = ""
+    with httpx.stream("POST", f"{gateway.v1}/chat/completions", headers=headers(secret, upstream), timeout=30,
+                      json={**chat(), "stream": True, "stream_options": {"include_usage": True}}) as answer:
+        for line in answer.iter_lines():
+            read += line
+            if "three" in read:
+                break  # leaves with the content read, before the finish and the usage chunk
+    deadline = time.monotonic() + 15
+    while (used := _used(gateway, key_id)) == 11 and time.monotonic() < deadline:  # 11: the reservation
+        time.sleep(0.05)
+    assert used > 0, "a stream the client read was charged nothing"
 
 
 def test_workers_share_their_counters_through_redis(tmp_path: Path, private_redis, upstream) -> None:

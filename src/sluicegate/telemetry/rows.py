@@ -25,7 +25,7 @@ import orjson
 from ..ids import time_sorted_id
 from . import usage as usage_mod
 from .pricing import PriceTable
-from .record import TAIL_CHUNKS, RequestRecord
+from .record import CLIENT_CLOSED, TAIL_CHUNKS, RequestRecord
 from .redact import REDACTED, Redactor, scrub
 from .storable import storable_draft, storable_text
 
@@ -293,7 +293,10 @@ def _stream_answer(head: bytes, tail: bytes, whole: bool, events: int, measured:
     view = usage_mod.StreamView(head, tail, whole=whole)
     answer = view.answer()
     used = measured or answer.usage
-    if used is None and status < 400:
+    # Estimated when it went well, and when the client left a stream it had been reading: the upstream did
+    # that work and the client got it (charged nothing, a client that hung up before the usage chunk read
+    # past every token budget).
+    if used is None and (status < 400 or status == CLIENT_CLOSED):
         completion = view.completion_estimate(events)  # the same events, not parsed again
         used = usage_mod.Usage(prompt, completion, prompt + completion, estimated=True)
     return Derived(used, answer.model)
