@@ -6,6 +6,8 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from sluicegate.telemetry.metrics import (
+    MAX_ERROR_TYPES,
+    OTHER,
     Collector,
     Histogram,
     PoolGauges,
@@ -62,6 +64,18 @@ def test_label_cardinality_is_bounded():
         stats.observe(row, attempts)
     assert len(stats.series) == 6  # five real pairs and "other"
     assert sum(sum(s.by_status.values()) for s in stats.series.values()) == 50
+
+
+def test_error_types_of_one_pair_are_bounded():
+    """An upstream the client chose names its errors: 300 types made 300 series under one pair."""
+    stats = RequestStats()
+    row = {"provider": "openai", "model": "m", "status": 400, "latency_ms": 5.0, "stream": False, "ttfb_ms": None,
+           "prompt_tokens": None, "completion_tokens": None, "cost": None}
+    for i in range(300):
+        stats.observe({**row, "error_type": f"ET{i}-" + "Z" * 200}, [])
+    (series,) = stats.series.values()
+    assert len(series.errors) == MAX_ERROR_TYPES + 1 and series.errors[OTHER] == 300 - MAX_ERROR_TYPES
+    assert sum(series.errors.values()) == 300
 
 
 def test_retries_and_fallbacks_from_the_attempt_chain():

@@ -7,7 +7,8 @@ registry is the app's own (never the process-global default), so tests and sever
 don't share counters.
 
 Label cardinality is bounded: provider and model are the only request labels, and after MAX_SERIES
-distinct (provider, model) pairs (clients choose model names) new pairs are counted under "other".
+distinct (provider, model) pairs (clients choose model names) new pairs are counted under "other"; so are
+the error types of a pair past MAX_ERROR_TYPES (an upstream the client chose names its own).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from ..routing.load import TargetView
 
 MAX_SERIES = 500
+MAX_ERROR_TYPES = 20  # per (provider, model) pair: gateway's own and the usual upstream types fit
 OTHER = "other"
 UNKNOWN = "unknown"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
@@ -92,6 +94,8 @@ class RequestStats:
         series.by_status[status] = series.by_status.get(status, 0) + 1
         if status >= 400 or row["error_type"]:
             kind = row["error_type"] or "http_error"
+            if kind not in series.errors and len(series.errors) >= MAX_ERROR_TYPES:
+                kind = OTHER
             series.errors[kind] = series.errors.get(kind, 0) + 1
         series.latency.observe(row["latency_ms"] / 1000.0)
         if row["stream"] and row["ttfb_ms"] is not None:
