@@ -56,11 +56,16 @@ def send_everything(gateway: GatewayProcess, upstream, api: LogApi | None,
         Reply(status=401, json={"error": {"message": f"Incorrect API key provided: {CLIENT_KEY} ({FORWARDED_ORG})"}}),
         Reply(stream=chat_chunks(f"token {CLIENT_KEY} org {FORWARDED_ORG}")),
     )
-    httpx.post(f"{gateway.v1}/chat/completions", json=body, headers={**headers, "x-portkey-trace-id": traces[0]})
+    # A client that sends its key where an identifier goes (tracing headers) has it scrubbed there too.
+    httpx.post(f"{gateway.v1}/chat/completions", json=body, headers={
+        **headers, "x-portkey-trace-id": traces[0], "x-portkey-span-name": f"span {CLIENT_KEY}",
+        "x-portkey-span-id": FORWARDED_KEY, "x-portkey-parent-span-id": FORWARDED_ORG,
+        "traceparent": f"00-{FORWARDED_KEY}-x-01"})
     httpx.post(f"{gateway.v1}/chat/completions", json=body, headers={**headers, "x-portkey-trace-id": traces[1]})
     httpx.post(f"{gateway.v1}/chat/completions", json={**body, "stream": True},
                headers={**headers, "x-portkey-trace-id": traces[2]})
     httpx.get(f"{gateway.v1}/models?key={CLIENT_KEY}", headers={**headers, "x-portkey-trace-id": traces[3]})
+    httpx.post(f"{gateway.v1}/chat/completions", json=body, headers={**headers, "x-portkey-trace-id": CLIENT_KEY})
     # Through the catalog provider (its stored credential) and an inline config (its api_key), echoed back.
     upstream.push(Reply(status=401, json={"error": {"message": f"bad token {CATALOG_KEY}"}}),
                   Reply(json={"model": "m", "note": f"key {CONFIG_KEY}"}))

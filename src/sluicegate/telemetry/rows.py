@@ -103,8 +103,11 @@ class RowBuilder:
         # Values are drafted as they are: cut to their columns and rounded by ``finish``.
         if ctx is not None:
             metadata = self._metadata_of(ctx, call.json if call is not None else None)
-            row: Row = {"trace_id": ctx.trace_id, "span_id": ctx.span_id, "parent_span_id": ctx.parent_span_id,
-                        "span_name": ctx.span_name, "traceparent": ctx.traceparent,
+            # The tracing headers are the client's text, as scrubbed as its user and model are: a client that
+            # sent a key as its trace id had it stored and exported in clear.
+            row: Row = {"trace_id": scrub(ctx.trace_id, secrets), "span_id": scrub(ctx.span_id, secrets),
+                        "parent_span_id": scrub(ctx.parent_span_id, secrets),
+                        "span_name": scrub(ctx.span_name, secrets), "traceparent": scrub(ctx.traceparent, secrets),
                         "workspace_id": ctx.workspace_id, "api_key_id": ctx.api_key_id}
         else:
             metadata = {}
