@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from itertools import cycle
+from itertools import cycle, pairwise
 
 import pytest
 
@@ -335,7 +335,7 @@ def test_a_target_that_stays_slow_keeps_being_avoided():
     to_a = [at for at, key in sent if key == "a"]
     # Re-measured about once per forgetting period (each try is a slow request), never more.
     assert 1 <= len(to_a) <= 60 / FORGOTTEN_WITHIN + 1, len(to_a)
-    assert all(later - earlier >= FORGOTTEN_WITHIN for earlier, later in zip(to_a, to_a[1:], strict=False))
+    assert all(later - earlier >= FORGOTTEN_WITHIN for earlier, later in pairwise(to_a))
     assert len(sent) - len(to_a) > 400
 
 
