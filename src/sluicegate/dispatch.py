@@ -359,6 +359,7 @@ def _route_note(group: Group, children: list[int], loads: list[Load], choice: Ch
             "server_queue": load.server_queue,
             "ttft_ms": None if load.ttft_ms is None else round(load.ttft_ms, 1),
             "latency_ms": None if load.latency_ms is None else round(load.latency_ms, 1),
+            "evidence": round(load.evidence, 3),  # the weight left on those two (routing/load.py)
             "failures": load.failures,
         })
     return {"policy": "least-busy", "chosen": group.children[children[choice.index]].json_path,

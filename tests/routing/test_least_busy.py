@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from itertools import cycle
+from itertools import cycle, pairwise
 
 import pytest
 
@@ -55,6 +55,14 @@ CASES = [
     ("an unmeasured target is assumed typical, not free", [1, 1],
      [Load(in_flight=2), Load(in_flight=1, latency_ms=500.0, ttft_ms=50.0)], [0.1, 0.1], 1, "lower score"),
     ("no positive weight: nothing to choose", [0, 0], [IDLE, IDLE], [0.5], None, None),
+    ("fresh slow figures: the fast target wins with a queue of 25", [1, 1],
+     [Load(latency_ms=300.0), Load(in_flight=25, latency_ms=5.0)], [0.1, 0.1], 1, "lower score"),
+    ("stale slow figures count less: the same queue now loses", [1, 1],
+     [Load(latency_ms=300.0, evidence=0.25), Load(in_flight=25, latency_ms=5.0)], [0.1, 0.1], 0, "lower score"),
+    ("equally stale targets keep their order", [1, 1],
+     [Load(latency_ms=300.0, evidence=0.1), Load(latency_ms=5.0, evidence=0.1)], [0.1, 0.1], 1, "lower score"),
+    ("dropped figures: scored like a new target, a tie with the fresh one", [1, 1],
+     [Load(), Load(latency_ms=5.0, ttft_ms=5.0)], [0.1, 0.1, 0.2], 0, "tie"),
 ]
 
 
@@ -219,6 +227,134 @@ def test_board_memory_is_bounded():
     for key in "abcde":
         board.started(key, "u")
     assert len(board) == 3 and {v.key for v in board.views()} == {"c", "d", "e"}
+
+
+# -- latency evidence ages -------------------------------------------------------------------------------
+
+HALF_LIFE = BoardPolicy().half_life_s
+FORGOTTEN_WITHIN = 4 * HALF_LIFE  # no sample for this long: scored like a new target
+
+
+def sample(board: LoadBoard, key: str, clock: Clock, latency_ms: float, *, takes_time: bool = True) -> None:
+    """One request to ``key`` that took ``latency_ms`` (the clock moves on by that much unless told not to)."""
+    board.started(key, "u")
+    if takes_time:
+        clock.now += latency_ms / 1000.0
+    board.finished(key, ok=True, ttft_ms=latency_ms, latency_ms=latency_ms)
+
+
+def paced(board: LoadBoard, clock: Clock, latency: dict[str, float], seconds: float, gap_s: float = 0.1,
+          seed: int = 1) -> list[tuple[float, str]]:
+    """Requests one after another (light load: nothing else in flight) for ``seconds``: (time sent, target)."""
+    import random
+
+    rng = random.Random(seed).random
+    keys = list(latency)
+    sent = []
+    end = clock.now + seconds
+    while clock.now < end:
+        choice = choose_least_busy([1] * len(keys), [board.load(k) for k in keys], rng)
+        key = keys[choice.index]
+        sent.append((clock.now, key))
+        sample(board, key, clock, latency[key])
+        clock.now += gap_s
+    return sent
+
+
+def test_evidence_halves_every_half_life_and_is_dropped_after_four():
+    clock = Clock()
+    board = LoadBoard(clock)
+    assert board.load("a").evidence == 1.0 and board.load("a").latency_ms is None  # unknown
+    sample(board, "a", clock, 300.0)
+    assert board.load("a").evidence == 1.0 and board.load("a").latency_ms == 300.0
+    clock.now += HALF_LIFE
+    assert board.load("a").evidence == pytest.approx(0.5) and board.load("a").latency_ms == 300.0
+    clock.now += 2 * HALF_LIFE
+    assert board.load("a").evidence == pytest.approx(0.125)
+    clock.now += HALF_LIFE - 0.01
+    assert board.load("a").latency_ms == 300.0
+    clock.now += 0.01
+    dropped = board.load("a")
+    assert (dropped.latency_ms, dropped.ttft_ms, dropped.evidence) == (None, None, 1.0)  # like a new target
+
+
+def test_a_sample_after_silence_mostly_replaces_the_old_figure():
+    clock = Clock()
+    board = LoadBoard(clock)
+    sample(board, "a", clock, 1000.0, takes_time=False)
+    sample(board, "a", clock, 10.0, takes_time=False)  # at the same instant: the plain EWMA (alpha 0.3)
+    assert board.load("a").latency_ms == pytest.approx(703.0)
+    clock.now += HALF_LIFE
+    sample(board, "a", clock, 10.0, takes_time=False)  # half the weight left on the old figure: 1 - 0.7 * 0.5
+    assert board.load("a").latency_ms == pytest.approx(703.0 + 0.65 * (10.0 - 703.0))
+    clock.now += FORGOTTEN_WITHIN
+    sample(board, "a", clock, 20.0, takes_time=False)
+    assert board.load("a").latency_ms == 20.0  # the old figure was dropped
+
+
+def test_failures_and_shared_counts_do_not_refresh_or_age_latency():
+    clock = Clock()
+    board = LoadBoard(clock)
+    sample(board, "a", clock, 300.0)
+    board.shared("a", 4)
+    clock.now += HALF_LIFE
+    board.started("a", "u")
+    board.finished("a", ok=False, ttft_ms=1.0, latency_ms=1.0)  # a failure is no latency sample
+    board.started("a", "u")
+    board.finished("a", ok=None, ttft_ms=None, latency_ms=None)
+    board.shared("a", 4)
+    load = board.load("a")
+    assert load.latency_ms == 300.0 and load.evidence == pytest.approx(0.5)
+    assert load.in_flight == 4 and load.failures == 1  # the others' count and the failure run stand as they were
+
+
+def test_a_target_that_answered_slowly_once_gets_traffic_again_within_the_bound():
+    # The tester's scenario: two equally fast targets, one answers slowly once, then both are fast again.
+    # Without ageing the slow figure never changed (nothing went there) and every request went to b.
+    clock = Clock()
+    board = LoadBoard(clock)
+    sample(board, "a", clock, 5.0)
+    sample(board, "b", clock, 5.0)
+    sample(board, "a", clock, 1000.0)
+    slow_at = clock.now
+    sent = paced(board, clock, {"a": 5.0, "b": 5.0}, seconds=20)
+    to_a = [at for at, key in sent if key == "a"]
+    assert to_a, "a was never tried again"
+    assert to_a[0] - slow_at <= FORGOTTEN_WITHIN + 0.5, to_a[0] - slow_at
+    # Once measured afresh it is as fast as b again and takes its share (ties are drawn).
+    later = [key for at, key in sent if at > to_a[0]]
+    assert 0.35 < later.count("a") / len(later) < 0.65, later.count("a") / len(later)
+
+
+def test_a_target_that_stays_slow_keeps_being_avoided():
+    clock = Clock()
+    board = LoadBoard(clock)
+    sample(board, "a", clock, 1000.0)
+    sample(board, "b", clock, 5.0)
+    sent = paced(board, clock, {"a": 1000.0, "b": 5.0}, seconds=60)
+    to_a = [at for at, key in sent if key == "a"]
+    # Re-measured about once per forgetting period (each try is a slow request), never more.
+    assert 1 <= len(to_a) <= 60 / FORGOTTEN_WITHIN + 1, len(to_a)
+    assert all(later - earlier >= FORGOTTEN_WITHIN for earlier, later in pairwise(to_a))
+    assert len(sent) - len(to_a) > 400
+
+
+def test_a_stale_slow_target_takes_a_burst_sooner():
+    # Under load the ageing shows before the figures are dropped: a queue at the fast target that did not
+    # outweigh a fresh slow figure outweighs it once half of its weight is gone.
+    clock = Clock()
+    board = LoadBoard(clock)
+    sample(board, "a", clock, 300.0, takes_time=False)
+    sample(board, "b", clock, 5.0, takes_time=False)
+    for _ in range(60):
+        board.started("b", "u")
+    fresh = choose_least_busy([1, 1], [board.load("a"), board.load("b")], draws(0.1, 0.1))
+    assert fresh.index == 1
+    clock.now += 2 * HALF_LIFE
+    sample(board, "b", clock, 5.0, takes_time=False)  # b keeps answering (fresh); a was left alone
+    board.started("b", "u")
+    stale = choose_least_busy([1, 1], [board.load("a"), board.load("b")], draws(0.1, 0.1))
+    assert stale.index == 0, stale
 
 
 # -- what servers report ------------------------------------------------------------------------------

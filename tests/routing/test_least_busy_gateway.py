@@ -232,3 +232,27 @@ def test_streams_count_in_flight_until_they_end(lb_gateway, servers):
         assert all(b"[DONE]" in f.result() for f in futures)
     wait_for(lambda: (gauge(lb_gateway, "sluicegate_target_in_flight", a),
                       gauge(lb_gateway, "sluicegate_target_in_flight", b)) == (0.0, 0.0), 5)
+
+
+def test_a_target_that_answered_slowly_once_is_tried_again_within_seconds(lb_gateway, servers):
+    # The tester's scenario: two equally fast targets, one answers slowly for a moment, then is fast again.
+    # Its latency figure changed only when a request went there, so requests one after another all went to
+    # the other target (0 of 100) for good. Now its figure ages and is dropped after 8 s without a sample.
+    a, b = servers
+    config = least_busy(a, b)
+    warm(lb_gateway, config, servers)
+    a.chat_delay = 1.0
+    before = a.chats
+    assert burst(lb_gateway, config, count=4, clients=4) == [200] * 4  # in flight at b: a takes one
+    assert a.chats > before
+    a.chat_delay = 0.0
+    slow_answered = time.monotonic()
+    tried = a.chats
+    for _ in range(140):  # one every 0.1 s or so, for at most 14 s
+        assert chat(lb_gateway, config).status_code == 200
+        if a.chats > tried or time.monotonic() - slow_answered > 14.0:
+            break
+        time.sleep(0.1)
+    waited = time.monotonic() - slow_answered
+    assert a.chats > tried, f"a was not tried again in {waited:.1f} s"
+    assert waited <= 8.0 + 4.0, waited  # four half-lives of 2 s, and room for a loaded machine

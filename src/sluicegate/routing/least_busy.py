@@ -11,6 +11,12 @@ flight there, or what the server itself reports when that report is fresh, which
 times what one request has recently cost there (the EWMA of latency), plus the EWMA of time to first token. A target
 that fails is penalised by its run of consecutive failures and its failure rate, so a target that answers
 errors fast never looks idle. Pure: the caller passes every figure and the randomness.
+
+Latency evidence ages: a target's EWMAs change only when a request goes there, so one slow answer would
+otherwise keep it scored slow, and never picked again at light load, long after it recovered. ``Load.evidence``
+(routing/load.py: halves every few seconds without a new sample) says how much its figures still count: they
+are scored as ``typical + evidence * (measured - typical)``, where typical is the candidates' mean weighted by
+their evidence, and figures old enough are dropped altogether (the target is scored like a new one).
 """
 
 from __future__ import annotations
@@ -34,6 +40,9 @@ class Load:
     # whole-request latency, each divided by the requests in flight there when it started (routing/load.py)
     ttft_ms: float | None = None
     latency_ms: float | None = None
+    # How much those two still count, in (0, 1]: 1 when just measured, halving with each half-life since
+    # (routing/load.py). Stale figures are pulled toward the group's typical ones.
+    evidence: float = 1.0
     failures: int = 0  # consecutive failed attempts since its last success
     error_rate: float = 0.0  # EWMA of failure (0: none, 1: every attempt)
     server_queue: float | None = None  # the server's running + waiting requests, when that report is fresh
@@ -53,8 +62,8 @@ def score(load: Load, typical_latency_ms: float, typical_ttft_ms: float) -> floa
     queue = float(load.in_flight)
     if load.server_queue is not None:
         queue = max(queue, load.server_queue)
-    latency = typical_latency_ms if load.latency_ms is None else load.latency_ms
-    ttft = typical_ttft_ms if load.ttft_ms is None else load.ttft_ms
+    latency = _aged(load.latency_ms, typical_latency_ms, load.evidence)
+    ttft = _aged(load.ttft_ms, typical_ttft_ms, load.evidence)
     if load.failures:
         # A failing target's old speed is no promise: never cheaper than a typical one, so the penalties
         # below multiply something real even when its last successes were very fast.
@@ -104,10 +113,26 @@ def _draw(weights: Sequence[float], among: Sequence[int], r: float) -> int:
     return among[-1]  # float rounding with r close to 1
 
 
+def _aged(measured: float | None, typical: float, evidence: float) -> float:
+    """A figure as far from typical as its evidence still supports (typical when there is none)."""
+    if measured is None:
+        return typical
+    return typical + min(max(evidence, 0.0), 1.0) * (measured - typical)
+
+
 def _typical(loads: Sequence[Load], among: Sequence[int]) -> tuple[float, float]:
-    """Mean measured latency and TTFT of the candidates: an unmeasured target is assumed typical, so it is
-    neither shunned nor flooded before its first answer."""
-    latencies = [x for x in (loads[i].latency_ms for i in among) if x is not None]
-    ttfts = [x for x in (loads[i].ttft_ms for i in among) if x is not None]
-    return (sum(latencies) / len(latencies) if latencies else 0.0,
-            sum(ttfts) / len(ttfts) if ttfts else 0.0)
+    """Mean measured latency and TTFT of the candidates, each weighted by how fresh it is: an unmeasured
+    target is assumed typical, so it is neither shunned nor flooded before its first answer, and a stale
+    figure counts little (a recovered target's old slow answer must not hold the typical value up)."""
+    return (_weighted_mean([(loads[i].latency_ms, loads[i].evidence) for i in among]),
+            _weighted_mean([(loads[i].ttft_ms, loads[i].evidence) for i in among]))
+
+
+def _weighted_mean(figures: Sequence[tuple[float | None, float]]) -> float:
+    total = weight = 0.0
+    for value, evidence in figures:
+        if value is not None:
+            w = min(max(evidence, 0.0), 1.0)
+            total += w * value
+            weight += w
+    return total / weight if weight > 0 else 0.0

@@ -10,6 +10,13 @@ Health, for a least-busy group (docs/routing.md):
 - passive: after ``eject_after`` consecutive failed requests a target leaves rotation for ``eject_s``;
   then one request may try it again (its failure ejects it anew for twice as long, its success clears the
   run), and a passing probe clears the run at once when the probe is what brought it back.
+- ageing: a target's latency and TTFT EWMAs change only when a request goes there, so their weight (the
+  ``evidence`` of its Load) halves every ``half_life_s`` without a new sample, and after
+  ``FORGET_AFTER_HALF_LIVES`` the figures are dropped: the target is scored like a new one, shares the next
+  requests by the tie-break, and its next answer measures it afresh. The next sample's EWMA weight grows the
+  same way (a sample after a long silence mostly replaces the old figure). Probes do not feed these figures:
+  ``GET /models`` answers from the HTTP front of a server whatever its model is doing, so its time says
+  nothing about what a request costs there; probes only gate rotation.
 Time comes from the injected clock (monotonic seconds). Memory is bounded: least recently used keys go first.
 """
 
@@ -23,11 +30,18 @@ from .least_busy import Load
 from .server_load import ServerLoad
 
 MAX_EJECT_DOUBLINGS = 6
+# Latency evidence older than this many half-lives (weight below 1/16) is dropped: scored as unmeasured.
+FORGET_AFTER_HALF_LIVES = 4.0
 
 
 @dataclass(frozen=True, slots=True)
 class BoardPolicy:
-    alpha: float = 0.3  # EWMA weight of the newest sample
+    alpha: float = 0.3  # EWMA weight of the newest sample (when the last one is fresh)
+    # Latency evidence loses half its weight every this many seconds without a new sample, and is dropped
+    # after four (8 s): on the scale the board already calls a server report stale (three probe intervals,
+    # 6 s by default) and a few LLM requests long, so a target that answered slowly once is tried again within
+    # about 8 s at light load, while one that stays slow costs about one slow request per 8 s.
+    half_life_s: float = 2.0
     stale_s: float = 6.0  # a server report older than this is ignored (in-flight counts stand alone)
     eject_after: int = 3  # consecutive failed requests that take a target out of rotation
     eject_s: float = 2.0  # for this long, then one request may try it again
@@ -41,6 +55,7 @@ class TargetState:
     in_flight: int = 0
     ttft_ms: float | None = None
     latency_ms: float | None = None
+    sampled_at: float | None = None  # when ttft_ms / latency_ms last took a sample
     error_rate: float = 0.0
     failures: int = 0
     last_failure_at: float | None = None
@@ -87,10 +102,26 @@ class LoadBoard:
         server = state.server if at is not None and now - at <= self.policy.stale_s else None
         shared_at = state.others_at
         others = state.others if shared_at is not None and now - shared_at <= self.policy.stale_s else 0
-        return Load(in_flight=state.in_flight + others, ttft_ms=state.ttft_ms, latency_ms=state.latency_ms,
+        evidence = self._evidence(state, now)
+        known = evidence > 0.0
+        return Load(in_flight=state.in_flight + others, ttft_ms=state.ttft_ms if known else None,
+                    latency_ms=state.latency_ms if known else None, evidence=evidence if known else 1.0,
                     failures=state.failures, error_rate=state.error_rate,
                     server_queue=server.queue if server is not None else None,
                     cache_usage=server.cache_usage if server is not None else None)
+
+    def _evidence(self, state: TargetState, now: float) -> float:
+        """The weight left on a target's latency figures: 1 when just sampled, halving every half-life, 0 once
+        dropped (or never sampled: then there are no figures)."""
+        if state.sampled_at is None:
+            return 0.0
+        half_life = self.policy.half_life_s
+        if half_life <= 0:
+            return 1.0  # ageing off
+        halvings = max(0.0, now - state.sampled_at) / half_life
+        if halvings >= FORGET_AFTER_HALF_LIVES:
+            return 0.0
+        return float(0.5 ** halvings)
 
     def healthy(self, key: str, now: float | None = None) -> bool:
         state = self._targets.get(key)
@@ -140,9 +171,19 @@ class LoadBoard:
         state.error_rate += alpha * ((0.0 if ok else 1.0) - state.error_rate)
         if ok:
             state.failures = 0
+            if ttft_ms is None and latency_ms is None:
+                return
+            now = self.clock() if now is None else now
+            # The older the figures, the more the new sample replaces them (time-aware EWMA): with weight w
+            # left on the old figures, the sample gets 1 - (1 - alpha) * w; dropped figures are replaced.
+            evidence = self._evidence(state, now)
+            if evidence <= 0.0:
+                state.ttft_ms = state.latency_ms = None
+            weight = 1.0 - (1.0 - alpha) * evidence
             share = max(1, sharing)
-            state.ttft_ms = _ewma(state.ttft_ms, None if ttft_ms is None else ttft_ms / share, alpha)
-            state.latency_ms = _ewma(state.latency_ms, None if latency_ms is None else latency_ms / share, alpha)
+            state.ttft_ms = _ewma(state.ttft_ms, None if ttft_ms is None else ttft_ms / share, weight)
+            state.latency_ms = _ewma(state.latency_ms, None if latency_ms is None else latency_ms / share, weight)
+            state.sampled_at = now
         else:
             state.failures += 1
             state.last_failure_at = self.clock() if now is None else now
