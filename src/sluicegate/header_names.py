@@ -81,3 +81,11 @@ def expand(names: Iterable[str]) -> tuple[str, ...]:
 def prefixed_stand_in(name: str) -> str | None:
     """The SDK's ``x-portkey-<name>`` form of a folded name, unless it is one of the gateway's own headers."""
     return None if name in GATEWAY_HEADER_NAMES else PORTKEY_PREFIX + name
+
+
+def connection_named(value: str) -> frozenset[str]:
+    """The header names a Connection header lists (``keep-alive, x-secret`` → ``{"x-secret"}``): they belong to
+    that hop alone. Its usual value, a bare option, names none."""
+    if "," not in value and value.strip().lower() in ("keep-alive", "close"):
+        return frozenset()
+    return frozenset(token.strip().lower() for token in value.split(",")) - {"keep-alive", "close", ""}

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from ..header_names import connection_named
 from ..providers.contract import ApiSpec
-from .exchange import connection_named
 
 # Client headers a passthrough request never carries upstream. content-encoding: the body goes up decoded
 # (server/bodies.py decodes every request body), so the client's label no longer describes it.

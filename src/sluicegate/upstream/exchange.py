@@ -19,6 +19,7 @@ from collections.abc import Iterable
 import orjson
 
 from ..errors import UpstreamFailure, UpstreamStreamError, UpstreamTimeout, UpstreamUnreachable
+from ..header_names import connection_named
 from ..providers.contract import FAILED, PENDING, StreamDecoder
 from ..types import OpenStream, Outcome, Prepared
 from .transport import BodyBroken, BodyTooLarge, Transport, TransportError, TransportResponse, TransportTimeout
@@ -145,14 +146,6 @@ def relayable_headers(items: Iterable[tuple[str, str]]) -> tuple[list[tuple[str,
     if named:  # hop-by-hop too, by the upstream's say (RFC 9110 7.6.1)
         kept = [(key, value) for key, value in kept if key.lower() not in named]
     return kept, encoding
-
-
-def connection_named(value: str) -> frozenset[str]:
-    """The header names a Connection header lists (``keep-alive, x-secret`` → ``{"x-secret"}``): they belong to
-    that hop alone. Its usual value, a bare option, names none."""
-    if "," not in value and value.strip().lower() in ("keep-alive", "close"):
-        return frozenset()
-    return frozenset(token.strip().lower() for token in value.split(",")) - {"keep-alive", "close", ""}
 
 
 async def open_stream(response: TransportResponse, decoder: StreamDecoder, provider: str) -> bytes:
