@@ -297,3 +297,23 @@ def test_a_catalog_provider_answers_from_the_cache_only_as_it_stands(tmp_path_fa
         assert len(upstream.received) == 2
     finally:
         gw.stop()
+
+
+def test_semantic_mode_never_matches_a_cut_off_question_or_a_different_number(gw, upstream):
+    """Two questions after the same long document embed identically once the encoder cuts them off at its
+    256-token window; "5mg" and "50mg" are a word apart. Both pairs were SEMANTIC HITs: now neither is."""
+    config = {**cache_config(upstream), "cache": {"mode": "semantic"}}
+    portkey = Portkey(base_url=gw.v1, config=config)
+
+    def ask(text: str) -> str:
+        answer = portkey.chat.completions.create(model="sem-guard", messages=[{"role": "user", "content": text}])
+        return answer.get_headers()["cache-status"]
+
+    doc = "The quarterly report covers revenue, costs and the outlook for each region. " * 19
+    assert ask(doc + "Question: summarize this report") == "SEMANTIC MISS"
+    assert ask(doc + "Question: translate this report into French") == "SEMANTIC MISS"
+    assert ask(doc + "Question: summarize this report") == "HIT"  # the exact match still serves it
+    assert ask("Is 5mg of melatonin safe for adults?") == "SEMANTIC MISS"
+    assert ask("Is 50mg of melatonin safe for adults?") == "SEMANTIC MISS"
+    assert ask("Is 5 mg of melatonin safe for adults?") == "SEMANTIC HIT"  # the same number, written apart
+    assert len(upstream.received) == 4

@@ -18,6 +18,8 @@ beyond what the threshold allows.
 from __future__ import annotations
 
 import re
+import unicodedata
+from fractions import Fraction
 
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 NEGATIONS = frozenset({
@@ -50,6 +52,179 @@ _OPPOSITES: dict[str, frozenset[str]] = {}
 for _a, _b in ANTONYMS:
     _OPPOSITES[_a] = _OPPOSITES.get(_a, frozenset()) | {_b}
     _OPPOSITES[_b] = _OPPOSITES.get(_b, frozenset()) | {_a}
+
+
+# Numbers: every numeric expression in order, as (value, unit). A value is exact (fractions.Fraction, so
+# "2.50", "5/2" and "2½" name the same 5/2 and "1e3" is 1000), signed ("-5" is not "5"), and carries the word
+# or symbol written next to it ("5mg", "5 mg", "5%", "$5", "2nd"), so "take 2 pills then 3" and "take 3 pills
+# then 2" differ, as do "5mg" and "5 ml".
+_NUMBER_TOKEN = re.compile(r"""
+    (?P<number>
+        (?P<sign>(?<![\w.,])[-+\u2212])?
+        (?P<currency>[$\u20ac\u00a3\u00a5\u20b9])?
+        (?P<digits>(?:(?<!\d)\.)?\d+(?:[.,]\d+)*)
+        (?P<exponent>e[-+\u2212]?\d+)?
+        (?P<denominator>/\d+)?
+        (?P<unit>[%\u2030\u00b0\u2032\u2033]|[^\W\d_]+)?
+    )
+    | (?P<word>[^\W\d_]+)
+    | (?P<symbol>[$\u20ac\u00a3\u00a5\u20b9%\u2030\u00b0])
+""", re.VERBOSE)
+_THOUSANDS = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?")
+_JOIN = re.compile(r"[\s-]*")  # what may stand between a number and its unit, or the words of one number
+SMALL = {w: i for i, w in enumerate((
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
+    "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty"))}
+SMALL.update({"thirty": 30, "forty": 40, "fourty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80,
+              "ninety": 90, "once": 1, "twice": 2, "thrice": 3, "nil": 0, "nought": 0, "naught": 0})
+SCALES = {"hundred": 100, "thousand": 1000, "million": 10**6, "billion": 10**9, "trillion": 10**12,
+          "dozen": 12, "hundreds": 100, "thousands": 1000, "millions": 10**6, "billions": 10**9, "dozens": 12}
+FRACTIONS = {"half": Fraction(1, 2), "halves": Fraction(1, 2), "quarter": Fraction(1, 4),
+             "quarters": Fraction(1, 4)}
+ORDINALS = {w: i for i, w in enumerate((
+    "zeroth", "first", "", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth",
+    "eleventh", "twelfth", "thirteenth", "fourteenth", "fifteenth", "sixteenth", "seventeenth", "eighteenth",
+    "nineteenth", "twentieth")) if w}  # not "second": far more often the unit of time
+ORDINALS.update({"thirtieth": 30, "fortieth": 40, "fiftieth": 50, "sixtieth": 60, "seventieth": 70,
+                 "eightieth": 80, "ninetieth": 90, "hundredth": 100, "thousandth": 1000, "millionth": 10**6})
+_ORDINAL_SUFFIXES = frozenset({"st", "nd", "rd", "th"})
+_OPERATORS = re.compile(r"[-+*/^=<>:\u00d7\u00f7\u2212\u2264\u2265]")
+_MINUS = frozenset({"minus"})
+MAX_EXPONENT = 100  # 1e999999999 is compared as written, never computed
+MAX_DIGITS = 40  # a longer run of digits (an id, a hash) is compared as written, not as a value
+
+
+def _spell_numeric_characters(text: str) -> str:
+    """½ → " 1/2 ", ² → " 2 ", Ⅻ → " 12 ", 五 → " 5 ": characters with a numeric value that are not plain
+    decimal digits (those the pattern reads itself), written out so they are compared as numbers."""
+    if text.isascii():
+        return text
+    out = []
+    for char in text:
+        if not char.isascii() and not char.isdecimal():
+            value = unicodedata.numeric(char, None)
+            if value is not None:
+                fraction = Fraction(value).limit_denominator(1000)
+                out.append(f" {fraction} ")
+                continue
+        out.append(char)
+    return "".join(out)
+
+
+def _value(match: re.Match[str]) -> str:
+    digits = "".join(str(unicodedata.decimal(c)) if not c.isascii() else c for c in match["digits"])
+    exponent = (match["exponent"] or "").replace("\u2212", "-")
+    denominator = match["denominator"] or ""
+    if _THOUSANDS.fullmatch(digits):
+        digits = digits.replace(",", "")
+    written = digits + exponent + denominator
+    huge = bool(exponent) and abs(int(exponent[1:])) > MAX_EXPONENT
+    if "," in digits or digits.count(".") > 1 or len(digits) > MAX_DIGITS or huge:
+        value = written  # a version (1.2.3), a decimal comma, an id: compared as written
+    else:
+        number = Fraction(digits) * (Fraction(10) ** int(exponent[1:]) if exponent else 1)
+        if denominator:
+            divisor = int(denominator[1:])
+            value = str(number / divisor) if divisor else written
+        else:
+            value = str(number)
+    sign = match["sign"]
+    if sign in ("-", "\u2212") and value.strip("0./") != "":
+        value = "-" + value
+    return value
+
+
+def numbers(text: str) -> list[tuple[str, str]]:
+    """Every number in ``text``, in order, as (value, the unit written next to it or "")."""
+    text = _spell_numeric_characters(text.lower().replace("\u2019", "'"))
+    found: list[tuple[str, str]] = []
+    tokens = list(_NUMBER_TOKEN.finditer(text))
+    i = 0
+    negative = False
+
+    def adjacent(j: int) -> re.Match[str] | None:
+        """The token after ``tokens[j]`` when only white space or a hyphen stands between."""
+        if j + 1 < len(tokens) and _JOIN.fullmatch(text, tokens[j].end(), tokens[j + 1].start()):
+            return tokens[j + 1]
+        return None
+
+    def unit_after(j: int) -> tuple[str, int]:
+        following = adjacent(j)
+        if following is not None and following["word"] and following["word"] not in _NUMBER_WORDS:
+            return following["word"], j + 1
+        if following is not None and following["symbol"]:
+            return following["symbol"], j + 1
+        return "", j
+
+    while i < len(tokens):
+        token = tokens[i]
+        word = token["word"]
+        if token["number"]:
+            value, unit = _value(token), token["unit"] or ""
+            if i and tokens[i - 1]["number"] and not tokens[i - 1]["unit"]:  # "2+2", "2-2", "10:30"
+                value = "".join(_OPERATORS.findall(text, tokens[i - 1].end(), token.start())) + value
+            if negative and not value.startswith("-"):
+                value = "-" + value
+            if token["currency"]:
+                unit = token["currency"] + unit
+            if unit in _ORDINAL_SUFFIXES:
+                unit = "th"
+            elif not unit:
+                scale = adjacent(i)
+                while scale is not None and scale["word"] in SCALES and _is_exact(value):
+                    value = str(Fraction(value) * SCALES[scale["word"]])
+                    i += 1
+                    scale = adjacent(i)
+                unit, i = unit_after(i)
+            found.append((value, unit))
+            negative = False
+        elif word in _MINUS:
+            negative = adjacent(i) is not None
+        elif word in SMALL or word in SCALES:
+            total, current, j = 0, 0, i
+            while True:
+                w = tokens[j]["word"]
+                if w in SMALL:
+                    current += SMALL[w]
+                elif w in SCALES:
+                    if SCALES[w] >= 1000:
+                        total += max(current, 1) * SCALES[w]
+                        current = 0
+                    else:
+                        current = max(current, 1) * SCALES[w]
+                nxt = adjacent(j)
+                if nxt is None or not (nxt["word"] in SMALL or nxt["word"] in SCALES):
+                    break
+                j += 1
+            value = str(total + current)
+            if negative:
+                value = "-" + value
+            i = j
+            unit, i = unit_after(i)
+            found.append((value, unit))
+            negative = False
+        elif word in FRACTIONS:
+            unit, i = unit_after(i)
+            found.append((str(FRACTIONS[word]), unit))
+            negative = False
+        elif word in ORDINALS:
+            found.append((str(ORDINALS[word]), "th"))
+            negative = False
+        else:
+            negative = False
+        i += 1
+    return found
+
+
+def _is_exact(value: str) -> bool:
+    try:
+        Fraction(value)
+    except (ValueError, ZeroDivisionError):
+        return False
+    return True
+
+
+_NUMBER_WORDS = frozenset(SMALL) | frozenset(SCALES) | frozenset(FRACTIONS) | frozenset(ORDINALS)
 
 
 def words(text: str) -> list[str]:
@@ -86,8 +261,8 @@ def contradicts(a: str, b: str) -> bool:
     tokens_a, tokens_b = words(a), words(b)
     if negations(tokens_a) != negations(tokens_b):
         return True
-    set_a, set_b = set(tokens_a), set(tokens_b)
-    if {t for t in set_a if t.isdigit()} != {t for t in set_b if t.isdigit()}:
+    if numbers(a) != numbers(b):
         return True
+    set_a, set_b = set(tokens_a), set(tokens_b)
     only_a, only_b = set_a - set_b, set_b - set_a
     return _opposed(only_a, only_b)

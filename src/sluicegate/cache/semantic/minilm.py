@@ -19,10 +19,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np
 
 from .weights import model_dir
-from .wordpiece import load_vocab, token_ids
+from .wordpiece import WINDOW, encode, load_vocab
 
 LAYERS, HEADS, EPS = 6, 12, 1e-12
-MAX_TOKENS = 256  # the model's max_seq_length (sentence_bert_config.json)
+MAX_TOKENS = WINDOW  # the model's max_seq_length (sentence_bert_config.json)
 
 
 def read_safetensors(path: Path) -> dict[str, np.ndarray]:
@@ -64,10 +64,13 @@ class MiniLM:
         self._w = read_safetensors(directory / "model.safetensors")
         self._vocab = load_vocab((directory / "vocab.txt").read_text(encoding="utf-8"))
 
-    def embed(self, text: str) -> np.ndarray:
-        """One unit vector (384 float32) for ``text``."""
+    def embed(self, text: str) -> np.ndarray | None:
+        """One unit vector (384 float32) for ``text``; None when the model would not see all of it (longer
+        than its window, or a word read as [UNK]): such a text is not compared, only matched exactly."""
         w = self._w
-        ids = token_ids(text, self._vocab, MAX_TOKENS)
+        ids = encode(text, self._vocab, MAX_TOKENS)
+        if ids is None:
+            return None
         x = (w["embeddings.word_embeddings.weight"][ids] + w["embeddings.position_embeddings.weight"][: len(ids)]
              + w["embeddings.token_type_embeddings.weight"][0])
         x = _layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"])

@@ -1,6 +1,11 @@
 """BERT's uncased WordPiece tokenizer (what all-MiniLM-L6-v2 was trained with), pure Python over the
 model's vocab.txt: lower case, accents stripped, split on white space and punctuation (CJK characters on
-their own), then each word greedily into the longest pieces of the vocabulary ("##" marks a continuation)."""
+their own), then each word greedily into the longest pieces of the vocabulary ("##" marks a continuation).
+
+``encode`` is what the semantic cache uses: the ids only when the model sees the whole text, None when it
+would not (the text is longer than the window can hold, or a word is not in the vocabulary and would be
+read as [UNK]); such a text is compared by the exact match alone. It decides over a bounded text: one
+longer than ``max_chars(window)`` characters is refused before any tokenizing."""
 
 from __future__ import annotations
 
@@ -8,6 +13,16 @@ import unicodedata
 from collections.abc import Mapping
 
 MAX_WORD_CHARS = 100  # longer "words" become [UNK], as in BERT
+WINDOW = 256  # all-MiniLM-L6-v2's max_seq_length (sentence_bert_config.json), [CLS] and [SEP] included
+MAX_PIECE_CHARS = 18  # the longest piece of the model's vocabulary ("telecommunications"), "##" not counted
+
+
+def max_chars(window: int = WINDOW) -> int:
+    """The most characters a text the model sees whole can have: each of its ``window - 2`` pieces covers
+    at most MAX_PIECE_CHARS of them. White space and dropped characters count too (a text padded with
+    more of them than that is refused as well: a miss, never a wrong answer), so the bound is one length
+    check, and tokenizing never runs over more than this many characters."""
+    return (window - 2) * MAX_PIECE_CHARS
 
 
 def load_vocab(text: str) -> dict[str, int]:
@@ -65,8 +80,15 @@ def word_pieces(word: str, vocab: Mapping[str, int]) -> list[str]:
     return pieces
 
 
-def token_ids(text: str, vocab: Mapping[str, int], max_tokens: int) -> list[int]:
-    """[CLS] pieces… [SEP], cut to ``max_tokens``."""
-    pieces = [piece for word in basic_words(text) for piece in word_pieces(word, vocab)]
-    ids = [vocab[piece] for piece in pieces[: max_tokens - 2]]
-    return [vocab["[CLS]"], *ids, vocab["[SEP]"]]
+def encode(text: str, vocab: Mapping[str, int], window: int = WINDOW) -> list[int] | None:
+    """[CLS] pieces… [SEP] when the whole of ``text`` fits in ``window`` tokens with no [UNK]; else None."""
+    if len(text) > max_chars(window):
+        return None
+    ids = [vocab["[CLS]"]]
+    for word in basic_words(text):
+        for piece in word_pieces(word, vocab):
+            if piece == "[UNK]" or len(ids) >= window - 1:
+                return None
+            ids.append(vocab[piece])
+    ids.append(vocab["[SEP]"])
+    return ids
