@@ -121,3 +121,53 @@ async def test_rotate_reencrypts_integrations_too(engine, settings: Settings) ->
                                                                      notes="")
     assert dict(item.headers) == {"authorization": f"Bearer {SECRET}", "x-api-key": API_KEY}
     assert await rotation.key_usage(engine) == {report.active_key_id: 1}
+
+
+async def test_a_rotation_that_fails_midway_is_rolled_back(engine, settings: Settings, monkeypatch) -> None:
+    """A failure after the new key was written (here: the integrations' step, once the headers moved) puts
+    every row back under the old key and the key file's old bytes back: no extra key is left behind."""
+    vault = Vault.load(settings)
+    await add_providers(engine, vault)
+    old_id = vault.active_key_id
+    path = settings.data_dir / "master.key"
+    before = path.read_bytes()
+    real, calls = rotation._reencrypt_integrations, []
+
+    async def failing_once(engine, vault) -> int:
+        calls.append(vault.active_key_id)
+        if len(calls) == 1:
+            raise VaultError("integration x changed during the rotation: run it again")
+        return await real(engine, vault)
+
+    monkeypatch.setattr(rotation, "_reencrypt_integrations", failing_once)
+    lines: list[str] = []
+    with pytest.raises(VaultError, match="changed during the rotation"):
+        await rotation.rotate(engine, vault, settle_s=0, say=lines.append)
+    assert calls[0] != old_id and calls[1] == old_id  # rotated forward, then back
+    assert path.read_bytes() == before
+    assert await rotation.key_usage(engine) == {old_id: 6} and vault.active_key_id == old_id
+    assert lines[-1].startswith("rotation failed; ")
+    catalog = Catalog(engine, Vault.load(settings))
+    await catalog.start()
+    assert dict(catalog.resolve("p0").headers)["Authorization"] == SECRET
+
+
+async def test_nothing_is_sealed_beside_secrets_the_key_cannot_open(engine, settings: Settings) -> None:
+    """Provider headers and integrations alike (vault/guard.py), whatever surface calls them."""
+    from sluicegate.catalog.entries import ProviderPatch
+    from sluicegate.catalog.integrations import IntegrationRepository
+    from sluicegate.vault.guard import LostKeys
+
+    right = Vault.load(settings)
+    await add_providers(engine, right, count=1)
+    wrong = Vault.load(dataclasses.replace(settings, master_key=encode_key(generate_key())))
+    with pytest.raises(LostKeys, match=right.active_key_id):
+        await ProviderRepository(engine, wrong).add(new_provider("p9"))
+    with pytest.raises(LostKeys):
+        await ProviderRepository(engine, wrong).update("p0", ProviderPatch(headers=(("X-New", "value-0123"),)))
+    with pytest.raises(LostKeys):
+        await IntegrationRepository(engine, wrong).create({"ai_provider_id": "openai", "key": SECRET},
+                                                          workspace_id=None)
+    assert await rotation.key_usage(engine) == {right.active_key_id: 2}
+    assert await ProviderRepository(engine, right).slugs() == frozenset({"p0"})
+    assert await IntegrationRepository(engine, right).list() == []

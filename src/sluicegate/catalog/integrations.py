@@ -20,6 +20,7 @@ from ..errors import BadRequest, Conflict
 from ..providers import registry
 from ..store.tables import integrations, providers, utcnow
 from ..vault import Vault, integration_aad
+from ..vault.guard import refuse_sealing_beside_lost_keys
 from .entries import (
     MAX_HEADER_VALUE,
     CheckHost,
@@ -111,12 +112,15 @@ class IntegrationRepository:
         if key is not None:
             _check_key(key, info)
         integration_id = f"int-{random.token_hex(8)}"
-        sealed = self._vault.encrypt(orjson.dumps({"key": key, "custom_headers": custom}).decode(),
-                                     integration_aad(integration_id)) if key or custom else None
         now = utcnow()
         async with self._engine.begin() as conn:
             if (await conn.execute(select(integrations.c.id).where(integrations.c.slug == slug))).first():
                 raise Conflict(f"Integration {slug} already exists")
+            sealed = None
+            if key or custom:  # not beside secrets this key file cannot open (vault/guard.py)
+                await refuse_sealing_beside_lost_keys(conn, self._vault)
+                sealed = self._vault.encrypt(orjson.dumps({"key": key, "custom_headers": custom}).decode(),
+                                             integration_aad(integration_id))
             await conn.execute(insert(integrations).values(
                 id=integration_id, slug=slug, name=name, description=description,
                 ai_provider_id=provider, workspace_id=workspace_id, configurations=shown, secret=sealed,

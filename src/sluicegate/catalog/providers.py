@@ -14,6 +14,7 @@ from ..store.limit_tables import delete_subject_limits
 from ..store.state import bump_catalog_version
 from ..store.tables import provider_headers, providers, utcnow
 from ..vault import Vault, key_id_of, provider_header_aad
+from ..vault.guard import refuse_sealing_beside_lost_keys
 from .configs import configs_referencing
 from .entries import (
     MAX_HEADERS,
@@ -53,6 +54,8 @@ class ProviderRepository:
                 await bump_catalog_version(conn)
                 if await conn.scalar(select(providers.c.id).where(providers.c.slug == item.slug)) is not None:
                     raise duplicate_provider(item.slug)
+                if item.headers:  # not beside secrets this key file cannot open (vault/guard.py)
+                    await refuse_sealing_beside_lost_keys(conn, self._vault)
                 values = {
                     **_column_values(item.fields),
                     "slug": item.slug,
@@ -131,6 +134,8 @@ class ProviderRepository:
         query = select(_H.c.id, _H.c.name, _H.c.position).where(_H.c.provider_id == provider_id)
         rows = {row.name.lower(): row for row in (await conn.execute(query)).all()}
         names = set(rows)
+        if any(value is not None for _, value in changes):  # not beside secrets this key cannot open
+            await refuse_sealing_beside_lost_keys(conn, self._vault)
         next_position = max((row.position for row in rows.values()), default=-1) + 1
         for (name, value), lower in zip(changes, lowered, strict=True):
             current = rows.get(lower)

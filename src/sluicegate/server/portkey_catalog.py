@@ -12,6 +12,8 @@ then an ordinary catalog provider (``@slug``), SSRF rules included. Scopes: ``in
 
 from __future__ import annotations
 
+import functools
+import logging
 import re
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
@@ -30,12 +32,16 @@ from ..catalog.entries import UNSET, ProviderPatch, ProviderView, SavedConfigVie
 from ..catalog.integrations import IntegrationRepository
 from ..catalog.jsonio import check_keys
 from ..catalog.providers import ProviderRepository
-from ..errors import BadRequest
+from ..errors import BadRequest, GatewayError
+from ..vault import VaultError
 from . import limits_admin
 from .access_admin import body_of, narrowed_workspace, principal
 from .audit_trail import audited
 from .principals import check_workspace, workspace_for_write
 from .queries import SNAKE_PAGING, checked_query
+
+log = logging.getLogger(__name__)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @dataclass(frozen=True)
@@ -57,11 +63,26 @@ def add_portkey_catalog_routes(router: web.UrlDispatcher, prefix: str = "/v1") -
         "providers": (create_provider, list_providers, get_provider, update_provider, delete_provider),
         "configs": (create_config, list_configs, get_config, update_config, delete_config),
     }.items():
-        router.add_post(f"{prefix}/{name}", create)
-        router.add_get(f"{prefix}/{name}", listed)
-        router.add_get(f"{prefix}/{name}/{{slug}}", get)
-        router.add_put(f"{prefix}/{name}/{{slug}}", put)
-        router.add_delete(f"{prefix}/{name}/{{slug}}", remove)
+        router.add_post(f"{prefix}/{name}", _vault_errors(create))
+        router.add_get(f"{prefix}/{name}", _vault_errors(listed))
+        router.add_get(f"{prefix}/{name}/{{slug}}", _vault_errors(get))
+        router.add_put(f"{prefix}/{name}/{{slug}}", _vault_errors(put))
+        router.add_delete(f"{prefix}/{name}/{{slug}}", _vault_errors(remove))
+
+
+def _vault_errors(handler: Handler) -> Handler:
+    """A vault refusal (a wrong key file, a credential that does not open) answered as ``/admin/api`` does:
+    a 500 that says why (key ids, slugs, never a secret), not an anonymous one."""
+
+    @functools.wraps(handler)
+    async def answer(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except VaultError as exc:
+            log.error("%s %s: %s", request.method, request.path, exc)
+            raise GatewayError(f"vault: {exc}", status=500) from None
+
+    return answer
 
 
 def _json(body: Any, status: int = 200) -> web.Response:

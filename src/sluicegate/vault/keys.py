@@ -143,11 +143,22 @@ def write_key_file(path: Path, keys: tuple[MasterKey, ...]) -> None:
     _fsync_dir(path.parent)
 
 
+def restore_key_file(path: Path, content: bytes) -> None:
+    """Atomically put back a key file's earlier bytes (a rotation that failed): comments and all."""
+    tmp = _write_private_bytes(path, content)
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
 def _write_private_temp(path: Path, keys: tuple[MasterKey, ...]) -> Path:
+    return _write_private_bytes(path, (_FILE_HEADER + "".join(encode_key(k) + "\n" for k in keys)).encode("ascii"))
+
+
+def _write_private_bytes(path: Path, content: bytes) -> Path:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(_FILE_HEADER + "".join(encode_key(k) + "\n" for k in keys))
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(content)
         handle.flush()
         os.fsync(handle.fileno())
     return tmp

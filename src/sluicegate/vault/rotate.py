@@ -6,7 +6,13 @@ With the key file (``<data-dir>/master.key``):
      and from then on encrypts with the new key; we wait ``settle_s`` for that;
   3. every header sealed by another key is re-encrypted, in small transactions, each bumping the version;
   4. only when no row is left under an old key is the file rewritten with the new key alone.
-A crash anywhere leaves every row readable with the file as it is; running ``rotate`` again finishes the job.
+Before step 1 every stored secret is opened with the loaded keys: a wrong key file, or a ciphertext that does
+not open, is refused with the key file untouched (a new key in front of a wrong one would be one more key that
+opens nothing). A failure after step 1 is rolled back the same way round (the old keys first, the new one
+only decrypting, the rows it sealed re-encrypted under the old key, then the file's old bytes put back), so
+a failed rotation leaves no extra key behind; only when that roll-back fails too (a store gone meanwhile) is
+the new key kept, since rows may be sealed by it. A crash anywhere leaves every row readable with the file as
+it is; running ``rotate`` again finishes the job.
 
 With ``SLUICEGATE_MASTER_KEY`` the process environment cannot be rewritten for the servers, so the operator
 puts the new key first (``NEW,OLD``), restarts the servers, runs ``rotate`` (which re-encrypts everything
@@ -25,7 +31,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ..store.state import bump_catalog_version
 from ..store.tables import integrations, provider_headers, providers
 from .cipher import Vault, integration_aad, key_id_of, provider_header_aad
-from .keys import ENV_NAME, Keyring, VaultError, generate_key, write_key_file
+from .guard import lost_key_ids
+from .keys import ENV_NAME, Keyring, MasterKey, VaultError, generate_key, restore_key_file, write_key_file
 
 BATCH_ROWS = 200
 MAX_STALLS = 5
@@ -75,24 +82,95 @@ async def rotate(
     say: Callable[[str], None] = lambda _line: None,
 ) -> RotationReport:
     """Rotate as the module docstring describes; ``say`` receives progress lines (never secrets)."""
+    await verify_all_open(engine, vault)  # before the key file is touched
     keyring = vault.keyring
-    if keyring.path is not None:
-        path = keyring.path
-        keyring = Keyring(keys=(generate_key(),) + keyring.keys, source=keyring.source, path=path)
-        write_key_file(path, keyring.keys)
-        vault.replace_keyring(keyring)
-        say(f"new master key {keyring.active.key_id} written to {keyring.path}")
+    if keyring.path is None:
+        moved = await _reencrypt_all(engine, vault)
+        say(f"{moved} secret(s) re-encrypted under {keyring.active.key_id}")
+        return RotationReport(keyring.active.key_id, moved, tuple(k.key_id for k in keyring.keys[1:]),
+                              keyring.source)
+    path, before = keyring.path, keyring.path.read_bytes()
+    new = generate_key()
+    rotated = Keyring(keys=(new,) + keyring.keys, source=keyring.source, path=path)
+    try:
+        await _adopt(engine, vault, rotated, settle_s)
+        say(f"new master key {new.key_id} written to {path}")
+        moved = await _reencrypt_all(engine, vault)
+    except Exception as exc:
+        await _roll_back(engine, vault, keyring, new, before, settle_s, exc)
+        say(f"rotation failed; {path} holds the keys it held before")
+        raise
+    say(f"{moved} secret(s) re-encrypted under {new.key_id}")
+    retired = tuple(k.key_id for k in keyring.keys)
+    write_key_file(path, (new,))
+    vault.replace_keyring(Keyring(keys=(new,), source=keyring.source, path=path))
+    await _bump(engine)
+    say(f"retired key(s) {', '.join(retired)} removed from {path}")
+    return RotationReport(new.key_id, moved, retired, keyring.source)
+
+
+async def verify_all_open(engine: AsyncEngine, vault: Vault) -> None:
+    """Open every stored secret with ``vault``'s keys; raise a VaultError naming each that does not (at most
+    a few, and the key ids missing from the keyring), having changed nothing."""
+    failures: list[str] = []
+    async with engine.connect() as conn:
+        headers = await conn.execute(
+            select(provider_headers.c.provider_id, provider_headers.c.name, provider_headers.c.ciphertext,
+                   providers.c.slug)
+            .join(providers, providers.c.id == provider_headers.c.provider_id)
+            .order_by(providers.c.slug, provider_headers.c.position)
+        )
+        sealed = [(f"provider @{row.slug}, header {row.name!r}", row.ciphertext,
+                   provider_header_aad(row.provider_id, row.name)) for row in headers.all()]
+        rows = await conn.execute(select(integrations.c.id, integrations.c.slug, integrations.c.secret)
+                                  .where(integrations.c.secret.is_not(None)).order_by(integrations.c.slug))
+        sealed += [(f"integration {row.slug}", row.secret, integration_aad(row.id)) for row in rows.all()]
+    used: set[str] = set()
+    for where, token, aad in sealed:
+        try:
+            used.add(key_id_of(token))
+            vault.decrypt(token, aad)
+        except VaultError as exc:
+            failures.append(f"{where}: {exc}")
+    if not failures:
+        return
+    shown = failures[:5] + ([f"… and {len(failures) - 5} more"] if len(failures) > 5 else [])
+    lost = lost_key_ids(used, vault.keyring)
+    cause = (f"the master key(s) {', '.join(lost)} are not in {vault.keyring.source}: restore the master.key "
+             "they were sealed with" if lost else "a stored secret does not open")
+    raise VaultError(f"{'; '.join(shown)}\n{len(failures)} stored secret(s) do not open with the loaded keys "
+                     f"({cause}); nothing was rotated and the key file was not changed")
+
+
+async def _reencrypt_all(engine: AsyncEngine, vault: Vault) -> int:
+    return await _sweep_until_done(engine, vault) + await _reencrypt_integrations(engine, vault)
+
+
+async def _adopt(engine: AsyncEngine, vault: Vault, keyring: Keyring, settle_s: float) -> None:
+    """Write ``keyring`` to its file and wait for running servers to encrypt with its first key."""
+    assert keyring.path is not None
+    write_key_file(keyring.path, keyring.keys)
+    vault.replace_keyring(keyring)
+    await _bump(engine)
+    await asyncio.sleep(settle_s)  # running servers switch to the new key on their next poll
+
+
+async def _roll_back(engine: AsyncEngine, vault: Vault, before: Keyring, new: MasterKey, file_bytes: bytes,
+                     settle_s: float, failure: Exception) -> None:
+    """Undo a rotation that failed after writing ``new`` in front: the old keys first again (``new`` only
+    decrypts), every row back under the old active key, then the file's old bytes. If that fails too the
+    file keeps ``new`` (rows may be sealed by it) and the error says so."""
+    assert before.path is not None
+    try:
+        await _adopt(engine, vault, Keyring(keys=before.keys + (new,), source=before.source, path=before.path),
+                     settle_s)
+        await _reencrypt_all(engine, vault)
+        restore_key_file(before.path, file_bytes)
+        vault.replace_keyring(before)
         await _bump(engine)
-        await asyncio.sleep(settle_s)  # running servers switch to the new key on their next poll
-    moved = await _sweep_until_done(engine, vault) + await _reencrypt_integrations(engine, vault)
-    say(f"{moved} secret(s) re-encrypted under {keyring.active.key_id}")
-    retired = tuple(k.key_id for k in keyring.keys[1:])
-    if keyring.path is not None and retired:
-        write_key_file(keyring.path, keyring.keys[:1])
-        vault.replace_keyring(Keyring(keys=keyring.keys[:1], source=keyring.source, path=keyring.path))
-        await _bump(engine)
-        say(f"retired key(s) {', '.join(retired)} removed from {keyring.path}")
-    return RotationReport(keyring.active.key_id, moved, retired, keyring.source)
+    except Exception as exc:
+        raise VaultError(f"{failure}; undoing the rotation failed too ({exc}): {before.path} keeps the new key "
+                         f"{new.key_id}, which may seal secrets: run `sluicegate vault rotate` again") from exc
 
 
 async def _sweep_until_done(engine: AsyncEngine, vault: Vault) -> int:
