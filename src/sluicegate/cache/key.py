@@ -24,6 +24,7 @@ from typing import Any, Protocol
 import orjson
 
 from ..config.model import Group, Node, targets
+from ..prepare import CatalogEntry
 from ..providers.registry import SPECS
 from ..types import Call, routing_metadata
 
@@ -46,21 +47,10 @@ class TreeReads:
     slugs: tuple[str, ...] = ()  # the catalog providers its targets name (``@slug``)
 
 
-class CatalogProvider(Protocol):
-    """What of a catalog provider can change an answer (``catalog.ResolvedProvider``)."""
+class CatalogProvider(CatalogEntry, Protocol):
+    """What of a catalog provider can change an answer (``catalog.ResolvedProvider``): what a request is built
+    from, and the allow-list entry its host is reached under."""
 
-    @property
-    def spec(self) -> str: ...
-    @property
-    def custom_host(self) -> str: ...
-    @property
-    def headers(self) -> tuple[tuple[str, str], ...]: ...
-    @property
-    def models(self) -> tuple[str, ...]: ...
-    @property
-    def default_model(self) -> str | None: ...
-    @property
-    def forward_headers(self) -> tuple[str, ...]: ...
     @property
     def allow_entry(self) -> str | None: ...
 
