@@ -109,11 +109,11 @@ def _take_gateway_key(ctx: RequestContext, header: str | None) -> None:
     ctx.gateway_key = key
 
 
-def _provider(provider: str | None, virtual_key: str | None) -> str | None:
-    """The provider the request names: ``x-portkey-provider``, or ``x-portkey-virtual-key`` (the SDKs'
-    ``virtualKey`` option: Portkey's older name for a catalog provider, ``my-llm`` meaning ``@my-llm``)."""
-    named = (provider or "").strip() or None
-    slug = (virtual_key or "").strip().removeprefix("@")
+def _provider(named: str | None, virtual_key: str) -> str | None:
+    """The provider a request names that sent ``x-portkey-virtual-key`` (the SDKs' ``virtualKey`` option:
+    Portkey's older name for a catalog provider, ``my-llm`` meaning ``@my-llm``) beside the provider header's
+    ``named``, if any."""
+    slug = virtual_key.strip().removeprefix("@")
     if not slug:
         return named
     if named is not None and named != "@" + slug:
@@ -124,7 +124,9 @@ def _provider(provider: str | None, virtual_key: str | None) -> str | None:
 def parse_request_headers(headers: CIMultiDictProxy[str]) -> RequestContext:
     get = headers.get
     ctx = RequestContext(headers=headers, trace_id=get("x-portkey-trace-id") or time_sorted_id())
-    ctx.provider = _provider(get("x-portkey-provider"), get(VIRTUAL_KEY))
+    virtual_key = get(VIRTUAL_KEY)
+    provider = (get("x-portkey-provider") or "").strip() or None
+    ctx.provider = provider if virtual_key is None else _provider(provider, virtual_key)
     ctx.config = (get("x-portkey-config") or "").strip() or None
     ctx.custom_host = (get("x-portkey-custom-host") or "").strip() or None
     forward = get(FORWARD_HEADERS)

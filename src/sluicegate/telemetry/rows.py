@@ -104,11 +104,13 @@ class RowBuilder:
         if ctx is not None:
             metadata = self._metadata_of(ctx, call.json if call is not None else None)
             # The tracing headers are the client's text, as scrubbed as its user and model are: a client that
-            # sent a key as its trace id had it stored and exported in clear.
-            row: Row = {"trace_id": scrub(ctx.trace_id, secrets), "span_id": scrub(ctx.span_id, secrets),
-                        "parent_span_id": scrub(ctx.parent_span_id, secrets),
-                        "span_name": scrub(ctx.span_name, secrets), "traceparent": scrub(ctx.traceparent, secrets),
-                        "workspace_id": ctx.workspace_id, "api_key_id": ctx.api_key_id}
+            # sent a key as its trace id had it stored and exported in clear. (Most requests send no span.)
+            row: Row = {"trace_id": scrub(ctx.trace_id, secrets), "span_id": ctx.span_id,
+                        "parent_span_id": ctx.parent_span_id, "span_name": ctx.span_name,
+                        "traceparent": ctx.traceparent, "workspace_id": ctx.workspace_id, "api_key_id": ctx.api_key_id}
+            if secrets and (ctx.span_id or ctx.parent_span_id or ctx.span_name or ctx.traceparent):
+                for name in _SPAN_COLUMNS:
+                    row[name] = scrub(row[name], secrets)
         else:
             metadata = {}
             row = dict.fromkeys(_CTX_COLUMNS)
@@ -304,6 +306,8 @@ def _stream_answer(head: bytes, tail: bytes, whole: bool, events: int, measured:
         used = usage_mod.Usage(prompt, completion, prompt + completion, estimated=True)
     return Derived(used, answer.model)
 
+
+_SPAN_COLUMNS = ("span_id", "parent_span_id", "span_name", "traceparent")
 
 # How a draft says where its answer is (RowBuilder._answer).
 _PARSED, _BODY, _STREAM = "parsed", "body", "stream"

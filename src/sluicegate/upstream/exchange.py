@@ -139,7 +139,7 @@ def relayable_headers(items: Iterable[tuple[str, str]]) -> tuple[list[tuple[str,
         if name in _HOP_BY_HOP:
             if name == "content-encoding":
                 encoding = value if encoding is None else f"{encoding}, {value}"
-            elif name == "connection":
+            elif name == "connection" and value != "keep-alive":  # its usual value names no header
                 named |= connection_named(value)
         elif not name.startswith("x-portkey-"):
             kept.append((key, value))
