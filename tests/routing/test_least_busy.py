@@ -339,6 +339,26 @@ def test_a_target_that_stays_slow_keeps_being_avoided():
     assert len(sent) - len(to_a) > 400
 
 
+def test_a_target_that_failed_once_gets_traffic_again_within_the_bound():
+    # One 502, then silence: its failure run and rate changed only when a request went there, so it was
+    # scored ~30 times worse for ever, and at light load with two targets never picked again.
+    clock = Clock()
+    board = LoadBoard(clock)
+    sample(board, "a", clock, 5.0)
+    sample(board, "b", clock, 5.0)
+    board.started("a", "u")
+    board.finished("a", ok=False, ttft_ms=None, latency_ms=None)
+    failed_at = clock.now
+    assert board.load("a").failures == 1 and board.load("a").error_rate > 0
+    sent = paced(board, clock, {"a": 5.0, "b": 5.0}, seconds=20)
+    to_a = [at for at, key in sent if key == "a"]
+    assert to_a, "a was never tried again"
+    assert to_a[0] - failed_at <= FORGOTTEN_WITHIN + 0.5, to_a[0] - failed_at
+    # Its success cleared the run; as fast as b, it takes its share again (ties are drawn).
+    later = [key for at, key in sent if at > to_a[0]]
+    assert 0.35 < later.count("a") / len(later) < 0.65, later.count("a") / len(later)
+
+
 def test_a_stale_slow_target_takes_a_burst_sooner():
     # Under load the ageing shows before the figures are dropped: a queue at the fast target that did not
     # outweigh a fresh slow figure outweighs it once half of its weight is gone.

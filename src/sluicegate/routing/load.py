@@ -14,7 +14,9 @@ Health, for a least-busy group (docs/routing.md):
   ``evidence`` of its Load) halves every ``half_life_s`` without a new sample, and after
   ``FORGET_AFTER_HALF_LIVES`` the figures are dropped: the target is scored like a new one, shares the next
   requests by the tie-break, and its next answer measures it afresh. The next sample's EWMA weight grows the
-  same way (a sample after a long silence mostly replaces the old figure). Probes do not feed these figures:
+  same way (a sample after a long silence mostly replaces the old figure). The failure run and rate age on the
+  same clock from the last failure (ejection does not: it keeps out a target that goes on failing). Probes do
+  not feed these figures:
   ``GET /models`` answers from the HTTP front of a server whatever its model is doing, so its time says
   nothing about what a request costs there; probes only gate rotation.
 Time comes from the injected clock (monotonic seconds). Memory is bounded: least recently used keys go first.
@@ -104,21 +106,29 @@ class LoadBoard:
         others = state.others if shared_at is not None and now - shared_at <= self.policy.stale_s else 0
         evidence = self._evidence(state, now)
         known = evidence > 0.0
+        # Failures age the same way: they too change only when a request goes there, and one 502 scored a
+        # target ~30 times worse for ever (ejection and probes still keep out one that goes on failing).
+        fault = self._weight(state.last_failure_at, now)
         return Load(in_flight=state.in_flight + others, ttft_ms=state.ttft_ms if known else None,
                     latency_ms=state.latency_ms if known else None, evidence=evidence if known else 1.0,
-                    failures=state.failures, error_rate=state.error_rate,
+                    failures=state.failures if fault > 0.0 else 0, error_rate=state.error_rate * fault,
                     server_queue=server.queue if server is not None else None,
                     cache_usage=server.cache_usage if server is not None else None)
 
     def _evidence(self, state: TargetState, now: float) -> float:
         """The weight left on a target's latency figures: 1 when just sampled, halving every half-life, 0 once
         dropped (or never sampled: then there are no figures)."""
-        if state.sampled_at is None:
+        return self._weight(state.sampled_at, now)
+
+    def _weight(self, since: float | None, now: float) -> float:
+        """The weight left on evidence taken at ``since``: 1 then, halving every half-life, 0 once dropped
+        (or never taken)."""
+        if since is None:
             return 0.0
         half_life = self.policy.half_life_s
         if half_life <= 0:
             return 1.0  # ageing off
-        halvings = max(0.0, now - state.sampled_at) / half_life
+        halvings = max(0.0, now - since) / half_life
         if halvings >= FORGET_AFTER_HALF_LIVES:
             return 0.0
         return float(0.5 ** halvings)
