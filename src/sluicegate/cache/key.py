@@ -73,8 +73,7 @@ def request_parts(scope: str, call: Call, tree: TreeReads, resolve: ResolveProvi
         metadata = routing_metadata(ctx, call.json)
         parts.append(["metadata", *([key, metadata.get(key)] for key in tree.metadata_keys)])
     if ctx.strict_open_ai_compliance is not None:
-        # The header shapes a translated answer (a config's own setting is in the tree's identity); absent,
-        # the key is what it was before the header counted.
+        # The header shapes a translated answer (a config's own setting is in the tree's identity).
         parts.append(["strict", ctx.strict_open_ai_compliance])
     forwarded = tree.forwarded + (ctx.forward_headers or ())  # the config's list, and the request's own
     if forwarded:  # the upstream sees these: they may change its answer

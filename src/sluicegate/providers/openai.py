@@ -73,8 +73,6 @@ def error_body(status: int, raw: bytes, provider: str) -> dict[str, Any]:
     return {"error": error, "provider": provider}
 
 
-
-
 class PassthroughStream:
     """An OpenAI-style SSE stream relayed byte for byte: events are parsed only until the first content, and
     after it only where an error event may be (``_ERROR_MARK``). An error event after the start ends the
