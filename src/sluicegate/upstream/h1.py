@@ -70,6 +70,7 @@ from .guard import Guard
 from .transport import (
     DEFAULT_CONTENT_TYPE,
     IDLE_CONNECTION_S,
+    REPLAY_WINDOW_S,
     TARGET_CACHE_SIZE,
     BodyBroken,
     TransportError,
@@ -78,6 +79,7 @@ from .transport import (
     declares_empty_body,
     media_type,
     read_within,
+    replayable,
     takes_default_type,
 )
 
@@ -92,16 +94,6 @@ _FRAMING = frozenset({"host", "content-length", "transfer-encoding", "connection
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # What may stay as is in a request target (RFC 3986 pchar, "/" and "?", and "%" of what is already encoded).
 _TARGET_SAFE = "/?%:@!$&'()*+,;=-._~"
-# Sent again after a reused connection failed before a byte of the answer, however long the upstream held them.
-REPLAYABLE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
-# Any other request is sent again only if its reused connection failed within this long of its write: the
-# longest the upstream can have held it. The idle-close race (the upstream closed the connection as we reused
-# it) shows within a round trip and a turn or two of the loop: tens of microseconds on loopback, under 1 ms on
-# a LAN, where the upstreams with short keep-alives live (uvicorn's is 5 s; providers keep theirs longer than
-# our IDLE_CONNECTION_S); a failed write shows in the loop's next turn. An LLM's prefill alone takes longer,
-# so a close this soon is not one after acting on the request. Erring late is safe: a close seen after the
-# window (a far upstream's race, a loop busy for milliseconds) fails the request instead of repeating it.
-REPLAY_WINDOW_S = 0.005
 
 
 class _Refused(Exception):
@@ -489,13 +481,6 @@ class _Stale(Exception):
     the module's docstring): it goes on a new one."""
 
 
-def _replayable(method: str, headers: dict[str, str] | CIMultiDict[str]) -> bool:
-    """Whether a request may be sent twice however long the upstream held it: its method is idempotent, or it
-    carries an ``Idempotency-Key`` (draft-ietf-httpapi-idempotency-key-header; OpenAI's and Stripe's APIs
-    answer a repeat with the first answer; Go's client repeats such a request too)."""
-    return method in REPLAYABLE_METHODS or any(name.lower() == "idempotency-key" for name in headers)
-
-
 class _ConnectFailed(Exception):
     def __init__(self, error: BaseException) -> None:
         super().__init__(str(error))
@@ -549,7 +534,7 @@ class H1Transport:
                     if connection.error is not None:
                         if connection.reused and not connection.received and (
                                 connection.lost_at - written_at <= REPLAY_WINDOW_S
-                                or _replayable(method, headers)):
+                                or replayable(method, headers)):
                             raise _Stale
                         raise connection.error
                     await connection.wait(self._read_s)

@@ -1,4 +1,5 @@
-"""The default transport: pyreqwest (Rust's reqwest and hyper), pinned to the addresses the SSRF guard checked.
+"""The pyreqwest transport (``SLUICEGATE_UPSTREAM_CLIENT=reqwest``: Rust's reqwest and hyper), pinned to the
+addresses the SSRF guard checked.
 
 For every request (docs/transport.md, "SSRF pinning"):
 
@@ -21,6 +22,10 @@ so a stream is handed over chunk by chunk as it arrives (a larger one batches SS
 cannot be a stream (``read_ahead``): then head and body come back in one batch, one round trip into Rust.
 A body ends without another round trip when its announced length is in, and a complete body's client is
 released without exiting the response's context (its connection is already back in the pool).
+
+A connection that closes after the request went out and before a byte of the answer (an upstream's keep-alive
+ran out as the pooled connection was reused) has the request sent once more under h1's rule (transport.py's
+``replayable`` and ``REPLAY_WINDOW_S``): hyper repeats only requests it had not yet written.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from .pinned import ClientKey, ClientPool, Lease
 from .transport import (
     DEFAULT_CONTENT_TYPE,
     IDLE_CONNECTION_S,
+    REPLAY_WINDOW_S,
     TARGET_CACHE_SIZE,
     BodyBroken,
     TransportError,
@@ -53,10 +59,13 @@ from .transport import (
     declares_empty_body,
     media_type,
     read_within,
+    replayable,
     takes_default_type,
 )
 
 READ_AHEAD_BYTES = 256 * 1024  # what an answer that cannot be a stream may bring along with its head
+# How the OS words a connection the upstream dropped (a reset, or a write after its close), in pyreqwest's causes.
+_DROPPED = ("Connection reset by peer", "Broken pipe")
 # Endpoints (OpenAI's and Anthropic's, which every unified endpoint and most passthroughs speak) where an
 # answer streams only when the request's JSON says ``"stream": true``.
 _STREAM_OPT_IN_PATHS = ("/chat/completions", "/completions", "/embeddings", "/messages", "/responses")
@@ -160,15 +169,32 @@ class ReqwestTransport:
         buffer = read_ahead(target, body)
         last = len(addresses) - 1
         for index, address in enumerate(addresses):
-            lease = self._clients.acquire(ClientKey(target.scheme, target.host, target.port, address))
+            key = ClientKey(target.scheme, target.host, target.port, address)
             try:
-                return await self._open(lease, target, method, sent_headers, body, buffer)
+                return await self._exchange(key, target, method, headers, sent_headers, body, buffer)
             except (rq.ConnectError, rq.ConnectTimeoutError) as exc:
                 if index == last or not _connecting(exc):
                     _reraise(exc, self._connect_s, self._read_s)
             except rq.PyreqwestError as exc:
                 _reraise(exc, self._connect_s, self._read_s)
         raise AssertionError("unreachable: the guard returns at least one address")
+
+    async def _exchange(self, key: ClientKey, target: _Target, method: str,
+                        headers: dict[str, str] | CIMultiDict[str], sent_headers: Any, body: bytes | None,
+                        buffer: int) -> ReqwestResponse:
+        """The request on a pooled connection, and once more if that connection closed before answering when
+        repeating cannot do twice what the upstream did once (the rule and its window are h1's, transport.py).
+        hyper repeats a request by itself only when the connection closed before it was written; pyreqwest
+        does not say whether the connection was a pooled one, so the window counts from the request's start."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            return await self._open(self._clients.acquire(key), target, method, sent_headers, body, buffer)
+        except rq.ConnectError as exc:
+            if not _closed_unanswered(exc) or not (loop.time() - started <= REPLAY_WINDOW_S
+                                                   or replayable(method, headers)):
+                raise
+        return await self._open(self._clients.acquire(key), target, method, sent_headers, body, buffer)
 
     async def _open(self, lease: Lease, target: _Target, method: str, headers: Any, body: bytes | None,
                     buffer: int) -> ReqwestResponse:
@@ -313,6 +339,17 @@ def _connecting(exc: rq.RequestError) -> bool:
     return any(cause.get("message") == "client error (Connect)" for cause in causes)
 
 
+def _closed_unanswered(exc: rq.RequestError) -> bool:
+    """Whether the connection closed or was reset once the request was on its way and before a byte of the
+    answer (hyper's IncompleteMessage, or the OS's reset or broken pipe): the upstream's keep-alive ran out as
+    the pooled connection was reused, or the upstream dropped the request."""
+    causes = exc.details.get("causes") or () if isinstance(exc.details, dict) else ()
+    if _connecting(exc) or not causes:
+        return False
+    last = causes[-1].get("message", "")
+    return last == "connection closed before message completed" or last.startswith(_DROPPED)
+
+
 def _connect_reason(exc: rq.RequestError) -> str:
     """The OS's words, e.g. "Connection refused" (without pyreqwest's "(os error 111)")."""
     causes = exc.details.get("causes") or () if isinstance(exc.details, dict) else ()
@@ -337,4 +374,6 @@ def _translated(exc: rq.PyreqwestError, connect_s: float, read_s: float, *, body
         return TransportError(kind, connect_reason=_connect_reason(exc))
     if body:  # the framing broke, the connection reset or closed mid-body (pyreqwest's class varies)
         return BodyBroken(kind)
+    if isinstance(exc, rq.ConnectError) and _closed_unanswered(exc):
+        return TransportError("ServerDisconnectedError")  # the name the other transports give it
     return TransportError(kind)

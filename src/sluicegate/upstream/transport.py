@@ -33,6 +33,23 @@ TARGET_CACHE_SIZE = 1024
 IDLE_CONNECTION_S = 30.0
 _BODYLESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# Sent again after a reused connection failed before a byte of the answer, however long the upstream held them.
+REPLAYABLE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+# Any other request is sent again only if its reused connection failed within this long of its write: the
+# longest the upstream can have held it. The idle-close race (the upstream closed the connection as we reused
+# it) shows within a round trip and a turn or two of the loop: tens of microseconds on loopback, under 1 ms on
+# a LAN, where the upstreams with short keep-alives live (uvicorn's is 5 s; providers keep theirs longer than
+# our IDLE_CONNECTION_S); a failed write shows in the loop's next turn. An LLM's prefill alone takes longer,
+# so a close this soon is not one after acting on the request. Erring late is safe: a close seen after the
+# window (a far upstream's race, a loop busy for milliseconds) fails the request instead of repeating it.
+REPLAY_WINDOW_S = 0.005
+
+
+def replayable(method: str, headers: dict[str, str] | CIMultiDict[str]) -> bool:
+    """Whether a request may be sent twice however long the upstream held it: its method is idempotent, or it
+    carries an ``Idempotency-Key`` (draft-ietf-httpapi-idempotency-key-header; OpenAI's and Stripe's APIs
+    answer a repeat with the first answer; Go's client repeats such a request too)."""
+    return method in REPLAYABLE_METHODS or any(name.lower() == "idempotency-key" for name in headers)
 
 
 def takes_default_type(method: str, body: bytes | None) -> bool:
