@@ -22,7 +22,8 @@ DEFAULT_PAGE_SIZE = 100  # the portkey-ai SDK's default for every listing it pag
 
 
 def checked_query(request: web.Request, known: Sequence[str], *, what: str = "this listing") -> Mapping[str, str]:
-    """``request.query``, once each name is one of ``known``, given once, with a value."""
+    """``request.query``, once each name is one of ``known``, given once, with a value that holds no NUL
+    (no id, slug, name or filter does, and PostgreSQL refuses one in a parameter: a 500, not "none found")."""
     query = request.query
     for name in query:
         if name not in known:
@@ -31,6 +32,8 @@ def checked_query(request: web.Request, known: Sequence[str], *, what: str = "th
             raise BadRequest(f"'{name[:64]}' is given twice; give it once")
         if not query[name]:
             raise BadRequest(f"'{name[:64]}' must not be empty")
+        if "\x00" in query[name]:
+            raise BadRequest(f"'{name[:64]}' must not hold a NUL character")
     return query
 
 
