@@ -506,6 +506,46 @@ def test_default_metadata_takes_what_the_header_takes(admin: Portkey, gateway: G
                                    "big": "9223372036854775808", long_key: "v", "équipe": "é"}
 
 
+# A field the gateway does not know, misspelt most likely, was ignored: the key or workspace was made or left
+# without what it meant (an unrestricted key, one that never expires). (case, body, the field named)
+MISSPELT = [
+    ("permissions misspelt", {"permision": {"providers": ["team-llm"]}}, "permision"),
+    ("expires_at in camelCase", {"expiresAt": "2100-01-01T00:00:00Z"}, "expiresAt"),
+    ("scopes in the singular", {"scope": ["completions.write"]}, "scope"),
+    ("a default config misspelt", {"defaults": {"config": "pc-x"}}, "defaults.config"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), DEFAULTS_SURFACES, ids=[f"{m} {p}" for m, p, _ in DEFAULTS_SURFACES])
+@pytest.mark.parametrize(("case", "fields", "named"), MISSPELT, ids=[c for c, _, _ in MISSPELT])
+def test_a_field_the_gateway_does_not_know_is_a_400_naming_it(gateway: GatewayProcess, plain: dict[str, str],
+                                                             method: str, path: str, body: dict, case: str,
+                                                             fields: dict, named: str) -> None:
+    if "workspaces" in path and named == "defaults.config":
+        pytest.skip("a workspace's defaults are kept as given (Portkey's shape)")
+    target = path.format(**plain)
+    before = httpx.get(f"{gateway.url}/admin/api/{'api-keys' if '{key}' in path else 'workspaces'}", headers=AUTH,
+                       timeout=10).json()["data"]
+    answer = httpx.request(method, f"{gateway.url}{target}", headers=AUTH, json={**body, **fields}, timeout=10)
+    assert answer.status_code == 400, (case, answer.text)
+    assert answer.json()["message"].startswith(f"{named}: unknown field"), answer.json()["message"]
+    kind = "api-keys" if "api-keys" in path else "workspaces"
+    after = httpx.get(f"{gateway.url}/admin/api/{kind}", headers=AUTH, timeout=10).json()["data"]
+    if method == "POST":  # nothing was made
+        assert "refused" not in {item["name"] for item in after}
+    else:  # nothing was changed
+        assert after == before
+
+
+def test_portkey_fields_the_gateway_does_not_model_are_taken(admin: Portkey) -> None:
+    """A user key's ``user_id`` and a key's ``alert_emails`` (Portkey's), a workspace's ``users``: taken, not
+    refused as unknown."""
+    space = admin.admin.workspaces.create(name="Portkey fields", users=["someone@example.com"])
+    made = admin.api_keys.create(type="workspace", sub_type="user", name="for a user", workspace_id=space.id,
+                                 user_id="u-1", alert_emails=["ops@example.com"])
+    assert made.key.startswith("sg-")
+
+
 # An expiry that has passed makes a key that can never be used: refused on create, and on update, where
 # ending a key now is what revoking is for. (method, path, expires_at, status, words of the message)
 EXPIRY = [
@@ -642,7 +682,8 @@ def test_a_slug_that_is_another_workspace_s_id_is_refused(gateway: GatewayProces
 @pytest.mark.parametrize("name", ["\x1b[31mred\x1b[0m", "a\rb", "a\nb", "a\x00b", "evil\u202eexe.txt", "a\x85b"])
 @pytest.mark.parametrize("path", ["/admin/api/api-keys/workspace/service", "/admin/api/workspaces"])
 def test_a_name_with_a_control_character_is_refused(gateway: GatewayProcess, path: str, name: str) -> None:
-    answer = httpx.post(f"{gateway.url}{path}", headers=AUTH, timeout=10, json={"name": name, "workspace_id": "default"})
+    body = {"name": name, "workspace_id": "default"} if "api-keys" in path else {"name": name}
+    answer = httpx.post(f"{gateway.url}{path}", headers=AUTH, timeout=10, json=body)
     assert answer.status_code == 400, answer.text
     assert answer.json()["message"].startswith("name: no control characters or direction overrides")
 

@@ -20,9 +20,15 @@ from ..store.tables import saved_configs, utcnow
 from .audit import record_event
 from .model import ACTIVE, DEFAULT_SCOPES, KEY_TYPES, REVOKED, SUB_TYPES, KeyDefaults, Permissions, validate_scopes
 from .secrets import KeyHasher, looks_like_key, new_secret, shown_prefix
-from .workspaces import Missing, _text, workspace_row
+from .workspaces import Missing, _text, only_fields, workspace_row
 
 MAX_NAME = 256
+# What a key's create and update bodies may hold (the limits are taken out and stored by server/limits_admin.py).
+# Portkey's ``user_id`` and ``alert_emails`` are taken and not modelled: users are not, nor are e-mails sent.
+_KEY_FIELDS = ("name", "description", "scopes", "defaults", "permissions", "expires_at", "rate_limits",
+               "usage_limits")
+CREATE_FIELDS = (*_KEY_FIELDS, "type", "sub_type", "sub-type", "workspace_id", "user_id", "alert_emails")
+UPDATE_FIELDS = (*_KEY_FIELDS, "status")
 
 
 def key_json(row: Row[Any]) -> dict[str, Any]:
@@ -83,6 +89,7 @@ class KeyRepository:
 
     async def create(self, body: dict[str, Any], *, actor: str) -> tuple[dict[str, Any], str]:
         """The new key's view and its secret (returned this once)."""
+        only_fields(body, CREATE_FIELDS, "an API key")
         key_type = _choice(body.get("type", "workspace"), KEY_TYPES, "type")
         sub_type = _choice(body.get("sub_type", body.get("sub-type", "service")), SUB_TYPES, "sub_type")
         name = _text(body.get("name"), "name", MAX_NAME, required=True, one_line=True)
@@ -120,6 +127,7 @@ class KeyRepository:
             return [key_json(row) for row in await conn.execute(stmt)]
 
     async def update(self, key_id: str, body: dict[str, Any], *, actor: str) -> dict[str, Any]:
+        only_fields(body, UPDATE_FIELDS, "an API key update")
         values: dict[str, Any] = {"updated_at": utcnow()}
         if body.get("name") is not None:
             values["name"] = _text(body["name"], "name", MAX_NAME, required=True, one_line=True)
