@@ -196,6 +196,28 @@ def test_openai_sdk_key_as_bearer_is_consumed(scene: Scene) -> None:
             model="@a-llm/m1", messages=[{"role": "user", "content": "Hi"}])
 
 
+def test_a_key_as_x_api_key_on_the_messages_routes_is_consumed(scene: Scene) -> None:
+    """On /v1/messages, x-api-key is where Anthropic's curl examples, Claude Code and older anthropic SDKs put
+    the api_key: with our prefix it is the gateway key, as a Bearer one is, and never reaches the upstream.
+    It was sent there as the credential (Authorization: Bearer sg-…), and alone it was a 401."""
+    body = {"model": "m1", "max_tokens": 16, "messages": [{"role": "user", "content": "Hi"}]}
+    alone = httpx.post(f"{scene.gateway.v1}/messages", json={**body, "model": "@a-llm/m1"}, timeout=30,
+                       headers={"x-api-key": scene.secret("a")})
+    assert alone.status_code == 200, alone.text
+    assert alone.json()["content"][0]["text"] == "echo: Hi"
+    assert scene.upstream.last.headers["Authorization"] == "Bearer upstream-secret-of-a-llm"
+    beside = httpx.post(f"{scene.gateway.v1}/messages", json=body, timeout=30, headers={
+        **_direct(scene), "x-api-key": scene.secret("b"), "x-portkey-api-key": scene.secret("a"),
+        "x-portkey-forward-headers": "x-api-key"})
+    assert beside.status_code == 200, beside.text
+    received = scene.upstream.last
+    assert scene.secret("a") not in str(received.headers) and scene.secret("b") not in str(received.headers)
+    assert {"authorization", "x-api-key"}.isdisjoint(name.lower() for name in received.headers)
+    wrong = httpx.post(f"{scene.gateway.v1}/messages", json=body, timeout=30,
+                       headers={**_direct(scene), "x-api-key": "sg-wrong"})
+    assert wrong.status_code == 401 and wrong.json()["error"]["type"] == "authentication_error", wrong.text
+
+
 def test_key_defaults_config_and_metadata(scene: Scene) -> None:
     """A client that cannot set headers (plain openai SDK) gets the key's default config; the key's
     metadata lies under the request's."""

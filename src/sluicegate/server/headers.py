@@ -103,10 +103,23 @@ def _take_gateway_key(ctx: RequestContext, header: str | None) -> None:
     is no key), else a Bearer credential carrying the key prefix, which is then never forwarded upstream."""
     key = (header or "").strip() or None
     if ctx.api_key is not None and ctx.api_key.startswith(KEY_PREFIX):
-        ctx.authorization_consumed = True
+        ctx.consumed_headers = ("authorization",)
         key = key or ctx.api_key
         ctx.api_key = None
     ctx.gateway_key = key
+
+
+def take_x_api_key(ctx: RequestContext) -> None:
+    """``x-api-key``, where the anthropic SDKs (and Claude Code) put their ``api_key``, on the Messages routes:
+    the upstream credential when there is no Authorization one, unless it carries the key prefix. Then it is
+    the gateway API key, as a Bearer one is (x-portkey-api-key still wins), and is consumed: it was sent
+    upstream as the credential, a gateway key handed to the model server."""
+    value = bearer_credential(ctx.headers.get("x-api-key"))
+    if value is not None and value.startswith(KEY_PREFIX):
+        ctx.consumed_headers = (*ctx.consumed_headers, "x-api-key")
+        ctx.gateway_key = ctx.gateway_key or value
+    elif ctx.api_key is None:
+        ctx.api_key = value
 
 
 def _provider(named: str | None, virtual_key: str) -> str | None:
