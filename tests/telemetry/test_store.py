@@ -117,6 +117,8 @@ async def test_one_record_in_full(engine, seeded):
     record = await query.get_log(engine, seeded[3]["id"])
     assert record["request_body"] and record["response_body"] and record["attempts"]
     assert await query.get_log(engine, "nope") is None
+    # GET /admin/api/logs/a%00b: PostgreSQL refuses a NUL in a parameter, and the answer was a 500.
+    assert await query.get_log(engine, "a\x00b") is None
 
 
 @pytest.mark.parametrize("group_by", ["none", "provider", "user", "metadata.team", "status", "cache_status"])

@@ -70,6 +70,8 @@ async def list_logs(engine: AsyncEngine, page: Page) -> dict[str, Any]:
 
 
 async def get_log(engine: AsyncEngine, record_id: str) -> dict[str, Any] | None:
+    if "\x00" in record_id:  # no id holds one, and PostgreSQL refuses it in a parameter (an error, not "none")
+        return None
     async with engine.connect() as conn:
         row = (await conn.execute(select(T).where(T.c.id == record_id))).first()
         if row is None:
