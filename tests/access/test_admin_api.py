@@ -871,6 +871,23 @@ def test_a_revoked_key_comes_back_only_as_a_key_its_caller_could_make(gateway: G
     assert again.status_code == 409 and "which was deleted" in again.json()["message"], again.text
 
 
+def test_a_workspace_key_naming_another_workspace_in_the_audit_trail_is_refused(
+        gateway: GatewayProcess, admin: Portkey) -> None:
+    """As the key listing answers it: a 403 whatever the workspace named, existing or not. It answered 200 with
+    the key's own workspace's events, as if they were the other's, and no such workspace was no 404."""
+    other = admin.admin.workspaces.create(name="Audited Other")
+    auditor = httpx.post(f"{gateway.url}/admin/api/api-keys/workspace/service", headers=AUTH, timeout=10,
+                         json={"name": "auditor", "workspace_id": "default", "scopes": ["audit_logs.list"]}).json()
+    auth = {"authorization": f"Bearer {auditor['key']}"}
+    for path in ("/admin/api/audit-logs", "/v1/audit-logs"):
+        answers = [httpx.get(f"{gateway.url}{path}", params={"workspace_id": ref}, headers=auth, timeout=10)
+                   for ref in (other.id, other.slug, "no-such-workspace")]
+        assert {(a.status_code, a.json()["message"]) for a in answers} == {
+            (403, "This API key may only act on its own workspace")}, [a.text for a in answers]
+        own = httpx.get(f"{gateway.url}{path}", params={"workspace_id": "default"}, headers=auth, timeout=10)
+        assert own.status_code == 200 and {e["workspace_id"] for e in own.json()["data"]} <= {"ws-default"}
+
+
 def test_a_key_lists_the_key_types_it_may_list_and_learns_nothing_of_other_workspaces(
         gateway: GatewayProcess, admin: Portkey) -> None:
     other = admin.admin.workspaces.create(name="Listed Other")

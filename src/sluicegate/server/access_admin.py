@@ -337,6 +337,8 @@ async def list_audit(request: web.Request) -> web.Response:
     # A misspelt filter was ignored, and the unfiltered trail came back.
     query = checked_query(request, _AUDIT_PARAMETERS, what="the audit trail")
     limit = audit_limit(query.get("limit", "100"))
+    # A workspace key naming another workspace was answered with its own workspace's events, as if the other's.
+    await own_workspace_named(request, caller, query.get("workspace_id"))
     # An id or a slug, as everywhere: a slug matched no event.
     workspace = await narrowed_workspace(_admin(request).engine, caller, query.get("workspace_id"))
     events = await list_events(_admin(request).engine, AuditFilter(
