@@ -544,6 +544,7 @@ def test_portkey_fields_the_gateway_does_not_model_are_taken(admin: Portkey) -> 
     made = admin.api_keys.create(type="workspace", sub_type="user", name="for a user", workspace_id=space.id,
                                  user_id="u-1", alert_emails=["ops@example.com"])
     assert made.key.startswith("sg-")
+    admin.api_keys.update(id=made.id, alert_emails=["oncall@example.com"])  # the SDK's update sends the id too
 
 
 # An expiry that has passed makes a key that can never be used: refused on create, and on update, where

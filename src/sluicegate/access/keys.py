@@ -24,11 +24,12 @@ from .workspaces import Missing, _text, only_fields, workspace_row
 
 MAX_NAME = 256
 # What a key's create and update bodies may hold (the limits are taken out and stored by server/limits_admin.py).
-# Portkey's ``user_id`` and ``alert_emails`` are taken and not modelled: users are not, nor are e-mails sent.
+# Portkey's ``user_id`` and ``alert_emails`` (on create and update) are taken and not modelled: users are
+# not, nor are e-mails sent.
 _KEY_FIELDS = ("name", "description", "scopes", "defaults", "permissions", "expires_at", "rate_limits",
                "usage_limits")
 CREATE_FIELDS = (*_KEY_FIELDS, "type", "sub_type", "sub-type", "workspace_id", "user_id", "alert_emails")
-UPDATE_FIELDS = (*_KEY_FIELDS, "status")
+UPDATE_FIELDS = (*_KEY_FIELDS, "status", "alert_emails")
 
 
 def key_json(row: Row[Any]) -> dict[str, Any]:
