@@ -119,6 +119,12 @@ async def test_one_record_in_full(engine, seeded):
     assert await query.get_log(engine, "nope") is None
 
 
+async def test_an_id_no_record_can_have_is_unknown_not_a_store_error(engine, seeded):
+    # GET /admin/api/logs/%00 was a 500 on PostgreSQL, which refuses a NUL in a text parameter.
+    for record_id in ("\x00", seeded[3]["id"] + "\x00", "a" * 10_000):
+        assert await query.get_log(engine, record_id) is None
+
+
 @pytest.mark.parametrize("group_by", ["none", "provider", "user", "metadata.team", "status", "cache_status"])
 async def test_analytics_totals_equal_the_sum_of_the_logs(engine, seeded, group_by):
     q = params.parse_analytics({"from": str(BASE / 1000), "to": str((BASE + 3 * HOUR) / 1000),
