@@ -299,6 +299,7 @@ BAD_QUERIES = [
     ("/logs", {"metadata.a\"": "x"}, "a metadata key holds no control characters, quotes"),
     ("/analytics", {"group_by": "metadata.\x00"}, "'group_by' must not hold a NUL character"),
     ("/logs", {"provider": "a\x00b"}, "'provider' must not hold a NUL character"),
+    ("/logs/0123456789abcdef0123456789abcdef", {"fields": "id"}, "Unknown query parameter 'fields'"),  # was ignored
 ]
 
 

@@ -152,6 +152,12 @@ def metadata_key(name: str, key: str) -> str:
     return key
 
 
+def no_parameters(params: Mapping[str, str]) -> None:
+    """One record's route takes none: a parameter given there is a mistake, said rather than ignored."""
+    for name in params:
+        raise BadRequest(f"Unknown query parameter '{name}'")
+
+
 def parse_page(params: Mapping[str, str]) -> Page:
     filter_ = parse_filter(params, allowed=("limit", "cursor"))
     limit = _int_param(params, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
