@@ -67,6 +67,19 @@ def test_span_headers_and_traceparent_are_stored(logged_gateway, log_api, upstre
         "span-2", "span-1", "answer", parent)
 
 
+def test_names_longer_than_their_columns_find_their_record(logged_gateway, log_api, upstream):
+    # Stored cut to 256 characters, a trace id was echoed whole, and filtering by it (or by the model asked
+    # for) found nothing.
+    trace, model = new_trace() + "-" + "t" * 300, "m-" + "m" * 300
+    client = openai.OpenAI(api_key="k", base_url=logged_gateway.v1,
+                           default_headers=direct(upstream, **{"x-portkey-trace-id": trace}))
+    raw = client.chat.completions.with_raw_response.create(model=model, messages=PROMPT)
+    assert raw.headers["x-portkey-trace-id"] == trace
+    record = log_api.one(trace)
+    assert (record["trace_id"], record["model"]) == (trace[:256], model[:256])
+    assert [r["id"] for r in log_api.wait(trace_id=f"{trace},other", model=model)] == [record["id"]]
+
+
 def test_an_upstream_error_and_its_attempt(logged_gateway, log_api, upstream):
     trace = new_trace()
     upstream.push(Reply(status=503, json={"error": {"message": "overloaded", "type": "server_error"}}))
@@ -286,6 +299,7 @@ BAD_QUERIES = [
     ("/logs", {"metadata.a\"": "x"}, "a metadata key holds no control characters, quotes"),
     ("/analytics", {"group_by": "metadata.\x00"}, "'group_by' must not hold a NUL character"),
     ("/logs", {"provider": "a\x00b"}, "'provider' must not hold a NUL character"),
+    ("/logs/0123456789abcdef0123456789abcdef", {"fields": "id"}, "Unknown query parameter 'fields'"),  # was ignored
 ]
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+
+import orjson
 import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 
@@ -45,6 +48,18 @@ def test_a_credential_that_is_not_utf8_is_scrubbed_in_every_form():
               "sk-poison%9A-0123456789"]  # in a URL
     for text in echoed:
         assert scrub(f"echo {text} end", secrets) == f"echo {REDACTED} end"
+
+
+def test_a_credential_is_scrubbed_as_json_writers_escape_it():
+    # A catalog credential with a quote, a backslash or a non-ASCII letter in it, echoed in an upstream's JSON
+    # error, reached the log and the client escaped (cat\\sec\"ret-\u00dc…): only "/" was looked for escaped.
+    secret = 'cat\\sec"ret/\u00dc\t-0123'
+    secrets = request_secrets(None, extra=[secret])
+    escaped = [orjson.dumps(secret).decode()[1:-1],  # most writers: quote, backslash, control characters
+               json.dumps(secret)[1:-1],  # Python's json: non-ASCII as \uXXXX too
+               json.dumps(secret)[1:-1].replace("/", "\\/")]  # PHP's: "/" as well
+    for text in escaped:
+        assert scrub(f'{{"error": "bad {text} end"}}', secrets) == f'{{"error": "bad {REDACTED} end"}}', text
 
 
 def test_scrub_replaces_every_occurrence():

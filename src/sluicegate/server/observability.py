@@ -40,6 +40,7 @@ async def list_logs(request: web.Request) -> web.Response:
 
 async def get_log(request: web.Request) -> web.Response:
     principal = require(request, "logs.view")
+    params.no_parameters(request.query)
     record = await query.get_log(request.config_dict[GATEWAY].telemetry.engine, request.match_info["log_id"])
     if record is None or not principal.sees_workspace(record["workspace_id"]):
         raise NotFound("No such log record")

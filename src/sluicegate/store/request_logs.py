@@ -28,11 +28,12 @@ from sqlalchemy import (
 from .tables import metadata
 
 NAME_MAX = 256  # names, ids and paths are cut to this before they are written (telemetry/rows.py)
+ID_LENGTH = 32  # the gateway's ids (ids.py)
 
 request_logs = Table(
     "request_logs",
     metadata,
-    Column("id", String(32), primary_key=True),
+    Column("id", String(ID_LENGTH), primary_key=True),
     Column("created_ms", BigInteger, nullable=False, index=True),
     Column("trace_id", String(NAME_MAX), nullable=True, index=True),
     Column("span_id", String(NAME_MAX), nullable=True),

@@ -16,6 +16,7 @@ import orjson
 
 from .. import numerals
 from ..errors import BadRequest
+from ..store.request_logs import NAME_MAX
 from ..types import METADATA_KEY_RULE, queryable_metadata_key
 
 DEFAULT_LIMIT = 50
@@ -128,7 +129,9 @@ def parse_filter(params: Mapping[str, str], allowed: Iterable[str] = ()) -> LogF
     if start is not None and end is not None and start >= end:
         raise BadRequest("'from' must be earlier than 'to'")
     codes, classes, errors = _statuses(params["status"]) if "status" in params else ((), (), None)
-    equals = {name: tuple(v for v in params[name].split(",") if v) for name in _EQUALS if name in params}
+    # A name is stored cut to its column (a trace id a client made longer is echoed whole): the value the
+    # client has finds it as stored.
+    equals = {name: tuple(v[:NAME_MAX] for v in params[name].split(",") if v) for name in _EQUALS if name in params}
     for name, values in equals.items():
         if not values:
             raise BadRequest(f"'{name}' must not be empty")
@@ -147,6 +150,12 @@ def metadata_key(name: str, key: str) -> str:
     if not queryable_metadata_key(key):
         raise BadRequest(f"{name!r}: a metadata key holds {METADATA_KEY_RULE}")
     return key
+
+
+def no_parameters(params: Mapping[str, str]) -> None:
+    """One record's route takes none: a parameter given there is a mistake, said rather than ignored."""
+    for name in params:
+        raise BadRequest(f"Unknown query parameter '{name}'")
 
 
 def parse_page(params: Mapping[str, str]) -> Page:

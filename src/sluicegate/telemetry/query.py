@@ -16,7 +16,7 @@ from sqlalchemy import Integer, and_, case, cast, func, literal, literal_column,
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
-from ..store.request_logs import request_attempts, request_logs
+from ..store.request_logs import ID_LENGTH, request_attempts, request_logs
 from ..types import CACHE_HIT, CACHE_MISS, CACHE_SEMANTIC_HIT, CACHE_SEMANTIC_MISS
 from .params import AnalyticsQuery, LogFilter, Page, encode_cursor
 
@@ -70,7 +70,7 @@ async def list_logs(engine: AsyncEngine, page: Page) -> dict[str, Any]:
 
 
 async def get_log(engine: AsyncEngine, record_id: str) -> dict[str, Any] | None:
-    if "\x00" in record_id:  # no id holds one, and PostgreSQL refuses it in a parameter (an error, not "none")
+    if not could_be_record_id(record_id):
         return None
     async with engine.connect() as conn:
         row = (await conn.execute(select(T).where(T.c.id == record_id))).first()
@@ -82,6 +82,12 @@ async def get_log(engine: AsyncEngine, record_id: str) -> dict[str, Any] | None:
     full["request_body"] = record["request_body"]
     full["response_body"] = record["response_body"]
     return full
+
+
+def could_be_record_id(text: str) -> bool:
+    """Whether a record may have this id: the column holds 32 characters, and a NUL (from ``/logs/%00``)
+    is refused by PostgreSQL as a parameter, which would be a store error for what is an unknown record."""
+    return len(text) <= ID_LENGTH and "\x00" not in text
 
 
 async def _attempts(conn: Any, ids: list[str]) -> dict[str, list[dict[str, Any]]]:

@@ -11,6 +11,7 @@ another JSON encoder's output carries it. Custom hosts lose their user-info, que
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
@@ -107,9 +108,18 @@ def _usable(values: Iterable[str]) -> tuple[str, ...]:
         # bytes they were, and also as a stored text carries them once decoded (U+FFFD for each).
         raw = _bytes_of(value)
         unique.add(quote(raw, safe=""))
-        unique.add(value.replace("/", "\\/"))
+        unique.update(_json_escaped(value))
         unique.add(raw.decode("utf-8", "replace"))
     return tuple(sorted(unique, key=len, reverse=True))
+
+
+def _json_escaped(value: str) -> tuple[str, ...]:
+    """The forms JSON writers give ``value`` inside a string (an upstream's error that echoes its request):
+    quotes, backslashes and control characters escaped (every writer), non-ASCII as ``\\uXXXX`` as well
+    (Python's json), and either with "/" as ``\\/`` (PHP's). The same as ``value`` for most credentials."""
+    plain = json.dumps(value, ensure_ascii=False)[1:-1]
+    ascii_only = json.dumps(value)[1:-1]
+    return plain, ascii_only, plain.replace("/", "\\/"), ascii_only.replace("/", "\\/")
 
 
 def _bytes_of(value: str) -> bytes:
