@@ -134,6 +134,11 @@ def ends_with_done(tail: bytes) -> bool:
     return False
 
 
+def carries_data(event: bytes) -> bool:
+    """Does the event have data (not only a comment, a keep-alive or a name)?"""
+    return _data_of(event)[0] is not None
+
+
 def _data_of(event: bytes) -> tuple[bytes | None, bytes]:
     name, data = b"", []
     for line in event.splitlines():
