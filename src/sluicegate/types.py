@@ -80,8 +80,10 @@ class RequestContext:
         get = self.headers.get
         values = []
         for name in names:
-            if self.authorization_consumed and name == "authorization":
-                continue  # it carried the gateway's own key
+            if name == "authorization" and self.api_key is None:
+                # It carried the gateway's own key (consumed), or an SDK's placeholder (Bearer OPENAI_API_KEY,
+                # DUMMY-KEY): no credential of the client's to forward, nor to win over a target's own.
+                continue
             value = get(name)
             if value is None:
                 value = get(name.replace("-", "_"))
