@@ -290,3 +290,14 @@ def test_a_responses_api_stream_dropped_mid_way_ends_with_an_error_event(gateway
         for event in client.responses.create(model="m", input="hi", stream=True):
             seen.append(event.type)
     assert seen == ["response.created", "response.output_text.delta"]
+
+
+def test_a_responses_api_error_event_before_the_start_keeps_its_message_and_status(gateway, upstream):
+    """The Responses API's error event holds its fields at the top ({"type": "error", "code", "message"}), not
+    under "error": a stream that began with one was answered 502 'upstream stream error', its message lost."""
+    error = {"type": "error", "code": "rate_limit_exceeded", "message": "Rate limit reached for m", "param": None,
+             "sequence_number": 0}
+    upstream.push(Reply(stream=[b"event: error\ndata: " + orjson.dumps(error) + b"\n\n"]))
+    response = post(gateway, "/responses", upstream, {"model": "m", "input": "hi", "stream": True})
+    assert response.status_code == 429, response.text
+    assert response.json()["error"]["message"] == "openai error: Rate limit reached for m"
