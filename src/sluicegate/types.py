@@ -67,7 +67,9 @@ class RequestContext:
     # Messages routes an x-api-key with it: then that header is consumed, never sent upstream); who it is,
     # once admitted (for the log).
     gateway_key: str | None = field(default=None, repr=False)
-    consumed_headers: tuple[str, ...] = ()  # the (lower-case) names of the headers that carried it
+    # The (lower-case) names of the headers never forwarded by name: they carried the gateway key, or an SDK's
+    # placeholder credential.
+    consumed_headers: tuple[str, ...] = ()
     workspace_id: str | None = None
     api_key_id: str | None = None
 
@@ -82,7 +84,9 @@ class RequestContext:
         values = []
         for name in names:
             if name in self.consumed_headers:
-                continue  # it carried the gateway's own key
+                # It carried the gateway's own key, or an SDK's placeholder (Bearer OPENAI_API_KEY, DUMMY-KEY):
+                # no credential of the client's to forward, nor to win over a target's own.
+                continue
             value = get(name)
             if value is None:
                 value = get(name.replace("-", "_"))

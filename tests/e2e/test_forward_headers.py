@@ -108,6 +108,20 @@ def test_client_list_does_not_reach_a_target_with_its_own_list_or_key(gw, privat
     assert_nothing_private(commercial.last)
 
 
+@pytest.mark.parametrize("where", ["request", "config"])
+def test_the_sdks_placeholder_credential_is_not_forwarded(gw, private, where):
+    """Without Authorization=, portkey-ai's inner OpenAI client sends 'Bearer OPENAI_API_KEY': listed in a
+    forward list, that placeholder reached the model server (and would win over a target's own api_key)."""
+    if where == "request":
+        client = Portkey(base_url=gw.v1, provider="openai", custom_host=private.v1, forward_headers=["Authorization"])
+    else:
+        client = Portkey(base_url=gw.v1, config={"provider": "openai", "custom_host": private.v1,
+                                                  "api_key": "sk-target-own", "forward_headers": ["Authorization"]})
+    client.chat.completions.create(**CHAT)
+    expected = None if where == "request" else "Bearer sk-target-own"
+    assert lowered(private.last).get("authorization") == expected
+
+
 def test_node_sdk_wire_form_camel_case_list(gw, private):
     """What the Node SDK sends for the seed's NodeJS tab: its camelCase list and the raw kebab headers."""
     response = httpx.post(f"{gw.v1}/chat/completions", json=CHAT, timeout=30, headers={

@@ -115,6 +115,23 @@ def test_a_refused_request_is_logged_too(logged_gateway, log_api):
     assert record["status"] == 400 and record["error"]["type"] == "bad_request" and record["attempts"] == []
 
 
+@pytest.mark.parametrize(("header", "value"), [
+    ("x-portkey-metadata", "not json"), ("x-portkey-request-timeout", "0"), ("x-portkey-forward-headers", "host"),
+    ("x-portkey-strict-open-ai-compliance", "maybe"), ("x-portkey-cache-force-refresh", "maybe"),
+    ("x-portkey-virtual-key", "other"),
+])
+def test_a_refused_header_still_echoes_and_logs_the_trace_id(logged_gateway, log_api, header, value):
+    """A header refused as it was read lost the client's trace id: the 400 carried none and its log row had
+    none, so the client could not find the refusal by the id it sent."""
+    trace = new_trace()
+    response = httpx.post(f"{logged_gateway.v1}/chat/completions", json={"messages": PROMPT},
+                          headers={"x-portkey-provider": "openai", "x-portkey-trace-id": trace, header: value})
+    assert response.status_code == 400, response.text
+    assert response.headers["x-portkey-trace-id"] == trace
+    record = log_api.one(trace)
+    assert record["status"] == 400 and record["error"]["type"] == "bad_request"
+
+
 @pytest.mark.parametrize("sdk", ["portkey", "openai"])
 def test_a_stream_logs_its_usage_and_time_to_first_token(logged_gateway, log_api, upstream, sdk):
     trace = new_trace()

@@ -254,3 +254,50 @@ def test_client_disconnect_cancels_the_upstream_stream(gateway, upstream):
     while upstream.aborted_streams == 0 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert upstream.aborted_streams == 1
+
+
+def _responses_events(*deltas: str) -> list[bytes]:
+    """An OpenAI Responses API stream: named events without ``choices``, ended by response.completed (no [DONE])."""
+    response = {"id": "resp_1", "object": "response", "created_at": 1, "status": "in_progress", "model": "m",
+                "output": [], "parallel_tool_calls": True, "tool_choice": "auto", "tools": []}
+    events = [("response.created", {"type": "response.created", "sequence_number": 0, "response": response})]
+    for number, delta in enumerate(deltas, 1):
+        events.append(("response.output_text.delta", {
+            "type": "response.output_text.delta", "sequence_number": number, "item_id": "msg_1",
+            "output_index": 0, "content_index": 0, "delta": delta, "logprobs": []}))
+    events.append(("response.completed", {"type": "response.completed", "sequence_number": len(deltas) + 1,
+                                          "response": {**response, "status": "completed"}}))
+    return [b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n" for name, data in events]
+
+
+def test_a_responses_api_stream_is_relayed_through_the_passthrough(gateway, upstream):
+    """/v1/responses with stream=True (the OpenAI Agents SDK's call) was held back for want of a chat chunk
+    with content, then failed as a 502 'stream ended before any content'."""
+    upstream.push(Reply(stream=_responses_events("Hel", "lo")))
+    client = openai.OpenAI(api_key="k", base_url=gateway.v1, default_headers=direct(upstream), max_retries=0)
+    events = list(client.responses.create(model="m", input="hi", stream=True))
+    assert [event.type for event in events] == ["response.created", "response.output_text.delta",
+                                                "response.output_text.delta", "response.completed"]
+    assert "".join(event.delta for event in events if event.type == "response.output_text.delta") == "Hello"
+    assert upstream.last.path == "/v1/responses"
+
+
+def test_a_responses_api_stream_dropped_mid_way_ends_with_an_error_event(gateway, upstream):
+    upstream.push(Reply(stream=_responses_events("one", "two", "three"), drop_after=2))
+    client = openai.OpenAI(api_key="k", base_url=gateway.v1, default_headers=direct(upstream), max_retries=0)
+    seen = []
+    with pytest.raises(openai.APIError, match="upstream"):
+        for event in client.responses.create(model="m", input="hi", stream=True):
+            seen.append(event.type)
+    assert seen == ["response.created", "response.output_text.delta"]
+
+
+def test_a_responses_api_error_event_before_the_start_keeps_its_message_and_status(gateway, upstream):
+    """The Responses API's error event holds its fields at the top ({"type": "error", "code", "message"}), not
+    under "error": a stream that began with one was answered 502 'upstream stream error', its message lost."""
+    error = {"type": "error", "code": "rate_limit_exceeded", "message": "Rate limit reached for m", "param": None,
+             "sequence_number": 0}
+    upstream.push(Reply(stream=[b"event: error\ndata: " + orjson.dumps(error) + b"\n\n"]))
+    response = post(gateway, "/responses", upstream, {"model": "m", "input": "hi", "stream": True})
+    assert response.status_code == 429, response.text
+    assert response.json()["error"]["message"] == "openai error: Rate limit reached for m"

@@ -94,10 +94,13 @@ class PassthroughStream:
             kind, message, status = sse.classify_event(event)
             if kind == sse.ERROR:
                 return Opening(FAILED, message, status)
-            if kind in (sse.CONTENT, sse.DONE):
+            if self._starts(kind, event):
                 return START
         self._scanned = len(self._held) - len(rest)  # resume after the last complete event
         return HOLD
+
+    def _starts(self, kind: str, event: bytes) -> bool:
+        return kind in (sse.CONTENT, sse.DONE)
 
     def head(self) -> bytes:
         self._tail = self._held[-_TAIL:]
@@ -134,6 +137,23 @@ class PassthroughStream:
         return None  # the log reads the usage chunk from the relayed bytes
 
 
+class ProxyStream(PassthroughStream):
+    """A stream on a passthrough path (``/v1/responses``, a server's own streaming route): not a Chat
+    Completions stream, so neither its content nor its end can be judged by that shape (the Responses API's
+    events carry no ``choices`` and end with ``response.completed``, never ``[DONE]``: held back as "no
+    content" they failed as a 502). It starts with its first event that carries data and ends cleanly when
+    the upstream ends it; an error event is still one (before the start: a failed attempt, after it: a
+    failed stream), and a broken connection is the relay's to tell."""
+
+    __slots__ = ()
+
+    def _starts(self, kind: str, event: bytes) -> bool:
+        return kind != sse.EMPTY or sse.carries_data(event)
+
+    def end_failure(self) -> str | None:
+        return _SENT_AN_ERROR if self._error else None
+
+
 class Passthrough:
     """OpenAI in, OpenAI out: the client's bytes go upstream untouched unless the gateway edited the body."""
 
@@ -158,7 +178,17 @@ class Passthrough:
         return None
 
 
+class Proxy(Passthrough):
+    """A passthrough path: the bytes both ways as they are, a stream judged only by its errors."""
+
+    __slots__ = ()
+
+    def stream_decoder(self) -> PassthroughStream:
+        return ProxyStream()
+
+
 _PASSTHROUGH = Passthrough()  # stateless: one for every request
+PROXY = Proxy()
 _COUNT_TOKENS = CountTokensEstimate()
 
 
@@ -196,6 +226,8 @@ class OpenAISpec:
             return MessagesOverChat(origin)
         if endpoint == "count_tokens":
             return _COUNT_TOKENS
+        if endpoint == "proxy":
+            return PROXY
         return _PASSTHROUGH
 
 

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import orjson
 
-from .translate.errors import stream_error_status
+from .translate.errors import stream_error_object, stream_error_status
 
 # Two line ends in a row: an event's end. A CR followed by LF is one line end (CRLF), not two.
 _EVENT_END = re.compile(rb"(?:\r\n|\r(?!\n)|\n)(?:\r\n|\r(?!\n)|\n)")
@@ -134,6 +134,11 @@ def ends_with_done(tail: bytes) -> bool:
     return False
 
 
+def carries_data(event: bytes) -> bool:
+    """Does the event have data (not only a comment, a keep-alive or a name)?"""
+    return _data_of(event)[0] is not None
+
+
 def _data_of(event: bytes) -> tuple[bytes | None, bytes]:
     name, data = b"", []
     for line in event.splitlines():
@@ -157,7 +162,7 @@ def classify_event(event: bytes) -> tuple[str, str | None, int | None]:
     except orjson.JSONDecodeError:
         return CONTENT, None, None  # not ours to judge; relay it
     if name == b"error" or (isinstance(chunk, dict) and "error" in chunk):
-        error = chunk.get("error") if isinstance(chunk, dict) else None
+        error = stream_error_object(chunk)
         message = error.get("message") if isinstance(error, dict) else error
         return ERROR, str(message or "upstream stream error"), stream_error_status(chunk)
     return (CONTENT if has_content(chunk) else EMPTY), None, None

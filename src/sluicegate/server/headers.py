@@ -135,8 +135,26 @@ def _provider(named: str | None, virtual_key: str) -> str | None:
 
 
 def parse_request_headers(headers: CIMultiDictProxy[str]) -> RequestContext:
-    get = headers.get
-    ctx = RequestContext(headers=headers, trace_id=get("x-portkey-trace-id") or time_sorted_id())
+    ctx = traced_context(headers)
+    read_request_headers(ctx)
+    return ctx
+
+
+def traced_context(headers: CIMultiDictProxy[str]) -> RequestContext:
+    """The request's context with only its trace id (the client's, or a new one): known before any header
+    can be refused, so that a refusal still echoes it and the request log stores it."""
+    return RequestContext(headers=headers, trace_id=headers.get("x-portkey-trace-id") or time_sorted_id())
+
+
+def read_request_headers(ctx: RequestContext) -> None:
+    """The rest of ``ctx`` from its headers; a BadRequest for a header that says nothing valid. The
+    credentials are read first: a refusal's log row is scrubbed of them like any other's."""
+    get = ctx.headers.get
+    authorization = get("authorization")
+    ctx.api_key = bearer_credential(authorization)
+    if authorization is not None and ctx.api_key is None:  # an SDK's placeholder: not to be forwarded
+        ctx.consumed_headers = ("authorization",)
+    _take_gateway_key(ctx, get("x-portkey-api-key"))
     virtual_key = get(VIRTUAL_KEY)
     provider = (get("x-portkey-provider") or "").strip() or None
     ctx.provider = provider if virtual_key is None else _provider(provider, virtual_key)
@@ -148,8 +166,6 @@ def parse_request_headers(headers: CIMultiDictProxy[str]) -> RequestContext:
     timeout = get("x-portkey-request-timeout")
     if timeout is not None:
         ctx.request_timeout_ms = parse_timeout(timeout)
-    ctx.api_key = bearer_credential(get("authorization"))
-    _take_gateway_key(ctx, get("x-portkey-api-key"))
     metadata = get("x-portkey-metadata")
     if metadata:
         ctx.metadata = parse_metadata(metadata)
@@ -161,4 +177,3 @@ def parse_request_headers(headers: CIMultiDictProxy[str]) -> RequestContext:
     ctx.traceparent = get("traceparent")
     ctx.cache_namespace = (get("x-portkey-cache-namespace") or "").strip() or None
     ctx.cache_force_refresh = parse_bool(get(FORCE_REFRESH), FORCE_REFRESH) is True
-    return ctx

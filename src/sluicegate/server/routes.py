@@ -17,7 +17,7 @@ from ..types import Call, Outcome, RequestContext
 from .appkeys import GATEWAY, TRACE_ID
 from .bodies import read_body
 from .gateway import Gateway
-from .headers import parse_request_headers, take_x_api_key
+from .headers import read_request_headers, take_x_api_key, traced_context
 from .messages import ENDPOINTS as MESSAGES_ENDPOINTS
 from .messages import check_messages_body, in_anthropic_envelope
 from .middleware import Handler, answer_for
@@ -99,8 +99,9 @@ async def _read_request(request: web.Request, gateway: Gateway, record: RequestR
 
 def _read_headers(request: web.Request, record: RequestRecord) -> RequestContext:
     """The request's headers, parsed once: from here on a refusal echoes its trace id and the log stores it."""
-    ctx = record.ctx = parse_request_headers(request.headers)
+    ctx = record.ctx = traced_context(request.headers)
     request[TRACE_ID] = ctx.trace_id
+    read_request_headers(ctx)  # may refuse a header: after the trace id, which the refusal then echoes
     return ctx
 
 

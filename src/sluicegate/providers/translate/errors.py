@@ -116,11 +116,21 @@ def error_status(error: object) -> int | None:
     return None
 
 
+def stream_error_object(event: object) -> object:
+    """The error object of a stream's error event: under "error" (Chat Completions, Anthropic), or the
+    event itself for the Responses API's ``{"type": "error", "code": …, "message": …}``."""
+    if not isinstance(event, dict):
+        return None
+    if "error" not in event and event.get("type") == "error":
+        return event
+    return event.get("error")
+
+
 def stream_error_status(event: object) -> int | None:
-    """The HTTP status an error event stands for (either API's shape: the error object under "error"), so
-    that retries and fallbacks judge a stream that failed with it as the same error answered before a
-    stream; None when it names none."""
-    return error_status(event.get("error") if isinstance(event, dict) else None)
+    """The HTTP status an error event stands for (its error object: ``stream_error_object``), so that retries
+    and fallbacks judge a stream that failed with it as the same error answered before a stream; None when
+    it names none."""
+    return error_status(stream_error_object(event))
 
 
 def stream_error_type(chunk_error: object) -> str:
