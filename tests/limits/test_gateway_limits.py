@@ -244,13 +244,87 @@ def test_a_key_cannot_lift_its_own_limits_nor_a_workspace_key_its_workspaces(gat
     assert [r.status_code for r in refused] == [403] * len(refused), [(r.request.url.path, r.text) for r in refused]
     assert all("usage limits" in r.json()["message"] for r in refused), [r.text for r in refused]
     assert httpx.get(f"{limits}/key/{key_id}", headers=own, timeout=30).status_code == 200
-    assert httpx.put(f"{limits}/key/{other_id}", headers=own, json=lifted, timeout=30).status_code == 200
+    tighter = {"rate_limits": [{"type": "requests", "unit": "rpm", "value": 1}],
+               "usage_limits": {"type": "tokens", "credit_limit": 500}}
+    assert httpx.put(f"{limits}/key/{other_id}", headers=own, json=tighter, timeout=30).status_code == 200
     shown = httpx.get(f"{limits}/key/{key_id}", headers=ADMIN, timeout=30).json()
     assert shown["rate_limits"] == [{"type": "requests", "unit": "rpm", "value": 1}]  # unchanged
     head = headers(secret, upstream)
     statuses = [httpx.post(f"{gateway.v1}/chat/completions", headers=head, json=chat(), timeout=30).status_code
                 for _ in range(2)]
     assert statuses == [200, 429]
+
+
+# A key bound by limits gives no key looser ones, on every route that sets them: else it sheds its limits by
+# making (or loosening) a key without them and using that one. (case, method, path, body, words of the 403)
+SHEDDING = [
+    ("a new key without limits", "POST", "/v1/api-keys/workspace/service", {}, "a requests rate limit of at most 2"),
+    ("a new key with a higher rate", "POST", "/v1/api-keys/workspace/service",
+     {"rate_limits": [{"type": "requests", "unit": "rpm", "value": 3}], "usage_limits": {"type": "tokens",
+                                                                                      "credit_limit": 100}},
+     "a requests rate limit of at most 2 rpm"),
+    ("a new key whose rate is per hour", "POST", "/v1/api-keys/workspace/service",
+     {"rate_limits": [{"type": "requests", "unit": "rph", "value": 1}]}, "of at most 2 rpm"),
+    ("a new key without the budget", "POST", "/v1/api-keys/workspace/service",
+     {"rate_limits": [{"type": "requests", "unit": "rpm", "value": 2}]}, "a tokens budget of at most 100"),
+    ("a new key whose budget refills", "POST", "/v1/api-keys/workspace/service",
+     {"rate_limits": [{"type": "requests", "unit": "rpm", "value": 2}],
+      "usage_limits": {"type": "tokens", "credit_limit": 100, "periodic_reset": "daily"}}, "(no reset)"),
+    ("a new key with a cost budget instead", "POST", "/v1/api-keys/workspace/service",
+     {"rate_limits": [{"type": "requests", "unit": "rpm", "value": 2}],
+      "usage_limits": {"type": "cost", "credit_limit": 1}}, "a tokens budget"),
+    ("another key's rate raised", "PUT", "/v1/api-keys/{other}",
+     {"rate_limits": [{"type": "requests", "unit": "rpm", "value": 50}]}, "of at most 2 rpm"),
+    ("another key's budget cleared", "PUT", "/admin/api/limits/key/{other}", {"usage_limits": None},
+     "a tokens budget"),
+    ("another key's limits deleted", "DELETE", "/admin/api/limits/key/{other}", None, "rate limit of at most 2"),
+    ("another key's usage reset", "POST", "/admin/api/limits/key/{other}/reset", None, "cannot reset"),
+]
+
+
+@pytest.mark.parametrize(("case", "method", "path", "body", "words"), SHEDDING, ids=[c[0] for c in SHEDDING])
+def test_a_key_with_limits_gives_no_key_looser_ones(gateway: GatewayProcess, case: str, method: str, path: str,
+                                                   body: dict | None, words: str) -> None:
+    space = httpx.post(f"{gateway.v1}/admin/workspaces", headers=ADMIN, timeout=30,
+                       json={"name": "Team"}).json()["id"]
+    scopes = ["completions.write", "workspace_service_api_keys.*", "organisation_service_api_keys.*"]
+    bound = {"rate_limits": [{"type": "requests", "unit": "rpm", "value": 2}],
+             "usage_limits": {"type": "tokens", "credit_limit": 100}}
+    made = {}
+    for name in ("creator", "other"):
+        answer = httpx.post(f"{gateway.v1}/api-keys/workspace/service", headers=ADMIN, timeout=30,
+                            json={"name": name, "workspace_id": space, "scopes": scopes, **bound})
+        assert answer.status_code == 200, answer.text
+        made[name] = answer.json()
+    own = {"Authorization": f"Bearer {made['creator']['key']}"}
+    keys_before = httpx.get(f"{gateway.v1}/api-keys", headers=ADMIN, timeout=30).json()["data"]
+    sent = {"name": "shed", "scopes": ["completions.write"], **(body or {})} if method == "POST" and body is not None \
+        else body
+    answer = httpx.request(method, gateway.url + path.format(other=made["other"]["id"]), headers=own,
+                           json=sent, timeout=30)
+    assert answer.status_code == 403, (case, answer.text)
+    assert words in answer.json()["message"], (case, answer.json()["message"])
+    assert httpx.get(f"{gateway.v1}/api-keys", headers=ADMIN, timeout=30).json()["data"] == keys_before
+    other = httpx.get(f"{gateway.url}/admin/api/limits/key/{made['other']['id']}", headers=ADMIN, timeout=30).json()
+    assert (other["rate_limits"], other["usage_limits"]["credit_limit"]) == (bound["rate_limits"], 100)
+
+
+def test_a_key_with_limits_may_give_limits_as_tight_and_the_admin_any(gateway: GatewayProcess) -> None:
+    space = httpx.post(f"{gateway.v1}/admin/workspaces", headers=ADMIN, timeout=30, json={"name": "Team"}).json()["id"]
+    answer = httpx.post(f"{gateway.v1}/api-keys/workspace/service", headers=ADMIN, timeout=30, json={
+        "name": "creator", "workspace_id": space, "scopes": ["completions.write", "workspace_service_api_keys.*"],
+        "rate_limits": [{"type": "requests", "unit": "rpm", "value": 2}],
+        "usage_limits": {"type": "tokens", "credit_limit": 100, "periodic_reset": "daily"}})
+    own = {"Authorization": f"Bearer {answer.json()['key']}"}
+    tighter = {"name": "tighter", "scopes": ["completions.write"],
+               "rate_limits": [{"type": "requests", "unit": "rpm", "value": 1},
+                               {"type": "tokens", "unit": "rpd", "value": 10}],
+               "usage_limits": {"type": "tokens", "credit_limit": 50, "periodic_reset": "monthly"}}
+    made = httpx.post(f"{gateway.v1}/api-keys/workspace/service", headers=own, json=tighter, timeout=30)
+    assert made.status_code == 200, made.text
+    loosened = httpx.put(f"{gateway.v1}/api-keys/{made.json()['id']}", headers=ADMIN, timeout=30,
+                         json={"rate_limits": [], "usage_limits": None})
+    assert loosened.status_code == 200, loosened.text
 
 
 def test_a_workspace_is_named_by_id_or_slug_and_an_unknown_subject_is_a_404(gateway: GatewayProcess,

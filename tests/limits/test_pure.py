@@ -9,7 +9,14 @@ import pytest
 
 from sluicegate.limits.checks import BUDGET, RATE, Estimate, Subject, Usage, actual_amount, plan
 from sluicegate.limits.estimate import DEFAULT_COMPLETION_TOKENS, cost, reserved_tokens
-from sluicegate.limits.model import LimitError, Limits, parse_limits, parse_rate_limits, parse_usage_limits
+from sluicegate.limits.model import (
+    LimitError,
+    Limits,
+    looser_part,
+    parse_limits,
+    parse_rate_limits,
+    parse_usage_limits,
+)
 from sluicegate.limits.periods import period_end_ms, period_id, retry_after_s
 
 
@@ -223,3 +230,33 @@ def test_the_limits_are_those_of_the_provider_routing_reaches(headers, model, co
     state.root = parsed(config) if config is not None else None
     subjects, slug, _ = LimitStep(None, _EveryProviderLimited()).subjects(state)  # type: ignore[arg-type]
     assert slug == reached and [s.id for s in subjects] == ([reached] if reached else [])
+
+
+RPM2 = {"type": "requests", "unit": "rpm", "value": 2}
+BUDGET_100 = {"type": "tokens", "credit_limit": 100, "periodic_reset": "weekly"}
+LOOSER = [  # (limits, bound, what is lacking: None when they bind as tightly)
+    ({}, {}, None),
+    ({"rate_limits": [RPM2]}, {}, None),
+    ({}, {"rate_limits": [RPM2]}, "a requests rate limit of at most 2 rpm"),
+    ({"rate_limits": [{**RPM2, "value": 1}]}, {"rate_limits": [RPM2]}, None),
+    ({"rate_limits": [{**RPM2, "value": 3}]}, {"rate_limits": [RPM2]}, "a requests rate limit of at most 2 rpm"),
+    ({"rate_limits": [{**RPM2, "unit": "rph"}]}, {"rate_limits": [RPM2]}, "a requests rate limit of at most 2 rpm"),
+    ({"rate_limits": [{**RPM2, "type": "tokens"}]}, {"rate_limits": [RPM2]}, "a requests rate limit of at most 2"),
+    ({"rate_limits": [RPM2, {**RPM2, "value": 9}]}, {"rate_limits": [RPM2]}, None),  # the tighter one binds
+    ({"usage_limits": BUDGET_100}, {"usage_limits": BUDGET_100}, None),
+    ({"usage_limits": {**BUDGET_100, "credit_limit": 100.5}}, {"usage_limits": BUDGET_100},
+     "a tokens budget of at most 100 (reset weekly or less often)"),
+    ({"usage_limits": {**BUDGET_100, "periodic_reset": "monthly"}}, {"usage_limits": BUDGET_100}, None),
+    ({"usage_limits": {**BUDGET_100, "periodic_reset": None}}, {"usage_limits": BUDGET_100}, None),
+    ({"usage_limits": {**BUDGET_100, "periodic_reset": "daily"}}, {"usage_limits": BUDGET_100},
+     "a tokens budget of at most 100 (reset weekly or less often)"),
+    ({"usage_limits": {**BUDGET_100, "periodic_reset": "monthly"}},
+     {"usage_limits": {**BUDGET_100, "periodic_reset": None}}, "a tokens budget of at most 100 (no reset)"),
+    ({"usage_limits": {**BUDGET_100, "type": "cost"}}, {"usage_limits": BUDGET_100}, "a tokens budget"),
+]
+
+
+@pytest.mark.parametrize(("limits", "bound", "lacking"), LOOSER)
+def test_looser_part_names_what_a_key_lacks_to_bind_as_tightly(limits: dict, bound: dict, lacking: str | None) -> None:
+    found = looser_part(parse_limits(limits), parse_limits(bound))
+    assert found == lacking if lacking is None or found is None else found.startswith(lacking)

@@ -67,6 +67,25 @@ class Limits:
 
 
 NO_LIMITS = Limits()
+# How often a budget refills, most often first: for the same credit, a later one binds tighter (never: tightest).
+_REFILLS = {"daily": 0, "weekly": 1, "monthly": 2, None: 3}
+
+
+def looser_part(limits: Limits, bound: Limits) -> str | None:
+    """What ``limits`` lacks to bind at least as tightly as ``bound`` (a rate limit of each of bound's type
+    and unit with no higher value; a budget of bound's type with no higher credit that refills no more often),
+    said as what is needed; None when nothing is lacking."""
+    for needed in bound.rate_limits:
+        if not any(rate.type == needed.type and rate.unit == needed.unit and rate.value <= needed.value
+                   for rate in limits.rate_limits):
+            return f"a {needed.type} rate limit of at most {needed.value} {needed.unit}"
+    needed_budget, budget = bound.usage_limits, limits.usage_limits
+    if needed_budget is not None and (
+            budget is None or budget.type != needed_budget.type or budget.credit_limit > needed_budget.credit_limit
+            or _REFILLS[budget.periodic_reset] < _REFILLS[needed_budget.periodic_reset]):
+        refill = f"reset {needed_budget.periodic_reset} or less often" if needed_budget.periodic_reset else "no reset"
+        return f"a {needed_budget.type} budget of at most {needed_budget.credit_limit:g} ({refill})"
+    return None
 
 
 def _number(value: object, field: str, *, integer: bool = False) -> float:

@@ -223,6 +223,7 @@ async def create_key(request: web.Request) -> web.Response:
     _no_escalation(caller, list(DEFAULT_SCOPES) if scopes is None else scopes)  # the default is granted too
     await _no_wider_key(request, caller, body, creating=True)
     limits = limits_admin.split(request, "key", body)
+    await limits_admin.check_within_callers(request, caller, "key", None, limits)
     view, secret = await _admin(request).keys.create(body, actor=caller.actor)
     await limits_admin.save(request, "key", view["id"], limits)
     await _written(request)
@@ -295,6 +296,7 @@ async def update_key(request: web.Request) -> web.Response:
     limits = limits_admin.split(request, "key", body)
     if limits:
         limits_admin.check_may_change(caller, "key", view["id"])
+        await limits_admin.check_within_callers(request, caller, "key", view["id"], limits)
     updated = await _admin(request).keys.update(view["id"], body, actor=caller.actor) if body else view
     await limits_admin.save(request, "key", view["id"], limits)
     await _written(request)

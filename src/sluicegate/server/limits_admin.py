@@ -24,6 +24,7 @@ from ..catalog.entries import NotInCatalog
 from ..errors import BadRequest
 from ..jsontext import stored_json_object
 from ..limits.checks import Subject
+from ..limits.model import looser_part, parse_limits
 from ..limits.store import KINDS, validated
 from ..store.tables import providers
 from .appkeys import GATEWAY
@@ -77,8 +78,8 @@ def _kind(request: web.Request) -> str:
     return kind
 
 
-async def _subject(request: web.Request, action: str) -> tuple[str, str]:
-    """(kind, the id its limits are stored under) of an existing subject the caller may act on."""
+async def _subject(request: web.Request, action: str) -> tuple[str, str, Principal]:
+    """(kind, the id its limits are stored under, the caller) of an existing subject the caller may act on."""
     kind = _kind(request)
     caller = require(request, f"{SCOPES[kind]}.{action}")
     ref = request.match_info["id"]
@@ -87,7 +88,7 @@ async def _subject(request: web.Request, action: str) -> tuple[str, str]:
         check_workspace(caller, workspace, f"{kind.capitalize()} {ref[:80]}")
     if action == "update":
         check_may_change(caller, kind, subject_id)
-    return kind, subject_id
+    return kind, subject_id, caller
 
 
 async def stored_subject(engine: AsyncEngine, kind: str, ref: str) -> tuple[str, str | None]:
@@ -107,6 +108,32 @@ async def stored_subject(engine: AsyncEngine, kind: str, ref: str) -> tuple[str,
     return ref, found.workspace_id
 
 
+async def check_within_callers(request: web.Request, caller: Principal, kind: str, subject_id: str | None,
+                               found: dict[str, Any]) -> None:
+    """A key with limits of its own gives no key limits looser than its own (``found``: the fields a create or
+    update sets; the key's others stay as stored): else it could shed its limits by making a key without
+    them, and using that one. The admin token, and a key without limits, may set any."""
+    if kind != "key" or caller.key_id is None:
+        return
+    repository = request.config_dict[GATEWAY].limits.repository
+    own = parse_limits(await repository.get("key", caller.key_id))
+    if own.empty:
+        return
+    stored = await repository.get("key", subject_id) if subject_id is not None else {}
+    needed = looser_part(parse_limits({**stored, **found}), own)
+    if needed is not None:
+        raise Forbidden(f"This API key has usage limits, so a key it makes or changes needs limits as tight: "
+                        f"{needed}")
+
+
+async def check_may_lift(request: web.Request, caller: Principal, kind: str) -> None:
+    """Refilling a key's budget is lifting its limit: not for a key bound by limits of its own (it could make
+    a key as limited as itself and refill that key's budget at will)."""
+    if kind == "key" and caller.key_id is not None and \
+            not parse_limits(await request.config_dict[GATEWAY].limits.repository.get("key", caller.key_id)).empty:
+        raise Forbidden("An API key with usage limits cannot reset a key's usage")
+
+
 def check_may_change(caller: Principal, kind: str, subject_id: str) -> None:
     """Limits bind the caller, so lifting them is the admin's: a key may not change its own, nor a workspace
     key its workspace's (here and on the keys' and workspaces' own routes)."""
@@ -118,7 +145,7 @@ def check_may_change(caller: Principal, kind: str, subject_id: str) -> None:
 
 async def get_limits(request: web.Request) -> web.Response:
     """The subject's limits and its budget usage this period (``used``; null without a budget)."""
-    kind, subject_id = await _subject(request, "read")
+    kind, subject_id, _ = await _subject(request, "read")
     gateway = request.config_dict[GATEWAY]
     view = await gateway.limits.repository.get(kind, subject_id)
     limits = gateway.limits.snapshot.limits.get((kind, subject_id))
@@ -131,7 +158,8 @@ async def put_limits(request: web.Request) -> web.Response:
     body = stored_json_object(await read_at_most(request, MAX_LIMITS_BODY) or b"{}", invalid="body: not valid JSON",
                               not_object="body: expected a JSON object {rate_limits, usage_limits, prices}")
     validated(kind, body)  # a bad body is a 400 before the 404 of an unknown subject
-    _, subject_id = await _subject(request, "update")
+    _, subject_id, caller = await _subject(request, "update")
+    await check_within_callers(request, caller, kind, subject_id, body)
     gateway = request.config_dict[GATEWAY]
     _refuse_per_worker_counting(gateway.settings)
     view = await gateway.limits.repository.set(kind, subject_id, body)
@@ -140,7 +168,8 @@ async def put_limits(request: web.Request) -> web.Response:
 
 
 async def delete_limits(request: web.Request) -> web.Response:
-    kind, subject_id = await _subject(request, "update")
+    kind, subject_id, caller = await _subject(request, "update")
+    await check_within_callers(request, caller, kind, subject_id, {"rate_limits": None, "usage_limits": None})
     gateway = request.config_dict[GATEWAY]
     await gateway.limits.repository.delete(kind, subject_id)
     await gateway.limits.refresh()
@@ -148,7 +177,8 @@ async def delete_limits(request: web.Request) -> web.Response:
 
 
 async def reset_usage(request: web.Request) -> web.Response:
-    kind, subject_id = await _subject(request, "update")
+    kind, subject_id, caller = await _subject(request, "update")
+    await check_may_lift(request, caller, kind)
     gateway = request.config_dict[GATEWAY]
     await gateway.limiter.reset(f"{kind}:{subject_id}:")
     return _json({"reset": True})
