@@ -63,10 +63,11 @@ class RequestContext:
     traceparent: str | None = None
     cache_namespace: str | None = None  # x-portkey-cache-namespace: shares entries across scopes on purpose
     cache_force_refresh: bool = False  # x-portkey-cache-force-refresh: true
-    # The gateway API key (x-portkey-api-key, or an Authorization bearer with the key prefix: then the
-    # Authorization header is consumed, never sent upstream); who it is, once admitted (for the log).
+    # The gateway API key (x-portkey-api-key, or an Authorization bearer with the key prefix, or on the Messages
+    # routes an x-api-key with it: then that header is consumed, never sent upstream); who it is, once admitted
+    # (for the log).
     gateway_key: str | None = field(default=None, repr=False)
-    authorization_consumed: bool = False
+    consumed_headers: tuple[str, ...] = ()
     workspace_id: str | None = None
     api_key_id: str | None = None
 
@@ -80,7 +81,7 @@ class RequestContext:
         get = self.headers.get
         values = []
         for name in names:
-            if self.authorization_consumed and name == "authorization":
+            if name in self.consumed_headers:
                 continue  # it carried the gateway's own key
             value = get(name)
             if value is None:

@@ -103,10 +103,24 @@ def _take_gateway_key(ctx: RequestContext, header: str | None) -> None:
     is no key), else a Bearer credential carrying the key prefix, which is then never forwarded upstream."""
     key = (header or "").strip() or None
     if ctx.api_key is not None and ctx.api_key.startswith(KEY_PREFIX):
-        ctx.authorization_consumed = True
+        ctx.consumed_headers = ("authorization",)
         key = key or ctx.api_key
         ctx.api_key = None
     ctx.gateway_key = key
+
+
+def take_x_api_key(ctx: RequestContext) -> None:
+    """On the Messages routes, ``x-api-key`` is a credential as ``Authorization`` is: the anthropic SDKs and
+    Claude Code send their api key there. With the key prefix it is the gateway API key (Portkey's snippets
+    give the anthropic SDK the Portkey key as its api_key), consumed like such a Bearer value: it was
+    refused as missing, or, where no key is required, sent upstream as the credential. Else it is the
+    upstream credential, when ``Authorization`` gave none."""
+    key = bearer_credential(ctx.headers.get("x-api-key"))
+    if key is not None and key.startswith(KEY_PREFIX):
+        ctx.consumed_headers += ("x-api-key",)
+        ctx.gateway_key = ctx.gateway_key or key
+    elif ctx.api_key is None:
+        ctx.api_key = key
 
 
 def _provider(named: str | None, virtual_key: str) -> str | None:

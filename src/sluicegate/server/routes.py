@@ -17,7 +17,7 @@ from ..types import Call, Outcome, RequestContext
 from .appkeys import GATEWAY, TRACE_ID
 from .bodies import read_body
 from .gateway import Gateway
-from .headers import bearer_credential, parse_request_headers
+from .headers import parse_request_headers, take_x_api_key
 from .messages import ENDPOINTS as MESSAGES_ENDPOINTS
 from .messages import check_messages_body, in_anthropic_envelope
 from .middleware import Handler, answer_for
@@ -117,8 +117,8 @@ def unified(endpoint: str):
 
     async def prepare(request: web.Request, gateway: Gateway, record: RequestRecord) -> Call:
         ctx, raw = await _read_request(request, gateway, record, json_only=True)
-        if endpoint in MESSAGES_ENDPOINTS and ctx.api_key is None:  # the anthropic SDKs' credential header
-            ctx.api_key = bearer_credential(ctx.headers.get("x-api-key"))
+        if endpoint in MESSAGES_ENDPOINTS:  # the anthropic SDKs' credential header
+            take_x_api_key(ctx)
         body = parse_json_body(raw, endpoint)
         slug, model = split_model_slug(body.get("model"))
         return Call(ctx, endpoint, "POST", "", forwarded_body(body), body, stream=body.get("stream") is True,
