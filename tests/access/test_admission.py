@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+import anthropic
 import httpx
 import openai
 import pytest
@@ -216,6 +217,30 @@ def test_a_key_as_x_api_key_on_the_messages_routes_is_consumed(scene: Scene) -> 
     wrong = httpx.post(f"{scene.gateway.v1}/messages", json=body, timeout=30,
                        headers={**_direct(scene), "x-api-key": "sg-wrong"})
     assert wrong.status_code == 401 and wrong.json()["error"]["type"] == "authentication_error", wrong.text
+
+
+def test_anthropic_sdk_key_as_x_api_key_is_consumed(scene: Scene) -> None:
+    """The anthropic SDKs (older Python ones, the TypeScript one, Claude Code's ANTHROPIC_API_KEY) send their
+    api key as x-api-key, and Portkey's snippets give them the Portkey key: on the Messages routes, with our
+    prefix, it is the gateway key (it was refused as missing) and never reaches the upstream, not even
+    when the client asks to forward x-api-key."""
+    def sdk(key: str, **headers: str) -> anthropic.Anthropic:
+        return anthropic.Anthropic(base_url=scene.gateway.url, max_retries=0,
+                                   default_headers={"X-Api-Key": key, **headers})
+
+    answer = sdk(scene.secret("a")).messages.create(model="@a-llm/m1", max_tokens=16,
+                                                    messages=[{"role": "user", "content": "Hi"}])
+    assert answer.content[0].text == "echo: Hi"
+    assert scene.upstream.last.headers["Authorization"] == "Bearer upstream-secret-of-a-llm"
+    counted = sdk(scene.secret("a")).messages.count_tokens(model="@a-llm/m1",
+                                                          messages=[{"role": "user", "content": "Hi"}])
+    assert counted.input_tokens > 0
+    sdk(scene.secret("a"), **_direct(scene), **{"x-portkey-forward-headers": "x-api-key"}).messages.create(
+        model="m1", max_tokens=16, messages=[{"role": "user", "content": "Hi"}])
+    received = scene.upstream.last
+    assert scene.secret("a") not in str(received.headers) and scene.secret("a") not in received.body.decode()
+    with pytest.raises(anthropic.AuthenticationError):
+        sdk("sg-wrong").messages.create(model="@a-llm/m1", max_tokens=16, messages=[{"role": "user", "content": "Hi"}])
 
 
 def test_key_defaults_config_and_metadata(scene: Scene) -> None:

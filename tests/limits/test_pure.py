@@ -111,6 +111,10 @@ def test_portkey_shapes_parse() -> None:
     ({"messages": [], "max_tokens": 1e308}, (0, int(1e308))),  # reserved as asked: more than any budget
     ({"messages": [], "max_tokens": -1.0}, (0, DEFAULT_COMPLETION_TOKENS)),
     ({"messages": [], "max_tokens": True}, (0, DEFAULT_COMPLETION_TOKENS)),
+    # A Messages request's system prompt, a string or text blocks: it was not reserved.
+    ({"system": "a" * 400, "messages": [{"role": "user", "content": "abcd"}], "max_tokens": 8}, (101, 8)),
+    ({"system": [{"type": "text", "text": "a" * 40, "cache_control": {"type": "ephemeral"}}], "messages": []},
+     (10, DEFAULT_COMPLETION_TOKENS)),
 ])
 def test_reservation_estimate(body: dict[str, object] | None, expected: tuple[int, int]) -> None:
     assert reserved_tokens(body) == expected

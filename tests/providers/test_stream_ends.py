@@ -33,6 +33,10 @@ ANTHROPIC_ENDS = [
     (b"event: message_stop\n", False),
     (b'event: message_stop\ndata: {"type":"message_stop"}\n\nevent: x\ndata: {"type":"message_delta"}\n\n', False),
 ]
+AFTER_THE_END = [  # an Anthropic stream's last read: the end, then what the relay must not pass on
+    b'event: message_stop\ndata: {"type":"message_stop"}\n\nevent: x\ndata: {"type":"message_delta"}\n\n',
+    b'event: message_stop\ndata: {"type":"message_stop"}\n\ndata: [DONE]\n\n',
+]
 
 
 def test_the_openai_relay_is_clean_when_its_last_event_is_done():
@@ -50,12 +54,30 @@ def test_the_anthropic_relay_is_clean_only_after_a_whole_message_stop():
     start = (b'event: message_start\ndata: {"type":"message_start","message":{}}\n\n'
              b'event: content_block_delta\ndata: {"type":"content_block_delta","delta":{"text":"hi"}}\n\n')
     for tail, clean in ANTHROPIC_ENDS:
+        assert ends_with_message_stop(start + tail) is clean, tail
+        if tail in AFTER_THE_END:
+            continue
         relay = AnthropicRelay()
         assert relay.opening(start) == contract.START
         relay.head()
         relay.relay(tail)
         assert (relay.end_failure() is None) is clean, tail
-        assert ends_with_message_stop(start + tail) is clean, tail
+
+
+def test_the_anthropic_relay_passes_nothing_on_after_message_stop():
+    start = (b'event: message_start\ndata: {"type":"message_start","message":{}}\n\n'
+             b'event: content_block_delta\ndata: {"type":"content_block_delta","delta":{"text":"hi"}}\n\n')
+    stop = b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
+    for tail in AFTER_THE_END:
+        whole = AnthropicRelay()  # the end in the held-back start
+        assert whole.opening(start + tail) == contract.START
+        assert whole.head() == start + stop and whole.relay(b"data: more\n\n") == b""
+        assert whole.end_failure() is None, tail
+        bytewise = AnthropicRelay()  # however the bytes come
+        assert bytewise.opening(start) == contract.START
+        bytewise.head()
+        relayed = b"".join(bytewise.relay(tail[at:at + 1]) for at in range(len(tail)))
+        assert relayed == stop and bytewise.end_failure() is None, tail
 
 
 def _chat_to_messages(limit: int = 1024):

@@ -203,6 +203,15 @@ REFUSED_MESSAGES = [
     ({"messages": [{"role": "user", "content": [{"type": "tool_result"}]}]}, "tool_use_id"),
     ({"messages": [], "stop_sequences": "END"}, "stop_sequences"),  # not ['E', 'N', 'D']
     ({"messages": [], "tools": 3}, "tools"),
+    # Text that is no string went out as its Python repr (a missing document text as "").
+    ({"messages": [{"role": "user", "content": [{"type": "document", "source": {"type": "text", "data": {"a": 1}}}]}]},
+     "document's text source needs its data as a string"),
+    ({"messages": [{"role": "user", "content": [{"type": "document", "source": {"type": "text"}}]}]}, "document"),
+    ({"messages": [{"role": "user", "content": [
+        {"type": "tool_result", "tool_use_id": "t1", "content": [{"type": "text", "text": ["a"]}]}]}]},
+     "tool_result: a text block's text must be a string"),
+    ({"messages": [{"role": "user", "content": [{"type": "text", "text": 5}]}]},
+     r"messages \(user\): a text block's text must be a string"),
 ]
 
 

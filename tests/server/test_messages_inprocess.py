@@ -213,6 +213,24 @@ async def test_a_relayed_anthropic_stream_cut_early_ends_with_an_error_event(cli
     assert [n for n, _ in events][:2] == ["message_start", "content_block_start"] and events[-1][0] == "error"
 
 
+@pytest.mark.parametrize("split", [False, True], ids=["all-in-one-read", "end-in-a-later-read"])
+async def test_what_follows_message_stop_in_the_same_read_is_not_relayed(client_for, split):
+    """An upstream that ends with message_stop and then a ``data: [DONE]`` (or any event) in the same read: the
+    client's stream ends at the message_stop, clean (the SDK raised on an error event added after it)."""
+    sent = anthropic_events("a b")
+    after = [b"data: [DONE]\n\n", b'event: ping\ndata: {"type": "ping"}\n\n',
+             b'event: content_block_delta\ndata: {"type": "content_block_delta", "index": 0, '
+             b'"delta": {"type": "text_delta", "text": "late"}}\n\n']
+    frames = b"".join(anthropic_sse(*sent).chunks)
+    start, end = frames.split(b"event: content_block_stop")
+    chunks = [start, b"event: content_block_stop" + end + b"".join(after)] if split else [frames + b"".join(after)]
+    transport = FakeTransport(script=[FakeResponse(200, [("content-type", "text/event-stream")], chunks)])
+    client = await client_for(transport)
+    response = await client.post("/v1/messages", json={**MESSAGES, "stream": True}, headers=ANTHROPIC)
+    raw = await response.read()
+    assert raw == frames and [data for _, data in events_of(raw)] == sent
+
+
 def fallback(first: dict[str, Any], second: dict[str, Any]) -> dict[str, str]:
     return {"x-portkey-config": orjson.dumps({"strategy": {"mode": "fallback"}, "targets": [first, second]}).decode()}
 

@@ -90,6 +90,25 @@ def test_an_odd_chunk_counts_as_no_content(odd):
     assert usage.estimate_completion(head, stream, stream.count(b"data:"), whole=False) == 2
 
 
+def test_a_relayed_anthropic_stream_without_usage_counts_its_content_deltas():
+    """Its completion was estimated 0 (its events have no ``choices``): logged as free."""
+    def event(body: dict) -> bytes:
+        return b"event: " + body["type"].encode() + b"\ndata: " + orjson.dumps(body) + b"\n\n"
+
+    head = (event({"type": "message_start", "message": {"model": "c", "content": []}})
+            + event({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})
+            + event({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "a"}}))
+    middle = [event({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": f"w{i}"}})
+              for i in range(6)]
+    end = [event({"type": "content_block_stop", "index": 0}), event({"type": "ping"}),
+           event({"type": "message_delta", "delta": {"stop_reason": "end_turn"}}), event({"type": "message_stop"})]
+    chunks = middle + end
+    events_after_head = sum(c.count(b"data:") for c in chunks)
+    assert usage.from_stream(head, b"".join(chunks), whole=True).usage is None  # nothing reported: estimated
+    assert usage.estimate_completion(head, b"".join(chunks), events_after_head, whole=True) == 7
+    assert usage.estimate_completion(head, b"".join(chunks[-5:]), events_after_head, whole=False) == 7
+
+
 def test_estimate_when_the_tail_starts_mid_event():
     head = sse(chunk("a"))
     stream = b"".join(sse(chunk(f"t{i}")) for i in range(6)) + sse(chunk(finish="stop")) + sse("[DONE]")

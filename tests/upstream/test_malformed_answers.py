@@ -253,19 +253,23 @@ async def test_a_relayed_openai_stream_is_clean_when_its_last_event_is_done(post
 # --- 7. the end of a relayed Anthropic stream --------------------------------------------------------
 
 
-ANTHROPIC_ENDS = [  # (the upstream's last event, a clean end?)
-    (anthropic_event({"type": "message_stop"}), True),
-    (b'event: message_stop\r\ndata: {"type": "message_stop"}\r\n\r\n: bye\r\n\r\n', True),
-    (b'event: message_stop\ndata: {"type": "mess', False),
-    (b"event: message_stop\n\n", False),
-    (b"event: message_stop\n", False),
+CRLF_STOP = b'event: message_stop\r\ndata: {"type": "message_stop"}\r\n\r\n'
+ANTHROPIC_ENDS = [  # (the upstream's last bytes, what the client gets of them: None for a cut stream)
+    (anthropic_event({"type": "message_stop"}), anthropic_event({"type": "message_stop"})),
+    (CRLF_STOP + b": bye\r\n\r\n", CRLF_STOP),  # nothing after the end is relayed
+    (b'event: message_stop\ndata: {"type": "mess', None),
+    (b"event: message_stop\n\n", None),
+    (b"event: message_stop\n", None),
 ]
 
 
 async def test_a_relayed_anthropic_stream_is_clean_only_after_a_whole_message_stop(post):
-    for end, clean in ANTHROPIC_ENDS:
+    for end, relayed in ANTHROPIC_ENDS:
         code, _, body = await post(CHUNKED_SSE_HEAD + chunked(ANTHROPIC_START, end), path="/v1/messages",
                                    body={**MESSAGES, "stream": True}, provider="anthropic")
+        if relayed is not None:
+            assert code == 200 and body == ANTHROPIC_START + relayed, end
+            continue
         assert code == 200 and body.startswith(ANTHROPIC_START + end)
         added = body[len(ANTHROPIC_START + end):]  # what the gateway wrote after the upstream's last bytes
-        assert added == b"" if clean else added.startswith(b"event: error\ndata: "), (end, added)
+        assert added.startswith(b"event: error\ndata: "), (end, added)

@@ -1,8 +1,9 @@
 """How many tokens a request is reserved before the call (pure).
 
-The prompt is estimated at one token per 4 characters of its text content (the usual rule of thumb for
-English with BPE tokenizers), plus ``max_tokens`` / ``max_completion_tokens`` when the client sends one,
-else ``DEFAULT_COMPLETION_TOKENS``. The reservation is replaced by the actual usage when the answer ends.
+The prompt is estimated at one token per 4 characters of its text content, a Messages request's ``system``
+included (the usual rule of thumb for English with BPE tokenizers), plus ``max_tokens`` /
+``max_completion_tokens`` when the client sends one, else ``DEFAULT_COMPLETION_TOKENS``. The reservation is
+replaced by the actual usage when the answer ends.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ def prompt_tokens(body: dict[str, Any] | None) -> int:
     if not body:
         return 0
     chars = _text_chars(body.get("messages")) + _text_chars(body.get("prompt")) + _text_chars(body.get("input"))
+    # A Messages request's system prompt sits beside its messages (Claude Code's is thousands of tokens):
+    # left out, such a request reserved a fraction of its prompt and passed a token limit it alone exceeds.
+    chars += _text_chars(body.get("system"))
     return -(-chars // CHARS_PER_TOKEN)
 
 

@@ -50,6 +50,14 @@ def _event_ends(buffer: bytes) -> Iterator[tuple[int, int]]:
         yield match.span()
 
 
+def events_with_ends(buffer: bytes) -> Iterator[tuple[bytes, int]]:
+    """Each complete event in ``buffer`` with the offset just past its closing blank line."""
+    start = 0
+    for at, end in _event_ends(buffer):
+        yield buffer[start:at], end
+        start = end
+
+
 def split_events(buffer: bytes) -> tuple[list[bytes], bytes]:
     """Complete events in ``buffer`` and the incomplete remainder."""
     events, start = [], 0

@@ -27,7 +27,7 @@ from ..jsontext import writable_json
 from . import sse
 from .contract import FAILED, HOLD, START, MeasuredUsage, Opening
 from .translate.errors import error_message, stream_error_status
-from .translate.frames import DONE, SSEDecoder, anthropic_frame
+from .translate.frames import DONE, SSEDecoder, anthropic_frame, parse_event
 from .translate.stream_chat_to_messages import ChatToMessagesStream
 from .translate.stream_messages_to_chat import MessagesToChatStream
 
@@ -243,9 +243,11 @@ class AnthropicRelay:
     """An Anthropic stream relayed as is. Its start is held back like the OpenAI relay's, until the first
     content (``anthropic_content``); an ``error`` event before it fails it, and so does a message event before
     ``message_start`` (the anthropic SDKs assert the order, and failed with a bare AssertionError). The end is
-    clean when the last event relayed was a whole ``message_stop`` (``ends_with_message_stop``)."""
+    clean when the last event relayed was a whole ``message_stop`` (``ends_with_message_stop``); whatever the
+    upstream sends after it (a ``data: [DONE]``, a stray event) is not relayed, even when it came in the same
+    read as the ``message_stop``."""
 
-    __slots__ = ("_begun", "_error_seen", "_held", "_sse", "_tail")
+    __slots__ = ("_begun", "_ended", "_error_seen", "_held", "_sse", "_tail")
 
     def __init__(self) -> None:
         self._held = b""
@@ -253,6 +255,7 @@ class AnthropicRelay:
         self._tail = b""
         self._error_seen = False
         self._begun = False  # message_start seen
+        self._ended = False  # a whole message_stop has been relayed
 
     def opening(self, chunk: bytes) -> Opening:
         self._held += chunk
@@ -273,16 +276,36 @@ class AnthropicRelay:
         return HOLD
 
     def head(self) -> bytes:
-        self._error_seen = _ERROR_EVENT.search(self._held) is not None
-        self._tail = self._held[-_TAIL:]
-        return self._held
+        end = self._end_of_stream(self._held)
+        held = self._held if end is None else self._held[:end]
+        self._error_seen = _ERROR_EVENT.search(held) is not None
+        self._tail = held[-_TAIL:]
+        return held
 
     def relay(self, chunk: bytes) -> bytes:
+        if self._ended:
+            return b""
         window = self._tail + chunk  # an event name split across two reads is still seen
+        end = self._end_of_stream(window)
+        if end is not None:
+            chunk, window = chunk[:max(end - len(self._tail), 0)], window[:end]
         if _ERROR_EVENT.search(window):
             self._error_seen = True
         self._tail = window[-_TAIL:]
         return chunk
+
+    def _end_of_stream(self, relayed: bytes) -> int | None:
+        """Where ``relayed`` is to be cut: just past its first whole ``message_stop`` event (the stream's
+        end: the SDKs took what came after one in the same read for more events, and the relay judged such a
+        stream cut), or None to keep it all."""
+        if b"message_stop" not in relayed:  # most reads: one scan in C
+            return None
+        for event, end in sse.events_with_ends(relayed):
+            data = parse_event(event)[1] if b"message_stop" in event else None
+            if isinstance(data, dict) and data.get("type") == "message_stop":
+                self._ended = True
+                return end
+        return None
 
     def end_failure(self) -> str | None:
         if self._error_seen:

@@ -169,12 +169,15 @@ class StreamView:
         return self._parse(event)[1]
 
     def _carries_tokens(self, event: bytes) -> bool:
-        """Generated text in this event? (A finish_reason or usage-only chunk, or [DONE], carries none.)"""
+        """Generated text in this event? (A finish_reason or usage-only chunk, or [DONE], carries none; nor
+        does an Anthropic event other than a content delta.)"""
         data, chunk = self._parse(event)
         if data is None or data == b"[DONE]":
             return False
         if chunk is _NOT_JSON or not isinstance(chunk, dict):
             return True  # not ours to judge: count it
+        if chunk.get("type") == "content_block_delta":  # a relayed Anthropic stream's text, thinking, tool input
+            return True
         choices = chunk.get("choices")
         for choice in choices if isinstance(choices, list) else ():
             if not isinstance(choice, dict):

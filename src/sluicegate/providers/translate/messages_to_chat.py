@@ -80,6 +80,8 @@ def _system_messages(system: object) -> list[dict[str, Any]]:
 def _text_of_block(block: object, where: str) -> str:
     if isinstance(block, dict) and block.get("type") == "text" and isinstance(block.get("text"), str):
         return block["text"]
+    if isinstance(block, dict) and block.get("type") == "text":  # not "only text blocks": it is one
+        raise TranslationError(f"{where}: a text block's text must be a string")
     raise TranslationError(f"{where}: only text blocks are allowed here")
 
 
@@ -122,7 +124,10 @@ def _user_part(block: dict[str, Any]) -> dict[str, Any]:
     if kind == "image":
         return {"type": "image_url", "image_url": {"url": image_url(block.get("source"))}}
     if kind == "document" and isinstance(block.get("source"), dict) and block["source"].get("type") == "text":
-        return {"type": "text", "text": str(block["source"].get("data", ""))}
+        data = block["source"].get("data")
+        if not isinstance(data, str):  # str() sent an object as its Python repr, and no data as ""
+            raise TranslationError("messages (user): a document's text source needs its data as a string")
+        return {"type": "text", "text": data}
     raise TranslationError(f"messages (user): content block type {kind!r} has no Chat Completions equivalent")
 
 
@@ -153,7 +158,7 @@ def _tool_message(block: dict[str, Any]) -> dict[str, Any]:
 
 def _tool_result_text(part: dict[str, Any]) -> str:
     if part.get("type") == "text":
-        return str(part.get("text", ""))
+        return _text_of_block(part, "tool_result")  # str() sent an object as its Python repr
     if part.get("type") == "image":  # a tool message holds text only: say an image was there
         return "[image omitted]"
     raise TranslationError(f"tool_result: content block type {part.get('type')!r} is not supported")
