@@ -237,7 +237,13 @@ class UpstreamUnreachable(UpstreamFailure):
 class UpstreamStreamError(UpstreamFailure):
     """A stream whose first event was an error naming an HTTP status (a rate limit, a bad request): an
     answer with that status, which retries, fallbacks and the circuit breaker judge as they judge the
-    same error answered before a stream."""
+    same error answered before a stream. ``answer``: the event's data, the upstream's error as its JSON
+    answer would carry it (None: it had none), which the client gets in the envelope that answer would get."""
+
+    def __init__(self, message: str, *, status: int, provider: str | None = None,
+                 answer: bytes | None = None) -> None:
+        super().__init__(message, status=status, provider=provider)
+        self.answer = answer
 
 
 class EndpointNotSupported(GatewayError):

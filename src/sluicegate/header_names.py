@@ -9,7 +9,9 @@ camelCase/PascalCase split into kebab-case (``xMyCustomHeader`` ≡ ``x-my-custo
 name is expanded once, when its list is parsed, into the folded forms it can match; matching is then a
 plain lookup. Pure: no I/O.
 
-Also the one rule for what a header line may never hold, for both edges that write them (the server's
+Also the one split of a credential header's value into its scheme and its token (``auth_scheme_split``), for
+the request's credential (server/headers.py) and the log's redaction (telemetry/redact.py), and the one rule
+for what a header line may never hold, for both edges that write them (the server's
 answers, server/native.py; the upstream client's requests, upstream/h1.py): ``CONTROL_CHARACTERS``.
 """
 
@@ -89,3 +91,14 @@ def connection_named(value: str) -> frozenset[str]:
     if "," not in value and value.strip().lower() in ("keep-alive", "close"):
         return frozenset()
     return frozenset(token.strip().lower() for token in value.split(",")) - {"keep-alive", "close", ""}
+
+
+def auth_scheme_split(value: str) -> tuple[str, str]:
+    """``Bearer k`` → ``("Bearer", "k")``; ``(value, "")`` when nothing follows a scheme. RFC 9110 separates
+    the two by spaces, but clients also send a tab (``Bearer<TAB>k``): any run of spaces and tabs separates
+    them, else the tab stayed in the "scheme", the key went upstream as ``Bearer Bearer<TAB>k`` and the log
+    did not know the token alone as a secret."""
+    scheme, _, rest = value.partition(" ")
+    if "\t" in scheme:  # a tab came first (rare: one check on the common path)
+        scheme, _, rest = value.partition("\t")
+    return scheme, rest.strip()

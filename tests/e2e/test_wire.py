@@ -244,6 +244,24 @@ def test_stream_that_errors_before_content_is_an_error_response(gateway, upstrea
     assert "model overloaded" in response.json()["error"]["message"]
 
 
+def test_a_stream_s_error_before_content_keeps_the_upstream_s_type_and_code(gateway, upstream):
+    """A stream whose first event is an error naming its status is answered as the same error answered as
+    JSON: it was a 503 of type "upstream_error" and code null, the upstream's type and code lost."""
+    error = {"error": {"message": "overloaded", "type": "server_error", "code": 503}}
+    upstream.push(Reply(stream=[error]), Reply(status=503, json=error))
+    client = openai.OpenAI(api_key="k", base_url=gateway.v1, default_headers=direct(upstream), max_retries=0)
+    answers = []
+    for stream in (True, False):
+        with pytest.raises(openai.InternalServerError) as raised:
+            client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}], stream=stream)
+        answers.append(raised.value)
+    streamed, answered = answers
+    assert streamed.status_code == 503 and streamed.type == "server_error", streamed.body
+    assert streamed.body == {"message": "openai error: overloaded", "type": "server_error", "param": None,
+                             "code": 503}
+    assert streamed.body == answered.body
+
+
 def test_client_disconnect_cancels_the_upstream_stream(gateway, upstream):
     upstream.push(Reply(stream=chat_chunks(" ".join(["w"] * 200)), chunk_interval=0.05))
     with httpx.stream("POST", f"{gateway.v1}/chat/completions", headers=direct(upstream),

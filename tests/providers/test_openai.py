@@ -39,8 +39,9 @@ def test_the_decoder_judges_the_start_across_chunk_boundaries():
 
 def test_an_error_event_fails_the_start_with_the_upstream_message():
     decoder = openai.SPEC.translation("chat").stream_decoder()
-    verdict = decoder.opening(b"event: error\ndata: " + orjson.dumps({"error": {"message": "boom"}}) + b"\n\n")
-    assert verdict == (contract.FAILED, "boom", None)
+    data = orjson.dumps({"error": {"message": "boom"}})
+    verdict = decoder.opening(b"event: error\ndata: " + data + b"\n\n")
+    assert verdict == (contract.FAILED, "boom", None, data)
 
 
 @pytest.mark.parametrize(("tail", "clean"), [

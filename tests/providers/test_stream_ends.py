@@ -89,7 +89,7 @@ def _chat_to_messages(limit: int = 1024):
 def test_an_event_too_large_before_the_start_is_a_failed_attempt():
     decoder = _chat_to_messages()
     assert decoder.opening(b"data: " + b"z" * 512) == contract.HOLD
-    assert decoder.opening(b"z" * 1024) == (contract.FAILED, LIMIT_MESSAGE, None)
+    assert decoder.opening(b"z" * 1024) == (contract.FAILED, LIMIT_MESSAGE, None, None)
 
 
 def test_an_event_too_large_after_the_start_ends_the_clients_stream_and_lets_the_upstream_go():
@@ -120,4 +120,4 @@ def test_an_anthropic_upstream_s_done_is_no_end_and_a_message_event_before_messa
     decoder = anthropic.SPEC.translation("chat").stream_decoder()
     delta = orjson.dumps({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "x"}})
     assert decoder.opening(b"event: content_block_delta\ndata: " + delta + b"\n\n") == (
-        contract.FAILED, "upstream stream sent content_block_delta before message_start", None)
+        contract.FAILED, "upstream stream sent content_block_delta before message_start", None, None)

@@ -72,4 +72,7 @@ DECODERS = [  # (the client's endpoint, the upstream's spec, how that upstream w
 ])
 def test_every_decoder_fails_the_start_with_the_status_its_error_event_names(endpoint, spec, event, error, status):
     decoder = spec.translation(endpoint).stream_decoder()
-    assert decoder.opening(event(error)) == (contract.FAILED, "slow down", status)
+    opening = decoder.opening(event(error))
+    assert opening[:3] == (contract.FAILED, "slow down", status)
+    # The event's data: the upstream's error as its JSON answer would carry it, for the client's envelope.
+    assert opening.answer == event(error).partition(b"data: ")[2].strip()

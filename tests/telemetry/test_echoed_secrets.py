@@ -28,6 +28,7 @@ ORG_REF = "org-ref-secret-9e03aa44"  # forwarded by a config's forward_headers
 CATALOG = "cat+secret/val==3f8c1d"  # a catalog header named x-goog-thing; '+', '/', '=' get encoded
 PASTED = "pasted-secret-77e1b0c4"  # a header pasted into x-portkey-custom-host after the URL: refused
 CLIENT = "sk-client-secret-4b8e21d0"  # the client's own key, also sent as its end user's name
+TABBED = "sk-tabbed-secret-2f6a90c1"  # sent as "Bearer<TAB>token"
 SECRETS = [TENANT, QUERY_KEY, ORG_REF, CATALOG, quote(CATALOG, safe=""), CATALOG.replace("/", "\\/"), PASTED,
            CLIENT]
 
@@ -113,6 +114,28 @@ def test_sqlite_holds_no_echoed_credential(tmp_path, upstream):
     for path in (tmp_path / "data").rglob("sluicegate.db*"):
         assert not leaked(path.read_bytes()), path
     assert not leaked(gateway.log().encode())
+
+
+def test_a_tab_after_bearer_separates_the_token(tmp_path, upstream):
+    """``Authorization: Bearer<TAB>token`` (RFC 9110 wants a space; clients send a tab too): the tab was taken
+    as part of the scheme, so the model server got ``Bearer Bearer<TAB>token`` and the token alone was no
+    secret to the log, which stored an upstream's echo of it in clear."""
+    gateway = GatewayProcess(tmp_path / "data", env={"SLUICEGATE_ADMIN_TOKEN": ADMIN_TOKEN}).start()
+    try:
+        trace = new_trace()
+        upstream.push(Reply(status=401, json={"error": {"message": f"Incorrect API key provided: {TABBED}"}}))
+        answer = httpx.post(f"{gateway.v1}/chat/completions", json={"model": "m", "messages": [{"role": "user",
+                            "content": "hi"}]}, headers={"x-portkey-provider": "openai",
+                            "x-portkey-custom-host": upstream.v1, "authorization": f"Bearer\t{TABBED}",
+                            "x-portkey-trace-id": trace})
+        assert answer.status_code == 401, answer.text
+        assert upstream.received[-1].headers["authorization"] == f"Bearer {TABBED}"
+        stored = LogApi(gateway.url).one(trace)
+        assert "[REDACTED]" in stored["response_body"], stored  # the echo was stored, scrubbed
+    finally:
+        gateway.stop()
+    for path in (tmp_path / "data").rglob("sluicegate.db*"):
+        assert TABBED.encode() not in path.read_bytes(), path
 
 
 @pytest.mark.postgres

@@ -9,7 +9,7 @@ import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from sluicegate.server.headers import parse_request_headers
-from sluicegate.telemetry.redact import REDACTED, request_secrets, safe_url, scrub
+from sluicegate.telemetry.redact import REDACTED, request_secrets, safe_url, scrub, sent_secrets
 
 
 def ctx_of(headers: dict[str, str]):
@@ -36,6 +36,16 @@ def test_secret_values_of_a_request():
     for value in ("http://127.0.0.1:8000/v1", "trace-abcdefgh", '{"team": "search-team"}'):
         assert value not in secrets
     assert secrets == tuple(sorted(secrets, key=len, reverse=True))
+
+
+def test_a_tab_after_the_scheme_separates_the_token_as_a_space_does():
+    """``Bearer<TAB>token``: the token alone is a secret (an upstream may echo it alone), in a header the
+    client sent (a non-Bearer scheme, which stays whole as the credential), in one the gateway sent and in
+    one it added, as with a space."""
+    ctx = ctx_of({"authorization": "Token\t \tsk-tabbed-0123456789", "x-custom-auth": "Basic\tYWxhZGRpbjpvcGVu"})
+    assert {"sk-tabbed-0123456789", "YWxhZGRpbjpvcGVu"} <= set(request_secrets(ctx))
+    assert "tok-extra-0123456789" in request_secrets(None, extra=["Bearer\ttok-extra-0123456789"])
+    assert "tok-sent-0123456789" in sent_secrets({"authorization": "Bearer\ttok-sent-0123456789"}, None)
 
 
 def test_a_credential_that_is_not_utf8_is_scrubbed_in_every_form():

@@ -47,7 +47,7 @@ def send_everything(gateway: GatewayProcess, upstream, api: LogApi | None,
         "x-portkey-forward-headers": "x-api-key, x-org-id", "x-portkey-api-key": PORTKEY_KEY,
         "cookie": f"session={CLIENT_KEY}",
     }
-    traces = [new_trace() for _ in range(6)]
+    traces = [new_trace() for _ in range(8)]
     body = {"model": "m", "messages": [{"role": "user", "content": "hello"}]}
     # An upstream that echoes the credentials it received, in a success, an error and a stream.
     upstream.push(
@@ -66,6 +66,9 @@ def send_everything(gateway: GatewayProcess, upstream, api: LogApi | None,
                headers={**headers, "x-portkey-trace-id": traces[2]})
     httpx.get(f"{gateway.v1}/models?key={CLIENT_KEY}", headers={**headers, "x-portkey-trace-id": traces[3]})
     httpx.post(f"{gateway.v1}/chat/completions", json=body, headers={**headers, "x-portkey-trace-id": CLIENT_KEY})
+    # A passthrough path is the client's text too: an id that is a credential is scrubbed from the route.
+    httpx.get(f"{gateway.v1}/files/{CLIENT_KEY}?key={CLIENT_KEY}", headers={**headers, "x-portkey-trace-id": traces[6]})
+    httpx.get(f"{gateway.v1}/files/{FORWARDED_ORG}/content", headers={**headers, "x-portkey-trace-id": traces[7]})
     # Through the catalog provider (its stored credential) and an inline config (its api_key), echoed back.
     upstream.push(Reply(status=401, json={"error": {"message": f"bad token {CATALOG_KEY}"}}),
                   Reply(json={"model": "m", "note": f"key {CONFIG_KEY}"}))

@@ -31,11 +31,13 @@ FAILED = "failed"  # an error event before any content: an upstream failure that
 class Opening(NamedTuple):
     """StreamDecoder.opening's verdict; when FAILED, the upstream's error message and the HTTP status its
     error event stands for (a rate-limit event is a 429, as the same error answered before a stream would
-    be), or None when it names none (a broken stream: no answer)."""
+    be), or None when it names none (a broken stream: no answer); and the error event's data, the upstream's
+    error as its JSON answer would carry it (None when there is none), for ``Translation.error_body``."""
 
     verdict: str
     message: str | None = None
     status: int | None = None
+    answer: bytes | None = None
 
 
 HOLD = Opening(PENDING)

@@ -93,7 +93,7 @@ class PassthroughStream:
         for event in events:
             kind, message, status = sse.classify_event(event)
             if kind == sse.ERROR:
-                return Opening(FAILED, message, status)
+                return Opening(FAILED, message, status, sse.event_data(event))
             if self._starts(kind, event):
                 return START
         self._scanned = len(self._held) - len(rest)  # resume after the last complete event

@@ -157,6 +157,11 @@ def _data_of(event: bytes) -> tuple[bytes | None, bytes]:
     return (b"\n".join(data) if data else None), name
 
 
+def event_data(event: bytes) -> bytes | None:
+    """The event's data (its data lines joined), None when it has none."""
+    return _data_of(event)[0]
+
+
 def classify_event(event: bytes) -> tuple[str, str | None, int | None]:
     """(kind, error message, status): does this event carry content, nothing yet, an error (with the HTTP
     status it names, if any), or the end?"""

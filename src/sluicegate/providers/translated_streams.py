@@ -59,6 +59,7 @@ class _Translated:
         self._held: list[bytes] = []
         self._failure: str | None = None
         self._failure_status: int | None = None  # the status an upstream error event names
+        self._failure_answer: bytes | None = None  # that event's data: the upstream's error as JSON
         self._content_seen = False
         self._broken = False  # the upstream's bytes can no longer be read as events (an event too large)
         self._close_upstream: Callable[[], None] | None = None
@@ -98,6 +99,7 @@ class _Translated:
             if self._is_error(name, data):
                 self._failure = error_message(data)
                 self._failure_status = stream_error_status(data)
+                self._failure_answer = orjson.dumps(data)
             else:
                 self._content_seen = self._content_seen or self._starts(data)
                 self.content_events += self._generated(data)
@@ -123,7 +125,7 @@ class _Translated:
         if self._broken:
             return Opening(FAILED, self._failure)
         if self._failure is not None and not self._content_seen:
-            return Opening(FAILED, self._failure, self._failure_status)
+            return Opening(FAILED, self._failure, self._failure_status, self._failure_answer)
         if self._content_seen and (self._machine.started or self._machine.closed):
             return START
         return HOLD
@@ -266,7 +268,7 @@ class AnthropicRelay:
         for name, data in events:
             kind = data.get("type") if isinstance(data, dict) else name
             if kind == "error" or name == "error":
-                return Opening(FAILED, error_message(data), stream_error_status(data))
+                return Opening(FAILED, error_message(data), stream_error_status(data), orjson.dumps(data))
             if kind == "message_start":
                 self._begun = True
             elif kind in _MESSAGE_EVENTS and not self._begun:

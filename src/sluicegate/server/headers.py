@@ -14,7 +14,7 @@ from .. import numerals
 from ..access.secrets import KEY_PREFIX
 from ..config.schema import MAX_TIMEOUT_MS
 from ..errors import BadRequest, is_utf8, sendable
-from ..header_names import HEADER_TOKEN, expand, may_forward
+from ..header_names import HEADER_TOKEN, auth_scheme_split, expand, may_forward
 from ..ids import time_sorted_id
 from ..jsontext import json_object
 from ..types import RequestContext, metadata_fault, metadata_text, public_metadata, routing_metadata
@@ -93,8 +93,8 @@ def bearer_credential(authorization: str | None) -> str | None:
     """``Authorization: Bearer k`` → ``k``; a non-Bearer value is kept whole (it reaches upstream as is)."""
     if not authorization:
         return None
-    scheme, _, rest = authorization.partition(" ")
-    key = rest.strip() if scheme.lower() == "bearer" else authorization.strip()
+    scheme, rest = auth_scheme_split(authorization)
+    key = rest if scheme.lower() == "bearer" else authorization.strip()
     return None if key in _PLACEHOLDER_KEYS else key
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
-from ..header_names import GATEWAY_HEADER_NAMES, PORTKEY_PREFIX
+from ..header_names import GATEWAY_HEADER_NAMES, PORTKEY_PREFIX, auth_scheme_split
 from ..types import RequestContext
 from ..upstream.urls import url_end
 
@@ -57,15 +57,15 @@ def request_secrets(ctx: RequestContext | None, extra: Iterable[str] = (),
     values: list[str] = []
     for value in extra:  # credentials the gateway added (catalog headers, config api keys)
         values.append(value)
-        values.append(value.partition(" ")[2].strip())
+        values.append(auth_scheme_split(value)[1])
     if ctx is None:
         return usable(values)
     for name, value in ctx.headers.items():
         if is_secret(name):
             values.append(value)
-            _, _, rest = value.partition(" ")
+            rest = auth_scheme_split(value)[1]
             if rest:  # "Bearer sk-…": the token alone may appear elsewhere
-                values.append(rest.strip())
+                values.append(rest)
     for names in (ctx.forward_headers, forwarded_by_config):
         if names:
             values.extend(value for _, value in ctx.forwarded_values(names))
@@ -91,7 +91,7 @@ def sent_secrets(headers: Any, url: str | None, is_secret: Callable[[str], bool]
     if query:
         values.extend(value for name, value in parse_qsl(query, keep_blank_values=True) if is_secret(name))
         values.extend(value for name, _, value in (p.partition("=") for p in query.split("&")) if is_secret(name))
-    values.extend(value.partition(" ")[2].strip() for value in list(values) if " " in value)
+    values.extend(auth_scheme_split(value)[1] for value in list(values) if " " in value or "\t" in value)
     return values
 
 

@@ -118,7 +118,7 @@ class RowBuilder:
             "id": time_sorted_id(created_ms),
             "created_ms": created_ms,
             "method": record.method,
-            "route": record.route,
+            "route": _route(record, secrets),
             "endpoint": record.endpoint,
             "status": record.status,
             "latency_ms": record.latency_ms,
@@ -308,6 +308,7 @@ def _stream_answer(head: bytes, tail: bytes, whole: bool, events: int, measured:
 
 
 _SPAN_COLUMNS = ("span_id", "parent_span_id", "span_name", "traceparent")
+_PASSTHROUGH = "proxy"  # the endpoint of the passthrough routes, whose paths the client writes
 
 # How a draft says where its answer is (RowBuilder._answer).
 _PARSED, _BODY, _STREAM = "parsed", "body", "stream"
@@ -373,6 +374,15 @@ def _provider(record: RequestRecord) -> str | None:
     if record.attempts:
         return record.attempts[-1].provider
     return record.ctx.provider if record.ctx is not None else None
+
+
+def _route(record: RequestRecord, secrets: tuple[str, ...]) -> str:
+    """The request's path, scrubbed where the client chose it: a passthrough path is the client's text
+    (``/v1/files/<id>``), and a client that put a credential there had it stored in clear. The other routes'
+    paths are the gateway's own (``/v1/chat/completions``): nothing to scan on every request."""
+    if record.endpoint != _PASSTHROUGH:
+        return record.route
+    return scrub(record.route, secrets) or record.route
 
 
 def _model(call: Any) -> str | None:

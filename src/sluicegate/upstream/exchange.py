@@ -64,9 +64,12 @@ async def exchange(
         return timed_out
     except TransportError as exc:
         return failure(_unreachable(exc, prepared), target_path)
+    except UpstreamStreamError as exc:
+        exc.provider = exc.provider or prepared.provider
+        return _stream_refused(exc, prepared, target_path)
     except UpstreamFailure as exc:
         exc.provider = exc.provider or prepared.provider  # a translation's refusal of the answer names none
-        return failure(exc, target_path, responded=isinstance(exc, UpstreamStreamError))
+        return failure(exc, target_path)
 
 
 def _timed_out(exc: TimeoutError, prepared: Prepared) -> UpstreamTimeout:
@@ -81,6 +84,17 @@ def failure(exc: UpstreamFailure, target_path: str, *, responded: bool = False) 
     body = orjson.dumps(exc.body())
     return Outcome(exc.status, [("content-type", "application/json")], body, exc.provider, target_path,
                    responded=responded)
+
+
+def _stream_refused(exc: UpstreamStreamError, prepared: Prepared, target_path: str) -> Outcome:
+    """A stream whose first event was an error with a status: answered as the same error answered as JSON
+    (the translation's envelope, with the upstream's type and code), where errors are rewritten; else, or
+    when the event held no data, in the gateway's envelope."""
+    if exc.answer is None or not prepared.rewrite_errors:
+        return failure(exc, target_path, responded=True)
+    body = orjson.dumps(prepared.translation.error_body(exc.status, exc.answer, prepared.provider))
+    return Outcome(exc.status, [("content-type", "application/json")], body, exc.provider, target_path,
+                   responded=True)
 
 
 async def _send(transport: Transport, prepared: Prepared, target_path: str, max_body_bytes: int,
@@ -164,11 +178,12 @@ async def open_stream(response: TransportResponse, decoder: StreamDecoder, provi
         if not chunk:  # the upstream ended it: its answer, not the connection, failed
             raise UpstreamFailure(f"{provider} stream ended before any content", status=502, provider=provider)
         held += len(chunk)
-        verdict, message, status = decoder.opening(chunk)
+        verdict, message, status, answer = decoder.opening(chunk)
         if verdict == FAILED:
             if status is None:  # no status named: a broken answer, as if none came
                 raise UpstreamFailure(f"{provider} error: {message}", status=502, provider=provider)
-            raise UpstreamStreamError(f"{provider} error: {message}", status=status, provider=provider)
+            raise UpstreamStreamError(f"{provider} error: {message}", status=status, provider=provider,
+                                      answer=answer)
         if verdict != PENDING:
             break
     return decoder.head()
