@@ -904,3 +904,11 @@ def test_a_key_lists_the_key_types_it_may_list_and_learns_nothing_of_other_works
     assert {(a.status_code, a.json()["message"]) for a in answers.values()} == {
         (403, "This API key may only act on its own workspace")}  # one answer: no oracle of what exists
     assert httpx.get(f"{gateway.url}/v1/api-keys", params={"workspace_id": "default"}, headers=auth).status_code == 200
+
+
+@pytest.mark.parametrize("separator", [" ", "\t", " \t ", "  "])
+def test_the_admin_api_splits_a_bearer_as_the_inference_routes_do(gateway: GatewayProcess, separator: str) -> None:
+    """``Bearer<TAB>token`` is the token on /v1 (where clients send it so); the admin API answered it 401."""
+    answer = httpx.get(f"{gateway.url}/admin/api/workspaces", timeout=10,
+                       headers={"authorization": f"Bearer{separator}{ADMIN_TOKEN}"})
+    assert answer.status_code == 200, answer.text

@@ -16,6 +16,7 @@ from ..access.policy import Forbidden, require_scope
 from ..access.registry import AccessRegistry
 from ..access.secrets import looks_like_key
 from ..errors import GatewayError, Unauthorized
+from ..header_names import auth_scheme_split
 
 PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("sluicegate_principal", Principal)
 MISSING = ("Missing admin token: send Authorization: Bearer <admin token> (or an API key with the right scope). "
@@ -24,9 +25,9 @@ INVALID = f"Invalid admin token. {TOKEN_HINT}"
 
 
 def presented_credential(request: web.Request) -> str | None:
-    scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        return token.strip()
+    scheme, token = auth_scheme_split(request.headers.get("Authorization", "").strip())
+    if scheme.lower() == "bearer" and token:  # split as the inference routes split it (a tab too)
+        return token
     return request.headers.get("x-portkey-api-key", "").strip() or None
 
 
