@@ -904,3 +904,29 @@ def test_a_key_lists_the_key_types_it_may_list_and_learns_nothing_of_other_works
     assert {(a.status_code, a.json()["message"]) for a in answers.values()} == {
         (403, "This API key may only act on its own workspace")}  # one answer: no oracle of what exists
     assert httpx.get(f"{gateway.url}/v1/api-keys", params={"workspace_id": "default"}, headers=auth).status_code == 200
+
+
+def test_a_workspace_key_cannot_widen_the_ssrf_allow_list_of_every_workspace(gateway: GatewayProcess,
+                                                                              admin: Portkey, upstream) -> None:
+    """A provider's allow entry goes into the guard's one allow-list: a workspace key's ``10.0.0.0/8`` let
+    every workspace's requests (and custom hosts) reach the private network."""
+    space = admin.admin.workspaces.create(name="Widening")
+    made = admin.api_keys.create(type="workspace", sub_type="service", name="catalog", workspace_id=space.id,
+                                 scopes=["providers.create", "providers.update", "providers.read"])
+    headers = {"authorization": f"Bearer {made.key}"}
+    providers = f"{gateway.url}/admin/api/providers"
+    widening = {"slug": "widening", "custom_host": "http://10.0.0.5:8000/v1", "allow_entry": "10.0.0.0/8"}
+    answer = httpx.post(providers, headers=headers, json=widening, timeout=10)
+    assert answer.status_code == 403, answer.text
+    assert answer.json()["message"].startswith("allow_entry: an allow entry widens the SSRF allow-list")
+    own = httpx.post(providers, headers=headers, json={"slug": "widening", "custom_host": upstream.v1}, timeout=10)
+    assert own.status_code == 201, own.text
+    patched = httpx.patch(f"{providers}/widening", headers=headers, json={"allow_entry": "0.0.0.0/0"}, timeout=10)
+    assert patched.status_code == 403, patched.text
+    assert httpx.patch(f"{providers}/widening", headers=headers, json={"allow_entry": None},
+                       timeout=10).status_code == 200  # clearing one only narrows
+    # Nothing was widened: a private host is still refused for everyone, the admin included.
+    private = httpx.post(providers, headers=AUTH, json={"slug": "private", "custom_host": "http://10.0.0.5:8000/v1"},
+                         timeout=10)
+    assert private.status_code == 400 and "private address" in private.json()["message"], private.text
+    admin.providers.delete(slug="widening")
