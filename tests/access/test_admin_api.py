@@ -382,6 +382,33 @@ def test_catalog_writes_refuse_what_they_would_not_do(admin: Portkey, gateway: G
     assert "other" not in {p["slug"] for p in admin.providers.list().data}
 
 
+def test_a_config_write_refuses_what_it_would_not_do(admin: Portkey, gateway: GatewayProcess) -> None:
+    """``configs.update(status="archived")`` and ``configs.create(is_default=1)`` (the SDK's own fields) were
+    200s that left the config serving and made no default; a misspelt field was ignored the same way."""
+    made = admin.configs.create(name="kept", config={"retry": {"attempts": 1}})
+    cases = [
+        ("PUT", f"/v1/configs/{made.slug}", {"status": "archived"},
+         "status: only 'active' is supported; delete the config to retire it"),
+        ("PUT", f"/v1/configs/{made.slug}", {"slug": "renamed"}, "slug: cannot be changed"),
+        ("PUT", f"/v1/configs/{made.slug}", {"name": 5}, "name: expected a string"),
+        ("PUT", f"/v1/configs/{made.slug}", {"confg": {"retry": {"attempts": 2}}}, "confg: unknown field"),
+        ("POST", "/v1/configs", {"name": "d", "config": {"retry": {"attempts": 1}}, "is_default": 1},
+         "is_default: a default config is not modelled here"),
+        ("POST", "/v1/configs", {"name": 5, "config": {"retry": {"attempts": 1}}}, "name: expected a string"),
+        ("POST", "/v1/configs", {"name": "d", "config": {"retry": {"attempts": 1}}, "workspace": "x"},
+         "workspace: unknown field"),
+    ]
+    for method, path, body, message in cases:
+        answer = httpx.request(method, f"{gateway.url}{path}", json=body, headers=AUTH, timeout=10)
+        assert answer.status_code == 400 and answer.json()["message"].startswith(message), (body, answer.text)
+    shown = admin.configs.retrieve(slug=made.slug)
+    assert shown.config == {"retry": {"attempts": 1}} and shown.name == "kept"
+    # What the SDK sends when it changes what is modelled still works.
+    admin.configs.update(slug=made.slug, name="renamed", config={"retry": {"attempts": 2}}, status="active")
+    assert admin.configs.retrieve(slug=made.slug).name == "renamed"
+    admin.configs.delete(slug=made.slug)
+
+
 # A credential whose bytes are not UTF-8 reaches the gateway as lone surrogates: every admin surface was a 500.
 NOT_UTF8 = [
     ("GET", "/admin/api/logs", {"Authorization": b"Bearer \xff\xfe\x80"}),
