@@ -382,6 +382,33 @@ def test_catalog_writes_refuse_what_they_would_not_do(admin: Portkey, gateway: G
     assert "other" not in {p["slug"] for p in admin.providers.list().data}
 
 
+def test_a_config_write_refuses_what_it_would_not_do(admin: Portkey, gateway: GatewayProcess) -> None:
+    """``configs.update(status="archived")`` and ``configs.create(is_default=1)`` (the SDK's own fields) were
+    200s that left the config serving and made no default; a misspelt field was ignored the same way."""
+    made = admin.configs.create(name="kept", config={"retry": {"attempts": 1}})
+    cases = [
+        ("PUT", f"/v1/configs/{made.slug}", {"status": "archived"},
+         "status: only 'active' is supported; delete the config to retire it"),
+        ("PUT", f"/v1/configs/{made.slug}", {"slug": "renamed"}, "slug: cannot be changed"),
+        ("PUT", f"/v1/configs/{made.slug}", {"name": 5}, "name: expected a string"),
+        ("PUT", f"/v1/configs/{made.slug}", {"confg": {"retry": {"attempts": 2}}}, "confg: unknown field"),
+        ("POST", "/v1/configs", {"name": "d", "config": {"retry": {"attempts": 1}}, "is_default": 1},
+         "is_default: a default config is not modelled here"),
+        ("POST", "/v1/configs", {"name": 5, "config": {"retry": {"attempts": 1}}}, "name: expected a string"),
+        ("POST", "/v1/configs", {"name": "d", "config": {"retry": {"attempts": 1}}, "workspace": "x"},
+         "workspace: unknown field"),
+    ]
+    for method, path, body, message in cases:
+        answer = httpx.request(method, f"{gateway.url}{path}", json=body, headers=AUTH, timeout=10)
+        assert answer.status_code == 400 and answer.json()["message"].startswith(message), (body, answer.text)
+    shown = admin.configs.retrieve(slug=made.slug)
+    assert shown.config == {"retry": {"attempts": 1}} and shown.name == "kept"
+    # What the SDK sends when it changes what is modelled still works.
+    admin.configs.update(slug=made.slug, name="renamed", config={"retry": {"attempts": 2}}, status="active")
+    assert admin.configs.retrieve(slug=made.slug).name == "renamed"
+    admin.configs.delete(slug=made.slug)
+
+
 # A credential whose bytes are not UTF-8 reaches the gateway as lone surrogates: every admin surface was a 500.
 NOT_UTF8 = [
     ("GET", "/admin/api/logs", {"Authorization": b"Bearer \xff\xfe\x80"}),
@@ -912,3 +939,29 @@ def test_the_admin_api_splits_a_bearer_as_the_inference_routes_do(gateway: Gatew
     answer = httpx.get(f"{gateway.url}/admin/api/workspaces", timeout=10,
                        headers={"authorization": f"Bearer{separator}{ADMIN_TOKEN}"})
     assert answer.status_code == 200, answer.text
+
+
+def test_a_workspace_key_cannot_widen_the_ssrf_allow_list_of_every_workspace(gateway: GatewayProcess,
+                                                                              admin: Portkey, upstream) -> None:
+    """A provider's allow entry goes into the guard's one allow-list: a workspace key's ``10.0.0.0/8`` let
+    every workspace's requests (and custom hosts) reach the private network."""
+    space = admin.admin.workspaces.create(name="Widening")
+    made = admin.api_keys.create(type="workspace", sub_type="service", name="catalog", workspace_id=space.id,
+                                 scopes=["providers.create", "providers.update", "providers.read"])
+    headers = {"authorization": f"Bearer {made.key}"}
+    providers = f"{gateway.url}/admin/api/providers"
+    widening = {"slug": "widening", "custom_host": "http://10.0.0.5:8000/v1", "allow_entry": "10.0.0.0/8"}
+    answer = httpx.post(providers, headers=headers, json=widening, timeout=10)
+    assert answer.status_code == 403, answer.text
+    assert answer.json()["message"].startswith("allow_entry: an allow entry widens the SSRF allow-list")
+    own = httpx.post(providers, headers=headers, json={"slug": "widening", "custom_host": upstream.v1}, timeout=10)
+    assert own.status_code == 201, own.text
+    patched = httpx.patch(f"{providers}/widening", headers=headers, json={"allow_entry": "0.0.0.0/0"}, timeout=10)
+    assert patched.status_code == 403, patched.text
+    assert httpx.patch(f"{providers}/widening", headers=headers, json={"allow_entry": None},
+                       timeout=10).status_code == 200  # clearing one only narrows
+    # Nothing was widened: a private host is still refused for everyone, the admin included.
+    private = httpx.post(providers, headers=AUTH, json={"slug": "private", "custom_host": "http://10.0.0.5:8000/v1"},
+                         timeout=10)
+    assert private.status_code == 400 and "private address" in private.json()["message"], private.text
+    admin.providers.delete(slug="widening")

@@ -92,6 +92,18 @@ async def test_bad_configs_are_400(engine, providers, config_id: str, text: str,
         await ConfigRepository(engine).add(config_id, text)
 
 
+@pytest.mark.parametrize("notes", ["a\x00b", "\x1b[31mred"])
+async def test_notes_with_a_control_character_are_a_400(engine, providers, notes: str) -> None:
+    """A NUL was a 500 on PostgreSQL (it refuses one in text); an ESC rewrote the terminal of the CLI's listing."""
+    repo = ConfigRepository(engine)
+    with pytest.raises(BadRequest, match="^notes: no control characters"):
+        await repo.add("c1", FALLBACK, notes=notes)
+    await repo.add("c1", FALLBACK, notes="two\nlines\tand a tab")
+    with pytest.raises(BadRequest, match="^notes: no control characters"):
+        await repo.replace("c1", FALLBACK, notes=notes)
+    assert (await repo.get("c1")).notes == "two\nlines\tand a tab"
+
+
 async def test_injected_validator_runs_and_its_errors_pass_through(engine, providers) -> None:
     seen: list[str] = []
 

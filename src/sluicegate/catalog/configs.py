@@ -23,7 +23,15 @@ from ..providers import registry
 from ..store.access_tables import KEY_ACTIVE, api_keys
 from ..store.state import bump_catalog_version
 from ..store.tables import DEFAULT_WORKSPACE_ID, providers, saved_configs, utcnow
-from .entries import MAX_NOTES, UNSET, NotInCatalog, SavedConfigView, provider_not_found, validate_slug
+from .entries import (
+    MAX_NOTES,
+    UNSET,
+    NotInCatalog,
+    SavedConfigView,
+    has_control_characters,
+    provider_not_found,
+    validate_slug,
+)
 
 MAX_CONFIG_BYTES = 256 * 1024
 ValidateConfig = Callable[[str], None]  # raises errors.BadRequest / errors.ConfigError
@@ -199,6 +207,8 @@ async def _config_row(conn: AsyncConnection, config_id: str) -> Row[Any]:
 def _notes(notes: str | None) -> str | None:
     if notes is not None and (not isinstance(notes, str) or len(notes) > MAX_NOTES):
         raise BadRequest(f"notes: expected a string of at most {MAX_NOTES} characters")
+    if notes is not None and has_control_characters(notes):
+        raise BadRequest("notes: no control characters (lines and tabs are fine)")
     return notes
 
 

@@ -355,6 +355,12 @@ def _optional_text(value: Any, field_name: str, limit: int, *, multiline: bool =
     return value or None
 
 
+def has_control_characters(text: str) -> bool:
+    """Free text (notes, descriptions) may span lines and hold tabs, but no other control character: a NUL
+    is refused by PostgreSQL (a 500 instead of a 400), an ESC rewrites the terminal of whoever lists it."""
+    return _MULTILINE_CONTROL_RE.search(text) is not None
+
+
 def mask_secret(value: str) -> str:
     """The only form in which a stored header value is ever shown: ``Bearer sk-…f3a9``.
 

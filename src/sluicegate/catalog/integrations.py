@@ -26,6 +26,7 @@ from .entries import (
     CheckHost,
     NotInCatalog,
     ProviderInput,
+    has_control_characters,
     mask_secret,
     provider_input,
     validate_custom_host,
@@ -56,6 +57,8 @@ def _text(value: Any, where: str, limit: int) -> str:
     if not isinstance(value, str) or len(value) > limit or (name and not (value and value.isprintable())):
         what = "one line of printable text of 1" if name else "text of 0"
         raise BadRequest(f"{where}: expected {what} to {limit} characters")
+    if has_control_characters(value):
+        raise BadRequest(f"{where}: no control characters (lines and tabs are fine)")
     return value
 
 
@@ -183,6 +186,8 @@ class IntegrationRepository:
 
 
 async def _row(conn: AsyncConnection, ref: str) -> Row[Any]:
+    if "\x00" in ref:  # no id or slug holds one, and PostgreSQL refuses it in a parameter (a 500, not a 404)
+        raise NotInCatalog("Integration not found (its id or slug holds a NUL character)")
     row = (await conn.execute(select(integrations).where(
         or_(integrations.c.id == ref, integrations.c.slug == ref)))).first()
     if row is None:

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..access.admin_token import AdminAuth
 from ..access.model import Principal
+from ..access.policy import Forbidden
 from ..access.registry import AccessRegistry
 from ..access.workspaces import resolve_workspace_id
 from ..catalog.configs import ConfigRepository
@@ -36,7 +37,7 @@ from ..vault import VaultError
 from .audit_trail import audited
 from .bodies import read_at_most
 from .middleware import Handler, error_for
-from .principals import PRINCIPAL, authenticate, check_workspace, require, workspace_for_write
+from .principals import PRINCIPAL, authenticate, check_workspace, principal_of, require, workspace_for_write
 from .queries import checked_query
 
 ADMIN_PREFIX = "/admin/api"
@@ -192,6 +193,7 @@ async def create_provider(request: web.Request) -> web.Response:
     principal = require(request, "providers.create")
     repo = _services(request).providers
     body = await _body(request)
+    _refuse_workspace_allow_entry(principal, body)
     asked = body.pop("workspace_id", None)
     item = provider_from_json(body, repo.check_host)  # a bad body is a 400 before an unknown workspace's 404
     workspace = workspace_for_write(principal, await _workspace_named(request, asked))
@@ -201,6 +203,15 @@ async def create_provider(request: web.Request) -> web.Response:
     await _written(request)
     await audited(request, "provider.create", "provider", view.slug, view.workspace_id, after=view.to_json())
     return _json(view.to_json(), 201)
+
+
+def _refuse_workspace_allow_entry(principal: Principal, body: dict[str, Any]) -> None:
+    """A provider's allow entry goes into the SSRF guard's one allow-list, for every workspace and every
+    request's custom host: a workspace key setting one (``10.0.0.0/8``) opened private networks to all.
+    Clearing one (null or "") only narrows, so that stays its to do."""
+    if principal.workspace_id is not None and body.get("allow_entry") not in (None, ""):
+        raise Forbidden("allow_entry: an allow entry widens the SSRF allow-list of every workspace; only an "
+                        "organisation key or the admin token may set one")
 
 
 async def _own_provider(request: web.Request, scope: str) -> ProviderView:
@@ -215,8 +226,10 @@ async def get_provider(request: web.Request) -> web.Response:
 
 
 async def update_provider(request: web.Request) -> web.Response:
-    patch = patch_from_json(await _body(request))  # a bad body is a 400 before the 404 of a missing slug
+    body = await _body(request)
+    patch = patch_from_json(body)  # a bad body is a 400 before the 404 of a missing slug
     before = await _own_provider(request, "providers.update")
+    _refuse_workspace_allow_entry(principal_of(request), body)
     view = await _services(request).providers.update(before.slug, patch)
     await _written(request)
     await audited(request, "provider.update", "provider", view.slug, view.workspace_id, before=before.to_json(),

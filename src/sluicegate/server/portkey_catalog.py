@@ -283,11 +283,41 @@ def _config_text(value: Any) -> str:
     raise BadRequest("config: expected a Gateway Config object")
 
 
+# What the portkey-ai SDK sends (``configs.create`` / ``configs.update``). Ignored, a field that means
+# something made a 200 that did not do it: ``status: "archived"`` left the config serving, ``is_default: 1``
+# made no default.
+_CONFIG_CREATE = ("name", "config", "is_default", "workspace_id")
+_CONFIG_UPDATE = ("slug", "name", "config", "status")
+
+
+def _config_name(body: dict[str, Any]) -> str:
+    name = body.get("name")
+    if name is not None and not isinstance(name, str):
+        raise BadRequest("name: expected a string")
+    return name or ""
+
+
+def _check_config_create(body: dict[str, Any]) -> None:
+    check_keys(body, _CONFIG_CREATE)
+    if body.get("is_default") not in (None, 0, False):
+        raise BadRequest("is_default: a default config is not modelled here; name it as an API key's "
+                         "defaults.config_id instead")
+
+
+def _check_config_update(body: dict[str, Any], slug: str) -> None:
+    check_keys(body, _CONFIG_UPDATE)
+    if body.get("slug") not in (None, slug):
+        raise BadRequest("slug: cannot be changed; create a new config and delete this one")
+    if body.get("status") not in (None, "active"):
+        raise BadRequest("status: only 'active' is supported; delete the config to retire it")
+
+
 async def create_config(request: web.Request) -> web.Response:
     caller = await _caller(request, "configs.create")
     body = await body_of(request)
+    _check_config_create(body)
     workspace = await _workspace(request, caller, body.get("workspace_id"), default=True)
-    name = body.get("name") if isinstance(body.get("name"), str) else ""
+    name = _config_name(body)
     slug = f"pc-{_slugify(name or 'config')[:20].strip('-')}-{secrets.token_hex(3)}"
     assert workspace is not None  # default=True: the default workspace when none is named
     view = await _admin(request).configs.add(slug, _config_text(body.get("config")), notes=name,
@@ -318,8 +348,9 @@ async def get_config(request: web.Request) -> web.Response:
 async def update_config(request: web.Request) -> web.Response:
     view = await _own_config(request, "configs.update")
     body = await body_of(request)
+    _check_config_update(body, view.id)
     text = _config_text(body["config"]) if "config" in body else view.text
-    notes = body["name"] if isinstance(body.get("name"), str) else UNSET
+    notes = _config_name(body) if "name" in body else UNSET
     updated = await _admin(request).configs.replace(view.id, text, notes=notes)
     await _changed(request)
     await audited(request, "config.update", "config", view.id, view.workspace_id, before=view.to_json(),
