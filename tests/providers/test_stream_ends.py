@@ -15,12 +15,17 @@ from tests.fakes.transport import content_chunk, sse_event
 LIMIT_MESSAGE = "the upstream sent an event larger than the gateway's limit of 1024 bytes"
 
 
+OPENAI_AFTER_THE_END = [  # an OpenAI stream's last read: (its end, then what the relay must not pass on)
+    (b"data: [DONE]\n\n", b"data: {}\n\n"),
+    (b"data:[DONE]\r\n\r\n", b'data: {"choices": [{"index": 0, "delta": {"content": "late"}}]}\r\n\r\n'),
+    (b"data: [DONE]\n\n", b'event: error\ndata: {"error": {"message": "late"}}\n\n'),
+]
 OPENAI_ENDS = [  # (the last bytes relayed, a clean end?)
     (b"data:[DONE]\n\n", True),
     (b"data: [DONE]\n\n: keep-alive\n\n", True),
     (b"data: [DONE]\r\r", True),
     (b"data:[DONE]\r\n\r\n:ping\r\n\r\n: ping\r\n\r\n", True),
-    (b"data: [DONE]\n\ndata: {}\n\n", False),
+    (b"".join(OPENAI_AFTER_THE_END[0]), False),  # not the last event (the relay cuts the stream after it)
     (b": data: [DONE]\n\n", False),
     (b"event: x\ndata:[DONE", False),
 ]
@@ -41,13 +46,37 @@ AFTER_THE_END = [  # an Anthropic stream's last read: the end, then what the rel
 
 def test_the_openai_relay_is_clean_when_its_last_event_is_done():
     for tail, clean in OPENAI_ENDS:
+        assert ends_with_done(tail) is clean, tail
+        if tail == b"".join(OPENAI_AFTER_THE_END[0]):
+            continue
         decoder = openai.SPEC.translation("chat").stream_decoder()
         decoder.opening(sse_event(content_chunk("a")))
         decoder.head()
         for byte in range(len(tail)):  # however the bytes come
             decoder.relay(tail[byte:byte + 1])
         assert (decoder.end_failure() is None) is clean, tail
-        assert ends_with_done(tail) is clean, tail
+
+
+def test_the_openai_relay_passes_nothing_on_after_done():
+    """``data: [DONE]`` and more in the same read: the more was relayed after the end, and the stream judged cut
+    (or failed, by an error event after it)."""
+    start = sse_event(content_chunk("a"))
+    for done, after in OPENAI_AFTER_THE_END:
+        tail = done + after
+        whole = openai.SPEC.translation("chat").stream_decoder()  # the end in the held-back start
+        assert whole.opening(start + tail) == contract.START
+        assert whole.head() == start + done and whole.relay(b"data: more\n\n") == b""
+        assert whole.end_failure() is None, tail
+        bytewise = openai.SPEC.translation("chat").stream_decoder()  # however the bytes come
+        assert bytewise.opening(start) == contract.START
+        bytewise.head()
+        relayed = b"".join(bytewise.relay(tail[at:at + 1]) for at in range(len(tail)))
+        # A CR alone ends a line: read byte by byte, a CRLF's CR ends the event before its LF comes.
+        assert relayed in (done, done.removesuffix(b"\n")) and bytewise.end_failure() is None, tail
+        inone = openai.SPEC.translation("chat").stream_decoder()  # in one read after the start
+        inone.opening(start)
+        inone.head()
+        assert inone.relay(tail) == done and inone.end_failure() is None, tail
 
 
 def test_the_anthropic_relay_is_clean_only_after_a_whole_message_stop():

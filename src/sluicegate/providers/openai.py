@@ -75,10 +75,12 @@ def error_body(status: int, raw: bytes, provider: str) -> dict[str, Any]:
 
 class PassthroughStream:
     """An OpenAI-style SSE stream relayed byte for byte: events are parsed only until the first content, and
-    after it only where an error event may be (``_ERROR_MARK``). An error event after the start ends the
-    stream as failed: logged as such, and never cached for replay (the client has the upstream's own event)."""
+    after it only where an error event may be (``_ERROR_MARK``) or the end (``[DONE]``). An error event after
+    the start ends the stream as failed: logged as such, and never cached for replay (the client has the
+    upstream's own event). The stream is cut just after its first whole ``data: [DONE]`` event: what the
+    upstream sends after it is not relayed, even when it came in the same read."""
 
-    __slots__ = ("_error", "_held", "_pending", "_scanned", "_tail")
+    __slots__ = ("_ended", "_error", "_held", "_pending", "_scanned", "_tail")
 
     def __init__(self) -> None:
         self._held = b""
@@ -86,6 +88,7 @@ class PassthroughStream:
         self._tail = b""
         self._error = False
         self._pending: bytes | None = None  # an event that may be an error, not yet whole
+        self._ended = False  # a whole [DONE] event has been relayed
 
     def opening(self, chunk: bytes) -> Opening:
         self._held += chunk
@@ -103,17 +106,35 @@ class PassthroughStream:
         return kind in (sse.CONTENT, sse.DONE)
 
     def head(self) -> bytes:
-        self._tail = self._held[-_TAIL:]
-        if _ERROR_MARK.search(self._held, self._scanned):  # events held after the first content
-            self._look(self._held[self._scanned:])
-        return self._held
+        held = self._held
+        if b"[DONE]" in held:  # a short stream, whole in its held-back start (and perhaps more after it)
+            held = self._until_end(b"", held)
+        self._tail = held[-_TAIL:]
+        if _ERROR_MARK.search(held, self._scanned):  # events held after the first content
+            self._look(held[self._scanned:])
+        return held
 
     def relay(self, chunk: bytes) -> bytes:
+        if self._ended:
+            return b""
+        seam = self._tail[-_MARK_SPAN:] + chunk[:_MARK_SPAN]  # a mark split across two reads
+        if b"[DONE]" in chunk or b"[DONE]" in seam:  # most reads: one scan in C
+            chunk = self._until_end(self._tail, chunk)
         if self._pending is not None:
             self._look(self._pending + chunk)
-        elif _ERROR_MARK.search(chunk) or _ERROR_MARK.search(self._tail[-_MARK_SPAN:] + chunk[:_MARK_SPAN]):
+        elif _ERROR_MARK.search(chunk) or _ERROR_MARK.search(seam):
             self._look(self._tail + chunk)  # the tail may begin with part of an event: a fragment is never an error
         self._tail = chunk[-_TAIL:] if len(chunk) >= _TAIL else (self._tail + chunk)[-_TAIL:]
+        return chunk
+
+    def _until_end(self, relayed: bytes, chunk: bytes) -> bytes:
+        """``chunk`` (after the ``relayed`` bytes) up to the end of the first whole ``data: [DONE]`` event in
+        them: the client's SDK took what followed one in the same read for more of the stream, and the relay
+        then judged the stream cut (an error event after a complete answer, a failed log row)."""
+        for event, end in sse.events_with_ends(relayed + chunk):
+            if b"[DONE]" in event and sse.event_data(event) == b"[DONE]":
+                self._ended = True
+                return chunk[:max(end - len(relayed), 0)]
         return chunk
 
     def _look(self, text: bytes) -> None:
