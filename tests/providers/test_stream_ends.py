@@ -115,6 +115,37 @@ def _chat_to_messages(limit: int = 1024):
     return decoder
 
 
+KEY = b"sk-stored-key-0f3e9a"
+
+
+def test_the_relays_scrub_only_the_reads_that_hold_an_error_event_and_hold_back_an_unfinished_one():
+    """The credential an upstream echoes in an error event after the start is scrubbed (dispatch.py gives the
+    scrub); the reads without one are passed on as they are, never handed to it; an error event cut inside
+    the key is held back until it is whole, and one still unfinished when the upstream ends is not relayed."""
+    anthropic_start = (b'event: message_start\ndata: {"type":"message_start","message":{}}\n\n'
+                       b'event: content_block_delta\ndata: {"type":"content_block_delta","delta":{"text":"hi"}}\n\n')
+    cases = [(openai.PassthroughStream, sse_event(content_chunk("a")), sse_event(content_chunk("b")),
+              b'data: {"error": {"message": "bad key ' + KEY + b'"}}\n\n'),
+             (AnthropicRelay, anthropic_start, anthropic_start.split(b"\n\n", 1)[1],
+              b'event: error\ndata: {"type": "error", "error": {"type": "api_error", "message": "' + KEY + b'"}}\n\n')]
+    for make, start, content, error in cases:
+        for cut in range(1, len(error)):
+            scrubbed: list[bytes] = []
+            decoder = make()
+            decoder.hide_echoes(lambda data, seen=scrubbed: seen.append(data) or data.replace(KEY, b"[REDACTED]"))
+            assert decoder.opening(start) == contract.START
+            relayed = decoder.head() + decoder.relay(content) + decoder.relay(error[:cut]) + decoder.relay(error[cut:])
+            assert relayed == start + content + error.replace(KEY, b"[REDACTED]"), (make, cut)
+            assert decoder.end_failure() == "upstream sent an error event" and decoder.error_event("x", "y") == b""
+            assert scrubbed and all(data in error for data in scrubbed), scrubbed  # the error event's reads only
+        unfinished = make()
+        unfinished.hide_echoes(lambda data: data.replace(KEY, b"[REDACTED]"))
+        unfinished.opening(start)
+        relayed = unfinished.head() + unfinished.relay(error[:-4])
+        assert KEY[:6] not in relayed and unfinished.end_failure() == "upstream closed the stream before it finished"
+        assert b"error" in unfinished.error_event("upstream closed the stream before it finished", "x")
+
+
 def test_an_event_too_large_before_the_start_is_a_failed_attempt():
     decoder = _chat_to_messages()
     assert decoder.opening(b"data: " + b"z" * 512) == contract.HOLD
