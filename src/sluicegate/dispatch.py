@@ -15,6 +15,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 import orjson
@@ -27,7 +28,7 @@ from .prepare import RequestBuilder
 from .routing import CircuitBreaker, breaker_key, choose_conditional, pick_weighted, retry_delay, should_fallback
 from .routing.least_busy import Choice, Load, choose_least_busy
 from .routing.load import LoadBoard
-from .telemetry.redact import scrub, scrub_list, sent_secrets
+from .telemetry.redact import Secrets, scrub, scrub_bytes, scrub_list, sent_secrets
 from .types import AttemptRecord, Call, OpenStream, Outcome, Prepared, routing_metadata
 from .upstream.exchange import DEFAULT_MAX_BODY_BYTES, exchange, failure
 from .upstream.transport import Transport
@@ -231,7 +232,8 @@ class Dispatcher:
         sharing = self.board.started(load_key, prepared.host) if load_key is not None else 0
         try:
             outcome = await exchange(self._transport, prepared, target.json_path,
-                                     max_body_bytes=self._max_response_bytes)
+                                     max_body_bytes=self._max_response_bytes,
+                                     scrub_errors=partial(_scrubbed_echo, prepared, state.call))
         except BaseException:
             if load_key is not None:  # refused by the guard, or the client left: no verdict on the target
                 self.board.finished(load_key, ok=None, ttft_ms=None, latency_ms=None)
@@ -292,15 +294,24 @@ def _scrub_echoes(outcome: Outcome, prepared: Prepared, call: Call) -> None:
     server, a proxy's page) would otherwise hand the client a credential it never sees. What the client
     sent itself it may see again. Errors only: their bodies are small, and a success that echoes its
     request's credentials is not an answer a server gives."""
-    known = "\n".join([call.url_tail, *call.ctx.headers.values()])
-    secrets = scrub_list(value for value in sent_secrets(prepared.headers, prepared.url) if value not in known)
+    secrets = _echo_secrets(prepared, call)
     if not secrets or outcome.body is None:
         return
-    text = outcome.body.decode("utf-8", "surrogateescape")
-    clean = scrub(text, secrets)
-    if clean is not text and clean is not None:
-        outcome.body = clean.encode("utf-8", "surrogateescape")
+    outcome.body = scrub_bytes(outcome.body, secrets)
     outcome.headers = [(name, scrub(value, secrets) or value) for name, value in outcome.headers]
+
+
+def _scrubbed_echo(prepared: Prepared, call: Call, data: bytes) -> bytes:
+    """The bytes of a stream that hold an upstream's error event after the stream started, scrubbed as an error
+    answer is (``_scrub_echoes``). The stream decoders call it only for those (exchange.py), so the secrets are
+    worked out only then: most streams carry no error."""
+    return scrub_bytes(data, _echo_secrets(prepared, call))
+
+
+def _echo_secrets(prepared: Prepared, call: Call) -> Secrets:
+    """Every credential the gateway sent that the client did not, in every form an echo may carry it."""
+    known = "\n".join([call.url_tail, *call.ctx.headers.values()])
+    return scrub_list(value for value in sent_secrets(prepared.headers, prepared.url) if value not in known)
 
 
 def _model_of(target: Target) -> str | None:

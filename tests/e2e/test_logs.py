@@ -180,8 +180,7 @@ def test_an_error_event_before_a_clean_end_is_logged_as_the_failure_the_client_s
 
 def test_nothing_is_relayed_after_the_stream_ended(logged_gateway, log_api, upstream):
     trace = new_trace()
-    # Events 50 ms apart: the late one comes after the gateway relayed the [DONE] (in one read with it, it
-    # would be relayed with it, and the stream judged cut, in the log as for the client).
+    # Events 50 ms apart: the late one comes after the gateway relayed the [DONE] (in one read with it: below).
     upstream.push(Reply(stream=[*chat_chunks("a b"), {"choices": [{"index": 0, "delta": {"content": "late"}}]}],
                         chunk_interval=0.05))
     with httpx.stream("POST", f"{logged_gateway.v1}/chat/completions",
@@ -189,6 +188,21 @@ def test_nothing_is_relayed_after_the_stream_ended(logged_gateway, log_api, upst
                       headers=direct(upstream, **{"x-portkey-trace-id": trace})) as response:
         body = response.read()
     assert body.rstrip().endswith(b"data: [DONE]") and b"late" not in body, body
+    record = log_api.one(trace)
+    assert record["status"] == 200 and record["error"] is None and record["response_body"] == body.decode()
+
+
+def test_what_follows_done_in_the_same_read_is_not_relayed(logged_gateway, log_api, upstream):
+    """The [DONE] and a late chunk in one write: the chunk was relayed after the [DONE], and the stream judged
+    cut (an error event after a complete answer; the log said upstream_stream_error)."""
+    trace = new_trace()
+    late = b'data: [DONE]\n\ndata: {"choices": [{"index": 0, "delta": {"content": "late"}}]}\n\n'
+    upstream.push(Reply(stream=[*chat_chunks("a b")[:-1], late]))
+    with httpx.stream("POST", f"{logged_gateway.v1}/chat/completions",
+                      json={"model": "m", "messages": PROMPT, "stream": True},
+                      headers=direct(upstream, **{"x-portkey-trace-id": trace})) as response:
+        body = response.read()
+    assert body.endswith(b"\n\ndata: [DONE]\n\n") and b"late" not in body and b"error" not in body, body
     record = log_api.one(trace)
     assert record["status"] == 200 and record["error"] is None and record["response_body"] == body.decode()
 

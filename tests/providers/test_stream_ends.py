@@ -15,12 +15,17 @@ from tests.fakes.transport import content_chunk, sse_event
 LIMIT_MESSAGE = "the upstream sent an event larger than the gateway's limit of 1024 bytes"
 
 
+OPENAI_AFTER_THE_END = [  # an OpenAI stream's last read: (its end, then what the relay must not pass on)
+    (b"data: [DONE]\n\n", b"data: {}\n\n"),
+    (b"data:[DONE]\r\n\r\n", b'data: {"choices": [{"index": 0, "delta": {"content": "late"}}]}\r\n\r\n'),
+    (b"data: [DONE]\n\n", b'event: error\ndata: {"error": {"message": "late"}}\n\n'),
+]
 OPENAI_ENDS = [  # (the last bytes relayed, a clean end?)
     (b"data:[DONE]\n\n", True),
     (b"data: [DONE]\n\n: keep-alive\n\n", True),
     (b"data: [DONE]\r\r", True),
     (b"data:[DONE]\r\n\r\n:ping\r\n\r\n: ping\r\n\r\n", True),
-    (b"data: [DONE]\n\ndata: {}\n\n", False),
+    (b"".join(OPENAI_AFTER_THE_END[0]), False),  # not the last event (the relay cuts the stream after it)
     (b": data: [DONE]\n\n", False),
     (b"event: x\ndata:[DONE", False),
 ]
@@ -41,13 +46,37 @@ AFTER_THE_END = [  # an Anthropic stream's last read: the end, then what the rel
 
 def test_the_openai_relay_is_clean_when_its_last_event_is_done():
     for tail, clean in OPENAI_ENDS:
+        assert ends_with_done(tail) is clean, tail
+        if tail == b"".join(OPENAI_AFTER_THE_END[0]):
+            continue
         decoder = openai.SPEC.translation("chat").stream_decoder()
         decoder.opening(sse_event(content_chunk("a")))
         decoder.head()
         for byte in range(len(tail)):  # however the bytes come
             decoder.relay(tail[byte:byte + 1])
         assert (decoder.end_failure() is None) is clean, tail
-        assert ends_with_done(tail) is clean, tail
+
+
+def test_the_openai_relay_passes_nothing_on_after_done():
+    """``data: [DONE]`` and more in the same read: the more was relayed after the end, and the stream judged cut
+    (or failed, by an error event after it)."""
+    start = sse_event(content_chunk("a"))
+    for done, after in OPENAI_AFTER_THE_END:
+        tail = done + after
+        whole = openai.SPEC.translation("chat").stream_decoder()  # the end in the held-back start
+        assert whole.opening(start + tail) == contract.START
+        assert whole.head() == start + done and whole.relay(b"data: more\n\n") == b""
+        assert whole.end_failure() is None, tail
+        bytewise = openai.SPEC.translation("chat").stream_decoder()  # however the bytes come
+        assert bytewise.opening(start) == contract.START
+        bytewise.head()
+        relayed = b"".join(bytewise.relay(tail[at:at + 1]) for at in range(len(tail)))
+        # A CR alone ends a line: read byte by byte, a CRLF's CR ends the event before its LF comes.
+        assert relayed in (done, done.removesuffix(b"\n")) and bytewise.end_failure() is None, tail
+        inone = openai.SPEC.translation("chat").stream_decoder()  # in one read after the start
+        inone.opening(start)
+        inone.head()
+        assert inone.relay(tail) == done and inone.end_failure() is None, tail
 
 
 def test_the_anthropic_relay_is_clean_only_after_a_whole_message_stop():
@@ -84,6 +113,37 @@ def _chat_to_messages(limit: int = 1024):
     decoder = openai.SPEC.translation("messages").stream_decoder()
     decoder._sse = type(decoder._sse)(limit)  # a small limit, to see it reached
     return decoder
+
+
+KEY = b"sk-stored-key-0f3e9a"
+
+
+def test_the_relays_scrub_only_the_reads_that_hold_an_error_event_and_hold_back_an_unfinished_one():
+    """The credential an upstream echoes in an error event after the start is scrubbed (dispatch.py gives the
+    scrub); the reads without one are passed on as they are, never handed to it; an error event cut inside
+    the key is held back until it is whole, and one still unfinished when the upstream ends is not relayed."""
+    anthropic_start = (b'event: message_start\ndata: {"type":"message_start","message":{}}\n\n'
+                       b'event: content_block_delta\ndata: {"type":"content_block_delta","delta":{"text":"hi"}}\n\n')
+    cases = [(openai.PassthroughStream, sse_event(content_chunk("a")), sse_event(content_chunk("b")),
+              b'data: {"error": {"message": "bad key ' + KEY + b'"}}\n\n'),
+             (AnthropicRelay, anthropic_start, anthropic_start.split(b"\n\n", 1)[1],
+              b'event: error\ndata: {"type": "error", "error": {"type": "api_error", "message": "' + KEY + b'"}}\n\n')]
+    for make, start, content, error in cases:
+        for cut in range(1, len(error)):
+            scrubbed: list[bytes] = []
+            decoder = make()
+            decoder.hide_echoes(lambda data, seen=scrubbed: seen.append(data) or data.replace(KEY, b"[REDACTED]"))
+            assert decoder.opening(start) == contract.START
+            relayed = decoder.head() + decoder.relay(content) + decoder.relay(error[:cut]) + decoder.relay(error[cut:])
+            assert relayed == start + content + error.replace(KEY, b"[REDACTED]"), (make, cut)
+            assert decoder.end_failure() == "upstream sent an error event" and decoder.error_event("x", "y") == b""
+            assert scrubbed and all(data in error for data in scrubbed), scrubbed  # the error event's reads only
+        unfinished = make()
+        unfinished.hide_echoes(lambda data: data.replace(KEY, b"[REDACTED]"))
+        unfinished.opening(start)
+        relayed = unfinished.head() + unfinished.relay(error[:-4])
+        assert KEY[:6] not in relayed and unfinished.end_failure() == "upstream closed the stream before it finished"
+        assert b"error" in unfinished.error_event("upstream closed the stream before it finished", "x")
 
 
 def test_an_event_too_large_before_the_start_is_a_failed_attempt():

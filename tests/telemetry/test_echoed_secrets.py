@@ -152,3 +152,64 @@ def test_a_pg_dump_holds_no_echoed_credential(tmp_path, upstream, pg_url):
                           check=True, capture_output=True, timeout=60).stdout
     assert b"request_logs" in dump
     assert not leaked(dump)
+
+
+STORED = "sk-STORED-mid-stream-5e2a91c4"  # a catalog provider's x-api-key, echoed in an error mid-stream
+
+
+def anthropic_event(event: dict) -> bytes:
+    return f"event: {event['type']}\n".encode() + b"data: " + orjson.dumps(event) + b"\n\n"
+
+
+def mid_stream_errors(split: bool) -> tuple[list[bytes], list[bytes]]:
+    """An Anthropic and an OpenAI stream that start, then send an error event echoing the stored key: whole,
+    or cut in two inside the key (two reads)."""
+    message = {"id": "msg_1", "type": "message", "role": "assistant", "model": "x", "content": [],
+               "stop_reason": None, "usage": {"input_tokens": 1, "output_tokens": 0}}
+    anthropic = [anthropic_event({"type": "message_start", "message": message}),
+                 anthropic_event({"type": "content_block_start", "index": 0, "content_block": {"type": "text",
+                                  "text": ""}}),
+                 anthropic_event({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta",
+                                  "text": "hi"}}),
+                 anthropic_event({"type": "error", "error": {"type": "authentication_error",
+                                                             "message": f"bad key {STORED}"}})]
+    chat = [b"data: " + orjson.dumps({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "x",
+                                      "choices": [{"index": 0, "delta": {"role": "assistant", "content": "hi"}}]})
+            + b"\n\n", b"data: " + orjson.dumps({"error": {"message": f"bad key {STORED}"}}) + b"\n\n"]
+    if split:
+        for events in (anthropic, chat):
+            at = events[-1].index(STORED.encode()) + 6
+            events[-1:] = [events[-1][:at], events[-1][at:]]
+    return anthropic, chat
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["whole", "in-two-reads"])
+def test_an_error_event_after_the_start_hides_the_catalog_credential(tmp_path, upstream, split):
+    """An upstream that echoes the stored credential in an error event once its stream has started: the
+    client got the key in clear, on the relayed streams (the Anthropic relay, the OpenAI relay) as on the
+    translated ones, though the same error answered before the stream was scrubbed."""
+    gateway = GatewayProcess(tmp_path / "data", env={"SLUICEGATE_ADMIN_TOKEN": ADMIN_TOKEN}).start()
+    try:
+        for slug, spec in (("claude-like", "anthropic"), ("gpt-like", "openai")):
+            created = httpx.post(f"{gateway.url}/admin/api/providers",
+                                 headers={"authorization": f"Bearer {ADMIN_TOKEN}"},
+                                 json={"slug": slug, "spec": spec, "custom_host": upstream.v1,
+                                       "headers": {"x-api-key": STORED}})
+            assert created.status_code == 201, created.text
+        anthropic, chat = mid_stream_errors(split)
+        interval = 0.05 if split else 0.0
+        asked = [("/messages", "claude-like", anthropic), ("/chat/completions", "claude-like", anthropic),
+                 ("/chat/completions", "gpt-like", chat), ("/messages", "gpt-like", chat)]
+        for path, slug, events in asked:
+            upstream.push(Reply(stream=events, chunk_interval=interval))
+            body = {"model": f"@{slug}/x", "max_tokens": 16, "stream": True,
+                    "messages": [{"role": "user", "content": "hi"}]}
+            with httpx.stream("POST", f"{gateway.v1}{path}", json=body) as response:
+                received = response.read()
+            assert upstream.received[-1].headers["x-api-key"] == STORED
+            assert response.status_code == 200 and b"hi" in received, (path, slug, received)
+            assert STORED.encode() not in received and STORED[:12].encode() not in received, (path, slug, received)
+            assert b"[REDACTED]" in received, (path, slug, received)  # the error event itself came through
+    finally:
+        gateway.stop()
+    assert STORED not in gateway.log()

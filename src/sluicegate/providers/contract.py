@@ -74,7 +74,10 @@ class StreamDecoder(Protocol):
 
     Used by both halves of a stream: the exchange holds the start back and feeds ``opening`` until it says
     STARTED or FAILED; the relay then writes ``head()`` and every later chunk through ``relay``, and asks
-    ``end_failure`` once the upstream stops.
+    ``end_failure`` once the upstream stops. A decoder may also take how to close the upstream (``attach``,
+    once started) and, before its first chunk, how to scrub the bytes of an upstream error event after the
+    start of the credentials the gateway sent (``hide_echoes``): a function of bytes, never the credentials
+    (exchange.py).
     """
 
     def opening(self, chunk: bytes) -> Opening:

@@ -9,7 +9,7 @@ The client speaks this spec too, so its translation is the identity (``Passthrou
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
@@ -35,7 +35,6 @@ _SENT_AN_ERROR = "upstream sent an error event"
 # What may begin an error event (an "error" event name, an "error" key in an event's JSON): the relayed bytes
 # are parsed only around it. In a JSON string a quote is escaped, so content text saying "error": does not match.
 _ERROR_MARK = re.compile(rb'(?:^|[\r\n])event: ?error[\r\n]|"error"\s*:')
-_PENDING_MAX = 64 * 1024  # the longest error event waited for across reads
 _MARK_SPAN = 16  # a mark split across two reads is seen in this many bytes either side of the split
 
 
@@ -75,17 +74,28 @@ def error_body(status: int, raw: bytes, provider: str) -> dict[str, Any]:
 
 class PassthroughStream:
     """An OpenAI-style SSE stream relayed byte for byte: events are parsed only until the first content, and
-    after it only where an error event may be (``_ERROR_MARK``). An error event after the start ends the
-    stream as failed: logged as such, and never cached for replay (the client has the upstream's own event)."""
+    after it only where an error event may be (``_ERROR_MARK``) or the end (``[DONE]``). An error event after
+    the start ends the stream as failed: logged as such, and never cached for replay (the client has the
+    upstream's own event, scrubbed of the credentials the gateway sent: ``hide_echoes``; an unfinished event
+    that may be one is held back until it is whole). The stream is cut just after its first whole
+    ``data: [DONE]`` event: what the upstream sends after it is not relayed, even when it came in the same
+    read."""
 
-    __slots__ = ("_error", "_held", "_pending", "_scanned", "_tail")
+    __slots__ = ("_ended", "_error", "_held", "_pending", "_scanned", "_scrub", "_tail")
 
     def __init__(self) -> None:
         self._held = b""
         self._scanned = 0
         self._tail = b""
         self._error = False
-        self._pending: bytes | None = None  # an event that may be an error, not yet whole
+        self._pending = b""  # the start of an event that may be an error, held back until it is whole
+        self._ended = False  # a whole [DONE] event has been relayed
+        self._scrub: Callable[[bytes], bytes] | None = None
+
+    def hide_echoes(self, scrub: Callable[[bytes], bytes]) -> None:
+        """How to scrub relayed bytes that hold an upstream error event of the credentials the gateway sent
+        (dispatch.py): an upstream that echoes its request's key in an error handed it to the client."""
+        self._scrub = scrub
 
     def opening(self, chunk: bytes) -> Opening:
         self._held += chunk
@@ -103,25 +113,57 @@ class PassthroughStream:
         return kind in (sse.CONTENT, sse.DONE)
 
     def head(self) -> bytes:
-        self._tail = self._held[-_TAIL:]
-        if _ERROR_MARK.search(self._held, self._scanned):  # events held after the first content
-            self._look(self._held[self._scanned:])
-        return self._held
+        held = self._held
+        if b"[DONE]" in held or _ERROR_MARK.search(held, self._scanned):  # in the events after the first content
+            return self._judged(b"", held)
+        self._tail = held[-_TAIL:]
+        return held
 
     def relay(self, chunk: bytes) -> bytes:
-        if self._pending is not None:
-            self._look(self._pending + chunk)
-        elif _ERROR_MARK.search(chunk) or _ERROR_MARK.search(self._tail[-_MARK_SPAN:] + chunk[:_MARK_SPAN]):
-            self._look(self._tail + chunk)  # the tail may begin with part of an event: a fragment is never an error
-        self._tail = chunk[-_TAIL:] if len(chunk) >= _TAIL else (self._tail + chunk)[-_TAIL:]
+        if self._ended:
+            return b""
+        if self._pending:
+            chunk, self._pending = self._pending + chunk, b""
+        else:
+            seam = self._tail[-_MARK_SPAN:] + chunk[:_MARK_SPAN]  # a mark split across two reads
+            if not (b"[DONE]" in chunk or b"[DONE]" in seam or _ERROR_MARK.search(chunk) or _ERROR_MARK.search(seam)):
+                self._tail = chunk[-_TAIL:] if len(chunk) >= _TAIL else (self._tail + chunk)[-_TAIL:]
+                return chunk  # most reads: a few scans in C
+        return self._judged(self._tail, chunk)
+
+    def _judged(self, relayed: bytes, chunk: bytes) -> bytes:
+        """``chunk`` (after the ``relayed`` bytes, which may begin inside an event: a fragment is never an error
+        nor the end) where the end or an error event may be. Cut just after the first whole ``[DONE]`` event
+        (the SDKs took what followed one in the same read for more of the stream, and the relay judged it
+        cut); else an unfinished event that may be an error held back until it is whole; and when the bytes
+        relayed hold an error event, the stream fails, and the chunk is scrubbed."""
+        window = relayed + chunk
+        end = self._end_of_stream(window)
+        if end is not None:
+            chunk, window = chunk[:max(end - len(relayed), 0)], window[:end]
+        elif keep := sse.held_back(chunk, window, _ERROR_MARK):
+            self._pending, chunk, window = chunk[-keep:], chunk[:-keep], window[:-keep]
+        if _ERROR_MARK.search(window) and self._holds_error(window):
+            self._error = True
+            if self._scrub is not None and chunk:
+                chunk = self._scrub(chunk)
+        self._tail = window[-_TAIL:]
         return chunk
 
-    def _look(self, text: bytes) -> None:
-        events, rest = sse.split_events(text)
-        for event in events:
-            if _ERROR_MARK.search(event) and sse.classify_event(event)[0] == sse.ERROR:
-                self._error = True
-        self._pending = rest if rest and len(rest) <= _PENDING_MAX and _ERROR_MARK.search(rest) else None
+    def _end_of_stream(self, relayed: bytes) -> int | None:
+        """Just past the first whole ``data: [DONE]`` event in ``relayed``, or None when it has none."""
+        if b"[DONE]" not in relayed:
+            return None
+        for event, end in sse.events_with_ends(relayed):
+            if b"[DONE]" in event and sse.event_data(event) == b"[DONE]":
+                self._ended = True
+                return end
+        return None
+
+    @staticmethod
+    def _holds_error(relayed: bytes) -> bool:
+        return any(_ERROR_MARK.search(event) and sse.classify_event(event)[0] == sse.ERROR
+                   for event in sse.split_events(relayed)[0])
 
     def end_failure(self) -> str | None:
         if self._error:

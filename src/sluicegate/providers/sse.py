@@ -25,6 +25,7 @@ _LOOKBACK = 3  # bytes kept to find an event's end begun before a read (at most 
 # bounded: an upstream that never ends its event fails the stream at this size). A chat chunk is well under
 # a kilobyte; the largest legitimate ones (an image or a long tool call sent whole) stay far below it.
 MAX_EVENT_BYTES = 8 * 1024 * 1024
+ERROR_EVENT_WAIT = 64 * 1024  # the longest unfinished event a relay holds back while it may be an error event
 
 CONTENT, EMPTY, ERROR, DONE = "content", "empty", "error", "done"
 
@@ -56,6 +57,20 @@ def events_with_ends(buffer: bytes) -> Iterator[tuple[bytes, int]]:
     for at, end in _event_ends(buffer):
         yield buffer[start:at], end
         start = end
+
+
+def held_back(chunk: bytes, window: bytes, mark: re.Pattern[bytes]) -> int:
+    """How many of ``chunk``'s last bytes (``window`` ends with it) a relay holds back for now: those of
+    ``window``'s unfinished last event when ``mark`` says it may be an error event (and it is not longer than
+    ``ERROR_EVENT_WAIT``), so that an error event goes out whole, once judged (and scrubbed of the credentials
+    an upstream may echo in it); 0 to relay them all."""
+    start = 0
+    for _, end in _event_ends(window):
+        start = end
+    rest = len(window) - start
+    if not rest or rest > ERROR_EVENT_WAIT or mark.search(window[start:]) is None:  # a slice: "^" is its start
+        return 0
+    return min(rest, len(chunk))
 
 
 def split_events(buffer: bytes) -> tuple[list[bytes], bytes]:

@@ -63,6 +63,7 @@ class _Translated:
         self._content_seen = False
         self._broken = False  # the upstream's bytes can no longer be read as events (an event too large)
         self._close_upstream: Callable[[], None] | None = None
+        self._scrub: Callable[[bytes], bytes] | None = None  # hide_echoes
         self.content_events = 0  # upstream events with generated text (a completion estimate)
 
     def attach(self, close_upstream: Callable[[], None]) -> None:
@@ -100,11 +101,21 @@ class _Translated:
                 self._failure = error_message(data)
                 self._failure_status = stream_error_status(data)
                 self._failure_answer = orjson.dumps(data)
-            else:
-                self._content_seen = self._content_seen or self._starts(data)
-                self.content_events += self._generated(data)
+                frames += self._hidden(self._machine.feed(data))
+                continue
+            self._content_seen = self._content_seen or self._starts(data)
+            self.content_events += self._generated(data)
             frames += self._machine.feed(data)
         return frames
+
+    def hide_echoes(self, scrub: Callable[[bytes], bytes]) -> None:
+        """How to scrub the client's error event, made of an upstream's, of the credentials the gateway sent
+        (dispatch.py): an upstream that echoes its request's key in an error handed it to the client."""
+        self._scrub = scrub
+
+    def _hidden(self, frames: list[bytes]) -> list[bytes]:
+        scrub = self._scrub
+        return frames if scrub is None else [scrub(frame) for frame in frames]
 
     def _is_error(self, name: str | None, data: object) -> bool:
         raise NotImplementedError
@@ -247,9 +258,11 @@ class AnthropicRelay:
     ``message_start`` (the anthropic SDKs assert the order, and failed with a bare AssertionError). The end is
     clean when the last event relayed was a whole ``message_stop`` (``ends_with_message_stop``); whatever the
     upstream sends after it (a ``data: [DONE]``, a stray event) is not relayed, even when it came in the same
-    read as the ``message_stop``."""
+    read as the ``message_stop``. An upstream error event after the start is relayed scrubbed of the
+    credentials the gateway sent (``hide_echoes``), whole: an unfinished event that may be one is held back
+    until it is."""
 
-    __slots__ = ("_begun", "_ended", "_error_seen", "_held", "_sse", "_tail")
+    __slots__ = ("_begun", "_ended", "_error_seen", "_held", "_pending", "_scrub", "_sse", "_tail")
 
     def __init__(self) -> None:
         self._held = b""
@@ -258,6 +271,13 @@ class AnthropicRelay:
         self._error_seen = False
         self._begun = False  # message_start seen
         self._ended = False  # a whole message_stop has been relayed
+        self._pending = b""  # the start of an event that may be an error, held back until it is whole
+        self._scrub: Callable[[bytes], bytes] | None = None
+
+    def hide_echoes(self, scrub: Callable[[bytes], bytes]) -> None:
+        """How to scrub relayed bytes that hold an upstream error event of the credentials the gateway sent
+        (dispatch.py): an upstream that echoes its request's key in an error handed it to the client."""
+        self._scrub = scrub
 
     def opening(self, chunk: bytes) -> Opening:
         self._held += chunk
@@ -278,21 +298,30 @@ class AnthropicRelay:
         return HOLD
 
     def head(self) -> bytes:
-        end = self._end_of_stream(self._held)
-        held = self._held if end is None else self._held[:end]
-        self._error_seen = _ERROR_EVENT.search(held) is not None
-        self._tail = held[-_TAIL:]
-        return held
+        return self._judged(b"", self._held)
 
     def relay(self, chunk: bytes) -> bytes:
         if self._ended:
             return b""
-        window = self._tail + chunk  # an event name split across two reads is still seen
+        if self._pending:
+            chunk, self._pending = self._pending + chunk, b""
+        return self._judged(self._tail, chunk)  # an event name split across two reads is still seen
+
+    def _judged(self, relayed: bytes, chunk: bytes) -> bytes:
+        """``chunk`` (after the ``relayed`` bytes) as the client gets it: cut after the stream's end; when an
+        error event may be in it, its unfinished last event held back (an error event goes out whole), and,
+        the error seen, scrubbed."""
+        window = relayed + chunk
         end = self._end_of_stream(window)
         if end is not None:
-            chunk, window = chunk[:max(end - len(self._tail), 0)], window[:end]
-        if _ERROR_EVENT.search(window):
-            self._error_seen = True
+            chunk, window = chunk[:max(end - len(relayed), 0)], window[:end]
+        if _ERROR_EVENT.search(window):  # the error path only
+            if end is None and (keep := sse.held_back(chunk, window, _ERROR_EVENT)):
+                self._pending, chunk, window = chunk[-keep:], chunk[:-keep], window[:-keep]
+            if _ERROR_EVENT.search(window):
+                self._error_seen = True
+                if self._scrub is not None and chunk:
+                    chunk = self._scrub(chunk)
         self._tail = window[-_TAIL:]
         return chunk
 

@@ -160,6 +160,14 @@ def scrub(text: str | None, secrets: tuple[str, ...]) -> str | None:
     return text
 
 
+def scrub_bytes(data: bytes, secrets: tuple[str, ...]) -> bytes:
+    """``scrub`` for bytes as they go to a client (an upstream's error body or error event): any bytes, UTF-8
+    or not, come back as they were but for the secrets."""
+    text = data.decode("utf-8", "surrogateescape")
+    clean = scrub(text, secrets)
+    return data if clean is text or clean is None else clean.encode("utf-8", "surrogateescape")
+
+
 def safe_url(url: str | None) -> str | None:
     """``https://user:pw@host:8000/v1?key=k#x`` → ``https://host:8000/v1``."""
     if not url:

@@ -14,7 +14,7 @@ transport, h1, takes the header off what it decoded, see upstream/decoding.py).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import orjson
 
@@ -47,17 +47,20 @@ _HOP_BY_HOP = frozenset(
 
 async def exchange(
     transport: Transport, prepared: Prepared, target_path: str, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    scrub_errors: Callable[[bytes], bytes] | None = None,
 ) -> Outcome:
     """Send ``prepared`` once, within its timeout; ``target_path`` names the config target for the log. A
-    non-streamed answer larger than ``max_body_bytes`` fails the attempt (502)."""
+    non-streamed answer larger than ``max_body_bytes`` fails the attempt (502). ``scrub_errors``: how a stream's
+    decoder scrubs the bytes of an upstream error event after the stream started (``hide_echoes``) of the
+    credentials the gateway sent; an error before the start is an error answer, scrubbed by the caller."""
     if prepared.local_answer is not None:
         return Outcome(200, [("content-type", "application/json")], prepared.local_answer, prepared.provider,
                        target_path)
     try:
         if not prepared.timeout_ms:  # no deadline of its own: the transport's timeouts bound it (no timer to arm)
-            return await _send(transport, prepared, target_path, max_body_bytes)
+            return await _send(transport, prepared, target_path, max_body_bytes, scrub_errors)
         async with asyncio.timeout(prepared.timeout_ms / 1000.0):
-            return await _send(transport, prepared, target_path, max_body_bytes)
+            return await _send(transport, prepared, target_path, max_body_bytes, scrub_errors)
     except TimeoutError as exc:
         timed_out = failure(_timed_out(exc, prepared), target_path)
         timed_out.deadline_expired = not isinstance(exc, TransportTimeout)
@@ -98,7 +101,7 @@ def _stream_refused(exc: UpstreamStreamError, prepared: Prepared, target_path: s
 
 
 async def _send(transport: Transport, prepared: Prepared, target_path: str, max_body_bytes: int,
-                ) -> Outcome:
+                scrub_errors: Callable[[bytes], bytes] | None) -> Outcome:
     response = await transport.send(prepared.method, prepared.url, prepared.headers, prepared.body or None)
     headers, encoding = relayable_headers(response.headers)
     if not 200 <= response.status <= 599:  # no HTTP status: the client could not take it
@@ -110,6 +113,9 @@ async def _send(transport: Transport, prepared: Prepared, target_path: str, max_
     ok = response.status < 400
     if ok and response.content_type == "text/event-stream":
         decoder = prepared.translation.stream_decoder()
+        hide_echoes = getattr(decoder, "hide_echoes", None)  # a decoder that relays an upstream's error events
+        if hide_echoes is not None and scrub_errors is not None:
+            hide_echoes(scrub_errors)
         try:
             start = await open_stream(response, decoder, prepared.provider)
         except BaseException:
