@@ -57,6 +57,7 @@ def test_admin_api_private_host_names_the_fix(gw):
     message = refused.json()["message"]
     assert "10.0.0.5 is a private address" in message
     assert "TRUSTED_CUSTOM_HOSTS" in message and '"allow_entry": "10.0.0.5"' in message
+    assert "for every request" in message  # the entry joins the one allow-list: not this provider's alone
     allowed = httpx.post(f"{gw.url}/admin/api/providers", json={**provider, "allow_entry": "10.0.0.5"},
                          headers=auth, timeout=30)
     assert allowed.status_code in (200, 201), allowed.text

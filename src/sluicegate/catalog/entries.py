@@ -236,11 +236,12 @@ def validate_custom_host(value: Any, check_host: CheckHost | None) -> str:
 
 
 def _allow_hint(reason: str, host: str) -> str:
-    """A host the operator may allow (the guard names TRUSTED_CUSTOM_HOSTS): say how, for this provider only."""
+    """A host the operator may allow (the guard names TRUSTED_CUSTOM_HOSTS): say how with this provider. Not
+    "for this provider only": the entry joins the guard's one allow-list, so every request may reach the host."""
     if "TRUSTED_CUSTOM_HOSTS" not in reason:
         return ""  # always blocked (metadata, rebinding names …): nothing unlocks it
-    return (f"; or allow it for this provider only with --allow-entry {host} (CLI) or "
-            f'"allow_entry": "{host}" (admin API)')
+    return (f"; or allow it with this provider with --allow-entry {host} (CLI) or "
+            f'"allow_entry": "{host}" (admin API), which allows it for every request while the provider exists')
 
 
 def validate_headers(pairs: Any) -> tuple[tuple[str, str], ...]:
