@@ -25,6 +25,14 @@ def json_object(text: bytes | str, *, invalid: str, not_object: str | None = Non
     return value
 
 
+def check_keys(body: dict[str, Any], allowed: tuple[str, ...], *, where: str = "", hint: str = "") -> None:
+    """A 400 naming the first field of ``body`` (an object at ``where``, e.g. "configurations.") not in
+    ``allowed``; ``hint`` says what to do instead."""
+    unknown = sorted(set(body) - set(allowed))
+    if unknown:
+        raise BadRequest(f"{where}{unknown[0][:64]}: unknown field (allowed: {', '.join(allowed)}){hint}")
+
+
 # orjson reads JSON nested up to 1,024 levels deep but writes at most 254. A document the gateway keeps and
 # writes back (an admin body, a saved config) nested deeper would be accepted, and then fail as a 500.
 WRITABLE_DEPTH = 254

@@ -14,13 +14,14 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..errors import BadRequest
+from ..jsontext import check_keys
 from ..store.access_tables import api_keys
 from ..store.state import bump_access_version
 from ..store.tables import saved_configs, utcnow
 from .audit import record_event
 from .model import ACTIVE, DEFAULT_SCOPES, KEY_TYPES, REVOKED, SUB_TYPES, KeyDefaults, Permissions, validate_scopes
 from .secrets import KeyHasher, looks_like_key, new_secret, shown_prefix
-from .workspaces import Missing, _text, only_fields, workspace_row
+from .workspaces import Missing, _text, workspace_row
 
 MAX_NAME = 256
 # What a key's create and update bodies may hold (the limits are taken out and stored by server/limits_admin.py).
@@ -90,7 +91,7 @@ class KeyRepository:
 
     async def create(self, body: dict[str, Any], *, actor: str) -> tuple[dict[str, Any], str]:
         """The new key's view and its secret (returned this once)."""
-        only_fields(body, CREATE_FIELDS, "an API key")
+        check_keys(body, CREATE_FIELDS)
         key_type = _choice(body.get("type", "workspace"), KEY_TYPES, "type")
         sub_type = _choice(body.get("sub_type", body.get("sub-type", "service")), SUB_TYPES, "sub_type")
         name = _text(body.get("name"), "name", MAX_NAME, required=True, one_line=True)
@@ -128,7 +129,7 @@ class KeyRepository:
             return [key_json(row) for row in await conn.execute(stmt)]
 
     async def update(self, key_id: str, body: dict[str, Any], *, actor: str) -> dict[str, Any]:
-        only_fields(body, UPDATE_FIELDS, "an API key update")
+        check_keys(body, UPDATE_FIELDS)
         values: dict[str, Any] = {"updated_at": utcnow()}
         if body.get("name") is not None:
             values["name"] = _text(body["name"], "name", MAX_NAME, required=True, one_line=True)

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from ..errors import BadRequest
+from ..jsontext import check_keys
 from ..types import metadata_fault
 
 KEY_TYPES = ("organisation", "workspace")
@@ -152,9 +153,8 @@ class KeyDefaults:
             return cls()
         if not isinstance(value, dict):
             raise BadRequest("defaults: expected an object {\"config_id\": …, \"metadata\": {…}}")
-        unknown = sorted(set(value) - {"config_id", "metadata"})
-        if unknown:  # ignored, a misspelt "config" left the key without the default config it meant
-            raise BadRequest(f"defaults.{unknown[0][:64]}: unknown field (fields: config_id, metadata)")
+        # Ignored, a misspelt "config" left the key without the default config it meant.
+        check_keys(value, ("config_id", "metadata"), where="defaults.")
         config_id = value.get("config_id")
         if config_id is not None and (not isinstance(config_id, str) or not config_id):
             raise BadRequest("defaults.config_id: expected a saved config id")

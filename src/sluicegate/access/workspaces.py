@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..errors import BadRequest, Conflict, GatewayError
+from ..jsontext import check_keys
 from ..store.access_tables import DEFAULT_WORKSPACE_ID, api_keys, workspaces
 from ..store.limit_tables import delete_subject_limits
 from ..store.state import bump_access_version
@@ -72,15 +73,6 @@ def _text(value: Any, where: str, limit: int, *, required: bool = False, one_lin
     return value
 
 
-def only_fields(body: dict[str, Any], allowed: tuple[str, ...], what: str) -> None:
-    """A 400 naming the first field of ``body`` not in ``allowed``. Ignored, a misspelt one left the record
-    without what it meant: ``"permision": {...}`` made an unrestricted key, ``"expiresAt"`` one that never
-    expires."""
-    unknown = sorted(set(body) - set(allowed))
-    if unknown:
-        raise BadRequest(f"{unknown[0][:64]}: unknown field of {what} (fields: {', '.join(allowed)})")
-
-
 def _defaults(value: Any) -> dict[str, Any]:
     if value is None:
         return {}
@@ -105,7 +97,7 @@ class WorkspaceRepository:
         self._engine = engine
 
     async def create(self, body: dict[str, Any], *, actor: str) -> dict[str, Any]:
-        only_fields(body, CREATE_FIELDS, "a workspace")
+        check_keys(body, CREATE_FIELDS)
         name = _text(body.get("name"), "name", MAX_NAME, required=True, one_line=True)
         slug = body.get("slug") or _slug_from(name)
         if not isinstance(slug, str) or not SLUG_RE.match(slug):
@@ -143,7 +135,7 @@ class WorkspaceRepository:
             return [workspace_json(row) for row in await conn.execute(stmt)]
 
     async def update(self, ref: str, body: dict[str, Any], *, actor: str) -> dict[str, Any]:
-        only_fields(body, UPDATE_FIELDS, "a workspace update")
+        check_keys(body, UPDATE_FIELDS)
         async with self._engine.begin() as conn:
             await bump_access_version(conn)
             row = await workspace_row(conn, ref)

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..errors import BadRequest, Conflict
+from ..jsontext import check_keys
 from ..providers import registry
 from ..store.tables import integrations, providers, utcnow
 from ..vault import Vault, integration_aad
@@ -33,7 +34,6 @@ from .entries import (
     validate_headers,
     validate_slug,
 )
-from .jsonio import check_keys
 
 _FIELDS = ("name", "description", "key", "ai_provider_id", "workspace_id", "slug", "configurations")
 MAX_NAME = 256

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from ..errors import BadRequest
-from ..jsontext import stored_json_object
+from ..jsontext import check_keys, stored_json_object
 from .entries import (
     UNSET,
     CheckHost,
@@ -33,14 +33,6 @@ MAX_CONFIG_BYTES = 256 * 1024
 
 def parse_body(raw: bytes) -> dict[str, Any]:
     return stored_json_object(raw, invalid="body: not valid JSON", not_object="body: expected a JSON object")
-
-
-def check_keys(body: dict[str, Any], allowed: tuple[str, ...], *, where: str = "", hint: str = "") -> None:
-    """A 400 naming the first field of ``body`` (an object at ``where``, e.g. "configurations.") not in
-    ``allowed``; ``hint`` says what to do instead."""
-    unknown = sorted(set(body) - set(allowed))
-    if unknown:
-        raise BadRequest(f"{where}{unknown[0][:64]}: unknown field (allowed: {', '.join(allowed)}){hint}")
 
 
 def _headers_object(value: Any, *, allow_null: bool) -> tuple[tuple[str, Any], ...]:

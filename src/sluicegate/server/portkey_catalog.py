@@ -30,9 +30,9 @@ from ..access.workspaces import resolve_workspace_id
 from ..catalog.configs import ConfigRepository
 from ..catalog.entries import UNSET, ProviderPatch, ProviderView, SavedConfigView, validate_slug
 from ..catalog.integrations import IntegrationRepository
-from ..catalog.jsonio import check_keys
 from ..catalog.providers import ProviderRepository
 from ..errors import BadRequest, GatewayError
+from ..jsontext import check_keys
 from ..vault import VaultError
 from . import limits_admin
 from .access_admin import body_of, narrowed_workspace, principal
