@@ -72,6 +72,10 @@ def error_body(status: int, raw: bytes, provider: str) -> dict[str, Any]:
     return {"error": error, "provider": provider}
 
 
+def _is_done(event: bytes) -> bool:
+    return sse.event_data(event) == b"[DONE]"
+
+
 class PassthroughStream:
     """An OpenAI-style SSE stream relayed byte for byte: events are parsed only until the first content, and
     after it only where an error event may be (``_ERROR_MARK``) or the end (``[DONE]``). An error event after
@@ -152,13 +156,9 @@ class PassthroughStream:
 
     def _end_of_stream(self, relayed: bytes) -> int | None:
         """Just past the first whole ``data: [DONE]`` event in ``relayed``, or None when it has none."""
-        if b"[DONE]" not in relayed:
-            return None
-        for event, end in sse.events_with_ends(relayed):
-            if b"[DONE]" in event and sse.event_data(event) == b"[DONE]":
-                self._ended = True
-                return end
-        return None
+        end = sse.past_first(relayed, b"[DONE]", _is_done)
+        self._ended = end is not None
+        return end
 
     @staticmethod
     def _holds_error(relayed: bytes) -> bool:
@@ -190,7 +190,7 @@ class ProxyStream(PassthroughStream):
     __slots__ = ()
 
     def _starts(self, kind: str, event: bytes) -> bool:
-        return kind != sse.EMPTY or sse.carries_data(event)
+        return kind != sse.EMPTY or sse.event_data(event) is not None
 
     def end_failure(self) -> str | None:
         return _SENT_AN_ERROR if self._error else None

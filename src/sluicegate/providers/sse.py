@@ -12,7 +12,7 @@ Lines end as the SSE specification lets them: CRLF, LF or a lone CR; an empty li
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import orjson
 
@@ -51,12 +51,19 @@ def _event_ends(buffer: bytes) -> Iterator[tuple[int, int]]:
         yield match.span()
 
 
-def events_with_ends(buffer: bytes) -> Iterator[tuple[bytes, int]]:
-    """Each complete event in ``buffer`` with the offset just past its closing blank line."""
+def past_first(buffer: bytes, marker: bytes, is_it: Callable[[bytes], bool]) -> int | None:
+    """The offset just past the first complete event of ``buffer`` that holds ``marker`` and that ``is_it``
+    says is the one (a stream's end: a relay cuts there), or None when none is. Most buffers hold no
+    ``marker``: one scan in C."""
+    if marker not in buffer:
+        return None
     start = 0
     for at, end in _event_ends(buffer):
-        yield buffer[start:at], end
+        event = buffer[start:at]
+        if marker in event and is_it(event):
+            return end
         start = end
+    return None
 
 
 def held_back(chunk: bytes, window: bytes, mark: re.Pattern[bytes]) -> int:
@@ -157,11 +164,6 @@ def ends_with_done(tail: bytes) -> bool:
     return False
 
 
-def carries_data(event: bytes) -> bool:
-    """Does the event have data (not only a comment, a keep-alive or a name)?"""
-    return _data_of(event)[0] is not None
-
-
 def _data_of(event: bytes) -> tuple[bytes | None, bytes]:
     name, data = b"", []
     for line in event.splitlines():
@@ -173,7 +175,7 @@ def _data_of(event: bytes) -> tuple[bytes | None, bytes]:
 
 
 def event_data(event: bytes) -> bytes | None:
-    """The event's data (its data lines joined), None when it has none."""
+    """The event's data (its data lines joined), None when it has none (a comment, a keep-alive, a name)."""
     return _data_of(event)[0]
 
 

@@ -252,6 +252,11 @@ def anthropic_content(event: object) -> bool:
     return isinstance(event, dict) and event.get("type") in ("content_block_delta", "message_delta", "message_stop")
 
 
+def _is_message_stop(event: bytes) -> bool:
+    data = parse_event(event)[1]
+    return isinstance(data, dict) and data.get("type") == "message_stop"
+
+
 class AnthropicRelay:
     """An Anthropic stream relayed as is. Its start is held back like the OpenAI relay's, until the first
     content (``anthropic_content``); an ``error`` event before it fails it, and so does a message event before
@@ -329,14 +334,9 @@ class AnthropicRelay:
         """Where ``relayed`` is to be cut: just past its first whole ``message_stop`` event (the stream's
         end: the SDKs took what came after one in the same read for more events, and the relay judged such a
         stream cut), or None to keep it all."""
-        if b"message_stop" not in relayed:  # most reads: one scan in C
-            return None
-        for event, end in sse.events_with_ends(relayed):
-            data = parse_event(event)[1] if b"message_stop" in event else None
-            if isinstance(data, dict) and data.get("type") == "message_stop":
-                self._ended = True
-                return end
-        return None
+        end = sse.past_first(relayed, b"message_stop", _is_message_stop)
+        self._ended = end is not None
+        return end
 
     def end_failure(self) -> str | None:
         if self._error_seen:
