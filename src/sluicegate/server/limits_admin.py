@@ -24,7 +24,7 @@ from ..catalog.entries import NotInCatalog
 from ..errors import BadRequest
 from ..jsontext import stored_json_object
 from ..limits.checks import Subject
-from ..limits.model import looser_part, parse_limits
+from ..limits.model import NO_LIMITS, Limits, looser_part, parse_limits
 from ..limits.store import KINDS, validated
 from ..store.tables import providers
 from .appkeys import GATEWAY
@@ -113,12 +113,9 @@ async def check_within_callers(request: web.Request, caller: Principal, kind: st
     """A key with limits of its own gives no key limits looser than its own (``found``: the fields a create or
     update sets; the key's others stay as stored): else it could shed its limits by making a key without
     them, and using that one. The admin token, and a key without limits, may set any."""
-    if kind != "key" or caller.key_id is None:
+    if kind != "key" or (own := await _own_limits(request, caller)).empty:
         return
     repository = request.config_dict[GATEWAY].limits.repository
-    own = parse_limits(await repository.get("key", caller.key_id))
-    if own.empty:
-        return
     stored = await repository.get("key", subject_id) if subject_id is not None else {}
     needed = looser_part(parse_limits({**stored, **found}), own)
     if needed is not None:
@@ -129,9 +126,15 @@ async def check_within_callers(request: web.Request, caller: Principal, kind: st
 async def check_may_lift(request: web.Request, caller: Principal, kind: str) -> None:
     """Refilling a key's budget is lifting its limit: not for a key bound by limits of its own (it could make
     a key as limited as itself and refill that key's budget at will)."""
-    if kind == "key" and caller.key_id is not None and \
-            not parse_limits(await request.config_dict[GATEWAY].limits.repository.get("key", caller.key_id)).empty:
+    if kind == "key" and not (await _own_limits(request, caller)).empty:
         raise Forbidden("An API key with usage limits cannot reset a key's usage")
+
+
+async def _own_limits(request: web.Request, caller: Principal) -> Limits:
+    """The caller key's limits, as stored (the admin token has none)."""
+    if caller.key_id is None:
+        return NO_LIMITS
+    return parse_limits(await request.config_dict[GATEWAY].limits.repository.get("key", caller.key_id))
 
 
 def check_may_change(caller: Principal, kind: str, subject_id: str) -> None:
