@@ -20,6 +20,24 @@ from tests.logapi import ADMIN_TOKEN, LogApi
 from tests.pg import PgServer, pg_server_or_skip
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Refuse to test compiled modules (setup.py) older than their sources: the edit would not be tested."""
+    stale = stale_compiled_modules(Path(__file__).resolve().parent.parent / "src" / "sluicegate")
+    if stale:
+        pytest.exit(f"compiled modules are older than their sources ({', '.join(stale)}): run `make install` to "
+                    "compile them again, or `SLUICEGATE_COMPILE=0 make install` to run pure Python", returncode=4)
+
+
+def stale_compiled_modules(package: Path) -> list[str]:
+    """The sources (relative to ``package``) changed since their extension module was built beside them."""
+    stale = []
+    for extension in package.rglob("*.so"):
+        source = extension.with_name(extension.name.split(".", 1)[0] + ".py")
+        if source.exists() and source.stat().st_mtime > extension.stat().st_mtime:
+            stale.append(str(source.relative_to(package)))
+    return sorted(stale)
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PgServer]:
     server = pg_server_or_skip()

@@ -306,7 +306,7 @@ async def test_a_record_that_cannot_be_built_does_not_stop_the_sink(store, tmp_p
     sink = make_sink(store, tmp_path)
     await sink.start()
     broken = record()
-    broken.call = object()  # not a Call: building its row fails
+    broken.attempts = [object()]  # not an AttemptRecord: building its rows fails
     sink.submit(broken)
     sink.submit(record())
     await sink.close()
@@ -315,16 +315,18 @@ async def test_a_record_that_cannot_be_built_does_not_stop_the_sink(store, tmp_p
 
 async def test_a_batch_lost_to_an_unexpected_error_is_counted(store, tmp_path, monkeypatch):
     sink = make_sink(store, tmp_path)
+    store.up = False  # every batch goes to the spool, whose code has a bug (not an OSError: the disk is fine)
 
-    async def broken(entries):
+    def broken(entries):
         raise RuntimeError("a bug in delivery")
 
-    monkeypatch.setattr(sink, "_deliver", broken)
+    monkeypatch.setattr(sink._spool, "append", broken)
     await sink.start()
     for _ in range(7):
         sink.submit(record())
     await settle(sink, lambda: sink.dropped.get("unexpected", 0) == 7)
     monkeypatch.undo()
+    store.up = True
     await sink.close()
     assert sink.gauges().dropped == {"unexpected": 7}
 

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
+from mypy_extensions import mypyc_attr
 
 from ..errors import GatewayError, InternalError, MethodNotAllowed, NotFound, PayloadTooLarge
 from .appkeys import TRACE_ID
@@ -60,6 +61,7 @@ def _from_http_exception(exc: web.HTTPException) -> GatewayError:
     return GatewayError(exc.reason or "Request refused", status=exc.status)
 
 
+@mypyc_attr(native_class=False)  # compiled (setup.py), a subclass of a Python class stays one
 class MisdirectedHost(GatewayError):
     status = 421
 
@@ -87,10 +89,10 @@ def edge_middleware(connections: ConnectionGuard, policy: HostPolicy) -> Middlew
                     "SLUICEGATE_ALLOWED_HOSTS (a defence against DNS rebinding, see docs/security.md)"
                 )
             return await handler(request)
-        except web.HTTPException as exc:
-            if exc.status < 400:
+        except web.HTTPException as refusal:  # one name per clause: compiled (setup.py), a name has one type
+            if refusal.status < 400:
                 raise
-            return error_response(error_for(exc, request), request.get(TRACE_ID))
+            return error_response(error_for(refusal, request), request.get(TRACE_ID))
         except Exception as exc:
             return error_response(error_for(exc, request), request.get(TRACE_ID))
         finally:

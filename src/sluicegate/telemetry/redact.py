@@ -16,6 +16,8 @@ from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
+from mypy_extensions import mypyc_attr
+
 from ..header_names import GATEWAY_HEADER_NAMES, PORTKEY_PREFIX, auth_scheme_split
 from ..types import RequestContext
 from ..upstream.urls import url_end
@@ -129,6 +131,7 @@ def _bytes_of(value: str) -> bytes:
         return value.encode("utf-8", "surrogatepass")
 
 
+@mypyc_attr(native_class=False)  # compiled (setup.py), a tuple's subclass stays a Python class
 class Secrets(tuple[str, ...]):
     """A request's scrub list (longest first) with its roots: the fewest of its values that every value
     contains (a bare token is in its "Bearer" and URL-encoded forms). A text holding no root holds none of

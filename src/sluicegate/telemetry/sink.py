@@ -364,9 +364,9 @@ class Sink:
         try:
             async with asyncio.timeout(WRITE_TIMEOUT_S):
                 await self._writer.write(entries)
-        except RejectedBatch as exc:
-            log.error("request log store refused %d records (%s); they are dropped", exc.count, exc)
-            return exc.count  # consumed: spooling data the store refuses would only replay the refusal
+        except RejectedBatch as refusal:  # a name of its own: compiled (setup.py), a name has one type
+            log.error("request log store refused %d records (%s); they are dropped", refusal.count, refusal)
+            return refusal.count  # consumed: spooling data the store refuses would only replay the refusal
         except Exception as exc:
             self._went_down(exc)
             return None

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 REPLACEMENT = "\ufffd"
-_SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE = re.compile("[\\ud800-\\udfff]")  # the escape, for re: mypyc compiles no lone surrogate literal
 
 
 def storable_text(text: str) -> str:

@@ -61,18 +61,19 @@ async def exchange(
             return await _send(transport, prepared, target_path, max_body_bytes, scrub_errors)
         async with asyncio.timeout(prepared.timeout_ms / 1000.0):
             return await _send(transport, prepared, target_path, max_body_bytes, scrub_errors)
-    except TimeoutError as exc:
-        timed_out = failure(_timed_out(exc, prepared), target_path)
-        timed_out.deadline_expired = not isinstance(exc, TransportTimeout)
+    # one name per clause: compiled (setup.py), a name keeps the type of its first binding
+    except TimeoutError as timeout:
+        timed_out = failure(_timed_out(timeout, prepared), target_path)
+        timed_out.deadline_expired = not isinstance(timeout, TransportTimeout)
         return timed_out
-    except TransportError as exc:
-        return failure(_unreachable(exc, prepared), target_path)
-    except UpstreamStreamError as exc:
-        exc.provider = exc.provider or prepared.provider
-        return _stream_refused(exc, prepared, target_path)
-    except UpstreamFailure as exc:
-        exc.provider = exc.provider or prepared.provider  # a translation's refusal of the answer names none
-        return failure(exc, target_path)
+    except TransportError as unreachable:
+        return failure(_unreachable(unreachable, prepared), target_path)
+    except UpstreamStreamError as refused:
+        refused.provider = refused.provider or prepared.provider
+        return _stream_refused(refused, prepared, target_path)
+    except UpstreamFailure as failed:
+        failed.provider = failed.provider or prepared.provider  # a translation's refusal of the answer names none
+        return failure(failed, target_path)
 
 
 def _timed_out(exc: TimeoutError, prepared: Prepared) -> UpstreamTimeout:

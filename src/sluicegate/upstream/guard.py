@@ -128,10 +128,11 @@ class Guard:
     def policy(self) -> GuardPolicy:
         return self._policy
 
-    def check_url(self, url: str) -> CheckedURL:
-        """Request-time check; raises InvalidCustomHost. No I/O."""
-        cacheable = isinstance(url, str) and len(url) <= MAX_URL
-        cached = self._urls.get(url) if cacheable else None
+    def check_url(self, url: object) -> CheckedURL:
+        """Request-time check; raises InvalidCustomHost. No I/O. Any value is judged (a non-string is
+        refused), as a config's may arrive."""
+        key = url if isinstance(url, str) and len(url) <= MAX_URL else None  # None: not cached
+        cached = self._urls.get(key) if key is not None else None
         if isinstance(cached, CheckedURL):
             return cached
         try:
@@ -139,15 +140,15 @@ class Guard:
                 raise InvalidCustomHost(cached)
             checked = self._judge(url)
         except InvalidCustomHost as exc:
-            if cacheable:
-                _remember(self._urls, url, exc.reason, URL_CACHE_SIZE)
+            if key is not None:
+                _remember(self._urls, key, exc.reason, URL_CACHE_SIZE)
             log_refusal("request", redact_url(url), exc.reason)
             raise
-        if cacheable:
-            _remember(self._urls, url, checked, URL_CACHE_SIZE)
+        if key is not None:
+            _remember(self._urls, key, checked, URL_CACHE_SIZE)
         return checked
 
-    def _judge(self, url: str) -> CheckedURL:
+    def _judge(self, url: object) -> CheckedURL:
         parsed = parse_url(url)
         if parsed.address is not None:
             self._policy.check_ip_literal(parsed.address, parsed.port, parsed.host)

@@ -576,8 +576,8 @@ class H1Transport:
                 )
         except TimeoutError:
             raise _ConnectFailed(TransportTimeout("connect", self._connect_s, "ConnectTimeoutError")) from None
-        except ssl.SSLError as exc:  # the certificate or the handshake: trying another address would not help
-            raise TransportError("ConnectError", connect_reason=exc.reason or type(exc).__name__) from None
+        except ssl.SSLError as tls_error:  # the certificate or the handshake: trying another address would not help
+            raise TransportError("ConnectError", connect_reason=tls_error.reason or type(tls_error).__name__) from None
         except OSError as exc:  # the OS's words by its error number (asyncio's own loop words them its way)
             reason = os.strerror(exc.errno) if exc.errno else exc.strerror or type(exc).__name__
             raise _ConnectFailed(TransportError("ConnectError", connect_reason=reason)) from None

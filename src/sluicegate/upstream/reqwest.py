@@ -146,6 +146,38 @@ def client_for(lease: Lease, url: Url) -> Client:
     return client
 
 
+
+class Throwable:
+    """A pyreqwest awaitable whose ``throw`` takes an exception the way a coroutine's may be given one: as
+    (type, value, traceback) too. Python's own frames pass one argument to the awaitable they wait on, but a
+    coroutine compiled by mypyc (the request path, setup.py) passes three, which pyreqwest's refuses with a
+    TypeError: the cancellation of a client's request would not reach the upstream call."""
+
+    __slots__ = ("_awaited",)
+
+    def __init__(self, awaitable: Any) -> None:
+        self._awaited = awaitable.__await__()
+
+    def __await__(self) -> Throwable:
+        return self
+
+    def __iter__(self) -> Throwable:
+        return self
+
+    def __next__(self) -> Any:
+        return self._awaited.send(None)
+
+    def send(self, value: Any) -> Any:
+        return self._awaited.send(value)
+
+    def throw(self, kind: Any, value: Any = None, traceback: Any = None) -> Any:
+        return self._awaited.throw(value if value is not None else kind)
+
+    def close(self) -> None:
+        close = getattr(self._awaited, "close", None)
+        if close is not None:
+            close()
+
 class ReqwestTransport:
     def __init__(self, settings: Settings, guard: Guard) -> None:
         self._guard = guard
@@ -204,7 +236,7 @@ class ReqwestTransport:
             if body is not None:
                 builder = builder.body_bytes(body)
             request = builder.build_streamed()
-            response = await request.__aenter__()
+            response = await Throwable(request.__aenter__())
         except BaseException:
             self._clients.release(lease)
             raise
@@ -271,7 +303,7 @@ class ReqwestResponse:
                 if self._remaining == 0:  # every announced byte is in: the end, without asking for it
                     self._end()
                     return b""
-                chunk = await self._reader.read_chunk()
+                chunk = await Throwable(self._reader.read_chunk())
                 if chunk is None:
                     self._end()
                     return b""

@@ -21,6 +21,7 @@ from typing import NoReturn, Protocol
 
 import aiohttp
 from multidict import CIMultiDict
+from mypy_extensions import mypyc_attr
 
 from .guard import Guard, GuardedResolver, blocked_reason
 
@@ -87,6 +88,7 @@ class BodyTooLarge(Exception):
     """A body beyond the reader's limit: the connection was dropped (what was read is freed)."""
 
 
+@mypyc_attr(native_class=False)  # compiled (setup.py), a subclass of TimeoutError stays a Python class
 class TransportTimeout(TimeoutError):
     """The transport's own ``connect`` or ``read`` timeout fired after ``seconds``."""
 
