@@ -1,0 +1,90 @@
+"""What mypyc-compiled modules (setup.py's list) ask of their source, checked by machine where compiled code
+would quietly mean something else than the same source interpreted (docs/architecture.md, "The request path
+compiled"):
+
+- a class attribute set in a compiled class's body is not seen as one (a subclass of a Python class that
+  says ``status = 421`` answers with its base's ``status``; an exception's is missing): such a class stays a
+  Python class, ``@mypyc_attr(native_class=False)``;
+- a name bound by several ``except`` clauses of one function keeps the type of the first (the second
+  clause's exception is a ``TypeError``): one name per clause type.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src" / "sluicegate"
+
+
+def compiled_modules() -> list[str]:
+    listing = (ROOT / "setup.py").read_text().split("COMPILED = [", 1)[1].split("\n]", 1)[0]
+    return re.findall(r'"([^"]+\.py)"', listing)
+
+
+def test_the_compiled_modules_exist():
+    modules = compiled_modules()
+    assert len(modules) >= 20 and all((SRC / module).is_file() for module in modules)
+
+
+def _class_attributes(node: ast.ClassDef) -> list[str]:
+    names = []
+    for statement in node.body:
+        if isinstance(statement, ast.Assign):
+            names += [ast.unparse(target) for target in statement.targets]
+        elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
+            names.append(ast.unparse(statement.target))
+    return [name for name in names if name != "__slots__"]
+
+
+def _stays_python(node: ast.ClassDef) -> bool:
+    decorators = [ast.unparse(decorator) for decorator in node.decorator_list]
+    bases = [ast.unparse(base) for base in node.bases]
+    return ("mypyc_attr(native_class=False)" in decorators or any("dataclass" in d for d in decorators)
+            or "NamedTuple" in bases)
+
+
+@pytest.mark.parametrize("module", compiled_modules())
+def test_a_class_with_class_attributes_stays_a_python_class(module):
+    tree = ast.parse((SRC / module).read_text())
+    wrong = [f"{node.name}: {', '.join(_class_attributes(node))}" for node in ast.walk(tree)
+             if isinstance(node, ast.ClassDef) and _class_attributes(node) and not _stays_python(node)]
+    assert not wrong, f"{module}: mark these @mypyc_attr(native_class=False) or set the values in __init__"
+
+
+@pytest.mark.parametrize("module", compiled_modules())
+def test_an_except_name_has_one_type_per_function(module):
+    wrong = _except_names_of_several_types(ast.parse((SRC / module).read_text()))
+    assert not wrong, f"{module}: give each except clause's exception a name of its own"
+
+
+def _except_names_of_several_types(tree: ast.Module) -> list[str]:
+    wrong = []
+    for function in ast.walk(tree):
+        if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        kinds: dict[str, set[str]] = {}
+        for node in ast.walk(function):
+            if isinstance(node, ast.ExceptHandler) and node.name and node.type is not None:
+                kinds.setdefault(node.name, set()).add(ast.unparse(node.type))
+        wrong += [f"{function.name}: {name} as {sorted(types)}" for name, types in kinds.items() if len(types) > 1]
+    return wrong
+
+
+@pytest.mark.parametrize("source", [
+    "class A(Base):\n    status = 421\n",
+    "class A(Exception):\n    code: int = 1\n",
+])
+def test_the_class_rule_sees_an_attribute(source):
+    node = ast.parse(source).body[0]
+    assert isinstance(node, ast.ClassDef) and _class_attributes(node) and not _stays_python(node)
+
+
+def test_the_except_rule_sees_a_name_of_two_types():
+    source = "def f():\n    try:\n        g()\n    except KeyError as exc:\n        h(exc)\n    except Exception as exc:\n        h(exc)\n"
+    assert _except_names_of_several_types(ast.parse(source)) == ["f: exc as ['Exception', 'KeyError']"]
+    assert not _except_names_of_several_types(ast.parse(source.replace("Exception as exc", "Exception as error")))
