@@ -146,8 +146,7 @@ def client_for(lease: Lease, url: Url) -> Client:
     return client
 
 
-
-class Throwable:
+class ThreeArgumentThrow:
     """A pyreqwest awaitable whose ``throw`` takes an exception the way a coroutine's may be given one: as
     (type, value, traceback) too. Python's own frames pass one argument to the awaitable they wait on, but a
     coroutine compiled by mypyc (the request path, setup.py) passes three, which pyreqwest's refuses with a
@@ -158,10 +157,10 @@ class Throwable:
     def __init__(self, awaitable: Any) -> None:
         self._awaited = awaitable.__await__()
 
-    def __await__(self) -> Throwable:
+    def __await__(self) -> ThreeArgumentThrow:
         return self
 
-    def __iter__(self) -> Throwable:
+    def __iter__(self) -> ThreeArgumentThrow:
         return self
 
     def __next__(self) -> Any:
@@ -177,6 +176,7 @@ class Throwable:
         close = getattr(self._awaited, "close", None)
         if close is not None:
             close()
+
 
 class ReqwestTransport:
     def __init__(self, settings: Settings, guard: Guard) -> None:
@@ -236,7 +236,7 @@ class ReqwestTransport:
             if body is not None:
                 builder = builder.body_bytes(body)
             request = builder.build_streamed()
-            response = await Throwable(request.__aenter__())
+            response = await ThreeArgumentThrow(request.__aenter__())
         except BaseException:
             self._clients.release(lease)
             raise
@@ -303,7 +303,7 @@ class ReqwestResponse:
                 if self._remaining == 0:  # every announced byte is in: the end, without asking for it
                     self._end()
                     return b""
-                chunk = await Throwable(self._reader.read_chunk())
+                chunk = await ThreeArgumentThrow(self._reader.read_chunk())
                 if chunk is None:
                     self._end()
                     return b""
