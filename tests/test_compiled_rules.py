@@ -12,10 +12,13 @@ compiled"):
 from __future__ import annotations
 
 import ast
+import os
 import re
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import stale_compiled_modules
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src" / "sluicegate"
@@ -88,3 +91,14 @@ def test_the_except_rule_sees_a_name_of_two_types():
     source = "def f():\n    try:\n        g()\n    except KeyError as exc:\n        h(exc)\n    except Exception as exc:\n        h(exc)\n"
     assert _except_names_of_several_types(ast.parse(source)) == ["f: exc as ['Exception', 'KeyError']"]
     assert not _except_names_of_several_types(ast.parse(source.replace("Exception as exc", "Exception as error")))
+
+
+def test_a_source_edited_after_its_compiled_module_is_stale(tmp_path):
+    (tmp_path / "server").mkdir()
+    for name in ("ids", "server/native"):
+        (tmp_path / f"{name}.cpython-311-x86_64-linux-gnu.so").write_bytes(b"")
+        (tmp_path / f"{name}.py").write_text("")
+        os.utime(tmp_path / f"{name}.py", (1_000, 1_000))  # written before its extension module
+    assert stale_compiled_modules(tmp_path) == []
+    os.utime(tmp_path / "server" / "native.py")  # edited now, after the build
+    assert stale_compiled_modules(tmp_path) == ["server/native.py"]
