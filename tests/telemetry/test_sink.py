@@ -233,6 +233,43 @@ async def test_a_queue_two_batches_behind_holds_new_requests_until_the_drain_cat
     assert (gauges.paced, gauges.paced_seconds) == (1, sink.paced_seconds)
 
 
+class CountingGatedStore(GatedStore):
+    """A gated store that counts the writes it is in at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writing = self.most_at_once = 0
+
+    async def write(self, entries):
+        self.writing += 1
+        self.most_at_once = max(self.most_at_once, self.writing)
+        try:
+            await super().write(entries)
+        finally:
+            self.writing -= 1
+
+
+async def test_the_next_batch_is_built_while_the_last_one_is_written_and_writes_never_overlap(tmp_path):
+    """One after the other, the writer idled while the loop built rows and the drain idled while the writer
+    wrote: under load the queue grew until requests were paced."""
+    store = CountingGatedStore()
+    sink = make_sink(store, tmp_path, batch_max=10)
+    await sink.start()
+    for _ in range(10):
+        sink.submit(record())
+    await settle(sink, lambda: store.writing == 1)  # the first batch is being written (held at the gate)
+    for _ in range(10):
+        sink.submit(record())
+    built = sink._stats.series[("openai", "m")].by_status
+    await settle(sink, lambda: built.get(200) == 20)  # the second batch's rows are finished meanwhile
+    await asyncio.sleep(0.05)
+    assert store.rows == {} and store.writing == 1  # ... but not written: one write at a time
+    store.gate.set()
+    await sink.close()
+    assert len(store.rows) == 20 and store.batches == [10, 10] and store.most_at_once == 1
+    assert sink.written == 20 and sink.dropped == {}
+
+
 async def test_a_stalled_store_holds_a_request_only_for_the_pace_bound(tmp_path):
     store = GatedStore()
     sink = Sink(builder(), store, Spool(tmp_path / "spool", 50_000_000), RequestStats(),

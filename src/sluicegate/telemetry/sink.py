@@ -5,7 +5,8 @@ write-ahead journal (journal.py), ``seal`` comes first, before the last bytes of
 record's rows there, once (rows.py: what needs the request's secrets), and journals the draft; the drain
 task then finishes the rows from it and settles the journal once they are committed. Without it the drain
 task drafts and finishes them. Either way it feeds
-the metrics, and writes each batch in one transaction. While the store is unreachable, batches go to the
+the metrics, and writes each batch in one transaction, one write at a time, while it finishes the next batch's
+rows. While the store is unreachable, batches go to the
 bounded local spool instead, the store is probed with the next batch after a growing pause, and once it
 answers the spool is replayed a segment at a time between live batches. Records are dropped, counted and
 warned about only when the queue is full or the spool is at its bound. ``close`` drains everything that
@@ -120,6 +121,7 @@ class Sink:
         self._wakeup = asyncio.Event()
         self._closing = False
         self._task: asyncio.Task | None = None
+        self._in_flight: asyncio.Task | None = None  # the batch being written (_store), at most one
         self._accepting = False  # between start and the end of the drain task
         self.store_up = True
         # Up again by a probe alone (an empty write), not yet by a write that stored something: a store that
@@ -252,13 +254,21 @@ class Sink:
     async def _step(self) -> bool:
         """One unit of work; True when closed and drained."""
         if self.store_up and self._spool.pending and not self._closing and self._clock() >= self._replay_at:
+            await self._written()  # one write at a time: the batch in flight first
             try:
                 await self._replay_one()
             except Exception as exc:  # a spool that cannot be replayed must not hold up the live records
                 self._replay_failed(exc)
         if not self._queue:
             if self._closing:
+                await self._written()
                 return True
+            in_flight = self._in_flight
+            if in_flight is not None and not in_flight.done():
+                self._wakeup.clear()
+                await self._wakeup.wait()  # a new record, or the end of the write (_store sets it)
+                return False
+            await self._written()
             await self._idle()
             return False
         pause = self._flushed_at + self._interval - self._clock()
@@ -268,15 +278,30 @@ class Sink:
         batch = [self._queue.popleft() for _ in range(min(self._batch_max, len(self._queue)))]
         if len(self._queue) < self.pace_at:
             self._room.set()
+        # Built while the batch before it is still being written: one after the other, the writer thread idled
+        # while the loop built rows and the loop's drain idled while the writer wrote, and under load the queue
+        # grew until requests were paced (docs/benchmarks.md, "The request log's batches, pipelined").
         entries = await self._entries(batch)
+        await self._written()  # one write at a time, in the order the batches were taken
+        self._in_flight = asyncio.get_running_loop().create_task(self._store(batch, entries))
+        return False
+
+    async def _store(self, batch: list[RequestRecord], entries: list[Entry]) -> None:
         try:
             await self._deliver(entries)
         except Exception:
             # A bug must not lose records uncounted; their journal lines stay, replayed at the next start.
             self._drop("unexpected", len(entries))
             raise
+        finally:
+            self._wakeup.set()  # a drain task with an empty queue waits for this write's end
         self._settle_journal(batch)  # stored, spooled or counted as dropped: the journal is done with them
-        return False
+
+    async def _written(self) -> None:
+        """Wait for the batch being written, if any (its error, a bug, is raised here: ``_run`` says it)."""
+        in_flight, self._in_flight = self._in_flight, None
+        if in_flight is not None:
+            await in_flight
 
     async def _idle(self) -> None:
         self._wakeup.clear()
