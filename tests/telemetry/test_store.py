@@ -228,10 +228,10 @@ def test_a_binned_percentile_is_the_largest_latency_of_the_bin_holding_the_rank(
 def test_a_multirow_insert_made_by_string_is_the_one_sqlalchemy_compiles():
     from sqlalchemy.dialects.sqlite import aiosqlite
 
-    from sluicegate.telemetry.writer import Insert
+    from sluicegate.telemetry.writer import PARAMS_PER_STATEMENT, Insert
 
     for table, key in ((request_logs, ["id"]), (request_attempts, ["request_id", "position"])):
         insert = Insert(aiosqlite.dialect(), table, key)
-        for rows in (2, 3, 32):
+        for rows in (2, 3, 32, 256):
             assert insert.multirow(rows) == insert._compile(rows)[0]
-        assert insert.chunk_max * len(insert.columns) <= 2_048
+        assert insert.chunk_max * len(insert.columns) <= PARAMS_PER_STATEMENT <= 32_766  # SQLite's own limit

@@ -43,10 +43,13 @@ _REFUSALS = (DataError, IntegrityError, ProgrammingError)
 # its batch, and every replay of it, again and again).
 _UNENCODABLE = (UnicodeError, TypeError, ValueError, OverflowError,  # OverflowError: an int SQLite cannot hold
                 MalformedRow)
-# SQLite allows 32,766 bound parameters per statement (since 3.32), but binds them holding the GIL: a
-# statement of 16,384 kept the event loop from the GIL for about a millisecond. With 2,048 (32 log rows) a
-# chunk binds in tens of µs, and the GIL is free while SQLite runs it.
-PARAMS_PER_STATEMENT = 2_048
+# SQLite allows 32,766 bound parameters per statement (since 3.32) and binds them holding the GIL, which it
+# gives up only while the statement runs. Every statement is one more hand-over of the GIL from the event loop
+# to the writer thread and back, and under load those hand-overs cost the loop more than the binding: with
+# 2,048 (32 log rows) a busy gateway waited ~5 % of the time for the GIL in futex calls, and with 16,384
+# (256 log rows, ~0.3 ms of binding) it served 6 % more requests (docs/benchmarks.md, "The request log's
+# batches, pipelined"). A quiet gateway writes small batches, whose statements stay small.
+PARAMS_PER_STATEMENT = 16_384
 
 
 class Insert:
