@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from sluicegate.store.request_logs import request_logs
 from sluicegate.telemetry import sink as sink_mod
+from sluicegate.telemetry.journal import Journal
 from sluicegate.telemetry.metrics import RequestStats
 from sluicegate.telemetry.service import store_writer
 from sluicegate.telemetry.sink import RejectedBatch, Sink
@@ -299,6 +300,26 @@ async def test_the_pace_is_at_most_half_the_queue_and_nothing_waits_once_closed(
     assert not sink.behind()
     await asyncio.wait_for(sink.wait_for_room(), 0.5)
     assert len(store.rows) == 15
+
+
+async def test_a_sealed_record_lets_go_of_its_request_and_its_limits_still_settle(store, tmp_path):
+    """Records waiting for their batch held the whole request (parsed body, answer, attempts) until the batch
+    was written, and the loop freed them all there at once; the draft is all the log needs once sealed."""
+    sink = Sink(builder(), store, Spool(tmp_path / "spool", 50_000_000), RequestStats(), queue_max=100,
+                batch_max=10, journal=Journal(tmp_path / "journal"))
+    await sink.start()
+    settled: list[tuple[int, int]] = []
+    sealed = record()
+    assert sealed.call is not None
+    sealed.call.on_usage = lambda prompt, completion: settled.append((prompt, completion))
+    sink.seal(sealed)
+    assert (sealed.ctx, sealed.call, sealed.outcome, sealed.attempts, sealed.tap) == (None,) * 5
+    sink.submit(sealed)
+    await sink.close()
+    assert settled == [(5, 3)]  # the usage the answer reported, read from the draft
+    (row,) = store.rows.values()
+    assert (row["model"], row["model_answered"], row["status"], row["prompt_tokens"]) == ("m", "m-answered", 200, 5)
+    assert orjson.loads(row["request_body"])["messages"] == [{"role": "user", "content": "hi"}]
 
 
 async def test_close_drains_everything_submitted(store, tmp_path):

@@ -104,6 +104,7 @@ class RequestRecord:
     draft: dict | None = None
     entry: tuple | None = None
     journaled: Any = None
+    on_usage: Any = None  # the limits' usage callback, kept by ``release`` when the call goes
 
     @classmethod
     def begin(cls, method: str, route: str, endpoint: str, log_bodies: bool) -> RequestRecord:
@@ -158,6 +159,19 @@ class RequestRecord:
         else:
             self.error_type = _snake(type(answer).__name__)
             self.error_message = answer.message
+
+    def release(self) -> None:
+        """Sealed: the draft holds everything the log still needs. Let go of the request's own objects (its
+        context, the parsed body, the answer, the attempts, the stream's chunks) now, so that they are freed
+        when the handler ends, still in the CPU's caches, and not with the batch written tens of ms later:
+        freeing a batch's records there, cold, was ~4 % of the event loop under load. Only the limits' usage
+        callback stays."""
+        self.on_usage = getattr(self.call, "on_usage", None)
+        self.ctx = self.call = self.outcome = self.attempts = self.tap = None
+
+    def usage_callback(self) -> Any:
+        """What the request's limits settle its usage with (None: no limits, or it failed before they applied)."""
+        return self.on_usage if self.call is None else getattr(self.call, "on_usage", None)
 
     def finish(self) -> None:
         self.latency_ms = self.elapsed_ms()

@@ -168,6 +168,7 @@ class Sink:
             drafted = self._drafted(record)
             if drafted is not None:
                 record.draft, line = drafted
+                record.release()
                 drafted_records.append(record)
                 lines.append(line)
         if lines:
@@ -501,7 +502,7 @@ def _settle(record: RequestRecord, row: dict | None) -> None:
 
     A cache hit spent nothing upstream: its row carries the replayed answer's usage (for "saved" in
     analytics), but its budgets are charged zero."""
-    on_usage = getattr(record.call, "on_usage", None)  # a call is absent when the request failed early
+    on_usage = record.usage_callback()
     if on_usage is None:
         return
     if record.cache_status in (CACHE_HIT, CACHE_SEMANTIC_HIT):
