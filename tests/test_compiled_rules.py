@@ -7,6 +7,11 @@ compiled"):
   Python class, ``@mypyc_attr(native_class=False)``;
 - a name bound by several ``except`` clauses of one function keeps the type of the first (the second
   clause's exception is a ``TypeError``): one name per clause type.
+
+And one that keeps a speed-up true: a dataclass's generated ``__init__`` is Python that the dataclasses module
+writes at import, so it stays interpreted in a compiled module (~0.5 µs a call, against ~0.06 µs compiled).
+The classes every request builds say ``init=False`` and write their own, which must take every field, in
+order, and set each one.
 """
 
 from __future__ import annotations
@@ -102,3 +107,55 @@ def test_a_source_edited_after_its_compiled_module_is_stale(tmp_path):
     assert stale_compiled_modules(tmp_path) == []
     os.utime(tmp_path / "server" / "native.py")  # edited now, after the build
     assert stale_compiled_modules(tmp_path) == ["server/native.py"]
+
+
+# Built at least once for every request (each an interpreted dataclass __init__ otherwise).
+PER_REQUEST = {
+    "types.py": {"RequestContext", "Call", "AttemptRecord", "Prepared", "Outcome"},
+    "telemetry/record.py": {"StreamTap", "RequestRecord"},
+    "pipeline/core.py": {"RequestState"},
+    "dispatch.py": {"Walk"},
+    "telemetry/rows.py": {"Derived"},
+}
+
+
+def _init_faults(node: ast.ClassDef) -> list[str]:
+    """What a dataclass's own __init__ gets wrong: fields it does not take (in order) or does not set."""
+    fields = [statement.target.id for statement in node.body
+              if isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name)
+              and not ast.unparse(statement.annotation).startswith("ClassVar")]
+    init = next((statement for statement in node.body
+                 if isinstance(statement, ast.FunctionDef) and statement.name == "__init__"), None)
+    if init is None:
+        return [f"{node.name}: no __init__ of its own"]
+    faults = []
+    taken = [argument.arg for argument in init.args.args[1:]]
+    if taken != fields:
+        faults.append(f"{node.name}: __init__ takes {taken}, the fields are {fields}")
+    set_here = {target.attr for statement in init.body if isinstance(statement, ast.Assign)
+                for target in statement.targets if isinstance(target, ast.Attribute)}
+    faults += [f"{node.name}: __init__ does not set {name}" for name in fields if name not in set_here]
+    return faults
+
+
+@pytest.mark.parametrize("module", sorted(PER_REQUEST))
+def test_the_dataclasses_built_per_request_have_a_compiled_init_that_takes_every_field(module):
+    assert module in compiled_modules()
+    classes = {node.name: node for node in ast.walk(ast.parse((SRC / module).read_text()))
+               if isinstance(node, ast.ClassDef)}
+    faults = []
+    for name in sorted(PER_REQUEST[module]):
+        decorators = [ast.unparse(decorator) for decorator in classes[name].decorator_list]
+        if not any("dataclass" in d and "init=False" in d for d in decorators):
+            faults.append(f"{name}: not @dataclass(..., init=False)")
+        faults += _init_faults(classes[name])
+    assert not faults, f"{module}: {faults}"
+
+
+def test_the_init_rule_sees_a_field_left_out():
+    source = ("@dataclass(slots=True, init=False)\nclass A:\n    x: int\n    y: int = 0\n\n"
+              "    def __init__(self, x: int, y: int = 0) -> None:\n        self.x = x\n        self.y = y\n")
+    assert _init_faults(ast.parse(source).body[0]) == []
+    added = source.replace("    y: int = 0\n", "    y: int = 0\n    z: int = 1\n", 1)
+    assert _init_faults(ast.parse(added).body[0]) == [
+        "A: __init__ takes ['x', 'y'], the fields are ['x', 'y', 'z']", "A: __init__ does not set z"]

@@ -36,13 +36,20 @@ from .upstream.transport import Transport
 __all__ = ["AttemptRecord", "Call", "Dispatcher"]  # the first two live in types.py; re-exported
 
 
-@dataclass(slots=True)
+# Its own __init__: a dataclass's generated one stays interpreted when compiled (types.py, RequestContext).
+@dataclass(slots=True, init=False)
 class Walk:
     """One request's walk through the tree: the attempts made so far."""
 
     call: Call
     attempts: list[AttemptRecord] = field(default_factory=list)
     route: dict[str, Any] | None = None  # why the last least-busy choice was made, for the next attempt
+
+    def __init__(self, call: Call, attempts: list[AttemptRecord] | None = None,
+                 route: dict[str, Any] | None = None) -> None:
+        self.call = call
+        self.attempts = [] if attempts is None else attempts
+        self.route = route
 
 
 class Dispatcher:

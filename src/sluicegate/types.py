@@ -42,7 +42,9 @@ CACHE_DISABLED, CACHE_HIT, CACHE_MISS, CACHE_REFRESH = "DISABLED", "HIT", "MISS"
 CACHE_SEMANTIC_HIT, CACHE_SEMANTIC_MISS = "SEMANTIC HIT", "SEMANTIC MISS"
 
 
-@dataclass(slots=True)
+# The classes built for every request write their own __init__ (init=False): compiled (setup.py), the one a
+# dataclass generates stays interpreted Python, ten times slower to call (tests/test_compiled_rules.py).
+@dataclass(slots=True, init=False)
 class RequestContext:
     """Everything the gateway reads from the request headers, in one place."""
 
@@ -72,6 +74,37 @@ class RequestContext:
     consumed_headers: tuple[str, ...] = ()
     workspace_id: str | None = None
     api_key_id: str | None = None
+
+    def __init__(self, headers: CIMultiDictProxy[str], trace_id: str, provider: str | None = None,
+                 config: str | None = None, custom_host: str | None = None,
+                 forward_headers: tuple[str, ...] | None = None, request_timeout_ms: int | None = None,
+                 api_key: str | None = None, metadata: dict[str, Any] | None = None,
+                 strict_open_ai_compliance: bool | None = None, log_bodies: bool = True, span_id: str | None = None,
+                 parent_span_id: str | None = None, span_name: str | None = None, traceparent: str | None = None,
+                 cache_namespace: str | None = None, cache_force_refresh: bool = False,
+                 gateway_key: str | None = None, consumed_headers: tuple[str, ...] = (),
+                 workspace_id: str | None = None, api_key_id: str | None = None) -> None:
+        self.headers = headers
+        self.trace_id = trace_id
+        self.provider = provider
+        self.config = config
+        self.custom_host = custom_host
+        self.forward_headers = forward_headers
+        self.request_timeout_ms = request_timeout_ms
+        self.api_key = api_key
+        self.metadata = {} if metadata is None else metadata
+        self.strict_open_ai_compliance = strict_open_ai_compliance
+        self.log_bodies = log_bodies
+        self.span_id = span_id
+        self.parent_span_id = parent_span_id
+        self.span_name = span_name
+        self.traceparent = traceparent
+        self.cache_namespace = cache_namespace
+        self.cache_force_refresh = cache_force_refresh
+        self.gateway_key = gateway_key
+        self.consumed_headers = consumed_headers
+        self.workspace_id = workspace_id
+        self.api_key_id = api_key_id
 
     def forwarded_values(self, names: tuple[str, ...]) -> list[tuple[str, str]]:
         """The incoming values of the headers to forward verbatim, under their real (folded) names.
@@ -131,7 +164,7 @@ def public_metadata(ctx: RequestContext, body: Mapping[str, Any] | None) -> dict
     return {key: metadata_text(value) for key, value in routing_metadata(ctx, body).items()}
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Call:
     """One client request as the dispatcher sees it."""
 
@@ -153,8 +186,26 @@ class Call:
     # dispatcher's per-attempt provider limits (limits/attempts.py) leave it alone, so it counts once.
     limited_provider: str | None = None
 
+    def __init__(self, ctx: RequestContext, endpoint: str, method: str, url_tail: str, body: bytes,
+                 json: dict[str, Any] | None, stream: bool, pathname: str = "", model: str | None = None,
+                 model_slug: str | None = None, created: int = 0, on_usage: Callable[[int, int], None] | None = None,
+                 limited_provider: str | None = None) -> None:
+        self.ctx = ctx
+        self.endpoint = endpoint
+        self.method = method
+        self.url_tail = url_tail
+        self.body = body
+        self.json = json
+        self.stream = stream
+        self.pathname = pathname
+        self.model = model
+        self.model_slug = model_slug
+        self.created = created
+        self.on_usage = on_usage
+        self.limited_provider = limited_provider
 
-@dataclass(slots=True)
+
+@dataclass(slots=True, init=False)
 class AttemptRecord:
     target_path: str  # the config target's JSON path ("config.targets[1]")
     provider: str | None
@@ -169,8 +220,21 @@ class AttemptRecord:
     # A least-busy choice that led here: policy, the candidates compared and their scores (dispatch.py)
     routing: dict[str, Any] | None = None
 
+    def __init__(self, target_path: str, provider: str | None, host: str | None, status: int | None,
+                 latency_ms: float, retry: int, error: str | None = None, sent: Prepared | None = None,
+                 routing: dict[str, Any] | None = None) -> None:
+        self.target_path = target_path
+        self.provider = provider
+        self.host = host
+        self.status = status
+        self.latency_ms = latency_ms
+        self.retry = retry
+        self.error = error
+        self.sent = sent
+        self.routing = routing
 
-@dataclass(slots=True)
+
+@dataclass(slots=True, init=False)
 class Prepared:
     """An upstream request ready to send: everything resolved, credentials in the headers only."""
 
@@ -185,6 +249,21 @@ class Prepared:
     rewrite_errors: bool  # unified endpoints answer errors in the unified envelope; passthrough relays
     timeout_source: str = "header"  # where timeout_ms was set: "header" or "config" (the message names it)
     local_answer: bytes | None = None  # the translation answers itself (count_tokens estimate): nothing is sent
+
+    def __init__(self, provider: str, translation: Translation, method: str, url: str, host: str,
+                 headers: dict[str, str] | CIMultiDict[str], body: bytes, timeout_ms: int | None,
+                 rewrite_errors: bool, timeout_source: str = "header", local_answer: bytes | None = None) -> None:
+        self.provider = provider
+        self.translation = translation
+        self.method = method
+        self.url = url
+        self.host = host
+        self.headers = headers
+        self.body = body
+        self.timeout_ms = timeout_ms
+        self.rewrite_errors = rewrite_errors
+        self.timeout_source = timeout_source
+        self.local_answer = local_answer
 
 
 class UpstreamBody(Protocol):
@@ -210,7 +289,7 @@ class OpenStream:
         self.body.close()
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Outcome:
     """What one attempt (or one target, after its retries) produced."""
 
@@ -226,6 +305,23 @@ class Outcome:
     limited: bool = False  # the attempt's provider limits refused it: nothing was sent (dispatch.py)
     measured: MeasuredUsage | None = None  # token counts a translation measured on the answer (for the log)
     deadline_expired: bool = False  # the request's own timeout (header or config) fired: its 408 stands
+
+    def __init__(self, status: int, headers: list[tuple[str, str]], body: bytes | None, provider: str | None,
+                 target_path: str, stream: OpenStream | None = None, responded: bool = True, retries: int = 0,
+                 gateway_exception: bool = False, limited: bool = False, measured: MeasuredUsage | None = None,
+                 deadline_expired: bool = False) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.provider = provider
+        self.target_path = target_path
+        self.stream = stream
+        self.responded = responded
+        self.retries = retries
+        self.gateway_exception = gateway_exception
+        self.limited = limited
+        self.measured = measured
+        self.deadline_expired = deadline_expired
 
     @property
     def ok(self) -> bool:

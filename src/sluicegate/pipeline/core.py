@@ -14,7 +14,8 @@ from ..types import CACHE_DISABLED, AttemptRecord, Call, Outcome
 DEFAULT_CACHE_SCOPE = "default"
 
 
-@dataclass(slots=True)
+# Its own __init__: a dataclass's generated one stays interpreted when compiled (types.py, RequestContext).
+@dataclass(slots=True, init=False)
 class RequestState:
     """What the steps learn about one request, in order; the handler and the request log read it after."""
 
@@ -27,6 +28,16 @@ class RequestState:
     # the upstream credential and the config tree, so two callers with different credentials never share.
     cache_scope: str = DEFAULT_CACHE_SCOPE
     principal: Principal | None = None  # the admitted API key (None: /v1 is open and none was given)
+
+    def __init__(self, call: Call, root: Node | None = None, attempts: list[AttemptRecord] | None = None,
+                 cache_status: str = CACHE_DISABLED, cache_scope: str = DEFAULT_CACHE_SCOPE,
+                 principal: Principal | None = None) -> None:
+        self.call = call
+        self.root = root
+        self.attempts = [] if attempts is None else attempts
+        self.cache_status = cache_status
+        self.cache_scope = cache_scope
+        self.principal = principal
 
 
 Next = Callable[[RequestState], Awaitable[Outcome]]

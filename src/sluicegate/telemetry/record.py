@@ -42,7 +42,8 @@ def ends_stream(chunk: bytes) -> bool:
     return sse.ends_with_done(last) or _MESSAGE_STOP.search(last) is not None
 
 
-@dataclass(slots=True)
+# Its own __init__: a dataclass's generated one stays interpreted when compiled (types.py, RequestContext).
+@dataclass(slots=True, init=False)
 class StreamTap:
     """Watches the chunks a stream relay already holds, without parsing them.
 
@@ -61,6 +62,19 @@ class StreamTap:
     first_content_at: float | None = None  # perf_counter when the first content was relayed
     failure: str | None = None  # why the stream ended badly after it started, if it did
 
+    def __init__(self, head: bytes, capture_limit: int, tail: deque | None = None, chunks: int = 0, events: int = 0,
+                 captured: list | None = None, captured_bytes: int = 0, first_content_at: float | None = None,
+                 failure: str | None = None) -> None:
+        self.head = head
+        self.capture_limit = capture_limit
+        self.tail = deque(maxlen=TAIL_CHUNKS) if tail is None else tail
+        self.chunks = chunks
+        self.events = events
+        self.captured = [] if captured is None else captured
+        self.captured_bytes = captured_bytes
+        self.first_content_at = first_content_at
+        self.failure = failure
+
     def relayed_done(self) -> bool:
         """Was the stream's end (``data: [DONE]``, or Anthropic's ``message_stop``) among the last bytes
         relayed?"""
@@ -76,7 +90,7 @@ class StreamTap:
             self.captured_bytes += len(chunk)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class RequestRecord:
     """One request as logged. Filled in by the route handler as the request progresses."""
 
@@ -105,6 +119,36 @@ class RequestRecord:
     entry: tuple | None = None
     journaled: Any = None
     on_usage: Any = None  # the limits' usage callback, kept by ``release`` when the call goes
+
+    def __init__(self, started_at: float, t0: float, method: str, route: str, endpoint: str, log_bodies: bool,
+                 ctx: RequestContext | None = None, call: Call | None = None, outcome: Outcome | None = None,
+                 attempts: list[AttemptRecord] | None = None, cache_status: str = CACHE_DISABLED, status: int = 0,
+                 latency_ms: float = 0.0, ttfb_ms: float | None = None, tap: StreamTap | None = None,
+                 error_type: str | None = None, error_message: str | None = None, sealed: bool = False,
+                 draft: dict | None = None, entry: tuple | None = None, journaled: Any = None,
+                 on_usage: Any = None) -> None:
+        self.started_at = started_at
+        self.t0 = t0
+        self.method = method
+        self.route = route
+        self.endpoint = endpoint
+        self.log_bodies = log_bodies
+        self.ctx = ctx
+        self.call = call
+        self.outcome = outcome
+        self.attempts = attempts
+        self.cache_status = cache_status
+        self.status = status
+        self.latency_ms = latency_ms
+        self.ttfb_ms = ttfb_ms
+        self.tap = tap
+        self.error_type = error_type
+        self.error_message = error_message
+        self.sealed = sealed
+        self.draft = draft
+        self.entry = entry
+        self.journaled = journaled
+        self.on_usage = on_usage
 
     @classmethod
     def begin(cls, method: str, route: str, endpoint: str, log_bodies: bool) -> RequestRecord:

@@ -65,7 +65,8 @@ class NoLookups:
         return ()
 
 
-@dataclass(slots=True)
+# Its own __init__: a dataclass's generated one stays interpreted when compiled (types.py, RequestContext).
+@dataclass(slots=True, init=False)
 class Derived:
     """What the answer says, parsed once."""
 
@@ -73,6 +74,13 @@ class Derived:
     model: str | None = None
     error_type: str | None = None
     error_message: str | None = None
+
+    def __init__(self, usage: usage_mod.Usage | None = None, model: str | None = None, error_type: str | None = None,
+                 error_message: str | None = None) -> None:
+        self.usage = usage
+        self.model = model
+        self.error_type = error_type
+        self.error_message = error_message
 
 
 class RowBuilder:
