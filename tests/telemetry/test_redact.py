@@ -72,6 +72,23 @@ def test_a_credential_is_scrubbed_as_json_writers_escape_it():
         assert scrub(f'{{"error": "bad {text} end"}}', secrets) == f'{{"error": "bad {REDACTED} end"}}', text
 
 
+def test_a_credential_is_scrubbed_when_the_json_that_carries_it_is_itself_a_json_string():
+    # An upstream's error that quotes the answer of the service behind it: a JSON document inside a JSON string,
+    # so the credential's quote and backslash are escaped twice (\\\" and \\\\) and were stored in clear.
+    secret = 'cat\\sec"ret/\u00dc\t-0123'
+    secrets = request_secrets(None, extra=[secret])
+    inner = json.dumps({"error": f"bad key {secret}"})
+    outer = json.dumps({"error": {"message": inner}})
+    assert secret not in outer and json.dumps(secret)[1:-1] not in outer  # neither form is there as it is
+    assert json.loads(json.loads(outer)["error"]["message"])["error"] == f"bad key {secret}"
+    stored = scrub(outer, secrets)
+    assert REDACTED in stored and "sec" not in stored, stored
+    for php in (True, False):
+        text = orjson.dumps(orjson.dumps(secret).decode()[1:-1]).decode()[1:-1]
+        text = text.replace("/", "\\/") if php else text
+        assert scrub(f"x {text} y", secrets) == f"x {REDACTED} y", text
+
+
 def test_scrub_replaces_every_occurrence():
     secrets = ("Bearer sk-live-0123456789", "sk-live-0123456789")
     text = 'bad key "sk-live-0123456789"; header Bearer sk-live-0123456789'

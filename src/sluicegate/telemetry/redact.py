@@ -110,7 +110,10 @@ def _usable(values: Iterable[str]) -> tuple[str, ...]:
         # bytes they were, and also as a stored text carries them once decoded (U+FFFD for each).
         raw = _bytes_of(value)
         unique.add(quote(raw, safe=""))
-        unique.update(_json_escaped(value))
+        escaped = _json_escaped(value)
+        unique.update(escaped)
+        for once in escaped:  # a JSON document carried as a string inside another (an error that quotes its
+            unique.update(_json_escaped(once))  # upstream's JSON answer): escaped twice
         unique.add(raw.decode("utf-8", "replace"))
     return tuple(sorted(unique, key=len, reverse=True))
 
