@@ -213,3 +213,37 @@ def test_an_error_event_after_the_start_hides_the_catalog_credential(tmp_path, u
     finally:
         gateway.stop()
     assert STORED not in gateway.log()
+
+
+QUOTED = 'cat"quoted\\secret-6d21e9'  # a catalog credential with a quote and a backslash in it
+
+
+def test_a_credential_echoed_inside_a_quoted_json_answer_is_not_stored(tmp_path, upstream):
+    """An upstream that relays its own upstream's JSON answer as a string: the credential in it is escaped twice
+    (\\\" and \\\\), a form the log did not scrub, and the SQLite file held it in clear."""
+    from openai import OpenAI
+
+    gateway = GatewayProcess(tmp_path / "data", env={"SLUICEGATE_ADMIN_TOKEN": ADMIN_TOKEN}).start()
+    twice = orjson.dumps(orjson.dumps(QUOTED).decode()[1:-1]).decode()[1:-1]
+    try:
+        created = httpx.post(f"{gateway.url}/admin/api/providers", headers={"authorization": f"Bearer {ADMIN_TOKEN}"},
+                             json={"slug": "quoted", "spec": "openai", "custom_host": upstream.v1,
+                                   "headers": {"x-goog-thing": QUOTED}, "models": ["m"]})
+        assert created.status_code == 201, created.text
+        relayed = orjson.dumps({"seen": QUOTED}).decode()  # its upstream's JSON, as a string of this answer
+        answer = {"id": "c", "object": "chat.completion", "created": 1, "model": "m", "system_fingerprint": relayed,
+                  "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],
+                  "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+        upstream.push(Reply(json=answer))
+        trace = new_trace()
+        client = OpenAI(base_url=gateway.v1, api_key="unused", default_headers={"x-portkey-trace-id": trace})
+        completion = client.chat.completions.create(model="@quoted/m", messages=[{"role": "user", "content": "hi"}])
+        assert completion.choices[0].message.content == "hi"
+        assert upstream.received[-1].headers["x-goog-thing"] == QUOTED
+        stored = LogApi(gateway.url).one(trace)
+        assert twice in orjson.dumps(answer).decode() and "[REDACTED]" in stored["response_body"], stored
+    finally:
+        gateway.stop()
+    for path in (tmp_path / "data").rglob("sluicegate.db*"):
+        blob = path.read_bytes()
+        assert twice.encode() not in blob and b"quoted\\\\secret" not in blob, path
