@@ -31,6 +31,10 @@ def loopback_only_env() -> dict[str, str]:
     return {f"SLUICEGATE_PROVIDER_URL_{pid.upper().replace('-', '_')}": BLACKHOLE for pid in PROVIDERS}
 
 
+class PortTaken(RuntimeError):
+    pass
+
+
 class GatewayProcess:
     """``env`` values of None remove that variable; ``listen`` is the ``--host`` the gateway binds
     (a wildcard is reached on the loopback address of its family, which it includes); ``port`` defaults
@@ -46,6 +50,9 @@ class GatewayProcess:
     ) -> None:
         self.listen = listen
         self.port = port or free_port()
+        # A port chosen here was free when chosen, not reserved: until the first start succeeds, another one is
+        # chosen when something took it meanwhile (another test's server, an outgoing connection's local port).
+        self._may_move = port is None
         self.data_dir = data_dir
         merged = {**os.environ, **loopback_only_env(), "SLUICEGATE_DATA_DIR": str(data_dir), **(env or {})}
         self.env = {key: value for key, value in merged.items() if value is not None}
@@ -63,6 +70,14 @@ class GatewayProcess:
         return f"{self.url}/v1"
 
     def start(self, timeout: float = 20.0) -> GatewayProcess:
+        for _ in range(3 if self._may_move else 0):
+            try:
+                return self._start(timeout)
+            except PortTaken:
+                self.port = free_port()
+        return self._start(timeout)
+
+    def _start(self, timeout: float) -> GatewayProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         earlier = log.tell()  # a restart appends: only what this run prints tells that it listens
@@ -72,6 +87,9 @@ class GatewayProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                printed = self.log_path.read_bytes()[earlier:]
+                if self._may_move and b"address already in use" in printed:
+                    raise PortTaken(self.port)
                 raise RuntimeError(f"gateway exited with {self.proc.returncode}:\n{self.log()}")
             try:
                 # No proxy from the environment: the gateway is local (and may sit in a namespace).
@@ -81,6 +99,7 @@ class GatewayProcess:
             # The port was free when chosen, not reserved: another test's gateway may have taken it since and
             # be the one answering. This process's banner (printed once it listens) says the port is its own.
             if healthy and self._announced(earlier):
+                self._may_move = False  # a restart comes back where its clients expect it
                 return self
             time.sleep(0.05)
         self.stop()
