@@ -16,7 +16,7 @@ import sysconfig
 from setuptools import setup
 
 COMPILED = [  # each module's path under src/sluicegate/; they compile as one group, so their calls stay in C
-    "types.py", "header_names.py", "ids.py", "jsontext.py",
+    "types.py", "header_names.py", "ids.py", "jsontext.py", "write_batch.py",
     "server/native.py", "server/routes.py", "server/headers.py", "server/middleware.py",
     "pipeline/core.py", "pipeline/admit.py", "pipeline/steps.py", "pipeline/limit.py",
     "dispatch.py", "prepare.py",

@@ -35,7 +35,7 @@ ROWS: list[set[str]] = [
     {"providers", "routing"},
     {"config"},
     {"header_names", "ids", "jsontext"},
-    {"errors", "settings", "tasks"},
+    {"errors", "settings", "tasks", "write_batch"},
     {"numerals"},
 ]
 

@@ -77,6 +77,7 @@ from .upstream.probes import Prober
 from .upstream.transport import AiohttpTransport, Transport
 from .vault import Vault
 from .vault.rotate import refuse_a_new_key_beside_lost_ones
+from .write_batch import WriteBatch
 
 if TYPE_CHECKING:
     from .cluster.breaker import RedisBreakerPeer
@@ -125,14 +126,15 @@ def build_app(settings: Settings, *, transport: Transport | None = None) -> web.
                       telemetry=telemetry, access=access, limits=limits, limiter=limiter, watch=watch,
                       changes=changes)
     hosts = HostPolicy.build(settings.host, settings.allowed_hosts)
+    writes = WriteBatch()  # the worker's socket writes of a loop turn, sent together (client and upstream)
     connections = ConnectionGuard(ConnectionLimits(settings.max_connections, settings.header_timeout_s,
-                                                    settings.send_timeout_s))
+                                                    settings.send_timeout_s), writes)
     edge = edge_middleware(connections, hosts)
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[edge])
     app[GATEWAY] = gateway
     app[CONNECTIONS] = connections  # serve.py's listening site puts every connection through it
     app.cleanup_ctx.extend([_store_context(gateway), _access_context(gateway), _catalog_context(gateway, vault),
-                            _upstream_context(gateway, transport, board), _limits_context(gateway),
+                            _upstream_context(gateway, transport, board, writes), _limits_context(gateway),
                             _watch_context(gateway), _telemetry_context(gateway),
                             _readiness_context(app, gateway)])
     app[AUDIT_STORE] = engine
@@ -145,7 +147,7 @@ def build_app(settings: Settings, *, transport: Transport | None = None) -> web.
     native_routes = add_routes(app)
     if not settings.access_log:  # aiohttp's access log sees only the requests aiohttp serves
         app[NATIVE] = NativeServer(app, edge, native_routes, connections, idle_timeout_s=settings.idle_timeout_s,
-                                   body_timeout_s=settings.body_timeout_s)
+                                   body_timeout_s=settings.body_timeout_s, writes=writes)
     add_probe_routes(app.router)
     add_metrics_route(app)
     services = _admin_services(gateway, vault)
@@ -234,11 +236,11 @@ def refuse_unknown_provider_urls(settings: Settings) -> None:
         raise ValueError(f"{names}: no such provider (known: {', '.join(registry.PROVIDERS)})")
 
 
-def _upstream_context(gateway: Gateway, given: Transport | None, board: LoadBoard):
+def _upstream_context(gateway: Gateway, given: Transport | None, board: LoadBoard, writes: WriteBatch):
     async def context(app: web.Application):
         settings = gateway.settings
         guard = gateway.guard
-        transport = gateway.transport = given or _transport(settings, guard)
+        transport = gateway.transport = given or _transport(settings, guard, writes)
         builder = RequestBuilder(guard, catalog=gateway.catalog, provider_urls=settings.provider_base_urls)
         breaker, peer = _breaker(settings)
         gateway.dispatcher = Dispatcher(transport, builder, breaker=breaker, board=board,
@@ -286,7 +288,7 @@ def _breaker(settings: Settings) -> tuple[CircuitBreaker, RedisBreakerPeer | Non
     return breaker, peer
 
 
-def _transport(settings: Settings, guard: Guard) -> Transport:
+def _transport(settings: Settings, guard: Guard, writes: WriteBatch) -> Transport:
     """The upstream HTTP client (SLUICEGATE_UPSTREAM_CLIENT), made inside the worker's loop (after any fork)."""
     if settings.upstream_client == "aiohttp":
         return AiohttpTransport(create_session(settings, guard.resolver(), (guard.client_middleware(),)))
@@ -294,7 +296,7 @@ def _transport(settings: Settings, guard: Guard) -> Transport:
         from .upstream.reqwest import ReqwestTransport  # pyreqwest's Rust core loads only for this client
 
         return ReqwestTransport(settings, guard)
-    return H1Transport(settings, guard)
+    return H1Transport(settings, guard, writes)
 
 
 def _limits(settings: Settings, engine) -> tuple[LimitRegistry, Limiter]:

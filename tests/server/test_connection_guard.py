@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from sluicegate.server.connections import REFUSAL, ConnectionGuard, ConnectionLimits
+from sluicegate.write_batch import WriteBatch
 from tests.fakes.client_socket import ClientTransport
 
 
@@ -52,6 +53,18 @@ async def test_a_connection_still_writing_its_answer_is_not_evicted():
     first_transport.buffered = 4096
     _open(guard)
     assert not first_transport.closed and second_transport.closed
+
+
+async def test_a_connection_whose_answer_waits_in_the_turns_write_batch_is_not_evicted():
+    writes = WriteBatch()
+    guard = ConnectionGuard(ConnectionLimits(max_connections=2, header_timeout_s=60), writes)
+    first, first_transport, _ = _open(guard)
+    second, second_transport, _ = _open(guard)
+    writes.write(asyncio.get_running_loop(), first_transport, b"HTTP/1.1 200 OK\r\n\r\n")  # answered, not yet sent
+    _open(guard)
+    assert not first_transport.closed and second_transport.closed
+    await asyncio.sleep(0)
+    assert first_transport.written == b"HTTP/1.1 200 OK\r\n\r\n"
 
 
 async def test_when_every_connection_is_busy_the_new_one_gets_503_and_never_reaches_aiohttp():

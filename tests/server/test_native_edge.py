@@ -15,6 +15,7 @@ from multidict import CIMultiDict
 
 from sluicegate.server.connections import ConnectionGuard, ConnectionLimits
 from sluicegate.server.native import BODY_MAX, HEAD_MAX, NativeServer
+from sluicegate.write_batch import WriteBatch
 from tests.fakes.client_socket import ClientTransport
 
 CHAT = "/v1/chat/completions"
@@ -61,8 +62,9 @@ async def _edge(request, handler):  # type: ignore[no-untyped-def]
 def _connection(route, *, idle_timeout_s: float = 60.0, body_timeout_s: float = 60.0):  # type: ignore[no-untyped-def]
     """A native connection on a fake transport, serving ``route`` (a Served, or a handler) at CHAT."""
     handler = route.route if isinstance(route, Served) else route
-    server = NativeServer(web.Application(), _edge, {CHAT: handler}, ConnectionGuard(ConnectionLimits()),
-                          idle_timeout_s=idle_timeout_s, body_timeout_s=body_timeout_s)
+    writes = WriteBatch()
+    server = NativeServer(web.Application(), _edge, {CHAT: handler}, ConnectionGuard(ConnectionLimits(), writes),
+                          idle_timeout_s=idle_timeout_s, body_timeout_s=body_timeout_s, writes=writes)
     aiohttp_side: list[AiohttpStandIn] = []
 
     def aiohttp_protocol() -> AiohttpStandIn:
@@ -102,6 +104,56 @@ async def test_a_plain_chat_request_is_answered_on_the_connection_itself():
     head = bytes(transport.written).split(b"\r\n\r\n")[0].lower()
     assert b"\r\ndate: " in head and b"\r\nserver: " in head and b"connection: close" not in head
     assert not aiohttp_side and not transport.closed
+
+
+async def test_answers_ready_in_one_loop_turn_go_out_together_at_its_end():
+    events: list[str] = []
+
+    class Logged(ClientTransport):
+        def __init__(self, name: str) -> None:
+            super().__init__()
+            self.name = name
+
+        def write(self, data) -> None:  # type: ignore[no-untyped-def]
+            events.append(f"wrote {self.name}")
+            super().write(data)
+
+    async def route(request) -> web.Response:  # type: ignore[no-untyped-def]
+        events.append(f"answered {request.content.read_nowait().decode()}")
+        return web.Response(status=200, body=b"{}", headers={"content-type": "application/json"})
+
+    server, first, _, _ = _connection(route)
+    second = server.protocols(AiohttpStandIn)()
+    transports = {"a": Logged("a"), "b": Logged("b")}
+    first.connection_made(transports["a"])
+    second.connection_made(transports["b"])
+
+    first.data_received(_post(body=b"a"))
+    second.data_received(_post(body=b"b"))
+    await _settle()
+
+    # One wake-up of the client's side for both: each answer waited for the other's handler.
+    assert events == ["answered a", "answered b", "wrote a", "wrote b"]
+    assert [_answers(transports[name].written) for name in "ab"] == [[(200, b"{}")], [(200, b"{}")]]
+
+
+async def test_a_connection_closed_right_after_its_answer_was_batched_still_sends_it():
+    loop = asyncio.get_running_loop()
+    closer: list = []
+
+    async def route(request) -> web.Response:  # type: ignore[no-untyped-def]
+        # Queued before the answer is batched (and so before its flush): shutdown closing idle connections.
+        loop.call_soon(closer[0].close_if_idle)
+        return web.Response(status=200, body=b'{"ok":1}', headers={"content-type": "application/json"})
+
+    _, connection, transport, _ = _connection(route)
+    closer.append(connection)
+
+    connection.data_received(_post())
+    await _settle()
+
+    assert transport.closed
+    assert _answers(transport.written) == [(200, b'{"ok":1}')]
 
 
 async def test_pipelined_requests_are_answered_in_order_and_the_first_other_one_goes_to_aiohttp_with_its_bytes():

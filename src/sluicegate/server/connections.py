@@ -38,6 +38,7 @@ import orjson
 from aiohttp import web
 
 from ..errors import SEND_STALLED, SHUTDOWN_CUT
+from ..write_batch import WriteBatch
 from .malformed import enveloped_refusals
 
 _REFUSAL_BODY = orjson.dumps({"status": "failure",
@@ -58,8 +59,9 @@ class ConnectionLimits:
 class ConnectionGuard:
     """The process's client connections, the waiting ones (no request running) longest-waiting first."""
 
-    def __init__(self, limits: ConnectionLimits) -> None:
+    def __init__(self, limits: ConnectionLimits, writes: WriteBatch | None = None) -> None:
         self.limits = limits
+        self.writes = writes if writes is not None else WriteBatch()  # the process's one, from app.py
         self._open: dict[asyncio.BaseTransport, _Guarded] = {}
         self._waiting: dict[_Guarded, None] = {}
 
@@ -186,7 +188,10 @@ class _Guarded(asyncio.Protocol):
             self._guard.waiting(self)
 
     def writing(self) -> bool:
-        return self._transport is not None and self._transport.get_write_buffer_size() > 0
+        transport = self._transport
+        # An answer still in the loop turn's batch is being written too: evicting its connection would drop it.
+        return transport is not None and (transport.get_write_buffer_size() > 0
+                                          or self._guard.writes.holds(transport))
 
     def close(self) -> None:
         self._guard.forget(self, self._transport)

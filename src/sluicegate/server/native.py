@@ -14,7 +14,9 @@ connection guard (connections.py), and serves the requests that make up a gatewa
 Such a request runs the same middleware and route as on aiohttp's path (``edge_middleware`` and the route's
 handler, given a ``NativeRequest``), and its ``web.Response`` is written with the headers aiohttp's
 ``prepare`` adds (``Content-Length``, a default ``Content-Type``, ``Date``, ``Server``, ``Connection:
-close`` when the connection ends). A stream's answer (server/streaming.py's relay) is a
+close`` when the connection ends); a kept-alive connection's answer goes out with the other writes of the
+loop's turn (write_batch.py), and everything this module writes or closes directly flushes that batch first,
+so that answers keep their order and none is dropped. A stream's answer (server/streaming.py's relay) is a
 ``NativeStreamResponse``: its head as aiohttp's ``prepare`` writes a stream's (``Transfer-Encoding:
 chunked`` in place of the length), sent with the first chunk, then each chunk framed as it comes, waiting
 while the client does not read. The first request that is anything else (a malformed head too) hands the
@@ -46,6 +48,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from ..errors import InternalError, ShuttingDown, cut_by_shutdown
 from ..header_names import CONTROL_CHARACTERS
+from ..write_batch import WriteBatch
 from .connections import ConnectionGuard
 from .envelope import error_response
 
@@ -124,8 +127,9 @@ class NativeServer:
     the connections themselves (for shutdown)."""
 
     def __init__(self, app: web.Application, edge: Edge, routes: Mapping[str, Handler], guard: ConnectionGuard,
-                 *, idle_timeout_s: float, body_timeout_s: float) -> None:
+                 *, idle_timeout_s: float, body_timeout_s: float, writes: WriteBatch) -> None:
         self.app, self.edge, self.guard = app, edge, guard
+        self.writes = writes  # answers go out with the loop turn's other writes (write_batch.py)
         self.idle_timeout_s, self.body_timeout_s = idle_timeout_s, body_timeout_s
         self.routes: dict[bytes, Route] = {path.encode(): (path, handler) for path, handler in routes.items()}
         self.aiohttp_protocol: Callable[[], asyncio.Protocol] = _not_serving
@@ -284,6 +288,7 @@ class NativeConnection(asyncio.Protocol):
 
     def close_if_idle(self) -> None:
         if self._task is None and self._aiohttp is None and self._transport is not None:
+            self._server.writes.flush()  # its last answer may still wait in the batch
             self._transport.close()
 
     def _serve_next(self) -> None:
@@ -349,6 +354,7 @@ class NativeConnection(asyncio.Protocol):
             except TimeoutError:
                 late = True
             except asyncio.CancelledError:  # the client left, or shutdown's drain bound passed
+                self._server.writes.flush()
                 transport.close()
                 raise
             finally:
@@ -410,6 +416,7 @@ class NativeConnection(asyncio.Protocol):
         """aiohttp's protocol serves this connection from here on, starting with the bytes not yet served."""
         transport = self._transport
         assert transport is not None and self._task is None
+        self._server.writes.flush()  # aiohttp's answers write directly: none may overtake a batched one
         self._stop_idle_timer()
         self._server.connections.discard(self)
         handler = self._aiohttp = self._server.aiohttp_protocol()
@@ -439,6 +446,7 @@ class NativeConnection(asyncio.Protocol):
                 answer = _serialized(response, keep_alive)
         except asyncio.CancelledError as cancelled:  # the client left, or shutdown's drain bound passed
             streamed = request.streamed
+            server.writes.flush()
             if cut_by_shutdown(cancelled) and not (streamed is not None and streamed.sent):
                 transport.write(_serialized(error_response(ShuttingDown(), None), False))  # unanswered: a 503
             transport.close()
@@ -451,11 +459,14 @@ class NativeConnection(asyncio.Protocol):
             server.finished()
         if transport.is_closing():
             return
-        if answer:
-            transport.write(answer)
         if not keep_alive:
+            server.writes.flush()
+            if answer:
+                transport.write(answer)
             transport.close()
             return
+        if answer:
+            server.writes.write(self._loop, transport, answer)
         if self._writing_paused:  # resume_writing serves what waits
             return
         self._next_or_idle()
@@ -469,6 +480,7 @@ class NativeConnection(asyncio.Protocol):
         if self._closing():
             raise ConnectionResetError("Cannot write to closing transport")
         assert self._transport is not None
+        self._server.writes.flush()  # a stream's chunks go out as they come, after any answer batched before
         self._transport.write(data)
 
     def _closing(self) -> bool:

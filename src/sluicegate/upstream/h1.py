@@ -14,7 +14,8 @@ For every request:
    ``InvalidCustomHost`` before any socket opens); an IP literal is its own address;
 3. a kept-alive connection to ``(scheme, host, port, first allowed address)`` is reused, or one is opened to
    that address: the socket connects only there, while Host and, for https, SNI and the certificate check
-   keep the name. If connecting fails, the next allowed address is tried.
+   keep the name. If connecting fails, the next allowed address is tried;
+4. the request's bytes go out with the other writes of the loop's turn (``write_batch.py``), not one by one.
 
 The wire is the one the pyreqwest client wrote (and the aiohttp client before it): the caller's headers
 with lower-case names, then ``accept: */*`` and ``user-agent: sluicegate`` unless given, ``content-type:
@@ -63,6 +64,7 @@ from multidict import CIMultiDict
 from ..errors import InvalidCustomHost
 from ..header_names import CONTROL_CHARACTERS
 from ..settings import Settings
+from ..write_batch import WriteBatch
 from .addresses import parse_ip
 from .client import USER_AGENT
 from .decoding import BodyDecoder, DecodingFailed, decoder_for
@@ -488,8 +490,9 @@ class _ConnectFailed(Exception):
 
 
 class H1Transport:
-    def __init__(self, settings: Settings, guard: Guard) -> None:
+    def __init__(self, settings: Settings, guard: Guard, writes: WriteBatch | None = None) -> None:
         self._guard = guard
+        self._writes = writes if writes is not None else WriteBatch()  # the process's one, from app.py
         self._resolver = guard.resolver()
         self._connect_s = settings.upstream_connect_timeout_s
         self._read_s = settings.upstream_read_timeout_s
@@ -521,14 +524,14 @@ class H1Transport:
                     raise failed.error from None
         raise AssertionError("unreachable: the guard returns at least one address")
 
-    async def _exchange(self, key: ConnectionKey, target: _Target, request: Iterable[bytes], method: str,
+    async def _exchange(self, key: ConnectionKey, target: _Target, request: tuple[bytes, ...], method: str,
                         headers: dict[str, str] | CIMultiDict[str]) -> H1Response:
         for fresh in (False, True):
             connection = await self._connection(key, target, reuse=not fresh)
             connection.begin(skip_body=method == "HEAD")
             assert connection.transport is not None
             written_at = connection.loop.time()
-            connection.transport.writelines(request)
+            self._writes.write(connection.loop, connection.transport, request)  # sent at the turn's end
             try:
                 while not connection.head_done:
                     if connection.error is not None:
