@@ -134,3 +134,13 @@ def test_one_flush_a_turn_however_many_writes(writes: int) -> None:
         loop.close()
     assert loop.scheduled.count("flush") == 1
     assert [data for _, _, data in recorder.log] == [b"%d" % index for index in range(writes)]
+
+
+async def test_every_flush_runs_the_step_before_sending_even_with_nothing_to_send() -> None:
+    loop = asyncio.get_running_loop()
+    batch, recorder = WriteBatch(), Recorder()
+    batch.before_send = lambda: recorder.log.append(("-", "before", b""))
+    batch.write(loop, FakeTransport("a", recorder), b"one")
+    await asyncio.sleep(0)
+    batch.flush()  # a direct flush with nothing batched: the step still runs (an answer follows it)
+    assert recorder.log == [("-", "before", b""), ("a", "write", b"one"), ("-", "before", b"")]

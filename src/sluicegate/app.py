@@ -127,11 +127,13 @@ def build_app(settings: Settings, *, transport: Transport | None = None) -> web.
                       changes=changes)
     hosts = HostPolicy.build(settings.host, settings.allowed_hosts)
     writes = WriteBatch()  # the worker's socket writes of a loop turn, sent together (client and upstream)
+    writes.before_send = telemetry.seal_answered  # answered requests are journaled before their answers leave
     connections = ConnectionGuard(ConnectionLimits(settings.max_connections, settings.header_timeout_s,
                                                     settings.send_timeout_s), writes)
     edge = edge_middleware(connections, hosts)
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[edge])
     app[GATEWAY] = gateway
+    app.on_response_prepare.append(_journaling(telemetry))  # answers aiohttp writes: journaled before they leave
     app[CONNECTIONS] = connections  # serve.py's listening site puts every connection through it
     app.cleanup_ctx.extend([_store_context(gateway), _access_context(gateway), _catalog_context(gateway, vault),
                             _upstream_context(gateway, transport, board, writes), _limits_context(gateway),
@@ -234,6 +236,15 @@ def refuse_unknown_provider_urls(settings: Settings) -> None:
     if unknown:
         names = ", ".join(PROVIDER_URL_PREFIX + provider.upper().replace("-", "_") for provider in unknown)
         raise ValueError(f"{names}: no such provider (known: {', '.join(registry.PROVIDERS)})")
+
+
+def _journaling(telemetry: Telemetry):
+    """aiohttp's hook before it writes an answer's head: the requests answered so far are journaled first."""
+
+    async def journal_answered(request: web.Request, response: web.StreamResponse) -> None:
+        telemetry.seal_answered()
+
+    return journal_answered
 
 
 def _upstream_context(gateway: Gateway, given: Transport | None, board: LoadBoard, writes: WriteBatch):

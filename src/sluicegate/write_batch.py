@@ -13,22 +13,26 @@ the turn, which runs after the callbacks already queued and one poll for I/O. At
 is the poll's system call.
 
 A caller that writes to or closes a transport directly must ``flush`` first, so that nothing it batched is
-overtaken or lost (a closed transport's batched bytes are dropped: its connection is gone).
+overtaken or lost (a closed transport's batched bytes are dropped: its connection is gone). Every flush first
+runs ``before_send``, the step that must come before any answer leaves: the request log journals the turn's
+answered requests there (telemetry/service.py), so a handler need not wait a turn for it.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 
 class WriteBatch:
-    __slots__ = ("_data", "_scheduled_on", "_transports")
+    __slots__ = ("_data", "_scheduled_on", "_transports", "before_send")
 
     def __init__(self) -> None:
         self._transports: list[Any] = []  # asyncio transports, in the order of their writes
         self._data: list[bytes | tuple[bytes, ...]] = []  # what each writes: bytes, or pieces for writelines
         self._scheduled_on: asyncio.AbstractEventLoop | None = None  # the loop a flush is queued on
+        self.before_send: Callable[[], None] | None = None  # run by every flush before its sends (app.py)
 
     def write(self, loop: asyncio.AbstractEventLoop, transport: Any, data: bytes | tuple[bytes, ...]) -> None:
         """Send ``data`` on ``transport`` when this turn's callbacks are done (pieces as one ``writelines``)."""
@@ -45,6 +49,8 @@ class WriteBatch:
     def flush(self) -> None:
         """Send everything batched, now, in order."""
         self._scheduled_on = None
+        if self.before_send is not None:
+            self.before_send()
         transports, data = self._transports, self._data
         if not transports:
             return

@@ -11,9 +11,11 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from sluicegate.app import build_app
 from sluicegate.server.appkeys import GATEWAY
+from sluicegate.server.native import NATIVE
 from sluicegate.settings import Settings
 from tests.fakes.transport import FakeTransport, chat_completion, content_chunk, json_response, sse_response
 from tests.inprocess import HOST
+from tests.telemetry.test_journal import lines
 
 HEADERS = {"x-portkey-provider": "openai", "x-portkey-custom-host": HOST, "authorization": "Bearer sk-test-12345"}
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
@@ -111,3 +113,34 @@ async def test_a_clean_stream_ends_with_done_and_no_error(client_for):
     response = await client.post("/v1/chat/completions", json={**CHAT, "stream": True}, headers=HEADERS)
     text = await response.text()
     assert text.endswith("data: [DONE]\n\n") and "error" not in text
+
+
+async def test_an_answer_aiohttp_writes_is_prepared_only_once_its_record_is_journaled(tmp_path):
+    """The routes do not wait for the journal (Telemetry.answered): on aiohttp's path the app's response-prepare
+    hook journals the answered records before the answer's head is written."""
+    app = build_app(Settings(data_dir=tmp_path, admin_token="t" * 32),
+                    transport=FakeTransport(script=[json_response(chat_completion("hello"))]))
+    journaled_at_prepare: list[bool] = []
+
+    async def check(request, response) -> None:  # type: ignore[no-untyped-def]
+        drafts = lines(tmp_path / "journal")
+        journaled_at_prepare.append(any(draft["row"]["trace_id"] == "on-aiohttps-path" for draft in drafts))
+
+    app.on_response_prepare.append(check)  # after the app's own hook
+    client = TestClient(TestServer(app, host="127.0.0.1"))
+    await client.start_server()
+    try:
+        response = await client.post("/v1/chat/completions", json=CHAT,
+                                     headers={**HEADERS, "x-portkey-trace-id": "on-aiohttps-path"})
+        assert response.status == 200
+    finally:
+        await client.close()
+    assert journaled_at_prepare == [True]
+
+
+def test_the_native_edges_write_batch_journals_the_answered_requests_before_it_sends(tmp_path):
+    """The native edge's answers leave through the loop turn's write batch (write_batch.py): its step before
+    sending is the request log's sealing, as the aiohttp path's is the prepare hook above."""
+    app = build_app(Settings(data_dir=tmp_path, admin_token="t" * 32), transport=FakeTransport())
+    assert app[NATIVE].writes.before_send == app[GATEWAY].telemetry.seal_answered
+    assert app[NATIVE].guard.writes is app[NATIVE].writes  # one batch: eviction sees the answers it holds

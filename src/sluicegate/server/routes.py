@@ -150,8 +150,8 @@ def _logged(endpoint: str, prepare):
     upstream failure, a client that leaves mid-stream (the handler is cancelled) all
     still produce their record, submitted as the exception leaves. Either way it is before aiohttp writes
     the answer, so the record is journaled (telemetry/journal.py) before the client has the body: an
-    answer waits for its record to be sealed with the others ready in the same turn of the event loop
-    (``submit_answered``); a stream seals its record before its last event (``relay_stream``'s
+    answer's record is sealed with the others ready in the same turn of the event loop before any of them is
+    written (``Telemetry.answered``); a stream seals its record before its last event (``relay_stream``'s
     ``before_end``).
     """
 
@@ -168,7 +168,7 @@ def _logged(endpoint: str, prepare):
             record.failed(exc, answer_for(exc))
             telemetry.submit(record)
             raise
-        await telemetry.submit_answered(record)
+        telemetry.answered(record)  # journaled before the answer is written (Telemetry.answered)
         return response
 
     return handler

@@ -1,7 +1,7 @@
 """Telemetry: everything the request log and the metrics need, built once by app.py and hung off the Gateway.
 
 The request path sees ``begin``, ``log_behind`` and ``wait_for_log`` (a request waits, before it starts, while
-the request log is a full pace behind), ``seal`` (before the last bytes of a stream), ``submit_answered`` (an
+the request log is a full pace behind), ``seal`` (before the last bytes of a stream), ``answered`` (an
 answer ready to go out) and ``submit`` (a request that failed); the rest (the drain task, retention, the
 Prometheus registry) lives here with the app's lifetime.
 """
@@ -69,9 +69,9 @@ class Telemetry:
         self._background: list[asyncio.Task[Any]] = []
         # The serving loop, held from start(): on Python 3.11 each get_running_loop() is a getpid() system call.
         self._loop: asyncio.AbstractEventLoop | None = None
-        # Records whose answers became ready in this turn of the event loop, each with what its handler
-        # awaits; sealed together at the start of the next turn.
-        self._answered: list[tuple[RequestRecord, asyncio.Future[None]]] = []
+        # Records whose answers became ready in this turn of the event loop, sealed together before any of
+        # those answers is written (seal_answered).
+        self._answered: list[RequestRecord] = []
 
     # -- the request path ------------------------------------------------------------------------------
 
@@ -101,32 +101,30 @@ class Telemetry:
             self.sink.seal(record)  # a no-op without the journal: the drain task makes the rows
         self.sink.submit(record)
 
-    async def submit_answered(self, record: RequestRecord) -> None:
-        """``submit`` for a request whose answer is ready: returns once the record is sealed, so the handler
-        returns its answer only then. With the journal, the records of every answer that became ready in
-        this turn of the event loop are sealed together at the start of the next turn (drafted in a row,
-        one write). A handler cancelled while it waits leaves its record to that batch: submitted once."""
+    def answered(self, record: RequestRecord) -> None:
+        """``submit`` for a request whose answer is ready to be written. With the journal, its record is
+        sealed with the others answered in this turn of the event loop (drafted in a row, one write) by
+        ``seal_answered``, which app.py has run before any answer is written: first in every flush of the
+        loop turn's write batch (the native edge's answers, write_batch.py) and when aiohttp prepares an
+        answer; at the start of the next turn at the latest. So the handler returns at once, and its answer
+        still leaves only after its record is journaled."""
         if self.journal is None or record.sealed:
             self.submit(record)
             return
         record.finish()
-        loop = self._loop or asyncio.get_running_loop()
-        sealed: asyncio.Future[None] = loop.create_future()
         if not self._answered:
-            loop.call_soon(self._seal_answered)
-        self._answered.append((record, sealed))
-        await sealed
+            (self._loop or asyncio.get_running_loop()).call_soon(self.seal_answered)
+        self._answered.append(record)
 
-    def _seal_answered(self) -> None:
+    def seal_answered(self) -> None:
+        """Seal and queue the records answered since it last ran (nothing to do, most of the times it runs).
+        Never raises: sealing and submitting do not."""
+        if not self._answered:
+            return
         batch, self._answered = self._answered, []
-        try:
-            self.sink.seal_many([record for record, _ in batch])
-            for record, _ in batch:
-                self.sink.submit(record)
-        finally:  # never leave a handler waiting (sealing and submitting do not raise; this is the guard)
-            for _, sealed in batch:
-                if not sealed.done():  # its handler was cancelled meanwhile
-                    sealed.set_result(None)
+        self.sink.seal_many(batch)
+        for record in batch:
+            self.sink.submit(record)
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
