@@ -3,8 +3,9 @@
 Why: on the machines we measure (virtual machines, loopback or a near host), a ``send`` runs the receiver's
 side of TCP in the sender's system call and wakes the receiving process, which sleeps between requests: an
 inter-processor interrupt, a VM exit. Under load the event loop starts many requests in one turn; written as
-each is ready, every request to an upstream and every answer to a client woke its reader once, and those
-wake-ups were a fifth of the loop's time (docs/benchmarks.md, "Sends batched per loop turn"). Written
+each is ready, every request to an upstream and every answer to a client woke its reader once: the sends
+were a fifth of the loop's time, nearly half of it those wake-ups (docs/benchmarks.md, "Sends batched per
+loop turn"). Written
 together, the first send of a batch wakes the reader and the rest find it awake: the same bytes, in the same
 order per connection, fewer wake-ups.
 
