@@ -89,6 +89,37 @@ async def test_batches_and_metrics(store, tmp_path):
     assert series.by_status == {200: 230} and series.prompt_tokens == 230 * 5
 
 
+async def test_a_few_rows_wait_for_the_interval_and_go_in_one_commit(store, tmp_path, monkeypatch):
+    # A quiet gateway: a commit costs the writer about the same for three rows as for thirty. The first
+    # record after a quiet spell is written at once; the next ones wait for the interval since.
+    monkeypatch.setattr(sink_mod, "FLUSH_INTERVAL_S", 0.4)
+    sink = make_sink(store, tmp_path)
+    await sink.start()
+    sink.submit(record())
+    await settle(sink, lambda: store.batches == [1])
+    for _ in range(5):
+        sink.submit(record())
+        await asyncio.sleep(0.005)
+    await asyncio.sleep(0.15)
+    assert store.batches == [1]  # past the paced interval (20 ms for a fast store), still gathering
+    await settle(sink, lambda: len(store.rows) == 6)
+    assert store.batches == [1, 5]
+    await sink.close()
+
+
+async def test_enough_rows_keep_the_pace_of_the_writes(store, tmp_path, monkeypatch):
+    # A busier gateway is not held for the long interval: its batches follow how long writes take.
+    monkeypatch.setattr(sink_mod, "FLUSH_INTERVAL_S", 30.0)
+    sink = make_sink(store, tmp_path)
+    await sink.start()
+    for _ in range(2):
+        for _ in range(sink_mod.FLUSH_ROWS_MIN):
+            sink.submit(record())
+        await settle(sink, lambda: sink.gauges().queue_depth == 0, timeout=3.0)
+    await settle(sink, lambda: len(store.rows) == 2 * sink_mod.FLUSH_ROWS_MIN, timeout=3.0)
+    await sink.close()
+
+
 async def test_outage_spools_then_replays_every_record_exactly_once(store, tmp_path):
     sink = make_sink(store, tmp_path)
     await sink.start()
@@ -217,7 +248,8 @@ async def test_a_queue_two_batches_behind_holds_new_requests_until_the_drain_cat
     await sink.start()
     for _ in range(19):
         sink.submit(record())
-    await asyncio.sleep(0.05)  # the drain took its first batch and waits for the store
+    # The drain took both batches: the first waits for the store, the second for the first.
+    await settle(sink, lambda: sink.gauges().queue_depth == 0)
     assert not sink.behind()
     for _ in range(20):
         sink.submit(record())

@@ -53,6 +53,14 @@ WRITE_STALL_S = 2.0
 FLUSH_INTERVAL_S = 0.1
 FLUSH_MIN_S = 0.02
 FLUSH_PACE = 4.0
+# A batch smaller than this waits for FLUSH_INTERVAL_S: a commit's cost is mostly fixed (a commit of three rows
+# took ~0.5 ms of the writer thread), and a quiet gateway that committed a few rows every 20 ms spent twice the
+# writer's time a record, with the commits, on the other core, behind most of its slowest first tokens
+# (docs/benchmarks.md, "One stream's time to first token: the log's commits"). The journal keeps what a crash
+# would lose to the wait, so it only delays when a record can be queried. A busier gateway fills this many
+# rows within FLUSH_MIN_S and keeps the pace that follows its writes: larger batches would bind more
+# parameters at once, and the event loop waits for the writer thread's GIL while it does.
+FLUSH_ROWS_MIN = 32
 # The longest the drain task builds rows before it yields to the event loop. A row takes some µs to tens of µs,
 # and a request that arrives meanwhile waits for the slice to end: slices of 64 records (2-3 ms) were most
 # of the gateway's p99 at one connection.
@@ -272,9 +280,9 @@ class Sink:
             await self._written()
             await self._idle()
             return False
-        pause = self._flushed_at + self._interval - self._clock()
-        if pause > 0 and len(self._queue) < self._batch_max and not self._closing:
-            await asyncio.sleep(pause)  # let the batch fill up
+        await self._let_fill(self._interval)
+        if len(self._queue) < FLUSH_ROWS_MIN:  # a quiet gateway: a few rows are not worth a commit yet
+            await self._let_fill(FLUSH_INTERVAL_S)
         self._flushed_at = self._clock()
         batch = [self._queue.popleft() for _ in range(min(self._batch_max, len(self._queue)))]
         if len(self._queue) < self.pace_at:
@@ -286,6 +294,13 @@ class Sink:
         await self._written()  # one write at a time, in the order the batches were taken
         self._in_flight = asyncio.get_running_loop().create_task(self._store(batch, entries))
         return False
+
+    async def _let_fill(self, interval: float) -> None:
+        """Wait until ``interval`` has passed since the last batch was taken, unless a full batch is waiting
+        (or the sink is closing)."""
+        pause = self._flushed_at + interval - self._clock()
+        if pause > 0 and len(self._queue) < self._batch_max and not self._closing:
+            await asyncio.sleep(pause)
 
     async def _store(self, batch: list[RequestRecord], entries: list[Entry]) -> None:
         try:
