@@ -49,6 +49,7 @@ from .server.admin import ADMIN_PREFIX, AdminServices, admin_app
 from .server.appkeys import GATEWAY
 from .server.audit_trail import AUDIT_STORE
 from .server.connections import CONNECTIONS, ConnectionGuard, ConnectionLimits
+from .server.envelope import SERVER_NAME
 from .server.gateway import Gateway
 from .server.hosts import HostPolicy
 from .server.limits_admin import add_limit_routes
@@ -134,6 +135,7 @@ def build_app(settings: Settings, *, transport: Transport | None = None) -> web.
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[edge])
     app[GATEWAY] = gateway
     app.on_response_prepare.append(_journaling(telemetry))  # answers aiohttp writes: journaled before they leave
+    app.on_response_prepare.append(_named)
     app[CONNECTIONS] = connections  # serve.py's listening site puts every connection through it
     app.cleanup_ctx.extend([_store_context(gateway), _access_context(gateway), _catalog_context(gateway, vault),
                             _upstream_context(gateway, transport, board, writes), _limits_context(gateway),
@@ -245,6 +247,12 @@ def _journaling(telemetry: Telemetry):
         telemetry.seal_answered()
 
     return journal_answered
+
+
+async def _named(request: web.Request, response: web.StreamResponse) -> None:
+    """aiohttp's hook before it writes an answer's head: the gateway's name in ``Server``, in place of aiohttp's
+    (which it has set by then)."""
+    response.headers["Server"] = SERVER_NAME
 
 
 def _upstream_context(gateway: Gateway, given: Transport | None, board: LoadBoard, writes: WriteBatch):

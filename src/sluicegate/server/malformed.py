@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import web_protocol, web_request, web_server
 
 from ..errors import GatewayError, InternalError
-from .envelope import error_response
+from .envelope import SERVER_NAME, error_response
 
 GENERIC_REASON = "the request could not be parsed"
 REASON_MAX = 120
@@ -65,6 +65,7 @@ class EnvelopedRefusals(web_protocol.RequestHandler):
         error = InternalError() if theirs.status >= 500 else GatewayError(
             f"malformed HTTP request: {parser_reason(message)}", status=theirs.status)
         ours = error_response(error, None)
+        ours.headers["Server"] = SERVER_NAME  # answered before routing: no app's response hook runs for it
         ours.force_close()
         return ours
 

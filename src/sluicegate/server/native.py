@@ -43,14 +43,13 @@ from typing import Any
 import httptools
 from aiohttp import web
 from aiohttp.helpers import parse_content_type, rfc822_formatted_time
-from aiohttp.http import SERVER_SOFTWARE
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from ..errors import InternalError, ShuttingDown, cut_by_shutdown
 from ..header_names import CONTROL_CHARACTERS
 from ..write_batch import WriteBatch
 from .connections import ConnectionGuard
-from .envelope import error_response
+from .envelope import SERVER_NAME, error_response
 
 log = logging.getLogger("sluicegate.server")
 
@@ -64,7 +63,7 @@ _HEAD_END = b"\r\n\r\n"
 _NATIVE_PREFIX = b"POST /v1/"  # every native path is under /v1
 _REFUSED_HEADERS = frozenset({"transfer-encoding", "expect", "content-encoding", "upgrade", "sec-websocket-key1"})
 _NO_CALLBACKS = object()  # what llhttp is given to call back: nothing
-_SERVER = SERVER_SOFTWARE.encode()
+_SERVER = SERVER_NAME.encode()
 
 Handler = Callable[[Any], Awaitable[web.StreamResponse]]
 Edge = Callable[[Any, Handler], Awaitable[web.StreamResponse]]
