@@ -5,9 +5,8 @@ side of TCP in the sender's system call and wakes the receiving process, which s
 inter-processor interrupt, a VM exit. Under load the event loop starts many requests in one turn; written as
 each is ready, every request to an upstream and every answer to a client woke its reader once: the sends
 were a fifth of the loop's time, nearly half of it those wake-ups (docs/benchmarks.md, "Sends batched per
-loop turn"). Written
-together, the first send of a batch wakes the reader and the rest find it awake: the same bytes, in the same
-order per connection, fewer wake-ups.
+loop turn"). Written together, the first send of a batch wakes the reader and the rest find it awake: the
+same bytes, in the same order per connection, fewer wake-ups.
 
 The cost is latency of at most one turn: the batch is flushed by a callback scheduled with the first write of
 the turn, which runs after the callbacks already queued and one poll for I/O. At one request at a time that
