@@ -146,6 +146,47 @@ def test_the_relays_scrub_only_the_reads_that_hold_an_error_event_and_hold_back_
         assert b"error" in unfinished.error_event("upstream closed the stream before it finished", "x")
 
 
+def test_an_error_event_whose_mark_comes_after_the_echoed_key_is_still_scrubbed():
+    """An error event may name the credential before anything says it is one: its JSON's "error" key after
+    the message, its ``event: error`` line after the data, or an Anthropic error's "type" last. However
+    the upstream's reads cut it, the key never reaches the client: an unfinished event is relayed only
+    once it is whole and judged."""
+    anthropic_start = (b'event: message_start\ndata: {"type":"message_start","message":{}}\n\n'
+                       b'event: content_block_delta\ndata: {"type":"content_block_delta","delta":{"text":"hi"}}\n\n')
+    openai_start = sse_event(content_chunk("a"))
+    cases = [(openai.PassthroughStream, openai_start, b'data: {"message": "bad key ' + KEY + b'", "error": true}\n\n'),
+             (openai.PassthroughStream, openai_start, b'data: {"detail": "bad key ' + KEY + b'"}\nevent: error\n\n'),
+             (openai.ProxyStream, openai_start, b'data: {"message": "' + KEY + b'", "error": {"code": 401}}\r\n\r\n'),
+             (AnthropicRelay, anthropic_start,
+              b'data: {"error": {"message": "' + KEY + b'"}, "type": "error"}\n\n')]
+    for make, start, error in cases:
+        for first in range(len(error)):  # the key's event cut in two reads and arriving with the start
+            for cut in range(first + 1, len(error)):
+                decoder = make()
+                decoder.hide_echoes(lambda data: data.replace(KEY, b"[REDACTED]"))
+                assert decoder.opening(start + error[:first]) == contract.START
+                relayed = decoder.head() + decoder.relay(error[first:cut]) + decoder.relay(error[cut:])
+                assert relayed == start + error.replace(KEY, b"[REDACTED]"), (make, first, cut)
+                assert decoder.end_failure() == "upstream sent an error event"
+
+
+def test_a_stream_whose_last_event_lacks_its_blank_line_still_ends_cleanly():
+    """Holding an unfinished event back until it is whole must not swallow a last event an upstream sends
+    without the blank line after it: the end (``[DONE]``, ``message_stop``) is relayed and the end is clean."""
+    openai_relay = openai.PassthroughStream()
+    assert openai_relay.opening(sse_event(content_chunk("a"))) == contract.START
+    openai_relay.head()
+    assert openai_relay.relay(b"data: [DONE]") == b"data: [DONE]"
+    assert openai_relay.end_failure() is None
+    anthropic_relay = AnthropicRelay()
+    assert anthropic_relay.opening(b'event: message_start\ndata: {"type":"message_start","message":{}}\n\n'
+                                   b'event: content_block_delta\ndata: {"type":"content_block_delta",'
+                                   b'"delta":{"text":"hi"}}\n\n') == contract.START
+    anthropic_relay.head()
+    stop = b'event: message_stop\ndata: {"type":"message_stop"}\n'
+    assert anthropic_relay.relay(stop) == stop and anthropic_relay.end_failure() is None
+
+
 def test_an_event_too_large_before_the_start_is_a_failed_attempt():
     decoder = _chat_to_messages()
     assert decoder.opening(b"data: " + b"z" * 512) == contract.HOLD

@@ -161,9 +161,10 @@ def anthropic_event(event: dict) -> bytes:
     return f"event: {event['type']}\n".encode() + b"data: " + orjson.dumps(event) + b"\n\n"
 
 
-def mid_stream_errors(split: bool) -> tuple[list[bytes], list[bytes]]:
+def mid_stream_errors(split: bool, mark_last: bool = False) -> tuple[list[bytes], list[bytes]]:
     """An Anthropic and an OpenAI stream that start, then send an error event echoing the stored key: whole,
-    or cut in two inside the key (two reads)."""
+    or cut in two inside the key (two reads); ``mark_last``: the key comes before what says the event is an
+    error (the OpenAI error's "error" key after a "detail", the Anthropic one's "type" last and no name line)."""
     message = {"id": "msg_1", "type": "message", "role": "assistant", "model": "x", "content": [],
                "stop_reason": None, "usage": {"input_tokens": 1, "output_tokens": 0}}
     anthropic = [anthropic_event({"type": "message_start", "message": message}),
@@ -176,6 +177,11 @@ def mid_stream_errors(split: bool) -> tuple[list[bytes], list[bytes]]:
     chat = [b"data: " + orjson.dumps({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "x",
                                       "choices": [{"index": 0, "delta": {"role": "assistant", "content": "hi"}}]})
             + b"\n\n", b"data: " + orjson.dumps({"error": {"message": f"bad key {STORED}"}}) + b"\n\n"]
+    if mark_last:
+        anthropic[-1] = b"data: " + orjson.dumps({"error": {"type": "authentication_error",
+                                                            "message": f"bad key {STORED}"}, "type": "error"}) + b"\n\n"
+        chat[-1] = b"data: " + orjson.dumps({"detail": f"bad key {STORED}",
+                                             "error": {"message": f"bad key {STORED}"}}) + b"\n\n"
     if split:
         for events in (anthropic, chat):
             at = events[-1].index(STORED.encode()) + 6
@@ -183,11 +189,13 @@ def mid_stream_errors(split: bool) -> tuple[list[bytes], list[bytes]]:
     return anthropic, chat
 
 
-@pytest.mark.parametrize("split", [False, True], ids=["whole", "in-two-reads"])
-def test_an_error_event_after_the_start_hides_the_catalog_credential(tmp_path, upstream, split):
+@pytest.mark.parametrize(("split", "mark_last"), [(False, False), (True, False), (True, True)],
+                         ids=["whole", "in-two-reads", "key-read-before-the-error-mark"])
+def test_an_error_event_after_the_start_hides_the_catalog_credential(tmp_path, upstream, split, mark_last):
     """An upstream that echoes the stored credential in an error event once its stream has started: the
     client got the key in clear, on the relayed streams (the Anthropic relay, the OpenAI relay) as on the
-    translated ones, though the same error answered before the stream was scrubbed."""
+    translated ones, though the same error answered before the stream was scrubbed; and, on the relayed
+    ones, when the read with the key came before the one that said the event was an error."""
     gateway = GatewayProcess(tmp_path / "data", env={"SLUICEGATE_ADMIN_TOKEN": ADMIN_TOKEN}).start()
     try:
         for slug, spec in (("claude-like", "anthropic"), ("gpt-like", "openai")):
@@ -196,7 +204,7 @@ def test_an_error_event_after_the_start_hides_the_catalog_credential(tmp_path, u
                                  json={"slug": slug, "spec": spec, "custom_host": upstream.v1,
                                        "headers": {"x-api-key": STORED}})
             assert created.status_code == 201, created.text
-        anthropic, chat = mid_stream_errors(split)
+        anthropic, chat = mid_stream_errors(split, mark_last)
         interval = 0.05 if split else 0.0
         asked = [("/messages", "claude-like", anthropic), ("/chat/completions", "claude-like", anthropic),
                  ("/chat/completions", "gpt-like", chat), ("/messages", "gpt-like", chat)]

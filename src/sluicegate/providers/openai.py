@@ -81,9 +81,9 @@ class PassthroughStream:
     after it only where an error event may be (``_ERROR_MARK``) or the end (``[DONE]``). An error event after
     the start ends the stream as failed: logged as such, and never cached for replay (the client has the
     upstream's own event, scrubbed of the credentials the gateway sent: ``hide_echoes``; an unfinished event
-    that may be one is held back until it is whole). The stream is cut just after its first whole
-    ``data: [DONE]`` event: what the upstream sends after it is not relayed, even when it came in the same
-    read."""
+    is held back until it is whole, as what marks an error may come after the key it echoes). The stream is
+    cut just after its first whole ``data: [DONE]`` event: what the upstream sends after it is not relayed,
+    even when it came in the same read."""
 
     __slots__ = ("_ended", "_error", "_held", "_pending", "_scanned", "_scrub", "_tail")
 
@@ -92,7 +92,7 @@ class PassthroughStream:
         self._scanned = 0
         self._tail = b""
         self._error = False
-        self._pending = b""  # the start of an event that may be an error, held back until it is whole
+        self._pending = b""  # the start of an event, held back until it is whole (it may be an error)
         self._ended = False  # a whole [DONE] event has been relayed
         self._scrub: Callable[[bytes], bytes] | None = None
 
@@ -118,7 +118,8 @@ class PassthroughStream:
 
     def head(self) -> bytes:
         held = self._held
-        if b"[DONE]" in held or _ERROR_MARK.search(held, self._scanned):  # in the events after the first content
+        if (b"[DONE]" in held or _ERROR_MARK.search(held, self._scanned)  # in the events after the first content
+                or not held.endswith(sse.EVENT_ENDS)):
             return self._judged(b"", held)
         self._tail = held[-_TAIL:]
         return held
@@ -130,22 +131,24 @@ class PassthroughStream:
             chunk, self._pending = self._pending + chunk, b""
         else:
             seam = self._tail[-_MARK_SPAN:] + chunk[:_MARK_SPAN]  # a mark split across two reads
-            if not (b"[DONE]" in chunk or b"[DONE]" in seam or _ERROR_MARK.search(chunk) or _ERROR_MARK.search(seam)):
+            if not (b"[DONE]" in chunk or b"[DONE]" in seam or _ERROR_MARK.search(chunk) or _ERROR_MARK.search(seam)
+                    or not chunk.endswith(sse.EVENT_ENDS)):
                 self._tail = chunk[-_TAIL:] if len(chunk) >= _TAIL else (self._tail + chunk)[-_TAIL:]
-                return chunk  # most reads: a few scans in C
+                return chunk  # most reads: whole events, a few scans in C
         return self._judged(self._tail, chunk)
 
     def _judged(self, relayed: bytes, chunk: bytes) -> bytes:
         """``chunk`` (after the ``relayed`` bytes, which may begin inside an event: a fragment is never an error
         nor the end) where the end or an error event may be. Cut just after the first whole ``[DONE]`` event
         (the SDKs took what followed one in the same read for more of the stream, and the relay judged it
-        cut); else an unfinished event that may be an error held back until it is whole; and when the bytes
-        relayed hold an error event, the stream fails, and the chunk is scrubbed."""
+        cut); else an unfinished last event held back until it is whole (``sse.held_back``: what marks an
+        error may come after the key it echoes); and when the bytes relayed hold an error event, the stream
+        fails, and the chunk is scrubbed."""
         window = relayed + chunk
         end = self._end_of_stream(window)
         if end is not None:
             chunk, window = chunk[:max(end - len(relayed), 0)], window[:end]
-        elif keep := sse.held_back(chunk, window, _ERROR_MARK):
+        elif keep := sse.held_back(chunk, window, sse.ends_with_done):
             self._pending, chunk, window = chunk[-keep:], chunk[:-keep], window[:-keep]
         if _ERROR_MARK.search(window) and self._holds_error(window):
             self._error = True
@@ -162,7 +165,8 @@ class PassthroughStream:
 
     @staticmethod
     def _holds_error(relayed: bytes) -> bool:
-        return any(_ERROR_MARK.search(event) and sse.classify_event(event)[0] == sse.ERROR
+        # A split event has lost its blank line, which the mark's "event: error" line may have ended with.
+        return any(b"error" in event and sse.classify_event(event)[0] == sse.ERROR
                    for event in sse.split_events(relayed)[0])
 
     def end_failure(self) -> str | None:

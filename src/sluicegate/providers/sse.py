@@ -20,12 +20,13 @@ from .translate.errors import stream_error_object, stream_error_status
 
 # Two line ends in a row: an event's end. A CR followed by LF is one line end (CRLF), not two.
 _EVENT_END = re.compile(rb"(?:\r\n|\r(?!\n)|\n)(?:\r\n|\r(?!\n)|\n)")
+EVENT_ENDS = (b"\n\n", b"\r\n\r\n")  # the usual ends of an event, for a quick check of a read's last bytes
 _LOOKBACK = 3  # bytes kept to find an event's end begun before a read (at most 2: "\r\n" + "\r\n")
 # An event not yet terminated may hold at most this many bytes (the relay's CPU and memory per stream stay
 # bounded: an upstream that never ends its event fails the stream at this size). A chat chunk is well under
 # a kilobyte; the largest legitimate ones (an image or a long tool call sent whole) stay far below it.
 MAX_EVENT_BYTES = 8 * 1024 * 1024
-ERROR_EVENT_WAIT = 64 * 1024  # the longest unfinished event a relay holds back while it may be an error event
+ERROR_EVENT_WAIT = 64 * 1024  # the longest unfinished event a relay holds back until it is whole
 
 CONTENT, EMPTY, ERROR, DONE = "content", "empty", "error", "done"
 
@@ -66,16 +67,22 @@ def past_first(buffer: bytes, marker: bytes, is_it: Callable[[bytes], bool]) -> 
     return None
 
 
-def held_back(chunk: bytes, window: bytes, mark: re.Pattern[bytes]) -> int:
+def held_back(chunk: bytes, window: bytes, ends_stream: Callable[[bytes], bool]) -> int:
     """How many of ``chunk``'s last bytes (``window`` ends with it) a relay holds back for now: those of
-    ``window``'s unfinished last event when ``mark`` says it may be an error event (and it is not longer than
-    ``ERROR_EVENT_WAIT``), so that an error event goes out whole, once judged (and scrubbed of the credentials
-    an upstream may echo in it); 0 to relay them all."""
+    ``window``'s unfinished last event (when it is not longer than ``ERROR_EVENT_WAIT``), so that every event
+    goes out whole, once judged: what says an event is an error may come after the credential an upstream
+    echoes in it (its JSON's ``"error"`` key after the message, an ``event: error`` line after the data), and
+    the error's bytes are scrubbed of it. A client acts on an event only once it is whole, so holding its
+    start back delays nothing it can use. An unfinished event that ``ends_stream`` says is the stream's last
+    (``data: [DONE]`` with no line end after it) is relayed: some servers close their stream without the
+    blank line after it. 0 to relay them all."""
+    if chunk.endswith(EVENT_ENDS):  # most reads end an event: one check in C
+        return 0
     start = 0
     for _, end in _event_ends(window):
         start = end
     rest = len(window) - start
-    if not rest or rest > ERROR_EVENT_WAIT or mark.search(window[start:]) is None:  # a slice: "^" is its start
+    if not rest or rest > ERROR_EVENT_WAIT or ends_stream(window[start:]):
         return 0
     return min(rest, len(chunk))
 

@@ -264,8 +264,7 @@ class AnthropicRelay:
     clean when the last event relayed was a whole ``message_stop`` (``ends_with_message_stop``); whatever the
     upstream sends after it (a ``data: [DONE]``, a stray event) is not relayed, even when it came in the same
     read as the ``message_stop``. An upstream error event after the start is relayed scrubbed of the
-    credentials the gateway sent (``hide_echoes``), whole: an unfinished event that may be one is held back
-    until it is."""
+    credentials the gateway sent (``hide_echoes``), whole: an unfinished event is held back until it is."""
 
     __slots__ = ("_begun", "_ended", "_error_seen", "_held", "_pending", "_scrub", "_sse", "_tail")
 
@@ -276,7 +275,7 @@ class AnthropicRelay:
         self._error_seen = False
         self._begun = False  # message_start seen
         self._ended = False  # a whole message_stop has been relayed
-        self._pending = b""  # the start of an event that may be an error, held back until it is whole
+        self._pending = b""  # the start of an event, held back until it is whole (it may be an error)
         self._scrub: Callable[[bytes], bytes] | None = None
 
     def hide_echoes(self, scrub: Callable[[bytes], bytes]) -> None:
@@ -313,20 +312,19 @@ class AnthropicRelay:
         return self._judged(self._tail, chunk)  # an event name split across two reads is still seen
 
     def _judged(self, relayed: bytes, chunk: bytes) -> bytes:
-        """``chunk`` (after the ``relayed`` bytes) as the client gets it: cut after the stream's end; when an
-        error event may be in it, its unfinished last event held back (an error event goes out whole), and,
-        the error seen, scrubbed."""
+        """``chunk`` (after the ``relayed`` bytes) as the client gets it: cut after the stream's end; its
+        unfinished last event held back (``sse.held_back``: an error event goes out whole, though what marks
+        it may come after the key it echoes), and, an error seen, scrubbed."""
         window = relayed + chunk
         end = self._end_of_stream(window)
         if end is not None:
             chunk, window = chunk[:max(end - len(relayed), 0)], window[:end]
-        if _ERROR_EVENT.search(window):  # the error path only
-            if end is None and (keep := sse.held_back(chunk, window, _ERROR_EVENT)):
-                self._pending, chunk, window = chunk[-keep:], chunk[:-keep], window[:-keep]
-            if _ERROR_EVENT.search(window):
-                self._error_seen = True
-                if self._scrub is not None and chunk:
-                    chunk = self._scrub(chunk)
+        if end is None and (keep := sse.held_back(chunk, window, ends_with_message_stop)):
+            self._pending, chunk, window = chunk[-keep:], chunk[:-keep], window[:-keep]
+        if _ERROR_EVENT.search(window):
+            self._error_seen = True
+            if self._scrub is not None and chunk:
+                chunk = self._scrub(chunk)
         self._tail = window[-_TAIL:]
         return chunk
 
