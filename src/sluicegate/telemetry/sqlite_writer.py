@@ -19,6 +19,7 @@ from typing import Any
 
 from ..store.engine import SQLITE_BUSY_TIMEOUT_MS, FileWatch, no_create_uri
 from .spool import Entry
+from .thread_priority import RAISE_AFTER_S, IdlePriority
 from .writer import StoreWriter
 
 # About the data: retrying cannot help. OperationalError (locked past the busy timeout, disk I/O error,
@@ -30,11 +31,21 @@ class SqliteWriter(StoreWriter):
         super().__init__(dialect)
         self._path = path
         self._watch = FileWatch(path)  # a deleted database file is an outage (spool), not a silent loss
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sluicegate-log-writer")
+        # In the scheduler's idle class, so that its commits do not delay the event loop (thread_priority.py).
+        self.priority = IdlePriority()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sluicegate-log-writer",
+                                            initializer=self.priority.enter)
         self._conn: sqlite3.Connection | None = None  # created, used and closed in the writer thread only
 
     async def _run(self, func: Any, *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, func, *args)
+        loop = asyncio.get_running_loop()
+        raising = loop.call_later(RAISE_AFTER_S, self.priority.raise_) if self.priority.idle else None
+        try:
+            return await loop.run_in_executor(self._executor, func, *args)
+        finally:
+            if raising is not None:
+                raising.cancel()
+                self.priority.lower()
 
     async def _ping(self) -> None:
         await self._run(self._ping_sync)
