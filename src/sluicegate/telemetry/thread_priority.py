@@ -75,6 +75,9 @@ def _reversible() -> bool:
         result.append(_set(tid, os.SCHED_IDLE) and _set(tid, os.SCHED_OTHER))
 
     probe = threading.Thread(target=attempt, name="sluicegate-priority-probe")
-    probe.start()
+    try:
+        probe.start()
+    except RuntimeError:  # no thread to spare: an executor's initializer that raised would break the writer
+        return False
     probe.join()
     return result == [True]
