@@ -19,7 +19,7 @@ COMPILED = [  # each module's path under src/sluicegate/; they compile as one gr
     "types.py", "header_names.py", "ids.py", "jsontext.py", "write_batch.py",
     "server/native.py", "server/routes.py", "server/headers.py", "server/middleware.py",
     "pipeline/core.py", "pipeline/admit.py", "pipeline/steps.py", "pipeline/limit.py",
-    "dispatch.py", "prepare.py",
+    "dispatch.py", "prepare.py", "foreground.py",
     "upstream/h1.py", "upstream/exchange.py", "upstream/transport.py", "upstream/guard.py",
     "telemetry/record.py", "telemetry/rows.py", "telemetry/redact.py", "telemetry/storable.py",
     "telemetry/usage.py", "telemetry/metrics.py", "telemetry/journal.py", "telemetry/sink.py",

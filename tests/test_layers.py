@@ -35,7 +35,7 @@ ROWS: list[set[str]] = [
     {"providers", "routing"},
     {"config"},
     {"header_names", "ids", "jsontext"},
-    {"errors", "settings", "tasks", "write_batch"},
+    {"errors", "foreground", "settings", "tasks", "write_batch"},
     {"numerals"},
 ]
 

@@ -32,6 +32,7 @@ from .config import ConfigCache
 from .dashboard import DASHBOARD_PREFIX, dashboard_app, to_dashboard
 from .dashboard.sessions import SessionStore
 from .dispatch import Dispatcher
+from .foreground import Foreground
 from .limits.attempts import AttemptLimits
 from .limits.backend import Counters
 from .limits.limiter import Limiter
@@ -112,8 +113,9 @@ def build_app(settings: Settings, *, transport: Transport | None = None) -> web.
         session = getattr(transport, "session", None)
         return pool_gauges(session.connector if session is not None else None)
 
+    foreground = Foreground()  # requests awaiting a first byte: the request log's drain waits for none to be
     telemetry = Telemetry(settings, engine, metadata_of=public_metadata, pool=pool,
-                          lookups=LogLookups(catalog, configs))
+                          lookups=LogLookups(catalog, configs), foreground=foreground)
     access = AccessRegistry(engine, KeyHasher.load(settings), env_admin_token=settings.admin_token)
     limits, limiter = _limits(settings, engine)
     watch = VersionWatch(engine, reload_interval(settings))
@@ -151,7 +153,7 @@ def build_app(settings: Settings, *, transport: Transport | None = None) -> web.
     native_routes = add_routes(app)
     if not settings.access_log:  # aiohttp's access log sees only the requests aiohttp serves
         app[NATIVE] = NativeServer(app, edge, native_routes, connections, idle_timeout_s=settings.idle_timeout_s,
-                                   body_timeout_s=settings.body_timeout_s, writes=writes)
+                                   body_timeout_s=settings.body_timeout_s, writes=writes, foreground=foreground)
     add_probe_routes(app.router)
     add_metrics_route(app)
     services = _admin_services(gateway, vault)

@@ -138,6 +138,12 @@ async def test_an_answer_aiohttp_writes_is_prepared_only_once_its_record_is_jour
     assert journaled_at_prepare == [True]
 
 
+def test_the_request_log_waits_on_the_requests_the_native_edge_counts(tmp_path):
+    """The sink's drain waits for a quiet loop (foreground.py) on the one count the native edge keeps."""
+    app = build_app(Settings(data_dir=tmp_path, admin_token="t" * 32), transport=FakeTransport())
+    assert app[GATEWAY].telemetry.sink._foreground is app[NATIVE].foreground
+
+
 def test_the_native_edges_write_batch_journals_the_answered_requests_before_it_sends(tmp_path):
     """The native edge's answers leave through the loop turn's write batch (write_batch.py): its step before
     sending is the request log's sealing, as the aiohttp path's is the prepare hook above."""

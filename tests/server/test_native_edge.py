@@ -640,6 +640,49 @@ async def test_a_client_leaving_mid_stream_cancels_the_relay_and_writes_nothing_
     assert transport.written == sent and streamed.written == 1
 
 
+async def test_a_request_is_in_the_foreground_from_its_start_to_its_answers_first_byte():
+    # The request log's drain waits for none to be (foreground.py): a buffered answer counts until it is
+    # ready, a stream until its first chunk goes out, not while the rest of it is relayed.
+    served = Served(delay=0.05)
+    server, connection, transport, _ = _connection(served)
+    connection.data_received(_post())
+    await _settle()
+    assert server.foreground.count == 1 and transport.written == b""
+    await asyncio.sleep(0.1)
+    assert _answers(transport.written) == [(200, b'{"n":1}')] and server.foreground.count == 0
+
+    streamed = Streamed()
+    server, connection, transport, _ = _connection(streamed.route)
+    connection.data_received(_post(body=b'{"stream":true}'))
+    await _settle()
+    assert server.foreground.count == 1  # its upstream has sent nothing yet
+    streamed.release()
+    await _settle()
+    assert streamed.written == 1 and server.foreground.count == 0
+    streamed.release(2)
+    await _settle()
+    assert server.foreground.count == 0
+
+
+async def test_a_request_that_ends_without_a_first_byte_leaves_the_foreground():
+    streamed = Streamed()
+    server, connection, transport, _ = _connection(streamed.route)
+    connection.data_received(_post(body=b'{"stream":true}'))
+    await _settle()
+    assert server.foreground.count == 1
+    transport.closed = True
+    connection.connection_lost(ConnectionResetError())  # the client left before the first chunk
+    await _settle()
+    assert isinstance(streamed.failure, asyncio.CancelledError) and server.foreground.count == 0
+
+    streamed = Streamed(fail_after=0)
+    server, connection, transport, _ = _connection(streamed.route)
+    connection.data_received(_post(body=b'{"stream":true}'))
+    streamed.release()
+    await _settle()
+    assert _answers(transport.written)[0][0] == 500 and server.foreground.count == 0  # a failure before it
+
+
 async def test_a_failure_after_the_head_closes_the_connection_instead_of_a_second_answer():
     streamed = Streamed(fail_after=1)
 

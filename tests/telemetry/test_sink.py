@@ -9,6 +9,7 @@ import orjson
 import pytest
 from sqlalchemy import func, select
 
+from sluicegate.foreground import Foreground
 from sluicegate.store.request_logs import request_logs
 from sluicegate.telemetry import sink as sink_mod
 from sluicegate.telemetry.journal import Journal
@@ -514,3 +515,57 @@ async def test_a_replay_that_fails_does_not_hold_up_the_live_records(store, tmp_
     await settle(sink, lambda: kept[0]["id"] in store.rows)  # tried again after a pause
     await sink.close()
     assert len(store.rows) == 32 and sink.replayed == 1 and sink.dropped == {}
+
+
+def quiet_sink(store, tmp_path, foreground):
+    return Sink(builder(), store, Spool(tmp_path / "spool", 50_000_000), RequestStats(),
+                queue_max=10_000, batch_max=100, foreground=foreground)
+
+
+async def test_no_row_is_finished_nor_written_while_a_request_awaits_its_first_byte(store, tmp_path, monkeypatch):
+    # On a quiet gateway, the log's work on the loop falls after a request's first byte, not in its way.
+    monkeypatch.setattr(sink_mod, "QUIET_WAIT_S", 30.0)
+    foreground = Foreground()
+    sink = quiet_sink(store, tmp_path, foreground)
+    await sink.start()
+    foreground.enter()
+    for _ in range(3):
+        sink.submit(record())
+    await asyncio.sleep(0.2)
+    assert sink._stats.series == {} and store.rows == {}  # the batch is taken, its rows wait
+    foreground.enter()
+    foreground.leave()
+    await asyncio.sleep(0.05)
+    assert store.rows == {}  # still one request in the foreground
+    foreground.leave()
+    await settle(sink, lambda: len(store.rows) == 3, timeout=1.0)
+    await sink.close()
+
+
+async def test_a_gateway_that_is_never_quiet_still_has_its_log_written_after_the_bound(store, tmp_path, monkeypatch):
+    monkeypatch.setattr(sink_mod, "QUIET_WAIT_S", 0.1)
+    foreground = Foreground()
+    sink = quiet_sink(store, tmp_path, foreground)
+    await sink.start()
+    foreground.enter()  # and never leaves
+    started = asyncio.get_running_loop().time()
+    sink.submit(record())
+    await settle(sink, lambda: len(store.rows) == 1, timeout=2.0)
+    assert asyncio.get_running_loop().time() - started >= 0.09
+    for _ in range(2):  # and so is every next batch
+        sink.submit(record())
+    await settle(sink, lambda: len(store.rows) == 3, timeout=2.0)
+    await sink.close()
+
+
+async def test_closing_does_not_wait_for_requests_in_the_foreground(store, tmp_path, monkeypatch):
+    monkeypatch.setattr(sink_mod, "QUIET_WAIT_S", 30.0)
+    foreground = Foreground()
+    sink = quiet_sink(store, tmp_path, foreground)
+    await sink.start()
+    foreground.enter()
+    for _ in range(3):
+        sink.submit(record())
+    async with asyncio.timeout(2.0):
+        await sink.close()
+    assert len(store.rows) == 3

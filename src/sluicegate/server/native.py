@@ -46,6 +46,7 @@ from aiohttp.helpers import parse_content_type, rfc822_formatted_time
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from ..errors import InternalError, ShuttingDown, cut_by_shutdown
+from ..foreground import Foreground
 from ..header_names import CONTROL_CHARACTERS
 from ..write_batch import WriteBatch
 from .connections import ConnectionGuard
@@ -126,8 +127,12 @@ class NativeServer:
     the connections themselves (for shutdown)."""
 
     def __init__(self, app: web.Application, edge: Edge, routes: Mapping[str, Handler], guard: ConnectionGuard,
-                 *, idle_timeout_s: float, body_timeout_s: float, writes: WriteBatch) -> None:
+                 *, idle_timeout_s: float, body_timeout_s: float, writes: WriteBatch,
+                 foreground: Foreground | None = None) -> None:
         self.app, self.edge, self.guard = app, edge, guard
+        # Requests from their start to their answer's first byte: the request log's drain waits for none to be
+        # (foreground.py); one per process, shared with the log (app.py).
+        self.foreground = foreground if foreground is not None else Foreground()
         self.writes = writes  # answers go out with the loop turn's other writes (write_batch.py)
         self.idle_timeout_s, self.body_timeout_s = idle_timeout_s, body_timeout_s
         self.routes: dict[bytes, Route] = {path.encode(): (path, handler) for path, handler in routes.items()}
@@ -231,6 +236,7 @@ class NativeConnection(asyncio.Protocol):
         self._body_ready: asyncio.Future[None] | None = None  # while a native request's body is on its way
         self._body_end = 0  # how many buffered bytes make that body whole
         self._writable: asyncio.Future[None] | None = None  # a stream's write waiting for the client to read
+        self._in_foreground = False  # its request has not yet sent a first byte (foreground.py)
 
     # -- asyncio's protocol ----------------------------------------------------------------------------
 
@@ -326,6 +332,8 @@ class NativeConnection(asyncio.Protocol):
     def _start(self, route: Route, headers: CIMultiDictProxy[str], body: bytes | None, length: int, *,
                keep_alive: bool) -> None:
         self._server.started()  # now, not when the task first runs: a drain must not miss it
+        self._server.foreground.enter()
+        self._in_foreground = True
         self._task = self._loop.create_task(self._serve(route, headers, body, length, keep_alive))
 
     # -- a body on its way ---------------------------------------------------------------------------------
@@ -456,6 +464,7 @@ class NativeConnection(asyncio.Protocol):
         finally:
             self._task = None
             server.finished()
+            self._answer_begins()
         if transport.is_closing():
             return
         if not keep_alive:
@@ -470,9 +479,16 @@ class NativeConnection(asyncio.Protocol):
             return
         self._next_or_idle()
 
+    def _answer_begins(self) -> None:
+        """Its first byte is ready (a stream's head and first chunk, a whole answer), or it ended without one."""
+        if self._in_foreground:
+            self._in_foreground = False
+            self._server.foreground.leave()
+
     async def send_streamed(self, data: bytes) -> None:
         """Write part of a stream's answer, once the client reads (a ConnectionResetError once it has left, as
         aiohttp's writer raises: the relay ends there)."""
+        self._answer_begins()
         while self._writing_paused and not self._closing():
             self._writable = self._loop.create_future()
             await self._writable

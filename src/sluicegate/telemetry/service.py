@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ..foreground import Foreground
 from ..settings import Settings
 from ..store.engine import sqlite_file
 from .exporter import ExporterMetrics, OtlpExporter
@@ -43,6 +44,7 @@ class Telemetry:
         pool: Callable[[], PoolGauges | None] = lambda: None,
         lookups: Lookups | None = None,
         writer: Writer | None = None,
+        foreground: Foreground | None = None,
     ) -> None:
         self.engine = engine
         self.log_bodies = settings.log_bodies
@@ -60,7 +62,7 @@ class Telemetry:
         self.sink = Sink(builder, writer or store_writer(engine), self.spool, self.stats,
                          queue_max=settings.log_queue_max, batch_max=settings.log_batch_max,
                          on_row=self.exporter.offer if self.exporter is not None else None,
-                         journal=self.journal)
+                         journal=self.journal, foreground=foreground)
         self.registry = build_registry(Collector(self.stats, self.sink.gauges, pool))
         if self.exporter is not None:
             self.registry.register(ExporterMetrics(self.exporter))

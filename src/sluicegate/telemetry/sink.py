@@ -12,6 +12,10 @@ answers the spool is replayed a segment at a time between live batches. Records 
 warned about only when the queue is full or the spool is at its bound. ``close`` drains everything that
 was submitted (to the store, or the spool).
 
+The drain's work on the event loop (finishing rows, starting a transaction) waits, for a bounded time, until no
+request awaits its answer's first byte (foreground.py): a request then has the loop to itself for the part of
+its latency its client sees.
+
 The queue is paced: once it holds two full batches (``pace_at``), the drain task has fallen behind the
 requests, and a new request waits for it (``wait_for_room``, at most ``pace_wait_s``) before it starts. The
 drain shares the event loop with the requests; without pacing, a gateway under sustained load served
@@ -29,6 +33,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TypeVar
 
+from ..foreground import Foreground
 from ..types import CACHE_HIT, CACHE_SEMANTIC_HIT
 from .journal import WARN_EVERY_S, Journal
 from .metrics import RequestStats, SinkGauges
@@ -65,6 +70,11 @@ FLUSH_ROWS_MIN = 32
 # and a request that arrives meanwhile waits for the slice to end: slices of 64 records (2-3 ms) were most
 # of the gateway's p99 at one connection.
 BUILD_SLICE_S = 0.0002
+# How long, at most, a batch's rows and its transaction wait for a moment when no request awaits its answer's
+# first byte (foreground.py), counted from when the batch is taken. A quiet gateway's requests leave the
+# foreground within some ms; a busy one may never be quiet, and its batches are built after this bound as they
+# were before.
+QUIET_WAIT_S = 0.01
 PACE_BATCHES = 2  # the queue is paced once it holds this many full batches (and at most half its capacity)
 
 
@@ -118,6 +128,7 @@ class Sink:
         on_row: RowObserver | None = None,
         journal: Journal | None = None,
         pace_wait_s: float = WRITE_STALL_S,
+        foreground: Foreground | None = None,
     ) -> None:
         self._rows, self._writer, self._spool, self._stats = rows, writer, spool, stats
         self._on_row = on_row
@@ -155,6 +166,8 @@ class Sink:
         self._replay_at = 0.0  # no replay before this: the last one failed for a reason other than the store
         self._replay_error: str | None = None  # why the last replay failed (said once); None once one succeeds
         self._drop_detail: str | None = None  # what the next warning about drops says of the last one
+        self._foreground = foreground  # the requests awaiting a first byte; None: nothing to wait for
+        self._quiet_until = 0.0  # the batch being built waits for a quiet loop until then (QUIET_WAIT_S)
 
     # -- the request path ------------------------------------------------------------------------------
 
@@ -284,6 +297,7 @@ class Sink:
         if len(self._queue) < FLUSH_ROWS_MIN:  # a quiet gateway: a few rows are not worth a commit yet
             await self._let_fill(FLUSH_INTERVAL_S)
         self._flushed_at = self._clock()
+        self._quiet_until = self._flushed_at + QUIET_WAIT_S
         batch = [self._queue.popleft() for _ in range(min(self._batch_max, len(self._queue)))]
         if len(self._queue) < self.pace_at:
             self._room.set()
@@ -292,6 +306,7 @@ class Sink:
         # grew until requests were paced (docs/benchmarks.md, "The request log's batches, pipelined").
         entries = await self._entries(batch)
         await self._written()  # one write at a time, in the order the batches were taken
+        await self._quiet()  # the writer's thread shares the machine's cores with the requests
         self._in_flight = asyncio.get_running_loop().create_task(self._store(batch, entries))
         return False
 
@@ -345,10 +360,12 @@ class Sink:
     async def _entries(self, batch: list[RequestRecord]) -> list[Entry]:
         entries = []
         clock = time.perf_counter
+        await self._quiet()
         yield_at = clock() + BUILD_SLICE_S
         for record in batch:
             if clock() >= yield_at:  # building a full batch takes tens of ms: let requests run meanwhile
                 await asyncio.sleep(0)
+                await self._quiet()
                 yield_at = clock() + BUILD_SLICE_S
             if record.sealed:  # drafted on its request's path
                 draft = record.draft
@@ -366,6 +383,12 @@ class Sink:
                 self._on_row(row, attempts)
             entries.append(entry)
         return entries
+
+    async def _quiet(self) -> None:
+        """Wait until no request awaits its first byte, or until the batch's bound; closing, not at all."""
+        foreground = self._foreground
+        if foreground is not None and foreground.count and not self._closing:
+            await foreground.quiet(self._quiet_until - self._clock())
 
     def _drafted(self, record: RequestRecord) -> tuple[dict[str, Any], bytes | None] | None:
         return self._safely(self._rows.draft_line, record)
