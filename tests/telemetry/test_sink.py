@@ -517,18 +517,20 @@ async def test_a_replay_that_fails_does_not_hold_up_the_live_records(store, tmp_
     assert len(store.rows) == 32 and sink.replayed == 1 and sink.dropped == {}
 
 
-def quiet_sink(store, tmp_path, foreground):
-    return Sink(builder(), store, Spool(tmp_path / "spool", 50_000_000), RequestStats(),
+async def busy_sink(store, tmp_path, monkeypatch, bound_s):
+    """A started sink whose drain waits on a Foreground with one request in it (a bound of ``bound_s``)."""
+    monkeypatch.setattr(sink_mod, "QUIET_WAIT_S", bound_s)
+    foreground = Foreground()
+    sink = Sink(builder(), store, Spool(tmp_path / "spool", 50_000_000), RequestStats(),
                 queue_max=10_000, batch_max=100, foreground=foreground)
+    await sink.start()
+    foreground.enter()
+    return sink, foreground
 
 
 async def test_no_row_is_finished_nor_written_while_a_request_awaits_its_first_byte(store, tmp_path, monkeypatch):
     # On a quiet gateway, the log's work on the loop falls after a request's first byte, not in its way.
-    monkeypatch.setattr(sink_mod, "QUIET_WAIT_S", 30.0)
-    foreground = Foreground()
-    sink = quiet_sink(store, tmp_path, foreground)
-    await sink.start()
-    foreground.enter()
+    sink, foreground = await busy_sink(store, tmp_path, monkeypatch, 30.0)
     for _ in range(3):
         sink.submit(record())
     await asyncio.sleep(0.2)
@@ -543,11 +545,7 @@ async def test_no_row_is_finished_nor_written_while_a_request_awaits_its_first_b
 
 
 async def test_a_gateway_that_is_never_quiet_still_has_its_log_written_after_the_bound(store, tmp_path, monkeypatch):
-    monkeypatch.setattr(sink_mod, "QUIET_WAIT_S", 0.1)
-    foreground = Foreground()
-    sink = quiet_sink(store, tmp_path, foreground)
-    await sink.start()
-    foreground.enter()  # and never leaves
+    sink, _ = await busy_sink(store, tmp_path, monkeypatch, 0.1)  # its request never leaves
     started = asyncio.get_running_loop().time()
     sink.submit(record())
     await settle(sink, lambda: len(store.rows) == 1, timeout=2.0)
@@ -559,11 +557,7 @@ async def test_a_gateway_that_is_never_quiet_still_has_its_log_written_after_the
 
 
 async def test_closing_does_not_wait_for_requests_in_the_foreground(store, tmp_path, monkeypatch):
-    monkeypatch.setattr(sink_mod, "QUIET_WAIT_S", 30.0)
-    foreground = Foreground()
-    sink = quiet_sink(store, tmp_path, foreground)
-    await sink.start()
-    foreground.enter()
+    sink, _ = await busy_sink(store, tmp_path, monkeypatch, 30.0)
     for _ in range(3):
         sink.submit(record())
     async with asyncio.timeout(2.0):
