@@ -167,7 +167,6 @@ class Sink:
         self._replay_error: str | None = None  # why the last replay failed (said once); None once one succeeds
         self._drop_detail: str | None = None  # what the next warning about drops says of the last one
         self._foreground = foreground  # the requests awaiting a first byte; None: nothing to wait for
-        self._quiet_until = 0.0  # the batch being built waits for a quiet loop until then (QUIET_WAIT_S)
 
     # -- the request path ------------------------------------------------------------------------------
 
@@ -297,7 +296,6 @@ class Sink:
         if len(self._queue) < FLUSH_ROWS_MIN:  # a quiet gateway: a few rows are not worth a commit yet
             await self._let_fill(FLUSH_INTERVAL_S)
         self._flushed_at = self._clock()
-        self._quiet_until = self._flushed_at + QUIET_WAIT_S
         batch = [self._queue.popleft() for _ in range(min(self._batch_max, len(self._queue)))]
         if len(self._queue) < self.pace_at:
             self._room.set()
@@ -385,10 +383,11 @@ class Sink:
         return entries
 
     async def _quiet(self) -> None:
-        """Wait until no request awaits its first byte, or until the batch's bound; closing, not at all."""
+        """Wait until no request awaits its first byte, or until QUIET_WAIT_S after the batch was taken
+        (``_flushed_at``); closing, not at all."""
         foreground = self._foreground
         if foreground is not None and foreground.count and not self._closing:
-            await foreground.quiet(self._quiet_until - self._clock())
+            await foreground.quiet(self._flushed_at + QUIET_WAIT_S - self._clock())
 
     def _drafted(self, record: RequestRecord) -> tuple[dict[str, Any], bytes | None] | None:
         return self._safely(self._rows.draft_line, record)
