@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import Select, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..store.access_tables import audit_events
@@ -38,13 +38,7 @@ async def record_event(conn: AsyncConnection, *, actor: str, action: str, resour
 
 async def list_events(engine: AsyncEngine, query: AuditFilter) -> list[dict[str, Any]]:
     e = audit_events
-    stmt = select(e).order_by(e.c.id.desc()).limit(max(1, min(query.limit, MAX_PAGE)))
-    for column, value in (("workspace_id", query.workspace_id), ("actor", query.actor),
-                          ("action", query.action), ("resource_type", query.resource_type)):
-        if value is not None:
-            stmt = stmt.where(e.c[column] == value)
-    if query.since_ms is not None:
-        stmt = stmt.where(e.c.created_ms >= query.since_ms)
+    stmt = _matching(select(e), query).order_by(e.c.id.desc()).limit(max(1, min(query.limit, MAX_PAGE)))
     if query.before_id is not None:
         stmt = stmt.where(e.c.id < query.before_id)
     async with engine.connect() as conn:
@@ -52,3 +46,22 @@ async def list_events(engine: AsyncEngine, query: AuditFilter) -> list[dict[str,
     return [{"id": r.id, "created_ms": r.created_ms, "actor": r.actor, "action": r.action,
              "resource_type": r.resource_type, "resource_id": r.resource_id, "workspace_id": r.workspace_id,
              "before": r.before, "after": r.after, "object": "audit-event"} for r in rows]
+
+
+async def count_events(engine: AsyncEngine, query: AuditFilter) -> int:
+    """How many events the filter matches, on every page (``limit`` and ``before_id`` aside)."""
+    stmt = _matching(select(func.count()).select_from(audit_events), query)
+    async with engine.connect() as conn:
+        return int((await conn.execute(stmt)).scalar_one())
+
+
+def _matching(stmt: Select, query: AuditFilter) -> Select:
+    """``stmt`` narrowed to the events the filter names."""
+    e = audit_events
+    for column, value in (("workspace_id", query.workspace_id), ("actor", query.actor),
+                          ("action", query.action), ("resource_type", query.resource_type)):
+        if value is not None:
+            stmt = stmt.where(e.c[column] == value)
+    if query.since_ms is not None:
+        stmt = stmt.where(e.c.created_ms >= query.since_ms)
+    return stmt

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .. import numerals
 from ..access.admin_token import AdminAuth
-from ..access.audit import MAX_PAGE, AuditFilter, list_events
+from ..access.audit import MAX_PAGE, AuditFilter, count_events, list_events
 from ..access.keys import KeyRepository, parse_expiry
 from ..access.model import DEFAULT_SCOPES, Permissions, Principal, validate_scopes
 from ..access.policy import Forbidden, require_scope
@@ -98,8 +98,9 @@ async def body_of(request: web.Request) -> dict[str, Any]:
     return {k: v for k, v in body.items() if v is not None}  # the SDK sends unset fields as null
 
 
-def listing(data: list[dict[str, Any]]) -> web.Response:
-    return _json({"object": "list", "total": len(data), "data": data})
+def listing(data: list[dict[str, Any]], total: int | None = None) -> web.Response:
+    """``total``: how many there are on every page, when ``data`` is one page of them."""
+    return _json({"object": "list", "total": len(data) if total is None else total, "data": data})
 
 
 async def _written(request: web.Request) -> None:
@@ -343,10 +344,12 @@ async def list_audit(request: web.Request) -> web.Response:
     await own_workspace_named(request, caller, query.get("workspace_id"))
     # An id or a slug, as everywhere: a slug matched no event.
     workspace = await narrowed_workspace(_admin(request).engine, caller, query.get("workspace_id"))
-    events = await list_events(_admin(request).engine, AuditFilter(
-        workspace_id=workspace, actor=query.get("actor"), action=query.get("action"),
-        resource_type=query.get("resource_type"), limit=limit, before_id=_before_id(query.get("before_id"))))
-    return listing(events)
+    wanted = AuditFilter(workspace_id=workspace, actor=query.get("actor"), action=query.get("action"),
+                         resource_type=query.get("resource_type"), limit=limit,
+                         before_id=_before_id(query.get("before_id")))
+    engine = _admin(request).engine
+    # ``total`` counts the events on every page, as the request logs' does: it was the page's length.
+    return listing(await list_events(engine, wanted), await count_events(engine, wanted))
 
 
 def _before_id(text: str | None) -> int | None:
