@@ -382,6 +382,9 @@ async def test_answer_headers_are_written_as_aiohttps_writer_writes_them():
     ("a\rb", None),
     ("nul\x00", None),
     ("del\x7f", None),
+    ("vt\x0bff\x0c", None),  # every control character but the tab, not only the line ends
+    ("us\x1f", None),
+    ("caf\u00e9\x01", None),  # in a head that is not ASCII as well
 ])
 async def test_an_answers_header_with_a_control_character_is_refused_and_any_other_written(value, written):
     async def route(request):  # type: ignore[no-untyped-def]
