@@ -49,7 +49,9 @@ def hops_table(results: dict) -> str:
 # On a machine whose cores are all busy during the throughput rounds (wrk, the upstream and the hop share
 # them), req/s follows what a request costs in CPU as much as how the hop spreads it over threads.
 _CPU_NOTE = ("\n\nCPU µs/req: the hop's own processes, every thread (user + system, from /proc), over its c=50 "
-             "rounds, per request answered (median of the rounds); wrk and the upstream are not counted.")
+             "(or c=1) rounds, per request answered (median of the rounds); wrk and the upstream are not counted. "
+             "At c=1 the hop sleeps between requests and each one starts on cold caches: how much more that "
+             "costs than at c=50 depends on the machine as much as on the hop.")
 
 
 def http_table(results: dict) -> str:
@@ -59,11 +61,11 @@ def http_table(results: dict) -> str:
     for name in _hop_names(results):
         lt, tp = lat.get(name, {}), tput.get(name, {})
         share = tp.get("rps") / direct_rps if tp.get("rps") and direct_rps else None
-        rows.append([name, fmt(tp.get("rps")), fmt(share, 3), fmt(tp.get("cpu_us")), fmt(lt.get("p50_us")),
-                     fmt(lt.get("p99_us")), fmt(lt.get("added_p50_us")), fmt(lt.get("added_p99_us")),
-                     fmt((lt.get("errors") or 0) + (tp.get("errors") or 0))])
-    header = ["hop", "req/s (c=50)", "÷ direct", "CPU µs/req (c=50)", "p50 µs (c=1)", "p99 µs (c=1)",
-              "added p50 µs", "added p99 µs", "errors"]
+        rows.append([name, fmt(tp.get("rps")), fmt(share, 3), fmt(tp.get("cpu_us")), fmt(lt.get("cpu_us")),
+                     fmt(lt.get("p50_us")), fmt(lt.get("p99_us")), fmt(lt.get("added_p50_us")),
+                     fmt(lt.get("added_p99_us")), fmt((lt.get("errors") or 0) + (tp.get("errors") or 0))])
+    header = ["hop", "req/s (c=50)", "÷ direct", "CPU µs/req (c=50)", "CPU µs/req (c=1)", "p50 µs (c=1)",
+              "p99 µs (c=1)", "added p50 µs", "added p99 µs", "errors"]
     return table(header, rows) + _CPU_NOTE + _log_note(tput.get(SUBJECT, {}).get("log"))
 
 

@@ -65,7 +65,7 @@ def latency_c1(bench: Bench) -> dict:
     rounds = wrk_rounds(bench, bench.names(), "static", 1, bench.plan.latency_s, "latency_c1")
     result = {}
     for name, hop_rounds in rounds.items():
-        summary = _summary(hop_rounds, ("p50_us", "p90_us", "p99_us", "p999_us", "mean_us"))
+        summary = _summary(hop_rounds, ("p50_us", "p90_us", "p99_us", "p999_us", "mean_us", "cpu_us"))
         for key in ("p50_us", "p99_us"):
             summary[f"added_{key}"] = paired_added(hop_rounds, rounds["direct"], key)
         result[name] = summary

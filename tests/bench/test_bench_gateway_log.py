@@ -41,10 +41,10 @@ def test_the_report_says_what_the_log_did_under_the_throughput_rounds():
 
 def test_the_report_gives_each_hops_cpu_per_request_and_says_how_it_is_counted():
     results = {"hops": {"direct": {"status": "ok"}, "sluicegate": {"status": "ok"}},
-               "scenarios": {"latency_c1": {}, "throughput": {
+               "scenarios": {"latency_c1": {"sluicegate": {"cpu_us": 612.6}}, "throughput": {
                    "direct": {"rps": 10_000.0}, "sluicegate": {"rps": 3_000.0, "cpu_us": 271.4}}}}
     text = report.http_table(results)
-    assert "CPU µs/req (c=50)" in text
-    assert "| sluicegate | 3,000 | 0.300 | 271 |" in text
-    assert "| direct | 10,000 | 1.000 | — |" in text  # no process of its own: the upstream is not counted
+    assert "| CPU µs/req (c=50) | CPU µs/req (c=1) |" in text
+    assert "| sluicegate | 3,000 | 0.300 | 271 | 613 |" in text
+    assert "| direct | 10,000 | 1.000 | — | — |" in text  # no process of its own: the upstream is not counted
     assert "wrk and the upstream are not counted" in text

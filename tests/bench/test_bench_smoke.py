@@ -85,6 +85,7 @@ def test_sluicegate_and_direct_were_measured(smoke_result):
     # what a request cost the gateway's processes in CPU (every thread, from /proc): a request takes some
     # tens to hundreds of µs; the bound only says the figure is per request, not per second or per round
     assert 1 < smoke_result["scenarios"]["throughput"]["sluicegate"]["cpu_us"] < 100_000
+    assert 1 < smoke_result["scenarios"]["latency_c1"]["sluicegate"]["cpu_us"] < 100_000  # and one at a time
 
 
 def test_the_minimal_hop_was_measured_and_compared(smoke_result):
