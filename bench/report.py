@@ -134,6 +134,23 @@ def stream_table(results: dict) -> str:
     return table(header, rows) + "".join(f"\n\n{note}" for note in notes)
 
 
+def ttft_start_table(results: dict) -> str:
+    """One stream's time to first token split by how the stream started (scen_stream.stream_rounds)."""
+    c1 = _scenario(results, "stream_c1")
+    rows = [[name, fmt(s.get("added_ttft_p99_ms"), 2),
+             f"{fmt(s.get('added_ttft_back_to_back_p50_ms'), 2)} / {fmt(s.get('added_ttft_back_to_back_p99_ms'), 2)}",
+             f"{fmt(s.get('added_ttft_cold_p50_ms'), 2)} / {fmt(s.get('added_ttft_cold_p90_ms'), 2)}"]
+            for name in _hop_names(results) for s in [c1.get(name, {})]]
+    counts = c1.get("direct", {})
+    header = ["hop", f"all {fmt(counts.get('streams'))}: added TTFT p99 ms (the bar's)",
+              f"back to back ({fmt(counts.get('back_to_back_streams'))}): added p50 / p99 ms",
+              f"cold ({fmt(counts.get('cold_streams'))}): added p50 / p90 ms"]
+    return (table(header, rows) + "\n\nBack to back: a two-chunk stream right after another on the same "
+            "connection. Cold: a paced stream (after one whose chunks came 20 ms apart, gaps in which every "
+            "process sleeps) or a batch's first stream (a new connection). Cold starts are ~5 % of the samples "
+            "but set the pooled p99.")
+
+
 def memory_table(results: dict) -> str:
     mem = _scenario(results, "memory")
     n = mem.get("_shape", {}).get("streams", "N")
@@ -218,6 +235,7 @@ def render(results: dict) -> str:
         "#### How close to the floor (minimal Python hops, bench/floor/)\n\n" + floor_table(results),
         f"#### Streaming ({shape.get('chunks')} chunks, {shape.get('interval_ms')} ms apart; "
         "“added” = hop − direct)\n\n" + stream_table(results),
+        "#### One stream's time to first token, by how the stream started\n\n" + ttft_start_table(results),
         "#### Memory\n\n" + memory_table(results),
         "#### --workers scaling\n\n" + scaling_text(results),
         "#### 3-target fallback config (503, 503, then the static upstream)\n\n" + variant_text(results, "fallback"),

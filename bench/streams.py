@@ -24,8 +24,14 @@ HELD_BACK_MS = 40.0
 
 @dataclass
 class StreamSamples:
-    """Raw samples from one batch of streams (µs), pooled by the caller across rounds."""
+    """Raw samples from one batch of streams (µs), pooled by the caller across rounds.
+
+    ``ttft_us`` holds every stream's time to first token; the one-stream scenario also files each sample
+    under one of two kinds of start (``ttft_back_to_back_us``, ``ttft_cold_us``), which it alone can tell.
+    """
     ttft_us: list[float] = field(default_factory=list)
+    ttft_back_to_back_us: list[float] = field(default_factory=list)
+    ttft_cold_us: list[float] = field(default_factory=list)
     chunk_delay_us: list[float] = field(default_factory=list)
     chunks: int = 0
     expected_chunks: int = 0
@@ -35,6 +41,8 @@ class StreamSamples:
 
     def merge(self, other: StreamSamples) -> None:
         self.ttft_us += other.ttft_us
+        self.ttft_back_to_back_us += other.ttft_back_to_back_us
+        self.ttft_cold_us += other.ttft_cold_us
         self.chunk_delay_us += other.chunk_delay_us
         self.chunks += other.chunks
         self.expected_chunks += other.expected_chunks

@@ -105,6 +105,8 @@ def test_streams_arrived_whole(smoke_result, hop):
         row = smoke_result["scenarios"][scenario][hop]
         assert row["failed_streams"] == 0, row["errors"]
         assert row["chunks"] == row["expected_chunks"] > 0
+    one = smoke_result["scenarios"]["stream_c1"][hop]  # every first token filed under one kind of start
+    assert one["cold_streams"] > 0 and one["back_to_back_streams"] + one["cold_streams"] == one["streams"]
     memory = smoke_result["scenarios"]["memory"][hop]
     assert memory["max_open"] == smoke_result["scenarios"]["memory"]["_shape"]["streams"]
 
