@@ -40,8 +40,8 @@ def stream_rounds(bench: Bench, streams: int, concurrency: int, ttft_streams: in
     every hop, direct included, and the few cold ones (33 of 630 in a full run) alone set the pooled p99:
     *back to back*, a short stream right after another on the same connection; *cold*, a paced stream
     (each follows one whose chunks came 20 ms apart, gaps in which every process of the chain sleeps) or a
-    batch's first stream (a new connection). A cold start wakes every process in the chain on cold caches, and a hop
-    adds two processes to that chain."""
+    batch's first stream (a new connection). A cold start wakes every process in the chain on cold caches,
+    and a hop adds two processes to that chain."""
     plan = bench.plan
     warm_streams(bench)
     timeout = _batch_timeout(plan.stream_chunks, plan.stream_interval_ms, streams, concurrency)

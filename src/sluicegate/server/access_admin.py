@@ -348,7 +348,7 @@ async def list_audit(request: web.Request) -> web.Response:
                          resource_type=query.get("resource_type"), limit=limit,
                          before_id=_before_id(query.get("before_id")))
     engine = _admin(request).engine
-    # ``total`` counts the events on every page, as the request logs' does: it was the page's length.
+    # ``total`` counts the matching events on every page, as the request logs' does, not this page's length.
     return listing(await list_events(engine, wanted), await count_events(engine, wanted))
 
 
