@@ -92,7 +92,7 @@ async def test_batches_and_metrics(store, tmp_path):
 
 async def test_a_few_rows_wait_for_the_interval_and_go_in_one_commit(store, tmp_path, monkeypatch):
     # A quiet gateway: a commit costs the writer about the same for three rows as for thirty. The first
-    # record after a quiet spell is written at once; the next ones wait for the interval since.
+    # record after a quiet spell is written shortly after (FOLLOW_UP_S); the next ones wait for the interval since.
     monkeypatch.setattr(sink_mod, "FLUSH_INTERVAL_S", 0.4)
     sink = make_sink(store, tmp_path)
     await sink.start()
@@ -553,6 +553,25 @@ async def test_a_gateway_that_is_never_quiet_still_has_its_log_written_after_the
     for _ in range(2):  # and so is every next batch
         sink.submit(record())
     await settle(sink, lambda: len(store.rows) == 3, timeout=2.0)
+    await sink.close()
+
+
+async def test_the_first_record_after_a_quiet_spell_lets_the_next_request_start_first(store, tmp_path, monkeypatch):
+    # A client's next request often comes as soon as it has its answer: that answer's record is not written
+    # on top of the next request's start, but FOLLOW_UP_S later, and not before that request's first byte.
+    monkeypatch.setattr(sink_mod, "FOLLOW_UP_S", 0.3)
+    sink, foreground = await busy_sink(store, tmp_path, monkeypatch, 30.0)
+    foreground.leave()
+    await asyncio.sleep(0.05)  # a quiet gateway
+    loop = asyncio.get_running_loop()
+    answered = loop.time()
+    sink.submit(record())
+    foreground.enter()  # the same client's next request, right behind its answer
+    await asyncio.sleep(0.15)
+    assert sink._stats.series == {} and store.rows == {}  # not at once
+    foreground.leave()  # its first byte
+    await settle(sink, lambda: len(store.rows) == 1, timeout=2.0)
+    assert loop.time() - answered >= 0.29
     await sink.close()
 
 

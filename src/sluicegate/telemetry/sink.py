@@ -58,6 +58,13 @@ WRITE_STALL_S = 2.0
 FLUSH_INTERVAL_S = 0.1
 FLUSH_MIN_S = 0.02
 FLUSH_PACE = 4.0
+# How long the first record after a quiet spell waits before its batch is taken. A client that waited for its
+# answer often sends its next request as soon as it has it (an agent's next turn, a benchmark's loop); a batch
+# taken and committed at once landed on that request's start, and cost the first token of a stream that
+# followed another 0.1-0.2 ms at the median (docs/benchmarks.md, "The log's first record after a quiet
+# spell"). Once the wait is over, the foreground wait (QUIET_WAIT_S) holds the batch until such a request
+# has its first byte.
+FOLLOW_UP_S = 0.02
 # A batch smaller than this waits for FLUSH_INTERVAL_S: a commit's cost is mostly fixed (a commit of three rows
 # took ~0.5 ms of the writer thread), and a quiet gateway that committed a few rows every 20 ms spent twice the
 # writer's time a record, with the commits, on the other core, behind most of its slowest first tokens
@@ -154,6 +161,7 @@ class Sink:
         self.spool_error: str | None = None  # why the last spool write failed; None once one succeeds
         self._warned_at = -WARN_EVERY_S
         self._flushed_at = -FLUSH_INTERVAL_S
+        self._woke_at = -FOLLOW_UP_S  # when the drain task last woke from idling (to new records, mostly)
         self._writing_since: float | None = None
         self._interval = FLUSH_MIN_S  # between two transactions; follows how long writes take
         self.pace_at = max(1, min(PACE_BATCHES * batch_max, queue_max // 2))
@@ -291,6 +299,7 @@ class Sink:
                 return False
             await self._written()
             await self._idle()
+            self._woke_at = self._clock()
             return False
         await self._let_fill(self._interval)
         if len(self._queue) < FLUSH_ROWS_MIN:  # a quiet gateway: a few rows are not worth a commit yet
@@ -309,9 +318,9 @@ class Sink:
         return False
 
     async def _let_fill(self, interval: float) -> None:
-        """Wait until ``interval`` has passed since the last batch was taken, unless a full batch is waiting
-        (or the sink is closing)."""
-        pause = self._flushed_at + interval - self._clock()
+        """Wait until ``interval`` has passed since the last batch was taken and FOLLOW_UP_S since the drain
+        task woke from idling, unless a full batch is waiting (or the sink is closing)."""
+        pause = max(self._flushed_at + interval, self._woke_at + FOLLOW_UP_S) - self._clock()
         if pause > 0 and len(self._queue) < self._batch_max and not self._closing:
             await asyncio.sleep(pause)
 
