@@ -116,10 +116,25 @@ def start_cluster(sup: Supervisor, work: Path, ups: Upstreams, shapes: Shapes, p
     child = sup.start(name, argv, env=clean_env(), cwd=BENCH_DIR.parent)
     target = targets.portkey_style(name, "gateway", port, ups, shapes)
     running = _settled(sup, target, child, 180, settle_s, version)
-    layout = json.loads(ready.read_text())
+    try:
+        layout = json.loads(_written(ready, child, 30))
+    except NotReady:
+        sup.stop(child)
+        raise
     leaders = [layout["nginx_pid"], *(replica["pid"] for replica in layout["replicas"])]
     running.idle_rss = sum(rss_bytes(pid) for pid in leaders)
     return running
+
+
+def _written(path: Path, child: Child, timeout_s: float) -> str:
+    """The file's text once ``child`` has written it: nginx answers as soon as the replicas do, a moment before
+    demo.cluster writes its ready file."""
+    deadline = time.monotonic() + timeout_s
+    while not path.exists():
+        if not child.alive() or time.monotonic() > deadline:
+            raise NotReady(f"{path.name} not written within {timeout_s:.0f} s: {child.log_tail(5)}")
+        time.sleep(0.05)
+    return path.read_text()
 
 
 # The minimal hops (issue 14's reference rows): name -> (server, module in bench/floor/, the packages

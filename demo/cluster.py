@@ -222,8 +222,10 @@ def run(args: argparse.Namespace) -> int:
     with Supervisor(state / "logs") as sup:
         try:
             running = start(sup, state, env, args.replicas, port)
-            if args.ready_file:
-                args.ready_file.write_text(json.dumps(running.layout()))
+            if args.ready_file:  # whole or absent: whoever waits for it may read it the moment it appears
+                partial = args.ready_file.with_name(args.ready_file.name + ".partial")
+                partial.write_text(json.dumps(running.layout()))
+                partial.replace(args.ready_file)
             say(try_it(running.url, keys.admin_token, list(running.replicas), running.health_path, str(env_path)))
             say(_wait(running, args.minutes))
         except KeyboardInterrupt:
