@@ -14,7 +14,6 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from aiohttp import web
-from sqlalchemy import text
 
 from .access.admin_token import AdminAuth, check_env_token
 from .access.keys import KeyRepository
@@ -67,6 +66,7 @@ from .store.access_tables import ACCESS_STATE_ID
 from .store.engine import database_url, is_sqlite
 from .store.limit_tables import LIMITS_STATE_ID
 from .store.notify import ChangeListener
+from .store.periodic_reads import PeriodicReads, periodic_reads
 from .store.polling import VersionWatch
 from .store.tables import CATALOG_STATE_ID
 from .telemetry.metrics import PoolGauges, TargetGauges, pool_gauges
@@ -118,7 +118,8 @@ def build_app(settings: Settings, *, transport: Transport | None = None) -> web.
                           lookups=LogLookups(catalog, configs), foreground=foreground)
     access = AccessRegistry(engine, KeyHasher.load(settings), env_admin_token=settings.admin_token)
     limits, limiter = _limits(settings, engine)
-    watch = VersionWatch(engine, reload_interval(settings))
+    reads = periodic_reads(engine)  # the reload poll's and the readiness probe's, off SQLAlchemy on SQLite
+    watch = VersionWatch(reads, reload_interval(settings))
     for snapshot in (catalog, access, limits):
         watch.add(snapshot.follower)
     changes = _change_listener(engine, watch)
@@ -141,8 +142,8 @@ def build_app(settings: Settings, *, transport: Transport | None = None) -> web.
     app[CONNECTIONS] = connections  # serve.py's listening site puts every connection through it
     app.cleanup_ctx.extend([_store_context(gateway), _access_context(gateway), _catalog_context(gateway, vault),
                             _upstream_context(gateway, transport, board, writes), _limits_context(gateway),
-                            _watch_context(gateway), _telemetry_context(gateway),
-                            _readiness_context(app, gateway)])
+                            _watch_context(gateway, reads), _telemetry_context(gateway),
+                            _readiness_context(app, gateway, reads)])
     app[AUDIT_STORE] = engine
     app[ACCESS_ADMIN] = _access_admin(gateway)
     app[CATALOG_ADMIN] = _catalog_admin(gateway, vault)
@@ -348,12 +349,13 @@ def _limits_context(gateway: Gateway):
     return context
 
 
-def _watch_context(gateway: Gateway):
+def _watch_context(gateway: Gateway, reads: PeriodicReads):
     """The snapshots' reload loop, once all three are loaded (it stops before they do)."""
     async def context(app: web.Application):
         gateway.watch.start()
         yield
         await gateway.watch.stop()
+        reads.close()  # the readiness probe, which reads too, stopped before (contexts unwind in reverse)
 
     return context
 
@@ -373,12 +375,12 @@ def _telemetry_context(gateway: Gateway):
     return context
 
 
-def _readiness_context(app: web.Application, gateway: Gateway):
+def _readiness_context(app: web.Application, gateway: Gateway, reads: PeriodicReads):
     """Probes of the store and, when configured, Redis; Redis counts against readiness only while the usage
     limits need it (limits defined, failing closed): the cache and the shared breaker degrade without it."""
     settings = gateway.settings
     redis = None
-    probes: dict[str, Callable[[], Awaitable[object]]] = {"store": lambda: _select_one(gateway.engine)}
+    probes: dict[str, Callable[[], Awaitable[object]]] = {"store": reads.ping}
     required: dict[str, Callable[[], bool]] = {}
     if settings.redis_url:
         from redis.asyncio import Redis
@@ -396,11 +398,6 @@ def _readiness_context(app: web.Application, gateway: Gateway):
             await redis.aclose()
 
     return context
-
-
-async def _select_one(engine) -> None:
-    async with engine.connect() as conn:
-        await conn.execute(text("SELECT 1"))
 
 
 def _access_admin(gateway: Gateway) -> AccessAdmin:

@@ -11,7 +11,8 @@ from sqlalchemy import select, update
 from sluicegate.catalog import Catalog, CatalogKeyError, ConfigRepository, ProviderPatch, ProviderRepository
 from sluicegate.errors import BadRequest
 from sluicegate.settings import Settings
-from sluicegate.store import create_engine, polling
+from sluicegate.store import create_engine
+from sluicegate.store.periodic_reads import periodic_reads
 from sluicegate.store.polling import VersionWatch
 from sluicegate.store.tables import provider_headers, saved_configs
 from sluicegate.vault import Vault, encode_key, generate_key
@@ -22,7 +23,7 @@ from .helpers import API_KEY, HOST, SECRET, new_provider
 @pytest.fixture
 def watch(engine):
     """The reload loop a server runs (app.py), at the SQLite default interval."""
-    return VersionWatch(engine, 0.5)
+    return VersionWatch(periodic_reads(engine), 0.5)
 
 
 @pytest.fixture
@@ -140,20 +141,21 @@ async def test_running_catalog_keeps_last_good_entry(engine, vault, catalog, cap
 
 
 async def test_poll_survives_store_errors(engine, vault, monkeypatch, caplog) -> None:
-    real = polling.read_versions
+    reads = periodic_reads(engine)
+    real = reads.versions
     calls = {"n": 0}
 
-    async def flaky(conn):
+    async def flaky():
         calls["n"] += 1
         if calls["n"] <= 3:
             raise ConnectionError("database went away")
-        return await real(conn)
+        return await real()
 
     catalog = Catalog(engine, vault)
-    watch = VersionWatch(engine, 0.05)  # poll fast
+    watch = VersionWatch(reads, 0.05)  # poll fast
     watch.add(catalog.follower)
     await catalog.start()
-    monkeypatch.setattr(polling, "read_versions", flaky)
+    monkeypatch.setattr(reads, "versions", flaky)
     watch.start()
     try:
         with caplog.at_level(logging.WARNING, logger="sluicegate.catalog"):

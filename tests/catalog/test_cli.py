@@ -17,6 +17,7 @@ from sluicegate.catalog import Catalog
 from sluicegate.cli import main
 from sluicegate.settings import Settings
 from sluicegate.store import create_engine, head_revision, upgrade
+from sluicegate.store.periodic_reads import periodic_reads
 from sluicegate.store.polling import VersionWatch
 from sluicegate.vault import Vault
 
@@ -293,7 +294,7 @@ async def test_running_server_sees_a_cli_add_within_a_second(settings: Settings)
     await upgrade(engine)
     catalog = Catalog(engine, Vault.load(settings))
     await catalog.start()
-    watch = VersionWatch(engine, 0.5)  # the server's reload loop, at the SQLite default interval
+    watch = VersionWatch(periodic_reads(engine), 0.5)  # the server's reload loop, at the SQLite default interval
     watch.add(catalog.follower)
     watch.start()
     env = {"SLUICEGATE_DATA_DIR": str(settings.data_dir)}

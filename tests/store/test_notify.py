@@ -14,6 +14,7 @@ from sqlalchemy.engine import make_url
 
 from sluicegate.store import notify
 from sluicegate.store.notify import ChangeListener
+from sluicegate.store.periodic_reads import periodic_reads
 from sluicegate.store.polling import Follower, VersionWatch
 from sluicegate.store.state import CHANGES_CHANNEL
 from tests.tcpproxy import TcpProxy
@@ -26,7 +27,7 @@ async def test_a_wake_runs_a_step_at_once_and_a_burst_coalesces(engine) -> None:
         steps.append(time.monotonic())
         await asyncio.sleep(0.1)  # a reload that takes a while
 
-    poller = VersionWatch(engine, 60.0)
+    poller = VersionWatch(periodic_reads(engine), 60.0)
     poller.add(Follower(1, step, logging.getLogger("t"), failed=str))
     poller.start()
     try:

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import event
-
-from sluicegate.store import polling
+from sluicegate.store.periodic_reads import periodic_reads
 from sluicegate.store.polling import Follower, VersionWatch
 from sluicegate.store.state import bump_access_version, bump_catalog_version
 
@@ -26,26 +24,38 @@ class Recorder:
         self.versions.append(version)
 
 
-async def test_one_query_gives_every_snapshot_its_own_version(engine) -> None:
+class CountedReads:
+    """The store's periodic reads, counted."""
+
+    def __init__(self, engine) -> None:
+        self.reads = periodic_reads(engine)
+        self.calls = 0
+
+    async def versions(self) -> dict[int, int]:
+        self.calls += 1
+        return await self.reads.versions()
+
+
+async def test_one_read_gives_every_snapshot_its_own_version(engine) -> None:
     async with engine.begin() as conn:
         await bump_catalog_version(conn)
         await bump_access_version(conn)
         await bump_access_version(conn)
     catalog, access, limits = Recorder(1, "catalog"), Recorder(2, "access"), Recorder(3, "limits")
-    watch = VersionWatch(engine, 60.0)
+    reads = CountedReads(engine)
+    watch = VersionWatch(reads, 60.0)
     for recorder in (catalog, access, limits):
         watch.add(recorder.follower)
-    statements: list[str] = []
-    event.listen(engine.sync_engine, "before_cursor_execute", lambda _c, _cu, sql, *_: statements.append(sql))
     await watch.step()
     assert (catalog.versions, access.versions, limits.versions) == ([1], [2], [0])
-    assert len([sql for sql in statements if "catalog_state" in sql]) == 1  # not one per snapshot
+    assert reads.calls == 1  # not one per snapshot
 
 
 async def test_failures_are_logged_once_per_snapshot_and_never_stop_the_others(engine, monkeypatch,
                                                                                  caplog) -> None:
     good, broken = Recorder(1, "catalog"), Recorder(2, "access", fail=True)
-    watch = VersionWatch(engine, 60.0)
+    reads = periodic_reads(engine)
+    watch = VersionWatch(reads, 60.0)
     watch.add(broken.follower)
     watch.add(good.follower)
     with caplog.at_level(logging.WARNING, logger="t"):
@@ -54,17 +64,15 @@ async def test_failures_are_logged_once_per_snapshot_and_never_stop_the_others(e
         assert good.versions == [0, 0, 0]  # the broken reload before it changed nothing for it
         assert caplog.text.count("access failed: reload broke") == 1
 
-        real = polling.read_versions
-
-        async def down(conn):
+        async def down():
             raise ConnectionError("database went away")
 
-        monkeypatch.setattr(polling, "read_versions", down)
+        monkeypatch.setattr(reads, "versions", down)
         for _ in range(3):
             await watch.step()
         assert caplog.text.count("catalog failed: database went away") == 1
         assert caplog.text.count("access failed") == 1  # still failing: not logged again
-        monkeypatch.setattr(polling, "read_versions", real)
+        monkeypatch.undo()
         broken.fail = False
         await watch.step()
     assert good.versions == [0, 0, 0, 0] and broken.versions == [0]

@@ -7,6 +7,7 @@ import pytest
 
 from sluicegate.catalog import Catalog, ProviderRepository
 from sluicegate.settings import Settings
+from sluicegate.store.periodic_reads import periodic_reads
 from sluicegate.store.polling import VersionWatch
 from sluicegate.vault import Vault, VaultError, encode_key, generate_key
 from sluicegate.vault import rotate as rotation
@@ -28,7 +29,7 @@ async def test_rotate_key_file_while_a_server_runs(engine, settings: Settings, m
     old_id = server_vault.active_key_id
     server = Catalog(engine, server_vault)
     await server.start()
-    watch = VersionWatch(engine, 0.1)  # the server's reload loop
+    watch = VersionWatch(periodic_reads(engine), 0.1)  # the server's reload loop
     watch.add(server.follower)
     watch.start()
     misses = 0

@@ -6,11 +6,11 @@ it should not: it is draining (SIGTERM), the store is unreachable, or Redis is u
 limits need it (limits defined and SLUICEGATE_LIMITS_FAIL_OPEN off; the response cache and the shared
 circuit breaker degrade without Redis, so they do not make a process unready).
 
-Answers come from the last background probe (every ``PROBE_INTERVAL_S``: ``SELECT 1`` on the store,
-``PING`` to Redis, each bounded by ``PROBE_TIMEOUT_S``), so a probe request never touches the database and
-a storm of probes costs nothing. Neither endpoint needs a credential or says anything secret (no URL, no
-driver message: the check's name and "unreachable"), and neither is written to the request log or the
-access log.
+Answers come from the last background probe (every ``PROBE_INTERVAL_S``: a read of the store, see
+store/periodic_reads.py; ``PING`` to Redis; each bounded by ``PROBE_TIMEOUT_S``), so a probe request never
+touches the database and a storm of probes costs nothing. Neither endpoint needs a credential or says
+anything secret (no URL, no driver message: the check's name and "unreachable"), and neither is written to
+the request log or the access log.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The background reload loop behind the in-memory snapshots the hot path reads (catalog, API keys, limits).
 
 One loop per process serves them all: every ``interval_s`` it reads every version row at once (one SELECT
-of ``catalog_state``) and hands each snapshot its row's version; a snapshot whose version moved reloads.
+of ``catalog_state``, periodic_reads.py) and hands each snapshot its row's version; a snapshot whose version
+moved reloads.
 It runs at once when ``wake()`` is called (a change notification, store/notify.py); wakes that arrive
 while a step runs coalesce into one more step, so a burst of writes costs two checks, not one per write.
 A failing read or reload keeps the last good snapshot serving: each snapshot's first failure is logged,
@@ -16,10 +17,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from ..tasks import BackgroundTask
-from .state import read_versions
+from .periodic_reads import PeriodicReads
 
 
 @dataclass(frozen=True)
@@ -35,8 +34,8 @@ class Follower:
 
 
 class VersionWatch:
-    def __init__(self, engine: AsyncEngine, interval_s: float, *, name: str = "sluicegate-reload") -> None:
-        self._engine = engine
+    def __init__(self, reads: PeriodicReads, interval_s: float, *, name: str = "sluicegate-reload") -> None:
+        self._reads = reads
         self._interval = interval_s
         self._followers: list[Follower] = []
         self._failing: set[int] = set()  # indexes into _followers whose last step failed
@@ -68,8 +67,7 @@ class VersionWatch:
     async def step(self) -> None:
         """One check of every follower (the loop's step; tests call it to check without waiting)."""
         try:
-            async with self._engine.connect() as conn:
-                versions = await read_versions(conn)
+            versions = await self._reads.versions()
         except Exception as exc:  # the store is down: every snapshot keeps serving its last good state
             for index in range(len(self._followers)):
                 self._failed(index, exc)
