@@ -100,12 +100,12 @@ def test_a_gateway_whose_key_file_is_swapped_seals_nothing_through_its_apis(tmp_
         made = httpx.post(f"{gateway.url}/admin/api/providers", headers=admin, timeout=30, trust_env=False,
                           json={"slug": "vp2", "spec": "openai", "custom_host": HOST,
                                 "headers": {"Authorization": "Bearer sk-wrong-0123456789"}})
-        assert made.status_code == 500, made.text
+        assert made.status_code == 503, made.text
         assert f"sealed by the master key(s) {key_id}" in made.json()["message"]
         integration = httpx.post(f"{gateway.url}/v1/integrations", headers={"x-portkey-api-key": ADMIN_TOKEN},
                                  timeout=30, trust_env=False,
                                  json={"ai_provider_id": "openai", "slug": "wrong-int", "key": "sk-wrong-0123456789"})
-        assert integration.status_code == 500, integration.text
+        assert integration.status_code == 503, integration.text
         assert f"vault: the store holds secrets sealed by the master key(s) {key_id}" in integration.json()["message"]
         _put_key(data, right)
         assert gateway.stop() == 0

@@ -93,9 +93,9 @@ def _errors_middleware(log: logging.Logger) -> Any:
             if exc.status < 400:
                 raise
             return _json({"status": "failure", "message": exc.reason}, exc.status)
-        except VaultError as exc:  # an operator problem (key file), never a secret in the message
-            log.error("admin %s %s: %s", request.method, request.path, exc)
-            return _json({"status": "failure", "message": f"vault: {exc}"}, 500)
+        except VaultError as exc:  # an operator problem (key file), never a secret in the message: like an
+            log.error("admin %s %s: %s", request.method, request.path, exc)  # outage, 503 until it is fixed
+            return _json({"status": "failure", "message": f"vault: {exc}"}, 503)
         except Exception as exc:
             outage = store_outage(exc)
             if outage is not None:  # not a bug: the store is down or full; say so, without a traceback

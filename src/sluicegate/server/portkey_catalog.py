@@ -72,7 +72,8 @@ def add_portkey_catalog_routes(router: web.UrlDispatcher, prefix: str = "/v1") -
 
 def _vault_errors(handler: Handler) -> Handler:
     """A vault refusal (a wrong key file, a credential that does not open) answered as ``/admin/api`` does:
-    a 500 that says why (key ids, slugs, never a secret), not an anonymous one."""
+    a 503 that says why (key ids, slugs, never a secret): the operator's to fix, like a store outage, not a
+    bug's anonymous 500."""
 
     @functools.wraps(handler)
     async def answer(request: web.Request) -> web.StreamResponse:
@@ -80,7 +81,7 @@ def _vault_errors(handler: Handler) -> Handler:
             return await handler(request)
         except VaultError as exc:
             log.error("%s %s: %s", request.method, request.path, exc)
-            raise GatewayError(f"vault: {exc}", status=500) from None
+            raise GatewayError(f"vault: {exc}", status=503) from None
 
     return answer
 
