@@ -1,12 +1,13 @@
 """The store's two periodic reads: the reload loop's version check (polling.py) and the readiness probe's ping.
 
 On PostgreSQL they go through the app's async engine. On SQLite they are made on the event loop's own thread
-with a stdlib connection to the same file: reading the version table there takes ~20 µs, where each trip
-through SQLAlchemy and aiosqlite's thread took ~360 µs of the loop's time in slices, and woke a thread on the
-other core. Three of those a second (the SQLite reload interval is short: no change notifications) fell inside
-enough first tokens to set a stream's TTFT p99 (docs/benchmarks.md). WAL lets the read run beside any
-writer without waiting; the one case where SQLite would still make a reader wait (a crashed writer's log
-being recovered) answers "busy" at once instead of blocking the loop (busy timeout 0).
+with a stdlib connection to the same file: reading the version table there takes ~8 µs, where each trip
+through SQLAlchemy and aiosqlite's thread took ~400 µs of the loop's time in slices and woke a thread on the
+other core, three times a second (the SQLite reload interval is short: no change notifications), in the way
+of any request that arrived meanwhile (docs/benchmarks.md). WAL lets the read run beside any writer without
+waiting; where SQLite would still make a reader wait (a connection holding the file in exclusive locking
+mode, a crashed writer's log being recovered) it answers "busy" at once instead of blocking the loop (busy
+timeout 0).
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ class SqliteFileReads:
         try:
             self._read()
         except sqlite3.OperationalError as exc:
-            if not _busy(exc):  # a writer's recovery in progress: the store is there, the next read will do
+            if not _busy(exc):  # the file is there, held for a moment: the next read will do
                 raise
 
     def close(self) -> None:
