@@ -94,7 +94,7 @@ class SqliteFileReads:
 
 
 def _busy(exc: sqlite3.OperationalError) -> bool:
-    return exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)  # extended codes too
+    return (exc.sqlite_errorcode & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)  # extended codes too
 
 
 def periodic_reads(engine: AsyncEngine) -> PeriodicReads:
