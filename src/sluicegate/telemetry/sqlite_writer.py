@@ -73,6 +73,10 @@ class SqliteWriter(StoreWriter):
             # The same settings as the app's engine (store/engine.py): WAL, NORMAL sync (durable under WAL).
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
+            # A multi-row INSERT keeps a statement journal, which SQLite spills to a file in the system's
+            # temporary directory past 64 KiB: created, written and unlinked at most commits. In memory, the
+            # writer does less, and writes nothing outside the data directory.
+            conn.execute("PRAGMA temp_store=MEMORY")
             self._conn = conn
         return self._conn
 
