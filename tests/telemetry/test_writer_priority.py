@@ -10,44 +10,32 @@ import time
 
 import pytest
 
-from sluicegate.store.engine import create_engine
 from sluicegate.telemetry import sqlite_writer, thread_priority
-from sluicegate.telemetry.service import store_writer
 
 from .helpers import entry
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="Linux scheduling classes")
 
 
-@pytest.fixture
-async def writer(sqlite_settings):
-    engine = create_engine(sqlite_settings)
-    writer = store_writer(engine)
-    assert isinstance(writer, sqlite_writer.SqliteWriter)
-    yield writer
-    await writer.close()
-    await engine.dispose()
-
-
 def _policy_of_the_writer_thread(writer) -> int:
     return writer._executor.submit(os.sched_getscheduler, 0).result()
 
 
-async def test_the_writer_thread_commits_in_the_idle_class(writer):
+async def test_the_writer_thread_commits_in_the_idle_class(sqlite_log_writer):
     if not thread_priority._reversible():
         pytest.skip("this machine does not let a thread leave the idle class")
-    await writer.write([entry()])
-    assert _policy_of_the_writer_thread(writer) == os.SCHED_IDLE
+    await sqlite_log_writer.write([entry()])
+    assert _policy_of_the_writer_thread(sqlite_log_writer) == os.SCHED_IDLE
     assert os.sched_getscheduler(0) == os.SCHED_OTHER  # the event loop's thread is not touched
 
 
-async def test_a_write_that_waits_too_long_gets_the_normal_class_for_the_rest(writer, monkeypatch):
+async def test_a_write_that_waits_too_long_gets_the_normal_class_for_the_rest(sqlite_log_writer, monkeypatch):
     if not thread_priority._reversible():
         pytest.skip("this machine does not let a thread leave the idle class")
     monkeypatch.setattr(sqlite_writer, "RAISE_AFTER_S", 0.05)
-    await writer.write([entry()])  # the thread exists, in the idle class
+    await sqlite_log_writer.write([entry()])  # the thread exists, in the idle class
     seen: list[int] = []
-    transaction = writer._transaction
+    transaction = sqlite_log_writer._transaction
 
     def slow(rows, attempts):  # a commit starved of CPU, as on a saturated machine
         seen.append(os.sched_getscheduler(0))
@@ -55,13 +43,13 @@ async def test_a_write_that_waits_too_long_gets_the_normal_class_for_the_rest(wr
         seen.append(os.sched_getscheduler(0))
         transaction(rows, attempts)
 
-    monkeypatch.setattr(writer, "_transaction", slow)
-    await writer.write([entry()])
+    monkeypatch.setattr(sqlite_log_writer, "_transaction", slow)
+    await sqlite_log_writer.write([entry()])
     assert seen == [os.SCHED_IDLE, os.SCHED_OTHER]
-    assert _policy_of_the_writer_thread(writer) == os.SCHED_IDLE  # the next write starts idle again
+    assert _policy_of_the_writer_thread(sqlite_log_writer) == os.SCHED_IDLE  # the next write starts idle again
 
 
-async def test_where_the_idle_class_cannot_be_left_the_thread_keeps_the_normal_one(writer, monkeypatch):
+async def test_where_the_idle_class_cannot_be_left_the_thread_keeps_the_normal_one(sqlite_log_writer, monkeypatch):
     real = os.sched_setscheduler
 
     def no_way_back(tid, policy, param):  # an unprivileged process: RLIMIT_NICE 0, no CAP_SYS_NICE
@@ -70,9 +58,9 @@ async def test_where_the_idle_class_cannot_be_left_the_thread_keeps_the_normal_o
         real(tid, policy, param)
 
     monkeypatch.setattr(os, "sched_setscheduler", no_way_back)
-    await writer.write([entry()])
-    assert _policy_of_the_writer_thread(writer) == os.SCHED_OTHER
-    assert not writer.priority.idle
+    await sqlite_log_writer.write([entry()])
+    assert _policy_of_the_writer_thread(sqlite_log_writer) == os.SCHED_OTHER
+    assert not sqlite_log_writer.priority.idle
     assert [t.name for t in threading.enumerate() if "priority-probe" in t.name] == []
 
 

@@ -14,10 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from sluicegate.store.engine import create_engine
-from sluicegate.telemetry import sqlite_writer
-from sluicegate.telemetry.service import store_writer
-
 from .helpers import entry
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "O_NONBLOCK") or os.uname().sysname != "Linux",
@@ -66,23 +62,13 @@ def sqlite_temp_directory(tmp_path):
     setter.close()
 
 
-@pytest.fixture
-async def writer(sqlite_settings):
-    engine = create_engine(sqlite_settings)
-    writer = store_writer(engine)
-    assert isinstance(writer, sqlite_writer.SqliteWriter)
-    yield writer
-    await writer.close()
-    await engine.dispose()
-
-
 def _batch(rows: int):
     return [entry(request_body=BODY, response_body=BODY) for _ in range(rows)]
 
 
-async def test_a_commit_of_a_full_batch_makes_no_temporary_file(writer, sqlite_temp_directory):
+async def test_a_commit_of_a_full_batch_makes_no_temporary_file(sqlite_log_writer, sqlite_temp_directory):
     for _ in range(3):
-        await writer.write(_batch(200))
+        await sqlite_log_writer.write(_batch(200))
     assert sqlite_temp_directory.names() == []
 
 
