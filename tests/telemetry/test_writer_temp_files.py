@@ -1,8 +1,8 @@
 """The SQLite log writer keeps SQLite's temporary data in memory: a batch's multi-row INSERT needs a statement
 journal, which SQLite otherwise spills to a file in the system's temporary directory once it passes 64 KiB
-(created, written, unlinked at every commit of a few dozen rows). Kept in memory, a commit makes no file
-outside the data directory: less work for the writer's thread, and nothing to fail where the root filesystem
-is read-only and only the data directory can be written."""
+(created, written, unlinked at most commits of a few dozen rows). Kept in memory, a commit makes no file
+outside the data directory: less work for the writer's thread, and nothing that needs the system's temporary
+directory to be writable."""
 
 from __future__ import annotations
 
