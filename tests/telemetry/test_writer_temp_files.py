@@ -10,14 +10,14 @@ import ctypes
 import os
 import random
 import sqlite3
+import sys
 from pathlib import Path
 
 import pytest
 
 from .helpers import entry
 
-pytestmark = pytest.mark.skipif(not hasattr(os, "O_NONBLOCK") or os.uname().sysname != "Linux",
-                                reason="inotify")
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="inotify")
 
 IN_CREATE = 0x100
 BODY = "x" * 2_000  # a few KB a row, as a logged chat request and answer
@@ -73,7 +73,7 @@ async def test_a_commit_of_a_full_batch_makes_no_temporary_file(sqlite_log_write
 
 
 async def test_the_directory_watch_sees_sqlite_s_spilled_statement_journal(tmp_path, sqlite_temp_directory):
-    """The check above can fail: the same rows through a connection with SQLite's default settings spill."""
+    """The check above can fail: rows of that size through a connection with SQLite's defaults spill."""
     conn = sqlite3.connect(tmp_path / "plain.db", isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("CREATE TABLE t (id TEXT PRIMARY KEY, key TEXT NOT NULL, body TEXT, n INTEGER)")
