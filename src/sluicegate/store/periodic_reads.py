@@ -16,13 +16,12 @@ import sqlite3
 from pathlib import Path
 from typing import Protocol
 
-from sqlalchemy import select, text
+from sqlalchemy import text
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .engine import FileWatch, no_create_uri, sqlite_file
-from .state import read_versions
-from .tables import catalog_state
+from .state import VERSIONS_QUERY, read_versions, versions_by_id
 
 
 class PeriodicReads(Protocol):
@@ -53,7 +52,7 @@ class EngineReads:
         pass  # the engine is disposed by its owner
 
 
-VERSIONS_SQL = str(select(catalog_state.c.id, catalog_state.c.version).compile(dialect=sqlite.dialect()))
+VERSIONS_SQL = str(VERSIONS_QUERY.compile(dialect=sqlite.dialect()))
 
 
 class SqliteFileReads:
@@ -74,8 +73,7 @@ class SqliteFileReads:
 
     def _read(self) -> dict[int, int]:
         self._watch.check()  # an unlinked file still reads fine through an open connection
-        rows = self._connection().execute(VERSIONS_SQL).fetchall()
-        return {int(state_id): int(version) for state_id, version in rows}
+        return versions_by_id(self._connection().execute(VERSIONS_SQL))
 
     async def versions(self) -> dict[int, int]:
         return self._read()

@@ -8,6 +8,9 @@ transaction: PostgreSQL delivers it at commit (never for a rolled-back write), t
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -30,10 +33,18 @@ async def read_version(conn: AsyncConnection, state_id: int) -> int:
     return int(version or 0)
 
 
-async def read_versions(conn: AsyncConnection) -> dict[int, int]:
-    """Every snapshot's version at once (one query): what the reload loop compares (store/polling.py)."""
-    rows = await conn.execute(select(catalog_state.c.id, catalog_state.c.version))
+# Every snapshot's version at once (one query): what the reload loop compares (store/polling.py). Also run,
+# compiled to SQL text, by the SQLite reads outside SQLAlchemy (periodic_reads.py).
+VERSIONS_QUERY = select(catalog_state.c.id, catalog_state.c.version)
+
+
+def versions_by_id(rows: Iterable[Any]) -> dict[int, int]:
+    """``VERSIONS_QUERY``'s rows as {state id: version}."""
     return {int(state_id): int(version) for state_id, version in rows}
+
+
+async def read_versions(conn: AsyncConnection) -> dict[int, int]:
+    return versions_by_id(await conn.execute(VERSIONS_QUERY))
 
 
 async def bump_catalog_version(conn: AsyncConnection) -> None:
