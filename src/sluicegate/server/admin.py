@@ -93,8 +93,9 @@ def _errors_middleware(log: logging.Logger) -> Any:
             if exc.status < 400:
                 raise
             return _json({"status": "failure", "message": exc.reason}, exc.status)
-        except VaultError as exc:  # an operator problem (key file), never a secret in the message: like an
-            log.error("admin %s %s: %s", request.method, request.path, exc)  # outage, 503 until it is fixed
+        except VaultError as exc:
+            # An operator problem (the key file), never a secret in the message: like an outage, 503 until fixed.
+            log.error("admin %s %s: %s", request.method, request.path, exc)
             return _json({"status": "failure", "message": f"vault: {exc}"}, 503)
         except Exception as exc:
             outage = store_outage(exc)
