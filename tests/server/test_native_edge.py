@@ -606,6 +606,24 @@ async def test_a_stream_is_relayed_chunk_by_chunk_on_the_connection_and_the_next
     assert not aiohttp_side and not transport.closed
 
 
+async def test_a_streams_last_event_and_the_end_of_its_chunks_go_out_in_one_write():
+    async def route(request) -> web.StreamResponse:  # type: ignore[no-untyped-def]
+        response = request.stream_response(200, CIMultiDict())
+        await response.prepare(request)
+        await response.write(b"data: 0\n\n")
+        await response.write_eof(b"data: [DONE]\n\n")  # as the relay ends a clean stream
+        await response.write_eof()  # once is enough
+        return response
+
+    _, connection, transport, _ = _connection(route)
+    connection.data_received(_post(body=b'{"stream":true}'))
+    await _settle()
+    assert len(transport.sends) == 2  # the head with the first chunk, then the last with the end
+    assert transport.sends[1] == b"e\r\ndata: [DONE]\n\n\r\n0\r\n\r\n"
+    assert _chunks(transport.written)[1:] == ([b"data: 0\n\n", b"data: [DONE]\n\n"], b"")
+    assert not transport.closed
+
+
 async def test_a_stream_waits_while_the_client_does_not_read():
     streamed = Streamed()
     _, connection, transport, _ = _connection(streamed.route)

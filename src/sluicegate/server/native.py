@@ -18,11 +18,11 @@ close`` when the connection ends); a kept-alive connection's answer goes out wit
 loop's turn (write_batch.py), and everything this module writes or closes directly flushes that batch first,
 so that answers keep their order and none is dropped. A stream's answer (server/streaming.py's relay) is a
 ``NativeStreamResponse``: its head as aiohttp's ``prepare`` writes a stream's (``Transfer-Encoding:
-chunked`` in place of the length), sent with the first chunk, then each chunk framed as it comes, waiting
-while the client does not read. The first request that is anything else (a malformed head too) hands the
-connection to aiohttp's own protocol with every byte not yet served, for the rest of the connection's life:
-what aiohttp decides about it, it decides exactly as before. The hand-over happens only between requests,
-so answers keep their order.
+chunked`` in place of the length), sent with the first chunk, then each chunk framed as it comes (the last
+with the end of the chunks, in one write), waiting while the client does not read. The first request that is
+anything else (a malformed head too) hands the connection to aiohttp's own protocol with every byte not yet
+served, for the rest of the connection's life: what aiohttp decides about it, it decides exactly as before.
+The hand-over happens only between requests, so answers keep their order.
 
 Also as on aiohttp's path: header text is decoded and written as aiohttp does it; a request whose body is on
 its way runs from its head on (no head timer) and gets ``body_timeout_s`` for the body; requests of one
@@ -200,11 +200,11 @@ class NativeStreamResponse(web.StreamResponse):
             await self._send(b"".join((b"%x\r\n" % len(data), data, b"\r\n")))
 
     async def write_eof(self, data: bytes = b"") -> None:
+        """The last chunk, if any, and the end of the chunks, in one write."""
         if self.ended:
             return
-        await self.write(data)
         self.ended = True
-        await self._send(b"0\r\n\r\n")
+        await self._send(b"%x\r\n%s\r\n0\r\n\r\n" % (len(data), data) if data else b"0\r\n\r\n")
 
     async def _send(self, framed: bytes) -> None:
         head, self._head = self._head, None

@@ -5,8 +5,9 @@ The chunks go through the stream's decoder (the provider's, the same one that ju
 rewritten into the client's events. A stream that breaks after it started is closed with the decoder's error
 event, never a silent clean end; a client that goes away cancels the handler (or fails the write), which
 closes the upstream connection so the upstream stops generating; so does a client that stops reading, once
-the send bound passes (connections.py: a write that waits on it does not wait for ever). On the native edge
-(native.py) the answer is its ``NativeStreamResponse``, written as aiohttp's would be.
+the send bound passes (connections.py: a write that waits on it does not wait for ever). A clean stream's
+answer ends with its last event, whenever the upstream ends its body. On the native edge (native.py) the
+answer is its ``NativeStreamResponse``, written as aiohttp's would be.
 """
 
 from __future__ import annotations
@@ -50,10 +51,11 @@ async def relay_stream(
         end = None
         if ends_stream(outcome.body):  # a short stream, whole in its held-back start
             end = (_sealed_at_end(stream.decoder, tap, before_end),)
-        await response.write(outcome.body)
+        await _write(response, outcome.body, end)
         failure = await _pump(stream.body, stream.decoder, response, tap, before_end, end)
     except asyncio.CancelledError as cancelled:
-        if cut_by_shutdown(cancelled) and response.prepared:  # not a silent clean end: the SDK raises
+        # Not a silent clean end: the SDK raises. (A stream whose clean end is out refuses the write.)
+        if cut_by_shutdown(cancelled) and response.prepared:
             await _last_words(response, stream.decoder.error_event(SHUTDOWN_CUT, "gateway_shutdown"))
         raise
     finally:
@@ -102,8 +104,19 @@ async def _pump(
                 tap.feed(out)
             if ends_stream(out):
                 end = (_sealed_at_end(decoder, tap, before_end),)
-            await response.write(out)  # a client that left raises here and ends the relay
+            await _write(response, out, end)  # a client that left raises here and ends the relay
     return end[0] if end is not None else decoder.end_failure()
+
+
+async def _write(response: web.StreamResponse, data: bytes, end: tuple[str | None] | None) -> None:
+    """Relay ``data``; when it holds the stream's clean end, the answer's own end goes out with it, in one
+    write: the client has its whole answer at once, not when the upstream gets round to ending its body
+    (what the upstream sends after is read and dropped). An end judged a failure is not the answer's end:
+    the relay writes the error event after it."""
+    if end is not None and end[0] is None:
+        await response.write_eof(data)
+    else:
+        await response.write(data)
 
 
 def _sealed_at_end(decoder: StreamDecoder, tap: StreamTap | None, before_end: Callable[[], None]) -> str | None:
