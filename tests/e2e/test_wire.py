@@ -174,6 +174,19 @@ def test_request_timeout_gives_408(gateway, upstream):
         "message": "Request exceeded the timeout sent in the request: 300ms",
         "type": "timeout_error", "param": None, "code": None,
     }
+    assert response.headers["x-should-retry"] == "false"
+
+
+def test_a_request_whose_own_timeout_fired_is_not_retried_by_the_sdk(gateway, upstream):
+    """The openai SDK retries a 408 twice by default: each retry would wait out the request's timeout again,
+    past the deadline the client set."""
+    upstream.push(Reply(delay=2.0), Reply(delay=2.0), Reply(delay=2.0))
+    client = openai.OpenAI(base_url=gateway.v1, api_key="sk-x", timeout=30,
+                           default_headers=direct(upstream, **{"x-portkey-request-timeout": "300"}))
+    with pytest.raises(openai.APIStatusError) as failed:
+        client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
+    assert failed.value.status_code == 408
+    assert len(upstream.received) == 1
 
 
 def _slow_then_fast(gateway, upstream, config: dict) -> tuple[httpx.Response, int]:

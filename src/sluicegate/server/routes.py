@@ -210,9 +210,10 @@ def response_headers(state: RequestState, outcome: Outcome) -> CIMultiDict[str]:
         headers["x-portkey-provider"] = outcome.provider
     if outcome.gateway_exception:
         headers["x-portkey-gateway-exception"] = "true"
-    if not outcome.ok and (attempts > 1 or outcome.retries == -1):
+    if not outcome.ok and (attempts > 1 or outcome.retries == -1 or outcome.deadline_expired):
         # The gateway already retried or fell back, or its retry policy gave up on this failure (a Retry-After
-        # past its budget): the SDK's own automatic retry would only repeat it, or defy the upstream's wait.
+        # past its budget), or the request's own timeout fired: the SDK's own automatic retry would only
+        # repeat it, defy the upstream's wait, or take as long again past the deadline the client set.
         headers["x-should-retry"] = "false"
     return headers
 
