@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import threading
 from collections.abc import Iterator
 
 import httpx
@@ -19,7 +18,7 @@ import orjson
 import pytest
 
 from tests.gateway import GatewayProcess
-from tests.upstream.raw import Upstream, answering
+from tests.upstream.raw import Upstream, answering, in_a_thread
 
 ANSWER = orjson.dumps({"id": "c1", "object": "chat.completion", "created": 1, "model": "m", "choices": [
     {"index": 0, "message": {"role": "assistant", "content": "decoded"}, "finish_reason": "stop"}]})
@@ -49,20 +48,13 @@ ANSWERS = {
 @pytest.fixture(scope="module")
 def upstream() -> Iterator[Upstream]:
     """One raw upstream on loopback, in a thread of its own; the path picks the answer."""
-    loop = asyncio.new_event_loop()
 
     async def answer(head: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         path = head.split(b" ", 2)[1].decode()
         await answering(ANSWERS[path])(head, reader, writer)
 
-    server = Upstream(answer)
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    asyncio.run_coroutine_threadsafe(server.start(), loop).result(10)
-    yield server
-    asyncio.run_coroutine_threadsafe(server.stop(), loop).result(10)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(10)
+    with in_a_thread(answer) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ Network hygiene: the raw upstream and the gateways bind 127.0.0.1; the clients t
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import Iterator
 
@@ -22,7 +21,7 @@ import httpx
 import pytest
 
 from tests.gateway import GatewayProcess
-from tests.upstream.raw import Upstream
+from tests.upstream.raw import Upstream, in_a_thread
 
 LINGER_S = 3.0  # how long the upstream holds its body's end after the stream's last event
 SOON_S = 1.5  # a client that has its whole answer within this did not wait for the upstream's end
@@ -53,7 +52,6 @@ def _chunk(data: bytes) -> bytes:
 def upstream() -> Iterator[Upstream]:
     """Streams each event as a chunk, then holds the body's end (and, for ``/comment``, a comment after the
     last event) for LINGER_S; in a thread of its own, so the gateway's answer is timed apart from it."""
-    loop = asyncio.new_event_loop()
 
     async def answer(head: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         path = head.split(b" ", 2)[1]
@@ -64,23 +62,8 @@ def upstream() -> Iterator[Upstream]:
         writer.write((_chunk(b": after the end\n\n") if b"/comment/" in path else b"") + b"0\r\n\r\n")
         await writer.drain()
 
-    server = Upstream(answer)
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    asyncio.run_coroutine_threadsafe(server.start(), loop).result(10)
-    yield server
-
-    async def stop() -> None:  # with the answers still holding their ends: ended here, not left to the loop's close
-        await server.stop()
-        holding = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
-        for task in holding:
-            task.cancel()
-        await asyncio.gather(*holding, return_exceptions=True)
-
-    asyncio.run_coroutine_threadsafe(stop(), loop).result(10)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(10)
-    loop.close()
+    with in_a_thread(answer) as server:  # answers still holding their ends are cancelled at its end
+        yield server
 
 
 @pytest.fixture(scope="module", params=["native edge", "aiohttp's edge"])

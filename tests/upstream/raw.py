@@ -4,9 +4,11 @@ test sees the exact wire a transport wrote."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
+import threading
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import brotli
@@ -47,6 +49,31 @@ class Upstream:
     async def stop(self) -> None:
         assert self.server is not None
         self.server.close()
+
+
+@contextlib.contextmanager
+def in_a_thread(answer: Answer) -> Iterator[Upstream]:
+    """An ``Upstream`` on an event loop of its own thread, for a client that blocks (an SDK, a gateway process's
+    test). At the end, answers still running (one holding its end back) are cancelled before the loop closes."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    server = Upstream(answer)
+    asyncio.run_coroutine_threadsafe(server.start(), loop).result(10)
+    try:
+        yield server
+    finally:
+        async def stop() -> None:
+            await server.stop()
+            running = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+
+        asyncio.run_coroutine_threadsafe(stop(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
 
 
 def header(head: bytes, name: bytes) -> bytes | None:
