@@ -8,7 +8,6 @@ The client speaks this spec too, so its translation is the identity (``Passthrou
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -34,7 +33,7 @@ _CLOSED_EARLY = "upstream closed the stream before it finished"
 _SENT_AN_ERROR = "upstream sent an error event"
 # What may begin an error event (an "error" event name, an "error" key in an event's JSON): the relayed bytes
 # are parsed only around it. In a JSON string a quote is escaped, so content text saying "error": does not match.
-_ERROR_MARK = re.compile(rb'(?:^|[\r\n])event: ?error[\r\n]|"error"\s*:')
+_ERROR_MARK = sse.Mark(rb'(?:^|[\r\n])event: ?error[\r\n]|"error"\s*:', b"error")
 _MARK_SPAN = 16  # a mark split across two reads is seen in this many bytes either side of the split
 
 
@@ -118,7 +117,7 @@ class PassthroughStream:
 
     def head(self) -> bytes:
         held = self._held
-        if (b"[DONE]" in held or _ERROR_MARK.search(held, self._scanned)  # in the events after the first content
+        if (b"[DONE]" in held or _ERROR_MARK.found(held, self._scanned)  # in the events after the first content
                 or not held.endswith(sse.EVENT_ENDS)):
             return self._judged(b"", held)
         self._tail = held[-_TAIL:]
@@ -131,7 +130,7 @@ class PassthroughStream:
             chunk, self._pending = self._pending + chunk, b""
         else:
             seam = self._tail[-_MARK_SPAN:] + chunk[:_MARK_SPAN]  # a mark split across two reads
-            if not (b"[DONE]" in chunk or b"[DONE]" in seam or _ERROR_MARK.search(chunk) or _ERROR_MARK.search(seam)
+            if not (b"[DONE]" in chunk or b"[DONE]" in seam or _ERROR_MARK.found(chunk) or _ERROR_MARK.found(seam)
                     or not chunk.endswith(sse.EVENT_ENDS)):
                 self._tail = chunk[-_TAIL:] if len(chunk) >= _TAIL else (self._tail + chunk)[-_TAIL:]
                 return chunk  # most reads: whole events, a few scans in C
@@ -150,7 +149,7 @@ class PassthroughStream:
             chunk, window = chunk[:max(end - len(relayed), 0)], window[:end]
         elif keep := sse.held_back(chunk, window, sse.ends_with_done):
             self._pending, chunk, window = chunk[-keep:], chunk[:-keep], window[:-keep]
-        if _ERROR_MARK.search(window) and self._holds_error(window):
+        if _ERROR_MARK.found(window) and self._holds_error(window):
             self._error = True
             if self._scrub is not None and chunk:
                 chunk = self._scrub(chunk)

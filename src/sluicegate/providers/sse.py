@@ -39,6 +39,23 @@ class EventTooLarge(ValueError):
         self.limit = limit
 
 
+class Mark:
+    """A pattern whose every match holds ``literal``, searched only where that literal occurs. Python's regular
+    expressions find a pattern that begins with a literal by scanning for it in C, but try an alternation such
+    as ``(?:^|[\r\n])event…|"error"…`` at every byte: ~7 µs for a 200-byte chat chunk, where ``in`` takes
+    ~0.3 µs, and a relay asks this of every chunk."""
+
+    __slots__ = ("_literal", "_pattern")
+
+    def __init__(self, pattern: bytes, literal: bytes) -> None:
+        self._pattern = re.compile(pattern)
+        self._literal = literal
+
+    def found(self, data: bytes, start: int = 0) -> bool:
+        """Does ``data`` hold a match at or after ``start``?"""
+        return self._literal in data and self._pattern.search(data, start) is not None
+
+
 def _event_ends(buffer: bytes) -> Iterator[tuple[int, int]]:
     """(start, end) of every event end in ``buffer``, in order."""
     if b"\r" not in buffer:  # the usual line ends: found in C, where the regex costs ~10 ns a byte

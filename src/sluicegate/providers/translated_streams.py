@@ -17,7 +17,6 @@ the error event, and the upstream connection is closed, ``attach``).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -34,7 +33,7 @@ from .translate.stream_messages_to_chat import MessagesToChatStream
 _CLOSED_EARLY = "upstream closed the stream before it finished"
 # An event's name line, or its JSON type outside any string (a JSON string escapes its quotes and newlines,
 # so text that merely mentions "event: error" matches neither). Lines may end in CRLF, LF or CR.
-_ERROR_EVENT = re.compile(rb'(?:^|[\r\n])event: ?error[\r\n]|"type"\s*:\s*"error"')
+_ERROR_EVENT = sse.Mark(rb'(?:^|[\r\n])event: ?error[\r\n]|"type"\s*:\s*"error"', b"error")
 _TAIL = 512  # enough bytes to see the last event (message_stop, with a provider's metrics) of what was relayed
 
 
@@ -321,7 +320,7 @@ class AnthropicRelay:
             chunk, window = chunk[:max(end - len(relayed), 0)], window[:end]
         if end is None and (keep := sse.held_back(chunk, window, ends_with_message_stop)):
             self._pending, chunk, window = chunk[-keep:], chunk[:-keep], window[:-keep]
-        if _ERROR_EVENT.search(window):
+        if _ERROR_EVENT.found(window):
             self._error_seen = True
             if self._scrub is not None and chunk:
                 chunk = self._scrub(chunk)
