@@ -197,19 +197,27 @@ class NativeStreamResponse(web.StreamResponse):
         if self.ended:
             raise RuntimeError("Cannot call write() after write_eof()")
         if data:  # a chunk of no bytes would end the stream
-            await self._send(b"".join((b"%x\r\n" % len(data), data, b"\r\n")))
+            await self._send(_chunk(data))
 
     async def write_eof(self, data: bytes = b"") -> None:
         """The last chunk, if any, and the end of the chunks, in one write."""
         if self.ended:
             return
         self.ended = True
-        await self._send(b"%x\r\n%s\r\n0\r\n\r\n" % (len(data), data) if data else b"0\r\n\r\n")
+        await self._send(_chunk(data) + _LAST_CHUNK if data else _LAST_CHUNK)
 
     async def _send(self, framed: bytes) -> None:
         head, self._head = self._head, None
         self.sent = True
         await self._connection.send_streamed(framed if head is None else head + framed)
+
+
+_LAST_CHUNK = b"0\r\n\r\n"  # the end of a chunked body (no trailers)
+
+
+def _chunk(data: bytes | bytearray | memoryview) -> bytes:
+    """``data`` framed as one chunk of a chunked body."""
+    return b"".join((b"%x\r\n" % len(data), data, b"\r\n"))
 
 
 NATIVE = web.AppKey("native", NativeServer)  # absent when the access log is on
